@@ -1,0 +1,4 @@
+//! bpf-builder: build BPF objects in memory, load them and test-run them.
+
+pub mod insn;
+pub mod sys;

@@ -1,0 +1,2 @@
+//! The only place with `unsafe`: system calls (`bpf(2)`, sockets, netns)
+//! and the owned file descriptors they return.

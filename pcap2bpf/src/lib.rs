@@ -1,0 +1,1 @@
+//! pcap2bpf: tcpdump filter expressions to eBPF (work in progress).

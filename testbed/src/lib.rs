@@ -1,0 +1,1 @@
+//! Network-namespace test harness (work in progress).
