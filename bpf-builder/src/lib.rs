@@ -1,4 +1,10 @@
 //! bpf-builder: build BPF objects in memory, load them and test-run them.
 
+pub mod asm;
+pub mod helpers;
 pub mod insn;
+pub mod layout;
+pub mod map;
+pub mod object;
+pub mod reloc;
 pub mod sys;

@@ -1,0 +1,827 @@
+//! The assembler: emit instructions with [`Label`]s, symbolic references to
+//! maps and functions, and source annotations; [`Asm::finish`] resolves
+//! jumps into a [`Code`] block.
+//!
+//! Jumps are emitted short (16-bit offset). When a target ends up out of
+//! range, `finish` relaxes the jump: `goto` becomes `gotol` (32-bit offset,
+//! ISA v4) and a conditional jump becomes the inverted condition skipping a
+//! `gotol`. With relaxation turned off ([`Asm::set_long_jumps`]), an
+//! out-of-range jump is an error. Offsets never wrap silently.
+
+use std::fmt;
+use std::sync::Arc;
+
+use cranelift_entity::{PrimaryMap, entity_impl};
+
+use crate::helpers::Helper;
+use crate::insn::{AluOp, AtomicOp, Endian, Insn, JmpOp, Operand, Reg, Size};
+use crate::object::{FuncId, MapId};
+use crate::reloc::Reloc;
+
+/// A position in the code that jumps, calls and function pointers can
+/// refer to before it is bound.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(u32);
+entity_impl!(Label, "label");
+
+/// Where an instruction came from: shown by the disassembler and in
+/// verifier errors, and (with BTF) as line info.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Annotation {
+    /// The source text: a filter expression, a rule, a line of a file.
+    pub text: Arc<str>,
+    /// The file or origin name, if any.
+    pub file: Option<Arc<str>>,
+    /// 1-based line number (0 if not applicable).
+    pub line: u32,
+    /// 1-based column of the construct in `text` (0 if not applicable).
+    pub column: u32,
+}
+
+impl Annotation {
+    /// An annotation that is just text.
+    pub fn new(text: impl Into<Arc<str>>) -> Annotation {
+        Annotation {
+            text: text.into(),
+            file: None,
+            line: 0,
+            column: 0,
+        }
+    }
+
+    /// An annotation pointing at `line:column` of `file`, whose source line is `text`.
+    pub fn at(
+        file: impl Into<Arc<str>>,
+        line: u32,
+        column: u32,
+        text: impl Into<Arc<str>>,
+    ) -> Annotation {
+        Annotation {
+            text: text.into(),
+            file: Some(file.into()),
+            line,
+            column,
+        }
+    }
+}
+
+impl fmt::Display for Annotation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}:{}:{}: ", self.line, self.column)?;
+        } else if self.line > 0 {
+            write!(f, "{}:{}: ", self.line, self.column)?;
+        }
+        f.write_str(&self.text)
+    }
+}
+
+/// Errors found when resolving labels.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AsmError {
+    /// A jump or call names a label that was never bound.
+    #[error("instruction {insn} refers to {label}, which is never bound")]
+    UnboundLabel {
+        /// The label's name.
+        label: String,
+        /// Index of the referring instruction (before relaxation).
+        insn: usize,
+    },
+    /// A label was bound twice.
+    #[error("{label} is bound twice")]
+    Rebound {
+        /// The label's name.
+        label: String,
+    },
+    /// A label is bound after the last instruction, so nothing can run there.
+    #[error("{label} is bound after the last instruction")]
+    LabelAtEnd {
+        /// The label's name.
+        label: String,
+    },
+    /// A jump does not fit its offset field and cannot be relaxed.
+    #[error("jump at instruction {insn} to {label} needs offset {offset}, outside {min}..={max}")]
+    JumpOutOfRange {
+        /// Index of the jump (after relaxation of other jumps).
+        insn: usize,
+        /// The target label's name.
+        label: String,
+        /// The offset that would be needed.
+        offset: i64,
+        /// Smallest encodable offset.
+        min: i64,
+        /// Largest encodable offset.
+        max: i64,
+    },
+    /// The code is longer than the 32-bit offsets of `gotol` and calls reach.
+    #[error("code of {0} instructions is too long")]
+    TooLong(usize),
+}
+
+/// What an emitted instruction still needs resolved.
+#[derive(Clone, Copy, Debug)]
+enum Fixup {
+    None,
+    /// Conditional jump or `goto` to a label (16-bit offset, relaxable).
+    Jump(Label),
+    /// `may_goto` to a label (16-bit offset, not relaxable).
+    MayGoto(Label),
+    /// bpf-to-bpf call, or `ld_imm64` function pointer, to a label (32-bit).
+    Imm32(Label),
+}
+
+#[derive(Clone, Debug)]
+struct Item {
+    insn: Insn,
+    /// Second slot of a 16-byte load.
+    hi: Option<Insn>,
+    fixup: Fixup,
+    reloc: Option<Reloc>,
+    source: Option<u32>,
+}
+
+/// A finished block of instructions: jumps resolved, references to maps and
+/// functions still symbolic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Code {
+    /// The instructions (16-byte loads take two slots).
+    pub insns: Vec<Insn>,
+    /// Symbolic references, by instruction index, in increasing order.
+    pub relocs: Vec<(usize, Reloc)>,
+    /// Source annotations: each applies from its index to the next entry's.
+    /// `None` ends an annotated run.
+    pub sources: Vec<(usize, Option<Annotation>)>,
+    /// Names of labels, by the instruction index they are bound to.
+    pub labels: Vec<(usize, Arc<str>)>,
+}
+
+impl Code {
+    /// The annotation of instruction `pc`, if any.
+    pub fn source_at(&self, pc: usize) -> Option<&Annotation> {
+        let i = self.sources.partition_point(|(at, _)| *at <= pc);
+        i.checked_sub(1).and_then(|i| self.sources[i].1.as_ref())
+    }
+
+    /// The symbolic reference at instruction `pc`, if any.
+    pub fn reloc_at(&self, pc: usize) -> Option<&Reloc> {
+        self.relocs
+            .binary_search_by_key(&pc, |(at, _)| *at)
+            .ok()
+            .map(|i| &self.relocs[i].1)
+    }
+
+    /// Number of instruction slots.
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// Whether there are no instructions.
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+}
+
+/// The assembler. Emit instructions in order, bind labels where they should
+/// point, then call [`finish`](Asm::finish).
+///
+/// ```
+/// use bpf_builder::asm::Asm;
+/// use bpf_builder::insn::{JmpOp, Reg::*};
+///
+/// let mut a = Asm::new();
+/// let done = a.new_label();
+/// a.mov64(R0, 0);
+/// a.jmp(JmpOp::Eq, R1, 0, done);
+/// a.mov64(R0, 1);
+/// a.bind(done);
+/// a.exit();
+/// let code = a.finish().unwrap();
+/// assert_eq!(code.insns[1].off, 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Asm {
+    items: Vec<Item>,
+    /// Where each label is bound: the index of the item that follows it.
+    labels: PrimaryMap<Label, Option<usize>>,
+    label_names: Vec<(Label, Arc<str>)>,
+    annotations: Vec<Annotation>,
+    current_source: Option<u32>,
+    long_jumps: bool,
+    errors: Vec<AsmError>,
+}
+
+impl Default for Asm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Asm {
+    /// An empty assembler with jump relaxation on.
+    pub fn new() -> Asm {
+        Asm {
+            items: Vec::new(),
+            labels: PrimaryMap::new(),
+            label_names: Vec::new(),
+            annotations: Vec::new(),
+            current_source: None,
+            long_jumps: true,
+            errors: Vec::new(),
+        }
+    }
+
+    /// An empty assembler with room for `n` instructions.
+    pub fn with_capacity(n: usize) -> Asm {
+        let mut a = Asm::new();
+        a.items.reserve(n);
+        a
+    }
+
+    /// Whether out-of-range jumps may be relaxed to `gotol` (ISA v4,
+    /// kernel 6.6). When off, they are an error.
+    pub fn set_long_jumps(&mut self, on: bool) {
+        self.long_jumps = on;
+    }
+
+    /// Number of instructions emitted so far (16-byte loads count once).
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing has been emitted.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    // ---- labels and annotations ----
+
+    /// A new unbound label.
+    pub fn new_label(&mut self) -> Label {
+        self.labels.push(None)
+    }
+
+    /// A new unbound label with a name shown by the disassembler.
+    pub fn named_label(&mut self, name: impl Into<Arc<str>>) -> Label {
+        let l = self.labels.push(None);
+        self.label_names.push((l, name.into()));
+        l
+    }
+
+    /// Binds `label` to the next instruction emitted.
+    pub fn bind(&mut self, label: Label) {
+        let slot = &mut self.labels[label];
+        if slot.is_some() {
+            let name = self.label_name(label);
+            self.errors.push(AsmError::Rebound { label: name });
+        } else {
+            *slot = Some(self.items.len());
+        }
+    }
+
+    /// Whether `label` has been bound.
+    pub fn is_bound(&self, label: Label) -> bool {
+        self.labels[label].is_some()
+    }
+
+    fn label_name(&self, label: Label) -> String {
+        self.label_names
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_else(|| label.to_string())
+    }
+
+    /// Annotates every following instruction with `source`, until changed.
+    pub fn set_source(&mut self, source: Annotation) {
+        if self.current_source.map(|i| &self.annotations[i as usize]) == Some(&source) {
+            return;
+        }
+        self.annotations.push(source);
+        self.current_source = Some(self.annotations.len() as u32 - 1);
+    }
+
+    /// Stops annotating the following instructions.
+    pub fn clear_source(&mut self) {
+        self.current_source = None;
+    }
+
+    // ---- raw emission ----
+
+    fn push(&mut self, insn: Insn, hi: Option<Insn>, fixup: Fixup, reloc: Option<Reloc>) {
+        self.items.push(Item {
+            insn,
+            hi,
+            fixup,
+            reloc,
+            source: self.current_source,
+        });
+    }
+
+    /// Emits one instruction as is.
+    pub fn emit(&mut self, insn: Insn) {
+        self.push(insn, None, Fixup::None, None);
+    }
+
+    /// Emits a 16-byte load as is.
+    pub fn emit_wide(&mut self, [lo, hi]: [Insn; 2]) {
+        self.push(lo, Some(hi), Fixup::None, None);
+    }
+
+    /// Emits a 16-byte load carrying a symbolic reference for the loader.
+    pub fn emit_reloc(&mut self, [lo, hi]: [Insn; 2], reloc: Reloc) {
+        self.push(lo, Some(hi), Fixup::None, Some(reloc));
+    }
+
+    // ---- arithmetic ----
+
+    /// `dst op= src`, 64-bit.
+    pub fn alu64(&mut self, op: AluOp, dst: Reg, src: impl Into<Operand>) {
+        self.emit(Insn::alu64(op, dst, src));
+    }
+
+    /// `w_dst op= src`, 32-bit.
+    pub fn alu32(&mut self, op: AluOp, dst: Reg, src: impl Into<Operand>) {
+        self.emit(Insn::alu32(op, dst, src));
+    }
+
+    /// `dst = src`, 64-bit.
+    pub fn mov64(&mut self, dst: Reg, src: impl Into<Operand>) {
+        self.emit(Insn::mov64(dst, src));
+    }
+
+    /// `w_dst = src`, 32-bit (zero-extends).
+    pub fn mov32(&mut self, dst: Reg, src: impl Into<Operand>) {
+        self.emit(Insn::mov32(dst, src));
+    }
+
+    /// `dst += src`, 64-bit.
+    pub fn add64(&mut self, dst: Reg, src: impl Into<Operand>) {
+        self.alu64(AluOp::Add, dst, src);
+    }
+
+    /// Byte order conversion of `dst` (`bits` = 16, 32 or 64).
+    pub fn endian(&mut self, kind: Endian, dst: Reg, bits: u8) {
+        self.emit(Insn::endian(kind, dst, bits));
+    }
+
+    /// `dst = imm` as a 16-byte load of a 64-bit constant.
+    pub fn ld_imm64(&mut self, dst: Reg, imm: u64) {
+        self.emit_wide(Insn::ld_imm64(dst, imm));
+    }
+
+    // ---- memory ----
+
+    /// `dst = *(size *)(src + off)`.
+    pub fn ldx(&mut self, size: Size, dst: Reg, src: Reg, off: i16) {
+        self.emit(Insn::ldx(size, dst, src, off));
+    }
+
+    /// `*(size *)(dst + off) = src`.
+    pub fn stx(&mut self, size: Size, dst: Reg, off: i16, src: Reg) {
+        self.emit(Insn::stx(size, dst, off, src));
+    }
+
+    /// `*(size *)(dst + off) = imm`.
+    pub fn st(&mut self, size: Size, dst: Reg, off: i16, imm: i32) {
+        self.emit(Insn::st(size, dst, off, imm));
+    }
+
+    /// Atomic `op` on `*(size *)(dst + off)` with `src`.
+    pub fn atomic(&mut self, op: AtomicOp, size: Size, dst: Reg, off: i16, src: Reg) {
+        self.emit(Insn::atomic(op, size, dst, off, src));
+    }
+
+    /// `dst = map` (the loader patches in the map's fd).
+    pub fn ld_map_fd(&mut self, dst: Reg, map: MapId) {
+        self.emit_reloc(Insn::ld_map_fd(dst, 0), Reloc::MapFd(map));
+    }
+
+    /// `dst = &value of map + offset` (array maps and global data).
+    pub fn ld_map_value(&mut self, dst: Reg, map: MapId, offset: u32) {
+        self.emit_reloc(
+            Insn::ld_map_value(dst, 0, 0),
+            Reloc::MapValue { map, offset },
+        );
+    }
+
+    // ---- control flow ----
+
+    /// `if dst op src goto label` (64-bit compare).
+    pub fn jmp(&mut self, op: JmpOp, dst: Reg, src: impl Into<Operand>, label: Label) {
+        self.push(Insn::jmp(op, dst, src, 0), None, Fixup::Jump(label), None);
+    }
+
+    /// `if w_dst op w_src goto label` (32-bit compare).
+    pub fn jmp32(&mut self, op: JmpOp, dst: Reg, src: impl Into<Operand>, label: Label) {
+        self.push(Insn::jmp32(op, dst, src, 0), None, Fixup::Jump(label), None);
+    }
+
+    /// `goto label`.
+    pub fn ja(&mut self, label: Label) {
+        self.push(Insn::ja(0), None, Fixup::Jump(label), None);
+    }
+
+    /// `may_goto label` (bounded loops, kernel 6.9).
+    pub fn may_goto(&mut self, label: Label) {
+        self.push(Insn::may_goto(0), None, Fixup::MayGoto(label), None);
+    }
+
+    /// Calls a kernel helper.
+    pub fn call(&mut self, helper: Helper) {
+        self.emit(Insn::call_helper(helper.id()));
+    }
+
+    /// Calls a kernel helper by number.
+    pub fn call_helper_id(&mut self, id: i32) {
+        self.emit(Insn::call_helper(id));
+    }
+
+    /// Calls a subprogram bound at `label` in this same code block.
+    pub fn call_label(&mut self, label: Label) {
+        self.push(Insn::call_rel(0), None, Fixup::Imm32(label), None);
+    }
+
+    /// Calls an object-level function (linked in by the loader).
+    pub fn call_func(&mut self, func: FuncId) {
+        self.push(
+            Insn::call_rel(0),
+            None,
+            Fixup::None,
+            Some(Reloc::Call(func)),
+        );
+    }
+
+    /// `dst = &function` for callbacks (`bpf_loop`, `bpf_for_each_map_elem`, ...).
+    pub fn ld_func(&mut self, dst: Reg, func: FuncId) {
+        self.emit_reloc(Insn::ld_func(dst, 0), Reloc::FuncPtr(func));
+    }
+
+    /// `dst = &subprogram at label` in this same code block.
+    pub fn ld_func_label(&mut self, dst: Reg, label: Label) {
+        let [lo, hi] = Insn::ld_func(dst, 0);
+        self.push(lo, Some(hi), Fixup::Imm32(label), None);
+    }
+
+    /// `exit`.
+    pub fn exit(&mut self) {
+        self.emit(Insn::exit());
+    }
+
+    // ---- resolution ----
+
+    /// Resolves labels and relaxes out-of-range jumps.
+    pub fn finish(self) -> Result<Code, AsmError> {
+        if let Some(e) = self.errors.first() {
+            return Err(e.clone());
+        }
+        let target = |label: Label, insn: usize| -> Result<usize, AsmError> {
+            match self.labels[label] {
+                Some(t) if t < self.items.len() => Ok(t),
+                Some(_) => Err(AsmError::LabelAtEnd {
+                    label: self.label_name(label),
+                }),
+                None => Err(AsmError::UnboundLabel {
+                    label: self.label_name(label),
+                    insn,
+                }),
+            }
+        };
+        // Check every reference first, so errors name the label, not an offset.
+        for (i, item) in self.items.iter().enumerate() {
+            if let Fixup::Jump(l) | Fixup::MayGoto(l) | Fixup::Imm32(l) = item.fixup {
+                target(l, i)?;
+            }
+        }
+
+        // Relaxation: grow jumps until every offset fits. Jumps only grow,
+        // so this reaches a fixed point.
+        let mut long = vec![false; self.items.len()];
+        let mut pcs = vec![0usize; self.items.len() + 1];
+        loop {
+            for (i, item) in self.items.iter().enumerate() {
+                pcs[i + 1] = pcs[i] + slots(item, long[i]);
+            }
+            if pcs[self.items.len()] > i32::MAX as usize {
+                return Err(AsmError::TooLong(pcs[self.items.len()]));
+            }
+            let mut changed = false;
+            for (i, item) in self.items.iter().enumerate() {
+                if let Fixup::Jump(l) = item.fixup
+                    && !long[i]
+                {
+                    let off = pcs[target(l, i)?] as i64 - (pcs[i] as i64 + 1);
+                    if i16::try_from(off).is_err() {
+                        if !self.long_jumps {
+                            return Err(AsmError::JumpOutOfRange {
+                                insn: pcs[i],
+                                label: self.label_name(l),
+                                offset: off,
+                                min: i16::MIN as i64,
+                                max: i16::MAX as i64,
+                            });
+                        }
+                        long[i] = true;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+
+        let total = pcs[self.items.len()];
+        let mut code = Code {
+            insns: Vec::with_capacity(total),
+            ..Code::default()
+        };
+        let mut last_source = None;
+        for (i, item) in self.items.iter().enumerate() {
+            let pc = pcs[i];
+            if item.source != last_source {
+                code.sources.push((
+                    pc,
+                    item.source.map(|s| self.annotations[s as usize].clone()),
+                ));
+                last_source = item.source;
+            }
+            if let Some(r) = item.reloc {
+                code.relocs.push((pc, r));
+            }
+            let mut insn = item.insn;
+            match item.fixup {
+                Fixup::None => code.insns.push(insn),
+                Fixup::Imm32(l) => {
+                    insn.imm = (pcs[target(l, i)?] as i64 - (pc as i64 + 1)) as i32;
+                    code.insns.push(insn);
+                }
+                Fixup::MayGoto(l) => {
+                    let off = pcs[target(l, i)?] as i64 - (pc as i64 + 1);
+                    insn.off = i16::try_from(off).map_err(|_| AsmError::JumpOutOfRange {
+                        insn: pc,
+                        label: self.label_name(l),
+                        offset: off,
+                        min: i16::MIN as i64,
+                        max: i16::MAX as i64,
+                    })?;
+                    code.insns.push(insn);
+                }
+                Fixup::Jump(l) => {
+                    let dest = pcs[target(l, i)?] as i64;
+                    if !long[i] {
+                        insn.off = (dest - (pc as i64 + 1)) as i16;
+                        code.insns.push(insn);
+                    } else {
+                        push_long_jump(&mut code.insns, insn, dest, pc as i64);
+                    }
+                }
+            }
+            if let Some(hi) = item.hi {
+                code.insns.push(hi);
+            }
+        }
+        debug_assert_eq!(code.insns.len(), total);
+        // Label names for the disassembler, at their resolved positions.
+        for (l, name) in &self.label_names {
+            if let Some(Some(at)) = self.labels.get(*l) {
+                code.labels.push((pcs[*at], name.clone()));
+            }
+        }
+        code.labels.sort_by_key(|(pc, _)| *pc);
+        Ok(code)
+    }
+}
+
+/// Instruction slots an item takes, short or relaxed.
+fn slots(item: &Item, long: bool) -> usize {
+    let base = 1 + item.hi.is_some() as usize;
+    if !long {
+        return base;
+    }
+    // A relaxed jump: `goto` becomes `gotol`; a condition becomes
+    // `if !cond goto +1; gotol`; `jset` (no inverse) becomes
+    // `if set goto +1; goto +1; gotol`.
+    if item.insn.code & 0xf0 == 0 {
+        1
+    } else if JmpOp::decode(item.insn.code & 0xf0)
+        .and_then(JmpOp::invert)
+        .is_some()
+    {
+        2
+    } else {
+        3
+    }
+}
+
+/// Emits the relaxed form of jump `insn` at `pc` to absolute `dest`.
+fn push_long_jump(out: &mut Vec<Insn>, insn: Insn, dest: i64, pc: i64) {
+    let op = insn.code & 0xf0;
+    if op == 0 {
+        out.push(Insn::gotol((dest - (pc + 1)) as i32));
+        return;
+    }
+    let cond = JmpOp::decode(op).expect("conditional jump");
+    let mut first = insn;
+    match cond.invert() {
+        Some(inv) => {
+            first.code = (insn.code & 0x0f) | inv as u8;
+            first.off = 1;
+            out.push(first);
+            out.push(Insn::gotol((dest - (pc + 2)) as i32));
+        }
+        None => {
+            first.off = 1;
+            out.push(first);
+            out.push(Insn::ja(1));
+            out.push(Insn::gotol((dest - (pc + 3)) as i32));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insn::Reg::*;
+
+    #[test]
+    fn forward_and_backward_jumps() {
+        let mut a = Asm::new();
+        let top = a.new_label();
+        let out = a.new_label();
+        a.mov64(R0, 0);
+        a.bind(top);
+        a.add64(R0, 1);
+        a.jmp(JmpOp::Ge, R0, 10, out);
+        a.ja(top);
+        a.bind(out);
+        a.exit();
+        let c = a.finish().unwrap();
+        assert_eq!(c.insns[2].off, 1, "forward over the goto");
+        assert_eq!(c.insns[3].off, -3, "back to the add");
+    }
+
+    #[test]
+    fn unbound_label_is_an_error() {
+        let mut a = Asm::new();
+        let l = a.named_label("nowhere");
+        a.ja(l);
+        a.exit();
+        assert_eq!(
+            a.finish(),
+            Err(AsmError::UnboundLabel {
+                label: "nowhere".into(),
+                insn: 0
+            })
+        );
+    }
+
+    #[test]
+    fn label_at_end_and_rebinding_are_errors() {
+        let mut a = Asm::new();
+        let l = a.new_label();
+        a.ja(l);
+        a.bind(l);
+        assert!(matches!(a.finish(), Err(AsmError::LabelAtEnd { .. })));
+
+        let mut a = Asm::new();
+        let l = a.new_label();
+        a.bind(l);
+        a.bind(l);
+        a.exit();
+        assert!(matches!(a.finish(), Err(AsmError::Rebound { .. })));
+    }
+
+    /// A jump over `n` filler instructions, optionally with a 16-byte load
+    /// to shift the distance by one.
+    fn jump_over(n: usize, op: Option<JmpOp>, long: bool) -> Result<Code, AsmError> {
+        let mut a = Asm::with_capacity(n + 3);
+        a.set_long_jumps(long);
+        let l = a.new_label();
+        match op {
+            Some(op) => a.jmp(op, R1, 0, l),
+            None => a.ja(l),
+        }
+        for _ in 0..n {
+            a.mov64(R0, 0);
+        }
+        a.bind(l);
+        a.exit();
+        a.finish()
+    }
+
+    #[test]
+    fn offset_at_the_16_bit_limit_stays_short() {
+        let c = jump_over(i16::MAX as usize, Some(JmpOp::Eq), false).unwrap();
+        assert_eq!(c.insns[0].off, i16::MAX);
+        assert_eq!(c.insns.len(), i16::MAX as usize + 2);
+    }
+
+    #[test]
+    fn one_past_the_limit_is_an_error_without_relaxation() {
+        let err = jump_over(i16::MAX as usize + 1, Some(JmpOp::Eq), false).unwrap_err();
+        assert_eq!(
+            err,
+            AsmError::JumpOutOfRange {
+                insn: 0,
+                label: "label0".into(),
+                offset: 32768,
+                min: -32768,
+                max: 32767
+            }
+        );
+    }
+
+    #[test]
+    fn one_past_the_limit_relaxes_to_gotol() {
+        let n = i16::MAX as usize + 1;
+        // Conditional: inverted test skipping a gotol.
+        let c = jump_over(n, Some(JmpOp::Gt), true).unwrap();
+        assert_eq!(c.insns[0].code, 0x05 | JmpOp::Le as u8);
+        assert_eq!(c.insns[0].off, 1);
+        assert_eq!(c.insns[1], Insn::gotol(n as i32));
+        assert_eq!(c.insns.len(), n + 3);
+        // goto: becomes a single gotol.
+        let c = jump_over(n, None, true).unwrap();
+        assert_eq!(c.insns[0], Insn::gotol(n as i32));
+        // jset has no inverse: set -> +1 -> gotol, else skip it.
+        let c = jump_over(n, Some(JmpOp::Set), true).unwrap();
+        assert_eq!(c.insns[0].off, 1);
+        assert_eq!(c.insns[1], Insn::ja(1));
+        assert_eq!(c.insns[2], Insn::gotol(n as i32));
+    }
+
+    #[test]
+    fn backward_jump_at_the_negative_limit() {
+        // goto -32768 lands 32767 instructions before the goto.
+        let mut a = Asm::new();
+        a.set_long_jumps(false);
+        let top = a.new_label();
+        a.bind(top);
+        for _ in 0..i16::MAX {
+            a.mov64(R0, 0);
+        }
+        a.ja(top);
+        a.exit();
+        let c = a.finish().unwrap();
+        assert_eq!(c.insns[i16::MAX as usize].off, i16::MIN);
+    }
+
+    #[test]
+    fn relaxation_shifts_other_jumps() {
+        // A short jump that spans a relaxed one grows by one slot.
+        let n = i16::MAX as usize + 1;
+        let mut a = Asm::new();
+        let end = a.new_label();
+        let far = a.new_label();
+        a.jmp(JmpOp::Eq, R1, 1, end);
+        a.jmp(JmpOp::Eq, R1, 2, far);
+        a.bind(end);
+        a.mov64(R0, 1);
+        a.exit();
+        for _ in 0..n {
+            a.mov64(R0, 0);
+        }
+        a.bind(far);
+        a.exit();
+        let c = a.finish().unwrap();
+        assert_eq!(c.insns[0].off, 2, "over the two-slot relaxed jump");
+        assert_eq!(c.insns[3], Insn::mov64(R0, 1));
+    }
+
+    #[test]
+    fn relocs_and_sources_follow_relaxation() {
+        let mut a = Asm::new();
+        let l = a.new_label();
+        a.set_source(Annotation::new("first"));
+        a.jmp(JmpOp::Eq, R1, 0, l);
+        a.ld_map_fd(R1, MapId::from_u32(0));
+        a.clear_source();
+        for _ in 0..40_000 {
+            a.mov64(R0, 0);
+        }
+        a.bind(l);
+        a.set_source(Annotation::new("second"));
+        a.exit();
+        let c = a.finish().unwrap();
+        assert_eq!(c.relocs, vec![(2, Reloc::MapFd(MapId::from_u32(0)))]);
+        assert_eq!(c.source_at(0).unwrap().text.as_ref(), "first");
+        assert_eq!(c.source_at(3).unwrap().text.as_ref(), "first");
+        assert_eq!(c.source_at(4), None);
+        assert_eq!(c.source_at(40_004).unwrap().text.as_ref(), "second");
+    }
+
+    #[test]
+    fn calls_to_labels_use_32_bit_immediates() {
+        let mut a = Asm::new();
+        let sub = a.named_label("sub");
+        a.call_label(sub);
+        a.exit();
+        a.bind(sub);
+        a.mov64(R0, 7);
+        a.exit();
+        let c = a.finish().unwrap();
+        assert_eq!(c.insns[0].imm, 1);
+        assert!(c.insns[0].is_pseudo_call());
+        assert_eq!(c.labels, vec![(2, Arc::from("sub"))]);
+    }
+}

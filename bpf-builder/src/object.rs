@@ -1,0 +1,537 @@
+//! The in-memory BPF object: maps, programs, functions shared between
+//! programs, and global data. Nothing touches the kernel until
+//! [`Object::load`](crate::load).
+
+use aya_obj::generated::{bpf_attach_type as at, bpf_prog_type as pt};
+use cranelift_entity::{PrimaryMap, entity_impl};
+use indexmap::IndexMap;
+
+use crate::asm::Code;
+use crate::map::{F_RDONLY_PROG, InitValue, MapSpec, MapSpecError, MapType};
+use crate::reloc::Reloc;
+
+/// A map of an [`Object`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MapId(u32);
+entity_impl!(MapId, "map");
+
+/// A program of an [`Object`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProgId(u32);
+entity_impl!(ProgId, "prog");
+
+/// A function of an [`Object`], callable from its programs and functions
+/// (bpf-to-bpf calls) or passed as a callback.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FuncId(u32);
+entity_impl!(FuncId, "func");
+
+/// What a program is for: its kernel program type and expected attach type.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ProgramType {
+    /// XDP on a device's receive path.
+    Xdp,
+    /// XDP run by a devmap entry on egress (`BPF_XDP_DEVMAP`).
+    XdpDevmap,
+    /// XDP run by a cpumap entry on the target CPU (`BPF_XDP_CPUMAP`).
+    XdpCpumap,
+    /// tc classifier (`BPF_PROG_TYPE_SCHED_CLS`), for cls_bpf or tcx.
+    SchedCls,
+    /// tc classifier for tcx ingress (`BPF_TCX_INGRESS`).
+    TcxIngress,
+    /// tc classifier for tcx egress (`BPF_TCX_EGRESS`).
+    TcxEgress,
+    /// Socket filter (`SO_ATTACH_BPF`).
+    SocketFilter,
+}
+
+impl ProgramType {
+    /// The kernel's `bpf_prog_type` and `expected_attach_type`.
+    pub fn kernel_types(self) -> (u32, u32) {
+        let (p, a) = match self {
+            ProgramType::Xdp => (pt::BPF_PROG_TYPE_XDP, at::BPF_XDP),
+            ProgramType::XdpDevmap => (pt::BPF_PROG_TYPE_XDP, at::BPF_XDP_DEVMAP),
+            ProgramType::XdpCpumap => (pt::BPF_PROG_TYPE_XDP, at::BPF_XDP_CPUMAP),
+            // Expected attach type 0: cls_bpf and netlink attachment take any.
+            ProgramType::SchedCls => (pt::BPF_PROG_TYPE_SCHED_CLS, at::BPF_CGROUP_INET_INGRESS),
+            ProgramType::TcxIngress => (pt::BPF_PROG_TYPE_SCHED_CLS, at::BPF_TCX_INGRESS),
+            ProgramType::TcxEgress => (pt::BPF_PROG_TYPE_SCHED_CLS, at::BPF_TCX_EGRESS),
+            ProgramType::SocketFilter => {
+                (pt::BPF_PROG_TYPE_SOCKET_FILTER, at::BPF_CGROUP_INET_INGRESS)
+            }
+        };
+        (p as u32, a as u32)
+    }
+
+    /// The ELF section name libbpf uses for this type.
+    pub fn section_name(self) -> &'static str {
+        match self {
+            ProgramType::Xdp => "xdp",
+            ProgramType::XdpDevmap => "xdp/devmap",
+            ProgramType::XdpCpumap => "xdp/cpumap",
+            ProgramType::SchedCls => "tc",
+            ProgramType::TcxIngress => "tcx/ingress",
+            ProgramType::TcxEgress => "tcx/egress",
+            ProgramType::SocketFilter => "socket",
+        }
+    }
+}
+
+/// A program: its type and code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgramSpec {
+    /// Name (at most 15 bytes, shown by bpftool).
+    pub name: String,
+    /// Program type.
+    pub prog_type: ProgramType,
+    /// Instructions, with references still symbolic.
+    pub code: Code,
+}
+
+/// A function that programs call or pass as a callback. The loader appends
+/// each function a program reaches after the program's own code.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionSpec {
+    /// Name.
+    pub name: String,
+    /// Body; `None` while only declared.
+    pub code: Option<Code>,
+}
+
+/// A named thing of an object.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Symbol {
+    /// A map (global data included).
+    Map(MapId),
+    /// A program.
+    Prog(ProgId),
+    /// A function.
+    Func(FuncId),
+}
+
+/// Why the object refuses an addition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// The map specification is invalid.
+    #[error(transparent)]
+    Map(#[from] MapSpecError),
+    /// Two things have the same name.
+    #[error("the name `{0}` is already used in this object")]
+    DuplicateName(String),
+    /// A name the kernel would not keep.
+    #[error("invalid name `{name}`: {reason}")]
+    BadName {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Code refers to something this object does not have, or uses it wrongly.
+    #[error("`{owner}` instruction {insn}: {reason}")]
+    BadReference {
+        /// The program or function.
+        owner: String,
+        /// Instruction index.
+        insn: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A function was declared but its body never given.
+    #[error("function `{0}` is declared but never defined")]
+    Undefined(String),
+    /// A map's initial contents refer to something the object does not have.
+    #[error("map `{map}` initial contents refer to a missing {what}")]
+    BadContents {
+        /// The map.
+        map: String,
+        /// Program or map.
+        what: &'static str,
+    },
+}
+
+/// A BPF object built in memory: maps, programs, functions and global
+/// data, with references between them kept symbolic until load.
+///
+/// ```
+/// use bpf_builder::asm::Asm;
+/// use bpf_builder::insn::Reg::*;
+/// use bpf_builder::map::MapSpec;
+/// use bpf_builder::object::{Object, ProgramType};
+///
+/// let mut obj = Object::new();
+/// let counts = obj.add_map(MapSpec::per_cpu_array("counts", 8, 1)).unwrap();
+/// let mut a = Asm::new();
+/// a.ld_map_fd(R1, counts);
+/// a.mov64(R0, 2);
+/// a.exit();
+/// let prog = obj.add_program("pass", ProgramType::Xdp, a.finish().unwrap()).unwrap();
+/// assert_eq!(obj.program(prog).name, "pass");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Object {
+    maps: PrimaryMap<MapId, MapSpec>,
+    programs: PrimaryMap<ProgId, ProgramSpec>,
+    functions: PrimaryMap<FuncId, FunctionSpec>,
+    names: IndexMap<String, Symbol>,
+    license: String,
+}
+
+/// Checks a map or program name against what the kernel stores.
+pub(crate) fn check_name(name: &str) -> Result<(), ObjectError> {
+    let bad = |reason| {
+        Err(ObjectError::BadName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 15 {
+        return bad("longer than 15 bytes (the kernel keeps 15)");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return bad("only [A-Za-z0-9_.] are allowed");
+    }
+    Ok(())
+}
+
+impl Object {
+    /// An empty object with license "GPL" (needed by most helpers).
+    pub fn new() -> Object {
+        Object {
+            license: "GPL".to_string(),
+            ..Object::default()
+        }
+    }
+
+    /// Sets the license string passed to the kernel.
+    pub fn set_license(&mut self, license: impl Into<String>) {
+        self.license = license.into();
+    }
+
+    /// The license string.
+    pub fn license(&self) -> &str {
+        &self.license
+    }
+
+    fn claim_name(&mut self, name: &str, symbol: Symbol) -> Result<(), ObjectError> {
+        if self.names.contains_key(name) {
+            return Err(ObjectError::DuplicateName(name.to_string()));
+        }
+        self.names.insert(name.to_string(), symbol);
+        Ok(())
+    }
+
+    /// Adds a map after checking its specification.
+    pub fn add_map(&mut self, spec: MapSpec) -> Result<MapId, ObjectError> {
+        check_name(&spec.name)?;
+        spec.validate()?;
+        for (_, value) in &spec.contents {
+            match value {
+                InitValue::Map(m) if self.maps.get(*m).is_none() => {
+                    return Err(ObjectError::BadContents {
+                        map: spec.name.clone(),
+                        what: "map",
+                    });
+                }
+                _ => {}
+            }
+        }
+        let id = self.maps.next_key();
+        self.claim_name(&spec.name, Symbol::Map(id))?;
+        Ok(self.maps.push(spec))
+    }
+
+    /// Adds read-only global data: a frozen one-entry array map that
+    /// programs read through [`Asm::ld_map_value`](crate::asm::Asm::ld_map_value)
+    /// and the verifier treats as constants.
+    pub fn add_rodata(&mut self, name: &str, bytes: &[u8]) -> Result<MapId, ObjectError> {
+        let spec = MapSpec::array(name, bytes.len().max(1) as u32, 1)
+            .with_flags(F_RDONLY_PROG)
+            .with_bytes(0u32.to_ne_bytes(), padded(bytes))
+            .frozen();
+        self.add_map(spec)
+    }
+
+    /// Adds writable global data: a one-entry array map initialised to `bytes`.
+    pub fn add_data(&mut self, name: &str, bytes: &[u8]) -> Result<MapId, ObjectError> {
+        let spec = MapSpec::array(name, bytes.len().max(1) as u32, 1)
+            .with_bytes(0u32.to_ne_bytes(), padded(bytes));
+        self.add_map(spec)
+    }
+
+    /// Adds a program after checking its references.
+    pub fn add_program(
+        &mut self,
+        name: &str,
+        prog_type: ProgramType,
+        code: Code,
+    ) -> Result<ProgId, ObjectError> {
+        check_name(name)?;
+        self.check_code(name, &code)?;
+        let id = self.programs.next_key();
+        self.claim_name(name, Symbol::Prog(id))?;
+        Ok(self.programs.push(ProgramSpec {
+            name: name.to_string(),
+            prog_type,
+            code,
+        }))
+    }
+
+    /// Declares a function whose body comes later (for calls made before
+    /// the callee is built, or recursion between functions).
+    pub fn declare_function(&mut self, name: &str) -> Result<FuncId, ObjectError> {
+        let id = self.functions.next_key();
+        self.claim_name(name, Symbol::Func(id))?;
+        Ok(self.functions.push(FunctionSpec {
+            name: name.to_string(),
+            code: None,
+        }))
+    }
+
+    /// Gives a declared function its body.
+    pub fn define_function(&mut self, func: FuncId, code: Code) -> Result<(), ObjectError> {
+        let name = self.functions[func].name.clone();
+        self.check_code(&name, &code)?;
+        self.functions[func].code = Some(code);
+        Ok(())
+    }
+
+    /// Adds a function with its body.
+    pub fn add_function(&mut self, name: &str, code: Code) -> Result<FuncId, ObjectError> {
+        self.check_code(name, &code)?;
+        let id = self.declare_function(name)?;
+        self.functions[id].code = Some(code);
+        Ok(id)
+    }
+
+    /// Checks that every reference of `code` names something of this object
+    /// and sits on an instruction of the right form.
+    fn check_code(&self, owner: &str, code: &Code) -> Result<(), ObjectError> {
+        let bad = |insn: usize, reason: String| ObjectError::BadReference {
+            owner: owner.to_string(),
+            insn,
+            reason,
+        };
+        for &(pc, reloc) in &code.relocs {
+            let insn = code
+                .insns
+                .get(pc)
+                .ok_or_else(|| bad(pc, "reference past the end of the code".into()))?;
+            let wide = insn.is_wide() && pc + 1 < code.insns.len();
+            match reloc {
+                Reloc::MapFd(m) | Reloc::MapValue { map: m, .. } => {
+                    let spec = self
+                        .maps
+                        .get(m)
+                        .ok_or_else(|| bad(pc, format!("unknown {m}")))?;
+                    if !wide {
+                        return Err(bad(pc, "map reference on a non-ld_imm64".into()));
+                    }
+                    if let Reloc::MapValue { offset, .. } = reloc {
+                        if spec.map_type != MapType::Array {
+                            return Err(bad(
+                                pc,
+                                format!("map value of `{}`, which is not an array", spec.name),
+                            ));
+                        }
+                        if offset >= spec.value_size {
+                            return Err(bad(
+                                pc,
+                                format!(
+                                    "offset {offset} past the {}-byte value of `{}`",
+                                    spec.value_size, spec.name
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Reloc::Call(f) | Reloc::FuncPtr(f) => {
+                    if self.functions.get(f).is_none() {
+                        return Err(bad(pc, format!("unknown {f}")));
+                    }
+                    let ok = match reloc {
+                        Reloc::Call(_) => insn.is_pseudo_call(),
+                        _ => wide,
+                    };
+                    if !ok {
+                        return Err(bad(
+                            pc,
+                            "function reference on the wrong instruction".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds an entry to a map's initial contents.
+    pub fn add_map_entry(
+        &mut self,
+        map: MapId,
+        key: impl Into<Vec<u8>>,
+        value: InitValue,
+    ) -> Result<(), ObjectError> {
+        let mut spec = self.maps[map].clone();
+        spec.contents.push((key.into(), value));
+        spec.validate()?;
+        self.maps[map] = spec;
+        Ok(())
+    }
+
+    /// The map `id`.
+    pub fn map(&self, id: MapId) -> &MapSpec {
+        &self.maps[id]
+    }
+
+    /// The program `id`.
+    pub fn program(&self, id: ProgId) -> &ProgramSpec {
+        &self.programs[id]
+    }
+
+    /// The function `id`.
+    pub fn function(&self, id: FuncId) -> &FunctionSpec {
+        &self.functions[id]
+    }
+
+    /// All maps, in the order added.
+    pub fn maps(&self) -> impl ExactSizeIterator<Item = (MapId, &MapSpec)> {
+        self.maps.iter()
+    }
+
+    /// All programs, in the order added.
+    pub fn programs(&self) -> impl ExactSizeIterator<Item = (ProgId, &ProgramSpec)> {
+        self.programs.iter()
+    }
+
+    /// All functions, in the order declared.
+    pub fn functions(&self) -> impl ExactSizeIterator<Item = (FuncId, &FunctionSpec)> {
+        self.functions.iter()
+    }
+
+    /// Looks a name up.
+    pub fn symbol(&self, name: &str) -> Option<Symbol> {
+        self.names.get(name).copied()
+    }
+
+    /// The map named `name`.
+    pub fn map_by_name(&self, name: &str) -> Option<MapId> {
+        match self.symbol(name)? {
+            Symbol::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The program named `name`.
+    pub fn program_by_name(&self, name: &str) -> Option<ProgId> {
+        match self.symbol(name)? {
+            Symbol::Prog(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Checks what can only be checked once the object is complete:
+    /// declared functions have bodies, initial contents name existing programs.
+    pub fn validate(&self) -> Result<(), ObjectError> {
+        if let Some((_, f)) = self.functions.iter().find(|(_, f)| f.code.is_none()) {
+            return Err(ObjectError::Undefined(f.name.clone()));
+        }
+        for (_, spec) in self.maps.iter() {
+            for (_, v) in &spec.contents {
+                let prog = match v {
+                    InitValue::Prog(p)
+                    | InitValue::DevWithProg { prog: p, .. }
+                    | InitValue::CpuWithProg { prog: p, .. } => *p,
+                    _ => continue,
+                };
+                if self.programs.get(prog).is_none() {
+                    return Err(ObjectError::BadContents {
+                        map: spec.name.clone(),
+                        what: "program",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Global data of zero bytes still needs a one-byte value.
+fn padded(bytes: &[u8]) -> Vec<u8> {
+    if bytes.is_empty() {
+        vec![0]
+    } else {
+        bytes.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asm::Asm;
+    use crate::insn::Reg::*;
+
+    fn ret(v: i32) -> Code {
+        let mut a = Asm::new();
+        a.mov64(R0, v);
+        a.exit();
+        a.finish().unwrap()
+    }
+
+    #[test]
+    fn names_are_unique_across_kinds() {
+        let mut o = Object::new();
+        o.add_map(MapSpec::array("x", 4, 1)).unwrap();
+        assert_eq!(
+            o.add_program("x", ProgramType::Xdp, ret(2)),
+            Err(ObjectError::DuplicateName("x".into()))
+        );
+    }
+
+    #[test]
+    fn references_are_checked() {
+        let mut o = Object::new();
+        let ro = o.add_rodata(".rodata", &[1, 2, 3, 4]).unwrap();
+        let h = o.add_map(MapSpec::hash("h", 4, 4, 8)).unwrap();
+        let mut a = Asm::new();
+        a.ld_map_value(R1, ro, 4);
+        a.exit();
+        let e = o
+            .add_program("p", ProgramType::Xdp, a.finish().unwrap())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("offset 4 past the 4-byte value"),
+            "{e}"
+        );
+
+        let mut a = Asm::new();
+        a.ld_map_value(R1, h, 0);
+        a.exit();
+        let e = o
+            .add_program("p", ProgramType::Xdp, a.finish().unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("not an array"), "{e}");
+
+        let mut a = Asm::new();
+        a.ld_map_fd(R1, MapId::from_u32(9));
+        a.exit();
+        let e = o
+            .add_program("p", ProgramType::Xdp, a.finish().unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown map9"), "{e}");
+    }
+
+    #[test]
+    fn declared_functions_must_be_defined() {
+        let mut o = Object::new();
+        let f = o.declare_function("f").unwrap();
+        assert_eq!(o.validate(), Err(ObjectError::Undefined("f".into())));
+        o.define_function(f, ret(0)).unwrap();
+        assert_eq!(o.validate(), Ok(()));
+    }
+}
