@@ -1,0 +1,477 @@
+//! Handles to loaded kernel objects: [`Map`] (user-space access to its
+//! entries) and [`Program`] (test runs, pinning, info). Each owns its file
+//! descriptor; dropping the handle closes it, and the kernel frees the
+//! object once nothing else (a pin, a link, a map entry) holds it.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use crate::object::ProgramType;
+use crate::run::{RunError, TestRun, TestRunOutput};
+use crate::sys::bpf as sys;
+
+/// How an update treats an existing key.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum UpdateFlags {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// Only create; fail if the key exists.
+    NoExist,
+    /// Only replace; fail if the key is absent.
+    Exist,
+}
+
+impl UpdateFlags {
+    fn bits(self) -> u64 {
+        match self {
+            UpdateFlags::Any => 0,
+            UpdateFlags::NoExist => 1,
+            UpdateFlags::Exist => 2,
+        }
+    }
+}
+
+/// A map operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    /// A key or value of the wrong size.
+    #[error("map `{map}`: {what} is {got} bytes, expected {expected}")]
+    Size {
+        /// The map.
+        map: String,
+        /// Key or value.
+        what: &'static str,
+        /// Bytes given.
+        got: usize,
+        /// Bytes the map uses.
+        expected: usize,
+    },
+    /// The kernel refused.
+    #[error("map `{map}`: {op} failed: {source}")]
+    Sys {
+        /// The map.
+        map: String,
+        /// The operation.
+        op: &'static str,
+        /// The errno.
+        source: io::Error,
+    },
+}
+
+/// A loaded map.
+#[derive(Debug)]
+pub struct Map {
+    fd: OwnedFd,
+    name: String,
+    kernel_type: u32,
+    key_size: usize,
+    value_size: usize,
+    max_entries: u32,
+    /// Slots per value in user space: possible CPUs for per-CPU maps, else 1.
+    cpus: usize,
+}
+
+fn per_cpu(kernel_type: u32) -> bool {
+    use aya_obj::generated::bpf_map_type::*;
+    [
+        BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_PERCPU_HASH,
+        BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
+    ]
+    .iter()
+    .any(|t| *t as u32 == kernel_type)
+}
+
+impl Map {
+    /// Wraps a map fd, reading its shape from the kernel.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Map> {
+        let info = sys::map_info(fd.as_fd())?;
+        let cpus = if per_cpu(info.map_type) {
+            sys::possible_cpus()? as usize
+        } else {
+            1
+        };
+        Ok(Map {
+            fd,
+            name: info.name,
+            kernel_type: info.map_type,
+            key_size: info.key_size as usize,
+            value_size: info.value_size as usize,
+            max_entries: info.max_entries,
+            cpus,
+        })
+    }
+
+    /// Opens a map pinned in bpffs.
+    pub fn from_pin(path: impl AsRef<Path>) -> io::Result<Map> {
+        Map::from_fd(sys::obj_get(path.as_ref(), 0)?)
+    }
+
+    /// The map's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kernel's `bpf_map_type`.
+    pub fn kernel_type(&self) -> u32 {
+        self.kernel_type
+    }
+
+    /// Key size in bytes.
+    pub fn key_size(&self) -> usize {
+        self.key_size
+    }
+
+    /// Value size in bytes (of one CPU's value for per-CPU maps).
+    pub fn value_size(&self) -> usize {
+        self.value_size
+    }
+
+    /// Capacity.
+    pub fn max_entries(&self) -> u32 {
+        self.max_entries
+    }
+
+    /// Whether values are per CPU.
+    pub fn is_per_cpu(&self) -> bool {
+        per_cpu(self.kernel_type)
+    }
+
+    /// The kernel's id of the map.
+    pub fn id(&self) -> io::Result<u32> {
+        Ok(sys::map_info(self.fd.as_fd())?.id)
+    }
+
+    fn sys_err(&self, op: &'static str) -> impl FnOnce(io::Error) -> MapError + '_ {
+        move |source| MapError::Sys {
+            map: self.name.clone(),
+            op,
+            source,
+        }
+    }
+
+    fn check(&self, what: &'static str, got: usize, expected: usize) -> Result<(), MapError> {
+        if got == expected {
+            Ok(())
+        } else {
+            Err(MapError::Size {
+                map: self.name.clone(),
+                what,
+                got,
+                expected,
+            })
+        }
+    }
+
+    /// Bytes of one user-space value: per-CPU values are 8-byte aligned slots.
+    fn slot(&self) -> usize {
+        if self.is_per_cpu() {
+            self.value_size.next_multiple_of(8)
+        } else {
+            self.value_size
+        }
+    }
+
+    fn lookup_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> {
+        self.check("key", key.len(), self.key_size)?;
+        let mut value = vec![0u8; self.slot() * self.cpus];
+        let found = sys::map_lookup_elem(self.fd.as_fd(), key, &mut value, 0)
+            .map_err(self.sys_err("lookup"))?;
+        Ok(found.then_some(value))
+    }
+
+    /// The value of `key` (for per-CPU maps: the first CPU's; see
+    /// [`lookup_per_cpu`](Map::lookup_per_cpu)).
+    pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> {
+        Ok(self.lookup_raw(key)?.map(|mut v| {
+            v.truncate(self.value_size);
+            v
+        }))
+    }
+
+    /// The values of `key` on every possible CPU.
+    pub fn lookup_per_cpu(&self, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, MapError> {
+        let slot = self.slot();
+        Ok(self.lookup_raw(key)?.map(|v| {
+            v.chunks(slot)
+                .map(|c| c[..self.value_size].to_vec())
+                .collect()
+        }))
+    }
+
+    /// The sum over CPUs of a native-endian u64 counter at `offset`
+    /// in the value of `key` (0 when absent).
+    pub fn sum_u64(&self, key: &[u8], offset: usize) -> Result<u64, MapError> {
+        if offset + 8 > self.value_size {
+            return Err(MapError::Size {
+                map: self.name.clone(),
+                what: "counter offset + 8",
+                got: offset + 8,
+                expected: self.value_size,
+            });
+        }
+        let values = self.lookup_per_cpu(key)?.unwrap_or_default();
+        Ok(values
+            .iter()
+            .map(|v| u64::from_ne_bytes(v[offset..offset + 8].try_into().expect("8 bytes")))
+            .fold(0u64, u64::wrapping_add))
+    }
+
+    /// Sets `key` to `value` (for per-CPU maps: on every CPU).
+    pub fn update(&self, key: &[u8], value: &[u8], flags: UpdateFlags) -> Result<(), MapError> {
+        self.check("value", value.len(), self.value_size)?;
+        let values: Vec<&[u8]> = vec![value; self.cpus];
+        self.update_per_cpu(key, &values, flags)
+    }
+
+    /// Sets `key` to one value per possible CPU.
+    pub fn update_per_cpu(
+        &self,
+        key: &[u8],
+        values: &[&[u8]],
+        flags: UpdateFlags,
+    ) -> Result<(), MapError> {
+        self.check("key", key.len(), self.key_size)?;
+        self.check("number of per-CPU values", values.len(), self.cpus)?;
+        let slot = self.slot();
+        let mut buf = vec![0u8; slot * self.cpus];
+        for (chunk, v) in buf.chunks_mut(slot).zip(values) {
+            self.check("value", v.len(), self.value_size)?;
+            chunk[..v.len()].copy_from_slice(v);
+        }
+        sys::map_update_elem(self.fd.as_fd(), key, &buf, flags.bits())
+            .map_err(self.sys_err("update"))
+    }
+
+    /// Deletes `key`; `false` if it was absent.
+    pub fn delete(&self, key: &[u8]) -> Result<bool, MapError> {
+        self.check("key", key.len(), self.key_size)?;
+        sys::map_delete_elem(self.fd.as_fd(), key).map_err(self.sys_err("delete"))
+    }
+
+    /// All keys, in the kernel's order.
+    pub fn keys(&self) -> Keys<'_> {
+        Keys {
+            map: self,
+            prev: None,
+            done: false,
+        }
+    }
+
+    /// All entries (first CPU's value for per-CPU maps). An entry deleted
+    /// during the walk is skipped.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), MapError>> + '_ {
+        self.keys().filter_map(move |k| match k {
+            Ok(k) => match self.lookup(&k) {
+                Ok(Some(v)) => Some(Ok((k, v))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            },
+            Err(e) => Some(Err(e)),
+        })
+    }
+
+    /// Looks up entries in batches (`BPF_MAP_LOOKUP_BATCH`) of up to
+    /// `batch` entries: one system call per batch instead of two per entry.
+    /// Values are the raw per-CPU slots for per-CPU maps.
+    pub fn lookup_batch_all(&self, batch: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, MapError> {
+        let vlen = self.slot() * self.cpus;
+        let n = batch.max(1) as usize;
+        let mut keys = vec![0u8; n * self.key_size];
+        let mut values = vec![0u8; n * vlen];
+        let mut token_in: Option<Vec<u8>> = None;
+        let mut token_out = vec![0u8; self.key_size.max(4)];
+        let mut out = Vec::new();
+        loop {
+            let r = sys::map_lookup_batch(
+                self.fd.as_fd(),
+                token_in.as_deref(),
+                &mut token_out,
+                &mut keys,
+                &mut values,
+                batch.max(1),
+                0,
+            )
+            .map_err(self.sys_err("lookup batch"))?;
+            for i in 0..r.count as usize {
+                out.push((
+                    keys[i * self.key_size..(i + 1) * self.key_size].to_vec(),
+                    values[i * vlen..(i + 1) * vlen].to_vec(),
+                ));
+            }
+            if r.done {
+                return Ok(out);
+            }
+            token_in = Some(token_out.clone());
+        }
+    }
+
+    /// Writes many entries in one system call (`BPF_MAP_UPDATE_BATCH`);
+    /// `keys` and `values` are back to back. Returns how many were written.
+    pub fn update_batch(&self, keys: &[u8], values: &[u8]) -> Result<u32, MapError> {
+        let n = keys.len() / self.key_size.max(1);
+        self.check("keys", keys.len(), n * self.key_size)?;
+        self.check("values", values.len(), n * self.slot() * self.cpus)?;
+        sys::map_update_batch(self.fd.as_fd(), keys, values, n as u32, 0, 0)
+            .map_err(self.sys_err("update batch"))
+    }
+
+    /// Deletes many keys in one system call. Returns how many were deleted.
+    pub fn delete_batch(&self, keys: &[u8]) -> Result<u32, MapError> {
+        let n = keys.len() / self.key_size.max(1);
+        self.check("keys", keys.len(), n * self.key_size)?;
+        sys::map_delete_batch(self.fd.as_fd(), keys, 0).map_err(self.sys_err("delete batch"))
+    }
+
+    /// Makes the map read-only for system calls.
+    pub fn freeze(&self) -> Result<(), MapError> {
+        sys::map_freeze(self.fd.as_fd()).map_err(self.sys_err("freeze"))
+    }
+
+    /// Pins the map in bpffs (mounting bpffs at /sys/fs/bpf if needed).
+    pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        pin(self.fd.as_fd(), path.as_ref())
+    }
+
+    /// A second handle to the same map.
+    pub fn try_clone(&self) -> io::Result<Map> {
+        Ok(Map {
+            fd: self.fd.try_clone()?,
+            name: self.name.clone(),
+            ..*self
+        })
+    }
+}
+
+impl AsFd for Map {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Iterator over the keys of a [`Map`].
+pub struct Keys<'m> {
+    map: &'m Map,
+    prev: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl Iterator for Keys<'_> {
+    type Item = Result<Vec<u8>, MapError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut next = vec![0u8; self.map.key_size];
+        match sys::map_get_next_key(self.map.fd.as_fd(), self.prev.as_deref(), &mut next) {
+            Ok(true) => {
+                self.prev = Some(next.clone());
+                Some(Ok(next))
+            }
+            Ok(false) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err((self.map.sys_err("next key"))(e)))
+            }
+        }
+    }
+}
+
+/// A loaded program.
+#[derive(Debug)]
+pub struct Program {
+    fd: OwnedFd,
+    name: String,
+    prog_type: Option<ProgramType>,
+    log: String,
+}
+
+impl Program {
+    pub(crate) fn new(fd: OwnedFd, name: String, prog_type: ProgramType, log: String) -> Self {
+        Program {
+            fd,
+            name,
+            prog_type: Some(prog_type),
+            log,
+        }
+    }
+
+    /// Wraps a program fd (its type is then unknown to the builder).
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Program> {
+        let info = sys::prog_info(fd.as_fd())?;
+        Ok(Program {
+            fd,
+            name: info.name,
+            prog_type: None,
+            log: String::new(),
+        })
+    }
+
+    /// Opens a program pinned in bpffs.
+    pub fn from_pin(path: impl AsRef<Path>) -> io::Result<Program> {
+        Program::from_fd(sys::obj_get(path.as_ref(), 0)?)
+    }
+
+    /// The program's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The type it was built as, if loaded by the builder.
+    pub fn prog_type(&self) -> Option<ProgramType> {
+        self.prog_type
+    }
+
+    /// The verifier log of a load with logging requested (empty otherwise).
+    pub fn verifier_log(&self) -> &str {
+        &self.log
+    }
+
+    /// What the kernel reports about the program (id, tag, sizes, maps).
+    pub fn info(&self) -> io::Result<sys::ProgInfo> {
+        sys::prog_info(self.fd.as_fd())
+    }
+
+    /// Runs the program once or `repeat` times on test input.
+    pub fn test_run(&self, run: &TestRun<'_>) -> Result<TestRunOutput, RunError> {
+        crate::run::test_run(self.fd.as_fd(), run)
+    }
+
+    /// Pins the program in bpffs (mounting bpffs at /sys/fs/bpf if needed).
+    pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        pin(self.fd.as_fd(), path.as_ref())
+    }
+
+    /// A second handle to the same program.
+    pub fn try_clone(&self) -> io::Result<Program> {
+        Ok(Program {
+            fd: self.fd.try_clone()?,
+            name: self.name.clone(),
+            prog_type: self.prog_type,
+            log: self.log.clone(),
+        })
+    }
+}
+
+impl AsFd for Program {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Pins `fd` at `path`, mounting bpffs on /sys/fs/bpf first when the path
+/// is under it and it is not mounted.
+fn pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let root = Path::new("/sys/fs/bpf");
+    if path.starts_with(root) {
+        sys::ensure_bpffs(root)?;
+    }
+    sys::obj_pin(fd, path)
+}

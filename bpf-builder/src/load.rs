@@ -1,0 +1,322 @@
+//! Loading an [`Object`] into the kernel: maps are created and filled,
+//! programs laid out, their map references patched with fds, and loaded
+//! through the verifier.
+//!
+//! Loading is all or nothing: every kernel object is an owned fd held by
+//! the loader until the whole object is in, so a failure at any step
+//! closes everything created before it and leaves nothing behind.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use cranelift_entity::{PrimaryMap, SecondaryMap};
+
+use crate::handle::{Map, Program};
+use crate::insn::pseudo;
+use crate::map::{InitValue, MapSpec};
+use crate::object::{MapId, Object, ObjectError, ProgId};
+use crate::reloc::Reloc;
+use crate::sys::bpf as sys;
+use crate::verifier::{FailedInsn, VerifierError, parse_log};
+
+/// How to load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Verifier log level to request even when loading succeeds (0: a log
+    /// only on failure). 1 = decisions, 2 = every state; add 4 for stats.
+    pub log_level: u32,
+    /// First size of the log buffer; it grows when the kernel needs more.
+    pub log_size: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            log_level: 0,
+            log_size: 64 * 1024,
+        }
+    }
+}
+
+/// Loading failed; nothing of the object stays in the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The object is incomplete or inconsistent.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// The kernel refused to create a map.
+    #[error("creating map `{map}` failed: {source}")]
+    CreateMap {
+        /// The map.
+        map: String,
+        /// The errno.
+        source: io::Error,
+    },
+    /// Writing a map's initial contents (or freezing it) failed.
+    #[error("filling map `{map}` failed: {source}")]
+    FillMap {
+        /// The map.
+        map: String,
+        /// The errno.
+        source: io::Error,
+    },
+    /// The verifier (or the kernel) refused a program.
+    #[error(transparent)]
+    Program(Box<VerifierError>),
+}
+
+/// Time spent loading, split between the kernel and the builder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Inside `BPF_PROG_LOAD` (the verifier and JIT).
+    pub verifier: Duration,
+    /// Inside map creation and updates.
+    pub maps: Duration,
+    /// Everything, including layout and relocation.
+    pub total: Duration,
+}
+
+/// A loaded object: handles to its maps and programs.
+#[derive(Debug)]
+pub struct Loaded {
+    maps: PrimaryMap<MapId, Map>,
+    programs: PrimaryMap<ProgId, Program>,
+    stats: LoadStats,
+}
+
+impl Loaded {
+    /// The map `id` of the object.
+    pub fn map(&self, id: MapId) -> &Map {
+        &self.maps[id]
+    }
+
+    /// The map named `name`.
+    pub fn map_by_name(&self, name: &str) -> Option<&Map> {
+        self.maps.values().find(|m| m.name() == name)
+    }
+
+    /// The program `id` of the object.
+    pub fn program(&self, id: ProgId) -> &Program {
+        &self.programs[id]
+    }
+
+    /// The program named `name`.
+    pub fn program_by_name(&self, name: &str) -> Option<&Program> {
+        self.programs.values().find(|p| p.name() == name)
+    }
+
+    /// All maps.
+    pub fn maps(&self) -> impl Iterator<Item = (MapId, &Map)> {
+        self.maps.iter()
+    }
+
+    /// All programs.
+    pub fn programs(&self) -> impl Iterator<Item = (ProgId, &Program)> {
+        self.programs.iter()
+    }
+
+    /// Where the load spent its time.
+    pub fn stats(&self) -> LoadStats {
+        self.stats
+    }
+
+    /// Takes the handles apart (for instance to keep one program and drop
+    /// the rest).
+    pub fn into_parts(self) -> (PrimaryMap<MapId, Map>, PrimaryMap<ProgId, Program>) {
+        (self.maps, self.programs)
+    }
+}
+
+impl Object {
+    /// Loads every map and program with default options.
+    pub fn load(&self) -> Result<Loaded, LoadError> {
+        self.load_with(&LoadOptions::default())
+    }
+
+    /// Loads every map and program.
+    pub fn load_with(&self, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+        let started = Instant::now();
+        self.validate()?;
+        let mut stats = LoadStats::default();
+        let cpus = sys::possible_cpus().map_err(|source| LoadError::CreateMap {
+            map: "(per-CPU sizing)".into(),
+            source,
+        })? as usize;
+
+        // 1. Maps, then their contents that need no program.
+        let t = Instant::now();
+        let mut fds: PrimaryMap<MapId, OwnedFd> = PrimaryMap::with_capacity(self.maps().len());
+        for (_, spec) in self.maps() {
+            fds.push(create_map(spec)?);
+        }
+        for (id, spec) in self.maps() {
+            fill_map(spec, &fds[id], cpus, |v| match v {
+                InitValue::Map(m) => Some(fds[*m].as_raw_fd() as u32 as u64),
+                _ => None,
+            })?;
+        }
+        stats.maps += t.elapsed();
+
+        // 2. Programs.
+        let mut programs: PrimaryMap<ProgId, Program> = PrimaryMap::new();
+        let license = CString::new(self.license()).map_err(|_| ObjectError::BadName {
+            name: self.license().to_string(),
+            reason: "the license contains a NUL byte",
+        })?;
+        for (id, spec) in self.programs() {
+            let mut layout = self.layout(id)?;
+            for &(pc, reloc) in &layout.relocs {
+                let (map, src, offset) = match reloc {
+                    Reloc::MapFd(m) => (m, pseudo::MAP_FD, 0),
+                    Reloc::MapValue { map, offset } => (map, pseudo::MAP_VALUE, offset),
+                    Reloc::Call(_) | Reloc::FuncPtr(_) => unreachable!("resolved by layout"),
+                };
+                layout.insns[pc].src = src;
+                layout.insns[pc].imm = fds[map].as_raw_fd();
+                layout.insns[pc + 1].imm = offset as i32;
+            }
+            let (prog_type, attach_type) = spec.prog_type.kernel_types();
+            let mut attr = sys::ProgLoadAttr::new(prog_type, &layout.insns, &license);
+            attr.expected_attach_type = attach_type;
+            attr.name = &spec.name;
+            attr.log_level = opts.log_level;
+            let t = Instant::now();
+            let loaded = sys::prog_load_with_log(&attr, opts.log_size);
+            stats.verifier += t.elapsed();
+            match loaded {
+                Ok((fd, log)) => {
+                    programs.push(Program::new(fd, spec.name.clone(), spec.prog_type, log));
+                }
+                Err(failure) => {
+                    let parsed = parse_log(&failure.log);
+                    let insn = parsed.insn.map(|index| FailedInsn {
+                        index,
+                        text: parsed.insn_text.clone(),
+                        owner: layout.owner_name(self, index).map(str::to_string),
+                        source: layout.annotation_at(self, index).cloned(),
+                    });
+                    return Err(LoadError::Program(Box::new(VerifierError {
+                        program: spec.name.clone(),
+                        error: failure.error,
+                        reason: parsed.reason,
+                        insn,
+                        log: failure.log,
+                    })));
+                }
+            }
+        }
+
+        // 3. Contents that hold programs (program arrays, devmap and cpumap
+        //    entries with programs), then freeze what asked for it.
+        let t = Instant::now();
+        let mut prog_fd: SecondaryMap<ProgId, u32> = SecondaryMap::new();
+        for (id, p) in programs.iter() {
+            prog_fd[id] = p.as_fd().as_raw_fd() as u32;
+        }
+        for (id, spec) in self.maps() {
+            fill_map_programs(spec, &fds[id], &prog_fd)?;
+        }
+        for (id, spec) in self.maps().filter(|(_, s)| s.freeze) {
+            sys::map_freeze(fds[id].as_fd()).map_err(|source| LoadError::FillMap {
+                map: spec.name.clone(),
+                source,
+            })?;
+        }
+        stats.maps += t.elapsed();
+
+        let mut maps = PrimaryMap::with_capacity(fds.len());
+        for (id, fd) in fds.into_iter() {
+            let map = Map::from_fd(fd).map_err(|source| LoadError::CreateMap {
+                map: self.map(id).name.clone(),
+                source,
+            })?;
+            maps.push(map);
+        }
+        stats.total = started.elapsed();
+        Ok(Loaded {
+            maps,
+            programs,
+            stats,
+        })
+    }
+}
+
+/// Creates one map (and, for maps of maps, a throwaway inner map that
+/// gives the kernel the inner shape).
+fn create_map(spec: &MapSpec) -> Result<OwnedFd, LoadError> {
+    let err = |source| LoadError::CreateMap {
+        map: spec.name.clone(),
+        source,
+    };
+    let inner = match &spec.inner {
+        Some(inner) => Some(create_map(inner)?),
+        None => None,
+    };
+    let attr = sys::MapCreateAttr {
+        map_type: spec.map_type.kernel_type(),
+        key_size: spec.key_size,
+        value_size: spec.value_size,
+        max_entries: spec.max_entries,
+        map_flags: spec.flags,
+        name: &spec.name,
+        inner_map_fd: inner.as_ref().map(|fd| fd.as_fd()),
+        ..Default::default()
+    };
+    sys::map_create(&attr).map_err(err)
+}
+
+/// Writes the contents that need no program. `fd_of` gives the fd value
+/// of map references.
+fn fill_map(
+    spec: &MapSpec,
+    fd: &OwnedFd,
+    cpus: usize,
+    fd_of: impl Fn(&InitValue) -> Option<u64>,
+) -> Result<(), LoadError> {
+    let err = |source| LoadError::FillMap {
+        map: spec.name.clone(),
+        source,
+    };
+    for (key, value) in spec.contents.iter().filter(|(_, v)| !v.needs_program()) {
+        let bytes = match value {
+            InitValue::Bytes(b) if spec.map_type.is_per_cpu() => {
+                let slot = b.len().next_multiple_of(8);
+                let mut all = vec![0u8; slot * cpus];
+                for chunk in all.chunks_mut(slot) {
+                    chunk[..b.len()].copy_from_slice(b);
+                }
+                all
+            }
+            InitValue::Bytes(b) => b.clone(),
+            other => (fd_of(other).expect("map reference") as u32)
+                .to_ne_bytes()
+                .to_vec(),
+        };
+        sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Writes the contents that refer to loaded programs.
+fn fill_map_programs(
+    spec: &MapSpec,
+    fd: &OwnedFd,
+    prog_fd: &SecondaryMap<ProgId, u32>,
+) -> Result<(), LoadError> {
+    for (key, value) in &spec.contents {
+        let bytes: Vec<u8> = match *value {
+            InitValue::Prog(p) => prog_fd[p].to_ne_bytes().to_vec(),
+            InitValue::DevWithProg { ifindex, prog } | InitValue::CpuWithProg { qsize: ifindex, prog } => {
+                [ifindex.to_ne_bytes(), prog_fd[prog].to_ne_bytes()].concat()
+            }
+            _ => continue,
+        };
+        sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(|source| LoadError::FillMap {
+            map: spec.name.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
