@@ -1,4 +1,5 @@
 //! bpf-builder: build BPF objects in memory, load them and test-run them.
 
 pub mod insn;
+pub mod run;
 pub mod sys;
