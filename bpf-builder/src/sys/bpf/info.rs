@@ -1,0 +1,227 @@
+//! Object information (`BPF_OBJ_GET_INFO_BY_FD`) and object ids
+//! (`BPF_*_GET_NEXT_ID`, `BPF_*_GET_FD_BY_ID`).
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use aya_obj::generated::{
+    bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type, bpf_map_info, bpf_prog_info,
+};
+
+use super::{Zeroable, fd_u32, name_from_c, ptr_u64, sys_bpf, sys_bpf_fd, zeroed};
+
+/// What the kernel reports about a loaded program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgInfo {
+    /// Kernel-wide program id.
+    pub id: u32,
+    /// Name given at load time (at most 15 bytes).
+    pub name: String,
+    /// `bpf_prog_type` value.
+    pub prog_type: u32,
+    /// SHA-1 based tag of the translated instructions.
+    pub tag: [u8; 8],
+    /// Bytes of JIT-compiled code.
+    pub jited_len: u32,
+    /// Bytes of instructions after the verifier's rewrites.
+    pub xlated_len: u32,
+    /// Ids of the maps the program uses.
+    pub map_ids: Vec<u32>,
+    /// Total run time (only counted while `kernel.bpf_stats_enabled=1`).
+    pub run_time_ns: u64,
+    /// Number of runs (only counted while `kernel.bpf_stats_enabled=1`).
+    pub run_cnt: u64,
+    /// Instructions the verifier processed.
+    pub verified_insns: u32,
+    /// Id of the program's BTF object (0: none).
+    pub btf_id: u32,
+}
+
+/// What the kernel reports about a map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapInfo {
+    /// Kernel-wide map id.
+    pub id: u32,
+    /// `bpf_map_type` value.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes (per CPU for per-CPU maps).
+    pub value_size: u32,
+    /// Capacity.
+    pub max_entries: u32,
+    /// `BPF_F_*` flags.
+    pub map_flags: u32,
+    /// Name given at creation (at most 15 bytes).
+    pub name: String,
+}
+
+/// Attachment details of a link, for the kinds this crate attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkDetail {
+    /// An XDP link on a network device.
+    Xdp {
+        /// The device.
+        ifindex: u32,
+    },
+    /// A tcx link on a network device.
+    Tcx {
+        /// The device.
+        ifindex: u32,
+        /// `BPF_TCX_INGRESS` or `BPF_TCX_EGRESS`.
+        attach_type: u32,
+    },
+    /// Any other link type (details not decoded).
+    Other,
+}
+
+/// What the kernel reports about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Kernel-wide link id.
+    pub id: u32,
+    /// `bpf_link_type` value.
+    pub link_type: u32,
+    /// Id of the attached program.
+    pub prog_id: u32,
+    /// Type-specific details.
+    pub detail: LinkDetail,
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` into a zeroed `T`, with `info.info` pointing
+/// at it. `prepare` may set array pointers/counts before the call.
+fn get_info<T: Zeroable>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+    let mut a: bpf_attr = zeroed();
+    a.info.bpf_fd = fd_u32(fd);
+    a.info.info_len = mem::size_of::<T>() as u32;
+    a.info.info = ptr_u64(info as *mut T);
+    sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut a).map(drop)
+}
+
+/// The kernel's raw map info.
+pub(super) fn map_info_raw(fd: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
+    let mut info: bpf_map_info = zeroed();
+    get_info(fd, &mut info)?;
+    Ok(info)
+}
+
+/// Information about the map behind `fd`.
+pub fn map_info(fd: impl AsFd) -> io::Result<MapInfo> {
+    let i = map_info_raw(fd.as_fd())?;
+    Ok(MapInfo {
+        id: i.id,
+        map_type: i.type_,
+        key_size: i.key_size,
+        value_size: i.value_size,
+        max_entries: i.max_entries,
+        map_flags: i.map_flags,
+        name: name_from_c(&i.name),
+    })
+}
+
+/// Information about the program behind `fd`. Two passes: the first
+/// learns how many maps the program uses, the second fetches their ids.
+pub fn prog_info(fd: impl AsFd) -> io::Result<ProgInfo> {
+    let fd = fd.as_fd();
+    let mut first: bpf_prog_info = zeroed();
+    get_info(fd, &mut first)?;
+    let mut map_ids = vec![0u32; first.nr_map_ids as usize];
+    let mut i = first;
+    if !map_ids.is_empty() {
+        i = zeroed();
+        i.nr_map_ids = map_ids.len() as u32;
+        i.map_ids = ptr_u64(map_ids.as_mut_ptr());
+        get_info(fd, &mut i)?;
+        // The kernel reports the current count and fills at most ours.
+        map_ids.truncate(i.nr_map_ids as usize);
+    }
+    Ok(ProgInfo {
+        id: i.id,
+        name: name_from_c(&i.name),
+        prog_type: i.type_,
+        tag: i.tag,
+        jited_len: i.jited_prog_len,
+        xlated_len: i.xlated_prog_len,
+        map_ids,
+        run_time_ns: i.run_time_ns,
+        run_cnt: i.run_cnt,
+        verified_insns: i.verified_insns,
+        btf_id: i.btf_id,
+    })
+}
+
+/// Information about the link behind `fd`.
+pub fn link_info(fd: impl AsFd) -> io::Result<LinkInfo> {
+    let mut i: bpf_link_info = zeroed();
+    get_info(fd.as_fd(), &mut i)?;
+    let detail = if i.type_ == bpf_link_type::BPF_LINK_TYPE_XDP as u32 {
+        // SAFETY: the kernel filled the `xdp` member for an XDP link; the
+        // union holds plain integers, so any bytes are a valid value.
+        let x = unsafe { i.__bindgen_anon_1.xdp };
+        LinkDetail::Xdp { ifindex: x.ifindex }
+    } else if i.type_ == bpf_link_type::BPF_LINK_TYPE_TCX as u32 {
+        // SAFETY: as above, the `tcx` member for a tcx link.
+        let t = unsafe { i.__bindgen_anon_1.tcx };
+        LinkDetail::Tcx {
+            ifindex: t.ifindex,
+            attach_type: t.attach_type,
+        }
+    } else {
+        LinkDetail::Other
+    };
+    Ok(LinkInfo {
+        id: i.id,
+        link_type: i.type_,
+        prog_id: i.prog_id,
+        detail,
+    })
+}
+
+fn get_fd_by_id(cmd: bpf_cmd, id: u32) -> io::Result<OwnedFd> {
+    let mut a: bpf_attr = zeroed();
+    a.__bindgen_anon_6.__bindgen_anon_1.prog_id = id;
+    sys_bpf_fd(cmd, &mut a)
+}
+
+/// `BPF_PROG_GET_FD_BY_ID`.
+pub fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(bpf_cmd::BPF_PROG_GET_FD_BY_ID, id)
+}
+
+/// `BPF_MAP_GET_FD_BY_ID`.
+pub fn map_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(bpf_cmd::BPF_MAP_GET_FD_BY_ID, id)
+}
+
+/// `BPF_LINK_GET_FD_BY_ID`.
+pub fn link_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
+}
+
+/// The next id after `start` (0: the first), or `None` after the last.
+fn get_next_id(cmd: bpf_cmd, start: u32) -> io::Result<Option<u32>> {
+    let mut a: bpf_attr = zeroed();
+    a.__bindgen_anon_6.__bindgen_anon_1.start_id = start;
+    match sys_bpf(cmd, &mut a) {
+        // SAFETY: plain integer in the zero-initialised attr union.
+        Ok(_) => Ok(Some(unsafe { a.__bindgen_anon_6.next_id })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_PROG_GET_NEXT_ID`: the id of the next loaded program after `start`.
+pub fn prog_get_next_id(start: u32) -> io::Result<Option<u32>> {
+    get_next_id(bpf_cmd::BPF_PROG_GET_NEXT_ID, start)
+}
+
+/// `BPF_MAP_GET_NEXT_ID`: the id of the next map after `start`.
+pub fn map_get_next_id(start: u32) -> io::Result<Option<u32>> {
+    get_next_id(bpf_cmd::BPF_MAP_GET_NEXT_ID, start)
+}
+
+/// `BPF_LINK_GET_NEXT_ID`: the id of the next link after `start`.
+pub fn link_get_next_id(start: u32) -> io::Result<Option<u32>> {
+    get_next_id(bpf_cmd::BPF_LINK_GET_NEXT_ID, start)
+}
