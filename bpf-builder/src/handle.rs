@@ -79,7 +79,6 @@ fn per_cpu(kernel_type: u32) -> bool {
         BPF_MAP_TYPE_PERCPU_ARRAY,
         BPF_MAP_TYPE_PERCPU_HASH,
         BPF_MAP_TYPE_LRU_PERCPU_HASH,
-        BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
     ]
     .iter()
     .any(|t| *t as u32 == kernel_type)
@@ -292,7 +291,6 @@ impl Map {
                 &mut token_out,
                 &mut keys,
                 &mut values,
-                batch.max(1),
                 0,
             )
             .map_err(self.sys_err("lookup batch"))?;
@@ -315,7 +313,7 @@ impl Map {
         let n = keys.len() / self.key_size.max(1);
         self.check("keys", keys.len(), n * self.key_size)?;
         self.check("values", values.len(), n * self.slot() * self.cpus)?;
-        sys::map_update_batch(self.fd.as_fd(), keys, values, n as u32, 0, 0)
+        sys::map_update_batch(self.fd.as_fd(), keys, values, 0)
             .map_err(self.sys_err("update batch"))
     }
 

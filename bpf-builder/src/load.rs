@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use cranelift_entity::{PrimaryMap, SecondaryMap};
 
+use crate::btf;
 use crate::handle::{Map, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
@@ -29,6 +30,9 @@ pub struct LoadOptions {
     pub log_level: u32,
     /// First size of the log buffer; it grows when the kernel needs more.
     pub log_size: usize,
+    /// Pass source annotations to the kernel as BTF line info, so verifier
+    /// logs and `bpftool prog dump xlated linum` show them.
+    pub line_info: bool,
 }
 
 impl Default for LoadOptions {
@@ -36,6 +40,7 @@ impl Default for LoadOptions {
         LoadOptions {
             log_level: 0,
             log_size: 64 * 1024,
+            line_info: true,
         }
     }
 }
@@ -65,6 +70,16 @@ pub enum LoadError {
     /// The verifier (or the kernel) refused a program.
     #[error(transparent)]
     Program(Box<VerifierError>),
+    /// The kernel refused the BTF generated for a program.
+    #[error("loading the BTF of program `{program}` failed: {source}\n{log}")]
+    Btf {
+        /// The program.
+        program: String,
+        /// The errno.
+        source: io::Error,
+        /// The kernel's BTF log.
+        log: String,
+    },
 }
 
 /// Time spent loading, split between the kernel and the builder.
@@ -183,6 +198,28 @@ impl Object {
             attr.name = &spec.name;
             attr.log_level = opts.log_level;
             let t = Instant::now();
+            let debug = btf::for_program(self, &layout, opts.line_info);
+            let btf_fd = match &debug {
+                Some(d) => Some(sys::btf_load(&d.btf, 0, 4096).map_err(|f| LoadError::Btf {
+                    program: spec.name.clone(),
+                    source: f.error,
+                    log: f.log,
+                })?),
+                None => None,
+            };
+            if let (Some(d), Some(fd)) = (&debug, &btf_fd) {
+                attr.prog_btf_fd = Some(fd.0.as_fd());
+                attr.func_info = Some(sys::RecordArray {
+                    bytes: &d.func_info,
+                    rec_size: btf::FUNC_INFO_SIZE,
+                });
+                if !d.line_info.is_empty() {
+                    attr.line_info = Some(sys::RecordArray {
+                        bytes: &d.line_info,
+                        rec_size: btf::LINE_INFO_SIZE,
+                    });
+                }
+            }
             let loaded = sys::prog_load_with_log(&attr, opts.log_size);
             stats.verifier += t.elapsed();
             match loaded {
@@ -308,9 +345,11 @@ fn fill_map_programs(
     for (key, value) in &spec.contents {
         let bytes: Vec<u8> = match *value {
             InitValue::Prog(p) => prog_fd[p].to_ne_bytes().to_vec(),
-            InitValue::DevWithProg { ifindex, prog } | InitValue::CpuWithProg { qsize: ifindex, prog } => {
-                [ifindex.to_ne_bytes(), prog_fd[prog].to_ne_bytes()].concat()
-            }
+            InitValue::DevWithProg { ifindex, prog }
+            | InitValue::CpuWithProg {
+                qsize: ifindex,
+                prog,
+            } => [ifindex.to_ne_bytes(), prog_fd[prog].to_ne_bytes()].concat(),
             _ => continue,
         };
         sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(|source| LoadError::FillMap {
