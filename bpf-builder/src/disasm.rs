@@ -594,7 +594,7 @@ mod tests {
             ".insn bf 1b 00 00 00 00 00 00"
         );
         // Read-modify-write atomics of a byte do not exist.
-        let i = Insn::atomic(AtomicOp::Add, Size::B, R1, 0, R2);
+        let i = Insn::new(0xd3, 1, 2, 0, 0); // STX | ATOMIC | B, add
         assert_eq!(one(i), ".insn d3 21 00 00 00 00 00 00");
     }
 
