@@ -776,9 +776,15 @@ impl Insn {
         Insn::new(class::ST | mode::MEM | size.bits(), dst.num(), 0, off, imm)
     }
 
-    /// Atomic operation on `*(size *)(dst + off)` with `src` (W or DW).
+    /// Atomic operation on `*(size *)(dst + off)` with `src` (W or DW;
+    /// any size for `LoadAcquire` and `StoreRelease`).
     /// For `LoadAcquire` the roles are `dst = *(src + off)`.
     pub fn atomic(op: AtomicOp, size: Size, dst: Reg, off: i16, src: Reg) -> Insn {
+        assert!(
+            matches!(size, Size::W | Size::DW)
+                || matches!(op, AtomicOp::LoadAcquire | AtomicOp::StoreRelease),
+            "atomic {op:?} of size {size:?}"
+        );
         Insn::new(
             class::STX | mode::ATOMIC | size.bits(),
             dst.num(),
@@ -788,13 +794,16 @@ impl Insn {
         )
     }
 
-    /// Legacy `r0 = ntoh(*(size *)(skb->data + imm))` (socket filter, tc).
+    /// Legacy `r0 = ntoh(*(size *)(skb->data + imm))` (socket filter, tc;
+    /// B, H or W).
     pub fn ld_abs(size: Size, imm: i32) -> Insn {
+        assert!(size != Size::DW, "ld_abs of a double word");
         Insn::new(class::LD | mode::ABS | size.bits(), 0, 0, 0, imm)
     }
 
-    /// Legacy `r0 = ntoh(*(size *)(skb->data + src + imm))`.
+    /// Legacy `r0 = ntoh(*(size *)(skb->data + src + imm))` (B, H or W).
     pub fn ld_ind(size: Size, src: Reg, imm: i32) -> Insn {
+        assert!(size != Size::DW, "ld_ind of a double word");
         Insn::new(class::LD | mode::IND | size.bits(), 0, src.num(), 0, imm)
     }
 

@@ -2,6 +2,7 @@
 
 pub mod asm;
 pub mod btf;
+pub mod disasm;
 pub mod handle;
 pub mod helpers;
 pub mod insn;
