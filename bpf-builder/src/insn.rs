@@ -773,13 +773,7 @@ impl Insn {
 
     /// `*(size *)(dst + off) = imm`.
     pub fn st(size: Size, dst: Reg, off: i16, imm: i32) -> Insn {
-        Insn::new(
-            class::ST | mode::MEM | size.bits(),
-            dst.num(),
-            0,
-            off,
-            imm,
-        )
+        Insn::new(class::ST | mode::MEM | size.bits(), dst.num(), 0, off, imm)
     }
 
     /// Atomic operation on `*(size *)(dst + off)` with `src` (W or DW).
@@ -862,7 +856,10 @@ mod tests {
     fn bytes_round_trip_with_negative_fields() {
         let i = Insn::new(0xbf, 3, 10, -8, -123456);
         assert_eq!(Insn::from_bytes(i.to_bytes()), i);
-        assert_eq!(i.to_bytes(), [0xbf, 0xa3, 0xf8, 0xff, 0xc0, 0x1d, 0xfe, 0xff]);
+        assert_eq!(
+            i.to_bytes(),
+            [0xbf, 0xa3, 0xf8, 0xff, 0xc0, 0x1d, 0xfe, 0xff]
+        );
     }
 
     #[test]

@@ -1,2 +1,5 @@
 //! The only place with `unsafe`: system calls (`bpf(2)`, sockets, netns)
 //! and the owned file descriptors they return.
+
+pub mod netns;
+pub mod packet;
