@@ -101,6 +101,8 @@ impl PacketSocket {
     }
 
     /// Sends one whole frame (Ethernet header first) out of the interface.
+    /// Other packet sockets on the interface see it as outgoing; this one
+    /// does not see it at all.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: `frame` is valid for reads of `frame.len()` bytes.
         let n = unsafe {
