@@ -139,10 +139,10 @@ impl PacketSocket {
             match self.recv_now(buf)? {
                 Some((_, pkttype)) if self.incoming_only && pkttype == libc::PACKET_OUTGOING => {}
                 Some((n, _)) => return Ok(Some(n)),
+                // Filtered out or gone: wait again. Once the deadline has
+                // passed, poll(0) still drains what is queued, then says
+                // "not readable" and we return `None`.
                 None => {}
-            }
-            if remaining == Some(Duration::ZERO) {
-                return Ok(None);
             }
         }
     }
