@@ -1,1 +1,88 @@
-//! Network-namespace test harness (work in progress).
+//! Network test harness: throw-away network namespaces with veth pairs,
+//! raw frames sent and received through `AF_PACKET` sockets.
+//!
+//! Everything lives in namespaces this crate creates (named
+//! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
+//! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
+//! also when a test panics. Namespaces and veths are made with the `ip`
+//! command (iproute2); the system calls come from `bpf_builder::sys`.
+//!
+//! ```no_run
+//! # fn main() -> testbed::Result<()> {
+//! use std::time::Duration;
+//! let ns = testbed::Netns::new()?;
+//! let pair = ns.veth_pair("va", "vb")?;
+//! let marker = testbed::Marker::new()?;
+//! let frame = testbed::udp4_frame(
+//!     pair.a.mac, pair.b.mac,
+//!     [10, 0, 0, 1].into(), [10, 0, 0, 2].into(),
+//!     1000, 2000, marker.as_bytes(),
+//! )?;
+//! let got = testbed::send_and_collect(&pair.a, &pair.b, &[&frame], &marker, Duration::from_secs(2))?;
+//! assert_eq!(got, vec![frame]);
+//! # Ok(()) }
+//! ```
+
+mod cmd;
+mod frame;
+mod link;
+mod netns;
+mod privilege;
+mod random;
+mod traffic;
+
+pub use bpf_builder::sys::packet::PacketSocket;
+pub use frame::{ETHERTYPE_IPV4, ethernet_frame, internet_checksum, udp4_checksum, udp4_frame};
+pub use link::{Link, VethPair};
+pub use netns::{Netns, sweep_stale};
+pub use privilege::privileged;
+pub use traffic::{Marker, send_and_collect};
+
+/// What went wrong while setting up or using the test network.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call or file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An `ip` (or other) command exited unsuccessfully.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// How it exited.
+        status: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A command's output was not what we expected.
+    #[error("cannot understand the output of `{command}`: {detail}")]
+    Parse {
+        /// The command line.
+        command: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// An argument was out of range (interface name too long, payload too
+    /// big for a UDP datagram, ...).
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

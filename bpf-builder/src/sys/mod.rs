@@ -2,3 +2,5 @@
 //! and the owned file descriptors they return.
 
 pub mod bpf;
+pub mod netns;
+pub mod packet;

@@ -1,0 +1,38 @@
+//! Running `ip` (iproute2) and reporting its failures with stderr.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::{Error, Result};
+
+/// Runs `ip args...`, feeding `stdin` if given; returns stdout.
+pub(crate) fn ip(args: &[&str], stdin: Option<&str>) -> Result<String> {
+    let command = format!("ip {}", args.join(" "));
+    let mut child = Command::new("ip")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(format!("cannot run `{command}`"), e))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // Dropping `pipe` at the end of this block closes it, ending the input.
+        pipe.write_all(input.as_bytes())
+            .map_err(|e| Error::io(format!("cannot write to `{command}`"), e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io(format!("cannot wait for `{command}`"), e))?;
+    if !out.status.success() {
+        return Err(Error::Command {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
