@@ -45,7 +45,7 @@ pub use map::{
 };
 pub use pin::{BPF_FS_MAGIC, ensure_bpffs, obj_get, obj_pin};
 pub use prog::{
-    LOG_SIZE_MAX, LoadFailure, ProgLoadAttr, ProgLoadError, RecordArray, btf_load, prog_load,
+    BtfLoadError, LOG_SIZE_MAX, ProgLoadAttr, ProgLoadError, RecordArray, btf_load, prog_load,
     prog_load_with_log,
 };
 pub use test_run::{TestRunFailure, TestRunIo, TestRunResult, prog_test_run};
