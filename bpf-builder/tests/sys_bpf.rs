@@ -524,12 +524,13 @@ fn btf_load_accepts_good_and_explains_bad() {
 
 // ---- links and tcx, in a private network namespace ----
 
-/// Runs `inner` (an ignored test of this binary) in a new network
-/// namespace, where it may attach to `lo` without touching the host.
-fn run_in_netns(inner: &str) {
+/// Runs `inner` (an ignored test of this binary) in new network and mount
+/// namespaces, where it may attach to `lo` and mount filesystems without
+/// touching the host.
+fn run_isolated(inner: &str) {
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new("unshare")
-        .arg("--net")
+        .args(["--net", "--mount", "--propagation", "private"])
         .arg("--")
         .arg(exe)
         .args([
@@ -551,16 +552,58 @@ fn run_in_netns(inner: &str) {
 const LO: u32 = 1;
 
 #[test]
-fn links_in_a_private_netns() {
+fn links_and_mounts_in_private_namespaces() {
     if !require_bpf() {
         return;
     }
-    run_in_netns("netns_xdp_link");
-    run_in_netns("netns_tcx");
+    run_isolated("netns_xdp_link");
+    run_isolated("netns_tcx");
+    run_isolated("netns_mount_bpffs");
+}
+
+/// The mounts of type bpf at `dir` in this mount namespace.
+fn bpf_mounts_at(dir: &Path) -> usize {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    mountinfo
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|&x| x == "-").unwrap();
+            f[4] == dir && f[sep + 1] == "bpf"
+        })
+        .count()
 }
 
 #[test]
-#[ignore = "run by links_in_a_private_netns inside a new network namespace"]
+#[ignore = "run by links_and_mounts_in_private_namespaces inside a new mount namespace"]
+fn netns_mount_bpffs() {
+    assert!(
+        std::env::var_os("BPF_BUILDER_IN_NETNS").is_some(),
+        "only in a private mount ns"
+    );
+    let dir = PathBuf::from(format!("/tmp/bpf-builder-bpffs-{}", std::process::id()));
+    ensure_bpffs(&dir).unwrap();
+    assert_eq!(bpf_mounts_at(&dir), 1);
+    // Already bpffs: nothing more is mounted.
+    ensure_bpffs(&dir).unwrap();
+    assert_eq!(bpf_mounts_at(&dir), 1);
+    let m = create(bpf_map_type::BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0);
+    obj_pin(&m, &dir.join("m")).unwrap();
+    assert_eq!(
+        map_info(obj_get(&dir.join("m"), 0).unwrap()).unwrap().id,
+        map_info(&m).unwrap().id
+    );
+    let status = std::process::Command::new("umount")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_dir(&dir).unwrap();
+}
+
+#[test]
+#[ignore = "run by links_and_mounts_in_private_namespaces inside a new network namespace"]
 fn netns_xdp_link() {
     assert!(
         std::env::var_os("BPF_BUILDER_IN_NETNS").is_some(),
@@ -624,7 +667,7 @@ fn load_tc(name: &str) -> OwnedFd {
 }
 
 #[test]
-#[ignore = "run by links_in_a_private_netns inside a new network namespace"]
+#[ignore = "run by links_and_mounts_in_private_namespaces inside a new network namespace"]
 fn netns_tcx() {
     assert!(
         std::env::var_os("BPF_BUILDER_IN_NETNS").is_some(),
