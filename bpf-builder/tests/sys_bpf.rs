@@ -763,3 +763,19 @@ fn netns_tcx() {
             .is_empty()
     );
 }
+
+#[test]
+fn test_run_of_a_type_without_test_run_is_explained() {
+    if !require_bpf() {
+        return;
+    }
+    let insns = [Insn::mov64(Reg::R0, 0), Insn::exit()];
+    let attr = ProgLoadAttr::new(bpf_prog_type::BPF_PROG_TYPE_KPROBE as u32, &insns, GPL);
+    let prog = prog_load(&attr).unwrap();
+    let err = test_run(prog.as_fd(), &TestRun::new(&[0u8; 64])).unwrap_err();
+    assert!(
+        matches!(err, RunError::NotSupported { .. }),
+        "expected NotSupported, got {err:?}"
+    );
+    assert!(err.to_string().contains("cannot test-run kprobe"), "{err}");
+}
