@@ -186,6 +186,12 @@ fn type_name(t: u32) -> String {
         (BPF_PROG_TYPE_LWT_OUT, "lwt out"),
         (BPF_PROG_TYPE_LWT_XMIT, "lwt xmit"),
         (BPF_PROG_TYPE_FLOW_DISSECTOR, "flow dissector"),
+        (BPF_PROG_TYPE_KPROBE, "kprobe"),
+        (BPF_PROG_TYPE_TRACEPOINT, "tracepoint"),
+        (BPF_PROG_TYPE_RAW_TRACEPOINT, "raw tracepoint"),
+        (BPF_PROG_TYPE_TRACING, "tracing"),
+        (BPF_PROG_TYPE_SK_LOOKUP, "sk_lookup"),
+        (BPF_PROG_TYPE_SYSCALL, "syscall"),
     ];
     known
         .iter()

@@ -28,6 +28,8 @@ use std::path::Path;
 
 use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_link_info, bpf_map_info, bpf_prog_info};
 
+/// The kernel's enums for map, program, attach and link types.
+pub use aya_obj::generated::{bpf_attach_type, bpf_link_type, bpf_map_type, bpf_prog_type};
 pub use info::{
     LinkDetail, LinkInfo, MapInfo, ProgInfo, link_get_fd_by_id, link_get_next_id, link_info,
     map_get_fd_by_id, map_get_next_id, map_info, prog_get_fd_by_id, prog_get_next_id, prog_info,
@@ -43,7 +45,7 @@ pub use map::{
 };
 pub use pin::{BPF_FS_MAGIC, ensure_bpffs, obj_get, obj_pin};
 pub use prog::{
-    LOG_SIZE_MAX, LoadFailure, ProgLoadAttr, ProgLoadError, RecordArray, btf_load, prog_load,
+    BtfLoadError, LOG_SIZE_MAX, ProgLoadAttr, ProgLoadError, RecordArray, btf_load, prog_load,
     prog_load_with_log,
 };
 pub use test_run::{TestRunFailure, TestRunIo, TestRunResult, prog_test_run};

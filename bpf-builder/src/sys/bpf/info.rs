@@ -89,8 +89,8 @@ pub struct LinkInfo {
     pub detail: LinkDetail,
 }
 
-/// `BPF_OBJ_GET_INFO_BY_FD` into a zeroed `T`, with `info.info` pointing
-/// at it. `prepare` may set array pointers/counts before the call.
+/// `BPF_OBJ_GET_INFO_BY_FD` into `info`. The caller zeroes it and may set
+/// array pointers and counts (e.g. `map_ids`) that the kernel fills.
 fn get_info<T: Zeroable>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
     let mut a: bpf_attr = zeroed();
     a.info.bpf_fd = fd_u32(fd);

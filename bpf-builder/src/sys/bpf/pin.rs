@@ -20,9 +20,7 @@ pub fn obj_pin(fd: impl AsFd, path: &Path) -> io::Result<()> {
     let mut a: bpf_attr = zeroed();
     a.__bindgen_anon_4.pathname = ptr_u64(cpath.as_ptr());
     a.__bindgen_anon_4.bpf_fd = fd_u32(fd.as_fd());
-    sys_bpf(bpf_cmd::BPF_OBJ_PIN, &mut a)
-        .map(drop)
-        .map_err(|e| with_path(e, "pin object at", path))
+    sys_bpf(bpf_cmd::BPF_OBJ_PIN, &mut a).map(drop)
 }
 
 /// `BPF_OBJ_GET`: opens a pinned object. `flags` may be `BPF_F_RDONLY` or
@@ -32,13 +30,7 @@ pub fn obj_get(path: &Path, flags: u32) -> io::Result<OwnedFd> {
     let mut a: bpf_attr = zeroed();
     a.__bindgen_anon_4.pathname = ptr_u64(cpath.as_ptr());
     a.__bindgen_anon_4.file_flags = flags;
-    sys_bpf_fd(bpf_cmd::BPF_OBJ_GET, &mut a).map_err(|e| with_path(e, "open pinned object", path))
-}
-
-/// Adds the path to an error while keeping its kind (and thus its errno
-/// meaning) visible in the message.
-fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("cannot {what} {}: {e}", path.display()))
+    sys_bpf_fd(bpf_cmd::BPF_OBJ_GET, &mut a)
 }
 
 /// The filesystem type of `path` (`statfs(2)` `f_type`).

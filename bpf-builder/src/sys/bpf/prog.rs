@@ -121,23 +121,34 @@ impl<'a> ProgLoadAttr<'a> {
     }
 }
 
-/// A failed load: the kernel's errno and the log it wrote.
+/// A failed load: the kernel's errno and the log it wrote (private; the
+/// public functions wrap it in their own error type).
 #[derive(Debug)]
-pub struct LoadFailure {
-    /// The errno of the last attempt.
-    pub error: io::Error,
-    /// The verifier (or BTF) log; empty when none could be obtained.
-    pub log: String,
+struct LoadFailure {
+    error: io::Error,
+    log: String,
 }
 
-/// `prog_load` failed; the verifier log says why.
+/// The kernel refused a program; the verifier log says why.
 #[derive(Debug, thiserror::Error)]
 #[error("the kernel refused to load the program: {error}{}", log_excerpt(.log))]
 pub struct ProgLoadError {
-    /// The kernel's errno (EACCES/EINVAL from the verifier, E2BIG, EPERM, ...).
+    /// The kernel's errno (EACCES/EINVAL from the verifier, E2BIG, EPERM,
+    /// ENOSPC when even a [`LOG_SIZE_MAX`] log did not fit, ...).
     #[source]
     pub error: io::Error,
     /// The full verifier log (empty when the kernel gave none).
+    pub log: String,
+}
+
+/// The kernel refused a BTF blob; the BTF log says why.
+#[derive(Debug, thiserror::Error)]
+#[error("the kernel refused to load the BTF: {error}{}", log_excerpt(.log))]
+pub struct BtfLoadError {
+    /// The kernel's errno.
+    #[source]
+    pub error: io::Error,
+    /// The full BTF verifier log (empty when the kernel gave none).
     pub log: String,
 }
 
@@ -148,7 +159,7 @@ fn log_excerpt(log: &str) -> String {
         return String::new();
     }
     let tail = &lines[lines.len().saturating_sub(3)..];
-    format!("; verifier log ends with:\n{}", tail.join("\n"))
+    format!("; the log ends with:\n{}", tail.join("\n"))
 }
 
 /// The result of one load attempt with a log buffer.
@@ -272,7 +283,7 @@ fn prog_load_once(
 pub fn prog_load_with_log(
     attr: &ProgLoadAttr<'_>,
     initial_log_size: usize,
-) -> Result<(OwnedFd, String), LoadFailure> {
+) -> Result<(OwnedFd, String), ProgLoadError> {
     let code = Insn::encode_all(attr.insns);
     load_with_log_policy(attr.log_level, initial_log_size, |level, buf| {
         with_retries(|| match prog_load_once(attr, &code, level, buf) {
@@ -283,15 +294,13 @@ pub fn prog_load_with_log(
             },
         })
     })
+    .map_err(|LoadFailure { error, log }| ProgLoadError { error, log })
 }
 
 /// `BPF_PROG_LOAD`: loads the program, returning the verifier log with the
 /// error when the kernel refuses it.
 pub fn prog_load(attr: &ProgLoadAttr<'_>) -> Result<OwnedFd, ProgLoadError> {
-    match prog_load_with_log(attr, LOG_SIZE_DEFAULT) {
-        Ok((fd, _)) => Ok(fd),
-        Err(LoadFailure { error, log }) => Err(ProgLoadError { error, log }),
-    }
+    prog_load_with_log(attr, LOG_SIZE_DEFAULT).map(|(fd, _)| fd)
 }
 
 /// One `BPF_BTF_LOAD`.
@@ -328,10 +337,11 @@ pub fn btf_load(
     btf: &[u8],
     log_level: u32,
     initial_log_size: usize,
-) -> Result<(OwnedFd, String), LoadFailure> {
+) -> Result<(OwnedFd, String), BtfLoadError> {
     load_with_log_policy(log_level, initial_log_size, |level, buf| {
         with_retries(|| btf_load_once(btf, level, buf))
     })
+    .map_err(|LoadFailure { error, log }| BtfLoadError { error, log })
 }
 
 #[cfg(test)]
