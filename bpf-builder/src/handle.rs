@@ -60,6 +60,9 @@ pub enum MapError {
     },
 }
 
+/// A key and its value, as bytes.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// A loaded map.
 #[derive(Debug)]
 pub struct Map {
@@ -262,7 +265,7 @@ impl Map {
 
     /// All entries (first CPU's value for per-CPU maps). An entry deleted
     /// during the walk is skipped.
-    pub fn iter(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), MapError>> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = Result<Entry, MapError>> + '_ {
         self.keys().filter_map(move |k| match k {
             Ok(k) => match self.lookup(&k) {
                 Ok(Some(v)) => Some(Ok((k, v))),
@@ -276,7 +279,7 @@ impl Map {
     /// Looks up entries in batches (`BPF_MAP_LOOKUP_BATCH`) of up to
     /// `batch` entries: one system call per batch instead of two per entry.
     /// Values are the raw per-CPU slots for per-CPU maps.
-    pub fn lookup_batch_all(&self, batch: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, MapError> {
+    pub fn lookup_batch_all(&self, batch: u32) -> Result<Vec<Entry>, MapError> {
         let vlen = self.slot() * self.cpus;
         let n = batch.max(1) as usize;
         let mut keys = vec![0u8; n * self.key_size];

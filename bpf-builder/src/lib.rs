@@ -7,6 +7,7 @@ pub mod handle;
 pub mod helpers;
 pub mod insn;
 pub mod layout;
+pub mod listing;
 pub mod load;
 pub mod map;
 pub mod object;
