@@ -338,6 +338,7 @@ impl<'a> Checker<'a> {
                         if n > 65535 {
                             return Err(err(format!("illegal port number {n} > 65535")));
                         }
+                        port_dir(q.dir, q.kind == Kind::PortRange, vspan)?;
                         one(Atom::Port {
                             proto,
                             dir: q.dir,
@@ -512,6 +513,7 @@ impl<'a> Checker<'a> {
                     .nametoport(name)
                     .ok_or_else(|| err(format!("unknown port '{name}'")))?;
                 let proto = port_conflict(proto, real, |p| format!("port '{name}' is {p}"), span)?;
+                port_dir(q.dir, false, span)?;
                 one(Atom::Port {
                     proto,
                     dir: q.dir,
@@ -540,6 +542,7 @@ impl<'a> Checker<'a> {
                         return Err(err(format!("illegal port number {p} > 65535")));
                     }
                 }
+                port_dir(q.dir, true, span)?;
                 let (lo, hi) = (p1.min(p2) as u16, p1.max(p2) as u16);
                 one(Atom::Port {
                     proto,
@@ -769,6 +772,20 @@ fn addr_dir(dir: Dir, span: Span) -> R<()> {
         Dir::Ta => {
             "'ta' is not a valid qualifier for addresses other than 802.11 MAC addresses".into()
         }
+        _ => return Ok(()),
+    };
+    Err(CompileError::new(m, span))
+}
+
+/// Ports have no 802.11 address qualifiers (`gen_portop`).
+fn port_dir(dir: Dir, range: bool, span: Span) -> R<()> {
+    let what = if range { "port ranges" } else { "ports" };
+    let m = match dir {
+        Dir::Addr(n) => {
+            format!("'addr{n}' and 'address{n}' are not valid qualifiers for {what}")
+        }
+        Dir::Ra => format!("'ra' is not a valid qualifier for {what}"),
+        Dir::Ta => format!("'ta' is not a valid qualifier for {what}"),
         _ => return Ok(()),
     };
     Err(CompileError::new(m, span))
