@@ -580,12 +580,11 @@ impl<'a> Checker<'a> {
     /// `pcap_nametoportrange`: `N-M` numerically (as sscanf "%d-%d"),
     /// else two names split at the first '-'.
     fn nametoportrange(&self, name: &str) -> Option<(i64, i64, Option<Proto>)> {
-        if let Some((a, rest)) = scan_int(name) {
-            if let Some(rest) = rest.strip_prefix('-') {
-                if let Some((b, _)) = scan_int(rest) {
-                    return Some((a, b, None));
-                }
-            }
+        if let Some((a, rest)) = scan_int(name)
+            && let Some(rest) = rest.strip_prefix('-')
+            && let Some((b, _)) = scan_int(rest)
+        {
+            return Some((a, b, None));
         }
         let (a, b) = name.split_once('-')?;
         let (p1, r1) = self.nametoport(a)?;
