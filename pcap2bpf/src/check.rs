@@ -159,7 +159,12 @@ impl<'a> Checker<'a> {
             Expr::And(a, b) => Checked::And(Box::new(self.check(a)?), Box::new(self.check(b)?)),
             Expr::Or(a, b) => Checked::Or(Box::new(self.check(a)?), Box::new(self.check(b)?)),
             Expr::Not(a, _) => Checked::Not(Box::new(self.check(a)?)),
-            Expr::Prim(p, span) => self.prim(p, *span)?,
+            Expr::Prim(p, span) => {
+                if self.after_mpls && !over_mpls_ok(p) {
+                    return Err(CompileError::new("unsupported protocol over mpls", *span));
+                }
+                self.prim(p, *span)?
+            }
         })
     }
 
@@ -232,7 +237,9 @@ impl<'a> Checker<'a> {
                 if let Some(n) = n.filter(|n| *n > 0xffffff) {
                     return Err(err(format!("Geneve VNI {n} greater than maximum 16777215")));
                 }
+                // What follows is about the encapsulated Ethernet frame.
                 self.variable_offsets = true;
+                self.link = Link::Ether;
                 atom(Atom::Prim(p.clone()))
             }
             Primitive::Llc(_) => {
@@ -654,6 +661,52 @@ impl<'a> Checker<'a> {
             layer: q.proto,
             value: v,
         })
+    }
+}
+
+/// After `mpls` only IPv4 and IPv6 payloads can be tested
+/// (`gen_mpls_linktype`); this is whether `p` stays within them.
+fn over_mpls_ok(p: &Primitive) -> bool {
+    use Proto::*;
+    let non_ip = |p: Option<Proto>| {
+        matches!(
+            p,
+            Some(
+                Arp | Rarp
+                    | Atalk
+                    | Aarp
+                    | Decnet
+                    | Sca
+                    | Lat
+                    | Mopdl
+                    | Moprc
+                    | Iso
+                    | Esis
+                    | Isis
+                    | L1
+                    | L2
+                    | Iih
+                    | Lsp
+                    | Snp
+                    | Csnp
+                    | Psnp
+                    | Clnp
+                    | Stp
+                    | Ipx
+                    | Netbeui
+            )
+        )
+    };
+    match p {
+        Primitive::Proto(pr) => !non_ip(Some(*pr)),
+        Primitive::Qualified { qual, value, .. } => match (qual.kind, value) {
+            (Kind::Proto, Value::Num(n)) if qual.proto == Some(Link) => {
+                *n == 0x0800 || *n == 0x86dd
+            }
+            _ => !non_ip(qual.proto),
+        },
+        Primitive::Pppoed | Primitive::Pppoes(_) => false,
+        _ => true,
     }
 }
 

@@ -249,3 +249,163 @@ fn reject_lines_match_libpcap() {
     let bad = compare(&lines, "reject.tsv");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// Random word salads from the filter vocabulary: libpcap and we must agree
+/// on accept/reject for every one (this is what finds grammar corners).
+#[test]
+fn random_expressions_match_libpcap() {
+    let words = [
+        "host",
+        "net",
+        "port",
+        "portrange",
+        "src",
+        "dst",
+        "or",
+        "and",
+        "not",
+        "!",
+        "(",
+        ")",
+        "tcp",
+        "udp",
+        "ip",
+        "ip6",
+        "ether",
+        "arp",
+        "proto",
+        "protochain",
+        "10.0.0.1",
+        "10.1",
+        "::1",
+        "fe80::/10",
+        "1.2.3.4/8",
+        "mask",
+        "255.0.0.0",
+        "80",
+        "0x10",
+        "a:b:c:d:e:f",
+        "smtp",
+        "domain",
+        "1-1023",
+        "len",
+        "=",
+        ">",
+        "<=",
+        "!=",
+        "+",
+        "*",
+        "^",
+        "&",
+        "|",
+        "-",
+        "[",
+        "]",
+        ":",
+        "2",
+        "4",
+        "vlan",
+        "mpls",
+        "pppoes",
+        "geneve",
+        "broadcast",
+        "multicast",
+        "gateway",
+        "less",
+        "greater",
+        "llc",
+        "icmp",
+        "tcp-syn",
+        "tcpflags",
+        "decnet",
+        "1.2",
+        "localhost",
+        "\\tcp",
+        "byte",
+        "inbound",
+        "ifindex",
+        "sctp",
+        "iso",
+        "isis",
+        "l1",
+    ];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as usize
+    };
+    let mut lines = Vec::new();
+    for _ in 0..4000 {
+        let n = 1 + next(6);
+        let e: Vec<&str> = (0..n).map(|_| words[next(words.len())]).collect();
+        let link = ["EN10MB", "RAW", "LINUX_SLL2"][next(3)];
+        lines.push((link.to_string(), e.join(" ")));
+    }
+    // Structured: primitives and bare operands joined by boolean operators.
+    let prims = [
+        "host 10.0.0.1",
+        "tcp port 80",
+        "src net 10.1",
+        "ip6 host ::1",
+        "ether src a:b:c:d:e:f",
+        "udp portrange 1-1023",
+        "ip proto 6",
+        "ip6 protochain 6",
+        "vlan 3",
+        "mpls",
+        "pppoes 1",
+        "geneve",
+        "tcp[13] & 2 != 0",
+        "len > 10",
+        "arp",
+        "ip broadcast",
+        "multicast",
+        "dst host localhost",
+        "net 10.0.0.0/8",
+        "tcp dst port smtp",
+        "icmp",
+        "llc",
+        "gateway localhost",
+        "ether proto \\ip",
+        "decnet src 1.2",
+        "port domain",
+    ];
+    let bare = [
+        "10.0.0.2",
+        "443",
+        "(5)",
+        "::2",
+        "smtp",
+        "localhost",
+        "a:b:c:d:e:1",
+        "1.2",
+    ];
+    for _ in 0..4000 {
+        let mut e = String::new();
+        let n = 1 + next(4);
+        for i in 0..n {
+            if i > 0 {
+                e.push_str([" and ", " or ", " && ", " || "][next(4)]);
+            }
+            if next(4) == 0 {
+                e.push_str("not ");
+            }
+            let operand = if i > 0 && next(2) == 0 {
+                bare[next(bare.len())]
+            } else {
+                prims[next(prims.len())]
+            };
+            if next(5) == 0 {
+                e.push_str(&format!("({operand})"));
+            } else {
+                e.push_str(operand);
+            }
+        }
+        let link = ["EN10MB", "RAW", "LINUX_SLL2"][next(3)];
+        lines.push((link.to_string(), e));
+    }
+    let bad = compare(&lines, "random");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
