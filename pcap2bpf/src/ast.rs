@@ -1,0 +1,361 @@
+//! The syntax tree of a pcap-filter(7) expression, with byte spans.
+//!
+//! Qualifier inheritance (`host a or b`) is resolved by the parser: every
+//! [`Primitive::Qualified`] carries the full qualifier it applies with.
+
+/// A half-open byte range `start..end` in the expression text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// Builds a span.
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+/// A boolean filter expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    /// `a and b` (also `&&`).
+    And(Box<Expr>, Box<Expr>),
+    /// `a or b` (also `||`).
+    Or(Box<Expr>, Box<Expr>),
+    /// `not a` (also `!`); the span covers the operator and its operand.
+    Not(Box<Expr>, Span),
+    /// A primitive test.
+    Prim(Primitive, Span),
+}
+
+impl Expr {
+    /// The bytes this expression covers.
+    pub fn span(&self) -> Span {
+        match self {
+            Expr::And(a, b) | Expr::Or(a, b) => a.span().to(b.span()),
+            Expr::Not(_, s) | Expr::Prim(_, s) => *s,
+        }
+    }
+}
+
+/// Protocol qualifiers (`pname` in libpcap's grammar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Proto {
+    /// `link`, `ether`, `ppp`, `slip`, `fddi`, `tr`, `wlan`.
+    Link,
+    Ip,
+    Arp,
+    Rarp,
+    Sctp,
+    Tcp,
+    Udp,
+    Icmp,
+    Igmp,
+    Igrp,
+    Pim,
+    Vrrp,
+    Carp,
+    Radio,
+    Ip6,
+    Icmp6,
+    Ah,
+    Esp,
+    Atalk,
+    Aarp,
+    Decnet,
+    Lat,
+    Sca,
+    Moprc,
+    Mopdl,
+    Iso,
+    Esis,
+    Isis,
+    L1,
+    L2,
+    Iih,
+    Lsp,
+    Snp,
+    Csnp,
+    Psnp,
+    Clnp,
+    Stp,
+    Ipx,
+    Netbeui,
+}
+
+impl Proto {
+    /// The keyword libpcap uses in its messages.
+    pub fn name(self) -> &'static str {
+        use Proto::*;
+        match self {
+            Link => "link",
+            Ip => "ip",
+            Arp => "arp",
+            Rarp => "rarp",
+            Sctp => "sctp",
+            Tcp => "tcp",
+            Udp => "udp",
+            Icmp => "icmp",
+            Igmp => "igmp",
+            Igrp => "igrp",
+            Pim => "pim",
+            Vrrp => "vrrp",
+            Carp => "carp",
+            Radio => "radio",
+            Ip6 => "ip6",
+            Icmp6 => "icmp6",
+            Ah => "ah",
+            Esp => "esp",
+            Atalk => "atalk",
+            Aarp => "aarp",
+            Decnet => "decnet",
+            Lat => "lat",
+            Sca => "sca",
+            Moprc => "moprc",
+            Mopdl => "mopdl",
+            Iso => "iso",
+            Esis => "esis",
+            Isis => "isis",
+            L1 => "l1",
+            L2 => "l2",
+            Iih => "iih",
+            Lsp => "lsp",
+            Snp => "snp",
+            Csnp => "csnp",
+            Psnp => "psnp",
+            Clnp => "clnp",
+            Stp => "stp",
+            Ipx => "ipx",
+            Netbeui => "netbeui",
+        }
+    }
+}
+
+/// Direction qualifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Dir {
+    /// No direction given: like `src or dst`.
+    #[default]
+    Default,
+    /// `src`.
+    Src,
+    /// `dst`.
+    Dst,
+    /// `src or dst` / `dst or src`.
+    SrcOrDst,
+    /// `src and dst` / `dst and src`.
+    SrcAndDst,
+    /// `addr1` .. `addr4` (802.11 only).
+    Addr(u8),
+    /// `ra` (802.11 only).
+    Ra,
+    /// `ta` (802.11 only).
+    Ta,
+}
+
+/// Address type qualifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Kind {
+    /// None given: like `host` for addresses.
+    #[default]
+    Default,
+    /// `host`.
+    Host,
+    /// `net`.
+    Net,
+    /// `port`.
+    Port,
+    /// `portrange`.
+    PortRange,
+    /// `gateway`.
+    Gateway,
+    /// `proto`.
+    Proto,
+    /// `protochain`.
+    ProtoChain,
+}
+
+/// A complete qualifier: `[proto] [dir] [kind]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Qual {
+    /// Protocol qualifier, `None` when absent.
+    pub proto: Option<Proto>,
+    /// Direction qualifier.
+    pub dir: Dir,
+    /// Address type qualifier.
+    pub kind: Kind,
+}
+
+/// The operand of a qualified primitive, as the scanner classified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A name (`ID`; a leading backslash already removed).
+    Name(String),
+    /// A number (`NUM`).
+    Num(u32),
+    /// A dotted number with 2..4 parts (`HID`), kept as text as libpcap does.
+    Ipv4(String),
+    /// `HID/NUM`.
+    Ipv4Prefix(String, u32),
+    /// `HID mask HID`.
+    Ipv4Mask(String, String),
+    /// An IPv6 address (`HID6`).
+    Ipv6(std::net::Ipv6Addr),
+    /// `HID6/NUM`.
+    Ipv6Prefix(std::net::Ipv6Addr, u32),
+    /// A MAC address (`EID`).
+    Mac([u8; 6]),
+    /// An ARCnet address `$xx` (`AID`).
+    Arcnet(String),
+}
+
+/// Arithmetic operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+}
+
+/// An arithmetic expression (`arth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arith {
+    /// A constant.
+    Num(u32, Span),
+    /// `len` / `length`: the packet length.
+    Len(Span),
+    /// `proto[index]` or `proto[index:size]`.
+    Load {
+        /// The header the index is relative to.
+        proto: Proto,
+        /// Byte offset into that header.
+        index: Box<Arith>,
+        /// 1, 2 or 4 after checking.
+        size: u32,
+        /// The whole accessor.
+        span: Span,
+    },
+    /// A binary operation.
+    Binary(ArithOp, Box<Arith>, Box<Arith>),
+    /// Unary minus.
+    Neg(Box<Arith>, Span),
+}
+
+impl Arith {
+    /// The bytes this expression covers.
+    pub fn span(&self) -> Span {
+        match self {
+            Arith::Num(_, s) | Arith::Len(s) | Arith::Neg(_, s) => *s,
+            Arith::Load { span, .. } => *span,
+            Arith::Binary(_, a, b) => a.span().to(b.span()),
+        }
+    }
+}
+
+/// Relational operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum RelOp {
+    Gt,
+    Ge,
+    Eq,
+    Le,
+    Lt,
+    Ne,
+}
+
+/// The operators of `byte N op M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ByteOp {
+    And,
+    Or,
+    Lt,
+    Gt,
+    Eq,
+}
+
+/// `llc` variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Llc {
+    /// `llc`: any LLC frame.
+    Any,
+    /// `llc i`.
+    I,
+    /// `llc s`.
+    S,
+    /// `llc u`.
+    U,
+    /// `llc rr|rnr|rej`: an S-frame subtype (the control value).
+    SSubtype(u8),
+    /// `llc ui|ua|disc|dm|sabme|test|xid|frmr`: a U-frame subtype.
+    USubtype(u8),
+}
+
+/// A primitive test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Primitive {
+    /// `[proto] [dir] [kind] value`, qualifiers inherited already applied.
+    Qualified {
+        /// The qualifier in force.
+        qual: Qual,
+        /// The operand.
+        value: Value,
+        /// Span of the operand alone.
+        value_span: Span,
+    },
+    /// A bare protocol name: `tcp`, `ip6`, `arp`...
+    Proto(Proto),
+    /// `arth relop arth`.
+    Relation(RelOp, Arith, Arith),
+    /// `[proto] broadcast`.
+    Broadcast(Option<Proto>),
+    /// `[proto] multicast`.
+    Multicast(Option<Proto>),
+    /// `less N`: length <= N.
+    Less(u32),
+    /// `greater N`: length >= N.
+    Greater(u32),
+    /// `byte IDX op VAL`.
+    Byte(u32, ByteOp, u32),
+    /// `inbound`.
+    Inbound,
+    /// `outbound`.
+    Outbound,
+    /// `ifindex N`.
+    IfIndex(u32),
+    /// `vlan [N]`.
+    Vlan(Option<u32>),
+    /// `mpls [N]`.
+    Mpls(Option<u32>),
+    /// `pppoed`.
+    Pppoed,
+    /// `pppoes [N]`.
+    Pppoes(Option<u32>),
+    /// `geneve [N]`.
+    Geneve(Option<u32>),
+    /// `llc [type]`.
+    Llc(Llc),
+    /// Primitives that exist only on other link types (pflog, 802.11
+    /// `type`/`subtype`/`dir`, ATM, MTP2/MTP3): the keyword is kept for
+    /// the error message.
+    OtherLink(&'static str),
+}

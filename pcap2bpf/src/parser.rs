@@ -1,0 +1,729 @@
+//! The grammar of libpcap's `grammar.y`, as recursive descent over tokens.
+//!
+//! Where yacc resolves a choice by lookahead (a bare operand after `and`
+//! is an `id` that inherits the previous qualifier; otherwise a `term`),
+//! we try the `id` reading first and fall back to the `term` reading.
+//! `and` and `or` have the same precedence and associate to the left.
+
+use crate::ast::*;
+use crate::error::CompileError;
+use crate::lexer::{Tok, Token, tokenize};
+
+/// Parses an expression; `Ok(None)` for the empty expression (accept all).
+pub fn parse_expr(src: &str) -> Result<Option<Expr>, CompileError> {
+    let toks = tokenize(src)?;
+    if toks.is_empty() {
+        return Ok(None);
+    }
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        cur: None,
+        end: src.len(),
+        furthest: None,
+    };
+    let e = p.expr().map_err(|e| p.worst(e))?;
+    if p.pos < p.toks.len() {
+        let e = p.syntax();
+        return Err(p.worst(e));
+    }
+    Ok(Some(e))
+}
+
+type R<T> = Result<T, CompileError>;
+
+struct Parser {
+    toks: Vec<Token>,
+    pos: usize,
+    /// The qualifier a bare operand inherits; `None` is libpcap's `qerr`.
+    cur: Option<Qual>,
+    end: usize,
+    /// The syntax error that got furthest, reported after backtracking.
+    furthest: Option<CompileError>,
+}
+
+const DQUALS: &[&str] = &["src", "dst", "addr1", "addr2", "addr3", "addr4", "ra", "ta"];
+const AQUALS: &[&str] = &["host", "net", "port", "portrange"];
+
+fn pname(kw: &str) -> Option<Proto> {
+    use Proto::*;
+    Some(match kw {
+        "link" => Link,
+        "ip" => Ip,
+        "arp" => Arp,
+        "rarp" => Rarp,
+        "sctp" => Sctp,
+        "tcp" => Tcp,
+        "udp" => Udp,
+        "icmp" => Icmp,
+        "igmp" => Igmp,
+        "igrp" => Igrp,
+        "pim" => Pim,
+        "vrrp" => Vrrp,
+        "carp" => Carp,
+        "radio" => Radio,
+        "ip6" => Ip6,
+        "icmp6" => Icmp6,
+        "ah" => Ah,
+        "esp" => Esp,
+        "atalk" => Atalk,
+        "aarp" => Aarp,
+        "decnet" => Decnet,
+        "lat" => Lat,
+        "sca" => Sca,
+        "moprc" => Moprc,
+        "mopdl" => Mopdl,
+        "iso" => Iso,
+        "esis" => Esis,
+        "isis" => Isis,
+        "l1" => L1,
+        "l2" => L2,
+        "iih" => Iih,
+        "lsp" => Lsp,
+        "snp" => Snp,
+        "csnp" => Csnp,
+        "psnp" => Psnp,
+        "clnp" => Clnp,
+        "stp" => Stp,
+        "ipx" => Ipx,
+        "netbeui" => Netbeui,
+        _ => return None,
+    })
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|t| &t.tok)
+    }
+
+    fn peek_at(&self, n: usize) -> Option<&Tok> {
+        self.toks.get(self.pos + n).map(|t| &t.tok)
+    }
+
+    fn kw(&self) -> Option<&'static str> {
+        match self.peek() {
+            Some(Tok::Kw(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    fn is_kw(&self, k: &str) -> bool {
+        self.kw() == Some(k)
+    }
+
+    fn is_sym(&self, s: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Sym(x)) if *x == s)
+    }
+
+    fn span_here(&self) -> Span {
+        self.toks
+            .get(self.pos)
+            .map_or(Span::new(self.end, self.end), |t| t.span)
+    }
+
+    fn prev_end(&self) -> usize {
+        self.pos
+            .checked_sub(1)
+            .and_then(|i| self.toks.get(i))
+            .map_or(0, |t| t.span.end)
+    }
+
+    fn start(&self) -> usize {
+        self.span_here().start
+    }
+
+    fn bump(&mut self) -> Token {
+        let t = self.toks[self.pos].clone();
+        self.pos += 1;
+        t
+    }
+
+    fn syntax(&self) -> CompileError {
+        CompileError::new("syntax error", self.span_here())
+    }
+
+    /// Of `e` and the furthest error seen while backtracking, the one
+    /// further right: that is where the input stopped making sense.
+    fn worst(&mut self, e: CompileError) -> CompileError {
+        match self.furthest.take() {
+            Some(f) if f.span.start > e.span.start => f,
+            _ => e,
+        }
+    }
+
+    fn expect_sym(&mut self, s: &str) -> R<Span> {
+        if self.is_sym(s) {
+            Ok(self.bump().span)
+        } else {
+            Err(self.syntax())
+        }
+    }
+
+    fn num(&mut self) -> R<(u32, Span)> {
+        match self.peek() {
+            Some(Tok::Num(n)) => {
+                let n = *n;
+                Ok((n, self.bump().span))
+            }
+            _ => Err(self.syntax()),
+        }
+    }
+
+    /// Runs `f`; on failure restores the position and qualifier state.
+    fn attempt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> Option<T> {
+        let (pos, cur) = (self.pos, self.cur);
+        match f(self) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let e = self.worst(e);
+                self.furthest = Some(e);
+                self.pos = pos;
+                self.cur = cur;
+                None
+            }
+        }
+    }
+
+    fn at_expr_end(&self) -> bool {
+        matches!(
+            self.peek(),
+            None | Some(Tok::Kw("and" | "or")) | Some(Tok::Sym(")"))
+        )
+    }
+
+    // expr: term | expr and term | expr and id | expr or term | expr or id
+    fn expr(&mut self) -> R<Expr> {
+        let mut left = self.term()?;
+        while let Some(op) = self.kw().filter(|k| *k == "and" || *k == "or") {
+            self.bump();
+            let right = match self.cur {
+                Some(q) => self.attempt(|p| {
+                    let id = p.id(q)?;
+                    if p.at_expr_end() {
+                        Ok(id)
+                    } else {
+                        Err(p.syntax())
+                    }
+                }),
+                None => None,
+            };
+            let right = match right {
+                Some(r) => r,
+                None => self.term()?,
+            };
+            left = if op == "and" {
+                Expr::And(Box::new(left), Box::new(right))
+            } else {
+                Expr::Or(Box::new(left), Box::new(right))
+            };
+        }
+        Ok(left)
+    }
+
+    // term: rterm | not term
+    fn term(&mut self) -> R<Expr> {
+        if self.is_kw("not") || self.is_sym("!") {
+            let start = self.bump().span.start;
+            let t = self.term()?;
+            let span = Span::new(start, self.prev_end());
+            return Ok(Expr::Not(Box::new(t), span));
+        }
+        self.rterm()
+    }
+
+    fn prim(&self, p: Primitive, start: usize) -> Expr {
+        Expr::Prim(p, Span::new(start, self.prev_end()))
+    }
+
+    fn rterm(&mut self) -> R<Expr> {
+        let start = self.start();
+        if self.is_sym("(") {
+            // `( expr )`, else an arithmetic relation starting with `(`.
+            let saved = self.cur;
+            let inner = self.attempt(|p| {
+                p.bump();
+                let e = p.expr()?;
+                p.expect_sym(")")?;
+                Ok(e)
+            });
+            if let Some(e) = inner {
+                self.cur = saved;
+                return Ok(e);
+            }
+            return self.relation(start);
+        }
+        let tok = self.peek().cloned().ok_or_else(|| self.syntax())?;
+        match tok {
+            Tok::Num(_) | Tok::Sym("-") | Tok::Kw("len") => self.relation(start),
+            Tok::Kw(k) => {
+                if let Some(p) = pname(k) {
+                    match self.peek_at(1) {
+                        Some(Tok::Sym("[")) => self.relation(start),
+                        Some(Tok::Kw(n)) if Self::starts_head(n) => self.head_id(start),
+                        Some(Tok::Kw("broadcast" | "multicast")) => self.other(start),
+                        Some(Tok::Kw("type" | "subtype" | "dir")) => self.other(start),
+                        _ => {
+                            self.bump();
+                            self.cur = None;
+                            Ok(self.prim(Primitive::Proto(p), start))
+                        }
+                    }
+                } else if Self::starts_head(k) {
+                    self.head_id(start)
+                } else {
+                    self.other(start)
+                }
+            }
+            _ => Err(self.syntax()),
+        }
+    }
+
+    fn starts_head(k: &str) -> bool {
+        DQUALS.contains(&k)
+            || AQUALS.contains(&k)
+            || matches!(k, "proto" | "protochain" | "gateway")
+    }
+
+    // head id
+    fn head_id(&mut self, start: usize) -> R<Expr> {
+        let mut q = Qual::default();
+        if let Some(p) = self.kw().and_then(pname) {
+            self.bump();
+            q.proto = Some(p);
+        }
+        match self.kw() {
+            Some("proto") => {
+                self.bump();
+                q.kind = Kind::Proto;
+            }
+            Some("protochain") => {
+                self.bump();
+                q.kind = Kind::ProtoChain;
+            }
+            Some("gateway") => {
+                self.bump();
+                q.kind = Kind::Gateway;
+            }
+            _ => {
+                let mut any = false;
+                if let Some(d) = self.kw().filter(|k| DQUALS.contains(k)) {
+                    self.bump();
+                    any = true;
+                    q.dir = match d {
+                        "src" | "dst" => {
+                            let other = if d == "src" { "dst" } else { "src" };
+                            match self.kw() {
+                                Some(c @ ("or" | "and")) => {
+                                    self.bump();
+                                    if !self.is_kw(other) {
+                                        return Err(self.syntax());
+                                    }
+                                    self.bump();
+                                    if c == "or" {
+                                        Dir::SrcOrDst
+                                    } else {
+                                        Dir::SrcAndDst
+                                    }
+                                }
+                                _ if d == "src" => Dir::Src,
+                                _ => Dir::Dst,
+                            }
+                        }
+                        "addr1" => Dir::Addr(1),
+                        "addr2" => Dir::Addr(2),
+                        "addr3" => Dir::Addr(3),
+                        "addr4" => Dir::Addr(4),
+                        "ra" => Dir::Ra,
+                        _ => Dir::Ta,
+                    };
+                }
+                if let Some(a) = self.kw().filter(|k| AQUALS.contains(k)) {
+                    self.bump();
+                    any = true;
+                    q.kind = match a {
+                        "host" => Kind::Host,
+                        "net" => Kind::Net,
+                        "port" => Kind::Port,
+                        _ => Kind::PortRange,
+                    };
+                }
+                if !any {
+                    return Err(self.syntax());
+                }
+            }
+        }
+        self.cur = Some(q);
+        let _ = start;
+        self.id(q)
+    }
+
+    // id: nid | pnum | paren pid ')'
+    fn id(&mut self, q: Qual) -> R<Expr> {
+        let start = self.start();
+        if self.is_sym("(") {
+            if let Some(n) = self.attempt(|p| p.pnum()) {
+                return Ok(self.qualified(q, Value::Num(n.0), n.1, start));
+            }
+            self.bump();
+            // pid: the first operand is a nid or a pnum, the rest are ids.
+            let mut left = match self.peek() {
+                Some(Tok::Num(_)) | Some(Tok::Sym("(")) => {
+                    let (n, s) = self.pnum()?;
+                    self.qualified(q, Value::Num(n), s, self.start())
+                }
+                _ => self.nid(q)?,
+            };
+            if !(self.is_kw("and") || self.is_kw("or")) && matches!(left, Expr::Prim(_, _)) {
+                // `(5)` alone is a pnum, handled above; `(b)` is fine.
+            }
+            while let Some(op) = self.kw().filter(|k| *k == "and" || *k == "or") {
+                self.bump();
+                let right = self.id(q)?;
+                left = if op == "and" {
+                    Expr::And(Box::new(left), Box::new(right))
+                } else {
+                    Expr::Or(Box::new(left), Box::new(right))
+                };
+            }
+            self.expect_sym(")")?;
+            return Ok(left);
+        }
+        if let Some(Tok::Num(_)) = self.peek() {
+            let (n, s) = self.pnum()?;
+            return Ok(self.qualified(q, Value::Num(n), s, start));
+        }
+        self.nid(q)
+    }
+
+    fn qualified(&self, qual: Qual, value: Value, value_span: Span, _start: usize) -> Expr {
+        Expr::Prim(
+            Primitive::Qualified {
+                qual,
+                value,
+                value_span,
+            },
+            value_span,
+        )
+    }
+
+    // pnum: NUM | paren pnum ')'
+    fn pnum(&mut self) -> R<(u32, Span)> {
+        if self.is_sym("(") {
+            let start = self.bump().span.start;
+            let (n, _) = self.pnum()?;
+            let end = self.expect_sym(")")?.end;
+            return Ok((n, Span::new(start, end)));
+        }
+        self.num()
+    }
+
+    fn nid(&mut self, q: Qual) -> R<Expr> {
+        let start = self.start();
+        let tok = self.peek().cloned().ok_or_else(|| self.syntax())?;
+        let value = match tok {
+            Tok::Kw("not") | Tok::Sym("!") => {
+                self.bump();
+                let inner = self.id(q)?;
+                let span = Span::new(start, self.prev_end());
+                return Ok(Expr::Not(Box::new(inner), span));
+            }
+            Tok::Id(s) => {
+                self.bump();
+                Value::Name(s)
+            }
+            Tok::Hid(s) => {
+                self.bump();
+                if self.is_sym("/") {
+                    self.bump();
+                    Value::Ipv4Prefix(s, self.num()?.0)
+                } else if self.is_kw("mask") {
+                    self.bump();
+                    match self.peek().cloned() {
+                        Some(Tok::Hid(m)) => {
+                            self.bump();
+                            Value::Ipv4Mask(s, m)
+                        }
+                        _ => return Err(self.syntax()),
+                    }
+                } else {
+                    Value::Ipv4(s)
+                }
+            }
+            Tok::Hid6(a) => {
+                self.bump();
+                if self.is_sym("/") {
+                    self.bump();
+                    Value::Ipv6Prefix(a, self.num()?.0)
+                } else {
+                    Value::Ipv6(a)
+                }
+            }
+            Tok::Eid(m) => {
+                self.bump();
+                Value::Mac(m)
+            }
+            Tok::Aid(a) => {
+                self.bump();
+                Value::Arcnet(a)
+            }
+            _ => return Err(self.syntax()),
+        };
+        let span = Span::new(start, self.prev_end());
+        Ok(self.qualified(q, value, span, start))
+    }
+
+    fn relation(&mut self, start: usize) -> R<Expr> {
+        let lhs = self.arith(0)?;
+        let op = match self.peek() {
+            Some(Tok::Sym(">")) => RelOp::Gt,
+            Some(Tok::Sym(">=")) => RelOp::Ge,
+            Some(Tok::Sym("=")) => RelOp::Eq,
+            Some(Tok::Sym("<=")) => RelOp::Le,
+            Some(Tok::Sym("<")) => RelOp::Lt,
+            Some(Tok::Sym("!=")) => RelOp::Ne,
+            _ => return Err(self.syntax()),
+        };
+        self.bump();
+        let rhs = self.arith(0)?;
+        self.cur = None;
+        Ok(self.prim(Primitive::Relation(op, lhs, rhs), start))
+    }
+
+    fn binop(&self) -> Option<(ArithOp, u8)> {
+        Some(match self.peek()? {
+            Tok::Sym("|") => (ArithOp::Or, 1),
+            Tok::Sym("&") => (ArithOp::And, 2),
+            Tok::Sym("<<") => (ArithOp::Shl, 3),
+            Tok::Sym(">>") => (ArithOp::Shr, 3),
+            Tok::Sym("+") => (ArithOp::Add, 4),
+            Tok::Sym("-") => (ArithOp::Sub, 4),
+            Tok::Sym("*") => (ArithOp::Mul, 5),
+            Tok::Sym("/") => (ArithOp::Div, 5),
+            Tok::Sym("%") => (ArithOp::Mod, 5),
+            // `^` has no precedence in grammar.y, so yacc always shifts it:
+            // it binds its left operand tightest and takes all to its right.
+            Tok::Sym("^") => (ArithOp::Xor, 0),
+            _ => return None,
+        })
+    }
+
+    /// Precedence climbing; `min` is the lowest level this call may take.
+    fn arith(&mut self, min: u8) -> R<Arith> {
+        let mut lhs = self.unary()?;
+        while let Some((op, prec)) = self.binop() {
+            if op == ArithOp::Xor {
+                self.bump();
+                let rhs = self.arith(0)?;
+                lhs = Arith::Binary(op, Box::new(lhs), Box::new(rhs));
+                continue;
+            }
+            if prec < min {
+                break;
+            }
+            self.bump();
+            let rhs = self.arith(prec + 1)?;
+            lhs = Arith::Binary(op, Box::new(lhs), Box::new(rhs));
+        }
+        Ok(lhs)
+    }
+
+    fn unary(&mut self) -> R<Arith> {
+        let start = self.start();
+        match self.peek().cloned() {
+            Some(Tok::Sym("-")) => {
+                self.bump();
+                let a = self.arith(6)?;
+                Ok(Arith::Neg(Box::new(a), Span::new(start, self.prev_end())))
+            }
+            Some(Tok::Num(n)) => Ok(Arith::Num(n, self.bump().span)),
+            Some(Tok::Kw("len")) => Ok(Arith::Len(self.bump().span)),
+            Some(Tok::Sym("(")) => {
+                self.bump();
+                let a = self.arith(0)?;
+                self.expect_sym(")")?;
+                Ok(a)
+            }
+            Some(Tok::Kw(k)) if pname(k).is_some() => {
+                let proto = pname(k).unwrap_or(Proto::Link);
+                self.bump();
+                self.expect_sym("[")?;
+                let index = self.arith(0)?;
+                let size = if self.is_sym(":") {
+                    self.bump();
+                    self.num()?.0
+                } else {
+                    1
+                };
+                let end = self.expect_sym("]")?.end;
+                Ok(Arith::Load {
+                    proto,
+                    index: Box::new(index),
+                    size,
+                    span: Span::new(start, end),
+                })
+            }
+            _ => Err(self.syntax()),
+        }
+    }
+
+    fn opt_pnum(&mut self) -> R<Option<u32>> {
+        if matches!(self.peek(), Some(Tok::Num(_)) | Some(Tok::Sym("("))) {
+            Ok(Some(self.pnum()?.0))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn id_or_num(&mut self) -> R<()> {
+        match self.peek() {
+            Some(Tok::Id(_)) | Some(Tok::Num(_)) => {
+                self.bump();
+                Ok(())
+            }
+            _ => Err(self.syntax()),
+        }
+    }
+
+    fn id_tok(&mut self) -> R<String> {
+        match self.peek().cloned() {
+            Some(Tok::Id(s)) => {
+                self.bump();
+                Ok(s)
+            }
+            _ => Err(self.syntax()),
+        }
+    }
+
+    // Values after `vpi`, `vci` and the MTP3 fields.
+    fn field_value(&mut self) -> R<()> {
+        match self.peek() {
+            Some(Tok::Num(_)) => {
+                self.bump();
+            }
+            Some(Tok::Sym(">" | ">=" | "=" | "<=" | "<" | "!=")) => {
+                self.bump();
+                self.num()?;
+            }
+            Some(Tok::Sym("(")) => {
+                self.bump();
+                self.num()?;
+                while self.is_kw("or") {
+                    self.bump();
+                    self.num()?;
+                }
+                self.expect_sym(")")?;
+            }
+            _ => return Err(self.syntax()),
+        }
+        Ok(())
+    }
+
+    fn other(&mut self, start: usize) -> R<Expr> {
+        let proto = self.kw().and_then(pname);
+        if proto.is_some() {
+            self.bump();
+        }
+        let k = self.kw().ok_or_else(|| self.syntax())?;
+        let kspan = self.bump().span;
+        let p = match k {
+            "broadcast" => Primitive::Broadcast(proto),
+            "multicast" => Primitive::Multicast(proto),
+            "type" => {
+                self.id_or_num()?;
+                if self.is_kw("subtype") {
+                    self.bump();
+                    self.id_or_num()?;
+                }
+                Primitive::OtherLink("type")
+            }
+            "subtype" => {
+                self.id_tok()?;
+                Primitive::OtherLink("subtype")
+            }
+            "dir" => {
+                self.id_or_num()?;
+                Primitive::OtherLink("dir")
+            }
+            _ if proto.is_some() => return Err(CompileError::new("syntax error", kspan)),
+            "less" => Primitive::Less(self.num()?.0),
+            "greater" => Primitive::Greater(self.num()?.0),
+            "byte" => {
+                let (idx, _) = self.num()?;
+                let op = match self.peek() {
+                    Some(Tok::Sym("&")) => ByteOp::And,
+                    Some(Tok::Sym("|")) => ByteOp::Or,
+                    Some(Tok::Sym("<")) => ByteOp::Lt,
+                    Some(Tok::Sym(">")) => ByteOp::Gt,
+                    Some(Tok::Sym("=")) => ByteOp::Eq,
+                    _ => return Err(self.syntax()),
+                };
+                self.bump();
+                Primitive::Byte(idx, op, self.num()?.0)
+            }
+            "inbound" => Primitive::Inbound,
+            "outbound" => Primitive::Outbound,
+            "ifindex" => Primitive::IfIndex(self.num()?.0),
+            "vlan" => Primitive::Vlan(self.opt_pnum()?),
+            "mpls" => Primitive::Mpls(self.opt_pnum()?),
+            "pppoed" => Primitive::Pppoed,
+            "pppoes" => Primitive::Pppoes(self.opt_pnum()?),
+            "geneve" => Primitive::Geneve(self.opt_pnum()?),
+            "llc" => Primitive::Llc(self.llc()?),
+            "ifname" | "rset" | "action" => {
+                self.id_tok()?;
+                Primitive::OtherLink(k)
+            }
+            "rnr" | "srnr" => {
+                self.num()?;
+                Primitive::OtherLink(k)
+            }
+            "reason" => {
+                self.id_or_num()?;
+                Primitive::OtherLink(k)
+            }
+            "lane" | "metac" | "bcc" | "oamf4ec" | "oamf4sc" | "sc" | "ilmic" | "oam" | "oamf4"
+            | "connectmsg" | "metaconnect" | "fisu" | "lssu" | "msu" | "hfisu" | "hlssu"
+            | "hmsu" => Primitive::OtherLink(k),
+            "vpi" | "vci" | "sio" | "opc" | "dpc" | "sls" | "hsio" | "hopc" | "hdpc" | "hsls" => {
+                self.field_value()?;
+                Primitive::OtherLink(k)
+            }
+            _ => return Err(CompileError::new("syntax error", kspan)),
+        };
+        self.cur = None;
+        Ok(self.prim(p, start))
+    }
+
+    fn llc(&mut self) -> R<Llc> {
+        if self.is_kw("rnr") {
+            self.bump();
+            return Ok(Llc::SSubtype(0x05));
+        }
+        let Some(Tok::Id(name)) = self.peek().cloned() else {
+            return Ok(Llc::Any);
+        };
+        let span = self.bump().span;
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "i" => Llc::I,
+            "s" => Llc::S,
+            "u" => Llc::U,
+            "rr" => Llc::SSubtype(0x01),
+            "rnr" => Llc::SSubtype(0x05),
+            "rej" => Llc::SSubtype(0x09),
+            "ui" => Llc::USubtype(0x03),
+            "ua" => Llc::USubtype(0x63),
+            "disc" => Llc::USubtype(0x43),
+            "dm" => Llc::USubtype(0x0f),
+            "sabme" => Llc::USubtype(0x6f),
+            "test" => Llc::USubtype(0xe3),
+            "xid" => Llc::USubtype(0xaf),
+            "frmr" => Llc::USubtype(0x87),
+            _ => {
+                return Err(CompileError::new(
+                    format!("unknown LLC type name \"{name}\""),
+                    span,
+                ));
+            }
+        })
+    }
+}
