@@ -66,7 +66,7 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 /// A loaded map.
 #[derive(Debug)]
 pub struct Map {
-    fd: OwnedFd,
+    fd: sys::MapFd,
     name: String,
     kernel_type: u32,
     key_size: usize,
@@ -97,7 +97,7 @@ impl Map {
             1
         };
         Ok(Map {
-            fd,
+            fd: sys::MapFd::new(fd)?,
             name: info.name,
             kernel_type: info.map_type,
             key_size: info.key_size as usize,
@@ -180,8 +180,8 @@ impl Map {
     fn lookup_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, MapError> {
         self.check("key", key.len(), self.key_size)?;
         let mut value = vec![0u8; self.slot() * self.cpus];
-        let found = sys::map_lookup_elem(self.fd.as_fd(), key, &mut value, 0)
-            .map_err(self.sys_err("lookup"))?;
+        let found =
+            sys::map_lookup_elem(&self.fd, key, &mut value, 0).map_err(self.sys_err("lookup"))?;
         Ok(found.then_some(value))
     }
 
@@ -244,14 +244,13 @@ impl Map {
             self.check("value", v.len(), self.value_size)?;
             chunk[..v.len()].copy_from_slice(v);
         }
-        sys::map_update_elem(self.fd.as_fd(), key, &buf, flags.bits())
-            .map_err(self.sys_err("update"))
+        sys::map_update_elem(&self.fd, key, &buf, flags.bits()).map_err(self.sys_err("update"))
     }
 
     /// Deletes `key`; `false` if it was absent.
     pub fn delete(&self, key: &[u8]) -> Result<bool, MapError> {
         self.check("key", key.len(), self.key_size)?;
-        sys::map_delete_elem(self.fd.as_fd(), key).map_err(self.sys_err("delete"))
+        sys::map_delete_elem(&self.fd, key).map_err(self.sys_err("delete"))
     }
 
     /// All keys, in the kernel's order.
@@ -289,7 +288,7 @@ impl Map {
         let mut out = Vec::new();
         loop {
             let r = sys::map_lookup_batch(
-                self.fd.as_fd(),
+                &self.fd,
                 token_in.as_deref(),
                 &mut token_out,
                 &mut keys,
@@ -316,15 +315,14 @@ impl Map {
         let n = keys.len() / self.key_size.max(1);
         self.check("keys", keys.len(), n * self.key_size)?;
         self.check("values", values.len(), n * self.slot() * self.cpus)?;
-        sys::map_update_batch(self.fd.as_fd(), keys, values, 0)
-            .map_err(self.sys_err("update batch"))
+        sys::map_update_batch(&self.fd, keys, values, 0).map_err(self.sys_err("update batch"))
     }
 
     /// Deletes many keys in one system call. Returns how many were deleted.
     pub fn delete_batch(&self, keys: &[u8]) -> Result<u32, MapError> {
         let n = keys.len() / self.key_size.max(1);
         self.check("keys", keys.len(), n * self.key_size)?;
-        sys::map_delete_batch(self.fd.as_fd(), keys, 0).map_err(self.sys_err("delete batch"))
+        sys::map_delete_batch(&self.fd, keys, 0).map_err(self.sys_err("delete batch"))
     }
 
     /// Makes the map read-only for system calls.
@@ -368,7 +366,7 @@ impl Iterator for Keys<'_> {
             return None;
         }
         let mut next = vec![0u8; self.map.key_size];
-        match sys::map_get_next_key(self.map.fd.as_fd(), self.prev.as_deref(), &mut next) {
+        match sys::map_get_next_key(&self.map.fd, self.prev.as_deref(), &mut next) {
             Ok(true) => {
                 self.prev = Some(next.clone());
                 Some(Ok(next))

@@ -39,9 +39,10 @@ pub use link::{
     link_update, prog_attach, prog_detach, prog_query,
 };
 pub use map::{
-    LookupBatch, MapCreateAttr, map_create, map_delete_batch, map_delete_elem, map_freeze,
-    map_get_next_key, map_lookup_and_delete_batch, map_lookup_and_delete_elem, map_lookup_batch,
-    map_lookup_elem, map_update_batch, map_update_elem, possible_cpus,
+    Layout, LookupBatch, MapCreateAttr, MapFd, MapRef, map_create, map_delete_batch,
+    map_delete_elem, map_freeze, map_get_next_key, map_lookup_and_delete_batch,
+    map_lookup_and_delete_elem, map_lookup_batch, map_lookup_elem, map_update_batch,
+    map_update_elem, possible_cpus,
 };
 pub use pin::{BPF_FS_MAGIC, ensure_bpffs, obj_get, obj_pin};
 pub use prog::{

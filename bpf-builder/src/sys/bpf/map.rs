@@ -1,10 +1,10 @@
 //! Map creation and element operations (single and batched).
 //!
 //! The kernel copies exactly `key_size` and value bytes between itself and
-//! the buffers we pass, so every element operation first asks the kernel
-//! for the map's layout (one `BPF_OBJ_GET_INFO_BY_FD`) and checks the
-//! buffer lengths. That keeps these functions safe for any input, at the
-//! price of an extra system call per operation.
+//! the buffers we pass, so every element operation checks the buffer
+//! lengths against the map's layout. That keeps these functions safe for
+//! any input. A bare fd asks the kernel for the layout on each operation
+//! (one more `BPF_OBJ_GET_INFO_BY_FD`); a [`MapFd`] reads it once.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -110,10 +110,90 @@ fn parse_cpu_list(s: &str) -> Option<u32> {
 }
 
 /// Key and value sizes as seen from user space.
-struct Layout {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
     key_size: usize,
     /// For per-CPU maps: `round_up(value_size, 8) * possible_cpus`.
     value_size: usize,
+}
+
+/// A map that element operations run on: its fd and its layout.
+pub trait MapRef {
+    /// The map's fd.
+    fn map_fd(&self) -> BorrowedFd<'_>;
+    /// Its key and value sizes.
+    fn map_layout(&self) -> io::Result<Layout>;
+}
+
+impl MapRef for BorrowedFd<'_> {
+    fn map_fd(&self) -> BorrowedFd<'_> {
+        *self
+    }
+    fn map_layout(&self) -> io::Result<Layout> {
+        layout(*self)
+    }
+}
+
+impl MapRef for OwnedFd {
+    fn map_fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+    fn map_layout(&self) -> io::Result<Layout> {
+        layout(self.as_fd())
+    }
+}
+
+impl<T: MapRef + ?Sized> MapRef for &T {
+    fn map_fd(&self) -> BorrowedFd<'_> {
+        (**self).map_fd()
+    }
+    fn map_layout(&self) -> io::Result<Layout> {
+        (**self).map_layout()
+    }
+}
+
+/// A map fd with its layout read once, so element operations cost one
+/// system call each.
+#[derive(Debug)]
+pub struct MapFd {
+    fd: OwnedFd,
+    layout: Layout,
+}
+
+impl MapFd {
+    /// Reads the layout of `fd` from the kernel.
+    pub fn new(fd: OwnedFd) -> io::Result<MapFd> {
+        let layout = layout(fd.as_fd())?;
+        Ok(MapFd { fd, layout })
+    }
+
+    /// Its key and value sizes.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// A second fd for the same map.
+    pub fn try_clone(&self) -> io::Result<MapFd> {
+        Ok(MapFd {
+            fd: self.fd.try_clone()?,
+            layout: self.layout,
+        })
+    }
+}
+
+impl AsFd for MapFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl MapRef for MapFd {
+    fn map_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+    fn map_layout(&self) -> io::Result<Layout> {
+        Ok(self.layout)
+    }
 }
 
 fn layout(fd: BorrowedFd<'_>) -> io::Result<Layout> {
@@ -171,13 +251,13 @@ fn elem_attr(fd: BorrowedFd<'_>, key: u64, value: u64, flags: u64) -> bpf_attr {
 /// Returns `false` when the key is absent. For per-CPU maps `value` holds
 /// one 8-byte-aligned slot per possible CPU.
 pub fn map_lookup_elem(
-    fd: impl AsFd,
+    map: impl MapRef,
     key: &[u8],
     value: &mut [u8],
     flags: u64,
 ) -> io::Result<bool> {
-    let fd = fd.as_fd();
-    let l = layout(fd)?;
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     check_len("key", key.len(), l.key_size)?;
     check_len("value buffer", value.len(), l.value_size)?;
     let mut a = elem_attr(fd, slice_u64(key), slice_mut_u64(value), flags);
@@ -186,9 +266,9 @@ pub fn map_lookup_elem(
 
 /// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST` and
 /// optionally `BPF_F_LOCK` in `flags`.
-pub fn map_update_elem(fd: impl AsFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
-    let fd = fd.as_fd();
-    let l = layout(fd)?;
+pub fn map_update_elem(map: impl MapRef, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     check_len("key", key.len(), l.key_size)?;
     check_len("value", value.len(), l.value_size)?;
     let mut a = elem_attr(fd, slice_u64(key), slice_u64(value), flags);
@@ -196,9 +276,9 @@ pub fn map_update_elem(fd: impl AsFd, key: &[u8], value: &[u8], flags: u64) -> i
 }
 
 /// `BPF_MAP_DELETE_ELEM`. Returns `false` when the key was absent.
-pub fn map_delete_elem(fd: impl AsFd, key: &[u8]) -> io::Result<bool> {
-    let fd = fd.as_fd();
-    let l = layout(fd)?;
+pub fn map_delete_elem(map: impl MapRef, key: &[u8]) -> io::Result<bool> {
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     check_len("key", key.len(), l.key_size)?;
     let mut a = elem_attr(fd, slice_u64(key), 0, 0);
     found(sys_bpf(bpf_cmd::BPF_MAP_DELETE_ELEM, &mut a))
@@ -206,9 +286,9 @@ pub fn map_delete_elem(fd: impl AsFd, key: &[u8]) -> io::Result<bool> {
 
 /// `BPF_MAP_GET_NEXT_KEY`: the key after `key` (or the first key when
 /// `None`) goes into `next`. Returns `false` after the last key.
-pub fn map_get_next_key(fd: impl AsFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
-    let fd = fd.as_fd();
-    let l = layout(fd)?;
+pub fn map_get_next_key(map: impl MapRef, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     if let Some(k) = key {
         check_len("key", k.len(), l.key_size)?;
     }
@@ -221,13 +301,13 @@ pub fn map_get_next_key(fd: impl AsFd, key: Option<&[u8]>, next: &mut [u8]) -> i
 /// `BPF_MAP_LOOKUP_AND_DELETE_ELEM`: pops `key` (empty for queue and stack
 /// maps) into `value`. Returns `false` when there was nothing to pop.
 pub fn map_lookup_and_delete_elem(
-    fd: impl AsFd,
+    map: impl MapRef,
     key: &[u8],
     value: &mut [u8],
     flags: u64,
 ) -> io::Result<bool> {
-    let fd = fd.as_fd();
-    let l = layout(fd)?;
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     check_len("key", key.len(), l.key_size)?;
     check_len("value buffer", value.len(), l.value_size)?;
     let mut a = elem_attr(fd, slice_u64(key), slice_mut_u64(value), flags);
@@ -284,14 +364,15 @@ fn batch_capacity(l: &Layout, keys: usize, values: usize) -> io::Result<u32> {
 
 fn lookup_batch(
     cmd: bpf_cmd,
-    fd: BorrowedFd<'_>,
+    map: impl MapRef,
     in_batch: Option<&[u8]>,
     out_batch: &mut [u8],
     keys: &mut [u8],
     values: &mut [u8],
     elem_flags: u64,
 ) -> io::Result<LookupBatch> {
-    let l = layout(fd)?;
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     if let Some(t) = in_batch {
         check_len("in_batch token", t.len(), token_size(&l))?;
     }
@@ -319,7 +400,7 @@ fn lookup_batch(
 /// `out_batch` (at least 4 bytes and at least `key_size`; exactly
 /// `max(key_size, 4)`). Reaching the end is `done: true`, not an error.
 pub fn map_lookup_batch(
-    fd: impl AsFd,
+    map: impl MapRef,
     in_batch: Option<&[u8]>,
     out_batch: &mut [u8],
     keys: &mut [u8],
@@ -328,7 +409,7 @@ pub fn map_lookup_batch(
 ) -> io::Result<LookupBatch> {
     lookup_batch(
         bpf_cmd::BPF_MAP_LOOKUP_BATCH,
-        fd.as_fd(),
+        map,
         in_batch,
         out_batch,
         keys,
@@ -340,7 +421,7 @@ pub fn map_lookup_batch(
 /// `BPF_MAP_LOOKUP_AND_DELETE_BATCH`: as [`map_lookup_batch`], deleting
 /// what it returns.
 pub fn map_lookup_and_delete_batch(
-    fd: impl AsFd,
+    map: impl MapRef,
     in_batch: Option<&[u8]>,
     out_batch: &mut [u8],
     keys: &mut [u8],
@@ -349,7 +430,7 @@ pub fn map_lookup_and_delete_batch(
 ) -> io::Result<LookupBatch> {
     lookup_batch(
         bpf_cmd::BPF_MAP_LOOKUP_AND_DELETE_BATCH,
-        fd.as_fd(),
+        map,
         in_batch,
         out_batch,
         keys,
@@ -362,13 +443,13 @@ pub fn map_lookup_and_delete_batch(
 /// Returns how many were written; on error the kernel stops at the first
 /// failing element and the error says why.
 pub fn map_update_batch(
-    fd: impl AsFd,
+    map: impl MapRef,
     keys: &[u8],
     values: &[u8],
     elem_flags: u64,
 ) -> io::Result<u32> {
-    let fd = fd.as_fd();
-    let l = layout(fd)?;
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     let n = elements(keys.len(), l.key_size)?;
     check_len("values", values.len(), n * l.value_size)?;
     let mut a = batch_attr(fd, n as u32, elem_flags, 0);
@@ -381,9 +462,9 @@ pub fn map_update_batch(
 
 /// `BPF_MAP_DELETE_BATCH`: deletes `keys.len() / key_size` keys. Returns
 /// how many were deleted; a missing key stops the batch with ENOENT.
-pub fn map_delete_batch(fd: impl AsFd, keys: &[u8], elem_flags: u64) -> io::Result<u32> {
-    let fd = fd.as_fd();
-    let l = layout(fd)?;
+pub fn map_delete_batch(map: impl MapRef, keys: &[u8], elem_flags: u64) -> io::Result<u32> {
+    let fd = map.map_fd();
+    let l = map.map_layout()?;
     let n = elements(keys.len(), l.key_size)?;
     let mut a = batch_attr(fd, n as u32, elem_flags, 0);
     a.batch.keys = slice_u64(keys);
