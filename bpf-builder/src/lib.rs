@@ -1,6 +1,7 @@
 //! bpf-builder: build BPF objects in memory, load them and test-run them.
 
 pub mod asm;
+pub mod attach;
 pub mod btf;
 pub mod disasm;
 pub mod handle;
