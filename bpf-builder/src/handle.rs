@@ -60,6 +60,9 @@ pub enum MapError {
     },
 }
 
+/// Entries as (key, value) byte vectors.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A loaded map.
 #[derive(Debug)]
 pub struct Map {
@@ -276,7 +279,7 @@ impl Map {
     /// Looks up entries in batches (`BPF_MAP_LOOKUP_BATCH`) of up to
     /// `batch` entries: one system call per batch instead of two per entry.
     /// Values are the raw per-CPU slots for per-CPU maps.
-    pub fn lookup_batch_all(&self, batch: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, MapError> {
+    pub fn lookup_batch_all(&self, batch: u32) -> Result<KeyValues, MapError> {
         let vlen = self.slot() * self.cpus;
         let n = batch.max(1) as usize;
         let mut keys = vec![0u8; n * self.key_size];

@@ -263,11 +263,9 @@ impl Socket {
                 match mtype {
                     NLMSG_ERROR => return parse_error(data, mflags).map(|()| payload),
                     NLMSG_DONE => return Ok(payload),
-                    t if t == ty || (ty == RTM_GETLINK && t == 16) => {
-                        // RTM_NEWLINK (16) answers RTM_GETLINK.
-                        if payload.is_empty() {
-                            payload = data.to_vec();
-                        }
+                    // RTM_NEWLINK (16) answers RTM_GETLINK; keep the first.
+                    t if (t == ty || (ty == RTM_GETLINK && t == 16)) && payload.is_empty() => {
+                        payload = data.to_vec();
                     }
                     _ => {}
                 }
