@@ -1,7 +1,7 @@
 //! [`Link`]: an owned BPF link (an attachment made with `BPF_LINK_CREATE`).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use super::AttachError;
@@ -36,18 +36,11 @@ impl Link {
         let path = path.as_ref();
         let fd = sys::obj_get(path, 0)
             .map_err(|e| AttachError::sys(format!("open pinned link {}", path.display()), e))?;
-        // Refuse a pinned program or map instead of failing later: the
-        // kernel names the file behind a link fd `anon_inode:bpf-link`.
-        let kind = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map(|t| t.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if kind != "anon_inode:bpf-link" {
-            return Err(AttachError::sys(
-                format!("{} is not a pinned link (it is {kind})", path.display()),
-                io::Error::from_raw_os_error(libc::EINVAL),
-            ));
-        }
-        Ok(Link { fd })
+        // Refuse a pinned program or map now rather than at first use.
+        sys::link_info(fd.as_fd())
+            .map_err(|e| AttachError::sys(format!("{} is not a pinned link", path.display()), e))?;
+        let link = Link { fd };
+        Ok(link)
     }
 
     /// Opens the link with kernel id `id`.
