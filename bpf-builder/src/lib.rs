@@ -53,6 +53,7 @@
 //! ```
 
 pub mod asm;
+pub mod attach;
 pub mod btf;
 pub mod disasm;
 pub mod handle;

@@ -2,6 +2,7 @@
 //! and run them; `tests/` asserts what they do on the real kernel.
 
 pub mod loop_globals;
+pub mod net_progs;
 pub mod xdp_counter;
 
 /// Whether this process may load BPF programs. Tests use it: without the

@@ -72,3 +72,58 @@ fn loop_globals_sums_through_callback_and_subprogram() {
             .is_err()
     );
 }
+
+#[test]
+fn net_progs_do_what_the_attach_examples_say() {
+    use bpf_builder::map::MapSpec;
+    use bpf_builder::object::{Object, ProgramType};
+    use examples::net_progs;
+    if !require_bpf("net_progs_do_what_the_attach_examples_say") {
+        return;
+    }
+    let mut obj = Object::new();
+    let trace = obj.add_map(MapSpec::array("trace", 8, 1)).unwrap();
+    let tracer = obj
+        .add_program(
+            "ex_tracer",
+            ProgramType::TcxIngress,
+            net_progs::tracer(trace, 7),
+        )
+        .unwrap();
+    let mac = [0x02, 0, 0, 0, 0, 0xaa];
+    let rewrite = obj
+        .add_program("ex_rewrite", ProgramType::Xdp, net_progs::rewrite_src(mac))
+        .unwrap();
+    let loaded = obj.load().unwrap();
+    let f = net_progs::frame([0xff; 6], [0x0a, 1, 2, 3, 4, 5], 0, &[9; 16]);
+
+    let out = loaded.program(rewrite).test_run(&TestRun::new(&f)).unwrap();
+    assert_eq!(out.retval, 2);
+    assert_eq!(out.data[6..12], mac);
+    assert_eq!(out.data[..6], f[..6]);
+    assert_eq!(out.data[12..], f[12..]);
+
+    for expected in [7u64, 0x77] {
+        let out = loaded.program(tracer).test_run(&TestRun::new(&f)).unwrap();
+        assert_eq!(out.retval as i32, net_progs::TCX_NEXT);
+        let v = loaded
+            .map(trace)
+            .lookup(&0u32.to_ne_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(u64::from_ne_bytes(v[..8].try_into().unwrap()), expected);
+    }
+    // Other EtherTypes leave the trace alone.
+    let mut other = f.clone();
+    other[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    loaded
+        .program(tracer)
+        .test_run(&TestRun::new(&other))
+        .unwrap();
+    let v = loaded
+        .map(trace)
+        .lookup(&0u32.to_ne_bytes())
+        .unwrap()
+        .unwrap();
+    assert_eq!(u64::from_ne_bytes(v[..8].try_into().unwrap()), 0x77);
+}

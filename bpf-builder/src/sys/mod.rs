@@ -2,5 +2,6 @@
 //! and the owned file descriptors they return.
 
 pub mod bpf;
+pub mod netlink;
 pub mod netns;
 pub mod packet;

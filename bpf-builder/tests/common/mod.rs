@@ -1,13 +1,20 @@
-//! Helpers shared by the integration tests that need the real kernel.
-
+//! Helpers shared by the integration tests that need the real kernel:
+//! the privilege rule, fd counting, small generated programs, test frames,
+//! and the check that nothing of a test is left in the kernel.
 #![allow(dead_code)]
 
-use std::ffi::CStr;
-use std::os::fd::OwnedFd;
-
+use bpf_builder::asm::Asm;
+use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{Insn, Reg};
+use bpf_builder::insn::{JmpOp, Reg::*, Size};
+use bpf_builder::object::MapId;
+use bpf_builder::sys::bpf as sys;
 use bpf_builder::sys::bpf::bpf_prog_type;
 use bpf_builder::sys::bpf::{ProgLoadAttr, prog_load};
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+use testbed::{Link, Marker};
 
 /// CAP_SYS_ADMIN and CAP_BPF bit numbers in the capability sets.
 const CAP_SYS_ADMIN: u32 = 21;
@@ -50,4 +57,150 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
         .count()
+}
+
+/// EtherType of the test frames (IEEE local experimental): programs act
+/// only on these, so kernel chatter never disturbs a count.
+pub const ETHERTYPE_TEST: u16 = 0x88b5;
+/// Receivers wait this long at most; tests never depend on how long
+/// anything takes.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+pub const XDP_DROP: i32 = 1;
+pub const XDP_PASS: i32 = 2;
+
+/// A test frame from `tx` to `rx` carrying `marker`, with `tag` as the
+/// first payload byte (programs may read it).
+pub fn frame(tx: &Link, rx: &Link, marker: &Marker, tag: u8) -> Vec<u8> {
+    let mut payload = vec![tag, 0, 0, 0];
+    payload.extend_from_slice(marker.as_bytes());
+    payload.resize(46, 0);
+    testbed::ethernet_frame(rx.mac, tx.mac, ETHERTYPE_TEST, &payload)
+}
+
+/// Jumps to `skip` unless the packet whose data/data_end are in R2/R3 is
+/// a test frame (bounds-checked). Clobbers R4.
+pub fn require_test_frame(a: &mut Asm, skip: bpf_builder::asm::Label) {
+    a.mov64(R4, R2);
+    a.add64(R4, 15);
+    a.jmp(JmpOp::Gt, R4, R3, skip);
+    a.ldx(Size::H, R4, R2, 12);
+    // Network order read as little endian.
+    a.jmp(JmpOp::Ne, R4, i32::from(ETHERTYPE_TEST.swap_bytes()), skip);
+}
+
+/// XDP: returns `action` for test frames and passes the rest; when
+/// `counter` is given, adds 1 to its u64 slot `slot` for each test frame.
+pub fn xdp_action(action: i32, counter: Option<(MapId, i32)>) -> bpf_builder::asm::Code {
+    let mut a = Asm::new();
+    let other = a.new_label();
+    let done = a.new_label();
+    a.ldx(Size::W, R2, R1, 0);
+    a.ldx(Size::W, R3, R1, 4);
+    require_test_frame(&mut a, other);
+    if let Some((map, slot)) = counter {
+        count(&mut a, map, slot, done);
+    }
+    a.bind(done);
+    a.mov64(R0, action);
+    a.exit();
+    a.bind(other);
+    a.mov64(R0, XDP_PASS);
+    a.exit();
+    a.finish().unwrap()
+}
+
+/// Adds 1 to the u64 at array index `slot` of `map`; jumps to `done`.
+/// Clobbers R0-R5.
+pub fn count(a: &mut Asm, map: MapId, slot: i32, done: bpf_builder::asm::Label) {
+    a.st(Size::W, R10, -4, slot);
+    a.ld_map_fd(R1, map);
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.call(Helper::MapLookupElem);
+    a.jmp(JmpOp::Eq, R0, 0, done);
+    a.mov64(R1, 1);
+    a.atomic(bpf_builder::insn::AtomicOp::Add, Size::DW, R0, 0, R1);
+    a.ja(done);
+}
+
+/// Reads the u64 at array index `slot`.
+pub fn read_u64(map: &bpf_builder::handle::Map, slot: u32) -> u64 {
+    let v = map.lookup(&slot.to_ne_bytes()).unwrap().unwrap();
+    u64::from_ne_bytes(v[..8].try_into().unwrap())
+}
+
+/// Names of the loaded programs whose name starts with `prefix`.
+pub fn programs_named(prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut id = 0;
+    while let Some(next) = sys::prog_get_next_id(id).unwrap() {
+        id = next;
+        if let Ok(fd) = sys::prog_get_fd_by_id(id)
+            && let Ok(info) = sys::prog_info(&fd)
+            && info.name.starts_with(prefix)
+        {
+            names.push(format!("{} (id {id})", info.name));
+        }
+    }
+    names
+}
+
+/// Ids of the links whose program is named with `prefix`.
+pub fn links_of(prefix: &str) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let mut id = 0;
+    while let Some(next) = sys::link_get_next_id(id).unwrap() {
+        id = next;
+        if let Ok(fd) = sys::link_get_fd_by_id(id)
+            && let Ok(info) = sys::link_info(&fd)
+            && let Ok(pfd) = sys::prog_get_fd_by_id(info.prog_id)
+            && let Ok(p) = sys::prog_info(&pfd)
+            && p.name.starts_with(prefix)
+        {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// Asserts that no program named with `prefix` and no link of one is
+/// left, once everything of the test has been dropped. The kernel frees
+/// devices of a deleted namespace and map contents asynchronously, so this
+/// waits for that (up to a generous bound) before failing.
+pub fn assert_nothing_left(prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let progs = programs_named(prefix);
+        let links = links_of(prefix);
+        if progs.is_empty() && links.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("left in the kernel: programs {progs:?}, links {links:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends `frames` from `tx` and returns how many test frames with
+/// `marker` arrived at `rx` (waiting at most [`TIMEOUT`]).
+pub fn delivered(tx: &Link, rx: &Link, frames: &[Vec<u8>], marker: &Marker) -> Vec<Vec<u8>> {
+    testbed::send_and_collect(tx, rx, frames, marker, TIMEOUT).unwrap()
+}
+
+/// A bpffs path removed on drop, so a failing test leaves no pin behind.
+pub struct PinPath(pub std::path::PathBuf);
+
+impl PinPath {
+    /// `/sys/fs/bpf/bpf_builder_test_{what}_{pid}`.
+    pub fn new(what: &str) -> PinPath {
+        PinPath(format!("/sys/fs/bpf/bpf_builder_test_{what}_{}", std::process::id()).into())
+    }
+}
+
+impl Drop for PinPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use aya_obj::generated::{
     bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type, bpf_map_info, bpf_prog_info,
@@ -151,10 +151,23 @@ pub fn prog_info(fd: impl AsFd) -> io::Result<ProgInfo> {
     })
 }
 
-/// Information about the link behind `fd`.
+/// Information about the link behind `fd`. Fails with EINVAL when `fd`
+/// is another kind of BPF object: the kernel would answer with that
+/// object's info, which read as link info is nonsense.
 pub fn link_info(fd: impl AsFd) -> io::Result<LinkInfo> {
+    let fd = fd.as_fd();
+    // The kernel names the file behind a link fd `anon_inode:bpf_link`
+    // (from BPF_LINK_CREATE) or `anon_inode:bpf-link` (from BPF_OBJ_GET
+    // and BPF_LINK_GET_FD_BY_ID).
+    let kind = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    if !["anon_inode:bpf_link", "anon_inode:bpf-link"].contains(&&*kind.to_string_lossy()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a BPF link fd ({})", kind.display()),
+        ));
+    }
     let mut i: bpf_link_info = zeroed();
-    get_info(fd.as_fd(), &mut i)?;
+    get_info(fd, &mut i)?;
     let detail = if i.type_ == bpf_link_type::BPF_LINK_TYPE_XDP as u32 {
         // SAFETY: the kernel filled the `xdp` member for an XDP link; the
         // union holds plain integers, so any bytes are a valid value.

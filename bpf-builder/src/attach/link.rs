@@ -1,0 +1,140 @@
+//! [`Link`]: an owned BPF link (an attachment made with `BPF_LINK_CREATE`).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use super::AttachError;
+use crate::handle::Program;
+use crate::sys::bpf::{self as sys, LinkInfo};
+
+/// An attachment made through a BPF link (XDP, tcx).
+///
+/// **Dropping a `Link` releases this handle's reference.** The kernel
+/// detaches the program when the last reference goes: with no pin in bpffs
+/// and no other fd (a clone, another process), dropping the handle
+/// detaches. A pinned link stays attached after the handle is dropped and
+/// after the process exits, until the pin is removed (`std::fs::remove_file`)
+/// and every fd is closed, or until [`Link::detach`].
+///
+/// A link cannot be replaced behind its owner's back: netlink and other
+/// links get `EBUSY` on an XDP hook held by a link. Its program can be
+/// swapped atomically with [`Link::update`].
+#[derive(Debug)]
+pub struct Link {
+    fd: OwnedFd,
+}
+
+impl Link {
+    /// Wraps a link fd.
+    pub fn from_fd(fd: OwnedFd) -> Link {
+        Link { fd }
+    }
+
+    /// Opens a link pinned in bpffs (by this or another process).
+    pub fn from_pin(path: impl AsRef<Path>) -> Result<Link, AttachError> {
+        let path = path.as_ref();
+        let fd = sys::obj_get(path, 0)
+            .map_err(|e| AttachError::sys(format!("open pinned link {}", path.display()), e))?;
+        // Refuse a pinned program or map now rather than at first use.
+        sys::link_info(fd.as_fd())
+            .map_err(|e| AttachError::sys(format!("{} is not a pinned link", path.display()), e))?;
+        let link = Link { fd };
+        Ok(link)
+    }
+
+    /// Opens the link with kernel id `id`.
+    pub fn from_id(id: u32) -> Result<Link, AttachError> {
+        sys::link_get_fd_by_id(id)
+            .map(Link::from_fd)
+            .map_err(|e| AttachError::sys(format!("open link id {id}"), e))
+    }
+
+    /// What the kernel reports: id, type, program id, device.
+    pub fn info(&self) -> Result<LinkInfo, AttachError> {
+        sys::link_info(self.fd.as_fd()).map_err(|e| AttachError::sys("link info", e))
+    }
+
+    /// The link's kernel id.
+    pub fn id(&self) -> Result<u32, AttachError> {
+        Ok(self.info()?.id)
+    }
+
+    /// The id of the program attached now (0 once detached).
+    pub fn program_id(&self) -> Result<u32, AttachError> {
+        Ok(self.info()?.prog_id)
+    }
+
+    /// Swaps the attached program for `new` atomically (`BPF_LINK_UPDATE`):
+    /// every packet runs either the old or the new program.
+    pub fn update(&self, new: &Program) -> Result<(), AttachError> {
+        sys::link_update(self.fd.as_fd(), new.as_fd(), None)
+            .map_err(|e| self.update_error(new, None, e))
+    }
+
+    /// Like [`update`](Link::update), but only if `old` is the program
+    /// attached now; otherwise fails with [`AttachError::ExpectedMismatch`]
+    /// and changes nothing.
+    pub fn update_expecting(&self, new: &Program, old: &Program) -> Result<(), AttachError> {
+        sys::link_update(self.fd.as_fd(), new.as_fd(), Some(old.as_fd()))
+            .map_err(|e| self.update_error(new, Some(old), e))
+    }
+
+    fn update_error(&self, new: &Program, old: Option<&Program>, e: io::Error) -> AttachError {
+        match (e.raw_os_error(), old) {
+            (Some(libc::EPERM), Some(old)) => AttachError::ExpectedMismatch {
+                hook: "link".into(),
+                iface: self
+                    .info()
+                    .map_or_else(|_| "?".into(), |i| format!("link {}", i.id)),
+                expected: old
+                    .info()
+                    .map_or_else(|_| "?".into(), |i| format!("program {}", i.id)),
+                found: self
+                    .program_id()
+                    .map_or_else(|_| "?".into(), |id| format!("program {id}")),
+            },
+            (Some(libc::EINVAL), _) => AttachError::WrongProgram {
+                program: new.name().to_string(),
+                reason: format!(
+                    "the kernel refused it for this link ({e}); it must have the type and \
+                     attach type of the program it replaces"
+                ),
+            },
+            (Some(libc::ENOLINK), _) => AttachError::sys("update a detached link", e),
+            _ => AttachError::sys("update link", e),
+        }
+    }
+
+    /// Pins the link in bpffs (mounting bpffs at /sys/fs/bpf if needed), so
+    /// the attachment outlives this handle and this process.
+    pub fn pin(&self, path: impl AsRef<Path>) -> Result<(), AttachError> {
+        let path = path.as_ref();
+        let root = Path::new("/sys/fs/bpf");
+        if path.starts_with(root) {
+            sys::ensure_bpffs(root).map_err(|e| AttachError::sys("mount bpffs", e))?;
+        }
+        sys::obj_pin(self.fd.as_fd(), path).map_err(|e| AttachError::sys("pin link", e))
+    }
+
+    /// Detaches now (`BPF_LINK_DETACH`), even if the link is pinned or has
+    /// other fds; those stay valid but defunct. Remove a pin file with
+    /// `std::fs::remove_file`.
+    pub fn detach(self) -> Result<(), AttachError> {
+        sys::link_detach(self.fd.as_fd()).map_err(|e| AttachError::sys("detach link", e))
+    }
+
+    /// A second handle to the same link.
+    pub fn try_clone(&self) -> Result<Link, AttachError> {
+        self.fd
+            .try_clone()
+            .map(Link::from_fd)
+            .map_err(|e| AttachError::sys("duplicate link fd", e))
+    }
+}
+
+impl AsFd for Link {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

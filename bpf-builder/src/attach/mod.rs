@@ -1,0 +1,208 @@
+//! Attaching loaded programs to network devices: XDP (through a BPF link
+//! by default, netlink as a guarded fallback), tcx with ordering anchors
+//! and expected revisions, links (update, pin, detach) and the per-entry
+//! programs of devmaps and cpumaps.
+//!
+//! Interface indexes belong to a network namespace: every function here
+//! works in the namespace of the calling thread.
+//!
+//! A failed attach changes nothing: each attach is one kernel operation
+//! that either happens or not, and the helpers that read before writing
+//! (the tcx ordering helper) write with the revision they read.
+
+mod devmap;
+mod link;
+pub mod tcx;
+pub mod xdp;
+
+use std::io;
+
+pub use devmap::{
+    CpumapEntry, DevmapEntry, cpumap_entry, devmap_entry, set_cpumap_entry, set_devmap_entry,
+};
+pub use link::Link;
+
+use crate::sys::netlink::NetlinkError;
+use crate::sys::netns::{if_indextoname, if_nametoindex};
+
+/// A network device, by name or by index (in the calling thread's network
+/// namespace). Converts from `&str`, `String` and `u32`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interface {
+    /// The device named so (`eth0`).
+    Name(String),
+    /// The device with this index.
+    Index(u32),
+}
+
+impl From<&str> for Interface {
+    fn from(name: &str) -> Interface {
+        Interface::Name(name.to_string())
+    }
+}
+
+impl From<String> for Interface {
+    fn from(name: String) -> Interface {
+        Interface::Name(name)
+    }
+}
+
+impl From<&String> for Interface {
+    fn from(name: &String) -> Interface {
+        Interface::Name(name.clone())
+    }
+}
+
+impl From<u32> for Interface {
+    fn from(index: u32) -> Interface {
+        Interface::Index(index)
+    }
+}
+
+impl std::fmt::Display for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interface::Name(n) => write!(f, "{n}"),
+            Interface::Index(i) => write!(f, "ifindex {i}"),
+        }
+    }
+}
+
+impl Interface {
+    /// The interface index, checking that the device exists.
+    pub fn resolve(&self) -> Result<u32, AttachError> {
+        match self {
+            Interface::Name(name) => if_nametoindex(name).map_err(|e| {
+                if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO))
+                    || e.kind() == io::ErrorKind::InvalidInput
+                {
+                    AttachError::UnknownInterface(format!("no interface named {name:?}"))
+                } else {
+                    AttachError::sys(format!("cannot look up interface {name:?}"), e)
+                }
+            }),
+            Interface::Index(index) => match if_indextoname(*index) {
+                Ok(_) => Ok(*index),
+                Err(_) => Err(AttachError::UnknownInterface(format!(
+                    "no interface with index {index}"
+                ))),
+            },
+        }
+    }
+}
+
+/// An attach, detach, query or update failed; the system is as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The interface does not exist in this network namespace.
+    #[error("{0} in this network namespace")]
+    UnknownInterface(String),
+    /// Someone else's program holds the hook.
+    #[error("{hook} of {iface} is taken: {detail}")]
+    HookTaken {
+        /// The hook (`XDP`, `tcx ingress`, ...).
+        hook: String,
+        /// The device.
+        iface: String,
+        /// What holds it, as far as we know.
+        detail: String,
+    },
+    /// The program attached is not the one the caller expected to replace.
+    #[error(
+        "{hook} of {iface}: the attached program is {found}, not the expected {expected}; nothing was changed"
+    )]
+    ExpectedMismatch {
+        /// The hook.
+        hook: String,
+        /// The device.
+        iface: String,
+        /// What the caller expected (a program id, or "none").
+        expected: String,
+        /// What is attached (a program id, or "none").
+        found: String,
+    },
+    /// tcx: the chain changed since the caller read its revision.
+    #[error(
+        "tcx {hook} chain of {iface} moved: expected revision {expected}, it is now at {current}; \
+         nothing was changed (query again and retry)"
+    )]
+    RevisionMoved {
+        /// `ingress` or `egress`.
+        hook: String,
+        /// The device.
+        iface: String,
+        /// The revision the caller passed.
+        expected: u64,
+        /// The revision now.
+        current: u64,
+    },
+    /// tcx: the program or link given as anchor is not in the chain.
+    #[error("tcx {hook} of {iface}: anchor {anchor} is not attached there")]
+    AnchorNotFound {
+        /// `ingress` or `egress`.
+        hook: String,
+        /// The device.
+        iface: String,
+        /// The anchor as given.
+        anchor: String,
+    },
+    /// The ordering helper could not resolve its anchor in the chain.
+    #[error("tcx {hook} of {iface}: {reason}")]
+    Unresolved {
+        /// `ingress` or `egress`.
+        hook: String,
+        /// The device.
+        iface: String,
+        /// Why (no program of that name, several of them, ...).
+        reason: String,
+    },
+    /// The ordering helper kept seeing the chain change under it.
+    #[error("tcx {hook} of {iface}: the chain changed during each of {attempts} attempts")]
+    TooManyRetries {
+        /// `ingress` or `egress`.
+        hook: String,
+        /// The device.
+        iface: String,
+        /// How many times it tried.
+        attempts: u32,
+    },
+    /// The running kernel has no tcx (Linux 6.6+).
+    #[error("this kernel does not support tcx (needs Linux 6.6 or later): {source}")]
+    NoTcx {
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// The program does not fit the hook (wrong type or attach type).
+    #[error("program `{program}` cannot go there: {reason}")]
+    WrongProgram {
+        /// The program's name.
+        program: String,
+        /// What is expected.
+        reason: String,
+    },
+    /// The kernel refused for another reason.
+    #[error("{op}: {source}")]
+    Sys {
+        /// What was being done.
+        op: String,
+        /// The errno.
+        source: io::Error,
+    },
+    /// A netlink request failed for another reason.
+    #[error("{op}: {source}")]
+    Netlink {
+        /// What was being done.
+        op: String,
+        /// The errno and the kernel's message.
+        source: NetlinkError,
+    },
+}
+
+impl AttachError {
+    pub(crate) fn sys(op: impl Into<String>, source: io::Error) -> AttachError {
+        AttachError::Sys {
+            op: op.into(),
+            source,
+        }
+    }
+}

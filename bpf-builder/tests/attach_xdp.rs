@@ -1,0 +1,311 @@
+//! XDP attachment on real veth traffic, in namespaces the tests create:
+//! links, netlink with the expected-program guard, query, update, pinning.
+
+mod common;
+
+use bpf_builder::attach::xdp::{self, Expect, XdpMode};
+use bpf_builder::attach::{AttachError, Interface, Link};
+use bpf_builder::map::MapSpec;
+use bpf_builder::object::{Object, ProgramType};
+use bpf_builder::sys::bpf::LinkDetail;
+use common::*;
+use testbed::{Marker, Netns};
+
+/// An object with a counter array and two XDP programs, `{prefix}drop`
+/// (counts in slot 0, drops) and `{prefix}pass` (counts in slot 1, passes),
+/// plus `{prefix}other` (passes, no count).
+fn drop_and_pass(prefix: &str) -> bpf_builder::load::Loaded {
+    let mut obj = Object::new();
+    let counts = obj.add_map(MapSpec::array("counts", 8, 2)).unwrap();
+    obj.add_program(
+        &format!("{prefix}drop"),
+        ProgramType::Xdp,
+        xdp_action(XDP_DROP, Some((counts, 0))),
+    )
+    .unwrap();
+    obj.add_program(
+        &format!("{prefix}pass"),
+        ProgramType::Xdp,
+        xdp_action(XDP_PASS, Some((counts, 1))),
+    )
+    .unwrap();
+    obj.add_program(
+        &format!("{prefix}other"),
+        ProgramType::Xdp,
+        xdp_action(XDP_PASS, None),
+    )
+    .unwrap();
+    obj.load().unwrap()
+}
+
+#[test]
+fn link_attached_drop_then_pass_is_seen_on_the_peer() {
+    if !testbed::privileged("XDP link test") {
+        return;
+    }
+    let prefix = "tx1_";
+    {
+        let ns = Netns::new().unwrap();
+        let pair = ns.veth_pair("va", "vb").unwrap();
+        let loaded = drop_and_pass(prefix);
+        let drop_p = loaded.program_by_name("tx1_drop").unwrap();
+        let pass_p = loaded.program_by_name("tx1_pass").unwrap();
+        let counts = loaded.map_by_name("counts").unwrap();
+        let marker = Marker::new().unwrap();
+        let frames: Vec<Vec<u8>> = (0..5)
+            .map(|i| frame(&pair.a, &pair.b, &marker, i))
+            .collect();
+
+        // Nothing attached: everything arrives.
+        assert!(ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
+        assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker).len(), 5);
+
+        let link = ns
+            .run(|| xdp::attach("vb", drop_p, XdpMode::Auto))
+            .unwrap()
+            .unwrap();
+        let q = ns.run(|| xdp::query("vb")).unwrap().unwrap();
+        assert_eq!(q.program(XdpMode::Auto), Some(drop_p.info().unwrap().id));
+        assert!(delivered(&pair.a, &pair.b, &frames, &marker).is_empty());
+        assert_eq!(read_u64(counts, 0), 5, "the drop program saw every frame");
+
+        link.update(pass_p).unwrap();
+        assert_eq!(link.program_id().unwrap(), pass_p.info().unwrap().id);
+        assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker), frames);
+        assert_eq!(read_u64(counts, 1), 5);
+
+        // Dropping the handle detaches (nothing pinned it).
+        drop(link);
+        assert!(ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
+
+        // Generic mode explicitly, and by ifindex.
+        let ifindex = pair.b.ifindex;
+        let link = ns
+            .run(|| xdp::attach(ifindex, drop_p, XdpMode::Generic))
+            .unwrap()
+            .unwrap();
+        let q = ns.run(|| xdp::query(ifindex)).unwrap().unwrap();
+        assert_eq!(q.generic, Some(drop_p.info().unwrap().id));
+        assert_eq!(q.driver, None);
+        assert!(delivered(&pair.a, &pair.b, &frames, &marker).is_empty());
+        assert_eq!(read_u64(counts, 0), 10);
+        link.detach().unwrap();
+        assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker).len(), 5);
+    }
+    assert_nothing_left(prefix);
+}
+
+#[test]
+fn link_attached_program_cannot_be_replaced_through_netlink() {
+    if !testbed::privileged("XDP link vs netlink test") {
+        return;
+    }
+    let prefix = "tx2_";
+    {
+        let ns = Netns::new().unwrap();
+        let pair = ns.veth_pair("va", "vb").unwrap();
+        let loaded = drop_and_pass(prefix);
+        let drop_p = loaded.program_by_name("tx2_drop").unwrap();
+        let pass_p = loaded.program_by_name("tx2_pass").unwrap();
+        let marker = Marker::new().unwrap();
+        let frames = vec![frame(&pair.a, &pair.b, &marker, 0)];
+
+        let _link = ns
+            .run(|| xdp::attach("vb", drop_p, XdpMode::Auto))
+            .unwrap()
+            .unwrap();
+        for expect in [Expect::Anything, Expect::Program(drop_p), Expect::Nothing] {
+            let e = ns
+                .run(|| xdp::attach_netlink("vb", pass_p, XdpMode::Auto, expect))
+                .unwrap()
+                .unwrap_err();
+            assert!(
+                matches!(e, AttachError::HookTaken { .. }),
+                "{expect:?}: {e}"
+            );
+        }
+        let e = ns
+            .run(|| xdp::detach_netlink("vb", XdpMode::Auto, Expect::Anything))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::HookTaken { .. }), "{e}");
+        // A second link neither.
+        let e = ns
+            .run(|| xdp::attach("vb", pass_p, XdpMode::Auto))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::HookTaken { .. }), "{e}");
+        assert!(e.to_string().contains("vb"), "{e}");
+
+        // Still the link's program, still dropping.
+        let q = ns.run(|| xdp::query("vb")).unwrap().unwrap();
+        assert_eq!(q.program(XdpMode::Auto), Some(drop_p.info().unwrap().id));
+        assert!(delivered(&pair.a, &pair.b, &frames, &marker).is_empty());
+    }
+    assert_nothing_left(prefix);
+}
+
+#[test]
+fn netlink_replacement_is_guarded_by_the_expected_program() {
+    if !testbed::privileged("XDP netlink test") {
+        return;
+    }
+    let prefix = "tx3_";
+    {
+        let ns = Netns::new().unwrap();
+        let pair = ns.veth_pair("va", "vb").unwrap();
+        let loaded = drop_and_pass(prefix);
+        let drop_p = loaded.program_by_name("tx3_drop").unwrap();
+        let pass_p = loaded.program_by_name("tx3_pass").unwrap();
+        let other = loaded.program_by_name("tx3_other").unwrap();
+        let marker = Marker::new().unwrap();
+        let frames = vec![frame(&pair.a, &pair.b, &marker, 0)];
+        let mode = XdpMode::Generic;
+        let id = |p: &bpf_builder::handle::Program| p.info().unwrap().id;
+
+        ns.run(|| xdp::attach_netlink("vb", drop_p, mode, Expect::Nothing))
+            .unwrap()
+            .unwrap();
+        assert!(delivered(&pair.a, &pair.b, &frames, &marker).is_empty());
+
+        // Expecting nothing, but something is there.
+        let e = ns
+            .run(|| xdp::attach_netlink("vb", pass_p, mode, Expect::Nothing))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::HookTaken { .. }), "{e}");
+        // A stale expectation: `other` was never attached.
+        let e = ns
+            .run(|| xdp::attach_netlink("vb", pass_p, mode, Expect::Program(other)))
+            .unwrap()
+            .unwrap_err();
+        match &e {
+            AttachError::ExpectedMismatch {
+                expected, found, ..
+            } => {
+                assert_eq!(expected, &format!("program {}", id(other)));
+                assert_eq!(found, &format!("program {}", id(drop_p)));
+            }
+            _ => panic!("expected a mismatch, got {e}"),
+        }
+        // Nothing changed.
+        assert_eq!(
+            ns.run(|| xdp::query("vb")).unwrap().unwrap().generic,
+            Some(id(drop_p))
+        );
+        assert!(delivered(&pair.a, &pair.b, &frames, &marker).is_empty());
+        // A link cannot take a netlink-held hook either.
+        let e = ns
+            .run(|| xdp::attach("vb", pass_p, mode))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::HookTaken { .. }), "{e}");
+
+        // The right expectation replaces.
+        ns.run(|| xdp::attach_netlink("vb", pass_p, mode, Expect::Program(drop_p)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ns.run(|| xdp::query("vb")).unwrap().unwrap().generic,
+            Some(id(pass_p))
+        );
+        assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker), frames);
+
+        // Detach is guarded the same way.
+        let e = ns
+            .run(|| xdp::detach_netlink("vb", XdpMode::Auto, Expect::Program(drop_p)))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::ExpectedMismatch { .. }), "{e}");
+        ns.run(|| xdp::detach_netlink("vb", XdpMode::Auto, Expect::Program(pass_p)))
+            .unwrap()
+            .unwrap();
+        assert!(ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
+    }
+    assert_nothing_left(prefix);
+}
+
+#[test]
+fn unknown_interfaces_are_named_in_the_error() {
+    if !testbed::privileged("XDP unknown interface test") {
+        return;
+    }
+    let prefix = "tx4_";
+    {
+        let ns = Netns::new().unwrap();
+        let loaded = drop_and_pass(prefix);
+        let p = loaded.program_by_name("tx4_pass").unwrap();
+        let e = ns
+            .run(|| xdp::attach("nosuch0", p, XdpMode::Auto))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::UnknownInterface(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "no interface named \"nosuch0\" in this network namespace"
+        );
+        let e = ns
+            .run(|| Interface::Index(4_000_000).resolve())
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no interface with index 4000000 in this network namespace"
+        );
+        let e = ns
+            .run(|| xdp::attach_netlink("nosuch0", p, XdpMode::Auto, Expect::Nothing))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::UnknownInterface(_)), "{e}");
+    }
+    assert_nothing_left(prefix);
+}
+
+#[test]
+fn pinned_link_outlives_its_handle_until_detached() {
+    if !testbed::privileged("XDP link pinning test") {
+        return;
+    }
+    let prefix = "tx5_";
+    {
+        let pin_guard = PinPath::new("xdp");
+        let pin = &pin_guard.0;
+        let ns = Netns::new().unwrap();
+        let pair = ns.veth_pair("va", "vb").unwrap();
+        let loaded = drop_and_pass(prefix);
+        let drop_p = loaded.program_by_name("tx5_drop").unwrap();
+        let marker = Marker::new().unwrap();
+        let frames = vec![frame(&pair.a, &pair.b, &marker, 0)];
+
+        let link = ns
+            .run(|| xdp::attach("vb", drop_p, XdpMode::Auto))
+            .unwrap()
+            .unwrap();
+        let link_id = link.id().unwrap();
+        link.pin(pin).unwrap();
+        drop(link);
+        // Still attached: the pin holds it.
+        assert!(!ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
+        assert!(delivered(&pair.a, &pair.b, &frames, &marker).is_empty());
+
+        let link = Link::from_pin(pin).unwrap();
+        let info = link.info().unwrap();
+        assert_eq!(info.id, link_id);
+        assert_eq!(info.prog_id, drop_p.info().unwrap().id);
+        assert_eq!(
+            info.detail,
+            LinkDetail::Xdp {
+                ifindex: pair.b.ifindex
+            }
+        );
+        std::fs::remove_file(pin).unwrap();
+        link.detach().unwrap();
+        assert!(ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
+        assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker), frames);
+        // A pinned program is not a link.
+        drop_p.pin(pin).unwrap();
+        assert!(Link::from_pin(pin).is_err());
+        std::fs::remove_file(pin).unwrap();
+    }
+    assert_nothing_left(prefix);
+}
