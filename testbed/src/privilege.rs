@@ -1,9 +1,10 @@
 //! The privilege rule for tests: fail under CI, skip elsewhere.
 
-/// Capability bits (linux/capability.h) the harness needs.
+/// Capability bits (linux/capability.h).
 const CAP_NET_ADMIN: u32 = 12;
-const CAP_SYS_ADMIN: u32 = 21;
 const CAP_NET_RAW: u32 = 13;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_BPF: u32 = 39;
 
 /// Whether this process may create namespaces, veths and packet sockets
 /// (effective CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_NET_RAW).
@@ -13,29 +14,8 @@ const CAP_NET_RAW: u32 = 13;
 /// and returns `false`. Use it at the top of a test:
 /// `if !testbed::privileged("veth test") { return; }`.
 pub fn privileged(what: &str) -> bool {
-    let missing = missing_capabilities();
-    if missing.is_empty() {
-        return true;
-    }
-    let reason = format!("{what} needs {}", missing.join(", "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{reason} (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("skipping: {reason}");
-    false
-}
-
-/// Names of the needed capabilities that are not effective.
-fn missing_capabilities() -> Vec<&'static str> {
-    let effective = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0);
-    [
+    let effective = effective_capabilities();
+    let missing: Vec<&str> = [
         (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
         (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
         (CAP_NET_RAW, "CAP_NET_RAW"),
@@ -43,5 +23,39 @@ fn missing_capabilities() -> Vec<&'static str> {
     .into_iter()
     .filter(|(bit, _)| effective & (1 << bit) == 0)
     .map(|(_, name)| name)
-    .collect()
+    .collect();
+    decide(what, &missing.join(", "), missing.is_empty())
+}
+
+/// Whether this process may load BPF programs and create maps (effective
+/// CAP_BPF or CAP_SYS_ADMIN), with the same rule as [`privileged`].
+pub fn bpf_privileged(what: &str) -> bool {
+    let effective = effective_capabilities();
+    let ok = effective & (1 << CAP_BPF) != 0 || effective & (1 << CAP_SYS_ADMIN) != 0;
+    decide(what, "CAP_BPF or CAP_SYS_ADMIN", ok)
+}
+
+/// Applies the rule: fine, or fail under CI, or skip with a reason.
+fn decide(what: &str, needs: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    let reason = format!("{what} needs {needs}");
+    if std::env::var_os("CI").is_some() {
+        panic!("{reason} (CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("skipping: {reason}");
+    false
+}
+
+/// The effective capability set of this process.
+fn effective_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
 }

@@ -16,29 +16,10 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 use testbed::{Link, Marker};
 
-/// CAP_SYS_ADMIN and CAP_BPF bit numbers in the capability sets.
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_BPF: u32 = 39;
-
-/// Whether this process may use bpf(2) for maps and programs. Without the
-/// privilege: panics when `CI` is set (CI must run these tests), otherwise
-/// prints why and returns false so the caller can skip.
+/// Whether this process may use bpf(2): the project's privilege rule
+/// (fail under `CI`, skip with a reason elsewhere), from the testbed.
 pub fn require_bpf() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    let ok = cap_eff & (1 << CAP_BPF) != 0 || cap_eff & (1 << CAP_SYS_ADMIN) != 0;
-    if ok {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but this process lacks CAP_BPF/CAP_SYS_ADMIN: these tests must run");
-    }
-    eprintln!("skipping: needs CAP_BPF or CAP_SYS_ADMIN (run as root)");
-    false
+    testbed::bpf_privileged("this test")
 }
 
 /// The license every test program uses.
