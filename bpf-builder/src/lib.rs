@@ -55,6 +55,7 @@
 pub mod asm;
 pub mod btf;
 pub mod disasm;
+pub mod elf;
 pub mod handle;
 pub mod helpers;
 pub mod insn;

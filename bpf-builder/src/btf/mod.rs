@@ -10,6 +10,7 @@ use std::collections::HashMap;
 mod program;
 mod types;
 
+pub(crate) use program::c_identifier;
 pub use program::{ProgramBtf, for_program, subprogram_starts};
 pub use types::{Linkage, Member, Type, TypeId, int_encoding};
 
