@@ -13,8 +13,6 @@ mod maps;
 mod read;
 mod write;
 
-pub use read::ReadOptions;
-
 use crate::object::ObjectError;
 
 /// Why an object cannot be written to ELF or read from it.

@@ -1,6 +1,7 @@
 //! `Object::to_elf`: a relocatable EM_BPF object laid out as clang does it.
 //!
-//! - one section per program type (`ProgramType::section_name`), each
+//! - one section per program type (`ProgramType::section_name`, but
+//!   `classifier` for tc), each
 //!   program a global `FUNC` symbol with its size;
 //! - the object's functions in `.text` as static `FUNC` symbols; calls from
 //!   a program section are `R_BPF_64_32` against the `.text` section
@@ -23,7 +24,7 @@ use crate::asm::{Annotation, Code};
 use crate::btf::{Btf, LineInfo, Linkage, Type, TypeId, c_identifier};
 use crate::insn::{Insn, pseudo};
 use crate::map::MapSpec;
-use crate::object::{FuncId, MapId, Object};
+use crate::object::{FuncId, MapId, Object, ProgramType};
 use crate::reloc::Reloc;
 
 use super::ElfError;
@@ -97,7 +98,7 @@ impl Object {
         // Program sections, in order of first use.
         let mut sections: IndexMap<&'static str, CodeSection> = IndexMap::new();
         for (_, p) in self.programs() {
-            let sec = sections.entry(p.prog_type.section_name()).or_default();
+            let sec = sections.entry(section_name(p.prog_type)).or_default();
             let func = btf.add(Type::Func {
                 name: c_identifier(&p.name),
                 proto,
@@ -238,6 +239,15 @@ impl Object {
         elf.set_section_data(btf_sec, btf.to_bytes(), 4);
         elf.set_section_data(ext_sec, ext_bytes, 4);
         elf.write().map_err(|e| ElfError::Write(e.to_string()))
+    }
+}
+
+/// The section of a program: libbpf's name, except tc classifiers, which
+/// go to `classifier` (libbpf 1.1 reads it too, aya reads only it).
+fn section_name(t: ProgramType) -> &'static str {
+    match t {
+        ProgramType::SchedCls => "classifier",
+        other => other.section_name(),
     }
 }
 
