@@ -98,12 +98,11 @@ fn aya_loads_and_runs_it() {
         .expect("main")
         .try_into()
         .expect("an XDP program");
-    prog.load().expect("the verifier accepts main as aya relocated it");
+    prog.load()
+        .expect("the verifier accepts main as aya relocated it");
     let fd = prog.fd().unwrap().as_fd().try_clone_to_owned().unwrap();
     let ours = Program::from_fd(fd).unwrap();
-    let out = ours
-        .test_run(&TestRun::new(&[0u8; 64]).repeat(3))
-        .unwrap();
+    let out = ours.test_run(&TestRun::new(&[0u8; 64]).repeat(3)).unwrap();
     assert_eq!(out.retval, 2);
 
     let data: aya::maps::Array<_, [u8; 16]> =
@@ -155,7 +154,9 @@ fn our_reader_gets_the_same_object_back() {
     assert_eq!(back.license(), a.license());
     assert_eq!(back.maps().len(), a.maps().len());
     for (_, m) in a.maps() {
-        let id = back.map_by_name(&m.name).unwrap_or_else(|| panic!("{}", m.name));
+        let id = back
+            .map_by_name(&m.name)
+            .unwrap_or_else(|| panic!("{}", m.name));
         let n = back.map(id);
         assert_eq!(
             (n.map_type, n.key_size, n.value_size, n.max_entries, n.flags),
@@ -164,8 +165,12 @@ fn our_reader_gets_the_same_object_back() {
             m.name
         );
         assert_eq!(
-            n.inner.as_ref().map(|i| (i.map_type, i.key_size, i.value_size, i.max_entries)),
-            m.inner.as_ref().map(|i| (i.map_type, i.key_size, i.value_size, i.max_entries)),
+            n.inner
+                .as_ref()
+                .map(|i| (i.map_type, i.key_size, i.value_size, i.max_entries)),
+            m.inner
+                .as_ref()
+                .map(|i| (i.map_type, i.key_size, i.value_size, i.max_entries)),
             "{}",
             m.name
         );
@@ -184,14 +189,26 @@ fn our_reader_gets_the_same_object_back() {
         let bid = back.program_by_name(&p.name).unwrap();
         assert_eq!(back.program(bid).prog_type, p.prog_type);
         let (la, lb) = (a.layout(id).unwrap(), back.layout(bid).unwrap());
-        assert_eq!(la.insns, lb.insns, "{}: same instructions after layout", p.name);
+        assert_eq!(
+            la.insns, lb.insns,
+            "{}: same instructions after layout",
+            p.name
+        );
         let map_name = |o: &Object, r: &Reloc| match *r {
             Reloc::MapFd(m) => format!("fd {}", o.map(m).name),
             Reloc::MapValue { map, offset } => format!("value {}+{offset}", o.map(map).name),
             other => format!("{other:?}"),
         };
-        let ra: Vec<_> = la.relocs.iter().map(|(pc, r)| (*pc, map_name(a, r))).collect();
-        let rb: Vec<_> = lb.relocs.iter().map(|(pc, r)| (*pc, map_name(&back, r))).collect();
+        let ra: Vec<_> = la
+            .relocs
+            .iter()
+            .map(|(pc, r)| (*pc, map_name(a, r)))
+            .collect();
+        let rb: Vec<_> = lb
+            .relocs
+            .iter()
+            .map(|(pc, r)| (*pc, map_name(&back, r)))
+            .collect();
         assert_eq!(ra, rb, "{}", p.name);
         for pc in 0..la.insns.len() {
             assert_eq!(

@@ -201,11 +201,8 @@ impl Object {
 
         // Functions that are not programs: declared first, so that calls
         // between them resolve whatever their order.
-        let program_keys: Vec<(usize, u64)> = parsed
-            .programs
-            .values()
-            .map(|p| p.function_key())
-            .collect();
+        let program_keys: Vec<(usize, u64)> =
+            parsed.programs.values().map(|p| p.function_key()).collect();
         let mut functions: Vec<&Function> = parsed
             .functions
             .iter()
@@ -256,7 +253,12 @@ fn convert(
             .funcs
             .get(&(section, address))
             .copied()
-            .ok_or_else(|| bad(pc, format!("no function at {address:#x} of section {section}")))
+            .ok_or_else(|| {
+                bad(
+                    pc,
+                    format!("no function at {address:#x} of section {section}"),
+                )
+            })
     };
     let mut relocs = Vec::new();
     for pc in 0..insns.len() {
@@ -295,7 +297,10 @@ fn convert(
                 } else if let Some(&map) = names.maps.get(&rel.name) {
                     Some(Reloc::MapFd(map))
                 } else {
-                    return Err(bad(pc, format!("relocation against unknown `{}`", rel.name)));
+                    return Err(bad(
+                        pc,
+                        format!("relocation against unknown `{}`", rel.name),
+                    ));
                 }
             }
             // Same-section calls and function pointers are pc-relative.

@@ -16,8 +16,8 @@
 use indexmap::IndexMap;
 use object::write::{Object as Elf, Relocation, SectionId, Symbol, SymbolId, SymbolSection};
 use object::{
-    Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags,
-    SymbolKind, SymbolScope, elf,
+    Architecture, BinaryFormat, Endianness, RelocationFlags, SectionKind, SymbolFlags, SymbolKind,
+    SymbolScope, elf,
 };
 
 use crate::asm::{Annotation, Code};
@@ -112,7 +112,8 @@ impl Object {
                 in_text: false,
             };
             ctx.append(sec, &p.code, func, &mut btf, annotated)?;
-            sec.symbols.push((p.name.clone(), start, p.code.insns.len(), true));
+            sec.symbols
+                .push((p.name.clone(), start, p.code.insns.len(), true));
         }
 
         let mut elf = Elf::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);

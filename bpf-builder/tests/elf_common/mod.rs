@@ -133,7 +133,12 @@ pub fn build(iterations: u32, step: u32) -> Sample {
     a.ld_map_value(R1, data, 0);
     a.stx(Size::DW, R1, 0, R0);
     a.bind(done);
-    a.set_source(Annotation::at("sample.rs", 32, 1, "runs += 1; hits[0] += 1"));
+    a.set_source(Annotation::at(
+        "sample.rs",
+        32,
+        1,
+        "runs += 1; hits[0] += 1",
+    ));
     a.ld_map_value(R1, data, 8);
     a.mov64(R2, 1);
     a.atomic(AtomicOp::Add, Size::DW, R1, 0, R2);
