@@ -8,8 +8,10 @@
 //! functions they call), [`load`] (into the kernel, all or nothing),
 //! [`handle`] (maps and programs in the kernel), [`run`]
 //! (`BPF_PROG_TEST_RUN`), [`disasm`] / [`listing`] (text), [`btf`]
-//! (func and line info), [`verifier`] (errors mapped to the source) and
-//! [`sys`] (the system calls, the only `unsafe` code).
+//! (types, func and line info), [`elf`] (relocatable objects out for
+//! libbpf/bpftool/aya, and clang's objects in), [`verifier`] (errors
+//! mapped to the source) and [`sys`] (the system calls, the only `unsafe`
+//! code).
 //!
 //! A complete program: count packets in a per-CPU array and pass them.
 //!
@@ -56,6 +58,7 @@ pub mod asm;
 pub mod attach;
 pub mod btf;
 pub mod disasm;
+pub mod elf;
 pub mod handle;
 pub mod helpers;
 pub mod insn;

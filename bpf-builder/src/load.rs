@@ -70,6 +70,9 @@ pub enum LoadError {
     /// The verifier (or the kernel) refused a program.
     #[error(transparent)]
     Program(Box<VerifierError>),
+    /// The kernel refused the key/value BTF of a map.
+    #[error(transparent)]
+    MapBtf(Box<MapBtfError>),
     /// The kernel refused the BTF generated for a program.
     #[error("loading the BTF of program `{program}` failed: {source}\n{log}")]
     Btf {
@@ -80,6 +83,18 @@ pub enum LoadError {
         /// The kernel's BTF log.
         log: String,
     },
+}
+
+/// Why a map's BTF failed.
+#[derive(Debug, thiserror::Error)]
+#[error("loading the BTF of map `{map}` failed: {source}\n{log}")]
+pub struct MapBtfError {
+    /// The map.
+    pub map: String,
+    /// The errno.
+    pub source: io::Error,
+    /// The kernel's BTF log.
+    pub log: String,
 }
 
 /// Time spent loading, split between the kernel and the builder.
@@ -291,6 +306,19 @@ fn create_map(spec: &MapSpec) -> Result<OwnedFd, LoadError> {
         Some(inner) => Some(create_map(inner)?),
         None => None,
     };
+    // The map keeps its own reference to the BTF; ours closes on return.
+    let btf = match &spec.btf {
+        Some(b) => Some(
+            sys::btf_load(&b.btf.clone().to_bytes(), 0, 4096).map_err(|f| {
+                LoadError::MapBtf(Box::new(MapBtfError {
+                    map: spec.name.clone(),
+                    source: f.error,
+                    log: f.log,
+                }))
+            })?,
+        ),
+        None => None,
+    };
     let attr = sys::MapCreateAttr {
         map_type: spec.map_type.kernel_type(),
         key_size: spec.key_size,
@@ -299,6 +327,9 @@ fn create_map(spec: &MapSpec) -> Result<OwnedFd, LoadError> {
         map_flags: spec.flags,
         name: &spec.name,
         inner_map_fd: inner.as_ref().map(|fd| fd.as_fd()),
+        btf_fd: btf.as_ref().map(|(fd, _)| fd.as_fd()),
+        btf_key_type_id: spec.btf.as_ref().map_or(0, |b| b.key),
+        btf_value_type_id: spec.btf.as_ref().map_or(0, |b| b.value),
         ..Default::default()
     };
     sys::map_create(&attr).map_err(err)

@@ -2,6 +2,7 @@
 
 use aya_obj::generated::bpf_map_type as kt;
 
+use crate::btf::{Btf, TypeId};
 use crate::object::{MapId, ProgId};
 
 /// Map flag: allocate hash elements on demand (required for LPM tries).
@@ -145,6 +146,19 @@ impl InitValue {
     }
 }
 
+/// BTF types of a map's key and value, passed at map creation so that
+/// `bpftool map dump` prints typed entries and the ELF writer can describe
+/// the map with `key`/`value` types.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct MapBtf {
+    /// The types (loaded with `BPF_BTF_LOAD` when the map is created).
+    pub btf: Btf,
+    /// Id of the key type in `btf` (0: none, for maps without keys).
+    pub key: TypeId,
+    /// Id of the value type in `btf`.
+    pub value: TypeId,
+}
+
 /// A map to create at load time.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct MapSpec {
@@ -166,6 +180,8 @@ pub struct MapSpec {
     pub contents: Vec<(Vec<u8>, InitValue)>,
     /// Freeze after writing the contents: user space can no longer write.
     pub freeze: bool,
+    /// Key and value types, if any.
+    pub btf: Option<MapBtf>,
 }
 
 /// Why a map specification is invalid.
@@ -202,6 +218,7 @@ impl MapSpec {
             inner: None,
             contents: Vec::new(),
             freeze: false,
+            btf: None,
         }
     }
 
@@ -284,6 +301,13 @@ impl MapSpec {
     /// Adds an initial entry of raw bytes.
     pub fn with_bytes(self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> MapSpec {
         self.with_entry(key, InitValue::Bytes(value.into()))
+    }
+
+    /// Describes keys and values with BTF types: `key` and `value` are ids
+    /// in `btf` (`key` 0 for no key type).
+    pub fn with_btf(mut self, btf: Btf, key: TypeId, value: TypeId) -> MapSpec {
+        self.btf = Some(MapBtf { btf, key, value });
+        self
     }
 
     /// Freezes the map after its contents are written.
@@ -386,6 +410,18 @@ impl MapSpec {
                 )?;
                 inner.validate()?;
             }
+        }
+        if let Some(b) = &self.btf {
+            if b.key != 0 {
+                need(
+                    b.btf.size_of(b.key) == Some(self.key_size),
+                    "the BTF key type's size differs from key_size",
+                )?;
+            }
+            need(
+                b.btf.size_of(b.value) == Some(self.value_size),
+                "the BTF value type's size differs from value_size",
+            )?;
         }
         if !matches!(t, ArrayOfMaps | HashOfMaps) && self.inner.is_some() {
             return Err(self.error("only maps of maps have an inner map"));
