@@ -3,6 +3,7 @@
 //! and libpcap's semantic checks.
 
 pub mod ast;
+pub mod capture;
 pub mod check;
 pub mod error;
 pub mod lexer;
