@@ -9,6 +9,7 @@ pub mod error;
 pub mod lexer;
 pub mod parser;
 pub mod resolve;
+pub mod samples;
 
 pub use ast::{Expr, Span};
 pub use check::{Atom, Checked};
