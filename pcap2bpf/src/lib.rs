@@ -10,6 +10,7 @@ pub mod lexer;
 pub mod parser;
 pub mod resolve;
 pub mod samples;
+pub mod summary;
 
 pub use ast::{Expr, Span};
 pub use check::{Atom, Checked};

@@ -137,3 +137,36 @@ fn shared_captures_survive_a_round_trip_through_write_pcap() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every packet of the shared corpus and of the samples gets a one-line
+/// summary without panicking; the first packet of print-flags.pcap reads as
+/// tcpdump prints it, modulo the details we leave out.
+#[test]
+fn summaries_of_every_packet() {
+    use pcap2bpf::summary::summary;
+    let mut captures: Vec<(String, capture::Capture)> = pcap2bpf::samples::sample_captures()
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .collect();
+    if let Some(table) = readme_table() {
+        for file in table.keys() {
+            captures.push((file.clone(), capture::read(pcaps_dir().join(file)).unwrap()));
+        }
+    } else {
+        skip("../shared/pcaps/README.md is missing");
+    }
+    for (name, cap) in &captures {
+        let Ok(link) = cap.link_type() else {
+            continue; // PPP: not a link type we compile for
+        };
+        for p in &cap.packets {
+            let line = summary(link, p);
+            assert!(!line.contains('\n') && line.len() > 16, "{name}: {line:?}");
+        }
+    }
+    let sample = &captures[0].1;
+    assert_eq!(
+        summary(pcap2bpf::LinkType::En10mb, &sample.packets[0]),
+        "22:13:20.000000 IP 10.0.0.1.49152 > 10.0.0.2.80: Flags [S], seq 281018448, win 64240, length 0"
+    );
+}
