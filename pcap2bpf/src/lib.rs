@@ -3,11 +3,14 @@
 //! and libpcap's semantic checks.
 
 pub mod ast;
+pub mod capture;
 pub mod check;
 pub mod error;
 pub mod lexer;
 pub mod parser;
 pub mod resolve;
+pub mod samples;
+pub mod summary;
 
 pub use ast::{Expr, Span};
 pub use check::{Atom, Checked};
