@@ -58,6 +58,7 @@ pub mod disasm;
 pub mod handle;
 pub mod helpers;
 pub mod insn;
+pub mod interp;
 pub mod layout;
 pub mod listing;
 pub mod load;
