@@ -116,7 +116,10 @@ impl Exec<'_> {
                 };
                 self.m.set(dst, Val::scalar(r))?;
             }
-            Op::LdImm64 { dst, value } => self.m.set(dst, Val::scalar(value))?,
+            Op::LdImm64 { dst, value } => {
+                self.m.set(dst, Val::scalar(value))?;
+                return Ok(Flow::Jump(pc + 2));
+            }
             Op::LdMap { dst, fd } => {
                 let map = self.map_index(fd)?;
                 self.m.set(
@@ -126,6 +129,7 @@ impl Exec<'_> {
                         v: 0,
                     },
                 )?;
+                return Ok(Flow::Jump(pc + 2));
             }
             Op::LdMapValue { dst, fd, off } => {
                 let map = self.map_index(fd)?;
@@ -146,14 +150,16 @@ impl Exec<'_> {
                         v: u64::from(off),
                     },
                 )?;
+                return Ok(Flow::Jump(pc + 2));
             }
-            Op::LdFunc { dst, target } => self.m.set(
-                dst,
-                Val {
+            Op::LdFunc { dst, target } => {
+                let f = Val {
                     kind: Kind::Func(target as u32),
                     v: 0,
-                },
-            )?,
+                };
+                self.m.set(dst, f)?;
+                return Ok(Flow::Jump(pc + 2));
+            }
             Op::Load {
                 size,
                 sx,

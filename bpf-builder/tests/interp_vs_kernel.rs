@@ -1,0 +1,728 @@
+//! The interpreter against the real kernel: the same programs, loaded
+//! through the verifier and run with `BPF_PROG_TEST_RUN`, must give the same
+//! return value, output packet and map contents in both.
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use bpf_builder::asm::Asm;
+use bpf_builder::helpers::Helper;
+use bpf_builder::insn::{AluOp, AtomicOp, Endian, Insn, JmpOp, Reg, Reg::*, Size};
+use bpf_builder::interp::{Interp, InterpMap, XdpCtx};
+use bpf_builder::run::{TestRun, TestRunOutput, test_run};
+use bpf_builder::sys::bpf::{
+    MapCreateAttr, ProgLoadAttr, bpf_map_type, bpf_prog_type, map_create, map_lookup_elem,
+    prog_load,
+};
+use common::{GPL, require_bpf};
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// A 64-bit value, often an edge case.
+    fn edge64(&mut self) -> u64 {
+        const EDGES: [u64; 14] = [
+            0,
+            1,
+            u64::MAX,
+            i32::MIN as u32 as u64,
+            i32::MAX as u64,
+            i32::MIN as i64 as u64,
+            i64::MIN as u64,
+            i64::MAX as u64,
+            0xffff_ffff,
+            31,
+            32,
+            63,
+            64,
+            0x8000,
+        ];
+        match self.below(3) {
+            0 => self.pick(&EDGES),
+            1 => self.next(),
+            _ => self.below(200),
+        }
+    }
+    /// A 32-bit immediate, often an edge case.
+    fn edge32(&mut self) -> i32 {
+        const EDGES: [i32; 9] = [0, 1, -1, i32::MIN, i32::MAX, 31, 32, 63, 0x7fff];
+        match self.below(3) {
+            0 => self.pick(&EDGES),
+            1 => self.next() as i32,
+            _ => self.below(100) as i32 - 50,
+        }
+    }
+}
+
+fn load(prog_type: bpf_prog_type, insns: &[Insn]) -> OwnedFd {
+    let attr = ProgLoadAttr::new(prog_type as u32, insns, GPL);
+    match prog_load(&attr) {
+        Ok(fd) => fd,
+        Err(e) => panic!("the verifier refused a test program: {e}\n{}", e.log),
+    }
+}
+
+fn load_xdp(insns: &[Insn]) -> OwnedFd {
+    load(bpf_prog_type::BPF_PROG_TYPE_XDP, insns)
+}
+
+/// The kernel's XDP run on `packet` with `meta` before it: (retval, data).
+fn kernel_xdp(fd: &OwnedFd, packet: &[u8], meta: &[u8]) -> TestRunOutput {
+    let mut data = meta.to_vec();
+    data.extend_from_slice(packet);
+    if meta.is_empty() {
+        return test_run(fd.as_fd(), &TestRun::new(&data)).expect("XDP test run");
+    }
+    let mut ctx = [0u8; 24];
+    ctx[0..4].copy_from_slice(&(meta.len() as u32).to_ne_bytes()); // data
+    ctx[4..8].copy_from_slice(&(data.len() as u32).to_ne_bytes()); // data_end
+    test_run(fd.as_fd(), &TestRun::new(&data).ctx_in(&ctx)).expect("XDP test run with metadata")
+}
+
+/// Runs `insns` as XDP in both and asserts the same verdict and output.
+fn same_xdp(fd: &OwnedFd, interp: &mut Interp, packet: &[u8], meta: &[u8], what: &str) -> u32 {
+    let k = kernel_xdp(fd, packet, meta);
+    let i = interp
+        .run_xdp(packet, meta, XdpCtx::test_run())
+        .unwrap_or_else(|e| panic!("{what}: the interpreter failed: {e}"));
+    assert_eq!(i.retval as u32, k.retval, "{what}: return value");
+    let mut out = i.meta.clone();
+    out.extend_from_slice(&i.packet);
+    assert_eq!(out, k.data, "{what}: output packet");
+    k.retval
+}
+
+/// Frames the kernel accepts (at least an Ethernet header).
+fn frame(rng: &mut Rng, min: usize, max: usize) -> Vec<u8> {
+    let n = min + rng.below((max - min + 1) as u64) as usize;
+    rng.bytes(n)
+}
+
+// ---- ALU ----
+
+const ALU_OPS: [AluOp; 15] = [
+    AluOp::Add,
+    AluOp::Sub,
+    AluOp::Mul,
+    AluOp::Div,
+    AluOp::SDiv,
+    AluOp::Mod,
+    AluOp::SMod,
+    AluOp::Or,
+    AluOp::And,
+    AluOp::Lsh,
+    AluOp::Rsh,
+    AluOp::Arsh,
+    AluOp::Xor,
+    AluOp::Mov,
+    AluOp::Neg,
+];
+
+const REGS: [Reg; 10] = [R0, R1, R2, R3, R4, R5, R6, R7, R8, R9];
+
+/// One random ALU instruction on r0-r9 the verifier accepts.
+fn random_alu(rng: &mut Rng) -> Insn {
+    let dst = rng.pick(&REGS);
+    let src = rng.pick(&REGS);
+    let wide = rng.below(2) == 0;
+    match rng.below(12) {
+        0 => {
+            let kind = rng.pick(&[Endian::Le, Endian::Be, Endian::Swap]);
+            Insn::endian(kind, dst, rng.pick(&[16, 32, 64]))
+        }
+        1 if wide => Insn::movsx64(dst, src, rng.pick(&[8, 16, 32])),
+        1 => Insn::movsx32(dst, src, rng.pick(&[8, 16])),
+        _ => {
+            let op = rng.pick(&ALU_OPS);
+            let bits = if wide { 64 } else { 32 };
+            let operand: bpf_builder::insn::Operand = if rng.below(2) == 0 {
+                src.into()
+            } else {
+                let mut imm = rng.edge32();
+                match op {
+                    // The verifier refuses constant shifts past the width
+                    // and division by a constant zero.
+                    AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => imm = imm.rem_euclid(bits),
+                    AluOp::Div | AluOp::SDiv | AluOp::Mod | AluOp::SMod if imm == 0 => imm = 3,
+                    _ => {}
+                }
+                imm.into()
+            };
+            if wide {
+                Insn::alu64(op, dst, operand)
+            } else {
+                Insn::alu32(op, dst, operand)
+            }
+        }
+    }
+}
+
+/// A program that sets r0-r9 to `init`, runs `body`, and writes r0-r9 to
+/// the first 80 bytes of the packet (whose pointer waits on the stack).
+fn registers_to_packet(init: &[u64; 10], body: &[Insn]) -> Vec<Insn> {
+    let mut p = vec![
+        Insn::ldx(Size::W, R2, R1, 0),
+        Insn::ldx(Size::W, R3, R1, 4),
+        Insn::mov64(R4, R2),
+        Insn::alu64(AluOp::Add, R4, 80),
+        Insn::jmp(JmpOp::Le, R4, R3, 2),
+        Insn::mov64(R0, 1),
+        Insn::exit(),
+        Insn::stx(Size::DW, R10, -8, R2),
+    ];
+    for (r, v) in REGS.iter().zip(init) {
+        p.extend(Insn::ld_imm64(*r, *v));
+    }
+    p.extend_from_slice(body);
+    p.push(Insn::stx(Size::DW, R10, -16, R0));
+    p.push(Insn::ldx(Size::DW, R0, R10, -8));
+    for (i, r) in REGS.iter().enumerate().skip(1) {
+        p.push(Insn::stx(Size::DW, R0, 8 * i as i16, *r));
+    }
+    p.push(Insn::ldx(Size::DW, R1, R10, -16));
+    p.push(Insn::stx(Size::DW, R0, 0, R1));
+    p.push(Insn::mov64(R0, 2));
+    p.push(Insn::exit());
+    p
+}
+
+#[test]
+fn random_alu_programs_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for n in 0..250 {
+        let init: [u64; 10] = std::array::from_fn(|_| rng.edge64());
+        let len = 1 + rng.below(40) as usize;
+        let body: Vec<Insn> = (0..len).map(|_| random_alu(&mut rng)).collect();
+        let prog = registers_to_packet(&init, &body);
+        let fd = load_xdp(&prog);
+        let mut interp = Interp::new(&prog);
+        let packet = [0u8; 80];
+        same_xdp(
+            &fd,
+            &mut interp,
+            &packet,
+            &[],
+            &format!("program {n}: {body:?}"),
+        );
+    }
+}
+
+/// Every ALU operation, both widths, register and immediate, on every pair
+/// of edge values.
+#[test]
+fn every_alu_op_on_edge_values_matches_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let edges: [u64; 10] = [
+        0,
+        1,
+        u64::MAX,
+        i32::MIN as u32 as u64,
+        i64::MIN as u64,
+        i32::MAX as u64,
+        0xffff_ffff,
+        31,
+        32,
+        63,
+    ];
+    let pairs: Vec<(u64, u64)> = edges
+        .iter()
+        .flat_map(|&a| edges.iter().map(move |&b| (a, b)))
+        .collect();
+    for op in ALU_OPS {
+        for wide in [true, false] {
+            // Nine pairs per program: r1-r9 = a, then r_k op= b (through r0).
+            for (c, chunk) in pairs.chunks(9).enumerate() {
+                let mut body = Vec::new();
+                for (k, &(a, b)) in chunk.iter().enumerate() {
+                    let dst = REGS[k + 1];
+                    body.extend(Insn::ld_imm64(dst, a));
+                    body.extend(Insn::ld_imm64(R0, b));
+                    body.push(if wide {
+                        Insn::alu64(op, dst, R0)
+                    } else {
+                        Insn::alu32(op, dst, R0)
+                    });
+                }
+                body.push(Insn::mov64(R0, 0));
+                let prog = registers_to_packet(&edges, &body);
+                let fd = load_xdp(&prog);
+                let mut interp = Interp::new(&prog);
+                let what = format!("{op:?} wide={wide} pairs {chunk:?}");
+                same_xdp(&fd, &mut interp, &[0u8; 80], &[], &what);
+            }
+            // Immediate operands: each edge register with each edge imm.
+            let imms = [0, 1, -1, i32::MIN, i32::MAX, 31, 32, 63, 7];
+            let bits = if wide { 64 } else { 32 };
+            for (k, &imm) in imms.iter().enumerate() {
+                let imm = match op {
+                    AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => imm.rem_euclid(bits),
+                    AluOp::Div | AluOp::SDiv | AluOp::Mod | AluOp::SMod if imm == 0 => -7,
+                    _ => imm,
+                };
+                let body: Vec<Insn> = REGS
+                    .iter()
+                    .map(|&r| {
+                        if wide {
+                            Insn::alu64(op, r, imm)
+                        } else {
+                            Insn::alu32(op, r, imm)
+                        }
+                    })
+                    .collect();
+                let prog = registers_to_packet(&edges, &body);
+                let fd = load_xdp(&prog);
+                let mut interp = Interp::new(&prog);
+                let what = format!("{op:?} wide={wide} imm #{k} {imm}");
+                same_xdp(&fd, &mut interp, &[0u8; 80], &[], &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn byte_swaps_and_sign_extensions_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let init = [
+        0x0102_0304_0506_0708,
+        0x8081_8283_8485_8687,
+        u64::MAX,
+        0x7f,
+        0x80,
+        0xff7f,
+        0x8000_0000,
+        0x1_0000_8080,
+        0xdead_beef_cafe_f00d,
+        0,
+    ];
+    let mut bodies: Vec<Vec<Insn>> = Vec::new();
+    for kind in [Endian::Le, Endian::Be, Endian::Swap] {
+        for bits in [16, 32, 64] {
+            bodies.push(REGS.iter().map(|&r| Insn::endian(kind, r, bits)).collect());
+        }
+    }
+    for from in [8, 16, 32] {
+        bodies.push(
+            (0..10)
+                .map(|i| Insn::movsx64(REGS[i], REGS[(i + 1) % 10], from))
+                .collect(),
+        );
+    }
+    for from in [8, 16] {
+        bodies.push(
+            (0..10)
+                .map(|i| Insn::movsx32(REGS[i], REGS[(i + 3) % 10], from))
+                .collect(),
+        );
+    }
+    bodies.push(
+        REGS.iter()
+            .map(|&r| Insn::alu64(AluOp::Neg, r, 0))
+            .chain(REGS.iter().map(|&r| Insn::alu32(AluOp::Neg, r, 0)))
+            .collect(),
+    );
+    for (n, body) in bodies.iter().enumerate() {
+        let prog = registers_to_packet(&init, body);
+        let fd = load_xdp(&prog);
+        let mut interp = Interp::new(&prog);
+        same_xdp(&fd, &mut interp, &[0u8; 80], &[], &format!("body {n}"));
+    }
+}
+
+// ---- jumps ----
+
+/// Up to 32 comparisons per program, each setting one bit of r0 when its
+/// jump is taken.
+fn comparisons_program(cases: &[(JmpOp, bool, u64, Option<u64>, i32)]) -> Vec<Insn> {
+    let mut p = vec![Insn::mov64(R6, 0)];
+    for (bit, &(op, wide, a, b, imm)) in cases.iter().enumerate() {
+        p.extend(Insn::ld_imm64(R1, a));
+        let jump = match b {
+            Some(b) => {
+                p.extend(Insn::ld_imm64(R2, b));
+                if wide {
+                    Insn::jmp(op, R1, R2, 1)
+                } else {
+                    Insn::jmp32(op, R1, R2, 1)
+                }
+            }
+            None if wide => Insn::jmp(op, R1, imm, 1),
+            None => Insn::jmp32(op, R1, imm, 1),
+        };
+        p.push(jump);
+        p.push(Insn::ja(1));
+        p.push(Insn::alu32(AluOp::Or, R6, (1u32 << bit) as i32));
+    }
+    p.push(Insn::mov64(R0, R6));
+    p.push(Insn::exit());
+    p
+}
+
+#[test]
+fn every_jump_kind_matches_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let mut rng = Rng(0xfeed_f00d_1234_5678);
+    for round in 0..60 {
+        let cases: Vec<_> = (0..32)
+            .map(|_| {
+                let op = rng.pick(&JmpOp::ALL);
+                let wide = rng.below(2) == 0;
+                let a = rng.edge64();
+                // Often compare a value with itself or a neighbour.
+                let b = match rng.below(4) {
+                    0 => a,
+                    1 => a.wrapping_add(1),
+                    _ => rng.edge64(),
+                };
+                let reg = rng.below(2) == 0;
+                (op, wide, a, reg.then_some(b), rng.edge32())
+            })
+            .collect();
+        let prog = comparisons_program(&cases);
+        let fd = load_xdp(&prog);
+        let mut interp = Interp::new(&prog);
+        same_xdp(
+            &fd,
+            &mut interp,
+            &[0u8; 64],
+            &[],
+            &format!("round {round}: {cases:?}"),
+        );
+    }
+}
+
+#[test]
+fn gotol_and_backward_loops_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    // r0 = sum of 1..=20 with a backward jump, then skip a block with gotol.
+    let prog = vec![
+        Insn::mov64(R0, 0),
+        Insn::mov64(R1, 20),
+        Insn::alu64(AluOp::Add, R0, R1),
+        Insn::alu64(AluOp::Sub, R1, 1),
+        Insn::jmp(JmpOp::Ne, R1, 0, -3),
+        Insn::jmp32(JmpOp::Gt, R0, 5000, 1),
+        Insn::gotol(1),
+        Insn::mov64(R0, 0),
+        Insn::jmp32(JmpOp::SLt, R0, -1, 1),
+        Insn::alu64(AluOp::Add, R0, 1000),
+        Insn::exit(),
+    ];
+    let fd = load_xdp(&prog);
+    let mut interp = Interp::new(&prog);
+    assert_eq!(same_xdp(&fd, &mut interp, &[0u8; 64], &[], "loop"), 1210);
+}
+
+// ---- packets and metadata ----
+
+#[test]
+fn packet_reads_writes_and_bounds_checks_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    // Sum bytes 14.. of the packet (up to 64 of them) with a bounds check per
+    // byte, write the sum at offset 0, and sign-extend byte 1 into byte 2.
+    let prog = vec![
+        Insn::ldx(Size::W, R2, R1, 0),
+        Insn::ldx(Size::W, R3, R1, 4),
+        Insn::mov64(R4, R2),
+        Insn::alu64(AluOp::Add, R4, 14),
+        Insn::jmp(JmpOp::Gt, R4, R3, 16), // -> exit with 1
+        Insn::mov64(R0, 0),
+        Insn::mov64(R5, 0),
+        // loop:
+        Insn::mov64(R6, R4),
+        Insn::alu64(AluOp::Add, R6, 1),
+        Insn::jmp(JmpOp::Gt, R6, R3, 5), // -> done
+        Insn::ldx(Size::B, R7, R4, 0),
+        Insn::alu64(AluOp::Add, R0, R7),
+        Insn::mov64(R4, R6),
+        Insn::alu64(AluOp::Add, R5, 1),
+        Insn::jmp(JmpOp::Lt, R5, 64, -8),
+        // done:
+        Insn::stx(Size::H, R2, 0, R0),
+        Insn::ldxsx(Size::B, R7, R2, 1),
+        Insn::stx(Size::B, R2, 2, R7),
+        Insn::alu64(AluOp::Rsh, R7, 32),
+        Insn::stx(Size::W, R2, 3, R7),
+        Insn::exit(),
+        Insn::mov64(R0, 1),
+        Insn::exit(),
+    ];
+    let fd = load_xdp(&prog);
+    let mut interp = Interp::new(&prog);
+    let mut rng = Rng(77);
+    for n in 0..200 {
+        let packet = frame(&mut rng, 14, 120);
+        same_xdp(&fd, &mut interp, &packet, &[], &format!("packet {n}"));
+    }
+}
+
+#[test]
+fn xdp_metadata_matches_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    // r0 = data - data_meta + first meta word (if any); meta[0] ^= 0xff;
+    // packet[0] = meta length.
+    let prog = vec![
+        Insn::ldx(Size::W, R2, R1, 8), // data_meta
+        Insn::ldx(Size::W, R3, R1, 0), // data
+        Insn::ldx(Size::W, R4, R1, 4), // data_end
+        Insn::mov64(R0, R3),
+        Insn::alu64(AluOp::Sub, R0, R2),
+        Insn::mov64(R5, R3),
+        Insn::alu64(AluOp::Add, R5, 1),
+        Insn::jmp(JmpOp::Gt, R5, R4, 1),
+        Insn::stx(Size::B, R3, 0, R0),
+        Insn::mov64(R5, R2),
+        Insn::alu64(AluOp::Add, R5, 4),
+        Insn::jmp(JmpOp::Gt, R5, R3, 5),
+        Insn::ldx(Size::W, R6, R2, 0),
+        Insn::alu64(AluOp::Add, R0, R6),
+        Insn::ldx(Size::B, R6, R2, 0),
+        Insn::alu64(AluOp::Xor, R6, 0xff),
+        Insn::stx(Size::B, R2, 0, R6),
+        Insn::exit(),
+    ];
+    let fd = load_xdp(&prog);
+    let mut interp = Interp::new(&prog);
+    let mut rng = Rng(99);
+    for metalen in [0, 4, 8, 12, 32] {
+        for _ in 0..5 {
+            let meta = rng.bytes(metalen);
+            let packet = frame(&mut rng, 14, 80);
+            same_xdp(&fd, &mut interp, &packet, &meta, &format!("meta {metalen}"));
+        }
+    }
+}
+
+// ---- stack, atomics, calls ----
+
+#[test]
+fn random_atomics_on_the_stack_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let ops = AtomicOp::ALL
+        .into_iter()
+        .filter(|o| !matches!(o, AtomicOp::LoadAcquire | AtomicOp::StoreRelease))
+        .collect::<Vec<_>>();
+    let mut rng = Rng(4242);
+    for round in 0..80 {
+        let init: [u64; 10] = std::array::from_fn(|_| rng.edge64());
+        // r6, r7 hold the slot's initial values; the body stores them, runs
+        // atomics with r0-r5/r8/r9 as operands, and reloads the slots.
+        let mut body = vec![
+            Insn::stx(Size::DW, R10, -24, R6),
+            Insn::stx(Size::DW, R10, -32, R7),
+        ];
+        for _ in 0..12 {
+            let op = rng.pick(&ops);
+            let size = rng.pick(&[Size::W, Size::DW]);
+            let src = rng.pick(&[R1, R2, R3, R4, R5, R8, R9]);
+            let off = rng.pick(&[-24, -32, -28]);
+            let off = if size == Size::DW && off == -28 {
+                -24
+            } else {
+                off
+            };
+            body.push(Insn::atomic(op, size, R10, off, src));
+        }
+        body.push(Insn::ldx(Size::DW, R6, R10, -24));
+        body.push(Insn::ldx(Size::DW, R7, R10, -32));
+        let prog = registers_to_packet(&init, &body);
+        let fd = load_xdp(&prog);
+        let mut interp = Interp::new(&prog);
+        same_xdp(
+            &fd,
+            &mut interp,
+            &[0u8; 80],
+            &[],
+            &format!("round {round}: {body:?}"),
+        );
+    }
+}
+
+#[test]
+fn subprogram_calls_keep_callee_saved_registers_and_frames() {
+    if !require_bpf() {
+        return;
+    }
+    // main: r6..r9 = 6..9; stack[-8] = 100; call f(&stack[-8], 5);
+    //       r0 = r0 + r6 + r7 + r8 + r9 + stack[-8]
+    // f:    r6..r9 = 0; own stack[-8] = 7; *arg1 += arg2 + own[-8]; r0 = g(3) * 2
+    // g:    r0 = r1 + 1
+    let prog = vec![
+        Insn::mov64(R6, 6),
+        Insn::mov64(R7, 7),
+        Insn::mov64(R8, 8),
+        Insn::mov64(R9, 9),
+        Insn::st(Size::DW, R10, -8, 100),
+        Insn::mov64(R1, R10),
+        Insn::alu64(AluOp::Add, R1, -8),
+        Insn::mov64(R2, 5),
+        Insn::call_rel(7), // -> 16
+        Insn::alu64(AluOp::Add, R0, R6),
+        Insn::alu64(AluOp::Add, R0, R7),
+        Insn::alu64(AluOp::Add, R0, R8),
+        Insn::alu64(AluOp::Add, R0, R9),
+        Insn::ldx(Size::DW, R1, R10, -8),
+        Insn::alu64(AluOp::Add, R0, R1),
+        Insn::exit(),
+        // f at 16:
+        Insn::mov64(R6, 0),
+        Insn::mov64(R7, 0),
+        Insn::mov64(R8, 0),
+        Insn::mov64(R9, 0),
+        Insn::st(Size::DW, R10, -8, 7),
+        Insn::ldx(Size::DW, R3, R10, -8),
+        Insn::alu64(AluOp::Add, R2, R3),
+        Insn::ldx(Size::DW, R4, R1, 0),
+        Insn::alu64(AluOp::Add, R4, R2),
+        Insn::stx(Size::DW, R1, 0, R4),
+        Insn::mov64(R1, 3),
+        Insn::call_rel(2), // -> 30
+        Insn::alu64(AluOp::Mul, R0, 2),
+        Insn::exit(),
+        // g at 30:
+        Insn::mov64(R0, R1),
+        Insn::alu64(AluOp::Add, R0, 1),
+        Insn::exit(),
+    ];
+    let fd = load_xdp(&prog);
+    let mut interp = Interp::new(&prog);
+    // 8 + 6 + 7 + 8 + 9 + (100 + 5 + 7)
+    assert_eq!(same_xdp(&fd, &mut interp, &[0u8; 64], &[], "calls"), 150);
+}
+
+// ---- helpers and maps ----
+
+fn create_map(map_type: bpf_map_type, key: u32, value: u32, max: u32) -> OwnedFd {
+    map_create(&MapCreateAttr {
+        map_type: map_type as u32,
+        key_size: key,
+        value_size: value,
+        max_entries: max,
+        name: "interp_test",
+        ..Default::default()
+    })
+    .expect("map create")
+}
+
+#[test]
+fn counting_with_array_and_hash_maps_matches_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let array = create_map(bpf_map_type::BPF_MAP_TYPE_ARRAY, 4, 8, 4);
+    let hash = create_map(bpf_map_type::BPF_MAP_TYPE_HASH, 4, 8, 3);
+    let (afd, hfd) = (array.as_raw_fd(), hash.as_raw_fd());
+    // key = first packet byte & 7; array[key] += len (missing key: skip);
+    // hash[key] += 1, or insert 1 with NOEXIST when missing (r0 = result of
+    // the update + 100, so a full hash shows); then delete key 5.
+    let mut a = Asm::new();
+    let (short, hash_miss, delete) = (a.new_label(), a.new_label(), a.new_label());
+    a.ldx(Size::W, R2, R1, 0);
+    a.ldx(Size::W, R3, R1, 4);
+    a.mov64(R7, R3);
+    a.alu64(AluOp::Sub, R7, R2); // r7 = len
+    a.mov64(R4, R2);
+    a.add64(R4, 14);
+    a.jmp(JmpOp::Gt, R4, R3, short);
+    a.ldx(Size::B, R6, R2, 0);
+    a.alu64(AluOp::And, R6, 7);
+    a.stx(Size::W, R10, -4, R6);
+    a.emit_wide(Insn::ld_map_fd(R1, afd));
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.call(Helper::MapLookupElem);
+    let no_array = a.new_label();
+    a.jmp(JmpOp::Eq, R0, 0, no_array);
+    a.atomic(AtomicOp::Add, Size::DW, R0, 0, R7);
+    a.bind(no_array);
+    a.emit_wide(Insn::ld_map_fd(R1, hfd));
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.call(Helper::MapLookupElem);
+    a.jmp(JmpOp::Eq, R0, 0, hash_miss);
+    a.mov64(R1, 1);
+    a.atomic(AtomicOp::Add, Size::DW, R0, 0, R1);
+    a.mov64(R0, 2);
+    a.stx(Size::DW, R10, -24, R0);
+    a.ja(delete);
+    a.bind(hash_miss);
+    a.st(Size::DW, R10, -16, 1);
+    a.emit_wide(Insn::ld_map_fd(R1, hfd));
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.mov64(R3, R10);
+    a.add64(R3, -16);
+    a.mov64(R4, 1);
+    a.call(Helper::MapUpdateElem);
+    a.add64(R0, 100);
+    a.stx(Size::DW, R10, -24, R0);
+    a.bind(delete);
+    let done = a.new_label();
+    a.jmp(JmpOp::Ne, R6, 5, done);
+    a.emit_wide(Insn::ld_map_fd(R1, hfd));
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.call(Helper::MapDeleteElem);
+    a.bind(done);
+    a.ldx(Size::DW, R0, R10, -24);
+    a.exit();
+    a.bind(short);
+    a.mov64(R0, 1);
+    a.exit();
+    let prog = a.finish().unwrap().insns;
+    let fd = load_xdp(&prog);
+    let mut interp = Interp::new(&prog);
+    interp.with_map(afd, InterpMap::array(8, 4).unwrap());
+    interp.with_map(hfd, InterpMap::hash(4, 8, 3).unwrap());
+    let mut rng = Rng(5);
+    for n in 0..60 {
+        let packet = frame(&mut rng, 14, 100);
+        same_xdp(&fd, &mut interp, &packet, &[], &format!("packet {n}"));
+    }
+    for key in 0u32..8 {
+        let k = key.to_ne_bytes();
+        for (fd, raw) in [(&array, afd), (&hash, hfd)] {
+            let mut v = [0u8; 8];
+            let found = map_lookup_elem(fd.as_fd(), &k, &mut v, 0).expect("lookup");
+            let kernel = found.then_some(&v[..]);
+            assert_eq!(
+                kernel,
+                interp.map(raw).unwrap().lookup(&k),
+                "map {raw} key {key}"
+            );
+        }
+    }
+}
