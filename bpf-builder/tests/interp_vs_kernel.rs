@@ -253,7 +253,7 @@ fn every_alu_op_on_edge_values_matches_the_kernel() {
     for op in ALU_OPS {
         for wide in [true, false] {
             // Nine pairs per program: r1-r9 = a, then r_k op= b (through r0).
-            for (c, chunk) in pairs.chunks(9).enumerate() {
+            for chunk in pairs.chunks(9) {
                 let mut body = Vec::new();
                 for (k, &(a, b)) in chunk.iter().enumerate() {
                     let dst = REGS[k + 1];
