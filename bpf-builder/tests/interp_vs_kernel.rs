@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use bpf_builder::asm::Asm;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, AtomicOp, Endian, Insn, JmpOp, Reg, Reg::*, Size};
-use bpf_builder::interp::{Interp, InterpMap, XdpCtx};
+use bpf_builder::interp::{Interp, InterpMap, SkbCtx, XdpCtx};
 use bpf_builder::run::{TestRun, TestRunOutput, test_run};
 use bpf_builder::sys::bpf::{
     MapCreateAttr, ProgLoadAttr, bpf_map_type, bpf_prog_type, map_create, map_lookup_elem,
@@ -723,6 +723,328 @@ fn counting_with_array_and_hash_maps_matches_the_kernel() {
                 interp.map(raw).unwrap().lookup(&k),
                 "map {raw} key {key}"
             );
+        }
+    }
+}
+
+// ---- socket buffers: tc and socket filters ----
+
+fn load_tc(insns: &[Insn]) -> Result<OwnedFd, String> {
+    let attr = ProgLoadAttr::new(bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS as u32, insns, GPL);
+    prog_load(&attr).map_err(|e| e.to_string())
+}
+
+fn load_socket(insns: &[Insn]) -> Result<OwnedFd, String> {
+    let attr = ProgLoadAttr::new(
+        bpf_prog_type::BPF_PROG_TYPE_SOCKET_FILTER as u32,
+        insns,
+        GPL,
+    );
+    prog_load(&attr).map_err(|e| e.to_string())
+}
+
+/// An `__sk_buff` for the kernel's test run and the interpreter's view of
+/// the same socket buffer.
+fn skb_pair(frame: &[u8], socket: bool) -> (Vec<u8>, SkbCtx) {
+    let mut skb = if socket {
+        SkbCtx::test_run_socket_filter(frame)
+    } else {
+        SkbCtx::test_run_tc(frame)
+    };
+    skb.mark = 0x1122_3344;
+    skb.priority = 0x5566_7788;
+    skb.ingress_ifindex = 7;
+    skb.cb = [0x0102_0304, 0xa0b0_c0d0, 5, 0xffff_ffff, 0x8000_0001];
+    skb.tstamp = 0x0102_0304_0506_0708;
+    skb.hwtstamp = 0x1112_1314_1516_1718;
+    skb.gso_segs = 3;
+    skb.gso_size = 1400;
+    let mut ctx = vec![0u8; 192];
+    let mut put = |off: usize, bytes: &[u8]| ctx[off..off + bytes.len()].copy_from_slice(bytes);
+    put(8, &skb.mark.to_ne_bytes());
+    put(32, &skb.priority.to_ne_bytes());
+    put(36, &skb.ingress_ifindex.to_ne_bytes());
+    for (i, w) in skb.cb.iter().enumerate() {
+        put(48 + 4 * i, &w.to_ne_bytes());
+    }
+    put(152, &skb.tstamp.to_ne_bytes());
+    put(164, &u32::from(skb.gso_segs).to_ne_bytes());
+    put(176, &u32::from(skb.gso_size).to_ne_bytes());
+    put(184, &skb.hwtstamp.to_ne_bytes());
+    (ctx, skb)
+}
+
+/// Runs a loaded skb program in both; asserts the same verdict and packet.
+fn same_skb(fd: &OwnedFd, interp: &mut Interp, frame: &[u8], socket: bool, what: &str) -> u32 {
+    let (ctx, skb) = skb_pair(frame, socket);
+    let k = test_run(fd.as_fd(), &TestRun::new(frame).ctx_in(&ctx))
+        .unwrap_or_else(|e| panic!("{what}: skb test run: {e}"));
+    let i = if socket {
+        interp.run_socket_filter(frame, &skb)
+    } else {
+        interp.run_skb(frame, &[], &skb)
+    }
+    .unwrap_or_else(|e| panic!("{what}: the interpreter failed: {e}"));
+    assert_eq!(i.retval as u32, k.retval, "{what}: return value");
+    if socket {
+        // The test run zeroes the Ethernet header it pushes back.
+        assert_eq!(&k.data[..14], &[0u8; 14], "{what}");
+        assert_eq!(&i.packet[14..], &k.data[14..], "{what}: output packet");
+    } else {
+        assert_eq!(i.packet, k.data, "{what}: output packet");
+    }
+    // The fields the kernel reports back in the output context.
+    let out = i.skb.expect("skb out");
+    let word = |off: usize| u32::from_ne_bytes(k.ctx[off..off + 4].try_into().unwrap());
+    assert_eq!(out.mark, word(8), "{what}: mark");
+    assert_eq!(out.priority, word(32), "{what}: priority");
+    for n in 0..5 {
+        assert_eq!(out.cb[n], word(48 + 4 * n), "{what}: cb[{n}]");
+    }
+    k.retval
+}
+
+fn test_frame(len: usize) -> Vec<u8> {
+    let mut f: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+    f[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    // The kernel's skb test run refuses IP frames shorter than an IP
+    // header: short frames get a local experimental ethertype.
+    let ethertype: [u8; 2] = match len {
+        54.. => [0x86, 0xdd],
+        34.. => [0x08, 0x00],
+        _ => [0x88, 0xb5],
+    };
+    f[12..14].copy_from_slice(&ethertype);
+    f
+}
+
+/// Every offset and size of `__sk_buff`, read and written: the interpreter
+/// accepts exactly what the verifier accepts (apart from the socket pointer,
+/// which it cannot give), and reads the same values.
+#[test]
+fn skb_context_access_rules_and_values_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let frame = test_frame(60);
+    for socket in [false, true] {
+        for size in [Size::B, Size::H, Size::W, Size::DW] {
+            let n = size.bytes() as i16;
+            for off in (0..200i16).step_by(n as usize) {
+                if matches!(off, 76 | 80 | 140) {
+                    continue; // pointers: tested below
+                }
+                let what = format!("socket={socket} read {n} bytes at {off}");
+                let prog = [Insn::ldx(size, R0, R1, off), Insn::exit()];
+                let kernel = if socket {
+                    load_socket(&prog)
+                } else {
+                    load_tc(&prog)
+                };
+                let mut interp = Interp::new(&prog);
+                match kernel {
+                    Ok(fd) if off == 168 => {
+                        // `sk`: a kernel socket pointer the interpreter refuses.
+                        drop(fd);
+                        let (_, skb) = skb_pair(&frame, socket);
+                        assert!(interp.run_skb(&frame, &[], &skb).is_err(), "{what}");
+                    }
+                    Ok(fd) => {
+                        same_skb(&fd, &mut interp, &frame, socket, &what);
+                    }
+                    Err(_) => {
+                        let (_, skb) = skb_pair(&frame, socket);
+                        let r = if socket {
+                            interp.run_socket_filter(&frame, &skb)
+                        } else {
+                            interp.run_skb(&frame, &[], &skb)
+                        };
+                        assert!(
+                            r.is_err(),
+                            "{what}: the kernel refuses, the interpreter ran"
+                        );
+                    }
+                }
+                // Writes of a value, then a word read back where allowed.
+                let mut prog = Insn::ld_imm64(R2, 0x8877_6655_4433_2211).to_vec();
+                prog.push(Insn::stx(size, R1, off, R2));
+                prog.push(Insn::mov64(R0, 0));
+                prog.push(Insn::exit());
+                let what = format!("socket={socket} write {n} bytes at {off}");
+                let kernel = if socket {
+                    load_socket(&prog)
+                } else {
+                    load_tc(&prog)
+                };
+                let mut interp = Interp::new(&prog);
+                match kernel {
+                    Ok(fd) => {
+                        same_skb(&fd, &mut interp, &frame, socket, &what);
+                    }
+                    Err(_) => {
+                        let (_, skb) = skb_pair(&frame, socket);
+                        let r = if socket {
+                            interp.run_socket_filter(&frame, &skb)
+                        } else {
+                            interp.run_skb(&frame, &[], &skb)
+                        };
+                        assert!(
+                            r.is_err(),
+                            "{what}: the kernel refuses, the interpreter ran"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tc_writes_to_narrow_fields_read_back_as_in_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let frame = test_frame(60);
+    // queue_mapping (12), tc_index (44), tc_classid (72), mark (8)
+    for off in [12i16, 44, 72, 8, 32] {
+        for value in [0x1234_5678u64, 0xffff, 0xfffe, 0x1_0000] {
+            let mut prog = Insn::ld_imm64(R2, value).to_vec();
+            prog.push(Insn::stx(Size::W, R1, off, R2));
+            prog.push(Insn::ldx(Size::W, R0, R1, off));
+            prog.push(Insn::exit());
+            let fd = load_tc(&prog).expect("loads");
+            let mut interp = Interp::new(&prog);
+            same_skb(
+                &fd,
+                &mut interp,
+                &frame,
+                false,
+                &format!("{off} = {value:#x}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn tc_packet_pointers_and_direct_writes_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    // r0 = (data_end - data) | (data - data_meta) << 16; swap bytes 0 and 13.
+    let mut a = Asm::new();
+    let out = a.new_label();
+    a.ldx(Size::W, R2, R1, 76);
+    a.ldx(Size::W, R3, R1, 80);
+    a.ldx(Size::W, R4, R1, 140);
+    a.mov64(R0, R3);
+    a.alu64(AluOp::Sub, R0, R2);
+    a.mov64(R5, R2);
+    a.alu64(AluOp::Sub, R5, R4);
+    a.alu64(AluOp::Lsh, R5, 16);
+    a.alu64(AluOp::Or, R0, R5);
+    a.mov64(R5, R2);
+    a.add64(R5, 14);
+    a.jmp(JmpOp::Gt, R5, R3, out);
+    a.ldx(Size::B, R6, R2, 0);
+    a.ldx(Size::B, R7, R2, 13);
+    a.stx(Size::B, R2, 0, R7);
+    a.stx(Size::B, R2, 13, R6);
+    a.bind(out);
+    a.exit();
+    let prog = a.finish().unwrap().insns;
+    let fd = load_tc(&prog).expect("loads");
+    let mut interp = Interp::new(&prog);
+    for len in [14, 15, 40, 60, 200] {
+        let r = same_skb(
+            &fd,
+            &mut interp,
+            &test_frame(len),
+            false,
+            &format!("len {len}"),
+        );
+        assert_eq!(r, len as u32);
+    }
+}
+
+/// `ld_abs` and `ld_ind` of every size at offsets in, at the edges of and
+/// outside the packet, including `SKF_NET_OFF`/`SKF_LL_OFF` forms, in socket
+/// filters and tc programs.
+#[test]
+fn legacy_packet_loads_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    const NET: i32 = -0x10_0000;
+    const LL: i32 = -0x20_0000;
+    let mut offsets: Vec<i32> = (0..70).collect();
+    offsets.extend([
+        -1,
+        -2,
+        -4,
+        i32::MIN,
+        i32::MAX,
+        0x7fff_fff0,
+        1000,
+        65535,
+        65536,
+    ]);
+    offsets.extend((-3..70).map(|k| NET + k));
+    offsets.extend((-3..70).map(|k| LL + k));
+    let frames = [
+        test_frame(14),
+        test_frame(17),
+        test_frame(40),
+        test_frame(60),
+    ];
+    for socket in [true, false] {
+        for size in [Size::B, Size::H, Size::W] {
+            for &k in &offsets {
+                let prog = [
+                    Insn::mov64(R6, R1),
+                    Insn::ld_abs(size, k),
+                    Insn::alu64(AluOp::Add, R0, 1),
+                    Insn::exit(),
+                ];
+                let fd = if socket {
+                    load_socket(&prog)
+                } else {
+                    load_tc(&prog)
+                }
+                .expect("ld_abs loads");
+                let mut interp = Interp::new(&prog);
+                for f in &frames {
+                    let what = format!("socket={socket} ld_abs {size:?} {k} on {} bytes", f.len());
+                    same_skb(&fd, &mut interp, f, socket, &what);
+                }
+            }
+        }
+    }
+    // ld_ind: a register (64-bit, may be negative or huge) plus an imm.
+    let regs = [
+        0u64,
+        3,
+        13,
+        40,
+        u64::MAX,
+        (-0x10_0000i64) as u64,
+        0x1_0000_0002,
+        1 << 31,
+    ];
+    for size in [Size::B, Size::H, Size::W] {
+        for &x in &regs {
+            for imm in [0, 1, -1, 10, NET] {
+                let mut prog = vec![Insn::mov64(R6, R1)];
+                prog.extend(Insn::ld_imm64(R7, x));
+                prog.push(Insn::ld_ind(size, R7, imm));
+                prog.push(Insn::alu64(AluOp::Add, R0, 1));
+                prog.push(Insn::exit());
+                let fd = load_socket(&prog).expect("ld_ind loads");
+                let mut interp = Interp::new(&prog);
+                for f in &frames {
+                    let what = format!("ld_ind {size:?} {x:#x} + {imm} on {} bytes", f.len());
+                    same_skb(&fd, &mut interp, f, true, &what);
+                }
+            }
         }
     }
 }

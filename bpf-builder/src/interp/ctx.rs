@@ -335,6 +335,10 @@ pub(crate) fn skb_read(
         write: false,
     };
     let n = size as i64;
+    if kind == ProgKind::Tc && o == off::TSTAMP_TYPE && size == 1 {
+        // tc may read the timestamp type (always unspecified here).
+        return Ok(CtxRead::Scalar(0));
+    }
     if !(0..SKB_SIZE).contains(&o) || o % n != 0 || skb_refused(kind, o, n, false) {
         return Err(refuse);
     }
@@ -352,8 +356,13 @@ pub(crate) fn skb_read(
         v[..size].copy_from_slice(&bytes[at..at + size]);
         return Ok(CtxRead::Scalar(u64::from_le_bytes(v)));
     }
+    let inside = |f: i64, n: i64| o >= f && o < f + n;
+    let pointer = inside(off::DATA, 4) || inside(off::DATA_END, 4) || inside(off::DATA_META, 4);
+    let wide = inside(off::TSTAMP, 8) || inside(off::HWTSTAMP, 8);
+    if (pointer && size != 4) || (wide && size != 8) {
+        return Err(refuse);
+    }
     match o {
-        off::DATA | off::DATA_END | off::DATA_META if size != 4 => return Err(refuse),
         off::DATA => return Ok(CtxRead::Data),
         off::DATA_END => return Ok(CtxRead::DataEnd),
         off::DATA_META => return Ok(CtxRead::DataMeta),
@@ -418,7 +427,7 @@ pub(crate) fn skb_write(
         }
         return Ok(());
     }
-    if o == off::TSTAMP {
+    if (off::TSTAMP..off::TSTAMP + 8).contains(&o) {
         if size != 8 {
             return Err(refuse);
         }
