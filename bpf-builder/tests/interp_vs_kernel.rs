@@ -1048,3 +1048,339 @@ fn legacy_packet_loads_match_the_kernel() {
         }
     }
 }
+
+// ---- helpers ----
+
+/// Fills a 64-byte stack buffer with 0xaa, calls `bpf_{xdp,skb}_load_bytes(ctx,
+/// offset, buf, len)`, and writes the status and the buffer to the packet.
+fn load_bytes_program(tc: bool, offset: u32, len: i32) -> Vec<Insn> {
+    let (data, end, helper) = if tc {
+        (76, 80, Helper::SkbLoadBytes)
+    } else {
+        (0, 4, Helper::XdpLoadBytes)
+    };
+    let mut a = Asm::new();
+    let short = a.new_label();
+    a.mov64(R6, R1);
+    a.ldx(Size::W, R2, R6, data);
+    a.ldx(Size::W, R3, R6, end);
+    a.mov64(R4, R2);
+    a.add64(R4, 80);
+    a.jmp(JmpOp::Gt, R4, R3, short);
+    for i in 0..16 {
+        a.st(Size::W, R10, -64 + 4 * i, 0xaaaa_aaaau32 as i32);
+    }
+    a.mov64(R1, R6);
+    a.mov32(R2, offset as i32);
+    a.mov64(R3, R10);
+    a.add64(R3, -64);
+    a.mov64(R4, len);
+    a.call(helper);
+    a.mov64(R7, R0);
+    a.ldx(Size::W, R2, R6, data);
+    a.ldx(Size::W, R3, R6, end);
+    a.mov64(R4, R2);
+    a.add64(R4, 80);
+    a.jmp(JmpOp::Gt, R4, R3, short);
+    a.stx(Size::DW, R2, 0, R7);
+    for i in 0..8 {
+        a.ldx(Size::DW, R5, R10, -64 + 8 * i);
+        a.stx(Size::DW, R2, 8 + 8 * i, R5);
+    }
+    a.mov64(R0, if tc { 0 } else { 2 });
+    a.exit();
+    a.bind(short);
+    a.mov64(R0, 1);
+    a.exit();
+    a.finish().unwrap().insns
+}
+
+#[test]
+fn load_bytes_helpers_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let offsets = [
+        0u32,
+        1,
+        40,
+        79,
+        80,
+        95,
+        100,
+        0xffff,
+        0x1_0000,
+        0x7fff_ffff,
+        u32::MAX,
+    ];
+    for tc in [false, true] {
+        for &offset in &offsets {
+            for len in [1, 8, 16, 64] {
+                let prog = load_bytes_program(tc, offset, len);
+                let what = format!("tc={tc} offset {offset:#x} len {len}");
+                let mut interp = Interp::new(&prog);
+                for flen in [80, 96, 150] {
+                    let frame = test_frame(flen);
+                    if tc {
+                        let fd = load_tc(&prog).expect("loads");
+                        same_skb(&fd, &mut interp, &frame, false, &what);
+                    } else {
+                        let fd = load_xdp(&prog);
+                        same_xdp(&fd, &mut interp, &frame, &[], &what);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bpf_loop_matches_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    for (n, stop, flags) in [
+        (0u32, 100u64, 0u64),
+        (1, 100, 0),
+        (7, 100, 0),
+        (7, 3, 0),
+        (7, 0, 0),
+        (5, 100, 1),
+        ((1 << 23) + 1, 0, 0),
+    ] {
+        // ctx = stack[-8] = 0; r0 = bpf_loop(n, cb, &ctx, flags) + (ctx << 16)
+        // cb(i, ctx): *ctx += i + 1; return i == stop
+        // The kernel wants BTF for callbacks: build an object.
+        use bpf_builder::object::{Object, ProgramType};
+        let mut obj = Object::new();
+        let mut a = Asm::new();
+        a.ldx(Size::DW, R3, R2, 0);
+        a.alu64(AluOp::Add, R3, R1);
+        a.add64(R3, 1);
+        a.stx(Size::DW, R2, 0, R3);
+        a.mov64(R0, 0);
+        let next = a.new_label();
+        a.ld_imm64(R4, stop);
+        a.jmp(JmpOp::Ne, R1, R4, next);
+        a.mov64(R0, 1);
+        a.bind(next);
+        a.exit();
+        let cb = obj.add_function("cb", a.finish().unwrap()).unwrap();
+        let mut a = Asm::new();
+        a.st(Size::DW, R10, -8, 0);
+        a.mov32(R1, n as i32);
+        a.ld_func(R2, cb);
+        a.mov64(R3, R10);
+        a.add64(R3, -8);
+        a.ld_imm64(R4, flags);
+        a.call(Helper::Loop);
+        a.ldx(Size::DW, R1, R10, -8);
+        a.alu64(AluOp::Lsh, R1, 16);
+        a.alu64(AluOp::Add, R0, R1);
+        a.exit();
+        let prog = obj
+            .add_program("loop", ProgramType::Xdp, a.finish().unwrap())
+            .unwrap();
+        let loaded = obj.load().expect("loads");
+        let mut interp = Interp::from_object(&obj, prog).unwrap();
+        let k = loaded
+            .program(prog)
+            .test_run(&TestRun::new(&[0u8; 64]))
+            .unwrap();
+        let i = interp.run_xdp(&[0u8; 64], &[], XdpCtx::test_run()).unwrap();
+        assert_eq!(i.retval as u32, k.retval, "n {n} stop {stop} flags {flags}");
+    }
+}
+
+#[test]
+fn redirects_match_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let devmap = create_map(bpf_map_type::BPF_MAP_TYPE_DEVMAP, 4, 4, 4);
+    let raw = devmap.as_raw_fd();
+    let mut map =
+        InterpMap::new(bpf_builder::interp::InterpMapKind::RedirectArray, 4, 4, 4).unwrap();
+    // Entry 1 -> the loopback device, in both.
+    let one = 1u32.to_ne_bytes();
+    bpf_builder::sys::bpf::map_update_elem(devmap.as_fd(), &one, &one, 0).expect("devmap update");
+    map.update(&one, &one, 0).unwrap();
+    for key in [0u64, 1, 3, 9, 1 << 32 | 1] {
+        for flags in [0u64, 1, 2, 3, 4, 8, 16, 24, 0x1f, 1 << 40] {
+            let mut prog = Insn::ld_map_fd(R1, raw).to_vec();
+            prog.extend(Insn::ld_imm64(R2, key));
+            prog.extend(Insn::ld_imm64(R3, flags));
+            prog.push(Insn::call_helper(Helper::RedirectMap.id()));
+            prog.push(Insn::exit());
+            let fd = load_xdp(&prog);
+            let mut interp = Interp::new(&prog);
+            interp.with_map(raw, map.clone());
+            same_xdp(
+                &fd,
+                &mut interp,
+                &[0u8; 64],
+                &[],
+                &format!("key {key} flags {flags:#x}"),
+            );
+        }
+    }
+    for flags in [0u64, 1, 2, 8] {
+        let mut prog = vec![Insn::mov64(R1, 1)];
+        prog.extend(Insn::ld_imm64(R2, flags));
+        prog.push(Insn::call_helper(Helper::Redirect.id()));
+        prog.push(Insn::exit());
+        let fd = load_xdp(&prog);
+        let mut interp = Interp::new(&prog);
+        same_xdp(
+            &fd,
+            &mut interp,
+            &[0u8; 64],
+            &[],
+            &format!("xdp redirect {flags}"),
+        );
+        let fd = load_tc(&prog).expect("loads");
+        let mut interp = Interp::new(&prog);
+        same_skb(
+            &fd,
+            &mut interp,
+            &test_frame(60),
+            false,
+            &format!("tc redirect {flags}"),
+        );
+    }
+}
+
+// ---- programs the verifier refuses fail in the interpreter ----
+
+#[test]
+fn programs_the_verifier_refuses_fail_when_interpreted() {
+    if !require_bpf() {
+        return;
+    }
+    let cases: Vec<(&str, Vec<Insn>)> = vec![
+        (
+            "packet read without a bounds check",
+            vec![
+                Insn::ldx(Size::W, R2, R1, 0),
+                Insn::ldx(Size::DW, R0, R2, 60),
+                Insn::exit(),
+            ],
+        ),
+        (
+            "read of an unwritten register",
+            vec![Insn::mov64(R0, R2), Insn::exit()],
+        ),
+        (
+            "unknown helper",
+            vec![Insn::call_helper(100_000), Insn::exit()],
+        ),
+        (
+            "write to the XDP context",
+            vec![
+                Insn::mov64(R2, 1),
+                Insn::stx(Size::W, R1, 12, R2),
+                Insn::mov64(R0, 2),
+                Insn::exit(),
+            ],
+        ),
+        (
+            "stack access below the frame",
+            vec![
+                Insn::st(Size::DW, R10, -520, 1),
+                Insn::mov64(R0, 2),
+                Insn::exit(),
+            ],
+        ),
+        (
+            "ld_abs in XDP",
+            vec![Insn::mov64(R6, R1), Insn::ld_abs(Size::B, 0), Insn::exit()],
+        ),
+        (
+            "returning a pointer... of the frame",
+            vec![Insn::mov64(R0, R10), Insn::exit()],
+        ),
+    ];
+    for (what, prog) in cases {
+        let attr = ProgLoadAttr::new(bpf_prog_type::BPF_PROG_TYPE_XDP as u32, &prog, GPL);
+        if what.starts_with("returning") {
+            // Root may return pointers; the interpreter cannot give an address.
+            let mut interp = Interp::new(&prog);
+            assert!(
+                interp.run_xdp(&[0u8; 20], &[], XdpCtx::test_run()).is_err(),
+                "{what}"
+            );
+            continue;
+        }
+        assert!(
+            prog_load(&attr).is_err(),
+            "{what}: the kernel should refuse it"
+        );
+        let mut interp = Interp::new(&prog);
+        let r = interp.run_xdp(&[0u8; 20], &[], XdpCtx::test_run());
+        assert!(r.is_err(), "{what}: the interpreter ran it: {r:?}");
+    }
+}
+
+// ---- whole objects ----
+
+#[test]
+fn objects_run_the_same_in_both() {
+    if !require_bpf() {
+        return;
+    }
+    use bpf_builder::map::MapSpec;
+    use bpf_builder::object::{Object, ProgramType};
+    let mut obj = Object::new();
+    let counts = obj.add_map(MapSpec::array("counts", 8, 4)).unwrap();
+    let bias = obj.add_rodata(".rodata", &7u64.to_ne_bytes()).unwrap();
+    let mut a = Asm::new();
+    let out = a.new_label();
+    // counts[len & 3] += len; return XDP_PASS unless len + rodata > 70.
+    a.ldx(Size::W, R2, R1, 0);
+    a.ldx(Size::W, R3, R1, 4);
+    a.mov64(R6, R3);
+    a.alu64(AluOp::Sub, R6, R2);
+    a.mov64(R7, R6);
+    a.alu64(AluOp::And, R7, 3);
+    a.stx(Size::W, R10, -4, R7);
+    a.ld_map_fd(R1, counts);
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.call(Helper::MapLookupElem);
+    a.jmp(JmpOp::Eq, R0, 0, out);
+    a.atomic(AtomicOp::Add, Size::DW, R0, 0, R6);
+    a.bind(out);
+    a.ld_map_value(R1, bias, 0);
+    a.ldx(Size::DW, R1, R1, 0);
+    a.alu64(AluOp::Add, R6, R1);
+    a.mov64(R0, 2);
+    let pass = a.new_label();
+    a.jmp(JmpOp::Le, R6, 70, pass);
+    a.mov64(R0, 1);
+    a.bind(pass);
+    a.exit();
+    let prog = obj
+        .add_program("count", ProgramType::Xdp, a.finish().unwrap())
+        .unwrap();
+    let loaded = obj.load().expect("loads");
+    let mut interp = Interp::from_object(&obj, prog).expect("interpreter");
+    let mut rng = Rng(31);
+    for n in 0..40 {
+        let packet = frame(&mut rng, 14, 90);
+        let k = loaded
+            .program(prog)
+            .test_run(&TestRun::new(&packet))
+            .unwrap();
+        let i = interp.run_xdp(&packet, &[], XdpCtx::test_run()).unwrap();
+        assert_eq!(i.retval as u32, k.retval, "packet {n}");
+        assert_eq!(i.packet, k.data, "packet {n}");
+    }
+    for key in 0u32..4 {
+        let k = key.to_ne_bytes();
+        let kernel = loaded.map(counts).lookup(&k).unwrap();
+        assert_eq!(
+            kernel.as_deref(),
+            interp.object_map(counts).unwrap().lookup(&k)
+        );
+    }
+}
