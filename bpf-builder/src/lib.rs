@@ -7,7 +7,8 @@
 //! [`reloc`] (the in-memory object), [`layout`] (programs with the
 //! functions they call), [`load`] (into the kernel, all or nothing),
 //! [`handle`] (maps and programs in the kernel), [`run`]
-//! (`BPF_PROG_TEST_RUN`), [`disasm`] / [`listing`] (text), [`btf`]
+//! (`BPF_PROG_TEST_RUN`), [`interp`] (running programs without the kernel),
+//! [`disasm`] / [`listing`] (text), [`btf`]
 //! (func and line info), [`verifier`] (errors mapped to the source) and
 //! [`sys`] (the system calls, the only `unsafe` code).
 //!

@@ -219,8 +219,9 @@ impl Machine {
         };
         self.regs[10] = Self::frame_pointer(0);
         self.frames.clear();
-        self.stack.fill(0);
-        self.slot_kinds.fill(Kind::Scalar);
+        // Other frames are cleared when entered.
+        self.stack[..FRAME_SIZE].fill(0);
+        self.slot_kinds[..FRAME_SIZE / 8].fill(Kind::Scalar);
         self.executed = 0;
         // BPF_MAX_LOOPS: the kernel's may_goto budget.
         self.may_goto_budget = 8 * 1024 * 1024;
