@@ -7,11 +7,12 @@
 //! [`reloc`] (the in-memory object), [`layout`] (programs with the
 //! functions they call), [`load`] (into the kernel, all or nothing),
 //! [`handle`] (maps and programs in the kernel), [`run`]
-//! (`BPF_PROG_TEST_RUN`), [`disasm`] / [`listing`] (text), [`btf`]
-//! (types, func and line info), [`elf`] (relocatable objects out for
-//! libbpf/bpftool/aya, and clang's objects in), [`verifier`] (errors
-//! mapped to the source) and [`sys`] (the system calls, the only `unsafe`
-//! code).
+//! (`BPF_PROG_TEST_RUN`), [`interp`] (running programs without the
+//! kernel), [`attach`] (XDP, tcx, links, devmap/cpumap entries),
+//! [`disasm`] / [`listing`] (text), [`btf`] (types, func and line info),
+//! [`elf`] (relocatable objects out for libbpf/bpftool/aya, and clang's
+//! objects in), [`verifier`] (errors mapped to the source) and [`sys`]
+//! (the system calls, the only `unsafe` code).
 //!
 //! A complete program: count packets in a per-CPU array and pass them.
 //!
@@ -62,6 +63,7 @@ pub mod elf;
 pub mod handle;
 pub mod helpers;
 pub mod insn;
+pub mod interp;
 pub mod layout;
 pub mod listing;
 pub mod load;

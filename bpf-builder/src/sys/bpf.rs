@@ -2,8 +2,8 @@
 //!
 //! One small function per command. Each fills a zeroed `bpf_attr` (the
 //! kernel refuses non-zero bytes it does not know about) and calls the
-//! single private [`sys_bpf`]. Kernel objects come back as [`OwnedFd`]
-//! (closed on drop); inputs are borrowed ([`AsFd`] / [`BorrowedFd`]).
+//! single private `sys_bpf`. Kernel objects come back as [`OwnedFd`]
+//! (closed on drop); inputs are borrowed ([`std::os::fd::AsFd`] / [`BorrowedFd`]).
 //! Errors are the kernel's errno as [`std::io::Error`], except where a
 //! command has more to say (program load: the verifier log).
 //!
