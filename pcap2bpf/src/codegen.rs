@@ -46,8 +46,13 @@ pub struct EmitOptions {
     pub test_run_meta: bool,
 }
 
-/// Largest packet offset the generated code can read.
+/// Largest packet offset the generated code can read at a constant
+/// offset (the verifier's limit).
 pub const MAX_PACKET_OFF: u32 = 0xffff;
+
+/// Largest variable part of an offset (so that, with the constant part,
+/// it stays within what the verifier tracks).
+pub const MAX_VAR_OFF: u32 = 0x7fff;
 
 const CTX: Reg = Reg::R6;
 const DATA: Reg = Reg::R7;
@@ -65,7 +70,7 @@ pub fn emit(
     on_match: Label,
     on_nomatch: Label,
     source: &str,
-) -> Result<(), CompileError> {
+) -> Result<Verdicts, CompileError> {
     let mut g = Gen {
         ir,
         asm,
@@ -74,18 +79,23 @@ pub fn emit(
         reject: on_nomatch,
         free: Vec::new(),
         source: Arc::from(source),
+        used_accept: false,
+        used_reject: false,
     };
     g.reset_pool();
     g.prologue();
     let entry = ir.entry.unwrap_or(Edge::Accept);
     let labels: Vec<Label> = (0..ir.blocks.len()).map(|_| g.asm.new_label()).collect();
-    let target = |e: Edge, g: &Gen<'_>| match e {
-        Edge::Accept => g.accept,
-        Edge::Reject => g.reject,
+    let target = |e: Edge, g: &mut Gen<'_>| match e {
+        Edge::Accept => {
+            g.used_accept = true;
+            g.accept
+        }
+        Edge::Reject => g.rej(),
         Edge::Block(i) => labels[i as usize],
     };
     if entry != Edge::Block(0) {
-        let l = target(entry, &g);
+        let l = target(entry, &mut g);
         g.asm.ja(l);
     }
     let checks = if opts.target == Target::SocketFilter {
@@ -104,11 +114,24 @@ pub fn emit(
             Check::Len(n) => g.check_len(n),
         }
         let next = Edge::Block(i as u32 + 1);
-        let (t, f) = (target(b.t, &g), target(b.f, &g));
+        let (t, f) = (target(b.t, &mut g), target(b.f, &mut g));
         g.block(b, t, f, b.t == next, b.f == next)?;
     }
     g.asm.clear_source();
-    Ok(())
+    Ok(Verdicts {
+        accept: g.used_accept,
+        reject: g.used_reject,
+    })
+}
+
+/// Which of the caller's labels the emitted code jumps to (bind only
+/// those: the verifier refuses unreachable code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdicts {
+    /// `on_match` is used.
+    pub accept: bool,
+    /// `on_nomatch` is used.
+    pub reject: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +222,8 @@ struct Gen<'a> {
     reject: Label,
     free: Vec<Reg>,
     source: Arc<str>,
+    used_accept: bool,
+    used_reject: bool,
 }
 
 type R<T> = Result<T, CompileError>;
@@ -225,6 +250,12 @@ fn size_of(n: u8) -> Size {
 }
 
 impl Gen<'_> {
+    /// The reject label, noting that it is used.
+    fn rej(&mut self) -> Label {
+        self.used_reject = true;
+        self.reject
+    }
+
     fn direct(&self) -> bool {
         self.opts.target != Target::SocketFilter
     }
@@ -242,9 +273,9 @@ impl Gen<'_> {
     }
 
     fn alloc(&mut self) -> R<Reg> {
-        self.free
-            .pop()
-            .ok_or_else(|| CompileError::new("expression too deep for the registers", Span::default()))
+        self.free.pop().ok_or_else(|| {
+            CompileError::new("expression too deep for the registers", Span::default())
+        })
     }
 
     fn release(&mut self, r: Reg) {
@@ -252,9 +283,14 @@ impl Gen<'_> {
     }
 
     fn annotate(&mut self, span: Span) {
-        let col = self.source.get(..span.start).map_or(0, |s| s.chars().count()) as u32 + 1;
+        let col = self
+            .source
+            .get(..span.start)
+            .map_or(0, |s| s.chars().count()) as u32
+            + 1;
         let text = self.source.get(span.start..span.end).unwrap_or("");
-        self.asm.set_source(Annotation::at("filter", 1, col, text.to_string()));
+        self.asm
+            .set_source(Annotation::at("filter", 1, col, text.to_string()));
     }
 
     fn prologue(&mut self) {
@@ -271,6 +307,7 @@ impl Gen<'_> {
                     a.mov64(Reg::R3, Reg::R2);
                     a.add64(Reg::R3, 8);
                     a.jmp(JmpOp::Gt, Reg::R3, DATA, self.reject);
+                    self.used_reject = true;
                     a.ldx(Size::W, CTX, Reg::R2, 0);
                     a.ldx(Size::W, Reg::R4, Reg::R2, 4);
                     a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R4);
@@ -288,12 +325,13 @@ impl Gen<'_> {
     /// statically reachable (the verifier refuses unreachable code).
     fn always_reject(&mut self) {
         self.asm.mov32(SCRATCH, 0);
-        self.asm.jmp32(JmpOp::Eq, SCRATCH, 0, self.reject);
+        let reject = self.rej();
+        self.asm.jmp32(JmpOp::Eq, SCRATCH, 0, reject);
     }
 
     /// Rejects unless the packet has `n` bytes.
     fn check_len(&mut self, n: u32) {
-        let reject = self.reject;
+        let reject = self.rej();
         let a = &mut *self.asm;
         a.mov64(SCRATCH, DATA);
         a.add64(SCRATCH, n as i32);
@@ -308,7 +346,16 @@ impl Gen<'_> {
             Cond::Cmp { a, op, b: rhs } => self.cmp(a, op, rhs, t, f, t_next, f_next),
             Cond::ProtoChain { nl, ipv6, proto } => {
                 let ra = self.protochain(nl, ipv6, proto)?;
-                self.branch(ra, JmpOp::Eq, Operand::Imm(proto as i32), t, f, t_next, f_next, true);
+                self.branch(
+                    ra,
+                    JmpOp::Eq,
+                    Operand::Imm(proto as i32),
+                    t,
+                    f,
+                    t_next,
+                    f_next,
+                    true,
+                );
                 self.release(ra);
                 Ok(())
             }
@@ -317,7 +364,17 @@ impl Gen<'_> {
 
     /// Emits `if a op b goto t else goto f`, falling through where it can.
     #[allow(clippy::too_many_arguments)]
-    fn branch(&mut self, a: Reg, op: JmpOp, b: Operand, t: Label, f: Label, t_next: bool, f_next: bool, invertible: bool) {
+    fn branch(
+        &mut self,
+        a: Reg,
+        op: JmpOp,
+        b: Operand,
+        t: Label,
+        f: Label,
+        t_next: bool,
+        f_next: bool,
+        invertible: bool,
+    ) {
         let asm = &mut *self.asm;
         if t_next && invertible {
             if let Some(inv) = op.invert() {
@@ -332,7 +389,16 @@ impl Gen<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn cmp(&mut self, a: Val, op: CmpOp, b: Val, t: Label, f: Label, t_next: bool, f_next: bool) -> R<()> {
+    fn cmp(
+        &mut self,
+        a: Val,
+        op: CmpOp,
+        b: Val,
+        t: Label,
+        f: Label,
+        t_next: bool,
+        f_next: bool,
+    ) -> R<()> {
         let jop = match op {
             CmpOp::Eq => JmpOp::Eq,
             CmpOp::Gt => JmpOp::Gt,
@@ -342,9 +408,9 @@ impl Gen<'_> {
         let k = self.ir.const_of(b);
         // Compare in network order when that saves the byte swap.
         let raw_size = match (op, k) {
-            (CmpOp::Eq | CmpOp::Set, Some(k)) if self.direct() => self.raw_size(a).filter(|s| {
-                op == CmpOp::Set || u64::from(k) < (1u64 << (8 * u32::from(*s)))
-            }),
+            (CmpOp::Eq | CmpOp::Set, Some(k)) if self.direct() => self
+                .raw_size(a)
+                .filter(|s| op == CmpOp::Set || u64::from(k) < (1u64 << (8 * u32::from(*s)))),
             _ => None,
         };
         let ra = self.eval(a, raw_size.is_some())?;
@@ -382,7 +448,9 @@ impl Gen<'_> {
             ValNode::Len => {
                 let r = self.alloc()?;
                 match self.opts.target {
-                    Target::Xdp if self.test_mode() => self.asm.ldx(Size::W, r, Reg::R10, WIRELEN_SLOT),
+                    Target::Xdp if self.test_mode() => {
+                        self.asm.ldx(Size::W, r, Reg::R10, WIRELEN_SLOT)
+                    }
                     Target::Xdp => {
                         self.asm.mov64(r, END);
                         self.asm.alu64(AluOp::Sub, r, DATA);
@@ -478,14 +546,18 @@ impl Gen<'_> {
     }
 
     fn bin_reg(&mut self, op: BinOp, r: Reg, b: Reg) {
-        let reject = self.reject;
+        let reject = self.rej();
         let alu = match op {
             BinOp::Add => AluOp::Add,
             BinOp::Sub => AluOp::Sub,
             BinOp::Mul => AluOp::Mul,
             BinOp::Div | BinOp::Mod => {
                 self.asm.jmp32(JmpOp::Eq, b, 0, reject);
-                if op == BinOp::Div { AluOp::Div } else { AluOp::Mod }
+                if op == BinOp::Div {
+                    AluOp::Div
+                } else {
+                    AluOp::Mod
+                }
             }
             BinOp::And => AluOp::And,
             BinOp::Or => AluOp::Or,
@@ -496,7 +568,11 @@ impl Gen<'_> {
                 self.asm.mov32(r, 0);
                 self.asm.ja(done);
                 self.asm.bind(small);
-                let alu = if op == BinOp::Shl { AluOp::Lsh } else { AluOp::Rsh };
+                let alu = if op == BinOp::Shl {
+                    AluOp::Lsh
+                } else {
+                    AluOp::Rsh
+                };
                 self.asm.alu32(alu, r, b);
                 self.asm.bind(done);
                 return;
@@ -533,10 +609,10 @@ impl Gen<'_> {
     /// `dst = packet[off + k .. off + k + size]` with its own bounds check;
     /// `off` holds a 32-bit value and may be `dst`.
     fn load_ind(&mut self, dst: Reg, off: Reg, k: u32, size: u8, raw: bool) {
-        let reject = self.reject;
+        let reject = self.rej();
         let sz = size_of(size);
         let end = u64::from(k) + u64::from(size);
-        if end > u64::from(MAX_PACKET_OFF) {
+        if end > u64::from(MAX_PACKET_OFF - MAX_VAR_OFF) {
             self.always_reject();
             self.asm.mov32(dst, 0);
             return;
@@ -544,7 +620,7 @@ impl Gen<'_> {
         let direct = self.direct();
         let test_mode = self.test_mode();
         let a = &mut *self.asm;
-        a.jmp32(JmpOp::Gt, off, MAX_PACKET_OFF as i32, reject);
+        a.jmp32(JmpOp::Gt, off, MAX_VAR_OFF as i32, reject);
         if !direct {
             a.emit(Insn::ld_ind(sz, off, k as i32));
             a.mov64(dst, Reg::R0);
@@ -575,13 +651,23 @@ impl Gen<'_> {
     }
 
     /// libpcap's protochain loop; returns the register holding the
-    /// protocol it stopped at.
+    /// protocol it stopped at. The header advance is computed without
+    /// branches (extension header and AH alike) so that the verifier sees
+    /// one path per iteration.
     fn protochain(&mut self, nl: u32, ipv6: bool, proto: u32) -> R<Reg> {
-        let reject = self.reject;
+        if !self.direct() {
+            return Err(CompileError::new(
+                "'protochain' is not supported in socket filters yet",
+                Span::default(),
+            ));
+        }
+        let reject = self.rej();
         let ra = self.alloc()?;
         let rx = self.alloc()?;
         let rc = self.alloc()?;
         let t1 = self.alloc()?;
+        let t2 = self.alloc()?;
+        let t3 = self.alloc()?;
         if ipv6 {
             self.load_abs(ra, nl + 6, 1, false);
             self.asm.mov32(rx, 40);
@@ -592,8 +678,7 @@ impl Gen<'_> {
             self.asm.alu32(AluOp::Lsh, rx, 2);
         }
         self.asm.mov32(rc, 0);
-        let (again, ext, ah, end) = (
-            self.asm.new_label(),
+        let (again, adv, end) = (
             self.asm.new_label(),
             self.asm.new_label(),
             self.asm.new_label(),
@@ -601,38 +686,46 @@ impl Gen<'_> {
         self.asm.bind(again);
         self.asm.jmp32(JmpOp::Eq, ra, proto as i32, end);
         self.asm.jmp32(JmpOp::Eq, ra, 59, end);
-        self.asm.jmp32(JmpOp::Ge, rc, PROTOCHAIN_STEPS as i32, reject);
+        self.asm
+            .jmp32(JmpOp::Ge, rc, PROTOCHAIN_STEPS as i32, reject);
         self.asm.alu32(AluOp::Add, rc, 1);
         if ipv6 {
             for h in [0, 60, 43, 44] {
-                self.asm.jmp32(JmpOp::Eq, ra, h, ext);
+                self.asm.jmp32(JmpOp::Eq, ra, h, adv);
             }
         }
-        self.asm.jmp32(JmpOp::Eq, ra, 51, ah);
+        self.asm.jmp32(JmpOp::Eq, ra, 51, adv);
         self.asm.ja(end);
-        if ipv6 {
-            self.asm.bind(ext);
-            self.load_ind(t1, rx, nl, 1, false);
-            self.load_ind(ra, rx, nl + 1, 1, false);
-            self.asm.alu32(AluOp::Add, ra, 1);
-            self.asm.alu32(AluOp::Mul, ra, 8);
-            self.asm.alu32(AluOp::Add, rx, ra);
-            self.asm.mov32(ra, t1);
-            self.asm.ja(again);
-        }
-        self.asm.bind(ah);
+        self.asm.bind(adv);
+        // t1 = next header, t2 = length byte.
         self.load_ind(t1, rx, nl, 1, false);
-        self.asm.alu32(AluOp::Add, rx, 1);
-        self.load_ind(ra, rx, nl, 1, false);
-        self.asm.alu32(AluOp::Add, ra, 2);
-        self.asm.alu32(AluOp::Mul, ra, 4);
-        self.asm.mov32(rx, ra);
+        self.load_ind(t2, rx, nl + 1, 1, false);
+        // AH (libpcap's arithmetic): x = (len + 2) * 4.
+        self.asm.mov32(t3, t2);
+        self.asm.alu32(AluOp::Add, t3, 2);
+        self.asm.alu32(AluOp::Mul, t3, 4);
+        if ipv6 {
+            // Extension header: x += (len + 1) * 8.
+            self.asm.alu32(AluOp::Add, t2, 1);
+            self.asm.alu32(AluOp::Mul, t2, 8);
+            self.asm.alu32(AluOp::Add, t2, rx);
+            // is_ah = (a == 51) as 0/1, then x = ext + is_ah * (ah - ext).
+            self.asm.alu64(AluOp::Xor, ra, 51);
+            self.asm.alu64(AluOp::Sub, ra, 1);
+            self.asm.alu64(AluOp::Rsh, ra, 63);
+            self.asm.alu32(AluOp::Sub, t3, t2);
+            self.asm.alu32(AluOp::Mul, t3, ra);
+            self.asm.alu32(AluOp::Add, t2, t3);
+            self.asm.mov32(rx, t2);
+        } else {
+            self.asm.mov32(rx, t3);
+        }
         self.asm.mov32(ra, t1);
         self.asm.ja(again);
         self.asm.bind(end);
-        self.release(t1);
-        self.release(rc);
-        self.release(rx);
+        for r in [t3, t2, t1, rc, rx] {
+            self.release(r);
+        }
         Ok(ra)
     }
 }

@@ -260,7 +260,13 @@ impl Ir {
     /// Evaluates a value on a packet (`data` is the captured bytes);
     /// `None` when evaluation rejects. Used by tests and the interpreter
     /// of last resort; `meta` supplies metadata.
-    pub fn eval_val(&self, v: Val, data: &[u8], wirelen: u32, meta: &dyn Fn(Meta) -> Option<u32>) -> Option<u32> {
+    pub fn eval_val(
+        &self,
+        v: Val,
+        data: &[u8],
+        wirelen: u32,
+        meta: &dyn Fn(Meta) -> Option<u32>,
+    ) -> Option<u32> {
         Some(match self.node(v) {
             ValNode::Const(k) => k,
             ValNode::Len => wirelen,
@@ -344,7 +350,9 @@ impl Ir {
     /// how much of a packet the filter can read.
     pub fn max_read(&self) -> Option<u64> {
         let mut max = 0u64;
-        let Some(entry) = self.entry else { return Some(0) };
+        let Some(entry) = self.entry else {
+            return Some(0);
+        };
         let live = self.live_blocks(entry);
         for (i, b) in self.blocks.iter().enumerate() {
             if !live[i] {
@@ -414,7 +422,9 @@ impl Ir {
                     BinOp::Add => (alo + blo, ahi + bhi),
                     BinOp::Mul => (alo * blo, ahi.saturating_mul(bhi)),
                     BinOp::And => (0, ahi.min(bhi)),
-                    BinOp::Shl if bhi < 32 => (alo << blo, ahi.checked_shl(bhi as u32).unwrap_or(u64::MAX)),
+                    BinOp::Shl if bhi < 32 => {
+                        (alo << blo, ahi.checked_shl(bhi as u32).unwrap_or(u64::MAX))
+                    }
                     BinOp::Shr => (0, ahi >> blo.min(63)),
                     BinOp::Div => (0, ahi),
                     BinOp::Mod => (0, ahi.min(bhi.saturating_sub(1))),
@@ -436,7 +446,8 @@ pub const PROTOCHAIN_STEPS: u32 = 128;
 /// libpcap's protochain walk on `data` (see [`Cond::ProtoChain`]);
 /// `None` when a load falls outside the packet.
 pub fn protochain(data: &[u8], nl: u32, ipv6: bool, proto: u32) -> Option<bool> {
-    let byte = |at: u64| -> Option<u32> { data.get(usize::try_from(at).ok()?).map(|b| u32::from(*b)) };
+    let byte =
+        |at: u64| -> Option<u32> { data.get(usize::try_from(at).ok()?).map(|b| u32::from(*b)) };
     let nl = u64::from(nl);
     let (mut a, mut x): (u32, u32) = if ipv6 {
         (byte(nl + 6)?, 40)

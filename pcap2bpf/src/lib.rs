@@ -150,7 +150,10 @@ pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
 
 /// Lowers and optimises a checked filter. The second value is a warning
 /// when no packet can match (the IR then rejects everything).
-pub fn build_ir(filter: &Filter, opts: &LowerOptions) -> Result<(Ir, Option<String>), CompileError> {
+pub fn build_ir(
+    filter: &Filter,
+    opts: &LowerOptions,
+) -> Result<(Ir, Option<String>), CompileError> {
     let mut ir = Ir::new();
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
     opt::optimize(&mut ir);
@@ -183,14 +186,18 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         target: opts.target,
         test_run_meta: opts.test_run_meta,
     };
-    codegen::emit(&ir, &mut asm, &eopts, matched, unmatched, expr)?;
+    let used = codegen::emit(&ir, &mut asm, &eopts, matched, unmatched, expr)?;
     asm.set_source(Annotation::new("verdict"));
-    asm.bind(matched);
-    asm.mov32(Reg::R0, opts.on_match);
-    asm.exit();
-    asm.bind(unmatched);
-    asm.mov32(Reg::R0, opts.on_nomatch);
-    asm.exit();
+    if used.accept {
+        asm.bind(matched);
+        asm.mov32(Reg::R0, opts.on_match);
+        asm.exit();
+    }
+    if used.reject {
+        asm.bind(unmatched);
+        asm.mov32(Reg::R0, opts.on_nomatch);
+        asm.exit();
+    }
     let code = asm.finish().map_err(internal)?;
     let mut object = Object::new();
     let prog_type = match opts.target {
@@ -198,7 +205,9 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         Target::Tc => ProgramType::SchedCls,
         Target::SocketFilter => ProgramType::SocketFilter,
     };
-    let program = object.add_program("pcap_filter", prog_type, code).map_err(internal)?;
+    let program = object
+        .add_program("pcap_filter", prog_type, code)
+        .map_err(internal)?;
     Ok(Compiled {
         object,
         program,

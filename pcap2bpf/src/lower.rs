@@ -372,11 +372,7 @@ impl<'a> Lower<'a> {
                 // the writer's byte order (assumed little endian here).
                 let null = self.link == Link::Null;
                 let fix = |af: u32| {
-                    if null {
-                        af.swap_bytes()
-                    } else {
-                        af
-                    }
+                    if null { af.swap_bytes() } else { af }
                 };
                 match llp {
                     ET_IP => self.cmp(Rel::LinkHdr, 0, 4, fix(2)),
@@ -649,7 +645,9 @@ impl<'a> Lower<'a> {
     }
 
     fn host6(&mut self, dir: Dir, addr: &[u8; 16], mask: &[u8; 16]) -> R<P> {
-        let w = |b: &[u8; 16], i: usize| u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+        let w = |b: &[u8; 16], i: usize| {
+            u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+        };
         self.dir_pair(dir, &mut |l, src| {
             let off = if src { 8 } else { 24 };
             let mut words = Vec::with_capacity(4);
@@ -688,7 +686,9 @@ impl<'a> Lower<'a> {
     }
 
     fn ehost(&mut self, dir: Dir, mac: &[u8; 6]) -> R<P> {
-        self.dir_pair(dir, &mut |l, src| l.bcmp(Rel::LinkHdr, if src { 6 } else { 0 }, mac))
+        self.dir_pair(dir, &mut |l, src| {
+            l.bcmp(Rel::LinkHdr, if src { 6 } else { 0 }, mac)
+        })
     }
 
     // ---- ports ----
@@ -720,7 +720,15 @@ impl<'a> Lower<'a> {
         }
     }
 
-    fn port_family(&mut self, v6: bool, proto: Option<Proto>, dir: Dir, lo: u32, hi: u32, range: bool) -> R<P> {
+    fn port_family(
+        &mut self,
+        v6: bool,
+        proto: Option<Proto>,
+        dir: Dir,
+        lo: u32,
+        hi: u32,
+        range: bool,
+    ) -> R<P> {
         let b0 = self.linktype(if v6 { ET_IPV6 } else { ET_IP })?;
         let b1 = match proto {
             Some(Proto::Tcp) => self.portop(v6, 6, dir, lo, hi, range)?,
@@ -913,10 +921,9 @@ impl<'a> Lower<'a> {
             Primitive::Relation(op, a, b) => self.relation(*op, a, b),
             Primitive::Broadcast(pr) => match pr {
                 Some(Proto::Ip) => {
-                    let mask = self
-                        .opts
-                        .netmask
-                        .ok_or_else(|| self.err("netmask not known, so 'ip broadcast' not supported"))?;
+                    let mask = self.opts.netmask.ok_or_else(|| {
+                        self.err("netmask not known, so 'ip broadcast' not supported")
+                    })?;
                     let hm = !mask;
                     let b0 = self.linktype(ET_IP)?;
                     let b1 = self.mcmp(Rel::LinkPl, 16, 4, 0, hm)?;
@@ -981,9 +988,10 @@ impl<'a> Lower<'a> {
             }
             Primitive::IfIndex(n) => match self.link {
                 Link::Sll2 => self.cmp(Rel::LinkHdr, 4, 4, *n),
-                _ if self.opts.offline => Err(self.err(
-                    "ifindex not supported on this link type when reading a capture file",
-                )),
+                _ if self.opts.offline => {
+                    Err(self
+                        .err("ifindex not supported on this link type when reading a capture file"))
+                }
                 _ => Ok(self.meta_test(Meta::IfIndex, *n)),
             },
             Primitive::Vlan(n) => self.vlan(*n),
@@ -1034,7 +1042,9 @@ impl<'a> Lower<'a> {
                 self.nl_nosnap = 0;
                 Ok(b)
             }
-            Primitive::Geneve(_) => Err(self.err("'geneve' is not supported yet by the code generator")),
+            Primitive::Geneve(_) => {
+                Err(self.err("'geneve' is not supported yet by the code generator"))
+            }
             Primitive::Llc(kind) => {
                 if self.link != Link::Ether {
                     return Err(self.err("'llc' not supported for this link type"));
@@ -1047,8 +1057,12 @@ impl<'a> Lower<'a> {
                     Llc::I => and(base, not(self.set(Rel::Llc, 2, 1, 1)?)),
                     Llc::S => and(base, self.mcmp(Rel::Llc, 2, 1, 1, 3)?),
                     Llc::U => and(base, self.mcmp(Rel::Llc, 2, 1, 3, 3)?),
-                    Llc::SSubtype(st) => and(base, self.mcmp(Rel::Llc, 2, 1, u32::from(*st), 0x0f)?),
-                    Llc::USubtype(st) => and(base, self.mcmp(Rel::Llc, 2, 1, u32::from(*st), 0xef)?),
+                    Llc::SSubtype(st) => {
+                        and(base, self.mcmp(Rel::Llc, 2, 1, u32::from(*st), 0x0f)?)
+                    }
+                    Llc::USubtype(st) => {
+                        and(base, self.mcmp(Rel::Llc, 2, 1, u32::from(*st), 0xef)?)
+                    }
                 })
             }
             Primitive::Qualified { .. } | Primitive::OtherLink(_) => {
@@ -1092,10 +1106,12 @@ impl<'a> Lower<'a> {
                 let two = self.ir.k(2);
                 self.ir.bin(BinOp::Shl, inv, two)
             };
-            let add = |ir: &mut Ir, o: Option<Val>| Some(match o {
-                Some(v) => ir.bin(BinOp::Add, v, shift),
-                None => shift,
-            });
+            let add = |ir: &mut Ir, o: Option<Val>| {
+                Some(match o {
+                    Some(v) => ir.bin(BinOp::Add, v, shift),
+                    None => shift,
+                })
+            };
             self.linkpl.var = add(self.ir, self.linkpl.var);
             if let Some(lt) = self.linktype.as_mut() {
                 lt.var = add(self.ir, lt.var);
@@ -1124,4 +1140,3 @@ impl<'a> Lower<'a> {
         Ok(or(or(a, b), c))
     }
 }
-

@@ -126,11 +126,14 @@ pub fn build_helper(name: &str) -> Option<(PathBuf, PathBuf)> {
     Some((bin, etc))
 }
 
-
 /// Runs `bin ARGS` with the private /etc bound over /etc, feeding `input`
 /// on stdin; returns stdout.
 pub fn run_with_etc(bin: &Path, etc: &Path, args: &[&str], input: String) -> Option<String> {
-    let mut script = format!("mount --bind '{}' /etc && exec '{}'", etc.display(), bin.display());
+    let mut script = format!(
+        "mount --bind '{}' /etc && exec '{}'",
+        etc.display(),
+        bin.display()
+    );
     for a in args {
         script.push_str(&format!(" '{a}'"));
     }
@@ -157,7 +160,6 @@ pub struct Packet {
 
 /// Reads a pcap or pcapng file: its link type (DLT number) and packets.
 pub fn read_capture(path: &Path) -> Option<(i32, Vec<Packet>)> {
-    use pcap_parser::traits::PcapReaderIterator;
     use pcap_parser::{Block, PcapBlockOwned, PcapError};
     let file = std::fs::File::open(path).ok()?;
     let mut reader = pcap_parser::create_reader(1 << 20, file).ok()?;
@@ -190,3 +192,101 @@ pub fn read_capture(path: &Path) -> Option<(i32, Vec<Packet>)> {
     }
     Some((link?, out))
 }
+
+/// Our own expressions, for Ethernet captures.
+pub const OUR_EXPRESSIONS: &[&str] = &[
+    "tcp port 80",
+    "tcp port 80 or tcp port 443",
+    "port 53",
+    "udp port 67 or udp port 68",
+    "tcp dst port 22 and tcp src port 22",
+    "portrange 1-1023",
+    "tcp portrange 20-25 or udp portrange 53-53",
+    "host 10.0.0.1",
+    "src host 192.168.1.1 or dst host 10.0.0.1",
+    "net 10.0.0.0/8",
+    "not net 192.168.0.0/16",
+    "dst net 224.0.0.0/4",
+    "ip6 net fe80::/10",
+    "ip6 host ff02::5",
+    "ip6 and not ip6 host ::1",
+    "ether broadcast",
+    "ether multicast and not ether broadcast",
+    "ip multicast",
+    "ip6 multicast",
+    "ip broadcast",
+    "arp or rarp",
+    "vlan",
+    "vlan and ip",
+    "vlan 10",
+    "vlan and vlan",
+    "vlan and arp",
+    "vlan and tcp port 179",
+    "mpls",
+    "mpls and ip",
+    "mpls 16 and mpls",
+    "pppoes and ip",
+    "pppoed",
+    "icmp",
+    "icmp6",
+    "igmp",
+    "sctp",
+    "proto gre",
+    "ip proto 47",
+    "ip6 proto 58",
+    "ip6 protochain 44",
+    "ip6 protochain 6",
+    "ip6 protochain 17",
+    "protochain 58",
+    "ip protochain 1",
+    "ip[6:2] & 0x3fff != 0",
+    "ip[100] = 1",
+    "ip[0] & 0xf > 5",
+    "tcp[tcpflags] & tcp-syn != 0",
+    "tcp[tcpflags] & (tcp-syn|tcp-fin) != 0",
+    "tcp[13] = 18",
+    "icmp[icmptype] = icmp-echo",
+    "icmp6[icmp6type] = icmp6-echo",
+    "ip[2:2] > 576",
+    "len > 100",
+    "len < 60",
+    "less 64",
+    "greater 1000",
+    "ip[0] / 0 = 1",
+    "ip[0] / (ip[1] & 0) = 1",
+    "ip[0] % (ip[1] - ip[1]) = 1",
+    "tcp[0:2] / 0 > 1 or tcp",
+    "ip[8] << 30 = 0",
+    "ip[8] << ip[9] > 1",
+    "ip[8] >> (ip[9] + 32) = 0",
+    "ether[0] & 1 = 1",
+    "ether[12:2] = 0x0800",
+    "ether[len - 1] = 0",
+    "ether[len - 4:4] != 0",
+    "ip[ip[0] & 0xf] = 0",
+    "tcp[tcp[12] >> 4] = 0",
+    "udp[8:4] = 0x12345678 or udp[0:2] = udp[2:2]",
+    "ip and ip[1] = 0",
+    "-ip[0] = 0",
+    "ip[0] * 3 - 1 > ip[2:2] % 7",
+    "ip[0] ^ ip[1] | 3 & 1 != 0",
+    "ether host ff:ff:ff:ff:ff:ff",
+    "ether src 00:00:00:00:00:00 or ether dst 01:00:5e:00:00:05",
+    "llc",
+    "llc u",
+    "llc i",
+    "stp",
+    "iso",
+    "ipx",
+    "decnet",
+    "atalk",
+    "not ip and not ip6 and not arp",
+    "(tcp or udp) and not (port 22 or port 53)",
+    "ip and (tcp[0:2] > 1024 or udp[0:2] > 1024)",
+    "ip6 and (tcp or udp)",
+    "not tcp",
+    "host 10.0.0.1 and not host 10.0.0.1",
+    "tcp and not tcp",
+    "ip or ip6",
+    "",
+];
