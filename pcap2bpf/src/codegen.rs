@@ -44,6 +44,9 @@ pub struct EmitOptions {
     /// (`struct { u32 caplen; u32 wirelen; }` at `data_meta`), and the
     /// packet ends at `data + caplen` (see the `run` command).
     pub test_run_meta: bool,
+    /// The caller binds `on_match` right after the emitted code, so the
+    /// last block may fall through to it.
+    pub accept_follows: bool,
 }
 
 /// Largest packet offset the generated code can read at a constant
@@ -81,6 +84,8 @@ pub fn emit(
         source: Arc::from(source),
         used_accept: false,
         used_reject: false,
+        cache: None,
+        acc: None,
     };
     g.reset_pool();
     g.prologue();
@@ -94,18 +99,30 @@ pub fn emit(
         Edge::Reject => g.rej(),
         Edge::Block(i) => labels[i as usize],
     };
-    if entry != Edge::Block(0) {
+    let first = if ir.blocks.is_empty() && opts.accept_follows {
+        Edge::Accept
+    } else {
+        Edge::Block(0)
+    };
+    if entry != first {
         let l = target(entry, &mut g);
         g.asm.ja(l);
+    } else if entry == Edge::Accept {
+        g.used_accept = true;
     }
     let checks = if opts.target == Target::SocketFilter {
         vec![Check::None; ir.blocks.len()]
     } else {
         plan_checks(ir, entry)
     };
+    // Pointer-cache state on entry to each block: the meet over the jumps
+    // into it (all emitted before it, as jumps only go forward).
+    type State = (Option<(Val, u64)>, Option<(Val, bool)>);
+    let mut cache_in: Vec<Option<State>> = vec![None; ir.blocks.len()];
     for (i, b) in ir.blocks.iter().enumerate() {
         g.asm.bind(labels[i]);
         g.annotate(b.span);
+        (g.cache, g.acc) = cache_in[i].unwrap_or((None, None));
         match checks[i] {
             Check::None => {}
             // The block's code stays, dead, so that what follows it stays
@@ -113,9 +130,28 @@ pub fn emit(
             Check::Fail => g.always_reject(),
             Check::Len(n) => g.check_len(n),
         }
-        let next = Edge::Block(i as u32 + 1);
+        let next = if i + 1 == ir.blocks.len() && opts.accept_follows {
+            Edge::Accept
+        } else {
+            Edge::Block(i as u32 + 1)
+        };
         let (t, f) = (target(b.t, &mut g), target(b.f, &mut g));
         g.block(b, t, f, b.t == next, b.f == next)?;
+        for e in [b.t, b.f] {
+            if let Edge::Block(j) = e {
+                let j = j as usize;
+                cache_in[j] = Some(match cache_in[j] {
+                    None => (g.cache, g.acc),
+                    Some((pc, pa)) => (
+                        match (pc, g.cache) {
+                            (Some((v, x)), Some((w, y))) if v == w => Some((v, x.min(y))),
+                            _ => None,
+                        },
+                        if pa == g.acc { pa } else { None },
+                    ),
+                });
+            }
+        }
     }
     g.asm.clear_source();
     Ok(Verdicts {
@@ -141,6 +177,22 @@ enum Check {
     Len(u32),
     /// Every path from here rejects.
     Fail,
+}
+
+/// Whether any test reads packet metadata (from the context).
+fn uses_meta(ir: &Ir) -> bool {
+    fn val(ir: &Ir, v: Val) -> bool {
+        match ir.node(v) {
+            ValNode::Meta(_) => true,
+            ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => val(ir, o),
+            ValNode::Bin(_, a, b) => val(ir, a) || val(ir, b),
+            _ => false,
+        }
+    }
+    ir.blocks.iter().any(|b| match b.cond {
+        Cond::Cmp { a, b, .. } => val(ir, a) || val(ir, b),
+        Cond::ProtoChain { .. } => false,
+    })
 }
 
 /// Constant-offset bytes every path from `v`'s evaluation reads.
@@ -224,7 +276,14 @@ struct Gen<'a> {
     source: Arc<str>,
     used_accept: bool,
     used_reject: bool,
+    /// r9 holds `data + val`, checked for `end` bytes past it.
+    cache: Option<(Val, u64)>,
+    /// r0 holds this value (in network order if the flag is set).
+    acc: Option<(Val, bool)>,
 }
+
+/// The pointer cache register (direct access).
+const PTR: Reg = Reg::R9;
 
 type R<T> = Result<T, CompileError>;
 
@@ -266,7 +325,7 @@ impl Gen<'_> {
 
     fn reset_pool(&mut self) {
         self.free = if self.direct() {
-            vec![Reg::R9, Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0]
+            vec![Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0]
         } else {
             vec![Reg::R9, Reg::R8, Reg::R7]
         };
@@ -294,9 +353,12 @@ impl Gen<'_> {
     }
 
     fn prologue(&mut self) {
+        let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir);
         let a = &mut *self.asm;
         a.set_source(Annotation::new("prologue"));
-        a.mov64(CTX, Reg::R1);
+        if needs_ctx {
+            a.mov64(CTX, Reg::R1);
+        }
         match self.opts.target {
             Target::Xdp => {
                 a.ldx(Size::W, DATA, Reg::R1, 0);
@@ -345,6 +407,7 @@ impl Gen<'_> {
         match b.cond {
             Cond::Cmp { a, op, b: rhs } => self.cmp(a, op, rhs, t, f, t_next, f_next),
             Cond::ProtoChain { nl, ipv6, proto } => {
+                self.acc = None;
                 let ra = self.protochain(nl, ipv6, proto)?;
                 self.branch(
                     ra,
@@ -413,7 +476,12 @@ impl Gen<'_> {
                 .filter(|s| op == CmpOp::Set || u64::from(k) < (1u64 << (8 * u32::from(*s)))),
             _ => None,
         };
-        let ra = self.eval(a, raw_size.is_some())?;
+        let raw = raw_size.is_some();
+        let ra = if self.acc == Some((a, raw)) && self.free.last() == Some(&Reg::R0) {
+            self.alloc()?
+        } else {
+            self.eval(a, raw)?
+        };
         let rhs = match k {
             Some(k) => Operand::Imm(raw_size.map_or(k, |s| swap(k, s)) as i32),
             None => Operand::Reg(self.eval(b, false)?),
@@ -423,6 +491,7 @@ impl Gen<'_> {
             self.release(r);
         }
         self.release(ra);
+        self.acc = (ra == Reg::R0).then_some((a, raw));
         Ok(())
     }
 
@@ -469,6 +538,12 @@ impl Gen<'_> {
                     None => {
                         let r = self.alloc()?;
                         self.load_abs(r, k, size, raw);
+                        r
+                    }
+                    Some(o) if self.direct() => {
+                        self.point_at(o)?;
+                        let r = self.alloc()?;
+                        self.load_cached(r, k, size, raw);
                         r
                     }
                     Some(o) => {
@@ -606,6 +681,52 @@ impl Gen<'_> {
         }
     }
 
+    /// Makes r9 point at `data + off` (unless it already does).
+    fn point_at(&mut self, off: Val) -> R<()> {
+        if self.cache.is_some_and(|(v, _)| v == off) {
+            return Ok(());
+        }
+        let r = self.eval(off, false)?;
+        if self.ir.range(off).1 > u64::from(MAX_VAR_OFF) {
+            let reject = self.rej();
+            self.asm.jmp32(JmpOp::Gt, r, MAX_VAR_OFF as i32, reject);
+        }
+        self.asm.mov64(PTR, r);
+        self.asm.add64(PTR, DATA);
+        self.release(r);
+        self.cache = Some((off, 0));
+        Ok(())
+    }
+
+    /// `dst = packet[r9 + k ..][..size]`, checking bounds unless the
+    /// cached pointer is known to have them.
+    fn load_cached(&mut self, dst: Reg, k: u32, size: u8, raw: bool) {
+        let end = u64::from(k) + u64::from(size);
+        if end > u64::from(MAX_PACKET_OFF - MAX_VAR_OFF) {
+            self.always_reject();
+            self.asm.mov32(dst, 0);
+            return;
+        }
+        let Some((v, checked)) = self.cache else { return };
+        if end > checked {
+            let reject = self.rej();
+            let test_mode = self.test_mode();
+            let a = &mut *self.asm;
+            a.mov64(SCRATCH, PTR);
+            a.add64(SCRATCH, end as i32);
+            a.jmp(JmpOp::Gt, SCRATCH, END, reject);
+            if test_mode {
+                a.alu64(AluOp::Sub, SCRATCH, DATA);
+                a.jmp(JmpOp::Gt, SCRATCH, CTX, reject);
+            }
+            self.cache = Some((v, end));
+        }
+        self.asm.ldx(size_of(size), dst, PTR, k as i16);
+        if !raw && size > 1 {
+            self.asm.endian(Endian::Be, dst, 8 * size);
+        }
+    }
+
     /// `dst = packet[off + k .. off + k + size]` with its own bounds check;
     /// `off` holds a 32-bit value and may be `dst`.
     fn load_ind(&mut self, dst: Reg, off: Reg, k: u32, size: u8, raw: bool) {
@@ -667,7 +788,9 @@ impl Gen<'_> {
         let rc = self.alloc()?;
         let t1 = self.alloc()?;
         let t2 = self.alloc()?;
-        let t3 = self.alloc()?;
+        // r9 (the pointer cache) serves as the sixth register.
+        let t3 = PTR;
+        self.cache = None;
         if ipv6 {
             self.load_abs(ra, nl + 6, 1, false);
             self.asm.mov32(rx, 40);
@@ -723,7 +846,7 @@ impl Gen<'_> {
         self.asm.mov32(ra, t1);
         self.asm.ja(again);
         self.asm.bind(end);
-        for r in [t3, t2, t1, rc, rx] {
+        for r in [t2, t1, rc, rx] {
             self.release(r);
         }
         Ok(ra)

@@ -185,6 +185,7 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
     let eopts = EmitOptions {
         target: opts.target,
         test_run_meta: opts.test_run_meta,
+        accept_follows: true,
     };
     let used = codegen::emit(&ir, &mut asm, &eopts, matched, unmatched, expr)?;
     asm.set_source(Annotation::new("verdict"));
