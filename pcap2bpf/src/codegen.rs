@@ -88,8 +88,27 @@ pub fn emit(
         acc: None,
     };
     g.reset_pool();
-    g.prologue();
     let entry = ir.entry.unwrap_or(Edge::Accept);
+    if ir.blocks.is_empty() {
+        // A constant verdict reads nothing.
+        match entry {
+            Edge::Reject => {
+                g.used_reject = true;
+                g.asm.ja(on_nomatch);
+            }
+            _ => {
+                g.used_accept = true;
+                if !opts.accept_follows {
+                    g.asm.ja(on_match);
+                }
+            }
+        }
+        return Ok(Verdicts {
+            accept: g.used_accept,
+            reject: g.used_reject,
+        });
+    }
+    g.prologue();
     let labels: Vec<Label> = (0..ir.blocks.len()).map(|_| g.asm.new_label()).collect();
     let target = |e: Edge, g: &mut Gen<'_>| match e {
         Edge::Accept => {
@@ -417,7 +436,6 @@ impl Gen<'_> {
                     f,
                     t_next,
                     f_next,
-                    true,
                 );
                 self.release(ra);
                 Ok(())
@@ -436,14 +454,11 @@ impl Gen<'_> {
         f: Label,
         t_next: bool,
         f_next: bool,
-        invertible: bool,
     ) {
         let asm = &mut *self.asm;
-        if t_next && invertible {
-            if let Some(inv) = op.invert() {
-                asm.jmp32(inv, a, b, f);
-                return;
-            }
+        if t_next && let Some(inv) = op.invert() {
+            asm.jmp32(inv, a, b, f);
+            return;
         }
         asm.jmp32(op, a, b, t);
         if !f_next {
@@ -486,7 +501,7 @@ impl Gen<'_> {
             Some(k) => Operand::Imm(raw_size.map_or(k, |s| swap(k, s)) as i32),
             None => Operand::Reg(self.eval(b, false)?),
         };
-        self.branch(ra, jop, rhs, t, f, t_next, f_next, true);
+        self.branch(ra, jop, rhs, t, f, t_next, f_next);
         if let Operand::Reg(r) = rhs {
             self.release(r);
         }
@@ -707,7 +722,9 @@ impl Gen<'_> {
             self.asm.mov32(dst, 0);
             return;
         }
-        let Some((v, checked)) = self.cache else { return };
+        let Some((v, checked)) = self.cache else {
+            return;
+        };
         if end > checked {
             let reject = self.rej();
             let test_mode = self.test_mode();

@@ -15,6 +15,35 @@
 //! what lets the optimiser see that two tests look at the same bytes.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A small multiplicative hasher for interning (the keys are a few
+/// integers; SipHash's DoS resistance buys nothing here).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 use crate::ast::Span;
 
@@ -180,7 +209,7 @@ pub struct Block {
 #[derive(Debug, Clone, Default)]
 pub struct Ir {
     vals: Vec<ValNode>,
-    interned: HashMap<ValNode, Val>,
+    interned: HashMap<ValNode, Val, BuildHasherDefault<FxHasher>>,
     /// The blocks; see [`Ir::entry`].
     pub blocks: Vec<Block>,
     /// Where evaluation starts.
@@ -475,4 +504,46 @@ pub fn protochain(data: &[u8], nl: u32, ipv6: bool, proto: u32) -> Option<bool> 
         return Some(a == proto);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_follows_bpf_filter() {
+        assert_eq!(BinOp::Div.eval(7, 0), None);
+        assert_eq!(BinOp::Mod.eval(7, 0), None);
+        assert_eq!(BinOp::Shl.eval(1, 32), Some(0));
+        assert_eq!(BinOp::Shr.eval(u32::MAX, 40), Some(0));
+        assert_eq!(BinOp::Sub.eval(0, 1), Some(u32::MAX));
+        assert_eq!(BinOp::Mul.eval(0x8000_0000, 2), Some(0));
+    }
+
+    #[test]
+    fn loads_beyond_the_capture_reject() {
+        let mut ir = Ir::new();
+        let v = ir.load(None, 2, 2);
+        let data = [1, 2, 3, 4];
+        assert_eq!(ir.eval_val(v, &data, 4, &|_| None), Some(0x0304));
+        assert_eq!(ir.eval_val(v, &data[..3], 4, &|_| None), None);
+        // Variable offsets do not wrap: off + k + size must fit.
+        let off = ir.k(u32::MAX);
+        let w = ir.load(Some(off), 1, 1);
+        assert_eq!(ir.eval_val(w, &data, 4, &|_| None), None);
+    }
+
+    #[test]
+    fn protochain_walks_ipv6_extension_headers() {
+        // IPv6 header (next: hop-by-hop 0), hop-by-hop (next: TCP 6, len 0).
+        let mut p = vec![0u8; 40 + 8];
+        p[6] = 0;
+        p[40] = 6;
+        assert_eq!(protochain(&p, 0, true, 6), Some(true));
+        assert_eq!(protochain(&p, 0, true, 17), Some(false));
+        // Hop-by-hop itself is found without walking past it.
+        assert_eq!(protochain(&p, 0, true, 0), Some(true));
+        // A truncated extension header rejects.
+        assert_eq!(protochain(&p[..40], 0, true, 6), None);
+    }
 }

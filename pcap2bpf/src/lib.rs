@@ -189,6 +189,14 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
     };
     let used = codegen::emit(&ir, &mut asm, &eopts, matched, unmatched, expr)?;
     asm.set_source(Annotation::new("verdict"));
+    if ir.blocks.is_empty() && !used.accept {
+        // Reject-all: the verdict code alone, no jump to it.
+        let mut asm = Asm::new();
+        asm.set_source(Annotation::new("verdict"));
+        asm.mov32(Reg::R0, opts.on_nomatch);
+        asm.exit();
+        return finish(asm, opts, ir, warning);
+    }
     if used.accept {
         asm.bind(matched);
         asm.mov32(Reg::R0, opts.on_match);
@@ -199,6 +207,15 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         asm.mov32(Reg::R0, opts.on_nomatch);
         asm.exit();
     }
+    finish(asm, opts, ir, warning)
+}
+
+fn finish(
+    asm: Asm,
+    opts: &CompileOptions<'_>,
+    ir: Ir,
+    warning: Option<String>,
+) -> Result<Compiled, CompileError> {
     let code = asm.finish().map_err(internal)?;
     let mut object = Object::new();
     let prog_type = match opts.target {

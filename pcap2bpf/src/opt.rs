@@ -233,3 +233,62 @@ fn compact(ir: &mut Ir) {
         .collect();
     ir.entry = ir.entry.map(map);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::{Edge, Ir, ValNode};
+    use crate::{LinkType, LowerOptions, Tables, build_ir, parse};
+
+    fn ir(expr: &str) -> Ir {
+        let t = Tables::new();
+        let f = parse(expr, LinkType::En10mb, &t).unwrap();
+        let o = LowerOptions {
+            link: LinkType::En10mb,
+            vlan_meta: false,
+            offline: false,
+            fixed_direction: Some(false),
+            netmask: None,
+        };
+        build_ir(&f, &o).unwrap().0
+    }
+
+    /// Blocks that compare the EtherType with `v`.
+    fn ethertype_tests(ir: &Ir, v: u32) -> usize {
+        ir.blocks
+            .iter()
+            .filter(|b| match b.cond {
+                crate::ir::Cond::Cmp { a, b, .. } => {
+                    ir.node(a)
+                        == (ValNode::Load {
+                            off: None,
+                            k: 12,
+                            size: 2,
+                        })
+                        && ir.const_of(b) == Some(v)
+                }
+                _ => false,
+            })
+            .count()
+    }
+
+    #[test]
+    fn shared_header_checks_are_tested_once_per_path() {
+        // Unoptimised there are two IPv4 and two IPv6 EtherType tests.
+        let ir = ir("tcp port 80 or tcp port 443");
+        assert_eq!(ethertype_tests(&ir, 0x0800), 1);
+        assert_eq!(ethertype_tests(&ir, 0x86dd), 1);
+    }
+
+    #[test]
+    fn contradictions_reject_all() {
+        let ir = ir("ip and not ip");
+        assert!(ir.blocks.is_empty());
+        assert_eq!(ir.entry, Some(Edge::Reject));
+    }
+
+    #[test]
+    fn tests_with_meeting_edges_go() {
+        let ir = ir("ip or not ip");
+        assert_eq!(ir.entry, Some(Edge::Accept));
+    }
+}

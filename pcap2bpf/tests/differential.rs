@@ -37,6 +37,9 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ),
 ];
 
+/// A capture: its path, packets, and libpcap's answer per expression.
+type Capture = (PathBuf, Vec<Packet>, BTreeMap<String, String>);
+
 fn link_of(dlt: i32) -> Option<(LinkType, &'static str)> {
     Some(match dlt {
         1 => (LinkType::En10mb, "EN10MB"),
@@ -130,8 +133,7 @@ fn verdicts_match_libpcap() {
     };
     let mut kernel_ok = true;
     // Captures by link type, with libpcap's verdicts for each expression.
-    let mut by_link: BTreeMap<&'static str, Vec<(PathBuf, Vec<Packet>, BTreeMap<String, String>)>> =
-        BTreeMap::new();
+    let mut by_link: BTreeMap<&'static str, Vec<Capture>> = BTreeMap::new();
     let mut exprs_of: BTreeMap<&'static str, (LinkType, Vec<String>)> = BTreeMap::new();
     for path in captures() {
         let Some((dlt, packets)) = read_capture(&path) else {

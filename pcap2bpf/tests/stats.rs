@@ -47,7 +47,9 @@ fn instruction_counts_and_compile_times() {
     let (mut our_ns, mut their_ns) = (vec![], vec![]);
     let (mut more, mut total) = (0, 0);
     for (e, line) in exprs.iter().zip(out.lines()) {
-        let Some((len, ns)) = line.split_once(' ') else { continue };
+        let Some((len, ns)) = line.split_once(' ') else {
+            continue;
+        };
         let (len, ns): (f64, f64) = (len.parse().unwrap(), ns.parse().unwrap());
         let Ok(c) = compile(e, &opts) else { continue };
         let n = c.object.program(c.program).code.len() as f64;
