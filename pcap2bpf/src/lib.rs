@@ -1,16 +1,32 @@
-//! pcap2bpf: tcpdump filter expressions (pcap-filter(7)) with libpcap's
-//! exact meaning. This is the front end: scanner, parser, name resolution
-//! and libpcap's semantic checks.
+//! pcap2bpf: tcpdump filter expressions (pcap-filter(7)) compiled to eBPF
+//! with libpcap's exact meaning.
+//!
+//! Pipeline: scanner and parser ([`parser`]), name resolution and
+//! libpcap's checks ([`check`]), lowering to the packet-match IR
+//! ([`lower`], [`ir`]), optimisation ([`opt`]) and code generation for
+//! XDP, tc and socket filters ([`codegen`]). [`compile`] runs all of it.
 
 pub mod ast;
 pub mod capture;
 pub mod check;
+pub mod codegen;
 pub mod error;
+pub mod ir;
 pub mod lexer;
+pub mod lower;
+pub mod opt;
 pub mod parser;
 pub mod resolve;
 pub mod samples;
 pub mod summary;
+
+use bpf_builder::asm::{Annotation, Asm};
+use bpf_builder::insn::Reg;
+use bpf_builder::object::{Object, ProgId, ProgramType};
+
+pub use codegen::{EmitOptions, Target};
+pub use ir::Ir;
+pub use lower::LowerOptions;
 
 pub use ast::{Expr, Span};
 pub use check::{Atom, Checked};
@@ -84,5 +100,140 @@ pub fn parse_with(expr: &str, opts: Options<'_>) -> Result<Filter, CompileError>
         link: opts.link,
         ast,
         checked,
+    })
+}
+
+/// Options of [`compile`].
+#[derive(Clone, Copy)]
+pub struct CompileOptions<'a> {
+    /// The link type of the packets.
+    pub link: LinkType,
+    /// The program type.
+    pub target: Target,
+    /// Return value on a match (XDP: an action such as `XDP_PASS` = 2;
+    /// socket filters: the number of bytes to keep).
+    pub on_match: i32,
+    /// Return value otherwise (XDP: e.g. `XDP_DROP` = 1; socket: 0).
+    pub on_nomatch: i32,
+    /// XDP only: read the captured and wire lengths from the metadata area
+    /// (for running captures through `BPF_PROG_TEST_RUN`; see
+    /// [`EmitOptions::test_run_meta`]). Also gives `inbound`/`ifindex`
+    /// their capture-file meaning (errors where libpcap has no field).
+    pub test_run_meta: bool,
+    /// The IPv4 netmask (for `ip broadcast`).
+    pub netmask: Option<u32>,
+    /// Where names are looked up.
+    pub resolver: &'a dyn Resolver,
+}
+
+/// A compiled filter.
+pub struct Compiled {
+    /// The object holding the program.
+    pub object: Object,
+    /// The program.
+    pub program: ProgId,
+    /// Warnings (e.g. "expression rejects all packets").
+    pub warnings: Vec<String>,
+    /// Number of IR blocks after optimisation.
+    pub ir_blocks: usize,
+    /// The optimised IR (e.g. for its [`Ir::max_read`]).
+    pub ir: Ir,
+}
+
+/// The lowering options a target implies.
+pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
+    LowerOptions {
+        link: opts.link,
+        vlan_meta: opts.target != Target::Xdp && !opts.test_run_meta,
+        offline: opts.test_run_meta,
+        fixed_direction: (opts.target == Target::Xdp).then_some(false),
+        netmask: opts.netmask,
+    }
+}
+
+/// Lowers and optimises a checked filter. The second value is a warning
+/// when no packet can match (the IR then rejects everything).
+pub fn build_ir(
+    filter: &Filter,
+    opts: &LowerOptions,
+) -> Result<(Ir, Option<String>), CompileError> {
+    let mut ir = Ir::new();
+    lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
+    opt::optimize(&mut ir);
+    if !ir.can_accept() {
+        ir.blocks.clear();
+        ir.entry = Some(ir::Edge::Reject);
+        return Ok((ir, Some("expression rejects all packets".to_string())));
+    }
+    Ok((ir, None))
+}
+
+fn internal(e: impl std::fmt::Display) -> CompileError {
+    CompileError::new(format!("internal error: {e}"), ast::Span::default())
+}
+
+/// Compiles `expr` into a one-program object.
+pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, CompileError> {
+    let filter = parse_with(
+        expr,
+        Options {
+            link: opts.link,
+            resolver: opts.resolver,
+            netmask: opts.netmask,
+        },
+    )?;
+    let (ir, warning) = build_ir(&filter, &lower_options(opts))?;
+    let mut asm = Asm::with_capacity(8 * ir.blocks.len() + 16);
+    let (matched, unmatched) = (asm.named_label("match"), asm.named_label("nomatch"));
+    let eopts = EmitOptions {
+        target: opts.target,
+        test_run_meta: opts.test_run_meta,
+        accept_follows: true,
+    };
+    let used = codegen::emit(&ir, &mut asm, &eopts, matched, unmatched, expr)?;
+    asm.set_source(Annotation::new("verdict"));
+    if ir.blocks.is_empty() && !used.accept {
+        // Reject-all: the verdict code alone, no jump to it.
+        let mut asm = Asm::new();
+        asm.set_source(Annotation::new("verdict"));
+        asm.mov32(Reg::R0, opts.on_nomatch);
+        asm.exit();
+        return finish(asm, opts, ir, warning);
+    }
+    if used.accept {
+        asm.bind(matched);
+        asm.mov32(Reg::R0, opts.on_match);
+        asm.exit();
+    }
+    if used.reject {
+        asm.bind(unmatched);
+        asm.mov32(Reg::R0, opts.on_nomatch);
+        asm.exit();
+    }
+    finish(asm, opts, ir, warning)
+}
+
+fn finish(
+    asm: Asm,
+    opts: &CompileOptions<'_>,
+    ir: Ir,
+    warning: Option<String>,
+) -> Result<Compiled, CompileError> {
+    let code = asm.finish().map_err(internal)?;
+    let mut object = Object::new();
+    let prog_type = match opts.target {
+        Target::Xdp => ProgramType::Xdp,
+        Target::Tc => ProgramType::SchedCls,
+        Target::SocketFilter => ProgramType::SocketFilter,
+    };
+    let program = object
+        .add_program("pcap_filter", prog_type, code)
+        .map_err(internal)?;
+    Ok(Compiled {
+        object,
+        program,
+        warnings: warning.into_iter().collect(),
+        ir_blocks: ir.blocks.len(),
+        ir,
     })
 }

@@ -4,50 +4,10 @@
 //! the `*.libpcap.test` names of libpcap's TESTrun, so that libpcap and our
 //! test resolver know the same names.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use pcap2bpf::{LinkType, Options, parse_with};
 
-use pcap2bpf::{LinkType, Options, Tables, parse_with};
-
-const HOSTS: &str = "\
-10.20.30.40 noeth-ipv4-noipv6.host123.libpcap.test
-10.20.30.40 noeth-ipv4-ipv6.host123.libpcap.test
-10.20.30.40 eth-ipv4-noipv6.host123.libpcap.test
-10.20.30.40 eth-ipv4-ipv6.host123.libpcap.test
-fd00:a1b2:c3d4::1020:3040:5060:7080 noeth-noipv4-ipv6.host123.libpcap.test
-fd00:a1b2:c3d4::1020:3040:5060:7080 noeth-ipv4-ipv6.host123.libpcap.test
-fd00:a1b2:c3d4::1020:3040:5060:7080 eth-noipv4-ipv6.host123.libpcap.test
-fd00:a1b2:c3d4::1020:3040:5060:7080 eth-ipv4-ipv6.host123.libpcap.test
-192.168.243.1 eth-ipv4x4-noipv6.host357.libpcap.test
-192.168.242.4 eth-ipv4x4-noipv6.host357.libpcap.test
-192.168.244.2 eth-ipv4x4-noipv6.host357.libpcap.test
-192.168.241.3 eth-ipv4x4-noipv6.host357.libpcap.test
-192.168.241.3 eth-ipv4x4-ipv6x2.host357.libpcap.test
-192.168.244.2 eth-ipv4x4-ipv6x2.host357.libpcap.test
-192.168.242.4 eth-ipv4x4-ipv6x2.host357.libpcap.test
-192.168.243.1 eth-ipv4x4-ipv6x2.host357.libpcap.test
-fd00:a1b2:c3d4::a0b0:c0d0:e0f0:1278 eth-noipv4-ipv6x2.host357.libpcap.test
-fd00:a1b2:c3d4::a0b0:c0d0:e0f0:3456 eth-noipv4-ipv6x2.host357.libpcap.test
-fd00:a1b2:c3d4::a0b0:c0d0:e0f0:3456 eth-ipv4x4-ipv6x2.host357.libpcap.test
-fd00:a1b2:c3d4::a0b0:c0d0:e0f0:1278 eth-ipv4x4-ipv6x2.host357.libpcap.test
-";
-
-const ETHERS: &str = "\
-aa:00:04:00:14:0e eth-noipv4-noipv6.host123.libpcap.test
-aa:00:04:00:14:0e eth-noipv4-ipv6.host123.libpcap.test
-aa:00:04:00:14:0e eth-ipv4-noipv6.host123.libpcap.test
-aa:00:04:00:14:0e eth-ipv4-ipv6.host123.libpcap.test
-aa:00:04:00:01:08 eth-ipv4x4-noipv6.host357.libpcap.test
-aa:00:04:00:01:08 eth-noipv4-ipv6x2.host357.libpcap.test
-aa:00:04:00:01:08 eth-ipv4x4-ipv6x2.host357.libpcap.test
-";
-
-const NETWORKS: &str = "\
-net-10-0-0-0.libpcap.test 10.0.0.0
-net-10-20-0-0.libpcap.test 10.20.0.0
-net-10-20-30-0.libpcap.test 10.20.30.0
-";
+mod common;
+use common::*;
 
 /// Lines libpcap 1.10.3 accepts that we do not, with the reason.
 const UNSUPPORTED: &[(&str, &str)] = &[];
@@ -55,102 +15,15 @@ const UNSUPPORTED: &[(&str, &str)] = &[];
 /// Lines libpcap 1.10.3 rejects that we accept, with the reason.
 const OVERACCEPTED: &[(&str, &str)] = &[];
 
-fn ci() -> bool {
-    std::env::var_os("CI").is_some()
-}
-
-fn skip(why: &str) {
-    assert!(!ci(), "{why} (CI is set, so this is a failure)");
-    eprintln!("skipping: {why}");
-}
-
-fn shared(name: &str) -> Option<String> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/pcap-filter")
-        .join(name);
-    std::fs::read_to_string(p).ok()
-}
-
-fn system(path: &str) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn tables() -> Tables {
-    Tables::new()
-        .with_hosts(&format!("{}\n{HOSTS}", system("/etc/hosts")))
-        .with_ethers(ETHERS)
-        .with_networks(&format!("{}\n{NETWORKS}", system("/etc/networks")))
-        .with_services(&system("/etc/services"))
-        .with_protocols(&system("/etc/protocols"))
-}
-
-/// Builds the oracle and a private /etc for it; `None` when impossible.
-fn build_oracle() -> Option<(PathBuf, PathBuf)> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pcap-oracle");
-    let etc = dir.join("etc");
-    std::fs::create_dir_all(&etc).ok()?;
-    let bin = dir.join("oracle");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle.c");
-    let ok = Command::new("cc")
-        .arg("-O")
-        .arg(&src)
-        .arg("-o")
-        .arg(&bin)
-        .arg("-lpcap")
-        .status()
-        .ok()?
-        .success();
-    if !ok {
-        return None;
-    }
-    for f in [
-        "nsswitch.conf",
-        "services",
-        "protocols",
-        "ld.so.cache",
-        "host.conf",
-        "resolv.conf",
-    ] {
-        let _ = std::fs::copy(Path::new("/etc").join(f), etc.join(f));
-    }
-    std::fs::write(
-        etc.join("hosts"),
-        format!("{}\n{HOSTS}", system("/etc/hosts")),
-    )
-    .ok()?;
-    std::fs::write(etc.join("ethers"), ETHERS).ok()?;
-    std::fs::write(
-        etc.join("networks"),
-        format!("{}\n{NETWORKS}", system("/etc/networks")),
-    )
-    .ok()?;
-    Some((bin, etc))
-}
-
 /// Asks libpcap about each `(dlt, netmask, expr)`: `Ok(())` or its error.
 fn oracle(lines: &[(String, Option<u32>, String)]) -> Option<Vec<Result<(), String>>> {
     let (bin, etc) = build_oracle()?;
-    let script = format!(
-        "mount --bind '{}' /etc && exec '{}'",
-        etc.display(),
-        bin.display()
-    );
-    let mut child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .ok()?;
     let mut input = String::new();
     for (dlt, mask, expr) in lines {
         let mask = mask.map_or("-".to_string(), |m| std::net::Ipv4Addr::from(m).to_string());
         input.push_str(&format!("{dlt}\t{mask}\t{expr}\n"));
     }
-    let mut stdin = child.stdin.take()?;
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().ok()?;
-    writer.join().ok()?.ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_with_etc(&bin, &etc, &[], input)?;
     let res: Vec<_> = text
         .lines()
         .map(|l| {

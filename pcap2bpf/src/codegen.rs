@@ -1,0 +1,871 @@
+//! Code generation: the IR to eBPF for XDP, tc (SCHED_CLS) and socket
+//! filters, into a caller's [`Asm`].
+//!
+//! Registers: r6 holds the context (in the test-run mode: the captured
+//! length), r7 the packet start and r8 the packet end (direct access
+//! only); values are computed in r0-r4 and r9 (socket filters: r7-r9, as
+//! `ld_abs`/`ld_ind` clobber r0-r5); r5 is scratch for bounds checks.
+//!
+//! Bounds checks: before a block, one check covers the largest constant
+//! offset that *every* path from that block to ACCEPT reads (paths that
+//! reject anyway do not count: rejecting earlier is the same verdict), and
+//! only when the checks on every path into the block do not already cover
+//! it. Loads at variable offsets are checked one by one. Offsets beyond
+//! 64 KiB count as outside the packet (XDP and tc see at most that much
+//! linear data).
+
+use std::sync::Arc;
+
+use bpf_builder::asm::{Annotation, Asm, Label};
+use bpf_builder::insn::{AluOp, Endian, Insn, JmpOp, Operand, Reg, Size};
+
+use crate::ast::Span;
+use crate::error::CompileError;
+use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, Meta, PROTOCHAIN_STEPS, Val, ValNode};
+
+/// The kind of program to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// XDP: direct access to `xdp_md.data .. data_end`.
+    Xdp,
+    /// tc / tcx classifier (`BPF_PROG_TYPE_SCHED_CLS`): direct access to
+    /// the skb's linear data; the outer VLAN tag may be in metadata.
+    Tc,
+    /// Socket filter: legacy `ld_abs`/`ld_ind` loads.
+    SocketFilter,
+}
+
+/// Options of [`emit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmitOptions {
+    /// The program type.
+    pub target: Target,
+    /// XDP only: the packet's real lengths come in the metadata area
+    /// (`struct { u32 caplen; u32 wirelen; }` at `data_meta`), and the
+    /// packet ends at `data + caplen` (see the `run` command).
+    pub test_run_meta: bool,
+    /// The caller binds `on_match` right after the emitted code, so the
+    /// last block may fall through to it.
+    pub accept_follows: bool,
+}
+
+/// Largest packet offset the generated code can read at a constant
+/// offset (the verifier's limit).
+pub const MAX_PACKET_OFF: u32 = 0xffff;
+
+/// Largest variable part of an offset (so that, with the constant part,
+/// it stays within what the verifier tracks).
+pub const MAX_VAR_OFF: u32 = 0x7fff;
+
+const CTX: Reg = Reg::R6;
+const DATA: Reg = Reg::R7;
+const END: Reg = Reg::R8;
+const SCRATCH: Reg = Reg::R5;
+/// Stack slot of the wire length in the test-run mode.
+const WIRELEN_SLOT: i16 = -8;
+
+/// Emits `ir` into `asm`: expects the context in r1, jumps to `on_match`
+/// or `on_nomatch`. `source` is the filter text, for annotations.
+pub fn emit(
+    ir: &Ir,
+    asm: &mut Asm,
+    opts: &EmitOptions,
+    on_match: Label,
+    on_nomatch: Label,
+    source: &str,
+) -> Result<Verdicts, CompileError> {
+    let mut g = Gen {
+        ir,
+        asm,
+        opts: *opts,
+        accept: on_match,
+        reject: on_nomatch,
+        free: Vec::new(),
+        source: Arc::from(source),
+        used_accept: false,
+        used_reject: false,
+        cache: None,
+        acc: None,
+    };
+    g.reset_pool();
+    let entry = ir.entry.unwrap_or(Edge::Accept);
+    if ir.blocks.is_empty() {
+        // A constant verdict reads nothing.
+        match entry {
+            Edge::Reject => {
+                g.used_reject = true;
+                g.asm.ja(on_nomatch);
+            }
+            _ => {
+                g.used_accept = true;
+                if !opts.accept_follows {
+                    g.asm.ja(on_match);
+                }
+            }
+        }
+        return Ok(Verdicts {
+            accept: g.used_accept,
+            reject: g.used_reject,
+        });
+    }
+    g.prologue();
+    let labels: Vec<Label> = (0..ir.blocks.len()).map(|_| g.asm.new_label()).collect();
+    let target = |e: Edge, g: &mut Gen<'_>| match e {
+        Edge::Accept => {
+            g.used_accept = true;
+            g.accept
+        }
+        Edge::Reject => g.rej(),
+        Edge::Block(i) => labels[i as usize],
+    };
+    let first = if ir.blocks.is_empty() && opts.accept_follows {
+        Edge::Accept
+    } else {
+        Edge::Block(0)
+    };
+    if entry != first {
+        let l = target(entry, &mut g);
+        g.asm.ja(l);
+    } else if entry == Edge::Accept {
+        g.used_accept = true;
+    }
+    let checks = if opts.target == Target::SocketFilter {
+        vec![Check::None; ir.blocks.len()]
+    } else {
+        plan_checks(ir, entry)
+    };
+    // Pointer-cache state on entry to each block: the meet over the jumps
+    // into it (all emitted before it, as jumps only go forward).
+    type State = (Option<(Val, u64)>, Option<(Val, bool)>);
+    let mut cache_in: Vec<Option<State>> = vec![None; ir.blocks.len()];
+    for (i, b) in ir.blocks.iter().enumerate() {
+        g.asm.bind(labels[i]);
+        g.annotate(b.span);
+        (g.cache, g.acc) = cache_in[i].unwrap_or((None, None));
+        match checks[i] {
+            Check::None => {}
+            // The block's code stays, dead, so that what follows it stays
+            // statically reachable for the verifier.
+            Check::Fail => g.always_reject(),
+            Check::Len(n) => g.check_len(n),
+        }
+        let next = if i + 1 == ir.blocks.len() && opts.accept_follows {
+            Edge::Accept
+        } else {
+            Edge::Block(i as u32 + 1)
+        };
+        let (t, f) = (target(b.t, &mut g), target(b.f, &mut g));
+        g.block(b, t, f, b.t == next, b.f == next)?;
+        for e in [b.t, b.f] {
+            if let Edge::Block(j) = e {
+                let j = j as usize;
+                cache_in[j] = Some(match cache_in[j] {
+                    None => (g.cache, g.acc),
+                    Some((pc, pa)) => (
+                        match (pc, g.cache) {
+                            (Some((v, x)), Some((w, y))) if v == w => Some((v, x.min(y))),
+                            _ => None,
+                        },
+                        if pa == g.acc { pa } else { None },
+                    ),
+                });
+            }
+        }
+    }
+    g.asm.clear_source();
+    Ok(Verdicts {
+        accept: g.used_accept,
+        reject: g.used_reject,
+    })
+}
+
+/// Which of the caller's labels the emitted code jumps to (bind only
+/// those: the verifier refuses unreachable code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdicts {
+    /// `on_match` is used.
+    pub accept: bool,
+    /// `on_nomatch` is used.
+    pub reject: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    None,
+    /// The packet must have at least this many bytes.
+    Len(u32),
+    /// Every path from here rejects.
+    Fail,
+}
+
+/// Whether any test reads packet metadata (from the context).
+fn uses_meta(ir: &Ir) -> bool {
+    fn val(ir: &Ir, v: Val) -> bool {
+        match ir.node(v) {
+            ValNode::Meta(_) => true,
+            ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => val(ir, o),
+            ValNode::Bin(_, a, b) => val(ir, a) || val(ir, b),
+            _ => false,
+        }
+    }
+    ir.blocks.iter().any(|b| match b.cond {
+        Cond::Cmp { a, b, .. } => val(ir, a) || val(ir, b),
+        Cond::ProtoChain { .. } => false,
+    })
+}
+
+/// Constant-offset bytes every path from `v`'s evaluation reads.
+fn val_need(ir: &Ir, v: Val) -> u64 {
+    match ir.node(v) {
+        ValNode::Load { off: None, k, size } => u64::from(k) + u64::from(size),
+        ValNode::Load { off: Some(o), .. } => val_need(ir, o),
+        ValNode::Bin(_, a, b) => val_need(ir, a).max(val_need(ir, b)),
+        ValNode::Neg(a) => val_need(ir, a),
+        _ => 0,
+    }
+}
+
+fn cond_need(ir: &Ir, c: Cond) -> u64 {
+    match c {
+        Cond::Cmp { a, b, .. } => val_need(ir, a).max(val_need(ir, b)),
+        Cond::ProtoChain { nl, ipv6, .. } => u64::from(nl) + if ipv6 { 7 } else { 10 },
+    }
+}
+
+/// Where to check the packet length, and for how much.
+fn plan_checks(ir: &Ir, entry: Edge) -> Vec<Check> {
+    let n = ir.blocks.len();
+    // need[i]: bytes every accepting path from i reads (None: no path accepts).
+    let mut need: Vec<Option<u64>> = vec![None; n];
+    for i in (0..n).rev() {
+        let b = ir.blocks[i];
+        let succ = |e: Edge| match e {
+            Edge::Accept => Some(0),
+            Edge::Reject => None,
+            Edge::Block(j) => need[j as usize],
+        };
+        let after = match (succ(b.t), succ(b.f)) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, None) => x,
+            (None, y) => y,
+        };
+        need[i] = after.map(|a| a.max(cond_need(ir, b.cond)));
+    }
+    // known[i]: bytes already checked on every path into i.
+    let mut known: Vec<Option<u64>> = vec![None; n];
+    if let Edge::Block(i) = entry {
+        known[i as usize] = Some(0);
+    }
+    let mut plan = vec![Check::None; n];
+    for i in 0..n {
+        let k = known[i].unwrap_or(0);
+        let after = match need[i] {
+            None => {
+                plan[i] = Check::Fail;
+                continue;
+            }
+            Some(nd) if nd > u64::from(MAX_PACKET_OFF) => {
+                plan[i] = Check::Fail;
+                continue;
+            }
+            Some(nd) if nd > k => {
+                plan[i] = Check::Len(nd as u32);
+                nd
+            }
+            Some(_) => k,
+        };
+        let b = ir.blocks[i];
+        for e in [b.t, b.f] {
+            if let Edge::Block(j) = e {
+                let j = j as usize;
+                known[j] = Some(known[j].map_or(after, |x| x.min(after)));
+            }
+        }
+    }
+    plan
+}
+
+struct Gen<'a> {
+    ir: &'a Ir,
+    asm: &'a mut Asm,
+    opts: EmitOptions,
+    accept: Label,
+    reject: Label,
+    free: Vec<Reg>,
+    source: Arc<str>,
+    used_accept: bool,
+    used_reject: bool,
+    /// r9 holds `data + val`, checked for `end` bytes past it.
+    cache: Option<(Val, u64)>,
+    /// r0 holds this value (in network order if the flag is set).
+    acc: Option<(Val, bool)>,
+}
+
+/// The pointer cache register (direct access).
+const PTR: Reg = Reg::R9;
+
+type R<T> = Result<T, CompileError>;
+
+/// Byte-swaps the low `size` bytes of `k` (network to host order on a
+/// little-endian machine).
+fn swap(k: u32, size: u8) -> u32 {
+    if cfg!(target_endian = "big") {
+        return k;
+    }
+    match size {
+        2 => u32::from((k as u16).swap_bytes()),
+        4 => k.swap_bytes(),
+        _ => k,
+    }
+}
+
+fn size_of(n: u8) -> Size {
+    match n {
+        1 => Size::B,
+        2 => Size::H,
+        _ => Size::W,
+    }
+}
+
+impl Gen<'_> {
+    /// The reject label, noting that it is used.
+    fn rej(&mut self) -> Label {
+        self.used_reject = true;
+        self.reject
+    }
+
+    fn direct(&self) -> bool {
+        self.opts.target != Target::SocketFilter
+    }
+
+    fn test_mode(&self) -> bool {
+        self.opts.test_run_meta && self.opts.target == Target::Xdp
+    }
+
+    fn reset_pool(&mut self) {
+        self.free = if self.direct() {
+            vec![Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0]
+        } else {
+            vec![Reg::R9, Reg::R8, Reg::R7]
+        };
+    }
+
+    fn alloc(&mut self) -> R<Reg> {
+        self.free.pop().ok_or_else(|| {
+            CompileError::new("expression too deep for the registers", Span::default())
+        })
+    }
+
+    fn release(&mut self, r: Reg) {
+        self.free.push(r);
+    }
+
+    fn annotate(&mut self, span: Span) {
+        let col = self
+            .source
+            .get(..span.start)
+            .map_or(0, |s| s.chars().count()) as u32
+            + 1;
+        let text = self.source.get(span.start..span.end).unwrap_or("");
+        self.asm
+            .set_source(Annotation::at("filter", 1, col, text.to_string()));
+    }
+
+    fn prologue(&mut self) {
+        let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir);
+        let a = &mut *self.asm;
+        a.set_source(Annotation::new("prologue"));
+        if needs_ctx {
+            a.mov64(CTX, Reg::R1);
+        }
+        match self.opts.target {
+            Target::Xdp => {
+                a.ldx(Size::W, DATA, Reg::R1, 0);
+                a.ldx(Size::W, END, Reg::R1, 4);
+                if self.opts.test_run_meta {
+                    // struct { u32 caplen, wirelen; } just before data.
+                    a.ldx(Size::W, Reg::R2, Reg::R1, 8);
+                    a.mov64(Reg::R3, Reg::R2);
+                    a.add64(Reg::R3, 8);
+                    a.jmp(JmpOp::Gt, Reg::R3, DATA, self.reject);
+                    self.used_reject = true;
+                    a.ldx(Size::W, CTX, Reg::R2, 0);
+                    a.ldx(Size::W, Reg::R4, Reg::R2, 4);
+                    a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R4);
+                }
+            }
+            Target::Tc => {
+                a.ldx(Size::W, DATA, Reg::R1, 76);
+                a.ldx(Size::W, END, Reg::R1, 80);
+            }
+            Target::SocketFilter => {}
+        }
+    }
+
+    /// Rejects, with a conditional jump so that the code after it stays
+    /// statically reachable (the verifier refuses unreachable code).
+    fn always_reject(&mut self) {
+        self.asm.mov32(SCRATCH, 0);
+        let reject = self.rej();
+        self.asm.jmp32(JmpOp::Eq, SCRATCH, 0, reject);
+    }
+
+    /// Rejects unless the packet has `n` bytes.
+    fn check_len(&mut self, n: u32) {
+        let reject = self.rej();
+        let a = &mut *self.asm;
+        a.mov64(SCRATCH, DATA);
+        a.add64(SCRATCH, n as i32);
+        a.jmp(JmpOp::Gt, SCRATCH, END, reject);
+        if self.opts.test_run_meta && self.opts.target == Target::Xdp {
+            a.jmp(JmpOp::Lt, CTX, n as i32, reject);
+        }
+    }
+
+    fn block(&mut self, b: &Block, t: Label, f: Label, t_next: bool, f_next: bool) -> R<()> {
+        match b.cond {
+            Cond::Cmp { a, op, b: rhs } => self.cmp(a, op, rhs, t, f, t_next, f_next),
+            Cond::ProtoChain { nl, ipv6, proto } => {
+                self.acc = None;
+                let ra = self.protochain(nl, ipv6, proto)?;
+                self.branch(
+                    ra,
+                    JmpOp::Eq,
+                    Operand::Imm(proto as i32),
+                    t,
+                    f,
+                    t_next,
+                    f_next,
+                );
+                self.release(ra);
+                Ok(())
+            }
+        }
+    }
+
+    /// Emits `if a op b goto t else goto f`, falling through where it can.
+    #[allow(clippy::too_many_arguments)]
+    fn branch(
+        &mut self,
+        a: Reg,
+        op: JmpOp,
+        b: Operand,
+        t: Label,
+        f: Label,
+        t_next: bool,
+        f_next: bool,
+    ) {
+        let asm = &mut *self.asm;
+        if t_next && let Some(inv) = op.invert() {
+            asm.jmp32(inv, a, b, f);
+            return;
+        }
+        asm.jmp32(op, a, b, t);
+        if !f_next {
+            asm.ja(f);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cmp(
+        &mut self,
+        a: Val,
+        op: CmpOp,
+        b: Val,
+        t: Label,
+        f: Label,
+        t_next: bool,
+        f_next: bool,
+    ) -> R<()> {
+        let jop = match op {
+            CmpOp::Eq => JmpOp::Eq,
+            CmpOp::Gt => JmpOp::Gt,
+            CmpOp::Ge => JmpOp::Ge,
+            CmpOp::Set => JmpOp::Set,
+        };
+        let k = self.ir.const_of(b);
+        // Compare in network order when that saves the byte swap.
+        let raw_size = match (op, k) {
+            (CmpOp::Eq | CmpOp::Set, Some(k)) if self.direct() => self
+                .raw_size(a)
+                .filter(|s| op == CmpOp::Set || u64::from(k) < (1u64 << (8 * u32::from(*s)))),
+            _ => None,
+        };
+        let raw = raw_size.is_some();
+        let ra = if self.acc == Some((a, raw)) && self.free.last() == Some(&Reg::R0) {
+            self.alloc()?
+        } else {
+            self.eval(a, raw)?
+        };
+        let rhs = match k {
+            Some(k) => Operand::Imm(raw_size.map_or(k, |s| swap(k, s)) as i32),
+            None => Operand::Reg(self.eval(b, false)?),
+        };
+        self.branch(ra, jop, rhs, t, f, t_next, f_next);
+        if let Operand::Reg(r) = rhs {
+            self.release(r);
+        }
+        self.release(ra);
+        self.acc = (ra == Reg::R0).then_some((a, raw));
+        Ok(())
+    }
+
+    /// The load size if `v` can be computed in network byte order: a load
+    /// of 2 or 4 bytes, possibly masked by a constant.
+    fn raw_size(&self, v: Val) -> Option<u8> {
+        match self.ir.node(v) {
+            ValNode::Load { size, .. } if size > 1 => Some(size),
+            ValNode::Bin(BinOp::And, x, m) if self.ir.const_of(m).is_some() => self.raw_size(x),
+            _ => None,
+        }
+    }
+
+    /// Computes `v` into a fresh register (`raw`: in network byte order,
+    /// see [`Gen::raw_size`]).
+    fn eval(&mut self, v: Val, raw: bool) -> R<Reg> {
+        match self.ir.node(v) {
+            ValNode::Const(k) => {
+                let r = self.alloc()?;
+                self.asm.mov32(r, k as i32);
+                Ok(r)
+            }
+            ValNode::Len => {
+                let r = self.alloc()?;
+                match self.opts.target {
+                    Target::Xdp if self.test_mode() => {
+                        self.asm.ldx(Size::W, r, Reg::R10, WIRELEN_SLOT)
+                    }
+                    Target::Xdp => {
+                        self.asm.mov64(r, END);
+                        self.asm.alu64(AluOp::Sub, r, DATA);
+                    }
+                    Target::Tc | Target::SocketFilter => self.asm.ldx(Size::W, r, CTX, 0),
+                }
+                Ok(r)
+            }
+            ValNode::Meta(m) => {
+                let r = self.alloc()?;
+                self.meta(m, r);
+                Ok(r)
+            }
+            ValNode::Load { off, k, size } => {
+                let r = match off {
+                    None => {
+                        let r = self.alloc()?;
+                        self.load_abs(r, k, size, raw);
+                        r
+                    }
+                    Some(o) if self.direct() => {
+                        self.point_at(o)?;
+                        let r = self.alloc()?;
+                        self.load_cached(r, k, size, raw);
+                        r
+                    }
+                    Some(o) => {
+                        let r = self.eval(o, false)?;
+                        self.load_ind(r, r, k, size, raw);
+                        r
+                    }
+                };
+                Ok(r)
+            }
+            ValNode::Neg(a) => {
+                let r = self.eval(a, false)?;
+                self.asm.alu32(AluOp::Neg, r, 0);
+                Ok(r)
+            }
+            ValNode::Bin(op, a, b) => {
+                let size = if raw { self.raw_size(a) } else { None };
+                let ra = self.eval(a, raw)?;
+                if let Some(k) = self.ir.const_of(b) {
+                    let k = match size {
+                        Some(s) if op == BinOp::And => swap(k, s),
+                        _ => k,
+                    };
+                    self.bin_imm(op, ra, k);
+                } else {
+                    let rb = self.eval(b, false)?;
+                    self.bin_reg(op, ra, rb);
+                    self.release(rb);
+                }
+                Ok(ra)
+            }
+        }
+    }
+
+    fn meta(&mut self, m: Meta, r: Reg) {
+        let off = match (self.opts.target, m) {
+            (Target::Xdp, Meta::IfIndex) => 12,
+            (Target::Xdp, _) => {
+                // No metadata tag and no direction in XDP: tags are in the
+                // frame and every packet is incoming.
+                self.asm.mov32(r, 0);
+                return;
+            }
+            (_, Meta::VlanPresent) => 20,
+            (_, Meta::VlanTci) => 24,
+            (_, Meta::IfIndex) => 40,
+            (_, Meta::PktType) => 4,
+        };
+        self.asm.ldx(Size::W, r, CTX, off);
+    }
+
+    fn bin_imm(&mut self, op: BinOp, r: Reg, k: u32) {
+        let a = &mut *self.asm;
+        let alu = match op {
+            BinOp::Add => AluOp::Add,
+            BinOp::Sub => AluOp::Sub,
+            BinOp::Mul => AluOp::Mul,
+            BinOp::Div | BinOp::Mod if k == 0 => {
+                self.always_reject();
+                return;
+            }
+            BinOp::Div => AluOp::Div,
+            BinOp::Mod => AluOp::Mod,
+            BinOp::And => AluOp::And,
+            BinOp::Or => AluOp::Or,
+            BinOp::Xor => AluOp::Xor,
+            BinOp::Shl | BinOp::Shr if k >= 32 => {
+                a.mov32(r, 0);
+                return;
+            }
+            BinOp::Shl => AluOp::Lsh,
+            BinOp::Shr => AluOp::Rsh,
+        };
+        a.alu32(alu, r, k as i32);
+    }
+
+    fn bin_reg(&mut self, op: BinOp, r: Reg, b: Reg) {
+        let reject = self.rej();
+        let alu = match op {
+            BinOp::Add => AluOp::Add,
+            BinOp::Sub => AluOp::Sub,
+            BinOp::Mul => AluOp::Mul,
+            BinOp::Div | BinOp::Mod => {
+                self.asm.jmp32(JmpOp::Eq, b, 0, reject);
+                if op == BinOp::Div {
+                    AluOp::Div
+                } else {
+                    AluOp::Mod
+                }
+            }
+            BinOp::And => AluOp::And,
+            BinOp::Or => AluOp::Or,
+            BinOp::Xor => AluOp::Xor,
+            BinOp::Shl | BinOp::Shr => {
+                let (small, done) = (self.asm.new_label(), self.asm.new_label());
+                self.asm.jmp32(JmpOp::Lt, b, 32, small);
+                self.asm.mov32(r, 0);
+                self.asm.ja(done);
+                self.asm.bind(small);
+                let alu = if op == BinOp::Shl {
+                    AluOp::Lsh
+                } else {
+                    AluOp::Rsh
+                };
+                self.asm.alu32(alu, r, b);
+                self.asm.bind(done);
+                return;
+            }
+        };
+        self.asm.alu32(alu, r, b);
+    }
+
+    /// `r = packet[k .. k + size]` (already bounds-checked for direct access).
+    fn load_abs(&mut self, r: Reg, k: u32, size: u8, raw: bool) {
+        let sz = size_of(size);
+        if !self.direct() {
+            if k > MAX_PACKET_OFF {
+                self.always_reject();
+                self.asm.mov32(r, 0);
+                return;
+            }
+            self.asm.emit(Insn::ld_abs(sz, k as i32));
+            self.asm.mov64(r, Reg::R0);
+            return;
+        }
+        if k <= i16::MAX as u32 {
+            self.asm.ldx(sz, r, DATA, k as i16);
+        } else {
+            self.asm.mov64(r, DATA);
+            self.asm.add64(r, k as i32);
+            self.asm.ldx(sz, r, r, 0);
+        }
+        if !raw && size > 1 {
+            self.asm.endian(Endian::Be, r, 8 * size);
+        }
+    }
+
+    /// Makes r9 point at `data + off` (unless it already does).
+    fn point_at(&mut self, off: Val) -> R<()> {
+        if self.cache.is_some_and(|(v, _)| v == off) {
+            return Ok(());
+        }
+        let r = self.eval(off, false)?;
+        if self.ir.range(off).1 > u64::from(MAX_VAR_OFF) {
+            let reject = self.rej();
+            self.asm.jmp32(JmpOp::Gt, r, MAX_VAR_OFF as i32, reject);
+        }
+        self.asm.mov64(PTR, r);
+        self.asm.add64(PTR, DATA);
+        self.release(r);
+        self.cache = Some((off, 0));
+        Ok(())
+    }
+
+    /// `dst = packet[r9 + k ..][..size]`, checking bounds unless the
+    /// cached pointer is known to have them.
+    fn load_cached(&mut self, dst: Reg, k: u32, size: u8, raw: bool) {
+        let end = u64::from(k) + u64::from(size);
+        if end > u64::from(MAX_PACKET_OFF - MAX_VAR_OFF) {
+            self.always_reject();
+            self.asm.mov32(dst, 0);
+            return;
+        }
+        let Some((v, checked)) = self.cache else {
+            return;
+        };
+        if end > checked {
+            let reject = self.rej();
+            let test_mode = self.test_mode();
+            let a = &mut *self.asm;
+            a.mov64(SCRATCH, PTR);
+            a.add64(SCRATCH, end as i32);
+            a.jmp(JmpOp::Gt, SCRATCH, END, reject);
+            if test_mode {
+                a.alu64(AluOp::Sub, SCRATCH, DATA);
+                a.jmp(JmpOp::Gt, SCRATCH, CTX, reject);
+            }
+            self.cache = Some((v, end));
+        }
+        self.asm.ldx(size_of(size), dst, PTR, k as i16);
+        if !raw && size > 1 {
+            self.asm.endian(Endian::Be, dst, 8 * size);
+        }
+    }
+
+    /// `dst = packet[off + k .. off + k + size]` with its own bounds check;
+    /// `off` holds a 32-bit value and may be `dst`.
+    fn load_ind(&mut self, dst: Reg, off: Reg, k: u32, size: u8, raw: bool) {
+        let reject = self.rej();
+        let sz = size_of(size);
+        let end = u64::from(k) + u64::from(size);
+        if end > u64::from(MAX_PACKET_OFF - MAX_VAR_OFF) {
+            self.always_reject();
+            self.asm.mov32(dst, 0);
+            return;
+        }
+        let direct = self.direct();
+        let test_mode = self.test_mode();
+        let a = &mut *self.asm;
+        a.jmp32(JmpOp::Gt, off, MAX_VAR_OFF as i32, reject);
+        if !direct {
+            a.emit(Insn::ld_ind(sz, off, k as i32));
+            a.mov64(dst, Reg::R0);
+            return;
+        }
+        if test_mode {
+            a.mov32(SCRATCH, off);
+            a.add64(SCRATCH, end as i32);
+            a.jmp(JmpOp::Gt, SCRATCH, CTX, reject);
+        }
+        if dst != off {
+            a.mov64(dst, off);
+        }
+        a.add64(dst, DATA);
+        let k = if k > i16::MAX as u32 - 4 {
+            a.add64(dst, k as i32);
+            0
+        } else {
+            k
+        };
+        a.mov64(SCRATCH, dst);
+        a.add64(SCRATCH, (k + u32::from(size)) as i32);
+        a.jmp(JmpOp::Gt, SCRATCH, END, reject);
+        a.ldx(sz, dst, dst, k as i16);
+        if !raw && size > 1 {
+            a.endian(Endian::Be, dst, 8 * size);
+        }
+    }
+
+    /// libpcap's protochain loop; returns the register holding the
+    /// protocol it stopped at. The header advance is computed without
+    /// branches (extension header and AH alike) so that the verifier sees
+    /// one path per iteration.
+    fn protochain(&mut self, nl: u32, ipv6: bool, proto: u32) -> R<Reg> {
+        if !self.direct() {
+            return Err(CompileError::new(
+                "'protochain' is not supported in socket filters yet",
+                Span::default(),
+            ));
+        }
+        let reject = self.rej();
+        let ra = self.alloc()?;
+        let rx = self.alloc()?;
+        let rc = self.alloc()?;
+        let t1 = self.alloc()?;
+        let t2 = self.alloc()?;
+        // r9 (the pointer cache) serves as the sixth register.
+        let t3 = PTR;
+        self.cache = None;
+        if ipv6 {
+            self.load_abs(ra, nl + 6, 1, false);
+            self.asm.mov32(rx, 40);
+        } else {
+            self.load_abs(ra, nl + 9, 1, false);
+            self.load_abs(rx, nl, 1, false);
+            self.asm.alu32(AluOp::And, rx, 0xf);
+            self.asm.alu32(AluOp::Lsh, rx, 2);
+        }
+        self.asm.mov32(rc, 0);
+        let (again, adv, end) = (
+            self.asm.new_label(),
+            self.asm.new_label(),
+            self.asm.new_label(),
+        );
+        self.asm.bind(again);
+        self.asm.jmp32(JmpOp::Eq, ra, proto as i32, end);
+        self.asm.jmp32(JmpOp::Eq, ra, 59, end);
+        self.asm
+            .jmp32(JmpOp::Ge, rc, PROTOCHAIN_STEPS as i32, reject);
+        self.asm.alu32(AluOp::Add, rc, 1);
+        if ipv6 {
+            for h in [0, 60, 43, 44] {
+                self.asm.jmp32(JmpOp::Eq, ra, h, adv);
+            }
+        }
+        self.asm.jmp32(JmpOp::Eq, ra, 51, adv);
+        self.asm.ja(end);
+        self.asm.bind(adv);
+        // t1 = next header, t2 = length byte.
+        self.load_ind(t1, rx, nl, 1, false);
+        self.load_ind(t2, rx, nl + 1, 1, false);
+        // AH (libpcap's arithmetic): x = (len + 2) * 4.
+        self.asm.mov32(t3, t2);
+        self.asm.alu32(AluOp::Add, t3, 2);
+        self.asm.alu32(AluOp::Mul, t3, 4);
+        if ipv6 {
+            // Extension header: x += (len + 1) * 8.
+            self.asm.alu32(AluOp::Add, t2, 1);
+            self.asm.alu32(AluOp::Mul, t2, 8);
+            self.asm.alu32(AluOp::Add, t2, rx);
+            // is_ah = (a == 51) as 0/1, then x = ext + is_ah * (ah - ext).
+            self.asm.alu64(AluOp::Xor, ra, 51);
+            self.asm.alu64(AluOp::Sub, ra, 1);
+            self.asm.alu64(AluOp::Rsh, ra, 63);
+            self.asm.alu32(AluOp::Sub, t3, t2);
+            self.asm.alu32(AluOp::Mul, t3, ra);
+            self.asm.alu32(AluOp::Add, t2, t3);
+            self.asm.mov32(rx, t2);
+        } else {
+            self.asm.mov32(rx, t3);
+        }
+        self.asm.mov32(ra, t1);
+        self.asm.ja(again);
+        self.asm.bind(end);
+        for r in [t2, t1, rc, rx] {
+            self.release(r);
+        }
+        Ok(ra)
+    }
+}

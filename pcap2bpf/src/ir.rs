@@ -1,0 +1,549 @@
+//! The packet-match IR: values over the packet (loads, the wire length,
+//! metadata, 32-bit arithmetic) and a control-flow graph of tests with
+//! true and false edges to blocks or to ACCEPT/REJECT.
+//!
+//! Meaning (libpcap's classic BPF, `bpf_filter.c`):
+//! - every value is a `u32`; arithmetic wraps;
+//! - a load of `size` bytes at `off + k` is in bounds iff
+//!   `off + k + size <= caplen` (computed without wrapping); a load out of
+//!   bounds makes the whole filter reject, at the moment it is evaluated;
+//! - division or modulo by a zero value rejects; shifts by 32 or more give 0;
+//! - a block evaluates both operands of its test (all their loads), then
+//!   follows the true or false edge.
+//!
+//! Values are interned: the same expression is the same [`Val`], which is
+//! what lets the optimiser see that two tests look at the same bytes.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A small multiplicative hasher for interning (the keys are a few
+/// integers; SipHash's DoS resistance buys nothing here).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+use crate::ast::Span;
+
+/// A value in the arena of an [`Ir`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Val(pub u32);
+
+/// Binary operators with libpcap's semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    /// Rejects the packet when the divisor is 0.
+    Div,
+    /// Rejects the packet when the divisor is 0.
+    Mod,
+    And,
+    Or,
+    Xor,
+    /// 0 when the shift is 32 or more.
+    Shl,
+    /// 0 when the shift is 32 or more.
+    Shr,
+}
+
+impl BinOp {
+    /// Applies the operator; `None` when the packet is rejected.
+    pub fn eval(self, a: u32, b: u32) -> Option<u32> {
+        Some(match self {
+            BinOp::Add => a.wrapping_add(b),
+            BinOp::Sub => a.wrapping_sub(b),
+            BinOp::Mul => a.wrapping_mul(b),
+            BinOp::Div => a.checked_div(b)?,
+            BinOp::Mod => a.checked_rem(b)?,
+            BinOp::And => a & b,
+            BinOp::Or => a | b,
+            BinOp::Xor => a ^ b,
+            BinOp::Shl => a.checked_shl(b).unwrap_or(0),
+            BinOp::Shr => a.checked_shr(b).unwrap_or(0),
+        })
+    }
+}
+
+/// Facts about the packet that are not in its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Meta {
+    /// 1 when the outer VLAN tag was moved out of the frame (tc, socket).
+    VlanPresent,
+    /// The TCI of that tag.
+    VlanTci,
+    /// The interface index the packet arrived on / leaves by.
+    IfIndex,
+    /// The skb's packet type (`PACKET_OUTGOING` is 4).
+    PktType,
+}
+
+/// A value expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValNode {
+    /// A constant.
+    Const(u32),
+    /// `size` (1, 2 or 4) bytes, big endian, at `off + k` from the start
+    /// of the packet; `off` is `None` for an absolute offset.
+    Load {
+        /// Variable part of the offset.
+        off: Option<Val>,
+        /// Constant part.
+        k: u32,
+        /// Bytes.
+        size: u8,
+    },
+    /// The packet's length on the wire.
+    Len,
+    /// Packet metadata.
+    Meta(Meta),
+    /// `a op b`.
+    Bin(BinOp, Val, Val),
+    /// `-a` (two's complement).
+    Neg(Val),
+}
+
+/// Comparison operators of tests (libpcap's jumps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `a == b`.
+    Eq,
+    /// `a > b`, unsigned.
+    Gt,
+    /// `a >= b`, unsigned.
+    Ge,
+    /// `a & b != 0`.
+    Set,
+}
+
+impl CmpOp {
+    /// Evaluates the comparison.
+    pub fn eval(self, a: u32, b: u32) -> bool {
+        match self {
+            CmpOp::Eq => a == b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Set => a & b != 0,
+        }
+    }
+}
+
+/// What a block tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cond {
+    /// `a op b`.
+    Cmp {
+        /// Left operand.
+        a: Val,
+        /// Operator.
+        op: CmpOp,
+        /// Right operand.
+        b: Val,
+    },
+    /// libpcap's `protochain`: walks the IPv6 extension headers (or the
+    /// IPv4 header) from the network header at constant offset `nl`,
+    /// skipping hop-by-hop, destination, routing, fragment and AH headers
+    /// (with libpcap's exact arithmetic, including its AH length quirk),
+    /// and compares the protocol reached with `proto`.
+    ProtoChain {
+        /// Offset of the network header from the packet start.
+        nl: u32,
+        /// IPv6 (else IPv4).
+        ipv6: bool,
+        /// The protocol number looked for.
+        proto: u32,
+    },
+}
+
+/// Where an edge goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Edge {
+    /// Another block.
+    Block(u32),
+    /// The filter matches.
+    Accept,
+    /// The filter does not match.
+    Reject,
+}
+
+/// One test with its two successors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// The test.
+    pub cond: Cond,
+    /// Where to go when it holds.
+    pub t: Edge,
+    /// Where to go when it does not.
+    pub f: Edge,
+    /// The source of the primitive this test comes from.
+    pub span: Span,
+}
+
+/// The IR of a filter: a value arena and a CFG. Blocks only jump forward
+/// (to higher indices), so the graph is acyclic and block order is a
+/// topological order.
+#[derive(Debug, Clone, Default)]
+pub struct Ir {
+    vals: Vec<ValNode>,
+    interned: HashMap<ValNode, Val, BuildHasherDefault<FxHasher>>,
+    /// The blocks; see [`Ir::entry`].
+    pub blocks: Vec<Block>,
+    /// Where evaluation starts.
+    pub entry: Option<Edge>,
+}
+
+impl Ir {
+    /// An empty IR.
+    pub fn new() -> Ir {
+        Ir::default()
+    }
+
+    /// Interns a value, folding operations on constants.
+    pub fn val(&mut self, node: ValNode) -> Val {
+        let node = match node {
+            ValNode::Bin(op, a, b) => match (self.node(a), self.node(b)) {
+                (ValNode::Const(x), ValNode::Const(y)) => match op.eval(x, y) {
+                    Some(v) => ValNode::Const(v),
+                    None => node,
+                },
+                _ => node,
+            },
+            ValNode::Neg(a) => match self.node(a) {
+                ValNode::Const(x) => ValNode::Const(x.wrapping_neg()),
+                _ => node,
+            },
+            n => n,
+        };
+        if let Some(v) = self.interned.get(&node) {
+            return *v;
+        }
+        let v = Val(self.vals.len() as u32);
+        self.vals.push(node);
+        self.interned.insert(node, v);
+        v
+    }
+
+    /// A constant.
+    pub fn k(&mut self, k: u32) -> Val {
+        self.val(ValNode::Const(k))
+    }
+
+    /// A load.
+    pub fn load(&mut self, off: Option<Val>, k: u32, size: u8) -> Val {
+        self.val(ValNode::Load { off, k, size })
+    }
+
+    /// `a op b`.
+    pub fn bin(&mut self, op: BinOp, a: Val, b: Val) -> Val {
+        self.val(ValNode::Bin(op, a, b))
+    }
+
+    /// The node of a value.
+    pub fn node(&self, v: Val) -> ValNode {
+        self.vals[v.0 as usize]
+    }
+
+    /// The constant of a value, if it is one.
+    pub fn const_of(&self, v: Val) -> Option<u32> {
+        match self.node(v) {
+            ValNode::Const(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Number of values in the arena.
+    pub fn val_count(&self) -> usize {
+        self.vals.len()
+    }
+
+    /// Appends a block and returns its edge.
+    pub fn push(&mut self, block: Block) -> Edge {
+        self.blocks.push(block);
+        Edge::Block(self.blocks.len() as u32 - 1)
+    }
+
+    /// Evaluates a value on a packet (`data` is the captured bytes);
+    /// `None` when evaluation rejects. Used by tests and the interpreter
+    /// of last resort; `meta` supplies metadata.
+    pub fn eval_val(
+        &self,
+        v: Val,
+        data: &[u8],
+        wirelen: u32,
+        meta: &dyn Fn(Meta) -> Option<u32>,
+    ) -> Option<u32> {
+        Some(match self.node(v) {
+            ValNode::Const(k) => k,
+            ValNode::Len => wirelen,
+            ValNode::Meta(m) => meta(m)?,
+            ValNode::Load { off, k, size } => {
+                let base = match off {
+                    Some(o) => u64::from(self.eval_val(o, data, wirelen, meta)?),
+                    None => 0,
+                };
+                let start = base + u64::from(k);
+                let end = start + u64::from(size);
+                if end > data.len() as u64 {
+                    return None;
+                }
+                data[start as usize..end as usize]
+                    .iter()
+                    .fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
+            }
+            ValNode::Bin(op, a, b) => {
+                let a = self.eval_val(a, data, wirelen, meta)?;
+                let b = self.eval_val(b, data, wirelen, meta)?;
+                op.eval(a, b)?
+            }
+            ValNode::Neg(a) => self.eval_val(a, data, wirelen, meta)?.wrapping_neg(),
+        })
+    }
+
+    /// Runs the filter on a packet: libpcap's verdict.
+    pub fn eval(&self, data: &[u8], wirelen: u32, meta: &dyn Fn(Meta) -> Option<u32>) -> bool {
+        let mut at = match self.entry {
+            Some(e) => e,
+            None => return true,
+        };
+        loop {
+            let b = match at {
+                Edge::Accept => return true,
+                Edge::Reject => return false,
+                Edge::Block(i) => &self.blocks[i as usize],
+            };
+            let r = match b.cond {
+                Cond::Cmp { a, op, b: rhs } => {
+                    let Some(x) = self.eval_val(a, data, wirelen, meta) else {
+                        return false;
+                    };
+                    let Some(y) = self.eval_val(rhs, data, wirelen, meta) else {
+                        return false;
+                    };
+                    op.eval(x, y)
+                }
+                Cond::ProtoChain { nl, ipv6, proto } => match protochain(data, nl, ipv6, proto) {
+                    Some(r) => r,
+                    None => return false,
+                },
+            };
+            at = if r { b.t } else { b.f };
+        }
+    }
+
+    /// Whether some path from the entry reaches ACCEPT.
+    pub fn can_accept(&self) -> bool {
+        let Some(entry) = self.entry else { return true };
+        let mut reach = vec![false; self.blocks.len()];
+        let mut accept = false;
+        let mut mark = |e: Edge, reach: &mut Vec<bool>| match e {
+            Edge::Accept => accept = true,
+            Edge::Block(i) => reach[i as usize] = true,
+            Edge::Reject => {}
+        };
+        mark(entry, &mut reach);
+        for i in 0..self.blocks.len() {
+            if reach[i] {
+                let b = self.blocks[i];
+                mark(b.t, &mut reach);
+                mark(b.f, &mut reach);
+            }
+        }
+        accept
+    }
+
+    /// The largest end offset (exclusive) of any load, when bounded:
+    /// how much of a packet the filter can read.
+    pub fn max_read(&self) -> Option<u64> {
+        let mut max = 0u64;
+        let Some(entry) = self.entry else {
+            return Some(0);
+        };
+        let live = self.live_blocks(entry);
+        for (i, b) in self.blocks.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            match b.cond {
+                Cond::Cmp { a, b, .. } => {
+                    max = max.max(self.max_read_val(a)?).max(self.max_read_val(b)?);
+                }
+                Cond::ProtoChain { .. } => return None,
+            }
+        }
+        Some(max)
+    }
+
+    fn live_blocks(&self, entry: Edge) -> Vec<bool> {
+        let mut live = vec![false; self.blocks.len()];
+        if let Edge::Block(i) = entry {
+            live[i as usize] = true;
+        }
+        for i in 0..self.blocks.len() {
+            if live[i] {
+                for e in [self.blocks[i].t, self.blocks[i].f] {
+                    if let Edge::Block(j) = e {
+                        live[j as usize] = true;
+                    }
+                }
+            }
+        }
+        live
+    }
+
+    fn max_read_val(&self, v: Val) -> Option<u64> {
+        Some(match self.node(v) {
+            ValNode::Load { off, k, size } => {
+                let o = match off {
+                    Some(o) => self.range(o).1.max(self.max_read_val(o)?),
+                    None => 0,
+                };
+                let here = match off {
+                    Some(o) => self.range(o).1,
+                    None => 0,
+                } + u64::from(k)
+                    + u64::from(size);
+                if here > u64::from(u32::MAX) {
+                    return None;
+                }
+                here.max(o)
+            }
+            ValNode::Bin(_, a, b) => self.max_read_val(a)?.max(self.max_read_val(b)?),
+            ValNode::Neg(a) => self.max_read_val(a)?,
+            _ => 0,
+        })
+    }
+
+    /// An interval `[lo, hi]` containing every value `v` can take.
+    pub fn range(&self, v: Val) -> (u64, u64) {
+        const FULL: (u64, u64) = (0, u32::MAX as u64);
+        match self.node(v) {
+            ValNode::Const(k) => (u64::from(k), u64::from(k)),
+            ValNode::Load { size, .. } => (0, (1u64 << (8 * u32::from(size))) - 1),
+            ValNode::Meta(Meta::VlanPresent) => (0, 1),
+            ValNode::Bin(op, a, b) => {
+                let (alo, ahi) = self.range(a);
+                let (blo, bhi) = self.range(b);
+                let r = match op {
+                    BinOp::Add => (alo + blo, ahi + bhi),
+                    BinOp::Mul => (alo * blo, ahi.saturating_mul(bhi)),
+                    BinOp::And => (0, ahi.min(bhi)),
+                    BinOp::Shl if bhi < 32 => {
+                        (alo << blo, ahi.checked_shl(bhi as u32).unwrap_or(u64::MAX))
+                    }
+                    BinOp::Shr => (0, ahi >> blo.min(63)),
+                    BinOp::Div => (0, ahi),
+                    BinOp::Mod => (0, ahi.min(bhi.saturating_sub(1))),
+                    _ => FULL,
+                };
+                if r.1 > u64::from(u32::MAX) { FULL } else { r }
+            }
+            _ => FULL,
+        }
+    }
+}
+
+/// How many headers `protochain` skips before it gives up and rejects.
+/// libpcap has no limit (and loops forever on some AH chains); every
+/// header moves at least 8 bytes on, so this covers packets of 1 KiB of
+/// extension headers.
+pub const PROTOCHAIN_STEPS: u32 = 128;
+
+/// libpcap's protochain walk on `data` (see [`Cond::ProtoChain`]);
+/// `None` when a load falls outside the packet.
+pub fn protochain(data: &[u8], nl: u32, ipv6: bool, proto: u32) -> Option<bool> {
+    let byte =
+        |at: u64| -> Option<u32> { data.get(usize::try_from(at).ok()?).map(|b| u32::from(*b)) };
+    let nl = u64::from(nl);
+    let (mut a, mut x): (u32, u32) = if ipv6 {
+        (byte(nl + 6)?, 40)
+    } else {
+        (byte(nl + 9)?, (byte(nl)? & 0xf) * 4)
+    };
+    for _ in 0..PROTOCHAIN_STEPS {
+        if a == proto || a == 59 {
+            return Some(a == proto);
+        }
+        if ipv6 && matches!(a, 0 | 60 | 43 | 44) {
+            let next = byte(u64::from(x) + nl)?;
+            let len = byte(u64::from(x) + nl + 1)?;
+            x = (len.wrapping_add(1)).wrapping_mul(8).wrapping_add(x);
+            a = next;
+            continue;
+        }
+        if a == 51 {
+            let next = byte(u64::from(x) + nl)?;
+            let len = byte(u64::from(x.wrapping_add(1)) + nl)?;
+            x = len.wrapping_add(2).wrapping_mul(4);
+            a = next;
+            continue;
+        }
+        return Some(a == proto);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_follows_bpf_filter() {
+        assert_eq!(BinOp::Div.eval(7, 0), None);
+        assert_eq!(BinOp::Mod.eval(7, 0), None);
+        assert_eq!(BinOp::Shl.eval(1, 32), Some(0));
+        assert_eq!(BinOp::Shr.eval(u32::MAX, 40), Some(0));
+        assert_eq!(BinOp::Sub.eval(0, 1), Some(u32::MAX));
+        assert_eq!(BinOp::Mul.eval(0x8000_0000, 2), Some(0));
+    }
+
+    #[test]
+    fn loads_beyond_the_capture_reject() {
+        let mut ir = Ir::new();
+        let v = ir.load(None, 2, 2);
+        let data = [1, 2, 3, 4];
+        assert_eq!(ir.eval_val(v, &data, 4, &|_| None), Some(0x0304));
+        assert_eq!(ir.eval_val(v, &data[..3], 4, &|_| None), None);
+        // Variable offsets do not wrap: off + k + size must fit.
+        let off = ir.k(u32::MAX);
+        let w = ir.load(Some(off), 1, 1);
+        assert_eq!(ir.eval_val(w, &data, 4, &|_| None), None);
+    }
+
+    #[test]
+    fn protochain_walks_ipv6_extension_headers() {
+        // IPv6 header (next: hop-by-hop 0), hop-by-hop (next: TCP 6, len 0).
+        let mut p = vec![0u8; 40 + 8];
+        p[6] = 0;
+        p[40] = 6;
+        assert_eq!(protochain(&p, 0, true, 6), Some(true));
+        assert_eq!(protochain(&p, 0, true, 17), Some(false));
+        // Hop-by-hop itself is found without walking past it.
+        assert_eq!(protochain(&p, 0, true, 0), Some(true));
+        // A truncated extension header rejects.
+        assert_eq!(protochain(&p[..40], 0, true, 6), None);
+    }
+}

@@ -1,0 +1,294 @@
+//! The optimiser: jump threading, folding of constant tests, removal of
+//! tests whose edges meet, and dead block removal.
+//!
+//! Soundness with truncated packets: a test may be skipped when its
+//! outcome is implied by an earlier test *on the same value* along the
+//! path (that value was loaded successfully there, so loading it again
+//! cannot reject). Static knowledge alone (e.g. a byte is at most 255)
+//! never removes a test, since the test's loads could reject the packet.
+//! Tests whose two edges go to the same place are removed with their
+//! loads, as libpcap's optimiser does.
+
+use crate::ir::{CmpOp, Cond, Edge, Ir, Val};
+
+/// What a taken edge says about a value: `val op k` is `holds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fact {
+    val: Val,
+    op: CmpOp,
+    k: u32,
+    holds: bool,
+}
+
+/// Optimises `ir` in place.
+pub fn optimize(ir: &mut Ir) {
+    for _ in 0..4 {
+        let before = ir.blocks.clone();
+        let before_entry = ir.entry;
+        skip_trivial(ir);
+        thread(ir);
+        compact(ir);
+        if ir.blocks == before && ir.entry == before_entry {
+            break;
+        }
+    }
+}
+
+fn fact_of(ir: &Ir, cond: Cond, holds: bool) -> Option<Fact> {
+    match cond {
+        Cond::Cmp { a, op, b } => ir.const_of(b).map(|k| Fact {
+            val: a,
+            op,
+            k,
+            holds,
+        }),
+        Cond::ProtoChain { .. } => None,
+    }
+}
+
+/// The outcome of `cond` when `facts` hold, if they decide it.
+fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
+    let Cond::Cmp { a, op, b } = cond else {
+        return None;
+    };
+    if let (Some(x), Some(y)) = (ir.const_of(a), ir.const_of(b)) {
+        return Some(op.eval(x, y));
+    }
+    let k = ir.const_of(b)?;
+    let mut any = false;
+    let (slo, shi) = ir.range(a);
+    let (mut lo, mut hi) = (slo, shi);
+    let mut exact = None;
+    let mut clear = 0u32;
+    let mut set_masks = Vec::new();
+    for f in facts.iter().filter(|f| f.val == a) {
+        any = true;
+        if f.op == op && f.k == k {
+            return Some(f.holds);
+        }
+        let fk = u64::from(f.k);
+        match (f.op, f.holds) {
+            (CmpOp::Eq, true) => exact = Some(f.k),
+            (CmpOp::Eq, false) => {
+                if op == CmpOp::Eq && f.k == k {
+                    return Some(false);
+                }
+            }
+            (CmpOp::Gt, true) => lo = lo.max(fk + 1),
+            (CmpOp::Gt, false) => hi = hi.min(fk),
+            (CmpOp::Ge, true) => lo = lo.max(fk),
+            (CmpOp::Ge, false) if fk > 0 => hi = hi.min(fk - 1),
+            (CmpOp::Ge, false) => {}
+            (CmpOp::Set, true) => set_masks.push(f.k),
+            (CmpOp::Set, false) => clear |= f.k,
+        }
+    }
+    if !any {
+        return None;
+    }
+    if let Some(x) = exact {
+        return Some(op.eval(x, k));
+    }
+    let k64 = u64::from(k);
+    match op {
+        CmpOp::Eq => {
+            if k64 < lo || k64 > hi || k & clear != 0 {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        CmpOp::Gt => {
+            if lo > k64 {
+                Some(true)
+            } else if hi <= k64 {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        CmpOp::Ge => {
+            if lo >= k64 {
+                Some(true)
+            } else if hi < k64 {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        CmpOp::Set => {
+            if k & !clear == 0 {
+                Some(false)
+            } else if set_masks.iter().any(|m| m & !k == 0) {
+                Some(true)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Resolves edges through tests that are constant or whose edges meet.
+fn skip_trivial(ir: &mut Ir) {
+    let n = ir.blocks.len();
+    let mut alias: Vec<Option<Edge>> = vec![None; n];
+    let res = |e: Edge, alias: &[Option<Edge>]| match e {
+        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+        e => e,
+    };
+    for i in (0..n).rev() {
+        let mut b = ir.blocks[i];
+        b.t = res(b.t, &alias);
+        b.f = res(b.f, &alias);
+        ir.blocks[i] = b;
+        if b.t == b.f {
+            alias[i] = Some(b.t);
+        } else if let Some(r) = decide(ir, &[], b.cond) {
+            alias[i] = Some(if r { b.t } else { b.f });
+        }
+    }
+    if let Some(e) = ir.entry {
+        ir.entry = Some(res(e, &alias));
+    }
+}
+
+/// Redirects each edge past the tests its path already decides.
+fn thread(ir: &mut Ir) {
+    let n = ir.blocks.len();
+    let mut known: Vec<Option<Vec<Fact>>> = vec![None; n];
+    if let Some(Edge::Block(i)) = ir.entry {
+        known[i as usize] = Some(Vec::new());
+    }
+    for i in 0..n {
+        let Some(facts_in) = known[i].take() else {
+            continue;
+        };
+        let b = ir.blocks[i];
+        let mut out = [b.t, b.f];
+        for (slot, holds) in out.iter_mut().zip([true, false]) {
+            let mut facts = facts_in.clone();
+            facts.extend(fact_of(ir, b.cond, holds));
+            let mut target = *slot;
+            while let Edge::Block(j) = target {
+                let nb = ir.blocks[j as usize];
+                let Some(r) = decide(ir, &facts, nb.cond) else {
+                    break;
+                };
+                facts.extend(fact_of(ir, nb.cond, r));
+                target = if r { nb.t } else { nb.f };
+            }
+            *slot = target;
+            if let Edge::Block(j) = target {
+                let j = j as usize;
+                known[j] = Some(match known[j].take() {
+                    None => facts,
+                    Some(prev) => prev.into_iter().filter(|f| facts.contains(f)).collect(),
+                });
+            }
+        }
+        ir.blocks[i].t = out[0];
+        ir.blocks[i].f = out[1];
+        known[i] = Some(facts_in);
+    }
+}
+
+/// Drops unreachable blocks, keeping the order.
+fn compact(ir: &mut Ir) {
+    let n = ir.blocks.len();
+    let mut live = vec![false; n];
+    if let Some(Edge::Block(i)) = ir.entry {
+        live[i as usize] = true;
+    }
+    for i in 0..n {
+        if live[i] {
+            for e in [ir.blocks[i].t, ir.blocks[i].f] {
+                if let Edge::Block(j) = e {
+                    live[j as usize] = true;
+                }
+            }
+        }
+    }
+    let mut new_index = vec![0u32; n];
+    let mut next = 0u32;
+    for i in 0..n {
+        if live[i] {
+            new_index[i] = next;
+            next += 1;
+        }
+    }
+    let map = |e: Edge| match e {
+        Edge::Block(i) => Edge::Block(new_index[i as usize]),
+        e => e,
+    };
+    let blocks = std::mem::take(&mut ir.blocks);
+    ir.blocks = blocks
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| live[*i])
+        .map(|(_, mut b)| {
+            b.t = map(b.t);
+            b.f = map(b.f);
+            b
+        })
+        .collect();
+    ir.entry = ir.entry.map(map);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ir::{Edge, Ir, ValNode};
+    use crate::{LinkType, LowerOptions, Tables, build_ir, parse};
+
+    fn ir(expr: &str) -> Ir {
+        let t = Tables::new();
+        let f = parse(expr, LinkType::En10mb, &t).unwrap();
+        let o = LowerOptions {
+            link: LinkType::En10mb,
+            vlan_meta: false,
+            offline: false,
+            fixed_direction: Some(false),
+            netmask: None,
+        };
+        build_ir(&f, &o).unwrap().0
+    }
+
+    /// Blocks that compare the EtherType with `v`.
+    fn ethertype_tests(ir: &Ir, v: u32) -> usize {
+        ir.blocks
+            .iter()
+            .filter(|b| match b.cond {
+                crate::ir::Cond::Cmp { a, b, .. } => {
+                    ir.node(a)
+                        == (ValNode::Load {
+                            off: None,
+                            k: 12,
+                            size: 2,
+                        })
+                        && ir.const_of(b) == Some(v)
+                }
+                _ => false,
+            })
+            .count()
+    }
+
+    #[test]
+    fn shared_header_checks_are_tested_once_per_path() {
+        // Unoptimised there are two IPv4 and two IPv6 EtherType tests.
+        let ir = ir("tcp port 80 or tcp port 443");
+        assert_eq!(ethertype_tests(&ir, 0x0800), 1);
+        assert_eq!(ethertype_tests(&ir, 0x86dd), 1);
+    }
+
+    #[test]
+    fn contradictions_reject_all() {
+        let ir = ir("ip and not ip");
+        assert!(ir.blocks.is_empty());
+        assert_eq!(ir.entry, Some(Edge::Reject));
+    }
+
+    #[test]
+    fn tests_with_meeting_edges_go() {
+        let ir = ir("ip or not ip");
+        assert_eq!(ir.entry, Some(Edge::Accept));
+    }
+}

@@ -1,0 +1,292 @@
+//! Shared test helpers: the `*.libpcap.test` name tables of libpcap's
+//! TESTrun, building small C helpers against the system libpcap, running
+//! them with those names in a private /etc, and reading captures.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use pcap2bpf::Tables;
+
+pub const HOSTS: &str = "\
+10.20.30.40 noeth-ipv4-noipv6.host123.libpcap.test
+10.20.30.40 noeth-ipv4-ipv6.host123.libpcap.test
+10.20.30.40 eth-ipv4-noipv6.host123.libpcap.test
+10.20.30.40 eth-ipv4-ipv6.host123.libpcap.test
+fd00:a1b2:c3d4::1020:3040:5060:7080 noeth-noipv4-ipv6.host123.libpcap.test
+fd00:a1b2:c3d4::1020:3040:5060:7080 noeth-ipv4-ipv6.host123.libpcap.test
+fd00:a1b2:c3d4::1020:3040:5060:7080 eth-noipv4-ipv6.host123.libpcap.test
+fd00:a1b2:c3d4::1020:3040:5060:7080 eth-ipv4-ipv6.host123.libpcap.test
+192.168.243.1 eth-ipv4x4-noipv6.host357.libpcap.test
+192.168.242.4 eth-ipv4x4-noipv6.host357.libpcap.test
+192.168.244.2 eth-ipv4x4-noipv6.host357.libpcap.test
+192.168.241.3 eth-ipv4x4-noipv6.host357.libpcap.test
+192.168.241.3 eth-ipv4x4-ipv6x2.host357.libpcap.test
+192.168.244.2 eth-ipv4x4-ipv6x2.host357.libpcap.test
+192.168.242.4 eth-ipv4x4-ipv6x2.host357.libpcap.test
+192.168.243.1 eth-ipv4x4-ipv6x2.host357.libpcap.test
+fd00:a1b2:c3d4::a0b0:c0d0:e0f0:1278 eth-noipv4-ipv6x2.host357.libpcap.test
+fd00:a1b2:c3d4::a0b0:c0d0:e0f0:3456 eth-noipv4-ipv6x2.host357.libpcap.test
+fd00:a1b2:c3d4::a0b0:c0d0:e0f0:3456 eth-ipv4x4-ipv6x2.host357.libpcap.test
+fd00:a1b2:c3d4::a0b0:c0d0:e0f0:1278 eth-ipv4x4-ipv6x2.host357.libpcap.test
+";
+
+pub const ETHERS: &str = "\
+aa:00:04:00:14:0e eth-noipv4-noipv6.host123.libpcap.test
+aa:00:04:00:14:0e eth-noipv4-ipv6.host123.libpcap.test
+aa:00:04:00:14:0e eth-ipv4-noipv6.host123.libpcap.test
+aa:00:04:00:14:0e eth-ipv4-ipv6.host123.libpcap.test
+aa:00:04:00:01:08 eth-ipv4x4-noipv6.host357.libpcap.test
+aa:00:04:00:01:08 eth-noipv4-ipv6x2.host357.libpcap.test
+aa:00:04:00:01:08 eth-ipv4x4-ipv6x2.host357.libpcap.test
+";
+
+pub const NETWORKS: &str = "\
+net-10-0-0-0.libpcap.test 10.0.0.0
+net-10-20-0-0.libpcap.test 10.20.0.0
+net-10-20-30-0.libpcap.test 10.20.30.0
+";
+
+pub fn ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+pub fn skip(why: &str) {
+    assert!(!ci(), "{why} (CI is set, so this is a failure)");
+    eprintln!("skipping: {why}");
+}
+
+pub fn shared(name: &str) -> Option<String> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/pcap-filter")
+        .join(name);
+    std::fs::read_to_string(p).ok()
+}
+
+pub fn system(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+pub fn tables() -> Tables {
+    Tables::new()
+        .with_hosts(&format!("{}\n{HOSTS}", system("/etc/hosts")))
+        .with_ethers(ETHERS)
+        .with_networks(&format!("{}\n{NETWORKS}", system("/etc/networks")))
+        .with_services(&system("/etc/services"))
+        .with_protocols(&system("/etc/protocols"))
+}
+
+/// Builds the oracle and a private /etc for it; `None` when impossible.
+pub fn build_oracle() -> Option<(PathBuf, PathBuf)> {
+    build_helper("oracle")
+}
+
+/// Builds `tests/NAME.c` against libpcap, and a private /etc with the
+/// test names; `None` when impossible.
+pub fn build_helper(name: &str) -> Option<(PathBuf, PathBuf)> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pcap-oracle");
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc).ok()?;
+    let bin = dir.join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/{name}.c"));
+    let ok = Command::new("cc")
+        .arg("-O")
+        .arg(&src)
+        .arg("-o")
+        .arg(&bin)
+        .arg("-lpcap")
+        .status()
+        .ok()?
+        .success();
+    if !ok {
+        return None;
+    }
+    for f in [
+        "nsswitch.conf",
+        "services",
+        "protocols",
+        "ld.so.cache",
+        "host.conf",
+        "resolv.conf",
+    ] {
+        let _ = std::fs::copy(Path::new("/etc").join(f), etc.join(f));
+    }
+    std::fs::write(
+        etc.join("hosts"),
+        format!("{}\n{HOSTS}", system("/etc/hosts")),
+    )
+    .ok()?;
+    std::fs::write(etc.join("ethers"), ETHERS).ok()?;
+    std::fs::write(
+        etc.join("networks"),
+        format!("{}\n{NETWORKS}", system("/etc/networks")),
+    )
+    .ok()?;
+    Some((bin, etc))
+}
+
+/// Runs `bin ARGS` with the private /etc bound over /etc, feeding `input`
+/// on stdin; returns stdout.
+pub fn run_with_etc(bin: &Path, etc: &Path, args: &[&str], input: String) -> Option<String> {
+    let mut script = format!(
+        "mount --bind '{}' /etc && exec '{}'",
+        etc.display(),
+        bin.display()
+    );
+    for a in args {
+        script.push_str(&format!(" '{a}'"));
+    }
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().ok()?;
+    writer.join().ok()?.ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A captured packet.
+pub struct Packet {
+    /// The captured bytes.
+    pub data: Vec<u8>,
+    /// The length on the wire.
+    pub wirelen: u32,
+}
+
+/// Reads a pcap or pcapng file: its link type (DLT number) and packets.
+pub fn read_capture(path: &Path) -> Option<(i32, Vec<Packet>)> {
+    use pcap_parser::{Block, PcapBlockOwned, PcapError};
+    let file = std::fs::File::open(path).ok()?;
+    let mut reader = pcap_parser::create_reader(1 << 20, file).ok()?;
+    let mut link = None;
+    let mut out = Vec::new();
+    loop {
+        match reader.next() {
+            Ok((off, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => link = Some(h.network.0),
+                    PcapBlockOwned::Legacy(b) => out.push(Packet {
+                        data: b.data[..b.caplen as usize].to_vec(),
+                        wirelen: b.origlen,
+                    }),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        link.get_or_insert(idb.linktype.0);
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => out.push(Packet {
+                        data: epb.data[..epb.caplen as usize].to_vec(),
+                        wirelen: epb.origlen,
+                    }),
+                    _ => {}
+                }
+                reader.consume(off);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => reader.refill().ok()?,
+            Err(_) => return None,
+        }
+    }
+    Some((link?, out))
+}
+
+/// Our own expressions, for Ethernet captures.
+pub const OUR_EXPRESSIONS: &[&str] = &[
+    "tcp port 80",
+    "tcp port 80 or tcp port 443",
+    "port 53",
+    "udp port 67 or udp port 68",
+    "tcp dst port 22 and tcp src port 22",
+    "portrange 1-1023",
+    "tcp portrange 20-25 or udp portrange 53-53",
+    "host 10.0.0.1",
+    "src host 192.168.1.1 or dst host 10.0.0.1",
+    "net 10.0.0.0/8",
+    "not net 192.168.0.0/16",
+    "dst net 224.0.0.0/4",
+    "ip6 net fe80::/10",
+    "ip6 host ff02::5",
+    "ip6 and not ip6 host ::1",
+    "ether broadcast",
+    "ether multicast and not ether broadcast",
+    "ip multicast",
+    "ip6 multicast",
+    "ip broadcast",
+    "arp or rarp",
+    "vlan",
+    "vlan and ip",
+    "vlan 10",
+    "vlan and vlan",
+    "vlan and arp",
+    "vlan and tcp port 179",
+    "mpls",
+    "mpls and ip",
+    "mpls 16 and mpls",
+    "pppoes and ip",
+    "pppoed",
+    "icmp",
+    "icmp6",
+    "igmp",
+    "sctp",
+    "proto gre",
+    "ip proto 47",
+    "ip6 proto 58",
+    "ip6 protochain 44",
+    "ip6 protochain 6",
+    "ip6 protochain 17",
+    "protochain 58",
+    "ip protochain 1",
+    "ip[6:2] & 0x3fff != 0",
+    "ip[100] = 1",
+    "ip[0] & 0xf > 5",
+    "tcp[tcpflags] & tcp-syn != 0",
+    "tcp[tcpflags] & (tcp-syn|tcp-fin) != 0",
+    "tcp[13] = 18",
+    "icmp[icmptype] = icmp-echo",
+    "icmp6[icmp6type] = icmp6-echo",
+    "ip[2:2] > 576",
+    "len > 100",
+    "len < 60",
+    "less 64",
+    "greater 1000",
+    "ip[0] / 0 = 1",
+    "ip[0] / (ip[1] & 0) = 1",
+    "ip[0] % (ip[1] - ip[1]) = 1",
+    "tcp[0:2] / 0 > 1 or tcp",
+    "ip[8] << 30 = 0",
+    "ip[8] << ip[9] > 1",
+    "ip[8] >> (ip[9] + 32) = 0",
+    "ether[0] & 1 = 1",
+    "ether[12:2] = 0x0800",
+    "ether[len - 1] = 0",
+    "ether[len - 4:4] != 0",
+    "ip[ip[0] & 0xf] = 0",
+    "tcp[tcp[12] >> 4] = 0",
+    "udp[8:4] = 0x12345678 or udp[0:2] = udp[2:2]",
+    "ip and ip[1] = 0",
+    "-ip[0] = 0",
+    "ip[0] * 3 - 1 > ip[2:2] % 7",
+    "ip[0] ^ ip[1] | 3 & 1 != 0",
+    "ether host ff:ff:ff:ff:ff:ff",
+    "ether src 00:00:00:00:00:00 or ether dst 01:00:5e:00:00:05",
+    "llc",
+    "llc u",
+    "llc i",
+    "stp",
+    "iso",
+    "ipx",
+    "decnet",
+    "atalk",
+    "not ip and not ip6 and not arp",
+    "(tcp or udp) and not (port 22 or port 53)",
+    "ip and (tcp[0:2] > 1024 or udp[0:2] > 1024)",
+    "ip6 and (tcp or udp)",
+    "not tcp",
+    "host 10.0.0.1 and not host 10.0.0.1",
+    "tcp and not tcp",
+    "ip or ip6",
+    "",
+];

@@ -1,0 +1,79 @@
+//! Every expression of the test sets, compiled for every target, passes
+//! the kernel verifier.
+
+mod common;
+
+use common::*;
+use pcap2bpf::{CompileOptions, LinkType, Target, compile};
+
+fn expressions() -> Vec<(LinkType, String)> {
+    let mut v: Vec<(LinkType, String)> = shared("accept.tsv")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(l, e)| {
+            let link = match l {
+                "EN10MB" => LinkType::En10mb,
+                "RAW" => LinkType::Raw,
+                "LINUX_SLL" => LinkType::LinuxSll,
+                "LINUX_SLL2" => LinkType::LinuxSll2,
+                _ => return None,
+            };
+            Some((link, e.to_string()))
+        })
+        .collect();
+    v.extend(
+        OUR_EXPRESSIONS
+            .iter()
+            .map(|e| (LinkType::En10mb, e.to_string())),
+    );
+    v
+}
+
+#[test]
+fn every_program_passes_the_verifier() {
+    let tables = tables();
+    let mut loaded = 0;
+    let mut refused = Vec::new();
+    let mut perm = false;
+    for (link, expr) in expressions() {
+        for (target, test_run_meta) in [
+            (Target::Xdp, false),
+            (Target::Xdp, true),
+            (Target::Tc, false),
+            (Target::SocketFilter, false),
+        ] {
+            let opts = CompileOptions {
+                link,
+                target,
+                on_match: 2,
+                on_nomatch: 1,
+                test_run_meta,
+                netmask: Some(0xffff_ff00),
+                resolver: &tables,
+            };
+            // What the front end or the target refuses is an error, not a
+            // program; the differential test accounts for those.
+            let Ok(c) = compile(&expr, &opts) else {
+                continue;
+            };
+            match c.object.load() {
+                Ok(_) => loaded += 1,
+                Err(e) => {
+                    let m = e.to_string();
+                    if m.contains("ermission") {
+                        perm = true;
+                        break;
+                    }
+                    refused.push(format!("{target:?} meta={test_run_meta} {expr:?}: {m}"));
+                }
+            }
+        }
+    }
+    if perm {
+        return skip("no permission to load BPF programs");
+    }
+    eprintln!("{loaded} programs loaded");
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
+    assert!(loaded > 1000);
+}
