@@ -1,11 +1,21 @@
 //! Listings with names: the disassembler fed with what the builder knows
 //! (label names, maps, functions, source annotations).
 
-use crate::asm::Code;
+use crate::asm::{Annotation, Code};
 use crate::disasm::{Symbols, listing};
 use crate::layout::{Layout, Owner};
 use crate::object::{Object, ObjectError, ProgId};
 use crate::reloc::Reloc;
+
+/// An annotation as listing comment lines: a one-line source with a
+/// column gets a caret under that column; anything else is shown as is.
+fn render(a: &Annotation) -> String {
+    if a.column == 0 || a.text.contains('\n') {
+        return a.to_string();
+    }
+    let pad = a.text.chars().take(a.column as usize - 1).count();
+    format!("{}\n{}^", a.text, " ".repeat(pad))
+}
 
 /// Symbols of a laid-out program of an object.
 struct ProgramSymbols<'a> {
@@ -67,9 +77,7 @@ impl Symbols for ProgramSymbols<'_> {
     // function's name.
 
     fn annotation(&self, pc: usize) -> Option<String> {
-        self.layout
-            .annotation_at(self.object, pc)
-            .map(|a| a.to_string())
+        self.layout.annotation_at(self.object, pc).map(render)
     }
 }
 
@@ -102,7 +110,7 @@ impl Symbols for CodeSymbols<'_> {
     }
 
     fn annotation(&self, pc: usize) -> Option<String> {
-        self.0.source_at(pc).map(|a| a.to_string())
+        self.0.source_at(pc).map(render)
     }
 }
 

@@ -360,15 +360,17 @@ impl Gen<'_> {
         self.free.push(r);
     }
 
+    /// Annotates what follows with the whole expression and the column of
+    /// `span` in it: BTF line info then shows the filter with the place
+    /// this code comes from, as a C compiler shows the source line.
     fn annotate(&mut self, span: Span) {
         let col = self
             .source
             .get(..span.start)
             .map_or(0, |s| s.chars().count()) as u32
             + 1;
-        let text = self.source.get(span.start..span.end).unwrap_or("");
         self.asm
-            .set_source(Annotation::at("filter", 1, col, text.to_string()));
+            .set_source(Annotation::at("filter", 1, col, self.source.clone()));
     }
 
     fn prologue(&mut self) {

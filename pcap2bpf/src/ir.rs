@@ -230,6 +230,20 @@ impl Ir {
                     Some(v) => ValNode::Const(v),
                     None => node,
                 },
+                // libpcap's optimiser (opt_stmt) makes these constant 0 and
+                // then drops the loads of the other operand, so a packet
+                // too short for those loads still passes: mirror it.
+                (_, ValNode::Const(0)) if matches!(op, BinOp::Mul | BinOp::And) => {
+                    ValNode::Const(0)
+                }
+                (ValNode::Const(0), _)
+                    if matches!(
+                        op,
+                        BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::And | BinOp::Shl | BinOp::Shr
+                    ) =>
+                {
+                    ValNode::Const(0)
+                }
                 _ => node,
             },
             ValNode::Neg(a) => match self.node(a) {

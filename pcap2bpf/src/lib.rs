@@ -10,6 +10,9 @@ pub mod ast;
 pub mod capture;
 pub mod check;
 pub mod codegen;
+pub mod deploy;
+pub mod emit;
+pub mod engine;
 pub mod error;
 pub mod ir;
 pub mod lexer;
@@ -20,7 +23,7 @@ pub mod resolve;
 pub mod samples;
 pub mod summary;
 
-use bpf_builder::asm::{Annotation, Asm};
+use bpf_builder::asm::{Annotation, Asm, Code};
 use bpf_builder::insn::Reg;
 use bpf_builder::object::{Object, ProgId, ProgramType};
 
@@ -183,43 +186,22 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         },
     )?;
     let (ir, warning) = build_ir(&filter, &lower_options(opts))?;
-    let mut asm = Asm::with_capacity(8 * ir.blocks.len() + 16);
-    let (matched, unmatched) = (asm.named_label("match"), asm.named_label("nomatch"));
     let eopts = EmitOptions {
         target: opts.target,
         test_run_meta: opts.test_run_meta,
         accept_follows: true,
     };
-    let used = codegen::emit(&ir, &mut asm, &eopts, matched, unmatched, expr)?;
-    asm.set_source(Annotation::new("verdict"));
-    if ir.blocks.is_empty() && !used.accept {
-        // Reject-all: the verdict code alone, no jump to it.
-        let mut asm = Asm::new();
-        asm.set_source(Annotation::new("verdict"));
-        asm.mov32(Reg::R0, opts.on_nomatch);
+    let code = emit_program(&ir, &eopts, expr, |asm, matched| {
+        asm.mov32(
+            Reg::R0,
+            if matched {
+                opts.on_match
+            } else {
+                opts.on_nomatch
+            },
+        );
         asm.exit();
-        return finish(asm, opts, ir, warning);
-    }
-    if used.accept {
-        asm.bind(matched);
-        asm.mov32(Reg::R0, opts.on_match);
-        asm.exit();
-    }
-    if used.reject {
-        asm.bind(unmatched);
-        asm.mov32(Reg::R0, opts.on_nomatch);
-        asm.exit();
-    }
-    finish(asm, opts, ir, warning)
-}
-
-fn finish(
-    asm: Asm,
-    opts: &CompileOptions<'_>,
-    ir: Ir,
-    warning: Option<String>,
-) -> Result<Compiled, CompileError> {
-    let code = asm.finish().map_err(internal)?;
+    })?;
     let mut object = Object::new();
     let prog_type = match opts.target {
         Target::Xdp => ProgramType::Xdp,
@@ -236,4 +218,37 @@ fn finish(
         ir_blocks: ir.blocks.len(),
         ir,
     })
+}
+
+/// Emits a whole program for `ir`: the filter, then, at each verdict the
+/// filter can reach, the caller's `verdict(asm, matched)` code, which must
+/// end in `exit`. Only reachable verdicts are emitted (the verifier refuses
+/// dead code); with `eopts.accept_follows` the match verdict comes first so
+/// the filter can fall through to it.
+pub fn emit_program(
+    ir: &Ir,
+    eopts: &EmitOptions,
+    source: &str,
+    mut verdict: impl FnMut(&mut Asm, bool),
+) -> Result<Code, CompileError> {
+    let mut asm = Asm::with_capacity(8 * ir.blocks.len() + 16);
+    let (matched, unmatched) = (asm.named_label("match"), asm.named_label("nomatch"));
+    let used = codegen::emit(ir, &mut asm, eopts, matched, unmatched, source)?;
+    if ir.blocks.is_empty() && !used.accept {
+        // Reject-all: the verdict code alone, no jump to it.
+        asm = Asm::new();
+        asm.set_source(Annotation::new("verdict"));
+        verdict(&mut asm, false);
+        return asm.finish().map_err(internal);
+    }
+    asm.set_source(Annotation::new("verdict"));
+    if used.accept {
+        asm.bind(matched);
+        verdict(&mut asm, true);
+    }
+    if used.reject {
+        asm.bind(unmatched);
+        verdict(&mut asm, false);
+    }
+    asm.finish().map_err(internal)
 }

@@ -5,25 +5,24 @@
 //! libpcap's verdicts come from `tests/verdicts.c` (`pcap_compile` against
 //! the capture, optimised like tcpdump, then `pcap_offline_filter`). Ours
 //! come from the generated XDP program in the test-run mode, run by the
-//! kernel (`BPF_PROG_TEST_RUN`), and from the IR's own evaluator. The
-//! interpreter engine plugs in as one more entry of `engines`.
+//! kernel (`BPF_PROG_TEST_RUN`) and by the interpreter, both through the
+//! same `engine::Runner` the `run` command uses, and from the IR's own
+//! evaluator. The captures are the shared ones and the project's own
+//! generated samples (`pcap2bpf/samples/`, truncated frames included).
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bpf_builder::run::TestRun;
 use common::*;
+use pcap2bpf::capture::{self, Packet};
+use pcap2bpf::engine::{Engine, EngineError, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, Compiled, LinkType, Target, compile};
 
 const XDP_PASS: i32 = 2;
 const XDP_DROP: i32 = 1;
 const NETMASK: &str = "255.255.255.0";
-
-/// Bytes of a frame `BPF_PROG_TEST_RUN` takes in the linear area (about a
-/// page less head- and tailroom).
-const LINEAR_LIMIT: usize = 3000;
 
 /// Expressions libpcap accepts that we do not compile, with the reason.
 const UNSUPPORTED: &[(&str, &str)] = &[
@@ -53,44 +52,29 @@ fn link_of(dlt: i32) -> Option<(LinkType, &'static str)> {
 }
 
 fn captures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v: Vec<PathBuf> = [root.join("../../shared/pcaps"), root.join("samples")]
+        .iter()
+        .flat_map(|dir| {
+            std::fs::read_dir(dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok().map(|e| e.path()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
     v.retain(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"));
     v.sort();
     v
 }
 
-/// The test-run input for a packet: `{caplen, wirelen}` metadata, then
-/// the bytes the filter can read, padded to an Ethernet header.
-fn input(p: &Packet, max_read: Option<u64>) -> (Vec<u8>, bool) {
-    let caplen = p.data.len();
-    let want = max_read.map_or(caplen, |m| caplen.min(m as usize));
-    let exact = want <= LINEAR_LIMIT;
-    let take = want.min(LINEAR_LIMIT);
-    let mut v = Vec::with_capacity(8 + take.max(14));
-    v.extend_from_slice(&(caplen as u32).to_ne_bytes());
-    v.extend_from_slice(&p.wirelen.to_ne_bytes());
-    v.extend_from_slice(&p.data[..take]);
-    while v.len() < 8 + 14 {
-        v.push(0);
-    }
-    (v, exact)
-}
-
-fn xdp_md(len: usize) -> Vec<u8> {
-    let mut ctx = Vec::with_capacity(24);
-    for f in [8u32, len as u32, 0, 0, 0, 0] {
-        ctx.extend_from_slice(&f.to_ne_bytes());
-    }
-    ctx
-}
-
 struct Stats {
     exprs: usize,
     runs: usize,
+    interp_runs: usize,
     inexact: usize,
+    ir_only: usize,
     unsupported: BTreeMap<String, String>,
     bad: Vec<String>,
 }
@@ -127,7 +111,9 @@ fn verdicts_match_libpcap() {
     let mut st = Stats {
         exprs: 0,
         runs: 0,
+        interp_runs: 0,
         inexact: 0,
+        ir_only: 0,
         unsupported: BTreeMap::new(),
         bad: Vec::new(),
     };
@@ -136,10 +122,9 @@ fn verdicts_match_libpcap() {
     let mut by_link: BTreeMap<&'static str, Vec<Capture>> = BTreeMap::new();
     let mut exprs_of: BTreeMap<&'static str, (LinkType, Vec<String>)> = BTreeMap::new();
     for path in captures() {
-        let Some((dlt, packets)) = read_capture(&path) else {
-            panic!("cannot read {}", path.display());
-        };
-        let Some((link, name)) = link_of(dlt) else {
+        let cap = capture::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let packets = cap.packets;
+        let Some((link, name)) = link_of(cap.link as i32) else {
             continue;
         };
         let exprs = &exprs_of
@@ -195,65 +180,72 @@ fn verdicts_match_libpcap() {
                 }
             };
             st.exprs += 1;
-            let loaded = match c.object.load() {
-                Ok(l) => Some(l),
+            let runner = |engine| {
+                Runner::new(
+                    expr,
+                    &RunOptions {
+                        link: *link,
+                        engine,
+                        netmask: Some(0xffff_ff00),
+                        resolver: &tables,
+                    },
+                )
+            };
+            let mut interp = runner(Engine::Interp).expect("compiles as above");
+            let mut kernel = match runner(Engine::Kernel) {
+                Ok(r) => Some(r),
+                Err(EngineError::NoKernel) => {
+                    kernel_ok = false;
+                    None
+                }
                 Err(e) => {
-                    let e = e.to_string();
-                    if e.contains("ermission") || e.contains("EPERM") {
-                        kernel_ok = false;
-                    } else {
-                        st.bad.push(format!("cannot load {expr:?}: {e}"));
-                    }
+                    st.bad.push(format!("cannot load {expr:?}: {e}"));
                     None
                 }
             };
-            let max_read = c.ir.max_read();
             for (path, packets, verdicts) in caps {
                 let Some(want) = verdicts[expr].strip_prefix('V') else {
                     continue;
                 };
                 for (i, (p, w)) in packets.iter().zip(want.bytes()).enumerate() {
                     let want = w == b'1';
-                    let ir_says = c.ir.eval(&p.data, p.wirelen, &|_| None);
-                    if ir_says != want {
-                        st.bad.push(format!(
-                            "{}#{}: IR says {ir_says}, libpcap {want}: {expr:?}",
-                            path.display(),
-                            i + 1
-                        ));
+                    let mut got: Vec<(&str, Result<bool, String>)> =
+                        vec![("the IR", Ok(c.ir.eval(&p.data, p.wire_len, &|_| None)))];
+                    got.push((
+                        "the interpreter",
+                        interp.matches(p).map_err(|e| e.to_string()),
+                    ));
+                    st.interp_runs += 1;
+                    if let Some(k) = &mut kernel {
+                        got.push(("the kernel", k.matches(p).map_err(|e| e.to_string())));
+                        st.runs += 1;
                     }
-                    let Some(l) = &loaded else { continue };
-                    let (data, exact) = input(p, max_read);
-                    if !exact {
-                        st.inexact += 1;
-                        continue;
-                    }
-                    let ctx = xdp_md(data.len());
-                    let prog = l.program(c.program);
-                    let got = match prog.test_run(&TestRun::new(&data).ctx_in(&ctx)) {
-                        Ok(o) => o.retval == XDP_PASS as u32,
-                        Err(e) => {
-                            st.bad.push(format!("test run failed on {expr:?}: {e}"));
-                            continue;
+                    for (who, verdict) in got {
+                        match verdict {
+                            Ok(v) if v == want => {}
+                            Ok(v) => st.bad.push(format!(
+                                "{}#{}: {who} says {v}, libpcap {want}: {expr:?}",
+                                path.display(),
+                                i + 1
+                            )),
+                            Err(e) => st.bad.push(format!("{who} failed on {expr:?}: {e}")),
                         }
-                    };
-                    st.runs += 1;
-                    if got != want {
-                        st.bad.push(format!(
-                            "{}#{}: kernel says {got}, libpcap {want}: {expr:?}",
-                            path.display(),
-                            i + 1
-                        ));
                     }
                 }
             }
+            if let Some(k) = &kernel {
+                st.inexact += k.interp_fallbacks() as usize;
+            }
+            st.ir_only += interp.ir_fallbacks() as usize;
         }
     }
     eprintln!(
-        "differential: {} programs (expression x link type), {} (program, packet) kernel runs, all also checked on the IR evaluator, {} packets too long to test exactly, {} unsupported expressions:",
+        "differential: {} programs (expression x link type), {} (program, packet) kernel runs ({} of them handed to the interpreter: longer than one test run takes), {} interpreter runs ({} decided by the IR alone: reads past 32 KiB), all also checked on the IR evaluator, {} unsupported expressions:",
         st.exprs,
         st.runs,
         st.inexact,
+        st.interp_runs,
+        st.ir_only,
         st.unsupported.len()
     );
     for (e, why) in &st.unsupported {

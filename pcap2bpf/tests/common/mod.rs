@@ -150,49 +150,6 @@ pub fn run_with_etc(bin: &Path, etc: &Path, args: &[&str], input: String) -> Opt
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A captured packet.
-pub struct Packet {
-    /// The captured bytes.
-    pub data: Vec<u8>,
-    /// The length on the wire.
-    pub wirelen: u32,
-}
-
-/// Reads a pcap or pcapng file: its link type (DLT number) and packets.
-pub fn read_capture(path: &Path) -> Option<(i32, Vec<Packet>)> {
-    use pcap_parser::{Block, PcapBlockOwned, PcapError};
-    let file = std::fs::File::open(path).ok()?;
-    let mut reader = pcap_parser::create_reader(1 << 20, file).ok()?;
-    let mut link = None;
-    let mut out = Vec::new();
-    loop {
-        match reader.next() {
-            Ok((off, block)) => {
-                match block {
-                    PcapBlockOwned::LegacyHeader(h) => link = Some(h.network.0),
-                    PcapBlockOwned::Legacy(b) => out.push(Packet {
-                        data: b.data[..b.caplen as usize].to_vec(),
-                        wirelen: b.origlen,
-                    }),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        link.get_or_insert(idb.linktype.0);
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => out.push(Packet {
-                        data: epb.data[..epb.caplen as usize].to_vec(),
-                        wirelen: epb.origlen,
-                    }),
-                    _ => {}
-                }
-                reader.consume(off);
-            }
-            Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => reader.refill().ok()?,
-            Err(_) => return None,
-        }
-    }
-    Some((link?, out))
-}
-
 /// Our own expressions, for Ethernet captures.
 pub const OUR_EXPRESSIONS: &[&str] = &[
     "tcp port 80",

@@ -1,0 +1,130 @@
+//! Output formats of `pcap2bpf compile --emit`: assembly text, JSON,
+//! raw bytecode, C and Rust arrays, and ELF objects.
+
+use std::fmt::Write as _;
+
+use bpf_builder::insn::Insn;
+
+use crate::Compiled;
+
+/// What `--emit` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// llvm-objdump-style listing with labels and the filter as comments.
+    Asm,
+    /// `{"insns": [...], ...}` with the raw instruction fields.
+    Json,
+    /// The little-endian bytecode, 8 bytes per instruction slot.
+    Bytes,
+    /// A C array of `struct bpf_insn`.
+    C,
+    /// A Rust array of 8-byte instructions.
+    Rust,
+    /// A relocatable BPF ELF object (libbpf, bpftool and aya load it).
+    Elf,
+}
+
+/// The laid-out instructions of a compiled filter.
+pub fn instructions(c: &Compiled) -> Vec<Insn> {
+    c.object
+        .layout(c.program)
+        .map(|l| l.insns)
+        .unwrap_or_else(|_| c.object.program(c.program).code.insns.clone())
+}
+
+/// Renders `c` in `format`. `expr` is the filter text (for comments).
+pub fn render(c: &Compiled, expr: &str, format: Format) -> Result<Vec<u8>, String> {
+    let insns = instructions(c);
+    Ok(match format {
+        Format::Asm => c
+            .object
+            .listing(c.program)
+            .map_err(|e| e.to_string())?
+            .into_bytes(),
+        Format::Bytes => Insn::encode_all(&insns),
+        Format::Json => json(c, expr, &insns).into_bytes(),
+        Format::C => c_array(expr, &insns).into_bytes(),
+        Format::Rust => rust_array(expr, &insns).into_bytes(),
+        Format::Elf => c.object.to_elf().map_err(|e| e.to_string())?,
+    })
+}
+
+/// A JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json(c: &Compiled, expr: &str, insns: &[Insn]) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{{\"expression\":{},\"insns\":[", json_string(expr));
+    for (i, insn) in insns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"code\":{},\"dst\":{},\"src\":{},\"off\":{},\"imm\":{}}}",
+            insn.code, insn.dst, insn.src, insn.off, insn.imm
+        );
+    }
+    out.push_str("],\"warnings\":[");
+    for (i, w) in c.warnings.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&json_string(w));
+    }
+    out.push_str("]}\n");
+    out
+}
+
+fn c_array(expr: &str, insns: &[Insn]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "/* pcap2bpf: {} */", expr.replace("*/", "* /"));
+    let _ = writeln!(out, "#include <linux/bpf.h>\n");
+    let _ = writeln!(
+        out,
+        "static const struct bpf_insn pcap_filter[{}] = {{",
+        insns.len()
+    );
+    for i in insns {
+        let _ = writeln!(
+            out,
+            "\t{{ .code = 0x{:02x}, .dst_reg = {}, .src_reg = {}, .off = {}, .imm = {} }},",
+            i.code, i.dst, i.src, i.off, i.imm
+        );
+    }
+    out.push_str("};\n");
+    out
+}
+
+fn rust_array(expr: &str, insns: &[Insn]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "/// pcap2bpf: `{}`", expr.replace('`', "'"));
+    let _ = writeln!(out, "pub const PCAP_FILTER: [[u8; 8]; {}] = [", insns.len());
+    for i in insns {
+        let b = i.to_bytes();
+        let _ = writeln!(
+            out,
+            "    [{:#04x}, {:#04x}, {:#04x}, {:#04x}, {:#04x}, {:#04x}, {:#04x}, {:#04x}],",
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]
+        );
+    }
+    out.push_str("];\n");
+    out
+}

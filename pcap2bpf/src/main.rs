@@ -1,0 +1,462 @@
+//! `pcap2bpf`: compile tcpdump filter expressions to eBPF, run them over
+//! captures, and attach them to network devices.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use pcap2bpf::capture::{self, PacketReader};
+use pcap2bpf::deploy::{self, Action, Hook, Position, Request};
+use pcap2bpf::emit::{self, Format};
+use pcap2bpf::engine::{Engine, RunOptions, Runner};
+use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile, summary};
+
+#[derive(Parser)]
+#[command(
+    name = "pcap2bpf",
+    version,
+    about = "tcpdump filter expressions to eBPF, with libpcap's meaning"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile an expression and print or write the program.
+    Compile(CompileArgs),
+    /// Run an expression over every packet of a pcap or pcapng file.
+    Run(RunArgs),
+    /// Attach an expression to a device (pinned: it outlives the command).
+    Attach(AttachArgs),
+    /// List the filters `attach` attached, with their counters.
+    Status,
+    /// Detach filters attached by `attach`.
+    Detach(DetachArgs),
+}
+
+/// The expression: words joined by spaces as tcpdump joins them, or a file.
+#[derive(Args)]
+struct ExprArgs {
+    /// Read the expression from FILE (the words are then not allowed).
+    #[arg(short = 'F', value_name = "FILE")]
+    file: Option<std::path::PathBuf>,
+    /// The filter expression (an empty expression matches every packet).
+    #[arg(
+        value_name = "EXPRESSION",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    words: Vec<String>,
+}
+
+impl ExprArgs {
+    fn text(&self) -> Result<String, String> {
+        match &self.file {
+            Some(_) if !self.words.is_empty() => {
+                Err("give the expression either with -F or as words, not both".into())
+            }
+            Some(f) => std::fs::read_to_string(f)
+                .map(|s| s.trim_end().to_string())
+                .map_err(|e| format!("{}: {e}", f.display())),
+            None => Ok(self.words.join(" ")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TargetArg {
+    Xdp,
+    Tc,
+    Socket,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LinkArg {
+    En10mb,
+    Raw,
+    LinuxSll,
+    LinuxSll2,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EmitArg {
+    Asm,
+    Json,
+    Bytes,
+    C,
+    Rust,
+    Elf,
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    /// Program type.
+    #[arg(long, value_enum, default_value = "xdp")]
+    target: TargetArg,
+    /// Link type of the packets.
+    #[arg(long, value_enum, default_value = "en10mb")]
+    linktype: LinkArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "asm")]
+    emit: EmitArg,
+    /// Write the output to FILE instead of standard output.
+    #[arg(short = 'o', value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// Print one JSON line of statistics (`insns`, `compile_ns`, ...) on
+    /// standard output instead of the program (still written with -o).
+    #[arg(long)]
+    stats: bool,
+    /// Compile N times; `compile_ns` is then the median.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: u32,
+    #[command(flatten)]
+    expr: ExprArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineArg {
+    Auto,
+    Kernel,
+    Interp,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The capture to read (pcap or pcapng).
+    #[arg(short = 'r', value_name = "FILE")]
+    read: std::path::PathBuf,
+    /// Print only the number of matching packets.
+    #[arg(long)]
+    count: bool,
+    /// Print `1` or `0` for every packet, in order, and nothing else.
+    #[arg(long, conflicts_with = "count")]
+    verdicts: bool,
+    /// Where the filter runs: the kernel (BPF_PROG_TEST_RUN) or the
+    /// built-in interpreter; auto picks the kernel when allowed.
+    #[arg(long, value_enum, default_value = "auto")]
+    engine: EngineArg,
+    #[command(flatten)]
+    expr: ExprArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HookArg {
+    Xdp,
+    TcxIngress,
+    TcxEgress,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ActionArg {
+    Drop,
+    Pass,
+    Count,
+}
+
+#[derive(Args)]
+struct AttachArgs {
+    /// The device.
+    #[arg(short = 'i', value_name = "IFACE")]
+    iface: String,
+    /// The hook.
+    #[arg(long, value_enum, default_value = "xdp")]
+    hook: HookArg,
+    /// What to do with matching packets.
+    #[arg(long, value_enum, default_value = "count")]
+    action: ActionArg,
+    /// Name of the filter (default: derived from the device and hook).
+    #[arg(long)]
+    name: Option<String>,
+    /// tcx: put the filter first in the chain.
+    #[arg(long, conflicts_with_all = ["before", "after"])]
+    first: bool,
+    /// tcx: put the filter right before the filter NAME.
+    #[arg(long, value_name = "NAME", conflicts_with = "after")]
+    before: Option<String>,
+    /// tcx: put the filter right after the filter NAME.
+    #[arg(long, value_name = "NAME")]
+    after: Option<String>,
+    #[command(flatten)]
+    expr: ExprArgs,
+}
+
+#[derive(Args)]
+struct DetachArgs {
+    /// Names of the filters to detach.
+    names: Vec<String>,
+    /// Detach every filter `attach` attached.
+    #[arg(long, conflicts_with = "names")]
+    all: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Compile(a) => cmd_compile(a),
+        Command::Run(a) => cmd_run(a),
+        Command::Attach(a) => cmd_attach(a),
+        Command::Status => cmd_status(),
+        Command::Detach(a) => cmd_detach(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("{}", msg.trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Renders a compile error with the expression and a caret.
+fn compile_error(e: &pcap2bpf::CompileError, expr: &str) -> String {
+    format!("pcap2bpf: {}", e.render(expr))
+}
+
+fn cmd_compile(a: CompileArgs) -> Result<(), String> {
+    let expr = a.expr.text()?;
+    let tables = Tables::system();
+    let (target, on_match, on_nomatch) = match a.target {
+        TargetArg::Xdp => (Target::Xdp, 2, 1),
+        TargetArg::Tc => (Target::Tc, 0, 2),
+        TargetArg::Socket => (Target::SocketFilter, 0x40000, 0),
+    };
+    let opts = CompileOptions {
+        link: match a.linktype {
+            LinkArg::En10mb => LinkType::En10mb,
+            LinkArg::Raw => LinkType::Raw,
+            LinkArg::LinuxSll => LinkType::LinuxSll,
+            LinkArg::LinuxSll2 => LinkType::LinuxSll2,
+        },
+        target,
+        on_match,
+        on_nomatch,
+        test_run_meta: false,
+        netmask: None,
+        resolver: &tables,
+    };
+    let mut times = Vec::with_capacity(a.repeat.max(1) as usize);
+    let mut compiled = None;
+    for _ in 0..a.repeat.max(1) {
+        let t = Instant::now();
+        let c = compile(&expr, &opts).map_err(|e| compile_error(&e, &expr))?;
+        times.push(t.elapsed().as_nanos() as u64);
+        compiled = Some(c);
+    }
+    let compiled = compiled.expect("compiled at least once");
+    for w in &compiled.warnings {
+        eprintln!("pcap2bpf: warning: {w}");
+    }
+    let format = match a.emit {
+        EmitArg::Asm => Format::Asm,
+        EmitArg::Json => Format::Json,
+        EmitArg::Bytes => Format::Bytes,
+        EmitArg::C => Format::C,
+        EmitArg::Rust => Format::Rust,
+        EmitArg::Elf => Format::Elf,
+    };
+    let out = emit::render(&compiled, &expr, format)?;
+    if let Some(path) = &a.output {
+        std::fs::write(path, &out).map_err(|e| format!("pcap2bpf: {}: {e}", path.display()))?;
+    } else if !a.stats {
+        std::io::stdout()
+            .write_all(&out)
+            .map_err(|e| e.to_string())?;
+    }
+    if a.stats {
+        times.sort_unstable();
+        let insns = emit::instructions(&compiled).len();
+        println!(
+            "{{\"expression\":{},\"insns\":{insns},\"compile_ns\":{},\"repeat\":{},\"ir_blocks\":{}}}",
+            emit::json_string(&expr),
+            times[times.len() / 2],
+            times.len(),
+            compiled.ir_blocks
+        );
+    }
+    Ok(())
+}
+
+fn cmd_run(a: RunArgs) -> Result<(), String> {
+    let expr = a.expr.text()?;
+    let reader = PacketReader::open(&a.read).map_err(|e| format!("pcap2bpf: {e}"))?;
+    let link_value = reader.link();
+    let link = LinkType::from_linktype(link_value).ok_or_else(|| {
+        format!(
+            "pcap2bpf: {}: unsupported link type {} ({})",
+            a.read.display(),
+            link_value,
+            capture::linktype_name(link_value)
+        )
+    })?;
+    let engine = match a.engine {
+        EngineArg::Auto => Engine::Auto,
+        EngineArg::Kernel => Engine::Kernel,
+        EngineArg::Interp => Engine::Interp,
+    };
+    let tables = Tables::system();
+    let opts = RunOptions {
+        link,
+        engine,
+        netmask: None,
+        resolver: &tables,
+    };
+    let mut runner = Runner::new(&expr, &opts).map_err(|e| match e {
+        pcap2bpf::engine::EngineError::Compile(c) => compile_error(&c, &expr),
+        other => format!("pcap2bpf: {other}"),
+    })?;
+    for w in runner.warnings() {
+        eprintln!("pcap2bpf: warning: {w}");
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut matches = 0u64;
+    for p in reader {
+        let p = p.map_err(|e| format!("pcap2bpf: {e}"))?;
+        let hit = runner.matches(&p).map_err(|e| format!("pcap2bpf: {e}"))?;
+        matches += hit as u64;
+        let r = if a.verdicts {
+            writeln!(out, "{}", hit as u8)
+        } else if hit && !a.count {
+            writeln!(out, "{}", summary::summary(link, &p))
+        } else {
+            Ok(())
+        };
+        r.map_err(|e| e.to_string())?;
+    }
+    if a.count {
+        writeln!(out, "{matches}").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    if runner.interp_fallbacks() > 0 {
+        eprintln!(
+            "pcap2bpf: {} packets longer than one kernel test run takes were run by the interpreter",
+            runner.interp_fallbacks()
+        );
+    }
+    Ok(())
+}
+
+fn cmd_attach(a: AttachArgs) -> Result<(), String> {
+    let expr = a.expr.text()?;
+    let hook = match a.hook {
+        HookArg::Xdp => Hook::Xdp,
+        HookArg::TcxIngress => Hook::TcxIngress,
+        HookArg::TcxEgress => Hook::TcxEgress,
+    };
+    let position = match (a.first, a.before, a.after) {
+        (true, _, _) => Position::First,
+        (_, Some(n), _) => Position::Before(n),
+        (_, _, Some(n)) => Position::After(n),
+        _ => Position::Last,
+    };
+    if hook == Hook::Xdp && position != Position::Last {
+        return Err(
+            "pcap2bpf: --first/--before/--after order tcx chains; XDP has one program per device"
+                .into(),
+        );
+    }
+    let name = a.name.unwrap_or_else(|| default_name(&a.iface, hook));
+    let tables = Tables::system();
+    let req = Request {
+        iface: &a.iface,
+        expr: &expr,
+        hook,
+        action: match a.action {
+            ActionArg::Drop => Action::Drop,
+            ActionArg::Pass => Action::Pass,
+            ActionArg::Count => Action::Count,
+        },
+        position,
+        name: &name,
+        resolver: &tables,
+    };
+    let attached = deploy::attach(&req).map_err(|e| match e {
+        deploy::DeployError::Compile(c) => compile_error(&c, &expr),
+        other => format!("pcap2bpf: {other}"),
+    })?;
+    println!(
+        "attached {} to {} {} (program {}, link {}), pinned under {}/{}",
+        attached.name,
+        attached.iface,
+        attached.hook,
+        attached.prog_id,
+        attached.link_id,
+        deploy::PIN_ROOT,
+        attached.name
+    );
+    Ok(())
+}
+
+/// `eth0_xdp`-style names, cut to the 15 bytes the kernel keeps.
+fn default_name(iface: &str, hook: Hook) -> String {
+    let hook = match hook {
+        Hook::Xdp => "xdp",
+        Hook::TcxIngress => "in",
+        Hook::TcxEgress => "out",
+    };
+    let base: String = iface
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(15 - hook.len() - 1)
+        .collect();
+    format!("{base}_{hook}")
+}
+
+fn cmd_status() -> Result<(), String> {
+    let filters = deploy::status().map_err(|e| format!("pcap2bpf: {e}"))?;
+    if filters.is_empty() {
+        println!("no filters attached by pcap2bpf");
+        return Ok(());
+    }
+    println!(
+        "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  expression",
+        "name", "device", "hook", "action", "matched", "seen", "prog", "link"
+    );
+    for f in filters {
+        println!(
+            "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  {}",
+            f.name, f.iface, f.hook, f.action, f.matched, f.seen, f.prog_id, f.link_id, f.expr
+        );
+    }
+    Ok(())
+}
+
+fn cmd_detach(a: DetachArgs) -> Result<(), String> {
+    let names: Vec<String> = if a.all {
+        deploy::status()
+            .map_err(|e| format!("pcap2bpf: {e}"))?
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
+    } else if a.names.is_empty() {
+        return Err("pcap2bpf: name the filters to detach, or give --all".into());
+    } else {
+        a.names
+    };
+    for n in names {
+        deploy::detach(&n).map_err(|e| format!("pcap2bpf: {e}"))?;
+        println!("detached {n}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn default_names_fit_the_kernel() {
+        let n = super::default_name("a-very-long-interface", super::Hook::TcxEgress);
+        assert!(n.len() <= 15, "{n}");
+        assert_eq!(super::default_name("eth0", super::Hook::Xdp), "eth0_xdp");
+    }
+}

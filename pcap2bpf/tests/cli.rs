@@ -1,0 +1,321 @@
+//! The `pcap2bpf` command: compile output formats, errors with carets,
+//! runs over captures (both engines, against tcpdump), and attach /
+//! status / detach on a veth pair in a namespace of the test's own.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pcap2bpf");
+
+fn sample(name: &str) -> String {
+    format!("{}/samples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pcap2bpf(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("pcap2bpf runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn compile_errors_point_at_the_fault_and_exit_1() {
+    let o = pcap2bpf(&["compile", "tcp", "port", "70000"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("tcp port 70000\n"), "{err}");
+    assert!(
+        err.contains("\n           ^^^^^"),
+        "caret under 70000:\n{err}"
+    );
+    assert!(stdout(&o).is_empty());
+    // libpcap rejects it too: a syntax error, not a panic.
+    let o = pcap2bpf(&["compile", "host", "and"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("syntax error"), "{}", stderr(&o));
+}
+
+#[test]
+fn compile_emits_every_format() {
+    let expr = ["tcp", "port", "80"];
+    let run = |fmt: &str| {
+        let mut args = vec!["compile", "--emit", fmt];
+        args.extend(expr);
+        let o = pcap2bpf(&args);
+        assert!(o.status.success(), "{fmt}: {}", stderr(&o));
+        o.stdout
+    };
+    let bytes = run("bytes");
+    assert!(!bytes.is_empty() && bytes.len() % 8 == 0);
+    let asm = String::from_utf8(run("asm")).unwrap();
+    assert!(asm.starts_with("pcap_filter:\n"), "{asm}");
+    assert_eq!(
+        asm.lines()
+            .filter(|l| l.contains(": ") && l.trim_start().starts_with(char::is_numeric))
+            .count()
+            + asm.matches(" ll").count(),
+        bytes.len() / 8,
+        "one listing line per slot (16-byte loads count twice)"
+    );
+    let json = String::from_utf8(run("json")).unwrap();
+    assert!(json.starts_with("{\"expression\":\"tcp port 80\",\"insns\":[{\"code\":"));
+    assert_eq!(json.matches("\"code\":").count(), bytes.len() / 8);
+    let c = String::from_utf8(run("c")).unwrap();
+    assert!(
+        c.contains(&format!("struct bpf_insn pcap_filter[{}]", bytes.len() / 8)),
+        "{c}"
+    );
+    let rust = String::from_utf8(run("rust")).unwrap();
+    assert!(
+        rust.contains(&format!("[[u8; 8]; {}]", bytes.len() / 8)),
+        "{rust}"
+    );
+    let elf = run("elf");
+    assert_eq!(&elf[..4], b"\x7fELF");
+    // C and Rust arrays compile in their languages.
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("f.c"),
+        format!("{c}\nint main(void) {{ return pcap_filter[0].code == 0; }}\n"),
+    )
+    .unwrap();
+    let cc = Command::new("cc")
+        .arg("-c")
+        .arg(dir.join("f.c"))
+        .arg("-o")
+        .arg(dir.join("f.o"))
+        .output()
+        .expect("cc runs");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn compile_stats_is_one_json_line() {
+    let o = pcap2bpf(&["compile", "--stats", "--repeat", "5", "udp", "port", "53"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    for key in ["\"insns\":", "\"compile_ns\":", "\"repeat\":5"] {
+        assert!(out.contains(key), "{key} missing: {out}");
+    }
+}
+
+#[test]
+fn expression_from_a_file() {
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-cli-f-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("filter");
+    std::fs::write(&f, "tcp\n  and port 80\n").unwrap();
+    let o = pcap2bpf(&[
+        "run",
+        "-r",
+        &sample("ethernet.pcap"),
+        "--count",
+        "-F",
+        f.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o2 = pcap2bpf(&[
+        "run",
+        "-r",
+        &sample("ethernet.pcap"),
+        "--count",
+        "tcp",
+        "and",
+        "port",
+        "80",
+    ]);
+    assert_eq!(stdout(&o), stdout(&o2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// tcpdump's count for `expr` on `file` (`--count` prints "N packets";
+/// lines of output are no count: some packets take several), or `None`
+/// when libpcap refuses the expression.
+fn tcpdump_count(file: &str, expr: &str) -> Option<usize> {
+    let o = Command::new("tcpdump")
+        .args(["--count", "-r", file, expr])
+        .output()
+        .ok()?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    o.status
+        .success()
+        .then(|| out.split_whitespace().next()?.parse().ok())
+        .flatten()
+}
+
+#[test]
+fn run_counts_agree_with_tcpdump_on_both_engines() {
+    if Command::new("tcpdump").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tcpdump is needed under CI"
+        );
+        eprintln!("skipping: no tcpdump");
+        return;
+    }
+    let engines: &[&str] = if testbed::bpf_privileged("the kernel engine") {
+        &["kernel", "interp"]
+    } else {
+        &["interp"]
+    };
+    for file in ["ethernet.pcap", "raw.pcap", "linux-sll.pcap"] {
+        let file = sample(file);
+        for expr in [
+            "tcp port 80",
+            "ip6",
+            "udp and not port 53",
+            "vlan",
+            "ip[6:2] & 0x3fff != 0",
+            "greater 100",
+        ] {
+            let want = tcpdump_count(&file, expr);
+            let mut verdicts = Vec::new();
+            for engine in engines {
+                let o = pcap2bpf(&["run", "--engine", engine, "-r", &file, "--verdicts", expr]);
+                if !o.status.success() {
+                    // Only where libpcap refuses it too (e.g. vlan on RAW).
+                    assert_eq!(want, None, "{expr} on {file}: {}", stderr(&o));
+                    continue;
+                }
+                let v = stdout(&o);
+                assert!(v.lines().all(|l| l == "0" || l == "1"), "{v}");
+                assert_eq!(
+                    Some(v.matches('1').count()),
+                    want,
+                    "{engine}: {expr} on {file}"
+                );
+                verdicts.push(v);
+            }
+            verdicts.dedup();
+            assert!(
+                verdicts.len() <= 1,
+                "the engines disagree on {expr} over {file}"
+            );
+        }
+    }
+}
+
+#[test]
+fn run_prints_a_line_per_match() {
+    let o = pcap2bpf(&[
+        "run",
+        "--engine",
+        "interp",
+        "-r",
+        &sample("ethernet.pcap"),
+        "arp",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(!out.is_empty());
+    assert!(
+        out.lines()
+            .all(|l| l.contains(" ARP, ") || l.contains("RARP")),
+        "{out}"
+    );
+}
+
+#[test]
+fn attach_status_detach_on_a_veth() {
+    if !testbed::privileged("attach test") || !testbed::bpf_privileged("attach test") {
+        return;
+    }
+    let ns = testbed::Netns::new().unwrap();
+    let pair = ns.veth_pair("c2a", "c2b").unwrap();
+    let name = format!("t{}", std::process::id() % 100_000_000);
+    let cli = |args: &[&str]| -> Output {
+        // A child spawned from a thread inside the namespace is in it too;
+        // the mount namespace (and so bpffs) is the host's.
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        ns.run(move || Command::new(BIN).args(&args).output().expect("runs"))
+            .unwrap()
+    };
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/pcap2bpf").join(&self.0));
+        }
+    }
+    let _cleanup = Cleanup(name.clone());
+
+    // A failed attach leaves nothing behind.
+    let o = cli(&["attach", "-i", "nosuchdev0", "--name", &name, "udp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nosuchdev0"), "{}", stderr(&o));
+    assert!(!Path::new("/sys/fs/bpf/pcap2bpf").join(&name).exists());
+
+    let o = cli(&[
+        "attach", "-i", "c2b", "--name", &name, "--action", "drop", "udp", "port", "9",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same name again is refused, and changes nothing.
+    let o = cli(&["attach", "-i", "c2b", "--name", &name, "udp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already attached"), "{}", stderr(&o));
+
+    let marker = testbed::Marker::new().unwrap();
+    let frame = |port: u16| {
+        testbed::udp4_frame(
+            pair.a.mac,
+            pair.b.mac,
+            Ipv4Addr::new(10, 9, 0, 1),
+            Ipv4Addr::new(10, 9, 0, 2),
+            4000,
+            port,
+            marker.as_bytes(),
+        )
+        .unwrap()
+    };
+    let frames = vec![frame(9), frame(9), frame(10)];
+    let got = ns
+        .run(|| {
+            testbed::send_and_collect(&pair.a, &pair.b, &frames, &marker, Duration::from_secs(2))
+        })
+        .unwrap()
+        .unwrap();
+    // XDP on c2b drops what it matches before the packet socket sees it.
+    assert_eq!(got.len(), 1, "only the port-10 frame passes");
+    assert_eq!(&got[0][36..38], &10u16.to_be_bytes());
+
+    let o = cli(&["status"]);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("{name} missing from status:\n{}", stdout(&o)))
+        .to_string();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[1..4], &["c2b", "xdp", "drop"], "{line}");
+    assert_eq!(cols[4], "2", "matched: {line}");
+    assert!(cols[5].parse::<u64>().unwrap() >= 3, "seen: {line}");
+    assert!(line.ends_with("udp port 9"), "{line}");
+
+    let o = cli(&["detach", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!Path::new("/sys/fs/bpf/pcap2bpf").join(&name).exists());
+    let got = ns
+        .run(|| {
+            testbed::send_and_collect(&pair.a, &pair.b, &frames, &marker, Duration::from_secs(2))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 3, "after detach every frame passes");
+    let o = cli(&["detach", &name]);
+    assert_eq!(o.status.code(), Some(1), "detaching twice is an error");
+}
