@@ -9,6 +9,8 @@
 //! Tests whose two edges go to the same place are removed with their
 //! loads, as libpcap's optimiser does.
 
+use std::collections::HashMap;
+
 use crate::ir::{CmpOp, Cond, Edge, Ir, Val};
 
 /// What a taken edge says about a value: `val op k` is `holds`.
@@ -27,6 +29,7 @@ pub fn optimize(ir: &mut Ir) {
         let before_entry = ir.entry;
         skip_trivial(ir);
         thread(ir);
+        merge_duplicates(ir);
         compact(ir);
         if ir.blocks == before && ir.entry == before_entry {
             break;
@@ -192,6 +195,39 @@ fn thread(ir: &mut Ir) {
     }
 }
 
+/// Merges blocks that make the same test with the same successors (the
+/// port tests that `port 53` repeats for tcp, udp and sctp, over IPv4
+/// and IPv6): they behave alike on every path, so one serves all.
+/// Blocks only jump forward, so scanning backwards sees successors merged
+/// before their predecessors, and the kept (later) copy stays after every
+/// block that now jumps to it.
+fn merge_duplicates(ir: &mut Ir) {
+    let n = ir.blocks.len();
+    let mut alias: Vec<Option<Edge>> = vec![None; n];
+    let mut seen: HashMap<(Cond, Edge, Edge), u32> = HashMap::with_capacity(n);
+    let res = |e: Edge, alias: &[Option<Edge>]| match e {
+        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+        e => e,
+    };
+    for i in (0..n).rev() {
+        let mut b = ir.blocks[i];
+        b.t = res(b.t, &alias);
+        b.f = res(b.f, &alias);
+        ir.blocks[i] = b;
+        match seen.entry((b.cond, b.t, b.f)) {
+            std::collections::hash_map::Entry::Occupied(kept) => {
+                alias[i] = Some(Edge::Block(*kept.get()));
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i as u32);
+            }
+        }
+    }
+    if let Some(e) = ir.entry {
+        ir.entry = Some(res(e, &alias));
+    }
+}
+
 /// Drops unreachable blocks, keeping the order.
 fn compact(ir: &mut Ir) {
     let n = ir.blocks.len();
@@ -269,6 +305,24 @@ mod tests {
                 _ => false,
             })
             .count()
+    }
+
+    /// Blocks that compare any value with the constant `k`.
+    fn tests_against(ir: &Ir, k: u32) -> usize {
+        ir.blocks
+            .iter()
+            .filter(
+                |b| matches!(b.cond, crate::ir::Cond::Cmp { b, .. } if ir.const_of(b) == Some(k)),
+            )
+            .count()
+    }
+
+    #[test]
+    fn identical_port_tests_are_merged() {
+        // `port 53` tests the source and destination port after tcp, udp
+        // and sctp, over IPv4 (offset from the header length) and IPv6
+        // (fixed offset): 12 tests, of which 4 differ.
+        assert_eq!(tests_against(&ir("port 53"), 53), 4);
     }
 
     #[test]

@@ -1,0 +1,242 @@
+//! pcap2bpf against its anchors, in one run:
+//!
+//! 1. compile time per expression: `pcap2bpf::compile` against libpcap's
+//!    `pcap_compile` (optimised), interleaved, medians of many runs;
+//! 2. instructions: ours (eBPF, XDP, bounds checks included) against
+//!    libpcap's optimised classic BPF;
+//! 3. nanoseconds per packet through `BPF_PROG_TEST_RUN` (repeat), ours
+//!    against a clang -O2 build of equivalent C (`benches/c/`), on a
+//!    matching and a non-matching packet.
+//!
+//! Run: `cargo bench -p benches --bench pcap2bpf` (as root for part 3).
+
+use std::process::Command;
+use std::time::Instant;
+
+use bpf_builder::object::Object;
+use bpf_builder::run::TestRun;
+use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
+
+const EXPRESSIONS: &[&str] = &[
+    "ip",
+    "ip6",
+    "arp",
+    "tcp",
+    "udp",
+    "icmp",
+    "tcp port 80",
+    "port 53",
+    "host 10.0.0.1",
+    "src host 10.0.0.1 and dst port 443",
+    "net 192.168.0.0/16",
+    "tcp port 80 or tcp port 443",
+    "udp and (port 53 or port 123)",
+    "tcp[tcpflags] & (tcp-syn|tcp-fin) != 0",
+    "ip[6:2] & 0x3fff != 0",
+    "vlan 10 and ip",
+    "portrange 1000-2000",
+    "ether host 00:11:22:33:44:55",
+    "ether broadcast",
+    "not ip and not arp",
+    "icmp[icmptype] == icmp-echo",
+    "ip6 and tcp port 22",
+    "greater 1000",
+    "len < 100",
+    "ip proto 47",
+    "host 10.0.0.1 and not port 22",
+    "mpls and ip",
+    "ip6 protochain 6",
+    "dst net 10.0.0.0/8 and (tcp or udp) and not src port 53",
+    "tcp dst port 80 and tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
+];
+
+fn options(tables: &Tables) -> CompileOptions<'_> {
+    CompileOptions {
+        link: LinkType::En10mb,
+        target: Target::Xdp,
+        on_match: 2,
+        on_nomatch: 1,
+        test_run_meta: false,
+        netmask: None,
+        resolver: tables,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median time of `f` over `rounds` rounds of `batch` calls, in ns per call.
+fn time(rounds: usize, batch: usize, mut f: impl FnMut()) -> f64 {
+    let mut samples: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / batch as f64
+        })
+        .collect();
+    median(&mut samples)
+}
+
+fn compile_and_size() {
+    let tables = Tables::system();
+    let opts = options(&tables);
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
+    println!("\n1-2. compile time and size (EN10MB, XDP), medians of 15 rounds:");
+    println!(
+        "{:<58} {:>9} {:>9} {:>6} {:>6} {:>6}",
+        "expression", "ours ns", "pcap ns", "ratio", "insns", "cbpf"
+    );
+    let (mut time_ratios, mut size_ratios) = (Vec::new(), Vec::new());
+    for expr in EXPRESSIONS {
+        let ours = compile(expr, &opts).expect("compiles");
+        let insns = ours
+            .object
+            .layout(ours.program)
+            .expect("lays out")
+            .insns
+            .len();
+        let cbpf = dead
+            .compile(expr, true)
+            .expect("libpcap compiles")
+            .get_instructions()
+            .len();
+        // Interleave the two so machine noise hits both alike.
+        let (mut t_ours, mut t_pcap) = (Vec::new(), Vec::new());
+        for _ in 0..15 {
+            t_ours.push(time(1, 200, || {
+                std::hint::black_box(compile(expr, &opts).expect("compiles"));
+            }));
+            t_pcap.push(time(1, 200, || {
+                std::hint::black_box(dead.compile(expr, true).expect("compiles"));
+            }));
+        }
+        let (o, p) = (median(&mut t_ours), median(&mut t_pcap));
+        time_ratios.push(o / p);
+        size_ratios.push(insns as f64 / cbpf as f64);
+        println!(
+            "{:<58} {:>9.0} {:>9.0} {:>6.2} {:>6} {:>6}",
+            expr,
+            o,
+            p,
+            o / p,
+            insns,
+            cbpf
+        );
+    }
+    println!(
+        "median compile-time ratio ours/libpcap: {:.2}; median size ratio ours/libpcap: {:.2}",
+        median(&mut time_ratios),
+        median(&mut size_ratios)
+    );
+}
+
+/// The equivalent C programs, compiled with clang -O2.
+const C_FILTERS: &[(&str, &str)] = &[
+    ("tcp port 80", "tcp_port_80"),
+    ("host 10.0.0.1", "host"),
+    ("udp and (port 53 or port 123)", "udp_dns_ntp"),
+];
+
+fn tcp_packet(dport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 74];
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&60u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 6;
+    f[26..30].copy_from_slice(&[10, 0, 0, 2]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 1]);
+    f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f[46] = 0xa0;
+    f
+}
+
+fn udp_packet(dport: u16) -> Vec<u8> {
+    let mut f = tcp_packet(dport);
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[192, 168, 1, 2]);
+    f[30..34].copy_from_slice(&[192, 168, 1, 3]);
+    f
+}
+
+fn per_packet() {
+    if !testbed::bpf_privileged("the per-packet benchmark") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let c_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/c");
+    let tables = Tables::system();
+    let opts = options(&tables);
+    let packets = [
+        ("tcp :80", tcp_packet(80)),
+        ("udp :53", udp_packet(53)),
+        ("udp :9", udp_packet(9)),
+    ];
+    println!("\n3. ns per packet, BPF_PROG_TEST_RUN repeat 1e6, median of 7 (ours / clang -O2):");
+    print!("{:<32} {:>6} {:>6}", "filter", "ours", "clang");
+    for (name, _) in &packets {
+        print!(" {name:>17}");
+    }
+    println!();
+    let mut ratios = Vec::new();
+    for (expr, file) in C_FILTERS {
+        let obj = dir.join(format!("{file}.o"));
+        let status = Command::new("clang")
+            .args(["-O2", "-g", "-target", "bpf", "-c"])
+            .arg(format!("{c_dir}/{file}.c"))
+            .arg("-o")
+            .arg(&obj)
+            .status()
+            .expect("clang runs");
+        assert!(status.success(), "clang failed on {file}.c");
+        let c_obj = Object::from_elf(&std::fs::read(&obj).expect("object")).expect("imports");
+        let c_loaded = c_obj.load().expect("clang's program loads");
+        let c_prog = c_loaded.programs().next().expect("one program").1;
+        let ours = compile(expr, &opts).expect("compiles");
+        let ours_insns = ours
+            .object
+            .layout(ours.program)
+            .expect("lays out")
+            .insns
+            .len();
+        let c_insns = c_obj
+            .programs()
+            .next()
+            .map(|(id, _)| c_obj.layout(id).expect("lays out").insns.len())
+            .unwrap_or(0);
+        let loaded = ours.object.load().expect("ours loads");
+        let prog = loaded.program(ours.program);
+        print!("{expr:<32} {ours_insns:>6} {c_insns:>6}");
+        for (_, pkt) in &packets {
+            let run = TestRun::new(pkt).repeat(1_000_000);
+            let a = prog.test_run(&run).expect("runs");
+            let b = c_prog.test_run(&run).expect("runs");
+            assert_eq!(a.retval, b.retval, "{expr}: ours and clang's disagree");
+            let (mut to, mut tc) = (Vec::new(), Vec::new());
+            for _ in 0..7 {
+                to.push(prog.test_run(&run).expect("runs").duration_ns as f64);
+                tc.push(c_prog.test_run(&run).expect("runs").duration_ns as f64);
+            }
+            let (o, c) = (median(&mut to), median(&mut tc));
+            ratios.push(o / c.max(1.0));
+            print!(" {:>8.1} / {:>6.1}", o, c);
+        }
+        println!();
+    }
+    println!(
+        "median per-packet ratio ours/clang: {:.2}",
+        median(&mut ratios)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    compile_and_size();
+    per_packet();
+}
