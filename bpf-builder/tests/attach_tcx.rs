@@ -122,6 +122,10 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
 
         // Dropping a link takes its program out of the chain.
         drop(lc);
+        wait_for("c out of the chain after its link dropped", || {
+            let chain = ns.run(|| tcx::query("vb", Hook::Ingress)).unwrap().unwrap();
+            !chain.prog_ids().contains(&id(c))
+        });
         assert_eq!(trace_of(&pair, &l), 0x62541);
         // Link update swaps in place: c where e was.
         le.update(c).unwrap();
@@ -298,6 +302,10 @@ fn ordering_helper_retries_when_the_chain_moves_under_it() {
         assert_eq!(chain.prog_ids(), vec![id(c), id(b), id(a)]);
         assert_eq!(trace_of(&pair, &l), 0x321);
         drop(lc);
+        wait_for("c out of the chain after its link dropped", || {
+            let chain = ns.run(|| tcx::query("vb", Hook::Ingress)).unwrap().unwrap();
+            !chain.prog_ids().contains(&id(c))
+        });
 
         // By name.
         let lc = ns
@@ -306,6 +314,10 @@ fn ordering_helper_retries_when_the_chain_moves_under_it() {
             .unwrap();
         assert_eq!(trace_of(&pair, &l), 0x231);
         drop(lc);
+        wait_for("c out of the chain after its link dropped", || {
+            let chain = ns.run(|| tcx::query("vb", Hook::Ingress)).unwrap().unwrap();
+            !chain.prog_ids().contains(&id(c))
+        });
         let err = ns
             .run(|| tcx::attach_placed("vb", Hook::Ingress, c, &Place::BeforeName("nope".into())))
             .unwrap()

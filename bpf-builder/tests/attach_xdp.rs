@@ -76,7 +76,9 @@ fn link_attached_drop_then_pass_is_seen_on_the_peer() {
 
         // Dropping the handle detaches (nothing pinned it).
         drop(link);
-        assert!(ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
+        wait_for("XDP detached after the link handle dropped", || {
+            ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty()
+        });
 
         // Generic mode explicitly, and by ifindex.
         let ifindex = pair.b.ifindex;

@@ -17,6 +17,11 @@ use crate::sys::bpf::{self as sys, LinkInfo};
 /// after the process exits, until the pin is removed (`std::fs::remove_file`)
 /// and every fd is closed, or until [`Link::detach`].
 ///
+/// The drop is therefore not a synchronous detach: a child that another
+/// thread is spawning at that moment holds a copy of every fd until it
+/// execs, and the detach waits for it. Use [`Link::detach`] when the
+/// program must be gone when the call returns.
+///
 /// A link cannot be replaced behind its owner's back: netlink and other
 /// links get `EBUSY` on an XDP hook held by a link. Its program can be
 /// swapped atomically with [`Link::update`].

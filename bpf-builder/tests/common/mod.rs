@@ -164,6 +164,22 @@ pub fn assert_nothing_left(prefix: &str) {
     }
 }
 
+/// Waits (at most 10 s) until `done` holds. Dropping a link handle closes
+/// our fd, but the kernel detaches only when the last reference goes: a
+/// child that another test thread is forking at that moment holds a copy
+/// of every fd until it execs, so a drop is not a synchronous detach
+/// (`Link::detach` is).
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "still not the case after 10 s: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Sends `frames` from `tx` and returns how many test frames with
 /// `marker` arrived at `rx` (waiting at most [`TIMEOUT`]).
 pub fn delivered(tx: &Link, rx: &Link, frames: &[Vec<u8>], marker: &Marker) -> Vec<Vec<u8>> {
