@@ -21,7 +21,9 @@ use bpf_builder::insn::{AluOp, Endian, Insn, JmpOp, Operand, Reg, Size};
 
 use crate::ast::Span;
 use crate::error::CompileError;
-use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, Meta, PROTOCHAIN_STEPS, Val, ValNode};
+use crate::ir::{
+    BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, PROTOCHAIN_STEPS, Val, ValNode,
+};
 
 /// The kind of program to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +65,12 @@ const END: Reg = Reg::R8;
 const SCRATCH: Reg = Reg::R5;
 /// Stack slot of the wire length in the test-run mode.
 const WIRELEN_SLOT: i16 = -8;
+
+/// Stack slot of IR variable `n` (below the wire length).
+fn var_slot(n: u32) -> i16 {
+    debug_assert!(n < MAX_VARS);
+    -16 - 8 * n.min(MAX_VARS) as i16
+}
 
 /// Emits `ir` into `asm`: expects the context in r1, jumps to `on_match`
 /// or `on_nomatch`. `source` is the filter text, for annotations.
@@ -211,6 +219,7 @@ fn uses_meta(ir: &Ir) -> bool {
     ir.blocks.iter().any(|b| match b.cond {
         Cond::Cmp { a, b, .. } => val(ir, a) || val(ir, b),
         Cond::ProtoChain { .. } => false,
+        Cond::Let { val: v, .. } => val(ir, v),
     })
 }
 
@@ -229,6 +238,7 @@ fn cond_need(ir: &Ir, c: Cond) -> u64 {
     match c {
         Cond::Cmp { a, b, .. } => val_need(ir, a).max(val_need(ir, b)),
         Cond::ProtoChain { nl, ipv6, .. } => u64::from(nl) + if ipv6 { 7 } else { 10 },
+        Cond::Let { val, .. } => val_need(ir, val),
     }
 }
 
@@ -442,6 +452,16 @@ impl Gen<'_> {
                 self.release(ra);
                 Ok(())
             }
+            Cond::Let { var, val } => {
+                let r = self.eval(val, false)?;
+                self.asm.stx(Size::W, Reg::R10, var_slot(var), r);
+                self.release(r);
+                self.acc = (r == Reg::R0).then_some((val, false));
+                if !t_next {
+                    self.asm.ja(t);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -548,6 +568,11 @@ impl Gen<'_> {
             ValNode::Meta(m) => {
                 let r = self.alloc()?;
                 self.meta(m, r);
+                Ok(r)
+            }
+            ValNode::Var(n) => {
+                let r = self.alloc()?;
+                self.asm.ldx(Size::W, r, Reg::R10, var_slot(n));
                 Ok(r)
             }
             ValNode::Load { off, k, size } => {

@@ -7,7 +7,9 @@
 //! cannot reject). Static knowledge alone (e.g. a byte is at most 255)
 //! never removes a test, since the test's loads could reject the packet.
 //! Tests whose two edges go to the same place are removed with their
-//! loads, as libpcap's optimiser does.
+//! loads, as libpcap's optimiser does (not when libpcap leaves the filter
+//! unoptimised, see [`Ir::pcap_unoptimized`]). `Let` blocks (variable
+//! assignments) are never skipped: what follows may read the variable.
 
 use std::collections::HashMap;
 
@@ -45,7 +47,7 @@ fn fact_of(ir: &Ir, cond: Cond, holds: bool) -> Option<Fact> {
             k,
             holds,
         }),
-        Cond::ProtoChain { .. } => None,
+        Cond::ProtoChain { .. } | Cond::Let { .. } => None,
     }
 }
 
@@ -144,7 +146,10 @@ fn skip_trivial(ir: &mut Ir) {
         b.t = res(b.t, &alias);
         b.f = res(b.f, &alias);
         ir.blocks[i] = b;
-        if b.t == b.f {
+        // Unoptimised, libpcap runs every test's loads, and a load out of
+        // the packet rejects: only tests that lead to REJECT either way
+        // may go then.
+        if b.t == b.f && (b.t == Edge::Reject || !ir.pcap_unoptimized) {
             alias[i] = Some(b.t);
         } else if let Some(r) = decide(ir, &[], b.cond) {
             alias[i] = Some(if r { b.t } else { b.f });
