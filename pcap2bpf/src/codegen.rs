@@ -360,10 +360,16 @@ impl Gen<'_> {
         };
     }
 
+    /// A free register; r0 is about to change, so it no longer holds
+    /// the accumulated value.
     fn alloc(&mut self) -> R<Reg> {
-        self.free.pop().ok_or_else(|| {
+        let r = self.free.pop().ok_or_else(|| {
             CompileError::new("expression too deep for the registers", Span::default())
-        })
+        })?;
+        if r == Reg::R0 {
+            self.acc = None;
+        }
+        Ok(r)
     }
 
     fn release(&mut self, r: Reg) {
@@ -456,7 +462,9 @@ impl Gen<'_> {
                 let r = self.eval(val, false)?;
                 self.asm.stx(Size::W, Reg::R10, var_slot(var), r);
                 self.release(r);
-                self.acc = (r == Reg::R0).then_some((val, false));
+                // r0 now holds the variable: what follows reads that.
+                let v = self.ir.find(ValNode::Var(var)).unwrap_or(val);
+                self.acc = (r == Reg::R0).then_some((v, false));
                 if !t_next {
                     self.asm.ja(t);
                 }
@@ -478,6 +486,13 @@ impl Gen<'_> {
         f_next: bool,
     ) {
         let asm = &mut *self.asm;
+        // A test kept only for its loads (libpcap unoptimised).
+        if t == f {
+            if !t_next {
+                asm.ja(t);
+            }
+            return;
+        }
         if t_next && let Some(inv) = op.invert() {
             asm.jmp32(inv, a, b, f);
             return;
@@ -514,11 +529,7 @@ impl Gen<'_> {
             _ => None,
         };
         let raw = raw_size.is_some();
-        let ra = if self.acc == Some((a, raw)) && self.free.last() == Some(&Reg::R0) {
-            self.alloc()?
-        } else {
-            self.eval(a, raw)?
-        };
+        let ra = self.eval(a, raw)?;
         let rhs = match k {
             Some(k) => Operand::Imm(raw_size.map_or(k, |s| swap(k, s)) as i32),
             None => Operand::Reg(self.eval(b, false)?),
@@ -545,6 +556,9 @@ impl Gen<'_> {
     /// Computes `v` into a fresh register (`raw`: in network byte order,
     /// see [`Gen::raw_size`]).
     fn eval(&mut self, v: Val, raw: bool) -> R<Reg> {
+        if self.acc == Some((v, raw)) && self.free.last() == Some(&Reg::R0) {
+            return self.alloc();
+        }
         match self.ir.node(v) {
             ValNode::Const(k) => {
                 let r = self.alloc()?;

@@ -301,6 +301,11 @@ impl Ir {
         v
     }
 
+    /// The value of `node` if it was interned (without folding).
+    pub fn find(&self, node: ValNode) -> Option<Val> {
+        self.interned.get(&node).copied()
+    }
+
     /// A constant.
     pub fn k(&mut self, k: u32) -> Val {
         self.val(ValNode::Const(k))

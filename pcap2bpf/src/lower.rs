@@ -1313,8 +1313,9 @@ impl<'a> Lower<'a> {
             self.add_k(hdr.1, 14),
             self.add_k(g.1, 2),
         );
-        let ether = and(is_teb, and(self.assign(lt, h12), self.assign(pl_var, h14)));
-        let other = and(self.assign(lt, g2), self.assign(pl_var, hdr.1));
+        // The EtherType offset last: r0 then holds it for the next test.
+        let ether = and(is_teb, and(self.assign(pl_var, h14), self.assign(lt, h12)));
+        let other = and(self.assign(pl_var, hdr.1), self.assign(lt, g2));
         let offsets = and(set_hdr, or(ether, other));
         self.link = Link::Ether;
         self.linkhdr = Off {
@@ -1340,5 +1341,135 @@ impl<'a> Lower<'a> {
         let b = self.linktype(0x88a8)?;
         let c = self.linktype(0x9100)?;
         Ok(or(or(a, b), c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{LinkType, LowerOptions, Tables, build_ir, parse};
+
+    fn build(expr: &str) -> Result<crate::Ir, crate::CompileError> {
+        let t = Tables::new();
+        let f = parse(expr, LinkType::En10mb, &t)?;
+        let o = LowerOptions {
+            link: LinkType::En10mb,
+            vlan_meta: false,
+            offline: true,
+            fixed_direction: None,
+            netmask: None,
+        };
+        Ok(build_ir(&f, &o)?.0)
+    }
+
+    fn matches(expr: &str, p: &[u8]) -> bool {
+        build(expr).unwrap().eval(p, p.len() as u32, &|_| None)
+    }
+
+    /// Ethernet + IPv4 (20 bytes) + UDP to 6081 + Geneve with `opt_words`
+    /// 4-byte option words, protocol `proto`, VNI 0x0abcde, then `inner`.
+    fn geneve_frame(opt_words: u8, proto: u16, inner: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 12];
+        p.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+        ];
+        ip[2..4].copy_from_slice(
+            &((20 + 8 + 8 + 4 * opt_words as usize + inner.len()) as u16).to_be_bytes(),
+        );
+        p.extend_from_slice(&ip);
+        p.extend_from_slice(&[0xc3, 0x50, 0x17, 0xc1, 0, 0, 0, 0]);
+        p.extend_from_slice(&[opt_words, 0]);
+        p.extend_from_slice(&proto.to_be_bytes());
+        p.extend_from_slice(&[0x0a, 0xbc, 0xde, 0]);
+        p.extend(std::iter::repeat_n(0xee, 4 * opt_words as usize));
+        p.extend_from_slice(inner);
+        p
+    }
+
+    /// An IPv4 header from 10.0.0.1 to 10.0.0.2 carrying TCP.
+    fn inner_ip() -> Vec<u8> {
+        vec![
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 22, 0x30, 0x39,
+        ]
+    }
+
+    #[test]
+    fn geneve_follows_options_to_the_inner_frame() {
+        let mut inner = vec![0u8; 12];
+        inner.extend_from_slice(&[0x08, 0x00]);
+        inner.extend(inner_ip());
+        for words in [0, 2, 5] {
+            let p = geneve_frame(words, 0x6558, &inner);
+            assert!(matches("geneve", &p));
+            assert!(matches("geneve 0x0abcde", &p));
+            assert!(!matches("geneve 0x0abcdf", &p));
+            assert!(matches("geneve and ip src 10.0.0.1", &p));
+            assert!(matches("geneve and tcp src port 22", &p));
+            assert!(!matches("geneve and tcp dst port 22", &p));
+        }
+    }
+
+    #[test]
+    fn geneve_without_ethernet_takes_its_protocol_as_the_ethertype() {
+        // libpcap: the linktype is the protocol field (Geneve + 2) and the
+        // payload starts right after the Geneve header; no Ethernet
+        // header, so link-layer address tests fail.
+        let p = geneve_frame(1, 0x0800, &inner_ip());
+        assert!(matches("geneve and ip dst 10.0.0.2", &p));
+        assert!(matches("geneve and tcp port 22", &p));
+        assert!(!matches("geneve and ip6", &p));
+        assert!(!matches("geneve and ether multicast", &p));
+        // The same bytes as Ethernet payload do not parse as IPv4.
+        let q = geneve_frame(1, 0x6558, &inner_ip());
+        assert!(!matches("geneve and ip dst 10.0.0.2", &q));
+    }
+
+    #[test]
+    fn geneve_needs_the_protocol_field_in_the_capture() {
+        let p = geneve_frame(0, 0x6558, &[]);
+        // Cut inside the Geneve protocol type: libpcap loads it to compute
+        // the offsets, so even a bare `geneve` rejects.
+        let cut = &p[..14 + 20 + 8 + 3];
+        assert!(!matches("geneve", cut));
+        assert!(matches("geneve", &p[..14 + 20 + 8 + 4]));
+    }
+
+    #[test]
+    fn filters_with_geneve_are_not_optimised_like_libpcap() {
+        // Unoptimised, libpcap loads ip[0] for `ip[0] * 0` and runs the
+        // EtherType test of `ip or not ip`: a frame cut before the inner
+        // EtherType is rejected.
+        let p = geneve_frame(0, 0x6558, &[0u8; 12]);
+        assert!(!matches("geneve and (ip or not ip)", &p));
+        let ir = build("geneve and ip[0] * 0 = 0").unwrap();
+        assert!(ir.pcap_unoptimized);
+        // Without geneve, the optimiser's folding stands.
+        assert_eq!(
+            build("ip or not ip").unwrap().entry,
+            Some(crate::ir::Edge::Accept)
+        );
+    }
+
+    #[test]
+    fn tests_reading_unset_geneve_offsets_are_refused() {
+        for e in [
+            "geneve or udp port 53",
+            "not geneve and tcp",
+            "(geneve or geneve) and ip",
+        ] {
+            let err = build(e).unwrap_err();
+            assert!(
+                err.message.contains("did not match"),
+                "{e}: {}",
+                err.message
+            );
+        }
+        for e in [
+            "udp port 53 or geneve",
+            "not geneve",
+            "geneve and (tcp or udp)",
+        ] {
+            assert!(build(e).is_ok(), "{e}");
+        }
     }
 }
