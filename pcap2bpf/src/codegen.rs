@@ -21,7 +21,9 @@ use bpf_builder::insn::{AluOp, Endian, Insn, JmpOp, Operand, Reg, Size};
 
 use crate::ast::Span;
 use crate::error::CompileError;
-use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, Meta, PROTOCHAIN_STEPS, Val, ValNode};
+use crate::ir::{
+    BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, PROTOCHAIN_STEPS, Val, ValNode,
+};
 
 /// The kind of program to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +65,12 @@ const END: Reg = Reg::R8;
 const SCRATCH: Reg = Reg::R5;
 /// Stack slot of the wire length in the test-run mode.
 const WIRELEN_SLOT: i16 = -8;
+
+/// Stack slot of IR variable `n` (below the wire length).
+fn var_slot(n: u32) -> i16 {
+    debug_assert!(n < MAX_VARS);
+    -16 - 8 * n.min(MAX_VARS) as i16
+}
 
 /// Emits `ir` into `asm`: expects the context in r1, jumps to `on_match`
 /// or `on_nomatch`. `source` is the filter text, for annotations.
@@ -211,6 +219,7 @@ fn uses_meta(ir: &Ir) -> bool {
     ir.blocks.iter().any(|b| match b.cond {
         Cond::Cmp { a, b, .. } => val(ir, a) || val(ir, b),
         Cond::ProtoChain { .. } => false,
+        Cond::Let { val: v, .. } => val(ir, v),
     })
 }
 
@@ -229,6 +238,7 @@ fn cond_need(ir: &Ir, c: Cond) -> u64 {
     match c {
         Cond::Cmp { a, b, .. } => val_need(ir, a).max(val_need(ir, b)),
         Cond::ProtoChain { nl, ipv6, .. } => u64::from(nl) + if ipv6 { 7 } else { 10 },
+        Cond::Let { val, .. } => val_need(ir, val),
     }
 }
 
@@ -350,10 +360,16 @@ impl Gen<'_> {
         };
     }
 
+    /// A free register; r0 is about to change, so it no longer holds
+    /// the accumulated value.
     fn alloc(&mut self) -> R<Reg> {
-        self.free.pop().ok_or_else(|| {
+        let r = self.free.pop().ok_or_else(|| {
             CompileError::new("expression too deep for the registers", Span::default())
-        })
+        })?;
+        if r == Reg::R0 {
+            self.acc = None;
+        }
+        Ok(r)
     }
 
     fn release(&mut self, r: Reg) {
@@ -442,6 +458,18 @@ impl Gen<'_> {
                 self.release(ra);
                 Ok(())
             }
+            Cond::Let { var, val } => {
+                let r = self.eval(val, false)?;
+                self.asm.stx(Size::W, Reg::R10, var_slot(var), r);
+                self.release(r);
+                // r0 now holds the variable: what follows reads that.
+                let v = self.ir.find(ValNode::Var(var)).unwrap_or(val);
+                self.acc = (r == Reg::R0).then_some((v, false));
+                if !t_next {
+                    self.asm.ja(t);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -458,6 +486,13 @@ impl Gen<'_> {
         f_next: bool,
     ) {
         let asm = &mut *self.asm;
+        // A test kept only for its loads (libpcap unoptimised).
+        if t == f {
+            if !t_next {
+                asm.ja(t);
+            }
+            return;
+        }
         if t_next && let Some(inv) = op.invert() {
             asm.jmp32(inv, a, b, f);
             return;
@@ -494,11 +529,7 @@ impl Gen<'_> {
             _ => None,
         };
         let raw = raw_size.is_some();
-        let ra = if self.acc == Some((a, raw)) && self.free.last() == Some(&Reg::R0) {
-            self.alloc()?
-        } else {
-            self.eval(a, raw)?
-        };
+        let ra = self.eval(a, raw)?;
         let rhs = match k {
             Some(k) => Operand::Imm(raw_size.map_or(k, |s| swap(k, s)) as i32),
             None => Operand::Reg(self.eval(b, false)?),
@@ -525,6 +556,9 @@ impl Gen<'_> {
     /// Computes `v` into a fresh register (`raw`: in network byte order,
     /// see [`Gen::raw_size`]).
     fn eval(&mut self, v: Val, raw: bool) -> R<Reg> {
+        if self.acc == Some((v, raw)) && self.free.last() == Some(&Reg::R0) {
+            return self.alloc();
+        }
         match self.ir.node(v) {
             ValNode::Const(k) => {
                 let r = self.alloc()?;
@@ -548,6 +582,11 @@ impl Gen<'_> {
             ValNode::Meta(m) => {
                 let r = self.alloc()?;
                 self.meta(m, r);
+                Ok(r)
+            }
+            ValNode::Var(n) => {
+                let r = self.alloc()?;
+                self.asm.ldx(Size::W, r, Reg::R10, var_slot(n));
                 Ok(r)
             }
             ValNode::Load { off, k, size } => {

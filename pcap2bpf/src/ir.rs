@@ -9,7 +9,11 @@
 //!   bounds makes the whole filter reject, at the moment it is evaluated;
 //! - division or modulo by a zero value rejects; shifts by 32 or more give 0;
 //! - a block evaluates both operands of its test (all their loads), then
-//!   follows the true or false edge.
+//!   follows the true or false edge;
+//! - variables are libpcap's scratch memory (`M[k]`): a [`Cond::Let`] block
+//!   sets one, a [`ValNode::Var`] reads it. Lowering sets each variable at
+//!   most once on a path and reads it only where every path set it (the
+//!   variable offsets after `geneve`).
 //!
 //! Values are interned: the same expression is the same [`Val`], which is
 //! what lets the optimiser see that two tests look at the same bytes.
@@ -46,6 +50,15 @@ impl Hasher for FxHasher {
 }
 
 use crate::ast::Span;
+
+/// What values are evaluated against.
+struct Env<'a> {
+    data: &'a [u8],
+    wirelen: u32,
+    meta: &'a dyn Fn(Meta) -> Option<u32>,
+    /// Variables set so far on the path (`None`: not set).
+    vars: &'a [Option<u32>],
+}
 
 /// A value in the arena of an [`Ir`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,7 +138,13 @@ pub enum ValNode {
     Bin(BinOp, Val, Val),
     /// `-a` (two's complement).
     Neg(Val),
+    /// The value of a variable, set by a [`Cond::Let`] block earlier on
+    /// every path here (libpcap's `M[k]`).
+    Var(u32),
 }
+
+/// How many variables a filter may use (each takes a stack slot).
+pub const MAX_VARS: u32 = 32;
 
 /// Comparison operators of tests (libpcap's jumps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,6 +196,14 @@ pub enum Cond {
         /// The protocol number looked for.
         proto: u32,
     },
+    /// Sets variable `var` to `val` (evaluating its loads, which may
+    /// reject) and always takes the true edge; the false edge is unused.
+    Let {
+        /// The variable.
+        var: u32,
+        /// Its new value.
+        val: Val,
+    },
 }
 
 /// Where an edge goes.
@@ -214,6 +241,11 @@ pub struct Ir {
     pub blocks: Vec<Block>,
     /// Where evaluation starts.
     pub entry: Option<Edge>,
+    /// libpcap does not optimise this filter (it has `geneve`, whose code
+    /// libpcap's optimiser cannot handle): loads its optimiser would drop
+    /// (`x * 0`, tests whose edges meet) stay, and their bounds still
+    /// reject. Set before any value is interned.
+    pub pcap_unoptimized: bool,
 }
 
 impl Ir {
@@ -233,14 +265,22 @@ impl Ir {
                 // libpcap's optimiser (opt_stmt) makes these constant 0 and
                 // then drops the loads of the other operand, so a packet
                 // too short for those loads still passes: mirror it.
-                (_, ValNode::Const(0)) if matches!(op, BinOp::Mul | BinOp::And) => {
+                (_, ValNode::Const(0))
+                    if !self.pcap_unoptimized && matches!(op, BinOp::Mul | BinOp::And) =>
+                {
                     ValNode::Const(0)
                 }
                 (ValNode::Const(0), _)
-                    if matches!(
-                        op,
-                        BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::And | BinOp::Shl | BinOp::Shr
-                    ) =>
+                    if !self.pcap_unoptimized
+                        && matches!(
+                            op,
+                            BinOp::Mul
+                                | BinOp::Div
+                                | BinOp::Mod
+                                | BinOp::And
+                                | BinOp::Shl
+                                | BinOp::Shr
+                        ) =>
                 {
                     ValNode::Const(0)
                 }
@@ -259,6 +299,11 @@ impl Ir {
         self.vals.push(node);
         self.interned.insert(node, v);
         v
+    }
+
+    /// The value of `node` if it was interned (without folding).
+    pub fn find(&self, node: ValNode) -> Option<Val> {
+        self.interned.get(&node).copied()
     }
 
     /// A constant.
@@ -302,7 +347,8 @@ impl Ir {
 
     /// Evaluates a value on a packet (`data` is the captured bytes);
     /// `None` when evaluation rejects. Used by tests and the interpreter
-    /// of last resort; `meta` supplies metadata.
+    /// of last resort; `meta` supplies metadata. Variables read as unset
+    /// (rejecting); [`Ir::eval`] runs whole filters with them.
     pub fn eval_val(
         &self,
         v: Val,
@@ -310,30 +356,41 @@ impl Ir {
         wirelen: u32,
         meta: &dyn Fn(Meta) -> Option<u32>,
     ) -> Option<u32> {
+        let env = Env {
+            data,
+            wirelen,
+            meta,
+            vars: &[],
+        };
+        self.eval_in(v, &env)
+    }
+
+    fn eval_in(&self, v: Val, env: &Env<'_>) -> Option<u32> {
         Some(match self.node(v) {
             ValNode::Const(k) => k,
-            ValNode::Len => wirelen,
-            ValNode::Meta(m) => meta(m)?,
+            ValNode::Len => env.wirelen,
+            ValNode::Meta(m) => (env.meta)(m)?,
+            ValNode::Var(n) => (*env.vars.get(n as usize)?)?,
             ValNode::Load { off, k, size } => {
                 let base = match off {
-                    Some(o) => u64::from(self.eval_val(o, data, wirelen, meta)?),
+                    Some(o) => u64::from(self.eval_in(o, env)?),
                     None => 0,
                 };
                 let start = base + u64::from(k);
                 let end = start + u64::from(size);
-                if end > data.len() as u64 {
+                if end > env.data.len() as u64 {
                     return None;
                 }
-                data[start as usize..end as usize]
+                env.data[start as usize..end as usize]
                     .iter()
                     .fold(0u32, |acc, b| (acc << 8) | u32::from(*b))
             }
             ValNode::Bin(op, a, b) => {
-                let a = self.eval_val(a, data, wirelen, meta)?;
-                let b = self.eval_val(b, data, wirelen, meta)?;
+                let a = self.eval_in(a, env)?;
+                let b = self.eval_in(b, env)?;
                 op.eval(a, b)?
             }
-            ValNode::Neg(a) => self.eval_val(a, data, wirelen, meta)?.wrapping_neg(),
+            ValNode::Neg(a) => self.eval_in(a, env)?.wrapping_neg(),
         })
     }
 
@@ -343,18 +400,25 @@ impl Ir {
             Some(e) => e,
             None => return true,
         };
+        let mut vars: Vec<Option<u32>> = Vec::new();
         loop {
             let b = match at {
                 Edge::Accept => return true,
                 Edge::Reject => return false,
                 Edge::Block(i) => &self.blocks[i as usize],
             };
+            let env = Env {
+                data,
+                wirelen,
+                meta,
+                vars: &vars,
+            };
             let r = match b.cond {
                 Cond::Cmp { a, op, b: rhs } => {
-                    let Some(x) = self.eval_val(a, data, wirelen, meta) else {
+                    let Some(x) = self.eval_in(a, &env) else {
                         return false;
                     };
-                    let Some(y) = self.eval_val(rhs, data, wirelen, meta) else {
+                    let Some(y) = self.eval_in(rhs, &env) else {
                         return false;
                     };
                     op.eval(x, y)
@@ -363,6 +427,17 @@ impl Ir {
                     Some(r) => r,
                     None => return false,
                 },
+                Cond::Let { var, val } => {
+                    let Some(x) = self.eval_in(val, &env) else {
+                        return false;
+                    };
+                    let i = var as usize;
+                    if vars.len() <= i {
+                        vars.resize(i + 1, None);
+                    }
+                    vars[i] = Some(x);
+                    true
+                }
             };
             at = if r { b.t } else { b.f };
         }
@@ -406,6 +481,7 @@ impl Ir {
                     max = max.max(self.max_read_val(a)?).max(self.max_read_val(b)?);
                 }
                 Cond::ProtoChain { .. } => return None,
+                Cond::Let { val, .. } => max = max.max(self.max_read_val(val)?),
             }
         }
         Some(max)

@@ -5,13 +5,15 @@
 //! matters: a load past the captured bytes rejects the whole packet, so
 //! `a or b` must not look at `b`'s bytes when `a` holds). `vlan`, `mpls`
 //! and `pppoes` shift the offsets of everything lowered after them, as
-//! libpcap's `off_linkpl`/`off_linktype`/`off_nl` do.
+//! libpcap's `off_linkpl`/`off_linktype`/`off_nl` do; `geneve` computes
+//! the offsets of the encapsulated frame at run time into variables
+//! (libpcap's scratch registers) and everything after it uses those.
 
 use crate::LinkType;
 use crate::ast::{Arith, ArithOp, ByteOp, Dir, Llc, Primitive, Proto, RelOp, Span};
 use crate::check::{Atom, Checked};
 use crate::error::CompileError;
-use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, Meta, Val, ValNode};
+use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, Val, ValNode};
 
 /// What the lowering needs to know about where the filter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +103,9 @@ const SAP_ISONS: u32 = 0xfe;
 const SAP_IP: u32 = 0x06;
 const SAP_NETBEUI: u32 = 0xf0;
 const SAP_IPX: u32 = 0xe0;
+const GENEVE_PORT: u32 = 6081;
+/// Geneve's protocol type for an Ethernet payload.
+const ET_TEB: u32 = 0x6558;
 
 /// Lowers `c` into `ir`, setting its entry.
 pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<(), CompileError> {
@@ -108,6 +113,8 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
         ir.entry = Some(Edge::Accept);
         return Ok(());
     };
+    // libpcap turns its optimiser off for filters with `geneve`.
+    ir.pcap_unoptimized = has_geneve(c);
     let mut l = Lower::new(opts, ir);
     let p = l.node(c)?;
     // Build the CFG backwards so that every jump goes forward: the block
@@ -130,6 +137,63 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
         })
         .collect();
     ir.entry = Some(flip(entry));
+    check_vars_set(ir)
+}
+
+fn has_geneve(c: &Checked) -> bool {
+    match c {
+        Checked::And(a, b) | Checked::Or(a, b) => has_geneve(a) || has_geneve(b),
+        Checked::Not(a) => has_geneve(a),
+        Checked::Atom(Atom::Prim(Primitive::Geneve(_)), _) => true,
+        Checked::Atom(..) => false,
+    }
+}
+
+/// The variables `v` reads, as a bit set.
+fn vars_read(ir: &Ir, v: Val) -> u64 {
+    match ir.node(v) {
+        ValNode::Var(n) => 1 << n,
+        ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => vars_read(ir, o),
+        ValNode::Bin(_, a, b) => vars_read(ir, a) | vars_read(ir, b),
+        _ => 0,
+    }
+}
+
+/// Refuses filters that read a variable on a path that did not set it:
+/// tests after `geneve` that also run when `geneve` did not match (`not
+/// geneve and tcp`, `geneve or udp`). libpcap reads scratch memory it
+/// never wrote there (the kernel's classic BPF checker refuses such
+/// programs), so those tests have no meaning to reproduce.
+fn check_vars_set(ir: &Ir) -> Result<(), CompileError> {
+    let n = ir.blocks.len();
+    // set[i]: variables set on every path into block i.
+    let mut set: Vec<Option<u64>> = vec![None; n];
+    if let Some(Edge::Block(i)) = ir.entry {
+        set[i as usize] = Some(0);
+    }
+    for i in 0..n {
+        let Some(have) = set[i] else { continue };
+        let b = ir.blocks[i];
+        let (reads, sets) = match b.cond {
+            Cond::Cmp { a, b, .. } => (vars_read(ir, a) | vars_read(ir, b), 0),
+            Cond::ProtoChain { .. } => (0, 0),
+            Cond::Let { var, val } => (vars_read(ir, val), 1u64 << var),
+        };
+        if reads & !have != 0 {
+            return Err(CompileError::new(
+                "this test also runs on packets where the 'geneve' before it did not match; \
+                 libpcap then reads offsets it never computed (uninitialised scratch memory), \
+                 so it has no defined meaning: put the test under 'geneve and ...' or before 'geneve'",
+                b.span,
+            ));
+        }
+        for (e, out) in [(b.t, have | sets), (b.f, have)] {
+            if let Edge::Block(j) = e {
+                let j = j as usize;
+                set[j] = Some(set[j].map_or(out, |x| x & out));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -146,6 +210,12 @@ impl CfgBuilder {
             P::True => t,
             P::False => f,
             P::Test(cond, span) => {
+                // An assignment always holds; its false edge is unused.
+                let f = if matches!(cond, Cond::Let { .. }) {
+                    Edge::Reject
+                } else {
+                    f
+                };
                 self.blocks.push(Block {
                     cond: *cond,
                     t,
@@ -178,6 +248,13 @@ struct Lower<'a> {
     nl_nosnap: u32,
     mpls_depth: u32,
     vlan_depth: u32,
+    /// libpcap's `is_geneve`: after `geneve` (until `pppoes`), link-layer
+    /// address tests first check that the encapsulated frame has an
+    /// Ethernet header; these are the variables of its start and of its
+    /// payload, which differ exactly then.
+    geneve: Option<(Val, Val)>,
+    /// The next free variable.
+    next_var: u32,
     span: Span,
 }
 
@@ -207,6 +284,8 @@ impl<'a> Lower<'a> {
             nl_nosnap: if link == Link::Ether { 3 } else { 0 },
             mpls_depth: 0,
             vlan_depth: 0,
+            geneve: None,
+            next_var: 0,
             span: Span::default(),
         }
     }
@@ -686,9 +765,23 @@ impl<'a> Lower<'a> {
     }
 
     fn ehost(&mut self, dir: Dir, mac: &[u8; 6]) -> R<P> {
-        self.dir_pair(dir, &mut |l, src| {
+        let b = self.dir_pair(dir, &mut |l, src| {
             l.bcmp(Rel::LinkHdr, if src { 6 } else { 0 }, mac)
-        })
+        })?;
+        Ok(self.with_ll_check(b))
+    }
+
+    /// `gen_prevlinkhdr_check` before a link-layer address test: after
+    /// `geneve`, the encapsulated frame must have an Ethernet header (its
+    /// start and its payload differ).
+    fn with_ll_check(&mut self, b: P) -> P {
+        match self.geneve {
+            Some((hdr, pl)) => {
+                let same = self.test(hdr, CmpOp::Eq, pl);
+                and(not(same), b)
+            }
+            None => b,
+        }
     }
 
     // ---- ports ----
@@ -930,7 +1023,10 @@ impl<'a> Lower<'a> {
                     let b2 = self.mcmp(Rel::LinkPl, 16, 4, hm, hm)?;
                     Ok(and(b0, or(b1, b2)))
                 }
-                _ if self.link == Link::Ether => self.bcmp(Rel::LinkHdr, 0, &[0xff; 6]),
+                _ if self.link == Link::Ether => {
+                    let b = self.bcmp(Rel::LinkHdr, 0, &[0xff; 6])?;
+                    Ok(self.with_ll_check(b))
+                }
                 _ => Err(self.err("not a broadcast link")),
             },
             Primitive::Multicast(pr) => match pr {
@@ -944,7 +1040,10 @@ impl<'a> Lower<'a> {
                     let b1 = self.cmp(Rel::LinkPl, 24, 1, 255)?;
                     Ok(and(b0, b1))
                 }
-                _ if self.link == Link::Ether => self.set(Rel::LinkHdr, 0, 1, 1),
+                _ if self.link == Link::Ether => {
+                    let b = self.set(Rel::LinkHdr, 0, 1, 1)?;
+                    Ok(self.with_ll_check(b))
+                }
                 _ => Err(self.err("link-layer multicast filters not supported on this link")),
             },
             Primitive::Less(n) => {
@@ -1033,6 +1132,7 @@ impl<'a> Lower<'a> {
                     k: pl.k.wrapping_add(self.nl).wrapping_add(6),
                 };
                 self.link = Link::Ppp;
+                self.geneve = None;
                 self.linktype = Some(self.linkhdr);
                 self.linkpl = Off {
                     var: self.linkhdr.var,
@@ -1042,9 +1142,7 @@ impl<'a> Lower<'a> {
                 self.nl_nosnap = 0;
                 Ok(b)
             }
-            Primitive::Geneve(_) => {
-                Err(self.err("'geneve' is not supported yet by the code generator"))
-            }
+            Primitive::Geneve(vni) => self.geneve(*vni),
             Primitive::Llc(kind) => {
                 if self.link != Link::Ether {
                     return Err(self.err("'llc' not supported for this link type"));
@@ -1133,10 +1231,245 @@ impl<'a> Lower<'a> {
         Ok(p)
     }
 
+    /// A fresh variable: its number and the value reading it.
+    fn new_var(&mut self) -> R<(u32, Val)> {
+        if self.next_var >= MAX_VARS {
+            return Err(self.err(format!(
+                "too many 'geneve' in one filter (at most {})",
+                MAX_VARS / 4
+            )));
+        }
+        let n = self.next_var;
+        self.next_var += 1;
+        Ok((n, self.ir.val(ValNode::Var(n))))
+    }
+
+    fn assign(&mut self, var: (u32, Val), val: Val) -> P {
+        P::Test(Cond::Let { var: var.0, val }, self.span)
+    }
+
+    fn add_k(&mut self, v: Val, k: u32) -> Val {
+        let k = self.ir.k(k);
+        self.ir.bin(BinOp::Add, v, k)
+    }
+
+    /// `gen_geneve_check`: UDP to port 6081 over IPv4 or IPv6, Geneve
+    /// version 0 and, if given, the VNI.
+    fn geneve_check(&mut self, v6: bool, vni: Option<u32>) -> R<P> {
+        let port = GENEVE_PORT;
+        let b0 = self.port_family(v6, Some(Proto::Udp), Dir::Dst, port, port, false)?;
+        let rel = if v6 { Rel::TranIpv6 } else { Rel::TranIpv4 };
+        let b1 = self.mcmp(rel, 8, 1, 0, 0xc0)?;
+        let mut b = and(b0, b1);
+        if let Some(vni) = vni {
+            let b2 = self.mcmp(rel, 12, 4, vni << 8, 0xffff_ff00)?;
+            b = and(b, b2);
+        }
+        Ok(b)
+    }
+
+    /// `gen_geneve`: matches Geneve and moves every later offset into the
+    /// encapsulated frame. As in libpcap, its start is computed when the
+    /// match succeeds: `g` (the Geneve header: after the UDP header over
+    /// IPv4 or IPv6), `hdr` (after the Geneve header and its options, the
+    /// link-layer header), then, if the protocol type is Ethernet
+    /// (0x6558), the EtherType and payload of that frame; otherwise the
+    /// protocol type serves as the EtherType and the payload starts at
+    /// `hdr`.
+    fn geneve(&mut self, vni: Option<u32>) -> R<P> {
+        let g = self.new_var()?;
+        let hdr = self.new_var()?;
+        let lt = self.new_var()?;
+        let pl_var = self.new_var()?;
+        let pl = self.linkpl;
+        let udp_end = pl.k.wrapping_add(self.nl).wrapping_add(8);
+        let b4 = self.geneve_check(false, vni)?;
+        let ihl = self.iphdrlen();
+        let g4 = self.add_k(ihl, udp_end);
+        let set4 = self.assign(g, g4);
+        let b6 = self.geneve_check(true, vni)?;
+        let g6 = match pl.var {
+            Some(v) => self.add_k(v, udp_end.wrapping_add(40)),
+            None => self.ir.k(udp_end.wrapping_add(40)),
+        };
+        let set6 = self.assign(g, g6);
+        let matched = or(and(b4, set4), and(b6, set6));
+        // hdr = g + 8 + 4 * (option length, the low 6 bits of byte 0).
+        let optlen = {
+            let b = self.ir.load(Some(g.1), 0, 1);
+            let m = self.ir.k(0x3f);
+            let four = self.ir.k(4);
+            let o = self.ir.bin(BinOp::And, b, m);
+            self.ir.bin(BinOp::Mul, o, four)
+        };
+        let hlen = self.add_k(optlen, 8);
+        let h = self.ir.bin(BinOp::Add, hlen, g.1);
+        let set_hdr = self.assign(hdr, h);
+        let proto = self.ir.load(Some(g.1), 2, 2);
+        let teb = self.ir.k(ET_TEB);
+        let is_teb = self.test(proto, CmpOp::Eq, teb);
+        let (h12, h14, g2) = (
+            self.add_k(hdr.1, 12),
+            self.add_k(hdr.1, 14),
+            self.add_k(g.1, 2),
+        );
+        // The EtherType offset last: r0 then holds it for the next test.
+        let ether = and(is_teb, and(self.assign(pl_var, h14), self.assign(lt, h12)));
+        let other = and(self.assign(pl_var, hdr.1), self.assign(lt, g2));
+        let offsets = and(set_hdr, or(ether, other));
+        self.link = Link::Ether;
+        self.linkhdr = Off {
+            var: Some(hdr.1),
+            k: 0,
+        };
+        self.linktype = Some(Off {
+            var: Some(lt.1),
+            k: 0,
+        });
+        self.linkpl = Off {
+            var: Some(pl_var.1),
+            k: 0,
+        };
+        // libpcap leaves off_nl_nosnap as it was.
+        self.nl = 0;
+        self.geneve = Some((hdr.1, pl_var.1));
+        Ok(and(matched, offsets))
+    }
+
     fn tpid(&mut self) -> R<P> {
         let a = self.linktype(0x8100)?;
         let b = self.linktype(0x88a8)?;
         let c = self.linktype(0x9100)?;
         Ok(or(or(a, b), c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{LinkType, LowerOptions, Tables, build_ir, parse};
+
+    fn build(expr: &str) -> Result<crate::Ir, crate::CompileError> {
+        let t = Tables::new();
+        let f = parse(expr, LinkType::En10mb, &t)?;
+        let o = LowerOptions {
+            link: LinkType::En10mb,
+            vlan_meta: false,
+            offline: true,
+            fixed_direction: None,
+            netmask: None,
+        };
+        Ok(build_ir(&f, &o)?.0)
+    }
+
+    fn matches(expr: &str, p: &[u8]) -> bool {
+        build(expr).unwrap().eval(p, p.len() as u32, &|_| None)
+    }
+
+    /// Ethernet + IPv4 (20 bytes) + UDP to 6081 + Geneve with `opt_words`
+    /// 4-byte option words, protocol `proto`, VNI 0x0abcde, then `inner`.
+    fn geneve_frame(opt_words: u8, proto: u16, inner: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 12];
+        p.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+        ];
+        ip[2..4].copy_from_slice(
+            &((20 + 8 + 8 + 4 * opt_words as usize + inner.len()) as u16).to_be_bytes(),
+        );
+        p.extend_from_slice(&ip);
+        p.extend_from_slice(&[0xc3, 0x50, 0x17, 0xc1, 0, 0, 0, 0]);
+        p.extend_from_slice(&[opt_words, 0]);
+        p.extend_from_slice(&proto.to_be_bytes());
+        p.extend_from_slice(&[0x0a, 0xbc, 0xde, 0]);
+        p.extend(std::iter::repeat_n(0xee, 4 * opt_words as usize));
+        p.extend_from_slice(inner);
+        p
+    }
+
+    /// An IPv4 header from 10.0.0.1 to 10.0.0.2 carrying TCP.
+    fn inner_ip() -> Vec<u8> {
+        vec![
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 22, 0x30, 0x39,
+        ]
+    }
+
+    #[test]
+    fn geneve_follows_options_to_the_inner_frame() {
+        let mut inner = vec![0u8; 12];
+        inner.extend_from_slice(&[0x08, 0x00]);
+        inner.extend(inner_ip());
+        for words in [0, 2, 5] {
+            let p = geneve_frame(words, 0x6558, &inner);
+            assert!(matches("geneve", &p));
+            assert!(matches("geneve 0x0abcde", &p));
+            assert!(!matches("geneve 0x0abcdf", &p));
+            assert!(matches("geneve and ip src 10.0.0.1", &p));
+            assert!(matches("geneve and tcp src port 22", &p));
+            assert!(!matches("geneve and tcp dst port 22", &p));
+        }
+    }
+
+    #[test]
+    fn geneve_without_ethernet_takes_its_protocol_as_the_ethertype() {
+        // libpcap: the linktype is the protocol field (Geneve + 2) and the
+        // payload starts right after the Geneve header; no Ethernet
+        // header, so link-layer address tests fail.
+        let p = geneve_frame(1, 0x0800, &inner_ip());
+        assert!(matches("geneve and ip dst 10.0.0.2", &p));
+        assert!(matches("geneve and tcp port 22", &p));
+        assert!(!matches("geneve and ip6", &p));
+        assert!(!matches("geneve and ether multicast", &p));
+        // The same bytes as Ethernet payload do not parse as IPv4.
+        let q = geneve_frame(1, 0x6558, &inner_ip());
+        assert!(!matches("geneve and ip dst 10.0.0.2", &q));
+    }
+
+    #[test]
+    fn geneve_needs_the_protocol_field_in_the_capture() {
+        let p = geneve_frame(0, 0x6558, &[]);
+        // Cut inside the Geneve protocol type: libpcap loads it to compute
+        // the offsets, so even a bare `geneve` rejects.
+        let cut = &p[..14 + 20 + 8 + 3];
+        assert!(!matches("geneve", cut));
+        assert!(matches("geneve", &p[..14 + 20 + 8 + 4]));
+    }
+
+    #[test]
+    fn filters_with_geneve_are_not_optimised_like_libpcap() {
+        // Unoptimised, libpcap loads ip[0] for `ip[0] * 0` and runs the
+        // EtherType test of `ip or not ip`: a frame cut before the inner
+        // EtherType is rejected.
+        let p = geneve_frame(0, 0x6558, &[0u8; 12]);
+        assert!(!matches("geneve and (ip or not ip)", &p));
+        let ir = build("geneve and ip[0] * 0 = 0").unwrap();
+        assert!(ir.pcap_unoptimized);
+        // Without geneve, the optimiser's folding stands.
+        assert_eq!(
+            build("ip or not ip").unwrap().entry,
+            Some(crate::ir::Edge::Accept)
+        );
+    }
+
+    #[test]
+    fn tests_reading_unset_geneve_offsets_are_refused() {
+        for e in [
+            "geneve or udp port 53",
+            "not geneve and tcp",
+            "(geneve or geneve) and ip",
+        ] {
+            let err = build(e).unwrap_err();
+            assert!(
+                err.message.contains("did not match"),
+                "{e}: {}",
+                err.message
+            );
+        }
+        for e in [
+            "udp port 53 or geneve",
+            "not geneve",
+            "geneve and (tcp or udp)",
+        ] {
+            assert!(build(e).is_ok(), "{e}");
+        }
     }
 }

@@ -7,11 +7,13 @@
 //! cannot reject). Static knowledge alone (e.g. a byte is at most 255)
 //! never removes a test, since the test's loads could reject the packet.
 //! Tests whose two edges go to the same place are removed with their
-//! loads, as libpcap's optimiser does.
+//! loads, as libpcap's optimiser does (not when libpcap leaves the filter
+//! unoptimised, see [`Ir::pcap_unoptimized`]). `Let` blocks (variable
+//! assignments) are never skipped: what follows may read the variable.
 
 use std::collections::HashMap;
 
-use crate::ir::{CmpOp, Cond, Edge, Ir, Val};
+use crate::ir::{BinOp, CmpOp, Cond, Edge, Ir, Val, ValNode};
 
 /// What a taken edge says about a value: `val op k` is `holds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,7 @@ struct Fact {
 
 /// Optimises `ir` in place.
 pub fn optimize(ir: &mut Ir) {
+    drop_dead_lets(ir);
     for _ in 0..4 {
         let before = ir.blocks.clone();
         let before_entry = ir.entry;
@@ -45,7 +48,7 @@ fn fact_of(ir: &Ir, cond: Cond, holds: bool) -> Option<Fact> {
             k,
             holds,
         }),
-        Cond::ProtoChain { .. } => None,
+        Cond::ProtoChain { .. } | Cond::Let { .. } => None,
     }
 }
 
@@ -144,10 +147,68 @@ fn skip_trivial(ir: &mut Ir) {
         b.t = res(b.t, &alias);
         b.f = res(b.f, &alias);
         ir.blocks[i] = b;
-        if b.t == b.f {
+        // Unoptimised, libpcap runs every test's loads, and a load out of
+        // the packet rejects: only tests that lead to REJECT either way
+        // may go then.
+        if b.t == b.f && (b.t == Edge::Reject || !ir.pcap_unoptimized) {
             alias[i] = Some(b.t);
         } else if let Some(r) = decide(ir, &[], b.cond) {
             alias[i] = Some(if r { b.t } else { b.f });
+        }
+    }
+    if let Some(e) = ir.entry {
+        ir.entry = Some(res(e, &alias));
+    }
+}
+
+/// Whether evaluating `v` can reject the packet (a load, a division).
+fn can_reject(ir: &Ir, v: Val) -> bool {
+    match ir.node(v) {
+        ValNode::Load { .. } => true,
+        ValNode::Bin(op, a, b) => {
+            matches!(op, BinOp::Div | BinOp::Mod) || can_reject(ir, a) || can_reject(ir, b)
+        }
+        ValNode::Neg(a) => can_reject(ir, a),
+        _ => false,
+    }
+}
+
+/// The variables `v` reads, as a bit set.
+fn reads(ir: &Ir, v: Val) -> u64 {
+    match ir.node(v) {
+        ValNode::Var(n) => 1u64.checked_shl(n).unwrap_or(0),
+        ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => reads(ir, o),
+        ValNode::Bin(_, a, b) => reads(ir, a) | reads(ir, b),
+        _ => 0,
+    }
+}
+
+/// Skips assignments to variables nothing reads, when computing the value
+/// cannot reject (e.g. the inner offsets after a trailing `geneve`).
+fn drop_dead_lets(ir: &mut Ir) {
+    let read = ir.blocks.iter().fold(0u64, |acc, b| {
+        acc | match b.cond {
+            Cond::Cmp { a, b, .. } => reads(ir, a) | reads(ir, b),
+            Cond::Let { val, .. } => reads(ir, val),
+            Cond::ProtoChain { .. } => 0,
+        }
+    });
+    let n = ir.blocks.len();
+    let mut alias: Vec<Option<Edge>> = vec![None; n];
+    let res = |e: Edge, alias: &[Option<Edge>]| match e {
+        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+        e => e,
+    };
+    for i in (0..n).rev() {
+        let mut b = ir.blocks[i];
+        b.t = res(b.t, &alias);
+        b.f = res(b.f, &alias);
+        ir.blocks[i] = b;
+        if let Cond::Let { var, val } = b.cond
+            && read & 1u64.checked_shl(var).unwrap_or(0) == 0
+            && !can_reject(ir, val)
+        {
+            alias[i] = Some(b.t);
         }
     }
     if let Some(e) = ir.entry {

@@ -25,16 +25,10 @@ const XDP_DROP: i32 = 1;
 const NETMASK: &str = "255.255.255.0";
 
 /// Expressions libpcap accepts that we do not compile, with the reason.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "geneve",
-        "geneve is not implemented by the code generator yet",
-    ),
-    (
-        "byte",
-        "`byte N & M`/`byte N | M`: libpcap 1.10.3 emits no load and tests a stale register",
-    ),
-];
+const UNSUPPORTED: &[(&str, &str)] = &[(
+    "byte",
+    "`byte N & M`/`byte N | M`: libpcap 1.10.3 emits no load and tests a stale register",
+)];
 
 /// A capture: its path, packets, and libpcap's answer per expression.
 type Capture = (PathBuf, Vec<Packet>, BTreeMap<String, String>);

@@ -99,6 +99,8 @@ const FILTERS: &[&str] = &[
     "pppoed",
     "pppoes",
     "pppoes 7 and ip",
+    "geneve",
+    "geneve and tcp port 22",
     "llc",
     "llc i",
     "llc s",
