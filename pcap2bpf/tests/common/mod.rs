@@ -85,6 +85,20 @@ pub fn build_oracle() -> Option<(PathBuf, PathBuf)> {
 /// Builds `tests/NAME.c` against libpcap, and a private /etc with the
 /// test names; `None` when impossible.
 pub fn build_helper(name: &str) -> Option<(PathBuf, PathBuf)> {
+    // Tests of one binary run in parallel threads: build each helper once,
+    // so no test runs a binary that another is still writing.
+    static BUILT: std::sync::Mutex<Vec<(String, Option<(PathBuf, PathBuf)>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, r)) = built.iter().find(|(n, _)| n == name) {
+        return r.clone();
+    }
+    let r = build_helper_once(name);
+    built.push((name.to_string(), r.clone()));
+    r
+}
+
+fn build_helper_once(name: &str) -> Option<(PathBuf, PathBuf)> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pcap-oracle");
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc).ok()?;
