@@ -87,8 +87,8 @@ pub fn build_oracle() -> Option<(PathBuf, PathBuf)> {
 pub fn build_helper(name: &str) -> Option<(PathBuf, PathBuf)> {
     // Tests of one binary run in parallel threads: build each helper once,
     // so no test runs a binary that another is still writing.
-    static BUILT: std::sync::Mutex<Vec<(String, Option<(PathBuf, PathBuf)>)>> =
-        std::sync::Mutex::new(Vec::new());
+    type Built = Vec<(String, Option<(PathBuf, PathBuf)>)>;
+    static BUILT: std::sync::Mutex<Built> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, r)) = built.iter().find(|(n, _)| n == name) {
         return r.clone();
