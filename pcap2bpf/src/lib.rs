@@ -160,7 +160,8 @@ pub fn build_ir(
     filter: &Filter,
     opts: &LowerOptions,
 ) -> Result<(Ir, Option<String>), CompileError> {
-    let mut ir = Ir::new();
+    // Room for the values of a few primitives: growing costs more.
+    let mut ir = Ir::with_capacity(16);
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
     opt::optimize(&mut ir);
     if !ir.can_accept() {
