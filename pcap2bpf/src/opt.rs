@@ -71,16 +71,22 @@ impl Scratch {
 
 /// Optimises `ir` in place.
 pub fn optimize(ir: &mut Ir) {
+    type Pass = fn(&mut Ir, &mut Scratch) -> bool;
+    const PASSES: [Pass; 4] = [skip_trivial, thread, merge_duplicates, compact];
     let mut s = Scratch::default();
-    for _ in 0..4 {
-        // Every pass says whether it changed an edge, the entry or the
-        // block list; a round that changes nothing is a fixed point.
-        let mut changed = skip_trivial(ir, &mut s);
-        changed |= thread(ir, &mut s);
-        changed |= merge_duplicates(ir, &mut s);
-        changed |= compact(ir, &mut s);
-        if !changed {
-            break;
+    // At most four rounds of the passes in turn. Every pass says whether
+    // it changed an edge, the entry or the block list; once the last four
+    // passes (one of each) changed nothing, the IR is a fixed point of
+    // them all, as at the end of a round without change.
+    let mut unchanged = 0;
+    for pass in PASSES.iter().cycle().take(4 * PASSES.len()) {
+        if pass(ir, &mut s) {
+            unchanged = 0;
+        } else {
+            unchanged += 1;
+            if unchanged == PASSES.len() {
+                break;
+            }
         }
     }
 }
