@@ -293,7 +293,9 @@ impl Asm {
 
     /// Annotates every following instruction with `source`, until changed.
     pub fn set_source(&mut self, source: Annotation) {
-        if self.current_source.map(|i| &self.annotations[i as usize]) == Some(&source) {
+        if let Some(i) = self.current_source
+            && same_annotation(&self.annotations[i as usize], &source)
+        {
             return;
         }
         self.annotations.push(source);
@@ -495,11 +497,13 @@ impl Asm {
 
         // Relaxation: grow jumps until every offset fits. Jumps only grow,
         // so this reaches a fixed point.
-        let mut long = vec![false; self.items.len()];
+        // `long[i]`: item `i` is a relaxed jump; empty until one is.
+        let mut long: Vec<bool> = Vec::new();
+        let is_long = |long: &[bool], i: usize| long.get(i).copied().unwrap_or(false);
         let mut pcs = vec![0usize; self.items.len() + 1];
         loop {
             for (i, item) in self.items.iter().enumerate() {
-                pcs[i + 1] = pcs[i] + slots(item, long[i]);
+                pcs[i + 1] = pcs[i] + slots(item, is_long(&long, i));
             }
             if pcs[self.items.len()] > i32::MAX as usize {
                 return Err(AsmError::TooLong(pcs[self.items.len()]));
@@ -507,7 +511,7 @@ impl Asm {
             let mut changed = false;
             for (i, item) in self.items.iter().enumerate() {
                 if let Fixup::Jump(l) = item.fixup
-                    && !long[i]
+                    && !is_long(&long, i)
                 {
                     let off = pcs[target(l, i)?] as i64 - (pcs[i] as i64 + 1);
                     if i16::try_from(off).is_err() {
@@ -520,6 +524,7 @@ impl Asm {
                                 max: i16::MAX as i64,
                             });
                         }
+                        long.resize(self.items.len(), false);
                         long[i] = true;
                         changed = true;
                     }
@@ -568,7 +573,7 @@ impl Asm {
                 }
                 Fixup::Jump(l) => {
                     let dest = pcs[target(l, i)?] as i64;
-                    if !long[i] {
+                    if !is_long(&long, i) {
                         insn.off = (dest - (pc as i64 + 1)) as i16;
                         code.insns.push(insn);
                     } else {
@@ -590,6 +595,20 @@ impl Asm {
         code.labels.sort_by_key(|(pc, _)| *pc);
         Ok(code)
     }
+}
+
+/// `a == b`, without comparing the texts when they are the same `Arc`
+/// (callers usually annotate many instructions with one shared text).
+fn same_annotation(a: &Annotation, b: &Annotation) -> bool {
+    let same_str = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
+    a.line == b.line
+        && a.column == b.column
+        && same_str(&a.text, &b.text)
+        && match (&a.file, &b.file) {
+            (None, None) => true,
+            (Some(x), Some(y)) => same_str(x, y),
+            _ => false,
+        }
 }
 
 /// Instruction slots an item takes, short or relaxed.

@@ -24,7 +24,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// A small multiplicative hasher for interning (the keys are a few
 /// integers; SipHash's DoS resistance buys nothing here).
 #[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
+
+/// Builds [`FxHasher`]s, for the compiler's own maps.
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -236,7 +239,7 @@ pub struct Block {
 #[derive(Debug, Clone, Default)]
 pub struct Ir {
     vals: Vec<ValNode>,
-    interned: HashMap<ValNode, Val, BuildHasherDefault<FxHasher>>,
+    interned: HashMap<ValNode, Val, FxBuild>,
     /// The blocks; see [`Ir::entry`].
     pub blocks: Vec<Block>,
     /// Where evaluation starts.
@@ -252,6 +255,15 @@ impl Ir {
     /// An empty IR.
     pub fn new() -> Ir {
         Ir::default()
+    }
+
+    /// An empty IR with room for `vals` values before it grows.
+    pub fn with_capacity(vals: usize) -> Ir {
+        Ir {
+            vals: Vec::with_capacity(vals),
+            interned: HashMap::with_capacity_and_hasher(vals, FxBuild::default()),
+            ..Ir::default()
+        }
     }
 
     /// Interns a value, folding operations on constants.

@@ -1,20 +1,15 @@
 //! The scanner: libpcap's `scanner.l` token classes with flex's rule
 //! (longest match; on a tie the earlier rule wins).
 //!
-//! Each token class is a small "regular expression" evaluated as the set of
-//! end positions it can reach, so longest match is exact even for the IPv6
-//! and MAC forms.
-
-use nom::IResult;
-use nom::Parser;
-use nom::branch::alt;
-use nom::bytes::complete::{tag, take_while};
-use nom_locate::LocatedSpan;
+//! Each token class is matched by a greedy scan that returns the longest
+//! match of that class; the classes are then compared in scanner.l's order.
+//! Greedy is exact here: wherever a class's pattern could stop early and go
+//! on with a separator (`.`, `:`, `-`), the early stop is followed by a
+//! digit, never by the separator, so only the longest run can continue.
+//! Only the classes that can start with the first character are tried.
 
 use crate::ast::Span;
 use crate::error::CompileError;
-
-type In<'a> = LocatedSpan<&'a str>;
 
 /// A scanner token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,230 +41,30 @@ pub struct Token {
     pub span: Span,
 }
 
-/// Keywords with their canonical names, as in scanner.l.
-const KEYWORDS: &[(&str, &str)] = &[
-    ("dst", "dst"),
-    ("src", "src"),
-    ("link", "link"),
-    ("ether", "link"),
-    ("ppp", "link"),
-    ("slip", "link"),
-    ("fddi", "link"),
-    ("tr", "link"),
-    ("wlan", "link"),
-    ("arp", "arp"),
-    ("rarp", "rarp"),
-    ("ip", "ip"),
-    ("sctp", "sctp"),
-    ("tcp", "tcp"),
-    ("udp", "udp"),
-    ("icmp", "icmp"),
-    ("igmp", "igmp"),
-    ("igrp", "igrp"),
-    ("pim", "pim"),
-    ("vrrp", "vrrp"),
-    ("carp", "carp"),
-    ("radio", "radio"),
-    ("ip6", "ip6"),
-    ("icmp6", "icmp6"),
-    ("ah", "ah"),
-    ("esp", "esp"),
-    ("atalk", "atalk"),
-    ("aarp", "aarp"),
-    ("decnet", "decnet"),
-    ("lat", "lat"),
-    ("sca", "sca"),
-    ("moprc", "moprc"),
-    ("mopdl", "mopdl"),
-    ("iso", "iso"),
-    ("esis", "esis"),
-    ("es-is", "esis"),
-    ("isis", "isis"),
-    ("is-is", "isis"),
-    ("l1", "l1"),
-    ("l2", "l2"),
-    ("iih", "iih"),
-    ("lsp", "lsp"),
-    ("snp", "snp"),
-    ("csnp", "csnp"),
-    ("psnp", "psnp"),
-    ("clnp", "clnp"),
-    ("stp", "stp"),
-    ("ipx", "ipx"),
-    ("netbeui", "netbeui"),
-    ("host", "host"),
-    ("net", "net"),
-    ("mask", "mask"),
-    ("port", "port"),
-    ("portrange", "portrange"),
-    ("proto", "proto"),
-    ("protochain", "protochain"),
-    ("gateway", "gateway"),
-    ("type", "type"),
-    ("subtype", "subtype"),
-    ("direction", "dir"),
-    ("dir", "dir"),
-    ("address1", "addr1"),
-    ("addr1", "addr1"),
-    ("address2", "addr2"),
-    ("addr2", "addr2"),
-    ("address3", "addr3"),
-    ("addr3", "addr3"),
-    ("address4", "addr4"),
-    ("addr4", "addr4"),
-    ("ra", "ra"),
-    ("ta", "ta"),
-    ("less", "less"),
-    ("greater", "greater"),
-    ("byte", "byte"),
-    ("broadcast", "broadcast"),
-    ("multicast", "multicast"),
-    ("and", "and"),
-    ("&&", "and"),
-    ("or", "or"),
-    ("||", "or"),
-    ("not", "not"),
-    ("len", "len"),
-    ("length", "len"),
-    ("inbound", "inbound"),
-    ("outbound", "outbound"),
-    ("ifindex", "ifindex"),
-    ("vlan", "vlan"),
-    ("mpls", "mpls"),
-    ("pppoed", "pppoed"),
-    ("pppoes", "pppoes"),
-    ("geneve", "geneve"),
-    ("lane", "lane"),
-    ("llc", "llc"),
-    ("metac", "metac"),
-    ("bcc", "bcc"),
-    ("oam", "oam"),
-    ("oamf4", "oamf4"),
-    ("oamf4ec", "oamf4ec"),
-    ("oamf4sc", "oamf4sc"),
-    ("sc", "sc"),
-    ("ilmic", "ilmic"),
-    ("vpi", "vpi"),
-    ("vci", "vci"),
-    ("connectmsg", "connectmsg"),
-    ("metaconnect", "metaconnect"),
-    ("on", "ifname"),
-    ("ifname", "ifname"),
-    ("rset", "rset"),
-    ("ruleset", "rset"),
-    ("rnr", "rnr"),
-    ("rulenum", "rnr"),
-    ("srnr", "srnr"),
-    ("subrulenum", "srnr"),
-    ("reason", "reason"),
-    ("action", "action"),
-    ("fisu", "fisu"),
-    ("lssu", "lssu"),
-    ("lsu", "lssu"),
-    ("msu", "msu"),
-    ("hfisu", "hfisu"),
-    ("hlssu", "hlssu"),
-    ("hmsu", "hmsu"),
-    ("sio", "sio"),
-    ("opc", "opc"),
-    ("dpc", "dpc"),
-    ("sls", "sls"),
-    ("hsio", "hsio"),
-    ("hopc", "hopc"),
-    ("hdpc", "hdpc"),
-    ("hsls", "hsls"),
-];
-
-/// Named constants the scanner turns into numbers.
-const CONSTANTS: &[(&str, u32)] = &[
-    ("icmptype", 0),
-    ("icmpcode", 1),
-    ("icmp-echoreply", 0),
-    ("icmp-unreach", 3),
-    ("icmp-sourcequench", 4),
-    ("icmp-redirect", 5),
-    ("icmp-echo", 8),
-    ("icmp-routeradvert", 9),
-    ("icmp-routersolicit", 10),
-    ("icmp-timxceed", 11),
-    ("icmp-paramprob", 12),
-    ("icmp-tstamp", 13),
-    ("icmp-tstampreply", 14),
-    ("icmp-ireq", 15),
-    ("icmp-ireqreply", 16),
-    ("icmp-maskreq", 17),
-    ("icmp-maskreply", 18),
-    ("icmp6type", 0),
-    ("icmp6code", 1),
-    ("icmp6-destinationunreach", 1),
-    ("icmp6-packettoobig", 2),
-    ("icmp6-timeexceeded", 3),
-    ("icmp6-parameterproblem", 4),
-    ("icmp6-echo", 128),
-    ("icmp6-echoreply", 129),
-    ("icmp6-multicastlistenerquery", 130),
-    ("icmp6-multicastlistenerreportv1", 131),
-    ("icmp6-multicastlistenerdone", 132),
-    ("icmp6-routersolicit", 133),
-    ("icmp6-routeradvert", 134),
-    ("icmp6-neighborsolicit", 135),
-    ("icmp6-neighboradvert", 136),
-    ("icmp6-redirect", 137),
-    ("icmp6-routerrenum", 138),
-    ("icmp6-nodeinformationquery", 139),
-    ("icmp6-nodeinformationresponse", 140),
-    ("icmp6-ineighbordiscoverysolicit", 141),
-    ("icmp6-ineighbordiscoveryadvert", 142),
-    ("icmp6-multicastlistenerreportv2", 143),
-    ("icmp6-homeagentdiscoveryrequest", 144),
-    ("icmp6-homeagentdiscoveryreply", 145),
-    ("icmp6-mobileprefixsolicit", 146),
-    ("icmp6-mobileprefixadvert", 147),
-    ("icmp6-certpathsolicit", 148),
-    ("icmp6-certpathadvert", 149),
-    ("icmp6-multicastrouteradvert", 151),
-    ("icmp6-multicastroutersolicit", 152),
-    ("icmp6-multicastrouterterm", 153),
-    ("tcpflags", 13),
-    ("tcp-fin", 0x01),
-    ("tcp-syn", 0x02),
-    ("tcp-rst", 0x04),
-    ("tcp-push", 0x08),
-    ("tcp-ack", 0x10),
-    ("tcp-urg", 0x20),
-    ("tcp-ece", 0x40),
-    ("tcp-cwr", 0x80),
-];
-
 /// Splits `src` into tokens.
 pub fn tokenize(src: &str) -> Result<Vec<Token>, CompileError> {
-    let mut input = In::new(src);
-    let mut out = Vec::new();
+    let b = src.as_bytes();
+    // A token takes at least two bytes but for the shortest ones; this
+    // is rarely short and never wasteful.
+    let mut out = Vec::with_capacity(b.len() / 3 + 1);
+    let mut at = 0;
     loop {
         // Blanks separate tokens and are otherwise ignored.
-        let (rest, _) = blanks(input).map_err(|_| lex_error(src, input.location_offset()))?;
-        input = rest;
-        if input.fragment().is_empty() {
+        while at < b.len() && matches!(b[at], b' ' | b'\r' | b'\n' | b'\t') {
+            at += 1;
+        }
+        if at == b.len() {
             return Ok(out);
         }
-        let start = input.location_offset();
-        let (len, tok) = longest(src, start)?;
+        let (len, tok) = longest(src, at)?;
         out.push(Token {
             tok,
-            span: Span::new(start, start + len),
+            span: Span::new(at, at + len),
         });
         // `len` ends on a char boundary: every token class is ASCII except
-        // the backslash name and the one-char error, both handled below.
-        let (rest, _) = nom::bytes::complete::take::<_, _, nom::error::Error<In>>(
-            src[start..start + len].chars().count(),
-        )(input)
-        .map_err(|_| lex_error(src, start))?;
-        input = rest;
+        // the backslash name, which stops before an ASCII byte or at the end.
+        at += len;
     }
-}
-
-fn blanks(i: In) -> IResult<In, In> {
-    take_while(|c| matches!(c, ' ' | '\r' | '\n' | '\t'))(i)
 }
 
 fn lex_error(src: &str, at: usize) -> CompileError {
@@ -277,281 +72,512 @@ fn lex_error(src: &str, at: usize) -> CompileError {
     CompileError::new("syntax error: unexpected character", Span::new(at, end))
 }
 
-/// Punctuation, longest first (scanner.l: the two-char operators win).
-fn symbol(i: In) -> IResult<In, &'static str> {
-    alt((
-        alt((
-            tag(">=").map(|_| ">="),
-            tag("<=").map(|_| "<="),
-            tag("!=").map(|_| "!="),
-            tag("==").map(|_| "="),
-            tag("<<").map(|_| "<<"),
-            tag(">>").map(|_| ">>"),
-        )),
-        alt((
-            tag("+").map(|_| "+"),
-            tag("-").map(|_| "-"),
-            tag("*").map(|_| "*"),
-            tag("/").map(|_| "/"),
-            tag("%").map(|_| "%"),
-            tag(":").map(|_| ":"),
-            tag("[").map(|_| "["),
-            tag("]").map(|_| "]"),
-            tag("!").map(|_| "!"),
-            tag("<").map(|_| "<"),
-            tag(">").map(|_| ">"),
-            tag("(").map(|_| "("),
-            tag(")").map(|_| ")"),
-            tag("&").map(|_| "&"),
-            tag("|").map(|_| "|"),
-            tag("^").map(|_| "^"),
-            tag("=").map(|_| "="),
-        )),
-    ))
-    .parse(i)
+/// Punctuation at the start of `b` with its length; the two-char
+/// operators win (scanner.l), `==` is `=`, `&&` and `||` are keywords.
+fn punct(b: &[u8]) -> Option<(usize, Tok)> {
+    let two = match (b[0], b.get(1).copied()) {
+        (b'>', Some(b'=')) => Some(Tok::Sym(">=")),
+        (b'<', Some(b'=')) => Some(Tok::Sym("<=")),
+        (b'!', Some(b'=')) => Some(Tok::Sym("!=")),
+        (b'=', Some(b'=')) => Some(Tok::Sym("=")),
+        (b'<', Some(b'<')) => Some(Tok::Sym("<<")),
+        (b'>', Some(b'>')) => Some(Tok::Sym(">>")),
+        (b'&', Some(b'&')) => Some(Tok::Kw("and")),
+        (b'|', Some(b'|')) => Some(Tok::Kw("or")),
+        _ => None,
+    };
+    if let Some(t) = two {
+        return Some((2, t));
+    }
+    let s = match b[0] {
+        b'+' => "+",
+        b'-' => "-",
+        b'*' => "*",
+        b'/' => "/",
+        b'%' => "%",
+        b':' => ":",
+        b'[' => "[",
+        b']' => "]",
+        b'!' => "!",
+        b'<' => "<",
+        b'>' => ">",
+        b'(' => "(",
+        b')' => ")",
+        b'&' => "&",
+        b'|' => "|",
+        b'^' => "^",
+        b'=' => "=",
+        _ => return None,
+    };
+    Some((1, Tok::Sym(s)))
 }
 
-/// The rules of scanner.l in order; the index breaks ties.
+/// The longest token at `at` (not a blank), by scanner.l's rules in order:
+/// 0 keywords, 1 punctuation, 2 `$B` ARCnet address, 3 MAC address,
+/// 4 number, 5 dotted number, 6 IPv6, 7 bogus MAC, 8 named constants,
+/// 9 name, 10 backslash name.
 fn longest(src: &str, at: usize) -> Result<(usize, Tok), CompileError> {
     let b = src.as_bytes();
-    let mut best: Option<(usize, usize)> = None; // (len, rule)
-    let mut consider = |len: usize, rule: usize| {
-        if len > 0 && best.is_none_or(|(l, _)| len > l) {
-            best = Some((len, rule));
+    let c = b[at];
+    if c.is_ascii_alphanumeric() {
+        return word(src, at);
+    }
+    match c {
+        b'$' => {
+            // Nothing else starts with `$`.
+            let n = hex_run(b, at + 1, 2);
+            if n == 0 {
+                return Err(lex_error(src, at));
+            }
+            Ok((n + 1, Tok::Aid(src[at..at + n + 1].to_string())))
         }
-    };
-    // 0: keywords (including `&&`, `||`).
-    let kw = KEYWORDS
-        .iter()
-        .filter(|(k, _)| b[at..].starts_with(k.as_bytes()))
-        .max_by_key(|(k, _)| k.len());
-    if let Some((k, _)) = kw {
-        consider(k.len(), 0);
-    }
-    // 1: punctuation.
-    let sym = symbol(In::new(&src[at..])).ok().map(|(_, s)| s);
-    if let Some(s) = sym {
-        // "==" is 2 bytes but canonicalised to "=".
-        let len = if src[at..].starts_with("==") {
-            2
-        } else {
-            s.len()
-        };
-        consider(len, 1);
-    }
-    // 2: `$B` ARCnet address.
-    if b.get(at) == Some(&b'$') {
-        consider(max_end(&hex(b, &[at + 1], 1, 2)).saturating_sub(at), 2);
-    }
-    // 3: MAC address; 4: number; 5: dotted number; 6: IPv6; 7: bogus MAC.
-    consider(max_end(&mac(b, at)).saturating_sub(at), 3);
-    consider(max_end(&num(b, &[at])).saturating_sub(at), 4);
-    consider(max_end(&hid(b, at)).saturating_sub(at), 5);
-    consider(max_end(&v6(b, at)).saturating_sub(at), 6);
-    consider(max_end(&bogus_mac(b, at)).saturating_sub(at), 7);
-    // 8: named constants.
-    let konst = CONSTANTS
-        .iter()
-        .filter(|(k, _)| b[at..].starts_with(k.as_bytes()))
-        .max_by_key(|(k, _)| k.len());
-    if let Some((k, _)) = konst {
-        consider(k.len(), 8);
-    }
-    // 9: name; 10: backslash name.
-    consider(id_len(b, at), 9);
-    if b[at] == b'\\' {
-        let n = src[at + 1..]
-            .char_indices()
-            .find(|&(_, c)| matches!(c, ' ' | '!' | '(' | ')' | '\n' | '\t'))
-            .map_or(src.len() - at - 1, |(i, _)| i);
-        if n > 0 {
-            consider(n + 1, 10);
+        b'\\' => {
+            let n = src[at + 1..]
+                .bytes()
+                .position(|c| matches!(c, b' ' | b'!' | b'(' | b')' | b'\n' | b'\t'))
+                .unwrap_or(src.len() - at - 1);
+            if n == 0 {
+                return Err(lex_error(src, at));
+            }
+            Ok((n + 1, Tok::Id(src[at + 1..at + 1 + n].to_string())))
         }
+        b':' => {
+            // `::...` is an IPv6 address (rule 6) and longer than `:`.
+            let n = v6_len(b, at);
+            if n > 1 {
+                return v6_token(src, at, n);
+            }
+            punct(&b[at..]).ok_or_else(|| lex_error(src, at))
+        }
+        _ => punct(&b[at..]).ok_or_else(|| lex_error(src, at)),
     }
-    let Some((len, rule)) = best else {
-        return Err(lex_error(src, at));
-    };
+}
+
+/// A token that starts with a letter or digit: a keyword, an address, a
+/// number, a named constant or a name.
+fn word(src: &str, at: usize) -> Result<(usize, Tok), CompileError> {
+    let b = src.as_bytes();
+    // Keywords and constants are names themselves (letters, digits and
+    // inner `-`), so they never outrun the name rule.
+    let id = id_len(b, at);
+    let (mut mac, mut num, mut hid, mut v6, mut bogus) = (0, 0, 0, 0, 0);
+    if b[at].is_ascii_hexdigit() {
+        mac = mac_len(b, at);
+        num = num_end(b, at).map_or(0, |e| e - at);
+        hid = hid_len(b, at);
+        v6 = v6_len(b, at);
+        bogus = bogus_mac_len(b, at);
+    }
+    let len = id.max(mac).max(num).max(hid).max(v6).max(bogus);
     let text = &src[at..at + len];
     let span = Span::new(at, at + len);
-    let tok = match rule {
-        0 => Tok::Kw(kw.map(|(_, c)| *c).unwrap_or("and")),
-        1 => Tok::Sym(sym.unwrap_or("=")),
-        2 => Tok::Aid(text.to_string()),
-        3 => Tok::Eid(parse_mac(text)),
-        4 => Tok::Num(stou(text).map_err(|m| CompileError::new(m, span))?),
-        5 => Tok::Hid(text.to_string()),
-        6 => match text.parse::<std::net::Ipv6Addr>() {
-            Ok(a) => Tok::Hid6(a),
-            Err(_) => {
-                return Err(CompileError::new(
-                    format!("bogus IPv6 address {text}"),
-                    span,
-                ));
-            }
-        },
-        7 => {
-            return Err(CompileError::new(
-                format!("bogus ethernet address {text}"),
-                span,
-            ));
-        }
-        8 => Tok::Num(konst.map_or(0, |(_, v)| *v)),
-        9 => Tok::Id(text.to_string()),
-        _ => Tok::Id(text[1..].to_string()),
+    let tok = if let Some(k) = keyword(text) {
+        Tok::Kw(k)
+    } else if mac == len {
+        Tok::Eid(parse_mac(text))
+    } else if num == len {
+        Tok::Num(stou(text).map_err(|m| CompileError::new(m, span))?)
+    } else if hid == len {
+        Tok::Hid(text.to_string())
+    } else if v6 == len {
+        return v6_token(src, at, len);
+    } else if bogus == len {
+        return Err(CompileError::new(
+            format!("bogus ethernet address {text}"),
+            span,
+        ));
+    } else if let Some(k) = constant(text) {
+        Tok::Num(k)
+    } else {
+        Tok::Id(text.to_string())
     };
     Ok((len, tok))
 }
 
-fn max_end(ends: &[usize]) -> usize {
-    ends.iter().copied().max().unwrap_or(0)
+fn v6_token(src: &str, at: usize, len: usize) -> Result<(usize, Tok), CompileError> {
+    let text = &src[at..at + len];
+    match text.parse::<std::net::Ipv6Addr>() {
+        Ok(a) => Ok((len, Tok::Hid6(a))),
+        Err(_) => Err(CompileError::new(
+            format!("bogus IPv6 address {text}"),
+            Span::new(at, at + len),
+        )),
+    }
 }
 
-fn is_hex(c: Option<&u8>) -> bool {
-    c.is_some_and(|c| c.is_ascii_hexdigit())
+/// The canonical name of a keyword (scanner.l's keyword rules).
+fn keyword(text: &str) -> Option<&'static str> {
+    Some(match text {
+        "dst" => "dst",
+        "src" => "src",
+        "link" => "link",
+        "ether" => "link",
+        "ppp" => "link",
+        "slip" => "link",
+        "fddi" => "link",
+        "tr" => "link",
+        "wlan" => "link",
+        "arp" => "arp",
+        "rarp" => "rarp",
+        "ip" => "ip",
+        "sctp" => "sctp",
+        "tcp" => "tcp",
+        "udp" => "udp",
+        "icmp" => "icmp",
+        "igmp" => "igmp",
+        "igrp" => "igrp",
+        "pim" => "pim",
+        "vrrp" => "vrrp",
+        "carp" => "carp",
+        "radio" => "radio",
+        "ip6" => "ip6",
+        "icmp6" => "icmp6",
+        "ah" => "ah",
+        "esp" => "esp",
+        "atalk" => "atalk",
+        "aarp" => "aarp",
+        "decnet" => "decnet",
+        "lat" => "lat",
+        "sca" => "sca",
+        "moprc" => "moprc",
+        "mopdl" => "mopdl",
+        "iso" => "iso",
+        "esis" => "esis",
+        "es-is" => "esis",
+        "isis" => "isis",
+        "is-is" => "isis",
+        "l1" => "l1",
+        "l2" => "l2",
+        "iih" => "iih",
+        "lsp" => "lsp",
+        "snp" => "snp",
+        "csnp" => "csnp",
+        "psnp" => "psnp",
+        "clnp" => "clnp",
+        "stp" => "stp",
+        "ipx" => "ipx",
+        "netbeui" => "netbeui",
+        "host" => "host",
+        "net" => "net",
+        "mask" => "mask",
+        "port" => "port",
+        "portrange" => "portrange",
+        "proto" => "proto",
+        "protochain" => "protochain",
+        "gateway" => "gateway",
+        "type" => "type",
+        "subtype" => "subtype",
+        "direction" => "dir",
+        "dir" => "dir",
+        "address1" => "addr1",
+        "addr1" => "addr1",
+        "address2" => "addr2",
+        "addr2" => "addr2",
+        "address3" => "addr3",
+        "addr3" => "addr3",
+        "address4" => "addr4",
+        "addr4" => "addr4",
+        "ra" => "ra",
+        "ta" => "ta",
+        "less" => "less",
+        "greater" => "greater",
+        "byte" => "byte",
+        "broadcast" => "broadcast",
+        "multicast" => "multicast",
+        "and" => "and",
+        "or" => "or",
+        "not" => "not",
+        "len" => "len",
+        "length" => "len",
+        "inbound" => "inbound",
+        "outbound" => "outbound",
+        "ifindex" => "ifindex",
+        "vlan" => "vlan",
+        "mpls" => "mpls",
+        "pppoed" => "pppoed",
+        "pppoes" => "pppoes",
+        "geneve" => "geneve",
+        "lane" => "lane",
+        "llc" => "llc",
+        "metac" => "metac",
+        "bcc" => "bcc",
+        "oam" => "oam",
+        "oamf4" => "oamf4",
+        "oamf4ec" => "oamf4ec",
+        "oamf4sc" => "oamf4sc",
+        "sc" => "sc",
+        "ilmic" => "ilmic",
+        "vpi" => "vpi",
+        "vci" => "vci",
+        "connectmsg" => "connectmsg",
+        "metaconnect" => "metaconnect",
+        "on" => "ifname",
+        "ifname" => "ifname",
+        "rset" => "rset",
+        "ruleset" => "rset",
+        "rnr" => "rnr",
+        "rulenum" => "rnr",
+        "srnr" => "srnr",
+        "subrulenum" => "srnr",
+        "reason" => "reason",
+        "action" => "action",
+        "fisu" => "fisu",
+        "lssu" => "lssu",
+        "lsu" => "lssu",
+        "msu" => "msu",
+        "hfisu" => "hfisu",
+        "hlssu" => "hlssu",
+        "hmsu" => "hmsu",
+        "sio" => "sio",
+        "opc" => "opc",
+        "dpc" => "dpc",
+        "sls" => "sls",
+        "hsio" => "hsio",
+        "hopc" => "hopc",
+        "hdpc" => "hdpc",
+        "hsls" => "hsls",
+        _ => return None,
+    })
 }
 
-/// Ends after `min..=max` hex digits from each start.
-fn hex(b: &[u8], starts: &[usize], min: usize, max: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    for &s in starts {
-        let mut n = 0;
-        while n < max && is_hex(b.get(s + n)) {
-            n += 1;
-            if n >= min {
-                out.push(s + n);
-            }
+/// The value of a named constant the scanner turns into a number.
+fn constant(text: &str) -> Option<u32> {
+    Some(match text {
+        "icmptype" => 0,
+        "icmpcode" => 1,
+        "icmp-echoreply" => 0,
+        "icmp-unreach" => 3,
+        "icmp-sourcequench" => 4,
+        "icmp-redirect" => 5,
+        "icmp-echo" => 8,
+        "icmp-routeradvert" => 9,
+        "icmp-routersolicit" => 10,
+        "icmp-timxceed" => 11,
+        "icmp-paramprob" => 12,
+        "icmp-tstamp" => 13,
+        "icmp-tstampreply" => 14,
+        "icmp-ireq" => 15,
+        "icmp-ireqreply" => 16,
+        "icmp-maskreq" => 17,
+        "icmp-maskreply" => 18,
+        "icmp6type" => 0,
+        "icmp6code" => 1,
+        "icmp6-destinationunreach" => 1,
+        "icmp6-packettoobig" => 2,
+        "icmp6-timeexceeded" => 3,
+        "icmp6-parameterproblem" => 4,
+        "icmp6-echo" => 128,
+        "icmp6-echoreply" => 129,
+        "icmp6-multicastlistenerquery" => 130,
+        "icmp6-multicastlistenerreportv1" => 131,
+        "icmp6-multicastlistenerdone" => 132,
+        "icmp6-routersolicit" => 133,
+        "icmp6-routeradvert" => 134,
+        "icmp6-neighborsolicit" => 135,
+        "icmp6-neighboradvert" => 136,
+        "icmp6-redirect" => 137,
+        "icmp6-routerrenum" => 138,
+        "icmp6-nodeinformationquery" => 139,
+        "icmp6-nodeinformationresponse" => 140,
+        "icmp6-ineighbordiscoverysolicit" => 141,
+        "icmp6-ineighbordiscoveryadvert" => 142,
+        "icmp6-multicastlistenerreportv2" => 143,
+        "icmp6-homeagentdiscoveryrequest" => 144,
+        "icmp6-homeagentdiscoveryreply" => 145,
+        "icmp6-mobileprefixsolicit" => 146,
+        "icmp6-mobileprefixadvert" => 147,
+        "icmp6-certpathsolicit" => 148,
+        "icmp6-certpathadvert" => 149,
+        "icmp6-multicastrouteradvert" => 151,
+        "icmp6-multicastroutersolicit" => 152,
+        "icmp6-multicastrouterterm" => 153,
+        "tcpflags" => 13,
+        "tcp-fin" => 0x01,
+        "tcp-syn" => 0x02,
+        "tcp-rst" => 0x04,
+        "tcp-push" => 0x08,
+        "tcp-ack" => 0x10,
+        "tcp-urg" => 0x20,
+        "tcp-ece" => 0x40,
+        "tcp-cwr" => 0x80,
+        _ => return None,
+    })
+}
+
+/// How many hex digits, at most `max`, start at `s`.
+fn hex_run(b: &[u8], s: usize, max: usize) -> usize {
+    b.get(s..)
+        .unwrap_or(&[])
+        .iter()
+        .take(max)
+        .take_while(|c| c.is_ascii_hexdigit())
+        .count()
+}
+
+fn at_is(b: &[u8], i: usize, c: u8) -> bool {
+    b.get(i) == Some(&c)
+}
+
+/// End of the longest `N` (`[0-9]+|(0X|0x)[0-9A-Fa-f]+`) at `s`.
+fn num_end(b: &[u8], s: usize) -> Option<usize> {
+    if at_is(b, s, b'0') && matches!(b.get(s + 1), Some(b'x' | b'X')) {
+        let h = hex_run(b, s + 2, usize::MAX);
+        if h > 0 {
+            return Some(s + 2 + h);
         }
     }
-    dedup(out)
-}
-
-fn lit(b: &[u8], starts: &[usize], c: u8) -> Vec<usize> {
-    dedup(
-        starts
-            .iter()
-            .filter(|&&s| b.get(s) == Some(&c))
-            .map(|s| s + 1)
-            .collect(),
-    )
-}
-
-fn dedup(mut v: Vec<usize>) -> Vec<usize> {
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
-/// `N`: `[0-9]+|(0X|0x)[0-9A-Fa-f]+`.
-fn num(b: &[u8], starts: &[usize]) -> Vec<usize> {
-    let mut out = Vec::new();
-    for &s in starts {
-        let mut n = 0;
-        while b.get(s + n).is_some_and(u8::is_ascii_digit) {
-            n += 1;
-            out.push(s + n);
-        }
-        if b.get(s) == Some(&b'0') && matches!(b.get(s + 1), Some(b'x' | b'X')) {
-            out.extend(hex(b, &[s + 2], 1, usize::MAX));
-        }
-    }
-    dedup(out)
+    let d = b[s.min(b.len())..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    (d > 0).then_some(s + d)
 }
 
 /// `N.N`, `N.N.N` or `N.N.N.N`.
-fn hid(b: &[u8], at: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    let mut cur = num(b, &[at]);
+fn hid_len(b: &[u8], at: usize) -> usize {
+    let Some(mut end) = num_end(b, at) else {
+        return 0;
+    };
+    let mut best = at;
     for _ in 0..3 {
-        cur = num(b, &lit(b, &cur, b'.'));
-        out.extend_from_slice(&cur);
+        match at_is(b, end, b'.').then(|| num_end(b, end + 1)).flatten() {
+            Some(e) => {
+                end = e;
+                best = e;
+            }
+            None => break,
+        }
     }
-    dedup(out)
+    best - at
 }
 
-fn dotted_quad(b: &[u8], starts: &[usize]) -> Vec<usize> {
-    let mut cur = num(b, starts);
+/// End of `N.N.N.N` at `s`.
+fn dotted_quad(b: &[u8], s: usize) -> Option<usize> {
+    let mut end = num_end(b, s)?;
     for _ in 0..3 {
-        cur = num(b, &lit(b, &cur, b'.'));
+        if !at_is(b, end, b'.') {
+            return None;
+        }
+        end = num_end(b, end + 1)?;
     }
-    cur
+    Some(end)
 }
 
-/// `k` groups of 1..4 hex digits separated by ':' (`k` may be 0).
-fn groups(b: &[u8], starts: &[usize], k: usize) -> Vec<usize> {
-    if k == 0 {
-        return starts.to_vec();
+/// End of `k` groups of 1..4 hex digits separated by `:` (`k` may be 0).
+fn groups(b: &[u8], s: usize, k: usize) -> Option<usize> {
+    let mut end = s;
+    for i in 0..k {
+        if i > 0 {
+            if !at_is(b, end, b':') {
+                return None;
+            }
+            end += 1;
+        }
+        let h = hex_run(b, end, 4);
+        if h == 0 {
+            return None;
+        }
+        end += h;
     }
-    let mut cur = hex(b, starts, 1, 4);
-    for _ in 1..k {
-        cur = hex(b, &lit(b, &cur, b':'), 1, 4);
-    }
-    cur
+    Some(end)
 }
 
 /// The `V6` alternatives of scanner.l.
-fn v6(b: &[u8], at: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    out.extend(groups(b, &[at], 8));
-    let six = groups(b, &[at], 6);
-    out.extend(dotted_quad(b, &lit(b, &six, b':')));
+fn v6_len(b: &[u8], at: usize) -> usize {
+    let mut best = at;
+    let mut take = |e: Option<usize>| {
+        if let Some(e) = e {
+            best = best.max(e);
+        }
+    };
+    take(groups(b, at, 8));
+    if let Some(six) = groups(b, at, 6).filter(|&e| at_is(b, e, b':')) {
+        take(dotted_quad(b, six + 1));
+    }
     for k in 0..=7 {
-        let before = groups(b, &[at], k);
-        let dc = lit(b, &lit(b, &before, b':'), b':');
-        if dc.is_empty() {
+        let Some(before) = groups(b, at, k) else {
+            break;
+        };
+        if !(at_is(b, before, b':') && at_is(b, before + 1, b':')) {
             continue;
         }
+        let dc = before + 2;
         for m in 0..=(7 - k) {
-            let after = groups(b, &dc, m);
-            out.extend_from_slice(&after);
+            let Some(after) = groups(b, dc, m) else {
+                break;
+            };
+            take(Some(after));
             if k + m <= 5 {
-                let tail = if m == 0 { after } else { lit(b, &after, b':') };
-                out.extend(dotted_quad(b, &tail));
+                if m == 0 {
+                    take(dotted_quad(b, after));
+                } else if at_is(b, after, b':') {
+                    take(dotted_quad(b, after + 1));
+                }
             }
         }
     }
-    dedup(out)
+    best - at
 }
 
 /// The `MAC` alternatives of scanner.l.
-fn mac(b: &[u8], at: usize) -> Vec<usize> {
-    let mut out = Vec::new();
+fn mac_len(b: &[u8], at: usize) -> usize {
+    let mut best = at;
+    // Six groups of 1..2 hex digits separated by `:`, `-` or `.`.
     for sep in [b':', b'-', b'.'] {
-        let mut cur = hex(b, &[at], 1, 2);
-        for _ in 0..5 {
-            cur = hex(b, &lit(b, &cur, sep), 1, 2);
+        let mut end = at;
+        let mut ok = true;
+        for i in 0..6 {
+            if i > 0 {
+                if !at_is(b, end, sep) {
+                    ok = false;
+                    break;
+                }
+                end += 1;
+            }
+            let h = hex_run(b, end, 2);
+            if h == 0 {
+                ok = false;
+                break;
+            }
+            end += h;
         }
-        out.extend(cur);
+        if ok {
+            best = best.max(end);
+        }
     }
-    let mut cur = hex(b, &[at], 4, 4);
-    for _ in 0..2 {
-        cur = hex(b, &lit(b, &cur, b'.'), 4, 4);
+    // Three groups of four hex digits, separated by `.` or not at all.
+    let four = |s: usize| (hex_run(b, s, 4) == 4).then_some(s + 4);
+    let dotted = four(at)
+        .filter(|&e| at_is(b, e, b'.'))
+        .and_then(|e| four(e + 1))
+        .filter(|&e| at_is(b, e, b'.'))
+        .and_then(|e| four(e + 1));
+    let plain = four(at).and_then(four).and_then(four);
+    for e in [dotted, plain].into_iter().flatten() {
+        best = best.max(e);
     }
-    out.extend(cur);
-    out.extend(hex(b, &hex(b, &hex(b, &[at], 4, 4), 4, 4), 4, 4));
-    dedup(out)
+    best - at
 }
 
 /// `{B}:+({B}:+)+`.
-fn bogus_mac(b: &[u8], at: usize) -> Vec<usize> {
-    let colons = |starts: Vec<usize>| {
-        let mut out = Vec::new();
-        for s in starts {
-            let mut n = 0;
-            while b.get(s + n) == Some(&b':') {
-                n += 1;
-                out.push(s + n);
-            }
+fn bogus_mac_len(b: &[u8], at: usize) -> usize {
+    let (mut end, mut groups, mut best) = (at, 0, at);
+    loop {
+        let h = hex_run(b, end, 2);
+        if h == 0 {
+            break;
         }
-        dedup(out)
-    };
-    let mut cur = colons(hex(b, &[at], 1, 2));
-    let mut out = Vec::new();
-    // One or more further `B:+` groups; bounded by the input length.
-    while !cur.is_empty() {
-        cur = colons(hex(b, &cur, 1, 2));
-        out.extend_from_slice(&cur);
+        let colons = b[end + h..].iter().take_while(|&&c| c == b':').count();
+        if colons == 0 {
+            break;
+        }
+        end += h + colons;
+        groups += 1;
+        if groups >= 2 {
+            best = end;
+        }
     }
-    dedup(out)
+    best - at
 }
 
 /// `[A-Za-z0-9]([-_.A-Za-z0-9]*[.A-Za-z0-9])?`.
@@ -618,4 +644,131 @@ pub fn stou(s: &str) -> Result<u32, String> {
             .ok_or_else(overflow)?;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod reference;
+
+#[cfg(test)]
+mod tests {
+    use super::{longest, reference, tokenize};
+
+    /// Both scanners at every non-blank position of `s`.
+    fn same(s: &str) {
+        for (at, c) in s.char_indices() {
+            if matches!(c, ' ' | '\r' | '\n' | '\t') {
+                continue;
+            }
+            let fast = longest(s, at).map_err(|e| (e.message, e.span));
+            let slow = reference::longest(s, at).map_err(|e| (e.message, e.span));
+            assert_eq!(fast, slow, "{s:?} at {at}");
+        }
+    }
+
+    #[test]
+    fn keywords_and_constants_match_the_reference() {
+        let names = reference::KEYWORDS
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(reference::CONSTANTS.iter().map(|(k, _)| *k));
+        for name in names {
+            for suffix in ["", " ", "x", "1", "-", "-a", ".", "_", ":", "(", "6"] {
+                same(&format!("{name}{suffix}"));
+            }
+        }
+    }
+
+    #[test]
+    fn address_forms_match_the_reference() {
+        for s in [
+            "10.0.0.1",
+            "10.0.0.1.5",
+            "1.2",
+            "0x1f.3",
+            "0x.1",
+            "00:11:22:33:44:55",
+            "0:1:2:3:4:5:6",
+            "aa-bb-cc-dd-ee-ff",
+            "a.b.c.d.e.f",
+            "0011.2233.4455",
+            "001122334455",
+            "0011223344556",
+            "deadbeefcafe",
+            "fe80::1",
+            "::",
+            "::1",
+            ":::",
+            "::ffff:1.2.3.4",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1::2:3:4:5:1.2.3.4",
+            "1::2:3:4:5:6:1.2.3.4",
+            "12345::1",
+            "a::b::c",
+            "1:::2",
+            "a:b::",
+            "ab::cd:ef:1:2:3:4:5",
+            "1:2",
+            "1::::2:3",
+            "$1",
+            "$12",
+            "$123",
+            "$",
+            "\\name",
+            "\\",
+            "\\ x",
+            "\\é(x",
+            "0x",
+            "0x12g",
+            "09",
+            "4294967296",
+            "0xffffffff1",
+            "a1-",
+            "a_b_",
+            "x.y.",
+            "é",
+            "&&||&|==!=>=<=<<>><>",
+        ] {
+            same(s);
+        }
+    }
+
+    /// Random strings over the characters the rules care about.
+    #[test]
+    fn random_strings_match_the_reference() {
+        const ALPHABET: &[u8] = b"0123456789abcdefABCDEFxXgz:.-_$\\ &|=<>!()";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..40_000 {
+            let len = 1 + (next() % 24) as usize;
+            // Lean towards digits, hex letters and separators.
+            let s: String = (0..len)
+                .map(|_| {
+                    let r = next() as usize;
+                    let c = if r.is_multiple_of(3) {
+                        ALPHABET[r / 3 % ALPHABET.len()]
+                    } else {
+                        b"0123456789abcdef:.:"[r / 3 % 19]
+                    };
+                    c as char
+                })
+                .collect();
+            same(&s);
+        }
+    }
+
+    #[test]
+    fn tokenize_splits_on_blanks_and_reports_bad_characters() {
+        let toks = tokenize(" tcp\tport\n80 ").unwrap();
+        assert_eq!(toks.len(), 3);
+        assert_eq!((toks[2].span.start, toks[2].span.end), (10, 12));
+        let e = tokenize("tcp @").unwrap_err();
+        assert_eq!((e.span.start, e.span.end), (4, 5));
+    }
 }

@@ -160,7 +160,8 @@ pub fn build_ir(
     filter: &Filter,
     opts: &LowerOptions,
 ) -> Result<(Ir, Option<String>), CompileError> {
-    let mut ir = Ir::new();
+    // Room for the values of a few primitives: growing costs more.
+    let mut ir = Ir::with_capacity(16);
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
     opt::optimize(&mut ir);
     if !ir.can_accept() {
@@ -231,7 +232,9 @@ pub fn emit_program(
     source: &str,
     mut verdict: impl FnMut(&mut Asm, bool),
 ) -> Result<Code, CompileError> {
-    let mut asm = Asm::with_capacity(8 * ir.blocks.len() + 16);
+    // About five instructions a block; small sizes stay in malloc's
+    // fast bins (a request of 1 KiB or more costs several times more).
+    let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 12);
     let (matched, unmatched) = (asm.named_label("match"), asm.named_label("nomatch"));
     let used = codegen::emit(ir, &mut asm, eopts, matched, unmatched, source)?;
     if ir.blocks.is_empty() && !used.accept {

@@ -119,23 +119,21 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
     let p = l.node(c)?;
     // Build the CFG backwards so that every jump goes forward: the block
     // evaluated first gets the lowest index after the reversal below.
-    let mut b = CfgBuilder { blocks: Vec::new() };
+    let mut b = CfgBuilder {
+        blocks: Vec::with_capacity(32),
+    };
     let entry = b.emit(&p, Edge::Accept, Edge::Reject);
     let n = b.blocks.len() as u32;
     let flip = |e: Edge| match e {
         Edge::Block(i) => Edge::Block(n - 1 - i),
         e => e,
     };
-    ir.blocks = b
-        .blocks
-        .into_iter()
-        .rev()
-        .map(|blk| Block {
-            t: flip(blk.t),
-            f: flip(blk.f),
-            ..blk
-        })
-        .collect();
+    b.blocks.reverse();
+    for blk in &mut b.blocks {
+        blk.t = flip(blk.t);
+        blk.f = flip(blk.f);
+    }
+    ir.blocks = b.blocks;
     ir.entry = Some(flip(entry));
     check_vars_set(ir)
 }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{BinOp, CmpOp, Cond, Edge, Ir, Val, ValNode};
+use crate::ir::{BinOp, CmpOp, Cond, Edge, FxBuild, Ir, Val, ValNode};
 
 /// What a taken edge says about a value: `val op k` is `holds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,18 +24,72 @@ struct Fact {
     holds: bool,
 }
 
+/// Per-block working state of the passes.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Where an edge to the block really goes (`skip_trivial`,
+    /// `merge_duplicates`).
+    alias: Option<Edge>,
+    /// The facts that hold on every path to the block, as a range of
+    /// `Scratch::arena`; `None` while no path is known (`thread`).
+    known: Option<(u32, u32)>,
+    /// The block's index after compaction, `DEAD` if unreachable
+    /// (`compact`).
+    index: u32,
+}
+
+const DEAD: u32 = u32::MAX;
+
+const FRESH: Slot = Slot {
+    alias: None,
+    known: None,
+    index: DEAD,
+};
+
+/// Up to this many blocks, `merge_duplicates` looks for an equal block
+/// by scanning (cheaper than building a hash map).
+const SCAN_MAX: usize = 64;
+
+/// Buffers the passes reuse from round to round, so that a round
+/// allocates nothing once they have grown.
+#[derive(Default)]
+struct Scratch {
+    slots: Vec<Slot>,
+    /// Storage of the `known` fact lists.
+    arena: Vec<Fact>,
+    /// The facts along the path being threaded.
+    facts: Vec<Fact>,
+    /// The blocks kept so far by `merge_duplicates`, on large graphs.
+    seen: HashMap<(Cond, Edge, Edge), u32, FxBuild>,
+}
+
+impl Scratch {
+    /// `n` fresh slots.
+    fn reset(&mut self, n: usize) {
+        self.slots.clear();
+        self.slots.resize(n, FRESH);
+    }
+}
+
 /// Optimises `ir` in place.
 pub fn optimize(ir: &mut Ir) {
+    type Pass = fn(&mut Ir, &mut Scratch) -> bool;
+    const PASSES: [Pass; 4] = [skip_trivial, thread, merge_duplicates, compact];
     drop_dead_lets(ir);
-    for _ in 0..4 {
-        let before = ir.blocks.clone();
-        let before_entry = ir.entry;
-        skip_trivial(ir);
-        thread(ir);
-        merge_duplicates(ir);
-        compact(ir);
-        if ir.blocks == before && ir.entry == before_entry {
-            break;
+    let mut s = Scratch::default();
+    // At most four rounds of the passes in turn. Every pass says whether
+    // it changed an edge, the entry or the block list; once the last four
+    // passes (one of each) changed nothing, the IR is a fixed point of
+    // them all, as at the end of a round without change.
+    let mut unchanged = 0;
+    for pass in PASSES.iter().cycle().take(4 * PASSES.len()) {
+        if pass(ir, &mut s) {
+            unchanged = 0;
+        } else {
+            unchanged += 1;
+            if unchanged == PASSES.len() {
+                break;
+            }
         }
     }
 }
@@ -62,11 +116,13 @@ fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
     }
     let k = ir.const_of(b)?;
     let mut any = false;
-    let (slo, shi) = ir.range(a);
-    let (mut lo, mut hi) = (slo, shi);
+    // Bounds from the facts; the value's static range joins them below,
+    // only when some fact is about it.
+    let (mut lo, mut hi) = (0u64, u64::MAX);
     let mut exact = None;
     let mut clear = 0u32;
-    let mut set_masks = Vec::new();
+    // Some fact `a & m != 0` with `m` inside `k`: then `a & k != 0`.
+    let mut set_within_k = false;
     for f in facts.iter().filter(|f| f.val == a) {
         any = true;
         if f.op == op && f.k == k {
@@ -85,7 +141,7 @@ fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
             (CmpOp::Ge, true) => lo = lo.max(fk),
             (CmpOp::Ge, false) if fk > 0 => hi = hi.min(fk - 1),
             (CmpOp::Ge, false) => {}
-            (CmpOp::Set, true) => set_masks.push(f.k),
+            (CmpOp::Set, true) => set_within_k |= f.k & !k == 0,
             (CmpOp::Set, false) => clear |= f.k,
         }
     }
@@ -95,6 +151,8 @@ fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
     if let Some(x) = exact {
         return Some(op.eval(x, k));
     }
+    let (slo, shi) = ir.range(a);
+    let (lo, hi) = (lo.max(slo), hi.min(shi));
     let k64 = u64::from(k);
     match op {
         CmpOp::Eq => {
@@ -125,7 +183,7 @@ fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
         CmpOp::Set => {
             if k & !clear == 0 {
                 Some(false)
-            } else if set_masks.iter().any(|m| m & !k == 0) {
+            } else if set_within_k {
                 Some(true)
             } else {
                 None
@@ -134,31 +192,50 @@ fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
     }
 }
 
-/// Resolves edges through tests that are constant or whose edges meet.
-fn skip_trivial(ir: &mut Ir) {
-    let n = ir.blocks.len();
-    let mut alias: Vec<Option<Edge>> = vec![None; n];
-    let res = |e: Edge, alias: &[Option<Edge>]| match e {
-        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+/// Where an edge goes once blocks are replaced by their aliases.
+fn resolve(e: Edge, slots: &[Slot]) -> Edge {
+    match e {
+        Edge::Block(i) => slots[i as usize].alias.unwrap_or(e),
         e => e,
-    };
+    }
+}
+
+/// Points block `i`'s edges past aliased blocks; returns whether they
+/// moved, and the block.
+fn set_edges(ir: &mut Ir, i: usize, slots: &[Slot]) -> (bool, crate::ir::Block) {
+    let old = ir.blocks[i];
+    let mut b = old;
+    b.t = resolve(b.t, slots);
+    b.f = resolve(b.f, slots);
+    ir.blocks[i] = b;
+    (b.t != old.t || b.f != old.f, b)
+}
+
+/// Points the entry past aliased blocks; says whether it moved.
+fn set_entry(ir: &mut Ir, slots: &[Slot]) -> bool {
+    let old = ir.entry;
+    ir.entry = old.map(|e| resolve(e, slots));
+    ir.entry != old
+}
+
+/// Resolves edges through tests that are constant or whose edges meet.
+fn skip_trivial(ir: &mut Ir, s: &mut Scratch) -> bool {
+    let n = ir.blocks.len();
+    s.reset(n);
+    let mut changed = false;
     for i in (0..n).rev() {
-        let mut b = ir.blocks[i];
-        b.t = res(b.t, &alias);
-        b.f = res(b.f, &alias);
-        ir.blocks[i] = b;
+        let (moved, b) = set_edges(ir, i, &s.slots);
+        changed |= moved;
         // Unoptimised, libpcap runs every test's loads, and a load out of
         // the packet rejects: only tests that lead to REJECT either way
         // may go then.
         if b.t == b.f && (b.t == Edge::Reject || !ir.pcap_unoptimized) {
-            alias[i] = Some(b.t);
+            s.slots[i].alias = Some(b.t);
         } else if let Some(r) = decide(ir, &[], b.cond) {
-            alias[i] = Some(if r { b.t } else { b.f });
+            s.slots[i].alias = Some(if r { b.t } else { b.f });
         }
     }
-    if let Some(e) = ir.entry {
-        ir.entry = Some(res(e, &alias));
-    }
+    changed | set_entry(ir, &s.slots)
 }
 
 /// Whether evaluating `v` can reject the packet (a load, a division).
@@ -217,43 +294,72 @@ fn drop_dead_lets(ir: &mut Ir) {
 }
 
 /// Redirects each edge past the tests its path already decides.
-fn thread(ir: &mut Ir) {
+fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
-    let mut known: Vec<Option<Vec<Fact>>> = vec![None; n];
+    s.reset(n);
+    let Scratch {
+        slots,
+        arena,
+        facts,
+        ..
+    } = s;
+    arena.clear();
     if let Some(Edge::Block(i)) = ir.entry {
-        known[i as usize] = Some(Vec::new());
+        slots[i as usize].known = Some((0, 0));
     }
+    let mut changed = false;
     for i in 0..n {
-        let Some(facts_in) = known[i].take() else {
+        let Some((start, len)) = slots[i].known else {
             continue;
         };
+        let (start, len) = (start as usize, len as usize);
         let b = ir.blocks[i];
         let mut out = [b.t, b.f];
         for (slot, holds) in out.iter_mut().zip([true, false]) {
-            let mut facts = facts_in.clone();
+            facts.clear();
+            facts.extend_from_slice(&arena[start..start + len]);
             facts.extend(fact_of(ir, b.cond, holds));
             let mut target = *slot;
             while let Edge::Block(j) = target {
                 let nb = ir.blocks[j as usize];
-                let Some(r) = decide(ir, &facts, nb.cond) else {
+                let Some(r) = decide(ir, facts, nb.cond) else {
                     break;
                 };
                 facts.extend(fact_of(ir, nb.cond, r));
                 target = if r { nb.t } else { nb.f };
             }
             *slot = target;
+            // Blocks only jump forward, so `j > i` and its facts are
+            // stored apart from block `i`'s.
             if let Edge::Block(j) = target {
                 let j = j as usize;
-                known[j] = Some(match known[j].take() {
-                    None => facts,
-                    Some(prev) => prev.into_iter().filter(|f| facts.contains(f)).collect(),
+                slots[j].known = Some(match slots[j].known {
+                    None => {
+                        let at = arena.len();
+                        arena.extend_from_slice(facts);
+                        (at as u32, facts.len() as u32)
+                    }
+                    Some((at, len)) => {
+                        // Keep the facts that also hold on this path.
+                        let (at, len) = (at as usize, len as usize);
+                        let mut kept = at;
+                        for r in at..at + len {
+                            let f = arena[r];
+                            if facts.contains(&f) {
+                                arena[kept] = f;
+                                kept += 1;
+                            }
+                        }
+                        (at as u32, (kept - at) as u32)
+                    }
                 });
             }
         }
+        changed |= out != [b.t, b.f];
         ir.blocks[i].t = out[0];
         ir.blocks[i].f = out[1];
-        known[i] = Some(facts_in);
     }
+    changed
 }
 
 /// Merges blocks that make the same test with the same successors (the
@@ -262,73 +368,86 @@ fn thread(ir: &mut Ir) {
 /// Blocks only jump forward, so scanning backwards sees successors merged
 /// before their predecessors, and the kept (later) copy stays after every
 /// block that now jumps to it.
-fn merge_duplicates(ir: &mut Ir) {
+fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
-    let mut alias: Vec<Option<Edge>> = vec![None; n];
-    let mut seen: HashMap<(Cond, Edge, Edge), u32> = HashMap::with_capacity(n);
-    let res = |e: Edge, alias: &[Option<Edge>]| match e {
-        Edge::Block(i) => alias[i as usize].unwrap_or(e),
-        e => e,
-    };
+    s.reset(n);
+    s.seen.clear();
+    let mut changed = false;
     for i in (0..n).rev() {
-        let mut b = ir.blocks[i];
-        b.t = res(b.t, &alias);
-        b.f = res(b.f, &alias);
-        ir.blocks[i] = b;
-        match seen.entry((b.cond, b.t, b.f)) {
-            std::collections::hash_map::Entry::Occupied(kept) => {
-                alias[i] = Some(Edge::Block(*kept.get()));
+        let (moved, b) = set_edges(ir, i, &s.slots);
+        changed |= moved;
+        let key = (b.cond, b.t, b.f);
+        // At most one later block with this key is kept (the others are
+        // aliases of it): that is the one to merge into.
+        let kept = if n <= SCAN_MAX {
+            (i + 1..n)
+                .find(|&j| {
+                    let o = ir.blocks[j];
+                    s.slots[j].alias.is_none() && (o.cond, o.t, o.f) == key
+                })
+                .map(|j| j as u32)
+        } else {
+            match s.seen.entry(key) {
+                std::collections::hash_map::Entry::Occupied(kept) => Some(*kept.get()),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i as u32);
+                    None
+                }
             }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(i as u32);
-            }
+        };
+        if let Some(k) = kept {
+            s.slots[i].alias = Some(Edge::Block(k));
         }
     }
-    if let Some(e) = ir.entry {
-        ir.entry = Some(res(e, &alias));
-    }
+    changed | set_entry(ir, &s.slots)
 }
 
 /// Drops unreachable blocks, keeping the order.
-fn compact(ir: &mut Ir) {
+fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
-    let mut live = vec![false; n];
+    s.reset(n);
+    let slots = &mut s.slots;
+    // Mark the live blocks (index 0), then number them.
     if let Some(Edge::Block(i)) = ir.entry {
-        live[i as usize] = true;
+        slots[i as usize].index = 0;
     }
     for i in 0..n {
-        if live[i] {
+        if slots[i].index != DEAD {
             for e in [ir.blocks[i].t, ir.blocks[i].f] {
                 if let Edge::Block(j) = e {
-                    live[j as usize] = true;
+                    slots[j as usize].index = 0;
                 }
             }
         }
     }
-    let mut new_index = vec![0u32; n];
     let mut next = 0u32;
-    for i in 0..n {
-        if live[i] {
-            new_index[i] = next;
+    for slot in slots.iter_mut() {
+        if slot.index != DEAD {
+            slot.index = next;
             next += 1;
         }
     }
+    if next as usize == n {
+        // All live: the numbering stays as it is.
+        return false;
+    }
     let map = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(new_index[i as usize]),
+        Edge::Block(i) => Edge::Block(slots[i as usize].index),
         e => e,
     };
-    let blocks = std::mem::take(&mut ir.blocks);
-    ir.blocks = blocks
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| live[*i])
-        .map(|(_, mut b)| {
+    let mut kept = 0;
+    for (i, slot) in slots.iter().enumerate() {
+        if slot.index != DEAD {
+            let mut b = ir.blocks[i];
             b.t = map(b.t);
             b.f = map(b.f);
-            b
-        })
-        .collect();
+            ir.blocks[kept] = b;
+            kept += 1;
+        }
+    }
+    ir.blocks.truncate(kept);
     ir.entry = ir.entry.map(map);
+    true
 }
 
 #[cfg(test)]
@@ -384,6 +503,16 @@ mod tests {
         // and sctp, over IPv4 (offset from the header length) and IPv6
         // (fixed offset): 12 tests, of which 4 differ.
         assert_eq!(tests_against(&ir("port 53"), 53), 4);
+    }
+
+    #[test]
+    fn identical_port_tests_are_merged_in_large_graphs() {
+        // Over `SCAN_MAX` blocks, duplicates are found by hashing.
+        let big = ir("port 53 or port 54 or port 55 or port 56");
+        assert!(big.blocks.len() > 20);
+        for k in 53..=56 {
+            assert_eq!(tests_against(&big, k), 4, "port {k}");
+        }
     }
 
     #[test]
