@@ -15,6 +15,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bpf_builder::run::{RunError, TestRun};
 use common::*;
 use pcap2bpf::capture::{self, Packet};
 use pcap2bpf::engine::{Engine, EngineError, RunOptions, Runner};
@@ -67,10 +68,32 @@ struct Stats {
     exprs: usize,
     runs: usize,
     interp_runs: usize,
+    tc_runs: usize,
+    tc_refused: usize,
     inexact: usize,
     ir_only: usize,
     unsupported: BTreeMap<String, String>,
     bad: Vec<String>,
+}
+
+const TC_ACT_OK: i32 = 0;
+const TC_ACT_SHOT: i32 = 2;
+
+/// `expr` for tc on Ethernet (no test-run metadata: the frame is whole).
+fn compile_tc(expr: &str, tables: &pcap2bpf::Tables) -> Compiled {
+    compile(
+        expr,
+        &CompileOptions {
+            link: LinkType::En10mb,
+            target: Target::Tc,
+            on_match: TC_ACT_OK,
+            on_nomatch: TC_ACT_SHOT,
+            test_run_meta: false,
+            netmask: Some(0xffff_ff00),
+            resolver: tables,
+        },
+    )
+    .unwrap_or_else(|e| panic!("compiles for XDP but not tc: {}", e.render(expr)))
 }
 
 fn compile_for(expr: &str, link: LinkType, tables: &pcap2bpf::Tables) -> Result<Compiled, String> {
@@ -106,6 +129,8 @@ fn verdicts_match_libpcap() {
         exprs: 0,
         runs: 0,
         interp_runs: 0,
+        tc_runs: 0,
+        tc_refused: 0,
         inexact: 0,
         ir_only: 0,
         unsupported: BTreeMap::new(),
@@ -186,6 +211,16 @@ fn verdicts_match_libpcap() {
                 )
             };
             let mut interp = runner(Engine::Interp).expect("compiles as above");
+            // The tc target too, on Ethernet captures: its own code path
+            // (skb data, the VLAN metadata branch), run where a test run
+            // can carry the whole frame (untruncated, 14 bytes or more).
+            // Direction primitives read skb metadata a test run invents.
+            let tc = (*link == LinkType::En10mb
+                && !["inbound", "outbound", "ifindex"]
+                    .iter()
+                    .any(|w| expr.contains(w)))
+            .then(|| compile_tc(expr, &tables))
+            .and_then(|c| Some((c.object.load().ok()?, c.program)));
             let mut kernel = match runner(Engine::Kernel) {
                 Ok(r) => Some(r),
                 Err(EngineError::NoKernel) => {
@@ -214,6 +249,20 @@ fn verdicts_match_libpcap() {
                         got.push(("the kernel", k.matches(p).map_err(|e| e.to_string())));
                         st.runs += 1;
                     }
+                    let whole = p.data.len() == p.wire_len as usize;
+                    if let Some((loaded, prog)) = tc.as_ref().filter(|_| whole)
+                        && (14..=3000).contains(&p.data.len())
+                    {
+                        match loaded.program(*prog).test_run(&TestRun::new(&p.data)) {
+                            Ok(o) => {
+                                got.push(("tc", Ok(o.retval == TC_ACT_OK as u32)));
+                                st.tc_runs += 1;
+                            }
+                            // The skb test run refuses some short frames.
+                            Err(RunError::InvalidArgument { .. }) => st.tc_refused += 1,
+                            Err(e) => got.push(("tc", Err(e.to_string()))),
+                        }
+                    }
                     for (who, verdict) in got {
                         match verdict {
                             Ok(v) if v == want => {}
@@ -234,12 +283,14 @@ fn verdicts_match_libpcap() {
         }
     }
     eprintln!(
-        "differential: {} programs (expression x link type), {} (program, packet) kernel runs ({} of them handed to the interpreter: longer than one test run takes), {} interpreter runs ({} decided by the IR alone: reads past 32 KiB), all also checked on the IR evaluator, {} unsupported expressions:",
+        "differential: {} programs (expression x link type), {} (program, packet) kernel runs ({} of them handed to the interpreter: longer than one test run takes), {} interpreter runs ({} decided by the IR alone: reads past 32 KiB), {} tc program runs on whole Ethernet frames ({} frames the skb test run refused), all also checked on the IR evaluator, {} unsupported expressions:",
         st.exprs,
         st.runs,
         st.inexact,
         st.interp_runs,
         st.ir_only,
+        st.tc_runs,
+        st.tc_refused,
         st.unsupported.len()
     );
     for (e, why) in &st.unsupported {
