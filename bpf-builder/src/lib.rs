@@ -55,6 +55,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod asm;
 pub mod attach;
 pub mod btf;

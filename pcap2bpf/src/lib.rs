@@ -6,6 +6,8 @@
 //! ([`lower`], [`ir`]), optimisation ([`opt`]) and code generation for
 //! XDP, tc and socket filters ([`codegen`]). [`compile`] runs all of it.
 
+#![warn(missing_docs)]
+
 pub mod ast;
 pub mod capture;
 pub mod check;
