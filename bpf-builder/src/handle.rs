@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use crate::map::MapType;
 use crate::object::ProgramType;
 use crate::run::{RunError, TestRun, TestRunOutput};
 use crate::sys::bpf as sys;
@@ -77,14 +78,7 @@ pub struct Map {
 }
 
 fn per_cpu(kernel_type: u32) -> bool {
-    use aya_obj::generated::bpf_map_type::*;
-    [
-        BPF_MAP_TYPE_PERCPU_ARRAY,
-        BPF_MAP_TYPE_PERCPU_HASH,
-        BPF_MAP_TYPE_LRU_PERCPU_HASH,
-    ]
-    .iter()
-    .any(|t| *t as u32 == kernel_type)
+    MapType::from_kernel_type(kernel_type).is_some_and(MapType::is_per_cpu)
 }
 
 impl Map {

@@ -47,6 +47,30 @@ pub enum MapType {
 }
 
 impl MapType {
+    /// Every map type the builder creates.
+    pub const ALL: [MapType; 14] = [
+        MapType::Array,
+        MapType::PerCpuArray,
+        MapType::Hash,
+        MapType::PerCpuHash,
+        MapType::LruHash,
+        MapType::LruPerCpuHash,
+        MapType::LpmTrie,
+        MapType::RingBuf,
+        MapType::ProgArray,
+        MapType::DevMap,
+        MapType::DevMapHash,
+        MapType::CpuMap,
+        MapType::ArrayOfMaps,
+        MapType::HashOfMaps,
+    ];
+
+    /// The map type with the kernel's `enum bpf_map_type` value `kernel`,
+    /// if the builder knows it.
+    pub fn from_kernel_type(kernel: u32) -> Option<MapType> {
+        Self::ALL.into_iter().find(|t| t.kernel_type() == kernel)
+    }
+
     /// The kernel's `enum bpf_map_type` value.
     pub fn kernel_type(self) -> u32 {
         (match self {

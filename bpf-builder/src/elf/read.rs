@@ -104,26 +104,8 @@ fn btf_string_table(btf: &[u8]) -> Result<Vec<u8>, ElfError> {
 }
 
 fn map_type(kernel: u32, name: &str) -> Result<MapType, ElfError> {
-    use MapType::*;
-    [
-        Array,
-        PerCpuArray,
-        Hash,
-        PerCpuHash,
-        LruHash,
-        LruPerCpuHash,
-        LpmTrie,
-        RingBuf,
-        ProgArray,
-        DevMap,
-        DevMapHash,
-        CpuMap,
-        ArrayOfMaps,
-        HashOfMaps,
-    ]
-    .into_iter()
-    .find(|t| t.kernel_type() == kernel)
-    .ok_or_else(|| ElfError::Unsupported(format!("map `{name}` has map type {kernel}")))
+    MapType::from_kernel_type(kernel)
+        .ok_or_else(|| ElfError::Unsupported(format!("map `{name}` has map type {kernel}")))
 }
 
 fn map_spec(name: &str, m: &AyaMap) -> Result<MapSpec, ElfError> {
