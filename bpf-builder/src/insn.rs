@@ -182,6 +182,25 @@ pub enum AluOp {
 }
 
 impl AluOp {
+    /// All arithmetic operations.
+    pub const ALL: [AluOp; 15] = [
+        AluOp::Add,
+        AluOp::Sub,
+        AluOp::Mul,
+        AluOp::Div,
+        AluOp::Or,
+        AluOp::And,
+        AluOp::Lsh,
+        AluOp::Rsh,
+        AluOp::Neg,
+        AluOp::Mod,
+        AluOp::Xor,
+        AluOp::Mov,
+        AluOp::Arsh,
+        AluOp::SDiv,
+        AluOp::SMod,
+    ];
+
     /// The opcode bits and the `off` field this operation is encoded with.
     pub fn encoding(self) -> (u8, i16) {
         match self {

@@ -33,23 +33,7 @@ fn plausible(rng: &mut Rng) -> Insn {
     let imm = rng.pick_imm();
     match rng.below(12) {
         0..=2 => {
-            let op = [
-                AluOp::Add,
-                AluOp::Sub,
-                AluOp::Mul,
-                AluOp::Div,
-                AluOp::SDiv,
-                AluOp::Mod,
-                AluOp::SMod,
-                AluOp::Or,
-                AluOp::And,
-                AluOp::Lsh,
-                AluOp::Rsh,
-                AluOp::Arsh,
-                AluOp::Xor,
-                AluOp::Mov,
-                AluOp::Neg,
-            ][rng.below(15) as usize];
+            let op = AluOp::ALL[rng.below(15) as usize];
             let (d, s) = (r(rng), r(rng));
             match rng.below(4) {
                 0 => Insn::alu64(op, d, s),

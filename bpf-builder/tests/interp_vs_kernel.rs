@@ -117,24 +117,6 @@ fn frame(rng: &mut Rng, min: usize, max: usize) -> Vec<u8> {
 
 // ---- ALU ----
 
-const ALU_OPS: [AluOp; 15] = [
-    AluOp::Add,
-    AluOp::Sub,
-    AluOp::Mul,
-    AluOp::Div,
-    AluOp::SDiv,
-    AluOp::Mod,
-    AluOp::SMod,
-    AluOp::Or,
-    AluOp::And,
-    AluOp::Lsh,
-    AluOp::Rsh,
-    AluOp::Arsh,
-    AluOp::Xor,
-    AluOp::Mov,
-    AluOp::Neg,
-];
-
 const REGS: [Reg; 10] = [R0, R1, R2, R3, R4, R5, R6, R7, R8, R9];
 
 /// One random ALU instruction on r0-r9 the verifier accepts.
@@ -150,7 +132,7 @@ fn random_alu(rng: &mut Rng) -> Insn {
         1 if wide => Insn::movsx64(dst, src, rng.pick(&[8, 16, 32])),
         1 => Insn::movsx32(dst, src, rng.pick(&[8, 16])),
         _ => {
-            let op = rng.pick(&ALU_OPS);
+            let op = rng.pick(&AluOp::ALL);
             let bits = if wide { 64 } else { 32 };
             let operand: bpf_builder::insn::Operand = if rng.below(2) == 0 {
                 src.into()
@@ -250,7 +232,7 @@ fn every_alu_op_on_edge_values_matches_the_kernel() {
         .iter()
         .flat_map(|&a| edges.iter().map(move |&b| (a, b)))
         .collect();
-    for op in ALU_OPS {
+    for op in AluOp::ALL {
         for wide in [true, false] {
             // Nine pairs per program: r1-r9 = a, then r_k op= b (through r0).
             for chunk in pairs.chunks(9) {

@@ -54,29 +54,11 @@ impl Case {
 
 const SIZES: [Size; 4] = [Size::B, Size::H, Size::W, Size::DW];
 
-const ALU_OPS: [AluOp; 15] = [
-    AluOp::Add,
-    AluOp::Sub,
-    AluOp::Mul,
-    AluOp::Div,
-    AluOp::Or,
-    AluOp::And,
-    AluOp::Lsh,
-    AluOp::Rsh,
-    AluOp::Neg,
-    AluOp::Mod,
-    AluOp::Xor,
-    AluOp::Mov,
-    AluOp::Arsh,
-    AluOp::SDiv,
-    AluOp::SMod,
-];
-
 /// Every constructor output that llvm-mc can assemble from our text, with
 /// edge values in the immediate and offset fields.
 fn llvm_checked() -> Vec<Case> {
     let mut v = Vec::new();
-    for op in ALU_OPS {
+    for op in AluOp::ALL {
         for imm in [5, -1, i32::MIN, i32::MAX] {
             v.push(Case::new(
                 format!("alu64 {op:?} imm {imm}"),
