@@ -91,7 +91,7 @@ impl Map {
             1
         };
         Ok(Map {
-            fd: sys::MapFd::new(fd)?,
+            fd: sys::MapFd::with_info(fd, &info)?,
             name: info.name,
             kernel_type: info.map_type,
             key_size: info.key_size as usize,

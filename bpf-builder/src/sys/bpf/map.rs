@@ -167,6 +167,13 @@ impl MapFd {
         Ok(MapFd { fd, layout })
     }
 
+    /// Uses `info`, which the caller read from `fd`, instead of asking
+    /// the kernel again.
+    pub fn with_info(fd: OwnedFd, info: &super::MapInfo) -> io::Result<MapFd> {
+        let layout = layout_of(info.map_type, info.key_size, info.value_size)?;
+        Ok(MapFd { fd, layout })
+    }
+
     /// Its key and value sizes.
     pub fn layout(&self) -> Layout {
         self.layout
@@ -198,6 +205,11 @@ impl MapRef for MapFd {
 
 fn layout(fd: BorrowedFd<'_>) -> io::Result<Layout> {
     let info = map_info_raw(fd)?;
+    layout_of(info.type_, info.key_size, info.value_size)
+}
+
+/// The user-space layout of a map of `map_type` with these sizes.
+fn layout_of(map_type: u32, key_size: u32, value_size: u32) -> io::Result<Layout> {
     let per_cpu = [
         bpf_map_type::BPF_MAP_TYPE_PERCPU_HASH,
         bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
@@ -205,14 +217,14 @@ fn layout(fd: BorrowedFd<'_>) -> io::Result<Layout> {
         bpf_map_type::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE,
     ]
     .iter()
-    .any(|&t| t as u32 == info.type_);
+    .any(|&t| t as u32 == map_type);
     let value_size = if per_cpu {
-        (info.value_size as usize).next_multiple_of(8) * possible_cpus()? as usize
+        (value_size as usize).next_multiple_of(8) * possible_cpus()? as usize
     } else {
-        info.value_size as usize
+        value_size as usize
     };
     Ok(Layout {
-        key_size: info.key_size as usize,
+        key_size: key_size as usize,
         value_size,
     })
 }
