@@ -2,8 +2,10 @@
 //!
 //! 1. compile time per expression: `pcap2bpf::compile` against libpcap's
 //!    `pcap_compile` (optimised), interleaved, medians of many runs;
-//! 2. instructions: ours (eBPF, XDP, bounds checks included) against
-//!    libpcap's optimised classic BPF;
+//! 2. instructions: ours against libpcap's optimised classic BPF, for
+//!    each target: XDP and tc (direct packet access, bounds checks
+//!    included) and socket filters (`ld_abs`/`ld_ind`, which check bounds
+//!    themselves, as classic BPF's loads do);
 //! 3. nanoseconds per packet through `BPF_PROG_TEST_RUN` (repeat), ours
 //!    against a clang -O2 build of equivalent C (`benches/c/`), on a
 //!    matching and a non-matching packet.
@@ -51,11 +53,20 @@ const EXPRESSIONS: &[&str] = &[
 ];
 
 fn options(tables: &Tables) -> CompileOptions<'_> {
+    options_for(tables, Target::Xdp)
+}
+
+fn options_for(tables: &Tables, target: Target) -> CompileOptions<'_> {
+    let (on_match, on_nomatch) = match target {
+        Target::Xdp => (2, 1),
+        Target::Tc => (0, 2),
+        Target::SocketFilter => (0x40000, 0),
+    };
     CompileOptions {
         link: LinkType::En10mb,
-        target: Target::Xdp,
-        on_match: 2,
-        on_nomatch: 1,
+        target,
+        on_match,
+        on_nomatch,
         test_run_meta: false,
         netmask: None,
         resolver: tables,
@@ -85,20 +96,22 @@ fn compile_and_size() {
     let tables = Tables::system();
     let opts = options(&tables);
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
-    println!("\n1-2. compile time and size (EN10MB, XDP), medians of 15 rounds:");
     println!(
-        "{:<58} {:>9} {:>9} {:>6} {:>6} {:>6}",
-        "expression", "ours ns", "pcap ns", "ratio", "insns", "cbpf"
+        "\n1-2. compile time (EN10MB, XDP; medians of 15 rounds) and size per target:"
     );
-    let (mut time_ratios, mut size_ratios) = (Vec::new(), Vec::new());
+    println!(
+        "{:<58} {:>9} {:>9} {:>6} {:>5} {:>5} {:>5} {:>5}",
+        "expression", "ours ns", "pcap ns", "ratio", "xdp", "tc", "sock", "cbpf"
+    );
+    let mut time_ratios = Vec::new();
+    // Size ratios against classic BPF, per target: XDP, tc, socket.
+    let mut size_ratios: [Vec<f64>; 3] = Default::default();
+    let targets = [Target::Xdp, Target::Tc, Target::SocketFilter];
     for expr in EXPRESSIONS {
-        let ours = compile(expr, &opts).expect("compiles");
-        let insns = ours
-            .object
-            .layout(ours.program)
-            .expect("lays out")
-            .insns
-            .len();
+        let sizes = targets.map(|t| {
+            let c = compile(expr, &options_for(&tables, t)).ok()?;
+            Some(c.object.layout(c.program).expect("lays out").insns.len())
+        });
         let cbpf = dead
             .compile(expr, true)
             .expect("libpcap compiles")
@@ -116,21 +129,32 @@ fn compile_and_size() {
         }
         let (o, p) = (median(&mut t_ours), median(&mut t_pcap));
         time_ratios.push(o / p);
-        size_ratios.push(insns as f64 / cbpf as f64);
+        for (ratios, size) in size_ratios.iter_mut().zip(sizes) {
+            // Socket filters have no protochain.
+            if let Some(n) = size {
+                ratios.push(n as f64 / cbpf as f64);
+            }
+        }
+        let [xdp, tc, sock] = sizes.map(|n| n.map_or("-".to_string(), |n| n.to_string()));
         println!(
-            "{:<58} {:>9.0} {:>9.0} {:>6.2} {:>6} {:>6}",
+            "{:<58} {:>9.0} {:>9.0} {:>6.2} {:>5} {:>5} {:>5} {:>5}",
             expr,
             o,
             p,
             o / p,
-            insns,
+            xdp,
+            tc,
+            sock,
             cbpf
         );
     }
+    let [xdp, tc, sock] = size_ratios.map(|mut r| median(&mut r));
     println!(
-        "median compile-time ratio ours/libpcap: {:.2}; median size ratio ours/libpcap: {:.2}",
+        "median compile-time ratio ours/libpcap: {:.2}; median size ratio ours/libpcap: XDP {:.2}, tc {:.2}, socket filter {:.2}",
         median(&mut time_ratios),
-        median(&mut size_ratios)
+        xdp,
+        tc,
+        sock
     );
 }
 

@@ -3,8 +3,17 @@
 //!
 //! Registers: r6 holds the context (in the test-run mode: the captured
 //! length), r7 the packet start and r8 the packet end (direct access
-//! only); values are computed in r0-r4 and r9 (socket filters: r7-r9, as
-//! `ld_abs`/`ld_ind` clobber r0-r5); r5 is scratch for bounds checks.
+//! only); values are computed in r0-r4; r9 holds `data + offset` for
+//! loads at a variable offset; r5 is scratch for bounds checks.
+//!
+//! Socket filters load with `ld_abs`/`ld_ind`, which check the bounds
+//! themselves, leave their value in r0 and clobber r0-r5: values are
+//! computed in r0 and kept in r7/r8 only while another load runs; r9
+//! holds the variable offset (like classic BPF's X register).
+//!
+//! After a bounds check, r5 holds the end it checked, so the next check
+//! from the same base moves r5 by the difference (two instructions
+//! rather than three).
 //!
 //! Bounds checks: before a block, one check covers the largest constant
 //! offset that *every* path from that block to ACCEPT reads (paths that
@@ -59,6 +68,14 @@ pub const MAX_PACKET_OFF: u32 = 0xffff;
 /// it stays within what the verifier tracks).
 pub const MAX_VAR_OFF: u32 = 0x7fff;
 
+/// Socket filters: largest packet offset `ld_abs`/`ld_ind` can read
+/// (their offsets are signed; negative ones address special areas).
+const SOCKET_MAX_OFF: u32 = 0x7fff_ffff;
+
+/// Socket filters: largest variable part of an offset (with a constant
+/// part of at most 64 KiB the sum stays below [`SOCKET_MAX_OFF`]).
+const SOCKET_MAX_VAR_OFF: u32 = 0x7ffe_0000;
+
 const CTX: Reg = Reg::R6;
 const DATA: Reg = Reg::R7;
 const END: Reg = Reg::R8;
@@ -95,6 +112,7 @@ pub fn emit(
         used_reject: false,
         cache: None,
         acc: None,
+        scratch: None,
     };
     g.reset_pool();
     let entry = ir.entry.unwrap_or(Edge::Accept);
@@ -145,12 +163,12 @@ pub fn emit(
     };
     // Pointer-cache state on entry to each block: the meet over the jumps
     // into it (all emitted before it, as jumps only go forward).
-    type State = (Option<(Val, u64)>, Option<(Val, bool)>);
+    type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
     let mut cache_in: Vec<Option<State>> = vec![None; ir.blocks.len()];
     for (i, b) in ir.blocks.iter().enumerate() {
         g.asm.bind(labels[i]);
         g.annotate(b.span);
-        (g.cache, g.acc) = cache_in[i].unwrap_or((None, None));
+        (g.cache, g.acc, g.scratch) = cache_in[i].unwrap_or((None, None, None));
         match checks[i] {
             Check::None => {}
             // The block's code stays, dead, so that what follows it stays
@@ -169,13 +187,14 @@ pub fn emit(
             if let Edge::Block(j) = e {
                 let j = j as usize;
                 cache_in[j] = Some(match cache_in[j] {
-                    None => (g.cache, g.acc),
-                    Some((pc, pa)) => (
+                    None => (g.cache, g.acc, g.scratch),
+                    Some((pc, pa, ps)) => (
                         match (pc, g.cache) {
                             (Some((v, x)), Some((w, y))) if v == w => Some((v, x.min(y))),
                             _ => None,
                         },
                         if pa == g.acc { pa } else { None },
+                        if ps == g.scratch { ps } else { None },
                     ),
                 });
             }
@@ -312,7 +331,14 @@ struct Gen<'a> {
     cache: Option<(Val, u64)>,
     /// r0 holds this value (in network order if the flag is set).
     acc: Option<(Val, bool)>,
+    /// What r5 points at after the last bounds check (direct access).
+    scratch: Option<Scratch>,
 }
+
+/// r5 after a bounds check: `data + off + n` (`off` is `None` for
+/// constant offsets), so the next check on the same base adds the
+/// difference instead of starting from the base again.
+type Scratch = (Option<Val>, u64);
 
 /// The pointer cache register (direct access).
 const PTR: Reg = Reg::R9;
@@ -359,7 +385,9 @@ impl Gen<'_> {
         self.free = if self.direct() {
             vec![Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0]
         } else {
-            vec![Reg::R9, Reg::R8, Reg::R7]
+            // r0 first: `ld_abs` leaves its value there. A value that must
+            // survive another load moves to r7/r8 (see `keep_across_loads`).
+            vec![Reg::R8, Reg::R7, Reg::R0]
         };
     }
 
@@ -375,8 +403,16 @@ impl Gen<'_> {
         Ok(r)
     }
 
+    /// Returns `r` to the pool, keeping r0 on top when it is free: values
+    /// land in r0 first (where loads and `acc` want them).
     fn release(&mut self, r: Reg) {
         self.free.push(r);
+        if r != Reg::R0
+            && let Some(i) = self.free.iter().position(|&x| x == Reg::R0)
+        {
+            let top = self.free.len() - 1;
+            self.free.swap(i, top);
+        }
     }
 
     /// Annotates what follows with the whole expression and the column of
@@ -430,6 +466,7 @@ impl Gen<'_> {
     /// Rejects, with a conditional jump so that the code after it stays
     /// statically reachable (the verifier refuses unreachable code).
     fn always_reject(&mut self) {
+        self.scratch = None;
         self.asm.mov32(SCRATCH, 0);
         let reject = self.rej();
         self.asm.jmp32(JmpOp::Eq, SCRATCH, 0, reject);
@@ -438,13 +475,30 @@ impl Gen<'_> {
     /// Rejects unless the packet has `n` bytes.
     fn check_len(&mut self, n: u32) {
         let reject = self.rej();
+        self.point_scratch(None, u64::from(n));
         let a = &mut *self.asm;
-        a.mov64(SCRATCH, DATA);
-        a.add64(SCRATCH, n as i32);
         a.jmp(JmpOp::Gt, SCRATCH, END, reject);
         if self.opts.test_run_meta && self.opts.target == Target::Xdp {
             a.jmp(JmpOp::Lt, CTX, n as i32, reject);
         }
+    }
+
+    /// Makes r5 `data + n` (`base` None) or `r9 + n` (r9 = `data + base`),
+    /// from what r5 already holds when it can.
+    fn point_scratch(&mut self, base: Option<Val>, n: u64) {
+        match self.scratch {
+            Some((b, m)) if b == base => {
+                if n != m {
+                    self.asm.add64(SCRATCH, (n as i64 - m as i64) as i32);
+                }
+            }
+            _ => {
+                self.asm
+                    .mov64(SCRATCH, if base.is_some() { PTR } else { DATA });
+                self.asm.add64(SCRATCH, n as i32);
+            }
+        }
+        self.scratch = Some((base, n));
     }
 
     fn block(&mut self, b: &Block, t: Label, f: Label, t_next: bool, f_next: bool) -> R<()> {
@@ -536,10 +590,13 @@ impl Gen<'_> {
             _ => None,
         };
         let raw = raw_size.is_some();
-        let ra = self.eval(a, raw)?;
+        let mut ra = self.eval(a, raw)?;
         let rhs = match k {
             Some(k) => Operand::Imm(raw_size.map_or(k, |s| swap(k, s)) as i32),
-            None => Operand::Reg(self.eval(b, false)?),
+            None => {
+                ra = self.keep_across_loads(ra, b)?;
+                Operand::Reg(self.eval(b, false)?)
+            }
         };
         self.branch(ra, jop, rhs, t, f, t_next, f_next);
         if let Operand::Reg(r) = rhs {
@@ -603,15 +660,10 @@ impl Gen<'_> {
                         self.load_abs(r, k, size, raw);
                         r
                     }
-                    Some(o) if self.direct() => {
+                    Some(o) => {
                         self.point_at(o)?;
                         let r = self.alloc()?;
                         self.load_cached(r, k, size, raw);
-                        r
-                    }
-                    Some(o) => {
-                        let r = self.eval(o, false)?;
-                        self.load_ind(r, r, k, size, raw);
                         r
                     }
                 };
@@ -624,7 +676,7 @@ impl Gen<'_> {
             }
             ValNode::Bin(op, a, b) => {
                 let size = if raw { self.raw_size(a) } else { None };
-                let ra = self.eval(a, raw)?;
+                let mut ra = self.eval(a, raw)?;
                 if let Some(k) = self.ir.const_of(b) {
                     let k = match size {
                         Some(s) if op == BinOp::And => swap(k, s),
@@ -632,6 +684,7 @@ impl Gen<'_> {
                     };
                     self.bin_imm(op, ra, k);
                 } else {
+                    ra = self.keep_across_loads(ra, b)?;
                     let rb = self.eval(b, false)?;
                     self.bin_reg(op, ra, rb);
                     self.release(rb);
@@ -723,13 +776,16 @@ impl Gen<'_> {
     fn load_abs(&mut self, r: Reg, k: u32, size: u8, raw: bool) {
         let sz = size_of(size);
         if !self.direct() {
-            if k > MAX_PACKET_OFF {
+            if u64::from(k) + u64::from(size) > u64::from(SOCKET_MAX_OFF) {
                 self.always_reject();
                 self.asm.mov32(r, 0);
                 return;
             }
             self.asm.emit(Insn::ld_abs(sz, k as i32));
-            self.asm.mov64(r, Reg::R0);
+            self.acc = None;
+            if r != Reg::R0 {
+                self.asm.mov64(r, Reg::R0);
+            }
             return;
         }
         if k <= i16::MAX as u32 {
@@ -744,18 +800,64 @@ impl Gen<'_> {
         }
     }
 
-    /// Makes r9 point at `data + off` (unless it already does).
+    /// Socket filters: moves `r` out of r0 when evaluating `next` loads
+    /// from the packet (`ld_abs`/`ld_ind` overwrite r0). Returns where
+    /// the value is now.
+    fn keep_across_loads(&mut self, r: Reg, next: Val) -> R<Reg> {
+        if self.direct() || r != Reg::R0 || !self.reads_packet(next) {
+            return Ok(r);
+        }
+        let kept = self.alloc()?;
+        self.asm.mov64(kept, r);
+        self.release(r);
+        Ok(kept)
+    }
+
+    /// Whether evaluating `v` loads packet bytes.
+    fn reads_packet(&self, v: Val) -> bool {
+        match self.ir.node(v) {
+            ValNode::Load { .. } => true,
+            ValNode::Bin(_, a, b) => self.reads_packet(a) || self.reads_packet(b),
+            ValNode::Neg(a) => self.reads_packet(a),
+            ValNode::Const(_) | ValNode::Len | ValNode::Meta(_) | ValNode::Var(_) => false,
+        }
+    }
+
+    /// Loads at a variable offset: the largest variable part and the
+    /// largest constant part (plus size) they can read; past them, the
+    /// load counts as outside the packet.
+    fn offset_limits(&self) -> (u32, u32) {
+        if self.direct() {
+            (MAX_VAR_OFF, MAX_PACKET_OFF - MAX_VAR_OFF)
+        } else {
+            (SOCKET_MAX_VAR_OFF, SOCKET_MAX_OFF - SOCKET_MAX_VAR_OFF)
+        }
+    }
+
+    /// Makes r9 point at `data + off` (socket filters: hold `off`, the
+    /// index of `ld_ind`), unless it already does.
     fn point_at(&mut self, off: Val) -> R<()> {
         if self.cache.is_some_and(|(v, _)| v == off) {
             return Ok(());
         }
         let r = self.eval(off, false)?;
-        if self.ir.range(off).1 > u64::from(MAX_VAR_OFF) {
+        // With direct access the verifier must see the bound too; socket
+        // filters only keep `ld_ind` away from its negative, special
+        // offsets.
+        let (max_var, _) = self.offset_limits();
+        let hi = if self.direct() {
+            self.ir.proven_range(off).1
+        } else {
+            self.ir.range(off).1
+        };
+        if hi > u64::from(max_var) {
             let reject = self.rej();
-            self.asm.jmp32(JmpOp::Gt, r, MAX_VAR_OFF as i32, reject);
+            self.asm.jmp32(JmpOp::Gt, r, max_var as i32, reject);
         }
         self.asm.mov64(PTR, r);
-        self.asm.add64(PTR, DATA);
+        if self.direct() {
+            self.asm.add64(PTR, DATA);
+        }
         self.release(r);
         self.cache = Some((off, 0));
         Ok(())
@@ -765,9 +867,19 @@ impl Gen<'_> {
     /// cached pointer is known to have them.
     fn load_cached(&mut self, dst: Reg, k: u32, size: u8, raw: bool) {
         let end = u64::from(k) + u64::from(size);
-        if end > u64::from(MAX_PACKET_OFF - MAX_VAR_OFF) {
+        if end > u64::from(self.offset_limits().1) {
             self.always_reject();
             self.asm.mov32(dst, 0);
+            return;
+        }
+        if !self.direct() {
+            // `ld_ind` checks the bounds itself (and ends the program,
+            // returning 0, past them).
+            self.asm.emit(Insn::ld_ind(size_of(size), PTR, k as i32));
+            self.acc = None;
+            if dst != Reg::R0 {
+                self.asm.mov64(dst, Reg::R0);
+            }
             return;
         }
         let Some((v, checked)) = self.cache else {
@@ -775,14 +887,13 @@ impl Gen<'_> {
         };
         if end > checked {
             let reject = self.rej();
-            let test_mode = self.test_mode();
+            self.point_scratch(Some(v), end);
             let a = &mut *self.asm;
-            a.mov64(SCRATCH, PTR);
-            a.add64(SCRATCH, end as i32);
             a.jmp(JmpOp::Gt, SCRATCH, END, reject);
-            if test_mode {
+            if self.opts.test_run_meta && self.opts.target == Target::Xdp {
                 a.alu64(AluOp::Sub, SCRATCH, DATA);
                 a.jmp(JmpOp::Gt, SCRATCH, CTX, reject);
+                self.scratch = None;
             }
             self.cache = Some((v, end));
         }
@@ -805,13 +916,10 @@ impl Gen<'_> {
         }
         let direct = self.direct();
         let test_mode = self.test_mode();
+        self.scratch = None;
         let a = &mut *self.asm;
         a.jmp32(JmpOp::Gt, off, MAX_VAR_OFF as i32, reject);
-        if !direct {
-            a.emit(Insn::ld_ind(sz, off, k as i32));
-            a.mov64(dst, Reg::R0);
-            return;
-        }
+        debug_assert!(direct, "protochain alone uses this, with direct access");
         if test_mode {
             a.mov32(SCRATCH, off);
             a.add64(SCRATCH, end as i32);
@@ -856,6 +964,7 @@ impl Gen<'_> {
         // r9 (the pointer cache) serves as the sixth register.
         let t3 = PTR;
         self.cache = None;
+        self.scratch = None;
         if ipv6 {
             self.load_abs(ra, nl + 6, 1, false);
             self.asm.mov32(rx, 40);
@@ -911,6 +1020,8 @@ impl Gen<'_> {
         self.asm.mov32(ra, t1);
         self.asm.ja(again);
         self.asm.bind(end);
+        // Loop iterations moved r5.
+        self.scratch = None;
         for r in [t2, t1, rc, rx] {
             self.release(r);
         }

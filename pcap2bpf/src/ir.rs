@@ -323,8 +323,31 @@ impl Ir {
         self.val(ValNode::Const(k))
     }
 
-    /// A load.
+    /// A load. A constant added to the offset moves into `k` (classic
+    /// BPF's `[x + k]`, one index register fewer to compute) when the sum
+    /// is small enough that neither form can wrap or reach the limits
+    /// code generation puts on offsets.
     pub fn load(&mut self, off: Option<Val>, k: u32, size: u8) -> Val {
+        const SMALL: u64 = 0x7fff;
+        if let Some(o) = off
+            && let ValNode::Bin(BinOp::Add, a, b) = self.node(o)
+        {
+            let split = match (self.const_of(a), self.const_of(b)) {
+                (_, Some(c)) => Some((a, c)),
+                (Some(c), None) => Some((b, c)),
+                _ => None,
+            };
+            if let Some((x, c)) = split
+                && self.range(x).1 + u64::from(c) <= SMALL
+                && u64::from(k) + u64::from(c) <= SMALL
+            {
+                return self.val(ValNode::Load {
+                    off: Some(x),
+                    k: k + c,
+                    size,
+                });
+            }
+        }
         self.val(ValNode::Load { off, k, size })
     }
 
@@ -541,18 +564,32 @@ impl Ir {
 
     /// An interval `[lo, hi]` containing every value `v` can take.
     pub fn range(&self, v: Val) -> (u64, u64) {
+        self.range_knowing(v, true)
+    }
+
+    /// Like [`Ir::range`], but for a reader who takes packet metadata
+    /// for any 32-bit value, as the kernel's verifier does (a context
+    /// field is a plain `u32` load to it).
+    pub fn proven_range(&self, v: Val) -> (u64, u64) {
+        self.range_knowing(v, false)
+    }
+
+    fn range_knowing(&self, v: Val, meta: bool) -> (u64, u64) {
         const FULL: (u64, u64) = (0, u32::MAX as u64);
         match self.node(v) {
             ValNode::Const(k) => (u64::from(k), u64::from(k)),
             ValNode::Load { size, .. } => (0, (1u64 << (8 * u32::from(size))) - 1),
-            ValNode::Meta(Meta::VlanPresent) => (0, 1),
+            ValNode::Meta(Meta::VlanPresent) if meta => (0, 1),
+            ValNode::Meta(Meta::VlanTci) if meta => (0, 0xffff),
             ValNode::Bin(op, a, b) => {
-                let (alo, ahi) = self.range(a);
-                let (blo, bhi) = self.range(b);
+                let (alo, ahi) = self.range_knowing(a, meta);
+                let (blo, bhi) = self.range_knowing(b, meta);
                 let r = match op {
                     BinOp::Add => (alo + blo, ahi + bhi),
                     BinOp::Mul => (alo * blo, ahi.saturating_mul(bhi)),
                     BinOp::And => (0, ahi.min(bhi)),
+                    // No bit above the highest of either operand.
+                    BinOp::Or | BinOp::Xor => (0, (ahi.max(bhi) + 1).next_power_of_two() - 1),
                     BinOp::Shl if bhi < 32 => {
                         (alo << blo, ahi.checked_shl(bhi as u32).unwrap_or(u64::MAX))
                     }

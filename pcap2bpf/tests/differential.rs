@@ -15,6 +15,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bpf_builder::interp::{Interp, SkbCtx};
 use bpf_builder::run::{RunError, TestRun};
 use common::*;
 use pcap2bpf::capture::{self, Packet};
@@ -70,6 +71,9 @@ struct Stats {
     interp_runs: usize,
     tc_runs: usize,
     tc_refused: usize,
+    socket_interp_runs: usize,
+    socket_kernel_runs: usize,
+    socket_unsupported: usize,
     inexact: usize,
     ir_only: usize,
     unsupported: BTreeMap<String, String>,
@@ -94,6 +98,44 @@ fn compile_tc(expr: &str, tables: &pcap2bpf::Tables) -> Compiled {
         },
     )
     .unwrap_or_else(|e| panic!("compiles for XDP but not tc: {}", e.render(expr)))
+}
+
+/// `expr` as a socket filter (`ld_abs`/`ld_ind` loads); `None` for what
+/// socket filters do not support (protochain).
+fn compile_socket(expr: &str, link: LinkType, tables: &pcap2bpf::Tables) -> Option<Compiled> {
+    match compile(
+        expr,
+        &CompileOptions {
+            link,
+            target: Target::SocketFilter,
+            on_match: 0x40000,
+            on_nomatch: 0,
+            test_run_meta: false,
+            netmask: Some(0xffff_ff00),
+            resolver: tables,
+        },
+    ) {
+        Ok(c) => Some(c),
+        Err(e) if e.to_string().contains("not supported in socket filters") => None,
+        Err(e) => panic!(
+            "compiles for XDP but not as a socket filter: {}",
+            e.render(expr)
+        ),
+    }
+}
+
+/// The frame a socket-filter test run needs for a raw IP packet: the
+/// kernel pulls an Ethernet header, so the program sees the packet.
+fn raw_in_ethernet(packet: &[u8]) -> Vec<u8> {
+    let ethertype: u16 = if packet.first().is_some_and(|b| b >> 4 == 6) {
+        0x86dd
+    } else {
+        0x0800
+    };
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(packet);
+    f
 }
 
 fn compile_for(expr: &str, link: LinkType, tables: &pcap2bpf::Tables) -> Result<Compiled, String> {
@@ -131,6 +173,9 @@ fn verdicts_match_libpcap() {
         interp_runs: 0,
         tc_runs: 0,
         tc_refused: 0,
+        socket_interp_runs: 0,
+        socket_kernel_runs: 0,
+        socket_unsupported: 0,
         inexact: 0,
         ir_only: 0,
         unsupported: BTreeMap::new(),
@@ -221,6 +266,28 @@ fn verdicts_match_libpcap() {
                     .any(|w| expr.contains(w)))
             .then(|| compile_tc(expr, &tables))
             .and_then(|c| Some((c.object.load().ok()?, c.program)));
+            // And as a socket filter: by the interpreter on whole frames as
+            // a packet socket sees them (data at the link-layer header),
+            // and by the kernel on raw IP packets (its test run puts data
+            // at the network header).
+            let metadata = ["inbound", "outbound", "ifindex"]
+                .iter()
+                .any(|w| expr.contains(w));
+            let socket = if metadata {
+                None
+            } else {
+                compile_socket(expr, *link, &tables)
+            };
+            if socket.is_none() && !metadata {
+                st.socket_unsupported += 1;
+            }
+            let mut socket_interp = socket.as_ref().map(|c| {
+                Interp::from_object(&c.object, c.program).expect("the interpreter takes it")
+            });
+            let socket_kernel = socket
+                .as_ref()
+                .filter(|_| *link == LinkType::Raw)
+                .and_then(|c| Some((c.object.load().ok()?, c.program)));
             let mut kernel = match runner(Engine::Kernel) {
                 Ok(r) => Some(r),
                 Err(EngineError::NoKernel) => {
@@ -263,6 +330,34 @@ fn verdicts_match_libpcap() {
                             Err(e) => got.push(("tc", Err(e.to_string()))),
                         }
                     }
+                    if let Some(si) = socket_interp.as_mut().filter(|_| whole) {
+                        let skb = SkbCtx {
+                            data_offset: 0,
+                            wire_len: p.wire_len,
+                            ..SkbCtx::default()
+                        };
+                        got.push((
+                            "the socket filter (interpreter)",
+                            si.run_socket_filter(&p.data, &skb)
+                                .map(|r| r.retval != 0)
+                                .map_err(|e| e.to_string()),
+                        ));
+                        st.socket_interp_runs += 1;
+                    }
+                    if let Some((loaded, prog)) = socket_kernel.as_ref().filter(|_| whole) {
+                        let frame = raw_in_ethernet(&p.data);
+                        if (14..=3000).contains(&frame.len()) {
+                            match loaded.program(*prog).test_run(&TestRun::new(&frame)) {
+                                Ok(o) => {
+                                    got.push(("the socket filter (kernel)", Ok(o.retval != 0)));
+                                    st.socket_kernel_runs += 1;
+                                }
+                                Err(e) => {
+                                    got.push(("the socket filter (kernel)", Err(e.to_string())))
+                                }
+                            }
+                        }
+                    }
                     for (who, verdict) in got {
                         match verdict {
                             Ok(v) if v == want => {}
@@ -283,7 +378,7 @@ fn verdicts_match_libpcap() {
         }
     }
     eprintln!(
-        "differential: {} programs (expression x link type), {} (program, packet) kernel runs ({} of them handed to the interpreter: longer than one test run takes), {} interpreter runs ({} decided by the IR alone: reads past 32 KiB), {} tc program runs on whole Ethernet frames ({} frames the skb test run refused), all also checked on the IR evaluator, {} unsupported expressions:",
+        "differential: {} programs (expression x link type), {} (program, packet) kernel runs ({} of them handed to the interpreter: longer than one test run takes), {} interpreter runs ({} decided by the IR alone: reads past 32 KiB), {} tc program runs on whole Ethernet frames ({} frames the skb test run refused), socket filters: {} interpreter runs on whole frames and {} kernel runs on raw IP packets ({} programs socket filters do not support), all also checked on the IR evaluator, {} unsupported expressions:",
         st.exprs,
         st.runs,
         st.inexact,
@@ -291,6 +386,9 @@ fn verdicts_match_libpcap() {
         st.ir_only,
         st.tc_runs,
         st.tc_refused,
+        st.socket_interp_runs,
+        st.socket_kernel_runs,
+        st.socket_unsupported,
         st.unsupported.len()
     );
     for (e, why) in &st.unsupported {

@@ -1,6 +1,7 @@
-//! Pins the XDP code pcap2bpf generates for about a hundred filters. A
-//! changed snapshot is reviewed like code: the commit says why the new
-//! code is better.
+//! Pins the XDP code pcap2bpf generates for about a hundred filters, and
+//! the socket-filter code (`ld_abs`/`ld_ind`) for a selection. A changed
+//! snapshot is reviewed like code: the commit says why the new code is
+//! better.
 
 use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
 
@@ -123,18 +124,43 @@ const FILTERS: &[&str] = &[
     "ip and (tcp[0:2] > 1024 or udp[0:2] > 1024)",
 ];
 
+/// Filters pinned as socket filters: each kind of load (constant,
+/// variable offset, nested, arithmetic on two loads), metadata and the
+/// header walks.
+const SOCKET_FILTERS: &[&str] = &[
+    "ip",
+    "tcp",
+    "tcp port 80",
+    "port 53",
+    "host 10.0.0.1",
+    "tcp[tcpflags] & tcp-syn != 0",
+    "tcp[tcp[12] >> 4] = 0",
+    "ip[0] / ip[1] = 1",
+    "ip[1] << ip[2] = 4",
+    "ether[len - 1] = 0",
+    "len > 100",
+    "vlan and ip",
+    "mpls and ip",
+    "pppoes 7 and ip",
+    "geneve and tcp port 22",
+    "inbound",
+    "not (tcp port 22 or port 53)",
+    "ip and (tcp[0:2] > 1024 or udp[0:2] > 1024)",
+];
+
 fn tables() -> Tables {
     Tables::new()
         .with_services("http 80/tcp\ndomain 53/tcp\ndomain 53/udp\n")
         .with_protocols("tcp 6\nudp 17\n")
 }
 
-/// A snapshot name for a filter: its text with symbols spelled out.
-fn name(expr: &str) -> String {
+/// A snapshot name for a filter: the target, then its text with symbols
+/// spelled out.
+fn name(target: &str, expr: &str) -> String {
+    let mut out = format!("{target}__");
     if expr.is_empty() {
-        return "xdp__empty".into();
+        return out + "empty";
     }
-    let mut out = String::from("xdp__");
     for c in expr.chars() {
         match c {
             'a'..='z' | 'A'..='Z' | '0'..='9' => out.push(c),
@@ -156,19 +182,28 @@ fn name(expr: &str) -> String {
 
 #[test]
 fn xdp_listings() {
+    listings(Target::Xdp, "xdp", FILTERS, 2, 1);
+}
+
+#[test]
+fn socket_filter_listings() {
+    listings(Target::SocketFilter, "socket", SOCKET_FILTERS, 0x40000, 0);
+}
+
+fn listings(target: Target, prefix: &str, filters: &[&str], on_match: i32, on_nomatch: i32) {
     let tables = tables();
     let opts = CompileOptions {
         link: LinkType::En10mb,
-        target: Target::Xdp,
-        on_match: 2,
-        on_nomatch: 1,
+        target,
+        on_match,
+        on_nomatch,
         test_run_meta: false,
         netmask: Some(0xffff_ff00),
         resolver: &tables,
     };
     let mut seen = std::collections::HashSet::new();
-    for expr in FILTERS {
-        let n = name(expr);
+    for expr in filters {
+        let n = name(prefix, expr);
         assert!(seen.insert(n.clone()), "two filters named {n}");
         let c = compile(expr, &opts).unwrap_or_else(|e| panic!("{}", e.render(expr)));
         let mut text = format!("filter: {expr}\n");
