@@ -96,9 +96,7 @@ fn compile_and_size() {
     let tables = Tables::system();
     let opts = options(&tables);
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
-    println!(
-        "\n1-2. compile time (EN10MB, XDP; medians of 15 rounds) and size per target:"
-    );
+    println!("\n1-2. compile time (EN10MB, XDP; medians of 15 rounds) and size per target:");
     println!(
         "{:<58} {:>9} {:>9} {:>6} {:>5} {:>5} {:>5} {:>5}",
         "expression", "ours ns", "pcap ns", "ratio", "xdp", "tc", "sock", "cbpf"

@@ -26,6 +26,7 @@
 use std::sync::Arc;
 
 use bpf_builder::asm::{Annotation, Asm, Label};
+use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, Endian, Insn, JmpOp, Operand, Reg, Size};
 
 use crate::ast::Span;
@@ -40,7 +41,8 @@ pub enum Target {
     /// XDP: direct access to `xdp_md.data .. data_end`.
     Xdp,
     /// tc / tcx classifier (`BPF_PROG_TYPE_SCHED_CLS`): direct access to
-    /// the skb's linear data; the outer VLAN tag may be in metadata.
+    /// the skb's linear data, after pulling into it the bytes the filter
+    /// can read; the outer VLAN tag may be in metadata.
     Tc,
     /// Socket filter: legacy `ld_abs`/`ld_ind` loads.
     SocketFilter,
@@ -458,9 +460,43 @@ impl Gen<'_> {
             Target::Tc => {
                 a.ldx(Size::W, DATA, Reg::R1, 76);
                 a.ldx(Size::W, END, Reg::R1, 80);
+                self.pull_what_is_read();
             }
             Target::SocketFilter => {}
         }
+    }
+
+    /// tc: direct access sees only the skb's linear data, and the rest of
+    /// a packet (TCP payload, for one) often sits in page fragments. When
+    /// the linear part is shorter than both the packet and what the filter
+    /// can read, `bpf_skb_pull_data` makes that much linear, so the filter
+    /// reads what libpcap reads. (If the pull fails, loads past the
+    /// linear part reject, as for a packet cut short.)
+    fn pull_what_is_read(&mut self) {
+        let need = self
+            .ir
+            .max_read()
+            .map_or(MAX_PACKET_OFF, |n| n.min(u64::from(MAX_PACKET_OFF)) as u32);
+        if need == 0 {
+            return;
+        }
+        let a = &mut *self.asm;
+        let linear = a.new_label();
+        let (len, head) = (Reg::R2, Reg::R3);
+        a.mov64(head, END);
+        a.alu64(AluOp::Sub, head, DATA);
+        a.jmp(JmpOp::Ge, head, need as i32, linear);
+        a.ldx(Size::W, len, CTX, 0);
+        a.jmp(JmpOp::Ge, head, len, linear);
+        let pull = a.new_label();
+        a.jmp32(JmpOp::Le, len, need as i32, pull);
+        a.mov32(len, need as i32);
+        a.bind(pull);
+        a.mov64(Reg::R1, CTX);
+        a.call(Helper::SkbPullData);
+        a.ldx(Size::W, DATA, CTX, 76);
+        a.ldx(Size::W, END, CTX, 80);
+        a.bind(linear);
     }
 
     /// Rejects, with a conditional jump so that the code after it stays

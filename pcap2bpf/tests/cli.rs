@@ -319,3 +319,81 @@ fn attach_status_detach_on_a_veth() {
     let o = cli(&["detach", &name]);
     assert_eq!(o.status.code(), Some(1), "detaching twice is an error");
 }
+
+/// TCP puts its payload in page fragments, so at tcx ingress the skb's
+/// linear data ends with the TCP header. A filter on the payload must
+/// still see it, as tcpdump does on the same interface.
+#[test]
+fn tcx_filter_reads_payload_past_the_linear_head() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    if !testbed::privileged("tcx payload test") || !testbed::bpf_privileged("tcx payload test") {
+        return;
+    }
+    let client = testbed::Netns::new().unwrap();
+    let server = testbed::Netns::new().unwrap();
+    client.veth_pair_to("pl0", &server, "pl1").unwrap();
+    client
+        .ip(&["addr", "add", "10.11.0.1/24", "dev", "pl0"])
+        .unwrap();
+    server
+        .ip(&["addr", "add", "10.11.0.2/24", "dev", "pl1"])
+        .unwrap();
+    let name = format!("p{}", std::process::id() % 100_000_000);
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/pcap2bpf").join(&self.0));
+        }
+    }
+    let _cleanup = Cleanup(name.clone());
+    let cli = |args: &[&str]| -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        server
+            .run(move || Command::new(BIN).args(&args).output().expect("runs"))
+            .unwrap()
+    };
+    // HTTP GET requests: the first 4 bytes of the TCP payload.
+    let o = cli(&[
+        "attach",
+        "-i",
+        "pl1",
+        "--name",
+        &name,
+        "--hook",
+        "tcx-ingress",
+        "--action",
+        "count",
+        "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listener = server
+        .run(|| TcpListener::bind("10.11.0.2:8080"))
+        .unwrap()
+        .unwrap();
+    let request = b"GET / HTTP/1.0\r\n\r\n";
+    client
+        .run(|| {
+            let mut s = TcpStream::connect("10.11.0.2:8080")?;
+            s.write_all(request)
+        })
+        .unwrap()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = vec![0u8; request.len()];
+    conn.read_exact(&mut got).unwrap();
+    assert_eq!(&got, request);
+
+    let o = cli(&["status"]);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("{name} missing from status:\n{}", stdout(&o)))
+        .to_string();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[1..4], &["pl1", "tcx-ingress", "count"], "{line}");
+    assert_eq!(cols[4], "1", "the one request segment matches: {line}");
+    let o = cli(&["detach", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
