@@ -21,6 +21,7 @@ pub mod lexer;
 pub mod lower;
 pub mod opt;
 pub mod parser;
+mod pullup;
 pub mod resolve;
 pub mod samples;
 pub mod summary;

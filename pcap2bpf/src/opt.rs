@@ -92,6 +92,13 @@ pub fn optimize(ir: &mut Ir) {
             }
         }
     }
+    // libpcap's branch movement, on the simplified graph, then the passes
+    // again on what it opened up.
+    if !ir.pcap_unoptimized && crate::pullup::pull_up(ir) {
+        for pass in PASSES {
+            pass(ir, &mut s);
+        }
+    }
 }
 
 fn fact_of(ir: &Ir, cond: Cond, holds: bool) -> Option<Fact> {
