@@ -24,14 +24,120 @@ use crate::reloc::Reloc;
 pub struct Label(u32);
 entity_impl!(Label, "label");
 
+/// Text attached to code (annotations, label names): a literal, or text
+/// shared by reference count. Cloning never copies the text, and literals
+/// cost no allocation at all.
+#[derive(Clone)]
+pub enum Text {
+    /// A literal.
+    Static(&'static str),
+    /// Shared text.
+    Shared(Arc<str>),
+}
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+        }
+    }
+
+    /// Whether both refer to the same storage (then they are equal
+    /// without comparing bytes).
+    fn same_storage(&self, other: &Text) -> bool {
+        match (self, other) {
+            (Text::Static(a), Text::Static(b)) => std::ptr::eq(*a, *b),
+            (Text::Shared(a), Text::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.same_storage(other) || self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&'static str> for Text {
+    fn from(s: &'static str) -> Text {
+        Text::Static(s)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text::Shared(s.into())
+    }
+}
+
+impl From<Arc<str>> for Text {
+    fn from(s: Arc<str>) -> Text {
+        Text::Shared(s)
+    }
+}
+
+impl From<&Arc<str>> for Text {
+    fn from(s: &Arc<str>) -> Text {
+        Text::Shared(s.clone())
+    }
+}
+
 /// Where an instruction came from: shown by the disassembler and in
 /// verifier errors, and (with BTF) as line info.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Annotation {
     /// The source text: a filter expression, a rule, a line of a file.
-    pub text: Arc<str>,
+    pub text: Text,
     /// The file or origin name, if any.
-    pub file: Option<Arc<str>>,
+    pub file: Option<Text>,
     /// 1-based line number (0 if not applicable).
     pub line: u32,
     /// 1-based column of the construct in `text` (0 if not applicable).
@@ -40,7 +146,7 @@ pub struct Annotation {
 
 impl Annotation {
     /// An annotation that is just text.
-    pub fn new(text: impl Into<Arc<str>>) -> Annotation {
+    pub fn new(text: impl Into<Text>) -> Annotation {
         Annotation {
             text: text.into(),
             file: None,
@@ -50,12 +156,7 @@ impl Annotation {
     }
 
     /// An annotation pointing at `line:column` of `file`, whose source line is `text`.
-    pub fn at(
-        file: impl Into<Arc<str>>,
-        line: u32,
-        column: u32,
-        text: impl Into<Arc<str>>,
-    ) -> Annotation {
+    pub fn at(file: impl Into<Text>, line: u32, column: u32, text: impl Into<Text>) -> Annotation {
         Annotation {
             text: text.into(),
             file: Some(file.into()),
@@ -152,7 +253,7 @@ pub struct Code {
     /// `None` ends an annotated run.
     pub sources: Vec<(usize, Option<Annotation>)>,
     /// Names of labels, by the instruction index they are bound to.
-    pub labels: Vec<(usize, Arc<str>)>,
+    pub labels: Vec<(usize, Text)>,
 }
 
 impl Code {
@@ -203,7 +304,7 @@ pub struct Asm {
     items: Vec<Item>,
     /// Where each label is bound: the index of the item that follows it.
     labels: PrimaryMap<Label, Option<usize>>,
-    label_names: Vec<(Label, Arc<str>)>,
+    label_names: Vec<(Label, Text)>,
     annotations: Vec<Annotation>,
     current_source: Option<u32>,
     long_jumps: bool,
@@ -261,7 +362,7 @@ impl Asm {
     }
 
     /// A new unbound label with a name shown by the disassembler.
-    pub fn named_label(&mut self, name: impl Into<Arc<str>>) -> Label {
+    pub fn named_label(&mut self, name: impl Into<Text>) -> Label {
         let l = self.labels.push(None);
         self.label_names.push((l, name.into()));
         l
@@ -294,7 +395,7 @@ impl Asm {
     /// Annotates every following instruction with `source`, until changed.
     pub fn set_source(&mut self, source: Annotation) {
         if let Some(i) = self.current_source
-            && same_annotation(&self.annotations[i as usize], &source)
+            && self.annotations[i as usize] == source
         {
             return;
         }
@@ -489,7 +590,9 @@ impl Asm {
             }
         };
         // Check every reference first, so errors name the label, not an offset.
+        let mut wide = false;
         for (i, item) in self.items.iter().enumerate() {
+            wide |= item.hi.is_some();
             if let Fixup::Jump(l) | Fixup::MayGoto(l) | Fixup::Imm32(l) = item.fixup {
                 target(l, i)?;
             }
@@ -500,31 +603,37 @@ impl Asm {
         // `long[i]`: item `i` is a relaxed jump; empty until one is.
         let mut long: Vec<bool> = Vec::new();
         let is_long = |long: &[bool], i: usize| long.get(i).copied().unwrap_or(false);
-        let mut pcs = vec![0usize; self.items.len() + 1];
+        // `pcs[i]`: the slot of item `i` (`pcs[n]`: the total); empty
+        // while every item takes one slot (item `i` is then at slot `i`).
+        let mut pcs: Vec<usize> = Vec::new();
+        let n = self.items.len();
         loop {
-            for (i, item) in self.items.iter().enumerate() {
-                pcs[i + 1] = pcs[i] + slots(item, is_long(&long, i));
+            if wide || !long.is_empty() {
+                pcs.resize(n + 1, 0);
+                for (i, item) in self.items.iter().enumerate() {
+                    pcs[i + 1] = pcs[i] + slots(item, is_long(&long, i));
+                }
             }
-            if pcs[self.items.len()] > i32::MAX as usize {
-                return Err(AsmError::TooLong(pcs[self.items.len()]));
+            if pc_of(&pcs, n) > i32::MAX as usize {
+                return Err(AsmError::TooLong(pc_of(&pcs, n)));
             }
             let mut changed = false;
             for (i, item) in self.items.iter().enumerate() {
                 if let Fixup::Jump(l) = item.fixup
                     && !is_long(&long, i)
                 {
-                    let off = pcs[target(l, i)?] as i64 - (pcs[i] as i64 + 1);
+                    let off = pc_of(&pcs, target(l, i)?) as i64 - (pc_of(&pcs, i) as i64 + 1);
                     if i16::try_from(off).is_err() {
                         if !self.long_jumps {
                             return Err(AsmError::JumpOutOfRange {
-                                insn: pcs[i],
+                                insn: pc_of(&pcs, i),
                                 label: self.label_name(l),
                                 offset: off,
                                 min: i16::MIN as i64,
                                 max: i16::MAX as i64,
                             });
                         }
-                        long.resize(self.items.len(), false);
+                        long.resize(n, false);
                         long[i] = true;
                         changed = true;
                     }
@@ -535,14 +644,20 @@ impl Asm {
             }
         }
 
-        let total = pcs[self.items.len()];
+        let total = pc_of(&pcs, n);
         let mut code = Code {
             insns: Vec::with_capacity(total),
+            // About one run per annotation, and one that ends them.
+            sources: Vec::with_capacity(match self.annotations.len() {
+                0 => 0,
+                k => k + 1,
+            }),
+            labels: Vec::with_capacity(self.label_names.len()),
             ..Code::default()
         };
         let mut last_source = None;
         for (i, item) in self.items.iter().enumerate() {
-            let pc = pcs[i];
+            let pc = pc_of(&pcs, i);
             if item.source != last_source {
                 code.sources.push((
                     pc,
@@ -557,11 +672,11 @@ impl Asm {
             match item.fixup {
                 Fixup::None => code.insns.push(insn),
                 Fixup::Imm32(l) => {
-                    insn.imm = (pcs[target(l, i)?] as i64 - (pc as i64 + 1)) as i32;
+                    insn.imm = (pc_of(&pcs, target(l, i)?) as i64 - (pc as i64 + 1)) as i32;
                     code.insns.push(insn);
                 }
                 Fixup::MayGoto(l) => {
-                    let off = pcs[target(l, i)?] as i64 - (pc as i64 + 1);
+                    let off = pc_of(&pcs, target(l, i)?) as i64 - (pc as i64 + 1);
                     insn.off = i16::try_from(off).map_err(|_| AsmError::JumpOutOfRange {
                         insn: pc,
                         label: self.label_name(l),
@@ -572,7 +687,7 @@ impl Asm {
                     code.insns.push(insn);
                 }
                 Fixup::Jump(l) => {
-                    let dest = pcs[target(l, i)?] as i64;
+                    let dest = pc_of(&pcs, target(l, i)?) as i64;
                     if !is_long(&long, i) {
                         insn.off = (dest - (pc as i64 + 1)) as i16;
                         code.insns.push(insn);
@@ -589,7 +704,7 @@ impl Asm {
         // Label names for the disassembler, at their resolved positions.
         for (l, name) in &self.label_names {
             if let Some(Some(at)) = self.labels.get(*l) {
-                code.labels.push((pcs[*at], name.clone()));
+                code.labels.push((pc_of(&pcs, *at), name.clone()));
             }
         }
         code.labels.sort_by_key(|(pc, _)| *pc);
@@ -597,18 +712,10 @@ impl Asm {
     }
 }
 
-/// `a == b`, without comparing the texts when they are the same `Arc`
-/// (callers usually annotate many instructions with one shared text).
-fn same_annotation(a: &Annotation, b: &Annotation) -> bool {
-    let same_str = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
-    a.line == b.line
-        && a.column == b.column
-        && same_str(&a.text, &b.text)
-        && match (&a.file, &b.file) {
-            (None, None) => true,
-            (Some(x), Some(y)) => same_str(x, y),
-            _ => false,
-        }
+/// The slot of item `i`, given the slots of all items (empty when each
+/// takes one slot).
+fn pc_of(pcs: &[usize], i: usize) -> usize {
+    pcs.get(i).copied().unwrap_or(i)
 }
 
 /// Instruction slots an item takes, short or relaxed.
@@ -841,6 +948,6 @@ mod tests {
         let c = a.finish().unwrap();
         assert_eq!(c.insns[0].imm, 1);
         assert!(c.insns[0].is_pseudo_call());
-        assert_eq!(c.labels, vec![(2, Arc::from("sub"))]);
+        assert_eq!(c.labels, vec![(2, Text::from("sub"))]);
     }
 }

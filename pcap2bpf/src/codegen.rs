@@ -90,7 +90,6 @@ pub fn emit(
         reject: on_nomatch,
         free: Vec::new(),
         source: Arc::from(source),
-        file: Arc::from("filter"),
         used_accept: false,
         used_reject: false,
         cache: None,
@@ -304,8 +303,6 @@ struct Gen<'a> {
     reject: Label,
     free: Vec<Reg>,
     source: Arc<str>,
-    /// The annotations' file name, shared by all of them.
-    file: Arc<str>,
     used_accept: bool,
     used_reject: bool,
     /// r9 holds `data + val`, checked for `end` bytes past it.
@@ -388,12 +385,8 @@ impl Gen<'_> {
             .get(..span.start)
             .map_or(0, |s| s.chars().count()) as u32
             + 1;
-        self.asm.set_source(Annotation::at(
-            self.file.clone(),
-            1,
-            col,
-            self.source.clone(),
-        ));
+        self.asm
+            .set_source(Annotation::at("filter", 1, col, &self.source));
     }
 
     fn prologue(&mut self) {

@@ -39,16 +39,29 @@ enum P {
     True,
     False,
     Test(Cond, Span),
-    And(Box<P>, Box<P>),
-    Or(Box<P>, Box<P>),
+    // One box for both operands: half the allocations of two.
+    And(Box<(P, P)>),
+    Or(Box<(P, P)>),
     Not(Box<P>),
 }
 
+impl P {
+    /// Number of tests (each becomes one block).
+    fn tests(&self) -> usize {
+        match self {
+            P::True | P::False => 0,
+            P::Test(..) => 1,
+            P::And(ab) | P::Or(ab) => ab.0.tests() + ab.1.tests(),
+            P::Not(a) => a.tests(),
+        }
+    }
+}
+
 fn and(a: P, b: P) -> P {
-    P::And(Box::new(a), Box::new(b))
+    P::And(Box::new((a, b)))
 }
 fn or(a: P, b: P) -> P {
-    P::Or(Box::new(a), Box::new(b))
+    P::Or(Box::new((a, b)))
 }
 fn not(a: P) -> P {
     P::Not(Box::new(a))
@@ -119,8 +132,9 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
     let p = l.node(c)?;
     // Build the CFG backwards so that every jump goes forward: the block
     // evaluated first gets the lowest index after the reversal below.
+    // One block per test, allocated once at its exact size.
     let mut b = CfgBuilder {
-        blocks: Vec::with_capacity(32),
+        blocks: Vec::with_capacity(p.tests()),
     };
     let entry = b.emit(&p, Edge::Accept, Edge::Reject);
     let n = b.blocks.len() as u32;
@@ -222,13 +236,13 @@ impl CfgBuilder {
                 });
                 Edge::Block(self.blocks.len() as u32 - 1)
             }
-            P::And(a, b) => {
-                let eb = self.emit(b, t, f);
-                self.emit(a, eb, f)
+            P::And(ab) => {
+                let eb = self.emit(&ab.1, t, f);
+                self.emit(&ab.0, eb, f)
             }
-            P::Or(a, b) => {
-                let eb = self.emit(b, t, f);
-                self.emit(a, t, eb)
+            P::Or(ab) => {
+                let eb = self.emit(&ab.1, t, f);
+                self.emit(&ab.0, t, eb)
             }
             P::Not(a) => self.emit(a, f, t),
         }
