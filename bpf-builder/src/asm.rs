@@ -302,13 +302,47 @@ impl Code {
 #[derive(Clone, Debug)]
 pub struct Asm {
     items: Vec<Item>,
-    /// Where each label is bound: the index of the item that follows it.
-    labels: PrimaryMap<Label, Option<usize>>,
-    label_names: Vec<(Label, Text)>,
+    labels: PrimaryMap<Label, LabelSlot>,
+    /// Number of labels with a name.
+    named: usize,
     annotations: Vec<Annotation>,
     current_source: Option<u32>,
     long_jumps: bool,
     errors: Vec<AsmError>,
+}
+
+/// A label's state.
+#[derive(Clone, Debug, Default)]
+struct LabelSlot {
+    /// Where it is bound: the index of the item that follows it.
+    at: Option<usize>,
+    /// The name the disassembler shows.
+    name: Option<Text>,
+}
+
+/// Labels made together by [`Asm::new_labels`].
+#[derive(Clone, Copy, Debug)]
+pub struct Labels {
+    first: u32,
+    len: u32,
+}
+
+impl Labels {
+    /// The `i`-th of them.
+    pub fn get(&self, i: usize) -> Label {
+        assert!(i < self.len as usize, "label {i} of {}", self.len);
+        Label::from_u32(self.first + i as u32)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Default for Asm {
@@ -323,7 +357,7 @@ impl Asm {
         Asm {
             items: Vec::new(),
             labels: PrimaryMap::new(),
-            label_names: Vec::new(),
+            named: 0,
             annotations: Vec::new(),
             current_source: None,
             long_jumps: true,
@@ -331,10 +365,12 @@ impl Asm {
         }
     }
 
-    /// An empty assembler with room for `n` instructions.
+    /// An empty assembler with room for `n` instructions (and labels
+    /// for about a quarter of them).
     pub fn with_capacity(n: usize) -> Asm {
         let mut a = Asm::new();
         a.items.reserve(n);
+        a.labels.reserve(n / 4);
         a
     }
 
@@ -358,38 +394,52 @@ impl Asm {
 
     /// A new unbound label.
     pub fn new_label(&mut self) -> Label {
-        self.labels.push(None)
+        self.labels.push(LabelSlot::default())
+    }
+
+    /// `n` new unbound labels (for e.g. one per block, without a vector
+    /// of them).
+    pub fn new_labels(&mut self, n: usize) -> Labels {
+        self.labels.reserve(n);
+        let first = self.labels.next_key().as_u32();
+        for _ in 0..n {
+            self.new_label();
+        }
+        Labels {
+            first,
+            len: n as u32,
+        }
     }
 
     /// A new unbound label with a name shown by the disassembler.
     pub fn named_label(&mut self, name: impl Into<Text>) -> Label {
-        let l = self.labels.push(None);
-        self.label_names.push((l, name.into()));
-        l
+        self.named += 1;
+        self.labels.push(LabelSlot {
+            at: None,
+            name: Some(name.into()),
+        })
     }
 
     /// Binds `label` to the next instruction emitted.
     pub fn bind(&mut self, label: Label) {
-        let slot = &mut self.labels[label];
-        if slot.is_some() {
+        if self.labels[label].at.is_some() {
             let name = self.label_name(label);
             self.errors.push(AsmError::Rebound { label: name });
         } else {
-            *slot = Some(self.items.len());
+            self.labels[label].at = Some(self.items.len());
         }
     }
 
     /// Whether `label` has been bound.
     pub fn is_bound(&self, label: Label) -> bool {
-        self.labels[label].is_some()
+        self.labels[label].at.is_some()
     }
 
     fn label_name(&self, label: Label) -> String {
-        self.label_names
-            .iter()
-            .find(|(l, _)| *l == label)
-            .map(|(_, n)| n.to_string())
-            .unwrap_or_else(|| label.to_string())
+        match &self.labels[label].name {
+            Some(n) => n.to_string(),
+            None => label.to_string(),
+        }
     }
 
     /// Annotates every following instruction with `source`, until changed.
@@ -578,7 +628,7 @@ impl Asm {
             return Err(e.clone());
         }
         let target = |label: Label, insn: usize| -> Result<usize, AsmError> {
-            match self.labels[label] {
+            match self.labels[label].at {
                 Some(t) if t < self.items.len() => Ok(t),
                 Some(_) => Err(AsmError::LabelAtEnd {
                     label: self.label_name(label),
@@ -652,7 +702,7 @@ impl Asm {
                 0 => 0,
                 k => k + 1,
             }),
-            labels: Vec::with_capacity(self.label_names.len()),
+            labels: Vec::with_capacity(self.named),
             ..Code::default()
         };
         let mut last_source = None;
@@ -702,9 +752,11 @@ impl Asm {
         }
         debug_assert_eq!(code.insns.len(), total);
         // Label names for the disassembler, at their resolved positions.
-        for (l, name) in &self.label_names {
-            if let Some(Some(at)) = self.labels.get(*l) {
-                code.labels.push((pc_of(&pcs, *at), name.clone()));
+        if self.named > 0 {
+            for slot in self.labels.values() {
+                if let (Some(at), Some(name)) = (slot.at, &slot.name) {
+                    code.labels.push((pc_of(&pcs, at), name.clone()));
+                }
             }
         }
         code.labels.sort_by_key(|(pc, _)| *pc);
@@ -934,6 +986,27 @@ mod tests {
         assert_eq!(c.source_at(3).unwrap().text.as_ref(), "first");
         assert_eq!(c.source_at(4), None);
         assert_eq!(c.source_at(40_004).unwrap().text.as_ref(), "second");
+    }
+
+    #[test]
+    fn labels_made_together_are_distinct() {
+        let mut a = Asm::new();
+        let named = a.named_label("first");
+        let ls = a.new_labels(3);
+        assert_eq!(ls.len(), 3);
+        a.jmp(JmpOp::Eq, R1, 0, ls.get(2));
+        a.jmp(JmpOp::Eq, R1, 1, ls.get(1));
+        a.bind(ls.get(0));
+        a.bind(named);
+        a.mov64(R0, 0);
+        a.bind(ls.get(1));
+        a.mov64(R0, 1);
+        a.bind(ls.get(2));
+        a.exit();
+        let c = a.finish().unwrap();
+        assert_eq!(c.insns[0].off, 3, "to the exit");
+        assert_eq!(c.insns[1].off, 1, "to the second mov");
+        assert_eq!(c.labels, vec![(2, Text::from("first"))]);
     }
 
     #[test]

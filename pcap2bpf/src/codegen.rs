@@ -88,7 +88,7 @@ pub fn emit(
         opts: *opts,
         accept: on_match,
         reject: on_nomatch,
-        free: Vec::new(),
+        free: Pool::default(),
         source: Arc::from(source),
         used_accept: false,
         used_reject: false,
@@ -117,14 +117,14 @@ pub fn emit(
         });
     }
     g.prologue();
-    let labels: Vec<Label> = (0..ir.blocks.len()).map(|_| g.asm.new_label()).collect();
+    let labels = g.asm.new_labels(ir.blocks.len());
     let target = |e: Edge, g: &mut Gen<'_>| match e {
         Edge::Accept => {
             g.used_accept = true;
             g.accept
         }
         Edge::Reject => g.rej(),
-        Edge::Block(i) => labels[i as usize],
+        Edge::Block(i) => labels.get(i as usize),
     };
     let first = if ir.blocks.is_empty() && opts.accept_follows {
         Edge::Accept
@@ -147,7 +147,7 @@ pub fn emit(
     type State = (Option<(Val, u64)>, Option<(Val, bool)>);
     let mut cache_in: Vec<Option<State>> = vec![None; ir.blocks.len()];
     for (i, b) in ir.blocks.iter().enumerate() {
-        g.asm.bind(labels[i]);
+        g.asm.bind(labels.get(i));
         g.annotate(b.span);
         (g.cache, g.acc) = cache_in[i].unwrap_or((None, None));
         match checks[i] {
@@ -301,7 +301,7 @@ struct Gen<'a> {
     opts: EmitOptions,
     accept: Label,
     reject: Label,
-    free: Vec<Reg>,
+    free: Pool,
     source: Arc<str>,
     used_accept: bool,
     used_reject: bool,
@@ -309,6 +309,38 @@ struct Gen<'a> {
     cache: Option<(Val, u64)>,
     /// r0 holds this value (in network order if the flag is set).
     acc: Option<(Val, bool)>,
+}
+
+/// The free value registers: a stack of at most five, kept inline (a
+/// vector would cost an allocation per compile).
+#[derive(Clone, Copy, Default)]
+struct Pool {
+    regs: [Option<Reg>; 5],
+    len: usize,
+}
+
+impl Pool {
+    fn new(regs: &[Reg]) -> Pool {
+        let mut p = Pool::default();
+        for &r in regs {
+            p.push(r);
+        }
+        p
+    }
+
+    fn pop(&mut self) -> Option<Reg> {
+        self.len = self.len.checked_sub(1)?;
+        self.regs[self.len]
+    }
+
+    fn push(&mut self, r: Reg) {
+        self.regs[self.len] = Some(r);
+        self.len += 1;
+    }
+
+    fn last(&self) -> Option<&Reg> {
+        self.regs[..self.len].last()?.as_ref()
+    }
 }
 
 /// The pointer cache register (direct access).
@@ -354,9 +386,9 @@ impl Gen<'_> {
 
     fn reset_pool(&mut self) {
         self.free = if self.direct() {
-            vec![Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0]
+            Pool::new(&[Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0])
         } else {
-            vec![Reg::R9, Reg::R8, Reg::R7]
+            Pool::new(&[Reg::R9, Reg::R8, Reg::R7])
         };
     }
 
