@@ -39,10 +39,11 @@ enum P {
     True,
     False,
     Test(Cond, Span),
+    /// The test, negated.
+    NotTest(Cond, Span),
     // One box for both operands: half the allocations of two.
     And(Box<(P, P)>),
     Or(Box<(P, P)>),
-    Not(Box<P>),
 }
 
 impl P {
@@ -50,9 +51,8 @@ impl P {
     fn tests(&self) -> usize {
         match self {
             P::True | P::False => 0,
-            P::Test(..) => 1,
+            P::Test(..) | P::NotTest(..) => 1,
             P::And(ab) | P::Or(ab) => ab.0.tests() + ab.1.tests(),
-            P::Not(a) => a.tests(),
         }
     }
 }
@@ -63,8 +63,25 @@ fn and(a: P, b: P) -> P {
 fn or(a: P, b: P) -> P {
     P::Or(Box::new((a, b)))
 }
+/// `a` negated down to its tests (De Morgan): the blocks are those a
+/// negation node would give (its edges swapped), without allocating one.
 fn not(a: P) -> P {
-    P::Not(Box::new(a))
+    match a {
+        P::True => P::False,
+        P::False => P::True,
+        P::Test(c, s) => P::NotTest(c, s),
+        P::NotTest(c, s) => P::Test(c, s),
+        P::And(mut ab) => {
+            let (x, y) = std::mem::replace(&mut *ab, (P::True, P::True));
+            *ab = (not(x), not(y));
+            P::Or(ab)
+        }
+        P::Or(mut ab) => {
+            let (x, y) = std::mem::replace(&mut *ab, (P::True, P::True));
+            *ab = (not(x), not(y));
+            P::And(ab)
+        }
+    }
 }
 fn and_opt(a: Option<P>, b: P) -> P {
     match a {
@@ -227,21 +244,7 @@ impl CfgBuilder {
         match p {
             P::True => t,
             P::False => f,
-            P::Test(cond, span) => {
-                // An assignment always holds; its false edge is unused.
-                let f = if matches!(cond, Cond::Let { .. }) {
-                    Edge::Reject
-                } else {
-                    f
-                };
-                self.blocks.push(Block {
-                    cond: *cond,
-                    t,
-                    f,
-                    span: *span,
-                });
-                Edge::Block(self.blocks.len() as u32 - 1)
-            }
+            P::Test(cond, span) => self.emit_test(*cond, *span, t, f),
             P::And(ab) => {
                 let eb = self.emit(&ab.1, t, f);
                 self.emit(&ab.0, eb, f)
@@ -250,8 +253,20 @@ impl CfgBuilder {
                 let eb = self.emit(&ab.1, t, f);
                 self.emit(&ab.0, t, eb)
             }
-            P::Not(a) => self.emit(a, f, t),
+            P::NotTest(cond, span) => self.emit_test(*cond, *span, f, t),
         }
+    }
+
+    /// One block testing `cond`.
+    fn emit_test(&mut self, cond: Cond, span: Span, t: Edge, f: Edge) -> Edge {
+        // An assignment always holds; its false edge is unused.
+        let f = if matches!(cond, Cond::Let { .. }) {
+            Edge::Reject
+        } else {
+            f
+        };
+        self.blocks.push(Block { cond, t, f, span });
+        Edge::Block(self.blocks.len() as u32 - 1)
     }
 }
 
