@@ -231,14 +231,15 @@ enum Fixup {
     Imm32(Label),
 }
 
+/// An emitted instruction. Rare parts (second slots, references) live in
+/// side vectors of [`Asm`], so that items stay small.
 #[derive(Clone, Debug)]
 struct Item {
     insn: Insn,
-    /// Second slot of a 16-byte load.
-    hi: Option<Insn>,
     fixup: Fixup,
-    reloc: Option<Reloc>,
     source: Option<u32>,
+    /// A 16-byte load: its second slot is the next of `Asm::his`.
+    wide: bool,
 }
 
 /// A finished block of instructions: jumps resolved, references to maps and
@@ -302,6 +303,10 @@ impl Code {
 #[derive(Clone, Debug)]
 pub struct Asm {
     items: Vec<Item>,
+    /// Second slots of the 16-byte loads, in order.
+    his: Vec<Insn>,
+    /// Symbolic references, by item index, in order.
+    relocs: Vec<(usize, Reloc)>,
     labels: PrimaryMap<Label, LabelSlot>,
     /// Number of labels with a name.
     named: usize,
@@ -356,6 +361,8 @@ impl Asm {
     pub fn new() -> Asm {
         Asm {
             items: Vec::new(),
+            his: Vec::new(),
+            relocs: Vec::new(),
             labels: PrimaryMap::new(),
             named: 0,
             annotations: Vec::new(),
@@ -461,12 +468,17 @@ impl Asm {
     // ---- raw emission ----
 
     fn push(&mut self, insn: Insn, hi: Option<Insn>, fixup: Fixup, reloc: Option<Reloc>) {
+        if let Some(r) = reloc {
+            self.relocs.push((self.items.len(), r));
+        }
+        if let Some(h) = hi {
+            self.his.push(h);
+        }
         self.items.push(Item {
             insn,
-            hi,
             fixup,
-            reloc,
             source: self.current_source,
+            wide: hi.is_some(),
         });
     }
 
@@ -640,9 +652,8 @@ impl Asm {
             }
         };
         // Check every reference first, so errors name the label, not an offset.
-        let mut wide = false;
+        let wide = !self.his.is_empty();
         for (i, item) in self.items.iter().enumerate() {
-            wide |= item.hi.is_some();
             if let Fixup::Jump(l) | Fixup::MayGoto(l) | Fixup::Imm32(l) = item.fixup {
                 target(l, i)?;
             }
@@ -703,8 +714,10 @@ impl Asm {
                 k => k + 1,
             }),
             labels: Vec::with_capacity(self.named),
-            ..Code::default()
+            relocs: Vec::with_capacity(self.relocs.len()),
         };
+        let mut his = self.his.iter();
+        let mut next_reloc = 0;
         let mut last_source = None;
         for (i, item) in self.items.iter().enumerate() {
             let pc = pc_of(&pcs, i);
@@ -715,8 +728,11 @@ impl Asm {
                 ));
                 last_source = item.source;
             }
-            if let Some(r) = item.reloc {
+            if let Some(&(at, r)) = self.relocs.get(next_reloc)
+                && at == i
+            {
                 code.relocs.push((pc, r));
+                next_reloc += 1;
             }
             let mut insn = item.insn;
             match item.fixup {
@@ -746,8 +762,10 @@ impl Asm {
                     }
                 }
             }
-            if let Some(hi) = item.hi {
-                code.insns.push(hi);
+            if item.wide
+                && let Some(hi) = his.next()
+            {
+                code.insns.push(*hi);
             }
         }
         debug_assert_eq!(code.insns.len(), total);
@@ -772,7 +790,7 @@ fn pc_of(pcs: &[usize], i: usize) -> usize {
 
 /// Instruction slots an item takes, short or relaxed.
 fn slots(item: &Item, long: bool) -> usize {
-    let base = 1 + item.hi.is_some() as usize;
+    let base = 1 + item.wide as usize;
     if !long {
         return base;
     }
