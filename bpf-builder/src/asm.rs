@@ -24,14 +24,120 @@ use crate::reloc::Reloc;
 pub struct Label(u32);
 entity_impl!(Label, "label");
 
+/// Text attached to code (annotations, label names): a literal, or text
+/// shared by reference count. Cloning never copies the text, and literals
+/// cost no allocation at all.
+#[derive(Clone)]
+pub enum Text {
+    /// A literal.
+    Static(&'static str),
+    /// Shared text.
+    Shared(Arc<str>),
+}
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+        }
+    }
+
+    /// Whether both refer to the same storage (then they are equal
+    /// without comparing bytes).
+    fn same_storage(&self, other: &Text) -> bool {
+        match (self, other) {
+            (Text::Static(a), Text::Static(b)) => std::ptr::eq(*a, *b),
+            (Text::Shared(a), Text::Shared(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.same_storage(other) || self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&'static str> for Text {
+    fn from(s: &'static str) -> Text {
+        Text::Static(s)
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text::Shared(s.into())
+    }
+}
+
+impl From<Arc<str>> for Text {
+    fn from(s: Arc<str>) -> Text {
+        Text::Shared(s)
+    }
+}
+
+impl From<&Arc<str>> for Text {
+    fn from(s: &Arc<str>) -> Text {
+        Text::Shared(s.clone())
+    }
+}
+
 /// Where an instruction came from: shown by the disassembler and in
 /// verifier errors, and (with BTF) as line info.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Annotation {
     /// The source text: a filter expression, a rule, a line of a file.
-    pub text: Arc<str>,
+    pub text: Text,
     /// The file or origin name, if any.
-    pub file: Option<Arc<str>>,
+    pub file: Option<Text>,
     /// 1-based line number (0 if not applicable).
     pub line: u32,
     /// 1-based column of the construct in `text` (0 if not applicable).
@@ -40,7 +146,7 @@ pub struct Annotation {
 
 impl Annotation {
     /// An annotation that is just text.
-    pub fn new(text: impl Into<Arc<str>>) -> Annotation {
+    pub fn new(text: impl Into<Text>) -> Annotation {
         Annotation {
             text: text.into(),
             file: None,
@@ -50,12 +156,7 @@ impl Annotation {
     }
 
     /// An annotation pointing at `line:column` of `file`, whose source line is `text`.
-    pub fn at(
-        file: impl Into<Arc<str>>,
-        line: u32,
-        column: u32,
-        text: impl Into<Arc<str>>,
-    ) -> Annotation {
+    pub fn at(file: impl Into<Text>, line: u32, column: u32, text: impl Into<Text>) -> Annotation {
         Annotation {
             text: text.into(),
             file: Some(file.into()),
@@ -130,14 +231,15 @@ enum Fixup {
     Imm32(Label),
 }
 
+/// An emitted instruction. Rare parts (second slots, references) live in
+/// side vectors of [`Asm`], so that items stay small.
 #[derive(Clone, Debug)]
 struct Item {
     insn: Insn,
-    /// Second slot of a 16-byte load.
-    hi: Option<Insn>,
     fixup: Fixup,
-    reloc: Option<Reloc>,
     source: Option<u32>,
+    /// A 16-byte load: its second slot is the next of `Asm::his`.
+    wide: bool,
 }
 
 /// A finished block of instructions: jumps resolved, references to maps and
@@ -152,7 +254,7 @@ pub struct Code {
     /// `None` ends an annotated run.
     pub sources: Vec<(usize, Option<Annotation>)>,
     /// Names of labels, by the instruction index they are bound to.
-    pub labels: Vec<(usize, Arc<str>)>,
+    pub labels: Vec<(usize, Text)>,
 }
 
 impl Code {
@@ -201,13 +303,51 @@ impl Code {
 #[derive(Clone, Debug)]
 pub struct Asm {
     items: Vec<Item>,
-    /// Where each label is bound: the index of the item that follows it.
-    labels: PrimaryMap<Label, Option<usize>>,
-    label_names: Vec<(Label, Arc<str>)>,
+    /// Second slots of the 16-byte loads, in order.
+    his: Vec<Insn>,
+    /// Symbolic references, by item index, in order.
+    relocs: Vec<(usize, Reloc)>,
+    labels: PrimaryMap<Label, LabelSlot>,
+    /// Number of labels with a name.
+    named: usize,
     annotations: Vec<Annotation>,
     current_source: Option<u32>,
     long_jumps: bool,
     errors: Vec<AsmError>,
+}
+
+/// A label's state.
+#[derive(Clone, Debug, Default)]
+struct LabelSlot {
+    /// Where it is bound: the index of the item that follows it.
+    at: Option<usize>,
+    /// The name the disassembler shows.
+    name: Option<Text>,
+}
+
+/// Labels made together by [`Asm::new_labels`].
+#[derive(Clone, Copy, Debug)]
+pub struct Labels {
+    first: u32,
+    len: u32,
+}
+
+impl Labels {
+    /// The `i`-th of them.
+    pub fn get(&self, i: usize) -> Label {
+        assert!(i < self.len as usize, "label {i} of {}", self.len);
+        Label::from_u32(self.first + i as u32)
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Default for Asm {
@@ -221,8 +361,10 @@ impl Asm {
     pub fn new() -> Asm {
         Asm {
             items: Vec::new(),
+            his: Vec::new(),
+            relocs: Vec::new(),
             labels: PrimaryMap::new(),
-            label_names: Vec::new(),
+            named: 0,
             annotations: Vec::new(),
             current_source: None,
             long_jumps: true,
@@ -230,10 +372,12 @@ impl Asm {
         }
     }
 
-    /// An empty assembler with room for `n` instructions.
+    /// An empty assembler with room for `n` instructions (and labels
+    /// for about a quarter of them).
     pub fn with_capacity(n: usize) -> Asm {
         let mut a = Asm::new();
         a.items.reserve(n);
+        a.labels.reserve(n / 4);
         a
     }
 
@@ -257,44 +401,58 @@ impl Asm {
 
     /// A new unbound label.
     pub fn new_label(&mut self) -> Label {
-        self.labels.push(None)
+        self.labels.push(LabelSlot::default())
+    }
+
+    /// `n` new unbound labels (for e.g. one per block, without a vector
+    /// of them).
+    pub fn new_labels(&mut self, n: usize) -> Labels {
+        self.labels.reserve(n);
+        let first = self.labels.next_key().as_u32();
+        for _ in 0..n {
+            self.new_label();
+        }
+        Labels {
+            first,
+            len: n as u32,
+        }
     }
 
     /// A new unbound label with a name shown by the disassembler.
-    pub fn named_label(&mut self, name: impl Into<Arc<str>>) -> Label {
-        let l = self.labels.push(None);
-        self.label_names.push((l, name.into()));
-        l
+    pub fn named_label(&mut self, name: impl Into<Text>) -> Label {
+        self.named += 1;
+        self.labels.push(LabelSlot {
+            at: None,
+            name: Some(name.into()),
+        })
     }
 
     /// Binds `label` to the next instruction emitted.
     pub fn bind(&mut self, label: Label) {
-        let slot = &mut self.labels[label];
-        if slot.is_some() {
+        if self.labels[label].at.is_some() {
             let name = self.label_name(label);
             self.errors.push(AsmError::Rebound { label: name });
         } else {
-            *slot = Some(self.items.len());
+            self.labels[label].at = Some(self.items.len());
         }
     }
 
     /// Whether `label` has been bound.
     pub fn is_bound(&self, label: Label) -> bool {
-        self.labels[label].is_some()
+        self.labels[label].at.is_some()
     }
 
     fn label_name(&self, label: Label) -> String {
-        self.label_names
-            .iter()
-            .find(|(l, _)| *l == label)
-            .map(|(_, n)| n.to_string())
-            .unwrap_or_else(|| label.to_string())
+        match &self.labels[label].name {
+            Some(n) => n.to_string(),
+            None => label.to_string(),
+        }
     }
 
     /// Annotates every following instruction with `source`, until changed.
     pub fn set_source(&mut self, source: Annotation) {
         if let Some(i) = self.current_source
-            && same_annotation(&self.annotations[i as usize], &source)
+            && self.annotations[i as usize] == source
         {
             return;
         }
@@ -310,12 +468,17 @@ impl Asm {
     // ---- raw emission ----
 
     fn push(&mut self, insn: Insn, hi: Option<Insn>, fixup: Fixup, reloc: Option<Reloc>) {
+        if let Some(r) = reloc {
+            self.relocs.push((self.items.len(), r));
+        }
+        if let Some(h) = hi {
+            self.his.push(h);
+        }
         self.items.push(Item {
             insn,
-            hi,
             fixup,
-            reloc,
             source: self.current_source,
+            wide: hi.is_some(),
         });
     }
 
@@ -477,7 +640,7 @@ impl Asm {
             return Err(e.clone());
         }
         let target = |label: Label, insn: usize| -> Result<usize, AsmError> {
-            match self.labels[label] {
+            match self.labels[label].at {
                 Some(t) if t < self.items.len() => Ok(t),
                 Some(_) => Err(AsmError::LabelAtEnd {
                     label: self.label_name(label),
@@ -489,6 +652,7 @@ impl Asm {
             }
         };
         // Check every reference first, so errors name the label, not an offset.
+        let wide = !self.his.is_empty();
         for (i, item) in self.items.iter().enumerate() {
             if let Fixup::Jump(l) | Fixup::MayGoto(l) | Fixup::Imm32(l) = item.fixup {
                 target(l, i)?;
@@ -500,31 +664,37 @@ impl Asm {
         // `long[i]`: item `i` is a relaxed jump; empty until one is.
         let mut long: Vec<bool> = Vec::new();
         let is_long = |long: &[bool], i: usize| long.get(i).copied().unwrap_or(false);
-        let mut pcs = vec![0usize; self.items.len() + 1];
+        // `pcs[i]`: the slot of item `i` (`pcs[n]`: the total); empty
+        // while every item takes one slot (item `i` is then at slot `i`).
+        let mut pcs: Vec<usize> = Vec::new();
+        let n = self.items.len();
         loop {
-            for (i, item) in self.items.iter().enumerate() {
-                pcs[i + 1] = pcs[i] + slots(item, is_long(&long, i));
+            if wide || !long.is_empty() {
+                pcs.resize(n + 1, 0);
+                for (i, item) in self.items.iter().enumerate() {
+                    pcs[i + 1] = pcs[i] + slots(item, is_long(&long, i));
+                }
             }
-            if pcs[self.items.len()] > i32::MAX as usize {
-                return Err(AsmError::TooLong(pcs[self.items.len()]));
+            if pc_of(&pcs, n) > i32::MAX as usize {
+                return Err(AsmError::TooLong(pc_of(&pcs, n)));
             }
             let mut changed = false;
             for (i, item) in self.items.iter().enumerate() {
                 if let Fixup::Jump(l) = item.fixup
                     && !is_long(&long, i)
                 {
-                    let off = pcs[target(l, i)?] as i64 - (pcs[i] as i64 + 1);
+                    let off = pc_of(&pcs, target(l, i)?) as i64 - (pc_of(&pcs, i) as i64 + 1);
                     if i16::try_from(off).is_err() {
                         if !self.long_jumps {
                             return Err(AsmError::JumpOutOfRange {
-                                insn: pcs[i],
+                                insn: pc_of(&pcs, i),
                                 label: self.label_name(l),
                                 offset: off,
                                 min: i16::MIN as i64,
                                 max: i16::MAX as i64,
                             });
                         }
-                        long.resize(self.items.len(), false);
+                        long.resize(n, false);
                         long[i] = true;
                         changed = true;
                     }
@@ -535,14 +705,22 @@ impl Asm {
             }
         }
 
-        let total = pcs[self.items.len()];
+        let total = pc_of(&pcs, n);
         let mut code = Code {
             insns: Vec::with_capacity(total),
-            ..Code::default()
+            // About one run per annotation, and one that ends them.
+            sources: Vec::with_capacity(match self.annotations.len() {
+                0 => 0,
+                k => k + 1,
+            }),
+            labels: Vec::with_capacity(self.named),
+            relocs: Vec::with_capacity(self.relocs.len()),
         };
+        let mut his = self.his.iter();
+        let mut next_reloc = 0;
         let mut last_source = None;
         for (i, item) in self.items.iter().enumerate() {
-            let pc = pcs[i];
+            let pc = pc_of(&pcs, i);
             if item.source != last_source {
                 code.sources.push((
                     pc,
@@ -550,18 +728,21 @@ impl Asm {
                 ));
                 last_source = item.source;
             }
-            if let Some(r) = item.reloc {
+            if let Some(&(at, r)) = self.relocs.get(next_reloc)
+                && at == i
+            {
                 code.relocs.push((pc, r));
+                next_reloc += 1;
             }
             let mut insn = item.insn;
             match item.fixup {
                 Fixup::None => code.insns.push(insn),
                 Fixup::Imm32(l) => {
-                    insn.imm = (pcs[target(l, i)?] as i64 - (pc as i64 + 1)) as i32;
+                    insn.imm = (pc_of(&pcs, target(l, i)?) as i64 - (pc as i64 + 1)) as i32;
                     code.insns.push(insn);
                 }
                 Fixup::MayGoto(l) => {
-                    let off = pcs[target(l, i)?] as i64 - (pc as i64 + 1);
+                    let off = pc_of(&pcs, target(l, i)?) as i64 - (pc as i64 + 1);
                     insn.off = i16::try_from(off).map_err(|_| AsmError::JumpOutOfRange {
                         insn: pc,
                         label: self.label_name(l),
@@ -572,7 +753,7 @@ impl Asm {
                     code.insns.push(insn);
                 }
                 Fixup::Jump(l) => {
-                    let dest = pcs[target(l, i)?] as i64;
+                    let dest = pc_of(&pcs, target(l, i)?) as i64;
                     if !is_long(&long, i) {
                         insn.off = (dest - (pc as i64 + 1)) as i16;
                         code.insns.push(insn);
@@ -581,15 +762,19 @@ impl Asm {
                     }
                 }
             }
-            if let Some(hi) = item.hi {
-                code.insns.push(hi);
+            if item.wide
+                && let Some(hi) = his.next()
+            {
+                code.insns.push(*hi);
             }
         }
         debug_assert_eq!(code.insns.len(), total);
         // Label names for the disassembler, at their resolved positions.
-        for (l, name) in &self.label_names {
-            if let Some(Some(at)) = self.labels.get(*l) {
-                code.labels.push((pcs[*at], name.clone()));
+        if self.named > 0 {
+            for slot in self.labels.values() {
+                if let (Some(at), Some(name)) = (slot.at, &slot.name) {
+                    code.labels.push((pc_of(&pcs, at), name.clone()));
+                }
             }
         }
         code.labels.sort_by_key(|(pc, _)| *pc);
@@ -597,23 +782,15 @@ impl Asm {
     }
 }
 
-/// `a == b`, without comparing the texts when they are the same `Arc`
-/// (callers usually annotate many instructions with one shared text).
-fn same_annotation(a: &Annotation, b: &Annotation) -> bool {
-    let same_str = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
-    a.line == b.line
-        && a.column == b.column
-        && same_str(&a.text, &b.text)
-        && match (&a.file, &b.file) {
-            (None, None) => true,
-            (Some(x), Some(y)) => same_str(x, y),
-            _ => false,
-        }
+/// The slot of item `i`, given the slots of all items (empty when each
+/// takes one slot).
+fn pc_of(pcs: &[usize], i: usize) -> usize {
+    pcs.get(i).copied().unwrap_or(i)
 }
 
 /// Instruction slots an item takes, short or relaxed.
 fn slots(item: &Item, long: bool) -> usize {
-    let base = 1 + item.hi.is_some() as usize;
+    let base = 1 + item.wide as usize;
     if !long {
         return base;
     }
@@ -830,6 +1007,27 @@ mod tests {
     }
 
     #[test]
+    fn labels_made_together_are_distinct() {
+        let mut a = Asm::new();
+        let named = a.named_label("first");
+        let ls = a.new_labels(3);
+        assert_eq!(ls.len(), 3);
+        a.jmp(JmpOp::Eq, R1, 0, ls.get(2));
+        a.jmp(JmpOp::Eq, R1, 1, ls.get(1));
+        a.bind(ls.get(0));
+        a.bind(named);
+        a.mov64(R0, 0);
+        a.bind(ls.get(1));
+        a.mov64(R0, 1);
+        a.bind(ls.get(2));
+        a.exit();
+        let c = a.finish().unwrap();
+        assert_eq!(c.insns[0].off, 3, "to the exit");
+        assert_eq!(c.insns[1].off, 1, "to the second mov");
+        assert_eq!(c.labels, vec![(2, Text::from("first"))]);
+    }
+
+    #[test]
     fn calls_to_labels_use_32_bit_immediates() {
         let mut a = Asm::new();
         let sub = a.named_label("sub");
@@ -841,6 +1039,6 @@ mod tests {
         let c = a.finish().unwrap();
         assert_eq!(c.insns[0].imm, 1);
         assert!(c.insns[0].is_pseudo_call());
-        assert_eq!(c.labels, vec![(2, Arc::from("sub"))]);
+        assert_eq!(c.labels, vec![(2, Text::from("sub"))]);
     }
 }

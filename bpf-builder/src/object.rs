@@ -4,7 +4,7 @@
 
 use aya_obj::generated::{bpf_attach_type as at, bpf_prog_type as pt};
 use cranelift_entity::{PrimaryMap, entity_impl};
-use indexmap::IndexMap;
+use std::borrow::Cow;
 
 use crate::asm::Code;
 use crate::map::{F_RDONLY_PROG, InitValue, MapSpec, MapSpecError, MapType};
@@ -172,8 +172,7 @@ pub struct Object {
     maps: PrimaryMap<MapId, MapSpec>,
     programs: PrimaryMap<ProgId, ProgramSpec>,
     functions: PrimaryMap<FuncId, FunctionSpec>,
-    names: IndexMap<String, Symbol>,
-    license: String,
+    license: Cow<'static, str>,
 }
 
 /// Checks a map or program name against what the kernel stores.
@@ -203,14 +202,14 @@ impl Object {
     /// An empty object with license "GPL" (needed by most helpers).
     pub fn new() -> Object {
         Object {
-            license: "GPL".to_string(),
+            license: Cow::Borrowed("GPL"),
             ..Object::default()
         }
     }
 
     /// Sets the license string passed to the kernel.
     pub fn set_license(&mut self, license: impl Into<String>) {
-        self.license = license.into();
+        self.license = Cow::Owned(license.into());
     }
 
     /// The license string.
@@ -218,12 +217,12 @@ impl Object {
         &self.license
     }
 
-    fn claim_name(&mut self, name: &str, symbol: Symbol) -> Result<(), ObjectError> {
-        if self.names.contains_key(name) {
-            return Err(ObjectError::DuplicateName(name.to_string()));
+    /// Refuses `name` when a map, program or function already has it.
+    fn claim_name(&self, name: &str) -> Result<(), ObjectError> {
+        match self.symbol(name) {
+            Some(_) => Err(ObjectError::DuplicateName(name.to_string())),
+            None => Ok(()),
         }
-        self.names.insert(name.to_string(), symbol);
-        Ok(())
     }
 
     /// Adds a map after checking its specification.
@@ -241,8 +240,7 @@ impl Object {
                 _ => {}
             }
         }
-        let id = self.maps.next_key();
-        self.claim_name(&spec.name, Symbol::Map(id))?;
+        self.claim_name(&spec.name)?;
         Ok(self.maps.push(spec))
     }
 
@@ -273,8 +271,7 @@ impl Object {
     ) -> Result<ProgId, ObjectError> {
         check_name(name)?;
         self.check_code(name, &code)?;
-        let id = self.programs.next_key();
-        self.claim_name(name, Symbol::Prog(id))?;
+        self.claim_name(name)?;
         Ok(self.programs.push(ProgramSpec {
             name: name.to_string(),
             prog_type,
@@ -285,8 +282,7 @@ impl Object {
     /// Declares a function whose body comes later (for calls made before
     /// the callee is built, or recursion between functions).
     pub fn declare_function(&mut self, name: &str) -> Result<FuncId, ObjectError> {
-        let id = self.functions.next_key();
-        self.claim_name(name, Symbol::Func(id))?;
+        self.claim_name(name)?;
         Ok(self.functions.push(FunctionSpec {
             name: name.to_string(),
             code: None,
@@ -414,9 +410,19 @@ impl Object {
         self.functions.iter()
     }
 
-    /// Looks a name up.
+    /// Looks a name up. A scan: objects have a handful of names, and
+    /// a scan costs less than hashing them (no table to build either).
     pub fn symbol(&self, name: &str) -> Option<Symbol> {
-        self.names.get(name).copied()
+        if let Some((id, _)) = self.maps.iter().find(|(_, m)| m.name == name) {
+            return Some(Symbol::Map(id));
+        }
+        if let Some((id, _)) = self.programs.iter().find(|(_, p)| p.name == name) {
+            return Some(Symbol::Prog(id));
+        }
+        self.functions
+            .iter()
+            .find(|(_, f)| f.name == name)
+            .map(|(id, _)| Symbol::Func(id))
     }
 
     /// The map named `name`.

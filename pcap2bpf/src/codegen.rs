@@ -107,9 +107,8 @@ pub fn emit(
         opts: *opts,
         accept: on_match,
         reject: on_nomatch,
-        free: Vec::new(),
+        free: Pool::default(),
         source: Arc::from(source),
-        file: Arc::from("filter"),
         used_accept: false,
         used_reject: false,
         cache: None,
@@ -138,14 +137,14 @@ pub fn emit(
         });
     }
     g.prologue();
-    let labels: Vec<Label> = (0..ir.blocks.len()).map(|_| g.asm.new_label()).collect();
+    let labels = g.asm.new_labels(ir.blocks.len());
     let target = |e: Edge, g: &mut Gen<'_>| match e {
         Edge::Accept => {
             g.used_accept = true;
             g.accept
         }
         Edge::Reject => g.rej(),
-        Edge::Block(i) => labels[i as usize],
+        Edge::Block(i) => labels.get(i as usize),
     };
     let first = if ir.blocks.is_empty() && opts.accept_follows {
         Edge::Accept
@@ -168,7 +167,7 @@ pub fn emit(
     type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
     let mut cache_in: Vec<Option<State>> = vec![None; ir.blocks.len()];
     for (i, b) in ir.blocks.iter().enumerate() {
-        g.asm.bind(labels[i]);
+        g.asm.bind(labels.get(i));
         g.annotate(b.span);
         (g.cache, g.acc, g.scratch) = cache_in[i].unwrap_or((None, None, None));
         match checks[i] {
@@ -323,10 +322,8 @@ struct Gen<'a> {
     opts: EmitOptions,
     accept: Label,
     reject: Label,
-    free: Vec<Reg>,
+    free: Pool,
     source: Arc<str>,
-    /// The annotations' file name, shared by all of them.
-    file: Arc<str>,
     used_accept: bool,
     used_reject: bool,
     /// r9 holds `data + val`, checked for `end` bytes past it.
@@ -341,6 +338,48 @@ struct Gen<'a> {
 /// constant offsets), so the next check on the same base adds the
 /// difference instead of starting from the base again.
 type Scratch = (Option<Val>, u64);
+
+/// The free value registers: a stack of at most five, kept inline (a
+/// vector would cost an allocation per compile).
+#[derive(Clone, Copy, Default)]
+struct Pool {
+    regs: [Option<Reg>; 5],
+    len: usize,
+}
+
+impl Pool {
+    fn new(regs: &[Reg]) -> Pool {
+        let mut p = Pool::default();
+        for &r in regs {
+            p.push(r);
+        }
+        p
+    }
+
+    fn pop(&mut self) -> Option<Reg> {
+        self.len = self.len.checked_sub(1)?;
+        self.regs[self.len]
+    }
+
+    fn push(&mut self, r: Reg) {
+        self.regs[self.len] = Some(r);
+        self.len += 1;
+    }
+
+    fn last(&self) -> Option<&Reg> {
+        self.regs[..self.len].last()?.as_ref()
+    }
+
+    /// Moves r0, if free, to the top of the stack.
+    fn raise_r0(&mut self) {
+        if let Some(i) = self.regs[..self.len]
+            .iter()
+            .position(|&r| r == Some(Reg::R0))
+        {
+            self.regs.swap(i, self.len - 1);
+        }
+    }
+}
 
 /// The pointer cache register (direct access).
 const PTR: Reg = Reg::R9;
@@ -385,11 +424,11 @@ impl Gen<'_> {
 
     fn reset_pool(&mut self) {
         self.free = if self.direct() {
-            vec![Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0]
+            Pool::new(&[Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0])
         } else {
             // r0 first: `ld_abs` leaves its value there. A value that must
             // survive another load moves to r7/r8 (see `keep_across_loads`).
-            vec![Reg::R8, Reg::R7, Reg::R0]
+            Pool::new(&[Reg::R8, Reg::R7, Reg::R0])
         };
     }
 
@@ -409,12 +448,7 @@ impl Gen<'_> {
     /// land in r0 first (where loads and `acc` want them).
     fn release(&mut self, r: Reg) {
         self.free.push(r);
-        if r != Reg::R0
-            && let Some(i) = self.free.iter().position(|&x| x == Reg::R0)
-        {
-            let top = self.free.len() - 1;
-            self.free.swap(i, top);
-        }
+        self.free.raise_r0();
     }
 
     /// Annotates what follows with the whole expression and the column of
@@ -426,12 +460,8 @@ impl Gen<'_> {
             .get(..span.start)
             .map_or(0, |s| s.chars().count()) as u32
             + 1;
-        self.asm.set_source(Annotation::at(
-            self.file.clone(),
-            1,
-            col,
-            self.source.clone(),
-        ));
+        self.asm
+            .set_source(Annotation::at("filter", 1, col, &self.source));
     }
 
     fn prologue(&mut self) {

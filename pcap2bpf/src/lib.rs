@@ -235,9 +235,14 @@ pub fn emit_program(
     source: &str,
     mut verdict: impl FnMut(&mut Asm, bool),
 ) -> Result<Code, CompileError> {
-    // About five instructions a block; small sizes stay in malloc's
-    // fast bins (a request of 1 KiB or more costs several times more).
-    let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 12);
+    // About five instructions a block, forty for a protochain walk: room
+    // for them all up front, as growing costs more than the spare room.
+    let chains = ir
+        .blocks
+        .iter()
+        .filter(|b| matches!(b.cond, ir::Cond::ProtoChain { .. }))
+        .count();
+    let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 40 * chains + 12);
     let (matched, unmatched) = (asm.named_label("match"), asm.named_label("nomatch"));
     let used = codegen::emit(ir, &mut asm, eopts, matched, unmatched, source)?;
     if ir.blocks.is_empty() && !used.accept {

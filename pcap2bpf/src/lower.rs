@@ -39,19 +39,49 @@ enum P {
     True,
     False,
     Test(Cond, Span),
-    And(Box<P>, Box<P>),
-    Or(Box<P>, Box<P>),
-    Not(Box<P>),
+    /// The test, negated.
+    NotTest(Cond, Span),
+    // One box for both operands: half the allocations of two.
+    And(Box<(P, P)>),
+    Or(Box<(P, P)>),
+}
+
+impl P {
+    /// Number of tests (each becomes one block).
+    fn tests(&self) -> usize {
+        match self {
+            P::True | P::False => 0,
+            P::Test(..) | P::NotTest(..) => 1,
+            P::And(ab) | P::Or(ab) => ab.0.tests() + ab.1.tests(),
+        }
+    }
 }
 
 fn and(a: P, b: P) -> P {
-    P::And(Box::new(a), Box::new(b))
+    P::And(Box::new((a, b)))
 }
 fn or(a: P, b: P) -> P {
-    P::Or(Box::new(a), Box::new(b))
+    P::Or(Box::new((a, b)))
 }
+/// `a` negated down to its tests (De Morgan): the blocks are those a
+/// negation node would give (its edges swapped), without allocating one.
 fn not(a: P) -> P {
-    P::Not(Box::new(a))
+    match a {
+        P::True => P::False,
+        P::False => P::True,
+        P::Test(c, s) => P::NotTest(c, s),
+        P::NotTest(c, s) => P::Test(c, s),
+        P::And(mut ab) => {
+            let (x, y) = std::mem::replace(&mut *ab, (P::True, P::True));
+            *ab = (not(x), not(y));
+            P::Or(ab)
+        }
+        P::Or(mut ab) => {
+            let (x, y) = std::mem::replace(&mut *ab, (P::True, P::True));
+            *ab = (not(x), not(y));
+            P::And(ab)
+        }
+    }
 }
 fn and_opt(a: Option<P>, b: P) -> P {
     match a {
@@ -117,10 +147,12 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
     ir.pcap_unoptimized = has_geneve(c);
     let mut l = Lower::new(opts, ir);
     let p = l.node(c)?;
+    let made_vars = l.next_var > 0;
     // Build the CFG backwards so that every jump goes forward: the block
     // evaluated first gets the lowest index after the reversal below.
+    // One block per test, allocated once at its exact size.
     let mut b = CfgBuilder {
-        blocks: Vec::with_capacity(32),
+        blocks: Vec::with_capacity(p.tests()),
     };
     let entry = b.emit(&p, Edge::Accept, Edge::Reject);
     let n = b.blocks.len() as u32;
@@ -135,7 +167,12 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
     }
     ir.blocks = b.blocks;
     ir.entry = Some(flip(entry));
-    check_vars_set(ir)
+    // Without variables (only `geneve` makes them) nothing reads one.
+    if made_vars {
+        check_vars_set(ir)
+    } else {
+        Ok(())
+    }
 }
 
 fn has_geneve(c: &Checked) -> bool {
@@ -207,31 +244,29 @@ impl CfgBuilder {
         match p {
             P::True => t,
             P::False => f,
-            P::Test(cond, span) => {
-                // An assignment always holds; its false edge is unused.
-                let f = if matches!(cond, Cond::Let { .. }) {
-                    Edge::Reject
-                } else {
-                    f
-                };
-                self.blocks.push(Block {
-                    cond: *cond,
-                    t,
-                    f,
-                    span: *span,
-                });
-                Edge::Block(self.blocks.len() as u32 - 1)
+            P::Test(cond, span) => self.emit_test(*cond, *span, t, f),
+            P::And(ab) => {
+                let eb = self.emit(&ab.1, t, f);
+                self.emit(&ab.0, eb, f)
             }
-            P::And(a, b) => {
-                let eb = self.emit(b, t, f);
-                self.emit(a, eb, f)
+            P::Or(ab) => {
+                let eb = self.emit(&ab.1, t, f);
+                self.emit(&ab.0, t, eb)
             }
-            P::Or(a, b) => {
-                let eb = self.emit(b, t, f);
-                self.emit(a, t, eb)
-            }
-            P::Not(a) => self.emit(a, f, t),
+            P::NotTest(cond, span) => self.emit_test(*cond, *span, f, t),
         }
+    }
+
+    /// One block testing `cond`.
+    fn emit_test(&mut self, cond: Cond, span: Span, t: Edge, f: Edge) -> Edge {
+        // An assignment always holds; its false edge is unused.
+        let f = if matches!(cond, Cond::Let { .. }) {
+            Edge::Reject
+        } else {
+            f
+        };
+        self.blocks.push(Block { cond, t, f, span });
+        Edge::Block(self.blocks.len() as u32 - 1)
     }
 }
 

@@ -270,6 +270,9 @@ fn reads(ir: &Ir, v: Val) -> u64 {
 /// Skips assignments to variables nothing reads, when computing the value
 /// cannot reject (e.g. the inner offsets after a trailing `geneve`).
 fn drop_dead_lets(ir: &mut Ir) {
+    if !ir.blocks.iter().any(|b| matches!(b.cond, Cond::Let { .. })) {
+        return;
+    }
     let read = ir.blocks.iter().fold(0u64, |acc, b| {
         acc | match b.cond {
             Cond::Cmp { a, b, .. } => reads(ir, a) | reads(ir, b),

@@ -15,7 +15,7 @@ use aya_obj::obj::{Function, ProgramSection};
 use aya_obj::programs::XdpAttachType;
 use object::{Object as _, ObjectSection, ObjectSymbol, RelocationTarget, SectionIndex};
 
-use crate::asm::{Annotation, Code};
+use crate::asm::{Annotation, Code, Text};
 use crate::insn::{Insn, pseudo};
 use crate::map::{MapSpec, MapType};
 use crate::object::{FuncId, MapId, Object, ProgramType};
@@ -343,8 +343,8 @@ fn sources(elf: &Elf, f: &Function, in_text: bool) -> Vec<(usize, Option<Annotat
         let text = elf.string(l.line_off);
         let file = elf.string(l.file_name_off);
         let annotation = (!text.is_empty()).then(|| Annotation {
-            text: Arc::from(text.trim()),
-            file: (!file.is_empty()).then(|| Arc::from(file)),
+            text: Text::Shared(Arc::from(text.trim())),
+            file: (!file.is_empty()).then(|| Text::Shared(Arc::from(file))),
             line: l.line_col >> 10,
             column: l.line_col & 0x3ff,
         });

@@ -75,7 +75,7 @@ pub fn every_map() -> Vec<MapSpec> {
 
 fn ret(action: i32, text: &str) -> bpf_builder::asm::Code {
     let mut a = Asm::new();
-    a.set_source(Annotation::new(text));
+    a.set_source(Annotation::new(text.to_string()));
     a.mov64(R0, action);
     a.exit();
     a.finish().unwrap()
