@@ -82,6 +82,8 @@ const CTX: Reg = Reg::R6;
 const DATA: Reg = Reg::R7;
 const END: Reg = Reg::R8;
 const SCRATCH: Reg = Reg::R5;
+/// Ethernet header length.
+const ETH_HLEN: u32 = 14;
 /// Stack slot of the wire length in the test-run mode.
 const WIRELEN_SLOT: i16 = -8;
 
@@ -157,20 +159,16 @@ pub fn emit(
     } else if entry == Edge::Accept {
         g.used_accept = true;
     }
-    let checks = if opts.target == Target::SocketFilter {
-        vec![Check::None; ir.blocks.len()]
-    } else {
-        plan_checks(ir, entry)
-    };
-    // Pointer-cache state on entry to each block: the meet over the jumps
-    // into it (all emitted before it, as jumps only go forward).
-    type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
-    let mut cache_in: Vec<Option<State>> = vec![None; ir.blocks.len()];
+    // One allocation for all the per-block state.
+    let mut slots = vec![Slot::default(); ir.blocks.len()];
+    if opts.target != Target::SocketFilter {
+        plan_checks(ir, entry, &mut slots);
+    }
     for (i, b) in ir.blocks.iter().enumerate() {
         g.asm.bind(labels.get(i));
         g.annotate(b.span);
-        (g.cache, g.acc, g.scratch) = cache_in[i].unwrap_or((None, None, None));
-        match checks[i] {
+        (g.cache, g.acc, g.scratch) = slots[i].state.unwrap_or((None, None, None));
+        match slots[i].check {
             Check::None => {}
             // The block's code stays, dead, so that what follows it stays
             // statically reachable for the verifier.
@@ -187,7 +185,7 @@ pub fn emit(
         for e in [b.t, b.f] {
             if let Edge::Block(j) = e {
                 let j = j as usize;
-                cache_in[j] = Some(match cache_in[j] {
+                slots[j].state = Some(match slots[j].state {
                     None => (g.cache, g.acc, g.scratch),
                     Some((pc, pa, ps)) => (
                         match (pc, g.cache) {
@@ -218,8 +216,27 @@ pub struct Verdicts {
     pub reject: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Register-cache state on entry to a block: the meet over the jumps
+/// into it (all emitted before it, as jumps only go forward).
+type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
+
+/// What code generation keeps per block.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    /// Bytes every accepting path from the block reads (None: no path
+    /// accepts).
+    need: Option<u64>,
+    /// Bytes already checked on every path into the block.
+    known: Option<u64>,
+    /// The bounds check the block starts with.
+    check: Check,
+    /// The register caches on entry, once a jump into it is emitted.
+    state: Option<State>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum Check {
+    #[default]
     None,
     /// The packet must have at least this many bytes.
     Len(u32),
@@ -263,44 +280,40 @@ fn cond_need(ir: &Ir, c: Cond) -> u64 {
     }
 }
 
-/// Where to check the packet length, and for how much.
-fn plan_checks(ir: &Ir, entry: Edge) -> Vec<Check> {
+/// Where to check the packet length, and for how much (into
+/// `slots[i].check`).
+fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
     let n = ir.blocks.len();
-    // need[i]: bytes every accepting path from i reads (None: no path accepts).
-    let mut need: Vec<Option<u64>> = vec![None; n];
     for i in (0..n).rev() {
         let b = ir.blocks[i];
         let succ = |e: Edge| match e {
             Edge::Accept => Some(0),
             Edge::Reject => None,
-            Edge::Block(j) => need[j as usize],
+            Edge::Block(j) => slots[j as usize].need,
         };
         let after = match (succ(b.t), succ(b.f)) {
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, None) => x,
             (None, y) => y,
         };
-        need[i] = after.map(|a| a.max(cond_need(ir, b.cond)));
+        slots[i].need = after.map(|a| a.max(cond_need(ir, b.cond)));
     }
-    // known[i]: bytes already checked on every path into i.
-    let mut known: Vec<Option<u64>> = vec![None; n];
     if let Edge::Block(i) = entry {
-        known[i as usize] = Some(0);
+        slots[i as usize].known = Some(0);
     }
-    let mut plan = vec![Check::None; n];
     for i in 0..n {
-        let k = known[i].unwrap_or(0);
-        let after = match need[i] {
+        let k = slots[i].known.unwrap_or(0);
+        let after = match slots[i].need {
             None => {
-                plan[i] = Check::Fail;
+                slots[i].check = Check::Fail;
                 continue;
             }
             Some(nd) if nd > u64::from(MAX_PACKET_OFF) => {
-                plan[i] = Check::Fail;
+                slots[i].check = Check::Fail;
                 continue;
             }
             Some(nd) if nd > k => {
-                plan[i] = Check::Len(nd as u32);
+                slots[i].check = Check::Len(nd as u32);
                 nd
             }
             Some(_) => k,
@@ -309,11 +322,10 @@ fn plan_checks(ir: &Ir, entry: Edge) -> Vec<Check> {
         for e in [b.t, b.f] {
             if let Edge::Block(j) = e {
                 let j = j as usize;
-                known[j] = Some(known[j].map_or(after, |x| x.min(after)));
+                slots[j].known = Some(slots[j].known.map_or(after, |x| x.min(after)));
             }
         }
     }
-    plan
 }
 
 struct Gen<'a> {
@@ -507,7 +519,10 @@ impl Gen<'_> {
             .ir
             .max_read()
             .map_or(MAX_PACKET_OFF, |n| n.min(u64::from(MAX_PACKET_OFF)) as u32);
-        if need == 0 {
+        // The first 14 bytes are linear: Ethernet drivers pull the header
+        // for `eth_type_trans`, and raw-IP devices (tun, wireguard) hand
+        // over at least a linear IP header.
+        if need <= ETH_HLEN {
             return;
         }
         let a = &mut *self.asm;
