@@ -128,7 +128,6 @@ fn compile_and_size() {
         let (o, p) = (median(&mut t_ours), median(&mut t_pcap));
         time_ratios.push(o / p);
         for (ratios, size) in size_ratios.iter_mut().zip(sizes) {
-            // Socket filters have no protochain.
             if let Some(n) = size {
                 ratios.push(n as f64 / cbpf as f64);
             }

@@ -87,6 +87,10 @@ const ETH_HLEN: u32 = 14;
 /// Stack slot of the wire length in the test-run mode.
 const WIRELEN_SLOT: i16 = -8;
 
+/// Socket filters' protochain walk: the next header, below the IR
+/// variables.
+const PROTOCHAIN_SLOT: i16 = -16 - 8 * MAX_VARS as i16;
+
 /// Stack slot of IR variable `n` (below the wire length).
 fn var_slot(n: u32) -> i16 {
     debug_assert!(n < MAX_VARS);
@@ -1025,16 +1029,85 @@ impl Gen<'_> {
         }
     }
 
+    /// [`Gen::protochain`] for socket filters: the same walk with
+    /// `ld_ind`, which overwrites r0-r5, so the protocol, the offset and
+    /// the step count live in r7, r8 and r9, and the next header waits on
+    /// the stack while the length loads.
+    fn socket_protochain(&mut self, nl: u32, ipv6: bool, proto: u32) -> R<Reg> {
+        let reject = self.rej();
+        // The pool hands out r0 first; the walk wants r7 and r8.
+        let r0 = self.alloc()?;
+        let (ra, rx) = (self.alloc()?, self.alloc()?);
+        self.release(r0);
+        let rc = PTR;
+        self.cache = None;
+        let a = &mut *self.asm;
+        if ipv6 {
+            a.emit(Insn::ld_abs(Size::B, (nl + 6) as i32));
+            a.mov64(ra, Reg::R0);
+            a.mov32(rx, 40);
+        } else {
+            a.emit(Insn::ld_abs(Size::B, (nl + 9) as i32));
+            a.mov64(ra, Reg::R0);
+            a.emit(Insn::ld_abs(Size::B, nl as i32));
+            a.alu32(AluOp::And, Reg::R0, 0xf);
+            a.alu32(AluOp::Lsh, Reg::R0, 2);
+            a.mov64(rx, Reg::R0);
+        }
+        a.mov32(rc, 0);
+        let (again, adv, end) = (a.new_label(), a.new_label(), a.new_label());
+        a.bind(again);
+        a.jmp32(JmpOp::Eq, ra, proto as i32, end);
+        a.jmp32(JmpOp::Eq, ra, 59, end);
+        a.jmp32(JmpOp::Ge, rc, PROTOCHAIN_STEPS as i32, reject);
+        a.alu32(AluOp::Add, rc, 1);
+        if ipv6 {
+            for h in [0, 60, 43, 44] {
+                a.jmp32(JmpOp::Eq, ra, h, adv);
+            }
+        }
+        a.jmp32(JmpOp::Eq, ra, 51, adv);
+        a.ja(end);
+        a.bind(adv);
+        // The next header, kept on the stack; then the length byte.
+        a.emit(Insn::ld_ind(Size::B, rx, nl as i32));
+        a.stx(Size::DW, Reg::R10, PROTOCHAIN_SLOT, Reg::R0);
+        a.emit(Insn::ld_ind(Size::B, rx, (nl + 1) as i32));
+        // AH (libpcap's arithmetic): x = (len + 2) * 4, in r1.
+        a.mov32(Reg::R1, Reg::R0);
+        a.alu32(AluOp::Add, Reg::R1, 2);
+        a.alu32(AluOp::Mul, Reg::R1, 4);
+        if ipv6 {
+            // Extension header: r2 = x + (len + 1) * 8; then, with r3 =
+            // (a == 51) as 0/1, x = r2 + r3 * (r1 - r2).
+            a.mov32(Reg::R2, Reg::R0);
+            a.alu32(AluOp::Add, Reg::R2, 1);
+            a.alu32(AluOp::Mul, Reg::R2, 8);
+            a.alu32(AluOp::Add, Reg::R2, rx);
+            a.mov64(Reg::R3, ra);
+            a.alu64(AluOp::Xor, Reg::R3, 51);
+            a.alu64(AluOp::Sub, Reg::R3, 1);
+            a.alu64(AluOp::Rsh, Reg::R3, 63);
+            a.alu32(AluOp::Sub, Reg::R1, Reg::R2);
+            a.alu32(AluOp::Mul, Reg::R1, Reg::R3);
+            a.alu32(AluOp::Add, Reg::R1, Reg::R2);
+        }
+        a.mov32(rx, Reg::R1);
+        a.ldx(Size::DW, ra, Reg::R10, PROTOCHAIN_SLOT);
+        a.ja(again);
+        a.bind(end);
+        self.acc = None;
+        self.release(rx);
+        Ok(ra)
+    }
+
     /// libpcap's protochain loop; returns the register holding the
     /// protocol it stopped at. The header advance is computed without
     /// branches (extension header and AH alike) so that the verifier sees
     /// one path per iteration.
     fn protochain(&mut self, nl: u32, ipv6: bool, proto: u32) -> R<Reg> {
         if !self.direct() {
-            return Err(CompileError::new(
-                "'protochain' is not supported in socket filters yet",
-                Span::default(),
-            ));
+            return self.socket_protochain(nl, ipv6, proto);
         }
         let reject = self.rej();
         let ra = self.alloc()?;

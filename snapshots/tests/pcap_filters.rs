@@ -143,6 +143,8 @@ const SOCKET_FILTERS: &[&str] = &[
     "mpls and ip",
     "pppoes 7 and ip",
     "geneve and tcp port 22",
+    "ip protochain 6",
+    "ip6 protochain 44",
     "inbound",
     "not (tcp port 22 or port 53)",
     "ip and (tcp[0:2] > 1024 or udp[0:2] > 1024)",
