@@ -588,7 +588,7 @@ impl Gen<'_> {
 
     fn block(&mut self, b: &Block, t: Label, f: Label, t_next: bool, f_next: bool) -> R<()> {
         match b.cond {
-            Cond::Cmp { a, op, b: rhs } => self.cmp(a, op, rhs, t, f, t_next, f_next),
+            Cond::Cmp { a, op, b: rhs, .. } => self.cmp(a, op, rhs, t, f, t_next, f_next),
             Cond::ProtoChain { nl, ipv6, proto } => {
                 self.acc = None;
                 let ra = self.protochain(nl, ipv6, proto)?;

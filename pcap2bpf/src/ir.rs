@@ -185,6 +185,11 @@ pub enum Cond {
         op: CmpOp,
         /// Right operand.
         b: Val,
+        /// The test comes from a relation (`expr relop expr`). libpcap
+        /// compares with its X register there, and its jump threading
+        /// never relates such a test to one of a primitive, which
+        /// compares with a constant (see `opt::decide`).
+        relation: bool,
     },
     /// libpcap's `protochain`: walks the IPv6 extension headers (or the
     /// IPv4 header) from the network header at constant offset `nl`,
@@ -449,7 +454,7 @@ impl Ir {
                 vars: &vars,
             };
             let r = match b.cond {
-                Cond::Cmp { a, op, b: rhs } => {
+                Cond::Cmp { a, op, b: rhs, .. } => {
                     let Some(x) = self.eval_in(a, &env) else {
                         return false;
                     };

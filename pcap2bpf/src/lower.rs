@@ -399,7 +399,15 @@ impl<'a> Lower<'a> {
     }
 
     fn test(&mut self, a: Val, op: CmpOp, b: Val) -> P {
-        P::Test(Cond::Cmp { a, op, b }, self.span)
+        P::Test(
+            Cond::Cmp {
+                a,
+                op,
+                b,
+                relation: false,
+            },
+            self.span,
+        )
     }
 
     fn ncmp(&mut self, rel: Rel, offset: u32, size: u8, mask: u32, op: CmpOp, v: u32) -> R<P> {
@@ -966,7 +974,15 @@ impl<'a> Lower<'a> {
             RelOp::Lt => (CmpOp::Ge, true),
             RelOp::Ne => (CmpOp::Eq, true),
         };
-        let mut t = self.test(av, cop, bv);
+        let mut t = P::Test(
+            Cond::Cmp {
+                a: av,
+                op: cop,
+                b: bv,
+                relation: true,
+            },
+            self.span,
+        );
         if rev {
             t = not(t);
         }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{BinOp, CmpOp, Cond, Edge, FxBuild, Ir, Val, ValNode};
+use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, FxBuild, Ir, Val, ValNode};
 
 /// What a taken edge says about a value: `val op k` is `holds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,8 @@ struct Fact {
     op: CmpOp,
     k: u32,
     holds: bool,
+    /// From a relation's test (see [`Cond::Cmp`]).
+    relation: bool,
 }
 
 /// Per-block working state of the passes.
@@ -76,6 +78,10 @@ pub fn optimize(ir: &mut Ir) {
     type Pass = fn(&mut Ir, &mut Scratch) -> bool;
     const PASSES: [Pass; 4] = [skip_trivial, thread, merge_duplicates, compact];
     drop_dead_lets(ir);
+    let root = match ir.entry {
+        Some(Edge::Block(i)) => Some(ir.blocks[i as usize]),
+        _ => None,
+    };
     let mut s = Scratch::default();
     // At most four rounds of the passes in turn. Every pass says whether
     // it changed an edge, the entry or the block list; once the last four
@@ -99,15 +105,55 @@ pub fn optimize(ir: &mut Ir) {
             pass(ir, &mut s);
         }
     }
+    if let Some(root) = root {
+        keep_root_loads(ir, root);
+    }
+}
+
+/// libpcap's optimiser never drops the loads of the first test: when its
+/// branch goes (both edges meet), `opt_root` moves the test's statements
+/// into the new first block. So if the first test is gone but the filter
+/// still tests something, its loads come back as a test whose edges
+/// meet, which the code generator keeps for its loads.
+fn keep_root_loads(ir: &mut Ir, root: Block) {
+    let Some(Edge::Block(entry)) = ir.entry else {
+        return;
+    };
+    let loads = match root.cond {
+        Cond::Cmp { a, b, .. } => can_reject(ir, a) || can_reject(ir, b),
+        Cond::ProtoChain { .. } | Cond::Let { .. } => false,
+    };
+    if !loads || ir.blocks[entry as usize].cond == root.cond {
+        return;
+    }
+    let shift = |e: Edge| match e {
+        Edge::Block(i) => Edge::Block(i + 1),
+        e => e,
+    };
+    for b in &mut ir.blocks {
+        b.t = shift(b.t);
+        b.f = shift(b.f);
+    }
+    let next = shift(Edge::Block(entry));
+    ir.blocks.insert(
+        0,
+        Block {
+            t: next,
+            f: next,
+            ..root
+        },
+    );
+    ir.entry = Some(Edge::Block(0));
 }
 
 fn fact_of(ir: &Ir, cond: Cond, holds: bool) -> Option<Fact> {
     match cond {
-        Cond::Cmp { a, op, b } => ir.const_of(b).map(|k| Fact {
+        Cond::Cmp { a, op, b, relation } => ir.const_of(b).map(|k| Fact {
             val: a,
             op,
             k,
             holds,
+            relation,
         }),
         Cond::ProtoChain { .. } | Cond::Let { .. } => None,
     }
@@ -115,88 +161,32 @@ fn fact_of(ir: &Ir, cond: Cond, holds: bool) -> Option<Fact> {
 
 /// The outcome of `cond` when `facts` hold, if they decide it.
 fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
-    let Cond::Cmp { a, op, b } = cond else {
+    let Cond::Cmp { a, op, b, relation } = cond else {
         return None;
     };
     if let (Some(x), Some(y)) = (ir.const_of(a), ir.const_of(b)) {
         return Some(op.eval(x, y));
     }
     let k = ir.const_of(b)?;
-    let mut any = false;
-    // Bounds from the facts; the value's static range joins them below,
-    // only when some fact is about it.
-    let (mut lo, mut hi) = (0u64, u64::MAX);
-    let mut exact = None;
-    let mut clear = 0u32;
-    // Some fact `a & m != 0` with `m` inside `k`: then `a & k != 0`.
-    let mut set_within_k = false;
-    for f in facts.iter().filter(|f| f.val == a) {
-        any = true;
+    // libpcap's `fold_edge`, no more: the same test has the same outcome,
+    // and a value equal to one constant differs from every other, for
+    // tests against a constant (a relation's test compares with X, which
+    // fold_edge leaves alone, and the two forms never meet). Deeper
+    // inferences are sound on their own, but they leave tests whose edges
+    // meet where libpcap's do not, and dropping those drops loads libpcap
+    // keeps: a packet cut short then gets a different verdict.
+    for f in facts
+        .iter()
+        .filter(|f| f.val == a && f.relation == relation)
+    {
         if f.op == op && f.k == k {
             return Some(f.holds);
         }
-        let fk = u64::from(f.k);
-        match (f.op, f.holds) {
-            (CmpOp::Eq, true) => exact = Some(f.k),
-            (CmpOp::Eq, false) => {
-                if op == CmpOp::Eq && f.k == k {
-                    return Some(false);
-                }
-            }
-            (CmpOp::Gt, true) => lo = lo.max(fk + 1),
-            (CmpOp::Gt, false) => hi = hi.min(fk),
-            (CmpOp::Ge, true) => lo = lo.max(fk),
-            (CmpOp::Ge, false) if fk > 0 => hi = hi.min(fk - 1),
-            (CmpOp::Ge, false) => {}
-            (CmpOp::Set, true) => set_within_k |= f.k & !k == 0,
-            (CmpOp::Set, false) => clear |= f.k,
+        if f.op == CmpOp::Eq && f.holds && op == CmpOp::Eq && !relation {
+            return Some(false);
         }
     }
-    if !any {
-        return None;
-    }
-    if let Some(x) = exact {
-        return Some(op.eval(x, k));
-    }
-    let (slo, shi) = ir.range(a);
-    let (lo, hi) = (lo.max(slo), hi.min(shi));
-    let k64 = u64::from(k);
-    match op {
-        CmpOp::Eq => {
-            if k64 < lo || k64 > hi || k & clear != 0 {
-                Some(false)
-            } else {
-                None
-            }
-        }
-        CmpOp::Gt => {
-            if lo > k64 {
-                Some(true)
-            } else if hi <= k64 {
-                Some(false)
-            } else {
-                None
-            }
-        }
-        CmpOp::Ge => {
-            if lo >= k64 {
-                Some(true)
-            } else if hi < k64 {
-                Some(false)
-            } else {
-                None
-            }
-        }
-        CmpOp::Set => {
-            if k & !clear == 0 {
-                Some(false)
-            } else if set_within_k {
-                Some(true)
-            } else {
-                None
-            }
-        }
-    }
+    None
 }
 
 /// Where an edge goes once blocks are replaced by their aliases.
