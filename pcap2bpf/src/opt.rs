@@ -10,6 +10,13 @@
 //! loads, as libpcap's optimiser does (not when libpcap leaves the filter
 //! unoptimised, see [`Ir::pcap_unoptimized`]). `Let` blocks (variable
 //! assignments) are never skipped: what follows may read the variable.
+//!
+//! Exactness with truncated packets: which tests go decides which loads
+//! run, so the passes follow libpcap's optimiser, not just soundness.
+//! Threading infers only what its `fold_edge` infers, relations and
+//! primitives are kept apart as its X and K comparisons are, the first
+//! test's loads stay (`opt_root`), and the pull-ups reorder chains
+//! as its `or_pullup`/`and_pullup` do.
 
 use std::collections::HashMap;
 
