@@ -481,19 +481,28 @@ impl Ir {
     /// Whether some path from the entry reaches ACCEPT.
     pub fn can_accept(&self) -> bool {
         let Some(entry) = self.entry else { return true };
-        let mut reach = vec![false; self.blocks.len()];
+        // Blocks only jump forward: one pass in order marks what the entry
+        // reaches. Small graphs (most filters) mark on the stack.
+        let (mut small, mut big) = ([false; 64], Vec::new());
+        let reach: &mut [bool] = match small.get_mut(..self.blocks.len()) {
+            Some(r) => r,
+            None => {
+                big.resize(self.blocks.len(), false);
+                &mut big
+            }
+        };
         let mut accept = false;
-        let mut mark = |e: Edge, reach: &mut Vec<bool>| match e {
+        let mut mark = |e: Edge, reach: &mut [bool]| match e {
             Edge::Accept => accept = true,
             Edge::Block(i) => reach[i as usize] = true,
             Edge::Reject => {}
         };
-        mark(entry, &mut reach);
+        mark(entry, reach);
         for i in 0..self.blocks.len() {
             if reach[i] {
                 let b = self.blocks[i];
-                mark(b.t, &mut reach);
-                mark(b.f, &mut reach);
+                mark(b.t, reach);
+                mark(b.f, reach);
             }
         }
         accept

@@ -314,6 +314,12 @@ fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
         ..
     } = s;
     arena.clear();
+    // Room for a few facts a block up front: growing step by step costs
+    // more than the spare room. A lone block stores no facts.
+    if n > 1 {
+        arena.reserve(4 * n);
+    }
+    facts.reserve(16);
     if let Some(Edge::Block(i)) = ir.entry {
         slots[i as usize].known = Some((0, 0));
     }
