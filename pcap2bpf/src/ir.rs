@@ -233,12 +233,18 @@ pub struct Block {
     pub span: Span,
 }
 
+/// Up to this many values, interning finds a value by scanning.
+const SCAN_VALS: usize = 32;
+
 /// The IR of a filter: a value arena and a CFG. Blocks only jump forward
 /// (to higher indices), so the graph is acyclic and block order is a
 /// topological order.
 #[derive(Debug, Clone, Default)]
 pub struct Ir {
     vals: Vec<ValNode>,
+    /// The index of `vals`, built once there are more than
+    /// [`SCAN_VALS`] (fewer are found faster by a scan, without hashing
+    /// or allocating).
     interned: HashMap<ValNode, Val, FxBuild>,
     /// The blocks; see [`Ir::entry`].
     pub blocks: Vec<Block>,
@@ -261,7 +267,6 @@ impl Ir {
     pub fn with_capacity(vals: usize) -> Ir {
         Ir {
             vals: Vec::with_capacity(vals),
-            interned: HashMap::with_capacity_and_hasher(vals, FxBuild::default()),
             ..Ir::default()
         }
     }
@@ -304,17 +309,27 @@ impl Ir {
             },
             n => n,
         };
-        if let Some(v) = self.interned.get(&node) {
-            return *v;
+        if let Some(v) = self.find(node) {
+            return v;
         }
         let v = Val(self.vals.len() as u32);
         self.vals.push(node);
-        self.interned.insert(node, v);
+        if self.vals.len() > SCAN_VALS {
+            if self.interned.is_empty() {
+                self.interned = (self.vals.iter().copied()).zip((0..).map(Val)).collect();
+            } else {
+                self.interned.insert(node, v);
+            }
+        }
         v
     }
 
     /// The value of `node` if it was interned (without folding).
     pub fn find(&self, node: ValNode) -> Option<Val> {
+        if self.vals.len() <= SCAN_VALS {
+            let i = self.vals.iter().position(|n| *n == node)?;
+            return Some(Val(i as u32));
+        }
         self.interned.get(&node).copied()
     }
 

@@ -172,8 +172,11 @@ fn word(src: &str, at: usize) -> Result<(usize, Tok), CompileError> {
         mac = mac_len(b, at);
         num = num_end(b, at).map_or(0, |e| e - at);
         hid = hid_len(b, at);
-        v6 = v6_len(b, at);
-        bogus = bogus_mac_len(b, at);
+        // Every IPv6 and bogus MAC form has a colon (numbers do not).
+        if b[at..at + addr].contains(&b':') {
+            v6 = v6_len(b, at);
+            bogus = bogus_mac_len(b, at);
+        }
     }
     let len = id.max(mac).max(num).max(hid).max(v6).max(bogus);
     let text = &src[at..at + len];

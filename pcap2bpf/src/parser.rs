@@ -212,9 +212,9 @@ impl Parser {
                 None => self.term()?,
             };
             left = if op == "and" {
-                Expr::And(Box::new(left), Box::new(right))
+                Expr::And(Box::new((left, right)))
             } else {
-                Expr::Or(Box::new(left), Box::new(right))
+                Expr::Or(Box::new((left, right)))
             };
         }
         Ok(left)
@@ -380,9 +380,9 @@ impl Parser {
                 self.bump();
                 let right = self.id(q)?;
                 left = if op == "and" {
-                    Expr::And(Box::new(left), Box::new(right))
+                    Expr::And(Box::new((left, right)))
                 } else {
-                    Expr::Or(Box::new(left), Box::new(right))
+                    Expr::Or(Box::new((left, right)))
                 };
             }
             self.expect_sym(")")?;
