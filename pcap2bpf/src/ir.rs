@@ -316,7 +316,10 @@ impl Ir {
         self.vals.push(node);
         if self.vals.len() > SCAN_VALS {
             if self.interned.is_empty() {
-                self.interned = (self.vals.iter().copied()).zip((0..).map(Val)).collect();
+                // Room for a few times as many: rehashing costs more.
+                self.interned.reserve(4 * SCAN_VALS);
+                let all = self.vals.iter().copied().zip((0..).map(Val));
+                self.interned.extend(all);
             } else {
                 self.interned.insert(node, v);
             }
@@ -327,7 +330,8 @@ impl Ir {
     /// The value of `node` if it was interned (without folding).
     pub fn find(&self, node: ValNode) -> Option<Val> {
         if self.vals.len() <= SCAN_VALS {
-            let i = self.vals.iter().position(|n| *n == node)?;
+            // From the newest: a value recurs mostly soon after.
+            let i = self.vals.iter().rposition(|n| *n == node)?;
             return Some(Val(i as u32));
         }
         self.interned.get(&node).copied()

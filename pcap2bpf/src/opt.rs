@@ -47,8 +47,9 @@ const FRESH: Slot = Slot {
 };
 
 /// Up to this many blocks, `merge_duplicates` looks for an equal block
-/// by scanning (cheaper than building a hash map).
-const SCAN_MAX: usize = 64;
+/// by scanning (cheaper than building a hash map); past it, the scans
+/// (quadratic, every round) cost more than the map.
+const SCAN_MAX: usize = 16;
 
 /// Buffers the passes reuse from round to round, so that a round
 /// allocates nothing once they have grown.
