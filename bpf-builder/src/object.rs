@@ -191,7 +191,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), ObjectError> {
     }
     if !name
         .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        .all(|c| matches!(c, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.'))
     {
         return bad("only [A-Za-z0-9_.] are allowed");
     }

@@ -164,11 +164,15 @@ fn word(src: &str, at: usize) -> Result<(usize, Tok), CompileError> {
     // Addresses and numbers are made of hex digits, `x` (of `0x`) and the
     // separators alone: a name that runs past those is longer than any
     // of them (`and`, `arp`, `ether`), so they need no scan.
-    let addr = b[at..]
-        .iter()
-        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, b'x' | b'X' | b':' | b'.' | b'-'))
-        .count();
-    if b[at].is_ascii_hexdigit() && addr >= id {
+    let addr = if b[at].is_ascii_hexdigit() {
+        b[at..]
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, b'x' | b'X' | b':' | b'.' | b'-'))
+            .count()
+    } else {
+        0
+    };
+    if addr > 0 && addr >= id {
         mac = mac_len(b, at);
         num = num_end(b, at).map_or(0, |e| e - at);
         hid = hid_len(b, at);
