@@ -306,6 +306,10 @@ fn drop_dead_lets(ir: &mut Ir) {
 /// Redirects each edge past the tests its path already decides.
 fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
+    if n < 2 {
+        // No test lies beyond another.
+        return false;
+    }
     s.reset(n);
     let Scratch { slots, arena, .. } = s;
     arena.clear();
@@ -383,6 +387,10 @@ fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
 /// block that now jumps to it.
 fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
+    if n < 2 {
+        // Nothing to merge with, and no alias to resolve.
+        return false;
+    }
     s.reset(n);
     s.seen.clear();
     if n > SCAN_MAX {
