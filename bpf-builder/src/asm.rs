@@ -231,13 +231,12 @@ enum Fixup {
     Imm32(Label),
 }
 
-/// An emitted instruction. Rare parts (second slots, references) live in
-/// side vectors of [`Asm`], so that items stay small.
+/// An emitted instruction. Rare parts (second slots, references, source
+/// annotations) live in side vectors of [`Asm`], so that items stay small.
 #[derive(Clone, Debug)]
 struct Item {
     insn: Insn,
     fixup: Fixup,
-    source: Option<u32>,
     /// A 16-byte load: its second slot is the next of `Asm::his`.
     wide: bool,
 }
@@ -310,8 +309,11 @@ pub struct Asm {
     labels: PrimaryMap<Label, LabelSlot>,
     /// Number of labels with a name.
     named: usize,
-    annotations: Vec<Annotation>,
-    current_source: Option<u32>,
+    /// Annotated runs as [`Code::sources`] has them, by item index: `finish`
+    /// hands them over without copying.
+    sources: Vec<(usize, Option<Annotation>)>,
+    /// A change of annotation that the next instruction starts a run with.
+    pending_source: Option<Option<Annotation>>,
     long_jumps: bool,
     errors: Vec<AsmError>,
 }
@@ -365,8 +367,8 @@ impl Asm {
             relocs: Vec::new(),
             labels: PrimaryMap::new(),
             named: 0,
-            annotations: Vec::new(),
-            current_source: None,
+            sources: Vec::new(),
+            pending_source: None,
             long_jumps: true,
             errors: Vec::new(),
         }
@@ -449,20 +451,25 @@ impl Asm {
         }
     }
 
+    /// The annotation of the next instruction.
+    fn current_source(&self) -> Option<&Annotation> {
+        match &self.pending_source {
+            Some(next) => next.as_ref(),
+            None => self.sources.last().and_then(|(_, a)| a.as_ref()),
+        }
+    }
+
     /// Annotates every following instruction with `source`, until changed.
     pub fn set_source(&mut self, source: Annotation) {
-        if let Some(i) = self.current_source
-            && self.annotations[i as usize] == source
-        {
-            return;
+        if self.current_source() != Some(&source) {
+            self.pending_source = Some(Some(source));
         }
-        self.annotations.push(source);
-        self.current_source = Some(self.annotations.len() as u32 - 1);
     }
 
     /// Stops annotating the following instructions.
     pub fn clear_source(&mut self) {
-        self.current_source = None;
+        let annotated = matches!(self.sources.last(), Some((_, Some(_))));
+        self.pending_source = annotated.then_some(None);
     }
 
     // ---- raw emission ----
@@ -474,10 +481,12 @@ impl Asm {
         if let Some(h) = hi {
             self.his.push(h);
         }
+        if let Some(next) = self.pending_source.take() {
+            self.sources.push((self.items.len(), next));
+        }
         self.items.push(Item {
             insn,
             fixup,
-            source: self.current_source,
             wide: hi.is_some(),
         });
     }
@@ -635,10 +644,11 @@ impl Asm {
     // ---- resolution ----
 
     /// Resolves labels and relaxes out-of-range jumps.
-    pub fn finish(self) -> Result<Code, AsmError> {
+    pub fn finish(mut self) -> Result<Code, AsmError> {
         if let Some(e) = self.errors.first() {
             return Err(e.clone());
         }
+        let mut sources = std::mem::take(&mut self.sources);
         let target = |label: Label, insn: usize| -> Result<usize, AsmError> {
             match self.labels[label].at {
                 Some(t) if t < self.items.len() => Ok(t),
@@ -706,28 +716,22 @@ impl Asm {
         }
 
         let total = pc_of(&pcs, n);
+        // The runs start at items: move them to their slots.
+        if !pcs.is_empty() {
+            for (at, _) in &mut sources {
+                *at = pcs[*at];
+            }
+        }
         let mut code = Code {
             insns: Vec::with_capacity(total),
-            // About one run per annotation, and one that ends them.
-            sources: Vec::with_capacity(match self.annotations.len() {
-                0 => 0,
-                k => k + 1,
-            }),
+            sources,
             labels: Vec::with_capacity(self.named),
             relocs: Vec::with_capacity(self.relocs.len()),
         };
         let mut his = self.his.iter();
         let mut next_reloc = 0;
-        let mut last_source = None;
         for (i, item) in self.items.iter().enumerate() {
             let pc = pc_of(&pcs, i);
-            if item.source != last_source {
-                code.sources.push((
-                    pc,
-                    item.source.map(|s| self.annotations[s as usize].clone()),
-                ));
-                last_source = item.source;
-            }
             if let Some(&(at, r)) = self.relocs.get(next_reloc)
                 && at == i
             {

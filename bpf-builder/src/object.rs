@@ -190,8 +190,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), ObjectError> {
         return bad("longer than 15 bytes (the kernel keeps 15)");
     }
     if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        .bytes()
+        .all(|c| matches!(c, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.'))
     {
         return bad("only [A-Za-z0-9_.] are allowed");
     }

@@ -27,10 +27,11 @@ impl Span {
 /// A boolean filter expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
-    /// `a and b` (also `&&`).
-    And(Box<Expr>, Box<Expr>),
+    /// `a and b` (also `&&`). One box holds both operands: half the
+    /// allocations of two.
+    And(Box<(Expr, Expr)>),
     /// `a or b` (also `||`).
-    Or(Box<Expr>, Box<Expr>),
+    Or(Box<(Expr, Expr)>),
     /// `not a` (also `!`); the span covers the operator and its operand.
     Not(Box<Expr>, Span),
     /// A primitive test.
@@ -41,7 +42,7 @@ impl Expr {
     /// The bytes this expression covers.
     pub fn span(&self) -> Span {
         match self {
-            Expr::And(a, b) | Expr::Or(a, b) => a.span().to(b.span()),
+            Expr::And(ab) | Expr::Or(ab) => ab.0.span().to(ab.1.span()),
             Expr::Not(_, s) | Expr::Prim(_, s) => *s,
         }
     }

@@ -83,10 +83,10 @@ pub enum Atom {
 /// A checked expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checked {
-    /// Both.
-    And(Box<Checked>, Box<Checked>),
+    /// Both (one box for the two: half the allocations).
+    And(Box<(Checked, Checked)>),
     /// Either.
-    Or(Box<Checked>, Box<Checked>),
+    Or(Box<(Checked, Checked)>),
     /// Negation.
     Not(Box<Checked>),
     /// A test, with its source span.
@@ -156,8 +156,8 @@ impl<'a> Checker<'a> {
     /// Checks `e`, returning the resolved tree.
     pub fn check(&mut self, e: &Expr) -> R<Checked> {
         Ok(match e {
-            Expr::And(a, b) => Checked::And(Box::new(self.check(a)?), Box::new(self.check(b)?)),
-            Expr::Or(a, b) => Checked::Or(Box::new(self.check(a)?), Box::new(self.check(b)?)),
+            Expr::And(ab) => Checked::And(Box::new((self.check(&ab.0)?, self.check(&ab.1)?))),
+            Expr::Or(ab) => Checked::Or(Box::new((self.check(&ab.0)?, self.check(&ab.1)?))),
             Expr::Not(a, _) => Checked::Not(Box::new(self.check(a)?)),
             Expr::Prim(p, span) => {
                 if self.after_mpls && !over_mpls_ok(p) {
@@ -500,7 +500,7 @@ impl<'a> Checker<'a> {
                         let c = Checked::Atom(atom, span);
                         out = Some(match out {
                             None => c,
-                            Some(prev) => Checked::Or(Box::new(prev), Box::new(c)),
+                            Some(prev) => Checked::Or(Box::new((prev, c))),
                         });
                     }
                     out.ok_or_else(|| {

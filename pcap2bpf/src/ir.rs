@@ -238,12 +238,18 @@ pub struct Block {
     pub span: Span,
 }
 
+/// Up to this many values, interning finds a value by scanning.
+const SCAN_VALS: usize = 32;
+
 /// The IR of a filter: a value arena and a CFG. Blocks only jump forward
 /// (to higher indices), so the graph is acyclic and block order is a
 /// topological order.
 #[derive(Debug, Clone, Default)]
 pub struct Ir {
     vals: Vec<ValNode>,
+    /// The index of `vals`, built once there are more than
+    /// [`SCAN_VALS`] (fewer are found faster by a scan, without hashing
+    /// or allocating).
     interned: HashMap<ValNode, Val, FxBuild>,
     /// The blocks; see [`Ir::entry`].
     pub blocks: Vec<Block>,
@@ -266,7 +272,6 @@ impl Ir {
     pub fn with_capacity(vals: usize) -> Ir {
         Ir {
             vals: Vec::with_capacity(vals),
-            interned: HashMap::with_capacity_and_hasher(vals, FxBuild::default()),
             ..Ir::default()
         }
     }
@@ -309,17 +314,31 @@ impl Ir {
             },
             n => n,
         };
-        if let Some(v) = self.interned.get(&node) {
-            return *v;
+        if let Some(v) = self.find(node) {
+            return v;
         }
         let v = Val(self.vals.len() as u32);
         self.vals.push(node);
-        self.interned.insert(node, v);
+        if self.vals.len() > SCAN_VALS {
+            if self.interned.is_empty() {
+                // Room for a few times as many: rehashing costs more.
+                self.interned.reserve(4 * SCAN_VALS);
+                let all = self.vals.iter().copied().zip((0..).map(Val));
+                self.interned.extend(all);
+            } else {
+                self.interned.insert(node, v);
+            }
+        }
         v
     }
 
     /// The value of `node` if it was interned (without folding).
     pub fn find(&self, node: ValNode) -> Option<Val> {
+        if self.vals.len() <= SCAN_VALS {
+            // From the newest: a value recurs mostly soon after.
+            let i = self.vals.iter().rposition(|n| *n == node)?;
+            return Some(Val(i as u32));
+        }
         self.interned.get(&node).copied()
     }
 
@@ -486,19 +505,28 @@ impl Ir {
     /// Whether some path from the entry reaches ACCEPT.
     pub fn can_accept(&self) -> bool {
         let Some(entry) = self.entry else { return true };
-        let mut reach = vec![false; self.blocks.len()];
+        // Blocks only jump forward: one pass in order marks what the entry
+        // reaches. Small graphs (most filters) mark on the stack.
+        let (mut small, mut big) = ([false; 64], Vec::new());
+        let reach: &mut [bool] = match small.get_mut(..self.blocks.len()) {
+            Some(r) => r,
+            None => {
+                big.resize(self.blocks.len(), false);
+                &mut big
+            }
+        };
         let mut accept = false;
-        let mut mark = |e: Edge, reach: &mut Vec<bool>| match e {
+        let mut mark = |e: Edge, reach: &mut [bool]| match e {
             Edge::Accept => accept = true,
             Edge::Block(i) => reach[i as usize] = true,
             Edge::Reject => {}
         };
-        mark(entry, &mut reach);
+        mark(entry, reach);
         for i in 0..self.blocks.len() {
             if reach[i] {
                 let b = self.blocks[i];
-                mark(b.t, &mut reach);
-                mark(b.f, &mut reach);
+                mark(b.t, reach);
+                mark(b.f, reach);
             }
         }
         accept

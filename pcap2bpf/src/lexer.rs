@@ -161,12 +161,26 @@ fn word(src: &str, at: usize) -> Result<(usize, Tok), CompileError> {
     // inner `-`), so they never outrun the name rule.
     let id = id_len(b, at);
     let (mut mac, mut num, mut hid, mut v6, mut bogus) = (0, 0, 0, 0, 0);
-    if b[at].is_ascii_hexdigit() {
+    // Addresses and numbers are made of hex digits, `x` (of `0x`) and the
+    // separators alone: a name that runs past those is longer than any
+    // of them (`and`, `arp`, `ether`), so they need no scan.
+    let addr = if b[at].is_ascii_hexdigit() {
+        b[at..]
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit() || matches!(c, b'x' | b'X' | b':' | b'.' | b'-'))
+            .count()
+    } else {
+        0
+    };
+    if addr > 0 && addr >= id {
         mac = mac_len(b, at);
         num = num_end(b, at).map_or(0, |e| e - at);
         hid = hid_len(b, at);
-        v6 = v6_len(b, at);
-        bogus = bogus_mac_len(b, at);
+        // Every IPv6 and bogus MAC form has a colon (numbers do not).
+        if b[at..at + addr].contains(&b':') {
+            v6 = v6_len(b, at);
+            bogus = bogus_mac_len(b, at);
+        }
     }
     let len = id.max(mac).max(num).max(hid).max(v6).max(bogus);
     let text = &src[at..at + len];

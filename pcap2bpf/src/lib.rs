@@ -164,7 +164,7 @@ pub fn build_ir(
     opts: &LowerOptions,
 ) -> Result<(Ir, Option<String>), CompileError> {
     // Room for the values of a few primitives: growing costs more.
-    let mut ir = Ir::with_capacity(16);
+    let mut ir = Ir::with_capacity(32);
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
     opt::optimize(&mut ir);
     if !ir.can_accept() {

@@ -177,7 +177,7 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
 
 fn has_geneve(c: &Checked) -> bool {
     match c {
-        Checked::And(a, b) | Checked::Or(a, b) => has_geneve(a) || has_geneve(b),
+        Checked::And(ab) | Checked::Or(ab) => has_geneve(&ab.0) || has_geneve(&ab.1),
         Checked::Not(a) => has_geneve(a),
         Checked::Atom(Atom::Prim(Primitive::Geneve(_)), _) => true,
         Checked::Atom(..) => false,
@@ -329,13 +329,13 @@ impl<'a> Lower<'a> {
 
     fn node(&mut self, c: &Checked) -> R<P> {
         Ok(match c {
-            Checked::And(a, b) => {
-                let a = self.node(a)?;
-                and(a, self.node(b)?)
+            Checked::And(ab) => {
+                let a = self.node(&ab.0)?;
+                and(a, self.node(&ab.1)?)
             }
-            Checked::Or(a, b) => {
-                let a = self.node(a)?;
-                or(a, self.node(b)?)
+            Checked::Or(ab) => {
+                let a = self.node(&ab.0)?;
+                or(a, self.node(&ab.1)?)
             }
             Checked::Not(a) => not(self.node(a)?),
             Checked::Atom(a, span) => {

@@ -56,18 +56,18 @@ const FRESH: Slot = Slot {
 };
 
 /// Up to this many blocks, `merge_duplicates` looks for an equal block
-/// by scanning (cheaper than building a hash map).
-const SCAN_MAX: usize = 64;
+/// by scanning (cheaper than building a hash map); past it, the scans
+/// (quadratic, every round) cost more than the map.
+const SCAN_MAX: usize = 16;
 
 /// Buffers the passes reuse from round to round, so that a round
 /// allocates nothing once they have grown.
 #[derive(Default)]
 struct Scratch {
     slots: Vec<Slot>,
-    /// Storage of the `known` fact lists.
+    /// Storage of the `known` fact lists, and at its end the facts along
+    /// the path being threaded.
     arena: Vec<Fact>,
-    /// The facts along the path being threaded.
-    facts: Vec<Fact>,
     /// The blocks kept so far by `merge_duplicates`, on large graphs.
     seen: HashMap<(Cond, Edge, Edge), u32, FxBuild>,
 }
@@ -303,14 +303,16 @@ fn drop_dead_lets(ir: &mut Ir) {
 /// Redirects each edge past the tests its path already decides.
 fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
+    if n < 2 {
+        // No test lies beyond another.
+        return false;
+    }
     s.reset(n);
-    let Scratch {
-        slots,
-        arena,
-        facts,
-        ..
-    } = s;
+    let Scratch { slots, arena, .. } = s;
     arena.clear();
+    // Room for a few facts a block up front: growing step by step costs
+    // more than the spare room.
+    arena.reserve(4 * n);
     if let Some(Edge::Block(i)) = ir.entry {
         slots[i as usize].known = Some((0, 0));
     }
@@ -323,28 +325,30 @@ fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
         let b = ir.blocks[i];
         let mut out = [b.t, b.f];
         for (slot, holds) in out.iter_mut().zip([true, false]) {
-            facts.clear();
-            facts.extend_from_slice(&arena[start..start + len]);
-            facts.extend(fact_of(ir, b.cond, holds));
+            // The facts along this path, at the end of the arena: they
+            // stay there as the target's when it has none yet.
+            let path = arena.len();
+            arena.extend_from_within(start..start + len);
+            arena.extend(fact_of(ir, b.cond, holds));
             let mut target = *slot;
             while let Edge::Block(j) = target {
                 let nb = ir.blocks[j as usize];
-                let Some(r) = decide(ir, facts, nb.cond) else {
+                let Some(r) = decide(ir, &arena[path..], nb.cond) else {
                     break;
                 };
-                facts.extend(fact_of(ir, nb.cond, r));
+                arena.extend(fact_of(ir, nb.cond, r));
                 target = if r { nb.t } else { nb.f };
             }
             *slot = target;
             // Blocks only jump forward, so `j > i` and its facts are
-            // stored apart from block `i`'s.
+            // stored apart from block `i`'s, before this path's.
+            let mut keep_path = false;
             if let Edge::Block(j) = target {
                 let j = j as usize;
                 slots[j].known = Some(match slots[j].known {
                     None => {
-                        let at = arena.len();
-                        arena.extend_from_slice(facts);
-                        (at as u32, facts.len() as u32)
+                        keep_path = true;
+                        (path as u32, (arena.len() - path) as u32)
                     }
                     Some((at, len)) => {
                         // Keep the facts that also hold on this path.
@@ -352,7 +356,7 @@ fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
                         let mut kept = at;
                         for r in at..at + len {
                             let f = arena[r];
-                            if facts.contains(&f) {
+                            if arena[path..].contains(&f) {
                                 arena[kept] = f;
                                 kept += 1;
                             }
@@ -360,6 +364,9 @@ fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
                         (at as u32, (kept - at) as u32)
                     }
                 });
+            }
+            if !keep_path {
+                arena.truncate(path);
             }
         }
         changed |= out != [b.t, b.f];
@@ -377,8 +384,16 @@ fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
 /// block that now jumps to it.
 fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
+    if n < 2 {
+        // Nothing to merge with, and no alias to resolve.
+        return false;
+    }
     s.reset(n);
     s.seen.clear();
+    if n > SCAN_MAX {
+        // At its final size at once: growing rehashes.
+        s.seen.reserve(n);
+    }
     let mut changed = false;
     for i in (0..n).rev() {
         let (moved, b) = set_edges(ir, i, &s.slots);

@@ -132,10 +132,11 @@ impl Parser {
         self.span_here().start
     }
 
-    fn bump(&mut self) -> Token {
-        let t = self.toks[self.pos].clone();
+    /// Steps over the current token; returns where it was.
+    fn bump(&mut self) -> Span {
+        let span = self.toks[self.pos].span;
         self.pos += 1;
-        t
+        span
     }
 
     fn syntax(&self) -> CompileError {
@@ -153,7 +154,7 @@ impl Parser {
 
     fn expect_sym(&mut self, s: &str) -> R<Span> {
         if self.is_sym(s) {
-            Ok(self.bump().span)
+            Ok(self.bump())
         } else {
             Err(self.syntax())
         }
@@ -163,7 +164,7 @@ impl Parser {
         match self.peek() {
             Some(Tok::Num(n)) => {
                 let n = *n;
-                Ok((n, self.bump().span))
+                Ok((n, self.bump()))
             }
             _ => Err(self.syntax()),
         }
@@ -212,9 +213,9 @@ impl Parser {
                 None => self.term()?,
             };
             left = if op == "and" {
-                Expr::And(Box::new(left), Box::new(right))
+                Expr::And(Box::new((left, right)))
             } else {
-                Expr::Or(Box::new(left), Box::new(right))
+                Expr::Or(Box::new((left, right)))
             };
         }
         Ok(left)
@@ -223,7 +224,7 @@ impl Parser {
     // term: rterm | not term
     fn term(&mut self) -> R<Expr> {
         if self.is_kw("not") || self.is_sym("!") {
-            let start = self.bump().span.start;
+            let start = self.bump().start;
             let t = self.term()?;
             let span = Span::new(start, self.prev_end());
             return Ok(Expr::Not(Box::new(t), span));
@@ -380,9 +381,9 @@ impl Parser {
                 self.bump();
                 let right = self.id(q)?;
                 left = if op == "and" {
-                    Expr::And(Box::new(left), Box::new(right))
+                    Expr::And(Box::new((left, right)))
                 } else {
-                    Expr::Or(Box::new(left), Box::new(right))
+                    Expr::Or(Box::new((left, right)))
                 };
             }
             self.expect_sym(")")?;
@@ -409,7 +410,7 @@ impl Parser {
     // pnum: NUM | paren pnum ')'
     fn pnum(&mut self) -> R<(u32, Span)> {
         if self.is_sym("(") {
-            let start = self.bump().span.start;
+            let start = self.bump().start;
             let (n, _) = self.pnum()?;
             let end = self.expect_sym(")")?.end;
             return Ok((n, Span::new(start, end)));
@@ -535,8 +536,8 @@ impl Parser {
                 let a = self.arith(6)?;
                 Ok(Arith::Neg(Box::new(a), Span::new(start, self.prev_end())))
             }
-            Some(Tok::Num(n)) => Ok(Arith::Num(n, self.bump().span)),
-            Some(Tok::Kw("len")) => Ok(Arith::Len(self.bump().span)),
+            Some(Tok::Num(n)) => Ok(Arith::Num(n, self.bump())),
+            Some(Tok::Kw("len")) => Ok(Arith::Len(self.bump())),
             Some(Tok::Sym("(")) => {
                 self.bump();
                 let a = self.arith(0)?;
@@ -624,7 +625,7 @@ impl Parser {
             self.bump();
         }
         let k = self.kw().ok_or_else(|| self.syntax())?;
-        let kspan = self.bump().span;
+        let kspan = self.bump();
         let p = match k {
             "broadcast" => Primitive::Broadcast(proto),
             "multicast" => Primitive::Multicast(proto),
@@ -702,7 +703,7 @@ impl Parser {
         let Some(Tok::Id(name)) = self.peek().cloned() else {
             return Ok(Llc::Any);
         };
-        let span = self.bump().span;
+        let span = self.bump();
         Ok(match name.to_ascii_lowercase().as_str() {
             "i" => Llc::I,
             "s" => Llc::S,

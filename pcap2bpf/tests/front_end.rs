@@ -33,9 +33,10 @@ fn qual_of(e: &Expr) -> (Option<Proto>, Dir, Kind, Value) {
 
 #[test]
 fn bare_operands_inherit_the_previous_qualifier() {
-    let Expr::Or(a, b) = ast("tcp dst port 80 or 443") else {
+    let Expr::Or(ab) = ast("tcp dst port 80 or 443") else {
         panic!()
     };
+    let (a, b) = *ab;
     assert_eq!(
         qual_of(&a),
         (Some(Proto::Tcp), Dir::Dst, Kind::Port, Value::Num(80))
@@ -45,17 +46,19 @@ fn bare_operands_inherit_the_previous_qualifier() {
         (Some(Proto::Tcp), Dir::Dst, Kind::Port, Value::Num(443))
     );
     // `not host a and b` is `(not host a) and host b`.
-    let Expr::And(a, b) = ast("not host a and b") else {
+    let Expr::And(ab) = ast("not host a and b") else {
         panic!()
     };
-    assert!(matches!(*a, Expr::Not(..)));
+    let (a, b) = *ab;
+    assert!(matches!(a, Expr::Not(..)));
     assert_eq!(qual_of(&b).2, Kind::Host);
     assert_eq!(qual_of(&b).3, Value::Name("b".into()));
     // Inside parentheses all bare operands share the qualifier.
-    let Expr::Or(_, b) = ast("host a or (b and 10.0.0.1)") else {
+    let Expr::Or(ab) = ast("host a or (b and 10.0.0.1)") else {
         panic!()
     };
-    let Expr::And(x, y) = *b else { panic!() };
+    let Expr::And(xy) = ab.1 else { panic!() };
+    let (x, y) = *xy;
     assert_eq!(qual_of(&x).2, Kind::Host);
     assert_eq!(qual_of(&y).3, Value::Ipv4("10.0.0.1".into()));
     // After a parenthesised term the qualifier in force before it returns:
@@ -67,19 +70,19 @@ fn bare_operands_inherit_the_previous_qualifier() {
 #[test]
 fn and_or_have_equal_precedence_and_associate_left() {
     // a or b and c == (a or b) and c
-    let Expr::And(l, _) = ast("tcp or udp and icmp") else {
+    let Expr::And(lr) = ast("tcp or udp and icmp") else {
         panic!()
     };
-    assert!(matches!(*l, Expr::Or(..)));
-    let Expr::Or(l, _) = ast("tcp and udp or icmp") else {
+    assert!(matches!(lr.0, Expr::Or(..)));
+    let Expr::Or(lr) = ast("tcp and udp or icmp") else {
         panic!()
     };
-    assert!(matches!(*l, Expr::And(..)));
+    assert!(matches!(lr.0, Expr::And(..)));
     // `not` binds tighter than both.
-    let Expr::And(l, _) = ast("not tcp and udp") else {
+    let Expr::And(lr) = ast("not tcp and udp") else {
         panic!()
     };
-    assert!(matches!(*l, Expr::Not(..)));
+    assert!(matches!(lr.0, Expr::Not(..)));
 }
 
 #[test]
