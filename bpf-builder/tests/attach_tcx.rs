@@ -138,6 +138,19 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
             .unwrap()
             .unwrap();
         drop((la, lb, ld, le, lf));
+        // Dropping a link's last fd detaches it, but a child another test
+        // thread is forking holds a copy until it execs: wait for it.
+        let ns = &ns;
+        let empty = |dev: &'static str, hook: Hook| {
+            move || {
+                ns.run(|| tcx::query(dev, hook))
+                    .unwrap()
+                    .unwrap()
+                    .prog_ids()
+                    .is_empty()
+            }
+        };
+        wait_for("vb's ingress chain empty", empty("vb", Hook::Ingress));
         assert_eq!(trace_of(&pair, &l), 0x5);
         let eg2 = ns
             .run(|| tcx::attach("va", Hook::Egress, a, Anchor::Head, None))
@@ -147,6 +160,7 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
         let chain = ns.run(|| tcx::query("va", Hook::Egress)).unwrap().unwrap();
         assert_eq!(chain.prog_ids(), vec![id(a), id(e)]);
         drop((eg1, eg2));
+        wait_for("va's egress chain empty", empty("va", Hook::Egress));
         assert_eq!(trace_of(&pair, &l), 0);
     }
     assert_nothing_left(prefix);
