@@ -82,21 +82,41 @@ impl Scratch {
 
 /// Optimises `ir` in place.
 pub fn optimize(ir: &mut Ir) {
-    type Pass = fn(&mut Ir, &mut Scratch) -> bool;
-    const PASSES: [Pass; 4] = [skip_trivial, thread, merge_duplicates, compact];
     drop_dead_lets(ir);
     let root = match ir.entry {
         Some(Edge::Block(i)) => Some(ir.blocks[i as usize]),
         _ => None,
     };
     let mut s = Scratch::default();
-    // At most four rounds of the passes in turn. Every pass says whether
-    // it changed an edge, the entry or the block list; once the last four
-    // passes (one of each) changed nothing, the IR is a fixed point of
-    // them all, as at the end of a round without change.
+    // libpcap's optimisation loops, then (when they moved branches) again
+    // on what the pull-ups opened up.
+    rounds(ir, &mut s);
+    if !ir.pcap_unoptimized && crate::pullup::pull_up(ir) {
+        rounds(ir, &mut s);
+    }
+    // libpcap merges equal blocks only after its loops (`intern_blocks`):
+    // a test whose two edges meet through a merge stays, with its loads,
+    // except at the root (`opt_root`), whose loads stay all the same.
+    if merge_duplicates(ir, &mut s) {
+        compact(ir, &mut s);
+    }
+    skip_trivial_root(ir);
+    compact(ir, &mut s);
+    if let Some(root) = root {
+        keep_root_loads(ir, root);
+    }
+}
+
+/// The passes in turn, at most four rounds: every pass says whether it
+/// changed an edge, the entry or the block list; once the last three
+/// passes (one of each) changed nothing, the IR is a fixed point of them
+/// all, as at the end of a round without change.
+fn rounds(ir: &mut Ir, s: &mut Scratch) {
+    type Pass = fn(&mut Ir, &mut Scratch) -> bool;
+    const PASSES: [Pass; 3] = [skip_trivial, thread, compact];
     let mut unchanged = 0;
     for pass in PASSES.iter().cycle().take(4 * PASSES.len()) {
-        if pass(ir, &mut s) {
+        if pass(ir, s) {
             unchanged = 0;
         } else {
             unchanged += 1;
@@ -105,15 +125,20 @@ pub fn optimize(ir: &mut Ir) {
             }
         }
     }
-    // libpcap's branch movement, on the simplified graph, then the passes
-    // again on what it opened up.
-    if !ir.pcap_unoptimized && crate::pullup::pull_up(ir) {
-        for pass in PASSES {
-            pass(ir, &mut s);
-        }
+}
+
+/// libpcap's `opt_root`: while the first test's edges meet, evaluation
+/// starts where they go.
+fn skip_trivial_root(ir: &mut Ir) {
+    if ir.pcap_unoptimized {
+        return;
     }
-    if let Some(root) = root {
-        keep_root_loads(ir, root);
+    while let Some(Edge::Block(i)) = ir.entry {
+        let b = ir.blocks[i as usize];
+        if b.t != b.f || matches!(b.cond, Cond::Let { .. }) {
+            break;
+        }
+        ir.entry = Some(b.t);
     }
 }
 
