@@ -28,6 +28,24 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The line of `pcap2bpf status` output `o` about filter `name`.
+fn status_line(o: &Output, name: &str) -> String {
+    stdout(o)
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("{name} missing from status:\n{}", stdout(o)))
+        .to_string()
+}
+
+/// Removes a filter's pins when a test ends, even a failing one.
+struct PinCleanup(String);
+
+impl Drop for PinCleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/pcap2bpf").join(&self.0));
+    }
+}
+
 #[test]
 fn compile_errors_point_at_the_fault_and_exit_1() {
     let o = pcap2bpf(&["compile", "tcp", "port", "70000"]);
@@ -247,13 +265,7 @@ fn attach_status_detach_on_a_veth() {
         ns.run(move || Command::new(BIN).args(&args).output().expect("runs"))
             .unwrap()
     };
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/pcap2bpf").join(&self.0));
-        }
-    }
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = PinCleanup(name.clone());
 
     // A failed attach leaves nothing behind.
     let o = cli(&["attach", "-i", "nosuchdev0", "--name", &name, "udp"]);
@@ -294,12 +306,7 @@ fn attach_status_detach_on_a_veth() {
     assert_eq!(got.len(), 1, "only the port-10 frame passes");
     assert_eq!(&got[0][36..38], &10u16.to_be_bytes());
 
-    let o = cli(&["status"]);
-    let line = stdout(&o)
-        .lines()
-        .find(|l| l.starts_with(&name))
-        .unwrap_or_else(|| panic!("{name} missing from status:\n{}", stdout(&o)))
-        .to_string();
+    let line = status_line(&cli(&["status"]), &name);
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&cols[1..4], &["c2b", "xdp", "drop"], "{line}");
     assert_eq!(cols[4], "2", "matched: {line}");
@@ -340,13 +347,7 @@ fn tcx_filter_reads_payload_past_the_linear_head() {
         .ip(&["addr", "add", "10.11.0.2/24", "dev", "pl1"])
         .unwrap();
     let name = format!("p{}", std::process::id() % 100_000_000);
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/pcap2bpf").join(&self.0));
-        }
-    }
-    let _cleanup = Cleanup(name.clone());
+    let _cleanup = PinCleanup(name.clone());
     let cli = |args: &[&str]| -> Output {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         server
@@ -385,12 +386,7 @@ fn tcx_filter_reads_payload_past_the_linear_head() {
     conn.read_exact(&mut got).unwrap();
     assert_eq!(&got, request);
 
-    let o = cli(&["status"]);
-    let line = stdout(&o)
-        .lines()
-        .find(|l| l.starts_with(&name))
-        .unwrap_or_else(|| panic!("{name} missing from status:\n{}", stdout(&o)))
-        .to_string();
+    let line = status_line(&cli(&["status"]), &name);
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&cols[1..4], &["pl1", "tcx-ingress", "count"], "{line}");
     assert_eq!(cols[4], "1", "the one request segment matches: {line}");

@@ -35,36 +35,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[(
 /// A capture: its path, packets, and libpcap's answer per expression.
 type Capture = (PathBuf, Vec<Packet>, BTreeMap<String, String>);
 
-fn link_of(dlt: i32) -> Option<(LinkType, &'static str)> {
-    Some(match dlt {
-        1 => (LinkType::En10mb, "EN10MB"),
-        12 | 14 | 101 => (LinkType::Raw, "RAW"),
-        113 => (LinkType::LinuxSll, "LINUX_SLL"),
-        276 => (LinkType::LinuxSll2, "LINUX_SLL2"),
-        0 => (LinkType::Null, "NULL"),
-        108 => (LinkType::Loop, "LOOP"),
-        _ => return None,
-    })
-}
-
-fn captures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut v: Vec<PathBuf> = [root.join("../../shared/pcaps"), root.join("samples")]
-        .iter()
-        .flat_map(|dir| {
-            std::fs::read_dir(dir)
-                .map(|d| {
-                    d.filter_map(|e| e.ok().map(|e| e.path()))
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-        })
-        .collect();
-    v.retain(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"));
-    v.sort();
-    v
-}
-
 struct Stats {
     exprs: usize,
     runs: usize,
@@ -181,10 +151,10 @@ fn verdicts_match_libpcap() {
     // Captures by link type, with libpcap's verdicts for each expression.
     let mut by_link: BTreeMap<&'static str, Vec<Capture>> = BTreeMap::new();
     let mut exprs_of: BTreeMap<&'static str, (LinkType, Vec<String>)> = BTreeMap::new();
-    for path in captures() {
+    for path in capture_files() {
         let cap = capture::read(&path).unwrap_or_else(|e| panic!("{e}"));
         let packets = cap.packets;
-        let Some((link, name)) = link_of(cap.link as i32) else {
+        let Some((link, name)) = link_of(cap.link) else {
             continue;
         };
         let exprs = &exprs_of

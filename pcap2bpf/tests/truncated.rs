@@ -20,33 +20,11 @@ use std::path::{Path, PathBuf};
 use common::*;
 use pcap2bpf::capture::{self, Packet};
 use pcap2bpf::engine::{Engine, RunOptions, Runner};
-use pcap2bpf::{CompileOptions, LinkType, Target, compile};
+use pcap2bpf::{CompileOptions, Target, compile};
 
 /// Longest cut: past it, headers have been read and the differential test
 /// covers the whole packets.
 const MAX_CUT: usize = 128;
-
-fn link_of(dlt: u32) -> Option<(LinkType, &'static str)> {
-    Some(match dlt {
-        1 => (LinkType::En10mb, "EN10MB"),
-        12 | 14 | 101 => (LinkType::Raw, "RAW"),
-        113 => (LinkType::LinuxSll, "LINUX_SLL"),
-        276 => (LinkType::LinuxSll2, "LINUX_SLL2"),
-        _ => return None,
-    })
-}
-
-fn captures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut v: Vec<PathBuf> = [root.join("../../shared/pcaps"), root.join("samples")]
-        .iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
-        .flat_map(|d| d.filter_map(|e| e.ok().map(|e| e.path())))
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    v.sort();
-    v
-}
 
 /// Cut packets by link type (the whole packet included), each distinct
 /// (bytes, wire length) once, with the link type's number.
@@ -55,7 +33,7 @@ type Cuts = BTreeMap<&'static str, (u32, Vec<Packet>)>;
 fn cut_packets() -> Cuts {
     let mut cut: Cuts = BTreeMap::new();
     let mut seen = HashSet::new();
-    for path in captures() {
+    for path in capture_files() {
         let cap = capture::read(&path).unwrap_or_else(|e| panic!("{e}"));
         let Some((_, name)) = link_of(cap.link) else {
             continue;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use pcap2bpf::Tables;
+use pcap2bpf::{LinkType, Tables};
 
 pub const HOSTS: &str = "\
 10.20.30.40 noeth-ipv4-noipv6.host123.libpcap.test
@@ -282,3 +282,31 @@ pub const OUR_EXPRESSIONS: &[&str] = &[
     "vlan and geneve",
     "",
 ];
+
+/// The link type of a capture's DLT number, and its name in
+/// `accept.tsv`; `None` for link types we do not compile for.
+pub fn link_of(dlt: u32) -> Option<(LinkType, &'static str)> {
+    Some(match dlt {
+        1 => (LinkType::En10mb, "EN10MB"),
+        12 | 14 | 101 => (LinkType::Raw, "RAW"),
+        113 => (LinkType::LinuxSll, "LINUX_SLL"),
+        276 => (LinkType::LinuxSll2, "LINUX_SLL2"),
+        0 => (LinkType::Null, "NULL"),
+        108 => (LinkType::Loop, "LOOP"),
+        _ => return None,
+    })
+}
+
+/// The capture files the verdict tests run over: the shared captures and
+/// our generated samples, sorted.
+pub fn capture_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut v: Vec<PathBuf> = [root.join("../../shared/pcaps"), root.join("samples")]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|d| d.filter_map(|e| e.ok().map(|e| e.path())))
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    v.sort();
+    v
+}
