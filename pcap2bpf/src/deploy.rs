@@ -336,7 +336,7 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
         Ok(())
     })();
     if let Err(e) = pinned {
-        let _ = fs::remove_dir_all(&dir);
+        let _ = remove_pins(&dir);
         return Err(e);
     }
     describe(&dir)
@@ -411,5 +411,14 @@ pub fn detach(name: &str) -> Result<(), DeployError> {
     if let Ok(link) = Link::from_pin(dir.join("link")) {
         link.detach()?;
     }
-    fs::remove_dir_all(&dir).map_err(pin_err(format!("removing {}", dir.display())))
+    remove_pins(&dir).map_err(pin_err(format!("removing {}", dir.display())))
+}
+
+/// Removes a filter's pin directory, and [`PIN_ROOT`] too when that was
+/// the last filter, so that nothing of ours stays behind.
+fn remove_pins(dir: &Path) -> io::Result<()> {
+    fs::remove_dir_all(dir)?;
+    // Fails (and is meant to) while other filters are pinned there.
+    let _ = fs::remove_dir(PIN_ROOT);
+    Ok(())
 }

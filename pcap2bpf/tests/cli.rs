@@ -327,6 +327,65 @@ fn attach_status_detach_on_a_veth() {
     assert_eq!(o.status.code(), Some(1), "detaching twice is an error");
 }
 
+/// Attaching and detaching leave the bpffs as they found it: no pin, not
+/// even pcap2bpf's own directory. The commands run in mount and network
+/// namespaces of their own (a fresh bpffs, only `lo`), so the check does not
+/// depend on what other tests or users have pinned.
+#[test]
+fn detaching_the_last_filter_leaves_no_pins() {
+    if !testbed::privileged("pin test") || !testbed::bpf_privileged("pin test") {
+        return;
+    }
+    let script = r#"
+        set -e
+        mount -t bpf bpf /sys/fs/bpf
+        ip link set lo up
+        "$BIN" attach -i lo --name a udp
+        "$BIN" attach -i lo --hook tcx-ingress --name b tcp
+        if "$BIN" attach -i lo --hook tcx-ingress --before nothere --name c icmp; then
+            exit 3
+        fi
+        echo "pinned: $(ls /sys/fs/bpf/pcap2bpf | tr '\n' ' ')"
+        "$BIN" detach a
+        echo "left: $(ls /sys/fs/bpf/pcap2bpf | tr '\n' ' ')"
+        "$BIN" detach b
+        echo "root after the last detach: $(ls -d /sys/fs/bpf/pcap2bpf 2>/dev/null || echo gone)"
+        if "$BIN" attach -i nosuchdev0 --name d udp; then
+            exit 4
+        fi
+        echo "root after a failed attach: $(ls -d /sys/fs/bpf/pcap2bpf 2>/dev/null || echo gone)"
+    "#;
+    let o = Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("BIN", BIN)
+        .output()
+        .expect("unshare runs");
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with("attached") && !l.starts_with("detached"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "pinned: a b ",
+            "left: b ",
+            "root after the last detach: gone",
+            "root after a failed attach: gone"
+        ],
+        "{out}"
+    );
+}
+
 /// TCP puts its payload in page fragments, so at tcx ingress the skb's
 /// linear data ends with the TCP header. A filter on the payload must
 /// still see it, as tcpdump does on the same interface.
