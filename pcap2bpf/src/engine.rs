@@ -155,7 +155,14 @@ impl Runner {
             let ctx = xdp_md(input.len());
             let out = loaded
                 .program(self.compiled.program)
-                .test_run(&TestRun::new(&input).ctx_in(&ctx))
+                // Only the verdict is wanted: no copy of the packet or the
+                // context back out.
+                .test_run(
+                    &TestRun::new(&input)
+                        .ctx_in(&ctx)
+                        .data_out_capacity(0)
+                        .ctx_out_capacity(0),
+                )
                 .map_err(|e| EngineError::Run(e.to_string()))?;
             return Ok(out.retval == MATCH as u32);
         }
