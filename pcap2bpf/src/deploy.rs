@@ -163,6 +163,10 @@ pub enum DeployError {
     /// The attachment failed.
     #[error(transparent)]
     Attach(#[from] AttachError),
+    /// The device's MTU is too large for our XDP programs, which read
+    /// only the first buffer of a frame.
+    #[error("{0}; the tcx-ingress hook (--hook tcx-ingress) takes frames of any size")]
+    XdpMtu(AttachError),
     /// A name that cannot be a program name and a directory.
     #[error("invalid filter name {0:?}: use 1 to 15 characters of [A-Za-z0-9_]")]
     BadName(String),
@@ -303,7 +307,12 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
         .program_by_name(req.name)
         .expect("the object has this program");
     let link = match req.hook {
-        Hook::Xdp => xdp::attach(req.iface, prog, XdpMode::Auto)?,
+        Hook::Xdp => xdp::attach(req.iface, prog, XdpMode::Auto).map_err(|e| match &e {
+            AttachError::Sys { source, .. } if source.raw_os_error() == Some(libc::ERANGE) => {
+                DeployError::XdpMtu(e)
+            }
+            _ => e.into(),
+        })?,
         Hook::TcxIngress | Hook::TcxEgress => {
             let hook = if req.hook == Hook::TcxIngress {
                 tcx::Hook::Ingress

@@ -386,6 +386,48 @@ fn detaching_the_last_filter_leaves_no_pins() {
     );
 }
 
+/// At a jumbo MTU a veth refuses XDP programs that do not read fragments;
+/// the error says why and names the hook that works, and nothing stays
+/// attached or pinned.
+#[test]
+fn xdp_on_a_jumbo_mtu_device_fails_with_advice() {
+    if !testbed::privileged("jumbo MTU test") || !testbed::bpf_privileged("jumbo MTU test") {
+        return;
+    }
+    let script = r#"
+        set -e
+        mount -t bpf bpf /sys/fs/bpf
+        ip link add j0 mtu 9000 type veth peer name j1 mtu 9000
+        ip link set j0 up
+        ip link set j1 up
+        if "$BIN" attach -i j0 --name jumbo udp; then
+            exit 3
+        fi
+        echo "pins: $(ls -d /sys/fs/bpf/pcap2bpf 2>/dev/null || echo none)"
+        ip link show j0 | grep -c xdp || true
+        "$BIN" attach -i j0 --hook tcx-ingress --name jumbo udp >/dev/null
+        "$BIN" detach jumbo >/dev/null
+    "#;
+    let o = Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("BIN", BIN)
+        .output()
+        .expect("unshare runs");
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "pins: none\n0\n");
+    let err = stderr(&o);
+    assert!(err.contains("MTU is too large"), "{err}");
+    assert!(err.contains("--hook tcx-ingress"), "{err}");
+}
+
 /// TCP puts its payload in page fragments, so at tcx ingress the skb's
 /// linear data ends with the TCP header. A filter on the payload must
 /// still see it, as tcpdump does on the same interface.

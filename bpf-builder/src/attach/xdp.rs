@@ -143,6 +143,15 @@ pub fn attach(
                 format!("XDP link on {iface}: {mode:?} mode is not supported by this device"),
                 e,
             ),
+            // veth, virtio_net and others: frames at this MTU may span
+            // several buffers, which the program has not declared it reads.
+            Some(libc::ERANGE) => AttachError::sys(
+                format!(
+                    "XDP link on {iface}: the device's MTU is too large for an XDP program \
+                     without fragment support"
+                ),
+                e,
+            ),
             _ => AttachError::sys(format!("XDP link on {iface}"), e),
         }),
     }
