@@ -37,6 +37,29 @@ fn status_line(o: &Output, name: &str) -> String {
         .to_string()
 }
 
+/// Runs the shell `script` (`$BIN` is pcap2bpf) in mount and network
+/// namespaces of its own, with a fresh bpffs on /sys/fs/bpf: what it
+/// attaches and pins does not meet other tests' filters. Fails the test if
+/// the script fails.
+fn in_own_namespaces(script: &str) -> Output {
+    let script = format!("set -e\nmount -t bpf bpf /sys/fs/bpf\n{script}");
+    let o = Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("BIN", BIN)
+        .output()
+        .expect("unshare runs");
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    o
+}
+
 /// Removes a filter's pins when a test ends, even a failing one.
 struct PinCleanup(String);
 
@@ -336,9 +359,8 @@ fn detaching_the_last_filter_leaves_no_pins() {
     if !testbed::privileged("pin test") || !testbed::bpf_privileged("pin test") {
         return;
     }
-    let script = r#"
-        set -e
-        mount -t bpf bpf /sys/fs/bpf
+    let o = in_own_namespaces(
+        r#"
         ip link set lo up
         "$BIN" attach -i lo --name a udp
         "$BIN" attach -i lo --hook tcx-ingress --name b tcp
@@ -354,21 +376,8 @@ fn detaching_the_last_filter_leaves_no_pins() {
             exit 4
         fi
         echo "root after a failed attach: $(ls -d /sys/fs/bpf/pcap2bpf 2>/dev/null || echo gone)"
-    "#;
-    let o = Command::new("unshare")
-        .args([
-            "--mount",
-            "--net",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-        ])
-        .env("BIN", BIN)
-        .output()
-        .expect("unshare runs");
-    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    "#,
+    );
     let out = stdout(&o);
     let lines: Vec<&str> = out
         .lines()
@@ -394,9 +403,8 @@ fn xdp_on_a_jumbo_mtu_device_fails_with_advice() {
     if !testbed::privileged("jumbo MTU test") || !testbed::bpf_privileged("jumbo MTU test") {
         return;
     }
-    let script = r#"
-        set -e
-        mount -t bpf bpf /sys/fs/bpf
+    let o = in_own_namespaces(
+        r#"
         ip link add j0 mtu 9000 type veth peer name j1 mtu 9000
         ip link set j0 up
         ip link set j1 up
@@ -407,21 +415,8 @@ fn xdp_on_a_jumbo_mtu_device_fails_with_advice() {
         ip link show j0 | grep -c xdp || true
         "$BIN" attach -i j0 --hook tcx-ingress --name jumbo udp >/dev/null
         "$BIN" detach jumbo >/dev/null
-    "#;
-    let o = Command::new("unshare")
-        .args([
-            "--mount",
-            "--net",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-        ])
-        .env("BIN", BIN)
-        .output()
-        .expect("unshare runs");
-    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    "#,
+    );
     assert_eq!(stdout(&o), "pins: none\n0\n");
     let err = stderr(&o);
     assert!(err.contains("MTU is too large"), "{err}");
