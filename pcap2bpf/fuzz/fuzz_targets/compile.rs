@@ -1,0 +1,63 @@
+//! Compiling answers every expression with a program or a `CompileError`
+//! (never a panic), for every target; and the generated XDP code, run by
+//! the interpreter, gives the IR's verdict on a packet.
+//!
+//! Input: the expression, a NUL byte, the number of bytes the packet lost
+//! to the snap length, then the captured bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pcap2bpf::capture::Packet;
+use pcap2bpf::engine::{Engine, RunOptions, Runner};
+use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
+
+fuzz_target!(|data: &[u8]| {
+    let (expr, packet) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(expr) = std::str::from_utf8(expr) else {
+        return;
+    };
+    let (cut, bytes) = packet.split_first().unwrap_or((&0, &[]));
+    let packet = Packet {
+        ts_sec: 0,
+        ts_nsec: 0,
+        data: bytes.to_vec(),
+        wire_len: bytes.len() as u32 + u32::from(*cut),
+    };
+    let tables = Tables::default();
+    for link in [LinkType::En10mb, LinkType::Raw] {
+        for target in [Target::Xdp, Target::Tc, Target::SocketFilter] {
+            let opts = CompileOptions {
+                link,
+                target,
+                on_match: 2,
+                on_nomatch: 1,
+                test_run_meta: target == Target::Xdp,
+                netmask: Some(0xffff_ff00),
+                resolver: &tables,
+            };
+            let compiled = match compile(expr, &opts) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = e.render(expr);
+                    return;
+                }
+            };
+            if target != Target::Xdp {
+                continue;
+            }
+            let want = compiled.ir.eval(&packet.data, packet.wire_len, &|_| None);
+            let run = RunOptions {
+                link,
+                engine: Engine::Interp,
+                netmask: Some(0xffff_ff00),
+                resolver: &tables,
+            };
+            let mut runner = Runner::new(expr, &run).expect("compiles as above");
+            let got = runner.matches(&packet).expect("the interpreter runs our code");
+            assert_eq!(got, want, "{expr:?} on {packet:?}");
+        }
+    }
+});
