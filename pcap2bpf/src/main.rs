@@ -126,7 +126,7 @@ enum EngineArg {
 
 #[derive(Args)]
 struct RunArgs {
-    /// The capture to read (pcap or pcapng).
+    /// The capture to read (pcap or pcapng); `-` reads standard input.
     #[arg(short = 'r', value_name = "FILE")]
     read: std::path::PathBuf,
     /// Print only the number of matching packets.
@@ -282,7 +282,12 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
 
 fn cmd_run(a: RunArgs) -> Result<(), String> {
     let expr = a.expr.text()?;
-    let reader = PacketReader::open(&a.read).map_err(|e| format!("pcap2bpf: {e}"))?;
+    let reader = if a.read.as_os_str() == "-" {
+        PacketReader::new(std::io::stdin().lock(), "standard input")
+    } else {
+        PacketReader::open(&a.read)
+    }
+    .map_err(|e| format!("pcap2bpf: {e}"))?;
     let link_value = reader.link();
     let link = LinkType::from_linktype(link_value).ok_or_else(|| {
         format!(
@@ -314,8 +319,17 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut matches = 0u64;
+    // A capture cut short (a copy still being written) ends the run as
+    // tcpdump ends it: what was read is reported, then the error.
+    let mut read_error = None;
     for p in reader {
-        let p = p.map_err(|e| format!("pcap2bpf: {e}"))?;
+        let p = match p {
+            Ok(p) => p,
+            Err(e) => {
+                read_error = Some(format!("pcap2bpf: {e}"));
+                break;
+            }
+        };
         let hit = runner.matches(&p).map_err(|e| format!("pcap2bpf: {e}"))?;
         matches += hit as u64;
         let r = if a.verdicts {
@@ -337,7 +351,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
             runner.interp_fallbacks()
         );
     }
-    Ok(())
+    read_error.map_or(Ok(()), Err)
 }
 
 fn cmd_attach(a: AttachArgs) -> Result<(), String> {

@@ -253,6 +253,72 @@ fn run_counts_agree_with_tcpdump_on_both_engines() {
     }
 }
 
+/// `-r -` reads the capture from standard input, as tcpdump does; a
+/// capture cut inside a record is reported after the packets before the
+/// cut, and the run fails.
+#[test]
+fn run_reads_standard_input_and_reports_a_cut_capture_after_its_packets() {
+    use std::io::Write;
+    let whole = std::fs::read(sample("ethernet.pcap")).expect("sample");
+    // The pcap header, then records of 16 bytes + caplen.
+    let mut ends = Vec::new();
+    let mut at = 24;
+    while at + 16 <= whole.len() {
+        let caplen = u32::from_le_bytes(whole[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+        ends.push(at);
+    }
+    assert_eq!(ends.last(), Some(&whole.len()), "the sample parses");
+    let run_with = |input: &[u8], output: &str| {
+        let mut child = Command::new(BIN)
+            .args(["run", "--engine", "interp", output, "-r", "-", "ip"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        // A run that fails early stops reading: the asserts below say why.
+        let _ = child.stdin.take().unwrap().write_all(input);
+        child.wait_with_output().unwrap()
+    };
+    let run = |input: &[u8]| run_with(input, "--verdicts");
+    let o = run(&whole);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = pcap2bpf(&[
+        "run",
+        "--engine",
+        "interp",
+        "--verdicts",
+        "-r",
+        &sample("ethernet.pcap"),
+        "ip",
+    ]);
+    assert_eq!(stdout(&o), stdout(&file));
+    assert_eq!(stdout(&o).lines().count(), ends.len());
+
+    // Cut 10 bytes into the eleventh record.
+    let o = run(&whole[..ends[9] + 10]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout(&o),
+        stdout(&file)
+            .lines()
+            .take(10)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    assert!(
+        stderr(&o).contains("standard input: truncated file"),
+        "{}",
+        stderr(&o)
+    );
+    // The count of those ten, as tcpdump --count prints it before the error.
+    let o = run_with(&whole[..ends[9] + 10], "--count");
+    assert_eq!(o.status.code(), Some(1));
+    let want = stdout(&file).lines().take(10).filter(|l| *l == "1").count();
+    assert_eq!(stdout(&o), format!("{want}\n"));
+}
+
 #[test]
 fn run_prints_a_line_per_match() {
     let o = pcap2bpf(&[
