@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use bpf_builder::asm::Asm;
 use bpf_builder::attach::tcx::{self, Place};
 use bpf_builder::attach::xdp::{self, XdpMode};
-use bpf_builder::attach::{AttachError, Link};
+use bpf_builder::attach::{AttachError, Interface, Link};
 use bpf_builder::handle::Map;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AtomicOp, JmpOp, Reg, Size};
@@ -167,6 +167,17 @@ pub enum DeployError {
     /// only the first buffer of a frame.
     #[error("{0}; the tcx-ingress hook (--hook tcx-ingress) takes frames of any size")]
     XdpMtu(AttachError),
+    /// The device's packets start with a header we do not compile for.
+    #[error(
+        "{iface} has device type {device_type} (ARPHRD_*): only Ethernet, loopback and \
+         IP-only devices (tun, WireGuard, IP tunnels) are supported"
+    )]
+    UnsupportedDevice {
+        /// The device.
+        iface: String,
+        /// Its `ARPHRD_*` type.
+        device_type: u16,
+    },
     /// A name that cannot be a program name and a directory.
     #[error("invalid filter name {0:?}: use 1 to 15 characters of [A-Za-z0-9_]")]
     BadName(String),
@@ -212,7 +223,7 @@ fn build(req: &Request<'_>) -> Result<(Object, MapId, MapId), DeployError> {
     };
     let (on_match, on_nomatch) = req.action.verdicts(req.hook);
     let opts = CompileOptions {
-        link: LinkType::En10mb,
+        link: link_of_device(req.iface)?,
         target,
         on_match,
         on_nomatch,
@@ -276,6 +287,23 @@ fn build(req: &Request<'_>) -> Result<(Object, MapId, MapId), DeployError> {
         .add_program(req.name, prog_type, code)
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
     Ok((object, stats, meta))
+}
+
+/// What packets start with on `iface`, from its device type: XDP and tc
+/// see the Ethernet header on Ethernet and loopback devices, and the IP
+/// header on devices without a link layer (tun, WireGuard, IP tunnels),
+/// which libpcap captures as raw IP.
+fn link_of_device(iface: &str) -> Result<LinkType, DeployError> {
+    match Interface::from(iface).device_type()? {
+        libc::ARPHRD_ETHER | libc::ARPHRD_LOOPBACK => Ok(LinkType::En10mb),
+        libc::ARPHRD_NONE | libc::ARPHRD_TUNNEL | libc::ARPHRD_TUNNEL6 | libc::ARPHRD_SIT => {
+            Ok(LinkType::Raw)
+        }
+        other => Err(DeployError::UnsupportedDevice {
+            iface: iface.to_string(),
+            device_type: other,
+        }),
+    }
 }
 
 /// `stats[slot] += 1` on this CPU.

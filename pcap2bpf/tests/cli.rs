@@ -416,6 +416,85 @@ fn attach_status_detach_on_a_veth() {
     assert_eq!(o.status.code(), Some(1), "detaching twice is an error");
 }
 
+/// On a device without a link layer (tun, WireGuard) XDP and tc see the IP
+/// header first, as libpcap's raw-IP captures do: `attach` compiles for
+/// that. Packets written into a tun device are received on it.
+#[test]
+fn filters_on_an_ip_only_device_start_at_the_ip_header() {
+    if !testbed::privileged("tun test") || !testbed::bpf_privileged("tun test") {
+        return;
+    }
+    let ns = testbed::Netns::new().unwrap();
+    let tun = ns
+        .run(|| testbed::TunDevice::create("p2btun0"))
+        .unwrap()
+        .expect("creates a tun device");
+    ns.ip(&["link", "set", "p2btun0", "up"]).unwrap();
+    let id = std::process::id() % 10_000_000;
+    let (xdp, tcx) = (format!("x{id}"), format!("t{id}"));
+    let _cleanup = (PinCleanup(xdp.clone()), PinCleanup(tcx.clone()));
+    let cli = |args: &[&str]| -> Output {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        ns.run(move || Command::new(BIN).args(&args).output().expect("runs"))
+            .unwrap()
+    };
+    for (name, hook, expr) in [
+        (&xdp, "xdp", "udp and dst host 10.7.0.2"),
+        (&tcx, "tcx-ingress", "ip[9] = 17 and dst port 9"),
+    ] {
+        let o = cli(&[
+            "attach", "-i", "p2btun0", "--hook", hook, "--action", "count", "--name", name, expr,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let packet = |dst: [u8; 4], port: u16| {
+        let frame = testbed::udp4_frame(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            Ipv4Addr::new(10, 7, 0, 1),
+            Ipv4Addr::from(dst),
+            4000,
+            port,
+            b"pcap2bpf",
+        )
+        .unwrap();
+        frame[14..].to_vec()
+    };
+    for p in [
+        packet([10, 7, 0, 2], 9),
+        packet([10, 7, 0, 2], 10),
+        packet([10, 7, 0, 3], 9),
+    ] {
+        tun.send(&p).expect("the tun device takes the packet");
+    }
+    // tc runs when the backlog is processed, soon after the write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let counts = loop {
+        let o = cli(&["status"]);
+        let counts: Vec<(String, String)> = [&xdp, &tcx]
+            .iter()
+            .map(|n| {
+                let line = status_line(&o, n);
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                (cols[4].to_string(), cols[5].to_string())
+            })
+            .collect();
+        if counts.iter().all(|(_, seen)| seen == "3") || std::time::Instant::now() > deadline {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let pair = |m: &str, s: &str| (m.to_string(), s.to_string());
+    assert_eq!(
+        counts,
+        [pair("2", "3"), pair("2", "3")],
+        "(matched, seen) of xdp, tcx"
+    );
+    for name in [&xdp, &tcx] {
+        assert!(cli(&["detach", name]).status.success());
+    }
+}
+
 /// Attaching and detaching leave the bpffs as they found it: no pin, not
 /// even pcap2bpf's own directory. The commands run in mount and network
 /// namespaces of their own (a fresh bpffs, only `lo`), so the check does not

@@ -34,6 +34,7 @@ mod random;
 mod traffic;
 
 pub use bpf_builder::sys::packet::PacketSocket;
+pub use bpf_builder::sys::tun::TunDevice;
 pub use frame::{ETHERTYPE_IPV4, ethernet_frame, internet_checksum, udp4_checksum, udp4_frame};
 pub use link::{Link, VethPair};
 pub use netns::{Netns, sweep_stale};

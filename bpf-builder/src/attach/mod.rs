@@ -69,6 +69,18 @@ impl std::fmt::Display for Interface {
 }
 
 impl Interface {
+    /// The device's `ARPHRD_*` type, which says what XDP and tc programs
+    /// find at the start of a packet: an Ethernet header on
+    /// `ARPHRD_ETHER` (1) and loopback (772) devices, the IP header on
+    /// `ARPHRD_NONE` (65534: tun, WireGuard) and IP tunnels.
+    pub fn device_type(&self) -> Result<u16, AttachError> {
+        let ifindex = self.resolve()?;
+        crate::sys::netlink::get_device_type(ifindex).map_err(|source| AttachError::Netlink {
+            op: format!("reading the device type of {self}"),
+            source,
+        })
+    }
+
     /// The interface index, checking that the device exists.
     pub fn resolve(&self) -> Result<u32, AttachError> {
         match self {

@@ -5,3 +5,4 @@ pub mod bpf;
 pub mod netlink;
 pub mod netns;
 pub mod packet;
+pub mod tun;

@@ -1,6 +1,6 @@
 //! Route netlink, just enough for XDP: attach, replace and detach a
 //! program on a device with `RTM_SETLINK`/`IFLA_XDP`, and read what is
-//! attached with `RTM_GETLINK`.
+//! attached (and the device type) with `RTM_GETLINK`.
 //!
 //! Messages are built and parsed as plain bytes (safe code); only the
 //! socket calls are `unsafe`. Extended acks are requested so the kernel's
@@ -147,6 +147,21 @@ pub fn get_xdp(ifindex: u32) -> Result<XdpState, NetlinkError> {
         }
     }
     Ok(state)
+}
+
+/// The device type of `ifindex` (`ifinfomsg.ifi_type`, an `ARPHRD_*`
+/// value).
+pub fn get_device_type(ifindex: u32) -> Result<u16, NetlinkError> {
+    let sock = Socket::open().map_err(NetlinkError::io)?;
+    let reply = sock.request(RTM_GETLINK, &ifinfomsg(ifindex))?;
+    // struct ifinfomsg { u8 family; u8 pad; u16 type; i32 index; ... }
+    match reply.get(2..4) {
+        Some(t) => Ok(u16::from_ne_bytes([t[0], t[1]])),
+        None => Err(NetlinkError::io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "RTM_GETLINK reply: shorter than ifinfomsg",
+        ))),
+    }
 }
 
 /// An `ifinfomsg` for `ifindex` (family AF_UNSPEC, no flag changes).
