@@ -54,9 +54,9 @@ pub fn pull_up(ir: &mut Ir) -> bool {
     pulls > 0
 }
 
-/// Whether some test leads, by its `or` chain edge (`or`: false; else
-/// true), to two more tests that share their other edge: what any pull-up
-/// needs (a predecessor, the chain's head, and a test below it).
+/// Whether some test leads to two more tests linked by their `or` chain
+/// edge (`or`: false; else true) that share their other edge: what any
+/// pull-up needs (a predecessor, the chain's head, and a test below it).
 fn has_chain(ir: &Ir, or: bool) -> bool {
     let next = |e: Edge| match e {
         Edge::Block(i) => {
@@ -69,11 +69,14 @@ fn has_chain(ir: &Ir, or: bool) -> bool {
         let b = ir.blocks[i as usize];
         if or { b.t } else { b.f }
     };
+    // The head may be reached by either edge of its predecessor.
     ir.blocks.iter().any(|p| {
-        let Edge::Block(b) = (if or { p.f } else { p.t }) else {
-            return false;
-        };
-        matches!(next(Edge::Block(b)), Some(Edge::Block(c)) if shared(b) == shared(c))
+        [p.t, p.f].into_iter().any(|e| match e {
+            Edge::Block(b) => {
+                matches!(next(e), Some(Edge::Block(c)) if shared(b) == shared(c))
+            }
+            _ => false,
+        })
     })
 }
 
