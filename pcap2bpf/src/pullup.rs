@@ -11,47 +11,38 @@
 //! rejects), and tcpdump's meaning is the order libpcap's optimiser
 //! leaves. So the conditions are libpcap's, one for one: every predecessor
 //! of the chain's head tests the same value, every moved-over test jumps
-//! to the same place and is dominated by the head.
+//! to the same place and is dominated by the head. As in libpcap, the
+//! pull-ups are the end of a pass of its branch loop ([`crate::jumps`]):
+//! they see the dominators of the pass start and the predecessors as the
+//! pass's threading left them, both unchanged by the pull-ups themselves.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::ir::{Block, Cond, Edge, Ir, Val};
+use crate::ir::{Block, Edge, Ir};
+use crate::jumps::{AValue, PassInfo, a_value};
 
-/// Bound on pull-ups per filter: libpcap's optimiser gives up after 100
-/// passes of moving branches alone; each of its passes pulls up at least
-/// once.
-const MAX_PULLS: usize = 100;
-
-/// Applies the pull-ups until none applies; says whether any did. Keeps
-/// the blocks in topological order.
-pub fn pull_up(ir: &mut Ir) -> bool {
+/// The pull-ups of one pass, at each block in the pass's order; says
+/// whether any applied. Leaves the blocks in topological order.
+pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph, first: bool) -> bool {
     if !has_chain(ir, true) && !has_chain(ir, false) {
         // Nothing to move: skip building the graph (most filters).
         return false;
     }
-    let mut g = Graph::default();
-    g.build(ir);
-    let mut pulls = 0;
-    // Like libpcap: sweeps from the blocks nearest the verdicts up, each
-    // pull-up followed by fresh dominators, until a sweep moves nothing.
-    loop {
-        let before = pulls;
-        let mut b = ir.blocks.len();
-        while b > 0 && pulls < MAX_PULLS {
-            b -= 1;
-            if pull(ir, &mut g, b, true) || pull(ir, &mut g, b, false) {
-                pulls += 1;
-                g.build(ir);
-                // Renumbering moved blocks: go on from the same place.
-                b = b.min(ir.blocks.len());
-            }
-        }
-        if pulls == before || pulls >= MAX_PULLS {
-            break;
-        }
+    g.build(ir, info);
+    g.first = first;
+    let mut pulled = false;
+    for &b in &info.order {
+        let b = b as usize;
+        // libpcap tries both at each block.
+        pulled |= pull(ir, g, info, b, true);
+        pulled |= pull(ir, g, info, b, false);
     }
-    pulls > 0
+    if pulled {
+        let sorted = sort_topologically(ir, g);
+        debug_assert!(sorted, "pull-ups that close a loop are undone");
+    }
+    pulled
 }
 
 /// Whether some test leads to two more tests linked by their `or` chain
@@ -80,19 +71,19 @@ fn has_chain(ir: &Ir, or: bool) -> bool {
     })
 }
 
-/// Predecessors and immediate dominators of the blocks, and buffers for
-/// the pull-ups; reused from one pull-up to the next.
+/// The predecessors of the blocks as a pass's threading left them, and
+/// buffers for the pull-ups; reused from pass to pass.
 #[derive(Default)]
-struct Graph {
-    /// Block `i`'s predecessors are `preds[pred_start[i]..pred_start[i + 1]]`.
+pub(crate) struct Graph {
+    /// Block `i`'s in-edges are `preds[pred_start[i]..pred_start[i + 1]]`,
+    /// one per edge (a block whose edges meet there is in twice).
     pred_start: Vec<u32>,
     preds: Vec<u32>,
-    /// Immediate dominator of each reachable block (the entry: itself);
-    /// `usize::MAX` when unreachable.
-    idom: Vec<usize>,
+    /// The pass's first pass flag (see [`AValue`]).
+    first: bool,
     /// Blocks as they were before a pull-up changed them (to undo it).
     undo: Vec<(usize, Block)>,
-    /// Buffers of `build` and `sort_topologically`.
+    /// Buffers of `build`, `has_loop` and `sort_topologically`.
     incoming: Vec<u32>,
     order: Vec<usize>,
     new_index: Vec<u32>,
@@ -101,25 +92,22 @@ struct Graph {
 }
 
 impl Graph {
-    fn build(&mut self, ir: &Ir) {
+    /// The in-edges of the blocks from the blocks reached at the pass
+    /// start (libpcap's `find_inedges` walks its stale level lists).
+    fn build(&mut self, ir: &Ir, info: &PassInfo) {
         let n = ir.blocks.len();
-        // Counting sort of the edges by target (an edge counts once even
-        // when both of a block's edges go to the same place).
-        let edges = |b: &Block| {
-            let t = match b.t {
-                Edge::Block(j) => Some(j as usize),
+        let edges = |i: usize| {
+            let b = ir.blocks[i];
+            let to = |e: Edge| match e {
+                Edge::Block(j) if info.reached[i] => Some(j as usize),
                 _ => None,
             };
-            let f = match b.f {
-                Edge::Block(j) if b.f != b.t => Some(j as usize),
-                _ => None,
-            };
-            [t, f].into_iter().flatten()
+            [to(b.t), to(b.f)].into_iter().flatten()
         };
         self.pred_start.clear();
         self.pred_start.resize(n + 1, 0);
-        for b in &ir.blocks {
-            for j in edges(b) {
+        for i in 0..n {
+            for j in edges(i) {
                 self.pred_start[j + 1] += 1;
             }
         }
@@ -132,79 +120,40 @@ impl Graph {
         let fill = &mut self.incoming;
         fill.clear();
         fill.extend_from_slice(&self.pred_start[1..]);
-        for (i, b) in ir.blocks.iter().enumerate() {
-            for j in edges(b) {
+        for i in 0..n {
+            for j in edges(i) {
                 fill[j] -= 1;
                 self.preds[fill[j] as usize] = i as u32;
             }
-        }
-        // Blocks are in topological order: one forward sweep finds every
-        // immediate dominator (the nearest common dominator of the
-        // predecessors).
-        self.idom.clear();
-        self.idom.resize(n, usize::MAX);
-        if let Some(Edge::Block(e)) = ir.entry {
-            self.idom[e as usize] = e as usize;
-        }
-        for i in 0..n {
-            if self.idom[i] == i {
-                continue;
-            }
-            let mut d = usize::MAX;
-            for &p in self.preds_of(i) {
-                let p = p as usize;
-                if self.idom[p] == usize::MAX {
-                    continue;
-                }
-                d = if d == usize::MAX {
-                    p
-                } else {
-                    common_dominator(&self.idom, d, p)
-                };
-            }
-            self.idom[i] = d;
         }
     }
 
     fn preds_of(&self, i: usize) -> &[u32] {
         &self.preds[self.pred_start[i] as usize..self.pred_start[i + 1] as usize]
     }
-
-    /// Whether every path from the entry to `c` goes through `b`.
-    fn dominates(&self, b: usize, mut c: usize) -> bool {
-        if self.idom[c] == usize::MAX {
-            return false;
-        }
-        while c > b {
-            c = self.idom[c];
-        }
-        c == b
-    }
 }
 
-fn common_dominator(idom: &[usize], mut a: usize, mut b: usize) -> usize {
-    while a != b {
-        while a > b {
-            a = idom[a];
-        }
-        while b > a {
-            b = idom[b];
-        }
+/// Whether every path from the entry to `c` went through `b` at the pass
+/// start.
+fn dominates(info: &PassInfo, b: usize, c: usize) -> bool {
+    if !info.reached[c] {
+        return false;
     }
-    a
+    let mut c = c as u32;
+    while c as usize > b {
+        c = info.idom[c as usize];
+    }
+    c as usize == b
 }
 
-/// The value a block's test looks at (libpcap's accumulator leaving it).
-fn tested(ir: &Ir, b: usize) -> Option<Val> {
-    match ir.blocks[b].cond {
-        Cond::Cmp { a, .. } => Some(a),
-        Cond::ProtoChain { .. } | Cond::Let { .. } => None,
-    }
+/// The accumulator value leaving a block (libpcap's `val[A_ATOM]`).
+fn tested(ir: &Ir, g: &Graph, b: usize) -> Option<AValue> {
+    a_value(ir, ir.blocks[b].cond, g.first)
 }
 
 /// One pull-up with `b` as the head of an `or` chain (`or`) or an `and`
 /// chain; says whether it changed the graph.
-fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
+fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool {
     // The edge a chain shares, and the one it continues by.
     let shared = |ir: &Ir, x: usize| {
         let blk = ir.blocks[x];
@@ -229,21 +178,21 @@ fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
     let Some((&first, rest)) = g.preds_of(b).split_first() else {
         return false;
     };
-    let Some(val) = tested(ir, first as usize) else {
+    let Some(val) = tested(ir, g, first as usize) else {
         return false;
     };
-    if rest.iter().any(|&p| tested(ir, p as usize) != Some(val)) {
+    if rest.iter().any(|&p| tested(ir, g, p as usize) != Some(val)) {
         return false;
     }
     let target = shared(ir, b);
-    let in_chain = |ir: &Ir, x: usize| shared(ir, x) == target && g.dominates(b, x);
+    let in_chain = |ir: &Ir, x: usize| shared(ir, x) == target && dominates(info, b, x);
     // Down the chain to the first test of another value.
     let (mut diff, mut above) = (b, None);
     loop {
         if !in_chain(ir, diff) {
             return false;
         }
-        if tested(ir, diff) != Some(val) {
+        if tested(ir, g, diff) != Some(val) {
             break;
         }
         let Edge::Block(n) = next(ir, diff) else {
@@ -262,7 +211,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
         if !in_chain(ir, s) {
             return false;
         }
-        if tested(ir, s) == Some(val) {
+        if tested(ir, g, s) == Some(val) {
             break s;
         }
         before = s;
@@ -274,30 +223,66 @@ fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
     set_next(ir, &mut undo, pulled, Edge::Block(diff as u32));
     match above {
         Some(a) => set_next(ir, &mut undo, a, Edge::Block(pulled as u32)),
-        // At the head: every edge into it now goes to the pulled test.
+        // At the head: the edges into it (as the pass's threading left
+        // them) now go to the pulled test. libpcap takes an in-edge for
+        // the false edge when it is not the true one.
         None => {
-            for i in 0..g.preds_of(b).len() {
-                let p = g.preds_of(b)[i] as usize;
+            for k in 0..g.preds_of(b).len() {
+                let p = g.preds_of(b)[k] as usize;
                 undo.push((p, ir.blocks[p]));
                 let blk = &mut ir.blocks[p];
-                for e in [&mut blk.t, &mut blk.f] {
-                    if *e == Edge::Block(b as u32) {
-                        *e = Edge::Block(pulled as u32);
-                    }
+                if blk.t == Edge::Block(b as u32) {
+                    blk.t = Edge::Block(pulled as u32);
+                } else {
+                    blk.f = Edge::Block(pulled as u32);
                 }
             }
         }
     }
     // The move may close a loop (another edge into the pulled test from
     // below the head; libpcap does not check): then it is undone.
-    let sorted = sort_topologically(ir, g);
-    if !sorted {
+    let looped = has_loop(ir, g);
+    if looped {
         for &(i, blk) in undo.iter().rev() {
             ir.blocks[i] = blk;
         }
     }
     g.undo = undo;
-    sorted
+    !looped
+}
+
+/// Whether the blocks' edges form a loop (Kahn's algorithm, without
+/// renumbering: the pass's indices stay valid).
+fn has_loop(ir: &Ir, g: &mut Graph) -> bool {
+    let n = ir.blocks.len();
+    let incoming = &mut g.incoming;
+    incoming.clear();
+    incoming.resize(n, 0);
+    for b in &ir.blocks {
+        for e in [b.t, b.f] {
+            if let Edge::Block(j) = e {
+                incoming[j as usize] += 1;
+            }
+        }
+    }
+    let order = &mut g.order;
+    order.clear();
+    order.extend((0..n).filter(|&i| incoming[i] == 0));
+    let mut k = 0;
+    while k < order.len() {
+        let b = ir.blocks[order[k]];
+        k += 1;
+        for e in [b.t, b.f] {
+            if let Edge::Block(j) = e {
+                let j = j as usize;
+                incoming[j] -= 1;
+                if incoming[j] == 0 {
+                    order.push(j);
+                }
+            }
+        }
+    }
+    order.len() != n
 }
 
 /// Renumbers the blocks in a topological order: the present order where
