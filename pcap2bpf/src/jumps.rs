@@ -200,6 +200,9 @@ struct Test {
     a: AValue,
     op: CmpOp,
     k: u32,
+    /// libpcap's test is the negation of the block's (its true edge is
+    /// the block's false edge).
+    neg: bool,
 }
 
 /// The accumulator leaving a block as libpcap numbers it: the value
@@ -207,11 +210,42 @@ struct Test {
 /// an equality relation subtracts.
 pub(crate) type AValue = (Val, bool, Option<Val>);
 
+/// A primitive's `(x & m) == 0` as libpcap's `opt_peep` rewrites it in
+/// the first pass: `x & m` not set (`jset #m` with the edges swapped).
+/// The accumulator holds `x & m` in that pass, `x` after (the `and`
+/// goes).
+fn as_jset(ir: &Ir, cond: Cond, first_pass: bool) -> Option<(Val, u32)> {
+    let Cond::Cmp {
+        a,
+        op: CmpOp::Eq,
+        b,
+        relation: false,
+    } = cond
+    else {
+        return None;
+    };
+    if ir.const_of(b) != Some(0) {
+        return None;
+    }
+    let ValNode::Bin(BinOp::And, x, m) = ir.node(a) else {
+        return None;
+    };
+    let (x, m) = match (ir.const_of(x), ir.const_of(m)) {
+        (None, Some(m)) => (x, m),
+        (Some(k), None) => (m, k),
+        _ => return None,
+    };
+    Some((if first_pass { a } else { x }, m))
+}
+
 /// The accumulator value a test compares (see [`AValue`]).
 pub(crate) fn a_value(ir: &Ir, cond: Cond, first_pass: bool) -> Option<AValue> {
     let Cond::Cmp { a, op, b, relation } = cond else {
         return None;
     };
+    if let Some((x, _)) = as_jset(ir, cond, first_pass) {
+        return Some((x, false, None));
+    }
     let form = relation && has_load(ir, a);
     let sub = (relation && first_pass && op == CmpOp::Eq).then_some(b);
     Some((a, form, sub))
@@ -221,28 +255,44 @@ fn test_of(ir: &Ir, cond: Cond, first_pass: bool) -> Option<Test> {
     let Cond::Cmp { op, b, .. } = cond else {
         return None;
     };
-    Some(Test {
-        a: a_value(ir, cond, first_pass)?,
-        op,
-        k: ir.const_of(b)?,
+    let a = a_value(ir, cond, first_pass)?;
+    Some(match as_jset(ir, cond, first_pass) {
+        Some((_, m)) => Test {
+            a,
+            op: CmpOp::Set,
+            k: m,
+            neg: true,
+        },
+        None => Test {
+            a,
+            op,
+            k: ir.const_of(b)?,
+            neg: false,
+        },
     })
 }
 
 /// libpcap's `fold_edge`: where block `child` goes when edge `d` (of a
 /// block testing the same value) was taken, if that decides it.
 fn fold_edge(ir: &Ir, child: Block, d: u32, first_pass: bool) -> Option<Edge> {
-    let sense = d & 1 == 0;
     let pred = ir.blocks[(d / 2) as usize];
     let c = test_of(ir, child.cond, first_pass)?;
     let p = test_of(ir, pred.cond, first_pass)?;
     if c.op != p.op || c.a != p.a {
         return None;
     }
+    // In libpcap's terms: the sense of the edge, the child's edges.
+    let sense = (d & 1 == 0) != p.neg;
+    let (jt, jf) = if c.neg {
+        (child.f, child.t)
+    } else {
+        (child.t, child.f)
+    };
     if c.k == p.k {
-        return Some(if sense { child.t } else { child.f });
+        return Some(if sense { jt } else { jf });
     }
     // A value equal to one constant differs from every other.
-    (sense && c.op == CmpOp::Eq).then_some(child.f)
+    (sense && c.op == CmpOp::Eq).then_some(jf)
 }
 
 /// Whether a test whose edges meet may go: libpcap drops it with its
