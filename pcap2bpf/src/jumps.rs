@@ -238,6 +238,12 @@ fn as_jset(ir: &Ir, cond: Cond, first_pass: bool) -> Option<(Val, u32)> {
     Some((if first_pass { a } else { x }, m))
 }
 
+/// Whether libpcap's test is the negation of the block's (a `jset` whose
+/// true edge is the block's false edge, see `as_jset`).
+pub(crate) fn negated(ir: &Ir, cond: Cond) -> bool {
+    as_jset(ir, cond, true).is_some()
+}
+
 /// The accumulator value a test compares (see [`AValue`]).
 pub(crate) fn a_value(ir: &Ir, cond: Cond, first_pass: bool) -> Option<AValue> {
     let Cond::Cmp { a, op, b, relation } = cond else {

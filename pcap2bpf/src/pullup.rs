@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::ir::{Block, Edge, Ir};
-use crate::jumps::{AValue, PassInfo, a_value};
+use crate::jumps::{AValue, PassInfo, a_value, negated};
 
 /// The pull-ups of one pass, at each block in the pass's order; says
 /// whether any applied. Leaves the blocks in topological order.
@@ -51,14 +51,14 @@ pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph, first: bool)
 fn has_chain(ir: &Ir, or: bool) -> bool {
     let next = |e: Edge| match e {
         Edge::Block(i) => {
-            let b = ir.blocks[i as usize];
-            Some(if or { b.f } else { b.t })
+            let (jt, jf) = lib_edges(ir, i as usize);
+            Some(if or { jf } else { jt })
         }
         _ => None,
     };
     let shared = |i: u32| {
-        let b = ir.blocks[i as usize];
-        if or { b.t } else { b.f }
+        let (jt, jf) = lib_edges(ir, i as usize);
+        if or { jt } else { jf }
     };
     // The head may be reached by either edge of its predecessor.
     ir.blocks.iter().any(|p| {
@@ -146,6 +146,29 @@ fn dominates(info: &PassInfo, b: usize, c: usize) -> bool {
     c as usize == b
 }
 
+/// A block's true and false edges as libpcap's test has them (it tests
+/// the negation of some of ours, see `jumps::negated`).
+fn lib_edges(ir: &Ir, x: usize) -> (Edge, Edge) {
+    let b = ir.blocks[x];
+    if negated(ir, b.cond) {
+        (b.f, b.t)
+    } else {
+        (b.t, b.f)
+    }
+}
+
+/// Sets a block's edge that libpcap's test takes when true (`jt`) or
+/// false.
+fn set_lib_edge(ir: &mut Ir, x: usize, jt: bool, e: Edge) {
+    let ours_t = jt != negated(ir, ir.blocks[x].cond);
+    let b = &mut ir.blocks[x];
+    if ours_t {
+        b.t = e;
+    } else {
+        b.f = e;
+    }
+}
+
 /// The accumulator value leaving a block (libpcap's `val[A_ATOM]`).
 fn tested(ir: &Ir, g: &Graph, b: usize) -> Option<AValue> {
     a_value(ir, ir.blocks[b].cond, g.first)
@@ -156,18 +179,17 @@ fn tested(ir: &Ir, g: &Graph, b: usize) -> Option<AValue> {
 fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool {
     // The edge a chain shares, and the one it continues by.
     let shared = |ir: &Ir, x: usize| {
-        let blk = ir.blocks[x];
-        if or { blk.t } else { blk.f }
+        let (jt, jf) = lib_edges(ir, x);
+        if or { jt } else { jf }
     };
     let next = |ir: &Ir, x: usize| {
-        let blk = ir.blocks[x];
-        if or { blk.f } else { blk.t }
+        let (jt, jf) = lib_edges(ir, x);
+        if or { jf } else { jt }
     };
     // Changes a block's chain edge, noting the block for an undo.
     let set_next = |ir: &mut Ir, undo: &mut Vec<(usize, Block)>, x: usize, e: Edge| {
         undo.push((x, ir.blocks[x]));
-        let blk = &mut ir.blocks[x];
-        if or { blk.f = e } else { blk.t = e }
+        set_lib_edge(ir, x, !or, e);
     };
     // Cheap first: the head and the test after it share the edge.
     match next(ir, b) {
@@ -230,12 +252,8 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
             for k in 0..g.preds_of(b).len() {
                 let p = g.preds_of(b)[k] as usize;
                 undo.push((p, ir.blocks[p]));
-                let blk = &mut ir.blocks[p];
-                if blk.t == Edge::Block(b as u32) {
-                    blk.t = Edge::Block(pulled as u32);
-                } else {
-                    blk.f = Edge::Block(pulled as u32);
-                }
+                let jt = lib_edges(ir, p).0 == Edge::Block(b as u32);
+                set_lib_edge(ir, p, jt, Edge::Block(pulled as u32));
             }
         }
     }
