@@ -83,7 +83,7 @@ pub(crate) struct Graph {
     first: bool,
     /// Blocks as they were before a pull-up changed them (to undo it).
     undo: Vec<(usize, Block)>,
-    /// Buffers of `build`, `has_loop` and `sort_topologically`.
+    /// Buffers of `build`, `reaches_itself` and `sort_topologically`.
     incoming: Vec<u32>,
     order: Vec<usize>,
     new_index: Vec<u32>,
@@ -259,7 +259,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
     }
     // The move may close a loop (another edge into the pulled test from
     // below the head; libpcap does not check): then it is undone.
-    let looped = has_loop(ir, g);
+    let looped = reaches_itself(ir, g, pulled);
     if looped {
         for &(i, blk) in undo.iter().rev() {
             ir.blocks[i] = blk;
@@ -269,38 +269,33 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
     !looped
 }
 
-/// Whether the blocks' edges form a loop (Kahn's algorithm, without
-/// renumbering: the pass's indices stay valid).
-fn has_loop(ir: &Ir, g: &mut Graph) -> bool {
-    let n = ir.blocks.len();
-    let incoming = &mut g.incoming;
-    incoming.clear();
-    incoming.resize(n, 0);
-    for b in &ir.blocks {
-        for e in [b.t, b.f] {
-            if let Edge::Block(j) = e {
-                incoming[j as usize] += 1;
-            }
-        }
-    }
-    let order = &mut g.order;
-    order.clear();
-    order.extend((0..n).filter(|&i| incoming[i] == 0));
-    let mut k = 0;
-    while k < order.len() {
-        let b = ir.blocks[order[k]];
-        k += 1;
+/// Whether block `x` lies on a loop. Every loop a pull-up closes goes
+/// through the pulled test (its new edges all start or end there, but
+/// the one that skips it, which cannot close a loop alone), so looking
+/// below it suffices: its descendants, not the whole graph.
+fn reaches_itself(ir: &Ir, g: &mut Graph, x: usize) -> bool {
+    let seen = &mut g.incoming;
+    seen.clear();
+    seen.resize(ir.blocks.len(), 0);
+    let stack = &mut g.order;
+    stack.clear();
+    stack.push(x);
+    while let Some(i) = stack.pop() {
+        let b = ir.blocks[i];
         for e in [b.t, b.f] {
             if let Edge::Block(j) = e {
                 let j = j as usize;
-                incoming[j] -= 1;
-                if incoming[j] == 0 {
-                    order.push(j);
+                if j == x {
+                    return true;
+                }
+                if seen[j] == 0 {
+                    seen[j] = 1;
+                    stack.push(j);
                 }
             }
         }
     }
-    order.len() != n
+    false
 }
 
 /// Renumbers the blocks in a topological order: the present order where
