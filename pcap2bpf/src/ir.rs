@@ -186,9 +186,9 @@ pub enum Cond {
         /// Right operand.
         b: Val,
         /// The test comes from a relation (`expr relop expr`). libpcap
-        /// compares with its X register there, and its jump threading
-        /// never relates such a test to one of a primitive, which
-        /// compares with a constant (see `opt::decide`).
+        /// loads a relation's packet bytes through its X register, so
+        /// its jump threading never relates such a test to one of a
+        /// primitive on the same bytes (see `jumps::a_value`).
         relation: bool,
     },
     /// libpcap's `protochain`: walks the IPv6 extension headers (or the

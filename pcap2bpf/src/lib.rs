@@ -17,6 +17,7 @@ pub mod emit;
 pub mod engine;
 pub mod error;
 pub mod ir;
+mod jumps;
 pub mod lexer;
 pub mod lower;
 pub mod opt;

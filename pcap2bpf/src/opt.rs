@@ -12,36 +12,22 @@
 //! assignments) are never skipped: what follows may read the variable.
 //!
 //! Exactness with truncated packets: which tests go decides which loads
-//! run, so the passes follow libpcap's optimiser, not just soundness.
-//! Threading infers only what its `fold_edge` infers, relations and
-//! primitives are kept apart as its X and K comparisons are, the first
-//! test's loads stay (`opt_root`), and the pull-ups reorder chains
-//! as its `or_pullup`/`and_pullup` do.
+//! run, so the passes follow libpcap's optimiser, not just soundness:
+//! its branch loop (module `jumps`: threading by `fold_edge` over the
+//! edge dominators of the pass start, then the pull-ups of module
+//! `pullup`), equal blocks merged only after it
+//! (`intern_blocks`), and the first test's loads kept (`opt_root`).
 
 use std::collections::HashMap;
 
-use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, FxBuild, Ir, Val, ValNode};
-
-/// What a taken edge says about a value: `val op k` is `holds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fact {
-    val: Val,
-    op: CmpOp,
-    k: u32,
-    holds: bool,
-    /// From a relation's test (see [`Cond::Cmp`]).
-    relation: bool,
-}
+use crate::ir::{Block, Cond, Edge, FxBuild, Ir, Val, ValNode};
+use crate::jumps::{Passes, branch_loop, can_reject, constant};
 
 /// Per-block working state of the passes.
 #[derive(Clone, Copy)]
 struct Slot {
-    /// Where an edge to the block really goes (`skip_trivial`,
-    /// `merge_duplicates`).
+    /// Where an edge to the block really goes (`merge_duplicates`).
     alias: Option<Edge>,
-    /// The facts that hold on every path to the block, as a range of
-    /// `Scratch::arena`; `None` while no path is known (`thread`).
-    known: Option<(u32, u32)>,
     /// The block's index after compaction, `DEAD` if unreachable
     /// (`compact`).
     index: u32,
@@ -51,7 +37,6 @@ const DEAD: u32 = u32::MAX;
 
 const FRESH: Slot = Slot {
     alias: None,
-    known: None,
     index: DEAD,
 };
 
@@ -65,9 +50,6 @@ const SCAN_MAX: usize = 16;
 #[derive(Default)]
 struct Scratch {
     slots: Vec<Slot>,
-    /// Storage of the `known` fact lists, and at its end the facts along
-    /// the path being threaded.
-    arena: Vec<Fact>,
     /// The blocks kept so far by `merge_duplicates`, on large graphs.
     seen: HashMap<(Cond, Edge, Edge), u32, FxBuild>,
 }
@@ -88,12 +70,10 @@ pub fn optimize(ir: &mut Ir) {
         _ => None,
     };
     let mut s = Scratch::default();
-    // libpcap's optimisation loops, then (when they moved branches) again
-    // on what the pull-ups opened up.
-    rounds(ir, &mut s);
-    if !ir.pcap_unoptimized && crate::pullup::pull_up(ir) {
-        rounds(ir, &mut s);
-    }
+    // libpcap's branch loop, pull-ups included.
+    branch_loop(ir, &mut Passes::default(), &mut |ir| {
+        compact(ir, &mut s);
+    });
     // libpcap merges equal blocks only after its loops (`intern_blocks`):
     // a test whose two edges meet through a merge stays, with its loads,
     // except at the root (`opt_root`), whose loads stay all the same.
@@ -107,38 +87,28 @@ pub fn optimize(ir: &mut Ir) {
     }
 }
 
-/// The passes in turn, at most four rounds: every pass says whether it
-/// changed an edge, the entry or the block list; once the last three
-/// passes (one of each) changed nothing, the IR is a fixed point of them
-/// all, as at the end of a round without change.
-fn rounds(ir: &mut Ir, s: &mut Scratch) {
-    type Pass = fn(&mut Ir, &mut Scratch) -> bool;
-    const PASSES: [Pass; 3] = [skip_trivial, thread, compact];
-    let mut unchanged = 0;
-    for pass in PASSES.iter().cycle().take(4 * PASSES.len()) {
-        if pass(ir, s) {
-            unchanged = 0;
-        } else {
-            unchanged += 1;
-            if unchanged == PASSES.len() {
-                break;
-            }
-        }
-    }
-}
-
 /// libpcap's `opt_root`: while the first test's edges meet, evaluation
 /// starts where they go.
 fn skip_trivial_root(ir: &mut Ir) {
-    if ir.pcap_unoptimized {
-        return;
-    }
     while let Some(Edge::Block(i)) = ir.entry {
         let b = ir.blocks[i as usize];
-        if b.t != b.f || matches!(b.cond, Cond::Let { .. }) {
-            break;
-        }
-        ir.entry = Some(b.t);
+        ir.entry = Some(match constant(ir, b.cond) {
+            Some(r) => {
+                if r {
+                    b.t
+                } else {
+                    b.f
+                }
+            }
+            None if b.t == b.f && !matches!(b.cond, Cond::Let { .. }) => {
+                // Unoptimised, libpcap runs the test's loads.
+                if ir.pcap_unoptimized && b.t != Edge::Reject {
+                    break;
+                }
+                b.t
+            }
+            None => break,
+        });
     }
 }
 
@@ -178,49 +148,6 @@ fn keep_root_loads(ir: &mut Ir, root: Block) {
     ir.entry = Some(Edge::Block(0));
 }
 
-fn fact_of(ir: &Ir, cond: Cond, holds: bool) -> Option<Fact> {
-    match cond {
-        Cond::Cmp { a, op, b, relation } => ir.const_of(b).map(|k| Fact {
-            val: a,
-            op,
-            k,
-            holds,
-            relation,
-        }),
-        Cond::ProtoChain { .. } | Cond::Let { .. } => None,
-    }
-}
-
-/// The outcome of `cond` when `facts` hold, if they decide it.
-fn decide(ir: &Ir, facts: &[Fact], cond: Cond) -> Option<bool> {
-    let Cond::Cmp { a, op, b, relation } = cond else {
-        return None;
-    };
-    if let (Some(x), Some(y)) = (ir.const_of(a), ir.const_of(b)) {
-        return Some(op.eval(x, y));
-    }
-    let k = ir.const_of(b)?;
-    // libpcap's `fold_edge`, no more: the same test has the same outcome,
-    // and a value equal to one constant differs from every other, for
-    // tests against a constant (a relation's test compares with X, which
-    // fold_edge leaves alone, and the two forms never meet). Deeper
-    // inferences are sound on their own, but they leave tests whose edges
-    // meet where libpcap's do not, and dropping those drops loads libpcap
-    // keeps: a packet cut short then gets a different verdict.
-    for f in facts
-        .iter()
-        .filter(|f| f.val == a && f.relation == relation)
-    {
-        if f.op == op && f.k == k {
-            return Some(f.holds);
-        }
-        if f.op == CmpOp::Eq && f.holds && op == CmpOp::Eq && !relation {
-            return Some(false);
-        }
-    }
-    None
-}
-
 /// Where an edge goes once blocks are replaced by their aliases.
 fn resolve(e: Edge, slots: &[Slot]) -> Edge {
     match e {
@@ -245,38 +172,6 @@ fn set_entry(ir: &mut Ir, slots: &[Slot]) -> bool {
     let old = ir.entry;
     ir.entry = old.map(|e| resolve(e, slots));
     ir.entry != old
-}
-
-/// Resolves edges through tests that are constant or whose edges meet.
-fn skip_trivial(ir: &mut Ir, s: &mut Scratch) -> bool {
-    let n = ir.blocks.len();
-    s.reset(n);
-    let mut changed = false;
-    for i in (0..n).rev() {
-        let (moved, b) = set_edges(ir, i, &s.slots);
-        changed |= moved;
-        // Unoptimised, libpcap runs every test's loads, and a load out of
-        // the packet rejects: only tests that lead to REJECT either way
-        // may go then.
-        if b.t == b.f && (b.t == Edge::Reject || !ir.pcap_unoptimized) {
-            s.slots[i].alias = Some(b.t);
-        } else if let Some(r) = decide(ir, &[], b.cond) {
-            s.slots[i].alias = Some(if r { b.t } else { b.f });
-        }
-    }
-    changed | set_entry(ir, &s.slots)
-}
-
-/// Whether evaluating `v` can reject the packet (a load, a division).
-fn can_reject(ir: &Ir, v: Val) -> bool {
-    match ir.node(v) {
-        ValNode::Load { .. } => true,
-        ValNode::Bin(op, a, b) => {
-            matches!(op, BinOp::Div | BinOp::Mod) || can_reject(ir, a) || can_reject(ir, b)
-        }
-        ValNode::Neg(a) => can_reject(ir, a),
-        _ => false,
-    }
 }
 
 /// The variables `v` reads, as a bit set.
@@ -323,82 +218,6 @@ fn drop_dead_lets(ir: &mut Ir) {
     if let Some(e) = ir.entry {
         ir.entry = Some(res(e, &alias));
     }
-}
-
-/// Redirects each edge past the tests its path already decides.
-fn thread(ir: &mut Ir, s: &mut Scratch) -> bool {
-    let n = ir.blocks.len();
-    if n < 2 {
-        // No test lies beyond another.
-        return false;
-    }
-    s.reset(n);
-    let Scratch { slots, arena, .. } = s;
-    arena.clear();
-    // Room for a few facts a block up front: growing step by step costs
-    // more than the spare room.
-    arena.reserve(4 * n);
-    if let Some(Edge::Block(i)) = ir.entry {
-        slots[i as usize].known = Some((0, 0));
-    }
-    let mut changed = false;
-    for i in 0..n {
-        let Some((start, len)) = slots[i].known else {
-            continue;
-        };
-        let (start, len) = (start as usize, len as usize);
-        let b = ir.blocks[i];
-        let mut out = [b.t, b.f];
-        for (slot, holds) in out.iter_mut().zip([true, false]) {
-            // The facts along this path, at the end of the arena: they
-            // stay there as the target's when it has none yet.
-            let path = arena.len();
-            arena.extend_from_within(start..start + len);
-            arena.extend(fact_of(ir, b.cond, holds));
-            let mut target = *slot;
-            while let Edge::Block(j) = target {
-                let nb = ir.blocks[j as usize];
-                let Some(r) = decide(ir, &arena[path..], nb.cond) else {
-                    break;
-                };
-                arena.extend(fact_of(ir, nb.cond, r));
-                target = if r { nb.t } else { nb.f };
-            }
-            *slot = target;
-            // Blocks only jump forward, so `j > i` and its facts are
-            // stored apart from block `i`'s, before this path's.
-            let mut keep_path = false;
-            if let Edge::Block(j) = target {
-                let j = j as usize;
-                slots[j].known = Some(match slots[j].known {
-                    None => {
-                        keep_path = true;
-                        (path as u32, (arena.len() - path) as u32)
-                    }
-                    Some((at, len)) => {
-                        // Keep the facts that also hold on this path.
-                        let (at, len) = (at as usize, len as usize);
-                        let mut kept = at;
-                        for r in at..at + len {
-                            let f = arena[r];
-                            if arena[path..].contains(&f) {
-                                arena[kept] = f;
-                                kept += 1;
-                            }
-                        }
-                        (at as u32, (kept - at) as u32)
-                    }
-                });
-            }
-            if !keep_path {
-                arena.truncate(path);
-            }
-        }
-        changed |= out != [b.t, b.f];
-        ir.blocks[i].t = out[0];
-        ir.blocks[i].f = out[1];
-    }
-    changed
 }
 
 /// Merges blocks that make the same test with the same successors (the

@@ -11,85 +11,79 @@
 //! rejects), and tcpdump's meaning is the order libpcap's optimiser
 //! leaves. So the conditions are libpcap's, one for one: every predecessor
 //! of the chain's head tests the same value, every moved-over test jumps
-//! to the same place and is dominated by the head.
+//! to the same place and is dominated by the head. As in libpcap, the
+//! pull-ups are the end of a pass of its branch loop ([`crate::jumps`]):
+//! they see the dominators of the pass start and the predecessors as the
+//! pass's threading left them, both unchanged by the pull-ups themselves.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::ir::{Block, Cond, Edge, Ir, Val};
+use crate::ir::{Block, Edge, Ir};
+use crate::jumps::{AValue, PassInfo, a_value, negated};
 
-/// Bound on pull-ups per filter: libpcap's optimiser gives up after 100
-/// passes of moving branches alone; each of its passes pulls up at least
-/// once.
-const MAX_PULLS: usize = 100;
-
-/// Applies the pull-ups until none applies; says whether any did. Keeps
-/// the blocks in topological order.
-pub fn pull_up(ir: &mut Ir) -> bool {
+/// The pull-ups of one pass, at each block in the pass's order; says
+/// whether any applied. Leaves the blocks in topological order.
+pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph, first: bool) -> bool {
     if !has_chain(ir, true) && !has_chain(ir, false) {
         // Nothing to move: skip building the graph (most filters).
         return false;
     }
-    let mut g = Graph::default();
-    g.build(ir);
-    let mut pulls = 0;
-    // Like libpcap: sweeps from the blocks nearest the verdicts up, each
-    // pull-up followed by fresh dominators, until a sweep moves nothing.
-    loop {
-        let before = pulls;
-        let mut b = ir.blocks.len();
-        while b > 0 && pulls < MAX_PULLS {
-            b -= 1;
-            if pull(ir, &mut g, b, true) || pull(ir, &mut g, b, false) {
-                pulls += 1;
-                g.build(ir);
-                // Renumbering moved blocks: go on from the same place.
-                b = b.min(ir.blocks.len());
-            }
-        }
-        if pulls == before || pulls >= MAX_PULLS {
-            break;
-        }
+    g.build(ir, info);
+    g.first = first;
+    let mut pulled = false;
+    for &b in &info.order {
+        let b = b as usize;
+        // libpcap tries both at each block.
+        pulled |= pull(ir, g, info, b, true);
+        pulled |= pull(ir, g, info, b, false);
     }
-    pulls > 0
+    if pulled {
+        let sorted = sort_topologically(ir, g);
+        debug_assert!(sorted, "pull-ups that close a loop are undone");
+    }
+    pulled
 }
 
-/// Whether some test leads, by its `or` chain edge (`or`: false; else
-/// true), to two more tests that share their other edge: what any pull-up
-/// needs (a predecessor, the chain's head, and a test below it).
+/// Whether some test leads to two more tests linked by their `or` chain
+/// edge (`or`: false; else true) that share their other edge: what any
+/// pull-up needs (a predecessor, the chain's head, and a test below it).
 fn has_chain(ir: &Ir, or: bool) -> bool {
     let next = |e: Edge| match e {
         Edge::Block(i) => {
-            let b = ir.blocks[i as usize];
-            Some(if or { b.f } else { b.t })
+            let (jt, jf) = lib_edges(ir, i as usize);
+            Some(if or { jf } else { jt })
         }
         _ => None,
     };
     let shared = |i: u32| {
-        let b = ir.blocks[i as usize];
-        if or { b.t } else { b.f }
+        let (jt, jf) = lib_edges(ir, i as usize);
+        if or { jt } else { jf }
     };
+    // The head may be reached by either edge of its predecessor.
     ir.blocks.iter().any(|p| {
-        let Edge::Block(b) = (if or { p.f } else { p.t }) else {
-            return false;
-        };
-        matches!(next(Edge::Block(b)), Some(Edge::Block(c)) if shared(b) == shared(c))
+        [p.t, p.f].into_iter().any(|e| match e {
+            Edge::Block(b) => {
+                matches!(next(e), Some(Edge::Block(c)) if shared(b) == shared(c))
+            }
+            _ => false,
+        })
     })
 }
 
-/// Predecessors and immediate dominators of the blocks, and buffers for
-/// the pull-ups; reused from one pull-up to the next.
+/// The predecessors of the blocks as a pass's threading left them, and
+/// buffers for the pull-ups; reused from pass to pass.
 #[derive(Default)]
-struct Graph {
-    /// Block `i`'s predecessors are `preds[pred_start[i]..pred_start[i + 1]]`.
+pub(crate) struct Graph {
+    /// Block `i`'s in-edges are `preds[pred_start[i]..pred_start[i + 1]]`,
+    /// one per edge (a block whose edges meet there is in twice).
     pred_start: Vec<u32>,
     preds: Vec<u32>,
-    /// Immediate dominator of each reachable block (the entry: itself);
-    /// `usize::MAX` when unreachable.
-    idom: Vec<usize>,
+    /// The pass's first pass flag (see [`AValue`]).
+    first: bool,
     /// Blocks as they were before a pull-up changed them (to undo it).
     undo: Vec<(usize, Block)>,
-    /// Buffers of `build` and `sort_topologically`.
+    /// Buffers of `build`, `reaches_itself` and `sort_topologically`.
     incoming: Vec<u32>,
     order: Vec<usize>,
     new_index: Vec<u32>,
@@ -98,25 +92,22 @@ struct Graph {
 }
 
 impl Graph {
-    fn build(&mut self, ir: &Ir) {
+    /// The in-edges of the blocks from the blocks reached at the pass
+    /// start (libpcap's `find_inedges` walks its stale level lists).
+    fn build(&mut self, ir: &Ir, info: &PassInfo) {
         let n = ir.blocks.len();
-        // Counting sort of the edges by target (an edge counts once even
-        // when both of a block's edges go to the same place).
-        let edges = |b: &Block| {
-            let t = match b.t {
-                Edge::Block(j) => Some(j as usize),
+        let edges = |i: usize| {
+            let b = ir.blocks[i];
+            let to = |e: Edge| match e {
+                Edge::Block(j) if info.reached[i] => Some(j as usize),
                 _ => None,
             };
-            let f = match b.f {
-                Edge::Block(j) if b.f != b.t => Some(j as usize),
-                _ => None,
-            };
-            [t, f].into_iter().flatten()
+            [to(b.t), to(b.f)].into_iter().flatten()
         };
         self.pred_start.clear();
         self.pred_start.resize(n + 1, 0);
-        for b in &ir.blocks {
-            for j in edges(b) {
+        for i in 0..n {
+            for j in edges(i) {
                 self.pred_start[j + 1] += 1;
             }
         }
@@ -129,93 +120,76 @@ impl Graph {
         let fill = &mut self.incoming;
         fill.clear();
         fill.extend_from_slice(&self.pred_start[1..]);
-        for (i, b) in ir.blocks.iter().enumerate() {
-            for j in edges(b) {
+        for i in 0..n {
+            for j in edges(i) {
                 fill[j] -= 1;
                 self.preds[fill[j] as usize] = i as u32;
             }
-        }
-        // Blocks are in topological order: one forward sweep finds every
-        // immediate dominator (the nearest common dominator of the
-        // predecessors).
-        self.idom.clear();
-        self.idom.resize(n, usize::MAX);
-        if let Some(Edge::Block(e)) = ir.entry {
-            self.idom[e as usize] = e as usize;
-        }
-        for i in 0..n {
-            if self.idom[i] == i {
-                continue;
-            }
-            let mut d = usize::MAX;
-            for &p in self.preds_of(i) {
-                let p = p as usize;
-                if self.idom[p] == usize::MAX {
-                    continue;
-                }
-                d = if d == usize::MAX {
-                    p
-                } else {
-                    common_dominator(&self.idom, d, p)
-                };
-            }
-            self.idom[i] = d;
         }
     }
 
     fn preds_of(&self, i: usize) -> &[u32] {
         &self.preds[self.pred_start[i] as usize..self.pred_start[i + 1] as usize]
     }
+}
 
-    /// Whether every path from the entry to `c` goes through `b`.
-    fn dominates(&self, b: usize, mut c: usize) -> bool {
-        if self.idom[c] == usize::MAX {
-            return false;
-        }
-        while c > b {
-            c = self.idom[c];
-        }
-        c == b
+/// Whether every path from the entry to `c` went through `b` at the pass
+/// start.
+fn dominates(info: &PassInfo, b: usize, c: usize) -> bool {
+    if !info.reached[c] {
+        return false;
+    }
+    let mut c = c as u32;
+    while c as usize > b {
+        c = info.idom[c as usize];
+    }
+    c as usize == b
+}
+
+/// A block's true and false edges as libpcap's test has them (it tests
+/// the negation of some of ours, see `jumps::negated`).
+fn lib_edges(ir: &Ir, x: usize) -> (Edge, Edge) {
+    let b = ir.blocks[x];
+    if negated(ir, b.cond) {
+        (b.f, b.t)
+    } else {
+        (b.t, b.f)
     }
 }
 
-fn common_dominator(idom: &[usize], mut a: usize, mut b: usize) -> usize {
-    while a != b {
-        while a > b {
-            a = idom[a];
-        }
-        while b > a {
-            b = idom[b];
-        }
+/// Sets a block's edge that libpcap's test takes when true (`jt`) or
+/// false.
+fn set_lib_edge(ir: &mut Ir, x: usize, jt: bool, e: Edge) {
+    let ours_t = jt != negated(ir, ir.blocks[x].cond);
+    let b = &mut ir.blocks[x];
+    if ours_t {
+        b.t = e;
+    } else {
+        b.f = e;
     }
-    a
 }
 
-/// The value a block's test looks at (libpcap's accumulator leaving it).
-fn tested(ir: &Ir, b: usize) -> Option<Val> {
-    match ir.blocks[b].cond {
-        Cond::Cmp { a, .. } => Some(a),
-        Cond::ProtoChain { .. } | Cond::Let { .. } => None,
-    }
+/// The accumulator value leaving a block (libpcap's `val[A_ATOM]`).
+fn tested(ir: &Ir, g: &Graph, b: usize) -> Option<AValue> {
+    a_value(ir, ir.blocks[b].cond, g.first)
 }
 
 /// One pull-up with `b` as the head of an `or` chain (`or`) or an `and`
 /// chain; says whether it changed the graph.
-fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
+fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool {
     // The edge a chain shares, and the one it continues by.
     let shared = |ir: &Ir, x: usize| {
-        let blk = ir.blocks[x];
-        if or { blk.t } else { blk.f }
+        let (jt, jf) = lib_edges(ir, x);
+        if or { jt } else { jf }
     };
     let next = |ir: &Ir, x: usize| {
-        let blk = ir.blocks[x];
-        if or { blk.f } else { blk.t }
+        let (jt, jf) = lib_edges(ir, x);
+        if or { jf } else { jt }
     };
     // Changes a block's chain edge, noting the block for an undo.
     let set_next = |ir: &mut Ir, undo: &mut Vec<(usize, Block)>, x: usize, e: Edge| {
         undo.push((x, ir.blocks[x]));
-        let blk = &mut ir.blocks[x];
-        if or { blk.f = e } else { blk.t = e }
+        set_lib_edge(ir, x, !or, e);
     };
     // Cheap first: the head and the test after it share the edge.
     match next(ir, b) {
@@ -226,21 +200,21 @@ fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
     let Some((&first, rest)) = g.preds_of(b).split_first() else {
         return false;
     };
-    let Some(val) = tested(ir, first as usize) else {
+    let Some(val) = tested(ir, g, first as usize) else {
         return false;
     };
-    if rest.iter().any(|&p| tested(ir, p as usize) != Some(val)) {
+    if rest.iter().any(|&p| tested(ir, g, p as usize) != Some(val)) {
         return false;
     }
     let target = shared(ir, b);
-    let in_chain = |ir: &Ir, x: usize| shared(ir, x) == target && g.dominates(b, x);
+    let in_chain = |ir: &Ir, x: usize| shared(ir, x) == target && dominates(info, b, x);
     // Down the chain to the first test of another value.
     let (mut diff, mut above) = (b, None);
     loop {
         if !in_chain(ir, diff) {
             return false;
         }
-        if tested(ir, diff) != Some(val) {
+        if tested(ir, g, diff) != Some(val) {
             break;
         }
         let Edge::Block(n) = next(ir, diff) else {
@@ -259,7 +233,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
         if !in_chain(ir, s) {
             return false;
         }
-        if tested(ir, s) == Some(val) {
+        if tested(ir, g, s) == Some(val) {
             break s;
         }
         before = s;
@@ -271,30 +245,57 @@ fn pull(ir: &mut Ir, g: &mut Graph, b: usize, or: bool) -> bool {
     set_next(ir, &mut undo, pulled, Edge::Block(diff as u32));
     match above {
         Some(a) => set_next(ir, &mut undo, a, Edge::Block(pulled as u32)),
-        // At the head: every edge into it now goes to the pulled test.
+        // At the head: the edges into it (as the pass's threading left
+        // them) now go to the pulled test. libpcap takes an in-edge for
+        // the false edge when it is not the true one.
         None => {
-            for i in 0..g.preds_of(b).len() {
-                let p = g.preds_of(b)[i] as usize;
+            for k in 0..g.preds_of(b).len() {
+                let p = g.preds_of(b)[k] as usize;
                 undo.push((p, ir.blocks[p]));
-                let blk = &mut ir.blocks[p];
-                for e in [&mut blk.t, &mut blk.f] {
-                    if *e == Edge::Block(b as u32) {
-                        *e = Edge::Block(pulled as u32);
-                    }
-                }
+                let jt = lib_edges(ir, p).0 == Edge::Block(b as u32);
+                set_lib_edge(ir, p, jt, Edge::Block(pulled as u32));
             }
         }
     }
     // The move may close a loop (another edge into the pulled test from
     // below the head; libpcap does not check): then it is undone.
-    let sorted = sort_topologically(ir, g);
-    if !sorted {
+    let looped = reaches_itself(ir, g, pulled);
+    if looped {
         for &(i, blk) in undo.iter().rev() {
             ir.blocks[i] = blk;
         }
     }
     g.undo = undo;
-    sorted
+    !looped
+}
+
+/// Whether block `x` lies on a loop. Every loop a pull-up closes goes
+/// through the pulled test (its new edges all start or end there, but
+/// the one that skips it, which cannot close a loop alone), so looking
+/// below it suffices: its descendants, not the whole graph.
+fn reaches_itself(ir: &Ir, g: &mut Graph, x: usize) -> bool {
+    let seen = &mut g.incoming;
+    seen.clear();
+    seen.resize(ir.blocks.len(), 0);
+    let stack = &mut g.order;
+    stack.clear();
+    stack.push(x);
+    while let Some(i) = stack.pop() {
+        let b = ir.blocks[i];
+        for e in [b.t, b.f] {
+            if let Edge::Block(j) = e {
+                let j = j as usize;
+                if j == x {
+                    return true;
+                }
+                if seen[j] == 0 {
+                    seen[j] = 1;
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    false
 }
 
 /// Renumbers the blocks in a topological order: the present order where
