@@ -188,7 +188,7 @@ pub enum Cond {
         /// The test comes from a relation (`expr relop expr`). libpcap
         /// loads a relation's packet bytes through its X register, so
         /// its jump threading never relates such a test to one of a
-        /// primitive on the same bytes (see `jumps::a_value`).
+        /// primitive on the same bytes (see `jumps::read_test`).
         relation: bool,
     },
     /// libpcap's `protochain`: walks the IPv6 extension headers (or the

@@ -36,135 +36,182 @@ pub(crate) struct PassInfo {
     /// level from the verdicts up, each level in the order of its list
     /// (`find_levels`).
     pub order: Vec<u32>,
-    /// Whether each block was reachable at the pass start.
-    pub reached: Vec<bool>,
-    /// The immediate dominator of each reachable block (the entry: itself).
-    pub idom: Vec<u32>,
-    /// The immediate dominating edge of each edge (edge `2 i` is block
-    /// `i`'s true edge, `2 i + 1` its false edge), `NONE` at the entry.
-    edom: Vec<u32>,
+    /// Per block, what the pass start says about it.
+    blocks: Vec<BlockInfo>,
     /// Buffers of `compute`.
-    level: Vec<u32>,
-    acc_block: Vec<u32>,
-    acc_edge: Vec<u32>,
     stack: Vec<(u32, u8)>,
-    lists: Vec<Vec<u32>>,
+    level_start: Vec<u32>,
+}
+
+/// What a pass knows about one block from its start: tests stay in place
+/// during a pass (only edges move), so they are read once too.
+#[derive(Clone, Copy)]
+struct BlockInfo {
+    /// Reachable at the pass start.
+    reached: bool,
+    /// The immediate dominator (the entry: itself).
+    idom: u32,
+    /// The immediate dominating edge of the block's two edges (edge
+    /// `2 i` is block `i`'s true edge, `2 i + 1` its false edge), `NONE`
+    /// at the entry.
+    edom: u32,
+    /// Distance from the verdicts.
+    level: u32,
+    /// Its test as `fold_edge` sees it.
+    test: Option<Test>,
+    /// The value it leaves in the accumulator.
+    avalue: Option<AValue>,
+    /// libpcap's test is the negation of ours.
+    negated: bool,
 }
 
 impl PassInfo {
-    fn compute(&mut self, ir: &Ir) {
-        let n = ir.blocks.len();
+    /// Whether block `i` was reachable at the pass start.
+    pub fn reached(&self, i: usize) -> bool {
+        self.blocks[i].reached
+    }
+
+    /// The immediate dominator of reachable block `i`.
+    pub fn idom(&self, i: usize) -> u32 {
+        self.blocks[i].idom
+    }
+
+    /// The accumulator value leaving block `i` (libpcap's `val[A_ATOM]`).
+    pub fn avalue(&self, i: usize) -> Option<AValue> {
+        self.blocks[i].avalue
+    }
+
+    /// Whether libpcap's test of block `i` is the negation of ours.
+    pub fn negated(&self, i: usize) -> bool {
+        self.blocks[i].negated
+    }
+
+    /// The immediate dominating edge of edge `e`.
+    fn edom(&self, e: u32) -> u32 {
+        self.blocks[(e / 2) as usize].edom
+    }
+
+    fn compute(&mut self, ir: &Ir, first: bool) {
         self.order.clear();
-        self.reached.clear();
-        self.reached.resize(n, false);
-        self.idom.clear();
-        self.idom.resize(n, NONE);
-        self.edom.clear();
-        self.edom.resize(2 * n, NONE);
+        self.blocks.clear();
+        self.blocks.extend(ir.blocks.iter().map(|b| {
+            let (avalue, test, negated) = read_test(ir, b.cond, first);
+            BlockInfo {
+                reached: false,
+                idom: NONE,
+                edom: NONE,
+                level: 0,
+                test,
+                avalue,
+                negated,
+            }
+        }));
         let Some(Edge::Block(entry)) = ir.entry else {
             return;
         };
-        // Levels by a depth-first walk, true edge first; each block goes to
-        // the front of its level's list when its walk ends, as in libpcap.
-        self.level.clear();
-        self.level.resize(n, 0);
-        for l in &mut self.lists {
-            l.clear();
-        }
+        // Levels by a depth-first walk, true edge first; `order` gets the
+        // blocks as their walks end.
         self.stack.clear();
-        self.reached[entry as usize] = true;
+        self.blocks[entry as usize].reached = true;
         self.stack.push((entry, 0));
+        let mut top_level = 0;
         while let Some(top) = self.stack.last_mut() {
             let (i, step) = *top;
             let b = ir.blocks[i as usize];
             if step < 2 {
                 top.1 += 1;
                 if let Edge::Block(j) = if step == 0 { b.t } else { b.f }
-                    && !self.reached[j as usize]
+                    && !self.blocks[j as usize].reached
                 {
-                    self.reached[j as usize] = true;
+                    self.blocks[j as usize].reached = true;
                     self.stack.push((j, 0));
                 }
                 continue;
             }
             self.stack.pop();
             let lv = |e: Edge| match e {
-                Edge::Block(j) => self.level[j as usize],
+                Edge::Block(j) => self.blocks[j as usize].level,
                 _ => 0,
             };
             let level = lv(b.t).max(lv(b.f)) + 1;
-            self.level[i as usize] = level;
-            if self.lists.len() <= level as usize {
-                self.lists.resize_with(level as usize + 1, Vec::new);
-            }
-            self.lists[level as usize].push(i);
+            self.blocks[i as usize].level = level;
+            top_level = top_level.max(level);
+            self.order.push(i);
         }
-        for l in &self.lists {
-            // Pushed at the end here, at the front in libpcap.
-            self.order.extend(l.iter().rev());
+        // libpcap puts each block at the front of its level's list when
+        // its walk ends: by level, latest finished first (a counting sort;
+        // the finish order moves to `stack`, now empty).
+        self.level_start.clear();
+        self.level_start.resize(top_level as usize + 2, 0);
+        for &i in &self.order {
+            self.level_start[self.blocks[i as usize].level as usize + 1] += 1;
         }
+        for l in 1..self.level_start.len() {
+            self.level_start[l] += self.level_start[l - 1];
+        }
+        self.stack.extend(self.order.iter().map(|&i| (i, 0)));
+        for &(i, _) in self.stack.iter().rev() {
+            let slot = &mut self.level_start[self.blocks[i as usize].level as usize];
+            self.order[*slot as usize] = i;
+            *slot += 1;
+        }
+        self.stack.clear();
         // Dominators: blocks only jump forward, so one sweep in index
-        // order sees every predecessor of a block before the block.
-        self.acc_block.clear();
-        self.acc_block.resize(n, NONE);
-        self.acc_edge.clear();
-        self.acc_edge.resize(n, NONE);
-        self.idom[entry as usize] = entry;
-        for i in 0..n {
-            if !self.reached[i] {
+        // order sees every predecessor of a block before the block. Until
+        // a block's turn, its `idom` and `edom` gather its predecessors'.
+        self.blocks[entry as usize].idom = entry;
+        for i in 0..ir.blocks.len() {
+            if !self.blocks[i].reached {
                 continue;
-            }
-            if i != entry as usize {
-                self.idom[i] = self.acc_block[i];
-                self.edom[2 * i] = self.acc_edge[i];
-                self.edom[2 * i + 1] = self.acc_edge[i];
             }
             let b = ir.blocks[i];
             for (s, e) in [b.t, b.f].into_iter().enumerate() {
                 let Edge::Block(j) = e else { continue };
-                let j = j as usize;
                 let edge = (2 * i + s) as u32;
-                self.acc_edge[j] = if self.acc_edge[j] == NONE && self.acc_block[j] == NONE {
+                let to = self.blocks[j as usize];
+                let edom = if to.edom == NONE && to.idom == NONE {
                     edge
                 } else {
-                    common_edge(&self.edom, self.acc_edge[j], edge)
+                    self.common_edge(to.edom, edge)
                 };
-                self.acc_block[j] = if self.acc_block[j] == NONE {
+                let idom = if to.idom == NONE {
                     i as u32
                 } else {
-                    common_block(&self.idom, self.acc_block[j], i as u32)
+                    self.common_block(to.idom, i as u32)
                 };
+                self.blocks[j as usize].edom = edom;
+                self.blocks[j as usize].idom = idom;
             }
         }
     }
-}
 
-/// The nearest edge dominating both edges `a` and `b` (or being one).
-fn common_edge(edom: &[u32], mut a: u32, mut b: u32) -> u32 {
-    while a != b {
-        if a == NONE || b == NONE {
-            return NONE;
+    /// The nearest edge dominating both edges `a` and `b` (or being one).
+    fn common_edge(&self, mut a: u32, mut b: u32) -> u32 {
+        while a != b {
+            if a == NONE || b == NONE {
+                return NONE;
+            }
+            if a > b {
+                a = self.edom(a);
+            } else {
+                b = self.edom(b);
+            }
         }
-        if a > b {
-            a = edom[a as usize];
-        } else {
-            b = edom[b as usize];
-        }
+        a
     }
-    a
-}
 
-/// The nearest block dominating both blocks.
-fn common_block(idom: &[u32], mut a: u32, mut b: u32) -> u32 {
-    while a != b {
-        while a > b {
-            a = idom[a as usize];
+    /// The nearest block dominating both blocks.
+    fn common_block(&self, mut a: u32, mut b: u32) -> u32 {
+        while a != b {
+            while a > b {
+                a = self.blocks[a as usize].idom;
+            }
+            while b > a {
+                b = self.blocks[b as usize].idom;
+            }
         }
-        while b > a {
-            b = idom[b as usize];
-        }
+        a
     }
-    a
 }
 
 /// Whether `v` loads from the packet.
@@ -195,7 +242,7 @@ pub(crate) fn can_reject(ir: &Ir, v: Val) -> bool {
 /// from the same bytes loaded by a primitive; and in the first pass an
 /// equality relation still tests `a - k == 0` (its subtraction goes in
 /// that pass), a value of its own for each `k`.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Test {
     a: AValue,
     op: CmpOp,
@@ -238,52 +285,40 @@ fn as_jset(ir: &Ir, cond: Cond, first_pass: bool) -> Option<(Val, u32)> {
     Some((if first_pass { a } else { x }, m))
 }
 
-/// Whether libpcap's test is the negation of the block's (a `jset` whose
-/// true edge is the block's false edge, see `as_jset`).
-pub(crate) fn negated(ir: &Ir, cond: Cond) -> bool {
-    as_jset(ir, cond, true).is_some()
-}
-
-/// The accumulator value a test compares (see [`AValue`]).
-pub(crate) fn a_value(ir: &Ir, cond: Cond, first_pass: bool) -> Option<AValue> {
+/// A block's test as libpcap has it: the accumulator value it compares
+/// (see [`AValue`]), the test against a constant as `fold_edge` sees it,
+/// and whether libpcap's test is the negation of the block's (a `jset`
+/// whose true edge is the block's false edge, see `as_jset`).
+fn read_test(ir: &Ir, cond: Cond, first_pass: bool) -> (Option<AValue>, Option<Test>, bool) {
     let Cond::Cmp { a, op, b, relation } = cond else {
-        return None;
+        return (None, None, false);
     };
-    if let Some((x, _)) = as_jset(ir, cond, first_pass) {
-        return Some((x, false, None));
-    }
-    let form = relation && has_load(ir, a);
-    let sub = (relation && first_pass && op == CmpOp::Eq).then_some(b);
-    Some((a, form, sub))
-}
-
-fn test_of(ir: &Ir, cond: Cond, first_pass: bool) -> Option<Test> {
-    let Cond::Cmp { op, b, .. } = cond else {
-        return None;
-    };
-    let a = a_value(ir, cond, first_pass)?;
-    Some(match as_jset(ir, cond, first_pass) {
-        Some((_, m)) => Test {
+    if let Some((x, m)) = as_jset(ir, cond, first_pass) {
+        let a = (x, false, None);
+        let test = Test {
             a,
             op: CmpOp::Set,
             k: m,
             neg: true,
-        },
-        None => Test {
-            a,
-            op,
-            k: ir.const_of(b)?,
-            neg: false,
-        },
-    })
+        };
+        return (Some(a), Some(test), true);
+    }
+    let form = relation && has_load(ir, a);
+    let sub = (relation && first_pass && op == CmpOp::Eq).then_some(b);
+    let a = (a, form, sub);
+    let test = ir.const_of(b).map(|k| Test {
+        a,
+        op,
+        k,
+        neg: false,
+    });
+    (Some(a), test, false)
 }
 
-/// libpcap's `fold_edge`: where block `child` goes when edge `d` (of a
-/// block testing the same value) was taken, if that decides it.
-fn fold_edge(ir: &Ir, child: Block, d: u32, first_pass: bool) -> Option<Edge> {
-    let pred = ir.blocks[(d / 2) as usize];
-    let c = test_of(ir, child.cond, first_pass)?;
-    let p = test_of(ir, pred.cond, first_pass)?;
+/// libpcap's `fold_edge`: where block `child` (whose test is `c`) goes
+/// when edge `d` was taken, if that decides it.
+fn fold_edge(info: &PassInfo, child: Block, c: &Test, d: u32) -> Option<Edge> {
+    let p = info.blocks[(d / 2) as usize].test.as_ref()?;
     if c.op != p.op || c.a != p.a {
         return None;
     }
@@ -329,7 +364,7 @@ pub(crate) fn constant(ir: &Ir, cond: Cond) -> Option<bool> {
 
 /// libpcap's `opt_j` on edge `e`; says whether it moved the edge, and
 /// whether that was past a test whose edges meet.
-fn opt_j(ir: &mut Ir, info: &PassInfo, e: u32, first_pass: bool) -> (bool, bool) {
+fn opt_j(ir: &mut Ir, info: &PassInfo, e: u32) -> (bool, bool) {
     let i = (e / 2) as usize;
     let old = if e & 1 == 0 {
         ir.blocks[i].t
@@ -347,13 +382,16 @@ fn opt_j(ir: &mut Ir, info: &PassInfo, e: u32, first_pass: bool) -> (bool, bool)
     }
     'top: while let Edge::Block(s) = target {
         let child = ir.blocks[s as usize];
+        let Some(c) = &info.blocks[s as usize].test else {
+            break;
+        };
         let mut d = e;
         while d != NONE {
-            if let Some(next) = fold_edge(ir, child, d, first_pass) {
+            if let Some(next) = fold_edge(info, child, c, d) {
                 target = next;
                 continue 'top;
             }
-            d = info.edom[d as usize];
+            d = info.edom(d);
         }
         break;
     }
@@ -385,9 +423,22 @@ pub(crate) struct PassResult {
     pub relation: bool,
 }
 
+/// libpcap's `opt_peep` on block `i`: a test of two constants goes one
+/// way. Says whether it changed the block.
+fn fold_constant(ir: &mut Ir, i: usize) -> bool {
+    let b = ir.blocks[i];
+    let Some(c) = constant(ir, b.cond) else {
+        return false;
+    };
+    let e = if c { b.t } else { b.f };
+    ir.blocks[i].t = e;
+    ir.blocks[i].f = e;
+    b.t != b.f
+}
+
 /// One pass of libpcap's branch loop (`first`: the first pass).
 pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
-    p.info.compute(ir);
+    p.info.compute(ir, first);
     let mut r = PassResult {
         changed: false,
         other: false,
@@ -405,12 +456,7 @@ pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
                 ..
             }
         );
-        if b.t != b.f
-            && let Some(c) = constant(ir, b.cond)
-        {
-            let e = if c { b.t } else { b.f };
-            ir.blocks[i].t = e;
-            ir.blocks[i].f = e;
+        if fold_constant(ir, i) {
             r.changed = true;
             r.other = true;
         }
@@ -418,13 +464,13 @@ pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
     for k in 0..p.info.order.len() {
         let i = p.info.order[k];
         for e in [2 * i, 2 * i + 1] {
-            let (moved, skipped) = opt_j(ir, &p.info, e, first);
+            let (moved, skipped) = opt_j(ir, &p.info, e);
             r.changed |= moved;
             r.other |= skipped;
         }
     }
     if !ir.pcap_unoptimized {
-        r.changed |= crate::pullup::pull_ups(ir, &p.info, &mut p.pulls, first);
+        r.changed |= crate::pullup::pull_ups(ir, &p.info, &mut p.pulls);
     }
     r
 }
@@ -433,6 +479,11 @@ pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
 /// drops the blocks a pass left unreachable. Says whether it changed
 /// anything.
 pub(crate) fn branch_loop(ir: &mut Ir, p: &mut Passes, compact: &mut dyn FnMut(&mut Ir)) -> bool {
+    if ir.blocks.len() == 1 {
+        // A single test: nothing to thread or pull up, so every pass but
+        // its folding (`opt_peep`) would change nothing.
+        return fold_constant(ir, 0);
+    }
     let mut any = false;
     let mut branch_only = 0;
     let mut first = true;

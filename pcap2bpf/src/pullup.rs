@@ -20,17 +20,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::ir::{Block, Edge, Ir};
-use crate::jumps::{AValue, PassInfo, a_value, negated};
+use crate::jumps::{AValue, PassInfo};
 
 /// The pull-ups of one pass, at each block in the pass's order; says
 /// whether any applied. Leaves the blocks in topological order.
-pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph, first: bool) -> bool {
-    if !has_chain(ir, true) && !has_chain(ir, false) {
-        // Nothing to move: skip building the graph (most filters).
-        return false;
-    }
-    g.build(ir, info);
-    g.first = first;
+pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph) -> bool {
+    // Built when a pull-up first needs the predecessors: most filters
+    // have no chain and never do.
+    g.built = false;
     let mut pulled = false;
     for &b in &info.order {
         let b = b as usize;
@@ -45,32 +42,6 @@ pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph, first: bool)
     pulled
 }
 
-/// Whether some test leads to two more tests linked by their `or` chain
-/// edge (`or`: false; else true) that share their other edge: what any
-/// pull-up needs (a predecessor, the chain's head, and a test below it).
-fn has_chain(ir: &Ir, or: bool) -> bool {
-    let next = |e: Edge| match e {
-        Edge::Block(i) => {
-            let (jt, jf) = lib_edges(ir, i as usize);
-            Some(if or { jf } else { jt })
-        }
-        _ => None,
-    };
-    let shared = |i: u32| {
-        let (jt, jf) = lib_edges(ir, i as usize);
-        if or { jt } else { jf }
-    };
-    // The head may be reached by either edge of its predecessor.
-    ir.blocks.iter().any(|p| {
-        [p.t, p.f].into_iter().any(|e| match e {
-            Edge::Block(b) => {
-                matches!(next(e), Some(Edge::Block(c)) if shared(b) == shared(c))
-            }
-            _ => false,
-        })
-    })
-}
-
 /// The predecessors of the blocks as a pass's threading left them, and
 /// buffers for the pull-ups; reused from pass to pass.
 #[derive(Default)]
@@ -79,8 +50,8 @@ pub(crate) struct Graph {
     /// one per edge (a block whose edges meet there is in twice).
     pred_start: Vec<u32>,
     preds: Vec<u32>,
-    /// The pass's first pass flag (see [`AValue`]).
-    first: bool,
+    /// `preds` is up to date for this pass.
+    built: bool,
     /// Blocks as they were before a pull-up changed them (to undo it).
     undo: Vec<(usize, Block)>,
     /// Buffers of `build`, `reaches_itself` and `sort_topologically`.
@@ -99,7 +70,7 @@ impl Graph {
         let edges = |i: usize| {
             let b = ir.blocks[i];
             let to = |e: Edge| match e {
-                Edge::Block(j) if info.reached[i] => Some(j as usize),
+                Edge::Block(j) if info.reached(i) => Some(j as usize),
                 _ => None,
             };
             [to(b.t), to(b.f)].into_iter().flatten()
@@ -136,21 +107,21 @@ impl Graph {
 /// Whether every path from the entry to `c` went through `b` at the pass
 /// start.
 fn dominates(info: &PassInfo, b: usize, c: usize) -> bool {
-    if !info.reached[c] {
+    if !info.reached(c) {
         return false;
     }
     let mut c = c as u32;
     while c as usize > b {
-        c = info.idom[c as usize];
+        c = info.idom(c as usize);
     }
     c as usize == b
 }
 
 /// A block's true and false edges as libpcap's test has them (it tests
 /// the negation of some of ours, see `jumps::negated`).
-fn lib_edges(ir: &Ir, x: usize) -> (Edge, Edge) {
+fn lib_edges(ir: &Ir, info: &PassInfo, x: usize) -> (Edge, Edge) {
     let b = ir.blocks[x];
-    if negated(ir, b.cond) {
+    if info.negated(x) {
         (b.f, b.t)
     } else {
         (b.t, b.f)
@@ -159,8 +130,8 @@ fn lib_edges(ir: &Ir, x: usize) -> (Edge, Edge) {
 
 /// Sets a block's edge that libpcap's test takes when true (`jt`) or
 /// false.
-fn set_lib_edge(ir: &mut Ir, x: usize, jt: bool, e: Edge) {
-    let ours_t = jt != negated(ir, ir.blocks[x].cond);
+fn set_lib_edge(ir: &mut Ir, info: &PassInfo, x: usize, jt: bool, e: Edge) {
+    let ours_t = jt != info.negated(x);
     let b = &mut ir.blocks[x];
     if ours_t {
         b.t = e;
@@ -170,8 +141,8 @@ fn set_lib_edge(ir: &mut Ir, x: usize, jt: bool, e: Edge) {
 }
 
 /// The accumulator value leaving a block (libpcap's `val[A_ATOM]`).
-fn tested(ir: &Ir, g: &Graph, b: usize) -> Option<AValue> {
-    a_value(ir, ir.blocks[b].cond, g.first)
+fn tested(info: &PassInfo, b: usize) -> Option<AValue> {
+    info.avalue(b)
 }
 
 /// One pull-up with `b` as the head of an `or` chain (`or`) or an `and`
@@ -179,31 +150,37 @@ fn tested(ir: &Ir, g: &Graph, b: usize) -> Option<AValue> {
 fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool {
     // The edge a chain shares, and the one it continues by.
     let shared = |ir: &Ir, x: usize| {
-        let (jt, jf) = lib_edges(ir, x);
+        let (jt, jf) = lib_edges(ir, info, x);
         if or { jt } else { jf }
     };
     let next = |ir: &Ir, x: usize| {
-        let (jt, jf) = lib_edges(ir, x);
+        let (jt, jf) = lib_edges(ir, info, x);
         if or { jf } else { jt }
     };
     // Changes a block's chain edge, noting the block for an undo.
     let set_next = |ir: &mut Ir, undo: &mut Vec<(usize, Block)>, x: usize, e: Edge| {
         undo.push((x, ir.blocks[x]));
-        set_lib_edge(ir, x, !or, e);
+        set_lib_edge(ir, info, x, !or, e);
     };
     // Cheap first: the head and the test after it share the edge.
     match next(ir, b) {
         Edge::Block(c) if shared(ir, c as usize) == shared(ir, b) => {}
         _ => return false,
     }
-    // Every predecessor of the head holds the same value.
+    // Every predecessor of the head holds the same value. The graph is
+    // the one threading left: no pull-up has happened yet this pass when
+    // it is first built.
+    if !g.built {
+        g.build(ir, info);
+        g.built = true;
+    }
     let Some((&first, rest)) = g.preds_of(b).split_first() else {
         return false;
     };
-    let Some(val) = tested(ir, g, first as usize) else {
+    let Some(val) = tested(info, first as usize) else {
         return false;
     };
-    if rest.iter().any(|&p| tested(ir, g, p as usize) != Some(val)) {
+    if rest.iter().any(|&p| tested(info, p as usize) != Some(val)) {
         return false;
     }
     let target = shared(ir, b);
@@ -214,7 +191,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
         if !in_chain(ir, diff) {
             return false;
         }
-        if tested(ir, g, diff) != Some(val) {
+        if tested(info, diff) != Some(val) {
             break;
         }
         let Edge::Block(n) = next(ir, diff) else {
@@ -233,7 +210,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
         if !in_chain(ir, s) {
             return false;
         }
-        if tested(ir, g, s) == Some(val) {
+        if tested(info, s) == Some(val) {
             break s;
         }
         before = s;
@@ -252,8 +229,8 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
             for k in 0..g.preds_of(b).len() {
                 let p = g.preds_of(b)[k] as usize;
                 undo.push((p, ir.blocks[p]));
-                let jt = lib_edges(ir, p).0 == Edge::Block(b as u32);
-                set_lib_edge(ir, p, jt, Edge::Block(pulled as u32));
+                let jt = lib_edges(ir, info, p).0 == Edge::Block(b as u32);
+                set_lib_edge(ir, info, p, jt, Edge::Block(pulled as u32));
             }
         }
     }
