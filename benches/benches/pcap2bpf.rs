@@ -92,9 +92,72 @@ fn time(rounds: usize, batch: usize, mut f: impl FnMut()) -> f64 {
     median(&mut samples)
 }
 
+/// One expression's compile times (ours, libpcap's; ns per compile,
+/// medians of `rounds` interleaved rounds of `batch` compiles), sizes per
+/// target and libpcap's classic BPF size.
+struct Row {
+    ours_ns: f64,
+    pcap_ns: f64,
+    sizes: [Option<usize>; 3],
+    cbpf: usize,
+}
+
+const TARGETS: [Target; 3] = [Target::Xdp, Target::Tc, Target::SocketFilter];
+
+fn measure(
+    expr: &str,
+    tables: &Tables,
+    dead: &pcap::Capture<pcap::Dead>,
+    rounds: usize,
+    batch: usize,
+) -> Row {
+    let opts = options(tables);
+    let sizes = TARGETS.map(|t| {
+        let c = compile(expr, &options_for(tables, t)).ok()?;
+        Some(c.object.layout(c.program).expect("lays out").insns.len())
+    });
+    let cbpf = dead
+        .compile(expr, true)
+        .expect("libpcap compiles")
+        .get_instructions()
+        .len();
+    // Interleave the two so machine noise hits both alike.
+    let (mut t_ours, mut t_pcap) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        t_ours.push(time(1, batch, || {
+            std::hint::black_box(compile(expr, &opts).expect("compiles"));
+        }));
+        t_pcap.push(time(1, batch, || {
+            std::hint::black_box(dead.compile(expr, true).expect("compiles"));
+        }));
+    }
+    Row {
+        ours_ns: median(&mut t_ours),
+        pcap_ns: median(&mut t_pcap),
+        sizes,
+        cbpf,
+    }
+}
+
+fn print_row(label: &str, r: &Row) {
+    let [xdp, tc, sock] = r
+        .sizes
+        .map(|n| n.map_or("-".to_string(), |n| n.to_string()));
+    println!(
+        "{:<58} {:>9.0} {:>9.0} {:>6.2} {:>5} {:>5} {:>5} {:>5}",
+        label,
+        r.ours_ns,
+        r.pcap_ns,
+        r.ours_ns / r.pcap_ns,
+        xdp,
+        tc,
+        sock,
+        r.cbpf
+    );
+}
+
 fn compile_and_size() {
     let tables = Tables::system();
-    let opts = options(&tables);
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
     println!("\n1-2. compile time (EN10MB, XDP; medians of 15 rounds) and size per target:");
     println!(
@@ -104,46 +167,15 @@ fn compile_and_size() {
     let mut time_ratios = Vec::new();
     // Size ratios against classic BPF, per target: XDP, tc, socket.
     let mut size_ratios: [Vec<f64>; 3] = Default::default();
-    let targets = [Target::Xdp, Target::Tc, Target::SocketFilter];
     for expr in EXPRESSIONS {
-        let sizes = targets.map(|t| {
-            let c = compile(expr, &options_for(&tables, t)).ok()?;
-            Some(c.object.layout(c.program).expect("lays out").insns.len())
-        });
-        let cbpf = dead
-            .compile(expr, true)
-            .expect("libpcap compiles")
-            .get_instructions()
-            .len();
-        // Interleave the two so machine noise hits both alike.
-        let (mut t_ours, mut t_pcap) = (Vec::new(), Vec::new());
-        for _ in 0..15 {
-            t_ours.push(time(1, 200, || {
-                std::hint::black_box(compile(expr, &opts).expect("compiles"));
-            }));
-            t_pcap.push(time(1, 200, || {
-                std::hint::black_box(dead.compile(expr, true).expect("compiles"));
-            }));
-        }
-        let (o, p) = (median(&mut t_ours), median(&mut t_pcap));
-        time_ratios.push(o / p);
-        for (ratios, size) in size_ratios.iter_mut().zip(sizes) {
+        let r = measure(expr, &tables, &dead, 15, 200);
+        time_ratios.push(r.ours_ns / r.pcap_ns);
+        for (ratios, size) in size_ratios.iter_mut().zip(r.sizes) {
             if let Some(n) = size {
-                ratios.push(n as f64 / cbpf as f64);
+                ratios.push(n as f64 / r.cbpf as f64);
             }
         }
-        let [xdp, tc, sock] = sizes.map(|n| n.map_or("-".to_string(), |n| n.to_string()));
-        println!(
-            "{:<58} {:>9.0} {:>9.0} {:>6.2} {:>5} {:>5} {:>5} {:>5}",
-            expr,
-            o,
-            p,
-            o / p,
-            xdp,
-            tc,
-            sock,
-            cbpf
-        );
+        print_row(expr, &r);
     }
     let [xdp, tc, sock] = size_ratios.map(|mut r| median(&mut r));
     println!(
@@ -153,6 +185,36 @@ fn compile_and_size() {
         tc,
         sock
     );
+
+    // How both optimisers scale: long chains (not in the medians).
+    println!("\nlarge filters (medians of 5 rounds; not in the medians above):");
+    let large = [
+        (
+            "40 x `host 10.0.0.N` or'ed",
+            (1..=40)
+                .map(|i| format!("host 10.0.0.{i}"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        ),
+        (
+            "40 x `port N` or'ed",
+            (1000..1040)
+                .map(|i| format!("port {i}"))
+                .collect::<Vec<_>>()
+                .join(" or "),
+        ),
+        (
+            "20 x `not net 10.N.0.0/16` and'ed, then tcp",
+            (0..20)
+                .map(|i| format!("not net 10.{i}.0.0/16"))
+                .chain(["tcp".to_string()])
+                .collect::<Vec<_>>()
+                .join(" and "),
+        ),
+    ];
+    for (label, expr) in &large {
+        print_row(label, &measure(expr, &tables, &dead, 5, 5));
+    }
 }
 
 /// The equivalent C programs, compiled with clang -O2.
