@@ -135,6 +135,9 @@ pub struct Attached {
     pub name: String,
     /// The device, by name when it still exists.
     pub iface: String,
+    /// The device is gone, and the filter with it (the kernel detached
+    /// the link); `detach` removes what is left.
+    pub device_gone: bool,
     /// The hook.
     pub hook: String,
     /// What it does with matches.
@@ -412,20 +415,25 @@ fn describe(dir: &Path) -> Result<Attached, DeployError> {
     let stats = Map::from_pin(dir.join("stats")).map_err(pin_err("opening the counters"))?;
     let matched = stats.sum_u64(&0u32.to_ne_bytes(), 0).unwrap_or(0);
     let seen = stats.sum_u64(&1u32.to_ne_bytes(), 0).unwrap_or(0);
-    let (link_id, prog_id, iface) = match Link::from_pin(dir.join("link")).and_then(|l| l.info()) {
-        Ok(info) => {
-            let ifindex = match info.detail {
-                LinkDetail::Xdp { ifindex } | LinkDetail::Tcx { ifindex, .. } => ifindex,
-                _ => 0,
-            };
-            let iface = if_indextoname(ifindex).unwrap_or(iface);
-            (info.id, info.prog_id, iface)
-        }
-        Err(_) => (0, 0, iface),
-    };
+    let (link_id, prog_id, iface, device_gone) =
+        match Link::from_pin(dir.join("link")).and_then(|l| l.info()) {
+            Ok(info) => {
+                // A link whose device went away reports ifindex 0.
+                let ifindex = match info.detail {
+                    LinkDetail::Xdp { ifindex } | LinkDetail::Tcx { ifindex, .. } => ifindex,
+                    _ => 0,
+                };
+                match if_indextoname(ifindex) {
+                    Ok(name) => (info.id, info.prog_id, name, false),
+                    Err(_) => (info.id, info.prog_id, iface, true),
+                }
+            }
+            Err(_) => (0, 0, iface, true),
+        };
     Ok(Attached {
         name,
         iface,
+        device_gone,
         hook: Hook::from_name(&hook).map_or(hook, |h| h.name().to_string()),
         action,
         expr,

@@ -431,9 +431,14 @@ fn cmd_status() -> Result<(), String> {
         "name", "device", "hook", "action", "matched", "seen", "prog", "link"
     );
     for f in filters {
+        let device = if f.device_gone {
+            format!("{}(gone)", f.iface)
+        } else {
+            f.iface
+        };
         println!(
             "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  {}",
-            f.name, f.iface, f.hook, f.action, f.matched, f.seen, f.prog_id, f.link_id, f.expr
+            f.name, device, f.hook, f.action, f.matched, f.seen, f.prog_id, f.link_id, f.expr
         );
     }
     Ok(())
