@@ -431,7 +431,8 @@ fn filters_on_an_ip_only_device_start_at_the_ip_header() {
         .expect("creates a tun device");
     ns.ip(&["link", "set", "p2btun0", "up"]).unwrap();
     let id = std::process::id() % 10_000_000;
-    let (xdp, tcx) = (format!("x{id}"), format!("t{id}"));
+    // Names of their own: the attach test names its filter t{pid}.
+    let (xdp, tcx) = (format!("tunx{id}"), format!("tunt{id}"));
     let _cleanup = (PinCleanup(xdp.clone()), PinCleanup(tcx.clone()));
     let cli = |args: &[&str]| -> Output {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -521,6 +522,13 @@ fn detaching_the_last_filter_leaves_no_pins() {
             exit 4
         fi
         echo "root after a failed attach: $(ls -d /sys/fs/bpf/pcap2bpf 2>/dev/null || echo gone)"
+        # A filter whose device is deleted says so, and detaches cleanly.
+        ip link add v0 type veth peer name v1
+        "$BIN" attach -i v0 --hook tcx-ingress --name e udp
+        ip link del v0
+        echo "status: $("$BIN" status | grep '^e ' | awk '{print $2}')"
+        "$BIN" detach e
+        echo "root after detaching it: $(ls -d /sys/fs/bpf/pcap2bpf 2>/dev/null || echo gone)"
     "#,
     );
     let out = stdout(&o);
@@ -534,7 +542,9 @@ fn detaching_the_last_filter_leaves_no_pins() {
             "pinned: a b ",
             "left: b ",
             "root after the last detach: gone",
-            "root after a failed attach: gone"
+            "root after a failed attach: gone",
+            "status: v0(gone)",
+            "root after detaching it: gone",
         ],
         "{out}"
     );
