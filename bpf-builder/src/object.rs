@@ -63,7 +63,16 @@ impl ProgramType {
         (p as u32, a as u32)
     }
 
-    /// The ELF section name libbpf uses for this type.
+    /// Whether this is one of the XDP types (interface, devmap, cpumap).
+    pub fn is_xdp(self) -> bool {
+        matches!(
+            self,
+            ProgramType::Xdp | ProgramType::XdpDevmap | ProgramType::XdpCpumap
+        )
+    }
+
+    /// The ELF section name libbpf uses for this type (without fragment
+    /// support; see [`ProgramSpec::section_name`]).
     pub fn section_name(self) -> &'static str {
         match self {
             ProgramType::Xdp => "xdp",
@@ -86,6 +95,30 @@ pub struct ProgramSpec {
     pub prog_type: ProgramType,
     /// Instructions, with references still symbolic.
     pub code: Code,
+    /// XDP only: the program declares that it handles frames spread over
+    /// several buffers (fragments), so it is loaded with
+    /// `BPF_F_XDP_HAS_FRAGS`. Devices whose MTU needs several buffers per
+    /// frame (a veth or most NICs at jumbo MTU) refuse XDP programs
+    /// without it. Such a program sees only the first buffer between
+    /// `data` and `data_end`; `bpf_xdp_get_buff_len` gives the whole
+    /// length and `bpf_xdp_load_bytes` reads past the first buffer.
+    /// libbpf's section `xdp.frags`, aya's `#[xdp(frags)]`. Set with
+    /// [`Object::set_xdp_frags`].
+    pub xdp_frags: bool,
+}
+
+impl ProgramSpec {
+    /// The ELF section name libbpf uses for this program: its type's,
+    /// with `xdp.frags` in place of `xdp` when it declares fragment
+    /// support.
+    pub fn section_name(&self) -> &'static str {
+        match (self.prog_type, self.xdp_frags) {
+            (ProgramType::Xdp, true) => "xdp.frags",
+            (ProgramType::XdpDevmap, true) => "xdp.frags/devmap",
+            (ProgramType::XdpCpumap, true) => "xdp.frags/cpumap",
+            (t, _) => t.section_name(),
+        }
+    }
 }
 
 /// A function that programs call or pass as a callback. The loader appends
@@ -139,6 +172,14 @@ pub enum ObjectError {
     /// A function was declared but its body never given.
     #[error("function `{0}` is declared but never defined")]
     Undefined(String),
+    /// A setting that the program's type does not have.
+    #[error("program `{program}`: {reason}")]
+    WrongProgramType {
+        /// The program.
+        program: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A map's initial contents refer to something the object does not have.
     #[error("map `{map}` initial contents refer to a missing {what}")]
     BadContents {
@@ -276,7 +317,25 @@ impl Object {
             name: name.to_string(),
             prog_type,
             code,
+            xdp_frags: false,
         }))
+    }
+
+    /// Declares (or withdraws) fragment support of an XDP program: see
+    /// [`ProgramSpec::xdp_frags`]. Refuses programs that are not XDP.
+    pub fn set_xdp_frags(&mut self, prog: ProgId, frags: bool) -> Result<(), ObjectError> {
+        let spec = &mut self.programs[prog];
+        if !spec.prog_type.is_xdp() {
+            return Err(ObjectError::WrongProgramType {
+                program: spec.name.clone(),
+                reason: format!(
+                    "only XDP programs declare fragment support, this one is {:?}",
+                    spec.prog_type
+                ),
+            });
+        }
+        spec.xdp_frags = frags;
+        Ok(())
     }
 
     /// Declares a function whose body comes later (for calls made before
@@ -530,6 +589,37 @@ mod tests {
             .add_program("p", ProgramType::Xdp, a.finish().unwrap())
             .unwrap_err();
         assert!(e.to_string().contains("unknown map9"), "{e}");
+    }
+
+    #[test]
+    fn only_xdp_programs_declare_fragment_support() {
+        let mut o = Object::new();
+        let x = o.add_program("x", ProgramType::Xdp, ret(2)).unwrap();
+        let d = o.add_program("d", ProgramType::XdpDevmap, ret(2)).unwrap();
+        let c = o.add_program("c", ProgramType::XdpCpumap, ret(2)).unwrap();
+        let t = o.add_program("t", ProgramType::TcxIngress, ret(0)).unwrap();
+        assert!(!o.program(x).xdp_frags, "off unless asked for");
+        assert_eq!(o.program(x).section_name(), "xdp");
+        for (id, section) in [
+            (x, "xdp.frags"),
+            (d, "xdp.frags/devmap"),
+            (c, "xdp.frags/cpumap"),
+        ] {
+            o.set_xdp_frags(id, true).unwrap();
+            assert!(o.program(id).xdp_frags);
+            assert_eq!(o.program(id).section_name(), section);
+        }
+        o.set_xdp_frags(x, false).unwrap();
+        assert_eq!(o.program(x).section_name(), "xdp");
+
+        let e = o.set_xdp_frags(t, true).unwrap_err();
+        assert!(
+            matches!(&e, ObjectError::WrongProgramType { program, .. } if program == "t"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("TcxIngress"), "{e}");
+        assert!(!o.program(t).xdp_frags);
+        assert_eq!(o.program(t).section_name(), "tcx/ingress");
     }
 
     #[test]
