@@ -14,6 +14,10 @@
 //! objects in), [`verifier`] (errors mapped to the source) and [`sys`]
 //! (the system calls, the only `unsafe` code).
 //!
+//! XDP programs can declare fragment support
+//! ([`Object::set_xdp_frags`](object::Object::set_xdp_frags), libbpf's
+//! `xdp.frags`), which devices with a jumbo MTU require.
+//!
 //! A complete program: count packets in a per-CPU array and pass them.
 //!
 //! ```no_run

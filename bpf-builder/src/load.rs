@@ -211,6 +211,9 @@ impl Object {
             let mut attr = sys::ProgLoadAttr::new(prog_type, &layout.insns, &license);
             attr.expected_attach_type = attach_type;
             attr.name = &spec.name;
+            if spec.xdp_frags {
+                attr.prog_flags |= sys::flags::BPF_F_XDP_HAS_FRAGS;
+            }
             attr.log_level = opts.log_level;
             let t = Instant::now();
             let debug = btf::for_program(self, &layout, opts.line_info);

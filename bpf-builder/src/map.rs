@@ -168,6 +168,16 @@ impl InitValue {
             InitValue::Prog(_) | InitValue::DevWithProg { .. } | InitValue::CpuWithProg { .. }
         )
     }
+
+    /// The program this value holds, if any.
+    pub fn program(&self) -> Option<ProgId> {
+        match *self {
+            InitValue::Prog(p)
+            | InitValue::DevWithProg { prog: p, .. }
+            | InitValue::CpuWithProg { prog: p, .. } => Some(p),
+            InitValue::Bytes(_) | InitValue::Map(_) => None,
+        }
+    }
 }
 
 /// BTF types of a map's key and value, passed at map creation so that

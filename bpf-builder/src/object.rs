@@ -3,7 +3,7 @@
 //! [`Object::load`](crate::load).
 
 use aya_obj::generated::{bpf_attach_type as at, bpf_prog_type as pt};
-use cranelift_entity::{PrimaryMap, entity_impl};
+use cranelift_entity::{PrimaryMap, SecondaryMap, entity_impl};
 use std::borrow::Cow;
 
 use crate::asm::Code;
@@ -63,7 +63,16 @@ impl ProgramType {
         (p as u32, a as u32)
     }
 
-    /// The ELF section name libbpf uses for this type.
+    /// Whether this is one of the XDP types (interface, devmap, cpumap).
+    pub fn is_xdp(self) -> bool {
+        matches!(
+            self,
+            ProgramType::Xdp | ProgramType::XdpDevmap | ProgramType::XdpCpumap
+        )
+    }
+
+    /// The ELF section name libbpf uses for this type (without fragment
+    /// support; see [`ProgramSpec::section_name`]).
     pub fn section_name(self) -> &'static str {
         match self {
             ProgramType::Xdp => "xdp",
@@ -86,6 +95,30 @@ pub struct ProgramSpec {
     pub prog_type: ProgramType,
     /// Instructions, with references still symbolic.
     pub code: Code,
+    /// XDP only: the program declares that it handles frames spread over
+    /// several buffers (fragments), so it is loaded with
+    /// `BPF_F_XDP_HAS_FRAGS`. Devices whose MTU needs several buffers per
+    /// frame (a veth or most NICs at jumbo MTU) refuse XDP programs
+    /// without it. Such a program sees only the first buffer between
+    /// `data` and `data_end`; `bpf_xdp_get_buff_len` gives the whole
+    /// length and `bpf_xdp_load_bytes` reads past the first buffer.
+    /// libbpf's section `xdp.frags`, aya's `#[xdp(frags)]`. Set with
+    /// [`Object::set_xdp_frags`].
+    pub xdp_frags: bool,
+}
+
+impl ProgramSpec {
+    /// The ELF section name libbpf uses for this program: its type's,
+    /// with `xdp.frags` in place of `xdp` when it declares fragment
+    /// support.
+    pub fn section_name(&self) -> &'static str {
+        match (self.prog_type, self.xdp_frags) {
+            (ProgramType::Xdp, true) => "xdp.frags",
+            (ProgramType::XdpDevmap, true) => "xdp.frags/devmap",
+            (ProgramType::XdpCpumap, true) => "xdp.frags/cpumap",
+            (t, _) => t.section_name(),
+        }
+    }
 }
 
 /// A function that programs call or pass as a callback. The loader appends
@@ -139,6 +172,29 @@ pub enum ObjectError {
     /// A function was declared but its body never given.
     #[error("function `{0}` is declared but never defined")]
     Undefined(String),
+    /// A setting that the program's type does not have.
+    #[error("program `{program}`: {reason}")]
+    WrongProgramType {
+        /// The program.
+        program: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Programs stored in or using one program array, devmap or cpumap
+    /// disagree on XDP fragment support, which the kernel refuses.
+    #[error(
+        "map `{map}`: program `{with}` declares XDP fragment support and `{without}` does not; \
+         the kernel needs the programs a map holds (and, for program arrays, devmaps and \
+         cpumaps, those that use it) to agree"
+    )]
+    MixedFrags {
+        /// The map.
+        map: String,
+        /// A program with fragment support.
+        with: String,
+        /// A program without.
+        without: String,
+    },
     /// A map's initial contents refer to something the object does not have.
     #[error("map `{map}` initial contents refer to a missing {what}")]
     BadContents {
@@ -276,7 +332,25 @@ impl Object {
             name: name.to_string(),
             prog_type,
             code,
+            xdp_frags: false,
         }))
+    }
+
+    /// Declares (or withdraws) fragment support of an XDP program: see
+    /// [`ProgramSpec::xdp_frags`]. Refuses programs that are not XDP.
+    pub fn set_xdp_frags(&mut self, prog: ProgId, frags: bool) -> Result<(), ObjectError> {
+        let spec = &mut self.programs[prog];
+        if !spec.prog_type.is_xdp() {
+            return Err(ObjectError::WrongProgramType {
+                program: spec.name.clone(),
+                reason: format!(
+                    "only XDP programs declare fragment support, this one is {:?}",
+                    spec.prog_type
+                ),
+            });
+        }
+        spec.xdp_frags = frags;
+        Ok(())
     }
 
     /// Declares a function whose body comes later (for calls made before
@@ -448,13 +522,7 @@ impl Object {
             return Err(ObjectError::Undefined(f.name.clone()));
         }
         for (_, spec) in self.maps.iter() {
-            for (_, v) in &spec.contents {
-                let prog = match v {
-                    InitValue::Prog(p)
-                    | InitValue::DevWithProg { prog: p, .. }
-                    | InitValue::CpuWithProg { prog: p, .. } => *p,
-                    _ => continue,
-                };
+            for prog in spec.contents.iter().filter_map(|(_, v)| v.program()) {
                 if self.programs.get(prog).is_none() {
                     return Err(ObjectError::BadContents {
                         map: spec.name.clone(),
@@ -463,7 +531,65 @@ impl Object {
                 }
             }
         }
+        self.check_frags_agree()
+    }
+
+    /// The kernel keeps, per program array, devmap and cpumap, whether its
+    /// programs declare XDP fragment support, and refuses a program that
+    /// differs, whether stored in the map or using it (devmap-hash: only
+    /// stored). Finding it here gives a clear error instead of an
+    /// `EINVAL` (`ENOMEM` for cpumaps) when the map is filled.
+    fn check_frags_agree(&self) -> Result<(), ObjectError> {
+        if !self.programs.values().any(|p| p.xdp_frags) {
+            return Ok(());
+        }
+        let mut used: Option<SecondaryMap<ProgId, Vec<MapId>>> = None;
+        for (map, spec) in self.maps.iter() {
+            let users_count = match spec.map_type {
+                MapType::ProgArray | MapType::DevMap | MapType::CpuMap => true,
+                MapType::DevMapHash => false,
+                _ => continue,
+            };
+            let mut progs: Vec<ProgId> = spec
+                .contents
+                .iter()
+                .filter_map(|(_, v)| v.program())
+                .collect();
+            if users_count {
+                let used = match &mut used {
+                    Some(u) => u,
+                    None => used.insert(self.maps_used()?),
+                };
+                progs.extend(self.programs.keys().filter(|&p| used[p].contains(&map)));
+            }
+            let with = progs.iter().find(|&&p| self.programs[p].xdp_frags);
+            let without = progs.iter().find(|&&p| !self.programs[p].xdp_frags);
+            if let (Some(&with), Some(&without)) = (with, without) {
+                return Err(ObjectError::MixedFrags {
+                    map: spec.name.clone(),
+                    with: self.programs[with].name.clone(),
+                    without: self.programs[without].name.clone(),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The maps each program refers to, with the functions it calls.
+    fn maps_used(&self) -> Result<SecondaryMap<ProgId, Vec<MapId>>, ObjectError> {
+        let mut used = SecondaryMap::new();
+        for prog in self.programs.keys() {
+            used[prog] = self
+                .layout(prog)?
+                .relocs
+                .iter()
+                .filter_map(|&(_, r)| match r {
+                    Reloc::MapFd(m) | Reloc::MapValue { map: m, .. } => Some(m),
+                    Reloc::Call(_) | Reloc::FuncPtr(_) => None,
+                })
+                .collect();
+        }
+        Ok(used)
     }
 }
 
@@ -530,6 +656,123 @@ mod tests {
             .add_program("p", ProgramType::Xdp, a.finish().unwrap())
             .unwrap_err();
         assert!(e.to_string().contains("unknown map9"), "{e}");
+    }
+
+    #[test]
+    fn only_xdp_programs_declare_fragment_support() {
+        let mut o = Object::new();
+        let x = o.add_program("x", ProgramType::Xdp, ret(2)).unwrap();
+        let d = o.add_program("d", ProgramType::XdpDevmap, ret(2)).unwrap();
+        let c = o.add_program("c", ProgramType::XdpCpumap, ret(2)).unwrap();
+        let t = o.add_program("t", ProgramType::TcxIngress, ret(0)).unwrap();
+        assert!(!o.program(x).xdp_frags, "off unless asked for");
+        assert_eq!(o.program(x).section_name(), "xdp");
+        for (id, section) in [
+            (x, "xdp.frags"),
+            (d, "xdp.frags/devmap"),
+            (c, "xdp.frags/cpumap"),
+        ] {
+            o.set_xdp_frags(id, true).unwrap();
+            assert!(o.program(id).xdp_frags);
+            assert_eq!(o.program(id).section_name(), section);
+        }
+        o.set_xdp_frags(x, false).unwrap();
+        assert_eq!(o.program(x).section_name(), "xdp");
+
+        let e = o.set_xdp_frags(t, true).unwrap_err();
+        assert!(
+            matches!(&e, ObjectError::WrongProgramType { program, .. } if program == "t"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("TcxIngress"), "{e}");
+        assert!(!o.program(t).xdp_frags);
+        assert_eq!(o.program(t).section_name(), "tcx/ingress");
+    }
+
+    /// An object with a map `m` holding `entry` (XDP devmap/cpumap or
+    /// plain XDP for program arrays) and an XDP program `main` that uses
+    /// `m` from a function it calls.
+    fn holder(map: MapSpec, main_frags: bool, entry_frags: bool) -> Result<(), ObjectError> {
+        let mut o = Object::new();
+        let m = o.add_map(map).unwrap();
+        let (entry_type, value): (_, fn(ProgId) -> InitValue) = match o.map(m).map_type {
+            MapType::ProgArray => (ProgramType::Xdp, InitValue::Prog),
+            MapType::CpuMap => (ProgramType::XdpCpumap, |prog| InitValue::CpuWithProg {
+                qsize: 64,
+                prog,
+            }),
+            _ => (ProgramType::XdpDevmap, |prog| InitValue::DevWithProg {
+                ifindex: 1,
+                prog,
+            }),
+        };
+        let mut a = Asm::new();
+        a.ld_map_fd(R1, m);
+        a.mov64(R0, 0);
+        a.exit();
+        let f = o.add_function("uses_m", a.finish().unwrap()).unwrap();
+        let mut a = Asm::new();
+        a.call_func(f);
+        a.mov64(R0, 2);
+        a.exit();
+        let main = o
+            .add_program("main", ProgramType::Xdp, a.finish().unwrap())
+            .unwrap();
+        let entry = o.add_program("entry", entry_type, ret(2)).unwrap();
+        o.set_xdp_frags(main, main_frags).unwrap();
+        o.set_xdp_frags(entry, entry_frags).unwrap();
+        o.add_map_entry(m, 0u32.to_ne_bytes(), value(entry))
+            .unwrap();
+        o.validate()
+    }
+
+    #[test]
+    fn programs_of_one_map_agree_on_fragment_support() {
+        for map in [
+            MapSpec::prog_array("m", 2),
+            MapSpec::devmap("m", 2),
+            MapSpec::cpumap("m", 2),
+        ] {
+            let t = map.map_type;
+            assert_eq!(holder(map.clone(), false, false), Ok(()), "{t:?}");
+            assert_eq!(holder(map.clone(), true, true), Ok(()), "{t:?}");
+            for (main, entry) in [(true, false), (false, true)] {
+                let e = holder(map.clone(), main, entry).unwrap_err();
+                let (with, without) = if main {
+                    ("main", "entry")
+                } else {
+                    ("entry", "main")
+                };
+                assert_eq!(
+                    e,
+                    ObjectError::MixedFrags {
+                        map: "m".into(),
+                        with: with.into(),
+                        without: without.into(),
+                    },
+                    "{t:?}"
+                );
+            }
+        }
+        // A devmap-hash binds only the programs it holds.
+        assert_eq!(holder(MapSpec::devmap_hash("m", 2), true, false), Ok(()));
+        let mut o = Object::new();
+        let m = o.add_map(MapSpec::devmap_hash("m", 4)).unwrap();
+        for (i, (name, frags)) in [("a", true), ("b", false)].into_iter().enumerate() {
+            let p = o.add_program(name, ProgramType::XdpDevmap, ret(2)).unwrap();
+            o.set_xdp_frags(p, frags).unwrap();
+            let value = InitValue::DevWithProg {
+                ifindex: 1,
+                prog: p,
+            };
+            o.add_map_entry(m, (i as u32).to_ne_bytes(), value).unwrap();
+        }
+        let e = o.validate().unwrap_err();
+        assert!(
+            matches!(&e, ObjectError::MixedFrags { with, without, .. } if with == "a" && without == "b"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("map `m`"), "{e}");
     }
 
     #[test]

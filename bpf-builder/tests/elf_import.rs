@@ -48,6 +48,18 @@ int count(struct xdp_md *ctx)
     return 2;
 }
 
+SEC("xdp.frags")
+int jumbo(struct xdp_md *ctx)
+{
+    return 2;
+}
+
+SEC("xdp.frags/cpumap")
+int cpu_jumbo(struct xdp_md *ctx)
+{
+    return 2;
+}
+
 char LICENSE[] SEC("license") = "GPL";
 "#;
 
@@ -97,6 +109,15 @@ fn clang_object_is_imported_extended_and_run() {
     let bss = o.map_by_name(".bss").expect(".bss");
     let count = o.program_by_name("count").expect("the C program");
     assert_eq!(o.program(count).prog_type, ProgramType::Xdp);
+    assert!(!o.program(count).xdp_frags);
+    // libbpf's fragment-support sections.
+    for (name, prog_type) in [
+        ("jumbo", ProgramType::Xdp),
+        ("cpu_jumbo", ProgramType::XdpCpumap),
+    ] {
+        let p = o.program(o.program_by_name(name).expect(name));
+        assert_eq!((p.prog_type, p.xdp_frags), (prog_type, true), "{name}");
+    }
     assert!(
         o.functions().any(|(_, f)| f.name == "add"),
         "the static function in .text"

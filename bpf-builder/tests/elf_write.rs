@@ -77,7 +77,15 @@ fn bpftool_loadall_accepts_it() {
     pinned.sort();
     assert_eq!(
         pinned,
-        ["drop_all", "main", "on_devmap", "sock_all", "tc_ok"],
+        [
+            "dev_jumbo",
+            "drop_all",
+            "jumbo",
+            "main",
+            "on_devmap",
+            "sock_all",
+            "tc_ok"
+        ],
         "every program, and no function, is a program for libbpf"
     );
     // The pinned main program runs as we built it.
@@ -162,6 +170,8 @@ fn llvm_objdump_disassembles_it() {
         "<add_step>:",
         "<main>:",
         "<drop_all>:",
+        "Disassembly of section xdp.frags:",
+        "Disassembly of section xdp.frags/devmap:",
         "R_BPF_64_32\t.text",
         "R_BPF_64_64\t.text",
         "R_BPF_64_64\t.rodata",
@@ -218,6 +228,7 @@ fn our_reader_gets_the_same_object_back() {
     for (id, p) in a.programs() {
         let bid = back.program_by_name(&p.name).unwrap();
         assert_eq!(back.program(bid).prog_type, p.prog_type);
+        assert_eq!(back.program(bid).xdp_frags, p.xdp_frags, "{}", p.name);
         let (la, lb) = (a.layout(id).unwrap(), back.layout(bid).unwrap());
         assert_eq!(
             la.insns, lb.insns,
@@ -265,6 +276,12 @@ fn our_reader_gets_the_same_object_back() {
         u64::from_ne_bytes(value[..8].try_into().unwrap()),
         expected_total(5, 2)
     );
+    let frags: Vec<&str> = back
+        .programs()
+        .filter(|(_, p)| p.xdp_frags)
+        .map(|(_, p)| p.name.as_str())
+        .collect();
+    assert_eq!(frags, ["jumbo", "dev_jumbo"]);
     let _ = s.main;
     let _ = (s.data, s.hits);
 }

@@ -206,7 +206,10 @@ impl Object {
         for (name, p) in programs {
             let f = &parsed.functions[&p.function_key()];
             let code = convert(&elf, &names, &object, f, false)?;
-            object.add_program(name, program_type(name, &p.section)?, code)?;
+            let id = object.add_program(name, program_type(name, &p.section)?, code)?;
+            if let ProgramSection::Xdp { frags: true, .. } = p.section {
+                object.set_xdp_frags(id, true)?;
+            }
         }
         Ok(object)
     }

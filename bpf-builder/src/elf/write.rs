@@ -1,7 +1,7 @@
 //! `Object::to_elf`: a relocatable EM_BPF object laid out as clang does it.
 //!
-//! - one section per program type (`ProgramType::section_name`, but
-//!   `classifier` for tc), each
+//! - one section per program type (`ProgramSpec::section_name`, so
+//!   `xdp.frags` for XDP with fragment support, but `classifier` for tc), each
 //!   program a global `FUNC` symbol with its size;
 //! - the object's functions in `.text` as static `FUNC` symbols; calls from
 //!   a program section are `R_BPF_64_32` against the `.text` section
@@ -24,7 +24,7 @@ use crate::asm::{Annotation, Code};
 use crate::btf::{Btf, LineInfo, Linkage, Type, TypeId, c_identifier};
 use crate::insn::{Insn, pseudo};
 use crate::map::MapSpec;
-use crate::object::{FuncId, MapId, Object, ProgramType};
+use crate::object::{FuncId, MapId, Object, ProgramSpec, ProgramType};
 use crate::reloc::Reloc;
 
 use super::ElfError;
@@ -98,7 +98,7 @@ impl Object {
         // Program sections, in order of first use.
         let mut sections: IndexMap<&'static str, CodeSection> = IndexMap::new();
         for (_, p) in self.programs() {
-            let sec = sections.entry(section_name(p.prog_type)).or_default();
+            let sec = sections.entry(section_name(p)).or_default();
             let func = btf.add(Type::Func {
                 name: c_identifier(&p.name),
                 proto,
@@ -245,10 +245,10 @@ impl Object {
 
 /// The section of a program: libbpf's name, except tc classifiers, which
 /// go to `classifier` (libbpf 1.1 reads it too, aya reads only it).
-fn section_name(t: ProgramType) -> &'static str {
-    match t {
+fn section_name(p: &ProgramSpec) -> &'static str {
+    match p.prog_type {
         ProgramType::SchedCls => "classifier",
-        other => other.section_name(),
+        _ => p.section_name(),
     }
 }
 

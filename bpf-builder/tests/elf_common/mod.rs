@@ -1,6 +1,7 @@
 //! The object the ELF tests write: every map type libbpf 1.1 can express,
 //! global data, functions (one called, one a `bpf_loop` callback) and
-//! programs of several types, two sharing a section.
+//! programs of several types, two sharing a section, two with XDP
+//! fragment support.
 
 #![allow(dead_code)]
 
@@ -167,6 +168,15 @@ pub fn build(iterations: u32, step: u32) -> Sample {
         .unwrap();
     o.add_program("on_devmap", ProgramType::XdpDevmap, ret(2, "pass"))
         .unwrap();
+    // Fragment support: sections `xdp.frags` and `xdp.frags/devmap`.
+    let jumbo = o
+        .add_program("jumbo", ProgramType::Xdp, ret(2, "pass any size"))
+        .unwrap();
+    o.set_xdp_frags(jumbo, true).unwrap();
+    let dev_jumbo = o
+        .add_program("dev_jumbo", ProgramType::XdpDevmap, ret(2, "pass"))
+        .unwrap();
+    o.set_xdp_frags(dev_jumbo, true).unwrap();
     Sample {
         object: o,
         main,
