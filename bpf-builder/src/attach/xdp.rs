@@ -148,7 +148,7 @@ pub fn attach(
             Some(libc::ERANGE) => AttachError::sys(
                 format!(
                     "XDP link on {iface}: the device's MTU is too large for an XDP program \
-                     without fragment support"
+                     without fragment support (see `Object::set_xdp_frags`)"
                 ),
                 e,
             ),
