@@ -11,6 +11,11 @@
 //! computed in r0 and kept in r7/r8 only while another load runs; r9
 //! holds the variable offset (like classic BPF's X register).
 //!
+//! XDP with fragment support (`EmitOptions::xdp_frags`) emits the filter
+//! twice: with direct access, for frames whose first buffer holds all the
+//! filter can read, and then with `bpf_xdp_load_bytes`, which clobbers
+//! r0-r5 as `ld_abs` does, so that copy has a socket filter's shape.
+//!
 //! After a bounds check, r5 holds the end it checked, so the next check
 //! from the same base moves r5 by the difference (two instructions
 //! rather than three).
@@ -60,6 +65,13 @@ pub struct EmitOptions {
     /// The caller binds `on_match` right after the emitted code, so the
     /// last block may fall through to it.
     pub accept_follows: bool,
+    /// XDP only, for programs loaded with fragment support
+    /// (`ProgramSpec::xdp_frags`): a frame may continue past `data_end`
+    /// in fragments. `len` is then the whole frame's
+    /// (`bpf_xdp_get_buff_len`), and when the filter may read past the
+    /// first buffer of a fragmented frame, a second copy of the filter
+    /// reads with `bpf_xdp_load_bytes` instead of direct access.
+    pub xdp_frags: bool,
 }
 
 /// Largest packet offset the generated code can read at a constant
@@ -91,6 +103,56 @@ const WIRELEN_SLOT: i16 = -8;
 /// variables.
 const PROTOCHAIN_SLOT: i16 = -16 - 8 * MAX_VARS as i16;
 
+/// Where `bpf_xdp_load_bytes` puts the bytes it loads.
+const LOAD_SLOT: i16 = PROTOCHAIN_SLOT - 8;
+
+/// How the generated code reads packet bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loads {
+    /// Directly between `data` and `data_end`, after bounds checks the
+    /// verifier sees.
+    Direct,
+    /// `ld_abs`/`ld_ind` (socket filters): they check the bounds and end
+    /// the program, returning 0, past them.
+    Legacy,
+    /// `bpf_xdp_load_bytes` into a stack slot (XDP frames in fragments);
+    /// a load that fails rejects. Like `ld_abs`, a call clobbers r0-r5,
+    /// so the code has the shape of a socket filter's.
+    Helper,
+}
+
+/// `r0 = packet[index + k ..][..size]` in host order, by `ld_abs`/`ld_ind`
+/// or by `bpf_xdp_load_bytes` (the context in r6); clobbers r0-r5.
+fn packet_load(a: &mut Asm, loads: Loads, size: u8, index: Option<Reg>, k: u32, reject: Label) {
+    let sz = size_of(size);
+    match loads {
+        Loads::Direct => unreachable!("direct loads do not go through the helpers"),
+        Loads::Legacy => a.emit(match index {
+            None => Insn::ld_abs(sz, k as i32),
+            Some(x) => Insn::ld_ind(sz, x, k as i32),
+        }),
+        Loads::Helper => {
+            a.mov64(Reg::R1, CTX);
+            match index {
+                None => a.mov32(Reg::R2, k as i32),
+                Some(x) => {
+                    a.mov32(Reg::R2, x);
+                    a.alu32(AluOp::Add, Reg::R2, k as i32);
+                }
+            }
+            a.mov64(Reg::R3, Reg::R10);
+            a.add64(Reg::R3, i32::from(LOAD_SLOT));
+            a.mov32(Reg::R4, i32::from(size));
+            a.call(Helper::XdpLoadBytes);
+            a.jmp32(JmpOp::Ne, Reg::R0, 0, reject);
+            a.ldx(sz, Reg::R0, Reg::R10, LOAD_SLOT);
+            if size > 1 {
+                a.endian(Endian::Be, Reg::R0, 8 * size);
+            }
+        }
+    }
+}
+
 /// Stack slot of IR variable `n` (below the wire length).
 fn var_slot(n: u32) -> i16 {
     debug_assert!(n < MAX_VARS);
@@ -120,7 +182,17 @@ pub fn emit(
         cache: None,
         acc: None,
         scratch: None,
+        loads: match opts.target {
+            Target::SocketFilter => Loads::Legacy,
+            Target::Xdp | Target::Tc => Loads::Direct,
+        },
     };
+    if opts.xdp_frags && (opts.target != Target::Xdp || opts.test_run_meta) {
+        return Err(CompileError::new(
+            "fragment support is for XDP programs outside the test-run mode",
+            Span::default(),
+        ));
+    }
     g.reset_pool();
     let entry = ir.entry.unwrap_or(Edge::Accept);
     if ir.blocks.is_empty() {
@@ -142,66 +214,14 @@ pub fn emit(
             reject: g.used_reject,
         });
     }
-    g.prologue();
-    let labels = g.asm.new_labels(ir.blocks.len());
-    let target = |e: Edge, g: &mut Gen<'_>| match e {
-        Edge::Accept => {
-            g.used_accept = true;
-            g.accept
-        }
-        Edge::Reject => g.rej(),
-        Edge::Block(i) => labels.get(i as usize),
-    };
-    let first = if ir.blocks.is_empty() && opts.accept_follows {
-        Edge::Accept
-    } else {
-        Edge::Block(0)
-    };
-    if entry != first {
-        let l = target(entry, &mut g);
-        g.asm.ja(l);
-    } else if entry == Edge::Accept {
-        g.used_accept = true;
-    }
-    // One allocation for all the per-block state.
-    let mut slots = vec![Slot::default(); ir.blocks.len()];
-    if opts.target != Target::SocketFilter {
-        plan_checks(ir, entry, &mut slots);
-    }
-    for (i, b) in ir.blocks.iter().enumerate() {
-        g.asm.bind(labels.get(i));
-        g.annotate(b.span);
-        (g.cache, g.acc, g.scratch) = slots[i].state.unwrap_or((None, None, None));
-        match slots[i].check {
-            Check::None => {}
-            // The block's code stays, dead, so that what follows it stays
-            // statically reachable for the verifier.
-            Check::Fail => g.always_reject(),
-            Check::Len(n) => g.check_len(n),
-        }
-        let next = if i + 1 == ir.blocks.len() && opts.accept_follows {
-            Edge::Accept
-        } else {
-            Edge::Block(i as u32 + 1)
-        };
-        let (t, f) = (target(b.t, &mut g), target(b.f, &mut g));
-        g.block(b, t, f, b.t == next, b.f == next)?;
-        for e in [b.t, b.f] {
-            if let Edge::Block(j) = e {
-                let j = j as usize;
-                slots[j].state = Some(match slots[j].state {
-                    None => (g.cache, g.acc, g.scratch),
-                    Some((pc, pa, ps)) => (
-                        match (pc, g.cache) {
-                            (Some((v, x)), Some((w, y))) if v == w => Some((v, x.min(y))),
-                            _ => None,
-                        },
-                        if pa == g.acc { pa } else { None },
-                        if ps == g.scratch { ps } else { None },
-                    ),
-                });
-            }
-        }
+    let slow = g.prologue();
+    // With a second copy after it, the first cannot fall through.
+    g.body(entry, opts.accept_follows && slow.is_none())?;
+    if let Some(slow) = slow {
+        g.asm.bind(slow);
+        g.loads = Loads::Helper;
+        g.reset_pool();
+        g.body(entry, opts.accept_follows)?;
     }
     g.asm.clear_source();
     Ok(Verdicts {
@@ -348,6 +368,8 @@ struct Gen<'a> {
     acc: Option<(Val, bool)>,
     /// What r5 points at after the last bounds check (direct access).
     scratch: Option<Scratch>,
+    /// How this copy of the filter reads the packet.
+    loads: Loads,
 }
 
 /// r5 after a bounds check: `data + off + n` (`off` is `None` for
@@ -431,7 +453,11 @@ impl Gen<'_> {
     }
 
     fn direct(&self) -> bool {
-        self.opts.target != Target::SocketFilter
+        self.loads == Loads::Direct
+    }
+
+    fn frags(&self) -> bool {
+        self.opts.xdp_frags && self.opts.target == Target::Xdp
     }
 
     fn test_mode(&self) -> bool {
@@ -467,6 +493,67 @@ impl Gen<'_> {
         self.free.raise_r0();
     }
 
+    /// Emits one copy of the filter's blocks, reading as `self.loads`
+    /// says, from the entry to the verdict labels.
+    fn body(&mut self, entry: Edge, accept_follows: bool) -> R<()> {
+        let ir = self.ir;
+        let labels = self.asm.new_labels(ir.blocks.len());
+        let target = |e: Edge, g: &mut Gen<'_>| match e {
+            Edge::Accept => {
+                g.used_accept = true;
+                g.accept
+            }
+            Edge::Reject => g.rej(),
+            Edge::Block(i) => labels.get(i as usize),
+        };
+        (self.cache, self.acc, self.scratch) = (None, None, None);
+        if entry != Edge::Block(0) {
+            let l = target(entry, self);
+            self.asm.ja(l);
+        }
+        // One allocation for all the per-block state.
+        let mut slots = vec![Slot::default(); ir.blocks.len()];
+        if self.direct() {
+            plan_checks(ir, entry, &mut slots);
+        }
+        for (i, b) in ir.blocks.iter().enumerate() {
+            self.asm.bind(labels.get(i));
+            self.annotate(b.span);
+            (self.cache, self.acc, self.scratch) = slots[i].state.unwrap_or((None, None, None));
+            match slots[i].check {
+                Check::None => {}
+                // The block's code stays, dead, so that what follows it
+                // stays statically reachable for the verifier.
+                Check::Fail => self.always_reject(),
+                Check::Len(n) => self.check_len(n),
+            }
+            let next = if i + 1 == ir.blocks.len() && accept_follows {
+                Edge::Accept
+            } else {
+                Edge::Block(i as u32 + 1)
+            };
+            let (t, f) = (target(b.t, self), target(b.f, self));
+            self.block(b, t, f, b.t == next, b.f == next)?;
+            for e in [b.t, b.f] {
+                if let Edge::Block(j) = e {
+                    let j = j as usize;
+                    slots[j].state = Some(match slots[j].state {
+                        None => (self.cache, self.acc, self.scratch),
+                        Some((pc, pa, ps)) => (
+                            match (pc, self.cache) {
+                                (Some((v, x)), Some((w, y))) if v == w => Some((v, x.min(y))),
+                                _ => None,
+                            },
+                            if pa == self.acc { pa } else { None },
+                            if ps == self.scratch { ps } else { None },
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Annotates what follows with the whole expression and the column of
     /// `span` in it: BTF line info then shows the filter with the place
     /// this code comes from, as a C compiler shows the source line.
@@ -480,8 +567,16 @@ impl Gen<'_> {
             .set_source(Annotation::at("filter", 1, col, &self.source));
     }
 
-    fn prologue(&mut self) {
-        let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir);
+    /// The prologue; with fragment support, it also decides which copy of
+    /// the filter runs and returns the label of the second (helper loads).
+    fn prologue(&mut self) -> Option<Label> {
+        let frags = self.frags();
+        let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir) || frags;
+        if frags {
+            self.asm.set_source(Annotation::new("prologue"));
+            self.asm.mov64(CTX, Reg::R1);
+            return Some(self.frags_prologue());
+        }
         let a = &mut *self.asm;
         a.set_source(Annotation::new("prologue"));
         if needs_ctx {
@@ -510,6 +605,33 @@ impl Gen<'_> {
             }
             Target::SocketFilter => {}
         }
+        None
+    }
+
+    /// XDP with fragment support: `data .. data_end` is only the frame's
+    /// first buffer. The whole length goes to the stack (for `len`); when
+    /// the frame is in one buffer, or its first buffer holds all the
+    /// filter can read, the direct-access copy runs; else the copy with
+    /// helper loads, whose label this returns.
+    fn frags_prologue(&mut self) -> Label {
+        let need = self
+            .ir
+            .max_read()
+            .map_or(MAX_PACKET_OFF, |n| n.min(u64::from(MAX_PACKET_OFF)) as u32);
+        let a = &mut *self.asm;
+        let (direct, helper) = (a.new_label(), a.new_label());
+        a.call(Helper::XdpGetBuffLen);
+        a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R0);
+        a.ldx(Size::W, DATA, CTX, 0);
+        a.ldx(Size::W, END, CTX, 4);
+        let first = Reg::R2;
+        a.mov64(first, END);
+        a.alu64(AluOp::Sub, first, DATA);
+        a.jmp(JmpOp::Ge, first, Reg::R0, direct);
+        a.jmp(JmpOp::Ge, first, need as i32, direct);
+        a.ja(helper);
+        a.bind(direct);
+        helper
     }
 
     /// tc: direct access sees only the skb's linear data, and the rest of
@@ -717,7 +839,8 @@ impl Gen<'_> {
             ValNode::Len => {
                 let r = self.alloc()?;
                 match self.opts.target {
-                    Target::Xdp if self.test_mode() => {
+                    // The prologue put the whole length there.
+                    Target::Xdp if self.test_mode() || self.frags() => {
                         self.asm.ldx(Size::W, r, Reg::R10, WIRELEN_SLOT)
                     }
                     Target::Xdp => {
@@ -866,7 +989,8 @@ impl Gen<'_> {
                 self.asm.mov32(r, 0);
                 return;
             }
-            self.asm.emit(Insn::ld_abs(sz, k as i32));
+            let reject = self.rej();
+            packet_load(self.asm, self.loads, size, None, k, reject);
             self.acc = None;
             if r != Reg::R0 {
                 self.asm.mov64(r, Reg::R0);
@@ -960,7 +1084,8 @@ impl Gen<'_> {
         if !self.direct() {
             // `ld_ind` checks the bounds itself (and ends the program,
             // returning 0, past them).
-            self.asm.emit(Insn::ld_ind(size_of(size), PTR, k as i32));
+            let reject = self.rej();
+            packet_load(self.asm, self.loads, size, Some(PTR), k, reject);
             self.acc = None;
             if dst != Reg::R0 {
                 self.asm.mov64(dst, Reg::R0);
@@ -1041,15 +1166,16 @@ impl Gen<'_> {
         self.release(r0);
         let rc = PTR;
         self.cache = None;
+        let loads = self.loads;
         let a = &mut *self.asm;
         if ipv6 {
-            a.emit(Insn::ld_abs(Size::B, (nl + 6) as i32));
+            packet_load(a, loads, 1, None, nl + 6, reject);
             a.mov64(ra, Reg::R0);
             a.mov32(rx, 40);
         } else {
-            a.emit(Insn::ld_abs(Size::B, (nl + 9) as i32));
+            packet_load(a, loads, 1, None, nl + 9, reject);
             a.mov64(ra, Reg::R0);
-            a.emit(Insn::ld_abs(Size::B, nl as i32));
+            packet_load(a, loads, 1, None, nl, reject);
             a.alu32(AluOp::And, Reg::R0, 0xf);
             a.alu32(AluOp::Lsh, Reg::R0, 2);
             a.mov64(rx, Reg::R0);
@@ -1070,9 +1196,9 @@ impl Gen<'_> {
         a.ja(end);
         a.bind(adv);
         // The next header, kept on the stack; then the length byte.
-        a.emit(Insn::ld_ind(Size::B, rx, nl as i32));
+        packet_load(a, loads, 1, Some(rx), nl, reject);
         a.stx(Size::DW, Reg::R10, PROTOCHAIN_SLOT, Reg::R0);
-        a.emit(Insn::ld_ind(Size::B, rx, (nl + 1) as i32));
+        packet_load(a, loads, 1, Some(rx), nl + 1, reject);
         // AH (libpcap's arithmetic): x = (len + 2) * 4, in r1.
         a.mov32(Reg::R1, Reg::R0);
         a.alu32(AluOp::Add, Reg::R1, 2);

@@ -17,7 +17,7 @@ use bpf_builder::attach::{AttachError, Interface, Link};
 use bpf_builder::handle::Map;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AtomicOp, JmpOp, Reg, Size};
-use bpf_builder::load::LoadError;
+use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
 use bpf_builder::sys::bpf::LinkDetail;
@@ -217,8 +217,9 @@ pub fn check_name(name: &str) -> Result<(), DeployError> {
 }
 
 /// Builds the filter program: the compiled expression, then a per-CPU
-/// counter of `[matched, seen]`, then the verdict.
-fn build(req: &Request<'_>) -> Result<(Object, MapId, MapId), DeployError> {
+/// counter of `[matched, seen]`, then the verdict. `frags`: an XDP
+/// program with fragment support (see [`EmitOptions::xdp_frags`]).
+fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), DeployError> {
     let (target, prog_type) = match req.hook {
         Hook::Xdp => (Target::Xdp, ProgramType::Xdp),
         Hook::TcxIngress => (Target::Tc, ProgramType::TcxIngress),
@@ -274,6 +275,7 @@ fn build(req: &Request<'_>) -> Result<(Object, MapId, MapId), DeployError> {
             target,
             test_run_meta: false,
             accept_follows: true,
+            xdp_frags: frags,
         },
         req.expr,
         |a, matched| {
@@ -286,9 +288,14 @@ fn build(req: &Request<'_>) -> Result<(Object, MapId, MapId), DeployError> {
             a.exit();
         },
     )?;
-    object
+    let prog = object
         .add_program(req.name, prog_type, code)
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
+    if frags {
+        object
+            .set_xdp_frags(prog, true)
+            .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
+    }
     Ok((object, stats, meta))
 }
 
@@ -323,16 +330,12 @@ fn count(a: &mut Asm, stats: MapId, slot: i32) {
     a.bind(skip);
 }
 
-/// Compiles, loads, attaches and pins a filter.
-pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
-    check_name(req.name)?;
-    let dir = Path::new(PIN_ROOT).join(req.name);
-    bpf_builder::sys::bpf::ensure_bpffs(Path::new("/sys/fs/bpf"))
-        .map_err(pin_err("mounting bpffs on /sys/fs/bpf"))?;
-    if dir.exists() {
-        return Err(DeployError::Exists(req.name.to_string()));
-    }
-    let (object, stats, meta) = build(req)?;
+/// Builds and loads the filter, and attaches it to its hook.
+fn load_and_attach(
+    req: &Request<'_>,
+    frags: bool,
+) -> Result<(Loaded, Link, MapId, MapId), DeployError> {
+    let (object, stats, meta) = build(req, frags)?;
     let loaded = object.load()?;
     let prog = loaded
         .program_by_name(req.name)
@@ -359,6 +362,28 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
             tcx::attach_placed(req.iface, hook, prog, &place)?
         }
     };
+    Ok((loaded, link, stats, meta))
+}
+
+/// Compiles, loads, attaches and pins a filter.
+pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
+    check_name(req.name)?;
+    let dir = Path::new(PIN_ROOT).join(req.name);
+    bpf_builder::sys::bpf::ensure_bpffs(Path::new("/sys/fs/bpf"))
+        .map_err(pin_err("mounting bpffs on /sys/fs/bpf"))?;
+    if dir.exists() {
+        return Err(DeployError::Exists(req.name.to_string()));
+    }
+    // XDP first without fragment support (one program, no helper call per
+    // frame); a device whose MTU needs it refuses that, and gets the
+    // filter with it.
+    let (loaded, link, stats, meta) = match load_and_attach(req, false) {
+        Err(DeployError::XdpMtu(_)) => load_and_attach(req, true)?,
+        r => r?,
+    };
+    let prog = loaded
+        .program_by_name(req.name)
+        .expect("the object has this program");
     // From here on a failure removes the pins; dropping `link` detaches.
     let pinned = (|| -> Result<(), DeployError> {
         fs::create_dir_all(&dir).map_err(pin_err(format!("creating {}", dir.display())))?;

@@ -195,6 +195,7 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         target: opts.target,
         test_run_meta: opts.test_run_meta,
         accept_follows: true,
+        xdp_frags: false,
     };
     let code = emit_program(&ir, &eopts, expr, |asm, matched| {
         asm.mov32(
