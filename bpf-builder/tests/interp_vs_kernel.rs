@@ -1077,6 +1077,39 @@ fn load_bytes_program(tc: bool, offset: u32, len: i32) -> Vec<Insn> {
     a.finish().unwrap().insns
 }
 
+/// `bpf_xdp_get_buff_len` (the frame's whole length) written to the
+/// first 8 bytes of the packet, with and without metadata before it.
+#[test]
+fn xdp_buff_len_matches_the_kernel() {
+    if !require_bpf() {
+        return;
+    }
+    let mut a = Asm::new();
+    let short = a.new_label();
+    a.mov64(R6, R1);
+    a.call(Helper::XdpGetBuffLen);
+    a.ldx(Size::W, R2, R6, 0);
+    a.ldx(Size::W, R3, R6, 4);
+    a.mov64(R4, R2);
+    a.add64(R4, 8);
+    a.jmp(JmpOp::Gt, R4, R3, short);
+    a.stx(Size::DW, R2, 0, R0);
+    a.bind(short);
+    a.mov64(R0, 2);
+    a.exit();
+    let prog = a.finish().unwrap().insns;
+    let fd = load_xdp(&prog);
+    let mut interp = Interp::new(&prog);
+    let mut rng = Rng(0xb0ff);
+    for (min, max) in [(14, 14), (15, 64), (64, 1500), (1500, 3000)] {
+        let f = frame(&mut rng, min, max);
+        for meta in [&[][..], &[7u8; 8][..]] {
+            let what = format!("buff len of {} bytes, {} of metadata", f.len(), meta.len());
+            same_xdp(&fd, &mut interp, &f, meta, &what);
+        }
+    }
+}
+
 #[test]
 fn load_bytes_helpers_match_the_kernel() {
     if !require_bpf() {

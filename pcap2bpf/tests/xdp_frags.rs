@@ -5,10 +5,11 @@
 //! hands the program an input longer than a page in fragments, so long
 //! frames take both copies of the filter: the direct one when the first
 //! buffer holds all the filter can read, the one with helper loads when
-//! not.
+//! not. The interpreter, whose frames are in one buffer, runs them too.
 
 mod common;
 
+use bpf_builder::interp::{Interp, XdpCtx};
 use bpf_builder::load::Loaded;
 use bpf_builder::object::{Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
@@ -149,6 +150,8 @@ fn fragmented_frames_get_the_verdicts_of_the_ir() {
             .load()
             .unwrap_or_else(|e| panic!("{expr:?}: the verifier refuses it: {e}"));
         let handle = loaded.program(prog);
+        // The interpreter's frames are in one buffer: the direct copy.
+        let mut interp = Interp::new(&object.layout(prog).expect("lays out").insns);
         programs += 1;
         for f in &frames {
             let want = ir.eval(f, f.len() as u32, &|_| None);
@@ -156,6 +159,17 @@ fn fragmented_frames_get_the_verdicts_of_the_ir() {
                 .test_run(&TestRun::new(f).data_out_capacity(0))
                 .unwrap_or_else(|e| panic!("{expr:?} on {} bytes: {e}", f.len()));
             runs += 1;
+            let interp_says = interp
+                .run_xdp(f, &[], XdpCtx::test_run())
+                .unwrap_or_else(|e| panic!("{expr:?} on {} bytes: interpreter: {e}", f.len()))
+                .retval
+                == XDP_PASS as u64;
+            if interp_says != want && bad.len() < 10 {
+                bad.push(format!(
+                    "{expr:?} on {} bytes: interpreter {interp_says}, IR {want}",
+                    f.len()
+                ));
+            }
             let got = out.retval == XDP_PASS as u32;
             if got != want && bad.len() < 10 {
                 bad.push(format!(

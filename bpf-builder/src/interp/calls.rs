@@ -57,6 +57,8 @@ impl Exec<'_> {
             Helper::GetSmpProcessorId => Val::scalar(0),
             Helper::SkbLoadBytes if prog != ProgKind::Xdp => self.load_bytes(helper)?,
             Helper::XdpLoadBytes if prog == ProgKind::Xdp => self.load_bytes(helper)?,
+            // Frames here are in one buffer: the whole length is data's.
+            Helper::XdpGetBuffLen if prog == ProgKind::Xdp => Val::scalar(self.m.data_len() as u64),
             Helper::RedirectMap if prog == ProgKind::Xdp => self.redirect_map(helper)?,
             Helper::Redirect if prog != ProgKind::Socket => self.redirect()?,
             Helper::Loop => return self.bpf_loop(helper, pc),
