@@ -5,7 +5,7 @@ mod common;
 mod elf_common;
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use bpf_builder::asm::Asm;
@@ -16,33 +16,8 @@ use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgramType};
 use bpf_builder::reloc::Reloc;
 use bpf_builder::run::TestRun;
-use bpf_builder::sys::bpf::ensure_bpffs;
-use common::require_bpf;
+use common::{Scratch, require_bpf};
 use elf_common::{build, expected_total};
-
-/// A file and a bpffs directory unique to one test, removed on drop (also
-/// when the test fails).
-struct Scratch {
-    file: PathBuf,
-    pins: PathBuf,
-}
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let id = format!("bpfb_elf_{}_{tag}", std::process::id());
-        Scratch {
-            file: std::env::temp_dir().join(format!("{id}.o")),
-            pins: Path::new("/sys/fs/bpf").join(id),
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.file);
-        let _ = std::fs::remove_dir_all(&self.pins);
-    }
-}
 
 fn sample_elf() -> (elf_common::Sample, Vec<u8>) {
     let s = build(5, 2);
@@ -56,20 +31,8 @@ fn bpftool_loadall_accepts_it() {
         return;
     }
     let (_, bytes) = sample_elf();
-    let scratch = Scratch::new("loadall");
-    std::fs::write(&scratch.file, &bytes).unwrap();
-    ensure_bpffs(Path::new("/sys/fs/bpf")).unwrap();
-    let out = Command::new("bpftool")
-        .args(["prog", "loadall"])
-        .arg(&scratch.file)
-        .arg(&scratch.pins)
-        .output()
-        .expect("bpftool is installed");
-    assert!(
-        out.status.success(),
-        "bpftool prog loadall failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let scratch = Scratch::new("elf", "loadall");
+    scratch.bpftool_loadall(&bytes);
     let mut pinned: Vec<String> = std::fs::read_dir(&scratch.pins)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -151,7 +114,7 @@ fn llvm_objdump() -> PathBuf {
 #[test]
 fn llvm_objdump_disassembles_it() {
     let (_, bytes) = sample_elf();
-    let scratch = Scratch::new("objdump");
+    let scratch = Scratch::new("elf", "objdump");
     std::fs::write(&scratch.file, &bytes).unwrap();
     let out = Command::new(llvm_objdump())
         .args(["-d", "-r"])

@@ -16,11 +16,8 @@ use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::{InitValue, MapSpec, MapType};
 use bpf_builder::object::{MapId, Object, ObjectError, ProgramType};
 use bpf_builder::run::TestRun;
-use bpf_builder::sys::bpf::ensure_bpffs;
 use common::*;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use testbed::{Marker, Netns};
 
 /// MTU that needs several buffers per frame on a veth with XDP.
@@ -181,29 +178,6 @@ fn test_run_of_a_frags_program_sees_the_whole_input() {
     assert_nothing_left(prefix);
 }
 
-/// A file and a bpffs directory for one test, removed on drop.
-struct Scratch {
-    file: PathBuf,
-    pins: PathBuf,
-}
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let id = format!("bpfb_frags_{}_{tag}", std::process::id());
-        Scratch {
-            file: std::env::temp_dir().join(format!("{id}.o")),
-            pins: Path::new("/sys/fs/bpf").join(id),
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.file);
-        let _ = std::fs::remove_dir_all(&self.pins);
-    }
-}
-
 /// Attaching `prog` to the jumbo `vb` of `ns` works exactly when
 /// `expect_frags`; `who` names the loader in failure messages.
 fn check_on_jumbo(ns: &Netns, prog: &Program, expect_frags: bool, who: &str) {
@@ -240,20 +214,8 @@ fn libbpf_and_aya_load_our_xdp_frags_sections_with_the_flag() {
         let (ns, _pair) = jumbo_veth();
 
         // libbpf, through bpftool.
-        let scratch = Scratch::new("loadall");
-        std::fs::write(&scratch.file, &bytes).unwrap();
-        ensure_bpffs(Path::new("/sys/fs/bpf")).unwrap();
-        let out = Command::new("bpftool")
-            .args(["prog", "loadall"])
-            .arg(&scratch.file)
-            .arg(&scratch.pins)
-            .output()
-            .expect("bpftool is installed");
-        assert!(
-            out.status.success(),
-            "bpftool prog loadall failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let scratch = Scratch::new("frags", "loadall");
+        scratch.bpftool_loadall(&bytes);
         for (name, expect_frags) in [("tfr3_plain", false), ("tfr3_frags", true)] {
             let prog = Program::from_pin(scratch.pins.join(name)).unwrap();
             check_on_jumbo(&ns, &prog, expect_frags, &format!("bpftool {name}"));

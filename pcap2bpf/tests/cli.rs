@@ -28,6 +28,15 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs pcap2bpf in the network namespace `ns`: a child spawned from a
+/// thread inside the namespace is in it too (the mount namespace, and so
+/// bpffs, is the host's).
+fn pcap2bpf_in(ns: &testbed::Netns, args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    ns.run(move || Command::new(BIN).args(&args).output().expect("runs"))
+        .unwrap()
+}
+
 /// The line of `pcap2bpf status` output `o` about filter `name`.
 fn status_line(o: &Output, name: &str) -> String {
     stdout(o)
@@ -347,13 +356,7 @@ fn attach_status_detach_on_a_veth() {
     let ns = testbed::Netns::new().unwrap();
     let pair = ns.veth_pair("c2a", "c2b").unwrap();
     let name = format!("t{}", std::process::id() % 100_000_000);
-    let cli = |args: &[&str]| -> Output {
-        // A child spawned from a thread inside the namespace is in it too;
-        // the mount namespace (and so bpffs) is the host's.
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        ns.run(move || Command::new(BIN).args(&args).output().expect("runs"))
-            .unwrap()
-    };
+    let cli = |args: &[&str]| pcap2bpf_in(&ns, args);
     let _cleanup = PinCleanup(name.clone());
 
     // A failed attach leaves nothing behind.
@@ -434,11 +437,7 @@ fn filters_on_an_ip_only_device_start_at_the_ip_header() {
     // Names of their own: the attach test names its filter t{pid}.
     let (xdp, tcx) = (format!("tunx{id}"), format!("tunt{id}"));
     let _cleanup = (PinCleanup(xdp.clone()), PinCleanup(tcx.clone()));
-    let cli = |args: &[&str]| -> Output {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        ns.run(move || Command::new(BIN).args(&args).output().expect("runs"))
-            .unwrap()
-    };
+    let cli = |args: &[&str]| pcap2bpf_in(&ns, args);
     for (name, hook, expr) in [
         (&xdp, "xdp", "udp and dst host 10.7.0.2"),
         (&tcx, "tcx-ingress", "ip[9] = 17 and dst port 9"),
@@ -565,11 +564,7 @@ fn xdp_at_a_jumbo_mtu_reads_whole_frames() {
     }
     let name = format!("jumbo{}", std::process::id() % 10_000_000);
     let _cleanup = PinCleanup(name.clone());
-    let cli = |args: &[&str]| -> Output {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        ns.run(move || Command::new(BIN).args(&args).output().expect("runs"))
-            .unwrap()
-    };
+    let cli = |args: &[&str]| pcap2bpf_in(&ns, args);
     let o = cli(&[
         "attach",
         "-i",

@@ -13,6 +13,7 @@ use bpf_builder::sys::bpf::bpf_prog_type;
 use bpf_builder::sys::bpf::{ProgLoadAttr, prog_load};
 use std::ffi::CStr;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use testbed::{Link, Marker};
 
@@ -199,5 +200,50 @@ impl PinPath {
 impl Drop for PinPath {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// An object file and a bpffs directory unique to one test, removed on
+/// drop (also when the test fails).
+pub struct Scratch {
+    pub file: PathBuf,
+    pub pins: PathBuf,
+}
+
+impl Scratch {
+    /// Paths named after the test file (`suite`), the process and `tag`.
+    pub fn new(suite: &str, tag: &str) -> Scratch {
+        let id = format!("bpfb_{suite}_{}_{tag}", std::process::id());
+        Scratch {
+            file: std::env::temp_dir().join(format!("{id}.o")),
+            pins: Path::new("/sys/fs/bpf").join(id),
+        }
+    }
+}
+
+impl Scratch {
+    /// Writes `elf` to the file and has libbpf (through
+    /// `bpftool prog loadall`) load it and pin its programs under `pins`.
+    pub fn bpftool_loadall(&self, elf: &[u8]) {
+        std::fs::write(&self.file, elf).unwrap();
+        bpf_builder::sys::bpf::ensure_bpffs(Path::new("/sys/fs/bpf")).unwrap();
+        let out = std::process::Command::new("bpftool")
+            .args(["prog", "loadall"])
+            .arg(&self.file)
+            .arg(&self.pins)
+            .output()
+            .expect("bpftool is installed");
+        assert!(
+            out.status.success(),
+            "bpftool prog loadall failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        let _ = std::fs::remove_dir_all(&self.pins);
     }
 }
