@@ -166,8 +166,8 @@ pub enum DeployError {
     /// The attachment failed.
     #[error(transparent)]
     Attach(#[from] AttachError),
-    /// The device's MTU is too large for our XDP programs, which read
-    /// only the first buffer of a frame.
+    /// The device refuses the XDP program at its MTU (`attach` then tries
+    /// again with fragment support; this is what the last try said).
     #[error("{0}; the tcx-ingress hook (--hook tcx-ingress) takes frames of any size")]
     XdpMtu(AttachError),
     /// The device's packets start with a header we do not compile for.
