@@ -68,6 +68,7 @@ fn options_for(tables: &Tables, target: Target) -> CompileOptions<'_> {
         on_match,
         on_nomatch,
         test_run_meta: false,
+        xdp_frags: false,
         netmask: None,
         resolver: tables,
     }

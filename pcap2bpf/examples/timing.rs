@@ -10,6 +10,7 @@ fn main() {
         on_match: 2,
         on_nomatch: 1,
         test_run_meta: false,
+        xdp_frags: false,
         netmask: None,
         resolver: &tables,
     };

@@ -137,7 +137,9 @@ fn packet_load(a: &mut Asm, loads: Loads, size: u8, index: Option<Reg>, k: u32, 
                 None => a.mov32(Reg::R2, k as i32),
                 Some(x) => {
                     a.mov32(Reg::R2, x);
-                    a.alu32(AluOp::Add, Reg::R2, k as i32);
+                    if k != 0 {
+                        a.alu32(AluOp::Add, Reg::R2, k as i32);
+                    }
                 }
             }
             a.mov64(Reg::R3, Reg::R10);
@@ -568,14 +570,15 @@ impl Gen<'_> {
     }
 
     /// The prologue; with fragment support, it also decides which copy of
-    /// the filter runs and returns the label of the second (helper loads).
+    /// the filter runs and returns the label of the second (helper loads),
+    /// if there is one.
     fn prologue(&mut self) -> Option<Label> {
         let frags = self.frags();
         let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir) || frags;
         if frags {
             self.asm.set_source(Annotation::new("prologue"));
             self.asm.mov64(CTX, Reg::R1);
-            return Some(self.frags_prologue());
+            return self.frags_prologue();
         }
         let a = &mut *self.asm;
         a.set_source(Annotation::new("prologue"));
@@ -612,18 +615,22 @@ impl Gen<'_> {
     /// first buffer. The whole length goes to the stack (for `len`); when
     /// the frame is in one buffer, or its first buffer holds all the
     /// filter can read, the direct-access copy runs; else the copy with
-    /// helper loads, whose label this returns.
-    fn frags_prologue(&mut self) -> Label {
+    /// helper loads, whose label this returns (none when the filter reads
+    /// no packet byte).
+    fn frags_prologue(&mut self) -> Option<Label> {
         let need = self
             .ir
             .max_read()
             .map_or(MAX_PACKET_OFF, |n| n.min(u64::from(MAX_PACKET_OFF)) as u32);
         let a = &mut *self.asm;
-        let (direct, helper) = (a.new_label(), a.new_label());
         a.call(Helper::XdpGetBuffLen);
         a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R0);
         a.ldx(Size::W, DATA, CTX, 0);
         a.ldx(Size::W, END, CTX, 4);
+        if need == 0 {
+            return None;
+        }
+        let (direct, helper) = (a.new_label(), a.new_label());
         let first = Reg::R2;
         a.mov64(first, END);
         a.alu64(AluOp::Sub, first, DATA);
@@ -631,7 +638,7 @@ impl Gen<'_> {
         a.jmp(JmpOp::Ge, first, need as i32, direct);
         a.ja(helper);
         a.bind(direct);
-        helper
+        Some(helper)
     }
 
     /// tc: direct access sees only the skb's linear data, and the rest of

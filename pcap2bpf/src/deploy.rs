@@ -232,6 +232,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         on_match,
         on_nomatch,
         test_run_meta: false,
+        xdp_frags: frags,
         netmask: None,
         resolver: req.resolver,
     };
@@ -275,7 +276,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
             target,
             test_run_meta: false,
             accept_follows: true,
-            xdp_frags: frags,
+            xdp_frags: opts.xdp_frags,
         },
         req.expr,
         |a, matched| {
@@ -291,7 +292,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
     let prog = object
         .add_program(req.name, prog_type, code)
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
-    if frags {
+    if opts.xdp_frags {
         object
             .set_xdp_frags(prog, true)
             .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;

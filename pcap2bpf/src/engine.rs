@@ -86,6 +86,7 @@ impl Runner {
                 on_match: MATCH,
                 on_nomatch: NO_MATCH,
                 test_run_meta: true,
+                xdp_frags: false,
                 netmask: opts.netmask,
                 resolver: opts.resolver,
             },

@@ -4,7 +4,52 @@
 //! Pipeline: scanner and parser ([`parser`]), name resolution and
 //! libpcap's checks ([`check`]), lowering to the packet-match IR
 //! ([`lower`], [`ir`]), optimisation ([`opt`]) and code generation for
-//! XDP, tc and socket filters ([`codegen`]). [`compile`] runs all of it.
+//! XDP, tc and socket filters ([`codegen`]). [`compile`] runs all of it;
+//! [`engine::Runner`] runs a filter over packets, in the kernel or in the
+//! built-in interpreter of the generated code; [`deploy`] attaches one.
+//!
+//! ```
+//! use pcap2bpf::capture::Packet;
+//! use pcap2bpf::engine::{Engine, RunOptions, Runner};
+//! use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Names come from tables: Tables::system() reads /etc/hosts and friends.
+//! let names = Tables::new();
+//! // XDP code for `tcp port 80`: XDP_PASS (2) on a match, else XDP_DROP (1).
+//! let opts = CompileOptions {
+//!     link: LinkType::En10mb,
+//!     target: Target::Xdp,
+//!     on_match: 2,
+//!     on_nomatch: 1,
+//!     test_run_meta: false,
+//!     xdp_frags: false,
+//!     netmask: None,
+//!     resolver: &names,
+//! };
+//! let filter = compile("tcp port 80", &opts)?;
+//! println!("{}", filter.object.listing(filter.program)?);
+//! // filter.object.load() loads it (CAP_BPF); bpf_builder::attach attaches it.
+//!
+//! // The same filter over a packet, in the interpreter (no privileges).
+//! let run = RunOptions {
+//!     link: LinkType::En10mb,
+//!     engine: Engine::Interp,
+//!     netmask: None,
+//!     resolver: &names,
+//! };
+//! let mut runner = Runner::new("tcp port 80", &run)?;
+//! let mut syn = vec![0u8; 54];
+//! syn[12..14].copy_from_slice(&[0x08, 0x00]); // EtherType IPv4
+//! syn[14] = 0x45; // IPv4, 20-byte header
+//! syn[16..18].copy_from_slice(&40u16.to_be_bytes()); // total length
+//! syn[23] = 6; // TCP
+//! syn[36..38].copy_from_slice(&80u16.to_be_bytes()); // destination port
+//! syn[46] = 0x50; // TCP header length: 20 bytes
+//! let packet = Packet { ts_sec: 0, ts_nsec: 0, wire_len: 54, data: syn };
+//! assert!(runner.matches(&packet)?);
+//! # Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -127,6 +172,10 @@ pub struct CompileOptions<'a> {
     /// [`EmitOptions::test_run_meta`]). Also gives `inbound`/`ifindex`
     /// their capture-file meaning (errors where libpcap has no field).
     pub test_run_meta: bool,
+    /// XDP only: the program declares fragment support and reads frames
+    /// spread over several buffers, as devices at a jumbo MTU need (see
+    /// [`EmitOptions::xdp_frags`]).
+    pub xdp_frags: bool,
     /// The IPv4 netmask (for `ip broadcast`).
     pub netmask: Option<u32>,
     /// Where names are looked up.
@@ -195,7 +244,7 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         target: opts.target,
         test_run_meta: opts.test_run_meta,
         accept_follows: true,
-        xdp_frags: false,
+        xdp_frags: opts.xdp_frags,
     };
     let code = emit_program(&ir, &eopts, expr, |asm, matched| {
         asm.mov32(
@@ -217,6 +266,9 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
     let program = object
         .add_program("pcap_filter", prog_type, code)
         .map_err(internal)?;
+    if opts.xdp_frags {
+        object.set_xdp_frags(program, true).map_err(internal)?;
+    }
     Ok(Compiled {
         object,
         program,

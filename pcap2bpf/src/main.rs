@@ -235,6 +235,7 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         on_match,
         on_nomatch,
         test_run_meta: false,
+        xdp_frags: false,
         netmask: None,
         resolver: &tables,
     };

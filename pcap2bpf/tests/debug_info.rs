@@ -37,6 +37,7 @@ fn bpftool_shows_the_filter_beside_the_instructions() {
             on_match: 2,
             on_nomatch: 1,
             test_run_meta: false,
+            xdp_frags: false,
             netmask: None,
             resolver: &tables,
         },

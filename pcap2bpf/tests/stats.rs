@@ -40,6 +40,7 @@ fn instruction_counts_and_compile_times() {
         on_match: 2,
         on_nomatch: 1,
         test_run_meta: false,
+        xdp_frags: false,
         netmask: Some(0xffff_ff00),
         resolver: &tables,
     };

@@ -37,11 +37,13 @@ fn every_program_passes_the_verifier() {
     let mut refused = Vec::new();
     let mut perm = false;
     for (link, expr) in expressions() {
-        for (target, test_run_meta) in [
-            (Target::Xdp, false),
-            (Target::Xdp, true),
-            (Target::Tc, false),
-            (Target::SocketFilter, false),
+        // (target, test-run mode, XDP fragment support)
+        for (target, test_run_meta, xdp_frags) in [
+            (Target::Xdp, false, false),
+            (Target::Xdp, true, false),
+            (Target::Xdp, false, true),
+            (Target::Tc, false, false),
+            (Target::SocketFilter, false, false),
         ] {
             let opts = CompileOptions {
                 link,
@@ -49,6 +51,7 @@ fn every_program_passes_the_verifier() {
                 on_match: 2,
                 on_nomatch: 1,
                 test_run_meta,
+                xdp_frags,
                 netmask: Some(0xffff_ff00),
                 resolver: &tables,
             };

@@ -113,6 +113,7 @@ fn compare(
             on_match: 2,
             on_nomatch: 1,
             test_run_meta: true,
+            xdp_frags: false,
             netmask: Some(0xffff_ff00),
             resolver: &tables,
         };

@@ -1,4 +1,4 @@
-//! XDP programs with fragment support (`EmitOptions::xdp_frags`, what
+//! XDP programs with fragment support (`CompileOptions::xdp_frags`, what
 //! `attach` loads on devices whose MTU needs it): on frames whose bytes
 //! continue past the first buffer, every filter gives the IR's verdict,
 //! which the differential test holds to libpcap's. `BPF_PROG_TEST_RUN`
@@ -11,15 +11,10 @@ mod common;
 
 use bpf_builder::interp::{Interp, XdpCtx};
 use bpf_builder::load::Loaded;
-use bpf_builder::object::{Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
 use common::*;
 use pcap2bpf::capture::PacketReader;
-use pcap2bpf::codegen::EmitOptions;
-use pcap2bpf::{
-    CompileOptions, Ir, LinkType, Options, Target, build_ir, emit_program, lower_options,
-    parse_with,
-};
+use pcap2bpf::{CompileOptions, Compiled, LinkType, Target, compile};
 
 const XDP_PASS: i32 = 2;
 const XDP_DROP: i32 = 1;
@@ -52,47 +47,20 @@ fn own_expressions() -> Vec<String> {
     ]
 }
 
-/// The filter as `attach` builds it for XDP with fragment support.
-fn frags_program(expr: &str, tables: &pcap2bpf::Tables) -> Option<(Object, ProgId, Ir)> {
+/// The filter compiled for XDP with fragment support, as `attach` builds
+/// it on a device that needs it.
+fn frags_program(expr: &str, tables: &pcap2bpf::Tables) -> Option<Compiled> {
     let opts = CompileOptions {
         link: LinkType::En10mb,
         target: Target::Xdp,
         on_match: XDP_PASS,
         on_nomatch: XDP_DROP,
         test_run_meta: false,
+        xdp_frags: true,
         netmask: Some(0xffff_ff00),
         resolver: tables,
     };
-    let filter = parse_with(
-        expr,
-        Options {
-            link: opts.link,
-            resolver: tables,
-            netmask: opts.netmask,
-        },
-    )
-    .ok()?;
-    let (ir, _) = build_ir(&filter, &lower_options(&opts)).ok()?;
-    let eopts = EmitOptions {
-        target: Target::Xdp,
-        test_run_meta: false,
-        accept_follows: true,
-        xdp_frags: true,
-    };
-    let code = emit_program(&ir, &eopts, expr, |a, matched| {
-        a.mov32(
-            bpf_builder::insn::Reg::R0,
-            if matched { XDP_PASS } else { XDP_DROP },
-        );
-        a.exit();
-    })
-    .expect("emits");
-    let mut object = Object::new();
-    let prog = object
-        .add_program("frags", ProgramType::Xdp, code)
-        .expect("adds");
-    object.set_xdp_frags(prog, true).expect("XDP");
-    Some((object, prog, ir))
+    compile(expr, &opts).ok()
 }
 
 /// Whole Ethernet frames of the captures (every 8th), each as it is and
@@ -143,9 +111,16 @@ fn fragmented_frames_get_the_verdicts_of_the_ir() {
     let (mut programs, mut runs, mut long_matches) = (0, 0, 0);
     let mut bad = Vec::new();
     for expr in &exprs {
-        let Some((object, prog, ir)) = frags_program(expr, &tables) else {
+        let Some(Compiled {
+            object,
+            program: prog,
+            ir,
+            ..
+        }) = frags_program(expr, &tables)
+        else {
             continue;
         };
+        assert!(object.program(prog).xdp_frags, "{expr:?}: declares it");
         let loaded: Loaded = object
             .load()
             .unwrap_or_else(|e| panic!("{expr:?}: the verifier refuses it: {e}"));

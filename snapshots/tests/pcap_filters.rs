@@ -150,6 +150,16 @@ const SOCKET_FILTERS: &[&str] = &[
     "ip and (tcp[0:2] > 1024 or udp[0:2] > 1024)",
 ];
 
+/// XDP with fragment support (what `attach` loads on a device at a jumbo
+/// MTU): the direct-access copy, then the one that loads with
+/// `bpf_xdp_load_bytes`.
+const XDP_FRAGS_FILTERS: &[&str] = &[
+    "tcp port 80",
+    "len > 1000",
+    "ether[len - 1] = 0",
+    "ip6 protochain 6",
+];
+
 fn tables() -> Tables {
     Tables::new()
         .with_services("http 80/tcp\ndomain 53/tcp\ndomain 53/udp\n")
@@ -184,22 +194,36 @@ fn name(target: &str, expr: &str) -> String {
 
 #[test]
 fn xdp_listings() {
-    listings(Target::Xdp, "xdp", FILTERS, 2, 1);
+    listings(Target::Xdp, false, "xdp", FILTERS, (2, 1));
+}
+
+#[test]
+fn xdp_frags_listings() {
+    listings(Target::Xdp, true, "xdp_frags", XDP_FRAGS_FILTERS, (2, 1));
 }
 
 #[test]
 fn socket_filter_listings() {
-    listings(Target::SocketFilter, "socket", SOCKET_FILTERS, 0x40000, 0);
+    listings(
+        Target::SocketFilter,
+        false,
+        "socket",
+        SOCKET_FILTERS,
+        (0x40000, 0),
+    );
 }
 
-fn listings(target: Target, prefix: &str, filters: &[&str], on_match: i32, on_nomatch: i32) {
+/// Snapshots of `filters` for `target` (`xdp_frags`: with fragment
+/// support), returning `verdicts` (on a match, otherwise).
+fn listings(target: Target, xdp_frags: bool, prefix: &str, filters: &[&str], verdicts: (i32, i32)) {
     let tables = tables();
     let opts = CompileOptions {
         link: LinkType::En10mb,
         target,
-        on_match,
-        on_nomatch,
+        on_match: verdicts.0,
+        on_nomatch: verdicts.1,
         test_run_meta: false,
+        xdp_frags,
         netmask: Some(0xffff_ff00),
         resolver: &tables,
     };

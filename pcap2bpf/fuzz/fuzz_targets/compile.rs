@@ -28,13 +28,21 @@ fuzz_target!(|data: &[u8]| {
     };
     let tables = Tables::default();
     for link in [LinkType::En10mb, LinkType::Raw] {
-        for target in [Target::Xdp, Target::Tc, Target::SocketFilter] {
+        // XDP as `run` uses it (test-run metadata), XDP with fragment
+        // support as `attach` may, tc, socket filters.
+        for (target, xdp_frags) in [
+            (Target::Xdp, false),
+            (Target::Xdp, true),
+            (Target::Tc, false),
+            (Target::SocketFilter, false),
+        ] {
             let opts = CompileOptions {
                 link,
                 target,
                 on_match: 2,
                 on_nomatch: 1,
-                test_run_meta: target == Target::Xdp,
+                test_run_meta: target == Target::Xdp && !xdp_frags,
+                xdp_frags,
                 netmask: Some(0xffff_ff00),
                 resolver: &tables,
             };
@@ -45,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
                     return;
                 }
             };
-            if target != Target::Xdp {
+            if !opts.test_run_meta {
                 continue;
             }
             let want = compiled.ir.eval(&packet.data, packet.wire_len, &|_| None);
