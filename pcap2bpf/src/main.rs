@@ -103,6 +103,10 @@ struct CompileArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "asm")]
     emit: EmitArg,
+    /// XDP: declare fragment support (`xdp.frags`), for devices whose MTU
+    /// needs several buffers per frame.
+    #[arg(long)]
+    xdp_frags: bool,
     /// Write the output to FILE instead of standard output.
     #[arg(short = 'o', value_name = "FILE")]
     output: Option<std::path::PathBuf>,
@@ -235,10 +239,13 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         on_match,
         on_nomatch,
         test_run_meta: false,
-        xdp_frags: false,
+        xdp_frags: a.xdp_frags,
         netmask: None,
         resolver: &tables,
     };
+    if a.xdp_frags && target != Target::Xdp {
+        return Err("pcap2bpf: --xdp-frags is for --target xdp".into());
+    }
     let mut times = Vec::with_capacity(a.repeat.max(1) as usize);
     let mut compiled = None;
     for _ in 0..a.repeat.max(1) {

@@ -155,6 +155,32 @@ fn compile_emits_every_format() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--xdp-frags` builds the XDP program with fragment support: the whole
+/// length from `bpf_xdp_get_buff_len`, and libbpf's section name in ELF.
+#[test]
+fn compile_with_fragment_support() {
+    let o = pcap2bpf(&["compile", "--xdp-frags", "tcp", "port", "80"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("bpf_xdp_get_buff_len"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("bpf_xdp_load_bytes"), "{}", stdout(&o));
+    let elf = pcap2bpf(&["compile", "--xdp-frags", "--emit", "elf", "tcp"]).stdout;
+    let has = |name: &[u8]| elf.windows(name.len()).any(|w| w == name);
+    assert!(has(b"xdp.frags\0"), "section xdp.frags");
+    let plain = pcap2bpf(&["compile", "--emit", "elf", "tcp"]).stdout;
+    assert!(!plain.windows(9).any(|w| w == b"xdp.frags"));
+    let o = pcap2bpf(&["compile", "--xdp-frags", "--target", "tc", "tcp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--xdp-frags is for --target xdp"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn compile_stats_is_one_json_line() {
     let o = pcap2bpf(&["compile", "--stats", "--repeat", "5", "udp", "port", "53"]);
