@@ -43,8 +43,8 @@ pub fn render(c: &Compiled, expr: &str, format: Format) -> Result<Vec<u8>, Strin
             .into_bytes(),
         Format::Bytes => Insn::encode_all(&insns),
         Format::Json => json(c, expr, &insns).into_bytes(),
-        Format::C => c_array(expr, &insns).into_bytes(),
-        Format::Rust => rust_array(expr, &insns).into_bytes(),
+        Format::C => c_array(expr, &insns, frags(c)).into_bytes(),
+        Format::Rust => rust_array(expr, &insns, frags(c)).into_bytes(),
         Format::Elf => c.object.to_elf().map_err(|e| e.to_string())?,
     })
 }
@@ -69,6 +69,15 @@ pub fn json_string(s: &str) -> String {
     out
 }
 
+/// Whether the program declares XDP fragment support: whoever loads the
+/// raw instructions must pass `BPF_F_XDP_HAS_FRAGS`.
+fn frags(c: &Compiled) -> bool {
+    c.object.program(c.program).xdp_frags
+}
+
+/// The comment line that says so.
+const FRAGS_NOTE: &str = "load with prog_flags BPF_F_XDP_HAS_FRAGS (XDP fragment support)";
+
 fn json(c: &Compiled, expr: &str, insns: &[Insn]) -> String {
     let mut out = String::new();
     let _ = write!(out, "{{\"expression\":{},\"insns\":[", json_string(expr));
@@ -82,7 +91,7 @@ fn json(c: &Compiled, expr: &str, insns: &[Insn]) -> String {
             insn.code, insn.dst, insn.src, insn.off, insn.imm
         );
     }
-    out.push_str("],\"warnings\":[");
+    let _ = write!(out, "],\"xdp_frags\":{},\"warnings\":[", frags(c));
     for (i, w) in c.warnings.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -93,9 +102,12 @@ fn json(c: &Compiled, expr: &str, insns: &[Insn]) -> String {
     out
 }
 
-fn c_array(expr: &str, insns: &[Insn]) -> String {
+fn c_array(expr: &str, insns: &[Insn], frags: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "/* pcap2bpf: {} */", expr.replace("*/", "* /"));
+    if frags {
+        let _ = writeln!(out, "/* {FRAGS_NOTE} */");
+    }
     let _ = writeln!(out, "#include <linux/bpf.h>\n");
     let _ = writeln!(
         out,
@@ -113,9 +125,12 @@ fn c_array(expr: &str, insns: &[Insn]) -> String {
     out
 }
 
-fn rust_array(expr: &str, insns: &[Insn]) -> String {
+fn rust_array(expr: &str, insns: &[Insn], frags: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "/// pcap2bpf: `{}`", expr.replace('`', "'"));
+    if frags {
+        let _ = writeln!(out, "///\n/// {FRAGS_NOTE}.");
+    }
     let _ = writeln!(out, "pub const PCAP_FILTER: [[u8; 8]; {}] = [", insns.len());
     for i in insns {
         let b = i.to_bytes();

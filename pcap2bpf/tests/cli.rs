@@ -172,6 +172,23 @@ fn compile_with_fragment_support() {
     assert!(has(b"xdp.frags\0"), "section xdp.frags");
     let plain = pcap2bpf(&["compile", "--emit", "elf", "tcp"]).stdout;
     assert!(!plain.windows(9).any(|w| w == b"xdp.frags"));
+    // Raw instructions say that their loader must pass the flag.
+    let json = pcap2bpf(&["compile", "--xdp-frags", "--emit", "json", "tcp"]);
+    assert!(
+        stdout(&json).contains("\"xdp_frags\":true"),
+        "{}",
+        stdout(&json)
+    );
+    let json = pcap2bpf(&["compile", "--emit", "json", "tcp"]);
+    assert!(
+        stdout(&json).contains("\"xdp_frags\":false"),
+        "{}",
+        stdout(&json)
+    );
+    for format in ["c", "rust"] {
+        let o = pcap2bpf(&["compile", "--xdp-frags", "--emit", format, "tcp"]);
+        assert!(stdout(&o).contains("BPF_F_XDP_HAS_FRAGS"), "{}", stdout(&o));
+    }
     let o = pcap2bpf(&["compile", "--xdp-frags", "--target", "tc", "tcp"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
