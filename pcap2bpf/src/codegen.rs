@@ -573,15 +573,13 @@ impl Gen<'_> {
     /// the filter runs and returns the label of the second (helper loads),
     /// if there is one.
     fn prologue(&mut self) -> Option<Label> {
-        let frags = self.frags();
-        let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir) || frags;
-        if frags {
-            self.asm.set_source(Annotation::new("prologue"));
+        self.asm.set_source(Annotation::new("prologue"));
+        if self.frags() {
             self.asm.mov64(CTX, Reg::R1);
             return self.frags_prologue();
         }
+        let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir);
         let a = &mut *self.asm;
-        a.set_source(Annotation::new("prologue"));
         if needs_ctx {
             a.mov64(CTX, Reg::R1);
         }
@@ -611,6 +609,14 @@ impl Gen<'_> {
         None
     }
 
+    /// How many bytes of a packet the filter can read, at most
+    /// [`MAX_PACKET_OFF`] (also when unbounded).
+    fn readable(&self) -> u32 {
+        self.ir
+            .max_read()
+            .map_or(MAX_PACKET_OFF, |n| n.min(u64::from(MAX_PACKET_OFF)) as u32)
+    }
+
     /// XDP with fragment support: `data .. data_end` is only the frame's
     /// first buffer. The whole length goes to the stack (for `len`); when
     /// the frame is in one buffer, or its first buffer holds all the
@@ -618,10 +624,7 @@ impl Gen<'_> {
     /// helper loads, whose label this returns (none when the filter reads
     /// no packet byte).
     fn frags_prologue(&mut self) -> Option<Label> {
-        let need = self
-            .ir
-            .max_read()
-            .map_or(MAX_PACKET_OFF, |n| n.min(u64::from(MAX_PACKET_OFF)) as u32);
+        let need = self.readable();
         let a = &mut *self.asm;
         a.call(Helper::XdpGetBuffLen);
         a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R0);
@@ -648,10 +651,7 @@ impl Gen<'_> {
     /// reads what libpcap reads. (If the pull fails, loads past the
     /// linear part reject, as for a packet cut short.)
     fn pull_what_is_read(&mut self) {
-        let need = self
-            .ir
-            .max_read()
-            .map_or(MAX_PACKET_OFF, |n| n.min(u64::from(MAX_PACKET_OFF)) as u32);
+        let need = self.readable();
         // The first 14 bytes are linear: Ethernet drivers pull the header
         // for `eth_type_trans`, and raw-IP devices (tun, wireguard) hand
         // over at least a linear IP header.
