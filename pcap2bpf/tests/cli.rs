@@ -2,10 +2,14 @@
 //! runs over captures (both engines, against tcpdump), and attach /
 //! status / detach on a veth pair in a namespace of the test's own.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
+
+use common::PinCleanup;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcap2bpf");
 
@@ -67,15 +71,6 @@ fn in_own_namespaces(script: &str) -> Output {
         .expect("unshare runs");
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     o
-}
-
-/// Removes a filter's pins when a test ends, even a failing one.
-struct PinCleanup(String);
-
-impl Drop for PinCleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(Path::new("/sys/fs/bpf/pcap2bpf").join(&self.0));
-    }
 }
 
 #[test]

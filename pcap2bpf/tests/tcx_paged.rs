@@ -12,7 +12,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pcap2bpf::capture::PacketReader;
 use pcap2bpf::deploy::{self, Action, Hook, Position, Request};
 use pcap2bpf::{CompileOptions, LinkType, Target, compile};
 
@@ -28,34 +27,15 @@ fn pad(i: usize) -> u8 {
 /// (the kernel moves an outer tag into the skb's metadata before tc, and
 /// the IR evaluator here has none), made [`FRAME_LEN`] bytes long.
 fn frames() -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for path in capture_files() {
-        let Ok(reader) = PacketReader::open(&path) else {
-            continue;
-        };
-        if link_of(reader.link()).map(|l| l.0) != Some(LinkType::En10mb) {
-            continue;
-        }
-        for p in reader.flatten().step_by(16) {
-            let vlan = p.data.len() >= 14 && matches!(p.data[12..14], [0x81, 0] | [0x88, 0xa8]);
-            if p.data.len() != p.wire_len as usize || p.data.len() > FRAME_LEN || vlan {
-                continue;
-            }
-            let mut f = p.data.clone();
+    whole_ethernet_packets(16)
+        .into_iter()
+        .filter(|f| f.len() <= FRAME_LEN)
+        .filter(|f| f.len() < 14 || !matches!(f[12..14], [0x81, 0] | [0x88, 0xa8]))
+        .map(|mut f| {
             f.extend((f.len()..FRAME_LEN).map(pad));
-            out.push(f);
-        }
-    }
-    out
-}
-
-/// Removes a filter's pins when a test ends, even a failing one.
-struct PinCleanup(String);
-
-impl Drop for PinCleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(std::path::Path::new(deploy::PIN_ROOT).join(&self.0));
-    }
+            f
+        })
+        .collect()
 }
 
 #[test]

@@ -310,3 +310,33 @@ pub fn capture_files() -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Whole packets (captured as long as on the wire) of the Ethernet
+/// captures of [`capture_files`], every `step`-th of each file.
+pub fn whole_ethernet_packets(step: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for path in capture_files() {
+        let Ok(reader) = pcap2bpf::capture::PacketReader::open(&path) else {
+            continue;
+        };
+        if link_of(reader.link()).map(|l| l.0) != Some(LinkType::En10mb) {
+            continue;
+        }
+        for p in reader.flatten().step_by(step) {
+            if p.data.len() == p.wire_len as usize {
+                out.push(p.data);
+            }
+        }
+    }
+    out
+}
+
+/// Removes a filter's pins (under `pcap2bpf attach`'s bpffs directory)
+/// when a test ends, even a failing one.
+pub struct PinCleanup(pub String);
+
+impl Drop for PinCleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Path::new(pcap2bpf::deploy::PIN_ROOT).join(&self.0));
+    }
+}
