@@ -18,7 +18,8 @@
 //!
 //! After a bounds check, r5 holds the end it checked, so the next check
 //! from the same base moves r5 by the difference (two instructions
-//! rather than three).
+//! rather than three). For loads at a variable offset, r9 itself moves
+//! to the end it checked, and those loads reach back from it.
 //!
 //! Bounds checks: before a block, one check covers the largest constant
 //! offset that *every* path from that block to ACCEPT reads (paths that
@@ -364,7 +365,8 @@ struct Gen<'a> {
     source: Arc<str>,
     used_accept: bool,
     used_reject: bool,
-    /// r9 holds `data + val`, checked for `end` bytes past it.
+    /// r9 holds `data + val + end` (direct access; socket filters: `val`,
+    /// and `end` is 0), and the packet has `end` bytes past `data + val`.
     cache: Option<(Val, u64)>,
     /// r0 holds this value (in network order if the flag is set).
     acc: Option<(Val, bool)>,
@@ -374,16 +376,16 @@ struct Gen<'a> {
     loads: Loads,
 }
 
-/// r5 after a bounds check: `data + off + n` (`off` is `None` for
-/// constant offsets), so the next check on the same base adds the
-/// difference instead of starting from the base again.
-type Scratch = (Option<Val>, u64);
+/// r5 after a bounds check on a constant offset: `data + n`, so the next
+/// check adds the difference instead of starting from `data` again.
+type Scratch = u64;
 
-/// The free value registers: a stack of at most five, kept inline (a
-/// vector would cost an allocation per compile).
+/// The free value registers: a stack of at most six (five value
+/// registers and, while an offset is computed, the pointer register),
+/// kept inline (a vector would cost an allocation per compile).
 #[derive(Clone, Copy, Default)]
 struct Pool {
-    regs: [Option<Reg>; 5],
+    regs: [Option<Reg>; 6],
     len: usize,
 }
 
@@ -408,6 +410,14 @@ impl Pool {
 
     fn last(&self) -> Option<&Reg> {
         self.regs[..self.len].last()?.as_ref()
+    }
+
+    /// Takes `r` out of the stack, if it is there.
+    fn remove(&mut self, r: Reg) {
+        if let Some(i) = self.regs[..self.len].iter().position(|&x| x == Some(r)) {
+            self.regs.copy_within(i + 1..self.len, i);
+            self.len -= 1;
+        }
     }
 
     /// Moves r0, if free, to the top of the stack.
@@ -543,7 +553,8 @@ impl Gen<'_> {
                         None => (self.cache, self.acc, self.scratch),
                         Some((pc, pa, ps)) => (
                             match (pc, self.cache) {
-                                (Some((v, x)), Some((w, y))) if v == w => Some((v, x.min(y))),
+                                // r9 must hold the same on every path in.
+                                (Some((v, x)), Some((w, y))) if v == w && x == y => Some((v, x)),
                                 _ => None,
                             },
                             if pa == self.acc { pa } else { None },
@@ -689,7 +700,7 @@ impl Gen<'_> {
     /// Rejects unless the packet has `n` bytes.
     fn check_len(&mut self, n: u32) {
         let reject = self.rej();
-        self.point_scratch(None, u64::from(n));
+        self.point_scratch(u64::from(n));
         let a = &mut *self.asm;
         a.jmp(JmpOp::Gt, SCRATCH, END, reject);
         if self.opts.test_run_meta && self.opts.target == Target::Xdp {
@@ -697,22 +708,20 @@ impl Gen<'_> {
         }
     }
 
-    /// Makes r5 `data + n` (`base` None) or `r9 + n` (r9 = `data + base`),
-    /// from what r5 already holds when it can.
-    fn point_scratch(&mut self, base: Option<Val>, n: u64) {
+    /// Makes r5 `data + n`, from what r5 already holds when it can.
+    fn point_scratch(&mut self, n: u64) {
         match self.scratch {
-            Some((b, m)) if b == base => {
+            Some(m) => {
                 if n != m {
                     self.asm.add64(SCRATCH, (n as i64 - m as i64) as i32);
                 }
             }
-            _ => {
-                self.asm
-                    .mov64(SCRATCH, if base.is_some() { PTR } else { DATA });
+            None => {
+                self.asm.mov64(SCRATCH, DATA);
                 self.asm.add64(SCRATCH, n as i32);
             }
         }
-        self.scratch = Some((base, n));
+        self.scratch = Some(n);
     }
 
     fn block(&mut self, b: &Block, t: Label, f: Label, t_next: bool, f_next: bool) -> R<()> {
@@ -1029,6 +1038,16 @@ impl Gen<'_> {
         Ok(kept)
     }
 
+    /// Whether evaluating `v` loads packet bytes at a variable offset.
+    fn loads_at_var_off(&self, v: Val) -> bool {
+        match self.ir.node(v) {
+            ValNode::Load { off, .. } => off.is_some(),
+            ValNode::Bin(_, a, b) => self.loads_at_var_off(a) || self.loads_at_var_off(b),
+            ValNode::Neg(a) => self.loads_at_var_off(a),
+            ValNode::Const(_) | ValNode::Len | ValNode::Meta(_) | ValNode::Var(_) => false,
+        }
+    }
+
     /// Whether evaluating `v` loads packet bytes.
     fn reads_packet(&self, v: Val) -> bool {
         match self.ir.node(v) {
@@ -1056,6 +1075,13 @@ impl Gen<'_> {
         if self.cache.is_some_and(|(v, _)| v == off) {
             return Ok(());
         }
+        // With direct access the offset is computed in the pointer
+        // register itself (saving a move), unless computing it reads at
+        // a variable offset, which needs that register.
+        let into_ptr = self.direct() && !self.loads_at_var_off(off);
+        if into_ptr {
+            self.free.push(PTR);
+        }
         let r = self.eval(off, false)?;
         // With direct access the verifier must see the bound too; socket
         // filters only keep `ld_ind` away from its negative, special
@@ -1070,11 +1096,19 @@ impl Gen<'_> {
             let reject = self.rej();
             self.asm.jmp32(JmpOp::Gt, r, max_var as i32, reject);
         }
-        self.asm.mov64(PTR, r);
+        // The leftmost leaf's register is the first taken from the pool,
+        // so with the pointer register on top the value lands there.
+        debug_assert!(!into_ptr || r == PTR);
+        if r != PTR {
+            self.asm.mov64(PTR, r);
+            self.release(r);
+            if into_ptr {
+                self.free.remove(PTR);
+            }
+        }
         if self.direct() {
             self.asm.add64(PTR, DATA);
         }
-        self.release(r);
         self.cache = Some((off, 0));
         Ok(())
     }
@@ -1099,22 +1133,29 @@ impl Gen<'_> {
             }
             return;
         }
-        let Some((v, checked)) = self.cache else {
+        let Some((v, mut checked)) = self.cache else {
             return;
         };
         if end > checked {
+            // r9 itself moves to the new end: no copy to check.
             let reject = self.rej();
-            self.point_scratch(Some(v), end);
             let a = &mut *self.asm;
-            a.jmp(JmpOp::Gt, SCRATCH, END, reject);
+            a.add64(PTR, (end - checked) as i32);
+            a.jmp(JmpOp::Gt, PTR, END, reject);
             if self.opts.test_run_meta && self.opts.target == Target::Xdp {
+                a.mov64(SCRATCH, PTR);
                 a.alu64(AluOp::Sub, SCRATCH, DATA);
                 a.jmp(JmpOp::Gt, SCRATCH, CTX, reject);
                 self.scratch = None;
             }
+            checked = end;
             self.cache = Some((v, end));
         }
-        self.asm.ldx(size_of(size), dst, PTR, k as i16);
+        // r9 is `end` bytes past the load's base; `k` < 32 KiB and
+        // `checked` <= 32 KiB, so the difference fits the offset field.
+        let back = i64::from(k) - checked as i64;
+        debug_assert!(i16::try_from(back).is_ok());
+        self.asm.ldx(size_of(size), dst, PTR, back as i16);
         if !raw && size > 1 {
             self.asm.endian(Endian::Be, dst, 8 * size);
         }
