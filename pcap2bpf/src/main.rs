@@ -45,11 +45,9 @@ struct ExprArgs {
     #[arg(short = 'F', value_name = "FILE")]
     file: Option<std::path::PathBuf>,
     /// The filter expression (an empty expression matches every packet).
-    #[arg(
-        value_name = "EXPRESSION",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// Options may come before or after its words, as with tcpdump; after
+    /// `--`, every word is the expression's.
+    #[arg(value_name = "EXPRESSION", allow_negative_numbers = true)]
     words: Vec<String>,
 }
 

@@ -204,6 +204,35 @@ fn compile_stats_is_one_json_line() {
     }
 }
 
+/// As with tcpdump, options may follow the expression's words; `-` and
+/// negative numbers stay words, and after `--` everything is.
+#[test]
+fn options_may_follow_the_expression() {
+    let before = pcap2bpf(&[
+        "compile", "--target", "socket", "--stats", "tcp", "port", "80",
+    ]);
+    let after = pcap2bpf(&[
+        "compile", "tcp", "port", "80", "--target", "socket", "--stats",
+    ]);
+    assert!(after.status.success(), "{}", stderr(&after));
+    let insns = |o: &Output| {
+        let out = stdout(o);
+        let at = out.find("\"insns\":").expect("insns") + 8;
+        out[at..].split(',').next().unwrap().to_string()
+    };
+    assert_eq!(insns(&before), insns(&after));
+    assert!(stdout(&after).contains("\"expression\":\"tcp port 80\""));
+
+    let o = pcap2bpf(&["compile", "--stats", "ip[0]", "-", "1", ">", "-1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"expression\":\"ip[0] - 1 > -1\""));
+
+    // After `--`, an option's spelling is a word of the expression (and
+    // a syntax error here).
+    let o = pcap2bpf(&["compile", "--stats", "--", "ip", "--stats"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ip --stats"), "{}", stderr(&o));
+}
 #[test]
 fn expression_from_a_file() {
     let dir = std::env::temp_dir().join(format!("pcap2bpf-cli-f-{}", std::process::id()));
