@@ -63,9 +63,6 @@ pub struct EmitOptions {
     /// (`struct { u32 caplen; u32 wirelen; }` at `data_meta`), and the
     /// packet ends at `data + caplen` (see the `run` command).
     pub test_run_meta: bool,
-    /// The caller binds `on_match` right after the emitted code, so the
-    /// last block may fall through to it.
-    pub accept_follows: bool,
     /// XDP only, for programs loaded with fragment support
     /// (`ProgramSpec::xdp_frags`): a frame may continue past `data_end`
     /// in fragments. `len` is then the whole frame's
@@ -162,26 +159,40 @@ fn var_slot(n: u32) -> i16 {
     -16 - 8 * n.min(MAX_VARS) as i16
 }
 
-/// Emits `ir` into `asm`: expects the context in r1, jumps to `on_match`
-/// or `on_nomatch`. `source` is the filter text, for annotations.
+/// The caller's verdict code: `verdict(asm, matched)` emits what the
+/// program does on a match (`true`) or not; it must end in `exit`.
+pub type VerdictCode<'v> = dyn FnMut(&mut Asm, bool) + 'v;
+
+/// Emits `ir` into `asm` as a whole program body: expects the context in
+/// r1 and ends in the caller's verdict code, placed once for each verdict
+/// the filter can reach (the verifier refuses dead code). A verdict goes
+/// where a jump to it would otherwise be needed, or else after the
+/// filter. `source` is the filter text, for annotations.
 pub fn emit(
     ir: &Ir,
     asm: &mut Asm,
     opts: &EmitOptions,
-    on_match: Label,
-    on_nomatch: Label,
     source: &str,
-) -> Result<Verdicts, CompileError> {
+    verdict: &mut VerdictCode<'_>,
+) -> Result<(), CompileError> {
+    if opts.xdp_frags && (opts.target != Target::Xdp || opts.test_run_meta) {
+        return Err(CompileError::new(
+            "fragment support is for XDP programs outside the test-run mode",
+            Span::default(),
+        ));
+    }
+    let (accept, reject) = (asm.named_label("match"), asm.named_label("nomatch"));
     let mut g = Gen {
         ir,
         asm,
         opts: *opts,
-        accept: on_match,
-        reject: on_nomatch,
+        accept,
+        reject,
         free: Pool::default(),
         source: Arc::from(source),
-        used_accept: false,
-        used_reject: false,
+        verdict,
+        used: [false; 2],
+        placed: [false; 2],
         cache: None,
         acc: None,
         scratch: None,
@@ -190,61 +201,36 @@ pub fn emit(
             Target::Xdp | Target::Tc => Loads::Direct,
         },
     };
-    if opts.xdp_frags && (opts.target != Target::Xdp || opts.test_run_meta) {
-        return Err(CompileError::new(
-            "fragment support is for XDP programs outside the test-run mode",
-            Span::default(),
-        ));
-    }
     g.reset_pool();
     let entry = ir.entry.unwrap_or(Edge::Accept);
     if ir.blocks.is_empty() {
-        // A constant verdict reads nothing.
-        match entry {
-            Edge::Reject => {
-                g.used_reject = true;
-                g.asm.ja(on_nomatch);
-            }
-            _ => {
-                g.used_accept = true;
-                if !opts.accept_follows {
-                    g.asm.ja(on_match);
-                }
-            }
-        }
-        return Ok(Verdicts {
-            accept: g.used_accept,
-            reject: g.used_reject,
-        });
+        // A constant verdict reads nothing: its code alone.
+        g.place(entry == Edge::Accept);
+        return Ok(());
     }
     let slow = g.prologue();
     // With a second copy after it, the first cannot fall through.
-    g.body(entry, opts.accept_follows && slow.is_none())?;
+    let mut tail = g.body(entry, slow.is_none())?;
     if let Some(slow) = slow {
         g.asm.bind(slow);
         g.loads = Loads::Helper;
         g.reset_pool();
-        g.body(entry, opts.accept_follows)?;
+        tail = g.body(entry, true)?;
+    }
+    // The verdict the last block falls through to first, then the other.
+    let first = tail != Some(Edge::Reject);
+    for matched in [first, !first] {
+        if g.used[usize::from(matched)] && !g.placed[usize::from(matched)] {
+            g.place(matched);
+        }
     }
     g.asm.clear_source();
-    Ok(Verdicts {
-        accept: g.used_accept,
-        reject: g.used_reject,
-    })
-}
-
-/// Which of the caller's labels the emitted code jumps to (bind only
-/// those: the verifier refuses unreachable code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdicts {
-    /// `on_match` is used.
-    pub accept: bool,
-    /// `on_nomatch` is used.
-    pub reject: bool,
+    Ok(())
 }
 
 /// Register-cache state on entry to a block: the meet over the jumps
-/// into it (all emitted before it, as jumps only go forward).
+/// into it (all emitted before it: jumps between blocks go forward; only
+/// jumps to a verdict's code, placed earlier, go back).
 type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
 
 /// What code generation keeps per block.
@@ -355,7 +341,7 @@ fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
     }
 }
 
-struct Gen<'a> {
+struct Gen<'a, 'v> {
     ir: &'a Ir,
     asm: &'a mut Asm,
     opts: EmitOptions,
@@ -363,8 +349,12 @@ struct Gen<'a> {
     reject: Label,
     free: Pool,
     source: Arc<str>,
-    used_accept: bool,
-    used_reject: bool,
+    /// The caller's verdict code.
+    verdict: &'a mut VerdictCode<'v>,
+    /// Whether a jump to the verdict (index: matched) is emitted.
+    used: [bool; 2],
+    /// Whether the verdict's code is placed.
+    placed: [bool; 2],
     /// r9 holds `data + val + end` (direct access; socket filters: `val`,
     /// and `end` is 0), and the packet has `end` bytes past `data + val`.
     cache: Option<(Val, u64)>,
@@ -457,11 +447,37 @@ fn size_of(n: u8) -> Size {
     }
 }
 
-impl Gen<'_> {
+impl Gen<'_, '_> {
     /// The reject label, noting that it is used.
     fn rej(&mut self) -> Label {
-        self.used_reject = true;
+        self.used[0] = true;
         self.reject
+    }
+
+    /// Places the verdict's code here (and binds its label).
+    fn place(&mut self, matched: bool) {
+        debug_assert!(!self.placed[usize::from(matched)]);
+        self.placed[usize::from(matched)] = true;
+        self.used[usize::from(matched)] = true;
+        self.asm
+            .bind(if matched { self.accept } else { self.reject });
+        self.asm.set_source(Annotation::new("verdict"));
+        (self.verdict)(self.asm, matched);
+    }
+
+    /// Whether `l` is a verdict whose code is not placed yet.
+    fn unplaced(&self, l: Label) -> bool {
+        (l == self.accept && !self.placed[1]) || (l == self.reject && !self.placed[0])
+    }
+
+    /// Jumps to `l`; a verdict not placed yet goes here instead (its
+    /// code is needed once anyway, and ends in `exit`).
+    fn jump(&mut self, l: Label) {
+        if self.unplaced(l) {
+            self.place(l == self.accept);
+        } else {
+            self.asm.ja(l);
+        }
     }
 
     fn direct(&self) -> bool {
@@ -507,12 +523,14 @@ impl Gen<'_> {
 
     /// Emits one copy of the filter's blocks, reading as `self.loads`
     /// says, from the entry to the verdict labels.
-    fn body(&mut self, entry: Edge, accept_follows: bool) -> R<()> {
+    /// With `last`, nothing follows but verdicts: returns the verdict
+    /// the last block falls through to, to be placed first.
+    fn body(&mut self, entry: Edge, last: bool) -> R<Option<Edge>> {
         let ir = self.ir;
         let labels = self.asm.new_labels(ir.blocks.len());
-        let target = |e: Edge, g: &mut Gen<'_>| match e {
+        let target = |e: Edge, g: &mut Gen<'_, '_>| match e {
             Edge::Accept => {
-                g.used_accept = true;
+                g.used[1] = true;
                 g.accept
             }
             Edge::Reject => g.rej(),
@@ -521,10 +539,11 @@ impl Gen<'_> {
         (self.cache, self.acc, self.scratch) = (None, None, None);
         if entry != Edge::Block(0) {
             let l = target(entry, self);
-            self.asm.ja(l);
+            self.jump(l);
         }
         // One allocation for all the per-block state.
         let mut slots = vec![Slot::default(); ir.blocks.len()];
+        let mut tail = None;
         if self.direct() {
             plan_checks(ir, entry, &mut slots);
         }
@@ -539,11 +558,16 @@ impl Gen<'_> {
                 Check::Fail => self.always_reject(),
                 Check::Len(n) => self.check_len(n),
             }
-            let next = if i + 1 == ir.blocks.len() && accept_follows {
-                Edge::Accept
-            } else {
-                Edge::Block(i as u32 + 1)
-            };
+            let mut next = Edge::Block(i as u32 + 1);
+            if i + 1 == ir.blocks.len() && last {
+                let open = |e: Edge| {
+                    (b.t == e || b.f == e) && !self.placed[usize::from(e == Edge::Accept)]
+                };
+                if let Some(e) = [Edge::Accept, Edge::Reject].into_iter().find(|&e| open(e)) {
+                    next = e;
+                    tail = Some(e);
+                }
+            }
             let (t, f) = (target(b.t, self), target(b.f, self));
             self.block(b, t, f, b.t == next, b.f == next)?;
             for e in [b.t, b.f] {
@@ -564,7 +588,7 @@ impl Gen<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(tail)
     }
 
     /// Annotates what follows with the whole expression and the column of
@@ -604,7 +628,7 @@ impl Gen<'_> {
                     a.mov64(Reg::R3, Reg::R2);
                     a.add64(Reg::R3, 8);
                     a.jmp(JmpOp::Gt, Reg::R3, DATA, self.reject);
-                    self.used_reject = true;
+                    self.used[0] = true;
                     a.ldx(Size::W, CTX, Reg::R2, 0);
                     a.ldx(Size::W, Reg::R4, Reg::R2, 4);
                     a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R4);
@@ -750,7 +774,7 @@ impl Gen<'_> {
                 let v = self.ir.find(ValNode::Var(var)).unwrap_or(val);
                 self.acc = (r == Reg::R0).then_some((v, false));
                 if !t_next {
-                    self.asm.ja(t);
+                    self.jump(t);
                 }
                 Ok(())
             }
@@ -769,21 +793,27 @@ impl Gen<'_> {
         t_next: bool,
         f_next: bool,
     ) {
-        let asm = &mut *self.asm;
         // A test kept only for its loads (libpcap unoptimised).
         if t == f {
             if !t_next {
-                asm.ja(t);
+                self.jump(t);
             }
             return;
         }
-        if t_next && let Some(inv) = op.invert() {
-            asm.jmp32(inv, a, b, f);
+        // Falling through to `t`, or placing its verdict code here, wants
+        // the inverted test.
+        if (t_next || (!f_next && self.unplaced(t)))
+            && let Some(inv) = op.invert()
+        {
+            self.asm.jmp32(inv, a, b, f);
+            if !t_next {
+                self.jump(t);
+            }
             return;
         }
-        asm.jmp32(op, a, b, t);
+        self.asm.jmp32(op, a, b, t);
         if !f_next {
-            asm.ja(f);
+            self.jump(f);
         }
     }
 

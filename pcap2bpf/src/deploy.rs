@@ -275,7 +275,6 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         &EmitOptions {
             target,
             test_run_meta: false,
-            accept_follows: true,
             xdp_frags: opts.xdp_frags,
         },
         req.expr,

@@ -72,7 +72,7 @@ pub mod resolve;
 pub mod samples;
 pub mod summary;
 
-use bpf_builder::asm::{Annotation, Asm, Code};
+use bpf_builder::asm::{Asm, Code};
 use bpf_builder::insn::Reg;
 use bpf_builder::object::{Object, ProgId, ProgramType};
 
@@ -243,7 +243,6 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
     let eopts = EmitOptions {
         target: opts.target,
         test_run_meta: opts.test_run_meta,
-        accept_follows: true,
         xdp_frags: opts.xdp_frags,
     };
     let code = emit_program(&ir, &eopts, expr, |asm, matched| {
@@ -278,11 +277,9 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
     })
 }
 
-/// Emits a whole program for `ir`: the filter, then, at each verdict the
-/// filter can reach, the caller's `verdict(asm, matched)` code, which must
-/// end in `exit`. Only reachable verdicts are emitted (the verifier refuses
-/// dead code); with `eopts.accept_follows` the match verdict comes first so
-/// the filter can fall through to it.
+/// Emits a whole program for `ir`: the filter, with the caller's
+/// `verdict(asm, matched)` code, which must end in `exit`, once for each
+/// verdict the filter can reach (the verifier refuses dead code).
 pub fn emit_program(
     ir: &Ir,
     eopts: &EmitOptions,
@@ -297,23 +294,6 @@ pub fn emit_program(
         .filter(|b| matches!(b.cond, ir::Cond::ProtoChain { .. }))
         .count();
     let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 40 * chains + 12);
-    let (matched, unmatched) = (asm.named_label("match"), asm.named_label("nomatch"));
-    let used = codegen::emit(ir, &mut asm, eopts, matched, unmatched, source)?;
-    if ir.blocks.is_empty() && !used.accept {
-        // Reject-all: the verdict code alone, no jump to it.
-        asm = Asm::new();
-        asm.set_source(Annotation::new("verdict"));
-        verdict(&mut asm, false);
-        return asm.finish().map_err(internal);
-    }
-    asm.set_source(Annotation::new("verdict"));
-    if used.accept {
-        asm.bind(matched);
-        verdict(&mut asm, true);
-    }
-    if used.reject {
-        asm.bind(unmatched);
-        verdict(&mut asm, false);
-    }
+    codegen::emit(ir, &mut asm, eopts, source, &mut verdict)?;
     asm.finish().map_err(internal)
 }
