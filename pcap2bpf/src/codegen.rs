@@ -684,7 +684,8 @@ impl Gen<'_, '_> {
     /// the linear part is shorter than both the packet and what the filter
     /// can read, `bpf_skb_pull_data` makes that much linear, so the filter
     /// reads what libpcap reads. (If the pull fails, loads past the
-    /// linear part reject, as for a packet cut short.)
+    /// linear part reject, as for a packet cut short.) Part of the
+    /// prologue: r1 still holds the context.
     fn pull_what_is_read(&mut self) {
         let need = self.readable();
         // The first 14 bytes are linear: Ethernet drivers pull the header
@@ -704,8 +705,8 @@ impl Gen<'_, '_> {
         let pull = a.new_label();
         a.jmp32(JmpOp::Le, len, need as i32, pull);
         a.mov32(len, need as i32);
+        // r1 still holds the context.
         a.bind(pull);
-        a.mov64(Reg::R1, CTX);
         a.call(Helper::SkbPullData);
         a.ldx(Size::W, DATA, CTX, 76);
         a.ldx(Size::W, END, CTX, 80);
