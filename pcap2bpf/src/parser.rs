@@ -16,23 +16,43 @@ pub fn parse_expr(src: &str) -> Result<Option<Expr>, CompileError> {
         return Ok(None);
     }
     let mut p = Parser {
+        src,
         toks,
         pos: 0,
         cur: None,
         end: src.len(),
         furthest: None,
     };
-    let e = p.expr().map_err(|e| p.worst(e))?;
-    if p.pos < p.toks.len() {
-        let e = p.syntax();
-        return Err(p.worst(e));
+    let e = p.expr().map_err(|e| p.worst(e));
+    let e = match e {
+        Ok(_) if p.pos < p.toks.len() => {
+            let e = p.syntax();
+            Err(p.worst(e))
+        }
+        e => e,
+    };
+    e.map(Some).map_err(|e| missing_parens(src, &p, e))
+}
+
+/// An error at the end of an expression that closing its open
+/// parentheses would make whole says so.
+fn missing_parens(src: &str, p: &Parser<'_>, e: CompileError) -> CompileError {
+    let open = p.unclosed();
+    if open == 0 || e.span.start < src.len() {
+        return e;
     }
-    Ok(Some(e))
+    let closed = format!("{src}{}", ")".repeat(open));
+    if parse_expr(&closed).is_ok() {
+        return CompileError::new("syntax error: missing ')'", e.span);
+    }
+    e
 }
 
 type R<T> = Result<T, CompileError>;
 
-struct Parser {
+struct Parser<'s> {
+    /// The expression, to quote in syntax errors.
+    src: &'s str,
     toks: Vec<Token>,
     pos: usize,
     /// The qualifier a bare operand inherits; `None` is libpcap's `qerr`.
@@ -91,7 +111,7 @@ fn pname(kw: &str) -> Option<Proto> {
     })
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|t| &t.tok)
     }
@@ -139,8 +159,30 @@ impl Parser {
         span
     }
 
+    /// A syntax error at the current token, saying what it found there.
     fn syntax(&self) -> CompileError {
-        CompileError::new("syntax error", self.span_here())
+        let found = match self.toks.get(self.pos) {
+            Some(t) => format!("unexpected '{}'", self.text(t.span)),
+            None => "the expression ends too soon".to_string(),
+        };
+        CompileError::new(format!("syntax error: {found}"), self.span_here())
+    }
+
+    /// A syntax error at the token in `span`, already stepped over.
+    fn syntax_at(&self, span: Span) -> CompileError {
+        let word = self.text(span);
+        CompileError::new(format!("syntax error: unexpected '{word}'"), span)
+    }
+
+    /// The source text of `span` (tokens start and end on characters).
+    fn text(&self, span: Span) -> &str {
+        self.src.get(span.start..span.end).unwrap_or_default()
+    }
+
+    /// How many more parentheses open than close in the whole expression.
+    fn unclosed(&self) -> usize {
+        let count = |s: &'static str| self.toks.iter().filter(|t| t.tok == Tok::Sym(s)).count();
+        count("(").saturating_sub(count(")"))
     }
 
     /// Of `e` and the furthest error seen while backtracking, the one
@@ -645,7 +687,7 @@ impl Parser {
                 self.id_or_num()?;
                 Primitive::OtherLink("dir")
             }
-            _ if proto.is_some() => return Err(CompileError::new("syntax error", kspan)),
+            _ if proto.is_some() => return Err(self.syntax_at(kspan)),
             "less" => Primitive::Less(self.num()?.0),
             "greater" => Primitive::Greater(self.num()?.0),
             "byte" => {
@@ -689,7 +731,7 @@ impl Parser {
                 self.field_value()?;
                 Primitive::OtherLink(k)
             }
-            _ => return Err(CompileError::new("syntax error", kspan)),
+            _ => return Err(self.syntax_at(kspan)),
         };
         self.cur = None;
         Ok(self.prim(p, start))

@@ -200,6 +200,37 @@ fn carets_point_at_the_error() {
     assert!(err(e).render(e).ends_with("          ^"));
 }
 
+/// A syntax error says what it found: a token it did not expect, the end
+/// of the expression, or (when closing them would make it whole) open
+/// parentheses.
+#[test]
+fn syntax_errors_say_what_they_found() {
+    for (e, message, at) in [
+        ("tcp prt 80", "syntax error: unexpected 'prt'", 4),
+        ("tcp[0] & 0xzz", "syntax error: unexpected '0xzz'", 9),
+        ("port 80 80", "syntax error: unexpected '80'", 8),
+        ("ip and )", "syntax error: unexpected ')'", 7),
+        (
+            "tcp port 80 and",
+            "syntax error: the expression ends too soon",
+            15,
+        ),
+        ("less", "syntax error: the expression ends too soon", 4),
+        ("(tcp", "syntax error: missing ')'", 4),
+        ("((ip or arp", "syntax error: missing ')'", 11),
+        // Closing the parenthesis would not help: the operand is missing.
+        (
+            "tcp and (port 80 or",
+            "syntax error: the expression ends too soon",
+            19,
+        ),
+        ("(ip[0", "syntax error: the expression ends too soon", 5),
+    ] {
+        let got = err(e);
+        assert_eq!((got.message.as_str(), got.span.start), (message, at), "{e}");
+    }
+}
+
 #[test]
 fn no_panic_on_random_input_or_prefixes() {
     let valid = [
