@@ -9,6 +9,11 @@
 //! 3. nanoseconds per packet through `BPF_PROG_TEST_RUN` (repeat), ours
 //!    against a clang -O2 build of equivalent C (`benches/c/`), on a
 //!    matching and a non-matching packet.
+//! 4. `run` over a capture: nanoseconds per packet through
+//!    `engine::Runner::matches_all` (the kernel's batched test runs, and
+//!    the interpreter; also one test run per packet, for comparison)
+//!    against libpcap's `pcap_offline_filter`, on the
+//!    project's Ethernet sample capture repeated to 100,000 packets.
 //!
 //! Run: `cargo bench -p benches --bench pcap2bpf` (as root for part 3).
 
@@ -17,6 +22,7 @@ use std::time::Instant;
 
 use bpf_builder::object::Object;
 use bpf_builder::run::TestRun;
+use pcap2bpf::engine::{Engine, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
 
 const EXPRESSIONS: &[&str] = &[
@@ -320,7 +326,100 @@ fn per_packet() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Filters for part 4: what the sample capture holds, and more.
+const RUN_FILTERS: &[&str] = &[
+    "tcp port 80",
+    "host 10.0.0.1",
+    "udp and (port 53 or port 123)",
+    "ip6 and tcp",
+    "vlan and ip",
+];
+
+fn run_over_capture() {
+    if !testbed::bpf_privileged("the run benchmark") {
+        return;
+    }
+    let (_, sample) = pcap2bpf::samples::sample_captures()
+        .into_iter()
+        .find(|(name, _)| *name == "ethernet.pcap")
+        .expect("the Ethernet sample");
+    let packets: Vec<_> = sample
+        .packets
+        .iter()
+        .cycle()
+        .take(100_000)
+        .cloned()
+        .collect();
+    let tables = Tables::system();
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
+    println!(
+        "\n4. run over {} packets (the Ethernet sample, repeated): ns per packet, median of 5",
+        packets.len()
+    );
+    println!(
+        "{:<32} {:>9} {:>9} {:>9} {:>9} {:>13}",
+        "filter", "kernel", "1 by 1", "interp", "libpcap", "kernel/pcap"
+    );
+    let mut ratios = Vec::new();
+    for expr in RUN_FILTERS {
+        let runner = |engine| {
+            Runner::new(
+                expr,
+                &RunOptions {
+                    link: LinkType::En10mb,
+                    engine,
+                    netmask: None,
+                    resolver: &tables,
+                },
+            )
+            .expect("compiles")
+        };
+        let (mut kernel, mut interp) = (runner(Engine::Kernel), runner(Engine::Interp));
+        let cbpf = dead.compile(expr, true).expect("libpcap compiles");
+        // The same verdicts first: a fast wrong answer is no answer.
+        let want: Vec<bool> = packets.iter().map(|p| cbpf.filter(&p.data)).collect();
+        assert_eq!(kernel.matches_all(&packets).expect("runs"), want, "{expr}");
+        let per_packet = |mut f: Box<dyn FnMut() + '_>| {
+            let mut v: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_nanos() as f64 / packets.len() as f64
+                })
+                .collect();
+            median(&mut v)
+        };
+        let k = per_packet(Box::new(|| {
+            std::hint::black_box(kernel.matches_all(&packets).expect("runs"));
+        }));
+        // One test run per packet, as `run` did before batches.
+        let one = per_packet(Box::new(|| {
+            for p in &packets {
+                std::hint::black_box(kernel.matches(p).expect("runs"));
+            }
+        }));
+        let i = per_packet(Box::new(|| {
+            std::hint::black_box(interp.matches_all(&packets).expect("runs"));
+        }));
+        let l = per_packet(Box::new(|| {
+            for p in &packets {
+                std::hint::black_box(cbpf.filter(&p.data));
+            }
+        }));
+        ratios.push(k / l);
+        println!(
+            "{expr:<32} {k:>9.0} {one:>9.0} {i:>9.0} {l:>9.0} {:>13.2}",
+            k / l
+        );
+    }
+    println!(
+        "median ratio kernel engine / libpcap: {:.2}",
+        median(&mut ratios)
+    );
+}
+
 fn main() {
     compile_and_size();
     per_packet();
+    run_over_capture();
 }

@@ -104,6 +104,10 @@ const PROTOCHAIN_SLOT: i16 = -16 - 8 * MAX_VARS as i16;
 /// Where `bpf_xdp_load_bytes` puts the bytes it loads.
 const LOAD_SLOT: i16 = PROTOCHAIN_SLOT - 8;
 
+/// An 8-byte stack slot (offset from r10) that the generated code never
+/// touches: the caller's code around it may keep a value there.
+pub const CALLER_SLOT: i16 = LOAD_SLOT - 8;
+
 /// How the generated code reads packet bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Loads {
@@ -160,7 +164,8 @@ fn var_slot(n: u32) -> i16 {
 }
 
 /// The caller's verdict code: `verdict(asm, matched)` emits what the
-/// program does on a match (`true`) or not; it must end in `exit`.
+/// program does on a match (`true`) or not; it must not fall through
+/// (it ends in `exit` or a jump).
 pub type VerdictCode<'v> = dyn FnMut(&mut Asm, bool) + 'v;
 
 /// Emits `ir` into `asm` as a whole program body: expects the context in

@@ -4,11 +4,15 @@
 //! reads `{caplen, wirelen}` from the metadata area in front of the frame,
 //! so `len` is the wire length and frames shorter than the 14 bytes the
 //! kernel insists on are padded without changing the verdict.
+//! [`Runner::matches_all`] runs the kernel's packets in batches (see
+//! [`crate::batch`]).
 
 use bpf_builder::interp::{Interp, XdpCtx};
 use bpf_builder::load::{LoadError, Loaded};
+use bpf_builder::object::ProgId;
 use bpf_builder::run::TestRun;
 
+use crate::batch::{self, HEADER, Item, MAX_PACKETS};
 use crate::capture::Packet;
 use crate::codegen::MAX_VAR_OFF;
 use crate::{CompileError, CompileOptions, Compiled, LinkType, Resolver, Target, compile};
@@ -69,6 +73,8 @@ pub struct Runner {
     compiled: Compiled,
     interp: Interp,
     loaded: Option<Loaded>,
+    /// The batch program, in the same object as the filter.
+    batch: ProgId,
     max_read: Option<u64>,
     engine: Engine,
     interp_fallbacks: u64,
@@ -91,6 +97,8 @@ impl Runner {
                 resolver: opts.resolver,
             },
         )?;
+        let mut compiled = compiled;
+        let batch = batch::add_program(&mut compiled.object, &compiled.ir, expr)?;
         let interp = Interp::new(&crate::emit::instructions(&compiled));
         let max_read = compiled.ir.max_read();
         let (loaded, engine) = match opts.engine {
@@ -108,6 +116,7 @@ impl Runner {
             compiled,
             interp,
             loaded,
+            batch,
             max_read,
             engine,
             interp_fallbacks: 0,
@@ -139,12 +148,17 @@ impl Runner {
         self.ir_fallbacks
     }
 
+    /// How many of `p`'s bytes the filter may read.
+    fn want(&self, p: &Packet) -> usize {
+        let caplen = p.data.len();
+        self.max_read.map_or(caplen, |m| {
+            caplen.min(usize::try_from(m).unwrap_or(usize::MAX))
+        })
+    }
+
     /// Whether the filter matches `p`.
     pub fn matches(&mut self, p: &Packet) -> Result<bool, EngineError> {
-        let caplen = p.data.len();
-        let want = self.max_read.map_or(caplen, |m| {
-            caplen.min(usize::try_from(m).unwrap_or(usize::MAX))
-        });
+        let want = self.want(p);
         if want > MAX_VAR_OFF as usize {
             self.ir_fallbacks += 1;
             return Ok(self.compiled.ir.eval(&p.data, p.wire_len, &|_| None));
@@ -177,6 +191,66 @@ impl Runner {
             .run_xdp(frame, meta, XdpCtx::test_run())
             .map_err(|e| EngineError::Run(e.to_string()))?;
         Ok(out.retval == MATCH as u64)
+    }
+}
+
+impl Runner {
+    /// Whether the filter matches each of `packets`, in order: the
+    /// verdicts of [`Runner::matches`], with the kernel engine running
+    /// up to 32 packets in one test run.
+    pub fn matches_all(&mut self, packets: &[Packet]) -> Result<Vec<bool>, EngineError> {
+        let mut verdicts = vec![false; packets.len()];
+        if self.loaded.is_none() {
+            for (v, p) in verdicts.iter_mut().zip(packets) {
+                *v = self.matches(p)?;
+            }
+            return Ok(verdicts);
+        }
+        // The packets of the batch being filled, and where they are.
+        let mut items: Vec<Item<'_>> = Vec::with_capacity(MAX_PACKETS);
+        let mut at: Vec<usize> = Vec::with_capacity(MAX_PACKETS);
+        let mut size = 0;
+        for (i, p) in packets.iter().enumerate() {
+            let want = self.want(p);
+            if HEADER + want > LINEAR_LIMIT {
+                // Too big to share a run: on its own, as `matches` runs it.
+                verdicts[i] = self.matches(p)?;
+                continue;
+            }
+            let item = Item {
+                caplen: p.data.len() as u32,
+                wire_len: p.wire_len,
+                bytes: &p.data[..want],
+            };
+            if items.len() == MAX_PACKETS || size + batch::size_of(&item) > LINEAR_LIMIT {
+                self.run_batch(&items, &at, &mut verdicts)?;
+                items.clear();
+                at.clear();
+                size = 0;
+            }
+            size += batch::size_of(&item);
+            items.push(item);
+            at.push(i);
+        }
+        if !items.is_empty() {
+            self.run_batch(&items, &at, &mut verdicts)?;
+        }
+        Ok(verdicts)
+    }
+
+    /// Runs one batch; `at[k]` is where `items[k]`'s verdict goes.
+    fn run_batch(
+        &self,
+        items: &[Item<'_>],
+        at: &[usize],
+        verdicts: &mut [bool],
+    ) -> Result<(), EngineError> {
+        let loaded = self.loaded.as_ref().expect("the kernel engine");
+        let bits = batch::run(loaded, self.batch, items).map_err(EngineError::Run)?;
+        for (k, &i) in at.iter().enumerate() {
+            verdicts[i] = bits & (1 << k) != 0;
+        }
+        Ok(())
     }
 }
 

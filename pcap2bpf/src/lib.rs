@@ -54,6 +54,7 @@
 #![warn(missing_docs)]
 
 pub mod ast;
+pub mod batch;
 pub mod capture;
 pub mod check;
 pub mod codegen;
@@ -278,7 +279,7 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
 }
 
 /// Emits a whole program for `ir`: the filter, with the caller's
-/// `verdict(asm, matched)` code, which must end in `exit`, once for each
+/// `verdict(asm, matched)` code, which must not fall through, once for each
 /// verdict the filter can reach (the verifier refuses dead code).
 pub fn emit_program(
     ir: &Ir,

@@ -286,6 +286,9 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Packets `run` hands to the runner at once.
+const RUN_CHUNK: usize = 1024;
+
 fn cmd_run(a: RunArgs) -> Result<(), String> {
     let expr = a.expr.text()?;
     let reader = if a.read.as_os_str() == "-" {
@@ -328,24 +331,41 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     // A capture cut short (a copy still being written) ends the run as
     // tcpdump ends it: what was read is reported, then the error.
     let mut read_error = None;
-    for p in reader {
-        let p = match p {
-            Ok(p) => p,
-            Err(e) => {
-                read_error = Some(format!("pcap2bpf: {e}"));
+    // Packets go to the runner in chunks: the kernel engine runs them in
+    // batches.
+    let mut reader = reader.peekable();
+    let mut chunk = Vec::with_capacity(RUN_CHUNK);
+    while reader.peek().is_some() {
+        chunk.clear();
+        for p in reader.by_ref() {
+            match p {
+                Ok(p) => chunk.push(p),
+                Err(e) => {
+                    read_error = Some(format!("pcap2bpf: {e}"));
+                    break;
+                }
+            }
+            if chunk.len() == RUN_CHUNK {
                 break;
             }
-        };
-        let hit = runner.matches(&p).map_err(|e| format!("pcap2bpf: {e}"))?;
-        matches += hit as u64;
-        let r = if a.verdicts {
-            writeln!(out, "{}", hit as u8)
-        } else if hit && !a.count {
-            writeln!(out, "{}", summary::summary(link, &p))
-        } else {
-            Ok(())
-        };
-        r.map_err(|e| e.to_string())?;
+        }
+        let hits = runner
+            .matches_all(&chunk)
+            .map_err(|e| format!("pcap2bpf: {e}"))?;
+        for (p, &hit) in chunk.iter().zip(&hits) {
+            matches += hit as u64;
+            let r = if a.verdicts {
+                writeln!(out, "{}", hit as u8)
+            } else if hit && !a.count {
+                writeln!(out, "{}", summary::summary(link, p))
+            } else {
+                Ok(())
+            };
+            r.map_err(|e| e.to_string())?;
+        }
+        if read_error.is_some() {
+            break;
+        }
     }
     if a.count {
         writeln!(out, "{matches}").map_err(|e| e.to_string())?;
