@@ -476,7 +476,7 @@ impl Gen<'_, '_> {
     }
 
     /// Jumps to `l`; a verdict not placed yet goes here instead (its
-    /// code is needed once anyway, and ends in `exit`).
+    /// code is needed once anyway, and does not fall through).
     fn jump(&mut self, l: Label) {
         if self.unplaced(l) {
             self.place(l == self.accept);

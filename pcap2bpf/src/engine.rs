@@ -84,7 +84,7 @@ pub struct Runner {
 impl Runner {
     /// Compiles `expr` and prepares the engine.
     pub fn new(expr: &str, opts: &RunOptions<'_>) -> Result<Runner, EngineError> {
-        let compiled = compile(
+        let mut compiled = compile(
             expr,
             &CompileOptions {
                 link: opts.link,
@@ -97,7 +97,6 @@ impl Runner {
                 resolver: opts.resolver,
             },
         )?;
-        let mut compiled = compiled;
         let batch = batch::add_program(&mut compiled.object, &compiled.ir, expr)?;
         let interp = Interp::new(&crate::emit::instructions(&compiled));
         let max_read = compiled.ir.max_read();
@@ -192,9 +191,7 @@ impl Runner {
             .map_err(|e| EngineError::Run(e.to_string()))?;
         Ok(out.retval == MATCH as u64)
     }
-}
 
-impl Runner {
     /// Whether the filter matches each of `packets`, in order: the
     /// verdicts of [`Runner::matches`], with the kernel engine running
     /// up to 32 packets in one test run.
