@@ -26,7 +26,7 @@
 
 use bpf_builder::asm::{Annotation, Asm, Label};
 use bpf_builder::helpers::Helper;
-use bpf_builder::insn::{AluOp, JmpOp, Reg, Size};
+use bpf_builder::insn::{AluOp, JmpOp, Operand, Reg, Size};
 use bpf_builder::load::Loaded;
 use bpf_builder::map::{InitValue, MapSpec};
 use bpf_builder::object::{Object, ProgId, ProgramType};
@@ -90,16 +90,15 @@ pub fn add_program(object: &mut Object, ir: &Ir, source: &str) -> Result<ProgId,
     a.alu32(AluOp::Or, R8, R7);
     a.ldx(Size::W, R7, R2, NEXT);
     a.jmp(JmpOp::Eq, R7, 0, last);
+    // Empty the metadata area, move to the next packet, put the area back
+    // over its header.
     for (helper, arg) in [
-        (Helper::XdpAdjustMeta, Some(HEADER as i32)),
-        (Helper::XdpAdjustHead, None),
-        (Helper::XdpAdjustMeta, Some(-(HEADER as i32))),
+        (Helper::XdpAdjustMeta, Operand::Imm(HEADER as i32)),
+        (Helper::XdpAdjustHead, Operand::Reg(R7)),
+        (Helper::XdpAdjustMeta, Operand::Imm(-(HEADER as i32))),
     ] {
         a.mov64(R1, R6);
-        match arg {
-            Some(k) => a.mov32(R2, k),
-            None => a.mov32(R2, R7),
-        }
+        a.mov32(R2, arg);
         a.call(helper);
         a.jmp32(JmpOp::Ne, R0, 0, abort);
     }
