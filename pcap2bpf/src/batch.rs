@@ -33,6 +33,7 @@ use bpf_builder::object::{Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
 
 use crate::codegen::{self, CALLER_SLOT, EmitOptions, Target};
+use crate::engine::xdp_md;
 use crate::ir::Ir;
 use crate::{CompileError, internal};
 
@@ -173,11 +174,8 @@ pub fn run(loaded: &Loaded, prog: ProgId, items: &[Item<'_>]) -> Result<u32, Str
         frame.extend_from_slice(item.bytes);
         frame.resize(start + item.bytes.len().max(MIN_FRAME), 0);
     }
-    // `struct xdp_md`: the first header is the metadata area.
-    let ctx: Vec<u8> = [HEADER as u32, frame.len() as u32, 0, 0, 0, 0]
-        .iter()
-        .flat_map(|f| f.to_ne_bytes())
-        .collect();
+    // The first header is the metadata area.
+    let ctx = xdp_md(HEADER, frame.len());
     let last = items.last().map_or(0, size_of);
     let out = loaded
         .program(prog)

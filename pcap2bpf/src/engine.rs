@@ -166,7 +166,7 @@ impl Runner {
         if let Some(loaded) = &self.loaded
             && want <= LINEAR_LIMIT
         {
-            let ctx = xdp_md(input.len());
+            let ctx = xdp_md(META, input.len());
             let out = loaded
                 .program(self.compiled.program)
                 // Only the verdict is wanted: no copy of the packet or the
@@ -278,9 +278,10 @@ fn input(p: &Packet, take: usize) -> Vec<u8> {
     v
 }
 
-/// `struct xdp_md` for a test run: data starts after the metadata.
-fn xdp_md(len: usize) -> Vec<u8> {
-    [META as u32, len as u32, 0, 0, 0, 0]
+/// `struct xdp_md` for a test run of `len` bytes whose first `meta` are
+/// the metadata area (data starts after them).
+pub(crate) fn xdp_md(meta: usize, len: usize) -> Vec<u8> {
+    [meta as u32, len as u32, 0, 0, 0, 0]
         .iter()
         .flat_map(|f| f.to_ne_bytes())
         .collect()
