@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use bpf_builder::object::Object;
 use bpf_builder::run::TestRun;
-use pcap2bpf::engine::{Engine, RunOptions, Runner};
+use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
 
 const EXPRESSIONS: &[&str] = &[
@@ -339,7 +339,7 @@ fn run_over_capture() {
     if !testbed::bpf_privileged("the run benchmark") {
         return;
     }
-    let (_, sample) = pcap2bpf::samples::sample_captures()
+    let (_, sample) = testbed::samples::sample_captures()
         .into_iter()
         .find(|(name, _)| *name == "ethernet.pcap")
         .expect("the Ethernet sample");
@@ -348,7 +348,7 @@ fn run_over_capture() {
         .iter()
         .cycle()
         .take(100_000)
-        .cloned()
+        .map(|p| Frame::new(&p.data, p.wire_len))
         .collect();
     let tables = Tables::system();
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
@@ -377,7 +377,7 @@ fn run_over_capture() {
         let (mut kernel, mut interp) = (runner(Engine::Kernel), runner(Engine::Interp));
         let cbpf = dead.compile(expr, true).expect("libpcap compiles");
         // The same verdicts first: a fast wrong answer is no answer.
-        let want: Vec<bool> = packets.iter().map(|p| cbpf.filter(&p.data)).collect();
+        let want: Vec<bool> = packets.iter().map(|p| cbpf.filter(p.data)).collect();
         assert_eq!(kernel.matches_all(&packets).expect("runs"), want, "{expr}");
         let per_packet = |mut f: Box<dyn FnMut() + '_>| {
             let mut v: Vec<f64> = (0..5)
@@ -395,7 +395,7 @@ fn run_over_capture() {
         // One test run per packet, as `run` did before batches.
         let one = per_packet(Box::new(|| {
             for p in &packets {
-                std::hint::black_box(kernel.matches(p).expect("runs"));
+                std::hint::black_box(kernel.matches(*p).expect("runs"));
             }
         }));
         let i = per_packet(Box::new(|| {
@@ -403,7 +403,7 @@ fn run_over_capture() {
         }));
         let l = per_packet(Box::new(|| {
             for p in &packets {
-                std::hint::black_box(cbpf.filter(&p.data));
+                std::hint::black_box(cbpf.filter(p.data));
             }
         }));
         ratios.push(k / l);

@@ -3,26 +3,7 @@
 //! Qualifier inheritance (`host a or b`) is resolved by the parser: every
 //! [`Primitive::Qualified`] carries the full qualifier it applies with.
 
-/// A half-open byte range `start..end` in the expression text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct Span {
-    /// First byte.
-    pub start: usize,
-    /// One past the last byte.
-    pub end: usize,
-}
-
-impl Span {
-    /// Builds a span.
-    pub fn new(start: usize, end: usize) -> Self {
-        Span { start, end }
-    }
-
-    /// The smallest span covering both.
-    pub fn to(self, other: Span) -> Span {
-        Span::new(self.start.min(other.start), self.end.max(other.end))
-    }
-}
+pub use pktmatch::Span;
 
 /// A boolean filter expression.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,3 +51,9 @@ impl CompileError {
         )
     }
 }
+
+impl From<pktmatch::Error> for CompileError {
+    fn from(e: pktmatch::Error) -> Self {
+        CompileError::new(e.message, e.span)
+    }
+}

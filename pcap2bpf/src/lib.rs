@@ -3,30 +3,21 @@
 //!
 //! Pipeline: scanner and parser ([`parser`]), name resolution and
 //! libpcap's checks ([`check`]), lowering to the packet-match IR
-//! ([`lower`], [`ir`]), optimisation ([`opt`]) and code generation for
-//! XDP, tc and socket filters ([`codegen`]). [`compile`] runs all of it;
-//! [`engine::Runner`] runs a filter over packets, in the kernel or in the
-//! built-in interpreter of the generated code; [`deploy`] attaches one.
+//! ([`lower`]); the shared core, [`pktmatch`], optimises the IR and
+//! generates code for XDP, tc and socket filters. [`compile`] runs all of
+//! it; [`engine::Runner`] runs a filter over packets, in the kernel or in
+//! the built-in interpreter of the generated code. The `pcap2bpf` command
+//! (crate `pcap2bpf-cli`) reads captures and attaches filters.
 //!
 //! ```
-//! use pcap2bpf::capture::Packet;
-//! use pcap2bpf::engine::{Engine, RunOptions, Runner};
+//! use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
 //! use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Names come from tables: Tables::system() reads /etc/hosts and friends.
 //! let names = Tables::new();
 //! // XDP code for `tcp port 80`: XDP_PASS (2) on a match, else XDP_DROP (1).
-//! let opts = CompileOptions {
-//!     link: LinkType::En10mb,
-//!     target: Target::Xdp,
-//!     on_match: 2,
-//!     on_nomatch: 1,
-//!     test_run_meta: false,
-//!     xdp_frags: false,
-//!     netmask: None,
-//!     resolver: &names,
-//! };
+//! let opts = CompileOptions::new(LinkType::En10mb, Target::Xdp, &names);
 //! let filter = compile("tcp port 80", &opts)?;
 //! println!("{}", filter.object.listing(filter.program)?);
 //! // filter.object.load() loads it (CAP_BPF); bpf_builder::attach attaches it.
@@ -46,40 +37,25 @@
 //! syn[23] = 6; // TCP
 //! syn[36..38].copy_from_slice(&80u16.to_be_bytes()); // destination port
 //! syn[46] = 0x50; // TCP header length: 20 bytes
-//! let packet = Packet { ts_sec: 0, ts_nsec: 0, wire_len: 54, data: syn };
-//! assert!(runner.matches(&packet)?);
+//! assert!(runner.matches(Frame::new(&syn, 54))?);
 //! # Ok(()) }
 //! ```
 
 #![warn(missing_docs)]
 
 pub mod ast;
-pub mod batch;
-pub mod capture;
 pub mod check;
-pub mod codegen;
-pub mod deploy;
-pub mod emit;
 pub mod engine;
 pub mod error;
-pub mod ir;
-mod jumps;
 pub mod lexer;
 pub mod lower;
-pub mod opt;
 pub mod parser;
-mod pullup;
 pub mod resolve;
-pub mod samples;
-pub mod summary;
 
-use bpf_builder::asm::{Asm, Code};
-use bpf_builder::insn::Reg;
-use bpf_builder::object::{Object, ProgId, ProgramType};
+use bpf_builder::object::{Object, ProgId};
 
-pub use codegen::{EmitOptions, Target};
-pub use ir::Ir;
 pub use lower::LowerOptions;
+pub use pktmatch::{EmitOptions, Ir, Target, ir};
 
 pub use ast::{Expr, Span};
 pub use check::{Atom, Checked};
@@ -101,6 +77,35 @@ pub enum LinkType {
     Null,
     /// DLT_LOOP: OpenBSD loopback (network-order address family).
     Loop,
+}
+
+impl LinkType {
+    /// The link type a capture file's LINKTYPE_* value stands for, as libpcap
+    /// reads it: besides 101, raw IP also appears as the raw DLT_RAW values 12
+    /// and 14 in old files. `None` for link types we do not compile for.
+    pub fn from_linktype(value: u32) -> Option<LinkType> {
+        match value {
+            0 => Some(LinkType::Null),
+            1 => Some(LinkType::En10mb),
+            101 | 12 | 14 => Some(LinkType::Raw),
+            108 => Some(LinkType::Loop),
+            113 => Some(LinkType::LinuxSll),
+            276 => Some(LinkType::LinuxSll2),
+            _ => None,
+        }
+    }
+
+    /// The LINKTYPE_* value written in capture files for this link type.
+    pub fn linktype(self) -> u32 {
+        match self {
+            LinkType::Null => 0,
+            LinkType::En10mb => 1,
+            LinkType::Raw => 101,
+            LinkType::Loop => 108,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+        }
+    }
 }
 
 /// A parsed and checked filter.
@@ -183,6 +188,55 @@ pub struct CompileOptions<'a> {
     pub resolver: &'a dyn Resolver,
 }
 
+impl<'a> CompileOptions<'a> {
+    /// Options for `link` and `target`, names looked up in `resolver`:
+    /// the target's usual verdicts (XDP: `XDP_PASS`/`XDP_DROP`; tc:
+    /// `TC_ACT_OK`/`TC_ACT_SHOT`; socket: keep 256 KiB / nothing), packets
+    /// as the hook sees them, no fragments, no netmask.
+    pub fn new(link: LinkType, target: Target, resolver: &'a dyn Resolver) -> Self {
+        let (on_match, on_nomatch) = match target {
+            Target::Xdp => (2, 1),
+            Target::Tc => (0, 2),
+            Target::SocketFilter => (0x40000, 0),
+        };
+        CompileOptions {
+            link,
+            target,
+            on_match,
+            on_nomatch,
+            test_run_meta: false,
+            xdp_frags: false,
+            netmask: None,
+            resolver,
+        }
+    }
+
+    /// Sets the return values on a match and otherwise.
+    pub fn verdicts(mut self, on_match: i32, on_nomatch: i32) -> Self {
+        self.on_match = on_match;
+        self.on_nomatch = on_nomatch;
+        self
+    }
+
+    /// Sets [`CompileOptions::test_run_meta`].
+    pub fn test_run_meta(mut self, on: bool) -> Self {
+        self.test_run_meta = on;
+        self
+    }
+
+    /// Sets [`CompileOptions::xdp_frags`].
+    pub fn xdp_frags(mut self, on: bool) -> Self {
+        self.xdp_frags = on;
+        self
+    }
+
+    /// Sets [`CompileOptions::netmask`].
+    pub fn netmask(mut self, netmask: Option<u32>) -> Self {
+        self.netmask = netmask;
+        self
+    }
+}
+
 /// A compiled filter.
 pub struct Compiled {
     /// The object holding the program.
@@ -217,17 +271,13 @@ pub fn build_ir(
     // Room for the values of a few primitives: growing costs more.
     let mut ir = Ir::with_capacity(32);
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
-    opt::optimize(&mut ir);
+    pktmatch::opt::optimize(&mut ir);
     if !ir.can_accept() {
         ir.blocks.clear();
         ir.entry = Some(ir::Edge::Reject);
         return Ok((ir, Some("expression rejects all packets".to_string())));
     }
     Ok((ir, None))
-}
-
-fn internal(e: impl std::fmt::Display) -> CompileError {
-    CompileError::new(format!("internal error: {e}"), ast::Span::default())
 }
 
 /// Compiles `expr` into a one-program object.
@@ -241,34 +291,10 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         },
     )?;
     let (ir, warning) = build_ir(&filter, &lower_options(opts))?;
-    let eopts = EmitOptions {
-        target: opts.target,
-        test_run_meta: opts.test_run_meta,
-        xdp_frags: opts.xdp_frags,
-    };
-    let code = emit_program(&ir, &eopts, expr, |asm, matched| {
-        asm.mov32(
-            Reg::R0,
-            if matched {
-                opts.on_match
-            } else {
-                opts.on_nomatch
-            },
-        );
-        asm.exit();
-    })?;
-    let mut object = Object::new();
-    let prog_type = match opts.target {
-        Target::Xdp => ProgramType::Xdp,
-        Target::Tc => ProgramType::SchedCls,
-        Target::SocketFilter => ProgramType::SocketFilter,
-    };
-    let program = object
-        .add_program("pcap_filter", prog_type, code)
-        .map_err(internal)?;
-    if opts.xdp_frags {
-        object.set_xdp_frags(program, true).map_err(internal)?;
-    }
+    let eopts = EmitOptions::new(opts.target)
+        .test_run_meta(opts.test_run_meta)
+        .xdp_frags(opts.xdp_frags);
+    let (object, program) = pktmatch::program(&ir, &eopts, expr, opts.on_match, opts.on_nomatch)?;
     Ok(Compiled {
         object,
         program,
@@ -276,25 +302,4 @@ pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, Compil
         ir_blocks: ir.blocks.len(),
         ir,
     })
-}
-
-/// Emits a whole program for `ir`: the filter, with the caller's
-/// `verdict(asm, matched)` code, which must not fall through, once for each
-/// verdict the filter can reach (the verifier refuses dead code).
-pub fn emit_program(
-    ir: &Ir,
-    eopts: &EmitOptions,
-    source: &str,
-    mut verdict: impl FnMut(&mut Asm, bool),
-) -> Result<Code, CompileError> {
-    // About five instructions a block, forty for a protochain walk: room
-    // for them all up front, as growing costs more than the spare room.
-    let chains = ir
-        .blocks
-        .iter()
-        .filter(|b| matches!(b.cond, ir::Cond::ProtoChain { .. }))
-        .count();
-    let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 40 * chains + 12);
-    codegen::emit(ir, &mut asm, eopts, source, &mut verdict)?;
-    asm.finish().map_err(internal)
 }

@@ -13,7 +13,7 @@ use crate::LinkType;
 use crate::ast::{Arith, ArithOp, ByteOp, Dir, Llc, Primitive, Proto, RelOp, Span};
 use crate::check::{Atom, Checked};
 use crate::error::CompileError;
-use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, Val, ValNode};
+use pktmatch::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, Val, ValNode};
 
 /// What the lowering needs to know about where the filter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,21 @@ pub struct LowerOptions {
     pub fixed_direction: Option<bool>,
     /// The IPv4 netmask for `ip broadcast`.
     pub netmask: Option<u32>,
+}
+
+impl LowerOptions {
+    /// For packets of a capture file, run through the test-run XDP
+    /// program: the tag is in the frame, `inbound`/`ifindex` have
+    /// libpcap's capture-file meaning.
+    pub fn offline(link: LinkType, netmask: Option<u32>) -> Self {
+        LowerOptions {
+            link,
+            vlan_meta: false,
+            offline: true,
+            fixed_direction: Some(false),
+            netmask,
+        }
+    }
 }
 
 /// A boolean formula of tests, in evaluation order.
@@ -1495,7 +1510,7 @@ mod tests {
         // Without geneve, the optimiser's folding stands.
         assert_eq!(
             build("ip or not ip").unwrap().entry,
-            Some(crate::ir::Edge::Accept)
+            Some(pktmatch::ir::Edge::Accept)
         );
     }
 

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use bpf_builder::interp::{Interp, SkbCtx};
 use bpf_builder::run::{RunError, TestRun};
 use common::*;
-use pcap2bpf::capture::{self, Packet};
 use pcap2bpf::engine::{Engine, EngineError, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, Compiled, LinkType, Target, compile};
+use pcapfile::{self as capture, Packet};
 
 const XDP_PASS: i32 = 2;
 const XDP_DROP: i32 = 1;
@@ -254,7 +254,7 @@ fn verdicts_match_libpcap() {
                 .and_then(|c| Some((c.object.load().ok()?, c.program)));
             let mut kernel = match runner(Engine::Kernel) {
                 Ok(r) => Some(r),
-                Err(EngineError::NoKernel) => {
+                Err(EngineError::Run(pcap2bpf::engine::RunError::NoKernel)) => {
                     kernel_ok = false;
                     None
                 }
@@ -271,7 +271,7 @@ fn verdicts_match_libpcap() {
                 // runs it).
                 let batched = kernel
                     .as_mut()
-                    .map(|k| k.matches_all(packets).map_err(|e| e.to_string()));
+                    .map(|k| k.matches_all(&frames(packets)).map_err(|e| e.to_string()));
                 if batched.is_some() {
                     st.batched_runs += packets.len();
                 }
@@ -281,11 +281,11 @@ fn verdicts_match_libpcap() {
                         vec![("the IR", Ok(c.ir.eval(&p.data, p.wire_len, &|_| None)))];
                     got.push((
                         "the interpreter",
-                        interp.matches(p).map_err(|e| e.to_string()),
+                        interp.matches(frame(p)).map_err(|e| e.to_string()),
                     ));
                     st.interp_runs += 1;
                     if let Some(k) = &mut kernel {
-                        got.push(("the kernel", k.matches(p).map_err(|e| e.to_string())));
+                        got.push(("the kernel", k.matches(frame(p)).map_err(|e| e.to_string())));
                         st.runs += 1;
                     }
                     if let Some(b) = &batched {

@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use common::*;
-use pcap2bpf::capture::{self, Packet};
 use pcap2bpf::engine::{Engine, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, Target, compile};
+use pcapfile::{self as capture, Packet};
 
 /// Longest cut: past it, headers have been read and the differential test
 /// covers the whole packets.
@@ -145,7 +145,7 @@ fn compare(
             if i % interp_every == 0 {
                 verdicts.push((
                     "the interpreter",
-                    interp.matches(p).map_err(|e| e.to_string()),
+                    interp.matches(frame(p)).map_err(|e| e.to_string()),
                 ));
                 seen.interp_runs += 1;
             }

@@ -31,6 +31,7 @@ mod link;
 mod netns;
 mod privilege;
 mod random;
+pub mod samples;
 mod traffic;
 
 pub use bpf_builder::sys::packet::PacketSocket;

@@ -7,8 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pcap2bpf::capture::Packet;
-use pcap2bpf::engine::{Engine, RunOptions, Runner};
+use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
 
 fuzz_target!(|data: &[u8]| {
@@ -20,12 +19,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (cut, bytes) = packet.split_first().unwrap_or((&0, &[]));
-    let packet = Packet {
-        ts_sec: 0,
-        ts_nsec: 0,
-        data: bytes.to_vec(),
-        wire_len: bytes.len() as u32 + u32::from(*cut),
-    };
+    let packet = Frame::new(bytes, bytes.len() as u32 + u32::from(*cut));
     let tables = Tables::default();
     for link in [LinkType::En10mb, LinkType::Raw] {
         // XDP as `run` uses it (test-run metadata), XDP with fragment
@@ -64,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
                 resolver: &tables,
             };
             let mut runner = Runner::new(expr, &run).expect("compiles as above");
-            let got = runner.matches(&packet).expect("the interpreter runs our code");
+            let got = runner.matches(packet).expect("the interpreter runs our code");
             assert_eq!(got, want, "{expr:?} on {packet:?}");
         }
     }

@@ -9,6 +9,15 @@ use std::process::{Command, Stdio};
 
 use pcap2bpf::{LinkType, Tables};
 
+/// The repository's root (the tests of several crates share this file).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|p| p.join("Cargo.lock").exists())
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
 pub const HOSTS: &str = "\
 10.20.30.40 noeth-ipv4-noipv6.host123.libpcap.test
 10.20.30.40 noeth-ipv4-ipv6.host123.libpcap.test
@@ -58,9 +67,7 @@ pub fn skip(why: &str) {
 }
 
 pub fn shared(name: &str) -> Option<String> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/pcap-filter")
-        .join(name);
+    let p = repo().join("../shared/pcap-filter").join(name);
     std::fs::read_to_string(p).ok()
 }
 
@@ -103,7 +110,7 @@ fn build_helper_once(name: &str) -> Option<(PathBuf, PathBuf)> {
     let etc = dir.join("etc");
     std::fs::create_dir_all(&etc).ok()?;
     let bin = dir.join(name);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/{name}.c"));
+    let src = repo().join(format!("pcap2bpf/tests/{name}.c"));
     let ok = Command::new("cc")
         .arg("-O")
         .arg(&src)
@@ -300,8 +307,8 @@ pub fn link_of(dlt: u32) -> Option<(LinkType, &'static str)> {
 /// The capture files the verdict tests run over: the shared captures and
 /// our generated samples, sorted.
 pub fn capture_files() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut v: Vec<PathBuf> = [root.join("../../shared/pcaps"), root.join("samples")]
+    let root = repo();
+    let mut v: Vec<PathBuf> = [root.join("../shared/pcaps"), root.join("pcap2bpf/samples")]
         .iter()
         .filter_map(|dir| std::fs::read_dir(dir).ok())
         .flat_map(|d| d.filter_map(|e| e.ok().map(|e| e.path())))
@@ -316,7 +323,7 @@ pub fn capture_files() -> Vec<PathBuf> {
 pub fn whole_ethernet_packets(step: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for path in capture_files() {
-        let Ok(reader) = pcap2bpf::capture::PacketReader::open(&path) else {
+        let Ok(reader) = pcapfile::PacketReader::open(&path) else {
             continue;
         };
         if link_of(reader.link()).map(|l| l.0) != Some(LinkType::En10mb) {
@@ -331,12 +338,12 @@ pub fn whole_ethernet_packets(step: usize) -> Vec<Vec<u8>> {
     out
 }
 
-/// Removes a filter's pins (under `pcap2bpf attach`'s bpffs directory)
-/// when a test ends, even a failing one.
-pub struct PinCleanup(pub String);
+/// A captured packet as the runner takes it.
+pub fn frame(p: &pcapfile::Packet) -> pcap2bpf::engine::Frame<'_> {
+    pcap2bpf::engine::Frame::new(&p.data, p.wire_len)
+}
 
-impl Drop for PinCleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(Path::new(pcap2bpf::deploy::PIN_ROOT).join(&self.0));
-    }
+/// Captured packets as the runner takes them.
+pub fn frames(ps: &[pcapfile::Packet]) -> Vec<pcap2bpf::engine::Frame<'_>> {
+    ps.iter().map(frame).collect()
 }

@@ -35,11 +35,10 @@ use bpf_builder::asm::{Annotation, Asm, Label};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, Endian, Insn, JmpOp, Operand, Reg, Size};
 
-use crate::ast::Span;
-use crate::error::CompileError;
 use crate::ir::{
     BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, PROTOCHAIN_STEPS, Val, ValNode,
 };
+use crate::{Error, Span};
 
 /// The kind of program to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +69,29 @@ pub struct EmitOptions {
     /// first buffer of a fragmented frame, a second copy of the filter
     /// reads with `bpf_xdp_load_bytes` instead of direct access.
     pub xdp_frags: bool,
+}
+
+impl EmitOptions {
+    /// Options for `target`: packets as the hook sees them, no fragments.
+    pub fn new(target: Target) -> Self {
+        EmitOptions {
+            target,
+            test_run_meta: false,
+            xdp_frags: false,
+        }
+    }
+
+    /// Sets [`EmitOptions::test_run_meta`].
+    pub fn test_run_meta(mut self, on: bool) -> Self {
+        self.test_run_meta = on;
+        self
+    }
+
+    /// Sets [`EmitOptions::xdp_frags`].
+    pub fn xdp_frags(mut self, on: bool) -> Self {
+        self.xdp_frags = on;
+        self
+    }
 }
 
 /// Largest packet offset the generated code can read at a constant
@@ -179,9 +201,9 @@ pub fn emit(
     opts: &EmitOptions,
     source: &str,
     verdict: &mut VerdictCode<'_>,
-) -> Result<(), CompileError> {
+) -> Result<(), Error> {
     if opts.xdp_frags && (opts.target != Target::Xdp || opts.test_run_meta) {
-        return Err(CompileError::new(
+        return Err(Error::new(
             "fragment support is for XDP programs outside the test-run mode",
             Span::default(),
         ));
@@ -429,7 +451,7 @@ impl Pool {
 /// The pointer cache register (direct access).
 const PTR: Reg = Reg::R9;
 
-type R<T> = Result<T, CompileError>;
+type R<T> = Result<T, Error>;
 
 /// Byte-swaps the low `size` bytes of `k` (network to host order on a
 /// little-endian machine).
@@ -510,9 +532,10 @@ impl Gen<'_, '_> {
     /// A free register; r0 is about to change, so it no longer holds
     /// the accumulated value.
     fn alloc(&mut self) -> R<Reg> {
-        let r = self.free.pop().ok_or_else(|| {
-            CompileError::new("expression too deep for the registers", Span::default())
-        })?;
+        let r = self
+            .free
+            .pop()
+            .ok_or_else(|| Error::new("expression too deep for the registers", Span::default()))?;
         if r == Reg::R0 {
             self.acc = None;
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pcap2bpf::capture::{self, PacketReader};
+use pcapfile::{self as capture, PacketReader};
 
 fn ci() -> bool {
     std::env::var_os("CI").is_some()
@@ -18,7 +18,7 @@ fn skip(why: &str) {
 }
 
 fn pcaps_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/pcaps")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps")
 }
 
 /// `file -> (packets, link type name)` from the README's table.
@@ -143,8 +143,8 @@ fn shared_captures_survive_a_round_trip_through_write_pcap() {
 /// tcpdump prints it, modulo the details we leave out.
 #[test]
 fn summaries_of_every_packet() {
-    use pcap2bpf::summary::summary;
-    let mut captures: Vec<(String, capture::Capture)> = pcap2bpf::samples::sample_captures()
+    use pcap2bpf_cli::summary::summary;
+    let mut captures: Vec<(String, capture::Capture)> = testbed::samples::sample_captures()
         .into_iter()
         .map(|(n, c)| (n.to_string(), c))
         .collect();
@@ -156,7 +156,7 @@ fn summaries_of_every_packet() {
         skip("../shared/pcaps/README.md is missing");
     }
     for (name, cap) in &captures {
-        let Ok(link) = cap.link_type() else {
+        let Some(link) = pcap2bpf::LinkType::from_linktype(cap.link) else {
             continue; // PPP: not a link type we compile for
         };
         for p in &cap.packets {

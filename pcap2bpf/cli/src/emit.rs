@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use bpf_builder::insn::Insn;
 
-use crate::Compiled;
+use pcap2bpf::Compiled;
 
 /// What `--emit` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,10 +26,7 @@ pub enum Format {
 
 /// The laid-out instructions of a compiled filter.
 pub fn instructions(c: &Compiled) -> Vec<Insn> {
-    c.object
-        .layout(c.program)
-        .map(|l| l.insns)
-        .unwrap_or_else(|_| c.object.program(c.program).code.insns.clone())
+    pktmatch::run::instructions(&c.object, c.program)
 }
 
 /// Renders `c` in `format`. `expr` is the filter text (for comments).

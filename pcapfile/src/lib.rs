@@ -1,5 +1,7 @@
-//! Capture files: reading pcap and pcapng (through `pcap-parser`), writing
-//! microsecond pcap, and the LINKTYPE_* values of the link types we compile for.
+//! pcapfile: capture files for the filter tools. Reading pcap and pcapng
+//! (through `pcap-parser`), with libpcap's limits and errors; writing
+//! microsecond pcap; the LINKTYPE_* values of the link types the
+//! compilers handle.
 //!
 //! Reading streams: [`PacketReader`] yields one [`Packet`] at a time from any
 //! `Read`; [`read`] and [`read_from`] collect a whole [`Capture`].
@@ -12,8 +14,6 @@ use std::sync::{Arc, Mutex};
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
 use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
-
-use crate::LinkType;
 
 /// LINKTYPE_NULL: BSD loopback, host-order address family.
 pub const LINKTYPE_NULL: u32 = 0;
@@ -37,35 +37,6 @@ const MAX_RECORD: usize = 16 << 20;
 const MAXIMUM_SNAPLEN: u32 = 262_144;
 /// The initial read buffer.
 const INITIAL_BUFFER: usize = 1 << 16;
-
-impl LinkType {
-    /// The link type a capture file's LINKTYPE_* value stands for, as libpcap
-    /// reads it: besides 101, raw IP also appears as the raw DLT_RAW values 12
-    /// and 14 in old files. `None` for link types we do not compile for.
-    pub fn from_linktype(value: u32) -> Option<LinkType> {
-        match value {
-            LINKTYPE_NULL => Some(LinkType::Null),
-            LINKTYPE_EN10MB => Some(LinkType::En10mb),
-            LINKTYPE_RAW | 12 | 14 => Some(LinkType::Raw),
-            LINKTYPE_LOOP => Some(LinkType::Loop),
-            LINKTYPE_LINUX_SLL => Some(LinkType::LinuxSll),
-            LINKTYPE_LINUX_SLL2 => Some(LinkType::LinuxSll2),
-            _ => None,
-        }
-    }
-
-    /// The LINKTYPE_* value written in capture files for this link type.
-    pub fn linktype(self) -> u32 {
-        match self {
-            LinkType::Null => LINKTYPE_NULL,
-            LinkType::En10mb => LINKTYPE_EN10MB,
-            LinkType::Raw => LINKTYPE_RAW,
-            LinkType::Loop => LINKTYPE_LOOP,
-            LinkType::LinuxSll => LINKTYPE_LINUX_SLL,
-            LinkType::LinuxSll2 => LINKTYPE_LINUX_SLL2,
-        }
-    }
-}
 
 /// A short name for a LINKTYPE_* value, for messages (`"LINKTYPE 9 (PPP)"`).
 pub fn linktype_name(value: u32) -> String {
@@ -109,16 +80,6 @@ pub struct Capture {
     pub packets: Vec<Packet>,
 }
 
-impl Capture {
-    /// The link type, or an error naming the LINKTYPE we cannot handle.
-    pub fn link_type(&self) -> Result<LinkType, CaptureError> {
-        LinkType::from_linktype(self.link).ok_or(CaptureError::UnsupportedLinkType {
-            linktype: self.link,
-            name: linktype_name(self.link),
-        })
-    }
-}
-
 /// What can go wrong reading a capture. Messages name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -152,16 +113,6 @@ pub enum CaptureError {
         other: String,
         /// The offending interface's index.
         interface: usize,
-    },
-    /// A link type we cannot compile filters for.
-    #[error(
-        "unsupported link type {name}: pcap2bpf handles EN10MB, RAW, LINUX_SLL, LINUX_SLL2, NULL and LOOP"
-    )]
-    UnsupportedLinkType {
-        /// The LINKTYPE_* value.
-        linktype: u32,
-        /// Its name, for the message.
-        name: String,
     },
 }
 
@@ -673,21 +624,7 @@ mod tests {
     }
 
     #[test]
-    fn linktype_mapping() {
-        for (link, value) in [
-            (LinkType::Null, 0),
-            (LinkType::En10mb, 1),
-            (LinkType::Raw, 101),
-            (LinkType::Loop, 108),
-            (LinkType::LinuxSll, 113),
-            (LinkType::LinuxSll2, 276),
-        ] {
-            assert_eq!(link.linktype(), value);
-            assert_eq!(LinkType::from_linktype(value), Some(link));
-        }
-        assert_eq!(LinkType::from_linktype(12), Some(LinkType::Raw));
-        assert_eq!(LinkType::from_linktype(14), Some(LinkType::Raw));
-        assert_eq!(LinkType::from_linktype(9), None);
+    fn linktype_names() {
         assert_eq!(linktype_name(9), "LINKTYPE 9 (PPP)");
         assert_eq!(linktype_name(4242), "LINKTYPE 4242");
     }
@@ -724,7 +661,6 @@ mod tests {
         let cap = read_from(&out[..]).unwrap();
         assert_eq!(cap.link, 113);
         assert_eq!(cap.packets, packets);
-        assert_eq!(cap.link_type().unwrap(), LinkType::LinuxSll);
     }
 
     #[test]
@@ -866,15 +802,6 @@ mod tests {
 
         let e = read("/nonexistent/file.pcap").unwrap_err().to_string();
         assert!(e.starts_with("/nonexistent/file.pcap: "), "{e}");
-
-        let cap = Capture {
-            link: 9,
-            packets: vec![],
-        };
-        assert_eq!(
-            cap.link_type().unwrap_err().to_string(),
-            "unsupported link type LINKTYPE 9 (PPP): pcap2bpf handles EN10MB, RAW, LINUX_SLL, LINUX_SLL2, NULL and LOOP"
-        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use common::PinCleanup;
 const BIN: &str = env!("CARGO_BIN_EXE_pcap2bpf");
 
 fn sample(name: &str) -> String {
-    format!("{}/samples/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/pcap2bpf/samples/{name}", common::repo().display())
 }
 
 fn pcap2bpf(args: &[&str]) -> Output {

@@ -32,10 +32,10 @@ use bpf_builder::map::{InitValue, MapSpec};
 use bpf_builder::object::{Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
 
+use super::xdp_md;
 use crate::codegen::{self, CALLER_SLOT, EmitOptions, Target};
-use crate::engine::xdp_md;
 use crate::ir::Ir;
-use crate::{CompileError, internal};
+use crate::{Error, internal};
 
 /// Packets in one batch at most: one bit each in `bits` (and a run may
 /// follow at most 33 tail calls).
@@ -58,7 +58,7 @@ const XDP_PASS: i32 = 2;
 
 /// Adds the batch program for `ir` (and the program array it tail-calls
 /// itself through) to `object`.
-pub fn add_program(object: &mut Object, ir: &Ir, source: &str) -> Result<ProgId, CompileError> {
+pub fn add_program(object: &mut Object, ir: &Ir, source: &str) -> Result<ProgId, Error> {
     use Reg::*;
     let itself = object
         .add_map(MapSpec::prog_array("pcap_batch_self", 1))
@@ -67,11 +67,7 @@ pub fn add_program(object: &mut Object, ir: &Ir, source: &str) -> Result<ProgId,
     a.set_source(Annotation::new("batch: keep the context"));
     a.stx(Size::DW, R10, CALLER_SLOT, R1);
     let verdict = a.new_label();
-    let opts = EmitOptions {
-        target: Target::Xdp,
-        test_run_meta: true,
-        xdp_frags: false,
-    };
+    let opts = EmitOptions::new(Target::Xdp).test_run_meta(true);
     codegen::emit(ir, &mut a, &opts, source, &mut |a: &mut Asm, matched| {
         a.mov32(R7, i32::from(matched));
         a.ja(verdict);

@@ -52,7 +52,7 @@ impl Hasher for FxHasher {
     }
 }
 
-use crate::ast::Span;
+use crate::Span;
 
 /// What values are evaluated against.
 struct Env<'a> {

@@ -12,8 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pcap2bpf::deploy::{self, Action, Hook, Position, Request};
 use pcap2bpf::{CompileOptions, LinkType, Target, compile};
+use pcap2bpf_cli::deploy::{self, Action, Hook, Position, Request};
 
 /// Frames are made this long (more than a page) with [`pad`] bytes.
 const FRAME_LEN: usize = 5000;

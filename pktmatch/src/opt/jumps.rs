@@ -407,7 +407,7 @@ fn opt_j(ir: &mut Ir, info: &PassInfo, e: u32) -> (bool, bool) {
 #[derive(Default)]
 pub(crate) struct Passes {
     info: PassInfo,
-    pulls: crate::pullup::Graph,
+    pulls: super::pullup::Graph,
 }
 
 /// What one pass did.
@@ -470,7 +470,7 @@ pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
         }
     }
     if !ir.pcap_unoptimized {
-        r.changed |= crate::pullup::pull_ups(ir, &p.info, &mut p.pulls);
+        r.changed |= super::pullup::pull_ups(ir, &p.info, &mut p.pulls);
     }
     r
 }

@@ -19,8 +19,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::jumps::{AValue, PassInfo};
 use crate::ir::{Block, Edge, Ir};
-use crate::jumps::{AValue, PassInfo};
 
 /// The pull-ups of one pass, at each block in the pass's order; says
 /// whether any applied. Leaves the blocks in topological order.

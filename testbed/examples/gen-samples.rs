@@ -1,5 +1,5 @@
 //! Regenerates the sample captures shipped in `pcap2bpf/samples/`
-//! (`cargo run -p pcap2bpf --example gen-samples [DIR]`).
+//! (`cargo run -p testbed --example gen-samples [DIR]`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +8,8 @@ fn main() -> ExitCode {
     let dir = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples"));
-    match pcap2bpf::samples::write_samples(&dir) {
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pcap2bpf/samples"));
+    match testbed::samples::write_samples(&dir) {
         Ok(()) => {
             println!("wrote the sample captures to {}", dir.display());
             ExitCode::SUCCESS

@@ -23,11 +23,11 @@ use bpf_builder::object::{MapId, Object, ProgramType};
 use bpf_builder::sys::bpf::LinkDetail;
 use bpf_builder::sys::netns::if_indextoname;
 
-use crate::codegen::{EmitOptions, Target};
-use crate::{
-    CompileError, CompileOptions, LinkType, Resolver, build_ir, emit_program, lower_options,
-    parse_with,
+use pcap2bpf::{
+    CompileError, CompileOptions, EmitOptions, LinkType, Options, Resolver, Target, build_ir,
+    lower_options, parse_with,
 };
+use pktmatch::emit_program;
 
 /// Where attached filters are pinned.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/pcap2bpf";
@@ -238,7 +238,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
     };
     let filter = parse_with(
         req.expr,
-        crate::Options {
+        Options {
             link: opts.link,
             resolver: opts.resolver,
             netmask: opts.netmask,
@@ -272,11 +272,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
 
     let code = emit_program(
         &ir,
-        &EmitOptions {
-            target,
-            test_run_meta: false,
-            xdp_frags: opts.xdp_frags,
-        },
+        &EmitOptions::new(target).xdp_frags(opts.xdp_frags),
         req.expr,
         |a, matched| {
             // Count [matched, seen], then return the verdict.
@@ -287,7 +283,8 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
             a.mov64(Reg::R0, if matched { on_match } else { on_nomatch });
             a.exit();
         },
-    )?;
+    )
+    .map_err(CompileError::from)?;
     let prog = object
         .add_program(req.name, prog_type, code)
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;

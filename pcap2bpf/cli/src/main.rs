@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use pcap2bpf::capture::{self, PacketReader};
-use pcap2bpf::deploy::{self, Action, Hook, Position, Request};
-use pcap2bpf::emit::{self, Format};
-use pcap2bpf::engine::{Engine, RunOptions, Runner};
-use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile, summary};
+use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
+use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
+use pcap2bpf_cli::deploy::{self, Action, Hook, Position, Request};
+use pcap2bpf_cli::emit::{self, Format};
+use pcap2bpf_cli::summary;
+use pcapfile::{self as capture, PacketReader};
 
 #[derive(Parser)]
 #[command(
@@ -349,8 +350,12 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
                 break;
             }
         }
+        let frames: Vec<Frame<'_>> = chunk
+            .iter()
+            .map(|p| Frame::new(&p.data, p.wire_len))
+            .collect();
         let hits = runner
-            .matches_all(&chunk)
+            .matches_all(&frames)
             .map_err(|e| format!("pcap2bpf: {e}"))?;
         for (p, &hit) in chunk.iter().zip(&hits) {
             matches += hit as u64;

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::LinkType;
-use crate::capture::Packet;
+use pcap2bpf::LinkType;
+use pcapfile::Packet;
 
 /// How deep tunnels (Geneve, VXLAN, GRE, IP-in-IP, MPLS) are followed.
 const MAX_DEPTH: u8 = 4;

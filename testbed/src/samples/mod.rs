@@ -3,7 +3,7 @@
 //! filters test, with addresses and ports from libpcap's test expressions so
 //! that filters both match and miss, and truncated variants of many frames.
 //!
-//! Regenerate with `cargo run -p pcap2bpf --example gen-samples`; a test
+//! Regenerate with `cargo run -p testbed --example gen-samples`; a test
 //! checks the shipped files are byte-identical to what this code makes.
 
 pub mod build;
@@ -14,7 +14,7 @@ use std::path::Path;
 use build::tcp_flags::*;
 use build::*;
 
-use crate::capture::{
+use pcapfile::{
     Capture, LINKTYPE_EN10MB, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, Packet,
     write_pcap,
 };

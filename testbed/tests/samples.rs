@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pcap2bpf::{capture, samples};
+use pcapfile as capture;
+use testbed::samples;
 
 fn shipped(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("samples")
+        .join("../pcap2bpf/samples")
         .join(name)
 }
 
@@ -28,7 +29,7 @@ fn shipped_samples_are_byte_identical_to_the_generator() {
         let generated = samples::file_bytes(cap).unwrap();
         assert!(
             on_disk == generated,
-            "{name} differs from the generator: run `cargo run -p pcap2bpf --example gen-samples`"
+            "{name} differs from the generator: run `cargo run -p testbed --example gen-samples`"
         );
         assert_eq!(&capture::read(shipped(name)).unwrap(), cap, "{name}");
     }

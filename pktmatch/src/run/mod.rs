@@ -1,0 +1,303 @@
+//! Running a filter over captured packets: in the kernel through
+//! `BPF_PROG_TEST_RUN`, or in the built-in interpreter of the generated
+//! code. Both run the same XDP program, compiled in the test-run mode: it
+//! reads `{caplen, wirelen}` from the metadata area in front of the frame,
+//! so `len` is the wire length and frames shorter than the 14 bytes the
+//! kernel insists on are padded without changing the verdict.
+//! [`Runner::matches_all`] runs the kernel's packets in batches (see
+//! [`batch`]).
+
+pub mod batch;
+
+use bpf_builder::insn::Insn;
+use bpf_builder::interp::{Interp, XdpCtx};
+use bpf_builder::load::{LoadError, Loaded};
+use bpf_builder::object::{Object, ProgId};
+use bpf_builder::run::TestRun;
+
+use crate::codegen::MAX_VAR_OFF;
+use crate::{EmitOptions, Error, Ir, Target};
+use batch::{HEADER, Item, MAX_PACKETS};
+
+/// Where filters run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The kernel when this process may load programs, else the interpreter.
+    Auto,
+    /// `BPF_PROG_TEST_RUN`.
+    Kernel,
+    /// The built-in interpreter.
+    Interp,
+}
+
+/// XDP action returned on a match.
+const MATCH: i32 = 2;
+/// XDP action returned otherwise.
+const NO_MATCH: i32 = 1;
+/// Bytes of `{caplen, wirelen}` in front of the frame.
+const META: usize = 8;
+/// The most frame bytes one test run takes linearly (a page less the
+/// kernel's headroom and tailroom, rounded down).
+pub const LINEAR_LIMIT: usize = 3072;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The filter cannot be turned into code.
+    #[error("{0}")]
+    Codegen(#[from] Error),
+    /// The kernel refused the program (a bug of ours: say so).
+    #[error("the kernel refused the compiled filter (please report): {0}")]
+    Load(#[from] LoadError),
+    /// A test run failed.
+    #[error("test run failed: {0}")]
+    Run(String),
+    /// The kernel engine was asked for and cannot be used.
+    #[error("the kernel engine needs CAP_BPF (or root); use --engine interp")]
+    NoKernel,
+}
+
+/// A captured packet as a filter sees it: the captured bytes and the
+/// length it had on the wire (`len`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The captured bytes.
+    pub data: &'a [u8],
+    /// The length on the wire (at least `data.len()` in a sane capture).
+    pub wire_len: u32,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame of `data` that was `wire_len` bytes on the wire.
+    pub fn new(data: &'a [u8], wire_len: u32) -> Self {
+        Frame { data, wire_len }
+    }
+}
+
+/// A filter ready to run over packets.
+pub struct Runner {
+    ir: Ir,
+    object: Object,
+    /// The filter program, in the test-run mode.
+    program: ProgId,
+    interp: Interp,
+    loaded: Option<Loaded>,
+    /// The batch program, in the same object as the filter.
+    batch: ProgId,
+    max_read: Option<u64>,
+    engine: Engine,
+    interp_fallbacks: u64,
+    ir_fallbacks: u64,
+}
+
+impl Runner {
+    /// Generates the test-run programs for `ir` (whose source text is
+    /// `source`, for annotations) and prepares the engine.
+    pub fn new(ir: Ir, source: &str, engine: Engine) -> Result<Runner, RunError> {
+        let eopts = EmitOptions::new(Target::Xdp).test_run_meta(true);
+        let (mut object, program) = crate::program(&ir, &eopts, source, MATCH, NO_MATCH)?;
+        let batch = batch::add_program(&mut object, &ir, source)?;
+        let interp = Interp::new(&instructions(&object, program));
+        let max_read = ir.max_read();
+        let (loaded, engine) = match engine {
+            Engine::Interp => (None, Engine::Interp),
+            Engine::Kernel => (
+                Some(load(&object)?.ok_or(RunError::NoKernel)?),
+                Engine::Kernel,
+            ),
+            Engine::Auto => match load(&object)? {
+                Some(l) => (Some(l), Engine::Kernel),
+                None => (None, Engine::Interp),
+            },
+        };
+        Ok(Runner {
+            ir,
+            object,
+            program,
+            interp,
+            loaded,
+            batch,
+            max_read,
+            engine,
+            interp_fallbacks: 0,
+            ir_fallbacks: 0,
+        })
+    }
+
+    /// The engine in use (`Auto` resolved).
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The filter's IR.
+    pub fn ir(&self) -> &Ir {
+        &self.ir
+    }
+
+    /// The object holding the test-run programs.
+    pub fn object(&self) -> &Object {
+        &self.object
+    }
+
+    /// Packets the kernel engine handed to the interpreter because the
+    /// filter may read more of them than one test run takes.
+    pub fn interp_fallbacks(&self) -> u64 {
+        self.interp_fallbacks
+    }
+
+    /// Packets decided by the IR's evaluator because the filter may read
+    /// beyond the 32 KiB that generated code can address with a variable
+    /// offset (no XDP or tc program sees such frames in linear data; only
+    /// captures have them).
+    pub fn ir_fallbacks(&self) -> u64 {
+        self.ir_fallbacks
+    }
+
+    /// How many of `p`'s bytes the filter may read.
+    fn want(&self, p: Frame<'_>) -> usize {
+        let caplen = p.data.len();
+        self.max_read.map_or(caplen, |m| {
+            caplen.min(usize::try_from(m).unwrap_or(usize::MAX))
+        })
+    }
+
+    /// Whether the filter matches `p`.
+    pub fn matches(&mut self, p: Frame<'_>) -> Result<bool, RunError> {
+        let want = self.want(p);
+        if want > MAX_VAR_OFF as usize {
+            self.ir_fallbacks += 1;
+            return Ok(self.ir.eval(p.data, p.wire_len, &|_| None));
+        }
+        let input = input(p, want.min(LINEAR_LIMIT));
+        if let Some(loaded) = &self.loaded
+            && want <= LINEAR_LIMIT
+        {
+            let ctx = xdp_md(META, input.len());
+            let out = loaded
+                .program(self.program)
+                // Only the verdict is wanted: no copy of the packet or the
+                // context back out.
+                .test_run(
+                    &TestRun::new(&input)
+                        .ctx_in(&ctx)
+                        .data_out_capacity(0)
+                        .ctx_out_capacity(0),
+                )
+                .map_err(|e| RunError::Run(e.to_string()))?;
+            return Ok(out.retval == MATCH as u32);
+        }
+        if self.loaded.is_some() {
+            self.interp_fallbacks += 1;
+        }
+        let input = self::input(p, want);
+        let (meta, frame) = input.split_at(META);
+        let out = self
+            .interp
+            .run_xdp(frame, meta, XdpCtx::test_run())
+            .map_err(|e| RunError::Run(e.to_string()))?;
+        Ok(out.retval == MATCH as u64)
+    }
+
+    /// Whether the filter matches each of `packets`, in order: the
+    /// verdicts of [`Runner::matches`], with the kernel engine running
+    /// up to 32 packets in one test run.
+    pub fn matches_all(&mut self, packets: &[Frame<'_>]) -> Result<Vec<bool>, RunError> {
+        let mut verdicts = vec![false; packets.len()];
+        if self.loaded.is_none() {
+            for (v, p) in verdicts.iter_mut().zip(packets) {
+                *v = self.matches(*p)?;
+            }
+            return Ok(verdicts);
+        }
+        // The packets of the batch being filled, and where they are.
+        let mut items: Vec<Item<'_>> = Vec::with_capacity(MAX_PACKETS);
+        let mut at: Vec<usize> = Vec::with_capacity(MAX_PACKETS);
+        let mut size = 0;
+        for (i, p) in packets.iter().enumerate() {
+            let want = self.want(*p);
+            if HEADER + want > LINEAR_LIMIT {
+                // Too big to share a run: on its own, as `matches` runs it.
+                verdicts[i] = self.matches(*p)?;
+                continue;
+            }
+            let item = Item {
+                caplen: p.data.len() as u32,
+                wire_len: p.wire_len,
+                bytes: &p.data[..want],
+            };
+            if items.len() == MAX_PACKETS || size + batch::size_of(&item) > LINEAR_LIMIT {
+                self.run_batch(&items, &at, &mut verdicts)?;
+                items.clear();
+                at.clear();
+                size = 0;
+            }
+            size += batch::size_of(&item);
+            items.push(item);
+            at.push(i);
+        }
+        if !items.is_empty() {
+            self.run_batch(&items, &at, &mut verdicts)?;
+        }
+        Ok(verdicts)
+    }
+
+    /// Runs one batch; `at[k]` is where `items[k]`'s verdict goes.
+    fn run_batch(
+        &self,
+        items: &[Item<'_>],
+        at: &[usize],
+        verdicts: &mut [bool],
+    ) -> Result<(), RunError> {
+        let loaded = self.loaded.as_ref().expect("the kernel engine");
+        let bits = batch::run(loaded, self.batch, items).map_err(RunError::Run)?;
+        for (k, &i) in at.iter().enumerate() {
+            verdicts[i] = bits & (1 << k) != 0;
+        }
+        Ok(())
+    }
+}
+
+/// The laid-out instructions of `prog` (functions and wide loads
+/// resolved), as the interpreter and the output formats take them.
+pub fn instructions(object: &Object, prog: ProgId) -> Vec<Insn> {
+    object
+        .layout(prog)
+        .map(|l| l.insns)
+        .unwrap_or_else(|_| object.program(prog).code.insns.clone())
+}
+
+/// Loads the filter, or `None` when this process may not.
+fn load(object: &Object) -> Result<Option<Loaded>, RunError> {
+    match object.load() {
+        Ok(l) => Ok(Some(l)),
+        Err(LoadError::Program(e))
+            if matches!(
+                e.error.raw_os_error(),
+                Some(libc::EPERM) | Some(libc::EACCES)
+            ) && e.log.is_empty() =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `{caplen, wirelen}`, then the first `take` bytes of the frame, padded
+/// to an Ethernet header.
+fn input(p: Frame<'_>, take: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(META + take.max(14));
+    v.extend_from_slice(&(p.data.len() as u32).to_ne_bytes());
+    v.extend_from_slice(&p.wire_len.to_ne_bytes());
+    v.extend_from_slice(&p.data[..take]);
+    v.resize(v.len().max(META + 14), 0);
+    v
+}
+
+/// `struct xdp_md` for a test run of `len` bytes whose first `meta` are
+/// the metadata area (data starts after them).
+pub(crate) fn xdp_md(meta: usize, len: usize) -> Vec<u8> {
+    [meta as u32, len as u32, 0, 0, 0, 0]
+        .iter()
+        .flat_map(|f| f.to_ne_bytes())
+        .collect()
+}
