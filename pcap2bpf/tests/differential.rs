@@ -1,19 +1,20 @@
 //! The differential test: every expression of libpcap's test suite that
 //! the system libpcap accepts (plus our own), over every packet of the
-//! shared captures, must give libpcap's verdict, packet by packet.
+//! captures, must give libpcap's verdict, packet by packet.
 //!
 //! libpcap's verdicts come from `tests/verdicts.c` (`pcap_compile` against
 //! the capture, optimised like tcpdump, then `pcap_offline_filter`). Ours
 //! come from the generated XDP program in the test-run mode, run by the
 //! kernel (`BPF_PROG_TEST_RUN`, packet by packet and in the batches `run`
 //! uses) and by the interpreter, all through the same `engine::Runner` the
-//! `run` command uses, and from the IR's own evaluator. The captures are the shared ones and the project's own
-//! generated samples (`pcap2bpf/samples/`, truncated frames included).
+//! `run` command uses, and from the IR's own evaluator. The captures are
+//! tcpdump's (`testdata/pcaps/`) and the project's own generated samples
+//! (`pcap2bpf/samples/`, truncated frames included).
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bpf_builder::interp::{Interp, SkbCtx};
 use bpf_builder::run::{RunError, TestRun};
@@ -127,16 +128,10 @@ fn compile_for(expr: &str, link: LinkType, tables: &pcap2bpf::Tables) -> Result<
 
 #[test]
 fn verdicts_match_libpcap() {
-    if !Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/pcaps")
-        .exists()
-    {
-        return skip("../shared/pcaps is missing");
-    }
     let Some((bin, etc)) = build_helper("verdicts") else {
         return skip("cannot build the libpcap verdict helper (needs cc and libpcap-dev)");
     };
-    let tsv = shared("accept.tsv").unwrap_or_default();
+    let tsv = testdata_text("pcap-filter/accept.tsv");
     let tables = tables();
     let mut st = Stats {
         exprs: 0,

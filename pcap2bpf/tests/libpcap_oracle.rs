@@ -49,15 +49,13 @@ fn link(name: &str) -> Option<LinkType> {
     })
 }
 
-fn read_tsv(name: &str) -> Option<Vec<(String, String)>> {
-    let text = shared(name)?;
-    Some(
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-    )
+fn read_tsv(name: &str) -> Vec<(String, String)> {
+    testdata_text(&format!("pcap-filter/{name}"))
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 /// Compares us with libpcap on every (line, netmask) pair and returns the
@@ -107,18 +105,14 @@ fn compare(lines: &[(String, String)], what: &str) -> Vec<String> {
 
 #[test]
 fn accept_lines_match_libpcap() {
-    let Some(lines) = read_tsv("accept.tsv") else {
-        return skip("../shared/pcap-filter/accept.tsv is missing");
-    };
+    let lines = read_tsv("accept.tsv");
     let bad = compare(&lines, "accept.tsv");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 #[test]
 fn reject_lines_match_libpcap() {
-    let Some(lines) = read_tsv("reject.tsv") else {
-        return skip("../shared/pcap-filter/reject.tsv is missing");
-    };
+    let lines = read_tsv("reject.tsv");
     let bad = compare(&lines, "reject.tsv");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -21,8 +21,7 @@ fn instruction_counts_and_compile_times() {
     let Some((bin, etc)) = build_helper("insns") else {
         return skip("cannot build the libpcap measurement helper");
     };
-    let mut exprs: Vec<String> = shared("accept.tsv")
-        .unwrap_or_default()
+    let mut exprs: Vec<String> = testdata_text("pcap-filter/accept.tsv")
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .filter(|(l, _)| *l == "EN10MB")

@@ -7,8 +7,7 @@ use common::*;
 use pcap2bpf::{CompileOptions, LinkType, Target, compile};
 
 fn expressions() -> Vec<(LinkType, String)> {
-    let mut v: Vec<(LinkType, String)> = shared("accept.tsv")
-        .unwrap_or_default()
+    let mut v: Vec<(LinkType, String)> = testdata_text("pcap-filter/accept.tsv")
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .filter_map(|(l, e)| {

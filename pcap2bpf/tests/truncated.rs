@@ -1,4 +1,4 @@
-//! Truncated packets: every packet of the shared captures and our samples,
+//! Truncated packets: every packet of tcpdump's captures and our samples,
 //! cut at every length up to 128 bytes (wire length kept), against
 //! libpcap's verdict. Which loads a filter runs, and in what order, decides
 //! its verdict on a packet cut short (a load past the captured bytes
@@ -15,7 +15,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 use pcap2bpf::engine::{Engine, RunOptions, Runner};
@@ -176,18 +176,9 @@ fn compare(
     Some(())
 }
 
-fn shared_pcaps_exist() -> bool {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/pcaps")
-        .exists()
-}
-
 #[test]
 fn cut_packets_match_libpcap() {
-    if !shared_pcaps_exist() {
-        return skip("../shared/pcaps is missing");
-    }
-    let tsv = shared("accept.tsv").unwrap_or_default();
+    let tsv = testdata_text("pcap-filter/accept.tsv");
     let cut = cut_packets();
     let mut seen = Seen::default();
     for (name, packets) in &cut {
@@ -310,9 +301,6 @@ impl Rng {
 
 #[test]
 fn random_expressions_on_cut_packets_match_libpcap() {
-    if !shared_pcaps_exist() {
-        return skip("../shared/pcaps is missing");
-    }
     // A fixed seed, so that a failure reproduces; PCAP2BPF_SEED tries others.
     let seed = std::env::var("PCAP2BPF_SEED")
         .ok()
@@ -323,9 +311,9 @@ fn random_expressions_on_cut_packets_match_libpcap() {
     exprs.sort();
     exprs.dedup();
     let cut = cut_packets();
-    let Some(packets) = cut.get("EN10MB") else {
-        return skip("no Ethernet capture");
-    };
+    let packets = cut
+        .get("EN10MB")
+        .expect("Ethernet captures in testdata/pcaps/ and samples/");
     let mut seen = Seen::default();
     if compare("random", "EN10MB", packets, &exprs, KNOWN, 64, &mut seen).is_none() {
         return skip(

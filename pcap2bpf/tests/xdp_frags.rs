@@ -87,17 +87,14 @@ fn fragmented_frames_get_the_verdicts_of_the_ir() {
     let tables = tables();
     let own = own_expressions();
     let mut exprs = own.clone();
-    if let Some(tsv) = shared("accept.tsv") {
-        exprs.extend(
-            tsv.lines()
-                .filter_map(|l| l.strip_prefix("EN10MB\t"))
-                // The IR evaluator has no interface or direction.
-                .filter(|e| !e.contains("ifindex") && !e.contains("ifname"))
-                .map(str::to_string),
-        );
-    } else {
-        skip("../shared/pcap-filter is missing");
-    }
+    exprs.extend(
+        testdata_text("pcap-filter/accept.tsv")
+            .lines()
+            .filter_map(|l| l.strip_prefix("EN10MB\t"))
+            // The IR evaluator has no interface or direction.
+            .filter(|e| !e.contains("ifindex") && !e.contains("ifname"))
+            .map(str::to_string),
+    );
     let frames = frames();
     assert!(frames.len() > 300, "too few frames: {}", frames.len());
     let (mut programs, mut runs, mut long_matches) = (0, 0, 0);

@@ -1,39 +1,35 @@
-//! Reading the shared tcpdump test captures (never copied into the tree):
-//! packet counts against the corpus README and against tcpdump itself, and
-//! a read -> `write_pcap` -> tcpdump round trip that must print the same.
+//! Reading tcpdump's test captures (copied into `testdata/pcaps/`): packet
+//! counts against the corpus README and against tcpdump itself, and a read
+//! -> `write_pcap` -> tcpdump round trip that must print the same.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{skip, testdata, testdata_text};
 use pcapfile::{self as capture, PacketReader};
 
-fn ci() -> bool {
-    std::env::var_os("CI").is_some()
-}
-
-fn skip(why: &str) {
-    assert!(!ci(), "{why} (CI is set, so this is a failure)");
-    eprintln!("skipping: {why}");
-}
-
 fn pcaps_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps")
+    testdata("pcaps")
 }
 
 /// `file -> (packets, link type name)` from the README's table.
-fn readme_table() -> Option<BTreeMap<String, (usize, String)>> {
-    let text = std::fs::read_to_string(pcaps_dir().join("README.md")).ok()?;
+fn readme_table() -> BTreeMap<String, (usize, String)> {
+    let text = testdata_text("pcaps/README.md");
     let mut table = BTreeMap::new();
     for line in text.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         if cells.len() < 5 || !cells[1].contains(".pcap") {
             continue;
         }
-        let count = cells[2].parse().ok()?;
+        let count = cells[2]
+            .parse()
+            .unwrap_or_else(|e| panic!("pcaps/README.md: {line:?}: {e}"));
         table.insert(cells[1].to_string(), (count, cells[3].to_string()));
     }
-    Some(table)
+    table
 }
 
 fn tcpdump(args: &[&str]) -> Option<(String, String, bool)> {
@@ -57,10 +53,8 @@ fn tcpdump_count(path: &Path) -> Option<usize> {
 }
 
 #[test]
-fn shared_captures_have_the_documented_packet_counts() {
-    let Some(table) = readme_table() else {
-        return skip("../shared/pcaps/README.md is missing");
-    };
+fn tcpdump_captures_have_the_documented_packet_counts() {
+    let table = readme_table();
     assert_eq!(table.len(), 47, "the README lists 47 files");
     let mut total = 0;
     for (file, (count, link)) in &table {
@@ -84,10 +78,8 @@ fn shared_captures_have_the_documented_packet_counts() {
 }
 
 #[test]
-fn shared_captures_count_like_tcpdump() {
-    let Some(table) = readme_table() else {
-        return skip("../shared/pcaps/README.md is missing");
-    };
+fn tcpdump_captures_count_like_tcpdump() {
+    let table = readme_table();
     for file in table.keys() {
         let path = pcaps_dir().join(file);
         let Some(expected) = tcpdump_count(&path) else {
@@ -106,10 +98,8 @@ fn shared_captures_count_like_tcpdump() {
 /// (timestamps, lengths, every decoded byte): reader and writer agree with
 /// libpcap's reader on every packet.
 #[test]
-fn shared_captures_survive_a_round_trip_through_write_pcap() {
-    let Some(table) = readme_table() else {
-        return skip("../shared/pcaps/README.md is missing");
-    };
+fn tcpdump_captures_survive_a_round_trip_through_write_pcap() {
+    let table = readme_table();
     let dir = std::env::temp_dir().join(format!("pcap2bpf-roundtrip-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for file in table.keys() {
@@ -138,7 +128,7 @@ fn shared_captures_survive_a_round_trip_through_write_pcap() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Every packet of the shared corpus and of the samples gets a one-line
+/// Every packet of tcpdump's captures and of the samples gets a one-line
 /// summary without panicking; the first packet of print-flags.pcap reads as
 /// tcpdump prints it, modulo the details we leave out.
 #[test]
@@ -148,12 +138,8 @@ fn summaries_of_every_packet() {
         .into_iter()
         .map(|(n, c)| (n.to_string(), c))
         .collect();
-    if let Some(table) = readme_table() {
-        for file in table.keys() {
-            captures.push((file.clone(), capture::read(pcaps_dir().join(file)).unwrap()));
-        }
-    } else {
-        skip("../shared/pcaps/README.md is missing");
+    for file in readme_table().keys() {
+        captures.push((file.clone(), capture::read(pcaps_dir().join(file)).unwrap()));
     }
     for (name, cap) in &captures {
         let Some(link) = pcap2bpf::LinkType::from_linktype(cap.link) else {

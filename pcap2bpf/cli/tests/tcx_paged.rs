@@ -43,9 +43,7 @@ fn tcx_filters_on_paged_frames_count_what_the_ir_matches() {
     if !testbed::privileged("paged tcx test") || !testbed::bpf_privileged("paged tcx test") {
         return;
     }
-    let Some(tsv) = shared("accept.tsv") else {
-        return skip("../shared/pcap-filter is missing");
-    };
+    let tsv = testdata_text("pcap-filter/accept.tsv");
     let tables = tables();
     let mut exprs: Vec<String> = vec![
         format!("ether[4500] = {}", pad(4500)),

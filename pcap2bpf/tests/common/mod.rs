@@ -66,9 +66,25 @@ pub fn skip(why: &str) {
     eprintln!("skipping: {why}");
 }
 
-pub fn shared(name: &str) -> Option<String> {
-    let p = repo().join("../shared/pcap-filter").join(name);
-    std::fs::read_to_string(p).ok()
+/// `testdata/REL` in the repository (tcpdump's captures in `pcaps/`,
+/// libpcap's test expressions in `pcap-filter/`). The data ships with the
+/// repository: a missing file fails the test, naming the path.
+pub fn testdata(rel: &str) -> PathBuf {
+    let root = repo().join("testdata");
+    let p = root.join(rel);
+    assert!(
+        p.exists(),
+        "test data {} is missing (testdata/ ships with the repository: restore it from git)",
+        p.display()
+    );
+    p
+}
+
+/// The text of `testdata/REL` (see [`testdata`]); fails the test when it
+/// is missing or unreadable.
+pub fn testdata_text(rel: &str) -> String {
+    let p = testdata(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
 pub fn system(path: &str) -> String {
@@ -304,14 +320,16 @@ pub fn link_of(dlt: u32) -> Option<(LinkType, &'static str)> {
     })
 }
 
-/// The capture files the verdict tests run over: the shared captures and
-/// our generated samples, sorted.
+/// The capture files the verdict tests run over: tcpdump's captures in
+/// `testdata/pcaps/` and our generated samples, sorted.
 pub fn capture_files() -> Vec<PathBuf> {
-    let root = repo();
-    let mut v: Vec<PathBuf> = [root.join("../shared/pcaps"), root.join("pcap2bpf/samples")]
+    let samples = repo().join("pcap2bpf/samples");
+    let mut v: Vec<PathBuf> = [testdata("pcaps"), samples]
         .iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
-        .flat_map(|d| d.filter_map(|e| e.ok().map(|e| e.path())))
+        .flat_map(|dir| {
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        })
+        .map(|e| e.expect("a directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
         .collect();
     v.sort();
@@ -323,9 +341,8 @@ pub fn capture_files() -> Vec<PathBuf> {
 pub fn whole_ethernet_packets(step: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for path in capture_files() {
-        let Ok(reader) = pcapfile::PacketReader::open(&path) else {
-            continue;
-        };
+        let reader = pcapfile::PacketReader::open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if link_of(reader.link()).map(|l| l.0) != Some(LinkType::En10mb) {
             continue;
         }
