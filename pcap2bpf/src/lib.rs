@@ -274,7 +274,7 @@ pub fn build_ir(
     pktmatch::opt::optimize(&mut ir);
     if !ir.can_accept() {
         ir.blocks.clear();
-        ir.entry = Some(ir::Edge::Reject);
+        ir.entry = Some(ir::Edge::REJECT);
         return Ok((ir, Some("expression rejects all packets".to_string())));
     }
     Ok((ir, None))

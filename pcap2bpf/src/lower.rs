@@ -155,7 +155,7 @@ const ET_TEB: u32 = 0x6558;
 /// Lowers `c` into `ir`, setting its entry.
 pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<(), CompileError> {
     let Some(c) = c else {
-        ir.entry = Some(Edge::Accept);
+        ir.entry = Some(Edge::ACCEPT);
         return Ok(());
     };
     // libpcap turns its optimiser off for filters with `geneve`.
@@ -169,7 +169,7 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
     let mut b = CfgBuilder {
         blocks: Vec::with_capacity(p.tests()),
     };
-    let entry = b.emit(&p, Edge::Accept, Edge::Reject);
+    let entry = b.emit(&p, Edge::ACCEPT, Edge::REJECT);
     let n = b.blocks.len() as u32;
     let flip = |e: Edge| match e {
         Edge::Block(i) => Edge::Block(n - 1 - i),
@@ -276,11 +276,11 @@ impl CfgBuilder {
     fn emit_test(&mut self, cond: Cond, span: Span, t: Edge, f: Edge) -> Edge {
         // An assignment always holds; its false edge is unused.
         let f = if matches!(cond, Cond::Let { .. }) {
-            Edge::Reject
+            Edge::REJECT
         } else {
             f
         };
-        self.blocks.push(Block { cond, t, f, span });
+        self.blocks.push(Block::new(cond, t, f, span));
         Edge::Block(self.blocks.len() as u32 - 1)
     }
 }
@@ -1510,7 +1510,7 @@ mod tests {
         // Without geneve, the optimiser's folding stands.
         assert_eq!(
             build("ip or not ip").unwrap().entry,
-            Some(pktmatch::ir::Edge::Accept)
+            Some(pktmatch::ir::Edge::ACCEPT)
         );
     }
 

@@ -73,11 +73,11 @@ fn shared_header_checks_are_tested_once_per_path() {
 fn contradictions_reject_all() {
     let ir = ir("ip and not ip");
     assert!(ir.blocks.is_empty());
-    assert_eq!(ir.entry, Some(Edge::Reject));
+    assert_eq!(ir.entry, Some(Edge::REJECT));
 }
 
 #[test]
 fn tests_with_meeting_edges_go() {
     let ir = ir("ip or not ip");
-    assert_eq!(ir.entry, Some(Edge::Accept));
+    assert_eq!(ir.entry, Some(Edge::ACCEPT));
 }

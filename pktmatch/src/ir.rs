@@ -214,15 +214,71 @@ pub enum Cond {
     },
 }
 
+/// Where evaluation of a filter ends. A front end gives verdicts their
+/// meaning (a return value, an action, a rule whose counters to bump);
+/// code generation emits the front end's code for each verdict reached.
+/// A packet filter has two: [`Verdict::MATCH`] and [`Verdict::NO_MATCH`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Verdict(pub u32);
+
+impl Verdict {
+    /// The filter does not match (libpcap's `ret #0`).
+    pub const NO_MATCH: Verdict = Verdict(0);
+    /// The filter matches.
+    pub const MATCH: Verdict = Verdict(1);
+}
+
 /// Where an edge goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Edge {
     /// Another block.
     Block(u32),
+    /// The end of evaluation, with this verdict.
+    Verdict(Verdict),
+}
+
+impl Edge {
     /// The filter matches.
-    Accept,
+    pub const ACCEPT: Edge = Edge::Verdict(Verdict::MATCH);
     /// The filter does not match.
+    pub const REJECT: Edge = Edge::Verdict(Verdict::NO_MATCH);
+}
+
+/// What a block does when its test cannot be evaluated: a load past the
+/// end of the packet, a division by zero, a `protochain` walk that gives
+/// up. The front end chooses the meaning (see [`Semantics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OnShort {
+    /// The whole filter ends at once with [`Verdict::NO_MATCH`]
+    /// (libpcap's meaning).
+    #[default]
     Reject,
+    /// The block takes its true edge.
+    True,
+    /// The block takes its false edge: the match is false and evaluation
+    /// goes on (a firewall's meaning: nftables' `ip saddr 10.0.0.1` on a
+    /// frame too short for it does not match, and the next rule runs).
+    False,
+}
+
+/// How a front end means its filter, for the passes that must keep that
+/// meaning exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Semantics {
+    /// libpcap's: a load past the captured bytes ends the filter with
+    /// no match (every block is [`OnShort::Reject`]), and because libpcap
+    /// loads lazily, which loads run decides the verdict on a packet cut
+    /// short. The optimiser then follows libpcap's own passes (its value
+    /// folds, jump threading and pull-ups), and code generation may hoist
+    /// a bounds check over bytes every accepting path reads.
+    #[default]
+    Libpcap,
+    /// Each block says what a short read means ([`Block::short`]); no
+    /// fold drops a load, the optimiser runs only passes that keep every
+    /// verdict on every packet (merging equal blocks, removing tests
+    /// whose edges meet and unreachable blocks), and every bounds check
+    /// covers the block's own reads, failing to the block's short edge.
+    Exact,
 }
 
 /// One test with its two successors.
@@ -234,8 +290,39 @@ pub struct Block {
     pub t: Edge,
     /// Where to go when it does not.
     pub f: Edge,
+    /// What a short read means here.
+    pub short: OnShort,
     /// The source of the primitive this test comes from.
     pub span: Span,
+}
+
+impl Block {
+    /// A block testing `cond`, going to `t` or `f`, with libpcap's
+    /// meaning of a short read ([`OnShort::Reject`]).
+    pub fn new(cond: Cond, t: Edge, f: Edge, span: Span) -> Block {
+        Block {
+            cond,
+            t,
+            f,
+            short: OnShort::Reject,
+            span,
+        }
+    }
+
+    /// The same block with `short` as its meaning of a short read.
+    pub fn on_short(mut self, short: OnShort) -> Block {
+        self.short = short;
+        self
+    }
+
+    /// Where the block goes when its test cannot be evaluated.
+    pub fn short_edge(&self) -> Edge {
+        match self.short {
+            OnShort::Reject => Edge::REJECT,
+            OnShort::True => self.t,
+            OnShort::False => self.f,
+        }
+    }
 }
 
 /// Up to this many values, interning finds a value by scanning.
@@ -255,6 +342,9 @@ pub struct Ir {
     pub blocks: Vec<Block>,
     /// Where evaluation starts.
     pub entry: Option<Edge>,
+    /// What a short read means, for the passes; see [`Semantics`]. Set
+    /// before any value is interned.
+    pub semantics: Semantics,
     /// libpcap does not optimise this filter (it has `geneve`, whose code
     /// libpcap's optimiser cannot handle): loads its optimiser would drop
     /// (`x * 0`, tests whose edges meet) stay, and their bounds still
@@ -266,6 +356,19 @@ impl Ir {
     /// An empty IR.
     pub fn new() -> Ir {
         Ir::default()
+    }
+
+    /// An empty IR with `semantics` (see [`Semantics`]).
+    pub fn with_semantics(semantics: Semantics) -> Ir {
+        Ir {
+            semantics,
+            ..Ir::default()
+        }
+    }
+
+    /// Whether value folds may drop loads as libpcap's optimiser does.
+    fn folds_like_libpcap(&self) -> bool {
+        self.semantics == Semantics::Libpcap && !self.pcap_unoptimized
     }
 
     /// An empty IR with room for `vals` values before it grows.
@@ -288,12 +391,12 @@ impl Ir {
                 // then drops the loads of the other operand, so a packet
                 // too short for those loads still passes: mirror it.
                 (_, ValNode::Const(0))
-                    if !self.pcap_unoptimized && matches!(op, BinOp::Mul | BinOp::And) =>
+                    if self.folds_like_libpcap() && matches!(op, BinOp::Mul | BinOp::And) =>
                 {
                     ValNode::Const(0)
                 }
                 (ValNode::Const(0), _)
-                    if !self.pcap_unoptimized
+                    if self.folds_like_libpcap()
                         && matches!(
                             op,
                             BinOp::Mul
@@ -453,17 +556,24 @@ impl Ir {
         })
     }
 
-    /// Runs the filter on a packet: libpcap's verdict.
+    /// Runs the filter on a packet: whether it matches (libpcap's verdict
+    /// for a packet filter).
     pub fn eval(&self, data: &[u8], wirelen: u32, meta: &dyn Fn(Meta) -> Option<u32>) -> bool {
+        self.run(data, wirelen, meta) == Verdict::MATCH
+    }
+
+    /// Runs the filter on a packet (`data` is the captured bytes): the
+    /// verdict it ends with. A test that cannot be evaluated goes where
+    /// its block's [`OnShort`] says.
+    pub fn run(&self, data: &[u8], wirelen: u32, meta: &dyn Fn(Meta) -> Option<u32>) -> Verdict {
         let mut at = match self.entry {
             Some(e) => e,
-            None => return true,
+            None => return Verdict::MATCH,
         };
         let mut vars: Vec<Option<u32>> = Vec::new();
         loop {
             let b = match at {
-                Edge::Accept => return true,
-                Edge::Reject => return false,
+                Edge::Verdict(v) => return v,
                 Edge::Block(i) => &self.blocks[i as usize],
             };
             let env = Env {
@@ -473,32 +583,24 @@ impl Ir {
                 vars: &vars,
             };
             let r = match b.cond {
-                Cond::Cmp { a, op, b: rhs, .. } => {
-                    let Some(x) = self.eval_in(a, &env) else {
-                        return false;
-                    };
-                    let Some(y) = self.eval_in(rhs, &env) else {
-                        return false;
-                    };
-                    op.eval(x, y)
-                }
-                Cond::ProtoChain { nl, ipv6, proto } => match protochain(data, nl, ipv6, proto) {
-                    Some(r) => r,
-                    None => return false,
-                },
-                Cond::Let { var, val } => {
-                    let Some(x) = self.eval_in(val, &env) else {
-                        return false;
-                    };
+                Cond::Cmp { a, op, b: rhs, .. } => self
+                    .eval_in(a, &env)
+                    .and_then(|x| Some(op.eval(x, self.eval_in(rhs, &env)?))),
+                Cond::ProtoChain { nl, ipv6, proto } => protochain(data, nl, ipv6, proto),
+                Cond::Let { var, val } => self.eval_in(val, &env).map(|x| {
                     let i = var as usize;
                     if vars.len() <= i {
                         vars.resize(i + 1, None);
                     }
                     vars[i] = Some(x);
                     true
-                }
+                }),
             };
-            at = if r { b.t } else { b.f };
+            at = match r {
+                Some(true) => b.t,
+                Some(false) => b.f,
+                None => b.short_edge(),
+            };
         }
     }
 
@@ -517,9 +619,9 @@ impl Ir {
         };
         let mut accept = false;
         let mut mark = |e: Edge, reach: &mut [bool]| match e {
-            Edge::Accept => accept = true,
+            Edge::ACCEPT => accept = true,
             Edge::Block(i) => reach[i as usize] = true,
-            Edge::Reject => {}
+            Edge::Verdict(_) => {}
         };
         mark(entry, reach);
         for i in 0..self.blocks.len() {

@@ -20,8 +20,9 @@
 //! let ipv4 = ir.k(0x0800);
 //! let test = ir.push(pktmatch::ir::Block {
 //!     cond: Cond::Cmp { a: ethertype, op: CmpOp::Eq, b: ipv4, relation: false },
-//!     t: Edge::Accept,
-//!     f: Edge::Reject,
+//!     t: Edge::ACCEPT,
+//!     f: Edge::REJECT,
+//!     short: pktmatch::ir::OnShort::Reject,
 //!     span: Span::default(),
 //! });
 //! ir.entry = Some(test);
@@ -103,13 +104,13 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Error {
 }
 
 /// Emits a whole program for `ir`: the filter, with the caller's
-/// `verdict(asm, matched)` code, which must not fall through, once for each
+/// `verdict(asm, v)` code, which must not fall through, once for each
 /// verdict the filter can reach (the verifier refuses dead code).
 pub fn emit_program(
     ir: &Ir,
     eopts: &EmitOptions,
     source: &str,
-    mut verdict: impl FnMut(&mut Asm, bool),
+    mut verdict: impl FnMut(&mut Asm, ir::Verdict),
 ) -> Result<Code, Error> {
     // About five instructions a block, forty for a protochain walk: room
     // for them all up front, as growing costs more than the spare room.
@@ -142,7 +143,8 @@ pub fn program(
     on_match: i32,
     on_nomatch: i32,
 ) -> Result<(Object, ProgId), Error> {
-    let code = emit_program(ir, eopts, source, |asm, matched| {
+    let code = emit_program(ir, eopts, source, |asm, v| {
+        let matched = v == ir::Verdict::MATCH;
         asm.mov32(Reg::R0, if matched { on_match } else { on_nomatch });
         asm.exit();
     })?;

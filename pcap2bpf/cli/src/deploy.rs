@@ -274,8 +274,9 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         &ir,
         &EmitOptions::new(target).xdp_frags(opts.xdp_frags),
         req.expr,
-        |a, matched| {
+        |a, v| {
             // Count [matched, seen], then return the verdict.
+            let matched = v == pktmatch::ir::Verdict::MATCH;
             if matched {
                 count(a, stats, 0);
             }

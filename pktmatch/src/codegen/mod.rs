@@ -22,12 +22,14 @@
 //! to the end it checked, and those loads reach back from it.
 //!
 //! Bounds checks: before a block, one check covers the largest constant
-//! offset that *every* path from that block to ACCEPT reads (paths that
-//! reject anyway do not count: rejecting earlier is the same verdict), and
-//! only when the checks on every path into the block do not already cover
-//! it. Loads at variable offsets are checked one by one. Offsets beyond
-//! 64 KiB count as outside the packet (XDP and tc see at most that much
-//! linear data).
+//! offset that *every* path from that block to a verdict other than no
+//! match reads (with libpcap's meaning: paths that end with no match
+//! anyway do not count, ending earlier is the same verdict; with
+//! [`Semantics::Exact`], the block's own reads, and a failed check takes
+//! the block's short edge), and only when the checks on every path into
+//! the block do not already cover it. Loads at variable offsets are
+//! checked one by one. Offsets beyond 64 KiB count as outside the packet
+//! (XDP and tc see at most that much linear data).
 
 use std::sync::Arc;
 
@@ -36,7 +38,8 @@ use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, Endian, Insn, JmpOp, Operand, Reg, Size};
 
 use crate::ir::{
-    BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, PROTOCHAIN_STEPS, Val, ValNode,
+    BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, OnShort, PROTOCHAIN_STEPS, Semantics, Val,
+    ValNode, Verdict,
 };
 use crate::{Error, Span};
 
@@ -185,10 +188,19 @@ fn var_slot(n: u32) -> i16 {
     -16 - 8 * n.min(MAX_VARS) as i16
 }
 
-/// The caller's verdict code: `verdict(asm, matched)` emits what the
-/// program does on a match (`true`) or not; it must not fall through
+/// The caller's verdict code: `verdict(asm, v)` emits what the program
+/// does when the filter ends with verdict `v` (for a packet filter,
+/// [`Verdict::MATCH`] or [`Verdict::NO_MATCH`]); it must not fall through
 /// (it ends in `exit` or a jump).
-pub type VerdictCode<'v> = dyn FnMut(&mut Asm, bool) + 'v;
+pub type VerdictCode<'v> = dyn FnMut(&mut Asm, Verdict) + 'v;
+
+/// A verdict's code: its label, and whether it is jumped to and placed.
+#[derive(Clone, Copy)]
+struct VerdictSlot {
+    label: Label,
+    used: bool,
+    placed: bool,
+}
 
 /// Emits `ir` into `asm` as a whole program body: expects the context in
 /// r1 and ends in the caller's verdict code, placed once for each verdict
@@ -208,18 +220,49 @@ pub fn emit(
             Span::default(),
         ));
     }
-    let (accept, reject) = (asm.named_label("match"), asm.named_label("nomatch"));
+    let short_reads = ir.blocks.iter().any(|b| b.short != OnShort::Reject);
+    if short_reads && opts.target == Target::SocketFilter {
+        return Err(Error::new(
+            "socket filters end the program on a load past the packet; a test that is \
+             false there needs XDP or tc",
+            Span::default(),
+        ));
+    }
+    // A label per verdict the filter can end with (the packet filter's
+    // two keep the names listings have always shown).
+    let last = ir
+        .blocks
+        .iter()
+        .flat_map(|b| [b.t, b.f])
+        .chain(ir.entry)
+        .filter_map(|e| match e {
+            Edge::Verdict(v) => Some(v.0),
+            Edge::Block(_) => None,
+        })
+        .max()
+        .unwrap_or(0)
+        .max(Verdict::MATCH.0);
+    let verdicts = (0..=last)
+        .map(|v| VerdictSlot {
+            label: match Verdict(v) {
+                Verdict::MATCH => asm.named_label("match"),
+                Verdict::NO_MATCH => asm.named_label("nomatch"),
+                _ => asm.named_label(format!("verdict{v}")),
+            },
+            used: false,
+            placed: false,
+        })
+        .collect();
     let mut g = Gen {
         ir,
         asm,
         opts: *opts,
-        accept,
-        reject,
+        verdicts,
+        short: Edge::REJECT,
+        block_labels: Vec::new(),
         free: Pool::default(),
         source: Arc::from(source),
         verdict,
-        used: [false; 2],
-        placed: [false; 2],
         cache: None,
         acc: None,
         scratch: None,
@@ -229,10 +272,16 @@ pub fn emit(
         },
     };
     g.reset_pool();
-    let entry = ir.entry.unwrap_or(Edge::Accept);
+    let entry = ir.entry.unwrap_or(Edge::ACCEPT);
     if ir.blocks.is_empty() {
         // A constant verdict reads nothing: its code alone.
-        g.place(entry == Edge::Accept);
+        let Edge::Verdict(v) = entry else {
+            return Err(Error::new(
+                "internal error: the entry block is missing",
+                Span::default(),
+            ));
+        };
+        g.place(v);
         return Ok(());
     }
     let slow = g.prologue();
@@ -244,11 +293,13 @@ pub fn emit(
         g.reset_pool();
         tail = g.body(entry, true)?;
     }
-    // The verdict the last block falls through to first, then the other.
-    let first = tail != Some(Edge::Reject);
-    for matched in [first, !first] {
-        if g.used[usize::from(matched)] && !g.placed[usize::from(matched)] {
-            g.place(matched);
+    // The verdict the last block falls through to first, then the others
+    // from the highest down (a packet filter's match before no match).
+    let tail = tail.map(|v| v.0 as usize);
+    let rest = (0..g.verdicts.len()).rev().filter(|&v| Some(v) != tail);
+    for v in tail.into_iter().chain(rest) {
+        if g.verdicts[v].used && !g.verdicts[v].placed {
+            g.place(Verdict(v as u32));
         }
     }
     g.asm.clear_source();
@@ -263,8 +314,9 @@ type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
 /// What code generation keeps per block.
 #[derive(Clone, Copy, Default)]
 struct Slot {
-    /// Bytes every accepting path from the block reads (None: no path
-    /// accepts).
+    /// Bytes the block's check covers: with libpcap's meaning, what every
+    /// path from the block to a verdict other than no match reads (None:
+    /// every path ends with no match); otherwise what the block reads.
     need: Option<u64>,
     /// Bytes already checked on every path into the block.
     known: Option<u64>,
@@ -322,13 +374,24 @@ fn cond_need(ir: &Ir, c: Cond) -> u64 {
 
 /// Where to check the packet length, and for how much (into
 /// `slots[i].check`).
+///
+/// With libpcap's meaning, a check covers what every path to a verdict
+/// other than no match reads: a packet too short for it ends with no
+/// match whichever test reads past its end. Otherwise a short read can lead anywhere, so each
+/// block checks what it reads itself, and a failed check takes the
+/// block's short edge.
 fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
     let n = ir.blocks.len();
+    let hoist = ir.semantics == Semantics::Libpcap;
     for i in (0..n).rev() {
         let b = ir.blocks[i];
+        if !hoist {
+            slots[i].need = Some(cond_need(ir, b.cond));
+            continue;
+        }
         let succ = |e: Edge| match e {
-            Edge::Accept => Some(0),
-            Edge::Reject => None,
+            Edge::REJECT => None,
+            Edge::Verdict(_) => Some(0),
             Edge::Block(j) => slots[j as usize].need,
         };
         let after = match (succ(b.t), succ(b.f)) {
@@ -359,10 +422,15 @@ fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
             Some(_) => k,
         };
         let b = ir.blocks[i];
-        for e in [b.t, b.f] {
+        // A short read reaches the short edge with only what was known.
+        let short = match b.short {
+            OnShort::Reject => None,
+            OnShort::True | OnShort::False => Some((b.short_edge(), k)),
+        };
+        for (e, known) in [(b.t, after), (b.f, after)].into_iter().chain(short) {
             if let Edge::Block(j) = e {
                 let j = j as usize;
-                slots[j].known = Some(slots[j].known.map_or(after, |x| x.min(after)));
+                slots[j].known = Some(slots[j].known.map_or(known, |x| x.min(known)));
             }
         }
     }
@@ -372,16 +440,16 @@ struct Gen<'a, 'v> {
     ir: &'a Ir,
     asm: &'a mut Asm,
     opts: EmitOptions,
-    accept: Label,
-    reject: Label,
+    /// The verdicts' code, by verdict number.
+    verdicts: Vec<VerdictSlot>,
+    /// Where a short read in the block being emitted goes.
+    short: Edge,
+    /// The blocks' labels in the copy of the filter being emitted.
+    block_labels: Vec<Label>,
     free: Pool,
     source: Arc<str>,
     /// The caller's verdict code.
     verdict: &'a mut VerdictCode<'v>,
-    /// Whether a jump to the verdict (index: matched) is emitted.
-    used: [bool; 2],
-    /// Whether the verdict's code is placed.
-    placed: [bool; 2],
     /// r9 holds `data + val + end` (direct access; socket filters: `val`,
     /// and `end` is 0), and the packet has `end` bytes past `data + val`.
     cache: Option<(Val, u64)>,
@@ -475,35 +543,50 @@ fn size_of(n: u8) -> Size {
 }
 
 impl Gen<'_, '_> {
-    /// The reject label, noting that it is used.
+    /// The label of verdict `v`, noting that it is used.
+    fn verdict_label(&mut self, v: Verdict) -> Label {
+        let slot = &mut self.verdicts[v.0 as usize];
+        slot.used = true;
+        slot.label
+    }
+
+    /// Where a short read in the current block goes (see [`OnShort`]),
+    /// noting that it is used: a load past the packet, a division by
+    /// zero, a protochain walk that gives up.
     fn rej(&mut self) -> Label {
-        self.used[0] = true;
-        self.reject
+        match self.short {
+            Edge::Verdict(v) => self.verdict_label(v),
+            Edge::Block(j) => self.block_labels[j as usize],
+        }
     }
 
     /// Places the verdict's code here (and binds its label).
-    fn place(&mut self, matched: bool) {
-        debug_assert!(!self.placed[usize::from(matched)]);
-        self.placed[usize::from(matched)] = true;
-        self.used[usize::from(matched)] = true;
-        self.asm
-            .bind(if matched { self.accept } else { self.reject });
+    fn place(&mut self, v: Verdict) {
+        let slot = &mut self.verdicts[v.0 as usize];
+        debug_assert!(!slot.placed);
+        slot.placed = true;
+        slot.used = true;
+        let label = slot.label;
+        self.asm.bind(label);
         self.asm.set_source(Annotation::new("verdict"));
-        (self.verdict)(self.asm, matched);
+        (self.verdict)(self.asm, v);
     }
 
-    /// Whether `l` is a verdict whose code is not placed yet.
-    fn unplaced(&self, l: Label) -> bool {
-        (l == self.accept && !self.placed[1]) || (l == self.reject && !self.placed[0])
+    /// The verdict whose code is not placed yet and whose label is `l`.
+    fn unplaced(&self, l: Label) -> Option<Verdict> {
+        let v = self
+            .verdicts
+            .iter()
+            .position(|s| s.label == l && !s.placed)?;
+        Some(Verdict(v as u32))
     }
 
     /// Jumps to `l`; a verdict not placed yet goes here instead (its
     /// code is needed once anyway, and does not fall through).
     fn jump(&mut self, l: Label) {
-        if self.unplaced(l) {
-            self.place(l == self.accept);
-        } else {
-            self.asm.ja(l);
+        match self.unplaced(l) {
+            Some(v) => self.place(v),
+            None => self.asm.ja(l),
         }
     }
 
@@ -553,15 +636,12 @@ impl Gen<'_, '_> {
     /// says, from the entry to the verdict labels.
     /// With `last`, nothing follows but verdicts: returns the verdict
     /// the last block falls through to, to be placed first.
-    fn body(&mut self, entry: Edge, last: bool) -> R<Option<Edge>> {
+    fn body(&mut self, entry: Edge, last: bool) -> R<Option<Verdict>> {
         let ir = self.ir;
         let labels = self.asm.new_labels(ir.blocks.len());
+        self.block_labels = (0..ir.blocks.len()).map(|i| labels.get(i)).collect();
         let target = |e: Edge, g: &mut Gen<'_, '_>| match e {
-            Edge::Accept => {
-                g.used[1] = true;
-                g.accept
-            }
-            Edge::Reject => g.rej(),
+            Edge::Verdict(v) => g.verdict_label(v),
             Edge::Block(i) => labels.get(i as usize),
         };
         (self.cache, self.acc, self.scratch) = (None, None, None);
@@ -579,6 +659,7 @@ impl Gen<'_, '_> {
             self.asm.bind(labels.get(i));
             self.annotate(b.span);
             (self.cache, self.acc, self.scratch) = slots[i].state.unwrap_or((None, None, None));
+            self.short = b.short_edge();
             match slots[i].check {
                 Check::None => {}
                 // The block's code stays, dead, so that what follows it
@@ -588,16 +669,26 @@ impl Gen<'_, '_> {
             }
             let mut next = Edge::Block(i as u32 + 1);
             if i + 1 == ir.blocks.len() && last {
-                let open = |e: Edge| {
-                    (b.t == e || b.f == e) && !self.placed[usize::from(e == Edge::Accept)]
+                // Fall through to a verdict whose code is not placed yet
+                // (the higher one, a match, when both edges have one).
+                let open = |e: Edge| match e {
+                    Edge::Verdict(v) if !self.verdicts[v.0 as usize].placed => Some(v),
+                    _ => None,
                 };
-                if let Some(e) = [Edge::Accept, Edge::Reject].into_iter().find(|&e| open(e)) {
-                    next = e;
-                    tail = Some(e);
+                if let Some(v) = open(b.t).max(open(b.f)) {
+                    next = Edge::Verdict(v);
+                    tail = Some(v);
                 }
             }
             let (t, f) = (target(b.t, self), target(b.f, self));
             self.block(b, t, f, b.t == next, b.f == next)?;
+            // A short read may leave mid-block, with other registers than
+            // at its end: the block it goes to assumes nothing.
+            if b.short != OnShort::Reject
+                && let Edge::Block(j) = b.short_edge()
+            {
+                slots[j as usize].state = Some((None, None, None));
+            }
             for e in [b.t, b.f] {
                 if let Edge::Block(j) = e {
                     let j = j as usize;
@@ -655,8 +746,11 @@ impl Gen<'_, '_> {
                     a.ldx(Size::W, Reg::R2, Reg::R1, 8);
                     a.mov64(Reg::R3, Reg::R2);
                     a.add64(Reg::R3, 8);
-                    a.jmp(JmpOp::Gt, Reg::R3, DATA, self.reject);
-                    self.used[0] = true;
+                    // No metadata: the test run's input is not ours.
+                    let nomatch = self.verdicts[Verdict::NO_MATCH.0 as usize].label;
+                    self.verdicts[Verdict::NO_MATCH.0 as usize].used = true;
+                    let a = &mut *self.asm;
+                    a.jmp(JmpOp::Gt, Reg::R3, DATA, nomatch);
                     a.ldx(Size::W, CTX, Reg::R2, 0);
                     a.ldx(Size::W, Reg::R4, Reg::R2, 4);
                     a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R4);
@@ -831,7 +925,7 @@ impl Gen<'_, '_> {
         }
         // Falling through to `t`, or placing its verdict code here, wants
         // the inverted test.
-        if (t_next || (!f_next && self.unplaced(t)))
+        if (t_next || (!f_next && self.unplaced(t).is_some()))
             && let Some(inv) = op.invert()
         {
             self.asm.jmp32(inv, a, b, f);

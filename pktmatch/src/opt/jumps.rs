@@ -347,10 +347,10 @@ fn may_skip(ir: &Ir, b: Block) -> bool {
         Cond::Let { .. } => false,
         Cond::Cmp { a, b: rhs, .. } => {
             !ir.pcap_unoptimized
-                || b.t == Edge::Reject
+                || b.t == Edge::REJECT
                 || !(can_reject(ir, a) || can_reject(ir, rhs))
         }
-        Cond::ProtoChain { .. } => !ir.pcap_unoptimized || b.t == Edge::Reject,
+        Cond::ProtoChain { .. } => !ir.pcap_unoptimized || b.t == Edge::REJECT,
     }
 }
 

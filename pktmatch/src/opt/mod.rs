@@ -23,7 +23,7 @@ mod pullup;
 
 use std::collections::HashMap;
 
-use crate::ir::{Block, Cond, Edge, FxBuild, Ir, Val, ValNode};
+use crate::ir::{Block, Cond, Edge, FxBuild, Ir, OnShort, Semantics, Val, ValNode};
 use jumps::{Passes, branch_loop, can_reject, constant};
 
 /// Per-block working state of the passes.
@@ -54,7 +54,7 @@ const SCAN_MAX: usize = 16;
 struct Scratch {
     slots: Vec<Slot>,
     /// The blocks kept so far by `merge_duplicates`, on large graphs.
-    seen: HashMap<(Cond, Edge, Edge), u32, FxBuild>,
+    seen: HashMap<(Cond, Edge, Edge, OnShort), u32, FxBuild>,
 }
 
 impl Scratch {
@@ -65,8 +65,63 @@ impl Scratch {
     }
 }
 
-/// Optimises `ir` in place.
+/// Optimises `ir` in place, keeping the meaning its [`Semantics`] gives
+/// it on every packet, short ones included.
 pub fn optimize(ir: &mut Ir) {
+    match ir.semantics {
+        Semantics::Libpcap => optimize_like_libpcap(ir),
+        Semantics::Exact => optimize_exact(ir),
+    }
+}
+
+/// The passes that keep every verdict whatever a short read means:
+/// tests decided without reading the packet are folded, tests that go
+/// the same way whatever they find are skipped, equal blocks merged,
+/// unreachable ones dropped. (libpcap's threading and pull-ups rely on
+/// a short read rejecting the whole filter.)
+fn optimize_exact(ir: &mut Ir) {
+    drop_dead_lets(ir);
+    skip_decided(ir);
+    let mut s = Scratch::default();
+    merge_duplicates(ir, &mut s);
+    compact(ir, &mut s);
+}
+
+/// Points edges past blocks whose outcome is known: a test of two
+/// constants, or a test (not an assignment) whose edges meet and whose
+/// short read goes there too.
+fn skip_decided(ir: &mut Ir) {
+    let n = ir.blocks.len();
+    let mut alias: Vec<Option<Edge>> = vec![None; n];
+    let res = |e: Edge, alias: &[Option<Edge>]| match e {
+        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+        e => e,
+    };
+    for i in (0..n).rev() {
+        let mut b = ir.blocks[i];
+        b.t = res(b.t, &alias);
+        b.f = res(b.f, &alias);
+        ir.blocks[i] = b;
+        alias[i] = match constant(ir, b.cond) {
+            Some(true) => Some(b.t),
+            Some(false) => Some(b.f),
+            None if b.t == b.f
+                && b.short != OnShort::Reject
+                && !matches!(b.cond, Cond::Let { .. }) =>
+            {
+                Some(b.t)
+            }
+            None => None,
+        };
+    }
+    if let Some(e) = ir.entry {
+        ir.entry = Some(res(e, &alias));
+    }
+}
+
+/// libpcap's optimiser, pass for pass where a short read's verdict
+/// depends on it.
+fn optimize_like_libpcap(ir: &mut Ir) {
     drop_dead_lets(ir);
     let root = match ir.entry {
         Some(Edge::Block(i)) => Some(ir.blocks[i as usize]),
@@ -105,7 +160,7 @@ fn skip_trivial_root(ir: &mut Ir) {
             }
             None if b.t == b.f && !matches!(b.cond, Cond::Let { .. }) => {
                 // Unoptimised, libpcap runs the test's loads.
-                if ir.pcap_unoptimized && b.t != Edge::Reject {
+                if ir.pcap_unoptimized && b.t != Edge::REJECT {
                     break;
                 }
                 b.t
@@ -245,14 +300,14 @@ fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
     for i in (0..n).rev() {
         let (moved, b) = set_edges(ir, i, &s.slots);
         changed |= moved;
-        let key = (b.cond, b.t, b.f);
+        let key = (b.cond, b.t, b.f, b.short);
         // At most one later block with this key is kept (the others are
         // aliases of it): that is the one to merge into.
         let kept = if n <= SCAN_MAX {
             (i + 1..n)
                 .find(|&j| {
                     let o = ir.blocks[j];
-                    s.slots[j].alias.is_none() && (o.cond, o.t, o.f) == key
+                    s.slots[j].alias.is_none() && (o.cond, o.t, o.f, o.short) == key
                 })
                 .map(|j| j as u32)
         } else {

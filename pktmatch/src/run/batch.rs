@@ -34,7 +34,7 @@ use bpf_builder::run::TestRun;
 
 use super::xdp_md;
 use crate::codegen::{self, CALLER_SLOT, EmitOptions, Target};
-use crate::ir::Ir;
+use crate::ir::{Ir, Verdict};
 use crate::{Error, internal};
 
 /// Packets in one batch at most: one bit each in `bits` (and a run may
@@ -68,8 +68,8 @@ pub fn add_program(object: &mut Object, ir: &Ir, source: &str) -> Result<ProgId,
     a.stx(Size::DW, R10, CALLER_SLOT, R1);
     let verdict = a.new_label();
     let opts = EmitOptions::new(Target::Xdp).test_run_meta(true);
-    codegen::emit(ir, &mut a, &opts, source, &mut |a: &mut Asm, matched| {
-        a.mov32(R7, i32::from(matched));
+    codegen::emit(ir, &mut a, &opts, source, &mut |a: &mut Asm, v| {
+        a.mov32(R7, i32::from(v == Verdict::MATCH));
         a.ja(verdict);
     })?;
 

@@ -1,0 +1,278 @@
+//! A short read's meaning chosen per block ([`Semantics::Exact`]): a test
+//! that reads past the packet's end takes the edge its block names, and
+//! evaluation goes on, as a firewall means its rules. The XDP code
+//! generated for random rule chains (constant and variable offsets,
+//! negated tests, protochain, several verdicts) must give the verdict of
+//! the IR's evaluator on random packets cut at every length, in the
+//! interpreter and in the kernel; and libpcap's meaning must stay what it
+//! was when the same blocks reject on a short read.
+
+use bpf_builder::asm::Asm;
+use bpf_builder::insn::Reg;
+use bpf_builder::interp::{Interp, XdpCtx};
+use bpf_builder::object::{Object, ProgId, ProgramType};
+use bpf_builder::run::TestRun;
+use pktmatch::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, OnShort, Semantics, Val, Verdict};
+use pktmatch::{EmitOptions, Span, Target};
+
+/// xorshift64*: reproducible random numbers for the test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The packet length the filters run on, cut at every length below it.
+const FRAME: usize = 48;
+
+/// Packets per rule chain.
+const PACKETS: usize = 6;
+
+/// A value the tests read: a constant-offset load, or one behind a
+/// variable offset (an IPv4-style header length at byte 14).
+fn random_load(ir: &mut Ir, rng: &mut Rng) -> Val {
+    let size = [1u8, 2, 4][rng.below(3) as usize];
+    let k = rng.below((FRAME + 4) as u64) as u32;
+    if rng.below(4) == 0 {
+        let ihl = ir.load(None, 14, 1);
+        let mask = ir.k(0x0f);
+        let words = ir.bin(BinOp::And, ihl, mask);
+        let four = ir.k(4);
+        let off = ir.bin(BinOp::Mul, words, four);
+        ir.load(Some(off), k % 24, size)
+    } else {
+        ir.load(None, k, size)
+    }
+}
+
+/// A random test: mostly a comparison of a load with a small constant,
+/// now and then a protochain walk.
+fn random_cond(ir: &mut Ir, rng: &mut Rng) -> Cond {
+    if rng.below(8) == 0 {
+        return Cond::ProtoChain {
+            nl: 14,
+            ipv6: rng.below(2) == 0,
+            proto: 6,
+        };
+    }
+    let a = random_load(ir, rng);
+    let op = [CmpOp::Eq, CmpOp::Gt, CmpOp::Ge, CmpOp::Set][rng.below(4) as usize];
+    let b = ir.k(rng.below(3) as u32);
+    Cond::Cmp {
+        a,
+        op,
+        b,
+        relation: false,
+    }
+}
+
+/// A chain of rules, each a conjunction of tests ending in a verdict
+/// (0 to 3, XDP's actions), then a default verdict. A rule's test that
+/// cannot read its bytes makes the rule not match; a negated test
+/// (`!=`) swaps its edges, so its short edge is the true one. With
+/// libpcap's meaning every block rejects on a short read instead.
+fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
+    let mut ir = Ir::with_semantics(semantics);
+    // Built from the end, then numbered so that blocks jump forward.
+    let mut rev: Vec<Block> = Vec::new();
+    let mut next_rule = Edge::Verdict(Verdict(rng.below(4) as u32));
+    for _ in 0..1 + rng.below(4) {
+        let mut then = Edge::Verdict(Verdict(rng.below(4) as u32));
+        for _ in 0..1 + rng.below(3) {
+            let cond = random_cond(&mut ir, rng);
+            let block = Block::new(cond, then, next_rule, Span::default());
+            let block = match semantics {
+                Semantics::Libpcap => block,
+                Semantics::Exact if rng.below(3) == 0 => Block {
+                    t: block.f,
+                    f: block.t,
+                    ..block
+                }
+                .on_short(OnShort::True),
+                Semantics::Exact => block.on_short(OnShort::False),
+            };
+            rev.push(block);
+            then = Edge::Block(rev.len() as u32 - 1);
+        }
+        next_rule = then;
+    }
+    let n = rev.len() as u32;
+    let renumber = |e: Edge| match e {
+        Edge::Block(i) => Edge::Block(n - 1 - i),
+        e => e,
+    };
+    for b in rev.into_iter().rev() {
+        ir.push(Block {
+            t: renumber(b.t),
+            f: renumber(b.f),
+            ..b
+        });
+    }
+    ir.entry = Some(renumber(next_rule));
+    ir
+}
+
+/// The filter as an XDP program in the test-run mode, returning its
+/// verdict's number.
+fn program(ir: &Ir) -> (Object, ProgId) {
+    let opts = EmitOptions::new(Target::Xdp).test_run_meta(true);
+    let code = pktmatch::emit_program(ir, &opts, "rules", |a: &mut Asm, v| {
+        a.mov32(Reg::R0, v.0 as i32);
+        a.exit();
+    })
+    .expect("generates");
+    let mut object = Object::new();
+    let prog = object
+        .add_program("rules", ProgramType::Xdp, code)
+        .expect("adds");
+    (object, prog)
+}
+
+/// `{caplen, wirelen}` and the packet, padded to an Ethernet header, and
+/// the `xdp_md` that puts the first 8 bytes in the metadata area.
+fn test_input(data: &[u8], wire_len: u32) -> (Vec<u8>, Vec<u8>) {
+    let mut input = Vec::with_capacity(8 + FRAME);
+    input.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+    input.extend_from_slice(&wire_len.to_ne_bytes());
+    input.extend_from_slice(data);
+    input.resize(input.len().max(8 + 14), 0);
+    let ctx = [8u32, input.len() as u32, 0, 0, 0, 0]
+        .iter()
+        .flat_map(|f| f.to_ne_bytes())
+        .collect();
+    (input, ctx)
+}
+
+/// Runs `rounds` random rule chains over random packets at every cut,
+/// comparing the IR's verdicts with the interpreter's and the kernel's;
+/// returns how many verdicts were compared and how many rule chains the
+/// kernel loaded.
+fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize) {
+    let mut rng = Rng(seed);
+    let kernel = testbed::bpf_privileged("loading the generated programs");
+    let (mut compared, mut loaded_count) = (0, 0);
+    for round in 0..rounds {
+        let mut ir = random_rules(&mut rng, semantics);
+        pktmatch::opt::optimize(&mut ir);
+        let (object, prog) = program(&ir);
+        let mut interp = Interp::from_object(&object, prog).expect("the interpreter takes it");
+        let loaded = kernel.then(|| {
+            object
+                .load()
+                .unwrap_or_else(|e| panic!("round {round}: the verifier refused it: {e}\n{ir:?}"))
+        });
+        loaded_count += usize::from(loaded.is_some());
+        for _ in 0..PACKETS {
+            let mut frame: Vec<u8> = (0..FRAME).map(|_| rng.below(256) as u8).collect();
+            // Headers the tests look for, now and then.
+            if rng.below(2) == 0 {
+                frame[14] = 0x45;
+                frame[23] = 6;
+            }
+            for cut in 0..=FRAME {
+                let data = &frame[..cut];
+                let want = ir.run(data, FRAME as u32, &|_| None);
+                let (input, ctx) = test_input(data, FRAME as u32);
+                let (meta, packet) = input.split_at(8);
+                let got = interp
+                    .run_xdp(packet, meta, XdpCtx::test_run())
+                    .expect("the interpreter runs it")
+                    .retval;
+                assert_eq!(
+                    got,
+                    u64::from(want.0),
+                    "round {round}, cut {cut}: interpreter vs IR\n{ir:?}\n{frame:?}"
+                );
+                if let Some(loaded) = &loaded {
+                    let out = loaded
+                        .program(prog)
+                        .test_run(&TestRun::new(&input).ctx_in(&ctx))
+                        .expect("test run");
+                    assert_eq!(
+                        out.retval, want.0,
+                        "round {round}, cut {cut}: kernel vs IR\n{ir:?}\n{frame:?}"
+                    );
+                }
+                compared += 1;
+            }
+        }
+    }
+    (compared, loaded_count)
+}
+
+#[test]
+fn a_short_read_takes_the_blocks_short_edge() {
+    let (n, loaded) = compare(Semantics::Exact, 0x5eed_0001, 150);
+    assert_eq!(n, 150 * PACKETS * (FRAME + 1));
+    println!("{n} verdicts compared, {loaded} programs loaded");
+}
+
+#[test]
+fn a_short_read_rejects_the_whole_filter_with_libpcaps_meaning() {
+    let (n, loaded) = compare(Semantics::Libpcap, 0x5eed_0002, 100);
+    assert_eq!(n, 100 * PACKETS * (FRAME + 1));
+    println!("{n} verdicts compared, {loaded} programs loaded");
+}
+
+fn eq(a: Val, b: Val) -> Cond {
+    Cond::Cmp {
+        a,
+        op: CmpOp::Eq,
+        b,
+        relation: false,
+    }
+}
+
+#[test]
+fn the_evaluator_follows_each_blocks_short_edge() {
+    // `ether[20] == 1`, false on a short read; then `ether[2] != 7`
+    // (edges swapped), which a short read also fails.
+    let mut ir = Ir::with_semantics(Semantics::Exact);
+    let (b20, b2, one, seven) = (ir.load(None, 20, 1), ir.load(None, 2, 1), ir.k(1), ir.k(7));
+    let first = Block::new(eq(b20, one), Edge::ACCEPT, Edge::Block(1), Span::default())
+        .on_short(OnShort::False);
+    let second = Block::new(
+        eq(b2, seven),
+        Edge::Verdict(Verdict(2)),
+        Edge::Verdict(Verdict(3)),
+        Span::default(),
+    )
+    .on_short(OnShort::True);
+    ir.push(first);
+    ir.push(second);
+    ir.entry = Some(Edge::Block(0));
+    let mut p = [0u8; 21];
+    p[20] = 1;
+    assert_eq!(ir.run(&p, 21, &|_| None), Verdict::MATCH);
+    // Too short for byte 20: the first rule does not match.
+    assert_eq!(ir.run(&p[..10], 21, &|_| None), Verdict(3));
+    // Too short for byte 2 as well: `!=` does not match either.
+    assert_eq!(ir.run(&p[..2], 21, &|_| None), Verdict(2));
+    // libpcap's meaning: the same blocks reject the whole filter.
+    for b in &mut ir.blocks {
+        b.short = OnShort::Reject;
+    }
+    assert_eq!(ir.run(&p[..10], 21, &|_| None), Verdict::NO_MATCH);
+}
+
+#[test]
+fn socket_filters_cannot_go_on_after_a_short_read() {
+    let mut ir = Ir::with_semantics(Semantics::Exact);
+    let (a, b) = (ir.load(None, 20, 1), ir.k(1));
+    let block = Block::new(eq(a, b), Edge::ACCEPT, Edge::REJECT, Span::default());
+    ir.push(block.on_short(OnShort::False));
+    ir.entry = Some(Edge::Block(0));
+    let err = pktmatch::program(&ir, &EmitOptions::new(Target::SocketFilter), "x", 1, 0)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.message.contains("needs XDP or tc"), "{err}");
+}
