@@ -1,0 +1,173 @@
+//! Program assembly: [`emit`] puts the prologue, the filter's blocks (two
+//! copies with fragment support) and the caller's verdict code together;
+//! [`emit_program`] and [`program`] make whole programs and objects of it.
+
+use std::sync::Arc;
+
+use bpf_builder::asm::{Annotation, Asm, Code, Label};
+use bpf_builder::insn::Reg;
+use bpf_builder::object::{Object, ProgId, ProgramType};
+
+use super::frame::Pool;
+use super::loads::Loads;
+use super::{EmitOptions, Gen, Target};
+use crate::ir::{Cond, Edge, Ir};
+use crate::{Error, Span, internal};
+
+/// The caller's verdict code: `verdict(asm, matched)` emits what the
+/// program does on a match (`true`) or not; it must not fall through
+/// (it ends in `exit` or a jump).
+pub type VerdictCode<'v> = dyn FnMut(&mut Asm, bool) + 'v;
+
+/// Emits `ir` into `asm` as a whole program body: expects the context in
+/// r1 and ends in the caller's verdict code, placed once for each verdict
+/// the filter can reach (the verifier refuses dead code). A verdict goes
+/// where a jump to it would otherwise be needed, or else after the
+/// filter. `source` is the filter text, for annotations.
+pub fn emit(
+    ir: &Ir,
+    asm: &mut Asm,
+    opts: &EmitOptions,
+    source: &str,
+    verdict: &mut VerdictCode<'_>,
+) -> Result<(), Error> {
+    if opts.xdp_frags && (opts.target != Target::Xdp || opts.test_run_meta) {
+        return Err(Error::new(
+            "fragment support is for XDP programs outside the test-run mode",
+            Span::default(),
+        ));
+    }
+    let (accept, reject) = (asm.named_label("match"), asm.named_label("nomatch"));
+    let mut g = Gen {
+        ir,
+        asm,
+        opts: *opts,
+        accept,
+        reject,
+        free: Pool::default(),
+        source: Arc::from(source),
+        verdict,
+        used: [false; 2],
+        placed: [false; 2],
+        cache: None,
+        acc: None,
+        scratch: None,
+        loads: match opts.target {
+            Target::SocketFilter => Loads::Legacy,
+            Target::Xdp | Target::Tc => Loads::Direct,
+        },
+    };
+    g.reset_pool();
+    let entry = ir.entry.unwrap_or(Edge::Accept);
+    if ir.blocks.is_empty() {
+        // A constant verdict reads nothing: its code alone.
+        g.place(entry == Edge::Accept);
+        return Ok(());
+    }
+    let slow = g.prologue();
+    // With a second copy after it, the first cannot fall through.
+    let mut tail = g.body(entry, slow.is_none())?;
+    if let Some(slow) = slow {
+        g.asm.bind(slow);
+        g.loads = Loads::Helper;
+        g.reset_pool();
+        tail = g.body(entry, true)?;
+    }
+    // The verdict the last block falls through to first, then the other.
+    let first = tail != Some(Edge::Reject);
+    for matched in [first, !first] {
+        if g.used[usize::from(matched)] && !g.placed[usize::from(matched)] {
+            g.place(matched);
+        }
+    }
+    g.asm.clear_source();
+    Ok(())
+}
+
+impl Gen<'_, '_> {
+    /// The reject label, noting that it is used.
+    pub(super) fn rej(&mut self) -> Label {
+        self.used[0] = true;
+        self.reject
+    }
+
+    /// Places the verdict's code here (and binds its label).
+    fn place(&mut self, matched: bool) {
+        debug_assert!(!self.placed[usize::from(matched)]);
+        self.placed[usize::from(matched)] = true;
+        self.used[usize::from(matched)] = true;
+        self.asm
+            .bind(if matched { self.accept } else { self.reject });
+        self.asm.set_source(Annotation::new("verdict"));
+        (self.verdict)(self.asm, matched);
+    }
+
+    /// Whether `l` is a verdict whose code is not placed yet.
+    pub(super) fn unplaced(&self, l: Label) -> bool {
+        (l == self.accept && !self.placed[1]) || (l == self.reject && !self.placed[0])
+    }
+
+    /// Jumps to `l`; a verdict not placed yet goes here instead (its
+    /// code is needed once anyway, and does not fall through).
+    pub(super) fn jump(&mut self, l: Label) {
+        if self.unplaced(l) {
+            self.place(l == self.accept);
+        } else {
+            self.asm.ja(l);
+        }
+    }
+}
+
+/// Emits a whole program for `ir`: the filter, with the caller's
+/// `verdict(asm, matched)` code, which must not fall through, once for each
+/// verdict the filter can reach (the verifier refuses dead code).
+pub fn emit_program(
+    ir: &Ir,
+    eopts: &EmitOptions,
+    source: &str,
+    mut verdict: impl FnMut(&mut Asm, bool),
+) -> Result<Code, Error> {
+    // About five instructions a block, forty for a protochain walk: room
+    // for them all up front, as growing costs more than the spare room.
+    let chains = ir
+        .blocks
+        .iter()
+        .filter(|b| matches!(b.cond, Cond::ProtoChain { .. }))
+        .count();
+    let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 40 * chains + 12);
+    emit(ir, &mut asm, eopts, source, &mut verdict)?;
+    asm.finish().map_err(internal)
+}
+
+/// The program type of a target.
+pub fn program_type(target: Target) -> ProgramType {
+    match target {
+        Target::Xdp => ProgramType::Xdp,
+        Target::Tc => ProgramType::SchedCls,
+        Target::SocketFilter => ProgramType::SocketFilter,
+    }
+}
+
+/// Builds a one-program object for `ir`: the program (named
+/// `pcap_filter`) returns `on_match` when the filter matches and
+/// `on_nomatch` otherwise.
+pub fn program(
+    ir: &Ir,
+    eopts: &EmitOptions,
+    source: &str,
+    on_match: i32,
+    on_nomatch: i32,
+) -> Result<(Object, ProgId), Error> {
+    let code = emit_program(ir, eopts, source, |asm, matched| {
+        asm.mov32(Reg::R0, if matched { on_match } else { on_nomatch });
+        asm.exit();
+    })?;
+    let mut object = Object::new();
+    let prog = object
+        .add_program("pcap_filter", program_type(eopts.target), code)
+        .map_err(internal)?;
+    if eopts.xdp_frags {
+        object.set_xdp_frags(prog, true).map_err(internal)?;
+    }
+    Ok((object, prog))
+}
