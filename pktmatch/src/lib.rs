@@ -46,7 +46,10 @@ pub mod ir;
 pub mod opt;
 pub mod run;
 
-pub use codegen::{EmitOptions, Target, emit_program, program, program_type};
+pub use codegen::{
+    COUNTER_MATCHED, COUNTER_SEEN, EmitOptions, ProgramOptions, Target, add_program, counters_map,
+    emit_program, program, program_type,
+};
 pub use ir::Ir;
 
 /// A half-open byte range `start..end` of the source text a test comes

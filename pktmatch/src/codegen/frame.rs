@@ -11,8 +11,8 @@
 //! computed in r0 and kept in r7/r8 only while another load runs; r9
 //! holds the variable offset (like classic BPF's X register).
 //!
-//! The stack, from r10 down: the wire length (test-run mode and fragment
-//! support), the IR variables, the next header of a socket filter's
+//! The stack, from r10 down: a counter's key (verdict code only), the
+//! wire length (test-run mode and fragment support), the IR variables, the next header of a socket filter's
 //! protochain walk, the bytes `bpf_xdp_load_bytes` loads, and a slot left
 //! to the caller.
 
@@ -36,6 +36,10 @@ pub(super) const PTR: Reg = Reg::R9;
 
 /// Stack slot of the wire length in the test-run mode.
 pub(super) const WIRELEN_SLOT: i16 = -8;
+
+/// The 4-byte key of a counter's lookup, in the verdict code (the filter
+/// never touches these bytes, just above the wire length).
+pub(super) const COUNTER_KEY_SLOT: i16 = -4;
 
 /// Stack slot of IR variable `n` (below the wire length).
 pub(super) fn var_slot(n: u32) -> i16 {

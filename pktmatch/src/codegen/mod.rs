@@ -13,10 +13,12 @@
 //! - `protochain`: libpcap's protochain walk;
 //! - `blocks`: the walk over the blocks and their tests;
 //! - `program`: the prologue, the blocks and the verdicts put together
-//!   ([`emit`]), and whole programs ([`emit_program`], [`program`]).
+//!   ([`emit`]), and whole programs ([`add_program`], [`program`]);
+//! - `counters`: per-verdict counters of packets matched and seen.
 
 mod blocks;
 mod bounds;
+mod counters;
 mod expr;
 mod frame;
 mod loads;
@@ -34,9 +36,12 @@ use bounds::Scratch;
 use frame::Pool;
 use loads::Loads;
 
+pub use counters::{COUNTER_MATCHED, COUNTER_SEEN, counters_map};
 pub use frame::CALLER_SLOT;
 pub use loads::{MAX_PACKET_OFF, MAX_VAR_OFF};
-pub use program::{VerdictCode, emit, emit_program, program, program_type};
+pub use program::{
+    ProgramOptions, VerdictCode, add_program, emit, emit_program, program, program_type,
+};
 
 /// The kind of program to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,13 +1,16 @@
 //! Program assembly: [`emit`] puts the prologue, the filter's blocks (two
 //! copies with fragment support) and the caller's verdict code together;
-//! [`emit_program`] and [`program`] make whole programs and objects of it.
+//! [`emit_program`], [`add_program`] and [`program`] make whole programs
+//! and objects of it, with the return values and counters of
+//! [`ProgramOptions`].
 
 use std::sync::Arc;
 
 use bpf_builder::asm::{Annotation, Asm, Code, Label};
 use bpf_builder::insn::Reg;
-use bpf_builder::object::{Object, ProgId, ProgramType};
+use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 
+use super::counters::{COUNTER_MATCHED, COUNTER_SEEN, count};
 use super::frame::Pool;
 use super::loads::Loads;
 use super::{EmitOptions, Gen, Target};
@@ -148,6 +151,96 @@ pub fn program_type(target: Target) -> ProgramType {
     }
 }
 
+/// What a whole filter program returns and counts, and how it is named
+/// (see [`add_program`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgramOptions<'n> {
+    /// How the filter is generated.
+    pub emit: EmitOptions,
+    /// The program's name.
+    pub name: &'n str,
+    /// The program's type (by default, [`program_type`] of the target;
+    /// tcx hooks want theirs).
+    pub program_type: ProgramType,
+    /// The return value on a match.
+    pub on_match: i32,
+    /// The return value otherwise.
+    pub on_nomatch: i32,
+    /// Per-verdict counters: a per-CPU array made by
+    /// [`counters_map`](crate::codegen::counters_map), where each run adds
+    /// one to [`COUNTER_SEEN`](crate::codegen::COUNTER_SEEN) and, on a
+    /// match, to [`COUNTER_MATCHED`](crate::codegen::COUNTER_MATCHED).
+    pub counters: Option<MapId>,
+}
+
+impl<'n> ProgramOptions<'n> {
+    /// A program named `pcap_filter`, of the target's type, returning
+    /// `on_match` or `on_nomatch`, without counters.
+    pub fn new(emit: EmitOptions, on_match: i32, on_nomatch: i32) -> Self {
+        ProgramOptions {
+            emit,
+            name: "pcap_filter",
+            program_type: program_type(emit.target),
+            on_match,
+            on_nomatch,
+            counters: None,
+        }
+    }
+
+    /// Sets [`ProgramOptions::name`].
+    pub fn name(mut self, name: &'n str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Sets [`ProgramOptions::program_type`].
+    pub fn program_type(mut self, program_type: ProgramType) -> Self {
+        self.program_type = program_type;
+        self
+    }
+
+    /// Sets [`ProgramOptions::counters`].
+    pub fn counters(mut self, map: MapId) -> Self {
+        self.counters = Some(map);
+        self
+    }
+}
+
+/// Adds the program for `ir` to `object`: the filter, then on each
+/// verdict the counters (if any) and the return value. `source` is the
+/// filter text, for annotations.
+pub fn add_program(
+    object: &mut Object,
+    ir: &Ir,
+    source: &str,
+    opts: &ProgramOptions<'_>,
+) -> Result<ProgId, Error> {
+    let code = emit_program(ir, &opts.emit, source, |asm, matched| {
+        if let Some(map) = opts.counters {
+            if matched {
+                count(asm, map, COUNTER_MATCHED);
+            }
+            count(asm, map, COUNTER_SEEN);
+        }
+        asm.mov32(
+            Reg::R0,
+            if matched {
+                opts.on_match
+            } else {
+                opts.on_nomatch
+            },
+        );
+        asm.exit();
+    })?;
+    let prog = object
+        .add_program(opts.name, opts.program_type, code)
+        .map_err(internal)?;
+    if opts.emit.xdp_frags {
+        object.set_xdp_frags(prog, true).map_err(internal)?;
+    }
+    Ok(prog)
+}
+
 /// Builds a one-program object for `ir`: the program (named
 /// `pcap_filter`) returns `on_match` when the filter matches and
 /// `on_nomatch` otherwise.
@@ -158,16 +251,8 @@ pub fn program(
     on_match: i32,
     on_nomatch: i32,
 ) -> Result<(Object, ProgId), Error> {
-    let code = emit_program(ir, eopts, source, |asm, matched| {
-        asm.mov32(Reg::R0, if matched { on_match } else { on_nomatch });
-        asm.exit();
-    })?;
     let mut object = Object::new();
-    let prog = object
-        .add_program("pcap_filter", program_type(eopts.target), code)
-        .map_err(internal)?;
-    if eopts.xdp_frags {
-        object.set_xdp_frags(prog, true).map_err(internal)?;
-    }
+    let opts = ProgramOptions::new(*eopts, on_match, on_nomatch);
+    let prog = add_program(&mut object, ir, source, &opts)?;
     Ok((object, prog))
 }
