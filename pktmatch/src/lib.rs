@@ -9,7 +9,7 @@
 //! code. The crate knows packets, not languages.
 //!
 //! ```
-//! use pktmatch::ir::{CmpOp, Cond, Edge, Ir};
+//! use pktmatch::ir::{Block, CmpOp, Cond, Edge, Ir};
 //! use pktmatch::run::{Engine, Frame, Runner};
 //! use pktmatch::{EmitOptions, Span, Target};
 //!
@@ -18,13 +18,8 @@
 //! let mut ir = Ir::new();
 //! let ethertype = ir.load(None, 12, 2);
 //! let ipv4 = ir.k(0x0800);
-//! let test = ir.push(pktmatch::ir::Block {
-//!     cond: Cond::Cmp { a: ethertype, op: CmpOp::Eq, b: ipv4, relation: false },
-//!     t: Edge::ACCEPT,
-//!     f: Edge::REJECT,
-//!     short: pktmatch::ir::OnShort::Reject,
-//!     span: Span::default(),
-//! });
+//! let cond = Cond::Cmp { a: ethertype, op: CmpOp::Eq, b: ipv4, relation: false };
+//! let test = ir.push(Block::new(cond, Edge::ACCEPT, Edge::REJECT, Span::default()));
 //! ir.entry = Some(test);
 //! pktmatch::opt::optimize(&mut ir);
 //!
@@ -47,11 +42,10 @@ pub mod ir;
 pub mod opt;
 pub mod run;
 
-use bpf_builder::asm::{Asm, Code};
-use bpf_builder::insn::Reg;
-use bpf_builder::object::{Object, ProgId, ProgramType};
-
-pub use codegen::{EmitOptions, Target};
+pub use codegen::{
+    COUNTER_MATCHED, COUNTER_SEEN, EmitOptions, ProgramOptions, Target, add_program, counters_map,
+    emit_program, program, program_type,
+};
 pub use ir::Ir;
 
 /// A half-open byte range `start..end` of the source text a test comes
@@ -101,59 +95,4 @@ impl Error {
 /// An internal fault (a bug of ours), as an [`Error`].
 pub(crate) fn internal(e: impl std::fmt::Display) -> Error {
     Error::new(format!("internal error: {e}"), Span::default())
-}
-
-/// Emits a whole program for `ir`: the filter, with the caller's
-/// `verdict(asm, v)` code, which must not fall through, once for each
-/// verdict the filter can reach (the verifier refuses dead code).
-pub fn emit_program(
-    ir: &Ir,
-    eopts: &EmitOptions,
-    source: &str,
-    mut verdict: impl FnMut(&mut Asm, ir::Verdict),
-) -> Result<Code, Error> {
-    // About five instructions a block, forty for a protochain walk: room
-    // for them all up front, as growing costs more than the spare room.
-    let chains = ir
-        .blocks
-        .iter()
-        .filter(|b| matches!(b.cond, ir::Cond::ProtoChain { .. }))
-        .count();
-    let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 40 * chains + 12);
-    codegen::emit(ir, &mut asm, eopts, source, &mut verdict)?;
-    asm.finish().map_err(internal)
-}
-
-/// The program type of a target.
-pub fn program_type(target: Target) -> ProgramType {
-    match target {
-        Target::Xdp => ProgramType::Xdp,
-        Target::Tc => ProgramType::SchedCls,
-        Target::SocketFilter => ProgramType::SocketFilter,
-    }
-}
-
-/// Builds a one-program object for `ir`: the program (named
-/// `pcap_filter`) returns `on_match` when the filter matches and
-/// `on_nomatch` otherwise.
-pub fn program(
-    ir: &Ir,
-    eopts: &EmitOptions,
-    source: &str,
-    on_match: i32,
-    on_nomatch: i32,
-) -> Result<(Object, ProgId), Error> {
-    let code = emit_program(ir, eopts, source, |asm, v| {
-        let matched = v == ir::Verdict::MATCH;
-        asm.mov32(Reg::R0, if matched { on_match } else { on_nomatch });
-        asm.exit();
-    })?;
-    let mut object = Object::new();
-    let prog = object
-        .add_program("pcap_filter", program_type(eopts.target), code)
-        .map_err(internal)?;
-    if eopts.xdp_frags {
-        object.set_xdp_frags(prog, true).map_err(internal)?;
-    }
-    Ok((object, prog))
 }

@@ -10,13 +10,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use bpf_builder::asm::Asm;
 use bpf_builder::attach::tcx::{self, Place};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{AttachError, Interface, Link};
 use bpf_builder::handle::Map;
-use bpf_builder::helpers::Helper;
-use bpf_builder::insn::{AtomicOp, JmpOp, Reg, Size};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
@@ -27,7 +24,7 @@ use pcap2bpf::{
     CompileError, CompileOptions, EmitOptions, LinkType, Options, Resolver, Target, build_ir,
     lower_options, parse_with,
 };
-use pktmatch::emit_program;
+use pktmatch::{COUNTER_MATCHED, COUNTER_SEEN, ProgramOptions, add_program, counters_map};
 
 /// Where attached filters are pinned.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/pcap2bpf";
@@ -253,7 +250,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
 
     let mut object = Object::new();
     let stats = object
-        .add_map(MapSpec::per_cpu_array("stats", 8, 2))
+        .add_map(counters_map("stats"))
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
     let description = format!(
         "{}\n{}\n{}\n{}",
@@ -270,30 +267,15 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         )
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
 
-    let code = emit_program(
-        &ir,
-        &EmitOptions::new(target).xdp_frags(opts.xdp_frags),
-        req.expr,
-        |a, v| {
-            // Count [matched, seen], then return the verdict.
-            let matched = v == pktmatch::ir::Verdict::MATCH;
-            if matched {
-                count(a, stats, 0);
-            }
-            count(a, stats, 1);
-            a.mov64(Reg::R0, if matched { on_match } else { on_nomatch });
-            a.exit();
-        },
+    let program = ProgramOptions::new(
+        EmitOptions::new(target).xdp_frags(opts.xdp_frags),
+        on_match,
+        on_nomatch,
     )
-    .map_err(CompileError::from)?;
-    let prog = object
-        .add_program(req.name, prog_type, code)
-        .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
-    if opts.xdp_frags {
-        object
-            .set_xdp_frags(prog, true)
-            .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
-    }
+    .name(req.name)
+    .program_type(prog_type)
+    .counters(stats);
+    add_program(&mut object, &ir, req.expr, &program).map_err(CompileError::from)?;
     Ok((object, stats, meta))
 }
 
@@ -312,20 +294,6 @@ fn link_of_device(iface: &str) -> Result<LinkType, DeployError> {
             device_type: other,
         }),
     }
-}
-
-/// `stats[slot] += 1` on this CPU.
-fn count(a: &mut Asm, stats: MapId, slot: i32) {
-    let skip = a.new_label();
-    a.st(Size::W, Reg::R10, -4, slot);
-    a.ld_map_fd(Reg::R1, stats);
-    a.mov64(Reg::R2, Reg::R10);
-    a.add64(Reg::R2, -4);
-    a.call(Helper::MapLookupElem);
-    a.jmp(JmpOp::Eq, Reg::R0, 0, skip);
-    a.mov64(Reg::R1, 1);
-    a.atomic(AtomicOp::Add, Size::DW, Reg::R0, 0, Reg::R1);
-    a.bind(skip);
 }
 
 /// Builds and loads the filter, and attaches it to its hook.
@@ -436,8 +404,10 @@ fn describe(dir: &Path) -> Result<Attached, DeployError> {
     let mut next = || lines.next().unwrap_or("").to_string();
     let (iface, hook, action, expr) = (next(), next(), next(), next());
     let stats = Map::from_pin(dir.join("stats")).map_err(pin_err("opening the counters"))?;
-    let matched = stats.sum_u64(&0u32.to_ne_bytes(), 0).unwrap_or(0);
-    let seen = stats.sum_u64(&1u32.to_ne_bytes(), 0).unwrap_or(0);
+    let matched = stats
+        .sum_u64(&COUNTER_MATCHED.to_ne_bytes(), 0)
+        .unwrap_or(0);
+    let seen = stats.sum_u64(&COUNTER_SEEN.to_ne_bytes(), 0).unwrap_or(0);
     let (link_id, prog_id, iface, device_gone) =
         match Link::from_pin(dir.join("link")).and_then(|l| l.info()) {
             Ok(info) => {

@@ -15,16 +15,39 @@
 //! run, so the passes follow libpcap's optimiser, not just soundness:
 //! its branch loop (module `jumps`: threading by `fold_edge` over the
 //! edge dominators of the pass start, then the pull-ups of module
-//! `pullup`), equal blocks merged only after it
-//! (`intern_blocks`), and the first test's loads kept (`opt_root`).
+//! `pullup`), equal blocks merged only after it (module `merge`,
+//! libpcap's `intern_blocks`), and the first test's loads kept (module
+//! `root`, `opt_root`).
+//!
+//! All of that is libpcap's meaning ([`Semantics::Libpcap`]). With
+//! [`Semantics::Exact`] a short read goes where each block says, which
+//! libpcap's threading and pull-ups do not respect; only the passes that
+//! keep every verdict on every packet run: `dead_lets`, `decided` (tests
+//! of constants, tests that go one way whatever they find), `merge` and
+//! `compact`.
+//!
+//! One pass a module: `dead_lets` (unread assignments), `jumps` and
+//! `pullup` (the branch loop), `compact` (dead blocks), `merge`,
+//! `decided` and `root`; this module holds the driver, [`optimize`], and
+//! the state the passes share.
 
+mod compact;
+mod dead_lets;
+mod decided;
 mod jumps;
+mod merge;
 mod pullup;
+mod root;
 
 use std::collections::HashMap;
 
-use crate::ir::{Block, Cond, Edge, FxBuild, Ir, OnShort, Semantics, Val, ValNode};
-use jumps::{Passes, branch_loop, can_reject, constant};
+use crate::ir::{Cond, Edge, FxBuild, Ir, OnShort, Semantics};
+use compact::compact;
+use dead_lets::drop_dead_lets;
+use decided::skip_decided;
+use jumps::{Passes, branch_loop};
+use merge::merge_duplicates;
+use root::{keep_root_loads, skip_trivial_root};
 
 /// Per-block working state of the passes.
 #[derive(Clone, Copy)]
@@ -36,17 +59,14 @@ struct Slot {
     index: u32,
 }
 
+/// `Slot::index` of a block no edge reaches.
 const DEAD: u32 = u32::MAX;
 
+/// A slot before a pass looks at its block.
 const FRESH: Slot = Slot {
     alias: None,
     index: DEAD,
 };
-
-/// Up to this many blocks, `merge_duplicates` looks for an equal block
-/// by scanning (cheaper than building a hash map); past it, the scans
-/// (quadratic, every round) cost more than the map.
-const SCAN_MAX: usize = 16;
 
 /// Buffers the passes reuse from round to round, so that a round
 /// allocates nothing once they have grown.
@@ -74,49 +94,13 @@ pub fn optimize(ir: &mut Ir) {
     }
 }
 
-/// The passes that keep every verdict whatever a short read means:
-/// tests decided without reading the packet are folded, tests that go
-/// the same way whatever they find are skipped, equal blocks merged,
-/// unreachable ones dropped. (libpcap's threading and pull-ups rely on
-/// a short read rejecting the whole filter.)
+/// The passes that keep every verdict whatever a short read means.
 fn optimize_exact(ir: &mut Ir) {
     drop_dead_lets(ir);
     skip_decided(ir);
     let mut s = Scratch::default();
     merge_duplicates(ir, &mut s);
     compact(ir, &mut s);
-}
-
-/// Points edges past blocks whose outcome is known: a test of two
-/// constants, or a test (not an assignment) whose edges meet and whose
-/// short read goes there too.
-fn skip_decided(ir: &mut Ir) {
-    let n = ir.blocks.len();
-    let mut alias: Vec<Option<Edge>> = vec![None; n];
-    let res = |e: Edge, alias: &[Option<Edge>]| match e {
-        Edge::Block(i) => alias[i as usize].unwrap_or(e),
-        e => e,
-    };
-    for i in (0..n).rev() {
-        let mut b = ir.blocks[i];
-        b.t = res(b.t, &alias);
-        b.f = res(b.f, &alias);
-        ir.blocks[i] = b;
-        alias[i] = match constant(ir, b.cond) {
-            Some(true) => Some(b.t),
-            Some(false) => Some(b.f),
-            None if b.t == b.f
-                && b.short != OnShort::Reject
-                && !matches!(b.cond, Cond::Let { .. }) =>
-            {
-                Some(b.t)
-            }
-            None => None,
-        };
-    }
-    if let Some(e) = ir.entry {
-        ir.entry = Some(res(e, &alias));
-    }
 }
 
 /// libpcap's optimiser, pass for pass where a short read's verdict
@@ -143,233 +127,4 @@ fn optimize_like_libpcap(ir: &mut Ir) {
     if let Some(root) = root {
         keep_root_loads(ir, root);
     }
-}
-
-/// libpcap's `opt_root`: while the first test's edges meet, evaluation
-/// starts where they go.
-fn skip_trivial_root(ir: &mut Ir) {
-    while let Some(Edge::Block(i)) = ir.entry {
-        let b = ir.blocks[i as usize];
-        ir.entry = Some(match constant(ir, b.cond) {
-            Some(r) => {
-                if r {
-                    b.t
-                } else {
-                    b.f
-                }
-            }
-            None if b.t == b.f && !matches!(b.cond, Cond::Let { .. }) => {
-                // Unoptimised, libpcap runs the test's loads.
-                if ir.pcap_unoptimized && b.t != Edge::REJECT {
-                    break;
-                }
-                b.t
-            }
-            None => break,
-        });
-    }
-}
-
-/// libpcap's optimiser never drops the loads of the first test: when its
-/// branch goes (both edges meet), `opt_root` moves the test's statements
-/// into the new first block. So if the first test is gone but the filter
-/// still tests something, its loads come back as a test whose edges
-/// meet, which the code generator keeps for its loads.
-fn keep_root_loads(ir: &mut Ir, root: Block) {
-    let Some(Edge::Block(entry)) = ir.entry else {
-        return;
-    };
-    let loads = match root.cond {
-        Cond::Cmp { a, b, .. } => can_reject(ir, a) || can_reject(ir, b),
-        Cond::ProtoChain { .. } | Cond::Let { .. } => false,
-    };
-    if !loads || ir.blocks[entry as usize].cond == root.cond {
-        return;
-    }
-    let shift = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(i + 1),
-        e => e,
-    };
-    for b in &mut ir.blocks {
-        b.t = shift(b.t);
-        b.f = shift(b.f);
-    }
-    let next = shift(Edge::Block(entry));
-    ir.blocks.insert(
-        0,
-        Block {
-            t: next,
-            f: next,
-            ..root
-        },
-    );
-    ir.entry = Some(Edge::Block(0));
-}
-
-/// Where an edge goes once blocks are replaced by their aliases.
-fn resolve(e: Edge, slots: &[Slot]) -> Edge {
-    match e {
-        Edge::Block(i) => slots[i as usize].alias.unwrap_or(e),
-        e => e,
-    }
-}
-
-/// Points block `i`'s edges past aliased blocks; returns whether they
-/// moved, and the block.
-fn set_edges(ir: &mut Ir, i: usize, slots: &[Slot]) -> (bool, crate::ir::Block) {
-    let old = ir.blocks[i];
-    let mut b = old;
-    b.t = resolve(b.t, slots);
-    b.f = resolve(b.f, slots);
-    ir.blocks[i] = b;
-    (b.t != old.t || b.f != old.f, b)
-}
-
-/// Points the entry past aliased blocks; says whether it moved.
-fn set_entry(ir: &mut Ir, slots: &[Slot]) -> bool {
-    let old = ir.entry;
-    ir.entry = old.map(|e| resolve(e, slots));
-    ir.entry != old
-}
-
-/// The variables `v` reads, as a bit set.
-fn reads(ir: &Ir, v: Val) -> u64 {
-    match ir.node(v) {
-        ValNode::Var(n) => 1u64.checked_shl(n).unwrap_or(0),
-        ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => reads(ir, o),
-        ValNode::Bin(_, a, b) => reads(ir, a) | reads(ir, b),
-        _ => 0,
-    }
-}
-
-/// Skips assignments to variables nothing reads, when computing the value
-/// cannot reject (e.g. the inner offsets after a trailing `geneve`).
-fn drop_dead_lets(ir: &mut Ir) {
-    if !ir.blocks.iter().any(|b| matches!(b.cond, Cond::Let { .. })) {
-        return;
-    }
-    let read = ir.blocks.iter().fold(0u64, |acc, b| {
-        acc | match b.cond {
-            Cond::Cmp { a, b, .. } => reads(ir, a) | reads(ir, b),
-            Cond::Let { val, .. } => reads(ir, val),
-            Cond::ProtoChain { .. } => 0,
-        }
-    });
-    let n = ir.blocks.len();
-    let mut alias: Vec<Option<Edge>> = vec![None; n];
-    let res = |e: Edge, alias: &[Option<Edge>]| match e {
-        Edge::Block(i) => alias[i as usize].unwrap_or(e),
-        e => e,
-    };
-    for i in (0..n).rev() {
-        let mut b = ir.blocks[i];
-        b.t = res(b.t, &alias);
-        b.f = res(b.f, &alias);
-        ir.blocks[i] = b;
-        if let Cond::Let { var, val } = b.cond
-            && read & 1u64.checked_shl(var).unwrap_or(0) == 0
-            && !can_reject(ir, val)
-        {
-            alias[i] = Some(b.t);
-        }
-    }
-    if let Some(e) = ir.entry {
-        ir.entry = Some(res(e, &alias));
-    }
-}
-
-/// Merges blocks that make the same test with the same successors (the
-/// port tests that `port 53` repeats for tcp, udp and sctp, over IPv4
-/// and IPv6): they behave alike on every path, so one serves all.
-/// Blocks only jump forward, so scanning backwards sees successors merged
-/// before their predecessors, and the kept (later) copy stays after every
-/// block that now jumps to it.
-fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
-    let n = ir.blocks.len();
-    if n < 2 {
-        // Nothing to merge with, and no alias to resolve.
-        return false;
-    }
-    s.reset(n);
-    s.seen.clear();
-    if n > SCAN_MAX {
-        // At its final size at once: growing rehashes.
-        s.seen.reserve(n);
-    }
-    let mut changed = false;
-    for i in (0..n).rev() {
-        let (moved, b) = set_edges(ir, i, &s.slots);
-        changed |= moved;
-        let key = (b.cond, b.t, b.f, b.short);
-        // At most one later block with this key is kept (the others are
-        // aliases of it): that is the one to merge into.
-        let kept = if n <= SCAN_MAX {
-            (i + 1..n)
-                .find(|&j| {
-                    let o = ir.blocks[j];
-                    s.slots[j].alias.is_none() && (o.cond, o.t, o.f, o.short) == key
-                })
-                .map(|j| j as u32)
-        } else {
-            match s.seen.entry(key) {
-                std::collections::hash_map::Entry::Occupied(kept) => Some(*kept.get()),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(i as u32);
-                    None
-                }
-            }
-        };
-        if let Some(k) = kept {
-            s.slots[i].alias = Some(Edge::Block(k));
-        }
-    }
-    changed | set_entry(ir, &s.slots)
-}
-
-/// Drops unreachable blocks, keeping the order.
-fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
-    let n = ir.blocks.len();
-    s.reset(n);
-    let slots = &mut s.slots;
-    // Mark the live blocks (index 0), then number them.
-    if let Some(Edge::Block(i)) = ir.entry {
-        slots[i as usize].index = 0;
-    }
-    for i in 0..n {
-        if slots[i].index != DEAD {
-            for e in [ir.blocks[i].t, ir.blocks[i].f] {
-                if let Edge::Block(j) = e {
-                    slots[j as usize].index = 0;
-                }
-            }
-        }
-    }
-    let mut next = 0u32;
-    for slot in slots.iter_mut() {
-        if slot.index != DEAD {
-            slot.index = next;
-            next += 1;
-        }
-    }
-    if next as usize == n {
-        // All live: the numbering stays as it is.
-        return false;
-    }
-    let map = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(slots[i as usize].index),
-        e => e,
-    };
-    let mut kept = 0;
-    for (i, slot) in slots.iter().enumerate() {
-        if slot.index != DEAD {
-            let mut b = ir.blocks[i];
-            b.t = map(b.t);
-            b.f = map(b.f);
-            ir.blocks[kept] = b;
-            kept += 1;
-        }
-    }
-    ir.blocks.truncate(kept);
-    ir.entry = ir.entry.map(map);
-    true
 }

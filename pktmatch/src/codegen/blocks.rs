@@ -1,0 +1,238 @@
+//! The walk over the blocks: one copy of the filter, each block its
+//! bounds check and its test, falling through to the next block where it
+//! can. The register caches (r9, r0, r5) follow the walk from a block to
+//! the blocks it jumps to.
+
+use bpf_builder::asm::{Annotation, Label};
+use bpf_builder::insn::{JmpOp, Operand, Reg, Size};
+
+use super::bounds::{Check, Scratch, plan_checks};
+use super::expr::swap;
+use super::frame::var_slot;
+use super::{Gen, R};
+use crate::Span;
+use crate::ir::{Block, CmpOp, Cond, Edge, OnShort, Val, ValNode, Verdict};
+
+/// Register-cache state on entry to a block: the meet over the jumps
+/// into it (all emitted before it: jumps between blocks go forward; only
+/// jumps to a verdict's code, placed earlier, go back).
+type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
+
+/// What code generation keeps per block.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Slot {
+    /// Bytes every accepting path from the block reads (None: no path
+    /// accepts).
+    pub(super) need: Option<u64>,
+    /// Bytes already checked on every path into the block.
+    pub(super) known: Option<u64>,
+    /// The bounds check the block starts with.
+    pub(super) check: Check,
+    /// The register caches on entry, once a jump into it is emitted.
+    pub(super) state: Option<State>,
+}
+
+impl Gen<'_, '_> {
+    /// Emits one copy of the filter's blocks, reading as `self.loads`
+    /// says, from the entry to the verdict labels.
+    /// With `last`, nothing follows but verdicts: returns the verdict
+    /// the last block falls through to, to be placed first.
+    pub(super) fn body(&mut self, entry: Edge, last: bool) -> R<Option<Verdict>> {
+        let ir = self.ir;
+        let labels = self.asm.new_labels(ir.blocks.len());
+        self.block_labels = (0..ir.blocks.len()).map(|i| labels.get(i)).collect();
+        let target = |e: Edge, g: &mut Gen<'_, '_>| match e {
+            Edge::Verdict(v) => g.verdict_label(v),
+            Edge::Block(i) => labels.get(i as usize),
+        };
+        (self.cache, self.acc, self.scratch) = (None, None, None);
+        if entry != Edge::Block(0) {
+            let l = target(entry, self);
+            self.jump(l);
+        }
+        // One allocation for all the per-block state.
+        let mut slots = vec![Slot::default(); ir.blocks.len()];
+        let mut tail = None;
+        if self.direct() {
+            plan_checks(ir, entry, &mut slots);
+        }
+        for (i, b) in ir.blocks.iter().enumerate() {
+            self.asm.bind(labels.get(i));
+            self.annotate(b.span);
+            (self.cache, self.acc, self.scratch) = slots[i].state.unwrap_or((None, None, None));
+            self.short = b.short_edge();
+            match slots[i].check {
+                Check::None => {}
+                // The block's code stays, dead, so that what follows it
+                // stays statically reachable for the verifier.
+                Check::Fail => self.always_reject(),
+                Check::Len(n) => self.check_len(n),
+            }
+            let mut next = Edge::Block(i as u32 + 1);
+            if i + 1 == ir.blocks.len() && last {
+                // Fall through to a verdict whose code is not placed yet
+                // (the higher one, a match, when both edges have one).
+                let open = |e: Edge| match e {
+                    Edge::Verdict(v) if !self.verdicts[v.0 as usize].placed => Some(v),
+                    _ => None,
+                };
+                if let Some(v) = open(b.t).max(open(b.f)) {
+                    next = Edge::Verdict(v);
+                    tail = Some(v);
+                }
+            }
+            let (t, f) = (target(b.t, self), target(b.f, self));
+            self.block(b, t, f, b.t == next, b.f == next)?;
+            // A short read may leave mid-block, with other registers than
+            // at its end: the block it goes to assumes nothing.
+            if b.short != OnShort::Reject
+                && let Edge::Block(j) = b.short_edge()
+            {
+                slots[j as usize].state = Some((None, None, None));
+            }
+            for e in [b.t, b.f] {
+                if let Edge::Block(j) = e {
+                    let j = j as usize;
+                    slots[j].state = Some(match slots[j].state {
+                        None => (self.cache, self.acc, self.scratch),
+                        Some((pc, pa, ps)) => (
+                            match (pc, self.cache) {
+                                // r9 must hold the same on every path in.
+                                (Some((v, x)), Some((w, y))) if v == w && x == y => Some((v, x)),
+                                _ => None,
+                            },
+                            if pa == self.acc { pa } else { None },
+                            if ps == self.scratch { ps } else { None },
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(tail)
+    }
+
+    /// Annotates what follows with the whole expression and the column of
+    /// `span` in it: BTF line info then shows the filter with the place
+    /// this code comes from, as a C compiler shows the source line.
+    fn annotate(&mut self, span: Span) {
+        let col = self
+            .source
+            .get(..span.start)
+            .map_or(0, |s| s.chars().count()) as u32
+            + 1;
+        self.asm
+            .set_source(Annotation::at("filter", 1, col, &self.source));
+    }
+
+    fn block(&mut self, b: &Block, t: Label, f: Label, t_next: bool, f_next: bool) -> R<()> {
+        match b.cond {
+            Cond::Cmp { a, op, b: rhs, .. } => self.cmp(a, op, rhs, t, f, t_next, f_next),
+            Cond::ProtoChain { nl, ipv6, proto } => {
+                self.acc = None;
+                let ra = self.protochain(nl, ipv6, proto)?;
+                self.branch(
+                    ra,
+                    JmpOp::Eq,
+                    Operand::Imm(proto as i32),
+                    t,
+                    f,
+                    t_next,
+                    f_next,
+                );
+                self.release(ra);
+                Ok(())
+            }
+            Cond::Let { var, val } => {
+                let r = self.eval(val, false)?;
+                self.asm.stx(Size::W, Reg::R10, var_slot(var), r);
+                self.release(r);
+                // r0 now holds the variable: what follows reads that.
+                let v = self.ir.find(ValNode::Var(var)).unwrap_or(val);
+                self.acc = (r == Reg::R0).then_some((v, false));
+                if !t_next {
+                    self.jump(t);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Emits `if a op b goto t else goto f`, falling through where it can.
+    #[allow(clippy::too_many_arguments)]
+    fn branch(
+        &mut self,
+        a: Reg,
+        op: JmpOp,
+        b: Operand,
+        t: Label,
+        f: Label,
+        t_next: bool,
+        f_next: bool,
+    ) {
+        // A test kept only for its loads (libpcap unoptimised).
+        if t == f {
+            if !t_next {
+                self.jump(t);
+            }
+            return;
+        }
+        // Falling through to `t`, or placing its verdict code here, wants
+        // the inverted test.
+        if (t_next || (!f_next && self.unplaced(t).is_some()))
+            && let Some(inv) = op.invert()
+        {
+            self.asm.jmp32(inv, a, b, f);
+            if !t_next {
+                self.jump(t);
+            }
+            return;
+        }
+        self.asm.jmp32(op, a, b, t);
+        if !f_next {
+            self.jump(f);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cmp(
+        &mut self,
+        a: Val,
+        op: CmpOp,
+        b: Val,
+        t: Label,
+        f: Label,
+        t_next: bool,
+        f_next: bool,
+    ) -> R<()> {
+        let jop = match op {
+            CmpOp::Eq => JmpOp::Eq,
+            CmpOp::Gt => JmpOp::Gt,
+            CmpOp::Ge => JmpOp::Ge,
+            CmpOp::Set => JmpOp::Set,
+        };
+        let k = self.ir.const_of(b);
+        // Compare in network order when that saves the byte swap.
+        let raw_size = match (op, k) {
+            (CmpOp::Eq | CmpOp::Set, Some(k)) if self.direct() => self
+                .raw_size(a)
+                .filter(|s| op == CmpOp::Set || u64::from(k) < (1u64 << (8 * u32::from(*s)))),
+            _ => None,
+        };
+        let raw = raw_size.is_some();
+        let mut ra = self.eval(a, raw)?;
+        let rhs = match k {
+            Some(k) => Operand::Imm(raw_size.map_or(k, |s| swap(k, s)) as i32),
+            None => {
+                ra = self.keep_across_loads(ra, b)?;
+                Operand::Reg(self.eval(b, false)?)
+            }
+        };
+        self.branch(ra, jop, rhs, t, f, t_next, f_next);
+        if let Operand::Reg(r) = rhs {
+            self.release(r);
+        }
+        self.release(ra);
+        self.acc = (ra == Reg::R0).then_some((a, raw));
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! The frame: what each register holds, the stack slots, and the pool
+//! value registers come from.
+//!
+//! Registers: r6 holds the context (in the test-run mode: the captured
+//! length), r7 the packet start and r8 the packet end (direct access
+//! only); values are computed in r0-r4; r9 holds `data + offset` for
+//! loads at a variable offset; r5 is scratch for bounds checks.
+//!
+//! Socket filters load with `ld_abs`/`ld_ind`, which check the bounds
+//! themselves, leave their value in r0 and clobber r0-r5: values are
+//! computed in r0 and kept in r7/r8 only while another load runs; r9
+//! holds the variable offset (like classic BPF's X register).
+//!
+//! The stack, from r10 down: a counter's key (verdict code only), the
+//! wire length (test-run mode and fragment support), the IR variables, the next header of a socket filter's
+//! protochain walk, the bytes `bpf_xdp_load_bytes` loads, and a slot left
+//! to the caller.
+
+use bpf_builder::insn::Reg;
+
+use super::{Gen, R};
+use crate::ir::MAX_VARS;
+use crate::{Error, Span};
+
+/// The context (test-run mode: the captured length).
+pub(super) const CTX: Reg = Reg::R6;
+/// The packet start (direct access).
+pub(super) const DATA: Reg = Reg::R7;
+/// The packet end (direct access).
+pub(super) const END: Reg = Reg::R8;
+/// Scratch for bounds checks.
+pub(super) const SCRATCH: Reg = Reg::R5;
+
+/// The pointer cache register (direct access).
+pub(super) const PTR: Reg = Reg::R9;
+
+/// Stack slot of the wire length in the test-run mode.
+pub(super) const WIRELEN_SLOT: i16 = -8;
+
+/// The 4-byte key of a counter's lookup, in the verdict code (the filter
+/// never touches these bytes, just above the wire length).
+pub(super) const COUNTER_KEY_SLOT: i16 = -4;
+
+/// Stack slot of IR variable `n` (below the wire length).
+pub(super) fn var_slot(n: u32) -> i16 {
+    debug_assert!(n < MAX_VARS);
+    -16 - 8 * n.min(MAX_VARS) as i16
+}
+
+/// Socket filters' protochain walk: the next header, below the IR
+/// variables.
+pub(super) const PROTOCHAIN_SLOT: i16 = -16 - 8 * MAX_VARS as i16;
+
+/// Where `bpf_xdp_load_bytes` puts the bytes it loads.
+pub(super) const LOAD_SLOT: i16 = PROTOCHAIN_SLOT - 8;
+
+/// An 8-byte stack slot (offset from r10) that the generated code never
+/// touches: the caller's code around it may keep a value there.
+pub const CALLER_SLOT: i16 = LOAD_SLOT - 8;
+
+/// The free value registers: a stack of at most six (five value
+/// registers and, while an offset is computed, the pointer register),
+/// kept inline (a vector would cost an allocation per compile).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Pool {
+    regs: [Option<Reg>; 6],
+    len: usize,
+}
+
+impl Pool {
+    fn new(regs: &[Reg]) -> Pool {
+        let mut p = Pool::default();
+        for &r in regs {
+            p.push(r);
+        }
+        p
+    }
+
+    fn pop(&mut self) -> Option<Reg> {
+        self.len = self.len.checked_sub(1)?;
+        self.regs[self.len]
+    }
+
+    pub(super) fn push(&mut self, r: Reg) {
+        self.regs[self.len] = Some(r);
+        self.len += 1;
+    }
+
+    pub(super) fn last(&self) -> Option<&Reg> {
+        self.regs[..self.len].last()?.as_ref()
+    }
+
+    /// Takes `r` out of the stack, if it is there.
+    pub(super) fn remove(&mut self, r: Reg) {
+        if let Some(i) = self.regs[..self.len].iter().position(|&x| x == Some(r)) {
+            self.regs.copy_within(i + 1..self.len, i);
+            self.len -= 1;
+        }
+    }
+
+    /// Moves r0, if free, to the top of the stack.
+    fn raise_r0(&mut self) {
+        if let Some(i) = self.regs[..self.len]
+            .iter()
+            .position(|&r| r == Some(Reg::R0))
+        {
+            self.regs.swap(i, self.len - 1);
+        }
+    }
+}
+
+impl Gen<'_, '_> {
+    pub(super) fn reset_pool(&mut self) {
+        self.free = if self.direct() {
+            Pool::new(&[Reg::R4, Reg::R3, Reg::R2, Reg::R1, Reg::R0])
+        } else {
+            // r0 first: `ld_abs` leaves its value there. A value that must
+            // survive another load moves to r7/r8 (see `keep_across_loads`).
+            Pool::new(&[Reg::R8, Reg::R7, Reg::R0])
+        };
+    }
+
+    /// A free register; r0 is about to change, so it no longer holds
+    /// the accumulated value.
+    pub(super) fn alloc(&mut self) -> R<Reg> {
+        let r = self
+            .free
+            .pop()
+            .ok_or_else(|| Error::new("expression too deep for the registers", Span::default()))?;
+        if r == Reg::R0 {
+            self.acc = None;
+        }
+        Ok(r)
+    }
+
+    /// Returns `r` to the pool, keeping r0 on top when it is free: values
+    /// land in r0 first (where loads and `acc` want them).
+    pub(super) fn release(&mut self, r: Reg) {
+        self.free.push(r);
+        self.free.raise_r0();
+    }
+}

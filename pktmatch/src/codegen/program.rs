@@ -1,0 +1,322 @@
+//! Program assembly: [`emit`] puts the prologue, the filter's blocks (two
+//! copies with fragment support) and the caller's verdict code together;
+//! [`emit_program`], [`add_program`] and [`program`] make whole programs
+//! and objects of it, with the return values and counters of
+//! [`ProgramOptions`].
+
+use std::sync::Arc;
+
+use bpf_builder::asm::{Annotation, Asm, Code, Label};
+use bpf_builder::insn::Reg;
+use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
+
+use super::counters::{COUNTER_MATCHED, COUNTER_SEEN, count};
+use super::frame::Pool;
+use super::loads::Loads;
+use super::{EmitOptions, Gen, Target};
+use crate::ir::{Cond, Edge, Ir, OnShort, Verdict};
+use crate::{Error, Span, internal};
+
+/// The caller's verdict code: `verdict(asm, v)` emits what the program
+/// does when the filter ends with verdict `v` (for a packet filter,
+/// [`Verdict::MATCH`] or [`Verdict::NO_MATCH`]); it must not fall through
+/// (it ends in `exit` or a jump).
+pub type VerdictCode<'v> = dyn FnMut(&mut Asm, Verdict) + 'v;
+
+/// A verdict's code: its label, and whether it is jumped to and placed.
+#[derive(Clone, Copy)]
+pub(super) struct VerdictSlot {
+    pub(super) label: Label,
+    pub(super) used: bool,
+    pub(super) placed: bool,
+}
+
+/// Emits `ir` into `asm` as a whole program body: expects the context in
+/// r1 and ends in the caller's verdict code, placed once for each verdict
+/// the filter can reach (the verifier refuses dead code). A verdict goes
+/// where a jump to it would otherwise be needed, or else after the
+/// filter. `source` is the filter text, for annotations.
+pub fn emit(
+    ir: &Ir,
+    asm: &mut Asm,
+    opts: &EmitOptions,
+    source: &str,
+    verdict: &mut VerdictCode<'_>,
+) -> Result<(), Error> {
+    if opts.xdp_frags && (opts.target != Target::Xdp || opts.test_run_meta) {
+        return Err(Error::new(
+            "fragment support is for XDP programs outside the test-run mode",
+            Span::default(),
+        ));
+    }
+    let short_reads = ir.blocks.iter().any(|b| b.short != OnShort::Reject);
+    if short_reads && opts.target == Target::SocketFilter {
+        return Err(Error::new(
+            "socket filters end the program on a load past the packet; a test that is \
+             false there needs XDP or tc",
+            Span::default(),
+        ));
+    }
+    // A label per verdict the filter can end with (the packet filter's
+    // two keep the names listings have always shown).
+    let last = ir
+        .blocks
+        .iter()
+        .flat_map(|b| [b.t, b.f])
+        .chain(ir.entry)
+        .filter_map(|e| match e {
+            Edge::Verdict(v) => Some(v.0),
+            Edge::Block(_) => None,
+        })
+        .max()
+        .unwrap_or(0)
+        .max(Verdict::MATCH.0);
+    let verdicts = (0..=last)
+        .map(|v| VerdictSlot {
+            label: match Verdict(v) {
+                Verdict::MATCH => asm.named_label("match"),
+                Verdict::NO_MATCH => asm.named_label("nomatch"),
+                _ => asm.named_label(format!("verdict{v}")),
+            },
+            used: false,
+            placed: false,
+        })
+        .collect();
+    let mut g = Gen {
+        ir,
+        asm,
+        opts: *opts,
+        verdicts,
+        short: Edge::REJECT,
+        block_labels: Vec::new(),
+        free: Pool::default(),
+        source: Arc::from(source),
+        verdict,
+        cache: None,
+        acc: None,
+        scratch: None,
+        loads: match opts.target {
+            Target::SocketFilter => Loads::Legacy,
+            Target::Xdp | Target::Tc => Loads::Direct,
+        },
+    };
+    g.reset_pool();
+    let entry = ir.entry.unwrap_or(Edge::ACCEPT);
+    if ir.blocks.is_empty() {
+        // A constant verdict reads nothing: its code alone.
+        let Edge::Verdict(v) = entry else {
+            return Err(Error::new(
+                "internal error: the entry block is missing",
+                Span::default(),
+            ));
+        };
+        g.place(v);
+        return Ok(());
+    }
+    let slow = g.prologue();
+    // With a second copy after it, the first cannot fall through.
+    let mut tail = g.body(entry, slow.is_none())?;
+    if let Some(slow) = slow {
+        g.asm.bind(slow);
+        g.loads = Loads::Helper;
+        g.reset_pool();
+        tail = g.body(entry, true)?;
+    }
+    // The verdict the last block falls through to first, then the others
+    // from the highest down (a packet filter's match before no match).
+    let tail = tail.map(|v| v.0 as usize);
+    let rest = (0..g.verdicts.len()).rev().filter(|&v| Some(v) != tail);
+    for v in tail.into_iter().chain(rest) {
+        if g.verdicts[v].used && !g.verdicts[v].placed {
+            g.place(Verdict(v as u32));
+        }
+    }
+    g.asm.clear_source();
+    Ok(())
+}
+
+impl Gen<'_, '_> {
+    /// The label of verdict `v`, noting that it is used.
+    pub(super) fn verdict_label(&mut self, v: Verdict) -> Label {
+        let slot = &mut self.verdicts[v.0 as usize];
+        slot.used = true;
+        slot.label
+    }
+
+    /// Where a short read in the current block goes (see [`OnShort`]),
+    /// noting that it is used: a load past the packet, a division by
+    /// zero, a protochain walk that gives up.
+    pub(super) fn rej(&mut self) -> Label {
+        match self.short {
+            Edge::Verdict(v) => self.verdict_label(v),
+            Edge::Block(j) => self.block_labels[j as usize],
+        }
+    }
+
+    /// Places the verdict's code here (and binds its label).
+    fn place(&mut self, v: Verdict) {
+        let slot = &mut self.verdicts[v.0 as usize];
+        debug_assert!(!slot.placed);
+        slot.placed = true;
+        slot.used = true;
+        let label = slot.label;
+        self.asm.bind(label);
+        self.asm.set_source(Annotation::new("verdict"));
+        (self.verdict)(self.asm, v);
+    }
+
+    /// The verdict whose code is not placed yet and whose label is `l`.
+    pub(super) fn unplaced(&self, l: Label) -> Option<Verdict> {
+        let v = self
+            .verdicts
+            .iter()
+            .position(|s| s.label == l && !s.placed)?;
+        Some(Verdict(v as u32))
+    }
+
+    /// Jumps to `l`; a verdict not placed yet goes here instead (its
+    /// code is needed once anyway, and does not fall through).
+    pub(super) fn jump(&mut self, l: Label) {
+        match self.unplaced(l) {
+            Some(v) => self.place(v),
+            None => self.asm.ja(l),
+        }
+    }
+}
+
+/// Emits a whole program for `ir`: the filter, with the caller's
+/// `verdict(asm, v)` code, which must not fall through, once for each
+/// verdict the filter can reach (the verifier refuses dead code).
+pub fn emit_program(
+    ir: &Ir,
+    eopts: &EmitOptions,
+    source: &str,
+    mut verdict: impl FnMut(&mut Asm, Verdict),
+) -> Result<Code, Error> {
+    // About five instructions a block, forty for a protochain walk: room
+    // for them all up front, as growing costs more than the spare room.
+    let chains = ir
+        .blocks
+        .iter()
+        .filter(|b| matches!(b.cond, Cond::ProtoChain { .. }))
+        .count();
+    let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 40 * chains + 12);
+    emit(ir, &mut asm, eopts, source, &mut verdict)?;
+    asm.finish().map_err(internal)
+}
+
+/// The program type of a target.
+pub fn program_type(target: Target) -> ProgramType {
+    match target {
+        Target::Xdp => ProgramType::Xdp,
+        Target::Tc => ProgramType::SchedCls,
+        Target::SocketFilter => ProgramType::SocketFilter,
+    }
+}
+
+/// What a whole filter program returns and counts, and how it is named
+/// (see [`add_program`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgramOptions<'n> {
+    /// How the filter is generated.
+    pub emit: EmitOptions,
+    /// The program's name.
+    pub name: &'n str,
+    /// The program's type (by default, [`program_type`] of the target;
+    /// tcx hooks want theirs).
+    pub program_type: ProgramType,
+    /// The return value on a match.
+    pub on_match: i32,
+    /// The return value otherwise.
+    pub on_nomatch: i32,
+    /// Per-verdict counters: a per-CPU array made by
+    /// [`counters_map`](crate::codegen::counters_map), where each run adds
+    /// one to [`COUNTER_SEEN`](crate::codegen::COUNTER_SEEN) and, on a
+    /// match, to [`COUNTER_MATCHED`](crate::codegen::COUNTER_MATCHED).
+    pub counters: Option<MapId>,
+}
+
+impl<'n> ProgramOptions<'n> {
+    /// A program named `pcap_filter`, of the target's type, returning
+    /// `on_match` or `on_nomatch`, without counters.
+    pub fn new(emit: EmitOptions, on_match: i32, on_nomatch: i32) -> Self {
+        ProgramOptions {
+            emit,
+            name: "pcap_filter",
+            program_type: program_type(emit.target),
+            on_match,
+            on_nomatch,
+            counters: None,
+        }
+    }
+
+    /// Sets [`ProgramOptions::name`].
+    pub fn name(mut self, name: &'n str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// Sets [`ProgramOptions::program_type`].
+    pub fn program_type(mut self, program_type: ProgramType) -> Self {
+        self.program_type = program_type;
+        self
+    }
+
+    /// Sets [`ProgramOptions::counters`].
+    pub fn counters(mut self, map: MapId) -> Self {
+        self.counters = Some(map);
+        self
+    }
+}
+
+/// Adds the program for `ir` to `object`: the filter, then on each
+/// verdict the counters (if any) and the return value. `source` is the
+/// filter text, for annotations.
+pub fn add_program(
+    object: &mut Object,
+    ir: &Ir,
+    source: &str,
+    opts: &ProgramOptions<'_>,
+) -> Result<ProgId, Error> {
+    let code = emit_program(ir, &opts.emit, source, |asm, v| {
+        let matched = v == Verdict::MATCH;
+        if let Some(map) = opts.counters {
+            if matched {
+                count(asm, map, COUNTER_MATCHED);
+            }
+            count(asm, map, COUNTER_SEEN);
+        }
+        asm.mov32(
+            Reg::R0,
+            if matched {
+                opts.on_match
+            } else {
+                opts.on_nomatch
+            },
+        );
+        asm.exit();
+    })?;
+    let prog = object
+        .add_program(opts.name, opts.program_type, code)
+        .map_err(internal)?;
+    if opts.emit.xdp_frags {
+        object.set_xdp_frags(prog, true).map_err(internal)?;
+    }
+    Ok(prog)
+}
+
+/// Builds a one-program object for `ir`: the program (named
+/// `pcap_filter`) returns `on_match` when the filter matches and
+/// `on_nomatch` otherwise.
+pub fn program(
+    ir: &Ir,
+    eopts: &EmitOptions,
+    source: &str,
+    on_match: i32,
+    on_nomatch: i32,
+) -> Result<(Object, ProgId), Error> {
+    let mut object = Object::new();
+    let opts = ProgramOptions::new(*eopts, on_match, on_nomatch);
+    let prog = add_program(&mut object, ir, source, &opts)?;
+    Ok((object, prog))
+}

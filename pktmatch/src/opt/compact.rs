@@ -1,0 +1,53 @@
+//! Dead-block removal: blocks no edge reaches go, the others keep their
+//! order and are numbered again.
+
+use super::{DEAD, Scratch};
+use crate::ir::{Edge, Ir};
+
+/// Drops unreachable blocks, keeping the order.
+pub(super) fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
+    let n = ir.blocks.len();
+    s.reset(n);
+    let slots = &mut s.slots;
+    // Mark the live blocks (index 0), then number them.
+    if let Some(Edge::Block(i)) = ir.entry {
+        slots[i as usize].index = 0;
+    }
+    for i in 0..n {
+        if slots[i].index != DEAD {
+            for e in [ir.blocks[i].t, ir.blocks[i].f] {
+                if let Edge::Block(j) = e {
+                    slots[j as usize].index = 0;
+                }
+            }
+        }
+    }
+    let mut next = 0u32;
+    for slot in slots.iter_mut() {
+        if slot.index != DEAD {
+            slot.index = next;
+            next += 1;
+        }
+    }
+    if next as usize == n {
+        // All live: the numbering stays as it is.
+        return false;
+    }
+    let map = |e: Edge| match e {
+        Edge::Block(i) => Edge::Block(slots[i as usize].index),
+        e => e,
+    };
+    let mut kept = 0;
+    for (i, slot) in slots.iter().enumerate() {
+        if slot.index != DEAD {
+            let mut b = ir.blocks[i];
+            b.t = map(b.t);
+            b.f = map(b.f);
+            ir.blocks[kept] = b;
+            kept += 1;
+        }
+    }
+    ir.blocks.truncate(kept);
+    ir.entry = ir.entry.map(map);
+    true
+}

@@ -1,0 +1,53 @@
+//! Assignments nothing reads: a `Let` block whose variable no test reads
+//! is skipped, when computing its value cannot reject (e.g. the inner
+//! offsets after a trailing `geneve`). Runs first, before the branch
+//! loop.
+
+use super::jumps::can_reject;
+use crate::ir::{Cond, Edge, Ir, Val, ValNode};
+
+/// The variables `v` reads, as a bit set.
+fn reads(ir: &Ir, v: Val) -> u64 {
+    match ir.node(v) {
+        ValNode::Var(n) => 1u64.checked_shl(n).unwrap_or(0),
+        ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => reads(ir, o),
+        ValNode::Bin(_, a, b) => reads(ir, a) | reads(ir, b),
+        _ => 0,
+    }
+}
+
+/// Skips assignments to variables nothing reads, when computing the value
+/// cannot reject (e.g. the inner offsets after a trailing `geneve`).
+pub(super) fn drop_dead_lets(ir: &mut Ir) {
+    if !ir.blocks.iter().any(|b| matches!(b.cond, Cond::Let { .. })) {
+        return;
+    }
+    let read = ir.blocks.iter().fold(0u64, |acc, b| {
+        acc | match b.cond {
+            Cond::Cmp { a, b, .. } => reads(ir, a) | reads(ir, b),
+            Cond::Let { val, .. } => reads(ir, val),
+            Cond::ProtoChain { .. } => 0,
+        }
+    });
+    let n = ir.blocks.len();
+    let mut alias: Vec<Option<Edge>> = vec![None; n];
+    let res = |e: Edge, alias: &[Option<Edge>]| match e {
+        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+        e => e,
+    };
+    for i in (0..n).rev() {
+        let mut b = ir.blocks[i];
+        b.t = res(b.t, &alias);
+        b.f = res(b.f, &alias);
+        ir.blocks[i] = b;
+        if let Cond::Let { var, val } = b.cond
+            && read & 1u64.checked_shl(var).unwrap_or(0) == 0
+            && !can_reject(ir, val)
+        {
+            alias[i] = Some(b.t);
+        }
+    }
+    if let Some(e) = ir.entry {
+        ir.entry = Some(res(e, &alias));
+    }
+}

@@ -1,0 +1,85 @@
+//! libpcap's `intern_blocks`: blocks that make the same test with the
+//! same successors merge into one. It runs after the branch loop only, as
+//! libpcap's does.
+
+use super::{Scratch, Slot};
+use crate::ir::{Edge, Ir};
+
+/// Up to this many blocks, `merge_duplicates` looks for an equal block
+/// by scanning (cheaper than building a hash map); past it, the scans
+/// (quadratic, every round) cost more than the map.
+const SCAN_MAX: usize = 16;
+
+/// Where an edge goes once blocks are replaced by their aliases.
+fn resolve(e: Edge, slots: &[Slot]) -> Edge {
+    match e {
+        Edge::Block(i) => slots[i as usize].alias.unwrap_or(e),
+        e => e,
+    }
+}
+
+/// Points block `i`'s edges past aliased blocks; returns whether they
+/// moved, and the block.
+fn set_edges(ir: &mut Ir, i: usize, slots: &[Slot]) -> (bool, crate::ir::Block) {
+    let old = ir.blocks[i];
+    let mut b = old;
+    b.t = resolve(b.t, slots);
+    b.f = resolve(b.f, slots);
+    ir.blocks[i] = b;
+    (b.t != old.t || b.f != old.f, b)
+}
+
+/// Points the entry past aliased blocks; says whether it moved.
+fn set_entry(ir: &mut Ir, slots: &[Slot]) -> bool {
+    let old = ir.entry;
+    ir.entry = old.map(|e| resolve(e, slots));
+    ir.entry != old
+}
+
+/// Merges blocks that make the same test with the same successors (the
+/// port tests that `port 53` repeats for tcp, udp and sctp, over IPv4
+/// and IPv6): they behave alike on every path, so one serves all.
+/// Blocks only jump forward, so scanning backwards sees successors merged
+/// before their predecessors, and the kept (later) copy stays after every
+/// block that now jumps to it.
+pub(super) fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
+    let n = ir.blocks.len();
+    if n < 2 {
+        // Nothing to merge with, and no alias to resolve.
+        return false;
+    }
+    s.reset(n);
+    s.seen.clear();
+    if n > SCAN_MAX {
+        // At its final size at once: growing rehashes.
+        s.seen.reserve(n);
+    }
+    let mut changed = false;
+    for i in (0..n).rev() {
+        let (moved, b) = set_edges(ir, i, &s.slots);
+        changed |= moved;
+        let key = (b.cond, b.t, b.f, b.short);
+        // At most one later block with this key is kept (the others are
+        // aliases of it): that is the one to merge into.
+        let kept = if n <= SCAN_MAX {
+            (i + 1..n)
+                .find(|&j| {
+                    let o = ir.blocks[j];
+                    s.slots[j].alias.is_none() && (o.cond, o.t, o.f, o.short) == key
+                })
+                .map(|j| j as u32)
+        } else {
+            match s.seen.entry(key) {
+                std::collections::hash_map::Entry::Occupied(kept) => Some(*kept.get()),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(i as u32);
+                    None
+                }
+            }
+        };
+        if let Some(k) = kept {
+            s.slots[i].alias = Some(Edge::Block(k));
+        }
+    }
+    changed | set_entry(ir, &s.slots)
+}
