@@ -68,16 +68,7 @@ fn options_for(tables: &Tables, target: Target) -> CompileOptions<'_> {
         Target::Tc => (0, 2),
         Target::SocketFilter => (0x40000, 0),
     };
-    CompileOptions {
-        link: LinkType::En10mb,
-        target,
-        on_match,
-        on_nomatch,
-        test_run_meta: false,
-        xdp_frags: false,
-        netmask: None,
-        resolver: tables,
-    }
+    CompileOptions::new(LinkType::En10mb, target, tables).verdicts(on_match, on_nomatch)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -365,12 +356,7 @@ fn run_over_capture() {
         let runner = |engine| {
             Runner::new(
                 expr,
-                &RunOptions {
-                    link: LinkType::En10mb,
-                    engine,
-                    netmask: None,
-                    resolver: &tables,
-                },
+                &RunOptions::new(LinkType::En10mb, &tables).engine(engine),
             )
             .expect("compiles")
         };

@@ -20,17 +20,40 @@ pub enum EngineError {
     Run(#[from] RunError),
 }
 
-/// What [`Runner::new`] needs besides the expression.
+/// What [`Runner::new`] needs besides the expression: made with
+/// [`RunOptions::new`], changed with its setters.
 #[derive(Clone, Copy)]
 pub struct RunOptions<'a> {
-    /// Link type of the packets.
-    pub link: LinkType,
-    /// Where to run.
-    pub engine: Engine,
-    /// The capture's IPv4 netmask, if known (`ip broadcast` needs it).
-    pub netmask: Option<u32>,
-    /// Name lookups of the expression.
-    pub resolver: &'a dyn Resolver,
+    link: LinkType,
+    engine: Engine,
+    netmask: Option<u32>,
+    resolver: &'a dyn Resolver,
+}
+
+impl<'a> RunOptions<'a> {
+    /// Options for packets of link type `link`, names of the expression
+    /// looked up in `resolver`: the engine picked at run time
+    /// ([`Engine::Auto`]), no netmask.
+    pub fn new(link: LinkType, resolver: &'a dyn Resolver) -> Self {
+        RunOptions {
+            link,
+            engine: Engine::Auto,
+            netmask: None,
+            resolver,
+        }
+    }
+
+    /// Sets where to run.
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Sets the capture's IPv4 netmask, if known (`ip broadcast` needs it).
+    pub fn netmask(mut self, netmask: Option<u32>) -> Self {
+        self.netmask = netmask;
+        self
+    }
 }
 
 /// A tcpdump filter ready to run over packets.
@@ -44,11 +67,7 @@ impl Runner {
     pub fn new(expr: &str, opts: &RunOptions<'_>) -> Result<Runner, EngineError> {
         let filter = parse_with(
             expr,
-            Options {
-                link: opts.link,
-                resolver: opts.resolver,
-                netmask: opts.netmask,
-            },
+            Options::new(opts.link, opts.resolver).netmask(opts.netmask),
         )?;
         let (ir, warning) = build_ir(
             &filter,

@@ -226,29 +226,15 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         Hook::TcxEgress => (Target::Tc, ProgramType::TcxEgress),
     };
     let (on_match, on_nomatch) = req.action.verdicts(req.hook);
-    let opts = CompileOptions {
-        link: link_of_device(req.iface)?,
-        target,
-        on_match,
-        on_nomatch,
-        test_run_meta: false,
-        xdp_frags: frags,
-        netmask: None,
-        resolver: req.resolver,
-    };
-    let filter = parse_with(
-        req.expr,
-        Options {
-            link: opts.link,
-            resolver: opts.resolver,
-            netmask: opts.netmask,
-        },
-    )?;
-    let mut lower = lower_options(&opts);
-    lower.fixed_direction = match req.hook {
+    let link = link_of_device(req.iface)?;
+    let opts = CompileOptions::new(link, target, req.resolver)
+        .verdicts(on_match, on_nomatch)
+        .xdp_frags(frags);
+    let filter = parse_with(req.expr, Options::new(link, req.resolver))?;
+    let lower = lower_options(&opts).fixed_direction(match req.hook {
         Hook::Xdp | Hook::TcxIngress => Some(false),
         Hook::TcxEgress => Some(true),
-    };
+    });
     let (ir, _) = build_ir(&filter, &lower)?;
 
     let mut object = Object::new();
@@ -272,7 +258,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
 
     let code = emit_program(
         &ir,
-        &EmitOptions::new(target).xdp_frags(opts.xdp_frags),
+        &EmitOptions::new(target).xdp_frags(frags),
         req.expr,
         |a, matched| {
             // Count [matched, seen], then return the verdict.
@@ -288,7 +274,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
     let prog = object
         .add_program(req.name, prog_type, code)
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
-    if opts.xdp_frags {
+    if frags {
         object
             .set_xdp_frags(prog, true)
             .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;

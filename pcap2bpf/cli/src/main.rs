@@ -227,21 +227,15 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         TargetArg::Tc => (Target::Tc, 0, 2),
         TargetArg::Socket => (Target::SocketFilter, 0x40000, 0),
     };
-    let opts = CompileOptions {
-        link: match a.linktype {
-            LinkArg::En10mb => LinkType::En10mb,
-            LinkArg::Raw => LinkType::Raw,
-            LinkArg::LinuxSll => LinkType::LinuxSll,
-            LinkArg::LinuxSll2 => LinkType::LinuxSll2,
-        },
-        target,
-        on_match,
-        on_nomatch,
-        test_run_meta: false,
-        xdp_frags: a.xdp_frags,
-        netmask: None,
-        resolver: &tables,
+    let link = match a.linktype {
+        LinkArg::En10mb => LinkType::En10mb,
+        LinkArg::Raw => LinkType::Raw,
+        LinkArg::LinuxSll => LinkType::LinuxSll,
+        LinkArg::LinuxSll2 => LinkType::LinuxSll2,
     };
+    let opts = CompileOptions::new(link, target, &tables)
+        .verdicts(on_match, on_nomatch)
+        .xdp_frags(a.xdp_frags);
     if a.xdp_frags && target != Target::Xdp {
         return Err("pcap2bpf: --xdp-frags is for --target xdp".into());
     }
@@ -313,12 +307,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
         EngineArg::Interp => Engine::Interp,
     };
     let tables = Tables::system();
-    let opts = RunOptions {
-        link,
-        engine,
-        netmask: None,
-        resolver: &tables,
-    };
+    let opts = RunOptions::new(link, &tables).engine(engine);
     let mut runner = Runner::new(&expr, &opts).map_err(|e| match e {
         pcap2bpf::engine::EngineError::Compile(c) => compile_error(&c, &expr),
         other => format!("pcap2bpf: {other}"),
