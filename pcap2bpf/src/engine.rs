@@ -7,7 +7,7 @@
 
 pub use pktmatch::run::{Engine, Frame, LINEAR_LIMIT, RunError};
 
-use crate::{CompileError, LinkType, Options, Resolver, build_ir, lower, parse_with};
+use crate::{CompileError, LinkType, Options, Resolver, Warning, build_ir, lower, parse_with};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ impl<'a> RunOptions<'a> {
 /// A tcpdump filter ready to run over packets.
 pub struct Runner {
     inner: pktmatch::run::Runner,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl Runner {
@@ -86,7 +86,7 @@ impl Runner {
     }
 
     /// Warnings of the compilation.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 

@@ -46,6 +46,7 @@ pub mod lexer;
 pub mod lower;
 pub mod parser;
 pub mod resolve;
+pub mod warning;
 
 use bpf_builder::object::{Object, ProgId};
 
@@ -56,6 +57,7 @@ pub use ast::{Expr, Span};
 pub use check::{Atom, Checked};
 pub use error::CompileError;
 pub use resolve::{Resolver, Tables};
+pub use warning::Warning;
 
 /// Link-layer types the compiler targets (libpcap DLT names in comments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -241,8 +243,8 @@ pub struct Compiled {
     pub object: Object,
     /// The program.
     pub program: ProgId,
-    /// Warnings (e.g. "expression rejects all packets").
-    pub warnings: Vec<String>,
+    /// Warnings (e.g. [`Warning::RejectsAll`]).
+    pub warnings: Vec<Warning>,
     /// Number of IR blocks after optimisation.
     pub ir_blocks: usize,
     /// The optimised IR (e.g. for its [`Ir::max_read`]).
@@ -258,12 +260,13 @@ pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
     }
 }
 
-/// Lowers and optimises a checked filter. The second value is a warning
-/// when no packet can match (the IR then rejects everything).
+/// Lowers and optimises a checked filter. The second value is
+/// [`Warning::RejectsAll`] when no packet can match (the IR then rejects
+/// everything).
 pub fn build_ir(
     filter: &Filter,
     opts: &LowerOptions,
-) -> Result<(Ir, Option<String>), CompileError> {
+) -> Result<(Ir, Option<Warning>), CompileError> {
     // Room for the values of a few primitives: growing costs more.
     let mut ir = Ir::with_capacity(32);
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
@@ -271,7 +274,7 @@ pub fn build_ir(
     if !ir.can_accept() {
         ir.blocks.clear();
         ir.entry = Some(ir::Edge::Reject);
-        return Ok((ir, Some("expression rejects all packets".to_string())));
+        return Ok((ir, Some(Warning::RejectsAll)));
     }
     Ok((ir, None))
 }
