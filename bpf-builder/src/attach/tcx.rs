@@ -125,6 +125,43 @@ impl<'a> Anchor<'a> {
     }
 }
 
+/// Where [`attach`] and [`attach_unlinked`] put a program and what chain
+/// they expect: made with [`TcxOptions::new`], changed with its setters.
+#[derive(Debug, Clone, Copy)]
+pub struct TcxOptions<'a> {
+    anchor: Anchor<'a>,
+    expected_revision: Option<u64>,
+}
+
+impl<'a> TcxOptions<'a> {
+    /// At the tail of the chain, whatever its revision.
+    pub fn new() -> Self {
+        TcxOptions {
+            anchor: Anchor::Tail,
+            expected_revision: None,
+        }
+    }
+
+    /// Sets where the program goes.
+    pub fn anchor(mut self, anchor: Anchor<'a>) -> Self {
+        self.anchor = anchor;
+        self
+    }
+
+    /// Changes the chain only if it is still at `revision` (as read with
+    /// [`query`]); [`AttachError::RevisionMoved`] otherwise.
+    pub fn expected_revision(mut self, revision: u64) -> Self {
+        self.expected_revision = Some(revision);
+        self
+    }
+}
+
+impl Default for TcxOptions<'_> {
+    fn default() -> Self {
+        TcxOptions::new()
+    }
+}
+
 /// One program of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -224,16 +261,19 @@ fn check_type(prog: &Program, hook: Hook) -> Result<(), AttachError> {
     }
 }
 
-/// Attaches `prog` to the `hook` chain of `iface` through a link, at
-/// `anchor`. With `expected_revision`, only if the chain is still at that
-/// revision ([`AttachError::RevisionMoved`] otherwise).
+/// Attaches `prog` to the `hook` chain of `iface` through a link, where
+/// `opts` says; with an expected revision, only if the chain is still at
+/// it ([`AttachError::RevisionMoved`] otherwise).
 pub fn attach(
     iface: impl Into<Interface>,
     hook: Hook,
     prog: &Program,
-    anchor: Anchor<'_>,
-    expected_revision: Option<u64>,
+    opts: &TcxOptions<'_>,
 ) -> Result<Link, AttachError> {
+    let TcxOptions {
+        anchor,
+        expected_revision,
+    } = *opts;
     let iface = iface.into();
     check_type(prog, hook)?;
     let ifindex = iface.resolve()?;
@@ -362,7 +402,10 @@ pub fn attach_with(
     for _ in 0..max_attempts {
         let chain = query(iface.clone(), hook)?;
         let anchor = resolve(&chain)?;
-        match attach(iface.clone(), hook, prog, anchor, Some(chain.revision)) {
+        let opts = TcxOptions::new()
+            .anchor(anchor)
+            .expected_revision(chain.revision);
+        match attach(iface.clone(), hook, prog, &opts) {
             Err(AttachError::RevisionMoved { .. }) => continue,
             // The anchor went away after we read the chain, which moved it.
             Err(AttachError::AnchorNotFound { .. })
@@ -380,15 +423,19 @@ pub fn attach_with(
     })
 }
 
-/// Attaches without a link (`BPF_PROG_ATTACH`): the program stays until
-/// [`detach_unlinked`] or the device goes away; no handle owns it.
+/// Attaches without a link (`BPF_PROG_ATTACH`), where `opts` says: the
+/// program stays until [`detach_unlinked`] or the device goes away; no
+/// handle owns it.
 pub fn attach_unlinked(
     iface: impl Into<Interface>,
     hook: Hook,
     prog: &Program,
-    anchor: Anchor<'_>,
-    expected_revision: Option<u64>,
+    opts: &TcxOptions<'_>,
 ) -> Result<(), AttachError> {
+    let TcxOptions {
+        anchor,
+        expected_revision,
+    } = *opts;
     let iface = iface.into();
     check_type(prog, hook)?;
     let ifindex = iface.resolve()?;
