@@ -15,6 +15,7 @@ use bpf_builder::attach::{AttachError, Link};
 use bpf_builder::handle::Program;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Reg::*, Size};
+use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::Loaded;
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
@@ -59,7 +60,7 @@ fn prog<'a>(l: &'a Loaded, name: &str) -> &'a Program {
     l.program_by_name(name).unwrap()
 }
 
-fn id(p: &Program) -> u32 {
+fn id(p: &Program) -> KernelProgId {
     p.info().unwrap().id
 }
 
@@ -106,7 +107,7 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
             [f, b, c, e, d, a].map(id).to_vec(),
             "query order"
         );
-        let links: Vec<Option<u32>> = [&lf, &lb, &lc, &le, &ld, &la]
+        let links: Vec<Option<KernelLinkId>> = [&lf, &lb, &lc, &le, &ld, &la]
             .iter()
             .map(|l| Some(l.id().unwrap()))
             .collect();

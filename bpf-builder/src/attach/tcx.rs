@@ -20,6 +20,7 @@ use aya_obj::generated::bpf_attach_type;
 
 use super::{AttachError, Interface, Link};
 use crate::handle::Program;
+use crate::kernel_id::{KernelLinkId, KernelProgId};
 use crate::object::ProgramType;
 use crate::sys::bpf::{
     self as sys, LinkCreateAttr, ProgAttachAttr, Relative, Target, flags as bpf_flags,
@@ -65,9 +66,9 @@ pub enum Ref<'a> {
     /// The program attached by this link (by its fd).
     Link(&'a Link),
     /// The program with this kernel id.
-    ProgramId(u32),
+    ProgramId(KernelProgId),
     /// The program attached by the link with this kernel id.
-    LinkId(u32),
+    LinkId(KernelLinkId),
 }
 
 impl<'a> Ref<'a> {
@@ -166,9 +167,9 @@ impl Default for TcxOptions<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The program's kernel id.
-    pub prog_id: u32,
+    pub prog_id: KernelProgId,
     /// The link that attached it (`None`: attached without a link).
-    pub link_id: Option<u32>,
+    pub link_id: Option<KernelLinkId>,
     /// The program's name (empty if it went away while we read the chain).
     pub name: String,
 }
@@ -185,7 +186,7 @@ pub struct Chain {
 
 impl Chain {
     /// The program ids in order.
-    pub fn prog_ids(&self) -> Vec<u32> {
+    pub fn prog_ids(&self) -> Vec<KernelProgId> {
         self.entries.iter().map(|e| e.prog_id).collect()
     }
 
@@ -318,7 +319,7 @@ fn query_index(ifindex: u32, hook: Hook) -> io::Result<Chain> {
         .enumerate()
         .map(|(i, &prog_id)| Entry {
             prog_id,
-            link_id: q.link_ids.get(i).copied().filter(|&l| l != 0),
+            link_id: q.link_ids.get(i).copied().flatten(),
             name: sys::prog_get_fd_by_id(prog_id)
                 .and_then(sys::prog_info)
                 .map(|info| info.name)

@@ -17,6 +17,7 @@ use bpf_builder::attach::{AttachError, Interface, Link};
 use bpf_builder::handle::Map;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AtomicOp, JmpOp, Reg, Size};
+use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
@@ -144,10 +145,10 @@ pub struct Attached {
     pub action: String,
     /// The filter expression.
     pub expr: String,
-    /// The kernel's program id.
-    pub prog_id: u32,
-    /// The kernel's link id (0 when the link is gone).
-    pub link_id: u32,
+    /// The kernel's program id (`None` when the link is gone or detached).
+    pub prog_id: Option<KernelProgId>,
+    /// The kernel's link id (`None` when the link is gone).
+    pub link_id: Option<KernelLinkId>,
     /// Packets matched.
     pub matched: u64,
     /// Packets seen.
@@ -432,11 +433,11 @@ fn describe(dir: &Path) -> Result<Attached, DeployError> {
                     _ => 0,
                 };
                 match if_indextoname(ifindex) {
-                    Ok(name) => (info.id, info.prog_id, name, false),
-                    Err(_) => (info.id, info.prog_id, iface, true),
+                    Ok(name) => (Some(info.id), info.prog_id, name, false),
+                    Err(_) => (Some(info.id), info.prog_id, iface, true),
                 }
             }
-            Err(_) => (0, 0, iface, true),
+            Err(_) => (None, None, iface, true),
         };
     Ok(Attached {
         name,

@@ -417,8 +417,8 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         attached.name,
         attached.iface,
         attached.hook,
-        attached.prog_id,
-        attached.link_id,
+        id_or_dash(attached.prog_id),
+        id_or_dash(attached.link_id),
         deploy::PIN_ROOT,
         attached.name
     );
@@ -440,6 +440,12 @@ fn default_name(iface: &str, hook: Hook) -> String {
     format!("{base}_{hook}")
 }
 
+/// A kernel id as `status` and `attach` print it: `-` when there is none
+/// (the link or its program is gone).
+fn id_or_dash(id: Option<impl std::fmt::Display>) -> String {
+    id.map_or_else(|| "-".to_string(), |id| id.to_string())
+}
+
 fn cmd_status() -> Result<(), String> {
     let filters = deploy::status().map_err(|e| format!("pcap2bpf: {e}"))?;
     if filters.is_empty() {
@@ -458,7 +464,15 @@ fn cmd_status() -> Result<(), String> {
         };
         println!(
             "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  {}",
-            f.name, device, f.hook, f.action, f.matched, f.seen, f.prog_id, f.link_id, f.expr
+            f.name,
+            device,
+            f.hook,
+            f.action,
+            f.matched,
+            f.seen,
+            id_or_dash(f.prog_id),
+            id_or_dash(f.link_id),
+            f.expr
         );
     }
     Ok(())
