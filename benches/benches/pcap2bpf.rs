@@ -62,13 +62,10 @@ fn options(tables: &Tables) -> CompileOptions<'_> {
     options_for(tables, Target::Xdp)
 }
 
+/// The target's usual verdicts (XDP_PASS/XDP_DROP, TC_ACT_OK/TC_ACT_SHOT,
+/// 256 KiB/nothing), as [`CompileOptions::new`] sets them.
 fn options_for(tables: &Tables, target: Target) -> CompileOptions<'_> {
-    let (on_match, on_nomatch) = match target {
-        Target::Xdp => (2, 1),
-        Target::Tc => (0, 2),
-        Target::SocketFilter => (0x40000, 0),
-    };
-    CompileOptions::new(LinkType::En10mb, target, tables).verdicts(on_match, on_nomatch)
+    CompileOptions::new(LinkType::En10mb, target, tables)
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -222,10 +222,10 @@ fn compile_error(e: &pcap2bpf::CompileError, expr: &str) -> String {
 fn cmd_compile(a: CompileArgs) -> Result<(), String> {
     let expr = a.expr.text()?;
     let tables = Tables::system();
-    let (target, on_match, on_nomatch) = match a.target {
-        TargetArg::Xdp => (Target::Xdp, 2, 1),
-        TargetArg::Tc => (Target::Tc, 0, 2),
-        TargetArg::Socket => (Target::SocketFilter, 0x40000, 0),
+    let target = match a.target {
+        TargetArg::Xdp => Target::Xdp,
+        TargetArg::Tc => Target::Tc,
+        TargetArg::Socket => Target::SocketFilter,
     };
     let link = match a.linktype {
         LinkArg::En10mb => LinkType::En10mb,
@@ -233,9 +233,9 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         LinkArg::LinuxSll => LinkType::LinuxSll,
         LinkArg::LinuxSll2 => LinkType::LinuxSll2,
     };
-    let opts = CompileOptions::new(link, target, &tables)
-        .verdicts(on_match, on_nomatch)
-        .xdp_frags(a.xdp_frags);
+    // The target's usual verdicts: XDP_PASS/XDP_DROP, TC_ACT_OK/TC_ACT_SHOT,
+    // 256 KiB/nothing for socket filters.
+    let opts = CompileOptions::new(link, target, &tables).xdp_frags(a.xdp_frags);
     if a.xdp_frags && target != Target::Xdp {
         return Err("pcap2bpf: --xdp-frags is for --target xdp".into());
     }
