@@ -62,22 +62,10 @@ fn options(tables: &Tables) -> CompileOptions<'_> {
     options_for(tables, Target::Xdp)
 }
 
+/// The target's usual verdicts (XDP_PASS/XDP_DROP, TC_ACT_OK/TC_ACT_SHOT,
+/// 256 KiB/nothing), as [`CompileOptions::new`] sets them.
 fn options_for(tables: &Tables, target: Target) -> CompileOptions<'_> {
-    let (on_match, on_nomatch) = match target {
-        Target::Xdp => (2, 1),
-        Target::Tc => (0, 2),
-        Target::SocketFilter => (0x40000, 0),
-    };
-    CompileOptions {
-        link: LinkType::En10mb,
-        target,
-        on_match,
-        on_nomatch,
-        test_run_meta: false,
-        xdp_frags: false,
-        netmask: None,
-        resolver: tables,
-    }
+    CompileOptions::new(LinkType::En10mb, target, tables)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -365,12 +353,7 @@ fn run_over_capture() {
         let runner = |engine| {
             Runner::new(
                 expr,
-                &RunOptions {
-                    link: LinkType::En10mb,
-                    engine,
-                    netmask: None,
-                    resolver: &tables,
-                },
+                &RunOptions::new(LinkType::En10mb, &tables).engine(engine),
             )
             .expect("compiles")
         };

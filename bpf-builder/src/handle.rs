@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use crate::kernel_id::{KernelMapId, KernelProgId};
 use crate::map::MapType;
 use crate::object::ProgramType;
 use crate::run::{RunError, TestRun, TestRunOutput};
@@ -137,7 +138,7 @@ impl Map {
     }
 
     /// The kernel's id of the map.
-    pub fn id(&self) -> io::Result<u32> {
+    pub fn id(&self) -> io::Result<KernelMapId> {
         Ok(sys::map_info(self.fd.as_fd())?.id)
     }
 
@@ -430,6 +431,11 @@ impl Program {
     /// What the kernel reports about the program (id, tag, sizes, maps).
     pub fn info(&self) -> io::Result<sys::ProgInfo> {
         sys::prog_info(self.fd.as_fd())
+    }
+
+    /// The kernel's id of the program.
+    pub fn id(&self) -> io::Result<KernelProgId> {
+        Ok(self.info()?.id)
     }
 
     /// Runs the program once or `repeat` times on test input.

@@ -6,7 +6,8 @@
 //! jumps, symbolic references, source annotations), [`object`] / [`map`] /
 //! [`reloc`] (the in-memory object), [`layout`] (programs with the
 //! functions they call), [`load`] (into the kernel, all or nothing),
-//! [`handle`] (maps and programs in the kernel), [`run`]
+//! [`handle`] (maps and programs in the kernel, [`kernel_id`] their
+//! kernel ids), [`run`]
 //! (`BPF_PROG_TEST_RUN`), [`interp`] (running programs without the
 //! kernel), [`attach`] (XDP, tcx, links, devmap/cpumap entries),
 //! [`disasm`] / [`listing`] (text), [`btf`] (types, func and line info),
@@ -70,6 +71,7 @@ pub mod handle;
 pub mod helpers;
 pub mod insn;
 pub mod interp;
+pub mod kernel_id;
 pub mod layout;
 pub mod listing;
 pub mod load;

@@ -10,11 +10,12 @@ mod common;
 use std::sync::Barrier;
 
 use bpf_builder::asm::Asm;
-use bpf_builder::attach::tcx::{self, Anchor, Hook, Place, Ref};
+use bpf_builder::attach::tcx::{self, Anchor, Hook, Place, Ref, TcxOptions};
 use bpf_builder::attach::{AttachError, Link};
 use bpf_builder::handle::Program;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Reg::*, Size};
+use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::Loaded;
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
@@ -59,7 +60,7 @@ fn prog<'a>(l: &'a Loaded, name: &str) -> &'a Program {
     l.program_by_name(name).unwrap()
 }
 
-fn id(p: &Program) -> u32 {
+fn id(p: &Program) -> KernelProgId {
     p.info().unwrap().id
 }
 
@@ -89,7 +90,7 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
         let l = tracers(prefix, 6, ProgramType::TcxIngress);
         let [a, b, c, d, e, f] = [1, 2, 3, 4, 5, 6].map(|k| prog(&l, &format!("tt1_{k}")));
         let at = |p: &Program, anchor: Anchor<'_>| -> Link {
-            ns.run(|| tcx::attach("vb", Hook::Ingress, p, anchor, None))
+            ns.run(|| tcx::attach("vb", Hook::Ingress, p, &TcxOptions::new().anchor(anchor)))
                 .unwrap()
                 .unwrap()
         };
@@ -106,7 +107,7 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
             [f, b, c, e, d, a].map(id).to_vec(),
             "query order"
         );
-        let links: Vec<Option<u32>> = [&lf, &lb, &lc, &le, &ld, &la]
+        let links: Vec<Option<KernelLinkId>> = [&lf, &lb, &lc, &le, &ld, &la]
             .iter()
             .map(|l| Some(l.id().unwrap()))
             .collect();
@@ -134,7 +135,14 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
         let g = at(e, Anchor::Tail);
         drop(g);
         let eg1 = ns
-            .run(|| tcx::attach("va", Hook::Egress, e, Anchor::Tail, None))
+            .run(|| {
+                tcx::attach(
+                    "va",
+                    Hook::Egress,
+                    e,
+                    &TcxOptions::new().anchor(Anchor::Tail),
+                )
+            })
             .unwrap()
             .unwrap();
         drop((la, lb, ld, le, lf));
@@ -153,7 +161,14 @@ fn every_anchor_kind_places_the_program_where_query_and_traffic_say() {
         wait_for("vb's ingress chain empty", empty("vb", Hook::Ingress));
         assert_eq!(trace_of(&pair, &l), 0x5);
         let eg2 = ns
-            .run(|| tcx::attach("va", Hook::Egress, a, Anchor::Head, None))
+            .run(|| {
+                tcx::attach(
+                    "va",
+                    Hook::Egress,
+                    a,
+                    &TcxOptions::new().anchor(Anchor::Head),
+                )
+            })
             .unwrap()
             .unwrap();
         assert_eq!(trace_of(&pair, &l), 0x15);
@@ -182,14 +197,32 @@ fn stale_revision_and_bad_anchors_fail_clearly_and_change_nothing() {
         let before = q();
         assert!(before.entries.is_empty());
         let _la = ns
-            .run(|| tcx::attach("vb", Hook::Ingress, a, Anchor::Tail, Some(before.revision)))
+            .run(|| {
+                tcx::attach(
+                    "vb",
+                    Hook::Ingress,
+                    a,
+                    &TcxOptions::new()
+                        .anchor(Anchor::Tail)
+                        .expected_revision(before.revision),
+                )
+            })
             .unwrap()
             .unwrap();
         let after = q();
         assert_ne!(after.revision, before.revision);
 
         let err = ns
-            .run(|| tcx::attach("vb", Hook::Ingress, b, Anchor::Head, Some(before.revision)))
+            .run(|| {
+                tcx::attach(
+                    "vb",
+                    Hook::Ingress,
+                    b,
+                    &TcxOptions::new()
+                        .anchor(Anchor::Head)
+                        .expected_revision(before.revision),
+                )
+            })
             .unwrap()
             .unwrap_err();
         match &err {
@@ -211,8 +244,7 @@ fn stale_revision_and_bad_anchors_fail_clearly_and_change_nothing() {
                     "vb",
                     Hook::Ingress,
                     b,
-                    Anchor::Before(Ref::Program(c)),
-                    None,
+                    &TcxOptions::new().anchor(Anchor::Before(Ref::Program(c))),
                 )
             })
             .unwrap()
@@ -220,13 +252,27 @@ fn stale_revision_and_bad_anchors_fail_clearly_and_change_nothing() {
         assert!(matches!(err, AttachError::AnchorNotFound { .. }), "{err}");
         // The same program twice.
         let err = ns
-            .run(|| tcx::attach("vb", Hook::Ingress, a, Anchor::Head, None))
+            .run(|| {
+                tcx::attach(
+                    "vb",
+                    Hook::Ingress,
+                    a,
+                    &TcxOptions::new().anchor(Anchor::Head),
+                )
+            })
             .unwrap()
             .unwrap_err();
         assert!(matches!(err, AttachError::HookTaken { .. }), "{err}");
         // An unknown device.
         let err = ns
-            .run(|| tcx::attach("nosuch0", Hook::Ingress, b, Anchor::Head, None))
+            .run(|| {
+                tcx::attach(
+                    "nosuch0",
+                    Hook::Ingress,
+                    b,
+                    &TcxOptions::new().anchor(Anchor::Head),
+                )
+            })
             .unwrap()
             .unwrap_err();
         assert!(matches!(err, AttachError::UnknownInterface(_)), "{err}");
@@ -241,8 +287,7 @@ fn stale_revision_and_bad_anchors_fail_clearly_and_change_nothing() {
                     "vb",
                     Hook::Ingress,
                     prog(&xdp, "tt2_xdp"),
-                    Anchor::Head,
-                    None,
+                    &TcxOptions::new().anchor(Anchor::Head),
                 )
             })
             .unwrap()
@@ -253,9 +298,18 @@ fn stale_revision_and_bad_anchors_fail_clearly_and_change_nothing() {
 
         // Link-less attach, replace in place, detach; with revisions.
         let rev = q().revision;
-        ns.run(|| tcx::attach_unlinked("vb", Hook::Ingress, c, Anchor::Head, Some(rev)))
-            .unwrap()
-            .unwrap();
+        ns.run(|| {
+            tcx::attach_unlinked(
+                "vb",
+                Hook::Ingress,
+                c,
+                &TcxOptions::new()
+                    .anchor(Anchor::Head)
+                    .expected_revision(rev),
+            )
+        })
+        .unwrap()
+        .unwrap();
         let chain = q();
         assert_eq!(chain.prog_ids(), vec![id(c), id(a)]);
         assert_eq!(chain.entries[0].link_id, None);
@@ -289,7 +343,14 @@ fn ordering_helper_retries_when_the_chain_moves_under_it() {
         let l = tracers(prefix, 3, ProgramType::TcxIngress);
         let [a, b, c] = [1, 2, 3].map(|k| prog(&l, &format!("tt3_{k}")));
         let _la = ns
-            .run(|| tcx::attach("vb", Hook::Ingress, a, Anchor::Tail, None))
+            .run(|| {
+                tcx::attach(
+                    "vb",
+                    Hook::Ingress,
+                    a,
+                    &TcxOptions::new().anchor(Anchor::Tail),
+                )
+            })
             .unwrap()
             .unwrap();
 
@@ -302,8 +363,15 @@ fn ordering_helper_retries_when_the_chain_moves_under_it() {
                 tcx::attach_with("vb", Hook::Ingress, c, 8, |chain| {
                     calls += 1;
                     if calls == 1 {
-                        intruder =
-                            Some(tcx::attach("vb", Hook::Ingress, b, Anchor::Head, None).unwrap());
+                        intruder = Some(
+                            tcx::attach(
+                                "vb",
+                                Hook::Ingress,
+                                b,
+                                &TcxOptions::new().anchor(Anchor::Head),
+                            )
+                            .unwrap(),
+                        );
                     }
                     // "Right before the first program", whatever it is now.
                     Ok(Anchor::Before(Ref::ProgramId(chain.entries[0].prog_id)))
@@ -357,7 +425,14 @@ fn two_threads_placing_programs_at_once_get_the_order_both_asked_for() {
         let l = tracers(prefix, 13, ProgramType::TcxIngress);
         let name = |k: i32| format!("tt4_{k}");
         let base = ns
-            .run(|| tcx::attach("vb", Hook::Ingress, prog(&l, &name(1)), Anchor::Tail, None))
+            .run(|| {
+                tcx::attach(
+                    "vb",
+                    Hook::Ingress,
+                    prog(&l, &name(1)),
+                    &TcxOptions::new().anchor(Anchor::Tail),
+                )
+            })
             .unwrap()
             .unwrap();
         let barrier = Barrier::new(2);

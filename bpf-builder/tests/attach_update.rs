@@ -109,7 +109,7 @@ fn link_update_swaps_programs_without_losing_or_doubling_a_frame() {
             by_new >= u64::from(FRAMES / 2 - CHUNK),
             "new handled {by_new}"
         );
-        assert_eq!(link.program_id().unwrap(), new.info().unwrap().id);
+        assert_eq!(link.program_id().unwrap(), Some(new.info().unwrap().id));
     }
     assert_nothing_left(prefix);
 }

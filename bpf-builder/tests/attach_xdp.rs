@@ -70,7 +70,7 @@ fn link_attached_drop_then_pass_is_seen_on_the_peer() {
         assert_eq!(read_u64(counts, 0), 5, "the drop program saw every frame");
 
         link.update(pass_p).unwrap();
-        assert_eq!(link.program_id().unwrap(), pass_p.info().unwrap().id);
+        assert_eq!(link.program_id().unwrap(), Some(pass_p.info().unwrap().id));
         assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker), frames);
         assert_eq!(read_u64(counts, 1), 5);
 
@@ -293,7 +293,7 @@ fn pinned_link_outlives_its_handle_until_detached() {
         let link = Link::from_pin(pin).unwrap();
         let info = link.info().unwrap();
         assert_eq!(info.id, link_id);
-        assert_eq!(info.prog_id, drop_p.info().unwrap().id);
+        assert_eq!(info.prog_id, Some(drop_p.info().unwrap().id));
         assert_eq!(
             info.detail,
             LinkDetail::Xdp {

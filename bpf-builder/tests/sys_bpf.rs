@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use bpf_builder::insn::{Insn, Reg};
+use bpf_builder::kernel_id::KernelProgId;
 use bpf_builder::run::{RunError, TestRun, test_run};
 use bpf_builder::sys::bpf::flags::*;
 use bpf_builder::sys::bpf::*;
@@ -82,7 +83,7 @@ fn every_map_kind_is_created_as_asked() {
         };
         assert_eq!(info.map_flags, flags | forced, "{t:?}");
         assert_eq!(info.name, name, "{t:?}");
-        assert_ne!(info.id, 0);
+        assert_ne!(info.id.get(), 0);
     }
 }
 
@@ -448,10 +449,10 @@ fn ids_find_our_objects() {
     let prog = load_xdp_returning(2, "by_id");
     let id = prog_info(&prog).unwrap().id;
     let mut ids = Vec::new();
-    let mut cur = 0;
+    let mut cur = None;
     while let Some(next) = prog_get_next_id(cur).unwrap() {
         ids.push(next);
-        cur = next;
+        cur = Some(next);
     }
     assert!(ids.contains(&id));
     let again = prog_get_fd_by_id(id).unwrap();
@@ -460,10 +461,10 @@ fn ids_find_our_objects() {
     let m = create(bpf_map_type::BPF_MAP_TYPE_ARRAY, 4, 4, 1, 0);
     let mid = map_info(&m).unwrap().id;
     let mut found = false;
-    let mut cur = 0;
+    let mut cur = None;
     while let Some(next) = map_get_next_id(cur).unwrap() {
         found |= next == mid;
-        cur = next;
+        cur = Some(next);
     }
     assert!(found);
     assert_eq!(map_info(map_get_fd_by_id(mid).unwrap()).unwrap().id, mid);
@@ -482,10 +483,10 @@ fn ids_find_our_objects() {
     }
     assert!(gone, "program id {id} still alive after its fds closed");
     // Walking link ids works too (there may be none).
-    let mut cur = 0;
+    let mut cur = None;
     while let Some(next) = link_get_next_id(cur).unwrap() {
-        assert!(next > cur);
-        cur = next;
+        assert!(Some(next) > cur);
+        cur = Some(next);
     }
 }
 
@@ -623,7 +624,7 @@ fn netns_xdp_link() {
     let info = link_info(&link).unwrap();
     assert_eq!(info.link_type, bpf_link_type::BPF_LINK_TYPE_XDP as u32);
     assert_eq!(info.detail, LinkDetail::Xdp { ifindex: LO });
-    assert_eq!(info.prog_id, prog_info(&p1).unwrap().id);
+    assert_eq!(info.prog_id, Some(prog_info(&p1).unwrap().id));
     assert_eq!(
         link_info(link_get_fd_by_id(info.id).unwrap()).unwrap().id,
         info.id
@@ -635,7 +636,7 @@ fn netns_xdp_link() {
     link_update(&link, &p2, Some(p1.as_fd())).unwrap();
     assert_eq!(
         link_info(&link).unwrap().prog_id,
-        prog_info(&p2).unwrap().id
+        Some(prog_info(&p2).unwrap().id)
     );
 
     // A relative anchor makes no sense for XDP.
@@ -644,7 +645,7 @@ fn netns_xdp_link() {
         target: Target::Ifindex(LO),
         attach_type: bpf_attach_type::BPF_XDP as u32,
         flags: 0,
-        relative: Relative::ProgId(1),
+        relative: Relative::ProgId(KernelProgId::new(1)),
         expected_revision: 0,
     })
     .unwrap_err();
@@ -692,7 +693,7 @@ fn netns_tcx() {
     let q1 = prog_query(Target::Ifindex(LO), ingress, 0).unwrap();
     assert_eq!(q1.prog_ids, vec![id(&a)]);
     let la_info = link_info(&la).unwrap();
-    assert_eq!(q1.link_ids, vec![la_info.id]);
+    assert_eq!(q1.link_ids, vec![Some(la_info.id)]);
     assert_eq!(
         la_info.detail,
         LinkDetail::Tcx {
@@ -741,7 +742,7 @@ fn netns_tcx() {
     .unwrap();
     let q3 = prog_query(Target::Ifindex(LO), ingress, 0).unwrap();
     assert_eq!(q3.prog_ids, vec![id(&b), id(&a), id(&c)]);
-    assert_eq!(q3.link_ids[2], 0, "c has no link");
+    assert_eq!(q3.link_ids[2], None, "c has no link");
 
     prog_detach(
         Target::Ifindex(LO),

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use bpf_builder::attach::tcx::{self, Anchor, Hook, Place, Ref};
+use bpf_builder::attach::tcx::{self, Anchor, Hook, Place, Ref, TcxOptions};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgramType};
 use examples::net_progs;
@@ -29,7 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (_links, chain) = ns.run(|| -> Result<_, bpf_builder::attach::AttachError> {
         // "second" at the tail of an empty chain.
-        let second = tcx::attach("vb", Hook::Ingress, prog("second"), Anchor::Tail, None)?;
+        let second = tcx::attach(
+            "vb",
+            Hook::Ingress,
+            prog("second"),
+            &TcxOptions::new().anchor(Anchor::Tail),
+        )?;
         // "first" right before whatever is named "second", race-safe.
         let first = tcx::attach_placed(
             "vb",
@@ -42,8 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "vb",
             Hook::Ingress,
             prog("third"),
-            Anchor::After(Ref::Link(&second)),
-            None,
+            &TcxOptions::new().anchor(Anchor::After(Ref::Link(&second))),
         )?;
         let chain = tcx::query("vb", Hook::Ingress)?;
         Ok(([first, second, third], chain))

@@ -4,23 +4,15 @@ use std::time::Instant;
 fn main() {
     let expr = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     let tables = pcap2bpf::Tables::system();
-    let opts = pcap2bpf::CompileOptions {
-        link: pcap2bpf::LinkType::En10mb,
-        target: pcap2bpf::Target::Xdp,
-        on_match: 2,
-        on_nomatch: 1,
-        test_run_meta: false,
-        xdp_frags: false,
-        netmask: None,
-        resolver: &tables,
-    };
+    let link = pcap2bpf::LinkType::En10mb;
+    let opts = pcap2bpf::CompileOptions::new(link, pcap2bpf::Target::Xdp, &tables).verdicts(2, 1);
     let n = 20000;
     let t = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(pcap2bpf::parse(&expr, opts.link, &tables).unwrap());
+        std::hint::black_box(pcap2bpf::parse(&expr, link, &tables).unwrap());
     }
     let parse = t.elapsed().as_nanos() / n;
-    let f = pcap2bpf::parse(&expr, opts.link, &tables).unwrap();
+    let f = pcap2bpf::parse(&expr, link, &tables).unwrap();
     let lo = pcap2bpf::lower_options(&opts);
     let t = Instant::now();
     for _ in 0..n {

@@ -7,7 +7,7 @@
 
 pub use pktmatch::run::{Engine, Frame, LINEAR_LIMIT, RunError};
 
-use crate::{CompileError, LinkType, Options, Resolver, build_ir, lower, parse_with};
+use crate::{CompileError, LinkType, Options, Resolver, Warning, build_ir, lower, parse_with};
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,23 +20,46 @@ pub enum EngineError {
     Run(#[from] RunError),
 }
 
-/// What [`Runner::new`] needs besides the expression.
+/// What [`Runner::new`] needs besides the expression: made with
+/// [`RunOptions::new`], changed with its setters.
 #[derive(Clone, Copy)]
 pub struct RunOptions<'a> {
-    /// Link type of the packets.
-    pub link: LinkType,
-    /// Where to run.
-    pub engine: Engine,
-    /// The capture's IPv4 netmask, if known (`ip broadcast` needs it).
-    pub netmask: Option<u32>,
-    /// Name lookups of the expression.
-    pub resolver: &'a dyn Resolver,
+    link: LinkType,
+    engine: Engine,
+    netmask: Option<u32>,
+    resolver: &'a dyn Resolver,
+}
+
+impl<'a> RunOptions<'a> {
+    /// Options for packets of link type `link`, names of the expression
+    /// looked up in `resolver`: the engine picked at run time
+    /// ([`Engine::Auto`]), no netmask.
+    pub fn new(link: LinkType, resolver: &'a dyn Resolver) -> Self {
+        RunOptions {
+            link,
+            engine: Engine::Auto,
+            netmask: None,
+            resolver,
+        }
+    }
+
+    /// Sets where to run.
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Sets the capture's IPv4 netmask, if known (`ip broadcast` needs it).
+    pub fn netmask(mut self, netmask: Option<u32>) -> Self {
+        self.netmask = netmask;
+        self
+    }
 }
 
 /// A tcpdump filter ready to run over packets.
 pub struct Runner {
     inner: pktmatch::run::Runner,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl Runner {
@@ -44,11 +67,7 @@ impl Runner {
     pub fn new(expr: &str, opts: &RunOptions<'_>) -> Result<Runner, EngineError> {
         let filter = parse_with(
             expr,
-            Options {
-                link: opts.link,
-                resolver: opts.resolver,
-                netmask: opts.netmask,
-            },
+            Options::new(opts.link, opts.resolver).netmask(opts.netmask),
         )?;
         let (ir, warning) = build_ir(
             &filter,
@@ -67,7 +86,7 @@ impl Runner {
     }
 
     /// Warnings of the compilation.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 

@@ -23,12 +23,7 @@
 //! // filter.object.load() loads it (CAP_BPF); bpf_builder::attach attaches it.
 //!
 //! // The same filter over a packet, in the interpreter (no privileges).
-//! let run = RunOptions {
-//!     link: LinkType::En10mb,
-//!     engine: Engine::Interp,
-//!     netmask: None,
-//!     resolver: &names,
-//! };
+//! let run = RunOptions::new(LinkType::En10mb, &names).engine(Engine::Interp);
 //! let mut runner = Runner::new("tcp port 80", &run)?;
 //! let mut syn = vec![0u8; 54];
 //! syn[12..14].copy_from_slice(&[0x08, 0x00]); // EtherType IPv4
@@ -51,6 +46,7 @@ pub mod lexer;
 pub mod lower;
 pub mod parser;
 pub mod resolve;
+pub mod warning;
 
 use bpf_builder::object::{Object, ProgId};
 
@@ -61,6 +57,7 @@ pub use ast::{Expr, Span};
 pub use check::{Atom, Checked};
 pub use error::CompileError;
 pub use resolve::{Resolver, Tables};
+pub use warning::Warning;
 
 /// Link-layer types the compiler targets (libpcap DLT names in comments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,27 +116,36 @@ pub struct Filter {
     pub checked: Option<Checked>,
 }
 
-/// Options beyond the link type.
+/// Options of [`parse_with`]: the link type, where names are looked up,
+/// and the IPv4 netmask of the capture interface.
 #[derive(Clone, Copy)]
 pub struct Options<'a> {
-    /// The link type.
-    pub link: LinkType,
-    /// Where names are looked up.
-    pub resolver: &'a dyn Resolver,
-    /// The IPv4 netmask of the capture interface (`ip broadcast` needs it).
-    pub netmask: Option<u32>,
+    link: LinkType,
+    resolver: &'a dyn Resolver,
+    netmask: Option<u32>,
 }
 
-/// Parses and checks `expr` for `link`, resolving names with `resolver`.
-pub fn parse(expr: &str, link: LinkType, resolver: &dyn Resolver) -> Result<Filter, CompileError> {
-    parse_with(
-        expr,
+impl<'a> Options<'a> {
+    /// Options for `link`, names looked up in `resolver`, no netmask.
+    pub fn new(link: LinkType, resolver: &'a dyn Resolver) -> Self {
         Options {
             link,
             resolver,
             netmask: None,
-        },
-    )
+        }
+    }
+
+    /// Sets the IPv4 netmask of the capture interface (`ip broadcast`
+    /// needs it).
+    pub fn netmask(mut self, netmask: Option<u32>) -> Self {
+        self.netmask = netmask;
+        self
+    }
+}
+
+/// Parses and checks `expr` for `link`, resolving names with `resolver`.
+pub fn parse(expr: &str, link: LinkType, resolver: &dyn Resolver) -> Result<Filter, CompileError> {
+    parse_with(expr, Options::new(link, resolver))
 }
 
 /// Parses and checks `expr` with the names of this machine's `/etc` files.
@@ -161,31 +167,18 @@ pub fn parse_with(expr: &str, opts: Options<'_>) -> Result<Filter, CompileError>
     })
 }
 
-/// Options of [`compile`].
+/// Options of [`compile`]: made with [`CompileOptions::new`], changed
+/// with its setters.
 #[derive(Clone, Copy)]
 pub struct CompileOptions<'a> {
-    /// The link type of the packets.
-    pub link: LinkType,
-    /// The program type.
-    pub target: Target,
-    /// Return value on a match (XDP: an action such as `XDP_PASS` = 2;
-    /// socket filters: the number of bytes to keep).
-    pub on_match: i32,
-    /// Return value otherwise (XDP: e.g. `XDP_DROP` = 1; socket: 0).
-    pub on_nomatch: i32,
-    /// XDP only: read the captured and wire lengths from the metadata area
-    /// (for running captures through `BPF_PROG_TEST_RUN`; see
-    /// [`EmitOptions::test_run_meta`]). Also gives `inbound`/`ifindex`
-    /// their capture-file meaning (errors where libpcap has no field).
-    pub test_run_meta: bool,
-    /// XDP only: the program declares fragment support and reads frames
-    /// spread over several buffers, as devices at a jumbo MTU need (see
-    /// [`EmitOptions::xdp_frags`]).
-    pub xdp_frags: bool,
-    /// The IPv4 netmask (for `ip broadcast`).
-    pub netmask: Option<u32>,
-    /// Where names are looked up.
-    pub resolver: &'a dyn Resolver,
+    link: LinkType,
+    target: Target,
+    on_match: i32,
+    on_nomatch: i32,
+    test_run_meta: bool,
+    xdp_frags: bool,
+    netmask: Option<u32>,
+    resolver: &'a dyn Resolver,
 }
 
 impl<'a> CompileOptions<'a> {
@@ -211,26 +204,33 @@ impl<'a> CompileOptions<'a> {
         }
     }
 
-    /// Sets the return values on a match and otherwise.
+    /// Sets the return values on a match and otherwise (XDP: an action
+    /// such as `XDP_PASS` = 2 and `XDP_DROP` = 1; socket filters: the
+    /// number of bytes to keep).
     pub fn verdicts(mut self, on_match: i32, on_nomatch: i32) -> Self {
         self.on_match = on_match;
         self.on_nomatch = on_nomatch;
         self
     }
 
-    /// Sets [`CompileOptions::test_run_meta`].
+    /// XDP only: read the captured and wire lengths from the metadata area
+    /// (for running captures through `BPF_PROG_TEST_RUN`; see
+    /// [`EmitOptions::test_run_meta`]). Also gives `inbound`/`ifindex`
+    /// their capture-file meaning (errors where libpcap has no field).
     pub fn test_run_meta(mut self, on: bool) -> Self {
         self.test_run_meta = on;
         self
     }
 
-    /// Sets [`CompileOptions::xdp_frags`].
+    /// XDP only: the program declares fragment support and reads frames
+    /// spread over several buffers, as devices at a jumbo MTU need (see
+    /// [`EmitOptions::xdp_frags`]).
     pub fn xdp_frags(mut self, on: bool) -> Self {
         self.xdp_frags = on;
         self
     }
 
-    /// Sets [`CompileOptions::netmask`].
+    /// Sets the IPv4 netmask (for `ip broadcast`).
     pub fn netmask(mut self, netmask: Option<u32>) -> Self {
         self.netmask = netmask;
         self
@@ -243,8 +243,8 @@ pub struct Compiled {
     pub object: Object,
     /// The program.
     pub program: ProgId,
-    /// Warnings (e.g. "expression rejects all packets").
-    pub warnings: Vec<String>,
+    /// Warnings (e.g. [`Warning::RejectsAll`]).
+    pub warnings: Vec<Warning>,
     /// Number of IR blocks after optimisation.
     pub ir_blocks: usize,
     /// The optimised IR (e.g. for its [`Ir::max_read`]).
@@ -253,21 +253,20 @@ pub struct Compiled {
 
 /// The lowering options a target implies.
 pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
-    LowerOptions {
-        link: opts.link,
-        vlan_meta: opts.target != Target::Xdp && !opts.test_run_meta,
-        offline: opts.test_run_meta,
-        fixed_direction: (opts.target == Target::Xdp).then_some(false),
-        netmask: opts.netmask,
+    if opts.test_run_meta {
+        LowerOptions::offline(opts.link, opts.netmask)
+    } else {
+        LowerOptions::live(opts.link, opts.target, opts.netmask)
     }
 }
 
-/// Lowers and optimises a checked filter. The second value is a warning
-/// when no packet can match (the IR then rejects everything).
+/// Lowers and optimises a checked filter. The second value is
+/// [`Warning::RejectsAll`] when no packet can match (the IR then rejects
+/// everything).
 pub fn build_ir(
     filter: &Filter,
     opts: &LowerOptions,
-) -> Result<(Ir, Option<String>), CompileError> {
+) -> Result<(Ir, Option<Warning>), CompileError> {
     // Room for the values of a few primitives: growing costs more.
     let mut ir = Ir::with_capacity(32);
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
@@ -275,7 +274,7 @@ pub fn build_ir(
     if !ir.can_accept() {
         ir.blocks.clear();
         ir.entry = Some(ir::Edge::REJECT);
-        return Ok((ir, Some("expression rejects all packets".to_string())));
+        return Ok((ir, Some(Warning::RejectsAll)));
     }
     Ok((ir, None))
 }
@@ -284,11 +283,7 @@ pub fn build_ir(
 pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, CompileError> {
     let filter = parse_with(
         expr,
-        Options {
-            link: opts.link,
-            resolver: opts.resolver,
-            netmask: opts.netmask,
-        },
+        Options::new(opts.link, opts.resolver).netmask(opts.netmask),
     )?;
     let (ir, warning) = build_ir(&filter, &lower_options(opts))?;
     let eopts = EmitOptions::new(opts.target)

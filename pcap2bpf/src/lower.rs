@@ -13,24 +13,26 @@ use crate::LinkType;
 use crate::ast::{Arith, ArithOp, ByteOp, Dir, Llc, Primitive, Proto, RelOp, Span};
 use crate::check::{Atom, Checked};
 use crate::error::CompileError;
+use pktmatch::Target;
 use pktmatch::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, Val, ValNode};
 
-/// What the lowering needs to know about where the filter runs.
+/// What the lowering needs to know about where the filter runs: made with
+/// [`LowerOptions::offline`] or [`LowerOptions::live`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LowerOptions {
     /// The link type of the packets.
-    pub link: LinkType,
+    link: LinkType,
     /// The outer VLAN tag may be in metadata (tc, socket filters): lower
     /// `vlan` the way libpcap does with Linux BPF extensions.
-    pub vlan_meta: bool,
+    vlan_meta: bool,
     /// Filtering a capture file: `inbound`, `outbound` and `ifindex` on
     /// links without a direction field are errors, as in libpcap.
-    pub offline: bool,
+    offline: bool,
     /// `inbound`/`outbound` are known at compile time (XDP: always
     /// inbound): `Some(outgoing)`.
-    pub fixed_direction: Option<bool>,
+    fixed_direction: Option<bool>,
     /// The IPv4 netmask for `ip broadcast`.
-    pub netmask: Option<u32>,
+    netmask: Option<u32>,
 }
 
 impl LowerOptions {
@@ -45,6 +47,29 @@ impl LowerOptions {
             fixed_direction: Some(false),
             netmask,
         }
+    }
+
+    /// For packets of a live hook of `target`: XDP sees the frame with
+    /// its tag and only inbound packets; tc and socket filters may find
+    /// the outer VLAN tag in metadata and read the direction at run time.
+    pub fn live(link: LinkType, target: Target, netmask: Option<u32>) -> Self {
+        let xdp = target == Target::Xdp;
+        LowerOptions {
+            link,
+            vlan_meta: !xdp,
+            offline: false,
+            fixed_direction: xdp.then_some(false),
+            netmask,
+        }
+    }
+
+    /// Sets whether `inbound`/`outbound` are known at compile time:
+    /// `Some(outgoing)` when every packet goes the same way (tc egress:
+    /// `Some(true)`), `None` to read the direction from the packet's
+    /// metadata.
+    pub fn fixed_direction(mut self, outgoing: Option<bool>) -> Self {
+        self.fixed_direction = outgoing;
+        self
     }
 }
 
@@ -1415,13 +1440,7 @@ mod tests {
     fn build(expr: &str) -> Result<crate::Ir, crate::CompileError> {
         let t = Tables::new();
         let f = parse(expr, LinkType::En10mb, &t)?;
-        let o = LowerOptions {
-            link: LinkType::En10mb,
-            vlan_meta: false,
-            offline: true,
-            fixed_direction: None,
-            netmask: None,
-        };
+        let o = LowerOptions::offline(LinkType::En10mb, None).fixed_direction(None);
         Ok(build_ir(&f, &o)?.0)
     }
 

@@ -58,16 +58,9 @@ const TC_ACT_SHOT: i32 = 2;
 fn compile_tc(expr: &str, tables: &pcap2bpf::Tables) -> Compiled {
     compile(
         expr,
-        &CompileOptions {
-            link: LinkType::En10mb,
-            target: Target::Tc,
-            on_match: TC_ACT_OK,
-            on_nomatch: TC_ACT_SHOT,
-            test_run_meta: false,
-            xdp_frags: false,
-            netmask: Some(0xffff_ff00),
-            resolver: tables,
-        },
+        &CompileOptions::new(LinkType::En10mb, Target::Tc, tables)
+            .verdicts(TC_ACT_OK, TC_ACT_SHOT)
+            .netmask(Some(0xffff_ff00)),
     )
     .unwrap_or_else(|e| panic!("compiles for XDP but not tc: {}", e.render(expr)))
 }
@@ -76,16 +69,9 @@ fn compile_tc(expr: &str, tables: &pcap2bpf::Tables) -> Compiled {
 fn compile_socket(expr: &str, link: LinkType, tables: &pcap2bpf::Tables) -> Compiled {
     compile(
         expr,
-        &CompileOptions {
-            link,
-            target: Target::SocketFilter,
-            on_match: 0x40000,
-            on_nomatch: 0,
-            test_run_meta: false,
-            xdp_frags: false,
-            netmask: Some(0xffff_ff00),
-            resolver: tables,
-        },
+        &CompileOptions::new(link, Target::SocketFilter, tables)
+            .verdicts(0x40000, 0)
+            .netmask(Some(0xffff_ff00)),
     )
     .unwrap_or_else(|e| {
         panic!(
@@ -112,16 +98,10 @@ fn raw_in_ethernet(packet: &[u8]) -> Vec<u8> {
 fn compile_for(expr: &str, link: LinkType, tables: &pcap2bpf::Tables) -> Result<Compiled, String> {
     compile(
         expr,
-        &CompileOptions {
-            link,
-            target: Target::Xdp,
-            on_match: XDP_PASS,
-            on_nomatch: XDP_DROP,
-            test_run_meta: true,
-            xdp_frags: false,
-            netmask: Some(0xffff_ff00),
-            resolver: tables,
-        },
+        &CompileOptions::new(link, Target::Xdp, tables)
+            .verdicts(XDP_PASS, XDP_DROP)
+            .test_run_meta(true)
+            .netmask(Some(0xffff_ff00)),
     )
     .map_err(|e| e.render(expr))
 }
@@ -213,12 +193,9 @@ fn verdicts_match_libpcap() {
             let runner = |engine| {
                 Runner::new(
                     expr,
-                    &RunOptions {
-                        link: *link,
-                        engine,
-                        netmask: Some(0xffff_ff00),
-                        resolver: &tables,
-                    },
+                    &RunOptions::new(*link, &tables)
+                        .engine(engine)
+                        .netmask(Some(0xffff_ff00)),
                 )
             };
             let mut interp = runner(Engine::Interp).expect("compiles as above");

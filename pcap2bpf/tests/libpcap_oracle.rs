@@ -75,14 +75,7 @@ fn compare(lines: &[(String, String)], what: &str) -> Vec<String> {
     let (mut both_ok, mut both_err) = (0, 0);
     for ((dlt, mask, expr), lib) in ours.iter().zip(&theirs) {
         let Some(lt) = link(dlt) else { continue };
-        let res = parse_with(
-            expr,
-            Options {
-                link: lt,
-                resolver: &tables,
-                netmask: *mask,
-            },
-        );
+        let res = parse_with(expr, Options::new(lt, &tables).netmask(*mask));
         match (&res, lib) {
             (Ok(_), Ok(())) => both_ok += 1,
             (Err(_), Err(_)) => both_err += 1,

@@ -1,18 +1,13 @@
 //! The optimiser on lowered tcpdump filters: shared header checks and
 //! equal tests merged, contradictions and tautologies folded.
 use pcap2bpf::ir::{Cond, Edge, Ir, ValNode};
-use pcap2bpf::{LinkType, LowerOptions, Tables, build_ir, parse};
+use pcap2bpf::{LinkType, LowerOptions, Tables, Target, build_ir, parse};
 
 fn ir(expr: &str) -> Ir {
     let t = Tables::new();
     let f = parse(expr, LinkType::En10mb, &t).unwrap();
-    let o = LowerOptions {
-        link: LinkType::En10mb,
-        vlan_meta: false,
-        offline: false,
-        fixed_direction: Some(false),
-        netmask: None,
-    };
+    // What XDP sees: the tag in the frame, packets inbound.
+    let o = LowerOptions::live(LinkType::En10mb, Target::Xdp, None);
     build_ir(&f, &o).unwrap().0
 }
 

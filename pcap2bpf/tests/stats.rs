@@ -33,16 +33,9 @@ fn instruction_counts_and_compile_times() {
     exprs.dedup();
     let out = run_with_etc(&bin, &etc, &[], exprs.join("\n") + "\n").unwrap_or_default();
     let tables = tables();
-    let opts = CompileOptions {
-        link: LinkType::En10mb,
-        target: Target::Xdp,
-        on_match: 2,
-        on_nomatch: 1,
-        test_run_meta: false,
-        xdp_frags: false,
-        netmask: Some(0xffff_ff00),
-        resolver: &tables,
-    };
+    let opts = CompileOptions::new(LinkType::En10mb, Target::Xdp, &tables)
+        .verdicts(2, 1)
+        .netmask(Some(0xffff_ff00));
     let (mut ours, mut theirs, mut ratio) = (vec![], vec![], vec![]);
     let (mut our_ns, mut their_ns) = (vec![], vec![]);
     let (mut more, mut total) = (0, 0);

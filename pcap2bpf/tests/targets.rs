@@ -44,16 +44,11 @@ fn every_program_passes_the_verifier() {
             (Target::Tc, false, false),
             (Target::SocketFilter, false, false),
         ] {
-            let opts = CompileOptions {
-                link,
-                target,
-                on_match: 2,
-                on_nomatch: 1,
-                test_run_meta,
-                xdp_frags,
-                netmask: Some(0xffff_ff00),
-                resolver: &tables,
-            };
+            let opts = CompileOptions::new(link, target, &tables)
+                .verdicts(2, 1)
+                .test_run_meta(test_run_meta)
+                .xdp_frags(xdp_frags)
+                .netmask(Some(0xffff_ff00));
             // What the front end or the target refuses is an error, not a
             // program; the differential test accounts for those.
             let Ok(c) = compile(&expr, &opts) else {

@@ -107,16 +107,10 @@ fn compare(
         let Some(want) = line.strip_prefix('V') else {
             continue;
         };
-        let opts = CompileOptions {
-            link,
-            target: Target::Xdp,
-            on_match: 2,
-            on_nomatch: 1,
-            test_run_meta: true,
-            xdp_frags: false,
-            netmask: Some(0xffff_ff00),
-            resolver: &tables,
-        };
+        let opts = CompileOptions::new(link, Target::Xdp, &tables)
+            .verdicts(2, 1)
+            .test_run_meta(true)
+            .netmask(Some(0xffff_ff00));
         let c = match compile(expr, &opts) {
             Ok(c) => c,
             Err(e) => {
@@ -127,12 +121,9 @@ fn compare(
         seen.programs += 1;
         let mut interp = Runner::new(
             expr,
-            &RunOptions {
-                link,
-                engine: Engine::Interp,
-                netmask: Some(0xffff_ff00),
-                resolver: &tables,
-            },
+            &RunOptions::new(link, &tables)
+                .engine(Engine::Interp)
+                .netmask(Some(0xffff_ff00)),
         )
         .expect("compiles as above");
         let is_known = known.iter().any(|(e, _)| e == expr);

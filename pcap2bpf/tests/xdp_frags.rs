@@ -49,16 +49,10 @@ fn own_expressions() -> Vec<String> {
 /// The filter compiled for XDP with fragment support, as `attach` builds
 /// it on a device that needs it.
 fn frags_program(expr: &str, tables: &pcap2bpf::Tables) -> Option<Compiled> {
-    let opts = CompileOptions {
-        link: LinkType::En10mb,
-        target: Target::Xdp,
-        on_match: XDP_PASS,
-        on_nomatch: XDP_DROP,
-        test_run_meta: false,
-        xdp_frags: true,
-        netmask: Some(0xffff_ff00),
-        resolver: tables,
-    };
+    let opts = CompileOptions::new(LinkType::En10mb, Target::Xdp, tables)
+        .verdicts(XDP_PASS, XDP_DROP)
+        .xdp_frags(true)
+        .netmask(Some(0xffff_ff00));
     compile(expr, &opts).ok()
 }
 

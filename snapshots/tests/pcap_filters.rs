@@ -217,16 +217,10 @@ fn socket_filter_listings() {
 /// support), returning `verdicts` (on a match, otherwise).
 fn listings(target: Target, xdp_frags: bool, prefix: &str, filters: &[&str], verdicts: (i32, i32)) {
     let tables = tables();
-    let opts = CompileOptions {
-        link: LinkType::En10mb,
-        target,
-        on_match: verdicts.0,
-        on_nomatch: verdicts.1,
-        test_run_meta: false,
-        xdp_frags,
-        netmask: Some(0xffff_ff00),
-        resolver: &tables,
-    };
+    let opts = CompileOptions::new(LinkType::En10mb, target, &tables)
+        .verdicts(verdicts.0, verdicts.1)
+        .xdp_frags(xdp_frags)
+        .netmask(Some(0xffff_ff00));
     let mut seen = std::collections::HashSet::new();
     for expr in filters {
         let n = name(prefix, expr);

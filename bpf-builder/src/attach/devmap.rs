@@ -17,6 +17,7 @@ use aya_obj::generated::bpf_map_type;
 
 use super::{AttachError, Interface};
 use crate::handle::{Map, Program, UpdateFlags};
+use crate::kernel_id::KernelProgId;
 use crate::object::ProgramType;
 
 /// A devmap entry as read back.
@@ -25,7 +26,7 @@ pub struct DevmapEntry {
     /// The target device.
     pub ifindex: u32,
     /// The egress program's id, if the entry has one.
-    pub prog_id: Option<u32>,
+    pub prog_id: Option<KernelProgId>,
 }
 
 /// A cpumap entry as read back.
@@ -34,7 +35,7 @@ pub struct CpumapEntry {
     /// Size of the CPU's queue.
     pub qsize: u32,
     /// The program's id, if the entry has one.
-    pub prog_id: Option<u32>,
+    pub prog_id: Option<KernelProgId>,
 }
 
 fn check_map(map: &Map, types: &[bpf_map_type], what: &str) -> Result<(), AttachError> {
@@ -96,14 +97,16 @@ fn write(
         })
 }
 
-fn read(map: &Map, key: u32) -> Result<Option<(u32, Option<u32>)>, AttachError> {
+/// Entry `key` as `(ifindex or queue size, program id)`: the kernel
+/// writes the program's id where the fd was written, 0 for none.
+fn read(map: &Map, key: u32) -> Result<Option<(u32, Option<KernelProgId>)>, AttachError> {
     let v = map
         .lookup(&key.to_ne_bytes())
         .map_err(|e| AttachError::sys(format!("read entry {key}"), std::io::Error::other(e)))?;
     Ok(v.map(|v| {
         let a = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]);
         let id = u32::from_ne_bytes([v[4], v[5], v[6], v[7]]);
-        (a, (id != 0).then_some(id))
+        (a, (id != 0).then_some(KernelProgId::new(id)))
     }))
 }
 

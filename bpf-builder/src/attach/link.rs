@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::AttachError;
 use crate::handle::Program;
+use crate::kernel_id::{KernelLinkId, KernelProgId};
 use crate::sys::bpf::{self as sys, LinkInfo};
 
 /// An attachment made through a BPF link (XDP, tcx).
@@ -49,7 +50,7 @@ impl Link {
     }
 
     /// Opens the link with kernel id `id`.
-    pub fn from_id(id: u32) -> Result<Link, AttachError> {
+    pub fn from_id(id: KernelLinkId) -> Result<Link, AttachError> {
         sys::link_get_fd_by_id(id)
             .map(Link::from_fd)
             .map_err(|e| AttachError::sys(format!("open link id {id}"), e))
@@ -61,12 +62,12 @@ impl Link {
     }
 
     /// The link's kernel id.
-    pub fn id(&self) -> Result<u32, AttachError> {
+    pub fn id(&self) -> Result<KernelLinkId, AttachError> {
         Ok(self.info()?.id)
     }
 
-    /// The id of the program attached now (0 once detached).
-    pub fn program_id(&self) -> Result<u32, AttachError> {
+    /// The id of the program attached now (`None` once detached).
+    pub fn program_id(&self) -> Result<Option<KernelProgId>, AttachError> {
         Ok(self.info()?.prog_id)
     }
 
@@ -95,9 +96,11 @@ impl Link {
                 expected: old
                     .info()
                     .map_or_else(|_| "?".into(), |i| format!("program {}", i.id)),
-                found: self
-                    .program_id()
-                    .map_or_else(|_| "?".into(), |id| format!("program {id}")),
+                found: match self.program_id() {
+                    Ok(Some(id)) => format!("program {id}"),
+                    Ok(None) => "none".into(),
+                    Err(_) => "?".into(),
+                },
             },
             (Some(libc::EINVAL), _) => AttachError::WrongProgram {
                 program: new.name().to_string(),

@@ -20,6 +20,7 @@ use aya_obj::generated::bpf_attach_type;
 
 use super::{AttachError, Interface, Link};
 use crate::handle::Program;
+use crate::kernel_id::{KernelLinkId, KernelProgId};
 use crate::object::ProgramType;
 use crate::sys::bpf::{
     self as sys, LinkCreateAttr, ProgAttachAttr, Relative, Target, flags as bpf_flags,
@@ -65,9 +66,9 @@ pub enum Ref<'a> {
     /// The program attached by this link (by its fd).
     Link(&'a Link),
     /// The program with this kernel id.
-    ProgramId(u32),
+    ProgramId(KernelProgId),
     /// The program attached by the link with this kernel id.
-    LinkId(u32),
+    LinkId(KernelLinkId),
 }
 
 impl<'a> Ref<'a> {
@@ -125,13 +126,50 @@ impl<'a> Anchor<'a> {
     }
 }
 
+/// Where [`attach`] and [`attach_unlinked`] put a program and what chain
+/// they expect: made with [`TcxOptions::new`], changed with its setters.
+#[derive(Debug, Clone, Copy)]
+pub struct TcxOptions<'a> {
+    anchor: Anchor<'a>,
+    expected_revision: Option<u64>,
+}
+
+impl<'a> TcxOptions<'a> {
+    /// At the tail of the chain, whatever its revision.
+    pub fn new() -> Self {
+        TcxOptions {
+            anchor: Anchor::Tail,
+            expected_revision: None,
+        }
+    }
+
+    /// Sets where the program goes.
+    pub fn anchor(mut self, anchor: Anchor<'a>) -> Self {
+        self.anchor = anchor;
+        self
+    }
+
+    /// Changes the chain only if it is still at `revision` (as read with
+    /// [`query`]); [`AttachError::RevisionMoved`] otherwise.
+    pub fn expected_revision(mut self, revision: u64) -> Self {
+        self.expected_revision = Some(revision);
+        self
+    }
+}
+
+impl Default for TcxOptions<'_> {
+    fn default() -> Self {
+        TcxOptions::new()
+    }
+}
+
 /// One program of a chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The program's kernel id.
-    pub prog_id: u32,
+    pub prog_id: KernelProgId,
     /// The link that attached it (`None`: attached without a link).
-    pub link_id: Option<u32>,
+    pub link_id: Option<KernelLinkId>,
     /// The program's name (empty if it went away while we read the chain).
     pub name: String,
 }
@@ -148,7 +186,7 @@ pub struct Chain {
 
 impl Chain {
     /// The program ids in order.
-    pub fn prog_ids(&self) -> Vec<u32> {
+    pub fn prog_ids(&self) -> Vec<KernelProgId> {
         self.entries.iter().map(|e| e.prog_id).collect()
     }
 
@@ -224,16 +262,19 @@ fn check_type(prog: &Program, hook: Hook) -> Result<(), AttachError> {
     }
 }
 
-/// Attaches `prog` to the `hook` chain of `iface` through a link, at
-/// `anchor`. With `expected_revision`, only if the chain is still at that
-/// revision ([`AttachError::RevisionMoved`] otherwise).
+/// Attaches `prog` to the `hook` chain of `iface` through a link, where
+/// `opts` says; with an expected revision, only if the chain is still at
+/// it ([`AttachError::RevisionMoved`] otherwise).
 pub fn attach(
     iface: impl Into<Interface>,
     hook: Hook,
     prog: &Program,
-    anchor: Anchor<'_>,
-    expected_revision: Option<u64>,
+    opts: &TcxOptions<'_>,
 ) -> Result<Link, AttachError> {
+    let TcxOptions {
+        anchor,
+        expected_revision,
+    } = *opts;
     let iface = iface.into();
     check_type(prog, hook)?;
     let ifindex = iface.resolve()?;
@@ -278,7 +319,7 @@ fn query_index(ifindex: u32, hook: Hook) -> io::Result<Chain> {
         .enumerate()
         .map(|(i, &prog_id)| Entry {
             prog_id,
-            link_id: q.link_ids.get(i).copied().filter(|&l| l != 0),
+            link_id: q.link_ids.get(i).copied().flatten(),
             name: sys::prog_get_fd_by_id(prog_id)
                 .and_then(sys::prog_info)
                 .map(|info| info.name)
@@ -362,7 +403,10 @@ pub fn attach_with(
     for _ in 0..max_attempts {
         let chain = query(iface.clone(), hook)?;
         let anchor = resolve(&chain)?;
-        match attach(iface.clone(), hook, prog, anchor, Some(chain.revision)) {
+        let opts = TcxOptions::new()
+            .anchor(anchor)
+            .expected_revision(chain.revision);
+        match attach(iface.clone(), hook, prog, &opts) {
             Err(AttachError::RevisionMoved { .. }) => continue,
             // The anchor went away after we read the chain, which moved it.
             Err(AttachError::AnchorNotFound { .. })
@@ -380,15 +424,19 @@ pub fn attach_with(
     })
 }
 
-/// Attaches without a link (`BPF_PROG_ATTACH`): the program stays until
-/// [`detach_unlinked`] or the device goes away; no handle owns it.
+/// Attaches without a link (`BPF_PROG_ATTACH`), where `opts` says: the
+/// program stays until [`detach_unlinked`] or the device goes away; no
+/// handle owns it.
 pub fn attach_unlinked(
     iface: impl Into<Interface>,
     hook: Hook,
     prog: &Program,
-    anchor: Anchor<'_>,
-    expected_revision: Option<u64>,
+    opts: &TcxOptions<'_>,
 ) -> Result<(), AttachError> {
+    let TcxOptions {
+        anchor,
+        expected_revision,
+    } = *opts;
     let iface = iface.into();
     check_type(prog, hook)?;
     let ifindex = iface.resolve()?;

@@ -13,6 +13,7 @@ use aya_obj::generated::bpf_attach_type;
 
 use super::{AttachError, Interface, Link};
 use crate::handle::Program;
+use crate::kernel_id::KernelProgId;
 use crate::object::ProgramType;
 use crate::sys::bpf::{self as sys, LinkCreateAttr, Relative, Target};
 use crate::sys::netlink::{self, NetlinkError, xdp_flags};
@@ -59,11 +60,11 @@ pub enum Expect<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct XdpQuery {
     /// The generic-mode program id.
-    pub generic: Option<u32>,
+    pub generic: Option<KernelProgId>,
     /// The driver-mode program id.
-    pub driver: Option<u32>,
+    pub driver: Option<KernelProgId>,
     /// The offloaded program id.
-    pub offload: Option<u32>,
+    pub offload: Option<KernelProgId>,
 }
 
 impl XdpQuery {
@@ -73,7 +74,7 @@ impl XdpQuery {
     }
 
     /// The program attached in `mode` (for `Auto`: the only one attached).
-    pub fn program(&self, mode: XdpMode) -> Option<u32> {
+    pub fn program(&self, mode: XdpMode) -> Option<KernelProgId> {
         match mode {
             XdpMode::Generic => self.generic,
             XdpMode::Driver => self.driver,
@@ -167,7 +168,7 @@ fn query_index(ifindex: u32) -> Result<XdpQuery, AttachError> {
         op: format!("query XDP of ifindex {ifindex}"),
         source,
     })?;
-    let some = |id: u32| (id != 0).then_some(id);
+    let some = |id: u32| (id != 0).then_some(KernelProgId::new(id));
     let mut q = XdpQuery {
         generic: some(s.skb_prog_id),
         driver: some(s.drv_prog_id),
@@ -176,9 +177,9 @@ fn query_index(ifindex: u32) -> Result<XdpQuery, AttachError> {
     // Older kernels report only IFLA_XDP_PROG_ID with the mode in ATTACHED.
     if q.is_empty() && s.prog_id != 0 {
         match s.attached {
-            1 => q.driver = Some(s.prog_id),
-            2 => q.generic = Some(s.prog_id),
-            3 => q.offload = Some(s.prog_id),
+            1 => q.driver = some(s.prog_id),
+            2 => q.generic = some(s.prog_id),
+            3 => q.offload = some(s.prog_id),
             _ => {}
         }
     }
@@ -248,12 +249,12 @@ fn set_netlink(
         .map_or_else(|| "none".to_string(), |id| format!("program {id}"));
     Err(match (errno, expect) {
         (Some(libc::EEXIST), Expect::Program(p)) => {
-            let expected = p.info().map_or(0, |i| i.id);
-            if now.and_then(|q| q.program(mode)) != Some(expected) {
+            let expected = p.info().map(|i| i.id).ok();
+            if expected.is_none() || now.and_then(|q| q.program(mode)) != expected {
                 AttachError::ExpectedMismatch {
                     hook: "XDP".into(),
                     iface: iface.to_string(),
-                    expected: format!("program {expected}"),
+                    expected: expected.map_or_else(|| "?".into(), |id| format!("program {id}")),
                     found,
                 }
             } else {

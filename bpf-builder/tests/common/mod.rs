@@ -7,6 +7,7 @@ use bpf_builder::asm::Asm;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{Insn, Reg};
 use bpf_builder::insn::{JmpOp, Reg::*, Size};
+use bpf_builder::kernel_id::KernelLinkId;
 use bpf_builder::object::MapId;
 use bpf_builder::sys::bpf as sys;
 use bpf_builder::sys::bpf::bpf_prog_type;
@@ -115,32 +116,33 @@ pub fn read_u64(map: &bpf_builder::handle::Map, slot: u32) -> u64 {
 /// Names of the loaded programs whose name starts with `prefix`.
 pub fn programs_named(prefix: &str) -> Vec<String> {
     let mut names = Vec::new();
-    let mut id = 0;
+    let mut id = None;
     while let Some(next) = sys::prog_get_next_id(id).unwrap() {
-        id = next;
-        if let Ok(fd) = sys::prog_get_fd_by_id(id)
+        id = Some(next);
+        if let Ok(fd) = sys::prog_get_fd_by_id(next)
             && let Ok(info) = sys::prog_info(&fd)
             && info.name.starts_with(prefix)
         {
-            names.push(format!("{} (id {id})", info.name));
+            names.push(format!("{} (id {next})", info.name));
         }
     }
     names
 }
 
 /// Ids of the links whose program is named with `prefix`.
-pub fn links_of(prefix: &str) -> Vec<u32> {
+pub fn links_of(prefix: &str) -> Vec<KernelLinkId> {
     let mut ids = Vec::new();
-    let mut id = 0;
+    let mut id = None;
     while let Some(next) = sys::link_get_next_id(id).unwrap() {
-        id = next;
-        if let Ok(fd) = sys::link_get_fd_by_id(id)
+        id = Some(next);
+        if let Ok(fd) = sys::link_get_fd_by_id(next)
             && let Ok(info) = sys::link_info(&fd)
-            && let Ok(pfd) = sys::prog_get_fd_by_id(info.prog_id)
+            && let Some(prog_id) = info.prog_id
+            && let Ok(pfd) = sys::prog_get_fd_by_id(prog_id)
             && let Ok(p) = sys::prog_info(&pfd)
             && p.name.starts_with(prefix)
         {
-            ids.push(id);
+            ids.push(next);
         }
     }
     ids

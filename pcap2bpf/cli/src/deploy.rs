@@ -14,6 +14,7 @@ use bpf_builder::attach::tcx::{self, Place};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{AttachError, Interface, Link};
 use bpf_builder::handle::Map;
+use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
@@ -141,10 +142,10 @@ pub struct Attached {
     pub action: String,
     /// The filter expression.
     pub expr: String,
-    /// The kernel's program id.
-    pub prog_id: u32,
-    /// The kernel's link id (0 when the link is gone).
-    pub link_id: u32,
+    /// The kernel's program id (`None` when the link is gone or detached).
+    pub prog_id: Option<KernelProgId>,
+    /// The kernel's link id (`None` when the link is gone).
+    pub link_id: Option<KernelLinkId>,
     /// Packets matched.
     pub matched: u64,
     /// Packets seen.
@@ -223,29 +224,15 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         Hook::TcxEgress => (Target::Tc, ProgramType::TcxEgress),
     };
     let (on_match, on_nomatch) = req.action.verdicts(req.hook);
-    let opts = CompileOptions {
-        link: link_of_device(req.iface)?,
-        target,
-        on_match,
-        on_nomatch,
-        test_run_meta: false,
-        xdp_frags: frags,
-        netmask: None,
-        resolver: req.resolver,
-    };
-    let filter = parse_with(
-        req.expr,
-        Options {
-            link: opts.link,
-            resolver: opts.resolver,
-            netmask: opts.netmask,
-        },
-    )?;
-    let mut lower = lower_options(&opts);
-    lower.fixed_direction = match req.hook {
+    let link = link_of_device(req.iface)?;
+    let opts = CompileOptions::new(link, target, req.resolver)
+        .verdicts(on_match, on_nomatch)
+        .xdp_frags(frags);
+    let filter = parse_with(req.expr, Options::new(link, req.resolver))?;
+    let lower = lower_options(&opts).fixed_direction(match req.hook {
         Hook::Xdp | Hook::TcxIngress => Some(false),
         Hook::TcxEgress => Some(true),
-    };
+    });
     let (ir, _) = build_ir(&filter, &lower)?;
 
     let mut object = Object::new();
@@ -268,7 +255,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
 
     let program = ProgramOptions::new(
-        EmitOptions::new(target).xdp_frags(opts.xdp_frags),
+        EmitOptions::new(target).xdp_frags(frags),
         on_match,
         on_nomatch,
     )
@@ -417,11 +404,11 @@ fn describe(dir: &Path) -> Result<Attached, DeployError> {
                     _ => 0,
                 };
                 match if_indextoname(ifindex) {
-                    Ok(name) => (info.id, info.prog_id, name, false),
-                    Err(_) => (info.id, info.prog_id, iface, true),
+                    Ok(name) => (Some(info.id), info.prog_id, name, false),
+                    Err(_) => (Some(info.id), info.prog_id, iface, true),
                 }
             }
-            Err(_) => (0, 0, iface, true),
+            Err(_) => (None, None, iface, true),
         };
     Ok(Attached {
         name,

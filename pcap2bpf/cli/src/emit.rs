@@ -93,7 +93,7 @@ fn json(c: &Compiled, expr: &str, insns: &[Insn]) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&json_string(w));
+        out.push_str(&json_string(&w.to_string()));
     }
     out.push_str("]}\n");
     out

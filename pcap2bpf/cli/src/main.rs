@@ -222,26 +222,20 @@ fn compile_error(e: &pcap2bpf::CompileError, expr: &str) -> String {
 fn cmd_compile(a: CompileArgs) -> Result<(), String> {
     let expr = a.expr.text()?;
     let tables = Tables::system();
-    let (target, on_match, on_nomatch) = match a.target {
-        TargetArg::Xdp => (Target::Xdp, 2, 1),
-        TargetArg::Tc => (Target::Tc, 0, 2),
-        TargetArg::Socket => (Target::SocketFilter, 0x40000, 0),
+    let target = match a.target {
+        TargetArg::Xdp => Target::Xdp,
+        TargetArg::Tc => Target::Tc,
+        TargetArg::Socket => Target::SocketFilter,
     };
-    let opts = CompileOptions {
-        link: match a.linktype {
-            LinkArg::En10mb => LinkType::En10mb,
-            LinkArg::Raw => LinkType::Raw,
-            LinkArg::LinuxSll => LinkType::LinuxSll,
-            LinkArg::LinuxSll2 => LinkType::LinuxSll2,
-        },
-        target,
-        on_match,
-        on_nomatch,
-        test_run_meta: false,
-        xdp_frags: a.xdp_frags,
-        netmask: None,
-        resolver: &tables,
+    let link = match a.linktype {
+        LinkArg::En10mb => LinkType::En10mb,
+        LinkArg::Raw => LinkType::Raw,
+        LinkArg::LinuxSll => LinkType::LinuxSll,
+        LinkArg::LinuxSll2 => LinkType::LinuxSll2,
     };
+    // The target's usual verdicts: XDP_PASS/XDP_DROP, TC_ACT_OK/TC_ACT_SHOT,
+    // 256 KiB/nothing for socket filters.
+    let opts = CompileOptions::new(link, target, &tables).xdp_frags(a.xdp_frags);
     if a.xdp_frags && target != Target::Xdp {
         return Err("pcap2bpf: --xdp-frags is for --target xdp".into());
     }
@@ -313,12 +307,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
         EngineArg::Interp => Engine::Interp,
     };
     let tables = Tables::system();
-    let opts = RunOptions {
-        link,
-        engine,
-        netmask: None,
-        resolver: &tables,
-    };
+    let opts = RunOptions::new(link, &tables).engine(engine);
     let mut runner = Runner::new(&expr, &opts).map_err(|e| match e {
         pcap2bpf::engine::EngineError::Compile(c) => compile_error(&c, &expr),
         other => format!("pcap2bpf: {other}"),
@@ -428,8 +417,8 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         attached.name,
         attached.iface,
         attached.hook,
-        attached.prog_id,
-        attached.link_id,
+        id_or_dash(attached.prog_id),
+        id_or_dash(attached.link_id),
         deploy::PIN_ROOT,
         attached.name
     );
@@ -451,6 +440,12 @@ fn default_name(iface: &str, hook: Hook) -> String {
     format!("{base}_{hook}")
 }
 
+/// A kernel id as `status` and `attach` print it: `-` when there is none
+/// (the link or its program is gone).
+fn id_or_dash(id: Option<impl std::fmt::Display>) -> String {
+    id.map_or_else(|| "-".to_string(), |id| id.to_string())
+}
+
 fn cmd_status() -> Result<(), String> {
     let filters = deploy::status().map_err(|e| format!("pcap2bpf: {e}"))?;
     if filters.is_empty() {
@@ -469,7 +464,15 @@ fn cmd_status() -> Result<(), String> {
         };
         println!(
             "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  {}",
-            f.name, device, f.hook, f.action, f.matched, f.seen, f.prog_id, f.link_id, f.expr
+            f.name,
+            device,
+            f.hook,
+            f.action,
+            f.matched,
+            f.seen,
+            id_or_dash(f.prog_id),
+            id_or_dash(f.link_id),
+            f.expr
         );
     }
     Ok(())

@@ -31,16 +31,7 @@ fn bpftool_shows_the_filter_beside_the_instructions() {
     let tables = Tables::default();
     let c = compile(
         expr,
-        &CompileOptions {
-            link: LinkType::En10mb,
-            target: Target::Xdp,
-            on_match: 2,
-            on_nomatch: 1,
-            test_run_meta: false,
-            xdp_frags: false,
-            netmask: None,
-            resolver: &tables,
-        },
+        &CompileOptions::new(LinkType::En10mb, Target::Xdp, &tables).verdicts(2, 1),
     )
     .unwrap();
     let loaded = c.object.load().unwrap();

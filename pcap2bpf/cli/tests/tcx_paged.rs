@@ -72,16 +72,9 @@ fn tcx_filters_on_paged_frames_count_what_the_ir_matches() {
         ns.ip(&["link", "set", "dev", dev, "mtu", "9000"]).unwrap();
     }
     let sock = ns.run(|| pair.a.socket()).unwrap().unwrap();
-    let opts = CompileOptions {
-        link: LinkType::En10mb,
-        target: Target::Tc,
-        on_match: 0,
-        on_nomatch: 2,
-        test_run_meta: false,
-        xdp_frags: false,
-        netmask: Some(0xffff_ff00),
-        resolver: &tables,
-    };
+    let opts = CompileOptions::new(LinkType::En10mb, Target::Tc, &tables)
+        .verdicts(0, 2)
+        .netmask(Some(0xffff_ff00));
     let (mut filters, mut matches) = (0, 0);
     let mut bad = Vec::new();
     for (i, expr) in exprs.iter().enumerate() {

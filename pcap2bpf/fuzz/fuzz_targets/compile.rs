@@ -30,16 +30,12 @@ fuzz_target!(|data: &[u8]| {
             (Target::Tc, false),
             (Target::SocketFilter, false),
         ] {
-            let opts = CompileOptions {
-                link,
-                target,
-                on_match: 2,
-                on_nomatch: 1,
-                test_run_meta: target == Target::Xdp && !xdp_frags,
-                xdp_frags,
-                netmask: Some(0xffff_ff00),
-                resolver: &tables,
-            };
+            let test_run_meta = target == Target::Xdp && !xdp_frags;
+            let opts = CompileOptions::new(link, target, &tables)
+                .verdicts(2, 1)
+                .test_run_meta(test_run_meta)
+                .xdp_frags(xdp_frags)
+                .netmask(Some(0xffff_ff00));
             let compiled = match compile(expr, &opts) {
                 Ok(c) => c,
                 Err(e) => {
@@ -47,16 +43,13 @@ fuzz_target!(|data: &[u8]| {
                     return;
                 }
             };
-            if !opts.test_run_meta {
+            if !test_run_meta {
                 continue;
             }
             let want = compiled.ir.eval(&packet.data, packet.wire_len, &|_| None);
-            let run = RunOptions {
-                link,
-                engine: Engine::Interp,
-                netmask: Some(0xffff_ff00),
-                resolver: &tables,
-            };
+            let run = RunOptions::new(link, &tables)
+                .engine(Engine::Interp)
+                .netmask(Some(0xffff_ff00));
             let mut runner = Runner::new(expr, &run).expect("compiles as above");
             let got = runner.matches(packet).expect("the interpreter runs our code");
             assert_eq!(got, want, "{expr:?} on {packet:?}");

@@ -11,11 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let tables = Tables::default();
     for link in [LinkType::En10mb, LinkType::Raw, LinkType::LinuxSll, LinkType::LinuxSll2] {
-        let opts = Options {
-            link,
-            resolver: &tables,
-            netmask: Some(0xffff_ff00),
-        };
+        let opts = Options::new(link, &tables).netmask(Some(0xffff_ff00));
         if let Err(e) = parse_with(expr, opts) {
             let _ = e.render(expr);
         }

@@ -9,13 +9,15 @@ use aya_obj::generated::{
     bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type, bpf_map_info, bpf_prog_info,
 };
 
+use crate::kernel_id::{KernelLinkId, KernelMapId, KernelProgId};
+
 use super::{Zeroable, fd_u32, name_from_c, ptr_u64, sys_bpf, sys_bpf_fd, zeroed};
 
 /// What the kernel reports about a loaded program.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgInfo {
     /// Kernel-wide program id.
-    pub id: u32,
+    pub id: KernelProgId,
     /// Name given at load time (at most 15 bytes).
     pub name: String,
     /// `bpf_prog_type` value.
@@ -27,7 +29,7 @@ pub struct ProgInfo {
     /// Bytes of instructions after the verifier's rewrites.
     pub xlated_len: u32,
     /// Ids of the maps the program uses.
-    pub map_ids: Vec<u32>,
+    pub map_ids: Vec<KernelMapId>,
     /// Total run time (only counted while `kernel.bpf_stats_enabled=1`).
     pub run_time_ns: u64,
     /// Number of runs (only counted while `kernel.bpf_stats_enabled=1`).
@@ -42,7 +44,7 @@ pub struct ProgInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapInfo {
     /// Kernel-wide map id.
-    pub id: u32,
+    pub id: KernelMapId,
     /// `bpf_map_type` value.
     pub map_type: u32,
     /// Key size in bytes.
@@ -80,11 +82,11 @@ pub enum LinkDetail {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
     /// Kernel-wide link id.
-    pub id: u32,
+    pub id: KernelLinkId,
     /// `bpf_link_type` value.
     pub link_type: u32,
-    /// Id of the attached program.
-    pub prog_id: u32,
+    /// Id of the attached program (`None` once the link is detached).
+    pub prog_id: Option<KernelProgId>,
     /// Type-specific details.
     pub detail: LinkDetail,
 }
@@ -110,7 +112,7 @@ pub(super) fn map_info_raw(fd: BorrowedFd<'_>) -> io::Result<bpf_map_info> {
 pub fn map_info(fd: impl AsFd) -> io::Result<MapInfo> {
     let i = map_info_raw(fd.as_fd())?;
     Ok(MapInfo {
-        id: i.id,
+        id: KernelMapId::new(i.id),
         map_type: i.type_,
         key_size: i.key_size,
         value_size: i.value_size,
@@ -137,13 +139,13 @@ pub fn prog_info(fd: impl AsFd) -> io::Result<ProgInfo> {
         map_ids.truncate(i.nr_map_ids as usize);
     }
     Ok(ProgInfo {
-        id: i.id,
+        id: KernelProgId::new(i.id),
         name: name_from_c(&i.name),
         prog_type: i.type_,
         tag: i.tag,
         jited_len: i.jited_prog_len,
         xlated_len: i.xlated_prog_len,
-        map_ids,
+        map_ids: map_ids.into_iter().map(KernelMapId::new).collect(),
         run_time_ns: i.run_time_ns,
         run_cnt: i.run_cnt,
         verified_insns: i.verified_insns,
@@ -184,9 +186,9 @@ pub fn link_info(fd: impl AsFd) -> io::Result<LinkInfo> {
         LinkDetail::Other
     };
     Ok(LinkInfo {
-        id: i.id,
+        id: KernelLinkId::new(i.id),
         link_type: i.type_,
-        prog_id: i.prog_id,
+        prog_id: (i.prog_id != 0).then_some(KernelProgId::new(i.prog_id)),
         detail,
     })
 }
@@ -198,18 +200,18 @@ fn get_fd_by_id(cmd: bpf_cmd, id: u32) -> io::Result<OwnedFd> {
 }
 
 /// `BPF_PROG_GET_FD_BY_ID`.
-pub fn prog_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    get_fd_by_id(bpf_cmd::BPF_PROG_GET_FD_BY_ID, id)
+pub fn prog_get_fd_by_id(id: KernelProgId) -> io::Result<OwnedFd> {
+    get_fd_by_id(bpf_cmd::BPF_PROG_GET_FD_BY_ID, id.get())
 }
 
 /// `BPF_MAP_GET_FD_BY_ID`.
-pub fn map_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    get_fd_by_id(bpf_cmd::BPF_MAP_GET_FD_BY_ID, id)
+pub fn map_get_fd_by_id(id: KernelMapId) -> io::Result<OwnedFd> {
+    get_fd_by_id(bpf_cmd::BPF_MAP_GET_FD_BY_ID, id.get())
 }
 
 /// `BPF_LINK_GET_FD_BY_ID`.
-pub fn link_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    get_fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id)
+pub fn link_get_fd_by_id(id: KernelLinkId) -> io::Result<OwnedFd> {
+    get_fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id.get())
 }
 
 /// The next id after `start` (0: the first), or `None` after the last.
@@ -224,17 +226,23 @@ fn get_next_id(cmd: bpf_cmd, start: u32) -> io::Result<Option<u32>> {
     }
 }
 
-/// `BPF_PROG_GET_NEXT_ID`: the id of the next loaded program after `start`.
-pub fn prog_get_next_id(start: u32) -> io::Result<Option<u32>> {
-    get_next_id(bpf_cmd::BPF_PROG_GET_NEXT_ID, start)
+/// `BPF_PROG_GET_NEXT_ID`: the id of the first loaded program after
+/// `after` (`None`: the first of all), or `None` after the last.
+pub fn prog_get_next_id(after: Option<KernelProgId>) -> io::Result<Option<KernelProgId>> {
+    let start = after.map_or(0, KernelProgId::get);
+    Ok(get_next_id(bpf_cmd::BPF_PROG_GET_NEXT_ID, start)?.map(KernelProgId::new))
 }
 
-/// `BPF_MAP_GET_NEXT_ID`: the id of the next map after `start`.
-pub fn map_get_next_id(start: u32) -> io::Result<Option<u32>> {
-    get_next_id(bpf_cmd::BPF_MAP_GET_NEXT_ID, start)
+/// `BPF_MAP_GET_NEXT_ID`: the id of the first map after `after` (`None`:
+/// the first of all), or `None` after the last.
+pub fn map_get_next_id(after: Option<KernelMapId>) -> io::Result<Option<KernelMapId>> {
+    let start = after.map_or(0, KernelMapId::get);
+    Ok(get_next_id(bpf_cmd::BPF_MAP_GET_NEXT_ID, start)?.map(KernelMapId::new))
 }
 
-/// `BPF_LINK_GET_NEXT_ID`: the id of the next link after `start`.
-pub fn link_get_next_id(start: u32) -> io::Result<Option<u32>> {
-    get_next_id(bpf_cmd::BPF_LINK_GET_NEXT_ID, start)
+/// `BPF_LINK_GET_NEXT_ID`: the id of the first link after `after`
+/// (`None`: the first of all), or `None` after the last.
+pub fn link_get_next_id(after: Option<KernelLinkId>) -> io::Result<Option<KernelLinkId>> {
+    let start = after.map_or(0, KernelLinkId::get);
+    Ok(get_next_id(bpf_cmd::BPF_LINK_GET_NEXT_ID, start)?.map(KernelLinkId::new))
 }

@@ -12,6 +12,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use aya_obj::generated::{BPF_F_ID, BPF_F_LINK, BPF_F_REPLACE, bpf_attach_type, bpf_attr, bpf_cmd};
 
+use crate::kernel_id::{KernelLinkId, KernelProgId};
+
 use super::{attr_member, fd_u32, invalid_input, slice_mut_u64, sys_bpf, sys_bpf_fd, zeroed};
 
 /// What a program attaches to.
@@ -46,9 +48,9 @@ pub enum Relative<'a> {
     /// The program attached by the link behind this fd.
     LinkFd(BorrowedFd<'a>),
     /// The program with this id.
-    ProgId(u32),
+    ProgId(KernelProgId),
     /// The link with this id.
-    LinkId(u32),
+    LinkId(KernelLinkId),
 }
 
 impl Relative<'_> {
@@ -58,8 +60,8 @@ impl Relative<'_> {
             Relative::None => (0, 0),
             Relative::ProgFd(fd) => (fd_u32(fd), 0),
             Relative::LinkFd(fd) => (fd_u32(fd), BPF_F_LINK),
-            Relative::ProgId(id) => (id, BPF_F_ID),
-            Relative::LinkId(id) => (id, BPF_F_ID | BPF_F_LINK),
+            Relative::ProgId(id) => (id.get(), BPF_F_ID),
+            Relative::LinkId(id) => (id.get(), BPF_F_ID | BPF_F_LINK),
         }
     }
 
@@ -162,10 +164,10 @@ pub struct ProgQuery {
     /// Attach flags of the attach point (cgroups).
     pub attach_flags: u32,
     /// Attached programs, in execution order.
-    pub prog_ids: Vec<u32>,
-    /// For each program, the link that attached it (0: attached without a
-    /// link). Only tcx/netkit fill it; empty otherwise.
-    pub link_ids: Vec<u32>,
+    pub prog_ids: Vec<KernelProgId>,
+    /// For each program, the link that attached it (`None`: attached
+    /// without a link). Only tcx/netkit fill it; empty otherwise.
+    pub link_ids: Vec<Option<KernelLinkId>>,
 }
 
 /// `BPF_PROG_QUERY`: the programs attached at `target` for `attach_type`.
@@ -208,8 +210,11 @@ pub fn prog_query(target: Target<'_>, attach_type: u32, query_flags: u32) -> io:
                 return Ok(ProgQuery {
                     revision,
                     attach_flags,
-                    prog_ids,
-                    link_ids,
+                    prog_ids: prog_ids.into_iter().map(KernelProgId::new).collect(),
+                    link_ids: link_ids
+                        .into_iter()
+                        .map(|id| (id != 0).then_some(KernelLinkId::new(id)))
+                        .collect(),
                 });
             }
             Ok(_) => capacity = count,
