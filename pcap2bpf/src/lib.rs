@@ -262,15 +262,23 @@ pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
     }
 }
 
+/// Lowers a checked filter, without optimising it (what [`build_ir`]
+/// optimises).
+pub fn lower_ir(filter: &Filter, opts: &LowerOptions) -> Result<Ir, CompileError> {
+    // Room for the values of a few primitives: growing costs more.
+    let mut ir = Ir::with_capacity(32);
+    lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
+    debug_assert_eq!(ir.verify(), Ok(()), "after lowering");
+    Ok(ir)
+}
+
 /// Lowers and optimises a checked filter. The second value is a warning
 /// when no packet can match (the IR then rejects everything).
 pub fn build_ir(
     filter: &Filter,
     opts: &LowerOptions,
 ) -> Result<(Ir, Option<String>), CompileError> {
-    // Room for the values of a few primitives: growing costs more.
-    let mut ir = Ir::with_capacity(32);
-    lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
+    let mut ir = lower_ir(filter, opts)?;
     pktmatch::opt::optimize(&mut ir);
     if !ir.can_accept() {
         ir.blocks.clear();

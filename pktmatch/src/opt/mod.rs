@@ -88,6 +88,7 @@ pub fn optimize(ir: &mut Ir) {
     if let Some(root) = root {
         keep_root_loads(ir, root);
     }
+    debug_assert_eq!(ir.verify(), Ok(()), "after optimisation");
 }
 
 /// libpcap's `opt_root`: while the first test's edges meet, evaluation
