@@ -67,9 +67,11 @@ fn libpcap_expressions_verify_and_round_trip_through_text() {
             checked += 1;
         }
     }
-    // Nearly all of them lower (a few need names or features we lack).
+    eprintln!("{checked} lowerings of {} expressions", exprs.len());
+    // Nine in ten lower both ways (a few need names or features we
+    // lack): the test is not vacuous.
     assert!(
-        checked > exprs.len(),
+        checked * 10 >= 9 * 2 * exprs.len(),
         "{checked} lowerings of {} expressions",
         exprs.len()
     );

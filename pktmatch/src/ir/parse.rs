@@ -28,10 +28,12 @@ pub struct ParseError {
 }
 
 impl Ir {
-    /// Parses the text form of an IR (what its `Display` prints), value
-    /// for value: printing the result gives the same text, up to
-    /// comments, blank lines and spacing. The result is not verified:
-    /// call [`Ir::verify`] for that.
+    /// Parses the text form of an IR (what its `Display` prints; the
+    /// syntax is in the [module documentation](crate::ir)), value for
+    /// value: printing the result gives the same text, up to spacing,
+    /// comments, blank lines and the spellings the printer does not use
+    /// (decimal constants, `[v2:1]`). The result is not verified: call
+    /// [`Ir::verify`] for that.
     pub fn from_text(text: &str) -> Result<Ir, ParseError> {
         let mut p = Parser {
             ir: Ir::new(),
@@ -56,7 +58,7 @@ impl Ir {
     }
 }
 
-/// A token of a line, with its column.
+/// A token of a line.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Tok<'a> {
     /// Letters, digits and `_`.
@@ -116,11 +118,11 @@ struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
+    /// An error at the current token (or the end of the line).
     fn err(&self, message: impl Into<String>) -> ParseError {
-        let col = self.toks.get(self.at).map_or(self.end_col, |t| t.0);
         ParseError {
             line: self.line,
-            col,
+            col: self.col(),
             message: message.into(),
         }
     }
@@ -129,6 +131,7 @@ impl<'a> Line<'a> {
         self.toks.get(self.at).map(|t| t.1)
     }
 
+    /// The column of the current token (or of the end of the line).
     fn col(&self) -> usize {
         self.toks.get(self.at).map_or(self.end_col, |t| t.0)
     }
