@@ -130,6 +130,28 @@ b1: eq v7, v8 ? accept : reject
 }
 
 #[test]
+fn a_protochain_whose_edges_meet_goes_too() {
+    let before = "\
+b0: eq v0, v1 ? b1 : reject
+b1: protochain ipv4 nl=14 proto=6 ? b2 : b2
+b2: eq v7, v8 ? accept : reject
+";
+    assert_pass(
+        &ir("b0", before),
+        &ir(
+            "b0",
+            "\
+b0: eq v0, v1 ? b1 : reject
+b1: eq v7, v8 ? accept : reject
+",
+        ),
+    );
+    // Unoptimised, its walk over the headers still rejects a packet it
+    // runs out of.
+    assert_pass(&unoptimized_ir("b0", before), &unoptimized_ir("b0", before));
+}
+
+#[test]
 fn unoptimised_a_test_that_rejects_either_way_still_goes() {
     // Skipping a test whose edges both reject changes no verdict; then
     // the root rejects either way too.
