@@ -22,7 +22,8 @@
 //! # Text form
 //!
 //! An [`Ir`] prints (`Display`) as lines that [`Ir::from_text`] reads
-//! back, so that passes can be tested and reviewed on their own:
+//! back, so that passes can be tested and reviewed on their own. tcpdump's
+//! `ip proto 6` on Ethernet (its tests come from the `6`, bytes 9..10):
 //!
 //! ```text
 //! entry b0
@@ -30,8 +31,8 @@
 //! v1 = const 0x800
 //! v2 = load [23:1]
 //! v3 = const 0x6
-//! b0: eq v0, v1 ? b1 : reject  # 0..3
-//! b1: eq v2, v3 ? accept : reject  # 8..11
+//! b0: eq v0, v1 ? b1 : reject  # 9..10
+//! b1: eq v2, v3 ? accept : reject  # 9..10
 //! ```
 //!
 //! - `pcap_unoptimized` on a line of its own when [`Ir::pcap_unoptimized`]
