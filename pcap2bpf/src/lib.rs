@@ -260,6 +260,16 @@ pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
     }
 }
 
+/// Lowers a checked filter, without optimising it (what [`build_ir`]
+/// optimises).
+pub fn lower_ir(filter: &Filter, opts: &LowerOptions) -> Result<Ir, CompileError> {
+    // Room for the values of a few primitives: growing costs more.
+    let mut ir = Ir::with_capacity(32);
+    lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
+    debug_assert_eq!(ir.verify(), Ok(()), "after lowering");
+    Ok(ir)
+}
+
 /// Lowers and optimises a checked filter. The second value is
 /// [`Warning::RejectsAll`] when no packet can match (the IR then rejects
 /// everything).
@@ -267,9 +277,7 @@ pub fn build_ir(
     filter: &Filter,
     opts: &LowerOptions,
 ) -> Result<(Ir, Option<Warning>), CompileError> {
-    // Room for the values of a few primitives: growing costs more.
-    let mut ir = Ir::with_capacity(32);
-    lower::lower(filter.checked.as_ref(), opts, &mut ir)?;
+    let mut ir = lower_ir(filter, opts)?;
     pktmatch::opt::optimize(&mut ir);
     if !ir.can_accept() {
         ir.blocks.clear();
@@ -279,12 +287,23 @@ pub fn build_ir(
     Ok((ir, None))
 }
 
-/// Compiles `expr` into a one-program object.
-pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, CompileError> {
-    let filter = parse_with(
+/// Parses and checks `expr` as [`compile`] does.
+fn parse_for(expr: &str, opts: &CompileOptions<'_>) -> Result<Filter, CompileError> {
+    parse_with(
         expr,
         Options::new(opts.link, opts.resolver).netmask(opts.netmask),
-    )?;
+    )
+}
+
+/// The IR of `expr` as lowered for `opts`, before optimisation (what
+/// `pcap2bpf compile --emit ir-lowered` prints).
+pub fn lowered(expr: &str, opts: &CompileOptions<'_>) -> Result<Ir, CompileError> {
+    lower_ir(&parse_for(expr, opts)?, &lower_options(opts))
+}
+
+/// Compiles `expr` into a one-program object.
+pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, CompileError> {
+    let filter = parse_for(expr, opts)?;
     let (ir, warning) = build_ir(&filter, &lower_options(opts))?;
     let eopts = EmitOptions::new(opts.target)
         .test_run_meta(opts.test_run_meta)

@@ -1,11 +1,12 @@
 //! Output formats of `pcap2bpf compile --emit`: assembly text, JSON,
-//! raw bytecode, C and Rust arrays, and ELF objects.
+//! raw bytecode, C and Rust arrays, ELF objects, and the text of the IR
+//! (optimised, or as lowered: [`lowered_ir`]).
 
 use std::fmt::Write as _;
 
 use bpf_builder::insn::Insn;
 
-use pcap2bpf::Compiled;
+use pcap2bpf::{CompileError, CompileOptions, Compiled};
 
 /// What `--emit` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum Format {
     Rust,
     /// A relocatable BPF ELF object (libbpf, bpftool and aya load it).
     Elf,
+    /// The text form of the optimised IR (see `pktmatch::ir`).
+    Ir,
 }
 
 /// The laid-out instructions of a compiled filter.
@@ -43,7 +46,14 @@ pub fn render(c: &Compiled, expr: &str, format: Format) -> Result<Vec<u8>, Strin
         Format::C => c_array(expr, &insns, frags(c)).into_bytes(),
         Format::Rust => rust_array(expr, &insns, frags(c)).into_bytes(),
         Format::Elf => c.object.to_elf().map_err(|e| e.to_string())?,
+        Format::Ir => c.ir.to_string().into_bytes(),
     })
+}
+
+/// The text form of the IR of `expr` as lowered, before optimisation
+/// (`--emit ir-lowered`).
+pub fn lowered_ir(expr: &str, opts: &CompileOptions<'_>) -> Result<String, CompileError> {
+    Ok(pcap2bpf::lowered(expr, opts)?.to_string())
 }
 
 /// A JSON string literal.

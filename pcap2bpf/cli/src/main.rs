@@ -89,6 +89,9 @@ enum EmitArg {
     C,
     Rust,
     Elf,
+    // The text of the IR, optimised or as lowered.
+    Ir,
+    IrLowered,
 }
 
 #[derive(Args)]
@@ -258,8 +261,14 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         EmitArg::C => Format::C,
         EmitArg::Rust => Format::Rust,
         EmitArg::Elf => Format::Elf,
+        EmitArg::Ir | EmitArg::IrLowered => Format::Ir,
     };
-    let out = emit::render(&compiled, &expr, format)?;
+    let out = match a.emit {
+        EmitArg::IrLowered => emit::lowered_ir(&expr, &opts)
+            .map_err(|e| compile_error(&e, &expr))?
+            .into_bytes(),
+        _ => emit::render(&compiled, &expr, format)?,
+    };
     if let Some(path) = &a.output {
         std::fs::write(path, &out).map_err(|e| format!("pcap2bpf: {}: {e}", path.display()))?;
     } else if !a.stats {

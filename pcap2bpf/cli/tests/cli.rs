@@ -758,3 +758,35 @@ fn tcx_filter_reads_payload_past_the_linear_head() {
     let o = cli(&["detach", &name]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn compile_emits_the_ir_as_text_before_and_after_optimisation() {
+    let ir_of = |emit: &str, expr: &str| {
+        let o = pcap2bpf(&["compile", "--emit", emit, expr]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stdout(&o);
+        let ir = pktmatch::ir::Ir::from_text(&text)
+            .unwrap_or_else(|e| panic!("--emit {emit} {expr:?}: {e}\n{text}"));
+        assert_eq!(ir.verify(), Ok(()), "--emit {emit} {expr:?}");
+        (text, ir)
+    };
+    // `ip`: one test of the EtherType (bytes 12 and 13) against IPv4,
+    // from the two bytes of the expression; nothing to optimise.
+    let ip = "\
+entry b0
+v0 = load [12:2]
+v1 = const 0x800
+b0: eq v0, v1 ? accept : reject  # 0..2
+";
+    assert_eq!(ir_of("ir-lowered", "ip").0, ip);
+    assert_eq!(ir_of("ir", "ip").0, ip);
+    // `ip or not ip`: lowered, two tests of the EtherType; optimised,
+    // none (the values stay, as the optimiser leaves the arena alone).
+    let (_, lowered) = ir_of("ir-lowered", "ip or not ip");
+    assert_eq!(lowered.blocks.len(), 2);
+    assert_eq!(lowered.blocks[0].cond, lowered.blocks[1].cond);
+    assert_eq!(
+        ir_of("ir", "ip or not ip").0,
+        "entry accept\nv0 = load [12:2]\nv1 = const 0x800\n"
+    );
+}

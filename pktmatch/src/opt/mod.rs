@@ -127,4 +127,5 @@ fn optimize_like_libpcap(ir: &mut Ir) {
     if let Some(root) = root {
         keep_root_loads(ir, root);
     }
+    debug_assert_eq!(ir.verify(), Ok(()), "after optimisation");
 }

@@ -1,13 +1,18 @@
 //! The packet-match IR: values over the packet (loads, the wire length,
 //! metadata, 32-bit arithmetic) and a control-flow graph of tests with
-//! true and false edges to blocks or to ACCEPT/REJECT.
+//! true and false edges to blocks or to verdicts ([`Verdict`]: a packet
+//! filter has ACCEPT and REJECT, a firewall more).
 //!
-//! Meaning (libpcap's classic BPF, `bpf_filter.c`):
+//! Meaning (libpcap's classic BPF, `bpf_filter.c`, for what a short read
+//! does with [`Semantics::Libpcap`]):
 //! - every value is a `u32`; arithmetic wraps;
 //! - a load of `size` bytes at `off + k` is in bounds iff
 //!   `off + k + size <= caplen` (computed without wrapping); a load out of
-//!   bounds makes the whole filter reject, at the moment it is evaluated;
-//! - division or modulo by a zero value rejects; shifts by 32 or more give 0;
+//!   bounds makes the whole filter reject, at the moment it is evaluated
+//!   (with [`Semantics::Exact`], the block goes where its [`OnShort`]
+//!   says instead);
+//! - division or modulo by a zero value rejects (likewise); shifts by 32
+//!   or more give 0;
 //! - a block evaluates both operands of its test (all their loads), then
 //!   follows the true or false edge;
 //! - variables are libpcap's scratch memory (`M[k]`): a [`Cond::Let`] block
@@ -17,6 +22,54 @@
 //!
 //! Values are interned: the same expression is the same [`Val`], which is
 //! what lets the optimiser see that two tests look at the same bytes.
+//! [`Ir::verify`] checks these invariants.
+//!
+//! # Text form
+//!
+//! An [`Ir`] prints (`Display`) as lines that [`Ir::from_text`] reads
+//! back, so that passes can be tested and reviewed on their own. tcpdump's
+//! `ip proto 6` on Ethernet (its tests come from the `6`, bytes 9..10):
+//!
+//! ```text
+//! entry b0
+//! v0 = load [12:2]
+//! v1 = const 0x800
+//! v2 = load [23:1]
+//! v3 = const 0x6
+//! b0: eq v0, v1 ? b1 : reject  # 9..10
+//! b1: eq v2, v3 ? accept : reject  # 9..10
+//! ```
+//!
+//! - `semantics exact` on a line of its own for [`Semantics::Exact`];
+//!   `pcap_unoptimized` on a line of its own when [`Ir::pcap_unoptimized`]
+//!   is set; then `entry` and the entry edge (`b3`, `accept`, `reject`,
+//!   `verdict2` for another [`Verdict`], or `none` when there is none);
+//! - every value of the arena, in arena order, `vN = NODE`: `const 0x800`
+//!   (constants in hexadecimal), `load [12:2]` or `load [v2 + 14:1]`
+//!   (`[offset:size]` in decimal, after the variable part if any), `len`,
+//!   `meta vlan_present|vlan_tci|ifindex|pkttype`, an operator and two
+//!   values (`add`, `sub`, `mul`, `div`, `mod`, `and`, `or`, `xor`,
+//!   `shl`, `shr`: `add v5, v1`), `neg v3`, `var 0`;
+//! - every block, `bN: TEST ? TRUE : FALSE`, then `short true` or
+//!   `short false` when a short read takes that edge ([`OnShort`]; none
+//!   when it rejects the filter), then the span of its source
+//!   as a comment `# START..END` unless it is empty (`0..0`). The tests:
+//!   `eq|gt|ge|set vA, vB`, followed by `relation` when
+//!   [`Cond::Cmp::relation`] is set; `protochain ipv4|ipv6 nl=14
+//!   proto=6`; `let var0 = v3`.
+//!
+//! The parser also takes decimal constants and `load [v2:1]` for an
+//! offset of 0, skips blank lines and `#` comments (the comment of a
+//! block line is its span when it reads `START..END`), and requires
+//! values and blocks numbered in order, so the numbering of the text is
+//! the arena's.
+
+mod parse;
+mod print;
+mod verify;
+
+pub use parse::ParseError;
+pub use verify::VerifyError;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -205,7 +258,9 @@ pub enum Cond {
         proto: u32,
     },
     /// Sets variable `var` to `val` (evaluating its loads, which may
-    /// reject) and always takes the true edge; the false edge is unused.
+    /// reject) and always takes the true edge; the false edge is unused
+    /// and is REJECT (as lowering builds it, so that equal assignments
+    /// merge; [`Ir::verify`] checks it).
     Let {
         /// The variable.
         var: u32,
@@ -420,6 +475,13 @@ impl Ir {
         if let Some(v) = self.find(node) {
             return v;
         }
+        self.push_node(node)
+    }
+
+    /// Appends `node` to the arena as it is: no folding, no interning
+    /// (the parser of the text form rebuilds an arena this way, value
+    /// for value).
+    fn push_node(&mut self, node: ValNode) -> Val {
         let v = Val(self.vals.len() as u32);
         self.vals.push(node);
         if self.vals.len() > SCAN_VALS {

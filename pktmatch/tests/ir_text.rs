@@ -1,0 +1,398 @@
+//! The text form of the IR (`Display`, `Ir::from_text`) and
+//! `Ir::verify`.
+
+use pktmatch::Span;
+use pktmatch::ir::{
+    BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, OnShort, ParseError, Semantics, Val,
+    ValNode, Verdict, VerifyError,
+};
+
+/// Every kind of value and test, built through the API.
+fn every_kind() -> Ir {
+    let mut ir = Ir::new();
+    let ethertype = ir.load(None, 12, 2);
+    let ipv4 = ir.k(0x800);
+    let vhl = ir.load(None, 14, 1);
+    let mask = ir.k(0xf);
+    let ihl = ir.bin(BinOp::And, vhl, mask);
+    let port = ir.load(Some(ihl), 16, 2);
+    let len = ir.val(ValNode::Len);
+    let tci = ir.val(ValNode::Meta(Meta::VlanTci));
+    let sum = ir.bin(BinOp::Add, len, tci);
+    let neg = ir.val(ValNode::Neg(port));
+    let var = ir.val(ValNode::Var(0));
+    let at_var = ir.load(Some(var), 0, 4);
+    let b0 = Block {
+        cond: Cond::Cmp {
+            a: ethertype,
+            op: CmpOp::Eq,
+            b: ipv4,
+            relation: false,
+        },
+        t: Edge::Block(1),
+        f: Edge::REJECT,
+        short: OnShort::Reject,
+
+        span: Span::new(0, 2),
+    };
+    let b1 = Block {
+        cond: Cond::Let { var: 0, val: ihl },
+        t: Edge::Block(2),
+        f: Edge::REJECT,
+        short: OnShort::Reject,
+
+        span: Span::default(),
+    };
+    let b2 = Block {
+        cond: Cond::Cmp {
+            a: sum,
+            op: CmpOp::Gt,
+            b: neg,
+            relation: true,
+        },
+        t: Edge::Block(3),
+        f: Edge::Block(4),
+        short: OnShort::Reject,
+
+        span: Span::new(7, 19),
+    };
+    let b3 = Block {
+        cond: Cond::ProtoChain {
+            nl: 14,
+            ipv6: true,
+            proto: 6,
+        },
+        t: Edge::ACCEPT,
+        f: Edge::Block(4),
+        short: OnShort::Reject,
+
+        span: Span::new(23, 37),
+    };
+    let b4 = Block {
+        cond: Cond::Cmp {
+            a: at_var,
+            op: CmpOp::Set,
+            b: mask,
+            relation: false,
+        },
+        t: Edge::ACCEPT,
+        f: Edge::REJECT,
+        short: OnShort::Reject,
+
+        span: Span::default(),
+    };
+    for b in [b0, b1, b2, b3, b4] {
+        ir.push(b);
+    }
+    ir.entry = Some(Edge::Block(0));
+    ir
+}
+
+const EVERY_KIND: &str = "\
+entry b0
+v0 = load [12:2]
+v1 = const 0x800
+v2 = load [14:1]
+v3 = const 0xf
+v4 = and v2, v3
+v5 = load [v4 + 16:2]
+v6 = len
+v7 = meta vlan_tci
+v8 = add v6, v7
+v9 = neg v5
+v10 = var 0
+v11 = load [v10 + 0:4]
+b0: eq v0, v1 ? b1 : reject  # 0..2
+b1: let var0 = v4 ? b2 : reject
+b2: gt v8, v9 relation ? b3 : b4  # 7..19
+b3: protochain ipv6 nl=14 proto=6 ? accept : b4  # 23..37
+b4: set v11, v3 ? accept : reject
+";
+
+#[test]
+fn every_kind_of_value_and_test_prints() {
+    let ir = every_kind();
+    assert_eq!(ir.to_string(), EVERY_KIND);
+    assert_eq!(ir.verify(), Ok(()));
+}
+
+#[test]
+fn the_text_parses_back_value_for_value() {
+    let ir = Ir::from_text(EVERY_KIND).unwrap();
+    let built = every_kind();
+    assert_eq!(ir.blocks, built.blocks);
+    assert_eq!(ir.entry, built.entry);
+    assert_eq!(ir.val_count(), 12);
+    for i in 0..12 {
+        assert_eq!(ir.node(Val(i)), built.node(Val(i)), "v{i}");
+    }
+    assert_eq!(ir.to_string(), EVERY_KIND);
+}
+
+#[test]
+fn parsing_neither_folds_nor_interns() {
+    // `Ir::val` would fold `add v0, v1` into a constant and find the
+    // repeated `len`; the text keeps the arena as written.
+    let text = "\
+entry b0
+v0 = const 0x1
+v1 = const 0x2
+v2 = add v0, v1
+v3 = len
+v4 = len
+b0: eq v3, v2 ? accept : reject
+";
+    let ir = Ir::from_text(text).unwrap();
+    assert_eq!(ir.node(Val(2)), ValNode::Bin(BinOp::Add, Val(0), Val(1)));
+    assert_eq!(ir.node(Val(4)), ValNode::Len);
+    assert_eq!(ir.to_string(), text);
+    // ... and `verify` refuses the repeated value.
+    assert_eq!(
+        ir.verify(),
+        Err(VerifyError::Duplicate { val: 4, first: 3 })
+    );
+}
+
+#[test]
+fn the_unoptimized_flag_and_missing_entries_print() {
+    let mut ir = Ir::new();
+    ir.pcap_unoptimized = true;
+    assert_eq!(ir.to_string(), "pcap_unoptimized\nentry none\n");
+    ir.entry = Some(Edge::ACCEPT);
+    let back = Ir::from_text(&ir.to_string()).unwrap();
+    assert!(back.pcap_unoptimized);
+    assert_eq!(back.entry, Some(Edge::ACCEPT));
+    assert_eq!(Ir::from_text("entry none").unwrap().entry, None);
+}
+
+#[test]
+fn comments_blank_lines_and_other_spellings_are_read() {
+    let text = "
+# a comment line
+entry   b0   # the comment of a line that is not a block
+
+v0 = load [12 : 2]
+v1 = const 2048
+v2 = load [v0:1]
+b0: eq v0, v1 ? b1 : reject   #   3..5
+b1: eq v2, v1 ? accept : reject  # not a span
+";
+    let ir = Ir::from_text(text).unwrap();
+    assert_eq!(
+        ir.to_string(),
+        "\
+entry b0
+v0 = load [12:2]
+v1 = const 0x800
+v2 = load [v0 + 0:1]
+b0: eq v0, v1 ? b1 : reject  # 3..5
+b1: eq v2, v1 ? accept : reject
+"
+    );
+}
+
+/// The error of parsing `text`.
+fn error(text: &str) -> ParseError {
+    match Ir::from_text(text) {
+        Ok(ir) => panic!("parsed:\n{ir}"),
+        Err(e) => e,
+    }
+}
+
+/// The position of an error, and whether its message contains `words`.
+fn at(e: &ParseError, words: &str) -> (usize, usize, bool) {
+    (e.line, e.col, e.message.contains(words))
+}
+
+#[test]
+fn errors_give_the_line_and_column() {
+    let e = error("entry b0\nv0 = load [12:2]\nv1 = cnst 0x800\n");
+    assert_eq!(at(&e, "unknown value `cnst`"), (3, 6, true));
+    assert_eq!(e.to_string(), "3:6: unknown value `cnst`");
+    let e = error("entry b0\nv0 = len\nb0: eq v0, v3 ? accept : reject\n");
+    assert_eq!(at(&e, "v3 is not defined"), (3, 12, true));
+    let e = error("entry b0\nv0 = len\nb0: eq v0, v0 ? b4 : reject\n");
+    assert_eq!(at(&e, "b4 is not defined"), (3, 17, true));
+    let e = error("entry b0\nv1 = len\n");
+    assert_eq!(at(&e, "expected v0"), (2, 1, true));
+    let e = error("entry b1\nv0 = len\nb1: eq v0, v0 ? accept : reject\n");
+    assert_eq!(at(&e, "expected b0"), (3, 1, true));
+    let e = error("v0 = len\n");
+    assert_eq!(at(&e, "no `entry` line"), (2, 1, true));
+    let e = error("entry b0\nentry b0\n");
+    assert_eq!(at(&e, "twice"), (2, 1, true));
+    let e = error("entry b0\nv0 = len\nb0: eq v0, v0 ? accept\n");
+    assert_eq!(at(&e, "expected `:`"), (3, 23, true));
+    let e = error("entry b0\nv0 = len; v1 = len\n");
+    assert_eq!(at(&e, "unexpected character `;`"), (2, 9, true));
+    let e = error("entry b0\nv0 = load [12:300]\n");
+    assert_eq!(at(&e, "300 bytes"), (2, 15, true));
+    let e = error("entry b0\nv0 = const 0x100000000\n");
+    assert_eq!(at(&e, "32-bit number"), (2, 12, true));
+    let e = error("entry b0\nv0 = meta mark\n");
+    assert_eq!(at(&e, "unknown metadata field `mark`"), (2, 11, true));
+    let e = error("entry b0\nv0 = len\nb0: lt v0, v0 ? accept : reject\n");
+    assert_eq!(at(&e, "unknown test `lt`"), (3, 5, true));
+    let e = error("entry b0\nv0 = len\nb0: let x = v0 ? accept : reject\n");
+    assert_eq!(at(&e, "`varN`"), (3, 9, true));
+    let e = error("entry b0\nb0: protochain ip6 nl=14 proto=6 ? accept : reject\n");
+    assert_eq!(at(&e, "`ipv4` or `ipv6`"), (2, 16, true));
+    let e = error("entry b0\nv0 = len extra\n");
+    assert_eq!(at(&e, "end of the line"), (2, 10, true));
+}
+
+/// `text` parses, and `verify` says `err`.
+fn verifies_as(text: &str, err: Result<(), VerifyError>) {
+    let ir = Ir::from_text(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(ir.verify(), err, "{text}");
+}
+
+#[test]
+fn verify_checks_edges_go_forward() {
+    verifies_as(
+        "entry b0\nv0 = len\nb0: eq v0, v0 ? b1 : reject\nb1: eq v0, v0 ? b0 : reject\n",
+        Err(VerifyError::Edge { block: 1, to: 0 }),
+    );
+    verifies_as(
+        "entry b0\nv0 = len\nb0: eq v0, v0 ? accept : b0\n",
+        Err(VerifyError::Edge { block: 0, to: 0 }),
+    );
+    // The entry may be any block; blocks before it are unreachable.
+    verifies_as(
+        "entry b1\nv0 = len\nb0: eq v0, v0 ? b1 : reject\nb1: eq v0, v0 ? accept : reject\n",
+        Ok(()),
+    );
+    // Through the API, edges can name blocks that do not exist.
+    let mut ir = Ir::from_text("entry b0\nv0 = len\nb0: eq v0, v0 ? accept : reject\n").unwrap();
+    ir.blocks[0].f = Edge::Block(1);
+    assert_eq!(ir.verify(), Err(VerifyError::Edge { block: 0, to: 1 }));
+    ir.blocks[0].f = Edge::REJECT;
+    ir.entry = Some(Edge::Block(3));
+    assert_eq!(ir.verify(), Err(VerifyError::MissingEntry { to: 3 }));
+}
+
+#[test]
+fn verify_checks_operands_come_first() {
+    verifies_as(
+        "entry accept\nv0 = add v1, v1\nv1 = len\n",
+        Err(VerifyError::Operand { val: 0, operand: 1 }),
+    );
+    verifies_as(
+        "entry accept\nv0 = load [v0 + 1:1]\n",
+        Err(VerifyError::Operand { val: 0, operand: 0 }),
+    );
+    verifies_as(
+        "entry accept\nv0 = len\nv1 = neg v2\nv2 = const 0x0\n",
+        Err(VerifyError::Operand { val: 1, operand: 2 }),
+    );
+    let mut ir = Ir::from_text("entry b0\nv0 = len\nb0: eq v0, v0 ? accept : reject\n").unwrap();
+    ir.blocks[0].cond = Cond::Let {
+        var: 0,
+        val: Val(5),
+    };
+    assert_eq!(
+        ir.verify(),
+        Err(VerifyError::MissingValue { block: 0, val: 5 })
+    );
+}
+
+#[test]
+fn verify_checks_load_sizes_and_variable_numbers() {
+    verifies_as(
+        "entry accept\nv0 = load [0:3]\n",
+        Err(VerifyError::LoadSize { val: 0, size: 3 }),
+    );
+    verifies_as("entry accept\nv0 = load [0:4]\nv1 = load [0:1]\n", Ok(()));
+    let var = MAX_VARS;
+    verifies_as(
+        &format!("entry accept\nv0 = var {var}\n"),
+        Err(VerifyError::ValueVar { val: 0, var }),
+    );
+    verifies_as(
+        &format!("entry b0\nv0 = len\nb0: let var{var} = v0 ? accept : reject\n"),
+        Err(VerifyError::LetVar { block: 0, var }),
+    );
+}
+
+#[test]
+fn verify_checks_let_false_edges_are_reject() {
+    verifies_as(
+        "entry b0\nv0 = len\nb0: let var0 = v0 ? accept : accept\n",
+        Err(VerifyError::LetFalseEdge { block: 0 }),
+    );
+}
+
+#[test]
+fn verify_checks_variables_are_set_on_every_path() {
+    // Set on one branch only: the join reads it unset.
+    let one_branch = "\
+entry b0
+v0 = load [14:1]
+v1 = const 0x4
+v2 = var 0
+v3 = load [v2 + 0:1]
+b0: eq v0, v1 ? b1 : b2
+b1: let var0 = v0 ? b2 : reject
+b2: eq v3, v1 ? accept : reject
+";
+    verifies_as(one_branch, Err(VerifyError::UnsetVar { block: 2, var: 0 }));
+    // Set on both branches: fine.
+    let both = "\
+entry b0
+v0 = load [14:1]
+v1 = const 0x4
+v2 = var 0
+v3 = load [v2 + 0:1]
+b0: eq v0, v1 ? b1 : b2
+b1: let var0 = v0 ? b3 : reject
+b2: let var0 = v1 ? b3 : reject
+b3: eq v3, v1 ? accept : reject
+";
+    verifies_as(both, Ok(()));
+    // A `let` reading the variable it sets, before any other set it.
+    verifies_as(
+        "entry b0\nv0 = var 1\nb0: let var1 = v0 ? accept : reject\n",
+        Err(VerifyError::UnsetVar { block: 0, var: 1 }),
+    );
+    // Unreachable blocks read what they like.
+    verifies_as(
+        "entry b1\nv0 = var 0\nb0: eq v0, v0 ? b1 : reject\nb1: eq v0, v0 ? accept : accept\n",
+        Err(VerifyError::UnsetVar { block: 1, var: 0 }),
+    );
+    verifies_as(
+        "entry b1\nv0 = var 0\nv1 = len\nb0: eq v0, v0 ? b1 : reject\nb1: eq v1, v1 ? accept : accept\n",
+        Ok(()),
+    );
+}
+
+/// A firewall's IR: its own meaning of a short read, several verdicts.
+const FIREWALL: &str = "\
+semantics exact
+entry b0
+v0 = load [20:1]
+v1 = const 0x1
+v2 = load [2:1]
+v3 = const 0x7
+b0: eq v0, v1 ? accept : b1 short false
+b1: eq v2, v3 ? verdict2 : verdict3 short true
+";
+
+#[test]
+fn semantics_short_edges_and_verdicts_round_trip() {
+    let ir = Ir::from_text(FIREWALL).unwrap();
+    assert_eq!(ir.semantics, Semantics::Exact);
+    assert_eq!(ir.blocks[0].short, OnShort::False);
+    assert_eq!(ir.blocks[1].short, OnShort::True);
+    assert_eq!(ir.blocks[1].t, Edge::Verdict(Verdict(2)));
+    assert_eq!(ir.blocks[1].f, Edge::Verdict(Verdict(3)));
+    assert_eq!(ir.verify(), Ok(()));
+    assert_eq!(ir.to_string(), FIREWALL);
+    // With libpcap's meaning no block goes on after a short read.
+    let libpcap = Ir::from_text(&FIREWALL.replace("semantics exact\n", "")).unwrap();
+    assert_eq!(libpcap.verify(), Err(VerifyError::ShortEdge { block: 0 }));
+    let bad = Ir::from_text("entry b0\nv0 = len\nb0: eq v0, v0 ? accept : reject short maybe\n");
+    assert_eq!(
+        bad.unwrap_err().to_string(),
+        "3:39: expected `true` or `false`, not `maybe`"
+    );
+}
