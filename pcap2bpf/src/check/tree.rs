@@ -1,0 +1,87 @@
+//! The checked tree: what the checks hand to lowering.
+//!
+//! Names are resolved, numbers are in range and every qualifier
+//! combination is one libpcap accepts for the link type.
+
+use crate::syntax::ast::{Dir, Primitive, Proto, Span};
+
+/// A primitive with its operands resolved and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Atom {
+    /// IPv4 (or ARP/RARP) address match: `addr & mask` against the field.
+    Ipv4Host {
+        /// `None` (ip, arp and rarp), `Ip`, `Arp` or `Rarp`.
+        proto: Option<Proto>,
+        /// Which address(es).
+        dir: Dir,
+        /// Network-order value, already masked.
+        addr: u32,
+        /// Mask.
+        mask: u32,
+    },
+    /// IPv6 address match.
+    Ipv6Host {
+        /// Which address(es).
+        dir: Dir,
+        /// Address.
+        addr: [u8; 16],
+        /// Mask.
+        mask: [u8; 16],
+    },
+    /// DECnet address match.
+    DecnetHost {
+        /// Which address(es).
+        dir: Dir,
+        /// The 16-bit DECnet address.
+        addr: u16,
+    },
+    /// Ethernet address match.
+    EtherHost {
+        /// Which address(es).
+        dir: Dir,
+        /// The MAC.
+        mac: [u8; 6],
+    },
+    /// Port range match (`port N` is `lo == hi`).
+    Port {
+        /// `None`: tcp, udp and sctp; else one of them.
+        proto: Option<Proto>,
+        /// Which port(s).
+        dir: Dir,
+        /// Lowest port.
+        lo: u16,
+        /// Highest port.
+        hi: u16,
+        /// Written as `portrange`.
+        range: bool,
+    },
+    /// `[link|ip|ip6|iso|isis] proto N`.
+    Proto {
+        /// The layer; `None` is ip or ip6.
+        layer: Option<Proto>,
+        /// The protocol number.
+        value: u32,
+    },
+    /// `[ip|ip6] protochain N`.
+    ProtoChain {
+        /// `None` is ip or ip6.
+        layer: Option<Proto>,
+        /// The protocol number.
+        value: u32,
+    },
+    /// Any other primitive, checked and lowered as written.
+    Prim(Primitive),
+}
+
+/// A checked expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Both (one box for the two: half the allocations).
+    And(Box<(Checked, Checked)>),
+    /// Either.
+    Or(Box<(Checked, Checked)>),
+    /// Negation.
+    Not(Box<Checked>),
+    /// A test, with its source span.
+    Atom(Atom, Span),
+}

@@ -1,0 +1,256 @@
+//! The link layer: which protocol a frame carries on each link type
+//! (`gen_linktype` and friends), link-layer addresses, LLC, and the
+//! packet's direction and interface.
+
+use pktmatch::ir::{CmpOp, Meta};
+
+use super::formula::{P, and, not, or};
+use super::offset::Rel;
+use super::{
+    ET_AARP, ET_ATALK, ET_IP, ET_IPV6, ET_IPX, ETHERMTU, Lower, R, SAP_IP, SAP_IPX, SAP_ISONS,
+    SAP_NETBEUI,
+};
+use crate::check::link::Link;
+use crate::syntax::ast::{Dir, Llc};
+
+impl Lower<'_> {
+    pub(super) fn linktype(&mut self, llp: u32) -> R<P> {
+        if self.mpls_depth > 0 {
+            let ver = match llp {
+                ET_IP => 0x40,
+                ET_IPV6 => 0x60,
+                _ => return Err(self.err("unsupported protocol over mpls")),
+            };
+            let b0 = self.mcmp(Rel::LinkPl, (-2i32) as u32, 1, 1, 1)?;
+            let b1 = self.mcmp(Rel::LinkPl, 0, 1, ver, 0xf0)?;
+            return Ok(and(b0, b1));
+        }
+        match self.link {
+            Link::Ether => self.ether_linktype(llp),
+            Link::Sll => self.sll_linktype(llp),
+            Link::Sll2 => self.cmp(Rel::LinkType, 0, 2, llp),
+            Link::Raw => match llp {
+                ET_IP => self.mcmp(Rel::LinkHdr, 0, 1, 0x40, 0xf0),
+                ET_IPV6 => self.mcmp(Rel::LinkHdr, 0, 1, 0x60, 0xf0),
+                _ => Ok(P::False),
+            },
+            Link::Null | Link::Loop => {
+                // Capture files: IPv6 has three BSD values; DLT_NULL is in
+                // the writer's byte order (assumed little endian here).
+                let null = self.link == Link::Null;
+                let fix = |af: u32| {
+                    if null { af.swap_bytes() } else { af }
+                };
+                match llp {
+                    ET_IP => self.cmp(Rel::LinkHdr, 0, 4, fix(2)),
+                    ET_IPV6 => {
+                        let b0 = self.cmp(Rel::LinkHdr, 0, 4, fix(30))?;
+                        let b1 = self.cmp(Rel::LinkHdr, 0, 4, fix(24))?;
+                        let b2 = self.cmp(Rel::LinkHdr, 0, 4, fix(28))?;
+                        Ok(or(b0, or(b1, b2)))
+                    }
+                    _ => Ok(P::False),
+                }
+            }
+            Link::Ppp => {
+                let t = match llp {
+                    ET_IP => 0x21,
+                    ET_IPV6 => 0x57,
+                    0x6003 => 0x27,
+                    ET_ATALK => 0x29,
+                    0x0600 => 0x3f,
+                    SAP_ISONS => 0x23,
+                    0x42 => 0x31,
+                    SAP_IPX => 0x2b,
+                    v => v,
+                };
+                self.cmp(Rel::LinkType, 0, 2, t)
+            }
+        }
+    }
+
+    pub(super) fn not_gt_mtu(&mut self) -> R<P> {
+        Ok(not(self.cmp_gt(Rel::LinkType, 0, 2, ETHERMTU)?))
+    }
+
+    pub(super) fn snap(&mut self, org: u32, ptype: u32) -> R<P> {
+        let v = [
+            0xaa,
+            0xaa,
+            0x03,
+            (org >> 16) as u8,
+            (org >> 8) as u8,
+            org as u8,
+            (ptype >> 8) as u8,
+            ptype as u8,
+        ];
+        self.bcmp(Rel::Llc, 0, &v)
+    }
+
+    pub(super) fn ether_linktype(&mut self, llp: u32) -> R<P> {
+        match llp {
+            SAP_ISONS | SAP_IP | SAP_NETBEUI => {
+                let b0 = self.not_gt_mtu()?;
+                let b1 = self.cmp(Rel::Llc, 0, 2, (llp << 8) | llp)?;
+                Ok(and(b0, b1))
+            }
+            SAP_IPX => {
+                let a = self.cmp(Rel::Llc, 0, 1, SAP_IPX)?;
+                let b = self.cmp(Rel::Llc, 0, 2, 0xffff)?;
+                let b1 = or(a, b);
+                let s = self.snap(0, ET_IPX)?;
+                let b1 = or(s, b1);
+                let b0 = self.not_gt_mtu()?;
+                let b1 = and(b0, b1);
+                let e = self.cmp(Rel::LinkType, 0, 2, ET_IPX)?;
+                Ok(or(e, b1))
+            }
+            ET_ATALK | ET_AARP => {
+                let b0 = self.not_gt_mtu()?;
+                let s = if llp == ET_ATALK {
+                    self.snap(0x080007, ET_ATALK)?
+                } else {
+                    self.snap(0, ET_AARP)?
+                };
+                let b1 = and(b0, s);
+                let e = self.cmp(Rel::LinkType, 0, 2, llp)?;
+                Ok(or(e, b1))
+            }
+            _ if llp <= ETHERMTU => {
+                let b0 = self.not_gt_mtu()?;
+                let b1 = self.cmp(Rel::LinkType, 2, 1, llp)?;
+                Ok(and(b0, b1))
+            }
+            _ => self.cmp(Rel::LinkType, 0, 2, llp),
+        }
+    }
+
+    pub(super) fn sll_linktype(&mut self, llp: u32) -> R<P> {
+        const P_802_2: u32 = 4;
+        const P_802_3: u32 = 1;
+        match llp {
+            SAP_ISONS | SAP_IP | SAP_NETBEUI => {
+                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
+                let b1 = self.cmp(Rel::Llc, 0, 2, (llp << 8) | llp)?;
+                Ok(and(b0, b1))
+            }
+            SAP_IPX => {
+                let a = self.cmp(Rel::Llc, 0, 1, SAP_IPX)?;
+                let s = self.snap(0, ET_IPX)?;
+                let b1 = or(a, s);
+                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
+                let b1 = and(b0, b1);
+                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_3)?;
+                let b1 = or(b0, b1);
+                let b0 = self.cmp(Rel::LinkType, 0, 2, ET_IPX)?;
+                Ok(or(b0, b1))
+            }
+            ET_ATALK | ET_AARP => {
+                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
+                let s = if llp == ET_ATALK {
+                    self.snap(0x080007, ET_ATALK)?
+                } else {
+                    self.snap(0, ET_AARP)?
+                };
+                let b1 = and(b0, s);
+                let b0 = self.cmp(Rel::LinkType, 0, 2, llp)?;
+                Ok(or(b0, b1))
+            }
+            _ if llp <= ETHERMTU => {
+                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
+                let k = self.off.linkpl.k;
+                let b1 = self.cmp(Rel::LinkHdr, k, 1, llp)?;
+                Ok(and(b0, b1))
+            }
+            _ => self.cmp(Rel::LinkType, 0, 2, llp),
+        }
+    }
+
+    pub(super) fn ehost(&mut self, dir: Dir, mac: &[u8; 6]) -> R<P> {
+        let b = self.dir_pair(dir, &mut |l, src| {
+            l.bcmp(Rel::LinkHdr, if src { 6 } else { 0 }, mac)
+        })?;
+        Ok(self.with_ll_check(b))
+    }
+
+    /// `gen_prevlinkhdr_check` before a link-layer address test: after
+    /// `geneve`, the encapsulated frame must have an Ethernet header (its
+    /// start and its payload differ).
+    pub(super) fn with_ll_check(&mut self, b: P) -> P {
+        match self.geneve {
+            Some((hdr, pl)) => {
+                let same = self.test(hdr, CmpOp::Eq, pl);
+                and(not(same), b)
+            }
+            None => b,
+        }
+    }
+
+    /// `ether broadcast`: the destination is all ones.
+    pub(super) fn link_broadcast(&mut self) -> R<P> {
+        if self.link != Link::Ether {
+            return Err(self.err("not a broadcast link"));
+        }
+        let b = self.bcmp(Rel::LinkHdr, 0, &[0xff; 6])?;
+        Ok(self.with_ll_check(b))
+    }
+
+    /// `ether multicast`: the group bit of the destination.
+    pub(super) fn link_multicast(&mut self) -> R<P> {
+        if self.link != Link::Ether {
+            return Err(self.err("link-layer multicast filters not supported on this link"));
+        }
+        let b = self.set(Rel::LinkHdr, 0, 1, 1)?;
+        Ok(self.with_ll_check(b))
+    }
+
+    /// `inbound` and `outbound`: the packet type of the cooked header,
+    /// else the direction the hook knows.
+    pub(super) fn direction(&mut self, out: bool) -> R<P> {
+        let b = match self.link {
+            Link::Sll => self.cmp(Rel::LinkHdr, 0, 2, 4)?,
+            Link::Sll2 => self.cmp(Rel::LinkHdr, 10, 1, 4)?,
+            _ if self.opts.offline => {
+                return Err(self.err(
+                    "inbound/outbound not supported on this link type when reading a capture file",
+                ));
+            }
+            _ => match self.opts.fixed_direction {
+                Some(outgoing) => {
+                    return Ok(if outgoing == out { P::True } else { P::False });
+                }
+                None => self.meta_test(Meta::PktType, 4),
+            },
+        };
+        Ok(if out { b } else { not(b) })
+    }
+
+    /// `ifindex N`: the SLL2 header's field, else the hook's interface.
+    pub(super) fn ifindex(&mut self, n: u32) -> R<P> {
+        match self.link {
+            Link::Sll2 => self.cmp(Rel::LinkHdr, 4, 4, n),
+            _ if self.opts.offline => {
+                Err(self.err("ifindex not supported on this link type when reading a capture file"))
+            }
+            _ => Ok(self.meta_test(Meta::IfIndex, n)),
+        }
+    }
+
+    /// `llc` and its frame types (`gen_llc` and friends).
+    pub(super) fn llc(&mut self, kind: Llc) -> R<P> {
+        if self.link != Link::Ether {
+            return Err(self.err("'llc' not supported for this link type"));
+        }
+        let b0 = self.not_gt_mtu()?;
+        let b1 = not(self.cmp(Rel::Llc, 0, 2, 0xffff)?);
+        let base = and(b0, b1);
+        Ok(match kind {
+            Llc::Any => base,
+            Llc::I => and(base, not(self.set(Rel::Llc, 2, 1, 1)?)),
+            Llc::S => and(base, self.mcmp(Rel::Llc, 2, 1, 1, 3)?),
+            Llc::U => and(base, self.mcmp(Rel::Llc, 2, 1, 3, 3)?),
+            Llc::SSubtype(st) => and(base, self.mcmp(Rel::Llc, 2, 1, u32::from(st), 0x0f)?),
+            Llc::USubtype(st) => and(base, self.mcmp(Rel::Llc, 2, 1, u32::from(st), 0xef)?),
+        })
+    }
+}

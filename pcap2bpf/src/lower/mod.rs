@@ -1,0 +1,245 @@
+//! Lowering: the checked tree to the IR, with libpcap's meaning.
+//!
+//! This follows libpcap 1.10.3's `gencode.c` closely: each primitive
+//! becomes the same tests, on the same bytes, in the same order (the order
+//! matters: a load past the captured bytes rejects the whole packet, so
+//! `a or b` must not look at `b`'s bytes when `a` holds). `vlan`, `mpls`
+//! and `pppoes` shift the offsets of everything lowered after them, as
+//! libpcap's `off_linkpl`/`off_linktype`/`off_nl` do; `geneve` computes
+//! the offsets of the encapsulated frame at run time into variables
+//! (libpcap's scratch registers) and everything after it uses those.
+//!
+//! One module a job, in the order a packet is read: `formula` (tests
+//! combined with and/or/not, then blocks), `offset` (where each layer
+//! starts) and `cmp` (loads and comparisons there), then `link` (link
+//! layer), `encap` (VLAN, MPLS, PPPoE), `network` (IPv4, IPv6, ARP,
+//! DECnet, ISO), `transport` (ports), `tunnel` (Geneve) and `arith`
+//! (relations and arithmetic). The checks have already refused the
+//! filters a user can get wrong; lowering fails only on its limits.
+
+mod arith;
+mod cmp;
+mod encap;
+mod formula;
+mod link;
+mod network;
+mod offset;
+mod transport;
+mod tunnel;
+
+use pktmatch::ir::{Edge, Ir, Val};
+
+use crate::LinkType;
+use crate::check::link::Link;
+use crate::check::{Atom, Checked};
+use crate::error::CompileError;
+use crate::syntax::ast::{Primitive, Proto, Span};
+use formula::{CfgBuilder, P, and, not, or};
+use offset::Offsets;
+use tunnel::{check_vars_set, has_geneve};
+
+pub(super) const ETHERMTU: u32 = 1500;
+pub(super) const ET_IP: u32 = 0x0800;
+pub(super) const ET_IPV6: u32 = 0x86dd;
+pub(super) const ET_ARP: u32 = 0x0806;
+pub(super) const ET_REVARP: u32 = 0x8035;
+pub(super) const ET_ATALK: u32 = 0x809b;
+pub(super) const ET_AARP: u32 = 0x80f3;
+pub(super) const ET_IPX: u32 = 0x8137;
+pub(super) const SAP_ISONS: u32 = 0xfe;
+pub(super) const SAP_IP: u32 = 0x06;
+pub(super) const SAP_NETBEUI: u32 = 0xf0;
+pub(super) const SAP_IPX: u32 = 0xe0;
+pub(super) const GENEVE_PORT: u32 = 6081;
+/// Geneve's protocol type for an Ethernet payload.
+pub(super) const ET_TEB: u32 = 0x6558;
+
+/// What the lowering needs to know about where the filter runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowerOptions {
+    /// The link type of the packets.
+    pub link: LinkType,
+    /// The outer VLAN tag may be in metadata (tc, socket filters): lower
+    /// `vlan` the way libpcap does with Linux BPF extensions.
+    pub vlan_meta: bool,
+    /// Filtering a capture file: `inbound`, `outbound` and `ifindex` on
+    /// links without a direction field are errors, as in libpcap.
+    pub offline: bool,
+    /// `inbound`/`outbound` are known at compile time (XDP: always
+    /// inbound): `Some(outgoing)`.
+    pub fixed_direction: Option<bool>,
+    /// The IPv4 netmask for `ip broadcast`.
+    pub netmask: Option<u32>,
+}
+
+impl LowerOptions {
+    /// For packets of a capture file, run through the test-run XDP
+    /// program: the tag is in the frame, `inbound`/`ifindex` have
+    /// libpcap's capture-file meaning.
+    pub fn offline(link: LinkType, netmask: Option<u32>) -> Self {
+        LowerOptions {
+            link,
+            vlan_meta: false,
+            offline: true,
+            fixed_direction: Some(false),
+            netmask,
+        }
+    }
+}
+
+/// Lowers `c` into `ir`, setting its entry.
+pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<(), CompileError> {
+    let Some(c) = c else {
+        ir.entry = Some(Edge::Accept);
+        return Ok(());
+    };
+    // libpcap turns its optimiser off for filters with `geneve`.
+    ir.pcap_unoptimized = has_geneve(c);
+    let mut l = Lower::new(opts, ir);
+    let p = l.node(c)?;
+    let made_vars = l.next_var > 0;
+    // Build the CFG backwards so that every jump goes forward: the block
+    // evaluated first gets the lowest index after the reversal below.
+    // One block per test, allocated once at its exact size.
+    let mut b = CfgBuilder {
+        blocks: Vec::with_capacity(p.tests()),
+    };
+    let entry = b.emit(&p, Edge::Accept, Edge::Reject);
+    let n = b.blocks.len() as u32;
+    let flip = |e: Edge| match e {
+        Edge::Block(i) => Edge::Block(n - 1 - i),
+        e => e,
+    };
+    b.blocks.reverse();
+    for blk in &mut b.blocks {
+        blk.t = flip(blk.t);
+        blk.f = flip(blk.f);
+    }
+    ir.blocks = b.blocks;
+    ir.entry = Some(flip(entry));
+    // Without variables (only `geneve` makes them) nothing reads one.
+    if made_vars {
+        check_vars_set(ir)
+    } else {
+        Ok(())
+    }
+}
+
+/// The lowering of one filter: the IR being built and the state
+/// earlier primitives leave for later ones.
+struct Lower<'a> {
+    ir: &'a mut Ir,
+    opts: LowerOptions,
+    /// The link layer at this point of the filter.
+    link: Link,
+    /// Where the layers start at this point of the filter.
+    off: Offsets,
+    mpls_depth: u32,
+    vlan_depth: u32,
+    /// libpcap's `is_geneve`: after `geneve` (until `pppoes`), link-layer
+    /// address tests first check that the encapsulated frame has an
+    /// Ethernet header; these are the variables of its start and of its
+    /// payload, which differ exactly then.
+    geneve: Option<(Val, Val)>,
+    /// The next free variable.
+    next_var: u32,
+    span: Span,
+}
+
+type R<T> = Result<T, CompileError>;
+
+impl<'a> Lower<'a> {
+    fn new(opts: &LowerOptions, ir: &'a mut Ir) -> Self {
+        Lower {
+            ir,
+            opts: *opts,
+            link: Link::of(opts.link),
+            off: Offsets::at_start(opts.link),
+            mpls_depth: 0,
+            vlan_depth: 0,
+            geneve: None,
+            next_var: 0,
+            span: Span::default(),
+        }
+    }
+
+    fn err(&self, m: impl Into<String>) -> CompileError {
+        CompileError::new(m, self.span)
+    }
+
+    fn node(&mut self, c: &Checked) -> R<P> {
+        Ok(match c {
+            Checked::And(ab) => {
+                let a = self.node(&ab.0)?;
+                and(a, self.node(&ab.1)?)
+            }
+            Checked::Or(ab) => {
+                let a = self.node(&ab.0)?;
+                or(a, self.node(&ab.1)?)
+            }
+            Checked::Not(a) => not(self.node(a)?),
+            Checked::Atom(a, span) => {
+                self.span = *span;
+                self.atom(a)?
+            }
+        })
+    }
+
+    // ---- primitives ----
+
+    fn atom(&mut self, a: &Atom) -> R<P> {
+        match a {
+            Atom::Ipv4Host {
+                proto,
+                dir,
+                addr,
+                mask,
+            } => self.host4(*proto, *dir, *addr, *mask),
+            Atom::Ipv6Host { dir, addr, mask } => self.host6(*dir, addr, mask),
+            Atom::DecnetHost { dir, addr } => self.decnet(*dir, *addr),
+            Atom::EtherHost { dir, mac } => self.ehost(*dir, mac),
+            Atom::Port {
+                proto,
+                dir,
+                lo,
+                hi,
+                range,
+            } => {
+                let (lo, hi) = (u32::from(*lo), u32::from(*hi));
+                let b6 = self.port_family(true, *proto, *dir, lo, hi, *range)?;
+                let b4 = self.port_family(false, *proto, *dir, lo, hi, *range)?;
+                Ok(or(b6, b4))
+            }
+            Atom::Proto { layer, value } => self.proto(*value, *layer),
+            Atom::ProtoChain { layer, value } => self.protochain(*layer, *value),
+            Atom::Prim(p) => self.prim(p),
+        }
+    }
+
+    fn prim(&mut self, p: &Primitive) -> R<P> {
+        match p {
+            Primitive::Proto(pr) => self.abbrev(*pr),
+            Primitive::Relation(op, a, b) => self.relation(*op, a, b),
+            Primitive::Broadcast(Some(Proto::Ip)) => self.ip_broadcast(),
+            Primitive::Broadcast(_) => self.link_broadcast(),
+            Primitive::Multicast(Some(Proto::Ip)) => self.ip_multicast(),
+            Primitive::Multicast(Some(Proto::Ip6)) => self.ip6_multicast(),
+            Primitive::Multicast(_) => self.link_multicast(),
+            Primitive::Less(n) => Ok(self.less(*n)),
+            Primitive::Greater(n) => Ok(self.greater(*n)),
+            Primitive::Byte(idx, op, val) => self.byte(*idx, *op, *val),
+            Primitive::Inbound => self.direction(false),
+            Primitive::Outbound => self.direction(true),
+            Primitive::IfIndex(n) => self.ifindex(*n),
+            Primitive::Vlan(n) => self.vlan(*n),
+            Primitive::Mpls(n) => self.mpls(*n),
+            Primitive::Pppoed => self.linktype(0x8863),
+            Primitive::Pppoes(n) => self.pppoes(*n),
+            Primitive::Geneve(vni) => self.geneve(*vni),
+            Primitive::Llc(kind) => self.llc(*kind),
+            Primitive::Qualified { .. } | Primitive::OtherLink(_) => {
+                Err(self.err("primitive not supported on this link type"))
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The transport layer: TCP, UDP and SCTP ports over IPv4 and IPv6
+//! (`gen_port`, `gen_portrange` and their helpers).
+
+use super::formula::{P, and, not, or};
+use super::offset::Rel;
+use super::{ET_IP, ET_IPV6, Lower, R};
+use crate::syntax::ast::{Dir, Proto};
+
+impl Lower<'_> {
+    pub(super) fn portatoms(&mut self, rel: Rel, dir: Dir, lo: u32, hi: u32, range: bool) -> R<P> {
+        self.dir_pair(dir, &mut |l, src| {
+            let off = if src { 0 } else { 2 };
+            if range {
+                let a = l.cmp_ge(rel, off, 2, lo)?;
+                let b = not(l.cmp_gt(rel, off, 2, hi)?);
+                Ok(and(a, b))
+            } else {
+                l.cmp(rel, off, 2, lo)
+            }
+        })
+    }
+
+    pub(super) fn portop(
+        &mut self,
+        v6: bool,
+        proto: u32,
+        dir: Dir,
+        lo: u32,
+        hi: u32,
+        range: bool,
+    ) -> R<P> {
+        if v6 {
+            let b0 = self.cmp(Rel::LinkPl, 6, 1, proto)?;
+            let b1 = self.portatoms(Rel::TranIpv6, dir, lo, hi, range)?;
+            Ok(and(b0, b1))
+        } else {
+            let t = self.cmp(Rel::LinkPl, 9, 1, proto)?;
+            let f = self.ipfrag()?;
+            let b0 = and(t, f);
+            let b1 = self.portatoms(Rel::TranIpv4, dir, lo, hi, range)?;
+            Ok(and(b0, b1))
+        }
+    }
+
+    pub(super) fn port_family(
+        &mut self,
+        v6: bool,
+        proto: Option<Proto>,
+        dir: Dir,
+        lo: u32,
+        hi: u32,
+        range: bool,
+    ) -> R<P> {
+        let b0 = self.linktype(if v6 { ET_IPV6 } else { ET_IP })?;
+        let b1 = match proto {
+            Some(Proto::Tcp) => self.portop(v6, 6, dir, lo, hi, range)?,
+            Some(Proto::Udp) => self.portop(v6, 17, dir, lo, hi, range)?,
+            Some(Proto::Sctp) => self.portop(v6, 132, dir, lo, hi, range)?,
+            None => {
+                let t = self.portop(v6, 6, dir, lo, hi, range)?;
+                let u = self.portop(v6, 17, dir, lo, hi, range)?;
+                let s = self.portop(v6, 132, dir, lo, hi, range)?;
+                or(s, or(t, u))
+            }
+            Some(p) => return Err(self.err(format!("illegal qualifier of 'port': {}", p.name()))),
+        };
+        Ok(and(b0, b1))
+    }
+}
