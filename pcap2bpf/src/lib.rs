@@ -47,6 +47,7 @@ pub mod check;
 pub mod engine;
 pub mod error;
 pub mod lower;
+mod numbers;
 pub mod syntax;
 
 pub use check::resolve;

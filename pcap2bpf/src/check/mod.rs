@@ -23,6 +23,7 @@ pub use tree::{Atom, Checked};
 
 use crate::LinkType;
 use crate::error::CompileError;
+use crate::numbers::{ETHERTYPE_IP, ETHERTYPE_IPV6};
 use crate::syntax::ast::*;
 use link::Link;
 use resolve::Resolver;
@@ -251,7 +252,7 @@ fn over_mpls_ok(p: &Primitive) -> bool {
         Primitive::Proto(pr) => !non_ip(Some(*pr)),
         Primitive::Qualified { qual, value, .. } => match (qual.kind, value) {
             (Kind::Proto, Value::Num(n)) if qual.proto == Some(Link) => {
-                *n == 0x0800 || *n == 0x86dd
+                *n == ETHERTYPE_IP || *n == ETHERTYPE_IPV6
             }
             _ => !non_ip(qual.proto),
         },

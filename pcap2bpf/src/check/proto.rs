@@ -3,6 +3,12 @@
 
 use super::{Atom, Checker, R};
 use crate::error::CompileError;
+use crate::numbers::{
+    ETHERTYPE_AARP, ETHERTYPE_ARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP, ETHERTYPE_IPV6,
+    ETHERTYPE_LAT, ETHERTYPE_LOOPBACK, ETHERTYPE_MOPDL, ETHERTYPE_MOPRC, ETHERTYPE_REVARP,
+    ETHERTYPE_SCA, ISO8473_CLNP, ISO9542_ESIS, ISO10589_ISIS, LLCSAP_8021D, LLCSAP_IPX,
+    LLCSAP_ISONS, LLCSAP_NETBEUI,
+};
 use crate::syntax::ast::{Proto, Qual, Span};
 
 impl Checker<'_> {
@@ -18,9 +24,9 @@ impl Checker<'_> {
                 None => err(format!("unknown ether proto '{name}'")),
             },
             Some(Proto::Iso) => match name {
-                "esis" => Ok(0x82),
-                "isis" => Ok(0x83),
-                "clnp" => Ok(0x81),
+                "esis" => Ok(ISO9542_ESIS),
+                "isis" => Ok(ISO10589_ISIS),
+                "clnp" => Ok(ISO8473_CLNP),
                 _ => err(format!("unknown osi proto '{name}'")),
             },
             _ => err(format!("unknown protocol: {name}")),
@@ -70,24 +76,25 @@ impl Checker<'_> {
     }
 }
 
+/// The link-layer protocol names of `proto`, `ether proto \\NAME`.
 fn ether_proto(name: &str) -> Option<u32> {
     Some(match name {
-        "aarp" => 0x80f3,
-        "arp" => 0x0806,
-        "atalk" => 0x809b,
-        "decnet" => 0x6003,
-        "ip" => 0x0800,
-        "ip6" => 0x86dd,
-        "lat" => 0x6004,
-        "loopback" => 0x9000,
-        "mopdl" => 0x6001,
-        "moprc" => 0x6002,
-        "rarp" => 0x8035,
-        "sca" => 0x6007,
-        "iso" => 0xfe,
-        "stp" => 0x42,
-        "ipx" => 0xe0,
-        "netbeui" => 0xf0,
+        "aarp" => ETHERTYPE_AARP,
+        "arp" => ETHERTYPE_ARP,
+        "atalk" => ETHERTYPE_ATALK,
+        "decnet" => ETHERTYPE_DN,
+        "ip" => ETHERTYPE_IP,
+        "ip6" => ETHERTYPE_IPV6,
+        "lat" => ETHERTYPE_LAT,
+        "loopback" => ETHERTYPE_LOOPBACK,
+        "mopdl" => ETHERTYPE_MOPDL,
+        "moprc" => ETHERTYPE_MOPRC,
+        "rarp" => ETHERTYPE_REVARP,
+        "sca" => ETHERTYPE_SCA,
+        "iso" => LLCSAP_ISONS,
+        "stp" => LLCSAP_8021D,
+        "ipx" => LLCSAP_IPX,
+        "netbeui" => LLCSAP_NETBEUI,
         _ => return None,
     })
 }

@@ -7,6 +7,7 @@ use pktmatch::ir::{BinOp, CmpOp, Cond, Val, ValNode};
 use super::formula::{P, and, and_opt, not};
 use super::offset::Rel;
 use super::{Lower, R};
+use crate::numbers::IPPROTO_ICMPV6;
 use crate::syntax::ast::{Arith, ArithOp, ByteOp, Proto, RelOp};
 
 impl Lower<'_> {
@@ -88,7 +89,7 @@ impl Lower<'_> {
             Icmp6 => {
                 let b = self.abbrev(Ip6)?;
                 let b = and_opt(ib, b);
-                let c = self.cmp(Rel::LinkPl, 6, 1, 58)?;
+                let c = self.cmp(Rel::LinkPl, 6, 1, IPPROTO_ICMPV6)?;
                 let b = and(b, c);
                 let v = self.indexed(pl.var, idx, nlk.wrapping_add(40), size);
                 (v, Some(b))

@@ -7,6 +7,10 @@ use super::formula::{P, and, or};
 use super::offset::{Off, Rel};
 use super::{Lower, R};
 use crate::check::link::Link;
+use crate::numbers::{
+    ETHERTYPE_8021AD, ETHERTYPE_8021Q, ETHERTYPE_8021QINQ, ETHERTYPE_MPLS, ETHERTYPE_PPPOES,
+    PPP_MPLS_UCAST,
+};
 
 impl Lower<'_> {
     /// `gen_vlan`: without extensions the tag is in the frame; with them
@@ -73,9 +77,9 @@ impl Lower<'_> {
     }
 
     pub(super) fn tpid(&mut self) -> R<P> {
-        let a = self.linktype(0x8100)?;
-        let b = self.linktype(0x88a8)?;
-        let c = self.linktype(0x9100)?;
+        let a = self.linktype(ETHERTYPE_8021Q)?;
+        let b = self.linktype(ETHERTYPE_8021AD)?;
+        let c = self.linktype(ETHERTYPE_8021QINQ)?;
         Ok(or(or(a, b), c))
     }
 
@@ -85,8 +89,8 @@ impl Lower<'_> {
             self.mcmp(Rel::PrevMpls, 2, 1, 0, 1)?
         } else {
             match self.link {
-                Link::Ether => self.linktype(0x8847)?,
-                Link::Ppp => self.linktype(0x0281)?,
+                Link::Ether => self.linktype(ETHERTYPE_MPLS)?,
+                Link::Ppp => self.linktype(PPP_MPLS_UCAST)?,
                 _ => return Err(self.err("no MPLS support for this link type")),
             }
         };
@@ -106,7 +110,7 @@ impl Lower<'_> {
     /// `pppoes [session]`: a PPPoE session; what follows is in its PPP
     /// frame.
     pub(super) fn pppoes(&mut self, session: Option<u32>) -> R<P> {
-        let b0 = self.linktype(0x8864)?;
+        let b0 = self.linktype(ETHERTYPE_PPPOES)?;
         let b = match session {
             Some(n) => {
                 let b1 = self.mcmp(Rel::LinkPl, 0, 4, n, 0xffff)?;

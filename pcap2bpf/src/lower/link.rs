@@ -6,19 +6,23 @@ use pktmatch::ir::{CmpOp, Meta};
 
 use super::formula::{P, and, not, or};
 use super::offset::Rel;
-use super::{
-    ET_AARP, ET_ATALK, ET_IP, ET_IPV6, ET_IPX, ETHERMTU, Lower, R, SAP_IP, SAP_IPX, SAP_ISONS,
-    SAP_NETBEUI,
-};
+use super::{Lower, R};
 use crate::check::link::Link;
+use crate::numbers::{
+    BSD_AFNUM_INET, BSD_AFNUM_INET6_BSD, BSD_AFNUM_INET6_DARWIN, BSD_AFNUM_INET6_FREEBSD, ETHERMTU,
+    ETHERTYPE_AARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP, ETHERTYPE_IPV6, ETHERTYPE_IPX,
+    ETHERTYPE_NS, LINUX_SLL_P_802_2, LINUX_SLL_P_802_3, LLC_UI, LLCSAP_8021D, LLCSAP_IP,
+    LLCSAP_IPX, LLCSAP_ISONS, LLCSAP_NETBEUI, LLCSAP_SNAP, OUI_APPLETALK, OUI_ENCAP_ETHER,
+    PACKET_OUTGOING, PPP_APPLE, PPP_BRPDU, PPP_DECNET, PPP_IP, PPP_IPV6, PPP_IPX, PPP_NS, PPP_OSI,
+};
 use crate::syntax::ast::{Dir, Llc};
 
 impl Lower<'_> {
     pub(super) fn linktype(&mut self, llp: u32) -> R<P> {
         if self.mpls_depth > 0 {
             let ver = match llp {
-                ET_IP => 0x40,
-                ET_IPV6 => 0x60,
+                ETHERTYPE_IP => 0x40,
+                ETHERTYPE_IPV6 => 0x60,
                 _ => return Err(self.err("unsupported protocol over mpls")),
             };
             let b0 = self.mcmp(Rel::LinkPl, (-2i32) as u32, 1, 1, 1)?;
@@ -30,8 +34,8 @@ impl Lower<'_> {
             Link::Sll => self.sll_linktype(llp),
             Link::Sll2 => self.cmp(Rel::LinkType, 0, 2, llp),
             Link::Raw => match llp {
-                ET_IP => self.mcmp(Rel::LinkHdr, 0, 1, 0x40, 0xf0),
-                ET_IPV6 => self.mcmp(Rel::LinkHdr, 0, 1, 0x60, 0xf0),
+                ETHERTYPE_IP => self.mcmp(Rel::LinkHdr, 0, 1, 0x40, 0xf0),
+                ETHERTYPE_IPV6 => self.mcmp(Rel::LinkHdr, 0, 1, 0x60, 0xf0),
                 _ => Ok(P::False),
             },
             Link::Null | Link::Loop => {
@@ -42,11 +46,11 @@ impl Lower<'_> {
                     if null { af.swap_bytes() } else { af }
                 };
                 match llp {
-                    ET_IP => self.cmp(Rel::LinkHdr, 0, 4, fix(2)),
-                    ET_IPV6 => {
-                        let b0 = self.cmp(Rel::LinkHdr, 0, 4, fix(30))?;
-                        let b1 = self.cmp(Rel::LinkHdr, 0, 4, fix(24))?;
-                        let b2 = self.cmp(Rel::LinkHdr, 0, 4, fix(28))?;
+                    ETHERTYPE_IP => self.cmp(Rel::LinkHdr, 0, 4, fix(BSD_AFNUM_INET)),
+                    ETHERTYPE_IPV6 => {
+                        let b0 = self.cmp(Rel::LinkHdr, 0, 4, fix(BSD_AFNUM_INET6_DARWIN))?;
+                        let b1 = self.cmp(Rel::LinkHdr, 0, 4, fix(BSD_AFNUM_INET6_BSD))?;
+                        let b2 = self.cmp(Rel::LinkHdr, 0, 4, fix(BSD_AFNUM_INET6_FREEBSD))?;
                         Ok(or(b0, or(b1, b2)))
                     }
                     _ => Ok(P::False),
@@ -54,14 +58,14 @@ impl Lower<'_> {
             }
             Link::Ppp => {
                 let t = match llp {
-                    ET_IP => 0x21,
-                    ET_IPV6 => 0x57,
-                    0x6003 => 0x27,
-                    ET_ATALK => 0x29,
-                    0x0600 => 0x3f,
-                    SAP_ISONS => 0x23,
-                    0x42 => 0x31,
-                    SAP_IPX => 0x2b,
+                    ETHERTYPE_IP => PPP_IP,
+                    ETHERTYPE_IPV6 => PPP_IPV6,
+                    ETHERTYPE_DN => PPP_DECNET,
+                    ETHERTYPE_ATALK => PPP_APPLE,
+                    ETHERTYPE_NS => PPP_NS,
+                    LLCSAP_ISONS => PPP_OSI,
+                    LLCSAP_8021D => PPP_BRPDU,
+                    LLCSAP_IPX => PPP_IPX,
                     v => v,
                 };
                 self.cmp(Rel::LinkType, 0, 2, t)
@@ -75,9 +79,9 @@ impl Lower<'_> {
 
     pub(super) fn snap(&mut self, org: u32, ptype: u32) -> R<P> {
         let v = [
-            0xaa,
-            0xaa,
-            0x03,
+            LLCSAP_SNAP,
+            LLCSAP_SNAP,
+            LLC_UI,
             (org >> 16) as u8,
             (org >> 8) as u8,
             org as u8,
@@ -89,28 +93,28 @@ impl Lower<'_> {
 
     pub(super) fn ether_linktype(&mut self, llp: u32) -> R<P> {
         match llp {
-            SAP_ISONS | SAP_IP | SAP_NETBEUI => {
+            LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => {
                 let b0 = self.not_gt_mtu()?;
                 let b1 = self.cmp(Rel::Llc, 0, 2, (llp << 8) | llp)?;
                 Ok(and(b0, b1))
             }
-            SAP_IPX => {
-                let a = self.cmp(Rel::Llc, 0, 1, SAP_IPX)?;
+            LLCSAP_IPX => {
+                let a = self.cmp(Rel::Llc, 0, 1, LLCSAP_IPX)?;
                 let b = self.cmp(Rel::Llc, 0, 2, 0xffff)?;
                 let b1 = or(a, b);
-                let s = self.snap(0, ET_IPX)?;
+                let s = self.snap(OUI_ENCAP_ETHER, ETHERTYPE_IPX)?;
                 let b1 = or(s, b1);
                 let b0 = self.not_gt_mtu()?;
                 let b1 = and(b0, b1);
-                let e = self.cmp(Rel::LinkType, 0, 2, ET_IPX)?;
+                let e = self.cmp(Rel::LinkType, 0, 2, ETHERTYPE_IPX)?;
                 Ok(or(e, b1))
             }
-            ET_ATALK | ET_AARP => {
+            ETHERTYPE_ATALK | ETHERTYPE_AARP => {
                 let b0 = self.not_gt_mtu()?;
-                let s = if llp == ET_ATALK {
-                    self.snap(0x080007, ET_ATALK)?
+                let s = if llp == ETHERTYPE_ATALK {
+                    self.snap(OUI_APPLETALK, ETHERTYPE_ATALK)?
                 } else {
-                    self.snap(0, ET_AARP)?
+                    self.snap(OUI_ENCAP_ETHER, ETHERTYPE_AARP)?
                 };
                 let b1 = and(b0, s);
                 let e = self.cmp(Rel::LinkType, 0, 2, llp)?;
@@ -126,38 +130,36 @@ impl Lower<'_> {
     }
 
     pub(super) fn sll_linktype(&mut self, llp: u32) -> R<P> {
-        const P_802_2: u32 = 4;
-        const P_802_3: u32 = 1;
         match llp {
-            SAP_ISONS | SAP_IP | SAP_NETBEUI => {
-                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
+            LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => {
+                let b0 = self.cmp(Rel::LinkType, 0, 2, LINUX_SLL_P_802_2)?;
                 let b1 = self.cmp(Rel::Llc, 0, 2, (llp << 8) | llp)?;
                 Ok(and(b0, b1))
             }
-            SAP_IPX => {
-                let a = self.cmp(Rel::Llc, 0, 1, SAP_IPX)?;
-                let s = self.snap(0, ET_IPX)?;
+            LLCSAP_IPX => {
+                let a = self.cmp(Rel::Llc, 0, 1, LLCSAP_IPX)?;
+                let s = self.snap(OUI_ENCAP_ETHER, ETHERTYPE_IPX)?;
                 let b1 = or(a, s);
-                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
+                let b0 = self.cmp(Rel::LinkType, 0, 2, LINUX_SLL_P_802_2)?;
                 let b1 = and(b0, b1);
-                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_3)?;
+                let b0 = self.cmp(Rel::LinkType, 0, 2, LINUX_SLL_P_802_3)?;
                 let b1 = or(b0, b1);
-                let b0 = self.cmp(Rel::LinkType, 0, 2, ET_IPX)?;
+                let b0 = self.cmp(Rel::LinkType, 0, 2, ETHERTYPE_IPX)?;
                 Ok(or(b0, b1))
             }
-            ET_ATALK | ET_AARP => {
-                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
-                let s = if llp == ET_ATALK {
-                    self.snap(0x080007, ET_ATALK)?
+            ETHERTYPE_ATALK | ETHERTYPE_AARP => {
+                let b0 = self.cmp(Rel::LinkType, 0, 2, LINUX_SLL_P_802_2)?;
+                let s = if llp == ETHERTYPE_ATALK {
+                    self.snap(OUI_APPLETALK, ETHERTYPE_ATALK)?
                 } else {
-                    self.snap(0, ET_AARP)?
+                    self.snap(OUI_ENCAP_ETHER, ETHERTYPE_AARP)?
                 };
                 let b1 = and(b0, s);
                 let b0 = self.cmp(Rel::LinkType, 0, 2, llp)?;
                 Ok(or(b0, b1))
             }
             _ if llp <= ETHERMTU => {
-                let b0 = self.cmp(Rel::LinkType, 0, 2, P_802_2)?;
+                let b0 = self.cmp(Rel::LinkType, 0, 2, LINUX_SLL_P_802_2)?;
                 let k = self.off.linkpl.k;
                 let b1 = self.cmp(Rel::LinkHdr, k, 1, llp)?;
                 Ok(and(b0, b1))
@@ -208,8 +210,8 @@ impl Lower<'_> {
     /// else the direction the hook knows.
     pub(super) fn direction(&mut self, out: bool) -> R<P> {
         let b = match self.link {
-            Link::Sll => self.cmp(Rel::LinkHdr, 0, 2, 4)?,
-            Link::Sll2 => self.cmp(Rel::LinkHdr, 10, 1, 4)?,
+            Link::Sll => self.cmp(Rel::LinkHdr, 0, 2, PACKET_OUTGOING)?,
+            Link::Sll2 => self.cmp(Rel::LinkHdr, 10, 1, PACKET_OUTGOING)?,
             _ if self.opts.offline => {
                 return Err(self.err(
                     "inbound/outbound not supported on this link type when reading a capture file",
@@ -219,7 +221,7 @@ impl Lower<'_> {
                 Some(outgoing) => {
                     return Ok(if outgoing == out { P::True } else { P::False });
                 }
-                None => self.meta_test(Meta::PktType, 4),
+                None => self.meta_test(Meta::PktType, PACKET_OUTGOING),
             },
         };
         Ok(if out { b } else { not(b) })

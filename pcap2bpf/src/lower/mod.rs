@@ -33,26 +33,11 @@ use crate::LinkType;
 use crate::check::link::Link;
 use crate::check::{Atom, Checked};
 use crate::error::CompileError;
+use crate::numbers::ETHERTYPE_PPPOED;
 use crate::syntax::ast::{Primitive, Proto, Span};
 use formula::{CfgBuilder, P, and, not, or};
 use offset::Offsets;
 use tunnel::{check_vars_set, has_geneve};
-
-pub(super) const ETHERMTU: u32 = 1500;
-pub(super) const ET_IP: u32 = 0x0800;
-pub(super) const ET_IPV6: u32 = 0x86dd;
-pub(super) const ET_ARP: u32 = 0x0806;
-pub(super) const ET_REVARP: u32 = 0x8035;
-pub(super) const ET_ATALK: u32 = 0x809b;
-pub(super) const ET_AARP: u32 = 0x80f3;
-pub(super) const ET_IPX: u32 = 0x8137;
-pub(super) const SAP_ISONS: u32 = 0xfe;
-pub(super) const SAP_IP: u32 = 0x06;
-pub(super) const SAP_NETBEUI: u32 = 0xf0;
-pub(super) const SAP_IPX: u32 = 0xe0;
-pub(super) const GENEVE_PORT: u32 = 6081;
-/// Geneve's protocol type for an Ethernet payload.
-pub(super) const ET_TEB: u32 = 0x6558;
 
 /// What the lowering needs to know about where the filter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +218,7 @@ impl<'a> Lower<'a> {
             Primitive::IfIndex(n) => self.ifindex(*n),
             Primitive::Vlan(n) => self.vlan(*n),
             Primitive::Mpls(n) => self.mpls(*n),
-            Primitive::Pppoed => self.linktype(0x8863),
+            Primitive::Pppoed => self.linktype(ETHERTYPE_PPPOED),
             Primitive::Pppoes(n) => self.pppoes(*n),
             Primitive::Geneve(vni) => self.geneve(*vni),
             Primitive::Llc(kind) => self.llc(*kind),

@@ -5,8 +5,15 @@ use pktmatch::ir::Cond;
 
 use super::formula::{P, and, not, or};
 use super::offset::Rel;
-use super::{
-    ET_AARP, ET_ARP, ET_ATALK, ET_IP, ET_IPV6, ET_REVARP, Lower, R, SAP_IPX, SAP_ISONS, SAP_NETBEUI,
+use super::{Lower, R};
+use crate::numbers::{
+    ETHERTYPE_AARP, ETHERTYPE_ARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP, ETHERTYPE_IPV6,
+    ETHERTYPE_LAT, ETHERTYPE_MOPDL, ETHERTYPE_MOPRC, ETHERTYPE_REVARP, ETHERTYPE_SCA, IPPROTO_AH,
+    IPPROTO_ESP, IPPROTO_FRAGMENT, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IGMP, IPPROTO_IGRP,
+    IPPROTO_PIM, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_VRRP, ISIS_L1_CSNP,
+    ISIS_L1_LAN_IIH, ISIS_L1_LSP, ISIS_L1_PSNP, ISIS_L2_CSNP, ISIS_L2_LAN_IIH, ISIS_L2_LSP,
+    ISIS_L2_PSNP, ISIS_PTP_IIH, ISO8473_CLNP, ISO9542_ESIS, ISO10589_ISIS, LLCSAP_8021D,
+    LLCSAP_IPX, LLCSAP_ISONS, LLCSAP_NETBEUI,
 };
 use crate::syntax::ast::{Dir, Proto};
 
@@ -24,13 +31,13 @@ impl Lower<'_> {
                 Ok(or(a, b))
             }
             Some(Proto::Ip) => {
-                let b0 = self.linktype(ET_IP)?;
+                let b0 = self.linktype(ETHERTYPE_IP)?;
                 let b1 = self.cmp(Rel::LinkPl, 9, 1, v)?;
                 Ok(and(b0, b1))
             }
             Some(Proto::Ip6) => {
-                let b0 = self.linktype(ET_IPV6)?;
-                let b2 = self.cmp(Rel::LinkPl, 6, 1, 44)?;
+                let b0 = self.linktype(ETHERTYPE_IPV6)?;
+                let b2 = self.cmp(Rel::LinkPl, 6, 1, IPPROTO_FRAGMENT)?;
                 let b1 = self.cmp(Rel::LinkPl, 40, 1, v)?;
                 let b1 = and(b2, b1);
                 let b2 = self.cmp(Rel::LinkPl, 6, 1, v)?;
@@ -38,12 +45,12 @@ impl Lower<'_> {
             }
             Some(Proto::Link) => self.linktype(v),
             Some(Proto::Iso) => {
-                let b0 = self.linktype(SAP_ISONS)?;
+                let b0 = self.linktype(LLCSAP_ISONS)?;
                 let b1 = self.cmp(Rel::LinkPlNoSnap, 0, 1, v)?;
                 Ok(and(b0, b1))
             }
             Some(Proto::Isis) => {
-                let b0 = self.proto(0x83, Some(Proto::Iso))?;
+                let b0 = self.proto(ISO10589_ISIS, Some(Proto::Iso))?;
                 let b1 = self.cmp(Rel::LinkPlNoSnap, 4, 1, v)?;
                 Ok(and(b0, b1))
             }
@@ -69,42 +76,54 @@ impl Lower<'_> {
     pub(super) fn abbrev(&mut self, p: Proto) -> R<P> {
         use Proto::*;
         match p {
-            Sctp => self.proto(132, None),
-            Tcp => self.proto(6, None),
-            Udp => self.proto(17, None),
-            Icmp => self.proto(1, Some(Ip)),
-            Igmp => self.proto(2, Some(Ip)),
-            Igrp => self.proto(9, Some(Ip)),
-            Pim => self.proto(103, None),
-            Vrrp | Carp => self.proto(112, Some(Ip)),
-            Proto::Ip => self.linktype(ET_IP),
-            Arp => self.linktype(ET_ARP),
-            Rarp => self.linktype(ET_REVARP),
-            Atalk => self.linktype(ET_ATALK),
-            Aarp => self.linktype(ET_AARP),
-            Decnet => self.linktype(0x6003),
-            Sca => self.linktype(0x6007),
-            Lat => self.linktype(0x6004),
-            Mopdl => self.linktype(0x6001),
-            Moprc => self.linktype(0x6002),
-            Ip6 => self.linktype(ET_IPV6),
-            Icmp6 => self.proto(58, Some(Ip6)),
-            Ah => self.proto(51, None),
-            Esp => self.proto(50, None),
-            Iso => self.linktype(SAP_ISONS),
-            Esis => self.proto(0x82, Some(Iso)),
-            Isis => self.proto(0x83, Some(Iso)),
-            L1 => self.isis_any(&[15, 17, 18, 24, 26]),
-            L2 => self.isis_any(&[16, 17, 20, 25, 27]),
-            Iih => self.isis_any(&[15, 16, 17]),
-            Lsp => self.isis_any(&[18, 20]),
-            Snp => self.isis_any(&[24, 25, 26, 27]),
-            Csnp => self.isis_any(&[24, 25]),
-            Psnp => self.isis_any(&[26, 27]),
-            Clnp => self.proto(0x81, Some(Iso)),
-            Stp => self.linktype(0x42),
-            Ipx => self.linktype(SAP_IPX),
-            Netbeui => self.linktype(SAP_NETBEUI),
+            Sctp => self.proto(IPPROTO_SCTP, None),
+            Tcp => self.proto(IPPROTO_TCP, None),
+            Udp => self.proto(IPPROTO_UDP, None),
+            Icmp => self.proto(IPPROTO_ICMP, Some(Ip)),
+            Igmp => self.proto(IPPROTO_IGMP, Some(Ip)),
+            Igrp => self.proto(IPPROTO_IGRP, Some(Ip)),
+            Pim => self.proto(IPPROTO_PIM, None),
+            Vrrp | Carp => self.proto(IPPROTO_VRRP, Some(Ip)),
+            Proto::Ip => self.linktype(ETHERTYPE_IP),
+            Arp => self.linktype(ETHERTYPE_ARP),
+            Rarp => self.linktype(ETHERTYPE_REVARP),
+            Atalk => self.linktype(ETHERTYPE_ATALK),
+            Aarp => self.linktype(ETHERTYPE_AARP),
+            Decnet => self.linktype(ETHERTYPE_DN),
+            Sca => self.linktype(ETHERTYPE_SCA),
+            Lat => self.linktype(ETHERTYPE_LAT),
+            Mopdl => self.linktype(ETHERTYPE_MOPDL),
+            Moprc => self.linktype(ETHERTYPE_MOPRC),
+            Ip6 => self.linktype(ETHERTYPE_IPV6),
+            Icmp6 => self.proto(IPPROTO_ICMPV6, Some(Ip6)),
+            Ah => self.proto(IPPROTO_AH, None),
+            Esp => self.proto(IPPROTO_ESP, None),
+            Iso => self.linktype(LLCSAP_ISONS),
+            Esis => self.proto(ISO9542_ESIS, Some(Iso)),
+            Isis => self.proto(ISO10589_ISIS, Some(Iso)),
+            L1 => self.isis_any(&[
+                ISIS_L1_LAN_IIH,
+                ISIS_PTP_IIH,
+                ISIS_L1_LSP,
+                ISIS_L1_CSNP,
+                ISIS_L1_PSNP,
+            ]),
+            L2 => self.isis_any(&[
+                ISIS_L2_LAN_IIH,
+                ISIS_PTP_IIH,
+                ISIS_L2_LSP,
+                ISIS_L2_CSNP,
+                ISIS_L2_PSNP,
+            ]),
+            Iih => self.isis_any(&[ISIS_L1_LAN_IIH, ISIS_L2_LAN_IIH, ISIS_PTP_IIH]),
+            Lsp => self.isis_any(&[ISIS_L1_LSP, ISIS_L2_LSP]),
+            Snp => self.isis_any(&[ISIS_L1_CSNP, ISIS_L2_CSNP, ISIS_L1_PSNP, ISIS_L2_PSNP]),
+            Csnp => self.isis_any(&[ISIS_L1_CSNP, ISIS_L2_CSNP]),
+            Psnp => self.isis_any(&[ISIS_L1_PSNP, ISIS_L2_PSNP]),
+            Clnp => self.proto(ISO8473_CLNP, Some(Iso)),
+            Stp => self.linktype(LLCSAP_8021D),
+            Ipx => self.linktype(LLCSAP_IPX),
+            Netbeui => self.linktype(LLCSAP_NETBEUI),
             Link => Err(self.err("link layer applied in wrong context")),
             Radio => Err(self.err("'radio' is not a valid protocol type")),
         }
@@ -137,9 +156,11 @@ impl Lower<'_> {
                 let b2 = self.host4(Some(Proto::Rarp), dir, addr, mask)?;
                 Ok(or(or(b0, b1), b2))
             }
-            Some(Proto::Ip) | Some(Proto::Link) => self.hostop(addr, mask, dir, ET_IP, 12, 16),
-            Some(Proto::Arp) => self.hostop(addr, mask, dir, ET_ARP, 14, 24),
-            Some(Proto::Rarp) => self.hostop(addr, mask, dir, ET_REVARP, 14, 24),
+            Some(Proto::Ip) | Some(Proto::Link) => {
+                self.hostop(addr, mask, dir, ETHERTYPE_IP, 12, 16)
+            }
+            Some(Proto::Arp) => self.hostop(addr, mask, dir, ETHERTYPE_ARP, 14, 24),
+            Some(Proto::Rarp) => self.hostop(addr, mask, dir, ETHERTYPE_REVARP, 14, 24),
             Some(p) => Err(self.err(format!("'{}' modifier applied to host", p.name()))),
         }
     }
@@ -154,7 +175,7 @@ impl Lower<'_> {
             for i in 0..4 {
                 words.push(l.mcmp(Rel::LinkPl, off + 4 * i as u32, 4, w(addr, i), w(mask, i))?);
             }
-            let b0 = l.linktype(ET_IPV6)?;
+            let b0 = l.linktype(ETHERTYPE_IPV6)?;
             let mut it = words.into_iter().rev();
             let mut p = it.next().unwrap_or(P::True);
             for x in it {
@@ -168,7 +189,7 @@ impl Lower<'_> {
         let a = u32::from(addr.swap_bytes());
         self.dir_pair(dir, &mut |l, src| {
             let (sh, lh) = if src { (3, 15) } else { (1, 7) };
-            let b0 = l.linktype(0x6003)?;
+            let b0 = l.linktype(ETHERTYPE_DN)?;
             let t = l.mcmp(Rel::LinkPl, 2, 2, 0x8106, 0xff07)?;
             let c = l.cmp(Rel::LinkPl, 2 + 1 + lh, 2, a)?;
             let b1 = and(t, c);
@@ -197,7 +218,7 @@ impl Lower<'_> {
                     return Err(self.err("'protochain' not supported with variable length headers"));
                 }
                 let ipv6 = p == Proto::Ip6;
-                let b0 = self.linktype(if ipv6 { ET_IPV6 } else { ET_IP })?;
+                let b0 = self.linktype(if ipv6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IP })?;
                 let t = P::Test(
                     Cond::ProtoChain {
                         nl: self.off.linkpl.k.wrapping_add(self.off.nl),
@@ -219,7 +240,7 @@ impl Lower<'_> {
             .netmask
             .ok_or_else(|| self.err("netmask not known, so 'ip broadcast' not supported"))?;
         let hm = !mask;
-        let b0 = self.linktype(ET_IP)?;
+        let b0 = self.linktype(ETHERTYPE_IP)?;
         let b1 = self.mcmp(Rel::LinkPl, 16, 4, 0, hm)?;
         let b2 = self.mcmp(Rel::LinkPl, 16, 4, hm, hm)?;
         Ok(and(b0, or(b1, b2)))
@@ -227,14 +248,14 @@ impl Lower<'_> {
 
     /// `ip multicast`: a class D destination.
     pub(super) fn ip_multicast(&mut self) -> R<P> {
-        let b0 = self.linktype(ET_IP)?;
+        let b0 = self.linktype(ETHERTYPE_IP)?;
         let b1 = self.cmp_ge(Rel::LinkPl, 16, 1, 224)?;
         Ok(and(b0, b1))
     }
 
     /// `ip6 multicast`: a destination in ff00::/8.
     pub(super) fn ip6_multicast(&mut self) -> R<P> {
-        let b0 = self.linktype(ET_IPV6)?;
+        let b0 = self.linktype(ETHERTYPE_IPV6)?;
         let b1 = self.cmp(Rel::LinkPl, 24, 1, 255)?;
         Ok(and(b0, b1))
     }

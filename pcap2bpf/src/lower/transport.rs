@@ -3,7 +3,8 @@
 
 use super::formula::{P, and, not, or};
 use super::offset::Rel;
-use super::{ET_IP, ET_IPV6, Lower, R};
+use super::{Lower, R};
+use crate::numbers::{ETHERTYPE_IP, ETHERTYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::syntax::ast::{Dir, Proto};
 
 impl Lower<'_> {
@@ -51,15 +52,15 @@ impl Lower<'_> {
         hi: u32,
         range: bool,
     ) -> R<P> {
-        let b0 = self.linktype(if v6 { ET_IPV6 } else { ET_IP })?;
+        let b0 = self.linktype(if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IP })?;
         let b1 = match proto {
-            Some(Proto::Tcp) => self.portop(v6, 6, dir, lo, hi, range)?,
-            Some(Proto::Udp) => self.portop(v6, 17, dir, lo, hi, range)?,
-            Some(Proto::Sctp) => self.portop(v6, 132, dir, lo, hi, range)?,
+            Some(Proto::Tcp) => self.portop(v6, IPPROTO_TCP, dir, lo, hi, range)?,
+            Some(Proto::Udp) => self.portop(v6, IPPROTO_UDP, dir, lo, hi, range)?,
+            Some(Proto::Sctp) => self.portop(v6, IPPROTO_SCTP, dir, lo, hi, range)?,
             None => {
-                let t = self.portop(v6, 6, dir, lo, hi, range)?;
-                let u = self.portop(v6, 17, dir, lo, hi, range)?;
-                let s = self.portop(v6, 132, dir, lo, hi, range)?;
+                let t = self.portop(v6, IPPROTO_TCP, dir, lo, hi, range)?;
+                let u = self.portop(v6, IPPROTO_UDP, dir, lo, hi, range)?;
+                let s = self.portop(v6, IPPROTO_SCTP, dir, lo, hi, range)?;
                 or(s, or(t, u))
             }
             Some(p) => return Err(self.err(format!("illegal qualifier of 'port': {}", p.name()))),

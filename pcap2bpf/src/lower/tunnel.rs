@@ -6,10 +6,11 @@ use pktmatch::ir::{BinOp, CmpOp, Cond, Edge, Ir, MAX_VARS, Val, ValNode};
 
 use super::formula::{P, and, or};
 use super::offset::{Off, Rel};
-use super::{ET_TEB, GENEVE_PORT, Lower, R};
+use super::{Lower, R};
 use crate::check::link::Link;
 use crate::check::{Atom, Checked};
 use crate::error::CompileError;
+use crate::numbers::{ETHERTYPE_TEB, GENEVE_PORT};
 use crate::syntax::ast::{Dir, Primitive, Proto};
 
 /// Whether the filter has a `geneve` (libpcap then does not optimise).
@@ -146,7 +147,7 @@ impl Lower<'_> {
         let h = self.ir.bin(BinOp::Add, hlen, g.1);
         let set_hdr = self.assign(hdr, h);
         let proto = self.ir.load(Some(g.1), 2, 2);
-        let teb = self.ir.k(ET_TEB);
+        let teb = self.ir.k(ETHERTYPE_TEB);
         let is_teb = self.test(proto, CmpOp::Eq, teb);
         let (h12, h14, g2) = (
             self.add_k(hdr.1, 12),
