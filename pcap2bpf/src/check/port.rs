@@ -1,26 +1,26 @@
 //! Ports: service names, ranges and the qualifiers ports allow.
 
-use super::{Checker, R};
+use super::{Checker, R, Transport};
 use crate::error::CompileError;
-use crate::syntax::ast::{Dir, Kind, Proto, Qual, Span};
+use crate::syntax::ast::{Dir, Kind, Qual, Span};
 
 impl Checker<'_> {
     /// `pcap_nametoport`: the port and which transport it is known for
     /// (`None`: both, or the same number for tcp and udp).
-    pub(super) fn nametoport(&self, name: &str) -> Option<(u16, Option<Proto>)> {
+    pub(super) fn nametoport(&self, name: &str) -> Option<(u16, Option<Transport>)> {
         let tcp = self.resolver.service(name, "tcp");
         let udp = self.resolver.service(name, "udp");
         match (tcp, udp) {
             (Some(t), Some(u)) if t == u => Some((t, None)),
-            (Some(t), _) => Some((t, Some(Proto::Tcp))),
-            (None, Some(u)) => Some((u, Some(Proto::Udp))),
+            (Some(t), _) => Some((t, Some(Transport::Tcp))),
+            (None, Some(u)) => Some((u, Some(Transport::Udp))),
             (None, None) => None,
         }
     }
 
     /// `pcap_nametoportrange`: `N-M` numerically (as sscanf "%d-%d"),
     /// else two names split at the first '-'.
-    pub(super) fn nametoportrange(&self, name: &str) -> Option<(i64, i64, Option<Proto>)> {
+    pub(super) fn nametoportrange(&self, name: &str) -> Option<(i64, i64, Option<Transport>)> {
         if let Some((a, rest)) = scan_int(name)
             && let Some(rest) = rest.strip_prefix('-')
             && let Some((b, _)) = scan_int(rest)
@@ -43,20 +43,19 @@ pub(super) fn kind_name(k: Kind) -> &'static str {
 }
 
 /// The transport a port qualifier allows: `Some(None)` for any.
-pub(super) fn port_proto(q: Qual) -> Option<Option<Proto>> {
+pub(super) fn port_proto(q: Qual) -> Option<Option<Transport>> {
     match q.proto {
         None => Some(None),
-        Some(p @ (Proto::Tcp | Proto::Udp | Proto::Sctp)) => Some(Some(p)),
-        _ => None,
+        Some(p) => Transport::of(p).map(Some),
     }
 }
 
 pub(super) fn port_conflict(
-    want: Option<Proto>,
-    real: Option<Proto>,
+    want: Option<Transport>,
+    real: Option<Transport>,
     msg: impl Fn(&str) -> String,
     span: Span,
-) -> R<Option<Proto>> {
+) -> R<Option<Transport>> {
     match (want, real) {
         (Some(w), Some(r)) if w != r => Err(CompileError::new(msg(r.name()), span)),
         (Some(w), _) => Ok(Some(w)),

@@ -1,6 +1,7 @@
 //! Protocol names and numbers: `proto`, `protochain` and the
 //! link-layer protocol names.
 
+use super::mpls::ip_ethertype;
 use super::{Atom, Checker, R};
 use crate::error::CompileError;
 use crate::numbers::{
@@ -36,6 +37,10 @@ impl Checker<'_> {
     pub(super) fn proto(&self, q: Qual, v: u32, span: Span) -> R<Atom> {
         use Proto::*;
         let msg = match q.proto {
+            // A number was checked before (`over_mpls_ok`); this is a name.
+            Some(Link) if self.after_mpls && !ip_ethertype(v) => {
+                "unsupported protocol over mpls".into()
+            }
             None | Some(Link) | Some(Ip) | Some(Ip6) | Some(Iso) | Some(Isis) => {
                 return Ok(Atom::Proto {
                     layer: q.proto,

@@ -3,6 +3,7 @@
 //! Names are resolved, numbers are in range and every qualifier
 //! combination is one libpcap accepts for the link type.
 
+use crate::numbers::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::syntax::ast::{Dir, Primitive, Proto, Span};
 
 /// A primitive with its operands resolved and checked.
@@ -45,7 +46,7 @@ pub enum Atom {
     /// Port range match (`port N` is `lo == hi`).
     Port {
         /// `None`: tcp, udp and sctp; else one of them.
-        proto: Option<Proto>,
+        proto: Option<Transport>,
         /// Which port(s).
         dir: Dir,
         /// Lowest port.
@@ -84,4 +85,45 @@ pub enum Checked {
     Not(Box<Checked>),
     /// A test, with its source span.
     Atom(Atom, Span),
+}
+
+/// A transport protocol with ports: what `port` and `portrange` match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Transport {
+    /// The transport a protocol qualifier names, if it has ports.
+    pub fn of(p: Proto) -> Option<Transport> {
+        match p {
+            Proto::Tcp => Some(Transport::Tcp),
+            Proto::Udp => Some(Transport::Udp),
+            Proto::Sctp => Some(Transport::Sctp),
+            _ => None,
+        }
+    }
+
+    /// Its name in filters and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::Sctp => "sctp",
+        }
+    }
+
+    /// Its IP protocol number.
+    pub fn ipproto(self) -> u32 {
+        match self {
+            Transport::Tcp => IPPROTO_TCP,
+            Transport::Udp => IPPROTO_UDP,
+            Transport::Sctp => IPPROTO_SCTP,
+        }
+    }
 }

@@ -94,7 +94,8 @@ impl Lower<'_> {
                 let v = self.indexed(pl.var, idx, nlk.wrapping_add(40), size);
                 (v, Some(b))
             }
-            _ => return Err(self.err("unsupported index operation")),
+            // Checker::arith allows exactly the protocols above.
+            _ => return Err(self.refused("unsupported index operation")),
         })
     }
 
@@ -149,9 +150,8 @@ impl Lower<'_> {
             ByteOp::Eq => self.cmp(Rel::LinkHdr, idx, 1, val),
             ByteOp::Lt => Ok(not(self.cmp_ge(Rel::LinkHdr, idx, 1, val)?)),
             ByteOp::Gt => self.cmp_gt(Rel::LinkHdr, idx, 1, val),
-            // libpcap 1.10.3 emits no load for these: the test is on
-            // whatever the accumulator held, which has no meaning.
-            ByteOp::And | ByteOp::Or => Err(self.err(
+            // Checker::prim refuses these: libpcap tests a stale register.
+            ByteOp::And | ByteOp::Or => Err(self.refused(
                 "'byte' with '&' or '|' is not supported: libpcap tests a stale register there",
             )),
         }

@@ -113,7 +113,8 @@ impl Lower<'_> {
                 let a = f(self, true)?;
                 Ok(or(a, f(self, false)?))
             }
-            _ => Err(self.err("invalid direction qualifier")),
+            // check/addr.rs and check/port.rs refuse the 802.11 qualifiers.
+            _ => Err(self.refused("invalid direction qualifier")),
         }
     }
 }

@@ -16,11 +16,12 @@ impl Lower<'_> {
     /// `gen_vlan`: without extensions the tag is in the frame; with them
     /// (tc, socket filters) the outer tag may be in metadata instead.
     pub(super) fn vlan(&mut self, n: Option<u32>) -> R<P> {
+        // Checker::prim refuses both, with the same link-layer state.
         if self.mpls_depth > 0 {
-            return Err(self.err("no VLAN match after MPLS"));
+            return Err(self.refused("no VLAN match after MPLS"));
         }
         if self.link != Link::Ether {
-            return Err(self.err("no VLAN support for this link type"));
+            return Err(self.refused("no VLAN support for this link type"));
         }
         let outer =
             self.vlan_depth == 0 && self.off.linkhdr.var.is_none() && self.off.linkhdr.k == 0;
@@ -91,7 +92,8 @@ impl Lower<'_> {
             match self.link {
                 Link::Ether => self.linktype(ETHERTYPE_MPLS)?,
                 Link::Ppp => self.linktype(PPP_MPLS_UCAST)?,
-                _ => return Err(self.err("no MPLS support for this link type")),
+                // Checker::prim refuses other links.
+                _ => return Err(self.refused("no MPLS support for this link type")),
             }
         };
         let b = match label {

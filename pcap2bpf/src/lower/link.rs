@@ -23,7 +23,8 @@ impl Lower<'_> {
             let ver = match llp {
                 ETHERTYPE_IP => 0x40,
                 ETHERTYPE_IPV6 => 0x60,
-                _ => return Err(self.err("unsupported protocol over mpls")),
+                // check/mpls.rs refuses every primitive that gets here.
+                _ => return Err(self.refused("unsupported protocol over mpls")),
             };
             let b0 = self.mcmp(Rel::LinkPl, (-2i32) as u32, 1, 1, 1)?;
             let b1 = self.mcmp(Rel::LinkPl, 0, 1, ver, 0xf0)?;
@@ -190,8 +191,9 @@ impl Lower<'_> {
 
     /// `ether broadcast`: the destination is all ones.
     pub(super) fn link_broadcast(&mut self) -> R<P> {
+        // Checker::prim refuses other links (the same link-layer state).
         if self.link != Link::Ether {
-            return Err(self.err("not a broadcast link"));
+            return Err(self.refused("not a broadcast link"));
         }
         let b = self.bcmp(Rel::LinkHdr, 0, &[0xff; 6])?;
         Ok(self.with_ll_check(b))
@@ -199,8 +201,9 @@ impl Lower<'_> {
 
     /// `ether multicast`: the group bit of the destination.
     pub(super) fn link_multicast(&mut self) -> R<P> {
+        // Checker::prim refuses other links.
         if self.link != Link::Ether {
-            return Err(self.err("link-layer multicast filters not supported on this link"));
+            return Err(self.refused("link-layer multicast filters not supported on this link"));
         }
         let b = self.set(Rel::LinkHdr, 0, 1, 1)?;
         Ok(self.with_ll_check(b))
@@ -212,6 +215,7 @@ impl Lower<'_> {
         let b = match self.link {
             Link::Sll => self.cmp(Rel::LinkHdr, 0, 2, PACKET_OUTGOING)?,
             Link::Sll2 => self.cmp(Rel::LinkHdr, 10, 1, PACKET_OUTGOING)?,
+            // `offline` is a target option the checks do not see.
             _ if self.opts.offline => {
                 return Err(self.err(
                     "inbound/outbound not supported on this link type when reading a capture file",
@@ -231,6 +235,7 @@ impl Lower<'_> {
     pub(super) fn ifindex(&mut self, n: u32) -> R<P> {
         match self.link {
             Link::Sll2 => self.cmp(Rel::LinkHdr, 4, 4, n),
+            // `offline` is a target option the checks do not see.
             _ if self.opts.offline => {
                 Err(self.err("ifindex not supported on this link type when reading a capture file"))
             }
@@ -240,8 +245,9 @@ impl Lower<'_> {
 
     /// `llc` and its frame types (`gen_llc` and friends).
     pub(super) fn llc(&mut self, kind: Llc) -> R<P> {
+        // Checker::prim refuses other links.
         if self.link != Link::Ether {
-            return Err(self.err("'llc' not supported for this link type"));
+            return Err(self.refused("'llc' not supported for this link type"));
         }
         let b0 = self.not_gt_mtu()?;
         let b1 = not(self.cmp(Rel::Llc, 0, 2, 0xffff)?);

@@ -148,7 +148,18 @@ impl<'a> Lower<'a> {
         }
     }
 
+    /// An error lowering owns: a limit of the IR (variables) or an
+    /// option of the target the checks do not see (`offline`,
+    /// `vlan_meta`, the netmask given to lowering).
     fn err(&self, m: impl Into<String>) -> CompileError {
+        CompileError::new(m, self.span)
+    }
+
+    /// A filter the checks refuse (the comment at each use says where),
+    /// so never reached from [`crate::parse`]: the message stays
+    /// libpcap's so that a gap in the checks is an error, never a wrong
+    /// program.
+    fn refused(&self, m: impl Into<String>) -> CompileError {
         CompileError::new(m, self.span)
     }
 
@@ -223,7 +234,8 @@ impl<'a> Lower<'a> {
             Primitive::Geneve(vni) => self.geneve(*vni),
             Primitive::Llc(kind) => self.llc(*kind),
             Primitive::Qualified { .. } | Primitive::OtherLink(_) => {
-                Err(self.err("primitive not supported on this link type"))
+                // check::Checker::prim turns these into atoms or errors.
+                Err(self.refused("primitive not supported on this link type"))
             }
         }
     }

@@ -54,7 +54,8 @@ impl Lower<'_> {
                 let b1 = self.cmp(Rel::LinkPlNoSnap, 4, 1, v)?;
                 Ok(and(b0, b1))
             }
-            Some(p) => Err(self.err(format!("'{} proto' is bogus", p.name()))),
+            // Checker::proto allows only the layers above.
+            Some(p) => Err(self.refused(format!("'{} proto' is bogus", p.name()))),
         }
     }
 
@@ -124,8 +125,9 @@ impl Lower<'_> {
             Stp => self.linktype(LLCSAP_8021D),
             Ipx => self.linktype(LLCSAP_IPX),
             Netbeui => self.linktype(LLCSAP_NETBEUI),
-            Link => Err(self.err("link layer applied in wrong context")),
-            Radio => Err(self.err("'radio' is not a valid protocol type")),
+            // Checker::prim refuses both.
+            Link => Err(self.refused("link layer applied in wrong context")),
+            Radio => Err(self.refused("'radio' is not a valid protocol type")),
         }
     }
 
@@ -161,7 +163,8 @@ impl Lower<'_> {
             }
             Some(Proto::Arp) => self.hostop(addr, mask, dir, ETHERTYPE_ARP, 14, 24),
             Some(Proto::Rarp) => self.hostop(addr, mask, dir, ETHERTYPE_REVARP, 14, 24),
-            Some(p) => Err(self.err(format!("'{}' modifier applied to host", p.name()))),
+            // check/addr.rs gives only the families above.
+            Some(p) => Err(self.refused(format!("'{}' modifier applied to host", p.name()))),
         }
     }
 
@@ -214,6 +217,9 @@ impl Lower<'_> {
                 Ok(or(a, b))
             }
             Some(p) => {
+                // The checks refuse it after `geneve`; after `vlan` with
+                // `vlan_meta` (a target option) the payload offset is
+                // variable too.
                 if self.off.linkpl.var.is_some() {
                     return Err(self.err("'protochain' not supported with variable length headers"));
                 }
@@ -235,6 +241,8 @@ impl Lower<'_> {
     /// `ip broadcast`: the host part of the destination is all zeros or
     /// all ones.
     pub(super) fn ip_broadcast(&mut self) -> R<P> {
+        // The checks refuse it without their netmask; this is the one
+        // lowering was given.
         let mask = self
             .opts
             .netmask

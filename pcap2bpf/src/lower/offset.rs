@@ -92,7 +92,8 @@ impl Lower<'_> {
             Rel::LinkType => self
                 .off
                 .linktype
-                .ok_or_else(|| self.err("link-layer type filtering not implemented"))?,
+                // Only raw IP has no type field, and nothing tests it there.
+                .ok_or_else(|| self.refused("link-layer type filtering not implemented"))?,
             Rel::TranIpv4 => Off {
                 var: Some(self.iphdrlen()),
                 k: pl.k.wrapping_add(self.off.nl),

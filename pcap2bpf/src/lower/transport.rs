@@ -4,8 +4,9 @@
 use super::formula::{P, and, not, or};
 use super::offset::Rel;
 use super::{Lower, R};
+use crate::check::Transport;
 use crate::numbers::{ETHERTYPE_IP, ETHERTYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
-use crate::syntax::ast::{Dir, Proto};
+use crate::syntax::ast::Dir;
 
 impl Lower<'_> {
     pub(super) fn portatoms(&mut self, rel: Rel, dir: Dir, lo: u32, hi: u32, range: bool) -> R<P> {
@@ -46,7 +47,7 @@ impl Lower<'_> {
     pub(super) fn port_family(
         &mut self,
         v6: bool,
-        proto: Option<Proto>,
+        proto: Option<Transport>,
         dir: Dir,
         lo: u32,
         hi: u32,
@@ -54,16 +55,13 @@ impl Lower<'_> {
     ) -> R<P> {
         let b0 = self.linktype(if v6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IP })?;
         let b1 = match proto {
-            Some(Proto::Tcp) => self.portop(v6, IPPROTO_TCP, dir, lo, hi, range)?,
-            Some(Proto::Udp) => self.portop(v6, IPPROTO_UDP, dir, lo, hi, range)?,
-            Some(Proto::Sctp) => self.portop(v6, IPPROTO_SCTP, dir, lo, hi, range)?,
+            Some(t) => self.portop(v6, t.ipproto(), dir, lo, hi, range)?,
             None => {
                 let t = self.portop(v6, IPPROTO_TCP, dir, lo, hi, range)?;
                 let u = self.portop(v6, IPPROTO_UDP, dir, lo, hi, range)?;
                 let s = self.portop(v6, IPPROTO_SCTP, dir, lo, hi, range)?;
                 or(s, or(t, u))
             }
-            Some(p) => return Err(self.err(format!("illegal qualifier of 'port': {}", p.name()))),
         };
         Ok(and(b0, b1))
     }
