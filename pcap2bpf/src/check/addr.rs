@@ -2,7 +2,7 @@
 //! `nametoaddr.c`) and the qualifiers each kind of address allows.
 
 use super::port::scan_int;
-use super::{Atom, R};
+use super::{Atom, Ipv4Proto, R, Side};
 use crate::error::CompileError;
 use crate::syntax::ast::{Dir, Kind, Proto, Qual, Span};
 
@@ -40,54 +40,67 @@ pub(super) fn atodn(s: &str) -> Option<u32> {
     Some((((area as u32) << 10) & 0o176000) | (node as u32 & 0o1777))
 }
 
-pub(super) fn addr_dir(dir: Dir, span: Span) -> R<()> {
-    let m = match dir {
-        Dir::Addr(n) => format!(
-            "'addr{n}' and 'address{n}' are not valid qualifiers for addresses other than 802.11 MAC addresses"
-        ),
-        Dir::Ra => {
-            "'ra' is not a valid qualifier for addresses other than 802.11 MAC addresses".into()
-        }
-        Dir::Ta => {
-            "'ta' is not a valid qualifier for addresses other than 802.11 MAC addresses".into()
-        }
-        _ => return Ok(()),
-    };
-    Err(CompileError::new(m, span))
+/// The side of an IP or DECnet address test: no 802.11 qualifiers.
+pub(super) fn addr_dir(dir: Dir, span: Span) -> R<Side> {
+    Side::of(dir).ok_or_else(|| {
+        let m = match dir {
+            Dir::Addr(n) => format!(
+                "'addr{n}' and 'address{n}' are not valid qualifiers for addresses other than 802.11 MAC addresses"
+            ),
+            Dir::Ra => {
+                "'ra' is not a valid qualifier for addresses other than 802.11 MAC addresses".into()
+            }
+            // Dir::Ta, the only other direction Side::of refuses.
+            _ => {
+                "'ta' is not a valid qualifier for addresses other than 802.11 MAC addresses".into()
+            }
+        };
+        CompileError::new(m, span)
+    })
 }
 
-pub(super) fn ether_dir(dir: Dir, span: Span) -> R<()> {
-    let m = match dir {
-        Dir::Addr(n) => {
-            format!("'addr{n}' and 'address{n}' are only supported on 802.11 with 802.11 headers")
-        }
-        Dir::Ra => "'ra' is only supported on 802.11 with 802.11 headers".into(),
-        Dir::Ta => "'ta' is only supported on 802.11 with 802.11 headers".into(),
-        _ => return Ok(()),
-    };
-    Err(CompileError::new(m, span))
+/// The side of an Ethernet address test: the 802.11 qualifiers need
+/// 802.11 headers.
+pub(super) fn ether_dir(dir: Dir, span: Span) -> R<Side> {
+    Side::of(dir).ok_or_else(|| {
+        let m = match dir {
+            Dir::Addr(n) => format!(
+                "'addr{n}' and 'address{n}' are only supported on 802.11 with 802.11 headers"
+            ),
+            Dir::Ra => "'ra' is only supported on 802.11 with 802.11 headers".into(),
+            // Dir::Ta, the only other direction Side::of refuses.
+            _ => "'ta' is only supported on 802.11 with 802.11 headers".into(),
+        };
+        CompileError::new(m, span)
+    })
+}
+
+/// A DECnet address test.
+pub(super) fn decnet(dir: Dir, addr: u32, span: Span) -> R<Atom> {
+    Ok(Atom::DecnetHost {
+        dir: addr_dir(dir, span)?,
+        addr: addr as u16,
+    })
 }
 
 /// `gen_host` for an IPv4 address.
 pub(super) fn host4(q: Qual, addr: u32, mask: u32, span: Span) -> R<Atom> {
     use Proto::*;
+    let ipv4 = |proto: Option<Ipv4Proto>| {
+        Ok(Atom::Ipv4Host {
+            proto,
+            dir: addr_dir(q.dir, span)?,
+            addr: addr & mask,
+            mask,
+        })
+    };
     let what = if q.kind == Kind::Net { "net" } else { "host" };
     let msg = match q.proto {
-        None | Some(Ip) | Some(Arp) | Some(Rarp) | Some(Decnet) => {
-            addr_dir(q.dir, span)?;
-            if q.proto == Some(Decnet) {
-                return Ok(Atom::DecnetHost {
-                    dir: q.dir,
-                    addr: addr as u16,
-                });
-            }
-            return Ok(Atom::Ipv4Host {
-                proto: q.proto,
-                dir: q.dir,
-                addr: addr & mask,
-                mask,
-            });
-        }
+        None => return ipv4(None),
+        Some(Ip) => return ipv4(Some(Ipv4Proto::Ip)),
+        Some(Arp) => return ipv4(Some(Ipv4Proto::Arp)),
+        Some(Rarp) => return ipv4(Some(Ipv4Proto::Rarp)),
+        Some(Decnet) => return decnet(q.dir, addr, span),
         Some(Link) => format!("link-layer modifier applied to {what}"),
         Some(Ip6) => "'ip6' modifier applied to ip host".into(),
         Some(Atalk) => "AppleTalk host filtering not implemented".into(),
@@ -128,12 +141,8 @@ pub(super) fn ipv6(q: Qual, addr: [u8; 16], len: u32, span: Span) -> R<Atom> {
     let what = if q.kind == Kind::Net { "net" } else { "host" };
     match q.proto {
         None | Some(Proto::Ip6) => {
-            addr_dir(q.dir, span)?;
-            Ok(Atom::Ipv6Host {
-                dir: q.dir,
-                addr,
-                mask,
-            })
+            let dir = addr_dir(q.dir, span)?;
+            Ok(Atom::Ipv6Host { dir, addr, mask })
         }
         Some(Proto::Link) => err(format!("link-layer modifier applied to ip6 {what}")),
         Some(Proto::Atalk) => err(format!("AppleTalk modifier applied to ip6 {what}")),

@@ -20,7 +20,7 @@ mod qualified;
 pub mod resolve;
 mod tree;
 
-pub use tree::{Atom, Checked, Transport};
+pub use tree::{Atom, Checked, Ipv4Proto, ProtoLayer, Side, Transport};
 
 use crate::LinkType;
 use crate::error::CompileError;

@@ -1,6 +1,6 @@
 //! Ports: service names, ranges and the qualifiers ports allow.
 
-use super::{Checker, R, Transport};
+use super::{Checker, R, Side, Transport};
 use crate::error::CompileError;
 use crate::syntax::ast::{Dir, Kind, Qual, Span};
 
@@ -82,15 +82,17 @@ pub(super) fn scan_int(s: &str) -> Option<(i64, &str)> {
 }
 
 /// Ports have no 802.11 address qualifiers (`gen_portop`).
-pub(super) fn port_dir(dir: Dir, range: bool, span: Span) -> R<()> {
-    let what = if range { "port ranges" } else { "ports" };
-    let m = match dir {
-        Dir::Addr(n) => {
-            format!("'addr{n}' and 'address{n}' are not valid qualifiers for {what}")
-        }
-        Dir::Ra => format!("'ra' is not a valid qualifier for {what}"),
-        Dir::Ta => format!("'ta' is not a valid qualifier for {what}"),
-        _ => return Ok(()),
-    };
-    Err(CompileError::new(m, span))
+pub(super) fn port_dir(dir: Dir, range: bool, span: Span) -> R<Side> {
+    Side::of(dir).ok_or_else(|| {
+        let what = if range { "port ranges" } else { "ports" };
+        let m = match dir {
+            Dir::Addr(n) => {
+                format!("'addr{n}' and 'address{n}' are not valid qualifiers for {what}")
+            }
+            Dir::Ra => format!("'ra' is not a valid qualifier for {what}"),
+            // Dir::Ta, the only other direction Side::of refuses.
+            _ => format!("'ta' is not a valid qualifier for {what}"),
+        };
+        CompileError::new(m, span)
+    })
 }

@@ -2,7 +2,7 @@
 //! link-layer protocol names.
 
 use super::mpls::ip_ethertype;
-use super::{Atom, Checker, R};
+use super::{Atom, Checker, ProtoLayer, R};
 use crate::error::CompileError;
 use crate::numbers::{
     ETHERTYPE_AARP, ETHERTYPE_ARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP, ETHERTYPE_IPV6,
@@ -36,17 +36,18 @@ impl Checker<'_> {
 
     pub(super) fn proto(&self, q: Qual, v: u32, span: Span) -> R<Atom> {
         use Proto::*;
+        let atom = |layer: Option<ProtoLayer>| Ok(Atom::Proto { layer, value: v });
         let msg = match q.proto {
             // A number was checked before (`over_mpls_ok`); this is a name.
             Some(Link) if self.after_mpls && !ip_ethertype(v) => {
                 "unsupported protocol over mpls".into()
             }
-            None | Some(Link) | Some(Ip) | Some(Ip6) | Some(Iso) | Some(Isis) => {
-                return Ok(Atom::Proto {
-                    layer: q.proto,
-                    value: v,
-                });
-            }
+            None => return atom(None),
+            Some(Link) => return atom(Some(ProtoLayer::Link)),
+            Some(Ip) => return atom(Some(ProtoLayer::Ip)),
+            Some(Ip6) => return atom(Some(ProtoLayer::Ip6)),
+            Some(Iso) => return atom(Some(ProtoLayer::Iso)),
+            Some(Isis) => return atom(Some(ProtoLayer::Isis)),
             Some(Arp) => "arp does not encapsulate another protocol".into(),
             Some(Rarp) => "rarp does not encapsulate another protocol".into(),
             Some(Atalk) => "AppleTalk encapsulation is not specifiable".into(),

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::addr::{addr_dir, atodn, atoin, ether_dir, host4, ipv6, shl};
+use super::addr::{atodn, atoin, decnet, ether_dir, host4, ipv6, shl};
 use super::port::{kind_name, port_conflict, port_dir, port_proto};
 use super::{Atom, Checked, Checker, R};
 use crate::check::link::Link;
@@ -23,7 +23,7 @@ impl Checker<'_> {
                 let n = *n;
                 match q.kind {
                     Kind::Default | Kind::Host | Kind::Net => match q.proto {
-                        Some(Proto::Decnet) => one(self.decnet(q.dir, n, vspan)?),
+                        Some(Proto::Decnet) => one(decnet(q.dir, n, vspan)?),
                         Some(Proto::Link) => Err(err("illegal link layer address".into())),
                         _ => {
                             let (mut addr, mut mask) = (n, u32::MAX);
@@ -43,10 +43,10 @@ impl Checker<'_> {
                         if n > 65535 {
                             return Err(err(format!("illegal port number {n} > 65535")));
                         }
-                        port_dir(q.dir, q.kind == Kind::PortRange, vspan)?;
+                        let dir = port_dir(q.dir, q.kind == Kind::PortRange, vspan)?;
                         one(Atom::Port {
                             proto,
-                            dir: q.dir,
+                            dir,
                             lo: n as u16,
                             hi: n as u16,
                             range: q.kind == Kind::PortRange,
@@ -72,7 +72,7 @@ impl Checker<'_> {
                         atodn(s).ok_or_else(|| err(format!("malformed decnet address '{s}'")))?;
                     return match q.kind {
                         Kind::Gateway => Err(err("'gateway' requires a name".into())),
-                        _ => one(self.decnet(q.dir, a, vspan)?),
+                        _ => one(decnet(q.dir, a, vspan)?),
                     };
                 }
                 let (v, len) =
@@ -116,11 +116,8 @@ impl Checker<'_> {
                     if self.link != Link::Ether {
                         return Err(err(ETHER_ONLY.into()));
                     }
-                    ether_dir(q.dir, vspan)?;
-                    return one(Atom::EtherHost {
-                        dir: q.dir,
-                        mac: *mac,
-                    });
+                    let dir = ether_dir(q.dir, vspan)?;
+                    return one(Atom::EtherHost { dir, mac: *mac });
                 }
                 Err(err("ethernet address used in non-ether expression".into()))
             }
@@ -134,17 +131,9 @@ impl Checker<'_> {
             return Err(CompileError::new("Mask syntax for networks only", span));
         }
         if q.proto == Some(Proto::Decnet) {
-            return Ok(Checked::Atom(self.decnet(q.dir, n, span)?, span));
+            return Ok(Checked::Atom(decnet(q.dir, n, span)?, span));
         }
         Ok(Checked::Atom(host4(q, n, m, span)?, span))
-    }
-
-    fn decnet(&self, dir: Dir, addr: u32, span: Span) -> R<Atom> {
-        addr_dir(dir, span)?;
-        Ok(Atom::DecnetHost {
-            dir,
-            addr: addr as u16,
-        })
     }
 
     pub(super) fn name(&mut self, q: Qual, name: &str, span: Span) -> R<Checked> {
@@ -163,7 +152,7 @@ impl Checker<'_> {
                     mask <<= 8;
                 }
                 if q.proto == Some(Proto::Decnet) {
-                    return one(self.decnet(q.dir, addr, span)?);
+                    return one(decnet(q.dir, addr, span)?);
                 }
                 one(host4(q, addr, mask, span)?)
             }
@@ -176,8 +165,8 @@ impl Checker<'_> {
                         .resolver
                         .ether(name)
                         .ok_or_else(|| err(format!("unknown ether host '{name}'")))?;
-                    ether_dir(q.dir, span)?;
-                    one(Atom::EtherHost { dir: q.dir, mac })
+                    let dir = ether_dir(q.dir, span)?;
+                    one(Atom::EtherHost { dir, mac })
                 }
                 Some(Proto::Decnet) => Err(err(format!(
                     "decnet name support not included, '{name}' cannot be translated"
@@ -218,10 +207,10 @@ impl Checker<'_> {
                     .nametoport(name)
                     .ok_or_else(|| err(format!("unknown port '{name}'")))?;
                 let proto = port_conflict(proto, real, |p| format!("port '{name}' is {p}"), span)?;
-                port_dir(q.dir, false, span)?;
+                let dir = port_dir(q.dir, false, span)?;
                 one(Atom::Port {
                     proto,
-                    dir: q.dir,
+                    dir,
                     lo: port,
                     hi: port,
                     range: false,
@@ -247,11 +236,11 @@ impl Checker<'_> {
                         return Err(err(format!("illegal port number {p} > 65535")));
                     }
                 }
-                port_dir(q.dir, true, span)?;
+                let dir = port_dir(q.dir, true, span)?;
                 let (lo, hi) = (p1.min(p2) as u16, p1.max(p2) as u16);
                 one(Atom::Port {
                     proto,
-                    dir: q.dir,
+                    dir,
                     lo,
                     hi,
                     range: true,

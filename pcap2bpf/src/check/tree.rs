@@ -11,10 +11,10 @@ use crate::syntax::ast::{Dir, Primitive, Proto, Span};
 pub enum Atom {
     /// IPv4 (or ARP/RARP) address match: `addr & mask` against the field.
     Ipv4Host {
-        /// `None` (ip, arp and rarp), `Ip`, `Arp` or `Rarp`.
-        proto: Option<Proto>,
+        /// `None`: ip, arp and rarp; else one of them.
+        proto: Option<Ipv4Proto>,
         /// Which address(es).
-        dir: Dir,
+        dir: Side,
         /// Network-order value, already masked.
         addr: u32,
         /// Mask.
@@ -23,7 +23,7 @@ pub enum Atom {
     /// IPv6 address match.
     Ipv6Host {
         /// Which address(es).
-        dir: Dir,
+        dir: Side,
         /// Address.
         addr: [u8; 16],
         /// Mask.
@@ -32,14 +32,14 @@ pub enum Atom {
     /// DECnet address match.
     DecnetHost {
         /// Which address(es).
-        dir: Dir,
+        dir: Side,
         /// The 16-bit DECnet address.
         addr: u16,
     },
     /// Ethernet address match.
     EtherHost {
         /// Which address(es).
-        dir: Dir,
+        dir: Side,
         /// The MAC.
         mac: [u8; 6],
     },
@@ -48,7 +48,7 @@ pub enum Atom {
         /// `None`: tcp, udp and sctp; else one of them.
         proto: Option<Transport>,
         /// Which port(s).
-        dir: Dir,
+        dir: Side,
         /// Lowest port.
         lo: u16,
         /// Highest port.
@@ -59,7 +59,7 @@ pub enum Atom {
     /// `[link|ip|ip6|iso|isis] proto N`.
     Proto {
         /// The layer; `None` is ip or ip6.
-        layer: Option<Proto>,
+        layer: Option<ProtoLayer>,
         /// The protocol number.
         value: u32,
     },
@@ -126,4 +126,59 @@ impl Transport {
             Transport::Sctp => IPPROTO_SCTP,
         }
     }
+}
+
+/// Which address or port of a packet a test is on: a direction
+/// qualifier other than the 802.11 ones, which the checks refuse for
+/// everything they let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// `src`.
+    Src,
+    /// `dst`.
+    Dst,
+    /// `src or dst`, also when no direction is given.
+    SrcOrDst,
+    /// `src and dst`.
+    SrcAndDst,
+}
+
+impl Side {
+    /// The side `dir` names; `None` for `addr1`..`addr4`, `ra` and `ta`.
+    pub fn of(dir: Dir) -> Option<Side> {
+        match dir {
+            Dir::Src => Some(Side::Src),
+            Dir::Dst => Some(Side::Dst),
+            Dir::Default | Dir::SrcOrDst => Some(Side::SrcOrDst),
+            Dir::SrcAndDst => Some(Side::SrcAndDst),
+            Dir::Addr(_) | Dir::Ra | Dir::Ta => None,
+        }
+    }
+}
+
+/// A protocol that carries IPv4 addresses: what `ip host`, `arp host`
+/// and `rarp host` match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ipv4Proto {
+    /// IPv4.
+    Ip,
+    /// ARP.
+    Arp,
+    /// Reverse ARP.
+    Rarp,
+}
+
+/// The layer whose protocol field `proto N` tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtoLayer {
+    /// `link proto`, `ether proto`: the EtherType (or LLC SAP).
+    Link,
+    /// `ip proto`.
+    Ip,
+    /// `ip6 proto`: the next header, also after a fragment header.
+    Ip6,
+    /// `iso proto`: the OSI network layer protocol.
+    Iso,
+    /// `isis proto`: the IS-IS PDU type.
+    Isis,
 }

@@ -7,7 +7,7 @@ use pktmatch::ir::{BinOp, CmpOp, Cond, Meta, Val, ValNode};
 use super::formula::{P, and, and_opt, or};
 use super::offset::Rel;
 use super::{Lower, R};
-use crate::syntax::ast::Dir;
+use crate::check::Side;
 
 impl Lower<'_> {
     pub(super) fn load(&mut self, rel: Rel, offset: u32, size: u8) -> R<Val> {
@@ -99,22 +99,20 @@ impl Lower<'_> {
     /// Source, destination or both (`f` gets whether it is the source).
     pub(super) fn dir_pair(
         &mut self,
-        dir: Dir,
+        dir: Side,
         f: &mut dyn FnMut(&mut Self, bool) -> R<P>,
     ) -> R<P> {
         match dir {
-            Dir::Src => f(self, true),
-            Dir::Dst => f(self, false),
-            Dir::SrcAndDst => {
+            Side::Src => f(self, true),
+            Side::Dst => f(self, false),
+            Side::SrcAndDst => {
                 let a = f(self, true)?;
                 Ok(and(a, f(self, false)?))
             }
-            Dir::Default | Dir::SrcOrDst => {
+            Side::SrcOrDst => {
                 let a = f(self, true)?;
                 Ok(or(a, f(self, false)?))
             }
-            // check/addr.rs and check/port.rs refuse the 802.11 qualifiers.
-            _ => Err(self.refused("invalid direction qualifier")),
         }
     }
 }

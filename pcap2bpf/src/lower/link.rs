@@ -7,6 +7,7 @@ use pktmatch::ir::{CmpOp, Meta};
 use super::formula::{P, and, not, or};
 use super::offset::Rel;
 use super::{Lower, R};
+use crate::check::Side;
 use crate::check::link::Link;
 use crate::numbers::{
     BSD_AFNUM_INET, BSD_AFNUM_INET6_BSD, BSD_AFNUM_INET6_DARWIN, BSD_AFNUM_INET6_FREEBSD, ETHERMTU,
@@ -15,7 +16,7 @@ use crate::numbers::{
     LLCSAP_IPX, LLCSAP_ISONS, LLCSAP_NETBEUI, LLCSAP_SNAP, OUI_APPLETALK, OUI_ENCAP_ETHER,
     PACKET_OUTGOING, PPP_APPLE, PPP_BRPDU, PPP_DECNET, PPP_IP, PPP_IPV6, PPP_IPX, PPP_NS, PPP_OSI,
 };
-use crate::syntax::ast::{Dir, Llc};
+use crate::syntax::ast::Llc;
 
 impl Lower<'_> {
     pub(super) fn linktype(&mut self, llp: u32) -> R<P> {
@@ -169,7 +170,7 @@ impl Lower<'_> {
         }
     }
 
-    pub(super) fn ehost(&mut self, dir: Dir, mac: &[u8; 6]) -> R<P> {
+    pub(super) fn ehost(&mut self, dir: Side, mac: &[u8; 6]) -> R<P> {
         let b = self.dir_pair(dir, &mut |l, src| {
             l.bcmp(Rel::LinkHdr, if src { 6 } else { 0 }, mac)
         })?;

@@ -6,6 +6,7 @@ use pktmatch::ir::Cond;
 use super::formula::{P, and, not, or};
 use super::offset::Rel;
 use super::{Lower, R};
+use crate::check::{Ipv4Proto, ProtoLayer, Side};
 use crate::numbers::{
     ETHERTYPE_AARP, ETHERTYPE_ARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP, ETHERTYPE_IPV6,
     ETHERTYPE_LAT, ETHERTYPE_MOPDL, ETHERTYPE_MOPRC, ETHERTYPE_REVARP, ETHERTYPE_SCA, IPPROTO_AH,
@@ -15,7 +16,7 @@ use crate::numbers::{
     ISIS_L2_PSNP, ISIS_PTP_IIH, ISO8473_CLNP, ISO9542_ESIS, ISO10589_ISIS, LLCSAP_8021D,
     LLCSAP_IPX, LLCSAP_ISONS, LLCSAP_NETBEUI,
 };
-use crate::syntax::ast::{Dir, Proto};
+use crate::syntax::ast::Proto;
 
 impl Lower<'_> {
     pub(super) fn ipfrag(&mut self) -> R<P> {
@@ -23,19 +24,19 @@ impl Lower<'_> {
     }
 
     /// `gen_proto`.
-    pub(super) fn proto(&mut self, v: u32, layer: Option<Proto>) -> R<P> {
+    pub(super) fn proto(&mut self, v: u32, layer: Option<ProtoLayer>) -> R<P> {
         match layer {
             None => {
-                let a = self.proto(v, Some(Proto::Ip))?;
-                let b = self.proto(v, Some(Proto::Ip6))?;
+                let a = self.proto(v, Some(ProtoLayer::Ip))?;
+                let b = self.proto(v, Some(ProtoLayer::Ip6))?;
                 Ok(or(a, b))
             }
-            Some(Proto::Ip) => {
+            Some(ProtoLayer::Ip) => {
                 let b0 = self.linktype(ETHERTYPE_IP)?;
                 let b1 = self.cmp(Rel::LinkPl, 9, 1, v)?;
                 Ok(and(b0, b1))
             }
-            Some(Proto::Ip6) => {
+            Some(ProtoLayer::Ip6) => {
                 let b0 = self.linktype(ETHERTYPE_IPV6)?;
                 let b2 = self.cmp(Rel::LinkPl, 6, 1, IPPROTO_FRAGMENT)?;
                 let b1 = self.cmp(Rel::LinkPl, 40, 1, v)?;
@@ -43,31 +44,29 @@ impl Lower<'_> {
                 let b2 = self.cmp(Rel::LinkPl, 6, 1, v)?;
                 Ok(and(b0, or(b2, b1)))
             }
-            Some(Proto::Link) => self.linktype(v),
-            Some(Proto::Iso) => {
+            Some(ProtoLayer::Link) => self.linktype(v),
+            Some(ProtoLayer::Iso) => {
                 let b0 = self.linktype(LLCSAP_ISONS)?;
                 let b1 = self.cmp(Rel::LinkPlNoSnap, 0, 1, v)?;
                 Ok(and(b0, b1))
             }
-            Some(Proto::Isis) => {
-                let b0 = self.proto(ISO10589_ISIS, Some(Proto::Iso))?;
+            Some(ProtoLayer::Isis) => {
+                let b0 = self.proto(ISO10589_ISIS, Some(ProtoLayer::Iso))?;
                 let b1 = self.cmp(Rel::LinkPlNoSnap, 4, 1, v)?;
                 Ok(and(b0, b1))
             }
-            // Checker::proto allows only the layers above.
-            Some(p) => Err(self.refused(format!("'{} proto' is bogus", p.name()))),
         }
     }
 
     pub(super) fn isis_any(&mut self, types: &[u32]) -> R<P> {
         // libpcap builds `t[n-1] || (... || (t[0] || t[1]))`.
         let mut p = {
-            let a = self.proto(types[0], Some(Proto::Isis))?;
-            let b = self.proto(types[1], Some(Proto::Isis))?;
+            let a = self.proto(types[0], Some(ProtoLayer::Isis))?;
+            let b = self.proto(types[1], Some(ProtoLayer::Isis))?;
             or(a, b)
         };
         for t in &types[2..] {
-            let a = self.proto(*t, Some(Proto::Isis))?;
+            let a = self.proto(*t, Some(ProtoLayer::Isis))?;
             p = or(a, p);
         }
         Ok(p)
@@ -80,11 +79,11 @@ impl Lower<'_> {
             Sctp => self.proto(IPPROTO_SCTP, None),
             Tcp => self.proto(IPPROTO_TCP, None),
             Udp => self.proto(IPPROTO_UDP, None),
-            Icmp => self.proto(IPPROTO_ICMP, Some(Ip)),
-            Igmp => self.proto(IPPROTO_IGMP, Some(Ip)),
-            Igrp => self.proto(IPPROTO_IGRP, Some(Ip)),
+            Icmp => self.proto(IPPROTO_ICMP, Some(ProtoLayer::Ip)),
+            Igmp => self.proto(IPPROTO_IGMP, Some(ProtoLayer::Ip)),
+            Igrp => self.proto(IPPROTO_IGRP, Some(ProtoLayer::Ip)),
             Pim => self.proto(IPPROTO_PIM, None),
-            Vrrp | Carp => self.proto(IPPROTO_VRRP, Some(Ip)),
+            Vrrp | Carp => self.proto(IPPROTO_VRRP, Some(ProtoLayer::Ip)),
             Proto::Ip => self.linktype(ETHERTYPE_IP),
             Arp => self.linktype(ETHERTYPE_ARP),
             Rarp => self.linktype(ETHERTYPE_REVARP),
@@ -96,12 +95,12 @@ impl Lower<'_> {
             Mopdl => self.linktype(ETHERTYPE_MOPDL),
             Moprc => self.linktype(ETHERTYPE_MOPRC),
             Ip6 => self.linktype(ETHERTYPE_IPV6),
-            Icmp6 => self.proto(IPPROTO_ICMPV6, Some(Ip6)),
+            Icmp6 => self.proto(IPPROTO_ICMPV6, Some(ProtoLayer::Ip6)),
             Ah => self.proto(IPPROTO_AH, None),
             Esp => self.proto(IPPROTO_ESP, None),
             Iso => self.linktype(LLCSAP_ISONS),
-            Esis => self.proto(ISO9542_ESIS, Some(Iso)),
-            Isis => self.proto(ISO10589_ISIS, Some(Iso)),
+            Esis => self.proto(ISO9542_ESIS, Some(ProtoLayer::Iso)),
+            Isis => self.proto(ISO10589_ISIS, Some(ProtoLayer::Iso)),
             L1 => self.isis_any(&[
                 ISIS_L1_LAN_IIH,
                 ISIS_PTP_IIH,
@@ -121,7 +120,7 @@ impl Lower<'_> {
             Snp => self.isis_any(&[ISIS_L1_CSNP, ISIS_L2_CSNP, ISIS_L1_PSNP, ISIS_L2_PSNP]),
             Csnp => self.isis_any(&[ISIS_L1_CSNP, ISIS_L2_CSNP]),
             Psnp => self.isis_any(&[ISIS_L1_PSNP, ISIS_L2_PSNP]),
-            Clnp => self.proto(ISO8473_CLNP, Some(Iso)),
+            Clnp => self.proto(ISO8473_CLNP, Some(ProtoLayer::Iso)),
             Stp => self.linktype(LLCSAP_8021D),
             Ipx => self.linktype(LLCSAP_IPX),
             Netbeui => self.linktype(LLCSAP_NETBEUI),
@@ -135,7 +134,7 @@ impl Lower<'_> {
         &mut self,
         addr: u32,
         mask: u32,
-        dir: Dir,
+        dir: Side,
         llp: u32,
         so: u32,
         d: u32,
@@ -147,28 +146,30 @@ impl Lower<'_> {
         })
     }
 
-    pub(super) fn host4(&mut self, proto: Option<Proto>, dir: Dir, addr: u32, mask: u32) -> R<P> {
+    pub(super) fn host4(
+        &mut self,
+        proto: Option<Ipv4Proto>,
+        dir: Side,
+        addr: u32,
+        mask: u32,
+    ) -> R<P> {
         match proto {
             None => {
-                let b0 = self.host4(Some(Proto::Ip), dir, addr, mask)?;
+                let b0 = self.host4(Some(Ipv4Proto::Ip), dir, addr, mask)?;
                 if self.mpls_depth > 0 {
                     return Ok(b0);
                 }
-                let b1 = self.host4(Some(Proto::Arp), dir, addr, mask)?;
-                let b2 = self.host4(Some(Proto::Rarp), dir, addr, mask)?;
+                let b1 = self.host4(Some(Ipv4Proto::Arp), dir, addr, mask)?;
+                let b2 = self.host4(Some(Ipv4Proto::Rarp), dir, addr, mask)?;
                 Ok(or(or(b0, b1), b2))
             }
-            Some(Proto::Ip) | Some(Proto::Link) => {
-                self.hostop(addr, mask, dir, ETHERTYPE_IP, 12, 16)
-            }
-            Some(Proto::Arp) => self.hostop(addr, mask, dir, ETHERTYPE_ARP, 14, 24),
-            Some(Proto::Rarp) => self.hostop(addr, mask, dir, ETHERTYPE_REVARP, 14, 24),
-            // check/addr.rs gives only the families above.
-            Some(p) => Err(self.refused(format!("'{}' modifier applied to host", p.name()))),
+            Some(Ipv4Proto::Ip) => self.hostop(addr, mask, dir, ETHERTYPE_IP, 12, 16),
+            Some(Ipv4Proto::Arp) => self.hostop(addr, mask, dir, ETHERTYPE_ARP, 14, 24),
+            Some(Ipv4Proto::Rarp) => self.hostop(addr, mask, dir, ETHERTYPE_REVARP, 14, 24),
         }
     }
 
-    pub(super) fn host6(&mut self, dir: Dir, addr: &[u8; 16], mask: &[u8; 16]) -> R<P> {
+    pub(super) fn host6(&mut self, dir: Side, addr: &[u8; 16], mask: &[u8; 16]) -> R<P> {
         let w = |b: &[u8; 16], i: usize| {
             u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
         };
@@ -188,7 +189,7 @@ impl Lower<'_> {
         })
     }
 
-    pub(super) fn decnet(&mut self, dir: Dir, addr: u16) -> R<P> {
+    pub(super) fn decnet(&mut self, dir: Side, addr: u16) -> R<P> {
         let a = u32::from(addr.swap_bytes());
         self.dir_pair(dir, &mut |l, src| {
             let (sh, lh) = if src { (3, 15) } else { (1, 7) };

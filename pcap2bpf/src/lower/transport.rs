@@ -4,12 +4,11 @@
 use super::formula::{P, and, not, or};
 use super::offset::Rel;
 use super::{Lower, R};
-use crate::check::Transport;
+use crate::check::{Side, Transport};
 use crate::numbers::{ETHERTYPE_IP, ETHERTYPE_IPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
-use crate::syntax::ast::Dir;
 
 impl Lower<'_> {
-    pub(super) fn portatoms(&mut self, rel: Rel, dir: Dir, lo: u32, hi: u32, range: bool) -> R<P> {
+    pub(super) fn portatoms(&mut self, rel: Rel, dir: Side, lo: u32, hi: u32, range: bool) -> R<P> {
         self.dir_pair(dir, &mut |l, src| {
             let off = if src { 0 } else { 2 };
             if range {
@@ -26,7 +25,7 @@ impl Lower<'_> {
         &mut self,
         v6: bool,
         proto: u32,
-        dir: Dir,
+        dir: Side,
         lo: u32,
         hi: u32,
         range: bool,
@@ -48,7 +47,7 @@ impl Lower<'_> {
         &mut self,
         v6: bool,
         proto: Option<Transport>,
-        dir: Dir,
+        dir: Side,
         lo: u32,
         hi: u32,
         range: bool,

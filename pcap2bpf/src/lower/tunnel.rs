@@ -8,10 +8,10 @@ use super::formula::{P, and, or};
 use super::offset::{Off, Rel};
 use super::{Lower, R};
 use crate::check::link::Link;
-use crate::check::{Atom, Checked, Transport};
+use crate::check::{Atom, Checked, Side, Transport};
 use crate::error::CompileError;
 use crate::numbers::{ETHERTYPE_TEB, GENEVE_PORT};
-use crate::syntax::ast::{Dir, Primitive};
+use crate::syntax::ast::Primitive;
 
 /// Whether the filter has a `geneve` (libpcap then does not optimise).
 pub(super) fn has_geneve(c: &Checked) -> bool {
@@ -98,7 +98,7 @@ impl Lower<'_> {
     /// version 0 and, if given, the VNI.
     pub(super) fn geneve_check(&mut self, v6: bool, vni: Option<u32>) -> R<P> {
         let port = GENEVE_PORT;
-        let b0 = self.port_family(v6, Some(Transport::Udp), Dir::Dst, port, port, false)?;
+        let b0 = self.port_family(v6, Some(Transport::Udp), Side::Dst, port, port, false)?;
         let rel = if v6 { Rel::TranIpv6 } else { Rel::TranIpv4 };
         let b1 = self.mcmp(rel, 8, 1, 0, 0xc0)?;
         let mut b = and(b0, b1);
