@@ -21,7 +21,7 @@ pub(super) enum P {
 
 impl P {
     /// Number of tests (each becomes one block).
-    pub(super) fn tests(&self) -> usize {
+    fn tests(&self) -> usize {
         match self {
             P::True | P::False => 0,
             P::Test(..) | P::NotTest(..) => 1,
@@ -66,15 +66,38 @@ pub(super) fn and_opt(a: Option<P>, b: P) -> P {
     }
 }
 
+/// The blocks of `p` and their entry: one block per test, every jump
+/// forward, the block evaluated first at index 0.
+pub(super) fn to_blocks(p: &P) -> (Vec<Block>, Edge) {
+    // Build backwards so that every jump goes forward: the block
+    // evaluated first gets the lowest index after the reversal below.
+    // One block per test, allocated once at its exact size.
+    let mut b = CfgBuilder {
+        blocks: Vec::with_capacity(p.tests()),
+    };
+    let entry = b.emit(p, Edge::Accept, Edge::Reject);
+    let n = b.blocks.len() as u32;
+    let flip = |e: Edge| match e {
+        Edge::Block(i) => Edge::Block(n - 1 - i),
+        e => e,
+    };
+    b.blocks.reverse();
+    for blk in &mut b.blocks {
+        blk.t = flip(blk.t);
+        blk.f = flip(blk.f);
+    }
+    (b.blocks, flip(entry))
+}
+
 /// Turns a formula into blocks with short-circuit evaluation.
-pub(super) struct CfgBuilder {
-    pub(super) blocks: Vec<Block>,
+struct CfgBuilder {
+    blocks: Vec<Block>,
 }
 
 impl CfgBuilder {
     /// Emits `p` so that it continues at `t` when true and `f` when false;
     /// returns its entry. Blocks are pushed last-evaluated first.
-    pub(super) fn emit(&mut self, p: &P, t: Edge, f: Edge) -> Edge {
+    fn emit(&mut self, p: &P, t: Edge, f: Edge) -> Edge {
         match p {
             P::True => t,
             P::False => f,

@@ -15,7 +15,8 @@
 //! layer), `encap` (VLAN, MPLS, PPPoE), `network` (IPv4, IPv6, ARP,
 //! DECnet, ISO), `transport` (ports), `tunnel` (Geneve) and `arith`
 //! (relations and arithmetic). The checks have already refused the
-//! filters a user can get wrong; lowering fails only on its limits.
+//! filters a user can get wrong; lowering fails only on its own limits
+//! and on target options the checks do not see.
 
 mod arith;
 mod cmp;
@@ -35,7 +36,7 @@ use crate::check::{Atom, Checked};
 use crate::error::CompileError;
 use crate::numbers::ETHERTYPE_PPPOED;
 use crate::syntax::ast::{Primitive, Proto, Span};
-use formula::{CfgBuilder, P, and, not, or};
+use formula::{P, and, not, or, to_blocks};
 use offset::Offsets;
 use tunnel::{check_vars_set, has_geneve};
 
@@ -83,25 +84,9 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
     let mut l = Lower::new(opts, ir);
     let p = l.node(c)?;
     let made_vars = l.next_var > 0;
-    // Build the CFG backwards so that every jump goes forward: the block
-    // evaluated first gets the lowest index after the reversal below.
-    // One block per test, allocated once at its exact size.
-    let mut b = CfgBuilder {
-        blocks: Vec::with_capacity(p.tests()),
-    };
-    let entry = b.emit(&p, Edge::Accept, Edge::Reject);
-    let n = b.blocks.len() as u32;
-    let flip = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(n - 1 - i),
-        e => e,
-    };
-    b.blocks.reverse();
-    for blk in &mut b.blocks {
-        blk.t = flip(blk.t);
-        blk.f = flip(blk.f);
-    }
-    ir.blocks = b.blocks;
-    ir.entry = Some(flip(entry));
+    let (blocks, entry) = to_blocks(&p);
+    ir.blocks = blocks;
+    ir.entry = Some(entry);
     // Without variables (only `geneve` makes them) nothing reads one.
     if made_vars {
         check_vars_set(ir)
