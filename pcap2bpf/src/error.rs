@@ -1,6 +1,6 @@
 //! Compile errors with a byte span into the filter expression.
 
-use crate::ast::Span;
+use crate::syntax::ast::Span;
 
 /// An error found while parsing or checking a filter expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,9 +1,9 @@
 //! pcap2bpf: tcpdump filter expressions (pcap-filter(7)) compiled to eBPF
 //! with libpcap's exact meaning.
 //!
-//! Pipeline: scanner and parser ([`parser`]), name resolution and
-//! libpcap's checks ([`check`]), lowering to the packet-match IR
-//! ([`lower`]); the shared core, [`pktmatch`], optimises the IR and
+//! Pipeline, one folder a stage: scanner and parser ([`syntax`]), name
+//! resolution and libpcap's checks ([`check`]), lowering to the
+//! packet-match IR ([`lower`]); the shared core, [`pktmatch`], optimises the IR and
 //! generates code for XDP, tc and socket filters. [`compile`] runs all of
 //! it; [`engine::Runner`] runs a filter over packets, in the kernel or in
 //! the built-in interpreter of the generated code. The `pcap2bpf` command
@@ -38,15 +38,16 @@
 
 #![warn(missing_docs)]
 
-pub mod ast;
 pub mod check;
 pub mod engine;
 pub mod error;
-pub mod lexer;
 pub mod lower;
-pub mod parser;
-pub mod resolve;
+mod numbers;
+pub mod syntax;
 pub mod warning;
+
+pub use check::resolve;
+pub use syntax::{ast, lexer, parser};
 
 use bpf_builder::object::{Object, ProgId};
 

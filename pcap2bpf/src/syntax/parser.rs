@@ -5,9 +5,9 @@
 //! we try the `id` reading first and fall back to the `term` reading.
 //! `and` and `or` have the same precedence and associate to the left.
 
-use crate::ast::*;
 use crate::error::CompileError;
-use crate::lexer::{Tok, Token, tokenize};
+use crate::syntax::ast::*;
+use crate::syntax::lexer::{Tok, Token, tokenize};
 
 /// Parses an expression; `Ok(None)` for the empty expression (accept all).
 pub fn parse_expr(src: &str) -> Result<Option<Expr>, CompileError> {

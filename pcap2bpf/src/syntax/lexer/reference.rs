@@ -3,8 +3,8 @@
 //! exact; the tests check the fast scanner against it.
 
 use super::{Tok, id_len, parse_mac, stou};
-use crate::ast::Span;
 use crate::error::CompileError;
+use crate::syntax::ast::Span;
 
 /// Keywords with their canonical names, as in scanner.l.
 pub const KEYWORDS: &[(&str, &str)] = &[

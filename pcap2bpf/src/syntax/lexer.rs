@@ -8,8 +8,8 @@
 //! digit, never by the separator, so only the longest run can continue.
 //! Only the classes that can start with the first character are tried.
 
-use crate::ast::Span;
 use crate::error::CompileError;
+use crate::syntax::ast::Span;
 
 /// A scanner token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,252 @@
+//! Lowering: the checked tree to the IR, with libpcap's meaning.
+//!
+//! This follows libpcap 1.10.3's `gencode.c` closely: each primitive
+//! becomes the same tests, on the same bytes, in the same order (the order
+//! matters: a load past the captured bytes rejects the whole packet, so
+//! `a or b` must not look at `b`'s bytes when `a` holds). `vlan`, `mpls`
+//! and `pppoes` shift the offsets of everything lowered after them, as
+//! libpcap's `off_linkpl`/`off_linktype`/`off_nl` do; `geneve` computes
+//! the offsets of the encapsulated frame at run time into variables
+//! (libpcap's scratch registers) and everything after it uses those.
+//!
+//! One module a job, in the order a packet is read: `formula` (tests
+//! combined with and/or/not, then blocks), `offset` (where each layer
+//! starts) and `cmp` (loads and comparisons there), then `link` (link
+//! layer), `encap` (VLAN, MPLS, PPPoE), `network` (IPv4, IPv6, ARP,
+//! DECnet, ISO), `transport` (ports), `tunnel` (Geneve) and `arith`
+//! (relations and arithmetic). The checks have already refused the
+//! filters a user can get wrong; lowering fails only on its own limits
+//! and on target options the checks do not see.
+
+mod arith;
+mod cmp;
+mod encap;
+mod formula;
+mod link;
+mod network;
+mod offset;
+mod transport;
+mod tunnel;
+
+use pktmatch::Target;
+use pktmatch::ir::{Edge, Ir, Val};
+
+use crate::LinkType;
+use crate::check::link::Link;
+use crate::check::{Atom, Checked};
+use crate::error::CompileError;
+use crate::numbers::ETHERTYPE_PPPOED;
+use crate::syntax::ast::{Primitive, Proto, Span};
+use formula::{P, and, not, or, to_blocks};
+use offset::Offsets;
+use tunnel::{check_vars_set, has_geneve};
+
+/// What the lowering needs to know about where the filter runs: made with
+/// [`LowerOptions::offline`] or [`LowerOptions::live`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowerOptions {
+    /// The link type of the packets.
+    link: LinkType,
+    /// The outer VLAN tag may be in metadata (tc, socket filters): lower
+    /// `vlan` the way libpcap does with Linux BPF extensions.
+    vlan_meta: bool,
+    /// Filtering a capture file: `inbound`, `outbound` and `ifindex` on
+    /// links without a direction field are errors, as in libpcap.
+    offline: bool,
+    /// `inbound`/`outbound` are known at compile time (XDP: always
+    /// inbound): `Some(outgoing)`.
+    fixed_direction: Option<bool>,
+    /// The IPv4 netmask for `ip broadcast`.
+    netmask: Option<u32>,
+}
+
+impl LowerOptions {
+    /// For packets of a capture file, run through the test-run XDP
+    /// program: the tag is in the frame, `inbound`/`ifindex` have
+    /// libpcap's capture-file meaning.
+    pub fn offline(link: LinkType, netmask: Option<u32>) -> Self {
+        LowerOptions {
+            link,
+            vlan_meta: false,
+            offline: true,
+            fixed_direction: Some(false),
+            netmask,
+        }
+    }
+
+    /// For packets of a live hook of `target`: XDP sees the frame with
+    /// its tag and only inbound packets; tc and socket filters may find
+    /// the outer VLAN tag in metadata and read the direction at run time.
+    pub fn live(link: LinkType, target: Target, netmask: Option<u32>) -> Self {
+        let xdp = target == Target::Xdp;
+        LowerOptions {
+            link,
+            vlan_meta: !xdp,
+            offline: false,
+            fixed_direction: xdp.then_some(false),
+            netmask,
+        }
+    }
+
+    /// Sets whether `inbound`/`outbound` are known at compile time:
+    /// `Some(outgoing)` when every packet goes the same way (tc egress:
+    /// `Some(true)`), `None` to read the direction from the packet's
+    /// metadata.
+    pub fn fixed_direction(mut self, outgoing: Option<bool>) -> Self {
+        self.fixed_direction = outgoing;
+        self
+    }
+}
+
+/// Lowers `c` into `ir`, setting its entry.
+pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<(), CompileError> {
+    let Some(c) = c else {
+        ir.entry = Some(Edge::ACCEPT);
+        return Ok(());
+    };
+    // libpcap turns its optimiser off for filters with `geneve`.
+    ir.pcap_unoptimized = has_geneve(c);
+    let mut l = Lower::new(opts, ir);
+    let p = l.node(c)?;
+    let made_vars = l.next_var > 0;
+    let (blocks, entry) = to_blocks(&p);
+    ir.blocks = blocks;
+    ir.entry = Some(entry);
+    // Without variables (only `geneve` makes them) nothing reads one.
+    if made_vars {
+        check_vars_set(ir)
+    } else {
+        Ok(())
+    }
+}
+
+/// The lowering of one filter: the IR being built and the state
+/// earlier primitives leave for later ones.
+struct Lower<'a> {
+    ir: &'a mut Ir,
+    opts: LowerOptions,
+    /// The link layer at this point of the filter.
+    link: Link,
+    /// Where the layers start at this point of the filter.
+    off: Offsets,
+    mpls_depth: u32,
+    vlan_depth: u32,
+    /// libpcap's `is_geneve`: after `geneve` (until `pppoes`), link-layer
+    /// address tests first check that the encapsulated frame has an
+    /// Ethernet header; these are the variables of its start and of its
+    /// payload, which differ exactly then.
+    geneve: Option<(Val, Val)>,
+    /// The next free variable.
+    next_var: u32,
+    span: Span,
+}
+
+type R<T> = Result<T, CompileError>;
+
+impl<'a> Lower<'a> {
+    fn new(opts: &LowerOptions, ir: &'a mut Ir) -> Self {
+        Lower {
+            ir,
+            opts: *opts,
+            link: Link::of(opts.link),
+            off: Offsets::at_start(opts.link),
+            mpls_depth: 0,
+            vlan_depth: 0,
+            geneve: None,
+            next_var: 0,
+            span: Span::default(),
+        }
+    }
+
+    /// An error lowering owns: a limit of the IR (variables) or an
+    /// option of the target the checks do not see (`offline`,
+    /// `vlan_meta`, the netmask given to lowering).
+    fn err(&self, m: impl Into<String>) -> CompileError {
+        CompileError::new(m, self.span)
+    }
+
+    /// A filter the checks refuse (the comment at each use says where),
+    /// so never reached from [`crate::parse`]: the message stays
+    /// libpcap's so that a gap in the checks is an error, never a wrong
+    /// program.
+    fn refused(&self, m: impl Into<String>) -> CompileError {
+        CompileError::new(m, self.span)
+    }
+
+    fn node(&mut self, c: &Checked) -> R<P> {
+        Ok(match c {
+            Checked::And(ab) => {
+                let a = self.node(&ab.0)?;
+                and(a, self.node(&ab.1)?)
+            }
+            Checked::Or(ab) => {
+                let a = self.node(&ab.0)?;
+                or(a, self.node(&ab.1)?)
+            }
+            Checked::Not(a) => not(self.node(a)?),
+            Checked::Atom(a, span) => {
+                self.span = *span;
+                self.atom(a)?
+            }
+        })
+    }
+
+    // ---- primitives ----
+
+    fn atom(&mut self, a: &Atom) -> R<P> {
+        match a {
+            Atom::Ipv4Host {
+                proto,
+                dir,
+                addr,
+                mask,
+            } => self.host4(*proto, *dir, *addr, *mask),
+            Atom::Ipv6Host { dir, addr, mask } => self.host6(*dir, addr, mask),
+            Atom::DecnetHost { dir, addr } => self.decnet(*dir, *addr),
+            Atom::EtherHost { dir, mac } => self.ehost(*dir, mac),
+            Atom::Port {
+                proto,
+                dir,
+                lo,
+                hi,
+                range,
+            } => {
+                let (lo, hi) = (u32::from(*lo), u32::from(*hi));
+                let b6 = self.port_family(true, *proto, *dir, lo, hi, *range)?;
+                let b4 = self.port_family(false, *proto, *dir, lo, hi, *range)?;
+                Ok(or(b6, b4))
+            }
+            Atom::Proto { layer, value } => self.proto(*value, *layer),
+            Atom::ProtoChain { layer, value } => self.protochain(*layer, *value),
+            Atom::Prim(p) => self.prim(p),
+        }
+    }
+
+    fn prim(&mut self, p: &Primitive) -> R<P> {
+        match p {
+            Primitive::Proto(pr) => self.abbrev(*pr),
+            Primitive::Relation(op, a, b) => self.relation(*op, a, b),
+            Primitive::Broadcast(Some(Proto::Ip)) => self.ip_broadcast(),
+            Primitive::Broadcast(_) => self.link_broadcast(),
+            Primitive::Multicast(Some(Proto::Ip)) => self.ip_multicast(),
+            Primitive::Multicast(Some(Proto::Ip6)) => self.ip6_multicast(),
+            Primitive::Multicast(_) => self.link_multicast(),
+            Primitive::Less(n) => Ok(self.less(*n)),
+            Primitive::Greater(n) => Ok(self.greater(*n)),
+            Primitive::Byte(idx, op, val) => self.byte(*idx, *op, *val),
+            Primitive::Inbound => self.direction(false),
+            Primitive::Outbound => self.direction(true),
+            Primitive::IfIndex(n) => self.ifindex(*n),
+            Primitive::Vlan(n) => self.vlan(*n),
+            Primitive::Mpls(n) => self.mpls(*n),
+            Primitive::Pppoed => self.linktype(ETHERTYPE_PPPOED),
+            Primitive::Pppoes(n) => self.pppoes(*n),
+            Primitive::Geneve(vni) => self.geneve(*vni),
+            Primitive::Llc(kind) => self.llc(*kind),
+            Primitive::Qualified { .. } | Primitive::OtherLink(_) => {
+                // check::Checker::prim turns these into atoms or errors.
+                Err(self.refused("primitive not supported on this link type"))
+            }
+        }
+    }
+}
