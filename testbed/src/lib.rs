@@ -5,7 +5,8 @@
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
 //! also when a test panics. Namespaces and veths are made with the `ip`
-//! command (iproute2); the system calls come from `bpf_builder::sys`.
+//! command (iproute2). The system calls go through safe wrappers: rustix
+//! (`setns`, `poll`), libpcap (packet sockets) and tun-rs (tun devices).
 //!
 //! ```no_run
 //! # fn main() -> testbed::Result<()> {
@@ -29,17 +30,19 @@ mod cmd;
 mod frame;
 mod link;
 mod netns;
+mod packet;
 mod privilege;
 mod random;
 mod traffic;
+mod tun;
 
-pub use bpf_builder::sys::packet::PacketSocket;
-pub use bpf_builder::sys::tun::TunDevice;
 pub use frame::{ETHERTYPE_IPV4, ethernet_frame, internet_checksum, udp4_checksum, udp4_frame};
 pub use link::{Link, VethPair};
 pub use netns::{Netns, sweep_stale};
+pub use packet::PacketSocket;
 pub use privilege::{bpf_privileged, privileged};
 pub use traffic::{Marker, send_and_collect};
+pub use tun::TunDevice;
 
 /// What went wrong while setting up or using the test network.
 #[derive(Debug, thiserror::Error)]

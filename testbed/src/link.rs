@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
-use bpf_builder::sys::packet::PacketSocket;
-
 use crate::netns::{Netns, run_in_named};
+use crate::packet::PacketSocket;
 use crate::{Error, Result};
 
 /// One network interface inside a test namespace.

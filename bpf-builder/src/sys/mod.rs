@@ -1,5 +1,5 @@
-//! The only place with `unsafe`: system calls (`bpf(2)`, sockets, netns)
-//! and the owned file descriptors they return.
+//! The only place with `unsafe`: system calls (`bpf(2)`, netlink,
+//! interface names) and the owned file descriptors they return.
 //!
 //! The workspace denies `unsafe_code`; this module alone allows it, so
 //! `unsafe` anywhere else in the workspace fails the build.
@@ -9,5 +9,3 @@
 pub mod bpf;
 pub mod netlink;
 pub mod netns;
-pub mod packet;
-pub mod tun;
