@@ -5,8 +5,10 @@
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
 //! also when a test panics. Namespaces and veths are made with the `ip`
-//! command (iproute2). The system calls go through safe wrappers: rustix
-//! (`setns`, `poll`), libpcap (packet sockets) and tun-rs (tun devices).
+//! command (iproute2). `setns` goes through rustix's safe wrapper; packet
+//! sockets and tun devices are `bpf-builder`'s, built for the harness
+//! only (its feature `test-support`), since no safe wrapper binds a
+//! packet socket to one interface or creates a tun device.
 //!
 //! ```no_run
 //! # fn main() -> testbed::Result<()> {
@@ -30,19 +32,17 @@ mod cmd;
 mod frame;
 mod link;
 mod netns;
-mod packet;
 mod privilege;
 mod random;
 mod traffic;
-mod tun;
 
+pub use bpf_builder::sys::packet::PacketSocket;
+pub use bpf_builder::sys::tun::TunDevice;
 pub use frame::{ETHERTYPE_IPV4, ethernet_frame, internet_checksum, udp4_checksum, udp4_frame};
 pub use link::{Link, VethPair};
 pub use netns::{Netns, sweep_stale};
-pub use packet::PacketSocket;
 pub use privilege::{bpf_privileged, privileged};
 pub use traffic::{Marker, send_and_collect};
-pub use tun::TunDevice;
 
 /// What went wrong while setting up or using the test network.
 #[derive(Debug, thiserror::Error)]

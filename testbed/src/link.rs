@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use crate::PacketSocket;
 use crate::netns::{Netns, run_in_named};
-use crate::packet::PacketSocket;
 use crate::{Error, Result};
 
 /// One network interface inside a test namespace.
