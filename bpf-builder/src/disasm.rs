@@ -18,20 +18,25 @@
 //! Encodings the kernel does not define (or that carry non-zero bits in
 //! fields the instruction does not use) are printed as their raw bytes,
 //! `.insn 8f 01 00 00 00 00 00 00`, so that every other text names exactly
-//! one encoding.
+//! one encoding. Which encodings those are is decided by the instruction
+//! decoder the interpreter uses too (`insn::decode`, crate-private).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use crate::helpers::Helper;
-use crate::insn::{AluOp, AtomicOp, Insn, JmpOp, Reg, Size, class, mode, pseudo};
+use crate::insn::decode::{Decoded, WideLoad, decode};
+use crate::insn::{AtomicOp, Endian, Insn, Operand, Reg, Size};
 
 /// Text of one instruction (`next` = the second slot for `ld_imm64`).
 ///
 /// An `ld_imm64` without a valid second slot, and any encoding the kernel
 /// does not define, is printed as raw bytes (`.insn ...`).
 pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
-    text(insn, next).unwrap_or_else(|| raw(insn))
+    match decode(insn, next) {
+        Ok(decoded) => text(decoded),
+        Err(_) => raw(insn),
+    }
 }
 
 /// What a listing may know beyond raw instructions (all default to `None`).
@@ -133,48 +138,37 @@ pub fn listing(insns: &[Insn], symbols: &dyn Symbols) -> String {
 
 /// The trailing comment of the instruction at `pc`, if any.
 fn comment(insn: &Insn, pc: usize, next: Option<&Insn>, symbols: &dyn Symbols) -> Option<String> {
-    text(insn, next)?;
-    if insn.is_wide() {
-        return symbols.wide_load(pc);
+    match decode(insn, next).ok()? {
+        Decoded::LdImm64 { .. } => symbols.wide_load(pc),
+        Decoded::Call { id } => symbols
+            .call(pc)
+            .or_else(|| Helper::from_id(id).map(|h| h.name().to_string())),
+        Decoded::CallLocal { .. } | Decoded::CallKfunc { .. } => symbols.call(pc),
+        _ => None,
     }
-    if insn.code == class::JMP | 0x80 {
-        if let Some(what) = symbols.call(pc) {
-            return Some(what);
-        }
-        if insn.src == 0 {
-            return Helper::from_id(insn.imm).map(|h| h.name().to_string());
-        }
-    }
-    None
 }
 
 /// How many slots the instruction at `pc` covers.
 fn width(insns: &[Insn], pc: usize) -> usize {
-    let insn = &insns[pc];
-    if insn.is_wide() && text(insn, insns.get(pc + 1)).is_some() {
-        2
-    } else {
-        1
+    match decode(&insns[pc], insns.get(pc + 1)) {
+        Ok(Decoded::LdImm64 { .. }) => 2,
+        _ => 1,
     }
 }
 
 /// The slot that the jump, subprogram call or `func[...]` load at `pc`
 /// refers to, if it has one and it lies inside the program.
 fn target_of(insns: &[Insn], pc: usize) -> Option<usize> {
-    let insn = &insns[pc];
-    text(insn, insns.get(pc + 1))?;
-    let rel = if insn.is_jump() {
-        if insn.class() == class::JMP32 && insn.code & 0xf0 == 0 {
-            i64::from(insn.imm) // gotol
-        } else {
-            i64::from(insn.off)
-        }
-    } else if insn.is_pseudo_call() || (insn.is_wide() && insn.src == pseudo::FUNC) {
-        i64::from(insn.imm)
-    } else {
-        return None;
+    let rel = match decode(&insns[pc], insns.get(pc + 1)).ok()? {
+        Decoded::Ja { rel, .. } | Decoded::CallLocal { rel } => rel,
+        Decoded::Jcond { rel, .. } | Decoded::MayGoto { rel } => i32::from(rel),
+        Decoded::LdImm64 {
+            value: WideLoad::Func { rel },
+            ..
+        } => rel,
+        _ => return None,
     };
-    let target = pc as i64 + 1 + rel;
+    let target = pc as i64 + 1 + i64::from(rel);
     usize::try_from(target).ok().filter(|&t| t < insns.len())
 }
 
@@ -233,192 +227,147 @@ fn signed_type(size: Size) -> &'static str {
     }
 }
 
-/// The text of a valid instruction, `None` for encodings the kernel does
-/// not define.
-fn text(insn: &Insn, next: Option<&Insn>) -> Option<String> {
-    match insn.class() {
-        class::ALU | class::ALU64 => alu(insn),
-        class::LD => ld(insn, next),
-        class::LDX => ldx(insn),
-        class::ST => st(insn),
-        class::STX => stx(insn),
-        _ => jmp(insn),
-    }
-}
-
-/// Both register fields, which must name registers.
-fn regs(insn: &Insn) -> Option<(Reg, Reg)> {
-    Some((insn.dst_reg()?, insn.src_reg()?))
-}
-
-fn alu(i: &Insn) -> Option<String> {
-    let wide = i.class() == class::ALU64;
-    let (d, s) = regs(i)?;
-    let rd = reg(d, wide);
-    let x = i.code & 0x08 != 0;
-    let bits = i.code & 0xf0;
-    if bits == 0xd0 {
+/// The text of a decoded instruction.
+fn text(decoded: Decoded) -> String {
+    match decoded {
+        Decoded::Alu { op, wide, dst, src } => {
+            let operand = match src {
+                Operand::Reg(s) => reg(s, wide),
+                Operand::Imm(imm) => hex(i64::from(imm)),
+            };
+            format!("{} {} {operand}", reg(dst, wide), op.symbol())
+        }
+        Decoded::Neg { wide, dst } => {
+            let rd = reg(dst, wide);
+            format!("{rd} = -{rd}")
+        }
+        Decoded::MovSx {
+            wide,
+            dst,
+            src,
+            bits,
+        } => format!("{} = (s{bits}){}", reg(dst, wide), reg(src, wide)),
+        Decoded::AddrSpaceCast { dst, src, imm } => {
+            let to = (imm as u32) >> 16;
+            let from = imm as u32 & 0xffff;
+            format!("{dst} = addr_space_cast({src}, {to:#x}, {from:#x})")
+        }
         // Byte swaps: always written on the 64-bit register name.
-        if i.src != 0 || i.off != 0 || !matches!(i.imm, 16 | 32 | 64) {
-            return None;
+        Decoded::End { kind, dst, bits } => {
+            let kind = match kind {
+                Endian::Le => "le",
+                Endian::Be => "be",
+                Endian::Swap => "bswap",
+            };
+            format!("{dst} = {kind}{bits} {dst}")
         }
-        let kind = match (wide, x) {
-            (false, false) => "le",
-            (false, true) => "be",
-            (true, false) => "bswap",
-            (true, true) => return None,
-        };
-        return Some(format!("{d} = {kind}{} {d}", i.imm));
-    }
-    if bits == AluOp::Mov as u8 && x && i.off != 0 {
-        if wide && i.off == 1 {
-            let to = (i.imm as u32) >> 16;
-            let from = i.imm as u32 & 0xffff;
-            return Some(format!("{d} = addr_space_cast({s}, {to:#x}, {from:#x})"));
+        Decoded::LdImm64 { dst, value } => format!("{dst} = {} ll", wide_value(value)),
+        Decoded::Load {
+            size,
+            sx,
+            dst,
+            src,
+            off,
+        } => {
+            let ty = if sx { signed_type(size) } else { size.c_type() };
+            format!("{dst} = *({ty} *)({})", addr(src, off))
         }
-        let ok = if wide {
-            matches!(i.off, 8 | 16 | 32)
-        } else {
-            matches!(i.off, 8 | 16)
-        };
-        if !ok || i.imm != 0 {
-            return None;
+        Decoded::Store {
+            size,
+            dst,
+            off,
+            src,
+        } => {
+            let value = match src {
+                Operand::Reg(s) => s.to_string(),
+                Operand::Imm(imm) => hex(i64::from(imm)),
+            };
+            format!("*({} *)({}) = {value}", size.c_type(), addr(dst, off))
         }
-        return Some(format!("{rd} = (s{}){}", i.off, reg(s, wide)));
-    }
-    let op = AluOp::decode(bits, i.off)?;
-    if op == AluOp::Neg {
-        if x || i.src != 0 || i.imm != 0 {
-            return None;
-        }
-        return Some(format!("{rd} = -{rd}"));
-    }
-    let operand = if x {
-        if i.imm != 0 {
-            return None;
-        }
-        reg(s, wide)
-    } else {
-        if i.src != 0 {
-            return None;
-        }
-        hex(i64::from(i.imm))
-    };
-    Some(format!("{rd} {} {operand}", op.symbol()))
-}
-
-fn ld(i: &Insn, next: Option<&Insn>) -> Option<String> {
-    let size = Size::from_bits(i.code);
-    match (i.code & 0xe0, size) {
-        (mode::IMM, Size::DW) => wide(i, next?),
-        (mode::ABS, Size::B | Size::H | Size::W) => {
-            if i.dst != 0 || i.src != 0 || i.off != 0 {
-                return None;
-            }
-            Some(format!(
-                "r0 = *({} *)skb[{}]",
-                size.c_type(),
-                hex(i64::from(i.imm))
-            ))
-        }
-        (mode::IND, Size::B | Size::H | Size::W) => {
-            let s = i.src_reg()?;
-            if i.dst != 0 || i.off != 0 {
-                return None;
-            }
-            let index = match i.imm {
+        Decoded::Atomic {
+            op,
+            size,
+            dst,
+            src,
+            off,
+        } => atomic(op, size, dst, src, off),
+        Decoded::LdAbs {
+            size,
+            ind: None,
+            imm,
+        } => format!("r0 = *({} *)skb[{}]", size.c_type(), hex(i64::from(imm))),
+        Decoded::LdAbs {
+            size,
+            ind: Some(s),
+            imm,
+        } => {
+            let index = match imm {
                 0 => s.to_string(),
                 imm if imm < 0 => format!("{s} - {:#x}", imm.unsigned_abs()),
                 imm => format!("{s} + {imm:#x}"),
             };
-            Some(format!("r0 = *({} *)skb[{index}]", size.c_type()))
+            format!("r0 = *({} *)skb[{index}]", size.c_type())
         }
-        _ => None,
+        Decoded::Ja { long: true, rel: r } => format!("gotol {}", rel(i64::from(r))),
+        Decoded::Ja {
+            long: false,
+            rel: r,
+        } => format!("goto {}", rel(i64::from(r))),
+        Decoded::Jcond {
+            op,
+            wide,
+            dst,
+            src,
+            rel: r,
+        } => {
+            let operand = match src {
+                Operand::Reg(s) => reg(s, wide),
+                Operand::Imm(imm) => hex(i64::from(imm)),
+            };
+            format!(
+                "if {} {} {operand} goto {}",
+                reg(dst, wide),
+                op.symbol(),
+                rel(i64::from(r))
+            )
+        }
+        Decoded::MayGoto { rel: r } => format!("may_goto {}", rel(i64::from(r))),
+        Decoded::Call { id } => format!("call {}", hex(i64::from(id))),
+        Decoded::CallLocal { rel: r } => format!("call pc{}", rel(i64::from(r))),
+        Decoded::CallKfunc { id, btf: 0 } => format!("call kfunc[id:{}]", id as u32),
+        // A kfunc of a module: `btf` indexes the module's BTF fd.
+        Decoded::CallKfunc { id, btf } => format!("call kfunc[id:{},btf:{btf}]", id as u32),
+        Decoded::Callx { dst } => format!("callx {dst}"),
+        Decoded::Exit => "exit".to_string(),
     }
 }
 
-/// The 16-byte `ld_imm64`, given its second slot.
-fn wide(i: &Insn, n: &Insn) -> Option<String> {
-    let d = i.dst_reg()?;
-    if i.off != 0 || n.code != 0 || n.dst != 0 || n.src != 0 || n.off != 0 {
-        return None;
-    }
-    let value = match (i.src, n.imm) {
-        (0, hi) => hex((i64::from(hi) << 32) | i64::from(i.imm as u32)),
-        (pseudo::MAP_FD, 0) => format!("map[fd:{}]", i.imm),
-        (pseudo::MAP_VALUE, off) => format!("map[fd:{}]+{:#x}", i.imm, off as u32),
-        (pseudo::BTF_ID, 0) => format!("btf[id:{}]", i.imm as u32),
-        (pseudo::BTF_ID, fd) => format!("btf[id:{},fd:{fd}]", i.imm as u32),
-        (pseudo::FUNC, 0) => format!("func[pc{}]", rel(i64::from(i.imm))),
-        (pseudo::MAP_IDX, 0) => format!("map[idx:{}]", i.imm),
-        (pseudo::MAP_IDX_VALUE, off) => format!("map[idx:{}]+{:#x}", i.imm, off as u32),
-        _ => return None,
-    };
-    Some(format!("{d} = {value} ll"))
-}
-
-fn ldx(i: &Insn) -> Option<String> {
-    let (d, s) = regs(i)?;
-    let size = Size::from_bits(i.code);
-    if i.imm != 0 {
-        return None;
-    }
-    let ty = match (i.code & 0xe0, size) {
-        (mode::MEM, _) => size.c_type(),
-        (mode::MEMSX, Size::B | Size::H | Size::W) => signed_type(size),
-        _ => return None,
-    };
-    Some(format!("{d} = *({ty} *)({})", addr(s, i.off)))
-}
-
-fn st(i: &Insn) -> Option<String> {
-    let d = i.dst_reg()?;
-    if i.code & 0xe0 != mode::MEM || i.src != 0 {
-        return None;
-    }
-    let ty = Size::from_bits(i.code).c_type();
-    Some(format!(
-        "*({ty} *)({}) = {}",
-        addr(d, i.off),
-        hex(i64::from(i.imm))
-    ))
-}
-
-fn stx(i: &Insn) -> Option<String> {
-    let (d, s) = regs(i)?;
-    let size = Size::from_bits(i.code);
-    let ty = size.c_type();
-    match i.code & 0xe0 {
-        mode::MEM if i.imm == 0 => Some(format!("*({ty} *)({}) = {s}", addr(d, i.off))),
-        mode::ATOMIC => atomic(i, d, s, size),
-        _ => None,
+/// What an `ld_imm64` loads, as written before ` ll`.
+fn wide_value(value: WideLoad) -> String {
+    match value {
+        WideLoad::Imm(v) => hex(v as i64),
+        WideLoad::MapFd(fd) => format!("map[fd:{fd}]"),
+        WideLoad::MapValue { fd, off } => format!("map[fd:{fd}]+{off:#x}"),
+        WideLoad::BtfId { id, fd: 0 } => format!("btf[id:{id}]"),
+        WideLoad::BtfId { id, fd } => format!("btf[id:{id},fd:{fd}]"),
+        WideLoad::Func { rel: r } => format!("func[pc{}]", rel(i64::from(r))),
+        WideLoad::MapIdx(idx) => format!("map[idx:{idx}]"),
+        WideLoad::MapIdxValue { idx, off } => format!("map[idx:{idx}]+{off:#x}"),
     }
 }
 
-fn atomic(i: &Insn, d: Reg, s: Reg, size: Size) -> Option<String> {
-    let op = AtomicOp::from_imm(i.imm)?;
+fn atomic(op: AtomicOp, size: Size, d: Reg, s: Reg, off: i16) -> String {
     let ty = size.c_type();
     let wide = size == Size::DW;
-    let at = addr(d, i.off);
-    match op {
-        AtomicOp::LoadAcquire => {
-            return Some(format!(
-                "{} = load_acquire(({ty} *)({}))",
-                reg(d, wide),
-                addr(s, i.off)
-            ));
-        }
-        AtomicOp::StoreRelease => {
-            return Some(format!("store_release(({ty} *)({at}), {})", reg(s, wide)));
-        }
-        _ => {}
-    }
-    // Read-modify-write operations exist for words and double words only.
-    if !matches!(size, Size::W | Size::DW) {
-        return None;
-    }
+    let at = addr(d, off);
     let rs = reg(s, wide);
-    Some(match op {
+    match op {
+        AtomicOp::LoadAcquire => format!(
+            "{} = load_acquire(({ty} *)({}))",
+            reg(d, wide),
+            addr(s, off)
+        ),
+        AtomicOp::StoreRelease => format!("store_release(({ty} *)({at}), {rs})"),
         AtomicOp::Add => format!("lock *({ty} *)({at}) += {rs}"),
         AtomicOp::Or => format!("lock *({ty} *)({at}) |= {rs}"),
         AtomicOp::And => format!("lock *({ty} *)({at}) &= {rs}"),
@@ -431,79 +380,13 @@ fn atomic(i: &Insn, d: Reg, s: Reg, size: Size) -> Option<String> {
         AtomicOp::Xchg => format!("{rs} = xchg32_32({at}, {rs})"),
         AtomicOp::CmpXchg if wide => format!("r0 = cmpxchg_64({at}, r0, {rs})"),
         AtomicOp::CmpXchg => format!("w0 = cmpxchg32_32({at}, w0, {rs})"),
-        AtomicOp::LoadAcquire | AtomicOp::StoreRelease => return None,
-    })
-}
-
-fn jmp(i: &Insn) -> Option<String> {
-    let (d, s) = regs(i)?;
-    let j32 = i.class() == class::JMP32;
-    let x = i.code & 0x08 != 0;
-    let no_regs = i.dst == 0 && i.src == 0;
-    match i.code & 0xf0 {
-        0x00 => {
-            if x || !no_regs {
-                None
-            } else if j32 {
-                (i.off == 0).then(|| format!("gotol {}", rel(i64::from(i.imm))))
-            } else {
-                (i.imm == 0).then(|| format!("goto {}", rel(i64::from(i.off))))
-            }
-        }
-        0x80 => call(i, j32, x),
-        0x90 => (!j32 && !x && no_regs && i.off == 0 && i.imm == 0).then(|| "exit".to_string()),
-        0xe0 => (!j32 && !x && no_regs && i.imm == 0)
-            .then(|| format!("may_goto {}", rel(i64::from(i.off)))),
-        bits => {
-            let op = JmpOp::decode(bits)?;
-            let operand = if x {
-                if i.imm != 0 {
-                    return None;
-                }
-                reg(s, !j32)
-            } else {
-                if i.src != 0 {
-                    return None;
-                }
-                hex(i64::from(i.imm))
-            };
-            Some(format!(
-                "if {} {} {operand} goto {}",
-                reg(d, !j32),
-                op.symbol(),
-                rel(i64::from(i.off))
-            ))
-        }
-    }
-}
-
-fn call(i: &Insn, j32: bool, x: bool) -> Option<String> {
-    if j32 {
-        return None;
-    }
-    if x {
-        // `callx`: LLVM puts the register in the dst field.
-        let d = i.dst_reg()?;
-        let ok = i.src == 0 && i.off == 0 && i.imm == 0;
-        return ok.then(|| format!("callx {d}"));
-    }
-    if i.dst != 0 {
-        return None;
-    }
-    match (i.src, i.off) {
-        (0, 0) => Some(format!("call {}", hex(i64::from(i.imm)))),
-        (pseudo::CALL, 0) => Some(format!("call pc{}", rel(i64::from(i.imm)))),
-        (pseudo::KFUNC_CALL, 0) => Some(format!("call kfunc[id:{}]", i.imm as u32)),
-        // A kfunc of a module: `off` indexes the module's BTF fd.
-        (pseudo::KFUNC_CALL, btf) => Some(format!("call kfunc[id:{},btf:{btf}]", i.imm as u32)),
-        _ => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::insn::{Endian, Reg::*};
+    use crate::insn::{AluOp, JmpOp, Reg::*};
 
     fn one(i: Insn) -> String {
         format_insn(&i, None)

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+pub(crate) mod decode;
+
 /// Instruction classes (low 3 bits of the opcode).
 pub mod class {
     /// Non-standard loads: `ld_imm64`, legacy packet loads.

@@ -5,7 +5,10 @@
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
 //! also when a test panics. Namespaces and veths are made with the `ip`
-//! command (iproute2); the system calls come from `bpf_builder::sys`.
+//! command (iproute2). `setns` goes through rustix's safe wrapper; packet
+//! sockets and tun devices are `bpf-builder`'s, built for the harness
+//! only (its feature `test-support`), since no safe wrapper binds a
+//! packet socket to one interface or creates a tun device.
 //!
 //! ```no_run
 //! # fn main() -> testbed::Result<()> {

@@ -2,8 +2,7 @@
 
 use std::collections::HashMap;
 
-use bpf_builder::sys::packet::PacketSocket;
-
+use crate::PacketSocket;
 use crate::netns::{Netns, run_in_named};
 use crate::{Error, Result};
 

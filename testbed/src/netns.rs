@@ -1,12 +1,14 @@
 //! Throw-away network namespaces, deleted on drop.
 
 use std::fs::File;
+use std::io;
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use bpf_builder::sys::netns::NetnsGuard;
+use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 use crate::cmd;
 use crate::link::{self, VethPair};
@@ -126,6 +128,55 @@ impl Drop for Netns {
     }
 }
 
+/// Moves the current thread into the network namespace `fd` refers to
+/// (`setns(2)` with `CLONE_NEWNET`, which moves only the calling thread).
+fn setns(fd: BorrowedFd<'_>) -> io::Result<()> {
+    move_into_link_name_space(fd, Some(LinkNameSpaceType::Network))?;
+    Ok(())
+}
+
+/// Opens the network namespace of the current thread (not of the process:
+/// threads may differ after [`setns`]).
+fn current_netns() -> io::Result<OwnedFd> {
+    Ok(File::open("/proc/thread-self/ns/net")?.into())
+}
+
+/// The current thread is inside another network namespace while this lives;
+/// dropping it returns the thread to the namespace it was in before.
+///
+/// Not `Send`: the namespace belongs to the thread that entered it.
+#[derive(Debug)]
+struct NetnsGuard {
+    previous: Option<OwnedFd>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl NetnsGuard {
+    /// Enters the namespace `ns` on the current thread, remembering the
+    /// current one.
+    fn enter(ns: BorrowedFd<'_>) -> io::Result<NetnsGuard> {
+        let previous = current_netns()?;
+        setns(ns)?;
+        Ok(NetnsGuard {
+            previous: Some(previous),
+            _not_send: PhantomData,
+        })
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        if let Some(fd) = self.previous.take()
+            && let Err(e) = setns(fd.as_fd())
+        {
+            // Carrying on would run later code in the wrong namespace,
+            // possibly against the host's interfaces; stop instead.
+            eprintln!("NetnsGuard: cannot return to the previous network namespace: {e}");
+            std::process::abort();
+        }
+    }
+}
+
 /// Runs `f` on a scoped thread inside the namespace `fd` (named `name` for
 /// error messages).
 fn run_in<T: Send>(fd: BorrowedFd<'_>, name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
@@ -223,7 +274,28 @@ fn owner_pid(name: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::owner_pid;
+    use super::*;
+
+    #[test]
+    fn guard_into_the_current_namespace_keeps_it() {
+        use std::os::unix::fs::MetadataExt;
+        let ino = || std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+        let before = ino();
+        let fd = current_netns().unwrap();
+        let guard = match NetnsGuard::enter(fd.as_fd()) {
+            Err(e)
+                if e.kind() == io::ErrorKind::PermissionDenied
+                    && std::env::var_os("CI").is_none() =>
+            {
+                eprintln!("skipping: setns needs CAP_SYS_ADMIN: {e}");
+                return;
+            }
+            r => r.unwrap(),
+        };
+        assert_eq!(ino(), before);
+        drop(guard);
+        assert_eq!(ino(), before);
+    }
 
     #[test]
     fn owner_pid_accepts_only_our_names() {

@@ -1,9 +1,12 @@
 //! Decoding instructions once into a compact form the interpreter can
-//! execute without re-parsing opcodes: operations resolved, immediates
-//! widened, jump targets made absolute. Encodings the kernel does not
-//! define become [`Op::Invalid`], an error only if executed.
+//! execute without re-parsing opcodes: the shared decoder
+//! ([`crate::insn::decode`]) says what each encoding means, and this module
+//! resolves it further: immediates widened, jump targets made absolute.
+//! Encodings the kernel does not define, and forms the interpreter does not
+//! support, become [`Op::Invalid`], an error only if executed.
 
-use crate::insn::{AluOp, AtomicOp, Insn, JmpOp, Size, class, mode, pseudo};
+use crate::insn::decode::{Decoded, WideLoad, decode};
+use crate::insn::{AluOp, AtomicOp, Endian, Insn, JmpOp, Operand, Size};
 
 /// The second operand of ALU and jump operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,208 +115,37 @@ pub(crate) fn decode_program(insns: &[Insn]) -> Vec<Op> {
     let mut pc = 0;
     while pc < len {
         let insn = &insns[pc];
+        let next = insns.get(pc + 1);
+        ops.push(match decode(insn, next) {
+            Ok(decoded) => resolve(decoded, pc, len),
+            Err(why) => Op::Invalid(why),
+        });
         if insn.is_wide() {
-            let op = match insns.get(pc + 1) {
-                Some(next) => decode_wide(insn, next, pc, len),
-                None => Op::Invalid("ld_imm64 without its second half"),
-            };
-            ops.push(op);
-            if pc + 1 < len {
+            if next.is_some() {
                 ops.push(Op::Invalid("jump into the middle of an ld_imm64"));
             }
             pc += 2;
         } else {
-            ops.push(decode_one(insn, pc, len));
             pc += 1;
         }
     }
     ops
 }
 
-/// A register number, if it names r0-r10.
-fn reg(n: u8) -> Option<u8> {
-    (n <= 10).then_some(n)
-}
-
-/// The absolute target of a relative jump, if inside the program.
-fn target(pc: usize, rel: i64, len: usize) -> Option<usize> {
-    let t = pc as i64 + 1 + rel;
-    usize::try_from(t).ok().filter(|&t| t < len)
-}
-
-fn decode_wide(i: &Insn, n: &Insn, pc: usize, len: usize) -> Op {
-    let Some(dst) = reg(i.dst) else {
-        return Op::Invalid("bad register");
-    };
-    if i.off != 0 || n.code != 0 || n.dst != 0 || n.src != 0 || n.off != 0 {
-        return Op::Invalid("malformed ld_imm64");
+/// `make` of the absolute target of a jump by `rel` from `pc` in a
+/// `len`-slot program, or `Invalid(outside)` when the target is outside.
+fn jump(
+    pc: usize,
+    rel: i32,
+    len: usize,
+    outside: &'static str,
+    make: impl FnOnce(usize) -> Op,
+) -> Op {
+    let target = pc as i64 + 1 + i64::from(rel);
+    match usize::try_from(target).ok().filter(|&t| t < len) {
+        Some(target) => make(target),
+        None => Op::Invalid(outside),
     }
-    match i.src {
-        0 => Op::LdImm64 {
-            dst,
-            value: (u64::from(n.imm as u32) << 32) | u64::from(i.imm as u32),
-        },
-        pseudo::MAP_FD | pseudo::MAP_IDX if n.imm == 0 => Op::LdMap { dst, fd: i.imm },
-        pseudo::MAP_VALUE | pseudo::MAP_IDX_VALUE => Op::LdMapValue {
-            dst,
-            fd: i.imm,
-            off: n.imm as u32,
-        },
-        pseudo::FUNC if n.imm == 0 => match target(pc, i64::from(i.imm), len) {
-            Some(target) => Op::LdFunc { dst, target },
-            None => Op::Invalid("function pointer outside the program"),
-        },
-        pseudo::BTF_ID => Op::Invalid("ld_imm64 of a kernel BTF object is not supported"),
-        _ => Op::Invalid("malformed ld_imm64"),
-    }
-}
-
-fn decode_one(i: &Insn, pc: usize, len: usize) -> Op {
-    let (Some(dst), Some(src)) = (reg(i.dst), reg(i.src)) else {
-        return Op::Invalid("bad register");
-    };
-    match i.class() {
-        class::ALU | class::ALU64 => decode_alu(i, dst, src),
-        class::LDX => {
-            let size = Size::from_bits(i.code);
-            let sx = match i.code & 0xe0 {
-                mode::MEM => false,
-                mode::MEMSX if size != Size::DW => true,
-                _ => return Op::Invalid("unknown load mode"),
-            };
-            if i.imm != 0 {
-                return Op::Invalid("load with a non-zero imm");
-            }
-            Op::Load {
-                size,
-                sx,
-                dst,
-                src,
-                off: i.off,
-            }
-        }
-        class::ST => {
-            if i.code & 0xe0 != mode::MEM || i.src != 0 {
-                return Op::Invalid("unknown store mode");
-            }
-            Op::Store {
-                size: Size::from_bits(i.code),
-                dst,
-                off: i.off,
-                src: Src::Imm(i.imm as i64 as u64),
-            }
-        }
-        class::STX => {
-            let size = Size::from_bits(i.code);
-            match i.code & 0xe0 {
-                mode::MEM if i.imm == 0 => Op::Store {
-                    size,
-                    dst,
-                    off: i.off,
-                    src: Src::Reg(src),
-                },
-                mode::ATOMIC => match AtomicOp::from_imm(i.imm) {
-                    Some(op @ (AtomicOp::LoadAcquire | AtomicOp::StoreRelease)) => Op::Atomic {
-                        op,
-                        size,
-                        dst,
-                        src,
-                        off: i.off,
-                    },
-                    Some(op) if matches!(size, Size::W | Size::DW) => Op::Atomic {
-                        op,
-                        size,
-                        dst,
-                        src,
-                        off: i.off,
-                    },
-                    _ => Op::Invalid("unknown atomic operation"),
-                },
-                _ => Op::Invalid("unknown store mode"),
-            }
-        }
-        class::LD => {
-            let size = Size::from_bits(i.code);
-            if size == Size::DW || i.dst != 0 || i.off != 0 {
-                return Op::Invalid("unknown ld instruction");
-            }
-            match i.code & 0xe0 {
-                mode::ABS if i.src == 0 => Op::LdAbs {
-                    size,
-                    ind: None,
-                    imm: i.imm,
-                },
-                mode::IND => Op::LdAbs {
-                    size,
-                    ind: Some(src),
-                    imm: i.imm,
-                },
-                _ => Op::Invalid("unknown ld instruction"),
-            }
-        }
-        _ => decode_jmp(i, pc, len),
-    }
-}
-
-fn decode_alu(i: &Insn, dst: u8, src: u8) -> Op {
-    let wide = i.class() == class::ALU64;
-    let x = i.code & 0x08 != 0;
-    let bits = i.code & 0xf0;
-    if bits == 0xd0 {
-        if i.src != 0 || i.off != 0 || !matches!(i.imm, 16 | 32 | 64) {
-            return Op::Invalid("malformed byte swap");
-        }
-        let swap = match (wide, x) {
-            (false, false) => Swap::ToLe,
-            (false, true) | (true, false) => Swap::Reverse,
-            (true, true) => return Op::Invalid("malformed byte swap"),
-        };
-        return Op::End {
-            swap,
-            dst,
-            bits: i.imm as u8,
-        };
-    }
-    if bits == AluOp::Mov as u8 && x && i.off != 0 {
-        let ok = if wide {
-            matches!(i.off, 8 | 16 | 32)
-        } else {
-            matches!(i.off, 8 | 16)
-        };
-        if wide && i.off == 1 {
-            return Op::Invalid("addr_space_cast (arenas) is not supported");
-        }
-        if !ok || i.imm != 0 {
-            return Op::Invalid("malformed sign-extending move");
-        }
-        return Op::MovSx {
-            wide,
-            dst,
-            src,
-            bits: i.off as u8,
-        };
-    }
-    let Some(op) = AluOp::decode(bits, i.off) else {
-        return Op::Invalid("unknown ALU operation");
-    };
-    if op == AluOp::Neg {
-        if x || i.src != 0 || i.imm != 0 {
-            return Op::Invalid("malformed neg");
-        }
-        return Op::Neg { wide, dst };
-    }
-    let src = if x {
-        if i.imm != 0 {
-            return Op::Invalid("ALU register operation with a non-zero imm");
-        }
-        Src::Reg(src)
-    } else {
-        if i.src != 0 {
-            return Op::Invalid("ALU immediate operation with a source register");
-        }
-        Src::Imm(widen(i.imm, wide))
-    };
-    Op::Alu { op, wide, dst, src }
 }
 
 /// An immediate as a 64-bit operand: sign-extended for 64-bit operations,
@@ -326,76 +158,138 @@ fn widen(imm: i32, wide: bool) -> u64 {
     }
 }
 
-fn decode_jmp(i: &Insn, pc: usize, len: usize) -> Op {
-    let j32 = i.class() == class::JMP32;
-    let x = i.code & 0x08 != 0;
-    let no_regs = i.dst == 0 && i.src == 0;
-    let jump = |rel: i64| match target(pc, rel, len) {
-        Some(target) => Op::Ja { target },
-        None => Op::Invalid("jump outside the program"),
-    };
-    match i.code & 0xf0 {
-        0x00 if x || !no_regs => Op::Invalid("malformed goto"),
-        0x00 if j32 => {
-            if i.off != 0 {
-                return Op::Invalid("malformed gotol");
-            }
-            jump(i64::from(i.imm))
-        }
-        0x00 => {
-            if i.imm != 0 {
-                return Op::Invalid("malformed goto");
-            }
-            jump(i64::from(i.off))
-        }
-        0x80 => {
-            if j32 || x || i.dst != 0 || i.off != 0 {
-                return Op::Invalid("malformed or indirect call");
-            }
-            match i.src {
-                0 => Op::Call { id: i.imm },
-                pseudo::CALL => match target(pc, i64::from(i.imm), len) {
-                    Some(target) => Op::CallLocal { target },
-                    None => Op::Invalid("call outside the program"),
-                },
-                pseudo::KFUNC_CALL => Op::Invalid("kfunc calls are not supported"),
-                _ => Op::Invalid("malformed call"),
-            }
-        }
-        0x90 if !j32 && !x && no_regs && i.off == 0 && i.imm == 0 => Op::Exit,
-        0xe0 if !j32 && !x && no_regs && i.imm == 0 => match target(pc, i64::from(i.off), len) {
-            Some(target) => Op::MayGoto { target },
-            None => Op::Invalid("jump outside the program"),
+/// The second operand of a `wide` or 32-bit operation.
+fn operand(src: Operand, wide: bool) -> Src {
+    match src {
+        Operand::Reg(r) => Src::Reg(r.num()),
+        Operand::Imm(imm) => Src::Imm(widen(imm, wide)),
+    }
+}
+
+/// What the instruction at `pc` of a `len`-slot program executes as.
+fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
+    const JUMP_OUTSIDE: &str = "jump outside the program";
+    match decoded {
+        Decoded::Alu { op, wide, dst, src } => Op::Alu {
+            op,
+            wide,
+            dst: dst.num(),
+            src: operand(src, wide),
         },
-        bits => {
-            let Some(op) = JmpOp::decode(bits) else {
-                return Op::Invalid("unknown jump operation");
-            };
-            let (Some(dst), Some(src_reg)) = (reg(i.dst), reg(i.src)) else {
-                return Op::Invalid("bad register");
-            };
-            let src = if x {
-                if i.imm != 0 {
-                    return Op::Invalid("jump on a register with a non-zero imm");
+        Decoded::Neg { wide, dst } => Op::Neg {
+            wide,
+            dst: dst.num(),
+        },
+        Decoded::MovSx {
+            wide,
+            dst,
+            src,
+            bits,
+        } => Op::MovSx {
+            wide,
+            dst: dst.num(),
+            src: src.num(),
+            bits,
+        },
+        Decoded::AddrSpaceCast { .. } => Op::Invalid("addr_space_cast (arenas) is not supported"),
+        Decoded::End { kind, dst, bits } => Op::End {
+            swap: match kind {
+                Endian::Le => Swap::ToLe,
+                Endian::Be | Endian::Swap => Swap::Reverse,
+            },
+            dst: dst.num(),
+            bits,
+        },
+        Decoded::LdImm64 { dst, value } => {
+            let dst = dst.num();
+            match value {
+                WideLoad::Imm(value) => Op::LdImm64 { dst, value },
+                WideLoad::MapFd(fd) | WideLoad::MapIdx(fd) => Op::LdMap { dst, fd },
+                WideLoad::MapValue { fd, off } | WideLoad::MapIdxValue { idx: fd, off } => {
+                    Op::LdMapValue { dst, fd, off }
                 }
-                Src::Reg(src_reg)
-            } else {
-                if i.src != 0 {
-                    return Op::Invalid("jump on an immediate with a source register");
+                WideLoad::Func { rel } => jump(
+                    pc,
+                    rel,
+                    len,
+                    "function pointer outside the program",
+                    |target| Op::LdFunc { dst, target },
+                ),
+                WideLoad::BtfId { .. } => {
+                    Op::Invalid("ld_imm64 of a kernel BTF object is not supported")
                 }
-                Src::Imm(widen(i.imm, !j32))
-            };
-            match target(pc, i64::from(i.off), len) {
-                Some(target) => Op::Jcond {
-                    op,
-                    wide: !j32,
-                    dst,
-                    src,
-                    target,
-                },
-                None => Op::Invalid("jump outside the program"),
             }
         }
+        Decoded::Load {
+            size,
+            sx,
+            dst,
+            src,
+            off,
+        } => Op::Load {
+            size,
+            sx,
+            dst: dst.num(),
+            src: src.num(),
+            off,
+        },
+        // A stored immediate is sign-extended whatever the access size.
+        Decoded::Store {
+            size,
+            dst,
+            off,
+            src,
+        } => Op::Store {
+            size,
+            dst: dst.num(),
+            off,
+            src: operand(src, true),
+        },
+        Decoded::Atomic {
+            op,
+            size,
+            dst,
+            src,
+            off,
+        } => Op::Atomic {
+            op,
+            size,
+            dst: dst.num(),
+            src: src.num(),
+            off,
+        },
+        Decoded::LdAbs { size, ind, imm } => Op::LdAbs {
+            size,
+            ind: ind.map(|r| r.num()),
+            imm,
+        },
+        Decoded::Ja { rel, .. } => jump(pc, rel, len, JUMP_OUTSIDE, |target| Op::Ja { target }),
+        Decoded::Jcond {
+            op,
+            wide,
+            dst,
+            src,
+            rel,
+        } => jump(pc, rel.into(), len, JUMP_OUTSIDE, |target| Op::Jcond {
+            op,
+            wide,
+            dst: dst.num(),
+            src: operand(src, wide),
+            target,
+        }),
+        Decoded::MayGoto { rel } => jump(pc, rel.into(), len, JUMP_OUTSIDE, |target| Op::MayGoto {
+            target,
+        }),
+        Decoded::Call { id } => Op::Call { id },
+        Decoded::CallLocal { rel } => jump(pc, rel, len, "call outside the program", |target| {
+            Op::CallLocal { target }
+        }),
+        Decoded::CallKfunc { btf: 0, .. } => Op::Invalid("kfunc calls are not supported"),
+        // Module kfuncs and calls through a register.
+        Decoded::CallKfunc { .. } | Decoded::Callx { .. } => {
+            Op::Invalid("malformed or indirect call")
+        }
+        Decoded::Exit => Op::Exit,
     }
 }
 
@@ -403,6 +297,7 @@ fn decode_jmp(i: &Insn, pc: usize, len: usize) -> Op {
 mod tests {
     use super::*;
     use crate::insn::Reg::*;
+    use crate::insn::{class, mode};
 
     #[test]
     fn immediates_widen_by_width() {
