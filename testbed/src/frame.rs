@@ -1,27 +1,152 @@
-//! Building Ethernet, IPv4 and UDP frames with correct checksums, so the
-//! receiving kernel (and programs under test) treat them as real traffic.
+//! Packet builders for the tests and the sample captures: each returns
+//! the bytes of one header plus its payload, with lengths and checksums
+//! filled in as a real stack would, so the receiving kernel (and programs
+//! under test) treat them as real traffic.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::{Error, Result};
 
 /// EtherType of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 
+/// IP protocol number of UDP.
 const IPPROTO_UDP: u8 = 17;
-const IPV4_HEADER_LEN: usize = 20;
-const UDP_HEADER_LEN: usize = 8;
 
-/// An Ethernet II frame: destination, source, EtherType, payload. No
-/// padding to 60 bytes and no FCS (the kernel neither needs nor adds them
-/// on veth).
-pub fn ethernet_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(14 + payload.len());
-    frame.extend_from_slice(&dst);
-    frame.extend_from_slice(&src);
-    frame.extend_from_slice(&ethertype.to_be_bytes());
-    frame.extend_from_slice(payload);
-    frame
+/// An Ethernet MAC address.
+pub type Mac = [u8; 6];
+
+/// TCP flag bits (the 8 bits of byte 13; `AE` is bit 8 of the 16-bit field).
+pub mod tcp_flags {
+    /// FIN.
+    pub const FIN: u16 = 0x01;
+    /// SYN.
+    pub const SYN: u16 = 0x02;
+    /// RST.
+    pub const RST: u16 = 0x04;
+    /// PSH.
+    pub const PSH: u16 = 0x08;
+    /// ACK.
+    pub const ACK: u16 = 0x10;
+    /// URG.
+    pub const URG: u16 = 0x20;
+    /// ECE.
+    pub const ECE: u16 = 0x40;
+    /// CWR.
+    pub const CWR: u16 = 0x80;
+    /// AE (formerly NS), in the data-offset byte.
+    pub const AE: u16 = 0x100;
+}
+
+/// The RFC 1071 checksum of `data`: the ones' complement of the ones'
+/// complement sum of its 16-bit big-endian words (an odd last byte is
+/// padded with zero). Over a header whose checksum field is filled in, the
+/// result is 0 when the checksum is right.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for chunk in data.chunks(2) {
+        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// CRC-32C (Castagnoli), as SCTP uses it.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> Vec<u8> {
+    let mut p = Vec::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            p.extend_from_slice(&s.octets());
+            p.extend_from_slice(&d.octets());
+            p.extend_from_slice(&[0, proto]);
+            p.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            p.extend_from_slice(&v6_bytes(src));
+            p.extend_from_slice(&v6_bytes(dst));
+            p.extend_from_slice(&(len as u32).to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, proto]);
+        }
+    }
+    p
+}
+
+fn v6_bytes(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The checksum of a transport `segment` (its checksum field zero) over
+/// the pseudo header of `src` -> `dst`. UDP sends a computed 0 as 0xffff,
+/// since 0 means "no checksum" (RFC 768).
+fn l4_checksum(segment: &[u8], src: IpAddr, dst: IpAddr, proto: u8) -> u16 {
+    let mut all = pseudo_header(src, dst, proto, segment.len());
+    all.extend_from_slice(segment);
+    let sum = internet_checksum(&all);
+    if proto == IPPROTO_UDP && sum == 0 {
+        0xffff
+    } else {
+        sum
+    }
+}
+
+/// Fills the 16-bit checksum at `at` over the pseudo header and `segment`.
+fn fill_l4_checksum(segment: &mut [u8], at: usize, src: IpAddr, dst: IpAddr, proto: u8) {
+    let sum = l4_checksum(segment, src, dst, proto);
+    segment[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// The UDP checksum of `segment` (UDP header with a zero checksum field,
+/// then the payload) sent from `src` to `dst`, over the IPv4 pseudo-header.
+pub fn udp4_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
+    l4_checksum(segment, src.into(), dst.into(), IPPROTO_UDP)
+}
+
+/// An Ethernet II frame, with 802.1Q/802.1ad tags `(tpid, tci)` outermost first.
+pub fn ethernet(
+    dst: Mac,
+    src: Mac,
+    tags: &[(u16, u16)],
+    ethertype: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + 4 * tags.len() + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    for &(tpid, tci) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An untagged Ethernet II frame: destination, source, EtherType, payload.
+/// No padding to 60 bytes and no FCS (the kernel neither needs nor adds
+/// them on veth).
+pub fn ethernet_frame(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    ethernet(dst, src, &[], ethertype, payload)
 }
 
 /// An Ethernet + IPv4 + UDP frame from `src_mac`/`src_ip`/`sport` to
@@ -32,98 +157,528 @@ pub fn ethernet_frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]
 /// header checksum and the UDP checksum are filled in. Fails if the payload
 /// does not fit in one IPv4 packet.
 pub fn udp4_frame(
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
+    src_mac: Mac,
+    dst_mac: Mac,
     src_ip: Ipv4Addr,
     dst_ip: Ipv4Addr,
     sport: u16,
     dport: u16,
     payload: &[u8],
 ) -> Result<Vec<u8>> {
-    let too_big = || {
-        Error::Invalid(format!(
+    // The IPv4 total length (header, UDP header, payload) is 16 bits.
+    if 20 + 8 + payload.len() > usize::from(u16::MAX) {
+        return Err(Error::Invalid(format!(
             "UDP payload of {} bytes does not fit in an IPv4 packet",
             payload.len()
-        ))
+        )));
+    }
+    let datagram = udp(src_ip.into(), dst_ip.into(), sport, dport, payload);
+    let ip = Ipv4 {
+        id: 0,
+        ..Ipv4::new(src_ip, dst_ip, IPPROTO_UDP)
     };
-    let udp_len = u16::try_from(UDP_HEADER_LEN + payload.len()).map_err(|_| too_big())?;
-    let total_len = u16::try_from(IPV4_HEADER_LEN + usize::from(udp_len)).map_err(|_| too_big())?;
-
-    let mut udp = Vec::with_capacity(usize::from(udp_len));
-    udp.extend_from_slice(&sport.to_be_bytes());
-    udp.extend_from_slice(&dport.to_be_bytes());
-    udp.extend_from_slice(&udp_len.to_be_bytes());
-    udp.extend_from_slice(&[0, 0]); // checksum, filled in below
-    udp.extend_from_slice(payload);
-    let sum = udp4_checksum(src_ip, dst_ip, &udp);
-    udp[6..8].copy_from_slice(&sum.to_be_bytes());
-
-    let mut ip = Vec::with_capacity(usize::from(total_len));
-    ip.push(0x45); // version 4, header length 5 words
-    ip.push(0); // DSCP/ECN
-    ip.extend_from_slice(&total_len.to_be_bytes());
-    ip.extend_from_slice(&[0, 0]); // identification
-    ip.extend_from_slice(&0x4000u16.to_be_bytes()); // Don't Fragment, offset 0
-    ip.push(64); // TTL
-    ip.push(IPPROTO_UDP);
-    ip.extend_from_slice(&[0, 0]); // header checksum, filled in below
-    ip.extend_from_slice(&src_ip.octets());
-    ip.extend_from_slice(&dst_ip.octets());
-    let sum = internet_checksum(&ip);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    ip.extend_from_slice(&udp);
-
-    Ok(ethernet_frame(dst_mac, src_mac, ETHERTYPE_IPV4, &ip))
+    Ok(ethernet_frame(
+        dst_mac,
+        src_mac,
+        ETHERTYPE_IPV4,
+        &ip.build(&datagram),
+    ))
 }
 
-/// The RFC 1071 checksum of `data`: the ones' complement of the ones'
-/// complement sum of its 16-bit big-endian words (an odd last byte is
-/// padded with zero). Over a header whose checksum field is filled in, the
-/// result is 0 when the checksum is right.
-pub fn internet_checksum(data: &[u8]) -> u16 {
-    !fold(sum_words(data, 0))
+/// An IEEE 802.3 frame (length field) carrying an LLC header and `payload`.
+pub fn ieee8023_llc(dst: Mac, src: Mac, dsap: u8, ssap: u8, ctrl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&((payload.len() + 3) as u16).to_be_bytes());
+    f.extend_from_slice(&[dsap, ssap, ctrl]);
+    f.extend_from_slice(payload);
+    f
 }
 
-/// The UDP checksum of `segment` (UDP header with a zero checksum field,
-/// then the payload) sent from `src` to `dst`, over the IPv4 pseudo-header.
-/// A computed 0 is sent as 0xffff, since 0 means "no checksum" (RFC 768).
-pub fn udp4_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
-    let mut pseudo = [0u8; 12];
-    pseudo[0..4].copy_from_slice(&src.octets());
-    pseudo[4..8].copy_from_slice(&dst.octets());
-    pseudo[9] = IPPROTO_UDP;
-    // The pseudo-header length is 16 bits; longer segments cannot be sent
-    // anyway, so truncating here only matters for nonsense input.
-    pseudo[10..12].copy_from_slice(&(segment.len() as u16).to_be_bytes());
-    let sum = !fold(sum_words(segment, sum_words(&pseudo, 0)));
-    if sum == 0 { 0xffff } else { sum }
+/// A SNAP header (after LLC AA AA 03): OUI and protocol id, then `payload`.
+pub fn snap(oui: [u8; 3], pid: u16, payload: &[u8]) -> Vec<u8> {
+    let mut s = oui.to_vec();
+    s.extend_from_slice(&pid.to_be_bytes());
+    s.extend_from_slice(payload);
+    s
 }
 
-/// Adds the 16-bit big-endian words of `data` to `acc` (no folding yet; a
-/// u64 cannot overflow for any slice that fits in memory).
-fn sum_words(data: &[u8], acc: u64) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    let mut sum = acc;
-    for w in &mut chunks {
-        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+/// Pads a frame with zeros to Ethernet's 60-byte minimum (without FCS).
+pub fn pad60(mut frame: Vec<u8>) -> Vec<u8> {
+    if frame.len() < 60 {
+        frame.resize(60, 0);
     }
-    if let [last] = chunks.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
+    frame
 }
 
-/// Folds the carries of a ones' complement sum into 16 bits.
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+/// An IPv4 header's settings; [`Ipv4::build`] adds the payload.
+#[derive(Debug, Clone)]
+pub struct Ipv4 {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// Protocol number.
+    pub proto: u8,
+    /// Time to live.
+    pub ttl: u8,
+    /// Identification.
+    pub id: u16,
+    /// Type of service byte.
+    pub tos: u8,
+    /// Flags (DF 0x4000, MF 0x2000) and fragment offset in 8-byte units.
+    pub frag: u16,
+    /// Options, padded to a multiple of 4 bytes with EOL.
+    pub options: Vec<u8>,
+}
+
+impl Ipv4 {
+    /// Defaults: TTL 64, DF, no options.
+    pub fn new(src: Ipv4Addr, dst: Ipv4Addr, proto: u8) -> Ipv4 {
+        Ipv4 {
+            src,
+            dst,
+            proto,
+            ttl: 64,
+            id: 0x1234,
+            tos: 0,
+            frag: 0x4000,
+            options: Vec::new(),
+        }
     }
-    sum as u16
+
+    /// The header with `payload` after it; total length and checksum filled.
+    pub fn build(&self, payload: &[u8]) -> Vec<u8> {
+        let mut options = self.options.clone();
+        while !options.len().is_multiple_of(4) {
+            options.push(0);
+        }
+        let hlen = 20 + options.len();
+        let mut h = vec![0x40 | (hlen / 4) as u8, self.tos];
+        h.extend_from_slice(&((hlen + payload.len()) as u16).to_be_bytes());
+        h.extend_from_slice(&self.id.to_be_bytes());
+        h.extend_from_slice(&self.frag.to_be_bytes());
+        h.extend_from_slice(&[self.ttl, self.proto, 0, 0]);
+        h.extend_from_slice(&self.src.octets());
+        h.extend_from_slice(&self.dst.octets());
+        h.extend_from_slice(&options);
+        let sum = internet_checksum(&h);
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
+        h.extend_from_slice(payload);
+        h
+    }
+}
+
+/// An IPv6 header with `payload` (extension headers included) after it.
+pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, hop_limit: u8, payload: &[u8]) -> Vec<u8> {
+    ipv6_flow(src, dst, next, hop_limit, 0, 0, payload)
+}
+
+/// [`ipv6`] with a traffic class and flow label.
+pub fn ipv6_flow(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    hop_limit: u8,
+    class: u8,
+    flow: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let first = (6u32 << 28) | (u32::from(class) << 20) | (flow & 0xf_ffff);
+    let mut h = first.to_be_bytes().to_vec();
+    h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    h.extend_from_slice(&[next, hop_limit]);
+    h.extend_from_slice(&src.octets());
+    h.extend_from_slice(&dst.octets());
+    h.extend_from_slice(payload);
+    h
+}
+
+/// A hop-by-hop or destination options header: `options` padded with PadN
+/// to a multiple of 8 bytes, then `rest`.
+pub fn ip6_options(next: u8, options: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut h = vec![next, 0];
+    h.extend_from_slice(options);
+    let pad = (8 - h.len() % 8) % 8;
+    match pad {
+        0 => {}
+        1 => h.push(0), // Pad1
+        n => {
+            h.extend_from_slice(&[1, (n - 2) as u8]);
+            h.resize(h.len() + n - 2, 0);
+        }
+    }
+    h[1] = (h.len() / 8 - 1) as u8;
+    h.extend_from_slice(rest);
+    h
+}
+
+/// A routing header of type `kind` with `segments_left` and `addresses`.
+pub fn ip6_routing(
+    next: u8,
+    kind: u8,
+    segments_left: u8,
+    addresses: &[Ipv6Addr],
+    rest: &[u8],
+) -> Vec<u8> {
+    let mut h = vec![
+        next,
+        (addresses.len() * 2) as u8,
+        kind,
+        segments_left,
+        0,
+        0,
+        0,
+        0,
+    ];
+    for a in addresses {
+        h.extend_from_slice(&a.octets());
+    }
+    h.extend_from_slice(rest);
+    h
+}
+
+/// A fragment header: offset in 8-byte units, more-fragments flag, id.
+pub fn ip6_fragment(next: u8, offset: u16, more: bool, id: u32, rest: &[u8]) -> Vec<u8> {
+    let mut h = vec![next, 0];
+    h.extend_from_slice(&((offset << 3) | u16::from(more)).to_be_bytes());
+    h.extend_from_slice(&id.to_be_bytes());
+    h.extend_from_slice(rest);
+    h
+}
+
+/// An authentication header with a 12-byte ICV (for IPv4 or IPv6).
+pub fn ah(next: u8, spi: u32, seq: u32, rest: &[u8]) -> Vec<u8> {
+    let mut h = vec![next, 4, 0, 0]; // (24 bytes / 4) - 2
+    h.extend_from_slice(&spi.to_be_bytes());
+    h.extend_from_slice(&seq.to_be_bytes());
+    h.extend_from_slice(&[0xa5; 12]);
+    h.extend_from_slice(rest);
+    h
+}
+
+/// An ESP packet (opaque encrypted payload).
+pub fn esp(spi: u32, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut h = spi.to_be_bytes().to_vec();
+    h.extend_from_slice(&seq.to_be_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+/// A TCP segment's settings; [`Tcp::build`] adds the payload and checksum.
+#[derive(Debug, Clone)]
+pub struct Tcp {
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Flags, see [`tcp_flags`].
+    pub flags: u16,
+    /// Window.
+    pub window: u16,
+    /// Urgent pointer.
+    pub urgent: u16,
+    /// Options, padded with NOPs... at the front, to a multiple of 4.
+    pub options: Vec<u8>,
+}
+
+impl Tcp {
+    /// A segment with the given ports and flags, window 64240, no options.
+    pub fn new(sport: u16, dport: u16, flags: u16) -> Tcp {
+        Tcp {
+            sport,
+            dport,
+            seq: 0x1000_0000 ^ (u32::from(sport) << 8) ^ u32::from(dport),
+            ack: if flags & tcp_flags::ACK != 0 {
+                0x2000_0001
+            } else {
+                0
+            },
+            flags,
+            window: 64240,
+            urgent: 0,
+            options: Vec::new(),
+        }
+    }
+
+    /// The segment with `payload`, checksummed for `src` -> `dst`.
+    pub fn build(&self, src: IpAddr, dst: IpAddr, payload: &[u8]) -> Vec<u8> {
+        let mut options = self.options.clone();
+        while !options.len().is_multiple_of(4) {
+            options.insert(0, 1); // NOP
+        }
+        let doff = (20 + options.len()) / 4;
+        let mut s = Vec::new();
+        s.extend_from_slice(&self.sport.to_be_bytes());
+        s.extend_from_slice(&self.dport.to_be_bytes());
+        s.extend_from_slice(&self.seq.to_be_bytes());
+        s.extend_from_slice(&self.ack.to_be_bytes());
+        s.push(((doff as u8) << 4) | ((self.flags >> 8) as u8 & 1));
+        s.push(self.flags as u8);
+        s.extend_from_slice(&self.window.to_be_bytes());
+        s.extend_from_slice(&[0, 0]);
+        s.extend_from_slice(&self.urgent.to_be_bytes());
+        s.extend_from_slice(&options);
+        s.extend_from_slice(payload);
+        fill_l4_checksum(&mut s, 16, src, dst, 6);
+        s
+    }
+}
+
+/// Common TCP options: MSS 1460, SACK permitted, timestamps, window scale 7.
+pub fn tcp_syn_options() -> Vec<u8> {
+    let mut o = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    o.extend_from_slice(&0x0102_0304u32.to_be_bytes());
+    o.extend_from_slice(&0u32.to_be_bytes());
+    o.extend_from_slice(&[1, 3, 3, 7]);
+    o
+}
+
+/// A UDP datagram checksummed for `src` -> `dst`.
+pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend_from_slice(&sport.to_be_bytes());
+    s.extend_from_slice(&dport.to_be_bytes());
+    s.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    s.extend_from_slice(&[0, 0]);
+    s.extend_from_slice(payload);
+    fill_l4_checksum(&mut s, 6, src, dst, 17);
+    s
+}
+
+/// An ICMP (IPv4) message: type, code, the 4 bytes after the checksum, data.
+pub fn icmp4(kind: u8, code: u8, rest: [u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(data);
+    let sum = internet_checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// An ICMPv6 message checksummed for `src` -> `dst`.
+pub fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, kind: u8, code: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind, code, 0, 0];
+    m.extend_from_slice(body);
+    fill_l4_checksum(&mut m, 2, IpAddr::V6(src), IpAddr::V6(dst), 58);
+    m
+}
+
+/// An IGMPv1/v2 message.
+pub fn igmp(kind: u8, max_resp: u8, group: Ipv4Addr) -> Vec<u8> {
+    let mut m = vec![kind, max_resp, 0, 0];
+    m.extend_from_slice(&group.octets());
+    let sum = internet_checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// An SCTP packet with one chunk, CRC32c filled.
+pub fn sctp(sport: u16, dport: u16, vtag: u32, chunk_type: u8, chunk_body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&sport.to_be_bytes());
+    m.extend_from_slice(&dport.to_be_bytes());
+    m.extend_from_slice(&vtag.to_be_bytes());
+    m.extend_from_slice(&[0; 4]);
+    m.extend_from_slice(&[chunk_type, 0]);
+    m.extend_from_slice(&((4 + chunk_body.len()) as u16).to_be_bytes());
+    m.extend_from_slice(chunk_body);
+    while !m.len().is_multiple_of(4) {
+        m.push(0);
+    }
+    let crc = crc32c(&m);
+    m[8..12].copy_from_slice(&crc.to_le_bytes());
+    m
+}
+
+/// A PIMv2 message of `kind` with `body`.
+pub fn pim(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x20 | kind, 0, 0, 0];
+    m.extend_from_slice(body);
+    let sum = internet_checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// A VRRPv2 advertisement for `vrid` with `priority` and virtual addresses.
+pub fn vrrp2(vrid: u8, priority: u8, addrs: &[Ipv4Addr]) -> Vec<u8> {
+    let mut m = vec![0x21, vrid, priority, addrs.len() as u8, 0, 1, 0, 0];
+    for a in addrs {
+        m.extend_from_slice(&a.octets());
+    }
+    m.extend_from_slice(&[0; 8]); // authentication data
+    let sum = internet_checksum(&m);
+    m[6..8].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// A VRRPv3 advertisement (RFC 5798) for IPv6, checksummed for `src` -> `dst`.
+pub fn vrrp3_v6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    vrid: u8,
+    priority: u8,
+    addrs: &[Ipv6Addr],
+) -> Vec<u8> {
+    let mut m = vec![0x31, vrid, priority, addrs.len() as u8, 0, 100, 0, 0];
+    for a in addrs {
+        m.extend_from_slice(&a.octets());
+    }
+    fill_l4_checksum(&mut m, 6, IpAddr::V6(src), IpAddr::V6(dst), 112);
+    m
+}
+
+/// A GRE packet (no checksum, key or sequence) carrying `proto`.
+pub fn gre(proto: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = vec![0, 0];
+    m.extend_from_slice(&proto.to_be_bytes());
+    m.extend_from_slice(payload);
+    m
+}
+
+/// An ARP/RARP packet for Ethernet and IPv4.
+pub fn arp(op: u16, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr) -> Vec<u8> {
+    let mut m = vec![0, 1, 8, 0, 6, 4];
+    m.extend_from_slice(&op.to_be_bytes());
+    m.extend_from_slice(&sha);
+    m.extend_from_slice(&spa.octets());
+    m.extend_from_slice(&tha);
+    m.extend_from_slice(&tpa.octets());
+    m
+}
+
+/// An MPLS label stack (bottom-of-stack bit on the last) before `payload`.
+pub fn mpls(labels: &[u32], ttl: u8, payload: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    for (i, &label) in labels.iter().enumerate() {
+        let bos = u32::from(i + 1 == labels.len());
+        let word = (label << 12) | (bos << 8) | u32::from(ttl);
+        m.extend_from_slice(&word.to_be_bytes());
+    }
+    m.extend_from_slice(payload);
+    m
+}
+
+/// A PPPoE header (version/type 1/1) with `code`, `session` and `payload`.
+pub fn pppoe(code: u8, session: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x11, code];
+    m.extend_from_slice(&session.to_be_bytes());
+    m.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    m.extend_from_slice(payload);
+    m
+}
+
+/// A PPP frame body: protocol and payload (as carried in PPPoE sessions).
+pub fn ppp(proto: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = proto.to_be_bytes().to_vec();
+    m.extend_from_slice(payload);
+    m
+}
+
+/// A Geneve header (no options) for an inner Ethernet frame.
+pub fn geneve(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut m = vec![0, 0, 0x65, 0x58];
+    m.extend_from_slice(&(vni << 8).to_be_bytes());
+    m.extend_from_slice(inner);
+    m
+}
+
+/// A VXLAN header (I flag set) for an inner Ethernet frame.
+pub fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut m = vec![0x08, 0, 0, 0];
+    m.extend_from_slice(&(vni << 8).to_be_bytes());
+    m.extend_from_slice(inner);
+    m
+}
+
+/// A Linux cooked (SLL v1) header before `payload`.
+pub fn sll(pkttype: u16, hatype: u16, addr: &[u8], proto: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = pkttype.to_be_bytes().to_vec();
+    m.extend_from_slice(&hatype.to_be_bytes());
+    m.extend_from_slice(&(addr.len() as u16).to_be_bytes());
+    let mut a = [0u8; 8];
+    let n = addr.len().min(8);
+    a[..n].copy_from_slice(&addr[..n]);
+    m.extend_from_slice(&a);
+    m.extend_from_slice(&proto.to_be_bytes());
+    m.extend_from_slice(payload);
+    m
+}
+
+/// A Linux cooked v2 (SLL2) header before `payload`.
+pub fn sll2(
+    proto: u16,
+    ifindex: u32,
+    hatype: u16,
+    pkttype: u8,
+    addr: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut m = proto.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0, 0]);
+    m.extend_from_slice(&ifindex.to_be_bytes());
+    m.extend_from_slice(&hatype.to_be_bytes());
+    m.push(pkttype);
+    m.push(addr.len() as u8);
+    let mut a = [0u8; 8];
+    let n = addr.len().min(8);
+    a[..n].copy_from_slice(&addr[..n]);
+    m.extend_from_slice(&a);
+    m.extend_from_slice(payload);
+    m
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internet_checksum_of_a_known_header() {
+        // The IPv4 header example from Wikipedia's "IPv4 header checksum".
+        let h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(internet_checksum(&h), 0xb861);
+        let mut ok = h;
+        ok[10..12].copy_from_slice(&[0xb8, 0x61]);
+        assert_eq!(internet_checksum(&ok), 0);
+    }
+
+    #[test]
+    fn crc32c_check_value() {
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+    }
+
+    #[test]
+    fn ipv4_header_fields() {
+        let mut ip = Ipv4::new(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 6);
+        ip.options = vec![0x94, 4, 0, 0];
+        let p = ip.build(&[1, 2, 3]);
+        assert_eq!(p[0], 0x46);
+        assert_eq!(&p[2..4], &[0, 27]);
+        assert_eq!(&p[6..8], &[0x40, 0]);
+        assert_eq!(internet_checksum(&p[..24]), 0);
+    }
+
+    #[test]
+    fn mpls_bottom_of_stack_only_on_the_last_label() {
+        let m = mpls(&[16, 17], 64, &[]);
+        assert_eq!(m, vec![0, 1, 0, 64, 0, 1, 0x11, 64]);
+    }
+
+    #[test]
+    fn ip6_options_pad_to_eight() {
+        let h = ip6_options(6, &[5, 2, 0, 0], &[]); // router alert
+        assert_eq!(h, vec![6, 0, 5, 2, 0, 0, 1, 0]);
+        let h = ip6_options(17, &[], &[]);
+        assert_eq!(h, vec![17, 0, 1, 4, 0, 0, 0, 0]);
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())

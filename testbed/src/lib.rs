@@ -29,7 +29,7 @@
 #![warn(missing_docs)]
 
 mod cmd;
-mod frame;
+pub mod frame;
 mod link;
 mod netns;
 mod privilege;

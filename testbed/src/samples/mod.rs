@@ -6,13 +6,11 @@
 //! Regenerate with `cargo run -p testbed --example gen-samples`; a test
 //! checks the shipped files are byte-identical to what this code makes.
 
-pub mod build;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use build::tcp_flags::*;
-use build::*;
+use crate::frame::tcp_flags::*;
+use crate::frame::*;
 
 use pcapfile::{
     Capture, LINKTYPE_EN10MB, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, Packet,
@@ -653,7 +651,7 @@ fn ethernet_frames() -> Vec<Frame> {
         &filler(30, 20),
     ))));
     let mut cdp = vec![2, 180, 0, 0, 0, 1, 0, 7, b's', b'w', b'1'];
-    let sum = checksum(&cdp);
+    let sum = internet_checksum(&cdp);
     cdp[2..4].copy_from_slice(&sum.to_be_bytes());
     out.push(whole(pad60(ieee8023_llc(
         CDP_MAC,
@@ -1108,7 +1106,7 @@ mod tests {
     fn checksums_verify() {
         for (i, p) in ipv4_catalog().iter().enumerate() {
             let ihl = usize::from(p[0] & 0x0f) * 4;
-            assert_eq!(checksum(&p[..ihl]), 0, "packet {i}");
+            assert_eq!(internet_checksum(&p[..ihl]), 0, "packet {i}");
             let frag = u16::from_be_bytes([p[6], p[7]]) & 0x3fff;
             if frag == 0 && (p[9] == 6 || p[9] == 17) {
                 let seg = &p[ihl..];
@@ -1116,7 +1114,7 @@ mod tests {
                 all.extend_from_slice(&[0, p[9]]);
                 all.extend_from_slice(&(seg.len() as u16).to_be_bytes());
                 all.extend_from_slice(seg);
-                assert_eq!(checksum(&all), 0, "packet {i}");
+                assert_eq!(internet_checksum(&all), 0, "packet {i}");
             }
         }
     }
