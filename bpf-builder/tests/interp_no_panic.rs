@@ -4,23 +4,7 @@
 
 use bpf_builder::insn::{AluOp, AtomicOp, Insn, JmpOp, Reg, Size};
 use bpf_builder::interp::{Interp, InterpMap, SkbCtx, XdpCtx};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick_imm(&mut self) -> i32 {
-        [0, 1, -1, i32::MIN, i32::MAX, 16, 32, 64, 0x100, 0x110][self.below(10) as usize]
-    }
-}
+use testbed::Rng;
 
 /// A well-formed instruction on small registers and offsets, or (one time in
 /// four) one with a random opcode and fields.
@@ -30,7 +14,7 @@ fn plausible(rng: &mut Rng) -> Insn {
     let r = |rng: &mut Rng| REGS[rng.below(11) as usize];
     let size = SIZES[rng.below(4) as usize];
     let off = rng.below(80) as i16 - 40;
-    let imm = rng.pick_imm();
+    let imm = rng.pick(&[0, 1, -1, i32::MIN, i32::MAX, 16, 32, 64, 0x100, 0x110]);
     match rng.below(12) {
         0..=2 => {
             let op = AluOp::ALL[rng.below(15) as usize];
@@ -61,25 +45,25 @@ fn plausible(rng: &mut Rng) -> Insn {
             Insn::atomic(op, size, r(rng), off & !7, r(rng))
         }
         _ => Insn::new(
-            rng.next() as u8,
+            rng.next_u64() as u8,
             rng.below(12) as u8,
             rng.below(12) as u8,
-            rng.next() as i16,
-            rng.next() as i32,
+            rng.next_u64() as i16,
+            rng.next_u64() as i32,
         ),
     }
 }
 
 #[test]
 fn random_programs_never_panic() {
-    let mut rng = Rng(0xdead_beef_0bad_cafe);
+    let mut rng = Rng::new(0xdead_beef_0bad_cafe);
     let mut outcomes = [0usize; 2];
     for n in 0..20_000 {
         let len = 1 + rng.below(24) as usize;
         let mut prog: Vec<Insn> = (0..len).map(|_| plausible(&mut rng)).collect();
         if n % 5 == 0 {
             // Raw bytes now and then.
-            let bytes: Vec<u8> = (0..len * 8).map(|_| rng.next() as u8).collect();
+            let bytes: Vec<u8> = (0..len * 8).map(|_| rng.next_u64() as u8).collect();
             prog = Insn::decode_all(&bytes).unwrap();
         }
         // Start with useful pointers so memory paths get exercised.
@@ -95,7 +79,7 @@ fn random_programs_never_panic() {
         interp.set_insn_limit(5_000);
         interp.with_map(0, InterpMap::array(8, 4).unwrap());
         interp.with_map(1, InterpMap::hash(4, 8, 4).unwrap());
-        let packet: Vec<u8> = (0..rng.below(100)).map(|_| rng.next() as u8).collect();
+        let packet: Vec<u8> = (0..rng.below(100)).map(|_| rng.next_u64() as u8).collect();
         let r = match n % 3 {
             0 => interp.run_xdp(&packet, &[], XdpCtx::test_run()),
             1 => interp.run_skb(&packet, &[0; 8], &SkbCtx::test_run_tc(&packet)),

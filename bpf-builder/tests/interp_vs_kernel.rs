@@ -5,6 +5,7 @@
 mod common;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use testbed::Rng;
 
 use bpf_builder::asm::Asm;
 use bpf_builder::helpers::Helper;
@@ -17,26 +18,15 @@ use bpf_builder::sys::bpf::{
 };
 use common::{GPL, require_bpf};
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// Random values biased towards the edge cases of the instruction set.
+trait Edges {
     /// A 64-bit value, often an edge case.
+    fn edge64(&mut self) -> u64;
+    /// A 32-bit immediate, often an edge case.
+    fn edge32(&mut self) -> i32;
+}
+
+impl Edges for Rng {
     fn edge64(&mut self) -> u64 {
         const EDGES: [u64; 14] = [
             0,
@@ -56,16 +46,15 @@ impl Rng {
         ];
         match self.below(3) {
             0 => self.pick(&EDGES),
-            1 => self.next(),
+            1 => self.next_u64(),
             _ => self.below(200),
         }
     }
-    /// A 32-bit immediate, often an edge case.
     fn edge32(&mut self) -> i32 {
         const EDGES: [i32; 9] = [0, 1, -1, i32::MIN, i32::MAX, 31, 32, 63, 0x7fff];
         match self.below(3) {
             0 => self.pick(&EDGES),
-            1 => self.next() as i32,
+            1 => self.next_u64() as i32,
             _ => self.below(100) as i32 - 50,
         }
     }
@@ -190,7 +179,7 @@ fn random_alu_programs_match_the_kernel() {
     if !require_bpf() {
         return;
     }
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     for n in 0..250 {
         let init: [u64; 10] = std::array::from_fn(|_| rng.edge64());
         let len = 1 + rng.below(40) as usize;
@@ -368,7 +357,7 @@ fn every_jump_kind_matches_the_kernel() {
     if !require_bpf() {
         return;
     }
-    let mut rng = Rng(0xfeed_f00d_1234_5678);
+    let mut rng = Rng::new(0xfeed_f00d_1234_5678);
     for round in 0..60 {
         let cases: Vec<_> = (0..32)
             .map(|_| {
@@ -460,7 +449,7 @@ fn packet_reads_writes_and_bounds_checks_match_the_kernel() {
     ];
     let fd = load_xdp(&prog);
     let mut interp = Interp::new(&prog);
-    let mut rng = Rng(77);
+    let mut rng = Rng::new(77);
     for n in 0..200 {
         let packet = frame(&mut rng, 14, 120);
         same_xdp(&fd, &mut interp, &packet, &[], &format!("packet {n}"));
@@ -496,7 +485,7 @@ fn xdp_metadata_matches_the_kernel() {
     ];
     let fd = load_xdp(&prog);
     let mut interp = Interp::new(&prog);
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     for metalen in [0, 4, 8, 12, 32] {
         for _ in 0..5 {
             let meta = rng.bytes(metalen);
@@ -517,7 +506,7 @@ fn random_atomics_on_the_stack_match_the_kernel() {
         .into_iter()
         .filter(|o| !matches!(o, AtomicOp::LoadAcquire | AtomicOp::StoreRelease))
         .collect::<Vec<_>>();
-    let mut rng = Rng(4242);
+    let mut rng = Rng::new(4242);
     for round in 0..80 {
         let init: [u64; 10] = std::array::from_fn(|_| rng.edge64());
         // r6, r7 hold the slot's initial values; the body stores them, runs
@@ -689,7 +678,7 @@ fn counting_with_array_and_hash_maps_matches_the_kernel() {
     let mut interp = Interp::new(&prog);
     interp.with_map(afd, InterpMap::array(8, 4).unwrap());
     interp.with_map(hfd, InterpMap::hash(4, 8, 3).unwrap());
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     for n in 0..60 {
         let packet = frame(&mut rng, 14, 100);
         same_xdp(&fd, &mut interp, &packet, &[], &format!("packet {n}"));
@@ -1100,7 +1089,7 @@ fn xdp_buff_len_matches_the_kernel() {
     let prog = a.finish().unwrap().insns;
     let fd = load_xdp(&prog);
     let mut interp = Interp::new(&prog);
-    let mut rng = Rng(0xb0ff);
+    let mut rng = Rng::new(0xb0ff);
     for (min, max) in [(14, 14), (15, 64), (64, 1500), (1500, 3000)] {
         let f = frame(&mut rng, min, max);
         for meta in [&[][..], &[7u8; 8][..]] {
@@ -1379,7 +1368,7 @@ fn objects_run_the_same_in_both() {
         .unwrap();
     let loaded = obj.load().expect("loads");
     let mut interp = Interp::from_object(&obj, prog).expect("interpreter");
-    let mut rng = Rng(31);
+    let mut rng = Rng::new(31);
     for n in 0..40 {
         let packet = frame(&mut rng, 14, 90);
         let k = loaded

@@ -14,22 +14,7 @@ use bpf_builder::object::{Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
 use pktmatch::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, OnShort, Semantics, Val, Verdict};
 use pktmatch::{EmitOptions, Span, Target};
-
-/// xorshift64*: reproducible random numbers for the test.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use testbed::Rng;
 
 /// The packet length the filters run on, cut at every length below it.
 const FRAME: usize = 48;
@@ -157,7 +142,7 @@ fn test_input(data: &[u8], wire_len: u32) -> (Vec<u8>, Vec<u8>) {
 /// returns how many verdicts were compared and how many rule chains the
 /// kernel loaded.
 fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let kernel = testbed::bpf_privileged("loading the generated programs");
     let (mut compared, mut loaded_count) = (0, 0);
     for round in 0..rounds {

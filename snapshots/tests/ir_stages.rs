@@ -8,6 +8,7 @@ use pcap2bpf::{
     CompileError, CompileOptions, LinkType, Options, Tables, Target, build_ir, lower_ir,
     lower_options, parse_with,
 };
+use snapshots::{snapshot_name, tables};
 
 /// The filters, with the link type and the target they are lowered for
 /// (the target decides where a VLAN tag is read and what `inbound`
@@ -73,39 +74,6 @@ const FILTERS: &[(LinkType, Target, &str)] = &[
     (LinkType::LinuxSll, Target::Xdp, "arp"),
 ];
 
-fn tables() -> Tables {
-    Tables::new()
-        .with_services("http 80/tcp\ndomain 53/tcp\ndomain 53/udp\n")
-        .with_protocols("tcp 6\nudp 17\n")
-}
-
-/// A snapshot name for a filter: the link type and target, then its
-/// text with symbols spelled out.
-fn name(link: LinkType, target: Target, expr: &str) -> String {
-    let mut out = format!("{link:?}_{target:?}__").to_lowercase();
-    if expr.is_empty() {
-        return out + "empty";
-    }
-    for c in expr.chars() {
-        match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' => out.push(c),
-            ' ' | '.' | ':' | '-' => out.push('_'),
-            '&' => out.push_str("and"),
-            '|' => out.push_str("or"),
-            '<' => out.push_str("lt"),
-            '>' => out.push_str("gt"),
-            '=' => out.push_str("eq"),
-            '!' => out.push_str("not"),
-            '/' => out.push_str("div"),
-            '%' => out.push_str("mod"),
-            '*' => out.push_str("mul"),
-            '[' | ']' | '(' | ')' | '\\' => out.push('_'),
-            _ => out.push('x'),
-        }
-    }
-    out
-}
-
 /// The snapshot text of `expr`: the IR as lowered and as optimised.
 fn stages(
     link: LinkType,
@@ -133,7 +101,7 @@ fn ir_stages() {
     let tables = tables();
     let mut seen = std::collections::HashSet::new();
     for &(link, target, expr) in FILTERS {
-        let n = name(link, target, expr);
+        let n = snapshot_name(&format!("{link:?}_{target:?}").to_lowercase(), expr);
         assert!(seen.insert(n.clone()), "two filters named {n}");
         let text =
             stages(link, target, expr, &tables).unwrap_or_else(|e| panic!("{}", e.render(expr)));

@@ -3,7 +3,8 @@
 //! snapshot is reviewed like code: the commit says why the new code is
 //! better.
 
-use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
+use pcap2bpf::{CompileOptions, LinkType, Target, compile};
+use snapshots::{snapshot_name, tables};
 
 const FILTERS: &[&str] = &[
     "",
@@ -160,38 +161,6 @@ const XDP_FRAGS_FILTERS: &[&str] = &[
     "ip6 protochain 6",
 ];
 
-fn tables() -> Tables {
-    Tables::new()
-        .with_services("http 80/tcp\ndomain 53/tcp\ndomain 53/udp\n")
-        .with_protocols("tcp 6\nudp 17\n")
-}
-
-/// A snapshot name for a filter: the target, then its text with symbols
-/// spelled out.
-fn name(target: &str, expr: &str) -> String {
-    let mut out = format!("{target}__");
-    if expr.is_empty() {
-        return out + "empty";
-    }
-    for c in expr.chars() {
-        match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' => out.push(c),
-            ' ' | '.' | ':' | '-' => out.push('_'),
-            '&' => out.push_str("and"),
-            '|' => out.push_str("or"),
-            '<' => out.push_str("lt"),
-            '>' => out.push_str("gt"),
-            '=' => out.push_str("eq"),
-            '!' => out.push_str("not"),
-            '/' => out.push_str("div"),
-            '%' => out.push_str("mod"),
-            '[' | ']' | '(' | ')' | '\\' => out.push('_'),
-            _ => out.push('x'),
-        }
-    }
-    out
-}
-
 #[test]
 fn xdp_listings() {
     listings(Target::Xdp, false, "xdp", FILTERS, (2, 1));
@@ -223,7 +192,7 @@ fn listings(target: Target, xdp_frags: bool, prefix: &str, filters: &[&str], ver
         .netmask(Some(0xffff_ff00));
     let mut seen = std::collections::HashSet::new();
     for expr in filters {
-        let n = name(prefix, expr);
+        let n = snapshot_name(prefix, expr);
         assert!(seen.insert(n.clone()), "two filters named {n}");
         let c = compile(expr, &opts).unwrap_or_else(|e| panic!("{}", e.render(expr)));
         let mut text = format!("filter: {expr}\n");

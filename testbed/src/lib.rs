@@ -34,6 +34,7 @@ mod link;
 mod netns;
 mod privilege;
 mod random;
+pub use random::Rng;
 pub mod samples;
 mod traffic;
 

@@ -370,7 +370,16 @@ pub fn status() -> Result<Vec<Attached>, DeployError> {
     };
     let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     dirs.sort();
-    dirs.iter().map(|d| describe(d)).collect()
+    let mut attached = Vec::with_capacity(dirs.len());
+    for dir in &dirs {
+        match describe(dir) {
+            Ok(a) => attached.push(a),
+            // Detached by another command while we listed: not an error.
+            Err(_) if !dir.exists() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(attached)
 }
 
 /// Reads a filter's pins.
