@@ -109,7 +109,7 @@ fn compile_for(expr: &str, link: LinkType, tables: &pcap2bpf::Tables) -> Result<
 #[test]
 fn verdicts_match_libpcap() {
     let Some((bin, etc)) = build_helper("verdicts") else {
-        return skip("cannot build the libpcap verdict helper (needs cc and libpcap-dev)");
+        return testbed::skip("cannot build the libpcap verdict helper (needs cc and libpcap-dev)");
     };
     let tsv = testdata_text("pcap-filter/accept.tsv");
     let tables = tables();
@@ -159,7 +159,7 @@ fn verdicts_match_libpcap() {
             .unwrap_or_default();
         let lines: Vec<&str> = out.lines().collect();
         if lines.len() != exprs.len() {
-            return skip("cannot run the libpcap verdict helper (needs unshare as root)");
+            return testbed::skip("cannot run the libpcap verdict helper (needs unshare as root)");
         }
         let verdicts = exprs
             .iter()
@@ -342,7 +342,7 @@ fn verdicts_match_libpcap() {
         eprintln!("  unsupported {e:?}: {}", why.lines().next().unwrap_or(""));
     }
     if !kernel_ok {
-        skip("no permission to load BPF programs: only the IR was checked");
+        testbed::skip("no permission to load BPF programs: only the IR was checked");
     }
     let report = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("differential-report.txt");
     let _ = std::fs::write(&report, st.bad.join("\n"));

@@ -68,7 +68,9 @@ fn compare(lines: &[(String, String)], what: &str) -> Vec<String> {
         .flat_map(|(dlt, e)| [None, Some(0xffff_ff00u32)].map(|m| (dlt.clone(), m, e.clone())))
         .collect();
     let Some(theirs) = oracle(&ours) else {
-        skip("cannot build or run the libpcap oracle (needs cc, libpcap-dev, unshare as root)");
+        testbed::skip(
+            "cannot build or run the libpcap oracle (needs cc, libpcap-dev, unshare as root)",
+        );
         return vec![];
     };
     let mut bad = vec![];

@@ -19,7 +19,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[ignore = "measurement, run by hand in release mode"]
 fn instruction_counts_and_compile_times() {
     let Some((bin, etc)) = build_helper("insns") else {
-        return skip("cannot build the libpcap measurement helper");
+        return testbed::skip("cannot build the libpcap measurement helper");
     };
     let mut exprs: Vec<String> = testdata_text("pcap-filter/accept.tsv")
         .lines()

@@ -68,7 +68,7 @@ fn every_program_passes_the_verifier() {
         }
     }
     if perm {
-        return skip("no permission to load BPF programs");
+        return testbed::skip("no permission to load BPF programs");
     }
     eprintln!("{loaded} programs loaded");
     assert!(refused.is_empty(), "{}", refused.join("\n"));

@@ -185,7 +185,7 @@ fn cut_packets_match_libpcap() {
         exprs.sort();
         exprs.dedup();
         if compare("cut", name, packets, &exprs, &[], 16, &mut seen).is_none() {
-            return skip(
+            return testbed::skip(
                 "cannot build or run the libpcap verdict helper (needs cc, libpcap-dev, unshare as root)",
             );
         }
@@ -307,7 +307,7 @@ fn random_expressions_on_cut_packets_match_libpcap() {
         .expect("Ethernet captures in testdata/pcaps/ and samples/");
     let mut seen = Seen::default();
     if compare("random", "EN10MB", packets, &exprs, KNOWN, 64, &mut seen).is_none() {
-        return skip(
+        return testbed::skip(
             "cannot build or run the libpcap verdict helper (needs cc, libpcap-dev, unshare as root)",
         );
     }

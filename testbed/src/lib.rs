@@ -43,7 +43,7 @@ pub use bpf_builder::sys::tun::TunDevice;
 pub use frame::{ETHERTYPE_IPV4, ethernet_frame, internet_checksum, udp4_checksum, udp4_frame};
 pub use link::{Link, VethPair};
 pub use netns::{Netns, sweep_stale};
-pub use privilege::{bpf_privileged, privileged};
+pub use privilege::{bpf_privileged, privileged, skip};
 pub use traffic::{Marker, send_and_collect};
 
 /// What went wrong while setting up or using the test network.

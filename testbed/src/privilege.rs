@@ -37,15 +37,20 @@ pub fn bpf_privileged(what: &str) -> bool {
 
 /// Applies the rule: fine, or fail under CI, or skip with a reason.
 fn decide(what: &str, needs: &str, ok: bool) -> bool {
-    if ok {
-        return true;
+    if !ok {
+        skip(&format!("{what} needs {needs}"));
     }
-    let reason = format!("{what} needs {needs}");
+    ok
+}
+
+/// A test cannot run here, for `reason`: under CI (`CI` set) that is a
+/// failure (this panics); elsewhere the reason is printed and the caller
+/// returns.
+pub fn skip(reason: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{reason} (CI is set, so this is a failure, not a skip)");
     }
     eprintln!("skipping: {reason}");
-    false
 }
 
 /// The effective capability set of this process.

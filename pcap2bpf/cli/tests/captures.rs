@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{skip, testdata, testdata_text};
+use common::{testdata, testdata_text};
 use pcapfile::{self as capture, PacketReader};
 
 fn pcaps_dir() -> PathBuf {
@@ -83,7 +83,7 @@ fn tcpdump_captures_count_like_tcpdump() {
     for file in table.keys() {
         let path = pcaps_dir().join(file);
         let Some(expected) = tcpdump_count(&path) else {
-            return skip("tcpdump is not installed");
+            return testbed::skip("tcpdump is not installed");
         };
         let mut streamed = 0;
         for packet in PacketReader::open(&path).unwrap() {
@@ -119,7 +119,7 @@ fn tcpdump_captures_survive_a_round_trip_through_write_pcap() {
         let args = ["-nn", "-tt", "-v", "-r"];
         let Some((original, _, ok1)) = tcpdump(&[&args[..], &[path.to_str().unwrap()]].concat())
         else {
-            return skip("tcpdump is not installed");
+            return testbed::skip("tcpdump is not installed");
         };
         let (copy, err, ok2) = tcpdump(&[&args[..], &[out.to_str().unwrap()]].concat()).unwrap();
         assert!(ok1 && ok2, "{file}: {err}");

@@ -57,15 +57,6 @@ net-10-20-0-0.libpcap.test 10.20.0.0
 net-10-20-30-0.libpcap.test 10.20.30.0
 ";
 
-pub fn ci() -> bool {
-    std::env::var_os("CI").is_some()
-}
-
-pub fn skip(why: &str) {
-    assert!(!ci(), "{why} (CI is set, so this is a failure)");
-    eprintln!("skipping: {why}");
-}
-
 /// `testdata/REL` in the repository (tcpdump's captures in `pcaps/`,
 /// libpcap's test expressions in `pcap-filter/`). The data ships with the
 /// repository: a missing file fails the test, naming the path.
