@@ -14,7 +14,9 @@ use crate::ast::{Arith, ArithOp, ByteOp, Dir, Llc, Primitive, Proto, RelOp, Span
 use crate::check::{Atom, Checked};
 use crate::error::CompileError;
 use pktmatch::Target;
-use pktmatch::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, Val, ValNode};
+use pktmatch::ir::{
+    BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, MAX_VARS, Meta, Val, ValNode,
+};
 
 /// What the lowering needs to know about where the filter runs: made with
 /// [`LowerOptions::offline`] or [`LowerOptions::live`].
@@ -195,9 +197,9 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
         blocks: Vec::with_capacity(p.tests()),
     };
     let entry = b.emit(&p, Edge::ACCEPT, Edge::REJECT);
-    let n = b.blocks.len() as u32;
+    let n = b.blocks.len();
     let flip = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(n - 1 - i),
+        Edge::Block(i) => Edge::Block(BlockId::new(n - 1 - i.index())),
         e => e,
     };
     b.blocks.reverse();
@@ -244,7 +246,7 @@ fn check_vars_set(ir: &Ir) -> Result<(), CompileError> {
     // set[i]: variables set on every path into block i.
     let mut set: Vec<Option<u64>> = vec![None; n];
     if let Some(Edge::Block(i)) = ir.entry {
-        set[i as usize] = Some(0);
+        set[i.index()] = Some(0);
     }
     for i in 0..n {
         let Some(have) = set[i] else { continue };
@@ -264,7 +266,7 @@ fn check_vars_set(ir: &Ir) -> Result<(), CompileError> {
         }
         for (e, out) in [(b.t, have | sets), (b.f, have)] {
             if let Edge::Block(j) = e {
-                let j = j as usize;
+                let j = j.index();
                 set[j] = Some(set[j].map_or(out, |x| x & out));
             }
         }
@@ -306,7 +308,7 @@ impl CfgBuilder {
             f
         };
         self.blocks.push(Block::new(cond, t, f, span));
-        Edge::Block(self.blocks.len() as u32 - 1)
+        Edge::Block(BlockId::new(self.blocks.len() - 1))
     }
 }
 

@@ -11,7 +11,7 @@ use super::expr::swap;
 use super::frame::var_slot;
 use super::{Gen, R};
 use crate::Span;
-use crate::ir::{Block, CmpOp, Cond, Edge, OnShort, Val, ValNode, Verdict};
+use crate::ir::{Block, BlockId, CmpOp, Cond, Edge, EntityRef, OnShort, Val, ValNode, Verdict};
 
 /// Register-cache state on entry to a block: the meet over the jumps
 /// into it (all emitted before it: jumps between blocks go forward; only
@@ -43,10 +43,10 @@ impl Gen<'_, '_> {
         self.block_labels = (0..ir.blocks.len()).map(|i| labels.get(i)).collect();
         let target = |e: Edge, g: &mut Gen<'_, '_>| match e {
             Edge::Verdict(v) => g.verdict_label(v),
-            Edge::Block(i) => labels.get(i as usize),
+            Edge::Block(i) => labels.get(i.index()),
         };
         (self.cache, self.acc, self.scratch) = (None, None, None);
-        if entry != Edge::Block(0) {
+        if entry != Edge::Block(BlockId::new(0)) {
             let l = target(entry, self);
             self.jump(l);
         }
@@ -68,7 +68,7 @@ impl Gen<'_, '_> {
                 Check::Fail => self.always_reject(),
                 Check::Len(n) => self.check_len(n),
             }
-            let mut next = Edge::Block(i as u32 + 1);
+            let mut next = Edge::Block(BlockId::new(i + 1));
             if i + 1 == ir.blocks.len() && last {
                 // Fall through to a verdict whose code is not placed yet
                 // (the higher one, a match, when both edges have one).
@@ -88,11 +88,11 @@ impl Gen<'_, '_> {
             if b.short != OnShort::Reject
                 && let Edge::Block(j) = b.short_edge()
             {
-                slots[j as usize].state = Some((None, None, None));
+                slots[j.index()].state = Some((None, None, None));
             }
             for e in [b.t, b.f] {
                 if let Edge::Block(j) = e {
-                    let j = j as usize;
+                    let j = j.index();
                     slots[j].state = Some(match slots[j].state {
                         None => (self.cache, self.acc, self.scratch),
                         Some((pc, pa, ps)) => (

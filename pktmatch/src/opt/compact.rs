@@ -2,7 +2,7 @@
 //! order and are numbered again.
 
 use super::{DEAD, Scratch};
-use crate::ir::{Edge, Ir};
+use crate::ir::{BlockId, Edge, EntityRef, Ir};
 
 /// Drops unreachable blocks, keeping the order.
 pub(super) fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
@@ -11,13 +11,13 @@ pub(super) fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
     let slots = &mut s.slots;
     // Mark the live blocks (index 0), then number them.
     if let Some(Edge::Block(i)) = ir.entry {
-        slots[i as usize].index = 0;
+        slots[i.index()].index = 0;
     }
     for i in 0..n {
         if slots[i].index != DEAD {
             for e in [ir.blocks[i].t, ir.blocks[i].f] {
                 if let Edge::Block(j) = e {
-                    slots[j as usize].index = 0;
+                    slots[j.index()].index = 0;
                 }
             }
         }
@@ -34,7 +34,7 @@ pub(super) fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
         return false;
     }
     let map = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(slots[i as usize].index),
+        Edge::Block(i) => Edge::Block(BlockId::from_u32(slots[i.index()].index)),
         e => e,
     };
     let mut kept = 0;

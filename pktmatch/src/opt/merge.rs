@@ -3,7 +3,7 @@
 //! libpcap's does.
 
 use super::{Scratch, Slot};
-use crate::ir::{Edge, Ir};
+use crate::ir::{BlockId, Edge, EntityRef, Ir};
 
 /// Up to this many blocks, `merge_duplicates` looks for an equal block
 /// by scanning (cheaper than building a hash map); past it, the scans
@@ -13,7 +13,7 @@ const SCAN_MAX: usize = 16;
 /// Where an edge goes once blocks are replaced by their aliases.
 fn resolve(e: Edge, slots: &[Slot]) -> Edge {
     match e {
-        Edge::Block(i) => slots[i as usize].alias.unwrap_or(e),
+        Edge::Block(i) => slots[i.index()].alias.unwrap_or(e),
         e => e,
     }
 }
@@ -78,7 +78,7 @@ pub(super) fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
             }
         };
         if let Some(k) = kept {
-            s.slots[i].alias = Some(Edge::Block(k));
+            s.slots[i].alias = Some(Edge::Block(BlockId::from_u32(k)));
         }
     }
     changed | set_entry(ir, &s.slots)

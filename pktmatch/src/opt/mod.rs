@@ -41,7 +41,7 @@ mod root;
 
 use std::collections::HashMap;
 
-use crate::ir::{Cond, Edge, FxBuild, Ir, OnShort, Semantics};
+use crate::ir::{Cond, Edge, EntityRef, FxBuild, Ir, OnShort, Semantics};
 use compact::compact;
 use dead_lets::drop_dead_lets;
 use decided::skip_decided;
@@ -108,7 +108,7 @@ fn optimize_exact(ir: &mut Ir) {
 fn optimize_like_libpcap(ir: &mut Ir) {
     drop_dead_lets(ir);
     let root = match ir.entry {
-        Some(Edge::Block(i)) => Some(ir.blocks[i as usize]),
+        Some(Edge::Block(i)) => Some(ir.blocks[i.index()]),
         _ => None,
     };
     let mut s = Scratch::default();
