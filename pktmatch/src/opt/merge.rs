@@ -67,18 +67,18 @@ pub(super) fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
                     let o = ir.blocks[j];
                     s.slots[j].alias.is_none() && (o.cond, o.t, o.f, o.short) == key
                 })
-                .map(|j| j as u32)
+                .map(BlockId::new)
         } else {
             match s.seen.entry(key) {
                 std::collections::hash_map::Entry::Occupied(kept) => Some(*kept.get()),
                 std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(i as u32);
+                    slot.insert(BlockId::new(i));
                     None
                 }
             }
         };
         if let Some(k) = kept {
-            s.slots[i].alias = Some(Edge::Block(BlockId::from_u32(k)));
+            s.slots[i].alias = Some(Edge::Block(k));
         }
     }
     changed | set_entry(ir, &s.slots)
