@@ -121,7 +121,11 @@ impl PassInfo {
         self.order.clear();
         self.blocks.clear();
         self.blocks.extend(ir.blocks.iter().map(|b| {
-            let (avalue, test, negated) = read_test(ir, b.cond, first);
+            let LibTest {
+                avalue,
+                test,
+                negated,
+            } = read_test(ir, b.cond, first);
             BlockInfo {
                 reached: false,
                 idom: None.into(),
@@ -275,10 +279,33 @@ struct Test {
     neg: bool,
 }
 
-/// The accumulator leaving a block as libpcap numbers it: the value
-/// tested, whether a relation loaded it, and in the first pass the value
-/// an equality relation subtracts.
-pub(crate) type AValue = (Val, bool, Option<Val>);
+/// The accumulator leaving a block as libpcap numbers it (its value
+/// number, `val[A_ATOM]`): two blocks leave the same number when all
+/// three parts agree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AValue {
+    /// The value tested.
+    val: Val,
+    /// A relation loaded it: libpcap loads a relation's packet bytes
+    /// through its index register, a value number of its own.
+    relation: bool,
+    /// In the first pass, the value an equality relation subtracts (it
+    /// still tests `a - k == 0` then).
+    sub: Option<Val>,
+}
+
+/// A block's test as libpcap has it, as [`read_test`] finds it.
+#[derive(Default)]
+struct LibTest {
+    /// The accumulator value it compares; none for a `protochain` or an
+    /// assignment.
+    avalue: Option<AValue>,
+    /// The test against a constant as `fold_edge` sees it.
+    test: Option<Test>,
+    /// libpcap's test is the negation of the block's (a `jset` whose true
+    /// edge is the block's false edge, see `as_jset`).
+    negated: bool,
+}
 
 /// A primitive's `(x & m) == 0` as libpcap's `opt_peep` rewrites it in
 /// the first pass: `x & m` not set (`jset #m` with the edges swapped).
@@ -308,34 +335,47 @@ fn as_jset(ir: &Ir, cond: Cond, first_pass: bool) -> Option<(Val, u32)> {
     Some((if first_pass { a } else { x }, m))
 }
 
-/// A block's test as libpcap has it: the accumulator value it compares
-/// (see [`AValue`]), the test against a constant as `fold_edge` sees it,
-/// and whether libpcap's test is the negation of the block's (a `jset`
-/// whose true edge is the block's false edge, see `as_jset`).
-fn read_test(ir: &Ir, cond: Cond, first_pass: bool) -> (Option<AValue>, Option<Test>, bool) {
+/// A block's test as libpcap has it: the accumulator value it compares,
+/// the test against a constant as `fold_edge` sees it, and whether
+/// libpcap's test is the negation of the block's (see [`LibTest`]).
+fn read_test(ir: &Ir, cond: Cond, first_pass: bool) -> LibTest {
     let Cond::Cmp { a, op, b, relation } = cond else {
-        return (None, None, false);
+        return LibTest::default();
     };
     if let Some((x, m)) = as_jset(ir, cond, first_pass) {
-        let a = (x, false, None);
+        let a = AValue {
+            val: x,
+            relation: false,
+            sub: None,
+        };
         let test = Test {
             a,
             op: CmpOp::Set,
             k: m,
             neg: true,
         };
-        return (Some(a), Some(test), true);
+        return LibTest {
+            avalue: Some(a),
+            test: Some(test),
+            negated: true,
+        };
     }
-    let form = relation && has_load(ir, a);
-    let sub = (relation && first_pass && op == CmpOp::Eq).then_some(b);
-    let a = (a, form, sub);
+    let a = AValue {
+        val: a,
+        relation: relation && has_load(ir, a),
+        sub: (relation && first_pass && op == CmpOp::Eq).then_some(b),
+    };
     let test = ir.const_of(b).map(|k| Test {
         a,
         op,
         k,
         neg: false,
     });
-    (Some(a), test, false)
+    LibTest {
+        avalue: Some(a),
+        test,
+        negated: false,
+    }
 }
 
 /// libpcap's `fold_edge`: where block `child` (whose test is `c`) goes

@@ -43,12 +43,12 @@ use std::collections::HashMap;
 
 use cranelift_entity::packed_option::PackedOption;
 
-use crate::ir::{BlockId, Cond, Edge, EntityRef, FxBuild, Ir, OnShort, Semantics};
+use crate::ir::{BlockId, Edge, EntityRef, FxBuild, Ir, Semantics};
 use compact::compact;
 use dead_lets::drop_dead_lets;
 use decided::skip_decided;
 use jumps::{Passes, branch_loop};
-use merge::merge_duplicates;
+use merge::{BlockKey, merge_duplicates};
 use root::{keep_root_loads, skip_trivial_root};
 
 /// Per-block working state of the passes; the default is a slot before
@@ -68,7 +68,7 @@ struct Slot {
 struct Scratch {
     slots: Vec<Slot>,
     /// The blocks kept so far by `merge_duplicates`, on large graphs.
-    seen: HashMap<(Cond, Edge, Edge, OnShort), BlockId, FxBuild>,
+    seen: HashMap<BlockKey, BlockId, FxBuild>,
 }
 
 impl Scratch {
