@@ -24,6 +24,10 @@
 //! what lets the optimiser see that two tests look at the same bytes.
 //! [`Ir::verify`] checks these invariants.
 //!
+//! A [`Val`] and a [`BlockId`] are typed indices (`cranelift-entity`
+//! keys, converted with [`EntityRef`]): into the value arena, and into
+//! [`Ir::blocks`]. They print as the text form names them, `v3` and `b2`.
+//!
 //! # Text form
 //!
 //! An [`Ir`] prints (`Display`) as lines that [`Ir::from_text`] reads
