@@ -9,7 +9,7 @@
 use bpf_builder::insn::{Insn, JmpOp, Reg};
 use bpf_builder::interp::{Interp, SkbCtx, XdpCtx};
 use bpf_builder::object::{Object, ProgId};
-use pktmatch::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, Val};
+use pktmatch::ir::{BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, Val};
 use pktmatch::{COUNTER_MATCHED, COUNTER_SEEN, EmitOptions, ProgramOptions, Span, Target};
 
 /// Return value on a match (and, below, the one otherwise).
@@ -40,11 +40,23 @@ fn constant_run() -> Ir {
     let (ipv4, tcp, http) = (ir.k(0x0800), ir.k(6), ir.k(80));
     // Blocks jump forward only: the last test goes in first.
     ir.blocks = vec![
-        test(ethertype, CmpOp::Eq, ipv4, Edge::Block(1), Edge::REJECT),
-        test(proto, CmpOp::Eq, tcp, Edge::Block(2), Edge::REJECT),
+        test(
+            ethertype,
+            CmpOp::Eq,
+            ipv4,
+            Edge::Block(BlockId::new(1)),
+            Edge::REJECT,
+        ),
+        test(
+            proto,
+            CmpOp::Eq,
+            tcp,
+            Edge::Block(BlockId::new(2)),
+            Edge::REJECT,
+        ),
         test(dport, CmpOp::Eq, http, Edge::ACCEPT, Edge::REJECT),
     ];
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
     ir
 }
 
@@ -65,10 +77,16 @@ fn accept_early() -> Ir {
     let byte = ir.load(None, 40, 1);
     let (ipv4, one) = (ir.k(0x0800), ir.k(1));
     ir.blocks = vec![
-        test(ethertype, CmpOp::Eq, ipv4, Edge::ACCEPT, Edge::Block(1)),
+        test(
+            ethertype,
+            CmpOp::Eq,
+            ipv4,
+            Edge::ACCEPT,
+            Edge::Block(BlockId::new(1)),
+        ),
         test(byte, CmpOp::Eq, one, Edge::ACCEPT, Edge::REJECT),
     ];
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
     ir
 }
 
@@ -86,10 +104,16 @@ fn variable_offsets() -> Ir {
     let dport = ir.load(Some(x), 16, 2);
     let (src, dst) = (ir.k(1234), ir.k(80));
     ir.blocks = vec![
-        test(sport, CmpOp::Eq, src, Edge::Block(1), Edge::REJECT),
+        test(
+            sport,
+            CmpOp::Eq,
+            src,
+            Edge::Block(BlockId::new(1)),
+            Edge::REJECT,
+        ),
         test(dport, CmpOp::Eq, dst, Edge::ACCEPT, Edge::REJECT),
     ];
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
     ir
 }
 
@@ -115,7 +139,7 @@ fn nested_sum(depth: u32) -> Ir {
     }
     let expected = ir.k((1..=depth).sum());
     ir.blocks = vec![test(sum, CmpOp::Eq, expected, Edge::ACCEPT, Edge::REJECT)];
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
     ir
 }
 

@@ -3,9 +3,19 @@
 
 use pktmatch::Span;
 use pktmatch::ir::{
-    BinOp, Block, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, OnShort, ParseError, Semantics, Val,
-    ValNode, Verdict, VerifyError,
+    BinOp, Block, BlockId, CmpOp, Cond, Edge, Ir, MAX_VARS, Meta, OnShort, ParseError, Semantics,
+    Val, ValNode, Verdict, VerifyError,
 };
+
+/// Value `vN`.
+fn val(n: u32) -> Val {
+    Val::from_u32(n)
+}
+
+/// Block `bN`.
+fn block(n: u32) -> BlockId {
+    BlockId::from_u32(n)
+}
 
 /// Every kind of value and test, built through the API.
 fn every_kind() -> Ir {
@@ -29,7 +39,7 @@ fn every_kind() -> Ir {
             b: ipv4,
             relation: false,
         },
-        t: Edge::Block(1),
+        t: Edge::Block(block(1)),
         f: Edge::REJECT,
         short: OnShort::Reject,
 
@@ -37,7 +47,7 @@ fn every_kind() -> Ir {
     };
     let b1 = Block {
         cond: Cond::Let { var: 0, val: ihl },
-        t: Edge::Block(2),
+        t: Edge::Block(block(2)),
         f: Edge::REJECT,
         short: OnShort::Reject,
 
@@ -50,8 +60,8 @@ fn every_kind() -> Ir {
             b: neg,
             relation: true,
         },
-        t: Edge::Block(3),
-        f: Edge::Block(4),
+        t: Edge::Block(block(3)),
+        f: Edge::Block(block(4)),
         short: OnShort::Reject,
 
         span: Span::new(7, 19),
@@ -63,7 +73,7 @@ fn every_kind() -> Ir {
             proto: 6,
         },
         t: Edge::ACCEPT,
-        f: Edge::Block(4),
+        f: Edge::Block(block(4)),
         short: OnShort::Reject,
 
         span: Span::new(23, 37),
@@ -84,7 +94,7 @@ fn every_kind() -> Ir {
     for b in [b0, b1, b2, b3, b4] {
         ir.push(b);
     }
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(block(0)));
     ir
 }
 
@@ -124,7 +134,7 @@ fn the_text_parses_back_value_for_value() {
     assert_eq!(ir.entry, built.entry);
     assert_eq!(ir.val_count(), 12);
     for i in 0..12 {
-        assert_eq!(ir.node(Val(i)), built.node(Val(i)), "v{i}");
+        assert_eq!(ir.node(val(i)), built.node(val(i)), "v{i}");
     }
     assert_eq!(ir.to_string(), EVERY_KIND);
 }
@@ -143,13 +153,16 @@ v4 = len
 b0: eq v3, v2 ? accept : reject
 ";
     let ir = Ir::from_text(text).unwrap();
-    assert_eq!(ir.node(Val(2)), ValNode::Bin(BinOp::Add, Val(0), Val(1)));
-    assert_eq!(ir.node(Val(4)), ValNode::Len);
+    assert_eq!(ir.node(val(2)), ValNode::Bin(BinOp::Add, val(0), val(1)));
+    assert_eq!(ir.node(val(4)), ValNode::Len);
     assert_eq!(ir.to_string(), text);
     // ... and `verify` refuses the repeated value.
     assert_eq!(
         ir.verify(),
-        Err(VerifyError::Duplicate { val: 4, first: 3 })
+        Err(VerifyError::Duplicate {
+            val: val(4),
+            first: val(3)
+        })
     );
 }
 
@@ -251,11 +264,17 @@ fn verifies_as(text: &str, err: Result<(), VerifyError>) {
 fn verify_checks_edges_go_forward() {
     verifies_as(
         "entry b0\nv0 = len\nb0: eq v0, v0 ? b1 : reject\nb1: eq v0, v0 ? b0 : reject\n",
-        Err(VerifyError::Edge { block: 1, to: 0 }),
+        Err(VerifyError::Edge {
+            block: block(1),
+            to: block(0),
+        }),
     );
     verifies_as(
         "entry b0\nv0 = len\nb0: eq v0, v0 ? accept : b0\n",
-        Err(VerifyError::Edge { block: 0, to: 0 }),
+        Err(VerifyError::Edge {
+            block: block(0),
+            to: block(0),
+        }),
     );
     // The entry may be any block; blocks before it are unreachable.
     verifies_as(
@@ -264,35 +283,53 @@ fn verify_checks_edges_go_forward() {
     );
     // Through the API, edges can name blocks that do not exist.
     let mut ir = Ir::from_text("entry b0\nv0 = len\nb0: eq v0, v0 ? accept : reject\n").unwrap();
-    ir.blocks[0].f = Edge::Block(1);
-    assert_eq!(ir.verify(), Err(VerifyError::Edge { block: 0, to: 1 }));
+    ir.blocks[0].f = Edge::Block(block(1));
+    assert_eq!(
+        ir.verify(),
+        Err(VerifyError::Edge {
+            block: block(0),
+            to: block(1)
+        })
+    );
     ir.blocks[0].f = Edge::REJECT;
-    ir.entry = Some(Edge::Block(3));
-    assert_eq!(ir.verify(), Err(VerifyError::MissingEntry { to: 3 }));
+    ir.entry = Some(Edge::Block(block(3)));
+    assert_eq!(ir.verify(), Err(VerifyError::MissingEntry { to: block(3) }));
 }
 
 #[test]
 fn verify_checks_operands_come_first() {
     verifies_as(
         "entry accept\nv0 = add v1, v1\nv1 = len\n",
-        Err(VerifyError::Operand { val: 0, operand: 1 }),
+        Err(VerifyError::Operand {
+            val: val(0),
+            operand: val(1),
+        }),
     );
     verifies_as(
         "entry accept\nv0 = load [v0 + 1:1]\n",
-        Err(VerifyError::Operand { val: 0, operand: 0 }),
+        Err(VerifyError::Operand {
+            val: val(0),
+            operand: val(0),
+        }),
     );
     verifies_as(
         "entry accept\nv0 = len\nv1 = neg v2\nv2 = const 0x0\n",
-        Err(VerifyError::Operand { val: 1, operand: 2 }),
+        Err(VerifyError::Operand {
+            val: val(1),
+            operand: val(2),
+        }),
     );
     let mut ir = Ir::from_text("entry b0\nv0 = len\nb0: eq v0, v0 ? accept : reject\n").unwrap();
     ir.blocks[0].cond = Cond::Let {
         var: 0,
-        val: Val(5),
+        val: val(5),
     };
     assert_eq!(
         ir.verify(),
-        Err(VerifyError::MissingValue { block: 0, val: 5 })
+        Err(VerifyError::MissingValue {
+            block: block(0),
+            val: val(5)
+        })
     );
 }
 
@@ -300,17 +337,23 @@ fn verify_checks_operands_come_first() {
 fn verify_checks_load_sizes_and_variable_numbers() {
     verifies_as(
         "entry accept\nv0 = load [0:3]\n",
-        Err(VerifyError::LoadSize { val: 0, size: 3 }),
+        Err(VerifyError::LoadSize {
+            val: val(0),
+            size: 3,
+        }),
     );
     verifies_as("entry accept\nv0 = load [0:4]\nv1 = load [0:1]\n", Ok(()));
     let var = MAX_VARS;
     verifies_as(
         &format!("entry accept\nv0 = var {var}\n"),
-        Err(VerifyError::ValueVar { val: 0, var }),
+        Err(VerifyError::ValueVar { val: val(0), var }),
     );
     verifies_as(
         &format!("entry b0\nv0 = len\nb0: let var{var} = v0 ? accept : reject\n"),
-        Err(VerifyError::LetVar { block: 0, var }),
+        Err(VerifyError::LetVar {
+            block: block(0),
+            var,
+        }),
     );
 }
 
@@ -318,7 +361,7 @@ fn verify_checks_load_sizes_and_variable_numbers() {
 fn verify_checks_let_false_edges_are_reject() {
     verifies_as(
         "entry b0\nv0 = len\nb0: let var0 = v0 ? accept : accept\n",
-        Err(VerifyError::LetFalseEdge { block: 0 }),
+        Err(VerifyError::LetFalseEdge { block: block(0) }),
     );
 }
 
@@ -335,7 +378,13 @@ b0: eq v0, v1 ? b1 : b2
 b1: let var0 = v0 ? b2 : reject
 b2: eq v3, v1 ? accept : reject
 ";
-    verifies_as(one_branch, Err(VerifyError::UnsetVar { block: 2, var: 0 }));
+    verifies_as(
+        one_branch,
+        Err(VerifyError::UnsetVar {
+            block: block(2),
+            var: 0,
+        }),
+    );
     // Set on both branches: fine.
     let both = "\
 entry b0
@@ -352,12 +401,18 @@ b3: eq v3, v1 ? accept : reject
     // A `let` reading the variable it sets, before any other set it.
     verifies_as(
         "entry b0\nv0 = var 1\nb0: let var1 = v0 ? accept : reject\n",
-        Err(VerifyError::UnsetVar { block: 0, var: 1 }),
+        Err(VerifyError::UnsetVar {
+            block: block(0),
+            var: 1,
+        }),
     );
     // Unreachable blocks read what they like.
     verifies_as(
         "entry b1\nv0 = var 0\nb0: eq v0, v0 ? b1 : reject\nb1: eq v0, v0 ? accept : accept\n",
-        Err(VerifyError::UnsetVar { block: 1, var: 0 }),
+        Err(VerifyError::UnsetVar {
+            block: block(1),
+            var: 0,
+        }),
     );
     verifies_as(
         "entry b1\nv0 = var 0\nv1 = len\nb0: eq v0, v0 ? b1 : reject\nb1: eq v1, v1 ? accept : accept\n",
@@ -389,7 +444,10 @@ fn semantics_short_edges_and_verdicts_round_trip() {
     assert_eq!(ir.to_string(), FIREWALL);
     // With libpcap's meaning no block goes on after a short read.
     let libpcap = Ir::from_text(&FIREWALL.replace("semantics exact\n", "")).unwrap();
-    assert_eq!(libpcap.verify(), Err(VerifyError::ShortEdge { block: 0 }));
+    assert_eq!(
+        libpcap.verify(),
+        Err(VerifyError::ShortEdge { block: block(0) })
+    );
     let bad = Ir::from_text("entry b0\nv0 = len\nb0: eq v0, v0 ? accept : reject short maybe\n");
     assert_eq!(
         bad.unwrap_err().to_string(),

@@ -12,7 +12,9 @@ use bpf_builder::insn::Reg;
 use bpf_builder::interp::{Interp, XdpCtx};
 use bpf_builder::object::{Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
-use pktmatch::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, OnShort, Semantics, Val, Verdict};
+use pktmatch::ir::{
+    BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, OnShort, Semantics, Val, Verdict,
+};
 use pktmatch::{EmitOptions, Span, Target};
 use testbed::Rng;
 
@@ -86,13 +88,13 @@ fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
                 Semantics::Exact => block.on_short(OnShort::False),
             };
             rev.push(block);
-            then = Edge::Block(rev.len() as u32 - 1);
+            then = Edge::Block(BlockId::new(rev.len() - 1));
         }
         next_rule = then;
     }
-    let n = rev.len() as u32;
+    let n = rev.len();
     let renumber = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(n - 1 - i),
+        Edge::Block(i) => Edge::Block(BlockId::new(n - 1 - i.index())),
         e => e,
     };
     for b in rev.into_iter().rev() {
@@ -223,8 +225,13 @@ fn the_evaluator_follows_each_blocks_short_edge() {
     // (edges swapped), which a short read also fails.
     let mut ir = Ir::with_semantics(Semantics::Exact);
     let (b20, b2, one, seven) = (ir.load(None, 20, 1), ir.load(None, 2, 1), ir.k(1), ir.k(7));
-    let first = Block::new(eq(b20, one), Edge::ACCEPT, Edge::Block(1), Span::default())
-        .on_short(OnShort::False);
+    let first = Block::new(
+        eq(b20, one),
+        Edge::ACCEPT,
+        Edge::Block(BlockId::new(1)),
+        Span::default(),
+    )
+    .on_short(OnShort::False);
     let second = Block::new(
         eq(b2, seven),
         Edge::Verdict(Verdict(2)),
@@ -234,7 +241,7 @@ fn the_evaluator_follows_each_blocks_short_edge() {
     .on_short(OnShort::True);
     ir.push(first);
     ir.push(second);
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
     let mut p = [0u8; 21];
     p[20] = 1;
     assert_eq!(ir.run(&p, 21, &|_| None), Verdict::MATCH);
@@ -255,7 +262,7 @@ fn socket_filters_cannot_go_on_after_a_short_read() {
     let (a, b) = (ir.load(None, 20, 1), ir.k(1));
     let block = Block::new(eq(a, b), Edge::ACCEPT, Edge::REJECT, Span::default());
     ir.push(block.on_short(OnShort::False));
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
     let err = pktmatch::program(&ir, &EmitOptions::new(Target::SocketFilter), "x", 1, 0)
         .map(|_| ())
         .unwrap_err();

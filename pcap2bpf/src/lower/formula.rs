@@ -2,7 +2,7 @@
 //! evaluation order, and its conversion to blocks with short-circuit
 //! evaluation.
 
-use pktmatch::ir::{Block, Cond, Edge};
+use pktmatch::ir::{Block, BlockId, Cond, Edge, EntityRef};
 
 use crate::syntax::ast::Span;
 
@@ -76,9 +76,9 @@ pub(super) fn to_blocks(p: &P) -> (Vec<Block>, Edge) {
         blocks: Vec::with_capacity(p.tests()),
     };
     let entry = b.emit(p, Edge::ACCEPT, Edge::REJECT);
-    let n = b.blocks.len() as u32;
+    let n = b.blocks.len();
     let flip = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(n - 1 - i),
+        Edge::Block(i) => Edge::Block(BlockId::new(n - 1 - i.index())),
         e => e,
     };
     b.blocks.reverse();
@@ -123,6 +123,6 @@ impl CfgBuilder {
             f
         };
         self.blocks.push(Block::new(cond, t, f, span));
-        Edge::Block(self.blocks.len() as u32 - 1)
+        Edge::Block(BlockId::new(self.blocks.len() - 1))
     }
 }

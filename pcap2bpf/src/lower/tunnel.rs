@@ -2,7 +2,7 @@
 //! an offset known only at run time, kept in variables; and the check
 //! that no test reads those variables where they were not set.
 
-use pktmatch::ir::{BinOp, CmpOp, Cond, Edge, Ir, MAX_VARS, Val, ValNode};
+use pktmatch::ir::{BinOp, CmpOp, Cond, Edge, EntityRef, Ir, MAX_VARS, Val, ValNode};
 
 use super::formula::{P, and, or};
 use super::offset::{Off, Rel};
@@ -43,7 +43,7 @@ pub(super) fn check_vars_set(ir: &Ir) -> Result<(), CompileError> {
     // set[i]: variables set on every path into block i.
     let mut set: Vec<Option<u64>> = vec![None; n];
     if let Some(Edge::Block(i)) = ir.entry {
-        set[i as usize] = Some(0);
+        set[i.index()] = Some(0);
     }
     for i in 0..n {
         let Some(have) = set[i] else { continue };
@@ -63,7 +63,7 @@ pub(super) fn check_vars_set(ir: &Ir) -> Result<(), CompileError> {
         }
         for (e, out) in [(b.t, have | sets), (b.f, have)] {
             if let Edge::Block(j) = e {
-                let j = j as usize;
+                let j = j.index();
                 set[j] = Some(set[j].map_or(out, |x| x & out));
             }
         }

@@ -11,12 +11,44 @@ use super::expr::swap;
 use super::frame::var_slot;
 use super::{Gen, R};
 use crate::Span;
-use crate::ir::{Block, CmpOp, Cond, Edge, OnShort, Val, ValNode, Verdict};
+use crate::ir::{Block, BlockId, CmpOp, Cond, Edge, EntityRef, OnShort, Val, ValNode, Verdict};
 
-/// Register-cache state on entry to a block: the meet over the jumps
-/// into it (all emitted before it: jumps between blocks go forward; only
-/// jumps to a verdict's code, placed earlier, go back).
-type State = (Option<(Val, u64)>, Option<(Val, bool)>, Option<Scratch>);
+/// What the register caches hold (the generator's `cache`, `acc` and
+/// `scratch`: r9, r0 and r5). On entry to a block: the meet over the
+/// jumps into it (all emitted before it: jumps between blocks go forward;
+/// only jumps to a verdict's code, placed earlier, go back).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Regs {
+    /// r9's packet pointer and the bytes known past it.
+    cache: Option<(Val, u64)>,
+    /// r0's value (in network order if the flag is set).
+    acc: Option<(Val, bool)>,
+    /// What r5 points at after the last bounds check.
+    scratch: Option<Scratch>,
+}
+
+impl Regs {
+    /// What holds on a path with `self` and on one with `other`.
+    fn meet(self, other: Regs) -> Regs {
+        Regs {
+            cache: match (self.cache, other.cache) {
+                // r9 must hold the same on every path in.
+                (Some((v, x)), Some((w, y))) if v == w && x == y => Some((v, x)),
+                _ => None,
+            },
+            acc: if self.acc == other.acc {
+                self.acc
+            } else {
+                None
+            },
+            scratch: if self.scratch == other.scratch {
+                self.scratch
+            } else {
+                None
+            },
+        }
+    }
+}
 
 /// What code generation keeps per block.
 #[derive(Clone, Copy, Default)]
@@ -29,7 +61,7 @@ pub(super) struct Slot {
     /// The bounds check the block starts with.
     pub(super) check: Check,
     /// The register caches on entry, once a jump into it is emitted.
-    pub(super) state: Option<State>,
+    pub(super) state: Option<Regs>,
 }
 
 impl Gen<'_, '_> {
@@ -43,10 +75,10 @@ impl Gen<'_, '_> {
         self.block_labels = (0..ir.blocks.len()).map(|i| labels.get(i)).collect();
         let target = |e: Edge, g: &mut Gen<'_, '_>| match e {
             Edge::Verdict(v) => g.verdict_label(v),
-            Edge::Block(i) => labels.get(i as usize),
+            Edge::Block(i) => labels.get(i.index()),
         };
-        (self.cache, self.acc, self.scratch) = (None, None, None);
-        if entry != Edge::Block(0) {
+        self.set_regs(Regs::default());
+        if entry != Edge::Block(BlockId::new(0)) {
             let l = target(entry, self);
             self.jump(l);
         }
@@ -59,7 +91,7 @@ impl Gen<'_, '_> {
         for (i, b) in ir.blocks.iter().enumerate() {
             self.asm.bind(labels.get(i));
             self.annotate(b.span);
-            (self.cache, self.acc, self.scratch) = slots[i].state.unwrap_or((None, None, None));
+            self.set_regs(slots[i].state.unwrap_or_default());
             self.short = b.short_edge();
             match slots[i].check {
                 Check::None => {}
@@ -68,7 +100,7 @@ impl Gen<'_, '_> {
                 Check::Fail => self.always_reject(),
                 Check::Len(n) => self.check_len(n),
             }
-            let mut next = Edge::Block(i as u32 + 1);
+            let mut next = Edge::Block(BlockId::new(i + 1));
             if i + 1 == ir.blocks.len() && last {
                 // Fall through to a verdict whose code is not placed yet
                 // (the higher one, a match, when both edges have one).
@@ -88,27 +120,34 @@ impl Gen<'_, '_> {
             if b.short != OnShort::Reject
                 && let Edge::Block(j) = b.short_edge()
             {
-                slots[j as usize].state = Some((None, None, None));
+                slots[j.index()].state = Some(Regs::default());
             }
             for e in [b.t, b.f] {
                 if let Edge::Block(j) = e {
-                    let j = j as usize;
+                    let j = j.index();
+                    let here = self.regs();
                     slots[j].state = Some(match slots[j].state {
-                        None => (self.cache, self.acc, self.scratch),
-                        Some((pc, pa, ps)) => (
-                            match (pc, self.cache) {
-                                // r9 must hold the same on every path in.
-                                (Some((v, x)), Some((w, y))) if v == w && x == y => Some((v, x)),
-                                _ => None,
-                            },
-                            if pa == self.acc { pa } else { None },
-                            if ps == self.scratch { ps } else { None },
-                        ),
+                        None => here,
+                        Some(before) => before.meet(here),
                     });
                 }
             }
         }
         Ok(tail)
+    }
+
+    /// What the register caches hold now.
+    fn regs(&self) -> Regs {
+        Regs {
+            cache: self.cache,
+            acc: self.acc,
+            scratch: self.scratch,
+        }
+    }
+
+    /// Sets what the register caches hold.
+    fn set_regs(&mut self, r: Regs) {
+        (self.cache, self.acc, self.scratch) = (r.cache, r.acc, r.scratch);
     }
 
     /// Annotates what follows with the whole expression and the column of

@@ -19,7 +19,7 @@ use super::blocks::Slot;
 use super::frame::{CTX, DATA, END, SCRATCH};
 use super::loads::MAX_PACKET_OFF;
 use super::{Gen, Target};
-use crate::ir::{Cond, Edge, Ir, OnShort, Semantics, Val, ValNode};
+use crate::ir::{Cond, Edge, EntityRef, Ir, OnShort, Semantics, Val, ValNode};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) enum Check {
@@ -74,7 +74,7 @@ pub(super) fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
         let succ = |e: Edge| match e {
             Edge::REJECT => None,
             Edge::Verdict(_) => Some(0),
-            Edge::Block(j) => slots[j as usize].need,
+            Edge::Block(j) => slots[j.index()].need,
         };
         let after = match (succ(b.t), succ(b.f)) {
             (Some(x), Some(y)) => Some(x.min(y)),
@@ -84,7 +84,7 @@ pub(super) fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
         slots[i].need = after.map(|a| a.max(cond_need(ir, b.cond)));
     }
     if let Edge::Block(i) = entry {
-        slots[i as usize].known = Some(0);
+        slots[i.index()].known = Some(0);
     }
     for i in 0..n {
         let k = slots[i].known.unwrap_or(0);
@@ -111,7 +111,7 @@ pub(super) fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
         };
         for (e, known) in [(b.t, after), (b.f, after)].into_iter().chain(short) {
             if let Edge::Block(j) = e {
-                let j = j as usize;
+                let j = j.index();
                 slots[j].known = Some(slots[j].known.map_or(known, |x| x.min(known)));
             }
         }

@@ -14,7 +14,7 @@ use super::counters::{COUNTER_MATCHED, COUNTER_SEEN, count};
 use super::frame::Pool;
 use super::loads::Loads;
 use super::{EmitOptions, Gen, Target};
-use crate::ir::{Cond, Edge, Ir, OnShort, Verdict};
+use crate::ir::{Cond, Edge, EntityRef, Ir, OnShort, Verdict};
 use crate::{Error, Span, internal};
 
 /// The caller's verdict code: `verdict(asm, v)` emits what the program
@@ -149,7 +149,7 @@ impl Gen<'_, '_> {
     pub(super) fn rej(&mut self) -> Label {
         match self.short {
             Edge::Verdict(v) => self.verdict_label(v),
-            Edge::Block(j) => self.block_labels[j as usize],
+            Edge::Block(j) => self.block_labels[j.index()],
         }
     }
 

@@ -24,6 +24,10 @@
 //! what lets the optimiser see that two tests look at the same bytes.
 //! [`Ir::verify`] checks these invariants.
 //!
+//! A [`Val`] and a [`BlockId`] are typed indices (`cranelift-entity`
+//! keys, converted with [`EntityRef`]): into the value arena, and into
+//! [`Ir::blocks`]. They print as the text form names them, `v3` and `b2`.
+//!
 //! # Text form
 //!
 //! An [`Ir`] prints (`Display`) as lines that [`Ir::from_text`] reads
@@ -74,6 +78,12 @@ pub use verify::VerifyError;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+/// The trait of [`Val`] and [`BlockId`] that converts them to and from
+/// indices (`BlockId::new(2)`, `b.index()`), re-exported so that users
+/// of the IR need not depend on `cranelift-entity`.
+pub use cranelift_entity::EntityRef;
+use cranelift_entity::{PrimaryMap, entity_impl};
+
 /// A small multiplicative hasher for interning (the keys are a few
 /// integers; SipHash's DoS resistance buys nothing here).
 #[derive(Default, Clone, Copy)]
@@ -116,9 +126,17 @@ struct Env<'a> {
     vars: &'a [Option<u32>],
 }
 
-/// A value in the arena of an [`Ir`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Val(pub u32);
+/// A value in the arena of an [`Ir`]: its index there. It prints (as
+/// `Display` and `Debug`) as the text form names it, `v3`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Val(u32);
+entity_impl!(Val, "v");
+
+/// A block of an [`Ir`]: its index in [`Ir::blocks`]. It prints (as
+/// `Display` and `Debug`) as the text form names it, `b2`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockId(u32);
+entity_impl!(BlockId, "b");
 
 /// Binary operators with libpcap's semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -287,7 +305,7 @@ impl Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Edge {
     /// Another block.
-    Block(u32),
+    Block(BlockId),
     /// The end of evaluation, with this verdict.
     Verdict(Verdict),
 }
@@ -388,12 +406,15 @@ const SCAN_VALS: usize = 32;
 /// topological order.
 #[derive(Debug, Clone, Default)]
 pub struct Ir {
-    vals: Vec<ValNode>,
+    vals: PrimaryMap<Val, ValNode>,
     /// The index of `vals`, built once there are more than
     /// [`SCAN_VALS`] (fewer are found faster by a scan, without hashing
     /// or allocating).
     interned: HashMap<ValNode, Val, FxBuild>,
-    /// The blocks; see [`Ir::entry`].
+    /// The blocks, in topological order; see [`Ir::entry`]. Block
+    /// [`BlockId`] `b` is `blocks[b.index()]`: a block's id is its
+    /// position, which passes renumber as they drop, insert and reorder
+    /// blocks (hence a `Vec`, not a map of ids).
     pub blocks: Vec<Block>,
     /// Where evaluation starts.
     pub entry: Option<Edge>,
@@ -429,7 +450,7 @@ impl Ir {
     /// An empty IR with room for `vals` values before it grows.
     pub fn with_capacity(vals: usize) -> Ir {
         Ir {
-            vals: Vec::with_capacity(vals),
+            vals: PrimaryMap::with_capacity(vals),
             ..Ir::default()
         }
     }
@@ -482,13 +503,12 @@ impl Ir {
     /// (the parser of the text form rebuilds an arena this way, value
     /// for value).
     fn push_node(&mut self, node: ValNode) -> Val {
-        let v = Val(self.vals.len() as u32);
-        self.vals.push(node);
+        let v = self.vals.push(node);
         if self.vals.len() > SCAN_VALS {
             if self.interned.is_empty() {
                 // Room for a few times as many: rehashing costs more.
                 self.interned.reserve(4 * SCAN_VALS);
-                let all = self.vals.iter().copied().zip((0..).map(Val));
+                let all = self.vals.iter().map(|(v, n)| (*n, v));
                 self.interned.extend(all);
             } else {
                 self.interned.insert(node, v);
@@ -501,8 +521,8 @@ impl Ir {
     pub fn find(&self, node: ValNode) -> Option<Val> {
         if self.vals.len() <= SCAN_VALS {
             // From the newest: a value recurs mostly soon after.
-            let i = self.vals.iter().rposition(|n| *n == node)?;
-            return Some(Val(i as u32));
+            let i = self.vals.values().rposition(|n| *n == node)?;
+            return Some(Val::new(i));
         }
         self.interned.get(&node).copied()
     }
@@ -547,7 +567,7 @@ impl Ir {
 
     /// The node of a value.
     pub fn node(&self, v: Val) -> ValNode {
-        self.vals[v.0 as usize]
+        self.vals[v]
     }
 
     /// The constant of a value, if it is one.
@@ -566,7 +586,7 @@ impl Ir {
     /// Appends a block and returns its edge.
     pub fn push(&mut self, block: Block) -> Edge {
         self.blocks.push(block);
-        Edge::Block(self.blocks.len() as u32 - 1)
+        Edge::Block(BlockId::new(self.blocks.len() - 1))
     }
 
     /// Evaluates a value on a packet (`data` is the captured bytes);
@@ -636,7 +656,7 @@ impl Ir {
         loop {
             let b = match at {
                 Edge::Verdict(v) => return v,
-                Edge::Block(i) => &self.blocks[i as usize],
+                Edge::Block(i) => &self.blocks[i.index()],
             };
             let env = Env {
                 data,
@@ -682,7 +702,7 @@ impl Ir {
         let mut accept = false;
         let mut mark = |e: Edge, reach: &mut [bool]| match e {
             Edge::ACCEPT => accept = true,
-            Edge::Block(i) => reach[i as usize] = true,
+            Edge::Block(i) => reach[i.index()] = true,
             Edge::Verdict(_) => {}
         };
         mark(entry, reach);
@@ -722,13 +742,13 @@ impl Ir {
     fn live_blocks(&self, entry: Edge) -> Vec<bool> {
         let mut live = vec![false; self.blocks.len()];
         if let Edge::Block(i) = entry {
-            live[i as usize] = true;
+            live[i.index()] = true;
         }
         for i in 0..self.blocks.len() {
             if live[i] {
                 for e in [self.blocks[i].t, self.blocks[i].f] {
                     if let Edge::Block(j) = e {
-                        live[j as usize] = true;
+                        live[j.index()] = true;
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! module documentation of [`crate::ir`]).
 //!
 //! Values are pushed into the arena as they are written, without the
-//! folding and interning of [`Ir::val`]: `v7` of the text is `Val(7)`,
+//! folding and interning of [`Ir::val`]: `v7` of the text is value 7,
 //! so what [`Ir`]'s `Display` printed parses back to the same arena. The
 //! parser checks the syntax, the numbering (`v0`, `v1`, ... and `b0`,
 //! `b1`, ... in order) and that every referenced value and block is
@@ -11,7 +11,7 @@
 //! tests can write IRs that break them.
 
 use super::print::{BIN_OPS, CMP_OPS, METAS, bin_name, cmp_name, meta_name};
-use super::{Block, Cond, Edge, Ir, OnShort, Semantics, Val, ValNode, Verdict};
+use super::{Block, BlockId, Cond, Edge, EntityRef, Ir, OnShort, Semantics, Val, ValNode, Verdict};
 use crate::Span;
 
 /// A syntax error in the text form of an IR, at a 1-based line and
@@ -102,10 +102,21 @@ fn tokenize(line: usize, code: &str) -> Result<Vec<(usize, Tok<'_>)>, ParseError
 struct Parser {
     ir: Ir,
     entry_seen: bool,
-    /// Values referenced, with where (checked once all are defined).
-    val_refs: Vec<(Val, usize, usize)>,
-    /// Blocks referenced, with where.
-    block_refs: Vec<(u32, usize, usize)>,
+    /// Values referenced (checked once all are defined).
+    val_refs: Vec<Ref<Val>>,
+    /// Blocks referenced.
+    block_refs: Vec<Ref<BlockId>>,
+}
+
+/// A reference to a value or block, and where it is.
+#[derive(Clone, Copy)]
+struct Ref<K> {
+    /// What it names.
+    id: K,
+    /// Its line.
+    line: usize,
+    /// Its column.
+    col: usize,
 }
 
 /// The tokens of one line, read left to right.
@@ -191,13 +202,19 @@ fn parse_number(w: &str) -> Option<u32> {
     }
 }
 
-/// The number after `prefix` in a word such as `v12` or `b3`.
+/// The number after `prefix` in a word such as `var2` or `verdict3`.
 fn numbered(w: &str, prefix: &str) -> Option<u32> {
     let digits = w.strip_prefix(prefix)?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     digits.parse().ok()
+}
+
+/// The number of a value or block, `v12` or `b3`: below `u32::MAX`,
+/// which no [`Val`] or [`BlockId`] can have (entity keys reserve it).
+fn numbered_id(w: &str, prefix: &str) -> Option<u32> {
+    numbered(w, prefix).filter(|&n| n != u32::MAX)
 }
 
 impl Parser {
@@ -255,7 +272,7 @@ impl Parser {
             };
             l.end()?;
             self.entry_seen = true;
-        } else if let Some(n) = numbered(first, "v") {
+        } else if let Some(n) = numbered_id(first, "v") {
             let want = self.ir.vals.len();
             if n as usize != want {
                 return Err(l.err(format!("expected v{want} (values are numbered in order)")));
@@ -265,7 +282,7 @@ impl Parser {
             let node = self.node(&mut l)?;
             l.end()?;
             self.ir.push_node(node);
-        } else if let Some(n) = numbered(first, "b") {
+        } else if let Some(n) = numbered_id(first, "b") {
             let want = self.ir.blocks.len();
             if n as usize != want {
                 return Err(l.err(format!("expected b{want} (blocks are numbered in order)")));
@@ -290,12 +307,17 @@ impl Parser {
     fn val(&mut self, l: &mut Line<'_>) -> Result<Val, ParseError> {
         let col = l.col();
         let w = l.word("a value `vN`")?;
-        let Some(n) = numbered(w, "v") else {
+        let Some(n) = numbered_id(w, "v") else {
             l.at -= 1;
             return Err(l.err(format!("expected a value `vN`, not `{w}`")));
         };
-        self.val_refs.push((Val(n), l.line, col));
-        Ok(Val(n))
+        let id = Val::from_u32(n);
+        self.val_refs.push(Ref {
+            id,
+            line: l.line,
+            col,
+        });
+        Ok(id)
     }
 
     /// An edge: `bN`, `accept`, `reject` or `verdictN`.
@@ -305,10 +327,15 @@ impl Parser {
         Ok(match w {
             "accept" => Edge::ACCEPT,
             "reject" => Edge::REJECT,
-            _ => match (numbered(w, "b"), numbered(w, "verdict")) {
+            _ => match (numbered_id(w, "b"), numbered(w, "verdict")) {
                 (Some(n), _) => {
-                    self.block_refs.push((n, l.line, col));
-                    Edge::Block(n)
+                    let id = BlockId::from_u32(n);
+                    self.block_refs.push(Ref {
+                        id,
+                        line: l.line,
+                        col,
+                    });
+                    Edge::Block(id)
                 }
                 (None, Some(v)) => Edge::Verdict(Verdict(v)),
                 (None, None) => {
@@ -344,7 +371,7 @@ impl Parser {
             "load" => {
                 l.punct('[')?;
                 let off = match l.peek() {
-                    Some(Tok::Word(w)) if numbered(w, "v").is_some() => Some(self.val(l)?),
+                    Some(Tok::Word(w)) if numbered_id(w, "v").is_some() => Some(self.val(l)?),
                     _ => None,
                 };
                 let k = match (off, l.peek()) {
@@ -456,21 +483,21 @@ impl Parser {
 
     /// Every reference names a value or block the text defines.
     fn check_refs(&self) -> Result<(), ParseError> {
-        for &(v, line, col) in &self.val_refs {
-            if v.0 as usize >= self.ir.vals.len() {
+        for r in &self.val_refs {
+            if !self.ir.vals.is_valid(r.id) {
                 return Err(ParseError {
-                    line,
-                    col,
-                    message: format!("{v} is not defined"),
+                    line: r.line,
+                    col: r.col,
+                    message: format!("{} is not defined", r.id),
                 });
             }
         }
-        for &(b, line, col) in &self.block_refs {
-            if b as usize >= self.ir.blocks.len() {
+        for r in &self.block_refs {
+            if r.id.index() >= self.ir.blocks.len() {
                 return Err(ParseError {
-                    line,
-                    col,
-                    message: format!("b{b} is not defined"),
+                    line: r.line,
+                    col: r.col,
+                    message: format!("{} is not defined", r.id),
                 });
             }
         }

@@ -11,7 +11,9 @@
 
 use std::fmt;
 
-use super::{BinOp, Block, CmpOp, Cond, Edge, Ir, Meta, OnShort, Semantics, Val, ValNode};
+use super::{
+    BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, Meta, OnShort, Semantics, ValNode,
+};
 
 impl fmt::Display for Ir {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -25,19 +27,13 @@ impl fmt::Display for Ir {
             Some(e) => writeln!(f, "entry {}", EdgeText(e))?,
             None => writeln!(f, "entry none")?,
         }
-        for (i, node) in self.vals.iter().enumerate() {
-            writeln!(f, "v{i} = {}", NodeText(*node))?;
+        for (v, node) in self.vals.iter() {
+            writeln!(f, "{v} = {}", NodeText(*node))?;
         }
         for (i, b) in self.blocks.iter().enumerate() {
-            writeln!(f, "b{i}: {}", BlockText(b))?;
+            writeln!(f, "{}: {}", BlockId::new(i), BlockText(b))?;
         }
         Ok(())
-    }
-}
-
-impl fmt::Display for Val {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}", self.0)
     }
 }
 
@@ -47,7 +43,7 @@ struct EdgeText(Edge);
 impl fmt::Display for EdgeText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Edge::Block(i) => write!(f, "b{i}"),
+            Edge::Block(i) => write!(f, "{i}"),
             Edge::ACCEPT => f.write_str("accept"),
             Edge::REJECT => f.write_str("reject"),
             Edge::Verdict(v) => write!(f, "verdict{}", v.0),

@@ -1,94 +1,96 @@
 //! [`Ir::verify`]: checks the invariants the IR's documentation states,
 //! which the optimiser and the code generator rely on.
 
-use super::{Cond, Edge, Ir, MAX_VARS, OnShort, Semantics, Val, ValNode};
+use cranelift_entity::SecondaryMap;
 
-/// An invariant of the IR that does not hold; indices are arena indices
-/// of values (`vN`) and block indices (`bN`).
+use super::{BlockId, Cond, Edge, EntityRef, Ir, MAX_VARS, OnShort, Semantics, Val, ValNode};
+
+/// An invariant of the IR that does not hold, naming values (`vN`) and
+/// blocks (`bN`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// The entry goes to a block that does not exist.
-    #[error("the entry goes to b{to}, which does not exist")]
+    #[error("the entry goes to {to}, which does not exist")]
     MissingEntry {
         /// The block named.
-        to: u32,
+        to: BlockId,
     },
     /// An edge goes to a block that does not exist or is not after the
     /// block it leaves (blocks only jump forward).
-    #[error("b{block} jumps to b{to}: edges go forward to an existing block")]
+    #[error("{block} jumps to {to}: edges go forward to an existing block")]
     Edge {
         /// The block the edge leaves.
-        block: u32,
+        block: BlockId,
         /// The block it goes to.
-        to: u32,
+        to: BlockId,
     },
     /// A value uses one that is not earlier in the arena.
-    #[error("v{val} uses v{operand}, which is not an earlier value")]
+    #[error("{val} uses {operand}, which is not an earlier value")]
     Operand {
         /// The value.
-        val: u32,
+        val: Val,
         /// Its operand.
-        operand: u32,
+        operand: Val,
     },
     /// A block tests or assigns a value that does not exist.
-    #[error("b{block} uses v{val}, which does not exist")]
+    #[error("{block} uses {val}, which does not exist")]
     MissingValue {
         /// The block.
-        block: u32,
+        block: BlockId,
         /// The value named.
-        val: u32,
+        val: Val,
     },
     /// A value equals an earlier one: values are interned.
-    #[error("v{val} repeats v{first}: values are interned")]
+    #[error("{val} repeats {first}: values are interned")]
     Duplicate {
         /// The later value.
-        val: u32,
+        val: Val,
         /// The earlier one.
-        first: u32,
+        first: Val,
     },
     /// A load of another size than 1, 2 or 4 bytes.
-    #[error("v{val} loads {size} bytes (1, 2 or 4)")]
+    #[error("{val} loads {size} bytes (1, 2 or 4)")]
     LoadSize {
         /// The load.
-        val: u32,
+        val: Val,
         /// Its size.
         size: u8,
     },
     /// A value reads a variable numbered `MAX_VARS` or more.
-    #[error("v{val} reads variable {var}, past the {MAX_VARS} there are")]
+    #[error("{val} reads variable {var}, past the {MAX_VARS} there are")]
     ValueVar {
         /// The value.
-        val: u32,
+        val: Val,
         /// The variable.
         var: u32,
     },
     /// A block assigns a variable numbered `MAX_VARS` or more.
-    #[error("b{block} sets variable {var}, past the {MAX_VARS} there are")]
+    #[error("{block} sets variable {var}, past the {MAX_VARS} there are")]
     LetVar {
         /// The block.
-        block: u32,
+        block: BlockId,
         /// The variable.
         var: u32,
     },
     /// An assignment's false edge is not REJECT.
-    #[error("b{block} is a `let` whose false edge is not reject")]
+    #[error("{block} is a `let` whose false edge is not reject")]
     LetFalseEdge {
         /// The block.
-        block: u32,
+        block: BlockId,
     },
     /// A block of an IR with libpcap's meaning goes on after a short
     /// read (with libpcap's meaning, a short read rejects the filter).
-    #[error("b{block} goes on after a short read, which libpcap's meaning does not allow")]
+    #[error("{block} goes on after a short read, which libpcap's meaning does not allow")]
     ShortEdge {
         /// The block.
-        block: u32,
+        block: BlockId,
     },
     /// A block reads a variable that some path from the entry to it
     /// does not set.
-    #[error("b{block} reads variable {var}, which some path to it does not set")]
+    #[error("{block} reads variable {var}, which some path to it does not set")]
     UnsetVar {
         /// The block.
-        block: u32,
+        block: BlockId,
         /// The variable.
         var: u32,
     },
@@ -121,15 +123,15 @@ impl Ir {
     }
 
     /// Checks 1; returns the variables each value reads, as bit sets.
-    fn verify_values(&self) -> Result<Vec<u64>, VerifyError> {
-        let mut reads: Vec<u64> = Vec::with_capacity(self.vals.len());
+    fn verify_values(&self) -> Result<SecondaryMap<Val, u64>, VerifyError> {
+        // Filled in arena order: the values before `val` are in it.
+        let mut reads: SecondaryMap<Val, u64> = SecondaryMap::with_capacity(self.vals.len());
         let mut seen = std::collections::HashMap::with_capacity(self.vals.len());
-        for (i, node) in self.vals.iter().enumerate() {
-            let val = i as u32;
+        for (val, node) in self.vals.iter() {
             let operand = |o: Val| -> Result<u64, VerifyError> {
-                match reads.get(o.0 as usize) {
+                match reads.get(o) {
                     Some(r) => Ok(*r),
-                    None => Err(VerifyError::Operand { val, operand: o.0 }),
+                    None => Err(VerifyError::Operand { val, operand: o }),
                 }
             };
             let r = match *node {
@@ -155,34 +157,34 @@ impl Ir {
             if let Some(first) = seen.insert(*node, val) {
                 return Err(VerifyError::Duplicate { val, first });
             }
-            reads.push(r);
+            reads[val] = r;
         }
         Ok(reads)
     }
 
     /// Checks 2.
     fn verify_blocks(&self) -> Result<(), VerifyError> {
-        let n = self.blocks.len() as u32;
+        let n = self.blocks.len();
         if let Some(Edge::Block(to)) = self.entry
-            && to >= n
+            && to.index() >= n
         {
             return Err(VerifyError::MissingEntry { to });
         }
-        let exists = |block: u32, v: Val| {
-            if (v.0 as usize) < self.vals.len() {
+        let exists = |block: BlockId, val: Val| {
+            if self.vals.is_valid(val) {
                 Ok(())
             } else {
-                Err(VerifyError::MissingValue { block, val: v.0 })
+                Err(VerifyError::MissingValue { block, val })
             }
         };
         for (i, b) in self.blocks.iter().enumerate() {
-            let block = i as u32;
+            let block = BlockId::new(i);
             if self.semantics == Semantics::Libpcap && b.short != OnShort::Reject {
                 return Err(VerifyError::ShortEdge { block });
             }
             for e in [b.t, b.f] {
                 if let Edge::Block(to) = e
-                    && (to <= block || to >= n)
+                    && (to <= block || to.index() >= n)
                 {
                     return Err(VerifyError::Edge { block, to });
                 }
@@ -210,28 +212,29 @@ impl Ir {
     /// Checks 3, on a sound graph: blocks in index order see every
     /// predecessor first, so one sweep finds the variables set on every
     /// path into each block.
-    fn verify_vars(&self, reads: &[u64]) -> Result<(), VerifyError> {
-        let mut set: Vec<Option<u64>> = vec![None; self.blocks.len()];
+    fn verify_vars(&self, reads: &SecondaryMap<Val, u64>) -> Result<(), VerifyError> {
+        let mut set: SecondaryMap<BlockId, Option<u64>> =
+            SecondaryMap::with_capacity(self.blocks.len());
         if let Some(Edge::Block(i)) = self.entry {
-            set[i as usize] = Some(0);
+            set[i] = Some(0);
         }
         for (i, b) in self.blocks.iter().enumerate() {
-            let Some(have) = set[i] else { continue };
+            let block = BlockId::new(i);
+            let Some(have) = set[block] else { continue };
             let (read, sets) = match b.cond {
-                Cond::Cmp { a, b, .. } => (reads[a.0 as usize] | reads[b.0 as usize], 0),
+                Cond::Cmp { a, b, .. } => (reads[a] | reads[b], 0),
                 Cond::ProtoChain { .. } => (0, 0),
-                Cond::Let { var, val } => (reads[val.0 as usize], 1u64 << var),
+                Cond::Let { var, val } => (reads[val], 1u64 << var),
             };
             let unset = read & !have;
             if unset != 0 {
                 return Err(VerifyError::UnsetVar {
-                    block: i as u32,
+                    block,
                     var: unset.trailing_zeros(),
                 });
             }
             for (e, out) in [(b.t, have | sets), (b.f, have)] {
                 if let Edge::Block(j) = e {
-                    let j = j as usize;
                     set[j] = Some(set[j].map_or(out, |x| x & out));
                 }
             }

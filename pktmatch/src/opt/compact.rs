@@ -1,45 +1,50 @@
 //! Dead-block removal: blocks no edge reaches go, the others keep their
 //! order and are numbered again.
 
-use super::{DEAD, Scratch};
-use crate::ir::{Edge, Ir};
+use super::Scratch;
+use crate::ir::{BlockId, Edge, EntityRef, Ir};
 
 /// Drops unreachable blocks, keeping the order.
 pub(super) fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
     let n = ir.blocks.len();
     s.reset(n);
     let slots = &mut s.slots;
-    // Mark the live blocks (index 0), then number them.
+    // Mark the live blocks (with any index), then number them.
+    let live = BlockId::new(0).into();
     if let Some(Edge::Block(i)) = ir.entry {
-        slots[i as usize].index = 0;
+        slots[i.index()].index = live;
     }
     for i in 0..n {
-        if slots[i].index != DEAD {
+        if slots[i].index.is_some() {
             for e in [ir.blocks[i].t, ir.blocks[i].f] {
                 if let Edge::Block(j) = e {
-                    slots[j as usize].index = 0;
+                    slots[j.index()].index = live;
                 }
             }
         }
     }
-    let mut next = 0u32;
+    let mut next = 0;
     for slot in slots.iter_mut() {
-        if slot.index != DEAD {
-            slot.index = next;
+        if slot.index.is_some() {
+            slot.index = BlockId::new(next).into();
             next += 1;
         }
     }
-    if next as usize == n {
+    if next == n {
         // All live: the numbering stays as it is.
         return false;
     }
     let map = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(slots[i as usize].index),
+        Edge::Block(i) => Edge::Block(
+            slots[i.index()]
+                .index
+                .expect("live blocks go to live blocks"),
+        ),
         e => e,
     };
     let mut kept = 0;
     for (i, slot) in slots.iter().enumerate() {
-        if slot.index != DEAD {
+        if slot.index.is_some() {
             let mut b = ir.blocks[i];
             b.t = map(b.t);
             b.f = map(b.f);

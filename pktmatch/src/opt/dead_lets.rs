@@ -4,7 +4,7 @@
 //! loop.
 
 use super::jumps::can_reject;
-use crate::ir::{Cond, Edge, Ir, Val, ValNode};
+use crate::ir::{Cond, Edge, EntityRef, Ir, Val, ValNode};
 
 /// The variables `v` reads, as a bit set.
 fn reads(ir: &Ir, v: Val) -> u64 {
@@ -32,7 +32,7 @@ pub(super) fn drop_dead_lets(ir: &mut Ir) {
     let n = ir.blocks.len();
     let mut alias: Vec<Option<Edge>> = vec![None; n];
     let res = |e: Edge, alias: &[Option<Edge>]| match e {
-        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+        Edge::Block(i) => alias[i.index()].unwrap_or(e),
         e => e,
     };
     for i in (0..n).rev() {

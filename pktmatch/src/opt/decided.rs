@@ -7,14 +7,14 @@
 //! rejected the packet.
 
 use super::jumps::constant;
-use crate::ir::{Cond, Edge, Ir, OnShort};
+use crate::ir::{Cond, Edge, EntityRef, Ir, OnShort};
 
 /// Points edges (and the entry) past blocks whose outcome is known.
 pub(super) fn skip_decided(ir: &mut Ir) {
     let n = ir.blocks.len();
     let mut alias: Vec<Option<Edge>> = vec![None; n];
     let res = |e: Edge, alias: &[Option<Edge>]| match e {
-        Edge::Block(i) => alias[i as usize].unwrap_or(e),
+        Edge::Block(i) => alias[i.index()].unwrap_or(e),
         e => e,
     };
     for i in (0..n).rev() {

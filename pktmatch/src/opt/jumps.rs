@@ -20,10 +20,34 @@
 //! decides which loads run, so a packet cut short gets libpcap's verdict
 //! only if the same tests stay.
 
-use crate::ir::{BinOp, Block, CmpOp, Cond, Edge, Ir, Val, ValNode};
+use cranelift_entity::packed_option::PackedOption;
+use cranelift_entity::{EntityRef, PrimaryMap, entity_impl};
 
-/// No edge (the entry's edges have no dominating edge).
-const NONE: u32 = u32::MAX;
+use crate::ir::{BinOp, Block, BlockId, CmpOp, Cond, Edge, Ir, Val, ValNode};
+
+/// An edge of the CFG, numbered as libpcap numbers them: block `b`'s
+/// true edge is `2 b`, its false edge `2 b + 1` (so edges sort as their
+/// blocks do).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct EdgeId(u32);
+entity_impl!(EdgeId, "e");
+
+impl EdgeId {
+    /// Block `b`'s true edge (`true_edge`) or false edge.
+    fn of(b: BlockId, true_edge: bool) -> EdgeId {
+        EdgeId::from_u32(2 * b.as_u32() + u32::from(!true_edge))
+    }
+
+    /// The block the edge leaves.
+    fn block(self) -> BlockId {
+        BlockId::from_u32(self.0 / 2)
+    }
+
+    /// Whether it is its block's true edge.
+    fn is_true(self) -> bool {
+        self.0 & 1 == 0
+    }
+}
 
 /// libpcap gives up after this many passes in a row that only moved
 /// branches (it may cycle).
@@ -35,11 +59,11 @@ pub(crate) struct PassInfo {
     /// The blocks reachable at the pass start, in libpcap's order: by
     /// level from the verdicts up, each level in the order of its list
     /// (`find_levels`).
-    pub order: Vec<u32>,
-    /// Per block, what the pass start says about it.
-    blocks: Vec<BlockInfo>,
+    pub order: Vec<BlockId>,
+    /// Per block of the IR, in order, what the pass start says about it.
+    blocks: PrimaryMap<BlockId, BlockInfo>,
     /// Buffers of `compute`.
-    stack: Vec<(u32, u8)>,
+    stack: Vec<(BlockId, u8)>,
     level_start: Vec<u32>,
 }
 
@@ -49,12 +73,12 @@ pub(crate) struct PassInfo {
 struct BlockInfo {
     /// Reachable at the pass start.
     reached: bool,
-    /// The immediate dominator (the entry: itself).
-    idom: u32,
-    /// The immediate dominating edge of the block's two edges (edge
-    /// `2 i` is block `i`'s true edge, `2 i + 1` its false edge), `NONE`
-    /// at the entry.
-    edom: u32,
+    /// The immediate dominator (the entry: itself); none until the sweep
+    /// of `compute` meets a predecessor (so none if unreachable).
+    idom: PackedOption<BlockId>,
+    /// The immediate dominating edge of the block's two edges (see
+    /// [`EdgeId`]); none at the entry, whose edges have none.
+    edom: PackedOption<EdgeId>,
     /// Distance from the verdicts.
     level: u32,
     /// Its test as `fold_edge` sees it.
@@ -67,39 +91,45 @@ struct BlockInfo {
 
 impl PassInfo {
     /// Whether block `i` was reachable at the pass start.
-    pub fn reached(&self, i: usize) -> bool {
+    pub fn reached(&self, i: BlockId) -> bool {
         self.blocks[i].reached
     }
 
     /// The immediate dominator of reachable block `i`.
-    pub fn idom(&self, i: usize) -> u32 {
-        self.blocks[i].idom
+    pub fn idom(&self, i: BlockId) -> BlockId {
+        self.blocks[i]
+            .idom
+            .expect("a reachable block has a dominator")
     }
 
     /// The accumulator value leaving block `i` (libpcap's `val[A_ATOM]`).
-    pub fn avalue(&self, i: usize) -> Option<AValue> {
+    pub fn avalue(&self, i: BlockId) -> Option<AValue> {
         self.blocks[i].avalue
     }
 
     /// Whether libpcap's test of block `i` is the negation of ours.
-    pub fn negated(&self, i: usize) -> bool {
+    pub fn negated(&self, i: BlockId) -> bool {
         self.blocks[i].negated
     }
 
-    /// The immediate dominating edge of edge `e`.
-    fn edom(&self, e: u32) -> u32 {
-        self.blocks[(e / 2) as usize].edom
+    /// The immediate dominating edge of edge `e` (none for the entry's).
+    fn edom(&self, e: EdgeId) -> Option<EdgeId> {
+        self.blocks[e.block()].edom.expand()
     }
 
     fn compute(&mut self, ir: &Ir, first: bool) {
         self.order.clear();
         self.blocks.clear();
         self.blocks.extend(ir.blocks.iter().map(|b| {
-            let (avalue, test, negated) = read_test(ir, b.cond, first);
+            let LibTest {
+                avalue,
+                test,
+                negated,
+            } = read_test(ir, b.cond, first);
             BlockInfo {
                 reached: false,
-                idom: NONE,
-                edom: NONE,
+                idom: None.into(),
+                edom: None.into(),
                 level: 0,
                 test,
                 avalue,
@@ -112,29 +142,29 @@ impl PassInfo {
         // Levels by a depth-first walk, true edge first; `order` gets the
         // blocks as their walks end.
         self.stack.clear();
-        self.blocks[entry as usize].reached = true;
+        self.blocks[entry].reached = true;
         self.stack.push((entry, 0));
         let mut top_level = 0;
         while let Some(top) = self.stack.last_mut() {
             let (i, step) = *top;
-            let b = ir.blocks[i as usize];
+            let b = ir.blocks[i.index()];
             if step < 2 {
                 top.1 += 1;
                 if let Edge::Block(j) = if step == 0 { b.t } else { b.f }
-                    && !self.blocks[j as usize].reached
+                    && !self.blocks[j].reached
                 {
-                    self.blocks[j as usize].reached = true;
+                    self.blocks[j].reached = true;
                     self.stack.push((j, 0));
                 }
                 continue;
             }
             self.stack.pop();
             let lv = |e: Edge| match e {
-                Edge::Block(j) => self.blocks[j as usize].level,
+                Edge::Block(j) => self.blocks[j].level,
                 _ => 0,
             };
             let level = lv(b.t).max(lv(b.f)) + 1;
-            self.blocks[i as usize].level = level;
+            self.blocks[i].level = level;
             top_level = top_level.max(level);
             self.order.push(i);
         }
@@ -144,14 +174,14 @@ impl PassInfo {
         self.level_start.clear();
         self.level_start.resize(top_level as usize + 2, 0);
         for &i in &self.order {
-            self.level_start[self.blocks[i as usize].level as usize + 1] += 1;
+            self.level_start[self.blocks[i].level as usize + 1] += 1;
         }
         for l in 1..self.level_start.len() {
             self.level_start[l] += self.level_start[l - 1];
         }
         self.stack.extend(self.order.iter().map(|&i| (i, 0)));
         for &(i, _) in self.stack.iter().rev() {
-            let slot = &mut self.level_start[self.blocks[i as usize].level as usize];
+            let slot = &mut self.level_start[self.blocks[i].level as usize];
             self.order[*slot as usize] = i;
             *slot += 1;
         }
@@ -159,55 +189,52 @@ impl PassInfo {
         // Dominators: blocks only jump forward, so one sweep in index
         // order sees every predecessor of a block before the block. Until
         // a block's turn, its `idom` and `edom` gather its predecessors'.
-        self.blocks[entry as usize].idom = entry;
-        for i in 0..ir.blocks.len() {
+        self.blocks[entry].idom = entry.into();
+        for (i, b) in ir.blocks.iter().enumerate() {
+            let i = BlockId::new(i);
             if !self.blocks[i].reached {
                 continue;
             }
-            let b = ir.blocks[i];
-            for (s, e) in [b.t, b.f].into_iter().enumerate() {
+            for (e, true_edge) in [(b.t, true), (b.f, false)] {
                 let Edge::Block(j) = e else { continue };
-                let edge = (2 * i + s) as u32;
-                let to = self.blocks[j as usize];
-                let edom = if to.edom == NONE && to.idom == NONE {
-                    edge
-                } else {
-                    self.common_edge(to.edom, edge)
+                let edge = EdgeId::of(i, true_edge);
+                let to = self.blocks[j];
+                let edom = match (to.edom.expand(), to.idom.expand()) {
+                    (None, None) => Some(edge),
+                    (e, _) => self.common_edge(e, edge),
                 };
-                let idom = if to.idom == NONE {
-                    i as u32
-                } else {
-                    self.common_block(to.idom, i as u32)
+                let idom = match to.idom.expand() {
+                    None => i,
+                    Some(d) => self.common_block(d, i),
                 };
-                self.blocks[j as usize].edom = edom;
-                self.blocks[j as usize].idom = idom;
+                self.blocks[j].edom = edom.into();
+                self.blocks[j].idom = idom.into();
             }
         }
     }
 
-    /// The nearest edge dominating both edges `a` and `b` (or being one).
-    fn common_edge(&self, mut a: u32, mut b: u32) -> u32 {
+    /// The nearest edge dominating both edges `a` and `b` (or being one);
+    /// none when an edge of the entry is reached first.
+    fn common_edge(&self, a: Option<EdgeId>, b: EdgeId) -> Option<EdgeId> {
+        let (mut a, mut b) = (a?, b);
         while a != b {
-            if a == NONE || b == NONE {
-                return NONE;
-            }
             if a > b {
-                a = self.edom(a);
+                a = self.edom(a)?;
             } else {
-                b = self.edom(b);
+                b = self.edom(b)?;
             }
         }
-        a
+        Some(a)
     }
 
     /// The nearest block dominating both blocks.
-    fn common_block(&self, mut a: u32, mut b: u32) -> u32 {
+    fn common_block(&self, mut a: BlockId, mut b: BlockId) -> BlockId {
         while a != b {
             while a > b {
-                a = self.blocks[a as usize].idom;
+                a = self.idom(a);
             }
             while b > a {
-                b = self.blocks[b as usize].idom;
+                b = self.idom(b);
             }
         }
         a
@@ -252,10 +279,33 @@ struct Test {
     neg: bool,
 }
 
-/// The accumulator leaving a block as libpcap numbers it: the value
-/// tested, whether a relation loaded it, and in the first pass the value
-/// an equality relation subtracts.
-pub(crate) type AValue = (Val, bool, Option<Val>);
+/// The accumulator leaving a block as libpcap numbers it (its value
+/// number, `val[A_ATOM]`): two blocks leave the same number when all
+/// three parts agree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AValue {
+    /// The value tested.
+    val: Val,
+    /// A relation loaded it: libpcap loads a relation's packet bytes
+    /// through its index register, a value number of its own.
+    relation: bool,
+    /// In the first pass, the value an equality relation subtracts (it
+    /// still tests `a - k == 0` then).
+    sub: Option<Val>,
+}
+
+/// A block's test as libpcap has it, as [`read_test`] finds it.
+#[derive(Default)]
+struct LibTest {
+    /// The accumulator value it compares; none for a `protochain` or an
+    /// assignment.
+    avalue: Option<AValue>,
+    /// The test against a constant as `fold_edge` sees it.
+    test: Option<Test>,
+    /// libpcap's test is the negation of the block's (a `jset` whose true
+    /// edge is the block's false edge, see `as_jset`).
+    negated: bool,
+}
 
 /// A primitive's `(x & m) == 0` as libpcap's `opt_peep` rewrites it in
 /// the first pass: `x & m` not set (`jset #m` with the edges swapped).
@@ -285,45 +335,58 @@ fn as_jset(ir: &Ir, cond: Cond, first_pass: bool) -> Option<(Val, u32)> {
     Some((if first_pass { a } else { x }, m))
 }
 
-/// A block's test as libpcap has it: the accumulator value it compares
-/// (see [`AValue`]), the test against a constant as `fold_edge` sees it,
-/// and whether libpcap's test is the negation of the block's (a `jset`
-/// whose true edge is the block's false edge, see `as_jset`).
-fn read_test(ir: &Ir, cond: Cond, first_pass: bool) -> (Option<AValue>, Option<Test>, bool) {
+/// A block's test as libpcap has it: the accumulator value it compares,
+/// the test against a constant as `fold_edge` sees it, and whether
+/// libpcap's test is the negation of the block's (see [`LibTest`]).
+fn read_test(ir: &Ir, cond: Cond, first_pass: bool) -> LibTest {
     let Cond::Cmp { a, op, b, relation } = cond else {
-        return (None, None, false);
+        return LibTest::default();
     };
     if let Some((x, m)) = as_jset(ir, cond, first_pass) {
-        let a = (x, false, None);
+        let a = AValue {
+            val: x,
+            relation: false,
+            sub: None,
+        };
         let test = Test {
             a,
             op: CmpOp::Set,
             k: m,
             neg: true,
         };
-        return (Some(a), Some(test), true);
+        return LibTest {
+            avalue: Some(a),
+            test: Some(test),
+            negated: true,
+        };
     }
-    let form = relation && has_load(ir, a);
-    let sub = (relation && first_pass && op == CmpOp::Eq).then_some(b);
-    let a = (a, form, sub);
+    let a = AValue {
+        val: a,
+        relation: relation && has_load(ir, a),
+        sub: (relation && first_pass && op == CmpOp::Eq).then_some(b),
+    };
     let test = ir.const_of(b).map(|k| Test {
         a,
         op,
         k,
         neg: false,
     });
-    (Some(a), test, false)
+    LibTest {
+        avalue: Some(a),
+        test,
+        negated: false,
+    }
 }
 
 /// libpcap's `fold_edge`: where block `child` (whose test is `c`) goes
 /// when edge `d` was taken, if that decides it.
-fn fold_edge(info: &PassInfo, child: Block, c: &Test, d: u32) -> Option<Edge> {
-    let p = info.blocks[(d / 2) as usize].test.as_ref()?;
+fn fold_edge(info: &PassInfo, child: Block, c: &Test, d: EdgeId) -> Option<Edge> {
+    let p = info.blocks[d.block()].test.as_ref()?;
     if c.op != p.op || c.a != p.a {
         return None;
     }
     // In libpcap's terms: the sense of the edge, the child's edges.
-    let sense = (d & 1 == 0) != p.neg;
+    let sense = d.is_true() != p.neg;
     let (jt, jf) = if c.neg {
         (child.f, child.t)
     } else {
@@ -364,9 +427,9 @@ pub(crate) fn constant(ir: &Ir, cond: Cond) -> Option<bool> {
 
 /// libpcap's `opt_j` on edge `e`; says whether it moved the edge, and
 /// whether that was past a test whose edges meet.
-fn opt_j(ir: &mut Ir, info: &PassInfo, e: u32) -> (bool, bool) {
-    let i = (e / 2) as usize;
-    let old = if e & 1 == 0 {
+fn opt_j(ir: &mut Ir, info: &PassInfo, e: EdgeId) -> (bool, bool) {
+    let i = e.block().index();
+    let old = if e.is_true() {
         ir.blocks[i].t
     } else {
         ir.blocks[i].f
@@ -374,28 +437,28 @@ fn opt_j(ir: &mut Ir, info: &PassInfo, e: u32) -> (bool, bool) {
     let mut target = old;
     let mut skipped = false;
     if let Edge::Block(s) = target {
-        let sb = ir.blocks[s as usize];
+        let sb = ir.blocks[s.index()];
         if may_skip(ir, sb) {
             target = sb.t;
             skipped = true;
         }
     }
     'top: while let Edge::Block(s) = target {
-        let child = ir.blocks[s as usize];
-        let Some(c) = &info.blocks[s as usize].test else {
+        let child = ir.blocks[s.index()];
+        let Some(c) = &info.blocks[s].test else {
             break;
         };
-        let mut d = e;
-        while d != NONE {
-            if let Some(next) = fold_edge(info, child, c, d) {
+        let mut d = Some(e);
+        while let Some(dom) = d {
+            if let Some(next) = fold_edge(info, child, c, dom) {
                 target = next;
                 continue 'top;
             }
-            d = info.edom(d);
+            d = info.edom(dom);
         }
         break;
     }
-    if e & 1 == 0 {
+    if e.is_true() {
         ir.blocks[i].t = target;
     } else {
         ir.blocks[i].f = target;
@@ -446,7 +509,7 @@ pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
     };
     // opt_peep: a test of constants goes one way.
     for k in 0..p.info.order.len() {
-        let i = p.info.order[k] as usize;
+        let i = p.info.order[k].index();
         let b = ir.blocks[i];
         r.relation |= matches!(
             b.cond,
@@ -463,7 +526,7 @@ pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
     }
     for k in 0..p.info.order.len() {
         let i = p.info.order[k];
-        for e in [2 * i, 2 * i + 1] {
+        for e in [EdgeId::of(i, true), EdgeId::of(i, false)] {
             let (moved, skipped) = opt_j(ir, &p.info, e);
             r.changed |= moved;
             r.other |= skipped;

@@ -3,24 +3,45 @@
 //! libpcap's does.
 
 use super::{Scratch, Slot};
-use crate::ir::{Edge, Ir};
+use crate::ir::{Block, BlockId, Cond, Edge, EntityRef, Ir, OnShort};
 
 /// Up to this many blocks, `merge_duplicates` looks for an equal block
 /// by scanning (cheaper than building a hash map); past it, the scans
 /// (quadratic, every round) cost more than the map.
 const SCAN_MAX: usize = 16;
 
+/// What two blocks must share to merge: all but their spans.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct BlockKey {
+    cond: Cond,
+    t: Edge,
+    f: Edge,
+    short: OnShort,
+}
+
+impl BlockKey {
+    /// The key of block `b`.
+    fn of(b: &Block) -> BlockKey {
+        BlockKey {
+            cond: b.cond,
+            t: b.t,
+            f: b.f,
+            short: b.short,
+        }
+    }
+}
+
 /// Where an edge goes once blocks are replaced by their aliases.
 fn resolve(e: Edge, slots: &[Slot]) -> Edge {
     match e {
-        Edge::Block(i) => slots[i as usize].alias.unwrap_or(e),
+        Edge::Block(i) => slots[i.index()].alias.unwrap_or(e),
         e => e,
     }
 }
 
 /// Points block `i`'s edges past aliased blocks; returns whether they
 /// moved, and the block.
-fn set_edges(ir: &mut Ir, i: usize, slots: &[Slot]) -> (bool, crate::ir::Block) {
+fn set_edges(ir: &mut Ir, i: usize, slots: &[Slot]) -> (bool, Block) {
     let old = ir.blocks[i];
     let mut b = old;
     b.t = resolve(b.t, slots);
@@ -58,21 +79,18 @@ pub(super) fn merge_duplicates(ir: &mut Ir, s: &mut Scratch) -> bool {
     for i in (0..n).rev() {
         let (moved, b) = set_edges(ir, i, &s.slots);
         changed |= moved;
-        let key = (b.cond, b.t, b.f, b.short);
+        let key = BlockKey::of(&b);
         // At most one later block with this key is kept (the others are
         // aliases of it): that is the one to merge into.
         let kept = if n <= SCAN_MAX {
             (i + 1..n)
-                .find(|&j| {
-                    let o = ir.blocks[j];
-                    s.slots[j].alias.is_none() && (o.cond, o.t, o.f, o.short) == key
-                })
-                .map(|j| j as u32)
+                .find(|&j| s.slots[j].alias.is_none() && BlockKey::of(&ir.blocks[j]) == key)
+                .map(BlockId::new)
         } else {
             match s.seen.entry(key) {
                 std::collections::hash_map::Entry::Occupied(kept) => Some(*kept.get()),
                 std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(i as u32);
+                    slot.insert(BlockId::new(i));
                     None
                 }
             }

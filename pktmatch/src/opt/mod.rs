@@ -41,32 +41,26 @@ mod root;
 
 use std::collections::HashMap;
 
-use crate::ir::{Cond, Edge, FxBuild, Ir, OnShort, Semantics};
+use cranelift_entity::packed_option::PackedOption;
+
+use crate::ir::{BlockId, Edge, EntityRef, FxBuild, Ir, Semantics};
 use compact::compact;
 use dead_lets::drop_dead_lets;
 use decided::skip_decided;
 use jumps::{Passes, branch_loop};
-use merge::merge_duplicates;
+use merge::{BlockKey, merge_duplicates};
 use root::{keep_root_loads, skip_trivial_root};
 
-/// Per-block working state of the passes.
-#[derive(Clone, Copy)]
+/// Per-block working state of the passes; the default is a slot before
+/// a pass looks at its block.
+#[derive(Clone, Copy, Default)]
 struct Slot {
     /// Where an edge to the block really goes (`merge_duplicates`).
     alias: Option<Edge>,
-    /// The block's index after compaction, `DEAD` if unreachable
+    /// The block's id after compaction, none if no edge reaches it
     /// (`compact`).
-    index: u32,
+    index: PackedOption<BlockId>,
 }
-
-/// `Slot::index` of a block no edge reaches.
-const DEAD: u32 = u32::MAX;
-
-/// A slot before a pass looks at its block.
-const FRESH: Slot = Slot {
-    alias: None,
-    index: DEAD,
-};
 
 /// Buffers the passes reuse from round to round, so that a round
 /// allocates nothing once they have grown.
@@ -74,14 +68,14 @@ const FRESH: Slot = Slot {
 struct Scratch {
     slots: Vec<Slot>,
     /// The blocks kept so far by `merge_duplicates`, on large graphs.
-    seen: HashMap<(Cond, Edge, Edge, OnShort), u32, FxBuild>,
+    seen: HashMap<BlockKey, BlockId, FxBuild>,
 }
 
 impl Scratch {
     /// `n` fresh slots.
     fn reset(&mut self, n: usize) {
         self.slots.clear();
-        self.slots.resize(n, FRESH);
+        self.slots.resize(n, Slot::default());
     }
 }
 
@@ -108,7 +102,7 @@ fn optimize_exact(ir: &mut Ir) {
 fn optimize_like_libpcap(ir: &mut Ir) {
     drop_dead_lets(ir);
     let root = match ir.entry {
-        Some(Edge::Block(i)) => Some(ir.blocks[i as usize]),
+        Some(Edge::Block(i)) => Some(ir.blocks[i.index()]),
         _ => None,
     };
     let mut s = Scratch::default();

@@ -20,7 +20,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::jumps::{AValue, PassInfo};
-use crate::ir::{Block, Edge, Ir};
+use crate::ir::{Block, BlockId, Edge, EntityRef, Ir};
 
 /// The pull-ups of one pass, at each block in the pass's order; says
 /// whether any applied. Leaves the blocks in topological order.
@@ -30,7 +30,6 @@ pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph) -> bool {
     g.built = false;
     let mut pulled = false;
     for &b in &info.order {
-        let b = b as usize;
         // libpcap tries both at each block.
         pulled |= pull(ir, g, info, b, true);
         pulled |= pull(ir, g, info, b, false);
@@ -49,15 +48,15 @@ pub(crate) struct Graph {
     /// Block `i`'s in-edges are `preds[pred_start[i]..pred_start[i + 1]]`,
     /// one per edge (a block whose edges meet there is in twice).
     pred_start: Vec<u32>,
-    preds: Vec<u32>,
+    preds: Vec<BlockId>,
     /// `preds` is up to date for this pass.
     built: bool,
     /// Blocks as they were before a pull-up changed them (to undo it).
-    undo: Vec<(usize, Block)>,
+    undo: Vec<(BlockId, Block)>,
     /// Buffers of `build`, `reaches_itself` and `sort_topologically`.
     incoming: Vec<u32>,
     order: Vec<usize>,
-    new_index: Vec<u32>,
+    new_index: Vec<BlockId>,
     ready: BinaryHeap<Reverse<usize>>,
     old: Vec<Block>,
 }
@@ -70,7 +69,7 @@ impl Graph {
         let edges = |i: usize| {
             let b = ir.blocks[i];
             let to = |e: Edge| match e {
-                Edge::Block(j) if info.reached(i) => Some(j as usize),
+                Edge::Block(j) if info.reached(BlockId::new(i)) => Some(j.index()),
                 _ => None,
             };
             [to(b.t), to(b.f)].into_iter().flatten()
@@ -86,7 +85,8 @@ impl Graph {
             self.pred_start[i + 1] += self.pred_start[i];
         }
         self.preds.clear();
-        self.preds.resize(self.pred_start[n] as usize, 0);
+        self.preds
+            .resize(self.pred_start[n] as usize, BlockId::new(0));
         // Fill each block's range from its end down.
         let fill = &mut self.incoming;
         fill.clear();
@@ -94,33 +94,34 @@ impl Graph {
         for i in 0..n {
             for j in edges(i) {
                 fill[j] -= 1;
-                self.preds[fill[j] as usize] = i as u32;
+                self.preds[fill[j] as usize] = BlockId::new(i);
             }
         }
     }
 
-    fn preds_of(&self, i: usize) -> &[u32] {
+    fn preds_of(&self, b: BlockId) -> &[BlockId] {
+        let i = b.index();
         &self.preds[self.pred_start[i] as usize..self.pred_start[i + 1] as usize]
     }
 }
 
 /// Whether every path from the entry to `c` went through `b` at the pass
 /// start.
-fn dominates(info: &PassInfo, b: usize, c: usize) -> bool {
+fn dominates(info: &PassInfo, b: BlockId, c: BlockId) -> bool {
     if !info.reached(c) {
         return false;
     }
-    let mut c = c as u32;
-    while c as usize > b {
-        c = info.idom(c as usize);
+    let mut c = c;
+    while c > b {
+        c = info.idom(c);
     }
-    c as usize == b
+    c == b
 }
 
 /// A block's true and false edges as libpcap's test has them (it tests
 /// the negation of some of ours, see `jumps::negated`).
-fn lib_edges(ir: &Ir, info: &PassInfo, x: usize) -> (Edge, Edge) {
-    let b = ir.blocks[x];
+fn lib_edges(ir: &Ir, info: &PassInfo, x: BlockId) -> (Edge, Edge) {
+    let b = ir.blocks[x.index()];
     if info.negated(x) {
         (b.f, b.t)
     } else {
@@ -130,9 +131,9 @@ fn lib_edges(ir: &Ir, info: &PassInfo, x: usize) -> (Edge, Edge) {
 
 /// Sets a block's edge that libpcap's test takes when true (`jt`) or
 /// false.
-fn set_lib_edge(ir: &mut Ir, info: &PassInfo, x: usize, jt: bool, e: Edge) {
+fn set_lib_edge(ir: &mut Ir, info: &PassInfo, x: BlockId, jt: bool, e: Edge) {
     let ours_t = jt != info.negated(x);
-    let b = &mut ir.blocks[x];
+    let b = &mut ir.blocks[x.index()];
     if ours_t {
         b.t = e;
     } else {
@@ -141,30 +142,30 @@ fn set_lib_edge(ir: &mut Ir, info: &PassInfo, x: usize, jt: bool, e: Edge) {
 }
 
 /// The accumulator value leaving a block (libpcap's `val[A_ATOM]`).
-fn tested(info: &PassInfo, b: usize) -> Option<AValue> {
+fn tested(info: &PassInfo, b: BlockId) -> Option<AValue> {
     info.avalue(b)
 }
 
 /// One pull-up with `b` as the head of an `or` chain (`or`) or an `and`
 /// chain; says whether it changed the graph.
-fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool {
+fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bool {
     // The edge a chain shares, and the one it continues by.
-    let shared = |ir: &Ir, x: usize| {
+    let shared = |ir: &Ir, x: BlockId| {
         let (jt, jf) = lib_edges(ir, info, x);
         if or { jt } else { jf }
     };
-    let next = |ir: &Ir, x: usize| {
+    let next = |ir: &Ir, x: BlockId| {
         let (jt, jf) = lib_edges(ir, info, x);
         if or { jf } else { jt }
     };
     // Changes a block's chain edge, noting the block for an undo.
-    let set_next = |ir: &mut Ir, undo: &mut Vec<(usize, Block)>, x: usize, e: Edge| {
-        undo.push((x, ir.blocks[x]));
+    let set_next = |ir: &mut Ir, undo: &mut Vec<(BlockId, Block)>, x: BlockId, e: Edge| {
+        undo.push((x, ir.blocks[x.index()]));
         set_lib_edge(ir, info, x, !or, e);
     };
     // Cheap first: the head and the test after it share the edge.
     match next(ir, b) {
-        Edge::Block(c) if shared(ir, c as usize) == shared(ir, b) => {}
+        Edge::Block(c) if shared(ir, c) == shared(ir, b) => {}
         _ => return false,
     }
     // Every predecessor of the head holds the same value. The graph is
@@ -177,14 +178,14 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
     let Some((&first, rest)) = g.preds_of(b).split_first() else {
         return false;
     };
-    let Some(val) = tested(info, first as usize) else {
+    let Some(val) = tested(info, first) else {
         return false;
     };
-    if rest.iter().any(|&p| tested(info, p as usize) != Some(val)) {
+    if rest.iter().any(|&p| tested(info, p) != Some(val)) {
         return false;
     }
     let target = shared(ir, b);
-    let in_chain = |ir: &Ir, x: usize| shared(ir, x) == target && dominates(info, b, x);
+    let in_chain = |ir: &Ir, x: BlockId| shared(ir, x) == target && dominates(info, b, x);
     // Down the chain to the first test of another value.
     let (mut diff, mut above) = (b, None);
     loop {
@@ -198,7 +199,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
             return false;
         };
         above = Some(diff);
-        diff = n as usize;
+        diff = n;
     }
     // Further down, the next test of the value: it moves up.
     let mut before = diff;
@@ -206,7 +207,6 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
         let Edge::Block(s) = next(ir, before) else {
             return false;
         };
-        let s = s as usize;
         if !in_chain(ir, s) {
             return false;
         }
@@ -219,18 +219,18 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
     undo.clear();
     let after = next(ir, pulled);
     set_next(ir, &mut undo, before, after);
-    set_next(ir, &mut undo, pulled, Edge::Block(diff as u32));
+    set_next(ir, &mut undo, pulled, Edge::Block(diff));
     match above {
-        Some(a) => set_next(ir, &mut undo, a, Edge::Block(pulled as u32)),
+        Some(a) => set_next(ir, &mut undo, a, Edge::Block(pulled)),
         // At the head: the edges into it (as the pass's threading left
         // them) now go to the pulled test. libpcap takes an in-edge for
         // the false edge when it is not the true one.
         None => {
             for k in 0..g.preds_of(b).len() {
-                let p = g.preds_of(b)[k] as usize;
-                undo.push((p, ir.blocks[p]));
-                let jt = lib_edges(ir, info, p).0 == Edge::Block(b as u32);
-                set_lib_edge(ir, info, p, jt, Edge::Block(pulled as u32));
+                let p = g.preds_of(b)[k];
+                undo.push((p, ir.blocks[p.index()]));
+                let jt = lib_edges(ir, info, p).0 == Edge::Block(b);
+                set_lib_edge(ir, info, p, jt, Edge::Block(pulled));
             }
         }
     }
@@ -239,7 +239,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
     let looped = reaches_itself(ir, g, pulled);
     if looped {
         for &(i, blk) in undo.iter().rev() {
-            ir.blocks[i] = blk;
+            ir.blocks[i.index()] = blk;
         }
     }
     g.undo = undo;
@@ -250,7 +250,8 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: usize, or: bool) -> bool
 /// through the pulled test (its new edges all start or end there, but
 /// the one that skips it, which cannot close a loop alone), so looking
 /// below it suffices: its descendants, not the whole graph.
-fn reaches_itself(ir: &Ir, g: &mut Graph, x: usize) -> bool {
+fn reaches_itself(ir: &Ir, g: &mut Graph, x: BlockId) -> bool {
+    let x = x.index();
     let seen = &mut g.incoming;
     seen.clear();
     seen.resize(ir.blocks.len(), 0);
@@ -261,7 +262,7 @@ fn reaches_itself(ir: &Ir, g: &mut Graph, x: usize) -> bool {
         let b = ir.blocks[i];
         for e in [b.t, b.f] {
             if let Edge::Block(j) = e {
-                let j = j as usize;
+                let j = j.index();
                 if j == x {
                     return true;
                 }
@@ -288,7 +289,7 @@ fn sort_topologically(ir: &mut Ir, g: &mut Graph) -> bool {
     for b in &ir.blocks {
         for e in [b.t, b.f] {
             if let Edge::Block(j) = e {
-                incoming[j as usize] += 1;
+                incoming[j.index()] += 1;
             }
         }
     }
@@ -312,7 +313,7 @@ fn sort_topologically(ir: &mut Ir, g: &mut Graph) -> bool {
         // true one when the false edge goes to a verdict).
         for e in [b.f, b.t] {
             if let Edge::Block(j) = e {
-                let j = j as usize;
+                let j = j.index();
                 incoming[j] -= 1;
                 if incoming[j] == 0 {
                     if follow.is_none() {
@@ -329,12 +330,12 @@ fn sort_topologically(ir: &mut Ir, g: &mut Graph) -> bool {
     }
     let new_index = &mut g.new_index;
     new_index.clear();
-    new_index.resize(n, 0);
+    new_index.resize(n, BlockId::new(0));
     for (k, &i) in order.iter().enumerate() {
-        new_index[i] = k as u32;
+        new_index[i] = BlockId::new(k);
     }
     let map = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(new_index[i as usize]),
+        Edge::Block(i) => Edge::Block(new_index[i.index()]),
         e => e,
     };
     g.old.clear();

@@ -3,13 +3,13 @@
 //! stay (`keep_root_loads`).
 
 use super::jumps::{can_reject, constant};
-use crate::ir::{Block, Cond, Edge, Ir};
+use crate::ir::{Block, BlockId, Cond, Edge, EntityRef, Ir};
 
 /// libpcap's `opt_root`: while the first test's edges meet, evaluation
 /// starts where they go.
 pub(super) fn skip_trivial_root(ir: &mut Ir) {
     while let Some(Edge::Block(i)) = ir.entry {
-        let b = ir.blocks[i as usize];
+        let b = ir.blocks[i.index()];
         ir.entry = Some(match constant(ir, b.cond) {
             Some(r) => {
                 if r {
@@ -43,11 +43,11 @@ pub(super) fn keep_root_loads(ir: &mut Ir, root: Block) {
         Cond::Cmp { a, b, .. } => can_reject(ir, a) || can_reject(ir, b),
         Cond::ProtoChain { .. } | Cond::Let { .. } => false,
     };
-    if !loads || ir.blocks[entry as usize].cond == root.cond {
+    if !loads || ir.blocks[entry.index()].cond == root.cond {
         return;
     }
     let shift = |e: Edge| match e {
-        Edge::Block(i) => Edge::Block(i + 1),
+        Edge::Block(i) => Edge::Block(BlockId::new(i.index() + 1)),
         e => e,
     };
     for b in &mut ir.blocks {
@@ -63,5 +63,5 @@ pub(super) fn keep_root_loads(ir: &mut Ir, root: Block) {
             ..root
         },
     );
-    ir.entry = Some(Edge::Block(0));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
 }
