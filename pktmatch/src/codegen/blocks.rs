@@ -72,7 +72,7 @@ impl Gen<'_, '_> {
     pub(super) fn body(&mut self, entry: Edge, last: bool) -> R<Option<Verdict>> {
         let ir = self.ir;
         let labels = self.asm.new_labels(ir.blocks.len());
-        self.block_labels = (0..ir.blocks.len()).map(|i| labels.get(i)).collect();
+        self.block_labels = labels;
         let target = |e: Edge, g: &mut Gen<'_, '_>| match e {
             Edge::Verdict(v) => g.verdict_label(v),
             Edge::Block(i) => labels.get(i.index()),
@@ -105,7 +105,7 @@ impl Gen<'_, '_> {
                 // Fall through to a verdict whose code is not placed yet
                 // (the higher one, a match, when both edges have one).
                 let open = |e: Edge| match e {
-                    Edge::Verdict(v) if !self.verdicts[v.0 as usize].placed => Some(v),
+                    Edge::Verdict(v) if !self.verdicts[v].placed => Some(v),
                     _ => None,
                 };
                 if let Some(v) = open(b.t).max(open(b.f)) {

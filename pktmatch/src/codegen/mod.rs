@@ -28,14 +28,14 @@ mod protochain;
 
 use std::sync::Arc;
 
-use bpf_builder::asm::{Asm, Label};
+use bpf_builder::asm::{Asm, Labels};
 
 use crate::Error;
 use crate::ir::{Edge, Ir, Val};
 use bounds::Scratch;
 use frame::Pool;
 use loads::Loads;
-use program::VerdictSlot;
+use program::VerdictSlots;
 
 pub use counters::{COUNTER_MATCHED, COUNTER_SEEN, counters_map};
 pub use frame::CALLER_SLOT;
@@ -105,11 +105,11 @@ struct Gen<'a, 'v> {
     asm: &'a mut Asm,
     opts: EmitOptions,
     /// The verdicts' code, by verdict number.
-    verdicts: Vec<VerdictSlot>,
+    verdicts: VerdictSlots,
     /// Where a short read in the block being emitted goes.
     short: Edge,
     /// The blocks' labels in the copy of the filter being emitted.
-    block_labels: Vec<Label>,
+    block_labels: Labels,
     free: Pool,
     source: Arc<str>,
     /// The caller's verdict code.

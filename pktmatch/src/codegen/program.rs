@@ -31,6 +31,64 @@ pub(super) struct VerdictSlot {
     pub(super) placed: bool,
 }
 
+/// The verdicts' code, by verdict number: a packet filter's two inline
+/// (no allocation in a compile that takes microseconds), any others after
+/// them.
+pub(super) struct VerdictSlots {
+    first: [VerdictSlot; 2],
+    more: Vec<VerdictSlot>,
+}
+
+impl VerdictSlots {
+    /// Labels for verdicts 0 to `last` (at least 0 and 1); the packet
+    /// filter's two keep the names listings have always shown.
+    fn new(asm: &mut Asm, last: u32) -> VerdictSlots {
+        let slot = |label| VerdictSlot {
+            label,
+            used: false,
+            placed: false,
+        };
+        VerdictSlots {
+            first: [
+                slot(asm.named_label("nomatch")),
+                slot(asm.named_label("match")),
+            ],
+            more: (2..=last)
+                .map(|v| slot(asm.named_label(format!("verdict{v}"))))
+                .collect(),
+        }
+    }
+
+    /// How many there are.
+    pub(super) fn len(&self) -> usize {
+        2 + self.more.len()
+    }
+
+    /// All of them, by verdict number.
+    fn iter(&self) -> impl Iterator<Item = &VerdictSlot> {
+        self.first.iter().chain(&self.more)
+    }
+}
+
+impl std::ops::Index<Verdict> for VerdictSlots {
+    type Output = VerdictSlot;
+    fn index(&self, v: Verdict) -> &VerdictSlot {
+        match v.0 {
+            n @ 0..2 => &self.first[n as usize],
+            n => &self.more[n as usize - 2],
+        }
+    }
+}
+
+impl std::ops::IndexMut<Verdict> for VerdictSlots {
+    fn index_mut(&mut self, v: Verdict) -> &mut VerdictSlot {
+        match v.0 {
+            n @ 0..2 => &mut self.first[n as usize],
+            n => &mut self.more[n as usize - 2],
+        }
+    }
+}
+
 /// Emits `ir` into `asm` as a whole program body: expects the context in
 /// r1 and ends in the caller's verdict code, placed once for each verdict
 /// the filter can reach (the verifier refuses dead code). A verdict goes
@@ -57,8 +115,7 @@ pub fn emit(
             Span::default(),
         ));
     }
-    // A label per verdict the filter can end with (the packet filter's
-    // two keep the names listings have always shown).
+    // A label per verdict the filter can end with.
     let last = ir
         .blocks
         .iter()
@@ -69,26 +126,16 @@ pub fn emit(
             Edge::Block(_) => None,
         })
         .max()
-        .unwrap_or(0)
-        .max(Verdict::MATCH.0);
-    let verdicts = (0..=last)
-        .map(|v| VerdictSlot {
-            label: match Verdict(v) {
-                Verdict::MATCH => asm.named_label("match"),
-                Verdict::NO_MATCH => asm.named_label("nomatch"),
-                _ => asm.named_label(format!("verdict{v}")),
-            },
-            used: false,
-            placed: false,
-        })
-        .collect();
+        .unwrap_or(0);
+    let verdicts = VerdictSlots::new(asm, last);
+    let no_blocks = asm.new_labels(0);
     let mut g = Gen {
         ir,
         asm,
         opts: *opts,
         verdicts,
         short: Edge::REJECT,
-        block_labels: Vec::new(),
+        block_labels: no_blocks,
         free: Pool::default(),
         source: Arc::from(source),
         verdict,
@@ -126,9 +173,9 @@ pub fn emit(
     // from the highest down (a packet filter's match before no match).
     let tail = tail.map(|v| v.0 as usize);
     let rest = (0..g.verdicts.len()).rev().filter(|&v| Some(v) != tail);
-    for v in tail.into_iter().chain(rest) {
+    for v in tail.into_iter().chain(rest).map(|v| Verdict(v as u32)) {
         if g.verdicts[v].used && !g.verdicts[v].placed {
-            g.place(Verdict(v as u32));
+            g.place(v);
         }
     }
     g.asm.clear_source();
@@ -138,7 +185,7 @@ pub fn emit(
 impl Gen<'_, '_> {
     /// The label of verdict `v`, noting that it is used.
     pub(super) fn verdict_label(&mut self, v: Verdict) -> Label {
-        let slot = &mut self.verdicts[v.0 as usize];
+        let slot = &mut self.verdicts[v];
         slot.used = true;
         slot.label
     }
@@ -149,13 +196,13 @@ impl Gen<'_, '_> {
     pub(super) fn rej(&mut self) -> Label {
         match self.short {
             Edge::Verdict(v) => self.verdict_label(v),
-            Edge::Block(j) => self.block_labels[j.index()],
+            Edge::Block(j) => self.block_labels.get(j.index()),
         }
     }
 
     /// Places the verdict's code here (and binds its label).
     fn place(&mut self, v: Verdict) {
-        let slot = &mut self.verdicts[v.0 as usize];
+        let slot = &mut self.verdicts[v];
         debug_assert!(!slot.placed);
         slot.placed = true;
         slot.used = true;

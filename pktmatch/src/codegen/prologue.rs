@@ -57,8 +57,8 @@ impl Gen<'_, '_> {
                     a.mov64(Reg::R3, Reg::R2);
                     a.add64(Reg::R3, 8);
                     // No metadata: the test run's input is not ours.
-                    let nomatch = self.verdicts[Verdict::NO_MATCH.0 as usize].label;
-                    self.verdicts[Verdict::NO_MATCH.0 as usize].used = true;
+                    let nomatch = self.verdicts[Verdict::NO_MATCH].label;
+                    self.verdicts[Verdict::NO_MATCH].used = true;
                     let a = &mut *self.asm;
                     a.jmp(JmpOp::Gt, Reg::R3, DATA, nomatch);
                     a.ldx(Size::W, CTX, Reg::R2, 0);

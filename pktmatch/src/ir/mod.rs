@@ -160,6 +160,7 @@ pub enum BinOp {
 
 impl BinOp {
     /// Applies the operator; `None` when the packet is rejected.
+    #[inline]
     pub fn eval(self, a: u32, b: u32) -> Option<u32> {
         Some(match self {
             BinOp::Add => a.wrapping_add(b),
@@ -235,6 +236,7 @@ pub enum CmpOp {
 
 impl CmpOp {
     /// Evaluates the comparison.
+    #[inline]
     pub fn eval(self, a: u32, b: u32) -> bool {
         match self {
             CmpOp::Eq => a == b,
@@ -372,6 +374,7 @@ pub struct Block {
 impl Block {
     /// A block testing `cond`, going to `t` or `f`, with libpcap's
     /// meaning of a short read ([`OnShort::Reject`]).
+    #[inline]
     pub fn new(cond: Cond, t: Edge, f: Edge, span: Span) -> Block {
         Block {
             cond,
@@ -383,12 +386,14 @@ impl Block {
     }
 
     /// The same block with `short` as its meaning of a short read.
+    #[inline]
     pub fn on_short(mut self, short: OnShort) -> Block {
         self.short = short;
         self
     }
 
     /// Where the block goes when its test cannot be evaluated.
+    #[inline]
     pub fn short_edge(&self) -> Edge {
         match self.short {
             OnShort::Reject => Edge::REJECT,
@@ -428,6 +433,10 @@ pub struct Ir {
     pub pcap_unoptimized: bool,
 }
 
+// The small accessors below are `#[inline]`: front ends in other crates
+// call them per value and per test, and without it no call across the
+// crate boundary is inlined (the split into crates cost a tenth of the
+// compile time of a small filter).
 impl Ir {
     /// An empty IR.
     pub fn new() -> Ir {
@@ -456,6 +465,7 @@ impl Ir {
     }
 
     /// Interns a value, folding operations on constants.
+    #[inline]
     pub fn val(&mut self, node: ValNode) -> Val {
         let node = match node {
             ValNode::Bin(op, a, b) => match (self.node(a), self.node(b)) {
@@ -518,6 +528,7 @@ impl Ir {
     }
 
     /// The value of `node` if it was interned (without folding).
+    #[inline]
     pub fn find(&self, node: ValNode) -> Option<Val> {
         if self.vals.len() <= SCAN_VALS {
             // From the newest: a value recurs mostly soon after.
@@ -528,6 +539,7 @@ impl Ir {
     }
 
     /// A constant.
+    #[inline]
     pub fn k(&mut self, k: u32) -> Val {
         self.val(ValNode::Const(k))
     }
@@ -536,6 +548,7 @@ impl Ir {
     /// BPF's `[x + k]`, one index register fewer to compute) when the sum
     /// is small enough that neither form can wrap or reach the limits
     /// code generation puts on offsets.
+    #[inline]
     pub fn load(&mut self, off: Option<Val>, k: u32, size: u8) -> Val {
         const SMALL: u64 = 0x7fff;
         if let Some(o) = off
@@ -561,16 +574,19 @@ impl Ir {
     }
 
     /// `a op b`.
+    #[inline]
     pub fn bin(&mut self, op: BinOp, a: Val, b: Val) -> Val {
         self.val(ValNode::Bin(op, a, b))
     }
 
     /// The node of a value.
+    #[inline]
     pub fn node(&self, v: Val) -> ValNode {
         self.vals[v]
     }
 
     /// The constant of a value, if it is one.
+    #[inline]
     pub fn const_of(&self, v: Val) -> Option<u32> {
         match self.node(v) {
             ValNode::Const(k) => Some(k),
@@ -579,11 +595,13 @@ impl Ir {
     }
 
     /// Number of values in the arena.
+    #[inline]
     pub fn val_count(&self) -> usize {
         self.vals.len()
     }
 
     /// Appends a block and returns its edge.
+    #[inline]
     pub fn push(&mut self, block: Block) -> Edge {
         self.blocks.push(block);
         Edge::Block(BlockId::new(self.blocks.len() - 1))

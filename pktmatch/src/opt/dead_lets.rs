@@ -3,8 +3,9 @@
 //! offsets after a trailing `geneve`). Runs first, before the branch
 //! loop.
 
+use super::bypass;
 use super::jumps::can_reject;
-use crate::ir::{Cond, Edge, EntityRef, Ir, Val, ValNode};
+use crate::ir::{Cond, Ir, Val, ValNode};
 
 /// The variables `v` reads, as a bit set.
 fn reads(ir: &Ir, v: Val) -> u64 {
@@ -29,25 +30,12 @@ pub(super) fn drop_dead_lets(ir: &mut Ir) {
             Cond::ProtoChain { .. } => 0,
         }
     });
-    let n = ir.blocks.len();
-    let mut alias: Vec<Option<Edge>> = vec![None; n];
-    let res = |e: Edge, alias: &[Option<Edge>]| match e {
-        Edge::Block(i) => alias[i.index()].unwrap_or(e),
-        e => e,
-    };
-    for i in (0..n).rev() {
-        let mut b = ir.blocks[i];
-        b.t = res(b.t, &alias);
-        b.f = res(b.f, &alias);
-        ir.blocks[i] = b;
-        if let Cond::Let { var, val } = b.cond
-            && read & 1u64.checked_shl(var).unwrap_or(0) == 0
-            && !can_reject(ir, val)
+    bypass(ir, |ir, b| match b.cond {
+        Cond::Let { var, val }
+            if read & 1u64.checked_shl(var).unwrap_or(0) == 0 && !can_reject(ir, val) =>
         {
-            alias[i] = Some(b.t);
+            Some(b.t)
         }
-    }
-    if let Some(e) = ir.entry {
-        ir.entry = Some(res(e, &alias));
-    }
+        _ => None,
+    });
 }

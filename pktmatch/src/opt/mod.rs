@@ -43,7 +43,7 @@ use std::collections::HashMap;
 
 use cranelift_entity::packed_option::PackedOption;
 
-use crate::ir::{BlockId, Edge, EntityRef, FxBuild, Ir, Semantics};
+use crate::ir::{Block, BlockId, Edge, EntityRef, FxBuild, Ir, Semantics};
 use compact::compact;
 use dead_lets::drop_dead_lets;
 use decided::skip_decided;
@@ -122,4 +122,27 @@ fn optimize_like_libpcap(ir: &mut Ir) {
         keep_root_loads(ir, root);
     }
     debug_assert_eq!(ir.verify(), Ok(()), "after optimisation");
+}
+
+/// Points every edge (and the entry) past the blocks `skip` bypasses.
+/// Blocks are visited from the last: `skip(ir, block)` sees the block with
+/// its edges already pointed past the later bypassed ones, and says where
+/// an edge to it may go instead (`None`: the block stays).
+fn bypass(ir: &mut Ir, mut skip: impl FnMut(&Ir, Block) -> Option<Edge>) {
+    let n = ir.blocks.len();
+    let mut alias: Vec<Option<Edge>> = vec![None; n];
+    let res = |e: Edge, alias: &[Option<Edge>]| match e {
+        Edge::Block(i) => alias[i.index()].unwrap_or(e),
+        e => e,
+    };
+    for i in (0..n).rev() {
+        let mut b = ir.blocks[i];
+        b.t = res(b.t, &alias);
+        b.f = res(b.f, &alias);
+        ir.blocks[i] = b;
+        alias[i] = skip(ir, b);
+    }
+    if let Some(e) = ir.entry {
+        ir.entry = Some(res(e, &alias));
+    }
 }
