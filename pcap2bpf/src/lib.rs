@@ -3,11 +3,12 @@
 //!
 //! Pipeline, one folder a stage: scanner and parser ([`syntax`]), name
 //! resolution and libpcap's checks ([`check`]), lowering to the
-//! packet-match IR ([`lower`]); the shared core, [`pktmatch`], optimises the IR and
-//! generates code for XDP, tc and socket filters. [`compile`] runs all of
-//! it; [`engine::Runner`] runs a filter over packets, in the kernel or in
-//! the built-in interpreter of the generated code. The `pcap2bpf` command
-//! (crate `pcap2bpf-cli`) reads captures and attaches filters.
+//! packet-match IR ([`lower`]); the shared core, [`pktmatch`], optimises
+//! the IR and generates code for XDP, tc and socket filters. [`compile`]
+//! runs all of it; [`engine::Runner`] runs a filter over packets, in the
+//! kernel or in the built-in interpreter of the generated code. The
+//! `pcap2bpf` command (crate `pcap2bpf-cli`) reads captures and attaches
+//! filters.
 //!
 //! ```
 //! use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
