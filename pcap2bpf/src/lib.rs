@@ -262,9 +262,13 @@ pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
     }
 }
 
-/// Lowers a checked filter, without optimising it (what [`build_ir`]
-/// optimises).
+/// Checks a checked filter against where it runs
+/// ([`check::check_target`]), then lowers it, without optimising it
+/// (what [`build_ir`] optimises).
 pub fn lower_ir(filter: &Filter, opts: &LowerOptions) -> Result<Ir, CompileError> {
+    if let Some(c) = &filter.checked {
+        check::check_target(c, &opts.facts())?;
+    }
     // Room for the values of a few primitives: growing costs more.
     let mut ir = Ir::with_capacity(32);
     lower::lower(filter.checked.as_ref(), opts, &mut ir)?;

@@ -10,6 +10,8 @@
 //! `qualified` checks a value with its qualifiers, with the help of
 //! `addr` (addresses), `port` (ports and services) and `proto`
 //! (protocol names and numbers); [`resolve`] holds the name tables.
+//! [`check_target`] checks the checked tree against where it runs
+//! (capture file or live hook, VLAN tag in metadata, netmask).
 
 mod addr;
 pub(crate) mod link;
@@ -18,8 +20,10 @@ mod port;
 mod proto;
 mod qualified;
 pub mod resolve;
+mod target;
 mod tree;
 
+pub use target::{TargetFacts, check_target};
 pub use tree::{Atom, Checked, Ipv4Proto, ProtoLayer, Side, Transport};
 
 use crate::LinkType;
@@ -35,6 +39,8 @@ pub struct Checker<'a> {
     resolver: &'a dyn Resolver,
     netmask: Option<u32>,
     after_mpls: bool,
+    /// A `vlan` came before (in source order).
+    after_vlan: bool,
     variable_offsets: bool,
 }
 
@@ -48,6 +54,7 @@ impl<'a> Checker<'a> {
             resolver,
             netmask,
             after_mpls: false,
+            after_vlan: false,
             variable_offsets: false,
         }
     }
@@ -114,6 +121,7 @@ impl<'a> Checker<'a> {
                 if self.link != Link::Ether {
                     return Err(err(format!("no VLAN support for {}", self.link.name())));
                 }
+                self.after_vlan = true;
                 atom(Atom::Prim(p.clone()))
             }
             Primitive::Mpls(n) => {
@@ -170,12 +178,19 @@ impl<'a> Checker<'a> {
                 "'byte' with '&' or '|' is not supported: libpcap tests a stale register there"
                     .into(),
             )),
+            // Whether the link layer here has the field decides, with the
+            // target, whether these can be read (`check_target`).
+            Primitive::Inbound | Primitive::Outbound => atom(Atom::Direction {
+                outbound: matches!(p, Primitive::Outbound),
+                in_header: matches!(self.link, Link::Sll | Link::Sll2),
+            }),
+            Primitive::IfIndex(n) => atom(Atom::IfIndex {
+                index: *n,
+                in_header: self.link == Link::Sll2,
+            }),
             Primitive::Less(_)
             | Primitive::Greater(_)
             | Primitive::Byte(..)
-            | Primitive::Inbound
-            | Primitive::Outbound
-            | Primitive::IfIndex(_)
             | Primitive::Pppoed => atom(Atom::Prim(p.clone())),
         }
     }

@@ -78,6 +78,7 @@ impl Checker<'_> {
         Ok(Atom::ProtoChain {
             layer: q.proto,
             value: v,
+            after_vlan: self.after_vlan,
         })
     }
 }

@@ -69,6 +69,29 @@ pub enum Atom {
         layer: Option<Proto>,
         /// The protocol number.
         value: u32,
+        /// A `vlan` comes before it in the filter (libpcap generates
+        /// code in source order): where the tag may be in metadata (tc,
+        /// socket filters) the payload offset is then variable, which
+        /// `protochain` does not support.
+        after_vlan: bool,
+    },
+    /// `inbound` (`outbound: false`) or `outbound`.
+    Direction {
+        /// `outbound`.
+        outbound: bool,
+        /// The link layer here has a direction field (Linux cooked v1
+        /// and v2); elsewhere only a live hook knows the direction, and
+        /// a capture file does not have it.
+        in_header: bool,
+    },
+    /// `ifindex N`.
+    IfIndex {
+        /// The interface index.
+        index: u32,
+        /// The link layer here has an interface index field (Linux
+        /// cooked v2); elsewhere only a live hook knows the interface,
+        /// and a capture file does not have it.
+        in_header: bool,
     },
     /// Any other primitive, checked and lowered as written.
     Prim(Primitive),

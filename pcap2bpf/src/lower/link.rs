@@ -216,9 +216,9 @@ impl Lower<'_> {
         let b = match self.link {
             Link::Sll => self.cmp(Rel::LinkHdr, 0, 2, PACKET_OUTGOING)?,
             Link::Sll2 => self.cmp(Rel::LinkHdr, 10, 1, PACKET_OUTGOING)?,
-            // `offline` is a target option the checks do not see.
+            // check_target refuses it (`Atom::Direction::in_header`).
             _ if self.opts.offline => {
-                return Err(self.err(
+                return Err(self.refused(
                     "inbound/outbound not supported on this link type when reading a capture file",
                 ));
             }
@@ -236,9 +236,10 @@ impl Lower<'_> {
     pub(super) fn ifindex(&mut self, n: u32) -> R<P> {
         match self.link {
             Link::Sll2 => self.cmp(Rel::LinkHdr, 4, 4, n),
-            // `offline` is a target option the checks do not see.
+            // check_target refuses it (`Atom::IfIndex::in_header`).
             _ if self.opts.offline => {
-                Err(self.err("ifindex not supported on this link type when reading a capture file"))
+                Err(self
+                    .refused("ifindex not supported on this link type when reading a capture file"))
             }
             _ => Ok(self.meta_test(Meta::IfIndex, n)),
         }

@@ -15,8 +15,12 @@
 //! layer), `encap` (VLAN, MPLS, PPPoE), `network` (IPv4, IPv6, ARP,
 //! DECnet, ISO), `transport` (ports), `tunnel` (Geneve) and `arith`
 //! (relations and arithmetic). The checks have already refused the
-//! filters a user can get wrong; lowering fails only on its own limits
-//! and on target options the checks do not see.
+//! filters a user can get wrong, [`crate::check::check_target`] those
+//! the target cannot run: lowering fails only on its own limits (the
+//! number of `geneve`) and on tests that read the Geneve offsets on a
+//! path where `geneve` did not match (`tunnel::check_vars_set`, a flow
+//! analysis over the emitted blocks, which needs to know which tests
+//! read those offsets: a fact of lowering).
 
 mod arith;
 mod cmp;
@@ -33,7 +37,7 @@ use pktmatch::ir::{Edge, Ir, Val};
 
 use crate::LinkType;
 use crate::check::link::Link;
-use crate::check::{Atom, Checked};
+use crate::check::{Atom, Checked, TargetFacts};
 use crate::error::CompileError;
 use crate::numbers::ETHERTYPE_PPPOED;
 use crate::syntax::ast::{Primitive, Proto, Span};
@@ -51,7 +55,8 @@ pub struct LowerOptions {
     /// `vlan` the way libpcap does with Linux BPF extensions.
     vlan_meta: bool,
     /// Filtering a capture file: `inbound`, `outbound` and `ifindex` on
-    /// links without a direction field are errors, as in libpcap.
+    /// links without a direction field are errors, as in libpcap
+    /// ([`crate::check::check_target`] raises them).
     offline: bool,
     /// `inbound`/`outbound` are known at compile time (XDP: always
     /// inbound): `Some(outgoing)`.
@@ -96,9 +101,21 @@ impl LowerOptions {
         self.fixed_direction = outgoing;
         self
     }
+
+    /// What [`crate::check::check_target`] needs to know of these
+    /// options.
+    pub fn facts(&self) -> TargetFacts {
+        TargetFacts {
+            capture_file: self.offline,
+            vlan_meta: self.vlan_meta,
+            netmask: self.netmask.is_some(),
+        }
+    }
 }
 
-/// Lowers `c` into `ir`, setting its entry.
+/// Lowers `c` into `ir`, setting its entry. `c` must have passed
+/// [`crate::check::check_target`] for `opts` (as [`crate::lower_ir`]
+/// does): what it refuses is an internal error here.
 pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<(), CompileError> {
     let Some(c) = c else {
         ir.entry = Some(Edge::ACCEPT);
@@ -158,17 +175,16 @@ impl<'a> Lower<'a> {
         }
     }
 
-    /// An error lowering owns: a limit of the IR (variables) or an
-    /// option of the target the checks do not see (`offline`,
-    /// `vlan_meta`, the netmask given to lowering).
+    /// An error lowering owns: a limit of the IR (variables).
     fn err(&self, m: impl Into<String>) -> CompileError {
         CompileError::new(m, self.span)
     }
 
-    /// A filter the checks refuse (the comment at each use says where),
-    /// so never reached from [`crate::parse`]: the message stays
-    /// libpcap's so that a gap in the checks is an error, never a wrong
-    /// program.
+    /// A filter the checks refuse (the comment at each use says where:
+    /// [`crate::check::Checker`] or [`crate::check::check_target`]), so
+    /// never reached from [`crate::parse`] and [`crate::lower_ir`]: the
+    /// message stays libpcap's so that a gap in the checks is an error,
+    /// never a wrong program.
     fn refused(&self, m: impl Into<String>) -> CompileError {
         CompileError::new(m, self.span)
     }
@@ -217,7 +233,9 @@ impl<'a> Lower<'a> {
                 Ok(or(b6, b4))
             }
             Atom::Proto { layer, value } => self.proto(*value, *layer),
-            Atom::ProtoChain { layer, value } => self.protochain(*layer, *value),
+            Atom::ProtoChain { layer, value, .. } => self.protochain(*layer, *value),
+            Atom::Direction { outbound, .. } => self.direction(*outbound),
+            Atom::IfIndex { index, .. } => self.ifindex(*index),
             Atom::Prim(p) => self.prim(p),
         }
     }
@@ -234,16 +252,17 @@ impl<'a> Lower<'a> {
             Primitive::Less(n) => Ok(self.less(*n)),
             Primitive::Greater(n) => Ok(self.greater(*n)),
             Primitive::Byte(idx, op, val) => self.byte(*idx, *op, *val),
-            Primitive::Inbound => self.direction(false),
-            Primitive::Outbound => self.direction(true),
-            Primitive::IfIndex(n) => self.ifindex(*n),
             Primitive::Vlan(n) => self.vlan(*n),
             Primitive::Mpls(n) => self.mpls(*n),
             Primitive::Pppoed => self.linktype(ETHERTYPE_PPPOED),
             Primitive::Pppoes(n) => self.pppoes(*n),
             Primitive::Geneve(vni) => self.geneve(*vni),
             Primitive::Llc(kind) => self.llc(*kind),
-            Primitive::Qualified { .. } | Primitive::OtherLink(_) => {
+            Primitive::Qualified { .. }
+            | Primitive::OtherLink(_)
+            | Primitive::Inbound
+            | Primitive::Outbound
+            | Primitive::IfIndex(_) => {
                 // check::Checker::prim turns these into atoms or errors.
                 Err(self.refused("primitive not supported on this link type"))
             }

@@ -218,11 +218,13 @@ impl Lower<'_> {
                 Ok(or(a, b))
             }
             Some(p) => {
-                // The checks refuse it after `geneve`; after `vlan` with
-                // `vlan_meta` (a target option) the payload offset is
-                // variable too.
+                // The checks refuse it after `geneve`; check_target after
+                // `vlan` with `vlan_meta` (`Atom::ProtoChain::after_vlan`),
+                // where the payload offset is variable too.
                 if self.off.linkpl.var.is_some() {
-                    return Err(self.err("'protochain' not supported with variable length headers"));
+                    return Err(
+                        self.refused("'protochain' not supported with variable length headers")
+                    );
                 }
                 let ipv6 = p == Proto::Ip6;
                 let b0 = self.linktype(if ipv6 { ETHERTYPE_IPV6 } else { ETHERTYPE_IP })?;
@@ -242,12 +244,11 @@ impl Lower<'_> {
     /// `ip broadcast`: the host part of the destination is all zeros or
     /// all ones.
     pub(super) fn ip_broadcast(&mut self) -> R<P> {
-        // The checks refuse it without their netmask; this is the one
-        // lowering was given.
+        // check_target refuses it without the netmask lowering was given.
         let mask = self
             .opts
             .netmask
-            .ok_or_else(|| self.err("netmask not known, so 'ip broadcast' not supported"))?;
+            .ok_or_else(|| self.refused("netmask not known, so 'ip broadcast' not supported"))?;
         let hm = !mask;
         let b0 = self.linktype(ETHERTYPE_IP)?;
         let b1 = self.mcmp(Rel::LinkPl, 16, 4, 0, hm)?;
