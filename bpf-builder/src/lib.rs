@@ -12,7 +12,9 @@
 //! kernel), [`attach`] (XDP, tcx, links, devmap/cpumap entries),
 //! [`disasm`] / [`listing`] (text), [`btf`] (types, func and line info),
 //! [`elf`] (relocatable objects out for libbpf/bpftool/aya, and clang's
-//! objects in), [`verifier`] (errors mapped to the source) and [`sys`]
+//! objects in), [`verifier`] (errors mapped to the source),
+//! [`privilege`] (the capabilities errors name), [`text`] (names
+//! escaped for terminals) and [`sys`]
 //! (the system calls, the only `unsafe` code).
 //!
 //! XDP programs can declare fragment support
@@ -77,7 +79,9 @@ pub mod listing;
 pub mod load;
 pub mod map;
 pub mod object;
+pub mod privilege;
 pub mod reloc;
 pub mod run;
 pub mod sys;
+pub mod text;
 pub mod verifier;

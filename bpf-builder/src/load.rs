@@ -18,6 +18,7 @@ use crate::handle::{Map, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
 use crate::object::{MapId, Object, ObjectError, ProgId};
+use crate::privilege::{Needs, hint, is_denied};
 use crate::reloc::Reloc;
 use crate::sys::bpf as sys;
 use crate::verifier::{FailedInsn, VerifierError, parse_log};
@@ -52,7 +53,7 @@ pub enum LoadError {
     #[error(transparent)]
     Object(#[from] ObjectError),
     /// The kernel refused to create a map.
-    #[error("creating map `{map}` failed: {source}")]
+    #[error("creating map `{map}` failed: {source}{}", hint(.source, Needs::MAP))]
     CreateMap {
         /// The map.
         map: String,
@@ -74,7 +75,10 @@ pub enum LoadError {
     #[error(transparent)]
     MapBtf(Box<MapBtfError>),
     /// The kernel refused the BTF generated for a program.
-    #[error("loading the BTF of program `{program}` failed: {source}\n{log}")]
+    #[error(
+        "loading the BTF of program `{program}` failed: {source}{}\n{log}",
+        hint(.source, Needs::MAP)
+    )]
     Btf {
         /// The program.
         program: String,
@@ -85,9 +89,32 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// What the kernel refused for lack of privilege, if that is why the
+    /// load failed: a map, BTF or program refused with `EPERM` or `EACCES`
+    /// (a program only when the verifier wrote no log, else the verifier
+    /// rejected it). Callers that can do without the kernel (an
+    /// interpreter) fall back on `Some`.
+    pub fn missing_privilege(&self) -> Option<Needs> {
+        match self {
+            LoadError::CreateMap { source, .. } | LoadError::Btf { source, .. }
+                if is_denied(source) =>
+            {
+                Some(Needs::MAP)
+            }
+            LoadError::MapBtf(e) if is_denied(&e.source) => Some(Needs::MAP),
+            LoadError::Program(e) if is_denied(&e.error) && e.log.is_empty() => Some(e.needs),
+            _ => None,
+        }
+    }
+}
+
 /// Why a map's BTF failed.
 #[derive(Debug, thiserror::Error)]
-#[error("loading the BTF of map `{map}` failed: {source}\n{log}")]
+#[error(
+    "loading the BTF of map `{map}` failed: {source}{}\n{log}",
+    hint(.source, Needs::MAP)
+)]
 pub struct MapBtfError {
     /// The map.
     pub map: String,
@@ -258,6 +285,7 @@ impl Object {
                         reason: parsed.reason,
                         insn,
                         log: failure.log,
+                        needs: Needs::for_program(spec.prog_type),
                     })));
                 }
             }

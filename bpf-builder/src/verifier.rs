@@ -5,6 +5,7 @@ use std::fmt;
 use std::io;
 
 use crate::asm::Annotation;
+use crate::privilege::{Needs, hint};
 
 /// The instruction the verifier stopped at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct VerifierError {
     pub insn: Option<FailedInsn>,
     /// The whole verifier log.
     pub log: String,
+    /// The capabilities loading this program needs, named when the kernel
+    /// refused it for lack of privilege (`EPERM`/`EACCES`, no log).
+    pub needs: Needs,
 }
 
 impl std::error::Error for VerifierError {
@@ -45,6 +49,9 @@ impl fmt::Display for VerifierError {
         write!(f, "the kernel rejected program `{}`", self.program)?;
         if self.reason.is_empty() {
             write!(f, ": {}", self.error)?;
+            if self.log.is_empty() {
+                write!(f, "{}", hint(&self.error, self.needs))?;
+            }
         } else {
             write!(f, ": {}", self.reason)?;
         }

@@ -30,24 +30,33 @@ impl CompileError {
     /// ```
     pub fn render(&self, source: &str) -> String {
         // Work on one line: tabs and newlines would misalign the carets.
-        let line: String = source
-            .chars()
-            .map(|c| if c.is_whitespace() { ' ' } else { c })
-            .collect();
+        // Other control characters are escaped (see [`crate::text::escape`]):
+        // the expression comes from outside and goes to a terminal. Columns
+        // count the characters printed, so the carets stay under the text.
         let start = self.span.start.min(source.len());
         let end = self.span.end.clamp(start, source.len());
-        // Count characters, not bytes, so the carets line up with the text.
-        let col = source.get(..start).map_or(start, |s| s.chars().count());
-        let width = source
-            .get(start..end)
-            .map_or(end - start, |s| s.chars().count())
-            .max(1);
+        let mut line = String::with_capacity(source.len());
+        let (mut col, mut width) = (0, 0);
+        for (at, c) in source.char_indices() {
+            let shown = if c.is_whitespace() {
+                " ".to_string()
+            } else {
+                crate::text::escape_char(c).unwrap_or_else(|| c.to_string())
+            };
+            let n = shown.chars().count();
+            if at < start {
+                col += n;
+            } else if at < end {
+                width += n;
+            }
+            line.push_str(&shown);
+        }
         format!(
             "error: {}\n  {}\n  {}{}",
-            self.message,
+            crate::text::escape(&self.message),
             line,
             " ".repeat(col),
-            "^".repeat(width)
+            "^".repeat(width.max(1))
         )
     }
 }
@@ -55,5 +64,46 @@ impl CompileError {
 impl From<pktmatch::Error> for CompileError {
     fn from(e: pktmatch::Error) -> Self {
         CompileError::new(e.message, e.span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_caret_follows() {
+        // `\x1b[2J` clears a terminal; the newline would start a line.
+        let expr = "host \x1b[2J\nfoo port 99999";
+        let at = expr.find("99999").unwrap();
+        let e = CompileError::new(
+            "port number 99999 out of range",
+            Span {
+                start: at,
+                end: at + 5,
+            },
+        );
+        let r = e.render(expr);
+        assert!(!r.contains('\x1b'), "{r}");
+        let lines: Vec<&str> = r.lines().collect();
+        assert_eq!(lines.len(), 3, "{r}");
+        assert_eq!(lines[1], "  host \\x1b[2J foo port 99999");
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(&lines[1][caret..caret + 5], "99999", "{r}");
+        assert_eq!(lines[2].trim_start(), "^^^^^");
+        // The fault itself inside the escaped run.
+        let at = expr.find('\x1b').unwrap();
+        let r = CompileError::new(
+            "bad",
+            Span {
+                start: at,
+                end: at + 1,
+            },
+        )
+        .render(expr);
+        let lines: Vec<&str> = r.lines().collect();
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(&lines[1][caret..], "\\x1b[2J foo port 99999");
+        assert_eq!(lines[2].trim_start(), "^^^^");
     }
 }

@@ -47,6 +47,7 @@ mod numbers;
 pub mod syntax;
 pub mod warning;
 
+pub use bpf_builder::text;
 pub use check::resolve;
 pub use syntax::{ast, lexer, parser};
 

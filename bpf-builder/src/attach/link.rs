@@ -7,6 +7,7 @@ use std::path::Path;
 use super::AttachError;
 use crate::handle::Program;
 use crate::kernel_id::{KernelLinkId, KernelProgId};
+use crate::privilege::Needs;
 use crate::sys::bpf::{self as sys, LinkInfo};
 
 /// An attachment made through a BPF link (XDP, tcx).
@@ -40,8 +41,13 @@ impl Link {
     /// Opens a link pinned in bpffs (by this or another process).
     pub fn from_pin(path: impl AsRef<Path>) -> Result<Link, AttachError> {
         let path = path.as_ref();
-        let fd = sys::obj_get(path, 0)
-            .map_err(|e| AttachError::sys(format!("open pinned link {}", path.display()), e))?;
+        let fd = sys::obj_get(path, 0).map_err(|e| {
+            AttachError::sys_needs(
+                format!("open pinned link {}", path.display()),
+                e,
+                Needs::PIN,
+            )
+        })?;
         // Refuse a pinned program or map now rather than at first use.
         sys::link_info(fd.as_fd())
             .map_err(|e| AttachError::sys(format!("{} is not a pinned link", path.display()), e))?;
@@ -53,7 +59,7 @@ impl Link {
     pub fn from_id(id: KernelLinkId) -> Result<Link, AttachError> {
         sys::link_get_fd_by_id(id)
             .map(Link::from_fd)
-            .map_err(|e| AttachError::sys(format!("open link id {id}"), e))
+            .map_err(|e| AttachError::sys_needs(format!("open link id {id}"), e, Needs::BY_ID))
     }
 
     /// What the kernel reports: id, type, program id, device.
@@ -120,9 +126,11 @@ impl Link {
         let path = path.as_ref();
         let root = Path::new("/sys/fs/bpf");
         if path.starts_with(root) {
-            sys::ensure_bpffs(root).map_err(|e| AttachError::sys("mount bpffs", e))?;
+            sys::ensure_bpffs(root)
+                .map_err(|e| AttachError::sys_needs("mount bpffs", e, Needs::MOUNT))?;
         }
-        sys::obj_pin(self.fd.as_fd(), path).map_err(|e| AttachError::sys("pin link", e))
+        sys::obj_pin(self.fd.as_fd(), path)
+            .map_err(|e| AttachError::sys_needs("pin link", e, Needs::PIN))
     }
 
     /// Detaches now (`BPF_LINK_DETACH`), even if the link is pinned or has

@@ -22,8 +22,10 @@ pub use devmap::{
 };
 pub use link::Link;
 
+use crate::privilege::{Needs, hint, is_denied};
 use crate::sys::netlink::NetlinkError;
 use crate::sys::netns::{if_indextoname, if_nametoindex};
+use crate::text::escape;
 
 /// A network device, by name or by index (in the calling thread's network
 /// namespace). Converts from `&str`, `String` and `u32`.
@@ -62,7 +64,8 @@ impl From<u32> for Interface {
 impl std::fmt::Display for Interface {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Interface::Name(n) => write!(f, "{n}"),
+            // Escaped: a device name may hold control characters.
+            Interface::Name(n) => f.write_str(&escape(n)),
             Interface::Index(i) => write!(f, "ifindex {i}"),
         }
     }
@@ -88,9 +91,12 @@ impl Interface {
                 if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO))
                     || e.kind() == io::ErrorKind::InvalidInput
                 {
-                    AttachError::UnknownInterface(format!("no interface named {name:?}"))
+                    AttachError::UnknownInterface(format!(
+                        "no interface named \"{}\"",
+                        escape(name)
+                    ))
                 } else {
-                    AttachError::sys(format!("cannot look up interface {name:?}"), e)
+                    AttachError::sys(format!("cannot look up interface \"{}\"", escape(name)), e)
                 }
             }),
             Interface::Index(index) => match if_indextoname(*index) {
@@ -192,6 +198,16 @@ pub enum AttachError {
         /// What is expected.
         reason: String,
     },
+    /// The kernel refused for lack of privilege (`EPERM`/`EACCES`).
+    #[error("{op}: {source} (needs {needs})")]
+    Denied {
+        /// What was being done.
+        op: String,
+        /// The capabilities it needs.
+        needs: Needs,
+        /// The errno.
+        source: io::Error,
+    },
     /// The kernel refused for another reason.
     #[error("{op}: {source}")]
     Sys {
@@ -200,8 +216,9 @@ pub enum AttachError {
         /// The errno.
         source: io::Error,
     },
-    /// A netlink request failed for another reason.
-    #[error("{op}: {source}")]
+    /// A netlink request failed for another reason (naming
+    /// `CAP_NET_ADMIN` when refused with `EPERM`/`EACCES`).
+    #[error("{op}: {source}{}", hint(&.source.source, Needs::NET_DEVICE))]
     Netlink {
         /// What was being done.
         op: String,
@@ -211,10 +228,32 @@ pub enum AttachError {
 }
 
 impl AttachError {
+    /// A failed operation on a network device: a refusal for lack of
+    /// privilege names `CAP_NET_ADMIN`.
     pub(crate) fn sys(op: impl Into<String>, source: io::Error) -> AttachError {
-        AttachError::Sys {
-            op: op.into(),
-            source,
+        AttachError::sys_needs(op, source, Needs::NET_DEVICE)
+    }
+
+    /// A failed operation that needs `needs` when refused for lack of
+    /// privilege.
+    pub(crate) fn sys_needs(op: impl Into<String>, source: io::Error, needs: Needs) -> AttachError {
+        let op = op.into();
+        if is_denied(&source) {
+            AttachError::Denied { op, needs, source }
+        } else {
+            AttachError::Sys { op, source }
+        }
+    }
+
+    /// The capabilities whose lack made the kernel refuse, if that is why
+    /// this failed.
+    pub fn missing_privilege(&self) -> Option<Needs> {
+        match self {
+            AttachError::Denied { needs, .. } => Some(*needs),
+            AttachError::Netlink { source, .. } if is_denied(&source.source) => {
+                Some(Needs::NET_DEVICE)
+            }
+            _ => None,
         }
     }
 }

@@ -370,12 +370,20 @@ pub fn attach_placed(
                 [] => Err(AttachError::Unresolved {
                     hook: hook.name().into(),
                     iface: label.clone(),
-                    reason: format!("no program named `{name}` in the chain {:?}", chain.names()),
+                    reason: format!(
+                        "no program named `{}` in the chain {:?}",
+                        crate::text::escape(name),
+                        chain.names()
+                    ),
                 }),
                 _ => Err(AttachError::Unresolved {
                     hook: hook.name().into(),
                     iface: label.clone(),
-                    reason: format!("{} programs are named `{name}`", found.len()),
+                    reason: format!(
+                        "{} programs are named `{}`",
+                        found.len(),
+                        crate::text::escape(name)
+                    ),
                 }),
             }
         };

@@ -22,7 +22,8 @@ use batch::{HEADER, Item, MAX_PACKETS};
 /// Where filters run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
-    /// The kernel when this process may load programs, else the interpreter.
+    /// The kernel when this process may load the filter's object (its
+    /// maps, BTF and programs), else the interpreter.
     Auto,
     /// `BPF_PROG_TEST_RUN`.
     Kernel,
@@ -52,9 +53,11 @@ pub enum RunError {
     /// A test run failed.
     #[error("test run failed: {0}")]
     Run(String),
-    /// The kernel engine was asked for and cannot be used.
-    #[error("the kernel engine needs CAP_BPF (or root); use --engine interp")]
-    NoKernel,
+    /// The kernel engine was asked for and cannot be used: the kernel
+    /// refused part of the filter's object for lack of privilege (the
+    /// error names the capability).
+    #[error("the kernel engine cannot be used: {0}; use --engine interp")]
+    NoKernel(LoadError),
 }
 
 /// A captured packet as a filter sees it: the captured bytes and the
@@ -102,12 +105,12 @@ impl Runner {
         let (loaded, engine) = match engine {
             Engine::Interp => (None, Engine::Interp),
             Engine::Kernel => (
-                Some(load(&object)?.ok_or(RunError::NoKernel)?),
+                Some(load(&object)?.map_err(RunError::NoKernel)?),
                 Engine::Kernel,
             ),
             Engine::Auto => match load(&object)? {
-                Some(l) => (Some(l), Engine::Kernel),
-                None => (None, Engine::Interp),
+                Ok(l) => (Some(l), Engine::Kernel),
+                Err(_) => (None, Engine::Interp),
             },
         };
         Ok(Runner {
@@ -266,18 +269,14 @@ pub fn instructions(object: &Object, prog: ProgId) -> Vec<Insn> {
         .unwrap_or_else(|_| object.program(prog).code.insns.clone())
 }
 
-/// Loads the filter, or `None` when this process may not.
-fn load(object: &Object) -> Result<Option<Loaded>, RunError> {
+/// Loads the filter's object. The inner error: the kernel refused any of
+/// it (a map, BTF, a program) for lack of privilege, so this process may
+/// not use the kernel engine (see [`LoadError::missing_privilege`]); any
+/// other refusal is ours to fix.
+fn load(object: &Object) -> Result<Result<Loaded, LoadError>, RunError> {
     match object.load() {
-        Ok(l) => Ok(Some(l)),
-        Err(LoadError::Program(e))
-            if matches!(
-                e.error.raw_os_error(),
-                Some(libc::EPERM) | Some(libc::EACCES)
-            ) && e.log.is_empty() =>
-        {
-            Ok(None)
-        }
+        Ok(l) => Ok(Ok(l)),
+        Err(e) if e.missing_privilege().is_some() => Ok(Err(e)),
         Err(e) => Err(e.into()),
     }
 }
