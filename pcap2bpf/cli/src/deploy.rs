@@ -388,8 +388,11 @@ fn describe(dir: &Path) -> Result<Attached, DeployError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let meta =
-        Map::from_pin(dir.join("meta")).map_err(pin_err(format!("opening {}", dir.display())))?;
+    let meta = Map::from_pin(dir.join("meta")).map_err(pin_err(format!(
+        // The name of a pin directory is anyone's who may write there.
+        "opening {}",
+        pcap2bpf::text::escape(&dir.display().to_string())
+    )))?;
     let text = meta
         .lookup(&0u32.to_ne_bytes())
         .ok()

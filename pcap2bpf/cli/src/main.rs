@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
-use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile};
+use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile, text};
 use pcap2bpf_cli::deploy::{self, Action, Hook, Position, Request};
 use pcap2bpf_cli::emit::{self, Format};
 use pcap2bpf_cli::summary;
@@ -211,15 +211,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("{}", msg.trim_end());
+            report(&msg);
             ExitCode::FAILURE
         }
     }
 }
 
+/// Prints an error or warning: every line prefixed with `pcap2bpf: ` (the
+/// one place that adds it) and escaped (see [`text::escape`]), since
+/// messages quote names from outside.
+fn report(msg: &str) {
+    let mut err = std::io::stderr().lock();
+    for line in msg.trim_end().lines() {
+        let _ = writeln!(err, "pcap2bpf: {}", text::escape(line));
+    }
+}
+
 /// Renders a compile error with the expression and a caret.
 fn compile_error(e: &pcap2bpf::CompileError, expr: &str) -> String {
-    format!("pcap2bpf: {}", e.render(expr))
+    e.render(expr)
 }
 
 fn cmd_compile(a: CompileArgs) -> Result<(), String> {
@@ -240,7 +250,7 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
     // 256 KiB/nothing for socket filters.
     let opts = CompileOptions::new(link, target, &tables).xdp_frags(a.xdp_frags);
     if a.xdp_frags && target != Target::Xdp {
-        return Err("pcap2bpf: --xdp-frags is for --target xdp".into());
+        return Err("--xdp-frags is for --target xdp".into());
     }
     let mut times = Vec::with_capacity(a.repeat.max(1) as usize);
     let mut compiled = None;
@@ -252,7 +262,7 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
     }
     let compiled = compiled.expect("compiled at least once");
     for w in &compiled.warnings {
-        eprintln!("pcap2bpf: warning: {w}");
+        report(&format!("warning: {w}"));
     }
     let format = match a.emit {
         EmitArg::Asm => Format::Asm,
@@ -270,7 +280,7 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         _ => emit::render(&compiled, &expr, format)?,
     };
     if let Some(path) = &a.output {
-        std::fs::write(path, &out).map_err(|e| format!("pcap2bpf: {}: {e}", path.display()))?;
+        std::fs::write(path, &out).map_err(|e| format!("{}: {e}", path.display()))?;
     } else if !a.stats {
         std::io::stdout()
             .write_all(&out)
@@ -300,11 +310,11 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     } else {
         PacketReader::open(&a.read)
     }
-    .map_err(|e| format!("pcap2bpf: {e}"))?;
+    .map_err(|e| e.to_string())?;
     let link_value = reader.link();
     let link = LinkType::from_linktype(link_value).ok_or_else(|| {
         format!(
-            "pcap2bpf: {}: unsupported link type {} ({})",
+            "{}: unsupported link type {} ({})",
             a.read.display(),
             link_value,
             capture::linktype_name(link_value)
@@ -319,10 +329,10 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     let opts = RunOptions::new(link, &tables).engine(engine);
     let mut runner = Runner::new(&expr, &opts).map_err(|e| match e {
         pcap2bpf::engine::EngineError::Compile(c) => compile_error(&c, &expr),
-        other => format!("pcap2bpf: {other}"),
+        other => other.to_string(),
     })?;
     for w in runner.warnings() {
-        eprintln!("pcap2bpf: warning: {w}");
+        report(&format!("warning: {w}"));
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -340,7 +350,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
             match p {
                 Ok(p) => chunk.push(p),
                 Err(e) => {
-                    read_error = Some(format!("pcap2bpf: {e}"));
+                    read_error = Some(e.to_string());
                     break;
                 }
             }
@@ -352,9 +362,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
             .iter()
             .map(|p| Frame::new(&p.data, p.wire_len))
             .collect();
-        let hits = runner
-            .matches_all(&frames)
-            .map_err(|e| format!("pcap2bpf: {e}"))?;
+        let hits = runner.matches_all(&frames).map_err(|e| e.to_string())?;
         for (p, &hit) in chunk.iter().zip(&hits) {
             matches += hit as u64;
             let r = if a.verdicts {
@@ -375,10 +383,10 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     }
     out.flush().map_err(|e| e.to_string())?;
     if runner.interp_fallbacks() > 0 {
-        eprintln!(
-            "pcap2bpf: {} packets longer than one kernel test run takes were run by the interpreter",
+        report(&format!(
+            "{} packets longer than one kernel test run takes were run by the interpreter",
             runner.interp_fallbacks()
-        );
+        ));
     }
     read_error.map_or(Ok(()), Err)
 }
@@ -398,8 +406,7 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
     };
     if hook == Hook::Xdp && position != Position::Last {
         return Err(
-            "pcap2bpf: --first/--before/--after order tcx chains; XDP has one program per device"
-                .into(),
+            "--first/--before/--after order tcx chains; XDP has one program per device".into(),
         );
     }
     let name = a.name.unwrap_or_else(|| default_name(&a.iface, hook));
@@ -419,17 +426,17 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
     };
     let attached = deploy::attach(&req).map_err(|e| match e {
         deploy::DeployError::Compile(c) => compile_error(&c, &expr),
-        other => format!("pcap2bpf: {other}"),
+        other => other.to_string(),
     })?;
     println!(
         "attached {} to {} {} (program {}, link {}), pinned under {}/{}",
-        attached.name,
-        attached.iface,
-        attached.hook,
+        text::escape(&attached.name),
+        text::escape(&attached.iface),
+        text::escape(&attached.hook),
         id_or_dash(attached.prog_id),
         id_or_dash(attached.link_id),
         deploy::PIN_ROOT,
-        attached.name
+        text::escape(&attached.name)
     );
     Ok(())
 }
@@ -456,7 +463,7 @@ fn id_or_dash(id: Option<impl std::fmt::Display>) -> String {
 }
 
 fn cmd_status() -> Result<(), String> {
-    let filters = deploy::status().map_err(|e| format!("pcap2bpf: {e}"))?;
+    let filters = deploy::status().map_err(|e| e.to_string())?;
     if filters.is_empty() {
         println!("no filters attached by pcap2bpf");
         return Ok(());
@@ -465,23 +472,25 @@ fn cmd_status() -> Result<(), String> {
         "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  expression",
         "name", "device", "hook", "action", "matched", "seen", "prog", "link"
     );
+    // Every field read from the pins is escaped: anyone who may pin there
+    // chooses them.
     for f in filters {
         let device = if f.device_gone {
-            format!("{}(gone)", f.iface)
+            format!("{}(gone)", text::escape(&f.iface))
         } else {
-            f.iface
+            text::escape(&f.iface).into_owned()
         };
         println!(
             "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  {}",
-            f.name,
+            text::escape(&f.name),
             device,
-            f.hook,
-            f.action,
+            text::escape(&f.hook),
+            text::escape(&f.action),
             f.matched,
             f.seen,
             id_or_dash(f.prog_id),
             id_or_dash(f.link_id),
-            f.expr
+            text::escape(&f.expr)
         );
     }
     Ok(())
@@ -490,18 +499,18 @@ fn cmd_status() -> Result<(), String> {
 fn cmd_detach(a: DetachArgs) -> Result<(), String> {
     let names: Vec<String> = if a.all {
         deploy::status()
-            .map_err(|e| format!("pcap2bpf: {e}"))?
+            .map_err(|e| e.to_string())?
             .into_iter()
             .map(|f| f.name)
             .collect()
     } else if a.names.is_empty() {
-        return Err("pcap2bpf: name the filters to detach, or give --all".into());
+        return Err("name the filters to detach, or give --all".into());
     } else {
         a.names
     };
     for n in names {
-        deploy::detach(&n).map_err(|e| format!("pcap2bpf: {e}"))?;
-        println!("detached {n}");
+        deploy::detach(&n).map_err(|e| e.to_string())?;
+        println!("detached {}", text::escape(&n));
     }
     Ok(())
 }

@@ -80,7 +80,7 @@ fn compile_errors_point_at_the_fault_and_exit_1() {
     let err = stderr(&o);
     assert!(err.contains("tcp port 70000\n"), "{err}");
     assert!(
-        err.contains("\n           ^^^^^"),
+        err.contains("\npcap2bpf:            ^^^^^"),
         "caret under 70000:\n{err}"
     );
     assert!(stdout(&o).is_empty());
@@ -789,4 +789,136 @@ b0: eq v0, v1 ? accept : reject  # 0..2
         ir_of("ir", "ip or not ip").0,
         "entry accept\nv0 = load [12:2]\nv1 = const 0x800\n"
     );
+}
+
+/// Every line of an error, and of a caret rendering, starts with
+/// `pcap2bpf: `; control characters of the expression and of device
+/// names are printed as escapes, the caret under the escaped fault.
+#[test]
+fn names_from_outside_are_printed_escaped() {
+    let o = pcap2bpf(&["compile", "host \x1b[2J\nfoo port 99999"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(!err.contains('\x1b'), "{err:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("pcap2bpf: ")), "{err}");
+    let echo = lines
+        .iter()
+        .position(|l| l.contains("\\x1b[2J"))
+        .unwrap_or_else(|| panic!("no escaped echo: {err}"));
+    let caret = lines[echo + 1].find('^').expect("a caret line");
+    assert!(lines[echo][caret..].starts_with("\\x1b"), "{err}");
+
+    // A device name that cannot exist: said escaped, newline included.
+    let o = pcap2bpf(&["attach", "-i", "e\x1b[2J\nx", "--name", "esc0", "tcp"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("e\\x1b[2J\\x0ax"), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.starts_with("pcap2bpf: "), "{err:?}");
+}
+
+/// A device whose name holds an escape sequence (the kernel allows any
+/// byte but `/`, `:` and white space): `attach` and `status` print it
+/// escaped.
+#[test]
+fn attach_and_status_escape_device_names() {
+    if !testbed::privileged("escape test") || !testbed::bpf_privileged("escape test") {
+        return;
+    }
+    let o = in_own_namespaces(
+        r#"
+        dev="$(printf 'v\033[2J')"
+        ip link add "$dev" type veth peer name vesc1
+        "$BIN" attach -i "$dev" --name esc udp
+        "$BIN" status
+        "$BIN" detach esc
+        "#,
+    );
+    let out = stdout(&o);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(
+        out.contains("attached esc to v\\x1b[2J xdp"),
+        "{out}\n{}",
+        stderr(&o)
+    );
+    let line = status_line(&o, "esc ");
+    assert_eq!(line.split_whitespace().nth(1), Some("v\\x1b[2J"), "{line}");
+}
+
+/// The file `name` of `dir`, copied from `from` with `mode`.
+fn copy_with_mode(from: &Path, dir: &Path, name: &str, mode: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let to = dir.join(name);
+    std::fs::copy(from, &to).unwrap();
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    to.display().to_string()
+}
+
+/// Without privileges (run as `nobody` with no capabilities, through
+/// `setpriv`): `run` falls back to the interpreter and counts what root
+/// counts, `--engine kernel` and `attach` fail naming CAP_BPF, and nothing
+/// is left pinned.
+#[test]
+fn unprivileged_runs_fall_back_and_errors_name_the_capability() {
+    use std::os::unix::fs::PermissionsExt;
+    if !testbed::privileged("unprivileged test") || !testbed::bpf_privileged("unprivileged test") {
+        return;
+    }
+    // The binary and the capture where `nobody` may read them.
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-nobody-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = copy_with_mode(Path::new(BIN), &dir, "pcap2bpf", 0o755);
+    let capture = copy_with_mode(Path::new(&sample("ethernet.pcap")), &dir, "e.pcap", 0o644);
+    let ns = testbed::Netns::new().unwrap();
+    let nobody = |args: &[&str]| {
+        let mut full: Vec<String> = [
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+            &bin,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        full.extend(args.iter().map(|s| s.to_string()));
+        ns.run(move || {
+            Command::new("setpriv")
+                .args(&full)
+                .output()
+                .expect("setpriv runs")
+        })
+        .unwrap()
+    };
+
+    let root = pcap2bpf(&["run", "-r", &capture, "--count", "tcp"]);
+    assert!(root.status.success(), "{}", stderr(&root));
+    let o = nobody(&["run", "-r", &capture, "--count", "tcp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), stdout(&root));
+    assert!(stdout(&o).trim().parse::<u64>().unwrap() > 0);
+
+    let o = nobody(&[
+        "run", "-r", &capture, "--count", "--engine", "kernel", "tcp",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.starts_with("pcap2bpf: "), "{err}");
+    assert!(err.contains("(needs CAP_BPF"), "{err}");
+    assert!(!err.contains("please report"), "{err}");
+
+    let name = format!("u{}", std::process::id() % 100_000_000);
+    let _cleanup = PinCleanup(name.clone());
+    let o = nobody(&["attach", "-i", "lo", "--name", &name, "tcp"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.starts_with("pcap2bpf: "), "{err}");
+    assert!(err.contains("(needs CAP_BPF"), "{err}");
+    assert!(!Path::new("/sys/fs/bpf/pcap2bpf").join(&name).exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
