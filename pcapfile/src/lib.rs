@@ -205,6 +205,9 @@ pub struct PacketReader<'a> {
     warnings: Vec<String>,
     /// Packets handed out so far (for warnings).
     count: u64,
+    /// Records cut to the snapshot length (the first has a warning of its
+    /// own, the others are counted).
+    cut: u64,
     done: bool,
 }
 
@@ -315,6 +318,19 @@ fn max_snaplen_for_link(link: u32) -> u32 {
     }
 }
 
+/// libpcap's `linktype_to_dlt` on Linux, for the LINKTYPE values whose DLT
+/// value differs there (all others are their own DLT value).
+fn linktype_to_dlt(linktype: u32) -> u32 {
+    match linktype {
+        100 => 11, // ATM_RFC1483
+        101 => 12, // RAW
+        102 => 15, // SLIP_BSDOS
+        103 => 16, // PPP_BSDOS
+        106 => 19, // ATM_CLIP
+        other => other,
+    }
+}
+
 /// libpcap's `pcap_adjust_snapshot`: 0, or more than `INT_MAX`, means the
 /// link type's maximum; any other value stands, even above that maximum.
 fn adjust_snapshot(link: u32, snaplen: u32) -> u32 {
@@ -373,6 +389,7 @@ impl<'a> PacketReader<'a> {
             }),
             warnings: Vec::new(),
             count: 0,
+            cut: 0,
             done: false,
         };
         let mut magic = [0u8; 4];
@@ -414,9 +431,19 @@ impl<'a> PacketReader<'a> {
     }
 
     /// What was read but looks wrong, so far: libpcap reads these without a
-    /// word, we say so (each message names the file).
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
+    /// word, we say so (each message names the file; records cut to the
+    /// snapshot length are told once, with a count of the others).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut all = self.warnings.clone();
+        if self.cut > 1 {
+            all.push(format!(
+                "{}: {} more packets were cut to the snapshot length {}",
+                self.name,
+                self.cut - 1,
+                self.snaplen
+            ));
+        }
+        all
     }
 
     fn warn(&mut self, message: String) {
@@ -551,10 +578,13 @@ impl<'a> PacketReader<'a> {
                     u64::from(snaplen) + skipped
                 )));
             }
-            self.warn(format!(
-                "packet {}: captured length {caplen} is bigger than the snapshot length {snaplen}; cut to it",
-                self.count + 1
-            ));
+            self.cut += 1;
+            if self.cut == 1 {
+                self.warn(format!(
+                    "packet {}: captured length {caplen} is bigger than the snapshot length {snaplen}; cut to it",
+                    self.count + 1
+                ));
+            }
             data
         } else {
             let data = self.read_up_to(u64::from(caplen))?;
@@ -730,6 +760,13 @@ impl<'a> PacketReader<'a> {
             let ng = self.ng();
             ng.max_block = ng.max_block.max(for_link);
         } else {
+            if linktype == self.link && linktype_to_dlt(linktype) != linktype {
+                return Err(self.fail(format!(
+                    "an interface has a type {linktype} different from the type of the first interface: libpcap 1.10.3 compares a later interface's LINKTYPE value with the first's DLT value ({}), so it refuses a second interface of {}",
+                    linktype_to_dlt(linktype),
+                    linktype_name(linktype)
+                )));
+            }
             if linktype != self.link {
                 self.done = true;
                 return Err(CaptureError::MixedLinkTypes {
@@ -1057,6 +1094,25 @@ mod tests {
         f[16] = 0; // 0 means libpcap's maximum
         let reader = PacketReader::new(&f[..], "x").unwrap();
         assert_eq!(reader.snaplen(), 262_144);
+    }
+
+    /// Cut records are told once, then counted.
+    #[test]
+    fn cut_records_are_told_once() {
+        let mut f = Vec::new();
+        let p = pkt(0, 0, &[1, 2, 3, 4, 5, 6], 60);
+        write_pcap(&mut f, 1, 100, &[p.clone(), p.clone(), p]).unwrap();
+        f[16] = 4;
+        let mut reader = PacketReader::new(&f[..], "x").unwrap();
+        assert!(reader.warnings().is_empty());
+        assert_eq!(reader.by_ref().filter(Result::is_ok).count(), 3);
+        assert_eq!(
+            reader.warnings(),
+            [
+                "x: packet 1: captured length 6 is bigger than the snapshot length 4; cut to it",
+                "x: 2 more packets were cut to the snapshot length 4"
+            ]
+        );
     }
 
     /// A big-endian nanosecond pcap, written by hand.

@@ -305,6 +305,8 @@ fn cases() -> Vec<Case> {
             with(pcap(2, 4, 4), |f| {
                 rec(f, 1, 6, 60, &[1, 2, 3, 4, 5, 6]);
                 rec(f, 2, 2, 2, &[7, 8]);
+                rec(f, 3, 5, 5, &[1, 2, 3, 4, 5]);
+                rec(f, 4, 5, 5, &[1, 2, 3, 4, 5]);
             }),
             "captured length 6 is bigger than the snapshot length 4; cut to it",
         ),
@@ -659,6 +661,29 @@ fn cases() -> Vec<Case> {
             "ng-snaplen-0-and-max",
             ng(&[shb(), idb(0), idb(0x8000_0000), epb(1, &[2])]),
         ),
+        // libpcap compares a later interface's LINKTYPE with the first's
+        // DLT: where those differ (RAW is DLT 12 on Linux), two interfaces
+        // of the same type are refused.
+        refused(
+            "ng-two-raw-interfaces",
+            ng(&[
+                shb(),
+                idb_opts(101, 0, &[]),
+                epb(0, &[0x45]),
+                idb_opts(101, 0, &[]),
+                epb(1, &[0x45]),
+            ]),
+            "an interface has a type 101 different from the type of the first interface",
+        ),
+        read_ok(
+            "ng-two-sll2-interfaces",
+            ng(&[
+                shb(),
+                idb_opts(276, 0, &[]),
+                idb_opts(276, 0, &[]),
+                epb(1, &[0; 20]),
+            ]),
+        ),
         read_ok(
             "ng-unknown-link-type",
             ng(&[shb(), idb_opts(4242, 0, &[]), epb(0, &[1])]),
@@ -846,7 +871,7 @@ fn ours(file: &Path) -> (Outcome, Option<String>, Vec<String>) {
             }
         }
     }
-    let warnings = reader.warnings().to_vec();
+    let warnings = reader.warnings();
     (Outcome::Read(packets, error.is_some()), error, warnings)
 }
 
