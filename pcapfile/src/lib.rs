@@ -1,19 +1,15 @@
 //! pcapfile: capture files for the filter tools. Reading pcap and pcapng
-//! (through `pcap-parser`), with libpcap's limits and errors; writing
-//! microsecond pcap; the LINKTYPE_* values of the link types the
-//! compilers handle.
+//! with libpcap's (1.10.3) rules: what `pcap_open_offline` and
+//! `pcap_next_ex` refuse is refused here, with libpcap's reason, and what
+//! they read is read the same way; writing microsecond pcap; the
+//! LINKTYPE_* values of the link types the compilers handle.
 //!
 //! Reading streams: [`PacketReader`] yields one [`Packet`] at a time from any
 //! `Read`; [`read`] and [`read_from`] collect a whole [`Capture`].
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-use pcap_parser::pcapng::Block;
-use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
-use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
 
 /// LINKTYPE_NULL: BSD loopback, host-order address family.
 pub const LINKTYPE_NULL: u32 = 0;
@@ -28,15 +24,27 @@ pub const LINKTYPE_LINUX_SLL: u32 = 113;
 /// LINKTYPE_LINUX_SLL2: Linux cooked capture v2.
 pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 
-/// The largest packet record we accept (pcapng blocks are capped at 16 MiB
-/// by libpcap too); it bounds the read buffer a bogus length can make us grow.
-const MAX_RECORD: usize = 16 << 20;
-/// libpcap's largest snapshot length (MAXIMUM_SNAPLEN) for the link types
-/// we handle: a record with more captured bytes is an error, and a header
-/// snaplen of 0 or beyond it means this.
+/// libpcap's MAXIMUM_SNAPLEN: the largest snapshot length, and the most
+/// captured bytes a record may have, for all but a few link types (see
+/// [`max_snaplen_for_link`]).
 const MAXIMUM_SNAPLEN: u32 = 262_144;
-/// The initial read buffer.
-const INITIAL_BUFFER: usize = 1 << 16;
+/// libpcap's largest section header block (BT_SHB_INSANE_MAX).
+const SHB_INSANE_MAX: u32 = 1 << 20;
+/// libpcap's initial largest pcapng block (INITIAL_MAX_BLOCKSIZE).
+const INITIAL_MAX_BLOCKSIZE: u32 = 16 << 20;
+/// The pcap magic numbers: microseconds, nanoseconds, and Alexey
+/// Kuznetzov's patched format (24-byte record headers).
+const TCPDUMP_MAGIC: u32 = 0xa1b2_c3d4;
+const NSEC_TCPDUMP_MAGIC: u32 = 0xa1b2_3c4d;
+const KUZNETZOV_TCPDUMP_MAGIC: u32 = 0xa1b2_cd34;
+/// pcapng block types libpcap reads.
+const BT_SHB: u32 = 0x0a0d_0d0a;
+const BT_IDB: u32 = 1;
+const BT_PB: u32 = 2;
+const BT_SPB: u32 = 3;
+const BT_EPB: u32 = 6;
+/// The pcapng byte-order magic.
+const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 
 /// A short name for a LINKTYPE_* value, for messages (`"LINKTYPE 9 (PPP)"`).
 pub fn linktype_name(value: u32) -> String {
@@ -183,33 +191,173 @@ pub fn write_pcap(
 /// A streaming reader of packets from a pcap or pcapng file.
 ///
 /// The link type is known as soon as the reader is built (for pcapng, the
-/// first interface description is read then).
+/// first interface description is read then). It refuses what libpcap
+/// 1.10.3 refuses, at the same point: a fault in the file header or before
+/// the first interface description fails [`PacketReader::new`]; a fault in
+/// a later record ends the iteration with an error after the packets before
+/// it.
 pub struct PacketReader<'a> {
-    inner: Box<dyn PcapReaderIterator + 'a>,
-    state: State,
-    io_error: Arc<Mutex<Option<io::Error>>>,
-    capacity: usize,
+    input: Box<dyn Read + 'a>,
+    name: String,
+    link: u32,
+    snaplen: u32,
+    format: Format,
+    warnings: Vec<String>,
+    /// Packets handed out so far (for warnings).
+    count: u64,
+    /// Records cut to the snapshot length (the first has a warning of its
+    /// own, the others are counted).
+    cut: u64,
     done: bool,
 }
 
-/// What the blocks seen so far tell about the packets to come.
-struct State {
-    name: String,
-    link: Option<u32>,
-    snaplen: u32,
-    /// Legacy pcap: the fraction field holds nanoseconds.
+enum Format {
+    Pcap(Pcap),
+    Ng(Ng),
+}
+
+/// What the pcap file header says about the records.
+struct Pcap {
+    big_endian: bool,
+    /// The fraction field holds nanoseconds.
     nanos: bool,
-    /// pcapng: the interfaces of the current section.
+    /// 16, or 24 for Kuznetzov's patched format.
+    header_size: usize,
+    lengths: Lengths,
+}
+
+/// libpcap's `lengths_swapped`: caplen and len traded places in the
+/// record header at version 2.3.
+#[derive(Clone, Copy)]
+enum Lengths {
+    Normal,
+    Swapped,
+    /// Version 2.3: swapped when caplen > len.
+    MaybeSwapped,
+}
+
+/// The pcapng state: byte order and the current section's interfaces.
+struct Ng {
+    big_endian: bool,
+    /// libpcap's `max_blocksize`.
+    max_block: u32,
     interfaces: Vec<Interface>,
 }
 
 struct Interface {
-    linktype: u32,
-    snaplen: u32,
     /// Timestamp units per second.
     resolution: u64,
     /// Seconds added to every timestamp.
     offset: i64,
+}
+
+/// A pcapng block: its type and the bytes between its header and trailer.
+struct RawBlock {
+    kind: u32,
+    body: Vec<u8>,
+}
+
+fn get_u16(b: &[u8], at: usize, big_endian: bool) -> u16 {
+    let v = [b[at], b[at + 1]];
+    if big_endian {
+        u16::from_be_bytes(v)
+    } else {
+        u16::from_le_bytes(v)
+    }
+}
+
+fn get_u32(b: &[u8], at: usize, big_endian: bool) -> u32 {
+    let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+    if big_endian {
+        u32::from_be_bytes(v)
+    } else {
+        u32::from_le_bytes(v)
+    }
+}
+
+fn get_u64(b: &[u8], at: usize, big_endian: bool) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    if big_endian {
+        u64::from_be_bytes(v)
+    } else {
+        u64::from_le_bytes(v)
+    }
+}
+
+/// Reads until `buf` is full or the input ends; the count read.
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads up to `len` bytes, growing the buffer with what arrives (a bogus
+/// length does not allocate).
+fn read_up_to(input: &mut dyn Read, len: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    input.take(len).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// libpcap's `max_snaplen_for_dlt`: the most captured bytes a record of
+/// this link type may have.
+fn max_snaplen_for_link(link: u32) -> u32 {
+    match link {
+        231 => 128 << 20, // DBUS
+        279 => 8 << 20,   // EBHSCR
+        249 => 1 << 20,   // USBPCAP
+        _ => MAXIMUM_SNAPLEN,
+    }
+}
+
+/// libpcap's `linktype_to_dlt` on Linux, for the LINKTYPE values whose DLT
+/// value differs there (all others are their own DLT value).
+fn linktype_to_dlt(linktype: u32) -> u32 {
+    match linktype {
+        100 => 11, // ATM_RFC1483
+        101 => 12, // RAW
+        102 => 15, // SLIP_BSDOS
+        103 => 16, // PPP_BSDOS
+        106 => 19, // ATM_CLIP
+        other => other,
+    }
+}
+
+/// libpcap's `pcap_adjust_snapshot`: 0, or more than `INT_MAX`, means the
+/// link type's maximum; any other value stands, even above that maximum.
+fn adjust_snapshot(link: u32, snaplen: u32) -> u32 {
+    if snaplen == 0 || snaplen > i32::MAX as u32 {
+        max_snaplen_for_link(link)
+    } else {
+        snaplen
+    }
+}
+
+/// libpcap's message for a record with more captured bytes than allowed.
+fn oversized(caplen: u32, snaplen: u32) -> String {
+    format!("invalid packet capture length {caplen}, bigger than snaplen of {snaplen}")
+}
+
+/// libpcap's message for a pcapng block whose contents run past its end;
+/// `what` says which contents.
+fn too_short(kind: u32, what: &str) -> String {
+    let name = match kind {
+        BT_SHB => " (section header)",
+        BT_IDB => " (interface description)",
+        BT_PB => " (packet)",
+        BT_SPB => " (simple packet)",
+        BT_EPB => " (enhanced packet)",
+        _ => "",
+    };
+    format!("block of type {kind}{name} in pcapng dump file is too short: {what}")
 }
 
 impl PacketReader<'static> {
@@ -228,323 +376,609 @@ impl PacketReader<'static> {
 impl<'a> PacketReader<'a> {
     /// Starts reading a capture from `input`; `name` is used in error messages.
     pub fn new(input: impl Read + 'a, name: impl Into<String>) -> Result<Self, CaptureError> {
-        let name = name.into();
-        let io_error = Arc::new(Mutex::new(None));
-        let mut input = Tap {
-            inner: input,
-            error: Arc::clone(&io_error),
+        let mut reader = PacketReader {
+            input: Box::new(BufReader::with_capacity(1 << 16, input)),
+            name: name.into(),
+            link: 0,
+            snaplen: 0,
+            format: Format::Pcap(Pcap {
+                big_endian: false,
+                nanos: false,
+                header_size: 16,
+                lengths: Lengths::Normal,
+            }),
+            warnings: Vec::new(),
+            count: 0,
+            cut: 0,
+            done: false,
         };
         let mut magic = [0u8; 4];
-        let got = Fill(&mut input)
-            .read(&mut magic)
-            .map_err(|source| CaptureError::Io {
-                file: name.clone(),
-                source,
-            })?;
-        let format = |message: String| CaptureError::Format {
-            file: name.clone(),
-            message,
-        };
+        let got = reader.fill(&mut magic)?;
         if got < 4 {
-            return Err(format(format!(
+            return Err(reader.fail(format!(
                 "{got} bytes is too short for a capture file header"
             )));
         }
-        let input = Fill(io::Cursor::new(magic).chain(input));
         let le = u32::from_le_bytes(magic);
-        let inner: Box<dyn PcapReaderIterator + 'a> = match le {
-            0x0a0d_0d0a => Box::new(
-                PcapNGReader::new(INITIAL_BUFFER, input)
-                    .map_err(|e| format(format!("bad pcapng section header: {}", describe(&e))))?,
-            ),
-            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0xa1b2_cd34 => Box::new(
-                LegacyPcapReader::new(INITIAL_BUFFER, input)
-                    .map_err(|e| format(format!("bad pcap file header: {}", describe(&e))))?,
-            ),
-            _ => {
-                return Err(format(format!(
-                    "not a pcap or pcapng file (magic number 0x{:08x})",
-                    u32::from_be_bytes(magic)
-                )));
-            }
-        };
-        let mut reader = PacketReader {
-            inner,
-            state: State {
-                name,
-                link: None,
-                snaplen: 0,
-                nanos: false,
-                interfaces: Vec::new(),
-            },
-            io_error,
-            capacity: INITIAL_BUFFER,
-            done: false,
-        };
-        // Read up to the first header or interface description: the link type.
-        // No packet can come first: `State::handle` refuses packets on
-        // unknown interfaces.
-        while reader.state.link.is_none() {
-            reader.next_block()?;
-            if reader.done && reader.state.link.is_none() {
-                return Err(reader.format_error(
-                    "no interface description block before the end of the file".into(),
-                ));
-            }
+        let be = u32::from_be_bytes(magic);
+        if le == BT_SHB {
+            reader.open_pcapng()?;
+        } else if [TCPDUMP_MAGIC, NSEC_TCPDUMP_MAGIC, KUZNETZOV_TCPDUMP_MAGIC].contains(&le) {
+            reader.open_pcap(le, false)?;
+        } else if [TCPDUMP_MAGIC, NSEC_TCPDUMP_MAGIC, KUZNETZOV_TCPDUMP_MAGIC].contains(&be) {
+            reader.open_pcap(be, true)?;
+        } else {
+            return Err(reader.fail(format!(
+                "not a pcap or pcapng file (magic number 0x{be:08x})"
+            )));
         }
         Ok(reader)
     }
 
-    /// The LINKTYPE_* value of the packets.
+    /// The LINKTYPE_* value of the packets (for pcap, without the upper
+    /// bits libpcap masks off).
     pub fn link(&self) -> u32 {
-        self.state.link.unwrap_or(0)
+        self.link
     }
 
     /// The snapshot length as libpcap uses it: the file's (pcapng: the first
-    /// interface's), or 262144 when that is 0 or larger. Packets with more
-    /// captured bytes are cut to it, as libpcap cuts them.
+    /// interface's), or the link type's maximum (262144 for most) when that
+    /// is 0 or above `INT_MAX`. pcap records with more captured bytes, but
+    /// not more than that maximum, are cut to it, as libpcap cuts them (with
+    /// a [warning](Self::warnings)).
     pub fn snaplen(&self) -> u32 {
-        self.state.snaplen
+        self.snaplen
     }
 
-    fn format_error(&self, message: String) -> CaptureError {
-        CaptureError::Format {
-            file: self.state.name.clone(),
-            message,
+    /// What was read but looks wrong, so far: libpcap reads these without a
+    /// word, we say so (each message names the file; records cut to the
+    /// snapshot length are told once, with a count of the others).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut all = self.warnings.clone();
+        if self.cut > 1 {
+            all.push(format!(
+                "{}: {} more packets were cut to the snapshot length {}",
+                self.name,
+                self.cut - 1,
+                self.snaplen
+            ));
         }
+        all
     }
 
-    /// Reads one block. `Ok(None)` for blocks that are not packets (and at
-    /// the end, with `done` set).
-    fn next_block(&mut self) -> Result<Option<Packet>, CaptureError> {
-        loop {
-            if self.done {
-                return Ok(None);
-            }
-            let outcome = match self.inner.next() {
-                Ok((used, block)) => {
-                    let result = self.state.handle(block);
-                    Ok((used, result))
-                }
-                Err(e) => Err(Step::from(e)),
-            };
-            match outcome {
-                Ok((used, result)) => {
-                    self.inner.consume(used);
-                    if result.is_err() {
-                        self.done = true;
-                    }
-                    return result;
-                }
-                Err(Step::End) => {
-                    self.done = true;
-                    return Ok(None);
-                }
-                Err(Step::Refill) => self.refill()?,
-                Err(Step::Grow) => {
-                    self.capacity *= 2;
-                    if self.capacity > 2 * MAX_RECORD || !self.inner.grow(self.capacity) {
-                        self.done = true;
-                        return Err(self.format_error(format!(
-                            "a packet record is larger than {} MiB",
-                            MAX_RECORD >> 20
-                        )));
-                    }
-                    self.refill()?;
-                }
-                Err(Step::Fail(message)) => {
-                    self.done = true;
-                    return Err(self.format_error(message));
-                }
-            }
-        }
+    fn warn(&mut self, message: String) {
+        self.warnings.push(format!("{}: {message}", self.name));
     }
 
-    fn refill(&mut self) -> Result<(), CaptureError> {
-        if self.inner.refill().is_ok() {
-            return Ok(());
-        }
+    /// A format error, which ends the reading.
+    fn fail(&mut self, message: String) -> CaptureError {
         self.done = true;
-        let taken = self.io_error.lock().ok().and_then(|mut e| e.take());
-        Err(CaptureError::Io {
-            file: self.state.name.clone(),
-            source: taken.unwrap_or_else(|| io::Error::other("read error")),
-        })
-    }
-}
-
-/// What to do after a failed `next()`, without borrowing the buffer.
-enum Step {
-    End,
-    Refill,
-    Grow,
-    Fail(String),
-}
-
-impl From<PcapError<&[u8]>> for Step {
-    fn from(e: PcapError<&[u8]>) -> Step {
-        match e {
-            PcapError::Eof => Step::End,
-            PcapError::Incomplete(_) => Step::Refill,
-            PcapError::BufferTooSmall => Step::Grow,
-            other => Step::Fail(describe(&other)),
-        }
-    }
-}
-
-fn describe<I>(e: &PcapError<I>) -> String {
-    match e {
-        PcapError::Eof => "unexpected end of file".into(),
-        PcapError::UnexpectedEof | PcapError::Incomplete(_) => {
-            "truncated file: it ends inside a header or packet record".into()
-        }
-        PcapError::BufferTooSmall => "a record is too large".into(),
-        PcapError::ReadError => "read error".into(),
-        PcapError::HeaderNotRecognized => "header not recognised".into(),
-        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
-            format!("malformed block or record ({kind:?})")
-        }
-    }
-}
-
-impl State {
-    /// The captured bytes libpcap hands over: at most the snapshot length.
-    fn cut(&self, data: &[u8]) -> Vec<u8> {
-        data[..data.len().min(self.snaplen as usize)].to_vec()
-    }
-
-    fn format_error(&self, message: String) -> CaptureError {
         CaptureError::Format {
             file: self.name.clone(),
             message,
         }
     }
 
-    fn handle(&mut self, block: PcapBlockOwned<'_>) -> Result<Option<Packet>, CaptureError> {
-        match block {
-            PcapBlockOwned::LegacyHeader(h) => {
-                self.link = Some(h.network.0 as u32);
-                self.snaplen = adjust_snapshot(h.snaplen);
-                self.nanos = h.is_nanosecond_precision();
-                Ok(None)
-            }
-            PcapBlockOwned::Legacy(b) => {
-                let ts_nsec = if self.nanos {
-                    b.ts_usec
-                } else {
-                    b.ts_usec.saturating_mul(1000)
-                };
-                if b.caplen > MAXIMUM_SNAPLEN {
-                    return Err(self.format_error(format!(
-                        "invalid packet capture length {}, bigger than maximum of {MAXIMUM_SNAPLEN}",
-                        b.caplen
-                    )));
-                }
-                Ok(Some(Packet {
-                    ts_sec: u64::from(b.ts_sec),
-                    ts_nsec,
-                    data: self.cut(b.data),
-                    wire_len: b.origlen,
-                }))
-            }
-            PcapBlockOwned::NG(block) => self.handle_ng(block),
+    /// Fills `buf` as far as the input allows; an I/O error ends the reading.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, CaptureError> {
+        read_full(&mut self.input, buf).map_err(|source| self.io_error(source))
+    }
+
+    fn read_up_to(&mut self, len: u64) -> Result<Vec<u8>, CaptureError> {
+        read_up_to(&mut self.input, len).map_err(|source| self.io_error(source))
+    }
+
+    fn io_error(&mut self, source: io::Error) -> CaptureError {
+        self.done = true;
+        CaptureError::Io {
+            file: self.name.clone(),
+            source,
         }
     }
 
-    fn handle_ng(&mut self, block: Block<'_>) -> Result<Option<Packet>, CaptureError> {
-        match block {
-            Block::SectionHeader(_) => {
-                self.interfaces.clear();
-                Ok(None)
+    /// libpcap's `pcap_check_header`, after the magic number.
+    fn open_pcap(&mut self, magic: u32, big_endian: bool) -> Result<(), CaptureError> {
+        let mut hdr = [0u8; 24];
+        let got = self.fill(&mut hdr[4..])?;
+        if got < 20 {
+            return Err(self.fail(format!(
+                "bad pcap file header: truncated file; tried to read 24 file header bytes, only got {}",
+                got + 4
+            )));
+        }
+        let major = get_u16(&hdr, 4, big_endian);
+        let minor = get_u16(&hdr, 6, big_endian);
+        let snaplen = get_u32(&hdr, 16, big_endian);
+        let linktype = get_u32(&hdr, 20, big_endian);
+        if major < 2 {
+            return Err(self.fail(format!(
+                "archaic pcap savefile format (version {major}.{minor})"
+            )));
+        }
+        // libpcap reads versions 2.0 to 2.4, and DG/UX tcpdump's 543.0.
+        if !((major == 2 && minor <= 4) || (major == 543 && minor == 0)) {
+            return Err(self.fail(format!("unsupported pcap savefile version {major}.{minor}")));
+        }
+        // LT_LINKTYPE: the upper 6 bits are flags (FCS length).
+        self.link = linktype & 0x03ff_ffff;
+        self.snaplen = adjust_snapshot(self.link, snaplen);
+        let kuznetzov = magic == KUZNETZOV_TCPDUMP_MAGIC;
+        if kuznetzov && self.link == LINKTYPE_EN10MB {
+            // libpcap: a cooked capture's faked Ethernet header.
+            self.snaplen = self.snaplen.saturating_add(14).min(i32::MAX as u32);
+        }
+        let lengths = match (major, minor) {
+            (2, 0..=2) | (543, _) => Lengths::Swapped,
+            (2, 3) => Lengths::MaybeSwapped,
+            _ => Lengths::Normal,
+        };
+        self.format = Format::Pcap(Pcap {
+            big_endian,
+            nanos: magic == NSEC_TCPDUMP_MAGIC,
+            header_size: if kuznetzov { 24 } else { 16 },
+            lengths,
+        });
+        Ok(())
+    }
+
+    /// libpcap's `pcap_next_packet` for pcap.
+    fn next_pcap(&mut self) -> Result<Option<Packet>, CaptureError> {
+        let Format::Pcap(ref f) = self.format else {
+            unreachable!("a pcap reader")
+        };
+        let (big_endian, nanos, header_size, lengths) =
+            (f.big_endian, f.nanos, f.header_size, f.lengths);
+        let mut hdr = [0u8; 24];
+        let got = self.fill(&mut hdr[..header_size])?;
+        if got == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        if got < header_size {
+            return Err(self.fail(format!(
+                "truncated file; tried to read {header_size} header bytes, only got {got}"
+            )));
+        }
+        let ts_sec = get_u32(&hdr, 0, big_endian);
+        let frac = get_u32(&hdr, 4, big_endian);
+        let mut caplen = get_u32(&hdr, 8, big_endian);
+        let mut len = get_u32(&hdr, 12, big_endian);
+        let swap = match lengths {
+            Lengths::Normal => false,
+            Lengths::Swapped => true,
+            Lengths::MaybeSwapped => caplen > len,
+        };
+        if swap {
+            std::mem::swap(&mut caplen, &mut len);
+        }
+        let max = max_snaplen_for_link(self.link);
+        if caplen > max {
+            return Err(self.fail(if caplen > self.snaplen {
+                oversized(caplen, self.snaplen)
+            } else {
+                format!("invalid packet capture length {caplen}, bigger than maximum of {max}")
+            }));
+        }
+        let data = if caplen > self.snaplen {
+            // libpcap reads the first snaplen bytes and discards the rest.
+            let snaplen = self.snaplen;
+            let data = self.read_up_to(u64::from(snaplen))?;
+            if data.len() < snaplen as usize {
+                return Err(self.fail(format!(
+                    "truncated file; tried to read {snaplen} captured bytes, only got {}",
+                    data.len()
+                )));
             }
-            Block::InterfaceDescription(idb) => {
-                let linktype = idb.linktype.0 as u32;
-                match self.link {
-                    None => {
-                        self.link = Some(linktype);
-                        self.snaplen = adjust_snapshot(idb.snaplen);
-                    }
-                    Some(first) if first != linktype => {
-                        return Err(CaptureError::MixedLinkTypes {
-                            file: self.name.clone(),
-                            first: linktype_name(first),
-                            other: linktype_name(linktype),
-                            interface: self.interfaces.len(),
-                        });
-                    }
-                    Some(_) => {}
-                }
-                let resolution = ts_resolution(idb.if_tsresol).ok_or_else(|| {
-                    self.format_error(format!(
-                        "interface {} has an unusable timestamp resolution (if_tsresol {})",
-                        self.interfaces.len(),
-                        idb.if_tsresol
-                    ))
-                })?;
-                self.interfaces.push(Interface {
-                    linktype,
-                    snaplen: idb.snaplen,
-                    resolution,
-                    offset: idb.if_tsoffset,
-                });
-                Ok(None)
+            let rest = u64::from(caplen - snaplen);
+            let skipped = io::copy(&mut (&mut self.input).take(rest), &mut io::sink())
+                .map_err(|source| self.io_error(source))?;
+            if skipped < rest {
+                return Err(self.fail(format!(
+                    "truncated file; tried to read {caplen} captured bytes, only got {}",
+                    u64::from(snaplen) + skipped
+                )));
             }
-            Block::EnhancedPacket(epb) => {
-                let Some(iface) = self.interfaces.get(epb.if_id as usize) else {
-                    return Err(self.format_error(format!(
-                        "a packet refers to interface {} but only {} interfaces are described",
-                        epb.if_id,
-                        self.interfaces.len()
-                    )));
-                };
-                debug_assert_eq!(Some(iface.linktype), self.link);
-                let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                let (ts_sec, ts_nsec) = split_ticks(ticks, iface.resolution, iface.offset);
-                Ok(Some(Packet {
-                    ts_sec,
-                    ts_nsec,
-                    data: self.cut(epb.packet_data()),
-                    wire_len: epb.origlen,
-                }))
+            self.cut += 1;
+            if self.cut == 1 {
+                self.warn(format!(
+                    "packet {}: captured length {caplen} is bigger than the snapshot length {snaplen}; cut to it",
+                    self.count + 1
+                ));
             }
-            Block::SimplePacket(spb) => {
-                let Some(iface) = self.interfaces.first() else {
-                    return Err(self.format_error(
-                        "a simple packet block comes before any interface description".into(),
+            data
+        } else {
+            let data = self.read_up_to(u64::from(caplen))?;
+            if data.len() < caplen as usize {
+                return Err(self.fail(format!(
+                    "truncated file; tried to read {caplen} captured bytes, only got {}",
+                    data.len()
+                )));
+            }
+            data
+        };
+        Ok(Some(Packet {
+            ts_sec: u64::from(ts_sec),
+            ts_nsec: if nanos {
+                frac
+            } else {
+                frac.saturating_mul(1000)
+            },
+            data,
+            wire_len: len,
+        }))
+    }
+
+    /// libpcap's `pcap_ng_check_header`, after the block type: the section
+    /// header, then blocks up to the first interface description.
+    fn open_pcapng(&mut self) -> Result<(), CaptureError> {
+        let mut fixed = [0u8; 8];
+        let got = self.fill(&mut fixed)?;
+        let not_pcapng = |reader: &mut Self| {
+            reader.fail(format!(
+                "not a pcap or pcapng file (magic number 0x{BT_SHB:08x}, but no pcapng byte-order magic)"
+            ))
+        };
+        if got < 8 {
+            return Err(not_pcapng(self));
+        }
+        let big_endian = match get_u32(&fixed, 4, false) {
+            BYTE_ORDER_MAGIC => false,
+            m if m.swap_bytes() == BYTE_ORDER_MAGIC => true,
+            _ => return Err(not_pcapng(self)),
+        };
+        let total = get_u32(&fixed, 0, big_endian);
+        if !(28..=SHB_INSANE_MAX).contains(&total) {
+            return Err(self.fail(format!(
+                "Section Header Block in pcapng dump file has invalid length {total} (it must be between 28 and {SHB_INSANE_MAX})"
+            )));
+        }
+        // libpcap reads the rest of this first block without checking its
+        // trailer or its alignment.
+        let want = u64::from(total - 12);
+        let rest = self.read_up_to(want)?;
+        if (rest.len() as u64) < want {
+            return Err(self.fail(format!(
+                "truncated file; tried to read {want} bytes of a pcapng block, only got {}",
+                rest.len()
+            )));
+        }
+        let major = get_u16(&rest, 0, big_endian);
+        let minor = get_u16(&rest, 2, big_endian);
+        if !(major == 1 && (minor == 0 || minor == 2)) {
+            return Err(self.fail(format!(
+                "unsupported pcapng savefile version {major}.{minor}"
+            )));
+        }
+        if !total.is_multiple_of(4) {
+            self.warn(format!(
+                "the first section header block has a length of {total} that is not a multiple of 4"
+            ));
+        }
+        let trailer = get_u32(&rest, rest.len() - 4, big_endian);
+        if trailer != total {
+            self.warn(
+                "the first section header block's total length in header and trailer don't match"
+                    .into(),
+            );
+        }
+        self.format = Format::Ng(Ng {
+            big_endian,
+            max_block: INITIAL_MAX_BLOCKSIZE,
+            interfaces: Vec::new(),
+        });
+        loop {
+            let Some(block) = self.read_block()? else {
+                return Err(
+                    self.fail("the capture file has no Interface Description Blocks".into())
+                );
+            };
+            match block.kind {
+                BT_IDB => return self.interface(&block.body, true),
+                BT_EPB | BT_SPB | BT_PB => {
+                    return Err(self.fail(
+                        "the capture file has a packet block before any Interface Description Blocks"
+                            .into(),
                     ));
-                };
-                let mut data = spb.packet_data();
-                if iface.snaplen != 0 && data.len() > iface.snaplen as usize {
-                    data = &data[..iface.snaplen as usize];
                 }
-                Ok(Some(Packet {
-                    ts_sec: 0,
-                    ts_nsec: 0,
-                    data: self.cut(data),
-                    wire_len: spb.origlen,
-                }))
+                _ => {}
             }
-            _ => Ok(None),
         }
     }
-}
 
-/// libpcap's `pcap_adjust_snapshot`: 0 or too large means the maximum.
-fn adjust_snapshot(snaplen: u32) -> u32 {
-    if snaplen == 0 || snaplen > MAXIMUM_SNAPLEN {
-        MAXIMUM_SNAPLEN
-    } else {
-        snaplen
+    fn ng(&mut self) -> &mut Ng {
+        match &mut self.format {
+            Format::Ng(ng) => ng,
+            Format::Pcap(_) => unreachable!("a pcapng reader"),
+        }
     }
-}
 
-/// Units per second for a pcapng `if_tsresol` (high bit: power of two).
-fn ts_resolution(tsresol: u8) -> Option<u64> {
-    let exp = u32::from(tsresol & 0x7f);
-    if tsresol & 0x80 == 0 {
-        10u64.checked_pow(exp)
-    } else {
-        1u64.checked_shl(exp).filter(|_| exp < 64)
+    /// libpcap's `read_block`: `None` at the end of the file.
+    fn read_block(&mut self) -> Result<Option<RawBlock>, CaptureError> {
+        let (big_endian, max_block) = {
+            let ng = self.ng();
+            (ng.big_endian, ng.max_block)
+        };
+        let mut hdr = [0u8; 8];
+        let got = self.fill(&mut hdr)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < 8 {
+            return Err(self.fail(format!(
+                "truncated file; tried to read 8 bytes of a pcapng block header, only got {got}"
+            )));
+        }
+        let kind = get_u32(&hdr, 0, big_endian);
+        let total = get_u32(&hdr, 4, big_endian);
+        if total < 12 {
+            return Err(self.fail(format!(
+                "block in pcapng dump file has a length of {total} < 12"
+            )));
+        }
+        if !total.is_multiple_of(4) {
+            return Err(self.fail(format!(
+                "block in pcapng dump file has a length of {total} that is not a multiple of 4"
+            )));
+        }
+        if total > max_block {
+            return Err(self.fail(format!("pcapng block size {total} > maximum {max_block}")));
+        }
+        let want = u64::from(total - 8);
+        let mut body = self.read_up_to(want)?;
+        if (body.len() as u64) < want {
+            return Err(self.fail(format!(
+                "truncated file; tried to read {want} bytes of a pcapng block, only got {}",
+                body.len()
+            )));
+        }
+        let trailer = get_u32(&body, body.len() - 4, big_endian);
+        if trailer != total {
+            return Err(self.fail(format!(
+                "block total length in header ({total}) and trailer ({trailer}) don't match"
+            )));
+        }
+        body.truncate(body.len() - 4);
+        Ok(Some(RawBlock { kind, body }))
+    }
+
+    /// An interface description block: the first sets the link type and
+    /// snapshot length, later ones must agree (libpcap's `add_interface`
+    /// and the checks before it).
+    fn interface(&mut self, body: &[u8], first: bool) -> Result<(), CaptureError> {
+        let big_endian = self.ng().big_endian;
+        if body.len() < 8 {
+            return Err(self.fail(too_short(BT_IDB, "its fixed fields run past its end")));
+        }
+        let linktype = u32::from(get_u16(body, 0, big_endian));
+        let snaplen = get_u32(body, 4, big_endian);
+        let index = self.ng().interfaces.len();
+        if first {
+            self.link = linktype;
+            self.snaplen = adjust_snapshot(linktype, snaplen);
+            // libpcap's MAX_BLOCKSIZE_FOR_SNAPLEN.
+            let for_link = 8 + 20 + max_snaplen_for_link(linktype) + 131_072 + 4;
+            let ng = self.ng();
+            ng.max_block = ng.max_block.max(for_link);
+        } else {
+            if linktype == self.link && linktype_to_dlt(linktype) != linktype {
+                return Err(self.fail(format!(
+                    "an interface has a type {linktype} different from the type of the first interface: libpcap 1.10.3 compares a later interface's LINKTYPE value with the first's DLT value ({}), so it refuses a second interface of {}",
+                    linktype_to_dlt(linktype),
+                    linktype_name(linktype)
+                )));
+            }
+            if linktype != self.link {
+                self.done = true;
+                return Err(CaptureError::MixedLinkTypes {
+                    file: self.name.clone(),
+                    first: linktype_name(self.link),
+                    other: linktype_name(linktype),
+                    interface: index,
+                });
+            }
+            if adjust_snapshot(linktype, snaplen) != self.snaplen {
+                let first = self.snaplen;
+                return Err(self.fail(format!(
+                    "interface {index} has a snapshot length {snaplen} different from the snapshot length {first} of the first interface"
+                )));
+            }
+        }
+        let iface = self
+            .interface_options(&body[8..], big_endian)
+            .map_err(|message| self.fail(message))?;
+        self.ng().interfaces.push(iface);
+        Ok(())
+    }
+
+    /// libpcap's `process_idb_options`: every option must fit the block;
+    /// if_tsresol and if_tsoffset are checked.
+    fn interface_options(&self, mut opts: &[u8], big_endian: bool) -> Result<Interface, String> {
+        let idb = |what: &str| format!("Interface Description Block {what}");
+        let mut resolution = None;
+        let mut offset = None;
+        while !opts.is_empty() {
+            if opts.len() < 4 {
+                return Err(too_short(BT_IDB, "an option header runs past its end"));
+            }
+            let code = get_u16(opts, 0, big_endian);
+            let len = get_u16(opts, 2, big_endian);
+            let padded = usize::from(len).div_ceil(4) * 4;
+            if opts.len() - 4 < padded {
+                return Err(too_short(
+                    BT_IDB,
+                    &format!("option {code} of length {len} runs past its end"),
+                ));
+            }
+            let value = &opts[4..4 + usize::from(len)];
+            opts = &opts[4 + padded..];
+            match code {
+                0 => {
+                    if len != 0 {
+                        return Err(idb(&format!(
+                            "has opt_endofopt option with length {len} != 0"
+                        )));
+                    }
+                    break;
+                }
+                9 => {
+                    if len != 1 {
+                        return Err(idb(&format!(
+                            "has if_tsresol option with length {len} != 1"
+                        )));
+                    }
+                    if resolution.is_some() {
+                        return Err(idb("has more than one if_tsresol option"));
+                    }
+                    let r = value[0];
+                    let exp = u32::from(r & 0x7f);
+                    resolution = Some(if r & 0x80 != 0 {
+                        if exp > 63 {
+                            return Err(idb(&format!(
+                                "if_tsresol option resolution 2^-{exp} is too high"
+                            )));
+                        }
+                        1u64 << exp
+                    } else {
+                        if exp > 19 {
+                            return Err(idb(&format!(
+                                "if_tsresol option resolution 10^-{exp} is too high"
+                            )));
+                        }
+                        10u64.pow(exp)
+                    });
+                }
+                14 => {
+                    if len != 8 {
+                        return Err(idb(&format!(
+                            "has if_tsoffset option with length {len} != 8"
+                        )));
+                    }
+                    if offset.is_some() {
+                        return Err(idb("has more than one if_tsoffset option"));
+                    }
+                    offset = Some(get_u64(value, 0, big_endian) as i64);
+                }
+                _ => {}
+            }
+        }
+        Ok(Interface {
+            resolution: resolution.unwrap_or(1_000_000),
+            offset: offset.unwrap_or(0),
+        })
+    }
+
+    /// libpcap's `pcap_ng_next_packet`.
+    fn next_pcapng(&mut self) -> Result<Option<Packet>, CaptureError> {
+        let big_endian = self.ng().big_endian;
+        let (kind, if_id, ticks, caplen, len, data_at, body) = loop {
+            let Some(block) = self.read_block()? else {
+                self.done = true;
+                return Ok(None);
+            };
+            let body = block.body;
+            match block.kind {
+                BT_EPB => {
+                    if body.len() < 20 {
+                        return Err(
+                            self.fail(too_short(BT_EPB, "its fixed fields run past its end"))
+                        );
+                    }
+                    let ticks = (u64::from(get_u32(&body, 4, big_endian)) << 32)
+                        | u64::from(get_u32(&body, 8, big_endian));
+                    let caplen = get_u32(&body, 12, big_endian);
+                    let len = get_u32(&body, 16, big_endian);
+                    break (
+                        BT_EPB,
+                        get_u32(&body, 0, big_endian),
+                        ticks,
+                        caplen,
+                        len,
+                        20,
+                        body,
+                    );
+                }
+                BT_SPB => {
+                    if body.len() < 4 {
+                        return Err(
+                            self.fail(too_short(BT_SPB, "its fixed fields run past its end"))
+                        );
+                    }
+                    let len = get_u32(&body, 0, big_endian);
+                    // No captured length: the packet's, up to the snapshot length.
+                    break (BT_SPB, 0, 0, len.min(self.snaplen), len, 4, body);
+                }
+                BT_PB => {
+                    if body.len() < 20 {
+                        return Err(
+                            self.fail(too_short(BT_PB, "its fixed fields run past its end"))
+                        );
+                    }
+                    let ticks = (u64::from(get_u32(&body, 4, big_endian)) << 32)
+                        | u64::from(get_u32(&body, 8, big_endian));
+                    let caplen = get_u32(&body, 12, big_endian);
+                    let len = get_u32(&body, 16, big_endian);
+                    let if_id = u32::from(get_u16(&body, 0, big_endian));
+                    break (BT_PB, if_id, ticks, caplen, len, 20, body);
+                }
+                BT_IDB => self.interface(&body, false)?,
+                BT_SHB => self.section(&body)?,
+                _ => {}
+            }
+        };
+        let Some(iface) = self.ng().interfaces.get(if_id as usize) else {
+            return Err(self.fail(format!(
+                "a packet arrived on interface {if_id}, but there's no Interface Description Block for that interface"
+            )));
+        };
+        let (resolution, offset) = (iface.resolution, iface.offset);
+        if caplen > self.snaplen {
+            return Err(self.fail(oversized(caplen, self.snaplen)));
+        }
+        let data = &body[data_at..];
+        if data.len() < caplen as usize {
+            return Err(self.fail(too_short(
+                kind,
+                &format!(
+                    "its packet data (capture length {caplen}) runs past its end ({} bytes)",
+                    data.len()
+                ),
+            )));
+        }
+        let (ts_sec, ts_nsec) = split_ticks(ticks, resolution, offset);
+        Ok(Some(Packet {
+            ts_sec,
+            ts_nsec,
+            data: data[..caplen as usize].to_vec(),
+            wire_len: len,
+        }))
+    }
+
+    /// A section header block after the first: same byte order, major
+    /// version 1; a new set of interfaces.
+    fn section(&mut self, body: &[u8]) -> Result<(), CaptureError> {
+        let big_endian = self.ng().big_endian;
+        if body.len() < 16 {
+            return Err(self.fail(too_short(BT_SHB, "its fixed fields run past its end")));
+        }
+        match get_u32(body, 0, big_endian) {
+            BYTE_ORDER_MAGIC => {}
+            m if m.swap_bytes() == BYTE_ORDER_MAGIC => {
+                return Err(self.fail("the file has sections with different byte orders".into()));
+            }
+            _ => {
+                return Err(
+                    self.fail("the file has a section with a bad byte order magic field".into())
+                );
+            }
+        }
+        let major = get_u16(body, 4, big_endian);
+        if major != 1 {
+            return Err(self.fail(format!(
+                "unknown pcapng savefile major version number {major}"
+            )));
+        }
+        self.ng().interfaces.clear();
+        Ok(())
     }
 }
 
@@ -561,52 +995,24 @@ impl Iterator for PacketReader<'_> {
     type Item = Result<Packet, CaptureError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match self.next_block() {
-                Ok(Some(p)) => return Some(Ok(p)),
-                Ok(None) if self.done => return None,
-                Ok(None) => {}
-                Err(e) => return Some(Err(e)),
+        if self.done {
+            return None;
+        }
+        let result = match self.format {
+            Format::Pcap(_) => self.next_pcap(),
+            Format::Ng(_) => self.next_pcapng(),
+        };
+        match result {
+            Ok(Some(p)) => {
+                self.count += 1;
+                Some(Ok(p))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
             }
         }
-    }
-}
-
-/// Keeps the I/O errors of the input, which pcap-parser would reduce to
-/// "read error".
-struct Tap<R> {
-    inner: R,
-    error: Arc<Mutex<Option<io::Error>>>,
-}
-
-impl<R: Read> Read for Tap<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
-            if e.kind() != io::ErrorKind::Interrupted
-                && let Ok(mut slot) = self.error.lock()
-            {
-                *slot = Some(io::Error::new(e.kind(), e.to_string()));
-            }
-        })
-    }
-}
-
-/// Makes each `read` fill the buffer as far as the input allows:
-/// pcap-parser expects a whole file header from its first read.
-struct Fill<R>(R);
-
-impl<R: Read> Read for Fill<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.0.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(filled)
     }
 }
 
@@ -688,6 +1094,25 @@ mod tests {
         f[16] = 0; // 0 means libpcap's maximum
         let reader = PacketReader::new(&f[..], "x").unwrap();
         assert_eq!(reader.snaplen(), 262_144);
+    }
+
+    /// Cut records are told once, then counted.
+    #[test]
+    fn cut_records_are_told_once() {
+        let mut f = Vec::new();
+        let p = pkt(0, 0, &[1, 2, 3, 4, 5, 6], 60);
+        write_pcap(&mut f, 1, 100, &[p.clone(), p.clone(), p]).unwrap();
+        f[16] = 4;
+        let mut reader = PacketReader::new(&f[..], "x").unwrap();
+        assert!(reader.warnings().is_empty());
+        assert_eq!(reader.by_ref().filter(Result::is_ok).count(), 3);
+        assert_eq!(
+            reader.warnings(),
+            [
+                "x: packet 1: captured length 6 is bigger than the snapshot length 4; cut to it",
+                "x: 2 more packets were cut to the snapshot length 4"
+            ]
+        );
     }
 
     /// A big-endian nanosecond pcap, written by hand.

@@ -342,11 +342,12 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     let mut read_error = None;
     // Packets go to the runner in chunks: the kernel engine runs them in
     // batches.
-    let mut reader = reader.peekable();
+    let mut reader = reader;
+    let mut packets = reader.by_ref().peekable();
     let mut chunk = Vec::with_capacity(RUN_CHUNK);
-    while reader.peek().is_some() {
+    while packets.peek().is_some() {
         chunk.clear();
-        for p in reader.by_ref() {
+        for p in packets.by_ref() {
             match p {
                 Ok(p) => chunk.push(p),
                 Err(e) => {
@@ -382,6 +383,11 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
         writeln!(out, "{matches}").map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())?;
+    // What libpcap reads without a word but looks wrong (records cut to
+    // the snapshot length, a first section header's bad trailer).
+    for w in reader.warnings() {
+        eprintln!("pcap2bpf: warning: {w}");
+    }
     if runner.interp_fallbacks() > 0 {
         report(&format!(
             "{} packets longer than one kernel test run takes were run by the interpreter",
