@@ -386,7 +386,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     // What libpcap reads without a word but looks wrong (records cut to
     // the snapshot length, a first section header's bad trailer).
     for w in reader.warnings() {
-        eprintln!("pcap2bpf: warning: {w}");
+        report(&format!("warning: {w}"));
     }
     if runner.interp_fallbacks() > 0 {
         report(&format!(
