@@ -428,7 +428,7 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         attached.hook,
         id_or_dash(attached.prog_id),
         id_or_dash(attached.link_id),
-        deploy::PIN_ROOT,
+        deploy::pin_root().display(),
         attached.name
     );
     Ok(())
@@ -456,7 +456,11 @@ fn id_or_dash(id: Option<impl std::fmt::Display>) -> String {
 }
 
 fn cmd_status() -> Result<(), String> {
-    let filters = deploy::status().map_err(|e| format!("pcap2bpf: {e}"))?;
+    let listing = deploy::list().map_err(|e| format!("pcap2bpf: {e}"))?;
+    for note in &listing.notes {
+        eprintln!("pcap2bpf: {note}");
+    }
+    let filters = listing.attached;
     if filters.is_empty() {
         println!("no filters attached by pcap2bpf");
         return Ok(());
@@ -488,19 +492,23 @@ fn cmd_status() -> Result<(), String> {
 }
 
 fn cmd_detach(a: DetachArgs) -> Result<(), String> {
-    let names: Vec<String> = if a.all {
-        deploy::status()
-            .map_err(|e| format!("pcap2bpf: {e}"))?
-            .into_iter()
-            .map(|f| f.name)
-            .collect()
-    } else if a.names.is_empty() {
+    if a.all {
+        let (names, notes) = deploy::detach_all().map_err(|e| format!("pcap2bpf: {e}"))?;
+        for note in notes {
+            eprintln!("pcap2bpf: {note}");
+        }
+        for n in names {
+            println!("detached {n}");
+        }
+        return Ok(());
+    }
+    if a.names.is_empty() {
         return Err("pcap2bpf: name the filters to detach, or give --all".into());
-    } else {
-        a.names
-    };
-    for n in names {
-        deploy::detach(&n).map_err(|e| format!("pcap2bpf: {e}"))?;
+    }
+    for n in a.names {
+        for note in deploy::detach(&n).map_err(|e| format!("pcap2bpf: {e}"))? {
+            eprintln!("pcap2bpf: {note}");
+        }
         println!("detached {n}");
     }
     Ok(())
