@@ -50,13 +50,49 @@ pub fn pin_root() -> PathBuf {
         .map_or_else(|| PathBuf::from(PIN_ROOT), PathBuf::from)
 }
 
+/// Where bpffs is mounted.
+const BPFFS: &str = "/sys/fs/bpf";
+
+/// Whether `path` is the root of (or in) a bpf filesystem.
+fn is_bpffs(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)
+        .and_then(|d| bpf_builder::sys::dir::fs_type_fd(d.as_fd()))
+        .is_ok_and(|t| t == bpf_builder::sys::bpf::BPF_FS_MAGIC)
+}
+
+/// Whether this process shares the mount namespace of process 1, where a
+/// mount outlives the command (`ip netns exec` and `unshare --mount`
+/// make namespaces that do not). When that cannot be read, no: then
+/// bpffs must be mounted beforehand, rather than a filter reported
+/// attached that goes away with the command.
+fn in_init_mount_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    match (id("/proc/self/ns/mnt"), id("/proc/1/ns/mnt")) {
+        (Ok(me), Ok(init)) => me == init,
+        _ => false,
+    }
+}
+
 /// Opens the pin directory (creating it when `create`), with the test
 /// hook of `$PCAP2BPF_PIN_FAULT`; `None` when there is none.
 fn open_root(create: bool) -> Result<Option<PinRoot>, DeployError> {
     let path = pin_root();
     let mut root = if create {
-        bpf_builder::sys::bpf::ensure_bpffs(Path::new("/sys/fs/bpf"))
-            .map_err(pin_err("mounting bpffs on /sys/fs/bpf"))?;
+        if path.starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
+            // A bpffs mounted in a mount namespace of the command's own
+            // goes away with it, and the filter with its pins.
+            if !in_init_mount_namespace() {
+                return Err(DeployError::PrivateBpffs(BPFFS.into()));
+            }
+            bpf_builder::sys::bpf::ensure_bpffs(Path::new(BPFFS))
+                .map_err(pin_err(format!("mounting bpffs on {BPFFS}")))?;
+        }
         Some(PinRoot::create(&path, MEMBERS)?)
     } else {
         PinRoot::open(&path, MEMBERS)?
@@ -234,6 +270,17 @@ pub enum DeployError {
         /// The error.
         source: std::io::Error,
     },
+    /// bpffs is not mounted, and a mount made here would not outlive the
+    /// command.
+    #[error(
+        "{0} is not a bpf filesystem here, and this mount namespace is not known to be \
+         the system's (`ip netns exec` makes one, with a /sys of its own): a bpffs \
+         mounted here would go away when the command ends, and the filter with its \
+         pins; run pcap2bpf in the system's mount namespace (`nsenter \
+         --net=/run/netns/NAME pcap2bpf ...` enters only the network namespace), or \
+         mount bpffs on {0} where it stays"
+    )]
+    PrivateBpffs(PathBuf),
     /// The pin directory is refused, or one of its entries is not a
     /// filter, or pinning failed.
     #[error(transparent)]
@@ -421,7 +468,14 @@ pub fn status() -> Result<Vec<Attached>, DeployError> {
 /// [`Listing`]). Changes nothing.
 pub fn list() -> Result<Listing, DeployError> {
     let Some(mut root) = open_root(false)? else {
-        return Ok(Listing::default());
+        let mut listing = Listing::default();
+        if pin_root().starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
+            listing.notes.push(format!(
+                "{BPFFS} is not a bpf filesystem here (as under `ip netns exec`): filters \
+                 pinned in the system's bpffs are not visible"
+            ));
+        }
+        return Ok(listing);
     };
     let locked = root.lock()?;
     let scan = locked.scan()?;

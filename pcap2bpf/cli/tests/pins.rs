@@ -387,3 +387,45 @@ fn modes_do_not_depend_on_the_umask() {
     }
     assert!(bed.cli(&["detach", "m"]).status.success());
 }
+
+/// Under `ip netns exec` (a mount namespace of the command's own, with a
+/// /sys without bpffs) `attach` would mount a bpffs that goes away with
+/// it, and the filter with its pins: it refuses, says why, and attaches
+/// nothing; `status` says that it cannot see the system's bpffs.
+#[test]
+fn attach_under_ip_netns_exec_is_refused_rather_than_lost() {
+    let Some(bed) = Bed::new() else { return };
+    let exec = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", bed.ns.name(), BIN])
+            .args(args)
+            .env_remove("PCAP2BPF_PIN_ROOT")
+            .output()
+            .expect("ip runs")
+    };
+    let o = exec(&[
+        "attach",
+        "-i",
+        "lo",
+        "--hook",
+        "tcx-ingress",
+        "--name",
+        "x",
+        "udp",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("/sys/fs/bpf is not a bpf filesystem here")
+            && stderr(&o).contains("nsenter --net=/run/netns/NAME"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(bed.chain().is_empty(), "nothing attached");
+    let o = exec(&["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("filters pinned in the system's bpffs are not visible"),
+        "{}",
+        stderr(&o)
+    );
+}
