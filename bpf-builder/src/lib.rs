@@ -10,6 +10,7 @@
 //! kernel ids), [`run`]
 //! (`BPF_PROG_TEST_RUN`), [`interp`] (running programs without the
 //! kernel), [`attach`] (XDP, tcx, links, devmap/cpumap entries),
+//! [`pins`] (pinned state as units that exist whole or not at all),
 //! [`disasm`] / [`listing`] (text), [`btf`] (types, func and line info),
 //! [`elf`] (relocatable objects out for libbpf/bpftool/aya, and clang's
 //! objects in), [`verifier`] (errors mapped to the source),
@@ -79,6 +80,7 @@ pub mod listing;
 pub mod load;
 pub mod map;
 pub mod object;
+pub mod pins;
 pub mod privilege;
 pub mod reloc;
 pub mod run;

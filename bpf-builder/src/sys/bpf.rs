@@ -44,7 +44,7 @@ pub use map::{
     map_lookup_and_delete_elem, map_lookup_batch, map_lookup_elem, map_update_batch,
     map_update_elem, possible_cpus,
 };
-pub use pin::{BPF_FS_MAGIC, ensure_bpffs, obj_get, obj_pin};
+pub use pin::{BPF_FS_MAGIC, ensure_bpffs, obj_get, obj_get_at, obj_pin, obj_pin_at};
 pub use prog::{
     BtfLoadError, LOG_SIZE_MAX, ProgLoadAttr, ProgLoadError, RecordArray, btf_load, prog_load,
     prog_load_with_log,
@@ -57,9 +57,9 @@ pub mod flags {
     pub use aya_obj::generated::{
         BPF_ANY, BPF_EXIST, BPF_F_AFTER, BPF_F_ALLOW_MULTI, BPF_F_ALLOW_OVERRIDE, BPF_F_BEFORE,
         BPF_F_ID, BPF_F_LINK, BPF_F_LOCK, BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC,
-        BPF_F_NUMA_NODE, BPF_F_QUERY_EFFECTIVE, BPF_F_RDONLY, BPF_F_RDONLY_PROG, BPF_F_REPLACE,
-        BPF_F_TEST_RUN_ON_CPU, BPF_F_TEST_XDP_LIVE_FRAMES, BPF_F_WRONLY, BPF_F_WRONLY_PROG,
-        BPF_F_XDP_HAS_FRAGS, BPF_F_ZERO_SEED, BPF_NOEXIST,
+        BPF_F_NUMA_NODE, BPF_F_PATH_FD, BPF_F_QUERY_EFFECTIVE, BPF_F_RDONLY, BPF_F_RDONLY_PROG,
+        BPF_F_REPLACE, BPF_F_TEST_RUN_ON_CPU, BPF_F_TEST_XDP_LIVE_FRAMES, BPF_F_WRONLY,
+        BPF_F_WRONLY_PROG, BPF_F_XDP_HAS_FRAGS, BPF_F_ZERO_SEED, BPF_NOEXIST,
     };
 
     /// `BPF_LOG_LEVEL1`: log the verifier's work on branches and errors.

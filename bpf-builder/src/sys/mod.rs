@@ -1,5 +1,5 @@
 //! The only place with `unsafe`: system calls (`bpf(2)`, netlink,
-//! interface names; for the test harness, packet sockets and tun
+//! interface names, directory-relative file calls; for the test harness, packet sockets and tun
 //! devices) and the owned file descriptors they return.
 //!
 //! The workspace denies `unsafe_code`; this module alone allows it, so
@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 pub mod bpf;
+pub mod dir;
 pub mod netlink;
 pub mod netns;
 // The test harness's raw sockets and tun devices: not part of the SDK's

@@ -2,22 +2,31 @@
 //! under `/sys/fs/bpf/pcap2bpf/<name>/` (the link, the program, a match
 //! counter and a description) so they outlive the command.
 //!
-//! Attaching is all or nothing: if any step after the attachment fails,
-//! the pins made so far are removed and the link is dropped, which
-//! detaches the program again.
+//! Each filter is a unit of [`bpf_builder::pins`]: attaching and
+//! detaching run under the pin directory's lock, a filter's pins appear
+//! whole (pinned under a staging name, then renamed into place) and go
+//! away whole, and a concurrent `attach` of the same name fails cleanly.
+//! If any step after the attachment fails, the pins made so far are
+//! removed and the link is dropped, which detaches the program again. What
+//! a killed command left behind is reported by [`list`] and removed by
+//! [`detach`] and [`detach_all`]; entries that are not filters are
+//! reported and left alone. The pin directory is refused unless only its
+//! owner (root) controls it.
+//!
+//! Two environment variables are for tests: `PCAP2BPF_PIN_ROOT` replaces
+//! [`PIN_ROOT`], and `PCAP2BPF_PIN_FAULT` (`pin:N` or `unlink:N`) stops
+//! the command after the Nth pin made or removed, as `kill -9` would.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use bpf_builder::attach::tcx::{self, Place};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{AttachError, Interface, Link};
-use bpf_builder::handle::Map;
 use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
+use bpf_builder::pins::{Fault, Locked, PinError, PinRoot, Unit};
 use bpf_builder::sys::bpf::LinkDetail;
 use bpf_builder::sys::netns::if_indextoname;
 
@@ -29,6 +38,71 @@ use pktmatch::{COUNTER_MATCHED, COUNTER_SEEN, ProgramOptions, add_program, count
 
 /// Where attached filters are pinned.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/pcap2bpf";
+
+/// The pins of a filter, in its directory.
+const MEMBERS: &[&str] = &["link", "prog", "stats", "meta"];
+
+/// Where attached filters are pinned: [`PIN_ROOT`], or
+/// `$PCAP2BPF_PIN_ROOT` (for tests).
+pub fn pin_root() -> PathBuf {
+    std::env::var_os("PCAP2BPF_PIN_ROOT")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from(PIN_ROOT), PathBuf::from)
+}
+
+/// Where bpffs is mounted.
+const BPFFS: &str = "/sys/fs/bpf";
+
+/// Whether `path` is the root of (or in) a bpf filesystem.
+fn is_bpffs(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)
+        .and_then(|d| bpf_builder::sys::dir::fs_type_fd(d.as_fd()))
+        .is_ok_and(|t| t == bpf_builder::sys::bpf::BPF_FS_MAGIC)
+}
+
+/// Whether this process shares the mount namespace of process 1, where a
+/// mount outlives the command (`ip netns exec` and `unshare --mount`
+/// make namespaces that do not). When that cannot be read, no: then
+/// bpffs must be mounted beforehand, rather than a filter reported
+/// attached that goes away with the command.
+fn in_init_mount_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    match (id("/proc/self/ns/mnt"), id("/proc/1/ns/mnt")) {
+        (Ok(me), Ok(init)) => me == init,
+        _ => false,
+    }
+}
+
+/// Opens the pin directory (creating it when `create`), with the test
+/// hook of `$PCAP2BPF_PIN_FAULT`; `None` when there is none.
+fn open_root(create: bool) -> Result<Option<PinRoot>, DeployError> {
+    let path = pin_root();
+    let mut root = if create {
+        if path.starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
+            // A bpffs mounted in a mount namespace of the command's own
+            // goes away with it, and the filter with its pins.
+            if !in_init_mount_namespace() {
+                return Err(DeployError::PrivateBpffs(BPFFS.into()));
+            }
+            bpf_builder::sys::bpf::ensure_bpffs(Path::new(BPFFS))
+                .map_err(pin_err(format!("mounting bpffs on {BPFFS}")))?;
+        }
+        Some(PinRoot::create(&path, MEMBERS)?)
+    } else {
+        PinRoot::open(&path, MEMBERS)?
+    };
+    if let Some(root) = &mut root {
+        let fault = std::env::var("PCAP2BPF_PIN_FAULT").ok();
+        root.set_fault(fault.as_deref().and_then(Fault::parse));
+    }
+    Ok(root)
+}
 
 /// The hook a filter runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,11 +268,36 @@ pub enum DeployError {
         /// What was being done.
         what: String,
         /// The error.
-        source: io::Error,
+        source: std::io::Error,
     },
+    /// bpffs is not mounted, and a mount made here would not outlive the
+    /// command.
+    #[error(
+        "{0} is not a bpf filesystem here, and this mount namespace is not known to be \
+         the system's (`ip netns exec` makes one, with a /sys of its own): a bpffs \
+         mounted here would go away when the command ends, and the filter with its \
+         pins; run pcap2bpf in the system's mount namespace (`nsenter \
+         --net=/run/netns/NAME pcap2bpf ...` enters only the network namespace), or \
+         mount bpffs on {0} where it stays"
+    )]
+    PrivateBpffs(PathBuf),
+    /// The pin directory is refused, or one of its entries is not a
+    /// filter, or pinning failed.
+    #[error(transparent)]
+    Pins(PinError),
 }
 
-fn pin_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> DeployError {
+impl From<PinError> for DeployError {
+    fn from(e: PinError) -> DeployError {
+        match e {
+            PinError::Exists { name, .. } => DeployError::Exists(name),
+            PinError::NotFound { name, .. } => DeployError::NotFound(name),
+            e => DeployError::Pins(e),
+        }
+    }
+}
+
+fn pin_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeployError {
     let what = what.into();
     move |source| DeployError::Pin { what, source }
 }
@@ -321,10 +420,11 @@ fn load_and_attach(
 /// Compiles, loads, attaches and pins a filter.
 pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
     check_name(req.name)?;
-    let dir = Path::new(PIN_ROOT).join(req.name);
-    bpf_builder::sys::bpf::ensure_bpffs(Path::new("/sys/fs/bpf"))
-        .map_err(pin_err("mounting bpffs on /sys/fs/bpf"))?;
-    if dir.exists() {
+    let mut root = open_root(true)?.expect("created");
+    // Held until the filter is pinned whole (or not at all): another
+    // `attach` of the name waits, then finds it.
+    let locked = root.lock()?;
+    if locked.exists(req.name)? {
         return Err(DeployError::Exists(req.name.to_string()));
     }
     // XDP first without fragment support (one program, no helper call per
@@ -337,61 +437,73 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
     let prog = loaded
         .program_by_name(req.name)
         .expect("the object has this program");
-    // From here on a failure removes the pins; dropping `link` detaches.
-    let pinned = (|| -> Result<(), DeployError> {
-        fs::create_dir_all(&dir).map_err(pin_err(format!("creating {}", dir.display())))?;
-        link.pin(dir.join("link"))?;
-        prog.pin(dir.join("prog"))
-            .map_err(pin_err("pinning the program"))?;
-        loaded
-            .map(stats)
-            .pin(dir.join("stats"))
-            .map_err(pin_err("pinning the counters"))?;
-        loaded
-            .map(meta)
-            .pin(dir.join("meta"))
-            .map_err(pin_err("pinning the description"))?;
-        Ok(())
-    })();
-    if let Err(e) = pinned {
-        let _ = remove_pins(&dir);
-        return Err(e);
-    }
-    describe(&dir)
+    // From here on a failure removes the staged pins (dropping the
+    // staging), and dropping `link` detaches.
+    let mut unit = locked.stage(req.name)?;
+    unit.pin("link", &link)?;
+    unit.pin("prog", prog)?;
+    unit.pin("stats", loaded.map(stats))?;
+    unit.pin("meta", loaded.map(meta))?;
+    unit.commit()?;
+    describe(&locked.unit(req.name)?)
+}
+
+/// What [`list`] found: the filters, and notes on what else is in the pin
+/// directory (filters half made or half removed by a command that was
+/// killed, entries that are not filters).
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Every attached filter, in name order.
+    pub attached: Vec<Attached>,
+    /// One line per thing that is not a whole filter.
+    pub notes: Vec<String>,
 }
 
 /// Every filter attached by `attach`, in name order.
 pub fn status() -> Result<Vec<Attached>, DeployError> {
-    let root = Path::new(PIN_ROOT);
-    let entries = match fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(pin_err(format!("reading {PIN_ROOT}"))(e)),
-    };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    dirs.sort();
-    let mut attached = Vec::with_capacity(dirs.len());
-    for dir in &dirs {
-        match describe(dir) {
-            Ok(a) => attached.push(a),
-            // Detached by another command while we listed: not an error.
-            Err(_) if !dir.exists() => {}
-            Err(e) => return Err(e),
+    list().map(|l| l.attached)
+}
+
+/// Every filter attached by `attach`, with notes on the rest (see
+/// [`Listing`]). Changes nothing.
+pub fn list() -> Result<Listing, DeployError> {
+    let Some(mut root) = open_root(false)? else {
+        let mut listing = Listing::default();
+        if pin_root().starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
+            listing.notes.push(format!(
+                "{BPFFS} is not a bpf filesystem here (as under `ip netns exec`): filters \
+                 pinned in the system's bpffs are not visible"
+            ));
         }
+        return Ok(listing);
+    };
+    let locked = root.lock()?;
+    let scan = locked.scan()?;
+    let mut listing = Listing::default();
+    for name in &scan.units {
+        listing.attached.push(describe(&locked.unit(name)?)?);
     }
-    Ok(attached)
+    for half in &scan.half_made {
+        listing.notes.push(format!(
+            "{half}: `pcap2bpf detach {}` or `detach --all` removes it",
+            half.name
+        ));
+    }
+    for stray in &scan.strays {
+        listing
+            .notes
+            .push(format!("{}/{stray}", locked.root().path().display()));
+    }
+    Ok(listing)
 }
 
 /// Reads a filter's pins.
-fn describe(dir: &Path) -> Result<Attached, DeployError> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let meta = Map::from_pin(dir.join("meta")).map_err(pin_err(format!(
-        // The name of a pin directory is anyone's who may write there.
+fn describe(unit: &Unit<'_>) -> Result<Attached, DeployError> {
+    let name = unit.name().to_string();
+    // The name of a pin directory is anyone's who may write there.
+    let meta = unit.map("meta").map_err(pin_err(format!(
         "opening {}",
-        pcap2bpf::text::escape(&dir.display().to_string())
+        pcap2bpf::text::escape(&unit.path().display().to_string())
     )))?;
     let text = meta
         .lookup(&0u32.to_ne_bytes())
@@ -402,26 +514,25 @@ fn describe(dir: &Path) -> Result<Attached, DeployError> {
     let mut lines = text.splitn(4, '\n');
     let mut next = || lines.next().unwrap_or("").to_string();
     let (iface, hook, action, expr) = (next(), next(), next(), next());
-    let stats = Map::from_pin(dir.join("stats")).map_err(pin_err("opening the counters"))?;
+    let stats = unit.map("stats").map_err(pin_err("opening the counters"))?;
     let matched = stats
         .sum_u64(&COUNTER_MATCHED.to_ne_bytes(), 0)
         .unwrap_or(0);
     let seen = stats.sum_u64(&COUNTER_SEEN.to_ne_bytes(), 0).unwrap_or(0);
-    let (link_id, prog_id, iface, device_gone) =
-        match Link::from_pin(dir.join("link")).and_then(|l| l.info()) {
-            Ok(info) => {
-                // A link whose device went away reports ifindex 0.
-                let ifindex = match info.detail {
-                    LinkDetail::Xdp { ifindex } | LinkDetail::Tcx { ifindex, .. } => ifindex,
-                    _ => 0,
-                };
-                match if_indextoname(ifindex) {
-                    Ok(name) => (Some(info.id), info.prog_id, name, false),
-                    Err(_) => (Some(info.id), info.prog_id, iface, true),
-                }
+    let (link_id, prog_id, iface, device_gone) = match unit.link("link").and_then(|l| l.info()) {
+        Ok(info) => {
+            // A link whose device went away reports ifindex 0.
+            let ifindex = match info.detail {
+                LinkDetail::Xdp { ifindex } | LinkDetail::Tcx { ifindex, .. } => ifindex,
+                _ => 0,
+            };
+            match if_indextoname(ifindex) {
+                Ok(name) => (Some(info.id), info.prog_id, name, false),
+                Err(_) => (Some(info.id), info.prog_id, iface, true),
             }
-            Err(_) => (None, None, iface, true),
-        };
+        }
+        Err(_) => (None, None, iface, true),
+    };
     Ok(Attached {
         name,
         iface,
@@ -436,26 +547,50 @@ fn describe(dir: &Path) -> Result<Attached, DeployError> {
     })
 }
 
-/// Detaches the filter `name` and removes its pins.
-pub fn detach(name: &str) -> Result<(), DeployError> {
+/// Detaches the filter `name` and removes its pins: the link is detached
+/// first, so the program stops even if someone else still holds the link.
+/// What a killed `attach` or `detach` left of a filter of that name is
+/// removed too; the notes say what.
+pub fn detach(name: &str) -> Result<Vec<String>, DeployError> {
     check_name(name)?;
-    let dir = Path::new(PIN_ROOT).join(name);
-    if !dir.exists() {
+    let Some(mut root) = open_root(false)? else {
         return Err(DeployError::NotFound(name.to_string()));
+    };
+    let locked = root.lock()?;
+    let notes = discard_half_made(&locked, Some(name))?;
+    match locked.remove(name) {
+        Err(PinError::NotFound { .. }) if !notes.is_empty() => Ok(notes),
+        r => r.map(|()| notes).map_err(Into::into),
     }
-    // Detach explicitly, so the program stops even if someone else still
-    // holds the link; then drop the pins.
-    if let Ok(link) = Link::from_pin(dir.join("link")) {
-        link.detach()?;
-    }
-    remove_pins(&dir).map_err(pin_err(format!("removing {}", dir.display())))
 }
 
-/// Removes a filter's pin directory, and [`PIN_ROOT`] too when that was
-/// the last filter, so that nothing of ours stays behind.
-fn remove_pins(dir: &Path) -> io::Result<()> {
-    fs::remove_dir_all(dir)?;
-    // Fails (and is meant to) while other filters are pinned there.
-    let _ = fs::remove_dir(PIN_ROOT);
-    Ok(())
+/// Detaches every filter, and removes what killed commands left; returns
+/// the names detached and notes on the rest.
+pub fn detach_all() -> Result<(Vec<String>, Vec<String>), DeployError> {
+    let Some(mut root) = open_root(false)? else {
+        return Ok(Default::default());
+    };
+    let locked = root.lock()?;
+    let mut notes = discard_half_made(&locked, None)?;
+    let scan = locked.scan()?;
+    for name in &scan.units {
+        locked.remove(name)?;
+    }
+    for stray in &scan.strays {
+        notes.push(format!("{}/{stray}", locked.root().path().display()));
+    }
+    Ok((scan.units, notes))
+}
+
+/// Removes the half-made filters (of `only` that name), saying which.
+fn discard_half_made(locked: &Locked<'_>, only: Option<&str>) -> Result<Vec<String>, DeployError> {
+    let mut notes = Vec::new();
+    for half in locked.scan()?.half_made {
+        if only.is_some_and(|n| n != half.name) {
+            continue;
+        }
+        locked.discard(&half)?;
+        notes.push(format!("removed what was left of {}: {half}", half.name));
+    }
+    Ok(notes)
 }

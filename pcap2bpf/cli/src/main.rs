@@ -441,7 +441,7 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         text::escape(&attached.hook),
         id_or_dash(attached.prog_id),
         id_or_dash(attached.link_id),
-        deploy::PIN_ROOT,
+        text::escape(&deploy::pin_root().display().to_string()),
         text::escape(&attached.name)
     );
     Ok(())
@@ -469,7 +469,11 @@ fn id_or_dash(id: Option<impl std::fmt::Display>) -> String {
 }
 
 fn cmd_status() -> Result<(), String> {
-    let filters = deploy::status().map_err(|e| e.to_string())?;
+    let listing = deploy::list().map_err(|e| e.to_string())?;
+    for note in &listing.notes {
+        report(&note.to_string());
+    }
+    let filters = listing.attached;
     if filters.is_empty() {
         println!("no filters attached by pcap2bpf");
         return Ok(());
@@ -503,19 +507,23 @@ fn cmd_status() -> Result<(), String> {
 }
 
 fn cmd_detach(a: DetachArgs) -> Result<(), String> {
-    let names: Vec<String> = if a.all {
-        deploy::status()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|f| f.name)
-            .collect()
-    } else if a.names.is_empty() {
+    if a.all {
+        let (names, notes) = deploy::detach_all().map_err(|e| e.to_string())?;
+        for note in notes {
+            report(&note.to_string());
+        }
+        for n in names {
+            println!("detached {}", text::escape(&n));
+        }
+        return Ok(());
+    }
+    if a.names.is_empty() {
         return Err("name the filters to detach, or give --all".into());
-    } else {
-        a.names
-    };
-    for n in names {
-        deploy::detach(&n).map_err(|e| e.to_string())?;
+    }
+    for n in a.names {
+        for note in deploy::detach(&n).map_err(|e| e.to_string())? {
+            report(&note.to_string());
+        }
         println!("detached {}", text::escape(&n));
     }
     Ok(())

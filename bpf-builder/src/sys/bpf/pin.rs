@@ -1,14 +1,14 @@
 //! Pinning objects in the BPF filesystem, and mounting it.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, OsStr};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use aya_obj::generated::{bpf_attr, bpf_cmd};
 
-use super::{fd_u32, path_cstring, ptr_u64, sys_bpf, sys_bpf_fd, zeroed};
+use super::{fd_u32, flags, path_cstring, ptr_u64, sys_bpf, sys_bpf_fd, zeroed};
 
 /// `f_type` of a bpf filesystem in `statfs(2)`.
 pub const BPF_FS_MAGIC: u32 = 0xcafe_4a11;
@@ -88,4 +88,27 @@ pub fn ensure_bpffs(path: &Path) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// [`obj_pin`] at `name` in the directory `dir` (`BPF_F_PATH_FD`, Linux
+/// 6.5+; older kernels fail with `EINVAL`). `name` is one path component.
+pub fn obj_pin_at(fd: impl AsFd, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let cname = crate::sys::dir::component(name)?;
+    let mut a: bpf_attr = zeroed();
+    a.__bindgen_anon_4.pathname = ptr_u64(cname.as_ptr());
+    a.__bindgen_anon_4.bpf_fd = fd_u32(fd.as_fd());
+    a.__bindgen_anon_4.file_flags = flags::BPF_F_PATH_FD;
+    a.__bindgen_anon_4.path_fd = dir.as_raw_fd();
+    sys_bpf(bpf_cmd::BPF_OBJ_PIN, &mut a).map(drop)
+}
+
+/// [`obj_get`] of `name` in the directory `dir` (`BPF_F_PATH_FD`, Linux
+/// 6.5+; older kernels fail with `EINVAL`). `name` is one path component.
+pub fn obj_get_at(dir: BorrowedFd<'_>, name: &OsStr, flags: u32) -> io::Result<OwnedFd> {
+    let cname = crate::sys::dir::component(name)?;
+    let mut a: bpf_attr = zeroed();
+    a.__bindgen_anon_4.pathname = ptr_u64(cname.as_ptr());
+    a.__bindgen_anon_4.file_flags = flags | self::flags::BPF_F_PATH_FD;
+    a.__bindgen_anon_4.path_fd = dir.as_raw_fd();
+    sys_bpf_fd(bpf_cmd::BPF_OBJ_GET, &mut a)
 }
