@@ -383,12 +383,13 @@ fn link_of_device(iface: &str) -> Result<LinkType, DeployError> {
 }
 
 /// Builds and loads the filter, and attaches it to its hook.
-fn load_and_attach(
-    req: &Request<'_>,
-    frags: bool,
-) -> Result<(Loaded, Link, MapId, MapId), DeployError> {
+fn load(req: &Request<'_>, frags: bool) -> Result<(Loaded, MapId, MapId), DeployError> {
     let (object, stats, meta) = build(req, frags)?;
-    let loaded = object.load()?;
+    Ok((object.load()?, stats, meta))
+}
+
+/// Attaches the loaded filter where `req` says.
+fn attach_loaded(req: &Request<'_>, loaded: &Loaded) -> Result<Link, DeployError> {
     let prog = loaded
         .program_by_name(req.name)
         .expect("the object has this program");
@@ -414,12 +415,15 @@ fn load_and_attach(
             tcx::attach_placed(req.iface, hook, prog, &place)?
         }
     };
-    Ok((loaded, link, stats, meta))
+    Ok(link)
 }
 
 /// Compiles, loads, attaches and pins a filter.
 pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
     check_name(req.name)?;
+    // Loading changes nothing outside this process: done first, so that a
+    // user without the privilege hears which capability is missing.
+    let (mut loaded, mut stats, mut meta) = load(req, false)?;
     let mut root = open_root(true)?.expect("created");
     // Held until the filter is pinned whole (or not at all): another
     // `attach` of the name waits, then finds it.
@@ -430,8 +434,11 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
     // XDP first without fragment support (one program, no helper call per
     // frame); a device whose MTU needs it refuses that, and gets the
     // filter with it.
-    let (loaded, link, stats, meta) = match load_and_attach(req, false) {
-        Err(DeployError::XdpMtu(_)) => load_and_attach(req, true)?,
+    let link = match attach_loaded(req, &loaded) {
+        Err(DeployError::XdpMtu(_)) => {
+            (loaded, stats, meta) = load(req, true)?;
+            attach_loaded(req, &loaded)?
+        }
         r => r?,
     };
     let prog = loaded
