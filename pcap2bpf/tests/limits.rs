@@ -5,7 +5,7 @@
 //! Every test runs on a thread with a fixed stack, so that a pass that
 //! recurses deeper than the limits allow crashes the test.
 
-use pcap2bpf::parser::{MAX_HEIGHT, MAX_NESTING};
+use pcap2bpf::parser::{MAX_HEIGHT, MAX_NESTING, REPARSE_BUDGET, REPARSE_PER_TOKEN};
 use pcap2bpf::{CompileOptions, LinkType, Span, Tables, Target, compile, parse};
 
 /// The stack of a main thread (8 MiB on Linux), where the command runs:
@@ -42,6 +42,44 @@ fn refused(expr: &str, message: &str, at: usize, len: usize) {
 fn the_limits_are_the_documented_ones() {
     assert_eq!(MAX_NESTING, 1000);
     assert_eq!(MAX_HEIGHT, 2000);
+    assert_eq!((REPARSE_BUDGET, REPARSE_PER_TOKEN), (1_000_000, 16));
+}
+
+/// A `(` is read as a boolean expression first, then as arithmetic: deep
+/// parentheses around a long arithmetic expression would be read again at
+/// every level, in time quadratic in the length. The parser gives up
+/// instead, within a budget linear in the length.
+#[test]
+fn deep_parentheses_around_long_arithmetic_are_refused_in_linear_time() {
+    on_stack(STACK, || {
+        // 900 levels around 240 sums of 1000 `len` each: 960 KB, within
+        // both limits (each sum is in parentheses, a tree 1000 high).
+        let sum = format!("({})", vec!["len"; 1000].join("+"));
+        let e = format!(
+            "{}{}{} > 0",
+            "(".repeat(900),
+            vec![sum.as_str(); 240].join("+"),
+            ")".repeat(900)
+        );
+        let start = std::time::Instant::now();
+        let err = parse(&e, LinkType::En10mb, &Tables::new()).expect_err("refused");
+        assert_eq!(
+            err.message,
+            "expression too complex to parse: parentheses nested too deep around too long an expression"
+        );
+        // At one of the outer parentheses.
+        assert!(err.span.start < 900 && &e[err.span.start..err.span.end] == "(");
+        // Quadratic would be minutes in a debug build.
+        assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+        // Shallower, the same expression parses.
+        let e = format!(
+            "{}{}{} > 0",
+            "(".repeat(10),
+            vec![sum.as_str(); 24].join("+"),
+            ")".repeat(10)
+        );
+        parse(&e, LinkType::En10mb, &Tables::new()).expect("parses");
+    });
 }
 
 #[test]

@@ -25,6 +25,16 @@ pub const MAX_NESTING: usize = 1000;
 /// and the lowering recurse over it, as over its arithmetic.
 pub const MAX_HEIGHT: usize = 2000;
 
+/// How many tokens the parser may read again after a failed reading
+/// (a `(` is tried as a boolean expression, then as arithmetic): this
+/// many, plus [`REPARSE_PER_TOKEN`] per token of the expression. Filters
+/// nested around arithmetic deep and long at once would otherwise take
+/// time quadratic in their length; no filter written by hand comes near.
+pub const REPARSE_BUDGET: usize = 1_000_000;
+
+/// See [`REPARSE_BUDGET`].
+pub const REPARSE_PER_TOKEN: usize = 16;
+
 /// Parses an expression; `Ok(None)` for the empty expression (accept all).
 ///
 /// Expressions nested deeper than [`MAX_NESTING`] or with a tree higher
@@ -45,6 +55,7 @@ pub fn parse_expr(src: &str) -> Result<Option<Expr>, CompileError> {
         depth: 0,
         height: 0,
         limit: None,
+        reparsed: 0,
     };
     let e = p.expr();
     // A limit ends the parse: no other reading gets further.
@@ -95,6 +106,8 @@ struct Parser<'s> {
     /// The limit error, once a limit is crossed: backtracking must not
     /// try another reading (the error is final).
     limit: Option<CompileError>,
+    /// Tokens read by readings that failed and were read again.
+    reparsed: usize,
 }
 
 const DQUALS: &[&str] = &["src", "dst", "addr1", "addr2", "addr3", "addr4", "ra", "ta"];
@@ -255,6 +268,18 @@ impl Parser<'_> {
             Ok(v) => Ok(Some(v)),
             Err(e) if self.limit.is_some() => Err(e),
             Err(e) => {
+                self.reparsed += self.pos.saturating_sub(pos);
+                let budget = REPARSE_BUDGET + REPARSE_PER_TOKEN * self.toks.len();
+                if self.reparsed > budget {
+                    // Where the reading that failed began.
+                    let at = self.toks.get(pos).map_or(self.span_here(), |t| t.span);
+                    let e = CompileError::new(
+                        "expression too complex to parse: parentheses nested too deep around too long an expression",
+                        at,
+                    );
+                    self.limit = Some(e.clone());
+                    return Err(e);
+                }
                 let e = self.worst(e);
                 self.furthest = Some(e);
                 self.pos = pos;
