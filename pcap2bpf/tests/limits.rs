@@ -179,6 +179,8 @@ fn filters_at_the_limits_compile() {
         compiles(&format!("{}tcp", "not ".repeat(n)));
         compiles(&format!("{}len = 0", "- ".repeat(n)));
         compiles(&format!("{}len{} > 0", "(".repeat(n), ")".repeat(n)));
+        // Every load adds its protocol's checks to the tests.
+        compiles(&format!("{}0{} = 0", "tcp[".repeat(n), "]".repeat(n)));
         compiles(&vec!["tcp"; MAX_HEIGHT].join(" or "));
         compiles(&vec!["tcp or udp"; MAX_HEIGHT / 2].join(" and "));
         compiles(&format!("{} = 0", vec!["len"; MAX_HEIGHT - 1].join("+")));
