@@ -134,7 +134,17 @@ fn c_array(expr: &str, insns: &[Insn], frags: bool) -> String {
 
 fn rust_array(expr: &str, insns: &[Insn], frags: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "/// pcap2bpf: `{}`", expr.replace('`', "'"));
+    let expr = expr.replace('`', "'");
+    if expr.contains('\n') {
+        // Every line of a filter file inside the doc comment, as written.
+        let _ = writeln!(out, "/// pcap2bpf:\n///\n/// ```text");
+        for line in expr.lines().map(str::trim_end) {
+            let _ = writeln!(out, "///{}{line}", if line.is_empty() { "" } else { " " });
+        }
+        let _ = writeln!(out, "/// ```");
+    } else {
+        let _ = writeln!(out, "/// pcap2bpf: `{expr}`");
+    }
     if frags {
         let _ = writeln!(out, "///\n/// {FRAGS_NOTE}.");
     }

@@ -42,7 +42,9 @@ enum Command {
 /// The expression: words joined by spaces as tcpdump joins them, or a file.
 #[derive(Args)]
 struct ExprArgs {
-    /// Read the expression from FILE (the words are then not allowed).
+    /// Read the expression from FILE (the words are then not allowed): at
+    /// most 1 MiB; `#` starts a comment to the end of the line, as with
+    /// tcpdump.
     #[arg(short = 'F', value_name = "FILE")]
     file: Option<std::path::PathBuf>,
     /// The filter expression (an empty expression matches every packet).
@@ -58,12 +60,52 @@ impl ExprArgs {
             Some(_) if !self.words.is_empty() => {
                 Err("give the expression either with -F or as words, not both".into())
             }
-            Some(f) => std::fs::read_to_string(f)
-                .map(|s| s.trim_end().to_string())
-                .map_err(|e| format!("{}: {e}", f.display())),
+            Some(f) => read_filter_file(f),
             None => Ok(self.words.join(" ")),
         }
     }
+}
+
+/// The longest filter file `-F` reads: far more than any filter needs,
+/// and a bound on what a hostile or mistaken file (`-F /dev/zero`) costs.
+const FILTER_FILE_LIMIT: u64 = 1024 * 1024;
+
+/// The expression in the filter file `f`, as tcpdump reads it (its
+/// `read_infile`): every comment, from `#` to the end of its line, becomes
+/// spaces (so that carets still point into the file's text), and the
+/// lines are the words of one expression. At most [`FILTER_FILE_LIMIT`]
+/// bytes are read.
+fn read_filter_file(f: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", f.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(f)
+        .and_then(|file| file.take(FILTER_FILE_LIMIT + 1).read_to_end(&mut bytes))
+        .map_err(|e| fail(&e))?;
+    if bytes.len() as u64 > FILTER_FILE_LIMIT {
+        return Err(fail(&"more than 1 MiB; a filter file this long is refused"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| fail(&"not UTF-8 text"))?;
+    Ok(strip_comments(&text).trim_end().to_string())
+}
+
+/// `text` with every comment (`#` to the end of its line) turned into as
+/// many spaces, as tcpdump's `read_infile` does.
+fn strip_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match line.find('#') {
+            Some(at) => {
+                out.push_str(&line[..at]);
+                out.extend(std::iter::repeat_n(' ', line[at..].chars().count()));
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 #[derive(Clone, Copy, ValueEnum)]

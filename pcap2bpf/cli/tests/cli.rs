@@ -923,3 +923,138 @@ fn unprivileged_runs_fall_back_and_errors_name_the_capability() {
     assert!(!Path::new("/sys/fs/bpf/pcap2bpf").join(&name).exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-F` reads at most 1 MiB: `-F /dev/zero` ends at once, and a longer
+/// file is refused with its name.
+#[test]
+fn filter_files_over_a_mebibyte_are_refused() {
+    let start = std::time::Instant::now();
+    let o = pcap2bpf(&["compile", "-F", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "pcap2bpf: /dev/zero: more than 1 MiB; a filter file this long is refused\n"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-cli-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("filter");
+    // Exactly 1 MiB is read (and parsed: `tcp` and spaces); one byte more
+    // is refused.
+    let mut text = "tcp".to_string();
+    text.push_str(&" ".repeat(1024 * 1024 - text.len()));
+    std::fs::write(&f, &text).unwrap();
+    let o = pcap2bpf(&["compile", "-F", f.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    text.push(' ');
+    std::fs::write(&f, &text).unwrap();
+    let o = pcap2bpf(&["compile", "-F", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("more than 1 MiB"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Filter files hold comments as tcpdump's do (its `read_infile`): from
+/// `#` to the end of the line; carets still point into the text.
+#[test]
+fn filter_files_hold_comments() {
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-cli-comments-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("filter");
+    std::fs::write(
+        &f,
+        "# web traffic\ntcp # not udp (nor this parenthesis\n  and port 80#http\n# the end\n",
+    )
+    .unwrap();
+    let file = f.to_str().unwrap();
+    let capture = sample("ethernet.pcap");
+    let o = pcap2bpf(&["run", "-r", &capture, "--count", "-F", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let words = ["tcp", "and", "port", "80"];
+    let mut args = vec!["run", "-r", &capture, "--count"];
+    args.extend(words);
+    let o2 = pcap2bpf(&args);
+    assert_eq!(stdout(&o), stdout(&o2));
+    if let Some(n) = tcpdump_file_count(&capture, file) {
+        assert_eq!(stdout(&o).trim(), n.to_string());
+    }
+    // An error after a comment: the caret under the fault.
+    std::fs::write(&f, "tcp # port 1\nand port 99999\n").unwrap();
+    let o = pcap2bpf(&["compile", "-F", file]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    let col = lines[1].find("99999").expect(&err);
+    assert_eq!(lines[2].find('^'), Some(col), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// tcpdump's count with the filter file `filter` (`None` without tcpdump).
+fn tcpdump_file_count(file: &str, filter: &str) -> Option<usize> {
+    let o = Command::new("tcpdump")
+        .args(["--count", "-r", file, "-F", filter])
+        .output()
+        .ok()?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    out.split_whitespace().next()?.parse().ok()
+}
+
+/// `--emit rust` with a filter file of several lines keeps every line in
+/// the doc comment: the output is still Rust.
+#[test]
+fn multi_line_filter_files_stay_in_the_comments() {
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-cli-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("filter");
+    std::fs::write(&f, "tcp # comment\n  and port 80\n\n  and len > 0\n").unwrap();
+    let file = f.to_str().unwrap();
+    let o = pcap2bpf(&["compile", "--emit", "rust", "-F", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rust = stdout(&o);
+    let head: Vec<&str> = rust.lines().take_while(|l| l.starts_with("///")).collect();
+    assert_eq!(
+        head,
+        [
+            "/// pcap2bpf:",
+            "///",
+            "/// ```text",
+            "/// tcp",
+            "///   and port 80",
+            "///",
+            "///   and len > 0",
+            "/// ```",
+        ],
+        "{rust}"
+    );
+    assert!(rust[head.join("\n").len()..].starts_with("\npub const PCAP_FILTER"));
+    // It compiles, as does the C array.
+    std::fs::write(dir.join("f.rs"), &rust).unwrap();
+    let rustc = Command::new("rustc")
+        .args(["--crate-type", "lib", "--emit", "metadata", "--out-dir"])
+        .arg(&dir)
+        .arg(dir.join("f.rs"))
+        .output();
+    if let Ok(r) = rustc {
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let o = pcap2bpf(&["compile", "--emit", "c", "-F", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(dir.join("f.c"), stdout(&o)).unwrap();
+    let cc = Command::new("cc")
+        .arg("-c")
+        .arg(dir.join("f.c"))
+        .arg("-o")
+        .arg(dir.join("f.o"))
+        .output()
+        .expect("cc runs");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,12 +4,42 @@
 //! is an `id` that inherits the previous qualifier; otherwise a `term`),
 //! we try the `id` reading first and fall back to the `term` reading.
 //! `and` and `or` have the same precedence and associate to the left.
+//!
+//! Hostile input is bounded: the parser refuses expressions nested more
+//! than [`MAX_NESTING`] levels (parentheses, `not`, unary minus, `^`,
+//! `[]`) and trees more than [`MAX_HEIGHT`] nodes high (a chain `a or b
+//! or ...` is a tree one level higher per operator), so that it and
+//! every later pass, all recursive over the tree, run in bounded stack.
 
 use crate::error::CompileError;
 use crate::syntax::ast::*;
 use crate::syntax::lexer::{Tok, Token, tokenize};
 
+/// How deep parentheses, `not`, unary minus, `^` and `[]` may nest.
+/// libpcap's parser runs out of stack ("memory exhausted") at a few
+/// thousand levels.
+pub const MAX_NESTING: usize = 1000;
+
+/// How high the syntax tree may be, counting every operator node: a chain
+/// `a or b or c` is a tree one level higher per operator, and the checks
+/// and the lowering recurse over it, as over its arithmetic.
+pub const MAX_HEIGHT: usize = 2000;
+
+/// How many tokens the parser may read again after a failed reading
+/// (a `(` is tried as a boolean expression, then as arithmetic): this
+/// many, plus [`REPARSE_PER_TOKEN`] per token of the expression. Filters
+/// nested around arithmetic deep and long at once would otherwise take
+/// time quadratic in their length; no filter written by hand comes near.
+pub const REPARSE_BUDGET: usize = 1_000_000;
+
+/// See [`REPARSE_BUDGET`].
+pub const REPARSE_PER_TOKEN: usize = 16;
+
 /// Parses an expression; `Ok(None)` for the empty expression (accept all).
+///
+/// Expressions nested deeper than [`MAX_NESTING`] or with a tree higher
+/// than [`MAX_HEIGHT`] are refused, the caret on the token that crosses
+/// the limit.
 pub fn parse_expr(src: &str) -> Result<Option<Expr>, CompileError> {
     let toks = tokenize(src)?;
     if toks.is_empty() {
@@ -22,8 +52,17 @@ pub fn parse_expr(src: &str) -> Result<Option<Expr>, CompileError> {
         cur: None,
         end: src.len(),
         furthest: None,
+        depth: 0,
+        height: 0,
+        limit: None,
+        reparsed: 0,
     };
-    let e = p.expr().map_err(|e| p.worst(e));
+    let e = p.expr();
+    // A limit ends the parse: no other reading gets further.
+    if let Some(e) = p.limit.take() {
+        return Err(e);
+    }
+    let e = e.map_err(|e| p.worst(e));
     let e = match e {
         Ok(_) if p.pos < p.toks.len() => {
             let e = p.syntax();
@@ -60,6 +99,15 @@ struct Parser<'s> {
     end: usize,
     /// The syntax error that got furthest, reported after backtracking.
     furthest: Option<CompileError>,
+    /// How many nesting constructs enclose the current token.
+    depth: usize,
+    /// The height of the tree (syntax or arithmetic) parsed last.
+    height: usize,
+    /// The limit error, once a limit is crossed: backtracking must not
+    /// try another reading (the error is final).
+    limit: Option<CompileError>,
+    /// Tokens read by readings that failed and were read again.
+    reparsed: usize,
 }
 
 const DQUALS: &[&str] = &["src", "dst", "addr1", "addr2", "addr3", "addr4", "ra", "ta"];
@@ -213,18 +261,69 @@ impl Parser<'_> {
     }
 
     /// Runs `f`; on failure restores the position and qualifier state.
-    fn attempt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> Option<T> {
-        let (pos, cur) = (self.pos, self.cur);
+    /// A crossed limit is no failure to recover from: that is `Err`.
+    fn attempt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<Option<T>> {
+        let (pos, cur, depth) = (self.pos, self.cur, self.depth);
         match f(self) {
-            Ok(v) => Some(v),
+            Ok(v) => Ok(Some(v)),
+            Err(e) if self.limit.is_some() => Err(e),
             Err(e) => {
+                self.reparsed += self.pos.saturating_sub(pos);
+                let budget = REPARSE_BUDGET + REPARSE_PER_TOKEN * self.toks.len();
+                if self.reparsed > budget {
+                    // Where the reading that failed began.
+                    let at = self.toks.get(pos).map_or(self.span_here(), |t| t.span);
+                    let e = CompileError::new(
+                        "expression too complex to parse: parentheses nested too deep around too long an expression",
+                        at,
+                    );
+                    self.limit = Some(e.clone());
+                    return Err(e);
+                }
                 let e = self.worst(e);
                 self.furthest = Some(e);
                 self.pos = pos;
                 self.cur = cur;
-                None
+                self.depth = depth;
+                Ok(None)
             }
         }
+    }
+
+    /// Runs `f` one nesting level deeper: the current token opens the
+    /// level (`(`, `not`, `-`, `[`, `^`...). Refuses the level past
+    /// [`MAX_NESTING`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<T> {
+        if self.depth >= MAX_NESTING {
+            let e = CompileError::new(
+                format!("expression too deeply nested (more than {MAX_NESTING} levels)"),
+                self.span_here(),
+            );
+            self.limit = Some(e.clone());
+            return Err(e);
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
+    /// Records that a node over children of heights `children` was just
+    /// built by the operator at `op`; refuses a tree past [`MAX_HEIGHT`].
+    fn grow(&mut self, children: usize, op: Span) -> R<()> {
+        self.height = children + 1;
+        if self.height > MAX_HEIGHT {
+            let e = CompileError::new(
+                format!(
+                    "expression too complex (more than {MAX_HEIGHT} levels of operators; \
+                     each operator of a chain adds one)"
+                ),
+                op,
+            );
+            self.limit = Some(e.clone());
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn at_expr_end(&self) -> bool {
@@ -238,7 +337,8 @@ impl Parser<'_> {
     fn expr(&mut self) -> R<Expr> {
         let mut left = self.term()?;
         while let Some(op) = self.kw().filter(|k| *k == "and" || *k == "or") {
-            self.bump();
+            let hl = self.height;
+            let op_span = self.bump();
             let right = match self.cur {
                 Some(q) => self.attempt(|p| {
                     let id = p.id(q)?;
@@ -247,13 +347,14 @@ impl Parser<'_> {
                     } else {
                         Err(p.syntax())
                     }
-                }),
+                })?,
                 None => None,
             };
             let right = match right {
                 Some(r) => r,
                 None => self.term()?,
             };
+            self.grow(hl.max(self.height), op_span)?;
             left = if op == "and" {
                 Expr::And(Box::new((left, right)))
             } else {
@@ -266,15 +367,24 @@ impl Parser<'_> {
     // term: rterm | not term
     fn term(&mut self) -> R<Expr> {
         if self.is_kw("not") || self.is_sym("!") {
-            let start = self.bump().start;
-            let t = self.term()?;
-            let span = Span::new(start, self.prev_end());
+            let op = self.span_here();
+            let t = self.nested(|p| {
+                p.bump();
+                p.term()
+            })?;
+            let span = Span::new(op.start, self.prev_end());
+            self.grow(self.height, op)?;
             return Ok(Expr::Not(Box::new(t), span));
         }
         self.rterm()
     }
 
-    fn prim(&self, p: Primitive, start: usize) -> Expr {
+    /// A primitive from `start` to here; the height of its arithmetic,
+    /// if any, is already in `self.height`.
+    fn prim(&mut self, p: Primitive, start: usize) -> Expr {
+        if !matches!(p, Primitive::Relation(..)) {
+            self.height = 1;
+        }
         Expr::Prim(p, Span::new(start, self.prev_end()))
     }
 
@@ -284,11 +394,13 @@ impl Parser<'_> {
             // `( expr )`, else an arithmetic relation starting with `(`.
             let saved = self.cur;
             let inner = self.attempt(|p| {
-                p.bump();
-                let e = p.expr()?;
-                p.expect_sym(")")?;
-                Ok(e)
-            });
+                p.nested(|p| {
+                    p.bump();
+                    let e = p.expr()?;
+                    p.expect_sym(")")?;
+                    Ok(e)
+                })
+            })?;
             if let Some(e) = inner {
                 self.cur = saved;
                 return Ok(e);
@@ -404,9 +516,21 @@ impl Parser<'_> {
     fn id(&mut self, q: Qual) -> R<Expr> {
         let start = self.start();
         if self.is_sym("(") {
-            if let Some(n) = self.attempt(|p| p.pnum()) {
+            if let Some(n) = self.attempt(|p| p.pnum())? {
                 return Ok(self.qualified(q, Value::Num(n.0), n.1, start));
             }
+            return self.nested(|p| p.pid(q));
+        }
+        if let Some(Tok::Num(_)) = self.peek() {
+            let (n, s) = self.pnum()?;
+            return Ok(self.qualified(q, Value::Num(n), s, start));
+        }
+        self.nid(q)
+    }
+
+    // paren pid ')', at the '('.
+    fn pid(&mut self, q: Qual) -> R<Expr> {
+        {
             self.bump();
             // pid: the first operand is a nid or a pnum, the rest are ids.
             let mut left = match self.peek() {
@@ -420,8 +544,10 @@ impl Parser<'_> {
                 // `(5)` alone is a pnum, handled above; `(b)` is fine.
             }
             while let Some(op) = self.kw().filter(|k| *k == "and" || *k == "or") {
-                self.bump();
+                let hl = self.height;
+                let op_span = self.bump();
                 let right = self.id(q)?;
+                self.grow(hl.max(self.height), op_span)?;
                 left = if op == "and" {
                     Expr::And(Box::new((left, right)))
                 } else {
@@ -429,16 +555,12 @@ impl Parser<'_> {
                 };
             }
             self.expect_sym(")")?;
-            return Ok(left);
+            Ok(left)
         }
-        if let Some(Tok::Num(_)) = self.peek() {
-            let (n, s) = self.pnum()?;
-            return Ok(self.qualified(q, Value::Num(n), s, start));
-        }
-        self.nid(q)
     }
 
-    fn qualified(&self, qual: Qual, value: Value, value_span: Span, _start: usize) -> Expr {
+    fn qualified(&mut self, qual: Qual, value: Value, value_span: Span, _start: usize) -> Expr {
+        self.height = 1;
         Expr::Prim(
             Primitive::Qualified {
                 qual,
@@ -452,10 +574,12 @@ impl Parser<'_> {
     // pnum: NUM | paren pnum ')'
     fn pnum(&mut self) -> R<(u32, Span)> {
         if self.is_sym("(") {
-            let start = self.bump().start;
-            let (n, _) = self.pnum()?;
-            let end = self.expect_sym(")")?.end;
-            return Ok((n, Span::new(start, end)));
+            return self.nested(|p| {
+                let start = p.bump().start;
+                let (n, _) = p.pnum()?;
+                let end = p.expect_sym(")")?.end;
+                Ok((n, Span::new(start, end)))
+            });
         }
         self.num()
     }
@@ -465,9 +589,13 @@ impl Parser<'_> {
         let tok = self.peek().cloned().ok_or_else(|| self.syntax())?;
         let value = match tok {
             Tok::Kw("not") | Tok::Sym("!") => {
-                self.bump();
-                let inner = self.id(q)?;
+                let op = self.span_here();
+                let inner = self.nested(|p| {
+                    p.bump();
+                    p.id(q)
+                })?;
                 let span = Span::new(start, self.prev_end());
+                self.grow(self.height, op)?;
                 return Ok(Expr::Not(Box::new(inner), span));
             }
             Tok::Id(s) => {
@@ -517,6 +645,7 @@ impl Parser<'_> {
 
     fn relation(&mut self, start: usize) -> R<Expr> {
         let lhs = self.arith(0)?;
+        let hl = self.height;
         let op = match self.peek() {
             Some(Tok::Sym(">")) => RelOp::Gt,
             Some(Tok::Sym(">=")) => RelOp::Ge,
@@ -528,6 +657,8 @@ impl Parser<'_> {
         };
         self.bump();
         let rhs = self.arith(0)?;
+        // The primitive over its two trees.
+        self.height = hl.max(self.height) + 1;
         self.cur = None;
         Ok(self.prim(Primitive::Relation(op, lhs, rhs), start))
     }
@@ -554,17 +685,24 @@ impl Parser<'_> {
     fn arith(&mut self, min: u8) -> R<Arith> {
         let mut lhs = self.unary()?;
         while let Some((op, prec)) = self.binop() {
+            let hl = self.height;
             if op == ArithOp::Xor {
-                self.bump();
-                let rhs = self.arith(0)?;
+                // Right-recursive: a chain of `^` nests.
+                let op_span = self.span_here();
+                let rhs = self.nested(|p| {
+                    p.bump();
+                    p.arith(0)
+                })?;
+                self.grow(hl.max(self.height), op_span)?;
                 lhs = Arith::Binary(op, Box::new(lhs), Box::new(rhs));
                 continue;
             }
             if prec < min {
                 break;
             }
-            self.bump();
+            let op_span = self.bump();
             let rhs = self.arith(prec + 1)?;
+            self.grow(hl.max(self.height), op_span)?;
             lhs = Arith::Binary(op, Box::new(lhs), Box::new(rhs));
         }
         Ok(lhs)
@@ -574,23 +712,36 @@ impl Parser<'_> {
         let start = self.start();
         match self.peek().cloned() {
             Some(Tok::Sym("-")) => {
-                self.bump();
-                let a = self.arith(6)?;
+                let op = self.span_here();
+                let a = self.nested(|p| {
+                    p.bump();
+                    p.arith(6)
+                })?;
+                self.grow(self.height, op)?;
                 Ok(Arith::Neg(Box::new(a), Span::new(start, self.prev_end())))
             }
-            Some(Tok::Num(n)) => Ok(Arith::Num(n, self.bump())),
-            Some(Tok::Kw("len")) => Ok(Arith::Len(self.bump())),
-            Some(Tok::Sym("(")) => {
-                self.bump();
-                let a = self.arith(0)?;
-                self.expect_sym(")")?;
-                Ok(a)
+            Some(Tok::Num(n)) => {
+                self.height = 1;
+                Ok(Arith::Num(n, self.bump()))
             }
+            Some(Tok::Kw("len")) => {
+                self.height = 1;
+                Ok(Arith::Len(self.bump()))
+            }
+            Some(Tok::Sym("(")) => self.nested(|p| {
+                p.bump();
+                let a = p.arith(0)?;
+                p.expect_sym(")")?;
+                Ok(a)
+            }),
             Some(Tok::Kw(k)) if pname(k).is_some() => {
                 let proto = pname(k).unwrap_or(Proto::Link);
-                self.bump();
-                self.expect_sym("[")?;
-                let index = self.arith(0)?;
+                let op = self.bump();
+                let index = self.nested(|p| {
+                    p.expect_sym("[")?;
+                    p.arith(0)
+                })?;
+                self.grow(self.height, op)?;
                 let size = if self.is_sym(":") {
                     self.bump();
                     self.num()?.0
