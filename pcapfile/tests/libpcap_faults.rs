@@ -881,16 +881,7 @@ fn build_helper() -> Option<PathBuf> {
     std::fs::create_dir_all(&dir).ok()?;
     let bin = dir.join("libpcap_read");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libpcap_read.c");
-    let ok = Command::new("cc")
-        .arg("-O")
-        .arg(&src)
-        .arg("-o")
-        .arg(&bin)
-        .arg("-lpcap")
-        .status()
-        .ok()?
-        .success();
-    ok.then_some(bin)
+    testbed::build_with_libpcap(&src, &bin).then_some(bin)
 }
 
 /// Whether `tcpdump -r FILE` fails (it reads with the same libpcap; `-w`

@@ -36,3 +36,17 @@ pub(crate) fn ip(args: &[&str], stdin: Option<&str>) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Compiles the C program `src` into `bin` against the system libpcap
+/// (`cc -O SRC -o BIN -lpcap`), for tests that ask libpcap itself;
+/// whether that worked.
+pub fn build_with_libpcap(src: &std::path::Path, bin: &std::path::Path) -> bool {
+    Command::new("cc")
+        .arg("-O")
+        .arg(src)
+        .arg("-o")
+        .arg(bin)
+        .arg("-lpcap")
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod cmd;
+pub use cmd::build_with_libpcap;
 pub mod frame;
 mod link;
 mod netns;

@@ -118,16 +118,7 @@ fn build_helper_once(name: &str) -> Option<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(&etc).ok()?;
     let bin = dir.join(name);
     let src = repo().join(format!("pcap2bpf/tests/{name}.c"));
-    let ok = Command::new("cc")
-        .arg("-O")
-        .arg(&src)
-        .arg("-o")
-        .arg(&bin)
-        .arg("-lpcap")
-        .status()
-        .ok()?
-        .success();
-    if !ok {
+    if !testbed::build_with_libpcap(&src, &bin) {
         return None;
     }
     for f in [
