@@ -990,11 +990,13 @@ mod tests {
 
     #[test]
     fn relocs_and_sources_follow_relaxation() {
+        let mut o = crate::object::Object::new();
+        let map = o.add_map(crate::map::MapSpec::array("m", 4, 1)).unwrap();
         let mut a = Asm::new();
         let l = a.new_label();
         a.set_source(Annotation::new("first"));
         a.jmp(JmpOp::Eq, R1, 0, l);
-        a.ld_map_fd(R1, MapId::from_u32(0));
+        a.ld_map_fd(R1, map);
         a.clear_source();
         for _ in 0..40_000 {
             a.mov64(R0, 0);
@@ -1003,7 +1005,7 @@ mod tests {
         a.set_source(Annotation::new("second"));
         a.exit();
         let c = a.finish().unwrap();
-        assert_eq!(c.relocs, vec![(2, Reloc::MapFd(MapId::from_u32(0)))]);
+        assert_eq!(c.relocs, vec![(2, Reloc::MapFd(map))]);
         assert_eq!(c.source_at(0).unwrap().text.as_ref(), "first");
         assert_eq!(c.source_at(3).unwrap().text.as_ref(), "first");
         assert_eq!(c.source_at(4), None);

@@ -4,8 +4,9 @@
 //! object once nothing else (a pin, a link, a map entry) holds it.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::kernel_id::{KernelMapId, KernelProgId};
 use crate::map::MapType;
@@ -65,15 +66,17 @@ pub enum MapError {
 /// A key and its value, as bytes.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// A loaded map.
-#[derive(Debug)]
+/// A loaded map. Clones share one file descriptor (closed with the last
+/// clone); [`try_clone`](Map::try_clone) makes a second one.
+#[derive(Debug, Clone)]
 pub struct Map {
-    fd: sys::MapFd,
+    fd: Arc<sys::MapFd>,
     name: String,
     kernel_type: u32,
     key_size: usize,
     value_size: usize,
     max_entries: u32,
+    flags: u32,
     /// Slots per value in user space: possible CPUs for per-CPU maps, else 1.
     cpus: usize,
 }
@@ -92,12 +95,13 @@ impl Map {
             1
         };
         Ok(Map {
-            fd: sys::MapFd::with_info(fd, &info)?,
+            fd: Arc::new(sys::MapFd::with_info(fd, &info)?),
             name: info.name,
             kernel_type: info.map_type,
             key_size: info.key_size as usize,
             value_size: info.value_size as usize,
             max_entries: info.max_entries,
+            flags: info.map_flags,
             cpus,
         })
     }
@@ -130,6 +134,11 @@ impl Map {
     /// Capacity.
     pub fn max_entries(&self) -> u32 {
         self.max_entries
+    }
+
+    /// The `BPF_F_*` flags it was created with.
+    pub fn flags(&self) -> u32 {
+        self.flags
     }
 
     /// Whether values are per CPU.
@@ -176,7 +185,7 @@ impl Map {
         self.check("key", key.len(), self.key_size)?;
         let mut value = vec![0u8; self.slot() * self.cpus];
         let found =
-            sys::map_lookup_elem(&self.fd, key, &mut value, 0).map_err(self.sys_err("lookup"))?;
+            sys::map_lookup_elem(&*self.fd, key, &mut value, 0).map_err(self.sys_err("lookup"))?;
         Ok(found.then_some(value))
     }
 
@@ -239,13 +248,34 @@ impl Map {
             self.check("value", v.len(), self.value_size)?;
             chunk[..v.len()].copy_from_slice(v);
         }
-        sys::map_update_elem(&self.fd, key, &buf, flags.bits()).map_err(self.sys_err("update"))
+        sys::map_update_elem(&*self.fd, key, &buf, flags.bits()).map_err(self.sys_err("update"))
+    }
+
+    /// Puts `prog` at `index` of a program array (tail-call targets), or
+    /// empties the slot for `None`: a program loaded later (see
+    /// [`Loaded::load_program`](crate::load::Loaded::load_program)) takes
+    /// over from the next tail call on.
+    pub fn set_program(&self, index: u32, prog: Option<&Program>) -> Result<(), MapError> {
+        if MapType::from_kernel_type(self.kernel_type) != Some(MapType::ProgArray) {
+            return Err(MapError::Sys {
+                map: self.name.clone(),
+                op: "set program",
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a program array"),
+            });
+        }
+        match prog {
+            Some(p) => {
+                let fd = p.as_fd().as_raw_fd() as u32;
+                self.update(&index.to_ne_bytes(), &fd.to_ne_bytes(), UpdateFlags::Any)
+            }
+            None => self.delete(&index.to_ne_bytes()).map(|_| ()),
+        }
     }
 
     /// Deletes `key`; `false` if it was absent.
     pub fn delete(&self, key: &[u8]) -> Result<bool, MapError> {
         self.check("key", key.len(), self.key_size)?;
-        sys::map_delete_elem(&self.fd, key).map_err(self.sys_err("delete"))
+        sys::map_delete_elem(&*self.fd, key).map_err(self.sys_err("delete"))
     }
 
     /// All keys, in the kernel's order.
@@ -283,7 +313,7 @@ impl Map {
         let mut out = Vec::new();
         loop {
             let r = sys::map_lookup_batch(
-                &self.fd,
+                &*self.fd,
                 token_in.as_deref(),
                 &mut token_out,
                 &mut keys,
@@ -310,14 +340,14 @@ impl Map {
         let n = keys.len() / self.key_size.max(1);
         self.check("keys", keys.len(), n * self.key_size)?;
         self.check("values", values.len(), n * self.slot() * self.cpus)?;
-        sys::map_update_batch(&self.fd, keys, values, 0).map_err(self.sys_err("update batch"))
+        sys::map_update_batch(&*self.fd, keys, values, 0).map_err(self.sys_err("update batch"))
     }
 
     /// Deletes many keys in one system call. Returns how many were deleted.
     pub fn delete_batch(&self, keys: &[u8]) -> Result<u32, MapError> {
         let n = keys.len() / self.key_size.max(1);
         self.check("keys", keys.len(), n * self.key_size)?;
-        sys::map_delete_batch(&self.fd, keys, 0).map_err(self.sys_err("delete batch"))
+        sys::map_delete_batch(&*self.fd, keys, 0).map_err(self.sys_err("delete batch"))
     }
 
     /// Makes the map read-only for system calls.
@@ -330,12 +360,11 @@ impl Map {
         pin(self.fd.as_fd(), path.as_ref())
     }
 
-    /// A second handle to the same map.
+    /// A second handle to the same map, with a file descriptor of its own.
     pub fn try_clone(&self) -> io::Result<Map> {
         Ok(Map {
-            fd: self.fd.try_clone()?,
-            name: self.name.clone(),
-            ..*self
+            fd: Arc::new(self.fd.try_clone()?),
+            ..self.clone()
         })
     }
 }
@@ -361,7 +390,7 @@ impl Iterator for Keys<'_> {
             return None;
         }
         let mut next = vec![0u8; self.map.key_size];
-        match sys::map_get_next_key(&self.map.fd, self.prev.as_deref(), &mut next) {
+        match sys::map_get_next_key(&*self.map.fd, self.prev.as_deref(), &mut next) {
             Ok(true) => {
                 self.prev = Some(next.clone());
                 Some(Ok(next))

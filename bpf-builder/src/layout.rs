@@ -6,7 +6,7 @@ use cranelift_entity::SecondaryMap;
 
 use crate::asm::Annotation;
 use crate::insn::Insn;
-use crate::object::{FuncId, Object, ObjectError, ProgId};
+use crate::object::{FuncId, FuncSlot, Object, ObjectError, ProgId};
 use crate::reloc::Reloc;
 
 /// Whose code a range of a laid-out program is.
@@ -74,14 +74,14 @@ impl Object {
     pub fn layout(&self, prog: ProgId) -> Result<Layout, ObjectError> {
         let main = &self.program(prog).code;
         let mut order: Vec<FuncId> = Vec::new();
-        let mut placed: SecondaryMap<FuncId, bool> = SecondaryMap::new();
+        let mut placed: SecondaryMap<FuncSlot, bool> = SecondaryMap::new();
         let mut queue_pos = 0;
         let mut visit = |code: &crate::asm::Code, order: &mut Vec<FuncId>| {
             for (_, r) in &code.relocs {
                 if let Reloc::Call(f) | Reloc::FuncPtr(f) = *r
-                    && !placed[f]
+                    && !placed[f.slot()]
                 {
-                    placed[f] = true;
+                    placed[f.slot()] = true;
                     order.push(f);
                 }
             }
@@ -103,11 +103,11 @@ impl Object {
             len: main.insns.len(),
             owner: Owner::Program(prog),
         }];
-        let mut start: SecondaryMap<FuncId, usize> = SecondaryMap::new();
+        let mut start: SecondaryMap<FuncSlot, usize> = SecondaryMap::new();
         let mut total = main.insns.len();
         for &f in &order {
             let len = self.function(f).code.as_ref().map_or(0, |c| c.insns.len());
-            start[f] = total;
+            start[f.slot()] = total;
             segments.push(Segment {
                 start: total,
                 len,
@@ -128,7 +128,7 @@ impl Object {
                 let at = seg.start + pc;
                 match r {
                     Reloc::Call(f) | Reloc::FuncPtr(f) => {
-                        insns[at].imm = (start[f] as i64 - (at as i64 + 1)) as i32;
+                        insns[at].imm = (start[f.slot()] as i64 - (at as i64 + 1)) as i32;
                     }
                     Reloc::MapFd(_) | Reloc::MapValue { .. } => relocs.push((at, r)),
                 }

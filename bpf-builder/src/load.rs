@@ -8,20 +8,23 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use cranelift_entity::{PrimaryMap, SecondaryMap};
 
+use crate::asm::Code;
 use crate::btf;
 use crate::handle::{Map, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
-use crate::object::{MapId, Object, ObjectError, ProgId};
+use crate::object::{FuncId, MapId, MapSlot, Object, ObjectError, ProgId, ProgSlot, ProgramSpec};
 use crate::privilege::{Needs, hint, is_denied};
 use crate::reloc::Reloc;
 use crate::sys::bpf as sys;
 use crate::verifier::{FailedInsn, VerifierError, parse_log};
+
+mod existing;
 
 /// How to load.
 #[derive(Clone, Debug)]
@@ -60,6 +63,26 @@ pub enum LoadError {
         /// The errno.
         source: io::Error,
     },
+    /// An existing map could not be opened.
+    #[error("opening existing map `{map}` ({from}) failed: {source}{}", hint(.source, Needs::MAP))]
+    OpenMap {
+        /// The map, as the object names it.
+        map: String,
+        /// Where it was to come from.
+        from: String,
+        /// The errno.
+        source: io::Error,
+    },
+    /// An existing map differs from what the object expects of it.
+    #[error("existing map `{map}` ({from}) does not fit: {reason}")]
+    MapMismatch {
+        /// The map, as the object names it.
+        map: String,
+        /// Where it came from.
+        from: String,
+        /// What differs, expected against found.
+        reason: String,
+    },
     /// Writing a map's initial contents (or freezing it) failed.
     #[error("filling map `{map}` failed: {source}")]
     FillMap {
@@ -97,7 +120,9 @@ impl LoadError {
     /// interpreter) fall back on `Some`.
     pub fn missing_privilege(&self) -> Option<Needs> {
         match self {
-            LoadError::CreateMap { source, .. } | LoadError::Btf { source, .. }
+            LoadError::CreateMap { source, .. }
+            | LoadError::OpenMap { source, .. }
+            | LoadError::Btf { source, .. }
                 if is_denied(source) =>
             {
                 Some(Needs::MAP)
@@ -135,54 +160,114 @@ pub struct LoadStats {
     pub total: Duration,
 }
 
-/// A loaded object: handles to its maps and programs.
+/// A loaded object: handles to its maps and programs, and what it was
+/// built from (without map contents, which now live in the kernel), so
+/// that programs and functions can be added to it while it runs
+/// ([`load_program`](Loaded::load_program)). The ids of the object it was
+/// loaded from name its maps and programs here; another object's ids are
+/// refused.
 #[derive(Debug)]
 pub struct Loaded {
-    maps: PrimaryMap<MapId, Map>,
-    programs: PrimaryMap<ProgId, Program>,
+    object: Object,
+    maps: PrimaryMap<MapSlot, Map>,
+    programs: PrimaryMap<ProgSlot, Program>,
+    license: CString,
+    opts: LoadOptions,
     stats: LoadStats,
 }
 
 impl Loaded {
+    /// What the object is made of: its maps' shapes, its programs and
+    /// functions (the ones added since loading included).
+    pub fn object(&self) -> &Object {
+        &self.object
+    }
+
     /// The map `id` of the object.
+    ///
+    /// # Panics
+    /// When `id` belongs to another object.
     pub fn map(&self, id: MapId) -> &Map {
-        &self.maps[id]
+        &self.maps[self.object.own(id).slot()]
     }
 
     /// The map named `name`.
     pub fn map_by_name(&self, name: &str) -> Option<&Map> {
-        self.maps.values().find(|m| m.name() == name)
+        Some(self.map(self.object.map_by_name(name)?))
     }
 
     /// The program `id` of the object.
+    ///
+    /// # Panics
+    /// When `id` belongs to another object.
     pub fn program(&self, id: ProgId) -> &Program {
-        &self.programs[id]
+        &self.programs[self.object.own(id).slot()]
     }
 
     /// The program named `name`.
     pub fn program_by_name(&self, name: &str) -> Option<&Program> {
-        self.programs.values().find(|p| p.name() == name)
+        Some(self.program(self.object.program_by_name(name)?))
     }
 
     /// All maps.
     pub fn maps(&self) -> impl Iterator<Item = (MapId, &Map)> {
-        self.maps.iter()
+        self.maps.iter().map(|(s, m)| (self.object.map_id(s), m))
     }
 
     /// All programs.
     pub fn programs(&self) -> impl Iterator<Item = (ProgId, &Program)> {
-        self.programs.iter()
+        self.programs
+            .iter()
+            .map(|(s, p)| (self.object.prog_id(s), p))
     }
 
-    /// Where the load spent its time.
+    /// Where the first load spent its time.
     pub fn stats(&self) -> LoadStats {
         self.stats
     }
 
-    /// Takes the handles apart (for instance to keep one program and drop
-    /// the rest).
-    pub fn into_parts(self) -> (PrimaryMap<MapId, Map>, PrimaryMap<ProgId, Program>) {
-        (self.maps, self.programs)
+    /// Adds a function that programs loaded from now on can call. Like
+    /// [`Object::add_function`], it refers to the object's maps and
+    /// functions by their ids.
+    pub fn add_function(&mut self, name: &str, code: Code) -> Result<FuncId, ObjectError> {
+        self.object.add_function(name, code)
+    }
+
+    /// Loads one more program into the running object: its code refers to
+    /// the object's maps, global data and functions by their ids, is
+    /// checked like a program added to an [`Object`], and a verifier error
+    /// comes annotated as at the first load. On error nothing is added.
+    /// The new program can then go into program arrays
+    /// ([`Map::set_program`]), devmap and cpumap entries
+    /// ([`set_devmap_entry`](crate::attach::set_devmap_entry)) and
+    /// links ([`Link::update`](crate::attach::Link::update)).
+    pub fn load_program(&mut self, spec: ProgramSpec) -> Result<ProgId, LoadError> {
+        let id = self.object.add_program_spec(spec)?;
+        let loaded = self
+            .object
+            .validate()
+            .map_err(LoadError::from)
+            .and_then(|()| {
+                load_program(
+                    &self.object,
+                    id,
+                    &self.maps,
+                    &self.license,
+                    &self.opts,
+                    &mut LoadStats::default(),
+                )
+            });
+        match loaded {
+            Ok(program) => {
+                let slot = self.programs.push(program);
+                debug_assert_eq!(slot, id.slot());
+                Ok(id)
+            }
+            Err(e) => {
+                self.object.remove_last_program(id);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -202,127 +287,147 @@ impl Object {
             source,
         })? as usize;
 
-        // 1. Maps, then their contents that need no program.
+        // 1. Maps (created, or existing ones opened and checked), then the
+        //    contents that need no program.
         let t = Instant::now();
-        let mut fds: PrimaryMap<MapId, OwnedFd> = PrimaryMap::with_capacity(self.maps().len());
-        for (_, spec) in self.maps() {
-            fds.push(create_map(spec)?);
+        let mut maps: PrimaryMap<MapSlot, Map> = PrimaryMap::with_capacity(self.maps().len());
+        for (id, spec) in self.maps() {
+            let map = match self.existing_map(id) {
+                Some(existing) => existing::open(spec, existing)?,
+                None => {
+                    let fd = create_map(spec)?;
+                    Map::from_fd(fd).map_err(|source| LoadError::CreateMap {
+                        map: spec.name.clone(),
+                        source,
+                    })?
+                }
+            };
+            maps.push(map);
         }
         for (id, spec) in self.maps() {
-            fill_map(spec, &fds[id], cpus, |v| match v {
-                InitValue::Map(m) => Some(fds[*m].as_raw_fd() as u32 as u64),
+            fill_map(spec, maps[id.slot()].as_fd(), cpus, |v| match v {
+                InitValue::Map(m) => Some(maps[m.slot()].as_fd().as_raw_fd() as u32 as u64),
                 _ => None,
             })?;
         }
         stats.maps += t.elapsed();
 
         // 2. Programs.
-        let mut programs: PrimaryMap<ProgId, Program> = PrimaryMap::new();
         let license = CString::new(self.license()).map_err(|_| ObjectError::BadName {
             name: self.license().to_string(),
             reason: "the license contains a NUL byte",
         })?;
-        for (id, spec) in self.programs() {
-            let mut layout = self.layout(id)?;
-            for &(pc, reloc) in &layout.relocs {
-                let (map, src, offset) = match reloc {
-                    Reloc::MapFd(m) => (m, pseudo::MAP_FD, 0),
-                    Reloc::MapValue { map, offset } => (map, pseudo::MAP_VALUE, offset),
-                    Reloc::Call(_) | Reloc::FuncPtr(_) => unreachable!("resolved by layout"),
-                };
-                layout.insns[pc].src = src;
-                layout.insns[pc].imm = fds[map].as_raw_fd();
-                layout.insns[pc + 1].imm = offset as i32;
-            }
-            let (prog_type, attach_type) = spec.prog_type.kernel_types();
-            let mut attr = sys::ProgLoadAttr::new(prog_type, &layout.insns, &license);
-            attr.expected_attach_type = attach_type;
-            attr.name = &spec.name;
-            if spec.xdp_frags {
-                attr.prog_flags |= sys::flags::BPF_F_XDP_HAS_FRAGS;
-            }
-            attr.log_level = opts.log_level;
-            let t = Instant::now();
-            let debug = btf::for_program(self, &layout, opts.line_info);
-            let btf_fd = match &debug {
-                Some(d) => Some(sys::btf_load(&d.btf, 0, 4096).map_err(|f| LoadError::Btf {
-                    program: spec.name.clone(),
-                    source: f.error,
-                    log: f.log,
-                })?),
-                None => None,
-            };
-            if let (Some(d), Some(fd)) = (&debug, &btf_fd) {
-                attr.prog_btf_fd = Some(fd.0.as_fd());
-                attr.func_info = Some(sys::RecordArray {
-                    bytes: &d.func_info,
-                    rec_size: btf::FUNC_INFO_SIZE,
-                });
-                if !d.line_info.is_empty() {
-                    attr.line_info = Some(sys::RecordArray {
-                        bytes: &d.line_info,
-                        rec_size: btf::LINE_INFO_SIZE,
-                    });
-                }
-            }
-            let loaded = sys::prog_load_with_log(&attr, opts.log_size);
-            stats.verifier += t.elapsed();
-            match loaded {
-                Ok((fd, log)) => {
-                    programs.push(Program::new(fd, spec.name.clone(), spec.prog_type, log));
-                }
-                Err(failure) => {
-                    let parsed = parse_log(&failure.log);
-                    let insn = parsed.insn.map(|index| FailedInsn {
-                        index,
-                        text: parsed.insn_text.clone(),
-                        owner: layout.owner_name(self, index).map(str::to_string),
-                        source: layout.annotation_at(self, index).cloned(),
-                    });
-                    return Err(LoadError::Program(Box::new(VerifierError {
-                        program: spec.name.clone(),
-                        error: failure.error,
-                        reason: parsed.reason,
-                        insn,
-                        log: failure.log,
-                        needs: Needs::for_program(spec.prog_type),
-                    })));
-                }
-            }
+        let mut programs: PrimaryMap<ProgSlot, Program> = PrimaryMap::new();
+        for (id, _) in self.programs() {
+            programs.push(load_program(self, id, &maps, &license, opts, &mut stats)?);
         }
 
         // 3. Contents that hold programs (program arrays, devmap and cpumap
         //    entries with programs), then freeze what asked for it.
         let t = Instant::now();
-        let mut prog_fd: SecondaryMap<ProgId, u32> = SecondaryMap::new();
-        for (id, p) in programs.iter() {
-            prog_fd[id] = p.as_fd().as_raw_fd() as u32;
+        let mut prog_fd: SecondaryMap<ProgSlot, u32> = SecondaryMap::new();
+        for (slot, p) in programs.iter() {
+            prog_fd[slot] = p.as_fd().as_raw_fd() as u32;
         }
         for (id, spec) in self.maps() {
-            fill_map_programs(spec, &fds[id], &prog_fd)?;
+            fill_map_programs(spec, maps[id.slot()].as_fd(), &prog_fd)?;
         }
         for (id, spec) in self.maps().filter(|(_, s)| s.freeze) {
-            sys::map_freeze(fds[id].as_fd()).map_err(|source| LoadError::FillMap {
+            if self.existing_map(id).is_some() {
+                continue;
+            }
+            sys::map_freeze(maps[id.slot()].as_fd()).map_err(|source| LoadError::FillMap {
                 map: spec.name.clone(),
                 source,
             })?;
         }
         stats.maps += t.elapsed();
-
-        let mut maps = PrimaryMap::with_capacity(fds.len());
-        for (id, fd) in fds.into_iter() {
-            let map = Map::from_fd(fd).map_err(|source| LoadError::CreateMap {
-                map: self.map(id).name.clone(),
-                source,
-            })?;
-            maps.push(map);
-        }
         stats.total = started.elapsed();
         Ok(Loaded {
+            object: self.without_contents(),
             maps,
             programs,
+            license,
+            opts: opts.clone(),
             stats,
         })
+    }
+}
+
+/// Lays out program `id` of `object`, resolves its map references to the
+/// fds of `maps` and loads it, adding the time in the kernel to `stats`.
+fn load_program(
+    object: &Object,
+    id: ProgId,
+    maps: &PrimaryMap<MapSlot, Map>,
+    license: &CString,
+    opts: &LoadOptions,
+    stats: &mut LoadStats,
+) -> Result<Program, LoadError> {
+    let spec = object.program(id);
+    let mut layout = object.layout(id)?;
+    for &(pc, reloc) in &layout.relocs {
+        let (map, src, offset) = match reloc {
+            Reloc::MapFd(m) => (m, pseudo::MAP_FD, 0),
+            Reloc::MapValue { map, offset } => (map, pseudo::MAP_VALUE, offset),
+            Reloc::Call(_) | Reloc::FuncPtr(_) => unreachable!("resolved by layout"),
+        };
+        layout.insns[pc].src = src;
+        layout.insns[pc].imm = maps[map.slot()].as_fd().as_raw_fd();
+        layout.insns[pc + 1].imm = offset as i32;
+    }
+    let (prog_type, attach_type) = spec.prog_type.kernel_types();
+    let mut attr = sys::ProgLoadAttr::new(prog_type, &layout.insns, license);
+    attr.expected_attach_type = attach_type;
+    attr.name = &spec.name;
+    if spec.xdp_frags {
+        attr.prog_flags |= sys::flags::BPF_F_XDP_HAS_FRAGS;
+    }
+    attr.log_level = opts.log_level;
+    let t = Instant::now();
+    let debug = btf::for_program(object, &layout, opts.line_info);
+    let btf_fd = match &debug {
+        Some(d) => Some(sys::btf_load(&d.btf, 0, 4096).map_err(|f| LoadError::Btf {
+            program: spec.name.clone(),
+            source: f.error,
+            log: f.log,
+        })?),
+        None => None,
+    };
+    if let (Some(d), Some(fd)) = (&debug, &btf_fd) {
+        attr.prog_btf_fd = Some(fd.0.as_fd());
+        attr.func_info = Some(sys::RecordArray {
+            bytes: &d.func_info,
+            rec_size: btf::FUNC_INFO_SIZE,
+        });
+        if !d.line_info.is_empty() {
+            attr.line_info = Some(sys::RecordArray {
+                bytes: &d.line_info,
+                rec_size: btf::LINE_INFO_SIZE,
+            });
+        }
+    }
+    let loaded = sys::prog_load_with_log(&attr, opts.log_size);
+    stats.verifier += t.elapsed();
+    match loaded {
+        Ok((fd, log)) => Ok(Program::new(fd, spec.name.clone(), spec.prog_type, log)),
+        Err(failure) => {
+            let parsed = parse_log(&failure.log);
+            let insn = parsed.insn.map(|index| FailedInsn {
+                index,
+                text: parsed.insn_text.clone(),
+                owner: layout.owner_name(object, index).map(str::to_string),
+                source: layout.annotation_at(object, index).cloned(),
+            });
+            Err(LoadError::Program(Box::new(VerifierError {
+                program: spec.name.clone(),
+                error: failure.error,
+                reason: parsed.reason,
+                insn,
+                log: failure.log,
+                needs: Needs::for_program(spec.prog_type),
+            })))
+        }
     }
 }
 
@@ -370,7 +475,7 @@ fn create_map(spec: &MapSpec) -> Result<OwnedFd, LoadError> {
 /// of map references.
 fn fill_map(
     spec: &MapSpec,
-    fd: &OwnedFd,
+    fd: BorrowedFd<'_>,
     cpus: usize,
     fd_of: impl Fn(&InitValue) -> Option<u64>,
 ) -> Result<(), LoadError> {
@@ -401,17 +506,17 @@ fn fill_map(
 /// Writes the contents that refer to loaded programs.
 fn fill_map_programs(
     spec: &MapSpec,
-    fd: &OwnedFd,
-    prog_fd: &SecondaryMap<ProgId, u32>,
+    fd: BorrowedFd<'_>,
+    prog_fd: &SecondaryMap<ProgSlot, u32>,
 ) -> Result<(), LoadError> {
     for (key, value) in &spec.contents {
         let bytes: Vec<u8> = match *value {
-            InitValue::Prog(p) => prog_fd[p].to_ne_bytes().to_vec(),
+            InitValue::Prog(p) => prog_fd[p.slot()].to_ne_bytes().to_vec(),
             InitValue::DevWithProg { ifindex, prog }
             | InitValue::CpuWithProg {
                 qsize: ifindex,
                 prog,
-            } => [ifindex.to_ne_bytes(), prog_fd[prog].to_ne_bytes()].concat(),
+            } => [ifindex.to_ne_bytes(), prog_fd[prog.slot()].to_ne_bytes()].concat(),
             _ => continue,
         };
         sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(|source| LoadError::FillMap {

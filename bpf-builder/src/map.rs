@@ -2,7 +2,11 @@
 
 use aya_obj::generated::bpf_map_type as kt;
 
+use std::path::PathBuf;
+
 use crate::btf::{Btf, TypeId};
+use crate::handle::Map;
+use crate::kernel_id::KernelMapId;
 use crate::object::{MapId, ProgId};
 
 /// Map flag: allocate hash elements on demand (required for LPM tries).
@@ -180,6 +184,31 @@ impl InitValue {
     }
 }
 
+/// A map that is already in the kernel, for an object to use instead of
+/// creating one ([`Object::add_existing_map`](crate::object::Object::add_existing_map)).
+#[derive(Clone, Debug)]
+pub enum ExistingMap {
+    /// A map this process holds a handle to (of another loaded object,
+    /// say). The object keeps the handle, so the map lives at least as
+    /// long as the object.
+    Handle(Map),
+    /// A map pinned in bpffs, opened at load.
+    Pinned(PathBuf),
+    /// A map by its kernel id, opened at load (needs `CAP_SYS_ADMIN`).
+    Id(KernelMapId),
+}
+
+impl std::fmt::Display for ExistingMap {
+    /// Where the map comes from, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExistingMap::Handle(m) => write!(f, "the handle of map `{}`", m.name()),
+            ExistingMap::Pinned(path) => write!(f, "pinned at {}", path.display()),
+            ExistingMap::Id(id) => write!(f, "kernel map id {id}"),
+        }
+    }
+}
+
 /// BTF types of a map's key and value, passed at map creation so that
 /// `bpftool map dump` prints typed entries and the ELF writer can describe
 /// the map with `key`/`value` types.
@@ -254,6 +283,34 @@ impl MapSpec {
             freeze: false,
             btf: None,
         }
+    }
+
+    /// The shape of a loaded map, named `name`: its type, sizes, entries
+    /// and flags, with no contents. Maps of maps are refused (their inner
+    /// shape is not in what the kernel reports), as are map types the
+    /// builder does not know.
+    pub fn like(name: impl Into<String>, map: &Map) -> Result<MapSpec, MapSpecError> {
+        let name = name.into();
+        let map_type = MapType::from_kernel_type(map.kernel_type())
+            .filter(|t| !matches!(t, MapType::ArrayOfMaps | MapType::HashOfMaps))
+            .ok_or_else(|| MapSpecError {
+                map: name.clone(),
+                reason: format!(
+                    "`{}` is a map of kernel type {}: describe it with a MapSpec \
+                     (maps of maps need their inner shape)",
+                    map.name(),
+                    map.kernel_type()
+                ),
+            })?;
+        let mut spec = MapSpec::new(
+            name,
+            map_type,
+            map.key_size() as u32,
+            map.value_size() as u32,
+            map.max_entries(),
+        );
+        spec.flags = map.flags();
+        Ok(spec)
     }
 
     /// An array of `max_entries` values.

@@ -3,28 +3,17 @@
 //! [`Object::load`](crate::load).
 
 use aya_obj::generated::{bpf_attach_type as at, bpf_prog_type as pt};
-use cranelift_entity::{PrimaryMap, SecondaryMap, entity_impl};
+use cranelift_entity::{PrimaryMap, SecondaryMap};
 use std::borrow::Cow;
+use std::fmt;
 
 use crate::asm::Code;
-use crate::map::{F_RDONLY_PROG, InitValue, MapSpec, MapSpecError, MapType};
+use crate::map::{ExistingMap, F_RDONLY_PROG, InitValue, MapSpec, MapSpecError, MapType};
 use crate::reloc::Reloc;
 
-/// A map of an [`Object`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MapId(u32);
-entity_impl!(MapId, "map");
-
-/// A program of an [`Object`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProgId(u32);
-entity_impl!(ProgId, "prog");
-
-/// A function of an [`Object`], callable from its programs and functions
-/// (bpf-to-bpf calls) or passed as a callback.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FuncId(u32);
-entity_impl!(FuncId, "func");
+mod ids;
+pub use ids::{FuncId, MapId, ObjectKey, ProgId};
+pub(crate) use ids::{FuncSlot, MapSlot, ProgSlot};
 
 /// What a program is for: its kernel program type and expected attach type.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -108,6 +97,24 @@ pub struct ProgramSpec {
 }
 
 impl ProgramSpec {
+    /// A program of `prog_type` named `name` (at most 15 bytes, shown by
+    /// bpftool), without fragment support.
+    pub fn new(name: impl Into<String>, prog_type: ProgramType, code: Code) -> ProgramSpec {
+        ProgramSpec {
+            name: name.into(),
+            prog_type,
+            code,
+            xdp_frags: false,
+        }
+    }
+
+    /// Declares (or withdraws) XDP fragment support: see
+    /// [`xdp_frags`](ProgramSpec::xdp_frags).
+    pub fn with_xdp_frags(mut self, frags: bool) -> ProgramSpec {
+        self.xdp_frags = frags;
+        self
+    }
+
     /// The ELF section name libbpf uses for this program: its type's,
     /// with `xdp.frags` in place of `xdp` when it declares fragment
     /// support.
@@ -140,6 +147,46 @@ pub enum Symbol {
     Prog(ProgId),
     /// A function.
     Func(FuncId),
+}
+
+impl Symbol {
+    /// The object it belongs to.
+    pub fn object(self) -> ObjectKey {
+        match self {
+            Symbol::Map(m) => m.object(),
+            Symbol::Prog(p) => p.object(),
+            Symbol::Func(f) => f.object(),
+        }
+    }
+}
+
+/// `map3`, `prog0`, `func1`.
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Symbol::Map(m) => m.fmt(f),
+            Symbol::Prog(p) => p.fmt(f),
+            Symbol::Func(x) => x.fmt(f),
+        }
+    }
+}
+
+impl From<MapId> for Symbol {
+    fn from(id: MapId) -> Self {
+        Symbol::Map(id)
+    }
+}
+
+impl From<ProgId> for Symbol {
+    fn from(id: ProgId) -> Self {
+        Symbol::Prog(id)
+    }
+}
+
+impl From<FuncId> for Symbol {
+    fn from(id: FuncId) -> Self {
+        Symbol::Func(id)
+    }
 }
 
 /// Why the object refuses an addition.
@@ -195,6 +242,22 @@ pub enum ObjectError {
         /// A program without.
         without: String,
     },
+    /// An id of another object: ids cannot cross objects.
+    #[error(
+        "{id} belongs to {}, not to this object ({this}); ids cannot cross objects",
+        .id.object()
+    )]
+    ForeignId {
+        /// The id given.
+        id: Symbol,
+        /// The object that received it.
+        this: ObjectKey,
+    },
+    /// A map that already exists keeps its own contents.
+    #[error(
+        "map `{0}` is an existing map: it keeps the contents it has, so it takes no initial entries"
+    )]
+    ExistingWithContents(String),
     /// A map's initial contents refer to something the object does not have.
     #[error("map `{map}` initial contents refer to a missing {what}")]
     BadContents {
@@ -223,12 +286,21 @@ pub enum ObjectError {
 /// let prog = obj.add_program("pass", ProgramType::Xdp, a.finish().unwrap()).unwrap();
 /// assert_eq!(obj.program(prog).name, "pass");
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Object {
-    maps: PrimaryMap<MapId, MapSpec>,
-    programs: PrimaryMap<ProgId, ProgramSpec>,
-    functions: PrimaryMap<FuncId, FunctionSpec>,
+    key: ObjectKey,
+    maps: PrimaryMap<MapSlot, MapSpec>,
+    /// Maps used rather than created, by slot.
+    existing: SecondaryMap<MapSlot, Option<ExistingMap>>,
+    programs: PrimaryMap<ProgSlot, ProgramSpec>,
+    functions: PrimaryMap<FuncSlot, FunctionSpec>,
     license: Cow<'static, str>,
+}
+
+impl Default for Object {
+    fn default() -> Self {
+        Object::new()
+    }
 }
 
 /// Checks a map or program name against what the kernel stores.
@@ -258,9 +330,49 @@ impl Object {
     /// An empty object with license "GPL" (needed by most helpers).
     pub fn new() -> Object {
         Object {
+            key: ObjectKey::fresh(),
+            maps: PrimaryMap::new(),
+            existing: SecondaryMap::new(),
+            programs: PrimaryMap::new(),
+            functions: PrimaryMap::new(),
             license: Cow::Borrowed("GPL"),
-            ..Object::default()
         }
+    }
+
+    /// Which object this is: every id it hands out carries this key.
+    pub fn key(&self) -> ObjectKey {
+        self.key
+    }
+
+    /// Refuses an id of another object.
+    pub fn check_id(&self, id: impl Into<Symbol>) -> Result<(), ObjectError> {
+        let id = id.into();
+        if id.object() == self.key {
+            Ok(())
+        } else {
+            Err(ObjectError::ForeignId { id, this: self.key })
+        }
+    }
+
+    /// The slot of `id`, panicking on another object's id (the accessors
+    /// that cannot fail, like indexing a slice out of range).
+    pub(crate) fn own<T: Into<Symbol> + Copy>(&self, id: T) -> T {
+        if let Err(e) = self.check_id(id) {
+            panic!("{e}");
+        }
+        id
+    }
+
+    pub(crate) fn map_id(&self, slot: MapSlot) -> MapId {
+        MapId::new(self.key, slot)
+    }
+
+    pub(crate) fn prog_id(&self, slot: ProgSlot) -> ProgId {
+        ProgId::new(self.key, slot)
+    }
+
+    pub(crate) fn func_id(&self, slot: FuncSlot) -> FuncId {
+        FuncId::new(self.key, slot)
     }
 
     /// Sets the license string passed to the kernel.
@@ -286,18 +398,54 @@ impl Object {
         check_name(&spec.name)?;
         spec.validate()?;
         for (_, value) in &spec.contents {
-            match value {
-                InitValue::Map(m) if self.maps.get(*m).is_none() => {
-                    return Err(ObjectError::BadContents {
-                        map: spec.name.clone(),
-                        what: "map",
-                    });
-                }
-                _ => {}
-            }
+            self.check_value(&spec.name, value)?;
         }
         self.claim_name(&spec.name)?;
-        Ok(self.maps.push(spec))
+        let slot = self.maps.push(spec);
+        Ok(self.map_id(slot))
+    }
+
+    /// Declares a map that already exists in the kernel: loading uses it
+    /// instead of creating one, after checking that it has the shape
+    /// `spec` describes (type, key and value sizes, entries, flags, and
+    /// for maps of maps the inner shape when the map holds an inner map to
+    /// read it from). Programs refer to it by the returned id like to any
+    /// other map. It keeps its contents (so `spec` has none) and is not
+    /// frozen again.
+    ///
+    /// This is how a second object shares the first one's maps (a
+    /// handle, [`ExistingMap::Handle`]), a tool reuses a pinned map
+    /// ([`ExistingMap::Pinned`]) or one found by id ([`ExistingMap::Id`]).
+    pub fn add_existing_map(
+        &mut self,
+        spec: MapSpec,
+        map: ExistingMap,
+    ) -> Result<MapId, ObjectError> {
+        if !spec.contents.is_empty() {
+            return Err(ObjectError::ExistingWithContents(spec.name));
+        }
+        let id = self.add_map(spec)?;
+        self.existing[id.slot()] = Some(map);
+        Ok(id)
+    }
+
+    /// Shares a loaded map under `name`: an existing map
+    /// ([`add_existing_map`](Object::add_existing_map)) whose expected
+    /// shape is the handle's own. Maps of maps need the inner shape, so
+    /// they go through `add_existing_map` with a spec.
+    pub fn share_map(
+        &mut self,
+        name: &str,
+        map: &crate::handle::Map,
+    ) -> Result<MapId, ObjectError> {
+        let spec = MapSpec::like(name, map)?;
+        self.add_existing_map(spec, ExistingMap::Handle(map.clone()))
+    }
+
+    /// The kernel map `id` uses instead of creating one, if it was added
+    /// with [`add_existing_map`](Object::add_existing_map).
+    pub fn existing_map(&self, id: MapId) -> Option<&ExistingMap> {
+        self.existing[self.own(id).slot()].as_ref()
     }
 
     /// Adds read-only global data: a frozen one-entry array map that
@@ -325,21 +473,31 @@ impl Object {
         prog_type: ProgramType,
         code: Code,
     ) -> Result<ProgId, ObjectError> {
-        check_name(name)?;
-        self.check_code(name, &code)?;
-        self.claim_name(name)?;
-        Ok(self.programs.push(ProgramSpec {
-            name: name.to_string(),
-            prog_type,
-            code,
-            xdp_frags: false,
-        }))
+        self.add_program_spec(ProgramSpec::new(name, prog_type, code))
+    }
+
+    /// Adds a program given whole (with its fragment support, say).
+    pub fn add_program_spec(&mut self, spec: ProgramSpec) -> Result<ProgId, ObjectError> {
+        check_name(&spec.name)?;
+        self.check_code(&spec.name, &spec.code)?;
+        self.claim_name(&spec.name)?;
+        let slot = self.programs.push(spec);
+        Ok(self.prog_id(slot))
+    }
+
+    /// Takes back the program added last, `prog` (a load that failed).
+    pub(crate) fn remove_last_program(&mut self, prog: ProgId) {
+        let mut all: Vec<ProgramSpec> = std::mem::take(&mut self.programs).into();
+        debug_assert_eq!(prog.index() + 1, all.len(), "only the last program");
+        all.truncate(prog.index());
+        self.programs = all.into();
     }
 
     /// Declares (or withdraws) fragment support of an XDP program: see
     /// [`ProgramSpec::xdp_frags`]. Refuses programs that are not XDP.
     pub fn set_xdp_frags(&mut self, prog: ProgId, frags: bool) -> Result<(), ObjectError> {
-        let spec = &mut self.programs[prog];
+        self.check_id(prog)?;
+        let spec = &mut self.programs[prog.slot()];
         if !spec.prog_type.is_xdp() {
             return Err(ObjectError::WrongProgramType {
                 program: spec.name.clone(),
@@ -357,17 +515,19 @@ impl Object {
     /// the callee is built, or recursion between functions).
     pub fn declare_function(&mut self, name: &str) -> Result<FuncId, ObjectError> {
         self.claim_name(name)?;
-        Ok(self.functions.push(FunctionSpec {
+        let slot = self.functions.push(FunctionSpec {
             name: name.to_string(),
             code: None,
-        }))
+        });
+        Ok(self.func_id(slot))
     }
 
     /// Gives a declared function its body.
     pub fn define_function(&mut self, func: FuncId, code: Code) -> Result<(), ObjectError> {
-        let name = self.functions[func].name.clone();
+        self.check_id(func)?;
+        let name = self.functions[func.slot()].name.clone();
         self.check_code(&name, &code)?;
-        self.functions[func].code = Some(code);
+        self.functions[func.slot()].code = Some(code);
         Ok(())
     }
 
@@ -375,7 +535,7 @@ impl Object {
     pub fn add_function(&mut self, name: &str, code: Code) -> Result<FuncId, ObjectError> {
         self.check_code(name, &code)?;
         let id = self.declare_function(name)?;
-        self.functions[id].code = Some(code);
+        self.functions[id.slot()].code = Some(code);
         Ok(id)
     }
 
@@ -395,9 +555,10 @@ impl Object {
             let wide = insn.is_wide() && pc + 1 < code.insns.len();
             match reloc {
                 Reloc::MapFd(m) | Reloc::MapValue { map: m, .. } => {
+                    self.check_id(m)?;
                     let spec = self
                         .maps
-                        .get(m)
+                        .get(m.slot())
                         .ok_or_else(|| bad(pc, format!("unknown {m}")))?;
                     if !wide {
                         return Err(bad(pc, "map reference on a non-ld_imm64".into()));
@@ -421,7 +582,8 @@ impl Object {
                     }
                 }
                 Reloc::Call(f) | Reloc::FuncPtr(f) => {
-                    if self.functions.get(f).is_none() {
+                    self.check_id(f)?;
+                    if self.functions.get(f.slot()).is_none() {
                         return Err(bad(pc, format!("unknown {f}")));
                     }
                     let ok = match reloc {
@@ -440,6 +602,25 @@ impl Object {
         Ok(())
     }
 
+    /// Checks the ids an initial value of map `map` holds: maps must
+    /// exist already (they are created before), programs may come later
+    /// ([`validate`](Object::validate) checks them), both of this object.
+    fn check_value(&self, map: &str, value: &InitValue) -> Result<(), ObjectError> {
+        if let Some(prog) = value.program() {
+            self.check_id(prog)?;
+        }
+        if let InitValue::Map(m) = value {
+            self.check_id(*m)?;
+            if self.maps.get(m.slot()).is_none() {
+                return Err(ObjectError::BadContents {
+                    map: map.to_string(),
+                    what: "map",
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Adds an entry to a map's initial contents.
     pub fn add_map_entry(
         &mut self,
@@ -447,54 +628,78 @@ impl Object {
         key: impl Into<Vec<u8>>,
         value: InitValue,
     ) -> Result<(), ObjectError> {
-        let mut spec = self.maps[map].clone();
+        self.check_id(map)?;
+        let name = &self.maps[map.slot()].name;
+        if self.existing[map.slot()].is_some() {
+            return Err(ObjectError::ExistingWithContents(name.clone()));
+        }
+        self.check_value(name, &value)?;
+        let mut spec = self.maps[map.slot()].clone();
         spec.contents.push((key.into(), value));
         spec.validate()?;
-        self.maps[map] = spec;
+        self.maps[map.slot()] = spec;
         Ok(())
     }
 
     /// The map `id`.
+    ///
+    /// # Panics
+    /// When `id` belongs to another object.
     pub fn map(&self, id: MapId) -> &MapSpec {
-        &self.maps[id]
+        &self.maps[self.own(id).slot()]
     }
 
     /// The program `id`.
+    ///
+    /// # Panics
+    /// When `id` belongs to another object.
     pub fn program(&self, id: ProgId) -> &ProgramSpec {
-        &self.programs[id]
+        &self.programs[self.own(id).slot()]
     }
 
     /// The function `id`.
+    ///
+    /// # Panics
+    /// When `id` belongs to another object.
     pub fn function(&self, id: FuncId) -> &FunctionSpec {
-        &self.functions[id]
+        &self.functions[self.own(id).slot()]
     }
 
     /// All maps, in the order added.
     pub fn maps(&self) -> impl ExactSizeIterator<Item = (MapId, &MapSpec)> {
-        self.maps.iter()
+        self.maps.iter().map(|(s, m)| (self.map_id(s), m))
     }
 
     /// All programs, in the order added.
     pub fn programs(&self) -> impl ExactSizeIterator<Item = (ProgId, &ProgramSpec)> {
-        self.programs.iter()
+        self.programs.iter().map(|(s, p)| (self.prog_id(s), p))
     }
 
     /// All functions, in the order declared.
     pub fn functions(&self) -> impl ExactSizeIterator<Item = (FuncId, &FunctionSpec)> {
-        self.functions.iter()
+        self.functions.iter().map(|(s, f)| (self.func_id(s), f))
+    }
+
+    /// Drops every map's initial contents (they live in the kernel once
+    /// loaded): what a loaded object keeps of its specification.
+    pub(crate) fn without_contents(&self) -> Object {
+        let mut kept = self.clone();
+        for spec in kept.maps.values_mut() {
+            spec.contents = Vec::new();
+        }
+        kept
     }
 
     /// Looks a name up. A scan: objects have a handful of names, and
     /// a scan costs less than hashing them (no table to build either).
     pub fn symbol(&self, name: &str) -> Option<Symbol> {
-        if let Some((id, _)) = self.maps.iter().find(|(_, m)| m.name == name) {
+        if let Some((id, _)) = self.maps().find(|(_, m)| m.name == name) {
             return Some(Symbol::Map(id));
         }
-        if let Some((id, _)) = self.programs.iter().find(|(_, p)| p.name == name) {
+        if let Some((id, _)) = self.programs().find(|(_, p)| p.name == name) {
             return Some(Symbol::Prog(id));
         }
-        self.functions
-            .iter()
+        self.functions()
             .find(|(_, f)| f.name == name)
             .map(|(id, _)| Symbol::Func(id))
     }
@@ -523,7 +728,7 @@ impl Object {
         }
         for (_, spec) in self.maps.iter() {
             for prog in spec.contents.iter().filter_map(|(_, v)| v.program()) {
-                if self.programs.get(prog).is_none() {
+                if self.programs.get(prog.slot()).is_none() {
                     return Err(ObjectError::BadContents {
                         map: spec.name.clone(),
                         what: "program",
@@ -543,8 +748,8 @@ impl Object {
         if !self.programs.values().any(|p| p.xdp_frags) {
             return Ok(());
         }
-        let mut used: Option<SecondaryMap<ProgId, Vec<MapId>>> = None;
-        for (map, spec) in self.maps.iter() {
+        let mut used: Option<SecondaryMap<ProgSlot, Vec<MapId>>> = None;
+        for (map, spec) in self.maps() {
             let users_count = match spec.map_type {
                 MapType::ProgArray | MapType::DevMap | MapType::CpuMap => true,
                 MapType::DevMapHash => false,
@@ -560,15 +765,20 @@ impl Object {
                     Some(u) => u,
                     None => used.insert(self.maps_used()?),
                 };
-                progs.extend(self.programs.keys().filter(|&p| used[p].contains(&map)));
+                progs.extend(
+                    self.programs
+                        .keys()
+                        .filter(|&p| used[p].contains(&map))
+                        .map(|p| self.prog_id(p)),
+                );
             }
-            let with = progs.iter().find(|&&p| self.programs[p].xdp_frags);
-            let without = progs.iter().find(|&&p| !self.programs[p].xdp_frags);
+            let with = progs.iter().find(|&&p| self.program(p).xdp_frags);
+            let without = progs.iter().find(|&&p| !self.program(p).xdp_frags);
             if let (Some(&with), Some(&without)) = (with, without) {
                 return Err(ObjectError::MixedFrags {
                     map: spec.name.clone(),
-                    with: self.programs[with].name.clone(),
-                    without: self.programs[without].name.clone(),
+                    with: self.program(with).name.clone(),
+                    without: self.program(without).name.clone(),
                 });
             }
         }
@@ -576,10 +786,10 @@ impl Object {
     }
 
     /// The maps each program refers to, with the functions it calls.
-    fn maps_used(&self) -> Result<SecondaryMap<ProgId, Vec<MapId>>, ObjectError> {
+    fn maps_used(&self) -> Result<SecondaryMap<ProgSlot, Vec<MapId>>, ObjectError> {
         let mut used = SecondaryMap::new();
-        for prog in self.programs.keys() {
-            used[prog] = self
+        for (prog, _) in self.programs() {
+            used[prog.slot()] = self
                 .layout(prog)?
                 .relocs
                 .iter()
@@ -650,7 +860,7 @@ mod tests {
         assert!(e.to_string().contains("not an array"), "{e}");
 
         let mut a = Asm::new();
-        a.ld_map_fd(R1, MapId::from_u32(9));
+        a.ld_map_fd(R1, o.map_id(MapSlot::from_u32(9)));
         a.exit();
         let e = o
             .add_program("p", ProgramType::Xdp, a.finish().unwrap())

@@ -1,6 +1,9 @@
 //! devmap egress: an ingress XDP program redirects frames through a devmap
 //! whose entries carry their own egress programs. Entry 0 sends out of
 //! `o1a` and rewrites the source MAC; entry 1 sends out of `o2a` and drops.
+//! Then entry 0's program is replaced live, as a hosting tool replaces one
+//! VM's egress policy: a new program is loaded into the running object
+//! (using its maps, no reload) and swapped into the entry.
 //! Creates its own network namespace; run as root:
 //! `cargo run -p examples --example devmap_egress`.
 
@@ -8,7 +11,7 @@ use std::time::Duration;
 
 use bpf_builder::attach::{self, xdp};
 use bpf_builder::map::MapSpec;
-use bpf_builder::object::{Object, ProgramType};
+use bpf_builder::object::{Object, ProgramSpec, ProgramType};
 use examples::net_progs;
 
 fn mac(m: &[u8]) -> String {
@@ -37,16 +40,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ProgramType::XdpDevmap,
         net_progs::verdict(net_progs::XDP_DROP),
     )?;
-    let loaded = obj.load()?;
-    let ports = loaded.map(ports);
+    let mut loaded = obj.load()?;
 
+    // Generic mode: in driver mode, a veth drops frames redirected to a
+    // peer that has no XDP program of its own.
     let _link = ns.run(|| -> Result<_, attach::AttachError> {
+        let ports = loaded.map(ports);
         attach::set_devmap_entry(ports, 0, "o1a", Some(loaded.program(rewrite)))?;
         attach::set_devmap_entry(ports, 1, "o2a", Some(loaded.program(drop)))?;
         xdp::attach("ib", loaded.program(ingress), xdp::XdpMode::Generic)
     })??;
     for key in 0..2 {
-        if let Some(e) = attach::devmap_entry(ports, key)? {
+        if let Some(e) = attach::devmap_entry(loaded.map(ports), key)? {
             println!(
                 "devmap entry {key}: ifindex {} egress program id {:?}",
                 e.ifindex, e.prog_id
@@ -55,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let marker = testbed::Marker::new()?;
-    for (key, rx) in [(0u16, &out1.b), (1, &out2.b)] {
+    let send = |key: u16, rx: &testbed::Link| -> Result<(), Box<dyn std::error::Error>> {
         let f = net_progs::frame(ing.b.mac, ing.a.mac, key, marker.as_bytes());
         println!(
             "sent key {key} from {} with source MAC {}",
@@ -74,6 +79,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rx.name
             ),
         }
-    }
+        Ok(())
+    };
+    send(0, &out1.b)?;
+    send(1, &out2.b)?;
+
+    // Entry 0's new policy: a program added to the loaded object and
+    // swapped into the entry; entry 1 and the ingress program go on.
+    let replacement = loaded.load_program(ProgramSpec::new(
+        "rewrite_src2",
+        ProgramType::XdpDevmap,
+        net_progs::rewrite_src([0x02, 0, 0, 0, 0, 0xbb]),
+    ))?;
+    ns.run(|| {
+        let program = loaded.program(replacement);
+        attach::set_devmap_entry(loaded.map(ports), 0, "o1a", Some(program))
+    })??;
+    println!("replaced entry 0's egress program with rewrite_src2");
+    send(0, &out1.b)?;
     Ok(())
 }

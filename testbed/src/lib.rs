@@ -45,7 +45,7 @@ pub use frame::{ETHERTYPE_IPV4, ethernet_frame, internet_checksum, udp4_checksum
 pub use link::{Link, VethPair};
 pub use netns::{Netns, sweep_stale};
 pub use privilege::{bpf_privileged, privileged, skip};
-pub use traffic::{Marker, send_and_collect};
+pub use traffic::{Marker, send_and_collect, stream_and_collect};
 
 /// What went wrong while setting up or using the test network.
 #[derive(Debug, thiserror::Error)]

@@ -28,6 +28,10 @@ impl Marker {
     }
 }
 
+/// Frames a stream sends back to back: well below the 512 small frames
+/// a packet socket's default receive buffer holds.
+pub const BURST: usize = 64;
+
 /// Largest frame collected whole (a veth's MTU is far below it).
 const MAX_FRAME: usize = 65536;
 
@@ -45,24 +49,88 @@ pub fn send_and_collect<F: AsRef<[u8]>>(
     marker: &Marker,
     timeout: Duration,
 ) -> Result<Vec<Vec<u8>>> {
-    let mut rx_sock = rx.socket()?;
-    rx_sock
-        .set_incoming_only(true)
-        .map_err(|e| Error::io(format!("cannot set incoming-only on {}", rx.name), e))?;
+    let rx_sock = incoming(rx)?;
     let tx_sock = tx.socket()?;
-    let expected = frames.iter().filter(|f| marker.is_in(f.as_ref())).count();
     for frame in frames {
-        tx_sock
-            .send(frame.as_ref())
-            .map_err(|e| Error::io(format!("cannot send on {}", tx.name), e))?;
+        send(&tx_sock, tx, frame.as_ref())?;
     }
+    collect(&rx_sock, rx, expected(frames, marker), marker, timeout)
+}
 
+/// Like [`send_and_collect`], but as a stream with `during` in the middle
+/// of it: a second thread sends the first half of `frames`, runs
+/// `during` (a change made while traffic flows, say), then sends the
+/// rest, while this thread collects what arrives. Frames still in flight
+/// when `during` runs meet whatever it changed. The sender pauses briefly
+/// after every [`BURST`] frames, so that a stream of any length fits the
+/// receiving socket's buffer.
+pub fn stream_and_collect<F: AsRef<[u8]> + Sync>(
+    tx: &Link,
+    rx: &Link,
+    frames: &[F],
+    marker: &Marker,
+    timeout: Duration,
+    during: impl FnOnce() + Send,
+) -> Result<Vec<Vec<u8>>> {
+    let rx_sock = incoming(rx)?;
+    let tx_sock = tx.socket()?;
+    let (first, rest) = frames.split_at(frames.len() / 2);
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| -> Result<()> {
+            let paced = |frames: &[F]| -> Result<()> {
+                for burst in frames.chunks(BURST) {
+                    for frame in burst {
+                        send(&tx_sock, tx, frame.as_ref())?;
+                    }
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                Ok(())
+            };
+            paced(first)?;
+            during();
+            paced(rest)
+        });
+        let got = collect(&rx_sock, rx, expected(frames, marker), marker, timeout);
+        match sender.join() {
+            Ok(sent) => sent.and(got),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// A socket on `rx` that sees only frames coming in.
+fn incoming(rx: &Link) -> Result<crate::PacketSocket> {
+    let mut sock = rx.socket()?;
+    sock.set_incoming_only(true)
+        .map_err(|e| Error::io(format!("cannot set incoming-only on {}", rx.name), e))?;
+    Ok(sock)
+}
+
+fn send(sock: &crate::PacketSocket, tx: &Link, frame: &[u8]) -> Result<()> {
+    sock.send(frame)
+        .map_err(|e| Error::io(format!("cannot send on {}", tx.name), e))
+}
+
+/// How many of `frames` carry `marker`.
+fn expected<F: AsRef<[u8]>>(frames: &[F], marker: &Marker) -> usize {
+    frames.iter().filter(|f| marker.is_in(f.as_ref())).count()
+}
+
+/// Receives until `expected` frames carrying `marker` came in, or
+/// `timeout` passed.
+fn collect(
+    sock: &crate::PacketSocket,
+    rx: &Link,
+    expected: usize,
+    marker: &Marker,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>> {
     let deadline = Instant::now() + timeout;
     let mut received = Vec::new();
     let mut buf = vec![0u8; MAX_FRAME];
     while received.len() < expected {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx_sock
+        match sock
             .recv(&mut buf, left)
             .map_err(|e| Error::io(format!("cannot receive on {}", rx.name), e))?
         {

@@ -132,7 +132,7 @@ impl Interp {
 
     /// An interpreter for program `prog` of `obj`, with the functions it
     /// calls and the maps it refers to (initial contents included). Map
-    /// `id` is given as fd `id.as_u32()`; see [`Interp::object_map`].
+    /// `id` is given as fd `id.index()`; see [`Interp::object_map`].
     pub fn from_object(obj: &Object, prog: ProgId) -> Result<Interp, InterpBuildError> {
         let layout = obj.layout(prog)?;
         let mut insns = layout.insns;
@@ -147,7 +147,7 @@ impl Interp {
                 continue;
             }
             insns[pc].src = pseudo;
-            insns[pc].imm = map.as_u32() as i32;
+            insns[pc].imm = map.index() as i32;
             insns[pc + 1].imm = hi;
             if !used.contains(&map) {
                 used.push(map);
@@ -156,7 +156,7 @@ impl Interp {
         let mut interp = Interp::new(&insns);
         for id in used {
             let map = InterpMap::from_spec(obj.map(id))?;
-            interp.with_map(id.as_u32() as i32, map);
+            interp.with_map(id.index() as i32, map);
         }
         Ok(interp)
     }
@@ -189,7 +189,7 @@ impl Interp {
 
     /// The map `id` of the object this interpreter was built from.
     pub fn object_map(&self, id: MapId) -> Option<&InterpMap> {
-        self.map(id.as_u32() as i32)
+        self.map(id.index() as i32)
     }
 
     /// Sets the budget of executed instructions per run.
