@@ -30,7 +30,7 @@ impl Marker {
 
 /// Frames a stream sends back to back: well below the 512 small frames
 /// a packet socket's default receive buffer holds.
-pub const BURST: usize = 64;
+const BURST: usize = 64;
 
 /// Largest frame collected whole (a veth's MTU is far below it).
 const MAX_FRAME: usize = 65536;
@@ -62,7 +62,7 @@ pub fn send_and_collect<F: AsRef<[u8]>>(
 /// `during` (a change made while traffic flows, say), then sends the
 /// rest, while this thread collects what arrives. Frames still in flight
 /// when `during` runs meet whatever it changed. The sender pauses briefly
-/// after every [`BURST`] frames, so that a stream of any length fits the
+/// after every 64 frames, so that a stream of any length fits the
 /// receiving socket's buffer.
 pub fn stream_and_collect<F: AsRef<[u8]> + Sync>(
     tx: &Link,
