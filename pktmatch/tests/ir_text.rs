@@ -361,7 +361,7 @@ fn verify_checks_load_sizes_and_variable_numbers() {
 fn verify_checks_let_false_edges_are_reject() {
     verifies_as(
         "entry b0\nv0 = len\nb0: let var0 = v0 ? accept : accept\n",
-        Err(VerifyError::LetFalseEdge { block: block(0) }),
+        Err(VerifyError::EffectFalseEdge { block: block(0) }),
     );
 }
 
@@ -452,5 +452,33 @@ fn semantics_short_edges_and_verdicts_round_trip() {
     assert_eq!(
         bad.unwrap_err().to_string(),
         "3:39: expected `true` or `false`, not `maybe`"
+    );
+}
+
+#[test]
+fn actions_print_and_parse() {
+    let text = "semantics exact\nentry b0\nv0 = load [12:2]\nv1 = const 0x800\n\
+                b0: eq v0, v1 ? b1 : b2 short false\n\
+                b1: act 3 ? b2 : reject\n\
+                b2: act 0 ? accept : reject\n";
+    let ir = Ir::from_text(text).unwrap();
+    assert_eq!(ir.blocks[1].cond, Cond::Act { action: 3 });
+    assert_eq!(ir.to_string(), text);
+    assert_eq!(ir.verify(), Ok(()));
+    // The evaluator takes each action on its path, in order.
+    let mut taken = Vec::new();
+    let ipv4 = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0];
+    let v = ir.run_acting(&ipv4, 14, &|_| None, &mut |a| taken.push(a));
+    assert_eq!((v, taken.as_slice()), (Verdict::MATCH, &[3, 0][..]));
+    taken.clear();
+    let v = ir.run_acting(&ipv4[..10], 14, &|_| None, &mut |a| taken.push(a));
+    assert_eq!((v, taken.as_slice()), (Verdict::MATCH, &[0][..]));
+}
+
+#[test]
+fn verify_checks_action_false_edges_are_reject() {
+    verifies_as(
+        "entry b0\nb0: act 1 ? accept : accept\n",
+        Err(VerifyError::EffectFalseEdge { block: block(0) }),
     );
 }

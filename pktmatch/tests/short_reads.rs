@@ -5,12 +5,17 @@
 //! negated tests, protochain, several verdicts) must give the verdict of
 //! the IR's evaluator on random packets cut at every length, in the
 //! interpreter and in the kernel; and libpcap's meaning must stay what it
-//! was when the same blocks reject on a short read.
+//! was when the same blocks reject on a short read. With the firewall's
+//! meaning, rules also take actions (`Cond::Act`, counting the rule in a
+//! map here) and some only count and let the next rule run: the counts
+//! must be the evaluator's too.
 
 use bpf_builder::asm::Asm;
-use bpf_builder::insn::Reg;
+use bpf_builder::helpers::Helper;
+use bpf_builder::insn::{AtomicOp, JmpOp, Reg, Size};
 use bpf_builder::interp::{Interp, XdpCtx};
-use bpf_builder::object::{Object, ProgId, ProgramType};
+use bpf_builder::map::MapSpec;
+use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
 use pktmatch::ir::{
     BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, OnShort, Semantics, Val, Verdict,
@@ -62,18 +67,33 @@ fn random_cond(ir: &mut Ir, rng: &mut Rng) -> Cond {
     }
 }
 
+/// Rules per chain at most, and so actions.
+const RULES: usize = 4;
+
 /// A chain of rules, each a conjunction of tests ending in a verdict
 /// (0 to 3, XDP's actions), then a default verdict. A rule's test that
 /// cannot read its bytes makes the rule not match; a negated test
 /// (`!=`) swaps its edges, so its short edge is the true one. With
-/// libpcap's meaning every block rejects on a short read instead.
+/// libpcap's meaning every block rejects on a short read instead. With
+/// the firewall's, a matching rule often takes its action (its number)
+/// first, and now and then only that: the next rule runs after it.
 fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
     let mut ir = Ir::with_semantics(semantics);
     // Built from the end, then numbered so that blocks jump forward.
     let mut rev: Vec<Block> = Vec::new();
     let mut next_rule = Edge::Verdict(Verdict(rng.below(4) as u32));
-    for _ in 0..1 + rng.below(4) {
+    for rule in 0..1 + rng.below(RULES as u64) {
         let mut then = Edge::Verdict(Verdict(rng.below(4) as u32));
+        if semantics == Semantics::Exact && rng.below(2) == 0 {
+            if rng.below(3) == 0 {
+                then = next_rule;
+            }
+            let act = Cond::Act {
+                action: rule as u32,
+            };
+            rev.push(Block::new(act, then, Edge::REJECT, Span::default()));
+            then = Edge::Block(BlockId::new(rev.len() - 1));
+        }
         for _ in 0..1 + rng.below(3) {
             let cond = random_cond(&mut ir, rng);
             let block = Block::new(cond, then, next_rule, Span::default());
@@ -109,19 +129,49 @@ fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
 }
 
 /// The filter as an XDP program in the test-run mode, returning its
-/// verdict's number.
-fn program(ir: &Ir) -> (Object, ProgId) {
-    let opts = EmitOptions::new(Target::Xdp).test_run_meta(true);
-    let code = pktmatch::emit_program(ir, &opts, "rules", |a: &mut Asm, v| {
-        a.mov32(Reg::R0, v.0 as i32);
-        a.exit();
-    })
-    .expect("generates");
+/// verdict's number; action `a` adds 1 to the u64 at index `a` of the
+/// array it also returns.
+fn program(ir: &Ir) -> (Object, ProgId, MapId) {
     let mut object = Object::new();
+    let acts = object
+        .add_map(MapSpec::array("acts", 8, RULES as u32))
+        .expect("adds");
+    let opts = EmitOptions::new(Target::Xdp).test_run_meta(true);
+    let code = pktmatch::emit_program(
+        ir,
+        &opts,
+        "rules",
+        |a: &mut Asm, v| {
+            a.mov32(Reg::R0, v.0 as i32);
+            a.exit();
+        },
+        |a: &mut Asm, action| {
+            use Reg::*;
+            let done = a.new_label();
+            a.st(Size::W, R10, -4, action as i32);
+            a.ld_map_fd(R1, acts);
+            a.mov64(R2, R10);
+            a.add64(R2, -4);
+            a.call(Helper::MapLookupElem);
+            a.jmp(JmpOp::Eq, R0, 0, done);
+            a.mov64(R1, 1);
+            a.atomic(AtomicOp::Add, Size::DW, R0, 0, R1);
+            a.bind(done);
+            Ok(())
+        },
+    )
+    .expect("generates");
     let prog = object
         .add_program("rules", ProgramType::Xdp, code)
         .expect("adds");
-    (object, prog)
+    (object, prog, acts)
+}
+
+/// The counts of each action in an `acts` map's values.
+fn counts(values: impl Fn(u32) -> Option<Vec<u8>>) -> [u64; RULES] {
+    std::array::from_fn(|i| {
+        values(i as u32).map_or(0, |v| u64::from_ne_bytes(v[..8].try_into().unwrap()))
+    })
 }
 
 /// `{caplen, wirelen}` and the packet, padded to an Ethernet header, and
@@ -140,17 +190,17 @@ fn test_input(data: &[u8], wire_len: u32) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Runs `rounds` random rule chains over random packets at every cut,
-/// comparing the IR's verdicts with the interpreter's and the kernel's;
-/// returns how many verdicts were compared and how many rule chains the
-/// kernel loaded.
-fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize) {
+/// comparing the IR's verdicts and actions with the interpreter's and the
+/// kernel's; returns how many verdicts were compared, how many rule
+/// chains the kernel loaded and how many actions were taken.
+fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize, u64) {
     let mut rng = Rng::new(seed);
     let kernel = testbed::bpf_privileged("loading the generated programs");
-    let (mut compared, mut loaded_count) = (0, 0);
+    let (mut compared, mut loaded_count, mut actions) = (0, 0, 0);
     for round in 0..rounds {
         let mut ir = random_rules(&mut rng, semantics);
         pktmatch::opt::optimize(&mut ir);
-        let (object, prog) = program(&ir);
+        let (object, prog, acts) = program(&ir);
         let mut interp = Interp::from_object(&object, prog).expect("the interpreter takes it");
         let loaded = kernel.then(|| {
             object
@@ -158,6 +208,7 @@ fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize) {
                 .unwrap_or_else(|e| panic!("round {round}: the verifier refused it: {e}\n{ir:?}"))
         });
         loaded_count += usize::from(loaded.is_some());
+        let mut want_acts = [0u64; RULES];
         for _ in 0..PACKETS {
             let mut frame: Vec<u8> = (0..FRAME).map(|_| rng.below(256) as u8).collect();
             // Headers the tests look for, now and then.
@@ -167,7 +218,9 @@ fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize) {
             }
             for cut in 0..=FRAME {
                 let data = &frame[..cut];
-                let want = ir.run(data, FRAME as u32, &|_| None);
+                let want = ir.run_acting(data, FRAME as u32, &|_| None, &mut |a| {
+                    want_acts[a as usize] += 1;
+                });
                 let (input, ctx) = test_input(data, FRAME as u32);
                 let (meta, packet) = input.split_at(8);
                 let got = interp
@@ -192,20 +245,38 @@ fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize) {
                 compared += 1;
             }
         }
+        // The interpreter has the map once code refers to it.
+        let from_interp = counts(|i| {
+            let map = interp.object_map(acts)?;
+            map.lookup(&i.to_ne_bytes()).map(<[u8]>::to_vec)
+        });
+        assert_eq!(
+            from_interp, want_acts,
+            "round {round}: interpreter's actions\n{ir:?}"
+        );
+        if let Some(loaded) = &loaded {
+            let from_kernel = counts(|i| loaded.map(acts).lookup(&i.to_ne_bytes()).unwrap());
+            assert_eq!(
+                from_kernel, want_acts,
+                "round {round}: kernel's actions\n{ir:?}"
+            );
+        }
+        actions += want_acts.iter().sum::<u64>();
     }
-    (compared, loaded_count)
+    (compared, loaded_count, actions)
 }
 
 #[test]
 fn a_short_read_takes_the_blocks_short_edge() {
-    let (n, loaded) = compare(Semantics::Exact, 0x5eed_0001, 150);
+    let (n, loaded, actions) = compare(Semantics::Exact, 0x5eed_0001, 150);
     assert_eq!(n, 150 * PACKETS * (FRAME + 1));
-    println!("{n} verdicts compared, {loaded} programs loaded");
+    assert!(actions > 1000, "rules took actions: {actions}");
+    println!("{n} verdicts and {actions} actions compared, {loaded} programs loaded");
 }
 
 #[test]
 fn a_short_read_rejects_the_whole_filter_with_libpcaps_meaning() {
-    let (n, loaded) = compare(Semantics::Libpcap, 0x5eed_0002, 100);
+    let (n, loaded, _) = compare(Semantics::Libpcap, 0x5eed_0002, 100);
     assert_eq!(n, 100 * PACKETS * (FRAME + 1));
     println!("{n} verdicts compared, {loaded} programs loaded");
 }

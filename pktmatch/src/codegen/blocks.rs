@@ -181,6 +181,15 @@ impl Gen<'_, '_> {
                 self.release(ra);
                 Ok(())
             }
+            Cond::Act { action } => {
+                (self.action)(self.asm, action)?;
+                // The action may call helpers: r0-r5 hold nothing now.
+                self.set_regs(Regs::default());
+                if !t_next {
+                    self.jump(t);
+                }
+                Ok(())
+            }
             Cond::Let { var, val } => {
                 let r = self.eval(val, false)?;
                 self.asm.stx(Size::W, Reg::R10, var_slot(var), r);

@@ -41,7 +41,8 @@ pub use counters::{COUNTER_MATCHED, COUNTER_SEEN, counters_map};
 pub use frame::CALLER_SLOT;
 pub use loads::{MAX_PACKET_OFF, MAX_VAR_OFF};
 pub use program::{
-    ProgramOptions, VerdictCode, add_program, emit, emit_program, program, program_type,
+    ActionCode, ProgramOptions, VerdictCode, add_program, emit, emit_program, no_actions, program,
+    program_type,
 };
 
 /// The kind of program to generate.
@@ -114,6 +115,8 @@ struct Gen<'a, 'v> {
     source: Arc<str>,
     /// The caller's verdict code.
     verdict: &'a mut VerdictCode<'v>,
+    /// The caller's action code.
+    action: &'a mut ActionCode<'v>,
     /// r9 holds `data + val + end` (direct access; socket filters: `val`,
     /// and `end` is 0), and the packet has `end` bytes past `data + val`.
     cache: Option<(Val, u64)>,

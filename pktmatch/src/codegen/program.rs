@@ -23,6 +23,22 @@ use crate::{Error, Span, internal};
 /// (it ends in `exit` or a jump).
 pub type VerdictCode<'v> = dyn FnMut(&mut Asm, Verdict) + 'v;
 
+/// The caller's action code: `action(asm, a)` emits what the program does
+/// at a [`Cond::Act`] block with action number `a` (count a rule, write a
+/// log record). It falls through to what follows; it may call helpers
+/// (clobbering r0-r5) and use the stack slots [`CALLER_SLOT`](super::CALLER_SLOT) and the
+/// counter key's, but leaves r6-r9 and the rest of the stack alone.
+pub type ActionCode<'a> = dyn FnMut(&mut Asm, u32) -> Result<(), Error> + 'a;
+
+/// The action code of a filter that takes none: an error should the IR
+/// have an action anyway.
+pub fn no_actions(_: &mut Asm, action: u32) -> Result<(), Error> {
+    Err(Error::new(
+        format!("the filter takes action {action}, but its program has no code for actions"),
+        Span::default(),
+    ))
+}
+
 /// A verdict's code: its label, and whether it is jumped to and placed.
 #[derive(Clone, Copy)]
 pub(super) struct VerdictSlot {
@@ -100,6 +116,7 @@ pub fn emit(
     opts: &EmitOptions,
     source: &str,
     verdict: &mut VerdictCode<'_>,
+    action: &mut ActionCode<'_>,
 ) -> Result<(), Error> {
     if opts.xdp_frags && (opts.target != Target::Xdp || opts.test_run_meta) {
         return Err(Error::new(
@@ -139,6 +156,7 @@ pub fn emit(
         free: Pool::default(),
         source: Arc::from(source),
         verdict,
+        action,
         cache: None,
         acc: None,
         scratch: None,
@@ -233,12 +251,15 @@ impl Gen<'_, '_> {
 
 /// Emits a whole program for `ir`: the filter, with the caller's
 /// `verdict(asm, v)` code, which must not fall through, once for each
-/// verdict the filter can reach (the verifier refuses dead code).
+/// verdict the filter can reach (the verifier refuses dead code), and
+/// its `action(asm, a)` code at each action ([`no_actions`] for a filter
+/// that takes none).
 pub fn emit_program(
     ir: &Ir,
     eopts: &EmitOptions,
     source: &str,
     mut verdict: impl FnMut(&mut Asm, Verdict),
+    mut action: impl FnMut(&mut Asm, u32) -> Result<(), Error>,
 ) -> Result<Code, Error> {
     // About five instructions a block, forty for a protochain walk: room
     // for them all up front, as growing costs more than the spare room.
@@ -248,7 +269,7 @@ pub fn emit_program(
         .filter(|b| matches!(b.cond, Cond::ProtoChain { .. }))
         .count();
     let mut asm = Asm::with_capacity(6 * ir.blocks.len() + 40 * chains + 12);
-    emit(ir, &mut asm, eopts, source, &mut verdict)?;
+    emit(ir, &mut asm, eopts, source, &mut verdict, &mut action)?;
     asm.finish().map_err(internal)
 }
 
@@ -325,24 +346,30 @@ pub fn add_program(
     source: &str,
     opts: &ProgramOptions<'_>,
 ) -> Result<ProgId, Error> {
-    let code = emit_program(ir, &opts.emit, source, |asm, v| {
-        let matched = v == Verdict::MATCH;
-        if let Some(map) = opts.counters {
-            if matched {
-                count(asm, map, COUNTER_MATCHED);
+    let code = emit_program(
+        ir,
+        &opts.emit,
+        source,
+        |asm, v| {
+            let matched = v == Verdict::MATCH;
+            if let Some(map) = opts.counters {
+                if matched {
+                    count(asm, map, COUNTER_MATCHED);
+                }
+                count(asm, map, COUNTER_SEEN);
             }
-            count(asm, map, COUNTER_SEEN);
-        }
-        asm.mov32(
-            Reg::R0,
-            if matched {
-                opts.on_match
-            } else {
-                opts.on_nomatch
-            },
-        );
-        asm.exit();
-    })?;
+            asm.mov32(
+                Reg::R0,
+                if matched {
+                    opts.on_match
+                } else {
+                    opts.on_nomatch
+                },
+            );
+            asm.exit();
+        },
+        no_actions,
+    )?;
     let prog = object
         .add_program(opts.name, opts.program_type, code)
         .map_err(internal)?;

@@ -27,7 +27,7 @@ fn uses_meta(ir: &Ir) -> bool {
     }
     ir.blocks.iter().any(|b| match b.cond {
         Cond::Cmp { a, b, .. } => val(ir, a) || val(ir, b),
-        Cond::ProtoChain { .. } => false,
+        Cond::ProtoChain { .. } | Cond::Act { .. } => false,
         Cond::Let { val: v, .. } => val(ir, v),
     })
 }

@@ -60,7 +60,7 @@
 //!   as a comment `# START..END` unless it is empty (`0..0`). The tests:
 //!   `eq|gt|ge|set vA, vB`, followed by `relation` when
 //!   [`Cond::Cmp::relation`] is set; `protochain ipv4|ipv6 nl=14
-//!   proto=6`; `let var0 = v3`.
+//!   proto=6`; `let var0 = v3`; `act 2` (an action, [`Cond::Act`]).
 //!
 //! The parser also takes decimal constants and `load [v2:1]` for an
 //! offset of 0, skips blank lines and `#` comments (the comment of a
@@ -287,6 +287,23 @@ pub enum Cond {
         /// Its new value.
         val: Val,
     },
+    /// Runs the front end's action number `action` (a rule's counter, a
+    /// log record: code generation emits the front end's code for it) and
+    /// always takes the true edge; like [`Cond::Let`], the false edge is
+    /// unused and is REJECT. Optimisation never drops, moves or merges an
+    /// action with another.
+    Act {
+        /// The front end's action number.
+        action: u32,
+    },
+}
+
+impl Cond {
+    /// Whether the block does something besides testing ([`Cond::Let`],
+    /// [`Cond::Act`]): it stays even when both its edges meet.
+    pub fn has_effect(&self) -> bool {
+        matches!(self, Cond::Let { .. } | Cond::Act { .. })
+    }
 }
 
 /// Where evaluation of a filter ends. A front end gives verdicts their
@@ -666,6 +683,18 @@ impl Ir {
     /// verdict it ends with. A test that cannot be evaluated goes where
     /// its block's [`OnShort`] says.
     pub fn run(&self, data: &[u8], wirelen: u32, meta: &dyn Fn(Meta) -> Option<u32>) -> Verdict {
+        self.run_acting(data, wirelen, meta, &mut |_| {})
+    }
+
+    /// [`Ir::run`], calling `act` with the number of each [`Cond::Act`]
+    /// block passed, in order.
+    pub fn run_acting(
+        &self,
+        data: &[u8],
+        wirelen: u32,
+        meta: &dyn Fn(Meta) -> Option<u32>,
+        act: &mut dyn FnMut(u32),
+    ) -> Verdict {
         let mut at = match self.entry {
             Some(e) => e,
             None => return Verdict::MATCH,
@@ -695,6 +724,10 @@ impl Ir {
                     vars[i] = Some(x);
                     true
                 }),
+                Cond::Act { action } => {
+                    act(action);
+                    Some(true)
+                }
             };
             at = match r {
                 Some(true) => b.t,
@@ -752,6 +785,7 @@ impl Ir {
                 }
                 Cond::ProtoChain { .. } => return None,
                 Cond::Let { val, .. } => max = max.max(self.max_read_val(val)?),
+                Cond::Act { .. } => {}
             }
         }
         Some(max)

@@ -444,6 +444,9 @@ impl Parser {
                 let val = self.val(l)?;
                 Cond::Let { var, val }
             }
+            "act" => Cond::Act {
+                action: l.number("an action number")?,
+            },
             _ => match CMP_OPS.into_iter().find(|op| cmp_name(*op) == w) {
                 Some(op) => {
                     let a = self.val(l)?;

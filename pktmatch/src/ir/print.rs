@@ -91,6 +91,7 @@ impl fmt::Display for BlockText<'_> {
                 write!(f, "protochain {family} nl={nl} proto={proto}")?;
             }
             Cond::Let { var, val } => write!(f, "let var{var} = {val}")?,
+            Cond::Act { action } => write!(f, "act {action}")?,
         }
         write!(f, " ? {} : {}", EdgeText(b.t), EdgeText(b.f))?;
         match b.short {

@@ -72,9 +72,9 @@ pub enum VerifyError {
         /// The variable.
         var: u32,
     },
-    /// An assignment's false edge is not REJECT.
-    #[error("{block} is a `let` whose false edge is not reject")]
-    LetFalseEdge {
+    /// The false edge of an assignment or an action is not REJECT.
+    #[error("{block} is a `let` or an `act` whose false edge is not reject")]
+    EffectFalseEdge {
         /// The block.
         block: BlockId,
     },
@@ -200,10 +200,11 @@ impl Ir {
                     if var >= MAX_VARS {
                         return Err(VerifyError::LetVar { block, var });
                     }
-                    if b.f != Edge::REJECT {
-                        return Err(VerifyError::LetFalseEdge { block });
-                    }
                 }
+                Cond::Act { .. } => {}
+            }
+            if b.cond.has_effect() && b.f != Edge::REJECT {
+                return Err(VerifyError::EffectFalseEdge { block });
             }
         }
         Ok(())
@@ -223,7 +224,7 @@ impl Ir {
             let Some(have) = set[block] else { continue };
             let (read, sets) = match b.cond {
                 Cond::Cmp { a, b, .. } => (reads[a] | reads[b], 0),
-                Cond::ProtoChain { .. } => (0, 0),
+                Cond::ProtoChain { .. } | Cond::Act { .. } => (0, 0),
                 Cond::Let { var, val } => (reads[val], 1u64 << var),
             };
             let unset = read & !have;

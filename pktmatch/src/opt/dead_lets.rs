@@ -27,7 +27,7 @@ pub(super) fn drop_dead_lets(ir: &mut Ir) {
         acc | match b.cond {
             Cond::Cmp { a, b, .. } => reads(ir, a) | reads(ir, b),
             Cond::Let { val, .. } => reads(ir, val),
-            Cond::ProtoChain { .. } => 0,
+            Cond::ProtoChain { .. } | Cond::Act { .. } => 0,
         }
     });
     bypass(ir, |ir, b| match b.cond {

@@ -8,16 +8,14 @@
 
 use super::bypass;
 use super::jumps::constant;
-use crate::ir::{Cond, Ir, OnShort};
+use crate::ir::{Ir, OnShort};
 
 /// Points edges (and the entry) past blocks whose outcome is known.
 pub(super) fn skip_decided(ir: &mut Ir) {
     bypass(ir, |ir, b| match constant(ir, b.cond) {
         Some(true) => Some(b.t),
         Some(false) => Some(b.f),
-        None if b.t == b.f && b.short != OnShort::Reject && !matches!(b.cond, Cond::Let { .. }) => {
-            Some(b.t)
-        }
+        None if b.t == b.f && b.short != OnShort::Reject && !b.cond.has_effect() => Some(b.t),
         None => None,
     });
 }

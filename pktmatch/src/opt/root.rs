@@ -18,7 +18,7 @@ pub(super) fn skip_trivial_root(ir: &mut Ir) {
                     b.f
                 }
             }
-            None if b.t == b.f && !matches!(b.cond, Cond::Let { .. }) => {
+            None if b.t == b.f && !b.cond.has_effect() => {
                 // Unoptimised, libpcap runs the test's loads.
                 if ir.pcap_unoptimized && b.t != Edge::REJECT {
                     break;
@@ -41,7 +41,7 @@ pub(super) fn keep_root_loads(ir: &mut Ir, root: Block) {
     };
     let loads = match root.cond {
         Cond::Cmp { a, b, .. } => can_reject(ir, a) || can_reject(ir, b),
-        Cond::ProtoChain { .. } | Cond::Let { .. } => false,
+        Cond::ProtoChain { .. } | Cond::Let { .. } | Cond::Act { .. } => false,
     };
     if !loads || ir.blocks[entry.index()].cond == root.cond {
         return;

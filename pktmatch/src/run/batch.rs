@@ -68,10 +68,17 @@ pub fn add_program(object: &mut Object, ir: &Ir, source: &str) -> Result<ProgId,
     a.stx(Size::DW, R10, CALLER_SLOT, R1);
     let verdict = a.new_label();
     let opts = EmitOptions::new(Target::Xdp).test_run_meta(true);
-    codegen::emit(ir, &mut a, &opts, source, &mut |a: &mut Asm, v| {
-        a.mov32(R7, i32::from(v == Verdict::MATCH));
-        a.ja(verdict);
-    })?;
+    codegen::emit(
+        ir,
+        &mut a,
+        &opts,
+        source,
+        &mut |a: &mut Asm, v| {
+            a.mov32(R7, i32::from(v == Verdict::MATCH));
+            a.ja(verdict);
+        },
+        &mut codegen::no_actions,
+    )?;
 
     let (abort, last) = (a.new_label(), a.new_label());
     a.bind(verdict);
