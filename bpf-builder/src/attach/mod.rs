@@ -22,6 +22,7 @@ pub use devmap::{
 };
 pub use link::Link;
 
+use crate::handle::MapError;
 use crate::privilege::{Needs, hint, is_denied};
 use crate::sys::netlink::NetlinkError;
 use crate::sys::netns::{if_indextoname, if_nametoindex};
@@ -115,6 +116,10 @@ pub enum AttachError {
     /// The interface does not exist in this network namespace.
     #[error("{0} in this network namespace")]
     UnknownInterface(String),
+    /// A map entry was refused for a reason the map names (an index past
+    /// its end, a device or CPU that does not exist).
+    #[error(transparent)]
+    Map(MapError),
     /// Someone else's program holds the hook.
     #[error("{hook} of {iface} is taken: {detail}")]
     HookTaken {
