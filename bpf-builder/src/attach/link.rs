@@ -1,16 +1,161 @@
-//! [`Link`]: an owned BPF link (an attachment made with `BPF_LINK_CREATE`).
+//! [`Link`]: an owned BPF link (an attachment the kernel holds as an
+//! object), and [`LinkKind`]: what it attaches, which decides whether the
+//! kernel can detach it or swap its program on request.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::time::Duration;
 
 use super::AttachError;
 use crate::handle::Program;
 use crate::kernel_id::{KernelLinkId, KernelProgId};
 use crate::privilege::Needs;
-use crate::sys::bpf::{self as sys, LinkInfo};
+use crate::sys::bpf::{self as sys, LinkInfo, bpf_link_type};
 
-/// An attachment made through a BPF link (XDP, tcx).
+/// The kind of a link (the kernel's `bpf_link_type`). Kinds differ in what
+/// the kernel can do to them on request: see
+/// [`supports_detach`](LinkKind::supports_detach) and
+/// [`supports_update`](LinkKind::supports_update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// A raw tracepoint (`BPF_RAW_TRACEPOINT_OPEN`).
+    RawTracepoint,
+    /// fentry, fexit, fmod_ret, tp_btf, LSM, freplace.
+    Tracing,
+    /// A cgroup hook.
+    Cgroup,
+    /// A BPF iterator.
+    Iter,
+    /// A network namespace hook (flow dissector, sk_lookup).
+    Netns,
+    /// XDP on a device ([`xdp::attach`](super::xdp::attach)).
+    Xdp,
+    /// A perf event: kprobe, uprobe, classic tracepoint, software event.
+    PerfEvent,
+    /// kprobe.multi.
+    KprobeMulti,
+    /// A struct_ops map.
+    StructOps,
+    /// A netfilter hook.
+    Netfilter,
+    /// tcx on a device ([`tcx::attach`](super::tcx::attach)).
+    Tcx,
+    /// uprobe.multi.
+    UprobeMulti,
+    /// A netkit device.
+    Netkit,
+    /// A sockmap or sockhash (Linux 6.10+).
+    Sockmap,
+    /// A type this crate does not know (the kernel's number).
+    Other(u32),
+}
+
+/// `BPF_LINK_TYPE_SOCKMAP`, newer than the bindings.
+const LINK_TYPE_SOCKMAP: u32 = 14;
+
+impl LinkKind {
+    /// The kind of the kernel's `bpf_link_type` value `link_type`.
+    pub fn from_kernel_type(link_type: u32) -> LinkKind {
+        use bpf_link_type::*;
+        const KINDS: [(bpf_link_type, LinkKind); 13] = [
+            (BPF_LINK_TYPE_RAW_TRACEPOINT, LinkKind::RawTracepoint),
+            (BPF_LINK_TYPE_TRACING, LinkKind::Tracing),
+            (BPF_LINK_TYPE_CGROUP, LinkKind::Cgroup),
+            (BPF_LINK_TYPE_ITER, LinkKind::Iter),
+            (BPF_LINK_TYPE_NETNS, LinkKind::Netns),
+            (BPF_LINK_TYPE_XDP, LinkKind::Xdp),
+            (BPF_LINK_TYPE_PERF_EVENT, LinkKind::PerfEvent),
+            (BPF_LINK_TYPE_KPROBE_MULTI, LinkKind::KprobeMulti),
+            (BPF_LINK_TYPE_STRUCT_OPS, LinkKind::StructOps),
+            (BPF_LINK_TYPE_NETFILTER, LinkKind::Netfilter),
+            (BPF_LINK_TYPE_TCX, LinkKind::Tcx),
+            (BPF_LINK_TYPE_UPROBE_MULTI, LinkKind::UprobeMulti),
+            (BPF_LINK_TYPE_NETKIT, LinkKind::Netkit),
+        ];
+        if link_type == LINK_TYPE_SOCKMAP {
+            return LinkKind::Sockmap;
+        }
+        KINDS
+            .iter()
+            .find(|(t, _)| *t as u32 == link_type)
+            .map_or(LinkKind::Other(link_type), |&(_, kind)| kind)
+    }
+
+    /// Whether the kernel can detach this kind of link on request
+    /// (`BPF_LINK_DETACH`), whatever else holds it: XDP, tcx, netkit,
+    /// cgroup, netns, netfilter, struct_ops and sockmap links. The others
+    /// (tracing, raw tracepoints, perf events, multi-probes, iterators)
+    /// detach only when their last reference (fd or pin) goes; see
+    /// [`Link::detach`].
+    pub fn supports_detach(self) -> bool {
+        matches!(
+            self,
+            LinkKind::Xdp
+                | LinkKind::Tcx
+                | LinkKind::Netkit
+                | LinkKind::Cgroup
+                | LinkKind::Netns
+                | LinkKind::Netfilter
+                | LinkKind::StructOps
+                | LinkKind::Sockmap
+        )
+    }
+
+    /// Whether the kernel can swap this kind of link's program in place
+    /// ([`Link::update`]): XDP, tcx, netkit, cgroup, netns, iterator and
+    /// sockmap links. For the others, attach the new program with a new
+    /// link and drop or detach the old one.
+    pub fn supports_update(self) -> bool {
+        matches!(
+            self,
+            LinkKind::Xdp
+                | LinkKind::Tcx
+                | LinkKind::Netkit
+                | LinkKind::Cgroup
+                | LinkKind::Netns
+                | LinkKind::Iter
+                | LinkKind::Sockmap
+        )
+    }
+}
+
+/// The kind as messages name it (`XDP`, `raw tracepoint`, ...).
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            LinkKind::RawTracepoint => "raw tracepoint",
+            LinkKind::Tracing => "tracing",
+            LinkKind::Cgroup => "cgroup",
+            LinkKind::Iter => "iterator",
+            LinkKind::Netns => "netns",
+            LinkKind::Xdp => "XDP",
+            LinkKind::PerfEvent => "perf event",
+            LinkKind::KprobeMulti => "kprobe.multi",
+            LinkKind::StructOps => "struct_ops",
+            LinkKind::Netfilter => "netfilter",
+            LinkKind::Tcx => "tcx",
+            LinkKind::UprobeMulti => "uprobe.multi",
+            LinkKind::Netkit => "netkit",
+            LinkKind::Sockmap => "sockmap",
+            LinkKind::Other(t) => return write!(f, "type-{t}"),
+        };
+        f.write_str(name)
+    }
+}
+
+/// How long [`Link::detach`] waits for a link without a kernel detach to
+/// go after closing its handle: a child process another thread is forking
+/// holds a copy of every fd until it execs, which takes milliseconds.
+const RELEASE_WAIT: Duration = Duration::from_millis(100);
+
+/// A BPF link: an attachment the kernel holds as an object. The SDK makes
+/// XDP ([`xdp::attach`](super::xdp::attach)) and tcx
+/// ([`tcx::attach`](super::tcx::attach)) links; any other link comes in
+/// through [`Link::from_fd`], [`Link::from_pin`] or [`Link::from_id`].
+/// What the kernel can do to a link depends on its [`LinkKind`]
+/// ([`Link::kind`]).
 ///
 /// **Dropping a `Link` releases this handle's reference.** The kernel
 /// detaches the program when the last reference goes: with no pin in bpffs
@@ -22,11 +167,12 @@ use crate::sys::bpf::{self as sys, LinkInfo};
 /// The drop is therefore not a synchronous detach: a child that another
 /// thread is spawning at that moment holds a copy of every fd until it
 /// execs, and the detach waits for it. Use [`Link::detach`] when the
-/// program must be gone when the call returns.
+/// program must be gone when the call returns: it returns `Ok` only then.
 ///
 /// A link cannot be replaced behind its owner's back: netlink and other
-/// links get `EBUSY` on an XDP hook held by a link. Its program can be
-/// swapped atomically with [`Link::update`].
+/// links get `EBUSY` on an XDP hook held by a link. For the kinds that
+/// support it ([`LinkKind::supports_update`]), its program can be swapped
+/// atomically with [`Link::update`].
 #[derive(Debug)]
 pub struct Link {
     fd: OwnedFd,
@@ -67,18 +213,28 @@ impl Link {
         sys::link_info(self.fd.as_fd()).map_err(|e| AttachError::sys("link info", e))
     }
 
+    /// What the link attaches, which decides whether it can be detached
+    /// and updated on request.
+    pub fn kind(&self) -> Result<LinkKind, AttachError> {
+        Ok(LinkKind::from_kernel_type(self.info()?.link_type))
+    }
+
     /// The link's kernel id.
     pub fn id(&self) -> Result<KernelLinkId, AttachError> {
         Ok(self.info()?.id)
     }
 
-    /// The id of the program attached now (`None` once detached).
+    /// The id of the link's program. The kernel keeps reporting it after a
+    /// detach (the device in an XDP or tcx link's [`info`](Link::info) is
+    /// 0 then).
     pub fn program_id(&self) -> Result<Option<KernelProgId>, AttachError> {
         Ok(self.info()?.prog_id)
     }
 
     /// Swaps the attached program for `new` atomically (`BPF_LINK_UPDATE`):
-    /// every packet runs either the old or the new program.
+    /// every packet runs either the old or the new program. Only for the
+    /// kinds that support it ([`LinkKind::supports_update`]); others fail
+    /// with [`AttachError::Unsupported`].
     pub fn update(&self, new: &Program) -> Result<(), AttachError> {
         sys::link_update(self.fd.as_fd(), new.as_fd(), None)
             .map_err(|e| self.update_error(new, None, e))
@@ -108,6 +264,19 @@ impl Link {
                     Err(_) => "?".into(),
                 },
             },
+            (Some(libc::EINVAL | libc::EOPNOTSUPP), _)
+                if self.kind().is_ok_and(|k| !k.supports_update()) =>
+            {
+                AttachError::Unsupported {
+                    what: format!(
+                        "a {} link cannot swap its program: attach `{}` with a new link and \
+                         detach this one",
+                        self.kind().expect("checked above"),
+                        new.name()
+                    ),
+                    source: e,
+                }
+            }
             (Some(libc::EINVAL), _) => AttachError::WrongProgram {
                 program: new.name().to_string(),
                 reason: format!(
@@ -133,11 +302,57 @@ impl Link {
             .map_err(|e| AttachError::sys_needs("pin link", e, Needs::PIN))
     }
 
-    /// Detaches now (`BPF_LINK_DETACH`), even if the link is pinned or has
-    /// other fds; those stay valid but defunct. Remove a pin file with
-    /// `std::fs::remove_file`.
+    /// Detaches the program, returning `Ok` only once it is detached.
+    ///
+    /// For the kinds the kernel can detach on request
+    /// ([`LinkKind::supports_detach`]: XDP, tcx and others) this is
+    /// `BPF_LINK_DETACH`: the program is detached now, even if the link is
+    /// pinned or has other fds; those stay valid but defunct. Remove a pin
+    /// file with `std::fs::remove_file`.
+    ///
+    /// The other kinds (tracing, raw tracepoints, perf events, ...) detach
+    /// only when their last reference goes (the kernel answers
+    /// `BPF_LINK_DETACH` with `EOPNOTSUPP`). For them this closes this
+    /// handle and checks that the link is gone; if a pin in bpffs or
+    /// another fd still holds it, the program stays attached and this
+    /// fails with [`AttachError::StillHeld`]. The check looks the link up
+    /// by id, which needs `CAP_SYS_ADMIN`.
     pub fn detach(self) -> Result<(), AttachError> {
-        sys::link_detach(self.fd.as_fd()).map_err(|e| AttachError::sys("detach link", e))
+        let info = self.info()?;
+        let kind = LinkKind::from_kernel_type(info.link_type);
+        match sys::link_detach(self.fd.as_fd()) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() != Some(libc::EOPNOTSUPP) => {
+                return Err(AttachError::sys(
+                    format!("detach {kind} link {}", info.id),
+                    e,
+                ));
+            }
+            // No detach for this kind: dropping the references detaches.
+            Err(_) => drop(self),
+        }
+        let started = std::time::Instant::now();
+        loop {
+            match sys::link_get_fd_by_id(info.id) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                Ok(other) if started.elapsed() < RELEASE_WAIT => {
+                    drop(other);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(_) => return Err(AttachError::StillHeld { kind, id: info.id }),
+                Err(e) => {
+                    return Err(AttachError::sys_needs(
+                        format!(
+                            "{kind} link {}: this handle was closed, but whether anything \
+                             else still holds the link cannot be checked",
+                            info.id
+                        ),
+                        e,
+                        Needs::BY_ID,
+                    ));
+                }
+            }
+        }
     }
 
     /// A second handle to the same link.

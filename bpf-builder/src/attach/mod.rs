@@ -23,9 +23,10 @@ use std::io;
 pub use devmap::{
     CpumapEntry, DevmapEntry, cpumap_entry, devmap_entry, set_cpumap_entry, set_devmap_entry,
 };
-pub use link::Link;
+pub use link::{Link, LinkKind};
 
 use crate::handle::MapError;
+use crate::kernel_id::KernelLinkId;
 use crate::privilege::{Needs, hint, is_denied};
 use crate::sys::netlink::NetlinkError;
 pub use crate::sys::netns::NetnsId;
@@ -265,6 +266,28 @@ pub enum AttachError {
         iface: String,
         /// How many times it tried.
         attempts: u32,
+    },
+    /// [`Link::detach`] closed its handle of a link the kernel cannot
+    /// detach on request, and a pin or another fd still holds it: the
+    /// program stays attached until those are gone.
+    #[error(
+        "{kind} link {id} is still attached: the kernel detaches this kind of link only when \
+         its last reference goes, and a pin in bpffs or another fd still holds it after this \
+         handle was closed (remove the pin, close the other fds)"
+    )]
+    StillHeld {
+        /// The link's kind.
+        kind: LinkKind,
+        /// The link's kernel id.
+        id: KernelLinkId,
+    },
+    /// The kernel cannot do this for this kind of object.
+    #[error("{what}")]
+    Unsupported {
+        /// What cannot be done, and what to do instead.
+        what: String,
+        /// The kernel's errno.
+        source: io::Error,
     },
     /// The running kernel has no tcx (Linux 6.6+).
     #[error("this kernel does not support tcx (needs Linux 6.6 or later): {source}")]
