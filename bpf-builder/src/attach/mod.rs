@@ -15,6 +15,7 @@
 
 mod devmap;
 mod link;
+mod link_kind;
 pub mod tcx;
 pub mod xdp;
 
@@ -23,7 +24,8 @@ use std::io;
 pub use devmap::{
     CpumapEntry, DevmapEntry, cpumap_entry, devmap_entry, set_cpumap_entry, set_devmap_entry,
 };
-pub use link::{Link, LinkKind};
+pub use link::Link;
+pub use link_kind::LinkKind;
 
 use crate::handle::MapError;
 use crate::kernel_id::KernelLinkId;
