@@ -51,6 +51,65 @@ pub enum MapError {
         /// Bytes the map uses.
         expected: usize,
     },
+    /// An index at or past the end of an array-like map (array, devmap,
+    /// cpumap, program array...): the kernel's `E2BIG`.
+    #[error(
+        "map `{map}`: index {index} is past the end: the map has {max_entries} entries \
+         (indexes 0 to {})",
+        .max_entries.saturating_sub(1)
+    )]
+    IndexOutOfRange {
+        /// The map.
+        map: String,
+        /// The index written.
+        index: u32,
+        /// The map's size.
+        max_entries: u32,
+        /// The errno.
+        source: io::Error,
+    },
+    /// A hash-like map has no room for another key (`E2BIG`, `ENOSPC` for
+    /// LPM tries).
+    #[error(
+        "map `{map}` is full: it holds at most {max_entries} entries (delete one, or write \
+         a key it already has)"
+    )]
+    Full {
+        /// The map.
+        map: String,
+        /// The map's size.
+        max_entries: u32,
+        /// The errno.
+        source: io::Error,
+    },
+    /// A devmap (or devmap-hash) entry names an interface index that no
+    /// device has in the calling thread's network namespace (the kernel
+    /// said `EINVAL` or `ENODEV`, and the index is indeed unknown).
+    #[error(
+        "map `{map}` entry {key}: no interface has index {ifindex} in the calling thread's \
+         network namespace (the kernel looks a devmap entry's ifindex up there when the \
+         entry is written)"
+    )]
+    NoSuchInterface {
+        /// The map.
+        map: String,
+        /// The entry's key.
+        key: u32,
+        /// The index given.
+        ifindex: u32,
+        /// The errno.
+        source: io::Error,
+    },
+    /// A cpumap key that is not a possible CPU of this machine (`ENODEV`).
+    #[error("map `{map}` entry {cpu}: CPU {cpu} is not a possible CPU of this machine")]
+    NoSuchCpu {
+        /// The map.
+        map: String,
+        /// The key: a CPU number.
+        cpu: u32,
+        /// The errno.
+        source: io::Error,
+    },
     /// The kernel refused.
     #[error("map `{map}`: {op} failed: {source}")]
     Sys {
@@ -61,6 +120,75 @@ pub enum MapError {
         /// The errno.
         source: io::Error,
     },
+}
+
+impl MapError {
+    /// A failed write of `key` with `value` (as passed to the kernel) into
+    /// the map `map` of kernel type `kernel_type`: in our words when the
+    /// errno means something specific for that kind of map, else
+    /// [`MapError::Sys`].
+    pub(crate) fn update(
+        map: &str,
+        kernel_type: u32,
+        max_entries: u32,
+        key: &[u8],
+        value: &[u8],
+        source: io::Error,
+    ) -> MapError {
+        use MapType::*;
+        let map = map.to_string();
+        let map_type = MapType::from_kernel_type(kernel_type);
+        let key = first_u32(key);
+        match (source.raw_os_error(), map_type, key) {
+            (Some(libc::E2BIG), Some(t), Some(index)) if t.is_array_like() => {
+                MapError::IndexOutOfRange {
+                    map,
+                    index,
+                    max_entries,
+                    source,
+                }
+            }
+            (Some(libc::E2BIG), Some(Hash | PerCpuHash | DevMapHash | HashOfMaps), _)
+            | (Some(libc::ENOSPC), Some(LpmTrie), _) => MapError::Full {
+                map,
+                max_entries,
+                source,
+            },
+            (Some(libc::EINVAL | libc::ENODEV), Some(DevMap | DevMapHash), Some(key))
+                if first_u32(value).is_some_and(interface_missing) =>
+            {
+                MapError::NoSuchInterface {
+                    map,
+                    key,
+                    ifindex: first_u32(value).expect("checked above"),
+                    source,
+                }
+            }
+            (Some(libc::ENODEV), Some(CpuMap), Some(cpu)) => {
+                MapError::NoSuchCpu { map, cpu, source }
+            }
+            _ => MapError::Sys {
+                map,
+                op: "update",
+                source,
+            },
+        }
+    }
+}
+
+/// The native-endian u32 at the start of `bytes`, if it has 4 or more.
+fn first_u32(bytes: &[u8]) -> Option<u32> {
+    Some(u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?))
+}
+
+/// Whether no device has index `ifindex` in the calling thread's network
+/// namespace (0 means "no device" in a devmap value, not a missing one).
+fn interface_missing(ifindex: u32) -> bool {
+    ifindex != 0
+        && matches!(
+            crate::sys::netns::if_indextoname(ifindex).map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ENXIO | libc::ENODEV))
+        )
 }
 
 /// A key and its value, as bytes.
@@ -227,6 +355,13 @@ impl Map {
     }
 
     /// Sets `key` to `value` (for per-CPU maps: on every CPU).
+    ///
+    /// The kernel's errnos that mean something specific for the map come
+    /// back in its words: an index past the end of an array-like map
+    /// ([`MapError::IndexOutOfRange`]), a full hash
+    /// ([`MapError::Full`]), a devmap entry naming a device the calling
+    /// thread's network namespace lacks ([`MapError::NoSuchInterface`]),
+    /// a cpumap key that is no possible CPU ([`MapError::NoSuchCpu`]).
     pub fn update(&self, key: &[u8], value: &[u8], flags: UpdateFlags) -> Result<(), MapError> {
         self.check("value", value.len(), self.value_size)?;
         let values: Vec<&[u8]> = vec![value; self.cpus];
@@ -248,7 +383,16 @@ impl Map {
             self.check("value", v.len(), self.value_size)?;
             chunk[..v.len()].copy_from_slice(v);
         }
-        sys::map_update_elem(&*self.fd, key, &buf, flags.bits()).map_err(self.sys_err("update"))
+        sys::map_update_elem(&*self.fd, key, &buf, flags.bits()).map_err(|source| {
+            MapError::update(
+                &self.name,
+                self.kernel_type,
+                self.max_entries,
+                key,
+                &buf,
+                source,
+            )
+        })
     }
 
     /// Puts `prog` at `index` of a program array (tail-call targets), or

@@ -15,7 +15,7 @@ use cranelift_entity::{PrimaryMap, SecondaryMap};
 
 use crate::asm::Code;
 use crate::btf;
-use crate::handle::{Map, Program};
+use crate::handle::{Map, MapError, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
 use crate::object::{FuncId, MapId, MapSlot, Object, ObjectError, ProgId, ProgSlot, ProgramSpec};
@@ -91,6 +91,10 @@ pub enum LoadError {
         /// The errno.
         source: io::Error,
     },
+    /// The kernel refused an initial entry for a reason we can name (an
+    /// index past the end, a devmap interface that does not exist...).
+    #[error("writing the initial contents failed: {0}")]
+    Entry(MapError),
     /// The verifier (or the kernel) refused a program.
     #[error(transparent)]
     Program(Box<VerifierError>),
@@ -479,10 +483,6 @@ fn fill_map(
     cpus: usize,
     fd_of: impl Fn(&InitValue) -> Option<u64>,
 ) -> Result<(), LoadError> {
-    let err = |source| LoadError::FillMap {
-        map: spec.name.clone(),
-        source,
-    };
     for (key, value) in spec.contents.iter().filter(|(_, v)| !v.needs_program()) {
         let bytes = match value {
             InitValue::Bytes(b) if spec.map_type.is_per_cpu() => {
@@ -498,7 +498,8 @@ fn fill_map(
                 .to_ne_bytes()
                 .to_vec(),
         };
-        sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(err)?;
+        sys::map_update_elem(fd.as_fd(), key, &bytes, 0)
+            .map_err(|source| entry_error(spec, key, &bytes, source))?;
     }
     Ok(())
 }
@@ -519,10 +520,29 @@ fn fill_map_programs(
             } => [ifindex.to_ne_bytes(), prog_fd[prog.slot()].to_ne_bytes()].concat(),
             _ => continue,
         };
-        sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(|source| LoadError::FillMap {
-            map: spec.name.clone(),
-            source,
-        })?;
+        sys::map_update_elem(fd.as_fd(), key, &bytes, 0)
+            .map_err(|source| entry_error(spec, key, &bytes, source))?;
     }
     Ok(())
+}
+
+/// A refused initial entry: [`LoadError::Entry`] when the errno means
+/// something specific for this map (see [`MapError`]), else
+/// [`LoadError::FillMap`].
+fn entry_error(spec: &MapSpec, key: &[u8], value: &[u8], source: io::Error) -> LoadError {
+    let kernel_type = spec.map_type.kernel_type();
+    match MapError::update(
+        &spec.name,
+        kernel_type,
+        spec.max_entries,
+        key,
+        value,
+        source,
+    ) {
+        MapError::Sys { source, .. } => LoadError::FillMap {
+            map: spec.name.clone(),
+            source,
+        },
+        explained => LoadError::Entry(explained),
+    }
 }

@@ -1,5 +1,6 @@
 //! Reading the verifier's log: why a program was rejected and at which
-//! instruction, mapped back to the builder's source annotations.
+//! instruction, mapped back to the builder's source annotations, with the
+//! common terse messages explained in one line ([`explain`]).
 
 use std::fmt;
 use std::io;
@@ -38,6 +39,14 @@ pub struct VerifierError {
     pub needs: Needs,
 }
 
+impl VerifierError {
+    /// What the verifier's reason means and the usual fix, in one line,
+    /// when the message is one we know (see [`explain`]).
+    pub fn hint(&self) -> Option<&'static str> {
+        explain(&self.reason)
+    }
+}
+
 impl std::error::Error for VerifierError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
@@ -67,8 +76,129 @@ impl fmt::Display for VerifierError {
                 write!(f, "\n  source: {src}")?;
             }
         }
+        if let Some(hint) = self.hint() {
+            write!(f, "\n  hint: {hint}")?;
+        }
         Ok(())
     }
+}
+
+/// The verifier's terse messages, each by a piece of its text, with what it
+/// means and the usual fix. The first entry whose piece the reason
+/// contains wins, so the specific ones come before the general ones.
+const HINTS: &[(&str, &str)] = &[
+    (
+        "R0 !read_ok",
+        "r0 holds no value at this exit: set the return value in r0 on every path that \
+         reaches `exit` (in a function too, where r0 is what it returns)",
+    ),
+    (
+        "!read_ok",
+        "a register is read before anything was written to it on this path; a call \
+         (helper or function) leaves r1-r5 unset, only r0 (its result) and r6-r9 survive it",
+    ),
+    (
+        "invalid access to packet",
+        "a packet access not proven to lie within data..data_end: compare the pointer plus \
+         the access length with data_end first, on every path to this instruction",
+    ),
+    (
+        "unbounded memory access",
+        "the verifier cannot bound the offset added to this pointer: mask it (`&= N`) or \
+         compare it with a constant before the access",
+    ),
+    (
+        "with unbounded min value",
+        "the number added to the pointer may be negative as far as the verifier knows: \
+         compare it (unsigned) with a bound or mask it before the addition",
+    ),
+    (
+        "_or_null'",
+        "a pointer that may be NULL (a map lookup's result) is used before the check: jump \
+         away when it is 0 first",
+    ),
+    (
+        "invalid mem access 'scalar'",
+        "a load or store through a register that holds a number, not a pointer (a value \
+         read from memory, a helper's integer result): only pointers the verifier tracks \
+         can be dereferenced",
+    ),
+    (
+        " expected=",
+        "a helper argument of the wrong kind: the register holds the type after `type=`, \
+         the helper takes one of those after `expected=` (fp: a pointer into the stack, \
+         such as r10 - 8)",
+    ),
+    (
+        "unreachable insn",
+        "no path from the start reaches this instruction, and the verifier refuses dead \
+         code: remove it or jump to it",
+    ),
+    (
+        "back-edge from insn",
+        "a backward jump (a loop): only programs loaded with CAP_BPF may loop; unroll it \
+         or load with CAP_BPF",
+    ),
+    (
+        "infinite loop detected",
+        "the loop comes back to a state the verifier has seen: nothing it tracks changes \
+         between iterations, so it cannot prove the loop ends; count iterations in a \
+         register and leave on a bound",
+    ),
+    (
+        "BPF program is too large",
+        "the verifier walked its limit of 1 million instructions over all paths: each \
+         loop iteration and branch adds to it; bound loops tightly, use bpf_loop, or \
+         split the program (tail calls, functions)",
+    ),
+    (
+        "read from stack",
+        "stack bytes are read (by a helper, through a pointer such as a map key) before \
+         they were written: write every byte of the key or buffer first",
+    ),
+    (
+        "dereference of modified ctx ptr",
+        "context fields are read at constant offsets from the context pointer itself (r1 \
+         at entry): keep a copy of r1 and read `*(ctx + offset)` from it",
+    ),
+    (
+        "invalid bpf_context access",
+        "this program type has no context field at that offset and size, or may not \
+         write it: check them against its context struct (xdp_md, __sk_buff)",
+    ),
+    (
+        "cannot use helper",
+        "this program type may not call that helper (`bpftool feature probe` lists the \
+         helpers of each type)",
+    ),
+    (
+        "invalid access to map value",
+        "the access falls outside the map value: offset + size must stay within \
+         value_size (bound a variable offset first)",
+    ),
+    (
+        "pointer arithmetic on pkt_end prohibited",
+        "data_end may only be compared with: add the length to the packet pointer \
+         (data + n) and compare that with data_end",
+    ),
+    (
+        "invalid write to stack",
+        "the stack is the 512 bytes below r10: write at offsets -1 to -512 from r10",
+    ),
+    (
+        "jump out of range",
+        "a jump's target lies outside the program (or inside a 16-byte instruction)",
+    ),
+];
+
+/// One line on what the verifier's `reason` means and the usual fix, when
+/// it is one of the common messages; the kernel's own text stays as it is
+/// beside it.
+pub fn explain(reason: &str) -> Option<&'static str> {
+    HINTS
+        .iter()
+        .find(|(piece, _)| reason.contains(piece))
+        .map(|&(_, hint)| hint)
 }
 
 /// What a verifier log says about a failure.
@@ -171,6 +301,72 @@ mod tests {
         let f = parse_log("jump out of range from insn 1 to 9\nprocessed 0 insns\n");
         assert_eq!(f.reason, "jump out of range from insn 1 to 9");
         assert_eq!(f.insn, Some(1));
+    }
+
+    /// Messages the tests cannot provoke as root, in the kernel's words
+    /// (kernel/bpf/verifier.c): uninitialised stack is allowed with
+    /// CAP_PERFMON, loops with CAP_BPF, and the assembler refuses jumps
+    /// out of the program.
+    #[test]
+    fn texts_root_cannot_provoke_are_explained() {
+        for (text, piece) in [
+            (
+                "invalid indirect read from stack R2 off -4+0 size 4",
+                "write every byte",
+            ),
+            (
+                "invalid read from stack off -8+0 size 8",
+                "write every byte",
+            ),
+            (
+                "back-edge from insn 3 to 1",
+                "only programs loaded with CAP_BPF may loop",
+            ),
+            ("jump out of range from insn 1 to 9", "outside the program"),
+        ] {
+            let hint = explain(text).unwrap_or_else(|| panic!("no hint for {text:?}"));
+            assert!(hint.contains(piece), "{text:?}: {hint}");
+        }
+    }
+
+    #[test]
+    fn r0_gets_its_own_hint_and_other_registers_the_general_one() {
+        assert!(
+            explain("R0 !read_ok")
+                .unwrap()
+                .starts_with("r0 holds no value")
+        );
+        assert!(
+            explain("R10 !read_ok")
+                .unwrap()
+                .starts_with("a register is read")
+        );
+        assert!(
+            explain("R3 !read_ok")
+                .unwrap()
+                .starts_with("a register is read")
+        );
+        assert_eq!(explain("something new"), None);
+        assert_eq!(explain(""), None);
+    }
+
+    #[test]
+    fn hint_follows_the_kernel_text() {
+        let e = VerifierError {
+            program: "p".into(),
+            error: io::Error::from_raw_os_error(libc::EACCES),
+            reason: "R0 !read_ok".into(),
+            insn: None,
+            log: "0: (95) exit\nR0 !read_ok\n".into(),
+            needs: Needs::PROGRAM,
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the kernel rejected program `p`: R0 !read_ok\n  hint: {}",
+                explain("R0 !read_ok").unwrap()
+            )
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@ mod common;
 use bpf_builder::asm::{Asm, Code};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{self, AttachError, CpumapEntry, DevmapEntry};
+use bpf_builder::handle::{MapError, UpdateFlags};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{JmpOp, Reg::*, Size};
+use bpf_builder::load::LoadError;
 use bpf_builder::map::{InitValue, MapSpec};
 use bpf_builder::object::{MapId, Object, ProgramType};
 use common::*;
@@ -321,6 +323,152 @@ fn five_hundred_pairs_each_with_its_own_egress_program_in_one_devmap() {
             assert_eq!(got.len(), 1, "pair {i}");
             let [hi, lo] = (i as u16).to_be_bytes();
             assert_eq!(got[0][6..12], [2, 0, 0, 0, hi, lo], "pair {i}");
+        }
+    }
+    assert_nothing_left(prefix);
+}
+
+#[test]
+fn refused_entries_name_the_map_its_size_and_the_entry() {
+    if !testbed::privileged("devmap/cpumap entry errors test") {
+        return;
+    }
+    let prefix = "td5_";
+    {
+        let ns = Netns::new().unwrap();
+        let other = Netns::new().unwrap();
+        let out = ns.veth_pair("o1a", "o1b").unwrap();
+        let ifindex = out.a.ifindex;
+
+        let mut obj = Object::new();
+        let ports = obj.add_map(MapSpec::devmap("ports", 4)).unwrap();
+        let possible = bpf_builder::sys::bpf::possible_cpus().unwrap();
+        let cpus = obj.add_map(MapSpec::cpumap("cpus", possible + 1)).unwrap();
+        let counts = obj.add_map(MapSpec::array("counts", 8, 4)).unwrap();
+        let small = obj.add_map(MapSpec::hash("small", 4, 8, 2)).unwrap();
+        obj.add_program("td5_eg", ProgramType::XdpDevmap, xdp_action(XDP_PASS, None))
+            .unwrap();
+        let loaded = obj.load().unwrap();
+        let (ports, cpus, counts) = (loaded.map(ports), loaded.map(cpus), loaded.map(counts));
+
+        // An index past the end (the kernel's E2BIG), through the entry
+        // helpers and through the plain map API.
+        let e = ns
+            .run(|| attach::set_devmap_entry(ports, 9, "o1a", None))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "map `ports`: index 9 is past the end: the map has 4 entries (indexes 0 to 3)"
+        );
+        assert!(matches!(
+            e,
+            AttachError::Map(MapError::IndexOutOfRange {
+                index: 9,
+                max_entries: 4,
+                ..
+            })
+        ));
+        let e = counts
+            .update(&4u32.to_ne_bytes(), &[0; 8], UpdateFlags::Any)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "map `counts`: index 4 is past the end: the map has 4 entries (indexes 0 to 3)"
+        );
+        // A full hash (E2BIG too).
+        let small = loaded.map(small);
+        for k in 0..2u32 {
+            small
+                .update(&k.to_ne_bytes(), &[0; 8], UpdateFlags::Any)
+                .unwrap();
+        }
+        let e = small
+            .update(&2u32.to_ne_bytes(), &[0; 8], UpdateFlags::Any)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "map `small` is full: it holds at most 2 entries (delete one, or write a key it \
+             already has)"
+        );
+        let last = possible + 1;
+        let e = attach::set_cpumap_entry(cpus, last, 256, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "map `cpus`: index {last} is past the end: the map has {last} entries \
+                 (indexes 0 to {possible})"
+            )
+        );
+        // Inside the map but not a possible CPU (the kernel's ENODEV).
+        let e = attach::set_cpumap_entry(cpus, possible, 256, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "map `cpus` entry {possible}: CPU {possible} is not a possible CPU of this machine"
+            )
+        );
+
+        // A device index of `ns` used where no device has it: refused
+        // before the kernel is asked when given as an interface...
+        let e = other
+            .run(|| attach::set_devmap_entry(ports, 2, ifindex, None))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::UnknownInterface(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "devmap `ports` entry 2: no interface with index {ifindex} in this network \
+                 namespace"
+            )
+        );
+        // ... and named after the kernel's EINVAL when written as bytes.
+        let value = [ifindex.to_ne_bytes(), 0u32.to_ne_bytes()].concat();
+        let no_device = format!(
+            "map `ports` entry 2: no interface has index {ifindex} in the calling thread's \
+             network namespace (the kernel looks a devmap entry's ifindex up there when the \
+             entry is written)"
+        );
+        let e = other
+            .run(|| ports.update(&2u32.to_ne_bytes(), &value, UpdateFlags::Any))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, MapError::NoSuchInterface { key: 2, .. }), "{e}");
+        assert_eq!(e.to_string(), no_device);
+        // In its own namespace the same write succeeds.
+        ns.run(|| ports.update(&2u32.to_ne_bytes(), &value, UpdateFlags::Any))
+            .unwrap()
+            .unwrap();
+
+        // The same at load time, for an initial entry with and without a
+        // program: the object is loaded in the namespace without it.
+        for with_prog in [false, true] {
+            let mut obj = Object::new();
+            let eg = obj
+                .add_program(
+                    "td5_eg2",
+                    ProgramType::XdpDevmap,
+                    xdp_action(XDP_PASS, None),
+                )
+                .unwrap();
+            let entry = if with_prog {
+                InitValue::DevWithProg { ifindex, prog: eg }
+            } else {
+                InitValue::Bytes(value.clone())
+            };
+            let spec = MapSpec::devmap("ports", 4).with_entry(2u32.to_ne_bytes(), entry);
+            obj.add_map(spec).unwrap();
+            let e = other.run(|| obj.load()).unwrap().unwrap_err();
+            assert!(
+                matches!(e, LoadError::Entry(MapError::NoSuchInterface { .. })),
+                "{e}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("writing the initial contents failed: {no_device}")
+            );
+            ns.run(|| obj.load()).unwrap().unwrap();
         }
     }
     assert_nothing_left(prefix);

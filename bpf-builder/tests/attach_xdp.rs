@@ -4,7 +4,7 @@
 mod common;
 
 use bpf_builder::attach::xdp::{self, Expect, XdpMode};
-use bpf_builder::attach::{AttachError, Interface, Link};
+use bpf_builder::attach::{AttachError, Interface, Link, NetnsId, tcx};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgramType};
 use bpf_builder::sys::bpf::LinkDetail;
@@ -247,7 +247,7 @@ fn unknown_interfaces_are_named_in_the_error() {
             "no interface named \"nosuch0\" in this network namespace"
         );
         let e = ns
-            .run(|| Interface::Index(4_000_000).resolve())
+            .run(|| Interface::from(4_000_000).resolve())
             .unwrap()
             .unwrap_err();
         assert_eq!(
@@ -308,6 +308,86 @@ fn pinned_link_outlives_its_handle_until_detached() {
         drop_p.pin(pin).unwrap();
         assert!(Link::from_pin(pin).is_err());
         std::fs::remove_file(pin).unwrap();
+    }
+    assert_nothing_left(prefix);
+}
+
+#[test]
+fn an_interface_from_another_namespace_is_refused() {
+    if !testbed::privileged("XDP interface namespace test") {
+        return;
+    }
+    let prefix = "tx6_";
+    {
+        let ns_a = Netns::new().unwrap();
+        let ns_b = Netns::new().unwrap();
+        let in_a = ns_a.veth_pair("va", "vb").unwrap();
+        // B has devices too: an index of A may well name one of them.
+        let _in_b = ns_b.veth_pair("va", "vb").unwrap();
+        let loaded = drop_and_pass(prefix);
+        let p = loaded.program_by_name("tx6_pass").unwrap();
+        let ifindex = in_a.b.ifindex;
+        let (a, by_index, by_name) = ns_a
+            .run(|| {
+                (
+                    NetnsId::current().unwrap(),
+                    Interface::from(ifindex),
+                    Interface::from("vb"),
+                )
+            })
+            .unwrap();
+        let b = ns_b.run(|| NetnsId::current().unwrap()).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(by_index.netns(), Some(a));
+        // Made in B, the same index resolves to B's own device.
+        assert!(
+            ns_b.run(|| Interface::from(ifindex).resolve())
+                .unwrap()
+                .is_ok()
+        );
+
+        // Used in B, A's interface is refused, by index or by name, for
+        // every use.
+        let e = ns_b
+            .run(|| xdp::attach(by_index.clone(), p, XdpMode::Generic))
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, AttachError::OtherNamespace { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ifindex {ifindex} was given in network namespace {a}, but this thread is in \
+                 {b}: an interface name or index means a device only in its own namespace \
+                 (make the Interface on a thread in that namespace)"
+            )
+        );
+        let e = ns_b
+            .run(|| xdp::attach(by_name.clone(), p, XdpMode::Generic))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("vb was given in network namespace {a}")),
+            "{e}"
+        );
+        for e in [
+            ns_b.run(|| xdp::query(by_index.clone()).map(drop)),
+            ns_b.run(|| by_name.device_type().map(drop)),
+            ns_b.run(|| tcx::query(by_index.clone(), tcx::Hook::Ingress).map(drop)),
+        ] {
+            let e = e.unwrap().unwrap_err();
+            assert!(matches!(e, AttachError::OtherNamespace { .. }), "{e}");
+        }
+        assert!(ns_b.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
+
+        // In A, where it was made, it attaches.
+        let link = ns_a
+            .run(|| xdp::attach(by_index.clone(), p, XdpMode::Generic))
+            .unwrap()
+            .unwrap();
+        let q = ns_a.run(|| xdp::query(by_name.clone())).unwrap().unwrap();
+        assert_eq!(q.mode_of(p.id().unwrap()), Some(XdpMode::Generic));
+        link.detach().unwrap();
     }
     assert_nothing_left(prefix);
 }

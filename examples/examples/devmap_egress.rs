@@ -48,6 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ports = loaded.map(ports);
         attach::set_devmap_entry(ports, 0, "o1a", Some(loaded.program(rewrite)))?;
         attach::set_devmap_entry(ports, 1, "o2a", Some(loaded.program(drop)))?;
+        // Generic mode, on purpose: in driver mode (what `Auto` picks on a
+        // veth) frames redirected out of o1a/o2a would be dropped silently
+        // by their peers o1b/o2b, which have no XDP program of their own.
         xdp::attach("ib", loaded.program(ingress), xdp::XdpMode::Generic)
     })??;
     for key in 0..2 {

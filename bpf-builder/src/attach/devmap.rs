@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use aya_obj::generated::bpf_map_type;
 
 use super::{AttachError, Interface};
-use crate::handle::{Map, Program, UpdateFlags};
+use crate::handle::{Map, MapError, Program, UpdateFlags};
 use crate::kernel_id::KernelProgId;
 use crate::object::ProgramType;
 
@@ -74,27 +74,28 @@ fn write(
     let fd = prog.map_or(-1, |p| p.as_fd().as_raw_fd());
     let value = [first.to_ne_bytes(), fd.to_ne_bytes()].concat();
     map.update(&key.to_ne_bytes(), &value, UpdateFlags::Any)
-        .map_err(|e| {
-            let (errno, text) = match &e {
-                crate::handle::MapError::Sys { source, .. } => {
-                    (source.raw_os_error(), e.to_string())
-                }
-                other => (None, other.to_string()),
-            };
-            match (errno, prog) {
+        .map_err(|e| match e {
+            MapError::Sys { source, .. } => match (source.raw_os_error(), prog) {
                 (Some(libc::EINVAL), Some(p)) => AttachError::WrongProgram {
                     program: p.name().to_string(),
-                    reason: format!("the kernel refused it as a {what} entry program ({text})"),
+                    reason: format!("the kernel refused it as a {what} entry program ({source})"),
                 },
-                (Some(libc::ENODEV), _) => {
-                    AttachError::UnknownInterface(format!("no interface with index {first}"))
-                }
-                _ => AttachError::sys(
-                    format!("write {what} entry {key}"),
-                    std::io::Error::other(text),
-                ),
-            }
+                _ => AttachError::sys(format!("write {what} `{}` entry {key}", map.name()), source),
+            },
+            // An index past the end, a missing device or CPU: said in the
+            // map's words.
+            explained => AttachError::Map(explained),
         })
+}
+
+/// Names the entry in an error about its interface.
+fn in_entry(map: &Map, key: u32, e: AttachError) -> AttachError {
+    match e {
+        AttachError::UnknownInterface(what) => {
+            AttachError::UnknownInterface(format!("devmap `{}` entry {key}: {what}", map.name()))
+        }
+        other => other,
+    }
 }
 
 /// Entry `key` as `(ifindex or queue size, program id)`: the kernel
@@ -126,7 +127,7 @@ pub fn set_devmap_entry(
     if let Some(p) = prog {
         check_prog(p, ProgramType::XdpDevmap)?;
     }
-    let ifindex = iface.into().resolve()?;
+    let ifindex = iface.into().resolve().map_err(|e| in_entry(map, key, e))?;
     write(map, key, ifindex, prog, "devmap")
 }
 

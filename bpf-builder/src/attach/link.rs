@@ -1,16 +1,28 @@
-//! [`Link`]: an owned BPF link (an attachment made with `BPF_LINK_CREATE`).
+//! [`Link`]: an owned BPF link (an attachment the kernel holds as an
+//! object); what the kernel can do to it depends on its [`LinkKind`].
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::time::Duration;
 
-use super::AttachError;
+use super::{AttachError, LinkKind};
 use crate::handle::Program;
 use crate::kernel_id::{KernelLinkId, KernelProgId};
 use crate::privilege::Needs;
 use crate::sys::bpf::{self as sys, LinkInfo};
 
-/// An attachment made through a BPF link (XDP, tcx).
+/// How long [`Link::detach`] waits for a link without a kernel detach to
+/// go after closing its handle: a child process another thread is forking
+/// holds a copy of every fd until it execs, which takes milliseconds.
+const RELEASE_WAIT: Duration = Duration::from_millis(100);
+
+/// A BPF link: an attachment the kernel holds as an object. The SDK makes
+/// XDP ([`xdp::attach`](super::xdp::attach)) and tcx
+/// ([`tcx::attach`](super::tcx::attach)) links; any other link comes in
+/// through [`Link::from_fd`], [`Link::from_pin`] or [`Link::from_id`].
+/// What the kernel can do to a link depends on its [`LinkKind`]
+/// ([`Link::kind`]).
 ///
 /// **Dropping a `Link` releases this handle's reference.** The kernel
 /// detaches the program when the last reference goes: with no pin in bpffs
@@ -22,11 +34,12 @@ use crate::sys::bpf::{self as sys, LinkInfo};
 /// The drop is therefore not a synchronous detach: a child that another
 /// thread is spawning at that moment holds a copy of every fd until it
 /// execs, and the detach waits for it. Use [`Link::detach`] when the
-/// program must be gone when the call returns.
+/// program must be gone when the call returns: it returns `Ok` only then.
 ///
 /// A link cannot be replaced behind its owner's back: netlink and other
-/// links get `EBUSY` on an XDP hook held by a link. Its program can be
-/// swapped atomically with [`Link::update`].
+/// links get `EBUSY` on an XDP hook held by a link. For the kinds that
+/// support it ([`LinkKind::supports_update`]), its program can be swapped
+/// atomically with [`Link::update`].
 #[derive(Debug)]
 pub struct Link {
     fd: OwnedFd,
@@ -67,18 +80,28 @@ impl Link {
         sys::link_info(self.fd.as_fd()).map_err(|e| AttachError::sys("link info", e))
     }
 
+    /// What the link attaches, which decides whether it can be detached
+    /// and updated on request.
+    pub fn kind(&self) -> Result<LinkKind, AttachError> {
+        Ok(LinkKind::from_kernel_type(self.info()?.link_type))
+    }
+
     /// The link's kernel id.
     pub fn id(&self) -> Result<KernelLinkId, AttachError> {
         Ok(self.info()?.id)
     }
 
-    /// The id of the program attached now (`None` once detached).
+    /// The id of the link's program. The kernel keeps reporting it after a
+    /// detach (the device in an XDP or tcx link's [`info`](Link::info) is
+    /// 0 then).
     pub fn program_id(&self) -> Result<Option<KernelProgId>, AttachError> {
         Ok(self.info()?.prog_id)
     }
 
     /// Swaps the attached program for `new` atomically (`BPF_LINK_UPDATE`):
-    /// every packet runs either the old or the new program.
+    /// every packet runs either the old or the new program. Only for the
+    /// kinds that support it ([`LinkKind::supports_update`]); others fail
+    /// with [`AttachError::Unsupported`].
     pub fn update(&self, new: &Program) -> Result<(), AttachError> {
         sys::link_update(self.fd.as_fd(), new.as_fd(), None)
             .map_err(|e| self.update_error(new, None, e))
@@ -108,6 +131,19 @@ impl Link {
                     Err(_) => "?".into(),
                 },
             },
+            (Some(libc::EINVAL | libc::EOPNOTSUPP), _)
+                if self.kind().is_ok_and(|k| !k.supports_update()) =>
+            {
+                AttachError::Unsupported {
+                    what: format!(
+                        "a {} link cannot swap its program: attach `{}` with a new link and \
+                         detach this one",
+                        self.kind().expect("checked above"),
+                        new.name()
+                    ),
+                    source: e,
+                }
+            }
             (Some(libc::EINVAL), _) => AttachError::WrongProgram {
                 program: new.name().to_string(),
                 reason: format!(
@@ -133,11 +169,57 @@ impl Link {
             .map_err(|e| AttachError::sys_needs("pin link", e, Needs::PIN))
     }
 
-    /// Detaches now (`BPF_LINK_DETACH`), even if the link is pinned or has
-    /// other fds; those stay valid but defunct. Remove a pin file with
-    /// `std::fs::remove_file`.
+    /// Detaches the program, returning `Ok` only once it is detached.
+    ///
+    /// For the kinds the kernel can detach on request
+    /// ([`LinkKind::supports_detach`]: XDP, tcx and others) this is
+    /// `BPF_LINK_DETACH`: the program is detached now, even if the link is
+    /// pinned or has other fds; those stay valid but defunct. Remove a pin
+    /// file with `std::fs::remove_file`.
+    ///
+    /// The other kinds (tracing, raw tracepoints, perf events, ...) detach
+    /// only when their last reference goes (the kernel answers
+    /// `BPF_LINK_DETACH` with `EOPNOTSUPP`). For them this closes this
+    /// handle and checks that the link is gone; if a pin in bpffs or
+    /// another fd still holds it, the program stays attached and this
+    /// fails with [`AttachError::StillHeld`]. The check looks the link up
+    /// by id, which needs `CAP_SYS_ADMIN`.
     pub fn detach(self) -> Result<(), AttachError> {
-        sys::link_detach(self.fd.as_fd()).map_err(|e| AttachError::sys("detach link", e))
+        let info = self.info()?;
+        let kind = LinkKind::from_kernel_type(info.link_type);
+        match sys::link_detach(self.fd.as_fd()) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() != Some(libc::EOPNOTSUPP) => {
+                return Err(AttachError::sys(
+                    format!("detach {kind} link {}", info.id),
+                    e,
+                ));
+            }
+            // No detach for this kind: dropping the references detaches.
+            Err(_) => drop(self),
+        }
+        let started = std::time::Instant::now();
+        loop {
+            match sys::link_get_fd_by_id(info.id) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                Ok(other) if started.elapsed() < RELEASE_WAIT => {
+                    drop(other);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(_) => return Err(AttachError::StillHeld { kind, id: info.id }),
+                Err(e) => {
+                    return Err(AttachError::sys_needs(
+                        format!(
+                            "{kind} link {}: this handle was closed, but whether anything \
+                             else still holds the link cannot be checked",
+                            info.id
+                        ),
+                        e,
+                        Needs::BY_ID,
+                    ));
+                }
+            }
+        }
     }
 
     /// A second handle to the same link.

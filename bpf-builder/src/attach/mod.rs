@@ -3,8 +3,11 @@
 //! and expected revisions, links (update, pin, detach) and the per-entry
 //! programs of devmaps and cpumaps.
 //!
-//! Interface indexes belong to a network namespace: every function here
-//! works in the namespace of the calling thread.
+//! Interface names and indexes belong to a network namespace: every
+//! function here works in the namespace of the calling thread, and an
+//! [`Interface`] made in another namespace is refused
+//! ([`AttachError::OtherNamespace`]) rather than resolved to whatever
+//! device has that name or index here.
 //!
 //! A failed attach changes nothing: each attach is one kernel operation
 //! that either happens or not, and the helpers that read before writing
@@ -12,6 +15,7 @@
 
 mod devmap;
 mod link;
+mod link_kind;
 pub mod tcx;
 pub mod xdp;
 
@@ -21,57 +25,100 @@ pub use devmap::{
     CpumapEntry, DevmapEntry, cpumap_entry, devmap_entry, set_cpumap_entry, set_devmap_entry,
 };
 pub use link::Link;
+pub use link_kind::LinkKind;
 
+use crate::handle::MapError;
+use crate::kernel_id::KernelLinkId;
 use crate::privilege::{Needs, hint, is_denied};
 use crate::sys::netlink::NetlinkError;
+pub use crate::sys::netns::NetnsId;
 use crate::sys::netns::{if_indextoname, if_nametoindex};
 use crate::text::escape;
 
-/// A network device, by name or by index (in the calling thread's network
-/// namespace). Converts from `&str`, `String` and `u32`.
+/// A network device, by name or by index, in the network namespace of the
+/// thread that made the value. Converts from `&str`, `String` and `u32`.
+///
+/// Names and indexes mean a device only inside one network namespace:
+/// index 5 (or `eth0`) in a container is another device than on the host,
+/// or none. An `Interface` therefore remembers the namespace it was made
+/// in, and every use of it ([`resolve`](Interface::resolve), and with it
+/// each attach, query and devmap entry) fails with
+/// [`AttachError::OtherNamespace`] when the calling thread is in another
+/// one (`setns(2)` moves a single thread). Make the value on a thread in
+/// the namespace the name or index comes from. When `/proc` cannot tell
+/// the namespace (not mounted), the check is skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Interface {
-    /// The device named so (`eth0`).
+pub struct Interface {
+    device: Device,
+    netns: Option<NetnsId>,
+}
+
+/// How an [`Interface`] names its device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Device {
     Name(String),
-    /// The device with this index.
     Index(u32),
 }
 
 impl From<&str> for Interface {
     fn from(name: &str) -> Interface {
-        Interface::Name(name.to_string())
+        Interface::named(name)
     }
 }
 
 impl From<String> for Interface {
     fn from(name: String) -> Interface {
-        Interface::Name(name)
+        Interface::named(name)
     }
 }
 
 impl From<&String> for Interface {
     fn from(name: &String) -> Interface {
-        Interface::Name(name.clone())
+        Interface::named(name.as_str())
     }
 }
 
 impl From<u32> for Interface {
     fn from(index: u32) -> Interface {
-        Interface::Index(index)
+        Interface::with_index(index)
     }
 }
 
 impl std::fmt::Display for Interface {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
+        match &self.device {
             // Escaped: a device name may hold control characters.
-            Interface::Name(n) => f.write_str(&escape(n)),
-            Interface::Index(i) => write!(f, "ifindex {i}"),
+            Device::Name(n) => f.write_str(&escape(n)),
+            Device::Index(i) => write!(f, "ifindex {i}"),
         }
     }
 }
 
 impl Interface {
+    /// The device named `name` (`eth0`) in the calling thread's network
+    /// namespace.
+    pub fn named(name: impl Into<String>) -> Interface {
+        Interface {
+            device: Device::Name(name.into()),
+            netns: NetnsId::current().ok(),
+        }
+    }
+
+    /// The device with index `index` in the calling thread's network
+    /// namespace.
+    pub fn with_index(index: u32) -> Interface {
+        Interface {
+            device: Device::Index(index),
+            netns: NetnsId::current().ok(),
+        }
+    }
+
+    /// The network namespace the value was made in (`None` when `/proc`
+    /// could not tell).
+    pub fn netns(&self) -> Option<NetnsId> {
+        self.netns
+    }
+
     /// The device's `ARPHRD_*` type, which says what XDP and tc programs
     /// find at the start of a packet: an Ethernet header on
     /// `ARPHRD_ETHER` (1) and loopback (772) devices, the IP header on
@@ -84,10 +131,12 @@ impl Interface {
         })
     }
 
-    /// The interface index, checking that the device exists.
+    /// The interface index, checking that the calling thread is in the
+    /// namespace the value was made in and that the device exists there.
     pub fn resolve(&self) -> Result<u32, AttachError> {
-        match self {
-            Interface::Name(name) => if_nametoindex(name).map_err(|e| {
+        self.check_netns()?;
+        match &self.device {
+            Device::Name(name) => if_nametoindex(name).map_err(|e| {
                 if matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO))
                     || e.kind() == io::ErrorKind::InvalidInput
                 {
@@ -99,7 +148,7 @@ impl Interface {
                     AttachError::sys(format!("cannot look up interface \"{}\"", escape(name)), e)
                 }
             }),
-            Interface::Index(index) => match if_indextoname(*index) {
+            Device::Index(index) => match if_indextoname(*index) {
                 Ok(_) => Ok(*index),
                 Err(_) => Err(AttachError::UnknownInterface(format!(
                     "no interface with index {index}"
@@ -107,14 +156,50 @@ impl Interface {
             },
         }
     }
+
+    /// Fails unless the calling thread is in the namespace the value was
+    /// made in (or either namespace is unknown).
+    fn check_netns(&self) -> Result<(), AttachError> {
+        let Some(given_in) = self.netns else {
+            return Ok(());
+        };
+        match NetnsId::current() {
+            Ok(current) if current != given_in => Err(AttachError::OtherNamespace {
+                iface: self.to_string(),
+                given_in,
+                current,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// An attach, detach, query or update failed; the system is as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
+    /// The interface was given on a thread in another network namespace
+    /// than the calling thread's: its name or index means another device
+    /// here, or none.
+    #[error(
+        "{iface} was given in network namespace {given_in}, but this thread is in {current}: \
+         an interface name or index means a device only in its own namespace (make the \
+         Interface on a thread in that namespace)"
+    )]
+    OtherNamespace {
+        /// The interface as given.
+        iface: String,
+        /// Where it was given.
+        given_in: NetnsId,
+        /// Where the calling thread is.
+        current: NetnsId,
+    },
     /// The interface does not exist in this network namespace.
     #[error("{0} in this network namespace")]
     UnknownInterface(String),
+    /// A map entry was refused for a reason the map names (an index past
+    /// its end, a device or CPU that does not exist).
+    #[error(transparent)]
+    Map(MapError),
     /// Someone else's program holds the hook.
     #[error("{hook} of {iface} is taken: {detail}")]
     HookTaken {
@@ -183,6 +268,28 @@ pub enum AttachError {
         iface: String,
         /// How many times it tried.
         attempts: u32,
+    },
+    /// [`Link::detach`] closed its handle of a link the kernel cannot
+    /// detach on request, and a pin or another fd still holds it: the
+    /// program stays attached until those are gone.
+    #[error(
+        "{kind} link {id} is still attached: the kernel detaches this kind of link only when \
+         its last reference goes, and a pin in bpffs or another fd still holds it after this \
+         handle was closed (remove the pin, close the other fds)"
+    )]
+    StillHeld {
+        /// The link's kind.
+        kind: LinkKind,
+        /// The link's kernel id.
+        id: KernelLinkId,
+    },
+    /// The kernel cannot do this for this kind of object.
+    #[error("{what}")]
+    Unsupported {
+        /// What cannot be done, and what to do instead.
+        what: String,
+        /// The kernel's errno.
+        source: io::Error,
     },
     /// The running kernel has no tcx (Linux 6.6+).
     #[error("this kernel does not support tcx (needs Linux 6.6 or later): {source}")]

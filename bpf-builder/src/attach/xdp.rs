@@ -19,15 +19,29 @@ use crate::sys::bpf::{self as sys, LinkCreateAttr, Relative, Target};
 use crate::sys::netlink::{self, NetlinkError, xdp_flags};
 
 /// Where on the device the program runs.
+///
+/// The mode matters beyond speed when a program redirects frames
+/// (`XDP_REDIRECT` through `bpf_redirect` or a devmap) out of a veth: in
+/// driver mode the frames are handed to the target veth's peer as XDP
+/// frames, and a peer without an XDP program of its own drops them
+/// silently; with a program on the peer (one returning `XDP_PASS` is
+/// enough) they arrive. In generic mode they leave as ordinary packets and
+/// arrive either way. The test `xdp_modes` in this crate shows all three
+/// cases on the running kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XdpMode {
-    /// Driver mode when the driver has it, generic otherwise (the kernel
-    /// decides).
+    /// The kernel decides: driver mode when the device's driver supports
+    /// XDP (veth, virtio_net and most NICs do), generic mode otherwise. On
+    /// a veth that is driver mode, with the redirect caveat above; use
+    /// [`XdpMode::Generic`] there, or give the target's peer a program.
+    /// [`XdpQuery::mode_of`] tells which mode the kernel chose.
     #[default]
     Auto,
-    /// Generic (skb) mode: any device, after the skb is built.
+    /// Generic (skb) mode: any device, after the skb is built. Slower;
+    /// redirected frames arrive whatever the target's peer runs.
     Generic,
     /// Driver (native) mode: in the driver, before the skb (veth has it).
+    /// Fails when the driver has no XDP support.
     Driver,
     /// Offloaded to the NIC.
     Offload,
@@ -73,6 +87,19 @@ impl XdpQuery {
         self.generic.is_none() && self.driver.is_none() && self.offload.is_none()
     }
 
+    /// The mode program `id` runs in here, if it is attached: after an
+    /// attach with [`XdpMode::Auto`], the mode the kernel chose.
+    pub fn mode_of(&self, id: KernelProgId) -> Option<XdpMode> {
+        [
+            (XdpMode::Driver, self.driver),
+            (XdpMode::Generic, self.generic),
+            (XdpMode::Offload, self.offload),
+        ]
+        .into_iter()
+        .find(|&(_, attached)| attached == Some(id))
+        .map(|(mode, _)| mode)
+    }
+
     /// The program attached in `mode` (for `Auto`: the only one attached).
     pub fn program(&self, mode: XdpMode) -> Option<KernelProgId> {
         match mode {
@@ -114,7 +141,9 @@ fn check_type(prog: &Program) -> Result<(), AttachError> {
 
 /// Attaches `prog` to `iface` through a BPF link. Fails with
 /// [`AttachError::HookTaken`] when a program is already attached there (by
-/// link or netlink); nothing is replaced.
+/// link or netlink); nothing is replaced. See [`XdpMode`] for what the
+/// mode changes (on a veth, [`XdpMode::Auto`] is driver mode, where frames
+/// redirected to a peer without an XDP program are dropped).
 pub fn attach(
     iface: impl Into<Interface>,
     prog: &Program,

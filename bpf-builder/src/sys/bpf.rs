@@ -36,7 +36,7 @@ pub use info::{
 };
 pub use link::{
     LinkCreateAttr, ProgAttachAttr, ProgQuery, Relative, Target, link_create, link_detach,
-    link_update, prog_attach, prog_detach, prog_query,
+    link_update, prog_attach, prog_detach, prog_query, raw_tracepoint_open,
 };
 pub use map::{
     Layout, LookupBatch, MapCreateAttr, MapFd, MapRef, map_create, map_delete_batch,

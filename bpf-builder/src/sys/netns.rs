@@ -3,7 +3,37 @@
 //! single thread, so threads of one process may see different interfaces).
 
 use std::ffi::{CStr, CString};
+use std::fmt;
 use std::io;
+use std::os::unix::fs::MetadataExt;
+
+/// A network namespace, told apart from others by the device and inode of
+/// its nsfs file (what `stat` on `/proc/thread-self/ns/net` gives;
+/// `readlink` shows the inode as `net:[4026531840]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetnsId {
+    dev: u64,
+    ino: u64,
+}
+
+impl NetnsId {
+    /// The network namespace of the calling thread (threads of one
+    /// process may be in different ones).
+    pub fn current() -> io::Result<NetnsId> {
+        let meta = std::fs::metadata("/proc/thread-self/ns/net")?;
+        Ok(NetnsId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
+
+/// As `readlink /proc/self/ns/net` shows it: `net:[4026531840]`.
+impl fmt::Display for NetnsId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "net:[{}]", self.ino)
+    }
+}
 
 /// The index of interface `name` in the current thread's network namespace.
 pub fn if_nametoindex(name: &str) -> io::Result<u32> {
@@ -44,6 +74,14 @@ mod tests {
         // Every network namespace has `lo`, and it is always index 1.
         assert_eq!(if_nametoindex("lo").unwrap(), 1);
         assert_eq!(if_indextoname(1).unwrap(), "lo");
+    }
+
+    #[test]
+    fn netns_id_is_the_threads_and_shows_like_readlink() {
+        let id = NetnsId::current().unwrap();
+        assert_eq!(id, NetnsId::current().unwrap());
+        let link = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+        assert_eq!(id.to_string(), link.to_string_lossy());
     }
 
     #[test]

@@ -85,7 +85,9 @@ pub struct LinkInfo {
     pub id: KernelLinkId,
     /// `bpf_link_type` value.
     pub link_type: u32,
-    /// Id of the attached program (`None` once the link is detached).
+    /// Id of the link's program (`None` for links without one). The kernel
+    /// keeps reporting it after `BPF_LINK_DETACH`; the device of an XDP or
+    /// tcx link's [`LinkDetail`] is 0 then.
     pub prog_id: Option<KernelProgId>,
     /// Type-specific details.
     pub detail: LinkDetail,

@@ -7,6 +7,7 @@
 //! changed the list since we queried it. tcx works through links and
 //! through the non-link attach API alike.
 
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -14,7 +15,9 @@ use aya_obj::generated::{BPF_F_ID, BPF_F_LINK, BPF_F_REPLACE, bpf_attach_type, b
 
 use crate::kernel_id::{KernelLinkId, KernelProgId};
 
-use super::{attr_member, fd_u32, invalid_input, slice_mut_u64, sys_bpf, sys_bpf_fd, zeroed};
+use super::{
+    attr_member, fd_u32, invalid_input, ptr_u64, slice_mut_u64, sys_bpf, sys_bpf_fd, zeroed,
+};
 
 /// What a program attaches to.
 #[derive(Debug, Clone, Copy)]
@@ -148,8 +151,23 @@ pub fn link_update(
     sys_bpf(bpf_cmd::BPF_LINK_UPDATE, &mut a).map(drop)
 }
 
+/// `BPF_RAW_TRACEPOINT_OPEN`: attaches a raw tracepoint program to the
+/// tracepoint `name` (`sched_switch`, `xdp_exception`, ...) and returns the
+/// link (of type `BPF_LINK_TYPE_RAW_TRACEPOINT`). The kernel has no
+/// `BPF_LINK_DETACH` for it: it detaches when its last reference goes.
+pub fn raw_tracepoint_open(name: &CStr, prog: impl AsFd) -> io::Result<OwnedFd> {
+    let mut a: bpf_attr = zeroed();
+    let r = attr_member!(a, raw_tracepoint);
+    r.name = ptr_u64(name.as_ptr());
+    r.prog_fd = fd_u32(prog.as_fd());
+    // `name` is borrowed for the whole call.
+    sys_bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut a)
+}
+
 /// `BPF_LINK_DETACH`: detaches the program now; the link fd stays valid
-/// but defunct.
+/// but defunct. Only some kinds of links have it (XDP, tcx, netkit,
+/// cgroup, netns, netfilter, struct_ops, sockmap); the others (tracing,
+/// raw tracepoints, perf events, ...) give `EOPNOTSUPP`.
 pub fn link_detach(link: impl AsFd) -> io::Result<()> {
     let mut a: bpf_attr = zeroed();
     a.link_detach.link_fd = fd_u32(link.as_fd());
