@@ -6,6 +6,7 @@
 //! the loader until the whole object is in, so a failure at any step
 //! closes everything created before it and leaves nothing behind.
 
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use cranelift_entity::{PrimaryMap, SecondaryMap};
 
 use crate::btf;
+use crate::entries::{EntryError, EntryWriter, Shape};
 use crate::handle::{Map, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
@@ -21,6 +23,7 @@ use crate::object::{MapId, Object, ObjectError, ProgId};
 use crate::privilege::{Needs, hint, is_denied};
 use crate::reloc::Reloc;
 use crate::sys::bpf as sys;
+use crate::text::hex_bytes;
 use crate::verifier::{FailedInsn, VerifierError, parse_log};
 
 /// How to load.
@@ -65,6 +68,16 @@ pub enum LoadError {
     FillMap {
         /// The map.
         map: String,
+        /// The errno.
+        source: io::Error,
+    },
+    /// The kernel refused one of a map's initial entries.
+    #[error("filling map `{map}` failed at key {}: {source}", hex_bytes(.key))]
+    FillEntry {
+        /// The map.
+        map: String,
+        /// The entry's key.
+        key: Vec<u8>,
         /// The errno.
         source: io::Error,
     },
@@ -366,36 +379,23 @@ fn create_map(spec: &MapSpec) -> Result<OwnedFd, LoadError> {
     sys::map_create(&attr).map_err(err)
 }
 
-/// Writes the contents that need no program. `fd_of` gives the fd value
-/// of map references.
+/// Writes the contents that need no program, batched where the map type
+/// allows. `fd_of` gives the fd value of map references.
 fn fill_map(
     spec: &MapSpec,
     fd: &OwnedFd,
     cpus: usize,
     fd_of: impl Fn(&InitValue) -> Option<u64>,
 ) -> Result<(), LoadError> {
-    let err = |source| LoadError::FillMap {
-        map: spec.name.clone(),
-        source,
-    };
-    for (key, value) in spec.contents.iter().filter(|(_, v)| !v.needs_program()) {
-        let bytes = match value {
-            InitValue::Bytes(b) if spec.map_type.is_per_cpu() => {
-                let slot = b.len().next_multiple_of(8);
-                let mut all = vec![0u8; slot * cpus];
-                for chunk in all.chunks_mut(slot) {
-                    chunk[..b.len()].copy_from_slice(b);
-                }
-                all
-            }
-            InitValue::Bytes(b) => b.clone(),
-            other => (fd_of(other).expect("map reference") as u32)
+    let entries = spec.contents.iter().filter(|(_, v)| !v.needs_program());
+    write_entries(spec, fd, cpus, entries, |value| match value {
+        InitValue::Bytes(b) => Cow::Borrowed(b.as_slice()),
+        other => Cow::Owned(
+            (fd_of(other).expect("map reference") as u32)
                 .to_ne_bytes()
                 .to_vec(),
-        };
-        sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(err)?;
-    }
-    Ok(())
+        ),
+    })
 }
 
 /// Writes the contents that refer to loaded programs.
@@ -404,20 +404,59 @@ fn fill_map_programs(
     fd: &OwnedFd,
     prog_fd: &SecondaryMap<ProgId, u32>,
 ) -> Result<(), LoadError> {
-    for (key, value) in &spec.contents {
-        let bytes: Vec<u8> = match *value {
-            InitValue::Prog(p) => prog_fd[p].to_ne_bytes().to_vec(),
+    let entries = spec.contents.iter().filter(|(_, v)| v.needs_program());
+    write_entries(spec, fd, 1, entries, |value| {
+        Cow::Owned(match *value {
             InitValue::DevWithProg { ifindex, prog }
             | InitValue::CpuWithProg {
                 qsize: ifindex,
                 prog,
             } => [ifindex.to_ne_bytes(), prog_fd[prog].to_ne_bytes()].concat(),
-            _ => continue,
-        };
-        sys::map_update_elem(fd.as_fd(), key, &bytes, 0).map_err(|source| LoadError::FillMap {
+            InitValue::Prog(p) => prog_fd[p].to_ne_bytes().to_vec(),
+            InitValue::Bytes(_) | InitValue::Map(_) => unreachable!("needs no program"),
+        })
+    })
+}
+
+/// Writes `entries` to the map `fd` of `spec`, each value as `bytes`
+/// gives it, through one [`EntryWriter`].
+fn write_entries<'s>(
+    spec: &MapSpec,
+    fd: &OwnedFd,
+    cpus: usize,
+    entries: impl Iterator<Item = &'s (Vec<u8>, InitValue)>,
+    bytes: impl Fn(&'s InitValue) -> Cow<'s, [u8]>,
+) -> Result<(), LoadError> {
+    let mut entries = entries.peekable();
+    if entries.peek().is_none() {
+        return Ok(());
+    }
+    // A handle that knows the map's layout, so each write is one system
+    // call.
+    let map = fd
+        .try_clone()
+        .and_then(sys::MapFd::new)
+        .map_err(|source| LoadError::FillMap {
             map: spec.name.clone(),
             source,
         })?;
+    let mut writer = EntryWriter::new(
+        &map,
+        Shape {
+            key_size: spec.key_size as usize,
+            value_size: spec.value_size as usize,
+            per_cpu: spec.map_type.is_per_cpu().then_some(cpus),
+            batch: spec.map_type.has_batch_update(),
+        },
+    );
+    let failed = |e: EntryError| LoadError::FillEntry {
+        map: spec.name.clone(),
+        key: e.key,
+        source: e.source,
+    };
+    for (key, value) in entries {
+        writer.push(key, &bytes(value)).map_err(failed)?;
     }
+    writer.finish().map_err(failed)?;
     Ok(())
 }
