@@ -35,9 +35,8 @@
 //!
 //! - `bpf_map_lookup_elem` returns a pointer to the value, or NULL (0)
 //!   when the key is absent. The verifier refuses any use of the pointer
-//!   before a test against 0 (`R0 invalid mem access
-//!   'map_value_or_null'`). Arrays never return NULL for an index below
-//!   `max_entries`.
+//!   before a test against 0 (`invalid mem access 'map_value_or_null'`).
+//!   Arrays never return NULL for an index below `max_entries`.
 //! - `bpf_map_update_elem` and `bpf_map_delete_elem` return 0 or a
 //!   negative errno: `-ENOENT` (delete of an absent key, `BPF_EXIST` on an
 //!   absent key), `-EEXIST` (`BPF_NOEXIST` on a present key), `-E2BIG`
