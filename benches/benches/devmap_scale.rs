@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bpf_builder::asm::{Asm, Code};
 use bpf_builder::attach;
+use bpf_builder::ctx::{XdpAction, xdp_md};
 use bpf_builder::insn::{JmpOp, Reg::*, Size};
 use bpf_builder::map::{InitValue, MapSpec};
 use bpf_builder::object::{Object, ProgramType};
@@ -25,15 +26,15 @@ const RUNS: usize = 5;
 fn egress(n: u16) -> Code {
     let mut a = Asm::new();
     let out = a.new_label();
-    a.ldx(Size::W, R2, R1, 0);
-    a.ldx(Size::W, R3, R1, 4);
+    a.ldx(Size::W, R2, R1, xdp_md::DATA);
+    a.ldx(Size::W, R3, R1, xdp_md::DATA_END);
     a.mov64(R4, R2);
     a.add64(R4, 14);
     a.jmp(JmpOp::Gt, R4, R3, out);
     a.st(Size::W, R2, 6, 2);
     a.st(Size::H, R2, 10, i32::from(n.swap_bytes()));
     a.bind(out);
-    a.mov64(R0, 2);
+    a.mov64(R0, XdpAction::Pass);
     a.exit();
     a.finish().expect("labels are bound")
 }

@@ -2,6 +2,7 @@
 //! code.
 
 use bpf_builder::asm::{Asm, Label};
+use bpf_builder::ctx::{XdpAction, xdp_md};
 use bpf_builder::insn::{AluOp, JmpOp, Reg::*, Size};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgramType};
@@ -16,8 +17,8 @@ pub fn emit_mix(n: usize) -> Asm {
             a.bind(l);
         }
         let l = a.new_label();
-        a.ldx(Size::W, R2, R1, 0);
-        a.ldx(Size::W, R3, R1, 4);
+        a.ldx(Size::W, R2, R1, xdp_md::DATA);
+        a.ldx(Size::W, R3, R1, xdp_md::DATA_END);
         a.mov64(R4, R2);
         a.add64(R4, (i % 64) as i32);
         a.jmp(JmpOp::Gt, R4, R3, l);
@@ -29,7 +30,7 @@ pub fn emit_mix(n: usize) -> Asm {
     if let Some(l) = pending {
         a.bind(l);
     }
-    a.mov64(R0, 2);
+    a.mov64(R0, XdpAction::Pass);
     a.exit();
     a
 }
@@ -41,8 +42,8 @@ pub fn small_object(i: u32) -> Object {
     let m = o.add_map(MapSpec::array("hits", 8, 1)).expect("valid map");
     let mut a = Asm::new();
     let out = a.new_label();
-    a.ldx(Size::W, R2, R1, 0);
-    a.ldx(Size::W, R3, R1, 4);
+    a.ldx(Size::W, R2, R1, xdp_md::DATA);
+    a.ldx(Size::W, R3, R1, xdp_md::DATA_END);
     a.mov64(R4, R2);
     a.add64(R4, 14);
     a.jmp(JmpOp::Gt, R4, R3, out);
@@ -57,7 +58,7 @@ pub fn small_object(i: u32) -> Object {
     a.mov64(R1, 1);
     a.atomic(bpf_builder::insn::AtomicOp::Add, Size::DW, R0, 0, R1);
     a.bind(out);
-    a.mov64(R0, 2);
+    a.mov64(R0, XdpAction::Pass);
     a.exit();
     o.add_program(
         &format!("p{i}"),

@@ -8,11 +8,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::entries::{EntryWriter, Shape};
 use crate::kernel_id::{KernelMapId, KernelProgId};
 use crate::map::MapType;
 use crate::object::ProgramType;
+use crate::pod::Pod;
 use crate::run::{RunError, TestRun, TestRunOutput};
 use crate::sys::bpf as sys;
+use crate::text::hex_bytes;
+use crate::typed_map::TypedMap;
 
 /// How an update treats an existing key.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -117,6 +121,20 @@ pub enum MapError {
         map: String,
         /// The operation.
         op: &'static str,
+        /// The errno.
+        source: io::Error,
+    },
+    /// One entry of many failed; those before it were written, none after.
+    #[error("map `{map}`: {op} failed at entry {index} (key {}): {source}", hex_bytes(.key))]
+    Entry {
+        /// The map.
+        map: String,
+        /// The operation.
+        op: &'static str,
+        /// Position of the entry: how many were written before it.
+        index: usize,
+        /// Its key.
+        key: Vec<u8>,
         /// The errno.
         source: io::Error,
     },
@@ -479,12 +497,70 @@ impl Map {
     }
 
     /// Writes many entries in one system call (`BPF_MAP_UPDATE_BATCH`);
-    /// `keys` and `values` are back to back. Returns how many were written.
+    /// `keys` and `values` are back to back (values as the kernel lays
+    /// them out: for per-CPU maps, one 8-byte aligned slot per possible
+    /// CPU). Returns how many were written. The map type must have batch
+    /// updates ([`MapType::has_batch_update`]); typed maps batch where
+    /// they can and write one by one elsewhere
+    /// ([`TypedMap::insert_batch`]).
     pub fn update_batch(&self, keys: &[u8], values: &[u8]) -> Result<u32, MapError> {
         let n = keys.len() / self.key_size.max(1);
         self.check("keys", keys.len(), n * self.key_size)?;
         self.check("values", values.len(), n * self.slot() * self.cpus)?;
-        sys::map_update_batch(&*self.fd, keys, values, 0).map_err(self.sys_err("update batch"))
+        sys::map_update_batch(&*self.fd, keys, values, 0).map_err(|e| {
+            let index = e.done as usize;
+            MapError::Entry {
+                map: self.name.clone(),
+                op: "update batch",
+                index,
+                key: keys
+                    .get(index * self.key_size..(index + 1) * self.key_size)
+                    .unwrap_or_default()
+                    .to_vec(),
+                source: e.error,
+            }
+        })
+    }
+
+    /// A typed view of the map: keys of type `K` and values of type `V`,
+    /// whose sizes must be the map's key and value sizes (one CPU's value
+    /// for per-CPU maps).
+    ///
+    /// ```no_run
+    /// use std::net::Ipv4Addr;
+    /// use bpf_builder::map::MapSpec;
+    /// use bpf_builder::object::Object;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut obj = Object::new();
+    /// let id = obj.add_map(MapSpec::hash("blocked", 4, 8, 100_000))?;
+    /// let loaded = obj.load()?;
+    /// let blocked = loaded.map(id).typed::<Ipv4Addr, u64>()?;
+    /// blocked.insert_batch((0..50_000u32).map(|i| (Ipv4Addr::from(0x0a00_0000 + i), 0)))?;
+    /// assert_eq!(blocked.get(&Ipv4Addr::new(10, 0, 0, 7))?, Some(0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn typed<K: Pod, V: Pod>(&self) -> Result<TypedMap<'_, K, V>, MapError> {
+        self.check("typed key", K::SIZE, self.key_size)?;
+        self.check("typed value", V::SIZE, self.value_size)?;
+        Ok(TypedMap::new(self))
+    }
+
+    /// A writer of many entries to this map, batched where the kernel
+    /// has batch updates for its type.
+    pub(crate) fn writer(&self) -> EntryWriter<&sys::MapFd> {
+        let batch =
+            MapType::from_kernel_type(self.kernel_type).is_some_and(MapType::has_batch_update);
+        EntryWriter::new(
+            &*self.fd,
+            Shape {
+                key_size: self.key_size,
+                value_size: self.value_size,
+                per_cpu: self.is_per_cpu().then_some(self.cpus),
+                batch,
+            },
+        )
     }
 
     /// Deletes many keys in one system call. Returns how many were deleted.

@@ -7,7 +7,8 @@
 //! [`reloc`] (the in-memory object), [`layout`] (programs with the
 //! functions they call), [`load`] (into the kernel, all or nothing),
 //! [`handle`] (maps and programs in the kernel, [`kernel_id`] their
-//! kernel ids), [`run`]
+//! kernel ids, [`typed_map`] their entries as [`pod`] types), [`ctx`]
+//! (actions, context layouts, helper return values), [`run`]
 //! (`BPF_PROG_TEST_RUN`), [`interp`] (running programs without the
 //! kernel), [`attach`] (XDP, tcx, links, devmap/cpumap entries),
 //! [`pins`] (pinned state as units that exist whole or not at all),
@@ -26,6 +27,7 @@
 //!
 //! ```no_run
 //! use bpf_builder::asm::{Annotation, Asm};
+//! use bpf_builder::ctx::XdpAction;
 //! use bpf_builder::helpers::Helper;
 //! use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
 //! use bpf_builder::map::MapSpec;
@@ -49,7 +51,7 @@
 //! a.atomic(AtomicOp::Add, Size::DW, R0, 0, R1);
 //! a.bind(pass);
 //! a.set_source(Annotation::new("return XDP_PASS"));
-//! a.mov64(R0, 2);
+//! a.mov64(R0, XdpAction::Pass);
 //! a.exit();
 //! let prog = obj.add_program("count", ProgramType::Xdp, a.finish()?)?;
 //! println!("{}", obj.listing(prog)?);
@@ -68,8 +70,10 @@
 pub mod asm;
 pub mod attach;
 pub mod btf;
+pub mod ctx;
 pub mod disasm;
 pub mod elf;
+mod entries;
 pub mod handle;
 pub mod helpers;
 pub mod insn;
@@ -81,9 +85,11 @@ pub mod load;
 pub mod map;
 pub mod object;
 pub mod pins;
+pub mod pod;
 pub mod privilege;
 pub mod reloc;
 pub mod run;
 pub mod sys;
 pub mod text;
+pub mod typed_map;
 pub mod verifier;

@@ -6,6 +6,7 @@
 //! the loader until the whole object is in, so a failure at any step
 //! closes everything created before it and leaves nothing behind.
 
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -15,6 +16,7 @@ use cranelift_entity::{PrimaryMap, SecondaryMap};
 
 use crate::asm::Code;
 use crate::btf;
+use crate::entries::{EntryError, EntryWriter, Shape};
 use crate::handle::{Map, MapError, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
@@ -22,6 +24,7 @@ use crate::object::{FuncId, MapId, MapSlot, Object, ObjectError, ProgId, ProgSlo
 use crate::privilege::{Needs, hint, is_denied};
 use crate::reloc::Reloc;
 use crate::sys::bpf as sys;
+use crate::text::hex_bytes;
 use crate::verifier::{FailedInsn, VerifierError, parse_log};
 
 mod existing;
@@ -95,6 +98,16 @@ pub enum LoadError {
     /// index past the end, a devmap interface that does not exist...).
     #[error("writing the initial contents failed: {0}")]
     Entry(MapError),
+    /// The kernel refused one of a map's initial entries.
+    #[error("filling map `{map}` failed at key {}: {source}", hex_bytes(.key))]
+    FillEntry {
+        /// The map.
+        map: String,
+        /// The entry's key.
+        key: Vec<u8>,
+        /// The errno.
+        source: io::Error,
+    },
     /// The verifier (or the kernel) refused a program.
     #[error(transparent)]
     Program(Box<VerifierError>),
@@ -475,33 +488,23 @@ fn create_map(spec: &MapSpec) -> Result<OwnedFd, LoadError> {
     sys::map_create(&attr).map_err(err)
 }
 
-/// Writes the contents that need no program. `fd_of` gives the fd value
-/// of map references.
+/// Writes the contents that need no program, batched where the map type
+/// allows. `fd_of` gives the fd value of map references.
 fn fill_map(
     spec: &MapSpec,
     fd: BorrowedFd<'_>,
     cpus: usize,
     fd_of: impl Fn(&InitValue) -> Option<u64>,
 ) -> Result<(), LoadError> {
-    for (key, value) in spec.contents.iter().filter(|(_, v)| !v.needs_program()) {
-        let bytes = match value {
-            InitValue::Bytes(b) if spec.map_type.is_per_cpu() => {
-                let slot = b.len().next_multiple_of(8);
-                let mut all = vec![0u8; slot * cpus];
-                for chunk in all.chunks_mut(slot) {
-                    chunk[..b.len()].copy_from_slice(b);
-                }
-                all
-            }
-            InitValue::Bytes(b) => b.clone(),
-            other => (fd_of(other).expect("map reference") as u32)
+    let entries = spec.contents.iter().filter(|(_, v)| !v.needs_program());
+    write_entries(spec, fd, cpus, entries, |value| match value {
+        InitValue::Bytes(b) => Cow::Borrowed(b.as_slice()),
+        other => Cow::Owned(
+            (fd_of(other).expect("map reference") as u32)
                 .to_ne_bytes()
                 .to_vec(),
-        };
-        sys::map_update_elem(fd.as_fd(), key, &bytes, 0)
-            .map_err(|source| entry_error(spec, key, &bytes, source))?;
-    }
-    Ok(())
+        ),
+    })
 }
 
 /// Writes the contents that refer to loaded programs.
@@ -510,25 +513,62 @@ fn fill_map_programs(
     fd: BorrowedFd<'_>,
     prog_fd: &SecondaryMap<ProgSlot, u32>,
 ) -> Result<(), LoadError> {
-    for (key, value) in &spec.contents {
-        let bytes: Vec<u8> = match *value {
-            InitValue::Prog(p) => prog_fd[p.slot()].to_ne_bytes().to_vec(),
+    let entries = spec.contents.iter().filter(|(_, v)| v.needs_program());
+    write_entries(spec, fd, 1, entries, |value| {
+        Cow::Owned(match *value {
             InitValue::DevWithProg { ifindex, prog }
             | InitValue::CpuWithProg {
                 qsize: ifindex,
                 prog,
             } => [ifindex.to_ne_bytes(), prog_fd[prog.slot()].to_ne_bytes()].concat(),
-            _ => continue,
-        };
-        sys::map_update_elem(fd.as_fd(), key, &bytes, 0)
-            .map_err(|source| entry_error(spec, key, &bytes, source))?;
+            InitValue::Prog(p) => prog_fd[p.slot()].to_ne_bytes().to_vec(),
+            InitValue::Bytes(_) | InitValue::Map(_) => unreachable!("needs no program"),
+        })
+    })
+}
+
+/// Writes `entries` to the map `fd` of `spec`, each value as `bytes`
+/// gives it, through one [`EntryWriter`].
+fn write_entries<'s>(
+    spec: &MapSpec,
+    fd: BorrowedFd<'_>,
+    cpus: usize,
+    entries: impl Iterator<Item = &'s (Vec<u8>, InitValue)>,
+    bytes: impl Fn(&'s InitValue) -> Cow<'s, [u8]>,
+) -> Result<(), LoadError> {
+    let mut entries = entries.peekable();
+    if entries.peek().is_none() {
+        return Ok(());
     }
+    // A handle that knows the map's layout, so each write is one system
+    // call.
+    let map = fd
+        .try_clone_to_owned()
+        .and_then(sys::MapFd::new)
+        .map_err(|source| LoadError::FillMap {
+            map: spec.name.clone(),
+            source,
+        })?;
+    let mut writer = EntryWriter::new(
+        &map,
+        Shape {
+            key_size: spec.key_size as usize,
+            value_size: spec.value_size as usize,
+            per_cpu: spec.map_type.is_per_cpu().then_some(cpus),
+            batch: spec.map_type.has_batch_update(),
+        },
+    );
+    let failed = |e: EntryError| entry_error(spec, &e.key, &e.value, e.source);
+    for (key, value) in entries {
+        writer.push(key, &bytes(value)).map_err(failed)?;
+    }
+    writer.finish().map_err(failed)?;
     Ok(())
 }
 
 /// A refused initial entry: [`LoadError::Entry`] when the errno means
 /// something specific for this map (see [`MapError`]), else
-/// [`LoadError::FillMap`].
+/// [`LoadError::FillEntry`].
 fn entry_error(spec: &MapSpec, key: &[u8], value: &[u8], source: io::Error) -> LoadError {
     let kernel_type = spec.map_type.kernel_type();
     match MapError::update(
@@ -539,8 +579,9 @@ fn entry_error(spec: &MapSpec, key: &[u8], value: &[u8], source: io::Error) -> L
         value,
         source,
     ) {
-        MapError::Sys { source, .. } => LoadError::FillMap {
+        MapError::Sys { source, .. } => LoadError::FillEntry {
             map: spec.name.clone(),
+            key: key.to_vec(),
             source,
         },
         explained => LoadError::Entry(explained),

@@ -8,6 +8,7 @@ use crate::btf::{Btf, TypeId};
 use crate::handle::Map;
 use crate::kernel_id::KernelMapId;
 use crate::object::{MapId, ProgId};
+use crate::pod::Pod;
 
 /// Map flag: allocate hash elements on demand (required for LPM tries).
 pub const F_NO_PREALLOC: u32 = 1 << 0;
@@ -114,6 +115,23 @@ impl MapType {
                 | MapType::CpuMap
                 | MapType::ArrayOfMaps
         )
+    }
+
+    /// Whether the kernel writes this map type in batches
+    /// (`BPF_MAP_UPDATE_BATCH`): hashes, arrays, LPM tries and maps of
+    /// maps do on Linux 6.18; program arrays, devmaps and cpumaps answer
+    /// `ENOTSUPP`, and their entries are written one at a time.
+    /// (`tests/map_contents.rs` checks this list against the running
+    /// kernel.) Older kernels have batches for fewer types (hashes and
+    /// arrays since 5.6, LPM tries much later); where a batch is refused
+    /// as not supported, the builder writes one entry at a time instead.
+    pub fn has_batch_update(self) -> bool {
+        use MapType::*;
+        match self {
+            Array | PerCpuArray | Hash | PerCpuHash | LruHash | LruPerCpuHash => true,
+            LpmTrie | ArrayOfMaps | HashOfMaps => true,
+            RingBuf | ProgArray | DevMap | DevMapHash | CpuMap => false,
+        }
     }
 
     /// The name used in messages and the disassembler.
@@ -394,6 +412,11 @@ impl MapSpec {
         self.with_entry(key, InitValue::Bytes(value.into()))
     }
 
+    /// Adds an initial entry from a typed key and value (see [`Pod`]).
+    pub fn with_typed_entry<K: Pod, V: Pod>(self, key: K, value: V) -> MapSpec {
+        self.with_bytes(key.to_bytes(), value.to_bytes())
+    }
+
     /// Describes keys and values with BTF types: `key` and `value` are ids
     /// in `btf` (`key` 0 for no key type).
     pub fn with_btf(mut self, btf: Btf, key: TypeId, value: TypeId) -> MapSpec {
@@ -464,10 +487,6 @@ impl MapSpec {
                     self.max_entries.is_power_of_two() && self.max_entries >= 4096,
                     "ring buffer size must be a power of two and at least a page (4096)",
                 )?;
-                need(
-                    self.contents.is_empty(),
-                    "ring buffers have no initial contents",
-                )?;
             }
             ProgArray => need(
                 self.key_size == 4 && self.value_size == 4,
@@ -518,41 +537,55 @@ impl MapSpec {
             return Err(self.error("only maps of maps have an inner map"));
         }
         for (key, value) in &self.contents {
-            if key.len() != self.key_size as usize {
+            self.check_entry(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Checks one initial entry against the map's type and sizes (the
+    /// per-entry part of [`validate`](MapSpec::validate)), so entries can
+    /// be added one at a time in constant time each. References to
+    /// programs and maps are checked with the whole object.
+    pub fn check_entry(&self, key: &[u8], value: &InitValue) -> Result<(), MapSpecError> {
+        use MapType::*;
+        let t = self.map_type;
+        if t == RingBuf {
+            return Err(self.error("ring buffers have no initial contents"));
+        }
+        if key.len() != self.key_size as usize {
+            return Err(self.error(format!(
+                "initial key of {} bytes, the map's keys are {}",
+                key.len(),
+                self.key_size
+            )));
+        }
+        if t.is_array_like() {
+            let index = u32::from_ne_bytes(key[..4].try_into().expect("4-byte key"));
+            if index >= self.max_entries {
                 return Err(self.error(format!(
-                    "initial key of {} bytes, the map's keys are {}",
-                    key.len(),
-                    self.key_size
+                    "initial entry at index {index}, past max_entries {}",
+                    self.max_entries
                 )));
             }
-            if t.is_array_like() {
-                let index = u32::from_ne_bytes(key[..4].try_into().expect("4-byte key"));
-                if index >= self.max_entries {
-                    return Err(self.error(format!(
-                        "initial entry at index {index}, past max_entries {}",
-                        self.max_entries
-                    )));
-                }
+        }
+        let fits = match value {
+            InitValue::Bytes(b) => {
+                b.len() == self.value_size as usize
+                    && !matches!(t, ProgArray | ArrayOfMaps | HashOfMaps)
             }
-            let fits = match value {
-                InitValue::Bytes(b) => {
-                    b.len() == self.value_size as usize
-                        && !matches!(t, ProgArray | ArrayOfMaps | HashOfMaps)
-                }
-                InitValue::Prog(_) => t == ProgArray,
-                InitValue::Map(_) => matches!(t, ArrayOfMaps | HashOfMaps),
-                InitValue::DevWithProg { .. } => {
-                    matches!(t, DevMap | DevMapHash) && self.value_size == 8
-                }
-                InitValue::CpuWithProg { .. } => t == CpuMap && self.value_size == 8,
-            };
-            if !fits {
-                return Err(self.error(format!(
-                    "initial value {value:?} does not fit a {} map with {}-byte values",
-                    t.name(),
-                    self.value_size
-                )));
+            InitValue::Prog(_) => t == ProgArray,
+            InitValue::Map(_) => matches!(t, ArrayOfMaps | HashOfMaps),
+            InitValue::DevWithProg { .. } => {
+                matches!(t, DevMap | DevMapHash) && self.value_size == 8
             }
+            InitValue::CpuWithProg { .. } => t == CpuMap && self.value_size == 8,
+        };
+        if !fits {
+            return Err(self.error(format!(
+                "initial value {value:?} does not fit a {} map with {}-byte values",
+                t.name(),
+                self.value_size
+            )));
         }
         Ok(())
     }

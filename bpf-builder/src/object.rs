@@ -9,6 +9,7 @@ use std::fmt;
 
 use crate::asm::Code;
 use crate::map::{ExistingMap, F_RDONLY_PROG, InitValue, MapSpec, MapSpecError, MapType};
+use crate::pod::Pod;
 use crate::reloc::Reloc;
 
 mod ids;
@@ -273,6 +274,7 @@ pub enum ObjectError {
 ///
 /// ```
 /// use bpf_builder::asm::Asm;
+/// use bpf_builder::ctx::XdpAction;
 /// use bpf_builder::insn::Reg::*;
 /// use bpf_builder::map::MapSpec;
 /// use bpf_builder::object::{Object, ProgramType};
@@ -281,7 +283,7 @@ pub enum ObjectError {
 /// let counts = obj.add_map(MapSpec::per_cpu_array("counts", 8, 1)).unwrap();
 /// let mut a = Asm::new();
 /// a.ld_map_fd(R1, counts);
-/// a.mov64(R0, 2);
+/// a.mov64(R0, XdpAction::Pass);
 /// a.exit();
 /// let prog = obj.add_program("pass", ProgramType::Xdp, a.finish().unwrap()).unwrap();
 /// assert_eq!(obj.program(prog).name, "pass");
@@ -398,7 +400,7 @@ impl Object {
         check_name(&spec.name)?;
         spec.validate()?;
         for (_, value) in &spec.contents {
-            self.check_value(&spec.name, value)?;
+            self.check_value(value)?;
         }
         self.claim_name(&spec.name)?;
         let slot = self.maps.push(spec);
@@ -602,26 +604,25 @@ impl Object {
         Ok(())
     }
 
-    /// Checks the ids an initial value of map `map` holds: maps must
-    /// exist already (they are created before), programs may come later
-    /// ([`validate`](Object::validate) checks them), both of this object.
-    fn check_value(&self, map: &str, value: &InitValue) -> Result<(), ObjectError> {
+    /// Refuses the ids of another object in an initial value of map
+    /// `map`. The maps and programs it names may be added before or after
+    /// it: [`validate`](Object::validate) checks them when the object is
+    /// complete.
+    fn check_value(&self, value: &InitValue) -> Result<(), ObjectError> {
         if let Some(prog) = value.program() {
             self.check_id(prog)?;
         }
         if let InitValue::Map(m) = value {
             self.check_id(*m)?;
-            if self.maps.get(m.slot()).is_none() {
-                return Err(ObjectError::BadContents {
-                    map: map.to_string(),
-                    what: "map",
-                });
-            }
         }
         Ok(())
     }
 
-    /// Adds an entry to a map's initial contents.
+    /// Adds an entry to a map's initial contents. Only the new entry is
+    /// checked (its size, index and kind of value), so adding `n` entries
+    /// takes time in proportion to `n`. The programs and maps it refers
+    /// to may be added before or after it: [`validate`](Object::validate)
+    /// checks them when the object is complete (at load or ELF export).
     pub fn add_map_entry(
         &mut self,
         map: MapId,
@@ -629,16 +630,43 @@ impl Object {
         value: InitValue,
     ) -> Result<(), ObjectError> {
         self.check_id(map)?;
-        let name = &self.maps[map.slot()].name;
         if self.existing[map.slot()].is_some() {
-            return Err(ObjectError::ExistingWithContents(name.clone()));
+            return Err(ObjectError::ExistingWithContents(
+                self.maps[map.slot()].name.clone(),
+            ));
         }
-        self.check_value(name, &value)?;
-        let mut spec = self.maps[map.slot()].clone();
-        spec.contents.push((key.into(), value));
-        spec.validate()?;
-        self.maps[map.slot()] = spec;
+        self.check_value(&value)?;
+        let key = key.into();
+        let spec = &mut self.maps[map.slot()];
+        spec.check_entry(&key, &value)?;
+        spec.contents.push((key, value));
         Ok(())
+    }
+
+    /// Adds an entry of typed bytes to a map's initial contents: `key`
+    /// and `value` as [`Pod::write`] lays them out (the byte form is
+    /// [`add_map_entry`](Object::add_map_entry) with
+    /// [`InitValue::Bytes`]).
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use bpf_builder::map::MapSpec;
+    /// use bpf_builder::object::Object;
+    /// use bpf_builder::pod::{Ipv4Prefix, Pod};
+    ///
+    /// let mut obj = Object::new();
+    /// let routes = obj.add_map(MapSpec::lpm_trie("routes", 4, 4, 1024)).unwrap();
+    /// let net = Ipv4Prefix::new(Ipv4Addr::new(192, 168, 0, 0), 16);
+    /// obj.add_typed_entry(routes, net, 7u32).unwrap();
+    /// assert_eq!(obj.map(routes).contents[0].0, net.to_bytes());
+    /// ```
+    pub fn add_typed_entry<K: Pod, V: Pod>(
+        &mut self,
+        map: MapId,
+        key: K,
+        value: V,
+    ) -> Result<(), ObjectError> {
+        self.add_map_entry(map, key.to_bytes(), InitValue::Bytes(value.to_bytes()))
     }
 
     /// The map `id`.
@@ -721,19 +749,25 @@ impl Object {
     }
 
     /// Checks what can only be checked once the object is complete:
-    /// declared functions have bodies, initial contents name existing programs.
+    /// declared functions have bodies, initial contents name existing
+    /// programs and maps.
     pub fn validate(&self) -> Result<(), ObjectError> {
         if let Some((_, f)) = self.functions.iter().find(|(_, f)| f.code.is_none()) {
             return Err(ObjectError::Undefined(f.name.clone()));
         }
         for (_, spec) in self.maps.iter() {
-            for prog in spec.contents.iter().filter_map(|(_, v)| v.program()) {
-                if self.programs.get(prog.slot()).is_none() {
-                    return Err(ObjectError::BadContents {
-                        map: spec.name.clone(),
-                        what: "program",
-                    });
-                }
+            for (_, value) in &spec.contents {
+                let missing = match *value {
+                    InitValue::Map(m) if self.maps.get(m.slot()).is_none() => "map",
+                    _ => match value.program() {
+                        Some(p) if self.programs.get(p.slot()).is_none() => "program",
+                        _ => continue,
+                    },
+                };
+                return Err(ObjectError::BadContents {
+                    map: spec.name.clone(),
+                    what: missing,
+                });
             }
         }
         self.check_frags_agree()
@@ -983,6 +1017,65 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("map `m`"), "{e}");
+    }
+
+    #[test]
+    fn entries_may_come_before_the_programs_they_hold() {
+        let mut o = Object::new();
+        let jumps = o.add_map(MapSpec::prog_array("jumps", 4)).unwrap();
+        // The first program, not added yet.
+        let target = o.prog_id(ProgSlot::from_u32(0));
+        o.add_map_entry(jumps, 1u32.to_ne_bytes(), InitValue::Prog(target))
+            .unwrap();
+        let missing = ObjectError::BadContents {
+            map: "jumps".into(),
+            what: "program",
+        };
+        assert_eq!(o.validate(), Err(missing));
+        assert_eq!(o.add_program("t", ProgramType::Xdp, ret(1)), Ok(target));
+        assert_eq!(o.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_refused_entry_leaves_the_contents_as_they_were() {
+        let mut o = Object::new();
+        let a = o.add_map(MapSpec::array("a", 8, 4)).unwrap();
+        o.add_typed_entry(a, 3u32, 7u64).unwrap();
+        let e = o.add_typed_entry(a, 4u32, 7u64).unwrap_err();
+        assert!(e.to_string().contains("past max_entries 4"), "{e}");
+        let e = o.add_typed_entry(a, 0u32, 7u32).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
+        let e = o
+            .add_map_entry(a, 0u16.to_ne_bytes(), InitValue::Bytes(vec![0; 8]))
+            .unwrap_err();
+        assert!(e.to_string().contains("initial key of 2 bytes"), "{e}");
+        let contents = &o.map(a).contents;
+        assert_eq!(
+            contents,
+            &[(
+                3u32.to_ne_bytes().to_vec(),
+                InitValue::Bytes(7u64.to_ne_bytes().to_vec())
+            )]
+        );
+    }
+
+    #[test]
+    fn map_references_in_contents_are_checked_with_the_object() {
+        let mut o = Object::new();
+        let inner = MapSpec::array("i", 4, 1);
+        let outer = o
+            .add_map(MapSpec::array_of_maps("outer", 2, inner))
+            .unwrap();
+        let later = o.map_id(MapSlot::from_u32(1));
+        o.add_map_entry(outer, 0u32.to_ne_bytes(), InitValue::Map(later))
+            .unwrap();
+        let missing = ObjectError::BadContents {
+            map: "outer".into(),
+            what: "map",
+        };
+        assert_eq!(o.validate(), Err(missing));
+        assert_eq!(o.add_map(MapSpec::array("inner", 4, 1)), Ok(later));
+        assert_eq!(o.validate(), Ok(()));
     }
 
     #[test]

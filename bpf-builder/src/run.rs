@@ -15,7 +15,7 @@ use std::os::fd::BorrowedFd;
 
 use aya_obj::generated::bpf_prog_type;
 
-use crate::sys::bpf::{TestRunIo, prog_info, prog_test_run};
+use crate::sys::bpf::{ENOTSUPP, TestRunIo, prog_info, prog_test_run};
 
 /// Extra output room beyond the input size: programs may grow the packet
 /// (e.g. `bpf_xdp_adjust_head` with a negative delta).
@@ -26,9 +26,6 @@ const ATTEMPTS: usize = 3;
 
 /// Ethernet header length: the kernel's minimum input for packet programs.
 const ETH_HLEN: usize = 14;
-
-/// Kernel-internal "not supported" errno that leaks to user space.
-const ENOTSUPP: i32 = 524;
 
 /// One test run request. Build with [`TestRun::new`] and the setters.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! Text from outside (interface names, program and pin names, filter
 //! expressions) made safe to print on a terminal: [`escape`] is the one
 //! helper the messages of this crate and of its users (pcap2bpf and its
-//! command) put such names through.
+//! command) put such names through; [`hex_bytes`] prints map keys and
+//! values in messages.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -61,9 +62,29 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Bytes as `bpftool map dump` prints keys and values: two lower-case hex
+/// digits each, separated by spaces (`0a 00 00 01`). Messages about map
+/// entries show keys this way.
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_print_as_bpftool_does() {
+        assert_eq!(hex_bytes(&[10, 0, 0, 0xff]), "0a 00 00 ff");
+        assert_eq!(hex_bytes(&[]), "");
+    }
 
     #[test]
     fn controls_become_escapes() {

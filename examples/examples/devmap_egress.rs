@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use bpf_builder::attach::{self, xdp};
+use bpf_builder::ctx::XdpAction;
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgramSpec, ProgramType};
 use examples::net_progs;
@@ -38,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let drop = obj.add_program(
         "drop_all",
         ProgramType::XdpDevmap,
-        net_progs::verdict(net_progs::XDP_DROP),
+        net_progs::verdict(XdpAction::Drop),
     )?;
     let mut loaded = obj.load()?;
 

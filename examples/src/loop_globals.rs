@@ -6,6 +6,7 @@
 //! `bpf_loop` callback.
 
 use bpf_builder::asm::Asm;
+use bpf_builder::ctx::XdpAction;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, AtomicOp, JmpOp, Reg::*, Size};
 use bpf_builder::object::{MapId, Object, ObjectError, ProgId, ProgramType};
@@ -85,7 +86,7 @@ pub fn build(iterations: u32, step: u32) -> Result<LoopGlobals, ObjectError> {
     a.ld_map_value(R1, data, data::RUNS);
     a.mov64(R2, 1);
     a.atomic(AtomicOp::Add, Size::DW, R1, 0, R2);
-    a.mov64(R0, 2);
+    a.mov64(R0, XdpAction::Pass);
     a.exit();
     let program =
         object.add_program("loop_globals", ProgramType::Xdp, a.finish().expect("bound"))?;

@@ -3,18 +3,13 @@
 //! devmap egress programs that rewrite or drop.
 
 use bpf_builder::asm::{Asm, Code, Label};
+use bpf_builder::ctx::{TcxAction, XdpAction, sk_buff, xdp_md};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Reg::*, Size};
 use bpf_builder::object::MapId;
 
 /// EtherType of the example frames (IEEE local experimental).
 pub const ETHERTYPE: u16 = 0x88b5;
-/// `XDP_DROP`.
-pub const XDP_DROP: i32 = 1;
-/// `XDP_PASS`.
-pub const XDP_PASS: i32 = 2;
-/// `TCX_NEXT`: let the next program of the chain run.
-pub const TCX_NEXT: i32 = -1;
 
 /// Jumps to `skip` unless the packet (data in R2, data_end in R3) has at
 /// least 16 bytes and EtherType [`ETHERTYPE`]. Clobbers R4.
@@ -31,8 +26,8 @@ fn require_frame(a: &mut Asm, skip: Label) {
 pub fn tracer(trace: MapId, digit: i32) -> Code {
     let mut a = Asm::new();
     let next = a.new_label();
-    a.ldx(Size::W, R2, R1, 76); // __sk_buff.data
-    a.ldx(Size::W, R3, R1, 80); // __sk_buff.data_end
+    a.ldx(Size::W, R2, R1, sk_buff::DATA);
+    a.ldx(Size::W, R3, R1, sk_buff::DATA_END);
     require_frame(&mut a, next);
     a.st(Size::W, R10, -4, 0);
     a.ld_map_fd(R1, trace);
@@ -45,7 +40,7 @@ pub fn tracer(trace: MapId, digit: i32) -> Code {
     a.alu64(AluOp::Or, R1, digit);
     a.stx(Size::DW, R0, 0, R1);
     a.bind(next);
-    a.mov64(R0, TCX_NEXT);
+    a.mov64(R0, TcxAction::Next);
     a.exit();
     a.finish().expect("labels are bound")
 }
@@ -55,8 +50,8 @@ pub fn tracer(trace: MapId, digit: i32) -> Code {
 pub fn redirect(map: MapId) -> Code {
     let mut a = Asm::new();
     let pass = a.new_label();
-    a.ldx(Size::W, R2, R1, 0); // xdp_md.data
-    a.ldx(Size::W, R3, R1, 4); // xdp_md.data_end
+    a.ldx(Size::W, R2, R1, xdp_md::DATA);
+    a.ldx(Size::W, R3, R1, xdp_md::DATA_END);
     require_frame(&mut a, pass);
     a.ldx(Size::H, R2, R2, 14);
     a.ld_map_fd(R1, map);
@@ -64,7 +59,7 @@ pub fn redirect(map: MapId) -> Code {
     a.call(Helper::RedirectMap);
     a.exit();
     a.bind(pass);
-    a.mov64(R0, XDP_PASS);
+    a.mov64(R0, XdpAction::Pass);
     a.exit();
     a.finish().expect("labels are bound")
 }
@@ -73,8 +68,8 @@ pub fn redirect(map: MapId) -> Code {
 pub fn rewrite_src(mac: [u8; 6]) -> Code {
     let mut a = Asm::new();
     let out = a.new_label();
-    a.ldx(Size::W, R2, R1, 0);
-    a.ldx(Size::W, R3, R1, 4);
+    a.ldx(Size::W, R2, R1, xdp_md::DATA);
+    a.ldx(Size::W, R3, R1, xdp_md::DATA_END);
     a.mov64(R4, R2);
     a.add64(R4, 14);
     a.jmp(JmpOp::Gt, R4, R3, out);
@@ -91,13 +86,13 @@ pub fn rewrite_src(mac: [u8; 6]) -> Code {
         i32::from(u16::from_le_bytes([mac[4], mac[5]])),
     );
     a.bind(out);
-    a.mov64(R0, XDP_PASS);
+    a.mov64(R0, XdpAction::Pass);
     a.exit();
     a.finish().expect("labels are bound")
 }
 
 /// Returns `action` for every frame.
-pub fn verdict(action: i32) -> Code {
+pub fn verdict(action: XdpAction) -> Code {
     let mut a = Asm::new();
     a.mov64(R0, action);
     a.exit();

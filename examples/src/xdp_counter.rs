@@ -3,6 +3,7 @@
 //! packet access. Every frame passes.
 
 use bpf_builder::asm::{Annotation, Asm};
+use bpf_builder::ctx::{XdpAction, xdp_md};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, AtomicOp, JmpOp, Reg::*, Size};
 use bpf_builder::map::MapSpec;
@@ -35,9 +36,6 @@ impl Class {
     ];
 }
 
-/// `XDP_PASS`.
-pub const XDP_PASS: i32 = 2;
-
 /// The object: the `counters` map and the `xdp_counter` program.
 pub struct Counter {
     /// The object to load.
@@ -67,8 +65,8 @@ pub fn build() -> Result<Counter, ObjectError> {
         &mut a,
         "data, data_end, len = ctx->data, ctx->data_end, data_end - data",
     );
-    a.ldx(Size::W, R2, R1, 0); // xdp_md.data
-    a.ldx(Size::W, R3, R1, 4); // xdp_md.data_end
+    a.ldx(Size::W, R2, R1, xdp_md::DATA);
+    a.ldx(Size::W, R3, R1, xdp_md::DATA_END);
     a.mov64(R7, R3);
     a.alu64(AluOp::Sub, R7, R2);
     src(&mut a, "key = RUNT; if data + 14 > data_end: count");
@@ -104,7 +102,7 @@ pub fn build() -> Result<Counter, ObjectError> {
 
     a.bind(pass);
     src(&mut a, "return XDP_PASS");
-    a.mov64(R0, XDP_PASS);
+    a.mov64(R0, XdpAction::Pass);
     a.exit();
 
     let code = a.finish().expect("labels are all bound");

@@ -1,8 +1,9 @@
 //! The example programs pass the verifier and do what they say, on the
 //! real kernel.
 
+use bpf_builder::ctx::{TcxAction, XdpAction};
 use bpf_builder::run::TestRun;
-use examples::xdp_counter::{self, Class, XDP_PASS};
+use examples::xdp_counter::{self, Class};
 use examples::{loop_globals, require_bpf};
 
 #[test]
@@ -24,7 +25,7 @@ fn xdp_counter_counts_frames_by_class() {
     for (ethertype, len) in frames {
         let f = xdp_counter::frame(ethertype, len);
         let out = prog.test_run(&TestRun::new(&f)).unwrap();
-        assert_eq!(out.retval, XDP_PASS as u32);
+        assert_eq!(out.retval, XdpAction::Pass.value() as u32);
         assert_eq!(out.data, f, "the counter does not touch the frame");
     }
     let counters = loaded.map(counter.counters);
@@ -105,7 +106,7 @@ fn net_progs_do_what_the_attach_examples_say() {
 
     for expected in [7u64, 0x77] {
         let out = loaded.program(tracer).test_run(&TestRun::new(&f)).unwrap();
-        assert_eq!(out.retval as i32, net_progs::TCX_NEXT);
+        assert_eq!(out.retval as i32, TcxAction::Next.value());
         let v = loaded
             .map(trace)
             .lookup(&0u32.to_ne_bytes())

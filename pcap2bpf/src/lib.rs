@@ -51,6 +51,7 @@ pub use bpf_builder::text;
 pub use check::resolve;
 pub use syntax::{ast, lexer, parser};
 
+use bpf_builder::ctx::{TcAction, XdpAction};
 use bpf_builder::object::{Object, ProgId};
 
 pub use lower::LowerOptions;
@@ -191,8 +192,8 @@ impl<'a> CompileOptions<'a> {
     /// as the hook sees them, no fragments, no netmask.
     pub fn new(link: LinkType, target: Target, resolver: &'a dyn Resolver) -> Self {
         let (on_match, on_nomatch) = match target {
-            Target::Xdp => (2, 1),
-            Target::Tc => (0, 2),
+            Target::Xdp => (XdpAction::Pass.value(), XdpAction::Drop.value()),
+            Target::Tc => (TcAction::Ok.value(), TcAction::Shot.value()),
             Target::SocketFilter => (0x40000, 0),
         };
         CompileOptions {

@@ -4,6 +4,7 @@
 //! accesses returns (narrow reads, 16-bit fields, big-endian protocols).
 
 use super::error::Fault;
+use crate::ctx::{sk_buff, xdp_md};
 
 /// `struct xdp_md` as an XDP program sees it, apart from the packet
 /// pointers (those come from the packet and metadata given to the run).
@@ -190,42 +191,53 @@ pub(crate) enum CtxRead {
 }
 
 /// `struct xdp_md` size.
-const XDP_MD_SIZE: i64 = 24;
+const XDP_MD_SIZE: i64 = xdp_md::SIZE as i64;
 /// `struct __sk_buff` size.
-const SKB_SIZE: i64 = 192;
+const SKB_SIZE: i64 = sk_buff::SIZE as i64;
 
-/// `struct __sk_buff` field offsets (uapi).
+/// `struct __sk_buff` field offsets ([`sk_buff`]) as the interpreter's
+/// 64-bit offsets.
 mod off {
-    pub const LEN: i64 = 0;
-    pub const PKT_TYPE: i64 = 4;
-    pub const MARK: i64 = 8;
-    pub const QUEUE_MAPPING: i64 = 12;
-    pub const PROTOCOL: i64 = 16;
-    pub const VLAN_PRESENT: i64 = 20;
-    pub const VLAN_TCI: i64 = 24;
-    pub const VLAN_PROTO: i64 = 28;
-    pub const PRIORITY: i64 = 32;
-    pub const INGRESS_IFINDEX: i64 = 36;
-    pub const IFINDEX: i64 = 40;
-    pub const TC_INDEX: i64 = 44;
-    pub const CB: i64 = 48;
-    pub const CB_END: i64 = 68;
-    pub const HASH: i64 = 68;
-    pub const TC_CLASSID: i64 = 72;
-    pub const DATA: i64 = 76;
-    pub const DATA_END: i64 = 80;
-    pub const NAPI_ID: i64 = 84;
-    pub const FAMILY: i64 = 88;
-    pub const LOCAL_PORT_END: i64 = 140;
-    pub const DATA_META: i64 = 140;
-    pub const FLOW_KEYS: i64 = 144;
-    pub const TSTAMP: i64 = 152;
-    pub const WIRE_LEN: i64 = 160;
-    pub const GSO_SEGS: i64 = 164;
-    pub const SK: i64 = 168;
-    pub const GSO_SIZE: i64 = 176;
-    pub const TSTAMP_TYPE: i64 = 180;
-    pub const HWTSTAMP: i64 = 184;
+    use crate::ctx::sk_buff as f;
+
+    macro_rules! widen {
+        ($($name:ident),*) => {$(pub const $name: i64 = f::$name as i64;)*};
+    }
+
+    widen!(
+        LEN,
+        PKT_TYPE,
+        MARK,
+        QUEUE_MAPPING,
+        PROTOCOL,
+        VLAN_PRESENT,
+        VLAN_TCI,
+        VLAN_PROTO,
+        PRIORITY,
+        INGRESS_IFINDEX,
+        IFINDEX,
+        TC_INDEX,
+        CB,
+        HASH,
+        TC_CLASSID,
+        DATA,
+        DATA_END,
+        NAPI_ID,
+        FAMILY,
+        DATA_META,
+        FLOW_KEYS,
+        TSTAMP,
+        WIRE_LEN,
+        GSO_SEGS,
+        SK,
+        GSO_SIZE,
+        TSTAMP_TYPE,
+        HWTSTAMP
+    );
+    /// One past `cb[5]`.
+    pub const CB_END: i64 = CB + 20;
+    /// One past `local_port`, the last field of `sk_skb` programs.
+    pub const LOCAL_PORT_END: i64 = f::LOCAL_PORT as i64 + 4;
 }
 
 /// Reads `size` bytes at `off` of an `xdp_md`.
@@ -238,12 +250,12 @@ pub(crate) fn xdp_read(ctx: &XdpCtx, o: i64, size: usize) -> Result<CtxRead, Fau
     if !(0..XDP_MD_SIZE).contains(&o) || size != 4 || o % 4 != 0 {
         return Err(refuse);
     }
-    Ok(match o {
-        0 => CtxRead::Data,
-        4 => CtxRead::DataEnd,
-        8 => CtxRead::DataMeta,
-        12 => CtxRead::Scalar(u64::from(ctx.ingress_ifindex)),
-        16 => CtxRead::Scalar(u64::from(ctx.rx_queue_index)),
+    Ok(match o as i16 {
+        xdp_md::DATA => CtxRead::Data,
+        xdp_md::DATA_END => CtxRead::DataEnd,
+        xdp_md::DATA_META => CtxRead::DataMeta,
+        xdp_md::INGRESS_IFINDEX => CtxRead::Scalar(u64::from(ctx.ingress_ifindex)),
+        xdp_md::RX_QUEUE_INDEX => CtxRead::Scalar(u64::from(ctx.rx_queue_index)),
         _ => CtxRead::Scalar(u64::from(ctx.egress_ifindex)),
     })
 }

@@ -11,17 +11,18 @@
 //! when they run (it does not re-implement the verifier).
 //!
 //! ```
+//! use bpf_builder::ctx::{XdpAction, xdp_md};
 //! use bpf_builder::insn::{Insn, JmpOp, Reg::*, Size};
 //! use bpf_builder::interp::{Interp, XdpCtx};
 //!
 //! // Drop frames shorter than 60 bytes, pass the others.
 //! let prog = [
-//!     Insn::ldx(Size::W, R2, R1, 0),     // r2 = ctx->data
-//!     Insn::ldx(Size::W, R3, R1, 4),     // r3 = ctx->data_end
-//!     Insn::mov64(R0, 1),                // XDP_DROP
+//!     Insn::ldx(Size::W, R2, R1, xdp_md::DATA),
+//!     Insn::ldx(Size::W, R3, R1, xdp_md::DATA_END),
+//!     Insn::mov64(R0, XdpAction::Drop),
 //!     Insn::alu64(bpf_builder::insn::AluOp::Add, R2, 60),
 //!     Insn::jmp(JmpOp::Gt, R2, R3, 1),   // data + 60 > data_end
-//!     Insn::mov64(R0, 2),                // XDP_PASS
+//!     Insn::mov64(R0, XdpAction::Pass),
 //!     Insn::exit(),
 //! ];
 //! let mut interp = Interp::new(&prog);

@@ -39,8 +39,8 @@ pub use link::{
     link_update, prog_attach, prog_detach, prog_query, raw_tracepoint_open,
 };
 pub use map::{
-    Layout, LookupBatch, MapCreateAttr, MapFd, MapRef, map_create, map_delete_batch,
-    map_delete_elem, map_freeze, map_get_next_key, map_lookup_and_delete_batch,
+    Layout, LookupBatch, MapCreateAttr, MapFd, MapRef, UpdateBatchError, map_create,
+    map_delete_batch, map_delete_elem, map_freeze, map_get_next_key, map_lookup_and_delete_batch,
     map_lookup_and_delete_elem, map_lookup_batch, map_lookup_elem, map_update_batch,
     map_update_elem, possible_cpus,
 };
@@ -50,6 +50,11 @@ pub use prog::{
     prog_load_with_log,
 };
 pub use test_run::{TestRunFailure, TestRunIo, TestRunResult, prog_test_run};
+
+/// The kernel-internal "not supported" errno (524) that some `bpf(2)`
+/// commands return to user space (a map type without batch operations, a
+/// program type without test runs); libc has no name for it.
+pub const ENOTSUPP: i32 = 524;
 
 /// Map, program and link flag values from the kernel uapi that callers of
 /// this module need, re-exported with their kernel names.

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use bpf_builder::attach::tcx::{self, Place};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{AttachError, Interface, Link};
+use bpf_builder::ctx::{TcxAction, XdpAction};
 use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
@@ -155,11 +156,12 @@ impl Action {
 
     /// Return values on match and otherwise, for `hook`.
     fn verdicts(self, hook: Hook) -> (i32, i32) {
-        // XDP: DROP = 1, PASS = 2. tcx: SHOT = 2, NEXT = -1 (let the rest
-        // of the chain decide).
+        // tcx: NEXT lets the rest of the chain decide.
         let (pass, drop) = match hook {
-            Hook::Xdp => (2, 1),
-            Hook::TcxIngress | Hook::TcxEgress => (-1, 2),
+            Hook::Xdp => (XdpAction::Pass.value(), XdpAction::Drop.value()),
+            Hook::TcxIngress | Hook::TcxEgress => {
+                (TcxAction::Next.value(), TcxAction::Drop.value())
+            }
         };
         match self {
             Action::Drop => (drop, pass),

@@ -3,6 +3,7 @@
 //! pool. A load compared with (or masked by) a constant may stay in
 //! network byte order, the constant swapped instead.
 
+use bpf_builder::ctx::{sk_buff, xdp_md};
 use bpf_builder::insn::{AluOp, JmpOp, Reg, Size};
 
 use super::frame::{CTX, DATA, END, WIRELEN_SLOT, var_slot};
@@ -56,7 +57,9 @@ impl Gen<'_, '_> {
                         self.asm.mov64(r, END);
                         self.asm.alu64(AluOp::Sub, r, DATA);
                     }
-                    Target::Tc | Target::SocketFilter => self.asm.ldx(Size::W, r, CTX, 0),
+                    Target::Tc | Target::SocketFilter => {
+                        self.asm.ldx(Size::W, r, CTX, sk_buff::LEN)
+                    }
                 }
                 Ok(r)
             }
@@ -113,17 +116,17 @@ impl Gen<'_, '_> {
 
     fn meta(&mut self, m: Meta, r: Reg) {
         let off = match (self.opts.target, m) {
-            (Target::Xdp, Meta::IfIndex) => 12,
+            (Target::Xdp, Meta::IfIndex) => xdp_md::INGRESS_IFINDEX,
             (Target::Xdp, _) => {
                 // No metadata tag and no direction in XDP: tags are in the
                 // frame and every packet is incoming.
                 self.asm.mov32(r, 0);
                 return;
             }
-            (_, Meta::VlanPresent) => 20,
-            (_, Meta::VlanTci) => 24,
-            (_, Meta::IfIndex) => 40,
-            (_, Meta::PktType) => 4,
+            (_, Meta::VlanPresent) => sk_buff::VLAN_PRESENT,
+            (_, Meta::VlanTci) => sk_buff::VLAN_TCI,
+            (_, Meta::IfIndex) => sk_buff::IFINDEX,
+            (_, Meta::PktType) => sk_buff::PKT_TYPE,
         };
         self.asm.ldx(Size::W, r, CTX, off);
     }

@@ -4,6 +4,7 @@
 //! choice between the two copies of the filter (XDP).
 
 use bpf_builder::asm::{Annotation, Label};
+use bpf_builder::ctx::{sk_buff, xdp_md};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Reg, Size};
 
@@ -49,11 +50,11 @@ impl Gen<'_, '_> {
         }
         match self.opts.target {
             Target::Xdp => {
-                a.ldx(Size::W, DATA, Reg::R1, 0);
-                a.ldx(Size::W, END, Reg::R1, 4);
+                a.ldx(Size::W, DATA, Reg::R1, xdp_md::DATA);
+                a.ldx(Size::W, END, Reg::R1, xdp_md::DATA_END);
                 if self.opts.test_run_meta {
                     // struct { u32 caplen, wirelen; } just before data.
-                    a.ldx(Size::W, Reg::R2, Reg::R1, 8);
+                    a.ldx(Size::W, Reg::R2, Reg::R1, xdp_md::DATA_META);
                     a.mov64(Reg::R3, Reg::R2);
                     a.add64(Reg::R3, 8);
                     // No metadata: the test run's input is not ours.
@@ -67,8 +68,8 @@ impl Gen<'_, '_> {
                 }
             }
             Target::Tc => {
-                a.ldx(Size::W, DATA, Reg::R1, 76);
-                a.ldx(Size::W, END, Reg::R1, 80);
+                a.ldx(Size::W, DATA, Reg::R1, sk_buff::DATA);
+                a.ldx(Size::W, END, Reg::R1, sk_buff::DATA_END);
                 self.pull_what_is_read();
             }
             Target::SocketFilter => {}
@@ -95,8 +96,8 @@ impl Gen<'_, '_> {
         let a = &mut *self.asm;
         a.call(Helper::XdpGetBuffLen);
         a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R0);
-        a.ldx(Size::W, DATA, CTX, 0);
-        a.ldx(Size::W, END, CTX, 4);
+        a.ldx(Size::W, DATA, CTX, xdp_md::DATA);
+        a.ldx(Size::W, END, CTX, xdp_md::DATA_END);
         if need == 0 {
             return None;
         }
@@ -132,7 +133,7 @@ impl Gen<'_, '_> {
         a.mov64(head, END);
         a.alu64(AluOp::Sub, head, DATA);
         a.jmp(JmpOp::Ge, head, need as i32, linear);
-        a.ldx(Size::W, len, CTX, 0);
+        a.ldx(Size::W, len, CTX, sk_buff::LEN);
         a.jmp(JmpOp::Ge, head, len, linear);
         let pull = a.new_label();
         a.jmp32(JmpOp::Le, len, need as i32, pull);

@@ -25,6 +25,7 @@
 //! `XDP_ABORTED`; the caller checks the return value and the last index.
 
 use bpf_builder::asm::{Annotation, Asm, Label};
+use bpf_builder::ctx::XdpAction;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Operand, Reg, Size};
 use bpf_builder::load::Loaded;
@@ -52,9 +53,6 @@ const INDEX: i16 = 16;
 /// The shortest frame a test run takes (an Ethernet header); shorter
 /// packets are padded, their `caplen` keeping the verdict.
 const MIN_FRAME: usize = 14;
-
-const XDP_ABORTED: i32 = 0;
-const XDP_PASS: i32 = 2;
 
 /// Adds the batch program for `ir` (and the program array it tail-calls
 /// itself through) to `object`.
@@ -115,11 +113,11 @@ pub fn add_program(object: &mut Object, ir: &Ir, source: &str) -> Result<ProgId,
     a.mov32(R3, 0);
     a.call(Helper::TailCall);
     a.bind(abort);
-    a.mov32(R0, XDP_ABORTED);
+    a.mov32(R0, XdpAction::Aborted);
     a.exit();
     a.bind(last);
     a.stx(Size::W, R2, BITS, R8);
-    a.mov32(R0, XDP_PASS);
+    a.mov32(R0, XdpAction::Pass);
     a.exit();
 
     let code = a.finish().map_err(internal)?;
@@ -196,7 +194,7 @@ pub fn run(loaded: &Loaded, prog: ProgId, items: &[Item<'_>]) -> Result<u32, Str
     };
     match (out.retval, field(INDEX), field(BITS)) {
         (r, Some(index), Some(bits))
-            if r == XDP_PASS as u32 && index as usize + 1 == items.len() =>
+            if r == XdpAction::Pass.value() as u32 && index as usize + 1 == items.len() =>
         {
             Ok(bits)
         }

@@ -9,10 +9,12 @@
 
 pub mod batch;
 
+use bpf_builder::ctx::XdpMd;
 use bpf_builder::insn::Insn;
 use bpf_builder::interp::{Interp, XdpCtx};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::object::{Object, ProgId};
+use bpf_builder::pod::Pod;
 use bpf_builder::run::TestRun;
 
 use crate::codegen::MAX_VAR_OFF;
@@ -295,8 +297,10 @@ fn input(p: Frame<'_>, take: usize) -> Vec<u8> {
 /// `struct xdp_md` for a test run of `len` bytes whose first `meta` are
 /// the metadata area (data starts after them).
 pub(crate) fn xdp_md(meta: usize, len: usize) -> Vec<u8> {
-    [meta as u32, len as u32, 0, 0, 0, 0]
-        .iter()
-        .flat_map(|f| f.to_ne_bytes())
-        .collect()
+    XdpMd {
+        data: meta as u32,
+        data_end: len as u32,
+        ..XdpMd::default()
+    }
+    .to_bytes()
 }

@@ -451,15 +451,35 @@ pub fn map_lookup_and_delete_batch(
     )
 }
 
-/// `BPF_MAP_UPDATE_BATCH`: writes `keys.len() / key_size` elements.
-/// Returns how many were written; on error the kernel stops at the first
-/// failing element and the error says why.
+/// A [`map_update_batch`] that stopped: the elements before `done` were
+/// written, element `done` failed with `error` (or nothing was written
+/// when the buffers were refused before the call).
+#[derive(Debug, thiserror::Error)]
+#[error("batch update stopped after {done} elements: {error}")]
+pub struct UpdateBatchError {
+    /// Elements written before the failure (the kernel writes in order).
+    pub done: u32,
+    /// Why element `done` (or the whole call) failed.
+    pub error: io::Error,
+}
+
+impl From<io::Error> for UpdateBatchError {
+    fn from(error: io::Error) -> Self {
+        UpdateBatchError { done: 0, error }
+    }
+}
+
+/// `BPF_MAP_UPDATE_BATCH`: writes `keys.len() / key_size` elements, in
+/// order. Returns how many were written; on error the kernel stops at the
+/// first failing element, and the error says how many were written
+/// before it and why it failed. `elem_flags` takes only `BPF_F_LOCK`:
+/// batches always create or replace (`BPF_ANY`).
 pub fn map_update_batch(
     map: impl MapRef,
     keys: &[u8],
     values: &[u8],
     elem_flags: u64,
-) -> io::Result<u32> {
+) -> Result<u32, UpdateBatchError> {
     let fd = map.map_fd();
     let l = map.map_layout()?;
     let n = elements(keys.len(), l.key_size)?;
@@ -467,9 +487,19 @@ pub fn map_update_batch(
     let mut a = batch_attr(fd, n as u32, elem_flags, 0);
     a.batch.keys = slice_u64(keys);
     a.batch.values = slice_u64(values);
-    sys_bpf(bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut a)?;
-    // SAFETY: plain integer in the zero-initialised attr union.
-    Ok(unsafe { a.batch.count })
+    let r = sys_bpf(bpf_cmd::BPF_MAP_UPDATE_BATCH, &mut a);
+    // SAFETY: plain integer in the zero-initialised attr union, which the
+    // kernel sets to the elements written once it starts writing.
+    let count = unsafe { a.batch.count };
+    match r {
+        Ok(_) => Ok(count),
+        // Refused before the first element (flags, map type without batch
+        // operations, permissions): the kernel left our count as it was.
+        // Once writing, it stops at a failing element, so it never
+        // reports all `n` written with an error.
+        Err(error) if count as usize >= n => Err(UpdateBatchError { done: 0, error }),
+        Err(error) => Err(UpdateBatchError { done: count, error }),
+    }
 }
 
 /// `BPF_MAP_DELETE_BATCH`: deletes `keys.len() / key_size` keys. Returns
