@@ -375,13 +375,15 @@ fn a_refused_initial_entry_names_its_map_and_key() {
         o.add_typed_entry(h, k, k).unwrap();
     }
     let e = o.load().unwrap_err();
-    assert!(matches!(e, LoadError::FillEntry { .. }), "{e:?}");
+    // A full map is a fault we can name: said in our words.
+    assert!(
+        matches!(e, LoadError::Entry(MapError::Full { max_entries: 3, .. })),
+        "{e:?}"
+    );
     assert_eq!(
         e.to_string(),
-        format!(
-            "filling map `tiny` failed at key 03 00 00 00: {}",
-            std::io::Error::from_raw_os_error(libc::E2BIG)
-        )
+        "writing the initial contents failed: map `tiny` is full: it holds at most 3 entries \
+         (delete one, or write a key it already has)"
     );
 
     // The kernel refuses a prefix longer than the address.
