@@ -361,7 +361,7 @@ fn verify_checks_load_sizes_and_variable_numbers() {
 fn verify_checks_let_false_edges_are_reject() {
     verifies_as(
         "entry b0\nv0 = len\nb0: let var0 = v0 ? accept : accept\n",
-        Err(VerifyError::EffectFalseEdge { block: block(0) }),
+        Err(VerifyError::LetFalseEdge { block: block(0) }),
     );
 }
 
@@ -468,17 +468,29 @@ fn actions_print_and_parse() {
     // The evaluator takes each action on its path, in order.
     let mut taken = Vec::new();
     let ipv4 = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0];
-    let v = ir.run_acting(&ipv4, 14, &|_| None, &mut |a| taken.push(a));
+    let mut take = |a| {
+        taken.push(a);
+        true
+    };
+    let v = ir.run_acting(&ipv4, 14, &|_| None, &mut take);
     assert_eq!((v, taken.as_slice()), (Verdict::MATCH, &[3, 0][..]));
     taken.clear();
-    let v = ir.run_acting(&ipv4[..10], 14, &|_| None, &mut |a| taken.push(a));
+    let mut take = |a| {
+        taken.push(a);
+        true
+    };
+    let v = ir.run_acting(&ipv4[..10], 14, &|_| None, &mut take);
     assert_eq!((v, taken.as_slice()), (Verdict::MATCH, &[0][..]));
 }
 
 #[test]
-fn verify_checks_action_false_edges_are_reject() {
-    verifies_as(
-        "entry b0\nb0: act 1 ? accept : accept\n",
-        Err(VerifyError::EffectFalseEdge { block: block(0) }),
+fn an_action_that_fails_takes_its_false_edge() {
+    // A rate limit: under it the rule accepts, over it the next rule runs.
+    let ir = Ir::from_text("entry b0\nb0: act 1 ? accept : verdict2\n").unwrap();
+    assert_eq!(ir.verify(), Ok(()));
+    assert_eq!(
+        ir.run_acting(&[], 0, &|_| None, &mut |_| true),
+        Verdict::MATCH
     );
+    assert_eq!(ir.run_acting(&[], 0, &|_| None, &mut |_| false), Verdict(2));
 }

@@ -12,11 +12,12 @@
 
 use bpf_builder::asm::Asm;
 use bpf_builder::helpers::Helper;
-use bpf_builder::insn::{AtomicOp, JmpOp, Reg, Size};
+use bpf_builder::insn::{AluOp, JmpOp, Reg, Size};
 use bpf_builder::interp::{Interp, XdpCtx};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
+use pktmatch::codegen::ActionEnd;
 use pktmatch::ir::{
     BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, OnShort, Semantics, Val, Verdict,
 };
@@ -88,10 +89,16 @@ fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
             if rng.below(3) == 0 {
                 then = next_rule;
             }
-            let act = Cond::Act {
-                action: rule as u32,
+            let action = rule as u32;
+            // Odd actions fail now and then (see `program`), and the rule
+            // then does not fire, as when a rate limit is over its rate.
+            let fail = if action % 2 == 1 {
+                next_rule
+            } else {
+                Edge::REJECT
             };
-            rev.push(Block::new(act, then, Edge::REJECT, Span::default()));
+            let act = Cond::Act { action };
+            rev.push(Block::new(act, then, fail, Span::default()));
             then = Edge::Block(BlockId::new(rev.len() - 1));
         }
         for _ in 0..1 + rng.below(3) {
@@ -130,7 +137,8 @@ fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
 
 /// The filter as an XDP program in the test-run mode, returning its
 /// verdict's number; action `a` adds 1 to the u64 at index `a` of the
-/// array it also returns.
+/// array it also returns, and an odd action fails when the count was odd
+/// before (what [`outcome`] says).
 fn program(ir: &Ir) -> (Object, ProgId, MapId) {
     let mut object = Object::new();
     let acts = object
@@ -145,7 +153,7 @@ fn program(ir: &Ir) -> (Object, ProgId, MapId) {
             a.mov32(Reg::R0, v.0 as i32);
             a.exit();
         },
-        |a: &mut Asm, action| {
+        |a: &mut Asm, action, fail| {
             use Reg::*;
             let done = a.new_label();
             a.st(Size::W, R10, -4, action as i32);
@@ -154,10 +162,18 @@ fn program(ir: &Ir) -> (Object, ProgId, MapId) {
             a.add64(R2, -4);
             a.call(Helper::MapLookupElem);
             a.jmp(JmpOp::Eq, R0, 0, done);
-            a.mov64(R1, 1);
-            a.atomic(AtomicOp::Add, Size::DW, R0, 0, R1);
+            a.ldx(Size::DW, R1, R0, 0);
+            a.mov64(R2, R1);
+            a.add64(R2, 1);
+            a.stx(Size::DW, R0, 0, R2);
+            if action % 2 == 0 {
+                a.bind(done);
+                return Ok(ActionEnd::Continues);
+            }
+            a.alu64(AluOp::And, R1, 1);
+            a.jmp(JmpOp::Ne, R1, 0, fail);
             a.bind(done);
-            Ok(())
+            Ok(ActionEnd::MayFail)
         },
     )
     .expect("generates");
@@ -165,6 +181,14 @@ fn program(ir: &Ir) -> (Object, ProgId, MapId) {
         .add_program("rules", ProgramType::Xdp, code)
         .expect("adds");
     (object, prog, acts)
+}
+
+/// Counts action `a` in `counts` and says whether it succeeds: an odd
+/// action fails when its count was odd before.
+fn outcome(counts: &mut [u64; RULES], a: u32) -> bool {
+    let before = counts[a as usize];
+    counts[a as usize] += 1;
+    a % 2 == 0 || before % 2 == 0
 }
 
 /// The counts of each action in an `acts` map's values.
@@ -219,7 +243,7 @@ fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize, u64
             for cut in 0..=FRAME {
                 let data = &frame[..cut];
                 let want = ir.run_acting(data, FRAME as u32, &|_| None, &mut |a| {
-                    want_acts[a as usize] += 1;
+                    outcome(&mut want_acts, a)
                 });
                 let (input, ctx) = test_input(data, FRAME as u32);
                 let (meta, packet) = input.split_at(8);

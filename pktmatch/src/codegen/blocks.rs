@@ -9,6 +9,7 @@ use bpf_builder::insn::{JmpOp, Operand, Reg, Size};
 use super::bounds::{Check, Scratch, plan_checks};
 use super::expr::swap;
 use super::frame::var_slot;
+use super::program::ActionEnd;
 use super::{Gen, R};
 use crate::Span;
 use crate::ir::{Block, BlockId, CmpOp, Cond, Edge, EntityRef, OnShort, Val, ValNode, Verdict};
@@ -108,12 +109,24 @@ impl Gen<'_, '_> {
                     Edge::Verdict(v) if !self.verdicts[v].placed => Some(v),
                     _ => None,
                 };
-                if let Some(v) = open(b.t).max(open(b.f)) {
+                // An action's false edge is taken only if the action
+                // jumps there: fall through to its true edge alone.
+                let f_open = match b.cond {
+                    Cond::Act { .. } => None,
+                    _ => open(b.f),
+                };
+                if let Some(v) = open(b.t).max(f_open) {
                     next = Edge::Verdict(v);
                     tail = Some(v);
                 }
             }
-            let (t, f) = (target(b.t, self), target(b.f, self));
+            // An action's false edge counts as used only if the action
+            // can fail (see the `Act` arm of `block`).
+            let f = match b.cond {
+                Cond::Act { .. } => self.edge_label(b.f),
+                _ => target(b.f, self),
+            };
+            let t = target(b.t, self);
             self.block(b, t, f, b.t == next, b.f == next)?;
             // A short read may leave mid-block, with other registers than
             // at its end: the block it goes to assumes nothing.
@@ -134,6 +147,15 @@ impl Gen<'_, '_> {
             }
         }
         Ok(tail)
+    }
+
+    /// The label of edge `e` in this copy of the filter, without noting a
+    /// verdict as used.
+    fn edge_label(&self, e: Edge) -> Label {
+        match e {
+            Edge::Verdict(v) => self.verdicts[v].label,
+            Edge::Block(i) => self.block_labels.get(i.index()),
+        }
     }
 
     /// What the register caches hold now.
@@ -182,7 +204,11 @@ impl Gen<'_, '_> {
                 Ok(())
             }
             Cond::Act { action } => {
-                (self.action)(self.asm, action)?;
+                if (self.action)(self.asm, action, f)? == ActionEnd::MayFail
+                    && let Edge::Verdict(v) = b.f
+                {
+                    self.verdict_label(v);
+                }
                 // The action may call helpers: r0-r5 hold nothing now.
                 self.set_regs(Regs::default());
                 if !t_next {

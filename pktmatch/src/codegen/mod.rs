@@ -41,8 +41,8 @@ pub use counters::{COUNTER_MATCHED, COUNTER_SEEN, counters_map};
 pub use frame::CALLER_SLOT;
 pub use loads::{MAX_PACKET_OFF, MAX_VAR_OFF};
 pub use program::{
-    ActionCode, ProgramOptions, VerdictCode, add_program, emit, emit_program, no_actions, program,
-    program_type,
+    ActionCode, ActionEnd, ProgramOptions, VerdictCode, add_program, emit, emit_program,
+    no_actions, program, program_type,
 };
 
 /// The kind of program to generate.

@@ -23,16 +23,28 @@ use crate::{Error, Span, internal};
 /// (it ends in `exit` or a jump).
 pub type VerdictCode<'v> = dyn FnMut(&mut Asm, Verdict) + 'v;
 
-/// The caller's action code: `action(asm, a)` emits what the program does
-/// at a [`Cond::Act`] block with action number `a` (count a rule, write a
-/// log record). It falls through to what follows; it may call helpers
-/// (clobbering r0-r5) and use the stack slots [`CALLER_SLOT`](super::CALLER_SLOT) and the
-/// counter key's, but leaves r6-r9 and the rest of the stack alone.
-pub type ActionCode<'a> = dyn FnMut(&mut Asm, u32) -> Result<(), Error> + 'a;
+/// The caller's action code: `action(asm, a, fail)` emits what the
+/// program does at a [`Cond::Act`] block with action number `a` (count a
+/// rule, write a log record, take a token of a rate limit). It falls
+/// through to the block's true edge, or jumps to `fail` (the false edge)
+/// when the action fails, and says whether it may. It may call helpers
+/// (clobbering r0-r5) and use the stack slots
+/// [`CALLER_SLOT`](super::CALLER_SLOT) and the counter key's, but leaves
+/// r6-r9 and the rest of the stack alone.
+pub type ActionCode<'a> = dyn FnMut(&mut Asm, u32, Label) -> Result<ActionEnd, Error> + 'a;
+
+/// How an action's code ends (see [`ActionCode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionEnd {
+    /// It always falls through to the true edge (a counter).
+    Continues,
+    /// It may jump to the false edge (a rate limit, a quota).
+    MayFail,
+}
 
 /// The action code of a filter that takes none: an error should the IR
 /// have an action anyway.
-pub fn no_actions(_: &mut Asm, action: u32) -> Result<(), Error> {
+pub fn no_actions(_: &mut Asm, action: u32, _: Label) -> Result<ActionEnd, Error> {
     Err(Error::new(
         format!("the filter takes action {action}, but its program has no code for actions"),
         Span::default(),
@@ -259,7 +271,7 @@ pub fn emit_program(
     eopts: &EmitOptions,
     source: &str,
     mut verdict: impl FnMut(&mut Asm, Verdict),
-    mut action: impl FnMut(&mut Asm, u32) -> Result<(), Error>,
+    mut action: impl FnMut(&mut Asm, u32, Label) -> Result<ActionEnd, Error>,
 ) -> Result<Code, Error> {
     // About five instructions a block, forty for a protochain walk: room
     // for them all up front, as growing costs more than the spare room.

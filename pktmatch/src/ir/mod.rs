@@ -287,11 +287,11 @@ pub enum Cond {
         /// Its new value.
         val: Val,
     },
-    /// Runs the front end's action number `action` (a rule's counter, a
-    /// log record: code generation emits the front end's code for it) and
-    /// always takes the true edge; like [`Cond::Let`], the false edge is
-    /// unused and is REJECT. Optimisation never drops, moves or merges an
-    /// action with another.
+    /// Runs the front end's action number `action` (code generation emits
+    /// the front end's code for it) and takes the true edge, or the false
+    /// edge when the action fails: a rule's counter always goes on, a
+    /// rate limit over its rate or a used-up quota does not. Optimisation
+    /// never drops or moves an action, even when both its edges meet.
     Act {
         /// The front end's action number.
         action: u32,
@@ -683,17 +683,18 @@ impl Ir {
     /// verdict it ends with. A test that cannot be evaluated goes where
     /// its block's [`OnShort`] says.
     pub fn run(&self, data: &[u8], wirelen: u32, meta: &dyn Fn(Meta) -> Option<u32>) -> Verdict {
-        self.run_acting(data, wirelen, meta, &mut |_| {})
+        self.run_acting(data, wirelen, meta, &mut |_| true)
     }
 
     /// [`Ir::run`], calling `act` with the number of each [`Cond::Act`]
-    /// block passed, in order.
+    /// block passed, in order; its answer is the action's outcome (the
+    /// edge taken).
     pub fn run_acting(
         &self,
         data: &[u8],
         wirelen: u32,
         meta: &dyn Fn(Meta) -> Option<u32>,
-        act: &mut dyn FnMut(u32),
+        act: &mut dyn FnMut(u32) -> bool,
     ) -> Verdict {
         let mut at = match self.entry {
             Some(e) => e,
@@ -724,10 +725,7 @@ impl Ir {
                     vars[i] = Some(x);
                     true
                 }),
-                Cond::Act { action } => {
-                    act(action);
-                    Some(true)
-                }
+                Cond::Act { action } => Some(act(action)),
             };
             at = match r {
                 Some(true) => b.t,

@@ -72,9 +72,9 @@ pub enum VerifyError {
         /// The variable.
         var: u32,
     },
-    /// The false edge of an assignment or an action is not REJECT.
-    #[error("{block} is a `let` or an `act` whose false edge is not reject")]
-    EffectFalseEdge {
+    /// An assignment's false edge is not REJECT.
+    #[error("{block} is a `let` whose false edge is not reject")]
+    LetFalseEdge {
         /// The block.
         block: BlockId,
     },
@@ -203,8 +203,8 @@ impl Ir {
                 }
                 Cond::Act { .. } => {}
             }
-            if b.cond.has_effect() && b.f != Edge::REJECT {
-                return Err(VerifyError::EffectFalseEdge { block });
+            if matches!(b.cond, Cond::Let { .. }) && b.f != Edge::REJECT {
+                return Err(VerifyError::LetFalseEdge { block });
             }
         }
         Ok(())
