@@ -188,7 +188,7 @@ fn program(ir: &Ir) -> (Object, ProgId, MapId) {
 fn outcome(counts: &mut [u64; RULES], a: u32) -> bool {
     let before = counts[a as usize];
     counts[a as usize] += 1;
-    a % 2 == 0 || before % 2 == 0
+    a.is_multiple_of(2) || before.is_multiple_of(2)
 }
 
 /// The counts of each action in an `acts` map's values.
