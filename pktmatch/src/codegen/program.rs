@@ -145,17 +145,7 @@ pub fn emit(
         ));
     }
     // A label per verdict the filter can end with.
-    let last = ir
-        .blocks
-        .iter()
-        .flat_map(|b| [b.t, b.f])
-        .chain(ir.entry)
-        .filter_map(|e| match e {
-            Edge::Verdict(v) => Some(v.0),
-            Edge::Block(_) => None,
-        })
-        .max()
-        .unwrap_or(0);
+    let last = ir.max_verdict().map_or(0, |v| v.0);
     let verdicts = VerdictSlots::new(asm, last);
     let no_blocks = asm.new_labels(0);
     let mut g = Gen {

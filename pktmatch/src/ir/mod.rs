@@ -735,6 +735,19 @@ impl Ir {
         }
     }
 
+    /// The highest verdict an edge (or the entry) names, if any.
+    pub fn max_verdict(&self) -> Option<Verdict> {
+        self.blocks
+            .iter()
+            .flat_map(|b| [b.t, b.f])
+            .chain(self.entry)
+            .filter_map(|e| match e {
+                Edge::Verdict(v) => Some(v),
+                Edge::Block(_) => None,
+            })
+            .max()
+    }
+
     /// Whether some path from the entry reaches ACCEPT.
     pub fn can_accept(&self) -> bool {
         let Some(entry) = self.entry else { return true };

@@ -18,6 +18,7 @@ use bpf_builder::pod::Pod;
 use bpf_builder::run::TestRun;
 
 use crate::codegen::MAX_VAR_OFF;
+use crate::ir::Verdict;
 use crate::{EmitOptions, Error, Ir, Target};
 use batch::{HEADER, Item, MAX_PACKETS};
 
@@ -33,10 +34,6 @@ pub enum Engine {
     Interp,
 }
 
-/// XDP action returned on a match.
-const MATCH: i32 = 2;
-/// XDP action returned otherwise.
-const NO_MATCH: i32 = 1;
 /// Bytes of `{caplen, wirelen}` in front of the frame.
 const META: usize = 8;
 /// The most frame bytes one test run takes linearly (a page less the
@@ -87,8 +84,10 @@ pub struct Runner {
     program: ProgId,
     interp: Interp,
     loaded: Option<Loaded>,
-    /// The batch program, in the same object as the filter.
-    batch: ProgId,
+    /// The batch program, in the same object as the filter, for a packet
+    /// filter (verdicts MATCH and NO_MATCH only: a batch keeps one bit a
+    /// packet).
+    batch: Option<ProgId>,
     max_read: Option<u64>,
     engine: Engine,
     interp_fallbacks: u64,
@@ -100,8 +99,25 @@ impl Runner {
     /// `source`, for annotations) and prepares the engine.
     pub fn new(ir: Ir, source: &str, engine: Engine) -> Result<Runner, RunError> {
         let eopts = EmitOptions::new(Target::Xdp).test_run_meta(true);
-        let (mut object, program) = crate::program(&ir, &eopts, source, MATCH, NO_MATCH)?;
-        let batch = batch::add_program(&mut object, &ir, source)?;
+        // The program returns the verdict's number.
+        let code = crate::emit_program(
+            &ir,
+            &eopts,
+            source,
+            |a, v| {
+                a.mov32(bpf_builder::insn::Reg::R0, v.0 as i32);
+                a.exit();
+            },
+            crate::codegen::no_actions,
+        )?;
+        let mut object = Object::new();
+        let program = object
+            .add_program("pcap_filter", crate::program_type(Target::Xdp), code)
+            .map_err(crate::internal)?;
+        let batch = match ir.max_verdict() {
+            Some(v) if v > Verdict::MATCH => None,
+            _ => Some(batch::add_program(&mut object, &ir, source)?),
+        };
         let interp = Interp::new(&instructions(&object, program));
         let max_read = ir.max_read();
         let (loaded, engine) = match engine {
@@ -166,12 +182,17 @@ impl Runner {
         })
     }
 
-    /// Whether the filter matches `p`.
+    /// Whether the filter matches `p` (its verdict is [`Verdict::MATCH`]).
     pub fn matches(&mut self, p: Frame<'_>) -> Result<bool, RunError> {
+        Ok(self.verdict(p)? == Verdict::MATCH)
+    }
+
+    /// The verdict the filter ends with on `p`.
+    pub fn verdict(&mut self, p: Frame<'_>) -> Result<Verdict, RunError> {
         let want = self.want(p);
         if want > MAX_VAR_OFF as usize {
             self.ir_fallbacks += 1;
-            return Ok(self.ir.eval(p.data, p.wire_len, &|_| None));
+            return Ok(self.ir.run(p.data, p.wire_len, &|_| None));
         }
         let input = input(p, want.min(LINEAR_LIMIT));
         if let Some(loaded) = &self.loaded
@@ -189,7 +210,7 @@ impl Runner {
                         .ctx_out_capacity(0),
                 )
                 .map_err(|e| RunError::Run(e.to_string()))?;
-            return Ok(out.retval == MATCH as u32);
+            return Ok(Verdict(out.retval));
         }
         if self.loaded.is_some() {
             self.interp_fallbacks += 1;
@@ -200,20 +221,28 @@ impl Runner {
             .interp
             .run_xdp(frame, meta, XdpCtx::test_run())
             .map_err(|e| RunError::Run(e.to_string()))?;
-        Ok(out.retval == MATCH as u64)
+        Ok(Verdict(out.retval as u32))
     }
 
     /// Whether the filter matches each of `packets`, in order: the
     /// verdicts of [`Runner::matches`], with the kernel engine running
     /// up to 32 packets in one test run.
     pub fn matches_all(&mut self, packets: &[Frame<'_>]) -> Result<Vec<bool>, RunError> {
-        let mut verdicts = vec![false; packets.len()];
-        if self.loaded.is_none() {
+        let verdicts = self.verdicts_all(packets)?;
+        Ok(verdicts.into_iter().map(|v| v == Verdict::MATCH).collect())
+    }
+
+    /// The verdict on each of `packets`, in order: those of
+    /// [`Runner::verdict`], with the kernel engine running up to 32
+    /// packets of a packet filter (two verdicts) in one test run.
+    pub fn verdicts_all(&mut self, packets: &[Frame<'_>]) -> Result<Vec<Verdict>, RunError> {
+        let mut verdicts = vec![Verdict::NO_MATCH; packets.len()];
+        let (Some(batch), true) = (self.batch, self.loaded.is_some()) else {
             for (v, p) in verdicts.iter_mut().zip(packets) {
-                *v = self.matches(*p)?;
+                *v = self.verdict(*p)?;
             }
             return Ok(verdicts);
-        }
+        };
         // The packets of the batch being filled, and where they are.
         let mut items: Vec<Item<'_>> = Vec::with_capacity(MAX_PACKETS);
         let mut at: Vec<usize> = Vec::with_capacity(MAX_PACKETS);
@@ -221,8 +250,8 @@ impl Runner {
         for (i, p) in packets.iter().enumerate() {
             let want = self.want(*p);
             if HEADER + want > LINEAR_LIMIT {
-                // Too big to share a run: on its own, as `matches` runs it.
-                verdicts[i] = self.matches(*p)?;
+                // Too big to share a run: on its own, as `verdict` runs it.
+                verdicts[i] = self.verdict(*p)?;
                 continue;
             }
             let item = Item {
@@ -231,7 +260,7 @@ impl Runner {
                 bytes: &p.data[..want],
             };
             if items.len() == MAX_PACKETS || size + batch::size_of(&item) > LINEAR_LIMIT {
-                self.run_batch(&items, &at, &mut verdicts)?;
+                self.run_batch(batch, &items, &at, &mut verdicts)?;
                 items.clear();
                 at.clear();
                 size = 0;
@@ -241,7 +270,7 @@ impl Runner {
             at.push(i);
         }
         if !items.is_empty() {
-            self.run_batch(&items, &at, &mut verdicts)?;
+            self.run_batch(batch, &items, &at, &mut verdicts)?;
         }
         Ok(verdicts)
     }
@@ -249,14 +278,15 @@ impl Runner {
     /// Runs one batch; `at[k]` is where `items[k]`'s verdict goes.
     fn run_batch(
         &self,
+        batch: ProgId,
         items: &[Item<'_>],
         at: &[usize],
-        verdicts: &mut [bool],
+        verdicts: &mut [Verdict],
     ) -> Result<(), RunError> {
         let loaded = self.loaded.as_ref().expect("the kernel engine");
-        let bits = batch::run(loaded, self.batch, items).map_err(RunError::Run)?;
+        let bits = batch::run(loaded, batch, items).map_err(RunError::Run)?;
         for (k, &i) in at.iter().enumerate() {
-            verdicts[i] = bits & (1 << k) != 0;
+            verdicts[i] = Verdict(bits >> k & 1);
         }
         Ok(())
     }
