@@ -66,6 +66,7 @@ use crate::attach::{AttachError, Link};
 use crate::handle::{Map, Program};
 use crate::sys::bpf as sys;
 use crate::sys::dir::{self, EntryKind};
+use crate::text::escape;
 
 /// Prefix of a unit's directory while it is being made.
 const STAGING: &str = "@staging-";
@@ -260,6 +261,18 @@ impl PinRoot {
                     "it is not a directory".into()
                 }));
             }
+            // Someone else's directory, closed to us: say whose.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                if let Ok(st) = dir::stat_at(parent_dir.as_fd(), name)
+                    && st.uid != me
+                {
+                    return Err(refuse(format!(
+                        "it is owned by uid {} (mode {:04o}), not by uid {me} (this user)",
+                        st.uid, st.mode
+                    )));
+                }
+                return Err(io_err(format!("opening {}", path.display()))(e));
+            }
             Err(e) if !create && e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(format!("opening {}", path.display()))(e)),
         };
@@ -389,6 +402,8 @@ pub enum HalfState {
     },
 }
 
+/// Names read from the root are anyone's who may write there: printed
+/// with control characters escaped ([`escape`]).
 impl fmt::Display for HalfMade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let holds = if self.present.is_empty() {
@@ -396,23 +411,21 @@ impl fmt::Display for HalfMade {
         } else {
             self.present.join(", ")
         };
+        let (name, entry) = (escape(&self.name), escape(&self.entry));
         match &self.state {
             HalfState::Staging { pid } => write!(
                 f,
-                "{} was half made by process {pid}, which stopped before finishing \
-                 ({} holds {holds})",
-                self.name, self.entry
+                "{name} was half made by process {pid}, which stopped before finishing \
+                 ({entry} holds {holds})"
             ),
             HalfState::Removing { pid } => write!(
                 f,
-                "{} was half removed by process {pid}, which stopped before finishing \
-                 ({} holds {holds})",
-                self.name, self.entry
+                "{name} was half removed by process {pid}, which stopped before finishing \
+                 ({entry} holds {holds})"
             ),
             HalfState::Incomplete { missing } => write!(
                 f,
-                "{} is missing {} (it holds {holds})",
-                self.name,
+                "{name} is missing {} (it holds {holds})",
                 missing.join(", ")
             ),
         }
@@ -428,12 +441,14 @@ pub struct Stray {
     pub why: String,
 }
 
+/// The entry's name escaped, as for [`HalfMade`].
 impl fmt::Display for Stray {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{} is not one of ours ({}); left alone",
-            self.entry, self.why
+            escape(&self.entry),
+            escape(&self.why)
         )
     }
 }
@@ -677,6 +692,30 @@ impl<'r> Locked<'r> {
             )),
         )?;
         self.remove_tree(&entry)
+    }
+
+    /// Opens a half-made unit that [`scan`](Locked::scan) reported, to
+    /// look at what it holds (whether its link still runs, say) before
+    /// [`discard`](Locked::discard) removes it: only the members of
+    /// [`HalfMade::present`] open. Refused when the entry is no longer
+    /// one of ours.
+    pub fn open_half(&self, half: &HalfMade) -> Result<Unit<'_>, PinError> {
+        if let (Kind::Foreign(why), _) = self.classify(&half.entry)? {
+            return Err(PinError::NotAUnit {
+                root: self.root.path.clone(),
+                name: half.entry.clone(),
+                why,
+            });
+        }
+        let path = self.path_of(&half.entry);
+        let fd = dir::open_dir_at(self.fd(), OsStr::new(&half.entry))
+            .map_err(io_err(format!("opening {}", path.display())))?;
+        Ok(Unit {
+            name: half.name.clone(),
+            path,
+            dir: File::from(fd),
+            _locked: std::marker::PhantomData,
+        })
     }
 
     /// Removes a half-made unit that [`scan`](Locked::scan) reported,

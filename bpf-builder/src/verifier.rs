@@ -176,6 +176,23 @@ const HINTS: &[(&str, &str)] = &[
         "the access falls outside the map value: offset + size must stay within \
          value_size (bound a variable offset first)",
     ),
+    // Allowed only with `allow_ptr_leaks`, which the verifier grants to
+    // a loader with CAP_PERFMON.
+    (
+        "pointer -= pointer prohibited",
+        "only a loader with CAP_PERFMON (besides CAP_BPF) may subtract one pointer from \
+         another: load with CAP_PERFMON",
+    ),
+    (
+        "pointer comparison prohibited",
+        "only a loader with CAP_PERFMON (besides CAP_BPF) may compare pointers other than \
+         packet pointers: load with CAP_PERFMON",
+    ),
+    (
+        "leaks addr",
+        "only a loader with CAP_PERFMON (besides CAP_BPF) may store a pointer where user \
+         space can read it (a map, the context, a helper's buffer): load with CAP_PERFMON",
+    ),
     (
         "pointer arithmetic on pkt_end prohibited",
         "data_end may only be compared with: add the length to the packet pointer \
@@ -304,7 +321,8 @@ mod tests {
     }
 
     /// Messages the tests cannot provoke as root, in the kernel's words
-    /// (kernel/bpf/verifier.c): uninitialised stack is allowed with
+    /// (kernel/bpf/verifier.c): uninitialised stack, pointer subtraction,
+    /// pointer comparisons and pointers stored in maps are allowed with
     /// CAP_PERFMON, loops with CAP_BPF, and the assembler refuses jumps
     /// out of the program.
     #[test]
@@ -323,6 +341,9 @@ mod tests {
                 "only programs loaded with CAP_BPF may loop",
             ),
             ("jump out of range from insn 1 to 9", "outside the program"),
+            ("R3 pointer -= pointer prohibited", "CAP_PERFMON"),
+            ("R1 pointer comparison prohibited", "CAP_PERFMON"),
+            ("R2 leaks addr into map", "CAP_PERFMON"),
         ] {
             let hint = explain(text).unwrap_or_else(|| panic!("no hint for {text:?}"));
             assert!(hint.contains(piece), "{text:?}: {hint}");

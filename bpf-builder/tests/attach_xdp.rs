@@ -391,3 +391,93 @@ fn an_interface_from_another_namespace_is_refused() {
     }
     assert_nothing_left(prefix);
 }
+
+/// A namespace recorded by its id is found again (by its `ip netns`
+/// name, or through a process in it) and names its own devices, whatever
+/// device has that index in the caller's; a namespace that nothing but an
+/// open file keeps alive is not found.
+#[test]
+fn a_recorded_namespace_is_found_and_names_its_devices() {
+    use bpf_builder::sys::netns::{NetnsFile, if_indextoname};
+    if !testbed::privileged("network namespace lookup test") {
+        return;
+    }
+    let ns_a = Netns::new().unwrap();
+    let ns_b = Netns::new().unwrap();
+    // The same index names different devices in A and B.
+    for (ns, name, peer) in [(&ns_a, "nsfa", "nsfa2"), (&ns_b, "nsfb", "nsfb2")] {
+        ns.ip(&[
+            "link", "add", "name", name, "index", "40", "type", "veth", "peer", "name", peer,
+        ])
+        .unwrap();
+    }
+    let a = ns_a.run(|| NetnsId::current().unwrap()).unwrap();
+    assert_ne!(a, NetnsId::current().unwrap());
+
+    let found = NetnsFile::find(a).expect("found under /run/netns");
+    assert_eq!(found.id(), a);
+    assert_eq!(found.name(), Some(ns_a.name()));
+    assert_eq!(found.run(|| if_indextoname(40).unwrap()).unwrap(), "nsfa");
+    // The caller's thread stayed where it was; from B, A is found too.
+    assert_ne!(NetnsId::current().unwrap(), a);
+    let from_b = ns_b
+        .run(|| {
+            let f = NetnsFile::find(a).unwrap();
+            (
+                if_indextoname(40).unwrap(),
+                f.run(|| if_indextoname(40).unwrap()).unwrap(),
+            )
+        })
+        .unwrap();
+    assert_eq!(from_b, ("nsfb".to_string(), "nsfa".to_string()));
+
+    // Only a process in it: found through /proc, without a name.
+    let sleeper = Killed(
+        std::process::Command::new("unshare")
+            .args(["--net", "sleep", "60"])
+            .spawn()
+            .unwrap(),
+    );
+    let path = format!("/proc/{}/ns/net", sleeper.0.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let c = loop {
+        // unshare has made the namespace once its file differs from ours.
+        let c = NetnsFile::open(&path).unwrap().id();
+        if c != NetnsId::current().unwrap() || std::time::Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_ne!(c, NetnsId::current().unwrap());
+    let found = NetnsFile::find(c).expect("found through the process");
+    assert_eq!(found.name(), None);
+    assert_eq!(found.run(|| if_indextoname(1).unwrap()).unwrap(), "lo");
+    drop((found, sleeper));
+
+    // Kept alive only by an open file: not found.
+    let held = NetnsFile::open(format!("/run/netns/{}", ns_b.name())).unwrap();
+    let b = held.id();
+    testbed_ip(&["netns", "del", ns_b.name()]);
+    assert!(NetnsFile::find(b).is_none());
+    assert_eq!(held.run(|| if_indextoname(40).unwrap()).unwrap(), "nsfb");
+}
+
+/// A child process, killed and reaped when dropped (also when the test
+/// fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `ip args...`, which must succeed.
+fn testbed_ip(args: &[&str]) {
+    let o = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

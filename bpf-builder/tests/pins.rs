@@ -255,21 +255,36 @@ fn strays_are_listed_and_left_alone() {
     std::os::unix::fs::chown(scratch.0.join("theirs"), Some(65534), None).unwrap();
     fs::create_dir_all(scratch.0.join("mixed").join("sub")).unwrap();
     sys::obj_pin(map(), &scratch.0.join("loose")).unwrap();
+    // A unit-shaped directory whose member is a symbolic link out of
+    // bpffs: not followed, not a unit.
+    fs::create_dir(scratch.0.join("linked")).unwrap();
+    std::os::unix::fs::symlink(outside.join("link"), scratch.0.join("linked").join("map")).unwrap();
 
     let locked = root.lock().unwrap();
     let scan = locked.scan().unwrap();
     assert_eq!(scan.units, ["good"]);
     assert!(scan.half_made.is_empty(), "{scan:?}");
     let strays: Vec<&str> = scan.strays.iter().map(|s| s.entry.as_str()).collect();
-    assert_eq!(strays, ["loose", "mixed", "sym", "theirs"], "{scan:?}");
+    assert_eq!(
+        strays,
+        ["linked", "loose", "mixed", "sym", "theirs"],
+        "{scan:?}"
+    );
     for s in &strays {
         assert!(matches!(locked.remove(s), Err(PinError::NotAUnit { .. })));
     }
     assert!(matches!(locked.unit("sym"), Err(PinError::NotAUnit { .. })));
+    assert!(matches!(
+        locked.unit("linked"),
+        Err(PinError::NotAUnit { .. })
+    ));
     // The whole unit still reads and removes.
     assert!(locked.unit("good").unwrap().map("map").is_ok());
     locked.remove("good").unwrap();
-    assert_eq!(entries(&scratch.0), ["loose", "mixed", "sym", "theirs"]);
+    assert_eq!(
+        entries(&scratch.0),
+        ["linked", "loose", "mixed", "sym", "theirs"]
+    );
     assert_eq!(entries(&outside), ["link"]);
     fs::remove_dir_all(&outside).unwrap();
 }

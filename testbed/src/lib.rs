@@ -1,5 +1,6 @@
 //! Network test harness: throw-away network namespaces with veth pairs,
-//! raw frames sent and received through `AF_PACKET` sockets.
+//! raw frames sent and received through `AF_PACKET` sockets, and
+//! throw-away unprivileged users ([`User`]) to run commands as.
 //!
 //! Everything lives in namespaces this crate creates (named
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
@@ -38,6 +39,7 @@ mod random;
 pub use random::Rng;
 pub mod samples;
 mod traffic;
+mod user;
 
 pub use bpf_builder::sys::packet::PacketSocket;
 pub use bpf_builder::sys::tun::TunDevice;
@@ -46,6 +48,7 @@ pub use link::{Link, VethPair};
 pub use netns::{Netns, sweep_stale};
 pub use privilege::{bpf_privileged, privileged, skip};
 pub use traffic::{Marker, send_and_collect, stream_and_collect};
+pub use user::{User, sweep_stale_users};
 
 /// What went wrong while setting up or using the test network.
 #[derive(Debug, thiserror::Error)]

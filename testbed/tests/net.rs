@@ -353,3 +353,63 @@ fn ip_errors_carry_stderr() {
     ));
     assert!(matches!(ns.veth_pair("a b", "c"), Err(Error::Invalid(_))));
 }
+
+/// A test user exists while its value lives, runs commands as itself
+/// without capabilities (or with the ones asked for), and is gone after
+/// the drop.
+#[test]
+fn a_test_user_runs_commands_unprivileged_and_is_deleted_on_drop() {
+    if !testbed::privileged("test user test") {
+        return;
+    }
+    let exists = |name: &str| {
+        std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(':').next() == Some(name))
+    };
+    let user = testbed::User::new().unwrap();
+    let name = user.name().to_string();
+    assert!(exists(&name));
+    assert!(user.uid() != 0 && user.gid() != 0);
+    let status = |o: std::process::Output| {
+        assert!(o.status.success(), "{o:?}");
+        let s = String::from_utf8(o.stdout).unwrap();
+        let field = |k: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (
+            field("Uid:"),
+            field("Gid:"),
+            field("CapEff:"),
+            field("Groups:"),
+        )
+    };
+    let (uid, gid, caps, groups) = status(
+        user.command("cat")
+            .arg("/proc/self/status")
+            .output()
+            .unwrap(),
+    );
+    let u = user.uid().to_string();
+    assert_eq!(uid.split_whitespace().collect::<Vec<_>>(), [&*u; 4]);
+    assert_eq!(
+        gid.split_whitespace().next(),
+        Some(&*user.gid().to_string())
+    );
+    assert_eq!(caps, "0000000000000000");
+    assert_eq!(groups, "");
+    let (_, _, caps, _) = status(
+        user.command_with_caps(&["bpf"], "cat")
+            .arg("/proc/self/status")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(caps, format!("{:016x}", 1u64 << 39), "CAP_BPF only");
+    drop(user);
+    assert!(!exists(&name));
+}

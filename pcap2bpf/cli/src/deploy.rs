@@ -1,6 +1,7 @@
 //! Filters the CLI attaches: compiled for a hook, attached, and pinned
-//! under `/sys/fs/bpf/pcap2bpf/<name>/` (the link, the program, a match
-//! counter and a description) so they outlive the command.
+//! under `/sys/fs/bpf/pcap2bpf/<name>/` (a description, a match counter,
+//! the program and the link, pinned in that order) so they outlive the
+//! command.
 //!
 //! Each filter is a unit of [`bpf_builder::pins`]: attaching and
 //! detaching run under the pin directory's lock, a filter's pins appear
@@ -11,7 +12,16 @@
 //! a killed command left behind is reported by [`list`] and removed by
 //! [`detach`] and [`detach_all`]; entries that are not filters are
 //! reported and left alone. The pin directory is refused unless only its
-//! owner (root) controls it.
+//! owner (root) controls it. The link is pinned last: an `attach` killed
+//! before that leaves no filter running (the link goes with the process),
+//! and one killed after it leaves a filter that [`list`] reports with its
+//! link and device.
+//!
+//! A device is named by its index only within a network namespace: the
+//! description records the namespace the filter was attached in, and
+//! [`list`] names the device as that namespace does, entering it when it
+//! is not the caller's ([`NetnsFile::find`]), or says that it cannot
+//! ([`DeviceNetns`]).
 //!
 //! Two environment variables are for tests: `PCAP2BPF_PIN_ROOT` replaces
 //! [`PIN_ROOT`], and `PCAP2BPF_PIN_FAULT` (`pin:N` or `unlink:N`) stops
@@ -29,7 +39,7 @@ use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramType};
 use bpf_builder::pins::{Fault, Locked, PinError, PinRoot, Unit};
 use bpf_builder::sys::bpf::LinkDetail;
-use bpf_builder::sys::netns::if_indextoname;
+use bpf_builder::sys::netns::{NetnsFile, NetnsId, if_indextoname};
 
 use pcap2bpf::{
     CompileError, CompileOptions, EmitOptions, LinkType, Options, Resolver, Target, build_ir,
@@ -40,8 +50,10 @@ use pktmatch::{COUNTER_MATCHED, COUNTER_SEEN, ProgramOptions, add_program, count
 /// Where attached filters are pinned.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/pcap2bpf";
 
-/// The pins of a filter, in its directory.
-const MEMBERS: &[&str] = &["link", "prog", "stats", "meta"];
+/// The pins of a filter, in its directory, in the order `attach` pins
+/// them: the link last, so that a filter runs beyond the command only
+/// once everything else is pinned.
+const MEMBERS: &[&str] = &["meta", "stats", "prog", "link"];
 
 /// Where attached filters are pinned: [`PIN_ROOT`], or
 /// `$PCAP2BPF_PIN_ROOT` (for tests).
@@ -202,13 +214,47 @@ pub struct Request<'a> {
     pub resolver: &'a dyn Resolver,
 }
 
+/// Which network namespace a filter's device is in, seen from the one
+/// the caller runs in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceNetns {
+    /// The caller's.
+    Here,
+    /// Another one, entered to read the device's name there; `name` is
+    /// its name for `ip netns`, if it has one.
+    Other {
+        /// The namespace.
+        id: NetnsId,
+        /// Its `ip netns` name.
+        name: Option<String>,
+    },
+    /// Another one, which the caller cannot enter: no `ip netns` name and
+    /// no process is in it, or entering failed (`why`). The device is
+    /// `ifindex` there; [`Attached::iface`] is the name it was attached
+    /// by.
+    Unreachable {
+        /// The namespace.
+        id: NetnsId,
+        /// The device's index there.
+        ifindex: u32,
+        /// Why it cannot be entered.
+        why: String,
+    },
+    /// Not recorded (pinned by an older pcap2bpf): the device was looked
+    /// up in the caller's namespace.
+    Unknown,
+}
+
 /// An attached filter, as `status` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attached {
     /// Its name.
     pub name: String,
-    /// The device, by name when it still exists.
+    /// The device, by name in its namespace when it still exists (else
+    /// the name it was attached by).
     pub iface: String,
+    /// The namespace of the device.
+    pub netns: DeviceNetns,
     /// The device is gone, and the filter with it (the kernel detached
     /// the link); `detach` removes what is left.
     pub device_gone: bool,
@@ -340,12 +386,17 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
     let stats = object
         .add_map(counters_map("stats"))
         .map_err(|e| CompileError::new(e.to_string(), Default::default()))?;
+    // The namespace the device's name and index belong to: `status`
+    // resolves the link's ifindex there. The expression's words are
+    // joined by single spaces, so it stays one line.
+    let netns = NetnsId::current().map_or_else(|_| String::new(), record_netns);
     let description = format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}",
         req.iface,
         req.hook.name(),
         req.action.name(),
-        req.expr.split_whitespace().collect::<Vec<_>>().join(" ")
+        req.expr.split_whitespace().collect::<Vec<_>>().join(" "),
+        netns
     );
     let meta = object
         .add_map(
@@ -447,12 +498,13 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
         .program_by_name(req.name)
         .expect("the object has this program");
     // From here on a failure removes the staged pins (dropping the
-    // staging), and dropping `link` detaches.
+    // staging), and dropping `link` detaches. The link is pinned last
+    // (see the module docs).
     let mut unit = locked.stage(req.name)?;
-    unit.pin("link", &link)?;
-    unit.pin("prog", prog)?;
-    unit.pin("stats", loaded.map(stats))?;
     unit.pin("meta", loaded.map(meta))?;
+    unit.pin("stats", loaded.map(stats))?;
+    unit.pin("prog", prog)?;
+    unit.pin("link", &link)?;
     unit.commit()?;
     describe(&locked.unit(req.name)?)
 }
@@ -493,10 +545,17 @@ pub fn list() -> Result<Listing, DeployError> {
         listing.attached.push(describe(&locked.unit(name)?)?);
     }
     for half in &scan.half_made {
-        listing.notes.push(format!(
-            "{half}: `pcap2bpf detach {}` or `detach --all` removes it",
-            half.name
-        ));
+        let running = locked
+            .open_half(half)
+            .map_or_else(|e| format!("cannot tell what runs ({e})"), |u| running(&u));
+        let remove = if check_name(&half.name).is_ok() {
+            format!("`pcap2bpf detach {}` or `detach --all`", half.name)
+        } else {
+            "`pcap2bpf detach --all`".to_string()
+        };
+        listing
+            .notes
+            .push(format!("{half}: {running}; {remove} removes it"));
     }
     for stray in &scan.strays {
         listing
@@ -506,9 +565,29 @@ pub fn list() -> Result<Listing, DeployError> {
     Ok(listing)
 }
 
-/// Reads a filter's pins.
-fn describe(unit: &Unit<'_>) -> Result<Attached, DeployError> {
-    let name = unit.name().to_string();
+/// How the description records a namespace: `DEV:INO` of its nsfs file.
+fn record_netns(n: NetnsId) -> String {
+    format!("{}:{}", n.dev(), n.ino())
+}
+
+/// Reads back what [`record_netns`] wrote.
+fn parse_netns(s: &str) -> Option<NetnsId> {
+    let (dev, ino) = s.split_once(':')?;
+    Some(NetnsId::from_raw(dev.parse().ok()?, ino.parse().ok()?))
+}
+
+/// What the `meta` pin of a unit says: device, hook, action, expression
+/// and the namespace of the device (empty strings and `None` for what it
+/// lacks).
+struct Description {
+    iface: String,
+    hook: String,
+    action: String,
+    expr: String,
+    netns: Option<NetnsId>,
+}
+
+fn description(unit: &Unit<'_>) -> Result<Description, DeployError> {
     // The name of a pin directory is anyone's who may write there.
     let meta = unit.map("meta").map_err(pin_err(format!(
         "opening {}",
@@ -520,31 +599,159 @@ fn describe(unit: &Unit<'_>) -> Result<Attached, DeployError> {
         .flatten()
         .map(|v| String::from_utf8_lossy(&v).into_owned())
         .unwrap_or_default();
-    let mut lines = text.splitn(4, '\n');
+    let mut lines = text.splitn(5, '\n');
     let mut next = || lines.next().unwrap_or("").to_string();
-    let (iface, hook, action, expr) = (next(), next(), next(), next());
+    Ok(Description {
+        iface: next(),
+        hook: next(),
+        action: next(),
+        expr: next(),
+        netns: parse_netns(&next()),
+    })
+}
+
+/// The device of a link: its name in the namespace `recorded` (where the
+/// filter was attached), that namespace as seen from here, and whether
+/// the device is gone. `given` is the name it was attached by, said when
+/// nothing better is known.
+fn device(ifindex: u32, recorded: Option<NetnsId>, given: &str) -> (String, DeviceNetns, bool) {
+    let here = NetnsId::current().ok();
+    // A link whose device went away reports ifindex 0.
+    if ifindex == 0 {
+        let netns = match recorded {
+            None => DeviceNetns::Unknown,
+            Some(id) if Some(id) == here => DeviceNetns::Here,
+            Some(id) => DeviceNetns::Other {
+                id,
+                name: NetnsFile::find(id).and_then(|ns| ns.name().map(str::to_string)),
+            },
+        };
+        return (given.to_string(), netns, true);
+    }
+    let name_here = || if_indextoname(ifindex).ok();
+    match recorded {
+        None => match name_here() {
+            Some(name) => (name, DeviceNetns::Unknown, false),
+            None => (given.to_string(), DeviceNetns::Unknown, true),
+        },
+        Some(id) if Some(id) == here => match name_here() {
+            Some(name) => (name, DeviceNetns::Here, false),
+            None => (given.to_string(), DeviceNetns::Here, true),
+        },
+        Some(id) => {
+            let unreachable = |why: String| {
+                (
+                    given.to_string(),
+                    DeviceNetns::Unreachable { id, ifindex, why },
+                    false,
+                )
+            };
+            let Some(ns) = NetnsFile::find(id) else {
+                return unreachable(
+                    "it has no `ip netns` name and no process is in it".to_string(),
+                );
+            };
+            match ns.run(|| if_indextoname(ifindex)) {
+                Ok(Ok(name)) => (
+                    name,
+                    DeviceNetns::Other {
+                        id,
+                        name: ns.name().map(str::to_string),
+                    },
+                    false,
+                ),
+                Ok(Err(_)) => (
+                    given.to_string(),
+                    DeviceNetns::Other {
+                        id,
+                        name: ns.name().map(str::to_string),
+                    },
+                    true,
+                ),
+                Err(e) => unreachable(format!("cannot enter it: {e}")),
+            }
+        }
+    }
+}
+
+/// The device's name with where it is, as the notes of [`list`] say it.
+pub fn device_text(iface: &str, netns: &DeviceNetns) -> String {
+    let iface = pcap2bpf::text::escape(iface);
+    match netns {
+        DeviceNetns::Here | DeviceNetns::Unknown => iface.into_owned(),
+        DeviceNetns::Other { name: Some(n), .. } => {
+            format!("{iface} in network namespace {}", pcap2bpf::text::escape(n))
+        }
+        DeviceNetns::Other { id, name: None } => format!("{iface} in network namespace {id}"),
+        DeviceNetns::Unreachable { id, ifindex, why } => format!(
+            "(ifindex {ifindex} in network namespace {id}, not this one; {why}; it was \
+             attached as {iface})"
+        ),
+    }
+}
+
+/// What of a half-made filter runs: its link, if it holds one, and where.
+fn running(unit: &Unit<'_>) -> String {
+    let Ok(info) = unit.link("link").and_then(|l| l.info()) else {
+        return "no link of it is attached".to_string();
+    };
+    let ifindex = match info.detail {
+        LinkDetail::Xdp { ifindex } | LinkDetail::Tcx { ifindex, .. } => ifindex,
+        _ => 0,
+    };
+    if ifindex == 0 {
+        return format!("its link {} is detached", info.id);
+    }
+    let d = description(unit).ok();
+    let given = d.as_ref().map_or("", |d| d.iface.as_str());
+    let (iface, netns, gone) = device(ifindex, d.as_ref().and_then(|d| d.netns), given);
+    let hook = d
+        .as_ref()
+        .map(|d| format!(" ({})", pcap2bpf::text::escape(&d.hook)))
+        .unwrap_or_default();
+    if gone {
+        return format!("its link {} is attached to a device that is gone", info.id);
+    }
+    format!(
+        "its link {} (program {}) is attached to {}{hook}",
+        info.id,
+        info.prog_id
+            .map_or_else(|| "-".to_string(), |p| p.to_string()),
+        device_text(&iface, &netns)
+    )
+}
+
+/// Reads a filter's pins.
+fn describe(unit: &Unit<'_>) -> Result<Attached, DeployError> {
+    let name = unit.name().to_string();
+    let Description {
+        iface,
+        hook,
+        action,
+        expr,
+        netns: recorded,
+    } = description(unit)?;
     let stats = unit.map("stats").map_err(pin_err("opening the counters"))?;
     let matched = stats
         .sum_u64(&COUNTER_MATCHED.to_ne_bytes(), 0)
         .unwrap_or(0);
     let seen = stats.sum_u64(&COUNTER_SEEN.to_ne_bytes(), 0).unwrap_or(0);
-    let (link_id, prog_id, iface, device_gone) = match unit.link("link").and_then(|l| l.info()) {
-        Ok(info) => {
-            // A link whose device went away reports ifindex 0.
-            let ifindex = match info.detail {
-                LinkDetail::Xdp { ifindex } | LinkDetail::Tcx { ifindex, .. } => ifindex,
-                _ => 0,
-            };
-            match if_indextoname(ifindex) {
-                Ok(name) => (Some(info.id), info.prog_id, name, false),
-                Err(_) => (Some(info.id), info.prog_id, iface, true),
+    let (link_id, prog_id, iface, netns, device_gone) =
+        match unit.link("link").and_then(|l| l.info()) {
+            Ok(info) => {
+                let ifindex = match info.detail {
+                    LinkDetail::Xdp { ifindex } | LinkDetail::Tcx { ifindex, .. } => ifindex,
+                    _ => 0,
+                };
+                let (iface, netns, gone) = device(ifindex, recorded, &iface);
+                (Some(info.id), info.prog_id, iface, netns, gone)
             }
-        }
-        Err(_) => (None, None, iface, true),
-    };
+            Err(_) => (None, None, iface, DeviceNetns::Here, true),
+        };
     Ok(Attached {
         name,
         iface,
+        netns,
         device_gone,
         hook: Hook::from_name(&hook).map_or(hook, |h| h.name().to_string()),
         action,

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile, text};
-use pcap2bpf_cli::deploy::{self, Action, Hook, Position, Request};
+use pcap2bpf_cli::deploy::{self, Action, DeviceNetns, Hook, Position, Request};
 use pcap2bpf_cli::emit::{self, Format};
 use pcap2bpf_cli::summary;
 use pcapfile::{self as capture, PacketReader};
@@ -521,19 +521,39 @@ fn cmd_status() -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  expression",
-        "name", "device", "hook", "action", "matched", "seen", "prog", "link"
+        "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7} {:<12}  expression",
+        "name", "device", "hook", "action", "matched", "seen", "prog", "link", "netns"
     );
     // Every field read from the pins is escaped: anyone who may pin there
     // chooses them.
     for f in filters {
+        // Where the device is: `-` for this network namespace, else its
+        // `ip netns` name or its id. A device in a namespace that cannot
+        // be entered is not named: its index means another device here.
+        let (device, netns) = match &f.netns {
+            DeviceNetns::Here => (text::escape(&f.iface).into_owned(), "-".to_string()),
+            DeviceNetns::Unknown => (text::escape(&f.iface).into_owned(), "?".to_string()),
+            DeviceNetns::Other { id, name } => (
+                text::escape(&f.iface).into_owned(),
+                name.as_deref()
+                    .map_or_else(|| id.to_string(), |n| text::escape(n).into_owned()),
+            ),
+            DeviceNetns::Unreachable { id, ifindex, .. } => {
+                report(&format!(
+                    "{}: {}",
+                    text::escape(&f.name),
+                    deploy::device_text(&f.iface, &f.netns)
+                ));
+                (format!("ifindex:{ifindex}"), id.to_string())
+            }
+        };
         let device = if f.device_gone {
-            format!("{}(gone)", text::escape(&f.iface))
+            format!("{device}(gone)")
         } else {
-            text::escape(&f.iface).into_owned()
+            device
         };
         println!(
-            "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7}  {}",
+            "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7} {:<12}  {}",
             text::escape(&f.name),
             device,
             text::escape(&f.hook),
@@ -542,6 +562,7 @@ fn cmd_status() -> Result<(), String> {
             f.seen,
             id_or_dash(f.prog_id),
             id_or_dash(f.link_id),
+            netns,
             text::escape(&f.expr)
         );
     }
