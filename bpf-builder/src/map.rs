@@ -331,6 +331,22 @@ impl MapSpec {
         Ok(spec)
     }
 
+    /// The same map without its initial contents (not copied).
+    pub(crate) fn without_contents(&self) -> MapSpec {
+        MapSpec {
+            name: self.name.clone(),
+            map_type: self.map_type,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            max_entries: self.max_entries,
+            flags: self.flags,
+            inner: self.inner.clone(),
+            contents: Vec::new(),
+            freeze: self.freeze,
+            btf: self.btf.clone(),
+        }
+    }
+
     /// An array of `max_entries` values.
     pub fn array(name: impl Into<String>, value_size: u32, max_entries: u32) -> MapSpec {
         Self::new(name, MapType::Array, 4, value_size, max_entries)

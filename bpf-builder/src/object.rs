@@ -708,14 +708,18 @@ impl Object {
         self.functions.iter().map(|(s, f)| (self.func_id(s), f))
     }
 
-    /// Drops every map's initial contents (they live in the kernel once
-    /// loaded): what a loaded object keeps of its specification.
+    /// The object without its maps' initial contents (they live in the
+    /// kernel once loaded): what a loaded object keeps of its
+    /// specification. The contents are not copied on the way.
     pub(crate) fn without_contents(&self) -> Object {
-        let mut kept = self.clone();
-        for spec in kept.maps.values_mut() {
-            spec.contents = Vec::new();
+        Object {
+            key: self.key,
+            maps: self.maps.values().map(MapSpec::without_contents).collect(),
+            existing: self.existing.clone(),
+            programs: self.programs.clone(),
+            functions: self.functions.clone(),
+            license: self.license.clone(),
         }
-        kept
     }
 
     /// Looks a name up. A scan: objects have a handful of names, and

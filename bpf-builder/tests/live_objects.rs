@@ -264,6 +264,10 @@ fn programs_and_functions_added_to_a_loaded_object_use_its_maps() {
         .unwrap();
     let mut loaded = obj.load().unwrap();
     assert_eq!(run(&loaded, main), XDP_PASS as u32);
+    // The loaded object keeps the shapes, not the contents (they are in
+    // the kernel now).
+    assert_eq!(obj.map(tails).contents.len(), 1);
+    assert!(loaded.object().map(tails).contents.is_empty());
 
     // A function added after loading, called by a program added after
     // loading, counting in the object's map.
