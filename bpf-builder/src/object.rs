@@ -356,8 +356,9 @@ impl Object {
         }
     }
 
-    /// The slot of `id`, panicking on another object's id (the accessors
-    /// that cannot fail, like indexing a slice out of range).
+    /// `id`, once checked to be this object's: another object's id panics
+    /// (for the accessors that cannot fail, as indexing a slice out of
+    /// range does).
     pub(crate) fn own<T: Into<Symbol> + Copy>(&self, id: T) -> T {
         if let Err(e) = self.check_id(id) {
             panic!("{e}");
