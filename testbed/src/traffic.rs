@@ -28,9 +28,14 @@ impl Marker {
     }
 }
 
-/// Frames a stream sends back to back: well below the 512 small frames
-/// a packet socket's default receive buffer holds.
+/// Frames a stream sends back to back: well below the per-CPU backlog
+/// (`netdev_max_backlog`, 1,000) and a default socket buffer's 512 small
+/// frames.
 const BURST: usize = 64;
+
+/// Receive-buffer bytes a streamed frame takes at most (a small frame's
+/// buffer with the kernel's bookkeeping is well under this).
+const STREAM_FRAME_ROOM: usize = 4096;
 
 /// Largest frame collected whole (a veth's MTU is far below it).
 const MAX_FRAME: usize = 65536;
@@ -61,9 +66,10 @@ pub fn send_and_collect<F: AsRef<[u8]>>(
 /// of it: a second thread sends the first half of `frames`, runs
 /// `during` (a change made while traffic flows, say), then sends the
 /// rest, while this thread collects what arrives. Frames still in flight
-/// when `during` runs meet whatever it changed. The sender pauses briefly
-/// after every 64 frames, so that a stream of any length fits the
-/// receiving socket's buffer.
+/// when `during` runs meet whatever it changed. The receiving socket gets
+/// a buffer for the whole stream, and the sender pauses briefly after
+/// every 64 frames, below the kernel's per-CPU backlog of 1,000; frames
+/// the socket itself drops make this an error rather than a loss.
 pub fn stream_and_collect<F: AsRef<[u8]> + Sync>(
     tx: &Link,
     rx: &Link,
@@ -73,6 +79,11 @@ pub fn stream_and_collect<F: AsRef<[u8]> + Sync>(
     during: impl FnOnce() + Send,
 ) -> Result<Vec<Vec<u8>>> {
     let rx_sock = incoming(rx)?;
+    // Room for the whole stream: a reader that is not scheduled for a
+    // while (a loaded machine) must not lose frames to a full buffer.
+    rx_sock
+        .set_receive_buffer(frames.len() * STREAM_FRAME_ROOM)
+        .map_err(|e| Error::io(format!("cannot grow the receive buffer on {}", rx.name), e))?;
     let tx_sock = tx.socket()?;
     let (first, rest) = frames.split_at(frames.len() / 2);
     std::thread::scope(|s| {
@@ -91,6 +102,17 @@ pub fn stream_and_collect<F: AsRef<[u8]> + Sync>(
             paced(rest)
         });
         let got = collect(&rx_sock, rx, expected(frames, marker), marker, timeout);
+        // Frames the socket itself dropped are the harness's loss, not the
+        // system's under test: say so rather than count them missing.
+        let dropped = rx_sock
+            .drops()
+            .map_err(|e| Error::io(format!("cannot read drops on {}", rx.name), e))?;
+        if dropped > 0 {
+            return Err(Error::Invalid(format!(
+                "the receiving socket on {} dropped {dropped} frames (its buffer was full)",
+                rx.name
+            )));
+        }
         match sender.join() {
             Ok(sent) => sent.and(got),
             Err(panic) => std::panic::resume_unwind(panic),

@@ -100,6 +100,53 @@ impl PacketSocket {
         Ok(())
     }
 
+    /// Sets the receive buffer to `bytes` (`SO_RCVBUFFORCE`, past the
+    /// system's `rmem_max`; needs `CAP_NET_ADMIN`), so a burst of frames
+    /// waits in the socket while the reader is not scheduled.
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `value` is a c_int that lives across the call and the
+        // length passed is its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const value).cast::<libc::c_void>(),
+                mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Frames the kernel dropped for this socket since the last call (its
+    /// buffer was full): `PACKET_STATISTICS`' `tp_drops`.
+    pub fn drops(&self) -> io::Result<u32> {
+        let mut stats = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
+        let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: `stats` is a writable tpacket_stats that lives across the
+        // call, and `len` holds its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&raw mut stats).cast::<libc::c_void>(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stats.tp_drops)
+    }
+
     /// Sends one whole frame (Ethernet header first) out of the interface.
     /// Other packet sockets on the interface see it as outgoing; this one
     /// does not see it at all.
