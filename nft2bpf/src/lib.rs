@@ -1,12 +1,60 @@
 //! nft2bpf: nftables' ruleset language for the netdev family, read and
-//! checked as `nft -f` reads and checks it, for compilation to XDP and tcx.
+//! checked as `nft -f` reads and checks it, for compilation to XDP and
+//! tcx.
 //!
 //! Pipeline, one folder a stage: [`syntax`] (scanner and parser, with
-//! `include` and `define`), [`check`] (nft's semantic checks, the
-//! refusal of what cannot run before the stack, and the resolution of
-//! every match to header bytes and typed constants). Errors carry spans;
-//! a [`SourceMap`] turns them into `FILE:LINE:COL` with the source line
-//! and a caret.
+//! `include` and `define`), [`check`] (nft's semantic checks, the refusal
+//! by name of what cannot run before the stack, and the resolution of
+//! every match to header bytes and constants: the [`check::tree`] that
+//! lowering reads). Errors carry spans; a [`SourceMap`] turns them into
+//! `FILE:LINE:COL` with the source line and a caret.
+//!
+//! ```
+//! use nft2bpf::SourceMap;
+//! use nft2bpf::check::tree::{CmpOp, Source, Stmt, Test};
+//! use nft2bpf::syntax::MemLoader;
+//!
+//! # fn main() -> Result<(), nft2bpf::Errors> {
+//! let mut map = SourceMap::new();
+//! let text = r#"
+//! table netdev filter {
+//!     chain ingress {
+//!         type filter hook ingress device "eth0" priority 0; policy drop;
+//!         tcp dport { 22, 80 } accept
+//!     }
+//! }
+//! "#;
+//! let file = map.add("fw.nft", None, text, None);
+//! // `MemLoader` holds the files `include` may read (none here);
+//! // `FsLoader` reads them from disk.
+//! let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())?;
+//! let (_, chain, base) = ruleset.base_chains().next().unwrap();
+//! assert_eq!((chain.name.as_str(), base.devices.as_slice()), ("ingress", &["eth0".to_string()][..]));
+//!
+//! // The rule: nft's own dependency (`meta l4proto tcp`), the set
+//! // lookup, the verdict.
+//! let rule = &ruleset.rules[chain.rules[0]];
+//! let Stmt::Match(dep) = &rule.stmts[0] else { unreachable!() };
+//! assert!(dep.implied);
+//! assert_eq!(dep.test, Test::Cmp { op: CmpOp::Eq, value: 6 });
+//! let Stmt::Match(m) = &rule.stmts[1] else { unreachable!() };
+//! let Source::Field(field) = m.key.parts[0].source else { unreachable!() };
+//! let load = field.load(); // bytes 2-3 of the transport header
+//! assert_eq!((load.offset, load.len), (2, 2));
+//! let Test::InSet { set, negated: false } = m.test else { unreachable!() };
+//! assert_eq!(ruleset.sets[set].elements.len(), 2);
+//!
+//! // A mistake, as a compiler reports it.
+//! let bad = map.add("bad.nft", None, "table netdev t {\n\tchain c { ip saddr tcp; }\n}\n", None);
+//! let errors = nft2bpf::check_ruleset(&mut map, bad, &mut MemLoader::new()).unwrap_err();
+//! assert_eq!(
+//!     errors.render(&map),
+//!     "bad.nft:2:21: error: datatype mismatch, expected IPv4 address, expression has type Internet protocol\n\
+//!      \tchain c { ip saddr tcp; }\n\
+//!      \t                   ^~~\n"
+//! );
+//! # Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -16,4 +64,16 @@ pub mod source;
 pub mod syntax;
 
 pub use error::{Error, Errors};
-pub use source::SourceMap;
+pub use source::{FileId, SourceMap};
+
+/// Parses and checks the file `file` of `map` (its includes are read
+/// through `loader` and added to `map`): the checked ruleset, or every
+/// error (a syntax error stops at the first).
+pub fn check_ruleset(
+    map: &mut SourceMap,
+    file: FileId,
+    loader: &mut dyn syntax::Loader,
+) -> Result<check::Ruleset, Errors> {
+    let ast = syntax::parse(map, file, loader)?;
+    check::check(&ast)
+}

@@ -4,6 +4,8 @@
 //! one name merge; variables are substituted where they are used, with
 //! the scopes of [`super::scope`]. Nothing is typed yet.
 
+use std::collections::HashMap;
+
 use pktmatch::Span;
 
 use crate::check::refuse;
@@ -18,6 +20,8 @@ pub(crate) struct TableDraft {
     pub span: Span,
     pub dormant: bool,
     pub chains: Vec<ChainDraft>,
+    /// Where each chain is in `chains`.
+    chain_index: HashMap<String, usize>,
     pub sets: Vec<SetDraft>,
     pub counters: Vec<CounterDecl>,
     pub quotas: Vec<QuotaDecl>,
@@ -84,11 +88,7 @@ impl Collector {
             }
             Command::Rule(r) => {
                 let table = self.existing_table(&r.family, &r.table)?;
-                let Some(chain) = self.tables[table]
-                    .chains
-                    .iter()
-                    .position(|c| c.name == r.item.chain.name)
-                else {
+                let Some(&chain) = self.tables[table].chain_index.get(&r.item.chain.name) else {
                     return Err(Error::new(
                         format!(
                             "chain `{}` does not exist in table netdev {}",
@@ -138,6 +138,7 @@ impl Collector {
             span: name.span,
             dormant: false,
             chains: Vec::new(),
+            chain_index: HashMap::new(),
             sets: Vec::new(),
             counters: Vec::new(),
             quotas: Vec::new(),
@@ -212,21 +213,20 @@ impl Collector {
 
     /// Adds a chain block to the chain of its name.
     fn chain(&mut self, table: usize, decl: &ChainDecl) -> Result<(), Error> {
-        let index = match self.tables[table]
-            .chains
-            .iter()
-            .position(|c| c.name == decl.name.name)
-        {
-            Some(i) => i,
+        let t = &mut self.tables[table];
+        let index = match t.chain_index.get(&decl.name.name) {
+            Some(&i) => i,
             None => {
-                self.tables[table].chains.push(ChainDraft {
+                t.chains.push(ChainDraft {
                     name: decl.name.name.clone(),
                     span: decl.name.span,
                     hook: None,
                     policy: None,
                     rules: Vec::new(),
                 });
-                self.tables[table].chains.len() - 1
+                t.chain_index
+                    .insert(decl.name.name.clone(), t.chains.len() - 1);
+                t.chains.len() - 1
             }
         };
         self.scopes.push();
@@ -370,6 +370,7 @@ impl Collector {
                 }
             }
             Stmt::Counter(_)
+            | Stmt::Pcap(_)
             | Stmt::Limit(_)
             | Stmt::Quota(_)
             | Stmt::Mangle(_)

@@ -8,7 +8,10 @@
 //! - `ether` and `vlan` fields: `meta iiftype ether` first, once a rule;
 //!   `vlan` fields then `ether type 8021q`, unless the rule has
 //!   established a VLAN tag after the Ethernet header (`ether type vlan`,
-//!   `ether type 8021ad`, an earlier `vlan` field).
+//!   `ether type 8021ad`, an earlier `vlan` field); once it has
+//!   established a network protocol instead (`meta protocol` of any
+//!   value, `ether type ip`, an `ip` field), a `vlan` field is an error
+//!   ("conflicting protocols specified: ether vs. vlan").
 //! - `ip` and `ip6` fields: `vlan type ip` once the rule has read a VLAN
 //!   tag, else `ether type ip` once it has read the Ethernet header, else
 //!   `meta protocol ip`; nothing once the rule has established the
@@ -45,6 +48,8 @@ const ETH_P_8021AD: u16 = 0x88a8;
 const ETH_P_IP: u16 = 0x0800;
 /// IPv6.
 const ETH_P_IPV6: u16 = 0x86dd;
+/// ARP.
+const ETH_P_ARP: u16 = 0x0806;
 /// `ARPHRD_ETHER`.
 const ARPHRD_ETHER: u128 = 1;
 
@@ -63,13 +68,16 @@ pub(crate) struct ProtoCtx {
     /// `meta iiftype ether` has been tested: the frame has an Ethernet
     /// header.
     link_ether: bool,
-    /// What the Ethernet header's type said follows: a tag or a network
-    /// protocol.
-    after_ether: Option<u16>,
-    /// The network protocol (an EtherType).
+    /// The Ethernet header's type says a VLAN tag follows.
+    vlan: bool,
+    /// The network protocol (an EtherType; `meta protocol` sets any
+    /// value, `ether type` and `vlan type` only those nft knows).
     network: Option<u16>,
     /// The transport protocols the rule allows (one, or a set's).
     transport: Option<Vec<u8>>,
+    /// Headers whose type guard (ICMP echo messages, for `id` and
+    /// `sequence`) the rule has tested.
+    guarded: Vec<Header>,
 }
 
 impl ProtoCtx {
@@ -81,13 +89,12 @@ impl ProtoCtx {
             Header::Ether => self.link(&mut deps),
             Header::Vlan => {
                 self.link(&mut deps);
-                match self.after_ether {
-                    Some(ETH_P_8021Q | ETH_P_8021AD) => {}
-                    Some(other) => return Err(conflict(&network_name(other), "vlan", at)),
-                    None => {
-                        deps.push(Dep::Field(ether_type(), u128::from(ETH_P_8021Q)));
-                        self.after_ether = Some(ETH_P_8021Q);
+                if !self.vlan {
+                    if self.network.is_some() {
+                        return Err(conflict("ether", "vlan", at));
                     }
+                    deps.push(Dep::Field(ether_type(), u128::from(ETH_P_8021Q)));
+                    self.vlan = true;
                 }
             }
             Header::Ip => self.network(ETH_P_IP, true, at, &mut deps)?,
@@ -105,6 +112,16 @@ impl ProtoCtx {
             Header::Th => {}
         }
         Ok(deps)
+    }
+
+    /// Whether a guarded field of `header` needs its guard (the first
+    /// time in a rule), recording that it has it.
+    pub(crate) fn needs_guard(&mut self, header: Header) -> bool {
+        if self.guarded.contains(&header) {
+            return false;
+        }
+        self.guarded.push(header);
+        true
     }
 
     /// `meta iiftype ether`, once.
@@ -126,15 +143,17 @@ impl ProtoCtx {
     ) -> Result<(), Error> {
         match self.network {
             Some(p) if p == proto => return Ok(()),
-            Some(p) if strict => return Err(conflict(&network_name(p), &network_name(proto), at)),
+            Some(p) if strict => return Err(conflict(network_name(p), network_name(proto), at)),
             Some(_) => return Ok(()),
             None => {}
         }
         let value = u128::from(proto);
-        let dep = match self.after_ether {
-            Some(ETH_P_8021Q | ETH_P_8021AD) => Dep::Field(vlan_type(), value),
-            _ if self.link_ether => Dep::Field(ether_type(), value),
-            _ => Dep::Meta(MetaKey::Protocol, value),
+        let dep = if self.vlan {
+            Dep::Field(vlan_type(), value)
+        } else if self.link_ether {
+            Dep::Field(ether_type(), value)
+        } else {
+            Dep::Meta(MetaKey::Protocol, value)
         };
         deps.push(dep);
         self.network = Some(proto);
@@ -164,17 +183,17 @@ impl ProtoCtx {
     /// or `key` in a set of `values`.
     pub(crate) fn learn_field(&mut self, field: &Field, values: &[u128]) {
         let Some(&last) = values.last() else { return };
+        let Ok(last16) = u16::try_from(last) else {
+            return;
+        };
         match (field.header, field.name) {
-            (Header::Ether, "type") => {
-                if let Ok(t) = u16::try_from(last) {
-                    self.after_ether = Some(t);
-                    self.learn_network(t);
-                }
+            (Header::Ether, "type") if matches!(last16, ETH_P_8021Q | ETH_P_8021AD) => {
+                self.vlan = true
             }
-            (Header::Vlan, "type") => {
-                if let Ok(t) = u16::try_from(last) {
-                    self.learn_network(t);
-                }
+            (Header::Ether | Header::Vlan, "type")
+                if matches!(last16, ETH_P_IP | ETH_P_IPV6 | ETH_P_ARP) =>
+            {
+                self.network = Some(last16);
             }
             (Header::Ip, "protocol") | (Header::Ip6, "nexthdr") => self.learn_transport(values),
             _ => {}
@@ -183,21 +202,10 @@ impl ProtoCtx {
 
     /// Learns from a metadata match, as [`ProtoCtx::learn_field`].
     pub(crate) fn learn_meta(&mut self, key: MetaKey, values: &[u128]) {
-        match (key, values.last()) {
-            (MetaKey::Protocol, Some(&last)) => {
-                if let Ok(t) = u16::try_from(last) {
-                    self.learn_network(t);
-                }
-            }
+        match (key, values.last().map(|v| u16::try_from(*v))) {
+            (MetaKey::Protocol, Some(Ok(t))) => self.network = Some(t),
             (MetaKey::L4Proto, Some(_)) => self.learn_transport(values),
             _ => {}
-        }
-    }
-
-    /// A network protocol nft has a description of.
-    fn learn_network(&mut self, t: u16) {
-        if matches!(t, ETH_P_IP | ETH_P_IPV6 | 0x0806) {
-            self.network = Some(t);
         }
     }
 
@@ -223,13 +231,13 @@ fn conflict(old: &str, new: &str, at: Span) -> Error {
 }
 
 /// nft's name of a network protocol.
-fn network_name(t: u16) -> String {
+fn network_name(t: u16) -> &'static str {
     match t {
-        ETH_P_IP => "ip".to_string(),
-        ETH_P_IPV6 => "ip6".to_string(),
-        0x0806 => "arp".to_string(),
-        ETH_P_8021Q | ETH_P_8021AD => "vlan".to_string(),
-        other => format!("0x{other:04x}"),
+        ETH_P_IP => "ip",
+        ETH_P_IPV6 => "ip6",
+        ETH_P_ARP => "arp",
+        ETH_P_8021Q | ETH_P_8021AD => "vlan",
+        _ => "unknown",
     }
 }
 
@@ -326,6 +334,35 @@ mod tests {
         assert_eq!(
             c.dependencies(f(Header::Ip6, "saddr"), at()).unwrap(),
             vec![Dep::Field(vlan_type(), 0x86dd)]
+        );
+    }
+
+    #[test]
+    fn vlan_fields_conflict_with_an_established_network() {
+        let mut c = ProtoCtx::default();
+        c.learn_meta(MetaKey::Protocol, &[0x0800]);
+        let e = c.dependencies(f(Header::Vlan, "id"), at()).unwrap_err();
+        assert_eq!(e.message, "conflicting protocols specified: ether vs. vlan");
+        // Once the tag is established, a network protocol after it is fine.
+        let mut c = ProtoCtx::default();
+        c.dependencies(f(Header::Vlan, "id"), at()).unwrap();
+        c.dependencies(f(Header::Ip, "saddr"), at()).unwrap();
+        assert_eq!(
+            c.dependencies(f(Header::Vlan, "pcp"), at()).unwrap(),
+            vec![]
+        );
+        // Any `meta protocol` establishes a network protocol.
+        let mut c = ProtoCtx::default();
+        c.learn_meta(MetaKey::Protocol, &[0x1234]);
+        let e = c.dependencies(f(Header::Ip, "saddr"), at()).unwrap_err();
+        assert_eq!(e.message, "conflicting protocols specified: unknown vs. ip");
+        // An unknown `ether type` establishes nothing.
+        let mut c = ProtoCtx::default();
+        c.dependencies(f(Header::Ether, "type"), at()).unwrap();
+        c.learn_field(f(Header::Ether, "type"), &[0x1234]);
+        assert_eq!(
+            c.dependencies(f(Header::Ip, "saddr"), at()).unwrap(),
+            vec![Dep::Field(ether_type(), 0x0800)]
         );
     }
 

@@ -107,7 +107,7 @@ impl Ruleset {
                             out,
                             " {}{}",
                             if negated { "!= " } else { "" },
-                            self.set_text(set)
+                            self.set_ref_text(set)
                         )
                     }
                 };
@@ -142,7 +142,10 @@ impl Ruleset {
             ),
             Stmt::Fwd(fw) => format!("fwd to {}", fw.device),
             Stmt::Verdict(v) => self.verdict_text(*v),
-            Stmt::VerdictMap(vm) => format!("{} vmap {}", key_text(&vm.key), self.set_text(vm.map)),
+            Stmt::VerdictMap(vm) => {
+                format!("{} vmap {}", key_text(&vm.key), self.set_ref_text(vm.map))
+            }
+            Stmt::Pcap(p) => format!("pcap \"{}\"", p.filter),
         }
     }
 
@@ -155,6 +158,15 @@ impl Ruleset {
             Verdict::Return => "return".into(),
             Verdict::Jump(c) => format!("jump {}", self.chains[c].name),
             Verdict::Goto(c) => format!("goto {}", self.chains[c].name),
+        }
+    }
+
+    /// A set a rule uses: `@name` for a named one (its elements print
+    /// with its table), the whole set for an anonymous one.
+    fn set_ref_text(&self, id: SetId) -> String {
+        match &self.sets[id].name {
+            Some(n) => format!("@{n}"),
+            None => self.set_text(id),
         }
     }
 

@@ -240,7 +240,7 @@ impl Checker {
                 ));
             }
             let guard = field(f.header, f.name).map_or(&[][..], |(_, g)| g);
-            if !guard.is_empty() {
+            if !guard.is_empty() && ctx.needs_guard(f.header) {
                 let (type_field, _) = field(f.header, "type").expect("ICMP headers have a type");
                 let kt = KeyType {
                     ty: type_field.ty,

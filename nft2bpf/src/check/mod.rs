@@ -3,16 +3,16 @@
 //!
 //! The passes, in order:
 //!
-//! 1. [`collect`]: the commands to tables, `flush ruleset` and `define`
-//!    applied, variables substituted ([`scope`]), blocks of one table or
+//! 1. `collect`: the commands to tables, `flush ruleset` and `define`
+//!    applied, variables substituted (`scope`), blocks of one table or
 //!    chain merged;
-//! 2. declarations ([`decls`]): ids for tables, chains, sets and named
-//!    objects; base chain specs; set declarations and elements ([`sets`]);
-//! 3. rules ([`rules`], [`matches`]): every statement typed ([`types`],
-//!    [`value`]), every match resolved to a field of the one table
-//!    ([`fields`]) with the dependencies nft adds ([`context`]), every
+//! 2. declarations (`decls`): ids for tables, chains, sets and named
+//!    objects; base chain specs; set declarations and elements (`sets`);
+//! 3. rules (`rules`, `matches`): every statement typed ([`types`],
+//!    `value`), every match resolved to a field of the one table
+//!    ([`fields`]) with the dependencies nft adds (`context`), every
 //!    construct we cannot run refused by name ([`refuse`]);
-//! 4. the jump graph ([`graph`]): no loops, no deeper than the kernel
+//! 4. the jump graph (`graph`): no loops, no deeper than the kernel
 //!    allows.
 //!
 //! Errors are collected across rules and declarations, in source order.

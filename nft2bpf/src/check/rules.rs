@@ -7,7 +7,8 @@ use crate::check::collect::TableDraft;
 use crate::check::context::ProtoCtx;
 use crate::check::decls::device_name;
 use crate::check::tree::{
-    Counter, Fwd, Limit, LimitUnit, Log, Quota, QuotaSpec, Rule, Stmt, Verdict, VerdictMap,
+    Counter, Fwd, Limit, LimitUnit, Log, PcapMatch, Quota, QuotaSpec, Rule, Stmt, Verdict,
+    VerdictMap,
 };
 use crate::check::{Checker, Names, refuse};
 use crate::error::Error;
@@ -98,6 +99,10 @@ impl Checker {
                     }));
                     terminal = true;
                 }
+                ast::Stmt::Pcap(p) => stmts.push(Stmt::Pcap(PcapMatch {
+                    filter: p.name.clone(),
+                    span: p.span,
+                })),
                 ast::Stmt::Mangle(m) => {
                     let why = refuse::why("set").unwrap_or("not supported by nft2bpf");
                     return Err(Error::new(format!("`{} set`: {why}", m.target), m.span));

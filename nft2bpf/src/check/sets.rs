@@ -134,13 +134,28 @@ impl Checker {
         anonymous: bool,
         names: &Names,
     ) -> Result<Vec<Element>, Error> {
+        self.elements_with(e, set, anonymous, names, None)
+    }
+
+    /// [`Checker::elements`], where a nested set's elements take the data
+    /// of the element the set stands in (`{ $web : jump web }` with
+    /// `define web = { 80, 443 }`).
+    fn elements_with(
+        &self,
+        e: &Expr,
+        set: &Set,
+        anonymous: bool,
+        names: &Names,
+        inherited: Option<&Expr>,
+    ) -> Result<Vec<Element>, Error> {
         let ExprKind::Set(elems) = &e.kind else {
             return Err(Error::new("expected a set of elements in braces", e.span));
         };
         let mut out = Vec::with_capacity(elems.len());
         for el in elems {
+            let data = el.data.as_ref().or(inherited);
             if let ExprKind::Set(_) = el.key.kind {
-                out.extend(self.elements(&el.key, set, anonymous, names)?);
+                out.extend(self.elements_with(&el.key, set, anonymous, names, data)?);
                 continue;
             }
             let parts: &[Expr] = match &el.key.kind {
@@ -174,7 +189,7 @@ impl Checker {
                 }
                 key.push(k);
             }
-            let verdict = match (&el.data, set.is_map) {
+            let verdict = match (data, set.is_map) {
                 (Some(d), true) => Some(self.map_verdict(d, names)?),
                 (None, true) => {
                     return Err(Error::new(

@@ -207,6 +207,19 @@ pub enum Stmt {
     /// Look the key up in a verdict map: a hit is that verdict, a miss
     /// goes on with the next statement.
     VerdictMap(VerdictMap),
+    /// nft2bpf's extension (nft has no such statement): a tcpdump filter
+    /// expression as a match, compiled with libpcap's meaning by
+    /// `pcap2bpf` over the frame from its link-layer header.
+    Pcap(PcapMatch),
+}
+
+/// `pcap "EXPR"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PcapMatch {
+    /// The filter expression.
+    pub filter: String,
+    /// The statement's text.
+    pub span: Span,
 }
 
 /// A match: read the key, test it.

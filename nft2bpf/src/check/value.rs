@@ -152,7 +152,7 @@ fn symbol(w: &str, e: &Expr, want: KeyType) -> Result<u128, Error> {
             "Could not resolve hostname `{w}`: nft2bpf does not resolve host names; write the address"
         ),
         Type::InetService => format!(
-            "Could not resolve service `{w}`: nft2bpf knows the common service names only (see nft2bpf::check::types::SERVICES); write the port number"
+            "Could not resolve service `{w}`: nft2bpf knows only common service names (numbered as in Debian's /etc/services); write the port number"
         ),
         Type::InetProto => format!("Could not resolve protocol name `{w}`"),
         ty => format!("Could not parse {}", ty.desc()),

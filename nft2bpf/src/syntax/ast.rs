@@ -248,6 +248,9 @@ pub enum Stmt {
     Log(LogStmt),
     /// `fwd to DEVICE` (also `fwd ip|ip6 to ADDR device DEVICE`).
     Fwd(FwdStmt),
+    /// `pcap "EXPR"`: nft2bpf's extension, which nft lacks: a tcpdump
+    /// filter expression as a match.
+    Pcap(Str),
     /// `EXPR set VALUE`: packet or metadata mangling (`meta mark set 1`,
     /// `ip ttl set 1`), refused by the checks.
     Mangle(Mangle),
@@ -269,6 +272,7 @@ impl Stmt {
             Stmt::Quota(q) => q.span,
             Stmt::Log(l) => l.span,
             Stmt::Fwd(f) => f.span,
+            Stmt::Pcap(p) => p.span,
             Stmt::Mangle(m) => m.span,
             Stmt::Unsupported(u) => u.span,
         }

@@ -92,12 +92,12 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// Where an include of `target` written in `from` (`None`: a text with no
-/// file) points.
+/// file) points, `.` and `..` folded away (so errors name it plainly).
 pub fn resolve(from: Option<&Path>, target: &str) -> PathBuf {
     let target = Path::new(target);
     match from.and_then(Path::parent) {
-        Some(dir) if target.is_relative() => dir.join(target),
-        _ => target.to_path_buf(),
+        Some(dir) if target.is_relative() => normalize(&dir.join(target)),
+        _ => normalize(target),
     }
 }
 
@@ -116,6 +116,10 @@ mod tests {
             Path::new("/abs.nft")
         );
         assert_eq!(resolve(None, "x.nft"), Path::new("x.nft"));
+        assert_eq!(
+            resolve(Some(Path::new("fw/main.nft")), "./sub/../x.nft"),
+            Path::new("fw/x.nft")
+        );
     }
 
     #[test]

@@ -104,6 +104,12 @@ fn longest(s: &str) -> Option<(Tok, usize)> {
             best = Some((tok, len));
         }
     };
+    // nft's scanner has these two words among its keywords.
+    for w in ["8021ad", "8021q"] {
+        if s.starts_with(w) {
+            consider(Some((Tok::Word(w.to_string()), w.len())));
+        }
+    }
     consider(address(s).map(|(a, n)| (Tok::Addr(a), n)));
     consider(time_string(s).map(|n| (Tok::Word(s[..n].to_string()), n)));
     consider(number_len(s).map(|n| (Tok::Number(0), n)));
@@ -333,7 +339,7 @@ mod tests {
     #[test]
     fn operator_words_and_glued_words() {
         assert_eq!(
-            toks("flags and syn or ack android mbytes/second echo-request 10s"),
+            toks("flags and syn or ack android mbytes/second echo-request 10s 8021ad 8021q"),
             vec![
                 word("flags"),
                 Tok::Amp,
@@ -344,6 +350,8 @@ mod tests {
                 word("mbytes/second"),
                 word("echo-request"),
                 word("10s"),
+                word("8021ad"),
+                word("8021q"),
                 Tok::Eof
             ]
         );

@@ -3,7 +3,7 @@
 //! [`lexer`] splits a file into [`token`]s as nft's `scanner.l` does,
 //! [`parser`] builds the tree of [`ast`] with `parser_bison.y`'s rules and
 //! reads the files an `include` names through an [`include::Loader`];
-//! [`print`] writes a tree back as text. Nothing here looks a name up or
+//! [`print`](mod@print) writes a tree back as text. Nothing here looks a name up or
 //! knows a type: that is [`crate::check`].
 
 pub mod ast;

@@ -82,7 +82,7 @@ impl Display for TableItem {
             TableItem::Chain(c) => write!(f, "chain {c}"),
             TableItem::Set(s) => write!(f, "{s}"),
             TableItem::Counter(c) => {
-                write!(f, "counter {} {{", quote_name(&c.name.name))?;
+                write!(f, "counter {} {{", c.name.name)?;
                 if let Some(p) = c.packets {
                     write!(f, " packets {}", p.value)?;
                 }
@@ -92,7 +92,7 @@ impl Display for TableItem {
                 f.write_str(" }")
             }
             TableItem::Quota(q) => {
-                write!(f, "quota {} {{ {} }}", quote_name(&q.name.name), q.quota)
+                write!(f, "quota {} {{ {} }}", q.name.name, q.quota)
             }
             TableItem::Flags(words) => {
                 write!(f, "flags {}", join(words.iter().map(|w| &w.name), ", "))
@@ -105,7 +105,7 @@ impl Display for TableItem {
 
 impl Display for ChainDecl {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {{", quote_name(&self.name.name))?;
+        write!(f, "{} {{", self.name.name)?;
         let mut body = String::new();
         for item in &self.items {
             writeln!(body, "{item}")?;
@@ -240,6 +240,7 @@ impl Display for Stmt {
                 }
                 Ok(())
             }
+            Stmt::Pcap(p) => write!(f, "pcap \"{}\"", p.name),
             Stmt::Mangle(m) => write!(f, "{} set {}", m.target, m.value),
             Stmt::Unsupported(u) => write!(f, "{} ...", u.what),
         }
@@ -272,7 +273,7 @@ fn set_keyword(decl: &SetDecl) -> &'static str {
 
 /// `PREFIX NAME { ITEMS }`.
 fn set_decl(f: &mut Formatter<'_>, prefix: &str, decl: &SetDecl) -> fmt::Result {
-    write!(f, "{prefix} {} {{", quote_name(&decl.name.name))?;
+    write!(f, "{prefix} {} {{", decl.name.name)?;
     let mut body = String::new();
     for item in &decl.items {
         writeln!(body, "{item}")?;
@@ -397,22 +398,6 @@ fn operand(f: &mut Formatter<'_>, e: &Expr, parent: BinOp, right: bool) -> fmt::
         write!(f, "({e})")
     } else {
         write!(f, "{e}")
-    }
-}
-
-/// A name, quoted when it would not read back as one word.
-fn quote_name(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{name}\"")
     }
 }
 

@@ -412,7 +412,7 @@ impl Parser<'_> {
     /// `@NAME`.
     pub(super) fn set_ref(&mut self) -> Result<Expr, Error> {
         let start = self.expect(&Tok::At)?;
-        let name = self.ident("set name")?;
+        let name = self.keyword("set name")?;
         Ok(Expr::new(ExprKind::SetRef(name.name), start.to(name.span)))
     }
 
@@ -516,7 +516,7 @@ impl Parser<'_> {
                 let jump = w == "jump";
                 let start = self.bump().span;
                 let target = match self.tok().clone() {
-                    Tok::Word(w) | Tok::Quoted(w) => Expr::new(ExprKind::Word(w), self.bump().span),
+                    Tok::Word(w) => Expr::new(ExprKind::Word(w), self.bump().span),
                     Tok::Dollar => self.variable()?,
                     _ => return Err(self.unexpected("chain name")),
                 };

@@ -1,8 +1,8 @@
 //! nft's grammar (`src/parser_bison.y`, the parts for netdev tables), as
 //! recursive descent over tokens.
 //!
-//! [`ruleset`] reads commands and blocks (tables, chains, sets, named
-//! objects), [`stmt`] the statements of a rule, [`expr`] expressions. As
+//! `ruleset` reads commands and blocks (tables, chains, sets, named
+//! objects), `stmt` the statements of a rule, `expr` expressions. As
 //! in nft, every item of a block ends with a newline or `;` (so `chain c {
 //! accept }` is an error, `chain c { accept; }` is not), and an `include`
 //! splices the included file's tokens where it stands.
@@ -154,18 +154,8 @@ impl Parser<'_> {
         }
     }
 
-    /// A name: a word or a quoted string.
-    fn ident(&mut self, what: &str) -> Result<Ident, Error> {
-        match self.tok().clone() {
-            Tok::Word(name) | Tok::Quoted(name) => Ok(Ident {
-                name,
-                span: self.bump().span,
-            }),
-            _ => Err(self.unexpected(what)),
-        }
-    }
-
-    /// A word, the keyword of something.
+    /// A word: a keyword, or a name (of a table, chain, set, object:
+    /// nft 1.0.6 takes no quoted string there).
     fn keyword(&mut self, what: &str) -> Result<Ident, Error> {
         match self.tok().clone() {
             Tok::Word(name) => Ok(Ident {
@@ -293,8 +283,11 @@ impl Parser<'_> {
         let from = self.frames.iter().rev().find_map(|f| f.path.clone());
         let path = resolve(from.as_deref(), &target);
         let (identity, text) = self.loader.load(&path).map_err(|e| {
+            // Without Rust's " (os error N)": the message is for people.
+            let why = e.to_string();
+            let why = why.split(" (os error").next().unwrap_or(&why).to_string();
             Error::new(
-                format!("Could not open file \"{}\": {e}", path.display()),
+                format!("Could not open file \"{}\": {why}", path.display()),
                 span,
             )
         })?;

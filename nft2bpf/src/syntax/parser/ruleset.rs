@@ -125,10 +125,10 @@ impl Parser<'_> {
 
     /// `[FAMILY] NAME`: the family defaults to `ip`, as in nft.
     fn table_name(&mut self) -> Result<(Ident, Ident), Error> {
-        let first = self.ident("family or table name")?;
-        let named_next = matches!(self.tok(), Tok::Word(_) | Tok::Quoted(_));
+        let first = self.keyword("family or table name")?;
+        let named_next = matches!(self.tok(), Tok::Word(_));
         if FAMILIES.contains(&first.name.as_str()) && named_next {
-            let name = self.ident("table name")?;
+            let name = self.keyword("table name")?;
             return Ok((first, name));
         }
         let family = Ident {
@@ -159,7 +159,7 @@ impl Parser<'_> {
         let (family, table) = self.table_name()?;
         let cmd = match what.name.as_str() {
             "chain" => {
-                let name = self.ident("chain name")?;
+                let name = self.keyword("chain name")?;
                 let decl_start = name.span;
                 let (items, end) = if *self.tok() == Tok::LBrace {
                     self.block(Self::chain_item)?
@@ -179,7 +179,7 @@ impl Parser<'_> {
                 })
             }
             "rule" => {
-                let chain = self.ident("chain name")?;
+                let chain = self.keyword("chain name")?;
                 let rule = self.rule()?;
                 let span = start.to(rule.span);
                 Command::Rule(InTable {
@@ -190,7 +190,7 @@ impl Parser<'_> {
                 })
             }
             "element" => {
-                let set = self.ident("set name")?;
+                let set = self.keyword("set name")?;
                 let elements = self.set_or_variable()?;
                 let span = start.to(elements.span);
                 Command::Element(InTable {
@@ -248,7 +248,7 @@ impl Parser<'_> {
         let item = match self.word() {
             Some("chain") => {
                 self.bump();
-                let name = self.ident("chain name")?;
+                let name = self.keyword("chain name")?;
                 let (items, end) = self.block(Self::chain_item)?;
                 TableItem::Chain(ChainDecl {
                     name,
@@ -417,7 +417,7 @@ impl Parser<'_> {
 
     /// `NAME { ITEMS }` after `set` or `map`.
     fn set_decl(&mut self, is_map: bool, start: Span) -> Result<SetDecl, Error> {
-        let name = self.ident("set name")?;
+        let name = self.keyword("set name")?;
         let open = self.expect(&Tok::LBrace)?;
         self.enter(open)?;
         let mut items = Vec::new();
@@ -518,7 +518,7 @@ impl Parser<'_> {
 
     /// `NAME { [packets N bytes M] }` after `counter`.
     fn counter_decl(&mut self, start: Span) -> Result<CounterDecl, Error> {
-        let name = self.ident("counter name")?;
+        let name = self.keyword("counter name")?;
         let open = self.expect(&Tok::LBrace)?;
         self.enter(open)?;
         let (mut packets, mut bytes) = (None, None);
@@ -548,7 +548,7 @@ impl Parser<'_> {
 
     /// `NAME { [over|until] N UNIT [used N UNIT] }` after `quota`.
     fn quota_decl(&mut self, start: Span) -> Result<QuotaDecl, Error> {
-        let name = self.ident("quota name")?;
+        let name = self.keyword("quota name")?;
         let open = self.expect(&Tok::LBrace)?;
         self.enter(open)?;
         self.skip_separators();

@@ -92,6 +92,14 @@ impl Parser<'_> {
                 self.bump();
                 return self.fwd_stmt(start).map(Stmt::Fwd);
             }
+            Some("pcap") => {
+                self.bump();
+                let filter = self.quoted("tcpdump filter")?;
+                return Ok(Stmt::Pcap(Ident {
+                    name: filter.name,
+                    span: start.to(filter.span),
+                }));
+            }
             Some(w) if UNSUPPORTED_STMTS.contains(&w) => {
                 let what = w.to_string();
                 let span = self.bump().span;
@@ -200,8 +208,8 @@ impl Parser<'_> {
         Ok(c)
     }
 
-    /// After `limit`: `rate [over|until] N/UNIT [burst N packets]`, `rate
-    /// [over|until] N BYTES/UNIT [burst N BYTES]`, or `name NAME`.
+    /// After `limit`: `rate [over] N/UNIT [burst N packets]`, `rate [over]
+    /// N BYTES/UNIT [burst N BYTES]`, or `name NAME`.
     fn limit_stmt(&mut self, start: Span) -> Result<LimitStmt, Error> {
         if self.eat_word("name").is_some() {
             let name = self.object_name()?;
@@ -213,12 +221,8 @@ impl Parser<'_> {
             });
         }
         self.expect_word("rate")?;
-        let mut over = false;
-        if self.eat_word("over").is_some() {
-            over = true;
-        } else {
-            self.eat_word("until");
-        }
+        // nft 1.0.6 knows `over` here, not `until` (which quotas know).
+        let over = self.eat_word("over").is_some();
         let amount = self.number("rate")?;
         let (amount_unit, per) = self.rate_unit()?;
         let mut span = start.to(per.span);
