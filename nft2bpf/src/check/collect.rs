@@ -73,7 +73,7 @@ impl Collector {
             Command::FlushRuleset(_) => self.tables.clear(),
             Command::Define(d) => self.scopes.apply(d)?,
             Command::Table(t) => {
-                let table = self.table(&t.family, &t.name)?;
+                let table = self.table(&t.table)?;
                 self.scopes.push();
                 for item in &t.items {
                     if let Err(e) = self.table_item(table, item) {
@@ -83,16 +83,16 @@ impl Collector {
                 self.scopes.pop();
             }
             Command::Chain(c) => {
-                let table = self.existing_table(&c.family, &c.table)?;
+                let table = self.existing_table(&c.table)?;
                 self.chain(table, &c.item)?;
             }
             Command::Rule(r) => {
-                let table = self.existing_table(&r.family, &r.table)?;
+                let table = self.existing_table(&r.table)?;
                 let Some(&chain) = self.tables[table].chain_index.get(&r.item.chain.name) else {
                     return Err(Error::new(
                         format!(
                             "chain `{}` does not exist in table netdev {}",
-                            r.item.chain.name, r.table.name
+                            r.item.chain.name, r.table.name.name
                         ),
                         r.item.chain.span,
                     ));
@@ -101,11 +101,11 @@ impl Collector {
                 self.tables[table].chains[chain].rules.push(rule);
             }
             Command::Set(s) => {
-                let table = self.existing_table(&s.family, &s.table)?;
+                let table = self.existing_table(&s.table)?;
                 self.set(table, &s.item)?;
             }
             Command::Element(e) => {
-                let table = self.existing_table(&e.family, &e.table)?;
+                let table = self.existing_table(&e.table)?;
                 let elements = self.scopes.substitute(&e.item.elements)?;
                 let Some(set) = self.tables[table]
                     .sets
@@ -115,7 +115,7 @@ impl Collector {
                     return Err(Error::new(
                         format!(
                             "set `{}` does not exist in table netdev {}",
-                            e.item.set.name, e.table.name
+                            e.item.set.name, e.table.name.name
                         ),
                         e.item.set.span,
                     ));
@@ -128,8 +128,9 @@ impl Collector {
 
     /// The table of that family and name, created if needed; only the
     /// netdev family is compiled.
-    fn table(&mut self, family: &Ident, name: &Ident) -> Result<usize, Error> {
-        netdev(family, name)?;
+    fn table(&mut self, table: &TableRef) -> Result<usize, Error> {
+        netdev(table)?;
+        let name = &table.name;
         if let Some(i) = self.tables.iter().position(|t| t.name == name.name) {
             return Ok(i);
         }
@@ -147,8 +148,9 @@ impl Collector {
     }
 
     /// A table an `add` command names: it must exist.
-    fn existing_table(&mut self, family: &Ident, name: &Ident) -> Result<usize, Error> {
-        netdev(family, name)?;
+    fn existing_table(&mut self, table: &TableRef) -> Result<usize, Error> {
+        netdev(table)?;
+        let name = &table.name;
         self.tables
             .iter()
             .position(|t| t.name == name.name)
@@ -381,19 +383,19 @@ impl Collector {
 }
 
 /// Only the netdev family is compiled.
-fn netdev(family: &Ident, name: &Ident) -> Result<(), Error> {
-    if family.name == "netdev" {
+fn netdev(table: &TableRef) -> Result<(), Error> {
+    let family = table.family_name();
+    if family == "netdev" {
         return Ok(());
     }
-    let span = if family.span.start == family.span.end {
-        name.span
-    } else {
-        family.span
+    let name = &table.name.name;
+    let (span, default) = match &table.family {
+        Some(f) => (f.span, ""),
+        None => (table.name.span, " (nft's default family)"),
     };
     Err(Error::new(
         format!(
-            "table {} {}: nft2bpf compiles tables of the netdev family only (`table netdev {}`): XDP and tcx see frames at a device",
-            family.name, name.name, name.name
+            "table {family} {name}{default}: nft2bpf compiles tables of the netdev family only (`table netdev {name}`): XDP and tcx see frames at a device"
         ),
         span,
     ))

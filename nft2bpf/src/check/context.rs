@@ -26,9 +26,9 @@
 //!   is), then `meta l4proto icmp` (`icmpv6`) as above.
 //! - `th` fields, raw payloads (`@th,16,16`) and metadata: nothing.
 //!
-//! A match establishes a protocol when it tests a protocol field (`ether
-//! type`, `vlan type`, `meta protocol`, `ip protocol`, `ip6 nexthdr`,
-//! `meta l4proto`) for equality, with a value or a set. nft's handling of
+//! A match establishes a protocol when it tests a protocol field (`meta
+//! iiftype`, `ether type`, `vlan type`, `meta protocol`, `ip protocol`,
+//! `ip6 nexthdr`, `meta l4proto`) for equality, with a value or a set. nft's handling of
 //! sets differs between layers, and we follow it: for the network
 //! protocol the set's last element counts (`meta protocol { ip6, ip } ip
 //! saddr 1.2.3.4` adds no dependency; `{ ip, ip6 }` is a conflict), for
@@ -204,6 +204,9 @@ impl ProtoCtx {
     pub(crate) fn learn_meta(&mut self, key: MetaKey, values: &[u128]) {
         match (key, values.last().map(|v| u16::try_from(*v))) {
             (MetaKey::Protocol, Some(Ok(t))) => self.network = Some(t),
+            // `meta iiftype ether`: nft then reads the Ethernet header's
+            // type for the network protocol.
+            (MetaKey::IifType, Some(Ok(1))) => self.link_ether = true,
             (MetaKey::L4Proto, Some(_)) => self.learn_transport(values),
             _ => {}
         }

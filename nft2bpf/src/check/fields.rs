@@ -356,9 +356,12 @@ pub enum MetaKey {
     /// `meta pkttype`: host, broadcast, multicast or other, from the
     /// destination MAC address, 8 bits.
     PktType,
-    /// `meta iifname`: the input device's name, 16 bytes zero-padded.
+    /// `meta iifname`: the input device's name, 16 bytes zero-padded. In
+    /// an ingress chain, the device the chain is attached to; in an egress
+    /// chain nft has no input device and reads an empty name.
     IifName,
-    /// `meta oifname`: the output device's name.
+    /// `meta oifname`: the output device's name: in an egress chain the
+    /// chain's device, in an ingress chain empty.
     OifName,
     /// `meta iiftype`: the input device's `ARPHRD_*` type, 16 bits. nft
     /// tests it (`== ether`) before every `ether` and `vlan` field.

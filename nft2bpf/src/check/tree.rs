@@ -438,7 +438,9 @@ pub struct Log {
     pub level: u8,
 }
 
-/// `fwd to DEVICE`.
+/// `fwd to DEVICE`. The kernel takes it in ingress and egress chains
+/// (`nft_fwd_validate` allows both hooks since Linux 5.16; nft 1.0.6 on
+/// Linux 6.18 loads it in an egress chain), and so does nft2bpf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fwd {
     /// The device the packet leaves by.

@@ -83,13 +83,28 @@ pub enum DefineKind {
     Undefine,
 }
 
+/// A table as a command names it: `[FAMILY] NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    /// The family (`netdev`, or another that the checks refuse); `None`
+    /// when omitted, which nft reads as `ip`.
+    pub family: Option<Ident>,
+    /// The table's name.
+    pub name: Ident,
+}
+
+impl TableRef {
+    /// The family's name, nft's default (`ip`) when omitted.
+    pub fn family_name(&self) -> &str {
+        self.family.as_ref().map_or("ip", |f| f.name.as_str())
+    }
+}
+
 /// A command that names its table: `add chain netdev t c`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InTable<T> {
-    /// The table's family (`netdev`, or another that the checks refuse).
-    pub family: Ident,
-    /// The table's name.
-    pub table: Ident,
+    /// The table.
+    pub table: TableRef,
     /// What the command adds.
     pub item: T,
     /// The whole command.
@@ -100,11 +115,8 @@ pub struct InTable<T> {
 /// with a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableCmd {
-    /// The family; when omitted (`table t {}`) nft's default, `ip`, with
-    /// an empty span at the name.
-    pub family: Ident,
-    /// The table's name.
-    pub name: Ident,
+    /// The table.
+    pub table: TableRef,
     /// The body, in order (empty when there is none).
     pub items: Vec<TableItem>,
     /// The whole command.

@@ -73,12 +73,6 @@ pub fn tokenize(text: &str, base: usize) -> Result<Vec<Token>, Error> {
                 span(at, at + ch.len_utf8()),
             )
         })?;
-        let tok = match tok {
-            Tok::Number(_) => number(&text[at..at + len]).ok_or_else(|| {
-                Error::new("number too large (more than 64 bits)", span(at, at + len))
-            })?,
-            tok => tok,
-        };
         toks.push(Token {
             tok,
             span: span(at, at + len),
@@ -93,8 +87,7 @@ pub fn tokenize(text: &str, base: usize) -> Result<Vec<Token>, Error> {
 }
 
 /// The longest token at the start of `s` and its length, by nft's rules
-/// (see the module's docs). A number comes back as `Number(0)`: the
-/// caller reads its value.
+/// (see the module's docs).
 fn longest(s: &str) -> Option<(Tok, usize)> {
     let mut best: Option<(Tok, usize)> = operator(s);
     let mut consider = |cand: Option<(Tok, usize)>| {
@@ -112,7 +105,7 @@ fn longest(s: &str) -> Option<(Tok, usize)> {
     }
     consider(address(s).map(|(a, n)| (Tok::Addr(a), n)));
     consider(time_string(s).map(|n| (Tok::Word(s[..n].to_string()), n)));
-    consider(number_len(s).map(|n| (Tok::Number(0), n)));
+    consider(number_len(s).map(|n| (number(&s[..n]), n)));
     consider(word_len(s).map(|n| (Tok::Word(s[..n].to_string()), n)));
     // Words that are operators: the operator rule comes first in nft.
     if let Some((Tok::Word(w), n)) = &best
@@ -207,13 +200,14 @@ fn number_len(s: &str) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
-/// The value of a number token.
-fn number(s: &str) -> Option<Tok> {
+/// A number token; as in nft, a word when it does not fit in 64 bits
+/// (the checks then say what they expected).
+fn number(s: &str) -> Tok {
     let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-        None => s.parse().ok()?,
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
     };
-    Some(Tok::Number(v))
+    v.map_or_else(|| Tok::Word(s.to_string()), Tok::Number)
 }
 
 /// nft's `timestring`: `([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?`,
@@ -381,8 +375,11 @@ mod tests {
         );
         let e = tokenize("a %", 0).unwrap_err();
         assert_eq!(e.span, Span::new(2, 3));
-        let e = tokenize("99999999999999999999", 0).unwrap_err();
-        assert_eq!(e.message, "number too large (more than 64 bits)");
+        // As in nft, a number past 64 bits is a word.
+        assert_eq!(
+            toks("99999999999999999999"),
+            vec![word("99999999999999999999"), Tok::Eof]
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ impl Display for Command {
             Command::FlushRuleset(_) => f.write_str("flush ruleset"),
             Command::Define(d) => write!(f, "{d}"),
             Command::Table(t) => {
-                write!(f, "table {} {} {{", t.family.name, t.name.name)?;
+                write!(f, "table {} {{", t.table)?;
                 let mut body = String::new();
                 for item in &t.items {
                     writeln!(body, "{item}")?;
@@ -30,29 +30,33 @@ impl Display for Command {
                 write_block(f, &body)
             }
             Command::Chain(c) => {
-                write!(f, "add chain {} {} ", c.family.name, c.table.name)?;
+                write!(f, "add chain {} ", c.table)?;
                 write!(f, "{}", c.item)
             }
             Command::Rule(r) => write!(
                 f,
-                "add rule {} {} {} {}",
-                r.family.name, r.table.name, r.item.chain.name, r.item.rule
+                "add rule {} {} {}",
+                r.table, r.item.chain.name, r.item.rule
             ),
             Command::Set(s) => {
-                let prefix = format!(
-                    "add {} {} {}",
-                    set_keyword(&s.item),
-                    s.family.name,
-                    s.table.name
-                );
+                let prefix = format!("add {} {}", set_keyword(&s.item), s.table);
                 set_decl(f, &prefix, &s.item)
             }
             Command::Element(e) => write!(
                 f,
-                "add element {} {} {} {}",
-                e.family.name, e.table.name, e.item.set.name, e.item.elements
+                "add element {} {} {}",
+                e.table, e.item.set.name, e.item.elements
             ),
         }
+    }
+}
+
+impl Display for TableRef {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if let Some(family) = &self.family {
+            write!(f, "{} ", family.name)?;
+        }
+        f.write_str(&self.name.name)
     }
 }
 

@@ -107,35 +107,33 @@ impl Parser<'_> {
     /// `[FAMILY] NAME [{ ... }]` after `table`; the body is required after
     /// `table`, optional after `add table`.
     fn table(&mut self, start: Span, body_required: bool) -> Result<TableCmd, Error> {
-        let (family, name) = self.table_name()?;
-        let mut span = start.to(name.span);
+        let table = self.table_name()?;
+        let mut span = start.to(table.name.span);
         let mut items = Vec::new();
         if *self.tok() == Tok::LBrace || body_required {
             let (body, end) = self.block(Self::table_item)?;
             items = body;
             span = span.to(end);
         }
-        Ok(TableCmd {
-            family,
-            name,
-            items,
-            span,
-        })
+        Ok(TableCmd { table, items, span })
     }
 
-    /// `[FAMILY] NAME`: the family defaults to `ip`, as in nft.
-    fn table_name(&mut self) -> Result<(Ident, Ident), Error> {
+    /// `[FAMILY] NAME` (a family is a word of [`FAMILIES`] followed by
+    /// another word).
+    fn table_name(&mut self) -> Result<TableRef, Error> {
         let first = self.keyword("family or table name")?;
         let named_next = matches!(self.tok(), Tok::Word(_));
         if FAMILIES.contains(&first.name.as_str()) && named_next {
             let name = self.keyword("table name")?;
-            return Ok((first, name));
+            return Ok(TableRef {
+                family: Some(first),
+                name,
+            });
         }
-        let family = Ident {
-            name: "ip".to_string(),
-            span: Span::new(first.span.start, first.span.start),
-        };
-        Ok((family, first))
+        Ok(TableRef {
+            family: None,
+            name: first,
+        })
     }
 
     /// `add table|chain|rule|set|map|element ...`.
@@ -156,7 +154,7 @@ impl Parser<'_> {
                 what.span,
             ));
         }
-        let (family, table) = self.table_name()?;
+        let table = self.table_name()?;
         let cmd = match what.name.as_str() {
             "chain" => {
                 let name = self.keyword("chain name")?;
@@ -168,7 +166,6 @@ impl Parser<'_> {
                 };
                 let span = start.to(end);
                 Command::Chain(InTable {
-                    family,
                     table,
                     item: ChainDecl {
                         name,
@@ -183,7 +180,6 @@ impl Parser<'_> {
                 let rule = self.rule()?;
                 let span = start.to(rule.span);
                 Command::Rule(InTable {
-                    family,
                     table,
                     item: RuleCmd { chain, rule },
                     span,
@@ -194,7 +190,6 @@ impl Parser<'_> {
                 let elements = self.set_or_variable()?;
                 let span = start.to(elements.span);
                 Command::Element(InTable {
-                    family,
                     table,
                     item: ElementCmd { set, elements },
                     span,
@@ -204,7 +199,6 @@ impl Parser<'_> {
                 let decl = self.set_decl(what.name == "map", what.span)?;
                 let span = start.to(decl.span);
                 Command::Set(InTable {
-                    family,
                     table,
                     item: decl,
                     span,
