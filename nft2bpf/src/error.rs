@@ -99,11 +99,6 @@ impl Errors {
     pub fn render(&self, map: &SourceMap) -> String {
         self.0.iter().map(|e| e.render(map)).collect()
     }
-
-    /// The first error (they are never empty).
-    pub fn first(&self) -> &Error {
-        &self.0[0]
-    }
 }
 
 impl From<Error> for Errors {

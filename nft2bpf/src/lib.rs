@@ -56,6 +56,30 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! # Where nft2bpf and nft differ
+//!
+//! The tests load every ruleset of `tests/rulesets` into nft 1.0.6 to
+//! keep the two in step; what differs on purpose:
+//!
+//! - Constructs that cannot run at XDP and tcx hooks, or that nft2bpf
+//!   does not implement, are refused by name: see [`check::refuse`].
+//! - Names are resolved from fixed tables, never from the host: protocol
+//!   and service names ([`check::types`]), no DNS for host names.
+//! - `include` reads relative paths from the including file's directory
+//!   (nft: from its include path, `/etc/nftables`, or for `./` and `../`
+//!   from the working directory); wildcards are not expanded; an include
+//!   cycle is an error of its own (nft stops at its depth limit, 16).
+//! - Expressions nest at most 64 parentheses and braces deep, and their
+//!   trees at most 256 nodes high ([`syntax::parser`]).
+//! - nft reserves its keywords (`all`, `devices`, ...) and will not take
+//!   them as names; nft2bpf reads keywords by context and does.
+//! - `ether saddr` takes a MAC address only (nft also reads `1.2.3.4` as
+//!   a link-layer address).
+//! - `log prefix` longer than 127 bytes is an error (nft 1.0.6 crashes).
+//! - One extension nft lacks: `pcap "EXPR"`, a tcpdump filter as a match
+//!   ([`check::tree::PcapMatch`]).
+
 #![warn(missing_docs)]
 
 pub mod check;

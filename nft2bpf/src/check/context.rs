@@ -37,7 +37,7 @@
 
 use pktmatch::Span;
 
-use crate::check::fields::{Field, Header, MetaKey};
+use crate::check::fields::{Field, Header, MetaKey, field};
 use crate::error::Error;
 
 /// The EtherType of an 802.1Q tag.
@@ -265,22 +265,17 @@ fn transport_name(p: u8) -> String {
 
 /// `ether type`.
 fn ether_type() -> &'static Field {
-    crate::check::fields::field(Header::Ether, "type")
-        .expect("in the table")
-        .0
+    field(Header::Ether, "type").expect("in the table").0
 }
 
 /// `vlan type`.
 fn vlan_type() -> &'static Field {
-    crate::check::fields::field(Header::Vlan, "type")
-        .expect("in the table")
-        .0
+    field(Header::Vlan, "type").expect("in the table").0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::fields::field;
 
     fn f(h: Header, n: &str) -> &'static Field {
         field(h, n).unwrap().0

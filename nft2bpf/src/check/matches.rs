@@ -279,11 +279,7 @@ impl Checker {
         let mut parts = self.key_parts(&rel.left)?;
         self.add_dependencies(&parts, names.table, ctx, stmts)?;
         let kts = key_types(&parts);
-        let negated = match rel.op {
-            RelOp::Implicit | RelOp::Eq => false,
-            RelOp::Ne => true,
-            _ => false,
-        };
+        let negated = rel.op == RelOp::Ne;
         let set_op = |what: &str| -> Result<bool, Error> {
             match rel.op {
                 RelOp::Implicit | RelOp::Eq | RelOp::Ne => Ok(negated),

@@ -6,9 +6,10 @@ use pktmatch::Span;
 use crate::check::collect::TableDraft;
 use crate::check::context::ProtoCtx;
 use crate::check::decls::device_name;
+use crate::check::matches::{key_types, same_key};
 use crate::check::tree::{
-    Counter, Fwd, Limit, LimitUnit, Log, PcapMatch, Quota, QuotaSpec, Rule, Stmt, Verdict,
-    VerdictMap,
+    ChainId, Counter, Fwd, Key, Limit, LimitUnit, Log, PcapMatch, Quota, QuotaSpec, Rule, Stmt,
+    Verdict, VerdictMap,
 };
 use crate::check::{Checker, Names, refuse};
 use crate::error::Error;
@@ -43,12 +44,7 @@ impl Checker {
     }
 
     /// One rule.
-    fn rule(
-        &mut self,
-        rule: &ast::Rule,
-        chain: crate::check::tree::ChainId,
-        names: &Names,
-    ) -> Result<Rule, Error> {
+    fn rule(&mut self, rule: &ast::Rule, chain: ChainId, names: &Names) -> Result<Rule, Error> {
         let mut ctx = ProtoCtx::default();
         let mut stmts = Vec::new();
         let mut terminal = false;
@@ -138,12 +134,7 @@ impl Checker {
     }
 
     /// The chain a `jump` or `goto` names: a regular chain of the table.
-    fn target(
-        &self,
-        t: &Expr,
-        span: Span,
-        names: &Names,
-    ) -> Result<crate::check::tree::ChainId, Error> {
+    fn target(&self, t: &Expr, span: Span, names: &Names) -> Result<ChainId, Error> {
         let ExprKind::Word(name) = &t.kind else {
             return Err(Error::new(
                 format!("expected a chain name, not `{t}`"),
@@ -178,7 +169,7 @@ impl Checker {
     ) -> Result<VerdictMap, Error> {
         let parts = self.key_parts(&vm.key)?;
         self.add_dependencies(&parts, names.table, ctx, stmts)?;
-        let key_types = crate::check::matches::key_types(&parts);
+        let key_types = key_types(&parts);
         let map = match &vm.map.kind {
             ExprKind::Set(_) => self.anonymous_set(&vm.map, key_types, true, names)?,
             ExprKind::SetRef(name) => {
@@ -187,7 +178,7 @@ impl Checker {
                 if !set.is_map {
                     return Err(Error::new("Expression is not a map", vm.map.span));
                 }
-                crate::check::matches::same_key(&key_types, &set.key, &vm.map)?;
+                same_key(&key_types, &set.key, &vm.map)?;
                 id
             }
             _ => {
@@ -198,7 +189,7 @@ impl Checker {
             }
         };
         Ok(VerdictMap {
-            key: crate::check::tree::Key { parts },
+            key: Key { parts },
             map,
             span: vm.span,
         })

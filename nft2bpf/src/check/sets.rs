@@ -4,6 +4,7 @@
 use pktmatch::Span;
 
 use crate::check::tree::{ElemKey, Element, KeyType, Set, TableId, Verdict};
+use crate::check::types::Type;
 use crate::check::value::{Shape, elem_part};
 use crate::check::{Checker, Names, refuse};
 use crate::error::Error;
@@ -24,7 +25,7 @@ impl Checker {
                 } => {
                     let mut parts = Vec::new();
                     for n in names {
-                        let Some((ty, bits)) = crate::check::types::Type::declared(&n.name) else {
+                        let Some((ty, bits)) = Type::declared(&n.name) else {
                             return Err(Error::new(format!("unknown datatype {}", n.name), n.span));
                         };
                         parts.push(KeyType { ty, bits });
@@ -291,7 +292,6 @@ pub(crate) fn normalize(set: &mut Set) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::types::Type;
 
     fn set(named: bool, elements: &[(u128, u128)]) -> Set {
         Set {

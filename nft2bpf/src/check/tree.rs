@@ -330,7 +330,9 @@ pub enum Test {
     Cmp {
         /// The comparison.
         op: CmpOp,
-        /// The constant (already masked, when the selector has a mask).
+        /// The constant, compared with the selector's value after its
+        /// mask (`tcp flags & (syn|ack) == syn` compares `flags & 0x12`
+        /// with `0x02`; a prefix's value has its host bits cleared).
         value: u128,
     },
     /// `low <= value <= high` (or, negated, not).
