@@ -1,0 +1,348 @@
+//! Sets and maps: declarations (`type`, `typeof`, `flags`), elements
+//! checked against the key's types, and the normal form lowering reads.
+
+use pktmatch::Span;
+
+use crate::check::tree::{ElemKey, Element, KeyType, Set, TableId, Verdict};
+use crate::check::types::Type;
+use crate::check::value::{Shape, elem_part};
+use crate::check::{Checker, Names, refuse};
+use crate::error::Error;
+use crate::syntax::ast::{Expr, ExprKind, SetDecl, SetItem};
+
+impl Checker {
+    /// A named set's declaration: its key, flags and kind (elements come
+    /// later, once chains have ids).
+    pub(crate) fn declare_set(&self, decl: &SetDecl, table: TableId) -> Result<Set, Error> {
+        let mut key = None;
+        let mut interval = false;
+        for item in &decl.items {
+            match item {
+                SetItem::Type {
+                    key: names,
+                    data,
+                    span,
+                } => {
+                    let mut parts = Vec::new();
+                    for n in names {
+                        let Some((ty, bits)) = Type::declared(&n.name) else {
+                            return Err(Error::new(format!("unknown datatype {}", n.name), n.span));
+                        };
+                        parts.push(KeyType { ty, bits });
+                    }
+                    self.map_data(decl, data.as_ref().map(|d| (&d.name, d.span)), *span)?;
+                    key = Some(parts);
+                }
+                SetItem::Typeof {
+                    key: exprs,
+                    data,
+                    span,
+                } => {
+                    let mut parts = Vec::new();
+                    for e in exprs {
+                        let s = self.selector(e)?;
+                        parts.push(KeyType {
+                            ty: s.source.ty(),
+                            bits: s.bits(),
+                        });
+                    }
+                    self.map_data(decl, data.as_ref().map(|d| (&d.name, d.span)), *span)?;
+                    key = Some(parts);
+                }
+                SetItem::Flags(flags) => {
+                    for f in flags {
+                        match f.name.as_str() {
+                            "interval" => interval = true,
+                            "constant" => {}
+                            "timeout" | "dynamic" => {
+                                return Err(Error::new(
+                                    refuse::message(&format!("flags {}", f.name)),
+                                    f.span,
+                                ));
+                            }
+                            other => {
+                                return Err(Error::new(
+                                    format!("unknown set flag `{other}`"),
+                                    f.span,
+                                ));
+                            }
+                        }
+                    }
+                }
+                SetItem::Policy(p) => {
+                    if !matches!(p.name.as_str(), "performance" | "memory") {
+                        return Err(Error::new(
+                            format!("unknown set policy `{}`", p.name),
+                            p.span,
+                        ));
+                    }
+                }
+                SetItem::Unsupported(u) => {
+                    return Err(Error::new(refuse::message(&u.what), u.span));
+                }
+                SetItem::Elements(_)
+                | SetItem::Size(_)
+                | SetItem::Counter(_)
+                | SetItem::AutoMerge(_)
+                | SetItem::Comment(_) => {}
+            }
+        }
+        let Some(key) = key else {
+            return Err(Error::new(
+                "set definition does not specify key",
+                decl.name.span,
+            ));
+        };
+        Ok(Set {
+            table,
+            name: Some(decl.name.name.clone()),
+            span: decl.span,
+            key,
+            interval,
+            is_map: decl.is_map,
+            elements: Vec::new(),
+        })
+    }
+
+    /// A map's data type must be `verdict`; a set has none.
+    fn map_data(
+        &self,
+        decl: &SetDecl,
+        data: Option<(&String, Span)>,
+        span: Span,
+    ) -> Result<(), Error> {
+        match (decl.is_map, data) {
+            (true, Some((name, _))) if name == "verdict" => Ok(()),
+            (true, Some((_, at))) => Err(Error::new(refuse::message("map data"), at)),
+            (true, None) => Err(Error::new(
+                "map definition does not specify data type (`type KEY : verdict`)",
+                span,
+            )),
+            (false, Some((_, at))) => {
+                Err(Error::new("a set has no data type; declare a `map`", at))
+            }
+            (false, None) => Ok(()),
+        }
+    }
+
+    /// The elements of a set expression (`{ ... }`, nested sets
+    /// flattened) for `set`: each key checked against the set's key types,
+    /// each map element's verdict resolved in `names`.
+    pub(crate) fn elements(
+        &self,
+        e: &Expr,
+        set: &Set,
+        anonymous: bool,
+        names: &Names,
+    ) -> Result<Vec<Element>, Error> {
+        self.elements_with(e, set, anonymous, names, None)
+    }
+
+    /// [`Checker::elements`], where a nested set's elements take the data
+    /// of the element the set stands in (`{ $web : jump web }` with
+    /// `define web = { 80, 443 }`).
+    fn elements_with(
+        &self,
+        e: &Expr,
+        set: &Set,
+        anonymous: bool,
+        names: &Names,
+        inherited: Option<&Expr>,
+    ) -> Result<Vec<Element>, Error> {
+        let ExprKind::Set(elems) = &e.kind else {
+            return Err(Error::new("expected a set of elements in braces", e.span));
+        };
+        let mut out = Vec::with_capacity(elems.len());
+        for el in elems {
+            let data = el.data.as_ref().or(inherited);
+            if let ExprKind::Set(_) = el.key.kind {
+                out.extend(self.elements_with(&el.key, set, anonymous, names, data)?);
+                continue;
+            }
+            let parts: &[Expr] = match &el.key.kind {
+                ExprKind::Concat(parts) => parts,
+                _ => std::slice::from_ref(&el.key),
+            };
+            if parts.len() > set.key.len() {
+                return Err(Error::new("too many concatenation components", el.key.span));
+            }
+            if parts.len() < set.key.len() {
+                return Err(Error::new(
+                    format!("invalid data type, expected {}", key_desc(&set.key)),
+                    el.key.span,
+                ));
+            }
+            let mut key = Vec::with_capacity(parts.len());
+            for (p, want) in parts.iter().zip(&set.key) {
+                let (k, shape) = elem_part(p, *want)?;
+                if !anonymous && !set.interval && shape != Shape::Value {
+                    let what = if shape == Shape::Range {
+                        "range"
+                    } else {
+                        "prefix"
+                    };
+                    return Err(Error::new(
+                        format!(
+                            "You must add 'flags interval' to your set declaration if you want to add {what} elements"
+                        ),
+                        p.span,
+                    ));
+                }
+                key.push(k);
+            }
+            let verdict = match (data, set.is_map) {
+                (Some(d), true) => Some(self.map_verdict(d, names)?),
+                (None, true) => {
+                    return Err(Error::new(
+                        "map element without data (`KEY : VERDICT`)",
+                        el.span,
+                    ));
+                }
+                (Some(d), false) => {
+                    return Err(Error::new(
+                        "set element with data: only maps have data",
+                        d.span,
+                    ));
+                }
+                (None, false) => None,
+            };
+            out.push(Element {
+                key,
+                verdict,
+                span: el.span,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The verdict after `:` in a verdict map.
+    fn map_verdict(&self, d: &Expr, names: &Names) -> Result<Verdict, Error> {
+        match &d.kind {
+            ExprKind::Verdict(v) => self.verdict(v, d.span, names),
+            _ => Err(Error::new(
+                "datatype mismatch, expected netfilter verdict",
+                d.span,
+            )),
+        }
+    }
+}
+
+/// "concatenation of (IPv4 address, internet network service)", or the
+/// one type's description.
+pub(crate) fn key_desc(key: &[KeyType]) -> String {
+    if let [one] = key {
+        return one.ty.desc().to_string();
+    }
+    let names: Vec<&str> = key.iter().map(|k| k.ty.desc()).collect();
+    format!("concatenation of ({})", names.join(", "))
+}
+
+/// Puts a set's elements in the form lowering reads: exact duplicates
+/// dropped; in a one-part interval set, sorted, and overlapping or
+/// adjacent elements merged (an anonymous set) or refused as nft refuses
+/// them (a named set, a map: "conflicting intervals specified"); a key
+/// given two verdicts is an error.
+pub(crate) fn normalize(set: &mut Set) -> Result<(), Error> {
+    let mut seen: std::collections::HashMap<Vec<ElemKey>, usize> = std::collections::HashMap::new();
+    let mut unique: Vec<Element> = Vec::with_capacity(set.elements.len());
+    for el in std::mem::take(&mut set.elements) {
+        match seen.get(&el.key) {
+            Some(&i) if unique[i].verdict == el.verdict => {}
+            Some(_) => {
+                return Err(Error::new(
+                    "element already exists with another verdict",
+                    el.span,
+                ));
+            }
+            None => {
+                seen.insert(el.key.clone(), unique.len());
+                unique.push(el);
+            }
+        }
+    }
+    let one_part_interval = set.interval && set.key.len() == 1;
+    if !one_part_interval {
+        set.elements = unique;
+        return Ok(());
+    }
+    unique.sort_by_key(|e| e.key[0].bounds());
+    let merge = set.name.is_none() && !set.is_map;
+    let mut out: Vec<Element> = Vec::with_capacity(unique.len());
+    for el in unique {
+        let (low, high) = el.key[0].bounds();
+        if let Some(last) = out.last_mut() {
+            let (l, h) = last.key[0].bounds();
+            let overlaps = low <= h;
+            let adjacent = h.checked_add(1) == Some(low);
+            if overlaps && !merge {
+                return Err(Error::new("conflicting intervals specified", el.span));
+            }
+            if merge && (overlaps || adjacent) {
+                last.key[0] = ElemKey::Range(l, h.max(high));
+                last.span = last.span.to(el.span);
+                continue;
+            }
+        }
+        out.push(el);
+    }
+    set.elements = out;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(named: bool, elements: &[(u128, u128)]) -> Set {
+        Set {
+            table: TableId::from_u32(0),
+            name: named.then(|| "s".to_string()),
+            span: Span::new(0, 1),
+            key: vec![KeyType {
+                ty: Type::InetService,
+                bits: 16,
+            }],
+            interval: true,
+            is_map: false,
+            elements: elements
+                .iter()
+                .enumerate()
+                .map(|(i, &(l, h))| Element {
+                    key: vec![if l == h {
+                        ElemKey::Value(l)
+                    } else {
+                        ElemKey::Range(l, h)
+                    }],
+                    verdict: None,
+                    span: Span::new(i, i + 1),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn anonymous_intervals_merge_named_ones_conflict() {
+        let mut s = set(false, &[(20, 30), (25, 25), (31, 40), (50, 50), (22, 22)]);
+        normalize(&mut s).unwrap();
+        let keys: Vec<ElemKey> = s.elements.iter().map(|e| e.key[0]).collect();
+        assert_eq!(keys, vec![ElemKey::Range(20, 40), ElemKey::Value(50)]);
+        let mut s = set(true, &[(22, 22), (20, 30)]);
+        let e = normalize(&mut s).unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.span),
+            ("conflicting intervals specified", Span::new(0, 1))
+        );
+        // Duplicates go quietly.
+        let mut s = set(true, &[(22, 22), (22, 22)]);
+        normalize(&mut s).unwrap();
+        assert_eq!(s.elements.len(), 1);
+    }
+
+    #[test]
+    fn the_top_of_the_range_does_not_overflow() {
+        let mut s = set(false, &[(0, u128::MAX), (5, 5)]);
+        s.key[0].bits = 128;
+        normalize(&mut s).unwrap();
+        assert_eq!(s.elements[0].key[0], ElemKey::Range(0, u128::MAX));
+    }
+}
