@@ -56,7 +56,9 @@ impl Error {
         let offset = map.offset_in(file, self.span.start);
         let line = file.line_text(offset);
         let line_start = file.text[..offset].rfind('\n').map_or(0, |i| i + 1);
-        let fault = offset - line_start;
+        // A span may start past the shown text: at a line's `\r`, which
+        // `line_text` drops.
+        let fault = (offset - line_start).min(line.len());
         let fault_end = map
             .offset_in(file, self.span.end.max(self.span.start))
             .saturating_sub(line_start)

@@ -163,3 +163,16 @@ fn extreme_nesting_and_sizes_do_not_exhaust_the_stack() {
     );
     assert!(!run(&deep));
 }
+
+#[test]
+fn errors_at_a_carriage_return_render() {
+    // Found by the fuzz target: a fault whose span starts at a line's
+    // `\r`, which the shown line drops, put the caret past the line.
+    for text in [
+        "table netdev t {\n\t\r\r\0\r\n}\n",
+        "table netdev t {\r\n\tchain c {\r\n\t\tip saddr tcp\r\n\t}\r\n}\r\n",
+        "table netdev t {\r",
+    ] {
+        assert!(!run(text), "{text:?} is refused");
+    }
+}
