@@ -150,7 +150,7 @@ fn without_a_ruleset_every_corpus_frame_comes_back_accepted() {
 }
 
 #[test]
-fn tcp_dport_22_is_accepted_exactly_for_whole_tcp_22_frames() {
+fn tcp_dport_22_accepts_exactly_the_frames_whose_port_nft_reads_as_22() {
     let Some(mut bed) = bed("nft oracle") else {
         return;
     };
