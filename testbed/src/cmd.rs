@@ -1,4 +1,5 @@
-//! Running `ip` (iproute2) and reporting its failures with stderr.
+//! Running `ip` (iproute2), `nft` and the like, reporting their failures
+//! with stderr.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -7,16 +8,31 @@ use crate::{Error, Result};
 
 /// Runs `ip args...`, feeding `stdin` if given; returns stdout.
 pub(crate) fn ip(args: &[&str], stdin: Option<&str>) -> Result<String> {
-    let command = format!("ip {}", args.join(" "));
-    let mut child = Command::new("ip")
-        .args(args)
+    run("ip", args, stdin, None)
+}
+
+/// Runs `program args...` (in `dir` if given), feeding `stdin` if given;
+/// returns stdout. A failure carries stderr.
+pub(crate) fn run(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    dir: Option<&std::path::Path>,
+) -> Result<String> {
+    let command = format!("{program} {}", args.join(" "));
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| Error::io(format!("cannot run `{command}`"), e))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {

@@ -2,6 +2,10 @@
 //! raw frames sent and received through `AF_PACKET` sockets, and
 //! throw-away unprivileged users ([`User`]) to run commands as.
 //!
+//! For firewall tests: [`NftBed`] asks the real nftables what its netdev
+//! ingress hook does with each of a list of frames (see [`nft`]), and
+//! [`firewall_frames`] makes a corpus of frames to ask about.
+//!
 //! Everything lives in namespaces this crate creates (named
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
@@ -31,9 +35,13 @@
 
 mod cmd;
 pub use cmd::build_with_libpcap;
+mod corpus;
+pub use corpus::firewall_frames;
 pub mod frame;
+mod json;
 mod link;
 mod netns;
+pub mod nft;
 mod privilege;
 mod random;
 pub use random::Rng;
@@ -46,6 +54,7 @@ pub use bpf_builder::sys::tun::TunDevice;
 pub use frame::{ETHERTYPE_IPV4, ethernet_frame, internet_checksum, udp4_checksum, udp4_frame};
 pub use link::{Link, VethPair};
 pub use netns::{Netns, sweep_stale};
+pub use nft::{NftBed, Outcome};
 pub use privilege::{bpf_privileged, privileged, skip};
 pub use traffic::{Marker, send_and_collect, stream_and_collect};
 pub use user::{User, sweep_stale_users};
@@ -80,6 +89,11 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// The nft oracle ([`NftBed`]) saw traffic it cannot account for: a
+    /// sentinel lost or out of order, a frame changed or seen twice, a
+    /// socket or the CPU's backlog dropping frames. No verdict is guessed.
+    #[error("the nft oracle cannot account for its traffic: {0}")]
+    Unexplained(String),
     /// An argument was out of range (interface name too long, payload too
     /// big for a UDP datagram, ...).
     #[error("invalid argument: {0}")]
