@@ -38,7 +38,6 @@ pub use cmd::build_with_libpcap;
 mod corpus;
 pub use corpus::firewall_frames;
 pub mod frame;
-mod json;
 mod link;
 mod netns;
 pub mod nft;

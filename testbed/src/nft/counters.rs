@@ -1,6 +1,8 @@
 //! Counter and quota values read back from `nft -j list ruleset`.
 
-use crate::json::Json;
+use serde_json::Value;
+
+use super::single;
 
 /// The values of one anonymous `counter` statement of a rule.
 ///
@@ -92,30 +94,30 @@ impl Counters {
     /// Reads the output of `nft -j list ruleset`, leaving out the table
     /// `skip_table` (the harness's own).
     pub(crate) fn from_json(text: &str, skip_table: &str) -> Result<Counters, String> {
-        let doc = Json::parse(text)?;
+        let doc: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let items = doc
             .get("nftables")
-            .and_then(Json::as_array)
+            .and_then(Value::as_array)
             .ok_or("no `nftables` array")?;
         let mut counters = Counters::default();
         // Rules seen so far per (table, chain), for positions.
         let mut seen: Vec<((String, String), usize)> = Vec::new();
         for item in items {
-            let Some((kind, body)) = item.single() else {
+            let Some((kind, body)) = single(item) else {
                 continue;
             };
-            let table = body.get("table").and_then(Json::as_str).unwrap_or("");
+            let table = body.get("table").and_then(Value::as_str).unwrap_or("");
             if table == skip_table {
                 continue;
             }
             let field = |name: &str| {
                 body.get(name)
-                    .and_then(Json::as_u64)
+                    .and_then(Value::as_u64)
                     .ok_or_else(|| format!("a {kind} without `{name}`: {body:?}"))
             };
             let name = || {
                 body.get("name")
-                    .and_then(Json::as_str)
+                    .and_then(Value::as_str)
                     .map(str::to_string)
                     .ok_or_else(|| format!("a {kind} without a name: {body:?}"))
             };
@@ -123,7 +125,7 @@ impl Counters {
                 "rule" => {
                     let chain = body
                         .get("chain")
-                        .and_then(Json::as_str)
+                        .and_then(Value::as_str)
                         .ok_or("a rule without a chain")?;
                     let key = (table.to_string(), chain.to_string());
                     let position = match seen.iter_mut().find(|(k, _)| *k == key) {
@@ -137,14 +139,17 @@ impl Counters {
                         }
                     };
                     let handle = field("handle")?;
-                    let exprs = body.get("expr").and_then(Json::as_array).unwrap_or(&[]);
+                    let exprs = body
+                        .get("expr")
+                        .and_then(Value::as_array)
+                        .map_or(&[][..], Vec::as_slice);
                     for expr in exprs {
                         // `{"counter": "NAME"}` refers to a named counter,
                         // listed with its values on its own.
-                        if let Some(("counter", c @ Json::Object(_))) = expr.single() {
+                        if let Some(("counter", c @ Value::Object(_))) = single(expr) {
                             let value = |f: &str| {
                                 c.get(f)
-                                    .and_then(Json::as_u64)
+                                    .and_then(Value::as_u64)
                                     .ok_or_else(|| format!("a counter without `{f}`: {c:?}"))
                             };
                             counters.rules.push(RuleCounter {
@@ -168,8 +173,8 @@ impl Counters {
                     table: table.to_string(),
                     name: name()?,
                     limit: field("bytes")?,
-                    used: body.get("used").and_then(Json::as_u64).unwrap_or(0),
-                    over: matches!(body.get("inv"), Some(Json::Bool(true))),
+                    used: body.get("used").and_then(Value::as_u64).unwrap_or(0),
+                    over: matches!(body.get("inv"), Some(Value::Bool(true))),
                 }),
                 _ => {}
             }

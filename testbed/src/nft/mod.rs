@@ -92,6 +92,7 @@ mod counters;
 
 pub use counters::{Counters, NamedCounter, NamedQuota, RuleCounter};
 
+use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -655,15 +656,23 @@ enum Check {
     Unreadable(String),
 }
 
+/// The only member of an object of one member (the shape of nft's JSON
+/// listing, `{"rule": {...}}`): its key and value.
+pub(crate) fn single(v: &Value) -> Option<(&str, &Value)> {
+    match v.as_object() {
+        Some(members) if members.len() == 1 => members.iter().next().map(|(k, v)| (k.as_str(), v)),
+        _ => None,
+    }
+}
+
 /// Checks a `nft -j list ruleset` listing: the bed's table is whole, no
 /// other ingress chain runs at its chains' priorities, and nothing
 /// forwards or duplicates to the bed's own devices.
 fn check_ruleset(listing: &str) -> std::result::Result<(), Check> {
-    use crate::json::Json;
-    let doc = Json::parse(listing).map_err(Check::Unreadable)?;
+    let doc: Value = serde_json::from_str(listing).map_err(|e| Check::Unreadable(e.to_string()))?;
     let items = doc
         .get("nftables")
-        .and_then(Json::as_array)
+        .and_then(Value::as_array)
         .ok_or_else(|| Check::Unreadable("no `nftables` array".into()))?;
     let internal = [
         DEVICE_PEER,
@@ -675,19 +684,19 @@ fn check_ruleset(listing: &str) -> std::result::Result<(), Check> {
     ];
     let (mut own_chains, mut own_rules) = (0, 0);
     for item in items {
-        let Some((kind, body)) = item.single() else {
+        let Some((kind, body)) = single(item) else {
             continue;
         };
-        let own = body.get("table").and_then(Json::as_str) == Some(TABLE);
+        let own = body.get("table").and_then(Value::as_str) == Some(TABLE);
         match kind {
             "chain" if own => own_chains += 1,
             "rule" if own => own_rules += 1,
             "chain" => {
-                let hook = body.get("hook").and_then(Json::as_str);
-                let prio = body.get("prio").and_then(Json::as_i64);
+                let hook = body.get("hook").and_then(Value::as_str);
+                let prio = body.get("prio").and_then(Value::as_i64);
                 let extreme = [i64::from(i32::MIN), i64::from(i32::MAX)];
                 if hook == Some("ingress") && prio.is_some_and(|p| extreme.contains(&p)) {
-                    let name = body.get("name").and_then(Json::as_str).unwrap_or("?");
+                    let name = body.get("name").and_then(Value::as_str).unwrap_or("?");
                     return Err(Check::Refused(format!(
                         "chain {name} hooks ingress at priority {}, where the oracle's own \
                          chains run (use a priority strictly between {} and {})",
@@ -698,11 +707,15 @@ fn check_ruleset(listing: &str) -> std::result::Result<(), Check> {
                 }
             }
             "rule" => {
-                for expr in body.get("expr").and_then(Json::as_array).unwrap_or(&[]) {
-                    let Some((stmt @ ("fwd" | "dup"), arg)) = expr.single() else {
+                for expr in body
+                    .get("expr")
+                    .and_then(Value::as_array)
+                    .map_or(&[][..], Vec::as_slice)
+                {
+                    let Some((stmt @ ("fwd" | "dup"), arg)) = single(expr) else {
                         continue;
                     };
-                    let dev = arg.get("dev").and_then(Json::as_str);
+                    let dev = arg.get("dev").and_then(Value::as_str);
                     if let Some(dev) = dev.filter(|d| internal.contains(d)) {
                         return Err(Check::Refused(format!(
                             "`{stmt} to \"{dev}\"`: {dev} is one of the oracle's own devices \
