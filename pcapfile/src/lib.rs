@@ -144,25 +144,52 @@ fn collect(reader: PacketReader<'_>) -> Result<Capture, CaptureError> {
 ///
 /// Fails with `InvalidInput` when a packet does not fit the format: more
 /// captured bytes than `snaplen`, or a timestamp beyond 2106.
-pub fn write_pcap(
-    mut w: impl Write,
-    link: u32,
+pub fn write_pcap(w: impl Write, link: u32, snaplen: u32, packets: &[Packet]) -> io::Result<()> {
+    let mut writer = PcapWriter::new(w, link, snaplen)?;
+    for p in packets {
+        writer.write(p)?;
+    }
+    writer.finish()
+}
+
+/// A pcap file written a packet at a time (microsecond resolution, little
+/// endian), as `tcpdump -w` writes one: the header at once, then each
+/// record. Buffered; [`finish`](PcapWriter::finish) flushes and reports
+/// the last error.
+pub struct PcapWriter<W: Write> {
+    out: io::BufWriter<W>,
     snaplen: u32,
-    packets: &[Packet],
-) -> io::Result<()> {
-    let mut out = Vec::with_capacity(24 + packets.iter().map(|p| 16 + p.data.len()).sum::<usize>());
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes()); // thiszone
-    out.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
-    out.extend_from_slice(&snaplen.to_le_bytes());
-    out.extend_from_slice(&link.to_le_bytes());
-    for (i, p) in packets.iter().enumerate() {
+    written: u64,
+}
+
+impl<W: Write> PcapWriter<W> {
+    /// Writes the file header for link type `link` and `snaplen`.
+    pub fn new(w: W, link: u32, snaplen: u32) -> io::Result<PcapWriter<W>> {
+        let mut out = io::BufWriter::new(w);
+        let mut header = Vec::with_capacity(24);
+        header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        header.extend_from_slice(&2u16.to_le_bytes());
+        header.extend_from_slice(&4u16.to_le_bytes());
+        header.extend_from_slice(&0i32.to_le_bytes()); // thiszone
+        header.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
+        header.extend_from_slice(&snaplen.to_le_bytes());
+        header.extend_from_slice(&link.to_le_bytes());
+        out.write_all(&header)?;
+        Ok(PcapWriter {
+            out,
+            snaplen,
+            written: 0,
+        })
+    }
+
+    /// Appends `p`. Fails with `InvalidInput` (writing nothing of it) when
+    /// it does not fit the format: more captured bytes than the snaplen,
+    /// or a timestamp beyond 2106.
+    pub fn write(&mut self, p: &Packet) -> io::Result<()> {
         let invalid = |what: String| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("packet {}: {what}", i + 1),
+                format!("packet {}: {what}", self.written + 1),
             )
         };
         let ts_sec = u32::try_from(p.ts_sec)
@@ -170,6 +197,7 @@ pub fn write_pcap(
         if p.ts_nsec >= 1_000_000_000 {
             return Err(invalid(format!("nanoseconds {} out of range", p.ts_nsec)));
         }
+        let snaplen = self.snaplen;
         let caplen = u32::try_from(p.data.len())
             .ok()
             .filter(|&c| c <= snaplen)
@@ -179,13 +207,21 @@ pub fn write_pcap(
                     p.data.len()
                 ))
             })?;
-        out.extend_from_slice(&ts_sec.to_le_bytes());
-        out.extend_from_slice(&(p.ts_nsec / 1000).to_le_bytes());
-        out.extend_from_slice(&caplen.to_le_bytes());
-        out.extend_from_slice(&p.wire_len.to_le_bytes());
-        out.extend_from_slice(&p.data);
+        let mut record = [0u8; 16];
+        record[0..4].copy_from_slice(&ts_sec.to_le_bytes());
+        record[4..8].copy_from_slice(&(p.ts_nsec / 1000).to_le_bytes());
+        record[8..12].copy_from_slice(&caplen.to_le_bytes());
+        record[12..16].copy_from_slice(&p.wire_len.to_le_bytes());
+        self.out.write_all(&record)?;
+        self.out.write_all(&p.data)?;
+        self.written += 1;
+        Ok(())
     }
-    w.write_all(&out)
+
+    /// Flushes what is buffered.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// A streaming reader of packets from a pcap or pcapng file.

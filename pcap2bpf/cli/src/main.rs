@@ -183,6 +183,18 @@ struct RunArgs {
     /// Print `1` or `0` for every packet, in order, and nothing else.
     #[arg(long, conflicts_with = "count")]
     verdicts: bool,
+    /// Write the matching packets to FILE as a pcap file (`-` for
+    /// standard output) instead of printing them, as `tcpdump -w` does:
+    /// the capture's link type and snapshot length kept.
+    #[arg(short = 'w', value_name = "FILE", conflicts_with = "verdicts")]
+    write: Option<std::path::PathBuf>,
+    /// Stop after N matching packets, as `tcpdump -c N` does.
+    #[arg(short = 'c', value_name = "N")]
+    max_matches: Option<u64>,
+    /// Accepted for tcpdump's habits: addresses and ports always print as
+    /// numbers.
+    #[arg(short = 'n')]
+    numeric: bool,
     /// Where the filter runs: the kernel (BPF_PROG_TEST_RUN) or the
     /// built-in interpreter; auto picks the kernel when allowed.
     #[arg(long, value_enum, default_value = "auto")]
@@ -376,6 +388,26 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     for w in runner.warnings() {
         report(&format!("warning: {w}"));
     }
+    // `-n` changes nothing: numbers are all `run` prints.
+    let _ = a.numeric;
+    if a.count && a.write.as_ref().is_some_and(|w| w.as_os_str() == "-") {
+        return Err("--count and `-w -` would both write to standard output".into());
+    }
+    let mut dump = match &a.write {
+        None => None,
+        Some(path) => {
+            let file: Box<dyn Write> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(
+                    std::fs::File::create(path)
+                        .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+                )
+            };
+            let w = capture::PcapWriter::new(file, link_value, reader.snaplen());
+            Some(w.map_err(|e| format!("cannot write {}: {e}", path.display()))?)
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut matches = 0u64;
@@ -407,7 +439,15 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
             .collect();
         let hits = runner.matches_all(&frames).map_err(|e| e.to_string())?;
         for (p, &hit) in chunk.iter().zip(&hits) {
+            if hit && a.max_matches == Some(matches) {
+                break;
+            }
             matches += hit as u64;
+            if let (true, Some(w)) = (hit, &mut dump) {
+                w.write(p)
+                    .map_err(|e| format!("writing the matching packets: {e}"))?;
+                continue;
+            }
             let r = if a.verdicts {
                 writeln!(out, "{}", hit as u8)
             } else if hit && !a.count {
@@ -417,9 +457,13 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
             };
             r.map_err(|e| e.to_string())?;
         }
-        if read_error.is_some() {
+        if read_error.is_some() || a.max_matches == Some(matches) {
             break;
         }
+    }
+    if let Some(w) = dump {
+        w.finish()
+            .map_err(|e| format!("writing the matching packets: {e}"))?;
     }
     if a.count {
         writeln!(out, "{matches}").map_err(|e| e.to_string())?;

@@ -1105,3 +1105,78 @@ fn multi_line_filter_files_stay_in_the_comments() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The link type and snapshot length of a pcap file's header.
+fn pcap_header(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    let field = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    (field(20), field(16))
+}
+
+#[test]
+fn run_writes_the_matching_packets_for_tcpdump_to_read() {
+    let dir = std::env::temp_dir().join(format!("pcap2bpf-w-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let input = sample("ethernet.pcap");
+    let out = dir.join("tcp.pcap");
+    let out_str = out.to_str().unwrap();
+    for engine in ["auto", "interp"] {
+        let o = pcap2bpf(&[
+            "run", "--engine", engine, "-n", "-r", &input, "-w", out_str, "tcp",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            o.stdout.is_empty(),
+            "-w prints no summaries: {}",
+            stdout(&o)
+        );
+        // tcpdump reads it back: as many packets as match, all of them tcp.
+        let count = stdout(&pcap2bpf(&["run", "-r", &input, "--count", "tcp"]));
+        let want: usize = count.trim().parse().unwrap();
+        assert!(want > 10, "the sample has tcp packets");
+        let Ok(read) = Command::new("tcpdump").args(["-n", "-r", out_str]).output() else {
+            testbed::skip("tcpdump (the reference) is not installed");
+            return;
+        };
+        assert!(
+            read.status.success(),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&read.stdout).lines().count(), want);
+        let not_tcp = Command::new("tcpdump")
+            .args(["-n", "-r", out_str, "not", "tcp"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&not_tcp.stdout).lines().count(), 0);
+        // The capture's link type and snapshot length are kept.
+        assert_eq!(pcap_header(&out), pcap_header(Path::new(&input)));
+    }
+}
+
+#[test]
+fn run_stops_after_the_count_of_matches_it_is_given() {
+    let input = sample("ethernet.pcap");
+    let all = stdout(&pcap2bpf(&["run", "-r", &input, "udp"]));
+    let first: Vec<&str> = all.lines().take(3).collect();
+    assert_eq!(first.len(), 3, "the sample has udp packets");
+    let three = pcap2bpf(&["run", "-c", "3", "-r", &input, "udp"]);
+    assert!(three.status.success(), "{}", stderr(&three));
+    assert_eq!(stdout(&three).lines().collect::<Vec<_>>(), first);
+    let counted = pcap2bpf(&["run", "-c", "3", "--count", "-r", &input, "udp"]);
+    assert_eq!(stdout(&counted), "3\n");
+    let clash = pcap2bpf(&["run", "--count", "-w", "-", "-r", &input, "udp"]);
+    assert!(!clash.status.success());
+    assert!(
+        stderr(&clash).contains("would both write to standard output"),
+        "{}",
+        stderr(&clash)
+    );
+}
