@@ -8,39 +8,16 @@ use bpf_builder::asm::{Asm, Code};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{self, AttachError, CpumapEntry, DevmapEntry};
 use bpf_builder::handle::{MapError, UpdateFlags};
-use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{JmpOp, Reg::*, Size};
 use bpf_builder::load::LoadError;
 use bpf_builder::map::{InitValue, MapSpec};
-use bpf_builder::object::{MapId, Object, ProgramType};
+use bpf_builder::object::{Object, ProgramType};
 use common::*;
 use testbed::{Link, Marker, Netns};
 
 /// The source MAC the rewriting egress programs write, but for the last
 /// two bytes, which hold the program's number (big endian).
 const REWRITTEN: [u8; 4] = [0x02, 0x00, 0x00, 0x00];
-
-/// Ingress XDP: redirects test frames through `map` with the u16 key in
-/// the first two payload bytes; passes the rest.
-fn redirect(map: MapId) -> Code {
-    let mut a = Asm::new();
-    let pass = a.new_label();
-    a.ldx(Size::W, R2, R1, 0);
-    a.ldx(Size::W, R3, R1, 4);
-    require_test_frame(&mut a, pass);
-    a.mov64(R4, R2);
-    a.add64(R4, 16);
-    a.jmp(JmpOp::Gt, R4, R3, pass);
-    a.ldx(Size::H, R2, R2, 14);
-    a.ld_map_fd(R1, map);
-    a.mov64(R3, 0);
-    a.call(Helper::RedirectMap);
-    a.exit();
-    a.bind(pass);
-    a.mov64(R0, XDP_PASS);
-    a.exit();
-    a.finish().unwrap()
-}
 
 /// Egress program `n`: source MAC := 02:00:00:00:nn:nn; passes.
 fn rewrite_src(n: u16) -> Code {

@@ -14,14 +14,6 @@ use bpf_builder::sys::bpf::{self as sys, LinkDetail, ProgLoadAttr, bpf_prog_type
 use common::*;
 use testbed::Netns;
 
-/// `r0 = value; exit`.
-fn returning(value: i32) -> bpf_builder::asm::Code {
-    let mut a = bpf_builder::asm::Asm::new();
-    a.mov64(Reg::R0, value);
-    a.exit();
-    a.finish().unwrap()
-}
-
 #[test]
 fn xdp_and_tcx_links_detach_now_even_when_pinned_and_shared() {
     if !testbed::privileged("link detach test") {
@@ -34,10 +26,10 @@ fn xdp_and_tcx_links_detach_now_even_when_pinned_and_shared() {
         ns.veth_pair("va", "vb").unwrap();
         let mut obj = Object::new();
         let x = obj
-            .add_program("tk1_xdp", ProgramType::Xdp, returning(XDP_PASS))
+            .add_program("tk1_xdp", ProgramType::Xdp, ret(XDP_PASS))
             .unwrap();
         let t = obj
-            .add_program("tk1_tcx", ProgramType::TcxIngress, returning(0))
+            .add_program("tk1_tcx", ProgramType::TcxIngress, ret(0))
             .unwrap();
         let loaded = obj.load().unwrap();
         let links = ns

@@ -28,13 +28,6 @@ fn bump(counter: MapId, action: i32) -> Code {
     a.finish().unwrap()
 }
 
-fn ret(action: i32) -> Code {
-    let mut a = Asm::new();
-    a.mov64(R0, action);
-    a.exit();
-    a.finish().unwrap()
-}
-
 fn run(loaded: &bpf_builder::load::Loaded, prog: bpf_builder::object::ProgId) -> u32 {
     loaded
         .program(prog)
@@ -407,24 +400,6 @@ fn ids_of_one_object_are_refused_by_another() {
     assert_eq!(c.map(a_map).name, "m");
 }
 
-/// Ingress XDP: redirects test frames through devmap `map`, key 0.
-fn redirect_all(map: MapId) -> Code {
-    let mut a = Asm::new();
-    let pass = a.new_label();
-    a.ldx(Size::W, R2, R1, 0);
-    a.ldx(Size::W, R3, R1, 4);
-    require_test_frame(&mut a, pass);
-    a.ld_map_fd(R1, map);
-    a.mov64(R2, 0);
-    a.mov64(R3, 0);
-    a.call(Helper::RedirectMap);
-    a.exit();
-    a.bind(pass);
-    a.mov64(R0, XDP_PASS);
-    a.exit();
-    a.finish().unwrap()
-}
-
 /// Egress: the frame's first payload byte := `tag`; passes.
 fn tag_payload(tag: u8) -> Code {
     let mut a = Asm::new();
@@ -455,7 +430,7 @@ fn a_devmap_entry_program_is_replaced_while_frames_flow_and_none_is_lost() {
         let mut obj = Object::new();
         let ports = obj.add_map(MapSpec::devmap("ports", 1)).unwrap();
         let input = obj
-            .add_program("lvdev_in", ProgramType::Xdp, redirect_all(ports))
+            .add_program("lvdev_in", ProgramType::Xdp, redirect(ports))
             .unwrap();
         let old = obj
             .add_program("lvdev_old", ProgramType::XdpDevmap, tag_payload(1))

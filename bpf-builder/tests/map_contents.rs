@@ -17,14 +17,7 @@ use bpf_builder::map::{InitValue, MapSpec, MapType};
 use bpf_builder::object::{Object, ProgramType};
 use bpf_builder::pod::{Ipv4Prefix, Ipv6Prefix, MacAddr, Pod};
 use bpf_builder::run::TestRun;
-use common::require_bpf;
-
-fn ret(v: i32) -> bpf_builder::asm::Code {
-    let mut a = Asm::new();
-    a.mov64(R0, v);
-    a.exit();
-    a.finish().unwrap()
-}
+use common::{require_bpf, ret};
 
 /// A spec of every map type with contents, small.
 fn spec_of(t: MapType) -> MapSpec {

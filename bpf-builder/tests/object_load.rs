@@ -10,14 +10,7 @@ use bpf_builder::insn::{JmpOp, Reg::*, Size};
 use bpf_builder::map::{InitValue, MapSpec};
 use bpf_builder::object::{Object, ProgramType};
 use bpf_builder::run::TestRun;
-use common::require_bpf;
-
-fn ret(v: i32) -> bpf_builder::asm::Code {
-    let mut a = Asm::new();
-    a.mov64(R0, v);
-    a.exit();
-    a.finish().unwrap()
-}
+use common::{require_bpf, ret};
 
 #[test]
 fn tail_call_through_a_filled_program_array() {

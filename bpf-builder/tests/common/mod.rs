@@ -35,6 +35,14 @@ pub fn load_xdp_returning(action: i32, name: &str) -> OwnedFd {
     prog_load(&attr).expect("trivial XDP program loads")
 }
 
+/// `r0 = value; exit`: a program that returns `value`.
+pub fn ret(value: i32) -> bpf_builder::asm::Code {
+    let mut a = Asm::new();
+    a.mov64(R0, value);
+    a.exit();
+    a.finish().unwrap()
+}
+
 /// Number of open file descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -88,6 +96,28 @@ pub fn xdp_action(action: i32, counter: Option<(MapId, i32)>) -> bpf_builder::as
     a.mov64(R0, action);
     a.exit();
     a.bind(other);
+    a.mov64(R0, XDP_PASS);
+    a.exit();
+    a.finish().unwrap()
+}
+
+/// Ingress XDP: redirects test frames through `map` with the u16 key in
+/// the first two payload bytes; passes the rest.
+pub fn redirect(map: MapId) -> bpf_builder::asm::Code {
+    let mut a = Asm::new();
+    let pass = a.new_label();
+    a.ldx(Size::W, R2, R1, 0);
+    a.ldx(Size::W, R3, R1, 4);
+    require_test_frame(&mut a, pass);
+    a.mov64(R4, R2);
+    a.add64(R4, 16);
+    a.jmp(JmpOp::Gt, R4, R3, pass);
+    a.ldx(Size::H, R2, R2, 14);
+    a.ld_map_fd(R1, map);
+    a.mov64(R3, 0);
+    a.call(Helper::RedirectMap);
+    a.exit();
+    a.bind(pass);
     a.mov64(R0, XDP_PASS);
     a.exit();
     a.finish().unwrap()
