@@ -24,6 +24,23 @@ fn pcap2bpf(args: &[&str]) -> Output {
         .expect("pcap2bpf runs")
 }
 
+/// Writes `source` to `dir/f.c` and asserts that `cc -c` compiles it.
+fn assert_cc_compiles(dir: &Path, source: &str) {
+    std::fs::write(dir.join("f.c"), source).unwrap();
+    let cc = Command::new("cc")
+        .arg("-c")
+        .arg(dir.join("f.c"))
+        .arg("-o")
+        .arg(dir.join("f.o"))
+        .output()
+        .expect("cc runs");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -130,22 +147,9 @@ fn compile_emits_every_format() {
     // C and Rust arrays compile in their languages.
     let dir = std::env::temp_dir().join(format!("pcap2bpf-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("f.c"),
-        format!("{c}\nint main(void) {{ return pcap_filter[0].code == 0; }}\n"),
-    )
-    .unwrap();
-    let cc = Command::new("cc")
-        .arg("-c")
-        .arg(dir.join("f.c"))
-        .arg("-o")
-        .arg(dir.join("f.o"))
-        .output()
-        .expect("cc runs");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
+    assert_cc_compiles(
+        &dir,
+        &format!("{c}\nint main(void) {{ return pcap_filter[0].code == 0; }}\n"),
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1090,19 +1094,7 @@ fn multi_line_filter_files_stay_in_the_comments() {
     }
     let o = pcap2bpf(&["compile", "--emit", "c", "-F", file]);
     assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(dir.join("f.c"), stdout(&o)).unwrap();
-    let cc = Command::new("cc")
-        .arg("-c")
-        .arg(dir.join("f.c"))
-        .arg("-o")
-        .arg(dir.join("f.o"))
-        .output()
-        .expect("cc runs");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    assert_cc_compiles(&dir, &stdout(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
