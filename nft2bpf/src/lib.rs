@@ -83,6 +83,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod compile;
 pub mod error;
 pub mod source;
 pub mod syntax;

@@ -13,8 +13,8 @@
 //!
 //! The stack, from r10 down: a counter's key (verdict code only), the
 //! wire length (test-run mode and fragment support), the IR variables, the next header of a socket filter's
-//! protochain walk, the bytes `bpf_xdp_load_bytes` loads, and a slot left
-//! to the caller.
+//! protochain walk, the bytes `bpf_xdp_load_bytes` loads, a slot left
+//! to the caller, and the context (for action code).
 
 use bpf_builder::insn::Reg;
 
@@ -41,8 +41,11 @@ pub(super) const WIRELEN_SLOT: i16 = -8;
 /// never touches these bytes, just above the wire length).
 pub(super) const COUNTER_KEY_SLOT: i16 = -4;
 
-/// Stack slot of IR variable `n` (below the wire length).
-pub(super) fn var_slot(n: u32) -> i16 {
+/// Stack slot (offset from r10, 8 bytes) of IR variable `n`, below the
+/// wire length: a [`Cond::Let`](crate::ir::Cond::Let) stores its value
+/// there as a `u32`, and action code may read it (the front end's way
+/// to hand an action a value computed by the filter).
+pub fn var_slot(n: u32) -> i16 {
     debug_assert!(n < MAX_VARS);
     -16 - 8 * n.min(MAX_VARS) as i16
 }
@@ -57,6 +60,12 @@ pub(super) const LOAD_SLOT: i16 = PROTOCHAIN_SLOT - 8;
 /// An 8-byte stack slot (offset from r10) that the generated code never
 /// touches: the caller's code around it may keep a value there.
 pub const CALLER_SLOT: i16 = LOAD_SLOT - 8;
+
+/// An 8-byte stack slot holding the program's context (`xdp_md` or
+/// `__sk_buff` pointer) in programs whose IR has actions
+/// ([`Cond::Act`](crate::ir::Cond::Act)): action code loads it from here
+/// to call helpers on the packet, whatever the registers hold.
+pub const CONTEXT_SLOT: i16 = CALLER_SLOT - 8;
 
 /// The free value registers: a stack of at most six (five value
 /// registers and, while an offset is computed, the pointer register),

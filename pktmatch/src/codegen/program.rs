@@ -30,7 +30,9 @@ pub type VerdictCode<'v> = dyn FnMut(&mut Asm, Verdict) + 'v;
 /// when the action fails, and says whether it may. It may call helpers
 /// (clobbering r0-r5) and use the stack slots
 /// [`CALLER_SLOT`](super::CALLER_SLOT) and the counter key's, but leaves
-/// r6-r9 and the rest of the stack alone.
+/// r6-r9 and the rest of the stack alone. It may read the context from
+/// [`CONTEXT_SLOT`](super::CONTEXT_SLOT) and the filter's variables from
+/// [`var_slot`](super::var_slot).
 pub type ActionCode<'a> = dyn FnMut(&mut Asm, u32, Label) -> Result<ActionEnd, Error> + 'a;
 
 /// How an action's code ends (see [`ActionCode`]).

@@ -8,7 +8,7 @@ use bpf_builder::ctx::{sk_buff, xdp_md};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Reg, Size};
 
-use super::frame::{CTX, DATA, END, WIRELEN_SLOT};
+use super::frame::{CONTEXT_SLOT, CTX, DATA, END, WIRELEN_SLOT};
 use super::loads::MAX_PACKET_OFF;
 use super::{Gen, Target};
 use crate::ir::{Cond, Ir, Val, ValNode, Verdict};
@@ -39,6 +39,9 @@ impl Gen<'_, '_> {
     /// if there is one.
     pub(super) fn prologue(&mut self) -> Option<Label> {
         self.asm.set_source(Annotation::new("prologue"));
+        if self.ir.blocks.iter().any(|b| matches!(b.cond, Cond::Act { .. })) {
+            self.asm.stx(Size::DW, Reg::R10, CONTEXT_SLOT, Reg::R1);
+        }
         if self.frags() {
             self.asm.mov64(CTX, Reg::R1);
             return self.frags_prologue();

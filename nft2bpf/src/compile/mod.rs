@@ -1,0 +1,3 @@
+//! Compilation: the checked ruleset to XDP and tcx programs.
+
+pub mod actions;
