@@ -102,6 +102,16 @@ impl Ruleset {
                         value_text(ty, bits, low),
                         value_text(ty, bits, high)
                     ),
+                    Test::Prefix {
+                        value,
+                        len,
+                        negated,
+                    } => write!(
+                        out,
+                        " {}{}/{len}",
+                        if negated { "!= " } else { "" },
+                        value_text(ty, bits, value)
+                    ),
                     Test::InSet { set, negated } => {
                         write!(
                             out,

@@ -344,10 +344,21 @@ impl Checker {
                 let negated = set_op("prefix")?;
                 let (v, m) = prefix(value, len.value, &rel.right, kts[0])?;
                 let p = &mut parts[0];
-                p.mask = Some(p.mask.map_or(m, |old| old & m));
-                Test::Cmp {
-                    op: if negated { CmpOp::Ne } else { CmpOp::Eq },
-                    value: v,
+                let len = len.value as u32;
+                if p.mask.is_none() && len > 0 && len < kts[0].bits {
+                    Test::Prefix {
+                        value: v,
+                        len,
+                        negated,
+                    }
+                } else {
+                    // `/0`, a whole value, or a prefix of a masked value:
+                    // the masked comparison nft makes of it.
+                    p.mask = Some(p.mask.map_or(m, |old| old & m));
+                    Test::Cmp {
+                        op: if negated { CmpOp::Ne } else { CmpOp::Eq },
+                        value: v,
+                    }
                 }
             }
             _ => self.value_test(rel, &mut parts[0], kts[0], ctx)?,

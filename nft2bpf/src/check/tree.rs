@@ -344,6 +344,18 @@ pub enum Test {
         /// `!= low-high`.
         negated: bool,
     },
+    /// `ip saddr 10.0.0.0/8`: the top `len` bits of the (masked) value
+    /// are those of `value` (whose other bits are clear). Not a masked
+    /// comparison, because nft loads only the prefix's bytes when it
+    /// ends on a byte boundary: a packet that ends after them matches.
+    Prefix {
+        /// The prefix, host bits clear.
+        value: u128,
+        /// Its length in bits (at least 1, less than the width).
+        len: u32,
+        /// `!= 10.0.0.0/8`.
+        negated: bool,
+    },
     /// The key is (or, negated, is not) an element of the set.
     InSet {
         /// The set.
@@ -386,7 +398,7 @@ pub enum Counter {
 }
 
 /// `limit rate [over] N/UNIT [burst M]`: a token bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit {
     /// Holds when over the rate (else when under it).
     pub over: bool,
@@ -420,7 +432,7 @@ pub enum Quota {
 }
 
 /// A quota's parameters, in bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct QuotaSpec {
     /// Holds once the quota is used up (else until it is).
     pub over: bool,

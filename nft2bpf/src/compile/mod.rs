@@ -1,3 +1,228 @@
 //! Compilation: the checked ruleset to XDP and tcx programs.
+//!
+//! [`lower`] turns the base chains one hook of one device runs into a
+//! packet-match IR ([`Lowered`]): its verdicts number the
+//! [`Decision`]s (what happens to the packet, and which rule decided),
+//! its `Cond::Act` blocks the [`Action`]s, and [`Slots`] say which
+//! counter, quota, rate limit and log statement each action's state is
+//! for (a named counter or quota has one slot however many rules use it).
 
 pub mod actions;
+mod lower;
+
+use indexmap::IndexSet;
+use pktmatch::ir::{Ir, Verdict};
+
+pub use actions::Action;
+pub use lower::{IPV6_EXT_HEADERS, LEN_VAR, lower};
+
+use crate::check::tree::{ChainId, CounterId, Hook, Limit, QuotaId, QuotaSpec, RuleId};
+
+/// Where a program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Attach {
+    /// XDP, for `hook ingress` chains: before the kernel makes an skb,
+    /// with the VLAN tag still in the frame.
+    Xdp,
+    /// tcx ingress, for `hook ingress` chains.
+    TcxIngress,
+    /// tcx egress, for `hook egress` chains.
+    TcxEgress,
+}
+
+impl Attach {
+    /// The nft hook whose chains the program runs.
+    pub fn hook(self) -> Hook {
+        match self {
+            Attach::Xdp | Attach::TcxIngress => Hook::Ingress,
+            Attach::TcxEgress => Hook::Egress,
+        }
+    }
+
+    /// The program's kind, for code generation.
+    pub fn target(self) -> pktmatch::Target {
+        match self {
+            Attach::Xdp => pktmatch::Target::Xdp,
+            Attach::TcxIngress | Attach::TcxEgress => pktmatch::Target::Tc,
+        }
+    }
+
+    /// Its name on the command line: `xdp`, `tcx-ingress`, `tcx-egress`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attach::Xdp => "xdp",
+            Attach::TcxIngress => "tcx-ingress",
+            Attach::TcxEgress => "tcx-egress",
+        }
+    }
+}
+
+/// The device a program is for: chains name their devices, and `meta
+/// iifname` compares with the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its name.
+    pub name: String,
+    /// Its MAC address, which `meta pkttype` needs in XDP (whether a
+    /// frame is for this host).
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Device {
+    /// A device known by name only.
+    pub fn named(name: impl Into<String>) -> Device {
+        Device {
+            name: name.into(),
+            mac: None,
+        }
+    }
+
+    /// The same device with its MAC address.
+    pub fn with_mac(mut self, mac: [u8; 6]) -> Device {
+        self.mac = Some(mac);
+        self
+    }
+}
+
+/// What becomes of a packet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It goes on (every chain of the hook accepted it).
+    Accept,
+    /// It is dropped.
+    Drop,
+    /// It leaves by this device (`fwd to`).
+    Fwd(String),
+}
+
+/// How a program's run ends: the outcome, and what decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Decision {
+    /// What becomes of the packet.
+    pub outcome: Outcome,
+    /// The rule whose verdict it is; none for a chain's policy (and for
+    /// frames the hook never sees).
+    pub rule: Option<RuleId>,
+    /// The chain whose rule or policy it is; none for the last base
+    /// chain's accept falling through, and for frames the hook never
+    /// sees (decision 0: shorter than an Ethernet header, or tagged and
+    /// too short to untag).
+    pub chain: Option<ChainId>,
+}
+
+impl Decision {
+    /// A decision.
+    pub fn new(outcome: Outcome, rule: Option<RuleId>, chain: Option<ChainId>) -> Decision {
+        Decision {
+            outcome,
+            rule,
+            chain,
+        }
+    }
+}
+
+/// A program's IR and what its verdicts and actions mean.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    /// Where it runs.
+    pub attach: Attach,
+    /// The device.
+    pub device: Device,
+    /// The base chains it runs, in order.
+    pub chains: Vec<ChainId>,
+    /// The IR: verdict `n` is `decisions[n]`; action `n` is
+    /// `actions[n]`.
+    pub ir: Ir,
+    /// The decisions, by verdict number.
+    pub decisions: Vec<Decision>,
+    /// The actions, by action number.
+    pub actions: Vec<Action>,
+    /// What the actions' state slots are for.
+    pub slots: Slots,
+    /// The IR variable holding nft's `skb->len` (bytes counted).
+    pub len_var: u32,
+}
+
+impl Lowered {
+    /// The decision of a verdict.
+    pub fn decision(&self, v: Verdict) -> Option<&Decision> {
+        self.decisions.get(v.0 as usize)
+    }
+}
+
+/// A counter's slot: a rule's own, or a named counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CounterSlot {
+    /// `counter` in rule `rule`, statement `stmt`, with its initial
+    /// values.
+    Rule {
+        /// The rule.
+        rule: RuleId,
+        /// The statement's index in the rule.
+        stmt: usize,
+        /// Initial packets.
+        packets: u64,
+        /// Initial bytes.
+        bytes: u64,
+    },
+    /// `counter name NAME`.
+    Named(CounterId),
+}
+
+/// A quota's slot: a rule's own, or a named quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaSlot {
+    /// `quota ...` in rule `rule`, statement `stmt`.
+    Rule {
+        /// The rule.
+        rule: RuleId,
+        /// The statement's index in the rule.
+        stmt: usize,
+        /// Its parameters.
+        spec: QuotaSpec,
+    },
+    /// `quota name NAME`.
+    Named(QuotaId),
+}
+
+/// A `log` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogEntry {
+    /// Its rule.
+    pub rule: RuleId,
+    /// `prefix "..."`.
+    pub prefix: Option<String>,
+    /// The syslog level.
+    pub level: u8,
+}
+
+/// What each state slot of the actions is for, by slot number.
+#[derive(Debug, Clone, Default)]
+pub struct Slots {
+    /// Counters.
+    pub counters: IndexSet<CounterSlot>,
+    /// Quotas.
+    pub quotas: IndexSet<QuotaSlot>,
+    /// Rate limits: the rule, the statement's index, its parameters.
+    pub limits: IndexSet<(RuleId, usize, Limit)>,
+    /// Log statements: the rule, the statement's index, the entry.
+    pub logs: IndexSet<(RuleId, usize, LogEntry)>,
+}
+
+impl Slots {
+    fn counter(&mut self, c: CounterSlot) -> u32 {
+        self.counters.insert_full(c).0 as u32
+    }
+
+    fn quota(&mut self, q: QuotaSlot) -> u32 {
+        self.quotas.insert_full(q).0 as u32
+    }
+
+    fn limit(&mut self, rule: RuleId, stmt: usize, l: Limit) -> u32 {
+        self.limits.insert_full((rule, stmt, l)).0 as u32
+    }
+
+    fn log(&mut self, rule: RuleId, stmt: usize, e: LogEntry) -> u32 {
+        self.logs.insert_full((rule, stmt, e)).0 as u32
+    }
+}

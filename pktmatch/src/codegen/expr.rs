@@ -4,7 +4,7 @@
 //! network byte order, the constant swapped instead.
 
 use bpf_builder::ctx::{sk_buff, xdp_md};
-use bpf_builder::insn::{AluOp, JmpOp, Reg, Size};
+use bpf_builder::insn::{AluOp, Endian, JmpOp, Reg, Size};
 
 use super::frame::{CTX, DATA, END, WIRELEN_SLOT, var_slot};
 use super::{Gen, R, Target};
@@ -127,6 +127,12 @@ impl Gen<'_, '_> {
             (_, Meta::VlanTci) => sk_buff::VLAN_TCI,
             (_, Meta::IfIndex) => sk_buff::IFINDEX,
             (_, Meta::PktType) => sk_buff::PKT_TYPE,
+            (_, Meta::VlanProto) => {
+                // The kernel keeps it in network order.
+                self.asm.ldx(Size::W, r, CTX, sk_buff::VLAN_PROTO);
+                self.asm.endian(Endian::Be, r, 16);
+                return;
+            }
         };
         self.asm.ldx(Size::W, r, CTX, off);
     }

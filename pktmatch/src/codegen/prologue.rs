@@ -39,7 +39,12 @@ impl Gen<'_, '_> {
     /// if there is one.
     pub(super) fn prologue(&mut self) -> Option<Label> {
         self.asm.set_source(Annotation::new("prologue"));
-        if self.ir.blocks.iter().any(|b| matches!(b.cond, Cond::Act { .. })) {
+        if self
+            .ir
+            .blocks
+            .iter()
+            .any(|b| matches!(b.cond, Cond::Act { .. }))
+        {
             self.asm.stx(Size::DW, Reg::R10, CONTEXT_SLOT, Reg::R1);
         }
         if self.frags() {

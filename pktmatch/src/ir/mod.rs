@@ -51,7 +51,7 @@
 //! - every value of the arena, in arena order, `vN = NODE`: `const 0x800`
 //!   (constants in hexadecimal), `load [12:2]` or `load [v2 + 14:1]`
 //!   (`[offset:size]` in decimal, after the variable part if any), `len`,
-//!   `meta vlan_present|vlan_tci|ifindex|pkttype`, an operator and two
+//!   `meta vlan_present|vlan_tci|vlan_proto|ifindex|pkttype`, an operator and two
 //!   values (`add`, `sub`, `mul`, `div`, `mod`, `and`, `or`, `xor`,
 //!   `shl`, `shr`: `add v5, v1`), `neg v3`, `var 0`;
 //! - every block, `bN: TEST ? TRUE : FALSE`, then `short true` or
@@ -188,6 +188,8 @@ pub enum Meta {
     IfIndex,
     /// The skb's packet type (`PACKET_OUTGOING` is 4).
     PktType,
+    /// The EtherType of that tag (`0x8100` or `0x88a8`), as a number.
+    VlanProto,
 }
 
 /// A value expression.
@@ -860,7 +862,7 @@ impl Ir {
             ValNode::Const(k) => (u64::from(k), u64::from(k)),
             ValNode::Load { size, .. } => (0, (1u64 << (8 * u32::from(size))) - 1),
             ValNode::Meta(Meta::VlanPresent) if meta => (0, 1),
-            ValNode::Meta(Meta::VlanTci) if meta => (0, 0xffff),
+            ValNode::Meta(Meta::VlanTci | Meta::VlanProto) if meta => (0, 0xffff),
             ValNode::Bin(op, a, b) => {
                 let (alo, ahi) = self.range_knowing(a, meta);
                 let (blo, bhi) = self.range_knowing(b, meta);

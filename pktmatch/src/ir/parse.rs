@@ -363,7 +363,7 @@ impl Parser {
                     None => {
                         l.at -= 1;
                         return Err(l.err(format!(
-                            "unknown metadata field `{name}` (vlan_present, vlan_tci, ifindex, pkttype)"
+                            "unknown metadata field `{name}` (vlan_present, vlan_tci, vlan_proto, ifindex, pkttype)"
                         )));
                     }
                 }

@@ -156,13 +156,15 @@ pub(super) fn meta_name(m: Meta) -> &'static str {
         Meta::VlanTci => "vlan_tci",
         Meta::IfIndex => "ifindex",
         Meta::PktType => "pkttype",
+        Meta::VlanProto => "vlan_proto",
     }
 }
 
 /// Every metadata field, for the parser.
-pub(super) const METAS: [Meta; 4] = [
+pub(super) const METAS: [Meta; 5] = [
     Meta::VlanPresent,
     Meta::VlanTci,
     Meta::IfIndex,
     Meta::PktType,
+    Meta::VlanProto,
 ];

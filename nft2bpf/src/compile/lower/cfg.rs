@@ -1,0 +1,56 @@
+//! Building the control-flow graph backwards: a block's successors exist
+//! before it, so a ruleset is lowered from its last rule to its first
+//! and every edge points at a block already built. [`Cfg::finish`]
+//! reverses the order, so that every jump goes forward as the IR wants.
+
+use pktmatch::Span;
+use pktmatch::ir::{Block, BlockId, Cond, Edge, EntityRef, OnShort};
+
+/// The blocks built so far, the one evaluated last first.
+#[derive(Default)]
+pub(super) struct Cfg {
+    blocks: Vec<Block>,
+}
+
+/// Where a block goes when its loads do not fit in the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Short {
+    /// Its true edge.
+    True,
+    /// Its false edge.
+    False,
+}
+
+impl Cfg {
+    /// A block testing `cond`: `t` when it holds, `f` when not, and
+    /// `short` when its loads do not fit; its entry edge.
+    pub(super) fn test(&mut self, cond: Cond, t: Edge, f: Edge, short: Short, span: Span) -> Edge {
+        let short = match short {
+            Short::True => OnShort::True,
+            Short::False => OnShort::False,
+        };
+        self.blocks
+            .push(Block::new(cond, t, f, span).on_short(short));
+        Edge::Block(BlockId::new(self.blocks.len() - 1))
+    }
+
+    /// How many blocks there are.
+    pub(super) fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The blocks in evaluation order (every jump forward) and the entry.
+    pub(super) fn finish(mut self, entry: Edge) -> (Vec<Block>, Edge) {
+        let n = self.blocks.len();
+        let flip = |e: Edge| match e {
+            Edge::Block(i) => Edge::Block(BlockId::new(n - 1 - i.index())),
+            e => e,
+        };
+        self.blocks.reverse();
+        for b in &mut self.blocks {
+            b.t = flip(b.t);
+            b.f = flip(b.f);
+        }
+        (self.blocks, flip(entry))
+    }
+}

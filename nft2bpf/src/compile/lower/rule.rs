@@ -1,0 +1,157 @@
+//! A rule's statements, from the last to the first: each one's blocks
+//! go to the next statement's when the rule goes on, to the next rule's
+//! when it ends.
+
+use pktmatch::ir::{Cond, Edge};
+
+use super::cfg::Short;
+use super::{ChainCtx, Lower};
+use crate::check::tree::{Counter, Quota, RuleId, Stmt, Verdict, VerdictMap};
+use crate::compile::actions::Action;
+use crate::compile::{CounterSlot, LogEntry, Outcome};
+use crate::error::Error;
+
+impl Lower<'_> {
+    /// The rule `r`, going to `next` when it ends without a verdict.
+    pub(super) fn rule(&mut self, r: RuleId, next: Edge, ctx: ChainCtx) -> Result<Edge, Error> {
+        let rule = &self.rs.rules[r];
+        let mut cont = next;
+        for (i, stmt) in rule.stmts.iter().enumerate().rev() {
+            cont = match stmt {
+                Stmt::Match(m) => self.match_blocks(&m.key, &m.test, m.span, cont, next)?,
+                Stmt::Counter(c) => {
+                    let slot = self.counter_slot(r, i, *c);
+                    self.act(Action::Count { slot }, cont, cont)
+                }
+                Stmt::Quota(q) => {
+                    let (slot, spec) = self.quota_slot(r, i, *q);
+                    let action = Action::Quota {
+                        slot,
+                        over: spec.over,
+                        bytes: spec.bytes,
+                    };
+                    self.act(action, cont, next)
+                }
+                Stmt::Limit(limit) => {
+                    let slot = self.slots.limit(r, i, *limit);
+                    let action = Action::Limit {
+                        slot,
+                        limit: *limit,
+                    };
+                    self.act(action, cont, next)
+                }
+                Stmt::Log(log) => {
+                    let entry = LogEntry {
+                        rule: r,
+                        prefix: log.prefix.clone(),
+                        level: log.level,
+                    };
+                    let slot = self.slots.log(r, i, entry);
+                    self.act(Action::Log { slot }, cont, cont)
+                }
+                Stmt::Fwd(f) => {
+                    self.decision(Outcome::Fwd(f.device.clone()), Some(r), Some(rule.chain))
+                }
+                Stmt::Verdict(v) => self.verdict(*v, r, next, ctx)?,
+                Stmt::VerdictMap(vm) => self.vmap(vm, r, cont, next, ctx)?,
+                Stmt::Pcap(p) => {
+                    return Err(Error::new(
+                        "`pcap` matches are not compiled yet (nft2bpf checks them, \
+                         but lowers no tcpdump filter into a rule)",
+                        p.span,
+                    ));
+                }
+            };
+        }
+        Ok(cont)
+    }
+
+    /// An action block: `t` when it goes on, `f` when it fails.
+    fn act(&mut self, action: Action, t: Edge, f: Edge) -> Edge {
+        let n = match self.actions.iter().position(|a| *a == action) {
+            Some(n) => n,
+            None => {
+                self.actions.push(action);
+                self.actions.len() - 1
+            }
+        };
+        let cond = Cond::Act { action: n as u32 };
+        self.cfg
+            .test(cond, t, f, Short::False, pktmatch::Span::default())
+    }
+
+    /// Where a verdict of rule `r` goes.
+    fn verdict(&mut self, v: Verdict, r: RuleId, next: Edge, ctx: ChainCtx) -> Result<Edge, Error> {
+        let chain = self.rs.rules[r].chain;
+        Ok(match v {
+            Verdict::Accept => match ctx.accept {
+                Some(e) => e,
+                None => self.decision(Outcome::Accept, Some(r), Some(chain)),
+            },
+            Verdict::Drop => self.decision(Outcome::Drop, Some(r), Some(chain)),
+            Verdict::Continue => next,
+            Verdict::Return => ctx.ret,
+            Verdict::Jump(c) => self.inline(c, ChainCtx { ret: next, ..ctx })?,
+            Verdict::Goto(c) => self.inline(c, ctx)?,
+        })
+    }
+
+    /// `KEY vmap MAP`: the verdict of the element the key is, or `miss`
+    /// when it is none; `next` when the key cannot be read.
+    fn vmap(
+        &mut self,
+        vm: &VerdictMap,
+        r: RuleId,
+        miss: Edge,
+        next: Edge,
+        ctx: ChainCtx,
+    ) -> Result<Edge, Error> {
+        let parts = self.key_parts(&vm.key, vm.span)?;
+        let set = &self.rs.sets[vm.map];
+        let mut e = miss;
+        for el in set.elements.iter().rev() {
+            let v = el.verdict.expect("a verdict map's element has a verdict");
+            let hit = self.verdict(v, r, next, ctx)?;
+            let f = self.element(&parts, &el.key);
+            e = self.emit(&f, hit, e, vm.span);
+        }
+        Ok(self.guard(&parts, e, next, vm.span))
+    }
+
+    /// The counters' slot of statement `i` of rule `r`.
+    fn counter_slot(&mut self, r: RuleId, i: usize, c: Counter) -> u32 {
+        let slot = match c {
+            Counter::Anonymous { packets, bytes } => CounterSlot::Rule {
+                rule: r,
+                stmt: i,
+                packets,
+                bytes,
+            },
+            Counter::Named(id) => CounterSlot::Named(id),
+        };
+        self.slots.counter(slot)
+    }
+
+    /// The quotas' slot of statement `i` of rule `r`, and its parameters.
+    fn quota_slot(
+        &mut self,
+        r: RuleId,
+        i: usize,
+        q: Quota,
+    ) -> (u32, crate::check::tree::QuotaSpec) {
+        match q {
+            Quota::Anonymous(spec) => (
+                self.slots.quota(crate::compile::QuotaSlot::Rule {
+                    rule: r,
+                    stmt: i,
+                    spec,
+                }),
+                spec,
+            ),
+            Quota::Named(id) => {
+                let spec = self.rs.quotas[id].quota;
+                (self.slots.quota(crate::compile::QuotaSlot::Named(id)), spec)
+            }
+        }
+    }
+}
