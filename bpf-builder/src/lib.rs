@@ -9,7 +9,7 @@
 //! [`handle`] (maps and programs in the kernel, [`kernel_id`] their
 //! kernel ids, [`typed_map`] their entries as [`pod`] types), [`ctx`]
 //! (actions, context layouts, helper return values), [`run`]
-//! (`BPF_PROG_TEST_RUN`), [`interp`] (running programs without the
+//! (`BPF_PROG_TEST_RUN`), [`ringbuf`] (ring buffer records), [`interp`] (running programs without the
 //! kernel), [`attach`] (XDP, tcx, links, devmap/cpumap entries),
 //! [`pins`] (pinned state as units that exist whole or not at all),
 //! [`disasm`] / [`listing`] (text), [`btf`] (types, func and line info),
@@ -88,6 +88,7 @@ pub mod pins;
 pub mod pod;
 pub mod privilege;
 pub mod reloc;
+pub mod ringbuf;
 pub mod run;
 pub mod sys;
 pub mod text;

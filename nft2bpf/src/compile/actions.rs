@@ -1,8 +1,35 @@
 //! The code of the statements that act mid-rule (`counter`, `quota`,
 //! `limit`, `log`): pktmatch runs it at the rule's `Cond::Act` blocks,
 //! and the maps it keeps its state in.
+//!
+//! [`add_actions`] adds the maps an action table needs to an object and
+//! returns their ids ([`ActionMaps`]) with the [`ActionCode`] that emits
+//! each action; user space reads the state with [`read_counter`],
+//! [`read_quota`], [`log_drops`] and, for log records,
+//! [`RingBuf`](bpf_builder::ringbuf::RingBuf) with
+//! [`LogRecord::parse`](super::log::LogRecord::parse).
+//!
+//! Every action reads the packet's length as nft's `skb->len` counts it
+//! (at the netdev hooks: without the Ethernet header) from a filter
+//! variable the caller's filter computes, and may clobber r0-r5, the
+//! caller's stack slot and the counter key's.
 
+use bpf_builder::asm::{Asm, Label};
+use bpf_builder::handle::{Map, MapError};
+use bpf_builder::helpers::Helper;
+use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
+use bpf_builder::map::MapSpec;
+use bpf_builder::object::{FuncId, MapId, Object};
+use pktmatch::codegen::{ActionEnd, var_slot};
+use pktmatch::{Error, Span, Target};
+
+use super::limit::{self, Bucket};
+use super::log::{self, LogMaps};
 use crate::check::tree::Limit;
+
+/// The key slot of map lookups: the 4 bytes below r10 that pktmatch
+/// leaves to the action and verdict code (its counter key's).
+pub(super) const KEY_SLOT: i16 = -4;
 
 /// One statement that acts, as the program runs it. Its number in the
 /// compiled chain's action table is the `Cond::Act` block's action.
@@ -24,6 +51,9 @@ pub enum Action {
         over: bool,
         /// The quota in bytes.
         bytes: u64,
+        /// Bytes already used when the ruleset is loaded (`used N`):
+        /// the quotas map starts with it.
+        used: u64,
     },
     /// Take tokens from rate limit `slot`'s bucket; holds while under the
     /// rate (or, with `over`, over it).
@@ -39,4 +69,329 @@ pub enum Action {
         /// rule) kept with the program.
         slot: u32,
     },
+}
+
+/// Map names (the kernel keeps 15 bytes).
+pub const COUNTERS_MAP: &str = "nft_counters";
+/// The quotas map's name.
+pub const QUOTAS_MAP: &str = "nft_quotas";
+/// The limits map's name.
+pub const LIMITS_MAP: &str = "nft_limits";
+/// The log ring buffer's name.
+pub const LOG_MAP: &str = "nft_log";
+/// The log drop counter's name.
+pub const LOG_DROPS_MAP: &str = "nft_log_drops";
+/// The limit subprogram's name.
+pub const LIMIT_FUNCTION: &str = "nft_limit_take";
+
+/// The log ring buffer's default size: 256 KiB, about 1600 records.
+pub const DEFAULT_LOG_RING_BYTES: u32 = 1 << 18;
+
+/// How the actions' code is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionOptions {
+    /// The program type (XDP or tc; socket filters take no actions).
+    pub target: Target,
+    /// The filter variable holding the packet's length as nft counts it.
+    pub len_var: u32,
+    /// The log ring buffer's size (a power of two, at least a page).
+    pub log_ring_bytes: u32,
+}
+
+impl ActionOptions {
+    /// Options for `target` with the length in variable `len_var`.
+    pub fn new(target: Target, len_var: u32) -> Self {
+        ActionOptions {
+            target,
+            len_var,
+            log_ring_bytes: DEFAULT_LOG_RING_BYTES,
+        }
+    }
+
+    /// Sets [`ActionOptions::log_ring_bytes`].
+    pub fn log_ring_bytes(mut self, bytes: u32) -> Self {
+        self.log_ring_bytes = bytes;
+        self
+    }
+}
+
+/// The maps of an action table, those it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ActionMaps {
+    /// Per-CPU array of [`CounterValue`]s, by counter slot.
+    pub counters: Option<MapId>,
+    /// Shared array of `u64` bytes consumed, by quota slot.
+    pub quotas: Option<MapId>,
+    /// Shared array of token bucket states, by limit slot.
+    pub limits: Option<MapId>,
+    /// The log's ring buffer and drop counter.
+    pub log: Option<LogMaps>,
+}
+
+/// The code of an action table: [`ActionCode::emit`] has the signature of
+/// pktmatch's [`ActionCode`](pktmatch::codegen::ActionCode).
+#[derive(Debug, Clone)]
+pub struct ActionCode {
+    actions: Vec<Action>,
+    /// By action number: the bucket of a `limit`.
+    buckets: Vec<Option<Bucket>>,
+    maps: ActionMaps,
+    take: Option<FuncId>,
+    target: Target,
+    len_slot: i16,
+}
+
+/// A counter's value: `{packets, bytes}`, as in the counters map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CounterValue {
+    /// Packets counted.
+    pub packets: u64,
+    /// Their bytes (nft's `skb->len`).
+    pub bytes: u64,
+}
+
+/// Size of a counter's value.
+const COUNTER_SIZE: u32 = 16;
+
+/// The number of entries a map needs for these slots (at least one).
+fn entries(slots: impl Iterator<Item = u32>) -> Result<u32, Error> {
+    let max = slots.max().unwrap_or(0);
+    max.checked_add(1)
+        .ok_or_else(|| Error::new(format!("action slot {max} is too large"), Span::default()))
+}
+
+/// Adds the maps `actions` needs to `object` (none for kinds the table
+/// lacks) and, with limits, the limit subprogram; returns the maps and
+/// the code of the actions.
+pub fn add_actions(
+    object: &mut Object,
+    actions: &[Action],
+    opts: &ActionOptions,
+) -> Result<(ActionMaps, ActionCode), Error> {
+    if opts.target == Target::SocketFilter {
+        return Err(Error::new(
+            "counter, quota, limit and log need an XDP or tc program",
+            Span::default(),
+        ));
+    }
+    if opts.len_var >= pktmatch::ir::MAX_VARS {
+        return Err(Error::new(
+            format!("no filter variable {}", opts.len_var),
+            Span::default(),
+        ));
+    }
+    let object_err =
+        |e: bpf_builder::object::ObjectError| Error::new(e.to_string(), Span::default());
+    let mut maps = ActionMaps::default();
+    let counters = actions.iter().filter_map(|a| match a {
+        Action::Count { slot } => Some(*slot),
+        _ => None,
+    });
+    if counters.clone().next().is_some() {
+        let spec = MapSpec::per_cpu_array(COUNTERS_MAP, COUNTER_SIZE, entries(counters)?);
+        maps.counters = Some(object.add_map(spec).map_err(object_err)?);
+    }
+    if let Some(spec) = quotas_map(actions)? {
+        maps.quotas = Some(object.add_map(spec).map_err(object_err)?);
+    }
+    let limits = actions.iter().filter_map(|a| match a {
+        Action::Limit { slot, .. } => Some(*slot),
+        _ => None,
+    });
+    let mut take = None;
+    if limits.clone().next().is_some() {
+        let id = object
+            .add_map(limit::map(LIMITS_MAP, entries(limits)?))
+            .map_err(object_err)?;
+        let code = limit::take_function(id)
+            .finish()
+            .map_err(|e| Error::new(format!("internal error: {e}"), Span::default()))?;
+        take = Some(
+            object
+                .add_function(LIMIT_FUNCTION, code)
+                .map_err(object_err)?,
+        );
+        maps.limits = Some(id);
+    }
+    if actions.iter().any(|a| matches!(a, Action::Log { .. })) {
+        let ring = MapSpec::ring_buf(LOG_MAP, opts.log_ring_bytes);
+        let ring = object.add_map(ring).map_err(object_err)?;
+        let drops = MapSpec::per_cpu_array(LOG_DROPS_MAP, 8, 1);
+        let drops = object.add_map(drops).map_err(object_err)?;
+        maps.log = Some(LogMaps { ring, drops });
+    }
+    let buckets = actions
+        .iter()
+        .map(|a| match a {
+            Action::Limit { slot, limit } => Bucket::new(limit)
+                .map(Some)
+                .map_err(|e| Error::new(format!("limit {slot}: {e}"), Span::default())),
+            _ => Ok(None),
+        })
+        .collect::<Result<_, _>>()?;
+    let code = ActionCode {
+        actions: actions.to_vec(),
+        buckets,
+        maps,
+        take,
+        target: opts.target,
+        len_slot: var_slot(opts.len_var),
+    };
+    Ok((maps, code))
+}
+
+/// The quotas map, with the bytes already used as its contents; `None`
+/// without quotas. A quota shared by several actions takes the first's
+/// `used`.
+fn quotas_map(actions: &[Action]) -> Result<Option<MapSpec>, Error> {
+    let quotas: Vec<(u32, u64)> = actions
+        .iter()
+        .filter_map(|a| match *a {
+            Action::Quota { slot, used, .. } => Some((slot, used)),
+            _ => None,
+        })
+        .collect();
+    if quotas.is_empty() {
+        return Ok(None);
+    }
+    let mut spec = MapSpec::array(QUOTAS_MAP, 8, entries(quotas.iter().map(|q| q.0))?);
+    let mut seen = std::collections::HashSet::new();
+    for (slot, used) in quotas {
+        if seen.insert(slot) && used != 0 {
+            spec = spec.with_typed_entry(slot, used);
+        }
+    }
+    Ok(Some(spec))
+}
+
+impl ActionCode {
+    /// The maps the code uses.
+    pub fn maps(&self) -> ActionMaps {
+        self.maps
+    }
+
+    /// Emits action number `action`: falls through when it holds, jumps
+    /// to `fail` when it does not (a quota used up, a limit over its
+    /// rate, or their `over` forms under it).
+    pub fn emit(&self, a: &mut Asm, action: u32, fail: Label) -> Result<ActionEnd, Error> {
+        let missing = || {
+            Error::new(
+                format!("internal error: no action {action} in the action table"),
+                Span::default(),
+            )
+        };
+        let act = *self.actions.get(action as usize).ok_or_else(missing)?;
+        let map = |m: Option<MapId>| m.ok_or_else(missing);
+        Ok(match act {
+            Action::Count { slot } => {
+                self.count(a, map(self.maps.counters)?, slot);
+                ActionEnd::Continues
+            }
+            Action::Quota {
+                slot, over, bytes, ..
+            } => {
+                self.quota(a, map(self.maps.quotas)?, slot, over, bytes, fail);
+                ActionEnd::MayFail
+            }
+            Action::Limit { slot, .. } => {
+                let bucket = self.buckets[action as usize].ok_or_else(missing)?;
+                let take = self.take.ok_or_else(missing)?;
+                limit::emit_take(a, take, slot, &bucket, self.len_slot);
+                // r0 is 1 under the rate.
+                let op = if bucket.over { JmpOp::Ne } else { JmpOp::Eq };
+                a.jmp(op, R0, 0, fail);
+                ActionEnd::MayFail
+            }
+            Action::Log { slot } => {
+                let maps = self.maps.log.ok_or_else(missing)?;
+                log::emit(a, maps, slot, self.target, self.len_slot);
+                ActionEnd::Continues
+            }
+        })
+    }
+
+    /// Looks up `slot` of `map` into r0; jumps to `null` if absent.
+    fn lookup(a: &mut Asm, map: MapId, slot: u32, null: Label) {
+        a.st(Size::W, R10, KEY_SLOT, slot as i32);
+        a.ld_map_fd(R1, map);
+        a.mov64(R2, R10);
+        a.add64(R2, i32::from(KEY_SLOT));
+        a.call(Helper::MapLookupElem);
+        // Every index of an array exists: never taken, but the verifier
+        // wants the check.
+        a.jmp(JmpOp::Eq, R0, 0, null);
+    }
+
+    /// `counter`: `packets += 1; bytes += len` on this CPU.
+    fn count(&self, a: &mut Asm, map: MapId, slot: u32) {
+        let done = a.new_label();
+        Self::lookup(a, map, slot, done);
+        a.mov64(R1, 1);
+        a.atomic(AtomicOp::Add, Size::DW, R0, 0, R1);
+        a.ldx(Size::W, R1, R10, self.len_slot);
+        a.atomic(AtomicOp::Add, Size::DW, R0, 8, R1);
+        a.bind(done);
+    }
+
+    /// `quota`: as `nft_overquota` (net/netfilter/nft_quota.c), the
+    /// quota is over when `consumed += len` (atomically, every packet
+    /// counting) exceeds the quota's bytes: `>` since Linux 6.16 (commit
+    /// "netfilter: nft_quota: match correctly when the quota just
+    /// depleted"; `>=` before), so a quota of N bytes passes exactly N.
+    /// `quota until` fails when over, `quota over` when not.
+    fn quota(&self, a: &mut Asm, map: MapId, slot: u32, over: bool, bytes: u64, fail: Label) {
+        Self::lookup(a, map, slot, fail);
+        a.ldx(Size::W, R1, R10, self.len_slot);
+        a.mov64(R2, R1);
+        a.atomic(AtomicOp::FetchAdd, Size::DW, R0, 0, R1);
+        a.add64(R1, R2);
+        a.ld_imm64(R2, bytes);
+        let op = if over { JmpOp::Le } else { JmpOp::Gt };
+        a.jmp(op, R1, R2, fail);
+    }
+}
+
+/// Counter `slot` of the counters map: the sum over the CPUs.
+pub fn read_counter(counters: &Map, slot: u32) -> Result<CounterValue, MapError> {
+    let key = slot.to_ne_bytes();
+    Ok(CounterValue {
+        packets: counters.sum_u64(&key, 0)?,
+        bytes: counters.sum_u64(&key, 8)?,
+    })
+}
+
+/// Sets counter `slot` to `value` (`counter packets N bytes M`, a named
+/// counter's initial value): CPU 0 holds it, the others start at zero,
+/// so the sum over the CPUs is `value`.
+pub fn write_counter(counters: &Map, slot: u32, value: CounterValue) -> Result<(), MapError> {
+    let mut first = [0u8; COUNTER_SIZE as usize];
+    first[..8].copy_from_slice(&value.packets.to_ne_bytes());
+    first[8..].copy_from_slice(&value.bytes.to_ne_bytes());
+    let zero = [0u8; COUNTER_SIZE as usize];
+    let cpus = bpf_builder::sys::bpf::possible_cpus().map_err(|source| MapError::Sys {
+        map: counters.name().to_string(),
+        op: "count CPUs",
+        source,
+    })?;
+    let values: Vec<&[u8]> = (0..cpus)
+        .map(|cpu| if cpu == 0 { &first[..] } else { &zero[..] })
+        .collect();
+    counters.update_per_cpu(
+        &slot.to_ne_bytes(),
+        &values,
+        bpf_builder::handle::UpdateFlags::Any,
+    )
+}
+
+/// The bytes quota `slot` has consumed (every packet it saw, also past
+/// the quota; nft shows at most the quota).
+pub fn read_quota(quotas: &Map, slot: u32) -> Result<u64, MapError> {
+    let v = quotas.lookup(&slot.to_ne_bytes())?.unwrap_or_default();
+    Ok(v.get(..8)
+        .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))))
+}
+
+/// Log records dropped because the ring buffer was full, over all CPUs.
+pub fn log_drops(drops: &Map) -> Result<u64, MapError> {
+    drops.sum_u64(&0u32.to_ne_bytes(), 0)
 }

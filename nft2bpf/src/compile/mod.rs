@@ -8,6 +8,8 @@
 //! for (a named counter or quota has one slot however many rules use it).
 
 pub mod actions;
+pub mod limit;
+pub mod log;
 mod lower;
 
 use indexmap::IndexSet;

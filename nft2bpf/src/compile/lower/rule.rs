@@ -29,6 +29,7 @@ impl Lower<'_> {
                         slot,
                         over: spec.over,
                         bytes: spec.bytes,
+                        used: spec.used,
                     };
                     self.act(action, cont, next)
                 }
