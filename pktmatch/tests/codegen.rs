@@ -466,3 +466,47 @@ fn the_kernel_verifier_accepts_the_programs() {
         panic!("counters: the kernel refused the program: {e}");
     }
 }
+
+/// An assignment's false edge is never taken: when no other edge names
+/// its verdict, that verdict has no code (the verifier refuses code no
+/// path reaches).
+#[test]
+fn an_assignment_does_not_place_the_verdict_of_its_false_edge() {
+    if !testbed::bpf_privileged("loading generated programs") {
+        return;
+    }
+    let mut ir = Ir::with_semantics(pktmatch::ir::Semantics::Exact);
+    let len = ir.val(pktmatch::ir::ValNode::Len);
+    let var = ir.val(pktmatch::ir::ValNode::Var(0));
+    let ten = ir.k(10);
+    let set = Block::new(
+        Cond::Let { var: 0, val: len },
+        Edge::Block(BlockId::new(1)),
+        Edge::REJECT,
+        Span::default(),
+    );
+    let other = Edge::Verdict(pktmatch::ir::Verdict(2));
+    ir.push(set);
+    ir.push(test(var, CmpOp::Gt, ten, Edge::ACCEPT, other));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
+    for target in [Target::Xdp, Target::Tc] {
+        let code = pktmatch::emit_program(
+            &ir,
+            &EmitOptions::new(target),
+            "test",
+            |a, v| {
+                a.mov32(Reg::R0, v.0 as i32);
+                a.exit();
+            },
+            pktmatch::codegen::no_actions,
+        )
+        .expect("the filter compiles");
+        let mut object = Object::new();
+        object
+            .add_program("t", pktmatch::program_type(target), code)
+            .expect("a program");
+        if let Err(e) = object.load() {
+            panic!("{target:?}: the kernel refused the program: {e}");
+        }
+    }
+}

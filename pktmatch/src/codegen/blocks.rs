@@ -110,9 +110,10 @@ impl Gen<'_, '_> {
                     _ => None,
                 };
                 // An action's false edge is taken only if the action
-                // jumps there: fall through to its true edge alone.
+                // jumps there, an assignment's never: fall through to
+                // the true edge alone.
                 let f_open = match b.cond {
-                    Cond::Act { .. } => None,
+                    Cond::Act { .. } | Cond::Let { .. } => None,
                     _ => open(b.f),
                 };
                 if let Some(v) = open(b.t).max(f_open) {
@@ -121,9 +122,10 @@ impl Gen<'_, '_> {
                 }
             }
             // An action's false edge counts as used only if the action
-            // can fail (see the `Act` arm of `block`).
+            // can fail (see the `Act` arm of `block`); an assignment's is
+            // never taken (a short read goes by `rej`, which notes it).
             let f = match b.cond {
-                Cond::Act { .. } => self.edge_label(b.f),
+                Cond::Act { .. } | Cond::Let { .. } => self.edge_label(b.f),
                 _ => target(b.f, self),
             };
             let t = target(b.t, self);
