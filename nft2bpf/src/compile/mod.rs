@@ -11,6 +11,7 @@ pub mod actions;
 pub mod limit;
 pub mod log;
 mod lower;
+pub mod program;
 
 use indexmap::IndexSet;
 use pktmatch::ir::{Ir, Verdict};

@@ -45,9 +45,20 @@ pub(super) const COUNTER_KEY_SLOT: i16 = -4;
 /// wire length: a [`Cond::Let`](crate::ir::Cond::Let) stores its value
 /// there as a `u32`, and action code may read it (the front end's way
 /// to hand an action a value computed by the filter).
+///
+/// The value sits in the upper half of its 8-byte slot, off the 8-byte
+/// alignment the verifier tracks stored registers at: it sees the slot
+/// as bytes of unknown value, not as the value stored. So it keeps no
+/// per-path copy of each variable, and paths that set a variable to
+/// different values (a firewall's prologue sets the transport offset on
+/// dozens of paths) merge into one state instead of multiplying the
+/// rest of the program (measured on an nft2bpf chain of 16 rules
+/// `ip ttl 64 accept`: the verifier walked 44,051 instructions with the
+/// value tracked, 6,842 without). Code reading a variable bounds
+/// it at run time anyway ([`MAX_VAR_OFF`](super::MAX_VAR_OFF)).
 pub fn var_slot(n: u32) -> i16 {
     debug_assert!(n < MAX_VARS);
-    -16 - 8 * n.min(MAX_VARS) as i16
+    -16 - 8 * n.min(MAX_VARS) as i16 + 4
 }
 
 /// Socket filters' protochain walk: the next header, below the IR

@@ -1,0 +1,239 @@
+//! Whole programs: a [`Lowered`] IR with its action code and the code of
+//! each decision, in an object with the maps they use; and, once loaded,
+//! the maps' first contents.
+
+use bpf_builder::asm::Asm;
+use bpf_builder::ctx::{TcxAction, XdpAction};
+use bpf_builder::handle::{Map, UpdateFlags};
+use bpf_builder::helpers::Helper;
+use bpf_builder::insn::{JmpOp, Reg, Size};
+use bpf_builder::load::Loaded;
+use bpf_builder::map::MapSpec;
+use bpf_builder::object::{MapId, Object, ProgId};
+use pktmatch::ir::Verdict;
+use pktmatch::{EmitOptions, Span, Target};
+
+use super::actions::{ActionMaps, ActionOptions, CounterValue, add_actions, write_counter};
+use super::{Attach, CounterSlot, Lowered, Outcome};
+use crate::check::tree::Ruleset;
+use crate::error::Error;
+
+/// The map of `fwd to` targets: a devmap (XDP) or an array of interface
+/// indexes (tcx), by target number.
+pub const FWD_MAP: &str = "nft_fwd";
+
+/// How a program ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// As the hook wants: pass, drop or redirect the packet.
+    Hook,
+    /// For `BPF_PROG_TEST_RUN`: return the number of the decision
+    /// ([`Lowered::decisions`]); the actions run as at the hook.
+    TestRun,
+}
+
+/// Options of [`build`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgramOptions {
+    /// How the program ends.
+    pub mode: Mode,
+    /// The log ring buffer's size in bytes (a power of two, at least a
+    /// page).
+    pub log_ring_bytes: u32,
+}
+
+impl ProgramOptions {
+    /// A program for the hook, with the default log ring buffer.
+    pub fn new(mode: Mode) -> ProgramOptions {
+        ProgramOptions {
+            mode,
+            log_ring_bytes: super::actions::DEFAULT_LOG_RING_BYTES,
+        }
+    }
+
+    /// Sets [`ProgramOptions::log_ring_bytes`].
+    pub fn log_ring_bytes(mut self, bytes: u32) -> ProgramOptions {
+        self.log_ring_bytes = bytes;
+        self
+    }
+}
+
+/// A program built, not loaded yet.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The object: the program, its maps and subprograms.
+    pub object: Object,
+    /// The program.
+    pub prog: ProgId,
+    /// The maps of the actions.
+    pub maps: ActionMaps,
+    /// The map of `fwd to` targets ([`FWD_MAP`]), if any.
+    pub fwd: Option<MapId>,
+    /// The `fwd to` devices, by target number.
+    pub fwd_devices: Vec<String>,
+}
+
+/// The program's name: `nft_` and the hook (`nft_xdp`, `nft_tcx_ingress`).
+pub fn program_name(attach: Attach) -> String {
+    format!("nft_{}", attach.name().replace('-', "_"))
+}
+
+/// Builds the program of `l`.
+pub fn build(l: &Lowered, opts: &ProgramOptions) -> Result<Program, Error> {
+    let target = l.attach.target();
+    let internal = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
+    let mut object = Object::new();
+    let aopts = ActionOptions::new(target, l.len_var).log_ring_bytes(opts.log_ring_bytes);
+    let (maps, code) = add_actions(&mut object, &l.actions, &aopts).map_err(pkt)?;
+    let mut fwd_devices: Vec<String> = Vec::new();
+    for d in &l.decisions {
+        if let Outcome::Fwd(dev) = &d.outcome
+            && !fwd_devices.contains(dev)
+        {
+            fwd_devices.push(dev.clone());
+        }
+    }
+    let fwd = if fwd_devices.is_empty() || opts.mode == Mode::TestRun {
+        None
+    } else {
+        let n = fwd_devices.len() as u32;
+        let spec = match target {
+            Target::Xdp => MapSpec::devmap(FWD_MAP, n),
+            _ => MapSpec::array(FWD_MAP, 4, n),
+        };
+        Some(object.add_map(spec).map_err(|e| internal(&e))?)
+    };
+    let mut verdict = |a: &mut Asm, v: Verdict| {
+        let d = &l.decisions[v.0 as usize];
+        match opts.mode {
+            Mode::TestRun => {
+                a.mov32(Reg::R0, v.0 as i32);
+                a.exit();
+            }
+            Mode::Hook => {
+                let fwd_slot = match &d.outcome {
+                    Outcome::Fwd(dev) => fwd_devices.iter().position(|x| x == dev),
+                    _ => None,
+                };
+                hook_verdict(a, target, &d.outcome, fwd.zip(fwd_slot));
+            }
+        }
+    };
+    let eopts = EmitOptions::new(target);
+    let asm_code = pktmatch::emit_program(&l.ir, &eopts, "", &mut verdict, |a, n, f| {
+        code.emit(a, n, f)
+    })
+    .map_err(pkt)?;
+    let ptype = match l.attach {
+        Attach::Xdp => bpf_builder::object::ProgramType::Xdp,
+        _ => bpf_builder::object::ProgramType::SchedCls,
+    };
+    let prog = object
+        .add_program(&program_name(l.attach), ptype, asm_code)
+        .map_err(|e| internal(&e))?;
+    Ok(Program {
+        object,
+        prog,
+        maps,
+        fwd,
+        fwd_devices,
+    })
+}
+
+/// A pktmatch error as ours.
+fn pkt(e: pktmatch::Error) -> Error {
+    Error::new(e.message, e.span)
+}
+
+/// The code of an outcome at the hook; `fwd` is the targets' map and
+/// this one's number.
+fn hook_verdict(a: &mut Asm, target: Target, outcome: &Outcome, fwd: Option<(MapId, usize)>) {
+    let (pass, drop) = match target {
+        Target::Xdp => (XdpAction::Pass.value(), XdpAction::Drop.value()),
+        _ => (TcxAction::Next.value(), TcxAction::Drop.value()),
+    };
+    let ret = |a: &mut Asm, v: i32| {
+        a.mov32(Reg::R0, v);
+        a.exit();
+    };
+    match (outcome, fwd) {
+        (Outcome::Accept, _) => ret(a, pass),
+        (Outcome::Drop, _) | (Outcome::Fwd(_), None) => ret(a, drop),
+        (Outcome::Fwd(_), Some((map, slot))) if target == Target::Xdp => {
+            // A missing entry drops (the flags are the fallback action).
+            a.ld_map_fd(Reg::R1, map);
+            a.mov32(Reg::R2, slot as i32);
+            a.mov64(Reg::R3, i64::from(drop) as i32);
+            a.call(Helper::RedirectMap);
+            a.exit();
+        }
+        (Outcome::Fwd(_), Some((map, slot))) => {
+            let key = pktmatch::codegen::CALLER_SLOT;
+            let dropped = a.new_label();
+            a.st(Size::W, Reg::R10, key, slot as i32);
+            a.ld_map_fd(Reg::R1, map);
+            a.mov64(Reg::R2, Reg::R10);
+            a.add64(Reg::R2, i32::from(key));
+            a.call(Helper::MapLookupElem);
+            a.jmp(JmpOp::Eq, Reg::R0, 0, dropped);
+            a.ldx(Size::W, Reg::R1, Reg::R0, 0);
+            a.jmp(JmpOp::Eq, Reg::R1, 0, dropped);
+            a.mov32(Reg::R2, 0);
+            a.call(Helper::Redirect);
+            a.exit();
+            a.bind(dropped);
+            ret(a, drop);
+        }
+    }
+}
+
+impl Program {
+    /// Writes the maps' first contents into the loaded object: the
+    /// counters' initial values (`counter packets N bytes M`, named
+    /// counters') and the `fwd to` targets, whose interface indexes
+    /// `ifindex` gives (a device it does not know is not forwarded to:
+    /// those packets are dropped).
+    pub fn initialize(
+        &self,
+        loaded: &Loaded,
+        l: &Lowered,
+        ruleset: &Ruleset,
+        ifindex: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<(), Error> {
+        let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
+        if let Some(id) = self.maps.counters {
+            let map = loaded.map(id);
+            for (slot, c) in l.slots.counters.iter().enumerate() {
+                let (packets, bytes) = match *c {
+                    CounterSlot::Rule { packets, bytes, .. } => (packets, bytes),
+                    CounterSlot::Named(n) => {
+                        let n = &ruleset.counters[n];
+                        (n.packets, n.bytes)
+                    }
+                };
+                if packets != 0 || bytes != 0 {
+                    write_counter(map, slot as u32, CounterValue { packets, bytes })
+                        .map_err(|e| err(&e))?;
+                }
+            }
+        }
+        if let Some(id) = self.fwd {
+            let map: &Map = loaded.map(id);
+            for (slot, dev) in self.fwd_devices.iter().enumerate() {
+                let Some(index) = ifindex(dev) else { continue };
+                let key = (slot as u32).to_ne_bytes();
+                let value = match l.attach.target() {
+                    Target::Xdp => {
+                        let mut v = [0u8; 8];
+                        v[..4].copy_from_slice(&index.to_ne_bytes());
+                        v.to_vec()
+                    }
+                    _ => index.to_ne_bytes().to_vec(),
+                };
+                map.update(&key, &value, UpdateFlags::Any)
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        Ok(())
+    }
+}
