@@ -15,6 +15,8 @@
 //!   on untagged frames here, and on tagged ones over real traffic in
 //!   `tcx_traffic.rs`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use bpf_builder::load::Loaded;
@@ -146,17 +148,6 @@ fn compare(bed: &mut NftBed, text: &str, what: &str, frames: &[Vec<u8>]) -> Vec<
     diffs
 }
 
-/// The match list, without comments and blank lines.
-fn matches() -> Vec<String> {
-    let list = diff_dir().join("matches.txt");
-    let text = std::fs::read_to_string(&list).expect("the match list");
-    text.lines()
-        .map(str::trim)
-        .filter(|m| !m.is_empty() && !m.starts_with('#'))
-        .map(String::from)
-        .collect()
-}
-
 fn diff_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rulesets/diff")
 }
@@ -189,7 +180,7 @@ fn every_match_decides_as_nft_does() {
     }
     let mut bed = NftBed::new().expect("an nft test bed");
     let frames = firewall_frames(1);
-    let list = matches();
+    let list = common::diff_matches();
     assert!(list.len() > 100, "only {} matches", list.len());
     let mut diffs = Vec::new();
     for m in &list {
@@ -213,7 +204,10 @@ fn every_match_counts_as_nft_does() {
     }
     let mut bed = NftBed::new().expect("an nft test bed");
     let frames = firewall_frames(2);
-    let rules: Vec<String> = matches().iter().map(|m| format!("{m} counter")).collect();
+    let rules: Vec<String> = common::diff_matches()
+        .iter()
+        .map(|m| format!("{m} counter"))
+        .collect();
     assert_none(compare(
         &mut bed,
         &chain(&rules, "accept"),

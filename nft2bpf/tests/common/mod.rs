@@ -86,3 +86,15 @@ pub enum NftVerdict {
     /// `nft -f` refuses it.
     Rejects,
 }
+
+/// The match list of the differential tests (`tests/rulesets/diff/
+/// matches.txt`), without comments and blank lines.
+pub fn diff_matches() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(rulesets("diff").join("matches.txt")).expect("the match list");
+    text.lines()
+        .map(str::trim)
+        .filter(|m| !m.is_empty() && !m.starts_with('#'))
+        .map(String::from)
+        .collect()
+}

@@ -118,8 +118,10 @@ const ACCEPTED: (&str, &str) = ("nftacc", "nftaccp");
 const REACHED: (&str, &str) = ("nftseen", "nftseenp");
 /// The bed's own table.
 const TABLE: &str = "testbed_oracle";
-/// EtherType of the sentinels (IEEE's "local experimental").
-const SENTINEL_TYPE: u16 = 0x88b5;
+/// EtherType of the sentinels (IEEE's "local experimental"). A program
+/// attached to [`DEVICE`] in front of netfilter (XDP, tcx) sees them
+/// too, and must let them through for the bed to see its verdicts.
+pub const SENTINEL_TYPE: u16 = 0x88b5;
 /// Frames sent before waiting for their sentinels.
 const WINDOW: usize = 32;
 /// How long the sentinels of one window may take (only a broken setup
@@ -167,6 +169,9 @@ pub struct NftBed {
     sentinels: Sentinels,
     /// Exchanges so far, to tell this exchange's sentinels from older ones.
     exchanges: u32,
+    /// A program in front of netfilter may forward frames (see
+    /// [`NftBed::program_in_front`]).
+    front: bool,
     device: Link,
     /// Dropped last: deleting it removes everything above.
     ns: Netns,
@@ -231,12 +236,22 @@ impl NftBed {
                 dst: random[6..].try_into().expect("6 bytes"),
             },
             exchanges: 0,
+            front: false,
             device: pairs[0].a.clone(),
             ns,
         };
         bed.copy_sentinels()?;
         bed.load_own()?;
         Ok(bed)
+    }
+
+    /// Says whether a program attached to [`DEVICE`] in front of
+    /// netfilter (XDP, tcx) decides instead of nft: then a frame forwarded
+    /// without reaching netfilter's hook is [`Outcome::Forward`] (the
+    /// program redirected it), not an error, and a frame the program
+    /// dropped is [`Outcome::NotReached`].
+    pub fn program_in_front(&mut self, front: bool) {
+        self.front = front;
     }
 
     /// The namespace (to add devices, run commands in it, ...).
@@ -523,6 +538,7 @@ impl NftBed {
                 (true, Some(o)) => o,
                 (true, None) => Outcome::Drop,
                 (false, None) => Outcome::NotReached,
+                (false, Some(o @ Outcome::Forward(_))) if self.front => o,
                 (false, Some(o)) => {
                     return Err(Error::Unexplained(format!(
                         "frame {k} was {o:?} without reaching the hook"

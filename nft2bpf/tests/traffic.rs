@@ -1,0 +1,373 @@
+//! Real traffic: our programs attached to `veth0` (XDP in generic mode,
+//! and tcx ingress) in testbed's `NftBed`, the same frames sent as to
+//! nft, the same fates. Here tcx sees tagged frames as the kernel hands
+//! them over, with the outer tag in the skb's metadata.
+//!
+//! The bed's verdicts come from netfilter, after both hooks: with nft's
+//! ruleset empty, a frame our program drops never reaches it
+//! ([`Outcome::NotReached`]), one it passes is accepted, one it forwards
+//! arrives at the target's peer. The bed's sentinel frames (EtherType
+//! [`SENTINEL_TYPE`]) pass through our program too, so each base chain
+//! we compile gets a first rule accepting them (nft never sees them).
+//!
+//! Every statement on real traffic: `fwd to` (frames arrive on the
+//! target), `limit rate` (nft's count on the same burst), `quota` (stops
+//! at its byte count), `log` (records with the prefix), `counter`.
+
+mod common;
+
+use std::path::Path;
+
+use bpf_builder::attach::tcx::{self, TcxOptions};
+use bpf_builder::attach::xdp::{self, XdpMode};
+use bpf_builder::attach::{Link, tcx::Hook};
+use bpf_builder::load::Loaded;
+use bpf_builder::ringbuf::RingBuf;
+use nft2bpf::check::tree::Ruleset;
+use nft2bpf::compile::actions::read_counter;
+use nft2bpf::compile::log::LogRecord;
+use nft2bpf::compile::program::{Mode, Program, ProgramOptions, build};
+use nft2bpf::compile::{Attach, CounterSlot, Device, Lowered};
+use nft2bpf::syntax::MemLoader;
+use nft2bpf::{SourceMap, compile};
+use testbed::nft::{DEVICE, Outcome, SENTINEL_TYPE};
+use testbed::{NftBed, firewall_frames};
+
+/// Our ruleset attached to the bed's device.
+struct Attached {
+    ruleset: Ruleset,
+    lowered: Lowered,
+    program: Program,
+    loaded: Loaded,
+    _link: Link,
+}
+
+/// `text` with a first rule in every base chain that accepts the bed's
+/// sentinels.
+fn with_sentinels(text: &str) -> String {
+    let accept = format!("\n\t\tether type 0x{SENTINEL_TYPE:04x} accept\n");
+    let mut out = String::new();
+    for line in text.lines() {
+        out.push_str(line);
+        if line.contains("type filter hook") {
+            out.push_str(&accept);
+        } else {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn attach(bed: &NftBed, text: &str, attach: Attach) -> Attached {
+    let text = with_sentinels(text);
+    let mut map = SourceMap::new();
+    let file = map.add("traffic.nft", None, text.as_str(), None);
+    let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
+        .unwrap_or_else(|e| panic!("{}", e.render(&map)));
+    let device = Device::named(DEVICE).with_mac(bed.device().mac);
+    let lowered = compile::lower(&ruleset, attach, &device).expect("lowered");
+    let program = build(&lowered, &ProgramOptions::new(Mode::Hook)).expect("built");
+    let loaded = program.object.load().expect("loaded");
+    let prog = loaded.program(program.prog);
+    let link = bed
+        .netns()
+        .run(|| {
+            let ifindex = |d: &str| bpf_builder::attach::Interface::named(d).resolve().ok();
+            program
+                .initialize(&loaded, &lowered, &ruleset, &ifindex)
+                .expect("the maps' first contents");
+            match attach {
+                Attach::Xdp => xdp::attach(DEVICE, prog, XdpMode::Generic),
+                _ => tcx::attach(DEVICE, Hook::Ingress, prog, &TcxOptions::default()),
+            }
+        })
+        .expect("in the namespace")
+        .expect("attached");
+    Attached {
+        ruleset,
+        lowered,
+        program,
+        loaded,
+        _link: link,
+    }
+}
+
+impl Attached {
+    /// Per counter slot: its rule's chain and position (or name), and
+    /// our packets and bytes.
+    fn counters(&self) -> Vec<(String, (u64, u64))> {
+        let Some(map) = self.program.maps.counters else {
+            return Vec::new();
+        };
+        let map = self.loaded.map(map);
+        let mut out = Vec::new();
+        for (slot, c) in self.lowered.slots.counters.iter().enumerate() {
+            let v = read_counter(map, slot as u32).expect("a counter");
+            let name = match *c {
+                CounterSlot::Rule { rule, .. } => {
+                    let chain = &self.ruleset.chains[self.ruleset.rules[rule].chain];
+                    let pos = chain
+                        .rules
+                        .iter()
+                        .position(|&r| r == rule)
+                        .expect("its rule");
+                    // Our first rule is the sentinels'.
+                    format!("{} {}", chain.name, pos - 1)
+                }
+                CounterSlot::Named(n) => self.ruleset.counters[n].name.clone(),
+            };
+            out.push((name, (v.packets, v.bytes)));
+        }
+        out
+    }
+}
+
+/// Our fates, as the bed names nft's: what we drop never reaches
+/// netfilter.
+fn ours_as_nft(o: Outcome) -> Outcome {
+    match o {
+        Outcome::NotReached => Outcome::Drop,
+        o => o,
+    }
+}
+
+/// nft's fates and counters for `text`, then ours for each hook; a line
+/// per difference.
+fn compare(bed: &mut NftBed, text: &str, what: &str, frames: &[Vec<u8>]) -> Vec<String> {
+    bed.load(text)
+        .unwrap_or_else(|e| panic!("{what}: nft refuses it: {e}"));
+    let theirs = bed.outcomes(frames).expect("nft's outcomes");
+    let counters = bed.counters().expect("nft's counters");
+    bed.load("").expect("an empty ruleset");
+    let mut diffs = Vec::new();
+    for hook in [Attach::Xdp, Attach::TcxIngress] {
+        let ours = attach(bed, text, hook);
+        bed.program_in_front(true);
+        let fates = bed.outcomes(frames).expect("our outcomes");
+        bed.program_in_front(false);
+        for (i, (a, b)) in theirs.iter().zip(fates).enumerate() {
+            // Frames the kernel frees before any hook: not ours to judge.
+            if *a == Outcome::NotReached {
+                continue;
+            }
+            if *a != ours_as_nft(b) {
+                diffs.push(format!(
+                    "{what} ({}): frame {i} ({} bytes): nft {a:?}, nft2bpf {b:?}\n    {}",
+                    hook.name(),
+                    frames[i].len(),
+                    bpf_builder::text::hex_bytes(&frames[i][..frames[i].len().min(80)])
+                ));
+            }
+        }
+        for (name, v) in ours.counters() {
+            let nft = match name.split_once(' ') {
+                Some((chain, pos)) => counters.rule(chain, pos.parse().expect("a position")),
+                None => counters.named(&name),
+            };
+            if nft != Some(v) {
+                diffs.push(format!(
+                    "{what} ({}): counter {name}: nft {nft:?}, nft2bpf {v:?}",
+                    hook.name()
+                ));
+            }
+        }
+    }
+    diffs
+}
+
+fn assert_none(diffs: Vec<String>) {
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+fn diff_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/rulesets/diff")
+        .join(name);
+    std::fs::read_to_string(path).expect("a ruleset")
+}
+
+/// Tagged and untagged frames, chains, verdict maps, fwd and counters,
+/// in XDP and tcx, against nft.
+#[test]
+fn xdp_and_tcx_decide_and_count_as_nft_does() {
+    if !NftBed::available("comparing with nft on real traffic") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = firewall_frames(4);
+    let mut diffs = Vec::new();
+    for f in [
+        "chains.nft",
+        "vmap.nft",
+        "base_chains.nft",
+        "fwd.nft",
+        "counters.nft",
+    ] {
+        diffs.extend(compare(&mut bed, &diff_file(f), f, &frames));
+    }
+    assert_none(diffs);
+}
+
+/// A UDP frame with `payload` bytes of payload.
+fn udp(payload: usize) -> Vec<u8> {
+    testbed::udp4_frame(
+        [2, 0, 0, 0, 0, 2],
+        [2, 0, 0, 0, 0, 1],
+        "10.0.0.1".parse().expect("an address"),
+        "10.0.0.2".parse().expect("an address"),
+        1000,
+        53,
+        &vec![0u8; payload],
+    )
+    .expect("a frame")
+}
+
+/// The frame without its outer VLAN tag, as tcx sees it.
+fn untagged(f: &[u8]) -> Vec<u8> {
+    match f.get(12..14) {
+        Some([0x81, 0x00] | [0x88, 0xa8]) if f.len() >= 18 => [&f[..12], &f[16..]].concat(),
+        _ => f.to_vec(),
+    }
+}
+
+/// Every match of the list as a counting rule of one chain, on real
+/// traffic: tcx sees tagged frames as the kernel hands them over.
+#[test]
+fn every_match_counts_as_nft_does_in_xdp_and_tcx() {
+    if !NftBed::available("comparing counters with nft on real traffic") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = firewall_frames(6);
+    let rules: Vec<String> = common::diff_matches()
+        .iter()
+        .map(|m| format!("{m} counter"))
+        .collect();
+    let text = chain(&rules.join("\n\t\t"), "accept");
+    assert_none(compare(&mut bed, &text, "counting rules", &frames));
+}
+
+/// A ruleset of one chain on the bed's device.
+fn chain(rules: &str, policy: &str) -> String {
+    format!(
+        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"{DEVICE}\" priority 0; policy {policy};\n\t\t{rules}\n\t}}\n}}\n"
+    )
+}
+
+/// The same burst of frames (faster than the rate refills) through nft's
+/// token bucket and ours: the same frames pass.
+#[test]
+fn limit_passes_what_nft_passes_of_a_burst() {
+    if !NftBed::available("comparing rate limits with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frame = udp(64);
+    let burst: Vec<Vec<u8>> = vec![frame; 30];
+    let mut diffs = Vec::new();
+    for (rule, policy) in [
+        ("limit rate 2/minute accept", "drop"),
+        ("limit rate 1/hour burst 3 packets accept", "drop"),
+        ("limit rate over 2/minute burst 10 packets drop", "accept"),
+        ("limit rate 1 kbytes/hour burst 500 bytes accept", "drop"),
+    ] {
+        let text = chain(rule, policy);
+        let accepted = |o: &Vec<Outcome>| o.iter().filter(|&&o| o == Outcome::Accept).count();
+        bed.load(&text).expect("nft loads it");
+        let theirs = bed.outcomes(&burst).expect("nft's outcomes");
+        bed.load("").expect("an empty ruleset");
+        for hook in [Attach::Xdp, Attach::TcxIngress] {
+            let _ours = attach(&bed, &text, hook);
+            let ours = bed.outcomes(&burst).expect("our outcomes");
+            if accepted(&theirs) != accepted(&ours) {
+                diffs.push(format!(
+                    "{rule} ({}): nft accepts {} of {}, nft2bpf {}",
+                    hook.name(),
+                    accepted(&theirs),
+                    burst.len(),
+                    accepted(&ours)
+                ));
+            }
+        }
+        assert!(
+            accepted(&theirs) > 0 && accepted(&theirs) < burst.len(),
+            "{rule}: {theirs:?}"
+        );
+    }
+    assert_none(diffs);
+}
+
+/// A quota passes frames until its bytes are used (nft's `skb->len`, 14
+/// bytes less than the frame), as nft's does, frame by frame.
+#[test]
+fn quota_stops_at_its_byte_count() {
+    if !NftBed::available("comparing quotas with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames: Vec<Vec<u8>> = (0..12).map(|i| udp(50 + 30 * i)).collect();
+    let mut diffs = Vec::new();
+    for rule in ["quota until 900 bytes accept", "quota over 600 bytes drop"] {
+        diffs.extend(compare(&mut bed, &chain(rule, "drop"), rule, &frames));
+    }
+    assert_none(diffs);
+}
+
+/// `log prefix`: a record for each frame the rule sees, with the
+/// statement's prefix and the frame's bytes.
+#[test]
+fn log_records_arrive_with_the_prefix() {
+    if !NftBed::available("logging on real traffic") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = firewall_frames(5);
+    let text = chain("meta l4proto udp log prefix \"udp: \" accept", "accept");
+    bed.load(&text).expect("nft loads it");
+    let logged_by_nft: usize = {
+        // What nft's rule matches: frames it sees with L4 protocol UDP.
+        let counted = chain("meta l4proto udp counter", "accept");
+        bed.load(&counted).expect("nft loads it");
+        bed.outcomes(&frames).expect("nft's outcomes");
+        bed.counters()
+            .expect("counters")
+            .rule("c", 0)
+            .expect("a counter")
+            .0 as usize
+    };
+    bed.load("").expect("an empty ruleset");
+    for hook in [Attach::Xdp, Attach::TcxIngress] {
+        let ours = attach(&bed, &text, hook);
+        let ring = ours.program.maps.log.expect("a log").ring;
+        let mut reader = RingBuf::new(ours.loaded.map(ring)).expect("a reader");
+        bed.outcomes(&frames).expect("our outcomes");
+        let mut records = Vec::new();
+        reader
+            .drain(|bytes| records.push(LogRecord::parse(bytes).expect("a record")))
+            .expect("the records");
+        assert_eq!(records.len(), logged_by_nft, "{}", hook.name());
+        for r in &records {
+            let entry = &ours.lowered.slots.logs[r.slot as usize].2;
+            assert_eq!(entry.prefix.as_deref(), Some("udp: "));
+            // The frame as the hook sees it, its first bytes.
+            let seen = |f: &Vec<u8>| match hook {
+                Attach::Xdp => f.clone(),
+                _ => untagged(f),
+            };
+            assert!(
+                frames
+                    .iter()
+                    .map(seen)
+                    .any(|f| f[..f.len().min(128)] == r.packet[..]),
+                "{}: a record of no frame sent: {}",
+                hook.name(),
+                bpf_builder::text::hex_bytes(&r.packet)
+            );
+        }
+    }
+}
