@@ -510,3 +510,115 @@ fn an_assignment_does_not_place_the_verdict_of_its_false_edge() {
         }
     }
 }
+
+/// A lookup writes its key as the interpreter reads it (network order,
+/// host order, a part at an unaligned offset) and gives the entry's
+/// value to a variable: the kernel finds the entry the test put in.
+#[test]
+fn a_lookup_finds_its_key_in_a_kernel_map() {
+    if !testbed::bpf_privileged("loading generated programs") {
+        return;
+    }
+    use bpf_builder::handle::UpdateFlags;
+    use bpf_builder::helpers::Helper;
+    use bpf_builder::map::MapSpec;
+    use pktmatch::codegen::{ActionEnd, KEY_SLOT};
+    use pktmatch::ir::{Key, KeyPart, ValNode, VarNo, Verdict};
+    // 0x20 in host order (4 bytes, at 0), ip saddr (4, at 4), udp dport
+    // (2, at 8), ip protocol (1, at 10), the length (4, at 11: unaligned,
+    // written byte by byte).
+    let mut ir = Ir::with_semantics(pktmatch::ir::Semantics::Exact);
+    let prefix = ir.k(0x20);
+    let saddr = ir.load(None, 26, 4);
+    let dport = ir.load(None, 36, 2);
+    let proto = ir.load(None, 23, 1);
+    let sum = ir.val(ValNode::Len);
+    let key = ir.key(Key {
+        parts: vec![
+            KeyPart::host(prefix, 4),
+            KeyPart::network(saddr, 4),
+            KeyPart::network(dport, 2),
+            KeyPart::network(proto, 1),
+            KeyPart::network(sum, 4),
+        ],
+    });
+    let var = ir.val(ValNode::Var(3));
+    let seven = ir.k(7);
+    let lookup = Block::new(
+        Cond::Lookup {
+            key,
+            action: 0,
+            result: Some(VarNo::new(3)).into(),
+        },
+        Edge::Block(BlockId::new(1)),
+        Edge::REJECT,
+        Span::default(),
+    )
+    .on_short(pktmatch::ir::OnShort::False);
+    ir.push(lookup);
+    ir.push(test(
+        var,
+        CmpOp::Eq,
+        seven,
+        Edge::ACCEPT,
+        Edge::Verdict(Verdict(2)),
+    ));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
+    assert_eq!(ir.verify(), Ok(()));
+    let mut frame = vec![0u8; 60];
+    frame[23] = 17;
+    frame[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    frame[36..38].copy_from_slice(&53u16.to_be_bytes());
+    let mut want = 32u32.to_ne_bytes().to_vec();
+    want.extend_from_slice(&[10, 0, 0, 1, 0, 53, 17]);
+    want.extend_from_slice(&60u32.to_be_bytes());
+    for target in [Target::Xdp, Target::Tc] {
+        let mut object = Object::new();
+        let table = object
+            .add_map(MapSpec::hash("keys", 15, 4, 4))
+            .expect("a map");
+        let code = pktmatch::emit_program(
+            &ir,
+            &EmitOptions::new(target),
+            "test",
+            |a, v| {
+                a.mov32(Reg::R0, v.0 as i32);
+                a.exit();
+            },
+            |a, _, miss| {
+                a.ld_map_fd(Reg::R1, table);
+                a.mov64(Reg::R2, Reg::R10);
+                a.add64(Reg::R2, i32::from(KEY_SLOT));
+                a.call(Helper::MapLookupElem);
+                a.jmp(JmpOp::Eq, Reg::R0, 0, miss);
+                Ok(ActionEnd::MayFail)
+            },
+        )
+        .expect("the filter compiles");
+        let prog = object
+            .add_program("t", pktmatch::program_type(target), code)
+            .expect("a program");
+        let loaded = object
+            .load()
+            .unwrap_or_else(|e| panic!("{target:?}: the kernel refused the program: {e}"));
+        let run = |f: &[u8]| {
+            loaded
+                .program(prog)
+                .test_run(&bpf_builder::run::TestRun::new(f))
+                .expect("a test run")
+                .retval
+        };
+        // A miss.
+        assert_eq!(run(&frame), 0, "{target:?}");
+        // A hit, with the entry's value.
+        let map = loaded.map(table);
+        map.update(&want, &7u32.to_ne_bytes(), UpdateFlags::Any)
+            .expect("an entry");
+        assert_eq!(run(&frame), 1, "{target:?}");
+        map.update(&want, &8u32.to_ne_bytes(), UpdateFlags::Any)
+            .expect("an entry");
+        assert_eq!(run(&frame), 2, "{target:?}");
+        // The key does not fit in the packet: the false edge.
+        assert_eq!(run(&frame[..37]), 0, "{target:?}");
+    }
+}

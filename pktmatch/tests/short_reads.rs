@@ -242,9 +242,13 @@ fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize, u64
             }
             for cut in 0..=FRAME {
                 let data = &frame[..cut];
-                let want = ir.run_acting(data, FRAME as u32, &|_| None, &mut |a| {
-                    outcome(&mut want_acts, a)
-                });
+                let want = ir.run_acting(
+                    data,
+                    FRAME as u32,
+                    &|_| None,
+                    &mut |a| outcome(&mut want_acts, a),
+                    &mut |_, _| None,
+                );
                 let (input, ctx) = test_input(data, FRAME as u32);
                 let (meta, packet) = input.split_at(8);
                 let got = interp

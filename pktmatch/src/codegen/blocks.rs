@@ -4,15 +4,17 @@
 //! the blocks it jumps to.
 
 use bpf_builder::asm::{Annotation, Label};
-use bpf_builder::insn::{JmpOp, Operand, Reg, Size};
+use bpf_builder::insn::{AluOp, Endian, JmpOp, Operand, Reg, Size};
 
 use super::bounds::{Check, Scratch, plan_checks};
 use super::expr::swap;
-use super::frame::var_slot;
+use super::frame::{KEY_SLOT, SCRATCH, var_slot};
 use super::program::ActionEnd;
 use super::{Gen, R};
 use crate::Span;
-use crate::ir::{Block, BlockId, CmpOp, Cond, Edge, EntityRef, OnShort, Val, ValNode, Verdict};
+use crate::ir::{
+    Block, BlockId, ByteOrder, CmpOp, Cond, Edge, EntityRef, KeyId, OnShort, Val, ValNode, Verdict,
+};
 
 /// What the register caches hold (the generator's `cache`, `acc` and
 /// `scratch`: r9, r0 and r5). On entry to a block: the meet over the
@@ -113,7 +115,7 @@ impl Gen<'_, '_> {
                 // jumps there, an assignment's never: fall through to
                 // the true edge alone.
                 let f_open = match b.cond {
-                    Cond::Act { .. } | Cond::Let { .. } => None,
+                    Cond::Act { .. } | Cond::Let { .. } | Cond::Lookup { .. } => None,
                     _ => open(b.f),
                 };
                 if let Some(v) = open(b.t).max(f_open) {
@@ -125,7 +127,7 @@ impl Gen<'_, '_> {
             // can fail (see the `Act` arm of `block`); an assignment's is
             // never taken (a short read goes by `rej`, which notes it).
             let f = match b.cond {
-                Cond::Act { .. } | Cond::Let { .. } => self.edge_label(b.f),
+                Cond::Act { .. } | Cond::Let { .. } | Cond::Lookup { .. } => self.edge_label(b.f),
                 _ => target(b.f, self),
             };
             let t = target(b.t, self);
@@ -158,6 +160,44 @@ impl Gen<'_, '_> {
             Edge::Verdict(v) => self.verdicts[v].label,
             Edge::Block(i) => self.block_labels.get(i.index()),
         }
+    }
+
+    /// Writes the bytes of `key` at [`KEY_SLOT`]: each part in network
+    /// order (loads of its size as they are in the packet) or the host's.
+    fn key(&mut self, key: KeyId) -> R<()> {
+        let mut at = KEY_SLOT;
+        for i in 0..self.ir.key_parts(key).len() {
+            let p = self.ir.key_parts(key)[i];
+            let n = i16::from(p.bytes);
+            let raw = p.order == ByteOrder::Network && self.raw_size(p.val) == Some(p.bytes);
+            let r = self.eval(p.val, raw)?;
+            if p.order == ByteOrder::Network && !raw && p.bytes > 1 {
+                self.asm.endian(Endian::Be, r, 8 * p.bytes);
+            }
+            let size = match p.bytes {
+                1 => Size::B,
+                2 => Size::H,
+                _ => Size::W,
+            };
+            if at % n == 0 {
+                self.asm.stx(size, Reg::R10, at, r);
+            } else {
+                // The stack wants aligned stores: byte by byte, in the
+                // order a store of the whole would put them.
+                self.asm.mov64(SCRATCH, r);
+                for j in 0..n {
+                    self.asm.stx(Size::B, Reg::R10, at + j, SCRATCH);
+                    if j + 1 < n {
+                        self.asm.alu64(AluOp::Rsh, SCRATCH, 8);
+                    }
+                }
+                self.scratch = None;
+            }
+            self.release(r);
+            self.acc = None;
+            at += n;
+        }
+        Ok(())
     }
 
     /// What the register caches hold now.
@@ -212,6 +252,30 @@ impl Gen<'_, '_> {
                     self.verdict_label(v);
                 }
                 // The action may call helpers: r0-r5 hold nothing now.
+                self.set_regs(Regs::default());
+                if !t_next {
+                    self.jump(t);
+                }
+                Ok(())
+            }
+            Cond::Lookup {
+                key,
+                action,
+                result,
+            } => {
+                self.key(key)?;
+                if (self.action)(self.asm, action, f)? == ActionEnd::MayFail
+                    && let Edge::Verdict(v) = b.f
+                {
+                    self.verdict_label(v);
+                }
+                // A hit: r0 points at the entry's value.
+                if let Some(var) = result.expand() {
+                    self.asm.ldx(Size::W, Reg::R1, Reg::R0, 0);
+                    self.asm
+                        .stx(Size::W, Reg::R10, var_slot(var.index() as u32), Reg::R1);
+                }
+                // The lookup called helpers: r0-r5 hold nothing now.
                 self.set_regs(Regs::default());
                 if !t_next {
                     self.jump(t);

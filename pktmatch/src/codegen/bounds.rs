@@ -51,6 +51,12 @@ fn cond_need(ir: &Ir, c: Cond) -> u64 {
         Cond::Cmp { a, b, .. } => val_need(ir, a).max(val_need(ir, b)),
         Cond::ProtoChain { nl, ipv6, .. } => u64::from(nl) + if ipv6 { 7 } else { 10 },
         Cond::Let { val, .. } => val_need(ir, val),
+        Cond::Lookup { key, .. } => ir
+            .key_parts(key)
+            .iter()
+            .map(|p| val_need(ir, p.val))
+            .max()
+            .unwrap_or(0),
         Cond::Act { .. } => 0,
     }
 }

@@ -14,7 +14,7 @@
 //! The stack, from r10 down: a counter's key (verdict code only), the
 //! wire length (test-run mode and fragment support), the IR variables, the next header of a socket filter's
 //! protochain walk, the bytes `bpf_xdp_load_bytes` loads, a slot left
-//! to the caller, and the context (for action code).
+//! to the caller, the context (for action code) and a lookup's key.
 
 use bpf_builder::insn::Reg;
 
@@ -77,6 +77,12 @@ pub const CALLER_SLOT: i16 = LOAD_SLOT - 8;
 /// ([`Cond::Act`](crate::ir::Cond::Act)): action code loads it from here
 /// to call helpers on the packet, whatever the registers hold.
 pub const CONTEXT_SLOT: i16 = CALLER_SLOT - 8;
+
+/// Where a [`Cond::Lookup`](crate::ir::Cond::Lookup) writes its key's
+/// bytes (an offset from r10, 8-byte aligned, room for
+/// [`MAX_KEY_BYTES`](crate::ir::MAX_KEY_BYTES)): the front end's lookup
+/// code passes `r10 + KEY_SLOT` to the map lookup.
+pub const KEY_SLOT: i16 = CONTEXT_SLOT - crate::ir::MAX_KEY_BYTES as i16;
 
 /// The free value registers: a stack of at most six (five value
 /// registers and, while an offset is computed, the pointer register),

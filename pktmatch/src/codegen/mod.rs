@@ -38,7 +38,7 @@ use loads::Loads;
 use program::VerdictSlots;
 
 pub use counters::{COUNTER_MATCHED, COUNTER_SEEN, counters_map};
-pub use frame::{CALLER_SLOT, CONTEXT_SLOT, var_slot};
+pub use frame::{CALLER_SLOT, CONTEXT_SLOT, KEY_SLOT, var_slot};
 pub use loads::{MAX_PACKET_OFF, MAX_VAR_OFF};
 pub use program::{
     ActionCode, ActionEnd, ProgramOptions, VerdictCode, add_program, emit, emit_program,

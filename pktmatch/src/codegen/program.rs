@@ -32,7 +32,9 @@ pub type VerdictCode<'v> = dyn FnMut(&mut Asm, Verdict) + 'v;
 /// [`CALLER_SLOT`](super::CALLER_SLOT) and the counter key's, but leaves
 /// r6-r9 and the rest of the stack alone. It may read the context from
 /// [`CONTEXT_SLOT`](super::CONTEXT_SLOT) and the filter's variables from
-/// [`var_slot`](super::var_slot).
+/// [`var_slot`](super::var_slot). At a [`Cond::Lookup`] the action looks
+/// up the key at [`KEY_SLOT`](super::KEY_SLOT) and, on a hit, falls
+/// through with r0 pointing at the entry's value.
 pub type ActionCode<'a> = dyn FnMut(&mut Asm, u32, Label) -> Result<ActionEnd, Error> + 'a;
 
 /// How an action's code ends (see [`ActionCode`]).

@@ -30,6 +30,7 @@ fn uses_meta(ir: &Ir) -> bool {
         Cond::Cmp { a, b, .. } => val(ir, a) || val(ir, b),
         Cond::ProtoChain { .. } | Cond::Act { .. } => false,
         Cond::Let { val: v, .. } => val(ir, v),
+        Cond::Lookup { key, .. } => ir.key_parts(key).iter().any(|p| val(ir, p.val)),
     })
 }
 
@@ -43,7 +44,7 @@ impl Gen<'_, '_> {
             .ir
             .blocks
             .iter()
-            .any(|b| matches!(b.cond, Cond::Act { .. }))
+            .any(|b| matches!(b.cond, Cond::Act { .. } | Cond::Lookup { .. }))
         {
             self.asm.stx(Size::DW, Reg::R10, CONTEXT_SLOT, Reg::R1);
         }

@@ -82,6 +82,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// indices (`BlockId::new(2)`, `b.index()`), re-exported so that users
 /// of the IR need not depend on `cranelift-entity`.
 pub use cranelift_entity::EntityRef;
+use cranelift_entity::packed_option::PackedOption;
 use cranelift_entity::{PrimaryMap, entity_impl};
 
 /// A small multiplicative hasher for interning (the keys are a few
@@ -137,6 +138,77 @@ entity_impl!(Val, "v");
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BlockId(u32);
 entity_impl!(BlockId, "b");
+
+/// A key of [`Cond::Lookup`] blocks: its index in the IR's keys. It
+/// prints as `k2`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(u32);
+entity_impl!(KeyId, "k");
+
+/// The most bytes a lookup key has.
+pub const MAX_KEY_BYTES: u32 = 64;
+
+/// The bytes a [`Cond::Lookup`] looks up: its parts' bytes, one after
+/// the other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Key {
+    /// The parts, in order.
+    pub parts: Vec<KeyPart>,
+}
+
+impl Key {
+    /// The key's length in bytes.
+    pub fn len(&self) -> u32 {
+        self.parts.iter().map(|p| u32::from(p.bytes)).sum()
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+}
+
+/// Part of a key: the low `bytes` (1, 2 or 4) bytes of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyPart {
+    /// The value.
+    pub val: Val,
+    /// How many of its low bytes.
+    pub bytes: u8,
+    /// In which order they go into the key.
+    pub order: ByteOrder,
+}
+
+impl KeyPart {
+    /// The low `bytes` bytes of `val`, most significant first (network
+    /// order, as packet fields are).
+    pub fn network(val: Val, bytes: u8) -> KeyPart {
+        KeyPart {
+            val,
+            bytes,
+            order: ByteOrder::Network,
+        }
+    }
+
+    /// The low `bytes` bytes of `val` in the host's order (a number the
+    /// kernel reads as such: an LPM trie key's prefix length).
+    pub fn host(val: Val, bytes: u8) -> KeyPart {
+        KeyPart {
+            val,
+            bytes,
+            order: ByteOrder::Host,
+        }
+    }
+}
+
+/// The order of a key part's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByteOrder {
+    /// Most significant first.
+    Network,
+    /// The host's.
+    Host,
+}
 
 /// Binary operators with libpcap's semantics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -298,7 +370,29 @@ pub enum Cond {
         /// The front end's action number.
         action: u32,
     },
+    /// Looks a key up in one of the front end's tables: code generation
+    /// writes the key's bytes at [`KEY_SLOT`](crate::codegen::KEY_SLOT)
+    /// on the stack and emits the front end's code for action `action`,
+    /// which looks it up (a map lookup) and falls through, with r0
+    /// pointing at the entry's value, when it is there. The true edge is
+    /// a hit: with `result`, the value's first 4 bytes (a `u32`) go into
+    /// that variable, set on the true edge only. The false edge is a
+    /// miss. A key's load past the packet takes the short edge.
+    Lookup {
+        /// The key.
+        key: KeyId,
+        /// The front end's action that looks it up.
+        action: u32,
+        /// The variable that gets the entry's value on a hit.
+        result: PackedOption<VarNo>,
+    },
 }
+
+/// A variable's number, for [`Cond::Lookup::result`] (a `u32` that fits
+/// [`PackedOption`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VarNo(u32);
+entity_impl!(VarNo, "var");
 
 impl Cond {
     /// Whether the block does something besides testing ([`Cond::Let`],
@@ -435,6 +529,8 @@ pub struct Ir {
     /// [`SCAN_VALS`] (fewer are found faster by a scan, without hashing
     /// or allocating).
     interned: HashMap<ValNode, Val, FxBuild>,
+    /// The keys of lookups, each once.
+    keys: PrimaryMap<KeyId, Key>,
     /// The blocks, in topological order; see [`Ir::entry`]. Block
     /// [`BlockId`] `b` is `blocks[b.index()]`: a block's id is its
     /// position, which passes renumber as they drop, insert and reorder
@@ -613,6 +709,25 @@ impl Ir {
         }
     }
 
+    /// Interns a lookup key.
+    pub fn key(&mut self, key: Key) -> KeyId {
+        match self.keys.iter().find(|(_, k)| **k == key) {
+            Some((id, _)) => id,
+            None => self.keys.push(key),
+        }
+    }
+
+    /// A lookup key's parts.
+    #[inline]
+    pub fn key_parts(&self, key: KeyId) -> &[KeyPart] {
+        &self.keys[key].parts
+    }
+
+    /// Whether `key` names a key of this IR.
+    pub fn has_key(&self, key: KeyId) -> bool {
+        self.keys.is_valid(key)
+    }
+
     /// Number of values in the arena.
     #[inline]
     pub fn val_count(&self) -> usize {
@@ -685,18 +800,21 @@ impl Ir {
     /// verdict it ends with. A test that cannot be evaluated goes where
     /// its block's [`OnShort`] says.
     pub fn run(&self, data: &[u8], wirelen: u32, meta: &dyn Fn(Meta) -> Option<u32>) -> Verdict {
-        self.run_acting(data, wirelen, meta, &mut |_| true)
+        self.run_acting(data, wirelen, meta, &mut |_| true, &mut |_, _| None)
     }
 
     /// [`Ir::run`], calling `act` with the number of each [`Cond::Act`]
-    /// block passed, in order; its answer is the action's outcome (the
-    /// edge taken).
+    /// block passed, in order (its answer is the action's outcome: the
+    /// edge taken), and `lookup` with the action and the key's bytes of
+    /// each [`Cond::Lookup`] (its answer: the entry's `u32` value on a
+    /// hit, `None` on a miss).
     pub fn run_acting(
         &self,
         data: &[u8],
         wirelen: u32,
         meta: &dyn Fn(Meta) -> Option<u32>,
         act: &mut dyn FnMut(u32) -> bool,
+        lookup: &mut dyn FnMut(u32, &[u8]) -> Option<u32>,
     ) -> Verdict {
         let mut at = match self.entry {
             Some(e) => e,
@@ -728,6 +846,21 @@ impl Ir {
                     true
                 }),
                 Cond::Act { action } => Some(act(action)),
+                Cond::Lookup {
+                    key,
+                    action,
+                    result,
+                } => self.key_bytes(key, &env).map(|bytes| {
+                    let hit = lookup(action, &bytes);
+                    if let (Some(v), Some(var)) = (hit, result.expand()) {
+                        let i = var.index();
+                        if vars.len() <= i {
+                            vars.resize(i + 1, None);
+                        }
+                        vars[i] = Some(v);
+                    }
+                    hit.is_some()
+                }),
             };
             at = match r {
                 Some(true) => b.t,
@@ -735,6 +868,24 @@ impl Ir {
                 None => b.short_edge(),
             };
         }
+    }
+
+    /// The bytes of a lookup key; `None` when a load does not fit.
+    fn key_bytes(&self, key: KeyId, env: &Env<'_>) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.keys[key].len() as usize);
+        for p in &self.keys[key].parts {
+            let v = self.eval_in(p.val, env)?;
+            let n = usize::from(p.bytes);
+            match p.order {
+                ByteOrder::Network => out.extend_from_slice(&v.to_be_bytes()[4 - n..]),
+                ByteOrder::Host => match n {
+                    1 => out.push(v as u8),
+                    2 => out.extend_from_slice(&(v as u16).to_ne_bytes()),
+                    _ => out.extend_from_slice(&v.to_ne_bytes()),
+                },
+            }
+        }
+        Some(out)
     }
 
     /// The highest verdict an edge (or the entry) names, if any.
@@ -798,6 +949,11 @@ impl Ir {
                 }
                 Cond::ProtoChain { .. } => return None,
                 Cond::Let { val, .. } => max = max.max(self.max_read_val(val)?),
+                Cond::Lookup { key, .. } => {
+                    for p in &self.keys[key].parts {
+                        max = max.max(self.max_read_val(p.val)?);
+                    }
+                }
                 Cond::Act { .. } => {}
             }
         }

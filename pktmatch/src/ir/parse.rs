@@ -11,7 +11,10 @@
 //! tests can write IRs that break them.
 
 use super::print::{BIN_OPS, CMP_OPS, METAS, bin_name, cmp_name, meta_name};
-use super::{Block, BlockId, Cond, Edge, EntityRef, Ir, OnShort, Semantics, Val, ValNode, Verdict};
+use super::{
+    Block, BlockId, Cond, Edge, EntityRef, Ir, Key, KeyPart, OnShort, Semantics, Val, ValNode,
+    VarNo, Verdict,
+};
 use crate::Span;
 
 /// A syntax error in the text form of an IR, at a 1-based line and
@@ -410,7 +413,7 @@ impl Parser {
 
     /// The rest of a block line, after `bN:` (without the comment).
     fn block(&mut self, l: &mut Line<'_>) -> Result<Block, ParseError> {
-        let w = l.word("a test: eq, gt, ge, set, protochain or let")?;
+        let w = l.word("a test: eq, gt, ge, set, protochain, let, act or lookup")?;
         let cond = match w {
             "protochain" => {
                 let family = l.word("`ipv4` or `ipv6`")?;
@@ -447,6 +450,53 @@ impl Parser {
             "act" => Cond::Act {
                 action: l.number("an action number")?,
             },
+            "lookup" => {
+                l.punct('[')?;
+                let mut parts = Vec::new();
+                while l.peek() != Some(Tok::Punct(']')) {
+                    let host = l.peek() == Some(Tok::Word("host"));
+                    if host {
+                        l.at += 1;
+                    }
+                    let val = self.val(l)?;
+                    l.punct(':')?;
+                    let col = l.col();
+                    let bytes = l.number("1, 2 or 4 bytes")?;
+                    let bytes = u8::try_from(bytes).map_err(|_| ParseError {
+                        line: l.line,
+                        col,
+                        message: format!("a key part of {bytes} bytes"),
+                    })?;
+                    parts.push(if host {
+                        KeyPart::host(val, bytes)
+                    } else {
+                        KeyPart::network(val, bytes)
+                    });
+                }
+                l.punct(']')?;
+                l.keyword("act")?;
+                let action = l.number("an action number")?;
+                let result = if l.peek() == Some(Tok::Word("into")) {
+                    l.at += 1;
+                    let col = l.col();
+                    let v = l.word("a variable `varN`")?;
+                    let Some(var) = numbered(v, "var") else {
+                        return Err(ParseError {
+                            line: l.line,
+                            col,
+                            message: format!("expected a variable `varN`, not `{v}`"),
+                        });
+                    };
+                    Some(VarNo::new(var as usize))
+                } else {
+                    None
+                };
+                Cond::Lookup {
+                    key: self.ir.key(Key { parts }),
+                    action,
+                    result: result.into(),
+                }
+            }
             _ => match CMP_OPS.into_iter().find(|op| cmp_name(*op) == w) {
                 Some(op) => {
                     let a = self.val(l)?;

@@ -12,7 +12,8 @@
 use std::fmt;
 
 use super::{
-    BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, Meta, OnShort, Semantics, ValNode,
+    BinOp, Block, BlockId, ByteOrder, CmpOp, Cond, Edge, EntityRef, Ir, Meta, OnShort, Semantics,
+    ValNode,
 };
 
 impl fmt::Display for Ir {
@@ -31,7 +32,7 @@ impl fmt::Display for Ir {
             writeln!(f, "{v} = {}", NodeText(*node))?;
         }
         for (i, b) in self.blocks.iter().enumerate() {
-            writeln!(f, "{}: {}", BlockId::new(i), BlockText(b))?;
+            writeln!(f, "{}: {}", BlockId::new(i), BlockText(self, b))?;
         }
         Ok(())
     }
@@ -74,11 +75,11 @@ impl fmt::Display for NodeText {
 }
 
 /// The rest of a block line, after `bN: `.
-struct BlockText<'a>(&'a Block);
+struct BlockText<'a>(&'a Ir, &'a Block);
 
 impl fmt::Display for BlockText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
+        let b = self.1;
         match b.cond {
             Cond::Cmp { a, op, b, relation } => {
                 write!(f, "{} {a}, {b}", cmp_name(op))?;
@@ -92,6 +93,25 @@ impl fmt::Display for BlockText<'_> {
             }
             Cond::Let { var, val } => write!(f, "let var{var} = {val}")?,
             Cond::Act { action } => write!(f, "act {action}")?,
+            Cond::Lookup {
+                key,
+                action,
+                result,
+            } => {
+                f.write_str("lookup [")?;
+                for (i, p) in self.0.key_parts(key).iter().enumerate() {
+                    let sep = if i == 0 { "" } else { " " };
+                    let host = match p.order {
+                        ByteOrder::Network => "",
+                        ByteOrder::Host => "host ",
+                    };
+                    write!(f, "{sep}{host}{}:{}", p.val, p.bytes)?;
+                }
+                write!(f, "] act {action}")?;
+                if let Some(var) = result.expand() {
+                    write!(f, " into var{}", var.index())?;
+                }
+            }
         }
         write!(f, " ? {} : {}", EdgeText(b.t), EdgeText(b.f))?;
         match b.short {

@@ -3,7 +3,10 @@
 
 use cranelift_entity::SecondaryMap;
 
-use super::{BlockId, Cond, Edge, EntityRef, Ir, MAX_VARS, OnShort, Semantics, Val, ValNode};
+use super::{
+    BlockId, Cond, Edge, EntityRef, Ir, KeyId, MAX_KEY_BYTES, MAX_VARS, OnShort, Semantics, Val,
+    ValNode,
+};
 
 /// An invariant of the IR that does not hold, naming values (`vN`) and
 /// blocks (`bN`).
@@ -71,6 +74,30 @@ pub enum VerifyError {
         block: BlockId,
         /// The variable.
         var: u32,
+    },
+    /// A lookup names a key the IR does not have.
+    #[error("{block} looks up {key}, which does not exist")]
+    MissingKey {
+        /// The block.
+        block: BlockId,
+        /// The key named.
+        key: KeyId,
+    },
+    /// A key part is not 1, 2 or 4 bytes.
+    #[error("{block} looks up a key with a part of {bytes} bytes (1, 2 or 4)")]
+    KeyPartSize {
+        /// The block.
+        block: BlockId,
+        /// The part's size.
+        bytes: u8,
+    },
+    /// A key is empty or longer than [`MAX_KEY_BYTES`].
+    #[error("{block} looks up a key of {len} bytes (1 to {MAX_KEY_BYTES})")]
+    KeyLength {
+        /// The block.
+        block: BlockId,
+        /// The key's length.
+        len: u32,
     },
     /// An assignment's false edge is not REJECT.
     #[error("{block} is a `let` whose false edge is not reject")]
@@ -202,6 +229,33 @@ impl Ir {
                     }
                 }
                 Cond::Act { .. } => {}
+                Cond::Lookup { key, result, .. } => {
+                    if !self.has_key(key) {
+                        return Err(VerifyError::MissingKey { block, key });
+                    }
+                    let parts = self.key_parts(key);
+                    for p in parts {
+                        exists(block, p.val)?;
+                        if !matches!(p.bytes, 1 | 2 | 4) {
+                            return Err(VerifyError::KeyPartSize {
+                                block,
+                                bytes: p.bytes,
+                            });
+                        }
+                    }
+                    let len: u32 = parts.iter().map(|p| u32::from(p.bytes)).sum();
+                    if len == 0 || len > MAX_KEY_BYTES {
+                        return Err(VerifyError::KeyLength { block, len });
+                    }
+                    if let Some(var) = result.expand()
+                        && var.index() as u32 >= MAX_VARS
+                    {
+                        return Err(VerifyError::LetVar {
+                            block,
+                            var: var.index() as u32,
+                        });
+                    }
+                }
             }
             if matches!(b.cond, Cond::Let { .. }) && b.f != Edge::REJECT {
                 return Err(VerifyError::LetFalseEdge { block });
@@ -226,6 +280,10 @@ impl Ir {
                 Cond::Cmp { a, b, .. } => (reads[a] | reads[b], 0),
                 Cond::ProtoChain { .. } | Cond::Act { .. } => (0, 0),
                 Cond::Let { var, val } => (reads[val], 1u64 << var),
+                Cond::Lookup { key, result, .. } => (
+                    self.key_parts(key).iter().fold(0, |r, p| r | reads[p.val]),
+                    result.expand().map_or(0, |v| 1u64 << v.index()),
+                ),
             };
             let unset = read & !have;
             if unset != 0 {

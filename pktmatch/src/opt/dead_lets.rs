@@ -27,6 +27,10 @@ pub(super) fn drop_dead_lets(ir: &mut Ir) {
         acc | match b.cond {
             Cond::Cmp { a, b, .. } => reads(ir, a) | reads(ir, b),
             Cond::Let { val, .. } => reads(ir, val),
+            Cond::Lookup { key, .. } => ir
+                .key_parts(key)
+                .iter()
+                .fold(0, |r, p| r | reads(ir, p.val)),
             Cond::ProtoChain { .. } | Cond::Act { .. } => 0,
         }
     });

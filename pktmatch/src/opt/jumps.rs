@@ -407,7 +407,7 @@ fn may_skip(ir: &Ir, b: Block) -> bool {
         return false;
     }
     match b.cond {
-        Cond::Let { .. } | Cond::Act { .. } => false,
+        Cond::Let { .. } | Cond::Act { .. } | Cond::Lookup { .. } => false,
         Cond::Cmp { a, b: rhs, .. } => {
             !ir.pcap_unoptimized
                 || b.t == Edge::REJECT

@@ -41,7 +41,9 @@ pub(super) fn keep_root_loads(ir: &mut Ir, root: Block) {
     };
     let loads = match root.cond {
         Cond::Cmp { a, b, .. } => can_reject(ir, a) || can_reject(ir, b),
-        Cond::ProtoChain { .. } | Cond::Let { .. } | Cond::Act { .. } => false,
+        Cond::ProtoChain { .. } | Cond::Let { .. } | Cond::Act { .. } | Cond::Lookup { .. } => {
+            false
+        }
     };
     if !loads || ir.blocks[entry.index()].cond == root.cond {
         return;
