@@ -101,7 +101,7 @@ impl Rig {
     fn with(opts: ActionOptions, actions: &[Action]) -> Rig {
         let target = opts.target;
         let mut object = Object::new();
-        let (maps, code) = add_actions(&mut object, actions, &opts).unwrap();
+        let (maps, code) = add_actions(&mut object, actions, &[], &opts).unwrap();
         let ir = chain(actions.len() as u32);
         let (on_match, on_nomatch) = returns(target);
         let insns = pktmatch::emit_program(
@@ -384,10 +384,10 @@ fn a_full_log_drops_and_counts_records() {
 fn actions_need_xdp_or_tc() {
     let mut object = Object::new();
     let opts = ActionOptions::new(Target::SocketFilter, 0);
-    assert!(add_actions(&mut object, &[Action::Count { slot: 0 }], &opts).is_err());
+    assert!(add_actions(&mut object, &[Action::Count { slot: 0 }], &[], &opts).is_err());
     // A table without some kind of action has no map for it.
     let opts = ActionOptions::new(Target::Xdp, 0);
-    let (maps, _) = add_actions(&mut object, &[Action::Count { slot: 4 }], &opts).unwrap();
+    let (maps, _) = add_actions(&mut object, &[Action::Count { slot: 4 }], &[], &opts).unwrap();
     assert!(maps.counters.is_some() && maps.quotas.is_none() && maps.limits.is_none());
     assert!(maps.log.is_none());
     assert_eq!(object.map(maps.counters.unwrap()).max_entries, 5);

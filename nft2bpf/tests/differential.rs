@@ -244,3 +244,42 @@ fn every_ruleset_decides_as_nft_does() {
     }
     assert_none(diffs);
 }
+
+/// The sets of `sets.nft` are maps of the kind their elements need (the
+/// comparisons above then test the maps' lookups against nft).
+#[test]
+fn named_and_large_sets_are_maps() {
+    use nft2bpf::compile::sets::SetKind;
+    let text = std::fs::read_to_string(diff_dir().join("sets.nft")).expect("a ruleset");
+    let mut map = SourceMap::new();
+    let file = map.add("sets.nft", None, text.as_str(), None);
+    let rs = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
+        .unwrap_or_else(|e| panic!("{}", e.render(&map)));
+    let l = compile::lower(&rs, Attach::Xdp, &Device::named(DEVICE)).expect("lowered");
+    let kind = |name: Option<&str>| {
+        let m = l
+            .set_maps
+            .iter()
+            .find(|m| rs.sets[m.set].name.as_deref() == name)
+            .unwrap_or_else(|| panic!("no map for {name:?}"));
+        (m.kind, m.entries.len())
+    };
+    assert_eq!(kind(Some("blocked")), (SetKind::Lpm, 3));
+    assert_eq!(kind(Some("ssh_from")), (SetKind::Hash, 2));
+    assert_eq!(kind(Some("v6_nets")), (SetKind::Lpm, 2));
+    assert_eq!(kind(Some("empty")), (SetKind::Hash, 0));
+    // 1000-2000 is cut into the prefixes that cover it.
+    let (k, n) = kind(Some("by_port"));
+    assert_eq!(k, SetKind::Lpm);
+    assert_eq!(
+        n,
+        5 + nft2bpf::compile::sets::prefixes(1000, 2000, 16).len()
+    );
+    assert_eq!(kind(None), (SetKind::Hash, 6));
+    let lookups =
+        l.ir.blocks
+            .iter()
+            .filter(|b| matches!(b.cond, pktmatch::ir::Cond::Lookup { .. }))
+            .count();
+    assert!(lookups >= 7, "{lookups} lookups:\n{}", l.ir);
+}

@@ -207,6 +207,7 @@ fn xdp_and_tcx_decide_and_count_as_nft_does() {
         "base_chains.nft",
         "fwd.nft",
         "counters.nft",
+        "sets.nft",
     ] {
         diffs.extend(compare(&mut bed, &diff_file(f), f, &frames));
     }

@@ -25,6 +25,7 @@ use pktmatch::{Error, Span, Target};
 
 use super::limit::{self, Bucket};
 use super::log::{self, LogMaps};
+use super::sets::SetMap;
 use crate::check::tree::Limit;
 
 /// The key slot of map lookups: the 4 bytes below r10 that pktmatch
@@ -68,6 +69,13 @@ pub enum Action {
         /// The index of the statement in the log table (prefix, level,
         /// rule) kept with the program.
         slot: u32,
+    },
+    /// Look the key of a `Cond::Lookup` up in set map `map`: falls
+    /// through with r0 at the entry's value on a hit, fails on a miss.
+    Lookup {
+        /// The map's number ([`SetMap`]s, in the order given to
+        /// [`add_actions`]).
+        map: u32,
     },
 }
 
@@ -116,7 +124,7 @@ impl ActionOptions {
 }
 
 /// The maps of an action table, those it needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ActionMaps {
     /// Per-CPU array of [`CounterValue`]s, by counter slot.
     pub counters: Option<MapId>,
@@ -126,6 +134,8 @@ pub struct ActionMaps {
     pub limits: Option<MapId>,
     /// The log's ring buffer and drop counter.
     pub log: Option<LogMaps>,
+    /// The sets' maps, by map number.
+    pub sets: Vec<MapId>,
 }
 
 /// The code of an action table: [`ActionCode::emit`] has the signature of
@@ -166,6 +176,7 @@ fn entries(slots: impl Iterator<Item = u32>) -> Result<u32, Error> {
 pub fn add_actions(
     object: &mut Object,
     actions: &[Action],
+    sets: &[SetMap],
     opts: &ActionOptions,
 ) -> Result<(ActionMaps, ActionCode), Error> {
     if opts.target == Target::SocketFilter {
@@ -220,6 +231,10 @@ pub fn add_actions(
         let drops = object.add_map(drops).map_err(object_err)?;
         maps.log = Some(LogMaps { ring, drops });
     }
+    for (i, set) in sets.iter().enumerate() {
+        maps.sets
+            .push(object.add_map(set.spec(i)).map_err(object_err)?);
+    }
     let buckets = actions
         .iter()
         .map(|a| match a {
@@ -232,7 +247,7 @@ pub fn add_actions(
     let code = ActionCode {
         actions: actions.to_vec(),
         buckets,
-        maps,
+        maps: maps.clone(),
         take,
         target: opts.target,
         len_slot: var_slot(opts.len_var),
@@ -267,7 +282,7 @@ fn quotas_map(actions: &[Action]) -> Result<Option<MapSpec>, Error> {
 impl ActionCode {
     /// The maps the code uses.
     pub fn maps(&self) -> ActionMaps {
-        self.maps
+        self.maps.clone()
     }
 
     /// Emits action number `action`: falls through when it holds, jumps
@@ -306,6 +321,15 @@ impl ActionCode {
                 let maps = self.maps.log.ok_or_else(missing)?;
                 log::emit(a, maps, slot, self.target, self.len_slot);
                 ActionEnd::Continues
+            }
+            Action::Lookup { map } => {
+                let map = *self.maps.sets.get(map as usize).ok_or_else(missing)?;
+                a.ld_map_fd(R1, map);
+                a.mov64(R2, R10);
+                a.add64(R2, i32::from(pktmatch::codegen::KEY_SLOT));
+                a.call(Helper::MapLookupElem);
+                a.jmp(JmpOp::Eq, R0, 0, fail);
+                ActionEnd::MayFail
             }
         })
     }

@@ -12,12 +12,13 @@ pub mod limit;
 pub mod log;
 mod lower;
 pub mod program;
+pub mod sets;
 
 use indexmap::IndexSet;
 use pktmatch::ir::{Ir, Verdict};
 
 pub use actions::Action;
-pub use lower::{IPV6_EXT_HEADERS, LEN_VAR, lower};
+pub use lower::{INLINE_ELEMENTS, IPV6_EXT_HEADERS, LEN_VAR, lower};
 
 use crate::check::tree::{ChainId, CounterId, Hook, Limit, QuotaId, QuotaSpec, RuleId};
 
@@ -142,6 +143,9 @@ pub struct Lowered {
     pub actions: Vec<Action>,
     /// What the actions' state slots are for.
     pub slots: Slots,
+    /// The maps of the sets looked up, by map number
+    /// ([`Action::Lookup::map`]).
+    pub set_maps: Vec<sets::SetMap>,
     /// The IR variable holding nft's `skb->len` (bytes counted).
     pub len_var: u32,
 }
@@ -150,6 +154,15 @@ impl Lowered {
     /// The decision of a verdict.
     pub fn decision(&self, v: Verdict) -> Option<&Decision> {
         self.decisions.get(v.0 as usize)
+    }
+
+    /// What the lookup of action `action` gives for `key`, as the
+    /// program's map would (for [`Ir::run_acting`]).
+    pub fn lookup(&self, action: u32, key: &[u8]) -> Option<u32> {
+        match self.actions.get(action as usize)? {
+            Action::Lookup { map } => self.set_maps.get(*map as usize)?.lookup(key),
+            _ => None,
+        }
     }
 }
 

@@ -84,7 +84,7 @@ pub fn build(l: &Lowered, opts: &ProgramOptions) -> Result<Program, Error> {
     let internal = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
     let mut object = Object::new();
     let aopts = ActionOptions::new(target, l.len_var).log_ring_bytes(opts.log_ring_bytes);
-    let (maps, code) = add_actions(&mut object, &l.actions, &aopts).map_err(pkt)?;
+    let (maps, code) = add_actions(&mut object, &l.actions, &l.set_maps, &aopts).map_err(pkt)?;
     let mut fwd_devices: Vec<String> = Vec::new();
     for d in &l.decisions {
         if let Outcome::Fwd(dev) = &d.outcome
@@ -215,6 +215,13 @@ impl Program {
                     write_counter(map, slot as u32, CounterValue { packets, bytes })
                         .map_err(|e| err(&e))?;
                 }
+            }
+        }
+        for (set, id) in l.set_maps.iter().zip(&self.maps.sets) {
+            let map = loaded.map(*id);
+            for (key, value) in &set.entries {
+                map.update(key, &value.to_ne_bytes(), UpdateFlags::Any)
+                    .map_err(|e| err(&e))?;
             }
         }
         if let Some(id) = self.fwd {

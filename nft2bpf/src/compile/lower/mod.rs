@@ -16,6 +16,7 @@
 mod cfg;
 mod pktinfo;
 mod rule;
+mod sets;
 mod test;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::error::Error;
 use cfg::Cfg;
 
 pub use pktinfo::IPV6_EXT_HEADERS;
+pub use sets::INLINE_ELEMENTS;
 
 /// The variable that holds nft's `skb->len` (for the action code).
 pub const LEN_VAR: u32 = pktinfo::var::LEN;
@@ -50,6 +52,8 @@ pub(super) struct Lower<'r> {
     decisions: Vec<Decision>,
     actions: Vec<Action>,
     slots: Slots,
+    /// The maps of the sets looked up.
+    sets: sets::SetMaps,
     /// Chains already lowered, by where they return to.
     inlined: HashMap<(ChainId, Edge, Option<Edge>), Edge>,
 }
@@ -81,6 +85,7 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         decisions: vec![Decision::new(Outcome::Accept, None, None)],
         actions: Vec::new(),
         slots: Slots::default(),
+        sets: sets::SetMaps::default(),
         inlined: HashMap::new(),
     };
     if l.uses_pkttype && attach == Attach::Xdp && l.device_mac.is_none() {
@@ -109,6 +114,7 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         decisions: l.decisions,
         actions: l.actions,
         slots: l.slots,
+        set_maps: l.sets.maps,
         len_var: LEN_VAR,
     })
 }

@@ -46,6 +46,9 @@ pub(super) mod var {
     pub const PKTTYPE: u32 = 7;
     /// The offsets of the IPv6 extension headers walked, one a step.
     pub const WALK: u32 = 8;
+    /// The number of a verdict map's verdict, after its lookup (set
+    /// again by each verdict map on the path).
+    pub const VMAP: u32 = WALK + super::IPV6_EXT_HEADERS;
 }
 
 /// How many IPv6 extension headers the walk goes through before it gives

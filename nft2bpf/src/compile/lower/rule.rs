@@ -2,10 +2,10 @@
 //! go to the next statement's when the rule goes on, to the next rule's
 //! when it ends.
 
-use pktmatch::ir::{Cond, Edge};
+use pktmatch::ir::{CmpOp, Cond, Edge, EntityRef, VarNo};
 
 use super::cfg::Short;
-use super::{ChainCtx, Lower};
+use super::{ChainCtx, Lower, pktinfo};
 use crate::check::tree::{Counter, Quota, RuleId, Stmt, Verdict, VerdictMap};
 use crate::compile::actions::Action;
 use crate::compile::{CounterSlot, LogEntry, Outcome};
@@ -67,8 +67,8 @@ impl Lower<'_> {
         Ok(cont)
     }
 
-    /// An action block: `t` when it goes on, `f` when it fails.
-    fn act(&mut self, action: Action, t: Edge, f: Edge) -> Edge {
+    /// The number of an action (equal actions share one).
+    pub(super) fn action(&mut self, action: Action) -> u32 {
         let n = match self.actions.iter().position(|a| *a == action) {
             Some(n) => n,
             None => {
@@ -76,7 +76,14 @@ impl Lower<'_> {
                 self.actions.len() - 1
             }
         };
-        let cond = Cond::Act { action: n as u32 };
+        n as u32
+    }
+
+    /// An action block: `t` when it goes on, `f` when it fails.
+    fn act(&mut self, action: Action, t: Edge, f: Edge) -> Edge {
+        let cond = Cond::Act {
+            action: self.action(action),
+        };
         self.cfg
             .test(cond, t, f, Short::False, pktmatch::Span::default())
     }
@@ -108,6 +115,27 @@ impl Lower<'_> {
         ctx: ChainCtx,
     ) -> Result<Edge, Error> {
         let parts = self.key_parts(&vm.key, vm.span)?;
+        if let Some(lookup) = self.set_lookup(&parts, vm.map) {
+            // A hit leaves the verdict's number in a variable: one test
+            // per verdict but the last.
+            let (last, rest) = lookup
+                .verdicts
+                .split_last()
+                .expect("a verdict map with a map has elements");
+            let mut hit = self.verdict(*last, r, next, ctx)?;
+            for (i, v) in rest.iter().enumerate().rev() {
+                let e = self.verdict(*v, r, next, ctx)?;
+                let var = self.var(pktinfo::var::VMAP);
+                hit = self.cmp_k(var, CmpOp::Eq, i as u32, e, hit);
+            }
+            let cond = Cond::Lookup {
+                key: lookup.key,
+                action: lookup.action,
+                result: Some(VarNo::new(pktinfo::var::VMAP as usize)).into(),
+            };
+            let block = self.cfg.test(cond, hit, miss, Short::False, vm.span);
+            return Ok(self.guard(&parts, block, next, vm.span));
+        }
         let set = &self.rs.sets[vm.map];
         let mut e = miss;
         for el in set.elements.iter().rev() {

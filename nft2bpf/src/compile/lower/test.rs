@@ -109,6 +109,8 @@ pub(super) enum Part {
         widths: Vec<u32>,
         /// Where the field's lowest bit is in the last word.
         shift: u32,
+        /// The field's width in bits.
+        bits: u32,
         /// Tests that must hold before the words are read (the
         /// transport header exists); they read no packet byte.
         pre: Vec<Cond>,
@@ -142,6 +144,22 @@ impl Lower<'_> {
             return self.match_blocks(&key, &test, span, t, fail);
         }
         let parts = self.key_parts(key, span)?;
+        if let Test::InSet { set, negated } = *test
+            && let Some(lookup) = self.set_lookup(&parts, set)
+        {
+            // One block: a miss, or a key that does not fit, is false.
+            let cond = Cond::Lookup {
+                key: lookup.key,
+                action: lookup.action,
+                result: None.into(),
+            };
+            let block = if negated {
+                self.cfg.test(cond, fail, t, Short::True, span)
+            } else {
+                self.cfg.test(cond, t, fail, Short::False, span)
+            };
+            return Ok(self.prerequisites(&parts, block, fail, span));
+        }
         let f = self.test_formula(&parts, test);
         Ok(self.guarded(&parts, f, t, fail, fail, span))
     }
@@ -197,7 +215,13 @@ impl Lower<'_> {
     }
 
     /// Before `body`: the tests that must hold before `parts` are read.
-    fn prerequisites(&mut self, parts: &[Part], body: Edge, fail: Edge, span: Span) -> Edge {
+    pub(super) fn prerequisites(
+        &mut self,
+        parts: &[Part],
+        body: Edge,
+        fail: Edge,
+        span: Span,
+    ) -> Edge {
         if parts.iter().any(|p| matches!(p, Part::Fails)) {
             return fail;
         }
@@ -247,7 +271,7 @@ impl Lower<'_> {
             ..
         } = &mut part
         {
-            let masks = split(mask << *shift, widths);
+            let masks = split_words(mask << *shift, widths);
             for (w, (m, width)) in words.iter_mut().zip(masks.into_iter().zip(widths.iter())) {
                 if m != ones32(*width) {
                     let mk = self.k(m);
@@ -267,6 +291,7 @@ impl Lower<'_> {
             words: vec![v],
             widths: vec![bits],
             shift: 0,
+            bits,
             pre,
             guards: Vec::new(),
         };
@@ -378,6 +403,7 @@ impl Lower<'_> {
             words,
             widths,
             shift: l.shift,
+            bits: l.bits,
             pre,
             guards,
         })
@@ -538,7 +564,7 @@ impl Lower<'_> {
                 shift,
                 ..
             } => {
-                let cs = split(value << shift, widths);
+                let cs = split_words(value << shift, widths);
                 let tests = words
                     .iter()
                     .zip(cs)
@@ -560,7 +586,7 @@ impl Lower<'_> {
                 shift,
                 ..
             } => {
-                let cs = split(value << shift, widths);
+                let cs = split_words(value << shift, widths);
                 let n = words.len();
                 // From the last word up: the last compares with `op`, each
                 // earlier one is greater, or equal and the rest holds.
@@ -656,7 +682,7 @@ fn chunks(len: u32) -> Vec<u32> {
 }
 
 /// `v` cut into words of `widths` bits, most significant first.
-fn split(v: u128, widths: &[u32]) -> Vec<u32> {
+pub(super) fn split_words(v: u128, widths: &[u32]) -> Vec<u32> {
     let mut rest: u32 = widths.iter().sum();
     widths
         .iter()

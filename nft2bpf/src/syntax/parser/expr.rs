@@ -265,7 +265,9 @@ impl Parser<'_> {
         let t = self.peek().clone();
         let kind = match t.tok {
             Tok::Number(n) => ExprKind::Number(n),
-            Tok::Word(w) if !STATEMENT_WORDS.contains(&w.as_str()) => ExprKind::Word(w),
+            Tok::Word(w) if self.in_element_key || !STATEMENT_WORDS.contains(&w.as_str()) => {
+                ExprKind::Word(w)
+            }
             Tok::Quoted(s) => ExprKind::Quoted(s),
             Tok::Addr(a) => ExprKind::Addr(a),
             Tok::Dollar => return Ok((self.variable()?, 1)),
@@ -472,7 +474,12 @@ impl Parser<'_> {
     fn set_elem(&mut self) -> Result<(SetElem, usize), Error> {
         let (key, mut h) = match *self.tok() {
             Tok::LBrace => self.set_expr()?,
-            _ => self.value_concat()?,
+            _ => {
+                let outer = std::mem::replace(&mut self.in_element_key, true);
+                let key = self.value_concat();
+                self.in_element_key = outer;
+                key?
+            }
         };
         let mut span = key.span;
         let mut comment = None;

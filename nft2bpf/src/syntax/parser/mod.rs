@@ -54,6 +54,7 @@ pub fn parse(map: &mut SourceMap, file: FileId, loader: &mut dyn Loader) -> Resu
             path,
         }],
         nesting: 0,
+        in_element_key: false,
     };
     p.ruleset()
 }
@@ -76,6 +77,9 @@ pub(crate) struct Parser<'a> {
     loader: &'a mut dyn Loader,
     frames: Vec<Frame>,
     nesting: usize,
+    /// Inside a set element's key, where no statement can start: words
+    /// such as `redirect` (an ICMP type) are values there.
+    in_element_key: bool,
 }
 
 impl Parser<'_> {

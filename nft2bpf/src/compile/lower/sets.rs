@@ -1,0 +1,164 @@
+//! Sets and verdict maps looked up in BPF maps ([`crate::compile::sets`]):
+//! the key's words written by a `Cond::Lookup`, the map's entries from
+//! the set's elements. A named set always has a map (so that a running
+//! firewall can change it); an anonymous one when it has more than
+//! [`INLINE_ELEMENTS`] elements.
+
+use std::collections::HashMap;
+
+use pktmatch::ir::{Key, KeyId, KeyPart};
+
+use super::Lower;
+use super::test::{Part, split_words};
+use crate::check::tree::{ElemKey, SetId, Verdict};
+use crate::compile::actions::Action;
+use crate::compile::sets::{MIN_SET_ENTRIES, SetKind, SetMap, prefixes};
+
+/// Anonymous sets of at most this many elements are compare chains: a
+/// few tests cost less than a map lookup.
+pub const INLINE_ELEMENTS: usize = 4;
+
+/// A set's key layout: each part's word widths, shift and bits.
+type Layout = Vec<(Vec<u32>, u32, u32)>;
+
+/// The maps of the sets lowered so far.
+#[derive(Default)]
+pub(super) struct SetMaps {
+    /// By map number.
+    pub(super) maps: Vec<SetMap>,
+    /// A map's number by its set and key layout.
+    index: HashMap<(SetId, Layout), usize>,
+}
+
+/// How a set is looked up.
+pub(super) struct SetLookup {
+    /// The key.
+    pub(super) key: KeyId,
+    /// The lookup's action.
+    pub(super) action: u32,
+    /// A verdict map's verdicts, by the map's value.
+    pub(super) verdicts: Vec<Verdict>,
+}
+
+impl Lower<'_> {
+    /// The lookup of `set` with the key `parts`, when it goes to a map.
+    pub(super) fn set_lookup(&mut self, parts: &[Part], set: SetId) -> Option<SetLookup> {
+        let s = &self.rs.sets[set];
+        if s.name.is_none() && s.elements.len() <= INLINE_ELEMENTS {
+            return None;
+        }
+        let mut layout = Layout::new();
+        let mut words = Vec::new();
+        for p in parts {
+            let Part::Words {
+                words: w,
+                widths,
+                shift,
+                bits,
+                ..
+            } = p
+            else {
+                return None;
+            };
+            layout.push((widths.clone(), *shift, *bits));
+            words.extend(w.iter().copied());
+        }
+        let exact = s
+            .elements
+            .iter()
+            .all(|e| e.key.iter().all(|k| matches!(k, ElemKey::Value(_))));
+        let kind = match (exact, parts.len()) {
+            (true, _) => SetKind::Hash,
+            (false, 1) => SetKind::Lpm,
+            // Ranges in a concatenation: a compare chain.
+            (false, _) => return None,
+        };
+        let data_bytes = 4 * words.len() as u32;
+        let lpm_header = if kind == SetKind::Lpm { 4 } else { 0 };
+        if data_bytes + lpm_header > pktmatch::ir::MAX_KEY_BYTES {
+            return None;
+        }
+        let mut verdicts: Vec<Verdict> = Vec::new();
+        for e in &s.elements {
+            if let Some(v) = e.verdict
+                && !verdicts.contains(&v)
+            {
+                verdicts.push(v);
+            }
+        }
+        let map = match self.sets.index.get(&(set, layout.clone())) {
+            Some(&m) => m,
+            None => {
+                let entries = entries(s, &layout, kind, &verdicts);
+                let max_entries = (2 * entries.len() as u32).max(MIN_SET_ENTRIES);
+                self.sets.maps.push(SetMap {
+                    set,
+                    kind,
+                    data_bytes,
+                    entries,
+                    max_entries,
+                });
+                let m = self.sets.maps.len() - 1;
+                self.sets.index.insert((set, layout), m);
+                m
+            }
+        };
+        let mut key = Key::default();
+        if kind == SetKind::Lpm {
+            let full = self.k(8 * data_bytes);
+            key.parts.push(KeyPart::host(full, 4));
+        }
+        key.parts
+            .extend(words.iter().map(|&w| KeyPart::network(w, 4)));
+        let key = self.ir.key(key);
+        let action = self.action(Action::Lookup { map: map as u32 });
+        Some(SetLookup {
+            key,
+            action,
+            verdicts,
+        })
+    }
+}
+
+/// The map entries of a set's elements.
+fn entries(
+    s: &crate::check::tree::Set,
+    layout: &Layout,
+    kind: SetKind,
+    verdicts: &[Verdict],
+) -> Vec<(Vec<u8>, u32)> {
+    let value = |e: &crate::check::tree::Element| match e.verdict {
+        Some(v) => verdicts.iter().position(|x| *x == v).unwrap_or(0) as u32,
+        None => 1,
+    };
+    let words_of = |v: u128, (widths, shift, _): &(Vec<u32>, u32, u32)| -> Vec<u8> {
+        split_words(v << shift, widths)
+            .into_iter()
+            .flat_map(u32::to_be_bytes)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for e in &s.elements {
+        match kind {
+            SetKind::Hash => {
+                let mut key = Vec::new();
+                for (k, part) in e.key.iter().zip(layout) {
+                    key.extend(words_of(k.bounds().0, part));
+                }
+                out.push((key, value(e)));
+            }
+            SetKind::Lpm => {
+                let part = &layout[0];
+                let (widths, shift, bits) = part;
+                let pad = 32 * widths.len() as u32 - bits - shift;
+                let (low, high) = e.key[0].bounds();
+                for (v, len) in prefixes(low, high, *bits) {
+                    let mut key = (pad + len).to_ne_bytes().to_vec();
+                    key.extend(words_of(v, part));
+                    out.push((key, value(e)));
+                }
+            }
+        }
+    }
+    out
+}
