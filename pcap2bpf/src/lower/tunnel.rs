@@ -50,7 +50,8 @@ pub(super) fn check_vars_set(ir: &Ir) -> Result<(), CompileError> {
         let b = ir.blocks[i];
         let (reads, sets) = match b.cond {
             Cond::Cmp { a, b, .. } => (vars_read(ir, a) | vars_read(ir, b), 0),
-            Cond::ProtoChain { .. } | Cond::Act { .. } => (0, 0),
+            // pcap2bpf makes no actions or lookups.
+            Cond::ProtoChain { .. } | Cond::Act { .. } | Cond::Lookup { .. } => (0, 0),
             Cond::Let { var, val } => (vars_read(ir, val), 1u64 << var),
         };
         if reads & !have != 0 {
