@@ -84,6 +84,7 @@
 
 pub mod check;
 pub mod compile;
+pub mod deploy;
 pub mod error;
 pub mod source;
 pub mod syntax;

@@ -27,6 +27,8 @@ const NETLINK_EXT_ACK: libc::c_int = 11;
 
 const RTM_GETLINK: u16 = 18;
 const RTM_SETLINK: u16 = 19;
+/// `IFLA_ADDRESS`: the link-layer address.
+const IFLA_ADDRESS: u16 = 1;
 const IFLA_XDP: u16 = 43;
 const IFLA_XDP_FD: u16 = 1;
 const IFLA_XDP_ATTACHED: u16 = 2;
@@ -162,6 +164,18 @@ pub fn get_device_type(ifindex: u32) -> Result<u16, NetlinkError> {
             "RTM_GETLINK reply: shorter than ifinfomsg",
         ))),
     }
+}
+
+/// The link-layer address of `ifindex` (`IFLA_ADDRESS`: a MAC address
+/// on Ethernet devices); `None` for a device without one.
+pub fn get_address(ifindex: u32) -> Result<Option<Vec<u8>>, NetlinkError> {
+    let sock = Socket::open().map_err(NetlinkError::io)?;
+    let reply = sock.request(RTM_GETLINK, &ifinfomsg(ifindex))?;
+    let attrs = reply.get(IFINFOMSG_LEN..).unwrap_or_default();
+    Ok(attrs_of(attrs)
+        .into_iter()
+        .find(|(ty, _)| *ty == IFLA_ADDRESS)
+        .map(|(_, v)| v.to_vec()))
 }
 
 /// An `ifinfomsg` for `ifindex` (family AF_UNSPEC, no flag changes).

@@ -1,16 +1,19 @@
-//! `nft2bpf`: nftables' rulesets for the netdev family. `check FILE`
-//! parses and checks a ruleset as `nft -f` would, and says what it holds
-//! or, as a compiler does, where it is wrong.
+//! `nft2bpf`: nftables' rulesets for the netdev family, checked,
+//! compiled to XDP and tcx, run over captures, and loaded (pinned, so
+//! they outlive the command). One module per command; the work is the
+//! library's (`nft2bpf::deploy`).
 
-use std::io::Write;
-use std::path::PathBuf;
+mod check;
+mod common;
+mod compile;
+mod list;
+mod load;
+mod log;
+mod run;
+
 use std::process::ExitCode;
 
-use bpf_builder::text;
 use clap::{Parser, Subcommand};
-use nft2bpf::SourceMap;
-use nft2bpf::check::tree::{Hook, Policy, Ruleset};
-use nft2bpf::syntax::{FsLoader, Loader};
 
 /// nftables' netdev rulesets, for XDP and tcx.
 #[derive(Parser)]
@@ -23,83 +26,40 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Parse and check a ruleset file (with its includes); print its base
-    /// chains, rules and sets, or its errors as FILE:LINE:COL with a
-    /// caret. Exits 1 on an error.
-    Check {
-        /// The ruleset file, as `nft -f` reads it.
-        file: PathBuf,
-    },
+    /// chains, rules and sets and the size of each program it makes, or
+    /// its errors as FILE:LINE:COL with a caret. Exits 1 on an error.
+    Check(check::Args),
+    /// Compile the program of one hook and device and print or write it.
+    Compile(compile::Args),
+    /// Load a ruleset: attach a program to each hook and device its base
+    /// chains name, pinned under the pin root; replaces (atomically, per
+    /// program) the ruleset loaded before.
+    Load(load::Args),
+    /// Detach the loaded ruleset and remove its pins.
+    Unload(load::UnloadArgs),
+    /// Show the loaded ruleset or its counters.
+    List(list::Args),
+    /// Print the records of `log` statements as packets hit them.
+    Log(log::Args),
+    /// Run a ruleset over the packets of a pcap or pcapng capture.
+    Run(run::Args),
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Check { file } => match check(&file) {
-            Ok(summary) => {
-                print!("{summary}");
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                report(&message);
-                ExitCode::FAILURE
-            }
-        },
+    let result = match Cli::parse().command {
+        Command::Check(a) => check::run(&a),
+        Command::Compile(a) => compile::run(&a),
+        Command::Load(a) => load::run(&a),
+        Command::Unload(a) => load::unload(&a),
+        Command::List(a) => list::run(&a),
+        Command::Log(a) => log::run(&a),
+        Command::Run(a) => run::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            common::report(&message);
+            ExitCode::FAILURE
+        }
     }
-}
-
-/// Every line of `message` on stderr after the command's name, escaped
-/// but for tabs, which a caret line repeats to stay under its source line
-/// (both lines get the prefix).
-fn report(message: &str) {
-    let mut err = std::io::stderr().lock();
-    for line in message.trim_end().lines() {
-        let escaped: Vec<_> = line.split('\t').map(text::escape).collect();
-        let _ = writeln!(err, "nft2bpf: {}", escaped.join("\t"));
-    }
-}
-
-/// Checks `file`: its summary, or its errors rendered.
-fn check(file: &std::path::Path) -> Result<String, String> {
-    let (_, source) = FsLoader
-        .load(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    // Includes resolve from the path as given, and messages show it so.
-    let mut map = SourceMap::new();
-    let id = map.add(file.display().to_string(), Some(file), source, None);
-    let ruleset = nft2bpf::check_ruleset(&mut map, id, &mut FsLoader)
-        .map_err(|errors| errors.render(&map))?;
-    Ok(summary(&ruleset))
-}
-
-/// One line per base chain, then the totals.
-fn summary(r: &Ruleset) -> String {
-    let mut out = String::new();
-    for (_, chain, base) in r.base_chains() {
-        let table = &r.tables[chain.table].name;
-        let hook = match base.hook {
-            Hook::Ingress => "ingress",
-            Hook::Egress => "egress",
-        };
-        let policy = match base.policy {
-            Policy::Accept => "accept",
-            Policy::Drop => "drop",
-        };
-        out.push_str(&format!(
-            "table netdev {} chain {}: hook {hook} device {} priority {} policy {policy}, {} rules\n",
-            text::escape(table),
-            text::escape(&chain.name),
-            text::escape(&base.devices.join(",")),
-            base.priority,
-            chain.rules.len()
-        ));
-    }
-    let named = r.sets.values().filter(|s| s.name.is_some()).count();
-    out.push_str(&format!(
-        "{} tables, {} chains ({} base), {} rules, {} named sets\n",
-        r.tables.len(),
-        r.chains.len(),
-        r.base_chains().count(),
-        r.rules.len(),
-        named
-    ));
-    out
 }

@@ -1,0 +1,110 @@
+//! `list ruleset` and `list counters`.
+
+use clap::ValueEnum;
+use nft2bpf::deploy::{self, CounterMeta, CounterRow};
+use serde_json::json;
+
+use crate::common::{PinRootArg, msg};
+
+/// What `list` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    /// The loaded ruleset, as nft lists it, with the counters' values.
+    Ruleset,
+    /// Named counters and the counters of rules.
+    Counters,
+}
+
+/// `list`'s options.
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to show.
+    #[arg(value_enum)]
+    what: What,
+    #[command(flatten)]
+    root: PinRootArg,
+    /// JSON output.
+    #[arg(short = 'j')]
+    json: bool,
+}
+
+/// Runs `list`.
+pub fn run(a: &Args) -> Result<(), String> {
+    let running = deploy::running(&a.root.pin_root).map_err(msg)?;
+    let rows = deploy::counters(&running).map_err(msg)?;
+    let mut out = match (a.what, a.json) {
+        (What::Ruleset, false) => deploy::ruleset_text(&deploy::listing(&running), &rows),
+        (What::Ruleset, true) => ruleset_json(&deploy::listing(&running), &rows).to_string(),
+        (What::Counters, false) => counters_text(&rows),
+        (What::Counters, true) => {
+            json!({"counters": rows.iter().map(counter_json).collect::<Vec<_>>()}).to_string()
+        }
+    };
+    if a.json {
+        out.push('\n');
+    }
+    crate::common::out(crate::common::escape_text(&out).as_bytes())
+}
+
+fn counters_text(rows: &[CounterRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        let what = match &r.what {
+            CounterMeta::Named { table, name } => format!("counter {table}/{name}"),
+            CounterMeta::Rule { pos, nth, text, .. } => {
+                let nth = if *nth > 0 {
+                    format!(" counter {nth}")
+                } else {
+                    String::new()
+                };
+                format!("{}/{} rule {}{nth}: {text}", pos.table, pos.chain, pos.rule)
+            }
+        };
+        out.push_str(&format!(
+            "{what}: packets {} bytes {}\n",
+            r.packets, r.bytes
+        ));
+    }
+    out
+}
+
+fn counter_json(r: &CounterRow) -> serde_json::Value {
+    match &r.what {
+        CounterMeta::Named { table, name } => json!({
+            "table": table, "name": name, "packets": r.packets, "bytes": r.bytes,
+        }),
+        CounterMeta::Rule { pos, nth, text, .. } => json!({
+            "table": pos.table, "chain": pos.chain, "rule": pos.rule, "nth": nth,
+            "text": text, "packets": r.packets, "bytes": r.bytes,
+        }),
+    }
+}
+
+fn ruleset_json(tables: &[deploy::TableMeta], rows: &[CounterRow]) -> serde_json::Value {
+    let tables: Vec<_> = tables
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "chains": t.chains.iter().map(|c| json!({
+                    "name": c.name,
+                    "hook": c.hook,
+                    "rules": c.rules.iter().enumerate().map(|(i, r)| {
+                        let counters: Vec<_> = rows.iter().filter_map(|row| match &row.what {
+                            CounterMeta::Rule { pos, .. }
+                                if pos.table == t.name && pos.chain == c.name && pos.rule == i =>
+                                Some(json!({"packets": row.packets, "bytes": row.bytes})),
+                            _ => None,
+                        }).collect();
+                        json!({"text": r.text(), "counters": counters})
+                    }).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "tables": tables,
+        "counters": rows.iter().filter(|r| matches!(r.what, CounterMeta::Named { .. }))
+            .map(counter_json).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,331 @@
+//! `nft2bpf load`, `list`, `log`, `unload` on the real kernel: a ruleset
+//! loaded onto a veth of a namespace the test makes, frames sent across,
+//! counters read back, reloads (good ones keep their rules' counters, bad
+//! ones leave the running firewall and its pins as they were), and no
+//! leftovers after `unload`.
+//!
+//! Every test has a pin root of its own under /sys/fs/bpf, removed when
+//! it ends (also on failure), and the namespace goes with its veths and
+//! whatever is still attached to them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bpf_builder::attach::xdp;
+use serde_json::Value;
+use testbed::{Marker, Netns, VethPair};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nft2bpf");
+
+/// A namespace with a veth pair (`nfa` sends, `nfb` runs the ruleset), a
+/// pin root, and a directory for ruleset files.
+struct Bed {
+    ns: Netns,
+    pair: VethPair,
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl Bed {
+    fn new(what: &str) -> Option<Bed> {
+        if !testbed::privileged(what) || !testbed::bpf_privileged(what) {
+            return None;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        bpf_builder::sys::bpf::ensure_bpffs(Path::new("/sys/fs/bpf")).unwrap();
+        let ns = Netns::new().unwrap();
+        let pair = ns.veth_pair("nfa", "nfb").unwrap();
+        let tag = format!("nft2bpf-test-{}-{n}", std::process::id());
+        let dir = std::env::temp_dir().join(&tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(Bed {
+            ns,
+            pair,
+            root: PathBuf::from("/sys/fs/bpf").join(tag),
+            dir,
+        })
+    }
+
+    /// Writes a ruleset file.
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args).current_dir(&self.dir);
+        if !args.contains(&"--pin-root") {
+            c.arg("--pin-root").arg(&self.root);
+        }
+        c
+    }
+
+    /// Runs nft2bpf in the namespace, with our pin root.
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        self.ns.run(move || c.output().expect("runs")).unwrap()
+    }
+
+    /// Like [`cli`](Bed::cli), and it must succeed: its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "nft2bpf {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Sends UDP frames to these ports from `nfa` to `nfb`: the ports of
+    /// those that arrived.
+    fn send(&self, ports: &[u16]) -> Vec<u16> {
+        let marker = Marker::new().unwrap();
+        let (a, b) = (&self.pair.a, &self.pair.b);
+        let frames: Vec<Vec<u8>> = ports
+            .iter()
+            .map(|&p| {
+                testbed::udp4_frame(
+                    a.mac,
+                    b.mac,
+                    [10, 0, 0, 1].into(),
+                    [10, 0, 0, 2].into(),
+                    1000,
+                    p,
+                    marker.as_bytes(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let got =
+            testbed::send_and_collect(a, b, &frames, &marker, Duration::from_millis(600)).unwrap();
+        got.iter()
+            .map(|f| u16::from_be_bytes([f[36], f[37]]))
+            .collect()
+    }
+
+    /// `list counters -j`: (chain, rule, text) -> packets; named
+    /// counters as ("", name).
+    fn counters(&self) -> Vec<(String, u64, String, u64)> {
+        let v: Value = serde_json::from_str(&self.ok(&["list", "counters", "-j"])).unwrap();
+        v["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["chain"].as_str().unwrap_or("").to_string(),
+                    c["rule"].as_u64().unwrap_or(0),
+                    c["text"]
+                        .as_str()
+                        .or(c["name"].as_str())
+                        .unwrap()
+                        .to_string(),
+                    c["packets"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every path under the pin root, sorted.
+    fn pins(&self) -> Vec<String> {
+        fn walk(p: &Path, out: &mut Vec<String>) {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd {
+                    let e = e.unwrap();
+                    out.push(e.path().display().to_string());
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.root, &mut v);
+        v.sort();
+        v
+    }
+
+    /// The XDP program on `dev`, if any.
+    fn xdp_prog(&self, dev: &'static str) -> Option<u32> {
+        self.ns
+            .run(move || xdp::query(dev).unwrap())
+            .unwrap()
+            .program(xdp::XdpMode::Auto)
+            .map(|p| p.get())
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn chain(rules: &str) -> String {
+    format!(
+        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"nfb\" priority 0; policy accept;\n{rules}\t}}\n}}\n"
+    )
+}
+
+const FIRST: &str = "\t\tudp dport 9 counter drop\n\t\tudp dport 7 counter accept\n";
+const SECOND: &str =
+    "\t\tudp dport 5 counter drop\n\t\tudp dport 9 counter drop\n\t\tudp dport 8 counter accept\n";
+
+#[test]
+fn load_filters_counts_reloads_and_unloads() {
+    let Some(bed) = Bed::new("loading a ruleset onto a veth") else {
+        return;
+    };
+    let first = bed.file("first.nft", &chain(FIRST));
+    let out = bed.ok(&["load", first.to_str().unwrap()]);
+    assert!(out.starts_with("attached xdp on nfb: program "), "{out}");
+
+    // Dropped frames do not arrive, accepted ones do.
+    assert_eq!(bed.send(&[9, 7, 9, 7, 7, 1]), vec![7, 7, 7, 1]);
+    let counters = bed.counters();
+    assert_eq!(
+        counters,
+        vec![
+            ("c".into(), 0, "udp dport 9 counter drop".into(), 2),
+            ("c".into(), 1, "udp dport 7 counter accept".into(), 3),
+        ]
+    );
+    let listing = bed.ok(&["list", "ruleset"]);
+    assert!(
+        listing.contains("\t\tudp dport 9 counter packets 2 bytes 88 drop\n"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("type filter hook ingress device \"nfb\" priority 0; policy accept;"),
+        "{listing}"
+    );
+
+    // A changed ruleset: the unchanged rule keeps its count (now the
+    // second rule), the new ones start at zero; dport 7 now passes by
+    // the policy.
+    let prog = bed.xdp_prog("nfb");
+    let second = bed.file("second.nft", &chain(SECOND));
+    let out = bed.ok(&["load", second.to_str().unwrap()]);
+    assert!(out.starts_with("replaced xdp on nfb"), "{out}");
+    assert!(out.contains("1 counters carried over"), "{out}");
+    assert_ne!(bed.xdp_prog("nfb"), prog, "the program was replaced");
+    assert_eq!(bed.send(&[9, 5, 7, 8]), vec![7, 8]);
+    assert_eq!(
+        bed.counters(),
+        vec![
+            ("c".into(), 0, "udp dport 5 counter drop".into(), 1),
+            ("c".into(), 1, "udp dport 9 counter drop".into(), 3),
+            ("c".into(), 2, "udp dport 8 counter accept".into(), 1),
+        ]
+    );
+
+    // Bad reloads change nothing: a syntax error, said with its place...
+    let pins = bed.pins();
+    let prog = bed.xdp_prog("nfb");
+    let bad = bed.file(
+        "bad.nft",
+        "table netdev t {\n\tchain c {\n\t\tudp dport 9 drip\n\t}\n}\n",
+    );
+    let out = bed.cli(&["load", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.nft:3:"), "{err}");
+    assert!(err.contains(": error: "), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.trim_start_matches("nft2bpf: ").trim().starts_with('^')),
+        "{err}"
+    );
+    // ... a device that does not exist ...
+    let nodev = bed.file(
+        "nodev.nft",
+        &chain(FIRST).replace("\"nfb\"", "\"nfnodev0\""),
+    );
+    let out = bed.cli(&["load", nodev.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nfnodev0"), "{err}");
+    // ... and a hook that is taken (by a ruleset under another pin
+    // root), found only after the new programs were loaded and staged.
+    let other_root = PathBuf::from(format!("{}-other", bed.root.display()));
+    let other = bed.file(
+        "other.nft",
+        "table netdev o {\n\tchain c {\n\t\ttype filter hook ingress device \"nfa\" priority 0;\n\t}\n}\n",
+    );
+    let out = bed.cli(&[
+        "load",
+        other.to_str().unwrap(),
+        "--pin-root",
+        other_root.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = bed.file(
+        "both.nft",
+        &chain(SECOND).replace("device \"nfb\"", "devices = { \"nfb\", \"nfa\" }"),
+    );
+    let out = bed.cli(&["load", both.to_str().unwrap()]);
+    let _ = bed.cli(&["unload", "--pin-root", other_root.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&other_root);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nfa"), "{err}");
+    assert_eq!(bed.pins(), pins, "the pins are as they were");
+    assert_eq!(bed.xdp_prog("nfb"), prog, "the same program runs");
+    assert_eq!(bed.send(&[9, 7]), vec![7], "the old firewall still works");
+
+    // Unload: no pins, no programs.
+    let out = bed.ok(&["unload"]);
+    assert_eq!(out, "detached xdp-nfb\n");
+    assert!(!bed.root.exists(), "{:?}", bed.pins());
+    assert_eq!(bed.xdp_prog("nfb"), None);
+    assert_eq!(bed.send(&[9, 7]), vec![9, 7]);
+    // Nothing to unload is no error.
+    assert_eq!(bed.ok(&["unload"]), "");
+}
+
+#[test]
+fn log_prints_records_with_their_prefix() {
+    let Some(bed) = Bed::new("following log records") else {
+        return;
+    };
+    let fw = bed.file(
+        "log.nft",
+        &chain("\t\tudp dport 9 log prefix \"nft-test: \" drop\n"),
+    );
+    // XDP: the packet socket that collects frames sees them after XDP
+    // but before tc ingress.
+    bed.ok(&["load", fw.to_str().unwrap()]);
+    let mut cmd = bed.cmd(&["log", "--count", "2", "--timeout", "10"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = bed.ns.run(move || cmd.spawn().expect("spawns")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(bed.send(&[9, 7, 9]), vec![7]);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for l in lines {
+        assert!(l.starts_with("nft-test: IN=nfb OUT= MAC="), "{l}");
+        assert!(l.contains("SRC=10.0.0.1 DST=10.0.0.2"), "{l}");
+        assert!(l.contains("PROTO=UDP SPT=1000 DPT=9"), "{l}");
+        assert!(
+            l.ends_with("[t/c rule 0: udp dport 9 log prefix \"nft-test: \" drop]"),
+            "{l}"
+        );
+    }
+    bed.ok(&["unload"]);
+}

@@ -1,0 +1,499 @@
+//! What a deployed program's unit says about itself: the ruleset's
+//! tables, chains and rules as text, and what its decisions, counter
+//! slots and log slots are for. Written as JSON into the unit's `meta`
+//! map at load; `list`, `log` and the next load read it back.
+
+use serde_json::{Value, json};
+
+use crate::check::tree::{Counter, Hook, Policy, RuleId, Ruleset, Stmt};
+use crate::compile::{CounterSlot, Lowered, Outcome};
+use crate::syntax::ast;
+
+/// The version of the JSON layout.
+const VERSION: u64 = 1;
+
+/// A deployed program's description.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// The ruleset file, as given to `load`.
+    pub file: String,
+    /// The hook (`xdp`, `tcx-ingress`, `tcx-egress`).
+    pub attach: String,
+    /// The device.
+    pub device: String,
+    /// The tables of the ruleset, as loaded.
+    pub tables: Vec<TableMeta>,
+    /// The decisions, by verdict number.
+    pub decisions: Vec<DecisionMeta>,
+    /// What each counter slot counts.
+    pub counters: Vec<CounterMeta>,
+    /// The `log` statements, by log slot.
+    pub logs: Vec<LogMeta>,
+}
+
+/// A table.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TableMeta {
+    /// Its name.
+    pub name: String,
+    /// Its named counters.
+    pub counters: Vec<String>,
+    /// Its chains.
+    pub chains: Vec<ChainMeta>,
+}
+
+/// A chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChainMeta {
+    /// Its name.
+    pub name: String,
+    /// For a base chain, its hook line as nft prints it (`type filter
+    /// hook ingress device "eth0" priority 0; policy drop;`).
+    pub hook: Option<String>,
+    /// Its rules, in order.
+    pub rules: Vec<RuleMeta>,
+}
+
+/// A rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleMeta {
+    /// Its statements as nft text.
+    pub stmts: Vec<String>,
+    /// Which of them are anonymous counters (indexes into `stmts`).
+    pub counters: Vec<usize>,
+    /// `comment "..."`.
+    pub comment: Option<String>,
+}
+
+impl RuleMeta {
+    /// The rule's text.
+    pub fn text(&self) -> String {
+        let mut t = self.stmts.join(" ");
+        if let Some(c) = &self.comment {
+            t.push_str(&format!(" comment \"{c}\""));
+        }
+        t
+    }
+}
+
+/// Where a rule is: table, chain, position in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct RulePos {
+    /// The table.
+    pub table: String,
+    /// The chain.
+    pub chain: String,
+    /// The rule's position in the chain, from 0.
+    pub rule: usize,
+}
+
+/// A decision of the program.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DecisionMeta {
+    /// `accept`, `drop` or `fwd to DEV`.
+    pub outcome: String,
+    /// The table and chain whose rule or policy decided; none for frames
+    /// the hook never sees and for the last chain's accept.
+    pub chain: Option<(String, String)>,
+    /// The rule's position, none for a policy.
+    pub rule: Option<usize>,
+}
+
+/// What a counter slot counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CounterMeta {
+    /// The `nth` anonymous counter of a rule.
+    Rule {
+        /// Where the rule is.
+        pos: RulePos,
+        /// Which of its counters (from 0).
+        nth: usize,
+        /// The rule's text.
+        text: String,
+        /// How many rules of the same text come before it in its chain.
+        occurrence: usize,
+    },
+    /// A named counter of a table.
+    Named {
+        /// The table.
+        table: String,
+        /// The counter's name.
+        name: String,
+    },
+}
+
+impl CounterMeta {
+    /// The key that finds the counter again across reloads: the rule's
+    /// table, chain, text and occurrence and which of its counters, or
+    /// the table and name.
+    pub fn key(&self) -> String {
+        match self {
+            CounterMeta::Rule {
+                pos,
+                nth,
+                text,
+                occurrence,
+            } => format!(
+                "rule\0{}\0{}\0{text}\0{occurrence}\0{nth}",
+                pos.table, pos.chain
+            ),
+            CounterMeta::Named { table, name } => format!("named\0{table}\0{name}"),
+        }
+    }
+}
+
+/// A `log` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogMeta {
+    /// `prefix "..."`.
+    pub prefix: Option<String>,
+    /// The syslog level.
+    pub level: u8,
+    /// Its rule.
+    pub pos: RulePos,
+}
+
+/// The statements of the syntax tree's rules, by the span the checked
+/// rules carry.
+fn ast_rules(ast: &ast::Ruleset) -> std::collections::HashMap<(usize, usize), &ast::Rule> {
+    type Rules<'a> = std::collections::HashMap<(usize, usize), &'a ast::Rule>;
+    fn chain<'a>(c: &'a ast::ChainDecl, out: &mut Rules<'a>) {
+        for item in &c.items {
+            if let ast::ChainItem::Rule(r) = item {
+                out.insert((r.span.start, r.span.end), r);
+            }
+        }
+    }
+    let mut out = Rules::new();
+    for cmd in &ast.commands {
+        match cmd {
+            ast::Command::Table(t) => {
+                for item in &t.items {
+                    if let ast::TableItem::Chain(c) = item {
+                        chain(c, &mut out);
+                    }
+                }
+            }
+            ast::Command::Chain(c) => chain(&c.item, &mut out),
+            ast::Command::Rule(r) => {
+                out.insert((r.item.rule.span.start, r.item.rule.span.end), &r.item.rule);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The tables of `rs` as text ([`TableMeta`]), the rules' statements
+/// taken from the syntax tree `ast` that `rs` was checked from.
+pub fn tables(rs: &Ruleset, ast: &ast::Ruleset) -> Vec<TableMeta> {
+    let by_span = ast_rules(ast);
+    rs.tables
+        .values()
+        .map(|t| TableMeta {
+            name: t.name.clone(),
+            counters: t
+                .counters
+                .iter()
+                .map(|&c| rs.counters[c].name.clone())
+                .collect(),
+            chains: t
+                .chains
+                .iter()
+                .map(|&c| {
+                    let chain = &rs.chains[c];
+                    ChainMeta {
+                        name: chain.name.clone(),
+                        hook: chain.base.as_ref().map(hook_line),
+                        rules: chain
+                            .rules
+                            .iter()
+                            .map(|&r| rule_meta(rs, r, &by_span))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn hook_line(b: &crate::check::tree::BaseChain) -> String {
+    let hook = match b.hook {
+        Hook::Ingress => "ingress",
+        Hook::Egress => "egress",
+    };
+    let devices = match b.devices.as_slice() {
+        [one] => format!("device \"{one}\""),
+        many => format!(
+            "devices = {{ {} }}",
+            many.iter()
+                .map(|d| format!("\"{d}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let policy = match b.policy {
+        Policy::Accept => "accept",
+        Policy::Drop => "drop",
+    };
+    format!(
+        "type filter hook {hook} {devices} priority {}; policy {policy};",
+        b.priority
+    )
+}
+
+fn rule_meta(
+    rs: &Ruleset,
+    r: RuleId,
+    by_span: &std::collections::HashMap<(usize, usize), &ast::Rule>,
+) -> RuleMeta {
+    let rule = &rs.rules[r];
+    match by_span.get(&(rule.span.start, rule.span.end)) {
+        Some(a) => RuleMeta {
+            stmts: a.stmts.iter().map(|s| s.to_string()).collect(),
+            counters: a
+                .stmts
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s, ast::Stmt::Counter(c) if c.name.is_none()))
+                .map(|(i, _)| i)
+                .collect(),
+            comment: a.comment.as_ref().map(|c| c.name.clone()),
+        },
+        // Not in the tree (never so for a ruleset checked from it): the
+        // checked statements, as the dump prints them.
+        None => RuleMeta {
+            stmts: rule.stmts.iter().map(|s| rs.stmt_text(s)).collect(),
+            counters: Vec::new(),
+            comment: rule.comment.clone(),
+        },
+    }
+}
+
+/// Where rule `r` is.
+pub fn rule_pos(rs: &Ruleset, r: RuleId) -> RulePos {
+    let chain = &rs.chains[rs.rules[r].chain];
+    RulePos {
+        table: rs.tables[chain.table].name.clone(),
+        chain: chain.name.clone(),
+        rule: chain.rules.iter().position(|&x| x == r).unwrap_or(0),
+    }
+}
+
+impl Meta {
+    /// The description of the program `l` of ruleset `rs` (whose tables
+    /// [`tables`] made), loaded from `file`.
+    pub fn new(file: &str, rs: &Ruleset, tables: Vec<TableMeta>, l: &Lowered) -> Meta {
+        let decisions = l
+            .decisions
+            .iter()
+            .map(|d| DecisionMeta {
+                outcome: match &d.outcome {
+                    Outcome::Accept => "accept".into(),
+                    Outcome::Drop => "drop".into(),
+                    Outcome::Fwd(dev) => format!("fwd to {dev}"),
+                },
+                chain: d.chain.map(|c| {
+                    let chain = &rs.chains[c];
+                    (rs.tables[chain.table].name.clone(), chain.name.clone())
+                }),
+                rule: d.rule.map(|r| rule_pos(rs, r).rule),
+            })
+            .collect();
+        let counters = l
+            .slots
+            .counters
+            .iter()
+            .map(|c| match *c {
+                CounterSlot::Rule { rule, stmt, .. } => {
+                    let pos = rule_pos(rs, rule);
+                    let nth = rs.rules[rule].stmts[..stmt]
+                        .iter()
+                        .filter(|s| matches!(s, Stmt::Counter(Counter::Anonymous { .. })))
+                        .count();
+                    let rules = &tables
+                        .iter()
+                        .find(|t| t.name == pos.table)
+                        .and_then(|t| t.chains.iter().find(|c| c.name == pos.chain))
+                        .map(|c| c.rules.as_slice())
+                        .unwrap_or_default();
+                    let text = rules.get(pos.rule).map(RuleMeta::text).unwrap_or_default();
+                    let occurrence = rules[..pos.rule.min(rules.len())]
+                        .iter()
+                        .filter(|r| r.text() == text)
+                        .count();
+                    CounterMeta::Rule {
+                        pos,
+                        nth,
+                        text,
+                        occurrence,
+                    }
+                }
+                CounterSlot::Named(n) => {
+                    let c = &rs.counters[n];
+                    CounterMeta::Named {
+                        table: rs.tables[c.table].name.clone(),
+                        name: c.name.clone(),
+                    }
+                }
+            })
+            .collect();
+        let logs = l
+            .slots
+            .logs
+            .iter()
+            .map(|(rule, _, e)| LogMeta {
+                prefix: e.prefix.clone(),
+                level: e.level,
+                pos: rule_pos(rs, *rule),
+            })
+            .collect();
+        Meta {
+            file: file.to_string(),
+            attach: l.attach.name().to_string(),
+            device: l.device.name.clone(),
+            tables,
+            decisions,
+            counters,
+            logs,
+        }
+    }
+
+    /// The description as JSON.
+    pub fn to_json(&self) -> String {
+        let pos = |p: &RulePos| json!({"table": p.table, "chain": p.chain, "rule": p.rule});
+        let v = json!({
+            "version": VERSION,
+            "file": self.file,
+            "attach": self.attach,
+            "device": self.device,
+            "tables": self.tables.iter().map(|t| json!({
+                "name": t.name,
+                "counters": t.counters,
+                "chains": t.chains.iter().map(|c| json!({
+                    "name": c.name,
+                    "hook": c.hook,
+                    "rules": c.rules.iter().map(|r| json!({
+                        "stmts": r.stmts,
+                        "counters": r.counters,
+                        "comment": r.comment,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "decisions": self.decisions.iter().map(|d| json!({
+                "outcome": d.outcome,
+                "table": d.chain.as_ref().map(|c| &c.0),
+                "chain": d.chain.as_ref().map(|c| &c.1),
+                "rule": d.rule,
+            })).collect::<Vec<_>>(),
+            "counters": self.counters.iter().map(|c| match c {
+                CounterMeta::Rule { pos: p, nth, text, occurrence } => json!({
+                    "kind": "rule", "pos": pos(p), "nth": nth, "text": text,
+                    "occurrence": occurrence,
+                }),
+                CounterMeta::Named { table, name } => json!({
+                    "kind": "named", "table": table, "name": name,
+                }),
+            }).collect::<Vec<_>>(),
+            "logs": self.logs.iter().map(|l| json!({
+                "prefix": l.prefix, "level": l.level, "pos": pos(&l.pos),
+            })).collect::<Vec<_>>(),
+        });
+        v.to_string()
+    }
+
+    /// Reads [`Meta::to_json`]'s text back.
+    pub fn from_json(text: &str) -> Result<Meta, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if v["version"].as_u64() != Some(VERSION) {
+            return Err(format!("unknown description version {}", v["version"]));
+        }
+        let s = |v: &Value| v.as_str().map(str::to_string);
+        let n = |v: &Value| v.as_u64().map(|n| n as usize);
+        let arr = |v: &Value| v.as_array().cloned().unwrap_or_default();
+        let bad = |what: &str| format!("bad description: {what}");
+        let pos = |v: &Value| -> Result<RulePos, String> {
+            Ok(RulePos {
+                table: s(&v["table"]).ok_or_else(|| bad("table"))?,
+                chain: s(&v["chain"]).ok_or_else(|| bad("chain"))?,
+                rule: n(&v["rule"]).ok_or_else(|| bad("rule"))?,
+            })
+        };
+        let mut m = Meta {
+            file: s(&v["file"]).unwrap_or_default(),
+            attach: s(&v["attach"]).ok_or_else(|| bad("attach"))?,
+            device: s(&v["device"]).ok_or_else(|| bad("device"))?,
+            ..Meta::default()
+        };
+        for t in arr(&v["tables"]) {
+            let mut table = TableMeta {
+                name: s(&t["name"]).ok_or_else(|| bad("table name"))?,
+                counters: arr(&t["counters"]).iter().filter_map(s).collect(),
+                chains: Vec::new(),
+            };
+            for c in arr(&t["chains"]) {
+                table.chains.push(ChainMeta {
+                    name: s(&c["name"]).ok_or_else(|| bad("chain name"))?,
+                    hook: s(&c["hook"]),
+                    rules: arr(&c["rules"])
+                        .iter()
+                        .map(|r| RuleMeta {
+                            stmts: arr(&r["stmts"]).iter().filter_map(s).collect(),
+                            counters: arr(&r["counters"]).iter().filter_map(n).collect(),
+                            comment: s(&r["comment"]),
+                        })
+                        .collect(),
+                });
+            }
+            m.tables.push(table);
+        }
+        for d in arr(&v["decisions"]) {
+            m.decisions.push(DecisionMeta {
+                outcome: s(&d["outcome"]).ok_or_else(|| bad("outcome"))?,
+                chain: s(&d["table"]).zip(s(&d["chain"])),
+                rule: n(&d["rule"]),
+            });
+        }
+        for c in arr(&v["counters"]) {
+            m.counters.push(match c["kind"].as_str() {
+                Some("rule") => CounterMeta::Rule {
+                    pos: pos(&c["pos"])?,
+                    nth: n(&c["nth"]).ok_or_else(|| bad("nth"))?,
+                    text: s(&c["text"]).unwrap_or_default(),
+                    occurrence: n(&c["occurrence"]).unwrap_or(0),
+                },
+                Some("named") => CounterMeta::Named {
+                    table: s(&c["table"]).ok_or_else(|| bad("table"))?,
+                    name: s(&c["name"]).ok_or_else(|| bad("name"))?,
+                },
+                _ => return Err(bad("counter kind")),
+            });
+        }
+        for l in arr(&v["logs"]) {
+            m.logs.push(LogMeta {
+                prefix: s(&l["prefix"]),
+                level: l["level"].as_u64().unwrap_or(4) as u8,
+                pos: pos(&l["pos"])?,
+            });
+        }
+        Ok(m)
+    }
+
+    /// Says where decision `n` came from: `TABLE/CHAIN rule N` or
+    /// `TABLE/CHAIN policy`; `None` when no chain decided.
+    pub fn decided_by(&self, n: usize) -> Option<String> {
+        let d = self.decisions.get(n)?;
+        let (t, c) = d.chain.as_ref()?;
+        Some(match d.rule {
+            Some(r) => format!("{t}/{c} rule {r}"),
+            None => format!("{t}/{c} policy"),
+        })
+    }
+
+    /// The text of the rule at `pos`.
+    pub fn rule_text(&self, pos: &RulePos) -> Option<String> {
+        let t = self.tables.iter().find(|t| t.name == pos.table)?;
+        let c = t.chains.iter().find(|c| c.name == pos.chain)?;
+        c.rules.get(pos.rule).map(RuleMeta::text)
+    }
+}

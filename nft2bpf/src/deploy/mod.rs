@@ -1,0 +1,315 @@
+//! Deploying a ruleset: compiled for each hook and device its base
+//! chains name, loaded, attached through BPF links and pinned so that it
+//! outlives the command; reloaded in place; read back (counters, the
+//! ruleset with their values, log records); removed.
+//!
+//! A ruleset runs as one program per (hook, device): ingress chains at
+//! XDP or at tcx ingress ([`IngressHook`]), egress chains at tcx egress.
+//! Under the pin root (default [`PIN_ROOT`]) two directories of
+//! [`bpf_builder::pins`] units hold it:
+//!
+//! * `links/HOOK-DEVICE`: the program's link (member `link`);
+//! * `progs/HOOK-DEVICE-GEN`: the program (`prog`), its maps (`counters`,
+//!   `quotas`, `limits`, `log`, `drops`, `fwd`; a one-entry placeholder
+//!   map named [`PLACEHOLDER`] stands for those it lacks) and its
+//!   description (`meta`: a frozen map holding [`Meta`] as JSON).
+//!
+//! [`load`] compiles and loads every program first; then, under the pin
+//! root's lock, it stages the new units, attaches the programs of
+//! devices that had none, and swaps each running program for its new one
+//! with a link update (atomic per link: a packet runs the old program or
+//! the new one). Only then are the new units committed and the old ones
+//! removed. Anything that fails before that point undoes what was done
+//! (link updates are reverted, new links dropped, staged pins removed):
+//! the old firewall keeps running, and nothing new stays pinned or
+//! attached. Rule counters carry over: a counter whose rule has the same
+//! table, chain and text (and occurrence among rules of that text) starts
+//! the new program with the old one's value (read just before the swap,
+//! so packets counted in between are lost), as do named counters.
+//!
+//! [`unload`] detaches and removes everything, the pin root included.
+
+mod meta;
+mod pins;
+mod state;
+
+use std::path::{Path, PathBuf};
+
+use bpf_builder::attach::{AttachError, Interface};
+use bpf_builder::load::{LoadError, Loaded};
+use bpf_builder::pins::PinError;
+
+pub use meta::{
+    ChainMeta, CounterMeta, DecisionMeta, LogMeta, Meta, RuleMeta, RulePos, TableMeta, rule_pos,
+    tables,
+};
+pub use pins::{Deployed, LoadOptions, PLACEHOLDER, Report, load, unload};
+pub use state::{
+    CounterRow, LogLine, Running, counters, describe_log, listing, ruleset_text, running, summary,
+};
+
+use crate::check::tree::{Hook, Ruleset};
+use crate::compile::program::{Mode, Program, ProgramOptions, build};
+use crate::compile::{Attach, Device, Lowered, lower};
+use crate::source::{FileId, SourceMap};
+use crate::syntax::{self, FsLoader, Loader, MemLoader};
+
+/// Where rulesets are pinned by default.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/nft2bpf";
+
+/// Why deploying (or reading back) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The ruleset does not read or check: the errors, rendered with
+    /// `FILE:LINE:COL` and a caret.
+    #[error("{0}")]
+    Ruleset(String),
+    /// A program could not be built.
+    #[error("{target}: {message}")]
+    Compile {
+        /// `HOOK on DEVICE`.
+        target: String,
+        /// What went wrong (rendered, with a place when it has one).
+        message: String,
+    },
+    /// The kernel refused a program or map.
+    #[error("{target}: {source}")]
+    Load {
+        /// `HOOK on DEVICE`.
+        target: String,
+        /// The refusal.
+        #[source]
+        source: LoadError,
+    },
+    /// A device, attachment or link update failed.
+    #[error("{0}")]
+    Attach(#[from] AttachError),
+    /// The pin root or a unit.
+    #[error("{0}")]
+    Pins(#[from] PinError),
+    /// Something else of the system.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl DeployError {
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeployError {
+        let what = what.into();
+        move |source| DeployError::Io { what, source }
+    }
+
+    /// Whether the error is the kernel refusing for lack of privilege
+    /// (then [`BPF_PROG_TEST_RUN`](bpf_builder::run) is out of reach too).
+    pub fn missing_privilege(&self) -> bool {
+        matches!(self, DeployError::Load { source, .. } if source.missing_privilege().is_some())
+    }
+}
+
+/// Where ingress chains run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IngressHook {
+    /// XDP (the default).
+    #[default]
+    Xdp,
+    /// tcx ingress.
+    Tcx,
+}
+
+/// A ruleset file read and checked, with the text it was read from.
+#[derive(Debug)]
+pub struct Source {
+    /// The files: the ruleset's and those it includes.
+    pub map: SourceMap,
+    /// The ruleset's file.
+    pub file: FileId,
+    /// The syntax tree.
+    pub ast: syntax::ast::Ruleset,
+    /// The checked ruleset.
+    pub ruleset: Ruleset,
+}
+
+impl Source {
+    /// Reads and checks the ruleset file `path` (includes from disk).
+    pub fn read(path: &Path) -> Result<Source, DeployError> {
+        let (_, text) = FsLoader.load(path).map_err(|e| {
+            DeployError::Ruleset(format!(
+                "cannot read {}: {e}",
+                bpf_builder::text::escape(&path.display().to_string())
+            ))
+        })?;
+        let mut map = SourceMap::new();
+        let file = map.add(path.display().to_string(), Some(path), text, None);
+        Source::check(map, file, &mut FsLoader)
+    }
+
+    /// Checks `text` as the file `name` (includes from `loader`).
+    pub fn from_text(
+        name: &str,
+        text: &str,
+        loader: &mut MemLoader,
+    ) -> Result<Source, DeployError> {
+        let mut map = SourceMap::new();
+        let file = map.add(name, None, text, None);
+        Source::check(map, file, loader)
+    }
+
+    fn check(
+        mut map: SourceMap,
+        file: FileId,
+        loader: &mut dyn Loader,
+    ) -> Result<Source, DeployError> {
+        let ast = syntax::parse(&mut map, file, loader)
+            .map_err(|e| DeployError::Ruleset(crate::Errors::from(e).render(&map)))?;
+        let ruleset =
+            crate::check::check(&ast).map_err(|e| DeployError::Ruleset(e.render(&map)))?;
+        Ok(Source {
+            map,
+            file,
+            ast,
+            ruleset,
+        })
+    }
+
+    /// The ruleset file's name, as given.
+    pub fn name(&self) -> &str {
+        &self.map.file(self.file).name
+    }
+
+    /// An error of compilation rendered against these files.
+    fn render(&self, e: crate::Error) -> String {
+        e.render(&self.map).trim_end().to_string()
+    }
+}
+
+/// The ruleset with every base chain on `devices` instead of its own
+/// (`-i`): the same chains, run on other devices.
+pub fn on_devices(ruleset: &Ruleset, devices: &[String]) -> Ruleset {
+    let mut rs = ruleset.clone();
+    for c in rs.chains.values_mut() {
+        if let Some(b) = &mut c.base {
+            b.devices = devices.to_vec();
+        }
+    }
+    rs
+}
+
+/// The programs a ruleset makes, in order: each (hook, device) that a
+/// base chain of a table that is not dormant names.
+pub fn targets(ruleset: &Ruleset, ingress: IngressHook) -> Vec<(Attach, String)> {
+    let mut out: Vec<(Attach, String)> = Vec::new();
+    for (_, c, b) in ruleset.base_chains() {
+        if ruleset.tables[c.table].dormant {
+            continue;
+        }
+        let attach = match (b.hook, ingress) {
+            (Hook::Ingress, IngressHook::Xdp) => Attach::Xdp,
+            (Hook::Ingress, IngressHook::Tcx) => Attach::TcxIngress,
+            (Hook::Egress, _) => Attach::TcxEgress,
+        };
+        for d in &b.devices {
+            if !out.iter().any(|(a, x)| *a == attach && x == d) {
+                out.push((attach, d.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// `HOOK on DEVICE`, for messages.
+pub fn target_name(attach: Attach, device: &str) -> String {
+    format!("{} on {}", attach.name(), bpf_builder::text::escape(device))
+}
+
+/// The device `name` as the program needs it: with its MAC address when
+/// it exists here and has one.
+pub fn device(name: &str) -> Device {
+    let d = Device::named(name);
+    let Ok(index) = Interface::named(name).resolve() else {
+        return d;
+    };
+    match bpf_builder::sys::netlink::get_address(index) {
+        Ok(Some(mac)) if mac.len() == 6 => {
+            let mut m = [0u8; 6];
+            m.copy_from_slice(&mac);
+            d.with_mac(m)
+        }
+        _ => d,
+    }
+}
+
+/// One program of a ruleset, built.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Its IR and what the IR's verdicts and actions mean.
+    pub lowered: Lowered,
+    /// The program and its maps.
+    pub program: Program,
+}
+
+impl Compiled {
+    /// The number of instructions of the program (subprograms included).
+    pub fn insns(&self) -> usize {
+        pktmatch::run::instructions(&self.program.object, self.program.prog).len()
+    }
+
+    /// The number of maps.
+    pub fn maps(&self) -> usize {
+        self.program.object.maps().len()
+    }
+
+    /// Loads it, and writes the maps' first contents (counters' initial
+    /// values, `fwd` targets by their index in this namespace).
+    pub fn load(&self, src_ruleset: &Ruleset) -> Result<Loaded, DeployError> {
+        let target = target_name(self.lowered.attach, &self.lowered.device.name);
+        let loaded = self
+            .program
+            .object
+            .load()
+            .map_err(|source| DeployError::Load {
+                target: target.clone(),
+                source,
+            })?;
+        self.program
+            .initialize(&loaded, &self.lowered, src_ruleset, &|dev| {
+                Interface::named(dev).resolve().ok()
+            })
+            .map_err(|e| DeployError::Compile {
+                target,
+                message: e.message,
+            })?;
+        Ok(loaded)
+    }
+}
+
+/// Lowers and builds the program of `ruleset` (checked from `src`) for
+/// `attach` on `device`.
+pub fn compile(
+    src: &Source,
+    ruleset: &Ruleset,
+    attach: Attach,
+    device: &Device,
+    mode: Mode,
+) -> Result<Compiled, DeployError> {
+    let target = target_name(attach, &device.name);
+    let err = |e: crate::Error| DeployError::Compile {
+        target: target.clone(),
+        message: src.render(e),
+    };
+    let lowered = lower(ruleset, attach, device).map_err(err)?;
+    let program = build(&lowered, &ProgramOptions::new(mode)).map_err(err)?;
+    Ok(Compiled { lowered, program })
+}
+
+/// Where the pins go by default: [`PIN_ROOT`].
+pub fn default_pin_root() -> PathBuf {
+    PathBuf::from(PIN_ROOT)
+}

@@ -1,0 +1,479 @@
+//! The pin root's layout, [`load`] and [`unload`] (see the
+//! [module docs](super)).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bpf_builder::attach::tcx::{self, TcxOptions};
+use bpf_builder::attach::xdp::{self, XdpMode};
+use bpf_builder::attach::{Interface, Link};
+use bpf_builder::handle::{Map, Program};
+use bpf_builder::load::Loaded;
+use bpf_builder::map::MapSpec;
+use bpf_builder::object::{MapId, Object};
+use bpf_builder::pins::{PinRoot, Staging};
+
+use super::meta::Meta;
+use super::state;
+use super::{
+    Compiled, DeployError, IngressHook, Source, compile, device, on_devices, target_name, targets,
+};
+use crate::compile::Attach;
+use crate::compile::actions::{read_counter, write_counter};
+use crate::compile::program::Mode;
+
+/// The name of the map pinned in place of a map a program lacks.
+pub const PLACEHOLDER: &str = "nft_none";
+
+/// The members of a link unit.
+const LINK_MEMBERS: &[&str] = &["link"];
+/// The members of a program unit, in the order they are pinned.
+pub(super) const PROG_MEMBERS: &[&str] = &[
+    "meta", "prog", "counters", "quotas", "limits", "log", "drops", "fwd",
+];
+
+/// How [`load`] deploys.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The pin root.
+    pub pin_root: PathBuf,
+    /// Where ingress chains run.
+    pub ingress: IngressHook,
+    /// Devices to run every base chain on instead of the chains' own.
+    pub devices: Option<Vec<String>>,
+}
+
+impl LoadOptions {
+    /// Defaults: [`super::PIN_ROOT`], XDP, the chains' devices.
+    pub fn new() -> LoadOptions {
+        LoadOptions {
+            pin_root: super::default_pin_root(),
+            ingress: IngressHook::Xdp,
+            devices: None,
+        }
+    }
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions::new()
+    }
+}
+
+/// One program [`load`] deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// The hook.
+    pub attach: Attach,
+    /// The device.
+    pub device: String,
+    /// Its instructions.
+    pub insns: usize,
+    /// Its maps.
+    pub maps: usize,
+    /// The kernel's id of the program.
+    pub prog_id: u32,
+    /// The kernel's id of its link.
+    pub link_id: u32,
+    /// Whether it replaced a running program (else it was attached anew).
+    pub replaced: bool,
+    /// Counters whose values it took over from the program it replaced.
+    pub carried: usize,
+}
+
+/// What [`load`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The programs now running.
+    pub programs: Vec<Deployed>,
+    /// Programs of the old ruleset that were detached (`HOOK on DEV`).
+    pub detached: Vec<String>,
+    /// Things worth saying: leftovers of killed commands removed, and
+    /// what could not be cleaned up after the new ruleset took over.
+    pub notes: Vec<String>,
+}
+
+/// The unit name of a program's hook and device: `HOOK-DEVICE`, the
+/// device's bytes other than letters, digits and `_` as `%XX`.
+pub(super) fn key(attach: Attach, device: &str) -> String {
+    let mut k = format!("{}-", attach.name());
+    for b in device.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            k.push(b as char);
+        } else {
+            k.push_str(&format!("%{b:02x}"));
+        }
+    }
+    k
+}
+
+/// The pin root and its two unit directories.
+pub(super) struct Roots {
+    pub outer: PinRoot,
+    pub links: PinRoot,
+    pub progs: PinRoot,
+}
+
+const BPFFS: &str = "/sys/fs/bpf";
+
+fn is_bpffs(path: &Path) -> bool {
+    use std::os::fd::AsFd;
+    std::fs::File::open(path)
+        .and_then(|d| bpf_builder::sys::dir::fs_type_fd(d.as_fd()))
+        .is_ok_and(|t| t == bpf_builder::sys::bpf::BPF_FS_MAGIC)
+}
+
+/// Opens the pin root (creating it, and mounting bpffs on
+/// `/sys/fs/bpf` when it is not there, when `create`); `None` when there
+/// is none.
+pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, DeployError> {
+    if create && path.starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
+        bpf_builder::sys::bpf::ensure_bpffs(Path::new(BPFFS))
+            .map_err(DeployError::io(format!("mounting bpffs on {BPFFS}")))?;
+    }
+    let outer = if create {
+        PinRoot::create(path, &[])?
+    } else {
+        match PinRoot::open(path, &[])? {
+            Some(r) => r,
+            None => return Ok(None),
+        }
+    };
+    let sub = |name: &str, members: &[&str]| -> Result<PinRoot, DeployError> {
+        let p = path.join(name);
+        if create {
+            return Ok(PinRoot::create(&p, members)?);
+        }
+        PinRoot::open(&p, members)?.ok_or_else(|| {
+            DeployError::Other(format!(
+                "{} is not a pin root of nft2bpf (it has no {name}/)",
+                path.display()
+            ))
+        })
+    };
+    Ok(Some(Roots {
+        links: sub("links", LINK_MEMBERS)?,
+        progs: sub("progs", PROG_MEMBERS)?,
+        outer,
+    }))
+}
+
+/// A program built and loaded, waiting to be pinned and attached.
+struct Prepared {
+    attach: Attach,
+    device: String,
+    key: String,
+    compiled: Compiled,
+    loaded: Loaded,
+    meta: Meta,
+    /// The object holding the `meta` map.
+    meta_obj: Loaded,
+    meta_map: MapId,
+}
+
+impl Prepared {
+    fn prog(&self) -> &Program {
+        self.loaded.program(self.compiled.program.prog)
+    }
+
+    /// The map pinned as `member`, if the program has it.
+    fn map(&self, member: &str) -> Option<&Map> {
+        let m = &self.compiled.program.maps;
+        let id = match member {
+            "counters" => m.counters,
+            "quotas" => m.quotas,
+            "limits" => m.limits,
+            "log" => m.log.map(|l| l.ring),
+            "drops" => m.log.map(|l| l.drops),
+            "fwd" => self.compiled.program.fwd,
+            _ => None,
+        }?;
+        Some(self.loaded.map(id))
+    }
+}
+
+/// A frozen one-entry array holding `bytes`.
+fn blob_map(name: &str, bytes: &[u8]) -> Result<(Loaded, MapId), DeployError> {
+    let mut o = Object::new();
+    let spec = MapSpec::array(name, bytes.len().max(1) as u32, 1)
+        .with_bytes(0u32.to_ne_bytes(), bytes.to_vec())
+        .frozen();
+    let id = o
+        .add_map(spec)
+        .map_err(|e| DeployError::Other(e.to_string()))?;
+    let loaded = o.load().map_err(|source| DeployError::Load {
+        target: format!("the {name} map"),
+        source,
+    })?;
+    Ok((loaded, id))
+}
+
+/// Compiles, loads, attaches and pins the ruleset of `src`, replacing
+/// the one running under the pin root (see the [module docs](super)).
+pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
+    let rs = match &opts.devices {
+        Some(d) => on_devices(&src.ruleset, d),
+        None => src.ruleset.clone(),
+    };
+    let targets = targets(&rs, opts.ingress);
+    if targets.is_empty() {
+        return Err(DeployError::Other(
+            "the ruleset has no base chain to attach (none, or only in dormant tables)".into(),
+        ));
+    }
+    for (_, d) in &targets {
+        Interface::named(d.as_str()).resolve()?;
+    }
+    let tables = super::meta::tables(&rs, &src.ast);
+    // Everything that can fail without the pins is done first.
+    let mut prepared = Vec::new();
+    for (attach, dev) in &targets {
+        let compiled = compile(src, &rs, *attach, &device(dev), Mode::Hook)?;
+        let loaded = compiled.load(&rs)?;
+        let meta = Meta::new(src.name(), &rs, tables.clone(), &compiled.lowered);
+        let (meta_obj, meta_map) = blob_map("nft_meta", meta.to_json().as_bytes())?;
+        prepared.push(Prepared {
+            attach: *attach,
+            device: dev.clone(),
+            key: key(*attach, dev),
+            compiled,
+            loaded,
+            meta,
+            meta_obj,
+            meta_map,
+        });
+    }
+    let (placeholder_obj, placeholder) = blob_map(PLACEHOLDER, &[0])?;
+    let placeholder = placeholder_obj.map(placeholder);
+
+    let mut roots = open_roots(&opts.pin_root, true)?
+        .ok_or_else(|| DeployError::Other(format!("cannot create {}", opts.pin_root.display())))?;
+    let _outer = roots.outer.lock()?;
+    let links = roots.links.lock()?;
+    let progs = roots.progs.lock()?;
+    let mut report = Report {
+        notes: state::discard_half_made(&links, &progs)?,
+        ..Report::default()
+    };
+    let scan = state::scan(&links, &progs)?;
+    let generation = scan.max_gen + 1;
+
+    // Stage the program units.
+    let mut staged: Vec<(String, Staging<'_, '_>)> = Vec::new();
+    for p in &prepared {
+        let name = format!("{}-{generation}", p.key);
+        let mut st = progs.stage(&name)?;
+        st.pin("meta", p.meta_obj.map(p.meta_map))?;
+        st.pin("prog", p.prog())?;
+        for member in &PROG_MEMBERS[2..] {
+            st.pin(member, p.map(member).unwrap_or(placeholder))?;
+        }
+        staged.push((name, st));
+    }
+    // Counters, just before the swap.
+    let mut carried = vec![0; prepared.len()];
+    for (i, p) in prepared.iter().enumerate() {
+        if let Some(old) = scan.current.iter().find(|c| c.key == p.key) {
+            carried[i] = carry(old, p);
+        }
+    }
+    // New attachments, pinned in staged link units.
+    let mut new_links: Vec<(String, Staging<'_, '_>, Link)> = Vec::new();
+    for p in &prepared {
+        if scan.current.iter().any(|c| c.key == p.key) {
+            continue;
+        }
+        let link = attach_link(p.attach, &p.device, p.prog())?;
+        let mut st = links.stage(&p.key)?;
+        st.pin("link", &link)?;
+        new_links.push((p.key.clone(), st, link));
+    }
+    // The swap.
+    let mut updated: Vec<(&Link, Option<&Program>)> = Vec::new();
+    for p in &prepared {
+        let Some(old) = scan.current.iter().find(|c| c.key == p.key) else {
+            continue;
+        };
+        if let Err(e) = old.link.update(p.prog()) {
+            revert(&updated);
+            return Err(DeployError::Other(format!(
+                "{}: replacing the running program: {e}",
+                target_name(p.attach, &p.device)
+            )));
+        }
+        updated.push((&old.link, old.prog.as_ref()));
+    }
+    // Commit: the new units take their names.
+    let mut committed_progs = Vec::new();
+    let mut committed_links = Vec::new();
+    let mut failure = None;
+    for (name, st) in staged {
+        match st.commit() {
+            Ok(()) => committed_progs.push(name),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    if failure.is_none() {
+        for (name, st, _link) in new_links.drain(..) {
+            match st.commit() {
+                Ok(()) => committed_links.push(name),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(e) = failure {
+        revert(&updated);
+        for n in committed_links.iter().chain(&committed_progs) {
+            let root = if committed_links.contains(n) {
+                &links
+            } else {
+                &progs
+            };
+            let _ = root.remove(n);
+        }
+        return Err(e.into());
+    }
+    drop(new_links);
+    // The old ruleset's leftovers: programs replaced, devices no longer
+    // named.
+    for name in scan
+        .current
+        .iter()
+        .filter_map(|c| c.unit.as_ref())
+        .chain(&scan.stale)
+    {
+        if let Err(e) = progs.remove(name) {
+            report
+                .notes
+                .push(format!("cannot remove old program unit {name}: {e}"));
+        }
+    }
+    for old in &scan.current {
+        if prepared.iter().any(|p| p.key == old.key) {
+            continue;
+        }
+        match links.remove(&old.key) {
+            Ok(()) => report.detached.push(old.key.clone()),
+            Err(e) => report
+                .notes
+                .push(format!("cannot detach the old program {}: {e}", old.key)),
+        }
+    }
+    for (p, carried) in prepared.iter().zip(carried) {
+        let link_id = links
+            .unit(&p.key)
+            .ok()
+            .and_then(|u| u.link("link").ok())
+            .and_then(|l| l.id().ok())
+            .map_or(0, |id| id.get());
+        report.programs.push(Deployed {
+            attach: p.attach,
+            device: p.device.clone(),
+            insns: p.compiled.insns(),
+            maps: p.compiled.maps(),
+            prog_id: p.prog().id().map_or(0, |id| id.get()),
+            link_id,
+            replaced: scan.current.iter().any(|c| c.key == p.key),
+            carried,
+        });
+    }
+    Ok(report)
+}
+
+/// Puts the old programs back on the links updated so far.
+fn revert(updated: &[(&Link, Option<&Program>)]) {
+    for (link, old) in updated {
+        if let Some(old) = old {
+            let _ = link.update(old);
+        }
+    }
+}
+
+/// Attaches `prog` where `attach` says on `device`.
+fn attach_link(attach: Attach, device: &str, prog: &Program) -> Result<Link, DeployError> {
+    Ok(match attach {
+        Attach::Xdp => xdp::attach(device, prog, XdpMode::Auto)?,
+        Attach::TcxIngress => tcx::attach(device, tcx::Hook::Ingress, prog, &TcxOptions::new())?,
+        Attach::TcxEgress => tcx::attach(device, tcx::Hook::Egress, prog, &TcxOptions::new())?,
+    })
+}
+
+/// Copies the old program's counters into the new one's, where their
+/// keys ([`super::CounterMeta::key`]) match; returns how many.
+fn carry(old: &state::Current, new: &Prepared) -> usize {
+    let (Some(meta), Some(old_map)) = (&old.meta, &old.counters) else {
+        return 0;
+    };
+    let Some(new_map) = new.map("counters") else {
+        return 0;
+    };
+    let by_key: HashMap<String, usize> = meta
+        .counters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.key(), i))
+        .collect();
+    let mut n = 0;
+    for (slot, c) in new.meta.counters.iter().enumerate() {
+        let Some(&o) = by_key.get(&c.key()) else {
+            continue;
+        };
+        if let Ok(v) = read_counter(old_map, o as u32)
+            && write_counter(new_map, slot as u32, v).is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Detaches and removes everything under the pin root, the root
+/// included; returns the programs detached (`HOOK-DEVICE` keys). Entries
+/// that are not ours are left, and said in the error.
+pub fn unload(pin_root: &Path) -> Result<Vec<String>, DeployError> {
+    let Some(mut roots) = open_roots(pin_root, false)? else {
+        return Ok(Vec::new());
+    };
+    let mut detached = Vec::new();
+    let mut strays = Vec::new();
+    {
+        let _outer = roots.outer.lock()?;
+        let links = roots.links.lock()?;
+        let progs = roots.progs.lock()?;
+        state::discard_half_made(&links, &progs)?;
+        let scan = links.scan()?;
+        for name in &scan.units {
+            links.remove(name)?;
+            detached.push(name.clone());
+        }
+        strays.extend(scan.strays.iter().map(|s| format!("links/{s}")));
+        let scan = progs.scan()?;
+        for name in &scan.units {
+            progs.remove(name)?;
+        }
+        strays.extend(scan.strays.iter().map(|s| format!("progs/{s}")));
+    }
+    if !strays.is_empty() {
+        return Err(DeployError::Other(format!(
+            "{}: left alone, not ours: {}",
+            pin_root.display(),
+            strays.join(", ")
+        )));
+    }
+    drop(roots);
+    for dir in [
+        pin_root.join("links"),
+        pin_root.join("progs"),
+        pin_root.to_path_buf(),
+    ] {
+        std::fs::remove_dir(&dir)
+            .map_err(DeployError::io(format!("removing {}", dir.display())))?;
+    }
+    Ok(detached)
+}
