@@ -172,9 +172,10 @@ impl<'a> Interpreter<'a> {
             }
             _ => true,
         };
-        self.l
-            .ir
-            .run_acting(&p.data, p.wire_len, &|_| None, &mut act)
-            .0 as usize
+        let l = self.l;
+        l.ir.run_acting(&p.data, p.wire_len, &|_| None, &mut act, &mut |a, key| {
+            l.lookup(a, key)
+        })
+        .0 as usize
     }
 }
