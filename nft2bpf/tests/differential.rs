@@ -83,6 +83,7 @@ impl Ours {
                     }
                     Outcome::Fwd(dev) if dev == DEVICE => NftOutcome::Forward(DEVICE),
                     Outcome::Fwd(_) => NftOutcome::Drop,
+                    Outcome::Next(n) => panic!("the tail call to program {n} failed"),
                 }
             })
             .collect()
@@ -282,4 +283,33 @@ fn named_and_large_sets_are_maps() {
             .filter(|b| matches!(b.cond, pktmatch::ir::Cond::Lookup { .. }))
             .count();
     assert!(lookups >= 7, "{lookups} lookups:\n{}", l.ir);
+}
+
+/// More rules than one program holds: the rules go to several programs
+/// chained by tail calls, and still count as nft's do.
+#[test]
+fn rules_past_one_program_count_as_nft_does() {
+    if !NftBed::available("comparing counters with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = firewall_frames(7);
+    let list = common::diff_matches();
+    // Every match 25 times: about 4,400 counting rules, and a verdict
+    // map and a drop at the end, past the programs' cuts.
+    let mut rules: Vec<String> = (0..25)
+        .flat_map(|_| list.iter().map(|m| format!("{m} counter")))
+        .collect();
+    rules.push("tcp dport vmap { 22 : drop, 80 : accept }".into());
+    rules.push("udp dport 53 counter drop".into());
+    let text = chain(&rules, "accept");
+    let ours = Ours::new(&text, Attach::Xdp, bed.device().mac);
+    assert!(
+        ours.lowered.more.len() >= 2,
+        "{} rules in {} programs",
+        rules.len(),
+        1 + ours.lowered.more.len()
+    );
+    drop(ours);
+    assert_none(compare(&mut bed, &text, "rules past one program", &frames));
 }

@@ -172,10 +172,6 @@ impl<'a> Interpreter<'a> {
             }
             _ => true,
         };
-        let l = self.l;
-        l.ir.run_acting(&p.data, p.wire_len, &|_| None, &mut act, &mut |a, key| {
-            l.lookup(a, key)
-        })
-        .0 as usize
+        self.l.run(&p.data, p.wire_len, &mut act).0 as usize
     }
 }

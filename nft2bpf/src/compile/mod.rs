@@ -97,6 +97,9 @@ pub enum Outcome {
     Drop,
     /// It leaves by this device (`fwd to`).
     Fwd(String),
+    /// It goes on in program `n` of the hook's ([`Lowered::program`]): a
+    /// tail call, where a hook's rules take several programs.
+    Next(u32),
 }
 
 /// How a program's run ends: the outcome, and what decided it.
@@ -134,9 +137,13 @@ pub struct Lowered {
     pub device: Device,
     /// The base chains it runs, in order.
     pub chains: Vec<ChainId>,
-    /// The IR: verdict `n` is `decisions[n]`; action `n` is
-    /// `actions[n]`.
+    /// The IR of the program the hook runs: verdict `n` is
+    /// `decisions[n]`; action `n` is `actions[n]`.
     pub ir: Ir,
+    /// The IRs of the programs it goes on to by tail calls
+    /// ([`Outcome::Next`]`(1)` is the first), when the rules take more
+    /// than one program; they share its decisions, actions and maps.
+    pub more: Vec<Ir>,
     /// The decisions, by verdict number.
     pub decisions: Vec<Decision>,
     /// The actions, by action number.
@@ -154,6 +161,36 @@ impl Lowered {
     /// The decision of a verdict.
     pub fn decision(&self, v: Verdict) -> Option<&Decision> {
         self.decisions.get(v.0 as usize)
+    }
+
+    /// Program `n`'s IR: 0 is the one the hook runs, others are tail
+    /// called ([`Outcome::Next`]).
+    pub fn program(&self, n: u32) -> Option<&Ir> {
+        match n {
+            0 => Some(&self.ir),
+            n => self.more.get(n as usize - 1),
+        }
+    }
+
+    /// The decision for a packet in the interpreter ([`Ir::run_acting`]),
+    /// following tail calls: `act` answers for actions (counters,
+    /// quotas, limits), the sets' entries for lookups.
+    pub fn run(&self, data: &[u8], wirelen: u32, act: &mut dyn FnMut(u32) -> bool) -> Verdict {
+        let mut ir = &self.ir;
+        // Each tail call goes to a later program: at most one each.
+        for _ in 0..=self.more.len() {
+            let v = ir.run_acting(data, wirelen, &|_| None, act, &mut |a, key| {
+                self.lookup(a, key)
+            });
+            match self.decision(v).map(|d| &d.outcome) {
+                Some(Outcome::Next(n)) => match self.program(*n) {
+                    Some(next) => ir = next,
+                    None => return v,
+                },
+                _ => return v,
+            }
+        }
+        Verdict(0)
     }
 
     /// What the lookup of action `action` gives for `key`, as the

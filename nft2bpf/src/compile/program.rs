@@ -22,6 +22,12 @@ use crate::error::Error;
 /// indexes (tcx), by target number.
 pub const FWD_MAP: &str = "nft_fwd";
 
+/// The program array of a hook whose rules take several programs: the
+/// programs after the first, by number ([`Outcome::Next`]). It must stay
+/// open (or pinned) while they run: the kernel empties a program array
+/// when its last file descriptor closes.
+pub const PROGS_MAP: &str = "nft_progs";
+
 /// How a program ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -71,6 +77,11 @@ pub struct Program {
     pub fwd: Option<MapId>,
     /// The `fwd to` devices, by target number.
     pub fwd_devices: Vec<String>,
+    /// The programs tail-called after the first ([`Lowered::more`]), and
+    /// their program array ([`PROGS_MAP`]).
+    pub more: Vec<ProgId>,
+    /// The program array, when there are more programs.
+    pub progs: Option<MapId>,
 }
 
 /// The program's name: `nft_` and the hook (`nft_xdp`, `nft_tcx_ingress`).
@@ -103,14 +114,33 @@ pub fn build(l: &Lowered, opts: &ProgramOptions) -> Result<Program, Error> {
         };
         Some(object.add_map(spec).map_err(|e| internal(&e))?)
     };
+    let progs = if l.more.is_empty() {
+        None
+    } else {
+        let spec = MapSpec::prog_array(PROGS_MAP, 1 + l.more.len() as u32);
+        Some(object.add_map(spec).map_err(|e| internal(&e))?)
+    };
     let mut verdict = |a: &mut Asm, v: Verdict| {
         let d = &l.decisions[v.0 as usize];
-        match opts.mode {
-            Mode::TestRun => {
+        match (&d.outcome, progs) {
+            (Outcome::Next(n), Some(progs)) => {
+                tail_call(a, progs, *n);
+                // Never taken: the array holds every program.
+                let dropped = match opts.mode {
+                    Mode::TestRun => v.0 as i32,
+                    Mode::Hook => match target {
+                        Target::Xdp => XdpAction::Drop.value(),
+                        _ => TcxAction::Drop.value(),
+                    },
+                };
+                a.mov32(Reg::R0, dropped);
+                a.exit();
+            }
+            _ if opts.mode == Mode::TestRun => {
                 a.mov32(Reg::R0, v.0 as i32);
                 a.exit();
             }
-            Mode::Hook => {
+            _ => {
                 let fwd_slot = match &d.outcome {
                     Outcome::Fwd(dev) => fwd_devices.iter().position(|x| x == dev),
                     _ => None,
@@ -119,25 +149,48 @@ pub fn build(l: &Lowered, opts: &ProgramOptions) -> Result<Program, Error> {
             }
         }
     };
-    let eopts = EmitOptions::new(target);
-    let asm_code = pktmatch::emit_program(&l.ir, &eopts, "", &mut verdict, |a, n, f| {
-        code.emit(a, n, f)
-    })
-    .map_err(pkt)?;
+    // A chain of rules: one verifier state a rule (see the option).
+    let eopts = EmitOptions::new(target)
+        .keep_context(progs.is_some())
+        .reload_at_joins(true);
     let ptype = match l.attach {
         Attach::Xdp => bpf_builder::object::ProgramType::Xdp,
         _ => bpf_builder::object::ProgramType::SchedCls,
     };
-    let prog = object
-        .add_program(&program_name(l.attach), ptype, asm_code)
-        .map_err(|e| internal(&e))?;
+    let mut ids = Vec::with_capacity(1 + l.more.len());
+    for (n, ir) in std::iter::once(&l.ir).chain(&l.more).enumerate() {
+        let asm_code =
+            pktmatch::emit_program(ir, &eopts, "", &mut verdict, |a, n, f| code.emit(a, n, f))
+                .map_err(pkt)?;
+        let name = match n {
+            0 => program_name(l.attach),
+            n => format!("{}_{n}", program_name(l.attach)),
+        };
+        ids.push(
+            object
+                .add_program(&name, ptype, asm_code)
+                .map_err(|e| internal(&e))?,
+        );
+    }
+    let prog = ids.remove(0);
     Ok(Program {
         object,
         prog,
         maps,
         fwd,
         fwd_devices,
+        more: ids,
+        progs,
     })
+}
+
+/// `bpf_tail_call(ctx, progs, n)`, the context from where the prologue
+/// keeps it; falls through when it fails.
+fn tail_call(a: &mut Asm, progs: MapId, n: u32) {
+    a.ldx(Size::DW, Reg::R1, Reg::R10, pktmatch::codegen::CONTEXT_SLOT);
+    a.ld_map_fd(Reg::R2, progs);
+    a.mov32(Reg::R3, n as i32);
+    a.call(Helper::TailCall);
 }
 
 /// A pktmatch error as ours.
@@ -158,7 +211,8 @@ fn hook_verdict(a: &mut Asm, target: Target, outcome: &Outcome, fwd: Option<(Map
     };
     match (outcome, fwd) {
         (Outcome::Accept, _) => ret(a, pass),
-        (Outcome::Drop, _) | (Outcome::Fwd(_), None) => ret(a, drop),
+        // A tail call's code is the caller's (see `build`).
+        (Outcome::Drop | Outcome::Next(_), _) | (Outcome::Fwd(_), None) => ret(a, drop),
         (Outcome::Fwd(_), Some((map, slot))) if target == Target::Xdp => {
             // A missing entry drops (the flags are the fallback action).
             a.ld_map_fd(Reg::R1, map);
@@ -221,6 +275,13 @@ impl Program {
             let map = loaded.map(*id);
             for (key, value) in &set.entries {
                 map.update(key, &value.to_ne_bytes(), UpdateFlags::Any)
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        if let Some(id) = self.progs {
+            let map = loaded.map(id);
+            for (n, prog) in self.more.iter().enumerate() {
+                map.set_program(1 + n as u32, Some(loaded.program(*prog)))
                     .map_err(|e| err(&e))?;
             }
         }

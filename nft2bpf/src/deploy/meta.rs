@@ -292,6 +292,7 @@ impl Meta {
                     Outcome::Accept => "accept".into(),
                     Outcome::Drop => "drop".into(),
                     Outcome::Fwd(dev) => format!("fwd to {dev}"),
+                    Outcome::Next(n) => format!("program {n}"),
                 },
                 chain: d.chain.map(|c| {
                     let chain = &rs.chains[c];

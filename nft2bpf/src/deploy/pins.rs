@@ -29,7 +29,7 @@ pub const PLACEHOLDER: &str = "nft_none";
 const LINK_MEMBERS: &[&str] = &["link"];
 /// The members of a program unit, in the order they are pinned.
 pub(super) const PROG_MEMBERS: &[&str] = &[
-    "meta", "prog", "counters", "quotas", "limits", "log", "drops", "fwd",
+    "meta", "prog", "counters", "quotas", "limits", "log", "drops", "fwd", "progs",
 ];
 
 /// How [`load`] deploys.
@@ -186,6 +186,9 @@ impl Prepared {
             "log" => m.log.map(|l| l.ring),
             "drops" => m.log.map(|l| l.drops),
             "fwd" => self.compiled.program.fwd,
+            // The kernel empties a program array when its last file
+            // closes: pinned, the tail calls keep their programs.
+            "progs" => self.compiled.program.progs,
             _ => None,
         }?;
         Some(self.loaded.map(id))

@@ -4,13 +4,14 @@
 //! the blocks it jumps to.
 
 use bpf_builder::asm::{Annotation, Label};
+use bpf_builder::ctx::{sk_buff, xdp_md};
 use bpf_builder::insn::{AluOp, Endian, JmpOp, Operand, Reg, Size};
 
 use super::bounds::{Check, Scratch, plan_checks};
 use super::expr::swap;
-use super::frame::{KEY_SLOT, SCRATCH, var_slot};
+use super::frame::{CTX, DATA, END, KEY_SLOT, SCRATCH, var_slot};
 use super::program::ActionEnd;
-use super::{Gen, R};
+use super::{Gen, R, Target};
 use crate::Span;
 use crate::ir::{
     Block, BlockId, ByteOrder, CmpOp, Cond, Edge, EntityRef, KeyId, OnShort, Val, ValNode, Verdict,
@@ -65,6 +66,9 @@ pub(super) struct Slot {
     pub(super) check: Check,
     /// The register caches on entry, once a jump into it is emitted.
     pub(super) state: Option<Regs>,
+    /// The block reads the packet pointers again first
+    /// (`EmitOptions::reload_at_joins`).
+    pub(super) reload: bool,
 }
 
 impl Gen<'_, '_> {
@@ -89,12 +93,16 @@ impl Gen<'_, '_> {
         let mut slots = vec![Slot::default(); ir.blocks.len()];
         let mut tail = None;
         if self.direct() {
-            plan_checks(ir, entry, &mut slots);
+            let reload = self.opts.reload_at_joins && !self.test_mode();
+            plan_checks(ir, entry, reload, &mut slots);
         }
         for (i, b) in ir.blocks.iter().enumerate() {
             self.asm.bind(labels.get(i));
             self.annotate(b.span);
             self.set_regs(slots[i].state.unwrap_or_default());
+            if slots[i].reload {
+                self.reload_packet();
+            }
             self.short = b.short_edge();
             match slots[i].check {
                 Check::None => {}
@@ -151,6 +159,19 @@ impl Gen<'_, '_> {
             }
         }
         Ok(tail)
+    }
+
+    /// Reads the packet's start and end from the context again (see
+    /// `EmitOptions::reload_at_joins`); nothing points into the packet.
+    fn reload_packet(&mut self) {
+        let (data, end) = match self.opts.target {
+            Target::Xdp => (xdp_md::DATA, xdp_md::DATA_END),
+            _ => (sk_buff::DATA, sk_buff::DATA_END),
+        };
+        self.asm.ldx(Size::W, DATA, CTX, data);
+        self.asm.ldx(Size::W, END, CTX, end);
+        self.cache = None;
+        self.scratch = None;
     }
 
     /// The label of edge `e` in this copy of the filter, without noting a

@@ -69,8 +69,36 @@ fn cond_need(ir: &Ir, c: Cond) -> u64 {
 /// match whichever test reads past its end. Otherwise a short read can
 /// lead anywhere, so each block checks what it reads itself, and a
 /// failed check takes the block's short edge.
-pub(super) fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
+///
+/// With `reload`, a block several edges lead to reads the packet
+/// pointers again (`Slot::reload`) and knows no checked length.
+pub(super) fn plan_checks(ir: &Ir, entry: Edge, reload: bool, slots: &mut [Slot]) {
     let n = ir.blocks.len();
+    if reload {
+        let mut preds = vec![0u8; n];
+        for b in &ir.blocks {
+            let short = (b.short != OnShort::Reject).then(|| b.short_edge());
+            let mut to: Vec<Edge> = [Some(b.t), Some(b.f), short]
+                .into_iter()
+                .flatten()
+                .collect();
+            to.dedup();
+            to.dedup_by(|x, y| x == y);
+            to.sort_by_key(|e| match e {
+                Edge::Block(j) => j.index(),
+                Edge::Verdict(_) => usize::MAX,
+            });
+            to.dedup();
+            for e in to {
+                if let Edge::Block(j) = e {
+                    preds[j.index()] = preds[j.index()].saturating_add(1);
+                }
+            }
+        }
+        for (slot, p) in slots.iter_mut().zip(preds) {
+            slot.reload = p > 1;
+        }
+    }
     let hoist = ir.semantics == Semantics::Libpcap;
     for i in (0..n).rev() {
         let b = ir.blocks[i];
@@ -94,7 +122,11 @@ pub(super) fn plan_checks(ir: &Ir, entry: Edge, slots: &mut [Slot]) {
         slots[i.index()].known = Some(0);
     }
     for i in 0..n {
-        let k = slots[i].known.unwrap_or(0);
+        let k = if slots[i].reload {
+            0
+        } else {
+            slots[i].known.unwrap_or(0)
+        };
         let after = match slots[i].need {
             None => {
                 slots[i].check = Check::Fail;

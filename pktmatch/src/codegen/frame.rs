@@ -73,9 +73,11 @@ pub(super) const LOAD_SLOT: i16 = PROTOCHAIN_SLOT - 8;
 pub const CALLER_SLOT: i16 = LOAD_SLOT - 8;
 
 /// An 8-byte stack slot holding the program's context (`xdp_md` or
-/// `__sk_buff` pointer) in programs whose IR has actions
-/// ([`Cond::Act`](crate::ir::Cond::Act)): action code loads it from here
-/// to call helpers on the packet, whatever the registers hold.
+/// `__sk_buff` pointer) in programs whose IR has actions or lookups
+/// ([`Cond::Act`](crate::ir::Cond::Act)), or whose options ask for it
+/// ([`EmitOptions::keep_context`](super::EmitOptions::keep_context)):
+/// action and verdict code load it from here to call helpers on the
+/// packet, whatever the registers hold.
 pub const CONTEXT_SLOT: i16 = CALLER_SLOT - 8;
 
 /// Where a [`Cond::Lookup`](crate::ir::Cond::Lookup) writes its key's

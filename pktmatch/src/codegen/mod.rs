@@ -74,6 +74,17 @@ pub struct EmitOptions {
     /// first buffer of a fragmented frame, a second copy of the filter
     /// reads with `bpf_xdp_load_bytes` instead of direct access.
     pub xdp_frags: bool,
+    /// Store the context at [`CONTEXT_SLOT`] even when the IR has no
+    /// action: the caller's verdict code wants it (a tail call).
+    pub keep_context: bool,
+    /// Outside the test-run mode: at each block several edges lead to,
+    /// read the packet's start and end from the context again. The
+    /// verifier then knows nothing of the packet's length there, the same
+    /// on every path, instead of what each path checked: one state for a
+    /// firewall's next rule, not one per combination of the checks of the
+    /// rules before (which made the verifier's work grow with the square
+    /// of the rules). Costs two loads a join.
+    pub reload_at_joins: bool,
 }
 
 impl EmitOptions {
@@ -83,6 +94,8 @@ impl EmitOptions {
             target,
             test_run_meta: false,
             xdp_frags: false,
+            keep_context: false,
+            reload_at_joins: false,
         }
     }
 
@@ -95,6 +108,18 @@ impl EmitOptions {
     /// Sets [`EmitOptions::xdp_frags`].
     pub fn xdp_frags(mut self, on: bool) -> Self {
         self.xdp_frags = on;
+        self
+    }
+
+    /// Sets [`EmitOptions::keep_context`].
+    pub fn keep_context(mut self, on: bool) -> Self {
+        self.keep_context = on;
+        self
+    }
+
+    /// Sets [`EmitOptions::reload_at_joins`].
+    pub fn reload_at_joins(mut self, on: bool) -> Self {
+        self.reload_at_joins = on;
         self
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bpf_builder::asm::{Annotation, Asm, Code, Label};
-use bpf_builder::insn::Reg;
+use bpf_builder::insn::{Reg, Size};
 use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 
 use super::counters::{COUNTER_MATCHED, COUNTER_SEEN, count};
@@ -181,6 +181,9 @@ pub fn emit(
                 Span::default(),
             ));
         };
+        if opts.keep_context {
+            g.asm.stx(Size::DW, Reg::R10, super::CONTEXT_SLOT, Reg::R1);
+        }
         g.place(v);
         return Ok(());
     }

@@ -40,11 +40,12 @@ impl Gen<'_, '_> {
     /// if there is one.
     pub(super) fn prologue(&mut self) -> Option<Label> {
         self.asm.set_source(Annotation::new("prologue"));
-        if self
-            .ir
-            .blocks
-            .iter()
-            .any(|b| matches!(b.cond, Cond::Act { .. } | Cond::Lookup { .. }))
+        if self.opts.keep_context
+            || self
+                .ir
+                .blocks
+                .iter()
+                .any(|b| matches!(b.cond, Cond::Act { .. } | Cond::Lookup { .. }))
         {
             self.asm.stx(Size::DW, Reg::R10, CONTEXT_SLOT, Reg::R1);
         }
@@ -52,7 +53,8 @@ impl Gen<'_, '_> {
             self.asm.mov64(CTX, Reg::R1);
             return self.frags_prologue();
         }
-        let needs_ctx = self.opts.target != Target::Xdp || uses_meta(self.ir);
+        let needs_ctx =
+            self.opts.target != Target::Xdp || uses_meta(self.ir) || self.opts.reload_at_joins;
         let a = &mut *self.asm;
         if needs_ctx {
             a.mov64(CTX, Reg::R1);

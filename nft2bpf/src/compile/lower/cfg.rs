@@ -7,7 +7,7 @@ use pktmatch::Span;
 use pktmatch::ir::{Block, BlockId, Cond, Edge, EntityRef, OnShort};
 
 /// The blocks built so far, the one evaluated last first.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Cfg {
     blocks: Vec<Block>,
 }

@@ -21,13 +21,21 @@ pub const INLINE_ELEMENTS: usize = 4;
 /// A set's key layout: each part's word widths, shift and bits.
 type Layout = Vec<(Vec<u32>, u32, u32)>;
 
+/// What makes two anonymous sets' maps the same: layout, kind, entries.
+type Contents = (Layout, SetKind, Vec<(Vec<u8>, u32)>);
+
 /// The maps of the sets lowered so far.
 #[derive(Default)]
 pub(super) struct SetMaps {
     /// By map number.
     pub(super) maps: Vec<SetMap>,
-    /// A map's number by its set and key layout.
-    index: HashMap<(SetId, Layout), usize>,
+    /// A named set's map number by the set and key layout.
+    named: HashMap<(SetId, Layout), usize>,
+    /// An anonymous set's map number by its layout and entries: equal
+    /// anonymous sets share a map (a program may use at most 64).
+    anonymous: HashMap<Contents, usize>,
+    /// The maps the program being built uses, for its cut.
+    pub(super) in_program: std::collections::HashSet<usize>,
 }
 
 /// How a set is looked up.
@@ -86,23 +94,34 @@ impl Lower<'_> {
                 verdicts.push(v);
             }
         }
-        let map = match self.sets.index.get(&(set, layout.clone())) {
+        let map = match self.sets.named.get(&(set, layout.clone())) {
             Some(&m) => m,
             None => {
                 let entries = entries(s, &layout, kind, &verdicts);
-                let max_entries = (2 * entries.len() as u32).max(MIN_SET_ENTRIES);
-                self.sets.maps.push(SetMap {
-                    set,
-                    kind,
-                    data_bytes,
-                    entries,
-                    max_entries,
-                });
-                let m = self.sets.maps.len() - 1;
-                self.sets.index.insert((set, layout), m);
-                m
+                let shared = (layout.clone(), kind, entries.clone());
+                match self.sets.anonymous.get(&shared) {
+                    Some(&m) if s.name.is_none() => m,
+                    _ => {
+                        let max_entries = (2 * entries.len() as u32).max(MIN_SET_ENTRIES);
+                        self.sets.maps.push(SetMap {
+                            set,
+                            kind,
+                            data_bytes,
+                            entries,
+                            max_entries,
+                        });
+                        let m = self.sets.maps.len() - 1;
+                        if s.name.is_some() {
+                            self.sets.named.insert((set, layout), m);
+                        } else {
+                            self.sets.anonymous.insert(shared, m);
+                        }
+                        m
+                    }
+                }
             }
         };
+        self.sets.in_program.insert(map);
         let mut key = Key::default();
         if kind == SetKind::Lpm {
             let full = self.k(8 * data_bytes);
