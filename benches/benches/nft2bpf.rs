@@ -560,6 +560,8 @@ fn fate(lowered: &Lowered, retval: u32) -> i32 {
         Outcome::Accept => XdpAction::Pass.value(),
         Outcome::Drop => XdpAction::Drop.value(),
         Outcome::Fwd(_) => XdpAction::Redirect.value(),
+        // A test run follows the tail call: never the run's result.
+        Outcome::Next(_) => XdpAction::Aborted.value(),
     }
 }
 
