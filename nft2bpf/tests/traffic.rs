@@ -372,3 +372,128 @@ fn log_records_arrive_with_the_prefix() {
         }
     }
 }
+
+/// Egress: an nft egress chain and our tcx egress program on a device
+/// of the bed's namespace, frames sent out of it by a packet socket
+/// (which goes through both hooks): the same frames leave, and the
+/// counters count the same (at egress `skb->len` is the whole frame).
+#[test]
+fn tcx_egress_decides_and_counts_as_nft_does() {
+    if !NftBed::available("comparing egress with nft") {
+        return;
+    }
+    let bed = NftBed::new().expect("an nft test bed");
+    let pair = bed.netns().veth_pair("eg0", "eg0p").expect("a veth pair");
+    let marker = testbed::Marker::new().expect("a marker");
+    // Each frame carries the marker and its number after its own bytes
+    // (trailing bytes every header ignores).
+    let frames: Vec<Vec<u8>> = firewall_frames(8)
+        .into_iter()
+        .filter(|f| f.len() + 20 <= 1514)
+        .enumerate()
+        .map(|(i, mut f)| {
+            f.extend_from_slice(marker.as_bytes());
+            f.extend_from_slice(&(i as u32).to_be_bytes());
+            f
+        })
+        .collect();
+    let left = |got: Vec<Vec<u8>>| -> Vec<u32> {
+        let mut n: Vec<u32> = got
+            .iter()
+            .map(|f| u32::from_be_bytes(f[f.len() - 4..].try_into().expect("4 bytes")))
+            .collect();
+        n.sort();
+        n
+    };
+    // A drop at egress fails the send (ENOBUFS): what left is what
+    // arrives at the peer.
+    let send = || {
+        let mut rx = pair.b.socket().expect("a socket");
+        rx.set_incoming_only(true).expect("incoming only");
+        rx.set_receive_buffer(frames.len() * 4096)
+            .expect("a receive buffer for every frame");
+        let tx = pair.a.socket().expect("a socket");
+        for f in &frames {
+            match tx.send(f) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(105) => {}
+                Err(e) => panic!("cannot send: {e}"),
+            }
+        }
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Some(n) = rx
+            .recv(&mut buf, std::time::Duration::from_millis(300))
+            .expect("a receive")
+        {
+            if marker.is_in(&buf[..n]) {
+                got.push(buf[..n].to_vec());
+            }
+        }
+        assert_eq!(rx.drops().expect("the socket's drops"), 0, "frames lost");
+        got
+    };
+    let mut diffs = Vec::new();
+    for rules in [
+        "ip protocol tcp counter drop\n\t\tmeta protocol ip6 counter\n\t\tudp dport 53 counter accept\n\t\tvlan id 10 counter drop",
+        "meta length < 100 counter drop\n\t\tether type 8021q counter\n\t\tip6 nexthdr { 0, 43, 44, 60 } counter drop\n\t\ttcp flags & (syn | ack) == syn counter",
+    ] {
+        let text = format!(
+            "table netdev t {{\n\tchain out {{\n\t\ttype filter hook egress device \"eg0\" priority 0; policy accept;\n\t\t{rules}\n\t}}\n}}\n"
+        );
+        bed.load(&text)
+            .unwrap_or_else(|e| panic!("nft refuses it: {e}"));
+        let theirs = left(send());
+        let counters = bed.counters().expect("nft's counters");
+        bed.load("").expect("an empty ruleset");
+        let mut map = SourceMap::new();
+        let file = map.add("egress.nft", None, text.as_str(), None);
+        let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
+            .unwrap_or_else(|e| panic!("{}", e.render(&map)));
+        let lowered =
+            compile::lower(&ruleset, Attach::TcxEgress, &Device::named("eg0")).expect("lowered");
+        let program = build(&lowered, &ProgramOptions::new(Mode::Hook)).expect("built");
+        let loaded = program.object.load().expect("loaded");
+        program
+            .initialize(&loaded, &lowered, &ruleset, &|_| None)
+            .expect("the maps' first contents");
+        let prog = loaded.program(program.prog);
+        let link = bed
+            .netns()
+            .run(|| tcx::attach("eg0", Hook::Egress, prog, &TcxOptions::default()))
+            .expect("in the namespace")
+            .expect("attached");
+        let ours = left(send());
+        drop(link);
+        if theirs != ours {
+            let only = |a: &[u32], b: &[u32]| -> Vec<u32> {
+                a.iter().filter(|x| !b.contains(x)).copied().collect()
+            };
+            diffs.push(format!(
+                "{rules}: nft passes alone {:?}, nft2bpf alone {:?}",
+                only(&theirs, &ours),
+                only(&ours, &theirs)
+            ));
+        }
+        let map = loaded.map(program.maps.counters.expect("counters"));
+        for (slot, c) in lowered.slots.counters.iter().enumerate() {
+            let CounterSlot::Rule { rule, .. } = *c else {
+                continue;
+            };
+            let pos = ruleset.chains[ruleset.rules[rule].chain]
+                .rules
+                .iter()
+                .position(|&r| r == rule)
+                .expect("its rule");
+            let v = read_counter(map, slot as u32).expect("a counter");
+            let nft = counters.rule("out", pos);
+            if nft != Some((v.packets, v.bytes)) {
+                diffs.push(format!(
+                    "{rules}: rule {pos}: nft {nft:?}, nft2bpf {:?}",
+                    (v.packets, v.bytes)
+                ));
+            }
+        }
+    }
+    assert_none(diffs);
+}
