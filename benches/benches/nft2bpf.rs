@@ -595,6 +595,16 @@ fn per_packet() {
             load(&hook.object, "ours (hook)"),
             load(&plain, "plain chain"),
         );
+        // The maps' first contents: sets, and the program array of rules
+        // past one program.
+        let mut map = SourceMap::new();
+        let file = map.add("bench.nft", None, text.as_str(), None);
+        let ruleset =
+            nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new()).expect("checks");
+        for (p, loaded) in [(&test, &test_loaded), (&hook, &hook_loaded)] {
+            p.initialize(loaded, &lowered, &ruleset, &|_| None)
+                .expect("the maps' first contents");
+        }
         let (test_p, hook_p, plain_p) = (
             test_loaded.program(test.prog),
             hook_loaded.program(hook.prog),

@@ -119,8 +119,6 @@ pub(super) enum Part {
     },
     /// A value the compiler knows (a device name, the device type).
     Known(u128),
-    /// nft cannot read it here: the rule breaks.
-    Fails,
 }
 
 impl Lower<'_> {
@@ -201,9 +199,6 @@ impl Lower<'_> {
     /// that read every word of them (a load that does not fit goes to
     /// `fail`), so that `body`'s own loads always fit.
     pub(super) fn guard(&mut self, parts: &[Part], body: Edge, fail: Edge, span: Span) -> Edge {
-        if parts.iter().any(|p| matches!(p, Part::Fails)) {
-            return fail;
-        }
         let mut e = body;
         let guards: Vec<Val> = parts.iter().flat_map(guards_of).collect();
         for &g in guards.iter().rev() {
@@ -222,9 +217,6 @@ impl Lower<'_> {
         fail: Edge,
         span: Span,
     ) -> Edge {
-        if parts.iter().any(|p| matches!(p, Part::Fails)) {
-            return fail;
-        }
         let pre: Vec<Cond> = parts.iter().flat_map(pre_of).collect();
         pre.iter()
             .rev()
@@ -557,7 +549,6 @@ impl Lower<'_> {
     fn eq(&mut self, p: &Part, value: u128) -> F {
         match p {
             Part::Known(v) => F::Const(*v == value),
-            Part::Fails => F::Const(false),
             Part::Words {
                 words,
                 widths,
@@ -579,7 +570,6 @@ impl Lower<'_> {
     fn order(&mut self, p: &Part, value: u128, strict: bool) -> F {
         match p {
             Part::Known(v) => F::Const(if strict { *v > value } else { *v >= value }),
-            Part::Fails => F::Const(false),
             Part::Words {
                 words,
                 widths,
