@@ -155,8 +155,7 @@ impl<'a> Interpreter<'a> {
     }
 
     fn run(&mut self, p: &Packet) -> usize {
-        // nft's skb->len at the netdev hooks: without the Ethernet header.
-        let len = u64::from(p.wire_len).saturating_sub(ETH_HLEN as u64);
+        let len = u64::from(self.l.attach.skb_len(&p.data, p.wire_len));
         let actions = &self.l.actions;
         let quotas = &mut self.quotas;
         let mut act = |n: u32| match actions.get(n as usize) {
