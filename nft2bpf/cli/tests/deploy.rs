@@ -329,3 +329,99 @@ fn log_prints_records_with_their_prefix() {
     }
     bed.ok(&["unload"]);
 }
+
+/// `load --hook tcx-ingress`: the ingress chain runs in tcx ingress on
+/// `nfb`, the egress chain in tcx egress on `nfa`. What the egress
+/// program drops never leaves `nfa`; the ingress program's counters say
+/// what it saw (a packet socket sees frames before tc ingress, so the
+/// counters, not arrivals, tell what it dropped). `unload` leaves both
+/// tcx chains empty.
+#[test]
+fn tcx_hooks_load_filter_and_unload() {
+    use bpf_builder::attach::tcx::{self, Hook};
+    let Some(bed) = Bed::new("deploying to tcx") else {
+        return;
+    };
+    let text = "table netdev t {\n\
+                \tchain in {\n\
+                \t\ttype filter hook ingress device \"nfb\" priority 0; policy accept;\n\
+                \t\tudp dport 9 counter drop\n\
+                \t\tcounter\n\
+                \t}\n\
+                \tchain out {\n\
+                \t\ttype filter hook egress device \"nfa\" priority 0; policy accept;\n\
+                \t\tudp dport 7 counter drop\n\
+                \t}\n\
+                }\n";
+    let f = bed.file("tcx.nft", text);
+    let f = f.to_str().unwrap();
+    let out = bed.ok(&["load", f, "--hook", "tcx-ingress"]);
+    assert!(
+        out.contains("tcx-ingress on nfb") && out.contains("tcx-egress on nfa"),
+        "{out}"
+    );
+    let programs = |dev: &'static str, hook: Hook| {
+        bed.ns
+            .run(move || tcx::query(dev, hook).unwrap().prog_ids().len())
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            programs("nfb", Hook::Ingress),
+            programs("nfa", Hook::Egress)
+        ),
+        (1, 1)
+    );
+    // Sent from nfa, a drop at its egress fails the send (ENOBUFS).
+    let marker = Marker::new().unwrap();
+    let (a, b) = (&bed.pair.a, &bed.pair.b);
+    let mut rx = b.socket().unwrap();
+    rx.set_incoming_only(true).unwrap();
+    let tx = a.socket().unwrap();
+    for port in [7u16, 8, 9] {
+        let frame = testbed::udp4_frame(
+            a.mac,
+            b.mac,
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            1000,
+            port,
+            marker.as_bytes(),
+        )
+        .unwrap();
+        match tx.send(&frame) {
+            Ok(()) => {}
+            Err(e) => assert_eq!((port, e.raw_os_error()), (7, Some(105)), "{e}"),
+        }
+    }
+    let mut arrived = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    while let Some(n) = rx.recv(&mut buf, Duration::from_millis(300)).unwrap() {
+        if marker.is_in(&buf[..n]) {
+            arrived.push(u16::from_be_bytes([buf[36], buf[37]]));
+        }
+    }
+    arrived.sort();
+    assert_eq!(arrived, [8, 9]);
+    let counts: Vec<(String, u64, u64)> = bed
+        .counters()
+        .into_iter()
+        .map(|(chain, rule, _, packets)| (chain, rule, packets))
+        .collect();
+    for want in [
+        ("in".to_string(), 0, 1),
+        ("in".into(), 1, 1),
+        ("out".into(), 0, 1),
+    ] {
+        assert!(counts.contains(&want), "{want:?} in {counts:?}");
+    }
+    bed.ok(&["unload"]);
+    assert_eq!(
+        (
+            programs("nfb", Hook::Ingress),
+            programs("nfa", Hook::Egress)
+        ),
+        (0, 0)
+    );
+    assert!(bed.pins().is_empty(), "{:?}", bed.pins());
+}
