@@ -6,8 +6,8 @@
 use bpf_builder::run::TestRun;
 use examples::nft_firewall::{self, MIRROR, WAN, WAN_MAC};
 use examples::require_bpf;
+use nft2bpf::compile::Attach;
 use nft2bpf::compile::program::Mode;
-use nft2bpf::compile::{Attach, Outcome};
 use nft2bpf::deploy::{self, IngressHook};
 use testbed::NftBed;
 use testbed::nft::Outcome as NftOutcome;
@@ -161,11 +161,7 @@ fn nft2bpf_outcomes(attach: Attach, mac: [u8; 6]) -> Vec<String> {
         .iter()
         .map(|(_, _, f)| {
             let n = prog.test_run(&TestRun::new(f)).unwrap().retval as usize;
-            match &lowered.decisions[n].outcome {
-                Outcome::Accept => "accept".to_string(),
-                Outcome::Drop => "drop".to_string(),
-                Outcome::Fwd(dev) => format!("fwd to {dev}"),
-            }
+            lowered.decisions[n].outcome.to_string()
         })
         .collect()
 }

@@ -118,6 +118,19 @@ pub enum Outcome {
     Next(u32),
 }
 
+/// As nft says it: `accept`, `drop`, `fwd to DEV`, and `program N` for a
+/// tail call.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Accept => f.write_str("accept"),
+            Outcome::Drop => f.write_str("drop"),
+            Outcome::Fwd(dev) => write!(f, "fwd to {dev}"),
+            Outcome::Next(n) => write!(f, "program {n}"),
+        }
+    }
+}
+
 /// How a program's run ends: the outcome, and what decided it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Decision {

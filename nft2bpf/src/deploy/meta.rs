@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::check::tree::{Counter, Hook, Policy, RuleId, Ruleset, Stmt};
-use crate::compile::{CounterSlot, Lowered, Outcome};
+use crate::compile::{CounterSlot, Lowered};
 use crate::syntax::ast;
 
 /// The version of the JSON layout.
@@ -288,12 +288,7 @@ impl Meta {
             .decisions
             .iter()
             .map(|d| DecisionMeta {
-                outcome: match &d.outcome {
-                    Outcome::Accept => "accept".into(),
-                    Outcome::Drop => "drop".into(),
-                    Outcome::Fwd(dev) => format!("fwd to {dev}"),
-                    Outcome::Next(n) => format!("program {n}"),
-                },
+                outcome: d.outcome.to_string(),
                 chain: d.chain.map(|c| {
                     let chain = &rs.chains[c];
                     (rs.tables[chain.table].name.clone(), chain.name.clone())
