@@ -295,7 +295,8 @@ fn rules_past_one_program_count_as_nft_does() {
     let mut bed = NftBed::new().expect("an nft test bed");
     let frames = firewall_frames(7);
     let list = common::diff_matches();
-    // Every match 25 times: about 4,400 counting rules, and a verdict
+    // Every match of the list 25 times (3,600 counting rules for 144
+    // matches), and a verdict
     // map and a drop at the end, past the programs' cuts.
     let mut rules: Vec<String> = (0..25)
         .flat_map(|_| list.iter().map(|m| format!("{m} counter")))
