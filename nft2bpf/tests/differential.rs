@@ -296,8 +296,7 @@ fn rules_past_one_program_count_as_nft_does() {
     let frames = firewall_frames(7);
     let list = common::diff_matches();
     // Every match of the list 25 times (3,600 counting rules for 144
-    // matches), and a verdict
-    // map and a drop at the end, past the programs' cuts.
+    // matches), then a verdict map and a drop, past the programs' cuts.
     let mut rules: Vec<String> = (0..25)
         .flat_map(|_| list.iter().map(|m| format!("{m} counter")))
         .collect();
