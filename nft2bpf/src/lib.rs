@@ -1,13 +1,48 @@
 //! nft2bpf: nftables' ruleset language for the netdev family, read and
-//! checked as `nft -f` reads and checks it, for compilation to XDP and
-//! tcx.
+//! checked as `nft -f` reads and checks it, compiled to XDP and tcx
+//! programs that give nft's verdict on every packet.
 //!
 //! Pipeline, one folder a stage: [`syntax`] (scanner and parser, with
 //! `include` and `define`), [`check`] (nft's semantic checks, the refusal
 //! by name of what cannot run before the stack, and the resolution of
 //! every match to header bytes and constants: the [`check::tree`] that
-//! lowering reads). Errors carry spans; a [`SourceMap`] turns them into
+//! lowering reads), [`compile`] (the base chains of one hook and device
+//! lowered to a `pktmatch` IR with nft's meaning, [`compile::lower`], and
+//! built into a program with its maps, [`compile::program::build`]), and
+//! [`deploy`] (load, attach and pin programs, read their counters and
+//! logs back, unload). Errors carry spans; a [`SourceMap`] turns them into
 //! `FILE:LINE:COL` with the source line and a caret.
+//!
+//! ```
+//! use nft2bpf::SourceMap;
+//! use nft2bpf::compile::program::{Mode, ProgramOptions, build};
+//! use nft2bpf::compile::{Attach, Device, Outcome};
+//! use nft2bpf::syntax::MemLoader;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut map = SourceMap::new();
+//! let text = r#"
+//! table netdev filter {
+//!     chain ingress {
+//!         type filter hook ingress device "eth0" priority 0; policy drop;
+//!         tcp dport { 22, 80 } counter accept
+//!     }
+//! }
+//! "#;
+//! let file = map.add("fw.nft", None, text, None);
+//! let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())?;
+//! // The ingress chains of eth0, as an XDP program.
+//! let lowered = nft2bpf::compile::lower(&ruleset, Attach::Xdp, &Device::named("eth0"))?;
+//! let program = build(&lowered, &ProgramOptions::new(Mode::Hook))?;
+//! println!("{}", program.object.listing(program.prog)?);
+//! // The interpreter gives each packet's decision: an ARP frame meets the
+//! // policy.
+//! let mut arp = [0u8; 60];
+//! arp[12..14].copy_from_slice(&[0x08, 0x06]);
+//! let v = lowered.run(&arp, 60, &mut |_| true);
+//! assert_eq!(lowered.decisions[v.0 as usize].outcome, Outcome::Drop);
+//! # Ok(()) }
+//! ```
 //!
 //! ```
 //! use nft2bpf::SourceMap;
