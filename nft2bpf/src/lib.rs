@@ -113,7 +113,11 @@
 //!   a link-layer address).
 //! - `log prefix` longer than 127 bytes is an error (nft 1.0.6 crashes).
 //! - One extension nft lacks: `pcap "EXPR"`, a tcpdump filter as a match
-//!   ([`check::tree::PcapMatch`]).
+//!   ([`check::tree::PcapMatch`]), with libpcap's meaning for the hook
+//!   the program runs at (as `pcap2bpf` compiles it); a filter that reads
+//!   past the packet anywhere does not match, and the next rule runs.
+//!   Names in the filter (hosts, services) come from this machine's
+//!   `/etc` files, as tcpdump's do.
 
 #![warn(missing_docs)]
 

@@ -451,7 +451,91 @@ fn semantics_short_edges_and_verdicts_round_trip() {
     let bad = Ir::from_text("entry b0\nv0 = len\nb0: eq v0, v0 ? accept : reject short maybe\n");
     assert_eq!(
         bad.unwrap_err().to_string(),
-        "3:39: expected `true` or `false`, not `maybe`"
+        "3:39: expected `true`, `false` or an edge (`accept`, `reject`, `verdictN`, `bN`), \
+         not `maybe`"
+    );
+}
+
+/// A firewall's IR with a filter spliced in: short reads of the filter's
+/// blocks go to the next rule, an edge of neither block.
+const SPLICED: &str = "\
+semantics exact
+entry b0
+v0 = load [20:1]
+v1 = const 0x1
+v2 = load [2:1]
+v3 = const 0x7
+b0: eq v0, v1 ? b1 : b2 short b2
+b1: eq v2, v3 ? verdict2 : b2 short b3
+b2: eq v2, v1 ? verdict3 : verdict4 short verdict5
+b3: eq v0, v3 ? accept : reject short reject
+";
+
+#[test]
+fn short_edges_to_other_edges_round_trip() {
+    let ir = Ir::from_text(SPLICED).unwrap();
+    assert_eq!(ir.blocks[0].short, OnShort::To(Edge::Block(block(2))));
+    assert_eq!(ir.blocks[1].short, OnShort::To(Edge::Block(block(3))));
+    assert_eq!(ir.blocks[2].short, OnShort::To(Edge::Verdict(Verdict(5))));
+    assert_eq!(ir.blocks[3].short, OnShort::To(Edge::REJECT));
+    assert_eq!(ir.blocks[1].short_edge(), Edge::Block(block(3)));
+    assert_eq!(
+        ir.blocks[1].successors().collect::<Vec<_>>(),
+        [
+            Edge::Verdict(Verdict(2)),
+            Edge::Block(block(2)),
+            Edge::Block(block(3))
+        ]
+    );
+    assert_eq!(ir.verify(), Ok(()));
+    assert_eq!(ir.to_string(), SPLICED);
+    // The evaluator follows them: a frame of 10 bytes reads byte 2 but
+    // not byte 20.
+    let mut p = [0u8; 21];
+    p[2] = 1;
+    assert_eq!(ir.run(&p[..10], 21, &|_| None), Verdict(3));
+    assert_eq!(ir.run(&p[..1], 21, &|_| None), Verdict(5));
+    // b1's short edge reaches b3 alone: it is live.
+    assert!(ir.max_read().is_some());
+    // libpcap's meaning has no such edge.
+    let libpcap = Ir::from_text(&SPLICED.replace("semantics exact\n", "")).unwrap();
+    assert_eq!(
+        libpcap.verify(),
+        Err(VerifyError::ShortEdge { block: block(0) })
+    );
+}
+
+#[test]
+fn verify_checks_short_edges_go_forward() {
+    let text = "semantics exact\nentry b0\nv0 = load [20:1]\n\
+                b0: eq v0, v0 ? b1 : reject\n\
+                b1: eq v0, v0 ? accept : reject short b0\n";
+    verifies_as(
+        text,
+        Err(VerifyError::Edge {
+            block: block(1),
+            to: block(0),
+        }),
+    );
+    // Through the API, one can name a block that does not exist.
+    let mut ir = Ir::from_text(&text.replace(" short b0", "")).unwrap();
+    ir.blocks[1].short = OnShort::To(Edge::Block(block(2)));
+    assert_eq!(
+        ir.verify(),
+        Err(VerifyError::Edge {
+            block: block(1),
+            to: block(2),
+        })
+    );
+    // A variable set by a block is not set on its short edge.
+    verifies_as(
+        "semantics exact\nentry b0\nv0 = load [20:1]\nv1 = var 0\n\
+         b0: let var0 = v0 ? b1 : reject short b1\n\
+         b1: eq v1, v1 ? accept : reject\n",
+        Err(VerifyError::UnsetVar {
+            block: block(1),
+            var: 0,
+        }),
     );
 }
 

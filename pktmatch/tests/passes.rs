@@ -585,3 +585,79 @@ fn exact_threading_stops_at_an_action() {
     );
     assert_pass(&text, &text);
 }
+
+#[test]
+fn exact_a_block_only_a_short_read_reaches_stays() {
+    // b2 is reached only when b0 reads past the packet; the dead b1 goes
+    // and the short edge is numbered again.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? accept : reject short b2\n\
+             b1: eq v3, v4 ? accept : reject short false\n\
+             b2: eq v3, v5 ? verdict2 : verdict3 short verdict4\n",
+        ),
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? accept : reject short b1\n\
+             b1: eq v3, v5 ? verdict2 : verdict3 short verdict4\n",
+        ),
+    );
+}
+
+#[test]
+fn exact_merges_redirect_short_edges() {
+    // b2 and b3 are equal: b1's true edge and b0's short edge both go
+    // to the one kept; b0 and b1 differ only in where a short read goes.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? b1 : verdict2 short b2\n\
+             b1: eq v3, v4 ? b3 : verdict2 short b3\n\
+             b2: eq v7, v8 ? accept : reject short verdict2\n\
+             b3: eq v7, v8 ? accept : reject short verdict2\n",
+        ),
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? b1 : verdict2 short b2\n\
+             b1: eq v3, v4 ? b2 : verdict2 short b2\n\
+             b2: eq v7, v8 ? accept : reject short verdict2\n",
+        ),
+    );
+}
+
+#[test]
+fn exact_a_test_whose_short_read_goes_elsewhere_stays() {
+    // b0's edges meet but a short read goes to b2: the test decides
+    // something, it stays. b1's edges and short edge all meet: it goes,
+    // and b0's edges are pointed past it.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? b1 : b1 short b2\n\
+             b1: eq v3, v4 ? b3 : b3 short b3\n\
+             b2: eq v6, v8 ? accept : reject short verdict2\n\
+             b3: eq v7, v8 ? accept : reject short verdict2\n",
+        ),
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? b2 : b2 short b1\n\
+             b1: eq v6, v8 ? accept : reject short verdict2\n\
+             b2: eq v7, v8 ? accept : reject short verdict2\n",
+        ),
+    );
+    // A short edge past a test of constants goes where the test goes.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? accept : reject short b1\n\
+             b1: eq v1, v1 ? b2 : reject short false\n\
+             b2: eq v7, v8 ? accept : reject short verdict2\n",
+        ),
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? accept : reject short b1\n\
+             b1: eq v7, v8 ? accept : reject short verdict2\n",
+        ),
+    );
+}

@@ -112,6 +112,16 @@ fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
                     ..block
                 }
                 .on_short(OnShort::True),
+                // Now and then a short read goes to a block (or verdict)
+                // that is neither edge: to a later rule, as a filter
+                // spliced into a rule sends it to the next rule.
+                Semantics::Exact if rng.below(4) == 0 => {
+                    let to = match rng.below(rev.len() as u64 + 1) {
+                        0 => Edge::Verdict(Verdict(rng.below(4) as u32)),
+                        j => Edge::Block(BlockId::new(j as usize - 1)),
+                    };
+                    block.on_short(OnShort::To(to))
+                }
                 Semantics::Exact => block.on_short(OnShort::False),
             };
             rev.push(block);
@@ -124,12 +134,9 @@ fn random_rules(rng: &mut Rng, semantics: Semantics) -> Ir {
         Edge::Block(i) => Edge::Block(BlockId::new(n - 1 - i.index())),
         e => e,
     };
-    for b in rev.into_iter().rev() {
-        ir.push(Block {
-            t: renumber(b.t),
-            f: renumber(b.f),
-            ..b
-        });
+    for mut b in rev.into_iter().rev() {
+        b.map_edges(renumber);
+        ir.push(b);
     }
     ir.entry = Some(renumber(next_rule));
     ir
@@ -353,6 +360,62 @@ fn the_evaluator_follows_each_blocks_short_edge() {
         b.short = OnShort::Reject;
     }
     assert_eq!(ir.run(&p[..10], 21, &|_| None), Verdict::NO_MATCH);
+}
+
+#[test]
+fn a_short_read_jumps_to_a_third_block_in_the_kernel() {
+    // b0 tests byte 20; a frame too short for it goes to b2, past b1 (a
+    // test of byte 30 that would reject such a frame), which tests byte
+    // 2 and itself goes to verdict 5 when even that is missing.
+    let text = "semantics exact\nentry b0\n\
+                v0 = load [20:1]\nv1 = const 0x1\nv2 = load [30:1]\nv3 = load [2:1]\n\
+                b0: eq v0, v1 ? b1 : verdict3 short b2\n\
+                b1: eq v2, v1 ? accept : reject\n\
+                b2: eq v3, v1 ? verdict2 : verdict4 short verdict5\n";
+    let mut ir = Ir::from_text(text).expect("parses");
+    assert_eq!(ir.verify(), Ok(()));
+    pktmatch::opt::optimize(&mut ir);
+    assert_eq!(ir.to_string(), text, "nothing to optimise");
+    let (object, prog, _) = program(&ir);
+    let mut interp = Interp::from_object(&object, prog).expect("the interpreter takes it");
+    let kernel = testbed::bpf_privileged("loading the generated program");
+    let loaded = kernel.then(|| object.load().expect("the verifier takes it"));
+    let mut frame = [0u8; 31];
+    frame[30] = 1;
+    let mut seen = std::collections::BTreeSet::new();
+    for (byte2, byte20) in [(0u8, 1u8), (1, 1), (1, 0)] {
+        frame[2] = byte2;
+        frame[20] = byte20;
+        for cut in 0..=frame.len() {
+            let data = &frame[..cut];
+            let want = ir.run(data, 31, &|_| None);
+            let expected = match cut {
+                0..=2 => Verdict(5),
+                3..=20 if byte2 == 1 => Verdict(2),
+                3..=20 => Verdict(4),
+                _ if byte20 == 0 => Verdict(3),
+                21..=30 => Verdict::NO_MATCH,
+                _ => Verdict::MATCH,
+            };
+            assert_eq!(want, expected, "cut {cut}, frame {frame:?}");
+            seen.insert(want.0);
+            let (input, ctx) = test_input(data, 31);
+            let (meta, packet) = input.split_at(8);
+            let got = interp
+                .run_xdp(packet, meta, XdpCtx::test_run())
+                .expect("the interpreter runs it")
+                .retval;
+            assert_eq!(got, u64::from(want.0), "cut {cut}: interpreter");
+            if let Some(loaded) = &loaded {
+                let out = loaded
+                    .program(prog)
+                    .test_run(&TestRun::new(&input).ctx_in(&ctx))
+                    .expect("test run");
+                assert_eq!(out.retval, want.0, "cut {cut}: kernel");
+            }
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
 }
 
 #[test]

@@ -95,10 +95,19 @@ impl Checker {
                     }));
                     terminal = true;
                 }
-                ast::Stmt::Pcap(p) => stmts.push(Stmt::Pcap(PcapMatch {
-                    filter: p.name.clone(),
-                    span: p.span,
-                })),
+                ast::Stmt::Pcap(p) => {
+                    let m = PcapMatch {
+                        filter: p.name.clone(),
+                        span: p.span,
+                    };
+                    // The filter's syntax and names, as tcpdump checks
+                    // them on an Ethernet link; what depends on the hook
+                    // (`vlan` in metadata) is checked when compiled.
+                    let names = pcap2bpf::Tables::system();
+                    pcap2bpf::parse(&m.filter, pcap2bpf::LinkType::En10mb, &names)
+                        .map_err(|e| m.error(&e))?;
+                    stmts.push(Stmt::Pcap(m));
+                }
                 ast::Stmt::Mangle(m) => {
                     let why = refuse::why("set").unwrap_or("not supported by nft2bpf");
                     return Err(Error::new(format!("`{} set`: {why}", m.target), m.span));

@@ -222,6 +222,20 @@ pub struct PcapMatch {
     pub span: Span,
 }
 
+impl PcapMatch {
+    /// The error of the statement for an error `pcap2bpf` found in its
+    /// filter.
+    pub fn error(&self, e: &pcap2bpf::CompileError) -> crate::error::Error {
+        crate::error::Error::new(
+            format!(
+                "in `pcap \"{}\"`: {} (bytes {}..{} of the filter)",
+                self.filter, e.message, e.span.start, e.span.end
+            ),
+            self.span,
+        )
+    }
+}
+
 /// A match: read the key, test it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Match {

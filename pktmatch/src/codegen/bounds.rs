@@ -146,7 +146,7 @@ pub(super) fn plan_checks(ir: &Ir, entry: Edge, reload: bool, slots: &mut [Slot]
         // A short read reaches the short edge with only what was known.
         let short = match b.short {
             OnShort::Reject => None,
-            OnShort::True | OnShort::False => Some((b.short_edge(), k)),
+            OnShort::True | OnShort::False | OnShort::To(_) => Some((b.short_edge(), k)),
         };
         for (e, known) in [(b.t, after), (b.f, after)].into_iter().chain(short) {
             if let Edge::Block(j) = e {

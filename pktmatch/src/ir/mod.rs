@@ -55,8 +55,10 @@
 //!   values (`add`, `sub`, `mul`, `div`, `mod`, `and`, `or`, `xor`,
 //!   `shl`, `shr`: `add v5, v1`), `neg v3`, `var 0`;
 //! - every block, `bN: TEST ? TRUE : FALSE`, then `short true` or
-//!   `short false` when a short read takes that edge ([`OnShort`]; none
-//!   when it rejects the filter), then the span of its source
+//!   `short false` when a short read takes that edge, `short EDGE`
+//!   (`short b5`, `short verdict3`, `short accept`, `short reject`) when
+//!   it goes to another edge ([`OnShort`]; none when it rejects the
+//!   filter), then the span of its source
 //!   as a comment `# START..END` unless it is empty (`0..0`). The tests:
 //!   `eq|gt|ge|set vA, vB`, followed by `relation` when
 //!   [`Cond::Cmp::relation`] is set; `protochain ipv4|ipv6 nl=14
@@ -447,6 +449,12 @@ pub enum OnShort {
     /// goes on (a firewall's meaning: nftables' `ip saddr 10.0.0.1` on a
     /// frame too short for it does not match, and the next rule runs).
     False,
+    /// The block goes to this edge, which need be neither of its own: a
+    /// front end that embeds a filter with libpcap's meaning in a larger
+    /// program (nft2bpf's `pcap "EXPR"` match) sends every short read of
+    /// the filter where the whole filter's "no match" goes. An edge to a
+    /// block goes forward, as the other edges do.
+    To(Edge),
 }
 
 /// How a front end means its filter, for the passes that must keep that
@@ -512,6 +520,30 @@ impl Block {
             OnShort::Reject => Edge::REJECT,
             OnShort::True => self.t,
             OnShort::False => self.f,
+            OnShort::To(e) => e,
+        }
+    }
+
+    /// Where the block may go: its true and false edges, and the edge of
+    /// [`OnShort::To`] (the others name one of the two, or REJECT).
+    #[inline]
+    pub fn successors(&self) -> impl Iterator<Item = Edge> + use<> {
+        let short = match self.short {
+            OnShort::To(e) => Some(e),
+            _ => None,
+        };
+        [self.t, self.f].into_iter().chain(short)
+    }
+
+    /// Points every edge of the block (true, false, and the edge of
+    /// [`OnShort::To`]) where `f` says: what a pass that renumbers or
+    /// redirects edges calls.
+    #[inline]
+    pub fn map_edges(&mut self, mut f: impl FnMut(Edge) -> Edge) {
+        self.t = f(self.t);
+        self.f = f(self.f);
+        if let OnShort::To(e) = self.short {
+            self.short = OnShort::To(f(e));
         }
     }
 }
@@ -892,7 +924,7 @@ impl Ir {
     pub fn max_verdict(&self) -> Option<Verdict> {
         self.blocks
             .iter()
-            .flat_map(|b| [b.t, b.f])
+            .flat_map(|b| b.successors())
             .chain(self.entry)
             .filter_map(|e| match e {
                 Edge::Verdict(v) => Some(v),
@@ -923,9 +955,9 @@ impl Ir {
         mark(entry, reach);
         for i in 0..self.blocks.len() {
             if reach[i] {
-                let b = self.blocks[i];
-                mark(b.t, reach);
-                mark(b.f, reach);
+                for e in self.blocks[i].successors() {
+                    mark(e, reach);
+                }
             }
         }
         accept
@@ -967,7 +999,7 @@ impl Ir {
         }
         for i in 0..self.blocks.len() {
             if live[i] {
-                for e in [self.blocks[i].t, self.blocks[i].f] {
+                for e in self.blocks[i].successors() {
                     if let Edge::Block(j) = e {
                         live[j.index()] = true;
                     }

@@ -520,13 +520,27 @@ impl Parser {
         let f = self.edge(l)?;
         let short = if l.peek() == Some(Tok::Word("short")) {
             l.at += 1;
-            match l.word("`true` or `false`")? {
-                "true" => OnShort::True,
-                "false" => OnShort::False,
-                w => {
-                    l.at -= 1;
-                    return Err(l.err(format!("expected `true` or `false`, not `{w}`")));
+            match l.peek() {
+                Some(Tok::Word("true")) => {
+                    l.at += 1;
+                    OnShort::True
                 }
+                Some(Tok::Word("false")) => {
+                    l.at += 1;
+                    OnShort::False
+                }
+                // Any other edge (`b5`, `verdict3`, `accept`, `reject`).
+                w => OnShort::To(self.edge(l).map_err(|mut e| {
+                    let w = match w {
+                        Some(Tok::Word(w)) => w,
+                        _ => "",
+                    };
+                    e.message = format!(
+                        "expected `true`, `false` or an edge (`accept`, `reject`, \
+                         `verdictN`, `bN`), not `{w}`"
+                    );
+                    e
+                })?),
             }
         } else {
             OnShort::Reject

@@ -118,6 +118,7 @@ impl fmt::Display for BlockText<'_> {
             OnShort::Reject => {}
             OnShort::True => f.write_str(" short true")?,
             OnShort::False => f.write_str(" short false")?,
+            OnShort::To(e) => write!(f, " short {}", EdgeText(e))?,
         }
         if b.span != crate::Span::default() {
             write!(f, "  # {}..{}", b.span.start, b.span.end)?;

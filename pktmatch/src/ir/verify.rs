@@ -130,15 +130,17 @@ impl Ir {
     ///    of an operation, the operand of a negation) is an earlier value
     ///    of the arena; loads read 1, 2 or 4 bytes; variables are below
     ///    [`MAX_VARS`]; no value equals an earlier one (interning);
-    /// 2. blocks: the entry and every edge go to an existing block, an
-    ///    edge to a block after the one it leaves (the graph is acyclic
+    /// 2. blocks: the entry and every edge (an [`OnShort::To`] edge
+    ///    too) go to an existing block, an edge to a block after the one
+    ///    it leaves (the graph is acyclic
     ///    and block order is topological); every value a block uses
     ///    exists; a [`Cond::Let`] sets a variable below [`MAX_VARS`] and
     ///    its false edge is REJECT; with [`Semantics::Libpcap`] every
     ///    block rejects on a short read ([`OnShort::Reject`]);
     /// 3. variables: a block reachable from the entry reads a variable
     ///    (in its test or assignment) only if every path from the entry
-    ///    to it goes through the true edge of a `Let` of that variable.
+    ///    to it goes through the true edge of a `Let` of that variable
+    ///    (an [`OnShort::To`] edge leaves a block before it sets anything).
     ///
     /// Not checked: that values are folded as [`Ir::val`] folds them (an
     /// unfolded value is correct, only slower), and anything about
@@ -209,7 +211,7 @@ impl Ir {
             if self.semantics == Semantics::Libpcap && b.short != OnShort::Reject {
                 return Err(VerifyError::ShortEdge { block });
             }
-            for e in [b.t, b.f] {
+            for e in b.successors() {
                 if let Edge::Block(to) = e
                     && (to <= block || to.index() >= n)
                 {
@@ -292,7 +294,15 @@ impl Ir {
                     var: unset.trailing_zeros(),
                 });
             }
-            for (e, out) in [(b.t, have | sets), (b.f, have)] {
+            // A short read to an edge of its own leaves before the block
+            // sets anything. (One that takes the true edge of a `Let`
+            // counts as setting it: nft's facts are assignments that may
+            // not fit the packet, read only where they do.)
+            let short = match b.short {
+                OnShort::To(e) => Some((e, have)),
+                _ => None,
+            };
+            for (e, out) in [(b.t, have | sets), (b.f, have)].into_iter().chain(short) {
                 if let Edge::Block(j) = e {
                     set[j] = Some(set[j].map_or(out, |x| x & out));
                 }

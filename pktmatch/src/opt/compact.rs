@@ -16,7 +16,7 @@ pub(super) fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
     }
     for i in 0..n {
         if slots[i].index.is_some() {
-            for e in [ir.blocks[i].t, ir.blocks[i].f] {
+            for e in ir.blocks[i].successors() {
                 if let Edge::Block(j) = e {
                     slots[j.index()].index = live;
                 }
@@ -46,8 +46,7 @@ pub(super) fn compact(ir: &mut Ir, s: &mut Scratch) -> bool {
     for (i, slot) in slots.iter().enumerate() {
         if slot.index.is_some() {
             let mut b = ir.blocks[i];
-            b.t = map(b.t);
-            b.f = map(b.f);
+            b.map_edges(map);
             ir.blocks[kept] = b;
             kept += 1;
         }

@@ -8,14 +8,16 @@
 
 use super::bypass;
 use super::jumps::constant;
-use crate::ir::{Ir, OnShort};
+use crate::ir::Ir;
 
 /// Points edges (and the entry) past blocks whose outcome is known.
 pub(super) fn skip_decided(ir: &mut Ir) {
     bypass(ir, |ir, b| match constant(ir, b.cond) {
         Some(true) => Some(b.t),
         Some(false) => Some(b.f),
-        None if b.t == b.f && b.short != OnShort::Reject && !b.cond.has_effect() => Some(b.t),
+        // A short read going elsewhere (REJECT, or an `OnShort::To`
+        // edge of its own) keeps the test.
+        None if b.t == b.f && b.short_edge() == b.t && !b.cond.has_effect() => Some(b.t),
         None => None,
     });
 }

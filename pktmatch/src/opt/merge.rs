@@ -39,15 +39,15 @@ fn resolve(e: Edge, slots: &[Slot]) -> Edge {
     }
 }
 
-/// Points block `i`'s edges past aliased blocks; returns whether they
+/// Points block `i`'s edges (its short edge too) past aliased blocks;
+/// returns whether they
 /// moved, and the block.
 fn set_edges(ir: &mut Ir, i: usize, slots: &[Slot]) -> (bool, Block) {
     let old = ir.blocks[i];
     let mut b = old;
-    b.t = resolve(b.t, slots);
-    b.f = resolve(b.f, slots);
+    b.map_edges(|e| resolve(e, slots));
     ir.blocks[i] = b;
-    (b.t != old.t || b.f != old.f, b)
+    (b != old, b)
 }
 
 /// Points the entry past aliased blocks; says whether it moved.

@@ -137,8 +137,7 @@ fn bypass(ir: &mut Ir, mut skip: impl FnMut(&Ir, Block) -> Option<Edge>) {
     };
     for i in (0..n).rev() {
         let mut b = ir.blocks[i];
-        b.t = res(b.t, &alias);
-        b.f = res(b.f, &alias);
+        b.map_edges(|e| res(e, &alias));
         ir.blocks[i] = b;
         alias[i] = skip(ir, b);
     }

@@ -53,8 +53,7 @@ pub(super) fn keep_root_loads(ir: &mut Ir, root: Block) {
         e => e,
     };
     for b in &mut ir.blocks {
-        b.t = shift(b.t);
-        b.f = shift(b.f);
+        b.map_edges(shift);
     }
     let next = shift(Edge::Block(entry));
     ir.blocks.insert(

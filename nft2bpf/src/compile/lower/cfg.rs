@@ -34,6 +34,13 @@ impl Cfg {
         Edge::Block(BlockId::new(self.blocks.len() - 1))
     }
 
+    /// A block as it is (its edges, short edge included, to blocks
+    /// already built); its entry edge.
+    pub(super) fn block(&mut self, block: Block) -> Edge {
+        self.blocks.push(block);
+        Edge::Block(BlockId::new(self.blocks.len() - 1))
+    }
+
     /// How many blocks there are.
     pub(super) fn len(&self) -> usize {
         self.blocks.len()
@@ -48,8 +55,7 @@ impl Cfg {
         };
         self.blocks.reverse();
         for b in &mut self.blocks {
-            b.t = flip(b.t);
-            b.f = flip(b.f);
+            b.map_edges(flip);
         }
         (self.blocks, flip(entry))
     }

@@ -6,7 +6,8 @@
 //! (`pktinfo`), then each base chain in priority order, its rules in
 //! order; a rule's statements in order (`rule`): a match that fails
 //! ends the rule, an action (counter, quota, limit, log) is a
-//! `Cond::Act` block, a verdict ends it. `jump` and `goto` inline the
+//! `Cond::Act` block, a verdict ends it; a `pcap "EXPR"` match is the
+//! filter's own graph (`pcap`), its short reads going to the next rule. `jump` and `goto` inline the
 //! chain they name, once per place it returns to; an accept goes on
 //! with the next base chain, and what ends the last is a [`Decision`].
 //!
@@ -14,6 +15,7 @@
 //! exists before the piece.
 
 mod cfg;
+mod pcap;
 mod pktinfo;
 mod rule;
 mod sets;
@@ -74,6 +76,9 @@ pub(super) struct Lower<'r> {
     cut: Vec<Ir>,
     /// Chains already lowered, by where they return to.
     inlined: HashMap<(ChainId, Edge, Option<Edge>), Edge>,
+    /// The names `pcap "EXPR"` filters look up (this machine's `/etc`
+    /// files, as tcpdump reads them), once a filter needs them.
+    pcap_names: Option<pcap2bpf::Tables>,
 }
 
 /// Lowers the base chains of `ruleset` that hook `attach`'s hook on
@@ -106,6 +111,7 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         sets: sets::SetMaps::default(),
         cut: Vec::new(),
         inlined: HashMap::new(),
+        pcap_names: None,
     };
     if l.uses_pkttype && attach == Attach::Xdp && l.device_mac.is_none() {
         return Err(Error::new(

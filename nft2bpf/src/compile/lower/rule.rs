@@ -55,13 +55,7 @@ impl Lower<'_> {
                 }
                 Stmt::Verdict(v) => self.verdict(*v, r, next, ctx)?,
                 Stmt::VerdictMap(vm) => self.vmap(vm, r, cont, next, ctx)?,
-                Stmt::Pcap(p) => {
-                    return Err(Error::new(
-                        "`pcap` matches are not compiled yet (nft2bpf checks them, \
-                         but lowers no tcpdump filter into a rule)",
-                        p.span,
-                    ));
-                }
+                Stmt::Pcap(p) => self.pcap(p, cont, next)?,
             };
         }
         Ok(cont)
