@@ -19,111 +19,34 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use bpf_builder::load::Loaded;
-use bpf_builder::run::TestRun;
-use nft2bpf::check::tree::Ruleset;
-use nft2bpf::compile::actions::read_counter;
-use nft2bpf::compile::program::{Mode, Program, ProgramOptions, build};
-use nft2bpf::compile::{Attach, CounterSlot, Device, Lowered, Outcome};
+use common::{Compiled, assert_none, chain};
+use nft2bpf::compile::program::Mode;
+use nft2bpf::compile::{Attach, Device, Outcome};
 use nft2bpf::syntax::MemLoader;
 use nft2bpf::{SourceMap, compile};
-use testbed::nft::{Counters, DEVICE, FORWARD_DEVICE, Outcome as NftOutcome};
+use testbed::nft::{DEVICE, FORWARD_DEVICE, Outcome as NftOutcome};
 use testbed::{NftBed, firewall_frames};
 
-/// A ruleset compiled for `veth0` and loaded for test runs.
-struct Ours {
-    ruleset: Ruleset,
-    lowered: Lowered,
-    program: Program,
-    loaded: Loaded,
+/// Each frame's fate under our program, as the bed names nft's.
+fn outcomes(ours: &Compiled, frames: &[Vec<u8>]) -> Vec<NftOutcome> {
+    frames
+        .iter()
+        .map(|f| match ours.decide(f).map(|d| &d.outcome) {
+            None => NftOutcome::NotReached,
+            Some(Outcome::Accept) => NftOutcome::Accept,
+            Some(Outcome::Drop) => NftOutcome::Drop,
+            Some(Outcome::Fwd(dev)) if dev == FORWARD_DEVICE => NftOutcome::Forward(FORWARD_DEVICE),
+            Some(Outcome::Fwd(dev)) if dev == DEVICE => NftOutcome::Forward(DEVICE),
+            Some(Outcome::Fwd(_)) => NftOutcome::Drop,
+            Some(Outcome::Next(n)) => panic!("the tail call to program {n} failed"),
+        })
+        .collect()
 }
 
-impl Ours {
-    fn new(text: &str, attach: Attach, mac: [u8; 6]) -> Ours {
-        let mut map = SourceMap::new();
-        let file = map.add("diff.nft", None, text, None);
-        let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
-            .unwrap_or_else(|e| panic!("{}", e.render(&map)));
-        let device = Device::named(DEVICE).with_mac(mac);
-        let lowered =
-            compile::lower(&ruleset, attach, &device).unwrap_or_else(|e| panic!("{text}: {e}"));
-        let program = build(&lowered, &ProgramOptions::new(Mode::TestRun))
-            .unwrap_or_else(|e| panic!("{text}: {e}"));
-        let loaded = program
-            .object
-            .load()
-            .unwrap_or_else(|e| panic!("{}\n{e}", lowered.ir));
-        program
-            .initialize(&loaded, &lowered, &ruleset, &|_| None)
-            .expect("the maps' first contents");
-        Ours {
-            ruleset,
-            lowered,
-            program,
-            loaded,
-        }
-    }
-
-    /// Each frame's fate, as the bed names it.
-    fn outcomes(&self, frames: &[Vec<u8>]) -> Vec<NftOutcome> {
-        let program = self.loaded.program(self.program.prog);
-        frames
-            .iter()
-            .map(|f| {
-                let out = program.test_run(&TestRun::new(f)).expect("a test run");
-                if out.retval == 0 {
-                    return NftOutcome::NotReached;
-                }
-                let d = &self.lowered.decisions[out.retval as usize];
-                match &d.outcome {
-                    Outcome::Accept => NftOutcome::Accept,
-                    Outcome::Drop => NftOutcome::Drop,
-                    Outcome::Fwd(dev) if dev == FORWARD_DEVICE => {
-                        NftOutcome::Forward(FORWARD_DEVICE)
-                    }
-                    Outcome::Fwd(dev) if dev == DEVICE => NftOutcome::Forward(DEVICE),
-                    Outcome::Fwd(_) => NftOutcome::Drop,
-                    Outcome::Next(n) => panic!("the tail call to program {n} failed"),
-                }
-            })
-            .collect()
-    }
-
-    /// Differences between our counters and nft's.
-    fn counter_diffs(&self, theirs: &Counters, what: &str) -> Vec<String> {
-        let mut diffs = Vec::new();
-        let Some(map) = self.program.maps.counters else {
-            return diffs;
-        };
-        let map = self.loaded.map(map);
-        for (slot, c) in self.lowered.slots.counters.iter().enumerate() {
-            let ours = read_counter(map, slot as u32).expect("a counter");
-            let ours = (ours.packets, ours.bytes);
-            let (name, nft) = match *c {
-                CounterSlot::Rule { rule, .. } => {
-                    let chain = self.ruleset.rules[rule].chain;
-                    let chain = &self.ruleset.chains[chain];
-                    let pos = chain
-                        .rules
-                        .iter()
-                        .position(|&r| r == rule)
-                        .expect("its rule");
-                    (
-                        format!("{} rule {pos}", chain.name),
-                        theirs.rule(&chain.name, pos),
-                    )
-                }
-                CounterSlot::Named(n) => {
-                    let name = &self.ruleset.counters[n].name;
-                    (format!("counter {name}"), theirs.named(name))
-                }
-            };
-            if nft != Some(ours) {
-                diffs.push(format!("{what}: {name}: nft {nft:?}, nft2bpf {ours:?}"));
-            }
-        }
-        diffs
-    }
+/// Our XDP program of `text` on the bed's device, for test runs.
+fn ours(bed: &NftBed, text: &str) -> Compiled {
+    let device = Device::named(DEVICE).with_mac(bed.device().mac);
+    Compiled::new(text, Attach::Xdp, &device, Mode::TestRun)
 }
 
 /// Compares the fates of `frames` and the counters under `text`; a line
@@ -134,44 +57,23 @@ fn compare(bed: &mut NftBed, text: &str, what: &str, frames: &[Vec<u8>]) -> Vec<
     }
     let theirs = bed.outcomes(frames).expect("nft's outcomes");
     let their_counters = bed.counters().expect("nft's counters");
-    let ours = Ours::new(text, Attach::Xdp, bed.device().mac);
+    let ours = ours(bed, text);
     let mut diffs = Vec::new();
-    for (i, (a, b)) in theirs.iter().zip(ours.outcomes(frames)).enumerate() {
+    for (i, (a, b)) in theirs.iter().zip(outcomes(&ours, frames)).enumerate() {
         if *a != b {
             diffs.push(format!(
                 "{what}: frame {i} ({} bytes): nft {a:?}, nft2bpf {b:?}\n    {}",
                 frames[i].len(),
-                bpf_builder::text::hex_bytes(&frames[i][..frames[i].len().min(80)])
+                common::hex(&frames[i])
             ));
         }
     }
-    diffs.extend(ours.counter_diffs(&their_counters, what));
+    diffs.extend(ours.counter_diffs(&their_counters, 0, what));
     diffs
 }
 
 fn diff_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rulesets/diff")
-}
-
-/// A chain on `veth0`'s ingress with these rules.
-fn chain(rules: &[String], policy: &str) -> String {
-    let mut text = format!(
-        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"{DEVICE}\" priority 0; policy {policy};\n"
-    );
-    for r in rules {
-        text.push_str(&format!("\t\t{r}\n"));
-    }
-    text.push_str("\t}\n}\n");
-    text
-}
-
-fn assert_none(diffs: Vec<String>) {
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
 }
 
 #[test]
@@ -303,7 +205,7 @@ fn rules_past_one_program_count_as_nft_does() {
     rules.push("tcp dport vmap { 22 : drop, 80 : accept }".into());
     rules.push("udp dport 53 counter drop".into());
     let text = chain(&rules, "accept");
-    let ours = Ours::new(&text, Attach::Xdp, bed.device().mac);
+    let ours = ours(&bed, &text);
     assert!(
         ours.lowered.more.len() >= 2,
         "{} rules in {} programs",

@@ -10,12 +10,14 @@
 //! frame with its tag in the data, where the receive path takes it out).
 //! With nft's matches in the same rule, the rule drops what both match.
 
+mod common;
+
 use bpf_builder::load::Loaded;
 use bpf_builder::object::ProgId;
 use bpf_builder::run::TestRun;
-use nft2bpf::compile::actions::read_counter;
-use nft2bpf::compile::program::{Mode, Program, ProgramOptions, build};
-use nft2bpf::compile::{Attach, Device, Lowered, Outcome};
+use common::{Compiled, assert_none};
+use nft2bpf::compile::program::{Mode, ProgramOptions, build};
+use nft2bpf::compile::{Attach, Device, Outcome};
 use nft2bpf::syntax::MemLoader;
 use nft2bpf::{SourceMap, compile};
 use pcap2bpf::{CompileOptions, LinkType, Tables, Target};
@@ -113,75 +115,27 @@ fn pcap_matches(expr: &str, target: Target, frames: &[Vec<u8>]) -> Vec<bool> {
 }
 
 /// A ruleset compiled by nft2bpf for `veth0` in the test-run mode, loaded.
-struct Ours {
-    lowered: Lowered,
-    program: Program,
-    loaded: Loaded,
+fn compiled(text: &str, attach: Attach) -> Compiled {
+    let device = Device::named("veth0").with_mac([2, 0, 0, 0, 0, 9]);
+    Compiled::new(text, attach, &device, Mode::TestRun)
 }
 
-impl Ours {
-    fn new(text: &str, attach: Attach) -> Ours {
-        let mut map = SourceMap::new();
-        let file = map.add("pcap.nft", None, text, None);
-        let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
-            .unwrap_or_else(|e| panic!("{}", e.render(&map)));
-        let device = Device::named("veth0").with_mac([2, 0, 0, 0, 0, 9]);
-        let lowered =
-            compile::lower(&ruleset, attach, &device).unwrap_or_else(|e| panic!("{text}: {e}"));
-        assert_eq!(lowered.ir.verify(), Ok(()), "{text}\n{}", lowered.ir);
-        let program = build(&lowered, &ProgramOptions::new(Mode::TestRun))
-            .unwrap_or_else(|e| panic!("{text}: {e}"));
-        let loaded = program
-            .object
-            .load()
-            .unwrap_or_else(|e| panic!("{text}\n{}\n{e}", lowered.ir));
-        program
-            .initialize(&loaded, &lowered, &ruleset, &|_| None)
-            .expect("the maps' first contents");
-        Ours {
-            lowered,
-            program,
-            loaded,
-        }
-    }
-
-    /// Whether each frame is dropped; `None` for one the hook never
-    /// sees (decision 0).
-    fn drops(&self, frames: &[Vec<u8>]) -> Vec<Option<bool>> {
-        let program = self.loaded.program(self.program.prog);
-        frames
-            .iter()
-            .map(|f| {
-                let out = program.test_run(&TestRun::new(f)).expect("a test run");
-                if out.retval == 0 {
-                    return None;
-                }
-                let d = &self.lowered.decisions[out.retval as usize];
-                Some(matches!(d.outcome, Outcome::Drop))
-            })
-            .collect()
-    }
-
-    /// The packets the first counter counted.
-    fn counted(&self) -> u64 {
-        let map = self.program.maps.counters.expect("a counter");
-        read_counter(self.loaded.map(map), 0)
-            .expect("a counter")
-            .packets
-    }
+/// Whether each frame is dropped; `None` for one the hook never sees.
+fn drops(ours: &Compiled, frames: &[Vec<u8>]) -> Vec<Option<bool>> {
+    frames
+        .iter()
+        .map(|f| ours.decide(f).map(|d| d.outcome == Outcome::Drop))
+        .collect()
 }
 
-/// A chain on `veth0`'s ingress with these rules.
+/// The packets the first counter counted.
+fn counted(ours: &Compiled) -> u64 {
+    ours.counters().first().expect("a counter").1.0
+}
+
+/// A chain on `veth0`'s ingress with these rules, policy accept.
 fn chain(rules: &[String]) -> String {
-    let mut text = String::from(
-        "table netdev t {\n\tchain c {\n\t\ttype filter hook ingress device \"veth0\" \
-         priority 0; policy accept;\n",
-    );
-    for r in rules {
-        text.push_str(&format!("\t\t{r}\n"));
-    }
-    text.push_str("\t}\n}\n");
-    text
+    common::chain(rules, "accept")
 }
 
 /// Differences between what the rules drop and `want`. The hook sees
@@ -214,20 +168,6 @@ fn diffs(
     }
 }
 
-fn assert_none(diffs: Vec<String>) {
-    let shown: Vec<&String> = diffs.iter().take(40).collect();
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        shown
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-}
-
 #[test]
 fn pcap_rules_drop_what_the_filter_matches_in_xdp() {
     if !testbed::bpf_privileged("running XDP programs") {
@@ -237,8 +177,8 @@ fn pcap_rules_drop_what_the_filter_matches_in_xdp() {
     let mut out = Vec::new();
     for expr in FILTERS {
         let want = pcap_matches(expr, Target::Xdp, &frames);
-        let ours = Ours::new(&chain(&[format!("pcap \"{expr}\" drop")]), Attach::Xdp);
-        diffs(expr, &frames, &ours.drops(&frames), &want, &mut out);
+        let ours = compiled(&chain(&[format!("pcap \"{expr}\" drop")]), Attach::Xdp);
+        diffs(expr, &frames, &drops(&ours, &frames), &want, &mut out);
         let matched = want.iter().filter(|&&m| m).count();
         println!("{expr}: {matched} of {} frames match", frames.len());
     }
@@ -265,11 +205,11 @@ fn pcap_rules_drop_what_the_filter_matches_in_tcx() {
     let mut out = Vec::new();
     for expr in FILTERS {
         let want = pcap_matches(expr, Target::Tc, &frames);
-        let ours = Ours::new(
+        let ours = compiled(
             &chain(&[format!("pcap \"{expr}\" drop")]),
             Attach::TcxIngress,
         );
-        diffs(expr, &frames, &ours.drops(&frames), &want, &mut out);
+        diffs(expr, &frames, &drops(&ours, &frames), &want, &mut out);
     }
     assert_none(out);
 }
@@ -291,7 +231,10 @@ fn pcap_and_nft_matches_in_one_rule_both_decide() {
     ];
     for m in nft_matches {
         // What nft's match drops alone.
-        let alone = Ours::new(&chain(&[format!("{m} drop")]), Attach::Xdp).drops(&frames);
+        let alone = drops(
+            &compiled(&chain(&[format!("{m} drop")]), Attach::Xdp),
+            &frames,
+        );
         for expr in filters {
             let pcap = pcap_matches(expr, Target::Xdp, &frames);
             let want: Vec<bool> = alone
@@ -304,15 +247,15 @@ fn pcap_and_nft_matches_in_one_rule_both_decide() {
                 format!("{m} pcap \"{expr}\" counter drop"),
                 format!("pcap \"{expr}\" counter {m} drop"),
             ] {
-                let ours = Ours::new(&chain(std::slice::from_ref(&rule)), Attach::Xdp);
-                diffs(&rule, &frames, &ours.drops(&frames), &want, &mut out);
+                let ours = compiled(&chain(std::slice::from_ref(&rule)), Attach::Xdp);
+                diffs(&rule, &frames, &drops(&ours, &frames), &want, &mut out);
                 if rule.starts_with("pcap") {
                     let n = pcap
                         .iter()
                         .zip(&alone)
                         .filter(|(p, a)| **p && a.is_some())
                         .count() as u64;
-                    assert_eq!(ours.counted(), n, "{rule}: the counter");
+                    assert_eq!(counted(&ours), n, "{rule}: the counter");
                 }
             }
         }
@@ -326,15 +269,15 @@ fn pcap_and_nft_matches_in_one_rule_both_decide() {
     );
     let both: Vec<bool> = pa.iter().zip(&pb).map(|(x, y)| *x && *y).collect();
     let rule = format!("pcap \"{a}\" pcap \"{b}\" drop");
-    let ours = Ours::new(&chain(std::slice::from_ref(&rule)), Attach::Xdp);
-    diffs(&rule, &frames, &ours.drops(&frames), &both, &mut out);
+    let ours = compiled(&chain(std::slice::from_ref(&rule)), Attach::Xdp);
+    diffs(&rule, &frames, &drops(&ours, &frames), &both, &mut out);
     let rules = [format!("pcap \"{a}\" accept"), format!("pcap \"{b}\" drop")];
     let b_not_a: Vec<bool> = pa.iter().zip(&pb).map(|(x, y)| !*x && *y).collect();
-    let ours = Ours::new(&chain(&rules), Attach::Xdp);
+    let ours = compiled(&chain(&rules), Attach::Xdp);
     diffs(
         "two rules",
         &frames,
-        &ours.drops(&frames),
+        &drops(&ours, &frames),
         &b_not_a,
         &mut out,
     );

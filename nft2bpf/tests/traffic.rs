@@ -21,24 +21,17 @@ use std::path::Path;
 use bpf_builder::attach::tcx::{self, TcxOptions};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{Link, tcx::Hook};
-use bpf_builder::load::Loaded;
 use bpf_builder::ringbuf::RingBuf;
-use nft2bpf::check::tree::Ruleset;
-use nft2bpf::compile::actions::read_counter;
+use common::{Compiled, assert_none};
 use nft2bpf::compile::log::LogRecord;
-use nft2bpf::compile::program::{Mode, Program, ProgramOptions, build};
-use nft2bpf::compile::{Attach, CounterSlot, Device, Lowered};
-use nft2bpf::syntax::MemLoader;
-use nft2bpf::{SourceMap, compile};
+use nft2bpf::compile::program::Mode;
+use nft2bpf::compile::{Attach, Device};
 use testbed::nft::{DEVICE, Outcome, SENTINEL_TYPE};
 use testbed::{NftBed, firewall_frames};
 
 /// Our ruleset attached to the bed's device.
 struct Attached {
-    ruleset: Ruleset,
-    lowered: Lowered,
-    program: Program,
-    loaded: Loaded,
+    compiled: Compiled,
     _link: Link,
 }
 
@@ -59,23 +52,14 @@ fn with_sentinels(text: &str) -> String {
 }
 
 fn attach(bed: &NftBed, text: &str, attach: Attach) -> Attached {
-    let text = with_sentinels(text);
-    let mut map = SourceMap::new();
-    let file = map.add("traffic.nft", None, text.as_str(), None);
-    let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
-        .unwrap_or_else(|e| panic!("{}", e.render(&map)));
     let device = Device::named(DEVICE).with_mac(bed.device().mac);
-    let lowered = compile::lower(&ruleset, attach, &device).expect("lowered");
-    let program = build(&lowered, &ProgramOptions::new(Mode::Hook)).expect("built");
-    let loaded = program.object.load().expect("loaded");
-    let prog = loaded.program(program.prog);
+    let compiled = Compiled::new(&with_sentinels(text), attach, &device, Mode::Hook);
     let link = bed
         .netns()
         .run(|| {
             let ifindex = |d: &str| bpf_builder::attach::Interface::named(d).resolve().ok();
-            program
-                .initialize(&loaded, &lowered, &ruleset, &ifindex)
-                .expect("the maps' first contents");
+            compiled.initialize(&ifindex);
+            let prog = compiled.prog();
             match attach {
                 Attach::Xdp => xdp::attach(DEVICE, prog, XdpMode::Generic),
                 _ => tcx::attach(DEVICE, Hook::Ingress, prog, &TcxOptions::default()),
@@ -84,41 +68,8 @@ fn attach(bed: &NftBed, text: &str, attach: Attach) -> Attached {
         .expect("in the namespace")
         .expect("attached");
     Attached {
-        ruleset,
-        lowered,
-        program,
-        loaded,
+        compiled,
         _link: link,
-    }
-}
-
-impl Attached {
-    /// Per counter slot: its rule's chain and position (or name), and
-    /// our packets and bytes.
-    fn counters(&self) -> Vec<(String, (u64, u64))> {
-        let Some(map) = self.program.maps.counters else {
-            return Vec::new();
-        };
-        let map = self.loaded.map(map);
-        let mut out = Vec::new();
-        for (slot, c) in self.lowered.slots.counters.iter().enumerate() {
-            let v = read_counter(map, slot as u32).expect("a counter");
-            let name = match *c {
-                CounterSlot::Rule { rule, .. } => {
-                    let chain = &self.ruleset.chains[self.ruleset.rules[rule].chain];
-                    let pos = chain
-                        .rules
-                        .iter()
-                        .position(|&r| r == rule)
-                        .expect("its rule");
-                    // Our first rule is the sentinels'.
-                    format!("{} {}", chain.name, pos - 1)
-                }
-                CounterSlot::Named(n) => self.ruleset.counters[n].name.clone(),
-            };
-            out.push((name, (v.packets, v.bytes)));
-        }
-        out
     }
 }
 
@@ -155,33 +106,15 @@ fn compare(bed: &mut NftBed, text: &str, what: &str, frames: &[Vec<u8>]) -> Vec<
                     "{what} ({}): frame {i} ({} bytes): nft {a:?}, nft2bpf {b:?}\n    {}",
                     hook.name(),
                     frames[i].len(),
-                    bpf_builder::text::hex_bytes(&frames[i][..frames[i].len().min(80)])
+                    common::hex(&frames[i])
                 ));
             }
         }
-        for (name, v) in ours.counters() {
-            let nft = match name.split_once(' ') {
-                Some((chain, pos)) => counters.rule(chain, pos.parse().expect("a position")),
-                None => counters.named(&name),
-            };
-            if nft != Some(v) {
-                diffs.push(format!(
-                    "{what} ({}): counter {name}: nft {nft:?}, nft2bpf {v:?}",
-                    hook.name()
-                ));
-            }
-        }
+        // Our chains' first rule is the sentinels'.
+        let what = format!("{what} ({})", hook.name());
+        diffs.extend(ours.compiled.counter_diffs(&counters, 1, &what));
     }
     diffs
-}
-
-fn assert_none(diffs: Vec<String>) {
-    assert!(
-        diffs.is_empty(),
-        "{} differences:\n{}",
-        diffs.len(),
-        diffs.join("\n")
-    );
 }
 
 fn diff_file(name: &str) -> String {
@@ -343,7 +276,9 @@ fn log_records_arrive_with_the_prefix() {
     };
     bed.load("").expect("an empty ruleset");
     for hook in [Attach::Xdp, Attach::TcxIngress] {
-        let ours = attach(&bed, &text, hook);
+        // Kept whole: dropping the link detaches the program.
+        let attached = attach(&bed, &text, hook);
+        let ours = &attached.compiled;
         let ring = ours.program.maps.log.expect("a log").ring;
         let mut reader = RingBuf::new(ours.loaded.map(ring)).expect("a reader");
         bed.outcomes(&frames).expect("our outcomes");
@@ -446,54 +381,26 @@ fn tcx_egress_decides_and_counts_as_nft_does() {
         let theirs = left(send());
         let counters = bed.counters().expect("nft's counters");
         bed.load("").expect("an empty ruleset");
-        let mut map = SourceMap::new();
-        let file = map.add("egress.nft", None, text.as_str(), None);
-        let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
-            .unwrap_or_else(|e| panic!("{}", e.render(&map)));
-        let lowered =
-            compile::lower(&ruleset, Attach::TcxEgress, &Device::named("eg0")).expect("lowered");
-        let program = build(&lowered, &ProgramOptions::new(Mode::Hook)).expect("built");
-        let loaded = program.object.load().expect("loaded");
-        program
-            .initialize(&loaded, &lowered, &ruleset, &|_| None)
-            .expect("the maps' first contents");
-        let prog = loaded.program(program.prog);
+        let ours = Compiled::new(&text, Attach::TcxEgress, &Device::named("eg0"), Mode::Hook);
+        let prog = ours.prog();
         let link = bed
             .netns()
             .run(|| tcx::attach("eg0", Hook::Egress, prog, &TcxOptions::default()))
             .expect("in the namespace")
             .expect("attached");
-        let ours = left(send());
+        let left_ours = left(send());
         drop(link);
-        if theirs != ours {
+        if theirs != left_ours {
             let only = |a: &[u32], b: &[u32]| -> Vec<u32> {
                 a.iter().filter(|x| !b.contains(x)).copied().collect()
             };
             diffs.push(format!(
                 "{rules}: nft passes alone {:?}, nft2bpf alone {:?}",
-                only(&theirs, &ours),
-                only(&ours, &theirs)
+                only(&theirs, &left_ours),
+                only(&left_ours, &theirs)
             ));
         }
-        let map = loaded.map(program.maps.counters.expect("counters"));
-        for (slot, c) in lowered.slots.counters.iter().enumerate() {
-            let CounterSlot::Rule { rule, .. } = *c else {
-                continue;
-            };
-            let pos = ruleset.chains[ruleset.rules[rule].chain]
-                .rules
-                .iter()
-                .position(|&r| r == rule)
-                .expect("its rule");
-            let v = read_counter(map, slot as u32).expect("a counter");
-            let nft = counters.rule("out", pos);
-            if nft != Some((v.packets, v.bytes)) {
-                diffs.push(format!(
-                    "{rules}: rule {pos}: nft {nft:?}, nft2bpf {:?}",
-                    (v.packets, v.bytes)
-                ));
-            }
-        }
+        diffs.extend(ours.counter_diffs(&counters, 0, rules));
     }
     assert_none(diffs);
 }

@@ -98,3 +98,167 @@ pub fn diff_matches() -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// A ruleset checked, lowered for a hook of one device, built, loaded in
+/// the kernel, and its maps' first contents written (no `fwd` targets:
+/// see [`Compiled::initialize`]).
+pub struct Compiled {
+    pub ruleset: check::Ruleset,
+    pub lowered: nft2bpf::compile::Lowered,
+    pub program: nft2bpf::compile::program::Program,
+    pub loaded: bpf_builder::load::Loaded,
+}
+
+/// What a counter of ours is, as nft's counters name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    /// A rule's own counter: its chain, and its position there.
+    Rule { chain: String, position: usize },
+    /// A named counter.
+    Named(String),
+}
+
+impl Counted {
+    /// nft's value of the same counter; `skip` rules our chains have
+    /// before nft's (a first rule a test adds).
+    pub fn in_nft(&self, theirs: &testbed::nft::Counters, skip: usize) -> Option<(u64, u64)> {
+        match self {
+            Counted::Rule { chain, position } => theirs.rule(chain, position.checked_sub(skip)?),
+            Counted::Named(name) => theirs.named(name),
+        }
+    }
+}
+
+impl Compiled {
+    /// `text` (one file) for `attach` on `device`, built in `mode`.
+    pub fn new(
+        text: &str,
+        attach: nft2bpf::compile::Attach,
+        device: &nft2bpf::compile::Device,
+        mode: nft2bpf::compile::program::Mode,
+    ) -> Compiled {
+        use nft2bpf::compile::program::{ProgramOptions, build};
+        let mut map = SourceMap::new();
+        let file = map.add("test.nft", None, text, None);
+        let ruleset =
+            nft2bpf::check_ruleset(&mut map, file, &mut nft2bpf::syntax::MemLoader::new())
+                .unwrap_or_else(|e| panic!("{}", e.render(&map)));
+        let lowered = nft2bpf::compile::lower(&ruleset, attach, device)
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(lowered.ir.verify(), Ok(()), "{text}\n{}", lowered.ir);
+        let program =
+            build(&lowered, &ProgramOptions::new(mode)).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let loaded = program
+            .object
+            .load()
+            .unwrap_or_else(|e| panic!("{}\n{e}", lowered.ir));
+        let c = Compiled {
+            ruleset,
+            lowered,
+            program,
+            loaded,
+        };
+        c.initialize(&|_| None);
+        c
+    }
+
+    /// Writes the maps' first contents, `fwd` targets by `ifindex`.
+    pub fn initialize(&self, ifindex: &dyn Fn(&str) -> Option<u32>) {
+        self.program
+            .initialize(&self.loaded, &self.lowered, &self.ruleset, ifindex)
+            .expect("the maps' first contents");
+    }
+
+    /// The program the hook runs.
+    pub fn prog(&self) -> &bpf_builder::handle::Program {
+        self.loaded.program(self.program.prog)
+    }
+
+    /// The decision of a test run of `frame` (built in the test-run mode);
+    /// `None` for a frame the hook never sees (decision 0).
+    pub fn decide(&self, frame: &[u8]) -> Option<&nft2bpf::compile::Decision> {
+        let out = self
+            .prog()
+            .test_run(&bpf_builder::run::TestRun::new(frame))
+            .expect("a test run");
+        match out.retval {
+            0 => None,
+            n => Some(&self.lowered.decisions[n as usize]),
+        }
+    }
+
+    /// Every counter of ours: what it is, packets and bytes.
+    pub fn counters(&self) -> Vec<(Counted, (u64, u64))> {
+        use nft2bpf::compile::CounterSlot;
+        let Some(map) = self.program.maps.counters else {
+            return Vec::new();
+        };
+        let map = self.loaded.map(map);
+        let rs = &self.ruleset;
+        let mut out = Vec::new();
+        for (slot, c) in self.lowered.slots.counters.iter().enumerate() {
+            let v = nft2bpf::compile::actions::read_counter(map, slot as u32).expect("a counter");
+            let what = match *c {
+                CounterSlot::Rule { rule, .. } => {
+                    let chain = &rs.chains[rs.rules[rule].chain];
+                    let position = chain
+                        .rules
+                        .iter()
+                        .position(|&r| r == rule)
+                        .expect("its rule");
+                    Counted::Rule {
+                        chain: chain.name.clone(),
+                        position,
+                    }
+                }
+                CounterSlot::Named(n) => Counted::Named(rs.counters[n].name.clone()),
+            };
+            out.push((what, (v.packets, v.bytes)));
+        }
+        out
+    }
+
+    /// A line for each of our counters that differs from nft's.
+    pub fn counter_diffs(
+        &self,
+        theirs: &testbed::nft::Counters,
+        skip: usize,
+        what: &str,
+    ) -> Vec<String> {
+        self.counters()
+            .into_iter()
+            .filter_map(|(c, ours)| {
+                let nft = c.in_nft(theirs, skip);
+                (nft != Some(ours)).then(|| format!("{what}: {c:?}: nft {nft:?}, nft2bpf {ours:?}"))
+            })
+            .collect()
+    }
+}
+
+/// A ruleset of one chain on `veth0`'s ingress with these rules.
+pub fn chain<S: AsRef<str>>(rules: &[S], policy: &str) -> String {
+    let mut text = format!(
+        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"veth0\" priority 0; policy {policy};\n"
+    );
+    for r in rules {
+        text.push_str(&format!("\t\t{}\n", r.as_ref()));
+    }
+    text.push_str("\t}\n}\n");
+    text
+}
+
+/// Fails with the differences (the first 40 of them), if any.
+pub fn assert_none(diffs: Vec<String>) {
+    let shown: Vec<&str> = diffs.iter().take(40).map(String::as_str).collect();
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        shown.join("\n")
+    );
+}
+
+/// A frame's bytes in hexadecimal, the first 80.
+pub fn hex(frame: &[u8]) -> String {
+    bpf_builder::text::hex_bytes(&frame[..frame.len().min(80)])
+}
