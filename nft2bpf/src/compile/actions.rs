@@ -34,7 +34,7 @@ pub(super) const KEY_SLOT: i16 = -4;
 
 /// One statement that acts, as the program runs it. Its number in the
 /// compiled chain's action table is the `Cond::Act` block's action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Count the packet and its bytes (nft's `skb->len`) into slot
     /// `slot` of the counters map (a rule's anonymous counter, or a

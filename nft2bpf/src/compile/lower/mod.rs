@@ -23,6 +23,8 @@ mod test;
 
 use std::collections::HashMap;
 
+use indexmap::IndexSet;
+
 use pktmatch::ir::{Edge, Ir, Semantics, Verdict};
 
 use super::actions::Action;
@@ -66,8 +68,10 @@ pub(super) struct Lower<'r> {
     device: &'r Device,
     device_mac: Option<[u8; 6]>,
     uses_pkttype: bool,
-    decisions: Vec<Decision>,
-    actions: Vec<Action>,
+    /// The decisions, by verdict number (each once).
+    decisions: IndexSet<Decision>,
+    /// The actions, by action number (each once).
+    actions: IndexSet<Action>,
     slots: Slots,
     /// The maps of the sets looked up.
     sets: sets::SetMaps,
@@ -105,8 +109,8 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         device_mac: device.mac,
         uses_pkttype: reads_meta(ruleset, MetaKey::PktType),
         // Decision 0: frames the hook never sees pass.
-        decisions: vec![Decision::new(Outcome::Accept, None, None)],
-        actions: Vec::new(),
+        decisions: IndexSet::from([Decision::new(Outcome::Accept, None, None)]),
+        actions: IndexSet::new(),
         slots: Slots::default(),
         sets: sets::SetMaps::default(),
         cut: Vec::new(),
@@ -129,7 +133,8 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
     let entry = l.program(cfg, next);
     // Programs are numbered from the entry: the last cut off is 1.
     let n = l.cut.len() as u32;
-    for d in &mut l.decisions {
+    let mut decisions: Vec<Decision> = l.decisions.into_iter().collect();
+    for d in &mut decisions {
         if let Outcome::Next(b) = d.outcome {
             d.outcome = Outcome::Next(n - b);
         }
@@ -141,8 +146,8 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         chains,
         ir: entry,
         more,
-        decisions: l.decisions,
-        actions: l.actions,
+        decisions,
+        actions: l.actions.into_iter().collect(),
         slots: l.slots,
         set_maps: l.sets.maps,
         len_var: LEN_VAR,
@@ -168,13 +173,7 @@ impl Lower<'_> {
         chain: Option<ChainId>,
     ) -> Edge {
         let d = Decision::new(outcome, rule, chain);
-        let n = match self.decisions.iter().position(|x| *x == d) {
-            Some(n) => n,
-            None => {
-                self.decisions.push(d);
-                self.decisions.len() - 1
-            }
-        };
+        let n = self.decisions.insert_full(d).0;
         Edge::Verdict(Verdict(n as u32))
     }
 

@@ -63,14 +63,7 @@ impl Lower<'_> {
 
     /// The number of an action (equal actions share one).
     pub(super) fn action(&mut self, action: Action) -> u32 {
-        let n = match self.actions.iter().position(|a| *a == action) {
-            Some(n) => n,
-            None => {
-                self.actions.push(action);
-                self.actions.len() - 1
-            }
-        };
-        n as u32
+        self.actions.insert_full(action).0 as u32
     }
 
     /// An action block: `t` when it goes on, `f` when it fails.
