@@ -249,6 +249,14 @@ fn quota_stops_at_its_byte_count() {
     for rule in ["quota until 900 bytes accept", "quota over 600 bytes drop"] {
         diffs.extend(compare(&mut bed, &chain(rule, "drop"), rule, &frames));
     }
+    // A named quota that two rules share, started at some bytes used.
+    let shared = format!(
+        "table netdev t {{\n\tquota q {{\n\t\tuntil 1500 bytes used 200 bytes\n\t}}\n\
+         \tchain c {{\n\t\ttype filter hook ingress device \"{DEVICE}\" priority 0; policy drop;\n\
+         \t\tudp dport 53 meta length < 150 quota name \"q\" counter accept\n\
+         \t\tudp dport 53 quota name \"q\" counter accept\n\t}}\n}}\n"
+    );
+    diffs.extend(compare(&mut bed, &shared, "a named quota", &frames));
     assert_none(diffs);
 }
 
