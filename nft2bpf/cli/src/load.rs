@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use bpf_builder::attach::tcx;
 use bpf_builder::text;
 use nft2bpf::deploy::{self, LoadOptions, Source};
 use serde_json::json;
@@ -21,6 +22,16 @@ pub struct Args {
     /// (repeatable).
     #[arg(short = 'i', value_name = "IF")]
     iface: Vec<String>,
+    /// tcx: put each new program first in its device's tcx chain.
+    #[arg(long, conflicts_with_all = ["before", "after"])]
+    first: bool,
+    /// tcx: put each new program right before the program NAME (which
+    /// must be in every tcx chain the ruleset goes to).
+    #[arg(long, value_name = "NAME", conflicts_with = "after")]
+    before: Option<String>,
+    /// tcx: put each new program right after the program NAME (likewise).
+    #[arg(long, value_name = "NAME")]
+    after: Option<String>,
     #[command(flatten)]
     root: PinRootArg,
     /// JSON output.
@@ -38,10 +49,17 @@ pub fn run(a: &Args) -> Result<(), String> {
         );
     }
     let src = Source::read(&a.file).map_err(msg)?;
+    let tcx_place = match (a.first, &a.before, &a.after) {
+        (true, _, _) => tcx::Place::Head,
+        (_, Some(n), _) => tcx::Place::BeforeName(n.clone()),
+        (_, _, Some(n)) => tcx::Place::AfterName(n.clone()),
+        _ => tcx::Place::Tail,
+    };
     let opts = LoadOptions {
         pin_root: a.root.pin_root.clone(),
         ingress: a.hook.ingress(),
         devices: (!a.iface.is_empty()).then(|| a.iface.clone()),
+        tcx_place,
     };
     let report = deploy::load(&src, &opts).map_err(msg)?;
     for n in &report.notes {

@@ -334,8 +334,8 @@ fn log_prints_records_with_their_prefix() {
 /// `nfb`, the egress chain in tcx egress on `nfa`. What the egress
 /// program drops never leaves `nfa`; the ingress program's counters say
 /// what it saw (a packet socket sees frames before tc ingress, so the
-/// counters, not arrivals, tell what it dropped). `unload` leaves both
-/// tcx chains empty.
+/// counters, not arrivals, tell what it dropped). `--before` puts ours
+/// before another tool's program; `unload` takes ours away, leaving it.
 #[test]
 fn tcx_hooks_load_filter_and_unload() {
     use bpf_builder::attach::tcx::{self, Hook};
@@ -355,23 +355,45 @@ fn tcx_hooks_load_filter_and_unload() {
                 }\n";
     let f = bed.file("tcx.nft", text);
     let f = f.to_str().unwrap();
-    let out = bed.ok(&["load", f, "--hook", "tcx-ingress"]);
+    // Another tool's program on both chains: ours go before it (in
+    // every chain they go to, the program named must be there).
+    let mut other = bpf_builder::object::Object::new();
+    let mut pass = bpf_builder::asm::Asm::new();
+    pass.mov32(bpf_builder::insn::Reg::R0, -1);
+    pass.exit();
+    let id = other
+        .add_program(
+            "other",
+            bpf_builder::object::ProgramType::SchedCls,
+            pass.finish().unwrap(),
+        )
+        .unwrap();
+    let other = other.load().unwrap();
+    let prog = other.program(id);
+    let _other_links = bed
+        .ns
+        .run(|| {
+            let opts = tcx::TcxOptions::default();
+            let ingress = tcx::attach("nfb", Hook::Ingress, prog, &opts).unwrap();
+            let egress = tcx::attach("nfa", Hook::Egress, prog, &opts).unwrap();
+            (ingress, egress)
+        })
+        .unwrap();
+    let out = bed.ok(&["load", f, "--hook", "tcx-ingress", "--before", "other"]);
     assert!(
         out.contains("tcx-ingress on nfb") && out.contains("tcx-egress on nfa"),
         "{out}"
     );
-    let programs = |dev: &'static str, hook: Hook| {
+    let names = |dev: &'static str, hook: Hook| -> Vec<String> {
         bed.ns
-            .run(move || tcx::query(dev, hook).unwrap().prog_ids().len())
+            .run(move || {
+                let chain = tcx::query(dev, hook).unwrap();
+                chain.names().iter().map(|n| n.to_string()).collect()
+            })
             .unwrap()
     };
-    assert_eq!(
-        (
-            programs("nfb", Hook::Ingress),
-            programs("nfa", Hook::Egress)
-        ),
-        (1, 1)
-    );
+    assert_eq!(names("nfb", Hook::Ingress), ["nft_tcx_ingress", "other"]);
+    assert_eq!(names("nfa", Hook::Egress), ["nft_tcx_egress", "other"]);
     // Sent from nfa, a drop at its egress fails the send (ENOBUFS).
     let marker = Marker::new().unwrap();
     let (a, b) = (&bed.pair.a, &bed.pair.b);
@@ -416,12 +438,7 @@ fn tcx_hooks_load_filter_and_unload() {
         assert!(counts.contains(&want), "{want:?} in {counts:?}");
     }
     bed.ok(&["unload"]);
-    assert_eq!(
-        (
-            programs("nfb", Hook::Ingress),
-            programs("nfa", Hook::Egress)
-        ),
-        (0, 0)
-    );
+    assert_eq!(names("nfb", Hook::Ingress), ["other"]);
+    assert_eq!(names("nfa", Hook::Egress), ["other"]);
     assert!(bed.pins().is_empty(), "{:?}", bed.pins());
 }

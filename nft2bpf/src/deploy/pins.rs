@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use bpf_builder::attach::tcx::{self, TcxOptions};
+use bpf_builder::attach::tcx;
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{Interface, Link};
 use bpf_builder::handle::{Map, Program};
@@ -41,6 +41,10 @@ pub struct LoadOptions {
     pub ingress: IngressHook,
     /// Devices to run every base chain on instead of the chains' own.
     pub devices: Option<Vec<String>>,
+    /// Where a new tcx program goes in its device's tcx chain, among the
+    /// programs other tools attached (last by default). A program that
+    /// replaces our own keeps its place.
+    pub tcx_place: tcx::Place,
 }
 
 impl LoadOptions {
@@ -50,6 +54,7 @@ impl LoadOptions {
             pin_root: super::default_pin_root(),
             ingress: IngressHook::Xdp,
             devices: None,
+            tcx_place: tcx::Place::Tail,
         }
     }
 }
@@ -286,7 +291,7 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
         if scan.current.iter().any(|c| c.key == p.key) {
             continue;
         }
-        let link = attach_link(p.attach, &p.device, p.prog())?;
+        let link = attach_link(p.attach, &p.device, p.prog(), &opts.tcx_place)?;
         let mut st = links.stage(&p.key)?;
         st.pin("link", &link)?;
         new_links.push((p.key.clone(), st, link));
@@ -399,11 +404,16 @@ fn revert(updated: &[(&Link, Option<&Program>)]) {
 }
 
 /// Attaches `prog` where `attach` says on `device`.
-fn attach_link(attach: Attach, device: &str, prog: &Program) -> Result<Link, DeployError> {
+fn attach_link(
+    attach: Attach,
+    device: &str,
+    prog: &Program,
+    place: &tcx::Place,
+) -> Result<Link, DeployError> {
     Ok(match attach {
         Attach::Xdp => xdp::attach(device, prog, XdpMode::Auto)?,
-        Attach::TcxIngress => tcx::attach(device, tcx::Hook::Ingress, prog, &TcxOptions::new())?,
-        Attach::TcxEgress => tcx::attach(device, tcx::Hook::Egress, prog, &TcxOptions::new())?,
+        Attach::TcxIngress => tcx::attach_placed(device, tcx::Hook::Ingress, prog, place)?,
+        Attach::TcxEgress => tcx::attach_placed(device, tcx::Hook::Egress, prog, place)?,
     })
 }
 
