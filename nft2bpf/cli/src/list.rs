@@ -1,4 +1,4 @@
-//! `list ruleset` and `list counters`.
+//! `list ruleset`, `list counters`, `list set` (and `list map`).
 
 use clap::ValueEnum;
 use nft2bpf::deploy::{self, CounterMeta, CounterRow};
@@ -13,6 +13,10 @@ pub enum What {
     Ruleset,
     /// Named counters and the counters of rules.
     Counters,
+    /// A set, with its elements now: `list set [netdev] TABLE SET`.
+    Set,
+    /// A verdict map, as `set`.
+    Map,
 }
 
 /// `list`'s options.
@@ -21,6 +25,8 @@ pub struct Args {
     /// What to show.
     #[arg(value_enum)]
     what: What,
+    /// For `set` and `map`: `[netdev] TABLE SET`.
+    names: Vec<String>,
     #[command(flatten)]
     root: PinRootArg,
     /// JSON output.
@@ -30,6 +36,21 @@ pub struct Args {
 
 /// Runs `list`.
 pub fn run(a: &Args) -> Result<(), String> {
+    match a.what {
+        What::Set | What::Map => {
+            let object = if a.what == What::Set { "set" } else { "map" };
+            let mut words = vec![object.to_string()];
+            words.extend(a.names.iter().cloned());
+            return crate::sets::run_words("list", &words, &a.root);
+        }
+        _ if !a.names.is_empty() => {
+            return Err(format!(
+                "unexpected argument `{}`: only `list set` and `list map` take names",
+                a.names[0]
+            ));
+        }
+        _ => {}
+    }
     let running = deploy::running(&a.root.pin_root).map_err(msg)?;
     let rows = deploy::counters(&running).map_err(msg)?;
     let mut out = match (a.what, a.json) {
@@ -39,6 +60,8 @@ pub fn run(a: &Args) -> Result<(), String> {
         (What::Counters, true) => {
             json!({"counters": rows.iter().map(counter_json).collect::<Vec<_>>()}).to_string()
         }
+        // Listed above.
+        (What::Set | What::Map, _) => String::new(),
     };
     if a.json {
         out.push('\n');

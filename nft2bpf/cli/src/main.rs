@@ -10,6 +10,7 @@ mod list;
 mod load;
 mod log;
 mod run;
+mod sets;
 
 use std::process::ExitCode;
 
@@ -37,12 +38,26 @@ enum Command {
     Load(load::Args),
     /// Detach the loaded ruleset and remove its pins.
     Unload(load::UnloadArgs),
-    /// Show the loaded ruleset or its counters.
+    /// Show the loaded ruleset, its counters, or a set (`list set
+    /// [netdev] TABLE SET`, with the elements it holds now).
     List(list::Args),
     /// Print the records of `log` statements as packets hit them.
     Log(log::Args),
     /// Run a ruleset over the packets of a pcap or pcapng capture.
     Run(run::Args),
+    /// `add element [netdev] TABLE SET { ELEMENTS }`: add elements to a
+    /// set or verdict map of the loaded ruleset, in place (elements
+    /// already there are no error).
+    Add(sets::Args),
+    /// `create element [netdev] TABLE SET { ELEMENTS }`: like `add`, but
+    /// an element already there is an error.
+    Create(sets::Args),
+    /// `delete element [netdev] TABLE SET { ELEMENTS }`: remove elements
+    /// of a set of the loaded ruleset, in place (each must be there).
+    Delete(sets::Args),
+    /// `flush set [netdev] TABLE SET`: remove every element of a set of
+    /// the loaded ruleset, in place.
+    Flush(sets::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +69,10 @@ fn main() -> ExitCode {
         Command::List(a) => list::run(&a),
         Command::Log(a) => log::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Add(a) => sets::run("add", &a),
+        Command::Create(a) => sets::run("create", &a),
+        Command::Delete(a) => sets::run("delete", &a),
+        Command::Flush(a) => sets::run("flush", &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::check::collect::{ChainDraft, TableDraft};
 use crate::check::rules::quota_spec;
-use crate::check::sets::normalize;
+use crate::check::sets::{check_size, normalize};
 use crate::check::tree::{BaseChain, Chain, Hook, NamedCounter, NamedQuota, Policy, Table};
 use crate::check::value::MAX_IFNAME;
 use crate::check::{Checker, Names};
@@ -132,7 +132,7 @@ impl Checker {
             }
             let set = &mut self.out.sets[id];
             set.elements = elements;
-            if let Err(e) = normalize(set) {
+            if let Err(e) = normalize(set).and_then(|()| check_size(set)) {
                 self.report(e);
             }
         }

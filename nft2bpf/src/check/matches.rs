@@ -493,6 +493,7 @@ impl Checker {
             key: key.to_vec(),
             interval: true,
             is_map,
+            size: None,
             elements: Vec::new(),
         };
         self.elements(e, &probe, true, names)
@@ -517,6 +518,7 @@ impl Checker {
             key,
             interval,
             is_map,
+            size: None,
             elements,
         };
         normalize(&mut set)?;

@@ -44,6 +44,7 @@ mod decls;
 mod dump;
 pub mod fields;
 mod graph;
+pub mod live;
 mod matches;
 pub mod refuse;
 mod rules;

@@ -16,6 +16,7 @@ impl Checker {
     pub(crate) fn declare_set(&self, decl: &SetDecl, table: TableId) -> Result<Set, Error> {
         let mut key = None;
         let mut interval = false;
+        let mut size = None;
         for item in &decl.items {
             match item {
                 SetItem::Type {
@@ -80,8 +81,18 @@ impl Checker {
                 SetItem::Unsupported(u) => {
                     return Err(Error::new(refuse::message(&u.what), u.span));
                 }
+                SetItem::Size(n) => {
+                    // nft's `size` is a u32 of the kernel's set
+                    // description; 0 is no limit.
+                    let Ok(n32) = u32::try_from(n.value) else {
+                        return Err(Error::new(
+                            format!("size {} is too large: at most {}", n.value, u32::MAX),
+                            n.span,
+                        ));
+                    };
+                    size = (n32 > 0).then_some(n32);
+                }
                 SetItem::Elements(_)
-                | SetItem::Size(_)
                 | SetItem::Counter(_)
                 | SetItem::AutoMerge(_)
                 | SetItem::Comment(_) => {}
@@ -100,6 +111,7 @@ impl Checker {
             key,
             interval,
             is_map: decl.is_map,
+            size,
             elements: Vec::new(),
         })
     }
@@ -237,6 +249,47 @@ pub(crate) fn key_desc(key: &[KeyType]) -> String {
     format!("concatenation of ({})", names.join(", "))
 }
 
+/// The map entries a named set's elements take: one per element, but
+/// in a one-part interval set (an LPM trie) one per prefix of each
+/// element ([`crate::compile::sets::prefixes`]).
+pub(crate) fn entry_count(set: &Set, elements: &[Element]) -> usize {
+    if !(set.interval && set.key.len() == 1) {
+        return elements.len();
+    }
+    elements
+        .iter()
+        .map(|e| {
+            let (low, high) = e.key[0].bounds();
+            crate::compile::sets::prefixes(low, high, set.key[0].bits).len()
+        })
+        .sum()
+}
+
+/// A named set's elements must fit its `size`, as the kernel refuses
+/// more (`ENFILE`).
+pub(crate) fn check_size(set: &Set) -> Result<(), Error> {
+    let Some(size) = set.size else {
+        return Ok(());
+    };
+    let entries = entry_count(set, &set.elements);
+    if entries <= size as usize {
+        return Ok(());
+    }
+    let name = set.name.as_deref().unwrap_or("");
+    let what = if entries == set.elements.len() {
+        format!("{entries} elements")
+    } else {
+        format!(
+            "{} elements, {entries} map entries (a range takes one per prefix it is cut into)",
+            set.elements.len()
+        )
+    };
+    Err(Error::new(
+        format!("set `{name}` is full: {what}, more than its size {size}"),
+        set.span,
+    ))
+}
+
 /// Puts a set's elements in the form lowering reads: exact duplicates
 /// dropped; in a one-part interval set, sorted, and overlapping or
 /// adjacent elements merged (an anonymous set) or refused as nft refuses
@@ -304,6 +357,7 @@ mod tests {
             }],
             interval: true,
             is_map: false,
+            size: None,
             elements: elements
                 .iter()
                 .enumerate()

@@ -520,6 +520,10 @@ pub struct Set {
     pub interval: bool,
     /// Whether it is a verdict map.
     pub is_map: bool,
+    /// `size N` (N > 0): its map holds at most N entries (an element of
+    /// a hash map is one entry; a range in an LPM trie one per prefix it
+    /// is cut into). `None`: no size, or `size 0` (no limit, in nft).
+    pub size: Option<u32>,
     /// The elements. For a one-part interval set they are sorted and do
     /// not overlap (an anonymous set's overlapping elements are merged,
     /// as nft merges them; a named set's are an error, as in nft).

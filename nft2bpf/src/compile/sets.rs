@@ -10,7 +10,7 @@
 
 use bpf_builder::map::MapSpec;
 
-use crate::check::tree::SetId;
+use crate::check::tree::{ElemKey, SetId, Verdict};
 
 /// The kind of a set's map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +21,144 @@ pub enum SetKind {
     Lpm,
 }
 
+impl SetKind {
+    /// `hash` or `lpm`, as descriptions name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SetKind::Hash => "hash",
+            SetKind::Lpm => "lpm",
+        }
+    }
+
+    /// The kind [`SetKind::name`] names.
+    pub fn named(name: &str) -> Option<SetKind> {
+        match name {
+            "hash" => Some(SetKind::Hash),
+            "lpm" => Some(SetKind::Lpm),
+            _ => None,
+        }
+    }
+}
+
+/// Where one part of a key is in the key: the 32-bit words it takes
+/// (bits of the value in each, most significant first), how far left
+/// the value is shifted in them, and its width. The words are those the
+/// program loads for the field the set is looked up with, so one set
+/// looked up with two fields of different alignments has two maps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartLayout {
+    /// Bits of the value in each word, most significant first.
+    pub widths: Vec<u32>,
+    /// Where the value's lowest bit is in the last word.
+    pub shift: u32,
+    /// The value's width in bits.
+    pub bits: u32,
+}
+
+impl PartLayout {
+    /// The part's bytes in a key: its words in network order.
+    fn bytes(&self, v: u128) -> Vec<u8> {
+        crate::compile::lower::split_words(v << self.shift, &self.widths)
+            .into_iter()
+            .flat_map(u32::to_be_bytes)
+            .collect()
+    }
+
+    /// The value the part's bytes hold (the inverse of `bytes`).
+    fn value(&self, bytes: &[u8]) -> u128 {
+        let mut v = 0u128;
+        for (w, c) in self.widths.iter().zip(bytes.chunks(4)) {
+            let word = u32::from_be_bytes(c.try_into().unwrap_or([0; 4]));
+            let w = (*w).min(32);
+            let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+            v = (v << w) | u128::from(word & mask);
+        }
+        v >> self.shift
+    }
+
+    /// Bytes the part takes in a key.
+    pub fn key_bytes(&self) -> usize {
+        4 * self.widths.len()
+    }
+
+    /// Bits of the words above the value (an LPM prefix starts there).
+    fn pad(&self) -> u32 {
+        32 * self.widths.len() as u32 - self.bits - self.shift
+    }
+}
+
+/// The map keys of an element whose key parts are `key` (one per part
+/// of `layout`): one key for a hash map (each part's exact value; a
+/// range's low end, as hash sets have no ranges); for an LPM trie, one
+/// key per prefix of the one part's range ([`prefixes`]), each led by
+/// its prefix length in host order. Lowering writes a set's first
+/// elements with it and `nft2bpf::deploy::sets` the elements added to a
+/// running program's map: the same bytes either way.
+pub fn element_keys(kind: SetKind, layout: &[PartLayout], key: &[ElemKey]) -> Vec<Vec<u8>> {
+    match kind {
+        SetKind::Hash => {
+            let mut bytes = Vec::new();
+            for (k, part) in key.iter().zip(layout) {
+                bytes.extend(part.bytes(k.bounds().0));
+            }
+            vec![bytes]
+        }
+        SetKind::Lpm => {
+            let (Some(part), Some(k)) = (layout.first(), key.first()) else {
+                return Vec::new();
+            };
+            let (low, high) = k.bounds();
+            prefixes(low, high, part.bits)
+                .into_iter()
+                .map(|(v, len)| {
+                    let mut bytes = (part.pad() + len).to_ne_bytes().to_vec();
+                    bytes.extend(part.bytes(v));
+                    bytes
+                })
+                .collect()
+        }
+    }
+}
+
+/// What a map key holds, [`element_keys`]'s inverse: each part's value
+/// for a hash map; for an LPM trie, the one part's prefix as the range
+/// it covers. `None` when the key's length does not fit the layout.
+pub fn key_element(kind: SetKind, layout: &[PartLayout], key: &[u8]) -> Option<Vec<ElemKey>> {
+    match kind {
+        SetKind::Hash => {
+            let mut out = Vec::new();
+            let mut at = 0;
+            for part in layout {
+                let bytes = key.get(at..at + part.key_bytes())?;
+                out.push(ElemKey::Value(part.value(bytes)));
+                at += part.key_bytes();
+            }
+            (at == key.len()).then_some(out)
+        }
+        SetKind::Lpm => {
+            let part = layout.first()?;
+            let len = u32::from_ne_bytes(key.get(..4)?.try_into().ok()?);
+            let data = key.get(4..)?;
+            if data.len() != part.key_bytes() {
+                return None;
+            }
+            let len = len.checked_sub(part.pad())?.min(part.bits);
+            let low = part.value(data);
+            let free = part.bits - len;
+            let high = if free >= 128 {
+                u128::MAX
+            } else {
+                low | ((1u128 << free) - 1)
+            };
+            Some(vec![if low == high {
+                ElemKey::Value(low)
+            } else {
+                ElemKey::Range(low, high)
+            }])
+        }
+    }
+}
+
 /// A set's map: what the program looks up and what the map holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetMap {
@@ -28,6 +166,12 @@ pub struct SetMap {
     pub set: SetId,
     /// Its kind.
     pub kind: SetKind,
+    /// Where each part of the key is in the map's keys.
+    pub layout: Vec<PartLayout>,
+    /// For a verdict map, the verdicts the program branches to, by the
+    /// map's value: the only ones an element may have, since the program
+    /// was built with no other (empty for a set).
+    pub verdicts: Vec<Verdict>,
     /// Bytes of a key's data (after an LPM key's prefix length).
     pub data_bytes: u32,
     /// The entries: key bytes (an LPM key's prefix length included) and
@@ -38,9 +182,14 @@ pub struct SetMap {
     pub max_entries: u32,
 }
 
-/// Room a set's map has beyond its elements, so that elements can be
-/// added while it runs: twice as many, at least this many.
+/// Room an anonymous set's map has: twice its elements, at least this
+/// many.
 pub const MIN_SET_ENTRIES: u32 = 64;
+
+/// Room a named set's map has when its declaration gives no `size`, so
+/// that elements can be added while it runs: twice its entries, at least
+/// this many. With `size N` the map holds N entries.
+pub const NAMED_SET_ENTRIES: u32 = 1024;
 
 impl SetMap {
     /// The map's name: `nft_set` and its number.
@@ -165,11 +314,65 @@ mod tests {
     }
 
     #[test]
+    fn keys_decode_to_the_elements_they_encode() {
+        // `tcp dport`-like: 16 bits in the low half of a word.
+        let port = PartLayout {
+            widths: vec![32],
+            shift: 0,
+            bits: 16,
+        };
+        let addr = PartLayout {
+            widths: vec![32],
+            shift: 0,
+            bits: 32,
+        };
+        let layout = [addr.clone(), port.clone()];
+        let key = [ElemKey::Value(0x0a00_0001), ElemKey::Value(22)];
+        let keys = element_keys(SetKind::Hash, &layout, &key);
+        assert_eq!(keys, vec![vec![10, 0, 0, 1, 0, 0, 0, 22]]);
+        assert_eq!(
+            key_element(SetKind::Hash, &layout, &keys[0]),
+            Some(key.to_vec())
+        );
+        // A /24 in an LPM trie: one prefix, length 24.
+        let net = [ElemKey::Range(0x0a01_0200, 0x0a01_02ff)];
+        let keys = element_keys(SetKind::Lpm, std::slice::from_ref(&addr), &net);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(&keys[0][..4], &24u32.to_ne_bytes());
+        assert_eq!(
+            key_element(SetKind::Lpm, std::slice::from_ref(&addr), &keys[0]),
+            Some(net.to_vec())
+        );
+        // A port in the high half of its word: the prefix starts at bit 0.
+        let high = PartLayout {
+            widths: vec![32],
+            shift: 16,
+            bits: 16,
+        };
+        let keys = element_keys(
+            SetKind::Lpm,
+            std::slice::from_ref(&high),
+            &[ElemKey::Value(80)],
+        );
+        assert_eq!(keys, vec![[16u32.to_ne_bytes(), [0, 80, 0, 0]].concat()]);
+        assert_eq!(
+            key_element(SetKind::Lpm, std::slice::from_ref(&high), &keys[0]),
+            Some(vec![ElemKey::Value(80)])
+        );
+    }
+
+    #[test]
     fn lpm_lookups_take_the_longest_prefix() {
         let key = |len: u32, data: [u8; 4]| [len.to_ne_bytes(), data].concat();
         let m = SetMap {
             set: SetId::new(0),
             kind: SetKind::Lpm,
+            layout: vec![PartLayout {
+                widths: vec![32],
+                shift: 0,
+                bits: 32,
+            }],
+            verdicts: Vec::new(),
             data_bytes: 4,
             entries: vec![(key(8, [10, 0, 0, 0]), 1), (key(24, [10, 1, 2, 0]), 2)],
             max_entries: 64,

@@ -1,11 +1,14 @@
 //! What a deployed program's unit says about itself: the ruleset's
 //! tables, chains and rules as text, and what its decisions, counter
-//! slots and log slots are for. Written as JSON into the unit's `meta`
+//! slots and log slots are for, and the named sets' maps with what it
+//! takes to change them while the program runs. Written as JSON into the unit's `meta`
 //! map at load; `list`, `log` and the next load read it back.
 
 use serde_json::{Value, json};
 
+use crate::check::live::verdict_text;
 use crate::check::tree::{Counter, Hook, Policy, RuleId, Ruleset, Stmt};
+use crate::compile::sets::{PartLayout, SetKind};
 use crate::compile::{CounterSlot, Lowered};
 use crate::syntax::ast;
 
@@ -29,6 +32,48 @@ pub struct Meta {
     pub counters: Vec<CounterMeta>,
     /// The `log` statements, by log slot.
     pub logs: Vec<LogMeta>,
+    /// The maps of named sets and verdict maps (anonymous sets' maps
+    /// never change), each pinned as its `member` of the unit.
+    pub sets: Vec<SetMeta>,
+}
+
+/// The map of a named set or verdict map in a program: what it takes to
+/// write elements into it while the program runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetMeta {
+    /// The unit's member it is pinned as (`set3`: the program's map
+    /// `nft_set3`).
+    pub member: String,
+    /// The set's table.
+    pub table: String,
+    /// The set's name.
+    pub name: String,
+    /// The map's kind.
+    pub kind: SetKind,
+    /// The key's parts, in order.
+    pub parts: Vec<SetPartMeta>,
+    /// `flags interval`.
+    pub interval: bool,
+    /// Whether it is a verdict map.
+    pub is_map: bool,
+    /// A verdict map's verdicts as text, by the map's value: the
+    /// verdicts the program can branch to.
+    pub verdicts: Vec<String>,
+    /// `size N`, if declared.
+    pub size: Option<u32>,
+    /// Entries the map holds at most.
+    pub max_entries: u32,
+}
+
+/// One part of a set's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetPartMeta {
+    /// nft's type name (`ipv4_addr`, `inet_service`).
+    pub ty: String,
+    /// Its width in bits.
+    pub bits: u32,
+    /// Where it is in the map's keys.
+    pub layout: PartLayout,
 }
 
 /// A table.
@@ -344,6 +389,40 @@ impl Meta {
                 pos: rule_pos(rs, *rule),
             })
             .collect();
+        let chain_name = |c| rs.chains[c].name.clone();
+        let sets = l
+            .set_maps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let s = &rs.sets[m.set];
+                Some(SetMeta {
+                    member: format!("set{i}"),
+                    table: rs.tables[s.table].name.clone(),
+                    name: s.name.clone()?,
+                    kind: m.kind,
+                    parts: s
+                        .key
+                        .iter()
+                        .zip(&m.layout)
+                        .map(|(k, layout)| SetPartMeta {
+                            ty: k.ty.name().to_string(),
+                            bits: k.bits,
+                            layout: layout.clone(),
+                        })
+                        .collect(),
+                    interval: s.interval,
+                    is_map: s.is_map,
+                    verdicts: m
+                        .verdicts
+                        .iter()
+                        .map(|&v| verdict_text(v, &chain_name))
+                        .collect(),
+                    size: s.size,
+                    max_entries: m.max_entries,
+                })
+            })
+            .collect();
         Meta {
             file: file.to_string(),
             attach: l.attach.name().to_string(),
@@ -352,6 +431,7 @@ impl Meta {
             decisions,
             counters,
             logs,
+            sets,
         }
     }
 
@@ -393,6 +473,16 @@ impl Meta {
             }).collect::<Vec<_>>(),
             "logs": self.logs.iter().map(|l| json!({
                 "prefix": l.prefix, "level": l.level, "pos": pos(&l.pos),
+            })).collect::<Vec<_>>(),
+            "sets": self.sets.iter().map(|s| json!({
+                "member": s.member, "table": s.table, "name": s.name,
+                "kind": s.kind.name(),
+                "parts": s.parts.iter().map(|p| json!({
+                    "type": p.ty, "bits": p.bits, "widths": p.layout.widths,
+                    "shift": p.layout.shift, "layout_bits": p.layout.bits,
+                })).collect::<Vec<_>>(),
+                "interval": s.interval, "map": s.is_map, "verdicts": s.verdicts,
+                "size": s.size, "max_entries": s.max_entries,
             })).collect::<Vec<_>>(),
         });
         v.to_string()
@@ -470,6 +560,43 @@ impl Meta {
                 prefix: s(&l["prefix"]),
                 level: l["level"].as_u64().unwrap_or(4) as u8,
                 pos: pos(&l["pos"])?,
+            });
+        }
+        // Descriptions written before sets were pinned have none.
+        for v in arr(&v["sets"]) {
+            let mut parts = Vec::new();
+            for p in arr(&v["parts"]) {
+                let u = |f: &str| p[f].as_u64().map(|x| x as u32).ok_or_else(|| bad(f));
+                parts.push(SetPartMeta {
+                    ty: s(&p["type"]).ok_or_else(|| bad("part type"))?,
+                    bits: u("bits")?,
+                    layout: PartLayout {
+                        widths: arr(&p["widths"])
+                            .iter()
+                            .map(|w| w.as_u64().map(|x| x as u32).ok_or_else(|| bad("widths")))
+                            .collect::<Result<_, _>>()?,
+                        shift: u("shift")?,
+                        bits: u("layout_bits")?,
+                    },
+                });
+            }
+            m.sets.push(SetMeta {
+                member: s(&v["member"]).ok_or_else(|| bad("set member"))?,
+                table: s(&v["table"]).ok_or_else(|| bad("set table"))?,
+                name: s(&v["name"]).ok_or_else(|| bad("set name"))?,
+                kind: v["kind"]
+                    .as_str()
+                    .and_then(SetKind::named)
+                    .ok_or_else(|| bad("set kind"))?,
+                parts,
+                interval: v["interval"].as_bool().unwrap_or(false),
+                is_map: v["map"].as_bool().unwrap_or(false),
+                verdicts: arr(&v["verdicts"]).iter().filter_map(s).collect(),
+                size: v["size"].as_u64().map(|x| x as u32),
+                max_entries: v["max_entries"]
+                    .as_u64()
+                    .map(|x| x as u32)
+                    .ok_or_else(|| bad("max_entries"))?,
             });
         }
         Ok(m)

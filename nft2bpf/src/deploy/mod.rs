@@ -10,9 +10,17 @@
 //!
 //! * `links/HOOK-DEVICE`: the program's link (member `link`);
 //! * `progs/HOOK-DEVICE-GEN`: the program (`prog`), its maps (`counters`,
-//!   `quotas`, `limits`, `log`, `drops`, `fwd`; a one-entry placeholder
-//!   map named [`PLACEHOLDER`] stands for those it lacks) and its
-//!   description (`meta`: a frozen map holding [`Meta`] as JSON).
+//!   `quotas`, `limits`, `log`, `drops`, `fwd`, and the sets' maps as
+//!   `set0`..`set63` ([`SET_MEMBERS`]); a one-entry placeholder map named
+//!   [`PLACEHOLDER`] stands for those it lacks) and its description
+//!   (`meta`: a frozen map holding [`Meta`] as JSON, with what it takes
+//!   to change the named sets' maps while they run: [`sets`]).
+//!
+//! A unit's members are a fixed list, so the set maps, whose number
+//! varies, take a fixed range of members: as many as a program can use
+//! maps at all. The set maps then live and go with their program's unit,
+//! committed and removed with it in one rename, which a separate root
+//! of per-set units would not give.
 //!
 //! [`load`] compiles and loads every program first; then, under the pin
 //! root's lock, it stages the new units, attaches the programs of
@@ -31,6 +39,7 @@
 
 mod meta;
 mod pins;
+pub mod sets;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -40,10 +49,10 @@ use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::pins::PinError;
 
 pub use meta::{
-    ChainMeta, CounterMeta, DecisionMeta, LogMeta, Meta, RuleMeta, RulePos, TableMeta, rule_pos,
-    tables,
+    ChainMeta, CounterMeta, DecisionMeta, LogMeta, Meta, RuleMeta, RulePos, SetMeta, SetPartMeta,
+    TableMeta, rule_pos, tables,
 };
-pub use pins::{Deployed, LoadOptions, PLACEHOLDER, Report, load, unload};
+pub use pins::{Deployed, LoadOptions, PLACEHOLDER, Report, SET_MEMBERS, load, unload};
 pub use state::{
     CounterRow, LogLine, Running, counters, describe_log, listing, ruleset_text, running, summary,
 };

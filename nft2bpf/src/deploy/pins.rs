@@ -27,10 +27,33 @@ pub const PLACEHOLDER: &str = "nft_none";
 
 /// The members of a link unit.
 const LINK_MEMBERS: &[&str] = &["link"];
-/// The members of a program unit, in the order they are pinned.
+/// The members of a program unit, in the order they are pinned, but the
+/// set maps' ([`set_members`]).
 pub(super) const PROG_MEMBERS: &[&str] = &[
     "meta", "prog", "counters", "quotas", "limits", "log", "drops", "fwd", "progs",
 ];
+
+/// How many set maps a program unit pins (`set0` to `set63`): the
+/// kernel lets a program use at most 64 maps (`MAX_USED_MAPS`), so one
+/// that runs in one program never has more. Units have a fixed list of
+/// members, so each program unit pins all 64, [`PLACEHOLDER`] for those
+/// its program lacks.
+pub const SET_MEMBERS: usize = 64;
+
+/// The set maps' members of a program unit: `set0`..`set63`, the
+/// program's maps `nft_set0`..`nft_set63`.
+pub(super) fn set_members() -> Vec<String> {
+    (0..SET_MEMBERS).map(|i| format!("set{i}")).collect()
+}
+
+/// Every member of a program unit.
+fn prog_members() -> Vec<String> {
+    PROG_MEMBERS
+        .iter()
+        .map(|m| m.to_string())
+        .chain(set_members())
+        .collect()
+}
 
 /// How [`load`] deploys.
 #[derive(Debug, Clone)]
@@ -156,9 +179,11 @@ pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, Dep
             ))
         })
     };
+    let prog_members = prog_members();
+    let prog_members: Vec<&str> = prog_members.iter().map(String::as_str).collect();
     Ok(Some(Roots {
         links: sub("links", LINK_MEMBERS)?,
-        progs: sub("progs", PROG_MEMBERS)?,
+        progs: sub("progs", &prog_members)?,
         outer,
     }))
 }
@@ -194,7 +219,10 @@ impl Prepared {
             // The kernel empties a program array when its last file
             // closes: pinned, the tail calls keep their programs.
             "progs" => self.compiled.program.progs,
-            _ => None,
+            set => {
+                let i: usize = set.strip_prefix("set")?.parse().ok()?;
+                self.compiled.program.maps.sets.get(i).copied()
+            }
         }?;
         Some(self.loaded.map(id))
     }
@@ -237,6 +265,15 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
     let mut prepared = Vec::new();
     for (attach, dev) in &targets {
         let compiled = compile(src, &rs, *attach, &device(dev), Mode::Hook)?;
+        if compiled.lowered.set_maps.len() > SET_MEMBERS {
+            return Err(DeployError::Compile {
+                target: target_name(*attach, dev),
+                message: format!(
+                    "{} set maps: a program unit pins at most {SET_MEMBERS}",
+                    compiled.lowered.set_maps.len()
+                ),
+            });
+        }
         let loaded = compiled.load(&rs)?;
         let meta = Meta::new(src.name(), &rs, tables.clone(), &compiled.lowered);
         let (meta_obj, meta_map) = blob_map("nft_meta", meta.to_json().as_bytes())?;
@@ -273,8 +310,12 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
         let mut st = progs.stage(&name)?;
         st.pin("meta", p.meta_obj.map(p.meta_map))?;
         st.pin("prog", p.prog())?;
-        for member in &PROG_MEMBERS[2..] {
-            st.pin(member, p.map(member).unwrap_or(placeholder))?;
+        for member in PROG_MEMBERS[2..]
+            .iter()
+            .map(|m| m.to_string())
+            .chain(set_members())
+        {
+            st.pin(&member, p.map(&member).unwrap_or(placeholder))?;
         }
         staged.push((name, st));
     }

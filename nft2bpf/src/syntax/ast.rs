@@ -230,6 +230,38 @@ pub struct ElementCmd {
     pub elements: Expr,
 }
 
+/// A command on a set of a running ruleset, as nft's command line takes
+/// it: `add|create|delete element [FAMILY] TABLE SET { ELEMENTS }`,
+/// `flush|list set|map [FAMILY] TABLE SET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetCommand {
+    /// What to do.
+    pub verb: SetVerb,
+    /// The table.
+    pub table: TableRef,
+    /// The set or map.
+    pub set: Ident,
+    /// The elements (`add`, `create`, `delete`): an [`ExprKind::Set`].
+    pub elements: Option<Expr>,
+    /// The whole command.
+    pub span: Span,
+}
+
+/// What a [`SetCommand`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetVerb {
+    /// `add element`: elements already there are no error.
+    Add,
+    /// `create element`: an element already there is an error.
+    Create,
+    /// `delete element`: an element not there is an error.
+    Delete,
+    /// `flush set`: every element goes.
+    Flush,
+    /// `list set`: shows the elements.
+    List,
+}
+
 /// A rule: statements in order, and an optional comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {

@@ -21,6 +21,8 @@ mod rule;
 mod sets;
 mod test;
 
+pub(crate) use test::split_words;
+
 use std::collections::HashMap;
 
 use indexmap::IndexSet;

@@ -105,10 +105,11 @@ impl Lower<'_> {
         if let Some(lookup) = self.set_lookup(&parts, vm.map) {
             // A hit leaves the verdict's number in a variable: one test
             // per verdict but the last.
-            let (last, rest) = lookup
-                .verdicts
-                .split_last()
-                .expect("a verdict map with a map has elements");
+            // A map without elements has no verdict to branch to: no
+            // element can be added to it while it runs either.
+            let Some((last, rest)) = lookup.verdicts.split_last() else {
+                return Ok(self.guard(&parts, miss, next, vm.span));
+            };
             let mut hit = self.verdict(*last, r, next, ctx)?;
             for (i, v) in rest.iter().enumerate().rev() {
                 let e = self.verdict(*v, r, next, ctx)?;

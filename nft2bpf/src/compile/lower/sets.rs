@@ -9,17 +9,19 @@ use std::collections::HashMap;
 use pktmatch::ir::{Key, KeyId, KeyPart};
 
 use super::Lower;
-use super::test::{Part, split_words};
+use super::test::Part;
 use crate::check::tree::{ElemKey, SetId, Verdict};
 use crate::compile::actions::Action;
-use crate::compile::sets::{MIN_SET_ENTRIES, SetKind, SetMap, prefixes};
+use crate::compile::sets::{
+    MIN_SET_ENTRIES, NAMED_SET_ENTRIES, PartLayout, SetKind, SetMap, element_keys,
+};
 
 /// Anonymous sets of at most this many elements are compare chains: a
 /// few tests cost less than a map lookup.
 pub const INLINE_ELEMENTS: usize = 4;
 
-/// A set's key layout: each part's word widths, shift and bits.
-type Layout = Vec<(Vec<u32>, u32, u32)>;
+/// A set's key layout: each part's words, shift and bits.
+type Layout = Vec<PartLayout>;
 
 /// What makes two anonymous sets' maps the same: layout, kind, entries.
 type Contents = (Layout, SetKind, Vec<(Vec<u8>, u32)>);
@@ -68,14 +70,21 @@ impl Lower<'_> {
             else {
                 return None;
             };
-            layout.push((widths.clone(), *shift, *bits));
+            layout.push(PartLayout {
+                widths: widths.clone(),
+                shift: *shift,
+                bits: *bits,
+            });
             words.extend(w.iter().copied());
         }
         let exact = s
             .elements
             .iter()
             .all(|e| e.key.iter().all(|k| matches!(k, ElemKey::Value(_))));
-        let kind = match (exact, parts.len()) {
+        // A named interval set of one part is a trie even while its
+        // elements are single values: ranges may be added while it runs.
+        let named_interval = s.name.is_some() && s.interval && parts.len() == 1;
+        let kind = match (exact && !named_interval, parts.len()) {
             (true, _) => SetKind::Hash,
             (false, 1) => SetKind::Lpm,
             // Ranges in a concatenation: a compare chain.
@@ -102,10 +111,16 @@ impl Lower<'_> {
                 match self.sets.anonymous.get(&shared) {
                     Some(&m) if s.name.is_none() => m,
                     _ => {
-                        let max_entries = (2 * entries.len() as u32).max(MIN_SET_ENTRIES);
+                        let max_entries = match (&s.name, s.size) {
+                            (None, _) => (2 * entries.len() as u32).max(MIN_SET_ENTRIES),
+                            (Some(_), Some(size)) => size,
+                            (Some(_), None) => (2 * entries.len() as u32).max(NAMED_SET_ENTRIES),
+                        };
                         self.sets.maps.push(SetMap {
                             set,
                             kind,
+                            layout: layout.clone(),
+                            verdicts: verdicts.clone(),
                             data_bytes,
                             entries,
                             max_entries,
@@ -139,44 +154,22 @@ impl Lower<'_> {
     }
 }
 
-/// The map entries of a set's elements.
+/// The map entries of a set's elements: [`element_keys`] of each, with
+/// the element's value (its verdict's index in `verdicts`; 1 in a set).
 fn entries(
     s: &crate::check::tree::Set,
-    layout: &Layout,
+    layout: &[PartLayout],
     kind: SetKind,
     verdicts: &[Verdict],
 ) -> Vec<(Vec<u8>, u32)> {
-    let value = |e: &crate::check::tree::Element| match e.verdict {
-        Some(v) => verdicts.iter().position(|x| *x == v).unwrap_or(0) as u32,
-        None => 1,
-    };
-    let words_of = |v: u128, (widths, shift, _): &(Vec<u32>, u32, u32)| -> Vec<u8> {
-        split_words(v << shift, widths)
-            .into_iter()
-            .flat_map(u32::to_be_bytes)
-            .collect()
-    };
     let mut out = Vec::new();
     for e in &s.elements {
-        match kind {
-            SetKind::Hash => {
-                let mut key = Vec::new();
-                for (k, part) in e.key.iter().zip(layout) {
-                    key.extend(words_of(k.bounds().0, part));
-                }
-                out.push((key, value(e)));
-            }
-            SetKind::Lpm => {
-                let part = &layout[0];
-                let (widths, shift, bits) = part;
-                let pad = 32 * widths.len() as u32 - bits - shift;
-                let (low, high) = e.key[0].bounds();
-                for (v, len) in prefixes(low, high, *bits) {
-                    let mut key = (pad + len).to_ne_bytes().to_vec();
-                    key.extend(words_of(v, part));
-                    out.push((key, value(e)));
-                }
-            }
+        let value = match e.verdict {
+            Some(v) => verdicts.iter().position(|x| *x == v).unwrap_or(0) as u32,
+            None => 1,
+        };
+        for key in element_keys(kind, layout, &e.key) {
+            out.push((key, value));
         }
     }
     out

@@ -672,7 +672,7 @@ fn chunks(len: u32) -> Vec<u32> {
 }
 
 /// `v` cut into words of `widths` bits, most significant first.
-pub(super) fn split_words(v: u128, widths: &[u32]) -> Vec<u32> {
+pub(crate) fn split_words(v: u128, widths: &[u32]) -> Vec<u32> {
     let mut rest: u32 = widths.iter().sum();
     widths
         .iter()

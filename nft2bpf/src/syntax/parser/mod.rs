@@ -59,6 +59,32 @@ pub fn parse(map: &mut SourceMap, file: FileId, loader: &mut dyn Loader) -> Resu
     p.ruleset()
 }
 
+/// Parses the file `file` of `map` as one command on a set of a running
+/// ruleset ([`crate::syntax::ast::SetCommand`]): `add element netdev t s
+/// { 10.0.0.1 }` and the like, as nft's command line takes them. Nothing
+/// is included.
+pub fn parse_set_command(
+    map: &mut SourceMap,
+    file: FileId,
+) -> Result<crate::syntax::ast::SetCommand, Error> {
+    let f = map.file(file);
+    let toks = tokenize(&f.text, f.start)?;
+    let mut loader = crate::syntax::MemLoader::new();
+    let mut p = Parser {
+        map,
+        loader: &mut loader,
+        frames: vec![Frame {
+            toks,
+            pos: 0,
+            identity: None,
+            path: None,
+        }],
+        nesting: 0,
+        in_element_key: false,
+    };
+    p.set_command()
+}
+
 /// The tokens of one file, and how far the parser has read them.
 struct Frame {
     toks: Vec<Token>,

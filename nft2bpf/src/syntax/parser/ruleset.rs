@@ -73,6 +73,63 @@ impl Parser<'_> {
         }
     }
 
+    /// One [`SetCommand`], alone in the text.
+    pub(super) fn set_command(&mut self) -> Result<SetCommand, Error> {
+        self.skip_separators();
+        let start = self.peek().span;
+        let verbs = "`add element`, `create element`, `delete element`, `flush set` or `list set`";
+        let verb_word = self.word().unwrap_or_default().to_string();
+        let verb = match self.word() {
+            Some("add") => SetVerb::Add,
+            Some("create") => SetVerb::Create,
+            Some("delete") => SetVerb::Delete,
+            Some("flush") => SetVerb::Flush,
+            Some("list") => SetVerb::List,
+            _ => return Err(self.unexpected(verbs)),
+        };
+        self.bump();
+        let object = self.keyword("`element`, `set` or `map`")?;
+        let with_elements = matches!(verb, SetVerb::Add | SetVerb::Create | SetVerb::Delete);
+        let fits = if with_elements {
+            object.name == "element"
+        } else {
+            matches!(object.name.as_str(), "set" | "map")
+        };
+        if !fits {
+            return Err(Error::new(
+                format!(
+                    "`{} {}`: not a command on a set; nft2bpf changes running sets with {verbs}",
+                    verb_word, object.name
+                ),
+                start.to(object.span),
+            ));
+        }
+        let table = self.table_name()?;
+        let set = self.keyword("set name")?;
+        let mut span = start.to(set.span);
+        let elements = if with_elements {
+            if *self.tok() != Tok::LBrace {
+                return Err(self.unexpected("`{` and the elements"));
+            }
+            let e = self.set_or_variable()?;
+            span = span.to(e.span);
+            Some(e)
+        } else {
+            None
+        };
+        self.skip_separators();
+        if *self.tok() != Tok::Eof {
+            return Err(self.unexpected("the end of the command"));
+        }
+        Ok(SetCommand {
+            verb,
+            table,
+            set,
+            elements,
+            span,
+        })
+    }
+
     /// `define NAME = VALUE`, `redefine NAME = VALUE`, `undefine NAME`, if
     /// one comes next (without its separator).
     fn define(&mut self) -> Result<Option<Define>, Error> {

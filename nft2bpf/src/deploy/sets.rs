@@ -1,0 +1,643 @@
+//! Sets of a running ruleset, changed in place: `add element`, `create
+//! element`, `delete element`, `flush set` and `list set`, in nft's
+//! command-line syntax ([`crate::syntax::parse_set_command`]). A change
+//! takes effect on the next packet: the programs look their sets up in
+//! BPF maps, pinned in their units (members `set0`..`set63`, described in
+//! [`SetMeta`]), and nothing is reloaded.
+//!
+//! Each program (each hook and device) has its own copy of a set, and a
+//! set looked up with fields of different alignments has a map per
+//! alignment: a change goes to every copy or, when one fails, to none
+//! (what was written is undone). Elements are checked as in a ruleset
+//! file ([`crate::check::live`]) and encoded by the function that wrote
+//! the ruleset's own ([`element_keys`]), so an element added live is the
+//! same bytes as one compiled.
+//!
+//! As in nft: `add` of an element that is there is no error, `create`
+//! is (`File exists`), `delete` of one that is not there is (`No such
+//! file or directory`), an interval that overlaps another is refused
+//! (`conflicting intervals specified`), and a set full to its `size`
+//! takes no more.
+//!
+//! Limits:
+//! * a verdict map's elements may have only the verdicts the program
+//!   was built with (those of the map's elements at load): the program
+//!   branches on the map's value to code compiled for each of them, and
+//!   there is no code for another (`jump other` needs a reload);
+//! * a set that no rule looks up, or one whose elements became compare
+//!   chains (ranges in a concatenation), has no map: it changes only
+//!   with a reload;
+//! * a reload (`load`) starts every set again from the ruleset file;
+//! * `list set` shows an interval set's adjacent elements of one
+//!   verdict as one range (the map keeps prefixes, not elements).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use bpf_builder::handle::{Map, UpdateFlags};
+
+use super::DeployError;
+use super::meta::{Meta, SetMeta};
+use super::pins::open_roots;
+use super::state;
+use crate::check::live::{LiveChain, LiveElement, live_elements};
+use crate::check::tree::{ElemKey, KeyType, Set, TableId};
+use crate::check::types::Type;
+use crate::compile::sets::{SetKind, element_keys, key_element};
+use crate::error::{Error, Errors};
+use crate::source::{FileId, SourceMap};
+use crate::syntax::ast::{SetCommand, SetVerb};
+use pktmatch::Span;
+
+/// The name commands are shown under in errors, as nft's.
+pub const CMDLINE: &str = "<cmdline>";
+
+/// What [`run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// Elements added or removed.
+    Changed {
+        /// The maps written (`HOOK-DEVICE/setN`).
+        maps: Vec<String>,
+        /// Map entries written or removed in each.
+        entries: usize,
+    },
+    /// `list set`: the set as nft lists it.
+    Listing(String),
+}
+
+/// A command parsed, with its text.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The command's text, as [`CMDLINE`].
+    pub map: SourceMap,
+    /// Its file in `map`.
+    pub file: FileId,
+    /// The command.
+    pub cmd: SetCommand,
+}
+
+impl Parsed {
+    /// Parses `text`: an error is rendered with a caret under `text`.
+    pub fn new(text: &str) -> Result<Parsed, DeployError> {
+        let mut map = SourceMap::new();
+        let file = map.add(CMDLINE, None, text, None);
+        let cmd = crate::syntax::parse_set_command(&mut map, file)
+            .map_err(|e| DeployError::Ruleset(e.render(&map)))?;
+        Ok(Parsed { map, file, cmd })
+    }
+
+    fn fail(&self, e: Error) -> DeployError {
+        DeployError::Ruleset(e.render(&self.map))
+    }
+}
+
+/// The check's view of a described set: its key types, flags, size.
+fn set_of(s: &SetMeta) -> Result<Set, String> {
+    let mut key = Vec::new();
+    for p in &s.parts {
+        let ty = Type::ALL
+            .into_iter()
+            .find(|t| t.name() == p.ty)
+            .ok_or_else(|| format!("set `{}`: unknown type `{}`", s.name, p.ty))?;
+        key.push(KeyType { ty, bits: p.bits });
+    }
+    Ok(Set {
+        table: TableId::from_u32(0),
+        name: Some(s.name.clone()),
+        span: Span::default(),
+        key,
+        interval: s.interval,
+        is_map: s.is_map,
+        size: s.size,
+        elements: Vec::new(),
+    })
+}
+
+/// The chains of table `table`, as a program's description has them.
+fn chains_of(meta: &Meta, table: &str) -> Vec<LiveChain> {
+    meta.tables
+        .iter()
+        .filter(|t| t.name == table)
+        .flat_map(|t| &t.chains)
+        .map(|c| LiveChain {
+            name: c.name.clone(),
+            base: c.hook.is_some(),
+        })
+        .collect()
+}
+
+/// An element ready to be written: its map keys and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// Where the element is written.
+    pub span: Span,
+    /// The element.
+    pub key: Vec<ElemKey>,
+    /// Its map keys (one, or an LPM trie's one per prefix).
+    pub keys: Vec<Vec<u8>>,
+    /// The map's value: the index of its verdict in the map's verdict
+    /// list, 1 in a set.
+    pub value: u32,
+}
+
+/// Checks the elements `e` for the set `set` describes (in a program
+/// whose description is `meta`) and encodes them for its map, as
+/// lowering encodes a ruleset's elements. A verdict the program was not
+/// built with is an error.
+pub fn encode(
+    meta: &Meta,
+    set: &SetMeta,
+    e: &crate::syntax::ast::Expr,
+) -> Result<Vec<Encoded>, Errors> {
+    let checked = set_of(set).map_err(|m| Errors(vec![Error::new(m, e.span)]))?;
+    let elements = live_elements(e, &set.table, &chains_of(meta, &set.table), &checked)?;
+    let layout: Vec<_> = set.parts.iter().map(|p| p.layout.clone()).collect();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for LiveElement { element, verdict } in elements {
+        let value = match verdict {
+            None => 1,
+            Some(v) => match set.verdicts.iter().position(|x| *x == v) {
+                Some(i) => i as u32,
+                None => {
+                    let known = if set.verdicts.is_empty() {
+                        "none: the map had no element when it was loaded".to_string()
+                    } else {
+                        set.verdicts.join(", ")
+                    };
+                    errors.push(Error::new(
+                        format!(
+                            "`{v}`: the program branches only to the verdicts it was built with for map `{}` ({known}); another takes a reload",
+                            set.name
+                        ),
+                        element.span,
+                    ));
+                    continue;
+                }
+            },
+        };
+        out.push(Encoded {
+            span: element.span,
+            keys: element_keys(set.kind, &layout, &element.key),
+            key: element.key,
+            value,
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Errors(errors))
+    }
+}
+
+/// One program's copy of the set.
+struct Copy {
+    /// `HOOK-DEVICE/setN`.
+    name: String,
+    set: SetMeta,
+    meta: Meta,
+    map: Map,
+}
+
+/// A change to one map.
+enum Op {
+    Insert(Vec<u8>, u32),
+    Remove(Vec<u8>, u32),
+}
+
+/// Runs the command `text` (see the [module docs](self)) on the ruleset
+/// running under `pin_root`. A failed command changes nothing.
+pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
+    let parsed = Parsed::new(text)?;
+    let cmd = &parsed.cmd;
+    let Some(mut roots) = open_roots(pin_root, false)? else {
+        return Err(DeployError::Other(format!(
+            "no ruleset is loaded under {}",
+            pin_root.display()
+        )));
+    };
+    let _outer = roots.outer.lock()?;
+    let links = roots.links.lock()?;
+    let progs = roots.progs.lock()?;
+    let scan = state::scan(&links, &progs)?;
+    let (table, name) = (&cmd.table.name.name, &cmd.set.name);
+    let mut copies = Vec::new();
+    let mut table_known = false;
+    for c in &scan.current {
+        let (Some(meta), Some(unit)) = (&c.meta, &c.unit) else {
+            continue;
+        };
+        table_known |= meta.tables.iter().any(|t| &t.name == table);
+        for s in meta
+            .sets
+            .iter()
+            .filter(|s| &s.table == table && &s.name == name)
+        {
+            let map = progs
+                .unit(unit)?
+                .map(&s.member)
+                .map_err(DeployError::io(format!("opening {}/{}", c.key, s.member)))?;
+            if map.name() == super::PLACEHOLDER {
+                return Err(DeployError::Other(format!(
+                    "{}: set `{name}` is described but not pinned; reload the ruleset",
+                    c.key
+                )));
+            }
+            copies.push(Copy {
+                name: format!("{}/{}", c.key, s.member),
+                set: s.clone(),
+                meta: meta.clone(),
+                map,
+            });
+        }
+    }
+    if !table_known {
+        return Err(parsed.fail(Error::new(
+            format!("table `{table}` does not exist in the running ruleset"),
+            cmd.table.name.span,
+        )));
+    }
+    let Some(first) = copies.first() else {
+        return Err(parsed.fail(Error::new(
+            format!(
+                "set `{name}` has no map in the running programs of table netdev {table}: it does not exist, no rule looks it up, or its elements are compare chains (ranges in a concatenation); it changes only with a reload"
+            ),
+            cmd.set.span,
+        )));
+    };
+    if cmd.verb == SetVerb::List {
+        let entries = read(first)?;
+        return Ok(Done::Listing(listing(&first.set, &entries)));
+    }
+    // Every copy's changes are worked out before any is made.
+    let mut plans = Vec::new();
+    for copy in &copies {
+        let current = read(copy)?;
+        let ops = match &cmd.elements {
+            None => current
+                .iter()
+                .map(|(k, v)| Op::Remove(k.clone(), *v))
+                .collect(),
+            Some(e) => {
+                let encoded = encode(&copy.meta, &copy.set, e)
+                    .map_err(|e| DeployError::Ruleset(e.render(&parsed.map)))?;
+                plan(cmd, copy, &current, &encoded).map_err(|e| parsed.fail(e))?
+            }
+        };
+        plans.push(ops);
+    }
+    let mut done: Vec<(&Map, &Op)> = Vec::new();
+    let mut entries = 0;
+    for (copy, ops) in copies.iter().zip(&plans) {
+        for op in ops {
+            let r = match op {
+                Op::Insert(k, v) => copy.map.update(k, &v.to_ne_bytes(), UpdateFlags::NoExist),
+                Op::Remove(k, _) => copy.map.delete(k).map(|_| ()),
+            };
+            if let Err(e) = r {
+                undo(&done);
+                let full = matches!(e, bpf_builder::handle::MapError::Full { .. });
+                return Err(if full {
+                    parsed.fail(full_error(&copy.set, cmd.span))
+                } else {
+                    DeployError::Other(format!("{}: {e}; nothing was changed", copy.name))
+                });
+            }
+            done.push((&copy.map, op));
+        }
+        entries = entries.max(ops.len());
+    }
+    Ok(Done::Changed {
+        maps: copies.iter().map(|c| c.name.clone()).collect(),
+        entries,
+    })
+}
+
+/// Undoes `done`, last first.
+fn undo(done: &[(&Map, &Op)]) {
+    for (map, op) in done.iter().rev() {
+        let _ = match op {
+            Op::Insert(k, _) => map.delete(k).map(|_| ()),
+            Op::Remove(k, v) => map.update(k, &v.to_ne_bytes(), UpdateFlags::Any),
+        };
+    }
+}
+
+/// A copy's entries.
+fn read(copy: &Copy) -> Result<HashMap<Vec<u8>, u32>, DeployError> {
+    let mut out = HashMap::new();
+    for e in copy.map.iter() {
+        let (k, v) = e.map_err(|e| DeployError::Other(format!("reading {}: {e}", copy.name)))?;
+        let v = v
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes)
+            .unwrap_or(0);
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// The error of a set with no room left.
+fn full_error(set: &SetMeta, span: Span) -> Error {
+    let message = match set.size {
+        Some(size) => format!(
+            "set `{}` is full: its size is {size} (Too many open files in system)",
+            set.name
+        ),
+        None => format!(
+            "set `{}` is full: its map holds {} entries; declare it with a larger `size`",
+            set.name, set.max_entries
+        ),
+    };
+    Error::new(message, span)
+}
+
+/// The lowest and highest value of the one part of an LPM key.
+fn bounds(set: &SetMeta, key: &[u8]) -> Option<(u128, u128)> {
+    let layout: Vec<_> = set.parts.iter().map(|p| p.layout.clone()).collect();
+    key_element(set.kind, &layout, key)?
+        .first()
+        .map(|k| k.bounds())
+}
+
+/// The changes `encoded` makes to a copy holding `current`.
+fn plan(
+    cmd: &SetCommand,
+    copy: &Copy,
+    current: &HashMap<Vec<u8>, u32>,
+    encoded: &[Encoded],
+) -> Result<Vec<Op>, Error> {
+    let set = &copy.set;
+    let mut ops = Vec::new();
+    let mut count = current.len();
+    for e in encoded {
+        let present = e.keys.iter().all(|k| current.contains_key(k));
+        match cmd.verb {
+            SetVerb::Delete => {
+                if !present {
+                    return Err(Error::new(
+                        format!(
+                            "No such file or directory: the element is not in set `{}`",
+                            set.name
+                        ),
+                        e.span,
+                    ));
+                }
+                ops.extend(e.keys.iter().map(|k| Op::Remove(k.clone(), current[k])));
+            }
+            _ => {
+                let same = present && e.keys.iter().all(|k| current[k] == e.value);
+                if present && !same {
+                    return Err(Error::new(
+                        "File exists: the element is in the map with another verdict",
+                        e.span,
+                    ));
+                }
+                if same {
+                    if cmd.verb == SetVerb::Create {
+                        return Err(Error::new(
+                            format!("File exists: the element is in set `{}`", set.name),
+                            e.span,
+                        ));
+                    }
+                    continue;
+                }
+                if set.kind == SetKind::Lpm {
+                    let conflict = e.keys.iter().any(|k| {
+                        let Some((l, h)) = bounds(set, k) else {
+                            return false;
+                        };
+                        current
+                            .keys()
+                            .any(|c| bounds(set, c).is_some_and(|(cl, ch)| cl <= h && l <= ch))
+                    });
+                    if conflict {
+                        return Err(Error::new("conflicting intervals specified", e.span));
+                    }
+                }
+                count += e.keys.len();
+                if count > set.max_entries as usize {
+                    return Err(full_error(set, e.span));
+                }
+                ops.extend(e.keys.iter().map(|k| Op::Insert(k.clone(), e.value)));
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// A set's entries as nft lists the set.
+pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, u32>) -> String {
+    let layout: Vec<_> = set.parts.iter().map(|p| p.layout.clone()).collect();
+    let mut elements: Vec<(Vec<ElemKey>, u32)> = entries
+        .iter()
+        .filter_map(|(k, v)| Some((key_element(set.kind, &layout, k)?, *v)))
+        .collect();
+    elements.sort();
+    if set.kind == SetKind::Lpm {
+        // The prefixes of one range, back together.
+        let mut merged: Vec<(Vec<ElemKey>, u32)> = Vec::new();
+        for (k, v) in elements {
+            let (l, h) = k[0].bounds();
+            if let Some((last, lv)) = merged.last_mut()
+                && *lv == v
+            {
+                let (ll, lh) = last[0].bounds();
+                if lh.checked_add(1) == Some(l) {
+                    last[0] = ElemKey::Range(ll, h);
+                    continue;
+                }
+            }
+            merged.push((k, v));
+        }
+        elements = merged;
+    }
+    let part_text = |k: &ElemKey, p: &super::meta::SetPartMeta| -> String {
+        let ty = Type::ALL.into_iter().find(|t| t.name() == p.ty);
+        let text = |v| match ty {
+            Some(t) => crate::check::value_text(t, p.bits, v),
+            None => v.to_string(),
+        };
+        match *k {
+            ElemKey::Value(v) => text(v),
+            ElemKey::Range(l, h) => {
+                let size = h.wrapping_sub(l).wrapping_add(1);
+                let address = matches!(ty, Some(Type::Ipv4Addr | Type::Ipv6Addr));
+                if address && size.is_power_of_two() && l % size == 0 {
+                    format!("{}/{}", text(l), p.bits - size.trailing_zeros())
+                } else if address && l == 0 && h == u128::MAX >> (128 - p.bits) {
+                    format!("{}/0", text(l))
+                } else {
+                    format!("{}-{}", text(l), text(h))
+                }
+            }
+        }
+    };
+    let items: Vec<String> = elements
+        .iter()
+        .map(|(k, v)| {
+            let key: Vec<String> = k
+                .iter()
+                .zip(&set.parts)
+                .map(|(k, p)| part_text(k, p))
+                .collect();
+            let mut t = key.join(" . ");
+            if set.is_map {
+                let verdict = set.verdicts.get(*v as usize).map_or("?", String::as_str);
+                let _ = write!(t, " : {verdict}");
+            }
+            t
+        })
+        .collect();
+    let types: Vec<&str> = set.parts.iter().map(|p| p.ty.as_str()).collect();
+    let mut out = String::new();
+    let kind = if set.is_map { "map" } else { "set" };
+    let _ = writeln!(out, "table netdev {} {{", set.table);
+    let _ = writeln!(out, "\t{kind} {} {{", set.name);
+    let data = if set.is_map { " : verdict" } else { "" };
+    let _ = writeln!(out, "\t\ttype {}{data}", types.join(" . "));
+    if set.interval {
+        let _ = writeln!(out, "\t\tflags interval");
+    }
+    if let Some(size) = set.size {
+        let _ = writeln!(out, "\t\tsize {size}");
+    }
+    if !items.is_empty() {
+        let _ = writeln!(out, "\t\telements = {{ {} }}", items.join(",\n\t\t\t     "));
+    }
+    let _ = writeln!(out, "\t}}\n}}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{Attach, Device, lower};
+    use crate::deploy::Source;
+    use crate::syntax::MemLoader;
+
+    /// A table whose sets hold `elements` (set name -> elements text).
+    fn ruleset(elements: &[(&str, &str)]) -> String {
+        let el = |name: &str| {
+            elements
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(String::new(), |(_, e)| format!(" elements = {{ {e} }};"))
+        };
+        format!(
+            "table netdev t {{
+                set blocked {{ type ipv4_addr;{} }}
+                set nets {{ type ipv4_addr; flags interval;{} }}
+                set pairs {{ type ipv4_addr . inet_service;{} }}
+                map ports {{ type inet_service : verdict;{} }}
+                chain other {{ counter; }}
+                chain c {{
+                    type filter hook ingress device \"eth0\" priority 0; policy accept;
+                    ip saddr @blocked drop
+                    ip daddr @nets drop
+                    ip saddr . udp dport @pairs drop
+                    tcp sport vmap @ports
+                }}
+            }}",
+            el("blocked"),
+            el("nets"),
+            el("pairs"),
+            el("ports")
+        )
+    }
+
+    fn lowered(text: &str) -> (crate::compile::Lowered, Meta) {
+        let src = Source::from_text("t.nft", text, &mut MemLoader::new()).unwrap();
+        let l = lower(&src.ruleset, Attach::Xdp, &Device::named("eth0")).unwrap();
+        let tables = super::super::meta::tables(&src.ruleset, &src.ast);
+        let meta = Meta::new("t.nft", &src.ruleset, tables, &l);
+        (l, meta)
+    }
+
+    #[test]
+    fn elements_added_live_are_the_bytes_compiled() {
+        let live: &[(&str, &str)] = &[
+            ("blocked", "10.0.0.1, 192.168.7.9"),
+            ("nets", "10.0.0.0-10.0.0.5, 172.16.0.0/12"),
+            ("pairs", "10.0.0.1 . 53, 10.0.0.2 . 8080"),
+            ("ports", "8080 : drop, 22 : jump other"),
+        ];
+        let start = [("ports", "7 : accept, 6 : drop, 9 : jump other")];
+        let all: Vec<(&str, String)> = live
+            .iter()
+            .map(|(n, e)| match start.iter().find(|s| s.0 == *n) {
+                Some(s) => (*n, format!("{}, {e}", s.1)),
+                None => (*n, e.to_string()),
+            })
+            .collect();
+        let all: Vec<(&str, &str)> = all.iter().map(|(n, e)| (*n, e.as_str())).collect();
+        let (compiled, _) = lowered(&ruleset(&all));
+        let (empty, meta) = lowered(&ruleset(&start));
+        assert_eq!(meta.sets.len(), 4, "{:?}", meta.sets);
+        for (name, elements) in live {
+            let set = meta.sets.iter().find(|s| s.name == *name).unwrap();
+            let i: usize = set.member[3..].parse().unwrap();
+            let cmd = format!("add element netdev t {name} {{ {elements} }}");
+            let parsed = Parsed::new(&cmd).unwrap();
+            let encoded = encode(&meta, set, parsed.cmd.elements.as_ref().unwrap())
+                .unwrap_or_else(|e| panic!("{}", e.render(&parsed.map)));
+            let mut got: Vec<(Vec<u8>, u32)> = empty.set_maps[i].entries.clone();
+            for e in &encoded {
+                got.extend(e.keys.iter().map(|k| (k.clone(), e.value)));
+            }
+            got.sort();
+            let mut want = compiled.set_maps[i].entries.clone();
+            want.sort();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(compiled.set_maps[i].layout, empty.set_maps[i].layout);
+            // And they read back as the elements.
+            let listed = listing(set, &got.iter().cloned().collect());
+            assert!(listed.contains("elements = {"), "{listed}");
+        }
+    }
+
+    #[test]
+    fn verdicts_the_program_lacks_and_bad_elements_are_refused_with_a_place() {
+        let (_, meta) = lowered(&ruleset(&[("ports", "7 : accept")]));
+        let set = meta.sets.iter().find(|s| s.name == "ports").unwrap();
+        let parsed = Parsed::new("add element netdev t ports { 8080 : drop }").unwrap();
+        let e = encode(&meta, set, parsed.cmd.elements.as_ref().unwrap()).unwrap_err();
+        let text = e.render(&parsed.map);
+        assert!(
+            text.contains("built with for map `ports` (accept)"),
+            "{text}"
+        );
+        assert!(text.contains("<cmdline>:1:30"), "{text}");
+        let set = meta.sets.iter().find(|s| s.name == "blocked").unwrap();
+        let parsed = Parsed::new("add element netdev t blocked { 10.0.0.1 . 22 }").unwrap();
+        let e = encode(&meta, set, parsed.cmd.elements.as_ref().unwrap()).unwrap_err();
+        assert!(e.render(&parsed.map).contains('^'));
+        assert!(Parsed::new("add element netdev t blocked 10.0.0.1").is_err());
+        assert!(Parsed::new("flush element netdev t blocked").is_err());
+    }
+
+    #[test]
+    fn size_bounds_the_map_and_the_elements() {
+        let text = "table netdev t { set s { type inet_service; size 2; elements = { 1, 2, 3 }; }
+            chain c { type filter hook ingress device \"eth0\" priority 0; udp dport @s drop; }; }";
+        let e = Source::from_text("t.nft", text, &mut MemLoader::new()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("set `s` is full: 3 elements, more than its size 2"),
+            "{e}"
+        );
+        let (l, meta) = lowered(&text.replace("1, 2, 3", "1, 2"));
+        assert_eq!(l.set_maps[0].max_entries, 2);
+        assert_eq!(meta.sets[0].size, Some(2));
+        let e = Source::from_text(
+            "t.nft",
+            &text.replace("size 2", "size 4294967296"),
+            &mut MemLoader::new(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+    }
+}
