@@ -40,7 +40,7 @@ pub fn compile(
     mode: Mode,
 ) -> Result<(Lowered, Program), nft2bpf::Error> {
     let lowered = lower(&src.ruleset, attach, &Device::named(WAN).with_mac(mac))?;
-    let program = build(&lowered, &ProgramOptions::new(mode))?;
+    let program = build(&lowered, &ProgramOptions::new(mode).source(&src.map))?;
     Ok((lowered, program))
 }
 

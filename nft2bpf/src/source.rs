@@ -150,6 +150,23 @@ impl SourceMap {
 
     /// The byte offset of a position inside file `f`, clamped to the file
     /// and moved back to a character boundary.
+    /// How code generation names the source of a test from `span`:
+    /// `FILE:LINE:COL` and the source line (an empty annotation when the
+    /// span is in no file), for listings and the verifier's errors.
+    pub fn annotation(&self, span: Span) -> bpf_builder::asm::Annotation {
+        let Some(loc) = self.locate(span) else {
+            return bpf_builder::asm::Annotation::new("");
+        };
+        let f = &self.files[loc.file];
+        let line = f.line_text(self.offset_in(f, span.start));
+        bpf_builder::asm::Annotation::at(
+            f.name.clone(),
+            loc.line as u32,
+            loc.column as u32,
+            line.to_string(),
+        )
+    }
+
     pub(crate) fn offset_in(&self, f: &SourceFile, pos: usize) -> usize {
         let mut offset = pos.saturating_sub(f.start).min(f.text.len());
         while !f.text.is_char_boundary(offset) {

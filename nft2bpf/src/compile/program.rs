@@ -2,7 +2,7 @@
 //! each decision, in an object with the maps they use; and, once loaded,
 //! the maps' first contents.
 
-use bpf_builder::asm::Asm;
+use bpf_builder::asm::{Annotation, Asm};
 use bpf_builder::ctx::{TcxAction, XdpAction};
 use bpf_builder::handle::{Map, UpdateFlags};
 use bpf_builder::helpers::Helper;
@@ -10,6 +10,7 @@ use bpf_builder::insn::{JmpOp, Reg, Size};
 use bpf_builder::load::Loaded;
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgId};
+use pktmatch::codegen::SourceText;
 use pktmatch::ir::Verdict;
 use pktmatch::{EmitOptions, Span, Target};
 
@@ -17,6 +18,7 @@ use super::actions::{ActionMaps, ActionOptions, CounterValue, add_actions, write
 use super::{Attach, CounterSlot, Lowered, Outcome};
 use crate::check::tree::Ruleset;
 use crate::error::Error;
+use crate::source::SourceMap;
 
 /// The map of `fwd to` targets: a devmap (XDP) or an array of interface
 /// indexes (tcx), by target number.
@@ -39,27 +41,38 @@ pub enum Mode {
 }
 
 /// Options of [`build`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProgramOptions {
+#[derive(Debug, Clone, Copy)]
+pub struct ProgramOptions<'s> {
     /// How the program ends.
     pub mode: Mode,
     /// The log ring buffer's size in bytes (a power of two, at least a
     /// page).
     pub log_ring_bytes: u32,
+    /// The ruleset's files: the code's annotations (listings, the
+    /// verifier's errors) then name each test's file, line and column.
+    pub source: Option<&'s SourceMap>,
 }
 
-impl ProgramOptions {
-    /// A program for the hook, with the default log ring buffer.
-    pub fn new(mode: Mode) -> ProgramOptions {
+impl<'s> ProgramOptions<'s> {
+    /// A program for the hook, with the default log ring buffer, without
+    /// source annotations.
+    pub fn new(mode: Mode) -> ProgramOptions<'s> {
         ProgramOptions {
             mode,
             log_ring_bytes: super::actions::DEFAULT_LOG_RING_BYTES,
+            source: None,
         }
     }
 
     /// Sets [`ProgramOptions::log_ring_bytes`].
-    pub fn log_ring_bytes(mut self, bytes: u32) -> ProgramOptions {
+    pub fn log_ring_bytes(mut self, bytes: u32) -> ProgramOptions<'s> {
         self.log_ring_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ProgramOptions::source`].
+    pub fn source(mut self, map: &'s SourceMap) -> ProgramOptions<'s> {
+        self.source = Some(map);
         self
     }
 }
@@ -90,7 +103,7 @@ pub fn program_name(attach: Attach) -> String {
 }
 
 /// Builds the program of `l`.
-pub fn build(l: &Lowered, opts: &ProgramOptions) -> Result<Program, Error> {
+pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
     let target = l.attach.target();
     let internal = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
     let mut object = Object::new();
@@ -158,10 +171,21 @@ pub fn build(l: &Lowered, opts: &ProgramOptions) -> Result<Program, Error> {
         _ => bpf_builder::object::ProgramType::SchedCls,
     };
     let mut ids = Vec::with_capacity(1 + l.more.len());
+    // The prologue's tests come from no rule.
+    let annotate = |span: Span| match opts.source {
+        _ if span == Span::default() => Annotation::new("the packet's facts (nft_do_chain_netdev)"),
+        Some(m) => m.annotation(span),
+        None => Annotation::new(""),
+    };
     for (n, ir) in std::iter::once(&l.ir).chain(&l.more).enumerate() {
-        let asm_code =
-            pktmatch::emit_program(ir, &eopts, "", &mut verdict, |a, n, f| code.emit(a, n, f))
-                .map_err(pkt)?;
+        let asm_code = pktmatch::emit_program(
+            ir,
+            &eopts,
+            SourceText::Annotate(&annotate),
+            &mut verdict,
+            |a, n, f| code.emit(a, n, f),
+        )
+        .map_err(pkt)?;
         let name = match n {
             0 => program_name(l.attach),
             n => format!("{}_{n}", program_name(l.attach)),
@@ -303,5 +327,39 @@ impl Program {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{Device, lower};
+    use crate::syntax::MemLoader;
+
+    /// The code of a rule is annotated with its file, line and column,
+    /// and the line: listings show the line with a caret under the rule,
+    /// the verifier's errors `FILE:LINE:COL`.
+    #[test]
+    fn annotations_name_each_rules_file_line_and_column() {
+        let mut map = SourceMap::new();
+        let text = "table netdev t {\n\tchain c {\n\t\ttype filter hook ingress device \"eth0\" priority 0;\n\t\ttcp dport 22 drop\n\t}\n}\n";
+        let file = map.add("fw.nft", None, text, None);
+        let rs = crate::check_ruleset(&mut map, file, &mut MemLoader::new()).expect("checks");
+        let l = lower(&rs, Attach::Xdp, &Device::named("eth0")).expect("lowers");
+        let p = build(&l, &ProgramOptions::new(Mode::Hook).source(&map)).expect("builds");
+        let listing = p.object.listing(p.prog).expect("a listing");
+        assert!(
+            listing.contains("; \t\ttcp dport 22 drop\n;   ^"),
+            "{listing}"
+        );
+        assert!(listing.contains("the packet's facts"), "{listing}");
+        let a = map.annotation(Span::new(
+            text.find("tcp").unwrap(),
+            text.find(" drop").unwrap(),
+        ));
+        assert_eq!(
+            (a.file.map(|f| f.to_string()), a.line, a.column),
+            (Some("fw.nft".to_string()), 4, 3)
+        );
     }
 }

@@ -314,7 +314,8 @@ pub fn compile(
         message: src.render(e),
     };
     let lowered = lower(ruleset, attach, device).map_err(err)?;
-    let program = build(&lowered, &ProgramOptions::new(mode)).map_err(err)?;
+    let opts = ProgramOptions::new(mode).source(&src.map);
+    let program = build(&lowered, &opts).map_err(err)?;
     Ok(Compiled { lowered, program })
 }
 

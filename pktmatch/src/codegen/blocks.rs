@@ -3,7 +3,7 @@
 //! can. The register caches (r9, r0, r5) follow the walk from a block to
 //! the blocks it jumps to.
 
-use bpf_builder::asm::{Annotation, Label};
+use bpf_builder::asm::Label;
 use bpf_builder::ctx::{sk_buff, xdp_md};
 use bpf_builder::insn::{AluOp, Endian, JmpOp, Operand, Reg, Size};
 
@@ -239,13 +239,8 @@ impl Gen<'_, '_> {
     /// `span` in it: BTF line info then shows the filter with the place
     /// this code comes from, as a C compiler shows the source line.
     fn annotate(&mut self, span: Span) {
-        let col = self
-            .source
-            .get(..span.start)
-            .map_or(0, |s| s.chars().count()) as u32
-            + 1;
-        self.asm
-            .set_source(Annotation::at("filter", 1, col, &self.source));
+        let a = self.source.annotation(span);
+        self.asm.set_source(a);
     }
 
     fn block(&mut self, b: &Block, t: Label, f: Label, t_next: bool, f_next: bool) -> R<()> {

@@ -26,8 +26,6 @@ mod program;
 mod prologue;
 mod protochain;
 
-use std::sync::Arc;
-
 use bpf_builder::asm::{Asm, Labels};
 
 use crate::Error;
@@ -41,8 +39,8 @@ pub use counters::{COUNTER_MATCHED, COUNTER_SEEN, counters_map};
 pub use frame::{CALLER_SLOT, CONTEXT_SLOT, KEY_SLOT, var_slot};
 pub use loads::{MAX_PACKET_OFF, MAX_VAR_OFF};
 pub use program::{
-    ActionCode, ActionEnd, ProgramOptions, VerdictCode, add_program, emit, emit_program,
-    no_actions, program, program_type,
+    ActionCode, ActionEnd, ProgramOptions, SourceText, VerdictCode, add_program, emit,
+    emit_program, no_actions, program, program_type,
 };
 
 /// The kind of program to generate.
@@ -137,7 +135,7 @@ struct Gen<'a, 'v> {
     /// The blocks' labels in the copy of the filter being emitted.
     block_labels: Labels,
     free: Pool,
-    source: Arc<str>,
+    source: program::Sources<'a>,
     /// The caller's verdict code.
     verdict: &'a mut VerdictCode<'v>,
     /// The caller's action code.

@@ -121,16 +121,62 @@ impl std::ops::IndexMut<Verdict> for VerdictSlots {
     }
 }
 
+/// What the code's annotations show for each test: the source it comes
+/// from (in listings, and in the verifier's errors).
+#[derive(Clone, Copy)]
+pub enum SourceText<'s> {
+    /// A filter of one line (tcpdump's): `filter:1:COL` and the filter.
+    Filter(&'s str),
+    /// The front end's annotation of each test's span (a ruleset's file,
+    /// line and column, and the line).
+    Annotate(&'s dyn Fn(Span) -> Annotation),
+}
+
+impl<'s> From<&'s str> for SourceText<'s> {
+    fn from(filter: &'s str) -> Self {
+        SourceText::Filter(filter)
+    }
+}
+
+/// [`SourceText`] as the generator keeps it: a filter's text shared by
+/// every annotation, not copied into each.
+pub(super) enum Sources<'s> {
+    Filter(Arc<str>),
+    Annotate(&'s dyn Fn(Span) -> Annotation),
+}
+
+impl<'s> From<SourceText<'s>> for Sources<'s> {
+    fn from(s: SourceText<'s>) -> Self {
+        match s {
+            SourceText::Filter(text) => Sources::Filter(Arc::from(text)),
+            SourceText::Annotate(f) => Sources::Annotate(f),
+        }
+    }
+}
+
+impl Sources<'_> {
+    /// The annotation of a test from `span`.
+    pub(super) fn annotation(&self, span: Span) -> Annotation {
+        match self {
+            Sources::Filter(text) => {
+                let col = text.get(..span.start).map_or(0, |s| s.chars().count()) as u32 + 1;
+                Annotation::at("filter", 1, col, text)
+            }
+            Sources::Annotate(f) => f(span),
+        }
+    }
+}
+
 /// Emits `ir` into `asm` as a whole program body: expects the context in
 /// r1 and ends in the caller's verdict code, placed once for each verdict
 /// the filter can reach (the verifier refuses dead code). A verdict goes
 /// where a jump to it would otherwise be needed, or else after the
-/// filter. `source` is the filter text, for annotations.
-pub fn emit(
+/// filter. `source` names the tests' source, for annotations.
+pub fn emit<'s>(
     ir: &Ir,
     asm: &mut Asm,
     opts: &EmitOptions,
-    source: &str,
+    source: impl Into<SourceText<'s>>,
     verdict: &mut VerdictCode<'_>,
     action: &mut ActionCode<'_>,
 ) -> Result<(), Error> {
@@ -160,7 +206,7 @@ pub fn emit(
         short: Edge::REJECT,
         block_labels: no_blocks,
         free: Pool::default(),
-        source: Arc::from(source),
+        source: Sources::from(source.into()),
         verdict,
         action,
         cache: None,
@@ -263,10 +309,10 @@ impl Gen<'_, '_> {
 /// verdict the filter can reach (the verifier refuses dead code), and
 /// its `action(asm, a)` code at each action ([`no_actions`] for a filter
 /// that takes none).
-pub fn emit_program(
+pub fn emit_program<'s>(
     ir: &Ir,
     eopts: &EmitOptions,
-    source: &str,
+    source: impl Into<SourceText<'s>>,
     mut verdict: impl FnMut(&mut Asm, Verdict),
     mut action: impl FnMut(&mut Asm, u32, Label) -> Result<ActionEnd, Error>,
 ) -> Result<Code, Error> {

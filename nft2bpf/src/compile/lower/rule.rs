@@ -15,13 +15,15 @@ impl Lower<'_> {
     /// The rule `r`, going to `next` when it ends without a verdict.
     pub(super) fn rule(&mut self, r: RuleId, next: Edge, ctx: ChainCtx) -> Result<Edge, Error> {
         let rule = &self.rs.rules[r];
+        // Actions carry no span of their own: their rule's.
+        let span = rule.span;
         let mut cont = next;
         for (i, stmt) in rule.stmts.iter().enumerate().rev() {
             cont = match stmt {
                 Stmt::Match(m) => self.match_blocks(&m.key, &m.test, m.span, cont, next)?,
                 Stmt::Counter(c) => {
                     let slot = self.counter_slot(r, i, *c);
-                    self.act(Action::Count { slot }, cont, cont)
+                    self.act(Action::Count { slot }, cont, cont, span)
                 }
                 Stmt::Quota(q) => {
                     let (slot, spec) = self.quota_slot(r, i, *q);
@@ -31,7 +33,7 @@ impl Lower<'_> {
                         bytes: spec.bytes,
                         used: spec.used,
                     };
-                    self.act(action, cont, next)
+                    self.act(action, cont, next, span)
                 }
                 Stmt::Limit(limit) => {
                     let slot = self.slots.limit(r, i, *limit);
@@ -39,7 +41,7 @@ impl Lower<'_> {
                         slot,
                         limit: *limit,
                     };
-                    self.act(action, cont, next)
+                    self.act(action, cont, next, span)
                 }
                 Stmt::Log(log) => {
                     let entry = LogEntry {
@@ -48,7 +50,7 @@ impl Lower<'_> {
                         level: log.level,
                     };
                     let slot = self.slots.log(r, i, entry);
-                    self.act(Action::Log { slot }, cont, cont)
+                    self.act(Action::Log { slot }, cont, cont, span)
                 }
                 Stmt::Fwd(f) => {
                     self.decision(Outcome::Fwd(f.device.clone()), Some(r), Some(rule.chain))
@@ -67,12 +69,11 @@ impl Lower<'_> {
     }
 
     /// An action block: `t` when it goes on, `f` when it fails.
-    fn act(&mut self, action: Action, t: Edge, f: Edge) -> Edge {
+    fn act(&mut self, action: Action, t: Edge, f: Edge, span: pktmatch::Span) -> Edge {
         let cond = Cond::Act {
             action: self.action(action),
         };
-        self.cfg
-            .test(cond, t, f, Short::False, pktmatch::Span::default())
+        self.cfg.test(cond, t, f, Short::False, span)
     }
 
     /// Where a verdict of rule `r` goes.
@@ -114,7 +115,8 @@ impl Lower<'_> {
             for (i, v) in rest.iter().enumerate().rev() {
                 let e = self.verdict(*v, r, next, ctx)?;
                 let var = self.var(pktinfo::var::VMAP);
-                hit = self.cmp_k(var, CmpOp::Eq, i as u32, e, hit);
+                let cond = self.cmp_cond(var, CmpOp::Eq, i as u32);
+                hit = self.cfg.test(cond, e, hit, Short::False, vm.span);
             }
             let cond = Cond::Lookup {
                 key: lookup.key,

@@ -592,7 +592,7 @@ impl Lower<'_> {
         }
     }
 
-    fn cmp_cond(&mut self, a: Val, op: CmpOp, k: u32) -> Cond {
+    pub(super) fn cmp_cond(&mut self, a: Val, op: CmpOp, k: u32) -> Cond {
         let b = self.k(k);
         Cond::Cmp {
             a,
