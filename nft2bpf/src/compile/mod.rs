@@ -1,6 +1,6 @@
 //! Compilation: the checked ruleset to XDP and tcx programs.
 //!
-//! [`lower`] turns the base chains one hook of one device runs into a
+//! [`lower`](fn@lower) turns the base chains one hook of one device runs into a
 //! packet-match IR ([`Lowered`]): its verdicts number the
 //! [`Decision`]s (what happens to the packet, and which rule decided),
 //! its `Cond::Act` blocks the [`Action`]s, and [`Slots`] say which

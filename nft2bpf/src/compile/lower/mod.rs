@@ -5,14 +5,17 @@
 //! The program runs as nft runs the hook: the packet's facts first
 //! (`pktinfo`), then each base chain in priority order, its rules in
 //! order; a rule's statements in order (`rule`): a match that fails
-//! ends the rule, an action (counter, quota, limit, log) is a
-//! `Cond::Act` block, a verdict ends it; a `pcap "EXPR"` match is the
-//! filter's own graph (`pcap`), its short reads going to the next rule. `jump` and `goto` inline the
-//! chain they name, once per place it returns to; an accept goes on
-//! with the next base chain, and what ends the last is a [`Decision`].
+//! ends the rule (`test`; sets in maps: `sets`), an action (counter,
+//! quota, limit, log) is a `Cond::Act` block, a verdict ends it; a
+//! `pcap "EXPR"` match is the filter's own graph (`pcap`), its short
+//! reads going to the next rule. `jump` and `goto` inline the chain they
+//! name, once per place it returns to; an accept goes on with the next
+//! base chain, and what ends the last is a [`Decision`].
 //!
 //! The graph is built backwards (`cfg`): the continuation of each piece
-//! exists before the piece.
+//! exists before the piece. When the rules outgrow one program
+//! ([`PROGRAM_BLOCKS`]), the ones after the cut become a program of
+//! their own and the edges into them tail calls ([`Outcome::Next`]).
 
 mod cfg;
 mod pcap;
