@@ -77,22 +77,19 @@ pub(super) fn plan_checks(ir: &Ir, entry: Edge, reload: bool, slots: &mut [Slot]
     if reload {
         let mut preds = vec![0u8; n];
         for b in &ir.blocks {
-            let short = (b.short != OnShort::Reject).then(|| b.short_edge());
-            let mut to: Vec<Edge> = [Some(b.t), Some(b.f), short]
-                .into_iter()
-                .flatten()
+            // Each successor block once: a block whose edges meet is one
+            // predecessor.
+            let mut to: Vec<usize> = b
+                .successors()
+                .filter_map(|e| match e {
+                    Edge::Block(j) => Some(j.index()),
+                    Edge::Verdict(_) => None,
+                })
                 .collect();
+            to.sort_unstable();
             to.dedup();
-            to.dedup_by(|x, y| x == y);
-            to.sort_by_key(|e| match e {
-                Edge::Block(j) => j.index(),
-                Edge::Verdict(_) => usize::MAX,
-            });
-            to.dedup();
-            for e in to {
-                if let Edge::Block(j) = e {
-                    preds[j.index()] = preds[j.index()].saturating_add(1);
-                }
+            for j in to {
+                preds[j] = preds[j].saturating_add(1);
             }
         }
         for (slot, p) in slots.iter_mut().zip(preds) {
