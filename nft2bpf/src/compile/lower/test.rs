@@ -429,7 +429,7 @@ impl Lower<'_> {
         while at < end {
             let (piece, len) = if at < 12 {
                 let len = (12 - at).min(end - at);
-                (self.bytes_any(None, at, len), len)
+                (self.bytes(None, at, len), len)
             } else if at < 16 {
                 // The 16-bit field at 12 or 14, then the bytes wanted.
                 let field_at = if at < 14 { 12 } else { 14 };
@@ -451,7 +451,7 @@ impl Lower<'_> {
                 // The frame's bytes 4 earlier when tagged.
                 let len = end - at;
                 let off = self.ll_shift();
-                (self.bytes_any(Some(off), at - 4, len), len)
+                (self.bytes(Some(off), at - 4, len), len)
             };
             acc = Some(match acc {
                 None => piece,
@@ -464,11 +464,6 @@ impl Lower<'_> {
             at += len;
         }
         acc.expect("at least one byte")
-    }
-
-    /// 1 to 4 bytes in any split.
-    fn bytes_any(&mut self, from: Option<Val>, k: u32, n: u32) -> Val {
-        self.bytes(from, k, n)
     }
 
     /// `vlan_present ? tagged : plain`, as `plain + present * (tagged -
