@@ -31,46 +31,14 @@ use crate::check::value::{constant, flags, ifname, mismatch, prefix, range};
 use crate::check::{Checker, Names, refuse};
 use crate::error::Error;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind, RelOp};
+use crate::syntax::parser::UNQUALIFIED_META;
 
-/// nft's meta keys (`meta_key_qualified` and `meta_key_unqualified`):
-/// the ones not in [`MetaKey`] are refused by name.
-const NFT_META_KEYS: [&str; 36] = [
-    "length",
-    "protocol",
-    "priority",
-    "mark",
-    "iif",
-    "iifname",
-    "iiftype",
-    "oif",
-    "oifname",
-    "oiftype",
-    "skuid",
-    "skgid",
-    "nftrace",
-    "rtclassid",
-    "ibriport",
-    "obriport",
-    "ibrname",
-    "obrname",
-    "pkttype",
-    "cpu",
-    "iifgroup",
-    "oifgroup",
-    "cgroup",
-    "random",
-    "ipsec",
-    "iifkind",
-    "oifkind",
-    "secpath",
-    "nfproto",
-    "l4proto",
-    "secmark",
-    "sdif",
-    "sdifname",
-    "time",
-    "day",
-    "hour",
+/// nft's meta keys that need `meta` (`meta_key_qualified`); with the
+/// unqualified ones ([`UNQUALIFIED_META`]), every meta key nft knows: the
+/// ones not in [`MetaKey`] are refused by name.
+const QUALIFIED_META: [&str; 14] = [
+    "length", "protocol", "priority", "iifkind", "oifkind", "secpath", "nfproto", "l4proto",
+    "secmark", "sdif", "sdifname", "time", "day", "hour",
 ];
 
 /// The types and widths of a key's parts.
@@ -126,7 +94,9 @@ impl Checker {
             }
             ExprKind::Meta { key } => match MetaKey::from_name(&key.name) {
                 Some(k) => Source::Meta(k),
-                None if NFT_META_KEYS.contains(&key.name.as_str()) => {
+                None if QUALIFIED_META.contains(&key.name.as_str())
+                    || UNQUALIFIED_META.contains(&key.name.as_str()) =>
+                {
                     let what = format!("meta {}", key.name);
                     let message = match refuse::why(&what) {
                         Some(why) => format!("`{what}`: {why}"),

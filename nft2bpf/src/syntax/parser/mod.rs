@@ -18,6 +18,8 @@ mod expr;
 mod ruleset;
 mod stmt;
 
+pub(crate) use expr::UNQUALIFIED_META;
+
 use std::path::PathBuf;
 
 use pktmatch::Span;
