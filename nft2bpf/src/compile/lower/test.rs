@@ -52,35 +52,31 @@ impl F {
     }
 
     fn and(parts: Vec<F>) -> F {
-        let mut out = Vec::with_capacity(parts.len());
-        for p in parts {
-            match p {
-                F::Const(true) => {}
-                F::Const(false) => return F::Const(false),
-                F::And(inner) => out.extend(inner),
-                p => out.push(p),
-            }
-        }
-        match out.len() {
-            0 => F::Const(true),
-            1 => out.pop().expect("one"),
-            _ => F::And(out),
-        }
+        F::join(parts, true)
     }
 
     fn or(parts: Vec<F>) -> F {
+        F::join(parts, false)
+    }
+
+    /// All of `parts` (`all`: and) or any of them (or): nested ones of
+    /// the same kind flattened, constants folded.
+    fn join(parts: Vec<F>, all: bool) -> F {
         let mut out = Vec::with_capacity(parts.len());
         for p in parts {
             match p {
-                F::Const(false) => {}
-                F::Const(true) => return F::Const(true),
-                F::Or(inner) => out.extend(inner),
+                // The unit of the operation, and its absorbing value.
+                F::Const(b) if b == all => {}
+                F::Const(b) => return F::Const(b),
+                F::And(inner) if all => out.extend(inner),
+                F::Or(inner) if !all => out.extend(inner),
                 p => out.push(p),
             }
         }
         match out.len() {
-            0 => F::Const(false),
+            0 => F::Const(all),
             1 => out.pop().expect("one"),
+            _ if all => F::And(out),
             _ => F::Or(out),
         }
     }
