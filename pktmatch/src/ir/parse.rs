@@ -195,6 +195,28 @@ impl<'a> Line<'a> {
             message: format!("expected {what}, a 32-bit number, not `{w}`"),
         })
     }
+
+    /// A number of bytes that fits a `u8`; `too_many` words the error.
+    fn byte_count(&mut self, what: &str, too_many: &str) -> Result<u8, ParseError> {
+        let col = self.col();
+        let n = self.number(what)?;
+        u8::try_from(n).map_err(|_| ParseError {
+            line: self.line,
+            col,
+            message: format!("{too_many} of {n} bytes"),
+        })
+    }
+
+    /// A variable, `varN`.
+    fn var(&mut self) -> Result<u32, ParseError> {
+        let col = self.col();
+        let v = self.word("a variable `varN`")?;
+        numbered(v, "var").ok_or_else(|| ParseError {
+            line: self.line,
+            col,
+            message: format!("expected a variable `varN`, not `{v}`"),
+        })
+    }
 }
 
 /// A decimal or `0x` hexadecimal `u32`.
@@ -386,13 +408,7 @@ impl Parser {
                     (None, _) => l.number("a byte offset or a value `vN`")?,
                 };
                 l.punct(':')?;
-                let col = l.col();
-                let size = l.number("a size in bytes")?;
-                let size = u8::try_from(size).map_err(|_| ParseError {
-                    line: l.line,
-                    col,
-                    message: format!("a load of {size} bytes"),
-                })?;
+                let size = l.byte_count("a size in bytes", "a load")?;
                 l.punct(']')?;
                 ValNode::Load { off, k, size }
             }
@@ -434,15 +450,7 @@ impl Parser {
                 Cond::ProtoChain { nl, ipv6, proto }
             }
             "let" => {
-                let col = l.col();
-                let v = l.word("a variable `varN`")?;
-                let Some(var) = numbered(v, "var") else {
-                    return Err(ParseError {
-                        line: l.line,
-                        col,
-                        message: format!("expected a variable `varN`, not `{v}`"),
-                    });
-                };
+                let var = l.var()?;
                 l.punct('=')?;
                 let val = self.val(l)?;
                 Cond::Let { var, val }
@@ -460,13 +468,7 @@ impl Parser {
                     }
                     let val = self.val(l)?;
                     l.punct(':')?;
-                    let col = l.col();
-                    let bytes = l.number("1, 2 or 4 bytes")?;
-                    let bytes = u8::try_from(bytes).map_err(|_| ParseError {
-                        line: l.line,
-                        col,
-                        message: format!("a key part of {bytes} bytes"),
-                    })?;
+                    let bytes = l.byte_count("1, 2 or 4 bytes", "a key part")?;
                     parts.push(if host {
                         KeyPart::host(val, bytes)
                     } else {
@@ -478,16 +480,7 @@ impl Parser {
                 let action = l.number("an action number")?;
                 let result = if l.peek() == Some(Tok::Word("into")) {
                     l.at += 1;
-                    let col = l.col();
-                    let v = l.word("a variable `varN`")?;
-                    let Some(var) = numbered(v, "var") else {
-                        return Err(ParseError {
-                            line: l.line,
-                            col,
-                            message: format!("expected a variable `varN`, not `{v}`"),
-                        });
-                    };
-                    Some(VarNo::new(var as usize))
+                    Some(VarNo::new(l.var()? as usize))
                 } else {
                     None
                 };
