@@ -15,12 +15,7 @@ use bpf_builder::sys::bpf as sys;
 use common::require_bpf;
 
 fn int(b: &mut Btf, name: &str, size: u32, signed: bool) -> u32 {
-    b.add(Type::Int {
-        name: name.into(),
-        size,
-        signed,
-        bits: (size * 8) as u8,
-    })
+    b.add(Type::int(name, size, signed))
 }
 
 /// A BTF with one type of every kind the kernel knows.

@@ -369,12 +369,7 @@ mod tests {
     #[test]
     fn header_and_string_dedup() {
         let mut b = Btf::new();
-        let int = b.add(Type::Int {
-            name: "int".into(),
-            size: 4,
-            signed: true,
-            bits: 32,
-        });
+        let int = b.add(Type::int("int", 4, true));
         assert_eq!(int, 1);
         assert_eq!(b.string("int"), b.string("int"));
         let bytes = b.to_bytes();

@@ -71,12 +71,7 @@ pub fn for_program(
     }
 
     let mut btf = Btf::new();
-    let int = btf.add(Type::Int {
-        name: "int".into(),
-        size: 4,
-        signed: true,
-        bits: 32,
-    });
+    let int = btf.add(Type::int("int", 4, true));
     let proto = btf.add(Type::FuncProto {
         ret: int,
         params: Vec::new(),

@@ -215,6 +215,16 @@ pub enum Type {
 }
 
 impl Type {
+    /// An integer of `size` bytes, all of them value bits (`u32`, `int`).
+    pub fn int(name: impl Into<String>, size: u32, signed: bool) -> Type {
+        Type::Int {
+            name: name.into(),
+            size,
+            signed,
+            bits: (size * 8) as u8,
+        }
+    }
+
     /// The kernel's `BTF_KIND_*` number.
     pub fn kind(&self) -> u32 {
         match self {

@@ -65,18 +65,8 @@ pub(crate) struct DefTypes {
 impl DefTypes {
     /// Adds the two types to `btf`.
     pub fn new(btf: &mut Btf) -> DefTypes {
-        let int = btf.add(Type::Int {
-            name: "int".into(),
-            size: 4,
-            signed: true,
-            bits: 32,
-        });
-        let index = btf.add(Type::Int {
-            name: "__ARRAY_SIZE_TYPE__".into(),
-            size: 4,
-            signed: false,
-            bits: 32,
-        });
+        let int = btf.add(Type::int("int", 4, true));
+        let index = btf.add(Type::int("__ARRAY_SIZE_TYPE__", 4, false));
         DefTypes { int, index }
     }
 

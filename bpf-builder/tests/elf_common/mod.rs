@@ -33,18 +33,8 @@ pub fn expected_total(iterations: u32, step: u32) -> u64 {
 /// Typed key/value for one map, so `.maps` carries `key`/`value` types.
 fn typed() -> (Btf, u32, u32) {
     let mut b = Btf::new();
-    let u32_ = b.add(Type::Int {
-        name: "__u32".into(),
-        size: 4,
-        signed: false,
-        bits: 32,
-    });
-    let u64_ = b.add(Type::Int {
-        name: "__u64".into(),
-        size: 8,
-        signed: false,
-        bits: 64,
-    });
+    let u32_ = b.add(Type::int("__u32", 4, false));
+    let u64_ = b.add(Type::int("__u64", 8, false));
     let v = b.add(Type::Struct {
         name: "hit".into(),
         size: 8,

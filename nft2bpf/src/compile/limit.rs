@@ -121,23 +121,13 @@ impl Bucket {
 /// of states, described in BTF (the kernel needs it to find the lock).
 pub fn map(name: &str, entries: u32) -> MapSpec {
     let mut btf = Btf::new();
-    let u32_t = btf.add(Type::Int {
-        name: "u32".into(),
-        size: 4,
-        signed: false,
-        bits: 32,
-    });
+    let u32_t = btf.add(Type::int("u32", 4, false));
     let lock = btf.add(Type::Struct {
         name: "bpf_spin_lock".into(),
         size: 4,
         members: vec![Member::new("val", u32_t, 0)],
     });
-    let u64_t = btf.add(Type::Int {
-        name: "u64".into(),
-        size: 8,
-        signed: false,
-        bits: 64,
-    });
+    let u64_t = btf.add(Type::int("u64", 8, false));
     let state = btf.add(Type::Struct {
         name: "nft_limit_state".into(),
         size: STATE_SIZE,
