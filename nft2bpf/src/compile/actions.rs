@@ -151,6 +151,19 @@ pub struct ActionCode {
     len_slot: i16,
 }
 
+/// Looks up index `slot` of the array `map` into r0; jumps to `null` if
+/// absent. Clobbers r0-r5 and the key slot.
+pub(super) fn array_lookup(a: &mut Asm, map: MapId, slot: u32, null: Label) {
+    a.st(Size::W, R10, KEY_SLOT, slot as i32);
+    a.ld_map_fd(R1, map);
+    a.mov64(R2, R10);
+    a.add64(R2, i32::from(KEY_SLOT));
+    a.call(Helper::MapLookupElem);
+    // Every index of an array exists: never taken, but the verifier
+    // wants the check.
+    a.jmp(JmpOp::Eq, R0, 0, null);
+}
+
 /// A counter's value: `{packets, bytes}`, as in the counters map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CounterValue {
@@ -334,22 +347,10 @@ impl ActionCode {
         })
     }
 
-    /// Looks up `slot` of `map` into r0; jumps to `null` if absent.
-    fn lookup(a: &mut Asm, map: MapId, slot: u32, null: Label) {
-        a.st(Size::W, R10, KEY_SLOT, slot as i32);
-        a.ld_map_fd(R1, map);
-        a.mov64(R2, R10);
-        a.add64(R2, i32::from(KEY_SLOT));
-        a.call(Helper::MapLookupElem);
-        // Every index of an array exists: never taken, but the verifier
-        // wants the check.
-        a.jmp(JmpOp::Eq, R0, 0, null);
-    }
-
     /// `counter`: `packets += 1; bytes += len` on this CPU.
     fn count(&self, a: &mut Asm, map: MapId, slot: u32) {
         let done = a.new_label();
-        Self::lookup(a, map, slot, done);
+        array_lookup(a, map, slot, done);
         a.mov64(R1, 1);
         a.atomic(AtomicOp::Add, Size::DW, R0, 0, R1);
         a.ldx(Size::W, R1, R10, self.len_slot);
@@ -364,7 +365,7 @@ impl ActionCode {
     /// depleted"; `>=` before), so a quota of N bytes passes exactly N.
     /// `quota until` fails when over, `quota over` when not.
     fn quota(&self, a: &mut Asm, map: MapId, slot: u32, over: bool, bytes: u64, fail: Label) {
-        Self::lookup(a, map, slot, fail);
+        array_lookup(a, map, slot, fail);
         a.ldx(Size::W, R1, R10, self.len_slot);
         a.mov64(R2, R1);
         a.atomic(AtomicOp::FetchAdd, Size::DW, R0, 0, R1);

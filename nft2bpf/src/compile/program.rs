@@ -14,7 +14,9 @@ use pktmatch::codegen::SourceText;
 use pktmatch::ir::Verdict;
 use pktmatch::{EmitOptions, Span, Target};
 
-use super::actions::{ActionMaps, ActionOptions, CounterValue, add_actions, write_counter};
+use super::actions::{
+    ActionMaps, ActionOptions, CounterValue, add_actions, array_lookup, write_counter,
+};
 use super::{Attach, CounterSlot, Lowered, Outcome};
 use crate::check::tree::Ruleset;
 use crate::error::Error;
@@ -246,14 +248,8 @@ fn hook_verdict(a: &mut Asm, target: Target, outcome: &Outcome, fwd: Option<(Map
             a.exit();
         }
         (Outcome::Fwd(_), Some((map, slot))) => {
-            let key = pktmatch::codegen::CALLER_SLOT;
             let dropped = a.new_label();
-            a.st(Size::W, Reg::R10, key, slot as i32);
-            a.ld_map_fd(Reg::R1, map);
-            a.mov64(Reg::R2, Reg::R10);
-            a.add64(Reg::R2, i32::from(key));
-            a.call(Helper::MapLookupElem);
-            a.jmp(JmpOp::Eq, Reg::R0, 0, dropped);
+            array_lookup(a, map, slot as u32, dropped);
             a.ldx(Size::W, Reg::R1, Reg::R0, 0);
             a.jmp(JmpOp::Eq, Reg::R1, 0, dropped);
             a.mov32(Reg::R2, 0);
