@@ -273,3 +273,24 @@ fn no_panic_on_random_input_or_prefixes() {
         }
     }
 }
+
+/// A test after `geneve` that also runs where `geneve` did not match
+/// reads offsets nobody computed: refused, the caret under that test.
+#[test]
+fn tests_that_read_geneves_offsets_where_it_did_not_match_are_refused() {
+    let t = tables();
+    let opts = pcap2bpf::CompileOptions::new(LinkType::En10mb, pcap2bpf::Target::Xdp, &t);
+    for (e, at) in [("not geneve and tcp", 15), ("geneve or udp", 10)] {
+        let got = match pcap2bpf::compile(e, &opts) {
+            Ok(_) => panic!("{e}: compiled"),
+            Err(err) => err,
+        };
+        assert!(
+            got.message.contains("'geneve' before it did not match"),
+            "{e}: {}",
+            got.message
+        );
+        assert_eq!(got.span.start, at, "{e}");
+    }
+    assert!(pcap2bpf::compile("geneve and tcp", &opts).is_ok());
+}

@@ -2,7 +2,7 @@
 //! an offset known only at run time, kept in variables; and the check
 //! that no test reads those variables where they were not set.
 
-use pktmatch::ir::{BinOp, CmpOp, Cond, Edge, EntityRef, Ir, MAX_VARS, Val, ValNode};
+use pktmatch::ir::{BinOp, CmpOp, Cond, EntityRef, Ir, MAX_VARS, Val, ValNode, VerifyError};
 
 use super::formula::{P, and, or};
 use super::offset::{Off, Rel};
@@ -23,53 +23,26 @@ pub(super) fn has_geneve(c: &Checked) -> bool {
     }
 }
 
-/// The variables `v` reads, as a bit set.
-fn vars_read(ir: &Ir, v: Val) -> u64 {
-    match ir.node(v) {
-        ValNode::Var(n) => 1 << n,
-        ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => vars_read(ir, o),
-        ValNode::Bin(_, a, b) => vars_read(ir, a) | vars_read(ir, b),
-        _ => 0,
-    }
-}
-
 /// Refuses filters that read a variable on a path that did not set it:
 /// tests after `geneve` that also run when `geneve` did not match (`not
 /// geneve and tcp`, `geneve or udp`). libpcap reads scratch memory it
 /// never wrote there (the kernel's classic BPF checker refuses such
-/// programs), so those tests have no meaning to reproduce.
+/// programs), so those tests have no meaning to reproduce. The IR's own
+/// verification finds them; any other fault it finds is ours.
 pub(super) fn check_vars_set(ir: &Ir) -> Result<(), CompileError> {
-    let n = ir.blocks.len();
-    // set[i]: variables set on every path into block i.
-    let mut set: Vec<Option<u64>> = vec![None; n];
-    if let Some(Edge::Block(i)) = ir.entry {
-        set[i.index()] = Some(0);
+    match ir.verify() {
+        Ok(()) => Ok(()),
+        Err(VerifyError::UnsetVar { block, .. }) => Err(CompileError::new(
+            "this test also runs on packets where the 'geneve' before it did not match; \
+             libpcap then reads offsets it never computed (uninitialised scratch memory), \
+             so it has no defined meaning: put the test under 'geneve and ...' or before 'geneve'",
+            ir.blocks[block.index()].span,
+        )),
+        Err(e) => Err(CompileError::new(
+            format!("internal error: {e}"),
+            Default::default(),
+        )),
     }
-    for i in 0..n {
-        let Some(have) = set[i] else { continue };
-        let b = ir.blocks[i];
-        let (reads, sets) = match b.cond {
-            Cond::Cmp { a, b, .. } => (vars_read(ir, a) | vars_read(ir, b), 0),
-            // pcap2bpf makes no actions or lookups.
-            Cond::ProtoChain { .. } | Cond::Act { .. } | Cond::Lookup { .. } => (0, 0),
-            Cond::Let { var, val } => (vars_read(ir, val), 1u64 << var),
-        };
-        if reads & !have != 0 {
-            return Err(CompileError::new(
-                "this test also runs on packets where the 'geneve' before it did not match; \
-                 libpcap then reads offsets it never computed (uninitialised scratch memory), \
-                 so it has no defined meaning: put the test under 'geneve and ...' or before 'geneve'",
-                b.span,
-            ));
-        }
-        for (e, out) in [(b.t, have | sets), (b.f, have)] {
-            if let Edge::Block(j) = e {
-                let j = j.index();
-                set[j] = Some(set[j].map_or(out, |x| x & out));
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Lower<'_> {
