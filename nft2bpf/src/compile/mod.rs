@@ -182,8 +182,6 @@ pub struct Lowered {
     /// The maps of the sets looked up, by map number
     /// ([`Action::Lookup::map`]).
     pub set_maps: Vec<sets::SetMap>,
-    /// The IR variable holding nft's `skb->len` (bytes counted).
-    pub len_var: u32,
 }
 
 impl Lowered {

@@ -109,7 +109,7 @@ pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
     let target = l.attach.target();
     let internal = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
     let mut object = Object::new();
-    let aopts = ActionOptions::new(target, l.len_var).log_ring_bytes(opts.log_ring_bytes);
+    let aopts = ActionOptions::new(target, super::LEN_VAR).log_ring_bytes(opts.log_ring_bytes);
     let (maps, code) = add_actions(&mut object, &l.actions, &l.set_maps, &aopts).map_err(pkt)?;
     let mut fwd_devices: Vec<String> = Vec::new();
     for d in &l.decisions {

@@ -155,7 +155,6 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         actions: l.actions.into_iter().collect(),
         slots: l.slots,
         set_maps: l.sets.maps,
-        len_var: LEN_VAR,
     })
 }
 
