@@ -98,14 +98,14 @@ impl Lower<'_> {
     }
 
     /// `a + k`.
-    pub(super) fn add_k(&mut self, a: Val, k: u32) -> Val {
+    fn add_k(&mut self, a: Val, k: u32) -> Val {
         let k = self.k(k);
         self.bin(BinOp::Add, a, k)
     }
 
     /// A test block whose loads always fit (the prologue checks lengths
     /// first).
-    pub(super) fn cmp(&mut self, a: Val, op: CmpOp, b: Val, t: Edge, f: Edge) -> Edge {
+    fn cmp(&mut self, a: Val, op: CmpOp, b: Val, t: Edge, f: Edge) -> Edge {
         let cond = Cond::Cmp {
             a,
             op,
@@ -116,13 +116,13 @@ impl Lower<'_> {
     }
 
     /// `a op k`.
-    pub(super) fn cmp_k(&mut self, a: Val, op: CmpOp, k: u32, t: Edge, f: Edge) -> Edge {
+    fn cmp_k(&mut self, a: Val, op: CmpOp, k: u32, t: Edge, f: Edge) -> Edge {
         let b = self.k(k);
         self.cmp(a, op, b, t, f)
     }
 
     /// `var = val`, then `next`.
-    pub(super) fn set(&mut self, var: u32, val: Val, next: Edge) -> Edge {
+    fn set(&mut self, var: u32, val: Val, next: Edge) -> Edge {
         self.cfg.test(
             Cond::Let { var, val },
             next,
@@ -152,7 +152,7 @@ impl Lower<'_> {
     }
 
     /// A byte, 16 or 32 bits at `at + k`.
-    pub(super) fn load_at(&mut self, at: Val, k: u32, size: u8) -> Val {
+    fn load_at(&mut self, at: Val, k: u32, size: u8) -> Val {
         self.ir.load(Some(at), k, size)
     }
 

@@ -317,13 +317,7 @@ impl Lower<'_> {
     /// `var L4 == 1`: the kernel found a transport header.
     fn l4_present(&mut self) -> Cond {
         let a = self.var(var::L4);
-        let b = self.k(1);
-        Cond::Cmp {
-            a,
-            op: CmpOp::Eq,
-            b,
-            relation: false,
-        }
+        self.cmp_cond(a, CmpOp::Eq, 1)
     }
 
     /// Packet bytes.
@@ -364,13 +358,7 @@ impl Lower<'_> {
                         let fast = matches!(l.len, 1 | 2 | 4) && l.offset.is_multiple_of(l.len);
                         if !fast {
                             let a = self.var(var::FRAGOFF);
-                            let b = self.k(0);
-                            pre.push(Cond::Cmp {
-                                a,
-                                op: CmpOp::Eq,
-                                b,
-                                relation: false,
-                            });
+                            pre.push(self.cmp_cond(a, CmpOp::Eq, 0));
                         }
                         Some(self.var(var::THOFF))
                     }
