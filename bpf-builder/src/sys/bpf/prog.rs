@@ -10,6 +10,11 @@
 //! it would otherwise accept). Since 6.4 it also reports the size it needed
 //! (`log_true_size`); we retry with that size, or with twice the buffer on
 //! older kernels, up to [`LOG_SIZE_MAX`].
+//!
+//! The verifier starts over (EAGAIN) when a signal arrives. The loading
+//! thread holds its signals back while the kernel verifies, except the
+//! requests to end the process; the load is retried when those, or a
+//! freeze or stop of the process, interrupt it.
 
 use std::ffi::CStr;
 use std::io;
@@ -223,6 +228,44 @@ fn with_retries(mut f: impl FnMut() -> Attempt) -> Attempt {
     last
 }
 
+/// The calling thread's signals held back for the length of one
+/// `BPF_PROG_LOAD`, and released (and delivered) when dropped.
+///
+/// The verifier gives up with EAGAIN as soon as a signal is pending, and
+/// a big program takes it a second or more: a process that gets signals
+/// often (child exits under a tracer, timers, profilers) would never see
+/// such a program load. Requests to end the process (SIGINT, SIGTERM,
+/// SIGHUP, SIGQUIT) still interrupt it.
+struct SignalsHeld {
+    previous: libc::sigset_t,
+}
+
+impl SignalsHeld {
+    fn new() -> SignalsHeld {
+        // SAFETY: sigset_t is a plain bit set that sigemptyset and
+        // sigfillset initialise; pthread_sigmask only changes the mask of
+        // the calling thread and writes the old mask into `previous`.
+        unsafe {
+            let mut held: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut held);
+            for ending in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                libc::sigdelset(&mut held, ending);
+            }
+            libc::sigemptyset(&mut previous);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &held, &mut previous);
+            SignalsHeld { previous }
+        }
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask this thread had, saved by `new`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut()) };
+    }
+}
+
 /// One `BPF_PROG_LOAD` with the given log level and buffer.
 fn prog_load_once(
     attr: &ProgLoadAttr<'_>,
@@ -265,7 +308,10 @@ fn prog_load_once(
         p.log_size = u32::try_from(log.len()).unwrap_or(u32::MAX);
         p.log_buf = slice_mut_u64(log);
     }
-    let result = sys_bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut a);
+    let result = {
+        let _held = SignalsHeld::new();
+        sys_bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut a)
+    };
     // SAFETY: plain integer in the zero-initialised attr union; the kernel
     // (6.4+) writes it back, older kernels leave it 0.
     let log_true_size = unsafe { a.__bindgen_anon_3.log_true_size };
@@ -430,6 +476,69 @@ mod tests {
         });
         assert!(a.result.is_ok());
         assert_eq!(calls, 3);
+    }
+
+    /// A no-op handler, so SIGUSR1 interrupts instead of killing.
+    extern "C" fn ignore_signal(_: libc::c_int) {}
+
+    /// A verifier run of about a million instructions, with a signal sent
+    /// to the loading thread every 100 µs, still loads: signals wait
+    /// while the kernel verifies instead of making it start over.
+    #[test]
+    fn signals_do_not_interrupt_the_verifier() {
+        use crate::insn::{AluOp, Insn, JmpOp, Reg};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::time::Duration;
+
+        // SAFETY: installs a handler that does nothing; only this test
+        // sends SIGUSR1 in this binary.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore_signal as *const () as usize;
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        // r1 counts to 300,000: the verifier walks every iteration.
+        let insns = [
+            Insn::mov64(Reg::R1, 0),
+            Insn::alu64(AluOp::Add, Reg::R1, 1),
+            Insn::jmp(JmpOp::Lt, Reg::R1, 300_000, -2),
+            Insn::mov64(Reg::R0, 2),
+            Insn::exit(),
+        ];
+        let attr = ProgLoadAttr::new(
+            aya_obj::generated::bpf_prog_type::BPF_PROG_TYPE_XDP as u32,
+            &insns,
+            c"GPL",
+        );
+        // SAFETY: pthread_self has no preconditions.
+        let loader = unsafe { libc::pthread_self() };
+        let done = AtomicBool::new(false);
+        let result = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    // SAFETY: `loader` is the scope's own thread, alive
+                    // until this thread has been joined.
+                    unsafe { libc::pthread_kill(loader, libc::SIGUSR1) };
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            });
+            let result = prog_load(&attr);
+            done.store(true, Ordering::Relaxed);
+            result
+        });
+        match result {
+            Ok(_) => {}
+            Err(e)
+                if e.error.raw_os_error() == Some(libc::EPERM)
+                    && std::env::var_os("CI").is_none() =>
+            {
+                eprintln!("skipped: loading XDP programs needs CAP_BPF ({e})");
+            }
+            Err(e) => panic!("the load was interrupted: {e}"),
+        }
     }
 
     #[test]
