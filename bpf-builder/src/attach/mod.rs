@@ -16,6 +16,7 @@
 mod devmap;
 mod link;
 mod link_kind;
+pub mod dispatcher;
 pub mod tcx;
 pub mod xdp;
 
@@ -257,6 +258,16 @@ pub enum AttachError {
         /// The device.
         iface: String,
         /// Why (no program of that name, several of them, ...).
+        reason: String,
+    },
+    /// An XDP dispatcher change that cannot be made as asked: the
+    /// dispatcher is full, the anchor is not in it, it speaks another
+    /// version of libxdp's protocol, a member's pin is missing.
+    #[error("XDP dispatcher of {iface}: {reason}")]
+    Dispatcher {
+        /// The device.
+        iface: String,
+        /// What is wrong.
         reason: String,
     },
     /// The ordering helper kept seeing the chain change under it.
