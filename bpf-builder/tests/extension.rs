@@ -8,36 +8,13 @@ use bpf_builder::attach::{self, AttachError};
 use bpf_builder::ctx::{sk_buff, xdp_md};
 use bpf_builder::extension::ExtensionError;
 use bpf_builder::handle::Program;
-use bpf_builder::insn::{Insn, JmpOp, Reg::*, Size};
+use bpf_builder::insn::{JmpOp, Reg::*, Size};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::object::{Object, ProgramType};
 use bpf_builder::run::TestRun;
-use bpf_builder::sys::bpf::{ProgLoadAttr, bpf_prog_type, prog_load};
 use common::{XDP_DROP, XDP_PASS, require_bpf, ret};
 
 const XDP_TX: i32 = 3;
-
-/// Whether this kernel loads extension programs at all, with the
-/// privileges [`require_bpf`] established. A bare `BPF_PROG_TYPE_EXT`
-/// load (no target) reaches the verifier, which refuses it with
-/// `EINVAL`; kernels that forbid the type (some hardened or sandbox
-/// kernels refuse EXT, LSM and fentry programs with `EPERM` before the
-/// verifier runs, even to root with every capability) make the tests
-/// that load extensions skip, saying why.
-fn extensions_load() -> bool {
-    let insns = [Insn::mov64(R0, 0), Insn::exit()];
-    let attr = ProgLoadAttr::new(bpf_prog_type::BPF_PROG_TYPE_EXT as u32, &insns, c"GPL");
-    match prog_load(&attr) {
-        Err(e) if e.error.raw_os_error() == Some(libc::EPERM) => {
-            eprintln!(
-                "skipped: this kernel refuses BPF_PROG_TYPE_EXT programs with EPERM before \
-                 verifying them, although this process may load other programs"
-            );
-            false
-        }
-        _ => true,
-    }
-}
 
 /// An XDP "dispatcher": `main` calls the global function `slot(ctx)`,
 /// which returns XDP_PASS, and returns what it returned. `extra` makes
@@ -73,7 +50,7 @@ fn run(prog: &Program, packet: &[u8]) -> u32 {
 
 #[test]
 fn an_extension_replaces_a_global_function_while_linked() {
-    if !require_bpf() || !extensions_load() {
+    if !require_bpf() || !testbed::features::require_extensions("extension test") {
         return;
     }
     let (loaded, main) = dispatcher(false);
@@ -105,7 +82,7 @@ fn an_extension_replaces_a_global_function_while_linked() {
 
 #[test]
 fn one_extension_links_to_a_second_target_as_well() {
-    if !require_bpf() || !extensions_load() {
+    if !require_bpf() || !testbed::features::require_extensions("extension test") {
         return;
     }
     let (first, a) = dispatcher(false);
@@ -133,7 +110,7 @@ fn one_extension_links_to_a_second_target_as_well() {
 
 #[test]
 fn an_extension_reads_the_packet_directly() {
-    if !require_bpf() || !extensions_load() {
+    if !require_bpf() || !testbed::features::require_extensions("extension test") {
         return;
     }
     let (loaded, main) = dispatcher(false);
@@ -275,7 +252,7 @@ fn targets_that_cannot_be_extended_are_named() {
     assert!(o.program(ext).extension.is_none());
 
     // Linking names the same errors.
-    if !extensions_load() {
+    if !testbed::features::require_extensions("extension test") {
         return;
     }
     let (other, other_main) = dispatcher(false);

@@ -37,6 +37,7 @@ mod cmd;
 pub use cmd::build_with_libpcap;
 mod corpus;
 pub use corpus::firewall_frames;
+pub mod features;
 pub mod frame;
 mod link;
 mod netns;

@@ -56,6 +56,7 @@ pub use order::{Anchor, Placement};
 
 use super::xdp::{self, Expect, XdpMode};
 use super::{AttachError, Interface, Link};
+use crate::extension::ExtensionError;
 use crate::handle::{Map, Program};
 use crate::kernel_id::{KernelLinkId, KernelProgId};
 use crate::load::{LoadError, Loaded};
@@ -293,6 +294,9 @@ pub enum DispatcherError {
     /// Reading, linking, pinning or swapping failed.
     #[error(transparent)]
     Attach(#[from] AttachError),
+    /// The joining program cannot replace a dispatcher slot.
+    #[error(transparent)]
+    Extension(#[from] ExtensionError),
 }
 
 /// What `iface`'s XDP hook holds; for a dispatcher, its members in order.
@@ -443,9 +447,7 @@ fn join_once(
     let dispatcher = dispatcher.program(dispatcher_prog);
 
     let mut joining = object.clone();
-    joining
-        .set_extension(prog, dispatcher, &program::slot_function(at))
-        .map_err(LoadError::from)?;
+    joining.set_extension(prog, dispatcher, &program::slot_function(at))?;
     let loaded = joining.load()?;
     let joined = loaded.program(prog);
 

@@ -5,6 +5,7 @@
 //! frozen and read-only, so the verifier sees constants, as in libxdp's.
 
 use crate::asm::{Asm, Code};
+use crate::helpers::Helper;
 use crate::insn::{AluOp, JmpOp, Reg, Size};
 use crate::object::{Object, ObjectError, ProgId, ProgramSpec, ProgramType};
 
@@ -59,10 +60,49 @@ pub fn build(config: &Config) -> Result<(Object, ProgId), ObjectError> {
 }
 
 /// An empty slot: returns [`config::SLOT_RETVAL`], which every slot's
-/// chain-call set holds.
+/// chain-call set holds. It moves the frame's tail by nothing, as
+/// libxdp's slots do: kernels from 6.13 let an extension change packet
+/// data only in place of a function that may change it too.
 fn stub() -> Code {
     let mut a = Asm::new();
+    a.mov64(Reg::R2, 0);
+    a.call(Helper::XdpAdjustTail);
     a.mov64(Reg::R0, config::SLOT_RETVAL as i32);
     a.exit();
     a.finish().expect("two instructions assemble")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::TestRun;
+
+    /// The dispatcher alone loads, and with every slot empty passes the
+    /// frame: each stub returns the value every chain-call set holds.
+    #[test]
+    fn an_empty_dispatcher_verifies_and_passes() {
+        let mut config = Config {
+            slots: 3,
+            ..Config::default()
+        };
+        for i in 0..3 {
+            config.chain_actions[i] = 1 << config::SLOT_RETVAL;
+        }
+        let (object, prog) = build(&config).unwrap();
+        let loaded = match object.load() {
+            Ok(l) => l,
+            Err(e) if e.missing_privilege().is_some() && std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: loading needs privileges ({e})");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let frame = [0u8; 64];
+        let out = loaded.program(prog).test_run(&TestRun::new(&frame)).unwrap();
+        assert_eq!(out.retval, XDP_PASS as u32);
+        let info = loaded.program(prog).info().unwrap();
+        assert_eq!(info.name, NAME);
+        assert_eq!(info.map_ids.len(), 1, "libxdp expects exactly one map");
+        assert_ne!(info.btf_id, 0, "libxdp expects BTF");
+    }
 }
