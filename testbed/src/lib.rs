@@ -6,6 +6,10 @@
 //! ingress hook does with each of a list of frames (see [`nft`]), and
 //! [`firewall_frames`] makes a corpus of frames to ask about.
 //!
+//! For XDP dispatcher tests: [`xdp_tools::XdpTools`] runs Debian's
+//! `xdp-loader` (libxdp's multi-program dispatcher) on an interface of a
+//! test namespace and parses what it lists.
+//!
 //! Everything lives in namespaces this crate creates (named
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
@@ -48,6 +52,7 @@ pub use random::Rng;
 pub mod samples;
 mod traffic;
 mod user;
+pub mod xdp_tools;
 
 pub use bpf_builder::sys::packet::PacketSocket;
 pub use bpf_builder::sys::tun::TunDevice;
