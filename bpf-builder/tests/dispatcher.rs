@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
 use bpf_builder::asm::Asm;
+use bpf_builder::attach::AttachError;
 use bpf_builder::attach::dispatcher::{
     self, Anchor, ChainActions, Hook, JoinOptions, Joined, Placement,
 };
 use bpf_builder::attach::xdp::{self, Expect, XdpMode};
-use bpf_builder::attach::AttachError;
 use bpf_builder::handle::Map;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
@@ -53,7 +53,12 @@ impl Shared {
 
 /// A member named `name`: for test frames, takes a tick of the shared
 /// clock into `order[slot]` and returns `action`; passes other frames.
-fn member(name: &str, shared: &Shared, slot: i32, action: i32) -> (Object, bpf_builder::object::ProgId) {
+fn member(
+    name: &str,
+    shared: &Shared,
+    slot: i32,
+    action: i32,
+) -> (Object, bpf_builder::object::ProgId) {
     let mut o = Object::new();
     let clock = o.share_map("clock", &shared.clock).unwrap();
     let order = o.share_map("order", &shared.order).unwrap();
@@ -150,7 +155,13 @@ fn anchors_order_the_chain_and_traffic_follows_it() {
         let b = join(&ns, "dsa_b", &shared, 1, JoinOptions::new());
         assert_eq!(b.chain.names(), ["dsa_b"]);
         assert_eq!(b.chain.members[0].priority, dispatcher::DEFAULT_PRIORITY);
-        let a = join(&ns, "dsa_a", &shared, 0, JoinOptions::new().placement(Placement::First));
+        let a = join(
+            &ns,
+            "dsa_a",
+            &shared,
+            0,
+            JoinOptions::new().placement(Placement::First),
+        );
         let c = join(
             &ns,
             "dsa_c",
@@ -161,7 +172,10 @@ fn anchors_order_the_chain_and_traffic_follows_it() {
         assert_eq!(c.chain.names(), ["dsa_a", "dsa_c", "dsa_b"]);
         assert_eq!(names(&ns), ["dsa_a", "dsa_c", "dsa_b"], "the query agrees");
         let prios: Vec<u32> = c.chain.members.iter().map(|m| m.priority).collect();
-        assert!(prios.windows(2).all(|w| w[0] < w[1]), "libxdp sorts by priority: {prios:?}");
+        assert!(
+            prios.windows(2).all(|w| w[0] < w[1]),
+            "libxdp sorts by priority: {prios:?}"
+        );
 
         // One frame visits all three, in the query's order.
         let frames = vec![frame(&pair.a, &pair.b, &marker, 0)];
@@ -169,7 +183,10 @@ fn anchors_order_the_chain_and_traffic_follows_it() {
         assert_eq!(shared.run_order(3), [0, 2, 1], "a, c, b");
 
         // Leaving the middle keeps the others in order and working.
-        let hook = ns.run(|| dispatcher::leave("vb", c.id, None)).unwrap().unwrap();
+        let hook = ns
+            .run(|| dispatcher::leave("vb", c.id, None))
+            .unwrap()
+            .unwrap();
         assert_eq!(hook.chain().unwrap().names(), ["dsa_a", "dsa_b"]);
         let ifindex = hook.chain().unwrap().ifindex;
         assert_eq!(dispatch_dirs(ifindex).len(), 1, "one dispatcher's pins");
@@ -177,7 +194,9 @@ fn anchors_order_the_chain_and_traffic_follows_it() {
         assert_eq!(shared.run_order(3), [2, 0, 1], "c stale, then a, b");
 
         for id in [a.id, b.id] {
-            ns.run(|| dispatcher::leave("vb", id, None)).unwrap().unwrap();
+            ns.run(|| dispatcher::leave("vb", id, None))
+                .unwrap()
+                .unwrap();
         }
         assert_eq!(hook_of(&ns), Hook::Empty);
         assert!(ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
@@ -219,7 +238,9 @@ fn chain_actions_decide_who_goes_on() {
 
         // The same dropper chaining on DROP too: the next member runs and
         // passes the frame.
-        ns.run(|| dispatcher::leave("vb", drop_member.id, None)).unwrap().unwrap();
+        ns.run(|| dispatcher::leave("vb", drop_member.id, None))
+            .unwrap()
+            .unwrap();
         let drop_member = ns
             .run(|| {
                 dispatcher::join(
@@ -252,7 +273,8 @@ fn a_foreign_program_is_never_replaced_unless_asked() {
         let _clear = Clear(&ns);
         let shared = Shared::new();
         let mut o = Object::new();
-        o.add_program("dsf_foreign", ProgramType::Xdp, ret(XDP_PASS)).unwrap();
+        o.add_program("dsf_foreign", ProgramType::Xdp, ret(XDP_PASS))
+            .unwrap();
         let foreign = o.load().unwrap();
         let foreign = foreign.program_by_name("dsf_foreign").unwrap();
         let foreign_id = foreign.id().unwrap();
@@ -267,8 +289,14 @@ fn a_foreign_program_is_never_replaced_unless_asked() {
             .unwrap()
             .unwrap_err()
             .to_string();
-        assert!(e.contains("`dsf_foreign`") && e.contains(&foreign_id.to_string()), "{e}");
-        assert!(e.contains("netlink") && e.contains("not a dispatcher"), "{e}");
+        assert!(
+            e.contains("`dsf_foreign`") && e.contains(&foreign_id.to_string()),
+            "{e}"
+        );
+        assert!(
+            e.contains("netlink") && e.contains("not a dispatcher"),
+            "{e}"
+        );
         assert_eq!(
             ns.run(|| xdp::query("vb")).unwrap().unwrap().generic,
             Some(foreign_id)
@@ -300,9 +328,15 @@ fn a_foreign_program_is_never_replaced_unless_asked() {
                 .run(|| dispatcher::join("vb", &m, p, &options))
                 .unwrap()
                 .unwrap();
-            assert_eq!(joined.chain.mode, XdpMode::Generic, "the foreign program's mode");
+            assert_eq!(
+                joined.chain.mode,
+                XdpMode::Generic,
+                "the foreign program's mode"
+            );
             assert_eq!(names(&ns), ["dsf_member"]);
-            ns.run(|| dispatcher::leave("vb", joined.id, None)).unwrap().unwrap();
+            ns.run(|| dispatcher::leave("vb", joined.id, None))
+                .unwrap()
+                .unwrap();
         }
     }
     assert_nothing_left("dsf_");
@@ -321,7 +355,13 @@ fn a_stale_revision_changes_nothing() {
         let _clear = Clear(&ns);
         let shared = Shared::new();
         let seen = hook(&ns).revision();
-        let first = join(&ns, "dsr_first", &shared, 0, JoinOptions::new().expected_revision(seen));
+        let first = join(
+            &ns,
+            "dsr_first",
+            &shared,
+            0,
+            JoinOptions::new().expected_revision(seen),
+        );
         // Still expecting the empty hook: refused, the chain unchanged.
         let (o, p) = member("dsr_late", &shared, 1, XDP_PASS);
         let e = ns
@@ -329,7 +369,10 @@ fn a_stale_revision_changes_nothing() {
             .unwrap()
             .unwrap_err();
         assert!(
-            matches!(e, dispatcher::DispatcherError::Attach(AttachError::ExpectedMismatch { .. })),
+            matches!(
+                e,
+                dispatcher::DispatcherError::Attach(AttachError::ExpectedMismatch { .. })
+            ),
             "{e}"
         );
         assert_eq!(names(&ns), ["dsr_first"]);
@@ -339,7 +382,9 @@ fn a_stale_revision_changes_nothing() {
             .unwrap()
             .unwrap_err();
         assert!(e.to_string().contains("expected nothing"), "{e}");
-        ns.run(|| dispatcher::leave("vb", first.id, Some(now))).unwrap().unwrap();
+        ns.run(|| dispatcher::leave("vb", first.id, Some(now)))
+            .unwrap()
+            .unwrap();
         assert_eq!(hook(&ns), Hook::Empty);
         drop(first);
     }
@@ -372,7 +417,15 @@ fn attachers_at_once_end_in_the_order_both_asked_for() {
             .map(|(i, (name, place))| {
                 let ns = &ns;
                 let shared = &shared;
-                s.spawn(move || join(ns, name, shared, i as i32 + 1, JoinOptions::new().placement(place)))
+                s.spawn(move || {
+                    join(
+                        ns,
+                        name,
+                        shared,
+                        i as i32 + 1,
+                        JoinOptions::new().placement(place),
+                    )
+                })
             })
             .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -380,7 +433,10 @@ fn attachers_at_once_end_in_the_order_both_asked_for() {
         let order = names(&ns);
         let at = |n: &str| order.iter().position(|o| o == n).unwrap();
         assert_eq!(order.len(), 5, "{order:?}");
-        assert!(at("dsx_before") < at("dsx_middle") && at("dsx_middle") < at("dsx_after"), "{order:?}");
+        assert!(
+            at("dsx_before") < at("dsx_middle") && at("dsx_middle") < at("dsx_after"),
+            "{order:?}"
+        );
         assert!(at("dsx_first") < at("dsx_before"), "{order:?}");
         assert!(at("dsx_last") > at("dsx_after"), "{order:?}");
         drop((middle, joined));
@@ -412,7 +468,9 @@ fn changes_while_frames_flow_lose_nothing() {
                 while !done.load(Ordering::Relaxed) {
                     let place = JoinOptions::new().placement(Placement::First);
                     let j = join(&ns, "dsw_churn", &shared, 1, place);
-                    ns.run(|| dispatcher::leave("vb", j.id, None)).unwrap().unwrap();
+                    ns.run(|| dispatcher::leave("vb", j.id, None))
+                        .unwrap()
+                        .unwrap();
                     changes.fetch_add(1, Ordering::Relaxed);
                 }
             });

@@ -21,7 +21,12 @@ use testbed::{Marker, Netns, VethPair};
 fn ours(name: &str) -> (Object, bpf_builder::object::ProgId, Map) {
     let mut counter = Object::new();
     counter.add_map(MapSpec::array("counts", 8, 1)).unwrap();
-    let counts = counter.load().unwrap().map_by_name("counts").unwrap().clone();
+    let counts = counter
+        .load()
+        .unwrap()
+        .map_by_name("counts")
+        .unwrap()
+        .clone();
     let mut o = Object::new();
     let map = o.share_map("counts", &counts).unwrap();
     let mut a = Asm::new();
@@ -50,8 +55,13 @@ fn their_count(id: u32) -> u64 {
 
 fn send(pair: &VethPair, n: u8) {
     let marker = Marker::new().unwrap();
-    let frames: Vec<Vec<u8>> = (0..n).map(|i| frame(&pair.a, &pair.b, &marker, i)).collect();
-    assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker).len(), frames.len());
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|i| frame(&pair.a, &pair.b, &marker, i))
+        .collect();
+    assert_eq!(
+        delivered(&pair.a, &pair.b, &frames, &marker).len(),
+        frames.len()
+    );
 }
 
 /// The components `xdp-loader status` lists, in run order.
@@ -77,7 +87,12 @@ fn our_listing(ns: &Netns) -> Vec<(String, u32)> {
     }
 }
 
-fn join(ns: &Netns, object: &Object, prog: bpf_builder::object::ProgId, opts: JoinOptions) -> Joined {
+fn join(
+    ns: &Netns,
+    object: &Object,
+    prog: bpf_builder::object::ProgId,
+    opts: JoinOptions,
+) -> Joined {
     ns.run(|| dispatcher::join("vb", object, prog, &opts))
         .unwrap()
         .unwrap_or_else(|e| panic!("join: {e}"))
@@ -99,7 +114,12 @@ fn xdp_loader_joins_our_dispatcher_and_we_keep_its_program() {
         let pair = ns.veth_pair("va", "vb").unwrap();
         let tools = XdpTools::new(&ns, &pair.b);
         let (o, p, counts) = ours("dxt_ours");
-        let mine = join(&ns, &o, p, JoinOptions::new().placement(Placement::Priority(20)));
+        let mine = join(
+            &ns,
+            &o,
+            p,
+            JoinOptions::new().placement(Placement::Priority(20)),
+        );
 
         // xdp-loader adds theirs (priority 10) to our dispatcher: both
         // tools list the same two programs in the same order.
@@ -109,7 +129,11 @@ fn xdp_loader_joins_our_dispatcher_and_we_keep_its_program() {
             listed.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
             ["xdp_theirs", "dxt_ours"]
         );
-        assert_eq!(our_listing(&ns), listed, "our query agrees with xdp-loader status");
+        assert_eq!(
+            our_listing(&ns),
+            listed,
+            "our query agrees with xdp-loader status"
+        );
         assert_eq!(listed[1].1, mine.id.get(), "xdp-loader kept our program");
 
         send(&pair, 5);
@@ -122,9 +146,15 @@ fn xdp_loader_joins_our_dispatcher_and_we_keep_its_program() {
         send(&pair, 3);
         assert_eq!(read_u64(&counts, 0), 8);
 
-        ns.run(|| dispatcher::leave("vb", mine.id, None)).unwrap().unwrap();
+        ns.run(|| dispatcher::leave("vb", mine.id, None))
+            .unwrap()
+            .unwrap();
         assert!(tools.status().unwrap().is_empty());
-        assert!(tools.leftover_pins().is_empty(), "{:?}", tools.leftover_pins());
+        assert!(
+            tools.leftover_pins().is_empty(),
+            "{:?}",
+            tools.leftover_pins()
+        );
     }
     assert_nothing_left("dxt_");
 }
@@ -146,7 +176,12 @@ fn we_join_xdp_loaders_dispatcher_and_it_keeps_ours() {
         // Ours right before theirs, in their dispatcher's place.
         let (o, p, counts) = ours("dxu_ours");
         let anchor = Anchor::Name("xdp_theirs".into());
-        let mine = join(&ns, &o, p, JoinOptions::new().placement(Placement::Before(anchor)));
+        let mine = join(
+            &ns,
+            &o,
+            p,
+            JoinOptions::new().placement(Placement::Before(anchor)),
+        );
         let listed = their_listing(&tools);
         assert_eq!(
             listed,
@@ -162,12 +197,21 @@ fn we_join_xdp_loaders_dispatcher_and_it_keeps_ours() {
         assert_eq!(their_count(their_id), 4);
 
         // Ours leaves: theirs keeps running, and xdp-loader still owns it.
-        ns.run(|| dispatcher::leave("vb", mine.id, None)).unwrap().unwrap();
-        assert_eq!(their_listing(&tools), [("xdp_theirs".to_string(), their_id)]);
+        ns.run(|| dispatcher::leave("vb", mine.id, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            their_listing(&tools),
+            [("xdp_theirs".to_string(), their_id)]
+        );
         send(&pair, 2);
         assert_eq!(their_count(their_id), 6);
         tools.unload_all().unwrap();
-        assert!(tools.leftover_pins().is_empty(), "{:?}", tools.leftover_pins());
+        assert!(
+            tools.leftover_pins().is_empty(),
+            "{:?}",
+            tools.leftover_pins()
+        );
     }
     assert_nothing_left("dxu_");
 }

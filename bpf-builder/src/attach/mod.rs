@@ -15,10 +15,10 @@
 //! (the tcx ordering helper) write with the revision they read.
 
 mod devmap;
+pub mod dispatcher;
 pub mod extension;
 mod link;
 mod link_kind;
-pub mod dispatcher;
 pub mod tcx;
 pub mod xdp;
 

@@ -40,7 +40,7 @@ pub fn chain_actions_offset(slot: usize) -> u32 {
 
 impl Config {
     /// The record's bytes (native endian, as the map holds it).
-    pub fn to_bytes(&self) -> [u8; SIZE] {
+    pub fn to_bytes(self) -> [u8; SIZE] {
         let mut b = [0u8; SIZE];
         b[0] = MAGIC;
         b[1] = VERSION;

@@ -480,10 +480,14 @@ fn leave_once(
     let current = read(iface)?;
     check_expected(iface, &current.hook, expected)?;
     let Hook::Dispatcher(chain) = &current.hook else {
-        return Err(dispatcher_error(iface, format!("program {id} is not in a dispatcher there")).into());
+        return Err(
+            dispatcher_error(iface, format!("program {id} is not in a dispatcher there")).into(),
+        );
     };
     let Some(at) = chain.members.iter().position(|m| m.id == id) else {
-        return Err(dispatcher_error(iface, format!("program {id} is not in the dispatcher")).into());
+        return Err(
+            dispatcher_error(iface, format!("program {id} is not in the dispatcher")).into(),
+        );
     };
     let expect = expect_current(&current);
     if chain.members.len() == 1 {
@@ -495,7 +499,12 @@ fn leave_once(
         slots: (chain.members.len() - 1) as u8,
         ..Config::default()
     };
-    let kept: Vec<(usize, &Member)> = chain.members.iter().enumerate().filter(|&(i, _)| i != at).collect();
+    let kept: Vec<(usize, &Member)> = chain
+        .members
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != at)
+        .collect();
     for (slot, (_, m)) in kept.iter().enumerate() {
         config.chain_actions[slot] = m.chain_actions.bits() | 1 << config::SLOT_RETVAL;
         config.priorities[slot] = m.priority;
@@ -561,7 +570,9 @@ fn swap_in(
         remove_dir(&pins::dispatcher_dir(old.ifindex, old.dispatcher))?;
     }
     let mode = match mode {
-        XdpMode::Auto => xdp::query(iface.clone())?.mode_of(dispatcher_id).unwrap_or(mode),
+        XdpMode::Auto => xdp::query(iface.clone())?
+            .mode_of(dispatcher_id)
+            .unwrap_or(mode),
         m => m,
     };
     let mut members = Vec::with_capacity(slots.len());
@@ -590,7 +601,9 @@ fn pin_slots(dir: &Path, slots: &[Slot<'_>], links: &[Link]) -> Result<(), Attac
     for (i, (s, link)) in slots.iter().zip(links).enumerate() {
         let (prog_pin, link_pin) = pins::slot_pins(dir, i);
         link.pin(&link_pin)?;
-        s.program.pin(&prog_pin).map_err(|e| pin_error(&prog_pin, e))?;
+        s.program
+            .pin(&prog_pin)
+            .map_err(|e| pin_error(&prog_pin, e))?;
     }
     Ok(())
 }
@@ -616,7 +629,11 @@ fn lock() -> Result<Lock, AttachError> {
     })
 }
 
-fn check_expected(iface: &Interface, hook: &Hook, expected: Option<Revision>) -> Result<(), AttachError> {
+fn check_expected(
+    iface: &Interface,
+    hook: &Hook,
+    expected: Option<Revision>,
+) -> Result<(), AttachError> {
     match expected {
         Some(e) if e != hook.revision() => Err(AttachError::ExpectedMismatch {
             hook: "XDP".into(),
@@ -728,14 +745,26 @@ fn read(iface: &Interface) -> Result<Current, AttachError> {
 /// `xdp_dispatcher`, with BTF, and with one read-only one-entry map that
 /// holds a version 2 record. `None` for any other program; an error for a
 /// dispatcher of another protocol version.
-fn dispatcher_config(iface: &Interface, info: &sys::ProgInfo) -> Result<Option<Config>, AttachError> {
+fn dispatcher_config(
+    iface: &Interface,
+    info: &sys::ProgInfo,
+) -> Result<Option<Config>, AttachError> {
     if info.name != program::NAME || info.btf_id == 0 || info.map_ids.len() != 1 {
         return Ok(None);
     }
     let map = sys::map_get_fd_by_id(info.map_ids[0])
         .and_then(Map::from_fd)
-        .map_err(|e| AttachError::sys(format!("open the configuration of dispatcher {}", info.id), e))?;
-    if map.key_size() != 4 || map.max_entries() != 1 || map.value_size() < 2 || map.flags() & F_RDONLY_PROG == 0 {
+        .map_err(|e| {
+            AttachError::sys(
+                format!("open the configuration of dispatcher {}", info.id),
+                e,
+            )
+        })?;
+    if map.key_size() != 4
+        || map.max_entries() != 1
+        || map.value_size() < 2
+        || map.flags() & F_RDONLY_PROG == 0
+    {
         return Ok(None);
     }
     let value = map
@@ -745,7 +774,8 @@ fn dispatcher_config(iface: &Interface, info: &sys::ProgInfo) -> Result<Option<C
     match Config::from_bytes(&value) {
         Some(c) => Ok(Some(c)),
         None => {
-            let version = Config::version_of(&value).map_or_else(|| "1".to_string(), |v| v.to_string());
+            let version =
+                Config::version_of(&value).map_or_else(|| "1".to_string(), |v| v.to_string());
             Err(dispatcher_error(
                 iface,
                 format!(

@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn priorities_place_as_libxdp_does() {
         let c = [(1, "a", 10), (2, "b", 20)];
-        assert_eq!(names(&placed(&c, Placement::Priority(20))), ["a", "b", "new"]);
+        assert_eq!(
+            names(&placed(&c, Placement::Priority(20))),
+            ["a", "b", "new"]
+        );
         assert_eq!(placed(&c, Placement::Priority(20))[2].1, 21);
         assert_eq!(placed(&c, Placement::Priority(15))[1], ("new".into(), 15));
         assert_eq!(placed(&c, Placement::Priority(5))[0], ("new".into(), 5));

@@ -14,7 +14,8 @@ const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
 
 /// `<bpffs>/xdp`, the directory of every dispatcher's pins.
 pub fn xdp_dir() -> PathBuf {
-    let root = std::env::var_os("LIBXDP_BPFFS").map_or_else(|| PathBuf::from(DEFAULT_BPFFS), PathBuf::from);
+    let root = std::env::var_os("LIBXDP_BPFFS")
+        .map_or_else(|| PathBuf::from(DEFAULT_BPFFS), PathBuf::from);
     root.join("xdp")
 }
 
@@ -42,13 +43,14 @@ impl Lock {
     /// first if needed) and waits for its lock.
     pub fn acquire() -> io::Result<Lock> {
         let dir = xdp_dir();
-        if let Some(root) = dir.parent() {
-            if root == Path::new(DEFAULT_BPFFS) {
-                crate::sys::bpf::ensure_bpffs(root)?;
-            }
+        if let Some(root) = dir.parent()
+            && root == Path::new(DEFAULT_BPFFS)
+        {
+            crate::sys::bpf::ensure_bpffs(root)?;
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
         let file = File::open(&dir)?;
         file.lock()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot lock {}: {e}", dir.display())))?;

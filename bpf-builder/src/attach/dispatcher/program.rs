@@ -98,7 +98,10 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let frame = [0u8; 64];
-        let out = loaded.program(prog).test_run(&TestRun::new(&frame)).unwrap();
+        let out = loaded
+            .program(prog)
+            .test_run(&TestRun::new(&frame))
+            .unwrap();
         assert_eq!(out.retval, XDP_PASS as u32);
         let info = loaded.program(prog).info().unwrap();
         assert_eq!(info.name, NAME);
