@@ -264,7 +264,7 @@ pub fn parse_status(text: &str) -> Result<Vec<StatusEntry>, String> {
 ///
 /// Dropping it (also while a test panics) runs `xdp-loader unload --all`
 /// if a program is still attached, then removes the pin directories
-/// `dispatch-IFINDEX-ID` left for the dispatchers that [`status`]
+/// `dispatch-IFINDEX-ID` left for the dispatchers that [`XdpTools::status`]
 /// (Self::status) listed, and only those: other namespaces may have an
 /// interface with the same index. Drop it before the namespace (it
 /// borrows it, so it is).
@@ -308,7 +308,7 @@ impl<'a> XdpTools<'a> {
     /// kernel, found out by loading a program with `xdp-loader` on a veth
     /// of a throw-away namespace and looking for `xdp_dispatcher` in
     /// `status` (libxdp quietly falls back to a lone program when the
-    /// kernel refuses its freplace programs). Includes [`available`]
+    /// kernel refuses its freplace programs). Includes [`XdpTools::available`]
     /// (Self::available); fails under CI and otherwise skips, as it does.
     pub fn dispatcher_available(what: &str) -> bool {
         if !Self::available(what) {
