@@ -4,7 +4,7 @@
 //!
 //! A [`PinRoot`] is a directory of bpffs that holds units, one directory
 //! per unit, each with the same member names (given when the root is
-//! opened). The root is refused unless only its owner controls it: it
+//! opened; some may be optional, [`PinRoot::set_optional`]). The root is refused unless only its owner controls it: it
 //! must be a real directory (not a symbolic link) on a bpf filesystem,
 //! owned by this process's effective user, without group or other write
 //! permission, in a parent that others cannot rename it out of.
@@ -167,6 +167,7 @@ pub struct PinRoot {
     path: PathBuf,
     dir: File,
     members: Vec<String>,
+    optional: Vec<String>,
     fault: Option<Fault>,
     pins: AtomicU32,
     unlinks: AtomicU32,
@@ -308,6 +309,7 @@ impl PinRoot {
             path: path.to_path_buf(),
             dir: file,
             members: members.iter().map(|m| m.to_string()).collect(),
+            optional: Vec::new(),
             fault: None,
             pins: AtomicU32::new(0),
             unlinks: AtomicU32::new(0),
@@ -322,6 +324,26 @@ impl PinRoot {
     /// The member names of its units.
     pub fn members(&self) -> &[String] {
         &self.members
+    }
+
+    /// Makes the members `optional` (of [`members`](PinRoot::members))
+    /// optional: a unit without them is whole. What a unit without them
+    /// means is the caller's to tell from its other members (a tool whose
+    /// units are attached either by a link of their own or through
+    /// someone else's, say).
+    pub fn set_optional(&mut self, optional: &[&str]) -> Result<(), PinError> {
+        for m in optional {
+            if !self.members.iter().any(|x| x == m) {
+                return Err(PinError::BadName(m.to_string()));
+            }
+        }
+        self.optional = optional.iter().map(|m| m.to_string()).collect();
+        Ok(())
+    }
+
+    /// The members a whole unit holds for sure: all but the optional ones.
+    fn required(&self) -> impl Iterator<Item = &String> {
+        self.members.iter().filter(|m| !self.optional.contains(m))
     }
 
     /// Sets a test hook that stops the process mid-way (see [`Fault`]).
@@ -507,8 +529,7 @@ impl<'r> Locked<'r> {
         }
         let missing: Vec<String> = self
             .root
-            .members
-            .iter()
+            .required()
             .filter(|m| !present.contains(m))
             .cloned()
             .collect();
@@ -860,14 +881,13 @@ impl Staging<'_, '_> {
     }
 
     /// Puts the unit in place, whole: fails with [`PinError::Incomplete`]
-    /// if a member is not pinned, [`PinError::Exists`] if the name was
+    /// if a member that is not optional is not pinned, [`PinError::Exists`] if the name was
     /// taken (then the staged pins are removed).
     pub fn commit(mut self) -> Result<(), PinError> {
         let missing: Vec<String> = self
             .locked
             .root
-            .members
-            .iter()
+            .required()
             .filter(|m| !self.pinned.contains(m))
             .cloned()
             .collect();

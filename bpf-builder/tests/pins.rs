@@ -410,3 +410,38 @@ fn modes_do_not_depend_on_the_umask() {
         assert_eq!(mode(&scratch.0.join("u").join(m)), 0o600, "{m}");
     }
 }
+
+/// A unit without its optional members is whole: it commits, lists,
+/// opens and goes away as any other; one without a required member is
+/// still refused.
+#[test]
+fn optional_members_may_be_left_out() {
+    if !require_bpf() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let mut root = PinRoot::create(&scratch.0, MEMBERS).unwrap();
+    assert!(matches!(
+        root.set_optional(&["nothere"]),
+        Err(PinError::BadName(_))
+    ));
+    root.set_optional(&["link"]).unwrap();
+    let locked = root.lock().unwrap();
+    let mut unit = locked.stage("nolink").unwrap();
+    unit.pin("prog", map()).unwrap();
+    unit.pin("map", map()).unwrap();
+    unit.commit().unwrap();
+    let mut unit = locked.stage("noprog").unwrap();
+    unit.pin("link", map()).unwrap();
+    unit.pin("map", map()).unwrap();
+    assert!(
+        matches!(unit.commit(), Err(PinError::Incomplete { missing, .. }) if missing == ["prog"])
+    );
+    let scan = locked.scan().unwrap();
+    assert_eq!(scan.units, ["nolink"]);
+    assert!(scan.half_made.is_empty(), "{scan:?}");
+    assert_eq!(entries(&scratch.0.join("nolink")), ["map", "prog"]);
+    locked.unit("nolink").unwrap().map("map").unwrap();
+    locked.remove("nolink").unwrap();
+    assert!(entries(&scratch.0).is_empty());
+}
