@@ -23,12 +23,35 @@
 //! is not the caller's ([`NetnsFile::find`]), or says that it cannot
 //! ([`DeviceNetns`]).
 //!
+//! An XDP filter may share its device with other XDP programs through a
+//! dispatcher in libxdp's protocol ([`bpf_builder::attach::dispatcher`]):
+//! [`attach`] joins the device's dispatcher when it has one (ours or
+//! libxdp's, `xdp-loader`'s), or when asked to ([`Request::share`]),
+//! and otherwise attaches the filter alone with a link of its own. A
+//! member's link is the dispatcher's (pinned by it in libxdp's layout,
+//! under `/sys/fs/bpf/xdp/dispatch-IFINDEX-ID/`), so its unit has no
+//! `link`: its description records that it is a member, and of which
+//! device, and [`list`] reads the dispatcher for its place in the chain.
+//! A member that someone else removed from the dispatcher (or whose
+//! device went away) is reported as such ([`Membership::Gone`]), and
+//! [`detach`] then removes its pins; otherwise [`detach`] makes it leave
+//! the dispatcher first (which goes away with its last member). A
+//! member's program is pinned first, then the description: an `attach`
+//! that fails after joining leaves the dispatcher again, and one killed
+//! after joining leaves a staging unit that [`detach`] and
+//! [`detach_all`] make leave once it holds both (killed between the join
+//! and those two pins, the member stays in the dispatcher, named as the
+//! filter, for `xdp-loader unload` to remove).
+//!
 //! Two environment variables are for tests: `PCAP2BPF_PIN_ROOT` replaces
 //! [`PIN_ROOT`], and `PCAP2BPF_PIN_FAULT` (`pin:N` or `unlink:N`) stops
 //! the command after the Nth pin made or removed, as `kill -9` would.
 
 use std::path::{Path, PathBuf};
 
+use bpf_builder::attach::dispatcher::{
+    self, Anchor, Chain, DispatcherError, JoinOptions, Joined, Placement,
+};
 use bpf_builder::attach::tcx::{self, Place};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{AttachError, Interface, Link};
@@ -36,7 +59,7 @@ use bpf_builder::ctx::{TcxAction, XdpAction};
 use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
-use bpf_builder::object::{MapId, Object, ProgramType};
+use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 use bpf_builder::pins::{Fault, Locked, PinError, PinRoot, Unit};
 use bpf_builder::sys::bpf::LinkDetail;
 use bpf_builder::sys::netns::{NetnsFile, NetnsId, if_indextoname};
@@ -52,8 +75,16 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/pcap2bpf";
 
 /// The pins of a filter, in its directory, in the order `attach` pins
 /// them: the link last, so that a filter runs beyond the command only
-/// once everything else is pinned.
+/// once everything else is pinned. A filter in an XDP dispatcher has no
+/// link of its own (see the module docs).
 const MEMBERS: &[&str] = &["meta", "stats", "prog", "link"];
+
+/// The members a filter in an XDP dispatcher lacks.
+const OPTIONAL: &[&str] = &["link"];
+
+/// What the sixth line of a member's description starts with (the
+/// device's index follows).
+const MEMBER_MARK: &str = "xdp-dispatcher-member";
 
 /// Where attached filters are pinned: [`PIN_ROOT`], or
 /// `$PCAP2BPF_PIN_ROOT` (for tests).
@@ -111,6 +142,7 @@ fn open_root(create: bool) -> Result<Option<PinRoot>, DeployError> {
         PinRoot::open(&path, MEMBERS)?
     };
     if let Some(root) = &mut root {
+        root.set_optional(OPTIONAL)?;
         let fault = std::env::var("PCAP2BPF_PIN_FAULT").ok();
         root.set_fault(fault.as_deref().and_then(Fault::parse));
     }
@@ -183,7 +215,7 @@ impl Action {
     }
 }
 
-/// Where a tcx filter goes in the chain (XDP has one program per device).
+/// Where a filter goes in a tcx chain, or in an XDP dispatcher.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Position {
     /// At the end.
@@ -194,6 +226,9 @@ pub enum Position {
     Before(String),
     /// Right after the filter (program) so named.
     After(String),
+    /// XDP dispatchers only: by run priority, as libxdp places programs
+    /// (after every program of a lower or equal priority).
+    Priority(u32),
 }
 
 /// A request to attach a filter.
@@ -206,8 +241,12 @@ pub struct Request<'a> {
     pub hook: Hook,
     /// What to do with matches.
     pub action: Action,
-    /// tcx placement.
+    /// Placement in a tcx chain or an XDP dispatcher.
     pub position: Position,
+    /// XDP: join the device's dispatcher, creating one when the device
+    /// has no XDP program (without it, a filter joins only a dispatcher
+    /// that is there, and otherwise attaches alone).
+    pub share: bool,
     /// Name of the filter: its pin directory and program name.
     pub name: &'a str,
     /// Name lookups of the expression.
@@ -264,14 +303,33 @@ pub struct Attached {
     pub action: String,
     /// The filter expression.
     pub expr: String,
-    /// The kernel's program id (`None` when the link is gone or detached).
+    /// The kernel's program id (`None` when the link is gone or detached,
+    /// or the filter is no longer in its dispatcher).
     pub prog_id: Option<KernelProgId>,
-    /// The kernel's link id (`None` when the link is gone).
+    /// The kernel's link id (`None` when the link is gone, and for a
+    /// member of a dispatcher, which has no link of its own).
     pub link_id: Option<KernelLinkId>,
+    /// For a filter that shares XDP through a dispatcher: how it stands
+    /// there.
+    pub member: Option<Membership>,
     /// Packets matched.
     pub matched: u64,
     /// Packets seen.
     pub seen: u64,
+}
+
+/// How a filter that joined an XDP dispatcher stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// It runs in the dispatcher: the dispatcher's chain, in run order.
+    Running(Chain),
+    /// It is no longer in its device's dispatcher (someone removed it,
+    /// or the device is gone): why, as a phrase. `detach` removes its
+    /// pins.
+    Gone(String),
+    /// Its device's hook cannot be read (its network namespace cannot be
+    /// entered, a dispatcher of another protocol version): why.
+    Unknown(String),
 }
 
 /// Why attaching, listing or detaching failed.
@@ -286,6 +344,27 @@ pub enum DeployError {
     /// The attachment failed.
     #[error(transparent)]
     Attach(#[from] AttachError),
+    /// Joining the device's XDP dispatcher failed.
+    #[error(transparent)]
+    Dispatcher(DispatcherError),
+    /// The kernel refuses extension programs (`BPF_PROG_TYPE_EXT`), which
+    /// a member of a dispatcher is, although it loaded the same filter
+    /// as an XDP program.
+    #[error(
+        "{0}\nnot for want of privilege, though: the same filter loaded as a plain XDP \
+         program; this kernel refuses extension programs (BPF_PROG_TYPE_EXT, freplace), \
+         which sharing XDP through a dispatcher needs: attach it without --share (alone on \
+         the device), or on tcx (--hook tcx-ingress), whose chains are shared as they are"
+    )]
+    NoExtensions(LoadError),
+    /// A filter's dispatcher membership cannot be read or changed.
+    #[error("filter {name:?}: {why}")]
+    Member {
+        /// The filter.
+        name: String,
+        /// What went wrong.
+        why: String,
+    },
     /// The device refuses the XDP program at its MTU (`attach` then tries
     /// again with fragment support; this is what the last try said).
     #[error("{0}; the tcx-ingress hook (--hook tcx-ingress) takes frames of any size")]
@@ -345,6 +424,16 @@ impl From<PinError> for DeployError {
     }
 }
 
+impl From<DispatcherError> for DeployError {
+    fn from(e: DispatcherError) -> DeployError {
+        match e {
+            DispatcherError::Load(e) => DeployError::Load(e),
+            DispatcherError::Attach(e) => DeployError::Attach(e),
+            e => DeployError::Dispatcher(e),
+        }
+    }
+}
+
 fn pin_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DeployError {
     let what = what.into();
     move |source| DeployError::Pin { what, source }
@@ -364,7 +453,13 @@ pub fn check_name(name: &str) -> Result<(), DeployError> {
 /// Builds the filter program: the compiled expression, then a per-CPU
 /// counter of `[matched, seen]`, then the verdict. `frags`: an XDP
 /// program with fragment support (see [`EmitOptions::xdp_frags`]).
-fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), DeployError> {
+/// `member_of`: the index of the device whose XDP dispatcher it joins,
+/// for the description.
+fn build(
+    req: &Request<'_>,
+    frags: bool,
+    member_of: Option<u32>,
+) -> Result<(Object, ProgId, MapId, MapId), DeployError> {
     let (target, prog_type) = match req.hook {
         Hook::Xdp => (Target::Xdp, ProgramType::Xdp),
         Hook::TcxIngress => (Target::Tc, ProgramType::TcxIngress),
@@ -390,7 +485,7 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
     // resolves the link's ifindex there. The expression's words are
     // joined by single spaces, so it stays one line.
     let netns = NetnsId::current().map_or_else(|_| String::new(), record_netns);
-    let description = format!(
+    let mut description = format!(
         "{}\n{}\n{}\n{}\n{}",
         req.iface,
         req.hook.name(),
@@ -398,6 +493,9 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
         req.expr.split_whitespace().collect::<Vec<_>>().join(" "),
         netns
     );
+    if let Some(ifindex) = member_of {
+        description += &format!("\n{MEMBER_MARK} {ifindex}");
+    }
     let meta = object
         .add_map(
             MapSpec::array("meta", description.len().max(1) as u32, 1)
@@ -414,8 +512,8 @@ fn build(req: &Request<'_>, frags: bool) -> Result<(Object, MapId, MapId), Deplo
     .name(req.name)
     .program_type(prog_type)
     .counters(stats);
-    add_program(&mut object, &ir, req.expr, &program).map_err(CompileError::from)?;
-    Ok((object, stats, meta))
+    let prog = add_program(&mut object, &ir, req.expr, &program).map_err(CompileError::from)?;
+    Ok((object, prog, stats, meta))
 }
 
 /// What packets start with on `iface`, from its device type: XDP and tc
@@ -437,8 +535,14 @@ fn link_of_device(iface: &str) -> Result<LinkType, DeployError> {
 
 /// Builds and loads the filter, and attaches it to its hook.
 fn load(req: &Request<'_>, frags: bool) -> Result<(Loaded, MapId, MapId), DeployError> {
-    let (object, stats, meta) = build(req, frags)?;
+    let (object, _, stats, meta) = build(req, frags, None)?;
     Ok((object.load()?, stats, meta))
+}
+
+/// Whether an attach error is the device refusing an XDP program without
+/// fragment support at its MTU.
+fn is_mtu_refusal(e: &AttachError) -> bool {
+    matches!(e, AttachError::Sys { source, .. } if source.raw_os_error() == Some(libc::ERANGE))
 }
 
 /// Attaches the loaded filter where `req` says.
@@ -447,11 +551,12 @@ fn attach_loaded(req: &Request<'_>, loaded: &Loaded) -> Result<Link, DeployError
         .program_by_name(req.name)
         .expect("the object has this program");
     let link = match req.hook {
-        Hook::Xdp => xdp::attach(req.iface, prog, XdpMode::Auto).map_err(|e| match &e {
-            AttachError::Sys { source, .. } if source.raw_os_error() == Some(libc::ERANGE) => {
+        Hook::Xdp => xdp::attach(req.iface, prog, XdpMode::Auto).map_err(|e| {
+            if is_mtu_refusal(&e) {
                 DeployError::XdpMtu(e)
+            } else {
+                e.into()
             }
-            _ => e.into(),
         })?,
         Hook::TcxIngress | Hook::TcxEgress => {
             let hook = if req.hook == Hook::TcxIngress {
@@ -464,6 +569,14 @@ fn attach_loaded(req: &Request<'_>, loaded: &Loaded) -> Result<Link, DeployError
                 Position::First => Place::Head,
                 Position::Before(n) => Place::BeforeName(n.clone()),
                 Position::After(n) => Place::AfterName(n.clone()),
+                Position::Priority(_) => {
+                    return Err(DeployError::Member {
+                        name: req.name.to_string(),
+                        why: "a run priority places XDP filters in a dispatcher; tcx \
+                              chains are ordered by --first, --before and --after"
+                            .into(),
+                    });
+                }
             };
             tcx::attach_placed(req.iface, hook, prog, &place)?
         }
@@ -483,6 +596,10 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
     let locked = root.lock()?;
     if locked.exists(req.name)? {
         return Err(DeployError::Exists(req.name.to_string()));
+    }
+    if req.hook == Hook::Xdp && joins_dispatcher(req)? {
+        drop(loaded);
+        return attach_member(req, &locked);
     }
     // XDP first without fragment support (one program, no helper call per
     // frame); a device whose MTU needs it refuses that, and gets the
@@ -507,6 +624,113 @@ pub fn attach(req: &Request<'_>) -> Result<Attached, DeployError> {
     unit.pin("link", &link)?;
     unit.commit()?;
     describe(&locked.unit(req.name)?)
+}
+
+/// Whether the XDP filter `req` joins its device's dispatcher: when
+/// asked to, or when the device has one.
+fn joins_dispatcher(req: &Request<'_>) -> Result<bool, DeployError> {
+    if req.share {
+        return Ok(true);
+    }
+    match dispatcher::query(req.iface)? {
+        dispatcher::Hook::Dispatcher(_) => Ok(true),
+        dispatcher::Hook::Empty | dispatcher::Hook::Foreign(_) => Ok(false),
+    }
+}
+
+/// Where `position` puts a program in a dispatcher.
+fn placement(position: &Position) -> Placement {
+    match position {
+        Position::Last => Placement::Last,
+        Position::First => Placement::First,
+        Position::Before(n) => Placement::Before(Anchor::Name(n.clone())),
+        Position::After(n) => Placement::After(Anchor::Name(n.clone())),
+        Position::Priority(p) => Placement::Priority(*p),
+    }
+}
+
+/// Joins the XDP filter `req` to its device's dispatcher and pins it
+/// (its program, its description, its counters: no link). A failure
+/// after the join leaves the dispatcher again.
+fn attach_member(req: &Request<'_>, locked: &Locked<'_>) -> Result<Attached, DeployError> {
+    let ifindex = Interface::from(req.iface).resolve()?;
+    let opts = JoinOptions::new().placement(placement(&req.position));
+    let join = |frags: bool| -> Result<(Joined, MapId, MapId), DeployError> {
+        let (object, prog, stats, meta) = build(req, frags, Some(ifindex))?;
+        let joined = dispatcher::join(req.iface, &object, prog, &opts).map_err(|e| match e {
+            // The caller loaded the filter as XDP: privileges are not
+            // what is missing.
+            DispatcherError::Load(e) if e.missing_privilege().is_some() => {
+                DeployError::NoExtensions(e)
+            }
+            DispatcherError::Attach(e @ AttachError::HookTaken { .. }) => {
+                taken_by_ours(locked, req.iface, e)
+            }
+            e => e.into(),
+        })?;
+        Ok((joined, stats, meta))
+    };
+    // As alone: first without fragment support (see `attach`).
+    let (joined, stats, meta) = match join(false) {
+        Err(DeployError::Attach(e)) if is_mtu_refusal(&e) => join(true).map_err(|e| match e {
+            DeployError::Attach(e) if is_mtu_refusal(&e) => DeployError::XdpMtu(e),
+            e => e,
+        })?,
+        r => r?,
+    };
+    let pinned = (|| -> Result<(), DeployError> {
+        let prog = joined
+            .loaded
+            .program_by_name(req.name)
+            .expect("the object has this program");
+        let mut unit = locked.stage(req.name)?;
+        // The program first: with it and the description pinned, a
+        // killed command's staging unit says what to make leave.
+        unit.pin("prog", prog)?;
+        unit.pin("meta", joined.loaded.map(meta))?;
+        unit.pin("stats", joined.loaded.map(stats))?;
+        unit.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = pinned {
+        return Err(match dispatcher::leave(req.iface, joined.id, None) {
+            Ok(_) => e,
+            Err(left) => DeployError::Member {
+                name: req.name.to_string(),
+                why: format!(
+                    "{e}; and leaving the dispatcher of {} again failed ({left}): its \
+                     program {} stays there",
+                    pcap2bpf::text::escape(req.iface),
+                    joined.id
+                ),
+            },
+        });
+    }
+    describe(&locked.unit(req.name)?)
+}
+
+/// The error of a join refused because a program that is not a
+/// dispatcher holds the device, saying so when it is one of our filters
+/// attached alone.
+fn taken_by_ours(locked: &Locked<'_>, iface: &str, e: AttachError) -> DeployError {
+    let Ok(dispatcher::Hook::Foreign(f)) = dispatcher::query(iface) else {
+        return e.into();
+    };
+    let ours = locked.scan().ok().and_then(|scan| {
+        scan.units
+            .into_iter()
+            .find(|n| locked.unit(n).ok().and_then(|u| prog_id(&u)) == Some(f.id))
+    });
+    match ours {
+        Some(name) => DeployError::Member {
+            name: name.clone(),
+            why: format!(
+                "{e}\nit is the pcap2bpf filter {name:?}, attached alone: detach it and attach \
+                 it again with --share to share the device"
+            ),
+        },
+        None => e.into(),
+    }
 }
 
 /// What [`list`] found: the filters, and notes on what else is in the pin
@@ -542,7 +766,11 @@ pub fn list() -> Result<Listing, DeployError> {
     let scan = locked.scan()?;
     let mut listing = Listing::default();
     for name in &scan.units {
-        listing.attached.push(describe(&locked.unit(name)?)?);
+        let unit = locked.unit(name)?;
+        match lacks_its_link(&unit) {
+            Some(note) => listing.notes.push(note),
+            None => listing.attached.push(describe(&unit)?),
+        }
     }
     for half in &scan.half_made {
         let running = locked
@@ -565,6 +793,25 @@ pub fn list() -> Result<Listing, DeployError> {
     Ok(listing)
 }
 
+/// A note on a filter attached alone whose link pin is gone (removed by
+/// hand: `attach` pins it before the unit appears), as on a half-made
+/// one; `None` for any other filter.
+fn lacks_its_link(unit: &Unit<'_>) -> Option<String> {
+    if description(unit).is_ok_and(|d| d.member_of.is_some()) {
+        return None;
+    }
+    match unit.get("link", 0) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return None,
+    }
+    Some(format!(
+        "{} is missing link (it holds meta, stats, prog): no link of it is attached; \
+         `pcap2bpf detach {}` or `detach --all` removes it",
+        pcap2bpf::text::escape(unit.name()),
+        pcap2bpf::text::escape(unit.name())
+    ))
+}
+
 /// How the description records a namespace: `DEV:INO` of its nsfs file.
 fn record_netns(n: NetnsId) -> String {
     format!("{}:{}", n.dev(), n.ino())
@@ -576,15 +823,16 @@ fn parse_netns(s: &str) -> Option<NetnsId> {
     Some(NetnsId::from_raw(dev.parse().ok()?, ino.parse().ok()?))
 }
 
-/// What the `meta` pin of a unit says: device, hook, action, expression
-/// and the namespace of the device (empty strings and `None` for what it
-/// lacks).
+/// What the `meta` pin of a unit says: device, hook, action, expression,
+/// the namespace of the device, and for a member of an XDP dispatcher
+/// the device's index (empty strings and `None` for what it lacks).
 struct Description {
     iface: String,
     hook: String,
     action: String,
     expr: String,
     netns: Option<NetnsId>,
+    member_of: Option<u32>,
 }
 
 fn description(unit: &Unit<'_>) -> Result<Description, DeployError> {
@@ -599,7 +847,7 @@ fn description(unit: &Unit<'_>) -> Result<Description, DeployError> {
         .flatten()
         .map(|v| String::from_utf8_lossy(&v).into_owned())
         .unwrap_or_default();
-    let mut lines = text.splitn(5, '\n');
+    let mut lines = text.splitn(6, '\n');
     let mut next = || lines.next().unwrap_or("").to_string();
     Ok(Description {
         iface: next(),
@@ -607,6 +855,9 @@ fn description(unit: &Unit<'_>) -> Result<Description, DeployError> {
         action: next(),
         expr: next(),
         netns: parse_netns(&next()),
+        member_of: next()
+            .strip_prefix(MEMBER_MARK)
+            .and_then(|i| i.trim().parse().ok()),
     })
 }
 
@@ -690,8 +941,28 @@ pub fn device_text(iface: &str, netns: &DeviceNetns) -> String {
     }
 }
 
-/// What of a half-made filter runs: its link, if it holds one, and where.
+/// What of a half-made filter runs: its link, if it holds one, and where;
+/// for a member of a dispatcher, whether its program is there.
 fn running(unit: &Unit<'_>) -> String {
+    if let Ok(d) = description(unit)
+        && let Some(ifindex) = d.member_of
+    {
+        let Some(prog) = prog_id(unit) else {
+            return "its program is not pinned: what runs cannot be told".to_string();
+        };
+        let (iface, netns, _) = device(ifindex, d.netns, &d.iface);
+        return match membership(&d, ifindex, prog) {
+            Membership::Running(c) => format!(
+                "its program {prog} runs in the XDP dispatcher (program {}) of {}",
+                c.dispatcher,
+                device_text(&iface, &netns)
+            ),
+            Membership::Gone(why) => format!("its program {prog} is in no dispatcher ({why})"),
+            Membership::Unknown(why) => {
+                format!("cannot tell whether its program {prog} runs ({why})")
+            }
+        };
+    }
     let Ok(info) = unit.link("link").and_then(|l| l.info()) else {
         return "no link of it is attached".to_string();
     };
@@ -721,21 +992,68 @@ fn running(unit: &Unit<'_>) -> String {
     )
 }
 
+/// The id of the program a unit pins.
+fn prog_id(unit: &Unit<'_>) -> Option<KernelProgId> {
+    unit.program("prog").and_then(|p| p.id()).ok()
+}
+
+/// Runs `f` in the network namespace `recorded` (on a thread that enters
+/// it, unless it is the caller's or unknown); `Err` says why it cannot.
+fn in_netns<T: Send>(recorded: Option<NetnsId>, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+    let Some(id) = recorded.filter(|&id| NetnsId::current().ok() != Some(id)) else {
+        return Ok(f());
+    };
+    let ns = NetnsFile::find(id).ok_or_else(|| {
+        format!("its network namespace {id} has no `ip netns` name and no process is in it")
+    })?;
+    ns.run(f)
+        .map_err(|e| format!("cannot enter its network namespace {id}: {e}"))
+}
+
+/// How the member `prog` of the dispatcher of device `ifindex` (in the
+/// namespace `d` records) stands.
+fn membership(d: &Description, ifindex: u32, prog: KernelProgId) -> Membership {
+    match in_netns(d.netns, || dispatcher::query(ifindex)) {
+        Err(why) => Membership::Unknown(why),
+        Ok(Err(AttachError::UnknownInterface(_))) => Membership::Gone("the device is gone".into()),
+        Ok(Err(e)) => Membership::Unknown(format!("reading the XDP hook: {e}")),
+        Ok(Ok(dispatcher::Hook::Dispatcher(c))) if c.members.iter().any(|m| m.id == prog) => {
+            Membership::Running(c)
+        }
+        Ok(Ok(dispatcher::Hook::Dispatcher(c))) => Membership::Gone(format!(
+            "someone removed it: the device's dispatcher (program {}) runs {}",
+            c.dispatcher,
+            c.names()
+                .iter()
+                .map(|n| pcap2bpf::text::escape(n).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Ok(Ok(dispatcher::Hook::Empty)) => {
+            Membership::Gone("someone removed it: the device has no XDP program".into())
+        }
+        Ok(Ok(dispatcher::Hook::Foreign(f))) => {
+            Membership::Gone(format!("someone removed it: the device runs {f}"))
+        }
+    }
+}
+
 /// Reads a filter's pins.
 fn describe(unit: &Unit<'_>) -> Result<Attached, DeployError> {
     let name = unit.name().to_string();
+    let d = description(unit)?;
+    if let Some(ifindex) = d.member_of {
+        return describe_member(unit, d, ifindex);
+    }
     let Description {
         iface,
         hook,
         action,
         expr,
         netns: recorded,
-    } = description(unit)?;
-    let stats = unit.map("stats").map_err(pin_err("opening the counters"))?;
-    let matched = stats
-        .sum_u64(&COUNTER_MATCHED.to_ne_bytes(), 0)
-        .unwrap_or(0);
-    let seen = stats.sum_u64(&COUNTER_SEEN.to_ne_bytes(), 0).unwrap_or(0);
+        member_of: _,
+    } = d;
+    let (matched, seen) = counters(unit)?;
     let (link_id, prog_id, iface, netns, device_gone) =
         match unit.link("link").and_then(|l| l.info()) {
             Ok(info) => {
@@ -760,7 +1078,94 @@ fn describe(unit: &Unit<'_>) -> Result<Attached, DeployError> {
         link_id,
         matched,
         seen,
+        member: None,
     })
+}
+
+/// The counters of a unit: (matched, seen).
+fn counters(unit: &Unit<'_>) -> Result<(u64, u64), DeployError> {
+    let stats = unit.map("stats").map_err(pin_err("opening the counters"))?;
+    let matched = stats
+        .sum_u64(&COUNTER_MATCHED.to_ne_bytes(), 0)
+        .unwrap_or(0);
+    let seen = stats.sum_u64(&COUNTER_SEEN.to_ne_bytes(), 0).unwrap_or(0);
+    Ok((matched, seen))
+}
+
+/// Reads the pins of a filter in the dispatcher of device `ifindex`, and
+/// the dispatcher.
+fn describe_member(unit: &Unit<'_>, d: Description, ifindex: u32) -> Result<Attached, DeployError> {
+    let (matched, seen) = counters(unit)?;
+    let (iface, netns, device_gone) = device(ifindex, d.netns, &d.iface);
+    let member = match prog_id(unit) {
+        None => Membership::Unknown("its program pin cannot be read".into()),
+        Some(_) if device_gone => Membership::Gone("the device is gone".into()),
+        Some(prog) => membership(&d, ifindex, prog),
+    };
+    let prog_id = match &member {
+        Membership::Running(_) => prog_id(unit),
+        _ => None,
+    };
+    Ok(Attached {
+        name: unit.name().to_string(),
+        iface,
+        netns,
+        device_gone,
+        hook: Hook::from_name(&d.hook).map_or(d.hook, |h| h.name().to_string()),
+        action: d.action,
+        expr: d.expr,
+        prog_id,
+        link_id: None,
+        matched,
+        seen,
+        member: Some(member),
+    })
+}
+
+/// Makes the filter of `unit` leave its XDP dispatcher, if it is a member
+/// of one: `Ok(Some(note))` when it was no longer there.
+fn leave_dispatcher(unit: &Unit<'_>) -> Result<Option<String>, DeployError> {
+    let d = description(unit)?;
+    let Some(ifindex) = d.member_of else {
+        return Ok(None);
+    };
+    let fail = |why: String| DeployError::Member {
+        name: unit.name().to_string(),
+        why,
+    };
+    let Some(prog) = prog_id(unit) else {
+        return Err(fail(
+            "its program pin cannot be read, so whether it runs cannot be told".into(),
+        ));
+    };
+    let (iface, netns, gone) = device(ifindex, d.netns, &d.iface);
+    let gone_note = |why: &str| {
+        format!(
+            "{} was no longer in the XDP dispatcher of {} ({why}): its pins are removed",
+            pcap2bpf::text::escape(unit.name()),
+            device_text(&iface, &netns)
+        )
+    };
+    if gone {
+        return Ok(Some(gone_note("the device is gone")));
+    }
+    match membership(&d, ifindex, prog) {
+        Membership::Gone(why) => return Ok(Some(gone_note(&why))),
+        Membership::Unknown(why) => return Err(fail(why)),
+        Membership::Running(_) => {}
+    }
+    match in_netns(d.netns, || dispatcher::leave(ifindex, prog, None)) {
+        Ok(Ok(_)) => Ok(None),
+        Ok(Err(e)) => match membership(&d, ifindex, prog) {
+            // Removed by someone else meanwhile.
+            Membership::Gone(why) => Ok(Some(gone_note(&why))),
+            _ => Err(fail(format!(
+                "leaving the XDP dispatcher of {} failed: {e}",
+                device_text(&iface, &netns)
+            ))),
+        },
+        Err(why) => Err(fail(why)),
+    }
 }
 
 /// Detaches the filter `name` and removes its pins: the link is detached
@@ -773,7 +1178,12 @@ pub fn detach(name: &str) -> Result<Vec<String>, DeployError> {
         return Err(DeployError::NotFound(name.to_string()));
     };
     let locked = root.lock()?;
-    let notes = discard_half_made(&locked, Some(name))?;
+    let mut notes = discard_half_made(&locked, Some(name))?;
+    match locked.unit(name) {
+        Ok(unit) => notes.extend(leave_dispatcher(&unit)?),
+        // Removed as half made, or not a filter: `remove` says which.
+        Err(_) => {}
+    }
     match locked.remove(name) {
         Err(PinError::NotFound { .. }) if !notes.is_empty() => Ok(notes),
         r => r.map(|()| notes).map_err(Into::into),
@@ -790,6 +1200,7 @@ pub fn detach_all() -> Result<(Vec<String>, Vec<String>), DeployError> {
     let mut notes = discard_half_made(&locked, None)?;
     let scan = locked.scan()?;
     for name in &scan.units {
+        notes.extend(leave_dispatcher(&locked.unit(name)?)?);
         locked.remove(name)?;
     }
     for stray in &scan.strays {
@@ -804,6 +1215,14 @@ fn discard_half_made(locked: &Locked<'_>, only: Option<&str>) -> Result<Vec<Stri
     for half in locked.scan()?.half_made {
         if only.is_some_and(|n| n != half.name) {
             continue;
+        }
+        // A member's program stays in its dispatcher without our pins:
+        // it leaves first.
+        if let Ok(unit) = locked.open_half(&half)
+            && description(&unit).is_ok_and(|d| d.member_of.is_some())
+            && let Some(note) = leave_dispatcher(&unit)?
+        {
+            notes.push(note);
         }
         locked.discard(&half)?;
         notes.push(format!("removed what was left of {}: {half}", half.name));

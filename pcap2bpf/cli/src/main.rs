@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
 use pcap2bpf::{CompileOptions, LinkType, Tables, Target, compile, text};
-use pcap2bpf_cli::deploy::{self, Action, DeviceNetns, Hook, Position, Request};
+use pcap2bpf_cli::deploy::{self, Action, DeviceNetns, Hook, Membership, Position, Request};
 use pcap2bpf_cli::emit::{self, Format};
 use pcap2bpf_cli::summary;
 use pcapfile::{self as capture, PacketReader};
@@ -231,15 +231,31 @@ struct AttachArgs {
     /// Name of the filter (default: derived from the device and hook).
     #[arg(long)]
     name: Option<String>,
-    /// tcx: put the filter first in the chain.
-    #[arg(long, conflicts_with_all = ["before", "after"])]
+    /// XDP: share the device with other XDP programs through a dispatcher
+    /// in libxdp's protocol (xdp-loader's): join the device's dispatcher,
+    /// creating one when the device has no XDP program. Without it, an
+    /// XDP filter joins a dispatcher the device has, and otherwise
+    /// attaches alone. The kernel must load extension programs
+    /// (freplace).
+    #[arg(long)]
+    share: bool,
+    /// Put the filter first in the tcx chain or XDP dispatcher (XDP:
+    /// implies --share).
+    #[arg(long, conflicts_with_all = ["before", "after", "priority"])]
     first: bool,
-    /// tcx: put the filter right before the filter NAME.
-    #[arg(long, value_name = "NAME", conflicts_with = "after")]
+    /// Put the filter right before the filter (or program) NAME in the tcx
+    /// chain or XDP dispatcher (XDP: implies --share).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["after", "priority"])]
     before: Option<String>,
-    /// tcx: put the filter right after the filter NAME.
-    #[arg(long, value_name = "NAME")]
+    /// Put the filter right after the filter (or program) NAME in the tcx
+    /// chain or XDP dispatcher (XDP: implies --share).
+    #[arg(long, value_name = "NAME", conflicts_with = "priority")]
     after: Option<String>,
+    /// XDP: place the filter in the dispatcher by run priority N, as
+    /// libxdp does (lower runs first; libxdp's default is 50). Implies
+    /// --share.
+    #[arg(long, value_name = "N")]
+    priority: Option<u32>,
     #[command(flatten)]
     expr: ExprArgs,
 }
@@ -490,17 +506,26 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         HookArg::TcxIngress => Hook::TcxIngress,
         HookArg::TcxEgress => Hook::TcxEgress,
     };
-    let position = match (a.first, a.before, a.after) {
-        (true, _, _) => Position::First,
-        (_, Some(n), _) => Position::Before(n),
-        (_, _, Some(n)) => Position::After(n),
+    let position = match (a.first, a.before, a.after, a.priority) {
+        (true, ..) => Position::First,
+        (_, Some(n), ..) => Position::Before(n),
+        (_, _, Some(n), _) => Position::After(n),
+        (.., Some(p)) => Position::Priority(p),
         _ => Position::Last,
     };
-    if hook == Hook::Xdp && position != Position::Last {
+    if hook != Hook::Xdp && a.share {
+        return Err("--share is for --hook xdp: tcx chains are shared as they are".into());
+    }
+    if hook != Hook::Xdp && a.priority.is_some() {
         return Err(
-            "--first/--before/--after order tcx chains; XDP has one program per device".into(),
+            "--priority places XDP filters in a dispatcher; tcx chains are ordered by \
+             --first, --before and --after"
+                .into(),
         );
     }
+    // Only a dispatcher orders XDP programs: asking for a place asks to
+    // share.
+    let share = hook == Hook::Xdp && (a.share || position != Position::Last);
     let name = a.name.unwrap_or_else(|| default_name(&a.iface, hook));
     let tables = Tables::system();
     let req = Request {
@@ -513,6 +538,7 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
             ActionArg::Count => Action::Count,
         },
         position,
+        share,
         name: &name,
         resolver: &tables,
     };
@@ -520,15 +546,38 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         deploy::DeployError::Compile(c) => compile_error(&c, &expr),
         other => other.to_string(),
     })?;
+    let pinned = format!(
+        "{}/{}",
+        text::escape(&deploy::pin_root().display().to_string()),
+        text::escape(&attached.name)
+    );
+    if let Some(Membership::Running(chain)) = &attached.member {
+        let at = chain
+            .members
+            .iter()
+            .position(|m| Some(m.id) == attached.prog_id)
+            .unwrap_or(0);
+        println!(
+            "attached {} to {} {} (program {}) in the XDP dispatcher (program {}): {} of {}, \
+             priority {}; pinned under {pinned}",
+            text::escape(&attached.name),
+            text::escape(&attached.iface),
+            text::escape(&attached.hook),
+            id_or_dash(attached.prog_id),
+            chain.dispatcher,
+            at + 1,
+            chain.members.len(),
+            chain.members.get(at).map_or(0, |m| m.priority),
+        );
+        return Ok(());
+    }
     println!(
-        "attached {} to {} {} (program {}, link {}), pinned under {}/{}",
+        "attached {} to {} {} (program {}, link {}), pinned under {pinned}",
         text::escape(&attached.name),
         text::escape(&attached.iface),
         text::escape(&attached.hook),
         id_or_dash(attached.prog_id),
         id_or_dash(attached.link_id),
-        text::escape(&deploy::pin_root().display().to_string()),
-        text::escape(&attached.name)
     );
     Ok(())
 }
@@ -570,7 +619,7 @@ fn cmd_status() -> Result<(), String> {
     );
     // Every field read from the pins is escaped: anyone who may pin there
     // chooses them.
-    for f in filters {
+    for f in &filters {
         // Where the device is: `-` for this network namespace, else its
         // `ip netns` name or its id. A device in a namespace that cannot
         // be entered is not named: its index means another device here.
@@ -596,6 +645,29 @@ fn cmd_status() -> Result<(), String> {
         } else {
             device
         };
+        // A member of a dispatcher has no link of its own.
+        let link = match &f.member {
+            None => id_or_dash(f.link_id),
+            Some(Membership::Running(_)) => "shared".to_string(),
+            Some(Membership::Gone(why)) => {
+                report(&format!(
+                    "{}: no longer in the XDP dispatcher of {} ({why}); `pcap2bpf detach {}` \
+                     removes its pins",
+                    text::escape(&f.name),
+                    deploy::device_text(&f.iface, &f.netns),
+                    text::escape(&f.name)
+                ));
+                "-".to_string()
+            }
+            Some(Membership::Unknown(why)) => {
+                report(&format!(
+                    "{}: whether it runs in the XDP dispatcher of {} cannot be told: {why}",
+                    text::escape(&f.name),
+                    deploy::device_text(&f.iface, &f.netns)
+                ));
+                "?".to_string()
+            }
+        };
         println!(
             "{:<15} {:<12} {:<11} {:<6} {:>10} {:>10} {:>7} {:>7} {:<12}  {}",
             text::escape(&f.name),
@@ -605,12 +677,67 @@ fn cmd_status() -> Result<(), String> {
             f.matched,
             f.seen,
             id_or_dash(f.prog_id),
-            id_or_dash(f.link_id),
+            link,
             netns,
             text::escape(&f.expr)
         );
     }
+    print_dispatchers(&filters);
     Ok(())
+}
+
+/// The XDP dispatchers our filters are members of, each once: its
+/// programs in run order, with their run priorities, ours marked.
+fn print_dispatchers(filters: &[deploy::Attached]) {
+    let mut shown = Vec::new();
+    for f in filters {
+        let Some(Membership::Running(chain)) = &f.member else {
+            continue;
+        };
+        if shown.contains(&chain.dispatcher) {
+            continue;
+        }
+        shown.push(chain.dispatcher);
+        println!();
+        println!(
+            "XDP dispatcher of {} (program {}, {} mode), in run order:",
+            deploy::device_text(&f.iface, &f.netns),
+            chain.dispatcher,
+            mode_name(chain.mode)
+        );
+        println!(
+            "  {:>2} {:>8} {:>7}  {:<15}  owner",
+            "#", "priority", "prog", "name"
+        );
+        for (i, m) in chain.members.iter().enumerate() {
+            // Ours: a filter whose program this is.
+            let owner = filters
+                .iter()
+                .find(|g| g.prog_id == Some(m.id))
+                .map_or_else(
+                    || "-".to_string(),
+                    |g| format!("pcap2bpf:{}", text::escape(&g.name)),
+                );
+            println!(
+                "  {:>2} {:>8} {:>7}  {:<15}  {owner}",
+                i + 1,
+                m.priority,
+                m.id,
+                text::escape(&m.name)
+            );
+        }
+    }
+}
+
+/// An XDP mode as `status` prints it.
+fn mode_name(mode: bpf_builder::attach::xdp::XdpMode) -> &'static str {
+    use bpf_builder::attach::xdp::XdpMode;
+    match mode {
+        XdpMode::Auto => "some",
+        XdpMode::Generic => "generic",
+        XdpMode::Driver => "driver",
+        XdpMode::Offload => "offload",
+    }
 }
 
 fn cmd_detach(a: DetachArgs) -> Result<(), String> {
