@@ -664,7 +664,7 @@ fn attach_member(req: &Request<'_>, locked: &Locked<'_>) -> Result<Attached, Dep
                 DeployError::NoExtensions(e)
             }
             DispatcherError::Attach(e @ AttachError::HookTaken { .. }) => {
-                taken_by_ours(locked, req.iface, e)
+                taken_by_ours(locked, req.iface, req.name, e)
             }
             e => e.into(),
         })?;
@@ -709,10 +709,10 @@ fn attach_member(req: &Request<'_>, locked: &Locked<'_>) -> Result<Attached, Dep
     describe(&locked.unit(req.name)?)
 }
 
-/// The error of a join refused because a program that is not a
-/// dispatcher holds the device, saying so when it is one of our filters
-/// attached alone.
-fn taken_by_ours(locked: &Locked<'_>, iface: &str, e: AttachError) -> DeployError {
+/// The error of the join of filter `joining`, refused because a program
+/// that is not a dispatcher holds the device, saying so when it is one of
+/// our filters attached alone.
+fn taken_by_ours(locked: &Locked<'_>, iface: &str, joining: &str, e: AttachError) -> DeployError {
     let Ok(dispatcher::Hook::Foreign(f)) = dispatcher::query(iface) else {
         return e.into();
     };
@@ -723,7 +723,7 @@ fn taken_by_ours(locked: &Locked<'_>, iface: &str, e: AttachError) -> DeployErro
     });
     match ours {
         Some(name) => DeployError::Member {
-            name: name.clone(),
+            name: joining.to_string(),
             why: format!(
                 "{e}\nit is the pcap2bpf filter {name:?}, attached alone: detach it and attach \
                  it again with --share to share the device"
@@ -1179,10 +1179,10 @@ pub fn detach(name: &str) -> Result<Vec<String>, DeployError> {
     };
     let locked = root.lock()?;
     let mut notes = discard_half_made(&locked, Some(name))?;
-    match locked.unit(name) {
-        Ok(unit) => notes.extend(leave_dispatcher(&unit)?),
-        // Removed as half made, or not a filter: `remove` says which.
-        Err(_) => {}
+    // Not a whole unit (removed as half made, or not a filter): `remove`
+    // says which.
+    if let Ok(unit) = locked.unit(name) {
+        notes.extend(leave_dispatcher(&unit)?);
     }
     match locked.remove(name) {
         Err(PinError::NotFound { .. }) if !notes.is_empty() => Ok(notes),

@@ -97,6 +97,7 @@ fn tcx_filters_on_paged_frames_count_what_the_ir_matches() {
                 hook: Hook::TcxIngress,
                 action: Action::Count,
                 position: Position::Last,
+                share: false,
                 name: &name,
                 resolver: &tables,
             })
