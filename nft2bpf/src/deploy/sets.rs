@@ -111,6 +111,12 @@ fn set_of(s: &SetMeta) -> Result<Set, String> {
         interval: s.interval,
         is_map: s.is_map,
         size: s.size,
+        state: crate::check::tree::SetState {
+            dynamic: false,
+            timeouts: s.timeouts,
+            timeout: s.timeout,
+        },
+        constant: false,
         elements: Vec::new(),
     })
 }
