@@ -215,10 +215,16 @@ impl Ruleset {
         };
         let _ = write!(
             out,
-            "[{}{}]",
+            "[{}{}{}{}",
             types.join(" . "),
-            if s.interval { " interval" } else { "" }
+            if s.interval { " interval" } else { "" },
+            if s.state.dynamic { " dynamic" } else { "" },
+            if s.state.timeouts { " timeouts" } else { "" },
         );
+        if let Some(t) = s.state.timeout {
+            let _ = write!(out, " timeout {t}ms");
+        }
+        out.push(']');
         let elements: Vec<String> = s
             .elements
             .iter()
@@ -237,6 +243,9 @@ impl Ruleset {
                     })
                     .collect();
                 let mut t = parts.join(" . ");
+                if let Some(ms) = e.timeout {
+                    let _ = write!(t, " timeout {ms}ms");
+                }
                 if let Some(v) = e.verdict {
                     let _ = write!(t, " : {}", self.verdict_text(v));
                 }

@@ -7,11 +7,12 @@ use crate::check::collect::TableDraft;
 use crate::check::context::ProtoCtx;
 use crate::check::decls::device_name;
 use crate::check::matches::{key_types, same_key};
-use crate::check::sets::time_ms;
+use crate::check::sets::{key_desc, time_ms};
 use crate::check::tree::{
     ChainId, Counter, DynSet, Fwd, Key, Limit, LimitUnit, Log, PcapMatch, Quota, QuotaSpec, Rule,
     Stmt, Verdict, VerdictMap,
 };
+use crate::check::value::mismatch;
 use crate::check::{Checker, Names, refuse};
 use crate::error::Error;
 use crate::syntax::ast::{self, Expr, ExprKind, Ident, VerdictKind};
@@ -248,7 +249,11 @@ impl Checker {
                 d.span,
             ));
         }
-        same_key(&key_types, &set.key, &d.set)?;
+        // The set's type is what is expected here, the key is the
+        // expression (nft's message).
+        if same_key(&set.key, &key_types, &d.key).is_err() {
+            return Err(mismatch(&key_desc(&set.key), &key_desc(&key_types), &d.key));
+        }
         let own = match &d.timeout {
             Some(t) if !set.state.timeouts => {
                 return Err(Error::new(

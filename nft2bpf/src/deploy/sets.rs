@@ -402,7 +402,12 @@ fn full_error(set: &SetMeta, span: Span) -> Error {
 pub fn time_text(ms: u64) -> String {
     let mut out = String::new();
     let mut rest = ms;
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
         if rest >= size {
             let _ = write!(out, "{}{unit}", rest / size);
             rest %= size;
