@@ -6,6 +6,9 @@
 //! ingress hook does with each of a list of frames (see [`nft`]), and
 //! [`firewall_frames`] makes a corpus of frames to ask about.
 //!
+//! For kernel features the host lacks: [`vm`] boots another kernel under
+//! qemu and runs a test there ([`vm::run_here_or_in_vm`]).
+//!
 //! Everything lives in namespaces this crate creates (named
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
@@ -47,6 +50,7 @@ pub use random::Rng;
 pub mod samples;
 mod traffic;
 mod user;
+pub mod vm;
 
 pub use bpf_builder::sys::packet::PacketSocket;
 pub use bpf_builder::sys::tun::TunDevice;
