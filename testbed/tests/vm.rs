@@ -9,7 +9,8 @@ use testbed::vm::{self, Vm};
 use testbed::{Marker, Netns, send_and_collect, udp4_frame};
 
 /// A shell script runs in the VM: its output, its exit status, the
-/// environment and a file the caller put there come back.
+/// environment and files the caller put there (one under /tmp, which is
+/// a tmpfs in the VM) come back.
 #[test]
 fn a_program_runs_in_the_vm_and_its_status_comes_back() {
     let Some(vm) = Vm::find("VM runner test") else {
@@ -22,6 +23,7 @@ fn a_program_runs_in_the_vm_and_its_status_comes_back() {
         "#!/bin/sh\n\
          echo \"hello from $(uname -r), in-vm=$TESTBED_IN_VM, args=$#:$1|$2\"\n\
          cat /etc/greeting\n\
+         grep -q ' /tmp tmpfs ' /proc/mounts && cat /tmp/from-host/greeting\n\
          ip -o link show lo\n\
          test -d /sys/fs/bpf/ && grep -q ' /sys/fs/bpf bpf ' /proc/mounts && echo bpffs mounted\n\
          grep -q '^veth ' /proc/modules && echo veth loaded\n\
@@ -41,7 +43,10 @@ fn a_program_runs_in_the_vm_and_its_status_comes_back() {
         .run(
             &script,
             &["one word", "it's"],
-            &[(&greeting, "/etc/greeting")],
+            &[
+                (&greeting, "/etc/greeting"),
+                (&greeting, "/tmp/from-host/greeting"),
+            ],
         )
         .unwrap();
     println!(
@@ -58,7 +63,12 @@ fn a_program_runs_in_the_vm_and_its_status_comes_back() {
         )),
         "{output}"
     );
-    assert!(output.contains("greetings from the host\n"), "{output}");
+    // Once from /etc, once from /tmp (copied onto its tmpfs).
+    assert_eq!(
+        output.matches("greetings from the host\n").count(),
+        2,
+        "{output}"
+    );
     assert!(output.contains("lo: <LOOPBACK,UP,LOWER_UP>"), "{output}");
     assert!(output.contains("bpffs mounted\n"), "{output}");
     assert!(output.contains("veth loaded\n"), "{output}");

@@ -15,8 +15,15 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
+# tmpfs on /tmp and /run, with what the initramfs put there copied in
+# (an executable may live under /tmp on the host, and so in the guest).
+mkdir /.tmpfs
+for dir in /tmp /run; do
+    mount -t tmpfs tmpfs /.tmpfs
+    cp -a "$dir/." /.tmpfs/
+    mount -o move /.tmpfs "$dir"
+done
+rmdir /.tmpfs
 while read -r module; do
     insmod "$module" || echo "testbed-vm: insmod $module failed"
 done </etc/testbed/modules

@@ -29,9 +29,9 @@
 //! }
 //! ```
 //!
-//! Without KVM, qemu emulates the CPU (TCG): the Debian kernel boots in
-//! about three seconds and code runs several times slower than on the
-//! host. `TESTBED_VM_ACCEL=kvm` asks for KVM where it works (on the
+//! Without KVM, qemu emulates the CPU (TCG): Debian's kernel boots and
+//! runs a small command in about 2.5 seconds (more on a busy machine),
+//! and code runs several times slower than on the host. `TESTBED_VM_ACCEL=kvm` asks for KVM where it works (on the
 //! development machines `/dev/kvm` exists but a guest hangs at boot).
 
 mod cpio;
@@ -247,8 +247,9 @@ impl Vm {
     /// libraries. The command runs in a directory of the host's current
     /// directory's name (empty) with `TESTBED_IN_VM=1`, and `CI` and
     /// `RUST_BACKTRACE` as the caller has them; proc, sysfs, devtmpfs,
-    /// bpffs (`/sys/fs/bpf`), tracefs and tmpfs on `/tmp` and `/run` are
-    /// mounted and `lo` is up.
+    /// bpffs (`/sys/fs/bpf`), tracefs and tmpfs on `/tmp` and `/run`
+    /// (with what the initramfs put there copied in) are mounted and `lo`
+    /// is up.
     ///
     /// A command that fails or never finishes is no error: see
     /// [`VmOutput::status`]. Errors are about preparing and starting the VM.
