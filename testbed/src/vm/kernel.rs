@@ -12,6 +12,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The kernel image to boot: `$TESTBED_VM_KERNEL`, or the newest
 /// `/boot/vmlinuz-*` other than the running kernel's.
@@ -133,8 +134,14 @@ pub(crate) fn unpacked(image: &Path, cache: &Path) -> Option<PathBuf> {
     }
     match unpack(image) {
         Ok(vmlinux) => {
-            // Written aside and renamed: parallel tests never see half a file.
-            let tmp = cache.join(format!(".{name}.{}.tmp", std::process::id()));
+            // Written aside (under a name no other thread or process
+            // uses) and renamed: parallel tests never see half a file.
+            static WRITERS: AtomicU32 = AtomicU32::new(0);
+            let tmp = cache.join(format!(
+                ".{name}.{}-{}.tmp",
+                std::process::id(),
+                WRITERS.fetch_add(1, Ordering::Relaxed)
+            ));
             let written = fs::create_dir_all(cache)
                 .and_then(|()| fs::write(&tmp, vmlinux))
                 .and_then(|()| fs::rename(&tmp, &cached));
