@@ -24,6 +24,7 @@ fn a_program_runs_in_the_vm_and_its_status_comes_back() {
          echo \"hello from $(uname -r), in-vm=$TESTBED_IN_VM, args=$#:$1|$2\"\n\
          cat /etc/greeting\n\
          grep -q ' /tmp tmpfs ' /proc/mounts && cat /tmp/from-host/greeting\n\
+         ip -V\n\
          ip -o link show lo\n\
          test -d /sys/fs/bpf/ && grep -q ' /sys/fs/bpf bpf ' /proc/mounts && echo bpffs mounted\n\
          grep -q '^veth ' /proc/modules && echo veth loaded\n\
@@ -69,6 +70,8 @@ fn a_program_runs_in_the_vm_and_its_status_comes_back() {
         2,
         "{output}"
     );
+    // iproute2's ip (not busybox's applet), and lo is up.
+    assert!(output.contains("ip utility, iproute2-"), "{output}");
     assert!(output.contains("lo: <LOOPBACK,UP,LOWER_UP>"), "{output}");
     assert!(output.contains("bpffs mounted\n"), "{output}");
     assert!(output.contains("veth loaded\n"), "{output}");

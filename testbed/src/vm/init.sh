@@ -1,5 +1,5 @@
-#!/bin/sh
-# PID 1 of a testbed VM (testbed::vm), run by busybox's sh: mounts what
+# PID 1 of a testbed VM (testbed::vm), run by busybox's sh (testbed::vm
+# puts the `#!` line with busybox's path before this): mounts what
 # the tests expect, loads the modules listed in /etc/testbed/modules,
 # brings up lo, runs /etc/testbed/run (the command, between the run's
 # start and exit markers) and powers off. The kernel's `panic=-1` with

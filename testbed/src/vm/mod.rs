@@ -66,7 +66,7 @@ const DEFAULT_MODULES: &[&str] = &["veth", "tun"];
 const MEMORY: &str = "1G";
 /// How long a run may take by default, boot included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// The init script.
+/// The init script, without its `#!` line (busybox's path comes first).
 const INIT: &str = include_str!("init.sh");
 /// Where the init script finds the modules to load and the run script.
 const MODULE_LIST: &str = "/etc/testbed/modules";
@@ -314,6 +314,12 @@ impl Vm {
         t.char_dev("/dev/console", 5, 1)?;
         t.mirror(&self.busybox)?;
         t.mirror(&self.ip)?;
+        // The host's /bin/sh (dash on Debian) for the commands' scripts:
+        // busybox's own sh runs its applets before anything on PATH, so
+        // `ip` in a script would be busybox's, not iproute2's.
+        if Path::new("/bin/sh").exists() {
+            t.mirror(Path::new("/bin/sh"))?;
+        }
         t.mirror(exe)?;
         for (host, guest) in self
             .files
@@ -336,7 +342,9 @@ impl Vm {
         let mut list = modules.join("\n");
         list.push('\n');
         t.data(MODULE_LIST, list.into_bytes(), 0o644)?;
-        t.data("/init", INIT.as_bytes().to_vec(), 0o755)?;
+        // Run by busybox's sh itself, whatever /bin/sh is.
+        let init = format!("#!{busybox} sh\n{INIT}");
+        t.data("/init", init.into_bytes(), 0o755)?;
         t.data(RUN_SCRIPT, run_script(exe, args, nonce).into_bytes(), 0o644)?;
         Ok(t)
     }
