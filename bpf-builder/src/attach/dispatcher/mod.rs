@@ -614,7 +614,10 @@ fn pin_slots(dir: &Path, slots: &[Slot<'_>], links: &[Link]) -> Result<(), Attac
 /// says what has happened already, for the error.
 fn remove_old_pins(dir: &Path, done: &str) -> Result<(), AttachError> {
     pins::remove_dispatcher_dir(dir).map_err(|source| AttachError::Sys {
-        op: format!("{done}, but removing the old pins in {} failed", dir.display()),
+        op: format!(
+            "{done}, but removing the old pins in {} failed",
+            dir.display()
+        ),
         source,
     })
 }
