@@ -539,41 +539,42 @@ impl Drop for XdpObjects {
 
 /// The two counters of a [`COUNTER_SOURCE`] program with id `prog_id`
 /// (as `status` lists it): frames of EtherType 0x88b5, and all others.
-/// Read with `bpftool` from the program's only map.
+/// Read from the program's only map (an array of two `u64`).
 pub fn counts(prog_id: u32) -> Result<[u64; 2]> {
-    let id = prog_id.to_string();
-    let prog = cmd::run("bpftool", &["-j", "prog", "show", "id", &id], None, None)?;
-    let bad = |command: &str, detail: String| Error::Parse {
-        command: command.to_string(),
-        detail,
+    use bpf_builder::handle::{Map, Program};
+    use bpf_builder::kernel_id::KernelProgId;
+    use bpf_builder::sys::bpf as sys;
+    let io = |what: String| move |e| Error::io(what, e);
+    let prog = sys::prog_get_fd_by_id(KernelProgId::new(prog_id))
+        .and_then(Program::from_fd)
+        .map_err(io(format!("cannot open program {prog_id}")))?;
+    let info = prog
+        .info()
+        .map_err(io(format!("cannot read program {prog_id}")))?;
+    let [map_id] = info.map_ids[..] else {
+        return Err(Error::Invalid(format!(
+            "program {prog_id} has {} maps, not the counter's one",
+            info.map_ids.len()
+        )));
     };
-    let prog: serde_json::Value =
-        serde_json::from_str(&prog).map_err(|e| bad("bpftool -j prog show", e.to_string()))?;
-    let map_id = match prog["map_ids"].as_array().map(Vec::as_slice) {
-        Some([id]) => id.as_u64().unwrap_or_default().to_string(),
-        _ => return Err(bad("bpftool -j prog show", format!("not one map: {prog}"))),
-    };
-    let dump = cmd::run("bpftool", &["-j", "map", "dump", "id", &map_id], None, None)?;
-    parse_counts(&dump).map_err(|detail| bad("bpftool -j map dump", detail))
-}
-
-/// Reads `[{"formatted":{"key":0,"value":N}}, ...]` (bpftool's dump of an
-/// array map with BTF).
-fn parse_counts(dump: &str) -> Result<[u64; 2], String> {
-    let dump: serde_json::Value = serde_json::from_str(dump).map_err(|e| e.to_string())?;
-    let mut counts = [None; 2];
-    for entry in dump.as_array().ok_or("not a list")? {
-        let key = entry["formatted"]["key"].as_u64();
-        let value = entry["formatted"]["value"].as_u64();
-        match (key, value) {
-            (Some(k @ 0..=1), Some(v)) => counts[k as usize] = Some(v),
-            _ => return Err(format!("unexpected entry {entry}")),
-        }
+    let map = sys::map_get_fd_by_id(map_id)
+        .and_then(Map::from_fd)
+        .map_err(io(format!("cannot open map {map_id}")))?;
+    let mut counts = [0u64; 2];
+    for (key, count) in counts.iter_mut().enumerate() {
+        let value = map
+            .lookup(&(key as u32).to_ne_bytes())
+            .map_err(|e| Error::Invalid(format!("map {map_id}: {e}")))?
+            .unwrap_or_default();
+        *count = value
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_ne_bytes)
+            .ok_or_else(|| {
+                Error::Invalid(format!("map {map_id}: value of {} bytes", value.len()))
+            })?;
     }
-    match counts {
-        [Some(a), Some(b)] => Ok([a, b]),
-        _ => Err(format!("not two entries: {dump}")),
-    }
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -686,13 +687,5 @@ va                     <No XDP program loaded!>
         assert!(parse_status(&format!("{header} =>  10  x  1  ab  XDP_PASS\n")).is_err());
         assert!(parse_status(&format!("{header}va  x  skb  notanid  ab\n")).is_err());
         assert!(parse_status(&format!("{header}va  x  skb  1\n")).is_err());
-    }
-
-    #[test]
-    fn parses_bpftool_counts() {
-        // As `bpftool -j map dump id N` (bpftool 7.1) prints an array map.
-        let dump = r#"[{"key":["0x00","0x00","0x00","0x00"],"value":["0x05","0x00","0x00","0x00","0x00","0x00","0x00","0x00"],"formatted":{"key":0,"value":5}},{"key":["0x01","0x00","0x00","0x00"],"value":["0x00","0x00","0x00","0x00","0x00","0x00","0x00","0x00"],"formatted":{"key":1,"value":0}}]"#;
-        assert_eq!(parse_counts(dump).unwrap(), [5, 0]);
-        assert!(parse_counts("[]").is_err());
     }
 }
