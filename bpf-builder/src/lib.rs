@@ -74,6 +74,7 @@ pub mod ctx;
 pub mod disasm;
 pub mod elf;
 mod entries;
+pub mod extension;
 pub mod handle;
 pub mod helpers;
 pub mod insn;

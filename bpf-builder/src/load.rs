@@ -393,11 +393,21 @@ fn load_program(
         layout.insns[pc].imm = maps[map.slot()].as_fd().as_raw_fd();
         layout.insns[pc + 1].imm = offset as i32;
     }
-    let (prog_type, attach_type) = spec.prog_type.kernel_types();
+    let (prog_type, attach_type) = match &spec.extension {
+        // The target's type and attach type decide the context.
+        Some(_) => (sys::bpf_prog_type::BPF_PROG_TYPE_EXT as u32, 0),
+        None => spec.prog_type.kernel_types(),
+    };
     let mut attr = sys::ProgLoadAttr::new(prog_type, &layout.insns, license);
     attr.expected_attach_type = attach_type;
+    if let Some(ext) = &spec.extension {
+        attr.attach_prog_fd = Some(ext.target().as_fd());
+        attr.attach_btf_id = Some(ext.btf_id());
+    }
     attr.name = &spec.name;
-    if spec.xdp_frags {
+    // An extension runs inside its target: fragment support is the
+    // target's flag (an XDP dispatcher's), as libxdp loads its members.
+    if spec.xdp_frags && spec.extension.is_none() {
         attr.prog_flags |= sys::flags::BPF_F_XDP_HAS_FRAGS;
     }
     attr.log_level = opts.log_level;
@@ -442,7 +452,10 @@ fn load_program(
                 reason: parsed.reason,
                 insn,
                 log: failure.log,
-                needs: Needs::for_program(spec.prog_type),
+                needs: match spec.extension {
+                    Some(_) => Needs::TRACING_PROGRAM,
+                    None => Needs::for_program(spec.prog_type),
+                },
             })))
         }
     }

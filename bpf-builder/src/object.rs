@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::asm::Code;
+use crate::extension::{Extension, ExtensionError};
+use crate::handle::Program;
 use crate::map::{ExistingMap, F_RDONLY_PROG, InitValue, MapSpec, MapSpecError, MapType};
 use crate::pod::Pod;
 use crate::reloc::Reloc;
@@ -95,6 +97,12 @@ pub struct ProgramSpec {
     /// libbpf's section `xdp.frags`, aya's `#[xdp(frags)]`. Set with
     /// [`Object::set_xdp_frags`].
     pub xdp_frags: bool,
+    /// Loaded as an extension (`BPF_PROG_TYPE_EXT`) that replaces a
+    /// global function of another program: see [`crate::extension`].
+    /// The program keeps its [`ProgramType`] for everything else (its
+    /// context, its helpers); the kernel checks it in its target's
+    /// context. Set with [`Object::set_extension`].
+    pub extension: Option<Extension>,
 }
 
 impl ProgramSpec {
@@ -106,6 +114,7 @@ impl ProgramSpec {
             prog_type,
             code,
             xdp_frags: false,
+            extension: None,
         }
     }
 
@@ -137,6 +146,14 @@ pub struct FunctionSpec {
     pub name: String,
     /// Body; `None` while only declared.
     pub code: Option<Code>,
+    /// A global function: verified by the kernel on its own rather than
+    /// in the context of each call, and replaceable by an extension
+    /// program. Its prototype is `int name(struct <ctx> *ctx)`, `<ctx>`
+    /// being the context struct of the program it is laid out in
+    /// (`xdp_md`, `__sk_buff`): it takes the context in R1 and returns a
+    /// scalar in R0. Calls to it are ordinary bpf-to-bpf calls. Made by
+    /// [`Object::add_global_function`].
+    pub global: bool,
 }
 
 /// A named thing of an object.
@@ -521,6 +538,7 @@ impl Object {
         let slot = self.functions.push(FunctionSpec {
             name: name.to_string(),
             code: None,
+            global: false,
         });
         Ok(self.func_id(slot))
     }
@@ -540,6 +558,48 @@ impl Object {
         let id = self.declare_function(name)?;
         self.functions[id.slot()].code = Some(code);
         Ok(id)
+    }
+
+    /// Adds a global function with its body: a function that takes the
+    /// program's context in R1 and returns a scalar in R0, which the
+    /// kernel verifies on its own (whatever its callers pass and expect)
+    /// and which an extension program can replace (see
+    /// [`crate::extension`] and [`FunctionSpec::global`]). Programs call
+    /// it as any function ([`Asm::call_func`](crate::asm::Asm::call_func)),
+    /// with the context in R1.
+    pub fn add_global_function(&mut self, name: &str, code: Code) -> Result<FuncId, ObjectError> {
+        let id = self.add_function(name, code)?;
+        self.functions[id.slot()].global = true;
+        Ok(id)
+    }
+
+    /// Makes `prog` an extension of `target`, replacing its global
+    /// function `function`: `prog` is then loaded as `BPF_PROG_TYPE_EXT`
+    /// against `target` (see [`crate::extension`]). Reads `target`'s BTF
+    /// now to find the function, so an unknown or static function fails
+    /// here; keeps a handle of `target` until the object is dropped. The
+    /// program's own type must be the target's (an XDP program for an
+    /// XDP target).
+    pub fn set_extension(
+        &mut self,
+        prog: ProgId,
+        target: &Program,
+        function: &str,
+    ) -> Result<(), ExtensionError> {
+        self.check_id(prog)?;
+        let extension = Extension::resolve(target, function)?;
+        let spec = &mut self.programs[prog.slot()];
+        let (own_type, _) = spec.prog_type.kernel_types();
+        if own_type != extension.target_type() {
+            return Err(ExtensionError::WrongTarget {
+                extension: spec.name.clone(),
+                extension_type: own_type,
+                target: target.name().to_string(),
+                target_type: extension.target_type(),
+            });
+        }
+        spec.extension = Some(extension);
+        Ok(())
     }
 
     /// Checks that every reference of `code` names something of this object

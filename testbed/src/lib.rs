@@ -6,6 +6,13 @@
 //! ingress hook does with each of a list of frames (see [`nft`]), and
 //! [`firewall_frames`] makes a corpus of frames to ask about.
 //!
+//! For XDP dispatcher tests: [`xdp_tools::XdpTools`] runs Debian's
+//! `xdp-loader` (libxdp's multi-program dispatcher) on an interface of a
+//! test namespace and parses what it lists.
+//!
+//! For kernel features the host lacks: [`vm`] boots another kernel under
+//! qemu and runs a test there ([`vm::run_here_or_in_vm`]).
+//!
 //! Everything lives in namespaces this crate creates (named
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
@@ -37,6 +44,7 @@ mod cmd;
 pub use cmd::build_with_libpcap;
 mod corpus;
 pub use corpus::firewall_frames;
+pub mod features;
 pub mod frame;
 mod link;
 mod netns;
@@ -47,6 +55,8 @@ pub use random::Rng;
 pub mod samples;
 mod traffic;
 mod user;
+pub mod vm;
+pub mod xdp_tools;
 
 pub use bpf_builder::sys::packet::PacketSocket;
 pub use bpf_builder::sys::tun::TunDevice;

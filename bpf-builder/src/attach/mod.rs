@@ -1,7 +1,8 @@
 //! Attaching loaded programs to network devices: XDP (through a BPF link
 //! by default, netlink as a guarded fallback), tcx with ordering anchors
 //! and expected revisions, links (update, pin, detach) and the per-entry
-//! programs of devmaps and cpumaps.
+//! programs of devmaps and cpumaps, and extension programs
+//! ([`extension`]) to the functions they replace.
 //!
 //! Interface names and indexes belong to a network namespace: every
 //! function here works in the namespace of the calling thread, and an
@@ -14,6 +15,8 @@
 //! (the tcx ordering helper) write with the revision they read.
 
 mod devmap;
+pub mod dispatcher;
+pub mod extension;
 mod link;
 mod link_kind;
 pub mod tcx;
@@ -259,6 +262,16 @@ pub enum AttachError {
         /// Why (no program of that name, several of them, ...).
         reason: String,
     },
+    /// An XDP dispatcher change that cannot be made as asked: the
+    /// dispatcher is full, the anchor is not in it, it speaks another
+    /// version of libxdp's protocol, a member's pin is missing.
+    #[error("XDP dispatcher of {iface}: {reason}")]
+    Dispatcher {
+        /// The device.
+        iface: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The ordering helper kept seeing the chain change under it.
     #[error("tcx {hook} of {iface}: the chain changed during each of {attempts} attempts")]
     TooManyRetries {
@@ -297,6 +310,10 @@ pub enum AttachError {
         /// What the kernel said.
         source: io::Error,
     },
+    /// The function an extension is to replace cannot be found in its
+    /// target (no BTF, no such function, a static one...).
+    #[error(transparent)]
+    Extension(#[from] crate::extension::ExtensionError),
     /// The program does not fit the hook (wrong type or attach type).
     #[error("program `{program}` cannot go there: {reason}")]
     WrongProgram {
@@ -360,6 +377,11 @@ impl AttachError {
             AttachError::Netlink { source, .. } if is_denied(&source.source) => {
                 Some(Needs::NET_DEVICE)
             }
+            AttachError::Extension(crate::extension::ExtensionError::Kernel {
+                needs,
+                source,
+                ..
+            }) if is_denied(source) => Some(*needs),
             _ => None,
         }
     }

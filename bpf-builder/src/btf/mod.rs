@@ -7,11 +7,15 @@
 
 use std::collections::HashMap;
 
+mod context;
 mod program;
+mod read;
 mod types;
 
+pub use context::{add_context_struct, context_name};
 pub(crate) use program::c_identifier;
 pub use program::{ProgramBtf, for_program, subprogram_starts};
+pub use read::{BtfReadError, FuncEntry, find_func};
 pub use types::{Linkage, Member, Type, TypeId, int_encoding};
 
 /// BTF header magic.

@@ -47,8 +47,17 @@ pub fn subprogram_starts(insns: &[crate::insn::Insn]) -> Vec<usize> {
 }
 
 /// Builds the BTF of `layout` (a program of `object`), or `None` when it
-/// needs none: no subprograms and (with `line_info` off, or no
-/// annotations) nothing to show.
+/// needs none: no subprograms, not an extension and (with `line_info`
+/// off, or no annotations) nothing to show.
+///
+/// Each subprogram has a `FUNC`: static, of prototype `int (void)`,
+/// except global functions ([`FunctionSpec::global`]) and the main
+/// function of an extension ([`ProgramSpec::extension`]), which are
+/// global with the prototype `int (struct <ctx> *ctx)` (`<ctx>` the
+/// context struct of the program's type), as the kernel wants them.
+///
+/// [`FunctionSpec::global`]: crate::object::FunctionSpec::global
+/// [`ProgramSpec::extension`]: crate::object::ProgramSpec::extension
 pub fn for_program(
     object: &crate::object::Object,
     layout: &crate::layout::Layout,
@@ -60,13 +69,26 @@ pub fn for_program(
         Owner::Function(f) => object.function(f).code.as_ref(),
     };
     let starts = subprogram_starts(&layout.insns);
+    let program = match layout.segments.first().map(|s| s.owner) {
+        Some(Owner::Program(p)) => Some(object.program(p)),
+        _ => None,
+    };
+    let is_extension = program.is_some_and(|p| p.extension.is_some());
+    // Whether the subprogram starting at `pc` is global.
+    let is_global = |pc: usize| match layout.segment_at(pc) {
+        Some(s) if s.start == pc => match s.owner {
+            Owner::Program(_) => is_extension,
+            Owner::Function(f) => object.function(f).global,
+        },
+        _ => false,
+    };
     let annotated = line_info
         && layout
             .segments
             .iter()
             .filter_map(|s| code_of(s.owner))
             .any(|c| c.sources.iter().any(|(_, a)| a.is_some()));
-    if starts.len() == 1 && !annotated {
+    if starts.len() == 1 && !annotated && !is_extension {
         return None;
     }
 
@@ -76,6 +98,19 @@ pub fn for_program(
         ret: int,
         params: Vec::new(),
     });
+    // `int (struct <ctx> *ctx)`, only in the BTF of programs that have a
+    // global function.
+    let ctx_proto = match program {
+        Some(p) if starts.iter().any(|&pc| is_global(pc)) => {
+            let ctx = super::add_context_struct(&mut btf, p.prog_type);
+            let ptr = btf.add(Type::Ptr(ctx));
+            Some(btf.add(Type::FuncProto {
+                ret: int,
+                params: vec![("ctx".into(), ptr)],
+            }))
+        }
+        _ => None,
+    };
     let mut func_info = Vec::with_capacity(starts.len());
     for &pc in &starts {
         let seg = layout.segment_at(pc);
@@ -90,10 +125,14 @@ pub fn for_program(
             None => None,
         }
         .unwrap_or_else(|| format!("sub_{pc}"));
+        let (proto, linkage) = match ctx_proto {
+            Some(ctx_proto) if is_global(pc) => (ctx_proto, Linkage::Global),
+            _ => (proto, Linkage::Static),
+        };
         let func = btf.add(Type::Func {
             name: c_identifier(&name),
             proto,
-            linkage: Linkage::Static,
+            linkage,
         });
         func_info.push((pc as u32, func));
     }

@@ -31,8 +31,9 @@ use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_link_info, bpf_map_info, bpf_pro
 /// The kernel's enums for map, program, attach and link types.
 pub use aya_obj::generated::{bpf_attach_type, bpf_link_type, bpf_map_type, bpf_prog_type};
 pub use info::{
-    LinkDetail, LinkInfo, MapInfo, ProgInfo, link_get_fd_by_id, link_get_next_id, link_info,
-    map_get_fd_by_id, map_get_next_id, map_info, prog_get_fd_by_id, prog_get_next_id, prog_info,
+    LinkDetail, LinkInfo, MapInfo, ProgInfo, btf_data, btf_get_fd_by_id, link_get_fd_by_id,
+    link_get_next_id, link_info, map_get_fd_by_id, map_get_next_id, map_info, prog_get_fd_by_id,
+    prog_get_next_id, prog_info,
 };
 pub use link::{
     LinkCreateAttr, ProgAttachAttr, ProgQuery, Relative, Target, link_create, link_detach,
@@ -138,6 +139,8 @@ unsafe impl Zeroable for bpf_prog_info {}
 unsafe impl Zeroable for bpf_map_info {}
 // SAFETY: bindgen struct of integers and a union of integer-only structs.
 unsafe impl Zeroable for bpf_link_info {}
+// SAFETY: bindgen struct of integers.
+unsafe impl Zeroable for aya_obj::generated::bpf_btf_info {}
 
 /// An all-zero value of a uapi struct.
 fn zeroed<T: Zeroable>() -> T {

@@ -6,7 +6,7 @@ use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use aya_obj::generated::{
-    bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type, bpf_map_info, bpf_prog_info,
+    bpf_attr, bpf_btf_info, bpf_cmd, bpf_link_info, bpf_link_type, bpf_map_info, bpf_prog_info,
 };
 
 use crate::kernel_id::{KernelLinkId, KernelMapId, KernelProgId};
@@ -214,6 +214,37 @@ pub fn map_get_fd_by_id(id: KernelMapId) -> io::Result<OwnedFd> {
 /// `BPF_LINK_GET_FD_BY_ID`.
 pub fn link_get_fd_by_id(id: KernelLinkId) -> io::Result<OwnedFd> {
     get_fd_by_id(bpf_cmd::BPF_LINK_GET_FD_BY_ID, id.get())
+}
+
+/// `BPF_BTF_GET_FD_BY_ID`: the BTF object with this id (a program's
+/// [`ProgInfo::btf_id`], say).
+pub fn btf_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(bpf_cmd::BPF_BTF_GET_FD_BY_ID, id)
+}
+
+/// The raw bytes (header, types, strings) of the BTF object behind `fd`,
+/// as it was loaded. Two passes: the size first, then the bytes (again
+/// if the first answer was too small, which a BTF object never is: it
+/// does not change once loaded).
+pub fn btf_data(fd: impl AsFd) -> io::Result<Vec<u8>> {
+    let fd = fd.as_fd();
+    let mut info: bpf_btf_info = zeroed();
+    get_info(fd, &mut info)?;
+    for _ in 0..2 {
+        let mut data = vec![0u8; info.btf_size as usize];
+        let size = info.btf_size;
+        info = zeroed();
+        info.btf = ptr_u64(data.as_mut_ptr());
+        info.btf_size = size;
+        get_info(fd, &mut info)?;
+        if info.btf_size <= size {
+            data.truncate(info.btf_size as usize);
+            return Ok(data);
+        }
+    }
+    Err(io::Error::other(
+        "the BTF object kept growing while we read it",
+    ))
 }
 
 /// The next id after `start` (0: the first), or `None` after the last.

@@ -26,13 +26,34 @@ pub enum Target<'a> {
     Ifindex(u32),
     /// An fd: a cgroup, a network namespace, a map, ...
     Fd(BorrowedFd<'a>),
+    /// A global function of a loaded BPF program, which an extension
+    /// (`BPF_PROG_TYPE_EXT`, freplace) replaces: the program's fd and the
+    /// BTF id of the function's `FUNC` in the program's BTF. Only
+    /// [`link_create`] takes it.
+    Function {
+        /// The program whose function is replaced.
+        prog: BorrowedFd<'a>,
+        /// The function's `FUNC` id in that program's BTF.
+        btf_id: u32,
+    },
 }
 
 impl Target<'_> {
     fn raw(self) -> u32 {
         match self {
             Target::Ifindex(i) => i,
-            Target::Fd(fd) => fd_u32(fd),
+            Target::Fd(fd) | Target::Function { prog: fd, .. } => fd_u32(fd),
+        }
+    }
+
+    /// The target of a command that has no BTF id to pass: a
+    /// [`Target::Function`] is refused.
+    fn plain(self, command: &str) -> io::Result<u32> {
+        match self {
+            Target::Function { .. } => Err(invalid_input(format!(
+                "{command} takes no function target (only BPF_LINK_CREATE does)"
+            ))),
+            _ => Ok(self.raw()),
         }
     }
 }
@@ -130,6 +151,9 @@ pub fn link_create(attr: &LinkCreateAttr<'_>) -> io::Result<OwnedFd> {
         l.__bindgen_anon_3.tcx.__bindgen_anon_1.relative_fd = rel;
         l.__bindgen_anon_3.tcx.expected_revision = attr.expected_revision;
     }
+    if let Target::Function { btf_id, .. } = attr.target {
+        l.__bindgen_anon_3.target_btf_id = btf_id;
+    }
     sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut a)
 }
 
@@ -205,7 +229,7 @@ pub fn prog_query(target: Target<'_>, attach_type: u32, query_flags: u32) -> io:
         ];
         let mut a: bpf_attr = zeroed();
         let q = attr_member!(a, query);
-        q.__bindgen_anon_1.target_ifindex = target.raw();
+        q.__bindgen_anon_1.target_ifindex = target.plain("BPF_PROG_QUERY")?;
         q.attach_type = attach_type;
         q.query_flags = query_flags;
         q.__bindgen_anon_2.count = capacity;
@@ -271,7 +295,7 @@ pub fn prog_attach(attr: &ProgAttachAttr<'_>) -> io::Result<()> {
     let (rel, rel_flags) = attr.relative.raw();
     let mut a: bpf_attr = zeroed();
     let p = attr_member!(a, __bindgen_anon_5);
-    p.__bindgen_anon_1.target_ifindex = attr.target.raw();
+    p.__bindgen_anon_1.target_ifindex = attr.target.plain("BPF_PROG_ATTACH")?;
     p.attach_bpf_fd = fd_u32(attr.prog_fd);
     p.attach_type = attr.attach_type;
     p.attach_flags = attr.flags | rel_flags;
@@ -295,7 +319,7 @@ pub fn prog_detach(
     let (rel, rel_flags) = relative.raw();
     let mut a: bpf_attr = zeroed();
     let p = attr_member!(a, __bindgen_anon_5);
-    p.__bindgen_anon_1.target_ifindex = target.raw();
+    p.__bindgen_anon_1.target_ifindex = target.plain("BPF_PROG_DETACH")?;
     p.attach_bpf_fd = prog.map_or(0, fd_u32);
     p.attach_type = attach_type;
     p.attach_flags = flags | rel_flags;

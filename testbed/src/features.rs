@@ -1,0 +1,56 @@
+//! Kernel features some tests need and some kernels lack, probed once.
+
+use std::sync::OnceLock;
+
+use bpf_builder::insn::{Insn, Reg};
+use bpf_builder::sys::bpf::{ProgLoadAttr, bpf_prog_type, prog_load};
+
+/// Whether this kernel loads extension programs (`BPF_PROG_TYPE_EXT`,
+/// freplace) at all. A bare extension (no target) reaches the verifier,
+/// which refuses it with `EINVAL`; some hardened or sandbox kernels (this
+/// project's CI machines among them) refuse EXT, LSM and fentry programs
+/// with `EPERM` before the verifier runs, even to root with every
+/// capability. Probed once per process; call it after the privilege check.
+pub fn extensions() -> bool {
+    static LOADS: OnceLock<bool> = OnceLock::new();
+    *LOADS.get_or_init(|| {
+        let insns = [Insn::mov64(Reg::R0, 0), Insn::exit()];
+        let attr = ProgLoadAttr::new(bpf_prog_type::BPF_PROG_TYPE_EXT as u32, &insns, c"GPL");
+        !matches!(prog_load(&attr), Err(e) if e.error.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()))
+    })
+}
+
+/// [`extensions`], saying on stderr that `what` is skipped and why when
+/// the kernel refuses them.
+pub fn require_extensions(what: &str) -> bool {
+    let loads = extensions();
+    if !loads {
+        eprintln!(
+            "skipped {what}: this kernel refuses BPF_PROG_TYPE_EXT (freplace) programs with \
+             EPERM before verifying them, although it loads other types"
+        );
+    }
+    loads
+}
+
+/// Whether a test that loads extension programs runs its body here: when
+/// this kernel loads them, or inside the test VM. Otherwise the test
+/// `test_name` (its path in the test binary) runs in a [`crate::vm::Vm`]
+/// with Debian's kernel, which has them, and this is `false`.
+pub fn extensions_here_or_in_vm(test_name: &str) -> bool {
+    extensions_here_or_in_vm_with(test_name, |vm| vm)
+}
+
+/// [`extensions_here_or_in_vm`] with a VM set up by `setup` (more files,
+/// modules).
+pub fn extensions_here_or_in_vm_with(
+    test_name: &str,
+    setup: impl FnOnce(crate::vm::Vm) -> crate::vm::Vm,
+) -> bool {
+    crate::vm::run_here_or_in_vm_with(
+        "extension programs (BPF_PROG_TYPE_EXT)",
+        crate::vm::in_vm() || extensions(),
+        test_name,
+        setup,
+    )
+}
