@@ -46,8 +46,8 @@
 //!   check" loads one), libxdp loads a single program alone, as a plain XDP
 //!   program ("legacy" mode): `status` lists it without a priority, and
 //!   loading a second one fails with EBUSY ("Existing program is not using
-//!   a dispatcher, can't replace; unload first"). See
-//!   [`XdpTools::dispatcher_available`].
+//!   a dispatcher, can't replace; unload first"). Tests of libxdp's
+//!   dispatcher run in a VM there ([`XdpObjects::vm_setup`]).
 //! - `status` has no machine-readable form; [`parse_status`] reads its
 //!   table. Exit status is libxdp's negative errno modulo 256 (240 for
 //!   EBUSY, 254 for ENOENT), or 1.
