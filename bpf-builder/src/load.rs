@@ -405,7 +405,9 @@ fn load_program(
         attr.attach_btf_id = Some(ext.btf_id());
     }
     attr.name = &spec.name;
-    if spec.xdp_frags {
+    // An extension runs inside its target: fragment support is the
+    // target's flag (an XDP dispatcher's), as libxdp loads its members.
+    if spec.xdp_frags && spec.extension.is_none() {
         attr.prog_flags |= sys::flags::BPF_F_XDP_HAS_FRAGS;
     }
     attr.log_level = opts.log_level;

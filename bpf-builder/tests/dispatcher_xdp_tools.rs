@@ -98,17 +98,25 @@ fn join(
         .unwrap_or_else(|e| panic!("join: {e}"))
 }
 
-fn ready(what: &str) -> bool {
-    XdpTools::available(what) && testbed::features::require_extensions(what)
+/// Extension programs here, or in a VM given `objects` (which must hold
+/// every object the test loads: there is no compiler in the VM).
+fn here(test: &str, objects: &XdpObjects) -> bool {
+    testbed::features::extensions_here_or_in_vm_with(test, |vm| objects.vm_setup(vm))
 }
 
 #[test]
 fn xdp_loader_joins_our_dispatcher_and_we_keep_its_program() {
-    if !ready("our dispatcher, then xdp-loader") {
+    if !XdpTools::available("xdp_loader_joins_our_dispatcher_and_we_keep_its_program") {
         return;
     }
     let objects = XdpObjects::new().unwrap();
     let theirs = objects.counter("xdp_theirs", 10).unwrap();
+    if !here(
+        "xdp_loader_joins_our_dispatcher_and_we_keep_its_program",
+        &objects,
+    ) {
+        return;
+    }
     {
         let ns = Netns::new().unwrap();
         let pair = ns.veth_pair("va", "vb").unwrap();
@@ -161,11 +169,14 @@ fn xdp_loader_joins_our_dispatcher_and_we_keep_its_program() {
 
 #[test]
 fn we_join_xdp_loaders_dispatcher_and_it_keeps_ours() {
-    if !ready("xdp-loader, then our dispatcher") {
+    if !XdpTools::available("we_join_xdp_loaders_dispatcher_and_it_keeps_ours") {
         return;
     }
     let objects = XdpObjects::new().unwrap();
     let theirs = objects.counter("xdp_theirs", 30).unwrap();
+    if !here("we_join_xdp_loaders_dispatcher_and_it_keeps_ours", &objects) {
+        return;
+    }
     {
         let ns = Netns::new().unwrap();
         let pair = ns.veth_pair("va", "vb").unwrap();

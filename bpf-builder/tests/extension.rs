@@ -50,7 +50,11 @@ fn run(prog: &Program, packet: &[u8]) -> u32 {
 
 #[test]
 fn an_extension_replaces_a_global_function_while_linked() {
-    if !require_bpf() || !testbed::features::require_extensions("extension test") {
+    if !require_bpf()
+        || !testbed::features::extensions_here_or_in_vm(
+            "an_extension_replaces_a_global_function_while_linked",
+        )
+    {
         return;
     }
     let (loaded, main) = dispatcher(false);
@@ -82,7 +86,11 @@ fn an_extension_replaces_a_global_function_while_linked() {
 
 #[test]
 fn one_extension_links_to_a_second_target_as_well() {
-    if !require_bpf() || !testbed::features::require_extensions("extension test") {
+    if !require_bpf()
+        || !testbed::features::extensions_here_or_in_vm(
+            "one_extension_links_to_a_second_target_as_well",
+        )
+    {
         return;
     }
     let (first, a) = dispatcher(false);
@@ -110,7 +118,9 @@ fn one_extension_links_to_a_second_target_as_well() {
 
 #[test]
 fn an_extension_reads_the_packet_directly() {
-    if !require_bpf() || !testbed::features::require_extensions("extension test") {
+    if !require_bpf()
+        || !testbed::features::extensions_here_or_in_vm("an_extension_reads_the_packet_directly")
+    {
         return;
     }
     let (loaded, main) = dispatcher(false);
@@ -252,7 +262,7 @@ fn targets_that_cannot_be_extended_are_named() {
     assert!(o.program(ext).extension.is_none());
 
     // Linking names the same errors.
-    if !testbed::features::require_extensions("extension test") {
+    if !testbed::features::extensions_here_or_in_vm("targets_that_cannot_be_extended_are_named") {
         return;
     }
     let (other, other_main) = dispatcher(false);

@@ -412,3 +412,159 @@ fn tcx_egress_decides_and_counts_as_nft_does() {
     }
     assert_none(diffs);
 }
+
+/// A UDP frame from `src` to port `dport`.
+fn udp_from(src: [u8; 4], dport: u16) -> Vec<u8> {
+    testbed::udp4_frame(
+        [2, 0, 0, 0, 0, 2],
+        [2, 0, 0, 0, 0, 1],
+        std::net::Ipv4Addr::from(src),
+        "10.0.0.200".parse().expect("an address"),
+        1000,
+        dport,
+        &[0u8; 64],
+    )
+    .expect("a frame")
+}
+
+/// A table `t` with `sets` and a chain of `rules` on the bed's device.
+fn with_sets(sets: &str, rules: &str, policy: &str) -> String {
+    format!(
+        "table netdev t {{\n\t{sets}\n\tchain c {{\n\t\ttype filter hook ingress device \"{DEVICE}\" priority 0; policy {policy};\n\t\t{rules}\n\t}}\n}}\n"
+    )
+}
+
+/// Per-source meters (`add @set { ip saddr limit ... }`): each source of
+/// one burst gets its own bucket, passing what nft's passes frame by
+/// frame, while the others pass; the set's elements are looked up by a
+/// later rule; the counters count the same. The rates refill far slower
+/// than a burst lasts (a token every 30 s at most), so nft's timing
+/// cannot change which frames pass.
+#[test]
+fn meters_limit_each_source_as_nft_does() {
+    if !NftBed::available("comparing per-source meters with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    // Four sources, eight frames each, interleaved.
+    let frames: Vec<Vec<u8>> = (0..8)
+        .flat_map(|_| (1..=4).map(|s| udp_from([10, 0, 0, s], 53)))
+        .collect();
+    let sets = "set flood { type ipv4_addr; flags dynamic; size 16; }";
+    let mut diffs = Vec::new();
+    for (rules, policy) in [
+        (
+            "udp dport 53 add @flood { ip saddr limit rate over 2/minute burst 3 packets } counter drop\n\t\tip saddr @flood counter",
+            "accept",
+        ),
+        (
+            "update @flood { ip saddr limit rate 1/hour burst 2 packets } counter accept",
+            "drop",
+        ),
+        (
+            "add @flood { ip saddr limit rate over 1 kbytes/hour burst 300 bytes } counter drop\n\t\tcounter",
+            "accept",
+        ),
+        // Two statements, two limits: an element keeps the limit of the
+        // statement that made it.
+        (
+            "ip saddr 10.0.0.1 add @flood { ip saddr limit rate over 2/minute burst 1 packets } counter drop\n\t\tadd @flood { ip saddr limit rate over 2/minute burst 4 packets } counter drop",
+            "accept",
+        ),
+    ] {
+        let text = with_sets(sets, rules, policy);
+        diffs.extend(compare(&mut bed, &text, rules, &frames));
+    }
+    assert_none(diffs);
+}
+
+/// A dynamic set full to its `size`: nft adds no element and the rule
+/// ends (the statement breaks); nothing is evicted. Ours: a hash map of
+/// `size` entries, whose insert fails when full.
+#[test]
+fn a_full_dynamic_set_adds_nothing_as_in_nft() {
+    if !NftBed::available("comparing a full dynamic set with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames: Vec<Vec<u8>> = (0..3)
+        .flat_map(|_| (1..=5).map(|s| udp_from([10, 0, 0, s], 53)))
+        .collect();
+    let sets = "set few { type ipv4_addr; flags dynamic; size 2; }";
+    let mut diffs = Vec::new();
+    for (rules, policy) in [
+        ("add @few { ip saddr } counter accept", "drop"),
+        (
+            "add @few { ip saddr limit rate over 2/minute burst 1 packets } counter drop\n\t\tip saddr @few counter",
+            "accept",
+        ),
+    ] {
+        let text = with_sets(sets, rules, policy);
+        diffs.extend(compare(&mut bed, &text, rules, &frames));
+    }
+    assert_none(diffs);
+}
+
+/// Element timeouts: the set's, an element's own, those of elements
+/// added from the packet path; `update` restarts a timeout, `add` does
+/// not. Steps of frames a few tenths of a second apart (at least 0.3 s
+/// from any expiry, far above both clocks' grain), through nft and
+/// through each of our hooks, each timed from its own load.
+#[test]
+fn timeouts_expire_as_in_nft() {
+    if !NftBed::available("comparing element timeouts with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let sets = "set allow { type ipv4_addr; flags timeout; timeout 1s; elements = { 10.0.0.1, 10.0.0.2 timeout 3s } }\n\
+                \tset seen { type ipv4_addr; flags dynamic,timeout; timeout 1s; }";
+    let rules = "udp dport 54 update @seen { ip saddr } accept\n\
+                 \t\tudp dport 55 add @seen { ip saddr } accept\n\
+                 \t\tip saddr @allow accept\n\
+                 \t\tip saddr @seen accept";
+    let text = with_sets(sets, rules, "drop");
+    let f = |s: u8, port: u16| udp_from([10, 0, 0, s], port);
+    // (seconds to wait first, frames)
+    let steps: Vec<(f64, Vec<Vec<u8>>)> = vec![
+        (
+            0.0,
+            vec![f(1, 53), f(2, 53), f(3, 53), f(3, 55), f(3, 53), f(4, 54)],
+        ),
+        (0.6, vec![f(4, 54), f(3, 55)]),
+        (0.7, vec![f(1, 53), f(2, 53), f(3, 53), f(4, 53)]),
+        (0.7, vec![f(4, 53)]),
+        (1.3, vec![f(2, 53)]),
+    ];
+    let run = |bed: &mut NftBed| -> Vec<Outcome> {
+        let mut out = Vec::new();
+        for (wait, frames) in &steps {
+            std::thread::sleep(std::time::Duration::from_secs_f64(*wait));
+            out.extend(bed.outcomes(frames).expect("outcomes"));
+        }
+        out
+    };
+    bed.load(&text).expect("nft loads it");
+    let theirs = run(&mut bed);
+    bed.load("").expect("an empty ruleset");
+    // What the steps mean, as nft decides them.
+    use Outcome::{Accept as A, Drop as D};
+    assert_eq!(
+        theirs,
+        vec![A, A, D, A, A, A, A, A, D, A, D, A, D, D],
+        "nft's own fates"
+    );
+    let mut diffs = Vec::new();
+    for hook in [Attach::Xdp, Attach::TcxIngress] {
+        let _ours = attach(&bed, &text, hook);
+        bed.program_in_front(true);
+        let ours: Vec<Outcome> = run(&mut bed).into_iter().map(ours_as_nft).collect();
+        bed.program_in_front(false);
+        if ours != theirs {
+            diffs.push(format!(
+                "{}: nft {theirs:?}\n nft2bpf {ours:?}",
+                hook.name()
+            ));
+        }
+    }
+    assert_none(diffs);
+}

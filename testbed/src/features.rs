@@ -32,3 +32,25 @@ pub fn require_extensions(what: &str) -> bool {
     }
     loads
 }
+
+/// Whether a test that loads extension programs runs its body here: when
+/// this kernel loads them, or inside the test VM. Otherwise the test
+/// `test_name` (its path in the test binary) runs in a [`crate::vm::Vm`]
+/// with Debian's kernel, which has them, and this is `false`.
+pub fn extensions_here_or_in_vm(test_name: &str) -> bool {
+    extensions_here_or_in_vm_with(test_name, |vm| vm)
+}
+
+/// [`extensions_here_or_in_vm`] with a VM set up by `setup` (more files,
+/// modules).
+pub fn extensions_here_or_in_vm_with(
+    test_name: &str,
+    setup: impl FnOnce(crate::vm::Vm) -> crate::vm::Vm,
+) -> bool {
+    crate::vm::run_here_or_in_vm_with(
+        "extension programs (BPF_PROG_TYPE_EXT)",
+        crate::vm::in_vm() || extensions(),
+        test_name,
+        setup,
+    )
+}

@@ -10,6 +10,9 @@
 //! `xdp-loader` (libxdp's multi-program dispatcher) on an interface of a
 //! test namespace and parses what it lists.
 //!
+//! For kernel features the host lacks: [`vm`] boots another kernel under
+//! qemu and runs a test there ([`vm::run_here_or_in_vm`]).
+//!
 //! Everything lives in namespaces this crate creates (named
 //! `tb-<pid>-<counter>-<random>`); the host's own interfaces are never
 //! touched. Dropping a [`Netns`] deletes it and with it every veth inside,
@@ -52,6 +55,7 @@ pub use random::Rng;
 pub mod samples;
 mod traffic;
 mod user;
+pub mod vm;
 pub mod xdp_tools;
 
 pub use bpf_builder::sys::packet::PacketSocket;

@@ -46,8 +46,8 @@
 //!   check" loads one), libxdp loads a single program alone, as a plain XDP
 //!   program ("legacy" mode): `status` lists it without a priority, and
 //!   loading a second one fails with EBUSY ("Existing program is not using
-//!   a dispatcher, can't replace; unload first"). See
-//!   [`XdpTools::dispatcher_available`].
+//!   a dispatcher, can't replace; unload first"). Tests of libxdp's
+//!   dispatcher run in a VM there ([`XdpObjects::vm_setup`]).
 //! - `status` has no machine-readable form; [`parse_status`] reads its
 //!   table. Exit status is libxdp's negative errno modulo 256 (240 for
 //!   EBUSY, 254 for ENOENT), or 1.
@@ -61,8 +61,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::cmd;
@@ -304,34 +304,6 @@ impl<'a> XdpTools<'a> {
         }
     }
 
-    /// Whether libxdp can build its multi-program dispatcher on this
-    /// kernel, found out by loading a program with `xdp-loader` on a veth
-    /// of a throw-away namespace and looking for `xdp_dispatcher` in
-    /// `status` (libxdp quietly falls back to a lone program when the
-    /// kernel refuses its freplace programs). Includes [`XdpTools::available`]
-    /// (Self::available); fails under CI and otherwise skips, as it does.
-    pub fn dispatcher_available(what: &str) -> bool {
-        if !Self::available(what) {
-            return false;
-        }
-        // One probe per process: the kernel does not change in between.
-        static PROBE: OnceLock<Result<bool, String>> = OnceLock::new();
-        match PROBE.get_or_init(|| probe_dispatcher().map_err(|e| e.to_string())) {
-            Ok(true) => true,
-            Ok(false) => {
-                crate::skip(&format!(
-                    "{what} needs libxdp's dispatcher, which this kernel refuses \
-                     (loading freplace programs fails; xdp-loader falls back to one program)"
-                ));
-                false
-            }
-            Err(e) => {
-                crate::skip(&format!("{what}: cannot probe libxdp's dispatcher: {e}"));
-                false
-            }
-        }
-    }
-
     /// xdp-loader on `link`, an interface of `ns`.
     pub fn new(ns: &'a Netns, link: &Link) -> XdpTools<'a> {
         XdpTools {
@@ -470,31 +442,17 @@ fn remove_pin_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir(dir)
 }
 
-/// Loads a counter on a veth in a fresh namespace; whether libxdp put its
-/// dispatcher in front of it.
-fn probe_dispatcher() -> Result<bool> {
-    let objects = XdpObjects::new()?;
-    let object = objects.counter("xdp_probe", 50)?;
-    let ns = Netns::new()?;
-    let pair = ns.veth_pair("probe0", "probe1")?;
-    let tools = XdpTools::new(&ns, &pair.a);
-    tools.load(
-        &object,
-        &LoadOptions {
-            mode: Mode::Skb,
-            ..Default::default()
-        },
-    )?;
-    let found = tools.status()?.iter().any(StatusEntry::is_dispatcher);
-    tools.unload_all()?;
-    Ok(found)
-}
-
 /// A path as a `&str` for a command line.
 fn path_str(path: &Path) -> Result<&str> {
     path.to_str()
         .ok_or_else(|| Error::Invalid(format!("path {} is not UTF-8", path.display())))
 }
+
+/// Where a test VM finds the objects the host compiled for it.
+const VM_OBJECTS: &str = "/testbed-xdp-objects";
+
+/// libxdp's own BPF objects (`xdp-dispatcher.o`), which xdp-loader loads.
+const LIBXDP_OBJECTS: &str = "/usr/lib/x86_64-linux-gnu/bpf";
 
 /// Tells build directories of one process apart.
 static BUILD_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -510,6 +468,11 @@ pub struct XdpObjects {
 impl XdpObjects {
     /// Creates the directory (under the system's temporary directory).
     pub fn new() -> Result<XdpObjects> {
+        if crate::vm::in_vm() {
+            return Ok(XdpObjects {
+                dir: PathBuf::from(VM_OBJECTS),
+            });
+        }
         let n = BUILD_COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("testbed-xdp-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)
@@ -525,12 +488,12 @@ impl XdpObjects {
     /// Compiles `source` to `NAME.o` in the directory with `-D` for each
     /// of `defines` (`("NAME", "xdp_a")` is `-DNAME=xdp_a`); its path.
     pub fn compile(&self, source: &Path, name: &str, defines: &[(&str, &str)]) -> Result<PathBuf> {
-        // Inside a test VM there is no clang: the host compiled the
-        // objects beforehand into `$TESTBED_XDP_OBJECTS`.
-        if let Some(dir) = std::env::var_os("TESTBED_XDP_OBJECTS") {
-            return Ok(Path::new(&dir).join(format!("{name}.o")));
-        }
         let out = self.dir.join(format!("{name}.o"));
+        // Inside a test VM there is no clang: the host compiled the
+        // objects beforehand (see [`XdpObjects::vm_setup`]).
+        if crate::vm::in_vm() {
+            return Ok(out);
+        }
         let flags: Vec<String> = defines.iter().map(|(k, v)| format!("-D{k}={v}")).collect();
         let mut args = vec!["-O2", "-g", "-target", "bpf", "-c"];
         args.extend(flags.iter().map(String::as_str));
@@ -551,8 +514,23 @@ impl XdpObjects {
     }
 }
 
+impl XdpObjects {
+    /// `vm` set up to run xdp-loader on these objects: the tool (with its
+    /// libraries), libxdp's own objects (its dispatcher), and these
+    /// objects where [`XdpObjects`] finds them inside the VM. Compile
+    /// every object the test needs before it goes to the VM.
+    pub fn vm_setup(&self, vm: crate::vm::Vm) -> crate::vm::Vm {
+        vm.file(Path::new(loader_program()), loader_program())
+            .file(Path::new(LIBXDP_OBJECTS), LIBXDP_OBJECTS)
+            .file(&self.dir, VM_OBJECTS)
+    }
+}
+
 impl Drop for XdpObjects {
     fn drop(&mut self) {
+        if crate::vm::in_vm() {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("testbed: cannot remove {}: {e}", self.dir.display());
         }
@@ -561,41 +539,42 @@ impl Drop for XdpObjects {
 
 /// The two counters of a [`COUNTER_SOURCE`] program with id `prog_id`
 /// (as `status` lists it): frames of EtherType 0x88b5, and all others.
-/// Read with `bpftool` from the program's only map.
+/// Read from the program's only map (an array of two `u64`).
 pub fn counts(prog_id: u32) -> Result<[u64; 2]> {
-    let id = prog_id.to_string();
-    let prog = cmd::run("bpftool", &["-j", "prog", "show", "id", &id], None, None)?;
-    let bad = |command: &str, detail: String| Error::Parse {
-        command: command.to_string(),
-        detail,
+    use bpf_builder::handle::{Map, Program};
+    use bpf_builder::kernel_id::KernelProgId;
+    use bpf_builder::sys::bpf as sys;
+    let io = |what: String| move |e| Error::io(what, e);
+    let prog = sys::prog_get_fd_by_id(KernelProgId::new(prog_id))
+        .and_then(Program::from_fd)
+        .map_err(io(format!("cannot open program {prog_id}")))?;
+    let info = prog
+        .info()
+        .map_err(io(format!("cannot read program {prog_id}")))?;
+    let [map_id] = info.map_ids[..] else {
+        return Err(Error::Invalid(format!(
+            "program {prog_id} has {} maps, not the counter's one",
+            info.map_ids.len()
+        )));
     };
-    let prog: serde_json::Value =
-        serde_json::from_str(&prog).map_err(|e| bad("bpftool -j prog show", e.to_string()))?;
-    let map_id = match prog["map_ids"].as_array().map(Vec::as_slice) {
-        Some([id]) => id.as_u64().unwrap_or_default().to_string(),
-        _ => return Err(bad("bpftool -j prog show", format!("not one map: {prog}"))),
-    };
-    let dump = cmd::run("bpftool", &["-j", "map", "dump", "id", &map_id], None, None)?;
-    parse_counts(&dump).map_err(|detail| bad("bpftool -j map dump", detail))
-}
-
-/// Reads `[{"formatted":{"key":0,"value":N}}, ...]` (bpftool's dump of an
-/// array map with BTF).
-fn parse_counts(dump: &str) -> Result<[u64; 2], String> {
-    let dump: serde_json::Value = serde_json::from_str(dump).map_err(|e| e.to_string())?;
-    let mut counts = [None; 2];
-    for entry in dump.as_array().ok_or("not a list")? {
-        let key = entry["formatted"]["key"].as_u64();
-        let value = entry["formatted"]["value"].as_u64();
-        match (key, value) {
-            (Some(k @ 0..=1), Some(v)) => counts[k as usize] = Some(v),
-            _ => return Err(format!("unexpected entry {entry}")),
-        }
+    let map = sys::map_get_fd_by_id(map_id)
+        .and_then(Map::from_fd)
+        .map_err(io(format!("cannot open map {map_id}")))?;
+    let mut counts = [0u64; 2];
+    for (key, count) in counts.iter_mut().enumerate() {
+        let value = map
+            .lookup(&(key as u32).to_ne_bytes())
+            .map_err(|e| Error::Invalid(format!("map {map_id}: {e}")))?
+            .unwrap_or_default();
+        *count = value
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_ne_bytes)
+            .ok_or_else(|| {
+                Error::Invalid(format!("map {map_id}: value of {} bytes", value.len()))
+            })?;
     }
-    match counts {
-        [Some(a), Some(b)] => Ok([a, b]),
-        _ => Err(format!("not two entries: {dump}")),
-    }
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -708,13 +687,5 @@ va                     <No XDP program loaded!>
         assert!(parse_status(&format!("{header} =>  10  x  1  ab  XDP_PASS\n")).is_err());
         assert!(parse_status(&format!("{header}va  x  skb  notanid  ab\n")).is_err());
         assert!(parse_status(&format!("{header}va  x  skb  1\n")).is_err());
-    }
-
-    #[test]
-    fn parses_bpftool_counts() {
-        // As `bpftool -j map dump id N` (bpftool 7.1) prints an array map.
-        let dump = r#"[{"key":["0x00","0x00","0x00","0x00"],"value":["0x05","0x00","0x00","0x00","0x00","0x00","0x00","0x00"],"formatted":{"key":0,"value":5}},{"key":["0x01","0x00","0x00","0x00"],"value":["0x00","0x00","0x00","0x00","0x00","0x00","0x00","0x00"],"formatted":{"key":1,"value":0}}]"#;
-        assert_eq!(parse_counts(dump).unwrap(), [5, 0]);
-        assert!(parse_counts("[]").is_err());
     }
 }

@@ -2,7 +2,8 @@
 //! listed and unloaded by `xdp-loader` on veths in throw-away namespaces.
 //! Needs root and xdp-tools; see `XdpTools::available` for what happens
 //! without them. The two-program test also needs a kernel that lets
-//! libxdp build its dispatcher (`XdpTools::dispatcher_available`).
+//! libxdp build its dispatcher (extension programs): on a kernel that
+//! refuses them it runs in a VM (`testbed::vm`).
 
 use std::time::Duration;
 
@@ -83,12 +84,19 @@ fn xdp_loader_loads_lists_and_unloads_one_program() {
 
 #[test]
 fn xdp_loader_runs_two_programs_in_priority_order() {
-    if !XdpTools::dispatcher_available("xdp-loader two-program test") {
+    if !XdpTools::available("xdp-loader two-program test") {
         return;
     }
     let objects = XdpObjects::new().unwrap();
     let late = objects.counter("xdp_late", 40).unwrap();
     let early = objects.counter("xdp_early", 60).unwrap();
+    // libxdp's dispatcher is made of extension programs.
+    if !testbed::features::extensions_here_or_in_vm_with(
+        "xdp_loader_runs_two_programs_in_priority_order",
+        |vm| objects.vm_setup(vm),
+    ) {
+        return;
+    }
     let ns = Netns::new().unwrap();
     let pair = ns.veth_pair("va", "vb").unwrap();
     let tools = XdpTools::new(&ns, &pair.b);

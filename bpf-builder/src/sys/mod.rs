@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 pub mod bpf;
+pub mod clock;
 pub mod dir;
 pub mod netlink;
 pub mod netns;

@@ -159,3 +159,59 @@ fn sets_change_on_the_next_packet_without_a_reload() {
     assert_eq!(ok(&bed, "list ruleset"), prog);
     ok(&bed, "unload");
 }
+
+/// Element timeouts: the ruleset's elements expire, elements added live
+/// with `timeout` expire, and one added again with a timeout starts it
+/// again (as nft does: an element added again without one keeps its
+/// expiry). `list set` shows when each expires.
+#[test]
+fn timeouts_expire_and_restart_live() {
+    let Some(bed) = Bed::new("element timeouts of a loaded ruleset") else {
+        return;
+    };
+    let text = "table netdev t {
+	set blocked {
+		type inet_service
+		flags timeout
+		elements = { 5 timeout 1s, 9 }
+	}
+	set plain {
+		type inet_service
+	}
+	chain c {
+		type filter hook ingress device \"nfb\" priority 0; policy accept;
+		udp dport @blocked drop
+		udp dport @plain drop
+	}
+}
+";
+    let file = bed.file("timeouts.nft", text);
+    ok(&bed, &format!("load {}", file.display()));
+    assert_eq!(bed.send(&[5, 6, 9]), vec![6]);
+    ok(&bed, "add element t blocked { 6 timeout 1s, 7 timeout 1s }");
+    let listing = ok(&bed, "list set t blocked");
+    assert!(listing.contains("\t\tflags timeout\n"), "{listing}");
+    assert!(listing.contains("6 expires "), "{listing}");
+    assert!(
+        listing.contains("9,") || listing.contains("9 }"),
+        "{listing}"
+    );
+    assert_eq!(bed.send(&[6, 7]), Vec::<u16>::new());
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    // 7 starts again: 2 s from now.
+    ok(&bed, "add element t blocked { 7 timeout 2s }");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // 5 and 6 expired; 9 has no timeout; 7 was restarted.
+    assert_eq!(bed.send(&[5, 6, 7, 9]), vec![5, 6]);
+    let listing = ok(&bed, "list set t blocked");
+    assert!(listing.contains("elements = { 7 expires "), "{listing}");
+    // An expired element is absent: deleting it is an error, adding it
+    // is not.
+    let err = fails(&bed, "delete element t blocked { 6 }");
+    assert!(err.contains("No such file or directory"), "{err}");
+    ok(&bed, "add element t blocked { 6 }");
+    assert_eq!(bed.send(&[6]), Vec::<u16>::new());
+    // A set without `flags timeout` takes no element timeout.
+    let err = fails(&bed, "add element t plain { 5 timeout 1s }");
+    assert!(err.contains("flags timeout"), "{err}");
+}

@@ -371,6 +371,14 @@ impl Collector {
                     sub(s, d)?;
                 }
             }
+            Stmt::DynSet(d) => {
+                sub(s, &mut d.key)?;
+                for st in &mut d.stmts {
+                    if let Stmt::Limit(LimitStmt { name: Some(n), .. }) = st {
+                        sub(s, n)?;
+                    }
+                }
+            }
             Stmt::Counter(_)
             | Stmt::Pcap(_)
             | Stmt::Limit(_)

@@ -79,6 +79,21 @@ impl Display for Ruleset {
     }
 }
 
+/// A limit as text.
+fn limit_text(l: &crate::check::tree::Limit) -> String {
+    format!(
+        "limit rate {}{} {}/{}s burst {}",
+        if l.over { "over " } else { "" },
+        l.rate,
+        match l.unit {
+            LimitUnit::Packets => "packets",
+            LimitUnit::Bytes => "bytes",
+        },
+        l.per_seconds,
+        l.burst
+    )
+}
+
 impl Ruleset {
     /// One statement as text.
     pub fn stmt_text(&self, s: &Stmt) -> String {
@@ -129,17 +144,23 @@ impl Ruleset {
             Stmt::Counter(Counter::Named(id)) => {
                 format!("counter name {}", self.counters[*id].name)
             }
-            Stmt::Limit(l) => format!(
-                "limit rate {}{} {}/{}s burst {}",
-                if l.over { "over " } else { "" },
-                l.rate,
-                match l.unit {
-                    LimitUnit::Packets => "packets",
-                    LimitUnit::Bytes => "bytes",
-                },
-                l.per_seconds,
-                l.burst
-            ),
+            Stmt::Limit(l) => limit_text(l),
+            Stmt::DynSet(d) => {
+                let mut out = format!(
+                    "{} {} {{ {}",
+                    if d.update { "update" } else { "add" },
+                    self.set_ref_text(d.set),
+                    key_text(&d.key)
+                );
+                if let Some(t) = d.timeout {
+                    let _ = write!(out, " timeout {t}ms");
+                }
+                if let Some(l) = &d.limit {
+                    let _ = write!(out, " {}", limit_text(l));
+                }
+                out.push_str(" }");
+                out
+            }
             Stmt::Quota(Quota::Anonymous(q)) => format!("quota {}", quota_text(q)),
             Stmt::Quota(Quota::Named(id)) => format!("quota name {}", self.quotas[*id].name),
             Stmt::Log(l) => format!(
@@ -194,10 +215,16 @@ impl Ruleset {
         };
         let _ = write!(
             out,
-            "[{}{}]",
+            "[{}{}{}{}",
             types.join(" . "),
-            if s.interval { " interval" } else { "" }
+            if s.interval { " interval" } else { "" },
+            if s.state.dynamic { " dynamic" } else { "" },
+            if s.state.timeouts { " timeouts" } else { "" },
         );
+        if let Some(t) = s.state.timeout {
+            let _ = write!(out, " timeout {t}ms");
+        }
+        out.push(']');
         let elements: Vec<String> = s
             .elements
             .iter()
@@ -216,6 +243,9 @@ impl Ruleset {
                     })
                     .collect();
                 let mut t = parts.join(" . ");
+                if let Some(ms) = e.timeout {
+                    let _ = write!(t, " timeout {ms}ms");
+                }
                 if let Some(v) = e.verdict {
                     let _ = write!(t, " : {}", self.verdict_text(v));
                 }

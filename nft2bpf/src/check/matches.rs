@@ -221,6 +221,7 @@ impl Checker {
                     .map(|v| Element {
                         key: vec![ElemKey::Value(*v)],
                         verdict: None,
+                        timeout: None,
                         span: p.span,
                     })
                     .collect();
@@ -464,6 +465,8 @@ impl Checker {
             interval: true,
             is_map,
             size: None,
+            state: Default::default(),
+            constant: false,
             elements: Vec::new(),
         };
         self.elements(e, &probe, true, names)
@@ -489,6 +492,8 @@ impl Checker {
             interval,
             is_map,
             size: None,
+            state: Default::default(),
+            constant: false,
             elements,
         };
         normalize(&mut set)?;

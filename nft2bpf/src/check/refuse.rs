@@ -33,8 +33,8 @@
 //! | `ip option`, `tcp option`, IPv6 extension headers (`exthdr`, `hbh`, `rt0`, `rt2`, `srh`, `frag`, `dst`, `mh`) | not implemented |
 //! | `arp`, `sctp`, `dccp`, `udplite`, `igmp`, `ah`, `esp`, `comp` headers | not implemented (nft2bpf matches `ether`, `vlan`, `ip`, `ip6`, `tcp`, `udp`, `th`, `icmp`, `icmpv6`) |
 //! | `X set V` (`meta mark set`, `ip ttl set`, ...) | changing packets or their metadata is not implemented |
-//! | `add @set`, `update @set`, `delete @set`, `meter` | sets changed from the packet path are not implemented |
-//! | set flags `timeout`, `dynamic`; `timeout`, `gc-interval` | element timeouts and dynamic sets are not implemented |
+//! | `delete @set`, `reset`, `meter` | deleting from sets on the packet path, and meters by their old syntax, are not implemented (`add @set` and `update @set` are, with a `limit`: [`crate::compile::dynset`]) |
+//! | counters and quotas per element (`add @set { KEY counter }`), maps changed from the packet path, timeouts in interval sets | not implemented |
 //! | maps with data other than `verdict` | their only users are statements nft2bpf refuses (NAT, marks) |
 //! | `flow add @ft`, `flowtable` objects | flowtables are the stack's fast path, not a filter |
 //! | `limit NAME { }` objects, `limit name` | not implemented (anonymous limits are) |
@@ -67,7 +67,7 @@ const NOT_YET: &str = "not implemented in nft2bpf";
 const NO_SKB: &str = "it belongs to the socket buffer, which XDP does not have";
 const HEADERS: &str = "not implemented in nft2bpf, which matches ether, vlan, ip, ip6, tcp, udp, th, icmp and icmpv6 headers";
 const SOCKETS: &str = "sockets belong to the stack, which runs after XDP and tc";
-const SETS_CHANGED: &str = "sets changed from the packet path are not implemented in nft2bpf";
+const SETS_CHANGED: &str = "this way of changing sets from the packet path is not implemented in nft2bpf (`add @set { KEY }` and `update @set { KEY }` are)";
 
 /// The refused constructs and why (see the module's table).
 static REFUSED: &[(&str, &str)] = &[
@@ -260,16 +260,6 @@ static REFUSED: &[(&str, &str)] = &[
     ("delete", SETS_CHANGED),
     ("reset", SETS_CHANGED),
     ("meter", SETS_CHANGED),
-    (
-        "flags timeout",
-        "element timeouts are not implemented in nft2bpf",
-    ),
-    ("flags dynamic", SETS_CHANGED),
-    ("timeout", "element timeouts are not implemented in nft2bpf"),
-    (
-        "gc-interval",
-        "element timeouts are not implemented in nft2bpf",
-    ),
     (
         "map data",
         "maps whose data is not a verdict serve statements nft2bpf refuses (NAT, marks)",

@@ -7,10 +7,12 @@ use crate::check::collect::TableDraft;
 use crate::check::context::ProtoCtx;
 use crate::check::decls::device_name;
 use crate::check::matches::{key_types, same_key};
+use crate::check::sets::{key_desc, time_ms};
 use crate::check::tree::{
-    ChainId, Counter, Fwd, Key, Limit, LimitUnit, Log, PcapMatch, Quota, QuotaSpec, Rule, Stmt,
-    Verdict, VerdictMap,
+    ChainId, Counter, DynSet, Fwd, Key, Limit, LimitUnit, Log, PcapMatch, Quota, QuotaSpec, Rule,
+    Stmt, Verdict, VerdictMap,
 };
+use crate::check::value::mismatch;
 use crate::check::{Checker, Names, refuse};
 use crate::error::Error;
 use crate::syntax::ast::{self, Expr, ExprKind, Ident, VerdictKind};
@@ -78,6 +80,10 @@ impl Checker {
                         }
                     }
                     stmts.push(Stmt::VerdictMap(vm));
+                }
+                ast::Stmt::DynSet(d) => {
+                    let ds = self.dynset(d, &mut ctx, names, &mut stmts)?;
+                    stmts.push(Stmt::DynSet(ds));
                 }
                 ast::Stmt::Counter(c) => stmts.push(Stmt::Counter(self.counter(c, names)?)),
                 ast::Stmt::Limit(l) => stmts.push(Stmt::Limit(limit(l)?)),
@@ -201,6 +207,97 @@ impl Checker {
             key: Key { parts },
             map,
             span: vm.span,
+        })
+    }
+
+    /// `add @set { KEY ... }` or `update @set { KEY ... }`, refused where
+    /// nft refuses it.
+    fn dynset(
+        &mut self,
+        d: &ast::DynSetStmt,
+        ctx: &mut ProtoCtx,
+        names: &Names,
+        stmts: &mut Vec<Stmt>,
+    ) -> Result<DynSet, Error> {
+        let parts = self.key_parts(&d.key)?;
+        self.add_dependencies(&parts, names.table, ctx, stmts)?;
+        let key_types = key_types(&parts);
+        let ExprKind::SetRef(name) = &d.set.kind else {
+            return Err(Error::new("expected `@SET`", d.set.span));
+        };
+        let id = self.named_set(name, &d.set, names)?;
+        let set = &self.out.sets[id];
+        if set.is_map {
+            return Err(Error::new(
+                "maps changed from the packet path are not implemented in nft2bpf (sets are)",
+                d.set.span,
+            ));
+        }
+        if set.constant {
+            return Err(Error::new(
+                format!(
+                    "set `{name}` is `constant`: nothing is added to it (nft: Device or resource busy)"
+                ),
+                d.span,
+            ));
+        }
+        if set.interval {
+            return Err(Error::new(
+                format!(
+                    "set `{name}` has `flags interval`: the kernel's interval sets take no elements from the packet path (nft: Operation not supported)"
+                ),
+                d.span,
+            ));
+        }
+        // The set's type is what is expected here, the key is the
+        // expression (nft's message).
+        if same_key(&set.key, &key_types, &d.key).is_err() {
+            return Err(mismatch(&key_desc(&set.key), &key_desc(&key_types), &d.key));
+        }
+        let own = match &d.timeout {
+            Some(t) if !set.state.timeouts => {
+                return Err(Error::new(
+                    format!(
+                        "a timeout needs `flags timeout` on set `{name}` (nft: Operation not supported)"
+                    ),
+                    t.span,
+                ));
+            }
+            Some(t) => time_ms(t)?,
+            None => 0,
+        };
+        // The kernel's `priv->timeout ? : set->timeout`; none at all:
+        // the element never expires.
+        let timeout = match own {
+            0 => set.state.timeout.filter(|&t| t != 0),
+            t => Some(t),
+        };
+        let mut limit_of = None;
+        for s in &d.stmts {
+            match s {
+                ast::Stmt::Limit(l) if limit_of.is_none() => limit_of = Some(limit(l)?),
+                ast::Stmt::Limit(l) => {
+                    return Err(Error::new(
+                        "a second `limit` in a set statement is not implemented in nft2bpf",
+                        l.span,
+                    ));
+                }
+                other => {
+                    return Err(Error::new(
+                        "only `limit` is implemented in nft2bpf's set statements (not counters or quotas per element)",
+                        other.span(),
+                    ));
+                }
+            }
+        }
+        self.out.sets[id].state.dynamic = true;
+        Ok(DynSet {
+            set: id,
+            key: Key { parts },
+            update: d.update,
+            timeout,
+            limit: limit_of,
+            span: d.span,
         })
     }
 

@@ -163,6 +163,7 @@ impl Scopes {
                         key,
                         data,
                         comment: el.comment.clone(),
+                        timeout: el.timeout.clone(),
                         span: el.span,
                     });
                 }
@@ -286,6 +287,7 @@ mod tests {
                 key: k,
                 data: None,
                 comment: None,
+                timeout: None,
                 span: Span::new(0, 1),
             };
             Expr::new(ExprKind::Set(vec![el(var(a)), el(var(a))]), Span::new(0, 1))

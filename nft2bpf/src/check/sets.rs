@@ -3,12 +3,12 @@
 
 use pktmatch::Span;
 
-use crate::check::tree::{ElemKey, Element, KeyType, Set, TableId, Verdict};
+use crate::check::tree::{ElemKey, Element, KeyType, Set, SetState, TableId, Verdict};
 use crate::check::types::Type;
 use crate::check::value::{Shape, elem_part};
 use crate::check::{Checker, Names, refuse};
 use crate::error::Error;
-use crate::syntax::ast::{Expr, ExprKind, SetDecl, SetItem};
+use crate::syntax::ast::{Expr, ExprKind, Ident, SetDecl, SetItem};
 
 impl Checker {
     /// A named set's declaration: its key, flags and kind (elements come
@@ -17,6 +17,8 @@ impl Checker {
         let mut key = None;
         let mut interval = false;
         let mut size = None;
+        let mut state = SetState::default();
+        let mut constant = false;
         for item in &decl.items {
             match item {
                 SetItem::Type {
@@ -54,13 +56,9 @@ impl Checker {
                     for f in flags {
                         match f.name.as_str() {
                             "interval" => interval = true,
-                            "constant" => {}
-                            "timeout" | "dynamic" => {
-                                return Err(Error::new(
-                                    refuse::message(&format!("flags {}", f.name)),
-                                    f.span,
-                                ));
-                            }
+                            "constant" => constant = true,
+                            "timeout" => state.timeouts = true,
+                            "dynamic" => state.dynamic = true,
                             other => {
                                 return Err(Error::new(
                                     format!("unknown set flag `{other}`"),
@@ -77,6 +75,16 @@ impl Checker {
                             p.span,
                         ));
                     }
+                }
+                SetItem::Timeout(t) => {
+                    // nft sets `flags timeout` with a timeout.
+                    state.timeouts = true;
+                    state.timeout = Some(time_ms(t)?);
+                }
+                // nft2bpf tests each element's expiry on every packet: no
+                // collection to schedule.
+                SetItem::GcInterval(t) => {
+                    time_ms(t)?;
                 }
                 SetItem::Unsupported(u) => {
                     return Err(Error::new(refuse::message(&u.what), u.span));
@@ -104,6 +112,24 @@ impl Checker {
                 decl.name.span,
             ));
         };
+        if state.stateful() && interval {
+            return Err(Error::new(
+                "element timeouts and dynamic sets with `flags interval` are not implemented in nft2bpf",
+                decl.span,
+            ));
+        }
+        if state.stateful() && decl.is_map {
+            return Err(Error::new(
+                "element timeouts and dynamic maps are not implemented in nft2bpf (sets are)",
+                decl.span,
+            ));
+        }
+        if state.dynamic && constant {
+            return Err(Error::new(
+                "a set cannot be both `constant` and `dynamic`",
+                decl.span,
+            ));
+        }
         Ok(Set {
             table,
             name: Some(decl.name.name.clone()),
@@ -112,6 +138,8 @@ impl Checker {
             interval,
             is_map: decl.is_map,
             size,
+            state,
+            constant,
             elements: Vec::new(),
         })
     }
@@ -218,9 +246,20 @@ impl Checker {
                 }
                 (None, false) => None,
             };
+            let timeout = match &el.timeout {
+                Some(t) if !set.state.timeouts => {
+                    return Err(Error::new(
+                        "an element timeout needs `flags timeout` on its set (nft: Invalid argument)",
+                        t.span,
+                    ));
+                }
+                Some(t) => Some(time_ms(t)?),
+                None => None,
+            };
             out.push(Element {
                 key,
                 verdict,
+                timeout,
                 span: el.span,
             });
         }
@@ -237,6 +276,48 @@ impl Checker {
             )),
         }
     }
+}
+
+/// A time as nft reads it (its `time_parse`): `1d2h3m4s5ms`, each unit
+/// at most once and in that order, or a number of seconds; in
+/// milliseconds.
+pub(crate) fn time_ms(t: &Ident) -> Result<u64, Error> {
+    let bad = || Error::new(format!("wrong time format: `{}`", t.name), t.span);
+    if let Ok(secs) = t.name.parse::<u64>() {
+        return secs.checked_mul(1000).ok_or_else(bad);
+    }
+    let mut rest = t.name.as_str();
+    let mut total: u64 = 0;
+    let mut last_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, ms, len) = if rest.starts_with("ms") {
+            (5, 1, 2)
+        } else {
+            match rest.as_bytes().first() {
+                Some(b'd') => (1, 86_400_000, 1),
+                Some(b'h') => (2, 3_600_000, 1),
+                Some(b'm') => (3, 60_000, 1),
+                Some(b's') => (4, 1000, 1),
+                _ => return Err(bad()),
+            }
+        };
+        if unit <= last_unit {
+            return Err(bad());
+        }
+        last_unit = unit;
+        rest = &rest[len..];
+        total = n
+            .checked_mul(ms)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    Ok(total)
 }
 
 /// "concatenation of (IPv4 address, internet network service)", or the
@@ -358,6 +439,8 @@ mod tests {
             interval: true,
             is_map: false,
             size: None,
+            state: Default::default(),
+            constant: false,
             elements: elements
                 .iter()
                 .enumerate()
@@ -368,6 +451,7 @@ mod tests {
                         ElemKey::Range(l, h)
                     }],
                     verdict: None,
+                    timeout: None,
                     span: Span::new(i, i + 1),
                 })
                 .collect(),

@@ -207,10 +207,39 @@ pub enum Stmt {
     /// Look the key up in a verdict map: a hit is that verdict, a miss
     /// goes on with the next statement.
     VerdictMap(VerdictMap),
+    /// `add @set { KEY ... }` or `update @set { KEY ... }`: the packet's
+    /// key into a set from the packet path, then the element's limit.
+    DynSet(DynSet),
     /// nft2bpf's extension (nft has no such statement): a tcpdump filter
     /// expression as a match, compiled with libpcap's meaning by
     /// `pcap2bpf` over the frame from its link-layer header.
     Pcap(PcapMatch),
+}
+
+/// `add @set { KEY [timeout T] [limit ...] }` or `update @set { ... }`,
+/// as the kernel's `nft_dynset_eval` runs it: the element of the key
+/// (an expired one counts as absent) is found, or made (with the
+/// statement's limit, its bucket full, and its timeout) when the set has
+/// room; `update` also restarts a found element's timeout when it has
+/// one. Then the element's own limit (the one it was made with) runs:
+/// the statement holds when it passes (or, with no limit, always). A
+/// full set makes the statement fail: the rule ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynSet {
+    /// The set.
+    pub set: SetId,
+    /// The key added.
+    pub key: Key,
+    /// `update` rather than `add`.
+    pub update: bool,
+    /// The timeout a new element gets (and `update` gives a found one)
+    /// in milliseconds: the statement's `timeout`, else the set's; `None`:
+    /// elements made here never expire.
+    pub timeout: Option<u64>,
+    /// The limit a new element gets.
+    pub limit: Option<Limit>,
+    /// The statement's text.
+    pub span: Span,
 }
 
 /// `pcap "EXPR"`.
@@ -524,10 +553,38 @@ pub struct Set {
     /// a hash map is one entry; a range in an LPM trie one per prefix it
     /// is cut into). `None`: no size, or `size 0` (no limit, in nft).
     pub size: Option<u32>,
+    /// Elements added from the packet path, and timeouts.
+    pub state: SetState,
+    /// `flags constant`: no element may be added while it runs (nft
+    /// refuses `add @set` on it: EBUSY).
+    pub constant: bool,
     /// The elements. For a one-part interval set they are sorted and do
     /// not overlap (an anonymous set's overlapping elements are merged,
     /// as nft merges them; a named set's are an error, as in nft).
     pub elements: Vec<Element>,
+}
+
+/// What makes a set's elements change on their own: `add @set` and
+/// `update @set` statements, and timeouts. A set with any of it keeps a
+/// state per element in its map
+/// ([`ElemValue`](crate::compile::dynset::ElemValue)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SetState {
+    /// Some rule adds to it (`add @set`, `update @set`; nft's `flags
+    /// dynamic`).
+    pub dynamic: bool,
+    /// `flags timeout` (or a `timeout`): elements may expire.
+    pub timeouts: bool,
+    /// `timeout T`: the elements' timeout in milliseconds, when they
+    /// give none.
+    pub timeout: Option<u64>,
+}
+
+impl SetState {
+    /// Whether the set keeps a state per element.
+    pub fn stateful(&self) -> bool {
+        self.dynamic || self.timeouts
+    }
 }
 
 /// The type of one part of a key.
@@ -546,6 +603,8 @@ pub struct Element {
     pub key: Vec<ElemKey>,
     /// For a verdict map, the verdict.
     pub verdict: Option<Verdict>,
+    /// Its own `timeout`, in milliseconds.
+    pub timeout: Option<u64>,
     /// Its text.
     pub span: Span,
 }

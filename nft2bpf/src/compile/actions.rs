@@ -70,6 +70,31 @@ pub enum Action {
         /// rule) kept with the program.
         slot: u32,
     },
+    /// `add @set { KEY ... }` or `update @set { ... }` with the key of a
+    /// `Cond::Lookup` ([`super::dynset`]): holds unless the set is full
+    /// or the element's limit breaks.
+    DynSet {
+        /// The set's map number.
+        map: u32,
+        /// `update`: a found element's timeout restarts.
+        update: bool,
+        /// New elements' timeout in milliseconds (0: none).
+        timeout_ms: u64,
+        /// The limit new elements get.
+        limit: Option<Limit>,
+    },
+    /// Look the key of a `Cond::Lookup` up in the map `map` of a set
+    /// with state ([`super::dynset`]): fails on a miss or an expired
+    /// element; on a hit, with `limits`, runs the element's limit as
+    /// nft's `nft_lookup_eval` does (`nft_set_elem_update_expr`), and
+    /// fails when it breaks.
+    LookupElement {
+        /// The set's map number.
+        map: u32,
+        /// Whether the element's limit runs (a lookup that is not
+        /// negated, in a program where elements may have limits).
+        limits: bool,
+    },
     /// Look the key of a `Cond::Lookup` up in set map `map`: falls
     /// through with r0 at the entry's value on a hit, fails on a miss.
     Lookup {
@@ -91,6 +116,7 @@ pub const LOG_MAP: &str = "nft_log";
 pub const LOG_DROPS_MAP: &str = "nft_log_drops";
 /// The limit subprogram's name.
 pub const LIMIT_FUNCTION: &str = "nft_limit_take";
+pub use super::dynset::ELEM_LIMIT_FUNCTION;
 
 /// The log ring buffer's default size: 256 KiB, about 1600 records.
 pub const DEFAULT_LOG_RING_BYTES: u32 = 1 << 18;
@@ -136,6 +162,8 @@ pub struct ActionMaps {
     pub log: Option<LogMaps>,
     /// The sets' maps, by map number.
     pub sets: Vec<MapId>,
+    /// Whether each set's map holds [`ElemValue`](super::dynset::ElemValue)s.
+    pub stateful: Vec<bool>,
 }
 
 /// The code of an action table: [`ActionCode::emit`] has the signature of
@@ -147,6 +175,7 @@ pub struct ActionCode {
     buckets: Vec<Option<Bucket>>,
     maps: ActionMaps,
     take: Option<FuncId>,
+    elem_limit: Option<FuncId>,
     target: Target,
     len_slot: i16,
 }
@@ -247,6 +276,7 @@ pub fn add_actions(
     for (i, set) in sets.iter().enumerate() {
         maps.sets
             .push(object.add_map(set.spec(i)).map_err(object_err)?);
+        maps.stateful.push(set.stateful);
     }
     let buckets = actions
         .iter()
@@ -254,14 +284,37 @@ pub fn add_actions(
             Action::Limit { slot, limit } => Bucket::new(limit)
                 .map(Some)
                 .map_err(|e| Error::new(format!("limit {slot}: {e}"), Span::default())),
+            Action::DynSet {
+                map,
+                limit: Some(limit),
+                ..
+            } => Bucket::new(limit)
+                .map(Some)
+                .map_err(|e| Error::new(format!("set map {map}: {e}"), Span::default())),
             _ => Ok(None),
         })
         .collect::<Result<_, _>>()?;
+    // Elements get limits only from the statements that make them.
+    let mut elem_limit = None;
+    if actions
+        .iter()
+        .any(|a| matches!(a, Action::DynSet { limit: Some(_), .. }))
+    {
+        let code = super::dynset::elem_limit_function()
+            .finish()
+            .map_err(|e| Error::new(format!("internal error: {e}"), Span::default()))?;
+        elem_limit = Some(
+            object
+                .add_function(ELEM_LIMIT_FUNCTION, code)
+                .map_err(object_err)?,
+        );
+    }
     let code = ActionCode {
         actions: actions.to_vec(),
         buckets,
         maps: maps.clone(),
         take,
+        elem_limit,
         target: opts.target,
         len_slot: var_slot(opts.len_var),
     };
@@ -334,6 +387,29 @@ impl ActionCode {
                 let maps = self.maps.log.ok_or_else(missing)?;
                 log::emit(a, maps, slot, self.target, self.len_slot);
                 ActionEnd::Continues
+            }
+            Action::DynSet {
+                map,
+                update,
+                timeout_ms,
+                ..
+            } => {
+                let code = super::dynset::DynSetCode {
+                    map: *self.maps.sets.get(map as usize).ok_or_else(missing)?,
+                    update,
+                    timeout_ms,
+                    bucket: self.buckets[action as usize],
+                    elem_limit: self.elem_limit,
+                    len_slot: self.len_slot,
+                };
+                code.emit(a, fail);
+                ActionEnd::MayFail
+            }
+            Action::LookupElement { map, limits } => {
+                let map = *self.maps.sets.get(map as usize).ok_or_else(missing)?;
+                let elem_limit = if limits { self.elem_limit } else { None };
+                super::dynset::emit_lookup(a, map, fail, elem_limit, self.len_slot);
+                ActionEnd::MayFail
             }
             Action::Lookup { map } => {
                 let map = *self.maps.sets.get(map as usize).ok_or_else(missing)?;

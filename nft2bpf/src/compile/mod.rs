@@ -8,6 +8,7 @@
 //! for (a named counter or quota has one slot however many rules use it).
 
 pub mod actions;
+pub mod dynset;
 pub mod limit;
 pub mod log;
 mod lower;
@@ -224,7 +225,12 @@ impl Lowered {
     /// program's map would (for [`Ir::run_acting`]).
     pub fn lookup(&self, action: u32, key: &[u8]) -> Option<u32> {
         match self.actions.get(action as usize)? {
-            Action::Lookup { map } => self.set_maps.get(*map as usize)?.lookup(key),
+            Action::Lookup { map } | Action::LookupElement { map, .. } => {
+                self.set_maps.get(*map as usize)?.lookup(key)
+            }
+            // The interpreter keeps no state: an element is added (the
+            // set has room), and has no limit to break.
+            Action::DynSet { .. } => Some(1),
             _ => None,
         }
     }

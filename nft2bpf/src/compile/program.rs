@@ -291,10 +291,21 @@ impl Program {
                 }
             }
         }
+        let now = if l.set_maps.iter().any(|s| s.stateful) {
+            bpf_builder::sys::clock::monotonic_ns().map_err(|e| err(&e))?
+        } else {
+            0
+        };
         for (set, id) in l.set_maps.iter().zip(&self.maps.sets) {
             let map = loaded.map(*id);
-            for (key, value) in &set.entries {
-                map.update(key, &value.to_ne_bytes(), UpdateFlags::Any)
+            for (i, (key, value)) in set.entries.iter().enumerate() {
+                let bytes = if set.stateful {
+                    let timeout = set.timeouts.get(i).copied().flatten();
+                    crate::compile::dynset::ElemValue::new(now, timeout).bytes()
+                } else {
+                    value.to_ne_bytes().to_vec()
+                };
+                map.update(key, &bytes, UpdateFlags::Any)
                     .map_err(|e| err(&e))?;
             }
         }

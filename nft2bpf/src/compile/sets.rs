@@ -180,6 +180,13 @@ pub struct SetMap {
     pub entries: Vec<(Vec<u8>, u32)>,
     /// Room for this many entries.
     pub max_entries: u32,
+    /// The values are [`ElemValue`](super::dynset::ElemValue)s (a set
+    /// with timeouts, or one that rules add to), not a `u32`.
+    pub stateful: bool,
+    /// In a stateful set, each entry's timeout in milliseconds (the
+    /// element's own, else the set's), counted from when the map is
+    /// filled.
+    pub timeouts: Vec<Option<u64>>,
 }
 
 /// Room an anonymous set's map has: twice its elements, at least this
@@ -200,6 +207,9 @@ impl SetMap {
     /// The map's description, for an object.
     pub fn spec(&self, index: usize) -> MapSpec {
         let name = SetMap::map_name(index);
+        if self.stateful {
+            return super::dynset::map(&name, self.data_bytes, self.max_entries);
+        }
         match self.kind {
             SetKind::Hash => MapSpec::hash(name, self.data_bytes, 4, self.max_entries),
             SetKind::Lpm => MapSpec::lpm_trie(name, self.data_bytes, 4, self.max_entries),
@@ -376,6 +386,8 @@ mod tests {
             data_bytes: 4,
             entries: vec![(key(8, [10, 0, 0, 0]), 1), (key(24, [10, 1, 2, 0]), 2)],
             max_entries: 64,
+            stateful: false,
+            timeouts: Vec::new(),
         };
         assert_eq!(m.lookup(&key(32, [10, 1, 2, 3])), Some(2));
         assert_eq!(m.lookup(&key(32, [10, 9, 2, 3])), Some(1));

@@ -63,6 +63,15 @@ pub struct SetMeta {
     pub size: Option<u32>,
     /// Entries the map holds at most.
     pub max_entries: u32,
+    /// `flags timeout`: elements may have timeouts (the map's values are
+    /// [`ElemValue`](crate::compile::dynset::ElemValue)s).
+    pub timeouts: bool,
+    /// The set's `timeout`, in milliseconds.
+    pub timeout: Option<u64>,
+    /// Whether the map's values are
+    /// [`ElemValue`](crate::compile::dynset::ElemValue)s (a set with
+    /// timeouts or elements added from the packet path), not a `u32`.
+    pub stateful: bool,
 }
 
 /// One part of a set's key.
@@ -420,6 +429,9 @@ impl Meta {
                         .collect(),
                     size: s.size,
                     max_entries: m.max_entries,
+                    timeouts: s.state.timeouts,
+                    timeout: s.state.timeout,
+                    stateful: m.stateful,
                 })
             })
             .collect();
@@ -483,6 +495,7 @@ impl Meta {
                 })).collect::<Vec<_>>(),
                 "interval": s.interval, "map": s.is_map, "verdicts": s.verdicts,
                 "size": s.size, "max_entries": s.max_entries,
+                "timeouts": s.timeouts, "timeout": s.timeout, "stateful": s.stateful,
             })).collect::<Vec<_>>(),
         });
         v.to_string()
@@ -597,6 +610,9 @@ impl Meta {
                     .as_u64()
                     .map(|x| x as u32)
                     .ok_or_else(|| bad("max_entries"))?,
+                timeouts: v["timeouts"].as_bool().unwrap_or(false),
+                timeout: v["timeout"].as_u64(),
+                stateful: v["stateful"].as_bool().unwrap_or(false),
             });
         }
         Ok(m)

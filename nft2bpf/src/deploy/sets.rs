@@ -44,6 +44,7 @@ use super::state;
 use crate::check::live::{LiveChain, LiveElement, live_elements};
 use crate::check::tree::{ElemKey, KeyType, Set, TableId};
 use crate::check::types::Type;
+use crate::compile::dynset::{ElemValue, expiry};
 use crate::compile::sets::{SetKind, element_keys, key_element};
 use crate::error::{Error, Errors};
 use crate::source::{FileId, SourceMap};
@@ -111,6 +112,12 @@ fn set_of(s: &SetMeta) -> Result<Set, String> {
         interval: s.interval,
         is_map: s.is_map,
         size: s.size,
+        state: crate::check::tree::SetState {
+            dynamic: false,
+            timeouts: s.timeouts,
+            timeout: s.timeout,
+        },
+        constant: false,
         elements: Vec::new(),
     })
 }
@@ -140,6 +147,9 @@ pub struct Encoded {
     /// The map's value: the index of its verdict in the map's verdict
     /// list, 1 in a set.
     pub value: u32,
+    /// Its own `timeout`, in milliseconds (`timeout 0s` is none, as in
+    /// nft: the set's applies).
+    pub timeout: Option<u64>,
 }
 
 /// Checks the elements `e` for the set `set` describes (in a program
@@ -183,6 +193,7 @@ pub fn encode(
             keys: element_keys(set.kind, &layout, &element.key),
             key: element.key,
             value,
+            timeout: element.timeout.filter(|&t| t != 0),
         });
     }
     if errors.is_empty() {
@@ -201,10 +212,21 @@ struct Copy {
     map: Map,
 }
 
-/// A change to one map.
+/// A change to one map: the key, the value written, the value it had.
 enum Op {
-    Insert(Vec<u8>, u32),
-    Remove(Vec<u8>, u32),
+    Insert(Vec<u8>, Vec<u8>),
+    Remove(Vec<u8>, Vec<u8>),
+    /// An element of a set with timeouts, added again with a timeout: its
+    /// expiry restarts (nft updates it; the element stays).
+    Refresh(Vec<u8>, Vec<u8>, Vec<u8>),
+}
+
+/// The `u32` a map value starts with (a verdict's index; 1 in a set).
+fn first_u32(v: &[u8]) -> u32 {
+    v.get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_ne_bytes)
+        .unwrap_or(0)
 }
 
 /// Runs the command `text` (see the [module docs](self)) on the ruleset
@@ -267,23 +289,25 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
             cmd.set.span,
         )));
     };
+    let now = bpf_builder::sys::clock::monotonic_ns()
+        .map_err(|e| DeployError::Other(format!("reading the clock: {e}")))?;
     if cmd.verb == SetVerb::List {
-        let entries = read(first)?;
-        return Ok(Done::Listing(listing(&first.set, &entries)));
+        let entries = read(first, now)?;
+        return Ok(Done::Listing(listing(&first.set, &entries, now)));
     }
     // Every copy's changes are worked out before any is made.
     let mut plans = Vec::new();
     for copy in &copies {
-        let current = read(copy)?;
+        let current = read(copy, now)?;
         let ops = match &cmd.elements {
             None => current
                 .iter()
-                .map(|(k, v)| Op::Remove(k.clone(), *v))
+                .map(|(k, v)| Op::Remove(k.clone(), v.clone()))
                 .collect(),
             Some(e) => {
                 let encoded = encode(&copy.meta, &copy.set, e)
                     .map_err(|e| DeployError::Ruleset(e.render(&parsed.map)))?;
-                plan(cmd, copy, &current, &encoded).map_err(|e| parsed.fail(e))?
+                plan(cmd, copy, &current, &encoded, now).map_err(|e| parsed.fail(e))?
             }
         };
         plans.push(ops);
@@ -292,8 +316,16 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     let mut entries = 0;
     for (copy, ops) in copies.iter().zip(&plans) {
         for op in ops {
+            // An expired element's entry is still in the map: a set with
+            // state writes over it.
+            let insert = if copy.set.stateful {
+                UpdateFlags::Any
+            } else {
+                UpdateFlags::NoExist
+            };
             let r = match op {
-                Op::Insert(k, v) => copy.map.update(k, &v.to_ne_bytes(), UpdateFlags::NoExist),
+                Op::Insert(k, v) => copy.map.update(k, v, insert),
+                Op::Refresh(k, v, _) => copy.map.update(k, v, UpdateFlags::Exist),
                 Op::Remove(k, _) => copy.map.delete(k).map(|_| ()),
             };
             if let Err(e) = r {
@@ -320,24 +352,35 @@ fn undo(done: &[(&Map, &Op)]) {
     for (map, op) in done.iter().rev() {
         let _ = match op {
             Op::Insert(k, _) => map.delete(k).map(|_| ()),
-            Op::Remove(k, v) => map.update(k, &v.to_ne_bytes(), UpdateFlags::Any),
+            Op::Remove(k, v) | Op::Refresh(k, _, v) => map.update(k, v, UpdateFlags::Any),
         };
     }
 }
 
-/// A copy's entries.
-fn read(copy: &Copy) -> Result<HashMap<Vec<u8>, u32>, DeployError> {
+/// A copy's entries and their values; in a set with state, the
+/// elements that have not expired at `now` (an expired one is absent,
+/// as in nft).
+fn read(copy: &Copy, now: u64) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
     let mut out = HashMap::new();
     for e in copy.map.iter() {
         let (k, v) = e.map_err(|e| DeployError::Other(format!("reading {}: {e}", copy.name)))?;
-        let v = v
-            .get(..4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_ne_bytes)
-            .unwrap_or(0);
+        if copy.set.stateful && ElemValue::parse(&v).is_some_and(|e| e.expired(now)) {
+            continue;
+        }
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// The value an element of `set` is written with at `now`.
+fn value_bytes(set: &SetMeta, e: &Encoded, now: u64) -> Vec<u8> {
+    if set.stateful {
+        // nft: the element's own timeout, else the set's.
+        let timeout = e.timeout.or(set.timeout);
+        ElemValue::new(now, timeout).bytes()
+    } else {
+        e.value.to_ne_bytes().to_vec()
+    }
 }
 
 /// The error of a set with no room left.
@@ -355,6 +398,27 @@ fn full_error(set: &SetMeta, span: Span) -> Error {
     Error::new(message, span)
 }
 
+/// Milliseconds as nft writes a time: `1m39s988ms`, `30s`.
+pub fn time_text(ms: u64) -> String {
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ] {
+        if rest >= size {
+            let _ = write!(out, "{}{unit}", rest / size);
+            rest %= size;
+        }
+    }
+    if rest > 0 || out.is_empty() {
+        let _ = write!(out, "{rest}ms");
+    }
+    out
+}
+
 /// The lowest and highest value of the one part of an LPM key.
 fn bounds(set: &SetMeta, key: &[u8]) -> Option<(u128, u128)> {
     let layout: Vec<_> = set.parts.iter().map(|p| p.layout.clone()).collect();
@@ -367,8 +431,9 @@ fn bounds(set: &SetMeta, key: &[u8]) -> Option<(u128, u128)> {
 fn plan(
     cmd: &SetCommand,
     copy: &Copy,
-    current: &HashMap<Vec<u8>, u32>,
+    current: &HashMap<Vec<u8>, Vec<u8>>,
     encoded: &[Encoded],
+    now: u64,
 ) -> Result<Vec<Op>, Error> {
     let set = &copy.set;
     let mut ops = Vec::new();
@@ -386,10 +451,14 @@ fn plan(
                         e.span,
                     ));
                 }
-                ops.extend(e.keys.iter().map(|k| Op::Remove(k.clone(), current[k])));
+                ops.extend(
+                    e.keys
+                        .iter()
+                        .map(|k| Op::Remove(k.clone(), current[k].clone())),
+                );
             }
             _ => {
-                let same = present && e.keys.iter().all(|k| current[k] == e.value);
+                let same = present && e.keys.iter().all(|k| first_u32(&current[k]) == e.value);
                 if present && !same {
                     return Err(Error::new(
                         "File exists: the element is in the map with another verdict",
@@ -402,6 +471,16 @@ fn plan(
                             format!("File exists: the element is in set `{}`", set.name),
                             e.span,
                         ));
+                    }
+                    // nft restarts the timeout of an element added again
+                    // with one; its limit state stays.
+                    if set.stateful && e.timeout.is_some() {
+                        for k in &e.keys {
+                            let old = current[k].clone();
+                            let mut v = ElemValue::parse(&old).unwrap_or_default();
+                            v.expires = expiry(now, e.timeout);
+                            ops.push(Op::Refresh(k.clone(), v.bytes(), old));
+                        }
                     }
                     continue;
                 }
@@ -422,19 +501,35 @@ fn plan(
                 if count > set.max_entries as usize {
                     return Err(full_error(set, e.span));
                 }
-                ops.extend(e.keys.iter().map(|k| Op::Insert(k.clone(), e.value)));
+                let value = value_bytes(set, e, now);
+                ops.extend(e.keys.iter().map(|k| Op::Insert(k.clone(), value.clone())));
             }
         }
     }
     Ok(ops)
 }
 
-/// A set's entries as nft lists the set.
-pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, u32>) -> String {
+/// A set's entries (keys and map values) as nft lists the set at `now`
+/// (an element with a timeout shows when it `expires`).
+pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, Vec<u8>>, now: u64) -> String {
     let layout: Vec<_> = set.parts.iter().map(|p| p.layout.clone()).collect();
+    let expires: HashMap<Vec<ElemKey>, u64> = if set.stateful {
+        entries
+            .iter()
+            .filter_map(|(k, v)| {
+                let e = ElemValue::parse(v)?;
+                (e.expires != 0).then_some((
+                    key_element(set.kind, &layout, k)?,
+                    e.expires.saturating_sub(now) / 1_000_000,
+                ))
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let mut elements: Vec<(Vec<ElemKey>, u32)> = entries
         .iter()
-        .filter_map(|(k, v)| Some((key_element(set.kind, &layout, k)?, *v)))
+        .filter_map(|(k, v)| Some((key_element(set.kind, &layout, k)?, first_u32(v))))
         .collect();
     elements.sort();
     if set.kind == SetKind::Lpm {
@@ -485,6 +580,9 @@ pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, u32>) -> String {
                 .map(|(k, p)| part_text(k, p))
                 .collect();
             let mut t = key.join(" . ");
+            if let Some(ms) = expires.get(k) {
+                let _ = write!(t, " expires {}", time_text(*ms));
+            }
             if set.is_map {
                 let verdict = set.verdicts.get(*v as usize).map_or("?", String::as_str);
                 let _ = write!(t, " : {verdict}");
@@ -501,6 +599,11 @@ pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, u32>) -> String {
     let _ = writeln!(out, "\t\ttype {}{data}", types.join(" . "));
     if set.interval {
         let _ = writeln!(out, "\t\tflags interval");
+    }
+    if let Some(t) = set.timeout {
+        let _ = writeln!(out, "\t\ttimeout {}", time_text(t));
+    } else if set.timeouts {
+        let _ = writeln!(out, "\t\tflags timeout");
     }
     if let Some(size) = set.size {
         let _ = writeln!(out, "\t\tsize {size}");
@@ -594,7 +697,11 @@ mod tests {
             assert_eq!(got, want, "{name}");
             assert_eq!(compiled.set_maps[i].layout, empty.set_maps[i].layout);
             // And they read back as the elements.
-            let listed = listing(set, &got.iter().cloned().collect());
+            let raw = got
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_ne_bytes().to_vec()))
+                .collect();
+            let listed = listing(set, &raw, 0);
             assert!(listed.contains("elements = {"), "{listed}");
         }
     }

@@ -292,6 +292,9 @@ pub enum Stmt {
     Log(LogStmt),
     /// `fwd to DEVICE` (also `fwd ip|ip6 to ADDR device DEVICE`).
     Fwd(FwdStmt),
+    /// `add @SET { KEY [timeout T] [limit ...] }` or `update @SET { ... }`:
+    /// the packet's key added to (or refreshed in) a set.
+    DynSet(DynSetStmt),
     /// `pcap "EXPR"`: nft2bpf's extension, which nft lacks: a tcpdump
     /// filter expression as a match.
     Pcap(Str),
@@ -317,10 +320,30 @@ impl Stmt {
             Stmt::Log(l) => l.span,
             Stmt::Fwd(f) => f.span,
             Stmt::Pcap(p) => p.span,
+            Stmt::DynSet(d) => d.span,
             Stmt::Mangle(m) => m.span,
             Stmt::Unsupported(u) => u.span,
         }
     }
+}
+
+/// `add @SET { KEY [timeout T] [STATEMENT ...] }` or `update @SET { ...
+/// }`: nft's set statement (its `dynset` expression).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynSetStmt {
+    /// `update` (refreshes an element's timeout) rather than `add`.
+    pub update: bool,
+    /// The set: `@NAME`.
+    pub set: Expr,
+    /// The key: a selector or a concatenation of them.
+    pub key: Expr,
+    /// `timeout T` after the key: the element's timeout.
+    pub timeout: Option<Ident>,
+    /// The statements after the key, run on the element (nft's element
+    /// expressions: `limit rate ...`, `counter`).
+    pub stmts: Vec<Stmt>,
+    /// The whole statement.
+    pub span: Span,
 }
 
 /// `LEFT [OP] RIGHT [/ MASK]`.
@@ -573,7 +596,12 @@ pub enum SetItem {
     AutoMerge(Span),
     /// `comment "..."`.
     Comment(Str),
-    /// `timeout T` or `gc-interval T`: refused.
+    /// `timeout T`: the elements' timeout (a time string such as `30s`
+    /// or `1m30s`, or a number of seconds).
+    Timeout(Ident),
+    /// `gc-interval T`: how often nft collects expired elements.
+    GcInterval(Ident),
+    /// Something nft knows that is refused.
     Unsupported(Unsupported),
 }
 
@@ -734,6 +762,8 @@ pub struct SetElem {
     pub data: Option<Expr>,
     /// `comment "..."` after the element.
     pub comment: Option<Str>,
+    /// `timeout T` after the element: its own timeout.
+    pub timeout: Option<Ident>,
     /// The whole element.
     pub span: Span,
 }

@@ -192,6 +192,17 @@ impl Display for Stmt {
                 }
                 Ok(())
             }
+            Stmt::DynSet(d) => {
+                let verb = if d.update { "update" } else { "add" };
+                write!(f, "{verb} {} {{ {}", d.set, d.key)?;
+                if let Some(t) = &d.timeout {
+                    write!(f, " timeout {}", t.name)?;
+                }
+                for s in &d.stmts {
+                    write!(f, " {s}")?;
+                }
+                f.write_str(" }")
+            }
             Stmt::Limit(l) => {
                 f.write_str("limit")?;
                 if let Some(n) = &l.name {
@@ -311,6 +322,8 @@ impl Display for SetItem {
             SetItem::Counter(_) => f.write_str("counter;"),
             SetItem::AutoMerge(_) => f.write_str("auto-merge;"),
             SetItem::Comment(c) => write!(f, "comment \"{}\";", c.name),
+            SetItem::Timeout(t) => write!(f, "timeout {};", t.name),
+            SetItem::GcInterval(t) => write!(f, "gc-interval {};", t.name),
             SetItem::Unsupported(u) => write!(f, "# unsupported: {}", u.what),
         }
     }
@@ -368,6 +381,9 @@ impl Display for Expr {
 impl Display for SetElem {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.key)?;
+        if let Some(t) = &self.timeout {
+            write!(f, " timeout {}", t.name)?;
+        }
         if let Some(c) = &self.comment {
             write!(f, " comment \"{}\"", c.name)?;
         }

@@ -492,7 +492,8 @@ fn leave_once(
     let expect = expect_current(&current);
     if chain.members.len() == 1 {
         xdp::detach_netlink(iface.clone(), chain.mode, expect)?;
-        remove_dir(&pins::dispatcher_dir(chain.ifindex, chain.dispatcher))?;
+        let dir = pins::dispatcher_dir(chain.ifindex, chain.dispatcher);
+        remove_old_pins(&dir, "the dispatcher is detached")?;
         return Ok(Hook::Empty);
     }
     let mut config = Config {
@@ -567,7 +568,8 @@ fn swap_in(
         return Err(e);
     }
     if let Hook::Dispatcher(old) = &current.hook {
-        remove_dir(&pins::dispatcher_dir(old.ifindex, old.dispatcher))?;
+        let dir = pins::dispatcher_dir(old.ifindex, old.dispatcher);
+        remove_old_pins(&dir, "the new dispatcher is attached")?;
     }
     let mode = match mode {
         XdpMode::Auto => xdp::query(iface.clone())?
@@ -608,10 +610,15 @@ fn pin_slots(dir: &Path, slots: &[Slot<'_>], links: &[Link]) -> Result<(), Attac
     Ok(())
 }
 
-fn remove_dir(dir: &Path) -> Result<(), AttachError> {
-    pins::remove_dispatcher_dir(dir).map_err(|e| AttachError::Sys {
-        op: format!("remove the old dispatcher's pins in {}", dir.display()),
-        source: e,
+/// Removes the pins of a dispatcher that is no longer attached; `done`
+/// says what has happened already, for the error.
+fn remove_old_pins(dir: &Path, done: &str) -> Result<(), AttachError> {
+    pins::remove_dispatcher_dir(dir).map_err(|source| AttachError::Sys {
+        op: format!(
+            "{done}, but removing the old pins in {} failed",
+            dir.display()
+        ),
+        source,
     })
 }
 

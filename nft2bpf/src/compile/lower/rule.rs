@@ -58,6 +58,25 @@ impl Lower<'_> {
                 Stmt::Verdict(v) => self.verdict(*v, r, next, ctx)?,
                 Stmt::VerdictMap(vm) => self.vmap(vm, r, cont, next, ctx)?,
                 Stmt::Pcap(p) => self.pcap(p, cont, next)?,
+                Stmt::DynSet(d) => {
+                    let parts = self.key_parts(&d.key, d.span)?;
+                    let (key, map) = self.stateful_set(&parts, d.set, d.span)?;
+                    let action = self.action(Action::DynSet {
+                        map: map as u32,
+                        update: d.update,
+                        timeout_ms: d.timeout.unwrap_or(0),
+                        limit: d.limit,
+                    });
+                    // A full set or a limit that breaks ends the rule, as
+                    // does a key that cannot be read.
+                    let cond = Cond::Lookup {
+                        key,
+                        action,
+                        result: None.into(),
+                    };
+                    let block = self.cfg.test(cond, cont, next, Short::False, d.span);
+                    self.guard(&parts, block, next, d.span)
+                }
             };
         }
         Ok(cont)
@@ -103,7 +122,7 @@ impl Lower<'_> {
         ctx: ChainCtx,
     ) -> Result<Edge, Error> {
         let parts = self.key_parts(&vm.key, vm.span)?;
-        if let Some(lookup) = self.set_lookup(&parts, vm.map) {
+        if let Some(lookup) = self.set_lookup(&parts, vm.map, false, vm.span)? {
             // A hit leaves the verdict's number in a variable: one test
             // per verdict but the last.
             // A map without elements has no verdict to branch to: no

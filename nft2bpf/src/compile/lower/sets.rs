@@ -15,6 +15,7 @@ use crate::compile::actions::Action;
 use crate::compile::sets::{
     MIN_SET_ENTRIES, NAMED_SET_ENTRIES, PartLayout, SetKind, SetMap, element_keys,
 };
+use crate::error::Error;
 
 /// Anonymous sets of at most this many elements are compare chains: a
 /// few tests cost less than a map lookup.
@@ -38,6 +39,8 @@ pub(super) struct SetMaps {
     anonymous: HashMap<Contents, usize>,
     /// The maps the program being built uses, for its cut.
     pub(super) in_program: std::collections::HashSet<usize>,
+    /// A stateful set's map number.
+    stateful: HashMap<SetId, usize>,
 }
 
 /// How a set is looked up.
@@ -50,9 +53,110 @@ pub(super) struct SetLookup {
     pub(super) verdicts: Vec<Verdict>,
 }
 
+/// Room a set that rules add to has without a `size`: the kernel's
+/// (`nft_dynset_init` makes a size of 0 `0xffff`).
+pub const DYNAMIC_SET_ENTRIES: u32 = 0xffff;
+
 impl Lower<'_> {
-    /// The lookup of `set` with the key `parts`, when it goes to a map.
-    pub(super) fn set_lookup(&mut self, parts: &[Part], set: SetId) -> Option<SetLookup> {
+    /// The map of a stateful set ([`crate::check::tree::SetState`]) for
+    /// the key `parts`, and the key: one map per set, so the program's
+    /// lookups and additions meet, whatever field they read.
+    pub(super) fn stateful_set(
+        &mut self,
+        parts: &[Part],
+        set: SetId,
+        span: pktmatch::Span,
+    ) -> Result<(KeyId, usize), Error> {
+        let (layout, words) = layout_of(parts).ok_or_else(|| {
+            Error::new(
+                "nft2bpf keeps this set's elements in a hash map, which this key cannot be looked up in",
+                span,
+            )
+        })?;
+        let data_bytes = 4 * words.len() as u32;
+        if data_bytes > pktmatch::ir::MAX_KEY_BYTES {
+            return Err(Error::new(
+                format!("the key is too long for a map ({data_bytes} bytes)"),
+                span,
+            ));
+        }
+        let m = match self.sets.stateful.get(&set) {
+            Some(&m) => {
+                if self.sets.maps[m].layout != layout {
+                    return Err(Error::new(
+                        "this set is used with keys of different alignments (nft2bpf keeps a set with timeouts or added to from rules in one map: not implemented)",
+                        span,
+                    ));
+                }
+                m
+            }
+            None => {
+                let s = &self.rs.sets[set];
+                let mut entries = Vec::new();
+                let mut timeouts = Vec::new();
+                for e in &s.elements {
+                    for key in element_keys(SetKind::Hash, &layout, &e.key) {
+                        entries.push((key, 1));
+                        timeouts.push(e.timeout.or(s.state.timeout));
+                    }
+                }
+                let max_entries = match s.size {
+                    Some(size) => size,
+                    None if s.state.dynamic => DYNAMIC_SET_ENTRIES,
+                    None => (2 * entries.len() as u32).max(NAMED_SET_ENTRIES),
+                };
+                self.sets.maps.push(SetMap {
+                    set,
+                    kind: SetKind::Hash,
+                    layout: layout.clone(),
+                    verdicts: Vec::new(),
+                    data_bytes,
+                    entries,
+                    max_entries,
+                    stateful: true,
+                    timeouts,
+                });
+                let m = self.sets.maps.len() - 1;
+                self.sets.stateful.insert(set, m);
+                m
+            }
+        };
+        self.sets.in_program.insert(m);
+        let key = Key {
+            parts: words.iter().map(|&w| KeyPart::network(w, 4)).collect(),
+        };
+        Ok((self.ir.key(key), m))
+    }
+
+    /// The lookup of `set` with the key `parts`, when it goes to a map
+    /// (a stateful set's always does, or is an error).
+    /// A hit runs the element's limit unless `negated` (nft's
+    /// `nft_lookup_eval` runs an element's expressions only when it
+    /// finds the element and the lookup is not inverted).
+    pub(super) fn set_lookup(
+        &mut self,
+        parts: &[Part],
+        set: SetId,
+        negated: bool,
+        span: pktmatch::Span,
+    ) -> Result<Option<SetLookup>, Error> {
+        if self.rs.sets[set].state.stateful() {
+            let (key, map) = self.stateful_set(parts, set, span)?;
+            let action = self.action(Action::LookupElement {
+                map: map as u32,
+                limits: !negated,
+            });
+            return Ok(Some(SetLookup {
+                key,
+                action,
+                verdicts: Vec::new(),
+            }));
+        }
+        Ok(self.plain_set_lookup(parts, set))
+    }
+
+    /// [`Lower::set_lookup`] of a set without state.
+    fn plain_set_lookup(&mut self, parts: &[Part], set: SetId) -> Option<SetLookup> {
         let s = &self.rs.sets[set];
         if s.name.is_none() && s.elements.len() <= INLINE_ELEMENTS {
             return None;
@@ -124,6 +228,8 @@ impl Lower<'_> {
                             data_bytes,
                             entries,
                             max_entries,
+                            stateful: false,
+                            timeouts: Vec::new(),
                         });
                         let m = self.sets.maps.len() - 1;
                         if s.name.is_some() {
@@ -152,6 +258,32 @@ impl Lower<'_> {
             verdicts,
         })
     }
+}
+
+/// The layout of a key of `parts` and the words it is made of, when
+/// every part is words of the packet.
+fn layout_of(parts: &[Part]) -> Option<(Layout, Vec<pktmatch::ir::Val>)> {
+    let mut layout = Layout::new();
+    let mut words = Vec::new();
+    for p in parts {
+        let Part::Words {
+            words: w,
+            widths,
+            shift,
+            bits,
+            ..
+        } = p
+        else {
+            return None;
+        };
+        layout.push(PartLayout {
+            widths: widths.clone(),
+            shift: *shift,
+            bits: *bits,
+        });
+        words.extend(w.iter().copied());
+    }
+    Some((layout, words))
 }
 
 /// The map entries of a set's elements: [`element_keys`] of each, with

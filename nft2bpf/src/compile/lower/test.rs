@@ -139,7 +139,7 @@ impl Lower<'_> {
         }
         let parts = self.key_parts(key, span)?;
         if let Test::InSet { set, negated } = *test
-            && let Some(lookup) = self.set_lookup(&parts, set)
+            && let Some(lookup) = self.set_lookup(&parts, set, negated, span)?
         {
             // One block: a miss, or a key that does not fit, is false.
             let cond = Cond::Lookup {

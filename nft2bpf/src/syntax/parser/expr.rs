@@ -411,6 +411,22 @@ impl Parser<'_> {
         self.list(first, h).map(|(e, _)| e)
     }
 
+    /// A time: a time string (`30s`, `1m30s`, `500ms`) or a number of
+    /// seconds, as written (the checks read it).
+    pub(super) fn time(&mut self, what: &str) -> Result<Ident, Error> {
+        match self.tok().clone() {
+            Tok::Word(w) => Ok(Ident {
+                name: w,
+                span: self.bump().span,
+            }),
+            Tok::Number(n) => Ok(Ident {
+                name: n.to_string(),
+                span: self.bump().span,
+            }),
+            _ => Err(self.unexpected(what)),
+        }
+    }
+
     /// `@NAME`.
     pub(super) fn set_ref(&mut self) -> Result<Expr, Error> {
         let start = self.expect(&Tok::At)?;
@@ -483,10 +499,19 @@ impl Parser<'_> {
         };
         let mut span = key.span;
         let mut comment = None;
-        if self.eat_word("comment").is_some() {
-            let c = self.quoted("comment")?;
-            span = span.to(c.span);
-            comment = Some(c);
+        let mut timeout = None;
+        loop {
+            if self.eat_word("comment").is_some() {
+                let c = self.quoted("comment")?;
+                span = span.to(c.span);
+                comment = Some(c);
+            } else if self.eat_word("timeout").is_some() {
+                let t = self.time("timeout")?;
+                span = span.to(t.span);
+                timeout = Some(t);
+            } else {
+                break;
+            }
         }
         let mut data = None;
         if self.eat(&Tok::Colon).is_some() {
@@ -506,6 +531,7 @@ impl Parser<'_> {
                 key,
                 data,
                 comment,
+                timeout,
                 span,
             },
             h + 1,

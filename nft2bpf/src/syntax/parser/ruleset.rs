@@ -543,11 +543,13 @@ impl Parser<'_> {
                     self.bump();
                     SetItem::Comment(self.quoted("comment")?)
                 }
-                Some(w @ ("timeout" | "gc-interval")) => {
-                    let what = w.to_string();
-                    let span = self.bump().span;
-                    self.skip_statement(span);
-                    SetItem::Unsupported(Unsupported { what, span })
+                Some("timeout") => {
+                    self.bump();
+                    SetItem::Timeout(self.time("timeout")?)
+                }
+                Some("gc-interval") => {
+                    self.bump();
+                    SetItem::GcInterval(self.time("gc-interval")?)
                 }
                 _ => {
                     return Err(self.unexpected(

@@ -100,6 +100,11 @@ impl Parser<'_> {
                     span: start.to(filter.span),
                 }));
             }
+            Some(w @ ("add" | "update")) if self.peek_nth(1).tok == Tok::At => {
+                let update = w == "update";
+                self.bump();
+                return self.dynset_stmt(update, start).map(Stmt::DynSet);
+            }
             Some(w) if UNSUPPORTED_STMTS.contains(&w) => {
                 let what = w.to_string();
                 let span = self.bump().span;
@@ -138,6 +143,55 @@ impl Parser<'_> {
             }));
         }
         self.relation(left).map(Stmt::Match)
+    }
+
+    /// `@SET { KEY [timeout T] [STATEMENT ...] }` after `add` or
+    /// `update`.
+    fn dynset_stmt(&mut self, update: bool, start: Span) -> Result<DynSetStmt, Error> {
+        let set = self.set_ref()?;
+        let open = self.expect(&Tok::LBrace)?;
+        self.enter(open)?;
+        if !self.at_selector() {
+            return Err(self.unexpected("a key (a selector or a concatenation)"));
+        }
+        let key = self.lhs()?;
+        if let ExprKind::Unsupported(u) = &key.kind {
+            return Err(Error::new(crate::check::refuse::message(&u.what), u.span));
+        }
+        let mut timeout = None;
+        if self.eat_word("timeout").is_some() {
+            timeout = Some(self.time("timeout")?);
+        }
+        let mut stmts = Vec::new();
+        while *self.tok() != Tok::RBrace {
+            let at = self.peek().span;
+            let s = match self.word() {
+                Some("limit") => {
+                    self.bump();
+                    Stmt::Limit(self.limit_stmt(at)?)
+                }
+                Some("counter") => {
+                    self.bump();
+                    Stmt::Counter(self.counter_stmt(at)?)
+                }
+                Some("quota") => {
+                    self.bump();
+                    Stmt::Quota(self.quota_stmt(at)?)
+                }
+                _ => return Err(self.unexpected("`limit`, `counter`, `quota` or `}`")),
+            };
+            stmts.push(s);
+        }
+        let end = self.expect(&Tok::RBrace)?;
+        self.leave();
+        Ok(DynSetStmt {
+            update,
+            set,
+            key,
+            timeout,
+            stmts,
+            span: start.to(end),
+        })
     }
 
     /// `[OP] RIGHT [/ MASK]` after the left side of a match.
