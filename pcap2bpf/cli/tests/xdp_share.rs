@@ -3,10 +3,9 @@
 //! `xdp-loader`'s programs; `status` shows the chain, `detach` leaves it,
 //! and the last one out leaves nothing pinned or attached.
 //!
-//! Joining a dispatcher loads extension programs (freplace): the tests
-//! that do are skipped on kernels that refuse them
-//! ([`testbed::features::require_extensions`]) and run in a VM with one
-//! that loads them. Every test has a pin directory of its own
+//! Joining a dispatcher loads extension programs (freplace): on kernels
+//! that refuse them, the tests that do run again in a VM with Debian's
+//! kernel ([`testbed::features::extensions_here_or_in_vm_with`]). Every test has a pin directory of its own
 //! (`PCAP2BPF_PIN_ROOT`) and a veth pair `va`/`vb` in a namespace of its
 //! own; filters go on `vb`.
 
@@ -18,6 +17,7 @@ use std::time::Duration;
 
 use bpf_builder::attach::dispatcher::{self, Hook};
 use bpf_builder::kernel_id::KernelProgId;
+use testbed::vm::Vm;
 use testbed::xdp_tools::{LoadOptions, XdpObjects, XdpTools};
 use testbed::{Marker, Netns, VethPair};
 
@@ -193,9 +193,19 @@ fn dispatcher_rows(o: &Output) -> Vec<(u32, String, String)> {
         .collect()
 }
 
-fn ready(what: &str) -> Option<Bed> {
-    let bed = Bed::new(what)?;
-    testbed::features::require_extensions(what).then_some(bed)
+/// The bed of a test (`test`, its name) that joins dispatchers: here on
+/// a kernel that loads extension programs; otherwise the test runs again
+/// in a VM (with the `pcap2bpf` binary and what `setup` adds) and this is
+/// `None`.
+fn ready(what: &str, test: &str, setup: impl FnOnce(Vm) -> Vm) -> Option<Bed> {
+    if !testbed::privileged(what)
+        || !testbed::features::extensions_here_or_in_vm_with(test, |vm| {
+            setup(vm.file(Path::new(BIN), BIN))
+        })
+    {
+        return None;
+    }
+    Bed::new(what)
 }
 
 /// Three filters share `vb`: the one placed `--before` another runs
@@ -204,7 +214,8 @@ fn ready(what: &str) -> Option<Bed> {
 /// leaves no pin, no dispatcher and nothing attached.
 #[test]
 fn shared_filters_run_in_order_and_the_last_leaves_nothing() {
-    let Some(bed) = ready("pcap2bpf attach --share") else {
+    let test = "shared_filters_run_in_order_and_the_last_leaves_nothing";
+    let Some(bed) = ready("pcap2bpf attach --share", test, |vm| vm) else {
         return;
     };
     let o = bed.ok(&[
@@ -298,7 +309,8 @@ fn shared_filters_run_in_order_and_the_last_leaves_nothing() {
 /// other member keeps running.
 #[test]
 fn a_member_removed_by_someone_else_is_reported() {
-    let Some(bed) = ready("pcap2bpf status of a removed member") else {
+    let test = "a_member_removed_by_someone_else_is_reported";
+    let Some(bed) = ready("pcap2bpf status of a removed member", test, |vm| vm) else {
         return;
     };
     bed.ok(&["attach", "-i", "vb", "--share", "--name", "g1", "udp"]);
@@ -353,9 +365,12 @@ fn filters_join_xdp_loaders_dispatcher() {
     if !XdpTools::available(what) {
         return;
     }
-    let Some(bed) = ready(what) else { return };
     let objects = XdpObjects::new().unwrap();
     let theirs = objects.counter("xdp_theirs", 30).unwrap();
+    let test = "filters_join_xdp_loaders_dispatcher";
+    let Some(bed) = ready(what, test, |vm| objects.vm_setup(vm)) else {
+        return;
+    };
     let tools = XdpTools::new(&bed.ns, &bed.pair.b);
     tools.load(&theirs, &LoadOptions::default()).unwrap();
 
