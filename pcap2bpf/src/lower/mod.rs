@@ -251,12 +251,12 @@ impl<'a> Lower<'a> {
             Primitive::Multicast(_) => self.link_multicast(),
             Primitive::Less(n) => Ok(self.less(*n)),
             Primitive::Greater(n) => Ok(self.greater(*n)),
-            Primitive::Byte(idx, op, val) => self.byte(*idx, *op, *val),
-            Primitive::Vlan(n) => self.vlan(*n),
-            Primitive::Mpls(n) => self.mpls(*n),
+            Primitive::Byte(idx, op, val) => self.byte(*idx, *op, val.value),
+            Primitive::Vlan(n) => self.vlan(n.map(|n| n.value)),
+            Primitive::Mpls(n) => self.mpls(n.map(|n| n.value)),
             Primitive::Pppoed => self.linktype(ETHERTYPE_PPPOED),
-            Primitive::Pppoes(n) => self.pppoes(*n),
-            Primitive::Geneve(vni) => self.geneve(*vni),
+            Primitive::Pppoes(n) => self.pppoes(n.map(|n| n.value)),
+            Primitive::Geneve(vni) => self.geneve(vni.map(|n| n.value)),
             Primitive::Llc(kind) => self.llc(*kind),
             Primitive::Qualified { .. }
             | Primitive::OtherLink(_)
