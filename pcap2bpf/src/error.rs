@@ -10,6 +10,10 @@ pub struct CompileError {
     pub message: String,
     /// The bytes of the expression the error is about.
     pub span: Span,
+    /// A check of libpcap's development branch that libpcap 1.10.3 does
+    /// not make: 1.10.3 compiles the filter, truncating or ignoring what
+    /// is refused here (`ip proto 256`, `decnet host 64.1`).
+    pub newer_check: bool,
 }
 
 impl CompileError {
@@ -18,6 +22,16 @@ impl CompileError {
         CompileError {
             message: message.into(),
             span,
+            newer_check: false,
+        }
+    }
+
+    /// Builds an error for `span` that only libpcap's newer releases
+    /// raise (see [`CompileError::newer_check`]).
+    pub fn newer(message: impl Into<String>, span: Span) -> Self {
+        CompileError {
+            newer_check: true,
+            ..CompileError::new(message, span)
         }
     }
 

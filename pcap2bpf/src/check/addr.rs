@@ -1,7 +1,6 @@
 //! Addresses: IPv4, IPv6 and DECnet parsing (as libpcap's
 //! `nametoaddr.c`) and the qualifiers each kind of address allows.
 
-use super::port::scan_int;
 use super::{Atom, Ipv4Proto, R, Side};
 use crate::error::CompileError;
 use crate::syntax::ast::{Dir, Kind, Proto, Qual, Span};
@@ -33,11 +32,76 @@ pub(super) fn atoin(s: &str) -> Option<(u32, u32)> {
     Some((addr, len.min(32)))
 }
 
-/// `__pcap_atodn`: `area.node` into a DECnet address.
-pub(super) fn atodn(s: &str) -> Option<u32> {
-    let (area, rest) = scan_int(s)?;
-    let (node, _) = scan_int(rest.strip_prefix('.')?)?;
-    Some((((area as u32) << 10) & 0o176000) | (node as u32 & 0o1777))
+/// `pcapint_atodn` of libpcap's development branch: `AREA.NODE`, both
+/// decimal, the area within 6 bits and the node within 10; `None` for
+/// anything else (1.10.3 read `%d.%d`, ignoring what followed and
+/// truncating both numbers to their bits).
+pub(super) fn atodn(s: &str) -> Option<u16> {
+    let (area, node) = s.split_once('.')?;
+    let number = |t: &str, max: u32| -> Option<u32> {
+        let mut n: u32 = 0;
+        for c in t.bytes() {
+            let d = char::from(c).to_digit(10)?;
+            n = n * 10 + d;
+            if n > max {
+                return None;
+            }
+        }
+        (!t.is_empty()).then_some(n)
+    };
+    let area = number(area, DECNET_AREA_MAX)?;
+    let node = number(node, DECNET_NODE_MAX)?;
+    Some((area << 10 | node) as u16)
+}
+
+/// The largest DECnet area (6 bits).
+pub(crate) const DECNET_AREA_MAX: u32 = 63;
+/// The largest DECnet node number (10 bits).
+pub(crate) const DECNET_NODE_MAX: u32 = 1023;
+
+/// `decnet` with a qualifier other than `host` (`gen_dnhost`, `gen_mcode`,
+/// `gen_scode`): "'decnet' is not a valid qualifier for 'net'". A newer
+/// check where libpcap 1.10.3 compiled the filter (`newer`).
+pub(super) fn decnet_qual(kind: Kind, newer: bool, span: Span) -> CompileError {
+    let k = match kind {
+        Kind::Net => "net",
+        Kind::Port => "port",
+        Kind::PortRange => "portrange",
+        Kind::Gateway => "gateway",
+        Kind::Proto => "proto",
+        Kind::ProtoChain => "protochain",
+        Kind::Default | Kind::Host => "host",
+    };
+    let m = format!("'decnet' is not a valid qualifier for '{k}'");
+    if newer {
+        CompileError::newer(m, span)
+    } else {
+        CompileError::new(m, span)
+    }
+}
+
+/// A DECnet address written as a number (`decnet host 1025`): libpcap's
+/// development branch refuses every such number, 1.10.3 took one as the
+/// 16-bit address it fits in (and compared wider ones with 16-bit
+/// fields, never matching).
+pub(super) fn decnet_number(q: Qual, n: u32, span: Span) -> R<Atom> {
+    if !matches!(q.kind, Kind::Default | Kind::Host) {
+        return Err(decnet_qual(q.kind, true, span));
+    }
+    Err(CompileError::newer(
+        format!("invalid DECnet address '{n}'"),
+        span,
+    ))
+}
+
+/// A DECnet address written `AREA.NODE` (the scanner's dotted number).
+pub(super) fn decnet_dotted(q: Qual, s: &str, span: Span) -> R<Atom> {
+    if !matches!(q.kind, Kind::Default | Kind::Host) {
+        return Err(decnet_qual(q.kind, true, span));
+    }
+    let addr = atodn(s)
+        .ok_or_else(|| CompileError::newer(format!("invalid DECnet address '{s}'"), span))?;
+    decnet(q.dir, addr, span)
 }
 
 /// The side of an IP or DECnet address test: no 802.11 qualifiers.
@@ -76,10 +140,10 @@ pub(super) fn ether_dir(dir: Dir, span: Span) -> R<Side> {
 }
 
 /// A DECnet address test.
-pub(super) fn decnet(dir: Dir, addr: u32, span: Span) -> R<Atom> {
+fn decnet(dir: Dir, addr: u16, span: Span) -> R<Atom> {
     Ok(Atom::DecnetHost {
         dir: addr_dir(dir, span)?,
-        addr: addr as u16,
+        addr,
     })
 }
 
@@ -100,7 +164,8 @@ pub(super) fn host4(q: Qual, addr: u32, mask: u32, span: Span) -> R<Atom> {
         Some(Ip) => return ipv4(Some(Ipv4Proto::Ip)),
         Some(Arp) => return ipv4(Some(Ipv4Proto::Arp)),
         Some(Rarp) => return ipv4(Some(Ipv4Proto::Rarp)),
-        Some(Decnet) => return decnet(q.dir, addr, span),
+        // The callers send DECnet qualifiers to `decnet_*`.
+        Some(Decnet) => return Err(decnet_qual(q.kind, false, span)),
         Some(Link) => format!("link-layer modifier applied to {what}"),
         Some(Ip6) => "'ip6' modifier applied to ip host".into(),
         Some(Atalk) => "AppleTalk host filtering not implemented".into(),

@@ -48,4 +48,26 @@ impl Link {
             Link::Ppp => "PPP",
         }
     }
+
+    /// The link-layer type as libpcap's newer messages name it
+    /// (`pcapint_datalink_val_to_string`: DLT name and description).
+    pub(crate) fn dlt(self) -> &'static str {
+        match self {
+            Link::Ether => "DLT_EN10MB (Ethernet)",
+            Link::Raw => "DLT_RAW (Raw IPv4/IPv6)",
+            Link::Sll => "DLT_LINUX_SLL (Linux cooked v1)",
+            Link::Sll2 => "DLT_LINUX_SLL2 (Linux cooked v2)",
+            Link::Null => "DLT_NULL (BSD loopback)",
+            Link::Loop => "DLT_LOOP (OpenBSD loopback)",
+            Link::Ppp => "DLT_PPP (Point-to-Point Protocol)",
+        }
+    }
+}
+
+/// Why a capture file cannot have `keyword` (`inbound`, `outbound` or
+/// `ifindex`) on `dlt` ([`Link::dlt`]): libpcap's development branch
+/// (`require_basic_bpf_extensions`); only a live capture's metadata has
+/// the direction or interface where the link-layer header does not.
+pub(crate) fn not_live(keyword: &str, dlt: &str) -> String {
+    format!("not a live capture, '{keyword}' not supported on {dlt}")
 }

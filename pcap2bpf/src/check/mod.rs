@@ -22,6 +22,7 @@ mod qualified;
 pub mod resolve;
 mod target;
 mod tree;
+pub(crate) mod width;
 
 pub use target::{TargetFacts, check_target};
 pub use tree::{Atom, Checked, Ipv4Proto, ProtoLayer, Side, Transport};
@@ -32,6 +33,7 @@ use crate::syntax::ast::*;
 use link::Link;
 use mpls::{loads_non_ip, over_mpls_ok};
 use resolve::Resolver;
+use width::Field;
 
 /// Walks the syntax tree in source order.
 pub struct Checker<'a> {
@@ -112,8 +114,8 @@ impl<'a> Checker<'a> {
                 _ => Err(err("only IP multicast filters supported on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel".into())),
             },
             Primitive::Vlan(n) => {
-                if let Some(n) = n.filter(|n| *n > 4095) {
-                    return Err(err(format!("VLAN tag {n} greater than maximum 4095")));
+                if let Some(n) = n {
+                    Field::VlanTag.check(n.value, n.span)?;
                 }
                 if self.after_mpls {
                     return Err(err("no VLAN match after MPLS".into()));
@@ -128,24 +130,22 @@ impl<'a> Checker<'a> {
                 if !self.after_mpls && !matches!(self.link, Link::Ether | Link::Ppp) {
                     return Err(err(format!("no MPLS support for {}", self.link.name())));
                 }
-                if let Some(n) = n.filter(|n| *n > 0xfffff) {
-                    return Err(err(format!("MPLS label {n} greater than maximum 1048575")));
+                if let Some(n) = n {
+                    Field::MplsLabel.check(n.value, n.span)?;
                 }
                 self.after_mpls = true;
                 atom(Atom::Prim(p.clone()))
             }
             Primitive::Pppoes(n) => {
-                if let Some(n) = n.filter(|n| *n > 0xffff) {
-                    return Err(err(format!(
-                        "PPPoE session number {n} greater than maximum 65535"
-                    )));
+                if let Some(n) = n {
+                    Field::PppoeSession.check(n.value, n.span)?;
                 }
                 self.link = Link::Ppp;
                 atom(Atom::Prim(p.clone()))
             }
             Primitive::Geneve(n) => {
-                if let Some(n) = n.filter(|n| *n > 0xffffff) {
-                    return Err(err(format!("Geneve VNI {n} greater than maximum 16777215")));
+                if let Some(n) = n {
+                    Field::GeneveVni.check(n.value, n.span)?;
                 }
                 // What follows is about the encapsulated Ethernet frame.
                 self.variable_offsets = true;
@@ -172,26 +172,30 @@ impl<'a> Checker<'a> {
                 }
                 _ => format!("'{k}' supported only on raw ATM"),
             })),
-            // libpcap 1.10.3 emits no load for these: the test is on
-            // whatever the accumulator held, which has no meaning.
-            Primitive::Byte(_, ByteOp::And | ByteOp::Or, _) => Err(err(
-                "'byte' with '&' or '|' is not supported: libpcap tests a stale register there"
-                    .into(),
-            )),
             // Whether the link layer here has the field decides, with the
             // target, whether these can be read (`check_target`).
             Primitive::Inbound | Primitive::Outbound => atom(Atom::Direction {
                 outbound: matches!(p, Primitive::Outbound),
                 in_header: matches!(self.link, Link::Sll | Link::Sll2),
+                dlt: self.link.dlt(),
             }),
             Primitive::IfIndex(n) => atom(Atom::IfIndex {
                 index: *n,
                 in_header: self.link == Link::Sll2,
+                dlt: self.link.dlt(),
             }),
-            Primitive::Less(_)
-            | Primitive::Greater(_)
-            | Primitive::Byte(..)
-            | Primitive::Pppoed => atom(Atom::Prim(p.clone())),
+            Primitive::Byte(_, op, val) => {
+                Field::ByteArgument.check(val.value, val.span)?;
+                // libpcap 1.10.3 emits no load for these: the test is on
+                // whatever the accumulator held, which has no meaning.
+                if matches!(op, ByteOp::And | ByteOp::Or) {
+                    return Err(err("'byte' with '&' or '|' is not supported: libpcap tests a stale register there".into()));
+                }
+                atom(Atom::Prim(p.clone()))
+            }
+            Primitive::Less(_) | Primitive::Greater(_) | Primitive::Pppoed => {
+                atom(Atom::Prim(p.clone()))
+            }
         }
     }
 

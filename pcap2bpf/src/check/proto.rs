@@ -1,14 +1,16 @@
 //! Protocol names and numbers: `proto`, `protochain` and the
 //! link-layer protocol names.
 
+use super::link::Link;
 use super::mpls::ip_ethertype;
+use super::width::Field;
 use super::{Atom, Checker, ProtoLayer, R};
 use crate::error::CompileError;
 use crate::numbers::{
-    ETHERTYPE_AARP, ETHERTYPE_ARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP, ETHERTYPE_IPV6,
-    ETHERTYPE_LAT, ETHERTYPE_LOOPBACK, ETHERTYPE_MOPDL, ETHERTYPE_MOPRC, ETHERTYPE_REVARP,
-    ETHERTYPE_SCA, ISO8473_CLNP, ISO9542_ESIS, ISO10589_ISIS, LLCSAP_8021D, LLCSAP_IPX,
-    LLCSAP_ISONS, LLCSAP_NETBEUI,
+    ETHERMTU, ETHERTYPE_AARP, ETHERTYPE_ARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP,
+    ETHERTYPE_IPV6, ETHERTYPE_LAT, ETHERTYPE_LOOPBACK, ETHERTYPE_MOPDL, ETHERTYPE_MOPRC,
+    ETHERTYPE_REVARP, ETHERTYPE_SCA, ISO8473_CLNP, ISO9542_ESIS, ISO10589_ISIS, LLCSAP_8021D,
+    LLCSAP_IPX, LLCSAP_ISONS, LLCSAP_NETBEUI,
 };
 use crate::syntax::ast::{Proto, Qual, Span};
 
@@ -36,18 +38,23 @@ impl Checker<'_> {
 
     pub(super) fn proto(&self, q: Qual, v: u32, span: Span) -> R<Atom> {
         use Proto::*;
-        let atom = |layer: Option<ProtoLayer>| Ok(Atom::Proto { layer, value: v });
+        let atom = |layer: Option<ProtoLayer>, field: Option<Field>| {
+            if let Some(f) = field {
+                f.check(v, span)?;
+            }
+            Ok(Atom::Proto { layer, value: v })
+        };
         let msg = match q.proto {
             // A number was checked before (`over_mpls_ok`); this is a name.
             Some(Link) if self.after_mpls && !ip_ethertype(v) => {
                 "unsupported protocol over mpls".into()
             }
-            None => return atom(None),
-            Some(Link) => return atom(Some(ProtoLayer::Link)),
-            Some(Ip) => return atom(Some(ProtoLayer::Ip)),
-            Some(Ip6) => return atom(Some(ProtoLayer::Ip6)),
-            Some(Iso) => return atom(Some(ProtoLayer::Iso)),
-            Some(Isis) => return atom(Some(ProtoLayer::Isis)),
+            None => return atom(None, Some(Field::ProtocolNumber)),
+            Some(Link) => return atom(Some(ProtoLayer::Link), self.link_type_field(v)),
+            Some(Ip) => return atom(Some(ProtoLayer::Ip), Some(Field::ProtocolNumber)),
+            Some(Ip6) => return atom(Some(ProtoLayer::Ip6), Some(Field::ProtocolNumber)),
+            Some(Iso) => return atom(Some(ProtoLayer::Iso), Some(Field::IsoProtocol)),
+            Some(Isis) => return atom(Some(ProtoLayer::Isis), Some(Field::IsisPduType)),
             Some(Arp) => "arp does not encapsulate another protocol".into(),
             Some(Rarp) => "rarp does not encapsulate another protocol".into(),
             Some(Atalk) => "AppleTalk encapsulation is not specifiable".into(),
@@ -62,6 +69,20 @@ impl Checker<'_> {
         Err(CompileError::new(msg, span))
     }
 
+    /// The field `link proto V` compares `V` with here (`gen_linktype`):
+    /// on Ethernet and Linux cooked v1 an 802.2 DSAP up to 1500, else the
+    /// EtherType; Linux cooked v2 has only the EtherType; PPP its
+    /// protocol (EtherTypes it knows map to theirs, all narrower); raw IP
+    /// and the loopback headers no such field (the test is false).
+    fn link_type_field(&self, v: u32) -> Option<Field> {
+        match self.link {
+            Link::Ether | Link::Sll if v <= ETHERMTU => Some(Field::LlcDsap),
+            Link::Ether | Link::Sll | Link::Sll2 => Some(Field::EtherType),
+            Link::Ppp => Some(Field::PppProtocol),
+            Link::Raw | Link::Null | Link::Loop => None,
+        }
+    }
+
     pub(super) fn protochain(&self, q: Qual, v: u32, span: Span) -> R<Atom> {
         if !matches!(q.proto, None | Some(Proto::Ip) | Some(Proto::Ip6)) {
             return Err(CompileError::new(
@@ -69,6 +90,7 @@ impl Checker<'_> {
                 span,
             ));
         }
+        Field::ProtocolNumber.check(v, span)?;
         if self.variable_offsets {
             return Err(CompileError::new(
                 "'protochain' not supported with variable length headers",

@@ -3,8 +3,9 @@
 
 use std::net::IpAddr;
 
-use super::addr::{atodn, atoin, decnet, ether_dir, host4, ipv6, shl};
+use super::addr::{atoin, decnet_dotted, decnet_number, decnet_qual, ether_dir, host4, ipv6, shl};
 use super::port::{kind_name, port_conflict, port_dir, port_proto};
+use super::width::Field;
 use super::{Atom, Checked, Checker, R};
 use crate::check::link::Link;
 use crate::error::CompileError;
@@ -23,7 +24,7 @@ impl Checker<'_> {
                 let n = *n;
                 match q.kind {
                     Kind::Default | Kind::Host | Kind::Net => match q.proto {
-                        Some(Proto::Decnet) => one(decnet(q.dir, n, vspan)?),
+                        Some(Proto::Decnet) => one(decnet_number(q, n, vspan)?),
                         Some(Proto::Link) => Err(err("illegal link layer address".into())),
                         _ => {
                             let (mut addr, mut mask) = (n, u32::MAX);
@@ -40,9 +41,7 @@ impl Checker<'_> {
                         let proto = port_proto(q).ok_or_else(|| {
                             err(format!("illegal qualifier of '{}'", kind_name(q.kind)))
                         })?;
-                        if n > 65535 {
-                            return Err(err(format!("illegal port number {n} > 65535")));
-                        }
+                        Field::PortNumber.check(n, vspan)?;
                         let dir = port_dir(q.dir, q.kind == Kind::PortRange, vspan)?;
                         one(Atom::Port {
                             proto,
@@ -68,11 +67,9 @@ impl Checker<'_> {
                     return Err(err(format!("'{k}' modifier applied to ip host")));
                 }
                 if q.proto == Some(Proto::Decnet) {
-                    let a =
-                        atodn(s).ok_or_else(|| err(format!("malformed decnet address '{s}'")))?;
                     return match q.kind {
                         Kind::Gateway => Err(err("'gateway' requires a name".into())),
-                        _ => one(decnet(q.dir, a, vspan)?),
+                        _ => one(decnet_dotted(q, s, vspan)?),
                     };
                 }
                 let (v, len) =
@@ -86,19 +83,19 @@ impl Checker<'_> {
                 }
             }
             Value::Ipv4Prefix(s, len) => {
+                self.decnet_masked(q, vspan)?;
                 let (n, nlen) =
                     atoin(s).ok_or_else(|| err(format!("invalid IPv4 address '{s}'")))?;
                 let n = shl(n, 32 - nlen);
-                if *len > 32 {
-                    return Err(err("mask length must be <= 32".into()));
-                }
-                let m = if *len == 0 { 0 } else { u32::MAX << (32 - len) };
+                let len = Field::NetmaskLength.check(len.value, len.span)?;
+                let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
                 if n & !m != 0 {
                     return Err(err(format!("non-network bits set in \"{s}/{len}\"")));
                 }
                 self.masked(q, n, m, vspan)
             }
             Value::Ipv4Mask(s, ms) => {
+                self.decnet_masked(q, vspan)?;
                 let (n, nlen) =
                     atoin(s).ok_or_else(|| err(format!("invalid IPv4 address '{s}'")))?;
                 let (m, mlen) =
@@ -125,13 +122,20 @@ impl Checker<'_> {
         }
     }
 
+    /// `gen_mcode` refuses DECnet first: `decnet net A/N` and `decnet
+    /// net A mask M` were DECnet address tests in libpcap 1.10.3 (a newer
+    /// check), `decnet host A/N` a mask on a host there too.
+    fn decnet_masked(&self, q: Qual, span: Span) -> R<()> {
+        if q.proto == Some(Proto::Decnet) {
+            return Err(decnet_qual(q.kind, q.kind == Kind::Net, span));
+        }
+        Ok(())
+    }
+
     /// `gen_mcode`: a masked IPv4 network.
     fn masked(&self, q: Qual, n: u32, m: u32, span: Span) -> R<Checked> {
         if q.kind != Kind::Net {
             return Err(CompileError::new("Mask syntax for networks only", span));
-        }
-        if q.proto == Some(Proto::Decnet) {
-            return Ok(Checked::Atom(decnet(q.dir, n, span)?, span));
         }
         Ok(Checked::Atom(host4(q, n, m, span)?, span))
     }
@@ -140,6 +144,11 @@ impl Checker<'_> {
         let err = |m: String| CompileError::new(m, span);
         let one = |a: Atom| Ok(Checked::Atom(a, span));
         match q.kind {
+            // `gen_scode`: no DECnet names (`decnet net NAME` looked the
+            // network up in libpcap 1.10.3: a newer check).
+            Kind::Net | Kind::Default | Kind::Host if q.proto == Some(Proto::Decnet) => {
+                Err(decnet_qual(q.kind, q.kind == Kind::Net, span))
+            }
             Kind::Net => {
                 let mut addr = self
                     .resolver
@@ -150,9 +159,6 @@ impl Checker<'_> {
                 while addr != 0 && addr & 0xff00_0000 == 0 {
                     addr <<= 8;
                     mask <<= 8;
-                }
-                if q.proto == Some(Proto::Decnet) {
-                    return one(decnet(q.dir, addr, span)?);
                 }
                 one(host4(q, addr, mask, span)?)
             }
@@ -168,9 +174,6 @@ impl Checker<'_> {
                     let dir = ether_dir(q.dir, span)?;
                     one(Atom::EtherHost { dir, mac })
                 }
-                Some(Proto::Decnet) => Err(err(format!(
-                    "decnet name support not included, '{name}' cannot be translated"
-                ))),
                 _ => {
                     let addrs = self.resolver.host(name);
                     if addrs.is_empty() {
@@ -229,12 +232,10 @@ impl Checker<'_> {
                     span,
                 )?;
                 for p in [p1, p2] {
-                    if p < 0 {
+                    let Ok(p) = u32::try_from(p) else {
                         return Err(err(format!("illegal port number {p} < 0")));
-                    }
-                    if p > 65535 {
-                        return Err(err(format!("illegal port number {p} > 65535")));
-                    }
+                    };
+                    Field::PortNumber.check(p, span)?;
                 }
                 let dir = port_dir(q.dir, true, span)?;
                 let (lo, hi) = (p1.min(p2) as u16, p1.max(p2) as u16);

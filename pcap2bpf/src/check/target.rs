@@ -5,6 +5,7 @@
 //! (`ip broadcast`). [`crate::lower_ir`] runs them before lowering, on
 //! the checked tree and the facts [`crate::LowerOptions::facts`] gives.
 
+use super::link::not_live;
 use super::{Atom, Checked};
 use crate::error::CompileError;
 use crate::syntax::ast::{Primitive, Proto};
@@ -40,23 +41,28 @@ pub fn check_target(c: &Checked, target: &TargetFacts) -> Result<(), CompileErro
 }
 
 /// Why `target` cannot run `a`, if it cannot.
-fn refusal(a: &Atom, target: &TargetFacts) -> Option<&'static str> {
+fn refusal(a: &Atom, target: &TargetFacts) -> Option<String> {
     match a {
         Atom::Direction {
-            in_header: false, ..
-        } if target.capture_file => {
-            Some("inbound/outbound not supported on this link type when reading a capture file")
-        }
+            in_header: false,
+            outbound,
+            dlt,
+        } if target.capture_file => Some(not_live(
+            if *outbound { "outbound" } else { "inbound" },
+            dlt,
+        )),
         Atom::IfIndex {
-            in_header: false, ..
-        } if target.capture_file => {
-            Some("ifindex not supported on this link type when reading a capture file")
-        }
+            in_header: false,
+            dlt,
+            ..
+        } if target.capture_file => Some(not_live("ifindex", dlt)),
         Atom::ProtoChain {
             after_vlan: true, ..
-        } if target.vlan_meta => Some("'protochain' not supported with variable length headers"),
+        } if target.vlan_meta => {
+            Some("'protochain' not supported with variable length headers".into())
+        }
         Atom::Prim(Primitive::Broadcast(Some(Proto::Ip))) if !target.netmask => {
-            Some("netmask not known, so 'ip broadcast' not supported")
+            Some("netmask not known, so 'ip broadcast' not supported".into())
         }
         _ => None,
     }
@@ -70,9 +76,13 @@ mod tests {
         parse_with,
     };
 
-    const INOUT: &str =
-        "inbound/outbound not supported on this link type when reading a capture file";
-    const IFINDEX: &str = "ifindex not supported on this link type when reading a capture file";
+    const ETHER: &str = "DLT_EN10MB (Ethernet)";
+    const PPP: &str = "DLT_PPP (Point-to-Point Protocol)";
+
+    /// libpcap's refusal of `keyword` on `dlt` in a capture file.
+    fn not_live(keyword: &str, dlt: &str) -> String {
+        format!("not a live capture, '{keyword}' not supported on {dlt}")
+    }
     const PROTOCHAIN: &str = "'protochain' not supported with variable length headers";
     const NETMASK: &str = "netmask not known, so 'ip broadcast' not supported";
 
@@ -115,9 +125,14 @@ mod tests {
     #[test]
     fn direction_needs_a_field_in_a_capture_file() {
         for e in ["inbound", "outbound"] {
-            refused(e, LinkType::En10mb, &offline(LinkType::En10mb), INOUT, e);
-            for link in [LinkType::Raw, LinkType::Null, LinkType::Loop] {
-                refused(e, link, &offline(link), INOUT, e);
+            let en = LinkType::En10mb;
+            refused(e, en, &offline(en), &not_live(e, ETHER), e);
+            for (link, dlt) in [
+                (LinkType::Raw, "DLT_RAW (Raw IPv4/IPv6)"),
+                (LinkType::Null, "DLT_NULL (BSD loopback)"),
+                (LinkType::Loop, "DLT_LOOP (OpenBSD loopback)"),
+            ] {
+                refused(e, link, &offline(link), &not_live(e, dlt), e);
             }
             for link in [LinkType::LinuxSll, LinkType::LinuxSll2] {
                 assert!(check(e, link, &offline(link)).is_ok(), "{e} {link:?}");
@@ -129,14 +144,20 @@ mod tests {
         // Inside a PPPoE session the cooked header's field is not there
         // for libpcap's code generator.
         let sll = LinkType::LinuxSll;
-        refused("pppoes and inbound", sll, &offline(sll), INOUT, "inbound");
+        let m = not_live("inbound", PPP);
+        refused("pppoes and inbound", sll, &offline(sll), &m, "inbound");
         assert!(check("inbound and pppoes", sll, &offline(sll)).is_ok());
     }
 
     #[test]
     fn ifindex_needs_a_field_in_a_capture_file() {
-        for link in [LinkType::En10mb, LinkType::LinuxSll, LinkType::Raw] {
-            refused("ifindex 3", link, &offline(link), IFINDEX, "ifindex 3");
+        for (link, dlt) in [
+            (LinkType::En10mb, ETHER),
+            (LinkType::LinuxSll, "DLT_LINUX_SLL (Linux cooked v1)"),
+            (LinkType::Raw, "DLT_RAW (Raw IPv4/IPv6)"),
+        ] {
+            let m = not_live("ifindex", dlt);
+            refused("ifindex 3", link, &offline(link), &m, "ifindex 3");
         }
         let sll2 = LinkType::LinuxSll2;
         assert!(check("ifindex 3", sll2, &offline(sll2)).is_ok());
@@ -144,7 +165,7 @@ mod tests {
             "pppoes and ifindex 3",
             sll2,
             &offline(sll2),
-            IFINDEX,
+            &not_live("ifindex", PPP),
             "ifindex 3",
         );
         for t in TARGETS {
@@ -195,12 +216,13 @@ mod tests {
             NETMASK,
             "ip broadcast",
         );
-        refused("inbound or ip broadcast", en, &o, INOUT, "inbound");
+        let m = not_live("inbound", ETHER);
+        refused("inbound or ip broadcast", en, &o, &m, "inbound");
         refused(
             "tcp and (udp or ifindex 2) and outbound",
             en,
             &o,
-            IFINDEX,
+            &not_live("ifindex", ETHER),
             "ifindex 2",
         );
     }

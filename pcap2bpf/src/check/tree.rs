@@ -83,6 +83,8 @@ pub enum Atom {
         /// and v2); elsewhere only a live hook knows the direction, and
         /// a capture file does not have it.
         in_header: bool,
+        /// The link-layer type here, as libpcap's messages name it.
+        dlt: &'static str,
     },
     /// `ifindex N`.
     IfIndex {
@@ -92,6 +94,8 @@ pub enum Atom {
         /// cooked v2); elsewhere only a live hook knows the interface,
         /// and a capture file does not have it.
         in_header: bool,
+        /// The link-layer type here, as libpcap's messages name it.
+        dlt: &'static str,
     },
     /// Any other primitive, checked and lowered as written.
     Prim(Primitive),

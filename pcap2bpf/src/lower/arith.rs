@@ -45,14 +45,39 @@ impl Lower<'_> {
     }
 
     /// A load at `base + idx` (libpcap: X = idx, `ld [x + base.k]`).
+    ///
+    /// The sum of X and `k` does not wrap in libpcap's filter machine (a
+    /// load past the packet rejects it), but its optimiser turns a load
+    /// whose X is a known constant into `ld [k + X]`, adding in 32 bits:
+    /// `ip[4294967294:1]` reads `ether[12]` on Ethernet. Where libpcap
+    /// optimises, a constant index wraps the same way.
     pub(super) fn indexed(&mut self, var: Option<Val>, idx: Val, k: u32, size: u8) -> Val {
         let off = match var {
             Some(v) => self.ir.bin(BinOp::Add, idx, v),
             None => idx,
         };
         match self.ir.node(off) {
+            ValNode::Const(c) if self.pcap_optimizes => self.ir.load(None, c.wrapping_add(k), size),
             ValNode::Const(c) if c.checked_add(k).is_some() => self.ir.load(None, c + k, size),
             _ => self.ir.load(Some(off), k, size),
+        }
+    }
+
+    /// A load at `idx` from the transport header, which starts `x` (the
+    /// IPv4 header length) past `k` (libpcap: A = idx + x in 32 bits,
+    /// X = A, `ld [x + k]`). Where libpcap optimises, a constant index
+    /// moves into `k` instead (a peephole of its optimiser: `tcp[c]`
+    /// loads `[x + (k + c)]`, that sum in 32 bits): near the wrap the
+    /// two differ, and the peephole decides what libpcap reads.
+    fn transport_indexed(&mut self, x: Val, idx: Val, k: u32, size: u8) -> Val {
+        match self.ir.node(idx) {
+            ValNode::Const(c) if self.pcap_optimizes => {
+                self.ir.load(Some(x), k.wrapping_add(c), size)
+            }
+            _ => {
+                let off = self.ir.bin(BinOp::Add, idx, x);
+                self.ir.load(Some(off), k, size)
+            }
         }
     }
 
@@ -78,8 +103,7 @@ impl Lower<'_> {
             }
             Sctp | Tcp | Udp | Icmp | Igmp | Igrp | Pim | Vrrp | Carp => {
                 let x = self.iphdrlen();
-                let off = self.ir.bin(BinOp::Add, idx, x);
-                let v = self.ir.load(Some(off), nlk, size);
+                let v = self.transport_indexed(x, idx, nlk, size);
                 let pb = self.abbrev(proto)?;
                 let f = self.ipfrag()?;
                 let b = and_opt(ib, and(pb, f));

@@ -8,7 +8,7 @@ use super::formula::{P, and, not, or};
 use super::offset::Rel;
 use super::{Lower, R};
 use crate::check::Side;
-use crate::check::link::Link;
+use crate::check::link::{Link, not_live};
 use crate::numbers::{
     BSD_AFNUM_INET, BSD_AFNUM_INET6_BSD, BSD_AFNUM_INET6_DARWIN, BSD_AFNUM_INET6_FREEBSD, ETHERMTU,
     ETHERTYPE_AARP, ETHERTYPE_ATALK, ETHERTYPE_DN, ETHERTYPE_IP, ETHERTYPE_IPV6, ETHERTYPE_IPX,
@@ -218,9 +218,8 @@ impl Lower<'_> {
             Link::Sll2 => self.cmp(Rel::LinkHdr, 10, 1, PACKET_OUTGOING)?,
             // check_target refuses it (`Atom::Direction::in_header`).
             _ if self.opts.offline => {
-                return Err(self.refused(
-                    "inbound/outbound not supported on this link type when reading a capture file",
-                ));
+                let kw = if out { "outbound" } else { "inbound" };
+                return Err(self.refused(not_live(kw, self.link.dlt())));
             }
             _ => match self.opts.fixed_direction {
                 Some(outgoing) => {
@@ -237,10 +236,7 @@ impl Lower<'_> {
         match self.link {
             Link::Sll2 => self.cmp(Rel::LinkHdr, 4, 4, n),
             // check_target refuses it (`Atom::IfIndex::in_header`).
-            _ if self.opts.offline => {
-                Err(self
-                    .refused("ifindex not supported on this link type when reading a capture file"))
-            }
+            _ if self.opts.offline => Err(self.refused(not_live("ifindex", self.link.dlt()))),
             _ => Ok(self.meta_test(Meta::IfIndex, n)),
         }
     }

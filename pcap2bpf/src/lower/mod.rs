@@ -43,7 +43,7 @@ use crate::numbers::ETHERTYPE_PPPOED;
 use crate::syntax::ast::{Primitive, Proto, Span};
 use formula::{P, and, not, or, to_blocks};
 use offset::Offsets;
-use tunnel::{check_vars_set, has_geneve};
+use tunnel::{check_vars_set, has_geneve, pcap_optimizes};
 
 /// What the lowering needs to know about where the filter runs: made with
 /// [`LowerOptions::offline`] or [`LowerOptions::live`].
@@ -124,6 +124,7 @@ pub fn lower(c: Option<&Checked>, opts: &LowerOptions, ir: &mut Ir) -> Result<()
     // libpcap turns its optimiser off for filters with `geneve`.
     ir.pcap_unoptimized = has_geneve(c);
     let mut l = Lower::new(opts, ir);
+    l.pcap_optimizes = pcap_optimizes(c);
     let p = l.node(c)?;
     let made_vars = l.next_var > 0;
     let (blocks, entry) = to_blocks(&p);
@@ -155,6 +156,10 @@ struct Lower<'a> {
     geneve: Option<(Val, Val)>,
     /// The next free variable.
     next_var: u32,
+    /// libpcap optimises this filter ([`tunnel::pcap_optimizes`]): its
+    /// optimiser folds a constant index into the offset of a load, and
+    /// that sum wraps around 32 bits (`arith::Lower::indexed`).
+    pcap_optimizes: bool,
     span: Span,
 }
 
@@ -171,6 +176,7 @@ impl<'a> Lower<'a> {
             vlan_depth: 0,
             geneve: None,
             next_var: 0,
+            pcap_optimizes: true,
             span: Span::default(),
         }
     }
@@ -251,12 +257,12 @@ impl<'a> Lower<'a> {
             Primitive::Multicast(_) => self.link_multicast(),
             Primitive::Less(n) => Ok(self.less(*n)),
             Primitive::Greater(n) => Ok(self.greater(*n)),
-            Primitive::Byte(idx, op, val) => self.byte(*idx, *op, *val),
-            Primitive::Vlan(n) => self.vlan(*n),
-            Primitive::Mpls(n) => self.mpls(*n),
+            Primitive::Byte(idx, op, val) => self.byte(*idx, *op, val.value),
+            Primitive::Vlan(n) => self.vlan(n.map(|n| n.value)),
+            Primitive::Mpls(n) => self.mpls(n.map(|n| n.value)),
             Primitive::Pppoed => self.linktype(ETHERTYPE_PPPOED),
-            Primitive::Pppoes(n) => self.pppoes(*n),
-            Primitive::Geneve(vni) => self.geneve(*vni),
+            Primitive::Pppoes(n) => self.pppoes(n.map(|n| n.value)),
+            Primitive::Geneve(vni) => self.geneve(vni.map(|n| n.value)),
             Primitive::Llc(kind) => self.llc(*kind),
             Primitive::Qualified { .. }
             | Primitive::OtherLink(_)

@@ -23,6 +23,17 @@ pub(super) fn has_geneve(c: &Checked) -> bool {
     }
 }
 
+/// Whether libpcap optimises the filter: `geneve` and `protochain` turn
+/// its optimiser off (`cstate->no_optimize`).
+pub(super) fn pcap_optimizes(c: &Checked) -> bool {
+    match c {
+        Checked::And(ab) | Checked::Or(ab) => pcap_optimizes(&ab.0) && pcap_optimizes(&ab.1),
+        Checked::Not(a) => pcap_optimizes(a),
+        Checked::Atom(Atom::Prim(Primitive::Geneve(_)) | Atom::ProtoChain { .. }, _) => false,
+        Checked::Atom(..) => true,
+    }
+}
+
 /// Refuses filters that read a variable on a path that did not set it:
 /// tests after `geneve` that also run when `geneve` did not match (`not
 /// geneve and tcp`, `geneve or udp`). libpcap reads scratch memory it

@@ -187,8 +187,8 @@ pub enum Value {
     Num(u32),
     /// A dotted number with 2..4 parts (`HID`), kept as text as libpcap does.
     Ipv4(String),
-    /// `HID/NUM`.
-    Ipv4Prefix(String, u32),
+    /// `HID/NUM`: the prefix length with its span (the checks point at it).
+    Ipv4Prefix(String, Number),
     /// `HID mask HID`.
     Ipv4Mask(String, String),
     /// An IPv6 address (`HID6`).
@@ -199,6 +199,16 @@ pub enum Value {
     Mac([u8; 6]),
     /// An ARCnet address `$xx` (`AID`).
     Arcnet(String),
+}
+
+/// A number operand of a primitive with where it is written: the checks
+/// of a field's width point at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Number {
+    /// The value.
+    pub value: u32,
+    /// The bytes of the number (with its parentheses, if any).
+    pub span: Span,
 }
 
 /// Arithmetic operators.
@@ -317,7 +327,7 @@ pub enum Primitive {
     /// `greater N`: length >= N.
     Greater(u32),
     /// `byte IDX op VAL`.
-    Byte(u32, ByteOp, u32),
+    Byte(u32, ByteOp, Number),
     /// `inbound`.
     Inbound,
     /// `outbound`.
@@ -325,15 +335,15 @@ pub enum Primitive {
     /// `ifindex N`.
     IfIndex(u32),
     /// `vlan [N]`.
-    Vlan(Option<u32>),
+    Vlan(Option<Number>),
     /// `mpls [N]`.
-    Mpls(Option<u32>),
+    Mpls(Option<Number>),
     /// `pppoed`.
     Pppoed,
     /// `pppoes [N]`.
-    Pppoes(Option<u32>),
+    Pppoes(Option<Number>),
     /// `geneve [N]`.
-    Geneve(Option<u32>),
+    Geneve(Option<Number>),
     /// `llc [type]`.
     Llc(Llc),
     /// Primitives that exist only on other link types (pflog, 802.11

@@ -606,7 +606,7 @@ impl Parser<'_> {
                 self.bump();
                 if self.is_sym("/") {
                     self.bump();
-                    Value::Ipv4Prefix(s, self.num()?.0)
+                    Value::Ipv4Prefix(s, self.number()?)
                 } else if self.is_kw("mask") {
                     self.bump();
                     match self.peek().cloned() {
@@ -760,9 +760,16 @@ impl Parser<'_> {
         }
     }
 
-    fn opt_pnum(&mut self) -> R<Option<u32>> {
+    /// A `NUM` with its span.
+    fn number(&mut self) -> R<Number> {
+        let (value, span) = self.num()?;
+        Ok(Number { value, span })
+    }
+
+    fn opt_pnum(&mut self) -> R<Option<Number>> {
         if matches!(self.peek(), Some(Tok::Num(_)) | Some(Tok::Sym("("))) {
-            Ok(Some(self.pnum()?.0))
+            let (value, span) = self.pnum()?;
+            Ok(Some(Number { value, span }))
         } else {
             Ok(None)
         }
@@ -852,7 +859,7 @@ impl Parser<'_> {
                     _ => return Err(self.syntax()),
                 };
                 self.bump();
-                Primitive::Byte(idx, op, self.num()?.0)
+                Primitive::Byte(idx, op, self.number()?)
             }
             "inbound" => Primitive::Inbound,
             "outbound" => Primitive::Outbound,
