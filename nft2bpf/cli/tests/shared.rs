@@ -17,10 +17,13 @@ mod common;
 use std::path::Path;
 
 use bpf_builder::asm::Asm;
+use bpf_builder::attach::Link;
 use bpf_builder::attach::dispatcher::{self, Hook, JoinOptions, Joined};
+use bpf_builder::attach::xdp;
 use bpf_builder::handle::Map;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
+use bpf_builder::load::Loaded;
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgramType};
 use common::{BIN, Bed};
@@ -94,22 +97,46 @@ fn members(bed: &Bed) -> Vec<String> {
 }
 
 /// Every entry under `/sys/fs/bpf/xdp` (where dispatchers pin their
-/// members), sorted.
+/// members), sorted, without the dispatchers' ids (a change makes a new
+/// dispatcher): `dispatch-IFINDEX/progN-prog`.
 fn xdp_pins() -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/sys/fs/bpf/xdp").into_iter().flatten() {
         let e = e.unwrap();
-        out.push(e.file_name().to_string_lossy().into_owned());
+        let name = e.file_name().to_string_lossy().into_owned();
+        let dir = match name.strip_prefix("dispatch-") {
+            Some(rest) => format!("dispatch-{}", rest.split('-').next().unwrap()),
+            None => name,
+        };
+        out.push(dir.clone());
         for f in std::fs::read_dir(e.path()).into_iter().flatten() {
             out.push(format!(
-                "{}/{}",
-                e.file_name().to_string_lossy(),
+                "{dir}/{}",
                 f.unwrap().file_name().to_string_lossy()
             ));
         }
     }
     out.sort();
     out
+}
+
+/// A program named `loner` that passes every frame, attached alone
+/// (by an XDP link) to `dev`.
+fn lone_program(bed: &Bed, dev: &'static str) -> (Loaded, Link) {
+    let mut o = Object::new();
+    let mut a = Asm::new();
+    a.mov64(R0, XDP_PASS);
+    a.exit();
+    let p = o
+        .add_program("loner", ProgramType::Xdp, a.finish().unwrap())
+        .unwrap();
+    let loaded = o.load().unwrap();
+    let link = bed
+        .ns
+        .run(|| xdp::attach(dev, loaded.program(p), xdp::XdpMode::Auto))
+        .unwrap()
+        .unwrap();
+    (loaded, link)
 }
 
 /// Takes the other member out of the dispatcher when dropped (also when
@@ -177,6 +204,28 @@ fn shared_firewall_runs_beside_another_member() {
         bed.pins()
     );
 
+    // A second device that a lone program holds: nfb's member, joined
+    // first, leaves again when nfa's join fails.
+    let (lone, link) = lone_program(&bed, "nfa");
+    let both = bed.file(
+        "both.nft",
+        &chain(set, "\t\tudp dport 9 drop\n")
+            .replace("device \"nfb\"", "devices = { \"nfb\", \"nfa\" }"),
+    );
+    let err = bed.fails(&["load", both.to_str().unwrap(), "--shared"]);
+    assert!(
+        err.contains("xdp on nfa") && err.contains("`loner`"),
+        "{err}"
+    );
+    assert_eq!(members(&bed), ["seen"]);
+    assert_eq!(xdp_pins(), before, "no dispatcher pins left behind");
+    assert!(
+        bed.pins().iter().all(|p| !p.contains("xdp-nf")),
+        "{:?}",
+        bed.pins()
+    );
+    drop((link, lone));
+
     // Ours first: what it drops never reaches `seen`.
     let out = bed.ok(&["load", first, "--shared", "--first"]);
     assert!(out.starts_with("joined xdp on nfb: program "), "{out}");
@@ -241,7 +290,7 @@ fn shared_firewall_runs_beside_another_member() {
     assert_eq!(out, "detached xdp-nfb\n");
     assert!(!bed.root.exists(), "{:?}", bed.pins());
     assert_eq!(members(&bed), ["seen"]);
-    assert_eq!(xdp_pins().len(), before.len(), "{:?}", xdp_pins());
+    assert_eq!(xdp_pins(), before, "the other member's pins only");
     let before_9 = seen(other.counts(), 9);
     assert_eq!(bed.send(&[9, 7]), vec![9, 7]);
     assert_eq!(seen(other.counts(), 9), before_9 + 1);
@@ -323,33 +372,35 @@ fn shared_beside_a_lone_program_fails_naming_it() {
     let Some(bed) = Bed::new("a shared load beside a lone XDP program") else {
         return;
     };
-    let mut o = Object::new();
-    let mut a = Asm::new();
-    a.mov64(R0, XDP_PASS);
-    a.exit();
-    let p = o
-        .add_program("loner", ProgramType::Xdp, a.finish().unwrap())
-        .unwrap();
-    let loaded = o.load().unwrap();
-    let prog = loaded.program(p);
-    let _link = bed
-        .ns
-        .run(|| {
-            bpf_builder::attach::xdp::attach("nfb", prog, bpf_builder::attach::xdp::XdpMode::Auto)
-        })
-        .unwrap()
-        .unwrap();
+    let (loaded, _link) = lone_program(&bed, "nfb");
+    let prog = loaded.program_by_name("loner").unwrap();
     let f = bed.file("fw.nft", &chain("", "\t\tudp dport 9 drop\n"));
     let err = bed.fails(&["load", f.to_str().unwrap(), "--shared"]);
     eprintln!("{err}");
     assert!(err.contains("`loner`"), "{err}");
     assert!(err.contains("xdp on nfb"), "{err}");
     assert_eq!(bed.xdp_prog("nfb"), prog.id().ok().map(|i| i.get()));
-    let units: Vec<String> = bed
-        .pins()
-        .into_iter()
-        .filter(|p| p.contains("xdp-nfb"))
-        .collect();
-    assert!(units.is_empty(), "{units:?}");
-    assert_eq!(bed.ok(&["unload"]), "");
+    assert!(!bed.root.exists(), "{:?}", bed.pins());
+}
+
+/// Where the kernel refuses extension programs (as the development
+/// machines' does), `load --shared` says so and leaves nothing: no
+/// dispatcher, no pin root.
+#[test]
+fn shared_where_extensions_are_refused_says_so() {
+    let Some(bed) = Bed::new("a shared load where extensions are refused") else {
+        return;
+    };
+    if testbed::features::extensions() {
+        eprintln!("skipped: this kernel loads extension programs");
+        return;
+    }
+    let f = bed.file("fw.nft", &chain("", "\t\tudp dport 9 drop\n"));
+    let err = bed.fails(&["load", f.to_str().unwrap(), "--shared"]);
+    assert!(
+        err.contains("xdp on nfb") && err.contains("BPF_PROG_TYPE_EXT"),
+        "{err}"
+    );
+    assert_eq!(bed.xdp_prog("nfb"), None);
+    assert!(!bed.root.exists(), "{:?}", bed.pins());
 }

@@ -47,8 +47,10 @@
 //! reload the new member joins right after the old one, which leaves once
 //! the new units are committed: packets meanwhile meet both (the old
 //! rules, then the new), never neither. A load that fails takes the
-//! members it added out again. A program runs alone or shared; a reload
-//! does not switch between the two (unload first).
+//! members it added out again (and a pin root it made goes too). Where
+//! the kernel refuses extension programs, joining fails saying so. A
+//! program runs alone or shared; a reload does not switch between the
+//! two (unload first).
 //!
 //! [`unload`] detaches and removes everything, the pin root included
 //! (members leave their dispatchers, whose other members run on).

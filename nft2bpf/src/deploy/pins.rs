@@ -293,6 +293,16 @@ fn blob_map(name: &str, bytes: &[u8]) -> Result<(Loaded, MapId), DeployError> {
 /// Compiles, loads, attaches and pins the ruleset of `src`, replacing
 /// the one running under the pin root (see the [module docs](super)).
 pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
+    let existed = opts.pin_root.exists();
+    let result = load_in_root(src, opts);
+    if result.is_err() && !existed {
+        // The pin root this failed load made, empty: gone again.
+        let _ = unload(&opts.pin_root);
+    }
+    result
+}
+
+fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
     let rs = match &opts.devices {
         Some(d) => on_devices(&src.ruleset, d),
         None => src.ruleset.clone(),
@@ -660,6 +670,12 @@ fn join_member(
         &JoinOptions::new().placement(placement),
     )
     .map_err(|e| match e {
+        DispatcherError::Load(source) if source.missing_privilege().is_some() => {
+            DeployError::Other(format!(
+                "{target}: joining the XDP dispatcher loads the firewall as an extension \
+                 program (BPF_PROG_TYPE_EXT), which some kernels refuse even to root: {source}"
+            ))
+        }
         DispatcherError::Load(source) => DeployError::Load {
             target: target.clone(),
             source,
