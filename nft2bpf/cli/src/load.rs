@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use bpf_builder::attach::dispatcher::{Anchor, Placement};
 use bpf_builder::attach::tcx;
 use bpf_builder::text;
 use nft2bpf::deploy::{self, LoadOptions, Source};
@@ -22,14 +23,23 @@ pub struct Args {
     /// (repeatable).
     #[arg(short = 'i', value_name = "IF")]
     iface: Vec<String>,
-    /// tcx: put each new program first in its device's tcx chain.
+    /// XDP: join the interface's XDP dispatcher (libxdp's, as xdp-loader
+    /// and xdp-filter use) instead of attaching alone, so the firewall
+    /// runs beside other programs: an accepted packet goes on to the next
+    /// program, a dropped one goes no further. --first, --before and
+    /// --after then place it in the dispatcher; a reload keeps its place.
+    #[arg(long)]
+    shared: bool,
+    /// Put each new program first in its device's tcx chain (with
+    /// --shared: in its XDP dispatcher).
     #[arg(long, conflicts_with_all = ["before", "after"])]
     first: bool,
-    /// tcx: put each new program right before the program NAME (which
-    /// must be in every tcx chain the ruleset goes to).
+    /// Put each new program right before the program NAME (which must be
+    /// in every tcx chain, or with --shared every dispatcher, the ruleset
+    /// goes to).
     #[arg(long, value_name = "NAME", conflicts_with = "after")]
     before: Option<String>,
-    /// tcx: put each new program right after the program NAME (likewise).
+    /// Put each new program right after the program NAME (likewise).
     #[arg(long, value_name = "NAME")]
     after: Option<String>,
     #[command(flatten)]
@@ -48,18 +58,40 @@ pub fn run(a: &Args) -> Result<(), String> {
                 .into(),
         );
     }
+    if a.shared && a.hook != HookArg::Xdp {
+        return Err(format!(
+            "--shared is for XDP: it joins the interface's XDP dispatcher, and tcx has no \
+             dispatcher (tcx programs share a hook anyway: place them with --first, --before \
+             or --after, without --shared); --hook {} asks for tcx",
+            a.hook.attach().name()
+        ));
+    }
     let src = Source::read(&a.file).map_err(msg)?;
-    let tcx_place = match (a.first, &a.before, &a.after) {
-        (true, _, _) => tcx::Place::Head,
-        (_, Some(n), _) => tcx::Place::BeforeName(n.clone()),
-        (_, _, Some(n)) => tcx::Place::AfterName(n.clone()),
-        _ => tcx::Place::Tail,
+    // With --shared the place options are the dispatcher's; tcx programs
+    // (of egress chains) then go last.
+    let (tcx_place, shared) = if a.shared {
+        let placement = match (a.first, &a.before, &a.after) {
+            (true, _, _) => Placement::First,
+            (_, Some(n), _) => Placement::Before(Anchor::Name(n.clone())),
+            (_, _, Some(n)) => Placement::After(Anchor::Name(n.clone())),
+            _ => Placement::Last,
+        };
+        (tcx::Place::Tail, Some(placement))
+    } else {
+        let place = match (a.first, &a.before, &a.after) {
+            (true, _, _) => tcx::Place::Head,
+            (_, Some(n), _) => tcx::Place::BeforeName(n.clone()),
+            (_, _, Some(n)) => tcx::Place::AfterName(n.clone()),
+            _ => tcx::Place::Tail,
+        };
+        (place, None)
     };
     let opts = LoadOptions {
         pin_root: a.root.pin_root.clone(),
         ingress: a.hook.ingress(),
         devices: (!a.iface.is_empty()).then(|| a.iface.clone()),
         tcx_place,
+        shared,
     };
     let report = deploy::load(&src, &opts).map_err(msg)?;
     for n in &report.notes {
@@ -75,6 +107,9 @@ pub fn run(a: &Args) -> Result<(), String> {
                     "hook": p.attach.name(), "device": p.device, "prog_id": p.prog_id,
                     "link_id": p.link_id, "insns": p.insns, "maps": p.maps,
                     "replaced": p.replaced, "counters_carried": p.carried,
+                    "dispatcher": p.dispatcher.as_ref().map(|(id, names)| json!({
+                        "prog_id": id, "members": names,
+                    })),
                 })
             })
             .collect();
@@ -82,12 +117,26 @@ pub fn run(a: &Args) -> Result<(), String> {
         out.push('\n');
     } else {
         for p in &report.programs {
+            let how = match &p.dispatcher {
+                Some((id, names)) => format!(
+                    "in XDP dispatcher {id} (run order: {})",
+                    names
+                        .iter()
+                        .map(|n| text::escape(n).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => format!("link {}", p.link_id),
+            };
             out.push_str(&format!(
-                "{} {}: program {} link {}, {} instructions, {} maps{}\n",
-                if p.replaced { "replaced" } else { "attached" },
+                "{} {}: program {} {how}, {} instructions, {} maps{}\n",
+                match (p.replaced, p.dispatcher.is_some()) {
+                    (true, _) => "replaced",
+                    (false, true) => "joined",
+                    (false, false) => "attached",
+                },
                 deploy::target_name(p.attach, &p.device),
                 p.prog_id,
-                p.link_id,
                 p.insns,
                 p.maps,
                 if p.carried > 0 {

@@ -4,11 +4,11 @@
 
 use bpf_builder::asm::{Annotation, Asm};
 use bpf_builder::ctx::{TcxAction, XdpAction};
-use bpf_builder::handle::{Map, UpdateFlags};
+use bpf_builder::handle::UpdateFlags;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{JmpOp, Reg, Size};
 use bpf_builder::load::Loaded;
-use bpf_builder::map::MapSpec;
+use bpf_builder::map::{InitValue, MapSpec};
 use bpf_builder::object::{MapId, Object, ProgId};
 use pktmatch::codegen::SourceText;
 use pktmatch::ir::Verdict;
@@ -264,15 +264,41 @@ fn hook_verdict(a: &mut Asm, target: Target, outcome: &Outcome, fwd: Option<(Map
 impl Program {
     /// Writes the maps' first contents into the loaded object: the
     /// counters' initial values (`counter packets N bytes M`, named
-    /// counters') and the `fwd to` targets, whose interface indexes
-    /// `ifindex` gives (a device it does not know is not forwarded to:
-    /// those packets are dropped).
+    /// counters'), the sets' elements, the programs tail-called, and the
+    /// `fwd to` targets, whose interface indexes `ifindex` gives (a device
+    /// it does not know is not forwarded to: those packets are dropped).
     pub fn initialize(
         &self,
         loaded: &Loaded,
         l: &Lowered,
         ruleset: &Ruleset,
         ifindex: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<(), Error> {
+        let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
+        self.initialize_counters(loaded, l, ruleset)?;
+        for (map, key, value) in self.entries(l, ifindex)? {
+            let map = loaded.map(map);
+            match value {
+                InitValue::Prog(prog) => map.set_program(
+                    u32::from_ne_bytes(key[..4].try_into().expect("a 4-byte index")),
+                    Some(loaded.program(prog)),
+                ),
+                InitValue::Bytes(bytes) => map.update(&key, &bytes, UpdateFlags::Any),
+                _ => unreachable!("entries() makes bytes and programs only"),
+            }
+            .map_err(|e| err(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the counters' initial values (`counter packets N bytes M`,
+    /// named counters' values) into the loaded maps; counters that start
+    /// at zero are left alone.
+    pub fn initialize_counters(
+        &self,
+        loaded: &Loaded,
+        l: &Lowered,
+        ruleset: &Ruleset,
     ) -> Result<(), Error> {
         let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
         if let Some(id) = self.maps.counters {
@@ -291,13 +317,29 @@ impl Program {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The first contents of the maps but the counters: the sets'
+    /// elements, the program array's programs, the `fwd` targets (by
+    /// their index as `ifindex` gives it). [`Program::initialize`] writes
+    /// them into loaded maps; added to the object as initial contents
+    /// ([`Program::with_entries`]) they are there before the program can
+    /// run, as a program that joins an XDP dispatcher needs (its load is
+    /// its attachment).
+    pub fn entries(
+        &self,
+        l: &Lowered,
+        ifindex: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Vec<(MapId, Vec<u8>, InitValue)>, Error> {
+        let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
+        let mut out = Vec::new();
         let now = if l.set_maps.iter().any(|s| s.stateful) {
             bpf_builder::sys::clock::monotonic_ns().map_err(|e| err(&e))?
         } else {
             0
         };
         for (set, id) in l.set_maps.iter().zip(&self.maps.sets) {
-            let map = loaded.map(*id);
             for (i, (key, value)) in set.entries.iter().enumerate() {
                 let bytes = if set.stateful {
                     let timeout = set.timeouts.get(i).copied().flatten();
@@ -305,22 +347,22 @@ impl Program {
                 } else {
                     value.to_ne_bytes().to_vec()
                 };
-                map.update(key, &bytes, UpdateFlags::Any)
-                    .map_err(|e| err(&e))?;
+                out.push((*id, key.clone(), InitValue::Bytes(bytes)));
             }
         }
         if let Some(id) = self.progs {
-            let map = loaded.map(id);
             for (n, prog) in self.more.iter().enumerate() {
-                map.set_program(1 + n as u32, Some(loaded.program(*prog)))
-                    .map_err(|e| err(&e))?;
+                out.push((
+                    id,
+                    (1 + n as u32).to_ne_bytes().to_vec(),
+                    InitValue::Prog(*prog),
+                ));
             }
         }
         if let Some(id) = self.fwd {
-            let map: &Map = loaded.map(id);
             for (slot, dev) in self.fwd_devices.iter().enumerate() {
                 let Some(index) = ifindex(dev) else { continue };
-                let key = (slot as u32).to_ne_bytes();
+                let key = (slot as u32).to_ne_bytes().to_vec();
                 let value = match l.attach.target() {
                     Target::Xdp => {
                         let mut v = [0u8; 8];
@@ -329,11 +371,26 @@ impl Program {
                     }
                     _ => index.to_ne_bytes().to_vec(),
                 };
-                map.update(&key, &value, UpdateFlags::Any)
-                    .map_err(|e| err(&e))?;
+                out.push((id, key, InitValue::Bytes(value)));
             }
         }
-        Ok(())
+        Ok(out)
+    }
+
+    /// The object with [`Program::entries`] as the maps' initial
+    /// contents: loading it gives the program its maps filled but for
+    /// the counters' initial values.
+    pub fn with_entries(
+        &self,
+        l: &Lowered,
+        ifindex: &dyn Fn(&str) -> Option<u32>,
+    ) -> Result<Object, Error> {
+        let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
+        let mut object = self.object.clone();
+        for (map, key, value) in self.entries(l, ifindex)? {
+            object.add_map_entry(map, key, value).map_err(|e| err(&e))?;
+        }
+        Ok(object)
     }
 }
 

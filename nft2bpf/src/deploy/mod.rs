@@ -5,10 +5,15 @@
 //!
 //! A ruleset runs as one program per (hook, device): ingress chains at
 //! XDP or at tcx ingress ([`IngressHook`]), egress chains at tcx egress.
-//! Under the pin root (default [`PIN_ROOT`]) two directories of
+//! Under the pin root (default [`PIN_ROOT`]) three directories of
 //! [`bpf_builder::pins`] units hold it:
 //!
 //! * `links/HOOK-DEVICE`: the program's link (member `link`);
+//! * `members/HOOK-DEVICE-GEN`: for an XDP program that runs as a member
+//!   of its device's XDP dispatcher ([`LoadOptions::shared`], libxdp's
+//!   protocol through [`bpf_builder::attach::dispatcher`]), the member
+//!   program (`prog`): it has no link of its own, the dispatcher pins it
+//!   in libxdp's layout under `/sys/fs/bpf/xdp`;
 //! * `progs/HOOK-DEVICE-GEN`: the program (`prog`), its maps (`counters`,
 //!   `quotas`, `limits`, `log`, `drops`, `fwd`, and the sets' maps as
 //!   `set0`..`set63` ([`SET_MEMBERS`]); a one-entry placeholder map named
@@ -35,7 +40,20 @@
 //! the new program with the old one's value (read just before the swap,
 //! so packets counted in between are lost), as do named counters.
 //!
-//! [`unload`] detaches and removes everything, the pin root included.
+//! A shared XDP program joins its dispatcher (a new dispatcher with it
+//! among the members replaces the old one in one swap), loaded with its
+//! maps' first contents in the object, so it runs complete from its first
+//! packet but for counters' initial values, written right after. On a
+//! reload the new member joins right after the old one, which leaves once
+//! the new units are committed: packets meanwhile meet both (the old
+//! rules, then the new), never neither. A load that fails takes the
+//! members it added out again (and a pin root it made goes too). Where
+//! the kernel refuses extension programs, joining fails saying so. A
+//! program runs alone or shared; a reload does not switch between the
+//! two (unload first).
+//!
+//! [`unload`] detaches and removes everything, the pin root included
+//! (members leave their dispatchers, whose other members run on).
 
 mod meta;
 mod pins;

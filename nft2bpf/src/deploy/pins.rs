@@ -4,10 +4,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use bpf_builder::attach::dispatcher::{
+    self, Anchor, DispatcherError, Hook, JoinOptions, Placement,
+};
 use bpf_builder::attach::tcx;
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{Interface, Link};
 use bpf_builder::handle::{Map, Program};
+use bpf_builder::kernel_id::KernelProgId;
 use bpf_builder::load::Loaded;
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object};
@@ -27,6 +31,10 @@ pub const PLACEHOLDER: &str = "nft_none";
 
 /// The members of a link unit.
 const LINK_MEMBERS: &[&str] = &["link"];
+/// The members of a member unit (`members/HOOK-DEVICE-GEN`): the program
+/// that runs in the device's XDP dispatcher (`load --shared`), which has
+/// no link of its own.
+const MEMBER_MEMBERS: &[&str] = &["prog"];
 /// The members of a program unit, in the order they are pinned, but the
 /// set maps' ([`set_members`]).
 pub(super) const PROG_MEMBERS: &[&str] = &[
@@ -68,6 +76,17 @@ pub struct LoadOptions {
     /// programs other tools attached (last by default). A program that
     /// replaces our own keeps its place.
     pub tcx_place: tcx::Place,
+    /// XDP programs join their device's XDP dispatcher (libxdp's
+    /// protocol), placed so, instead of attaching alone: they run beside
+    /// the programs of `xdp-loader`, `xdp-filter` and other sharing tools.
+    /// An accepted packet goes on to the next program of the dispatcher,
+    /// a dropped one goes no further. A program that replaces our own
+    /// member goes right after it (then the old one leaves): the place is
+    /// kept. Only for XDP: an error with `ingress` [`IngressHook::Tcx`],
+    /// and for rules that fit one program (a member is an extension
+    /// program, and the kernel refuses tail calls from it into the XDP
+    /// programs of a program array).
+    pub shared: Option<Placement>,
 }
 
 impl LoadOptions {
@@ -78,6 +97,7 @@ impl LoadOptions {
             ingress: IngressHook::Xdp,
             devices: None,
             tcx_place: tcx::Place::Tail,
+            shared: None,
         }
     }
 }
@@ -107,6 +127,10 @@ pub struct Deployed {
     pub replaced: bool,
     /// Counters whose values it took over from the program it replaced.
     pub carried: usize,
+    /// For a member of the device's XDP dispatcher (`link_id` is then 0):
+    /// the dispatcher's program id and its members' names in run order,
+    /// after the load.
+    pub dispatcher: Option<(u32, Vec<String>)>,
 }
 
 /// What [`load`] did.
@@ -135,10 +159,11 @@ pub(super) fn key(attach: Attach, device: &str) -> String {
     k
 }
 
-/// The pin root and its two unit directories.
+/// The pin root and its unit directories.
 pub(super) struct Roots {
     pub outer: PinRoot,
     pub links: PinRoot,
+    pub members: PinRoot,
     pub progs: PinRoot,
 }
 
@@ -181,8 +206,17 @@ pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, Dep
     };
     let prog_members = prog_members();
     let prog_members: Vec<&str> = prog_members.iter().map(String::as_str).collect();
+    // `members/` came later than the others: a root made before it has
+    // none, which is no shared program.
+    let members = path.join("members");
+    let members = if create || !members.exists() {
+        PinRoot::create(&members, MEMBER_MEMBERS)?
+    } else {
+        sub("members", MEMBER_MEMBERS)?
+    };
     Ok(Some(Roots {
         links: sub("links", LINK_MEMBERS)?,
+        members,
         progs: sub("progs", &prog_members)?,
         outer,
     }))
@@ -194,7 +228,13 @@ struct Prepared {
     device: String,
     key: String,
     compiled: Compiled,
-    loaded: Loaded,
+    /// The loaded object; for a member of a dispatcher, loaded when it
+    /// joins (under the pin root's lock).
+    loaded: Option<Loaded>,
+    /// Whether it joins the device's XDP dispatcher.
+    shared: bool,
+    /// After it joined: the dispatcher's id and members' names.
+    chain: Option<(u32, Vec<String>)>,
     meta: Meta,
     /// The object holding the `meta` map.
     meta_obj: Loaded,
@@ -202,8 +242,14 @@ struct Prepared {
 }
 
 impl Prepared {
+    fn loaded(&self) -> &Loaded {
+        self.loaded
+            .as_ref()
+            .expect("a member of a dispatcher is loaded when it joins, before its pins")
+    }
+
     fn prog(&self) -> &Program {
-        self.loaded.program(self.compiled.program.prog)
+        self.loaded().program(self.compiled.program.prog)
     }
 
     /// The map pinned as `member`, if the program has it.
@@ -224,7 +270,7 @@ impl Prepared {
                 self.compiled.program.maps.sets.get(i).copied()
             }
         }?;
-        Some(self.loaded.map(id))
+        Some(self.loaded().map(id))
     }
 }
 
@@ -247,6 +293,16 @@ fn blob_map(name: &str, bytes: &[u8]) -> Result<(Loaded, MapId), DeployError> {
 /// Compiles, loads, attaches and pins the ruleset of `src`, replacing
 /// the one running under the pin root (see the [module docs](super)).
 pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
+    let existed = opts.pin_root.exists();
+    let result = load_in_root(src, opts);
+    if result.is_err() && !existed {
+        // The pin root this failed load made, empty: gone again.
+        let _ = unload(&opts.pin_root);
+    }
+    result
+}
+
+fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
     let rs = match &opts.devices {
         Some(d) => on_devices(&src.ruleset, d),
         None => src.ruleset.clone(),
@@ -256,6 +312,23 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
         return Err(DeployError::Other(
             "the ruleset has no base chain to attach (none, or only in dormant tables)".into(),
         ));
+    }
+    if opts.shared.is_some() {
+        if opts.ingress == IngressHook::Tcx {
+            return Err(DeployError::Other(
+                "--shared is for XDP: it joins the interface's XDP dispatcher, and tcx has no \
+                 dispatcher (tcx programs share a hook anyway; place them with --first, \
+                 --before or --after)"
+                    .into(),
+            ));
+        }
+        if !targets.iter().any(|(a, _)| *a == Attach::Xdp) {
+            return Err(DeployError::Other(
+                "--shared is for XDP, and the ruleset has no ingress chain (egress chains run \
+                 at tcx egress)"
+                    .into(),
+            ));
+        }
     }
     for (_, d) in &targets {
         Interface::named(d.as_str()).resolve()?;
@@ -274,7 +347,25 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
                 ),
             });
         }
-        let loaded = compiled.load(&rs)?;
+        let shared = opts.shared.is_some() && *attach == Attach::Xdp;
+        if shared && !compiled.lowered.more.is_empty() {
+            return Err(DeployError::Compile {
+                target: target_name(*attach, dev),
+                message: format!(
+                    "--shared takes rules that fit one program, and these take {} chained by \
+                     tail calls: a member of an XDP dispatcher is an extension program, and \
+                     the kernel refuses tail calls from it into XDP programs (a program array \
+                     takes programs of one type; Linux 6.1 refuses to fill it). Put values in \
+                     sets instead of rules, or load without --shared",
+                    1 + compiled.lowered.more.len()
+                ),
+            });
+        }
+        let loaded = if shared {
+            None
+        } else {
+            Some(compiled.load(&rs)?)
+        };
         let meta = Meta::new(src.name(), &rs, tables.clone(), &compiled.lowered);
         let (meta_obj, meta_map) = blob_map("nft_meta", meta.to_json().as_bytes())?;
         prepared.push(Prepared {
@@ -283,6 +374,8 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
             key: key(*attach, dev),
             compiled,
             loaded,
+            shared,
+            chain: None,
             meta,
             meta_obj,
             meta_map,
@@ -295,13 +388,48 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
         .ok_or_else(|| DeployError::Other(format!("cannot create {}", opts.pin_root.display())))?;
     let _outer = roots.outer.lock()?;
     let links = roots.links.lock()?;
+    let members = roots.members.lock()?;
     let progs = roots.progs.lock()?;
     let mut report = Report {
-        notes: state::discard_half_made(&links, &progs)?,
+        notes: state::discard_half_made(&[&links, &members, &progs])?,
         ..Report::default()
     };
-    let scan = state::scan(&links, &progs)?;
+    let scan = state::scan(&links, &members, &progs)?;
     let generation = scan.max_gen + 1;
+    // A program runs alone or in a dispatcher; a reload keeps that.
+    for p in &prepared {
+        let Some(old) = scan.current.iter().find(|c| c.key == p.key) else {
+            continue;
+        };
+        let target = target_name(p.attach, &p.device);
+        match (old.member.is_some(), p.shared) {
+            (true, false) => {
+                return Err(DeployError::Other(format!(
+                    "{target} runs in the device's XDP dispatcher (loaded with --shared): load \
+                     with --shared again to replace it, or unload first"
+                )));
+            }
+            (false, true) => {
+                return Err(DeployError::Other(format!(
+                    "{target} runs alone (loaded without --shared): load without --shared to \
+                     replace it, or unload first"
+                )));
+            }
+            _ => {}
+        }
+    }
+    // Members join their dispatchers: their load is their attachment.
+    // Until the commit, `joins` takes them out again on any failure.
+    let mut joins = Joins::default();
+    for p in prepared.iter_mut().filter(|p| p.shared) {
+        let old = scan
+            .current
+            .iter()
+            .find(|c| c.key == p.key)
+            .and_then(|c| c.member.as_ref())
+            .and_then(|m| m.id().ok());
+        join_member(p, &rs, old, opts, &mut joins)?;
+    }
 
     // Stage the program units.
     let mut staged: Vec<(String, Staging<'_, '_>)> = Vec::new();
@@ -326,10 +454,18 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
             carried[i] = carry(old, p);
         }
     }
+    // Members, pinned in staged member units.
+    let mut new_members: Vec<(String, Staging<'_, '_>)> = Vec::new();
+    for p in prepared.iter().filter(|p| p.shared) {
+        let name = format!("{}-{generation}", p.key);
+        let mut st = members.stage(&name)?;
+        st.pin("prog", p.prog())?;
+        new_members.push((name, st));
+    }
     // New attachments, pinned in staged link units.
     let mut new_links: Vec<(String, Staging<'_, '_>, Link)> = Vec::new();
     for p in &prepared {
-        if scan.current.iter().any(|c| c.key == p.key) {
+        if p.shared || scan.current.iter().any(|c| c.key == p.key) {
             continue;
         }
         let link = attach_link(p.attach, &p.device, p.prog(), &opts.tcx_place)?;
@@ -340,21 +476,27 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
     // The swap.
     let mut updated: Vec<(&Link, Option<&Program>)> = Vec::new();
     for p in &prepared {
-        let Some(old) = scan.current.iter().find(|c| c.key == p.key) else {
+        let Some(link) = scan
+            .current
+            .iter()
+            .find(|c| c.key == p.key)
+            .and_then(|c| c.link.as_ref().map(|l| (l, c.prog.as_ref())))
+        else {
             continue;
         };
-        if let Err(e) = old.link.update(p.prog()) {
+        if let Err(e) = link.0.update(p.prog()) {
             revert(&updated);
             return Err(DeployError::Other(format!(
                 "{}: replacing the running program: {e}",
                 target_name(p.attach, &p.device)
             )));
         }
-        updated.push((&old.link, old.prog.as_ref()));
+        updated.push(link);
     }
     // Commit: the new units take their names.
     let mut committed_progs = Vec::new();
     let mut committed_links = Vec::new();
+    let mut committed_members = Vec::new();
     let mut failure = None;
     for (name, st) in staged {
         match st.commit() {
@@ -362,6 +504,17 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
             Err(e) => {
                 failure = Some(e);
                 break;
+            }
+        }
+    }
+    if failure.is_none() {
+        for (name, st) in new_members.drain(..) {
+            match st.commit() {
+                Ok(()) => committed_members.push(name),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
         }
     }
@@ -378,16 +531,19 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
     }
     if let Some(e) = failure {
         revert(&updated);
-        for n in committed_links.iter().chain(&committed_progs) {
-            let root = if committed_links.contains(n) {
-                &links
-            } else {
-                &progs
-            };
-            let _ = root.remove(n);
+        for n in &committed_links {
+            let _ = links.remove(n);
         }
+        for n in &committed_members {
+            let _ = members.remove(n);
+        }
+        for n in &committed_progs {
+            let _ = progs.remove(n);
+        }
+        // `joins`, dropped, takes the new members out of the dispatchers.
         return Err(e.into());
     }
+    joins.commit();
     drop(new_links);
     // The old ruleset's leftovers: programs replaced, devices no longer
     // named.
@@ -404,7 +560,20 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
         }
     }
     for old in &scan.current {
-        if prepared.iter().any(|p| p.key == old.key) {
+        let replaced = prepared.iter().any(|p| p.key == old.key);
+        if let (Some(member), Some(unit)) = (&old.member, &old.member_unit) {
+            // A member replaced or no longer wanted leaves its dispatcher.
+            match leave_member(&old.key, member, &members, unit) {
+                Ok(()) if !replaced => report.detached.push(old.key.clone()),
+                Ok(()) => {}
+                Err(e) => report.notes.push(format!(
+                    "cannot take the old program {} out of its dispatcher: {e}",
+                    old.key
+                )),
+            }
+            continue;
+        }
+        if replaced {
             continue;
         }
         match links.remove(&old.key) {
@@ -412,6 +581,15 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
             Err(e) => report
                 .notes
                 .push(format!("cannot detach the old program {}: {e}", old.key)),
+        }
+    }
+    for stale in &scan.stale_members {
+        let key = stale.unit.rsplit_once('-').map_or("", |k| k.0);
+        if let Err(e) = leave_member(key, &stale.member, &members, &stale.unit) {
+            report.notes.push(format!(
+                "cannot remove the stale member unit {}: {e}",
+                stale.unit
+            ));
         }
     }
     for (p, carried) in prepared.iter().zip(carried) {
@@ -430,9 +608,145 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
             link_id,
             replaced: scan.current.iter().any(|c| c.key == p.key),
             carried,
+            dispatcher: p.chain.clone(),
         });
     }
     Ok(report)
+}
+
+/// The members that joined a dispatcher in this load: dropped before
+/// [`Joins::commit`], it takes them out again.
+#[derive(Default)]
+struct Joins {
+    joined: Vec<(String, KernelProgId)>,
+}
+
+impl Joins {
+    /// They stay.
+    fn commit(&mut self) {
+        self.joined.clear();
+    }
+}
+
+impl Drop for Joins {
+    fn drop(&mut self) {
+        for (dev, id) in self.joined.drain(..).rev() {
+            let _ = dispatcher::leave(Interface::named(dev.as_str()), id, None);
+        }
+    }
+}
+
+/// Loads `p` into its device's XDP dispatcher: with its maps' contents
+/// as initial contents (so it runs complete from its first packet) but
+/// for the counters' initial values, written right after. It goes right
+/// after `old` (the member it replaces) when that is still in the
+/// dispatcher, else where `opts` places it.
+fn join_member(
+    p: &mut Prepared,
+    rs: &crate::check::tree::Ruleset,
+    old: Option<KernelProgId>,
+    opts: &LoadOptions,
+    joins: &mut Joins,
+) -> Result<(), DeployError> {
+    let target = target_name(p.attach, &p.device);
+    let ifindex = |dev: &str| Interface::named(dev).resolve().ok();
+    let program = &p.compiled.program;
+    let object = program
+        .with_entries(&p.compiled.lowered, &ifindex)
+        .map_err(|e| DeployError::Compile {
+            target: target.clone(),
+            message: e.message,
+        })?;
+    let iface = Interface::named(p.device.as_str());
+    let in_chain = |id| matches!(dispatcher::query(iface.clone()), Ok(Hook::Dispatcher(c)) if c.ids().contains(&id));
+    let placement = match old {
+        Some(id) if in_chain(id) => Placement::After(Anchor::Id(id)),
+        _ => opts.shared.clone().unwrap_or_default(),
+    };
+    let joined = dispatcher::join(
+        iface,
+        &object,
+        program.prog,
+        &JoinOptions::new().placement(placement),
+    )
+    .map_err(|e| match e {
+        DispatcherError::Load(source) if source.missing_privilege().is_some() => {
+            DeployError::Other(format!(
+                "{target}: joining the XDP dispatcher loads the firewall as an extension \
+                 program (BPF_PROG_TYPE_EXT), which some kernels refuse even to root: {source}"
+            ))
+        }
+        DispatcherError::Load(source) => DeployError::Load {
+            target: target.clone(),
+            source,
+        },
+        e => DeployError::Other(format!("{target}: joining the XDP dispatcher: {e}")),
+    })?;
+    joins.joined.push((p.device.clone(), joined.id));
+    program
+        .initialize_counters(&joined.loaded, &p.compiled.lowered, rs)
+        .map_err(|e| DeployError::Compile {
+            target,
+            message: e.message,
+        })?;
+    p.chain = Some((
+        joined.chain.dispatcher.get(),
+        joined.chain.names().iter().map(|n| n.to_string()).collect(),
+    ));
+    p.loaded = Some(joined.loaded);
+    Ok(())
+}
+
+/// Takes `member` out of the dispatcher of the device of `key` (when it
+/// is still there) and removes its unit.
+fn leave_member(
+    key: &str,
+    member: &Program,
+    members: &bpf_builder::pins::Locked<'_>,
+    unit: &str,
+) -> Result<(), DeployError> {
+    let id = member
+        .id()
+        .map_err(DeployError::io(format!("reading the id of members/{unit}")))?;
+    let dev = device_of_key(key);
+    let iface = Interface::named(dev.as_str());
+    if let Ok(Hook::Dispatcher(c)) = dispatcher::query(iface.clone())
+        && c.ids().contains(&id)
+    {
+        dispatcher::leave(iface, id, None).map_err(|e| {
+            DeployError::Other(format!(
+                "taking program {id} out of the XDP dispatcher of {dev}: {e}"
+            ))
+        })?;
+    }
+    members.remove(unit)?;
+    Ok(())
+}
+
+/// The device of a unit key ([`key`] undone).
+fn device_of_key(key: &str) -> String {
+    let dev = key.split_once('-').map_or(key, |k| k.1);
+    let dev = dev
+        .strip_prefix("ingress-")
+        .or_else(|| dev.strip_prefix("egress-"))
+        .unwrap_or(dev);
+    let bytes = dev.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = dev
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Puts the old programs back on the links updated so far.
@@ -499,14 +813,28 @@ pub fn unload(pin_root: &Path) -> Result<Vec<String>, DeployError> {
     {
         let _outer = roots.outer.lock()?;
         let links = roots.links.lock()?;
+        let members = roots.members.lock()?;
         let progs = roots.progs.lock()?;
-        state::discard_half_made(&links, &progs)?;
+        state::discard_half_made(&[&links, &members, &progs])?;
         let scan = links.scan()?;
         for name in &scan.units {
             links.remove(name)?;
             detached.push(name.clone());
         }
         strays.extend(scan.strays.iter().map(|s| format!("links/{s}")));
+        let scan = members.scan()?;
+        for name in &scan.units {
+            let member = members
+                .unit(name)?
+                .program("prog")
+                .map_err(DeployError::io(format!("opening members/{name}/prog")))?;
+            let key = name.rsplit_once('-').map_or(name.as_str(), |k| k.0);
+            leave_member(key, &member, &members, name)?;
+            if !detached.iter().any(|d| d == key) {
+                detached.push(key.to_string());
+            }
+        }
+        strays.extend(scan.strays.iter().map(|s| format!("members/{s}")));
         let scan = progs.scan()?;
         for name in &scan.units {
             progs.remove(name)?;
@@ -523,6 +851,7 @@ pub fn unload(pin_root: &Path) -> Result<Vec<String>, DeployError> {
     drop(roots);
     for dir in [
         pin_root.join("links"),
+        pin_root.join("members"),
         pin_root.join("progs"),
         pin_root.to_path_buf(),
     ] {

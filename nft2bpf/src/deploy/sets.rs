@@ -242,8 +242,9 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     };
     let _outer = roots.outer.lock()?;
     let links = roots.links.lock()?;
+    let members = roots.members.lock()?;
     let progs = roots.progs.lock()?;
-    let scan = state::scan(&links, &progs)?;
+    let scan = state::scan(&links, &members, &progs)?;
     let (table, name) = (&cmd.table.name.name, &cmd.set.name);
     let mut copies = Vec::new();
     let mut table_known = false;

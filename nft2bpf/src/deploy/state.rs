@@ -21,8 +21,13 @@ use crate::compile::log::LogRecord;
 pub(super) struct Current {
     /// `HOOK-DEVICE`.
     pub key: String,
-    /// Its link.
-    pub link: Link,
+    /// Its link (a program that runs alone).
+    pub link: Option<Link>,
+    /// The member program (one that runs in an XDP dispatcher, pinned in
+    /// a unit of `members/`).
+    pub member: Option<Program>,
+    /// That unit's name (`HOOK-DEVICE-GEN`).
+    pub member_unit: Option<String>,
     /// The program unit whose program the link runs, if one is.
     pub unit: Option<String>,
     /// That unit's program.
@@ -33,12 +38,23 @@ pub(super) struct Current {
     pub counters: Option<Map>,
 }
 
+/// A member unit that a newer one of its key replaced, left by a reload
+/// whose clean-up failed: its program may still be in the dispatcher.
+pub(super) struct StaleMember {
+    /// The unit's name.
+    pub unit: String,
+    /// Its program.
+    pub member: Program,
+}
+
 /// What [`scan`] found.
 pub(super) struct Scanned {
-    /// One per link unit.
+    /// One per link unit and per key of the member units.
     pub current: Vec<Current>,
     /// Program units no link runs.
     pub stale: Vec<String>,
+    /// Member units of a key that has a newer one.
+    pub stale_members: Vec<StaleMember>,
     /// The highest generation of a program unit (0 when none).
     pub max_gen: u64,
 }
@@ -56,7 +72,11 @@ fn read_meta(unit: &bpf_builder::pins::Unit<'_>) -> Option<Meta> {
 }
 
 /// Reads the units under the locked roots.
-pub(super) fn scan(links: &Locked<'_>, progs: &Locked<'_>) -> Result<Scanned, DeployError> {
+pub(super) fn scan(
+    links: &Locked<'_>,
+    members: &Locked<'_>,
+    progs: &Locked<'_>,
+) -> Result<Scanned, DeployError> {
     let mut units: Vec<(String, u64, Option<u32>)> = Vec::new();
     let mut max_gen = 0;
     for name in progs.scan()?.units {
@@ -76,9 +96,45 @@ pub(super) fn scan(links: &Locked<'_>, progs: &Locked<'_>) -> Result<Scanned, De
         units.push((name, generation, id));
     }
     let mut current = Vec::new();
+    // (key, link, (member unit, member program)).
+    type Attached = (String, Option<Link>, Option<(String, Program)>);
+    let mut attached: Vec<Attached> = Vec::new();
     for key in links.scan()?.units {
-        let link = links.unit(&key)?.link("link")?;
-        let running = link.program_id().ok().flatten().map(|id| id.get());
+        attached.push((key.clone(), Some(links.unit(&key)?.link("link")?), None));
+    }
+    // Member units are `KEY-GEN`; a key's newest is the one that runs
+    // (an older one is left by a reload whose clean-up failed).
+    let mut member_units: Vec<(String, u64, String)> = Vec::new();
+    for name in members.scan()?.units {
+        let Some((key, generation)) = name
+            .rsplit_once('-')
+            .and_then(|(k, g)| Some((k.to_string(), g.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        max_gen = max_gen.max(generation);
+        member_units.push((key, generation, name));
+    }
+    member_units.sort();
+    let mut stale_members = Vec::new();
+    while let Some((key, _, name)) = member_units.pop() {
+        let member = members
+            .unit(&name)?
+            .program("prog")
+            .map_err(DeployError::io(format!("opening members/{name}/prog")))?;
+        if attached.iter().any(|a| a.0 == key) {
+            stale_members.push(StaleMember { unit: name, member });
+            continue;
+        }
+        attached.push((key, None, Some((name, member))));
+    }
+    for (key, link, member) in attached {
+        let (member_unit, member) = member.unzip();
+        let running = match (&link, &member) {
+            (Some(l), _) => l.program_id().ok().flatten().map(|id| id.get()),
+            (None, Some(m)) => m.id().ok().map(|id| id.get()),
+            (None, None) => None,
+        };
         let unit = units
             .iter()
             .find(|(n, _, id)| {
@@ -99,6 +155,8 @@ pub(super) fn scan(links: &Locked<'_>, progs: &Locked<'_>) -> Result<Scanned, De
         current.push(Current {
             key,
             link,
+            member,
+            member_unit,
             unit,
             prog,
             meta,
@@ -113,17 +171,15 @@ pub(super) fn scan(links: &Locked<'_>, progs: &Locked<'_>) -> Result<Scanned, De
     Ok(Scanned {
         current,
         stale,
+        stale_members,
         max_gen,
     })
 }
 
-/// Removes what killed commands left half made in both roots; says what.
-pub(super) fn discard_half_made(
-    links: &Locked<'_>,
-    progs: &Locked<'_>,
-) -> Result<Vec<String>, DeployError> {
+/// Removes what killed commands left half made in the roots; says what.
+pub(super) fn discard_half_made(roots: &[&Locked<'_>]) -> Result<Vec<String>, DeployError> {
     let mut notes = Vec::new();
-    for locked in [links, progs] {
+    for locked in roots {
         for half in locked.scan()?.half_made {
             locked.discard(&half)?;
             notes.push(format!("removed what a killed command left: {half}"));
@@ -137,8 +193,12 @@ pub(super) fn discard_half_made(
 pub struct Running {
     /// `HOOK-DEVICE`, its link unit's name.
     pub key: String,
-    /// The kernel's id of its link.
+    /// The kernel's id of its link (`None` for a member of an XDP
+    /// dispatcher, which has no link of its own).
     pub link_id: Option<u32>,
+    /// Whether it runs as a member of its interface's XDP dispatcher
+    /// (`load --shared`).
+    pub shared: bool,
     /// The kernel's id of the program the link runs.
     pub prog_id: Option<u32>,
     /// Its description (none when no program unit matches the link).
@@ -159,16 +219,19 @@ pub fn running(pin_root: &Path) -> Result<Vec<Running>, DeployError> {
     };
     let _outer = roots.outer.lock()?;
     let links = roots.links.lock()?;
+    let members = roots.members.lock()?;
     let progs = roots.progs.lock()?;
-    let scan = scan(&links, &progs)?;
+    let scan = scan(&links, &members, &progs)?;
     let mut out = Vec::new();
     for c in scan.current {
         let unit = c.unit.as_ref().and_then(|n| progs.unit(n).ok());
-        let info = c.link.info().ok();
+        let info = c.link.as_ref().and_then(|l| l.info().ok());
+        let member_id = c.member.as_ref().and_then(|m| m.id().ok());
         out.push(Running {
             key: c.key,
             link_id: info.as_ref().map(|i| i.id.get()),
-            prog_id: info.and_then(|i| i.prog_id).map(|p| p.get()),
+            shared: c.member.is_some(),
+            prog_id: info.and_then(|i| i.prog_id).or(member_id).map(|p| p.get()),
             meta: c.meta,
             counters: c.counters,
             log: unit.as_ref().and_then(|u| pinned_map(u, "log")),
