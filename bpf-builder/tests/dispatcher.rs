@@ -264,6 +264,14 @@ fn chain_actions_decide_who_goes_on() {
     assert_nothing_left("dsc_");
 }
 
+/// A plain XDP program named `name` that passes every frame.
+fn passing(name: &str) -> bpf_builder::load::Loaded {
+    let mut o = Object::new();
+    o.add_program(name, ProgramType::Xdp, ret(XDP_PASS))
+        .unwrap();
+    o.load().unwrap()
+}
+
 #[test]
 fn a_foreign_program_is_never_replaced_unless_asked() {
     if !testbed::privileged("XDP dispatcher test") {
@@ -274,11 +282,8 @@ fn a_foreign_program_is_never_replaced_unless_asked() {
         let _pair = ns.veth_pair("va", "vb").unwrap();
         let _clear = Clear(&ns);
         let shared = Shared::new();
-        let mut o = Object::new();
-        o.add_program("dsf_foreign", ProgramType::Xdp, ret(XDP_PASS))
-            .unwrap();
-        let foreign = o.load().unwrap();
-        let foreign = foreign.program_by_name("dsf_foreign").unwrap();
+        let loaded = passing("dsf_foreign");
+        let foreign = loaded.program_by_name("dsf_foreign").unwrap();
         let foreign_id = foreign.id().unwrap();
 
         // Attached with netlink: named in the error, and left in place.
@@ -338,11 +343,8 @@ fn a_foreign_program_is_replaced_when_asked() {
         let _pair = ns.veth_pair("va", "vb").unwrap();
         let _clear = Clear(&ns);
         let shared = Shared::new();
-        let mut o = Object::new();
-        o.add_program("dsg_foreign", ProgramType::Xdp, ret(XDP_PASS))
-            .unwrap();
-        let foreign = o.load().unwrap();
-        let foreign = foreign.program_by_name("dsg_foreign").unwrap();
+        let loaded = passing("dsg_foreign");
+        let foreign = loaded.program_by_name("dsg_foreign").unwrap();
         ns.run(|| xdp::attach_netlink("vb", foreign, XdpMode::Generic, Expect::Nothing))
             .unwrap()
             .unwrap();

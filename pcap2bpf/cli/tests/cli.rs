@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::PinCleanup;
+use common::{PinCleanup, stderr, stdout};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcap2bpf");
 
@@ -39,14 +39,6 @@ fn assert_cc_compiles(dir: &Path, source: &str) {
         "{}",
         String::from_utf8_lossy(&cc.stderr)
     );
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Runs pcap2bpf in the network namespace `ns`: a child spawned from a

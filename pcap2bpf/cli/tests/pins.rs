@@ -8,6 +8,8 @@
 //! (`PCAP2BPF_PIN_ROOT`) and attaches to `lo` of a network namespace of
 //! its own, so it never meets other tests' or users' filters.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
@@ -17,19 +19,13 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{stderr, stdout};
+
 use bpf_builder::attach::tcx::{self, Hook};
 use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::sys::bpf::{self as sys, LinkDetail};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcap2bpf");
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A scratch pin directory path, and a namespace with `lo` to attach to.
 /// Dropping it removes the directory (whatever it became) and with the

@@ -9,11 +9,15 @@
 //! (`PCAP2BPF_PIN_ROOT`) and a veth pair `va`/`vb` in a namespace of its
 //! own; filters go on `vb`.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use common::{stderr, stdout};
 
 use bpf_builder::attach::dispatcher::{self, Hook};
 use bpf_builder::kernel_id::KernelProgId;
@@ -22,14 +26,6 @@ use testbed::xdp_tools::{LoadOptions, XdpObjects, XdpTools};
 use testbed::{Marker, Netns, VethPair};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcap2bpf");
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A namespace with the pair `va`/`vb`, and a pin directory. Dropping it
 /// makes whatever is still in `vb`'s dispatcher leave (the dispatcher's

@@ -161,26 +161,7 @@ impl Lower<'_> {
         if s.name.is_none() && s.elements.len() <= INLINE_ELEMENTS {
             return None;
         }
-        let mut layout = Layout::new();
-        let mut words = Vec::new();
-        for p in parts {
-            let Part::Words {
-                words: w,
-                widths,
-                shift,
-                bits,
-                ..
-            } = p
-            else {
-                return None;
-            };
-            layout.push(PartLayout {
-                widths: widths.clone(),
-                shift: *shift,
-                bits: *bits,
-            });
-            words.extend(w.iter().copied());
-        }
+        let (layout, words) = layout_of(parts)?;
         let exact = s
             .elements
             .iter()
