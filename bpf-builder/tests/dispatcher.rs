@@ -528,3 +528,33 @@ fn changes_while_frames_flow_lose_nothing() {
     }
     assert_nothing_left("dsw_");
 }
+
+#[test]
+fn a_full_dispatcher_refuses_the_eleventh_program() {
+    if !testbed::privileged("XDP dispatcher test")
+        || !testbed::features::extensions_here_or_in_vm(
+            "a_full_dispatcher_refuses_the_eleventh_program",
+        )
+    {
+        return;
+    }
+    {
+        let ns = Netns::new().unwrap();
+        let _pair = ns.veth_pair("va", "vb").unwrap();
+        let _clear = Clear(&ns);
+        let shared = Shared::new();
+        let members: Vec<Joined> = (0..dispatcher::MAX_SLOTS)
+            .map(|i| join(&ns, &format!("dsn_{i}"), &shared, 0, JoinOptions::new()))
+            .collect();
+        let (o, p) = member("dsn_late", &shared, 0, XDP_PASS);
+        let e = ns
+            .run(|| dispatcher::join("vb", &o, p, &JoinOptions::new()))
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the dispatcher is full"), "{e}");
+        assert_eq!(names(&ns).len(), dispatcher::MAX_SLOTS, "nothing changed");
+        drop(members);
+    }
+    assert_nothing_left("dsn_");
+}
