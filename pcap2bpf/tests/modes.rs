@@ -1,0 +1,657 @@
+//! The two opt-in modes (`CompileOptions::ipv6_ext_headers` and
+//! `CompileOptions::vlan_any`) against libpcap, through equivalent
+//! expressions libpcap compiles, on every packet: the Ethernet packets
+//! of the shared captures and of our samples, packets built here (IPv6
+//! extension-header chains, VLAN tags, one and two), and all of those
+//! cut short. Our verdicts come from the IR's evaluator, the interpreter
+//! and the kernel (`BPF_PROG_TEST_RUN` of the XDP program).
+//!
+//! The equivalences (see `EQUIVALENCES` in the README's pcap2bpf section):
+//! - `vlan_any`: a layer-3/4 primitive `X` means libpcap's
+//!   `X or (vlan and X) or (vlan and vlan and X)`.
+//! - `ipv6_ext_headers`, protocol tests: `tcp` means libpcap's
+//!   `ip proto 6 or ip6 protochain 6` (`udp`, `sctp` likewise;
+//!   `icmp6` is `ip6 protochain 58`), on packets whose walk ends within
+//!   `IPV6_WALK_HEADERS` headers; on longer chains the mode does not
+//!   match.
+//! - `ipv6_ext_headers`, port tests: libpcap cannot say "the port where
+//!   protochain stopped", but its relations can compute that offset with
+//!   arithmetic, one walked header at a time: `ip6_walk_expr` writes the
+//!   walk unrolled to 3 headers (the text doubles with each level), and
+//!   `tcp port 80` means `(ip6 protochain 6 and WALK) or (ip and tcp
+//!   port 80)` on packets whose walk ends within 3 headers. For longer
+//!   chains the reference is `reference_walk` below, a transcription of
+//!   libpcap's `gen_protochain` loop, bounded like the mode.
+
+mod common;
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::PathBuf;
+
+use common::*;
+use pcap2bpf::engine::{Engine, EngineError, RunOptions, Runner};
+use pcap2bpf::{CompileOptions, IPV6_WALK_HEADERS, LinkType, Target, compile};
+use pcapfile::{self as capture, Packet};
+use testbed::frame;
+
+const SRC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const DST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+
+/// The headers the walk skips.
+const WALKED: [u8; 5] = [0, 60, 43, 44, 51];
+
+fn packet(data: Vec<u8>) -> Packet {
+    let wire_len = data.len() as u32;
+    Packet {
+        ts_sec: 0,
+        ts_nsec: 0,
+        data,
+        wire_len,
+    }
+}
+
+/// The layer-4 part for protocol `last`.
+fn layer4(last: u8) -> Vec<u8> {
+    let (s, d) = (IpAddr::V6(SRC6), IpAddr::V6(DST6));
+    match last {
+        6 => frame::Tcp::new(1234, 80, 0x02).build(s, d, b"hello"),
+        17 => frame::udp(s, d, 80, 5353, b"hello"),
+        58 => frame::icmp6(SRC6, DST6, 128, 0, &[0, 1, 0, 1]),
+        132 => frame::sctp(80, 80, 7, 1, &[0; 16]),
+        _ => vec![0x50, 0x50, 0x00, 0x50, 1, 2, 3, 4],
+    }
+}
+
+/// An IPv6 packet in Ethernet with extension headers `chain` (their
+/// types, in order), then `last`.
+fn chain_packet(chain: &[u8], last: u8, tags: &[(u16, u16)]) -> Vec<u8> {
+    let mut rest = layer4(last);
+    let mut next = last;
+    for (i, h) in chain.iter().enumerate().rev() {
+        rest = match h {
+            0 | 60 => frame::ip6_options(next, &[1, 4 * (i as u8 % 2), 0, 0, 0, 0], &rest),
+            43 => frame::ip6_routing(next, 0, 1, &[DST6], &rest),
+            44 => frame::ip6_fragment(next, 0, false, 77, &rest),
+            _ => frame::ah(next, 0x100, 1, &rest),
+        };
+        next = *h;
+    }
+    frame::ethernet(
+        MAC_B,
+        MAC_A,
+        tags,
+        0x86dd,
+        &frame::ipv6(SRC6, DST6, next, 64, &rest),
+    )
+}
+
+/// Every chain of walked headers up to `depth` long.
+fn chains(depth: usize) -> Vec<Vec<u8>> {
+    let mut all = vec![vec![]];
+    let mut level = vec![vec![]];
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for c in &level {
+            for h in WALKED {
+                let mut c2: Vec<u8> = c.clone();
+                c2.push(h);
+                next.push(c2);
+            }
+        }
+        all.extend(next.iter().cloned());
+        level = next;
+    }
+    all
+}
+
+/// Packets built here: IPv6 chains (to depth 3, every order; longer
+/// ones of options headers past the bound), untagged and tagged, whole
+/// and the short ones cut at every length.
+fn built_packets() -> Vec<Packet> {
+    let mut out = Vec::new();
+    let tags: [&[(u16, u16)]; 3] = [&[], &[(0x8100, 5)], &[(0x88a8, 10), (0x8100, 20)]];
+    for (ti, t) in tags.iter().enumerate() {
+        for c in chains(3) {
+            for last in [6, 17, 58, 132, 59] {
+                // Fewer of the tagged ones: the tag only shifts them.
+                if ti > 0 && (c.len() > 2 || last == 132) {
+                    continue;
+                }
+                let p = chain_packet(&c, last, t);
+                if c.len() <= 1 || (c.len() == 2 && last == 6 && ti == 0) {
+                    for n in 0..p.len() {
+                        let mut q = packet(p[..n].to_vec());
+                        q.wire_len = p.len() as u32;
+                        out.push(q);
+                    }
+                }
+                out.push(packet(p));
+            }
+        }
+        for n in 4..=IPV6_WALK_HEADERS as usize + 2 {
+            let c: Vec<u8> = (0..n).map(|i| if i == 0 { 0 } else { 60 }).collect();
+            for last in [6, 17] {
+                out.push(packet(chain_packet(&c, last, t)));
+            }
+        }
+    }
+    // Tags of each kind libpcap's `vlan` knows, over the captures' kinds
+    // of packets (see `tagged`), and a tag with nothing after it.
+    out.push(packet(frame::ethernet(
+        MAC_B,
+        MAC_A,
+        &[(0x8100, 1)],
+        0x0800,
+        &[],
+    )));
+    out
+}
+
+/// `p`, an Ethernet frame, with `tags` inserted after the addresses.
+fn tagged(p: &Packet, tags: &[(u16, u16)]) -> Option<Packet> {
+    if p.data.len() < 14 {
+        return None;
+    }
+    let mut d = p.data[..12].to_vec();
+    for (tpid, tci) in tags {
+        d.extend_from_slice(&tpid.to_be_bytes());
+        d.extend_from_slice(&tci.to_be_bytes());
+    }
+    d.extend_from_slice(&p.data[12..]);
+    let extra = 4 * tags.len() as u32;
+    Some(Packet {
+        ts_sec: 0,
+        ts_nsec: 0,
+        data: d,
+        wire_len: p.wire_len + extra,
+    })
+}
+
+/// The Ethernet packets of the captures, whole as captured, plus every
+/// `step`-th tagged once and twice (and the tagged ones cut short).
+fn capture_packets(step: usize) -> Vec<Packet> {
+    let mut out = Vec::new();
+    for path in capture_files() {
+        let cap = capture::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        if link_of(cap.link).map(|l| l.0) != Some(LinkType::En10mb) {
+            continue;
+        }
+        for (i, p) in cap.packets.iter().enumerate() {
+            out.push(p.clone());
+            if i % step != 0 {
+                continue;
+            }
+            for tags in [
+                &[(0x8100u16, 7u16)][..],
+                &[(0x9100, 3), (0x8100, 4)],
+                &[(0x88a8, 3), (0x8100, 4)],
+            ] {
+                if let Some(t) = tagged(p, tags) {
+                    if i % (4 * step) == 0 {
+                        for n in (0..t.data.len().min(80)).step_by(3) {
+                            out.push(Packet {
+                                data: t.data[..n].to_vec(),
+                                ..t.clone()
+                            });
+                        }
+                    }
+                    out.push(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// libpcap's verdicts on `packets` (Ethernet) for each of `exprs`.
+fn libpcap(tag: &str, packets: &[Packet], exprs: &[String]) -> Option<Vec<Vec<bool>>> {
+    let (bin, etc) = build_helper("verdicts")?;
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("modes-{tag}.pcap"));
+    let out = std::fs::File::create(&file).expect("temp file");
+    capture::write_pcap(out, 1, 262_144, packets).expect("writes");
+    let file_arg = file.to_string_lossy().to_string();
+    let out = run_with_etc(
+        &bin,
+        &etc,
+        &[&file_arg, "255.255.255.0"],
+        exprs.join("\n") + "\n",
+    )?;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), exprs.len(), "one answer per expression");
+    Some(
+        lines
+            .iter()
+            .zip(exprs)
+            .map(|(l, e)| {
+                let v = l
+                    .strip_prefix('V')
+                    .unwrap_or_else(|| panic!("libpcap refuses {e:?}: {l}"));
+                v.bytes().map(|b| b == b'1').collect()
+            })
+            .collect(),
+    )
+}
+
+/// Our verdicts for `expr` in the modes, by the IR, the interpreter and
+/// the kernel; `None` for the kernel where it cannot run programs.
+type Ours = (Vec<bool>, Vec<bool>, Option<Vec<bool>>);
+
+fn ours(expr: &str, v6: bool, vlan: bool, packets: &[Packet]) -> Ours {
+    let tables = tables();
+    let opts = CompileOptions::new(LinkType::En10mb, Target::Xdp, &tables)
+        .verdicts(2, 1)
+        .test_run_meta(true)
+        .netmask(Some(0xffff_ff00))
+        .ipv6_ext_headers(v6)
+        .vlan_any(vlan);
+    let c = compile(expr, &opts).unwrap_or_else(|e| panic!("{expr:?}: {}", e.render(expr)));
+    let ir = packets
+        .iter()
+        .map(|p| c.ir.eval(&p.data, p.wire_len, &|_| None))
+        .collect();
+    let runner = |engine| {
+        Runner::new(
+            expr,
+            &RunOptions::new(LinkType::En10mb, &tables)
+                .engine(engine)
+                .netmask(Some(0xffff_ff00))
+                .ipv6_ext_headers(v6)
+                .vlan_any(vlan),
+        )
+    };
+    let interp = runner(Engine::Interp)
+        .expect("compiles")
+        .matches_all(&frames(packets))
+        .expect("the interpreter runs");
+    let kernel = match runner(Engine::Kernel) {
+        Ok(mut k) => Some(
+            k.matches_all(&frames(packets))
+                .unwrap_or_else(|e| panic!("{expr:?} in the kernel: {e}")),
+        ),
+        Err(EngineError::Run(pcap2bpf::engine::RunError::NoKernel(e))) => {
+            testbed::skip(&format!("no kernel runs of {expr:?}: {e}"));
+            None
+        }
+        Err(e) => panic!("cannot load {expr:?}: {e}"),
+    };
+    (ir, interp, kernel)
+}
+
+/// Compares ours with `want` where `applies`; returns the differences.
+fn diff(
+    what: &str,
+    (ir, interp, kernel): &Ours,
+    want: &[bool],
+    packets: &[Packet],
+    applies: &dyn Fn(&Packet) -> bool,
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (i, p) in packets.iter().enumerate() {
+        if !applies(p) {
+            continue;
+        }
+        let mut got = vec![("the IR", ir[i]), ("the interpreter", interp[i])];
+        if let Some(k) = kernel {
+            got.push(("the kernel", k[i]));
+        }
+        for (who, g) in got {
+            if g != want[i] && bad.len() < 3 {
+                bad.push(format!(
+                    "{what}: {who} says {g}, the reference {} on {} of {} bytes: {:02x?}",
+                    want[i],
+                    p.data.len(),
+                    p.wire_len,
+                    p.data
+                ));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn vlan_any_is_x_or_vlan_and_x_or_vlan_and_x() {
+    let mut packets = built_packets();
+    packets.extend(capture_packets(7));
+    let exprs = [
+        "tcp port 80",
+        "udp",
+        "ip",
+        "ip6",
+        "arp",
+        "host 10.0.0.1",
+        "net 192.168.0.0/16",
+        "ip6 host 2001:db8::2",
+        "port 53",
+        "tcp portrange 20-90",
+        "icmp6",
+        "icmp",
+        "ip proto 17",
+        "ip6 protochain 6",
+        "ip[9] = 6",
+        "tcp[13] & 2 != 0",
+        "ip multicast",
+        "ip6 multicast",
+        "ip broadcast",
+        "stp",
+        "not tcp",
+        "ether host 02:00:00:00:00:01",
+        "vlan 5 and udp",
+        "less 100",
+    ];
+    // Primitives the mode leaves alone are their own equivalent; after
+    // `vlan` nothing changes either.
+    let unchanged = ["ether host 02:00:00:00:00:01", "vlan 5 and udp", "less 100"];
+    let oracle: Vec<String> = exprs
+        .iter()
+        .map(|e| {
+            if unchanged.contains(e) {
+                e.to_string()
+            } else if let Some(x) = e.strip_prefix("not ") {
+                format!("not ({x} or (vlan and ({x} or (vlan and {x}))))")
+            } else {
+                format!("{e} or (vlan and ({e} or (vlan and {e})))")
+            }
+        })
+        .collect();
+    let Some(want) = libpcap("vlan", &packets, &oracle) else {
+        return testbed::skip("cannot build or run the libpcap verdict helper");
+    };
+    let mut bad = Vec::new();
+    for ((e, o), w) in exprs.iter().zip(&oracle).zip(&want) {
+        let got = ours(e, false, true, &packets);
+        bad.extend(diff(&format!("{e:?} ~ {o:?}"), &got, w, &packets, &|_| {
+            true
+        }));
+        // Both modes together: on packets without IPv6 extension headers
+        // the walk changes nothing.
+        let both = ours(e, true, true, &packets);
+        bad.extend(diff(
+            &format!("{e:?} (both modes) ~ {o:?}"),
+            &both,
+            w,
+            &packets,
+            &|p| !has_ext_headers(p),
+        ));
+    }
+    eprintln!(
+        "vlan_any: {} packets, {} expressions",
+        packets.len(),
+        exprs.len()
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Whether `p` is IPv6 with an extension header (or AH) after no, one
+/// or two tags.
+fn has_ext_headers(p: &Packet) -> bool {
+    [0, 4, 8].iter().any(|s| {
+        p.data.get(12 + s..14 + s) == Some(&[0x86, 0xdd][..])
+            && p.data.get(20 + s).is_some_and(|a| WALKED.contains(a))
+    })
+}
+
+/// libpcap's `gen_protochain` loop on the IPv6 packet in Ethernet frame
+/// `p` (untagged), bounded like the mode: `None` when the packet is not
+/// IPv6; else `Some(Err(()))` when a load is past the end (libpcap
+/// rejects), `Some(Ok(None))` when the walk needs more than the bound or
+/// stops elsewhere, `Some(Ok(Some((proto, offset))))` where it stops at
+/// a header it does not walk past, with its offset from the IPv6 header.
+#[allow(clippy::type_complexity)]
+fn reference_walk(p: &[u8], proto: u32) -> Option<Result<Option<(u32, usize)>, ()>> {
+    if p.len() < 14 || p[12..14] != [0x86, 0xdd] {
+        return None;
+    }
+    let nl = 14;
+    let byte = |at: usize| p.get(at).map(|b| u32::from(*b)).ok_or(());
+    let walk = || -> Result<Option<(u32, usize)>, ()> {
+        let mut a = byte(nl + 6)?;
+        let mut x: u32 = 40;
+        for _ in 0..IPV6_WALK_HEADERS {
+            if a == proto {
+                return Ok(Some((a, x as usize)));
+            }
+            if !WALKED.contains(&(a as u8)) {
+                return Ok(Some((a, x as usize)));
+            }
+            let next = byte(nl + x as usize)?;
+            let len = byte(nl + x as usize + 1)?;
+            x = if a == 51 {
+                (len + 2) * 4
+            } else {
+                x + (len + 1) * 8
+            };
+            a = next;
+        }
+        if a == proto || !WALKED.contains(&(a as u8)) {
+            return Ok(Some((a, x as usize)));
+        }
+        Ok(None)
+    };
+    Some(walk())
+}
+
+/// How many walked headers the walk to `proto` meets on `p` (untagged
+/// IPv6; 0 for anything else), counting the one it could not read past
+/// on a packet cut short; `None` for a walk that goes round in circles
+/// (libpcap's loop never ends on those).
+fn walk_len(p: &Packet, proto: u32) -> Option<usize> {
+    let d = &p.data;
+    if d.len() < 21 || d[12..14] != [0x86, 0xdd] {
+        return Some(0);
+    }
+    let (mut a, mut x, mut n) = (d[20], 40usize, 0);
+    while u32::from(a) != proto && WALKED.contains(&a) {
+        n += 1;
+        if n > 64 {
+            return None;
+        }
+        let (Some(&next), Some(&len)) = (d.get(14 + x), d.get(15 + x)) else {
+            return Some(n);
+        };
+        x = if a == 51 {
+            (usize::from(len) + 2) * 4
+        } else {
+            x + (usize::from(len) + 1) * 8
+        };
+        a = next;
+    }
+    Some(n)
+}
+
+/// libpcap text for the walk to protocol `proto` unrolled to `depth`
+/// headers, with `at_end(X)` (X: the text of the offset from the IPv6
+/// header) where it stops; each step reads the next-header and length
+/// bytes together, as `protochain` does.
+fn ip6_walk_expr(proto: u32, depth: usize, at_end: &dyn Fn(&str) -> String) -> String {
+    fn level(
+        d: usize,
+        depth: usize,
+        proto: u32,
+        a: &str,
+        x: &str,
+        at_end: &dyn Fn(&str) -> String,
+    ) -> String {
+        let found = format!("({a} = {proto} and {})", at_end(x));
+        if d == depth {
+            return found;
+        }
+        let next_a = format!("(ip6[{x}:2] >> 8)");
+        let ext_x = format!("({x} + (ip6[{x} + 1] + 1) * 8)");
+        let ah_x = format!("((ip6[{x} + 1] + 2) * 4)");
+        let ext = level(d + 1, depth, proto, &next_a, &ext_x, at_end);
+        let ah = level(d + 1, depth, proto, &next_a, &ah_x, at_end);
+        format!(
+            "({found} or (({a} = 0 or {a} = 60 or {a} = 43 or {a} = 44) and {ext}) or ({a} = 51 and {ah}))"
+        )
+    }
+    level(0, depth, proto, "ip6[6]", "40", at_end)
+}
+
+#[test]
+fn ipv6_ext_headers_walk_like_protochain() {
+    let mut packets = built_packets();
+    packets.extend(capture_packets(13));
+    // Protocol tests: `ip6 protochain`, where the chain is within bounds.
+    let protos = [
+        ("tcp", "ip proto 6 or ip6 protochain 6", 6),
+        ("udp", "ip proto 17 or ip6 protochain 17", 17),
+        ("sctp", "ip proto 132 or ip6 protochain 132", 132),
+        ("icmp6", "ip6 protochain 58", 58),
+        ("ip6 proto 44", "ip6 protochain 44", 44),
+        ("not udp", "not (ip proto 17 or ip6 protochain 17)", 17),
+    ];
+    // Port tests: the walk written out in libpcap's arithmetic.
+    let port = |p: u32| move |x: &str| format!("(ip6[{x}:2] = {p} or ip6[{x} + 2:2] = {p})");
+    let dst = |p: u32| move |x: &str| format!("ip6[{x} + 2:2] = {p}");
+    // 20 <= port <= 90, one load a port (as ours), in fewer bytes.
+    let range = |x: &str| format!("(ip6[{x}:2] - 20 <= 70 or ip6[{x} + 2:2] - 20 <= 70)");
+    let walk3 = |proto, f: &dyn Fn(&str) -> String| ip6_walk_expr(proto, 3, f);
+    let ports: Vec<(&str, String, u32)> = vec![
+        (
+            "tcp port 80",
+            format!(
+                "(ip6 protochain 6 and {}) or (ip and tcp port 80)",
+                walk3(6, &port(80))
+            ),
+            6,
+        ),
+        (
+            "udp dst port 5353",
+            format!(
+                "(ip6 protochain 17 and {}) or (ip and udp dst port 5353)",
+                walk3(17, &dst(5353))
+            ),
+            17,
+        ),
+        (
+            "tcp portrange 20-90",
+            format!(
+                "(ip6 protochain 6 and {}) or (ip and tcp portrange 20-90)",
+                walk3(6, &range)
+            ),
+            6,
+        ),
+        (
+            "sctp port 80",
+            format!(
+                "(ip6 protochain 132 and {}) or (ip and sctp port 80)",
+                walk3(132, &port(80))
+            ),
+            132,
+        ),
+    ];
+    let mut exprs: Vec<String> = protos.iter().map(|(_, o, _)| o.to_string()).collect();
+    exprs.extend(ports.iter().map(|(_, o, _)| o.clone()));
+    // The plain expressions too, for packets that are not IPv6.
+    exprs.extend(ports.iter().map(|(e, _, _)| e.to_string()));
+    for e in &exprs {
+        assert!(
+            e.len() < 8000,
+            "the helper reads lines of 8 KiB: {}",
+            e.len()
+        );
+    }
+    let Some(want) = libpcap("v6", &packets, &exprs) else {
+        return testbed::skip("cannot build or run the libpcap verdict helper");
+    };
+    let mut bad = Vec::new();
+    let mut compared = 0usize;
+    for (i, (e, o, proto)) in protos.iter().enumerate() {
+        let got = ours(e, true, false, &packets);
+        // Within the bound (and a walk libpcap ends), protochain's verdict.
+        let within =
+            |p: &Packet| walk_len(p, *proto).is_some_and(|n| n <= IPV6_WALK_HEADERS as usize);
+        compared += packets.iter().filter(|p| within(p)).count();
+        bad.extend(diff(
+            &format!("{e:?} ~ {o:?}"),
+            &got,
+            &want[i],
+            &packets,
+            &within,
+        ));
+        // Past it, no match (`not udp`: a match).
+        let past = |p: &Packet| !within(p) && walk_len(p, *proto).is_some();
+        let none: Vec<bool> = vec![e.starts_with("not "); packets.len()];
+        bad.extend(diff(
+            &format!("{e:?} past the bound"),
+            &got,
+            &none,
+            &packets,
+            &past,
+        ));
+    }
+    for (j, (e, o, proto)) in ports.iter().enumerate() {
+        let got = ours(e, true, false, &packets);
+        let oracle = &want[protos.len() + j];
+        let plain = &want[protos.len() + ports.len() + j];
+        // libpcap's unrolled walk where the chain has at most 3 headers.
+        let short = |p: &Packet| walk_len(p, *proto).is_some_and(|n| n <= 3);
+        bad.extend(diff(
+            &format!("{e:?} ~ {o:?}"),
+            &got,
+            oracle,
+            &packets,
+            &short,
+        ));
+        // Everywhere: the reference walk on IPv6, libpcap's plain
+        // expression elsewhere.
+        let port_test: Box<dyn Fn(&[u8], usize) -> Option<bool>> = match *e {
+            "tcp port 80" | "sctp port 80" => Box::new(|d: &[u8], t: usize| {
+                let w = |o: usize| Some(u16::from_be_bytes([*d.get(o)?, *d.get(o + 1)?]));
+                Some(w(t)? == 80 || w(t + 2)? == 80)
+            }),
+            "udp dst port 5353" => Box::new(|d: &[u8], t: usize| {
+                Some(u16::from_be_bytes([*d.get(t + 2)?, *d.get(t + 3)?]) == 5353)
+            }),
+            _ => Box::new(|d: &[u8], t: usize| {
+                let w = |o: usize| Some(u16::from_be_bytes([*d.get(o)?, *d.get(o + 1)?]));
+                let s = w(t)?;
+                if (20..=90).contains(&s) {
+                    return Some(true);
+                }
+                let d2 = w(t + 2)?;
+                Some((20..=90).contains(&d2))
+            }),
+        };
+        let reference: Vec<bool> = packets
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match reference_walk(&p.data, *proto) {
+                None => plain[i],
+                Some(Err(())) | Some(Ok(None)) => false,
+                Some(Ok(Some((a, x)))) => a == *proto && port_test(&p.data, 14 + x) == Some(true),
+            })
+            .collect();
+        let ends = |p: &Packet| walk_len(p, *proto).is_some();
+        compared += packets.len();
+        bad.extend(diff(
+            &format!("{e:?} ~ the reference walk"),
+            &got,
+            &reference,
+            &packets,
+            &ends,
+        ));
+    }
+    eprintln!(
+        "ipv6_ext_headers: {} packets, {} verdicts compared",
+        packets.len(),
+        compared
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn modes_are_off_by_default() {
+    let tables = tables();
+    for e in ["tcp port 80", "udp", "icmp6", "host 10.0.0.1", "port 53"] {
+        let base = CompileOptions::new(LinkType::En10mb, Target::Xdp, &tables);
+        let a = compile(e, &base).expect("compiles");
+        let b = compile(e, &base.ipv6_ext_headers(false).vlan_any(false)).expect("compiles");
+        assert_eq!(format!("{:?}", a.ir), format!("{:?}", b.ir), "{e}");
+        let on = compile(e, &base.ipv6_ext_headers(true).vlan_any(true)).expect("compiles");
+        assert_ne!(format!("{:?}", a.ir), format!("{:?}", on.ir), "{e}");
+    }
+}
