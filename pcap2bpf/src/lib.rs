@@ -224,8 +224,10 @@ impl<'a> CompileOptions<'a> {
     }
 
     /// Opt-in mode, off by default: each layer-3 or layer-4 primitive `X`
-    /// means libpcap's `X or (vlan and X) or (vlan and vlan and X)`, so
-    /// that `tcp port 80` also matches singly and doubly tagged frames.
+    /// means libpcap's `X or (vlan and (X or (vlan and X)))` (X, or one
+    /// tag and X after it, or two tags and X after them), so that
+    /// `tcp port 80` also matches singly and doubly tagged frames; the
+    /// tags shift the offsets of `X` only.
     /// See [`LowerOptions::vlan_any`] for which primitives and where.
     pub fn vlan_any(mut self, on: bool) -> Self {
         self.vlan_any = on;

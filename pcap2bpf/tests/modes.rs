@@ -6,9 +6,14 @@
 //! cut short. Our verdicts come from the IR's evaluator, the interpreter
 //! and the kernel (`BPF_PROG_TEST_RUN` of the XDP program).
 //!
-//! The equivalences (see `EQUIVALENCES` in the README's pcap2bpf section):
+//! The equivalences (also in the README's pcap2bpf section):
 //! - `vlan_any`: a layer-3/4 primitive `X` means libpcap's
-//!   `X or (vlan and X) or (vlan and vlan and X)`.
+//!   `X or (vlan and (X or (vlan and X)))`: in libpcap's language each
+//!   `vlan` shifts everything after it, so this is X untagged, or one tag
+//!   and X after it, or two tags and X after them. (The textual
+//!   `X or (vlan and X) or (vlan and vlan and X)` is not that in libpcap:
+//!   its third term would look for a third tag, the first `vlan`'s shift
+//!   still in force.)
 //! - `ipv6_ext_headers`, protocol tests: `tcp` means libpcap's
 //!   `ip proto 6 or ip6 protochain 6` (`udp`, `sctp` likewise;
 //!   `icmp6` is `ip6 protochain 58`), on packets whose walk ends within
@@ -490,6 +495,10 @@ fn ip6_walk_expr(proto: u32, depth: usize, at_end: &dyn Fn(&str) -> String) -> S
     level(0, depth, proto, "ip6[6]", "40", at_end)
 }
 
+/// A port test on a packet at the transport header's offset; `None`
+/// where it reads past the end.
+type PortTest = dyn Fn(&[u8], usize) -> Option<bool>;
+
 #[test]
 fn ipv6_ext_headers_walk_like_protochain() {
     let mut packets = built_packets();
@@ -598,7 +607,7 @@ fn ipv6_ext_headers_walk_like_protochain() {
         ));
         // Everywhere: the reference walk on IPv6, libpcap's plain
         // expression elsewhere.
-        let port_test: Box<dyn Fn(&[u8], usize) -> Option<bool>> = match *e {
+        let port_test: Box<PortTest> = match *e {
             "tcp port 80" | "sctp port 80" => Box::new(|d: &[u8], t: usize| {
                 let w = |o: usize| Some(u16::from_be_bytes([*d.get(o)?, *d.get(o + 1)?]));
                 Some(w(t)? == 80 || w(t + 2)? == 80)
@@ -653,5 +662,74 @@ fn modes_are_off_by_default() {
         assert_eq!(format!("{:?}", a.ir), format!("{:?}", b.ir), "{e}");
         let on = compile(e, &base.ipv6_ext_headers(true).vlan_any(true)).expect("compiles");
         assert_ne!(format!("{:?}", a.ir), format!("{:?}", on.ir), "{e}");
+    }
+}
+
+#[test]
+fn the_modes_find_what_libpcap_leaves() {
+    let tables = tables();
+    let behind_options = chain_packet(&[0], 6, &[]);
+    let behind_routing_and_fragment = chain_packet(&[43, 44], 6, &[]);
+    let tagged_once = chain_packet(&[], 6, &[(0x8100, 5)]);
+    let tagged_twice = chain_packet(&[], 6, &[(0x88a8, 10), (0x8100, 20)]);
+    let tagged_with_options = chain_packet(&[60], 6, &[(0x8100, 5)]);
+    let cases: [(&[u8], bool, bool); 5] = [
+        (&behind_options, true, false),
+        (&behind_routing_and_fragment, true, false),
+        (&tagged_once, false, true),
+        (&tagged_twice, false, true),
+        (&tagged_with_options, true, true),
+    ];
+    for (i, (p, v6, vlan)) in cases.iter().enumerate() {
+        let base = CompileOptions::new(LinkType::En10mb, Target::Xdp, &tables).test_run_meta(true);
+        let len = p.len() as u32;
+        let plain = compile("tcp port 80", &base).expect("compiles");
+        assert!(
+            !plain.ir.eval(p, len, &|_| None),
+            "case {i}: libpcap's meaning"
+        );
+        let on =
+            compile("tcp port 80", &base.ipv6_ext_headers(*v6).vlan_any(*vlan)).expect("compiles");
+        assert!(on.ir.eval(p, len, &|_| None), "case {i}: in the mode");
+        // The destination port only: the walk ended at the right offset.
+        let other = compile(
+            "tcp dst port 81",
+            &base.ipv6_ext_headers(*v6).vlan_any(*vlan),
+        )
+        .expect("compiles");
+        assert!(!other.ir.eval(p, len, &|_| None), "case {i}: another port");
+    }
+}
+
+/// Every target takes the modes' programs (the verifier loads them): tc
+/// and socket filters read the outer tag from metadata too.
+#[test]
+fn the_modes_load_for_every_target() {
+    if !testbed::bpf_privileged("loading the modes' programs") {
+        return;
+    }
+    let tables = tables();
+    for e in [
+        "tcp port 80",
+        "port 53 or udp portrange 1-100",
+        "icmp6 or host 10.0.0.1",
+        "ip6 protochain 6 and tcp[13] & 2 != 0",
+        "vlan 5 and tcp port 80",
+        "not (sctp or ip6 proto 44)",
+    ] {
+        for target in [Target::Xdp, Target::Tc, Target::SocketFilter] {
+            for (v6, vlan) in [(true, false), (false, true), (true, true)] {
+                let opts = CompileOptions::new(LinkType::En10mb, target, &tables)
+                    .ipv6_ext_headers(v6)
+                    .vlan_any(vlan);
+                let c = match compile(e, &opts) {
+                    Ok(c) => c,
+                    Err(err) => panic!("{e:?} {target:?} ({v6}, {vlan}): {}", err.render(e)),
+                };
+                if let Err(err) = c.object.load() {
+                    panic!("{e:?} {target:?} ({v6}, {vlan}): the kernel refuses it: {err}");
+                }
+            }
+        }
     }
 }

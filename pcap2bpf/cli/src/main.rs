@@ -178,10 +178,10 @@ struct ModeArgs {
     #[arg(long)]
     ipv6_ext_headers: bool,
     /// Look through one or two VLAN tags (802.1Q, 802.1ad, 0x9100) for
-    /// every layer-3 and layer-4 primitive: `X` means
-    /// `X or (vlan and X) or (vlan and vlan and X)`, the tags shifting
-    /// that term only. Ethernet only; primitives after `vlan`, `mpls`,
-    /// `pppoes` or `geneve` keep libpcap's meaning.
+    /// every layer-3 and layer-4 primitive: `X` means libpcap's
+    /// `X or (vlan and (X or (vlan and X)))` (X untagged, after one tag or
+    /// after two), the tags shifting `X` only. Ethernet only; primitives
+    /// after `vlan`, `mpls`, `pppoes` or `geneve` keep libpcap's meaning.
     #[arg(long)]
     vlan_any: bool,
 }

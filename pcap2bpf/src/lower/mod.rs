@@ -125,9 +125,12 @@ impl LowerOptions {
     /// from the IPv6 header), the walk stops at the protocol looked for,
     /// at `no next header` (59) or at any other header, and follows at
     /// most [`IPV6_WALK_HEADERS`] headers (a longer chain does not
-    /// match). Ports are read where the walk stopped. IPv4 keeps
-    /// libpcap's meaning, and so do `ip6 protochain`, `ip6[...]`/`tcp[...]`
-    /// relations and `ip6 multicast`.
+    /// match). Ports are read where the walk stopped, fragment or not
+    /// (as `ip6 protochain`, the walk passes a fragment header whatever
+    /// its offset: a later fragment's payload is read as if it were the
+    /// transport header). IPv4 keeps libpcap's meaning, and so do
+    /// `ip6 protochain` and relations (`tcp[13]`, `ip6[40]` read at
+    /// libpcap's offsets).
     pub fn ipv6_ext_headers(mut self, on: bool) -> Self {
         self.ipv6_ext_headers = on;
         self
@@ -135,16 +138,21 @@ impl LowerOptions {
 
     /// Opt-in mode (off by default): every layer-3 or layer-4 primitive
     /// `X` (hosts, `net`, ports, `ip`, `ip6`, `arp`, `tcp`, `proto`,
-    /// `protochain`, `ip multicast`/`broadcast`, relations on a network
-    /// or transport header...) means libpcap's
-    /// `X or (vlan and X) or (vlan and vlan and X)`, each `vlan` (an
-    /// 802.1Q, 802.1ad or 0x9100 tag, as libpcap's `vlan`) shifting the
-    /// offsets of that term only, not the rest of the filter. Only on
-    /// Ethernet, and only for primitives before which the filter has no
-    /// `vlan`, `mpls`, `pppoes` or `geneve` (those keep libpcap's
-    /// meaning). Link-layer primitives (`ether ...`, `ether[...]`,
-    /// `less`, `greater`, `vlan`, `mpls`, `llc`, `inbound`...) are
-    /// unchanged.
+    /// `protochain`, `ip multicast`/`broadcast`, relations that read a
+    /// network or transport header...) also looks through one or two
+    /// VLAN tags: it means libpcap's `X or (vlan and (X or (vlan and X)))`
+    /// (in libpcap's language, where `vlan` shifts everything after it:
+    /// X on the frame as it is, or a tag and X after it, or two tags and
+    /// X after them), with the shifts ending with `X`: the rest of the
+    /// filter reads the offsets it reads without the mode. A tag is what
+    /// libpcap's `vlan` takes: TPID 0x8100 (802.1Q), 0x88a8 (802.1ad) or
+    /// 0x9100, in the frame, or (tc, socket filters) the outer one in the
+    /// packet's metadata. Only on Ethernet, and only for primitives
+    /// before which the filter has no `vlan`, `mpls`, `pppoes` or
+    /// `geneve` (those keep libpcap's meaning; `protochain` too where
+    /// the tag may be in metadata). Link-layer primitives (`ether ...`,
+    /// `ether[...]`, `less`, `greater`, `vlan`, `mpls`, `llc`,
+    /// `inbound`...) are unchanged.
     pub fn vlan_any(mut self, on: bool) -> Self {
         self.vlan_any = on;
         self

@@ -12,7 +12,8 @@
 //! variable always holds the same function of the packet (the offset of
 //! the header at that depth), whichever primitive assigns it, so the
 //! walks of several primitives share them and the optimiser may relate
-//! their tests. Each step reads the next-header and length bytes
+//! their tests. A scratch variable per offset carries one step's bytes
+//! to the next assignment (no test reads it). Each step reads the next-header and length bytes
 //! together (one 2-byte load), as `protochain` reads both before it
 //! looks at the next header: a packet cut inside a header rejects
 //! exactly where `protochain` rejects.
@@ -48,6 +49,9 @@ pub(super) struct WalkVars {
     vars: Vec<Val>,
     /// Their numbers.
     nums: Vec<u32>,
+    /// A scratch variable (number and value) for one step of the walk,
+    /// assigned and read by the next block only.
+    scratch: (u32, Val),
 }
 
 impl Lower<'_> {
@@ -55,16 +59,19 @@ impl Lower<'_> {
         if let Some(w) = self.walk_vars.iter().find(|w| w.base == base) {
             return Ok(w.clone());
         }
-        if self.next_var + IPV6_WALK_HEADERS > MAX_VARS {
+        if self.next_var + IPV6_WALK_HEADERS + 1 > MAX_VARS {
             return Err(self.err(format!(
                 "too many network-layer offsets for the IPv6 extension-header walk \
-                 (each needs {IPV6_WALK_HEADERS} of the {MAX_VARS} variables)"
+                 (each needs {} of the {MAX_VARS} variables)",
+                IPV6_WALK_HEADERS + 1
             )));
         }
+        let scratch = self.new_var()?;
         let mut w = WalkVars {
             base,
             vars: Vec::new(),
             nums: Vec::new(),
+            scratch,
         };
         for _ in 0..IPV6_WALK_HEADERS {
             let (n, v) = self.new_var()?;
@@ -146,31 +153,44 @@ impl Lower<'_> {
     /// Assigns the offset of header `d + 1`, past header `d` of protocol
     /// `a` at `at`: libpcap's arithmetic, `x + (len + 1) * 8` for an
     /// extension header and `(len + 2) * 4` for AH (libpcap's AH rule,
-    /// which does not add the offset of the AH header itself), computed
-    /// without a branch.
+    /// which does not add the offset of the AH header itself), without a
+    /// branch. Two assignments, so that no expression holds a value
+    /// across a packet load (socket filters' loads overwrite r0-r5): the
+    /// scratch variable gets the next-header and length bytes (one
+    /// 2-byte load, as `protochain` reads both) and, above them, whether
+    /// header `d` is AH; the offset is computed from it and `x` alone.
     fn walk_step(&mut self, w: &WalkVars, d: usize, a: Val, at: Off) -> P {
         let ir = &mut *self.ir;
-        let both = ir.load(at.var, at.k, 2);
-        let ff = ir.k(0xff);
-        let len = ir.bin(BinOp::And, both, ff);
-        let x = if d == 0 { ir.k(40) } else { w.vars[d - 1] };
-        let (one, two, three) = (ir.k(1), ir.k(2), ir.k(3));
-        let l1 = ir.bin(BinOp::Add, len, one);
-        let l8 = ir.bin(BinOp::Shl, l1, three);
-        let ext = ir.bin(BinOp::Add, x, l8);
-        let l2 = ir.bin(BinOp::Add, len, two);
-        let ah = ir.bin(BinOp::Shl, l2, two);
         // is_ah = ((a ^ 51) - 1) >> 31: 1 for AH, else 0 (a is a byte).
+        let (one, two, three) = (ir.k(1), ir.k(2), ir.k(3));
         let k51 = ir.k(IPPROTO_AH);
         let k31 = ir.k(31);
+        let k16 = ir.k(16);
         let xa = ir.bin(BinOp::Xor, a, k51);
         let xa1 = ir.bin(BinOp::Sub, xa, one);
         let is_ah = ir.bin(BinOp::Shr, xa1, k31);
-        let diff = ir.bin(BinOp::Sub, ah, ext);
-        let sel = ir.bin(BinOp::Mul, is_ah, diff);
-        let next = ir.bin(BinOp::Add, ext, sel);
-        let var = (w.nums[d], w.vars[d]);
-        self.assign(var, next)
+        let flag = ir.bin(BinOp::Shl, is_ah, k16);
+        let both = ir.load(at.var, at.k, 2);
+        let scratch = ir.bin(BinOp::Add, flag, both);
+        let (tn, tv) = w.scratch;
+        // x' = x + (len + 1) * 8 - is_ah * (4 * len + x), which is
+        // (len + 2) * 4 for AH.
+        // Left-deep, the longer operand first: three registers suffice.
+        let ff = ir.k(0xff);
+        let len = ir.bin(BinOp::And, tv, ff);
+        let x = if d == 0 { ir.k(40) } else { w.vars[d - 1] };
+        let l8 = ir.bin(BinOp::Shl, len, three);
+        let k8 = ir.k(8);
+        let ext0 = ir.bin(BinOp::Add, l8, x);
+        let ext = ir.bin(BinOp::Add, ext0, k8);
+        let l4 = ir.bin(BinOp::Shl, len, two);
+        let back = ir.bin(BinOp::Add, l4, x);
+        let ah_bit = ir.bin(BinOp::Shr, tv, k16);
+        let sel = ir.bin(BinOp::Mul, back, ah_bit);
+        let next = ir.bin(BinOp::Sub, ext, sel);
+        let a1 = self.assign((tn, tv), scratch);
+        let a2 = self.assign((w.nums[d], w.vars[d]), next);
+        and(a1, a2)
     }
 
     /// Whether [`super::LowerOptions::vlan_any`] applies to `a` here: an
