@@ -280,6 +280,8 @@ struct AttachArgs {
     #[arg(long, value_name = "N")]
     priority: Option<u32>,
     #[command(flatten)]
+    modes: ModeArgs,
+    #[command(flatten)]
     expr: ExprArgs,
 }
 
@@ -570,6 +572,8 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         share,
         name: &name,
         resolver: &tables,
+        ipv6_ext_headers: a.modes.ipv6_ext_headers,
+        vlan_any: a.modes.vlan_any,
     };
     let attached = deploy::attach(&req).map_err(|e| match e {
         deploy::DeployError::Compile(c) => compile_error(&c, &expr),
