@@ -754,6 +754,60 @@ fn ipv6_ext_headers_walk_like_protochain() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+/// `p` without the tags libpcap's `vlan` knows (at most two).
+fn untagged(p: &Packet) -> Packet {
+    let mut q = p.clone();
+    for _ in 0..2 {
+        let tag = q.data.get(12..14).map(|t| u16::from_be_bytes([t[0], t[1]]));
+        if !matches!(tag, Some(0x8100 | 0x88a8 | 0x9100)) || q.data.len() < 18 {
+            break;
+        }
+        q.data.drain(12..16);
+        q.wire_len -= 4;
+    }
+    q
+}
+
+/// Both modes at once: `tcp port 80` is the IPv6 walk's equivalent
+/// (written out to 2 headers: the text of three levels, three times, is
+/// longer than the helper's lines) looked for behind no, one or two
+/// tags, on packets whose walk (under their tags) ends within 2 headers.
+#[test]
+fn both_modes_at_once() {
+    let mut packets = built_packets();
+    packets.extend(capture_packets(7));
+    let port = |x: &str| format!("(ip6[{x}:2] = 80 or ip6[{x} + 2:2] = 80)");
+    let t = format!(
+        "((ip6 protochain 6 and {}) or (ip and tcp port 80))",
+        ip6_walk_expr(6, 2, &port)
+    );
+    let both = format!("{t} or (vlan and ({t} or (vlan and {t})))");
+    let u = "((ip proto 17 or ip6 protochain 17))";
+    let udp = format!("{u} or (vlan and ({u} or (vlan and {u})))");
+    let exprs = vec![both.clone(), udp.clone()];
+    assert!(both.len() < 8000, "the helper reads lines of 8 KiB");
+    let Some(want) = libpcap("both", &packets, &exprs) else {
+        return testbed::skip("cannot build or run the libpcap verdict helper");
+    };
+    let mut bad = Vec::new();
+    for ((e, limit), w) in [("tcp port 80", 2), ("udp", IPV6_WALK_HEADERS as usize)]
+        .iter()
+        .zip(&want)
+    {
+        let got = ours(e, true, true, &packets);
+        let proto = if *e == "udp" { 17 } else { 6 };
+        let within = |p: &Packet| walk_len(&untagged(p), proto).is_some_and(|n| n <= *limit);
+        bad.extend(diff(
+            &format!("{e:?} (both modes)"),
+            &got,
+            w,
+            &packets,
+            &within,
+        ));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 #[test]
 fn modes_are_off_by_default() {
     let tables = tables();
