@@ -14,7 +14,9 @@
 //! starts) and `cmp` (loads and comparisons there), then `link` (link
 //! layer), `encap` (VLAN, MPLS, PPPoE), `network` (IPv4, IPv6, ARP,
 //! DECnet, ISO), `transport` (ports), `tunnel` (Geneve) and `arith`
-//! (relations and arithmetic). The checks have already refused the
+//! (relations and arithmetic); `modes` holds the two opt-in modes
+//! libpcap lacks (the IPv6 extension-header walk, VLAN tags looked
+//! through), which change the meaning only when asked for. The checks have already refused the
 //! filters a user can get wrong, [`crate::check::check_target`] those
 //! the target cannot run: lowering fails only on its own limits (the
 //! number of `geneve`) and on tests that read the Geneve offsets on a
