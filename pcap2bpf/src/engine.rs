@@ -27,6 +27,8 @@ pub struct RunOptions<'a> {
     link: LinkType,
     engine: Engine,
     netmask: Option<u32>,
+    ipv6_ext_headers: bool,
+    vlan_any: bool,
     resolver: &'a dyn Resolver,
 }
 
@@ -39,6 +41,8 @@ impl<'a> RunOptions<'a> {
             link,
             engine: Engine::Auto,
             netmask: None,
+            ipv6_ext_headers: false,
+            vlan_any: false,
             resolver,
         }
     }
@@ -46,6 +50,19 @@ impl<'a> RunOptions<'a> {
     /// Sets where to run.
     pub fn engine(mut self, engine: Engine) -> Self {
         self.engine = engine;
+        self
+    }
+
+    /// The IPv6 extension-header walk mode
+    /// ([`crate::CompileOptions::ipv6_ext_headers`]).
+    pub fn ipv6_ext_headers(mut self, on: bool) -> Self {
+        self.ipv6_ext_headers = on;
+        self
+    }
+
+    /// The VLAN look-through mode ([`crate::CompileOptions::vlan_any`]).
+    pub fn vlan_any(mut self, on: bool) -> Self {
+        self.vlan_any = on;
         self
     }
 
@@ -71,7 +88,9 @@ impl Runner {
         )?;
         let (ir, warning) = build_ir(
             &filter,
-            &lower::LowerOptions::offline(opts.link, opts.netmask),
+            &lower::LowerOptions::offline(opts.link, opts.netmask)
+                .ipv6_ext_headers(opts.ipv6_ext_headers)
+                .vlan_any(opts.vlan_any),
         )?;
         let inner = pktmatch::run::Runner::new(ir, expr, opts.engine)?;
         Ok(Runner {

@@ -54,7 +54,7 @@ pub use syntax::{ast, lexer, parser};
 use bpf_builder::ctx::{TcAction, XdpAction};
 use bpf_builder::object::{Object, ProgId};
 
-pub use lower::LowerOptions;
+pub use lower::{IPV6_WALK_HEADERS, LowerOptions};
 pub use pktmatch::{EmitOptions, Ir, Target, ir};
 
 pub use ast::{Expr, Span};
@@ -182,6 +182,8 @@ pub struct CompileOptions<'a> {
     test_run_meta: bool,
     xdp_frags: bool,
     netmask: Option<u32>,
+    ipv6_ext_headers: bool,
+    vlan_any: bool,
     resolver: &'a dyn Resolver,
 }
 
@@ -204,8 +206,32 @@ impl<'a> CompileOptions<'a> {
             test_run_meta: false,
             xdp_frags: false,
             netmask: None,
+            ipv6_ext_headers: false,
+            vlan_any: false,
             resolver,
         }
+    }
+
+    /// Opt-in mode, off by default (libpcap has no such mode): layer-4
+    /// tests on IPv6 (`tcp`, `udp`, `sctp`, `icmp6`, `[ip6] proto N`,
+    /// `port`, `portrange`, `tcp port`...) walk the IPv6 extension
+    /// headers first, as `ip6 protochain` does, and read ports where the
+    /// walk stopped. See [`LowerOptions::ipv6_ext_headers`] for the exact
+    /// walk.
+    pub fn ipv6_ext_headers(mut self, on: bool) -> Self {
+        self.ipv6_ext_headers = on;
+        self
+    }
+
+    /// Opt-in mode, off by default: each layer-3 or layer-4 primitive `X`
+    /// means libpcap's `X or (vlan and (X or (vlan and X)))` (X, or one
+    /// tag and X after it, or two tags and X after them), so that
+    /// `tcp port 80` also matches singly and doubly tagged frames; the
+    /// tags shift the offsets of `X` only.
+    /// See [`LowerOptions::vlan_any`] for which primitives and where.
+    pub fn vlan_any(mut self, on: bool) -> Self {
+        self.vlan_any = on;
+        self
     }
 
     /// Sets the return values on a match and otherwise (XDP: an action
@@ -257,11 +283,13 @@ pub struct Compiled {
 
 /// The lowering options a target implies.
 pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
-    if opts.test_run_meta {
+    let l = if opts.test_run_meta {
         LowerOptions::offline(opts.link, opts.netmask)
     } else {
         LowerOptions::live(opts.link, opts.target, opts.netmask)
-    }
+    };
+    l.ipv6_ext_headers(opts.ipv6_ext_headers)
+        .vlan_any(opts.vlan_any)
 }
 
 /// Checks a checked filter against where it runs

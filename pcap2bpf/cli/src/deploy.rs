@@ -251,6 +251,11 @@ pub struct Request<'a> {
     pub name: &'a str,
     /// Name lookups of the expression.
     pub resolver: &'a dyn Resolver,
+    /// The IPv6 extension-header walk mode
+    /// ([`CompileOptions::ipv6_ext_headers`]).
+    pub ipv6_ext_headers: bool,
+    /// The VLAN look-through mode ([`CompileOptions::vlan_any`]).
+    pub vlan_any: bool,
 }
 
 /// Which network namespace a filter's device is in, seen from the one
@@ -469,7 +474,9 @@ fn build(
     let link = link_of_device(req.iface)?;
     let opts = CompileOptions::new(link, target, req.resolver)
         .verdicts(on_match, on_nomatch)
-        .xdp_frags(frags);
+        .xdp_frags(frags)
+        .ipv6_ext_headers(req.ipv6_ext_headers)
+        .vlan_any(req.vlan_any);
     let filter = parse_with(req.expr, Options::new(link, req.resolver))?;
     let lower = lower_options(&opts).fixed_direction(match req.hook {
         Hook::Xdp | Hook::TcxIngress => Some(false),

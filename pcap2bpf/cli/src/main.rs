@@ -162,7 +162,28 @@ struct CompileArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     repeat: u32,
     #[command(flatten)]
+    modes: ModeArgs,
+    #[command(flatten)]
     expr: ExprArgs,
+}
+
+/// The opt-in modes libpcap lacks (both off by default).
+#[derive(Args, Clone, Copy)]
+struct ModeArgs {
+    /// On IPv6, walk the extension headers (hop-by-hop, destination
+    /// options, routing, fragment, AH) before `tcp`, `udp`, `sctp`,
+    /// `icmp6`, `proto N` and port tests, as `ip6 protochain` does (at
+    /// most 8 headers), and read ports where the walk stopped. Without
+    /// it, libpcap's meaning: the next header must be the protocol.
+    #[arg(long)]
+    ipv6_ext_headers: bool,
+    /// Look through one or two VLAN tags (802.1Q, 802.1ad, 0x9100) for
+    /// every layer-3 and layer-4 primitive: `X` means libpcap's
+    /// `X or (vlan and (X or (vlan and X)))` (X untagged, after one tag or
+    /// after two), the tags shifting `X` only. Ethernet only; primitives
+    /// after `vlan`, `mpls`, `pppoes` or `geneve` keep libpcap's meaning.
+    #[arg(long)]
+    vlan_any: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -199,6 +220,8 @@ struct RunArgs {
     /// built-in interpreter; auto picks the kernel when allowed.
     #[arg(long, value_enum, default_value = "auto")]
     engine: EngineArg,
+    #[command(flatten)]
+    modes: ModeArgs,
     #[command(flatten)]
     expr: ExprArgs,
 }
@@ -256,6 +279,8 @@ struct AttachArgs {
     /// --share.
     #[arg(long, value_name = "N")]
     priority: Option<u32>,
+    #[command(flatten)]
+    modes: ModeArgs,
     #[command(flatten)]
     expr: ExprArgs,
 }
@@ -318,7 +343,10 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
     };
     // The target's usual verdicts: XDP_PASS/XDP_DROP, TC_ACT_OK/TC_ACT_SHOT,
     // 256 KiB/nothing for socket filters.
-    let opts = CompileOptions::new(link, target, &tables).xdp_frags(a.xdp_frags);
+    let opts = CompileOptions::new(link, target, &tables)
+        .xdp_frags(a.xdp_frags)
+        .ipv6_ext_headers(a.modes.ipv6_ext_headers)
+        .vlan_any(a.modes.vlan_any);
     if a.xdp_frags && target != Target::Xdp {
         return Err("--xdp-frags is for --target xdp".into());
     }
@@ -396,7 +424,10 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
         EngineArg::Interp => Engine::Interp,
     };
     let tables = Tables::system();
-    let opts = RunOptions::new(link, &tables).engine(engine);
+    let opts = RunOptions::new(link, &tables)
+        .engine(engine)
+        .ipv6_ext_headers(a.modes.ipv6_ext_headers)
+        .vlan_any(a.modes.vlan_any);
     let mut runner = Runner::new(&expr, &opts).map_err(|e| match e {
         pcap2bpf::engine::EngineError::Compile(c) => compile_error(&c, &expr),
         other => other.to_string(),
@@ -541,6 +572,8 @@ fn cmd_attach(a: AttachArgs) -> Result<(), String> {
         share,
         name: &name,
         resolver: &tables,
+        ipv6_ext_headers: a.modes.ipv6_ext_headers,
+        vlan_any: a.modes.vlan_any,
     };
     let attached = deploy::attach(&req).map_err(|e| match e {
         deploy::DeployError::Compile(c) => compile_error(&c, &expr),

@@ -328,6 +328,60 @@ fn run_counts_agree_with_tcpdump_on_both_engines() {
 /// `-r -` reads the capture from standard input, as tcpdump does; a
 /// capture cut inside a record is reported after the packets before the
 /// cut, and the run fails.
+/// `--vlan-any` and `--ipv6-ext-headers` count what tcpdump counts for
+/// the equivalent expressions (see the README), and change the counts of
+/// our samples (tagged frames, IPv6 extension headers).
+#[test]
+fn run_modes_count_like_tcpdump_with_the_equivalent_expression() {
+    if Command::new("tcpdump").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tcpdump is needed under CI"
+        );
+        eprintln!("skipping: no tcpdump");
+        return;
+    }
+    let file = sample("ethernet.pcap");
+    let count = |flags: &[&str], expr: &str| -> usize {
+        let mut args = vec!["run", "--count", "--engine", "interp", "-r", &file];
+        args.extend_from_slice(flags);
+        args.push(expr);
+        let o = pcap2bpf(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().parse().expect("a count")
+    };
+    for (flags, expr, equivalent) in [
+        (
+            &["--vlan-any"][..],
+            "tcp",
+            "tcp or (vlan and (tcp or (vlan and tcp)))",
+        ),
+        (
+            &["--vlan-any"],
+            "host 10.0.0.1",
+            "host 10.0.0.1 or (vlan and (host 10.0.0.1 or (vlan and host 10.0.0.1)))",
+        ),
+        (
+            &["--ipv6-ext-headers"],
+            "udp",
+            "ip proto 17 or ip6 protochain 17",
+        ),
+        (&["--ipv6-ext-headers"], "icmp6", "ip6 protochain 58"),
+    ] {
+        let want = tcpdump_count(&file, equivalent).expect("tcpdump counts");
+        assert_eq!(
+            count(flags, expr),
+            want,
+            "{flags:?} {expr:?} ~ {equivalent:?}"
+        );
+        assert_ne!(
+            count(&[], expr),
+            want,
+            "{expr:?}: the sample shows the mode"
+        );
+    }
+}
+
 #[test]
 fn run_reads_standard_input_and_reports_a_cut_capture_after_its_packets() {
     use std::io::Write;

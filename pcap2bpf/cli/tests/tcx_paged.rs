@@ -100,6 +100,8 @@ fn tcx_filters_on_paged_frames_count_what_the_ir_matches() {
                 share: false,
                 name: &name,
                 resolver: &tables,
+                ipv6_ext_headers: false,
+                vlan_any: false,
             })
         })
         .unwrap()

@@ -14,7 +14,9 @@
 //! starts) and `cmp` (loads and comparisons there), then `link` (link
 //! layer), `encap` (VLAN, MPLS, PPPoE), `network` (IPv4, IPv6, ARP,
 //! DECnet, ISO), `transport` (ports), `tunnel` (Geneve) and `arith`
-//! (relations and arithmetic). The checks have already refused the
+//! (relations and arithmetic); `modes` holds the two opt-in modes
+//! libpcap lacks (the IPv6 extension-header walk, VLAN tags looked
+//! through), which change the meaning only when asked for. The checks have already refused the
 //! filters a user can get wrong, [`crate::check::check_target`] those
 //! the target cannot run: lowering fails only on its own limits (the
 //! number of `geneve`) and on tests that read the Geneve offsets on a
@@ -27,6 +29,7 @@ mod cmp;
 mod encap;
 mod formula;
 mod link;
+mod modes;
 mod network;
 mod offset;
 mod transport;
@@ -44,6 +47,8 @@ use crate::syntax::ast::{Primitive, Proto, Span};
 use formula::{P, and, not, or, to_blocks};
 use offset::Offsets;
 use tunnel::{check_vars_set, has_geneve, pcap_optimizes};
+
+pub use modes::IPV6_WALK_HEADERS;
 
 /// What the lowering needs to know about where the filter runs: made with
 /// [`LowerOptions::offline`] or [`LowerOptions::live`].
@@ -63,6 +68,12 @@ pub struct LowerOptions {
     fixed_direction: Option<bool>,
     /// The IPv4 netmask for `ip broadcast`.
     netmask: Option<u32>,
+    /// Opt-in mode: layer-4 tests on IPv6 walk the extension headers
+    /// first ([`LowerOptions::ipv6_ext_headers`]).
+    ipv6_ext_headers: bool,
+    /// Opt-in mode: layer-3 and layer-4 primitives also look through one
+    /// or two VLAN tags ([`LowerOptions::vlan_any`]).
+    vlan_any: bool,
 }
 
 impl LowerOptions {
@@ -76,6 +87,8 @@ impl LowerOptions {
             offline: true,
             fixed_direction: Some(false),
             netmask,
+            ipv6_ext_headers: false,
+            vlan_any: false,
         }
     }
 
@@ -90,6 +103,8 @@ impl LowerOptions {
             offline: false,
             fixed_direction: xdp.then_some(false),
             netmask,
+            ipv6_ext_headers: false,
+            vlan_any: false,
         }
     }
 
@@ -99,6 +114,49 @@ impl LowerOptions {
     /// metadata.
     pub fn fixed_direction(mut self, outgoing: Option<bool>) -> Self {
         self.fixed_direction = outgoing;
+        self
+    }
+
+    /// Opt-in mode (off by default): on IPv6, `tcp`, `udp`, `sctp`,
+    /// `icmp6`, `[ip6] proto N` and the other protocol tests, and the
+    /// port tests (`port`, `portrange`, `tcp port` ...), walk the IPv6
+    /// extension headers first, as libpcap's `ip6 protochain` does:
+    /// hop-by-hop (0), destination options (60), routing (43) and
+    /// fragment (44) headers are skipped by `(length + 1) * 8` bytes, AH
+    /// (51) with libpcap's rule (the offset becomes `(length + 2) * 4`
+    /// from the IPv6 header), the walk stops at the protocol looked for,
+    /// at `no next header` (59) or at any other header, and follows at
+    /// most [`IPV6_WALK_HEADERS`] headers (a longer chain does not
+    /// match). Ports are read where the walk stopped, fragment or not
+    /// (as `ip6 protochain`, the walk passes a fragment header whatever
+    /// its offset: a later fragment's payload is read as if it were the
+    /// transport header). IPv4 keeps libpcap's meaning, and so do
+    /// `ip6 protochain` and relations (`tcp[13]`, `ip6[40]` read at
+    /// libpcap's offsets).
+    pub fn ipv6_ext_headers(mut self, on: bool) -> Self {
+        self.ipv6_ext_headers = on;
+        self
+    }
+
+    /// Opt-in mode (off by default): every layer-3 or layer-4 primitive
+    /// `X` (hosts, `net`, ports, `ip`, `ip6`, `arp`, `tcp`, `proto`,
+    /// `protochain`, `ip multicast`/`broadcast`, relations that read a
+    /// network or transport header...) also looks through one or two
+    /// VLAN tags: it means libpcap's `X or (vlan and (X or (vlan and X)))`
+    /// (in libpcap's language, where `vlan` shifts everything after it:
+    /// X on the frame as it is, or a tag and X after it, or two tags and
+    /// X after them), with the shifts ending with `X`: the rest of the
+    /// filter reads the offsets it reads without the mode. A tag is what
+    /// libpcap's `vlan` takes: TPID 0x8100 (802.1Q), 0x88a8 (802.1ad) or
+    /// 0x9100, in the frame, or (tc, socket filters) the outer one in the
+    /// packet's metadata. Only on Ethernet, and only for primitives
+    /// before which the filter has no `vlan`, `mpls`, `pppoes` or
+    /// `geneve` (those keep libpcap's meaning; `protochain` too where
+    /// the tag may be in metadata). Link-layer primitives (`ether ...`,
+    /// `ether[...]`, `less`, `greater`, `vlan`, `mpls`, `llc`,
+    /// `inbound`...) are unchanged.
+    pub fn vlan_any(mut self, on: bool) -> Self {
+        self.vlan_any = on;
         self
     }
 
@@ -160,6 +218,10 @@ struct Lower<'a> {
     /// optimiser folds a constant index into the offset of a load, and
     /// that sum wraps around 32 bits (`arith::Lower::indexed`).
     pcap_optimizes: bool,
+    /// The variables of the IPv6 extension-header walk
+    /// ([`LowerOptions::ipv6_ext_headers`]), one set per offset of the
+    /// network layer: each always holds the same function of the packet.
+    walk_vars: Vec<modes::WalkVars>,
     span: Span,
 }
 
@@ -177,6 +239,7 @@ impl<'a> Lower<'a> {
             geneve: None,
             next_var: 0,
             pcap_optimizes: true,
+            walk_vars: Vec::new(),
             span: Span::default(),
         }
     }
@@ -208,7 +271,11 @@ impl<'a> Lower<'a> {
             Checked::Not(a) => not(self.node(a)?),
             Checked::Atom(a, span) => {
                 self.span = *span;
-                self.atom(a)?
+                if self.opts.vlan_any && self.vlan_any_applies(a) {
+                    self.atom_vlan_any(a)?
+                } else {
+                    self.atom(a)?
+                }
             }
         })
     }

@@ -36,6 +36,11 @@ impl Lower<'_> {
                 let b1 = self.cmp(Rel::LinkPl, 9, 1, v)?;
                 Ok(and(b0, b1))
             }
+            Some(ProtoLayer::Ip6) if self.opts.ipv6_ext_headers => {
+                let b0 = self.linktype(ETHERTYPE_IPV6)?;
+                let b1 = self.ip6_walk(v, &mut |_, _| Ok(P::True))?;
+                Ok(and(b0, b1))
+            }
             Some(ProtoLayer::Ip6) => {
                 let b0 = self.linktype(ETHERTYPE_IPV6)?;
                 let b2 = self.cmp(Rel::LinkPl, 6, 1, IPPROTO_FRAGMENT)?;

@@ -69,6 +69,9 @@ pub(super) enum Rel {
     PrevMpls,
     TranIpv4,
     TranIpv6,
+    /// An offset computed elsewhere (where the IPv6 extension-header walk
+    /// of [`super::LowerOptions::ipv6_ext_headers`] stopped).
+    At(Off),
 }
 
 impl Lower<'_> {
@@ -98,6 +101,7 @@ impl Lower<'_> {
                 var: Some(self.iphdrlen()),
                 k: pl.k.wrapping_add(self.off.nl),
             },
+            Rel::At(o) => o,
             Rel::TranIpv6 => Off {
                 var: pl.var,
                 k: pl.k.wrapping_add(self.off.nl).wrapping_add(40),

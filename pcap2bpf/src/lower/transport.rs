@@ -30,7 +30,11 @@ impl Lower<'_> {
         hi: u32,
         range: bool,
     ) -> R<P> {
-        if v6 {
+        if v6 && self.opts.ipv6_ext_headers {
+            self.ip6_walk(proto, &mut |l, at| {
+                l.portatoms(Rel::At(at), dir, lo, hi, range)
+            })
+        } else if v6 {
             let b0 = self.cmp(Rel::LinkPl, 6, 1, proto)?;
             let b1 = self.portatoms(Rel::TranIpv6, dir, lo, hi, range)?;
             Ok(and(b0, b1))
