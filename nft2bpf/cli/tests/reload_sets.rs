@@ -249,3 +249,83 @@ fn dynamic_set_elements_keep_their_expiry_and_buckets_across_a_reload() {
     assert_eq!(bed.send(&[40]), Vec::<u16>::new());
     ok(&bed, "unload");
 }
+
+/// Interval sets (an LPM trie: a range is several prefixes) and
+/// concatenations keep their live elements too.
+#[test]
+fn interval_sets_and_concatenations_keep_their_live_elements() {
+    let Some(bed) = Bed::new("interval sets kept across a reload") else {
+        return;
+    };
+    let text = "table netdev t {
+	set nets {
+		type ipv4_addr
+		flags interval
+	}
+	set pairs {
+		type ipv4_addr . inet_service
+	}
+	chain c {
+		type filter hook ingress device \"nfb\" priority 0; policy accept;
+		ip saddr @nets udp dport 20-29 drop
+		ip saddr . udp dport @pairs drop
+	}
+}
+";
+    let file = bed.file("nets.nft", text);
+    let load = format!("load {}", file.display());
+    ok(&bed, &load);
+    ok(&bed, "add element t nets { 10.0.0.0-10.0.0.5 }");
+    ok(&bed, "add element t pairs { 10.0.0.1 . 5 }");
+    assert_eq!(bed.send(&[5, 6, 21]), vec![6]);
+    let out = ok(&bed, &load);
+    assert!(out.contains(", 2 sets kept\n"), "{out}");
+    assert_eq!(bed.send(&[5, 6, 21]), vec![6]);
+    assert_eq!(
+        elements(&ok(&bed, "list set t nets")),
+        "{10.0.0.0-10.0.0.5}"
+    );
+    // The kept trie takes the same changes as before the reload.
+    let err = fails(&bed, "add element t nets { 10.0.0.2 }");
+    assert!(err.contains("conflicting intervals specified"), "{err}");
+    ok(&bed, "delete element t nets { 10.0.0.0-10.0.0.5 }");
+    ok(&bed, "delete element t pairs { 10.0.0.1 . 5 }");
+    assert_eq!(bed.send(&[5, 6, 21]), vec![5, 6, 21]);
+    ok(&bed, "unload");
+}
+
+/// A set that an ingress and an egress chain look up has a copy in each
+/// program (XDP, tcx egress): each keeps its own across a reload
+/// (`delete element` fails unless every copy has the element).
+#[test]
+fn every_hooks_copy_of_a_set_is_kept() {
+    let Some(bed) = Bed::new("every copy of a set kept across a reload") else {
+        return;
+    };
+    let text = "table netdev t {
+	set blocked {
+		type inet_service
+	}
+	chain in {
+		type filter hook ingress device \"nfb\" priority 0; policy accept;
+		udp dport @blocked drop
+	}
+	chain out {
+		type filter hook egress device \"nfb\" priority 0; policy accept;
+		udp sport @blocked drop
+	}
+}
+";
+    let file = bed.file("hooks.nft", text);
+    let load = format!("load {}", file.display());
+    ok(&bed, &load);
+    ok(&bed, "add element t blocked { 5, 6 }");
+    let out = ok(&bed, &load);
+    assert!(out.contains("replaced xdp on nfb"), "{out}");
+    assert!(out.contains("replaced tcx-egress on nfb"), "{out}");
+    assert_eq!(out.matches(", 1 set kept\n").count(), 2, "{out}");
+    assert_eq!(bed.send(&[5, 6, 7]), vec![7]);
+    ok(&bed, "delete element t blocked { 5, 6 }");
+    assert_eq!(bed.send(&[5, 6, 7]), vec![5, 6, 7]);
+    ok(&bed, "unload");
+}
