@@ -128,6 +128,28 @@ fn elements_changed_live_survive_a_reload_of_an_unchanged_set() {
         "{out}"
     );
     assert_eq!(bed.send(&[6]), vec![6]);
+
+    // The same declaration, but a rule now adds to the set: its map
+    // holds another kind of value, so it starts from the file too, and
+    // the command says where.
+    ok(&bed, "add element t blocked { 6 }");
+    let adding = "		flags dynamic
+		size 100
+		elements = { 5, 9 }
+";
+    let file5 = bed.file(
+        "fw5.nft",
+        &ruleset(adding, NFB, "\t\tudp dport 30 add @blocked { udp dport }\n"),
+    );
+    let out = ok(&bed, &format!("load {}", file5.display()));
+    assert!(
+        out.contains(
+            "set netdev t blocked: its map on xdp on nfb is of another shape (the rules look it \
+             up or add to it otherwise): there it starts from the file's elements\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(bed.send(&[6, 9]), vec![6]);
     ok(&bed, "unload");
 }
 
