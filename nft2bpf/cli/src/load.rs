@@ -107,13 +107,17 @@ pub fn run(a: &Args) -> Result<(), String> {
                     "hook": p.attach.name(), "device": p.device, "prog_id": p.prog_id,
                     "link_id": p.link_id, "insns": p.insns, "maps": p.maps,
                     "replaced": p.replaced, "counters_carried": p.carried,
+                    "sets_kept": p.sets_kept,
                     "dispatcher": p.dispatcher.as_ref().map(|(id, names)| json!({
                         "prog_id": id, "members": names,
                     })),
                 })
             })
             .collect();
-        out = json!({"programs": programs, "detached": report.detached}).to_string();
+        out = json!({
+            "programs": programs, "detached": report.detached, "sets_reset": report.sets_reset,
+        })
+        .to_string();
         out.push('\n');
     } else {
         for p in &report.programs {
@@ -128,8 +132,13 @@ pub fn run(a: &Args) -> Result<(), String> {
                 ),
                 None => format!("link {}", p.link_id),
             };
+            let kept = match p.sets_kept.len() {
+                0 => String::new(),
+                1 => ", 1 set kept".to_string(),
+                n => format!(", {n} sets kept"),
+            };
             out.push_str(&format!(
-                "{} {}: program {} {how}, {} instructions, {} maps{}\n",
+                "{} {}: program {} {how}, {} instructions, {} maps{}{kept}\n",
                 match (p.replaced, p.dispatcher.is_some()) {
                     (true, _) => "replaced",
                     (false, true) => "joined",
@@ -148,6 +157,9 @@ pub fn run(a: &Args) -> Result<(), String> {
         }
         for d in &report.detached {
             out.push_str(&format!("detached {}\n", text::escape(d)));
+        }
+        for r in &report.sets_reset {
+            out.push_str(&format!("{}\n", text::escape(r)));
         }
     }
     crate::common::out(out.as_bytes())

@@ -257,6 +257,14 @@ fn shared_firewall_runs_beside_another_member() {
     let elements: String = set_listing.split_whitespace().collect();
     assert!(elements.contains("elements={5,6}"), "{set_listing}");
 
+    // A reload of the same file keeps the set's live contents: the new
+    // member looks 6 up in the old member's map.
+    let out = bed.ok(&["load", first, "--shared"]);
+    assert!(out.starts_with("replaced xdp on nfb: program "), "{out}");
+    assert!(out.contains(", 1 set kept\n"), "{out}");
+    assert_eq!(members(&bed), ["nft_xdp", "seen"]);
+    assert_eq!(bed.send(&[6, 5, 1]), vec![1]);
+
     // A reload: the new program takes the old one's place, the counter
     // of the rule that stayed carries over.
     let second = bed.file(

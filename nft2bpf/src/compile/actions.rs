@@ -18,7 +18,7 @@ use bpf_builder::asm::{Asm, Label};
 use bpf_builder::handle::{Map, MapError};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
-use bpf_builder::map::MapSpec;
+use bpf_builder::map::{ExistingMap, MapSpec};
 use bpf_builder::object::{FuncId, MapId, Object};
 use pktmatch::codegen::{ActionEnd, var_slot};
 use pktmatch::{Error, Span, Target};
@@ -221,6 +221,19 @@ pub fn add_actions(
     sets: &[SetMap],
     opts: &ActionOptions,
 ) -> Result<(ActionMaps, ActionCode), Error> {
+    add_actions_reusing(object, actions, sets, &[], opts)
+}
+
+/// [`add_actions`], with the sets' maps that `existing` gives (by map
+/// number) used instead of new ones: a reload keeps a set's live
+/// contents so. Such a map is checked against the set's shape at load.
+pub fn add_actions_reusing(
+    object: &mut Object,
+    actions: &[Action],
+    sets: &[SetMap],
+    existing: &[Option<ExistingMap>],
+    opts: &ActionOptions,
+) -> Result<(ActionMaps, ActionCode), Error> {
     if opts.target == Target::SocketFilter {
         return Err(Error::new(
             "counter, quota, limit and log need an XDP or tc program",
@@ -274,8 +287,11 @@ pub fn add_actions(
         maps.log = Some(LogMaps { ring, drops });
     }
     for (i, set) in sets.iter().enumerate() {
-        maps.sets
-            .push(object.add_map(set.spec(i)).map_err(object_err)?);
+        let id = match existing.get(i).cloned().flatten() {
+            Some(map) => object.add_existing_map(set.spec(i), map),
+            None => object.add_map(set.spec(i)),
+        };
+        maps.sets.push(id.map_err(object_err)?);
         maps.stateful.push(set.stateful);
     }
     let buckets = actions

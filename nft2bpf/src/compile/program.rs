@@ -8,14 +8,14 @@ use bpf_builder::handle::UpdateFlags;
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{JmpOp, Reg, Size};
 use bpf_builder::load::Loaded;
-use bpf_builder::map::{InitValue, MapSpec};
+use bpf_builder::map::{ExistingMap, InitValue, MapSpec};
 use bpf_builder::object::{MapId, Object, ProgId};
 use pktmatch::codegen::SourceText;
 use pktmatch::ir::Verdict;
 use pktmatch::{EmitOptions, Span, Target};
 
 use super::actions::{
-    ActionMaps, ActionOptions, CounterValue, add_actions, array_lookup, write_counter,
+    ActionMaps, ActionOptions, CounterValue, add_actions_reusing, array_lookup, write_counter,
 };
 use super::{Attach, CounterSlot, Lowered, Outcome};
 use crate::check::tree::Ruleset;
@@ -53,6 +53,11 @@ pub struct ProgramOptions<'s> {
     /// The ruleset's files: the code's annotations (listings, the
     /// verifier's errors) then name each test's file, line and column.
     pub source: Option<&'s SourceMap>,
+    /// Maps that exist already, used for the sets' maps of these numbers
+    /// instead of new ones (a reload keeps a set's live contents so):
+    /// they keep their contents, so [`Program::entries`] writes none
+    /// into them.
+    pub existing_sets: &'s [Option<ExistingMap>],
 }
 
 impl<'s> ProgramOptions<'s> {
@@ -63,7 +68,14 @@ impl<'s> ProgramOptions<'s> {
             mode,
             log_ring_bytes: super::actions::DEFAULT_LOG_RING_BYTES,
             source: None,
+            existing_sets: &[],
         }
+    }
+
+    /// Sets [`ProgramOptions::existing_sets`].
+    pub fn existing_sets(mut self, maps: &'s [Option<ExistingMap>]) -> ProgramOptions<'s> {
+        self.existing_sets = maps;
+        self
     }
 
     /// Sets [`ProgramOptions::log_ring_bytes`].
@@ -110,7 +122,14 @@ pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
     let internal = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
     let mut object = Object::new();
     let aopts = ActionOptions::new(target, super::LEN_VAR).log_ring_bytes(opts.log_ring_bytes);
-    let (maps, code) = add_actions(&mut object, &l.actions, &l.set_maps, &aopts).map_err(pkt)?;
+    let (maps, code) = add_actions_reusing(
+        &mut object,
+        &l.actions,
+        &l.set_maps,
+        opts.existing_sets,
+        &aopts,
+    )
+    .map_err(pkt)?;
     let mut fwd_devices: Vec<String> = Vec::new();
     for d in &l.decisions {
         if let Outcome::Fwd(dev) = &d.outcome
@@ -340,6 +359,10 @@ impl Program {
             0
         };
         for (set, id) in l.set_maps.iter().zip(&self.maps.sets) {
+            // A map used again keeps what it holds.
+            if self.object.existing_map(*id).is_some() {
+                continue;
+            }
             for (i, (key, value)) in set.entries.iter().enumerate() {
                 let bytes = if set.stateful {
                     let timeout = set.timeouts.get(i).copied().flatten();

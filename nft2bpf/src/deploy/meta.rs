@@ -72,6 +72,54 @@ pub struct SetMeta {
     /// [`ElemValue`](crate::compile::dynset::ElemValue)s (a set with
     /// timeouts or elements added from the packet path), not a `u32`.
     pub stateful: bool,
+    /// The set's declaration in the ruleset file, in a canonical form
+    /// ([`set_declaration`]): a reload keeps the live contents of a set
+    /// whose declaration is the same. Empty in descriptions written
+    /// before it was kept (such a set counts as changed).
+    pub decl: String,
+}
+
+/// The declaration of set `set` of `rs` in a canonical form, for
+/// telling whether a reload changed it: its key's types and widths,
+/// `flags interval`, `flags constant`, `flags timeout`, `timeout`,
+/// `size`, whether it is a verdict map, and its declared elements (keys,
+/// verdicts, own timeouts) in sorted order. Not in it: where it is in
+/// the file, the order of the elements, and whether rules add to it
+/// (that changes the map's shape, which [`super::load`] checks apart).
+pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
+    let s = &rs.sets[set];
+    let chain_name = |c| rs.chains[c].name.clone();
+    let key: Vec<String> = s
+        .key
+        .iter()
+        .map(|k| format!("{}/{}", k.ty.name(), k.bits))
+        .collect();
+    let mut elements: Vec<String> = s
+        .elements
+        .iter()
+        .map(|e| {
+            let mut t = format!("{:?}", e.key);
+            if let Some(v) = e.verdict {
+                t.push_str(&format!(" : {}", verdict_text(v, &chain_name)));
+            }
+            if let Some(ms) = e.timeout {
+                t.push_str(&format!(" timeout {ms}"));
+            }
+            t
+        })
+        .collect();
+    elements.sort();
+    format!(
+        "type {}; map {}; interval {}; constant {}; timeouts {}; timeout {:?}; size {:?}; elements {{ {} }}",
+        key.join(" . "),
+        s.is_map,
+        s.interval,
+        s.constant,
+        s.state.timeouts,
+        s.state.timeout,
+        s.size,
+        elements.join(", ")
+    )
 }
 
 /// One part of a set's key.
@@ -432,6 +480,7 @@ impl Meta {
                     timeouts: s.state.timeouts,
                     timeout: s.state.timeout,
                     stateful: m.stateful,
+                    decl: set_declaration(rs, m.set),
                 })
             })
             .collect();
@@ -496,6 +545,7 @@ impl Meta {
                 "interval": s.interval, "map": s.is_map, "verdicts": s.verdicts,
                 "size": s.size, "max_entries": s.max_entries,
                 "timeouts": s.timeouts, "timeout": s.timeout, "stateful": s.stateful,
+                "decl": s.decl,
             })).collect::<Vec<_>>(),
         });
         v.to_string()
@@ -613,6 +663,7 @@ impl Meta {
                 timeouts: v["timeouts"].as_bool().unwrap_or(false),
                 timeout: v["timeout"].as_u64(),
                 stateful: v["stateful"].as_bool().unwrap_or(false),
+                decl: s(&v["decl"]).unwrap_or_default(),
             });
         }
         Ok(m)
@@ -634,5 +685,84 @@ impl Meta {
         let t = self.tables.iter().find(|t| t.name == pos.table)?;
         let c = t.chains.iter().find(|c| c.name == pos.chain)?;
         c.rules.get(pos.rule).map(RuleMeta::text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::Source;
+    use crate::syntax::MemLoader;
+
+    /// The declaration of set `s` of table `t` in `text`.
+    fn decl(text: &str) -> String {
+        let src = Source::from_text("t.nft", text, &mut MemLoader::new()).unwrap();
+        let (id, _) = src
+            .ruleset
+            .sets
+            .iter()
+            .find(|(_, s)| s.name.as_deref() == Some("s"))
+            .unwrap();
+        set_declaration(&src.ruleset, id)
+    }
+
+    fn table(set: &str, rules: &str) -> String {
+        let kind = if set.contains(": verdict") {
+            "map"
+        } else {
+            "set"
+        };
+        format!(
+            "table netdev t {{ {kind} s {{ {set} }}
+                chain other {{ counter; }}
+                chain c {{ type filter hook ingress device \"eth0\" priority 0; {rules} }}; }}"
+        )
+    }
+
+    #[test]
+    fn a_set_declaration_is_its_type_flags_and_elements_not_their_order() {
+        let base = decl(&table(
+            "type ipv4_addr; elements = { 10.0.0.1, 10.0.0.2 };",
+            "ip saddr @s drop;",
+        ));
+        // Elements in another order, other rules, other places: the same.
+        let same = decl(&table(
+            "type ipv4_addr;\n\n elements = { 10.0.0.2, 10.0.0.1 };",
+            "udp dport 9 drop; ip daddr @s accept;",
+        ));
+        assert_eq!(base, same);
+        for other in [
+            "type ipv4_addr; elements = { 10.0.0.1 };",
+            "type ipv4_addr; size 10; elements = { 10.0.0.1, 10.0.0.2 };",
+            "type ipv4_addr; flags interval; elements = { 10.0.0.1, 10.0.0.2 };",
+            "type ipv4_addr; flags timeout; elements = { 10.0.0.1, 10.0.0.2 };",
+            "type ipv4_addr; timeout 1s; elements = { 10.0.0.1, 10.0.0.2 };",
+            "type ipv4_addr; flags constant; elements = { 10.0.0.1, 10.0.0.2 };",
+        ] {
+            assert_ne!(decl(&table(other, "ip saddr @s drop;")), base, "{other}");
+        }
+        // An element's own timeout is part of it.
+        let timeouts = |e: &str| {
+            decl(&table(
+                &format!("type ipv4_addr; flags timeout; elements = {{ {e} }};"),
+                "ip saddr @s drop;",
+            ))
+        };
+        assert_ne!(
+            timeouts("10.0.0.1 timeout 1s, 10.0.0.2"),
+            timeouts("10.0.0.1, 10.0.0.2")
+        );
+        // A verdict map's verdicts are part of it.
+        let map = |e: &str| {
+            decl(&table(
+                &format!("type inet_service : verdict; elements = {{ {e} }};"),
+                "udp dport vmap @s;",
+            ))
+        };
+        assert_eq!(
+            map("1 : drop, 2 : jump other"),
+            map("2 : jump other, 1 : drop")
+        );
+        assert_ne!(map("1 : drop"), map("1 : accept"));
     }
 }

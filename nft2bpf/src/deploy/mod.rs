@@ -40,13 +40,37 @@
 //! the new program with the old one's value (read just before the swap,
 //! so packets counted in between are lost), as do named counters.
 //!
+//! Sets that did not change keep their live contents: elements added
+//! and deleted with [`sets`]' commands, and those the packet path added
+//! to dynamic sets, with their expiry and meter buckets. A named set is
+//! unchanged when the running programs have it (same table and name)
+//! with the same declaration ([`set_declaration`]: key types and
+//! widths, `flags interval`, `constant`, `timeout`, the `timeout`,
+//! `size`, map or set, and the declared elements with their verdicts and
+//! timeouts, in any order). Each of its maps in a new program is then
+//! the running map of the program it replaces (same hook and device)
+//! when that is of the same shape: the new program is built and loaded
+//! with that map itself (`Object::add_existing_map`, which checks the
+//! kernel map's type, sizes and flags), so nothing is copied and no
+//! element changed up to the switch is missing after it. A map the
+//! replaced program lacks (a new device, a lookup with another key
+//! alignment) is filled from another running copy of the same shape just
+//! before the switch. Otherwise (a changed declaration; a map of another
+//! shape, as when rules start adding to a set) the set starts from the
+//! file's elements, and [`Report::sets_reset`] says so. Programs are
+//! therefore built and loaded under the pin root's lock, after the
+//! running ones are read; only lowering comes before.
+//!
 //! A shared XDP program joins its dispatcher (a new dispatcher with it
 //! among the members replaces the old one in one swap), loaded with its
 //! maps' first contents in the object, so it runs complete from its first
 //! packet but for counters' initial values, written right after. On a
 //! reload the new member joins right after the old one, which leaves once
 //! the new units are committed: packets meanwhile meet both (the old
-//! rules, then the new), never neither. A load that fails takes the
+//! rules, then the new), never neither (the kept sets' maps are the
+//! same for both then: a packet the old member accepts meets the new
+//! one's `add @set` and meters on the same elements, once more). A load
+//! that fails takes the
 //! members it added out again (and a pin root it made goes too). Where
 //! the kernel refuses extension programs, joining fails saying so. A
 //! program runs alone or shared; a reload does not switch between the
@@ -68,7 +92,7 @@ use bpf_builder::pins::PinError;
 
 pub use meta::{
     ChainMeta, CounterMeta, DecisionMeta, LogMeta, Meta, RuleMeta, RulePos, SetMeta, SetPartMeta,
-    TableMeta, rule_pos, tables,
+    TableMeta, rule_pos, set_declaration, tables,
 };
 pub use pins::{Deployed, LoadOptions, PLACEHOLDER, Report, SET_MEMBERS, load, unload};
 pub use state::{
@@ -326,14 +350,40 @@ pub fn compile(
     device: &Device,
     mode: Mode,
 ) -> Result<Compiled, DeployError> {
-    let target = target_name(attach, &device.name);
-    let err = |e: crate::Error| DeployError::Compile {
-        target: target.clone(),
+    let lowered = lower_for(src, ruleset, attach, device)?;
+    build_for(src, lowered, mode, &[])
+}
+
+/// Lowers the program of `ruleset` (checked from `src`) for `attach` on
+/// `device`: the first half of [`compile`].
+pub fn lower_for(
+    src: &Source,
+    ruleset: &Ruleset,
+    attach: Attach,
+    device: &Device,
+) -> Result<Lowered, DeployError> {
+    lower(ruleset, attach, device).map_err(|e| DeployError::Compile {
+        target: target_name(attach, &device.name),
         message: src.render(e),
-    };
-    let lowered = lower(ruleset, attach, device).map_err(err)?;
-    let opts = ProgramOptions::new(mode).source(&src.map);
-    let program = build(&lowered, &opts).map_err(err)?;
+    })
+}
+
+/// Builds the program `lowered` (the second half of [`compile`]), with
+/// the sets' maps `existing_sets` gives (by map number) used instead of
+/// new ones ([`ProgramOptions::existing_sets`]).
+pub fn build_for(
+    src: &Source,
+    lowered: Lowered,
+    mode: Mode,
+    existing_sets: &[Option<bpf_builder::map::ExistingMap>],
+) -> Result<Compiled, DeployError> {
+    let opts = ProgramOptions::new(mode)
+        .source(&src.map)
+        .existing_sets(existing_sets);
+    let program = build(&lowered, &opts).map_err(|e| DeployError::Compile {
+        target: target_name(lowered.attach, &lowered.device.name),
+        message: src.render(e),
+    })?;
     Ok(Compiled { lowered, program })
 }
 

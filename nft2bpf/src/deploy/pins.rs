@@ -13,14 +13,15 @@ use bpf_builder::attach::{Interface, Link};
 use bpf_builder::handle::{Map, Program};
 use bpf_builder::kernel_id::KernelProgId;
 use bpf_builder::load::Loaded;
-use bpf_builder::map::MapSpec;
+use bpf_builder::map::{ExistingMap, MapSpec};
 use bpf_builder::object::{MapId, Object};
 use bpf_builder::pins::{PinRoot, Staging};
 
-use super::meta::Meta;
+use super::meta::{Meta, SetMeta};
 use super::state;
 use super::{
-    Compiled, DeployError, IngressHook, Source, compile, device, on_devices, target_name, targets,
+    Compiled, DeployError, IngressHook, Source, build_for, device, lower_for, on_devices,
+    target_name, targets,
 };
 use crate::compile::Attach;
 use crate::compile::actions::{read_counter, write_counter};
@@ -127,6 +128,10 @@ pub struct Deployed {
     pub replaced: bool,
     /// Counters whose values it took over from the program it replaced.
     pub carried: usize,
+    /// The sets (`TABLE SET`) whose live contents it kept: their maps
+    /// are those of the program it replaced (or, for a copy that program
+    /// had not, filled from another program's).
+    pub sets_kept: Vec<String>,
     /// For a member of the device's XDP dispatcher (`link_id` is then 0):
     /// the dispatcher's program id and its members' names in run order,
     /// after the load.
@@ -143,6 +148,9 @@ pub struct Report {
     /// Things worth saying: leftovers of killed commands removed, and
     /// what could not be cleaned up after the new ruleset took over.
     pub notes: Vec<String>,
+    /// Sets of the old ruleset that start again from the file's
+    /// elements, and why: `set netdev TABLE SET: ...`.
+    pub sets_reset: Vec<String>,
 }
 
 /// The unit name of a program's hook and device: `HOOK-DEVICE`, the
@@ -222,6 +230,18 @@ pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, Dep
     }))
 }
 
+/// A program lowered and described, before the pin root's lock.
+struct Planned {
+    attach: Attach,
+    device: String,
+    key: String,
+    lowered: crate::compile::Lowered,
+    shared: bool,
+    meta: Meta,
+    meta_obj: Loaded,
+    meta_map: MapId,
+}
+
 /// A program built and loaded, waiting to be pinned and attached.
 struct Prepared {
     attach: Attach,
@@ -239,6 +259,10 @@ struct Prepared {
     /// The object holding the `meta` map.
     meta_obj: Loaded,
     meta_map: MapId,
+    /// The sets whose live contents it keeps (`TABLE SET`).
+    sets_kept: Vec<String>,
+    /// Its set maps (by number) to fill from a running copy.
+    fill: Vec<(usize, Map)>,
 }
 
 impl Prepared {
@@ -334,21 +358,23 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
         Interface::named(d.as_str()).resolve()?;
     }
     let tables = super::meta::tables(&rs, &src.ast);
-    // Everything that can fail without the pins is done first.
-    let mut prepared = Vec::new();
+    // Everything that can fail without the pins is done first: the
+    // programs lowered and described. They are built and loaded under
+    // the pin root's lock, with the maps of the sets they keep.
+    let mut planned = Vec::new();
     for (attach, dev) in &targets {
-        let compiled = compile(src, &rs, *attach, &device(dev), Mode::Hook)?;
-        if compiled.lowered.set_maps.len() > SET_MEMBERS {
+        let lowered = lower_for(src, &rs, *attach, &device(dev))?;
+        if lowered.set_maps.len() > SET_MEMBERS {
             return Err(DeployError::Compile {
                 target: target_name(*attach, dev),
                 message: format!(
                     "{} set maps: a program unit pins at most {SET_MEMBERS}",
-                    compiled.lowered.set_maps.len()
+                    lowered.set_maps.len()
                 ),
             });
         }
         let shared = opts.shared.is_some() && *attach == Attach::Xdp;
-        if shared && !compiled.lowered.more.is_empty() {
+        if shared && !lowered.more.is_empty() {
             return Err(DeployError::Compile {
                 target: target_name(*attach, dev),
                 message: format!(
@@ -357,25 +383,18 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
                      the kernel refuses tail calls from it into XDP programs (a program array \
                      takes programs of one type; Linux 6.1 refuses to fill it). Put values in \
                      sets instead of rules, or load without --shared",
-                    1 + compiled.lowered.more.len()
+                    1 + lowered.more.len()
                 ),
             });
         }
-        let loaded = if shared {
-            None
-        } else {
-            Some(compiled.load(&rs)?)
-        };
-        let meta = Meta::new(src.name(), &rs, tables.clone(), &compiled.lowered);
+        let meta = Meta::new(src.name(), &rs, tables.clone(), &lowered);
         let (meta_obj, meta_map) = blob_map("nft_meta", meta.to_json().as_bytes())?;
-        prepared.push(Prepared {
+        planned.push(Planned {
             attach: *attach,
             device: dev.clone(),
             key: key(*attach, dev),
-            compiled,
-            loaded,
+            lowered,
             shared,
-            chain: None,
             meta,
             meta_obj,
             meta_map,
@@ -397,7 +416,7 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
     let scan = state::scan(&links, &members, &progs)?;
     let generation = scan.max_gen + 1;
     // A program runs alone or in a dispatcher; a reload keeps that.
-    for p in &prepared {
+    for p in &planned {
         let Some(old) = scan.current.iter().find(|c| c.key == p.key) else {
             continue;
         };
@@ -418,6 +437,38 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
             _ => {}
         }
     }
+    // The sets that did not change keep their maps: built and loaded
+    // with them (see [`plan_sets`]).
+    let mut prepared = Vec::new();
+    for pl in planned {
+        let target = target_name(pl.attach, &pl.device);
+        let plan = plan_sets(&scan, &progs, &pl.key, &target, &pl.meta)?;
+        for r in &plan.reset {
+            if !report.sets_reset.contains(r) {
+                report.sets_reset.push(r.clone());
+            }
+        }
+        let compiled = build_for(src, pl.lowered, Mode::Hook, &plan.existing)?;
+        let loaded = if pl.shared {
+            None
+        } else {
+            Some(compiled.load(&rs)?)
+        };
+        prepared.push(Prepared {
+            attach: pl.attach,
+            device: pl.device,
+            key: pl.key,
+            compiled,
+            loaded,
+            shared: pl.shared,
+            chain: None,
+            meta: pl.meta,
+            meta_obj: pl.meta_obj,
+            meta_map: pl.meta_map,
+            sets_kept: plan.kept,
+            fill: plan.fill,
+        });
+    }
     // Members join their dispatchers: their load is their attachment.
     // Until the commit, `joins` takes them out again on any failure.
     let mut joins = Joins::default();
@@ -429,6 +480,20 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
             .and_then(|c| c.member.as_ref())
             .and_then(|m| m.id().ok());
         join_member(p, &rs, old, opts, &mut joins)?;
+    }
+    // Copies of unchanged sets that had no map of their shape in the
+    // program they replace (a new device, say): filled from another
+    // copy, before the swap.
+    for p in &prepared {
+        for (i, old) in &p.fill {
+            let new = p.loaded().map(p.compiled.program.maps.sets[*i]);
+            fill_from(new, old).map_err(|e| {
+                DeployError::Other(format!(
+                    "{}: filling set map nft_set{i} from the running one: {e}",
+                    target_name(p.attach, &p.device)
+                ))
+            })?;
+        }
     }
 
     // Stage the program units.
@@ -608,6 +673,7 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
             link_id,
             replaced: scan.current.iter().any(|c| c.key == p.key),
             carried,
+            sets_kept: p.sets_kept.clone(),
             dispatcher: p.chain.clone(),
         });
     }
@@ -799,6 +865,156 @@ fn carry(old: &state::Current, new: &Prepared) -> usize {
         }
     }
     n
+}
+
+/// What a reload does with the set maps of one new program.
+struct SetPlan {
+    /// By set map number: the running map it uses instead of a new one.
+    existing: Vec<Option<ExistingMap>>,
+    /// Set maps (by number) to fill from a running copy once loaded.
+    fill: Vec<(usize, Map)>,
+    /// The sets kept (`TABLE SET`).
+    kept: Vec<String>,
+    /// Sets that start from the file's elements, and why.
+    reset: Vec<String>,
+}
+
+/// Whether the running map `old` describes can stand for the new map
+/// `new` describes: the same set, declared the same, in a map of the
+/// same kind, key layout, verdicts (a verdict map's values index them),
+/// room and values. The kernel checks the map's own shape again when the
+/// new program is loaded with it.
+fn same_map(old: &SetMeta, new: &SetMeta) -> bool {
+    let mut old = old.clone();
+    old.member.clone_from(&new.member);
+    !old.decl.is_empty() && old == *new
+}
+
+/// Which set maps of the new program `meta` describes (for `key`,
+/// `target` in messages) keep the running ruleset's contents.
+///
+/// A named set is unchanged when a running program has a copy of it
+/// (the same table and name) whose declaration is the same
+/// ([`super::meta::set_declaration`]: key types, flags, size, timeout,
+/// declared elements). Each map of an unchanged set is then the running
+/// map of the program it replaces (same hook and device), when that one
+/// is of the same shape ([`same_map`]): used again, not copied, so an
+/// element added or deleted live, or added by the packet path with its
+/// expiry and limit state, is there from the first packet the new
+/// program sees. A map that program lacks (a new device; a set looked up
+/// with another key alignment) is filled from another running copy of
+/// the same shape, before the switch; with none, it starts from the
+/// file's elements, and so does a set whose declaration changed: both
+/// said in [`SetPlan::reset`].
+fn plan_sets(
+    scan: &state::Scanned,
+    progs: &bpf_builder::pins::Locked<'_>,
+    key: &str,
+    target: &str,
+    meta: &Meta,
+) -> Result<SetPlan, DeployError> {
+    let mut plan = SetPlan {
+        existing: vec![None; SET_MEMBERS],
+        fill: Vec::new(),
+        kept: Vec::new(),
+        reset: Vec::new(),
+    };
+    let running: Vec<(&state::Current, &SetMeta)> = scan
+        .current
+        .iter()
+        .filter_map(|c| Some((c, c.meta.as_ref()?)))
+        .flat_map(|(c, m)| m.sets.iter().map(move |s| (c, s)))
+        .collect();
+    let open = |c: &state::Current, s: &SetMeta| -> Result<Option<Map>, DeployError> {
+        let Some(unit) = &c.unit else {
+            return Ok(None);
+        };
+        let map = progs
+            .unit(unit)?
+            .map(&s.member)
+            .map_err(DeployError::io(format!("opening {}/{}", c.key, s.member)))?;
+        Ok((map.name() != PLACEHOLDER).then_some(map))
+    };
+    for new in &meta.sets {
+        let Some(i) = new
+            .member
+            .strip_prefix("set")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&i| i < SET_MEMBERS)
+        else {
+            continue;
+        };
+        let name = format!("{} {}", new.table, new.name);
+        let copies: Vec<_> = running
+            .iter()
+            .filter(|(_, s)| s.table == new.table && s.name == new.name)
+            .collect();
+        if copies.is_empty() {
+            // A new set, or one that had no map.
+            continue;
+        }
+        if !copies
+            .iter()
+            .any(|(_, s)| !s.decl.is_empty() && s.decl == new.decl)
+        {
+            plan.reset.push(format!(
+                "set netdev {name}: its declaration changed: it starts from the file's elements"
+            ));
+            continue;
+        }
+        let mut found = None;
+        if let Some((c, s)) = copies
+            .iter()
+            .find(|(c, s)| c.key == key && same_map(s, new))
+        {
+            found = open(c, s)?.map(|m| (true, m));
+        }
+        if found.is_none() {
+            for (c, s) in copies.iter().filter(|(_, s)| same_map(s, new)) {
+                if let Some(m) = open(c, s)? {
+                    found = Some((false, m));
+                    break;
+                }
+            }
+        }
+        match found {
+            Some((true, map)) => plan.existing[i] = Some(ExistingMap::Handle(map)),
+            Some((false, map)) => plan.fill.push((i, map)),
+            None => {
+                plan.reset.push(format!(
+                    "set netdev {name}: its map on {target} is of another shape (the rules look \
+                     it up or add to it otherwise): there it starts from the file's elements"
+                ));
+                continue;
+            }
+        }
+        if !plan.kept.contains(&name) {
+            plan.kept.push(name);
+        }
+    }
+    Ok(plan)
+}
+
+/// Makes the map `new` hold what `old` holds.
+fn fill_from(new: &Map, old: &Map) -> Result<(), bpf_builder::handle::MapError> {
+    let mut want = HashMap::new();
+    for e in old.iter() {
+        let (k, v) = e?;
+        want.insert(k, v);
+    }
+    let extra: Vec<Vec<u8>> = new
+        .keys()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|k| !want.contains_key(k))
+        .collect();
+    for k in extra {
+        new.delete(&k)?;
+    }
+    for (k, v) in &want {
+        new.update(k, v, bpf_builder::handle::UpdateFlags::Any)?;
+    }
+    Ok(())
 }
 
 /// Detaches and removes everything under the pin root, the root

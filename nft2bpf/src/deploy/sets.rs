@@ -27,7 +27,9 @@
 //! * a set that no rule looks up, or one whose elements became compare
 //!   chains (ranges in a concatenation), has no map: it changes only
 //!   with a reload;
-//! * a reload (`load`) starts every set again from the ruleset file;
+//! * a reload (`load`) keeps a set's contents only when the set's
+//!   declaration did not change (see [`super::load`]): a set declared
+//!   otherwise starts again from the ruleset file's elements;
 //! * `list set` shows an interval set's adjacent elements of one
 //!   verdict as one range (the map keeps prefixes, not elements).
 
