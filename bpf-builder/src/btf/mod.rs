@@ -1,6 +1,7 @@
-//! A BTF writer: types, strings, and the `func_info`/`line_info` records
-//! that let the verifier (and `bpftool prog dump xlated linum`) show the
-//! builder's source annotations beside the instructions.
+//! BTF: a writer (types, strings, and the `func_info`/`line_info` records
+//! that let the verifier and `bpftool prog dump xlated linum` show the
+//! builder's source annotations beside the instructions) and, in
+//! [`kernel`], a reader of raw BTF such as the running kernel's.
 //!
 //! The kernel needs BTF for programs with callbacks (`bpf_loop` and
 //! friends): every subprogram must then have a `func_info` record.
@@ -8,14 +9,14 @@
 use std::collections::HashMap;
 
 mod context;
+pub mod kernel;
 mod program;
-mod read;
 mod types;
 
 pub use context::{add_context_struct, context_name};
+pub use kernel::{BtfReadError, FuncEntry, KernelBtf, find_func};
 pub(crate) use program::c_identifier;
 pub use program::{ProgramBtf, for_program, subprogram_starts};
-pub use read::{BtfReadError, FuncEntry, find_func};
 pub use types::{Linkage, Member, Type, TypeId, int_encoding};
 
 /// BTF header magic.
