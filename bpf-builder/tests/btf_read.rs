@@ -217,6 +217,12 @@ fn vmlinux() -> Option<(KernelBtf, Vec<Option<Dumped>>)> {
         btf.len(),
         start.elapsed()
     );
+    let start = Instant::now();
+    assert!(btf.type_by_name("task_struct", Kind::Struct).is_some());
+    eprintln!(
+        "first lookup by name (builds the name index) in {:?}",
+        start.elapsed()
+    );
     Some((btf, dump))
 }
 

@@ -17,8 +17,8 @@
 //! # Ok::<(), bpf_builder::btf::kernel::KernelBtfError>(())
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -39,6 +39,13 @@ const MAX_CHAIN: usize = 64;
 
 /// How deep anonymous members nest before a search gives up.
 const MAX_NESTING: usize = 32;
+
+/// The hash of a name in the name index.
+fn name_hash(name: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
+}
 
 /// A name: an offset into the string section of a [`KernelBtf`] (its
 /// base's for split BTF); [`KernelBtf::str`] reads it.
@@ -391,7 +398,7 @@ pub struct KernelBtf {
     /// Where this blob's strings start in the joint string space.
     str_start: u32,
     strings: Vec<u8>,
-    by_name: OnceLock<HashMap<Box<str>, Vec<TypeId>>>,
+    by_name: OnceLock<Vec<(u64, TypeId)>>,
 }
 
 impl fmt::Debug for KernelBtf {
@@ -552,31 +559,40 @@ impl KernelBtf {
         }
     }
 
-    fn index(&self) -> &HashMap<Box<str>, Vec<TypeId>> {
+    /// Own named types as (hash of the name, id), sorted: one allocation
+    /// for the whole index, built on the first lookup by name.
+    fn index(&self) -> &[(u64, TypeId)] {
         self.by_name.get_or_init(|| {
-            let mut map: HashMap<Box<str>, Vec<TypeId>> = HashMap::new();
-            for (i, t) in self.types.iter().enumerate() {
-                if let Some(n) = t.name() {
-                    let s = self.str(n);
-                    if !s.is_empty() {
-                        let id = self.first_id + i as TypeId;
-                        match map.get_mut(s) {
-                            Some(v) => v.push(id),
-                            None => {
-                                map.insert(s.into(), vec![id]);
-                            }
-                        }
-                    }
-                }
-            }
-            map
+            let mut index: Vec<(u64, TypeId)> = self
+                .types
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    let s = self.str(t.name()?);
+                    (!s.is_empty()).then(|| (name_hash(s), self.first_id + i as TypeId))
+                })
+                .collect();
+            index.sort_unstable();
+            index
         })
+    }
+
+    /// Own types named `name`, in id order.
+    fn own_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TypeId> + 'a {
+        let h = name_hash(name);
+        let index = self.index();
+        let from = index.partition_point(|&(k, _)| k < h);
+        index[from..]
+            .iter()
+            .take_while(move |&&(k, _)| k == h)
+            .map(|&(_, id)| id)
+            .filter(move |&id| self.name_of(id) == name)
     }
 
     /// Every type named `name` (this blob's first, then the base's), in
     /// id order within each.
     pub fn types_named(&self, name: &str) -> Vec<TypeId> {
-        let mut out = self.index().get(name).cloned().unwrap_or_default();
+        let mut out: Vec<TypeId> = self.own_named(name).collect();
         if let Some(b) = &self.base {
             out.extend(b.types_named(name));
         }
@@ -586,11 +602,9 @@ impl KernelBtf {
     /// The first type of kind `kind` named `name` (this blob's before the
     /// base's).
     pub fn type_by_name(&self, name: &str, kind: Kind) -> Option<TypeId> {
-        let own = self.index().get(name).and_then(|ids| {
-            ids.iter()
-                .copied()
-                .find(|&id| self.get(id).is_some_and(|t| t.kind() == kind))
-        });
+        let own = self
+            .own_named(name)
+            .find(|&id| self.get(id).is_some_and(|t| t.kind() == kind));
         own.or_else(|| self.base.as_ref()?.type_by_name(name, kind))
     }
 
