@@ -27,7 +27,7 @@ use bpf_builder::object::{Object, ProgId, ProgramType};
 use bpf_builder::run::TestRun;
 use bpf_builder::sys::bpf as sys;
 use testbed::Netns;
-use testbed::xdp_tools::{LoadOptions, XdpObjects, XdpTools};
+use testbed::xdp_tools::{LoadOptions, XdpObjects, XdpTools, empty_dispatcher};
 
 const REPEAT: u32 = 100_000;
 const ROUNDS: usize = 9;
@@ -109,7 +109,7 @@ fn main() {
         }
     }
     drop(tools);
-    clear(&ns);
+    empty_dispatcher(&ns, "vb");
     drop(members);
 
     println!(
@@ -148,19 +148,7 @@ fn main() {
         }
         let (d, s) = (median(d), median(s));
         println!("{n:>3} {d:>12.1} {s:>12.1} {:>7.2}", d / s);
-        clear(&ns2);
+        empty_dispatcher(&ns2, "vb");
         drop(last);
     }
-}
-
-/// Takes every member off `vb`'s dispatcher (and with the last, the
-/// dispatcher off the interface and its pins out of bpffs).
-fn clear(ns: &Netns) {
-    let _ = ns.run(|| {
-        while let Ok(dispatcher::Hook::Dispatcher(c)) = dispatcher::query("vb") {
-            if dispatcher::leave("vb", c.members[0].id, None).is_err() {
-                break;
-            }
-        }
-    });
 }

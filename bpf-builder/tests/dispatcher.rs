@@ -19,7 +19,7 @@ use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgramType};
 use common::*;
-use testbed::{Marker, Netns};
+use testbed::{Marker, Netns, VethPair};
 
 /// The maps members share: `clock` (one u64 every member bumps) and
 /// `order` (per member slot: the clock value it saw last, plus one).
@@ -110,20 +110,37 @@ fn names(ns: &Netns) -> Vec<String> {
     }
 }
 
-/// Empties the dispatcher of `vb` when dropped, so a failing test leaves
-/// no pins (which would keep its programs alive) behind.
-struct Clear<'a>(&'a Netns);
+/// A namespace with the pair `va`/`vb` and the members' shared maps;
+/// dropping it empties `vb`'s dispatcher, so a failing test leaves no
+/// pins (which would keep its programs alive) behind.
+struct Bed {
+    ns: Netns,
+    pair: VethPair,
+    shared: Shared,
+}
 
-impl Drop for Clear<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.run(|| {
-            while let Ok(Hook::Dispatcher(c)) = dispatcher::query("vb") {
-                if dispatcher::leave("vb", c.members[0].id, None).is_err() {
-                    break;
-                }
-            }
-        });
+impl Bed {
+    fn new() -> Bed {
+        let ns = Netns::new().unwrap();
+        let pair = ns.veth_pair("va", "vb").unwrap();
+        Bed {
+            ns,
+            pair,
+            shared: Shared::new(),
+        }
     }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        testbed::xdp_tools::empty_dispatcher(&self.ns, "vb");
+    }
+}
+
+/// Whether the test `test` (which loads extension programs) runs here;
+/// otherwise it ran in a VM, or is skipped without privileges.
+fn here(test: &str) -> bool {
+    testbed::privileged("XDP dispatcher test") && testbed::features::extensions_here_or_in_vm(test)
 }
 
 fn dispatch_dirs(ifindex: u32) -> Vec<String> {
@@ -140,39 +157,33 @@ fn dispatch_dirs(ifindex: u32) -> Vec<String> {
 
 #[test]
 fn anchors_order_the_chain_and_traffic_follows_it() {
-    if !testbed::privileged("XDP dispatcher test")
-        || !testbed::features::extensions_here_or_in_vm(
-            "anchors_order_the_chain_and_traffic_follows_it",
-        )
-    {
+    if !here("anchors_order_the_chain_and_traffic_follows_it") {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
+        let bed = Bed::new();
+        let (ns, pair, shared) = (&bed.ns, &bed.pair, &bed.shared);
         let marker = Marker::new().unwrap();
 
-        let b = join(&ns, "dsa_b", &shared, 1, JoinOptions::new());
+        let b = join(ns, "dsa_b", shared, 1, JoinOptions::new());
         assert_eq!(b.chain.names(), ["dsa_b"]);
         assert_eq!(b.chain.members[0].priority, dispatcher::DEFAULT_PRIORITY);
         let a = join(
-            &ns,
+            ns,
             "dsa_a",
-            &shared,
+            shared,
             0,
             JoinOptions::new().placement(Placement::First),
         );
         let c = join(
-            &ns,
+            ns,
             "dsa_c",
-            &shared,
+            shared,
             2,
             JoinOptions::new().placement(Placement::After(Anchor::Name("dsa_a".into()))),
         );
         assert_eq!(c.chain.names(), ["dsa_a", "dsa_c", "dsa_b"]);
-        assert_eq!(names(&ns), ["dsa_a", "dsa_c", "dsa_b"], "the query agrees");
+        assert_eq!(names(ns), ["dsa_a", "dsa_c", "dsa_b"], "the query agrees");
         let prios: Vec<u32> = c.chain.members.iter().map(|m| m.priority).collect();
         assert!(
             prios.windows(2).all(|w| w[0] < w[1]),
@@ -185,12 +196,12 @@ fn anchors_order_the_chain_and_traffic_follows_it() {
         assert_eq!(shared.run_order(3), [0, 2, 1], "a, c, b");
 
         // Leaving the middle keeps the others in order and working.
-        let hook = ns
+        let left = ns
             .run(|| dispatcher::leave("vb", c.id, None))
             .unwrap()
             .unwrap();
-        assert_eq!(hook.chain().unwrap().names(), ["dsa_a", "dsa_b"]);
-        let ifindex = hook.chain().unwrap().ifindex;
+        assert_eq!(left.chain().unwrap().names(), ["dsa_a", "dsa_b"]);
+        let ifindex = left.chain().unwrap().ifindex;
         assert_eq!(dispatch_dirs(ifindex).len(), 1, "one dispatcher's pins");
         assert_eq!(delivered(&pair.a, &pair.b, &frames, &marker).len(), 1);
         assert_eq!(shared.run_order(3), [2, 0, 1], "c stale, then a, b");
@@ -200,7 +211,7 @@ fn anchors_order_the_chain_and_traffic_follows_it() {
                 .unwrap()
                 .unwrap();
         }
-        assert_eq!(hook_of(&ns), Hook::Empty);
+        assert_eq!(hook(ns), Hook::Empty);
         assert!(ns.run(|| xdp::query("vb")).unwrap().unwrap().is_empty());
         assert!(dispatch_dirs(ifindex).is_empty(), "no pins left");
         drop((a, b, c));
@@ -208,33 +219,25 @@ fn anchors_order_the_chain_and_traffic_follows_it() {
     assert_nothing_left("dsa_");
 }
 
-fn hook_of(ns: &Netns) -> Hook {
-    hook(ns)
-}
-
 #[test]
 fn chain_actions_decide_who_goes_on() {
-    if !testbed::privileged("XDP dispatcher test")
-        || !testbed::features::extensions_here_or_in_vm("chain_actions_decide_who_goes_on")
-    {
+    if !here("chain_actions_decide_who_goes_on") {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
+        let bed = Bed::new();
+        let (ns, pair, shared) = (&bed.ns, &bed.pair, &bed.shared);
         let marker = Marker::new().unwrap();
         let frames = vec![frame(&pair.a, &pair.b, &marker, 0)];
 
         // A dropper that chains only on PASS ends the chain: the frame is
         // dropped and the member after it never runs.
-        let (o, p) = member("dsc_drop", &shared, 0, XDP_DROP);
+        let (o, p) = member("dsc_drop", shared, 0, XDP_DROP);
         let drop_member = ns
             .run(|| dispatcher::join("vb", &o, p, &JoinOptions::new()))
             .unwrap()
             .unwrap();
-        let after = join(&ns, "dsc_after", &shared, 1, JoinOptions::new());
+        let after = join(ns, "dsc_after", shared, 1, JoinOptions::new());
         assert!(delivered(&pair.a, &pair.b, &frames, &marker).is_empty());
         assert_eq!(shared.run_order(2), [0]);
 
@@ -278,10 +281,8 @@ fn a_foreign_program_is_never_replaced_unless_asked() {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let _pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
+        let bed = Bed::new();
+        let (ns, shared) = (&bed.ns, &bed.shared);
         let loaded = passing("dsf_foreign");
         let foreign = loaded.program_by_name("dsf_foreign").unwrap();
         let foreign_id = foreign.id().unwrap();
@@ -290,7 +291,7 @@ fn a_foreign_program_is_never_replaced_unless_asked() {
         ns.run(|| xdp::attach_netlink("vb", foreign, XdpMode::Generic, Expect::Nothing))
             .unwrap()
             .unwrap();
-        let (m, p) = member("dsf_member", &shared, 0, XDP_PASS);
+        let (m, p) = member("dsf_member", shared, 0, XDP_PASS);
         let e = ns
             .run(|| dispatcher::join("vb", &m, p, &JoinOptions::new()))
             .unwrap()
@@ -333,22 +334,18 @@ fn a_foreign_program_is_never_replaced_unless_asked() {
 
 #[test]
 fn a_foreign_program_is_replaced_when_asked() {
-    if !testbed::privileged("XDP dispatcher test")
-        || !testbed::features::extensions_here_or_in_vm("a_foreign_program_is_replaced_when_asked")
-    {
+    if !here("a_foreign_program_is_replaced_when_asked") {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let _pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
+        let bed = Bed::new();
+        let (ns, shared) = (&bed.ns, &bed.shared);
         let loaded = passing("dsg_foreign");
         let foreign = loaded.program_by_name("dsg_foreign").unwrap();
         ns.run(|| xdp::attach_netlink("vb", foreign, XdpMode::Generic, Expect::Nothing))
             .unwrap()
             .unwrap();
-        let (m, p) = member("dsg_member", &shared, 0, XDP_PASS);
+        let (m, p) = member("dsg_member", shared, 0, XDP_PASS);
         let options = JoinOptions::new().replace_foreign(true);
         let joined = ns
             .run(|| dispatcher::join("vb", &m, p, &options))
@@ -359,7 +356,7 @@ fn a_foreign_program_is_replaced_when_asked() {
             XdpMode::Generic,
             "the foreign program's mode"
         );
-        assert_eq!(names(&ns), ["dsg_member"]);
+        assert_eq!(names(ns), ["dsg_member"]);
         ns.run(|| dispatcher::leave("vb", joined.id, None))
             .unwrap()
             .unwrap();
@@ -370,26 +367,22 @@ fn a_foreign_program_is_replaced_when_asked() {
 
 #[test]
 fn a_stale_revision_changes_nothing() {
-    if !testbed::privileged("XDP dispatcher test")
-        || !testbed::features::extensions_here_or_in_vm("a_stale_revision_changes_nothing")
-    {
+    if !here("a_stale_revision_changes_nothing") {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let _pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
-        let seen = hook(&ns).revision();
+        let bed = Bed::new();
+        let (ns, shared) = (&bed.ns, &bed.shared);
+        let seen = hook(ns).revision();
         let first = join(
-            &ns,
+            ns,
             "dsr_first",
-            &shared,
+            shared,
             0,
             JoinOptions::new().expected_revision(seen),
         );
         // Still expecting the empty hook: refused, the chain unchanged.
-        let (o, p) = member("dsr_late", &shared, 1, XDP_PASS);
+        let (o, p) = member("dsr_late", shared, 1, XDP_PASS);
         let e = ns
             .run(|| dispatcher::join("vb", &o, p, &JoinOptions::new().expected_revision(seen)))
             .unwrap()
@@ -401,8 +394,8 @@ fn a_stale_revision_changes_nothing() {
             ),
             "{e}"
         );
-        assert_eq!(names(&ns), ["dsr_first"]);
-        let now = hook(&ns).revision();
+        assert_eq!(names(ns), ["dsr_first"]);
+        let now = hook(ns).revision();
         let e = ns
             .run(|| dispatcher::leave("vb", first.id, Some(seen)))
             .unwrap()
@@ -411,7 +404,7 @@ fn a_stale_revision_changes_nothing() {
         ns.run(|| dispatcher::leave("vb", first.id, Some(now)))
             .unwrap()
             .unwrap();
-        assert_eq!(hook(&ns), Hook::Empty);
+        assert_eq!(hook(ns), Hook::Empty);
         drop(first);
     }
     assert_nothing_left("dsr_");
@@ -419,19 +412,13 @@ fn a_stale_revision_changes_nothing() {
 
 #[test]
 fn attachers_at_once_end_in_the_order_both_asked_for() {
-    if !testbed::privileged("XDP dispatcher test")
-        || !testbed::features::extensions_here_or_in_vm(
-            "attachers_at_once_end_in_the_order_both_asked_for",
-        )
-    {
+    if !here("attachers_at_once_end_in_the_order_both_asked_for") {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let _pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
-        let middle = join(&ns, "dsx_middle", &shared, 0, JoinOptions::new());
+        let bed = Bed::new();
+        let (ns, shared) = (&bed.ns, &bed.shared);
+        let middle = join(ns, "dsx_middle", shared, 0, JoinOptions::new());
         let anchor = || Anchor::Name("dsx_middle".into());
         let joined: Vec<Joined> = thread::scope(|s| {
             let handles: Vec<_> = [
@@ -458,7 +445,7 @@ fn attachers_at_once_end_in_the_order_both_asked_for() {
             .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let order = names(&ns);
+        let order = names(ns);
         let at = |n: &str| order.iter().position(|o| o == n).unwrap();
         assert_eq!(order.len(), 5, "{order:?}");
         assert!(
@@ -474,18 +461,14 @@ fn attachers_at_once_end_in_the_order_both_asked_for() {
 
 #[test]
 fn changes_while_frames_flow_lose_nothing() {
-    if !testbed::privileged("XDP dispatcher test")
-        || !testbed::features::extensions_here_or_in_vm("changes_while_frames_flow_lose_nothing")
-    {
+    if !here("changes_while_frames_flow_lose_nothing") {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
+        let bed = Bed::new();
+        let (ns, pair, shared) = (&bed.ns, &bed.pair, &bed.shared);
         let marker = Marker::new().unwrap();
-        let keep = join(&ns, "dsw_keep", &shared, 0, JoinOptions::new());
+        let keep = join(ns, "dsw_keep", shared, 0, JoinOptions::new());
         let batch: Vec<Vec<u8>> = (0..25)
             .map(|i| frame(&pair.a, &pair.b, &marker, i as u8))
             .collect();
@@ -495,7 +478,7 @@ fn changes_while_frames_flow_lose_nothing() {
             s.spawn(|| {
                 while !done.load(Ordering::Relaxed) {
                     let place = JoinOptions::new().placement(Placement::First);
-                    let j = join(&ns, "dsw_churn", &shared, 1, place);
+                    let j = join(ns, "dsw_churn", shared, 1, place);
                     ns.run(|| dispatcher::leave("vb", j.id, None))
                         .unwrap()
                         .unwrap();
@@ -523,7 +506,7 @@ fn changes_while_frames_flow_lose_nothing() {
         );
         let changes = changes.into_inner();
         assert!(changes > 0, "the chain changed while frames flowed");
-        assert_eq!(names(&ns), ["dsw_keep"]);
+        assert_eq!(names(ns), ["dsw_keep"]);
         drop(keep);
     }
     assert_nothing_left("dsw_");
@@ -531,29 +514,23 @@ fn changes_while_frames_flow_lose_nothing() {
 
 #[test]
 fn a_full_dispatcher_refuses_the_eleventh_program() {
-    if !testbed::privileged("XDP dispatcher test")
-        || !testbed::features::extensions_here_or_in_vm(
-            "a_full_dispatcher_refuses_the_eleventh_program",
-        )
-    {
+    if !here("a_full_dispatcher_refuses_the_eleventh_program") {
         return;
     }
     {
-        let ns = Netns::new().unwrap();
-        let _pair = ns.veth_pair("va", "vb").unwrap();
-        let _clear = Clear(&ns);
-        let shared = Shared::new();
+        let bed = Bed::new();
+        let (ns, shared) = (&bed.ns, &bed.shared);
         let members: Vec<Joined> = (0..dispatcher::MAX_SLOTS)
-            .map(|i| join(&ns, &format!("dsn_{i}"), &shared, 0, JoinOptions::new()))
+            .map(|i| join(ns, &format!("dsn_{i}"), shared, 0, JoinOptions::new()))
             .collect();
-        let (o, p) = member("dsn_late", &shared, 0, XDP_PASS);
+        let (o, p) = member("dsn_late", shared, 0, XDP_PASS);
         let e = ns
             .run(|| dispatcher::join("vb", &o, p, &JoinOptions::new()))
             .unwrap()
             .unwrap_err()
             .to_string();
         assert!(e.contains("the dispatcher is full"), "{e}");
-        assert_eq!(names(&ns).len(), dispatcher::MAX_SLOTS, "nothing changed");
+        assert_eq!(names(ns).len(), dispatcher::MAX_SLOTS, "nothing changed");
         drop(members);
     }
     assert_nothing_left("dsn_");

@@ -448,6 +448,22 @@ fn path_str(path: &Path) -> Result<&str> {
         .ok_or_else(|| Error::Invalid(format!("path {} is not UTF-8", path.display())))
 }
 
+/// Takes every member off the XDP dispatcher of `iface` in `ns` (ours or
+/// libxdp's; with the last one the dispatcher leaves the interface and
+/// its pins bpffs), for a test's cleanup: a dispatcher's pins would keep
+/// its programs alive past the namespace. Best effort: stops at the first
+/// member that cannot leave.
+pub fn empty_dispatcher(ns: &Netns, iface: &str) {
+    use bpf_builder::attach::dispatcher::{self, Hook};
+    let _ = ns.run(|| {
+        while let Ok(Hook::Dispatcher(c)) = dispatcher::query(iface) {
+            if dispatcher::leave(iface, c.members[0].id, None).is_err() {
+                break;
+            }
+        }
+    });
+}
+
 /// Where a test VM finds the objects the host compiled for it.
 const VM_OBJECTS: &str = "/testbed-xdp-objects";
 

@@ -22,7 +22,7 @@ use common::{stderr, stdout};
 use bpf_builder::attach::dispatcher::{self, Hook};
 use bpf_builder::kernel_id::KernelProgId;
 use testbed::vm::Vm;
-use testbed::xdp_tools::{LoadOptions, XdpObjects, XdpTools};
+use testbed::xdp_tools::{self, LoadOptions, XdpObjects, XdpTools};
 use testbed::{Marker, Netns, VethPair};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pcap2bpf");
@@ -143,13 +143,7 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        let _ = self.ns.run(|| {
-            while let Ok(Hook::Dispatcher(c)) = dispatcher::query("vb") {
-                if dispatcher::leave("vb", c.members[0].id, None).is_err() {
-                    break;
-                }
-            }
-        });
+        xdp_tools::empty_dispatcher(&self.ns, "vb");
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
