@@ -48,6 +48,17 @@ pub enum XdpMode {
 }
 
 impl XdpMode {
+    /// The mode in words: `generic`, `driver`, `offload`, or `some` for
+    /// [`XdpMode::Auto`] (whichever the kernel picks).
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "some",
+            XdpMode::Generic => "generic",
+            XdpMode::Driver => "driver",
+            XdpMode::Offload => "offload",
+        }
+    }
+
     fn flags(self) -> u32 {
         match self {
             XdpMode::Auto => 0,
@@ -113,12 +124,12 @@ impl XdpQuery {
     fn describe(&self) -> String {
         let mut parts = Vec::new();
         for (mode, id) in [
-            ("generic", self.generic),
-            ("driver", self.driver),
-            ("offload", self.offload),
+            (XdpMode::Generic, self.generic),
+            (XdpMode::Driver, self.driver),
+            (XdpMode::Offload, self.offload),
         ] {
             if let Some(id) = id {
-                parts.push(format!("program {id} in {mode} mode"));
+                parts.push(format!("program {id} in {} mode", mode.name()));
             }
         }
         if parts.is_empty() {

@@ -736,7 +736,7 @@ fn print_dispatchers(filters: &[deploy::Attached]) {
             "XDP dispatcher of {} (program {}, {} mode), in run order:",
             deploy::device_text(&f.iface, &f.netns),
             chain.dispatcher,
-            mode_name(chain.mode)
+            chain.mode.name()
         );
         println!(
             "  {:>2} {:>8} {:>7}  {:<15}  owner",
@@ -759,17 +759,6 @@ fn print_dispatchers(filters: &[deploy::Attached]) {
                 text::escape(&m.name)
             );
         }
-    }
-}
-
-/// An XDP mode as `status` prints it.
-fn mode_name(mode: bpf_builder::attach::xdp::XdpMode) -> &'static str {
-    use bpf_builder::attach::xdp::XdpMode;
-    match mode {
-        XdpMode::Auto => "some",
-        XdpMode::Generic => "generic",
-        XdpMode::Driver => "driver",
-        XdpMode::Offload => "offload",
     }
 }
 

@@ -171,7 +171,7 @@ impl fmt::Display for Foreign {
         write!(f, "program `{}` (id {}) ", self.name, self.id)?;
         match self.link {
             Some(link) => write!(f, "attached by XDP link {link}"),
-            None => write!(f, "attached with netlink in {} mode", mode_name(self.mode)),
+            None => write!(f, "attached with netlink in {} mode", self.mode.name()),
         }
     }
 }
@@ -664,15 +664,6 @@ fn dispatcher_error(iface: &Interface, reason: String) -> AttachError {
     AttachError::Dispatcher {
         iface: iface.to_string(),
         reason,
-    }
-}
-
-fn mode_name(mode: XdpMode) -> &'static str {
-    match mode {
-        XdpMode::Auto => "some",
-        XdpMode::Generic => "generic",
-        XdpMode::Driver => "driver",
-        XdpMode::Offload => "offload",
     }
 }
 
