@@ -358,12 +358,45 @@ struct Current {
     members: Vec<Program>,
 }
 
-/// A member of the dispatcher being built: its program and settings.
-struct Slot<'a> {
-    program: &'a Program,
+/// What the dispatcher's record keeps of one slot.
+#[derive(Clone, Copy)]
+struct Settings {
     priority: u32,
     chain_actions: ChainActions,
     frags: bool,
+}
+
+impl Settings {
+    fn of(m: &Member) -> Settings {
+        Settings {
+            priority: m.priority,
+            chain_actions: m.chain_actions,
+            frags: m.frags,
+        }
+    }
+}
+
+/// The record of a dispatcher whose slots have `settings`, in run order:
+/// every chain-call set holds the empty slot's value, and the dispatcher
+/// handles fragments when every member does.
+fn config_of(settings: &[Settings]) -> Config {
+    let mut config = Config {
+        slots: settings.len() as u8,
+        frags: settings.iter().all(|s| s.frags),
+        ..Config::default()
+    };
+    for (i, s) in settings.iter().enumerate() {
+        config.chain_actions[i] = s.chain_actions.bits() | 1 << config::SLOT_RETVAL;
+        config.priorities[i] = s.priority;
+        config.flags[i] = if s.frags { config::FLAG_FRAGS } else { 0 };
+    }
+    config
+}
+
+/// A member of the dispatcher being built: its program and settings.
+struct Slot<'a> {
+    program: &'a Program,
+    settings: Settings,
 }
 
 fn join_once(
@@ -423,26 +456,26 @@ fn join_once(
     order::insert(&mut ranked, at, joining, wanted);
 
     // The dispatcher first: the joining program is loaded against it.
-    let mut config = Config {
-        slots: ranked.len() as u8,
-        ..Config::default()
-    };
-    let mut members = current.members.iter().zip(&chain);
-    let mut frags = Vec::with_capacity(ranked.len());
-    for (i, r) in ranked.iter().enumerate() {
-        let (actions, f) = if i == at {
-            (opts.chain_actions, object.program(prog).xdp_frags)
-        } else {
-            let (_, m) = members.next().expect("one member per ranked slot");
-            (m.chain_actions, m.frags)
-        };
-        config.chain_actions[i] = actions.bits() | 1 << config::SLOT_RETVAL;
-        config.priorities[i] = r.priority;
-        config.flags[i] = if f { config::FLAG_FRAGS } else { 0 };
-        frags.push(f);
-    }
-    config.frags = frags.iter().all(|&f| f);
-    let (dispatcher_object, dispatcher_prog) = program::build(&config).map_err(LoadError::from)?;
+    let mut members = chain.iter();
+    let settings: Vec<Settings> = ranked
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (chain_actions, frags) = if i == at {
+                (opts.chain_actions, object.program(prog).xdp_frags)
+            } else {
+                let m = members.next().expect("one member per ranked slot");
+                (m.chain_actions, m.frags)
+            };
+            Settings {
+                priority: r.priority,
+                chain_actions,
+                frags,
+            }
+        })
+        .collect();
+    let (dispatcher_object, dispatcher_prog) =
+        program::build(&config_of(&settings)).map_err(LoadError::from)?;
     let dispatcher = dispatcher_object.load()?;
     let dispatcher = dispatcher.program(dispatcher_prog);
 
@@ -452,16 +485,16 @@ fn join_once(
     let joined = loaded.program(prog);
 
     let mut old = current.members.iter();
-    let slots: Vec<Slot<'_>> = (0..ranked.len())
-        .map(|i| Slot {
+    let slots: Vec<Slot<'_>> = settings
+        .iter()
+        .enumerate()
+        .map(|(i, &settings)| Slot {
             program: if i == at {
                 joined
             } else {
                 old.next().expect("one program per member")
             },
-            priority: config.priorities[i],
-            chain_actions: ChainActions::from_config(config.chain_actions[i]),
-            frags: frags[i],
+            settings,
         })
         .collect();
     let chain = swap_in(iface, &current, dispatcher, &slots, mode, expect)?;
@@ -496,33 +529,17 @@ fn leave_once(
         remove_old_pins(&dir, "the dispatcher is detached")?;
         return Ok(Hook::Empty);
     }
-    let mut config = Config {
-        slots: (chain.members.len() - 1) as u8,
-        ..Config::default()
-    };
-    let kept: Vec<(usize, &Member)> = chain
-        .members
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != at)
-        .collect();
-    for (slot, (_, m)) in kept.iter().enumerate() {
-        config.chain_actions[slot] = m.chain_actions.bits() | 1 << config::SLOT_RETVAL;
-        config.priorities[slot] = m.priority;
-        config.flags[slot] = if m.frags { config::FLAG_FRAGS } else { 0 };
-    }
-    config.frags = kept.iter().all(|(_, m)| m.frags);
-    let (dispatcher_object, dispatcher_prog) = program::build(&config).map_err(LoadError::from)?;
-    let dispatcher = dispatcher_object.load()?;
-    let slots: Vec<Slot<'_>> = kept
-        .iter()
-        .map(|&(i, m)| Slot {
+    let slots: Vec<Slot<'_>> = (0..chain.members.len())
+        .filter(|&i| i != at)
+        .map(|i| Slot {
             program: &current.members[i],
-            priority: m.priority,
-            chain_actions: m.chain_actions,
-            frags: m.frags,
+            settings: Settings::of(&chain.members[i]),
         })
         .collect();
+    let settings: Vec<Settings> = slots.iter().map(|s| s.settings).collect();
+    let (dispatcher_object, dispatcher_prog) =
+        program::build(&config_of(&settings)).map_err(LoadError::from)?;
+    let dispatcher = dispatcher_object.load()?;
     let chain = swap_in(
         iface,
         &current,
@@ -585,9 +602,9 @@ fn swap_in(
                 .id()
                 .map_err(|e| AttachError::sys("read a member's id", e))?,
             name: s.program.name().to_string(),
-            priority: s.priority,
-            chain_actions: s.chain_actions,
-            frags: s.frags,
+            priority: s.settings.priority,
+            chain_actions: s.settings.chain_actions,
+            frags: s.settings.frags,
         });
     }
     Ok(Chain {
