@@ -69,6 +69,7 @@
 
 pub mod asm;
 pub mod attach;
+pub mod bpffs;
 pub mod btf;
 pub mod ctx;
 pub mod disasm;

@@ -293,3 +293,50 @@ fn tcx_hooks_load_filter_and_unload() {
     assert_eq!(names("nfa", Hook::Egress), ["other"]);
     assert!(bed.pins().is_empty(), "{:?}", bed.pins());
 }
+
+/// Under `ip netns exec` (a mount namespace of the command's own, with a
+/// /sys without bpffs) `load` would mount a bpffs that goes away with the
+/// command, and the firewall with its pins: it refuses, says why, and
+/// attaches nothing. The commands that read the pins say that they cannot
+/// see them, rather than that nothing is loaded.
+#[test]
+fn load_under_ip_netns_exec_is_refused_rather_than_lost() {
+    let Some(bed) = Bed::new("loading under ip netns exec") else {
+        return;
+    };
+    let file = bed.file("first.nft", &chain(FIRST));
+    let exec = |args: &[&str]| {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", bed.ns.name(), common::BIN])
+            .args(args)
+            .args(["--pin-root", bed.root.to_str().unwrap()])
+            .current_dir(&bed.dir)
+            .output()
+            .expect("ip runs")
+    };
+    let out = exec(&["load", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/sys/fs/bpf is not a bpf filesystem here")
+            && err.contains("nsenter --net=/run/netns/NAME"),
+        "{err}"
+    );
+    assert_eq!(bed.xdp_prog("nfb"), None, "nothing attached");
+    assert!(bed.pins().is_empty(), "{:?}", bed.pins());
+
+    // Loaded from the system's mount namespace, it is there, and the
+    // commands under `ip netns exec` say that they cannot see it.
+    bed.ok(&["load", file.to_str().unwrap()]);
+    for args in [&["list", "ruleset"][..], &["unload"]] {
+        let out = exec(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("what is pinned in the system's bpffs is not visible"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(bed.xdp_prog("nfb").is_some(), "still attached");
+    bed.ok(&["unload"]);
+}

@@ -138,6 +138,10 @@ pub enum DeployError {
     /// The pin root or a unit.
     #[error("{0}")]
     Pins(#[from] PinError),
+    /// bpffs is not mounted, and a mount made here would not outlive the
+    /// command (as under `ip netns exec`); or mounting it failed.
+    #[error(transparent)]
+    Bpffs(#[from] bpf_builder::bpffs::BpffsError),
     /// Something else of the system.
     #[error("{what}: {source}")]
     Io {

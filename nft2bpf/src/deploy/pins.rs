@@ -175,28 +175,28 @@ pub(super) struct Roots {
     pub progs: PinRoot,
 }
 
-const BPFFS: &str = "/sys/fs/bpf";
-
-fn is_bpffs(path: &Path) -> bool {
-    use std::os::fd::AsFd;
-    std::fs::File::open(path)
-        .and_then(|d| bpf_builder::sys::dir::fs_type_fd(d.as_fd()))
-        .is_ok_and(|t| t == bpf_builder::sys::bpf::BPF_FS_MAGIC)
-}
-
 /// Opens the pin root (creating it, and mounting bpffs on
-/// `/sys/fs/bpf` when it is not there, when `create`); `None` when there
-/// is none.
+/// `/sys/fs/bpf` when it is not there and the mount stays, when
+/// `create`); `None` when there is none.
 pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, DeployError> {
-    if create && path.starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
-        bpf_builder::sys::bpf::ensure_bpffs(Path::new(BPFFS))
-            .map_err(DeployError::io(format!("mounting bpffs on {BPFFS}")))?;
+    if create {
+        // A bpffs mounted in a mount namespace of the command's own goes
+        // away with it, and the firewall with its pins.
+        bpf_builder::bpffs::lasting_bpffs(path)?;
     }
     let outer = if create {
         PinRoot::create(path, &[])?
     } else {
         match PinRoot::open(path, &[])? {
             Some(r) => r,
+            // Under `ip netns exec` the system's bpffs is hidden: saying
+            // that nothing is loaded would be wrong.
+            None if bpf_builder::bpffs::hides_system_pins(path) => {
+                return Err(bpf_builder::bpffs::BpffsError::Hidden(
+                    bpf_builder::bpffs::BPFFS.into(),
+                )
+                .into());
+            }
             None => return Ok(None),
         }
     };

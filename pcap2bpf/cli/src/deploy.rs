@@ -47,7 +47,7 @@
 //! [`PIN_ROOT`], and `PCAP2BPF_PIN_FAULT` (`pin:N` or `unlink:N`) stops
 //! the command after the Nth pin made or removed, as `kill -9` would.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bpf_builder::attach::dispatcher::{
     self, Anchor, Chain, DispatcherError, JoinOptions, Joined, Placement,
@@ -55,6 +55,7 @@ use bpf_builder::attach::dispatcher::{
 use bpf_builder::attach::tcx::{self, Place};
 use bpf_builder::attach::xdp::{self, XdpMode};
 use bpf_builder::attach::{AttachError, Interface, Link};
+use bpf_builder::bpffs::{self, BPFFS};
 use bpf_builder::ctx::{TcxAction, XdpAction};
 use bpf_builder::kernel_id::{KernelLinkId, KernelProgId};
 use bpf_builder::load::{LoadError, Loaded};
@@ -94,49 +95,14 @@ pub fn pin_root() -> PathBuf {
         .map_or_else(|| PathBuf::from(PIN_ROOT), PathBuf::from)
 }
 
-/// Where bpffs is mounted.
-const BPFFS: &str = "/sys/fs/bpf";
-
-/// Whether `path` is the root of (or in) a bpf filesystem.
-fn is_bpffs(path: &Path) -> bool {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(path)
-        .and_then(|d| bpf_builder::sys::dir::fs_type_fd(d.as_fd()))
-        .is_ok_and(|t| t == bpf_builder::sys::bpf::BPF_FS_MAGIC)
-}
-
-/// Whether this process shares the mount namespace of process 1, where a
-/// mount outlives the command (`ip netns exec` and `unshare --mount`
-/// make namespaces that do not). When that cannot be read, no: then
-/// bpffs must be mounted beforehand, rather than a filter reported
-/// attached that goes away with the command.
-fn in_init_mount_namespace() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let id = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
-    match (id("/proc/self/ns/mnt"), id("/proc/1/ns/mnt")) {
-        (Ok(me), Ok(init)) => me == init,
-        _ => false,
-    }
-}
-
 /// Opens the pin directory (creating it when `create`), with the test
 /// hook of `$PCAP2BPF_PIN_FAULT`; `None` when there is none.
 fn open_root(create: bool) -> Result<Option<PinRoot>, DeployError> {
     let path = pin_root();
     let mut root = if create {
-        if path.starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
-            // A bpffs mounted in a mount namespace of the command's own
-            // goes away with it, and the filter with its pins.
-            if !in_init_mount_namespace() {
-                return Err(DeployError::PrivateBpffs(BPFFS.into()));
-            }
-            bpf_builder::sys::bpf::ensure_bpffs(Path::new(BPFFS))
-                .map_err(pin_err(format!("mounting bpffs on {BPFFS}")))?;
-        }
+        // A bpffs mounted in a mount namespace of the command's own goes
+        // away with it, and the filter with its pins.
+        bpffs::lasting_bpffs(&path)?;
         Some(PinRoot::create(&path, MEMBERS)?)
     } else {
         PinRoot::open(&path, MEMBERS)?
@@ -403,16 +369,9 @@ pub enum DeployError {
         source: std::io::Error,
     },
     /// bpffs is not mounted, and a mount made here would not outlive the
-    /// command.
-    #[error(
-        "{0} is not a bpf filesystem here, and this mount namespace is not known to be \
-         the system's (`ip netns exec` makes one, with a /sys of its own): a bpffs \
-         mounted here would go away when the command ends, and the filter with its \
-         pins; run pcap2bpf in the system's mount namespace (`nsenter \
-         --net=/run/netns/NAME pcap2bpf ...` enters only the network namespace), or \
-         mount bpffs on {0} where it stays"
-    )]
-    PrivateBpffs(PathBuf),
+    /// command; or mounting it failed.
+    #[error(transparent)]
+    Bpffs(#[from] bpffs::BpffsError),
     /// The pin directory is refused, or one of its entries is not a
     /// filter, or pinning failed.
     #[error(transparent)]
@@ -761,7 +720,7 @@ pub fn status() -> Result<Vec<Attached>, DeployError> {
 pub fn list() -> Result<Listing, DeployError> {
     let Some(mut root) = open_root(false)? else {
         let mut listing = Listing::default();
-        if pin_root().starts_with(BPFFS) && !is_bpffs(Path::new(BPFFS)) {
+        if bpffs::hides_system_pins(&pin_root()) {
             listing.notes.push(format!(
                 "{BPFFS} is not a bpf filesystem here (as under `ip netns exec`): filters \
                  pinned in the system's bpffs are not visible"
