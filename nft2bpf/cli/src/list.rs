@@ -1,7 +1,9 @@
 //! `list ruleset`, `list counters`, `list set` (and `list map`).
 
 use clap::ValueEnum;
-use nft2bpf::deploy::{self, CounterMeta, CounterRow};
+use std::collections::BTreeMap;
+
+use nft2bpf::deploy::{self, CounterMeta, CounterRow, QuotaMeta, QuotaRow};
 use serde_json::json;
 
 use crate::common::{PinRootArg, msg};
@@ -54,8 +56,18 @@ pub fn run(a: &Args) -> Result<(), String> {
     let running = deploy::running(&a.root.pin_root).map_err(msg)?;
     let rows = deploy::counters(&running).map_err(msg)?;
     let mut out = match (a.what, a.json) {
-        (What::Ruleset, false) => deploy::ruleset_text(&deploy::listing(&running), &rows),
-        (What::Ruleset, true) => ruleset_json(&deploy::listing(&running), &rows).to_string(),
+        (What::Ruleset, json) => {
+            let quotas = deploy::quotas(&running).map_err(msg)?;
+            let now = bpf_builder::sys::clock::monotonic_ns()
+                .map_err(|e| format!("reading the clock: {e}"))?;
+            let sets = deploy::set_elements(&running, now).map_err(msg)?;
+            let tables = deploy::listing(&running);
+            if json {
+                ruleset_json(&tables, &rows, &quotas, &sets).to_string()
+            } else {
+                deploy::ruleset_text(&tables, &rows, &quotas, &sets)
+            }
+        }
         (What::Counters, false) => counters_text(&rows),
         (What::Counters, true) => {
             json!({"counters": rows.iter().map(counter_json).collect::<Vec<_>>()}).to_string()
@@ -103,12 +115,24 @@ fn counter_json(r: &CounterRow) -> serde_json::Value {
     }
 }
 
-fn ruleset_json(tables: &[deploy::TableMeta], rows: &[CounterRow]) -> serde_json::Value {
+fn ruleset_json(
+    tables: &[deploy::TableMeta],
+    rows: &[CounterRow],
+    quotas: &[QuotaRow],
+    sets: &BTreeMap<(String, String), Vec<String>>,
+) -> serde_json::Value {
     let tables: Vec<_> = tables
         .iter()
         .map(|t| {
             json!({
                 "name": t.name,
+                "sets": t.sets.iter().map(|d| json!({
+                    "name": d.head.name,
+                    "map": d.head.is_map,
+                    "type": d.head.types.iter().map(|(ty, _)| ty.as_str()).collect::<Vec<_>>(),
+                    "elements": sets.get(&(t.name.clone(), d.head.name.clone()))
+                        .or(d.elements.as_ref()).cloned().unwrap_or_default(),
+                })).collect::<Vec<_>>(),
                 "chains": t.chains.iter().map(|c| json!({
                     "name": c.name,
                     "hook": c.hook,
@@ -129,5 +153,14 @@ fn ruleset_json(tables: &[deploy::TableMeta], rows: &[CounterRow]) -> serde_json
         "tables": tables,
         "counters": rows.iter().filter(|r| matches!(r.what, CounterMeta::Named { .. }))
             .map(counter_json).collect::<Vec<_>>(),
+        "quotas": quotas.iter().map(|q| match &q.what {
+            QuotaMeta::Named { table, name } => json!({
+                "table": table, "name": name, "used": q.used,
+            }),
+            QuotaMeta::Rule { pos, nth } => json!({
+                "table": pos.table, "chain": pos.chain, "rule": pos.rule, "nth": nth,
+                "used": q.used,
+            }),
+        }).collect::<Vec<_>>(),
     })
 }

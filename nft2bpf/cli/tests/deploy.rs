@@ -52,7 +52,7 @@ fn load_filters_counts_reloads_and_unloads() {
         "{listing}"
     );
     assert!(
-        listing.contains("type filter hook ingress device \"nfb\" priority 0; policy accept;"),
+        listing.contains("type filter hook ingress device \"nfb\" priority filter; policy accept;"),
         "{listing}"
     );
 

@@ -7,9 +7,9 @@
 use serde_json::{Value, json};
 
 use crate::check::live::verdict_text;
-use crate::check::tree::{Counter, Hook, Policy, RuleId, Ruleset, Stmt};
+use crate::check::tree::{Counter, Hook, Policy, Quota, QuotaSpec, RuleId, Ruleset, Stmt};
 use crate::compile::sets::{PartLayout, SetKind};
-use crate::compile::{CounterSlot, Lowered};
+use crate::compile::{CounterSlot, Lowered, QuotaSlot};
 use crate::syntax::ast;
 
 /// The version of the JSON layout.
@@ -30,6 +30,8 @@ pub struct Meta {
     pub decisions: Vec<DecisionMeta>,
     /// What each counter slot counts.
     pub counters: Vec<CounterMeta>,
+    /// What each quota slot is for.
+    pub quotas: Vec<QuotaMeta>,
     /// The `log` statements, by log slot.
     pub logs: Vec<LogMeta>,
     /// The maps of named sets and verdict maps (anonymous sets' maps
@@ -138,10 +140,110 @@ pub struct SetPartMeta {
 pub struct TableMeta {
     /// Its name.
     pub name: String,
-    /// Its named counters.
-    pub counters: Vec<String>,
+    /// Its named counters and quotas, in declaration order.
+    pub objects: Vec<ObjectMeta>,
+    /// Its named sets and verdict maps, in declaration order.
+    pub sets: Vec<SetDeclMeta>,
     /// Its chains.
     pub chains: Vec<ChainMeta>,
+}
+
+/// A named counter or quota of a table (nft's stateful objects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectMeta {
+    /// `counter NAME`.
+    Counter(String),
+    /// `quota NAME`, as declared (`used` is where it started).
+    Quota(String, QuotaSpec),
+}
+
+/// A named set or verdict map of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetDeclMeta {
+    /// What nft lists of it besides its elements.
+    pub head: SetHead,
+    /// Its elements as nft lists them, for a set that no program keeps
+    /// in a map (no rule looks it up, or its elements became tests):
+    /// they never change. `None` for a set in a map, whose elements are
+    /// read from the map.
+    pub elements: Option<Vec<String>>,
+}
+
+/// What nft lists of a named set or verdict map besides its elements.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SetHead {
+    /// Its table.
+    pub table: String,
+    /// Its name.
+    pub name: String,
+    /// Whether it is a verdict map.
+    pub is_map: bool,
+    /// The key's parts: nft's type name and width in bits.
+    pub types: Vec<(String, u32)>,
+    /// `flags interval`.
+    pub interval: bool,
+    /// `flags timeout`.
+    pub timeouts: bool,
+    /// `timeout`, in milliseconds.
+    pub timeout: Option<u64>,
+    /// `size N`.
+    pub size: Option<u32>,
+}
+
+impl SetHead {
+    /// The head of set `set` of `rs`.
+    pub fn of(rs: &Ruleset, set: crate::check::tree::SetId) -> SetHead {
+        let s = &rs.sets[set];
+        SetHead {
+            table: rs.tables[s.table].name.clone(),
+            name: s.name.clone().unwrap_or_default(),
+            is_map: s.is_map,
+            types: s
+                .key
+                .iter()
+                .map(|k| (k.ty.name().to_string(), k.bits))
+                .collect(),
+            interval: s.interval,
+            timeouts: s.state.timeouts,
+            timeout: s.state.timeout,
+            size: s.size,
+        }
+    }
+}
+
+impl SetMeta {
+    /// What nft lists of the set besides its elements.
+    pub fn head(&self) -> SetHead {
+        SetHead {
+            table: self.table.clone(),
+            name: self.name.clone(),
+            is_map: self.is_map,
+            types: self.parts.iter().map(|p| (p.ty.clone(), p.bits)).collect(),
+            interval: self.interval,
+            timeouts: self.timeouts,
+            timeout: self.timeout,
+            size: self.size,
+        }
+    }
+}
+
+/// What a quota slot is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum QuotaMeta {
+    /// The `nth` anonymous quota of a rule.
+    Rule {
+        /// Where the rule is.
+        pos: RulePos,
+        /// Which of its quotas (from 0).
+        nth: usize,
+    },
+    /// A named quota of a table.
+    Named {
+        /// The table.
+        table: String,
+        /// The quota's name.
+        name: String,
+    },
 }
 
 /// A chain.
@@ -163,6 +265,9 @@ pub struct RuleMeta {
     pub stmts: Vec<String>,
     /// Which of them are anonymous counters (indexes into `stmts`).
     pub counters: Vec<usize>,
+    /// Which of them are anonymous quotas (indexes into `stmts`), with
+    /// their parameters.
+    pub quotas: Vec<(usize, QuotaSpec)>,
     /// `comment "..."`.
     pub comment: Option<String>,
 }
@@ -294,10 +399,15 @@ pub fn tables(rs: &Ruleset, ast: &ast::Ruleset) -> Vec<TableMeta> {
         .values()
         .map(|t| TableMeta {
             name: t.name.clone(),
-            counters: t
-                .counters
+            objects: objects(rs, t),
+            sets: t
+                .sets
                 .iter()
-                .map(|&c| rs.counters[c].name.clone())
+                .filter(|&&set| rs.sets[set].name.is_some())
+                .map(|&set| SetDeclMeta {
+                    head: SetHead::of(rs, set),
+                    elements: None,
+                })
                 .collect(),
             chains: t
                 .chains
@@ -317,6 +427,32 @@ pub fn tables(rs: &Ruleset, ast: &ast::Ruleset) -> Vec<TableMeta> {
                 .collect(),
         })
         .collect()
+}
+
+/// A table's named counters and quotas, in declaration order.
+fn objects(rs: &Ruleset, t: &crate::check::tree::Table) -> Vec<ObjectMeta> {
+    let counters = t.counters.iter().map(|&c| {
+        let c = &rs.counters[c];
+        (c.span.start, ObjectMeta::Counter(c.name.clone()))
+    });
+    let quotas = t.quotas.iter().map(|&q| {
+        let q = &rs.quotas[q];
+        (q.span.start, ObjectMeta::Quota(q.name.clone(), q.quota))
+    });
+    let mut all: Vec<_> = counters.chain(quotas).collect();
+    all.sort_by_key(|(at, _)| *at);
+    all.into_iter().map(|(_, o)| o).collect()
+}
+
+/// A chain's priority as nft lists it: `filter`, `filter + 5`, or the
+/// number when it is more than 10 away from `filter` (0).
+fn priority_text(p: i32) -> String {
+    match p {
+        0 => "filter".into(),
+        1..=10 => format!("filter + {p}"),
+        -10..=-1 => format!("filter - {}", -p),
+        _ => p.to_string(),
+    }
 }
 
 fn hook_line(b: &crate::check::tree::BaseChain) -> String {
@@ -340,7 +476,7 @@ fn hook_line(b: &crate::check::tree::BaseChain) -> String {
     };
     format!(
         "type filter hook {hook} {devices} priority {}; policy {policy};",
-        b.priority
+        priority_text(b.priority)
     )
 }
 
@@ -360,6 +496,7 @@ fn rule_meta(
                 .filter(|(_, s)| matches!(s, ast::Stmt::Counter(c) if c.name.is_none()))
                 .map(|(i, _)| i)
                 .collect(),
+            quotas: rule_quotas(rs, r, a),
             comment: a.comment.as_ref().map(|c| c.name.clone()),
         },
         // Not in the tree (never so for a ruleset checked from it): the
@@ -367,9 +504,26 @@ fn rule_meta(
         None => RuleMeta {
             stmts: rule.stmts.iter().map(|s| rs.stmt_text(s)).collect(),
             counters: Vec::new(),
+            quotas: Vec::new(),
             comment: rule.comment.clone(),
         },
     }
+}
+
+/// The anonymous quotas of rule `r` (written as `a`): the statements'
+/// indexes in `a` and their parameters.
+fn rule_quotas(rs: &Ruleset, r: RuleId, a: &ast::Rule) -> Vec<(usize, QuotaSpec)> {
+    let at = a
+        .stmts
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, ast::Stmt::Quota(q) if q.name.is_none()))
+        .map(|(i, _)| i);
+    let specs = rs.rules[r].stmts.iter().filter_map(|s| match s {
+        Stmt::Quota(Quota::Anonymous(spec)) => Some(*spec),
+        _ => None,
+    });
+    at.zip(specs).collect()
 }
 
 /// Where rule `r` is.
@@ -436,6 +590,27 @@ impl Meta {
                 }
             })
             .collect();
+        let quotas = l
+            .slots
+            .quotas
+            .iter()
+            .map(|q| match *q {
+                QuotaSlot::Rule { rule, stmt, .. } => QuotaMeta::Rule {
+                    pos: rule_pos(rs, rule),
+                    nth: rs.rules[rule].stmts[..stmt]
+                        .iter()
+                        .filter(|s| matches!(s, Stmt::Quota(Quota::Anonymous(_))))
+                        .count(),
+                },
+                QuotaSlot::Named(id) => {
+                    let q = &rs.quotas[id];
+                    QuotaMeta::Named {
+                        table: rs.tables[q.table].name.clone(),
+                        name: q.name.clone(),
+                    }
+                }
+            })
+            .collect();
         let logs = l
             .slots
             .logs
@@ -491,6 +666,7 @@ impl Meta {
             tables,
             decisions,
             counters,
+            quotas,
             logs,
             sets,
         }
@@ -506,13 +682,27 @@ impl Meta {
             "device": self.device,
             "tables": self.tables.iter().map(|t| json!({
                 "name": t.name,
-                "counters": t.counters,
+                "objects": t.objects.iter().map(|o| match o {
+                    ObjectMeta::Counter(name) => json!({"kind": "counter", "name": name}),
+                    ObjectMeta::Quota(name, q) => json!({
+                        "kind": "quota", "name": name, "quota": quota_json(q),
+                    }),
+                }).collect::<Vec<_>>(),
+                "sets": t.sets.iter().map(|d| json!({
+                    "name": d.head.name, "map": d.head.is_map,
+                    "types": d.head.types.iter().map(|(t, b)| json!([t, b])).collect::<Vec<_>>(),
+                    "interval": d.head.interval, "timeouts": d.head.timeouts,
+                    "timeout": d.head.timeout, "size": d.head.size, "elements": d.elements,
+                })).collect::<Vec<_>>(),
                 "chains": t.chains.iter().map(|c| json!({
                     "name": c.name,
                     "hook": c.hook,
                     "rules": c.rules.iter().map(|r| json!({
                         "stmts": r.stmts,
                         "counters": r.counters,
+                        "quotas": r.quotas.iter()
+                            .map(|(i, q)| json!({"stmt": i, "quota": quota_json(q)}))
+                            .collect::<Vec<_>>(),
                         "comment": r.comment,
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
@@ -529,6 +719,14 @@ impl Meta {
                     "occurrence": occurrence,
                 }),
                 CounterMeta::Named { table, name } => json!({
+                    "kind": "named", "table": table, "name": name,
+                }),
+            }).collect::<Vec<_>>(),
+            "quotas": self.quotas.iter().map(|q| match q {
+                QuotaMeta::Rule { pos: p, nth } => json!({
+                    "kind": "rule", "pos": pos(p), "nth": nth,
+                }),
+                QuotaMeta::Named { table, name } => json!({
                     "kind": "named", "table": table, "name": name,
                 }),
             }).collect::<Vec<_>>(),
@@ -575,9 +773,54 @@ impl Meta {
             ..Meta::default()
         };
         for t in arr(&v["tables"]) {
+            let name = s(&t["name"]).ok_or_else(|| bad("table name"))?;
+            let mut objects = Vec::new();
+            for o in arr(&t["objects"]) {
+                let oname = s(&o["name"]).ok_or_else(|| bad("object name"))?;
+                objects.push(match o["kind"].as_str() {
+                    Some("counter") => ObjectMeta::Counter(oname),
+                    Some("quota") => ObjectMeta::Quota(
+                        oname,
+                        quota_from_json(&o["quota"]).ok_or_else(|| bad("quota"))?,
+                    ),
+                    _ => return Err(bad("object kind")),
+                });
+            }
+            // Descriptions written before objects had named counters only.
+            if t.get("objects").is_none() {
+                objects = arr(&t["counters"])
+                    .iter()
+                    .filter_map(s)
+                    .map(ObjectMeta::Counter)
+                    .collect();
+            }
+            let mut sets = Vec::new();
+            for d in arr(&t["sets"]) {
+                let types = arr(&d["types"])
+                    .iter()
+                    .map(|p| Some((s(&p[0])?, p[1].as_u64()? as u32)))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("set types"))?;
+                sets.push(SetDeclMeta {
+                    head: SetHead {
+                        table: name.clone(),
+                        name: s(&d["name"]).ok_or_else(|| bad("set name"))?,
+                        is_map: d["map"].as_bool().unwrap_or(false),
+                        types,
+                        interval: d["interval"].as_bool().unwrap_or(false),
+                        timeouts: d["timeouts"].as_bool().unwrap_or(false),
+                        timeout: d["timeout"].as_u64(),
+                        size: d["size"].as_u64().map(|x| x as u32),
+                    },
+                    elements: d["elements"]
+                        .as_array()
+                        .map(|e| e.iter().filter_map(s).collect()),
+                });
+            }
             let mut table = TableMeta {
-                name: s(&t["name"]).ok_or_else(|| bad("table name"))?,
-                counters: arr(&t["counters"]).iter().filter_map(s).collect(),
+                name,
+                objects,
+                sets,
                 chains: Vec::new(),
             };
             for c in arr(&t["chains"]) {
@@ -589,6 +832,12 @@ impl Meta {
                         .map(|r| RuleMeta {
                             stmts: arr(&r["stmts"]).iter().filter_map(s).collect(),
                             counters: arr(&r["counters"]).iter().filter_map(n).collect(),
+                            quotas: arr(&r["quotas"])
+                                .iter()
+                                .filter_map(|q| {
+                                    Some((n(&q["stmt"])?, quota_from_json(&q["quota"])?))
+                                })
+                                .collect(),
                             comment: s(&r["comment"]),
                         })
                         .collect(),
@@ -616,6 +865,19 @@ impl Meta {
                     name: s(&c["name"]).ok_or_else(|| bad("name"))?,
                 },
                 _ => return Err(bad("counter kind")),
+            });
+        }
+        for q in arr(&v["quotas"]) {
+            m.quotas.push(match q["kind"].as_str() {
+                Some("rule") => QuotaMeta::Rule {
+                    pos: pos(&q["pos"])?,
+                    nth: n(&q["nth"]).ok_or_else(|| bad("nth"))?,
+                },
+                Some("named") => QuotaMeta::Named {
+                    table: s(&q["table"]).ok_or_else(|| bad("table"))?,
+                    name: s(&q["name"]).ok_or_else(|| bad("name"))?,
+                },
+                _ => return Err(bad("quota kind")),
             });
         }
         for l in arr(&v["logs"]) {
@@ -686,6 +948,18 @@ impl Meta {
         let c = t.chains.iter().find(|c| c.name == pos.chain)?;
         c.rules.get(pos.rule).map(RuleMeta::text)
     }
+}
+
+fn quota_json(q: &QuotaSpec) -> Value {
+    json!({"over": q.over, "bytes": q.bytes, "used": q.used})
+}
+
+fn quota_from_json(v: &Value) -> Option<QuotaSpec> {
+    Some(QuotaSpec {
+        over: v["over"].as_bool()?,
+        bytes: v["bytes"].as_u64()?,
+        used: v["used"].as_u64()?,
+    })
 }
 
 #[cfg(test)]

@@ -91,12 +91,13 @@ use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::pins::PinError;
 
 pub use meta::{
-    ChainMeta, CounterMeta, DecisionMeta, LogMeta, Meta, RuleMeta, RulePos, SetMeta, SetPartMeta,
-    TableMeta, rule_pos, set_declaration, tables,
+    ChainMeta, CounterMeta, DecisionMeta, LogMeta, Meta, ObjectMeta, QuotaMeta, RuleMeta, RulePos,
+    SetDeclMeta, SetHead, SetMeta, SetPartMeta, TableMeta, rule_pos, set_declaration, tables,
 };
 pub use pins::{Deployed, LoadOptions, PLACEHOLDER, Report, SET_MEMBERS, load, unload};
 pub use state::{
-    CounterRow, LogLine, Running, counters, describe_log, listing, ruleset_text, running, summary,
+    CounterRow, LogLine, QuotaRow, Running, counters, describe_log, listing, quotas, ruleset_text,
+    running, set_elements, summary,
 };
 
 use crate::check::tree::{Hook, Ruleset};

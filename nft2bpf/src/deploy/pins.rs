@@ -230,6 +230,37 @@ pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, Dep
     }))
 }
 
+/// The tables of `rs` ([`super::meta::tables`]), with the elements of
+/// the named sets that none of the programs `lowered` keeps in a map:
+/// nothing can change them, and the listing has no map to read them
+/// from.
+fn tables_listed<'a>(
+    rs: &crate::check::tree::Ruleset,
+    ast: &crate::syntax::ast::Ruleset,
+    lowered: impl Iterator<Item = &'a crate::compile::Lowered>,
+) -> Vec<super::meta::TableMeta> {
+    let in_maps: std::collections::HashSet<_> = lowered
+        .flat_map(|l| l.set_maps.iter().map(|m| m.set))
+        .collect();
+    let mut tables = super::meta::tables(rs, ast);
+    for (id, set) in rs.sets.iter() {
+        let Some(name) = &set.name else { continue };
+        if in_maps.contains(&id) {
+            continue;
+        }
+        let table = &rs.tables[set.table].name;
+        let decl = tables
+            .iter_mut()
+            .filter(|t| &t.name == table)
+            .flat_map(|t| t.sets.iter_mut())
+            .find(|d| &d.head.name == name);
+        if let Some(d) = decl {
+            d.elements = Some(super::sets::declared_elements(rs, id));
+        }
+    }
+    tables
+}
+
 /// A program lowered and described, before the pin root's lock.
 struct Planned {
     attach: Attach,
@@ -357,26 +388,29 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
     for (_, d) in &targets {
         Interface::named(d.as_str()).resolve()?;
     }
-    let tables = super::meta::tables(&rs, &src.ast);
     // Everything that can fail without the pins is done first: the
     // programs lowered and described. They are built and loaded under
     // the pin root's lock, with the maps of the sets they keep.
-    let mut planned = Vec::new();
+    let mut lowerings = Vec::new();
     for (attach, dev) in &targets {
-        let lowered = lower_for(src, &rs, *attach, &device(dev))?;
+        lowerings.push((*attach, dev, lower_for(src, &rs, *attach, &device(dev))?));
+    }
+    let tables = tables_listed(&rs, &src.ast, lowerings.iter().map(|l| &l.2));
+    let mut planned = Vec::new();
+    for (attach, dev, lowered) in lowerings {
         if lowered.set_maps.len() > SET_MEMBERS {
             return Err(DeployError::Compile {
-                target: target_name(*attach, dev),
+                target: target_name(attach, dev),
                 message: format!(
                     "{} set maps: a program unit pins at most {SET_MEMBERS}",
                     lowered.set_maps.len()
                 ),
             });
         }
-        let shared = opts.shared.is_some() && *attach == Attach::Xdp;
+        let shared = opts.shared.is_some() && attach == Attach::Xdp;
         if shared && !lowered.more.is_empty() {
             return Err(DeployError::Compile {
-                target: target_name(*attach, dev),
+                target: target_name(attach, dev),
                 message: format!(
                     "--shared takes rules that fit one program, and these take {} chained by \
                      tail calls: a member of an XDP dispatcher is an extension program, and \
@@ -390,9 +424,9 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
         let meta = Meta::new(src.name(), &rs, tables.clone(), &lowered);
         let (meta_obj, meta_map) = blob_map("nft_meta", meta.to_json().as_bytes())?;
         planned.push(Planned {
-            attach: *attach,
+            attach,
             device: dev.clone(),
-            key: key(*attach, dev),
+            key: key(attach, dev),
             lowered,
             shared,
             meta,

@@ -40,11 +40,11 @@ use std::path::Path;
 use bpf_builder::handle::{Map, UpdateFlags};
 
 use super::DeployError;
-use super::meta::{Meta, SetMeta};
+use super::meta::{Meta, SetHead, SetMeta};
 use super::pins::open_roots;
 use super::state;
-use crate::check::live::{LiveChain, LiveElement, live_elements};
-use crate::check::tree::{ElemKey, KeyType, Set, TableId};
+use crate::check::live::{LiveChain, LiveElement, live_elements, verdict_text};
+use crate::check::tree::{ElemKey, KeyType, Set, SetId, TableId};
 use crate::check::types::Type;
 use crate::compile::dynset::{ElemValue, expiry};
 use crate::compile::sets::{SetKind, element_keys, key_element};
@@ -364,10 +364,21 @@ fn undo(done: &[(&Map, &Op)]) {
 /// elements that have not expired at `now` (an expired one is absent,
 /// as in nft).
 fn read(copy: &Copy, now: u64) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
+    read_entries(&copy.name, &copy.set, &copy.map, now)
+}
+
+/// The entries of `map`, the map of `set` (called `name` in errors),
+/// without the elements expired at `now`.
+pub(super) fn read_entries(
+    name: &str,
+    set: &SetMeta,
+    map: &Map,
+    now: u64,
+) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
     let mut out = HashMap::new();
-    for e in copy.map.iter() {
-        let (k, v) = e.map_err(|e| DeployError::Other(format!("reading {}: {e}", copy.name)))?;
-        if copy.set.stateful && ElemValue::parse(&v).is_some_and(|e| e.expired(now)) {
+    for e in map.iter() {
+        let (k, v) = e.map_err(|e| DeployError::Other(format!("reading {name}: {e}")))?;
+        if set.stateful && ElemValue::parse(&v).is_some_and(|e| e.expired(now)) {
             continue;
         }
         out.insert(k, v);
@@ -515,6 +526,19 @@ fn plan(
 /// A set's entries (keys and map values) as nft lists the set at `now`
 /// (an element with a timeout shows when it `expires`).
 pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, Vec<u8>>, now: u64) -> String {
+    format!(
+        "table netdev {} {{\n{}}}\n",
+        set.table,
+        set_block(&set.head(), &listed_elements(set, entries, now))
+    )
+}
+
+/// The elements of a set's map as nft lists them at `now`, in order.
+pub fn listed_elements(
+    set: &SetMeta,
+    entries: &HashMap<Vec<u8>, Vec<u8>>,
+    now: u64,
+) -> Vec<String> {
     let layout: Vec<_> = set.parts.iter().map(|p| p.layout.clone()).collect();
     let expires: HashMap<Vec<ElemKey>, u64> = if set.stateful {
         entries
@@ -534,7 +558,9 @@ pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, Vec<u8>>, now: u64) -> 
         .iter()
         .filter_map(|(k, v)| Some((key_element(set.kind, &layout, k)?, first_u32(v))))
         .collect();
-    elements.sort();
+    // In value order: a single address and a range sort by where they
+    // start, as nft lists them.
+    elements.sort_by_key(|(k, v)| (key_bounds(k), *v));
     if set.kind == SetKind::Lpm {
         // The prefixes of one range, back together.
         let mut merged: Vec<(Vec<ElemKey>, u32)> = Vec::new();
@@ -553,10 +579,55 @@ pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, Vec<u8>>, now: u64) -> 
         }
         elements = merged;
     }
-    let part_text = |k: &ElemKey, p: &super::meta::SetPartMeta| -> String {
-        let ty = Type::ALL.into_iter().find(|t| t.name() == p.ty);
+    let head = set.head();
+    elements
+        .iter()
+        .map(|(k, v)| {
+            let verdict = set
+                .is_map
+                .then(|| set.verdicts.get(*v as usize).map_or("?", String::as_str));
+            element_text(&head, k, None, expires.get(k).copied(), verdict)
+        })
+        .collect()
+}
+
+/// The declared elements of set `set` of `rs` as nft lists them, in
+/// order: for a set no program keeps in a map, whose elements never
+/// change.
+pub fn declared_elements(rs: &crate::check::tree::Ruleset, set: SetId) -> Vec<String> {
+    let s = &rs.sets[set];
+    let head = SetHead::of(rs, set);
+    let chain_name = |c| rs.chains[c].name.clone();
+    let mut elements: Vec<_> = s.elements.iter().collect();
+    elements.sort_by_key(|e| key_bounds(&e.key));
+    elements
+        .iter()
+        .map(|e| {
+            let verdict = e.verdict.map(|v| verdict_text(v, &chain_name));
+            element_text(&head, &e.key, e.timeout, None, verdict.as_deref())
+        })
+        .collect()
+}
+
+/// Where each part of a key starts and ends.
+fn key_bounds(key: &[ElemKey]) -> Vec<(u128, u128)> {
+    key.iter().map(|k| k.bounds()).collect()
+}
+
+/// One element as nft lists it: the key's parts joined by ` . `, its
+/// own `timeout` and when it `expires` (milliseconds), a verdict map's
+/// verdict.
+fn element_text(
+    head: &SetHead,
+    key: &[ElemKey],
+    timeout: Option<u64>,
+    expires: Option<u64>,
+    verdict: Option<&str>,
+) -> String {
+    let part_text = |k: &ElemKey, (ty, bits): &(String, u32)| -> String {
+        let ty = Type::ALL.into_iter().find(|t| t.name() == ty);
         let text = |v| match ty {
-            Some(t) => crate::check::value_text(t, p.bits, v),
+            Some(t) => crate::check::value_text(t, *bits, v),
             None => v.to_string(),
         };
         match *k {
@@ -565,8 +636,8 @@ pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, Vec<u8>>, now: u64) -> 
                 let size = h.wrapping_sub(l).wrapping_add(1);
                 let address = matches!(ty, Some(Type::Ipv4Addr | Type::Ipv6Addr));
                 if address && size.is_power_of_two() && l % size == 0 {
-                    format!("{}/{}", text(l), p.bits - size.trailing_zeros())
-                } else if address && l == 0 && h == u128::MAX >> (128 - p.bits) {
+                    format!("{}/{}", text(l), bits - size.trailing_zeros())
+                } else if address && l == 0 && h == u128::MAX >> (128 - bits) {
                     format!("{}/0", text(l))
                 } else {
                     format!("{}-{}", text(l), text(h))
@@ -574,47 +645,66 @@ pub fn listing(set: &SetMeta, entries: &HashMap<Vec<u8>, Vec<u8>>, now: u64) -> 
             }
         }
     };
-    let items: Vec<String> = elements
+    let parts: Vec<String> = key
         .iter()
-        .map(|(k, v)| {
-            let key: Vec<String> = k
-                .iter()
-                .zip(&set.parts)
-                .map(|(k, p)| part_text(k, p))
-                .collect();
-            let mut t = key.join(" . ");
-            if let Some(ms) = expires.get(k) {
-                let _ = write!(t, " expires {}", time_text(*ms));
-            }
-            if set.is_map {
-                let verdict = set.verdicts.get(*v as usize).map_or("?", String::as_str);
-                let _ = write!(t, " : {verdict}");
-            }
-            t
-        })
+        .zip(&head.types)
+        .map(|(k, p)| part_text(k, p))
         .collect();
-    let types: Vec<&str> = set.parts.iter().map(|p| p.ty.as_str()).collect();
+    let mut t = parts.join(" . ");
+    if let Some(ms) = timeout {
+        let _ = write!(t, " timeout {}", time_text(ms));
+    }
+    if let Some(ms) = expires {
+        let _ = write!(t, " expires {}", time_text(ms));
+    }
+    if let Some(v) = verdict {
+        let _ = write!(t, " : {v}");
+    }
+    t
+}
+
+/// A set's block in a table's listing, as nft prints it: `\tset NAME {`,
+/// its type and flags, and `elements = { ... }` with nft's line breaks.
+pub fn set_block(head: &SetHead, elements: &[String]) -> String {
+    let types: Vec<&str> = head.types.iter().map(|(t, _)| t.as_str()).collect();
     let mut out = String::new();
-    let kind = if set.is_map { "map" } else { "set" };
-    let _ = writeln!(out, "table netdev {} {{", set.table);
-    let _ = writeln!(out, "\t{kind} {} {{", set.name);
-    let data = if set.is_map { " : verdict" } else { "" };
+    let kind = if head.is_map { "map" } else { "set" };
+    let _ = writeln!(out, "\t{kind} {} {{", head.name);
+    let data = if head.is_map { " : verdict" } else { "" };
     let _ = writeln!(out, "\t\ttype {}{data}", types.join(" . "));
-    if set.interval {
+    if head.interval {
         let _ = writeln!(out, "\t\tflags interval");
     }
-    if let Some(t) = set.timeout {
+    if let Some(t) = head.timeout {
         let _ = writeln!(out, "\t\ttimeout {}", time_text(t));
-    } else if set.timeouts {
+    } else if head.timeouts {
         let _ = writeln!(out, "\t\tflags timeout");
     }
-    if let Some(size) = set.size {
+    if let Some(size) = head.size {
         let _ = writeln!(out, "\t\tsize {size}");
     }
-    if !items.is_empty() {
-        let _ = writeln!(out, "\t\telements = {{ {} }}", items.join(",\n\t\t\t     "));
+    if !elements.is_empty() {
+        // nft's `calculate_delim`: a few short elements to a line for
+        // some key types, one element a line for the rest.
+        let per_line = match types.as_slice() {
+            ["integer" | "inet_proto" | "inet_service" | "tcp_flag" | "mark"] => 5,
+            ["ipv4_addr" | "pkt_type"] => 2,
+            _ => 1,
+        };
+        let mut text = String::new();
+        for (i, e) in elements.iter().enumerate() {
+            if i > 0 {
+                text.push_str(if i % per_line == 0 {
+                    ",\n\t\t\t     "
+                } else {
+                    ", "
+                });
+            }
+            text.push_str(e);
+        }
+        let _ = writeln!(out, "\t\telements = {{ {text} }}");
     }
-    let _ = writeln!(out, "\t}}\n}}");
+    let _ = writeln!(out, "\t}}");
     out
 }
 

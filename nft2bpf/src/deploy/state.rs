@@ -12,9 +12,10 @@ use bpf_builder::pins::Locked;
 use bpf_builder::text::escape;
 
 use super::DeployError;
-use super::meta::{CounterMeta, Meta, RulePos, TableMeta};
+use super::meta::{CounterMeta, Meta, ObjectMeta, QuotaMeta, RulePos, SetMeta, TableMeta};
 use super::pins::{PLACEHOLDER, open_roots};
-use crate::compile::actions::read_counter;
+use crate::check::tree::QuotaSpec;
+use crate::compile::actions::{read_counter, read_quota};
 use crate::compile::log::LogRecord;
 
 /// A running program, as found in its units.
@@ -209,6 +210,10 @@ pub struct Running {
     pub log: Option<Map>,
     /// Its log drop counter.
     pub drops: Option<Map>,
+    /// Its quotas' bytes used.
+    pub quotas: Option<Map>,
+    /// Its named sets' maps.
+    pub sets: Vec<(SetMeta, Map)>,
 }
 
 /// The programs deployed under `pin_root` (none when there is no root).
@@ -232,10 +237,19 @@ pub fn running(pin_root: &Path) -> Result<Vec<Running>, DeployError> {
             link_id: info.as_ref().map(|i| i.id.get()),
             shared: c.member.is_some(),
             prog_id: info.and_then(|i| i.prog_id).or(member_id).map(|p| p.get()),
-            meta: c.meta,
             counters: c.counters,
             log: unit.as_ref().and_then(|u| pinned_map(u, "log")),
             drops: unit.as_ref().and_then(|u| pinned_map(u, "drops")),
+            quotas: unit.as_ref().and_then(|u| pinned_map(u, "quotas")),
+            sets: match (&unit, &c.meta) {
+                (Some(u), Some(meta)) => meta
+                    .sets
+                    .iter()
+                    .filter_map(|s| Some((s.clone(), pinned_map(u, &s.member)?)))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            meta: c.meta,
         });
     }
     Ok(out)
@@ -312,35 +326,145 @@ fn rule_counter(rows: &[CounterRow], pos: &RulePos, nth: usize) -> Option<(u64, 
     })
 }
 
-/// The running ruleset as nft lists it: tables, named counters, chains
-/// with their hooks, rules with `counter packets N bytes M` holding the
-/// counters' values now.
-pub fn ruleset_text(tables: &[TableMeta], rows: &[CounterRow]) -> String {
+/// A quota's bytes used, summed over the programs that have it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaRow {
+    /// What it is for.
+    pub what: QuotaMeta,
+    /// Bytes used.
+    pub used: u64,
+}
+
+/// Every quota of the running programs with its bytes used, summed over
+/// programs (a chain on several devices runs in several).
+pub fn quotas(running: &[Running]) -> Result<Vec<QuotaRow>, DeployError> {
+    let mut rows: Vec<QuotaRow> = Vec::new();
+    for r in running {
+        let (Some(meta), Some(map)) = (&r.meta, &r.quotas) else {
+            continue;
+        };
+        for (slot, q) in meta.quotas.iter().enumerate() {
+            let used = read_quota(map, slot as u32)
+                .map_err(|e| DeployError::Other(format!("reading quotas of {}: {e}", r.key)))?;
+            match rows.iter_mut().find(|row| row.what == *q) {
+                Some(row) => row.used += used,
+                None => rows.push(QuotaRow {
+                    what: q.clone(),
+                    used,
+                }),
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The elements of each named set that a running program keeps in a
+/// map, as nft lists them at `now`, by table and name (from the first
+/// program that has the set: every copy holds the same elements).
+pub fn set_elements(
+    running: &[Running],
+    now: u64,
+) -> Result<BTreeMap<(String, String), Vec<String>>, DeployError> {
+    let mut out = BTreeMap::new();
+    for r in running {
+        for (set, map) in &r.sets {
+            let key = (set.table.clone(), set.name.clone());
+            if out.contains_key(&key) {
+                continue;
+            }
+            let name = format!("{}/{}", r.key, set.member);
+            let entries = super::sets::read_entries(&name, set, map, now)?;
+            out.insert(key, super::sets::listed_elements(set, &entries, now));
+        }
+    }
+    Ok(out)
+}
+
+/// A quota's parameters as nft lists them: `[over ]N UNIT[ used M
+/// UNIT]`. The kernel reports the bytes used capped at the quota
+/// (`nft_quota_do_dump`), though it goes on counting past it.
+fn quota_text(q: &QuotaSpec) -> String {
+    let mut t = format!(
+        "{}{}",
+        if q.over { "over " } else { "" },
+        bytes_text(q.bytes)
+    );
+    let used = q.used.min(q.bytes);
+    if used != 0 {
+        let _ = write!(t, " used {}", bytes_text(used));
+    }
+    t
+}
+
+/// An amount of bytes in the largest unit that holds it exactly, as nft
+/// prints it (`get_unit`).
+fn bytes_text(mut n: u64) -> String {
+    let mut unit = 0;
+    while n >= 1024 && n.is_multiple_of(1024) && unit < 2 {
+        n /= 1024;
+        unit += 1;
+    }
+    format!("{n} {}", ["bytes", "kbytes", "mbytes"][unit])
+}
+
+/// The running ruleset as nft lists it: for each table its named
+/// counters and quotas, its named sets and maps, and its chains with
+/// their hooks, each block after a blank line; counters and quotas hold
+/// their values now, sets their elements now (`sets`, from
+/// [`set_elements`]).
+pub fn ruleset_text(
+    tables: &[TableMeta],
+    rows: &[CounterRow],
+    quotas: &[QuotaRow],
+    sets: &BTreeMap<(String, String), Vec<String>>,
+) -> String {
     let mut out = String::new();
     for t in tables {
         let _ = writeln!(out, "table netdev {} {{", t.name);
-        for name in &t.counters {
-            let (p, b) = rows
-                .iter()
-                .find_map(|r| match &r.what {
-                    CounterMeta::Named { table, name: n } if *table == t.name && n == name => {
-                        Some((r.packets, r.bytes))
-                    }
-                    _ => None,
-                })
-                .unwrap_or((0, 0));
-            let _ = writeln!(
-                out,
-                "\tcounter {name} {{\n\t\tpackets {p} bytes {b}\n\t}}\n"
-            );
+        let mut blocks: Vec<String> = Vec::new();
+        for o in &t.objects {
+            blocks.push(match o {
+                ObjectMeta::Counter(name) => {
+                    let (p, b) = rows
+                        .iter()
+                        .find_map(|r| match &r.what {
+                            CounterMeta::Named { table, name: n }
+                                if *table == t.name && n == name =>
+                            {
+                                Some((r.packets, r.bytes))
+                            }
+                            _ => None,
+                        })
+                        .unwrap_or((0, 0));
+                    format!("\tcounter {name} {{\n\t\tpackets {p} bytes {b}\n\t}}\n")
+                }
+                ObjectMeta::Quota(name, declared) => {
+                    let used = quotas.iter().find_map(|q| match &q.what {
+                        QuotaMeta::Named { table, name: n } if *table == t.name && n == name => {
+                            Some(q.used)
+                        }
+                        _ => None,
+                    });
+                    let q = QuotaSpec {
+                        used: used.unwrap_or(declared.used),
+                        ..*declared
+                    };
+                    format!("\tquota {name} {{\n\t\t{}\n\t}}\n", quota_text(&q))
+                }
+            });
         }
-        for (ci, c) in t.chains.iter().enumerate() {
-            if ci > 0 {
-                out.push('\n');
-            }
-            let _ = writeln!(out, "\tchain {} {{", c.name);
+        for d in &t.sets {
+            let key = (t.name.clone(), d.head.name.clone());
+            let elements = sets
+                .get(&key)
+                .or(d.elements.as_ref())
+                .map_or(&[][..], Vec::as_slice);
+            blocks.push(super::sets::set_block(&d.head, elements));
+        }
+        for c in &t.chains {
+            let mut block = format!("\tchain {} {{\n", c.name);
             if let Some(h) = &c.hook {
-                let _ = writeln!(out, "\t\t{h}");
+                let _ = writeln!(block, "\t\t{h}");
             }
             for (ri, r) in c.rules.iter().enumerate() {
                 let pos = RulePos {
@@ -356,14 +480,31 @@ pub fn ruleset_text(tables: &[TableMeta], rows: &[CounterRow]) -> String {
                         *s = format!("counter packets {p} bytes {b}");
                     }
                 }
+                for (nth, (i, declared)) in r.quotas.iter().enumerate() {
+                    let used = quotas.iter().find_map(|q| match &q.what {
+                        QuotaMeta::Rule { pos: p, nth: n } if *p == pos && *n == nth => {
+                            Some(q.used)
+                        }
+                        _ => None,
+                    });
+                    if let Some(s) = stmts.get_mut(*i) {
+                        let q = QuotaSpec {
+                            used: used.unwrap_or(declared.used),
+                            ..*declared
+                        };
+                        *s = format!("quota {}", quota_text(&q));
+                    }
+                }
                 let mut text = stmts.join(" ");
                 if let Some(cm) = &r.comment {
                     let _ = write!(text, " comment \"{cm}\"");
                 }
-                let _ = writeln!(out, "\t\t{text}");
+                let _ = writeln!(block, "\t\t{text}");
             }
-            let _ = writeln!(out, "\t}}");
+            block.push_str("\t}\n");
+            blocks.push(block);
         }
+        out.push_str(&blocks.join("\n"));
         let _ = writeln!(out, "}}");
     }
     out

@@ -182,7 +182,7 @@ impl Display for Stmt {
             Stmt::Counter(c) => {
                 f.write_str("counter")?;
                 if let Some(n) = &c.name {
-                    write!(f, " name {n}")?;
+                    write!(f, " name {}", ObjectName(n))?;
                 }
                 if let Some(p) = c.packets {
                     write!(f, " packets {}", p.value)?;
@@ -206,7 +206,7 @@ impl Display for Stmt {
             Stmt::Limit(l) => {
                 f.write_str("limit")?;
                 if let Some(n) = &l.name {
-                    write!(f, " name {n}")?;
+                    write!(f, " name {}", ObjectName(n))?;
                 }
                 if let Some(r) = &l.rate {
                     f.write_str(" rate ")?;
@@ -230,7 +230,7 @@ impl Display for Stmt {
             Stmt::Quota(q) => {
                 f.write_str("quota")?;
                 if let Some(n) = &q.name {
-                    write!(f, " name {n}")?;
+                    write!(f, " name {}", ObjectName(n))?;
                 }
                 if let Some(spec) = &q.quota {
                     write!(f, " {spec}")?;
@@ -258,6 +258,19 @@ impl Display for Stmt {
             Stmt::Pcap(p) => write!(f, "pcap \"{}\"", p.name),
             Stmt::Mangle(m) => write!(f, "{} set {}", m.target, m.value),
             Stmt::Unsupported(u) => write!(f, "{} ...", u.what),
+        }
+    }
+}
+
+/// The name of a counter, quota or limit in a statement, quoted as nft
+/// lists it (`counter name "c1"`); a variable stays as written.
+struct ObjectName<'a>(&'a Expr);
+
+impl Display for ObjectName<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match &self.0.kind {
+            ExprKind::Word(w) => write!(f, "\"{w}\""),
+            _ => write!(f, "{}", self.0),
         }
     }
 }
