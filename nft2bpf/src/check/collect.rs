@@ -283,12 +283,20 @@ impl Collector {
     /// Adds a set declaration; a second one of the same name must say the
     /// same (its elements are added).
     fn set(&mut self, table: usize, decl: &SetDecl) -> Result<(), Error> {
-        let mut decl = decl.clone();
-        for item in &mut decl.items {
-            if let SetItem::Elements(e) = item {
-                *e = self.scopes.substitute(e)?;
-            }
+        // One copy of the declaration, the elements' being their
+        // substitution (a set of a million elements is copied once).
+        let mut items = Vec::with_capacity(decl.items.len());
+        for item in &decl.items {
+            items.push(match item {
+                SetItem::Elements(e) => SetItem::Elements(self.scopes.substitute(e)?),
+                other => other.clone(),
+            });
         }
+        let decl = SetDecl {
+            items,
+            name: decl.name.clone(),
+            ..*decl
+        };
         let sets = &mut self.tables[table].sets;
         if let Some(old) = sets.iter_mut().find(|s| s.decl.name.name == decl.name.name) {
             let key = |d: &SetDecl| {

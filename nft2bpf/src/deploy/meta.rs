@@ -85,7 +85,8 @@ pub struct SetMeta {
 /// telling whether a reload changed it: its key's types and widths,
 /// `flags interval`, `flags constant`, `flags timeout`, `timeout`,
 /// `size`, whether it is a verdict map, and its declared elements (keys,
-/// verdicts, own timeouts) in sorted order. Not in it: where it is in
+/// verdicts, own timeouts) in sorted order, as their number and a
+/// digest. Not in it: where it is in
 /// the file, the order of the elements, and whether rules add to it
 /// (that changes the map's shape, which [`super::load`] checks apart).
 pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
@@ -111,8 +112,14 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
         })
         .collect();
     elements.sort();
+    // The elements as a count and a digest: the description is read at
+    // every set command, and a million elements written out would make
+    // each one read and parse megabytes.
+    let digest = elements
+        .iter()
+        .fold(FNV_OFFSET, |h, e| fnv1a(fnv1a(h, e.as_bytes()), b"\n"));
     format!(
-        "type {}; map {}; interval {}; constant {}; timeouts {}; timeout {:?}; size {:?}; elements {{ {} }}",
+        "type {}; map {}; interval {}; constant {}; timeouts {}; timeout {:?}; size {:?}; elements {} {digest:016x}",
         key.join(" . "),
         s.is_map,
         s.interval,
@@ -120,8 +127,20 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
         s.state.timeouts,
         s.state.timeout,
         s.size,
-        elements.join(", ")
+        elements.len(),
     )
+}
+
+/// FNV-1a's 64-bit offset basis.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a (64 bits) of `bytes`, going on from `h`: a digest fixed by
+/// its definition, so descriptions written by one build compare with
+/// those of the next.
+fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// One part of a set's key.
@@ -991,6 +1010,14 @@ mod tests {
                 chain other {{ counter; }}
                 chain c {{ type filter hook ingress device \"eth0\" priority 0; {rules} }}; }}"
         )
+    }
+
+    #[test]
+    fn the_digest_is_fnv1a_as_published() {
+        // The reference vectors of FNV-1a, 64 bits.
+        assert_eq!(fnv1a(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
     }
 
     #[test]

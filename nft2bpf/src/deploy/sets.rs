@@ -301,16 +301,28 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     // Every copy's changes are worked out before any is made.
     let mut plans = Vec::new();
     for copy in &copies {
-        let current = read(copy, now)?;
         let ops = match &cmd.elements {
-            None => current
-                .iter()
-                .map(|(k, v)| Op::Remove(k.clone(), v.clone()))
+            None => read(copy, now)?
+                .into_iter()
+                .map(|(k, v)| Op::Remove(k, v))
                 .collect(),
             Some(e) => {
                 let encoded = encode(&copy.meta, &copy.set, e)
                     .map_err(|e| DeployError::Ruleset(e.render(&parsed.map)))?;
-                plan(cmd, copy, &current, &encoded, now).map_err(|e| parsed.fail(e))?
+                // An interval set's conflicts are with any element: all
+                // are read. In a hash set only the elements named
+                // matter, looked up one by one, so that a change to a
+                // set of a million elements costs what it changes; the
+                // kernel then says when the map is full.
+                let (current, count) = if copy.set.kind == SetKind::Lpm {
+                    let all = read(copy, now)?;
+                    let n = all.len();
+                    (all, Some(n))
+                } else {
+                    let keys = encoded.iter().flat_map(|e| &e.keys);
+                    (read_keys(copy, keys, now)?, None)
+                };
+                plan(cmd, copy, &current, count, &encoded, now).map_err(|e| parsed.fail(e))?
             }
         };
         plans.push(ops);
@@ -365,6 +377,28 @@ fn undo(done: &[(&Map, &Op)]) {
 /// as in nft).
 fn read(copy: &Copy, now: u64) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
     read_entries(&copy.name, &copy.set, &copy.map, now)
+}
+
+/// The entries of `copy` under `keys` that are there (not expired at
+/// `now`).
+fn read_keys<'k>(
+    copy: &Copy,
+    keys: impl Iterator<Item = &'k Vec<u8>>,
+    now: u64,
+) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
+    let mut out = HashMap::new();
+    for k in keys {
+        let v = copy
+            .map
+            .lookup(k)
+            .map_err(|e| DeployError::Other(format!("reading {}: {e}", copy.name)))?;
+        let Some(v) = v else { continue };
+        if copy.set.stateful && ElemValue::parse(&v).is_some_and(|e| e.expired(now)) {
+            continue;
+        }
+        out.insert(k.clone(), v);
+    }
+    Ok(out)
 }
 
 /// The entries of `map`, the map of `set` (called `name` in errors),
@@ -441,17 +475,20 @@ fn bounds(set: &SetMeta, key: &[u8]) -> Option<(u128, u128)> {
         .map(|k| k.bounds())
 }
 
-/// The changes `encoded` makes to a copy holding `current`.
+/// The changes `encoded` makes to a copy holding `current` (all its
+/// entries, `count` of them; or, when `count` is `None`, only those
+/// under the keys of `encoded`, and the kernel refuses inserts into a
+/// full map).
 fn plan(
     cmd: &SetCommand,
     copy: &Copy,
     current: &HashMap<Vec<u8>, Vec<u8>>,
+    mut count: Option<usize>,
     encoded: &[Encoded],
     now: u64,
 ) -> Result<Vec<Op>, Error> {
     let set = &copy.set;
     let mut ops = Vec::new();
-    let mut count = current.len();
     for e in encoded {
         let present = e.keys.iter().all(|k| current.contains_key(k));
         match cmd.verb {
@@ -511,9 +548,11 @@ fn plan(
                         return Err(Error::new("conflicting intervals specified", e.span));
                     }
                 }
-                count += e.keys.len();
-                if count > set.max_entries as usize {
-                    return Err(full_error(set, e.span));
+                if let Some(count) = &mut count {
+                    *count += e.keys.len();
+                    if *count > set.max_entries as usize {
+                        return Err(full_error(set, e.span));
+                    }
                 }
                 let value = value_bytes(set, e, now);
                 ops.extend(e.keys.iter().map(|k| Op::Insert(k.clone(), value.clone())));
