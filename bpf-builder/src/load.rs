@@ -28,6 +28,9 @@ use crate::text::hex_bytes;
 use crate::verifier::{FailedInsn, VerifierError, parse_log};
 
 mod existing;
+mod target;
+
+pub use target::TargetError;
 
 /// How to load.
 #[derive(Clone, Debug)]
@@ -111,6 +114,10 @@ pub enum LoadError {
     /// The verifier (or the kernel) refused a program.
     #[error(transparent)]
     Program(Box<VerifierError>),
+    /// The function or tracepoint a tp_btf, fentry or fexit program is
+    /// for is not in the kernel's BTF (or the kernel has none).
+    #[error(transparent)]
+    Target(Box<TargetError>),
     /// The kernel refused the key/value BTF of a map.
     #[error(transparent)]
     MapBtf(Box<MapBtfError>),
@@ -398,8 +405,14 @@ fn load_program(
         Some(_) => (sys::bpf_prog_type::BPF_PROG_TYPE_EXT as u32, 0),
         None => spec.prog_type.kernel_types(),
     };
+    let target = target::resolve(spec).map_err(|e| LoadError::Target(Box::new(e)))?;
     let mut attr = sys::ProgLoadAttr::new(prog_type, &layout.insns, license);
     attr.expected_attach_type = attach_type;
+    if let Some(t) = &target {
+        attr.attach_btf_id = Some(t.btf_id);
+        // The kernel reads a BTF object's fd from the same field.
+        attr.attach_prog_fd = t.module_btf.as_ref().map(|fd| fd.as_fd());
+    }
     if let Some(ext) = &spec.extension {
         attr.attach_prog_fd = Some(ext.target().as_fd());
         attr.attach_btf_id = Some(ext.btf_id());

@@ -83,6 +83,8 @@ impl Needs {
             | ProgramType::SchedCls
             | ProgramType::TcxIngress
             | ProgramType::TcxEgress => Needs::NET_PROGRAM,
+            t if t.is_tracing() => Needs::TRACING_PROGRAM,
+            _ => Needs::PROGRAM,
         }
     }
 
