@@ -119,9 +119,10 @@ impl ProgramType {
                 (pt::BPF_PROG_TYPE_KPROBE, at::BPF_TRACE_UPROBE_MULTI)
             }
             ProgramType::Tracepoint => (pt::BPF_PROG_TYPE_TRACEPOINT, at::BPF_CGROUP_INET_INGRESS),
-            ProgramType::RawTracepoint => {
-                (pt::BPF_PROG_TYPE_RAW_TRACEPOINT, at::BPF_CGROUP_INET_INGRESS)
-            }
+            ProgramType::RawTracepoint => (
+                pt::BPF_PROG_TYPE_RAW_TRACEPOINT,
+                at::BPF_CGROUP_INET_INGRESS,
+            ),
             ProgramType::TpBtf => (pt::BPF_PROG_TYPE_TRACING, at::BPF_TRACE_RAW_TP),
             ProgramType::Fentry => (pt::BPF_PROG_TYPE_TRACING, at::BPF_TRACE_FENTRY),
             ProgramType::Fexit => (pt::BPF_PROG_TYPE_TRACING, at::BPF_TRACE_FEXIT),

@@ -79,7 +79,11 @@ fn tracing_context(btf: &mut Btf, prog_type: ProgramType) -> (u32, Vec<Member>) 
             let u64_ = btf.add(Type::int("__u64", 8, false));
             let members = vec![
                 Member::new("regs", regs, 0),
-                Member::new("sample_period", u64_, perf_event_data::SAMPLE_PERIOD as u32 * 8),
+                Member::new(
+                    "sample_period",
+                    u64_,
+                    perf_event_data::SAMPLE_PERIOD as u32 * 8,
+                ),
                 Member::new("addr", u64_, perf_event_data::ADDR as u32 * 8),
             ];
             (perf_event_data::SIZE as u32, members)

@@ -127,7 +127,11 @@ fn ioctl(fd: impl AsFd, request: u32, arg: libc::c_ulong) -> io::Result<()> {
 /// until the event's fd is closed (the attach for kernels without perf
 /// links, before Linux 5.15).
 pub fn set_bpf(event: impl AsFd, prog: impl AsFd) -> io::Result<()> {
-    ioctl(event, PERF_EVENT_IOC_SET_BPF, prog.as_fd().as_raw_fd() as libc::c_ulong)
+    ioctl(
+        event,
+        PERF_EVENT_IOC_SET_BPF,
+        prog.as_fd().as_raw_fd() as libc::c_ulong,
+    )
 }
 
 /// `PERF_EVENT_IOC_ENABLE`.
