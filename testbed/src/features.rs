@@ -54,3 +54,26 @@ pub fn extensions_here_or_in_vm_with(
         setup,
     )
 }
+
+/// Whether this kernel loads programs that run from a BPF trampoline
+/// (fentry, fexit): a bare fentry program (no target) reaches the
+/// verifier, which refuses it with `EINVAL`. The development and CI
+/// machines refuse it with `EPERM` before the verifier (as they refuse
+/// ftrace's function tracer). Probed once per process.
+pub fn fentry() -> bool {
+    static LOADS: OnceLock<bool> = OnceLock::new();
+    *LOADS.get_or_init(|| {
+        use bpf_builder::sys::bpf::bpf_attach_type;
+        let insns = [Insn::mov64(Reg::R0, 0), Insn::exit()];
+        let mut attr =
+            ProgLoadAttr::new(bpf_prog_type::BPF_PROG_TYPE_TRACING as u32, &insns, c"GPL");
+        attr.expected_attach_type = bpf_attach_type::BPF_TRACE_FENTRY as u32;
+        !matches!(prog_load(&attr), Err(e) if e.error.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()))
+    })
+}
+
+/// Whether this kernel has kprobes (the kprobe PMU or tracefs
+/// `kprobe_events`; `CONFIG_KPROBES`).
+pub fn kprobes() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+}

@@ -144,7 +144,9 @@ impl TracepointField {
     }
 
     /// Whether it is one of the fields every event starts with
-    /// (`common_type`, `common_pid`...).
+    /// (`common_type`, `common_pid`...). Programs cannot read them: the
+    /// kernel refuses context loads below offset 8 (take the pid from
+    /// `bpf_get_current_pid_tgid`).
     pub fn is_common(&self) -> bool {
         self.name.starts_with("common_")
     }
