@@ -216,11 +216,13 @@ fn detach_and_check(link: TraceLink, loaded: Loaded, prog: ProgId) {
             "bpftool link show still lists a link of program {prog_id}:\n{links}"
         );
     }
-    assert_eq!(
-        our_probe_events(),
-        Vec::<String>::new(),
-        "probe events left"
-    );
+    if let Some(event) = event {
+        let left: Vec<String> = our_probe_events()
+            .into_iter()
+            .filter(|l| l.contains(&format!("/{event} ")))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "probe event {event} left");
+    }
     drop(loaded);
     assert_nothing_left("trace_count");
     if let Some(progs) = bpftool("prog") {
