@@ -11,8 +11,8 @@
 /// read with `ldx(Size::DW, dst, R1, offset)`.
 ///
 /// Function arguments follow the System V calling convention
-/// ([`arg`]): `rdi`, `rsi`, `rdx`, `rcx`, `r8`, `r9`; the return value
-/// (kretprobes, uretprobes) is in `rax` ([`RC`]). A kprobe on a
+/// ([`arg`](pt_regs::arg)): `rdi`, `rsi`, `rdx`, `rcx`, `r8`, `r9`; the return value
+/// (kretprobes, uretprobes) is in `rax` ([`RC`](pt_regs::RC)). A kprobe on a
 /// syscall's `__x64_sys_*` wrapper sees one argument: a pointer to the
 /// user's `pt_regs`, which hold the syscall's arguments.
 pub mod pt_regs {
