@@ -751,4 +751,21 @@ fn fentry_and_fexit_count_calls_here_or_in_vm() {
         assert_eq!(read_u64(loaded.map(map), SUM), 0, "do_nanosleep returned 0");
         detach_and_check(link, loaded, prog);
     }
+    // A module's function (the VM loads veth), found in the module's BTF
+    // with or without the module named; the kernel takes it only with the
+    // module's BTF object.
+    if testbed::vm::in_vm() || Path::new("/sys/kernel/btf/veth").exists() {
+        for target in ["veth_xmit", "veth:veth_xmit"] {
+            let (loaded, prog, _) = counter(
+                ProgramType::Fentry,
+                Some(target),
+                Filter::Tid(tid),
+                Extra::None,
+            );
+            let link = tracing::attach(loaded.program(prog), 0).unwrap();
+            detach_and_check(link, loaded, prog);
+        }
+    } else {
+        eprintln!("skipped fentry on a module's function: no module BTF for veth here");
+    }
 }
