@@ -20,7 +20,9 @@ use crate::entries::{EntryError, EntryWriter, Shape};
 use crate::handle::{Map, MapError, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
-use crate::object::{FuncId, MapId, MapSlot, Object, ObjectError, ProgId, ProgSlot, ProgramSpec};
+use crate::object::{
+    FuncId, MapId, MapSlot, Object, ObjectError, ProgId, ProgSlot, ProgramSpec, ProgramType,
+};
 use crate::privilege::{Needs, hint, is_denied};
 use crate::reloc::Reloc;
 use crate::sys::bpf as sys;
@@ -452,7 +454,23 @@ fn load_program(
     match loaded {
         Ok((fd, log)) => Ok(Program::new(fd, spec.name.clone(), spec.prog_type, log)),
         Err(failure) => {
-            let parsed = parse_log(&failure.log);
+            let mut parsed = parse_log(&failure.log);
+            // fentry/fexit refused before the verifier ran: privilege, or
+            // a kernel that allows no BPF trampoline.
+            if matches!(spec.prog_type, ProgramType::Fentry | ProgramType::Fexit)
+                && is_denied(&failure.error)
+                && failure.log.is_empty()
+            {
+                parsed.reason = format!(
+                    "{} before the verifier ran: an {} program needs {}, and a kernel that \
+                     allows BPF trampolines (some hardened or sandboxed kernels refuse fentry, \
+                     fexit, freplace and LSM programs even to root, as they refuse ftrace's \
+                     function tracer)",
+                    failure.error,
+                    spec.prog_type.section_name(),
+                    Needs::for_program(spec.prog_type)
+                );
+            }
             let insn = parsed.insn.map(|index| FailedInsn {
                 index,
                 text: parsed.insn_text.clone(),

@@ -769,3 +769,26 @@ fn fentry_and_fexit_count_calls_here_or_in_vm() {
         eprintln!("skipped fentry on a module's function: no module BTF for veth here");
     }
 }
+
+#[test]
+fn a_kernel_that_refuses_fentry_gets_an_error_that_says_so() {
+    if !require_bpf() {
+        return;
+    }
+    if testbed::features::fentry() {
+        eprintln!("skipped: this kernel loads fentry programs (the VM test counts with them)");
+        return;
+    }
+    let mut obj = Object::new();
+    let spec = ProgramSpec::new("trace_count", ProgramType::Fentry, common::ret(0))
+        .with_attach_to("do_nanosleep");
+    obj.add_program_spec(spec).unwrap();
+    let e = obj.load().unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("before the verifier ran") && text.contains("BPF trampolines"),
+        "{text}"
+    );
+    assert!(e.missing_privilege().is_some(), "{text}");
+    assert_nothing_left("trace_count");
+}
