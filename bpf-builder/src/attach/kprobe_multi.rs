@@ -170,34 +170,43 @@ pub fn attach(
         cookies,
         retprobe,
     };
-    let fd =
-        sys::link_create_kprobe_multi(prog.as_fd(), &attr).map_err(|e| match e.raw_os_error() {
-            Some(libc::EOPNOTSUPP) | Some(sys::ENOTSUPP) => AttachError::KernelTooOld {
-                what: what.clone(),
-                needs: "Linux 5.18 built with CONFIG_FPROBE".into(),
-                detail: format!("BPF_LINK_CREATE: {e}"),
-            },
-            Some(libc::ESRCH | libc::ENOENT) => AttachError::NotFound {
-                what: format!(
-                    "{what}: the kernel found no address for some of them ({e}): {}",
-                    names.join(", ")
-                ),
-            },
-            Some(libc::EINVAL) if cookies.len() != names.len() && !cookies.is_empty() => {
-                AttachError::WrongProgram {
-                    program: prog.name().to_string(),
-                    reason: format!("{} cookies for {} functions", cookies.len(), names.len()),
-                }
-            }
-            _ => AttachError::sys_needs(
-                format!("attaching `{}` as {what}", prog.name()),
-                e,
-                Needs::TRACING_PROGRAM,
-            ),
-        })?;
+    let fd = sys::link_create_kprobe_multi(prog.as_fd(), &attr)
+        .map_err(|e| kprobe_multi_error(prog.name(), &what, &names, cookies.len(), e))?;
     let mut link = TraceLink::new(what);
     link.push_link(Link::from_fd(fd), None);
     Ok(link)
+}
+
+/// Explains the kernel's refusal of a kprobe.multi link.
+fn kprobe_multi_error(
+    program: &str,
+    what: &str,
+    names: &[String],
+    cookies: usize,
+    e: std::io::Error,
+) -> AttachError {
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(sys::ENOTSUPP) => AttachError::KernelTooOld {
+            what: what.to_string(),
+            needs: "Linux 5.18 built with CONFIG_FPROBE".into(),
+            detail: format!("BPF_LINK_CREATE: {e}"),
+        },
+        Some(libc::ESRCH | libc::ENOENT) => AttachError::NotFound {
+            what: format!(
+                "{what}: the kernel found no address for some of them ({e}): {}",
+                names.join(", ")
+            ),
+        },
+        Some(libc::EINVAL) if cookies != 0 && cookies != names.len() => AttachError::WrongProgram {
+            program: program.to_string(),
+            reason: format!("{cookies} cookies for {} functions", names.len()),
+        },
+        _ => AttachError::sys_needs(
+            format!("attaching `{program}` as {what}"),
+            e,
+            Needs::TRACING_PROGRAM,
+        ),
+    }
 }
 
 /// Attaches the [`ProgramType::UprobeMulti`] (or `UretprobeMulti`)
@@ -274,6 +283,35 @@ pub fn attach_uprobes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What kernels answer `BPF_LINK_CREATE` of a kprobe.multi link with:
+    /// 6.1 and 6.18 without `CONFIG_FPROBE` (EOPNOTSUPP), a name the kernel
+    /// cannot resolve (ESRCH), no privilege (EPERM).
+    #[test]
+    fn kernel_answers_are_named() {
+        let names = ["do_nanosleep".to_string()];
+        let err = |errno| {
+            kprobe_multi_error(
+                "p",
+                "kprobe.multi on 1 functions",
+                &names,
+                0,
+                std::io::Error::from_raw_os_error(errno),
+            )
+        };
+        let e = err(libc::EOPNOTSUPP);
+        assert!(matches!(e, AttachError::KernelTooOld { .. }), "{e}");
+        assert!(e.to_string().contains("CONFIG_FPROBE"), "{e}");
+        let e = err(libc::ESRCH);
+        assert!(
+            matches!(e, AttachError::NotFound { .. }) && e.to_string().contains("do_nanosleep"),
+            "{e}"
+        );
+        assert_eq!(
+            err(libc::EPERM).missing_privilege(),
+            Some(Needs::TRACING_PROGRAM)
+        );
+    }
 
     #[test]
     fn globs_match_as_libbpf_does() {
