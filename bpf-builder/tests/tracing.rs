@@ -17,6 +17,7 @@ use bpf_builder::attach::kprobe_multi::{self, Functions};
 use bpf_builder::attach::perf_event::{self, Counter, ProbeOptions, Sample, Software};
 use bpf_builder::attach::tracefs::TracepointFormat;
 use bpf_builder::attach::{AttachError, TraceLink, raw_tracepoint, symbol_offset, tracing};
+use bpf_builder::btf::KernelBtf;
 use bpf_builder::ctx::{pt_regs, raw_tracepoint_args, tracing_args};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
@@ -718,6 +719,28 @@ fn kprobe_and_kretprobe_count_calls_here_or_in_vm() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("no_such_kernel_function"), "{e}");
+    // A function of the kprobe blacklist exists but is not traceable.
+    if let Some(listed) = std::fs::read_to_string("/sys/kernel/debug/kprobes/blacklist")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+                .next()
+        })
+    {
+        let e =
+            perf_event::kprobe(loaded.program(prog), &listed, 0, &ProbeOptions::new()).unwrap_err();
+        assert!(
+            matches!(e, AttachError::NotTraceable { .. }),
+            "{listed}: {e}"
+        );
+        assert!(e.to_string().contains(&listed), "{e}");
+    } else {
+        assert!(
+            !testbed::vm::in_vm(),
+            "the VM mounts debugfs and has a kprobe blacklist"
+        );
+    }
     assert_eq!(
         our_probe_events(),
         Vec::<String>::new(),
@@ -739,10 +762,20 @@ fn fentry_and_fexit_count_calls_here_or_in_vm() {
         return;
     }
     let tid = gettid();
-    // do_nanosleep(struct hrtimer_sleeper *t, enum hrtimer_mode mode)
+    // fexit finds the return value after the arguments: as many as the
+    // kernel's BTF says do_nanosleep takes (2 in 6.1).
+    let nargs = KernelBtf::vmlinux()
+        .unwrap()
+        .func("do_nanosleep")
+        .unwrap()
+        .params
+        .len();
     for (t, extra) in [
         (ProgramType::Fentry, Extra::None),
-        (ProgramType::Fexit, Extra::CtxField(tracing_args::ret(2))),
+        (
+            ProgramType::Fexit,
+            Extra::CtxField(tracing_args::ret(nargs)),
+        ),
     ] {
         let (loaded, prog, map) = counter(t, Some("do_nanosleep"), Filter::Tid(tid), extra);
         let link = tracing::attach(loaded.program(prog), 0).unwrap();
@@ -791,4 +824,69 @@ fn a_kernel_that_refuses_fentry_gets_an_error_that_says_so() {
     );
     assert!(e.missing_privilege().is_some(), "{text}");
     assert_nothing_left("trace_count");
+}
+
+#[test]
+fn without_kprobes_a_kprobe_says_the_kernel_lacks_them() {
+    if !require_bpf() {
+        return;
+    }
+    if testbed::features::kprobes() {
+        eprintln!("skipped: this kernel has kprobes (the kprobe test counts with them)");
+        return;
+    }
+    let (loaded, prog, _) = counter(ProgramType::Kprobe, None, Filter::Tid(0), Extra::None);
+    for tracefs in [false, true] {
+        let opts = ProbeOptions::new().tracefs(tracefs);
+        let e = perf_event::kprobe(loaded.program(prog), "do_nanosleep", 0, &opts).unwrap_err();
+        assert!(matches!(e, AttachError::KernelTooOld { .. }), "{e}");
+        assert!(e.to_string().contains("CONFIG_KPROBE_EVENTS"), "{e}");
+    }
+    drop(loaded);
+    assert_nothing_left("trace_count");
+}
+
+#[test]
+fn a_hardware_counter_fires_or_the_machine_has_none() {
+    if !require_bpf() {
+        return;
+    }
+    let mut obj = Object::new();
+    let map = obj.add_map(MapSpec::array("hits", 8, 3)).unwrap();
+    let mut a = Asm::new();
+    a.mov64(R7, 1);
+    add_r7(&mut a, map, HITS);
+    a.mov64(R0, 0);
+    a.exit();
+    let prog = obj
+        .add_program("trace_count", ProgramType::PerfEvent, a.finish().unwrap())
+        .unwrap();
+    let loaded = obj.load().unwrap();
+    let counter = Counter::Hardware(perf_event::Hardware::Instructions);
+    match perf_event::sample(
+        loaded.program(prog),
+        counter,
+        Sample::Period(1_000_000),
+        &ProbeOptions::new(),
+    ) {
+        Ok(link) => {
+            let started = Instant::now();
+            while read_u64(loaded.map(map), HITS) < 5 && started.elapsed() < Duration::from_secs(5)
+            {
+                std::hint::black_box(traced_add(1));
+            }
+            assert!(
+                read_u64(loaded.map(map), HITS) >= 5,
+                "every 10^6 instructions"
+            );
+            detach_and_check(link, loaded, prog);
+        }
+        Err(e @ AttachError::KernelTooOld { .. }) => {
+            eprintln!("skipped counting instructions: {e}");
+            assert!(e.to_string().contains("instructions"), "{e}");
+            drop(loaded);
+            assert_nothing_left("trace_count");
+        }
+        Err(e) => panic!("{e}"),
+    }
 }
