@@ -57,9 +57,18 @@ pub fn extensions_here_or_in_vm_with(
 
 /// Whether this kernel loads programs that run from a BPF trampoline
 /// (fentry, fexit): a bare fentry program (no target) reaches the
-/// verifier, which refuses it with `EINVAL`. The development and CI
-/// machines refuse it with `EPERM` before the verifier (as they refuse
-/// ftrace's function tracer). Probed once per process.
+/// verifier, which refuses it with `EINVAL`. Probed once per process.
+///
+/// The development and CI machines (a 6.18 guest kernel) refuse with
+/// `EPERM` and no verifier log every program that needs a trampoline or
+/// ftrace's function hooks (fentry, fexit, fmod_ret, freplace, LSM), even
+/// with a bogus or zero target id, while tp_btf and iterators of the
+/// same program type reach the verifier; root has every capability, no
+/// seccomp filter and no BPF LSM program is loaded, and lockdown is in
+/// integrity mode (which guards none of this upstream). The same kernel
+/// refuses ftrace's function tracer (`current_tracer`) and reading
+/// `available_filter_functions` with `EPERM`: the guest kernel does not
+/// let anyone patch kernel text at run time.
 pub fn fentry() -> bool {
     static LOADS: OnceLock<bool> = OnceLock::new();
     *LOADS.get_or_init(|| {

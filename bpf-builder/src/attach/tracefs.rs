@@ -40,8 +40,7 @@ pub fn root() -> Result<PathBuf, AttachError> {
     }
     match ensure_tracefs(path) {
         Ok(()) => Ok(path.to_path_buf()),
-        Err(e) if Path::new(DEBUGFS_TRACING).join("events").is_dir() => {
-            let _ = e;
+        Err(_) if Path::new(DEBUGFS_TRACING).join("events").is_dir() => {
             Ok(PathBuf::from(DEBUGFS_TRACING))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(AttachError::KernelTooOld {
