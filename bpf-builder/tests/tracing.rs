@@ -339,6 +339,20 @@ fn uprobe_through_tracefs_and_the_ioctl_counts_and_removes_its_event() {
         traced_add(i);
     }
     assert_eq!(read_u64(loaded.map(map), HITS), N);
+    // Dropping detaches too: the perf event closes, the event goes.
+    drop(link);
+    assert!(
+        !our_probe_events().iter().any(|l| l.contains(&event)),
+        "{event} removed on drop: {:?}",
+        our_probe_events()
+    );
+    traced_add(1);
+    assert_eq!(
+        read_u64(loaded.map(map), HITS),
+        N,
+        "not counted once dropped"
+    );
+    let link = perf_event::uprobe(loaded.program(prog), exe(), offset, &opts).unwrap();
     detach_and_check(link, loaded, prog);
 }
 

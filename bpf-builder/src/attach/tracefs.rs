@@ -308,6 +308,10 @@ impl ProbeKind {
 /// The group of this crate's probe events.
 pub(crate) const PROBE_GROUP: &str = "bpf_builder";
 
+/// How long removing a probe event waits for the perf events that use it
+/// to go.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Tells apart the probe events of one process.
 static NEXT_EVENT: AtomicU32 = AtomicU32::new(0);
 
@@ -369,10 +373,29 @@ impl ProbeEvent {
         &self.event
     }
 
+    /// Removes the event (`-:group/event`), waiting a little while the
+    /// kernel says it is busy: a child another thread is forking holds a
+    /// copy of the perf event's fd until it execs.
+    fn remove_now(&self) -> io::Result<()> {
+        let line = format!("-:{PROBE_GROUP}/{}\n", self.event);
+        let started = std::time::Instant::now();
+        loop {
+            match write_line(&self.file, &line) {
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        && started.elapsed() < RELEASE_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Removes the event (`-:group/event`).
     pub(crate) fn remove(mut self) -> Result<(), AttachError> {
         self.removed = true;
-        write_line(&self.file, &format!("-:{PROBE_GROUP}/{}\n", self.event)).map_err(|e| {
+        self.remove_now().map_err(|e| {
             AttachError::sys_needs(
                 format!(
                     "removing probe event {PROBE_GROUP}/{} from {}",
@@ -389,7 +412,7 @@ impl ProbeEvent {
 impl Drop for ProbeEvent {
     fn drop(&mut self) {
         if !self.removed {
-            let _ = write_line(&self.file, &format!("-:{PROBE_GROUP}/{}\n", self.event));
+            let _ = self.remove_now();
         }
     }
 }
