@@ -1,8 +1,10 @@
-//! What network programs exchange with the kernel: the actions they
+//! What programs exchange with the kernel: the actions network programs
 //! return ([`XdpAction`], [`TcAction`], [`TcxAction`]), the layouts of
 //! their contexts ([`xdp_md`], [`sk_buff`]: field offsets for
-//! [`Asm::ldx`](crate::asm::Asm::ldx), and [`XdpMd`] for test runs), and
-//! what the helpers they call return.
+//! [`Asm::ldx`](crate::asm::Asm::ldx), and [`XdpMd`] for test runs), the
+//! contexts of tracing programs ([`pt_regs`] for kprobes and uprobes,
+//! [`raw_tracepoint_args`], [`tracing_args`] for tp_btf, fentry and
+//! fexit, [`perf_event_data`]), and what the helpers they call return.
 //!
 //! Values and offsets are the kernel's uapi (`include/uapi/linux/bpf.h`,
 //! `pkt_cls.h`); `tests/ctx_layout.rs` checks every offset against the
@@ -71,6 +73,9 @@
 
 use crate::insn::Operand;
 use crate::pod::Pod;
+
+mod tracing;
+pub use tracing::{perf_event_data, pt_regs, raw_tracepoint_args, tracing_args};
 
 /// Defines an action enum with its kernel values and names.
 macro_rules! actions {

@@ -692,6 +692,12 @@ impl Program {
         crate::run::test_run(self.fd.as_fd(), run)
     }
 
+    /// Runs a raw tracepoint program once with `args`, as a `BEGIN` or
+    /// `END` probe: see [`run_once`](crate::run::run_once).
+    pub fn run_once(&self, args: &[u64]) -> Result<u32, RunError> {
+        crate::run::run_once(self.fd.as_fd(), args)
+    }
+
     /// Pins the program in bpffs (mounting bpffs at /sys/fs/bpf if needed).
     pub fn pin(&self, path: impl AsRef<Path>) -> io::Result<()> {
         pin(self.fd.as_fd(), path.as_ref())

@@ -8,9 +8,12 @@
 //! functions they call), [`load`] (into the kernel, all or nothing),
 //! [`handle`] (maps and programs in the kernel, [`kernel_id`] their
 //! kernel ids, [`typed_map`] their entries as [`pod`] types), [`ctx`]
-//! (actions, context layouts, helper return values), [`run`]
-//! (`BPF_PROG_TEST_RUN`), [`ringbuf`] (ring buffer records), [`interp`] (running programs without the
-//! kernel), [`attach`] (XDP, tcx, links, devmap/cpumap entries),
+//! (actions, context layouts of network and tracing programs, helper
+//! return values), [`run`] (`BPF_PROG_TEST_RUN`, and tracing programs run
+//! once as `BEGIN`/`END` probes), [`ringbuf`] (ring buffer records),
+//! [`interp`] (running programs without the kernel), [`attach`] (XDP,
+//! tcx, links, devmap/cpumap entries; kprobes, uprobes, tracepoints, raw
+//! and BTF tracepoints, fentry/fexit, multi-probes and perf events),
 //! [`pins`] (pinned state as units that exist whole or not at all),
 //! [`disasm`] / [`listing`] (text), [`btf`] (types, func and line info),
 //! [`elf`] (relocatable objects out for libbpf/bpftool/aya, and clang's

@@ -20,7 +20,9 @@ use crate::entries::{EntryError, EntryWriter, Shape};
 use crate::handle::{Map, MapError, Program};
 use crate::insn::pseudo;
 use crate::map::{InitValue, MapSpec};
-use crate::object::{FuncId, MapId, MapSlot, Object, ObjectError, ProgId, ProgSlot, ProgramSpec};
+use crate::object::{
+    FuncId, MapId, MapSlot, Object, ObjectError, ProgId, ProgSlot, ProgramSpec, ProgramType,
+};
 use crate::privilege::{Needs, hint, is_denied};
 use crate::reloc::Reloc;
 use crate::sys::bpf as sys;
@@ -28,6 +30,9 @@ use crate::text::hex_bytes;
 use crate::verifier::{FailedInsn, VerifierError, parse_log};
 
 mod existing;
+mod target;
+
+pub use target::TargetError;
 
 /// How to load.
 #[derive(Clone, Debug)]
@@ -111,6 +116,10 @@ pub enum LoadError {
     /// The verifier (or the kernel) refused a program.
     #[error(transparent)]
     Program(Box<VerifierError>),
+    /// The function or tracepoint a tp_btf, fentry or fexit program is
+    /// for is not in the kernel's BTF (or the kernel has none).
+    #[error(transparent)]
+    Target(Box<TargetError>),
     /// The kernel refused the key/value BTF of a map.
     #[error(transparent)]
     MapBtf(Box<MapBtfError>),
@@ -398,8 +407,14 @@ fn load_program(
         Some(_) => (sys::bpf_prog_type::BPF_PROG_TYPE_EXT as u32, 0),
         None => spec.prog_type.kernel_types(),
     };
+    let target = target::resolve(spec).map_err(|e| LoadError::Target(Box::new(e)))?;
     let mut attr = sys::ProgLoadAttr::new(prog_type, &layout.insns, license);
     attr.expected_attach_type = attach_type;
+    if let Some(t) = &target {
+        attr.attach_btf_id = Some(t.btf_id);
+        // The kernel reads a BTF object's fd from the same field.
+        attr.attach_prog_fd = t.module_btf.as_ref().map(|fd| fd.as_fd());
+    }
     if let Some(ext) = &spec.extension {
         attr.attach_prog_fd = Some(ext.target().as_fd());
         attr.attach_btf_id = Some(ext.btf_id());
@@ -439,7 +454,23 @@ fn load_program(
     match loaded {
         Ok((fd, log)) => Ok(Program::new(fd, spec.name.clone(), spec.prog_type, log)),
         Err(failure) => {
-            let parsed = parse_log(&failure.log);
+            let mut parsed = parse_log(&failure.log);
+            // fentry/fexit refused before the verifier ran: privilege, or
+            // a kernel that allows no BPF trampoline.
+            if matches!(spec.prog_type, ProgramType::Fentry | ProgramType::Fexit)
+                && is_denied(&failure.error)
+                && failure.log.is_empty()
+            {
+                parsed.reason = format!(
+                    "{} before the verifier ran: an {} program needs {}, and a kernel that \
+                     allows BPF trampolines (some hardened or sandboxed kernels refuse fentry, \
+                     fexit, freplace and LSM programs even to root, as they refuse ftrace's \
+                     function tracer)",
+                    failure.error,
+                    spec.prog_type.section_name(),
+                    Needs::for_program(spec.prog_type)
+                );
+            }
             let insn = parsed.insn.map(|index| FailedInsn {
                 index,
                 text: parsed.insn_text.clone(),

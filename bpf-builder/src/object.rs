@@ -35,6 +35,61 @@ pub enum ProgramType {
     TcxEgress,
     /// Socket filter (`SO_ATTACH_BPF`).
     SocketFilter,
+    /// A kprobe on a kernel function's entry or an instruction in it
+    /// (`BPF_PROG_TYPE_KPROBE`); context: `struct pt_regs`
+    /// ([`ctx::pt_regs`](crate::ctx::pt_regs)). Attached by
+    /// [`perf_event::kprobe`](crate::attach::perf_event::kprobe).
+    Kprobe,
+    /// A kretprobe on a kernel function's return (`BPF_PROG_TYPE_KPROBE`);
+    /// context: `struct pt_regs`, the return value in `rax`.
+    Kretprobe,
+    /// A uprobe on an instruction of an ELF file (`BPF_PROG_TYPE_KPROBE`);
+    /// context: the user registers as `struct pt_regs`. Attached by
+    /// [`perf_event::uprobe`](crate::attach::perf_event::uprobe).
+    Uprobe,
+    /// A uretprobe on a user function's return.
+    Uretprobe,
+    /// A kprobe on many kernel functions through one link
+    /// (`BPF_TRACE_KPROBE_MULTI`, Linux 5.18+ with `CONFIG_FPROBE`).
+    /// Attached by [`kprobe_multi::attach`](crate::attach::kprobe_multi::attach).
+    KprobeMulti,
+    /// A kretprobe on many kernel functions through one link.
+    KretprobeMulti,
+    /// A uprobe on many offsets of one file through one link
+    /// (`BPF_TRACE_UPROBE_MULTI`, Linux 6.6+). Attached by
+    /// [`kprobe_multi::attach_uprobes`](crate::attach::kprobe_multi::attach_uprobes).
+    UprobeMulti,
+    /// A uretprobe on many offsets of one file through one link.
+    UretprobeMulti,
+    /// A classic tracepoint (`BPF_PROG_TYPE_TRACEPOINT`); context: the
+    /// event's record as the tracepoint's format file describes it
+    /// ([`tracefs::TracepointFormat`](crate::attach::tracefs::TracepointFormat)).
+    Tracepoint,
+    /// A raw tracepoint (`BPF_PROG_TYPE_RAW_TRACEPOINT`); context: the
+    /// tracepoint's arguments as an array of `u64`
+    /// ([`ctx::raw_tracepoint_args`](crate::ctx::raw_tracepoint_args)).
+    /// Also what runs once through `BPF_PROG_TEST_RUN`
+    /// ([`run::run_once`](crate::run::run_once)), as bpftrace's `BEGIN`
+    /// and `END`.
+    RawTracepoint,
+    /// A BTF tracepoint (`BPF_PROG_TYPE_TRACING`, `BPF_TRACE_RAW_TP`,
+    /// libbpf's `tp_btf`): a raw tracepoint whose arguments the verifier
+    /// knows by type. Needs [`ProgramSpec::attach_to`] (the tracepoint,
+    /// `sched_switch`); context: `u64` arguments
+    /// ([`ctx::tracing_args`](crate::ctx::tracing_args)).
+    TpBtf,
+    /// fentry (`BPF_TRACE_FENTRY`): runs at the entry of the kernel
+    /// function [`ProgramSpec::attach_to`] names, through a BPF
+    /// trampoline; context: the function's arguments as `u64`s.
+    Fentry,
+    /// fexit (`BPF_TRACE_FEXIT`): runs at the return of the kernel
+    /// function; context: the arguments, then the return value.
+    Fexit,
+    /// A perf event's overflow handler (`BPF_PROG_TYPE_PERF_EVENT`):
+    /// sampling at a frequency, software and hardware counters; context:
+    /// `struct bpf_perf_event_data`
+    /// ([`ctx::perf_event_data`](crate::ctx::perf_event_data)).
+    PerfEvent,
 }
 
 impl ProgramType {
@@ -51,6 +106,27 @@ impl ProgramType {
             ProgramType::SocketFilter => {
                 (pt::BPF_PROG_TYPE_SOCKET_FILTER, at::BPF_CGROUP_INET_INGRESS)
             }
+            // Expected attach type 0 (`BPF_CGROUP_INET_INGRESS`): perf
+            // event attachments take any.
+            ProgramType::Kprobe
+            | ProgramType::Kretprobe
+            | ProgramType::Uprobe
+            | ProgramType::Uretprobe => (pt::BPF_PROG_TYPE_KPROBE, at::BPF_CGROUP_INET_INGRESS),
+            ProgramType::KprobeMulti | ProgramType::KretprobeMulti => {
+                (pt::BPF_PROG_TYPE_KPROBE, at::BPF_TRACE_KPROBE_MULTI)
+            }
+            ProgramType::UprobeMulti | ProgramType::UretprobeMulti => {
+                (pt::BPF_PROG_TYPE_KPROBE, at::BPF_TRACE_UPROBE_MULTI)
+            }
+            ProgramType::Tracepoint => (pt::BPF_PROG_TYPE_TRACEPOINT, at::BPF_CGROUP_INET_INGRESS),
+            ProgramType::RawTracepoint => (
+                pt::BPF_PROG_TYPE_RAW_TRACEPOINT,
+                at::BPF_CGROUP_INET_INGRESS,
+            ),
+            ProgramType::TpBtf => (pt::BPF_PROG_TYPE_TRACING, at::BPF_TRACE_RAW_TP),
+            ProgramType::Fentry => (pt::BPF_PROG_TYPE_TRACING, at::BPF_TRACE_FENTRY),
+            ProgramType::Fexit => (pt::BPF_PROG_TYPE_TRACING, at::BPF_TRACE_FEXIT),
+            ProgramType::PerfEvent => (pt::BPF_PROG_TYPE_PERF_EVENT, at::BPF_CGROUP_INET_INGRESS),
         };
         (p as u32, a as u32)
     }
@@ -60,6 +136,28 @@ impl ProgramType {
         matches!(
             self,
             ProgramType::Xdp | ProgramType::XdpDevmap | ProgramType::XdpCpumap
+        )
+    }
+
+    /// Whether this is a tracing type (kprobes, uprobes, tracepoints,
+    /// fentry/fexit, perf events): not a network hook.
+    pub fn is_tracing(self) -> bool {
+        !self.is_xdp()
+            && !matches!(
+                self,
+                ProgramType::SchedCls
+                    | ProgramType::TcxIngress
+                    | ProgramType::TcxEgress
+                    | ProgramType::SocketFilter
+            )
+    }
+
+    /// Whether the kernel loads this type against a target named by BTF
+    /// ([`ProgramSpec::attach_to`]): tp_btf, fentry and fexit.
+    pub fn needs_attach_target(self) -> bool {
+        matches!(
+            self,
+            ProgramType::TpBtf | ProgramType::Fentry | ProgramType::Fexit
         )
     }
 
@@ -74,6 +172,20 @@ impl ProgramType {
             ProgramType::TcxIngress => "tcx/ingress",
             ProgramType::TcxEgress => "tcx/egress",
             ProgramType::SocketFilter => "socket",
+            ProgramType::Kprobe => "kprobe",
+            ProgramType::Kretprobe => "kretprobe",
+            ProgramType::Uprobe => "uprobe",
+            ProgramType::Uretprobe => "uretprobe",
+            ProgramType::KprobeMulti => "kprobe.multi",
+            ProgramType::KretprobeMulti => "kretprobe.multi",
+            ProgramType::UprobeMulti => "uprobe.multi",
+            ProgramType::UretprobeMulti => "uretprobe.multi",
+            ProgramType::Tracepoint => "tracepoint",
+            ProgramType::RawTracepoint => "raw_tracepoint",
+            ProgramType::TpBtf => "tp_btf",
+            ProgramType::Fentry => "fentry",
+            ProgramType::Fexit => "fexit",
+            ProgramType::PerfEvent => "perf_event",
         }
     }
 }
@@ -103,6 +215,14 @@ pub struct ProgramSpec {
     /// context, its helpers); the kernel checks it in its target's
     /// context. Set with [`Object::set_extension`].
     pub extension: Option<Extension>,
+    /// tp_btf, fentry and fexit only: what the program is loaded for, as
+    /// the kernel's BTF names it: a kernel function (`do_nanosleep`, or
+    /// `module:function` for a module's) for fentry and fexit, a
+    /// tracepoint (`sched_switch`) for tp_btf. Resolved to its BTF id
+    /// (in vmlinux, else in a loaded module) when the object is loaded.
+    /// Set with [`ProgramSpec::with_attach_to`] or
+    /// [`Object::set_attach_to`].
+    pub attach_to: Option<String>,
 }
 
 impl ProgramSpec {
@@ -115,7 +235,15 @@ impl ProgramSpec {
             code,
             xdp_frags: false,
             extension: None,
+            attach_to: None,
         }
+    }
+
+    /// Names what a tp_btf, fentry or fexit program is loaded for: see
+    /// [`attach_to`](ProgramSpec::attach_to).
+    pub fn with_attach_to(mut self, target: impl Into<String>) -> ProgramSpec {
+        self.attach_to = Some(target.into());
+        self
     }
 
     /// Declares (or withdraws) XDP fragment support: see
@@ -322,6 +450,43 @@ impl Default for Object {
     }
 }
 
+/// Checks that a program has an attach target exactly when its type
+/// takes one, and that the target is a plausible name.
+fn check_attach_to(spec: &ProgramSpec) -> Result<(), ObjectError> {
+    let wrong = |reason: String| {
+        Err(ObjectError::WrongProgramType {
+            program: spec.name.clone(),
+            reason,
+        })
+    };
+    match (&spec.attach_to, spec.prog_type.needs_attach_target()) {
+        (None, true) => wrong(format!(
+            "a {} program needs the kernel function or tracepoint it is for \
+             (ProgramSpec::with_attach_to)",
+            spec.prog_type.section_name()
+        )),
+        (Some(t), false) => wrong(format!(
+            "a {} program takes no BTF attach target (`{}`); only tp_btf, fentry and fexit do",
+            spec.prog_type.section_name(),
+            crate::text::escape(t)
+        )),
+        (Some(t), true)
+            if t.is_empty()
+                || t.split(':').count() > 2
+                || !t
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':')) =>
+        {
+            wrong(format!(
+                "`{}` is not a kernel function or tracepoint name ([A-Za-z0-9_.], \
+                 `module:function` for a module's)",
+                crate::text::escape(t)
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks a map or program name against what the kernel stores.
 pub(crate) fn check_name(name: &str) -> Result<(), ObjectError> {
     let bad = |reason| {
@@ -499,6 +664,7 @@ impl Object {
     /// Adds a program given whole (with its fragment support, say).
     pub fn add_program_spec(&mut self, spec: ProgramSpec) -> Result<ProgId, ObjectError> {
         check_name(&spec.name)?;
+        check_attach_to(&spec)?;
         self.check_code(&spec.name, &spec.code)?;
         self.claim_name(&spec.name)?;
         let slot = self.programs.push(spec);
@@ -528,6 +694,19 @@ impl Object {
             });
         }
         spec.xdp_frags = frags;
+        Ok(())
+    }
+
+    /// Names what the tp_btf, fentry or fexit program `prog` is loaded
+    /// for (see [`ProgramSpec::attach_to`]); refused for other types.
+    pub fn set_attach_to(&mut self, prog: ProgId, target: &str) -> Result<(), ObjectError> {
+        self.check_id(prog)?;
+        let spec = &mut self.programs[prog.slot()];
+        let old = spec.attach_to.replace(target.to_string());
+        if let Err(e) = check_attach_to(spec) {
+            spec.attach_to = old;
+            return Err(e);
+        }
         Ok(())
     }
 

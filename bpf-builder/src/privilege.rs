@@ -68,6 +68,11 @@ impl Needs {
     pub const NET_DEVICE: Needs = Needs(&[Capability::NetAdmin]);
     /// Opening an object by its kernel id.
     pub const BY_ID: Needs = Needs(&[Capability::SysAdmin]);
+    /// Opening perf events for kprobes, uprobes, tracepoints and counters
+    /// of every process.
+    pub const PERF_EVENT: Needs = Needs(&[Capability::Perfmon]);
+    /// Writing tracefs (probe events) and mounting it.
+    pub const TRACEFS: Needs = Needs(&[Capability::SysAdmin]);
     /// Mounting bpffs.
     pub const MOUNT: Needs = Needs(&[Capability::SysAdmin]);
     /// Pinning and opening pins where file permissions do not allow it.
@@ -83,6 +88,8 @@ impl Needs {
             | ProgramType::SchedCls
             | ProgramType::TcxIngress
             | ProgramType::TcxEgress => Needs::NET_PROGRAM,
+            t if t.is_tracing() => Needs::TRACING_PROGRAM,
+            _ => Needs::PROGRAM,
         }
     }
 

@@ -294,6 +294,43 @@ pub fn test_run(prog: BorrowedFd<'_>, run: &TestRun<'_>) -> Result<TestRunOutput
     })
 }
 
+/// The most arguments a [`run_once`] passes (`MAX_BPF_FUNC_ARGS`).
+pub const MAX_RUN_ONCE_ARGS: usize = 12;
+
+/// Runs a raw tracepoint program once, now, on the calling CPU, with
+/// `args` as its arguments ([`raw_tracepoint_args`](crate::ctx::raw_tracepoint_args)),
+/// and returns what it returned: how a tool runs its `BEGIN` and `END`
+/// programs (bpftrace's special probes), through `BPF_PROG_TEST_RUN`
+/// (Linux 5.10+ for raw tracepoints). The program may use maps, ring
+/// buffers and helpers as when attached.
+pub fn run_once(prog: BorrowedFd<'_>, args: &[u64]) -> Result<u32, RunError> {
+    if args.len() > MAX_RUN_ONCE_ARGS {
+        return Err(RunError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} arguments: a raw tracepoint program takes at most {MAX_RUN_ONCE_ARGS}",
+                args.len()
+            ),
+        )));
+    }
+    let ctx: Vec<u8> = args.iter().flat_map(|a| a.to_ne_bytes()).collect();
+    let io = TestRunIo {
+        data_in: &[],
+        data_out: &mut [],
+        ctx_in: (!ctx.is_empty()).then_some(&ctx[..]),
+        ctx_out: &mut [],
+        // The kernel refuses `repeat` for raw tracepoints: one run.
+        repeat: 0,
+        flags: 0,
+        cpu: 0,
+        batch_size: 0,
+    };
+    match prog_test_run(prog, io) {
+        Ok(r) => Ok(r.retval),
+        Err(f) => Err(explain(prog, &TestRun::new(&[]), f.error)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,3 +54,35 @@ pub fn extensions_here_or_in_vm_with(
         setup,
     )
 }
+
+/// Whether this kernel loads programs that run from a BPF trampoline
+/// (fentry, fexit): a bare fentry program (no target) reaches the
+/// verifier, which refuses it with `EINVAL`. Probed once per process.
+///
+/// The development and CI machines (a 6.18 guest kernel) refuse with
+/// `EPERM` and no verifier log every program that needs a trampoline or
+/// ftrace's function hooks (fentry, fexit, fmod_ret, freplace, LSM), even
+/// with a bogus or zero target id, while tp_btf and iterators of the
+/// same program type reach the verifier; root has every capability, no
+/// seccomp filter and no BPF LSM program is loaded, and lockdown is in
+/// integrity mode (which guards none of this upstream). The same kernel
+/// refuses ftrace's function tracer (`current_tracer`) and reading
+/// `available_filter_functions` with `EPERM`: the guest kernel does not
+/// let anyone patch kernel text at run time.
+pub fn fentry() -> bool {
+    static LOADS: OnceLock<bool> = OnceLock::new();
+    *LOADS.get_or_init(|| {
+        use bpf_builder::sys::bpf::bpf_attach_type;
+        let insns = [Insn::mov64(Reg::R0, 0), Insn::exit()];
+        let mut attr =
+            ProgLoadAttr::new(bpf_prog_type::BPF_PROG_TYPE_TRACING as u32, &insns, c"GPL");
+        attr.expected_attach_type = bpf_attach_type::BPF_TRACE_FENTRY as u32;
+        !matches!(prog_load(&attr), Err(e) if e.error.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()))
+    })
+}
+
+/// Whether this kernel has kprobes (the kprobe PMU or tracefs
+/// `kprobe_events`; `CONFIG_KPROBES`).
+pub fn kprobes() -> bool {
+    std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists()
+}

@@ -4,6 +4,16 @@
 //! programs of devmaps and cpumaps, and extension programs
 //! ([`extension`]) to the functions they replace.
 //!
+//! Tracing programs attach through one mechanism per module, each giving
+//! a [`TraceLink`] that detaches cleanly (dropped, or
+//! [`TraceLink::detach`]): [`perf_event`] (kprobes and uprobes through
+//! their PMUs with tracefs as the fallback, classic tracepoints, sampling
+//! and counting events on every CPU; BPF perf links with a cookie, or
+//! `PERF_EVENT_IOC_SET_BPF` on kernels without them), [`kprobe_multi`]
+//! (kprobe.multi and uprobe.multi), [`raw_tracepoint`] and [`tracing`]
+//! (tp_btf, fentry, fexit). [`tracefs`] reads tracepoint formats;
+//! [`symbol_offset`] finds a uprobe's file offset.
+//!
 //! Interface names and indexes belong to a network namespace: every
 //! function here works in the namespace of the calling thread, and an
 //! [`Interface`] made in another namespace is refused
@@ -16,10 +26,17 @@
 
 mod devmap;
 pub mod dispatcher;
+mod elf_symbol;
 pub mod extension;
+pub mod kprobe_multi;
 mod link;
 mod link_kind;
+pub mod perf_event;
+pub mod raw_tracepoint;
 pub mod tcx;
+mod trace_link;
+pub mod tracefs;
+pub mod tracing;
 pub mod xdp;
 
 use std::io;
@@ -27,8 +44,10 @@ use std::io;
 pub use devmap::{
     CpumapEntry, DevmapEntry, cpumap_entry, devmap_entry, set_cpumap_entry, set_devmap_entry,
 };
+pub use elf_symbol::symbol_offset;
 pub use link::Link;
 pub use link_kind::LinkKind;
+pub use trace_link::TraceLink;
 
 use crate::handle::MapError;
 use crate::kernel_id::KernelLinkId;
@@ -321,6 +340,32 @@ pub enum AttachError {
         program: String,
         /// What is expected.
         reason: String,
+    },
+    /// What a probe, tracepoint or event names does not exist: no such
+    /// kernel function, tracepoint, file or symbol.
+    #[error("{what}")]
+    NotFound {
+        /// What is missing, and where it was looked for.
+        what: String,
+    },
+    /// The target exists, but the kernel will not trace it there.
+    #[error("{target} is not traceable: {reason}")]
+    NotTraceable {
+        /// The function, offset or tracepoint.
+        target: String,
+        /// Why, as far as the kernel's answer tells.
+        reason: String,
+    },
+    /// The running kernel lacks what this attach needs (too old, or
+    /// built without it).
+    #[error("kernel too old: {what} needs {needs} ({detail})")]
+    KernelTooOld {
+        /// What was asked.
+        what: String,
+        /// The kernel version or configuration it needs.
+        needs: String,
+        /// What the kernel said or lacks.
+        detail: String,
     },
     /// The kernel refused for lack of privilege (`EPERM`/`EACCES`).
     #[error("{op}: {source} (needs {needs})")]

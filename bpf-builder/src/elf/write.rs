@@ -96,7 +96,7 @@ impl Object {
         }
 
         // Program sections, in order of first use.
-        let mut sections: IndexMap<&'static str, CodeSection> = IndexMap::new();
+        let mut sections: IndexMap<String, CodeSection> = IndexMap::new();
         for (_, p) in self.programs() {
             let sec = sections.entry(section_name(p)).or_default();
             let func = btf.add(Type::Func {
@@ -244,11 +244,14 @@ impl Object {
 }
 
 /// The section of a program: libbpf's name, except tc classifiers, which
-/// go to `classifier` (libbpf 1.1 reads it too, aya reads only it).
-fn section_name(p: &ProgramSpec) -> &'static str {
-    match p.prog_type {
-        ProgramType::SchedCls => "classifier",
-        _ => p.section_name(),
+/// go to `classifier` (libbpf 1.1 reads it too, aya reads only it); a
+/// tp_btf, fentry or fexit program's names its target
+/// (`fentry/do_nanosleep`), which libbpf needs to load it.
+fn section_name(p: &ProgramSpec) -> String {
+    match (p.prog_type, &p.attach_to) {
+        (ProgramType::SchedCls, _) => "classifier".into(),
+        (_, Some(target)) => format!("{}/{target}", p.section_name()),
+        _ => p.section_name().into(),
     }
 }
 
@@ -406,4 +409,37 @@ fn add_data_section(elf: &mut Elf, spec: &MapSpec, kind: DataKind) -> Result<Sec
         elf.set_section_data(sec, bytes, 8);
     }
     Ok(sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asm::Asm;
+    use crate::insn::Reg::R0;
+    use object::{Object as _, ObjectSection};
+
+    #[test]
+    fn tracing_programs_go_to_libbpf_sections_with_their_target() {
+        let mut obj = Object::new();
+        for (name, t, target) in [
+            ("on_sleep", ProgramType::Fentry, Some("do_nanosleep")),
+            ("on_switch", ProgramType::TpBtf, Some("sched_switch")),
+            ("on_kprobe", ProgramType::Kprobe, None),
+        ] {
+            let mut a = Asm::new();
+            a.mov64(R0, 0);
+            a.exit();
+            let mut spec = ProgramSpec::new(name, t, a.finish().unwrap());
+            if let Some(target) = target {
+                spec = spec.with_attach_to(target);
+            }
+            obj.add_program_spec(spec).unwrap();
+        }
+        let elf = obj.to_elf().unwrap();
+        let file = object::File::parse(&*elf).unwrap();
+        let names: Vec<&str> = file.sections().filter_map(|s| s.name().ok()).collect();
+        for want in ["fentry/do_nanosleep", "tp_btf/sched_switch", "kprobe"] {
+            assert!(names.contains(&want), "{want} in {names:?}");
+        }
+    }
 }

@@ -31,13 +31,15 @@ use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_link_info, bpf_map_info, bpf_pro
 /// The kernel's enums for map, program, attach and link types.
 pub use aya_obj::generated::{bpf_attach_type, bpf_link_type, bpf_map_type, bpf_prog_type};
 pub use info::{
-    LinkDetail, LinkInfo, MapInfo, ProgInfo, btf_data, btf_get_fd_by_id, link_get_fd_by_id,
-    link_get_next_id, link_info, map_get_fd_by_id, map_get_next_id, map_info, prog_get_fd_by_id,
-    prog_get_next_id, prog_info,
+    LinkDetail, LinkInfo, MapInfo, ProgInfo, btf_data, btf_get_fd_by_id, btf_get_next_id, btf_name,
+    link_get_fd_by_id, link_get_next_id, link_info, map_get_fd_by_id, map_get_next_id, map_info,
+    prog_get_fd_by_id, prog_get_next_id, prog_info,
 };
 pub use link::{
-    LinkCreateAttr, ProgAttachAttr, ProgQuery, Relative, Target, link_create, link_detach,
-    link_update, prog_attach, prog_detach, prog_query, raw_tracepoint_open,
+    KprobeMultiAttr, LinkCreateAttr, ProgAttachAttr, ProgQuery, Relative, Target, UprobeMultiAttr,
+    link_create, link_create_kprobe_multi, link_create_perf_event, link_create_tracing,
+    link_create_uprobe_multi, link_detach, link_update, prog_attach, prog_detach, prog_query,
+    raw_tracepoint_open, raw_tracepoint_open_btf,
 };
 pub use map::{
     Layout, LookupBatch, MapCreateAttr, MapFd, MapRef, UpdateBatchError, map_create,
@@ -196,7 +198,7 @@ fn name_from_c(name: &[c_char]) -> String {
 }
 
 /// A path as a C string, refusing interior NUL bytes.
-fn path_cstring(path: &Path) -> io::Result<CString> {
+pub(crate) fn path_cstring(path: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         io::Error::new(

@@ -1,5 +1,6 @@
 //! The only place with `unsafe`: system calls (`bpf(2)`, netlink,
-//! interface names, directory-relative file calls, ring buffer memory; for the test harness, packet sockets and tun
+//! interface names, directory-relative file calls, ring buffer memory,
+//! `perf_event_open(2)`; for the test harness, packet sockets and tun
 //! devices) and the owned file descriptors they return.
 //!
 //! The workspace denies `unsafe_code`; this module alone allows it, so
@@ -12,6 +13,7 @@ pub mod clock;
 pub mod dir;
 pub mod netlink;
 pub mod netns;
+pub mod perf;
 pub mod ringbuf;
 // The test harness's raw sockets and tun devices: not part of the SDK's
 // API, only built for `testbed` (feature `test-support`).

@@ -279,3 +279,26 @@ pub fn link_get_next_id(after: Option<KernelLinkId>) -> io::Result<Option<Kernel
     let start = after.map_or(0, KernelLinkId::get);
     Ok(get_next_id(bpf_cmd::BPF_LINK_GET_NEXT_ID, start)?.map(KernelLinkId::new))
 }
+
+/// `BPF_BTF_GET_NEXT_ID`: the id of the first BTF object after `after`
+/// (0: the first of all), or `None` after the last.
+pub fn btf_get_next_id(after: u32) -> io::Result<Option<u32>> {
+    get_next_id(bpf_cmd::BPF_BTF_GET_NEXT_ID, after)
+}
+
+/// The name of the BTF object behind `fd` and whether it is the kernel's
+/// (`vmlinux` or a module's, named after the module) rather than one a
+/// program loaded.
+pub fn btf_name(fd: impl AsFd) -> io::Result<(String, bool)> {
+    let fd = fd.as_fd();
+    let mut name = [0u8; 64];
+    let mut info: bpf_btf_info = zeroed();
+    info.name = ptr_u64(name.as_mut_ptr());
+    info.name_len = name.len() as u32;
+    get_info(fd, &mut info)?;
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    Ok((
+        String::from_utf8_lossy(&name[..len]).into_owned(),
+        info.kernel_btf != 0,
+    ))
+}

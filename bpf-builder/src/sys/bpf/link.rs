@@ -157,6 +157,144 @@ pub fn link_create(attr: &LinkCreateAttr<'_>) -> io::Result<OwnedFd> {
     sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut a)
 }
 
+/// `BPF_LINK_CREATE` of a perf event link (`BPF_PERF_EVENT`, Linux
+/// 5.15+): runs `prog` on each hit of the perf event `event` (a kprobe,
+/// uprobe, tracepoint or counter) with `cookie` as its BPF cookie
+/// (`bpf_get_attach_cookie`). Closing the link detaches it; the event's fd
+/// may be closed before.
+pub fn link_create_perf_event(
+    prog: impl AsFd,
+    event: impl AsFd,
+    cookie: u64,
+) -> io::Result<OwnedFd> {
+    let mut a: bpf_attr = zeroed();
+    let l = attr_member!(a, link_create);
+    l.__bindgen_anon_1.prog_fd = fd_u32(prog.as_fd());
+    l.__bindgen_anon_2.target_fd = fd_u32(event.as_fd());
+    l.attach_type = bpf_attach_type::BPF_PERF_EVENT as u32;
+    l.__bindgen_anon_3.perf_event.bpf_cookie = cookie;
+    sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut a)
+}
+
+/// `BPF_LINK_CREATE` of a tracing link: attaches a tp_btf, fentry or
+/// fexit program to the target it was loaded against, with `cookie` as
+/// its BPF cookie (cookies need Linux 6.0+; 0 on older kernels).
+/// `attach_type` is the program's expected attach type.
+pub fn link_create_tracing(prog: impl AsFd, attach_type: u32, cookie: u64) -> io::Result<OwnedFd> {
+    let mut a: bpf_attr = zeroed();
+    let l = attr_member!(a, link_create);
+    l.__bindgen_anon_1.prog_fd = fd_u32(prog.as_fd());
+    l.attach_type = attach_type;
+    if cookie != 0 {
+        l.__bindgen_anon_3.tracing.cookie = cookie;
+    }
+    sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut a)
+}
+
+/// What to attach with [`link_create_kprobe_multi`].
+#[derive(Debug, Clone, Copy)]
+pub struct KprobeMultiAttr<'a> {
+    /// The functions, by name (`available_filter_functions`' names).
+    pub symbols: &'a [&'a CStr],
+    /// One cookie per function, or none.
+    pub cookies: &'a [u64],
+    /// Return probes (`BPF_F_KPROBE_MULTI_RETURN`).
+    pub retprobe: bool,
+}
+
+/// `BPF_F_KPROBE_MULTI_RETURN` and `BPF_F_UPROBE_MULTI_RETURN`.
+const MULTI_RETURN: u32 = 1;
+
+/// `BPF_LINK_CREATE` of a kprobe.multi link (Linux 5.18+ with
+/// `CONFIG_FPROBE`): one program on many kernel functions at once. The
+/// program must have been loaded with `BPF_TRACE_KPROBE_MULTI`.
+pub fn link_create_kprobe_multi(
+    prog: impl AsFd,
+    attr: &KprobeMultiAttr<'_>,
+) -> io::Result<OwnedFd> {
+    if !attr.cookies.is_empty() && attr.cookies.len() != attr.symbols.len() {
+        return Err(invalid_input(format!(
+            "{} cookies for {} functions: give one per function or none",
+            attr.cookies.len(),
+            attr.symbols.len()
+        )));
+    }
+    let count = u32::try_from(attr.symbols.len())
+        .map_err(|_| invalid_input("too many functions".into()))?;
+    let syms: Vec<u64> = attr.symbols.iter().map(|s| ptr_u64(s.as_ptr())).collect();
+    let mut a: bpf_attr = zeroed();
+    let l = attr_member!(a, link_create);
+    l.__bindgen_anon_1.prog_fd = fd_u32(prog.as_fd());
+    l.attach_type = bpf_attach_type::BPF_TRACE_KPROBE_MULTI as u32;
+    let k = attr_member!(l.__bindgen_anon_3, kprobe_multi);
+    k.flags = if attr.retprobe { MULTI_RETURN } else { 0 };
+    k.cnt = count;
+    k.syms = ptr_u64(syms.as_ptr());
+    if !attr.cookies.is_empty() {
+        k.cookies = ptr_u64(attr.cookies.as_ptr());
+    }
+    // `syms`, the strings it points to and `cookies` live across the call.
+    sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut a)
+}
+
+/// What to attach with [`link_create_uprobe_multi`].
+#[derive(Debug, Clone, Copy)]
+pub struct UprobeMultiAttr<'a> {
+    /// The ELF file.
+    pub path: &'a CStr,
+    /// File offsets of the probed instructions.
+    pub offsets: &'a [u64],
+    /// One cookie per offset, or none.
+    pub cookies: &'a [u64],
+    /// Return probes (`BPF_F_UPROBE_MULTI_RETURN`).
+    pub retprobe: bool,
+    /// Only this process (0: every process that maps the file).
+    pub pid: u32,
+}
+
+/// `BPF_LINK_CREATE` of a uprobe.multi link (Linux 6.6+): one program on
+/// many offsets of one file. The program must have been loaded with
+/// `BPF_TRACE_UPROBE_MULTI`.
+pub fn link_create_uprobe_multi(
+    prog: impl AsFd,
+    attr: &UprobeMultiAttr<'_>,
+) -> io::Result<OwnedFd> {
+    if !attr.cookies.is_empty() && attr.cookies.len() != attr.offsets.len() {
+        return Err(invalid_input(format!(
+            "{} cookies for {} offsets: give one per offset or none",
+            attr.cookies.len(),
+            attr.offsets.len()
+        )));
+    }
+    let count =
+        u32::try_from(attr.offsets.len()).map_err(|_| invalid_input("too many offsets".into()))?;
+    let mut a: bpf_attr = zeroed();
+    let l = attr_member!(a, link_create);
+    l.__bindgen_anon_1.prog_fd = fd_u32(prog.as_fd());
+    l.attach_type = bpf_attach_type::BPF_TRACE_UPROBE_MULTI as u32;
+    let u = attr_member!(l.__bindgen_anon_3, uprobe_multi);
+    u.path = ptr_u64(attr.path.as_ptr());
+    u.offsets = ptr_u64(attr.offsets.as_ptr());
+    if !attr.cookies.is_empty() {
+        u.cookies = ptr_u64(attr.cookies.as_ptr());
+    }
+    u.cnt = count;
+    u.flags = if attr.retprobe { MULTI_RETURN } else { 0 };
+    u.pid = attr.pid;
+    // `path`, `offsets` and `cookies` are borrowed for the whole call.
+    sys_bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut a)
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN` without a name: attaches a tp_btf, fentry or
+/// fexit program to the target it was loaded against (the attach of
+/// kernels older than tracing links, Linux 5.5 to 5.10).
+pub fn raw_tracepoint_open_btf(prog: impl AsFd) -> io::Result<OwnedFd> {
+    let mut a: bpf_attr = zeroed();
+    let r = attr_member!(a, raw_tracepoint);
+    r.prog_fd = fd_u32(prog.as_fd());
+    sys_bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut a)
+}
+
 /// `BPF_LINK_UPDATE`: swaps the program of a link atomically. With
 /// `old_prog`, fails (EPERM) unless that is the program currently attached.
 pub fn link_update(
