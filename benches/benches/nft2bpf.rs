@@ -15,7 +15,11 @@
 //!    field with its own bounds check, compares and returns its verdict;
 //!    no shared prologue, no pruning), at 10 and 1,000 rules. Both give
 //!    the same verdict on every frame before anything is timed;
-//! 4. whether both programs load at 5,000 rules of part 3's shapes.
+//! 4. whether both programs load at 5,000 rules of part 3's shapes;
+//! 5. named sets of 10 to 1,000,000 elements deployed on a veth (issue
+//!    13): reading and checking the file, loading it (lowering, building,
+//!    filling the map, the verifier, attaching), and one element added
+//!    to the running set, as `nft2bpf add element` adds it.
 //!
 //! When a program does not load (the verifier's limits), the row says
 //! why and a bisection finds the largest size that loads.
@@ -24,7 +28,7 @@
 //! the ratios are printed beside them.
 //!
 //! Run: `cargo bench -p benches --bench nft2bpf` (part 1's load times
-//! and part 3 need CAP_BPF).
+//! and parts 3 to 5 need CAP_BPF); `-- deployed-sets` runs part 5 alone.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -686,13 +690,85 @@ fn load_both(n: usize) {
     );
 }
 
+/// Part 5: a named set of `m` addresses, deployed and changed live.
+fn deployed_sets() {
+    println!(
+        "\n5. a named set of M addresses deployed on a veth (nft2bpf load), and one element added live (medians of 21 adds):"
+    );
+    println!(
+        "{:>9} {:>9} {:>9} {:>12} {:>12}",
+        "M", "read ms", "load ms", "us per elem", "add elem us"
+    );
+    let ns = testbed::Netns::new().expect("a namespace");
+    let _pair = ns.veth_pair(DEVICE, "veth1").expect("a veth pair");
+    let dir = std::env::temp_dir().join(format!("nft2bpf-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    for m in [10, 1000, 100_000, 1_000_000] {
+        let hosts: Vec<String> = (0..m)
+            .map(|k| Ipv4Addr::from(0x0a00_0001u32 + 2 * k as u32).to_string())
+            .collect();
+        let text = format!(
+            "table netdev t {{\n\tset s {{ type ipv4_addr; elements = {{ {} }} }}\n\tchain c {{\n\t\ttype filter hook ingress device \"{DEVICE}\" priority 0; policy accept;\n\t\tip saddr @s counter drop\n\t}}\n}}\n",
+            hosts.join(", ")
+        );
+        let file = dir.join(format!("set{m}.nft"));
+        std::fs::write(&file, text).expect("writes");
+        let root =
+            std::path::PathBuf::from(format!("/sys/fs/bpf/nft2bpf-bench-{}", std::process::id()));
+        let row = ns
+            .run(|| -> Result<(f64, f64, f64), String> {
+                let t = Instant::now();
+                let src = nft2bpf::deploy::Source::read(&file).map_err(|e| e.to_string())?;
+                let read = t.elapsed().as_secs_f64();
+                let mut opts = nft2bpf::deploy::LoadOptions::new();
+                opts.pin_root = root.clone();
+                let t = Instant::now();
+                nft2bpf::deploy::load(&src, &opts).map_err(|e| e.to_string())?;
+                let load = t.elapsed().as_secs_f64();
+                let mut adds = Vec::new();
+                for k in 0..21u32 {
+                    let cmd = format!(
+                        "add element netdev t s {{ {} }}",
+                        Ipv4Addr::from(0x0b00_0000 + k)
+                    );
+                    let t = Instant::now();
+                    nft2bpf::deploy::sets::run(&root, &cmd).map_err(|e| e.to_string())?;
+                    adds.push(t.elapsed().as_secs_f64());
+                }
+                nft2bpf::deploy::unload(&root).map_err(|e| e.to_string())?;
+                Ok((read, load, median(&mut adds)))
+            })
+            .expect("runs in the namespace");
+        match row {
+            Ok((read, load, add)) => println!(
+                "{m:>9} {:>9} {:>9} {:>12.3} {:>12.1}",
+                ms(read),
+                ms(load),
+                (read + load) * 1e6 / m as f64,
+                add * 1e6
+            ),
+            Err(e) => println!("{m:>9} FAILED: {}", short(&e)),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let t = Instant::now();
     let load = testbed::bpf_privileged("load times");
+    // `cargo bench -p benches --bench nft2bpf -- deployed-sets`: part 5
+    // alone.
+    if std::env::args().any(|a| a == "deployed-sets") {
+        if load {
+            deployed_sets();
+        }
+        return;
+    }
     compile_times(load);
     per_packet();
     if load {
         load_both(5000);
+        deployed_sets();
     }
     println!(
         "\n(whole run: {:.1} s)",
