@@ -44,6 +44,8 @@ pub enum Engine {
 
 /// Bytes of `{caplen, wirelen}` in front of the frame.
 const META: usize = 8;
+/// The shortest frame a test run takes (an Ethernet header).
+const MIN_FRAME: usize = 14;
 /// The most frame bytes one test run takes linearly (a page less the
 /// kernel's headroom and tailroom, rounded down).
 pub const LINEAR_LIMIT: usize = 3072;
@@ -240,11 +242,20 @@ impl Runner {
         if self.loaded.is_some() {
             self.interp_fallbacks += 1;
         }
-        input(&mut self.scratch, p, want);
-        let (meta, frame) = self.scratch.split_at(META);
+        // The frame as it is, unless shorter than an Ethernet header
+        // (then padded, as a test run pads it).
+        let meta = input_meta(p);
+        let frame = if want >= MIN_FRAME {
+            &p.data[..want]
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&p.data[..want]);
+            self.scratch.resize(MIN_FRAME, 0);
+            &self.scratch
+        };
         let retval = self
             .interp
-            .run_xdp_retval(frame, meta, XdpCtx::test_run())
+            .run_xdp_retval(frame, &meta, XdpCtx::test_run())
             .map_err(|e| RunError::Run(e.to_string()))?;
         Ok(Verdict(retval as u32))
     }
@@ -338,14 +349,21 @@ fn load(object: &Object) -> Result<Result<Loaded, LoadError>, RunError> {
     }
 }
 
-/// Fills `v` with `{caplen, wirelen}`, then the first `take` bytes of
-/// the frame, padded to an Ethernet header.
+/// The metadata of a test run: `{caplen, wirelen}`.
+fn input_meta(p: Frame<'_>) -> [u8; META] {
+    let mut m = [0; META];
+    m[..4].copy_from_slice(&(p.data.len() as u32).to_ne_bytes());
+    m[4..].copy_from_slice(&p.wire_len.to_ne_bytes());
+    m
+}
+
+/// Fills `v` with the metadata, then the first `take` bytes of the
+/// frame, padded to an Ethernet header.
 fn input(v: &mut Vec<u8>, p: Frame<'_>, take: usize) {
     v.clear();
-    v.extend_from_slice(&(p.data.len() as u32).to_ne_bytes());
-    v.extend_from_slice(&p.wire_len.to_ne_bytes());
+    v.extend_from_slice(&input_meta(p));
     v.extend_from_slice(&p.data[..take]);
-    v.resize(v.len().max(META + 14), 0);
+    v.resize(v.len().max(META + MIN_FRAME), 0);
 }
 
 /// `struct xdp_md` for a test run of `len` bytes whose first `meta` are
