@@ -12,10 +12,11 @@
 //!    `pcap2bpf run -r F EXPR`, both to /dev/null. Every count must be
 //!    tcpdump's (a fast wrong answer is no answer);
 //! 3. each engine's filter alone, in this process over packets in memory
-//!    (no reading): ns per packet of the compiled engine, the IR's own
-//!    evaluator (`Ir::run`, the tree walk the compiled engine replaces),
-//!    the interpreter, the kernel's batched test runs and libpcap's
-//!    `pcap_offline_filter`.
+//!    (no reading): ns per packet of the compiled engine (closures), the
+//!    other candidate for it (a flat pre-decoded op program, [`flat`],
+//!    built here only to be measured), the IR's own evaluator (`Ir::run`,
+//!    the tree walk both replace), the interpreter, the kernel's batched
+//!    test runs and libpcap's `pcap_offline_filter`.
 //!
 //! Run: `cargo bench -p benches --bench pcap_run` (as root for the
 //! kernel engine). The `pcap2bpf` binary is built by `cargo build
@@ -29,6 +30,214 @@ use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
 use pcap2bpf::{LinkType, Tables};
 use pcapfile::{LINKTYPE_EN10MB, Packet, PcapWriter};
 use testbed::frame::{Ipv4, Tcp, ethernet, ipv6, tcp_flags, udp};
+
+/// The candidate the compiled engine was measured against: the IR as a
+/// flat program of pre-decoded operations, each block a run of value
+/// operations into slots (one per value of the arena) and a test, run
+/// by one `match` loop. It gives `Ir::run`'s verdict (no metadata, no
+/// actions or lookups).
+mod flat {
+    use pktmatch::ir::{
+        BinOp, CmpOp, Cond, Edge, EntityRef, Ir, MAX_VARS, Val, ValNode, Verdict, protochain,
+    };
+
+    #[derive(Clone, Copy)]
+    enum Op {
+        Const(u32, u32),
+        Len(u32),
+        Load {
+            dst: u32,
+            k: u32,
+            size: u8,
+        },
+        LoadInd {
+            dst: u32,
+            off: u32,
+            k: u32,
+            size: u8,
+        },
+        Bin {
+            dst: u32,
+            op: BinOp,
+            a: u32,
+            b: u32,
+        },
+        Neg(u32, u32),
+        Var(u32, u32),
+        Fail,
+    }
+
+    #[derive(Clone, Copy)]
+    enum Test {
+        Cmp(u32, CmpOp, u32),
+        ProtoChain { nl: u32, ipv6: bool, proto: u32 },
+        Let(u32, u32),
+    }
+
+    struct Block {
+        ops: std::ops::Range<usize>,
+        test: Test,
+        t: Edge,
+        f: Edge,
+        short: Edge,
+    }
+
+    /// A filter as a flat program.
+    pub struct Flat {
+        ops: Vec<Op>,
+        blocks: Vec<Block>,
+        entry: Edge,
+        slots: usize,
+    }
+
+    impl Flat {
+        /// `None` for IRs with actions or lookups.
+        pub fn new(ir: &Ir) -> Option<Flat> {
+            let mut ops = Vec::new();
+            let mut blocks = Vec::new();
+            for b in &ir.blocks {
+                let start = ops.len();
+                let (roots, test) = match b.cond {
+                    Cond::Cmp { a, op, b: rhs, .. } => {
+                        (vec![a, rhs], Test::Cmp(slot(a), op, slot(rhs)))
+                    }
+                    Cond::ProtoChain { nl, ipv6, proto } => {
+                        (vec![], Test::ProtoChain { nl, ipv6, proto })
+                    }
+                    Cond::Let { var, val } if var < MAX_VARS => {
+                        (vec![val], Test::Let(var, slot(val)))
+                    }
+                    _ => return None,
+                };
+                // The values the test reads, each once, in arena order
+                // (operands come first).
+                let mut need = vec![false; ir.val_count()];
+                let mut stack = roots;
+                while let Some(v) = stack.pop() {
+                    if std::mem::replace(&mut need[v.index()], true) {
+                        continue;
+                    }
+                    match ir.node(v) {
+                        ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => stack.push(o),
+                        ValNode::Bin(_, a, b) => stack.extend([a, b]),
+                        _ => {}
+                    }
+                }
+                for (i, _) in need.iter().enumerate().filter(|(_, n)| **n) {
+                    let v = Val::new(i);
+                    let dst = slot(v);
+                    ops.push(match ir.node(v) {
+                        ValNode::Const(k) => Op::Const(dst, k),
+                        ValNode::Len => Op::Len(dst),
+                        ValNode::Meta(_) => Op::Fail,
+                        ValNode::Var(n) if n < MAX_VARS => Op::Var(dst, n),
+                        ValNode::Var(_) => Op::Fail,
+                        ValNode::Load { off: None, k, size } => Op::Load { dst, k, size },
+                        ValNode::Load {
+                            off: Some(o),
+                            k,
+                            size,
+                        } => Op::LoadInd {
+                            dst,
+                            off: slot(o),
+                            k,
+                            size,
+                        },
+                        ValNode::Bin(op, a, b) => Op::Bin {
+                            dst,
+                            op,
+                            a: slot(a),
+                            b: slot(b),
+                        },
+                        ValNode::Neg(a) => Op::Neg(dst, slot(a)),
+                    });
+                }
+                blocks.push(Block {
+                    ops: start..ops.len(),
+                    test,
+                    t: b.t,
+                    f: b.f,
+                    short: b.short_edge(),
+                });
+            }
+            Some(Flat {
+                ops,
+                blocks,
+                entry: ir.entry.unwrap_or(Edge::ACCEPT),
+                slots: ir.val_count(),
+            })
+        }
+
+        /// The verdict on a packet; `slots` is scratch of any size.
+        pub fn verdict(&self, data: &[u8], wire_len: u32, slots: &mut Vec<u32>) -> Verdict {
+            slots.resize(self.slots, 0);
+            let (mut vars, mut set) = ([0u32; MAX_VARS as usize], 0u32);
+            let mut at = self.entry;
+            loop {
+                let b = match at {
+                    Edge::Verdict(v) => return v,
+                    Edge::Block(i) => &self.blocks[i.index()],
+                };
+                let r = self.block(b, data, wire_len, slots, &mut vars, &mut set);
+                at = match r {
+                    Some(true) => b.t,
+                    Some(false) => b.f,
+                    None => b.short,
+                };
+            }
+        }
+
+        fn block(
+            &self,
+            b: &Block,
+            data: &[u8],
+            wire_len: u32,
+            s: &mut [u32],
+            vars: &mut [u32; MAX_VARS as usize],
+            set: &mut u32,
+        ) -> Option<bool> {
+            let load = |at: u64, size: u8| -> Option<u32> {
+                let start = usize::try_from(at).ok()?;
+                let bytes = data.get(start..start.checked_add(usize::from(size))?)?;
+                Some(bytes.iter().fold(0, |acc, b| (acc << 8) | u32::from(*b)))
+            };
+            for op in &self.ops[b.ops.clone()] {
+                match *op {
+                    Op::Const(d, k) => s[d as usize] = k,
+                    Op::Len(d) => s[d as usize] = wire_len,
+                    Op::Load { dst, k, size } => s[dst as usize] = load(u64::from(k), size)?,
+                    Op::LoadInd { dst, off, k, size } => {
+                        s[dst as usize] = load(u64::from(s[off as usize]) + u64::from(k), size)?
+                    }
+                    Op::Bin { dst, op, a, b } => {
+                        s[dst as usize] = op.eval(s[a as usize], s[b as usize])?
+                    }
+                    Op::Neg(d, a) => s[d as usize] = s[a as usize].wrapping_neg(),
+                    Op::Var(d, n) => {
+                        if *set & (1 << n) == 0 {
+                            return None;
+                        }
+                        s[d as usize] = vars[n as usize];
+                    }
+                    Op::Fail => return None,
+                }
+            }
+            Some(match b.test {
+                Test::Cmp(a, op, c) => op.eval(s[a as usize], s[c as usize]),
+                Test::ProtoChain { nl, ipv6, proto } => protochain(data, nl, ipv6, proto)?,
+                Test::Let(var, v) => {
+                    vars[var as usize] = s[v as usize];
+                    *set |= 1 << var;
+                    true
+                }
+            })
+        }
+    }
+
+    fn slot(v: Val) -> u32 {
+        v.index() as u32
+    }
+}
 
 /// Packets in the capture.
 const PACKETS: usize = 1_000_000;
@@ -255,8 +464,8 @@ fn in_process(cap: &Path) {
         packets.len()
     );
     println!(
-        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "filter", "compiled", "IR eval", "interp", "kernel", "libpcap"
+        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "filter", "compiled", "flat ops", "IR eval", "interp", "kernel", "libpcap"
     );
     for expr in EXPRESSIONS {
         let runner = |engine| {
@@ -280,6 +489,13 @@ fn in_process(cap: &Path) {
             .map(|p| compiled.matches(*p).expect("runs"))
             .collect();
         assert_eq!(got, want, "{expr:?}: the compiled engine vs libpcap");
+        let flat = flat::Flat::new(&ir).expect("a packet filter");
+        let mut slots = Vec::new();
+        let got: Vec<bool> = packets
+            .iter()
+            .map(|p| flat.verdict(p.data, p.wire_len, &mut slots) == pktmatch::ir::Verdict::MATCH)
+            .collect();
+        assert_eq!(got, want, "{expr:?}: the flat program vs libpcap");
         let per_packet = |f: &mut dyn FnMut()| {
             let mut v: Vec<f64> = (0..5)
                 .map(|_| {
@@ -293,6 +509,11 @@ fn in_process(cap: &Path) {
         let c = per_packet(&mut || {
             for p in &packets {
                 std::hint::black_box(compiled.matches(*p).expect("runs"));
+            }
+        });
+        let f = per_packet(&mut || {
+            for p in &packets {
+                std::hint::black_box(flat.verdict(p.data, p.wire_len, &mut slots));
             }
         });
         let e = per_packet(&mut || {
@@ -316,7 +537,7 @@ fn in_process(cap: &Path) {
             }
         });
         println!(
-            "{:<40} {c:>9.1} {e:>9.1} {i:>9.1} {k:>9.1} {l:>9.1}",
+            "{:<40} {c:>9.1} {f:>9.1} {e:>9.1} {i:>9.1} {k:>9.1} {l:>9.1}",
             format!("{expr:?}")
         );
     }
