@@ -217,9 +217,9 @@ struct RunArgs {
     /// numbers.
     #[arg(short = 'n')]
     numeric: bool,
-    /// Where the filter runs: compiled (the filter compiled to native
-    /// closures in this process: the fastest, exact, no privilege
-    /// needed), kernel (the generated eBPF, BPF_PROG_TEST_RUN in batches
+    /// Where the filter runs: compiled (the filter's IR turned into Rust
+    /// closures once, run in this process: the fastest, exact, no
+    /// privilege needed), kernel (the generated eBPF, BPF_PROG_TEST_RUN in batches
     /// of 32) or interp (the generated eBPF in the built-in checking
     /// interpreter); auto is compiled.
     #[arg(long, value_enum, default_value = "auto")]
