@@ -1,9 +1,10 @@
 //! Running a tcpdump filter over captured packets: the expression is
 //! compiled with the meaning it has on a capture file (`len` is the wire
 //! length, `inbound` and `ifindex` have no field) and handed to
-//! [`pktmatch::run::Runner`], which runs it in the kernel through
-//! `BPF_PROG_TEST_RUN` (batched) or in the interpreter of the generated
-//! code.
+//! [`pktmatch::run::Runner`], which runs it compiled to closures in this
+//! process (the default: [`Engine::Auto`] picks it), in the kernel
+//! through `BPF_PROG_TEST_RUN` (batched) or in the interpreter of the
+//! generated code.
 
 pub use pktmatch::run::{Engine, Frame, LINEAR_LIMIT, RunError};
 
@@ -102,6 +103,11 @@ impl Runner {
     /// The engine in use (`Auto` resolved).
     pub fn engine(&self) -> Engine {
         self.inner.engine()
+    }
+
+    /// The filter's IR, as the engines run it.
+    pub fn ir(&self) -> &pktmatch::ir::Ir {
+        self.inner.ir()
     }
 
     /// Warnings of the compilation.

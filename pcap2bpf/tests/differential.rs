@@ -7,7 +7,8 @@
 //! come from the generated XDP program in the test-run mode, run by the
 //! kernel (`BPF_PROG_TEST_RUN`, packet by packet and in the batches `run`
 //! uses) and by the interpreter, all through the same `engine::Runner` the
-//! `run` command uses, and from the IR's own evaluator. The captures are
+//! `run` command uses, from the compiled engine (the IR as closures, the
+//! default of `run`), and from the IR's own evaluator. The captures are
 //! tcpdump's (`testdata/pcaps/`) and the project's own generated samples
 //! (`pcap2bpf/samples/`, truncated frames included).
 
@@ -199,6 +200,7 @@ fn verdicts_match_libpcap() {
                 )
             };
             let mut interp = runner(Engine::Interp).expect("compiles as above");
+            let mut compiled = runner(Engine::Compiled).expect("compiles as above");
             // The tc target too, on Ethernet captures: its own code path
             // (skb data, the VLAN metadata branch), run where a test run
             // can carry the whole frame (untruncated, 14 bytes or more).
@@ -256,6 +258,10 @@ fn verdicts_match_libpcap() {
                         interp.matches(frame(p)).map_err(|e| e.to_string()),
                     ));
                     st.interp_runs += 1;
+                    got.push((
+                        "the compiled engine",
+                        compiled.matches(frame(p)).map_err(|e| e.to_string()),
+                    ));
                     if let Some(k) = &mut kernel {
                         got.push(("the kernel", k.matches(frame(p)).map_err(|e| e.to_string())));
                         st.runs += 1;

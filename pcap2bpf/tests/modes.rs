@@ -269,8 +269,8 @@ fn outer_tag_in_meta(p: &[u8]) -> Option<(Vec<u8>, SkbCtx)> {
     Some((d, skb))
 }
 
-/// Our verdicts on `packets`: the IR's evaluator, the interpreter and
-/// the kernel (the XDP test-run program, as `run` uses it) on every
+/// Our verdicts on `packets`: the IR's evaluator, the interpreter, the
+/// compiled engine and the kernel (the XDP test-run program, as `run` uses it) on every
 /// packet; the tc program in the kernel and the socket filter in the
 /// interpreter on whole frames, and the socket filter again with the
 /// outer tag in metadata.
@@ -300,14 +300,23 @@ fn ours(expr: &str, v6: bool, vlan: bool, packets: &[Packet]) -> Ours {
                 .vlan_any(vlan),
         )
     };
-    let interp = runner(Engine::Interp)
-        .expect("compiles")
-        .matches_all(&frames(packets))
-        .expect("the interpreter runs")
-        .into_iter()
-        .map(Some)
-        .collect();
-    let mut out = vec![("the IR", ir), ("the interpreter", interp)];
+    let all = |engine, who| {
+        runner(engine)
+            .expect("compiles")
+            .matches_all(&frames(packets))
+            .unwrap_or_else(|e| panic!("{who} fails on {expr:?}: {e}"))
+            .into_iter()
+            .map(Some)
+            .collect()
+    };
+    let mut out = vec![
+        ("the IR", ir),
+        ("the interpreter", all(Engine::Interp, "the interpreter")),
+        (
+            "the compiled engine",
+            all(Engine::Compiled, "the compiled engine"),
+        ),
+    ];
     match runner(Engine::Kernel) {
         Ok(mut k) => out.push((
             "the kernel",

@@ -8,7 +8,7 @@
 //!
 //! Random expressions over those cases (fixed seed), on every capture of
 //! a link type we compile for; our verdicts from the IR evaluator, the
-//! interpreter and the kernel (XDP test runs, in the batches `run` uses).
+//! compiled engine, the interpreter and the kernel (XDP test runs, in the batches `run` uses).
 
 mod common;
 
@@ -130,6 +130,7 @@ fn offsets_near_the_wrap_match_libpcap() {
             };
             let run = |engine| Runner::new(expr, &RunOptions::new(link, &tables).engine(engine));
             let mut interp = run(Engine::Interp).expect("compiles as above");
+            let mut compiled = run(Engine::Compiled).expect("compiles as above");
             let mut kernel = match run(Engine::Kernel) {
                 Ok(k) => Some(k),
                 Err(EngineError::Run(RunError::NoKernel(_))) => {
@@ -155,6 +156,10 @@ fn offsets_near_the_wrap_match_libpcap() {
                         (
                             "the interpreter",
                             interp.matches(frame(p)).map_err(|e| e.to_string()),
+                        ),
+                        (
+                            "the compiled engine",
+                            compiled.matches(frame(p)).map_err(|e| e.to_string()),
                         ),
                     ];
                     if let Some(b) = &batched {

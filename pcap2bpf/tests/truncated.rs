@@ -5,8 +5,9 @@
 //! rejects), so this pins the order of tests that libpcap's optimiser
 //! leaves, not only what they test.
 //!
-//! Checked: the IR's evaluator on every cut packet (the differential test
-//! shows the generated code agrees with it), and the interpreter running
+//! Checked: the IR's evaluator and the compiled engine (the default of
+//! `run`) on every cut packet (the differential test shows the generated
+//! code agrees with them), and the interpreter running
 //! the generated XDP code on every 16th. Two sets of expressions: libpcap's
 //! test suite (with ours), and random combinations of primitives with
 //! `and`, `or` and `not`, which make longer chains of tests for libpcap's
@@ -119,20 +120,29 @@ fn compare(
             }
         };
         seen.programs += 1;
-        let mut interp = Runner::new(
-            expr,
-            &RunOptions::new(link, &tables)
-                .engine(Engine::Interp)
-                .netmask(Some(0xffff_ff00)),
-        )
-        .expect("compiles as above");
+        let run = |engine| {
+            Runner::new(
+                expr,
+                &RunOptions::new(link, &tables)
+                    .engine(engine)
+                    .netmask(Some(0xffff_ff00)),
+            )
+            .expect("compiles as above")
+        };
+        let (mut interp, mut compiled) = (run(Engine::Interp), run(Engine::Compiled));
         let is_known = known.iter().any(|(e, _)| e == expr);
         let mut wrong = 0;
         for (i, (p, w)) in packets.iter().zip(want.bytes()).enumerate() {
             let want = w == b'1';
             let ir = c.ir.eval(&p.data, p.wire_len, &|_| None);
             seen.verdicts += 1;
-            let mut verdicts = vec![("the IR", Ok(ir))];
+            let mut verdicts = vec![
+                ("the IR", Ok(ir)),
+                (
+                    "the compiled engine",
+                    compiled.matches(frame(p)).map_err(|e| e.to_string()),
+                ),
+            ];
             if i % interp_every == 0 {
                 verdicts.push((
                     "the interpreter",

@@ -4,12 +4,20 @@
 //! they read is read the same way; writing microsecond pcap; the
 //! LINKTYPE_* values of the link types the compilers handle.
 //!
-//! Reading streams: [`PacketReader`] yields one [`Packet`] at a time from any
-//! `Read`; [`read`] and [`read_from`] collect a whole [`Capture`].
+//! Reading streams: [`PacketReader`] reads any `Read` through one large
+//! buffer that records are parsed in place from.
+//! [`PacketReader::next_ref`] lends each packet's bytes from that buffer
+//! (no copy, no allocation per packet); as an [`Iterator`] it yields
+//! owned [`Packet`]s. [`read`] and [`read_from`] collect a whole
+//! [`Capture`].
+
+mod source;
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
+
+use source::Source;
 
 /// LINKTYPE_NULL: BSD loopback, host-order address family.
 pub const LINKTYPE_NULL: u32 = 0;
@@ -77,6 +85,54 @@ pub struct Packet {
     pub data: Vec<u8>,
     /// The packet's length on the wire (what `len` means in a filter).
     pub wire_len: u32,
+}
+
+impl Packet {
+    /// The packet as [`PacketReader::next_ref`] lends one.
+    pub fn borrowed(&self) -> PacketRef<'_> {
+        PacketRef {
+            ts_sec: self.ts_sec,
+            ts_nsec: self.ts_nsec,
+            data: &self.data,
+            wire_len: self.wire_len,
+        }
+    }
+}
+
+/// One captured packet whose bytes are borrowed (from the reader's
+/// buffer, or from a [`Packet`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketRef<'a> {
+    /// Timestamp, seconds since the Unix epoch (UTC).
+    pub ts_sec: u64,
+    /// Timestamp, nanoseconds within the second.
+    pub ts_nsec: u32,
+    /// The captured bytes (caplen of them).
+    pub data: &'a [u8],
+    /// The packet's length on the wire (what `len` means in a filter).
+    pub wire_len: u32,
+}
+
+impl PacketRef<'_> {
+    /// An owned copy.
+    pub fn to_packet(&self) -> Packet {
+        Packet {
+            ts_sec: self.ts_sec,
+            ts_nsec: self.ts_nsec,
+            data: self.data.to_vec(),
+            wire_len: self.wire_len,
+        }
+    }
+}
+
+/// A record found in the reader's buffer: its packet's bytes are
+/// `start..start + len` there, until the next read.
+struct Record {
+    ts_sec: u64,
+    ts_nsec: u32,
+    start: usize,
+    len: usize,
+    wire_len: u32,
 }
 
 /// A whole capture file in memory.
@@ -186,6 +242,11 @@ impl<W: Write> PcapWriter<W> {
     /// it does not fit the format: more captured bytes than the snaplen,
     /// or a timestamp beyond 2106.
     pub fn write(&mut self, p: &Packet) -> io::Result<()> {
+        self.write_ref(p.borrowed())
+    }
+
+    /// [`PcapWriter::write`] for a borrowed packet.
+    pub fn write_ref(&mut self, p: PacketRef<'_>) -> io::Result<()> {
         let invalid = |what: String| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -213,7 +274,7 @@ impl<W: Write> PcapWriter<W> {
         record[8..12].copy_from_slice(&caplen.to_le_bytes());
         record[12..16].copy_from_slice(&p.wire_len.to_le_bytes());
         self.out.write_all(&record)?;
-        self.out.write_all(&p.data)?;
+        self.out.write_all(p.data)?;
         self.written += 1;
         Ok(())
     }
@@ -233,7 +294,7 @@ impl<W: Write> PcapWriter<W> {
 /// a later record ends the iteration with an error after the packets before
 /// it.
 pub struct PacketReader<'a> {
-    input: Box<dyn Read + 'a>,
+    src: Source<'a>,
     name: String,
     link: u32,
     snaplen: u32,
@@ -287,10 +348,12 @@ struct Interface {
     offset: i64,
 }
 
-/// A pcapng block: its type and the bytes between its header and trailer.
+/// A pcapng block just read: its type and where the bytes between its
+/// header and trailer are in the reader's buffer.
 struct RawBlock {
     kind: u32,
-    body: Vec<u8>,
+    start: usize,
+    len: usize,
 }
 
 fn get_u16(b: &[u8], at: usize, big_endian: bool) -> u16 {
@@ -319,28 +382,6 @@ fn get_u64(b: &[u8], at: usize, big_endian: bool) -> u64 {
     } else {
         u64::from_le_bytes(v)
     }
-}
-
-/// Reads until `buf` is full or the input ends; the count read.
-fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// Reads up to `len` bytes, growing the buffer with what arrives (a bogus
-/// length does not allocate).
-fn read_up_to(input: &mut dyn Read, len: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    input.take(len).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// libpcap's `max_snaplen_for_dlt`: the most captured bytes a record of
@@ -413,7 +454,7 @@ impl<'a> PacketReader<'a> {
     /// Starts reading a capture from `input`; `name` is used in error messages.
     pub fn new(input: impl Read + 'a, name: impl Into<String>) -> Result<Self, CaptureError> {
         let mut reader = PacketReader {
-            input: Box::new(BufReader::with_capacity(1 << 16, input)),
+            src: Source::new(input),
             name: name.into(),
             link: 0,
             snaplen: 0,
@@ -497,11 +538,22 @@ impl<'a> PacketReader<'a> {
 
     /// Fills `buf` as far as the input allows; an I/O error ends the reading.
     fn fill(&mut self, buf: &mut [u8]) -> Result<usize, CaptureError> {
-        read_full(&mut self.input, buf).map_err(|source| self.io_error(source))
+        self.src
+            .read_into(buf)
+            .map_err(|source| self.io_error(source))
     }
 
     fn read_up_to(&mut self, len: u64) -> Result<Vec<u8>, CaptureError> {
-        read_up_to(&mut self.input, len).map_err(|source| self.io_error(source))
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.src
+            .read_vec(len)
+            .map_err(|source| self.io_error(source))
+    }
+
+    /// Makes `n` bytes available in the buffer if the input has them;
+    /// how many are.
+    fn ensure(&mut self, n: usize) -> Result<usize, CaptureError> {
+        self.src.ensure(n).map_err(|source| self.io_error(source))
     }
 
     fn io_error(&mut self, source: io::Error) -> CaptureError {
@@ -558,14 +610,13 @@ impl<'a> PacketReader<'a> {
     }
 
     /// libpcap's `pcap_next_packet` for pcap.
-    fn next_pcap(&mut self) -> Result<Option<Packet>, CaptureError> {
+    fn next_pcap(&mut self) -> Result<Option<Record>, CaptureError> {
         let Format::Pcap(ref f) = self.format else {
             unreachable!("a pcap reader")
         };
         let (big_endian, nanos, header_size, lengths) =
             (f.big_endian, f.nanos, f.header_size, f.lengths);
-        let mut hdr = [0u8; 24];
-        let got = self.fill(&mut hdr[..header_size])?;
+        let got = self.ensure(header_size)?.min(header_size);
         if got == 0 {
             self.done = true;
             return Ok(None);
@@ -575,10 +626,12 @@ impl<'a> PacketReader<'a> {
                 "truncated file; tried to read {header_size} header bytes, only got {got}"
             )));
         }
-        let ts_sec = get_u32(&hdr, 0, big_endian);
-        let frac = get_u32(&hdr, 4, big_endian);
-        let mut caplen = get_u32(&hdr, 8, big_endian);
-        let mut len = get_u32(&hdr, 12, big_endian);
+        let hdr = self.src.peek(header_size);
+        let ts_sec = get_u32(hdr, 0, big_endian);
+        let frac = get_u32(hdr, 4, big_endian);
+        let mut caplen = get_u32(hdr, 8, big_endian);
+        let mut len = get_u32(hdr, 12, big_endian);
+        self.src.consume(header_size);
         let swap = match lengths {
             Lengths::Normal => false,
             Lengths::Swapped => true,
@@ -595,51 +648,41 @@ impl<'a> PacketReader<'a> {
                 format!("invalid packet capture length {caplen}, bigger than maximum of {max}")
             }));
         }
-        let data = if caplen > self.snaplen {
-            // libpcap reads the first snaplen bytes and discards the rest.
-            let snaplen = self.snaplen;
-            let data = self.read_up_to(u64::from(snaplen))?;
-            if data.len() < snaplen as usize {
-                return Err(self.fail(format!(
-                    "truncated file; tried to read {snaplen} captured bytes, only got {}",
-                    data.len()
-                )));
-            }
-            let rest = u64::from(caplen - snaplen);
-            let skipped = io::copy(&mut (&mut self.input).take(rest), &mut io::sink())
-                .map_err(|source| self.io_error(source))?;
-            if skipped < rest {
-                return Err(self.fail(format!(
-                    "truncated file; tried to read {caplen} captured bytes, only got {}",
-                    u64::from(snaplen) + skipped
-                )));
-            }
+        // Within the link type's maximum: the whole record fits in memory.
+        let got = self.ensure(caplen as usize)?.min(caplen as usize);
+        // libpcap reads the first snaplen bytes and discards the rest.
+        let keep = caplen.min(self.snaplen) as usize;
+        if got < keep {
+            return Err(self.fail(format!(
+                "truncated file; tried to read {keep} captured bytes, only got {got}"
+            )));
+        }
+        if got < caplen as usize {
+            return Err(self.fail(format!(
+                "truncated file; tried to read {caplen} captured bytes, only got {got}"
+            )));
+        }
+        if caplen > self.snaplen {
             self.cut += 1;
             if self.cut == 1 {
+                let snaplen = self.snaplen;
                 self.warn(format!(
                     "packet {}: captured length {caplen} is bigger than the snapshot length {snaplen}; cut to it",
                     self.count + 1
                 ));
             }
-            data
-        } else {
-            let data = self.read_up_to(u64::from(caplen))?;
-            if data.len() < caplen as usize {
-                return Err(self.fail(format!(
-                    "truncated file; tried to read {caplen} captured bytes, only got {}",
-                    data.len()
-                )));
-            }
-            data
-        };
-        Ok(Some(Packet {
+        }
+        let start = self.src.pos();
+        self.src.consume(caplen as usize);
+        Ok(Some(Record {
             ts_sec: u64::from(ts_sec),
             ts_nsec: if nanos {
                 frac
             } else {
                 frac.saturating_mul(1000)
             },
-            data,
+            start,
+            len: keep,
             wire_len: len,
         }))
     }
@@ -709,7 +752,10 @@ impl<'a> PacketReader<'a> {
                 );
             };
             match block.kind {
-                BT_IDB => return self.interface(&block.body, true),
+                BT_IDB => {
+                    let body = self.body(&block).to_vec();
+                    return self.interface(&body, true);
+                }
                 BT_EPB | BT_SPB | BT_PB => {
                     return Err(self.fail(
                         "the capture file has a packet block before any Interface Description Blocks"
@@ -728,14 +774,15 @@ impl<'a> PacketReader<'a> {
         }
     }
 
-    /// libpcap's `read_block`: `None` at the end of the file.
+    /// libpcap's `read_block`: `None` at the end of the file. The block
+    /// is consumed; its body (between header and trailer) stays in the
+    /// buffer until the next read.
     fn read_block(&mut self) -> Result<Option<RawBlock>, CaptureError> {
         let (big_endian, max_block) = {
             let ng = self.ng();
             (ng.big_endian, ng.max_block)
         };
-        let mut hdr = [0u8; 8];
-        let got = self.fill(&mut hdr)?;
+        let got = self.ensure(8)?.min(8);
         if got == 0 {
             return Ok(None);
         }
@@ -744,8 +791,10 @@ impl<'a> PacketReader<'a> {
                 "truncated file; tried to read 8 bytes of a pcapng block header, only got {got}"
             )));
         }
-        let kind = get_u32(&hdr, 0, big_endian);
-        let total = get_u32(&hdr, 4, big_endian);
+        let hdr = self.src.peek(8);
+        let kind = get_u32(hdr, 0, big_endian);
+        let total = get_u32(hdr, 4, big_endian);
+        self.src.consume(8);
         if total < 12 {
             return Err(self.fail(format!(
                 "block in pcapng dump file has a length of {total} < 12"
@@ -759,22 +808,31 @@ impl<'a> PacketReader<'a> {
         if total > max_block {
             return Err(self.fail(format!("pcapng block size {total} > maximum {max_block}")));
         }
-        let want = u64::from(total - 8);
-        let mut body = self.read_up_to(want)?;
-        if (body.len() as u64) < want {
+        let want = (total - 8) as usize;
+        let got = self.ensure(want)?.min(want);
+        if got < want {
             return Err(self.fail(format!(
-                "truncated file; tried to read {want} bytes of a pcapng block, only got {}",
-                body.len()
+                "truncated file; tried to read {want} bytes of a pcapng block, only got {got}"
             )));
         }
-        let trailer = get_u32(&body, body.len() - 4, big_endian);
+        let trailer = get_u32(self.src.peek(want), want - 4, big_endian);
         if trailer != total {
             return Err(self.fail(format!(
                 "block total length in header ({total}) and trailer ({trailer}) don't match"
             )));
         }
-        body.truncate(body.len() - 4);
-        Ok(Some(RawBlock { kind, body }))
+        let start = self.src.pos();
+        self.src.consume(want);
+        Ok(Some(RawBlock {
+            kind,
+            start,
+            len: want - 4,
+        }))
+    }
+
+    /// The body of `block`, just read.
+    fn body(&self, block: &RawBlock) -> &[u8] {
+        &self.src.bytes()[block.start..block.start + block.len]
     }
 
     /// An interface description block: the first sets the link type and
@@ -904,34 +962,31 @@ impl<'a> PacketReader<'a> {
     }
 
     /// libpcap's `pcap_ng_next_packet`.
-    fn next_pcapng(&mut self) -> Result<Option<Packet>, CaptureError> {
+    fn next_pcapng(&mut self) -> Result<Option<Record>, CaptureError> {
         let big_endian = self.ng().big_endian;
-        let (kind, if_id, ticks, caplen, len, data_at, body) = loop {
+        let (kind, if_id, ticks, caplen, len, data_at, block) = loop {
             let Some(block) = self.read_block()? else {
                 self.done = true;
                 return Ok(None);
             };
-            let body = block.body;
+            let body = self.body(&block);
             match block.kind {
-                BT_EPB => {
+                BT_EPB | BT_PB => {
                     if body.len() < 20 {
                         return Err(
-                            self.fail(too_short(BT_EPB, "its fixed fields run past its end"))
+                            self.fail(too_short(block.kind, "its fixed fields run past its end"))
                         );
                     }
-                    let ticks = (u64::from(get_u32(&body, 4, big_endian)) << 32)
-                        | u64::from(get_u32(&body, 8, big_endian));
-                    let caplen = get_u32(&body, 12, big_endian);
-                    let len = get_u32(&body, 16, big_endian);
-                    break (
-                        BT_EPB,
-                        get_u32(&body, 0, big_endian),
-                        ticks,
-                        caplen,
-                        len,
-                        20,
-                        body,
-                    );
+                    let ticks = (u64::from(get_u32(body, 4, big_endian)) << 32)
+                        | u64::from(get_u32(body, 8, big_endian));
+                    let caplen = get_u32(body, 12, big_endian);
+                    let len = get_u32(body, 16, big_endian);
+                    let if_id = if block.kind == BT_EPB {
+                        get_u32(body, 0, big_endian)
+                    } else {
+                        u32::from(get_u16(body, 0, big_endian))
+                    };
+                    break (block.kind, if_id, ticks, caplen, len, 20, block);
                 }
                 BT_SPB => {
                     if body.len() < 4 {
@@ -939,25 +994,18 @@ impl<'a> PacketReader<'a> {
                             self.fail(too_short(BT_SPB, "its fixed fields run past its end"))
                         );
                     }
-                    let len = get_u32(&body, 0, big_endian);
+                    let len = get_u32(body, 0, big_endian);
                     // No captured length: the packet's, up to the snapshot length.
-                    break (BT_SPB, 0, 0, len.min(self.snaplen), len, 4, body);
+                    break (BT_SPB, 0, 0, len.min(self.snaplen), len, 4, block);
                 }
-                BT_PB => {
-                    if body.len() < 20 {
-                        return Err(
-                            self.fail(too_short(BT_PB, "its fixed fields run past its end"))
-                        );
-                    }
-                    let ticks = (u64::from(get_u32(&body, 4, big_endian)) << 32)
-                        | u64::from(get_u32(&body, 8, big_endian));
-                    let caplen = get_u32(&body, 12, big_endian);
-                    let len = get_u32(&body, 16, big_endian);
-                    let if_id = u32::from(get_u16(&body, 0, big_endian));
-                    break (BT_PB, if_id, ticks, caplen, len, 20, body);
+                BT_IDB => {
+                    let body = body.to_vec();
+                    self.interface(&body, false)?;
                 }
-                BT_IDB => self.interface(&body, false)?,
-                BT_SHB => self.section(&body)?,
+                BT_SHB => {
+                    let body = body.to_vec();
+                    self.section(&body)?;
+                }
                 _ => {}
             }
         };
@@ -970,21 +1018,21 @@ impl<'a> PacketReader<'a> {
         if caplen > self.snaplen {
             return Err(self.fail(oversized(caplen, self.snaplen)));
         }
-        let data = &body[data_at..];
-        if data.len() < caplen as usize {
+        let room = block.len - data_at;
+        if room < caplen as usize {
             return Err(self.fail(too_short(
                 kind,
                 &format!(
-                    "its packet data (capture length {caplen}) runs past its end ({} bytes)",
-                    data.len()
+                    "its packet data (capture length {caplen}) runs past its end ({room} bytes)"
                 ),
             )));
         }
         let (ts_sec, ts_nsec) = split_ticks(ticks, resolution, offset);
-        Ok(Some(Packet {
+        Ok(Some(Record {
             ts_sec,
             ts_nsec,
-            data: data[..caplen as usize].to_vec(),
+            start: block.start + data_at,
+            len: caplen as usize,
             wire_len: len,
         }))
     }
@@ -1027,10 +1075,11 @@ fn split_ticks(ticks: u64, resolution: u64, offset: i64) -> (u64, u32) {
     (secs.saturating_add_signed(offset), nsec)
 }
 
-impl Iterator for PacketReader<'_> {
-    type Item = Result<Packet, CaptureError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl PacketReader<'_> {
+    /// The next packet, its bytes lent from the reader's buffer until the
+    /// next call: no copy and no allocation per packet. `None` at the
+    /// end; an error ends the reading, after the packets before it.
+    pub fn next_ref(&mut self) -> Option<Result<PacketRef<'_>, CaptureError>> {
         if self.done {
             return None;
         }
@@ -1039,9 +1088,14 @@ impl Iterator for PacketReader<'_> {
             Format::Ng(_) => self.next_pcapng(),
         };
         match result {
-            Ok(Some(p)) => {
+            Ok(Some(r)) => {
                 self.count += 1;
-                Some(Ok(p))
+                Some(Ok(PacketRef {
+                    ts_sec: r.ts_sec,
+                    ts_nsec: r.ts_nsec,
+                    data: &self.src.bytes()[r.start..r.start + r.len],
+                    wire_len: r.wire_len,
+                }))
             }
             Ok(None) => None,
             Err(e) => {
@@ -1049,6 +1103,15 @@ impl Iterator for PacketReader<'_> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// Owned packets, read as [`PacketReader::next_ref`] reads them.
+impl Iterator for PacketReader<'_> {
+    type Item = Result<Packet, CaptureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_ref().map(|r| r.map(|p| p.to_packet()))
     }
 }
 

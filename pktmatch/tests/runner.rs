@@ -1,6 +1,6 @@
 //! The runner over a filter with more verdicts than match and no match
-//! (a firewall's): each packet's verdict, in the interpreter and the
-//! kernel, is the IR's.
+//! (a firewall's): each packet's verdict, in the interpreter, the
+//! compiled engine and the kernel, is the IR's.
 
 use pktmatch::ir::{Ir, Verdict};
 use pktmatch::run::{Engine, Frame, Runner};
@@ -54,7 +54,7 @@ fn every_verdict_comes_back_from_each_engine() {
     for (p, w) in packets.iter().zip(want) {
         assert_eq!(ir.run(p.data, p.wire_len, &|_| None), w);
     }
-    let mut engines = vec![Engine::Interp];
+    let mut engines = vec![Engine::Interp, Engine::Compiled];
     if testbed::bpf_privileged("running the filter in the kernel") {
         engines.push(Engine::Kernel);
     }

@@ -4,7 +4,8 @@
 //! generated for random rule chains (constant and variable offsets,
 //! negated tests, protochain, several verdicts) must give the verdict of
 //! the IR's evaluator on random packets cut at every length, in the
-//! interpreter and in the kernel; and libpcap's meaning must stay what it
+//! interpreter, in the kernel and in the compiled engine (for chains
+//! without actions, which it refuses); and libpcap's meaning must stay what it
 //! was when the same blocks reject on a short read. With the firewall's
 //! meaning, rules also take actions (`Cond::Act`, counting the rule in a
 //! map here) and some only count and let the next rule run: the counts
@@ -21,6 +22,7 @@ use pktmatch::codegen::ActionEnd;
 use pktmatch::ir::{
     BinOp, Block, BlockId, CmpOp, Cond, Edge, EntityRef, Ir, OnShort, Semantics, Val, Verdict,
 };
+use pktmatch::run::compiled::Compiled;
 use pktmatch::{EmitOptions, Span, Target};
 use testbed::Rng;
 
@@ -233,6 +235,13 @@ fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize, u64
         pktmatch::opt::optimize(&mut ir);
         let (object, prog, acts) = program(&ir);
         let mut interp = Interp::from_object(&object, prog).expect("the interpreter takes it");
+        let has_actions = ir.blocks.iter().any(|b| matches!(b.cond, Cond::Act { .. }));
+        let compiled = Compiled::new(&ir);
+        assert_eq!(
+            compiled.is_err(),
+            has_actions,
+            "round {round}: the compiled engine refuses exactly the chains with actions"
+        );
         let loaded = kernel.then(|| {
             object
                 .load()
@@ -275,6 +284,13 @@ fn compare(semantics: Semantics, seed: u64, rounds: usize) -> (usize, usize, u64
                     assert_eq!(
                         out.retval, want.0,
                         "round {round}, cut {cut}: kernel vs IR\n{ir:?}\n{frame:?}"
+                    );
+                }
+                if let Ok(c) = &compiled {
+                    assert_eq!(
+                        c.verdict(data, FRAME as u32),
+                        want,
+                        "round {round}, cut {cut}: compiled engine vs IR (and kernel)\n{ir:?}\n{frame:?}"
                     );
                 }
                 compared += 1;

@@ -63,26 +63,32 @@ pub(crate) struct Exec<'a> {
 impl Exec<'_> {
     /// Runs from instruction 0 to the final exit; returns r0.
     pub(crate) fn run(&mut self) -> Result<u64, InterpError> {
+        let (ops, limit) = (self.ops, self.limit);
         let mut pc = 0usize;
-        loop {
-            if self.m.executed >= self.limit {
-                return Err(InterpError::at(pc, Fault::InsnLimit(self.limit)));
+        // Counted here, where it stays in a register; stored at the end.
+        let mut executed = 0u64;
+        let result = loop {
+            if executed >= limit {
+                break Err(InterpError::at(pc, Fault::InsnLimit(limit)));
             }
-            self.m.executed += 1;
-            let Some(&op) = self.ops.get(pc) else {
-                return Err(InterpError::at(pc, Fault::FellOff));
+            executed += 1;
+            let Some(op) = ops.get(pc) else {
+                break Err(InterpError::at(pc, Fault::FellOff));
             };
             match self.step(op, pc) {
                 Ok(Flow::Next) => pc += 1,
                 Ok(Flow::Jump(t)) => pc = t,
-                Ok(Flow::Done(r0)) => return Ok(r0),
-                Err(f) => return Err(InterpError::at(pc, f)),
+                Ok(Flow::Done(r0)) => break Ok(r0),
+                Err(f) => break Err(InterpError::at(pc, f)),
             }
-        }
+        };
+        self.m.executed = executed;
+        result
     }
 
-    fn step(&mut self, op: Op, pc: usize) -> Result<Flow, Fault> {
-        match op {
+    #[inline(always)]
+    fn step(&mut self, op: &Op, pc: usize) -> Result<Flow, Fault> {
+        match *op {
             Op::Alu { op, wide, dst, src } => self.alu(op, wide, dst, src)?,
             Op::Neg { wide, dst } => {
                 let a = self.m.scalar(dst, "negation")?;

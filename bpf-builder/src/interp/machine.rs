@@ -155,9 +155,13 @@ pub(crate) struct Machine {
     pub(crate) executed: u64,
     pub(crate) may_goto_budget: u64,
     pub(crate) scratch: Vec<u8>,
+    /// Whether frame 0's stack was written since it was last cleared (a
+    /// filter that never writes it costs no clearing per run).
+    pub(crate) stack_written: bool,
 }
 
 /// Checks that `[at, at + size)` lies in `[lo, hi)`; returns `at`.
+#[inline]
 fn within(
     region: &'static str,
     at: u64,
@@ -181,11 +185,21 @@ fn within(
     }
 }
 
-/// Little-endian value of up to 8 bytes.
+/// Little-endian value of up to 8 bytes (the access sizes without a
+/// copy of variable length).
+#[inline]
 pub(crate) fn read_le(bytes: &[u8]) -> u64 {
-    let mut v = [0u8; 8];
-    v[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(v)
+    match *bytes {
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_le_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => {
+            let mut v = [0u8; 8];
+            v[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(v)
+        }
+    }
 }
 
 impl Machine {
@@ -206,6 +220,7 @@ impl Machine {
             executed: 0,
             may_goto_budget: 0,
             scratch: Vec::new(),
+            stack_written: true,
         }
     }
 
@@ -220,8 +235,11 @@ impl Machine {
         self.regs[10] = Self::frame_pointer(0);
         self.frames.clear();
         // Other frames are cleared when entered.
-        self.stack[..FRAME_SIZE].fill(0);
-        self.slot_kinds[..FRAME_SIZE / 8].fill(Kind::Scalar);
+        if self.stack_written {
+            self.stack[..FRAME_SIZE].fill(0);
+            self.slot_kinds[..FRAME_SIZE / 8].fill(Kind::Scalar);
+            self.stack_written = false;
+        }
         self.executed = 0;
         // BPF_MAX_LOOPS: the kernel's may_goto budget.
         self.may_goto_budget = 8 * 1024 * 1024;
@@ -356,6 +374,7 @@ impl Machine {
     ) -> &'a mut [u8] {
         match area {
             Area::Stack => {
+                self.stack_written = true;
                 if size > 0 {
                     for k in &mut self.slot_kinds[at / 8..=(at + size - 1) / 8] {
                         *k = Kind::Scalar;
@@ -385,6 +404,7 @@ impl Machine {
 
     /// Loads `size` bytes at `ptr + off` from memory other than the
     /// context: a number, or a pointer filled back from the stack.
+    #[inline]
     pub(crate) fn load(
         &self,
         maps: &[(i32, InterpMap)],
@@ -392,6 +412,17 @@ impl Machine {
         off: i64,
         size: usize,
     ) -> Result<Val, Fault> {
+        if ptr.kind == Kind::Pkt {
+            // The packet loads of a filter, without the general path.
+            let at = within(
+                "packet",
+                ptr.v.wrapping_add(off as u64),
+                size,
+                self.data_start,
+                self.data_end,
+            )?;
+            return Ok(Val::scalar(read_le(&self.buf[at..at + size])));
+        }
         let (area, at) = self.resolve(maps, ptr, off, size, false)?;
         if let Area::Stack = area {
             let kind = self.slot_kinds[at / 8];
@@ -425,6 +456,7 @@ impl Machine {
                     kind: v.kind.name(),
                 });
             }
+            self.stack_written = true;
             self.stack[at..at + 8].copy_from_slice(&bytes);
             self.slot_kinds[at / 8] = v.kind;
             return Ok(());

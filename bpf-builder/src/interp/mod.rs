@@ -207,6 +207,24 @@ impl Interp {
         meta: &[u8],
         ctx: XdpCtx,
     ) -> Result<RunResult, InterpError> {
+        self.prepare_xdp(packet, meta, ctx)?;
+        self.execute()
+    }
+
+    /// [`Interp::run_xdp`] when only the return value is wanted: nothing
+    /// is copied out and nothing allocated (a filter run per packet).
+    pub fn run_xdp_retval(
+        &mut self,
+        packet: &[u8],
+        meta: &[u8],
+        ctx: XdpCtx,
+    ) -> Result<u64, InterpError> {
+        self.prepare_xdp(packet, meta, ctx)?;
+        self.run_machine()
+    }
+
+    /// Lays out the packet buffer and context of an XDP run.
+    fn prepare_xdp(&mut self, packet: &[u8], meta: &[u8], ctx: XdpCtx) -> Result<(), InterpError> {
         if !meta.len().is_multiple_of(4) || meta.len() > XDP_MAX_META {
             return Err(InterpError::input(
                 "XDP metadata must be a multiple of 4 bytes, at most 32",
@@ -224,7 +242,7 @@ impl Interp {
         m.net_start = XDP_HEADROOM;
         m.prog = ProgKind::Xdp;
         m.ctx = Context::Xdp(ctx);
-        self.execute()
+        Ok(())
     }
 
     /// Runs the program as a tc classifier on `frame` (from the MAC
@@ -280,18 +298,23 @@ impl Interp {
         self.execute()
     }
 
-    /// Runs the prepared machine and collects the result.
-    fn execute(&mut self) -> Result<RunResult, InterpError> {
+    /// Runs the prepared machine: the return value.
+    fn run_machine(&mut self) -> Result<u64, InterpError> {
         self.machine.reset();
         self.env.redirect = None;
-        let retval = Exec {
+        Exec {
             ops: &self.ops,
             m: &mut self.machine,
             maps: &mut self.maps,
             env: &mut self.env,
             limit: self.limit,
         }
-        .run()?;
+        .run()
+    }
+
+    /// Runs the prepared machine and collects the result.
+    fn execute(&mut self) -> Result<RunResult, InterpError> {
+        let retval = self.run_machine()?;
         let m = &self.machine;
         Ok(RunResult {
             retval,

@@ -189,6 +189,7 @@ struct ModeArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum EngineArg {
     Auto,
+    Compiled,
     Kernel,
     Interp,
 }
@@ -216,8 +217,11 @@ struct RunArgs {
     /// numbers.
     #[arg(short = 'n')]
     numeric: bool,
-    /// Where the filter runs: the kernel (BPF_PROG_TEST_RUN) or the
-    /// built-in interpreter; auto picks the kernel when allowed.
+    /// Where the filter runs: compiled (the filter's IR turned into Rust
+    /// closures once, run in this process: the fastest, exact, no
+    /// privilege needed), kernel (the generated eBPF, BPF_PROG_TEST_RUN in batches
+    /// of 32) or interp (the generated eBPF in the built-in checking
+    /// interpreter); auto is compiled.
     #[arg(long, value_enum, default_value = "auto")]
     engine: EngineArg,
     #[command(flatten)]
@@ -398,12 +402,82 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Packets `run` hands to the runner at once.
+/// Packets `run` hands to the kernel engine at once (it runs them in
+/// batches of test runs).
 const RUN_CHUNK: usize = 1024;
+
+/// What `run` does with each packet and its verdict, in order.
+struct Sink<'a> {
+    link: LinkType,
+    count: bool,
+    verdicts: bool,
+    max_matches: Option<u64>,
+    matches: u64,
+    dump: Option<capture::PcapWriter<Box<dyn Write>>>,
+    out: std::io::BufWriter<std::io::StdoutLock<'a>>,
+}
+
+impl Sink<'_> {
+    /// Handles `p`; `false` when no more packets are wanted (`-c`
+    /// reached, as tcpdump stops right after its last match).
+    fn packet(&mut self, p: capture::PacketRef<'_>, hit: bool) -> Result<bool, String> {
+        self.matches += u64::from(hit);
+        if let (true, Some(w)) = (hit, &mut self.dump) {
+            w.write_ref(p)
+                .map_err(|e| format!("writing the matching packets: {e}"))?;
+        } else if self.verdicts {
+            writeln!(self.out, "{}", u8::from(hit)).map_err(|e| e.to_string())?;
+        } else if hit && !self.count {
+            writeln!(self.out, "{}", summary::summary(self.link, p)).map_err(|e| e.to_string())?;
+        }
+        Ok(self.max_matches != Some(self.matches))
+    }
+}
+
+/// Packets copied out of the reader's buffer for the kernel engine,
+/// which takes them a chunk at a time: one arena of bytes, reused.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// Each packet's `(start, end)` in `bytes`, timestamp and wire length.
+    packets: Vec<(usize, usize, u64, u32, u32)>,
+}
+
+impl Chunk {
+    /// Fills the chunk with up to [`RUN_CHUNK`] packets; the read error
+    /// that ended it early, if any.
+    fn fill(&mut self, reader: &mut PacketReader<'_>) -> Option<String> {
+        self.bytes.clear();
+        self.packets.clear();
+        while self.packets.len() < RUN_CHUNK {
+            match reader.next_ref()? {
+                Ok(p) => {
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(p.data);
+                    let end = self.bytes.len();
+                    self.packets
+                        .push((start, end, p.ts_sec, p.ts_nsec, p.wire_len));
+                }
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+        None
+    }
+
+    fn packet(&self, i: usize) -> capture::PacketRef<'_> {
+        let (start, end, ts_sec, ts_nsec, wire_len) = self.packets[i];
+        capture::PacketRef {
+            ts_sec,
+            ts_nsec,
+            data: &self.bytes[start..end],
+            wire_len,
+        }
+    }
+}
 
 fn cmd_run(a: RunArgs) -> Result<(), String> {
     let expr = a.expr.text()?;
-    let reader = if a.read.as_os_str() == "-" {
+    let mut reader = if a.read.as_os_str() == "-" {
         PacketReader::new(std::io::stdin().lock(), "standard input")
     } else {
         PacketReader::open(&a.read)
@@ -420,6 +494,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     })?;
     let engine = match a.engine {
         EngineArg::Auto => Engine::Auto,
+        EngineArg::Compiled => Engine::Compiled,
         EngineArg::Kernel => Engine::Kernel,
         EngineArg::Interp => Engine::Interp,
     };
@@ -440,7 +515,7 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
     if a.count && a.write.as_ref().is_some_and(|w| w.as_os_str() == "-") {
         return Err("--count and `-w -` would both write to standard output".into());
     }
-    let mut dump = match &a.write {
+    let dump = match &a.write {
         None => None,
         Some(path) => {
             let file: Box<dyn Write> = if path.as_os_str() == "-" {
@@ -456,58 +531,64 @@ fn cmd_run(a: RunArgs) -> Result<(), String> {
         }
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut matches = 0u64;
+    let mut sink = Sink {
+        link,
+        count: a.count,
+        verdicts: a.verdicts,
+        max_matches: a.max_matches,
+        matches: 0,
+        dump,
+        out: std::io::BufWriter::new(stdout.lock()),
+    };
     // A capture cut short (a copy still being written) ends the run as
     // tcpdump ends it: what was read is reported, then the error.
     let mut read_error = None;
-    // Packets go to the runner in chunks: the kernel engine runs them in
-    // batches.
-    let mut reader = reader;
-    let mut packets = reader.by_ref().peekable();
-    let mut chunk = Vec::with_capacity(RUN_CHUNK);
-    while packets.peek().is_some() {
-        chunk.clear();
-        for p in packets.by_ref() {
-            match p {
-                Ok(p) => chunk.push(p),
-                Err(e) => {
-                    read_error = Some(e.to_string());
+    let mut more = sink.max_matches != Some(0);
+    if runner.engine() == Engine::Kernel {
+        let mut chunk = Chunk::default();
+        while more && read_error.is_none() {
+            read_error = chunk.fill(&mut reader);
+            if chunk.packets.is_empty() {
+                break;
+            }
+            let frames: Vec<Frame<'_>> = (0..chunk.packets.len())
+                .map(|i| {
+                    let p = chunk.packet(i);
+                    Frame::new(p.data, p.wire_len)
+                })
+                .collect();
+            let hits = runner.matches_all(&frames).map_err(|e| e.to_string())?;
+            for (i, &hit) in hits.iter().enumerate() {
+                more = sink.packet(chunk.packet(i), hit)?;
+                if !more {
                     break;
                 }
             }
-            if chunk.len() == RUN_CHUNK {
-                break;
-            }
         }
-        let frames: Vec<Frame<'_>> = chunk
-            .iter()
-            .map(|p| Frame::new(&p.data, p.wire_len))
-            .collect();
-        let hits = runner.matches_all(&frames).map_err(|e| e.to_string())?;
-        for (p, &hit) in chunk.iter().zip(&hits) {
-            if hit && a.max_matches == Some(matches) {
-                break;
-            }
-            matches += hit as u64;
-            if let (true, Some(w)) = (hit, &mut dump) {
-                w.write(p)
-                    .map_err(|e| format!("writing the matching packets: {e}"))?;
-                continue;
-            }
-            let r = if a.verdicts {
-                writeln!(out, "{}", hit as u8)
-            } else if hit && !a.count {
-                writeln!(out, "{}", summary::summary(link, p))
-            } else {
-                Ok(())
+    } else {
+        // One packet at a time, lent by the reader: no copy, no
+        // allocation.
+        while more {
+            let p = match reader.next_ref() {
+                None => break,
+                Some(Ok(p)) => p,
+                Some(Err(e)) => {
+                    read_error = Some(e.to_string());
+                    break;
+                }
             };
-            r.map_err(|e| e.to_string())?;
-        }
-        if read_error.is_some() || a.max_matches == Some(matches) {
-            break;
+            let hit = runner
+                .matches(Frame::new(p.data, p.wire_len))
+                .map_err(|e| e.to_string())?;
+            more = sink.packet(p, hit)?;
         }
     }
+    let Sink {
+        dump,
+        mut out,
+        matches,
+        ..
+    } = sink;
     if let Some(w) = dump {
         w.finish()
             .map_err(|e| format!("writing the matching packets: {e}"))?;

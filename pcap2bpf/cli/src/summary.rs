@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use pcap2bpf::LinkType;
-use pcapfile::Packet;
+use pcapfile::PacketRef;
 
 /// How deep tunnels (Geneve, VXLAN, GRE, IP-in-IP, MPLS) are followed.
 const MAX_DEPTH: u8 = 4;
 
 /// A tcpdump-like line for `pkt` captured on `link` (UTC timestamp first).
-pub fn summary(link: LinkType, pkt: &Packet) -> String {
+pub fn summary(link: LinkType, pkt: PacketRef<'_>) -> String {
     let secs = pkt.ts_sec % 86_400;
     let mut out = format!(
         "{:02}:{:02}:{:02}.{:06} ",
@@ -22,7 +22,7 @@ pub fn summary(link: LinkType, pkt: &Packet) -> String {
         secs % 60,
         pkt.ts_nsec / 1000
     );
-    let d = &pkt.data[..];
+    let d = pkt.data;
     let wire = pkt.wire_len as usize;
     match link {
         LinkType::En10mb => ether(d, wire, &mut out, 0),
@@ -648,6 +648,12 @@ fn null(link: LinkType, d: &[u8], wire: usize, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pcapfile::Packet;
+
+    /// [`super::summary`] of an owned packet.
+    fn summary(link: LinkType, p: &Packet) -> String {
+        super::summary(link, p.borrowed())
+    }
 
     fn pkt(data: &[u8], wire_len: usize) -> Packet {
         Packet {

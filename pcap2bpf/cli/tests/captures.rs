@@ -146,13 +146,13 @@ fn summaries_of_every_packet() {
             continue; // PPP: not a link type we compile for
         };
         for p in &cap.packets {
-            let line = summary(link, p);
+            let line = summary(link, p.borrowed());
             assert!(!line.contains('\n') && line.len() > 16, "{name}: {line:?}");
         }
     }
     let sample = &captures[0].1;
     assert_eq!(
-        summary(pcap2bpf::LinkType::En10mb, &sample.packets[0]),
+        summary(pcap2bpf::LinkType::En10mb, sample.packets[0].borrowed()),
         "22:13:20.000000 IP 10.0.0.1.49152 > 10.0.0.2.80: Flags [S], seq 281018448, win 64240, length 0"
     );
 }

@@ -1,5 +1,5 @@
 //! The `pcap2bpf` command: compile output formats, errors with carets,
-//! runs over captures (both engines, against tcpdump), and attach /
+//! runs over captures (every engine, against tcpdump), and attach /
 //! status / detach on a veth pair in a namespace of the test's own.
 
 mod common;
@@ -274,7 +274,7 @@ fn tcpdump_count(file: &str, expr: &str) -> Option<usize> {
 }
 
 #[test]
-fn run_counts_agree_with_tcpdump_on_both_engines() {
+fn run_counts_agree_with_tcpdump_on_every_engine() {
     if Command::new("tcpdump").arg("--version").output().is_err() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -284,9 +284,9 @@ fn run_counts_agree_with_tcpdump_on_both_engines() {
         return;
     }
     let engines: &[&str] = if testbed::bpf_privileged("the kernel engine") {
-        &["kernel", "interp"]
+        &["compiled", "kernel", "interp"]
     } else {
-        &["interp"]
+        &["compiled", "interp"]
     };
     for file in ["ethernet.pcap", "raw.pcap", "linux-sll.pcap"] {
         let file = sample(file);
@@ -918,10 +918,11 @@ fn copy_with_mode(from: &Path, dir: &Path, name: &str, mode: u32) -> String {
 }
 
 /// Without privileges (a user the test creates, with no capabilities):
-/// `run` falls back to the interpreter and counts what root counts,
-/// `--engine kernel` and `attach` fail naming CAP_BPF, and nothing is
-/// left pinned. With CAP_BPF alone the kernel creates the maps but refuses
-/// the XDP program: `run` falls back all the same, and the errors name
+/// `run` (its default engine, compiled, needs none) and `run --engine
+/// interp` count what root counts, `--engine kernel` and `attach` fail
+/// naming CAP_BPF, and nothing is left pinned. With CAP_BPF alone the
+/// kernel creates the maps but refuses the XDP program: `run` counts all
+/// the same, and the errors name
 /// CAP_NET_ADMIN; with CAP_NET_ADMIN too, the verifier refuses the tc
 /// program's pointer arithmetic, and the error names CAP_PERFMON.
 #[test]
@@ -955,9 +956,14 @@ fn unprivileged_runs_fall_back_and_errors_name_the_capability() {
         (&[][..], "(needs CAP_BPF"),
         (&["bpf"], "(needs CAP_BPF and CAP_NET_ADMIN)"),
     ] {
-        let o = as_user(caps, &["run", "-r", &capture, "--count", "tcp"]);
-        assert!(o.status.success(), "{caps:?}: {}", stderr(&o));
-        assert_eq!(stdout(&o), stdout(&root), "{caps:?}");
+        for engine in ["auto", "interp"] {
+            let o = as_user(
+                caps,
+                &["run", "-r", &capture, "--count", "--engine", engine, "tcp"],
+            );
+            assert!(o.status.success(), "{caps:?} {engine}: {}", stderr(&o));
+            assert_eq!(stdout(&o), stdout(&root), "{caps:?} {engine}");
+        }
 
         let o = as_user(
             caps,

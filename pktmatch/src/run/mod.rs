@@ -1,6 +1,7 @@
-//! Running a filter over captured packets: in the kernel through
-//! `BPF_PROG_TEST_RUN`, or in the built-in interpreter of the generated
-//! code. Both run the same XDP program, compiled in the test-run mode: it
+//! Running a filter over captured packets: compiled to closures in this
+//! process (see [`compiled`]), in the kernel through `BPF_PROG_TEST_RUN`,
+//! or in the built-in interpreter of the generated code. The last two
+//! run the same XDP program, compiled in the test-run mode: it
 //! reads `{caplen, wirelen}` from the metadata area in front of the frame,
 //! so `len` is the wire length and frames shorter than the 14 bytes the
 //! kernel insists on are padded without changing the verdict.
@@ -8,6 +9,7 @@
 //! [`batch`]).
 
 pub mod batch;
+pub mod compiled;
 
 use bpf_builder::ctx::XdpMd;
 use bpf_builder::insn::Insn;
@@ -21,13 +23,19 @@ use crate::codegen::MAX_VAR_OFF;
 use crate::ir::Verdict;
 use crate::{EmitOptions, Error, Ir, Target};
 use batch::{HEADER, Item, MAX_PACKETS};
+use compiled::{Compiled, Unsupported};
 
 /// Where filters run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
-    /// The kernel when this process may load the filter's object (its
-    /// maps, BTF and programs), else the interpreter.
+    /// The compiled engine when it can run the filter (it has no front
+    /// end's actions or tables), else the kernel when this process may
+    /// load the filter's object (its maps, BTF and programs), else the
+    /// interpreter.
     Auto,
+    /// The IR compiled to closures, run in this process ([`compiled`]):
+    /// the fastest, and it needs no privilege.
+    Compiled,
     /// `BPF_PROG_TEST_RUN`.
     Kernel,
     /// The built-in interpreter.
@@ -36,6 +44,8 @@ pub enum Engine {
 
 /// Bytes of `{caplen, wirelen}` in front of the frame.
 const META: usize = 8;
+/// The shortest frame a test run takes (an Ethernet header).
+const MIN_FRAME: usize = 14;
 /// The most frame bytes one test run takes linearly (a page less the
 /// kernel's headroom and tailroom, rounded down).
 pub const LINEAR_LIMIT: usize = 3072;
@@ -57,6 +67,9 @@ pub enum RunError {
     /// error names the capability).
     #[error("the kernel engine cannot be used: {0}; use --engine interp")]
     NoKernel(LoadError),
+    /// The compiled engine was asked for and cannot run this filter.
+    #[error("{0}; use --engine interp or --engine kernel")]
+    NotCompiled(#[from] Unsupported),
 }
 
 /// A captured packet as a filter sees it: the captured bytes and the
@@ -83,6 +96,8 @@ pub struct Runner {
     /// The filter program, in the test-run mode.
     program: ProgId,
     interp: Interp,
+    /// The compiled engine, when in use.
+    compiled: Option<Compiled>,
     loaded: Option<Loaded>,
     /// The batch program, in the same object as the filter, for a packet
     /// filter (verdicts MATCH and NO_MATCH only: a batch keeps one bit a
@@ -90,6 +105,8 @@ pub struct Runner {
     batch: Option<ProgId>,
     max_read: Option<u64>,
     engine: Engine,
+    /// The interpreter's and single test runs' input, reused.
+    scratch: Vec<u8>,
     interp_fallbacks: u64,
     ir_fallbacks: u64,
 }
@@ -120,15 +137,20 @@ impl Runner {
         };
         let interp = Interp::new(&instructions(&object, program));
         let max_read = ir.max_read();
-        let (loaded, engine) = match engine {
-            Engine::Interp => (None, Engine::Interp),
+        let (compiled, loaded, engine) = match engine {
+            Engine::Compiled => (Some(Compiled::new(&ir)?), None, Engine::Compiled),
+            Engine::Interp => (None, None, Engine::Interp),
             Engine::Kernel => (
+                None,
                 Some(load(&object)?.map_err(RunError::NoKernel)?),
                 Engine::Kernel,
             ),
-            Engine::Auto => match load(&object)? {
-                Ok(l) => (Some(l), Engine::Kernel),
-                Err(_) => (None, Engine::Interp),
+            Engine::Auto => match Compiled::new(&ir) {
+                Ok(c) => (Some(c), None, Engine::Compiled),
+                Err(_) => match load(&object)? {
+                    Ok(l) => (None, Some(l), Engine::Kernel),
+                    Err(_) => (None, None, Engine::Interp),
+                },
             },
         };
         Ok(Runner {
@@ -136,10 +158,12 @@ impl Runner {
             object,
             program,
             interp,
+            compiled,
             loaded,
             batch,
             max_read,
             engine,
+            scratch: Vec::new(),
             interp_fallbacks: 0,
             ir_fallbacks: 0,
         })
@@ -189,22 +213,25 @@ impl Runner {
 
     /// The verdict the filter ends with on `p`.
     pub fn verdict(&mut self, p: Frame<'_>) -> Result<Verdict, RunError> {
+        if let Some(c) = &self.compiled {
+            return Ok(c.verdict(p.data, p.wire_len));
+        }
         let want = self.want(p);
         if want > MAX_VAR_OFF as usize {
             self.ir_fallbacks += 1;
             return Ok(self.ir.run(p.data, p.wire_len, &|_| None));
         }
-        let input = input(p, want.min(LINEAR_LIMIT));
         if let Some(loaded) = &self.loaded
             && want <= LINEAR_LIMIT
         {
-            let ctx = xdp_md(META, input.len());
+            input(&mut self.scratch, p, want);
+            let ctx = xdp_md(META, self.scratch.len());
             let out = loaded
                 .program(self.program)
                 // Only the verdict is wanted: no copy of the packet or the
                 // context back out.
                 .test_run(
-                    &TestRun::new(&input)
+                    &TestRun::new(&self.scratch)
                         .ctx_in(&ctx)
                         .data_out_capacity(0)
                         .ctx_out_capacity(0),
@@ -215,13 +242,22 @@ impl Runner {
         if self.loaded.is_some() {
             self.interp_fallbacks += 1;
         }
-        let input = self::input(p, want);
-        let (meta, frame) = input.split_at(META);
-        let out = self
+        // The frame as it is, unless shorter than an Ethernet header
+        // (then padded, as a test run pads it).
+        let meta = input_meta(p);
+        let frame = if want >= MIN_FRAME {
+            &p.data[..want]
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&p.data[..want]);
+            self.scratch.resize(MIN_FRAME, 0);
+            &self.scratch
+        };
+        let retval = self
             .interp
-            .run_xdp(frame, meta, XdpCtx::test_run())
+            .run_xdp_retval(frame, &meta, XdpCtx::test_run())
             .map_err(|e| RunError::Run(e.to_string()))?;
-        Ok(Verdict(out.retval as u32))
+        Ok(Verdict(retval as u32))
     }
 
     /// Whether the filter matches each of `packets`, in order: the
@@ -313,15 +349,21 @@ fn load(object: &Object) -> Result<Result<Loaded, LoadError>, RunError> {
     }
 }
 
-/// `{caplen, wirelen}`, then the first `take` bytes of the frame, padded
-/// to an Ethernet header.
-fn input(p: Frame<'_>, take: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(META + take.max(14));
-    v.extend_from_slice(&(p.data.len() as u32).to_ne_bytes());
-    v.extend_from_slice(&p.wire_len.to_ne_bytes());
+/// The metadata of a test run: `{caplen, wirelen}`.
+fn input_meta(p: Frame<'_>) -> [u8; META] {
+    let mut m = [0; META];
+    m[..4].copy_from_slice(&(p.data.len() as u32).to_ne_bytes());
+    m[4..].copy_from_slice(&p.wire_len.to_ne_bytes());
+    m
+}
+
+/// Fills `v` with the metadata, then the first `take` bytes of the
+/// frame, padded to an Ethernet header.
+fn input(v: &mut Vec<u8>, p: Frame<'_>, take: usize) {
+    v.clear();
+    v.extend_from_slice(&input_meta(p));
     v.extend_from_slice(&p.data[..take]);
-    v.resize(v.len().max(META + 14), 0);
-    v
+    v.resize(v.len().max(META + MIN_FRAME), 0);
 }
 
 /// `struct xdp_md` for a test run of `len` bytes whose first `meta` are
