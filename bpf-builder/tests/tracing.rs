@@ -168,6 +168,22 @@ fn counter(
     (loaded, prog, map)
 }
 
+/// A perf_event program that counts every run in slot [`HITS`] of a map
+/// made from `map` (an array or a per-CPU array of three u64).
+fn perf_counter(map: MapSpec) -> (Loaded, ProgId, MapId) {
+    let mut obj = Object::new();
+    let map = obj.add_map(map).unwrap();
+    let mut a = Asm::new();
+    a.mov64(R7, 1);
+    add_r7(&mut a, map, HITS);
+    a.mov64(R0, 0);
+    a.exit();
+    let prog = obj
+        .add_program("trace_count", ProgramType::PerfEvent, a.finish().unwrap())
+        .unwrap();
+    (obj.load().unwrap(), prog, map)
+}
+
 /// Held by the tests that make tracefs probe events or check that none
 /// is left (tests run in parallel threads of one process).
 static PROBE_EVENTS: Mutex<()> = Mutex::new(());
@@ -488,17 +504,7 @@ fn perf_event_cpu_clock_fires_on_every_cpu() {
     if !require_bpf() {
         return;
     }
-    let mut obj = Object::new();
-    let map = obj.add_map(MapSpec::per_cpu_array("hits", 8, 3)).unwrap();
-    let mut a = Asm::new();
-    a.mov64(R7, 1);
-    add_r7(&mut a, map, HITS);
-    a.mov64(R0, 0);
-    a.exit();
-    let prog = obj
-        .add_program("trace_count", ProgramType::PerfEvent, a.finish().unwrap())
-        .unwrap();
-    let loaded = obj.load().unwrap();
+    let (loaded, prog, map) = perf_counter(MapSpec::per_cpu_array("hits", 8, 3));
     let cpus = perf_event::online_cpus().unwrap();
     let link = perf_event::sample(
         loaded.program(prog),
@@ -880,17 +886,7 @@ fn a_hardware_counter_fires_or_the_machine_has_none() {
     if !require_bpf() {
         return;
     }
-    let mut obj = Object::new();
-    let map = obj.add_map(MapSpec::array("hits", 8, 3)).unwrap();
-    let mut a = Asm::new();
-    a.mov64(R7, 1);
-    add_r7(&mut a, map, HITS);
-    a.mov64(R0, 0);
-    a.exit();
-    let prog = obj
-        .add_program("trace_count", ProgramType::PerfEvent, a.finish().unwrap())
-        .unwrap();
-    let loaded = obj.load().unwrap();
+    let (loaded, prog, map) = perf_counter(MapSpec::array("hits", 8, 3));
     let counter = Counter::Hardware(perf_event::Hardware::Instructions);
     match perf_event::sample(
         loaded.program(prog),
