@@ -3,7 +3,9 @@
 //! kernel, test-run them and read their maps. No ELF, no clang, no libbpf.
 //!
 //! The layers, bottom up: [`insn`] (the instruction set), [`asm`] (labels,
-//! jumps, symbolic references, source annotations), [`object`] / [`map`] /
+//! jumps, symbolic references, source annotations), [`kit`] (stack
+//! slots, probe reads, kernel pointer paths from BTF, per-CPU scratch
+//! buffers, map calls with stack keys), [`object`] / [`map`] /
 //! [`reloc`] (the in-memory object), [`layout`] (programs with the
 //! functions they call), [`load`] (into the kernel, all or nothing),
 //! [`handle`] (maps and programs in the kernel, [`kernel_id`] their
@@ -84,6 +86,7 @@ pub mod helpers;
 pub mod insn;
 pub mod interp;
 pub mod kernel_id;
+pub mod kit;
 pub mod layout;
 pub mod listing;
 pub mod load;
