@@ -187,6 +187,60 @@ fn named_and_large_sets_are_maps() {
     assert!(lookups >= 7, "{lookups} lookups:\n{}", l.ir);
 }
 
+/// Ten thousand rules whose shapes mix (issue 13): the 144 matches of the
+/// list with counters, accepts and a few drops, among addresses,
+/// prefixes, port ranges, anonymous sets, verdict maps, VLAN ids and TCP
+/// flag masks that the corpus's frames mostly miss. Every frame's fate
+/// and every counter as nft's, through all the programs the rules take.
+#[test]
+fn ten_thousand_rules_of_mixed_shapes_decide_and_count_as_nft_does() {
+    if !NftBed::available("comparing ten thousand rules with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = firewall_frames(11);
+    let list = common::diff_matches();
+    let rules: Vec<String> = (0..10_000)
+        .map(|i| {
+            let m = &list[i % list.len()];
+            match i % 10 {
+                // The matches of the list: counted, and now and then the
+                // end of some frames' walk.
+                0 | 3 | 6 => format!("{m} counter"),
+                9 if i % 1000 == 999 => format!("{m} counter drop"),
+                9 if i % 700 == 699 => format!("{m} counter accept"),
+                _ => other_shape(i),
+            }
+        })
+        .collect();
+    let text = chain(&rules, "accept");
+    let ours = ours(&bed, &text);
+    assert!(
+        ours.lowered.more.len() >= 3,
+        "{} rules in {} programs",
+        rules.len(),
+        1 + ours.lowered.more.len()
+    );
+    drop(ours);
+    assert_none(compare(&mut bed, &text, "ten thousand rules", &frames));
+}
+
+/// Rule `i` of the shapes `ten_thousand_rules...` mixes in.
+fn other_shape(i: usize) -> String {
+    let (a, b) = ((i >> 8) & 0xff, i & 0xff);
+    let port = 1024 + (i * 7) % 60000;
+    match i % 8 {
+        0 => format!("ip saddr 10.{a}.{b}.0/24 counter"),
+        1 => format!("ip daddr 192.168.{a}.{b} counter accept"),
+        2 => format!("udp dport {port}-{} counter", port + 10),
+        3 => format!("tcp dport {{ {port}, {}, {} }} counter", port + 1, port + 2),
+        4 => format!("ip6 saddr 2001:db8:{i:x}::/48 counter drop"),
+        5 => format!("vlan id {} counter", 1 + i % 4000),
+        6 => format!("ip saddr 172.16.{a}.{b} tcp flags & (syn | ack) == syn counter drop"),
+        _ => format!("tcp dport vmap {{ {port} : accept, {} : drop }}", port + 1),
+    }
+}
+
 /// More rules than one program holds: the rules go to several programs
 /// chained by tail calls, and still count as nft's do.
 #[test]
