@@ -340,3 +340,88 @@ fn load_under_ip_netns_exec_is_refused_rather_than_lost() {
     assert!(bed.xdp_prog("nfb").is_some(), "still attached");
     bed.ok(&["unload"]);
 }
+
+/// A reload while a stream of frames flows (issue 13): no frame is lost,
+/// each meets the old rules or the new ones whole, the old before the
+/// new, and the counter of the rule both rulesets have goes on. The
+/// source port is the frame's number; the old rules drop the odd ones,
+/// the new ones the multiples of three, so each frame's fate says which
+/// rules it met.
+#[test]
+fn a_reload_under_a_stream_loses_nothing_and_switches_between_two_frames() {
+    let Some(bed) = Bed::new("reloading while frames flow") else {
+        return;
+    };
+    const FRAMES: u16 = 2000;
+    let set = |keep: &dyn Fn(u16) -> bool| {
+        let ports: Vec<String> = (0..FRAMES)
+            .filter(|&n| !keep(n))
+            .map(|n| (1000 + n).to_string())
+            .collect();
+        chain(&format!(
+            "\t\tudp dport 9 counter\n\t\tudp sport {{ {} }} drop\n",
+            ports.join(", ")
+        ))
+    };
+    let old_keeps = |n: u16| n.is_multiple_of(2);
+    let new_keeps = |n: u16| !n.is_multiple_of(3);
+    let old = bed.file("old.nft", &set(&old_keeps));
+    let new = bed.file("new.nft", &set(&new_keeps));
+    bed.ok(&["load", old.to_str().unwrap()]);
+
+    let marker = Marker::new().unwrap();
+    let (a, b) = (&bed.pair.a, &bed.pair.b);
+    let frames: Vec<Vec<u8>> = (0..FRAMES)
+        .map(|n| {
+            testbed::udp4_frame(
+                a.mac,
+                b.mac,
+                [10, 0, 0, 1].into(),
+                [10, 0, 0, 2].into(),
+                1000 + n,
+                9,
+                marker.as_bytes(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let reload = || {
+        let out = bed.ok(&["load", new.to_str().unwrap()]);
+        assert!(out.contains("1 counters carried over"), "{out}");
+    };
+    let got = testbed::stream_and_collect(a, b, &frames, &marker, Duration::from_secs(3), reload)
+        .unwrap();
+    let arrived: Vec<u16> = got
+        .iter()
+        .map(|f| u16::from_be_bytes([f[34], f[35]]) - 1000)
+        .collect();
+    // In order, each once.
+    assert!(arrived.windows(2).all(|w| w[0] < w[1]), "{arrived:?}");
+    let came = |n: u16| arrived.binary_search(&n).is_ok();
+    // The switch: frames before it met the old rules, from it on the new.
+    let switch = (0..=FRAMES)
+        .find(|&k| (k..FRAMES).all(|n| came(n) == new_keeps(n)))
+        .unwrap();
+    assert!(
+        (0..switch).all(|n| came(n) == old_keeps(n)),
+        "every frame before the switch at {switch} met the old rules whole"
+    );
+    assert!(switch > 0, "the old rules ran");
+    assert!(
+        switch <= FRAMES / 2,
+        "the frames sent after the reload met the new rules: switch at {switch}"
+    );
+    // The rule both rulesets have counted every frame, across the reload.
+    let counters = bed.counters();
+    assert_eq!(
+        counters[0],
+        (
+            "c".into(),
+            0,
+            "udp dport 9 counter".into(),
+            u64::from(FRAMES)
+        ),
+        "{counters:?}"
+    );
+    bed.ok(&["unload"]);
+}
