@@ -233,7 +233,9 @@ impl Lower<'_> {
             if self.cut.len() + 2 > MAX_PROGRAMS {
                 return Err(Error::new(
                     format!(
-                        "the rules of this hook need more than {MAX_PROGRAMS} programs                          (the kernel follows at most {MAX_PROGRAMS} tail calls): put                          values in sets, which are maps, instead of rules"
+                        "the rules of this hook need more than {MAX_PROGRAMS} programs \
+                         (the kernel follows at most {MAX_PROGRAMS} tail calls): put \
+                         values in sets, which are maps, instead of rules"
                     ),
                     span,
                 ));

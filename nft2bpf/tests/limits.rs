@@ -1,0 +1,47 @@
+//! Past what one hook can run: more rules than the 33 programs the
+//! kernel's tail calls chain hold give one error, at the first rule that
+//! does not fit, that says what to do instead.
+
+use nft2bpf::SourceMap;
+use nft2bpf::compile::{Attach, Device};
+use nft2bpf::syntax::MemLoader;
+
+#[test]
+fn rules_past_the_programs_a_hook_can_chain_are_an_error_at_the_first_that_does_not_fit() {
+    let rules: Vec<String> = (0..60_000u32)
+        .map(|i| {
+            format!(
+                "\t\tip saddr 10.{}.{}.{} drop\n",
+                i >> 16,
+                (i >> 8) & 0xff,
+                i & 0xff
+            )
+        })
+        .collect();
+    let text = format!(
+        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"eth0\" priority 0;\n{}\t}}\n}}\n",
+        rules.concat()
+    );
+    let mut map = SourceMap::new();
+    let file = map.add("many.nft", None, &text, None);
+    let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
+        .unwrap_or_else(|e| panic!("{}", e.render(&map)));
+    let err = nft2bpf::compile::lower(&ruleset, Attach::Xdp, &Device::named("eth0"))
+        .expect_err("60,000 rules do not fit 33 programs");
+    let rendered = err.render(&map);
+    assert!(
+        rendered.contains(
+            "error: the rules of this hook need more than 33 programs (the kernel follows at \
+             most 33 tail calls): put values in sets, which are maps, instead of rules"
+        ),
+        "{rendered}"
+    );
+    // At a rule: its line, the rule under the caret.
+    let line: usize = rendered
+        .split(':')
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("{rendered}"));
+    assert!((100..60_000).contains(&line), "{rendered}");
+    assert!(rendered.contains("\tip saddr 10."), "{rendered}");
+}
