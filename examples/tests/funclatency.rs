@@ -203,3 +203,59 @@ fn funclatency_says_what_is_wrong_with_its_arguments() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// bcc's own `print_log2_hist` (Debian's python3-bpfcc) prints `slots`.
+fn bcc_table(slots: &[u64], label: &str) -> Option<String> {
+    let vals: Vec<String> = slots.iter().map(u64::to_string).collect();
+    let script = format!(
+        "from bcc.table import _print_log2_hist\n_print_log2_hist([{}], '{label}', None)\n",
+        vals.join(",")
+    );
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn funclatency_prints_the_histogram_as_bcc_does() {
+    let mut cases: Vec<(Vec<u64>, Unit)> = Vec::new();
+    let mut s = vec![0u64; funclatency::SLOTS];
+    s[1] = 3;
+    s[5] = 124;
+    s[6] = 291;
+    s[7] = 1;
+    s[12] = 2;
+    cases.push((s, Unit::Nsecs));
+    let mut s = vec![0u64; funclatency::SLOTS];
+    s[3] = 7;
+    s[40] = 5;
+    cases.push((s, Unit::Usecs));
+    let mut s = vec![0u64; funclatency::SLOTS];
+    s[64] = 1;
+    s[1] = 1_000_000;
+    cases.push((s, Unit::Msecs));
+    cases.push((vec![0u64; funclatency::SLOTS], Unit::Nsecs));
+    for (slots, unit) in cases {
+        let Some(expected) = bcc_table(&slots, unit.label()) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "bcc's python module (python3-bpfcc) is missing under CI"
+            );
+            eprintln!("skipped: no bcc python module (python3-bpfcc) to compare with");
+            return;
+        };
+        let h = funclatency::Histogram {
+            slots,
+            unit,
+            total_ns: 0,
+            count: 0,
+        };
+        let mut ours = Vec::new();
+        funclatency::print(&mut ours, &h).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), expected);
+    }
+}
