@@ -302,10 +302,10 @@ impl Opensnoop {
     /// `opts.tracepoint`) and attaches them: opens are seen when this
     /// returns.
     pub fn start(opts: &Options) -> Result<Opensnoop, Error> {
-        let fexit = if opts.tracepoint {
+        let fexit = if opts.tracepoint || tracing::kernel_refuses_trampolines() {
             None
         } else {
-            // A trial load: kernels without BPF trampolines refuse it.
+            // A trial load: the function may be missing or untraceable.
             build_fexit(opts.pid).ok().and_then(|o| o.load().ok())
         };
         let (loaded, links, method) = match fexit {
