@@ -68,10 +68,13 @@ pub fn run(name: &str, main: fn(Vec<String>) -> Result<(), Error>) -> std::proce
     }
 }
 
-/// An error that names what to run as root when the kernel said no.
+/// An error that says to run it as root when the kernel said no for lack
+/// of privilege.
 pub(crate) fn load_error(what: &str, e: bpf_builder::load::LoadError) -> Error {
-    match e.missing_privilege() {
-        Some(needs) => format!("cannot load {what}: {e}\n(needs {needs}: run it as root)").into(),
-        None => format!("cannot load {what}: {e}").into(),
-    }
+    let hint = if e.missing_privilege().is_some() {
+        "; run it as root"
+    } else {
+        ""
+    };
+    format!("cannot load {what}: {e}{hint}").into()
 }

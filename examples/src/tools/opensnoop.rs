@@ -217,16 +217,17 @@ pub fn build_fexit(pid: Option<u32>) -> Result<Object, Error> {
     Ok(obj)
 }
 
-/// The tracepoints the tracepoint method attaches to: (enter, exit),
-/// those this kernel has (x86_64 has both; some architectures no `open`).
-fn syscalls() -> Vec<(&'static str, &'static str)> {
-    [
-        ("sys_enter_openat", "sys_exit_openat"),
-        ("sys_enter_open", "sys_exit_open"),
-    ]
-    .into_iter()
-    .filter(|(enter, _)| TracepointFormat::read("syscalls", enter).is_ok())
-    .collect()
+/// The tracepoints the tracepoint method attaches to, (enter, exit), with
+/// the enter tracepoint's format: openat always, open where the kernel has
+/// it (x86_64 does; newer architectures only have openat).
+fn syscalls() -> Result<Vec<(&'static str, &'static str, TracepointFormat)>, Error> {
+    let openat = TracepointFormat::read("syscalls", "sys_enter_openat")
+        .map_err(|e| format!("cannot read the tracepoint syscalls:sys_enter_openat: {e}"))?;
+    let mut list = vec![("sys_enter_openat", "sys_exit_openat", openat)];
+    if let Ok(open) = TracepointFormat::read("syscalls", "sys_enter_open") {
+        list.push(("sys_enter_open", "sys_exit_open", open));
+    }
+    Ok(list)
 }
 
 /// The tracepoint object: an enter program per syscall (the path's
@@ -237,14 +238,9 @@ pub fn build_tracepoints(pid: Option<u32>) -> Result<(Object, Vec<(String, Strin
     let events = obj.add_map(MapSpec::ring_buf("events", 1 << 20))?;
     let paths = obj.add_map(MapSpec::hash("paths", 4, 8, 10240))?;
     let mut attach = Vec::new();
-    let list = syscalls();
-    if list.is_empty() {
-        return Err("this kernel has no syscalls:sys_enter_openat tracepoint".into());
-    }
-    for (i, (enter, _)) in list.iter().enumerate() {
-        let filename = TracepointFormat::read("syscalls", enter)?
-            .field("filename")?
-            .byte_offset();
+    let list = syscalls()?;
+    for (i, (enter, _, format)) in list.iter().enumerate() {
+        let filename = format.field("filename")?.byte_offset();
         let mut a = Asm::new();
         let out = a.new_label();
         a.mov64(R6, R1);
@@ -291,7 +287,7 @@ pub fn build_tracepoints(pid: Option<u32>) -> Result<(Object, Vec<(String, Strin
     a.exit();
     let exit_name = format!("{PROGRAM_PREFIX}_x");
     obj.add_program(&exit_name, ProgramType::Tracepoint, a.finish()?)?;
-    for (_, exit) in &list {
+    for (_, exit, _) in &list {
         attach.push((exit.to_string(), exit_name.clone()));
     }
     Ok((obj, attach))
