@@ -796,6 +796,7 @@ fn fentry_and_fexit_count_calls_here_or_in_vm() {
     {
         return;
     }
+    assert!(!tracing::kernel_refuses_trampolines());
     let tid = gettid();
     // fexit finds the return value after the arguments: as many as the
     // kernel's BTF says do_nanosleep takes (2 in 6.1).
@@ -847,6 +848,7 @@ fn a_kernel_that_refuses_fentry_gets_an_error_that_says_so() {
         eprintln!("skipped: this kernel loads fentry programs (the VM test counts with them)");
         return;
     }
+    assert!(tracing::kernel_refuses_trampolines());
     let mut obj = Object::new();
     let spec = ProgramSpec::new("trace_count", ProgramType::Fentry, common::ret(0))
         .with_attach_to("do_nanosleep");

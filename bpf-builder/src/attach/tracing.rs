@@ -34,6 +34,31 @@ use crate::object::ProgramType;
 use crate::privilege::Needs;
 use crate::sys::bpf as sys;
 
+/// Whether this kernel refuses BPF trampolines (fentry, fexit, fmod_ret,
+/// freplace and LSM programs) before the verifier runs: a bare fentry
+/// program with no target, which a kernel that allows trampolines refuses
+/// with `EINVAL` (no target), gets `EPERM` here even as root (some
+/// hardened or sandboxed kernels). One cheap `BPF_PROG_LOAD` without the
+/// kernel's BTF, so a tool can pick a tracepoint at once instead of
+/// reading the BTF for a trial load of fentry; probed once per process.
+/// `false` does not promise that an fentry program loads and attaches
+/// (its target may be missing, or not traceable): fall back on errors too.
+/// Without CAP_BPF and CAP_PERFMON the answer is `true` as well.
+pub fn kernel_refuses_trampolines() -> bool {
+    static REFUSES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REFUSES.get_or_init(|| {
+        use crate::insn::{Insn, Reg};
+        let insns = [Insn::mov64(Reg::R0, 0), Insn::exit()];
+        let mut attr = sys::ProgLoadAttr::new(
+            sys::bpf_prog_type::BPF_PROG_TYPE_TRACING as u32,
+            &insns,
+            c"GPL",
+        );
+        attr.expected_attach_type = sys::bpf_attach_type::BPF_TRACE_FENTRY as u32;
+        matches!(sys::prog_load(&attr), Err(e) if e.error.raw_os_error() == Some(libc::EPERM))
+    })
+}
+
 /// Attaches the tp_btf, fentry or fexit program `prog` to the function or
 /// tracepoint it was loaded for, with `cookie` as its BPF cookie (0: none;
 /// other values need Linux 6.0+).

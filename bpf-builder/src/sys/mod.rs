@@ -1,6 +1,6 @@
 //! The only place with `unsafe`: system calls (`bpf(2)`, netlink,
 //! interface names, directory-relative file calls, ring buffer memory,
-//! `perf_event_open(2)`; for the test harness, packet sockets and tun
+//! `perf_event_open(2)`, ending signals taken as data; for the test harness, packet sockets and tun
 //! devices) and the owned file descriptors they return.
 //!
 //! The workspace denies `unsafe_code`; this module alone allows it, so
@@ -15,6 +15,7 @@ pub mod netlink;
 pub mod netns;
 pub mod perf;
 pub mod ringbuf;
+pub mod signal;
 // The test harness's raw sockets and tun devices: not part of the SDK's
 // API, only built for `testbed` (feature `test-support`).
 #[cfg(feature = "test-support")]

@@ -1,0 +1,80 @@
+//! Tracing tools in the manner of bcc's, built on `bpf-builder` alone:
+//! [`syscount`] (system calls per process), [`opensnoop`] (every open
+//! with its process, result and path) and [`funclatency`] (a log2
+//! histogram of a function's latency). Each module has the tool's
+//! options, a handle that loads and attaches its programs, what it
+//! reports, and `main`, which the binaries in `src/bin` call.
+
+pub mod funclatency;
+pub mod opensnoop;
+pub mod syscount;
+
+use std::io;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bpf_builder::sys::signal::Termination;
+
+/// What a tool reports when it cannot go on (printed, exit status 1).
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The text of a NUL-padded command name (`bpf_get_current_comm`).
+pub(crate) fn comm(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// The value of option `flag`, parsed.
+pub(crate) fn value<T: FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+    v.parse()
+        .map_err(|_| format!("{flag}: `{v}` is not a valid value"))
+}
+
+/// Seconds as a duration, for `-d`.
+pub(crate) fn seconds(flag: &str, v: Option<String>) -> Result<Duration, String> {
+    let s: u64 = value(flag, v)?;
+    if s == 0 {
+        return Err(format!("{flag} needs a positive number of seconds"));
+    }
+    Ok(Duration::from_secs(s))
+}
+
+/// Waits for `duration` (`None`: for ever) or SIGINT/SIGTERM, whichever
+/// comes first.
+pub(crate) fn wait_for_end(term: &Termination, duration: Option<Duration>) -> io::Result<()> {
+    term.wait(duration).map(|_| ())
+}
+
+/// `HH:MM:SS` of the wall clock (UTC), as bcc stamps its reports.
+pub(crate) fn clock() -> String {
+    let s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        % 86400;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Runs a tool's `main`: its error goes to stderr and exit status 1,
+/// `--help` output to stdout.
+pub fn run(name: &str, main: fn(Vec<String>) -> Result<(), Error>) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match main(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error that says to run it as root when the kernel said no for lack
+/// of privilege.
+pub(crate) fn load_error(what: &str, e: bpf_builder::load::LoadError) -> Error {
+    let hint = if e.missing_privilege().is_some() {
+        "; run it as root"
+    } else {
+        ""
+    };
+    format!("cannot load {what}: {e}{hint}").into()
+}
