@@ -11,6 +11,8 @@
 pub mod bpf;
 pub mod clock;
 pub mod dir;
+pub mod epoll;
+pub(crate) mod mmap;
 pub mod netlink;
 pub mod netns;
 pub mod perf;
