@@ -89,6 +89,7 @@ pub mod listing;
 pub mod load;
 pub mod map;
 pub mod object;
+pub mod perf_buffer;
 pub mod pins;
 pub mod pod;
 pub mod privilege;

@@ -46,11 +46,6 @@ impl Mapping {
         Ok(Mapping { ptr, len })
     }
 
-    /// The mapping's length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// The `u64` at byte `off`, which the kernel may change at any time,
     /// as an atomic.
     pub(crate) fn atomic_u64(&self, off: usize) -> &AtomicU64 {

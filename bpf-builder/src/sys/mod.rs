@@ -16,6 +16,7 @@ pub(crate) mod mmap;
 pub mod netlink;
 pub mod netns;
 pub mod perf;
+pub mod perf_ring;
 pub mod ringbuf;
 // The test harness's raw sockets and tun devices: not part of the SDK's
 // API, only built for `testbed` (feature `test-support`).
