@@ -107,7 +107,7 @@ impl PerfRing {
             return Ok(None);
         }
         let corrupt = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-        if head - tail > self.data_size || tail % 8 != 0 {
+        if head - tail > self.data_size || !tail.is_multiple_of(8) {
             return Err(corrupt(format!(
                 "perf ring positions make no sense: tail {tail}, head {head}"
             )));
@@ -123,7 +123,7 @@ impl PerfRing {
         let type_ = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]);
         let misc = u16::from_ne_bytes([header[4], header[5]]);
         let size = usize::from(u16::from_ne_bytes([header[6], header[7]]));
-        if size < HEADER_SIZE || size % 8 != 0 || (size as u64) > head - tail {
+        if size < HEADER_SIZE || !size.is_multiple_of(8) || (size as u64) > head - tail {
             return Err(corrupt(format!(
                 "perf record of {size} bytes at {tail} (head {head})"
             )));
