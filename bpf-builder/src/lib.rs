@@ -96,6 +96,8 @@ pub mod privilege;
 pub mod reloc;
 pub mod ringbuf;
 pub mod run;
+pub mod stack_trace;
+pub mod symbolize;
 pub mod sys;
 pub mod text;
 pub mod typed_map;
