@@ -158,18 +158,9 @@ impl RingBuf {
 
     /// Calls `f` with every record that is ready, without waiting,
     /// borrowed in place (no copy); each record goes back to the kernel
-    /// as soon as `f` returns. Returns how many there were.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize, RingBufError> {
-        let mut n = 0;
-        loop {
-            self.mem.commit();
-            match next_in(&self.mem) {
-                Ok(Some(record)) => f(record),
-                Ok(None) => return Ok(n),
-                Err(e) => return Err(self.corrupt(e)),
-            }
-            n += 1;
-        }
+    /// as soon as `f` returns, as in libbpf. Returns how many there were.
+    pub fn drain(&mut self, f: impl FnMut(&[u8])) -> Result<usize, RingBufError> {
+        self.mem.consume(f).map_err(|e| self.corrupt(e))
     }
 
     /// Waits until the producer has written something not yet read, at
@@ -233,6 +224,7 @@ impl RingBuf {
 }
 
 /// The next record of `mem` that is not discarded, if one is ready.
+#[inline]
 fn next_in(mem: &RingMemory) -> io::Result<Option<&[u8]>> {
     loop {
         match mem.next()? {

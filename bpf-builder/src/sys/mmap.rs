@@ -48,6 +48,7 @@ impl Mapping {
 
     /// The `u64` at byte `off`, which the kernel may change at any time,
     /// as an atomic.
+    #[inline]
     pub(crate) fn atomic_u64(&self, off: usize) -> &AtomicU64 {
         assert!(
             off.is_multiple_of(8) && off + 8 <= self.len,
@@ -62,6 +63,7 @@ impl Mapping {
     }
 
     /// The `u32` at byte `off`, as an atomic.
+    #[inline]
     pub(crate) fn atomic_u32(&self, off: usize) -> &AtomicU32 {
         assert!(
             off.is_multiple_of(4) && off + 4 <= self.len,
@@ -79,6 +81,7 @@ impl Mapping {
     /// Nobody (the kernel included) may write these bytes while the
     /// slice lives, and their writer's stores must be visible to this
     /// thread (an acquire load of the word that published them).
+    #[inline]
     pub(crate) unsafe fn bytes(&self, off: usize, len: usize) -> &[u8] {
         assert!(
             off.checked_add(len).is_some_and(|end| end <= self.len),

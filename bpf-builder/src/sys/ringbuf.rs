@@ -88,6 +88,12 @@ pub struct RingMemory {
     size: u64,
     /// The read position (see [`RingMemory::read_pos`]).
     read: Cell<u64>,
+    /// The producer position loaded last: records before it are
+    /// published or busy, so it is loaded again only once the reader
+    /// reaches it.
+    prod: Cell<u64>,
+    /// The consumer position stored last.
+    committed: u64,
     page: usize,
 }
 
@@ -104,12 +110,14 @@ impl RingMemory {
         }
         let consumer = Mapping::new(fd, page, 0, libc::PROT_READ | libc::PROT_WRITE)?;
         let producer = Mapping::new(fd, page + 2 * size as usize, page, libc::PROT_READ)?;
-        let read = Cell::new(consumer.atomic_u64(0).load(Ordering::Acquire));
+        let cons = consumer.atomic_u64(0).load(Ordering::Acquire);
         Ok(RingMemory {
             consumer,
             producer,
             size: u64::from(size),
-            read,
+            read: Cell::new(cons),
+            prod: Cell::new(cons),
+            committed: cons,
             page,
         })
     }
@@ -125,6 +133,7 @@ impl RingMemory {
     }
 
     /// The producer position.
+    #[inline]
     pub fn producer_pos(&self) -> u64 {
         self.producer.atomic_u64(0).load(Ordering::Acquire)
     }
@@ -138,6 +147,7 @@ impl RingMemory {
     /// The record at the read position, if the producer has published
     /// one; the read position moves past it (a discarded one too). Its
     /// bytes stay in place until [`RingMemory::commit`].
+    #[inline]
     pub fn next(&self) -> io::Result<Peek<'_>> {
         let peek = self.peek()?;
         if let Peek::Record { advance, .. } = peek {
@@ -148,12 +158,69 @@ impl RingMemory {
 
     /// The record at the read position, if the producer has published
     /// one, leaving the read position where it is.
+    #[inline]
     pub fn peek(&self) -> io::Result<Peek<'_>> {
         let cons = self.read.get();
-        let prod = self.producer_pos();
+        let mut prod = self.prod.get();
         if cons >= prod {
-            return Ok(Peek::Empty);
+            prod = self.producer_pos();
+            self.prod.set(prod);
+            if cons >= prod {
+                return Ok(Peek::Empty);
+            }
         }
+        self.record_at(cons, prod)
+    }
+
+    /// Calls `f` with each record that is ready, from the read position,
+    /// and gives each back to the kernel as soon as `f` returns (records
+    /// read before are given back first). Returns how many records `f`
+    /// saw. The position stays in a register across records, as in
+    /// libbpf's loop: this is the fast way to drain.
+    #[inline]
+    pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<usize> {
+        self.commit();
+        let consumer = self.consumer.atomic_u64(0);
+        let mut cons = self.read.get();
+        let mut prod = self.prod.get();
+        let mut n = 0;
+        let result = loop {
+            if cons >= prod {
+                prod = self.producer_pos();
+                if cons >= prod {
+                    break Ok(n);
+                }
+            }
+            match self.record_at(cons, prod) {
+                Ok(Peek::Record {
+                    data,
+                    discarded,
+                    advance,
+                }) => {
+                    if !discarded {
+                        f(data);
+                        n += 1;
+                    }
+                    cons += advance;
+                    consumer.store(cons, Ordering::Release);
+                }
+                Ok(Peek::Empty | Peek::Busy) => break Ok(n),
+                Err(e) => break Err(e),
+            }
+        };
+        self.read.set(cons);
+        self.prod.set(prod);
+        self.committed = cons;
+        result
+    }
+
+    /// The record at position `cons`, below the producer position `prod`
+    /// loaded before. Callers pass the read position or a cursor that,
+    /// like it, starts at the consumer position and only ever moves by
+    /// the lengths of published headers: a record's start, at or past
+    /// the consumer position.
+    #[inline]
+    fn record_at(&self, cons: u64, prod: u64) -> io::Result<Peek<'_>> {
         let off = self.page + (cons & (self.size - 1)) as usize;
         let header = self.producer.atomic_u32(off).load(Ordering::Acquire);
         if header & BUSY_BIT != 0 {
@@ -162,25 +229,21 @@ impl RingMemory {
         let len = u64::from(header & !(BUSY_BIT | DISCARD_BIT));
         let advance = (HEADER_SIZE + len).next_multiple_of(8);
         if len > self.size || cons + advance > prod {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "ring buffer record of {len} bytes at {cons} runs past the producer ({prod})"
-                ),
-            ));
+            return Err(past_producer(len, cons, prod));
         }
         let discarded = header & DISCARD_BIT != 0;
         let start = off + HEADER_SIZE as usize;
         let data_len = if discarded { 0 } else { len as usize };
         // SAFETY: the data area is mapped twice, so `start - page < size`
         // and `len <= size` keep the record within the mapping (`bytes`
-        // checks it). The read position only ever moves by the lengths of
-        // published headers, so `cons` is a record's start, at or past the
-        // consumer position. The kernel wrote the bytes before the release
-        // store of the header we read with acquire ordering, and writes
-        // them again only after the consumer position moves past them,
-        // which needs `commit(&mut self)`: this `&self` borrow rules that
-        // out while the slice lives. Nothing in this process writes the
+        // checks it). `cons` is a record's start at or past the consumer
+        // position (see above). The kernel wrote the bytes before the
+        // release store of the header we read with acquire ordering, and
+        // writes them again only after the consumer position moves past
+        // them: `commit` and `consume` move it, and both take `&mut self`,
+        // which this `&self` borrow rules out while the slice lives
+        // (`consume` moves it only after `f`, whose borrow of the slice
+        // ends with the call). Nothing in this process writes the
         // read-only mapping.
         let data = unsafe { self.producer.bytes(start, data_len) };
         Ok(Peek::Record {
@@ -192,11 +255,12 @@ impl RingMemory {
 
     /// Gives the bytes of the records read so far back to the kernel:
     /// the consumer position moves to the read position.
+    #[inline]
     pub fn commit(&mut self) {
         let pos = self.read.get();
-        let atomic = self.consumer.atomic_u64(0);
-        if atomic.load(Ordering::Relaxed) != pos {
-            atomic.store(pos, Ordering::Release);
+        if self.committed != pos {
+            self.consumer.atomic_u64(0).store(pos, Ordering::Release);
+            self.committed = pos;
         }
     }
 
@@ -205,6 +269,17 @@ impl RingMemory {
     pub fn before_sleep(&self) {
         fence(Ordering::SeqCst);
     }
+}
+
+/// The error for a record header whose length runs past the producer
+/// (out of line: the reading loop keeps its registers).
+#[cold]
+#[inline(never)]
+fn past_producer(len: u64, cons: u64, prod: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("ring buffer record of {len} bytes at {cons} runs past the producer ({prod})"),
+    )
 }
 
 /// Waits until `fd` is readable (a ring buffer: has data), at most
