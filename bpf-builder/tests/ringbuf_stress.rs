@@ -5,6 +5,8 @@
 //! order, or marked lost by the kernel side: none is dropped silently or
 //! read twice. One test reads two ring buffers through a [`RingBufSet`]
 //! with the zero-copy callback, the other one buffer with the iterator.
+//! A last test checks that the set's wait names exactly the buffers that
+//! have data.
 
 mod common;
 
@@ -243,4 +245,46 @@ fn one_ring_buffer_through_the_iterator_loses_nothing_silently() {
     producer_thread.join().unwrap();
     let (n_read, lost) = check(&p, &read);
     eprintln!("iterator: {n_read} read, {lost} lost");
+}
+
+#[test]
+fn a_set_says_which_buffers_have_data() {
+    if !require_bpf() {
+        return;
+    }
+    // Even numbers go to buffer 0, odd ones to buffer 1.
+    let p = producer(8, 2);
+    let mut set = RingBufSet::new().unwrap();
+    for &ring in &p.rings {
+        set.add(RingBuf::new(p.loaded.map(ring)).unwrap()).unwrap();
+    }
+    assert_eq!(set.len(), 2);
+    let once = || {
+        let prog = p.loaded.program(p.prog);
+        prog.test_run(&TestRun::new(&[0u8; 64])).unwrap();
+    };
+    let short = Some(Duration::from_millis(20));
+    assert_eq!(set.wait(short).unwrap(), &[] as &[usize], "nothing yet");
+    once();
+    assert_eq!(set.wait(short).unwrap(), &[0]);
+    let mut got = Vec::new();
+    assert_eq!(set.drain(|i, r| got.push((i, seq_of(r)))).unwrap(), 1);
+    assert_eq!(set.wait(short).unwrap(), &[] as &[usize], "drained");
+    once();
+    assert_eq!(set.wait(short).unwrap(), &[1]);
+    once();
+    once();
+    assert_eq!(set.wait(short).unwrap(), &[0, 1]);
+    set.drain(|i, r| got.push((i, seq_of(r)))).unwrap();
+    assert_eq!(got, [(0, 0), (0, 2), (1, 1), (1, 3)]);
+    // A writer in another thread wakes the blocked wait.
+    let prog = p.loaded.program(p.prog).try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        prog.test_run(&TestRun::new(&[0u8; 64])).unwrap();
+    });
+    let t = std::time::Instant::now();
+    assert_eq!(set.wait(Some(Duration::from_secs(10))).unwrap(), &[0]);
+    assert!(t.elapsed() < Duration::from_secs(5), "woken by the record");
+    writer.join().unwrap();
 }
