@@ -49,11 +49,19 @@ pub enum MapType {
     ArrayOfMaps,
     /// `BPF_MAP_TYPE_HASH_OF_MAPS`.
     HashOfMaps,
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: u32 CPU index to a perf event fd,
+    /// the rings `bpf_perf_event_output` writes to (read them with
+    /// [`crate::perf_buffer::PerfBuffer`]).
+    PerfEventArray,
+    /// `BPF_MAP_TYPE_STACK_TRACE`: u32 stack id (from `bpf_get_stackid`)
+    /// to an array of u64 instruction addresses (see
+    /// [`crate::stack_trace`]).
+    StackTrace,
 }
 
 impl MapType {
     /// Every map type the builder creates.
-    pub const ALL: [MapType; 14] = [
+    pub const ALL: [MapType; 16] = [
         MapType::Array,
         MapType::PerCpuArray,
         MapType::Hash,
@@ -68,6 +76,8 @@ impl MapType {
         MapType::CpuMap,
         MapType::ArrayOfMaps,
         MapType::HashOfMaps,
+        MapType::PerfEventArray,
+        MapType::StackTrace,
     ];
 
     /// The map type with the kernel's `enum bpf_map_type` value `kernel`,
@@ -93,6 +103,8 @@ impl MapType {
             MapType::CpuMap => kt::BPF_MAP_TYPE_CPUMAP,
             MapType::ArrayOfMaps => kt::BPF_MAP_TYPE_ARRAY_OF_MAPS,
             MapType::HashOfMaps => kt::BPF_MAP_TYPE_HASH_OF_MAPS,
+            MapType::PerfEventArray => kt::BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+            MapType::StackTrace => kt::BPF_MAP_TYPE_STACK_TRACE,
         }) as u32
     }
 
@@ -114,6 +126,7 @@ impl MapType {
                 | MapType::DevMap
                 | MapType::CpuMap
                 | MapType::ArrayOfMaps
+                | MapType::PerfEventArray
         )
     }
 
@@ -131,6 +144,7 @@ impl MapType {
             Array | PerCpuArray | Hash | PerCpuHash | LruHash | LruPerCpuHash => true,
             LpmTrie | ArrayOfMaps | HashOfMaps => true,
             RingBuf | ProgArray | DevMap | DevMapHash | CpuMap => false,
+            PerfEventArray | StackTrace => false,
         }
     }
 
@@ -151,6 +165,8 @@ impl MapType {
             MapType::CpuMap => "cpumap",
             MapType::ArrayOfMaps => "array_of_maps",
             MapType::HashOfMaps => "hash_of_maps",
+            MapType::PerfEventArray => "perf_event_array",
+            MapType::StackTrace => "stack_trace",
         }
     }
 }
@@ -367,6 +383,24 @@ impl MapSpec {
         Self::new(name, MapType::LpmTrie, 4 + data_size, value_size, max)
     }
 
+    /// A perf event array with a slot for each of `cpus` CPUs (the
+    /// number of possible CPUs: [`crate::sys::bpf::possible_cpus`]).
+    pub fn perf_event_array(name: impl Into<String>, cpus: u32) -> MapSpec {
+        Self::new(name, MapType::PerfEventArray, 4, 4, cpus)
+    }
+
+    /// A stack trace map of `max_entries` stacks of up to `depth`
+    /// addresses each (the kernel allows 127 by default).
+    pub fn stack_trace(name: impl Into<String>, depth: u32, max_entries: u32) -> MapSpec {
+        Self::new(
+            name,
+            MapType::StackTrace,
+            4,
+            depth.saturating_mul(8),
+            max_entries,
+        )
+    }
+
     /// A ring buffer of `size` bytes (a power of two, multiple of the page size).
     pub fn ring_buf(name: impl Into<String>, size: u32) -> MapSpec {
         Self::new(name, MapType::RingBuf, 0, 0, size)
@@ -536,6 +570,14 @@ impl MapSpec {
                 )?;
                 inner.validate()?;
             }
+            PerfEventArray => need(
+                self.key_size == 4 && self.value_size == 4,
+                "perf event arrays have 4-byte keys (CPUs) and values (perf event fds)",
+            )?,
+            StackTrace => need(
+                self.key_size == 4 && self.value_size > 0 && self.value_size.is_multiple_of(8),
+                "stack trace maps have 4-byte keys and values of u64 addresses",
+            )?,
         }
         if let Some(b) = &self.btf {
             if b.key != 0 {

@@ -10,12 +10,20 @@
 //! let mut ring = RingBuf::new(map)?;
 //! // What is there now.
 //! let n = ring.drain(|record| println!("{} bytes", record.len()))?;
+//! // The same, as an iterator of borrowed records.
+//! for record in ring.iter() {
+//!     println!("{:?}", record?);
+//! }
 //! // The next record, waiting for it at most a second.
 //! if let Some(record) = ring.next_record_timeout(Duration::from_secs(1))? {
 //!     println!("{record:?}");
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! [`RingBufSet`] waits on several ring buffers with one epoll file
+//! descriptor. Memory ordering and the kernel's protocol are described in
+//! [`crate::sys::ringbuf`].
 //!
 //! Records the producer discarded (`bpf_ringbuf_discard`) are skipped. A
 //! record still being written stops the reader until it is submitted, as
@@ -24,6 +32,10 @@
 use std::io;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
+
+mod set;
+
+pub use set::RingBufSet;
 
 use crate::handle::Map;
 use crate::map::MapType;
@@ -45,6 +57,12 @@ pub enum RingBufError {
     Map {
         /// The map's name.
         map: String,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The epoll instance of a [`RingBufSet`] failed.
+    #[error("cannot wait for ring buffers: {source}")]
+    Poll {
         /// The system's error.
         source: io::Error,
     },
@@ -72,9 +90,6 @@ pub enum RingBufError {
 pub struct RingBuf {
     map: Map,
     mem: RingMemory,
-    /// Bytes of the record last returned, given back to the kernel on the
-    /// next read (the record's slice borrows the reader until then).
-    pending: u64,
 }
 
 impl RingBuf {
@@ -94,11 +109,12 @@ impl RingBuf {
         };
         let map = map.try_clone().map_err(map_err)?;
         let mem = RingMemory::map(map.as_fd(), map.max_entries()).map_err(map_err)?;
-        Ok(RingBuf {
-            map,
-            mem,
-            pending: 0,
-        })
+        Ok(RingBuf { map, mem })
+    }
+
+    /// The map's name.
+    pub fn name(&self) -> &str {
+        self.map.name()
     }
 
     /// The size of the data area in bytes.
@@ -106,12 +122,10 @@ impl RingBuf {
         self.mem.size()
     }
 
-    /// Bytes written by the producer and not yet consumed (headers,
-    /// padding and discarded records included).
+    /// Bytes written by the producer and not yet read (headers, padding,
+    /// discarded records and records still being written included).
     pub fn available(&self) -> u64 {
-        self.mem
-            .producer_pos()
-            .saturating_sub(self.mem.consumer_pos() + self.pending)
+        self.mem.producer_pos().saturating_sub(self.mem.read_pos())
     }
 
     fn corrupt(&self, source: io::Error) -> RingBufError {
@@ -121,61 +135,44 @@ impl RingBuf {
         }
     }
 
-    /// Gives the record last returned back to the kernel.
-    fn release(&mut self) {
-        if self.pending != 0 {
-            self.mem.advance(self.pending);
-            self.pending = 0;
-        }
-    }
-
     /// The next record, if one is ready, without waiting. Its bytes stay
     /// in the ring buffer until the next call (or until the reader is
     /// dropped), and the producer cannot overwrite them meanwhile.
     pub fn next_record(&mut self) -> Result<Option<&[u8]>, RingBufError> {
-        self.release();
-        while let Peek::Record {
-            discarded: true,
-            advance,
-            ..
-        } = self.mem.peek().map_err(|e| self.corrupt(e))?
-        {
-            self.mem.advance(advance);
-        }
-        match self.mem.peek() {
-            Ok(Peek::Record {
-                data,
-                discarded: false,
-                advance,
-            }) => {
-                self.pending = advance;
-                Ok(Some(data))
-            }
-            // Discarded just now: the next call skips it.
-            Ok(_) => Ok(None),
-            Err(e) => Err(RingBufError::Corrupt {
-                map: self.map.name().to_string(),
-                source: e,
-            }),
+        self.mem.commit();
+        next_in(&self.mem).map_err(|e| self.corrupt(e))
+    }
+
+    /// The records that are ready, without waiting, borrowed in place:
+    /// the ring buffer gives them all back to the kernel when the reader
+    /// is next used (or dropped), since each stays borrowed until then.
+    /// To give each one back as soon as it is handled (and leave the
+    /// producer the most room), use [`RingBuf::drain`].
+    pub fn iter(&mut self) -> Records<'_> {
+        self.mem.commit();
+        Records {
+            ring: self,
+            failed: false,
         }
     }
 
-    /// Calls `f` with every record that is ready, without waiting;
-    /// returns how many there were.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize, RingBufError> {
-        let mut n = 0;
-        while let Some(record) = self.next_record()? {
-            f(record);
-            n += 1;
-        }
-        Ok(n)
+    /// Calls `f` with every record that is ready, without waiting,
+    /// borrowed in place (no copy); each record goes back to the kernel
+    /// as soon as `f` returns, as in libbpf. Returns how many there were.
+    pub fn drain(&mut self, f: impl FnMut(&[u8])) -> Result<usize, RingBufError> {
+        self.mem.consume(f).map_err(|e| self.corrupt(e))
     }
 
-    /// Waits until the producer has written something not yet consumed,
-    /// at most `timeout` (`None`: as long as it takes). `false` on
-    /// timeout.
+    /// Waits until the producer has written something not yet read, at
+    /// most `timeout` (`None`: as long as it takes). `false` on timeout.
+    /// A record still being written counts as something: the wait
+    /// returns at once while one is at the head.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool, RingBufError> {
-        self.release();
+        self.mem.commit();
+        self.mem.before_sleep();
+        if self.available() > 0 {
+            return Ok(true);
+        }
         wait_readable(self.map.as_fd(), timeout).map_err(|source| RingBufError::Wait {
             map: self.map.name().to_string(),
             source,
@@ -190,7 +187,8 @@ impl RingBuf {
     ) -> Result<Option<&[u8]>, RingBufError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.next_record()?.is_some() {
+            self.mem.commit();
+            if self.has_record().map_err(|e| self.corrupt(e))? {
                 break;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -205,14 +203,66 @@ impl RingBuf {
                 self.wait(Some(left))?;
             }
         }
-        // Read again: the borrow of the record cannot leave the loop.
-        self.pending = 0;
         self.next_record()
+    }
+
+    /// Whether a record is ready at the read position (skipping the
+    /// discarded ones before it).
+    fn has_record(&self) -> io::Result<bool> {
+        loop {
+            match self.mem.peek()? {
+                Peek::Record {
+                    discarded: true, ..
+                } => {
+                    self.mem.next()?;
+                }
+                Peek::Record { .. } => return Ok(true),
+                Peek::Empty | Peek::Busy => return Ok(false),
+            }
+        }
+    }
+}
+
+/// The next record of `mem` that is not discarded, if one is ready.
+#[inline]
+fn next_in(mem: &RingMemory) -> io::Result<Option<&[u8]>> {
+    loop {
+        match mem.next()? {
+            Peek::Record {
+                discarded: true, ..
+            } => {}
+            Peek::Record { data, .. } => return Ok(Some(data)),
+            Peek::Empty | Peek::Busy => return Ok(None),
+        }
+    }
+}
+
+/// The records of a [`RingBuf`] that are ready, from [`RingBuf::iter`].
+#[derive(Debug)]
+pub struct Records<'a> {
+    ring: &'a RingBuf,
+    failed: bool,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<&'a [u8], RingBufError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match next_in(&self.ring.mem) {
+            Ok(record) => record.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(self.ring.corrupt(e)))
+            }
+        }
     }
 }
 
 impl Drop for RingBuf {
     fn drop(&mut self) {
-        self.release();
+        self.mem.commit();
     }
 }

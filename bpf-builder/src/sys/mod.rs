@@ -11,9 +11,12 @@
 pub mod bpf;
 pub mod clock;
 pub mod dir;
+pub mod epoll;
+pub(crate) mod mmap;
 pub mod netlink;
 pub mod netns;
 pub mod perf;
+pub mod perf_ring;
 pub mod ringbuf;
 pub mod signal;
 // The test harness's raw sockets and tun devices: not part of the SDK's

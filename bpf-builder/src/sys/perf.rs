@@ -28,6 +28,16 @@ pub enum Sample {
     Frequency(u64),
 }
 
+/// When the kernel wakes a reader of the event's ring (`poll`/`epoll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wakeup {
+    /// After every `n` samples (`wakeup_events`; 0 is the kernel's
+    /// default).
+    Events(u32),
+    /// Once `n` bytes are waiting (`watermark`, `wakeup_watermark`).
+    Watermark(u32),
+}
+
 /// What to open with [`perf_event_open`].
 #[derive(Debug, Clone, Copy)]
 pub struct PerfEventAttr<'a> {
@@ -47,6 +57,11 @@ pub struct PerfEventAttr<'a> {
     pub sample: Sample,
     /// Opened disabled ([`enable`] starts it).
     pub disabled: bool,
+    /// `PERF_SAMPLE_*` bits: what a sample record holds
+    /// (`PERF_SAMPLE_RAW` for `bpf_perf_event_output`'s data).
+    pub sample_type: u64,
+    /// When a reader of the event's ring wakes.
+    pub wakeup: Wakeup,
 }
 
 impl<'a> PerfEventAttr<'a> {
@@ -60,6 +75,8 @@ impl<'a> PerfEventAttr<'a> {
             config2: 0,
             sample: Sample::Period(1),
             disabled: false,
+            sample_type: 0,
+            wakeup: Wakeup::Events(0),
         }
     }
 
@@ -83,6 +100,14 @@ impl<'a> PerfEventAttr<'a> {
             }
         }
         a.set_disabled(u64::from(self.disabled));
+        a.sample_type = self.sample_type;
+        match self.wakeup {
+            Wakeup::Events(n) => a.__bindgen_anon_2.wakeup_events = n,
+            Wakeup::Watermark(n) => {
+                a.__bindgen_anon_2.wakeup_watermark = n;
+                a.set_watermark(1);
+            }
+        }
         a
     }
 }

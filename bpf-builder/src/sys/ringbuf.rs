@@ -18,17 +18,39 @@
 //! the consumer reads them with acquire loads, and releases the bytes of
 //! the records it has read by storing a larger consumer position.
 //!
-//! [`RingMemory::peek`] hands out the bytes of the record at the consumer
-//! position, borrowed from the mapping; [`RingMemory::advance`] (which
-//! takes `&mut self`, so no such borrow outlives it) gives them back to
-//! the kernel. Between the two the kernel writes none of those bytes, so
+//! Memory ordering, checked against `kernel/bpf/ringbuf.c` (Linux 6.18):
+//! the producer advances `producer_pos` with `smp_store_release` when it
+//! reserves, and publishes a record by clearing the busy bit with `xchg`
+//! (a full barrier), then reads `consumer_pos` with `smp_load_acquire`
+//! and wakes waiters only if the consumer had caught up with that record.
+//! The consumer therefore needs acquire loads of `producer_pos` and of
+//! each header (so the record's bytes are visible once its busy bit reads
+//! clear) and a release store of `consumer_pos` (so the kernel reuses the
+//! bytes only after they were read). The bug libbpf carried until 2023
+//! (the "fix ringbuf synchronization" series) was a store-load reordering:
+//! the consumer's store of `consumer_pos` could pass its next load of a
+//! header, so consumer and producer each saw the other's stale value, the
+//! producer sent no wakeup and an edge-triggered wait slept on a ready
+//! record. This reader waits level-triggered (`poll`/`epoll` report
+//! readable while `producer_pos != consumer_pos`, busy records included),
+//! which cannot lose that wakeup, and still puts a sequentially
+//! consistent fence between its last store of `consumer_pos` and the
+//! loads that decide to sleep ([`RingMemory::before_sleep`]).
+//!
+//! [`RingMemory::next`] hands out the bytes of the record at the read
+//! position, borrowed from the mapping, and moves the read position past
+//! it; [`RingMemory::commit`] (which takes `&mut self`, so no such borrow
+//! outlives it) gives every record read so far back to the kernel. Between the two the kernel writes none of those bytes, so
 //! the shared slice is never written while it is read.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
+
+use super::mmap::Mapping;
+pub use super::mmap::page_size;
 
 /// Header bit: the producer has reserved the record and not yet
 /// submitted or discarded it.
@@ -37,89 +59,6 @@ pub const BUSY_BIT: u32 = 1 << 31;
 pub const DISCARD_BIT: u32 = 1 << 30;
 /// Bytes of a record's header.
 pub const HEADER_SIZE: u64 = 8;
-
-/// One `mmap` of a file descriptor, unmapped on drop.
-#[derive(Debug)]
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Mapping {
-    /// Maps `len` bytes of `fd` from `offset`, shared, with `prot`.
-    fn new(fd: BorrowedFd<'_>, len: usize, offset: usize, prot: libc::c_int) -> io::Result<Self> {
-        let offset = libc::off_t::try_from(offset)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mmap offset too large"))?;
-        // SAFETY: a fresh mapping at an address the kernel chooses (NULL
-        // hint), of a file descriptor that is open for the call; it
-        // aliases no Rust object. The result is checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                offset,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>())
-            .ok_or_else(|| io::Error::other("mmap returned a null mapping"))?;
-        Ok(Mapping { ptr, len })
-    }
-
-    /// The `u64` at byte `off`, which the kernel may change at any time,
-    /// as an atomic.
-    fn atomic_u64(&self, off: usize) -> &AtomicU64 {
-        assert!(
-            off.is_multiple_of(8) && off + 8 <= self.len,
-            "u64 at {off} of {}",
-            self.len
-        );
-        // SAFETY: the mapping is page-aligned and `off` is a multiple of
-        // 8 within it (checked above), so the pointer is valid and aligned
-        // for an `AtomicU64` for as long as `self` lives; all accesses to
-        // that word, ours and the kernel's, are atomic.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU64>() }
-    }
-
-    /// The `u32` at byte `off`, as an atomic.
-    fn atomic_u32(&self, off: usize) -> &AtomicU32 {
-        assert!(
-            off.is_multiple_of(4) && off + 4 <= self.len,
-            "u32 at {off} of {}",
-            self.len
-        );
-        // SAFETY: as in `atomic_u64`, for 4 aligned bytes in the mapping.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU32>() }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what `mmap` returned, unmapped
-        // once; every borrow of the mapping borrows `self`, so none is left.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-// SAFETY: the mapping is plain shared memory, not tied to a thread; all
-// access goes through `&self` atomics or slices whose bytes nobody writes
-// while they are borrowed (see the module documentation).
-unsafe impl Send for Mapping {}
-// SAFETY: as above; `&Mapping` only gives atomic access or such slices.
-unsafe impl Sync for Mapping {}
-
-/// The size of a page, the unit of the ring buffer's mappings.
-pub fn page_size() -> usize {
-    // SAFETY: `sysconf` reads a constant of the system; no memory is
-    // involved.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
-}
 
 /// What the consumer finds at its position.
 #[derive(Debug, PartialEq, Eq)]
@@ -147,6 +86,14 @@ pub struct RingMemory {
     producer: Mapping,
     /// Size of the data area (the map's `max_entries`, a power of two).
     size: u64,
+    /// The read position (see [`RingMemory::read_pos`]).
+    read: Cell<u64>,
+    /// The producer position loaded last: records before it are
+    /// published or busy, so it is loaded again only once the reader
+    /// reaches it.
+    prod: Cell<u64>,
+    /// The consumer position stored last.
+    committed: u64,
     page: usize,
 }
 
@@ -163,10 +110,14 @@ impl RingMemory {
         }
         let consumer = Mapping::new(fd, page, 0, libc::PROT_READ | libc::PROT_WRITE)?;
         let producer = Mapping::new(fd, page + 2 * size as usize, page, libc::PROT_READ)?;
+        let cons = consumer.atomic_u64(0).load(Ordering::Acquire);
         Ok(RingMemory {
             consumer,
             producer,
             size: u64::from(size),
+            read: Cell::new(cons),
+            prod: Cell::new(cons),
+            committed: cons,
             page,
         })
     }
@@ -176,24 +127,100 @@ impl RingMemory {
         self.size
     }
 
-    /// The consumer position.
+    /// The consumer position the kernel sees.
     pub fn consumer_pos(&self) -> u64 {
         self.consumer.atomic_u64(0).load(Ordering::Acquire)
     }
 
     /// The producer position.
+    #[inline]
     pub fn producer_pos(&self) -> u64 {
         self.producer.atomic_u64(0).load(Ordering::Acquire)
     }
 
-    /// The record at the consumer position, if the producer has
-    /// published one.
-    pub fn peek(&self) -> io::Result<Peek<'_>> {
-        let cons = self.consumer_pos();
-        let prod = self.producer_pos();
-        if cons >= prod {
-            return Ok(Peek::Empty);
+    /// The read position: past the records [`RingMemory::next`] returned,
+    /// at or past the consumer position.
+    pub fn read_pos(&self) -> u64 {
+        self.read.get()
+    }
+
+    /// The record at the read position, if the producer has published
+    /// one; the read position moves past it (a discarded one too). Its
+    /// bytes stay in place until [`RingMemory::commit`].
+    #[inline]
+    pub fn next(&self) -> io::Result<Peek<'_>> {
+        let peek = self.peek()?;
+        if let Peek::Record { advance, .. } = peek {
+            self.read.set(self.read.get() + advance);
         }
+        Ok(peek)
+    }
+
+    /// The record at the read position, if the producer has published
+    /// one, leaving the read position where it is.
+    #[inline]
+    pub fn peek(&self) -> io::Result<Peek<'_>> {
+        let cons = self.read.get();
+        let mut prod = self.prod.get();
+        if cons >= prod {
+            prod = self.producer_pos();
+            self.prod.set(prod);
+            if cons >= prod {
+                return Ok(Peek::Empty);
+            }
+        }
+        self.record_at(cons, prod)
+    }
+
+    /// Calls `f` with each record that is ready, from the read position,
+    /// and gives each back to the kernel as soon as `f` returns (records
+    /// read before are given back first). Returns how many records `f`
+    /// saw. The position stays in a register across records, as in
+    /// libbpf's loop: this is the fast way to drain.
+    #[inline]
+    pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> io::Result<usize> {
+        self.commit();
+        let consumer = self.consumer.atomic_u64(0);
+        let mut cons = self.read.get();
+        let mut prod = self.prod.get();
+        let mut n = 0;
+        let result = loop {
+            if cons >= prod {
+                prod = self.producer_pos();
+                if cons >= prod {
+                    break Ok(n);
+                }
+            }
+            match self.record_at(cons, prod) {
+                Ok(Peek::Record {
+                    data,
+                    discarded,
+                    advance,
+                }) => {
+                    if !discarded {
+                        f(data);
+                        n += 1;
+                    }
+                    cons += advance;
+                    consumer.store(cons, Ordering::Release);
+                }
+                Ok(Peek::Empty | Peek::Busy) => break Ok(n),
+                Err(e) => break Err(e),
+            }
+        };
+        self.read.set(cons);
+        self.prod.set(prod);
+        self.committed = cons;
+        result
+    }
+
+    /// The record at position `cons`, below the producer position `prod`
+    /// loaded before. Callers pass the read position or a cursor that,
+    /// like it, starts at the consumer position and only ever moves by
+    /// the lengths of published headers: a record's start, at or past
+    /// the consumer position.
+    #[inline]
+    fn record_at(&self, cons: u64, prod: u64) -> io::Result<Peek<'_>> {
         let off = self.page + (cons & (self.size - 1)) as usize;
         let header = self.producer.atomic_u32(off).load(Ordering::Acquire);
         if header & BUSY_BIT != 0 {
@@ -202,28 +229,23 @@ impl RingMemory {
         let len = u64::from(header & !(BUSY_BIT | DISCARD_BIT));
         let advance = (HEADER_SIZE + len).next_multiple_of(8);
         if len > self.size || cons + advance > prod {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "ring buffer record of {len} bytes at {cons} runs past the producer ({prod})"
-                ),
-            ));
+            return Err(past_producer(len, cons, prod));
         }
         let discarded = header & DISCARD_BIT != 0;
         let start = off + HEADER_SIZE as usize;
         let data_len = if discarded { 0 } else { len as usize };
-        // The data area is mapped twice: `start - page < size` and
-        // `len <= size`, so the record ends within the mapping.
-        assert!(start + data_len <= self.producer.len);
-        // SAFETY: the bytes lie within the producer mapping (checked just
-        // above). The kernel wrote them before the release store of the
-        // header we read with acquire ordering, and writes them again only
-        // after the consumer position moves past them, which needs
-        // `advance(&mut self)`: this `&self` borrow rules that out while
-        // the slice lives. Nothing in this process writes the read-only
-        // mapping.
-        let data =
-            unsafe { std::slice::from_raw_parts(self.producer.ptr.as_ptr().add(start), data_len) };
+        // SAFETY: the data area is mapped twice, so `start - page < size`
+        // and `len <= size` keep the record within the mapping (`bytes`
+        // checks it). `cons` is a record's start at or past the consumer
+        // position (see above). The kernel wrote the bytes before the
+        // release store of the header we read with acquire ordering, and
+        // writes them again only after the consumer position moves past
+        // them: `commit` and `consume` move it, and both take `&mut self`,
+        // which this `&self` borrow rules out while the slice lives
+        // (`consume` moves it only after `f`, whose borrow of the slice
+        // ends with the call). Nothing in this process writes the
+        // read-only mapping.
+        let data = unsafe { self.producer.bytes(start, data_len) };
         Ok(Peek::Record {
             data,
             discarded,
@@ -231,24 +253,40 @@ impl RingMemory {
         })
     }
 
-    /// Gives the `by` bytes at the consumer position back to the kernel.
-    pub fn advance(&mut self, by: u64) {
-        let pos = self.consumer_pos() + by;
-        self.consumer.atomic_u64(0).store(pos, Ordering::Release);
+    /// Gives the bytes of the records read so far back to the kernel:
+    /// the consumer position moves to the read position.
+    #[inline]
+    pub fn commit(&mut self) {
+        let pos = self.read.get();
+        if self.committed != pos {
+            self.consumer.atomic_u64(0).store(pos, Ordering::Release);
+            self.committed = pos;
+        }
     }
+
+    /// Orders the consumer position stored last before the loads that
+    /// decide whether to sleep (see the module documentation).
+    pub fn before_sleep(&self) {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// The error for a record header whose length runs past the producer
+/// (out of line: the reading loop keeps its registers).
+#[cold]
+#[inline(never)]
+fn past_producer(len: u64, cons: u64, prod: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("ring buffer record of {len} bytes at {cons} runs past the producer ({prod})"),
+    )
 }
 
 /// Waits until `fd` is readable (a ring buffer: has data), at most
 /// `timeout` (`None`: forever). `false` on timeout; an interrupted wait
 /// counts as a timeout.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    let ms = match timeout {
-        None => -1,
-        // Rounded up: a wait of 0.5 ms must not become a poll.
-        Some(t) => {
-            libc::c_int::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX)
-        }
-    };
+    let ms = super::epoll::timeout_ms(timeout);
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
