@@ -23,6 +23,7 @@
 use cranelift_entity::packed_option::PackedOption;
 use cranelift_entity::{EntityRef, PrimaryMap, entity_impl};
 
+use super::ancestors::{Intervals, Marks};
 use crate::ir::{BinOp, Block, BlockId, CmpOp, Cond, Edge, Ir, Val, ValNode};
 
 /// An edge of the CFG, numbered as libpcap numbers them: block `b`'s
@@ -62,9 +63,29 @@ pub(crate) struct PassInfo {
     pub order: Vec<BlockId>,
     /// Per block of the IR, in order, what the pass start says about it.
     blocks: PrimaryMap<BlockId, BlockInfo>,
+    /// The dominator tree of the blocks reached.
+    doms: Intervals,
+    /// The tree of edges under their immediate dominating edges.
+    edoms: Intervals,
+    /// The edges that decide tests, by what they decide (see
+    /// [`Decides`]).
+    deciders: Marks<Decides>,
     /// Buffers of `compute`.
     stack: Vec<(BlockId, u8)>,
     level_start: Vec<u32>,
+    marks_stack: Vec<u32>,
+}
+
+/// What an edge tells a later test of value `a` with operator `op`
+/// (`fold_edge`): its outcome when the edge's test is the same
+/// (`k: Some`: the same constant), or, for an equality, that it is false
+/// whatever its constant (`k: None`: the edge found the value equal to
+/// another constant).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Decides {
+    a: AValue,
+    op: CmpOp,
+    k: Option<u32>,
 }
 
 /// What a pass knows about one block from its start: tests stay in place
@@ -95,8 +116,37 @@ impl PassInfo {
         self.blocks[i].reached
     }
 
+    /// Whether every path from the entry to block `c` went through
+    /// block `b` at the pass start (false when `c` was not reached).
+    pub fn dominates(&self, b: BlockId, c: BlockId) -> bool {
+        self.doms.is_ancestor(b.index(), c.index())
+    }
+
+    /// The nearest edge among `e` and the edges dominating it that
+    /// decides test `c` (the first that libpcap's walk up the edge
+    /// dominators finds `fold_edge` to answer).
+    fn decider(&self, e: EdgeId, c: &Test) -> Option<EdgeId> {
+        let nearest = |k| {
+            let key = Decides {
+                a: c.a,
+                op: c.op,
+                k,
+            };
+            self.deciders.nearest(key, e.index(), &self.edoms)
+        };
+        let same = nearest(Some(c.k));
+        let other = if c.op == CmpOp::Eq {
+            nearest(None)
+        } else {
+            None
+        };
+        // Both lie on the path up from `e`: the later one is nearer.
+        let (_, d) = same.max(other)?;
+        Some(EdgeId::new(d))
+    }
+
     /// The immediate dominator of reachable block `i`.
-    pub fn idom(&self, i: BlockId) -> BlockId {
+    fn idom(&self, i: BlockId) -> BlockId {
         self.blocks[i]
             .idom
             .expect("a reachable block has a dominator")
@@ -211,6 +261,42 @@ impl PassInfo {
                 self.blocks[j].idom = idom.into();
             }
         }
+        self.ancestors(entry);
+    }
+
+    /// The trees of dominators and dominating edges, and the deciding
+    /// edges, for the queries of the pass.
+    fn ancestors(&mut self, entry: BlockId) {
+        let blocks = &self.blocks;
+        self.doms.compute(blocks.len(), |i| {
+            let b = &blocks[BlockId::new(i)];
+            let idom = b.idom.expand().filter(|_| i != entry.index());
+            b.reached.then(|| idom.map(|d| d.index()))
+        });
+        self.edoms.compute(2 * blocks.len(), |i| {
+            let b = &blocks[EdgeId::new(i).block()];
+            b.reached.then(|| b.edom.expand().map(|d| d.index()))
+        });
+        self.deciders.clear();
+        for (b, info) in blocks.iter() {
+            let (true, Some(p)) = (info.reached, info.test) else {
+                continue;
+            };
+            for d in [EdgeId::of(b, true), EdgeId::of(b, false)] {
+                let same = Decides {
+                    a: p.a,
+                    op: p.op,
+                    k: Some(p.k),
+                };
+                self.deciders.mark(same, d.index(), &self.edoms);
+                // The sense of the edge in libpcap's terms (`fold_edge`).
+                if p.op == CmpOp::Eq && d.is_true() != p.neg {
+                    let other = Decides { k: None, ..same };
+                    self.deciders.mark(other, d.index(), &self.edoms);
+                }
+            }
+        }
+        self.deciders.finish(&mut self.marks_stack);
     }
 
     /// The nearest edge dominating both edges `a` and `b` (or being one);
@@ -282,7 +368,7 @@ struct Test {
 /// The accumulator leaving a block as libpcap numbers it (its value
 /// number, `val[A_ATOM]`): two blocks leave the same number when all
 /// three parts agree.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct AValue {
     /// The value tested.
     val: Val,
@@ -443,20 +529,18 @@ fn opt_j(ir: &mut Ir, info: &PassInfo, e: EdgeId) -> (bool, bool) {
             skipped = true;
         }
     }
-    'top: while let Edge::Block(s) = target {
+    while let Edge::Block(s) = target {
         let child = ir.blocks[s.index()];
         let Some(c) = &info.blocks[s].test else {
             break;
         };
-        let mut d = Some(e);
-        while let Some(dom) = d {
-            if let Some(next) = fold_edge(info, child, c, dom) {
-                target = next;
-                continue 'top;
-            }
-            d = info.edom(dom);
+        match info
+            .decider(e, c)
+            .and_then(|d| fold_edge(info, child, c, d))
+        {
+            Some(next) => target = next,
+            None => break,
         }
-        break;
     }
     if e.is_true() {
         ir.blocks[i].t = target;

@@ -105,19 +105,6 @@ impl Graph {
     }
 }
 
-/// Whether every path from the entry to `c` went through `b` at the pass
-/// start.
-fn dominates(info: &PassInfo, b: BlockId, c: BlockId) -> bool {
-    if !info.reached(c) {
-        return false;
-    }
-    let mut c = c;
-    while c > b {
-        c = info.idom(c);
-    }
-    c == b
-}
-
 /// A block's true and false edges as libpcap's test has them (it tests
 /// the negation of some of ours, see `jumps::negated`).
 fn lib_edges(ir: &Ir, info: &PassInfo, x: BlockId) -> (Edge, Edge) {
@@ -185,7 +172,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bo
         return false;
     }
     let target = shared(ir, b);
-    let in_chain = |ir: &Ir, x: BlockId| shared(ir, x) == target && dominates(info, b, x);
+    let in_chain = |ir: &Ir, x: BlockId| shared(ir, x) == target && info.dominates(b, x);
     // Down the chain to the first test of another value.
     let (mut diff, mut above) = (b, None);
     loop {

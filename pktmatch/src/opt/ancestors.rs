@@ -1,0 +1,152 @@
+//! Ancestor queries on the dominator trees of a pass, in constant or
+//! logarithmic time rather than a walk up the tree: whether a block
+//! dominates another (the pull-ups ask it at every step of a chain), and
+//! the nearest dominating edge with a given test (`opt_j` asks it for
+//! every edge). Walking up took time proportional to the depth of the
+//! tree, which grows with the filter: long filters were cubic.
+//!
+//! Both trees number a node after its parent (blocks only jump
+//! forward), so sizes add up in one backward sweep and preorder
+//! positions follow in one forward sweep, with no recursion.
+
+/// The preorder interval of each node of a forest whose nodes are
+/// numbered after their parents: `a` is an ancestor of `b` (or `b`)
+/// when `b`'s position falls in `a`'s interval.
+#[derive(Default)]
+pub(super) struct Intervals {
+    /// Preorder position of each node.
+    pre: Vec<u32>,
+    /// Number of nodes in each node's subtree; 0 for a node not in the
+    /// forest.
+    size: Vec<u32>,
+    /// Buffer: the next free position under each node.
+    next: Vec<u32>,
+}
+
+impl Intervals {
+    /// The intervals of nodes `0..n`; `parent(i)` is `None` for a node
+    /// not in the forest, `Some(None)` for a root and `Some(Some(p))`,
+    /// `p < i`, for a node under `p`.
+    pub fn compute(&mut self, n: usize, parent: impl Fn(usize) -> Option<Option<usize>>) {
+        self.size.clear();
+        self.size
+            .extend((0..n).map(|i| u32::from(parent(i).is_some())));
+        for i in (0..n).rev() {
+            if let Some(Some(p)) = parent(i) {
+                debug_assert!(p < i, "a parent comes first");
+                self.size[p] += self.size[i];
+            }
+        }
+        self.pre.clear();
+        self.pre.resize(n, 0);
+        self.next.clear();
+        self.next.resize(n, 0);
+        let mut roots = 0;
+        for i in 0..n {
+            let at = match parent(i) {
+                None => continue,
+                Some(None) => &mut roots,
+                Some(Some(p)) => &mut self.next[p],
+            };
+            self.pre[i] = *at;
+            *at += self.size[i];
+            self.next[i] = self.pre[i] + 1;
+        }
+    }
+
+    /// Whether node `a` is node `b` or one of its ancestors; false when
+    /// either is not in the forest.
+    pub fn is_ancestor(&self, a: usize, b: usize) -> bool {
+        self.size[a] != 0
+            && self.size[b] != 0
+            && self.pre[a] <= self.pre[b]
+            && self.pre[b] < self.pre[a] + self.size[a]
+    }
+}
+
+/// Nodes marked with keys, for "the nearest ancestor (or the node
+/// itself) marked with this key".
+pub(super) struct Marks<K> {
+    /// By key, then preorder position.
+    marks: Vec<Mark<K>>,
+}
+
+impl<K> Default for Marks<K> {
+    fn default() -> Self {
+        Marks { marks: Vec::new() }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Mark<K> {
+    key: K,
+    /// The node's preorder interval.
+    pre: u32,
+    end: u32,
+    node: u32,
+    /// The nearest mark with the same key on an ancestor (an index
+    /// into `marks`), `u32::MAX` for none.
+    up: u32,
+}
+
+impl<K: Ord + Copy> Marks<K> {
+    /// Drops every mark.
+    pub fn clear(&mut self) {
+        self.marks.clear();
+    }
+
+    /// Marks node `node` (in the forest of `t`) with `key`.
+    pub fn mark(&mut self, key: K, node: usize, t: &Intervals) {
+        self.marks.push(Mark {
+            key,
+            pre: t.pre[node],
+            end: t.pre[node] + t.size[node],
+            node: node as u32,
+            up: u32::MAX,
+        });
+    }
+
+    /// Sorts the marks and links each to the nearest one above it with
+    /// the same key; call it after the last `mark`, before `nearest`.
+    pub fn finish(&mut self, stack: &mut Vec<u32>) {
+        self.marks
+            .sort_unstable_by(|a, b| (a.key, a.pre).cmp(&(b.key, b.pre)));
+        stack.clear();
+        for i in 0..self.marks.len() {
+            let m = self.marks[i];
+            // The marks open around this one: same key, interval holding it.
+            while let Some(&top) = stack.last() {
+                let t = self.marks[top as usize];
+                if t.key == m.key && m.pre < t.end {
+                    break;
+                }
+                stack.pop();
+            }
+            self.marks[i].up = stack.last().copied().unwrap_or(u32::MAX);
+            stack.push(i as u32);
+        }
+    }
+
+    /// The nearest ancestor of `node` (or `node`) marked with `key`, and
+    /// its preorder position (the larger, the nearer, among ancestors).
+    pub fn nearest(&self, key: K, node: usize, t: &Intervals) -> Option<(u32, usize)> {
+        if t.size[node] == 0 {
+            return None;
+        }
+        let at = t.pre[node];
+        // The last mark with this key at or before the node: an ancestor,
+        // or a node beside it, under the nearest marked ancestor or not.
+        let i = self
+            .marks
+            .partition_point(|m| (m.key, m.pre) <= (key, at))
+            .checked_sub(1)?;
+        let mut m = self.marks[i];
+        if m.key != key {
+            return None;
+        }
+        while at >= m.end {
+            m = *self.marks.get(m.up as usize)?;
+        }
+        Some((m.pre, m.node as usize))
+    }
+}
