@@ -150,3 +150,77 @@ impl<K: Ord + Copy> Marks<K> {
         Some((m.pre, m.node as usize))
     }
 }
+
+/// Nearest common ancestors in a forest that grows by leaves, each node
+/// numbered after its parent, by binary lifting: a query climbs by
+/// powers of two, in logarithmic time, where a walk up a long chain of
+/// dominators took time proportional to its length.
+#[derive(Default)]
+pub(super) struct Lifting {
+    /// The number of nodes, and of levels in `up`.
+    n: usize,
+    levels: usize,
+    depth: Vec<u32>,
+    /// `up[k * n + v]`: the ancestor of `v` 2^k levels up, or its root.
+    up: Vec<u32>,
+}
+
+impl Lifting {
+    /// Room for nodes `0..n`, none added.
+    pub fn reset(&mut self, n: usize) {
+        self.n = n;
+        self.levels = (usize::BITS - n.leading_zeros()).max(1) as usize;
+        self.depth.clear();
+        self.depth.resize(n, 0);
+        self.up.clear();
+        self.up.resize(self.levels * n, 0);
+    }
+
+    /// Adds node `v` under `parent` (added before it), or as a root.
+    pub fn add(&mut self, v: usize, parent: Option<usize>) {
+        let n = self.n;
+        let (p, depth) = match parent {
+            Some(p) => (p, self.depth[p] + 1),
+            None => (v, 0),
+        };
+        self.depth[v] = depth;
+        self.up[v] = p as u32;
+        for k in 1..self.levels {
+            let half = self.up[(k - 1) * n + v] as usize;
+            self.up[k * n + v] = self.up[(k - 1) * n + half];
+        }
+    }
+
+    /// The nearest common ancestor of `a` and `b` (either may be it);
+    /// none when they lie in different trees.
+    pub fn common(&self, a: usize, b: usize) -> Option<usize> {
+        let n = self.n;
+        let up = |k: usize, v: usize| self.up[k * n + v] as usize;
+        let (mut a, mut b) = if self.depth[a] >= self.depth[b] {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let mut rise = self.depth[a] - self.depth[b];
+        let mut k = 0;
+        while rise > 0 {
+            if rise & 1 == 1 {
+                a = up(k, a);
+            }
+            rise >>= 1;
+            k += 1;
+        }
+        if a == b {
+            return Some(a);
+        }
+        for k in (0..self.levels).rev() {
+            if up(k, a) != up(k, b) {
+                a = up(k, a);
+                b = up(k, b);
+            }
+        }
+        // Now children of the common ancestor, or two roots.
+        let p = up(0, a);
+        (p == up(0, b) && p != a).then_some(p)
+    }
+}

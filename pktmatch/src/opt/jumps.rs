@@ -23,7 +23,7 @@
 use cranelift_entity::packed_option::PackedOption;
 use cranelift_entity::{EntityRef, PrimaryMap, entity_impl};
 
-use super::ancestors::{Intervals, Marks};
+use super::ancestors::{Intervals, Lifting, Marks};
 use crate::ir::{BinOp, Block, BlockId, CmpOp, Cond, Edge, Ir, Val, ValNode};
 
 /// An edge of the CFG, numbered as libpcap numbers them: block `b`'s
@@ -70,6 +70,10 @@ pub(crate) struct PassInfo {
     /// The edges that decide tests, by what they decide (see
     /// [`Decides`]).
     deciders: Marks<Decides>,
+    /// Common dominators of blocks and of edges, while `compute` finds
+    /// the dominators.
+    common_blocks: Lifting,
+    common_edges: Lifting,
     /// Buffers of `compute`.
     stack: Vec<(BlockId, u8)>,
     level_start: Vec<u32>,
@@ -162,11 +166,6 @@ impl PassInfo {
         self.blocks[i].negated
     }
 
-    /// The immediate dominating edge of edge `e` (none for the entry's).
-    fn edom(&self, e: EdgeId) -> Option<EdgeId> {
-        self.blocks[e.block()].edom.expand()
-    }
-
     fn compute(&mut self, ir: &Ir, first: bool) {
         self.order.clear();
         self.blocks.clear();
@@ -240,10 +239,20 @@ impl PassInfo {
         // order sees every predecessor of a block before the block. Until
         // a block's turn, its `idom` and `edom` gather its predecessors'.
         self.blocks[entry].idom = entry.into();
+        self.common_blocks.reset(ir.blocks.len());
+        self.common_edges.reset(2 * ir.blocks.len());
         for (i, b) in ir.blocks.iter().enumerate() {
             let i = BlockId::new(i);
             if !self.blocks[i].reached {
                 continue;
+            }
+            // The block's dominators are known now: it joins the trees.
+            let idom = Some(self.idom(i).index()).filter(|_| i != entry);
+            self.common_blocks.add(i.index(), idom);
+            let edom = self.blocks[i].edom.expand().map(|e| e.index());
+            for true_edge in [true, false] {
+                self.common_edges
+                    .add(EdgeId::of(i, true_edge).index(), edom);
             }
             for (e, true_edge) in [(b.t, true), (b.f, false)] {
                 let Edge::Block(j) = e else { continue };
@@ -251,11 +260,18 @@ impl PassInfo {
                 let to = self.blocks[j];
                 let edom = match (to.edom.expand(), to.idom.expand()) {
                     (None, None) => Some(edge),
-                    (e, _) => self.common_edge(e, edge),
+                    (e, _) => e.and_then(|e| {
+                        let c = self.common_edges.common(e.index(), edge.index());
+                        c.map(EdgeId::new)
+                    }),
                 };
                 let idom = match to.idom.expand() {
                     None => i,
-                    Some(d) => self.common_block(d, i),
+                    // Reachable blocks share the entry at least.
+                    Some(d) => self
+                        .common_blocks
+                        .common(d.index(), i.index())
+                        .map_or(entry, BlockId::new),
                 };
                 self.blocks[j].edom = edom.into();
                 self.blocks[j].idom = idom.into();
@@ -297,33 +313,6 @@ impl PassInfo {
             }
         }
         self.deciders.finish(&mut self.marks_stack);
-    }
-
-    /// The nearest edge dominating both edges `a` and `b` (or being one);
-    /// none when an edge of the entry is reached first.
-    fn common_edge(&self, a: Option<EdgeId>, b: EdgeId) -> Option<EdgeId> {
-        let (mut a, mut b) = (a?, b);
-        while a != b {
-            if a > b {
-                a = self.edom(a)?;
-            } else {
-                b = self.edom(b)?;
-            }
-        }
-        Some(a)
-    }
-
-    /// The nearest block dominating both blocks.
-    fn common_block(&self, mut a: BlockId, mut b: BlockId) -> BlockId {
-        while a != b {
-            while a > b {
-                a = self.idom(a);
-            }
-            while b > a {
-                b = self.idom(b);
-            }
-        }
-        a
     }
 }
 
