@@ -69,11 +69,18 @@ impl Intervals {
 pub(super) struct Marks<K> {
     /// By key, then preorder position.
     marks: Vec<Mark<K>>,
+    /// `jump[k * marks.len() + i]`: the mark 2^k steps up from mark `i`
+    /// by `Mark::up`, `u32::MAX` for none (so a query climbs the marks
+    /// above it in logarithmic time).
+    jump: Vec<u32>,
 }
 
 impl<K> Default for Marks<K> {
     fn default() -> Self {
-        Marks { marks: Vec::new() }
+        Marks {
+            marks: Vec::new(),
+            jump: Vec::new(),
+        }
     }
 }
 
@@ -125,6 +132,20 @@ impl<K: Ord + Copy> Marks<K> {
             self.marks[i].up = stack.last().copied().unwrap_or(u32::MAX);
             stack.push(i as u32);
         }
+        let n = self.marks.len();
+        let levels = (usize::BITS - n.leading_zeros()) as usize;
+        self.jump.clear();
+        self.jump.extend(self.marks.iter().map(|m| m.up));
+        for k in 1..levels {
+            for i in 0..n {
+                let half = self.jump[(k - 1) * n + i];
+                let full = match self.jump.get((k - 1) * n + half as usize) {
+                    Some(&j) if half != u32::MAX => j,
+                    _ => u32::MAX,
+                };
+                self.jump.push(full);
+            }
+        }
     }
 
     /// The nearest ancestor of `node` (or `node`) marked with `key`, and
@@ -140,13 +161,24 @@ impl<K: Ord + Copy> Marks<K> {
             .marks
             .partition_point(|m| (m.key, m.pre) <= (key, at))
             .checked_sub(1)?;
-        let mut m = self.marks[i];
-        if m.key != key {
+        if self.marks[i].key != key {
             return None;
         }
-        while at >= m.end {
-            m = *self.marks.get(m.up as usize)?;
+        // The marks above `i` that hold the node are those from some
+        // point up: climb the others in halving steps.
+        let n = self.marks.len();
+        let holds = |j: usize| at < self.marks[j].end;
+        let mut i = i;
+        if !holds(i) {
+            for k in (0..self.jump.len() / n.max(1)).rev() {
+                let j = self.jump[k * n + i] as usize;
+                if j < n && !holds(j) {
+                    i = j;
+                }
+            }
+            i = self.marks[i].up as usize;
         }
+        let m = self.marks.get(i)?;
         Some((m.pre, m.node as usize))
     }
 }
