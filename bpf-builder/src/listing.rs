@@ -20,11 +20,29 @@ fn render(a: &Annotation) -> String {
     if a.column == 0 || a.text.contains('\n') {
         return a.to_string();
     }
-    let text: &str = &a.text;
-    let col = a.column as usize - 1;
+    let (line, pad) = excerpt(&a.text, a.column);
+    format!("{line}\n{}^", " ".repeat(pad))
+}
+
+/// An annotation in one line, its source cut to [`MAX_LINE`] bytes
+/// around its column (as in a verifier error).
+pub(crate) fn one_line(a: &Annotation) -> String {
+    if a.column == 0 || a.text.contains('\n') || a.text.len() <= MAX_LINE {
+        return a.to_string();
+    }
+    let short = Annotation {
+        text: excerpt(&a.text, a.column).0.into(),
+        ..a.clone()
+    };
+    short.to_string()
+}
+
+/// One-line `text` as shown (whole up to [`MAX_LINE`] bytes, else cut
+/// around 1-based `column`), and the characters before the column in it.
+fn excerpt(text: &str, column: u32) -> (String, usize) {
+    let col = column as usize - 1;
     if text.len() <= MAX_LINE {
-        let pad = text.chars().take(col).count();
-        return format!("{text}\n{}^", " ".repeat(pad));
+        return (text.to_string(), text.chars().take(col).count());
     }
     // The byte where the column's character starts: the column itself
     // when all before it is ASCII (checked fast), else counted.
@@ -45,7 +63,7 @@ fn render(a: &Annotation) -> String {
         if end < text.len() { "..." } else { "" },
     );
     let pad = head.len() + text[start..at.clamp(start, end)].chars().count();
-    format!("{head}{}{tail}\n{}^", &text[start..end], " ".repeat(pad))
+    (format!("{head}{}{tail}", &text[start..end]), pad)
 }
 
 /// Symbols of a laid-out program of an object.
