@@ -404,8 +404,11 @@ fn run_over_capture() {
     );
 }
 
-/// Shapes of long filters, as tools generate them: term `i` of each.
-const SWEEP_SHAPES: &[(&str, fn(usize) -> String)] = &[
+/// Term `i` of a long filter.
+type Term = fn(usize) -> String;
+
+/// Shapes of long filters, as tools generate them.
+const SWEEP_SHAPES: &[(&str, Term)] = &[
     ("tcp port N", |i| format!("tcp port {i}")),
     ("host A", |i| format!("host 10.0.{}.{}", i >> 8, i & 255)),
     ("(tcp port a and host b)", |i| {

@@ -18,12 +18,15 @@ use pcap2bpf::{CompileOptions, LinkType, Target, compile};
 /// Terms of each filter.
 const TERMS: usize = 10_000;
 
+/// Term `i` of a filter.
+type Term = fn(usize) -> String;
+
 #[test]
 fn ten_thousand_terms_compile_and_the_verifier_says_why_it_refuses_them() {
     let tables = tables();
     let opts = CompileOptions::new(LinkType::En10mb, Target::Xdp, &tables);
     let privileged = testbed::bpf_privileged("loading the programs");
-    let shapes: [(&str, fn(usize) -> String); 2] = [
+    let shapes: [(&str, Term); 2] = [
         ("tcp port", |i| format!("tcp port {i}")),
         ("host", |i| format!("host 10.0.{}.{}", i >> 8, i & 255)),
     ];

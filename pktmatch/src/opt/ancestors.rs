@@ -116,8 +116,7 @@ impl<K: Ord + Copy> Marks<K> {
     /// Sorts the marks and links each to the nearest one above it with
     /// the same key; call it after the last `mark`, before `nearest`.
     pub fn finish(&mut self, stack: &mut Vec<u32>) {
-        self.marks
-            .sort_unstable_by(|a, b| (a.key, a.pre).cmp(&(b.key, b.pre)));
+        self.marks.sort_unstable_by_key(|m| (m.key, m.pre));
         stack.clear();
         for i in 0..self.marks.len() {
             let m = self.marks[i];
