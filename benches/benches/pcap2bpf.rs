@@ -14,6 +14,9 @@
 //!    the interpreter; also one test run per packet, for comparison)
 //!    against libpcap's `pcap_offline_filter`, on the
 //!    project's Ethernet sample capture repeated to 100,000 packets.
+//! 5. a size sweep: filters of 10 to 10,000 terms of three shapes, one
+//!    compile each, ours against libpcap's `pcap_compile` (up to 1,000
+//!    terms: its optimiser is roughly cubic), with both sizes.
 //!
 //! Run: `cargo bench -p benches --bench pcap2bpf` (as root for part 3).
 
@@ -401,8 +404,65 @@ fn run_over_capture() {
     );
 }
 
+/// Term `i` of a long filter.
+type Term = fn(usize) -> String;
+
+/// Shapes of long filters, as tools generate them.
+const SWEEP_SHAPES: &[(&str, Term)] = &[
+    ("tcp port N", |i| format!("tcp port {i}")),
+    ("host A", |i| format!("host 10.0.{}.{}", i >> 8, i & 255)),
+    ("(tcp port a and host b)", |i| {
+        format!(
+            "(tcp port {} and host 10.1.{}.{})",
+            1000 + i,
+            i >> 8,
+            i & 255
+        )
+    }),
+];
+
+/// Terms per filter in the sweep, and the most libpcap gets.
+const SWEEP_TERMS: &[usize] = &[10, 100, 1_000, 10_000];
+const SWEEP_PCAP_MAX: usize = 1_000;
+
+fn size_sweep() {
+    let tables = Tables::system();
+    let opts = options(&tables);
+    let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
+    println!("\n5. size sweep (EN10MB, XDP; one compile each; `or` between the terms):");
+    println!(
+        "{:<26} {:>6} {:>10} {:>9} {:>10} {:>7} {:>7}",
+        "shape", "terms", "ours ms", "pcap ms", "ratio", "xdp", "cbpf"
+    );
+    for (shape, term) in SWEEP_SHAPES {
+        for &n in SWEEP_TERMS {
+            let expr = (0..n).map(term).collect::<Vec<_>>().join(" or ");
+            let t = Instant::now();
+            let c = compile(&expr, &opts).expect("compiles");
+            let ours = t.elapsed().as_secs_f64() * 1e3;
+            let xdp = c.object.layout(c.program).expect("lays out").insns.len();
+            // libpcap's time and size, where it finishes in reasonable time.
+            let pcap = (n <= SWEEP_PCAP_MAX).then(|| {
+                let t = Instant::now();
+                let p = dead.compile(&expr, true).expect("libpcap compiles");
+                (t.elapsed().as_secs_f64() * 1e3, p.get_instructions().len())
+            });
+            let [pcap_ms, ratio, cbpf] = match pcap {
+                Some((ms, len)) => [
+                    format!("{ms:.1}"),
+                    format!("{:.3}", ours / ms),
+                    len.to_string(),
+                ],
+                None => ["-".to_string(), "-".to_string(), "-".to_string()],
+            };
+            println!("{shape:<26} {n:>6} {ours:>10.1} {pcap_ms:>9} {ratio:>10} {xdp:>7} {cbpf:>7}");
+        }
+    }
+}
+
 fn main() {
     compile_and_size();
     per_packet();
     run_over_capture();
+    size_sweep();
 }

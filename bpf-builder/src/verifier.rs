@@ -73,7 +73,7 @@ impl fmt::Display for VerifierError {
                 write!(f, ": {text}")?;
             }
             if let Some(src) = &insn.source {
-                write!(f, "\n  source: {src}")?;
+                write!(f, "\n  source: {}", crate::listing::one_line(src))?;
             }
         }
         if let Some(hint) = self.hint() {
@@ -144,6 +144,13 @@ const HINTS: &[(&str, &str)] = &[
         "the loop comes back to a state the verifier has seen: nothing it tracks changes \
          between iterations, so it cannot prove the loop ends; count iterations in a \
          register and leave on a bound",
+    ),
+    (
+        "jumps is too complex",
+        "the verifier keeps a pending state for each conditional jump whose other way it \
+         has not walked yet, at most 8192 on one path: a straight run of more tests than \
+         that (thousands of alternatives one after another) exceeds it; split the program \
+         (tail calls, several programs) or test sets through a map lookup",
     ),
     (
         "BPF program is too large",

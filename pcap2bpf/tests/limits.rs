@@ -1,6 +1,8 @@
 //! Hostile inputs are bounded: expressions nested or chained far past the
 //! parser's limits are refused with a caret at the token that crosses
 //! the limit, never a stack overflow; expressions at the limits compile.
+//! A run of one boolean operator (`a or b or ...`, as tools generate)
+//! is a balanced tree: any length parses, in bounded stack.
 //!
 //! Every test runs on a thread with a fixed stack, so that a pass that
 //! recurses deeper than the limits allow crashes the test.
@@ -116,22 +118,53 @@ fn a_hundred_and_twenty_thousand_nots_are_refused() {
     });
 }
 
+/// `first`, then `n` operands joined by `or` and `and` in turn (`or`
+/// first); and the byte where the operator that makes the tree one level
+/// too high starts, with its length (the k-th operator makes a tree
+/// k + 1 high).
+fn alternating(first: &str, operand: &str, n: usize) -> (String, usize, usize) {
+    let mut e = first.to_string();
+    let mut crossing = (0, 0);
+    for k in 1..=n {
+        let op = if k % 2 == 1 { "or" } else { "and" };
+        if k == MAX_HEIGHT {
+            crossing = (e.len() + 1, op.len());
+        }
+        e.push_str(&format!(" {op} {operand}"));
+    }
+    (e, crossing.0, crossing.1)
+}
+
 #[test]
-fn a_chain_of_a_hundred_and_twenty_thousand_ors_is_refused() {
+fn a_chain_of_a_hundred_and_twenty_thousand_alternating_operators_is_refused() {
     on_stack(STACK, || {
-        let e = vec!["tcp"; 120_000].join(" or ");
-        // The operator whose node is one level too high: the k-th `or`
-        // makes a tree k + 1 high and starts at byte 7k - 3.
-        refused(&e, COMPLEX, 7 * MAX_HEIGHT - 3, 2);
-        // Mixed operators, and inherited operands.
+        let (e, at, len) = alternating("tcp", "tcp", 120_000);
+        refused(&e, COMPLEX, at, len);
         // `tcp or udp and ` is 15 bytes; the 2000th operator is an `and`.
         let e = vec!["tcp or udp"; 60_000].join(" and ");
         refused(&e, COMPLEX, 15 * (MAX_HEIGHT / 2 - 1) + 11, 3);
-        let e = format!("host 1.1.1.1{}", " or 1.1.1.1".repeat(120_000));
-        // `host 1.1.1.1` is 12 bytes, every ` or 1.1.1.1` 11.
-        refused(&e, COMPLEX, 12 + 11 * (MAX_HEIGHT - 1) + 1, 2);
-        let e = format!("host (1.1.1.1{})", " or 1.1.1.1".repeat(120_000));
-        refused(&e, COMPLEX, 13 + 11 * (MAX_HEIGHT - 1) + 1, 2);
+        // Inherited operands.
+        let (e, at, len) = alternating("host 1.1.1.1", "1.1.1.1", 120_000);
+        refused(&e, COMPLEX, at, len);
+        let (e, at, len) = alternating("host (1.1.1.1", "1.1.1.1", 120_000);
+        refused(&format!("{e})"), COMPLEX, at, len);
+    });
+}
+
+#[test]
+fn a_chain_of_a_hundred_and_twenty_thousand_ors_parses() {
+    on_stack(STACK, || {
+        let t = Tables::new();
+        for e in [
+            vec!["tcp"; 120_000].join(" or "),
+            vec!["tcp"; 120_000].join(" and "),
+            format!("host 1.1.1.1{}", " or 1.1.1.1".repeat(120_000)),
+            format!("host (1.1.1.1{})", " and 1.1.1.1".repeat(120_000)),
+            // Runs of one operator between changes.
+            vec![vec!["tcp"; 1000].join(" or "); 120].join(" and "),
+        ] {
+            parse(&e, LinkType::En10mb, &t).expect("parses");
+        }
     });
 }
 
@@ -181,14 +214,14 @@ fn filters_at_the_limits_compile() {
         compiles(&format!("{}len{} > 0", "(".repeat(n), ")".repeat(n)));
         // Every load adds its protocol's checks to the tests.
         compiles(&format!("{}0{} = 0", "tcp[".repeat(n), "]".repeat(n)));
-        compiles(&vec!["tcp"; MAX_HEIGHT].join(" or "));
+        compiles(&alternating("tcp", "tcp", MAX_HEIGHT - 1).0);
         compiles(&vec!["tcp or udp"; MAX_HEIGHT / 2].join(" and "));
         compiles(&format!("{} = 0", vec!["len"; MAX_HEIGHT - 1].join("+")));
         // Nesting and chains together: the tree is as high as allowed.
         compiles(&format!(
             "{}({})",
             "not ".repeat(n - 1),
-            vec!["tcp"; MAX_HEIGHT - n].join(" and ")
+            alternating("tcp", "tcp", MAX_HEIGHT - n).0
         ));
     });
 }
@@ -209,10 +242,10 @@ fn one_past_the_limits_is_refused() {
             4 * MAX_NESTING,
             3,
         );
-        let e = vec!["tcp"; MAX_HEIGHT + 1].join(" or ");
-        refused(&e, COMPLEX, 7 * MAX_HEIGHT - 3, 2);
+        let (e, at, len) = alternating("tcp", "tcp", MAX_HEIGHT);
+        refused(&e, COMPLEX, at, len);
         // A `not` over a chain as high as allowed is one level too many.
-        let e = format!("not ({})", vec!["tcp"; MAX_HEIGHT].join(" or "));
+        let e = format!("not ({})", alternating("tcp", "tcp", MAX_HEIGHT - 1).0);
         refused(&e, COMPLEX, 0, 3);
     });
 }

@@ -7,11 +7,12 @@
 //!
 //! Checked: the IR's evaluator and the compiled engine (the default of
 //! `run`) on every cut packet (the differential test shows the generated
-//! code agrees with them), and the interpreter running
-//! the generated XDP code on every 16th. Two sets of expressions: libpcap's
-//! test suite (with ours), and random combinations of primitives with
-//! `and`, `or` and `not`, which make longer chains of tests for libpcap's
-//! optimiser to reorder.
+//! code agrees with them), and the interpreter running the generated XDP
+//! code on every 16th. Three sets of expressions: libpcap's test suite
+//! (with ours), random combinations of primitives with `and`, `or` and
+//! `not`, which make longer chains of tests for libpcap's optimiser to
+//! reorder, and long filters such as tools generate (hundreds of terms),
+//! where that reordering runs longest.
 
 mod common;
 
@@ -345,6 +346,81 @@ fn random_expressions_on_cut_packets_match_libpcap() {
             );
         }
     }
+    assert!(
+        seen.bad.is_empty(),
+        "{} disagreements:\n{}",
+        seen.bad.len(),
+        seen.bad.join("\n")
+    );
+}
+
+/// A filter of `n` terms of one shape, as a tool would generate it.
+fn long_filter(shape: &str, n: usize) -> String {
+    let host = |i: usize| format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    let terms = (0..n).map(|i| match shape {
+        "tcp port" => format!("tcp port {i}"),
+        "host" => format!("host {}", host(i + 1)),
+        "net" => format!("net 10.{}.{}.0/24", i >> 8, i & 255),
+        "port and host" => format!("(tcp port {} and host {})", 1000 + i, host(i + 1)),
+        "portrange" => format!("portrange {}-{}", 10 * i, 10 * i + 5),
+        // Mixed: `or` twice, then `and`; `not` inside the terms.
+        _ => match i % 4 {
+            0 => format!("tcp port {i}"),
+            1 => format!("not udp port {i}"),
+            2 => format!("(host {} and not port {i})", host(i + 1)),
+            _ => format!("src net 10.{}.0.0/16", i & 255),
+        },
+    });
+    let mut e = String::new();
+    for (i, t) in terms.enumerate() {
+        if i > 0 {
+            let op = if shape == "mixed" && i % 3 == 0 {
+                " and "
+            } else {
+                " or "
+            };
+            e.push_str(op);
+        }
+        e.push_str(&t);
+    }
+    e
+}
+
+#[test]
+fn long_generated_filters_on_cut_packets_match_libpcap() {
+    let shapes = [
+        "tcp port",
+        "host",
+        "net",
+        "port and host",
+        "portrange",
+        "mixed",
+    ];
+    let exprs: Vec<String> = shapes
+        .iter()
+        .flat_map(|s| [50, 150, 400].map(|n| long_filter(s, n)))
+        .collect();
+    let cut = cut_packets();
+    let packets = cut
+        .get("EN10MB")
+        .expect("Ethernet captures in testdata/pcaps/ and samples/");
+    let mut seen = Seen::default();
+    if compare("long", "EN10MB", packets, &exprs, &[], 64, &mut seen).is_none() {
+        return testbed::skip(
+            "cannot build or run the libpcap verdict helper (needs cc, libpcap-dev, unshare as root)",
+        );
+    }
+    eprintln!(
+        "long filters: {} programs, {} IR verdicts, {} interpreter runs",
+        seen.programs, seen.verdicts, seen.interp_runs
+    );
+    assert!(
+        seen.rejected.is_empty(),
+        "we refuse what libpcap accepts:\n{}",
+        seen.rejected.join("\n")
+    );
+    // Every filter compiled, and libpcap gave verdicts for each.
+    assert_eq!(seen.programs, exprs.len());
     assert!(
         seen.bad.is_empty(),
         "{} disagreements:\n{}",

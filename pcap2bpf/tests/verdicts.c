@@ -24,7 +24,8 @@ int main(int argc, char **argv) {
     if (n == cap) { cap *= 2; pk = realloc(pk, cap * sizeof *pk); }
     pk[n].h = *h; pk[n].d = malloc(h->caplen ? h->caplen : 1); memcpy(pk[n].d, d, h->caplen); n++;
   }
-  char line[8192];
+  /* Long generated filters take tens of kilobytes. */
+  static char line[1 << 20];
   while (fgets(line, sizeof line, stdin)) {
     size_t l = strlen(line);
     if (l && line[l-1] == '\n') line[--l] = 0;

@@ -298,7 +298,7 @@ pub enum ValNode {
 pub const MAX_VARS: u32 = 32;
 
 /// Comparison operators of tests (libpcap's jumps).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CmpOp {
     /// `a == b`.
     Eq,

@@ -23,6 +23,7 @@
 use cranelift_entity::packed_option::PackedOption;
 use cranelift_entity::{EntityRef, PrimaryMap, entity_impl};
 
+use super::ancestors::{Intervals, Lifting, Marks};
 use crate::ir::{BinOp, Block, BlockId, CmpOp, Cond, Edge, Ir, Val, ValNode};
 
 /// An edge of the CFG, numbered as libpcap numbers them: block `b`'s
@@ -62,9 +63,33 @@ pub(crate) struct PassInfo {
     pub order: Vec<BlockId>,
     /// Per block of the IR, in order, what the pass start says about it.
     blocks: PrimaryMap<BlockId, BlockInfo>,
+    /// The dominator tree of the blocks reached.
+    doms: Intervals,
+    /// The tree of edges under their immediate dominating edges.
+    edoms: Intervals,
+    /// The edges that decide tests, by what they decide (see
+    /// [`Decides`]).
+    deciders: Marks<Decides>,
+    /// Common dominators of blocks and of edges, while `compute` finds
+    /// the dominators.
+    common_blocks: Lifting,
+    common_edges: Lifting,
     /// Buffers of `compute`.
     stack: Vec<(BlockId, u8)>,
     level_start: Vec<u32>,
+    marks_stack: Vec<u32>,
+}
+
+/// What an edge tells a later test of value `a` with operator `op`
+/// (`fold_edge`): its outcome when the edge's test is the same
+/// (`k: Some`: the same constant), or, for an equality, that it is false
+/// whatever its constant (`k: None`: the edge found the value equal to
+/// another constant).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Decides {
+    a: AValue,
+    op: CmpOp,
+    k: Option<u32>,
 }
 
 /// What a pass knows about one block from its start: tests stay in place
@@ -95,8 +120,37 @@ impl PassInfo {
         self.blocks[i].reached
     }
 
+    /// Whether every path from the entry to block `c` went through
+    /// block `b` at the pass start (false when `c` was not reached).
+    pub fn dominates(&self, b: BlockId, c: BlockId) -> bool {
+        self.doms.is_ancestor(b.index(), c.index())
+    }
+
+    /// The nearest edge among `e` and the edges dominating it that
+    /// decides test `c` (the first that libpcap's walk up the edge
+    /// dominators finds `fold_edge` to answer).
+    fn decider(&self, e: EdgeId, c: &Test) -> Option<EdgeId> {
+        let nearest = |k| {
+            let key = Decides {
+                a: c.a,
+                op: c.op,
+                k,
+            };
+            self.deciders.nearest(key, e.index(), &self.edoms)
+        };
+        let same = nearest(Some(c.k));
+        let other = if c.op == CmpOp::Eq {
+            nearest(None)
+        } else {
+            None
+        };
+        // Both lie on the path up from `e`: the later one is nearer.
+        let (_, d) = same.max(other)?;
+        Some(EdgeId::new(d))
+    }
+
     /// The immediate dominator of reachable block `i`.
-    pub fn idom(&self, i: BlockId) -> BlockId {
+    fn idom(&self, i: BlockId) -> BlockId {
         self.blocks[i]
             .idom
             .expect("a reachable block has a dominator")
@@ -110,11 +164,6 @@ impl PassInfo {
     /// Whether libpcap's test of block `i` is the negation of ours.
     pub fn negated(&self, i: BlockId) -> bool {
         self.blocks[i].negated
-    }
-
-    /// The immediate dominating edge of edge `e` (none for the entry's).
-    fn edom(&self, e: EdgeId) -> Option<EdgeId> {
-        self.blocks[e.block()].edom.expand()
     }
 
     fn compute(&mut self, ir: &Ir, first: bool) {
@@ -190,10 +239,20 @@ impl PassInfo {
         // order sees every predecessor of a block before the block. Until
         // a block's turn, its `idom` and `edom` gather its predecessors'.
         self.blocks[entry].idom = entry.into();
+        self.common_blocks.reset(ir.blocks.len());
+        self.common_edges.reset(2 * ir.blocks.len());
         for (i, b) in ir.blocks.iter().enumerate() {
             let i = BlockId::new(i);
             if !self.blocks[i].reached {
                 continue;
+            }
+            // The block's dominators are known now: it joins the trees.
+            let idom = Some(self.idom(i).index()).filter(|_| i != entry);
+            self.common_blocks.add(i.index(), idom);
+            let edom = self.blocks[i].edom.expand().map(|e| e.index());
+            for true_edge in [true, false] {
+                self.common_edges
+                    .add(EdgeId::of(i, true_edge).index(), edom);
             }
             for (e, true_edge) in [(b.t, true), (b.f, false)] {
                 let Edge::Block(j) = e else { continue };
@@ -201,43 +260,59 @@ impl PassInfo {
                 let to = self.blocks[j];
                 let edom = match (to.edom.expand(), to.idom.expand()) {
                     (None, None) => Some(edge),
-                    (e, _) => self.common_edge(e, edge),
+                    (e, _) => e.and_then(|e| {
+                        let c = self.common_edges.common(e.index(), edge.index());
+                        c.map(EdgeId::new)
+                    }),
                 };
                 let idom = match to.idom.expand() {
                     None => i,
-                    Some(d) => self.common_block(d, i),
+                    // Reachable blocks share the entry at least.
+                    Some(d) => self
+                        .common_blocks
+                        .common(d.index(), i.index())
+                        .map_or(entry, BlockId::new),
                 };
                 self.blocks[j].edom = edom.into();
                 self.blocks[j].idom = idom.into();
             }
         }
+        self.ancestors(entry);
     }
 
-    /// The nearest edge dominating both edges `a` and `b` (or being one);
-    /// none when an edge of the entry is reached first.
-    fn common_edge(&self, a: Option<EdgeId>, b: EdgeId) -> Option<EdgeId> {
-        let (mut a, mut b) = (a?, b);
-        while a != b {
-            if a > b {
-                a = self.edom(a)?;
-            } else {
-                b = self.edom(b)?;
+    /// The trees of dominators and dominating edges, and the deciding
+    /// edges, for the queries of the pass.
+    fn ancestors(&mut self, entry: BlockId) {
+        let blocks = &self.blocks;
+        self.doms.compute(blocks.len(), |i| {
+            let b = &blocks[BlockId::new(i)];
+            let idom = b.idom.expand().filter(|_| i != entry.index());
+            b.reached.then(|| idom.map(|d| d.index()))
+        });
+        self.edoms.compute(2 * blocks.len(), |i| {
+            let b = &blocks[EdgeId::new(i).block()];
+            b.reached.then(|| b.edom.expand().map(|d| d.index()))
+        });
+        self.deciders.clear();
+        for (b, info) in blocks.iter() {
+            let (true, Some(p)) = (info.reached, info.test) else {
+                continue;
+            };
+            for d in [EdgeId::of(b, true), EdgeId::of(b, false)] {
+                let same = Decides {
+                    a: p.a,
+                    op: p.op,
+                    k: Some(p.k),
+                };
+                self.deciders.mark(same, d.index(), &self.edoms);
+                // The sense of the edge in libpcap's terms (`fold_edge`).
+                if p.op == CmpOp::Eq && d.is_true() != p.neg {
+                    let other = Decides { k: None, ..same };
+                    self.deciders.mark(other, d.index(), &self.edoms);
+                }
             }
         }
-        Some(a)
-    }
-
-    /// The nearest block dominating both blocks.
-    fn common_block(&self, mut a: BlockId, mut b: BlockId) -> BlockId {
-        while a != b {
-            while a > b {
-                a = self.idom(a);
-            }
-            while b > a {
-                b = self.idom(b);
-            }
-        }
-        a
+        self.deciders.finish(&mut self.marks_stack);
     }
 }
 
@@ -282,7 +357,7 @@ struct Test {
 /// The accumulator leaving a block as libpcap numbers it (its value
 /// number, `val[A_ATOM]`): two blocks leave the same number when all
 /// three parts agree.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct AValue {
     /// The value tested.
     val: Val,
@@ -443,20 +518,18 @@ fn opt_j(ir: &mut Ir, info: &PassInfo, e: EdgeId) -> (bool, bool) {
             skipped = true;
         }
     }
-    'top: while let Edge::Block(s) = target {
+    while let Edge::Block(s) = target {
         let child = ir.blocks[s.index()];
         let Some(c) = &info.blocks[s].test else {
             break;
         };
-        let mut d = Some(e);
-        while let Some(dom) = d {
-            if let Some(next) = fold_edge(info, child, c, dom) {
-                target = next;
-                continue 'top;
-            }
-            d = info.edom(dom);
+        match info
+            .decider(e, c)
+            .and_then(|d| fold_edge(info, child, c, d))
+        {
+            Some(next) => target = next,
+            None => break,
         }
-        break;
     }
     if e.is_true() {
         ir.blocks[i].t = target;

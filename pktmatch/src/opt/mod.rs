@@ -31,6 +31,7 @@
 //! `decided` and `root`; this module holds the driver, [`optimize`], and
 //! the state the passes share.
 
+mod ancestors;
 mod compact;
 mod dead_lets;
 mod decided;

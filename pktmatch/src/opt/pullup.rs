@@ -28,6 +28,15 @@ pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph) -> bool {
     // Built when a pull-up first needs the predecessors: most filters
     // have no chain and never do.
     g.built = false;
+    g.in_degree.clear();
+    g.in_degree.resize(ir.blocks.len(), 0);
+    for b in &ir.blocks {
+        for e in [b.t, b.f] {
+            if let Edge::Block(j) = e {
+                g.in_degree[j.index()] += 1;
+            }
+        }
+    }
     let mut pulled = false;
     for &b in &info.order {
         // libpcap tries both at each block.
@@ -53,6 +62,13 @@ pub(crate) struct Graph {
     built: bool,
     /// Blocks as they were before a pull-up changed them (to undo it).
     undo: Vec<(BlockId, Block)>,
+    /// The number of true and false edges into each block, as the
+    /// pull-ups leave them.
+    in_degree: Vec<u32>,
+    /// `reaches_itself` marks block `i` seen with `seen[i] == stamp`, so
+    /// that a search need not clear marks all over the graph.
+    seen: Vec<u32>,
+    stamp: u32,
     /// Buffers of `build`, `reaches_itself` and `sort_topologically`.
     incoming: Vec<u32>,
     order: Vec<usize>,
@@ -105,19 +121,6 @@ impl Graph {
     }
 }
 
-/// Whether every path from the entry to `c` went through `b` at the pass
-/// start.
-fn dominates(info: &PassInfo, b: BlockId, c: BlockId) -> bool {
-    if !info.reached(c) {
-        return false;
-    }
-    let mut c = c;
-    while c > b {
-        c = info.idom(c);
-    }
-    c == b
-}
-
 /// A block's true and false edges as libpcap's test has them (it tests
 /// the negation of some of ours, see `jumps::negated`).
 fn lib_edges(ir: &Ir, info: &PassInfo, x: BlockId) -> (Edge, Edge) {
@@ -126,18 +129,6 @@ fn lib_edges(ir: &Ir, info: &PassInfo, x: BlockId) -> (Edge, Edge) {
         (b.f, b.t)
     } else {
         (b.t, b.f)
-    }
-}
-
-/// Sets a block's edge that libpcap's test takes when true (`jt`) or
-/// false.
-fn set_lib_edge(ir: &mut Ir, info: &PassInfo, x: BlockId, jt: bool, e: Edge) {
-    let ours_t = jt != info.negated(x);
-    let b = &mut ir.blocks[x.index()];
-    if ours_t {
-        b.t = e;
-    } else {
-        b.f = e;
     }
 }
 
@@ -159,9 +150,8 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bo
         if or { jf } else { jt }
     };
     // Changes a block's chain edge, noting the block for an undo.
-    let set_next = |ir: &mut Ir, undo: &mut Vec<(BlockId, Block)>, x: BlockId, e: Edge| {
-        undo.push((x, ir.blocks[x.index()]));
-        set_lib_edge(ir, info, x, !or, e);
+    let set_next = |ir: &mut Ir, g: &mut Graph, x: BlockId, e: Edge| {
+        g.set_edge(ir, info, x, !or, e);
     };
     // Cheap first: the head and the test after it share the edge.
     match next(ir, b) {
@@ -185,7 +175,7 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bo
         return false;
     }
     let target = shared(ir, b);
-    let in_chain = |ir: &Ir, x: BlockId| shared(ir, x) == target && dominates(info, b, x);
+    let in_chain = |ir: &Ir, x: BlockId| shared(ir, x) == target && info.dominates(b, x);
     // Down the chain to the first test of another value.
     let (mut diff, mut above) = (b, None);
     loop {
@@ -215,35 +205,78 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bo
         }
         before = s;
     };
-    let mut undo = std::mem::take(&mut g.undo);
-    undo.clear();
+    g.undo.clear();
     let after = next(ir, pulled);
-    set_next(ir, &mut undo, before, after);
-    set_next(ir, &mut undo, pulled, Edge::Block(diff));
-    match above {
-        Some(a) => set_next(ir, &mut undo, a, Edge::Block(pulled)),
+    set_next(ir, g, before, after);
+    set_next(ir, g, pulled, Edge::Block(diff));
+    // The edges now into the pulled test that the move put there, and
+    // whether each replaced an edge into the head or the test above
+    // `diff`, from which `diff` leads down to the pulled test.
+    let (placed, from_above) = match above {
+        Some(a) => {
+            set_next(ir, g, a, Edge::Block(pulled));
+            (1, true)
+        }
         // At the head: the edges into it (as the pass's threading left
         // them) now go to the pulled test. libpcap takes an in-edge for
         // the false edge when it is not the true one.
         None => {
+            let mut fresh = true;
             for k in 0..g.preds_of(b).len() {
                 let p = g.preds_of(b)[k];
-                undo.push((p, ir.blocks[p.index()]));
-                let jt = lib_edges(ir, info, p).0 == Edge::Block(b);
-                set_lib_edge(ir, info, p, jt, Edge::Block(pulled));
+                let (jt, jf) = lib_edges(ir, info, p);
+                // Threading or a pull-up of this pass may have moved it.
+                fresh &= jt == Edge::Block(b) || jf == Edge::Block(b);
+                g.set_edge(ir, info, p, jt == Edge::Block(b), Edge::Block(pulled));
+            }
+            (g.preds_of(b).len(), fresh)
+        }
+    };
+    // The move may close a loop (another edge into the pulled test from
+    // below the head; libpcap does not check): then it is undone. A loop
+    // goes through the pulled test and enters it by an edge that comes
+    // from below `diff`. The edges the move put there come from above
+    // it (the graph had no loop), so with no other edge in, there is no
+    // loop, and no need to look.
+    let looped = !(from_above && g.in_degree[pulled.index()] as usize == placed)
+        && reaches_itself(ir, g, pulled);
+    if looped {
+        for k in (0..g.undo.len()).rev() {
+            let (i, blk) = g.undo[k];
+            g.replace(ir, i, blk);
+        }
+    }
+    !looped
+}
+
+impl Graph {
+    /// Sets block `x`'s edge that libpcap's test takes when true (`jt`)
+    /// or false, noting the block for an undo.
+    fn set_edge(&mut self, ir: &mut Ir, info: &PassInfo, x: BlockId, jt: bool, e: Edge) {
+        let old = ir.blocks[x.index()];
+        self.undo.push((x, old));
+        let mut new = old;
+        if jt != info.negated(x) {
+            new.t = e;
+        } else {
+            new.f = e;
+        }
+        self.replace(ir, x, new);
+    }
+
+    /// Replaces block `x` by `new`, keeping `in_degree` up to date.
+    fn replace(&mut self, ir: &mut Ir, x: BlockId, new: Block) {
+        let old = &mut ir.blocks[x.index()];
+        for (from, to) in [(old.t, new.t), (old.f, new.f)] {
+            if let Edge::Block(j) = from {
+                self.in_degree[j.index()] -= 1;
+            }
+            if let Edge::Block(j) = to {
+                self.in_degree[j.index()] += 1;
             }
         }
+        *old = new;
     }
-    // The move may close a loop (another edge into the pulled test from
-    // below the head; libpcap does not check): then it is undone.
-    let looped = reaches_itself(ir, g, pulled);
-    if looped {
-        for &(i, blk) in undo.iter().rev() {
-            ir.blocks[i.index()] = blk;
-        }
-    }
-    g.undo = undo;
-    !looped
 }
 
 /// Whether block `x` lies on a loop. Every loop a pull-up closes goes
@@ -252,9 +285,15 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bo
 /// below it suffices: its descendants, not the whole graph.
 fn reaches_itself(ir: &Ir, g: &mut Graph, x: BlockId) -> bool {
     let x = x.index();
-    let seen = &mut g.incoming;
-    seen.clear();
+    let seen = &mut g.seen;
     seen.resize(ir.blocks.len(), 0);
+    g.stamp = g.stamp.wrapping_add(1);
+    if g.stamp == 0 {
+        // Wrapped: marks of old searches could pass for this one's.
+        seen.fill(0);
+        g.stamp = 1;
+    }
+    let stamp = g.stamp;
     let stack = &mut g.order;
     stack.clear();
     stack.push(x);
@@ -266,8 +305,8 @@ fn reaches_itself(ir: &Ir, g: &mut Graph, x: BlockId) -> bool {
                 if j == x {
                     return true;
                 }
-                if seen[j] == 0 {
-                    seen[j] = 1;
+                if seen[j] != stamp {
+                    seen[j] = stamp;
                     stack.push(j);
                 }
             }
