@@ -18,8 +18,7 @@ use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 use bpf_builder::stack_trace::{self, StackTraceError, USER_STACK};
 use bpf_builder::symbolize::{KernelSymbols, ProcessSymbols, Symbol};
-use common::{read_u64, require_bpf};
-use object::{Object as _, ObjectSymbol};
+use common::{own_symbol, read_u64, require_bpf};
 
 /// The calling thread's id.
 fn gettid() -> u32 {
@@ -97,27 +96,13 @@ fn exe() -> String {
         .to_string()
 }
 
-/// This binary's symbol for the function whose path ends with `name`.
-fn symbol_of(name: &str) -> String {
-    let data = std::fs::read("/proc/self/exe").unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let needle = format!("{}{name}", name.len());
-    let found: Vec<String> = file
-        .symbols()
-        .filter_map(|s| s.name().ok().map(str::to_string))
-        .filter(|s| s.contains("stack_trace") && s.contains(&needle))
-        .collect();
-    assert_eq!(found.len(), 1, "symbols for {name}: {found:?}");
-    found.into_iter().next().unwrap()
-}
-
 #[test]
 fn a_uprobe_user_stack_names_the_probed_function_of_this_binary() {
     if !require_bpf() {
         return;
     }
     let (loaded, prog, stacks, ids) = recorder(ProgramType::Uprobe, gettid());
-    let symbol = symbol_of("stack_inner");
+    let symbol = own_symbol("stack_trace", "stack_inner");
     let offset = symbol_offset(exe(), &symbol).unwrap();
     let opts = ProbeOptions::new().pid(std::process::id());
     let link = perf_event::uprobe(loaded.program(prog), exe(), offset, &opts).unwrap();

@@ -24,8 +24,7 @@ use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgId, ProgramSpec, ProgramType};
-use common::{assert_nothing_left, read_u64, require_bpf};
-use object::{Object as _, ObjectSymbol};
+use common::{assert_nothing_left, own_symbol, read_u64, require_bpf};
 
 /// `__NR_getpid` on x86_64.
 const NR_GETPID: i32 = 39;
@@ -59,21 +58,6 @@ fn getpid_times(n: u64) {
     for _ in 0..n {
         std::hint::black_box(std::process::id());
     }
-}
-
-/// This binary's mangled symbol for the function whose path ends with
-/// `name` (Rust mangles `tracing::traced_add` with a hash).
-fn mangled(name: &str) -> String {
-    let data = std::fs::read("/proc/self/exe").unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let needle = format!("{}{name}", name.len());
-    let found: Vec<String> = file
-        .symbols()
-        .filter_map(|s| s.name().ok().map(str::to_string))
-        .filter(|s| s.starts_with("_ZN") && s.contains(&needle))
-        .collect();
-    assert_eq!(found.len(), 1, "symbols for {name}: {found:?}");
-    found.into_iter().next().unwrap()
 }
 
 fn exe() -> PathBuf {
@@ -264,7 +248,7 @@ fn uprobe_counts_each_call_of_a_function_and_reads_its_argument() {
         Filter::Tid(tid),
         Extra::CtxField(pt_regs::arg(0).unwrap()),
     );
-    let offset = symbol_offset(exe(), &mangled("traced_add")).unwrap();
+    let offset = symbol_offset(exe(), &own_symbol("tracing", "traced_add")).unwrap();
     let opts = ProbeOptions::new().pid(std::process::id());
     let link = perf_event::uprobe(loaded.program(prog), exe(), offset, &opts).unwrap();
     assert_eq!(link.link_ids().unwrap().len(), 1, "one perf link");
@@ -296,7 +280,7 @@ fn uretprobe_reads_the_return_value() {
         Filter::Tid(tid),
         Extra::CtxField(pt_regs::RC),
     );
-    let offset = symbol_offset(exe(), &mangled("traced_add")).unwrap();
+    let offset = symbol_offset(exe(), &own_symbol("tracing", "traced_add")).unwrap();
     let opts = ProbeOptions::new().pid(std::process::id());
     let link = perf_event::uprobe(loaded.program(prog), exe(), offset, &opts).unwrap();
     const N: u64 = 100;
@@ -321,7 +305,7 @@ fn uprobe_through_tracefs_and_the_ioctl_counts_and_removes_its_event() {
     let tid = gettid();
     let _events = lock_probe_events();
     let (loaded, prog, map) = counter(ProgramType::Uprobe, None, Filter::Tid(tid), Extra::None);
-    let offset = symbol_offset(exe(), &mangled("traced_add")).unwrap();
+    let offset = symbol_offset(exe(), &own_symbol("tracing", "traced_add")).unwrap();
     let opts = ProbeOptions::new()
         .pid(std::process::id())
         .tracefs(true)
@@ -379,7 +363,7 @@ fn a_perf_link_carries_its_cookie() {
     }
     let tid = gettid();
     let (loaded, prog, map) = counter(ProgramType::Uprobe, None, Filter::Tid(tid), Extra::Cookie);
-    let offset = symbol_offset(exe(), &mangled("traced_add")).unwrap();
+    let offset = symbol_offset(exe(), &own_symbol("tracing", "traced_add")).unwrap();
     let opts = ProbeOptions::new().pid(std::process::id()).cookie(0xc0de);
     let link = perf_event::uprobe(loaded.program(prog), exe(), offset, &opts).unwrap();
     traced_add(1);
@@ -402,8 +386,8 @@ fn uprobe_multi_counts_the_calls_of_two_functions_through_one_link() {
         Extra::Cookie,
     );
     let offsets = [
-        symbol_offset(exe(), &mangled("traced_add")).unwrap(),
-        symbol_offset(exe(), &mangled("traced_other")).unwrap(),
+        symbol_offset(exe(), &own_symbol("tracing", "traced_add")).unwrap(),
+        symbol_offset(exe(), &own_symbol("tracing", "traced_other")).unwrap(),
     ];
     let link = kprobe_multi::attach_uprobes(
         loaded.program(prog),

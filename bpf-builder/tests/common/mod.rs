@@ -279,3 +279,23 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.pins);
     }
 }
+
+/// This test binary's mangled symbol for the function `name` of the test
+/// crate `krate` (Rust mangles `tracing::traced_add` with a hash):
+/// exactly one must match.
+pub fn own_symbol(krate: &str, name: &str) -> String {
+    use object::{Object as _, ObjectSymbol as _};
+    let data = std::fs::read("/proc/self/exe").unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let (krate, name) = (
+        format!("{}{krate}", krate.len()),
+        format!("{}{name}", name.len()),
+    );
+    let found: Vec<String> = file
+        .symbols()
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .filter(|s| s.starts_with("_ZN") && s.contains(&krate) && s.contains(&name))
+        .collect();
+    assert_eq!(found.len(), 1, "symbols for {name}: {found:?}");
+    found.into_iter().next().unwrap()
+}
