@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use bpf_builder::asm::Asm;
 use bpf_builder::helpers::Helper;
-use bpf_builder::insn::{AluOp, AtomicOp, JmpOp, Reg::*, Size};
+use bpf_builder::insn::{AluOp, JmpOp, Reg::*, Size};
 use bpf_builder::load::Loaded;
 use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 use bpf_builder::ringbuf::{RingBuf, RingBufSet};
 use bpf_builder::run::TestRun;
-use common::{XDP_PASS, require_bpf};
+use common::{XDP_PASS, mark_lost, next_sequence, require_bpf};
 
 /// Sequence numbers the lost map can mark.
 const MAX_SEQ: u32 = 1 << 20;
@@ -60,15 +60,7 @@ fn producer(record_len: i32, ring_count: usize) -> Producer {
     let out = a.new_label();
     let failed = a.new_label();
     let reserve = a.new_label();
-    a.st(Size::W, R10, -4, 0);
-    a.ld_map_fd(R1, state);
-    a.mov64(R2, R10);
-    a.add64(R2, -4);
-    a.call(Helper::MapLookupElem);
-    a.jmp(JmpOp::Eq, R0, 0, out);
-    a.mov64(R8, R0);
-    a.mov64(R7, 1);
-    a.atomic(AtomicOp::FetchAdd, Size::DW, R8, 0, R7);
+    next_sequence(&mut a, state, out);
     // R7: this record's sequence number. R1: its ring buffer.
     a.ld_map_fd(R1, rings[0]);
     if let Some(&second) = rings.get(1) {
@@ -88,15 +80,7 @@ fn producer(record_len: i32, ring_count: usize) -> Producer {
     a.call(Helper::RingbufSubmit);
     a.ja(out);
     a.bind(failed);
-    a.mov64(R1, 1);
-    a.atomic(AtomicOp::Add, Size::DW, R8, 8, R1);
-    a.stx(Size::W, R10, -8, R7);
-    a.ld_map_fd(R1, lost);
-    a.mov64(R2, R10);
-    a.add64(R2, -8);
-    a.call(Helper::MapLookupElem);
-    a.jmp(JmpOp::Eq, R0, 0, out);
-    a.st(Size::B, R0, 0, 1);
+    mark_lost(&mut a, lost, out);
     a.bind(out);
     a.mov64(R0, XDP_PASS);
     a.exit();

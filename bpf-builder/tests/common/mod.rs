@@ -299,3 +299,35 @@ pub fn own_symbol(krate: &str, name: &str) -> String {
     assert_eq!(found.len(), 1, "symbols for {name}: {found:?}");
     found.into_iter().next().unwrap()
 }
+
+/// The stress producers' start: r8 = the value of `state` (an array of
+/// one 16-byte entry: the next sequence number, then the records lost),
+/// r7 = this record's sequence number, taken with a fetch-add; to `out`
+/// when the lookup fails. Clobbers r0-r5.
+pub fn next_sequence(a: &mut Asm, state: MapId, out: bpf_builder::asm::Label) {
+    a.st(Size::W, R10, -4, 0);
+    a.ld_map_fd(R1, state);
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.call(Helper::MapLookupElem);
+    a.jmp(JmpOp::Eq, R0, 0, out);
+    a.mov64(R8, R0);
+    a.mov64(R7, 1);
+    a.atomic(bpf_builder::insn::AtomicOp::FetchAdd, Size::DW, R8, 0, R7);
+}
+
+/// The stress producers' end for a record that could not be written:
+/// counts it in the state's second u64 and sets byte r7 of `lost` (one
+/// byte per sequence number), then falls through to what follows.
+/// Clobbers r0-r5.
+pub fn mark_lost(a: &mut Asm, lost: MapId, out: bpf_builder::asm::Label) {
+    a.mov64(R1, 1);
+    a.atomic(bpf_builder::insn::AtomicOp::Add, Size::DW, R8, 8, R1);
+    a.stx(Size::W, R10, -8, R7);
+    a.ld_map_fd(R1, lost);
+    a.mov64(R2, R10);
+    a.add64(R2, -8);
+    a.call(Helper::MapLookupElem);
+    a.jmp(JmpOp::Eq, R0, 0, out);
+    a.st(Size::B, R0, 0, 1);
+}
