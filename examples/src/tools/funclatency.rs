@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bpf_builder::asm::{Asm, Label};
+use bpf_builder::asm::Asm;
 use bpf_builder::attach::perf_event::{self, ProbeOptions};
 use bpf_builder::attach::{AttachError, TraceLink, symbol_offset, tracing};
 use bpf_builder::helpers::Helper;
@@ -26,7 +26,7 @@ use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramSpec, ProgramType};
 use bpf_builder::sys::signal::Termination;
 
-use super::Error;
+use super::{Error, pid_tgid, take_by_thread};
 
 /// How to call it.
 pub const USAGE: &str = "usage: funclatency [-p PID] [-u|-m] [-d SECONDS] [--kprobe] FUNC
@@ -205,18 +205,6 @@ pub struct Histogram {
     pub count: u64,
 }
 
-/// Emits: R7 = pid_tgid; to `out` unless the process is `pid`.
-fn pid_tgid(a: &mut Asm, pid: Option<u32>, out: Label) {
-    a.call(Helper::GetCurrentPidTgid);
-    a.mov64(R7, R0);
-    if let Some(pid) = pid {
-        a.mov64(R1, R7);
-        a.alu64(AluOp::Rsh, R1, 32);
-        a.ld_imm64(R2, pid.into());
-        a.jmp(JmpOp::Ne, R1, R2, out);
-    }
-}
-
 /// Emits: adds R1 to the u64 at `slot` (in R3's u32 stack cell) of `map`.
 fn add_at(a: &mut Asm, map: MapId, slot_on_stack: i16, value: impl Fn(&mut Asm)) {
     let skip = a.new_label();
@@ -269,17 +257,7 @@ pub fn build(
     let mut a = Asm::new();
     let out = a.new_label();
     pid_tgid(&mut a, pid, out);
-    a.stx(Size::W, R10, -4, R7);
-    a.ld_map_fd(R1, start);
-    a.mov64(R2, R10);
-    a.add64(R2, -4);
-    a.call(Helper::MapLookupElem);
-    a.jmp(JmpOp::Eq, R0, 0, out);
-    a.ldx(Size::DW, R8, R0, 0);
-    a.ld_map_fd(R1, start);
-    a.mov64(R2, R10);
-    a.add64(R2, -4);
-    a.call(Helper::MapDeleteElem);
+    take_by_thread(&mut a, start, out);
     a.call(Helper::KtimeGetNs);
     a.alu64(AluOp::Sub, R0, R8);
     a.mov64(R8, R0); // nanoseconds

@@ -13,6 +13,10 @@ use std::io;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bpf_builder::asm::{Asm, Label};
+use bpf_builder::helpers::Helper;
+use bpf_builder::insn::{AluOp, JmpOp, Reg::*, Size};
+use bpf_builder::object::MapId;
 use bpf_builder::sys::signal::Termination;
 
 /// What a tool reports when it cannot go on (printed, exit status 1).
@@ -77,4 +81,36 @@ pub(crate) fn load_error(what: &str, e: bpf_builder::load::LoadError) -> Error {
         ""
     };
     format!("cannot load {what}: {e}{hint}").into()
+}
+
+/// Emits: r7 = `bpf_get_current_pid_tgid()`; to `out` unless the process
+/// is `pid` (when one is given).
+pub(crate) fn pid_tgid(a: &mut Asm, pid: Option<u32>, out: Label) {
+    a.call(Helper::GetCurrentPidTgid);
+    a.mov64(R7, R0);
+    if let Some(pid) = pid {
+        a.mov64(R1, R7);
+        a.alu64(AluOp::Rsh, R1, 32);
+        a.ld_imm64(R2, pid.into());
+        a.jmp(JmpOp::Ne, R1, R2, out);
+    }
+}
+
+/// Emits: r8 = the u64 that the entry side stored in `map` under this
+/// thread's id (the low half of r7, from [`pid_tgid`]), which is then
+/// deleted; to `out` when there is none. Clobbers r0-r5 and the stack's
+/// 4 bytes at -4.
+pub(crate) fn take_by_thread(a: &mut Asm, map: MapId, out: Label) {
+    let key = |a: &mut Asm| {
+        a.ld_map_fd(R1, map);
+        a.mov64(R2, R10);
+        a.add64(R2, -4);
+    };
+    a.stx(Size::W, R10, -4, R7);
+    key(a);
+    a.call(Helper::MapLookupElem);
+    a.jmp(JmpOp::Eq, R0, 0, out);
+    a.ldx(Size::DW, R8, R0, 0);
+    key(a);
+    a.call(Helper::MapDeleteElem);
 }

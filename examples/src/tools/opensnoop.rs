@@ -28,7 +28,7 @@ use bpf_builder::object::{Object, ProgramSpec, ProgramType};
 use bpf_builder::ringbuf::RingBuf;
 use bpf_builder::sys::signal::Termination;
 
-use super::Error;
+use super::{Error, pid_tgid, take_by_thread};
 
 /// How to call it.
 pub const USAGE: &str = "usage: opensnoop [-p PID] [-n NAME] [-x] [-d SECONDS] [--tracepoint]
@@ -145,18 +145,6 @@ pub struct Opensnoop {
     method: Method,
 }
 
-/// Emits: R7 = pid_tgid; exits (to `out`) unless the process is `pid`.
-fn pid_tgid(a: &mut Asm, pid: Option<u32>, out: bpf_builder::asm::Label) {
-    a.call(Helper::GetCurrentPidTgid);
-    a.mov64(R7, R0);
-    if let Some(pid) = pid {
-        a.mov64(R1, R7);
-        a.alu64(AluOp::Rsh, R1, 32);
-        a.ld_imm64(R2, pid.into());
-        a.jmp(JmpOp::Ne, R1, R2, out);
-    }
-}
-
 /// Emits the record: reserve, pid/tid from R7, result from `ret` (a u64
 /// at that offset of R6), comm, path from the user pointer in R8, submit.
 fn emit_record(
@@ -270,17 +258,7 @@ pub fn build_tracepoints(pid: Option<u32>) -> Result<(Object, Vec<(String, Strin
     let out = a.new_label();
     a.mov64(R6, R1);
     pid_tgid(&mut a, pid, out);
-    a.stx(Size::W, R10, -4, R7);
-    a.ld_map_fd(R1, paths);
-    a.mov64(R2, R10);
-    a.add64(R2, -4);
-    a.call(Helper::MapLookupElem);
-    a.jmp(JmpOp::Eq, R0, 0, out);
-    a.ldx(Size::DW, R8, R0, 0);
-    a.ld_map_fd(R1, paths);
-    a.mov64(R2, R10);
-    a.add64(R2, -4);
-    a.call(Helper::MapDeleteElem);
+    take_by_thread(&mut a, paths, out);
     emit_record(&mut a, events, ret as i16, out);
     a.bind(out);
     a.mov64(R0, 0);
