@@ -114,7 +114,12 @@ fn nft(bed: &Bed, args: &[&str]) -> String {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let out = bed
         .ns
-        .run(move || Command::new("nft").args(&args).output().expect("nft runs"))
+        .run(move || {
+            Command::new(testbed::nft::nft_program())
+                .args(&args)
+                .output()
+                .expect("nft runs")
+        })
         .unwrap();
     assert!(
         out.status.success(),

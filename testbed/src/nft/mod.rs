@@ -767,7 +767,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The `nft` to run: Debian's in /usr/sbin, else whatever `PATH` finds.
-fn nft_program() -> &'static str {
+pub fn nft_program() -> &'static str {
     if Path::new("/usr/sbin/nft").exists() {
         "/usr/sbin/nft"
     } else {
