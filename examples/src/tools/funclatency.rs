@@ -26,7 +26,7 @@ use bpf_builder::map::MapSpec;
 use bpf_builder::object::{MapId, Object, ProgramSpec, ProgramType};
 use bpf_builder::sys::signal::Termination;
 
-use super::{Error, pid_tgid, take_by_thread};
+use super::{Error, pid_tgid, put_by_thread, take_by_thread};
 
 /// How to call it.
 pub const USAGE: &str = "usage: funclatency [-p PID] [-u|-m] [-d SECONDS] [--kprobe] FUNC
@@ -232,27 +232,25 @@ pub fn build(
     let hist = obj.add_map(MapSpec::array("hist", 8, SLOTS as u32))?;
     let stats = obj.add_map(MapSpec::array("stats", 8, 2))?;
 
+    // Both programs name the same target, if any.
+    let add = |obj: &mut Object, name: &str, ty, a: Asm| -> Result<(), Error> {
+        let mut spec = ProgramSpec::new(format!("{PROGRAM_PREFIX}_{name}"), ty, a.finish()?);
+        if let Some(t) = attach_to {
+            spec = spec.with_attach_to(t);
+        }
+        obj.add_program_spec(spec)?;
+        Ok(())
+    };
+
     let mut a = Asm::new();
     let out = a.new_label();
     pid_tgid(&mut a, pid, out);
-    a.stx(Size::W, R10, -4, R7);
     a.call(Helper::KtimeGetNs);
-    a.stx(Size::DW, R10, -16, R0);
-    a.ld_map_fd(R1, start);
-    a.mov64(R2, R10);
-    a.add64(R2, -4);
-    a.mov64(R3, R10);
-    a.add64(R3, -16);
-    a.mov64(R4, 0);
-    a.call(Helper::MapUpdateElem);
+    put_by_thread(&mut a, start, R0);
     a.bind(out);
     a.mov64(R0, 0);
     a.exit();
-    let mut spec = ProgramSpec::new(format!("{PROGRAM_PREFIX}_entry"), entry, a.finish()?);
-    if let Some(t) = attach_to {
-        spec = spec.with_attach_to(t);
-    }
-    obj.add_program_spec(spec)?;
+    add(&mut obj, "entry", entry, a)?;
 
     let mut a = Asm::new();
     let out = a.new_label();
@@ -286,11 +284,7 @@ pub fn build(
     a.bind(out);
     a.mov64(R0, 0);
     a.exit();
-    let mut spec = ProgramSpec::new(format!("{PROGRAM_PREFIX}_exit"), exit, a.finish()?);
-    if let Some(t) = attach_to {
-        spec = spec.with_attach_to(t);
-    }
-    obj.add_program_spec(spec)?;
+    add(&mut obj, "exit", exit, a)?;
     Ok((obj, hist, stats))
 }
 

@@ -96,6 +96,22 @@ pub(crate) fn pid_tgid(a: &mut Asm, pid: Option<u32>, out: Label) {
     }
 }
 
+/// Emits: `map[this thread's id] = value` (the thread id from the low
+/// half of r7, from [`pid_tgid`]), what the exit side takes back with
+/// [`take_by_thread`]. Clobbers r0-r5 and the stack's bytes at -4 and
+/// -16.
+pub(crate) fn put_by_thread(a: &mut Asm, map: MapId, value: bpf_builder::insn::Reg) {
+    a.stx(Size::DW, R10, -16, value);
+    a.stx(Size::W, R10, -4, R7);
+    a.ld_map_fd(R1, map);
+    a.mov64(R2, R10);
+    a.add64(R2, -4);
+    a.mov64(R3, R10);
+    a.add64(R3, -16);
+    a.mov64(R4, 0);
+    a.call(Helper::MapUpdateElem);
+}
+
 /// Emits: r8 = the u64 that the entry side stored in `map` under this
 /// thread's id (the low half of r7, from [`pid_tgid`]), which is then
 /// deleted; to `out` when there is none. Clobbers r0-r5 and the stack's

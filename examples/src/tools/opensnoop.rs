@@ -28,7 +28,7 @@ use bpf_builder::object::{Object, ProgramSpec, ProgramType};
 use bpf_builder::ringbuf::RingBuf;
 use bpf_builder::sys::signal::Termination;
 
-use super::{Error, pid_tgid, take_by_thread};
+use super::{Error, pid_tgid, put_by_thread, take_by_thread};
 
 /// How to call it.
 pub const USAGE: &str = "usage: opensnoop [-p PID] [-n NAME] [-x] [-d SECONDS] [--tracepoint]
@@ -234,15 +234,7 @@ pub fn build_tracepoints(pid: Option<u32>) -> Result<(Object, Vec<(String, Strin
         a.mov64(R6, R1);
         pid_tgid(&mut a, pid, out);
         a.ldx(Size::DW, R1, R6, filename as i16);
-        a.stx(Size::DW, R10, -16, R1);
-        a.stx(Size::W, R10, -4, R7);
-        a.ld_map_fd(R1, paths);
-        a.mov64(R2, R10);
-        a.add64(R2, -4);
-        a.mov64(R3, R10);
-        a.add64(R3, -16);
-        a.mov64(R4, 0);
-        a.call(Helper::MapUpdateElem);
+        put_by_thread(&mut a, paths, R1);
         a.bind(out);
         a.mov64(R0, 0);
         a.exit();
