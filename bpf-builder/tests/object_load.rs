@@ -47,6 +47,43 @@ fn tail_call_through_a_filled_program_array() {
     assert_eq!(out.retval, 2);
 }
 
+/// The kernel follows 33 tail calls in a row (`MAX_TAIL_CALL_CNT`) and
+/// refuses the 34th: a chain of programs, each tail-calling the next,
+/// ends in the 34th program when the chain is longer. Tools that chain
+/// programs (nft2bpf's generation switch, then up to 33 programs of
+/// rules) count on exactly this.
+#[test]
+fn the_kernel_follows_thirty_three_tail_calls() {
+    if !require_bpf() {
+        return;
+    }
+    const PROGRAMS: u32 = 40;
+    let mut o = Object::new();
+    let chain = o.add_map(MapSpec::prog_array("chain", PROGRAMS)).unwrap();
+    let mut progs = Vec::new();
+    for i in 0..PROGRAMS {
+        // Tail-calls program i + 1; returns i when that fails.
+        let mut a = Asm::new();
+        a.ld_map_fd(R2, chain);
+        a.mov64(R3, i as i32 + 1);
+        a.call(Helper::TailCall);
+        a.mov64(R0, i as i32);
+        a.exit();
+        let id = o
+            .add_program(&format!("link{i}"), ProgramType::Xdp, a.finish().unwrap())
+            .unwrap();
+        o.add_map_entry(chain, i.to_ne_bytes(), InitValue::Prog(id))
+            .unwrap();
+        progs.push(id);
+    }
+    let loaded = o.load().unwrap();
+    let out = loaded
+        .program(progs[0])
+        .test_run(&TestRun::new(&[0u8; 64]))
+        .unwrap();
+    assert_eq!(out.retval, 33, "33 tail calls ran, the 34th was refused");
+}
+
 #[test]
 fn map_of_maps_with_initial_inner_map() {
     if !require_bpf() {

@@ -59,12 +59,22 @@ fn load_filters_counts_reloads_and_unloads() {
     // A changed ruleset: the unchanged rule keeps its count (now the
     // second rule), the new ones start at zero; dport 7 now passes by
     // the policy.
-    let prog = bed.xdp_prog("nfb");
+    let attached = bed.xdp_prog("nfb");
+    let prog = bed.rules_prog("xdp-nfb");
     let second = bed.file("second.nft", &chain(SECOND));
     let out = bed.ok(&["load", second.to_str().unwrap()]);
     assert!(out.starts_with("replaced xdp on nfb"), "{out}");
     assert!(out.contains("1 counters carried over"), "{out}");
-    assert_ne!(bed.xdp_prog("nfb"), prog, "the program was replaced");
+    assert_ne!(
+        bed.rules_prog("xdp-nfb"),
+        prog,
+        "the rules' program was replaced"
+    );
+    assert_eq!(
+        bed.xdp_prog("nfb"),
+        attached,
+        "behind the same attachment (the generation switch)"
+    );
     assert_eq!(bed.send(&[9, 5, 7, 8]), vec![7, 8]);
     assert_eq!(
         bed.counters(),
@@ -77,7 +87,7 @@ fn load_filters_counts_reloads_and_unloads() {
 
     // Bad reloads change nothing: a syntax error, said with its place...
     let pins = bed.pins();
-    let prog = bed.xdp_prog("nfb");
+    let prog = bed.rules_prog("xdp-nfb");
     let bad = bed.file(
         "bad.nft",
         "table netdev t {\n\tchain c {\n\t\tudp dport 9 drip\n\t}\n}\n",
@@ -130,7 +140,8 @@ fn load_filters_counts_reloads_and_unloads() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nfa"), "{err}");
     assert_eq!(bed.pins(), pins, "the pins are as they were");
-    assert_eq!(bed.xdp_prog("nfb"), prog, "the same program runs");
+    assert_eq!(bed.rules_prog("xdp-nfb"), prog, "the same program runs");
+    assert_eq!(bed.xdp_prog("nfb"), attached, "behind the same attachment");
     assert_eq!(bed.send(&[9, 7]), vec![7], "the old firewall still works");
 
     // Unload: no pins, no programs.
@@ -176,6 +187,145 @@ fn log_prints_records_with_their_prefix() {
         assert!(
             l.ends_with("[t/c rule 0: udp dport 9 log prefix \"nft-test: \" drop]"),
             "{l}"
+        );
+    }
+    bed.ok(&["unload"]);
+}
+
+/// A reload moves every hook of the ruleset at one instant (its
+/// generation switch), as nft's commit does. Frames flow all through the
+/// reload (the load runs as another process); each crosses the egress
+/// hook of `nfa`, then the ingress hook of `nfb`, and both rulesets log
+/// there which rules it met. No frame meets the new rules at egress and
+/// then the old ones at ingress; at each hook the frames meet the old
+/// rules, then the new ones; every frame is logged at both hooks, once.
+/// The log rings are read as the frames go, the old ones held open
+/// across the reload so that none of their records is lost.
+#[test]
+fn a_reload_switches_every_hook_at_once() {
+    use bpf_builder::ringbuf::RingBuf;
+    use nft2bpf::compile::log::LogRecord;
+    use nft2bpf::deploy::{Running, describe_log, running};
+
+    let Some(bed) = Bed::new("reloading two hooks while frames flow") else {
+        return;
+    };
+    let ruleset = |rules: &str| {
+        format!(
+            "table netdev t {{\n\
+             \tchain out {{\n\
+             \t\ttype filter hook egress device \"nfa\" priority 0; policy accept;\n\
+             \t\tudp dport 9 log prefix \"{rules}-out \"\n\
+             \t}}\n\
+             \tchain in {{\n\
+             \t\ttype filter hook ingress device \"nfb\" priority 0; policy accept;\n\
+             \t\tudp dport 9 log prefix \"{rules}-in \"\n\
+             \t}}\n\
+             }}\n"
+        )
+    };
+    let old = bed.file("old.nft", &ruleset("old"));
+    let new = bed.file("new.nft", &ruleset("new"));
+    bed.ok(&["load", old.to_str().unwrap()]);
+
+    // Each frame's number follows the marker in its payload.
+    const NUMBER_AT: usize = 14 + 20 + 8 + 16;
+    let marker = Marker::new().unwrap();
+    let (a, b) = (&bed.pair.a, &bed.pair.b);
+    let frame = |n: u32| {
+        let mut payload = marker.as_bytes().to_vec();
+        payload.extend_from_slice(&n.to_be_bytes());
+        let (src, dst) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        testbed::udp4_frame(a.mac, b.mac, src, dst, 1000, 9, &payload).unwrap()
+    };
+    // (egress rules, ingress rules) each frame met.
+    let mut met: Vec<[Option<String>; 2]> = Vec::new();
+    let mut drain = |rings: &mut Vec<(RingBuf, Running)>| {
+        for (ring, r) in rings.iter_mut() {
+            let meta = r.meta.as_ref().unwrap();
+            while let Some(bytes) = ring.next_record().unwrap() {
+                let rec = LogRecord::parse(bytes).unwrap();
+                let line = describe_log(meta, &rec);
+                let (rules, hook) = line.prefix.trim_end().split_once('-').unwrap();
+                let n = &rec.packet[NUMBER_AT..NUMBER_AT + 4];
+                let n = u32::from_be_bytes(n.try_into().unwrap()) as usize;
+                if met.len() <= n {
+                    met.resize(n + 1, [None, None]);
+                }
+                let at = &mut met[n][usize::from(hook == "in")];
+                assert!(at.is_none(), "frame {n} logged twice at {hook}");
+                *at = Some(rules.to_string());
+            }
+        }
+    };
+    let open_rings = || {
+        running(&bed.root)
+            .unwrap()
+            .into_iter()
+            .map(|r| (RingBuf::new(r.log.as_ref().unwrap()).unwrap(), r))
+            .collect::<Vec<_>>()
+    };
+    let mut rings = open_rings();
+    assert_eq!(rings.len(), 2, "two hooks");
+
+    let sock = a.socket().unwrap();
+    let sent = std::cell::Cell::new(0u32);
+    // Sends `frames`, waits a little, reads the rings.
+    let mut send_burst = |rings: &mut Vec<(RingBuf, Running)>, frames: u32| {
+        for _ in 0..frames {
+            sock.send(&frame(sent.get())).unwrap();
+            sent.set(sent.get() + 1);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        drain(rings);
+    };
+    for _ in 0..10 {
+        send_burst(&mut rings, 32);
+    }
+    let mut load = bed.cmd(&["load", new.to_str().unwrap()]);
+    load.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = bed.ns.run(move || load.spawn().expect("spawns")).unwrap();
+    let child = std::sync::Mutex::new(child);
+    while child.lock().unwrap().try_wait().unwrap().is_none() {
+        send_burst(&mut rings, 32);
+        assert!(sent.get() < 1 << 20, "the load took too long");
+    }
+    let out = child.into_inner().unwrap().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rings.extend(open_rings());
+    for _ in 0..10 {
+        send_burst(&mut rings, 32);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    send_burst(&mut rings, 0);
+    let sent = sent.get();
+
+    let gens: Vec<[&str; 2]> = (0..sent as usize)
+        .map(|n| match met.get(n) {
+            Some([Some(o), Some(i)]) => [o.as_str(), i.as_str()],
+            m => panic!("frame {n} of {sent} was not logged at both hooks: {m:?}"),
+        })
+        .collect();
+    for (n, g) in gens.iter().enumerate() {
+        assert_ne!(
+            *g,
+            ["new", "old"],
+            "frame {n} met the new rules, then the old"
+        );
+    }
+    let in_flight = gens.iter().filter(|g| **g == ["old", "new"]).count();
+    eprintln!("{sent} frames, {in_flight} crossed the switch between the two hooks");
+    for hook in 0..2 {
+        let first_new = gens.iter().position(|g| g[hook] == "new").unwrap();
+        eprintln!("hook {hook}: the new rules from frame {first_new}");
+        assert!(first_new >= 320, "the old rules ran at hook {hook}");
+        assert!(
+            gens[first_new..].iter().all(|g| g[hook] == "new"),
+            "at hook {hook}, every frame from {first_new} on met the new rules"
         );
     }
     bed.ok(&["unload"]);
@@ -243,8 +393,9 @@ fn tcx_hooks_load_filter_and_unload() {
             })
             .unwrap()
     };
-    assert_eq!(names("nfb", Hook::Ingress), ["nft_tcx_ingress", "other"]);
-    assert_eq!(names("nfa", Hook::Egress), ["nft_tcx_egress", "other"]);
+    // Each hook runs the ruleset's generation switch.
+    assert_eq!(names("nfb", Hook::Ingress), ["nft_sw_tcx_in", "other"]);
+    assert_eq!(names("nfa", Hook::Egress), ["nft_sw_tcx_eg", "other"]);
     // Sent from nfa, a drop at its egress fails the send (ENOBUFS).
     let marker = Marker::new().unwrap();
     let (a, b) = (&bed.pair.a, &bed.pair.b);

@@ -63,7 +63,7 @@ fn sets_change_on_the_next_packet_without_a_reload() {
     let file = bed.dir.join("sets.nft");
     std::fs::write(&file, RULESET).unwrap();
     ok(&bed, &format!("load {}", file.display()));
-    let prog = bed.xdp_prog("nfb");
+    let prog = bed.rules_prog("xdp-nfb");
     assert!(prog.is_some());
     assert_eq!(bed.send(&[5, 6, 7]), vec![5, 7]);
 
@@ -156,7 +156,7 @@ fn sets_change_on_the_next_packet_without_a_reload() {
 
     // No reload happened: the same program runs, and the ruleset lists
     // the sets' elements now.
-    assert_eq!(bed.xdp_prog("nfb"), prog);
+    assert_eq!(bed.rules_prog("xdp-nfb"), prog);
     let listing = ok(&bed, "list ruleset");
     assert!(
         listing.contains("\t\telements = { 6 : drop, 7 : accept, 8080 : drop }\n"),

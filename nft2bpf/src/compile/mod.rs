@@ -14,6 +14,7 @@ pub mod log;
 mod lower;
 pub mod program;
 pub mod sets;
+pub mod switch;
 
 use indexmap::IndexSet;
 use pktmatch::ir::{Ir, Verdict};

@@ -8,7 +8,10 @@
 //! Under the pin root (default [`PIN_ROOT`]) three directories of
 //! [`bpf_builder::pins`] units hold it:
 //!
-//! * `links/HOOK-DEVICE`: the program's link (member `link`);
+//! * `links/HOOK-DEVICE`: the hook's link (member `link`), which runs
+//!   the ruleset's generation switch (`switch`, with its two `slots`
+//!   and the ruleset's `generation` map, the same in every link unit:
+//!   [`crate::compile::switch`]);
 //! * `members/HOOK-DEVICE-GEN`: for an XDP program that runs as a member
 //!   of its device's XDP dispatcher ([`LoadOptions::shared`], libxdp's
 //!   protocol through [`bpf_builder::attach::dispatcher`]), the member
@@ -28,17 +31,25 @@
 //! of per-set units would not give.
 //!
 //! [`load`] compiles and loads every program first; then, under the pin
-//! root's lock, it stages the new units, attaches the programs of
-//! devices that had none, and swaps each running program for its new one
-//! with a link update (atomic per link: a packet runs the old program or
-//! the new one). Only then are the new units committed and the old ones
+//! root's lock, it stages the new units, puts each hook's new program in
+//! the next generation's slot of its switch (attaching a switch to the
+//! hooks that had none: it lets packets through until the switch), and
+//! writes the generation once: every hook of the ruleset moves to the
+//! new rules at that instant, as nft's commit moves all of its hooks
+//! (each packet meets one generation's rules at a hook; one that crosses
+//! two hooks as the generation changes meets the old rules at the first
+//! and the new at the second, never the reverse). Only then are the new
+//! units committed, the old generation's slots emptied and the old units
 //! removed. Anything that fails before that point undoes what was done
-//! (link updates are reverted, new links dropped, staged pins removed):
-//! the old firewall keeps running, and nothing new stays pinned or
-//! attached. Rule counters carry over: a counter whose rule has the same
+//! (the generation written back, the slots emptied, new links dropped,
+//! staged pins removed): the old firewall keeps running, and nothing new
+//! stays pinned or attached. A pin root whose links were made by an
+//! nft2bpf without the switch is refused (unload it first). Rule
+//! counters carry over: a counter whose rule has the same
 //! table, chain and text (and occurrence among rules of that text) starts
-//! the new program with the old one's value (read just before the swap,
-//! so packets counted in between are lost), as do named counters.
+//! the new program with the old one's value (read just before the
+//! switch, so packets counted in between are lost), as do named
+//! counters.
 //!
 //! Sets that did not change keep their live contents: elements added
 //! and deleted with [`sets`]' commands, and those the packet path added
@@ -83,6 +94,7 @@ mod meta;
 mod pins;
 pub mod sets;
 mod state;
+mod switch;
 
 use std::path::{Path, PathBuf};
 

@@ -19,6 +19,7 @@ use bpf_builder::pins::{PinRoot, Staging};
 
 use super::meta::{Meta, SetMeta};
 use super::state;
+use super::switch::{Flip, NewSwitch};
 use super::{
     Compiled, DeployError, IngressHook, Source, build_for, device, lower_for, on_devices,
     target_name, targets,
@@ -30,8 +31,13 @@ use crate::compile::program::Mode;
 /// The name of the map pinned in place of a map a program lacks.
 pub const PLACEHOLDER: &str = "nft_none";
 
-/// The members of a link unit.
-const LINK_MEMBERS: &[&str] = &["link"];
+/// The members of a link unit: the link, the generation switch it runs,
+/// the switch's slots and the ruleset's generation map
+/// ([`crate::compile::switch`]).
+const LINK_MEMBERS: &[&str] = &["link", "switch", "slots", "generation"];
+/// The members of a link unit that an nft2bpf without the switch did not
+/// pin: such a unit is whole, and a reload refuses it.
+const SWITCH_MEMBERS: &[&str] = &["switch", "slots", "generation"];
 /// The members of a member unit (`members/HOOK-DEVICE-GEN`): the program
 /// that runs in the device's XDP dispatcher (`load --shared`), which has
 /// no link of its own.
@@ -222,8 +228,10 @@ pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, Dep
     } else {
         sub("members", MEMBER_MEMBERS)?
     };
+    let mut links = sub("links", LINK_MEMBERS)?;
+    links.set_optional(SWITCH_MEMBERS)?;
     Ok(Some(Roots {
-        links: sub("links", LINK_MEMBERS)?,
+        links,
         members,
         progs: sub("progs", &prog_members)?,
         outer,
@@ -517,7 +525,7 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
     }
     // Copies of unchanged sets that had no map of their shape in the
     // program they replace (a new device, say): filled from another
-    // copy, before the swap.
+    // copy, before the switch.
     for p in &prepared {
         for (i, old) in &p.fill {
             let new = p.loaded().map(p.compiled.program.maps.sets[*i]);
@@ -546,13 +554,6 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
         }
         staged.push((name, st));
     }
-    // Counters, just before the swap.
-    let mut carried = vec![0; prepared.len()];
-    for (i, p) in prepared.iter().enumerate() {
-        if let Some(old) = scan.current.iter().find(|c| c.key == p.key) {
-            carried[i] = carry(old, p);
-        }
-    }
     // Members, pinned in staged member units.
     let mut new_members: Vec<(String, Staging<'_, '_>)> = Vec::new();
     for p in prepared.iter().filter(|p| p.shared) {
@@ -561,37 +562,39 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
         st.pin("prog", p.prog())?;
         new_members.push((name, st));
     }
-    // New attachments, pinned in staged link units.
-    let mut new_links: Vec<(String, Staging<'_, '_>, Link)> = Vec::new();
-    for p in &prepared {
-        if p.shared || scan.current.iter().any(|c| c.key == p.key) {
-            continue;
-        }
-        let link = attach_link(p.attach, &p.device, p.prog(), &opts.tcx_place)?;
-        let mut st = links.stage(&p.key)?;
-        st.pin("link", &link)?;
-        new_links.push((p.key.clone(), st, link));
-    }
-    // The swap.
-    let mut updated: Vec<(&Link, Option<&Program>)> = Vec::new();
-    for p in &prepared {
-        let Some(link) = scan
+    // The next generation's rules in every switch; switches attached to
+    // the hooks that had none, pinned in staged link units. Until the
+    // flip every hook runs the old rules (a new hook none).
+    let mut flip = Flip::new(&scan)?;
+    let mut new_links: Vec<(String, Staging<'_, '_>, NewSwitch)> = Vec::new();
+    for p in prepared.iter().filter(|p| !p.shared) {
+        let target = target_name(p.attach, &p.device);
+        if let Some(switch) = scan
             .current
             .iter()
             .find(|c| c.key == p.key)
-            .and_then(|c| c.link.as_ref().map(|l| (l, c.prog.as_ref())))
-        else {
+            .and_then(|c| c.switch.as_ref())
+        {
+            flip.fill(&switch.slots, p.prog(), &target)?;
             continue;
-        };
-        if let Err(e) = link.0.update(p.prog()) {
-            revert(&updated);
-            return Err(DeployError::Other(format!(
-                "{}: replacing the running program: {e}",
-                target_name(p.attach, &p.device)
-            )));
         }
-        updated.push(link);
+        let new = flip.attach(p.attach, &p.device, p.prog(), &opts.tcx_place)?;
+        let mut st = links.stage(&p.key)?;
+        st.pin("link", &new.link)?;
+        st.pin("switch", new.prog())?;
+        st.pin("slots", new.slots())?;
+        st.pin("generation", new.generation())?;
+        new_links.push((p.key.clone(), st, new));
     }
+    // Counters, just before the switch.
+    let mut carried = vec![0; prepared.len()];
+    for (i, p) in prepared.iter().enumerate() {
+        if let Some(old) = scan.current.iter().find(|c| c.key == p.key) {
+            carried[i] = carry(old, p);
+        }
+    }
+    // The switch: one write moves every hook to the new rules.
+    flip.flip()?;
     // Commit: the new units take their names.
     let mut committed_progs = Vec::new();
     let mut committed_links = Vec::new();
@@ -629,7 +632,7 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
         }
     }
     if let Some(e) = failure {
-        revert(&updated);
+        // `flip`, dropped, switches back.
         for n in &committed_links {
             let _ = links.remove(n);
         }
@@ -644,6 +647,7 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
     }
     joins.commit();
     drop(new_links);
+    report.notes.extend(flip.commit());
     // The old ruleset's leftovers: programs replaced, devices no longer
     // named.
     for name in scan
@@ -849,17 +853,8 @@ fn device_of_key(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Puts the old programs back on the links updated so far.
-fn revert(updated: &[(&Link, Option<&Program>)]) {
-    for (link, old) in updated {
-        if let Some(old) = old {
-            let _ = link.update(old);
-        }
-    }
-}
-
 /// Attaches `prog` where `attach` says on `device`.
-fn attach_link(
+pub(super) fn attach_link(
     attach: Attach,
     device: &str,
     prog: &Program,

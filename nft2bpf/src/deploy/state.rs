@@ -24,19 +24,64 @@ pub(super) struct Current {
     pub key: String,
     /// Its link (a program that runs alone).
     pub link: Option<Link>,
+    /// The generation switch the link runs (none for a member, and for
+    /// a link pinned by an nft2bpf that had no switch).
+    pub switch: Option<SwitchPins>,
     /// The member program (one that runs in an XDP dispatcher, pinned in
     /// a unit of `members/`).
     pub member: Option<Program>,
     /// That unit's name (`HOOK-DEVICE-GEN`).
     pub member_unit: Option<String>,
+    /// The kernel's id of the rules' program that runs.
+    pub running: Option<u32>,
     /// The program unit whose program the link runs, if one is.
     pub unit: Option<String>,
-    /// That unit's program.
-    pub prog: Option<Program>,
     /// Its description.
     pub meta: Option<Meta>,
     /// Its counters map.
     pub counters: Option<Map>,
+}
+
+/// A link unit's generation switch ([`crate::compile::switch`]).
+pub(super) struct SwitchPins {
+    /// The hook's two slots.
+    pub slots: Map,
+    /// The ruleset's generation map (every link unit pins the same one).
+    pub generation: Map,
+}
+
+impl SwitchPins {
+    /// The switch of the link unit `unit`, when it has one.
+    fn open(unit: &bpf_builder::pins::Unit<'_>) -> Option<SwitchPins> {
+        Some(SwitchPins {
+            slots: unit.map("slots").ok()?,
+            generation: unit.map("generation").ok()?,
+        })
+    }
+
+    /// The kernel's id of the rules' program the switch runs now.
+    fn running(&self) -> Option<u32> {
+        let generation = read_generation(&self.generation).ok()?;
+        let id = self.slots.lookup(&generation.to_ne_bytes()).ok()??;
+        Some(u32::from_ne_bytes(id.get(..4)?.try_into().ok()?))
+    }
+}
+
+/// The generation a ruleset's switches run (entry 0 of its map).
+pub(super) fn read_generation(map: &Map) -> Result<u32, DeployError> {
+    let bytes = map
+        .lookup(&0u32.to_ne_bytes())
+        .map_err(|e| DeployError::Other(format!("reading the generation: {e}")))?
+        .unwrap_or_default();
+    match bytes
+        .get(..4)
+        .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+    {
+        Some(g) if g < crate::compile::switch::SLOTS => Ok(g),
+        other => Err(DeployError::Other(format!(
+            "the generation map holds {other:?}, not a slot: unload and load again"
+        ))),
+    }
 }
 
 /// A member unit that a newer one of its key replaced, left by a reload
@@ -97,11 +142,17 @@ pub(super) fn scan(
         units.push((name, generation, id));
     }
     let mut current = Vec::new();
-    // (key, link, (member unit, member program)).
-    type Attached = (String, Option<Link>, Option<(String, Program)>);
+    // (key, (link, its switch), (member unit, member program)).
+    type Attached = (
+        String,
+        Option<(Link, Option<SwitchPins>)>,
+        Option<(String, Program)>,
+    );
     let mut attached: Vec<Attached> = Vec::new();
     for key in links.scan()?.units {
-        attached.push((key.clone(), Some(links.unit(&key)?.link("link")?), None));
+        let unit = links.unit(&key)?;
+        let switch = SwitchPins::open(&unit);
+        attached.push((key.clone(), Some((unit.link("link")?, switch)), None));
     }
     // Member units are `KEY-GEN`; a key's newest is the one that runs
     // (an older one is left by a reload whose clean-up failed).
@@ -131,10 +182,13 @@ pub(super) fn scan(
     }
     for (key, link, member) in attached {
         let (member_unit, member) = member.unzip();
-        let running = match (&link, &member) {
-            (Some(l), _) => l.program_id().ok().flatten().map(|id| id.get()),
-            (None, Some(m)) => m.id().ok().map(|id| id.get()),
-            (None, None) => None,
+        let (link, switch) = link.unzip();
+        let switch = switch.flatten();
+        let running = match (&link, &switch, &member) {
+            (Some(_), Some(s), _) => s.running(),
+            (Some(l), None, _) => l.program_id().ok().flatten().map(|id| id.get()),
+            (None, _, Some(m)) => m.id().ok().map(|id| id.get()),
+            (None, _, None) => None,
         };
         let unit = units
             .iter()
@@ -142,24 +196,21 @@ pub(super) fn scan(
                 running.is_some() && *id == running && n.rsplit_once('-').map(|x| x.0) == Some(&key)
             })
             .map(|u| u.0.clone());
-        let (prog, meta, counters) = match &unit {
+        let (meta, counters) = match &unit {
             Some(n) => {
                 let u = progs.unit(n)?;
-                (
-                    u.program("prog").ok(),
-                    read_meta(&u),
-                    pinned_map(&u, "counters"),
-                )
+                (read_meta(&u), pinned_map(&u, "counters"))
             }
-            None => (None, None, None),
+            None => (None, None),
         };
         current.push(Current {
             key,
             link,
+            switch,
+            running,
             member,
             member_unit,
             unit,
-            prog,
             meta,
             counters,
         });
@@ -200,7 +251,8 @@ pub struct Running {
     /// Whether it runs as a member of its interface's XDP dispatcher
     /// (`load --shared`).
     pub shared: bool,
-    /// The kernel's id of the program the link runs.
+    /// The kernel's id of the rules' program that runs (through the
+    /// link's generation switch, or in the dispatcher).
     pub prog_id: Option<u32>,
     /// Its description (none when no program unit matches the link).
     pub meta: Option<Meta>,
@@ -230,13 +282,12 @@ pub fn running(pin_root: &Path) -> Result<Vec<Running>, DeployError> {
     let mut out = Vec::new();
     for c in scan.current {
         let unit = c.unit.as_ref().and_then(|n| progs.unit(n).ok());
-        let info = c.link.as_ref().and_then(|l| l.info().ok());
-        let member_id = c.member.as_ref().and_then(|m| m.id().ok());
+        let link_id = c.link.as_ref().and_then(|l| l.id().ok());
         out.push(Running {
             key: c.key,
-            link_id: info.as_ref().map(|i| i.id.get()),
+            link_id: link_id.map(|i| i.get()),
             shared: c.member.is_some(),
-            prog_id: info.and_then(|i| i.prog_id).or(member_id).map(|p| p.get()),
+            prog_id: c.running,
             counters: c.counters,
             log: unit.as_ref().and_then(|u| pinned_map(u, "log")),
             drops: unit.as_ref().and_then(|u| pinned_map(u, "drops")),

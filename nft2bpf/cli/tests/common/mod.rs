@@ -153,7 +153,18 @@ impl Bed {
         v
     }
 
-    /// The XDP program on `dev`, if any.
+    /// The rules' program that runs on `key` (`xdp-nfb`), behind its
+    /// generation switch.
+    pub fn rules_prog(&self, key: &str) -> Option<u32> {
+        nft2bpf::deploy::running(&self.root)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.key == key)?
+            .prog_id
+    }
+
+    /// The XDP program attached to `dev` (ours is the ruleset's
+    /// generation switch), if any.
     pub fn xdp_prog(&self, dev: &'static str) -> Option<u32> {
         self.ns
             .run(move || xdp::query(dev).unwrap())

@@ -56,7 +56,10 @@ const MAX_BLOCKS: usize = 1 << 20;
 pub const PROGRAM_BLOCKS: usize = 3000;
 
 /// The most programs a hook's rules may take: the kernel follows at
-/// most 33 tail calls, the first program included.
+/// most 33 tail calls in a row (bpf-builder's
+/// `the_kernel_follows_thirty_three_tail_calls` pins it), one from the
+/// hook's generation switch ([`crate::compile::switch`]) into the first
+/// program, 32 from program to program.
 pub const MAX_PROGRAMS: usize = 33;
 
 /// Past this many set maps, the rules before go to a program of their
