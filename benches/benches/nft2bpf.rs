@@ -693,11 +693,12 @@ fn load_both(n: usize) {
 /// Part 5: a named set of `m` addresses, deployed and changed live.
 fn deployed_sets() {
     println!(
-        "\n5. a named set of M addresses deployed on a veth (nft2bpf load), and one element added live (medians of 21 adds):"
+        "\n5. a named set of M addresses deployed on a veth (nft2bpf load), one element added live \
+         (medians of 21 adds), and the same file loaded again (a reload that keeps the set's map):"
     );
     println!(
-        "{:>9} {:>9} {:>9} {:>12} {:>12}",
-        "M", "read ms", "load ms", "us per elem", "add elem us"
+        "{:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
+        "M", "read ms", "load ms", "us per elem", "add elem us", "reload ms"
     );
     let ns = testbed::Netns::new().expect("a namespace");
     let _pair = ns.veth_pair(DEVICE, "veth1").expect("a veth pair");
@@ -716,7 +717,7 @@ fn deployed_sets() {
         let root =
             std::path::PathBuf::from(format!("/sys/fs/bpf/nft2bpf-bench-{}", std::process::id()));
         let row = ns
-            .run(|| -> Result<(f64, f64, f64), String> {
+            .run(|| -> Result<(f64, f64, f64, f64), String> {
                 let t = Instant::now();
                 let src = nft2bpf::deploy::Source::read(&file).map_err(|e| e.to_string())?;
                 let read = t.elapsed().as_secs_f64();
@@ -735,17 +736,24 @@ fn deployed_sets() {
                     nft2bpf::deploy::sets::run(&root, &cmd).map_err(|e| e.to_string())?;
                     adds.push(t.elapsed().as_secs_f64());
                 }
+                let t = Instant::now();
+                let report = nft2bpf::deploy::load(&src, &opts).map_err(|e| e.to_string())?;
+                let reload = t.elapsed().as_secs_f64();
+                if report.programs.iter().any(|p| p.sets_kept.is_empty()) {
+                    return Err("the reload did not keep the set".into());
+                }
                 nft2bpf::deploy::unload(&root).map_err(|e| e.to_string())?;
-                Ok((read, load, median(&mut adds)))
+                Ok((read, load, median(&mut adds), reload))
             })
             .expect("runs in the namespace");
         match row {
-            Ok((read, load, add)) => println!(
-                "{m:>9} {:>9} {:>9} {:>12.3} {:>12.1}",
+            Ok((read, load, add, reload)) => println!(
+                "{m:>9} {:>9} {:>9} {:>12.3} {:>12.1} {:>10}",
                 ms(read),
                 ms(load),
                 (read + load) * 1e6 / m as f64,
-                add * 1e6
+                add * 1e6,
+                ms(reload)
             ),
             Err(e) => println!("{m:>9} FAILED: {}", short(&e)),
         }
