@@ -81,6 +81,7 @@ pub mod disasm;
 pub mod elf;
 mod entries;
 pub mod extension;
+pub mod grace;
 pub mod handle;
 pub mod helpers;
 pub mod insn;

@@ -200,7 +200,9 @@ fn log_prints_records_with_their_prefix() {
 /// then the old ones at ingress; at each hook the frames meet the old
 /// rules, then the new ones; every frame is logged at both hooks, once.
 /// The log rings are read as the frames go, the old ones held open
-/// across the reload so that none of their records is lost.
+/// across the reload so that none of their records is lost. The counter
+/// both rulesets have counts every frame, those the old rules met after
+/// its value was carried included.
 #[test]
 fn a_reload_switches_every_hook_at_once() {
     use bpf_builder::ringbuf::RingBuf;
@@ -219,6 +221,7 @@ fn a_reload_switches_every_hook_at_once() {
              \t}}\n\
              \tchain in {{\n\
              \t\ttype filter hook ingress device \"nfb\" priority 0; policy accept;\n\
+             \t\tudp dport 9 counter\n\
              \t\tudp dport 9 log prefix \"{rules}-in \"\n\
              \t}}\n\
              }}\n"
@@ -328,6 +331,12 @@ fn a_reload_switches_every_hook_at_once() {
             "at hook {hook}, every frame from {first_new} on met the new rules"
         );
     }
+    let counted = bed
+        .counters()
+        .into_iter()
+        .find(|c| c.2 == "udp dport 9 counter")
+        .unwrap();
+    assert_eq!(counted.3, u64::from(sent), "{counted:?}");
     bed.ok(&["unload"]);
 }
 

@@ -18,8 +18,10 @@
 //!   program (`prog`): it has no link of its own, the dispatcher pins it
 //!   in libxdp's layout under `/sys/fs/bpf/xdp`;
 //! * `progs/HOOK-DEVICE-GEN`: the program (`prog`), its maps (`counters`,
-//!   `quotas`, `limits`, `log`, `drops`, `fwd`, and the sets' maps as
-//!   `set0`..`set63` ([`SET_MEMBERS`]); a one-entry placeholder map named
+//!   `quotas`, `limits`, `log`, `drops`, `fwd`, `progs`, the counts
+//!   carried into its counters over reloads as `carried` ([`carry`]),
+//!   and the sets' maps as `set0`..`set63` ([`SET_MEMBERS`]); a one-entry
+//!   placeholder map named
 //!   [`PLACEHOLDER`] stands for those it lacks) and its description
 //!   (`meta`: a frozen map holding [`Meta`] as JSON, with what it takes
 //!   to change the named sets' maps while they run: [`sets`]).
@@ -47,9 +49,10 @@
 //! nft2bpf without the switch is refused (unload it first). Rule
 //! counters carry over: a counter whose rule has the same
 //! table, chain and text (and occurrence among rules of that text) starts
-//! the new program with the old one's value (read just before the
-//! switch, so packets counted in between are lost), as do named
-//! counters.
+//! the new program with the old one's value, as do named counters; what
+//! the old program counted after that value was read, up to the switch,
+//! is added once the old programs have finished (the `carried` member,
+//! [`carry`]): no packet goes uncounted.
 //!
 //! Sets that did not change keep their live contents: elements added
 //! and deleted with [`sets`]' commands, and those the packet path added
@@ -90,6 +93,7 @@
 //! [`unload`] detaches and removes everything, the pin root included
 //! (members leave their dispatchers, whose other members run on).
 
+pub mod carry;
 mod meta;
 mod pins;
 pub mod sets;

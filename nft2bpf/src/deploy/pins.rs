@@ -17,6 +17,7 @@ use bpf_builder::map::{ExistingMap, MapSpec};
 use bpf_builder::object::{MapId, Object};
 use bpf_builder::pins::{PinRoot, Staging};
 
+use super::carry::{Carry, OldCounters, carried_map, wait_for_switch};
 use super::meta::{Meta, SetMeta};
 use super::state;
 use super::switch::{Flip, NewSwitch};
@@ -25,7 +26,6 @@ use super::{
     target_name, targets,
 };
 use crate::compile::Attach;
-use crate::compile::actions::{read_counter, write_counter};
 use crate::compile::program::Mode;
 
 /// The name of the map pinned in place of a map a program lacks.
@@ -45,8 +45,11 @@ const MEMBER_MEMBERS: &[&str] = &["prog"];
 /// The members of a program unit, in the order they are pinned, but the
 /// set maps' ([`set_members`]).
 pub(super) const PROG_MEMBERS: &[&str] = &[
-    "meta", "prog", "counters", "quotas", "limits", "log", "drops", "fwd", "progs",
+    "meta", "prog", "counters", "quotas", "limits", "log", "drops", "fwd", "progs", "carried",
 ];
+/// The member of a program unit that an nft2bpf without it did not pin
+/// (the counts carried into the program: [`super::carry`]).
+const CARRIED_MEMBERS: &[&str] = &["carried"];
 
 /// How many set maps a program unit pins (`set0` to `set63`): the
 /// kernel lets a program use at most 64 maps (`MAX_USED_MAPS`), so one
@@ -230,10 +233,12 @@ pub(super) fn open_roots(path: &Path, create: bool) -> Result<Option<Roots>, Dep
     };
     let mut links = sub("links", LINK_MEMBERS)?;
     links.set_optional(SWITCH_MEMBERS)?;
+    let mut progs = sub("progs", &prog_members)?;
+    progs.set_optional(CARRIED_MEMBERS)?;
     Ok(Some(Roots {
         links,
         members,
-        progs: sub("progs", &prog_members)?,
+        progs,
         outer,
     }))
 }
@@ -298,6 +303,9 @@ struct Prepared {
     /// The object holding the `meta` map.
     meta_obj: Loaded,
     meta_map: MapId,
+    /// The object holding the `carried` map.
+    carried_obj: Loaded,
+    carried_map: MapId,
     /// The sets whose live contents it keeps (`TABLE SET`).
     sets_kept: Vec<String>,
     /// Its set maps (by number) to fill from a running copy.
@@ -328,6 +336,7 @@ impl Prepared {
             // The kernel empties a program array when its last file
             // closes: pinned, the tail calls keep their programs.
             "progs" => self.compiled.program.progs,
+            "carried" => return Some(self.carried_obj.map(self.carried_map)),
             set => {
                 let i: usize = set.strip_prefix("set")?.parse().ok()?;
                 self.compiled.program.maps.sets.get(i).copied()
@@ -496,6 +505,7 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
         } else {
             Some(compiled.load(&rs)?)
         };
+        let (carried_obj, carried_map) = carried_map(pl.meta.counters.len())?;
         prepared.push(Prepared {
             attach: pl.attach,
             device: pl.device,
@@ -507,6 +517,8 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
             meta: pl.meta,
             meta_obj: pl.meta_obj,
             meta_map: pl.meta_map,
+            carried_obj,
+            carried_map,
             sets_kept: plan.kept,
             fill: plan.fill,
         });
@@ -587,14 +599,50 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
         new_links.push((p.key.clone(), st, new));
     }
     // Counters, just before the switch.
-    let mut carried = vec![0; prepared.len()];
+    let mut carries = Vec::new();
     for (i, p) in prepared.iter().enumerate() {
-        if let Some(old) = scan.current.iter().find(|c| c.key == p.key) {
-            carried[i] = carry(old, p);
-        }
+        let Some(old) = scan.current.iter().find(|c| c.key == p.key) else {
+            continue;
+        };
+        let (Some(meta), Some(counters), Some(new_counters)) =
+            (&old.meta, &old.counters, p.map("counters"))
+        else {
+            continue;
+        };
+        let old = OldCounters {
+            meta,
+            counters,
+            carried: old.carried.as_ref(),
+        };
+        let carry = Carry::before_switch(old, &p.meta, new_counters).map_err(|e| {
+            DeployError::Other(format!(
+                "{}: carrying the counters: {e}",
+                target_name(p.attach, &p.device)
+            ))
+        })?;
+        carries.push((i, carry));
     }
     // The switch: one write moves every hook to the new rules.
     flip.flip()?;
+    // What the old rules counted up to the switch.
+    if !carries.is_empty() {
+        wait_for_switch()?;
+    }
+    for (i, carry) in &carries {
+        let p = &prepared[*i];
+        carry
+            .after_switch(p.carried_obj.map(p.carried_map))
+            .map_err(|e| {
+                DeployError::Other(format!(
+                    "{}: carrying the counters: {e}",
+                    target_name(p.attach, &p.device)
+                ))
+            })?;
+    }
+    let mut carried = vec![0; prepared.len()];
+    for (i, carry) in &carries {
+        carried[*i] = carry.len();
+    }
     // Commit: the new units take their names.
     let mut committed_progs = Vec::new();
     let mut committed_links = Vec::new();
@@ -865,35 +913,6 @@ pub(super) fn attach_link(
         Attach::TcxIngress => tcx::attach_placed(device, tcx::Hook::Ingress, prog, place)?,
         Attach::TcxEgress => tcx::attach_placed(device, tcx::Hook::Egress, prog, place)?,
     })
-}
-
-/// Copies the old program's counters into the new one's, where their
-/// keys ([`super::CounterMeta::key`]) match; returns how many.
-fn carry(old: &state::Current, new: &Prepared) -> usize {
-    let (Some(meta), Some(old_map)) = (&old.meta, &old.counters) else {
-        return 0;
-    };
-    let Some(new_map) = new.map("counters") else {
-        return 0;
-    };
-    let by_key: HashMap<String, usize> = meta
-        .counters
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.key(), i))
-        .collect();
-    let mut n = 0;
-    for (slot, c) in new.meta.counters.iter().enumerate() {
-        let Some(&o) = by_key.get(&c.key()) else {
-            continue;
-        };
-        if let Ok(v) = read_counter(old_map, o as u32)
-            && write_counter(new_map, slot as u32, v).is_ok()
-        {
-            n += 1;
-        }
-    }
-    n
 }
 
 /// What a reload does with the set maps of one new program.

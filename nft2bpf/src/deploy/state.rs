@@ -15,7 +15,7 @@ use super::DeployError;
 use super::meta::{CounterMeta, Meta, ObjectMeta, QuotaMeta, RulePos, SetMeta, TableMeta};
 use super::pins::{PLACEHOLDER, open_roots};
 use crate::check::tree::QuotaSpec;
-use crate::compile::actions::{read_counter, read_quota};
+use crate::compile::actions::read_quota;
 use crate::compile::log::LogRecord;
 
 /// A running program, as found in its units.
@@ -40,6 +40,8 @@ pub(super) struct Current {
     pub meta: Option<Meta>,
     /// Its counters map.
     pub counters: Option<Map>,
+    /// The counts carried into it ([`super::carry`]).
+    pub carried: Option<Map>,
 }
 
 /// A link unit's generation switch ([`crate::compile::switch`]).
@@ -196,12 +198,16 @@ pub(super) fn scan(
                 running.is_some() && *id == running && n.rsplit_once('-').map(|x| x.0) == Some(&key)
             })
             .map(|u| u.0.clone());
-        let (meta, counters) = match &unit {
+        let (meta, counters, carried) = match &unit {
             Some(n) => {
                 let u = progs.unit(n)?;
-                (read_meta(&u), pinned_map(&u, "counters"))
+                (
+                    read_meta(&u),
+                    pinned_map(&u, "counters"),
+                    pinned_map(&u, "carried"),
+                )
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         current.push(Current {
             key,
@@ -213,6 +219,7 @@ pub(super) fn scan(
             unit,
             meta,
             counters,
+            carried,
         });
     }
     let stale = units
@@ -258,6 +265,9 @@ pub struct Running {
     pub meta: Option<Meta>,
     /// Its counters.
     pub counters: Option<Map>,
+    /// The counts carried into its counters over reloads, which
+    /// [`counters`] adds ([`super::carry`]).
+    pub carried: Option<Map>,
     /// Its log ring buffer.
     pub log: Option<Map>,
     /// Its log drop counter.
@@ -289,6 +299,7 @@ pub fn running(pin_root: &Path) -> Result<Vec<Running>, DeployError> {
             shared: c.member.is_some(),
             prog_id: c.running,
             counters: c.counters,
+            carried: c.carried,
             log: unit.as_ref().and_then(|u| pinned_map(u, "log")),
             drops: unit.as_ref().and_then(|u| pinned_map(u, "drops")),
             quotas: unit.as_ref().and_then(|u| pinned_map(u, "quotas")),
@@ -327,7 +338,7 @@ pub fn counters(running: &[Running]) -> Result<Vec<CounterRow>, DeployError> {
             continue;
         };
         for (slot, c) in meta.counters.iter().enumerate() {
-            let v = read_counter(map, slot as u32)
+            let v = super::carry::total(map, r.carried.as_ref(), slot as u32)
                 .map_err(|e| DeployError::Other(format!("reading counters of {}: {e}", r.key)))?;
             let order = match c {
                 CounterMeta::Named { table, name } => (0, table.clone(), name.clone(), 0, 0),
