@@ -39,6 +39,35 @@ fn xdp_pass() -> (Loaded, ProgId) {
     (obj.load().unwrap_or_else(|e| panic!("{e}")), prog)
 }
 
+/// A namespace with a veth pair `xda`-`xdb` and [`xdp_pass`] attached
+/// to `xdb` (generic mode), with what keeps it attached.
+struct Bed {
+    ns: Netns,
+    pair: VethPair,
+    _link: bpf_builder::attach::Link,
+    loaded: Loaded,
+    prog: ProgId,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        let ns = Netns::new().unwrap();
+        let pair = ns.veth_pair("xda", "xdb").unwrap();
+        let (loaded, prog) = xdp_pass();
+        let link = ns
+            .run(|| xdp::attach("xdb", loaded.program(prog), XdpMode::Generic))
+            .unwrap()
+            .unwrap();
+        Bed {
+            ns,
+            pair,
+            _link: link,
+            loaded,
+            prog,
+        }
+    }
+}
+
 /// UDP frames from the pair's first end to its second, to ports
 /// `1000..1010`, with 100 bytes of payload each.
 fn frames(pair: &VethPair) -> Vec<(u16, Vec<u8>)> {
@@ -107,21 +136,15 @@ fn xdpdump_captures_the_matching_frames_at_entry_and_exit_here_or_in_vm() {
     {
         return;
     }
-    let ns = Netns::new().unwrap();
-    let pair = ns.veth_pair("xda", "xdb").unwrap();
-    let (loaded, prog) = xdp_pass();
-    let _link = ns
-        .run(|| xdp::attach("xdb", loaded.program(prog), XdpMode::Generic))
-        .unwrap()
-        .unwrap();
-    let id = loaded.program(prog).id().unwrap().get();
+    let bed = Bed::new();
+    let id = bed.loaded.program(bed.prog).id().unwrap().get();
     let mut opts = Options::new(Source::ProgId(id));
     opts.points = vec![Point::Entry, Point::Exit];
     opts.filter = "udp dst port 1003 or udp dst port 1007".into();
     let mut tool = Xdpdump::start(&opts).unwrap();
     assert_eq!(programs_named(xdpdump::PROGRAM_PREFIX).len(), 2);
-    let frames = frames(&pair);
-    send_all(&pair, &frames);
+    let frames = frames(&bed.pair);
+    send_all(&bed.pair, &frames);
     let mut seen: Vec<Captured> = Vec::new();
     let end = Instant::now() + Duration::from_secs(10);
     while seen.len() < 4 && Instant::now() < end {
@@ -171,18 +194,21 @@ fn xdpdump_command_writes_a_pcap_file_that_tcpdump_reads_here_or_in_vm() {
     {
         return;
     }
-    let ns = Netns::new().unwrap();
-    let pair = ns.veth_pair("xda", "xdb").unwrap();
-    let (loaded, prog) = xdp_pass();
-    let _link = ns
-        .run(|| xdp::attach("xdb", loaded.program(prog), XdpMode::Generic))
-        .unwrap()
-        .unwrap();
+    let bed = Bed::new();
     let file = std::env::temp_dir().join(format!("xdpdump-{}.pcap", std::process::id()));
     let file_s = file.to_str().unwrap();
     // The tool finds the program by the interface, in the namespace.
     let mut child = Command::new("ip")
-        .args(["netns", "exec", ns.name(), EXE, "-i", "xdb", "-w", file_s])
+        .args([
+            "netns",
+            "exec",
+            bed.ns.name(),
+            EXE,
+            "-i",
+            "xdb",
+            "-w",
+            file_s,
+        ])
         .args([
             "-c",
             "2",
@@ -214,8 +240,8 @@ fn xdpdump_command_writes_a_pcap_file_that_tcpdump_reads_here_or_in_vm() {
         }
     };
     assert!(started, "xdpdump did not start: {stderr:?}");
-    let frames = frames(&pair);
-    send_all(&pair, &frames);
+    let frames = frames(&bed.pair);
+    send_all(&bed.pair, &frames);
     let end = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -283,10 +283,9 @@ pub struct Compiled {
     pub ir: Ir,
 }
 
-/// The lowering options a target implies. A probe function sees bytes
-/// and nothing else, as a capture file's reader does.
+/// The lowering options a target implies.
 pub fn lower_options(opts: &CompileOptions<'_>) -> LowerOptions {
-    let l = if opts.test_run_meta || opts.target == Target::Probe {
+    let l = if opts.test_run_meta {
         LowerOptions::offline(opts.link, opts.netmask)
     } else {
         LowerOptions::live(opts.link, opts.target, opts.netmask)

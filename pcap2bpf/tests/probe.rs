@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use bpf_builder::asm::Asm;
@@ -22,7 +21,7 @@ use bpf_builder::map::MapSpec;
 use bpf_builder::object::{Object, ProgId, ProgramType};
 use common::*;
 use pcap2bpf::{CompileOptions, LinkType, Target, add_probe_filter, compile};
-use pcapfile::{self as capture, Packet};
+use pcapfile as capture;
 
 /// Room for the pattern after the longest packet in a buffer.
 const PAST_END: usize = 64;
@@ -30,7 +29,8 @@ const PAST_END: usize = 64;
 /// What fills the buffer past the captured bytes.
 const PATTERN: u8 = 0xa5;
 
-/// Longest cut of a packet (past it, the headers have been read).
+/// Packets are also cut at every length below this (past it, the
+/// headers have been read).
 const MAX_CUT: usize = 96;
 
 /// A buffer in kernel memory (an array map's value) and its address.
@@ -114,36 +114,6 @@ fn options(link: LinkType, tables: &pcap2bpf::Tables) -> CompileOptions<'_> {
     CompileOptions::new(link, Target::Probe, tables).netmask(Some(0xffff_ff00))
 }
 
-/// The packets of the captures by link type name, each also cut at
-/// every length up to [`MAX_CUT`] (wire length kept), each distinct one
-/// once, with the link type's number.
-fn packets_and_cuts() -> BTreeMap<&'static str, (u32, Vec<Packet>)> {
-    let mut out: BTreeMap<&'static str, (u32, Vec<Packet>)> = BTreeMap::new();
-    let mut seen = HashSet::new();
-    for path in capture_files() {
-        let cap = capture::read(&path).unwrap_or_else(|e| panic!("{e}"));
-        let Some((_, name)) = link_of(cap.link) else {
-            continue;
-        };
-        let packets = &mut out.entry(name).or_insert((cap.link, Vec::new())).1;
-        for p in &cap.packets {
-            let lengths = (0..p.data.len().min(MAX_CUT)).chain([p.data.len()]);
-            for n in lengths {
-                let data = p.data[..n].to_vec();
-                if seen.insert((name, data.clone(), p.wire_len)) {
-                    packets.push(Packet {
-                        ts_sec: 0,
-                        ts_nsec: 0,
-                        data,
-                        wire_len: p.wire_len,
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn probe_verdicts_match_libpcap() {
     if !testbed::bpf_privileged("probe filter test") {
@@ -156,21 +126,11 @@ fn probe_verdicts_match_libpcap() {
     let tables = tables();
     let (mut programs, mut runs, mut cut_runs) = (0, 0, 0);
     let mut bad = Vec::new();
-    for (name, (dlt, packets)) in packets_and_cuts() {
+    for (name, (dlt, packets)) in cut_packets(MAX_CUT) {
         let (link, _) = link_of(dlt).expect("known");
         let longest = packets.iter().map(|p| p.data.len()).max().unwrap_or(0);
         let buffer = KernelBuffer::new(longest);
-        let mut exprs: Vec<String> = tsv
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .filter(|(l, _)| *l == name)
-            .map(|(_, e)| e.to_string())
-            .collect();
-        if link == LinkType::En10mb {
-            exprs.extend(OUR_EXPRESSIONS.iter().map(|s| s.to_string()));
-        }
-        exprs.sort();
-        exprs.dedup();
+        let exprs = accepted_expressions(&tsv, name);
         let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("probe-{name}.pcap"));
         let out = std::fs::File::create(&file).expect("temp file");
         capture::write_pcap(out, dlt, 262_144, &packets).expect("writes");
