@@ -39,6 +39,18 @@ fn xdp_pass() -> (Loaded, ProgId) {
     (obj.load().unwrap_or_else(|e| panic!("{e}")), prog)
 }
 
+/// An XDP program without BTF: nothing for fentry to find its function by.
+fn xdp_pass_without_btf() -> (Loaded, ProgId) {
+    let mut obj = Object::new();
+    let mut a = Asm::new();
+    a.mov32(R0, XDP_PASS as i32);
+    a.exit();
+    let prog = obj
+        .add_program("xdp_nobtf", ProgramType::Xdp, a.finish().unwrap())
+        .unwrap();
+    (obj.load().unwrap_or_else(|e| panic!("{e}")), prog)
+}
+
 /// A namespace with a veth pair `xda`-`xdb` and [`xdp_pass`] attached
 /// to `xdb` (generic mode), with what keeps it attached.
 struct Bed {
@@ -367,4 +379,55 @@ fn xdpdump_refuses_an_interface_without_xdp_and_a_bad_filter() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("filter:") && err.contains("http2x"), "{err}");
     assert_eq!(programs_named(xdpdump::PROGRAM_PREFIX), Vec::<u32>::new());
+}
+
+#[test]
+fn xdpdump_refuses_a_program_without_btf_or_of_another_type() {
+    if !require_bpf("xdpdump_refuses_a_program_without_btf_or_of_another_type") {
+        return;
+    }
+    let (loaded, prog) = xdp_pass_without_btf();
+    let id = loaded.program(prog).id().unwrap().get();
+    let err = Xdpdump::start(&Options::new(Source::ProgId(id)))
+        .expect_err("no BTF")
+        .to_string();
+    assert!(
+        err.contains("`xdp_nobtf` has no BTF function information"),
+        "{err}"
+    );
+    // A program that is no XDP program.
+    let mut obj = Object::new();
+    let mut a = Asm::new();
+    a.mov32(R0, 0);
+    a.exit();
+    let other = obj
+        .add_program("not_xdp", ProgramType::SocketFilter, a.finish().unwrap())
+        .unwrap();
+    let loaded = obj.load().unwrap();
+    let id = loaded.program(other).id().unwrap().get();
+    let err = Xdpdump::start(&Options::new(Source::ProgId(id)))
+        .expect_err("not XDP")
+        .to_string();
+    assert!(err.contains("(`not_xdp`) is not an XDP program"), "{err}");
+}
+
+#[test]
+fn xdpdump_lists_a_packet_with_its_point_action_and_lengths() {
+    let c = Captured {
+        time_ns: 3_600_000_000_000 + 61_000_123_456,
+        point: Point::Exit,
+        action: Some(1),
+        wire_len: 1514,
+        data: vec![0; 64],
+    };
+    assert_eq!(
+        xdpdump::line(&c),
+        "01:01:01.000123 exit[XDP_DROP]: packet size 1514 bytes, captured 64 bytes"
+    );
+    let entry = Captured {
+        point: Point::Entry,
+        action: None,
+        ..c
+    };
+    assert!(xdpdump::line(&entry).contains(" entry: "));
 }
