@@ -104,5 +104,6 @@ pub mod stack_trace;
 pub mod symbolize;
 pub mod sys;
 pub mod text;
+pub mod traced_program;
 pub mod typed_map;
 pub mod verifier;

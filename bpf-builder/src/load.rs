@@ -415,6 +415,10 @@ fn load_program(
         // The kernel reads a BTF object's fd from the same field.
         attr.attach_prog_fd = t.module_btf.as_ref().map(|fd| fd.as_fd());
     }
+    if let Some(traced) = &spec.traced_program {
+        attr.attach_prog_fd = Some(traced.target().as_fd());
+        attr.attach_btf_id = Some(traced.btf_id());
+    }
     if let Some(ext) = &spec.extension {
         attr.attach_prog_fd = Some(ext.target().as_fd());
         attr.attach_btf_id = Some(ext.btf_id());

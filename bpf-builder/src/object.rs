@@ -13,6 +13,7 @@ use crate::handle::Program;
 use crate::map::{ExistingMap, F_RDONLY_PROG, InitValue, MapSpec, MapSpecError, MapType};
 use crate::pod::Pod;
 use crate::reloc::Reloc;
+use crate::traced_program::{TracedProgram, TracedProgramError};
 
 mod ids;
 pub use ids::{FuncId, MapId, ObjectKey, ProgId};
@@ -223,6 +224,10 @@ pub struct ProgramSpec {
     /// Set with [`ProgramSpec::with_attach_to`] or
     /// [`Object::set_attach_to`].
     pub attach_to: Option<String>,
+    /// fentry and fexit only, in place of [`attach_to`](ProgramSpec::attach_to):
+    /// the BPF program traced (see [`crate::traced_program`]). Set with
+    /// [`ProgramSpec::with_traced_program`].
+    pub traced_program: Option<TracedProgram>,
 }
 
 impl ProgramSpec {
@@ -236,6 +241,7 @@ impl ProgramSpec {
             xdp_frags: false,
             extension: None,
             attach_to: None,
+            traced_program: None,
         }
     }
 
@@ -244,6 +250,19 @@ impl ProgramSpec {
     pub fn with_attach_to(mut self, target: impl Into<String>) -> ProgramSpec {
         self.attach_to = Some(target.into());
         self
+    }
+
+    /// Makes this fentry or fexit program trace the BPF program `target`
+    /// (its main function) in place of a kernel function (see
+    /// [`crate::traced_program`]). Reads `target`'s function information
+    /// now, so a program without BTF fails here; the spec keeps a handle
+    /// of `target`.
+    pub fn with_traced_program(
+        mut self,
+        target: &Program,
+    ) -> Result<ProgramSpec, TracedProgramError> {
+        self.traced_program = Some(TracedProgram::resolve(target)?);
+        Ok(self)
     }
 
     /// Declares (or withdraws) XDP fragment support: see
@@ -459,6 +478,18 @@ fn check_attach_to(spec: &ProgramSpec) -> Result<(), ObjectError> {
             reason,
         })
     };
+    if spec.traced_program.is_some() {
+        return match (&spec.attach_to, spec.prog_type) {
+            (None, ProgramType::Fentry | ProgramType::Fexit) => Ok(()),
+            (Some(_), ProgramType::Fentry | ProgramType::Fexit) => wrong(
+                "traces a BPF program and names a kernel function too: one target only".into(),
+            ),
+            (_, t) => wrong(format!(
+                "a {} program cannot trace a BPF program; fentry and fexit do",
+                t.section_name()
+            )),
+        };
+    }
     match (&spec.attach_to, spec.prog_type.needs_attach_target()) {
         (None, true) => wrong(format!(
             "a {} program needs the kernel function or tracepoint it is for \

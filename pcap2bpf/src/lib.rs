@@ -52,7 +52,7 @@ pub use check::resolve;
 pub use syntax::{ast, lexer, parser};
 
 use bpf_builder::ctx::{TcAction, XdpAction};
-use bpf_builder::object::{Object, ProgId};
+use bpf_builder::object::{FuncId, Object, ProgId};
 
 pub use lower::{IPV6_WALK_HEADERS, LowerOptions};
 pub use pktmatch::{EmitOptions, Ir, Target, ir};
@@ -190,13 +190,15 @@ pub struct CompileOptions<'a> {
 impl<'a> CompileOptions<'a> {
     /// Options for `link` and `target`, names looked up in `resolver`:
     /// the target's usual verdicts (XDP: `XDP_PASS`/`XDP_DROP`; tc:
-    /// `TC_ACT_OK`/`TC_ACT_SHOT`; socket: keep 256 KiB / nothing), packets
+    /// `TC_ACT_OK`/`TC_ACT_SHOT`; socket: keep 256 KiB / nothing; probe:
+    /// 1 / 0), packets
     /// as the hook sees them, no fragments, no netmask.
     pub fn new(link: LinkType, target: Target, resolver: &'a dyn Resolver) -> Self {
         let (on_match, on_nomatch) = match target {
             Target::Xdp => (XdpAction::Pass.value(), XdpAction::Drop.value()),
             Target::Tc => (TcAction::Ok.value(), TcAction::Shot.value()),
             Target::SocketFilter => (0x40000, 0),
+            Target::Probe => (pktmatch::codegen::PROBE_MATCH, 0),
         };
         CompileOptions {
             link,
@@ -337,7 +339,55 @@ pub fn lowered(expr: &str, opts: &CompileOptions<'_>) -> Result<Ir, CompileError
     lower_ir(&parse_for(expr, opts)?, &lower_options(opts))
 }
 
-/// Compiles `expr` into a one-program object.
+/// A filter added to an object as a probe function ([`add_probe_filter`]).
+pub struct ProbeFilter {
+    /// The function.
+    pub function: FuncId,
+    /// Warnings (e.g. [`Warning::RejectsAll`]).
+    pub warnings: Vec<Warning>,
+    /// The optimised IR (e.g. for its [`Ir::max_read`]).
+    pub ir: Ir,
+}
+
+/// Compiles `expr` into a function named `name` of `object`, over packet
+/// bytes in kernel memory ([`Target::Probe`]), for the object's tracing
+/// programs to call: r1 holds the bytes' address, r2 the captured length,
+/// r3 the wire length; r0 is 1 on a match, else 0 (see
+/// [`pktmatch::codegen::add_probe_function`]). Bytes past the captured
+/// length make the filter reject, as in libpcap. `opts`' target must be
+/// [`Target::Probe`]; `inbound`, `outbound` and `ifindex` are refused
+/// where the link-layer header has no field for them, as for a capture
+/// file.
+pub fn add_probe_filter(
+    object: &mut Object,
+    expr: &str,
+    opts: &CompileOptions<'_>,
+    name: &str,
+) -> Result<ProbeFilter, CompileError> {
+    if opts.target != Target::Probe {
+        return Err(CompileError::new(
+            format!(
+                "a probe function needs the probe target, not {:?}",
+                opts.target
+            ),
+            Span::default(),
+        ));
+    }
+    let filter = parse_for(expr, opts)?;
+    let (ir, warning) = build_ir(&filter, &lower_options(opts))?;
+    let function = pktmatch::codegen::add_probe_function(object, &ir, expr, name)?;
+    Ok(ProbeFilter {
+        function,
+        warnings: warning.into_iter().collect(),
+        ir,
+    })
+}
+
+/// Compiles `expr` into a one-program object. With [`Target::Probe`] the
+/// program is a raw tracepoint calling the filter's function with its
+/// first three arguments (address, captured length, wire length): the
+/// shape `BPF_PROG_TEST_RUN` runs; tracing tools call the function from
+/// their own programs ([`add_probe_filter`]).
 pub fn compile(expr: &str, opts: &CompileOptions<'_>) -> Result<Compiled, CompileError> {
     let filter = parse_for(expr, opts)?;
     let (ir, warning) = build_ir(&filter, &lower_options(opts))?;

@@ -16,7 +16,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use common::*;
@@ -27,37 +27,6 @@ use pcapfile::{self as capture, Packet};
 /// Longest cut: past it, headers have been read and the differential test
 /// covers the whole packets.
 const MAX_CUT: usize = 128;
-
-/// Cut packets by link type (the whole packet included), each distinct
-/// (bytes, wire length) once, with the link type's number.
-type Cuts = BTreeMap<&'static str, (u32, Vec<Packet>)>;
-
-fn cut_packets() -> Cuts {
-    let mut cut: Cuts = BTreeMap::new();
-    let mut seen = HashSet::new();
-    for path in capture_files() {
-        let cap = capture::read(&path).unwrap_or_else(|e| panic!("{e}"));
-        let Some((_, name)) = link_of(cap.link) else {
-            continue;
-        };
-        let packets = &mut cut.entry(name).or_insert((cap.link, Vec::new())).1;
-        for p in &cap.packets {
-            let lengths = (0..p.data.len().min(MAX_CUT)).chain([p.data.len()]);
-            for n in lengths {
-                let data = p.data[..n].to_vec();
-                if seen.insert((name, data.clone(), p.wire_len)) {
-                    packets.push(Packet {
-                        ts_sec: 0,
-                        ts_nsec: 0,
-                        data,
-                        wire_len: p.wire_len,
-                    });
-                }
-            }
-        }
-    }
-    cut
-}
 
 /// What one comparison run saw.
 #[derive(Default)]
@@ -181,20 +150,10 @@ fn compare(
 #[test]
 fn cut_packets_match_libpcap() {
     let tsv = testdata_text("pcap-filter/accept.tsv");
-    let cut = cut_packets();
+    let cut = cut_packets(MAX_CUT);
     let mut seen = Seen::default();
     for (name, packets) in &cut {
-        let mut exprs: Vec<String> = tsv
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .filter(|(l, _)| l == name)
-            .map(|(_, e)| e.to_string())
-            .collect();
-        if *name == "EN10MB" {
-            exprs.extend(OUR_EXPRESSIONS.iter().map(|s| s.to_string()));
-        }
-        exprs.sort();
-        exprs.dedup();
+        let exprs = accepted_expressions(&tsv, name);
         if compare("cut", name, packets, &exprs, &[], 16, &mut seen).is_none() {
             return testbed::skip(
                 "cannot build or run the libpcap verdict helper (needs cc, libpcap-dev, unshare as root)",
@@ -312,7 +271,7 @@ fn random_expressions_on_cut_packets_match_libpcap() {
     let mut exprs: Vec<String> = (0..300).map(|_| rng.expression(3)).collect();
     exprs.sort();
     exprs.dedup();
-    let cut = cut_packets();
+    let cut = cut_packets(MAX_CUT);
     let packets = cut
         .get("EN10MB")
         .expect("Ethernet captures in testdata/pcaps/ and samples/");
@@ -400,7 +359,7 @@ fn long_generated_filters_on_cut_packets_match_libpcap() {
         .iter()
         .flat_map(|s| [50, 150, 400].map(|n| long_filter(s, n)))
         .collect();
-    let cut = cut_packets();
+    let cut = cut_packets(MAX_CUT);
     let packets = cut
         .get("EN10MB")
         .expect("Ethernet captures in testdata/pcaps/ and samples/");

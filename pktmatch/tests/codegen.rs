@@ -622,3 +622,22 @@ fn a_lookup_finds_its_key_in_a_kernel_map() {
         assert_eq!(run(&frame[..37]), 0, "{target:?}");
     }
 }
+
+/// The probe target: a function over bytes in kernel memory has no
+/// metadata to read, so an IR that reads some is refused, with why.
+#[test]
+fn a_probe_function_refuses_metadata() {
+    let mut ir = Ir::new();
+    let ifindex = ir.val(pktmatch::ir::ValNode::Meta(pktmatch::ir::Meta::IfIndex));
+    let two = ir.k(2);
+    ir.push(test(ifindex, CmpOp::Eq, two, Edge::ACCEPT, Edge::REJECT));
+    ir.entry = Some(Edge::Block(BlockId::new(0)));
+    let mut object = Object::new();
+    let err = pktmatch::codegen::add_probe_function(&mut object, &ir, "ifindex 2", "f")
+        .expect_err("refused");
+    assert!(err.to_string().contains("no metadata"), "{err}");
+    // Without the metadata it is a function of the object.
+    let f = pktmatch::codegen::add_probe_function(&mut object, &constant_run(), "run", "run");
+    assert!(f.is_ok(), "{:?}", f.err());
+    assert_eq!(object.functions().len(), 1);
+}

@@ -161,6 +161,20 @@ const XDP_FRAGS_FILTERS: &[&str] = &[
     "ip6 protochain 6",
 ];
 
+/// Filters whose probe functions (loads through `bpf_probe_read_kernel`
+/// within the captured length) the snapshots pin.
+const PROBE_FILTERS: &[&str] = &[
+    "tcp port 80",
+    "len > 1000",
+    "tcp[tcp[12] >> 4] = 0",
+    "ip6 protochain 6",
+];
+
+#[test]
+fn probe_listings() {
+    listings(Target::Probe, false, "probe", PROBE_FILTERS, (1, 0));
+}
+
 #[test]
 fn xdp_listings() {
     listings(Target::Xdp, false, "xdp", FILTERS, (2, 1));

@@ -54,7 +54,10 @@ pub fn subprogram_starts(insns: &[crate::insn::Insn]) -> Vec<usize> {
 /// except global functions ([`FunctionSpec::global`]) and the main
 /// function of an extension ([`ProgramSpec::extension`]), which are
 /// global with the prototype `int (struct <ctx> *ctx)` (`<ctx>` the
-/// context struct of the program's type), as the kernel wants them.
+/// context struct of the program's type), as the kernel wants them, and
+/// the main function of a program whose type has a context struct,
+/// static with that prototype (fentry and fexit on the program find
+/// their arguments there).
 ///
 /// [`FunctionSpec::global`]: crate::object::FunctionSpec::global
 /// [`ProgramSpec::extension`]: crate::object::ProgramSpec::extension
@@ -98,10 +101,14 @@ pub fn for_program(
         ret: int,
         params: Vec::new(),
     });
-    // `int (struct <ctx> *ctx)`, only in the BTF of programs that have a
-    // global function.
+    // `int (struct <ctx> *ctx)`: the prototype of global functions, and
+    // of the program's main function where its type has a context struct
+    // (as clang writes it): fentry and fexit on the program read its
+    // arguments from there, the kernel's own struct in place of the
+    // context's (`xdp_buff` for `xdp_md`).
+    let main_has_ctx = program.is_some_and(|p| !super::context_name(p.prog_type).is_empty());
     let ctx_proto = match program {
-        Some(p) if starts.iter().any(|&pc| is_global(pc)) => {
+        Some(p) if main_has_ctx || starts.iter().any(|&pc| is_global(pc)) => {
             let ctx = super::add_context_struct(&mut btf, p.prog_type);
             let ptr = btf.add(Type::Ptr(ctx));
             Some(btf.add(Type::FuncProto {
@@ -127,6 +134,7 @@ pub fn for_program(
         .unwrap_or_else(|| format!("sub_{pc}"));
         let (proto, linkage) = match ctx_proto {
             Some(ctx_proto) if is_global(pc) => (ctx_proto, Linkage::Global),
+            Some(ctx_proto) if pc == 0 && main_has_ctx => (ctx_proto, Linkage::Static),
             _ => (proto, Linkage::Static),
         };
         let func = btf.add(Type::Func {

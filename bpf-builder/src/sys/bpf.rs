@@ -33,7 +33,7 @@ pub use aya_obj::generated::{bpf_attach_type, bpf_link_type, bpf_map_type, bpf_p
 pub use info::{
     LinkDetail, LinkInfo, MapInfo, ProgInfo, btf_data, btf_get_fd_by_id, btf_get_next_id, btf_name,
     link_get_fd_by_id, link_get_next_id, link_info, map_get_fd_by_id, map_get_next_id, map_info,
-    prog_get_fd_by_id, prog_get_next_id, prog_info,
+    prog_get_fd_by_id, prog_get_next_id, prog_info, prog_main_func_type_id,
 };
 pub use link::{
     KprobeMultiAttr, LinkCreateAttr, ProgAttachAttr, ProgQuery, Relative, Target, UprobeMultiAttr,

@@ -1,13 +1,15 @@
 //! Tracing tools in the manner of bcc's, built on `bpf-builder` alone:
 //! [`syscount`] (system calls per process), [`opensnoop`] (every open
 //! with its process, result and path) and [`funclatency`] (a log2
-//! histogram of a function's latency). Each module has the tool's
+//! histogram of a function's latency); and [`xdpdump`] (the packets an
+//! XDP program sees, with a tcpdump filter compiled by `pcap2bpf`). Each module has the tool's
 //! options, a handle that loads and attaches its programs, what it
 //! reports, and `main`, which the binaries in `src/bin` call.
 
 pub mod funclatency;
 pub mod opensnoop;
 pub mod syscount;
+pub mod xdpdump;
 
 use std::io;
 use std::str::FromStr;

@@ -113,6 +113,10 @@ enum TargetArg {
     Xdp,
     Tc,
     Socket,
+    /// A function over packet bytes in kernel memory, for tracing
+    /// programs (its program: a raw tracepoint passing it its first three
+    /// arguments: address, captured length, wire length).
+    Probe,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -338,6 +342,7 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         TargetArg::Xdp => Target::Xdp,
         TargetArg::Tc => Target::Tc,
         TargetArg::Socket => Target::SocketFilter,
+        TargetArg::Probe => Target::Probe,
     };
     let link = match a.linktype {
         LinkArg::En10mb => LinkType::En10mb,
@@ -346,7 +351,7 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         LinkArg::LinuxSll2 => LinkType::LinuxSll2,
     };
     // The target's usual verdicts: XDP_PASS/XDP_DROP, TC_ACT_OK/TC_ACT_SHOT,
-    // 256 KiB/nothing for socket filters.
+    // 256 KiB/nothing for socket filters, 1/0 for the probe target.
     let opts = CompileOptions::new(link, target, &tables)
         .xdp_frags(a.xdp_frags)
         .ipv6_ext_headers(a.modes.ipv6_ext_headers)

@@ -189,6 +189,31 @@ fn compile_with_fragment_support() {
     );
 }
 
+/// `--target probe`: the filter as a function over bytes in kernel
+/// memory (probe reads), called by a raw tracepoint program; no
+/// metadata, as for a capture file.
+#[test]
+fn compile_for_the_probe_target() {
+    let o = pcap2bpf(&["compile", "--target", "probe", "udp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = stdout(&o);
+    for says in [
+        "pcap_filter:",
+        "call",
+        "pcap_filter_fn:",
+        "<bpf_probe_read_kernel>",
+    ] {
+        assert!(listing.contains(says), "{says}: {listing}");
+    }
+    let o = pcap2bpf(&["compile", "--target", "probe", "inbound"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("'inbound' not supported"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn compile_stats_is_one_json_line() {
     let o = pcap2bpf(&["compile", "--stats", "--repeat", "5", "udp", "port", "53"]);

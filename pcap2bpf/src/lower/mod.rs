@@ -94,8 +94,13 @@ impl LowerOptions {
 
     /// For packets of a live hook of `target`: XDP sees the frame with
     /// its tag and only inbound packets; tc and socket filters may find
-    /// the outer VLAN tag in metadata and read the direction at run time.
+    /// the outer VLAN tag in metadata and read the direction at run time;
+    /// a probe function sees bytes only, as a capture file's reader does
+    /// ([`LowerOptions::offline`]).
     pub fn live(link: LinkType, target: Target, netmask: Option<u32>) -> Self {
+        if target == Target::Probe {
+            return LowerOptions::offline(link, netmask);
+        }
         let xdp = target == Target::Xdp;
         LowerOptions {
             link,

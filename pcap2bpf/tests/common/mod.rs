@@ -346,3 +346,53 @@ pub fn frame(p: &pcapfile::Packet) -> pcap2bpf::engine::Frame<'_> {
 pub fn frames(ps: &[pcapfile::Packet]) -> Vec<pcap2bpf::engine::Frame<'_>> {
     ps.iter().map(frame).collect()
 }
+
+/// Cut packets by link type name (the whole packet included), each
+/// distinct (bytes, wire length) once, with the link type's number.
+pub type Cuts = std::collections::BTreeMap<&'static str, (u32, Vec<pcapfile::Packet>)>;
+
+/// The packets of [`capture_files`] by link type, each also cut at every
+/// length below `max_cut` (wire length kept).
+pub fn cut_packets(max_cut: usize) -> Cuts {
+    let mut cut: Cuts = Cuts::new();
+    let mut seen = std::collections::HashSet::new();
+    for path in capture_files() {
+        let cap = pcapfile::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let Some((_, name)) = link_of(cap.link) else {
+            continue;
+        };
+        let packets = &mut cut.entry(name).or_insert((cap.link, Vec::new())).1;
+        for p in &cap.packets {
+            let lengths = (0..p.data.len().min(max_cut)).chain([p.data.len()]);
+            for n in lengths {
+                let data = p.data[..n].to_vec();
+                if seen.insert((name, data.clone(), p.wire_len)) {
+                    packets.push(pcapfile::Packet {
+                        ts_sec: 0,
+                        ts_nsec: 0,
+                        data,
+                        wire_len: p.wire_len,
+                    });
+                }
+            }
+        }
+    }
+    cut
+}
+
+/// The expressions of `accept.tsv` (its text) for the link type named
+/// `name`, with ours on Ethernet, sorted, each once.
+pub fn accepted_expressions(tsv: &str, name: &str) -> Vec<String> {
+    let mut exprs: Vec<String> = tsv
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(l, _)| *l == name)
+        .map(|(_, e)| e.to_string())
+        .collect();
+    if name == "EN10MB" {
+        exprs.extend(OUR_EXPRESSIONS.iter().map(|s| s.to_string()));
+    }
+    exprs.sort();
+    exprs.dedup();
+    exprs
+}

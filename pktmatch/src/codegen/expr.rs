@@ -50,6 +50,7 @@ impl Gen<'_, '_> {
                 let r = self.alloc()?;
                 match self.opts.target {
                     // The prologue put the whole length there.
+                    Target::Probe => self.asm.ldx(Size::W, r, Reg::R10, WIRELEN_SLOT),
                     Target::Xdp if self.test_mode() || self.frags() => {
                         self.asm.ldx(Size::W, r, Reg::R10, WIRELEN_SLOT)
                     }
@@ -117,7 +118,8 @@ impl Gen<'_, '_> {
     fn meta(&mut self, m: Meta, r: Reg) {
         let off = match (self.opts.target, m) {
             (Target::Xdp, Meta::IfIndex) => xdp_md::INGRESS_IFINDEX,
-            (Target::Xdp, _) => {
+            // A probe function has none (`emit` refuses it there).
+            (Target::Xdp | Target::Probe, _) => {
                 // No metadata tag and no direction in XDP: tags are in the
                 // frame and every packet is incoming.
                 self.asm.mov32(r, 0);

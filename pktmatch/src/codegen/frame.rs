@@ -2,7 +2,7 @@
 //! value registers come from.
 //!
 //! Registers: r6 holds the context (in the test-run mode: the captured
-//! length), r7 the packet start and r8 the packet end (direct access
+//! length; in a probe function: the packet bytes' address), r7 the packet start and r8 the packet end (direct access
 //! only); values are computed in r0-r4; r9 holds `data + offset` for
 //! loads at a variable offset; r5 is scratch for bounds checks.
 //!
@@ -12,7 +12,8 @@
 //! holds the variable offset (like classic BPF's X register).
 //!
 //! The stack, from r10 down: a counter's key (verdict code only), the
-//! wire length (test-run mode and fragment support), the IR variables, the next header of a socket filter's
+//! wire length (test-run mode, fragment support, probe functions), the
+//! captured length (probe functions, beside variable 0), the IR variables, the next header of a socket filter's
 //! protochain walk, the bytes `bpf_xdp_load_bytes` loads, a slot left
 //! to the caller, the context (for action code) and a lookup's key.
 
@@ -22,7 +23,8 @@ use super::{Gen, R};
 use crate::ir::MAX_VARS;
 use crate::{Error, Span};
 
-/// The context (test-run mode: the captured length).
+/// The context (test-run mode: the captured length; probe functions:
+/// the packet bytes' address).
 pub(super) const CTX: Reg = Reg::R6;
 /// The packet start (direct access).
 pub(super) const DATA: Reg = Reg::R7;
@@ -36,6 +38,11 @@ pub(super) const PTR: Reg = Reg::R9;
 
 /// Stack slot of the wire length in the test-run mode.
 pub(super) const WIRELEN_SLOT: i16 = -8;
+
+/// Stack slot of the captured length ([`Target::Probe`](super::Target::Probe)):
+/// the lower half of IR variable 0's slot, which [`var_slot`] leaves
+/// unused (variables sit in the upper half).
+pub(super) const CAPLEN_SLOT: i16 = -16;
 
 /// The 4-byte key of a counter's lookup, in the verdict code (the filter
 /// never touches these bytes, just above the wire length).

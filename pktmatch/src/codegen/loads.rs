@@ -1,7 +1,8 @@
-//! Reading packet bytes, in one of three ways (`Loads`): direct access
+//! Reading packet bytes, in one of four ways (`Loads`): direct access
 //! between `data` and `data_end` after bounds checks the verifier sees
-//! (XDP, tc), `ld_abs`/`ld_ind` (socket filters), or
-//! `bpf_xdp_load_bytes` (XDP frames in fragments).
+//! (XDP, tc), `ld_abs`/`ld_ind` (socket filters), `bpf_xdp_load_bytes`
+//! (XDP frames in fragments), or `bpf_probe_read_kernel` within the
+//! captured length (probe functions over bytes in kernel memory).
 //!
 //! XDP with fragment support (`EmitOptions::xdp_frags`) emits the filter
 //! twice: with direct access, for frames whose first buffer holds all the
@@ -15,7 +16,7 @@ use bpf_builder::asm::{Asm, Label};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, Endian, Insn, JmpOp, Reg, Size};
 
-use super::frame::{CTX, DATA, END, LOAD_SLOT, PTR, SCRATCH};
+use super::frame::{CAPLEN_SLOT, CTX, DATA, END, LOAD_SLOT, PTR, SCRATCH};
 use super::{Gen, R, Target};
 use crate::ir::{Val, ValNode};
 
@@ -48,10 +49,16 @@ pub(super) enum Loads {
     /// a load that fails rejects. Like `ld_abs`, a call clobbers r0-r5,
     /// so the code has the shape of a socket filter's.
     Helper,
+    /// `bpf_probe_read_kernel` into a stack slot, from the address in r6,
+    /// after a check against the captured length on the stack (probe
+    /// functions); past it, or on a fault, the load rejects. The same
+    /// shape as `Helper`.
+    Probe,
 }
 
-/// `r0 = packet[index + k ..][..size]` in host order, by `ld_abs`/`ld_ind`
-/// or by `bpf_xdp_load_bytes` (the context in r6); clobbers r0-r5.
+/// `r0 = packet[index + k ..][..size]` in host order, by `ld_abs`/`ld_ind`,
+/// by `bpf_xdp_load_bytes` (the context in r6) or by
+/// `bpf_probe_read_kernel` (the address in r6); clobbers r0-r5.
 pub(super) fn packet_load(
     a: &mut Asm,
     loads: Loads,
@@ -82,12 +89,46 @@ pub(super) fn packet_load(
             a.add64(Reg::R3, i32::from(LOAD_SLOT));
             a.mov32(Reg::R4, i32::from(size));
             a.call(Helper::XdpLoadBytes);
-            a.jmp32(JmpOp::Ne, Reg::R0, 0, reject);
-            a.ldx(sz, Reg::R0, Reg::R10, LOAD_SLOT);
-            if size > 1 {
-                a.endian(Endian::Be, Reg::R0, 8 * size);
-            }
+            load_from_slot(a, size, reject);
         }
+        Loads::Probe => {
+            // libpcap's meaning: bytes past the captured ones reject. The
+            // offset is below 2^32 and `size` small: no wrap in 64 bits.
+            let (caplen, off, src) = (Reg::R1, Reg::R2, Reg::R3);
+            a.ldx(Size::W, caplen, Reg::R10, CAPLEN_SLOT);
+            a.mov64(src, CTX);
+            match index {
+                // `k + size` is at most `SOCKET_MAX_OFF` (`load_abs`).
+                None => {
+                    a.jmp(JmpOp::Lt, caplen, (k + u32::from(size)) as i32, reject);
+                    a.add64(src, k as i32);
+                }
+                Some(x) => {
+                    a.mov32(off, x);
+                    if k != 0 {
+                        a.alu32(AluOp::Add, off, k as i32);
+                    }
+                    a.alu64(AluOp::Add, src, off);
+                    a.add64(off, i32::from(size));
+                    a.jmp(JmpOp::Gt, off, caplen, reject);
+                }
+            }
+            a.mov64(Reg::R1, Reg::R10);
+            a.add64(Reg::R1, i32::from(LOAD_SLOT));
+            a.mov32(Reg::R2, i32::from(size));
+            a.call(Helper::ProbeReadKernel);
+            load_from_slot(a, size, reject);
+        }
+    }
+}
+
+/// After a helper copied `size` bytes to the load slot: rejects if it
+/// failed (r0 not 0), else `r0` = the bytes in host order.
+fn load_from_slot(a: &mut Asm, size: u8, reject: Label) {
+    a.jmp32(JmpOp::Ne, Reg::R0, 0, reject);
+    a.ldx(size_of(size), Reg::R0, Reg::R10, LOAD_SLOT);
+    if size > 1 {
+        a.endian(Endian::Be, Reg::R0, 8 * size);
     }
 }
 

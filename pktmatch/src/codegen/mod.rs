@@ -14,7 +14,8 @@
 //! - `blocks`: the walk over the blocks and their tests;
 //! - `program`: the prologue, the blocks and the verdicts put together
 //!   ([`emit`]), and whole programs ([`add_program`], [`program`]);
-//! - `counters`: per-verdict counters of packets matched and seen.
+//! - `counters`: per-verdict counters of packets matched and seen;
+//! - `probe`: the filter as a function over bytes in kernel memory.
 
 mod blocks;
 mod bounds;
@@ -22,6 +23,7 @@ mod counters;
 mod expr;
 mod frame;
 mod loads;
+mod probe;
 mod program;
 mod prologue;
 mod protochain;
@@ -38,6 +40,7 @@ use program::VerdictSlots;
 pub use counters::{COUNTER_MATCHED, COUNTER_SEEN, counters_map};
 pub use frame::{CALLER_SLOT, CONTEXT_SLOT, KEY_SLOT, var_slot};
 pub use loads::{MAX_PACKET_OFF, MAX_VAR_OFF};
+pub use probe::{FUNCTION_SUFFIX, PROBE_MATCH, add_probe_function};
 pub use program::{
     ActionCode, ActionEnd, ProgramOptions, SourceText, VerdictCode, add_program, emit,
     emit_program, no_actions, program, program_type,
@@ -54,6 +57,16 @@ pub enum Target {
     Tc,
     /// Socket filter: legacy `ld_abs`/`ld_ind` loads.
     SocketFilter,
+    /// A function over packet bytes in kernel memory, for tracing
+    /// programs (fentry on an XDP program, a tracepoint that sees an skb):
+    /// `r1` holds the bytes' address, `r2` how many were captured, `r3`
+    /// the packet's length on the wire; it returns 1 on a match, else 0.
+    /// Each load checks its bytes against the captured length (past it,
+    /// the filter rejects, as libpcap does) and reads them with
+    /// `bpf_probe_read_kernel` (a fault rejects too). No metadata:
+    /// direction and interface tests are refused as for a capture file.
+    /// See [`add_probe_function`].
+    Probe,
 }
 
 /// Options of [`emit`].

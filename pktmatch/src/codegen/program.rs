@@ -186,6 +186,13 @@ pub fn emit<'s>(
             Span::default(),
         ));
     }
+    if opts.target == Target::Probe && super::prologue::uses_meta(ir) {
+        return Err(Error::new(
+            "a probe function reads packet bytes only: it has no metadata (direction, \
+             interface, VLAN tag outside the frame)",
+            Span::default(),
+        ));
+    }
     let short_reads = ir.blocks.iter().any(|b| b.short != OnShort::Reject);
     if short_reads && opts.target == Target::SocketFilter {
         return Err(Error::new(
@@ -214,6 +221,7 @@ pub fn emit<'s>(
         scratch: None,
         loads: match opts.target {
             Target::SocketFilter => Loads::Legacy,
+            Target::Probe => Loads::Probe,
             Target::Xdp | Target::Tc => Loads::Direct,
         },
     };
@@ -328,12 +336,14 @@ pub fn emit_program<'s>(
     asm.finish().map_err(internal)
 }
 
-/// The program type of a target.
+/// The program type of a target. A probe function runs in any tracing
+/// program; its whole program ([`add_program`]) is a raw tracepoint.
 pub fn program_type(target: Target) -> ProgramType {
     match target {
         Target::Xdp => ProgramType::Xdp,
         Target::Tc => ProgramType::SchedCls,
         Target::SocketFilter => ProgramType::SocketFilter,
+        Target::Probe => ProgramType::RawTracepoint,
     }
 }
 
@@ -401,30 +411,32 @@ pub fn add_program(
     source: &str,
     opts: &ProgramOptions<'_>,
 ) -> Result<ProgId, Error> {
-    let code = emit_program(
-        ir,
-        &opts.emit,
-        source,
-        |asm, v| {
-            let matched = v == Verdict::MATCH;
-            if let Some(map) = opts.counters {
-                if matched {
-                    count(asm, map, COUNTER_MATCHED);
-                }
-                count(asm, map, COUNTER_SEEN);
+    let verdict = |asm: &mut Asm, v: Verdict| {
+        let matched = v == Verdict::MATCH;
+        if let Some(map) = opts.counters {
+            if matched {
+                count(asm, map, COUNTER_MATCHED);
             }
-            asm.mov32(
-                Reg::R0,
-                if matched {
-                    opts.on_match
-                } else {
-                    opts.on_nomatch
-                },
-            );
-            asm.exit();
-        },
-        no_actions,
-    )?;
+            count(asm, map, COUNTER_SEEN);
+        }
+        asm.mov32(
+            Reg::R0,
+            if matched {
+                opts.on_match
+            } else {
+                opts.on_nomatch
+            },
+        );
+        asm.exit();
+    };
+    let code = match opts.emit.target {
+        Target::Probe => {
+            let name = format!("{}{}", opts.name, super::probe::FUNCTION_SUFFIX);
+            let func = super::probe::add_probe_function(object, ir, source, &name)?;
+            super::probe::raw_tracepoint_caller(func, verdict)?
+        }
+        _ => emit_program(ir, &opts.emit, source, verdict, no_actions)?,
+    };
     let prog = object
         .add_program(opts.name, opts.program_type, code)
         .map_err(internal)?;

@@ -1,14 +1,15 @@
 //! The prologue of each target: the context and the packet pointers into
 //! their registers, the test-run metadata (XDP), the bytes the filter
-//! reads pulled into the linear data (tc), and with fragment support the
-//! choice between the two copies of the filter (XDP).
+//! reads pulled into the linear data (tc), with fragment support the
+//! choice between the two copies of the filter (XDP), and the lengths a
+//! probe function is given.
 
 use bpf_builder::asm::{Annotation, Label};
 use bpf_builder::ctx::{sk_buff, xdp_md};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Reg, Size};
 
-use super::frame::{CONTEXT_SLOT, CTX, DATA, END, WIRELEN_SLOT};
+use super::frame::{CAPLEN_SLOT, CONTEXT_SLOT, CTX, DATA, END, WIRELEN_SLOT};
 use super::loads::MAX_PACKET_OFF;
 use super::{Gen, Target};
 use crate::ir::{Cond, Ir, Val, ValNode, Verdict};
@@ -17,7 +18,7 @@ use crate::ir::{Cond, Ir, Val, ValNode, Verdict};
 const ETH_HLEN: u32 = 14;
 
 /// Whether any test reads packet metadata (from the context).
-fn uses_meta(ir: &Ir) -> bool {
+pub(super) fn uses_meta(ir: &Ir) -> bool {
     fn val(ir: &Ir, v: Val) -> bool {
         match ir.node(v) {
             ValNode::Meta(_) => true,
@@ -84,6 +85,12 @@ impl Gen<'_, '_> {
                 self.pull_what_is_read();
             }
             Target::SocketFilter => {}
+            Target::Probe => {
+                // The address stays in r6 (moved there above); the
+                // lengths go to the stack, as loads clobber r1-r5.
+                a.stx(Size::W, Reg::R10, CAPLEN_SLOT, Reg::R2);
+                a.stx(Size::W, Reg::R10, WIRELEN_SLOT, Reg::R3);
+            }
         }
         None
     }

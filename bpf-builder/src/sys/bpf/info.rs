@@ -155,6 +155,28 @@ pub fn prog_info(fd: impl AsFd) -> io::Result<ProgInfo> {
     })
 }
 
+/// The BTF type id of the program's main function (its first
+/// `bpf_func_info` record, at instruction 0), what fentry and fexit on
+/// the program are loaded against; `None` when it has no BTF function
+/// information.
+pub fn prog_main_func_type_id(fd: impl AsFd) -> io::Result<Option<u32>> {
+    /// `struct bpf_func_info { __u32 insn_off; __u32 type_id; }`.
+    const REC_SIZE: u32 = 8;
+    let fd = fd.as_fd();
+    let mut first: bpf_prog_info = zeroed();
+    get_info(fd, &mut first)?;
+    if first.nr_func_info == 0 || first.btf_id == 0 {
+        return Ok(None);
+    }
+    let mut record = [0u32; 2];
+    let mut i: bpf_prog_info = zeroed();
+    i.nr_func_info = 1;
+    i.func_info_rec_size = REC_SIZE;
+    i.func_info = ptr_u64(record.as_mut_ptr());
+    get_info(fd, &mut i)?;
+    Ok((record[0] == 0 && record[1] != 0).then_some(record[1]))
+}
+
 /// Information about the link behind `fd`. Fails with EINVAL when `fd`
 /// is another kind of BPF object: the kernel would answer with that
 /// object's info, which read as link info is nonsense.
