@@ -163,7 +163,7 @@ fn named_and_large_sets_are_maps() {
         let m = l
             .set_maps
             .iter()
-            .find(|m| rs.sets[m.set].name.as_deref() == name)
+            .find(|m| m.set.is_some_and(|s| rs.sets[s].name.as_deref() == name))
             .unwrap_or_else(|| panic!("no map for {name:?}"));
         (m.kind, m.entries.len())
     };

@@ -19,7 +19,9 @@ use indexmap::IndexSet;
 use pktmatch::ir::{Ir, Verdict};
 
 pub use actions::Action;
-pub use lower::{INLINE_ELEMENTS, IPV6_EXT_HEADERS, LEN_VAR, lower};
+pub use lower::{
+    INLINE_ELEMENTS, IPV6_EXT_HEADERS, LEN_VAR, LowerOptions, MIN_RUN, lower, lower_with,
+};
 
 use crate::check::tree::{ChainId, CounterId, Hook, Limit, QuotaId, QuotaSpec, RuleId};
 

@@ -137,13 +137,24 @@ impl Compiled {
         device: &nft2bpf::compile::Device,
         mode: nft2bpf::compile::program::Mode,
     ) -> Compiled {
+        Compiled::lowered_with(text, attach, device, mode, Default::default())
+    }
+
+    /// [`Compiled::new`], lowered with `options` (classifiers or not).
+    pub fn lowered_with(
+        text: &str,
+        attach: nft2bpf::compile::Attach,
+        device: &nft2bpf::compile::Device,
+        mode: nft2bpf::compile::program::Mode,
+        options: nft2bpf::compile::LowerOptions,
+    ) -> Compiled {
         use nft2bpf::compile::program::{ProgramOptions, build};
         let mut map = SourceMap::new();
         let file = map.add("test.nft", None, text, None);
         let ruleset =
             nft2bpf::check_ruleset(&mut map, file, &mut nft2bpf::syntax::MemLoader::new())
                 .unwrap_or_else(|e| panic!("{}", e.render(&map)));
-        let lowered = nft2bpf::compile::lower(&ruleset, attach, device)
+        let lowered = nft2bpf::compile::lower_with(&ruleset, attach, device, options)
             .unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(lowered.ir.verify(), Ok(()), "{text}\n{}", lowered.ir);
         let program =
@@ -261,4 +272,94 @@ pub fn assert_none(diffs: Vec<String>) {
 /// A frame's bytes in hexadecimal, the first 80.
 pub fn hex(frame: &[u8]) -> String {
     bpf_builder::text::hex_bytes(&frame[..frame.len().min(80)])
+}
+
+/// The corpus's IPv4 addresses (`testbed::firewall_frames` sends them),
+/// and two it never sends.
+pub const V4: [&str; 16] = [
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.0.3",
+    "10.0.0.4",
+    "10.10.1.1",
+    "10.20.0.5",
+    "192.0.2.1",
+    "192.0.2.200",
+    "198.51.100.1",
+    "198.51.100.2",
+    "198.51.100.7",
+    "203.0.113.15",
+    "224.0.0.1",
+    "255.255.255.255",
+    "172.31.0.1",
+    "100.64.0.9",
+];
+
+/// The corpus's IPv6 addresses, and one it never sends.
+pub const V6: [&str; 9] = [
+    "2001:db8::1",
+    "2001:db8:1::2",
+    "2001:db8::dead",
+    "fe80::1",
+    "ff02::1",
+    "::1",
+    "::ffff:10.0.0.1",
+    "2001:db8:ffff::7",
+    "2001:db8:77::77",
+];
+
+/// The corpus's ports, and one it never sends.
+pub const PORTS: [u16; 19] = [
+    0, 22, 23, 25, 53, 67, 80, 123, 443, 1000, 1023, 1024, 2000, 2222, 5000, 5100, 8080, 9999,
+    31337,
+];
+
+/// About `n` rules in runs of one shape (the classifiers' input) of
+/// varying length, with the corpus's addresses and ports so that frames
+/// hit them, duplicate keys with other verdicts, and rules of other
+/// shapes between the runs: a chain's rules for [`chain`].
+pub fn runs_of_shapes(n: usize) -> Vec<String> {
+    let mut rules = Vec::new();
+    let mut k = 0usize;
+    while rules.len() < n {
+        // Run lengths of 1 to 300: some too short to fold.
+        let len = 1 + (k * 37) % 300;
+        for j in 0..len {
+            let i = k * 1000 + j;
+            let a = V4[(i / PORTS.len() + k) % V4.len()];
+            let p = PORTS[i % PORTS.len()];
+            let verdict = if (i + k) % 3 == 0 { "drop" } else { "accept" };
+            rules.push(match k % 8 {
+                0 => format!("ip saddr {a} tcp dport {p} counter {verdict}"),
+                1 => format!("ip daddr {a} counter {verdict}"),
+                2 => format!("udp dport {p} {verdict}"),
+                3 => format!("ip6 saddr {} counter {verdict}", V6[i % V6.len()]),
+                4 => format!(
+                    "ip dscp {} ip protocol {} counter {verdict}",
+                    i % 64,
+                    [6, 17, 1][i % 3]
+                ),
+                5 => format!("vlan id {} counter {verdict}", 1 + i % 40),
+                6 => format!(
+                    "ip saddr {a} ip daddr {} counter {verdict}",
+                    V4[i % V4.len()]
+                ),
+                _ => format!(
+                    "tcp sport {p} tcp flags == {} counter {verdict}",
+                    ["syn", "ack", "0x12"][i % 3]
+                ),
+            });
+        }
+        // Between runs: rules of other shapes that mostly go on.
+        rules.push(format!("ip saddr 10.{}.0.0/16 counter", k % 256));
+        if k % 5 == 4 {
+            rules.push(format!(
+                "tcp dport {{ {}, {} }} counter",
+                7000 + k,
+                7001 + k
+            ));
+        }
+        k += 1;
+    }
+    rules
 }

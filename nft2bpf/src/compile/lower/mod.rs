@@ -18,6 +18,7 @@
 //! their own and the edges into them tail calls ([`Outcome::Next`]).
 
 mod cfg;
+mod classify;
 mod pcap;
 mod pktinfo;
 mod rule;
@@ -38,7 +39,9 @@ use crate::check::fields::MetaKey;
 use crate::check::tree::{ChainId, Key, Policy, Ruleset, Source, Stmt};
 use crate::error::Error;
 use cfg::Cfg;
+use classify::Piece;
 
+pub use classify::MIN_RUN;
 pub use pktinfo::IPV6_EXT_HEADERS;
 pub use sets::INLINE_ELEMENTS;
 
@@ -88,11 +91,40 @@ pub(super) struct Lower<'r> {
     /// The names `pcap "EXPR"` filters look up (this machine's `/etc`
     /// files, as tcpdump reads them), once a filter needs them.
     pcap_names: Option<pcap2bpf::Tables>,
+    /// Whether runs of rules of one shape become classifiers.
+    classifiers: bool,
+}
+
+/// How rules are lowered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowerOptions {
+    /// Runs of at least [`MIN_RUN`] consecutive rules of one shape (the
+    /// same fields compared for equality, an `accept` or `drop`, an
+    /// optional `counter`) become one map lookup each, whatever their
+    /// number; off, every rule is its own tests (the plain chain the
+    /// classifiers are compared with).
+    pub classifiers: bool,
+}
+
+impl Default for LowerOptions {
+    fn default() -> LowerOptions {
+        LowerOptions { classifiers: true }
+    }
 }
 
 /// Lowers the base chains of `ruleset` that hook `attach`'s hook on
-/// `device`, in priority order.
+/// `device`, in priority order, with classifiers.
 pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lowered, Error> {
+    lower_with(ruleset, attach, device, LowerOptions::default())
+}
+
+/// [`lower`] with `options`.
+pub fn lower_with(
+    ruleset: &Ruleset,
+    attach: Attach,
+    device: &Device,
+    options: LowerOptions,
+) -> Result<Lowered, Error> {
     let mut chains: Vec<ChainId> = ruleset
         .base_chains()
         .filter(|(_, c, b)| {
@@ -121,6 +153,7 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         cut: Vec::new(),
         inlined: HashMap::new(),
         pcap_names: None,
+        classifiers: options.classifiers,
     };
     if l.uses_pkttype && attach == Attach::Xdp && l.device_mac.is_none() {
         return Err(Error::new(
@@ -197,12 +230,16 @@ impl Lower<'_> {
         };
         let rules = &self.rs.chains[c].rules;
         let mut next = ctx.ret;
-        for (i, &r) in rules.iter().enumerate().rev() {
-            next = self.rule(r, next, ctx)?;
+        let mut todo = self.pieces(rules);
+        while let Some(piece) = todo.pop() {
+            let Some((e, i)) = self.piece(rules, piece, &mut todo, next, ctx)? else {
+                continue;
+            };
+            next = e;
             let full =
                 self.cfg.len() > PROGRAM_BLOCKS || self.sets.in_program.len() > PROGRAM_SET_MAPS;
             if full && !(first && i == 0) {
-                let span = self.rs.rules[r].span;
+                let span = self.rs.rules[rules[i]].span;
                 let [n, a, ret] =
                     self.cut_here([next, ctx.accept.unwrap_or(next), ctx.ret], span)?;
                 next = n;
@@ -265,8 +302,14 @@ impl Lower<'_> {
     /// A chain's rules: `ctx.ret` after its last rule and at `return`.
     fn chain(&mut self, c: ChainId, ctx: ChainCtx) -> Result<Edge, Error> {
         let mut next = ctx.ret;
-        for &r in self.rs.chains[c].rules.iter().rev() {
-            next = self.rule(r, next, ctx)?;
+        let rules = &self.rs.chains[c].rules;
+        let mut todo = self.pieces(rules);
+        while let Some(piece) = todo.pop() {
+            let Some((e, i)) = self.piece(rules, piece, &mut todo, next, ctx)? else {
+                continue;
+            };
+            next = e;
+            let r = rules[i];
             if self.cfg.len() > MAX_BLOCKS {
                 return Err(Error::new(
                     format!(
@@ -278,6 +321,30 @@ impl Lower<'_> {
             }
         }
         Ok(next)
+    }
+
+    /// A piece of `rules` (the last of `todo`, taken off it), going to
+    /// `next` when it ends without a verdict: a rule, or a run as a
+    /// classifier; its entry and the index of its first rule. A run that
+    /// cannot be a classifier goes back on `todo` as its rules (`None`).
+    fn piece(
+        &mut self,
+        rules: &[crate::check::tree::RuleId],
+        piece: Piece,
+        todo: &mut Vec<Piece>,
+        next: Edge,
+        ctx: ChainCtx,
+    ) -> Result<Option<(Edge, usize)>, Error> {
+        match piece {
+            Piece::Rule(i) => Ok(Some((self.rule(rules[i], next, ctx)?, i))),
+            Piece::Run(run) => match self.classifier(&rules[run.clone()], next, ctx)? {
+                Some(e) => Ok(Some((e, run.start))),
+                None => {
+                    todo.extend(run.map(Piece::Rule));
+                    Ok(None)
+                }
+            },
+        }
     }
 
     /// A regular chain `jump`ed or `goto`ed to, returning to `ret`: one
