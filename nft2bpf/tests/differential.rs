@@ -225,6 +225,31 @@ fn ten_thousand_rules_of_mixed_shapes_decide_and_count_as_nft_does() {
     assert_none(compare(&mut bed, &text, "ten thousand rules", &frames));
 }
 
+/// Ten thousand rules in runs of one shape (`common::runs_of_shapes`:
+/// runs of 1 to 300 rules of eight shapes, keys repeated with the other
+/// verdict, rules of other shapes between), most of them folded into
+/// classifiers: every frame's fate and every counter as nft's.
+#[test]
+fn ten_thousand_rules_in_runs_of_shapes_decide_and_count_as_nft_does() {
+    if !NftBed::available("comparing classifiers with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = firewall_frames(13);
+    let rules = common::runs_of_shapes(10_000);
+    let text = chain(&rules, "accept");
+    let ours = ours(&bed, &text);
+    let classifiers = ours
+        .lowered
+        .set_maps
+        .iter()
+        .filter(|m| m.set.is_none())
+        .count();
+    assert!(classifiers >= 30, "{classifiers} classifiers");
+    drop(ours);
+    assert_none(compare(&mut bed, &text, "runs of shapes", &frames));
+}
+
 /// Rule `i` of the shapes `ten_thousand_rules...` mixes in.
 fn other_shape(i: usize) -> String {
     let (a, b) = ((i >> 8) & 0xff, i & 0xff);

@@ -56,6 +56,8 @@ const MAX_BLOCKS: usize = 1 << 20;
 /// that tail-calls this one: the verifier keeps every branch it has yet
 /// to explore on a stack of at most 8,192, and a chain of rules pushes a
 /// few a rule (measured: 1,132 mixed rules loaded, 1,202 did not).
+/// Actions and lookups weigh more than tests (`cfg`'s weight): they are
+/// more instructions.
 pub const PROGRAM_BLOCKS: usize = 3000;
 
 /// The most programs a hook's rules may take: the kernel follows at
@@ -237,7 +239,7 @@ impl Lower<'_> {
             };
             next = e;
             let full =
-                self.cfg.len() > PROGRAM_BLOCKS || self.sets.in_program.len() > PROGRAM_SET_MAPS;
+                self.cfg.weight() > PROGRAM_BLOCKS || self.sets.in_program.len() > PROGRAM_SET_MAPS;
             if full && !(first && i == 0) {
                 let span = self.rs.rules[rules[i]].span;
                 let [n, a, ret] =
