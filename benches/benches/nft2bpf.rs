@@ -37,7 +37,8 @@
 //!
 //! Run: `cargo bench -p benches --bench nft2bpf` (part 1's load times
 //! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone,
-//! `-- classifiers` part 6.
+//! `-- classifiers` part 6 (`-- classifiers-only`: without the plain
+//! chains).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -782,7 +783,7 @@ fn main() {
         }
         return;
     }
-    if std::env::args().any(|a| a == "classifiers") {
+    if std::env::args().any(|a| a.starts_with("classifiers")) {
         if load {
             classifiers();
         }
@@ -821,7 +822,8 @@ struct Ready {
     lowered: Lowered,
     program: Program,
     loaded: Loaded,
-    ours: f64,
+    stages: Stages,
+    fill: f64,
     kernel: f64,
 }
 
@@ -844,7 +846,8 @@ fn ready(text: &str, options: LowerOptions) -> Result<Ready, String> {
         lowered,
         program,
         loaded,
-        ours: stages.total() + fill,
+        stages,
+        fill,
         kernel,
     })
 }
@@ -872,8 +875,19 @@ fn classifiers() {
          {ROUNDS}); ready = check + lower + build + map contents (ours) and BPF_PROG_LOAD (kernel):"
     );
     println!(
-        "{:>7} {:<10} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "rules", "program", "progs", "first ns", "last ns", "none ns", "ours ms", "kernel ms"
+        "{:>7} {:<10} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "rules",
+        "program",
+        "progs",
+        "first ns",
+        "last ns",
+        "none ns",
+        "ours ms",
+        "check",
+        "lower",
+        "build",
+        "fill",
+        "kernel ms"
     );
     for n in [10usize, 1000, 10_000, 100_000] {
         let rules: Vec<String> = (0..n)
@@ -901,7 +915,11 @@ fn classifiers() {
         };
         let wanted = [want(first.2), want(last.2), XdpAction::Pass.value()];
         let repeat = if n >= 10_000 { 2_000 } else { 20_000 };
+        let plain_too = std::env::args().all(|a| a != "classifiers-only");
         for (name, classifiers) in [("classifier", true), ("plain", false)] {
+            if !classifiers && !plain_too {
+                continue;
+            }
             let r = match ready(&text, LowerOptions { classifiers }) {
                 Ok(r) => r,
                 Err(e) => {
@@ -916,12 +934,16 @@ fn classifiers() {
                 ns.push(t);
             }
             println!(
-                "{n:>7} {name:<10} {:>5} {:>10.1} {:>10.1} {:>10.1} {:>10} {:>10}",
+                "{n:>7} {name:<10} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
                 1 + r.lowered.more.len(),
                 ns[0],
                 ns[1],
                 ns[2],
-                ms(r.ours),
+                ms(r.stages.total() + r.fill),
+                ms(r.stages.check),
+                ms(r.stages.lower),
+                ms(r.stages.build),
+                ms(r.fill),
                 ms(r.kernel)
             );
         }

@@ -229,6 +229,27 @@ pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
     })
 }
 
+/// Writes `entries` (all of `map`) in one batch when they are bytes and
+/// the map takes batches; whether it did (else they are written one by
+/// one, which also reports an entry the kernel refuses).
+fn write_batch(map: &bpf_builder::handle::Map, entries: &[(MapId, Vec<u8>, InitValue)]) -> bool {
+    let batches = bpf_builder::map::MapType::from_kernel_type(map.kernel_type())
+        .is_some_and(bpf_builder::map::MapType::has_batch_update);
+    if !batches || map.is_per_cpu() || entries.len() < 2 {
+        return false;
+    }
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    for (_, key, value) in entries {
+        let InitValue::Bytes(bytes) = value else {
+            return false;
+        };
+        keys.extend_from_slice(key);
+        values.extend_from_slice(bytes);
+    }
+    map.update_batch(&keys, &values)
+        .is_ok_and(|n| n as usize == entries.len())
+}
+
 /// `bpf_tail_call(ctx, progs, n)`, the context from where the prologue
 /// keeps it; falls through when it fails.
 fn tail_call(a: &mut Asm, progs: MapId, n: u32) {
@@ -295,17 +316,25 @@ impl Program {
     ) -> Result<(), Error> {
         let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
         self.initialize_counters(loaded, l, ruleset)?;
-        for (map, key, value) in self.entries(l, ifindex)? {
-            let map = loaded.map(map);
-            match value {
-                InitValue::Prog(prog) => map.set_program(
-                    u32::from_ne_bytes(key[..4].try_into().expect("a 4-byte index")),
-                    Some(loaded.program(prog)),
-                ),
-                InitValue::Bytes(bytes) => map.update(&key, &bytes, UpdateFlags::Any),
-                _ => unreachable!("entries() makes bytes and programs only"),
+        let entries = self.entries(l, ifindex)?;
+        // A map's entries come together: one batch each where the map
+        // takes batches (a classifier of 100,000 rules fills in one call).
+        for same in entries.chunk_by(|a, b| a.0 == b.0) {
+            let map = loaded.map(same[0].0);
+            if write_batch(map, same) {
+                continue;
             }
-            .map_err(|e| err(&e))?;
+            for (_, key, value) in same {
+                match value {
+                    InitValue::Prog(prog) => map.set_program(
+                        u32::from_ne_bytes(key[..4].try_into().expect("a 4-byte index")),
+                        Some(loaded.program(*prog)),
+                    ),
+                    InitValue::Bytes(bytes) => map.update(key, bytes, UpdateFlags::Any),
+                    _ => unreachable!("entries() makes bytes and programs only"),
+                }
+                .map_err(|e| err(&e))?;
+            }
         }
         Ok(())
     }
