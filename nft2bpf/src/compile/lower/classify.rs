@@ -29,6 +29,7 @@ use crate::check::tree::{
 };
 use crate::compile::actions::Action;
 use crate::compile::sets::{SetKind, SetMap, element_keys};
+use crate::compile::{Decision, Outcome};
 use crate::error::Error;
 
 /// Runs of fewer rules stay rules: a lookup, its guards and its verdict
@@ -119,7 +120,7 @@ impl Lower<'_> {
     pub(super) fn pieces(&self, rules: &[RuleId]) -> Vec<Piece> {
         let shapes: Vec<Option<Shape>> = rules
             .iter()
-            .map(|&r| match self.classifiers {
+            .map(|&r| match self.use_classifiers {
                 true => classified(&self.rs.rules[r].stmts).map(|c| c.shape),
                 false => None,
             })
@@ -213,14 +214,22 @@ impl Lower<'_> {
         self.sets.in_program.insert(map);
 
         // Built backwards: the verdict, the counter, the lookup, the guards.
-        let accept_rule = rules.iter().position(|c| c.accept).map(|i| run[i]);
-        let drop_rule = rules.iter().position(|c| !c.accept).map(|i| run[i]);
-        let accept = accept_rule
-            .map(|r| self.verdict(Verdict::Accept, r, next, ctx))
-            .transpose()?;
-        let drop = drop_rule
-            .map(|r| self.verdict(Verdict::Drop, r, next, ctx))
-            .transpose()?;
+        // The decisions name the classifier, whose lookup names the rule.
+        let number = self.classifiers.len() as u32;
+        self.classifiers.push(run.to_vec());
+        let mut decision = |outcome| {
+            let mut d = Decision::new(outcome, None, Some(first.chain));
+            d.classifier = Some(number);
+            self.decided(d)
+        };
+        let accept = rules.iter().any(|c| c.accept).then(|| match ctx.accept {
+            Some(e) => e,
+            None => decision(Outcome::Accept),
+        });
+        let drop = rules
+            .iter()
+            .any(|c| !c.accept)
+            .then(|| decision(Outcome::Drop));
         let var = pktinfo::var::CLASSIFIED;
         let mut hit = match (accept, drop) {
             (Some(a), Some(d)) => {

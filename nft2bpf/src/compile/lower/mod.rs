@@ -48,6 +48,10 @@ pub use sets::INLINE_ELEMENTS;
 /// The variable that holds nft's `skb->len` (for the action code).
 pub const LEN_VAR: u32 = pktinfo::var::LEN;
 
+/// The variable that holds a classifier lookup's value (for the verdict
+/// code of a test run).
+pub(super) const CLASSIFIED_VAR: u32 = pktinfo::var::CLASSIFIED;
+
 /// The most blocks one program's IR may have: past it, inlining the
 /// chains that several rules jump to has blown up.
 const MAX_BLOCKS: usize = 1 << 20;
@@ -94,7 +98,9 @@ pub(super) struct Lower<'r> {
     /// files, as tcpdump reads them), once a filter needs them.
     pcap_names: Option<pcap2bpf::Tables>,
     /// Whether runs of rules of one shape become classifiers.
-    classifiers: bool,
+    use_classifiers: bool,
+    /// The classifiers' rules, by number.
+    classifiers: Vec<Vec<crate::check::tree::RuleId>>,
 }
 
 /// How rules are lowered.
@@ -155,7 +161,8 @@ pub fn lower_with(
         cut: Vec::new(),
         inlined: HashMap::new(),
         pcap_names: None,
-        classifiers: options.classifiers,
+        use_classifiers: options.classifiers,
+        classifiers: Vec::new(),
     };
     if l.uses_pkttype && attach == Attach::Xdp && l.device_mac.is_none() {
         return Err(Error::new(
@@ -190,6 +197,7 @@ pub fn lower_with(
         actions: l.actions.into_iter().collect(),
         slots: l.slots,
         set_maps: l.sets.maps,
+        classifiers: l.classifiers,
     })
 }
 
@@ -211,7 +219,11 @@ impl Lower<'_> {
         rule: Option<crate::check::tree::RuleId>,
         chain: Option<ChainId>,
     ) -> Edge {
-        let d = Decision::new(outcome, rule, chain);
+        self.decided(Decision::new(outcome, rule, chain))
+    }
+
+    /// The verdict edge of `d` (equal decisions share one).
+    fn decided(&mut self, d: Decision) -> Edge {
         let n = self.decisions.insert_full(d).0;
         Edge::Verdict(Verdict(n as u32))
     }
