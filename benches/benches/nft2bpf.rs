@@ -805,7 +805,7 @@ fn main() {
 /// Rule `i` of part 6: its source address, port and verdict.
 fn classified_rule(i: usize) -> (Ipv4Addr, u16, bool) {
     let addr = Ipv4Addr::from(0x0a00_0000u32 + i as u32);
-    (addr, 1 + (i % 1000) as u16, i % 2 == 0)
+    (addr, 1 + (i % 1000) as u16, i.is_multiple_of(2))
 }
 
 /// A TCP/IPv4 frame from `src` to port `port`.

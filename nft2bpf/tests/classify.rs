@@ -140,7 +140,11 @@ fn runs_of_one_shape_decide_and_count_as_the_chain_does() {
 fn runs_in_jumped_chains_and_several_base_chains() {
     let mut sub = Vec::new();
     for (i, a) in V4.iter().enumerate() {
-        let v = if i % 2 == 0 { "accept" } else { "drop" };
+        let v = if i.is_multiple_of(2) {
+            "accept"
+        } else {
+            "drop"
+        };
         sub.push(format!("ip saddr {a} counter {v}"));
     }
     let exact: Vec<String> = PORTS[..MIN_RUN]
@@ -194,7 +198,11 @@ fn a_hundred_thousand_rules_of_one_shape_load_and_decide() {
     let rule = |i: usize| {
         let addr = format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
         let port = 1 + i % 1000;
-        let v = if i % 2 == 0 { "drop" } else { "accept" };
+        let v = if i.is_multiple_of(2) {
+            "drop"
+        } else {
+            "accept"
+        };
         (addr, port, v)
     };
     let rules: Vec<String> = (0..100_000)

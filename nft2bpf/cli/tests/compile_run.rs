@@ -169,9 +169,13 @@ fn run_gives_the_verdicts_of_nft() {
 #[test]
 fn run_names_the_rule_a_classifier_found() {
     let dir = Scratch::new("classified");
-    let mut rules: Vec<String> = (1..=20)
+    let mut rules: Vec<String> = (1..=20u32)
         .map(|i| {
-            let v = if i % 2 == 0 { "drop" } else { "accept" };
+            let v = if i.is_multiple_of(2) {
+                "drop"
+            } else {
+                "accept"
+            };
             format!("ip saddr 10.0.0.{i} tcp dport 22 counter {v}")
         })
         .collect();

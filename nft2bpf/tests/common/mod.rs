@@ -328,7 +328,11 @@ pub fn runs_of_shapes(n: usize) -> Vec<String> {
             let i = k * 1000 + j;
             let a = V4[(i / PORTS.len() + k) % V4.len()];
             let p = PORTS[i % PORTS.len()];
-            let verdict = if (i + k) % 3 == 0 { "drop" } else { "accept" };
+            let verdict = if (i + k).is_multiple_of(3) {
+                "drop"
+            } else {
+                "accept"
+            };
             rules.push(match k % 8 {
                 0 => format!("ip saddr {a} tcp dport {p} counter {verdict}"),
                 1 => format!("ip daddr {a} counter {verdict}"),
