@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Compiled, PORTS, V4, V6, assert_none, chain, hex, runs_of_shapes};
+use common::{Compiled, assert_none, chain, hex, ports, runs_of_shapes, v4, v6};
 use nft2bpf::compile::program::Mode;
 use nft2bpf::compile::{Attach, Device, LowerOptions, MIN_RUN};
 use testbed::firewall_frames;
@@ -139,7 +139,7 @@ fn runs_of_one_shape_decide_and_count_as_the_chain_does() {
 #[test]
 fn runs_in_jumped_chains_and_several_base_chains() {
     let mut sub = Vec::new();
-    for (i, a) in V4.iter().enumerate() {
+    for (i, a) in v4().iter().enumerate() {
         let v = if i.is_multiple_of(2) {
             "accept"
         } else {
@@ -147,15 +147,15 @@ fn runs_in_jumped_chains_and_several_base_chains() {
         };
         sub.push(format!("ip saddr {a} counter {v}"));
     }
-    let exact: Vec<String> = PORTS[..MIN_RUN]
+    let exact: Vec<String> = ports()[..MIN_RUN]
         .iter()
         .map(|p| format!("udp sport {p} counter drop"))
         .collect();
-    let short: Vec<String> = PORTS[..MIN_RUN - 1]
+    let short: Vec<String> = ports()[..MIN_RUN - 1]
         .iter()
         .map(|p| format!("udp dport {p} counter drop"))
         .collect();
-    let v6: Vec<String> = V6
+    let v6: Vec<String> = v6()
         .iter()
         .enumerate()
         .map(|(i, a)| format!("ip6 daddr {a} counter {}", ["accept", "drop"][i % 2]))

@@ -99,9 +99,14 @@ fn frames() -> Vec<(Vec<u8>, u8)> {
 }
 
 fn capture(dir: &Scratch) -> String {
-    let packets: Vec<Packet> = frames()
+    capture_of(dir, frames().into_iter().map(|(data, _)| data).collect())
+}
+
+/// A capture of `frames` in `dir`.
+fn capture_of(dir: &Scratch, frames: Vec<Vec<u8>>) -> String {
+    let packets: Vec<Packet> = frames
         .into_iter()
-        .map(|(data, _)| Packet {
+        .map(|data| Packet {
             ts_sec: 1,
             ts_nsec: 0,
             wire_len: data.len() as u32,
@@ -187,22 +192,12 @@ fn run_names_the_rule_a_classifier_found() {
         rules.join("\n\t\t")
     );
     let fw = dir.file("fw.nft", fw.as_bytes());
-    let packets: Vec<Packet> = [
+    let frames = vec![
         tcp([10, 0, 0, 3], 22),
         tcp([10, 0, 0, 12], 22),
         tcp([10, 0, 0, 12], 23),
-    ]
-    .into_iter()
-    .map(|data| Packet {
-        ts_sec: 1,
-        ts_nsec: 0,
-        wire_len: data.len() as u32,
-        data,
-    })
-    .collect();
-    let mut bytes = Vec::new();
-    pcapfile::write_pcap(&mut bytes, 1, 65535, &packets).unwrap();
-    let cap = dir.file("frames.pcap", &bytes);
+    ];
+    let cap = capture_of(&dir, frames);
     let want = "1: accept (t/c rule 3: ip saddr 10.0.0.3 tcp dport 22 counter accept)\n\
                 2: drop (t/c rule 12: ip saddr 10.0.0.12 tcp dport 22 counter drop)\n\
                 3: accept (t/c policy)\n";

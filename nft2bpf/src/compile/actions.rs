@@ -197,12 +197,18 @@ pub struct ActionCode {
 /// absent. Clobbers r0-r5 and the key slot.
 pub(super) fn array_lookup(a: &mut Asm, map: MapId, slot: u32, null: Label) {
     a.st(Size::W, R10, KEY_SLOT, slot as i32);
+    // Every index of an array exists: `null` is never taken, but the
+    // verifier wants the check.
+    lookup_key_at(a, map, KEY_SLOT, null);
+}
+
+/// Looks the key at stack offset `key` up in `map` into r0; jumps to
+/// `null` if absent. Clobbers r0-r5.
+pub(super) fn lookup_key_at(a: &mut Asm, map: MapId, key: i16, null: Label) {
     a.ld_map_fd(R1, map);
     a.mov64(R2, R10);
-    a.add64(R2, i32::from(KEY_SLOT));
+    a.add64(R2, i32::from(key));
     a.call(Helper::MapLookupElem);
-    // Every index of an array exists: never taken, but the verifier
-    // wants the check.
     a.jmp(JmpOp::Eq, R0, 0, null);
 }
 
@@ -457,11 +463,8 @@ impl ActionCode {
             }
             Action::Lookup { map } => {
                 let map = *self.maps.sets.get(map as usize).ok_or_else(missing)?;
-                a.ld_map_fd(R1, map);
-                a.mov64(R2, R10);
-                a.add64(R2, i32::from(pktmatch::codegen::KEY_SLOT));
-                a.call(Helper::MapLookupElem);
-                a.jmp(JmpOp::Eq, R0, 0, fail);
+                // The key a `Cond::Lookup` wrote.
+                lookup_key_at(a, map, pktmatch::codegen::KEY_SLOT, fail);
                 ActionEnd::MayFail
             }
         })
@@ -492,11 +495,7 @@ impl ActionCode {
         a.jmp(JmpOp::Ge, R1, rules as i32, done);
         a.alu32(AluOp::Add, R1, base as i32);
         a.stx(Size::W, R10, KEY_SLOT, R1);
-        a.ld_map_fd(R1, map);
-        a.mov64(R2, R10);
-        a.add64(R2, i32::from(KEY_SLOT));
-        a.call(Helper::MapLookupElem);
-        a.jmp(JmpOp::Eq, R0, 0, done);
+        lookup_key_at(a, map, KEY_SLOT, done);
         self.bump(a);
         a.bind(done);
     }

@@ -276,49 +276,36 @@ pub fn hex(frame: &[u8]) -> String {
 
 /// The corpus's IPv4 addresses (`testbed::firewall_frames` sends them),
 /// and two it never sends.
-pub const V4: [&str; 16] = [
-    "10.0.0.1",
-    "10.0.0.2",
-    "10.0.0.3",
-    "10.0.0.4",
-    "10.10.1.1",
-    "10.20.0.5",
-    "192.0.2.1",
-    "192.0.2.200",
-    "198.51.100.1",
-    "198.51.100.2",
-    "198.51.100.7",
-    "203.0.113.15",
-    "224.0.0.1",
-    "255.255.255.255",
-    "172.31.0.1",
-    "100.64.0.9",
-];
+pub fn v4() -> Vec<String> {
+    let corpus = testbed::CORPUS_V4
+        .iter()
+        .map(|a| std::net::Ipv4Addr::from(*a).to_string());
+    corpus
+        .chain(["172.31.0.1".into(), "100.64.0.9".into()])
+        .collect()
+}
 
 /// The corpus's IPv6 addresses, and one it never sends.
-pub const V6: [&str; 9] = [
-    "2001:db8::1",
-    "2001:db8:1::2",
-    "2001:db8::dead",
-    "fe80::1",
-    "ff02::1",
-    "::1",
-    "::ffff:10.0.0.1",
-    "2001:db8:ffff::7",
-    "2001:db8:77::77",
-];
+pub fn v6() -> Vec<String> {
+    let corpus = testbed::CORPUS_V6.iter().map(|a| a.to_string());
+    corpus.chain(["2001:db8:77::77".into()]).collect()
+}
 
 /// The corpus's ports, and one it never sends.
-pub const PORTS: [u16; 19] = [
-    0, 22, 23, 25, 53, 67, 80, 123, 443, 1000, 1023, 1024, 2000, 2222, 5000, 5100, 8080, 9999,
-    31337,
-];
+pub fn ports() -> Vec<u16> {
+    testbed::CORPUS_PORTS
+        .iter()
+        .copied()
+        .chain([31337])
+        .collect()
+}
 
 /// About `n` rules in runs of one shape (the classifiers' input) of
 /// varying length, with the corpus's addresses and ports so that frames
 /// hit them, duplicate keys with other verdicts, and rules of other
 /// shapes between the runs: a chain's rules for [`chain`].
 pub fn runs_of_shapes(n: usize) -> Vec<String> {
+    let (v4, v6, ports) = (v4(), v6(), ports());
     let mut rules = Vec::new();
     let mut k = 0usize;
     while rules.len() < n {
@@ -326,8 +313,8 @@ pub fn runs_of_shapes(n: usize) -> Vec<String> {
         let len = 1 + (k * 37) % 300;
         for j in 0..len {
             let i = k * 1000 + j;
-            let a = V4[(i / PORTS.len() + k) % V4.len()];
-            let p = PORTS[i % PORTS.len()];
+            let a = &v4[(i / ports.len() + k) % v4.len()];
+            let p = ports[i % ports.len()];
             let verdict = if (i + k).is_multiple_of(3) {
                 "drop"
             } else {
@@ -337,7 +324,7 @@ pub fn runs_of_shapes(n: usize) -> Vec<String> {
                 0 => format!("ip saddr {a} tcp dport {p} counter {verdict}"),
                 1 => format!("ip daddr {a} counter {verdict}"),
                 2 => format!("udp dport {p} {verdict}"),
-                3 => format!("ip6 saddr {} counter {verdict}", V6[i % V6.len()]),
+                3 => format!("ip6 saddr {} counter {verdict}", v6[i % v6.len()]),
                 4 => format!(
                     "ip dscp {} ip protocol {} counter {verdict}",
                     i % 64,
@@ -346,7 +333,7 @@ pub fn runs_of_shapes(n: usize) -> Vec<String> {
                 5 => format!("vlan id {} counter {verdict}", 1 + i % 40),
                 6 => format!(
                     "ip saddr {a} ip daddr {} counter {verdict}",
-                    V4[i % V4.len()]
+                    v4[i % v4.len()]
                 ),
                 _ => format!(
                     "tcp sport {p} tcp flags == {} counter {verdict}",
