@@ -20,7 +20,8 @@ use pktmatch::ir::{Ir, Verdict};
 
 pub use actions::Action;
 pub use lower::{
-    INLINE_ELEMENTS, IPV6_EXT_HEADERS, LEN_VAR, LowerOptions, MIN_RUN, lower, lower_with,
+    INLINE_ELEMENTS, IPV6_EXT_HEADERS, LEN_VAR, LowerOptions, MAX_CLASSIFIERS, MIN_RUN, lower,
+    lower_with,
 };
 
 use crate::check::tree::{ChainId, CounterId, Hook, Limit, QuotaId, QuotaSpec, RuleId};

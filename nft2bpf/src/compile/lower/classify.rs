@@ -39,6 +39,13 @@ use crate::error::Error;
 /// part 6: 23-24 ns against 16-19 ns), and much less than a thousand.
 pub const MIN_RUN: usize = 8;
 
+/// The most classifiers a hook's programs have; later runs (lowered
+/// first) take them, earlier ones stay rules. Each is a map, and a
+/// deployed hook pins at most 64 maps of sets and classifiers together
+/// (`deploy`'s `SET_MEMBERS`, the maps one program may use): half are
+/// left to the sets.
+pub const MAX_CLASSIFIERS: usize = 32;
+
 /// What a rule of a run reads and does, apart from its constants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Shape {
@@ -149,14 +156,17 @@ impl Lower<'_> {
     /// The rules `run` (of one shape, [`Lower::pieces`]) as one lookup,
     /// going to `next` when none matches; `None` when they cannot be
     /// (their fields are no words of the packet, or too long for a key,
-    /// or their counters' slots are not consecutive): then they are
-    /// lowered one by one.
+    /// or their counters' slots are not consecutive, or the hook has
+    /// [`MAX_CLASSIFIERS`]): then they are lowered one by one.
     pub(super) fn classifier(
         &mut self,
         run: &[RuleId],
         next: Edge,
         ctx: ChainCtx,
     ) -> Result<Option<Edge>, Error> {
+        if self.classifiers.len() >= MAX_CLASSIFIERS {
+            return Ok(None);
+        }
         let rules: Vec<Classified> = run
             .iter()
             .map(|&r| classified(&self.rs.rules[r].stmts).expect("a rule of a run"))

@@ -41,7 +41,7 @@ use crate::error::Error;
 use cfg::Cfg;
 use classify::Piece;
 
-pub use classify::MIN_RUN;
+pub use classify::{MAX_CLASSIFIERS, MIN_RUN};
 pub use pktinfo::IPV6_EXT_HEADERS;
 pub use sets::INLINE_ELEMENTS;
 
