@@ -33,7 +33,7 @@ use crate::compile::{Decision, Outcome};
 use crate::error::Error;
 
 /// Runs of fewer rules stay rules. A classifier takes a few blocks
-/// whatever its rules (the program's budget, [`super::PROGRAM_BLOCKS`]),
+/// whatever its rules (the program's budget of blocks, `PROGRAM_BLOCKS`),
 /// where eight rules take dozens; per packet, its hash lookup costs
 /// a few nanoseconds more than ten rules' compares (benches' nft2bpf
 /// part 6: 23-24 ns against 16-19 ns), and much less than a thousand.
