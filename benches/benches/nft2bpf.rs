@@ -21,6 +21,14 @@
 //!    filling the map, the verifier, attaching), and one element added
 //!    to the running set, as `nft2bpf add element` adds it.
 //!
+//! 6. classifiers (issue 13): 10 to 100,000 rules `ip saddr A tcp dport
+//!    P counter drop|accept`, lowered with runs folded into a map lookup
+//!    and as a plain chain of the same rules (our lowering without
+//!    classifiers, where its programs still fit): ns per packet for a
+//!    frame of the first rule, of the last, and of none (both programs'
+//!    verdicts checked first), and the time to be ready: ours (check,
+//!    lower, build, the map's contents) and the kernel's load.
+//!
 //! When a program does not load (the verifier's limits), the row says
 //! why and a bisection finds the largest size that loads.
 //!
@@ -28,7 +36,9 @@
 //! the ratios are printed beside them.
 //!
 //! Run: `cargo bench -p benches --bench nft2bpf` (part 1's load times
-//! and parts 3 to 5 need CAP_BPF); `-- deployed-sets` runs part 5 alone.
+//! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone,
+//! `-- classifiers` part 6 (`-- classifiers-only`: without the plain
+//! chains).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -41,7 +51,7 @@ use bpf_builder::object::{Object, ProgramType};
 use bpf_builder::run::TestRun;
 use nft2bpf::SourceMap;
 use nft2bpf::compile::program::{Mode, Program, ProgramOptions, build};
-use nft2bpf::compile::{Attach, Device, Lowered, Outcome};
+use nft2bpf::compile::{Attach, Device, LowerOptions, Lowered, Outcome};
 use nft2bpf::syntax::MemLoader;
 use testbed::frame::{Ipv4, Tcp, arp, ethernet_frame, ipv6, tcp_flags, udp};
 
@@ -120,6 +130,15 @@ impl Stages {
 
 /// Compiles `text` for XDP in `mode`, timing each stage (seconds).
 fn compile(text: &str, mode: Mode) -> Result<(Stages, Lowered, Program), String> {
+    compile_with(text, mode, LowerOptions::default())
+}
+
+/// [`compile`], lowered with `options`.
+fn compile_with(
+    text: &str,
+    mode: Mode,
+    options: LowerOptions,
+) -> Result<(Stages, Lowered, Program), String> {
     let t = Instant::now();
     let mut map = SourceMap::new();
     let file = map.add("bench.nft", None, text, None);
@@ -128,7 +147,7 @@ fn compile(text: &str, mode: Mode) -> Result<(Stages, Lowered, Program), String>
     let check = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let device = Device::named(DEVICE).with_mac(MAC);
-    let lowered = nft2bpf::compile::lower(&ruleset, Attach::Xdp, &device)
+    let lowered = nft2bpf::compile::lower_with(&ruleset, Attach::Xdp, &device, options)
         .map_err(|e| format!("lower: {e}"))?;
     let lower = t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -772,14 +791,169 @@ fn main() {
         }
         return;
     }
+    if std::env::args().any(|a| a.starts_with("classifiers")) {
+        if load {
+            classifiers();
+        }
+        return;
+    }
     compile_times(load);
     per_packet();
     if load {
         load_both(5000);
         deployed_sets();
+        classifiers();
     }
     println!(
         "\n(whole run: {:.1} s)",
         Duration::as_secs_f64(&t.elapsed())
     );
+}
+
+/// Rule `i` of part 6: its source address, port and verdict.
+fn classified_rule(i: usize) -> (Ipv4Addr, u16, bool) {
+    let addr = Ipv4Addr::from(0x0a00_0000u32 + i as u32);
+    (addr, 1 + (i % 1000) as u16, i.is_multiple_of(2))
+}
+
+/// A TCP/IPv4 frame from `src` to port `port`.
+fn tcp_frame(src: Ipv4Addr, port: u16) -> Vec<u8> {
+    let dst = Ipv4Addr::new(203, 0, 113, 9);
+    let tcp = Tcp::new(40000, port, tcp_flags::SYN);
+    let ip = Ipv4::new(src, dst, 6).build(&tcp.build(src.into(), dst.into(), &[]));
+    ethernet_frame(MAC, [0x02, 0, 0, 0, 0, 0x02], 0x0800, &ip)
+}
+
+/// A program of part 6 loaded and filled, and its times (seconds): ours
+/// (check, lower, build, the maps' contents) and the kernel's load.
+struct Ready {
+    lowered: Lowered,
+    program: Program,
+    loaded: Loaded,
+    stages: Stages,
+    fill: f64,
+    kernel: f64,
+}
+
+/// `text` compiled in test-run mode with `options`, loaded and filled.
+fn ready(text: &str, options: LowerOptions) -> Result<Ready, String> {
+    let (stages, lowered, program) = compile_with(text, Mode::TestRun, options)?;
+    let t = Instant::now();
+    let loaded = program.object.load().map_err(|e| short(&e.to_string()))?;
+    let kernel = t.elapsed().as_secs_f64();
+    let mut map = SourceMap::new();
+    let file = map.add("bench.nft", None, text, None);
+    let ruleset = nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new())
+        .map_err(|e| e.render(&map))?;
+    let t = Instant::now();
+    program
+        .initialize(&loaded, &lowered, &ruleset, &|_| None)
+        .map_err(|e| e.to_string())?;
+    let fill = t.elapsed().as_secs_f64();
+    Ok(Ready {
+        lowered,
+        program,
+        loaded,
+        stages,
+        fill,
+        kernel,
+    })
+}
+
+impl Ready {
+    /// The fate of `frame` (an XDP action) and ns per run over `repeat`.
+    fn run(&self, frame: &[u8], repeat: u32) -> (i32, f64) {
+        let p = self.loaded.program(self.program.prog);
+        let decided = p.test_run(&TestRun::new(frame)).expect("runs").retval;
+        let mut t: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let run = TestRun::new(frame).repeat(repeat);
+                p.test_run(&run).expect("runs").duration_ns as f64
+            })
+            .collect();
+        (fate(&self.lowered, decided), median(&mut t))
+    }
+}
+
+/// Part 6: classifiers against the plain chain of the same rules.
+fn classifiers() {
+    println!(
+        "\n6. classifiers: N rules `ip saddr A tcp dport P counter drop|accept`, with classifiers \
+         and as a plain chain (ours without them); ns per packet (BPF_PROG_TEST_RUN, median of \
+         {ROUNDS}); ready = check + lower + build + map contents (ours) and BPF_PROG_LOAD (kernel):"
+    );
+    println!(
+        "{:>7} {:<10} {:>5} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "rules",
+        "program",
+        "progs",
+        "first ns",
+        "last ns",
+        "none ns",
+        "ours ms",
+        "check",
+        "lower",
+        "build",
+        "fill",
+        "kernel ms"
+    );
+    for n in [10usize, 1000, 10_000, 100_000] {
+        let rules: Vec<String> = (0..n)
+            .map(|i| {
+                let (a, p, drop) = classified_rule(i);
+                format!(
+                    "ip saddr {a} tcp dport {p} counter {}",
+                    if drop { "drop" } else { "accept" }
+                )
+            })
+            .collect();
+        let text = ruleset(&rules);
+        let (first, last) = (classified_rule(0), classified_rule(n - 1));
+        let frames = [
+            tcp_frame(first.0, first.1),
+            tcp_frame(last.0, last.1),
+            tcp_frame(Ipv4Addr::new(192, 0, 2, 1), 80),
+        ];
+        let want = |drop: bool| {
+            if drop {
+                XdpAction::Drop.value()
+            } else {
+                XdpAction::Pass.value()
+            }
+        };
+        let wanted = [want(first.2), want(last.2), XdpAction::Pass.value()];
+        let repeat = if n >= 10_000 { 2_000 } else { 20_000 };
+        let plain_too = std::env::args().all(|a| a != "classifiers-only");
+        for (name, classifiers) in [("classifier", true), ("plain", false)] {
+            if !classifiers && !plain_too {
+                continue;
+            }
+            let r = match ready(&text, LowerOptions { classifiers }) {
+                Ok(r) => r,
+                Err(e) => {
+                    println!("{n:>7} {name:<10} does not load: {e}");
+                    continue;
+                }
+            };
+            let mut ns = Vec::new();
+            for (frame, want) in frames.iter().zip(wanted) {
+                let (got, t) = r.run(frame, repeat);
+                assert_eq!(got, want, "{n} rules, {name}: a wrong verdict");
+                ns.push(t);
+            }
+            println!(
+                "{n:>7} {name:<10} {:>5} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+                1 + r.lowered.more.len(),
+                ns[0],
+                ns[1],
+                ns[2],
+                ms(r.stages.total() + r.fill),
+                ms(r.stages.check),
+                ms(r.stages.lower),
+                ms(r.stages.build),
+                ms(r.fill),
+                ms(r.kernel)
+            );
+        }
+    }
 }

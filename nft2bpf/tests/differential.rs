@@ -163,7 +163,7 @@ fn named_and_large_sets_are_maps() {
         let m = l
             .set_maps
             .iter()
-            .find(|m| rs.sets[m.set].name.as_deref() == name)
+            .find(|m| m.set.is_some_and(|s| rs.sets[s].name.as_deref() == name))
             .unwrap_or_else(|| panic!("no map for {name:?}"));
         (m.kind, m.entries.len())
     };
@@ -223,6 +223,32 @@ fn ten_thousand_rules_of_mixed_shapes_decide_and_count_as_nft_does() {
     );
     drop(ours);
     assert_none(compare(&mut bed, &text, "ten thousand rules", &frames));
+}
+
+/// Ten thousand rules in runs of one shape (`common::runs_of_shapes`:
+/// runs of 1 to 300 rules of eight shapes, keys repeated with the other
+/// verdict, rules of other shapes between), most of them folded into
+/// classifiers: every frame's fate and every counter as nft's.
+#[test]
+fn ten_thousand_rules_in_runs_of_shapes_decide_and_count_as_nft_does() {
+    if !NftBed::available("comparing classifiers with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = firewall_frames(13);
+    let rules = common::runs_of_shapes(10_000);
+    let text = chain(&rules, "accept");
+    let ours = ours(&bed, &text);
+    let classifiers = ours
+        .lowered
+        .set_maps
+        .iter()
+        .filter(|m| m.set.is_none())
+        .count();
+    // More runs than a hook takes classifiers: the earliest stay rules.
+    assert_eq!(classifiers, nft2bpf::compile::MAX_CLASSIFIERS);
+    drop(ours);
+    assert_none(compare(&mut bed, &text, "runs of shapes", &frames));
 }
 
 /// Rule `i` of the shapes `ten_thousand_rules...` mixes in.

@@ -39,7 +39,7 @@ const DST_MACS: [Mac; 4] = [
 
 /// IPv4 addresses from the documentation ranges and the private ones the
 /// example rulesets name.
-const V4: [[u8; 4]; 14] = [
+pub const V4: [[u8; 4]; 14] = [
     [10, 0, 0, 1],
     [10, 0, 0, 2],
     [10, 0, 0, 3],
@@ -57,7 +57,7 @@ const V4: [[u8; 4]; 14] = [
 ];
 
 /// IPv6 addresses: documentation, link-local, multicast, loopback, mapped.
-const V6: [&str; 8] = [
+pub const V6: [&str; 8] = [
     "2001:db8::1",
     "2001:db8:1::2",
     "2001:db8::dead",
@@ -69,7 +69,7 @@ const V6: [&str; 8] = [
 ];
 
 /// Ports firewall rules name, and a few around their edges.
-const PORTS: [u16; 18] = [
+pub const PORTS: [u16; 18] = [
     0, 22, 23, 25, 53, 67, 80, 123, 443, 1000, 1023, 1024, 2000, 2222, 5000, 5100, 8080, 9999,
 ];
 

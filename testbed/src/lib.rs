@@ -43,7 +43,7 @@
 mod cmd;
 pub use cmd::build_with_libpcap;
 mod corpus;
-pub use corpus::firewall_frames;
+pub use corpus::{PORTS as CORPUS_PORTS, V4 as CORPUS_V4, V6 as CORPUS_V6, firewall_frames};
 pub mod features;
 pub mod frame;
 mod link;

@@ -85,9 +85,17 @@ pub fn run(a: &Args) -> Result<(), String> {
     for (i, p) in capture.packets.iter().enumerate() {
         // Decision 0 of every program: a frame shorter than an Ethernet
         // header, which no hook sees (and test runs refuse).
-        let n = match &loaded {
-            _ if p.data.len() < ETH_HLEN => 0,
-            Some(l) => kernel(l, &c, p)?,
+        let (n, rule) = match &loaded {
+            _ if p.data.len() < ETH_HLEN => (0, None),
+            Some(l) => {
+                let n = kernel(l, &c, p)?;
+                let rule = c
+                    .lowered
+                    .decisions
+                    .get(n)
+                    .and_then(|d| c.program.classified_rule(l, &c.lowered, d));
+                (n, rule)
+            }
             None => interp.run(p),
         };
         let Some(d) = meta.decisions.get(n) else {
@@ -96,12 +104,23 @@ pub fn run(a: &Args) -> Result<(), String> {
                 i + 1
             ));
         };
+        // The rule's position in its chain (a classifier's decision names
+        // the run; the lookup found the rule).
+        let rule = rule.and_then(|r| {
+            rs.chains[rs.rules[r].chain]
+                .rules
+                .iter()
+                .position(|&x| x == r)
+        });
         if a.verdicts {
             out.push_str(if d.outcome == "accept" { "1\n" } else { "0\n" });
             continue;
         }
-        let by = meta.decided_by(n);
-        let text = match (&d.chain, d.rule) {
+        let by = match (&d.chain, rule) {
+            (Some((t, ch)), Some(r)) => Some(format!("{t}/{ch} rule {r}")),
+            _ => meta.decided_by(n),
+        };
+        let text = match (&d.chain, rule) {
             (Some((t, ch)), Some(r)) => meta.rule_text(&deploy::RulePos {
                 table: t.clone(),
                 chain: ch.clone(),
@@ -113,7 +132,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             let v = json!({
                 "packet": i + 1, "verdict": d.outcome,
                 "table": d.chain.as_ref().map(|c| &c.0), "chain": d.chain.as_ref().map(|c| &c.1),
-                "rule": d.rule, "text": text,
+                "rule": rule, "text": text,
             });
             out.push_str(&v.to_string());
             out.push('\n');
@@ -154,7 +173,8 @@ impl<'a> Interpreter<'a> {
         }
     }
 
-    fn run(&mut self, p: &Packet) -> usize {
+    /// The decision's number, and the rule that decided.
+    fn run(&mut self, p: &Packet) -> (usize, Option<nft2bpf::check::tree::RuleId>) {
         let len = u64::from(self.l.attach.skb_len(&p.data, p.wire_len));
         let actions = &self.l.actions;
         let quotas = &mut self.quotas;
@@ -171,6 +191,11 @@ impl<'a> Interpreter<'a> {
             }
             _ => true,
         };
-        self.l.run(&p.data, p.wire_len, &mut act).0 as usize
+        let (v, classified) = self.l.run_classified(&p.data, p.wire_len, &mut act);
+        let rule = self.l.decision(v).and_then(|d| match classified {
+            Some(value) => self.l.classified_rule(d, value),
+            None => d.rule,
+        });
+        (v.0 as usize, rule)
     }
 }

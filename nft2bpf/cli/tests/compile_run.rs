@@ -99,9 +99,14 @@ fn frames() -> Vec<(Vec<u8>, u8)> {
 }
 
 fn capture(dir: &Scratch) -> String {
-    let packets: Vec<Packet> = frames()
+    capture_of(dir, frames().into_iter().map(|(data, _)| data).collect())
+}
+
+/// A capture of `frames` in `dir`.
+fn capture_of(dir: &Scratch, frames: Vec<Vec<u8>>) -> String {
+    let packets: Vec<Packet> = frames
         .into_iter()
-        .map(|(data, _)| Packet {
+        .map(|data| Packet {
             ts_sec: 1,
             ts_nsec: 0,
             wire_len: data.len() as u32,
@@ -161,6 +166,47 @@ fn run_gives_the_verdicts_of_nft() {
     assert_eq!(first["verdict"], "accept");
     assert_eq!(first["chain"], "c");
     assert_eq!(first["rule"], 1);
+}
+
+/// A run of rules of one shape is one classifier lookup: `run` still
+/// names the rule that decided, in the kernel and in the interpreter,
+/// the first of two with the same key.
+#[test]
+fn run_names_the_rule_a_classifier_found() {
+    let dir = Scratch::new("classified");
+    let mut rules: Vec<String> = (1..=20u32)
+        .map(|i| {
+            let v = if i.is_multiple_of(2) {
+                "drop"
+            } else {
+                "accept"
+            };
+            format!("ip saddr 10.0.0.{i} tcp dport 22 counter {v}")
+        })
+        .collect();
+    // The same key again, the other verdict: never decides.
+    rules.push("ip saddr 10.0.0.3 tcp dport 22 counter drop".into());
+    let fw = format!(
+        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"eth9\" \
+         priority 0; policy accept;\n\t\tether type arp drop\n\t\t{}\n\t}}\n}}\n",
+        rules.join("\n\t\t")
+    );
+    let fw = dir.file("fw.nft", fw.as_bytes());
+    let frames = vec![
+        tcp([10, 0, 0, 3], 22),
+        tcp([10, 0, 0, 12], 22),
+        tcp([10, 0, 0, 12], 23),
+    ];
+    let cap = capture_of(&dir, frames);
+    let want = "1: accept (t/c rule 3: ip saddr 10.0.0.3 tcp dport 22 counter accept)\n\
+                2: drop (t/c rule 12: ip saddr 10.0.0.12 tcp dport 22 counter drop)\n\
+                3: accept (t/c policy)\n";
+    for extra in [None, Some("--interpreter")] {
+        let mut args = vec!["run", "-r", &cap, &fw];
+        args.extend(extra);
+        let text = String::from_utf8(ok(&args)).unwrap();
+        assert_eq!(text, want, "{extra:?}");
+    }
 }
 
 #[test]

@@ -17,7 +17,7 @@
 use bpf_builder::asm::{Asm, Label};
 use bpf_builder::handle::{Map, MapError};
 use bpf_builder::helpers::Helper;
-use bpf_builder::insn::{AtomicOp, JmpOp, Reg::*, Size};
+use bpf_builder::insn::{AluOp, AtomicOp, JmpOp, Reg::*, Size};
 use bpf_builder::map::{ExistingMap, MapSpec};
 use bpf_builder::object::{FuncId, MapId, Object};
 use pktmatch::codegen::{ActionEnd, var_slot};
@@ -42,6 +42,19 @@ pub enum Action {
     Count {
         /// The counters map's index.
         slot: u32,
+    },
+    /// Count the packet into the slot of the rule a classifier's lookup
+    /// found ([`super::lower`]'s classifiers): slot `base` plus the rule's
+    /// index in the classifier's run, which variable `var` holds shifted
+    /// left by one (the low bit is the rule's verdict). The runs' rules
+    /// have slots `base..base + rules`; an index past them counts nothing.
+    CountIndexed {
+        /// The slot of the run's first rule.
+        base: u32,
+        /// The number of rules (and slots) in the run.
+        rules: u32,
+        /// The filter variable the lookup wrote its value into.
+        var: u32,
     },
     /// Add the packet's bytes to quota `slot`; the match holds until the
     /// quota is used up (or, with `over`, once it is).
@@ -184,12 +197,18 @@ pub struct ActionCode {
 /// absent. Clobbers r0-r5 and the key slot.
 pub(super) fn array_lookup(a: &mut Asm, map: MapId, slot: u32, null: Label) {
     a.st(Size::W, R10, KEY_SLOT, slot as i32);
+    // Every index of an array exists: `null` is never taken, but the
+    // verifier wants the check.
+    lookup_key_at(a, map, KEY_SLOT, null);
+}
+
+/// Looks the key at stack offset `key` up in `map` into r0; jumps to
+/// `null` if absent. Clobbers r0-r5.
+pub(super) fn lookup_key_at(a: &mut Asm, map: MapId, key: i16, null: Label) {
     a.ld_map_fd(R1, map);
     a.mov64(R2, R10);
-    a.add64(R2, i32::from(KEY_SLOT));
+    a.add64(R2, i32::from(key));
     a.call(Helper::MapLookupElem);
-    // Every index of an array exists: never taken, but the verifier
-    // wants the check.
     a.jmp(JmpOp::Eq, R0, 0, null);
 }
 
@@ -240,6 +259,16 @@ pub fn add_actions_reusing(
             Span::default(),
         ));
     }
+    let bad_var = actions.iter().find_map(|a| match *a {
+        Action::CountIndexed { var, .. } if var >= pktmatch::ir::MAX_VARS => Some(var),
+        _ => None,
+    });
+    if let Some(var) = bad_var {
+        return Err(Error::new(
+            format!("no filter variable {var}"),
+            Span::default(),
+        ));
+    }
     if opts.len_var >= pktmatch::ir::MAX_VARS {
         return Err(Error::new(
             format!("no filter variable {}", opts.len_var),
@@ -249,8 +278,9 @@ pub fn add_actions_reusing(
     let object_err =
         |e: bpf_builder::object::ObjectError| Error::new(e.to_string(), Span::default());
     let mut maps = ActionMaps::default();
-    let counters = actions.iter().filter_map(|a| match a {
-        Action::Count { slot } => Some(*slot),
+    let counters = actions.iter().filter_map(|a| match *a {
+        Action::Count { slot } => Some(slot),
+        Action::CountIndexed { base, rules, .. } => Some(base + rules.saturating_sub(1)),
         _ => None,
     });
     if counters.clone().next().is_some() {
@@ -384,6 +414,10 @@ impl ActionCode {
                 self.count(a, map(self.maps.counters)?, slot);
                 ActionEnd::Continues
             }
+            Action::CountIndexed { base, rules, var } => {
+                self.count_indexed(a, map(self.maps.counters)?, base, rules, var);
+                ActionEnd::Continues
+            }
             Action::Quota {
                 slot, over, bytes, ..
             } => {
@@ -429,11 +463,8 @@ impl ActionCode {
             }
             Action::Lookup { map } => {
                 let map = *self.maps.sets.get(map as usize).ok_or_else(missing)?;
-                a.ld_map_fd(R1, map);
-                a.mov64(R2, R10);
-                a.add64(R2, i32::from(pktmatch::codegen::KEY_SLOT));
-                a.call(Helper::MapLookupElem);
-                a.jmp(JmpOp::Eq, R0, 0, fail);
+                // The key a `Cond::Lookup` wrote.
+                lookup_key_at(a, map, pktmatch::codegen::KEY_SLOT, fail);
                 ActionEnd::MayFail
             }
         })
@@ -443,10 +474,29 @@ impl ActionCode {
     fn count(&self, a: &mut Asm, map: MapId, slot: u32) {
         let done = a.new_label();
         array_lookup(a, map, slot, done);
+        self.bump(a);
+        a.bind(done);
+    }
+
+    /// Adds one packet and its length to the counter r0 points at.
+    fn bump(&self, a: &mut Asm) {
         a.mov64(R1, 1);
         a.atomic(AtomicOp::Add, Size::DW, R0, 0, R1);
         a.ldx(Size::W, R1, R10, self.len_slot);
         a.atomic(AtomicOp::Add, Size::DW, R0, 8, R1);
+    }
+
+    /// `counter` of the rule whose index (shifted left by one) variable
+    /// `var` holds: slot `base + index`, when the index is below `rules`.
+    fn count_indexed(&self, a: &mut Asm, map: MapId, base: u32, rules: u32, var: u32) {
+        let done = a.new_label();
+        a.ldx(Size::W, R1, R10, var_slot(var));
+        a.alu32(AluOp::Rsh, R1, 1);
+        a.jmp(JmpOp::Ge, R1, rules as i32, done);
+        a.alu32(AluOp::Add, R1, base as i32);
+        a.stx(Size::W, R10, KEY_SLOT, R1);
+        lookup_key_at(a, map, KEY_SLOT, done);
+        self.bump(a);
         a.bind(done);
     }
 

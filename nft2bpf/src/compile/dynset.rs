@@ -331,11 +331,7 @@ pub fn emit_lookup(
 ) {
     a.call(Helper::KtimeGetNs);
     a.stx(Size::DW, R10, CALLER_SLOT, R0);
-    a.ld_map_fd(R1, map);
-    a.mov64(R2, R10);
-    a.add64(R2, i32::from(KEY_SLOT));
-    a.call(Helper::MapLookupElem);
-    a.jmp(JmpOp::Eq, R0, 0, fail);
+    super::actions::lookup_key_at(a, map, KEY_SLOT, fail);
     let live = a.new_label();
     a.ldx(Size::DW, R1, R0, EXPIRES);
     a.jmp(JmpOp::Eq, R1, 0, live);

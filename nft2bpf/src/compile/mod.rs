@@ -20,7 +20,10 @@ use indexmap::IndexSet;
 use pktmatch::ir::{Ir, Verdict};
 
 pub use actions::Action;
-pub use lower::{INLINE_ELEMENTS, IPV6_EXT_HEADERS, LEN_VAR, lower};
+pub use lower::{
+    INLINE_ELEMENTS, IPV6_EXT_HEADERS, LEN_VAR, LowerOptions, MAX_CLASSIFIERS, MIN_RUN, lower,
+    lower_with,
+};
 
 use crate::check::tree::{ChainId, CounterId, Hook, Limit, QuotaId, QuotaSpec, RuleId};
 
@@ -146,6 +149,10 @@ pub struct Decision {
     /// sees (decision 0: shorter than an Ethernet header, or tagged and
     /// too short to untag).
     pub chain: Option<ChainId>,
+    /// The classifier whose lookup found the rule, by number in
+    /// [`Lowered::classifiers`] (`rule` is then none: the rule is the one
+    /// the lookup's value names, [`Lowered::classified_rule`]).
+    pub classifier: Option<u32>,
 }
 
 impl Decision {
@@ -155,6 +162,7 @@ impl Decision {
             outcome,
             rule,
             chain,
+            classifier: None,
         }
     }
 }
@@ -184,6 +192,9 @@ pub struct Lowered {
     /// The maps of the sets looked up, by map number
     /// ([`Action::Lookup::map`]).
     pub set_maps: Vec<sets::SetMap>,
+    /// The rules of each classifier (a run of rules folded into one
+    /// lookup), by number ([`Decision::classifier`]).
+    pub classifiers: Vec<Vec<RuleId>>,
 }
 
 impl Lowered {
@@ -201,25 +212,63 @@ impl Lowered {
         }
     }
 
+    /// The rule of decision `d` when a classifier decided: the one its
+    /// lookup's `value` names (the rule's index in the run, shifted left
+    /// by one); `d.rule` otherwise.
+    pub fn classified_rule(&self, d: &Decision, value: u32) -> Option<RuleId> {
+        match d.classifier {
+            Some(c) => self
+                .classifiers
+                .get(c as usize)?
+                .get((value >> 1) as usize)
+                .copied(),
+            None => d.rule,
+        }
+    }
+
     /// The decision for a packet in the interpreter ([`Ir::run_acting`]),
     /// following tail calls: `act` answers for actions (counters,
     /// quotas, limits), the sets' entries for lookups.
     pub fn run(&self, data: &[u8], wirelen: u32, act: &mut dyn FnMut(u32) -> bool) -> Verdict {
+        self.run_classified(data, wirelen, act).0
+    }
+
+    /// [`Lowered::run`], with the value of the last classifier lookup
+    /// that hit (for [`Lowered::classified_rule`], when a classifier
+    /// decided).
+    pub fn run_classified(
+        &self,
+        data: &[u8],
+        wirelen: u32,
+        act: &mut dyn FnMut(u32) -> bool,
+    ) -> (Verdict, Option<u32>) {
         let mut ir = &self.ir;
+        let mut classified = None;
+        let mut lookup = |a: u32, key: &[u8]| {
+            let found = self.lookup(a, key);
+            if let Some(Action::Lookup { map }) = self.actions.get(a as usize)
+                && self
+                    .set_maps
+                    .get(*map as usize)
+                    .is_some_and(|m| m.set.is_none())
+                && found.is_some()
+            {
+                classified = found;
+            }
+            found
+        };
         // Each tail call goes to a later program: at most one each.
         for _ in 0..=self.more.len() {
-            let v = ir.run_acting(data, wirelen, &|_| None, act, &mut |a, key| {
-                self.lookup(a, key)
-            });
+            let v = ir.run_acting(data, wirelen, &|_| None, act, &mut lookup);
             match self.decision(v).map(|d| &d.outcome) {
                 Some(Outcome::Next(n)) => match self.program(*n) {
                     Some(next) => ir = next,
-                    None => return v,
+                    None => return (v, classified),
                 },
-                _ => return v,
+                _ => return (v, classified),
             }
         }
-        Verdict(0)
+        (Verdict(0), classified)
     }
 
     /// What the lookup of action `action` gives for `key`, as the

@@ -32,6 +32,11 @@ pub const FWD_MAP: &str = "nft_fwd";
 /// when its last file descriptor closes.
 pub const PROGS_MAP: &str = "nft_progs";
 
+/// In a test run's program, the value of the classifier lookup that
+/// decided (one `u32`), for [`Program::classified_rule`]: the program
+/// returns the decision, which names the classifier but not the rule.
+pub const DECIDED_MAP: &str = "nft_decided";
+
 /// How a program ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -109,6 +114,8 @@ pub struct Program {
     pub more: Vec<ProgId>,
     /// The program array, when there are more programs.
     pub progs: Option<MapId>,
+    /// In a test run's program whose classifiers decide, [`DECIDED_MAP`].
+    pub decided: Option<MapId>,
 }
 
 /// The program's name: `nft_` and the hook (`nft_xdp`, `nft_tcx_ingress`).
@@ -154,8 +161,18 @@ pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
         let spec = MapSpec::prog_array(PROGS_MAP, 1 + l.more.len() as u32);
         Some(object.add_map(spec).map_err(|e| internal(&e))?)
     };
+    let classified = l.decisions.iter().any(|d| d.classifier.is_some());
+    let decided = if classified && opts.mode == Mode::TestRun {
+        let spec = MapSpec::array(DECIDED_MAP, 4, 1);
+        Some(object.add_map(spec).map_err(|e| internal(&e))?)
+    } else {
+        None
+    };
     let mut verdict = |a: &mut Asm, v: Verdict| {
         let d = &l.decisions[v.0 as usize];
+        if let (Some(map), Some(_)) = (decided, d.classifier) {
+            keep_decided(a, map);
+        }
         match (&d.outcome, progs) {
             (Outcome::Next(n), Some(progs)) => {
                 tail_call(a, progs, *n);
@@ -226,7 +243,39 @@ pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
         fwd_devices,
         more: ids,
         progs,
+        decided,
     })
+}
+
+/// Writes the classifier lookup's value into [`DECIDED_MAP`].
+fn keep_decided(a: &mut Asm, map: MapId) {
+    let done = a.new_label();
+    array_lookup(a, map, 0, done);
+    let var = pktmatch::codegen::var_slot(super::lower::CLASSIFIED_VAR);
+    a.ldx(Size::W, Reg::R1, Reg::R10, var);
+    a.stx(Size::W, Reg::R0, 0, Reg::R1);
+    a.bind(done);
+}
+
+/// Writes `entries` (all of `map`) in one batch when they are bytes and
+/// the map takes batches; whether it did (else they are written one by
+/// one, which also reports an entry the kernel refuses).
+fn write_batch(map: &bpf_builder::handle::Map, entries: &[(MapId, Vec<u8>, InitValue)]) -> bool {
+    let batches = bpf_builder::map::MapType::from_kernel_type(map.kernel_type())
+        .is_some_and(bpf_builder::map::MapType::has_batch_update);
+    if !batches || map.is_per_cpu() || entries.len() < 2 {
+        return false;
+    }
+    let (mut keys, mut values) = (Vec::new(), Vec::new());
+    for (_, key, value) in entries {
+        let InitValue::Bytes(bytes) = value else {
+            return false;
+        };
+        keys.extend_from_slice(key);
+        values.extend_from_slice(bytes);
+    }
+    map.update_batch(&keys, &values)
+        .is_ok_and(|n| n as usize == entries.len())
 }
 
 /// `bpf_tail_call(ctx, progs, n)`, the context from where the prologue
@@ -281,6 +330,23 @@ fn hook_verdict(a: &mut Asm, target: Target, outcome: &Outcome, fwd: Option<(Map
 }
 
 impl Program {
+    /// In a test run's program, the rule of decision `d` of the run just
+    /// made: the classifier's rule its lookup found, when a classifier
+    /// decided; `d.rule` otherwise.
+    pub fn classified_rule(
+        &self,
+        loaded: &Loaded,
+        l: &Lowered,
+        d: &super::Decision,
+    ) -> Option<crate::check::tree::RuleId> {
+        let (Some(map), Some(_)) = (self.decided, d.classifier) else {
+            return d.rule;
+        };
+        let value = loaded.map(map).lookup(&0u32.to_ne_bytes()).ok()??;
+        let value = u32::from_ne_bytes(value.get(..4)?.try_into().ok()?);
+        l.classified_rule(d, value)
+    }
+
     /// Writes the maps' first contents into the loaded object: the
     /// counters' initial values (`counter packets N bytes M`, named
     /// counters'), the sets' elements, the programs tail-called, and the
@@ -295,17 +361,25 @@ impl Program {
     ) -> Result<(), Error> {
         let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
         self.initialize_counters(loaded, l, ruleset)?;
-        for (map, key, value) in self.entries(l, ifindex)? {
-            let map = loaded.map(map);
-            match value {
-                InitValue::Prog(prog) => map.set_program(
-                    u32::from_ne_bytes(key[..4].try_into().expect("a 4-byte index")),
-                    Some(loaded.program(prog)),
-                ),
-                InitValue::Bytes(bytes) => map.update(&key, &bytes, UpdateFlags::Any),
-                _ => unreachable!("entries() makes bytes and programs only"),
+        let entries = self.entries(l, ifindex)?;
+        // A map's entries come together: one batch each where the map
+        // takes batches (a classifier of 100,000 rules fills in one call).
+        for same in entries.chunk_by(|a, b| a.0 == b.0) {
+            let map = loaded.map(same[0].0);
+            if write_batch(map, same) {
+                continue;
             }
-            .map_err(|e| err(&e))?;
+            for (_, key, value) in same {
+                match value {
+                    InitValue::Prog(prog) => map.set_program(
+                        u32::from_ne_bytes(key[..4].try_into().expect("a 4-byte index")),
+                        Some(loaded.program(*prog)),
+                    ),
+                    InitValue::Bytes(bytes) => map.update(key, bytes, UpdateFlags::Any),
+                    _ => unreachable!("entries() makes bytes and programs only"),
+                }
+                .map_err(|e| err(&e))?;
+            }
         }
         Ok(())
     }

@@ -162,8 +162,9 @@ pub fn key_element(kind: SetKind, layout: &[PartLayout], key: &[u8]) -> Option<V
 /// A set's map: what the program looks up and what the map holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetMap {
-    /// The set.
-    pub set: SetId,
+    /// The set; none for a classifier's map (rules folded into one
+    /// lookup, whose value is the first matching rule's index).
+    pub set: Option<SetId>,
     /// Its kind.
     pub kind: SetKind,
     /// Where each part of the key is in the map's keys.
@@ -375,7 +376,7 @@ mod tests {
     fn lpm_lookups_take_the_longest_prefix() {
         let key = |len: u32, data: [u8; 4]| [len.to_ne_bytes(), data].concat();
         let m = SetMap {
-            set: SetId::new(0),
+            set: Some(SetId::new(0)),
             kind: SetKind::Lpm,
             layout: vec![PartLayout {
                 widths: vec![32],

@@ -646,7 +646,8 @@ impl Meta {
             .iter()
             .enumerate()
             .filter_map(|(i, m)| {
-                let s = &rs.sets[m.set];
+                let set = m.set?;
+                let s = &rs.sets[set];
                 Some(SetMeta {
                     member: format!("set{i}"),
                     table: rs.tables[s.table].name.clone(),
@@ -674,7 +675,7 @@ impl Meta {
                     timeouts: s.state.timeouts,
                     timeout: s.state.timeout,
                     stateful: m.stateful,
-                    decl: set_declaration(rs, m.set),
+                    decl: set_declaration(rs, set),
                 })
             })
             .collect();

@@ -253,7 +253,7 @@ fn tables_listed<'a>(
     lowered: impl Iterator<Item = &'a crate::compile::Lowered>,
 ) -> Vec<super::meta::TableMeta> {
     let in_maps: std::collections::HashSet<_> = lowered
-        .flat_map(|l| l.set_maps.iter().map(|m| m.set))
+        .flat_map(|l| l.set_maps.iter().filter_map(|m| m.set))
         .collect();
     let mut tables = super::meta::tables(rs, ast);
     for (id, set) in rs.sets.iter() {

@@ -137,13 +137,24 @@ impl Compiled {
         device: &nft2bpf::compile::Device,
         mode: nft2bpf::compile::program::Mode,
     ) -> Compiled {
+        Compiled::lowered_with(text, attach, device, mode, Default::default())
+    }
+
+    /// [`Compiled::new`], lowered with `options` (classifiers or not).
+    pub fn lowered_with(
+        text: &str,
+        attach: nft2bpf::compile::Attach,
+        device: &nft2bpf::compile::Device,
+        mode: nft2bpf::compile::program::Mode,
+        options: nft2bpf::compile::LowerOptions,
+    ) -> Compiled {
         use nft2bpf::compile::program::{ProgramOptions, build};
         let mut map = SourceMap::new();
         let file = map.add("test.nft", None, text, None);
         let ruleset =
             nft2bpf::check_ruleset(&mut map, file, &mut nft2bpf::syntax::MemLoader::new())
                 .unwrap_or_else(|e| panic!("{}", e.render(&map)));
-        let lowered = nft2bpf::compile::lower(&ruleset, attach, device)
+        let lowered = nft2bpf::compile::lower_with(&ruleset, attach, device, options)
             .unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(lowered.ir.verify(), Ok(()), "{text}\n{}", lowered.ir);
         let program =
@@ -261,4 +272,85 @@ pub fn assert_none(diffs: Vec<String>) {
 /// A frame's bytes in hexadecimal, the first 80.
 pub fn hex(frame: &[u8]) -> String {
     bpf_builder::text::hex_bytes(&frame[..frame.len().min(80)])
+}
+
+/// The corpus's IPv4 addresses (`testbed::firewall_frames` sends them),
+/// and two it never sends.
+pub fn v4() -> Vec<String> {
+    let corpus = testbed::CORPUS_V4
+        .iter()
+        .map(|a| std::net::Ipv4Addr::from(*a).to_string());
+    corpus
+        .chain(["172.31.0.1".into(), "100.64.0.9".into()])
+        .collect()
+}
+
+/// The corpus's IPv6 addresses, and one it never sends.
+pub fn v6() -> Vec<String> {
+    let corpus = testbed::CORPUS_V6.iter().map(|a| a.to_string());
+    corpus.chain(["2001:db8:77::77".into()]).collect()
+}
+
+/// The corpus's ports, and one it never sends.
+pub fn ports() -> Vec<u16> {
+    testbed::CORPUS_PORTS
+        .iter()
+        .copied()
+        .chain([31337])
+        .collect()
+}
+
+/// About `n` rules in runs of one shape (the classifiers' input) of
+/// varying length, with the corpus's addresses and ports so that frames
+/// hit them, duplicate keys with other verdicts, and rules of other
+/// shapes between the runs: a chain's rules for [`chain`].
+pub fn runs_of_shapes(n: usize) -> Vec<String> {
+    let (v4, v6, ports) = (v4(), v6(), ports());
+    let mut rules = Vec::new();
+    let mut k = 0usize;
+    while rules.len() < n {
+        // Run lengths of 1 to 300: some too short to fold.
+        let len = 1 + (k * 37) % 300;
+        for j in 0..len {
+            let i = k * 1000 + j;
+            let a = &v4[(i / ports.len() + k) % v4.len()];
+            let p = ports[i % ports.len()];
+            let verdict = if (i + k).is_multiple_of(3) {
+                "drop"
+            } else {
+                "accept"
+            };
+            rules.push(match k % 8 {
+                0 => format!("ip saddr {a} tcp dport {p} counter {verdict}"),
+                1 => format!("ip daddr {a} counter {verdict}"),
+                2 => format!("udp dport {p} {verdict}"),
+                3 => format!("ip6 saddr {} counter {verdict}", v6[i % v6.len()]),
+                4 => format!(
+                    "ip dscp {} ip protocol {} counter {verdict}",
+                    i % 64,
+                    [6, 17, 1][i % 3]
+                ),
+                5 => format!("vlan id {} counter {verdict}", 1 + i % 40),
+                6 => format!(
+                    "ip saddr {a} ip daddr {} counter {verdict}",
+                    v4[i % v4.len()]
+                ),
+                _ => format!(
+                    "tcp sport {p} tcp flags == {} counter {verdict}",
+                    ["syn", "ack", "0x12"][i % 3]
+                ),
+            });
+        }
+        // Between runs: rules of other shapes that mostly go on.
+        rules.push(format!("ip saddr 10.{}.0.0/16 counter", k % 256));
+        if k % 5 == 4 {
+            rules.push(format!(
+                "tcp dport {{ {}, {} }} counter",
+                7000 + k,
+                7001 + k
+            ));
+        }
+        k += 1;
+    }
+    rules
 }

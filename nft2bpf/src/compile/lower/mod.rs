@@ -18,6 +18,7 @@
 //! their own and the edges into them tail calls ([`Outcome::Next`]).
 
 mod cfg;
+mod classify;
 mod pcap;
 mod pktinfo;
 mod rule;
@@ -38,12 +39,18 @@ use crate::check::fields::MetaKey;
 use crate::check::tree::{ChainId, Key, Policy, Ruleset, Source, Stmt};
 use crate::error::Error;
 use cfg::Cfg;
+use classify::Piece;
 
+pub use classify::{MAX_CLASSIFIERS, MIN_RUN};
 pub use pktinfo::IPV6_EXT_HEADERS;
 pub use sets::INLINE_ELEMENTS;
 
 /// The variable that holds nft's `skb->len` (for the action code).
 pub const LEN_VAR: u32 = pktinfo::var::LEN;
+
+/// The variable that holds a classifier lookup's value (for the verdict
+/// code of a test run).
+pub(super) const CLASSIFIED_VAR: u32 = pktinfo::var::CLASSIFIED;
 
 /// The most blocks one program's IR may have: past it, inlining the
 /// chains that several rules jump to has blown up.
@@ -53,6 +60,8 @@ const MAX_BLOCKS: usize = 1 << 20;
 /// that tail-calls this one: the verifier keeps every branch it has yet
 /// to explore on a stack of at most 8,192, and a chain of rules pushes a
 /// few a rule (measured: 1,132 mixed rules loaded, 1,202 did not).
+/// Actions and lookups weigh more than tests (`cfg`'s weight): they are
+/// more instructions.
 pub const PROGRAM_BLOCKS: usize = 3000;
 
 /// The most programs a hook's rules may take: the kernel follows at
@@ -91,11 +100,42 @@ pub(super) struct Lower<'r> {
     /// The names `pcap "EXPR"` filters look up (this machine's `/etc`
     /// files, as tcpdump reads them), once a filter needs them.
     pcap_names: Option<pcap2bpf::Tables>,
+    /// Whether runs of rules of one shape become classifiers.
+    use_classifiers: bool,
+    /// The classifiers' rules, by number.
+    classifiers: Vec<Vec<crate::check::tree::RuleId>>,
+}
+
+/// How rules are lowered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowerOptions {
+    /// Runs of at least [`MIN_RUN`] consecutive rules of one shape (the
+    /// same fields compared for equality, an `accept` or `drop`, an
+    /// optional `counter`) become one map lookup each, whatever their
+    /// number; off, every rule is its own tests (the plain chain the
+    /// classifiers are compared with).
+    pub classifiers: bool,
+}
+
+impl Default for LowerOptions {
+    fn default() -> LowerOptions {
+        LowerOptions { classifiers: true }
+    }
 }
 
 /// Lowers the base chains of `ruleset` that hook `attach`'s hook on
-/// `device`, in priority order.
+/// `device`, in priority order, with classifiers.
 pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lowered, Error> {
+    lower_with(ruleset, attach, device, LowerOptions::default())
+}
+
+/// [`lower`] with `options`.
+pub fn lower_with(
+    ruleset: &Ruleset,
+    attach: Attach,
+    device: &Device,
+    options: LowerOptions,
+) -> Result<Lowered, Error> {
     let mut chains: Vec<ChainId> = ruleset
         .base_chains()
         .filter(|(_, c, b)| {
@@ -124,6 +164,8 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         cut: Vec::new(),
         inlined: HashMap::new(),
         pcap_names: None,
+        use_classifiers: options.classifiers,
+        classifiers: Vec::new(),
     };
     if l.uses_pkttype && attach == Attach::Xdp && l.device_mac.is_none() {
         return Err(Error::new(
@@ -158,6 +200,7 @@ pub fn lower(ruleset: &Ruleset, attach: Attach, device: &Device) -> Result<Lower
         actions: l.actions.into_iter().collect(),
         slots: l.slots,
         set_maps: l.sets.maps,
+        classifiers: l.classifiers,
     })
 }
 
@@ -179,7 +222,11 @@ impl Lower<'_> {
         rule: Option<crate::check::tree::RuleId>,
         chain: Option<ChainId>,
     ) -> Edge {
-        let d = Decision::new(outcome, rule, chain);
+        self.decided(Decision::new(outcome, rule, chain))
+    }
+
+    /// The verdict edge of `d` (equal decisions share one).
+    fn decided(&mut self, d: Decision) -> Edge {
         let n = self.decisions.insert_full(d).0;
         Edge::Verdict(Verdict(n as u32))
     }
@@ -200,12 +247,16 @@ impl Lower<'_> {
         };
         let rules = &self.rs.chains[c].rules;
         let mut next = ctx.ret;
-        for (i, &r) in rules.iter().enumerate().rev() {
-            next = self.rule(r, next, ctx)?;
+        let mut todo = self.pieces(rules);
+        while let Some(piece) = todo.pop() {
+            let Some((e, i)) = self.piece(rules, piece, &mut todo, next, ctx)? else {
+                continue;
+            };
+            next = e;
             let full =
-                self.cfg.len() > PROGRAM_BLOCKS || self.sets.in_program.len() > PROGRAM_SET_MAPS;
+                self.cfg.weight() > PROGRAM_BLOCKS || self.sets.in_program.len() > PROGRAM_SET_MAPS;
             if full && !(first && i == 0) {
-                let span = self.rs.rules[r].span;
+                let span = self.rs.rules[rules[i]].span;
                 let [n, a, ret] =
                     self.cut_here([next, ctx.accept.unwrap_or(next), ctx.ret], span)?;
                 next = n;
@@ -268,8 +319,14 @@ impl Lower<'_> {
     /// A chain's rules: `ctx.ret` after its last rule and at `return`.
     fn chain(&mut self, c: ChainId, ctx: ChainCtx) -> Result<Edge, Error> {
         let mut next = ctx.ret;
-        for &r in self.rs.chains[c].rules.iter().rev() {
-            next = self.rule(r, next, ctx)?;
+        let rules = &self.rs.chains[c].rules;
+        let mut todo = self.pieces(rules);
+        while let Some(piece) = todo.pop() {
+            let Some((e, i)) = self.piece(rules, piece, &mut todo, next, ctx)? else {
+                continue;
+            };
+            next = e;
+            let r = rules[i];
             if self.cfg.len() > MAX_BLOCKS {
                 return Err(Error::new(
                     format!(
@@ -281,6 +338,30 @@ impl Lower<'_> {
             }
         }
         Ok(next)
+    }
+
+    /// A piece of `rules` (the last of `todo`, taken off it), going to
+    /// `next` when it ends without a verdict: a rule, or a run as a
+    /// classifier; its entry and the index of its first rule. A run that
+    /// cannot be a classifier goes back on `todo` as its rules (`None`).
+    fn piece(
+        &mut self,
+        rules: &[crate::check::tree::RuleId],
+        piece: Piece,
+        todo: &mut Vec<Piece>,
+        next: Edge,
+        ctx: ChainCtx,
+    ) -> Result<Option<(Edge, usize)>, Error> {
+        match piece {
+            Piece::Rule(i) => Ok(Some((self.rule(rules[i], next, ctx)?, i))),
+            Piece::Run(run) => match self.classifier(&rules[run.clone()], next, ctx)? {
+                Some(e) => Ok(Some((e, run.start))),
+                None => {
+                    todo.extend(run.map(Piece::Rule));
+                    Ok(None)
+                }
+            },
+        }
     }
 
     /// A regular chain `jump`ed or `goto`ed to, returning to `ret`: one

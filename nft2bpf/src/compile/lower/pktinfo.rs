@@ -49,6 +49,9 @@ pub(super) mod var {
     /// The number of a verdict map's verdict, after its lookup (set
     /// again by each verdict map on the path).
     pub const VMAP: u32 = WALK + super::IPV6_EXT_HEADERS;
+    /// The value a classifier's lookup found: the rule's index in its
+    /// run, shifted left by one, and its verdict in the low bit.
+    pub const CLASSIFIED: u32 = VMAP + 1;
 }
 
 /// How many IPv6 extension headers the walk goes through before it gives

@@ -88,7 +88,7 @@ impl Lower<'_> {
     }
 
     /// An action block: `t` when it goes on, `f` when it fails.
-    fn act(&mut self, action: Action, t: Edge, f: Edge, span: pktmatch::Span) -> Edge {
+    pub(super) fn act(&mut self, action: Action, t: Edge, f: Edge, span: pktmatch::Span) -> Edge {
         let cond = Cond::Act {
             action: self.action(action),
         };
@@ -96,7 +96,13 @@ impl Lower<'_> {
     }
 
     /// Where a verdict of rule `r` goes.
-    fn verdict(&mut self, v: Verdict, r: RuleId, next: Edge, ctx: ChainCtx) -> Result<Edge, Error> {
+    pub(super) fn verdict(
+        &mut self,
+        v: Verdict,
+        r: RuleId,
+        next: Edge,
+        ctx: ChainCtx,
+    ) -> Result<Edge, Error> {
         let chain = self.rs.rules[r].chain;
         Ok(match v {
             Verdict::Accept => match ctx.accept {
@@ -157,7 +163,7 @@ impl Lower<'_> {
     }
 
     /// The counters' slot of statement `i` of rule `r`.
-    fn counter_slot(&mut self, r: RuleId, i: usize, c: Counter) -> u32 {
+    pub(super) fn counter_slot(&mut self, r: RuleId, i: usize, c: Counter) -> u32 {
         let slot = match c {
             Counter::Anonymous { packets, bytes } => CounterSlot::Rule {
                 rule: r,

@@ -106,7 +106,7 @@ impl Lower<'_> {
                     None => (2 * entries.len() as u32).max(NAMED_SET_ENTRIES),
                 };
                 self.sets.maps.push(SetMap {
-                    set,
+                    set: Some(set),
                     kind: SetKind::Hash,
                     layout: layout.clone(),
                     verdicts: Vec::new(),
@@ -202,7 +202,7 @@ impl Lower<'_> {
                             (Some(_), None) => (2 * entries.len() as u32).max(NAMED_SET_ENTRIES),
                         };
                         self.sets.maps.push(SetMap {
-                            set,
+                            set: Some(set),
                             kind,
                             layout: layout.clone(),
                             verdicts: verdicts.clone(),
@@ -243,7 +243,7 @@ impl Lower<'_> {
 
 /// The layout of a key of `parts` and the words it is made of, when
 /// every part is words of the packet.
-fn layout_of(parts: &[Part]) -> Option<(Layout, Vec<pktmatch::ir::Val>)> {
+pub(super) fn layout_of(parts: &[Part]) -> Option<(Layout, Vec<pktmatch::ir::Val>)> {
     let mut layout = Layout::new();
     let mut words = Vec::new();
     for p in parts {
