@@ -123,6 +123,18 @@ pub fn program_name(attach: Attach) -> String {
     format!("nft_{}", attach.name().replace('-', "_"))
 }
 
+/// The name of the `n`th program a hook's rules continue in
+/// (`nft_xdp_1`, `nft_tcx_in_1`): the kernel refuses names past 15
+/// bytes, which `nft_tcx_ingress_1` is.
+pub fn next_program_name(attach: Attach, n: usize) -> String {
+    let hook = match attach {
+        Attach::Xdp => "xdp",
+        Attach::TcxIngress => "tcx_in",
+        Attach::TcxEgress => "tcx_eg",
+    };
+    format!("nft_{hook}_{n}")
+}
+
 /// Builds the program of `l`.
 pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
     let target = l.attach.target();
@@ -226,7 +238,7 @@ pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
         .map_err(pkt)?;
         let name = match n {
             0 => program_name(l.attach),
-            n => format!("{}_{n}", program_name(l.attach)),
+            n => next_program_name(l.attach, n),
         };
         ids.push(
             object
