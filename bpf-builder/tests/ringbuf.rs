@@ -202,6 +202,68 @@ fn a_full_ring_refuses_records_until_read() {
 }
 
 #[test]
+fn a_drain_gives_room_back_as_it_goes_and_all_of_it_when_it_returns() {
+    if !require_bpf() {
+        return;
+    }
+    let (loaded, ring, prog) = load();
+    let prog = loaded.program(prog);
+    let mut reader = RingBuf::new(loaded.map(ring)).unwrap();
+    // A full ring: 85 records of 48 bytes (4080 of 4096 bytes).
+    let accepted = (0..100u8).filter(|&s| write(prog, SUBMIT, s)).count();
+    assert_eq!(accepted, 85);
+    // Inside the drain, once 30 records (1440 bytes) are read, the
+    // producer has room again: the drain does not hold it all back
+    // until it returns. The record written then comes in the same drain.
+    let mut got = Vec::new();
+    let mut room_during_drain = false;
+    let n = reader
+        .drain(|r| {
+            got.push(r[0]);
+            if got.len() == 31 {
+                room_during_drain = write(prog, SUBMIT, 200);
+            }
+        })
+        .unwrap();
+    assert!(room_during_drain, "room given back during the drain");
+    let mut expected: Vec<u8> = (0..85).collect();
+    expected.push(200);
+    assert_eq!(got, expected, "each record once, in order");
+    assert_eq!(n, 86);
+    // Once the drain returns, the whole ring is free again.
+    let accepted = (0..100u8).filter(|&s| write(prog, SUBMIT, s)).count();
+    assert_eq!(accepted, 85, "the drain gave every record's room back");
+}
+
+#[test]
+fn a_handler_that_panics_loses_its_record_and_no_other() {
+    if !require_bpf() {
+        return;
+    }
+    let (loaded, ring, prog) = load();
+    let prog = loaded.program(prog);
+    let mut reader = RingBuf::new(loaded.map(ring)).unwrap();
+    for seq in 0..10 {
+        assert!(write(prog, SUBMIT, seq));
+    }
+    let mut first = Vec::new();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reader.drain(|r| {
+            assert_ne!(r[0], 4, "the handler gives up on record 4");
+            first.push(r[0]);
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(first, [0, 1, 2, 3]);
+    let mut rest = Vec::new();
+    reader.drain(|r| rest.push(r[0])).unwrap();
+    assert_eq!(rest, [5, 6, 7, 8, 9], "records after the panic, none twice");
+    // Their room is free: 85 records fit again.
+    let accepted = (0..100u8).filter(|&s| write(prog, SUBMIT, s)).count();
+    assert_eq!(accepted, 85);
+}
+
+#[test]
 fn a_reader_waits_for_records_and_times_out() {
     if !require_bpf() {
         return;
