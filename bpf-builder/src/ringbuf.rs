@@ -146,8 +146,8 @@ impl RingBuf {
     /// The records that are ready, without waiting, borrowed in place:
     /// the ring buffer gives them all back to the kernel when the reader
     /// is next used (or dropped), since each stays borrowed until then.
-    /// To give each one back as soon as it is handled (and leave the
-    /// producer the most room), use [`RingBuf::drain`].
+    /// To give them back while handling them (and leave the producer
+    /// more room), use [`RingBuf::drain`].
     pub fn iter(&mut self) -> Records<'_> {
         self.mem.commit();
         Records {
@@ -157,8 +157,10 @@ impl RingBuf {
     }
 
     /// Calls `f` with every record that is ready, without waiting,
-    /// borrowed in place (no copy); each record goes back to the kernel
-    /// as soon as `f` returns, as in libbpf. Returns how many there were.
+    /// borrowed in place (no copy). Records go back to the kernel as
+    /// the drain goes, a few KiB at a time (libbpf gives back each one),
+    /// and all of them by the time it returns. Returns how many there
+    /// were.
     pub fn drain(&mut self, f: impl FnMut(&[u8])) -> Result<usize, RingBufError> {
         self.mem.consume(f).map_err(|e| self.corrupt(e))
     }

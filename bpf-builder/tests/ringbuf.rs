@@ -105,6 +105,19 @@ fn load() -> (Loaded, MapId, bpf_builder::object::ProgId) {
     (o.load().unwrap(), ring, prog)
 }
 
+/// The writer loaded, and a reader of its ring buffer.
+fn load_with_reader() -> (Loaded, bpf_builder::object::ProgId, RingBuf) {
+    let (loaded, ring, prog) = load();
+    let reader = RingBuf::new(loaded.map(ring)).unwrap();
+    (loaded, prog, reader)
+}
+
+/// Submits records numbered 0, 1, ... until the ring refuses them (at
+/// most 100): how many went in.
+fn fill(prog: &Program) -> usize {
+    (0..100u8).filter(|&s| write(prog, SUBMIT, s)).count()
+}
+
 /// A frame of `mode` with sequence number `seq`; the payload depends on
 /// both, so a record copied from the wrong frame shows.
 fn frame(mode: u8, seq: u8) -> Vec<u8> {
@@ -132,9 +145,8 @@ fn records_come_back_in_order_across_many_wraps() {
     if !require_bpf() {
         return;
     }
-    let (loaded, ring, prog) = load();
+    let (loaded, prog, mut reader) = load_with_reader();
     let prog = loaded.program(prog);
-    let mut reader = RingBuf::new(loaded.map(ring)).unwrap();
     assert_eq!(reader.size(), u64::from(RING));
     assert_eq!(
         reader.next_record().unwrap(),
@@ -181,12 +193,10 @@ fn a_full_ring_refuses_records_until_read() {
     if !require_bpf() {
         return;
     }
-    let (loaded, ring, prog) = load();
+    let (loaded, prog, mut reader) = load_with_reader();
     let prog = loaded.program(prog);
-    let mut reader = RingBuf::new(loaded.map(ring)).unwrap();
     // 48-byte records: 85 fit in 4096 bytes (85 * 48 = 4080).
-    let accepted = (0..100u8).filter(|&s| write(prog, SUBMIT, s)).count();
-    assert_eq!(accepted, 85);
+    assert_eq!(fill(prog), 85);
     // A discarded record still takes room until the reader passes it.
     assert!(!write(prog, DISCARD, 0));
     // Reading one record frees nothing until the next read gives it back.
@@ -199,6 +209,63 @@ fn a_full_ring_refuses_records_until_read() {
     let mut expected: Vec<u8> = (2..85).collect();
     expected.push(200);
     assert_eq!(rest, expected);
+}
+
+#[test]
+fn a_drain_gives_room_back_as_it_goes_and_all_of_it_when_it_returns() {
+    if !require_bpf() {
+        return;
+    }
+    let (loaded, prog, mut reader) = load_with_reader();
+    let prog = loaded.program(prog);
+    // A full ring: 85 records of 48 bytes (4080 of 4096 bytes).
+    assert_eq!(fill(prog), 85);
+    // Inside the drain, once 30 records (1440 bytes) are read, the
+    // producer has room again: the drain does not hold it all back
+    // until it returns. The record written then comes in the same drain.
+    let mut got = Vec::new();
+    let mut room_during_drain = false;
+    let n = reader
+        .drain(|r| {
+            got.push(r[0]);
+            if got.len() == 31 {
+                room_during_drain = write(prog, SUBMIT, 200);
+            }
+        })
+        .unwrap();
+    assert!(room_during_drain, "room given back during the drain");
+    let mut expected: Vec<u8> = (0..85).collect();
+    expected.push(200);
+    assert_eq!(got, expected, "each record once, in order");
+    assert_eq!(n, 86);
+    // Once the drain returns, the whole ring is free again.
+    assert_eq!(fill(prog), 85, "the drain gave every record's room back");
+}
+
+#[test]
+fn a_handler_that_panics_loses_its_record_and_no_other() {
+    if !require_bpf() {
+        return;
+    }
+    let (loaded, prog, mut reader) = load_with_reader();
+    let prog = loaded.program(prog);
+    for seq in 0..10 {
+        assert!(write(prog, SUBMIT, seq));
+    }
+    let mut first = Vec::new();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reader.drain(|r| {
+            assert_ne!(r[0], 4, "the handler gives up on record 4");
+            first.push(r[0]);
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(first, [0, 1, 2, 3]);
+    let mut rest = Vec::new();
+    reader.drain(|r| rest.push(r[0])).unwrap();
+    assert_eq!(rest, [5, 6, 7, 8, 9], "records after the panic, none twice");
+    // Their room is free: 85 records fit again.
+    assert_eq!(fill(prog), 85);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::AtomicU64;
 
 /// One `mmap` of a file descriptor, unmapped on drop.
 #[derive(Debug)]
@@ -46,6 +46,19 @@ impl Mapping {
         Ok(Mapping { ptr, len })
     }
 
+    /// The start of the mapping (page-aligned), valid for
+    /// [`Mapping::len`] bytes as long as `self` lives.
+    #[inline]
+    pub(crate) fn start(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// The length of the mapping in bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The `u64` at byte `off`, which the kernel may change at any time,
     /// as an atomic.
     #[inline]
@@ -60,18 +73,6 @@ impl Mapping {
         // for an `AtomicU64` for as long as `self` lives; all accesses to
         // that word, ours and the kernel's, are atomic.
         unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU64>() }
-    }
-
-    /// The `u32` at byte `off`, as an atomic.
-    #[inline]
-    pub(crate) fn atomic_u32(&self, off: usize) -> &AtomicU32 {
-        assert!(
-            off.is_multiple_of(4) && off + 4 <= self.len,
-            "u32 at {off} of {}",
-            self.len
-        );
-        // SAFETY: as in `atomic_u64`, for 4 aligned bytes in the mapping.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU32>() }
     }
 
     /// The `len` bytes at `off`, borrowed from the mapping.

@@ -338,26 +338,26 @@ impl Compiled {
         self.program.object.maps().len()
     }
 
-    /// Loads it, and writes the maps' first contents (counters' initial
-    /// values, `fwd` targets by their index in this namespace).
+    /// Loads it with the maps' first contents (sets' elements, `fwd`
+    /// targets by their index in this namespace), which the loader
+    /// writes in batches, then writes the counters' initial values.
     pub fn load(&self, src_ruleset: &Ruleset) -> Result<Loaded, DeployError> {
         let target = target_name(self.lowered.attach, &self.lowered.device.name);
-        let loaded = self
+        let compile_error = |e: crate::Error| DeployError::Compile {
+            target: target.clone(),
+            message: e.message,
+        };
+        let object = self
             .program
-            .object
-            .load()
-            .map_err(|source| DeployError::Load {
-                target: target.clone(),
-                source,
-            })?;
+            .with_entries(&self.lowered, &|dev| Interface::named(dev).resolve().ok())
+            .map_err(compile_error)?;
+        let loaded = object.load().map_err(|source| DeployError::Load {
+            target: target.clone(),
+            source,
+        })?;
         self.program
-            .initialize(&loaded, &self.lowered, src_ruleset, &|dev| {
-                Interface::named(dev).resolve().ok()
-            })
-            .map_err(|e| DeployError::Compile {
-                target,
-                message: e.message,
-            })?;
+            .initialize_counters(&loaded, &self.lowered, src_ruleset)
+            .map_err(compile_error)?;
         Ok(loaded)
     }
 }

@@ -1,6 +1,7 @@
 //! The pin root's layout, [`load`] and [`unload`] (see the
 //! [module docs](super)).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -375,9 +376,11 @@ pub fn load(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
 }
 
 fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError> {
-    let rs = match &opts.devices {
-        Some(d) => on_devices(&src.ruleset, d),
-        None => src.ruleset.clone(),
+    // The source's own ruleset unless the devices change: a copy of a
+    // million-element set costs a tenth of a second.
+    let rs: Cow<'_, crate::check::tree::Ruleset> = match &opts.devices {
+        Some(d) => Cow::Owned(on_devices(&src.ruleset, d)),
+        None => Cow::Borrowed(&src.ruleset),
     };
     let targets = targets(&rs, opts.ingress);
     if targets.is_empty() {
