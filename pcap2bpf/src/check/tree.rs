@@ -114,6 +114,50 @@ pub enum Checked {
     Atom(Atom, Span),
 }
 
+impl Checked {
+    /// The tree as a chain down its left side, as
+    /// [`Expr::left_chain`](crate::syntax::ast::Expr::left_chain) has
+    /// it: the first operand that is no `And` or `Or`, then each
+    /// operator (`true`: `And`) with its right operand, in source order.
+    pub fn left_chain(&self) -> (&Checked, Vec<(bool, &Checked)>) {
+        let mut links = Vec::new();
+        let mut c = self;
+        loop {
+            let (and, ab) = match c {
+                Checked::And(ab) => (true, ab),
+                Checked::Or(ab) => (false, ab),
+                Checked::Not(..) | Checked::Atom(..) => break,
+            };
+            links.push((and, &ab.1));
+            c = &ab.0;
+        }
+        links.reverse();
+        (c, links)
+    }
+}
+
+impl Drop for Checked {
+    /// Takes the left operands apart one by one: the derived drop would
+    /// recurse down a chain of operators, a stack frame per operator.
+    fn drop(&mut self) {
+        let mut next = take_left(self);
+        while let Some(mut c) = next {
+            next = take_left(&mut c);
+        }
+    }
+}
+
+/// The left operand of an `And` or `Or`, a leaf left in its place.
+fn take_left(c: &mut Checked) -> Option<Checked> {
+    match c {
+        Checked::And(ab) | Checked::Or(ab) => Some(std::mem::replace(
+            &mut ab.0,
+            Checked::Atom(Atom::Prim(Primitive::Less(0)), Span::default()),
+        )),
+        Checked::Not(..) | Checked::Atom(..) => None,
+    }
+}
+
 /// A transport protocol with ports: what `port` and `portrange` match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
