@@ -12,7 +12,8 @@
 //! the same value, its chain shares the same edge, it dominates the head
 //! below (so every test that passed the checks for that head passes
 //! them for it), and no pull-up changed a test the walk passed since
-//! (the walks' tests are owned by their walk; changing one drops it).
+//! (a test is owned by the last walk that passed it: changing it, or
+//! another walk passing it, drops the walk).
 
 use crate::ir::{BlockId, Edge, EntityRef};
 
@@ -123,13 +124,27 @@ impl Walks {
         if !left.valid || left.val != val || left.target != target {
             return None;
         }
-        self.owner[kind][head.index()] = Some(id);
-        Some((id, left.walk.from_above(head)))
+        let walk = left.walk.from_above(head);
+        self.passed(kind, id, head);
+        Some((id, walk))
     }
 
-    /// Test `x` passed the checks of walk `id`.
+    /// Test `x` passed the checks of walk `id`. A test has one owner:
+    /// another walk that passed it is dropped (a change to the test
+    /// could not reach it).
     pub fn passed(&mut self, kind: usize, id: WalkId, x: BlockId) {
-        self.owner[kind][x.index()] = Some(id);
+        if let Some(old) = self.owner[kind][x.index()].replace(id)
+            && old != id
+        {
+            self.drop_walk(old);
+        }
+    }
+
+    /// Walk `id` no longer holds.
+    fn drop_walk(&mut self, id: WalkId) {
+        if let Some(left) = &mut self.walks[id.0 as usize] {
+            left.valid = false;
+        }
     }
 
     /// Head `head` leaves walk `id` at `walk` (comparing tests with
@@ -168,9 +183,8 @@ impl Walks {
         for kind in 0..2 {
             if let Some(id) = self.owner[kind][x.index()]
                 && self.moving != Some((kind, id))
-                && let Some(left) = &mut self.walks[id.0 as usize]
             {
-                left.valid = false;
+                self.drop_walk(id);
             }
         }
     }
