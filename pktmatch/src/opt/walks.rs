@@ -40,7 +40,7 @@ pub(super) enum Walk {
 
 impl Walk {
     /// The walk of the head above `head`, resuming this walk of `head`.
-    fn from_above(self, above_head: BlockId) -> Walk {
+    fn for_head_above(self, above_head: BlockId) -> Walk {
         match self {
             Walk::Same { diff, above } => Walk::Same {
                 diff,
@@ -124,7 +124,7 @@ impl Walks {
         if !left.valid || left.val != val || left.target != target {
             return None;
         }
-        let walk = left.walk.from_above(head);
+        let walk = left.walk.for_head_above(head);
         self.passed(kind, id, head);
         Some((id, walk))
     }
