@@ -64,7 +64,7 @@ impl<'a> Checker<'a> {
     /// Checks `e`, returning the resolved tree.
     pub fn check(&mut self, e: &Expr) -> R<Checked> {
         // In source order (`mpls` and `vlan` change what follows), down
-        // the chain of operators by a loop (see `Expr::left_chain`).
+        // the chain of operators by a loop (see `syntax::chain`).
         let (first, links) = e.left_chain();
         let mut tree = self.check_operand(first)?;
         for (and, right) in links {

@@ -8,7 +8,7 @@
 use super::link::not_live;
 use super::{Atom, Checked};
 use crate::error::CompileError;
-use crate::syntax::ast::{Primitive, Proto};
+use crate::syntax::ast::{BoolTree, Primitive, Proto};
 
 /// What the target checks need to know about where the filter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

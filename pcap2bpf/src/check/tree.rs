@@ -4,7 +4,8 @@
 //! combination is one libpcap accepts for the link type.
 
 use crate::numbers::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
-use crate::syntax::ast::{Dir, Primitive, Proto, Span};
+use crate::syntax::ast::{BoolTree, Dir, Primitive, Proto, Span};
+use crate::syntax::chain::drop_left_chain;
 
 /// A primitive with its operands resolved and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,47 +115,30 @@ pub enum Checked {
     Atom(Atom, Span),
 }
 
-impl Checked {
-    /// The tree as a chain down its left side, as
-    /// [`Expr::left_chain`](crate::syntax::ast::Expr::left_chain) has
-    /// it: the first operand that is no `And` or `Or`, then each
-    /// operator (`true`: `And`) with its right operand, in source order.
-    pub fn left_chain(&self) -> (&Checked, Vec<(bool, &Checked)>) {
-        let mut links = Vec::new();
-        let mut c = self;
-        loop {
-            let (and, ab) = match c {
-                Checked::And(ab) => (true, ab),
-                Checked::Or(ab) => (false, ab),
-                Checked::Not(..) | Checked::Atom(..) => break,
-            };
-            links.push((and, &ab.1));
-            c = &ab.0;
-        }
-        links.reverse();
-        (c, links)
-    }
-}
-
 impl Drop for Checked {
-    /// Takes the left operands apart one by one: the derived drop would
-    /// recurse down a chain of operators, a stack frame per operator.
     fn drop(&mut self) {
-        let mut next = take_left(self);
-        while let Some(mut c) = next {
-            next = take_left(&mut c);
-        }
+        drop_left_chain(self);
     }
 }
 
-/// The left operand of an `And` or `Or`, a leaf left in its place.
-fn take_left(c: &mut Checked) -> Option<Checked> {
-    match c {
-        Checked::And(ab) | Checked::Or(ab) => Some(std::mem::replace(
-            &mut ab.0,
-            Checked::Atom(Atom::Prim(Primitive::Less(0)), Span::default()),
-        )),
-        Checked::Not(..) | Checked::Atom(..) => None,
+/// `And` and `Or` chains are walked by loops (see [`BoolTree`]).
+impl BoolTree for Checked {
+    fn operands(&self) -> Option<(bool, &Checked, &Checked)> {
+        match self {
+            Checked::And(ab) => Some((true, &ab.0, &ab.1)),
+            Checked::Or(ab) => Some((false, &ab.0, &ab.1)),
+            Checked::Not(..) | Checked::Atom(..) => None,
+        }
+    }
+
+    fn take_left(&mut self) -> Option<Checked> {
+        match self {
+            Checked::And(ab) | Checked::Or(ab) => Some(std::mem::replace(
+                &mut ab.0,
+                Checked::Atom(Atom::Prim(Primitive::Less(0)), Span::default()),
+            )),
+            Checked::Not(..) | Checked::Atom(..) => None,
+        }
     }
 }
 

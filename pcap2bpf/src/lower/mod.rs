@@ -43,7 +43,7 @@ use crate::check::link::Link;
 use crate::check::{Atom, Checked, TargetFacts};
 use crate::error::CompileError;
 use crate::numbers::ETHERTYPE_PPPOED;
-use crate::syntax::ast::{Primitive, Proto, Span};
+use crate::syntax::ast::{BoolTree, Primitive, Proto, Span};
 use formula::{P, and, not, or, to_blocks};
 use offset::Offsets;
 use tunnel::{check_vars_set, has_geneve, pcap_optimizes};
@@ -260,7 +260,7 @@ impl<'a> Lower<'a> {
 
     fn node(&mut self, c: &Checked) -> R<P> {
         // In source order, down the chain of operators by a loop (see
-        // `Checked::left_chain`).
+        // `syntax::chain`).
         let (first, links) = c.left_chain();
         let mut p = self.operand(first)?;
         for (is_and, right) in links {

@@ -11,7 +11,7 @@ use crate::check::link::Link;
 use crate::check::{Atom, Checked, Side, Transport};
 use crate::error::CompileError;
 use crate::numbers::{ETHERTYPE_TEB, GENEVE_PORT};
-use crate::syntax::ast::Primitive;
+use crate::syntax::ast::{BoolTree, Primitive};
 
 /// Whether the filter has a `geneve` (libpcap then does not optimise).
 pub(super) fn has_geneve(c: &Checked) -> bool {
@@ -19,7 +19,7 @@ pub(super) fn has_geneve(c: &Checked) -> bool {
 }
 
 /// Whether an atom of `c` is one `pick` picks (down a chain of operators
-/// by a loop, see [`Checked::left_chain`]).
+/// by a loop, see [`BoolTree`]).
 fn any_atom(c: &Checked, pick: &dyn Fn(&Atom) -> bool) -> bool {
     let (first, links) = c.left_chain();
     std::iter::once(first)

@@ -5,6 +5,9 @@
 
 pub use pktmatch::Span;
 
+pub use super::chain::BoolTree;
+use super::chain::drop_left_chain;
+
 /// A boolean filter expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
@@ -32,49 +35,32 @@ impl Expr {
         };
         edge(self, true).to(edge(self, false))
     }
-
-    /// The expression as a chain down its left side: the first operand
-    /// that is no `and` or `or`, then each operator (`true`: `and`) with
-    /// its right operand, in source order. `a and b or c` is a tree one
-    /// level higher per operator, all on the left: the passes over the
-    /// tree loop over this chain and recurse only into right operands
-    /// (and `not`), whose depth the parser bounds.
-    pub fn left_chain(&self) -> (&Expr, Vec<(bool, &Expr)>) {
-        let mut links = Vec::new();
-        let mut e = self;
-        loop {
-            let (and, ab) = match e {
-                Expr::And(ab) => (true, ab),
-                Expr::Or(ab) => (false, ab),
-                Expr::Not(..) | Expr::Prim(..) => break,
-            };
-            links.push((and, &ab.1));
-            e = &ab.0;
-        }
-        links.reverse();
-        (e, links)
-    }
 }
 
 impl Drop for Expr {
-    /// Takes the left operands apart one by one: the derived drop would
-    /// recurse down a chain of operators, a stack frame per operator.
     fn drop(&mut self) {
-        let mut next = take_left(self);
-        while let Some(mut e) = next {
-            next = take_left(&mut e);
-        }
+        drop_left_chain(self);
     }
 }
 
-/// The left operand of an `and` or `or`, a leaf left in its place.
-fn take_left(e: &mut Expr) -> Option<Expr> {
-    match e {
-        Expr::And(ab) | Expr::Or(ab) => Some(std::mem::replace(
-            &mut ab.0,
-            Expr::Prim(Primitive::Less(0), Span::default()),
-        )),
-        Expr::Not(..) | Expr::Prim(..) => None,
+/// `and` and `or` chains are walked by loops (see [`BoolTree`]).
+impl BoolTree for Expr {
+    fn operands(&self) -> Option<(bool, &Expr, &Expr)> {
+        match self {
+            Expr::And(ab) => Some((true, &ab.0, &ab.1)),
+            Expr::Or(ab) => Some((false, &ab.0, &ab.1)),
+            Expr::Not(..) | Expr::Prim(..) => None,
+        }
+    }
+
+    fn take_left(&mut self) -> Option<Expr> {
+        match self {
+            Expr::And(ab) | Expr::Or(ab) => Some(std::mem::replace(
+                &mut ab.0,
+                Expr::Prim(Primitive::Less(0), Span::default()),
+            )),
+            Expr::Not(..) | Expr::Prim(..) => None,
+        }
     }
 }
 

@@ -979,7 +979,7 @@ impl Chain {
     }
 
     /// The height of the chain's tree as the passes over it recurse:
-    /// they loop down left operands (see `Expr::left_chain`), so the
+    /// they loop down left operands (see `syntax::chain`), so the
     /// first operand of the run counts as it is, the others one level
     /// higher per halving of the run.
     fn height(&self) -> usize {
