@@ -1,6 +1,6 @@
 //! Filters of 10,000 terms, as tools generate them (issue 17): they
 //! compile (the optimiser follows libpcap's pass for pass, without its
-//! cubic and quadratic walks: about a second each in a release build;
+//! cubic and quadratic walks: 0.5 to 2 s each in a release build;
 //! `truncated.rs` checks its verdicts against libpcap's on cut packets
 //! up to 400 terms, where libpcap finishes quickly), and the kernel's
 //! answer is recorded: 10,000 alternatives in a row are more pending
