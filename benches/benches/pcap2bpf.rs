@@ -14,11 +14,12 @@
 //!    the interpreter; also one test run per packet, for comparison)
 //!    against libpcap's `pcap_offline_filter`, on the
 //!    project's Ethernet sample capture repeated to 100,000 packets.
-//! 5. a size sweep: filters of 10 to 10,000 terms of three shapes, one
+//! 5. a size sweep: filters of 10 to 10,000 terms of four shapes, one
 //!    compile each, ours against libpcap's `pcap_compile` (up to 1,000
 //!    terms: its optimiser is roughly cubic), with both sizes.
 //!
-//! Run: `cargo bench -p benches --bench pcap2bpf` (as root for part 3).
+//! Run: `cargo bench -p benches --bench pcap2bpf` (as root for part 3);
+//! `cargo bench -p benches --bench pcap2bpf -- sweep` for part 5 alone.
 
 use std::process::Command;
 use std::time::Instant;
@@ -407,18 +408,44 @@ fn run_over_capture() {
 /// Term `i` of a long filter.
 type Term = fn(usize) -> String;
 
-/// Shapes of long filters, as tools generate them.
-const SWEEP_SHAPES: &[(&str, Term)] = &[
-    ("tcp port N", |i| format!("tcp port {i}")),
-    ("host A", |i| format!("host 10.0.{}.{}", i >> 8, i & 255)),
-    ("(tcp port a and host b)", |i| {
-        format!(
-            "(tcp port {} and host 10.1.{}.{})",
-            1000 + i,
-            i >> 8,
-            i & 255
-        )
-    }),
+/// The operator before term `i` (`i > 0`) of a long filter.
+type Operator = fn(usize) -> &'static str;
+
+/// `or` between every two terms.
+fn or(_: usize) -> &'static str {
+    " or "
+}
+
+/// Shapes of long filters, as tools generate them (all `or`), and a
+/// chain whose operators take turns (`a and b or c and d ...`, a tree as
+/// high as it is long).
+const SWEEP_SHAPES: &[(&str, Term, Operator)] = &[
+    ("tcp port N", |i| format!("tcp port {i}"), or),
+    (
+        "host A",
+        |i| format!("host 10.0.{}.{}", i >> 8, i & 255),
+        or,
+    ),
+    (
+        "(tcp port a and host b)",
+        |i| {
+            format!(
+                "(tcp port {} and host 10.1.{}.{})",
+                1000 + i,
+                i >> 8,
+                i & 255
+            )
+        },
+        or,
+    ),
+    (
+        "tcp port a and host b or",
+        |i| match i % 2 {
+            0 => format!("tcp port {i}"),
+            _ => format!("host 10.2.{}.{}", i >> 8, i & 255),
+        },
+        |i| if i % 2 == 1 { " and " } else { " or " },
+    ),
 ];
 
 /// Terms per filter in the sweep, and the most libpcap gets.
@@ -429,14 +456,22 @@ fn size_sweep() {
     let tables = Tables::system();
     let opts = options(&tables);
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("pcap_open_dead");
-    println!("\n5. size sweep (EN10MB, XDP; one compile each; `or` between the terms):");
+    println!(
+        "\n5. size sweep (EN10MB, XDP; one compile each; `or` between the terms, but in the last shape):"
+    );
     println!(
         "{:<26} {:>6} {:>10} {:>9} {:>10} {:>7} {:>7}",
         "shape", "terms", "ours ms", "pcap ms", "ratio", "xdp", "cbpf"
     );
-    for (shape, term) in SWEEP_SHAPES {
+    for (shape, term, operator) in SWEEP_SHAPES {
         for &n in SWEEP_TERMS {
-            let expr = (0..n).map(term).collect::<Vec<_>>().join(" or ");
+            let mut expr = String::new();
+            for i in 0..n {
+                if i > 0 {
+                    expr.push_str(operator(i));
+                }
+                expr.push_str(&term(i));
+            }
             let t = Instant::now();
             let c = compile(&expr, &opts).expect("compiles");
             let ours = t.elapsed().as_secs_f64() * 1e3;
@@ -461,6 +496,12 @@ fn size_sweep() {
 }
 
 fn main() {
+    // `cargo bench -p benches --bench pcap2bpf -- sweep`: the size sweep
+    // alone.
+    if std::env::args().any(|a| a == "sweep") {
+        size_sweep();
+        return;
+    }
     compile_and_size();
     per_packet();
     run_over_capture();

@@ -33,34 +33,31 @@ fn qual_of(e: &Expr) -> (Option<Proto>, Dir, Kind, Value) {
 
 #[test]
 fn bare_operands_inherit_the_previous_qualifier() {
-    let Expr::Or(ab) = ast("tcp dst port 80 or 443") else {
-        panic!()
-    };
-    let (a, b) = *ab;
+    let tree = ast("tcp dst port 80 or 443");
+    let Expr::Or(ab) = &tree else { panic!() };
+    let (a, b) = &**ab;
     assert_eq!(
-        qual_of(&a),
+        qual_of(a),
         (Some(Proto::Tcp), Dir::Dst, Kind::Port, Value::Num(80))
     );
     assert_eq!(
-        qual_of(&b),
+        qual_of(b),
         (Some(Proto::Tcp), Dir::Dst, Kind::Port, Value::Num(443))
     );
     // `not host a and b` is `(not host a) and host b`.
-    let Expr::And(ab) = ast("not host a and b") else {
-        panic!()
-    };
-    let (a, b) = *ab;
+    let tree = ast("not host a and b");
+    let Expr::And(ab) = &tree else { panic!() };
+    let (a, b) = &**ab;
     assert!(matches!(a, Expr::Not(..)));
-    assert_eq!(qual_of(&b).2, Kind::Host);
-    assert_eq!(qual_of(&b).3, Value::Name("b".into()));
+    assert_eq!(qual_of(b).2, Kind::Host);
+    assert_eq!(qual_of(b).3, Value::Name("b".into()));
     // Inside parentheses all bare operands share the qualifier.
-    let Expr::Or(ab) = ast("host a or (b and 10.0.0.1)") else {
-        panic!()
-    };
-    let Expr::And(xy) = ab.1 else { panic!() };
-    let (x, y) = *xy;
-    assert_eq!(qual_of(&x).2, Kind::Host);
-    assert_eq!(qual_of(&y).3, Value::Ipv4("10.0.0.1".into()));
+    let tree = ast("host a or (b and 10.0.0.1)");
+    let Expr::Or(ab) = &tree else { panic!() };
+    let Expr::And(xy) = &ab.1 else { panic!() };
+    let (x, y) = &**xy;
+    assert_eq!(qual_of(x).2, Kind::Host);
+    assert_eq!(qual_of(y).3, Value::Ipv4("10.0.0.1".into()));
     // After a parenthesised term the qualifier in force before it returns:
     // at the start that is none, so a bare operand is an error.
     err("(host a) and b");
@@ -70,43 +67,43 @@ fn bare_operands_inherit_the_previous_qualifier() {
 #[test]
 fn and_or_have_equal_precedence_and_associate_left() {
     // a or b and c == (a or b) and c
-    let Expr::And(lr) = ast("tcp or udp and icmp") else {
-        panic!()
-    };
+    let tree = ast("tcp or udp and icmp");
+    let Expr::And(lr) = &tree else { panic!() };
     assert!(matches!(lr.0, Expr::Or(..)));
-    let Expr::Or(lr) = ast("tcp and udp or icmp") else {
-        panic!()
-    };
+    let tree = ast("tcp and udp or icmp");
+    let Expr::Or(lr) = &tree else { panic!() };
     assert!(matches!(lr.0, Expr::And(..)));
     // `not` binds tighter than both.
-    let Expr::And(lr) = ast("not tcp and udp") else {
-        panic!()
-    };
+    let tree = ast("not tcp and udp");
+    let Expr::And(lr) = &tree else { panic!() };
     assert!(matches!(lr.0, Expr::Not(..)));
 }
 
 #[test]
 fn arithmetic_precedence() {
-    let Expr::Prim(Primitive::Relation(_, lhs, _), _) = ast("1 + 2 * 3 = 7") else {
+    let tree = ast("1 + 2 * 3 = 7");
+    let Expr::Prim(Primitive::Relation(_, lhs, _), _) = &tree else {
         panic!()
     };
     let Arith::Binary(ArithOp::Add, _, r) = lhs else {
         panic!("{lhs:?}")
     };
-    assert!(matches!(*r, Arith::Binary(ArithOp::Mul, ..)));
+    assert!(matches!(**r, Arith::Binary(ArithOp::Mul, ..)));
     // `|` is lowest, `&` above it.
-    let Expr::Prim(Primitive::Relation(_, lhs, _), _) = ast("1 | 2 & 3 = 3") else {
+    let tree = ast("1 | 2 & 3 = 3");
+    let Expr::Prim(Primitive::Relation(_, lhs, _), _) = &tree else {
         panic!()
     };
     assert!(matches!(lhs, Arith::Binary(ArithOp::Or, ..)));
     // `^` has no precedence in libpcap: it takes everything to its right.
-    let Expr::Prim(Primitive::Relation(_, lhs, _), _) = ast("ip[1] ^ 2 + 3 = 5") else {
+    let tree = ast("ip[1] ^ 2 + 3 = 5");
+    let Expr::Prim(Primitive::Relation(_, lhs, _), _) = &tree else {
         panic!()
     };
     let Arith::Binary(ArithOp::Xor, _, r) = lhs else {
         panic!()
     };
-    assert!(matches!(*r, Arith::Binary(ArithOp::Add, ..)));
+    assert!(matches!(**r, Arith::Binary(ArithOp::Add, ..)));
 }
 
 #[test]

@@ -322,6 +322,8 @@ fn long_filter(shape: &str, n: usize) -> String {
         "net" => format!("net 10.{}.{}.0/24", i >> 8, i & 255),
         "port and host" => format!("(tcp port {} and host {})", 1000 + i, host(i + 1)),
         "portrange" => format!("portrange {}-{}", 10 * i, 10 * i + 5),
+        "alternating" if i % 2 == 0 => format!("tcp port {i}"),
+        "alternating" => format!("host {}", host(i)),
         // Mixed: `or` twice, then `and`; `not` inside the terms.
         _ => match i % 4 {
             0 => format!("tcp port {i}"),
@@ -333,10 +335,11 @@ fn long_filter(shape: &str, n: usize) -> String {
     let mut e = String::new();
     for (i, t) in terms.enumerate() {
         if i > 0 {
-            let op = if shape == "mixed" && i % 3 == 0 {
-                " and "
-            } else {
-                " or "
+            let op = match shape {
+                "mixed" if i % 3 == 0 => " and ",
+                // `a and b or c and d ...`: a tree as high as it is long.
+                "alternating" if i % 2 == 1 => " and ",
+                _ => " or ",
             };
             e.push_str(op);
         }
@@ -354,11 +357,15 @@ fn long_generated_filters_on_cut_packets_match_libpcap() {
         "port and host",
         "portrange",
         "mixed",
+        "alternating",
     ];
-    let exprs: Vec<String> = shapes
+    let mut exprs: Vec<String> = shapes
         .iter()
         .flat_map(|s| [50, 150, 400].map(|n| long_filter(s, n)))
         .collect();
+    // Longer where libpcap still finishes within a second (its optimiser
+    // takes a minute on 1,000 `host` terms).
+    exprs.extend(["alternating", "port and host"].map(|s| long_filter(s, 1000)));
     let cut = cut_packets(MAX_CUT);
     let packets = cut
         .get("EN10MB")

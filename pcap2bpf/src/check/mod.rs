@@ -63,9 +63,25 @@ impl<'a> Checker<'a> {
 
     /// Checks `e`, returning the resolved tree.
     pub fn check(&mut self, e: &Expr) -> R<Checked> {
+        // In source order (`mpls` and `vlan` change what follows), down
+        // the chain of operators by a loop (see `syntax::chain`).
+        let (first, links) = e.left_chain();
+        let mut tree = self.check_operand(first)?;
+        for (and, right) in links {
+            let both = Box::new((tree, self.check(right)?));
+            tree = if and {
+                Checked::And(both)
+            } else {
+                Checked::Or(both)
+            };
+        }
+        Ok(tree)
+    }
+
+    /// Checks `e`, a `not` or a primitive.
+    fn check_operand(&mut self, e: &Expr) -> R<Checked> {
         Ok(match e {
-            Expr::And(ab) => Checked::And(Box::new((self.check(&ab.0)?, self.check(&ab.1)?))),
-            Expr::Or(ab) => Checked::Or(Box::new((self.check(&ab.0)?, self.check(&ab.1)?))),
+            Expr::And(_) | Expr::Or(_) => self.check(e)?,
             Expr::Not(a, _) => Checked::Not(Box::new(self.check(a)?)),
             Expr::Prim(p, span) => {
                 if self.after_mpls && !over_mpls_ok(p) {

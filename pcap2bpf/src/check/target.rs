@@ -8,7 +8,7 @@
 use super::link::not_live;
 use super::{Atom, Checked};
 use crate::error::CompileError;
-use crate::syntax::ast::{Primitive, Proto};
+use crate::syntax::ast::{BoolTree, Primitive, Proto};
 
 /// What the target checks need to know about where the filter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +27,17 @@ pub struct TargetFacts {
 /// The first primitive of `c` (in source order, the order lowering
 /// reads them) that `target` cannot run, as libpcap reports it.
 pub fn check_target(c: &Checked, target: &TargetFacts) -> Result<(), CompileError> {
+    let (first, links) = c.left_chain();
+    check_operand(first, target)?;
+    links
+        .into_iter()
+        .try_for_each(|(_, right)| check_target(right, target))
+}
+
+/// [`check_target`] of `c`, a `Not` or an atom.
+fn check_operand(c: &Checked, target: &TargetFacts) -> Result<(), CompileError> {
     match c {
-        Checked::And(ab) | Checked::Or(ab) => {
-            check_target(&ab.0, target)?;
-            check_target(&ab.1, target)
-        }
+        Checked::And(_) | Checked::Or(_) => check_target(c, target),
         Checked::Not(a) => check_target(a, target),
         Checked::Atom(a, span) => match refusal(a, target) {
             Some(m) => Err(CompileError::new(m, *span)),

@@ -4,7 +4,8 @@
 //! combination is one libpcap accepts for the link type.
 
 use crate::numbers::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
-use crate::syntax::ast::{Dir, Primitive, Proto, Span};
+use crate::syntax::ast::{BoolTree, Dir, Primitive, Proto, Span};
+use crate::syntax::chain::drop_left_chain;
 
 /// A primitive with its operands resolved and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,33 @@ pub enum Checked {
     Not(Box<Checked>),
     /// A test, with its source span.
     Atom(Atom, Span),
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        drop_left_chain(self);
+    }
+}
+
+/// `And` and `Or` chains are walked by loops (see [`BoolTree`]).
+impl BoolTree for Checked {
+    fn operands(&self) -> Option<(bool, &Checked, &Checked)> {
+        match self {
+            Checked::And(ab) => Some((true, &ab.0, &ab.1)),
+            Checked::Or(ab) => Some((false, &ab.0, &ab.1)),
+            Checked::Not(..) | Checked::Atom(..) => None,
+        }
+    }
+
+    fn take_left(&mut self) -> Option<Checked> {
+        match self {
+            Checked::And(ab) | Checked::Or(ab) => Some(std::mem::replace(
+                &mut ab.0,
+                Checked::Atom(Atom::Prim(Primitive::Less(0)), Span::default()),
+            )),
+            Checked::Not(..) | Checked::Atom(..) => None,
+        }
+    }
 }
 
 /// A transport protocol with ports: what `port` and `portrange` match.

@@ -14,48 +14,93 @@ pub(super) enum P {
     Test(Cond, Span),
     /// The test, negated.
     NotTest(Cond, Span),
-    // One box for both operands: half the allocations of two.
-    And(Box<(P, P)>),
-    Or(Box<(P, P)>),
+    /// Both operands (`and`: true) or either. One box for both
+    /// operands: half the allocations of two.
+    Op {
+        and: bool,
+        ab: Box<(P, P)>,
+    },
 }
+
+// Formulas follow the filter's chains of `and` and `or`: a chain whose
+// operators take turns is a tree as high as it is long, all down the
+// left side. So the functions here loop down the left operands and
+// recurse only into the right ones (whose depth the parser bounds).
 
 impl P {
     /// Number of tests (each becomes one block).
     fn tests(&self) -> usize {
+        let mut n = 0;
+        let mut p = self;
+        loop {
+            match p {
+                P::True | P::False => return n,
+                P::Test(..) | P::NotTest(..) => return n + 1,
+                P::Op { ab, .. } => {
+                    n += ab.1.tests();
+                    p = &ab.0;
+                }
+            }
+        }
+    }
+
+    /// The left operand of an `And` or `Or`, `True` left in its place.
+    fn take_left(&mut self) -> Option<P> {
         match self {
-            P::True | P::False => 0,
-            P::Test(..) | P::NotTest(..) => 1,
-            P::And(ab) | P::Or(ab) => ab.0.tests() + ab.1.tests(),
+            P::Op { ab, .. } => Some(std::mem::replace(&mut ab.0, P::True)),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for P {
+    /// Takes the left operands apart one by one: the derived drop would
+    /// recurse down a chain, a stack frame per operator.
+    fn drop(&mut self) {
+        let mut next = self.take_left();
+        while let Some(mut p) = next {
+            next = p.take_left();
         }
     }
 }
 
 pub(super) fn and(a: P, b: P) -> P {
-    P::And(Box::new((a, b)))
+    P::Op {
+        and: true,
+        ab: Box::new((a, b)),
+    }
 }
 
 pub(super) fn or(a: P, b: P) -> P {
-    P::Or(Box::new((a, b)))
+    P::Op {
+        and: false,
+        ab: Box::new((a, b)),
+    }
 }
 
 /// `a` negated down to its tests (De Morgan): the blocks are those a
 /// negation node would give (its edges swapped), without allocating one.
-pub(super) fn not(a: P) -> P {
-    match a {
-        P::True => P::False,
-        P::False => P::True,
-        P::Test(c, s) => P::NotTest(c, s),
-        P::NotTest(c, s) => P::Test(c, s),
-        P::And(mut ab) => {
-            let (x, y) = std::mem::replace(&mut *ab, (P::True, P::True));
-            *ab = (not(x), not(y));
-            P::Or(ab)
+pub(super) fn not(mut a: P) -> P {
+    negate(&mut a);
+    a
+}
+
+/// Negates `p` in place, down its left operands by a loop.
+fn negate(mut p: &mut P) {
+    loop {
+        match p {
+            P::True => *p = P::False,
+            P::False => *p = P::True,
+            P::Test(c, s) => *p = P::NotTest(*c, *s),
+            P::NotTest(c, s) => *p = P::Test(*c, *s),
+            P::Op { and, ab } => {
+                *and = !*and;
+                negate(&mut ab.1);
+                p = &mut ab.0;
+                continue;
+            }
         }
-        P::Or(mut ab) => {
-            let (x, y) = std::mem::replace(&mut *ab, (P::True, P::True));
-            *ab = (not(x), not(y));
-            P::And(ab)
-        }
+        return;
     }
 }
 
@@ -98,19 +143,24 @@ impl CfgBuilder {
     /// Emits `p` so that it continues at `t` when true and `f` when false;
     /// returns its entry. Blocks are pushed last-evaluated first.
     fn emit(&mut self, p: &P, t: Edge, f: Edge) -> Edge {
-        match p {
-            P::True => t,
-            P::False => f,
-            P::Test(cond, span) => self.emit_test(*cond, *span, t, f),
-            P::And(ab) => {
-                let eb = self.emit(&ab.1, t, f);
-                self.emit(&ab.0, eb, f)
+        // The right operand first, then the left one going there (by
+        // a loop: see the note on formulas above).
+        let (mut p, mut t, mut f) = (p, t, f);
+        loop {
+            match p {
+                P::True => return t,
+                P::False => return f,
+                P::Test(cond, span) => return self.emit_test(*cond, *span, t, f),
+                P::NotTest(cond, span) => return self.emit_test(*cond, *span, f, t),
+                P::Op { and: true, ab } => {
+                    t = self.emit(&ab.1, t, f);
+                    p = &ab.0;
+                }
+                P::Op { and: false, ab } => {
+                    f = self.emit(&ab.1, t, f);
+                    p = &ab.0;
+                }
             }
-            P::Or(ab) => {
-                let eb = self.emit(&ab.1, t, f);
-                self.emit(&ab.0, t, eb)
-            }
-            P::NotTest(cond, span) => self.emit_test(*cond, *span, f, t),
         }
     }
 

@@ -43,7 +43,7 @@ use crate::check::link::Link;
 use crate::check::{Atom, Checked, TargetFacts};
 use crate::error::CompileError;
 use crate::numbers::ETHERTYPE_PPPOED;
-use crate::syntax::ast::{Primitive, Proto, Span};
+use crate::syntax::ast::{BoolTree, Primitive, Proto, Span};
 use formula::{P, and, not, or, to_blocks};
 use offset::Offsets;
 use tunnel::{check_vars_set, has_geneve, pcap_optimizes};
@@ -264,15 +264,21 @@ impl<'a> Lower<'a> {
     }
 
     fn node(&mut self, c: &Checked) -> R<P> {
+        // In source order, down the chain of operators by a loop (see
+        // `syntax::chain`).
+        let (first, links) = c.left_chain();
+        let mut p = self.operand(first)?;
+        for (is_and, right) in links {
+            let q = self.node(right)?;
+            p = if is_and { and(p, q) } else { or(p, q) };
+        }
+        Ok(p)
+    }
+
+    /// The formula of `c`, a `Not` or an atom.
+    fn operand(&mut self, c: &Checked) -> R<P> {
         Ok(match c {
-            Checked::And(ab) => {
-                let a = self.node(&ab.0)?;
-                and(a, self.node(&ab.1)?)
-            }
-            Checked::Or(ab) => {
-                let a = self.node(&ab.0)?;
-                or(a, self.node(&ab.1)?)
-            }
+            Checked::And(_) | Checked::Or(_) => self.node(c)?,
             Checked::Not(a) => not(self.node(a)?),
             Checked::Atom(a, span) => {
                 self.span = *span;

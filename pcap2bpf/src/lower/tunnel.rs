@@ -11,27 +11,35 @@ use crate::check::link::Link;
 use crate::check::{Atom, Checked, Side, Transport};
 use crate::error::CompileError;
 use crate::numbers::{ETHERTYPE_TEB, GENEVE_PORT};
-use crate::syntax::ast::Primitive;
+use crate::syntax::ast::{BoolTree, Primitive};
 
 /// Whether the filter has a `geneve` (libpcap then does not optimise).
 pub(super) fn has_geneve(c: &Checked) -> bool {
-    match c {
-        Checked::And(ab) | Checked::Or(ab) => has_geneve(&ab.0) || has_geneve(&ab.1),
-        Checked::Not(a) => has_geneve(a),
-        Checked::Atom(Atom::Prim(Primitive::Geneve(_)), _) => true,
-        Checked::Atom(..) => false,
-    }
+    any_atom(c, &|a| matches!(a, Atom::Prim(Primitive::Geneve(_))))
+}
+
+/// Whether an atom of `c` is one `pick` picks (down a chain of operators
+/// by a loop, see [`BoolTree`]).
+fn any_atom(c: &Checked, pick: &dyn Fn(&Atom) -> bool) -> bool {
+    let (first, links) = c.left_chain();
+    std::iter::once(first)
+        .chain(links.into_iter().map(|(_, right)| right))
+        .any(|operand| match operand {
+            Checked::And(_) | Checked::Or(_) => any_atom(operand, pick),
+            Checked::Not(a) => any_atom(a, pick),
+            Checked::Atom(a, _) => pick(a),
+        })
 }
 
 /// Whether libpcap optimises the filter: `geneve` and `protochain` turn
 /// its optimiser off (`cstate->no_optimize`).
 pub(super) fn pcap_optimizes(c: &Checked) -> bool {
-    match c {
-        Checked::And(ab) | Checked::Or(ab) => pcap_optimizes(&ab.0) && pcap_optimizes(&ab.1),
-        Checked::Not(a) => pcap_optimizes(a),
-        Checked::Atom(Atom::Prim(Primitive::Geneve(_)) | Atom::ProtoChain { .. }, _) => false,
-        Checked::Atom(..) => true,
-    }
+    !any_atom(c, &|a| {
+        matches!(
+            a,
+            Atom::Prim(Primitive::Geneve(_)) | Atom::ProtoChain { .. }
+        )
+    })
 }
 
 /// Refuses filters that read a variable on a path that did not set it:

@@ -5,6 +5,9 @@
 
 pub use pktmatch::Span;
 
+pub use super::chain::BoolTree;
+use super::chain::drop_left_chain;
+
 /// A boolean filter expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
@@ -20,11 +23,43 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// The bytes this expression covers.
+    /// The bytes this expression covers: from its leftmost operand to
+    /// its rightmost (found by loops: a chain of operators is a tree as
+    /// high as it is long).
     pub fn span(&self) -> Span {
+        let edge = |mut e: &Expr, left: bool| loop {
+            match e {
+                Expr::And(ab) | Expr::Or(ab) => e = if left { &ab.0 } else { &ab.1 },
+                Expr::Not(_, s) | Expr::Prim(_, s) => break *s,
+            }
+        };
+        edge(self, true).to(edge(self, false))
+    }
+}
+
+impl Drop for Expr {
+    fn drop(&mut self) {
+        drop_left_chain(self);
+    }
+}
+
+/// `and` and `or` chains are walked by loops (see [`BoolTree`]).
+impl BoolTree for Expr {
+    fn operands(&self) -> Option<(bool, &Expr, &Expr)> {
         match self {
-            Expr::And(ab) | Expr::Or(ab) => ab.0.span().to(ab.1.span()),
-            Expr::Not(_, s) | Expr::Prim(_, s) => *s,
+            Expr::And(ab) => Some((true, &ab.0, &ab.1)),
+            Expr::Or(ab) => Some((false, &ab.0, &ab.1)),
+            Expr::Not(..) | Expr::Prim(..) => None,
+        }
+    }
+
+    fn take_left(&mut self) -> Option<Expr> {
+        match self {
+            Expr::And(ab) | Expr::Or(ab) => Some(std::mem::replace(
+                &mut ab.0,
+                Expr::Prim(Primitive::Less(0), Span::default()),
+            )),
+            Expr::Not(..) | Expr::Prim(..) => None,
         }
     }
 }

@@ -5,5 +5,6 @@
 //! here looks a name up or knows the link type: that is [`crate::check`].
 
 pub mod ast;
+pub mod chain;
 pub mod lexer;
 pub mod parser;

@@ -8,9 +8,12 @@
 //! Hostile input is bounded: the parser refuses expressions nested more
 //! than [`MAX_NESTING`] levels (parentheses, `not`, unary minus, `^`,
 //! `[]`) and trees more than [`MAX_HEIGHT`] nodes high (an arithmetic
-//! chain `a + b + ...`, or one of `and` and `or` taking turns, is a tree
-//! one level higher per operator), so that it and every later pass, all
-//! recursive over the tree, run in bounded stack.
+//! chain `a + b + ...` is a tree one level higher per operator), so that
+//! it and every later pass, recursive over the tree, run in bounded
+//! stack. A chain of `and` and `or` taking turns is a tree as high as it
+//! is long, all down its left side: the passes (and the drop of the
+//! trees) loop down left operands, recursing only into right ones, so it
+//! costs no stack however long.
 //!
 //! A run of one boolean operator, `a or b or c or ...`, becomes a
 //! balanced tree, as high as the logarithm of its length: the operator
@@ -28,11 +31,12 @@ use crate::syntax::lexer::{Tok, Token, tokenize};
 /// thousand levels.
 pub const MAX_NESTING: usize = 1000;
 
-/// How high the syntax tree may be, counting every operator node: a chain
-/// `a or b and c` whose operators take turns is a tree one level higher
-/// per operator (a run of one operator is balanced: one level per
-/// doubling), and the checks and the lowering recurse over it, as over
-/// its arithmetic.
+/// How high the syntax tree may be, as the checks and the lowering
+/// recurse over it and its arithmetic: they loop down the left operands
+/// of `and` and `or`, so a chain `a or b and c ...` whose operators take
+/// turns counts one level however long, and a run of one operator
+/// (balanced) one level per doubling; each right operand, `not` and
+/// arithmetic operator adds one.
 pub const MAX_HEIGHT: usize = 2000;
 
 /// How many tokens the parser may read again after a failed reading
@@ -941,7 +945,10 @@ struct Chain {
     /// The current run's operands: the first is the tree of the chain
     /// before the run.
     run: Vec<Expr>,
-    /// The highest tree in `run`.
+    /// The height of the first operand of `run`, which stays on the
+    /// left side of the run's tree.
+    first: usize,
+    /// The highest of the other operands of `run`.
     run_max: usize,
 }
 
@@ -951,7 +958,8 @@ impl Chain {
         Chain {
             and: false,
             run: vec![first],
-            run_max: height,
+            first: height,
+            run_max: 0,
         }
     }
 
@@ -960,7 +968,8 @@ impl Chain {
     fn push(&mut self, and: bool, right: Expr, height: usize) -> usize {
         if self.run.len() > 1 && and != self.and {
             // The run is over: its tree is the first operand of the next.
-            self.run_max = self.height();
+            self.first = self.height();
+            self.run_max = 0;
             balance(self.and, &mut self.run);
         }
         self.and = and;
@@ -969,10 +978,13 @@ impl Chain {
         self.height()
     }
 
-    /// The height of the chain's tree: its highest operand, plus one
-    /// level per halving of the current run.
+    /// The height of the chain's tree as the passes over it recurse:
+    /// they loop down left operands (see `syntax::chain`), so the
+    /// first operand of the run counts as it is, the others one level
+    /// higher per halving of the run.
     fn height(&self) -> usize {
-        self.run_max + self.run.len().next_power_of_two().trailing_zeros() as usize
+        let levels = self.run.len().next_power_of_two().trailing_zeros() as usize;
+        self.first.max(self.run_max + levels)
     }
 
     /// The chain's tree.

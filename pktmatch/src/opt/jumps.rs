@@ -23,8 +23,10 @@
 use cranelift_entity::packed_option::PackedOption;
 use cranelift_entity::{EntityRef, PrimaryMap, entity_impl};
 
+use std::collections::HashMap;
+
 use super::ancestors::{Intervals, Lifting, Marks};
-use crate::ir::{BinOp, Block, BlockId, CmpOp, Cond, Edge, Ir, Val, ValNode};
+use crate::ir::{BinOp, Block, BlockId, CmpOp, Cond, Edge, FxBuild, Ir, Val, ValNode};
 
 /// An edge of the CFG, numbered as libpcap numbers them: block `b`'s
 /// true edge is `2 b`, its false edge `2 b + 1` (so edges sort as their
@@ -70,6 +72,9 @@ pub(crate) struct PassInfo {
     /// The edges that decide tests, by what they decide (see
     /// [`Decides`]).
     deciders: Marks<Decides>,
+    /// The same edges by the value and operator they test, whatever the
+    /// constant (see [`Hops`]).
+    kinds: Marks<(AValue, CmpOp)>,
     /// Common dominators of blocks and of edges, while `compute` finds
     /// the dominators.
     common_blocks: Lifting,
@@ -294,6 +299,7 @@ impl PassInfo {
             b.reached.then(|| b.edom.expand().map(|d| d.index()))
         });
         self.deciders.clear();
+        self.kinds.clear();
         for (b, info) in blocks.iter() {
             let (true, Some(p)) = (info.reached, info.test) else {
                 continue;
@@ -305,6 +311,7 @@ impl PassInfo {
                     k: Some(p.k),
                 };
                 self.deciders.mark(same, d.index(), &self.edoms);
+                self.kinds.mark((p.a, p.op), d.index(), &self.edoms);
                 // The sense of the edge in libpcap's terms (`fold_edge`).
                 if p.op == CmpOp::Eq && d.is_true() != p.neg {
                     let other = Decides { k: None, ..same };
@@ -313,6 +320,32 @@ impl PassInfo {
             }
         }
         self.deciders.finish(&mut self.marks_stack);
+        self.kinds.finish(&mut self.marks_stack);
+    }
+
+    /// What deciding edge `d` tells the tests it decides.
+    fn fact(&self, d: EdgeId) -> Fact {
+        let p = self.blocks[d.block()]
+            .test
+            .expect("a deciding edge leaves a test");
+        Fact {
+            a: p.a,
+            op: p.op,
+            k: p.k,
+            sense: d.is_true() != p.neg,
+        }
+    }
+
+    /// Whether `d`, an edge dominating edge `e` (or `e`), is the nearest
+    /// such edge testing its value with its operator, whatever the
+    /// constant: then `d` decides, for `e`, every test it decides.
+    fn nearest_of_its_kind(&self, e: EdgeId, d: EdgeId) -> bool {
+        let p = self.blocks[d.block()]
+            .test
+            .expect("a deciding edge leaves a test");
+        self.kinds
+            .nearest((p.a, p.op), e.index(), &self.edoms)
+            .is_some_and(|(_, n)| n == d.index())
     }
 }
 
@@ -357,7 +390,7 @@ struct Test {
 /// The accumulator leaving a block as libpcap numbers it (its value
 /// number, `val[A_ATOM]`): two blocks leave the same number when all
 /// three parts agree.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct AValue {
     /// The value tested.
     val: Val,
@@ -500,9 +533,62 @@ pub(crate) fn constant(ir: &Ir, cond: Cond) -> Option<bool> {
     }
 }
 
+/// What a deciding edge tells `fold_edge`: its test (the value, the
+/// operator, the constant) and the sense it was taken in, in libpcap's
+/// terms. Two edges with the same fact decide the same tests the same
+/// way.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Fact {
+    a: AValue,
+    op: CmpOp,
+    k: u32,
+    sense: bool,
+}
+
+/// Where threading goes past runs of tests that one fact decides, so
+/// that `opt_j` need not hop through them again edge after edge: a
+/// filter of many terms repeats its protocol tests (`ether proto`, `ip
+/// proto`) in every term, and an edge that knows the protocol (`arp`,
+/// say) hops through those of every later term, each edge in turn:
+/// quadratic in the terms, as in libpcap.
+///
+/// `memo[(s, f)]` is the end of a run of hops from test `s`, each decided
+/// by an edge whose fact was `f`. It serves any edge `e` whose decider of
+/// `s` has fact `f` and is the nearest edge above `e` testing that value
+/// with that operator (`nearest_of_its_kind`): every test of the run
+/// tests that value with that operator, and is one the fact decides, so
+/// `e`'s decider of it is that same edge, and `e` hops the same way. The
+/// tests' edges hopped through are final for the pass (blocks nearer the
+/// verdicts are threaded first), so the memo lasts the pass.
+#[derive(Default)]
+struct Hops {
+    memo: HashMap<(BlockId, Fact), Edge, FxBuild>,
+    /// The hops of the current edge: the test, the fact that decided
+    /// it, where the edge went.
+    steps: Vec<(BlockId, Fact, Edge)>,
+}
+
+impl Hops {
+    /// Notes the runs of the current edge's hops: each step's run ends
+    /// where the last step with its fact in a row went.
+    fn note_runs(&mut self) {
+        let mut end = None;
+        for k in (0..self.steps.len()).rev() {
+            let (s, fact, after) = self.steps[k];
+            let same_run = self.steps.get(k + 1).is_some_and(|n| n.1 == fact);
+            let run_end = match end {
+                Some(e) if same_run => e,
+                _ => after,
+            };
+            end = Some(run_end);
+            self.memo.insert((s, fact), run_end);
+        }
+    }
+}
+
 /// libpcap's `opt_j` on edge `e`; says whether it moved the edge, and
 /// whether that was past a test whose edges meet.
-fn opt_j(ir: &mut Ir, info: &PassInfo, e: EdgeId) -> (bool, bool) {
+fn opt_j(ir: &mut Ir, info: &PassInfo, hops: &mut Hops, e: EdgeId) -> (bool, bool) {
     let i = e.block().index();
     let old = if e.is_true() {
         ir.blocks[i].t
@@ -518,19 +604,27 @@ fn opt_j(ir: &mut Ir, info: &PassInfo, e: EdgeId) -> (bool, bool) {
             skipped = true;
         }
     }
+    hops.steps.clear();
     while let Edge::Block(s) = target {
         let child = ir.blocks[s.index()];
         let Some(c) = &info.blocks[s].test else {
             break;
         };
-        match info
-            .decider(e, c)
-            .and_then(|d| fold_edge(info, child, c, d))
-        {
-            Some(next) => target = next,
-            None => break,
-        }
+        let Some(d) = info.decider(e, c) else {
+            break;
+        };
+        let fact = info.fact(d);
+        let next = match hops.memo.get(&(s, fact)) {
+            Some(&end) if info.nearest_of_its_kind(e, d) => end,
+            _ => match fold_edge(info, child, c, d) {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        hops.steps.push((s, fact, next));
+        target = next;
     }
+    hops.note_runs();
     if e.is_true() {
         ir.blocks[i].t = target;
     } else {
@@ -543,6 +637,7 @@ fn opt_j(ir: &mut Ir, info: &PassInfo, e: EdgeId) -> (bool, bool) {
 #[derive(Default)]
 pub(crate) struct Passes {
     info: PassInfo,
+    hops: Hops,
     pulls: super::pullup::Graph,
 }
 
@@ -597,10 +692,11 @@ pub(crate) fn pass(ir: &mut Ir, p: &mut Passes, first: bool) -> PassResult {
             r.other = true;
         }
     }
+    p.hops.memo.clear();
     for k in 0..p.info.order.len() {
         let i = p.info.order[k];
         for e in [EdgeId::of(i, true), EdgeId::of(i, false)] {
-            let (moved, skipped) = opt_j(ir, &p.info, e);
+            let (moved, skipped) = opt_j(ir, &p.info, &mut p.hops, e);
             r.changed |= moved;
             r.other |= skipped;
         }

@@ -39,6 +39,7 @@ mod jumps;
 mod merge;
 mod pullup;
 mod root;
+mod walks;
 
 use std::collections::HashMap;
 

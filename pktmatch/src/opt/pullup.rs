@@ -20,6 +20,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::jumps::{AValue, PassInfo};
+use super::walks::{Walk, Walks};
 use crate::ir::{Block, BlockId, Edge, EntityRef, Ir};
 
 /// The pull-ups of one pass, at each block in the pass's order; says
@@ -37,6 +38,7 @@ pub(crate) fn pull_ups(ir: &mut Ir, info: &PassInfo, g: &mut Graph) -> bool {
             }
         }
     }
+    g.walks.reset(ir.blocks.len());
     let mut pulled = false;
     for &b in &info.order {
         // libpcap tries both at each block.
@@ -75,6 +77,8 @@ pub(crate) struct Graph {
     new_index: Vec<BlockId>,
     ready: BinaryHeap<Reverse<usize>>,
     old: Vec<Block>,
+    /// The walks of the pass, for the heads above.
+    walks: Walks,
 }
 
 impl Graph {
@@ -149,10 +153,6 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bo
         let (jt, jf) = lib_edges(ir, info, x);
         if or { jf } else { jt }
     };
-    // Changes a block's chain edge, noting the block for an undo.
-    let set_next = |ir: &mut Ir, g: &mut Graph, x: BlockId, e: Edge| {
-        g.set_edge(ir, info, x, !or, e);
-    };
     // Cheap first: the head and the test after it share the edge.
     match next(ir, b) {
         Edge::Block(c) if shared(ir, c) == shared(ir, b) => {}
@@ -176,34 +176,119 @@ fn pull(ir: &mut Ir, g: &mut Graph, info: &PassInfo, b: BlockId, or: bool) -> bo
     }
     let target = shared(ir, b);
     let in_chain = |ir: &Ir, x: BlockId| shared(ir, x) == target && info.dominates(b, x);
-    // Down the chain to the first test of another value.
-    let (mut diff, mut above) = (b, None);
-    loop {
-        if !in_chain(ir, diff) {
-            return false;
+    let kind = usize::from(!or);
+    // The walk the head below left, if this head passes the checks it
+    // would pass first in a walk of its own (see `walks`).
+    let resumed = match next(ir, b) {
+        Edge::Block(c)
+            if in_chain(ir, b) && tested(info, b) == Some(val) && info.dominates(b, c) =>
+        {
+            g.walks.resume(kind, b, c, val, target)
         }
-        if tested(info, diff) != Some(val) {
-            break;
+        _ => None,
+    };
+    let (id, mut walk) = resumed.unwrap_or_else(|| {
+        let id = g.walks.start();
+        (
+            id,
+            Walk::Same {
+                diff: b,
+                above: None,
+            },
+        )
+    });
+    // Down the chain to the first test of another value, then further
+    // down to the next test of the value: it moves up.
+    let found = loop {
+        match walk {
+            Walk::Same { diff, above } => {
+                if !in_chain(ir, diff) {
+                    break None;
+                }
+                g.walks.passed(kind, id, diff);
+                if tested(info, diff) != Some(val) {
+                    walk = Walk::Other {
+                        diff,
+                        above,
+                        before: diff,
+                    };
+                    continue;
+                }
+                let Edge::Block(n) = next(ir, diff) else {
+                    break None;
+                };
+                walk = Walk::Same {
+                    diff: n,
+                    above: Some(diff),
+                };
+            }
+            Walk::Other {
+                diff,
+                above,
+                before,
+            } => {
+                let Edge::Block(s) = next(ir, before) else {
+                    break None;
+                };
+                if !in_chain(ir, s) {
+                    break None;
+                }
+                g.walks.passed(kind, id, s);
+                if tested(info, s) == Some(val) {
+                    break Some((diff, above, before, s));
+                }
+                walk = Walk::Other {
+                    diff,
+                    above,
+                    before: s,
+                };
+            }
         }
-        let Edge::Block(n) = next(ir, diff) else {
-            return false;
-        };
-        above = Some(diff);
-        diff = n;
+    };
+    let Some((diff, above, before, pulled)) = found else {
+        // The head above stops where this one did, or goes on from there.
+        g.walks.leave(kind, b, id, walk, val, target);
+        return false;
+    };
+    g.walks.moving(kind, id);
+    let moved = move_up(ir, g, info, b, or, (diff, above, before, pulled));
+    g.walks.moved();
+    // The head above finds the pulled test among those of the value,
+    // and goes on from where this walk found it. A move at the head
+    // changed edges into it, which walks do not follow: no walk to leave.
+    match (moved, above) {
+        (false, _) => g.walks.leave(kind, b, id, walk, val, target),
+        (true, Some(_)) => {
+            let walk = Walk::Other {
+                diff,
+                above: Some(pulled),
+                before,
+            };
+            g.walks.leave(kind, b, id, walk, val, target);
+        }
+        (true, None) => {}
     }
-    // Further down, the next test of the value: it moves up.
-    let mut before = diff;
-    let pulled = loop {
-        let Edge::Block(s) = next(ir, before) else {
-            return false;
-        };
-        if !in_chain(ir, s) {
-            return false;
-        }
-        if tested(info, s) == Some(val) {
-            break s;
-        }
-        before = s;
+    moved
+}
+
+/// Moves test `pulled` up to just above `diff` (below `above`, or at the
+/// head `b` of the chain: in its place), `before` now going past it;
+/// says whether it did (a move that closes a loop is undone).
+fn move_up(
+    ir: &mut Ir,
+    g: &mut Graph,
+    info: &PassInfo,
+    b: BlockId,
+    or: bool,
+    (diff, above, before, pulled): (BlockId, Option<BlockId>, BlockId, BlockId),
+) -> bool {
+    let next = |ir: &Ir, x: BlockId| {
+        let (jt, jf) = lib_edges(ir, info, x);
+        if or { jf } else { jt }
+    };
+    // Changes a block's chain edge, noting the block for an undo.
+    let set_next = |ir: &mut Ir, g: &mut Graph, x: BlockId, e: Edge| {
+        g.set_edge(ir, info, x, !or, e);
     };
     g.undo.clear();
     let after = next(ir, pulled);
@@ -264,8 +349,10 @@ impl Graph {
         self.replace(ir, x, new);
     }
 
-    /// Replaces block `x` by `new`, keeping `in_degree` up to date.
+    /// Replaces block `x` by `new`, keeping `in_degree` up to date (and
+    /// dropping the walks that passed it).
     fn replace(&mut self, ir: &mut Ir, x: BlockId, new: Block) {
+        self.walks.changed(x);
         let old = &mut ir.blocks[x.index()];
         for (from, to) in [(old.t, new.t), (old.f, new.f)] {
             if let Edge::Block(j) = from {
