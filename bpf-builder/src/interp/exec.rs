@@ -8,7 +8,7 @@ use super::decode::{Op, Src, Swap};
 use super::error::{Fault, InterpError};
 use super::machine::{Context, Frame, FrameKind, Kind, MAX_FRAMES, Machine, Val, read_le};
 use super::maps::InterpMap;
-use crate::insn::{AluOp, AtomicOp, JmpOp, Size};
+use crate::insn::{AluOp, AtomicOp, JmpOp, Reg, Size};
 
 /// Where pointers would live in the kernel's address space: comparisons of
 /// two pointers into the same region compare `BASE + offset`, so that
@@ -100,7 +100,7 @@ impl Exec<'_> {
         };
         match *op {
             Op::Alu { op, wide, dst, src } => {
-                if dst == 10 {
+                if dst == Reg::R10 {
                     return None;
                 }
                 let b = operand(regs, src);
@@ -158,7 +158,7 @@ impl Exec<'_> {
                 off,
             } => {
                 let base = regs[src as usize];
-                if dst == 10 {
+                if dst == Reg::R10 {
                     return None;
                 }
                 let n = size.bytes();
@@ -195,7 +195,7 @@ impl Exec<'_> {
                 self.m.store_fast(base, off.into(), size.bytes(), v)?;
                 Some(Flow::Next)
             }
-            Op::LdImm64 { dst, value } if dst != 10 => {
+            Op::LdImm64 { dst, value } if dst != Reg::R10 => {
                 regs[dst as usize] = Val::scalar(value);
                 Some(Flow::Jump(pc + 2))
             }
@@ -398,7 +398,7 @@ impl Exec<'_> {
             .ok_or(Fault::UnknownMap(fd))
     }
 
-    fn alu(&mut self, op: AluOp, wide: bool, dst: u8, src: Src) -> Result<(), Fault> {
+    fn alu(&mut self, op: AluOp, wide: bool, dst: Reg, src: Src) -> Result<(), Fault> {
         let b = match src {
             Src::Reg(r) => self.m.get(r)?,
             Src::Imm(i) => Val::scalar(i),
@@ -480,8 +480,8 @@ impl Exec<'_> {
         &mut self,
         op: AtomicOp,
         size: Size,
-        dst: u8,
-        src: u8,
+        dst: Reg,
+        src: Reg,
         off: i16,
     ) -> Result<(), Fault> {
         let n = size.bytes();
@@ -521,7 +521,7 @@ impl Exec<'_> {
             AtomicOp::FetchXor => (old ^ s, true),
             AtomicOp::Xchg => (s, true),
             AtomicOp::CmpXchg => {
-                let expected = self.m.scalar(0, "cmpxchg")?;
+                let expected = self.m.scalar(Reg::R0, "cmpxchg")?;
                 let new = if expected & mask == old { s } else { old };
                 self.m.regs[0] = Val::scalar(old);
                 (new, false)
@@ -542,11 +542,11 @@ impl Exec<'_> {
 
     /// A legacy packet load: `Some(value)`, or `None` when out of bounds
     /// (the program then returns 0).
-    fn ld_abs(&mut self, size: Size, ind: Option<u8>, imm: i32) -> Result<Option<u64>, Fault> {
+    fn ld_abs(&mut self, size: Size, ind: Option<Reg>, imm: i32) -> Result<Option<u64>, Fault> {
         if self.m.prog == ProgKind::Xdp {
             return Err(Fault::NotAllowed("ld_abs/ld_ind"));
         }
-        if self.m.get(6)?.kind != Kind::Ctx {
+        if self.m.get(Reg::R6)?.kind != Kind::Ctx {
             return Err(Fault::NotAllowed("ld_abs/ld_ind without the context in r6"));
         }
         // The kernel computes the offset in 64 bits, then passes it as int.
@@ -615,7 +615,7 @@ impl Exec<'_> {
 
     /// `exit`: from the program, a subprogram or a loop callback.
     fn exit(&mut self) -> Result<Flow, Fault> {
-        let r0 = self.m.get(0)?;
+        let r0 = self.m.get(Reg::R0)?;
         let Some(frame) = self.m.frames.pop() else {
             if r0.kind != Kind::Scalar {
                 return Err(Fault::ReturnPointer(r0.kind.name()));

@@ -9,6 +9,7 @@
 use super::ctx::{ProgKind, SkbCtx, XdpCtx};
 use super::error::Fault;
 use super::maps::InterpMap;
+use crate::insn::Reg;
 
 /// Stack bytes per call frame.
 pub(crate) const FRAME_SIZE: usize = 512;
@@ -270,17 +271,17 @@ impl Machine {
 
     /// Register `r`, which must have been written.
     #[inline]
-    pub(crate) fn get(&self, r: u8) -> Result<Val, Fault> {
+    pub(crate) fn get(&self, r: Reg) -> Result<Val, Fault> {
         let v = self.regs[r as usize];
         if v.kind == Kind::Uninit {
-            return Err(Fault::Uninit(r));
+            return Err(Fault::Uninit(r.num()));
         }
         Ok(v)
     }
 
     /// Register `r` as a number.
     #[inline]
-    pub(crate) fn scalar(&self, r: u8, op: &'static str) -> Result<u64, Fault> {
+    pub(crate) fn scalar(&self, r: Reg, op: &'static str) -> Result<u64, Fault> {
         let v = self.get(r)?;
         if v.kind != Kind::Scalar {
             return Err(Fault::Pointer {
@@ -293,8 +294,8 @@ impl Machine {
 
     /// Writes register `r` (never r10).
     #[inline]
-    pub(crate) fn set(&mut self, r: u8, v: Val) -> Result<(), Fault> {
-        if r == 10 {
+    pub(crate) fn set(&mut self, r: Reg, v: Val) -> Result<(), Fault> {
+        if r == Reg::R10 {
             return Err(Fault::FramePointerWrite);
         }
         self.regs[r as usize] = v;
