@@ -122,6 +122,10 @@ impl Exec<'_> {
                         kind,
                         v: a.v.wrapping_sub(b.v),
                     },
+                    (AluOp::Add, Kind::Scalar, kind) if wide && kind.movable() => Val {
+                        kind,
+                        v: a.v.wrapping_add(b.v),
+                    },
                     _ => return None,
                 };
                 regs[dst as usize] = r;
@@ -870,36 +874,27 @@ mod tests {
         assert_eq!(alu64(AluOp::Arsh, 1 << 63, 63), u64::MAX);
     }
 
-    /// The conditions as the ISA defines them, one by one.
+    /// The conditions as the ISA defines them, one by one, on the
+    /// operands' unsigned and signed values at the operation's width.
     fn reference(op: JmpOp, wide: bool, a: u64, b: u64) -> bool {
-        if !wide {
-            let (a, b) = (a as u32, b as u32);
-            return match op {
-                JmpOp::Eq => a == b,
-                JmpOp::Ne => a != b,
-                JmpOp::Gt => a > b,
-                JmpOp::Ge => a >= b,
-                JmpOp::Lt => a < b,
-                JmpOp::Le => a <= b,
-                JmpOp::Set => a & b != 0,
-                JmpOp::SGt => (a as i32) > (b as i32),
-                JmpOp::SGe => (a as i32) >= (b as i32),
-                JmpOp::SLt => (a as i32) < (b as i32),
-                JmpOp::SLe => (a as i32) <= (b as i32),
-            };
-        }
+        let (ua, ub, sa, sb) = if wide {
+            (a, b, a as i64, b as i64)
+        } else {
+            let signed = |v: u64| i64::from(v as u32 as i32);
+            (a & 0xffff_ffff, b & 0xffff_ffff, signed(a), signed(b))
+        };
         match op {
-            JmpOp::Eq => a == b,
-            JmpOp::Ne => a != b,
-            JmpOp::Gt => a > b,
-            JmpOp::Ge => a >= b,
-            JmpOp::Lt => a < b,
-            JmpOp::Le => a <= b,
-            JmpOp::Set => a & b != 0,
-            JmpOp::SGt => (a as i64) > (b as i64),
-            JmpOp::SGe => (a as i64) >= (b as i64),
-            JmpOp::SLt => (a as i64) < (b as i64),
-            JmpOp::SLe => (a as i64) <= (b as i64),
+            JmpOp::Eq => ua == ub,
+            JmpOp::Ne => ua != ub,
+            JmpOp::Gt => ua > ub,
+            JmpOp::Ge => ua >= ub,
+            JmpOp::Lt => ua < ub,
+            JmpOp::Le => ua <= ub,
+            JmpOp::Set => ua & ub != 0,
+            JmpOp::SGt => sa > sb,
+            JmpOp::SGe => sa >= sb,
+            JmpOp::SLt => sa < sb,
+            JmpOp::SLe => sa <= sb,
         }
     }
 
