@@ -7,6 +7,7 @@ use super::exec::{Exec, Flow, Redirect};
 use super::machine::{Area, FrameKind, Kind, Val};
 use super::maps::InterpMapKind;
 use crate::helpers::Helper;
+use crate::insn::Reg;
 
 const EINVAL: i64 = 22;
 const EFAULT: i64 = 14;
@@ -71,7 +72,7 @@ impl Exec<'_> {
 
     /// The map in r1.
     fn map_arg(&self, helper: Helper) -> Result<u16, Fault> {
-        match self.m.get(1)?.kind {
+        match self.m.get(Reg::R1)?.kind {
             Kind::Map(i) => Ok(i),
             _ => Err(Fault::HelperArg {
                 helper: helper.name(),
@@ -81,14 +82,14 @@ impl Exec<'_> {
     }
 
     /// Memory of `len` bytes at the pointer in register `r`.
-    fn mem_arg(&self, r: u8, len: usize, write: bool) -> Result<(Area, usize), Fault> {
+    fn mem_arg(&self, r: Reg, len: usize, write: bool) -> Result<(Area, usize), Fault> {
         let ptr = self.m.get(r)?;
         self.m.resolve(self.maps, ptr, 0, len, write)
     }
 
     /// Copies `len` bytes at the pointer in `r` to the end of the scratch
     /// buffer.
-    fn copy_arg(&mut self, scratch: &mut Vec<u8>, r: u8, len: usize) -> Result<(), Fault> {
+    fn copy_arg(&mut self, scratch: &mut Vec<u8>, r: Reg, len: usize) -> Result<(), Fault> {
         let (area, at) = self.mem_arg(r, len, false)?;
         scratch.extend_from_slice(self.m.bytes(self.maps, area, at, len)?);
         Ok(())
@@ -99,7 +100,7 @@ impl Exec<'_> {
         let key_size = self.maps[map as usize].1.key_size() as usize;
         let mut key = std::mem::take(&mut self.m.scratch);
         key.clear();
-        let copied = self.copy_arg(&mut key, 2, key_size);
+        let copied = self.copy_arg(&mut key, Reg::R2, key_size);
         let found = copied.map(|()| self.maps[map as usize].1.find(&key));
         self.m.scratch = key;
         Ok(match found? {
@@ -118,12 +119,12 @@ impl Exec<'_> {
             return Err(Fault::ReadOnly("map"));
         }
         let (key_size, value_size) = (m.key_size() as usize, m.value_size() as usize);
-        let flags = self.m.scalar(4, "map update flags")?;
+        let flags = self.m.scalar(Reg::R4, "map update flags")?;
         let mut buf = std::mem::take(&mut self.m.scratch);
         buf.clear();
         let copied = self
-            .copy_arg(&mut buf, 2, key_size)
-            .and_then(|()| self.copy_arg(&mut buf, 3, value_size));
+            .copy_arg(&mut buf, Reg::R2, key_size)
+            .and_then(|()| self.copy_arg(&mut buf, Reg::R3, value_size));
         let result = copied.map(|()| {
             let (key, value) = buf.split_at(key_size);
             self.maps[map as usize].1.update(key, value, flags)
@@ -144,7 +145,7 @@ impl Exec<'_> {
         let key_size = m.key_size() as usize;
         let mut key = std::mem::take(&mut self.m.scratch);
         key.clear();
-        let copied = self.copy_arg(&mut key, 2, key_size);
+        let copied = self.copy_arg(&mut key, Reg::R2, key_size);
         let result = copied.map(|()| self.maps[map as usize].1.delete(&key));
         self.m.scratch = key;
         Ok(match result? {
@@ -155,21 +156,21 @@ impl Exec<'_> {
 
     /// `bpf_skb_load_bytes` / `bpf_xdp_load_bytes(ctx, offset, to, len)`.
     fn load_bytes(&mut self, helper: Helper) -> Result<Val, Fault> {
-        if self.m.get(1)?.kind != Kind::Ctx {
+        if self.m.get(Reg::R1)?.kind != Kind::Ctx {
             return Err(Fault::HelperArg {
                 helper: helper.name(),
                 reason: "r1 is not the context",
             });
         }
-        let offset = self.m.scalar(2, "an offset")? as u32;
-        let len = self.m.scalar(4, "a length")? as u32;
+        let offset = self.m.scalar(Reg::R2, "an offset")? as u32;
+        let len = self.m.scalar(Reg::R4, "a length")? as u32;
         if len == 0 {
             return Err(Fault::HelperArg {
                 helper: helper.name(),
                 reason: "the length must be a non-zero constant",
             });
         }
-        let (area, at) = self.mem_arg(3, len as usize, true)?;
+        let (area, at) = self.mem_arg(Reg::R3, len as usize, true)?;
         let data_len = self.m.data_len() as u64;
         let fits = u64::from(offset) + u64::from(len) <= data_len;
         let status = if helper == Helper::XdpLoadBytes {
@@ -203,8 +204,8 @@ impl Exec<'_> {
     /// `bpf_redirect_map(map, key, flags)` (XDP).
     fn redirect_map(&mut self, helper: Helper) -> Result<Val, Fault> {
         let map = self.map_arg(helper)?;
-        let key = self.m.scalar(2, "a key")?;
-        let flags = self.m.scalar(3, "flags")?;
+        let key = self.m.scalar(Reg::R2, "a key")?;
+        let flags = self.m.scalar(Reg::R3, "flags")?;
         let m = &mut self.maps[map as usize].1;
         let allowed = match m.kind() {
             InterpMapKind::RedirectArray | InterpMapKind::RedirectHash => {
@@ -235,8 +236,8 @@ impl Exec<'_> {
 
     /// `bpf_redirect(ifindex, flags)` (XDP and tc).
     fn redirect(&mut self) -> Result<Val, Fault> {
-        let ifindex = self.m.scalar(1, "an ifindex")? as u32;
-        let flags = self.m.scalar(2, "flags")?;
+        let ifindex = self.m.scalar(Reg::R1, "an ifindex")? as u32;
+        let flags = self.m.scalar(Reg::R2, "flags")?;
         let xdp = self.m.prog == ProgKind::Xdp;
         let refused = if xdp {
             flags != 0
@@ -257,15 +258,15 @@ impl Exec<'_> {
     /// `bpf_loop(nr_loops, callback, ctx, flags)`: enters the callback's
     /// frame; the exit of that frame runs the next iteration.
     fn bpf_loop(&mut self, helper: Helper, pc: usize) -> Result<Flow, Fault> {
-        let n = u64::from(self.m.scalar(1, "a loop count")? as u32);
-        let Kind::Func(cb) = self.m.get(2)?.kind else {
+        let n = u64::from(self.m.scalar(Reg::R1, "a loop count")? as u32);
+        let Kind::Func(cb) = self.m.get(Reg::R2)?.kind else {
             return Err(Fault::HelperArg {
                 helper: helper.name(),
                 reason: "r2 is not a function pointer",
             });
         };
-        let ctx = self.m.get(3)?;
-        let flags = self.m.scalar(4, "flags")?;
+        let ctx = self.m.get(Reg::R3)?;
+        let flags = self.m.scalar(Reg::R4, "flags")?;
         let early = if flags != 0 {
             Some(errno(EINVAL))
         } else if n > BPF_MAX_LOOPS {

@@ -6,13 +6,13 @@
 //! support, become [`Op::Invalid`], an error only if executed.
 
 use crate::insn::decode::{Decoded, WideLoad, decode};
-use crate::insn::{AluOp, AtomicOp, Endian, Insn, JmpOp, Operand, Size};
+use crate::insn::{AluOp, AtomicOp, Endian, Insn, JmpOp, Operand, Reg, Size};
 
 /// The second operand of ALU and jump operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Src {
-    /// A register number.
-    Reg(u8),
+    /// A register.
+    Reg(Reg),
     /// The immediate, already widened for the operation's width
     /// (sign-extended for 64-bit operations, zero-extended for 32-bit).
     Imm(u64),
@@ -34,40 +34,40 @@ pub(crate) enum Op {
     Alu {
         op: AluOp,
         wide: bool,
-        dst: u8,
+        dst: Reg,
         src: Src,
     },
     /// `dst = -dst`.
-    Neg { wide: bool, dst: u8 },
+    Neg { wide: bool, dst: Reg },
     /// Sign-extending move from `bits` bits.
     MovSx {
         wide: bool,
-        dst: u8,
-        src: u8,
+        dst: Reg,
+        src: Reg,
         bits: u8,
     },
     /// Byte order conversion of `bits` bits.
-    End { swap: Swap, dst: u8, bits: u8 },
+    End { swap: Swap, dst: Reg, bits: u8 },
     /// `dst = imm64`.
-    LdImm64 { dst: u8, value: u64 },
+    LdImm64 { dst: Reg, value: u64 },
     /// `dst = map` (pseudo map fd or index).
-    LdMap { dst: u8, fd: i32 },
+    LdMap { dst: Reg, fd: i32 },
     /// `dst = &map value + off`.
-    LdMapValue { dst: u8, fd: i32, off: u32 },
+    LdMapValue { dst: Reg, fd: i32, off: u32 },
     /// `dst = &function at target`.
-    LdFunc { dst: u8, target: usize },
+    LdFunc { dst: Reg, target: usize },
     /// `dst = *(size *)(src + off)`, sign-extending when `sx`.
     Load {
         size: Size,
         sx: bool,
-        dst: u8,
-        src: u8,
+        dst: Reg,
+        src: Reg,
         off: i16,
     },
     /// `*(size *)(dst + off) = src` (a register or an immediate).
     Store {
         size: Size,
-        dst: u8,
+        dst: Reg,
         off: i16,
         src: Src,
     },
@@ -75,14 +75,14 @@ pub(crate) enum Op {
     Atomic {
         op: AtomicOp,
         size: Size,
-        dst: u8,
-        src: u8,
+        dst: Reg,
+        src: Reg,
         off: i16,
     },
     /// Legacy packet load into r0 (`ind`: plus a register).
     LdAbs {
         size: Size,
-        ind: Option<u8>,
+        ind: Option<Reg>,
         imm: i32,
     },
     /// Unconditional jump.
@@ -91,7 +91,7 @@ pub(crate) enum Op {
     Jcond {
         op: JmpOp,
         wide: bool,
-        dst: u8,
+        dst: Reg,
         src: Src,
         target: usize,
     },
@@ -161,7 +161,7 @@ fn widen(imm: i32, wide: bool) -> u64 {
 /// The second operand of a `wide` or 32-bit operation.
 fn operand(src: Operand, wide: bool) -> Src {
     match src {
-        Operand::Reg(r) => Src::Reg(r.num()),
+        Operand::Reg(r) => Src::Reg(r),
         Operand::Imm(imm) => Src::Imm(widen(imm, wide)),
     }
 }
@@ -173,13 +173,10 @@ fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
         Decoded::Alu { op, wide, dst, src } => Op::Alu {
             op,
             wide,
-            dst: dst.num(),
+            dst,
             src: operand(src, wide),
         },
-        Decoded::Neg { wide, dst } => Op::Neg {
-            wide,
-            dst: dst.num(),
-        },
+        Decoded::Neg { wide, dst } => Op::Neg { wide, dst },
         Decoded::MovSx {
             wide,
             dst,
@@ -187,8 +184,8 @@ fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
             bits,
         } => Op::MovSx {
             wide,
-            dst: dst.num(),
-            src: src.num(),
+            dst,
+            src,
             bits,
         },
         Decoded::AddrSpaceCast { .. } => Op::Invalid("addr_space_cast (arenas) is not supported"),
@@ -197,29 +194,26 @@ fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
                 Endian::Le => Swap::ToLe,
                 Endian::Be | Endian::Swap => Swap::Reverse,
             },
-            dst: dst.num(),
+            dst,
             bits,
         },
-        Decoded::LdImm64 { dst, value } => {
-            let dst = dst.num();
-            match value {
-                WideLoad::Imm(value) => Op::LdImm64 { dst, value },
-                WideLoad::MapFd(fd) | WideLoad::MapIdx(fd) => Op::LdMap { dst, fd },
-                WideLoad::MapValue { fd, off } | WideLoad::MapIdxValue { idx: fd, off } => {
-                    Op::LdMapValue { dst, fd, off }
-                }
-                WideLoad::Func { rel } => jump(
-                    pc,
-                    rel,
-                    len,
-                    "function pointer outside the program",
-                    |target| Op::LdFunc { dst, target },
-                ),
-                WideLoad::BtfId { .. } => {
-                    Op::Invalid("ld_imm64 of a kernel BTF object is not supported")
-                }
+        Decoded::LdImm64 { dst, value } => match value {
+            WideLoad::Imm(value) => Op::LdImm64 { dst, value },
+            WideLoad::MapFd(fd) | WideLoad::MapIdx(fd) => Op::LdMap { dst, fd },
+            WideLoad::MapValue { fd, off } | WideLoad::MapIdxValue { idx: fd, off } => {
+                Op::LdMapValue { dst, fd, off }
             }
-        }
+            WideLoad::Func { rel } => jump(
+                pc,
+                rel,
+                len,
+                "function pointer outside the program",
+                |target| Op::LdFunc { dst, target },
+            ),
+            WideLoad::BtfId { .. } => {
+                Op::Invalid("ld_imm64 of a kernel BTF object is not supported")
+            }
+        },
         Decoded::Load {
             size,
             sx,
@@ -229,8 +223,8 @@ fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
         } => Op::Load {
             size,
             sx,
-            dst: dst.num(),
-            src: src.num(),
+            dst,
+            src,
             off,
         },
         // A stored immediate is sign-extended whatever the access size.
@@ -241,7 +235,7 @@ fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
             src,
         } => Op::Store {
             size,
-            dst: dst.num(),
+            dst,
             off,
             src: operand(src, true),
         },
@@ -254,15 +248,11 @@ fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
         } => Op::Atomic {
             op,
             size,
-            dst: dst.num(),
-            src: src.num(),
+            dst,
+            src,
             off,
         },
-        Decoded::LdAbs { size, ind, imm } => Op::LdAbs {
-            size,
-            ind: ind.map(|r| r.num()),
-            imm,
-        },
+        Decoded::LdAbs { size, ind, imm } => Op::LdAbs { size, ind, imm },
         Decoded::Ja { rel, .. } => jump(pc, rel, len, JUMP_OUTSIDE, |target| Op::Ja { target }),
         Decoded::Jcond {
             op,
@@ -273,7 +263,7 @@ fn resolve(decoded: Decoded, pc: usize, len: usize) -> Op {
         } => jump(pc, rel.into(), len, JUMP_OUTSIDE, |target| Op::Jcond {
             op,
             wide,
-            dst: dst.num(),
+            dst,
             src: operand(src, wide),
             target,
         }),
@@ -310,7 +300,7 @@ mod tests {
             Op::Alu {
                 op: AluOp::Add,
                 wide: true,
-                dst: 1,
+                dst: R1,
                 src: Src::Imm(u64::MAX)
             }
         );
@@ -319,7 +309,7 @@ mod tests {
             Op::Alu {
                 op: AluOp::Add,
                 wide: false,
-                dst: 1,
+                dst: R1,
                 src: Src::Imm(0xffff_ffff)
             }
         );
@@ -333,7 +323,7 @@ mod tests {
         assert_eq!(
             ops[1],
             Op::LdImm64 {
-                dst: 2,
+                dst: R2,
                 value: 0x1_0000_0002
             }
         );

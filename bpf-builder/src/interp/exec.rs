@@ -6,9 +6,9 @@ use std::time::Instant;
 use super::ctx::{self, CtxRead, ProgKind};
 use super::decode::{Op, Src, Swap};
 use super::error::{Fault, InterpError};
-use super::machine::{Context, Frame, FrameKind, Kind, MAX_FRAMES, Machine, Val};
+use super::machine::{Context, Frame, FrameKind, Kind, MAX_FRAMES, Machine, Val, read_le};
 use super::maps::InterpMap;
-use crate::insn::{AluOp, AtomicOp, JmpOp, Size};
+use crate::insn::{AluOp, AtomicOp, JmpOp, Reg, Size};
 
 /// Where pointers would live in the kernel's address space: comparisons of
 /// two pointers into the same region compare `BASE + offset`, so that
@@ -75,7 +75,7 @@ impl Exec<'_> {
             let Some(op) = ops.get(pc) else {
                 break Err(InterpError::at(pc, Fault::FellOff));
             };
-            match self.step(op, pc) {
+            match self.fast_step(op, pc).map_or_else(|| self.step(op, pc), Ok) {
                 Ok(Flow::Next) => pc += 1,
                 Ok(Flow::Jump(t)) => pc = t,
                 Ok(Flow::Done(r0)) => break Ok(r0),
@@ -86,7 +86,137 @@ impl Exec<'_> {
         result
     }
 
+    /// The common cases of the hot operations (numbers, packet pointers
+    /// moved and compared, loads and stores of numbers in bounds, context
+    /// reads, the final exit): the flow after it, or `None` for
+    /// [`Exec::step`] to do the operation (and find any fault), so that
+    /// each result here is the one `step` gives.
     #[inline(always)]
+    fn fast_step(&mut self, op: &Op, pc: usize) -> Option<Flow> {
+        let regs = &mut self.m.regs;
+        let operand = |regs: &[Val; 11], src| match src {
+            Src::Reg(r) => regs[r as usize],
+            Src::Imm(i) => Val::scalar(i),
+        };
+        match *op {
+            Op::Alu { op, wide, dst, src } => {
+                if dst == Reg::R10 {
+                    return None;
+                }
+                let b = operand(regs, src);
+                let a = regs[dst as usize];
+                let r = match (op, a.kind, b.kind) {
+                    (AluOp::Mov, _, Kind::Scalar) if !wide => Val::scalar(b.v & 0xffff_ffff),
+                    (AluOp::Mov, _, Kind::Uninit) => return None,
+                    (AluOp::Mov, _, _) if wide => b,
+                    (AluOp::Mov, _, _) => return None,
+                    (_, Kind::Scalar, Kind::Scalar) if wide => Val::scalar(alu64(op, a.v, b.v)),
+                    (_, Kind::Scalar, Kind::Scalar) => {
+                        Val::scalar(u64::from(alu32(op, a.v as u32, b.v as u32)))
+                    }
+                    (AluOp::Add, kind, Kind::Scalar) if wide && kind.movable() => Val {
+                        kind,
+                        v: a.v.wrapping_add(b.v),
+                    },
+                    (AluOp::Sub, kind, Kind::Scalar) if wide && kind.movable() => Val {
+                        kind,
+                        v: a.v.wrapping_sub(b.v),
+                    },
+                    (AluOp::Add, Kind::Scalar, kind) if wide && kind.movable() => Val {
+                        kind,
+                        v: a.v.wrapping_add(b.v),
+                    },
+                    _ => return None,
+                };
+                regs[dst as usize] = r;
+                Some(Flow::Next)
+            }
+            Op::Jcond {
+                op,
+                wide,
+                dst,
+                src,
+                target,
+            } => {
+                let a = regs[dst as usize];
+                let b = operand(regs, src);
+                let taken = match (a.kind, b.kind) {
+                    (Kind::Scalar, Kind::Scalar) => cond(op, wide, a.v, b.v),
+                    (
+                        Kind::Pkt | Kind::Meta | Kind::PktEnd,
+                        Kind::Pkt | Kind::Meta | Kind::PktEnd,
+                    ) if wide => cond(op, true, BASE.wrapping_add(a.v), BASE.wrapping_add(b.v)),
+                    _ => return None,
+                };
+                Some(if taken {
+                    Flow::Jump(target)
+                } else {
+                    Flow::Next
+                })
+            }
+            Op::Load {
+                size,
+                sx,
+                dst,
+                src,
+                off,
+            } => {
+                let base = regs[src as usize];
+                if dst == Reg::R10 {
+                    return None;
+                }
+                let n = size.bytes();
+                let v = match (base.kind, &self.m.ctx) {
+                    (Kind::Ctx, Context::Xdp(x)) if !sx && base.v == 0 => {
+                        self.ctx_val(ctx::xdp_read(x, off.into(), n).ok()?)
+                    }
+                    (Kind::Ctx, _) => return None,
+                    _ => {
+                        let v = self.m.load_fast(base, off.into(), n)?;
+                        Val::scalar(if sx { sign_extend(v, (n * 8) as u8) } else { v })
+                    }
+                };
+                self.m.regs[dst as usize] = v;
+                Some(Flow::Next)
+            }
+            Op::Store {
+                size,
+                dst,
+                off,
+                src,
+            } => {
+                let base = regs[dst as usize];
+                let v = match operand(regs, src) {
+                    Val {
+                        kind: Kind::Scalar,
+                        v,
+                    } => v,
+                    _ => return None,
+                };
+                if base.kind == Kind::Ctx {
+                    return None;
+                }
+                self.m.store_fast(base, off.into(), size.bytes(), v)?;
+                Some(Flow::Next)
+            }
+            Op::LdImm64 { dst, value } if dst != Reg::R10 => {
+                regs[dst as usize] = Val::scalar(value);
+                Some(Flow::Jump(pc + 2))
+            }
+            Op::Ja { target } => Some(Flow::Jump(target)),
+            Op::Exit if self.m.frames.is_empty() => match regs[0] {
+                Val {
+                    kind: Kind::Scalar,
+                    v,
+                } => Some(Flow::Done(v)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// One operation, any case: the flow after it, or its fault.
+    #[inline(never)]
     fn step(&mut self, op: &Op, pc: usize) -> Result<Flow, Fault> {
         match *op {
             Op::Alu { op, wide, dst, src } => self.alu(op, wide, dst, src)?,
@@ -272,7 +402,7 @@ impl Exec<'_> {
             .ok_or(Fault::UnknownMap(fd))
     }
 
-    fn alu(&mut self, op: AluOp, wide: bool, dst: u8, src: Src) -> Result<(), Fault> {
+    fn alu(&mut self, op: AluOp, wide: bool, dst: Reg, src: Src) -> Result<(), Fault> {
         let b = match src {
             Src::Reg(r) => self.m.get(r)?,
             Src::Imm(i) => Val::scalar(i),
@@ -313,13 +443,19 @@ impl Exec<'_> {
             Context::Xdp(x) => ctx::xdp_read(x, off, size)?,
             Context::Skb(s) => ctx::skb_read(self.m.prog, s, self.m.data_len() as u32, off, size)?,
         };
+        Ok(self.ctx_val(read))
+    }
+
+    /// The register value of a context read.
+    #[inline(always)]
+    fn ctx_val(&self, read: CtxRead) -> Val {
         let at = |kind, v: usize| Val { kind, v: v as u64 };
-        Ok(match read {
+        match read {
             CtxRead::Scalar(v) => Val::scalar(v),
             CtxRead::Data => at(Kind::Pkt, self.m.data_start),
             CtxRead::DataEnd => at(Kind::PktEnd, self.m.data_end),
             CtxRead::DataMeta => at(Kind::Meta, self.m.meta_start),
-        })
+        }
     }
 
     fn ctx_store(&mut self, base: Val, off: i64, size: usize, v: Val) -> Result<(), Fault> {
@@ -348,8 +484,8 @@ impl Exec<'_> {
         &mut self,
         op: AtomicOp,
         size: Size,
-        dst: u8,
-        src: u8,
+        dst: Reg,
+        src: Reg,
         off: i16,
     ) -> Result<(), Fault> {
         let n = size.bytes();
@@ -376,7 +512,7 @@ impl Exec<'_> {
             return Err(Fault::Misaligned { size: n });
         }
         let s = self.m.scalar(src, "an atomic operation")?;
-        let old = super::machine::read_le(self.m.bytes(self.maps, area, at, n)?);
+        let old = read_le(self.m.bytes(self.maps, area, at, n)?);
         let mask = if n == 8 { u64::MAX } else { 0xffff_ffff };
         let (new, fetch) = match op {
             AtomicOp::Add => (old.wrapping_add(s), false),
@@ -389,7 +525,7 @@ impl Exec<'_> {
             AtomicOp::FetchXor => (old ^ s, true),
             AtomicOp::Xchg => (s, true),
             AtomicOp::CmpXchg => {
-                let expected = self.m.scalar(0, "cmpxchg")?;
+                let expected = self.m.scalar(Reg::R0, "cmpxchg")?;
                 let new = if expected & mask == old { s } else { old };
                 self.m.regs[0] = Val::scalar(old);
                 (new, false)
@@ -410,11 +546,11 @@ impl Exec<'_> {
 
     /// A legacy packet load: `Some(value)`, or `None` when out of bounds
     /// (the program then returns 0).
-    fn ld_abs(&mut self, size: Size, ind: Option<u8>, imm: i32) -> Result<Option<u64>, Fault> {
+    fn ld_abs(&mut self, size: Size, ind: Option<Reg>, imm: i32) -> Result<Option<u64>, Fault> {
         if self.m.prog == ProgKind::Xdp {
             return Err(Fault::NotAllowed("ld_abs/ld_ind"));
         }
-        if self.m.get(6)?.kind != Kind::Ctx {
+        if self.m.get(Reg::R6)?.kind != Kind::Ctx {
             return Err(Fault::NotAllowed("ld_abs/ld_ind without the context in r6"));
         }
         // The kernel computes the offset in 64 bits, then passes it as int.
@@ -483,7 +619,7 @@ impl Exec<'_> {
 
     /// `exit`: from the program, a subprogram or a loop callback.
     fn exit(&mut self) -> Result<Flow, Fault> {
-        let r0 = self.m.get(0)?;
+        let r0 = self.m.get(Reg::R0)?;
         let Some(frame) = self.m.frames.pop() else {
             if r0.kind != Kind::Scalar {
                 return Err(Fault::ReturnPointer(r0.kind.name()));
@@ -549,6 +685,7 @@ fn check_atomic_base(base: Val) -> Result<(), Fault> {
 }
 
 /// `v` sign-extended from its low `bits` bits.
+#[inline(always)]
 fn sign_extend(v: u64, bits: u8) -> u64 {
     match bits {
         8 => v as u8 as i8 as i64 as u64,
@@ -559,6 +696,7 @@ fn sign_extend(v: u64, bits: u8) -> u64 {
 }
 
 /// 64-bit arithmetic as the kernel defines it.
+#[inline(always)]
 pub(crate) fn alu64(op: AluOp, a: u64, b: u64) -> u64 {
     match op {
         AluOp::Add => a.wrapping_add(b),
@@ -582,6 +720,7 @@ pub(crate) fn alu64(op: AluOp, a: u64, b: u64) -> u64 {
 }
 
 /// 32-bit arithmetic as the kernel defines it.
+#[inline(always)]
 pub(crate) fn alu32(op: AluOp, a: u32, b: u32) -> u32 {
     match op {
         AluOp::Add => a.wrapping_add(b),
@@ -641,15 +780,16 @@ fn pointer_alu(op: AluOp, wide: bool, a: Val, b: Val) -> Result<Val, Fault> {
 /// Whether a conditional jump is taken.
 fn compare(op: JmpOp, wide: bool, a: Val, b: Val) -> Result<bool, Fault> {
     if a.kind == Kind::Scalar && b.kind == Kind::Scalar {
-        return Ok(if wide {
-            cond64(op, a.v, b.v)
-        } else {
-            cond32(op, a.v as u32, b.v as u32)
-        });
+        return Ok(cond(op, wide, a.v, b.v));
     }
     let ptr = if a.kind == Kind::Scalar { b } else { a };
     if wide && a.kind.same_space(b.kind) {
-        return Ok(cond64(op, BASE.wrapping_add(a.v), BASE.wrapping_add(b.v)));
+        return Ok(cond(
+            op,
+            true,
+            BASE.wrapping_add(a.v),
+            BASE.wrapping_add(b.v),
+        ));
     }
     // A pointer is never NULL.
     let other = if a.kind == Kind::Scalar { a } else { b };
@@ -666,36 +806,50 @@ fn compare(op: JmpOp, wide: bool, a: Val, b: Val) -> Result<bool, Fault> {
     })
 }
 
-fn cond64(op: JmpOp, a: u64, b: u64) -> bool {
+// The outcomes of a comparison (and of the bit test) that can make a
+// conditional jump jump, one bit each.
+/// `a < b`.
+const LT: u8 = 1;
+/// `a == b`.
+const EQ: u8 = 2;
+/// `a > b`.
+const GT: u8 = 4;
+/// `a & b != 0`.
+const SET: u8 = 8;
+
+/// The outcomes under which `op` jumps, and whether it compares signed.
+#[inline(always)]
+fn outcomes(op: JmpOp) -> (u8, bool) {
     match op {
-        JmpOp::Eq => a == b,
-        JmpOp::Ne => a != b,
-        JmpOp::Gt => a > b,
-        JmpOp::Ge => a >= b,
-        JmpOp::Lt => a < b,
-        JmpOp::Le => a <= b,
-        JmpOp::Set => a & b != 0,
-        JmpOp::SGt => (a as i64) > (b as i64),
-        JmpOp::SGe => (a as i64) >= (b as i64),
-        JmpOp::SLt => (a as i64) < (b as i64),
-        JmpOp::SLe => (a as i64) <= (b as i64),
+        JmpOp::Eq => (EQ, false),
+        JmpOp::Ne => (LT | GT, false),
+        JmpOp::Gt => (GT, false),
+        JmpOp::Ge => (GT | EQ, false),
+        JmpOp::Lt => (LT, false),
+        JmpOp::Le => (LT | EQ, false),
+        JmpOp::Set => (SET, false),
+        JmpOp::SGt => (GT, true),
+        JmpOp::SGe => (GT | EQ, true),
+        JmpOp::SLt => (LT, true),
+        JmpOp::SLe => (LT | EQ, true),
     }
 }
 
-fn cond32(op: JmpOp, a: u32, b: u32) -> bool {
-    match op {
-        JmpOp::Eq => a == b,
-        JmpOp::Ne => a != b,
-        JmpOp::Gt => a > b,
-        JmpOp::Ge => a >= b,
-        JmpOp::Lt => a < b,
-        JmpOp::Le => a <= b,
-        JmpOp::Set => a & b != 0,
-        JmpOp::SGt => (a as i32) > (b as i32),
-        JmpOp::SGe => (a as i32) >= (b as i32),
-        JmpOp::SLt => (a as i32) < (b as i32),
-        JmpOp::SLe => (a as i32) <= (b as i32),
-    }
+/// Whether `a op b` holds, on all 64 bits (`wide`) or the low 32. Without
+/// a branch on `op`: the low 32 bits shifted to the top compare as the
+/// 32-bit values do, and flipping the sign bit turns a signed comparison
+/// into an unsigned one.
+#[inline(always)]
+fn cond(op: JmpOp, wide: bool, a: u64, b: u64) -> bool {
+    let (jumps, signed) = outcomes(op);
+    let shift = if wide { 0 } else { 32 };
+    let flip = if signed { 1 << 63 } else { 0 };
+    let (x, y) = ((a << shift) ^ flip, (b << shift) ^ flip);
+    let holds = (u8::from(x < y) * LT)
+        | (u8::from(x == y) * EQ)
+        | (u8::from(x > y) * GT)
+        | (u8::from((a << shift) & (b << shift) != 0) * SET);
+    jumps & holds != 0
 }
 
 #[cfg(test)]
@@ -718,6 +872,63 @@ mod tests {
         );
         assert_eq!(alu32(AluOp::Lsh, 1, 33), 2);
         assert_eq!(alu64(AluOp::Arsh, 1 << 63, 63), u64::MAX);
+    }
+
+    /// The conditions as the ISA defines them, one by one, on the
+    /// operands' unsigned and signed values at the operation's width.
+    fn reference(op: JmpOp, wide: bool, a: u64, b: u64) -> bool {
+        let (ua, ub, sa, sb) = if wide {
+            (a, b, a as i64, b as i64)
+        } else {
+            let signed = |v: u64| i64::from(v as u32 as i32);
+            (a & 0xffff_ffff, b & 0xffff_ffff, signed(a), signed(b))
+        };
+        match op {
+            JmpOp::Eq => ua == ub,
+            JmpOp::Ne => ua != ub,
+            JmpOp::Gt => ua > ub,
+            JmpOp::Ge => ua >= ub,
+            JmpOp::Lt => ua < ub,
+            JmpOp::Le => ua <= ub,
+            JmpOp::Set => ua & ub != 0,
+            JmpOp::SGt => sa > sb,
+            JmpOp::SGe => sa >= sb,
+            JmpOp::SLt => sa < sb,
+            JmpOp::SLe => sa <= sb,
+        }
+    }
+
+    #[test]
+    fn conditions_follow_the_isa_at_both_widths() {
+        // Values around zero, the 32-bit sign bit and the 64-bit one, with
+        // upper halves that must not matter at 32 bits.
+        let mut values = Vec::new();
+        for low in [
+            0u64,
+            1,
+            2,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_fffe,
+            0xffff_ffff,
+        ] {
+            for high in [0u64, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff] {
+                values.push(high << 32 | low);
+            }
+        }
+        for op in JmpOp::ALL {
+            for wide in [true, false] {
+                for &a in &values {
+                    for &b in &values {
+                        assert_eq!(
+                            cond(op, wide, a, b),
+                            reference(op, wide, a, b),
+                            "{op:?} wide={wide} {a:#x} {b:#x}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

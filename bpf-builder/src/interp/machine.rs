@@ -9,6 +9,7 @@
 use super::ctx::{ProgKind, SkbCtx, XdpCtx};
 use super::error::Fault;
 use super::maps::InterpMap;
+use crate::insn::Reg;
 
 /// Stack bytes per call frame.
 pub(crate) const FRAME_SIZE: usize = 512;
@@ -155,9 +156,18 @@ pub(crate) struct Machine {
     pub(crate) executed: u64,
     pub(crate) may_goto_budget: u64,
     pub(crate) scratch: Vec<u8>,
-    /// Whether frame 0's stack was written since it was last cleared (a
-    /// filter that never writes it costs no clearing per run).
-    pub(crate) stack_written: bool,
+    /// The lowest stack offset written since frame 0 was last cleared
+    /// (`FRAME_SIZE` when clean): a run clears only what the one before
+    /// wrote, usually a few slots below the frame pointer. Deeper frames
+    /// are cleared when entered.
+    pub(crate) stack_dirty_from: usize,
+}
+
+/// `at` when `[at, at + size)` lies in `[lo, hi)`.
+#[inline(always)]
+fn span(at: u64, size: usize, lo: usize, hi: usize) -> Option<usize> {
+    let end = at.checked_add(size as u64)?;
+    (at >= lo as u64 && end <= hi as u64).then_some(at as usize)
 }
 
 /// Checks that `[at, at + size)` lies in `[lo, hi)`; returns `at`.
@@ -169,20 +179,12 @@ fn within(
     lo: usize,
     hi: usize,
 ) -> Result<usize, Fault> {
-    let fits = at >= lo as u64
-        && at
-            .checked_add(size as u64)
-            .is_some_and(|end| end <= hi as u64);
-    if fits {
-        Ok(at as usize)
-    } else {
-        Err(Fault::OutOfBounds {
-            region,
-            off: at.wrapping_sub(lo as u64) as i64,
-            size,
-            len: hi - lo,
-        })
-    }
+    span(at, size, lo, hi).ok_or_else(|| Fault::OutOfBounds {
+        region,
+        off: at.wrapping_sub(lo as u64) as i64,
+        size,
+        len: hi - lo,
+    })
 }
 
 /// Little-endian value of up to 8 bytes (the access sizes without a
@@ -199,6 +201,19 @@ pub(crate) fn read_le(bytes: &[u8]) -> u64 {
             v[..bytes.len()].copy_from_slice(bytes);
             u64::from_le_bytes(v)
         }
+    }
+}
+
+/// Writes the low `bytes.len()` bytes of `v`, little-endian (the access
+/// sizes without a copy of variable length).
+#[inline(always)]
+fn write_le(bytes: &mut [u8], v: u64) {
+    match bytes.len() {
+        1 => bytes[0] = v as u8,
+        2 => bytes.copy_from_slice(&(v as u16).to_le_bytes()),
+        4 => bytes.copy_from_slice(&(v as u32).to_le_bytes()),
+        8 => bytes.copy_from_slice(&v.to_le_bytes()),
+        n => bytes.copy_from_slice(&v.to_le_bytes()[..n]),
     }
 }
 
@@ -220,7 +235,7 @@ impl Machine {
             executed: 0,
             may_goto_budget: 0,
             scratch: Vec::new(),
-            stack_written: true,
+            stack_dirty_from: 0,
         }
     }
 
@@ -235,10 +250,11 @@ impl Machine {
         self.regs[10] = Self::frame_pointer(0);
         self.frames.clear();
         // Other frames are cleared when entered.
-        if self.stack_written {
-            self.stack[..FRAME_SIZE].fill(0);
-            self.slot_kinds[..FRAME_SIZE / 8].fill(Kind::Scalar);
-            self.stack_written = false;
+        let dirty = self.stack_dirty_from;
+        if dirty < FRAME_SIZE {
+            self.stack[dirty..FRAME_SIZE].fill(0);
+            self.slot_kinds[dirty / 8..FRAME_SIZE / 8].fill(Kind::Scalar);
+            self.stack_dirty_from = FRAME_SIZE;
         }
         self.executed = 0;
         // BPF_MAX_LOOPS: the kernel's may_goto budget.
@@ -255,17 +271,17 @@ impl Machine {
 
     /// Register `r`, which must have been written.
     #[inline]
-    pub(crate) fn get(&self, r: u8) -> Result<Val, Fault> {
+    pub(crate) fn get(&self, r: Reg) -> Result<Val, Fault> {
         let v = self.regs[r as usize];
         if v.kind == Kind::Uninit {
-            return Err(Fault::Uninit(r));
+            return Err(Fault::Uninit(r.num()));
         }
         Ok(v)
     }
 
     /// Register `r` as a number.
     #[inline]
-    pub(crate) fn scalar(&self, r: u8, op: &'static str) -> Result<u64, Fault> {
+    pub(crate) fn scalar(&self, r: Reg, op: &'static str) -> Result<u64, Fault> {
         let v = self.get(r)?;
         if v.kind != Kind::Scalar {
             return Err(Fault::Pointer {
@@ -278,8 +294,8 @@ impl Machine {
 
     /// Writes register `r` (never r10).
     #[inline]
-    pub(crate) fn set(&mut self, r: u8, v: Val) -> Result<(), Fault> {
-        if r == 10 {
+    pub(crate) fn set(&mut self, r: Reg, v: Val) -> Result<(), Fault> {
+        if r == Reg::R10 {
             return Err(Fault::FramePointerWrite);
         }
         self.regs[r as usize] = v;
@@ -374,7 +390,7 @@ impl Machine {
     ) -> &'a mut [u8] {
         match area {
             Area::Stack => {
-                self.stack_written = true;
+                self.stack_dirty_from = self.stack_dirty_from.min(at);
                 if size > 0 {
                     for k in &mut self.slot_kinds[at / 8..=(at + size - 1) / 8] {
                         *k = Kind::Scalar;
@@ -402,6 +418,66 @@ impl Machine {
         }
     }
 
+    /// Whether the stack bytes `[at, at + size)` (size 1 to 8) are plain
+    /// bytes, no spilled pointer under them.
+    #[inline(always)]
+    fn slots_plain(&self, at: usize, size: usize) -> bool {
+        self.slot_kinds[at / 8..=(at + size - 1) / 8]
+            .iter()
+            .all(|k| matches!(k, Kind::Scalar))
+    }
+
+    /// The common case of [`Machine::load`]: a number from the packet,
+    /// the metadata or plain stack bytes, in bounds. `None` for `load` to
+    /// do the rest (and find the fault), so that a value here is the one
+    /// `load` gives.
+    #[inline(always)]
+    pub(crate) fn load_fast(&self, ptr: Val, off: i64, size: usize) -> Option<u64> {
+        let at = ptr.v.wrapping_add(off as u64);
+        // The packet first: most loads of a filter.
+        if ptr.kind == Kind::Pkt {
+            let i = span(at, size, self.data_start, self.data_end)?;
+            return Some(read_le(&self.buf[i..i + size]));
+        }
+        let i = match ptr.kind {
+            Kind::Meta => span(at, size, self.meta_start, self.data_start)?,
+            Kind::Stack(f) => {
+                let lo = f as usize * FRAME_SIZE;
+                let i = span(at, size, lo, lo + FRAME_SIZE)?;
+                return self
+                    .slots_plain(i, size)
+                    .then(|| read_le(&self.stack[i..i + size]));
+            }
+            _ => return None,
+        };
+        Some(read_le(&self.buf[i..i + size]))
+    }
+
+    /// The common case of [`Machine::store`]: a number into the packet,
+    /// the metadata or the stack, in bounds and writable. `None` (nothing
+    /// written) for `store` to do the rest.
+    #[inline(always)]
+    pub(crate) fn store_fast(&mut self, ptr: Val, off: i64, size: usize, v: u64) -> Option<()> {
+        let at = ptr.v.wrapping_add(off as u64);
+        let i = match ptr.kind {
+            Kind::Pkt if self.prog != ProgKind::Socket => {
+                span(at, size, self.data_start, self.data_end)?
+            }
+            Kind::Meta => span(at, size, self.meta_start, self.data_start)?,
+            Kind::Stack(f) => {
+                let lo = f as usize * FRAME_SIZE;
+                let i = span(at, size, lo, lo + FRAME_SIZE)?;
+                self.stack_dirty_from = self.stack_dirty_from.min(i);
+                self.slot_kinds[i / 8..=(i + size - 1) / 8].fill(Kind::Scalar);
+                write_le(&mut self.stack[i..i + size], v);
+                return Some(());
+            }
+            _ => return None,
+        };
+        write_le(&mut self.buf[i..i + size], v);
+        Some(())
+    }
+
     /// Loads `size` bytes at `ptr + off` from memory other than the
     /// context: a number, or a pointer filled back from the stack.
     #[inline]
@@ -412,17 +488,6 @@ impl Machine {
         off: i64,
         size: usize,
     ) -> Result<Val, Fault> {
-        if ptr.kind == Kind::Pkt {
-            // The packet loads of a filter, without the general path.
-            let at = within(
-                "packet",
-                ptr.v.wrapping_add(off as u64),
-                size,
-                self.data_start,
-                self.data_end,
-            )?;
-            return Ok(Val::scalar(read_le(&self.buf[at..at + size])));
-        }
         let (area, at) = self.resolve(maps, ptr, off, size, false)?;
         if let Area::Stack = area {
             let kind = self.slot_kinds[at / 8];
@@ -456,7 +521,7 @@ impl Machine {
                     kind: v.kind.name(),
                 });
             }
-            self.stack_written = true;
+            self.stack_dirty_from = self.stack_dirty_from.min(at);
             self.stack[at..at + 8].copy_from_slice(&bytes);
             self.slot_kinds[at / 8] = v.kind;
             return Ok(());

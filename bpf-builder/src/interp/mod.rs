@@ -231,7 +231,9 @@ impl Interp {
             ));
         }
         let m = &mut self.machine;
-        m.buf.clear();
+        // The headroom before the metadata is outside every region a
+        // program can reach: what an earlier run left there stays.
+        m.buf.truncate(XDP_HEADROOM - meta.len());
         m.buf.resize(XDP_HEADROOM - meta.len(), 0);
         m.buf.extend_from_slice(meta);
         m.buf.extend_from_slice(packet);
@@ -241,7 +243,11 @@ impl Interp {
         m.mac_start = XDP_HEADROOM;
         m.net_start = XDP_HEADROOM;
         m.prog = ProgKind::Xdp;
-        m.ctx = Context::Xdp(ctx);
+        // In place when it is already an XDP context (no drop of the old).
+        match &mut m.ctx {
+            Context::Xdp(x) => *x = ctx,
+            other => *other = Context::Xdp(ctx),
+        }
         Ok(())
     }
 
