@@ -1,6 +1,9 @@
 //! Listings with names: the disassembler fed with what the builder knows
 //! (label names, maps, functions, source annotations).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use crate::asm::{Annotation, Code};
 use crate::disasm::{Symbols, listing};
 use crate::layout::{Layout, Owner};
@@ -16,39 +19,79 @@ const MAX_LINE: usize = 240;
 /// An annotation as listing comment lines: a one-line source with a
 /// column gets a caret under that column (see [`MAX_LINE`]); anything
 /// else is shown as is.
-fn render(a: &Annotation) -> String {
-    if a.column == 0 || a.text.contains('\n') {
+fn render(a: &Annotation, facts: TextFacts) -> String {
+    if a.column == 0 || facts.multi_line {
         return a.to_string();
     }
-    let (line, pad) = excerpt(&a.text, a.column);
+    let (line, pad) = excerpt(&a.text, a.column, facts);
     format!("{line}\n{}^", " ".repeat(pad))
 }
 
 /// An annotation in one line, its source cut to [`MAX_LINE`] bytes
 /// around its column (as in a verifier error).
 pub(crate) fn one_line(a: &Annotation) -> String {
-    if a.column == 0 || a.text.contains('\n') || a.text.len() <= MAX_LINE {
+    let facts = TextFacts::of(&a.text);
+    if a.column == 0 || facts.multi_line || a.text.len() <= MAX_LINE {
         return a.to_string();
     }
     let short = Annotation {
-        text: excerpt(&a.text, a.column).0.into(),
+        text: excerpt(&a.text, a.column, facts).0.into(),
         ..a.clone()
     };
     short.to_string()
 }
 
+/// What [`render`] needs to know of a whole source text, which takes a
+/// pass over it: found once per text and listing ([`FactsCache`]), since
+/// every instruction of a long filter is annotated with the same text.
+#[derive(Clone, Copy)]
+struct TextFacts {
+    /// It has more than one line.
+    multi_line: bool,
+    /// It is all ASCII (a column is then a byte offset).
+    ascii: bool,
+}
+
+impl TextFacts {
+    fn of(text: &str) -> TextFacts {
+        TextFacts {
+            multi_line: text.contains('\n'),
+            ascii: text.is_ascii(),
+        }
+    }
+}
+
+/// [`TextFacts`] by text (its address and length: the texts are shared,
+/// so each is one address), for one listing.
+#[derive(Default)]
+struct FactsCache(RefCell<HashMap<(usize, usize), TextFacts>>);
+
+impl FactsCache {
+    fn render(&self, a: &Annotation) -> String {
+        let text: &str = &a.text;
+        let key = (text.as_ptr() as usize, text.len());
+        let facts = *self
+            .0
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| TextFacts::of(text));
+        render(a, facts)
+    }
+}
+
 /// One-line `text` as shown (whole up to [`MAX_LINE`] bytes, else cut
 /// around 1-based `column`), and the characters before the column in it.
-fn excerpt(text: &str, column: u32) -> (String, usize) {
+fn excerpt(text: &str, column: u32, facts: TextFacts) -> (String, usize) {
     let col = column as usize - 1;
     if text.len() <= MAX_LINE {
         return (text.to_string(), text.chars().take(col).count());
     }
     // The byte where the column's character starts: the column itself
-    // when all before it is ASCII (checked fast), else counted.
-    let at = match text.get(..col) {
-        Some(before) if before.is_ascii() => col,
-        _ => text.char_indices().nth(col).map_or(text.len(), |(i, _)| i),
+    // when the text is ASCII, else counted.
+    let at = if facts.ascii {
+        col.min(text.len())
+    } else {
+        text.char_indices().nth(col).map_or(text.len(), |(i, _)| i)
     };
     let floor = |mut i: usize| {
         while !text.is_char_boundary(i) {
@@ -70,6 +113,7 @@ fn excerpt(text: &str, column: u32) -> (String, usize) {
 struct ProgramSymbols<'a> {
     object: &'a Object,
     layout: &'a Layout,
+    facts: FactsCache,
 }
 
 impl ProgramSymbols<'_> {
@@ -126,12 +170,13 @@ impl Symbols for ProgramSymbols<'_> {
     // function's name.
 
     fn annotation(&self, pc: usize) -> Option<String> {
-        self.layout.annotation_at(self.object, pc).map(render)
+        let a = self.layout.annotation_at(self.object, pc)?;
+        Some(self.facts.render(a))
     }
 }
 
 /// Symbols of a lone code block (labels and annotations; references by id).
-struct CodeSymbols<'a>(&'a Code);
+struct CodeSymbols<'a>(&'a Code, FactsCache);
 
 impl Symbols for CodeSymbols<'_> {
     fn label(&self, pc: usize) -> Option<String> {
@@ -159,14 +204,14 @@ impl Symbols for CodeSymbols<'_> {
     }
 
     fn annotation(&self, pc: usize) -> Option<String> {
-        self.0.source_at(pc).map(render)
+        Some(self.1.render(self.0.source_at(pc)?))
     }
 }
 
 impl Code {
     /// The disassembly of this block, with its labels and annotations.
     pub fn listing(&self) -> String {
-        listing(&self.insns, &CodeSymbols(self))
+        listing(&self.insns, &CodeSymbols(self, FactsCache::default()))
     }
 }
 
@@ -181,7 +226,57 @@ impl Object {
             &ProgramSymbols {
                 object: self,
                 layout: &layout,
+                facts: FactsCache::default(),
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_column(text: &str, column: u32) -> Annotation {
+        Annotation {
+            column,
+            ..Annotation::new(text.to_string())
+        }
+    }
+
+    /// A long line is cut around its column, the caret under the column's
+    /// character, with characters of several bytes before it.
+    #[test]
+    fn a_long_line_is_cut_around_its_column() {
+        let text = format!("{}é{}", "a".repeat(200), "b".repeat(200));
+        // Column 202: the first `b`, after 200 `a` and the `é`.
+        let shown = FactsCache::default().render(&at_column(&text, 202));
+        let (line, caret) = shown.split_once('\n').unwrap();
+        assert_eq!(
+            line,
+            format!("...{}é{}...", "a".repeat(78), "b".repeat(160))
+        );
+        assert_eq!(caret, format!("{}^", " ".repeat(82)));
+    }
+
+    /// The facts of a text are found once: the same text at another
+    /// column, and another text, render as on their own.
+    #[test]
+    fn texts_share_their_facts_only_with_themselves() {
+        let cache = FactsCache::default();
+        let long = std::sync::Arc::<str>::from("x".repeat(300));
+        let two_lines = "first\nsecond";
+        let a = |text: &std::sync::Arc<str>, column| Annotation {
+            column,
+            ..Annotation::new(crate::asm::Text::Shared(text.clone()))
+        };
+        assert_eq!(
+            cache.render(&a(&long, 1)),
+            render(&a(&long, 1), TextFacts::of(&long))
+        );
+        assert_eq!(
+            cache.render(&a(&long, 290)),
+            format!("...{}\n{}^", "x".repeat(91), " ".repeat(83))
+        );
+        assert_eq!(cache.render(&at_column(two_lines, 3)), "first\nsecond");
     }
 }

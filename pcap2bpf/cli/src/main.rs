@@ -380,18 +380,22 @@ fn cmd_compile(a: CompileArgs) -> Result<(), String> {
         EmitArg::Elf => Format::Elf,
         EmitArg::Ir | EmitArg::IrLowered => Format::Ir,
     };
-    let out = match a.emit {
-        EmitArg::IrLowered => emit::lowered_ir(&expr, &opts)
-            .map_err(|e| compile_error(&e, &expr))?
-            .into_bytes(),
-        _ => emit::render(&compiled, &expr, format)?,
-    };
-    if let Some(path) = &a.output {
-        std::fs::write(path, &out).map_err(|e| format!("{}: {e}", path.display()))?;
-    } else if !a.stats {
-        std::io::stdout()
-            .write_all(&out)
-            .map_err(|e| e.to_string())?;
+    // `--stats` without `-o` prints no program: none is rendered.
+    if a.output.is_some() || !a.stats {
+        let out = match a.emit {
+            EmitArg::IrLowered => emit::lowered_ir(&expr, &opts)
+                .map_err(|e| compile_error(&e, &expr))?
+                .into_bytes(),
+            _ => emit::render(&compiled, &expr, format)?,
+        };
+        match &a.output {
+            Some(path) => {
+                std::fs::write(path, &out).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => std::io::stdout()
+                .write_all(&out)
+                .map_err(|e| e.to_string())?,
+        }
     }
     if a.stats {
         times.sort_unstable();
