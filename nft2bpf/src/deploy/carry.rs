@@ -9,7 +9,10 @@
 //! counter counted in between goes into the new program's `carried` map.
 //! The program never touches that map (a per-CPU counter cannot be
 //! added to from user space without losing the packets counted while it
-//! is written); readers add it to the per-CPU sum ([`total`]).
+//! is written); readers add it to the per-CPU sum ([`total`]). A member
+//! of an XDP dispatcher, which the switch does not move, takes only the
+//! value before: the old member runs on beside it until the load
+//! commits, and both count what crosses them meanwhile.
 
 use std::collections::HashMap;
 

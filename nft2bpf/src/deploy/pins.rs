@@ -627,11 +627,15 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
     }
     // The switch: one write moves every hook to the new rules.
     flip.flip()?;
-    // What the old rules counted up to the switch.
-    if !carries.is_empty() {
+    // What the old rules counted up to the switch. Not for members of a
+    // dispatcher, which the switch does not move: the old member runs
+    // on beside the new one until the commit, and both count the
+    // packets that cross them meanwhile.
+    let switched = |i: usize| !prepared[i].shared;
+    if carries.iter().any(|(i, _)| switched(*i)) {
         wait_for_switch()?;
     }
-    for (i, carry) in &carries {
+    for (i, carry) in carries.iter().filter(|(i, _)| switched(*i)) {
         let p = &prepared[*i];
         carry
             .after_switch(p.carried_obj.map(p.carried_map))
