@@ -110,16 +110,8 @@ impl Producer {
 
     /// (sequence numbers taken, records counted lost, lost marks).
     fn outcome(&self) -> (u64, u64, Vec<bool>) {
-        let state = self.loaded.map(self.state).lookup(&0u32.to_ne_bytes());
-        let state = state.unwrap().unwrap();
-        let taken = u64::from_ne_bytes(state[..8].try_into().unwrap());
-        let lost = u64::from_ne_bytes(state[8..].try_into().unwrap());
-        let mut marks = vec![false; MAX_SEQ as usize];
-        for (key, value) in self.loaded.map(self.lost).lookup_batch_all(4096).unwrap() {
-            let key = u32::from_ne_bytes(key.try_into().unwrap());
-            marks[key as usize] = value[0] != 0;
-        }
-        (taken, lost, marks)
+        let map = |id| self.loaded.map(id);
+        common::sequence_outcome(map(self.state), map(self.lost), MAX_SEQ)
     }
 }
 

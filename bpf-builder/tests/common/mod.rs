@@ -316,6 +316,25 @@ pub fn next_sequence(a: &mut Asm, state: MapId, out: bpf_builder::asm::Label) {
     a.atomic(bpf_builder::insn::AtomicOp::FetchAdd, Size::DW, R8, 0, R7);
 }
 
+/// What a stress producer recorded ([`next_sequence`], [`mark_lost`]):
+/// (sequence numbers taken, records counted lost, the lost marks of the
+/// first `max_seq` numbers).
+pub fn sequence_outcome(
+    state: &bpf_builder::handle::Map,
+    lost: &bpf_builder::handle::Map,
+    max_seq: u32,
+) -> (u64, u64, Vec<bool>) {
+    let state = state.lookup(&0u32.to_ne_bytes()).unwrap().unwrap();
+    let taken = u64::from_ne_bytes(state[..8].try_into().unwrap());
+    let refused = u64::from_ne_bytes(state[8..].try_into().unwrap());
+    let mut marks = vec![false; max_seq as usize];
+    for (key, value) in lost.lookup_batch_all(4096).unwrap() {
+        let key = u32::from_ne_bytes(key.try_into().unwrap());
+        marks[key as usize] = value[0] != 0;
+    }
+    (taken, refused, marks)
+}
+
 /// The stress producers' end for a record that could not be written:
 /// counts it in the state's second u64 and sets byte r7 of `lost` (one
 /// byte per sequence number), then falls through to what follows.
