@@ -18,6 +18,7 @@
 
 use std::time::Instant;
 
+use benches::median;
 use bpf_builder::asm::Asm;
 use bpf_builder::attach::dispatcher::{self, JoinOptions};
 use bpf_builder::handle::Program;
@@ -56,11 +57,6 @@ fn ns_per_packet(prog: &Program, frame: &[u8]) -> f64 {
     let out = prog.test_run(&TestRun::new(frame).repeat(REPEAT)).unwrap();
     assert_eq!(out.retval, 2, "every member passes");
     out.duration_ns as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn by_id(id: KernelProgId) -> Program {
@@ -146,7 +142,7 @@ fn main() {
             d.push(ns_per_packet(&dispatcher, &frame));
             s.push(alone.iter().map(|p| ns_per_packet(p, &frame)).sum());
         }
-        let (d, s) = (median(d), median(s));
+        let (d, s) = (median(&mut d), median(&mut s));
         println!("{n:>3} {d:>12.1} {s:>12.1} {:>7.2}", d / s);
         empty_dispatcher(&ns2, "vb");
         drop(last);

@@ -43,6 +43,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use benches::median;
 use bpf_builder::asm::{Asm, Code};
 use bpf_builder::ctx::{XdpAction, xdp_md};
 use bpf_builder::insn::{AluOp, Endian, JmpOp, Reg, Size};
@@ -58,11 +59,6 @@ use testbed::frame::{Ipv4, Tcp, arp, ethernet_frame, ipv6, tcp_flags, udp};
 const DEVICE: &str = "veth0";
 const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const ETHERTYPE_IPV6: u16 = 0x86dd;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn ms(d: f64) -> String {
     format!("{:.2}", d * 1e3)

@@ -24,6 +24,7 @@
 use std::process::Command;
 use std::time::Instant;
 
+use benches::{median, ns_per_item};
 use bpf_builder::object::Object;
 use bpf_builder::run::TestRun;
 use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
@@ -70,11 +71,6 @@ fn options(tables: &Tables) -> CompileOptions<'_> {
 /// 256 KiB/nothing), as [`CompileOptions::new`] sets them.
 fn options_for(tables: &Tables, target: Target) -> CompileOptions<'_> {
     CompileOptions::new(LinkType::En10mb, target, tables)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// Median time of `f` over `rounds` rounds of `batch` calls, in ns per call.
@@ -366,33 +362,23 @@ fn run_over_capture() {
         // The same verdicts first: a fast wrong answer is no answer.
         let want: Vec<bool> = packets.iter().map(|p| cbpf.filter(p.data)).collect();
         assert_eq!(kernel.matches_all(&packets).expect("runs"), want, "{expr}");
-        let per_packet = |mut f: Box<dyn FnMut() + '_>| {
-            let mut v: Vec<f64> = (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed().as_nanos() as f64 / packets.len() as f64
-                })
-                .collect();
-            median(&mut v)
-        };
-        let k = per_packet(Box::new(|| {
+        let k = ns_per_item(5, packets.len(), || {
             std::hint::black_box(kernel.matches_all(&packets).expect("runs"));
-        }));
+        });
         // One test run per packet, as `run` did before batches.
-        let one = per_packet(Box::new(|| {
+        let one = ns_per_item(5, packets.len(), || {
             for p in &packets {
                 std::hint::black_box(kernel.matches(*p).expect("runs"));
             }
-        }));
-        let i = per_packet(Box::new(|| {
+        });
+        let i = ns_per_item(5, packets.len(), || {
             std::hint::black_box(interp.matches_all(&packets).expect("runs"));
-        }));
-        let l = per_packet(Box::new(|| {
+        });
+        let l = ns_per_item(5, packets.len(), || {
             for p in &packets {
                 std::hint::black_box(cbpf.filter(p.data));
             }
-        }));
+        });
         ratios.push(k / l);
         println!(
             "{expr:<32} {k:>9.0} {one:>9.0} {i:>9.0} {l:>9.0} {:>13.2}",

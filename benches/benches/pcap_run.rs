@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use benches::{median, ns_per_item};
 use pcap2bpf::engine::{Engine, Frame, RunOptions, Runner};
 use pcap2bpf::{LinkType, Tables};
 use pcapfile::{LINKTYPE_EN10MB, Packet, PcapWriter};
@@ -348,11 +349,6 @@ fn pcap2bpf_binary() -> PathBuf {
         .expect("cargo names the pcap2bpf executable")
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// One timed run: seconds, and the last line it printed.
 fn timed(cmd: &mut Command) -> (f64, String) {
     let t = Instant::now();
@@ -496,42 +492,32 @@ fn in_process(cap: &Path) {
             .map(|p| flat.verdict(p.data, p.wire_len, &mut slots) == pktmatch::ir::Verdict::MATCH)
             .collect();
         assert_eq!(got, want, "{expr:?}: the flat program vs libpcap");
-        let per_packet = |f: &mut dyn FnMut()| {
-            let mut v: Vec<f64> = (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed().as_nanos() as f64 / packets.len() as f64
-                })
-                .collect();
-            median(&mut v)
-        };
-        let c = per_packet(&mut || {
+        let c = ns_per_item(5, packets.len(), || {
             for p in &packets {
                 std::hint::black_box(compiled.matches(*p).expect("runs"));
             }
         });
-        let f = per_packet(&mut || {
+        let f = ns_per_item(5, packets.len(), || {
             for p in &packets {
                 std::hint::black_box(flat.verdict(p.data, p.wire_len, &mut slots));
             }
         });
-        let e = per_packet(&mut || {
+        let e = ns_per_item(5, packets.len(), || {
             for p in &packets {
                 std::hint::black_box(ir.run(p.data, p.wire_len, &|_| None));
             }
         });
-        let i = per_packet(&mut || {
+        let i = ns_per_item(5, packets.len(), || {
             for p in &packets {
                 std::hint::black_box(interp.matches(*p).expect("runs"));
             }
         });
         let k = kernel.as_mut().map_or(f64::NAN, |k| {
-            per_packet(&mut || {
+            ns_per_item(5, packets.len(), || {
                 std::hint::black_box(k.matches_all(&packets).expect("runs"));
             })
         });
-        let l = per_packet(&mut || {
+        let l = ns_per_item(5, packets.len(), || {
             for p in &packets {
                 std::hint::black_box(cbpf.filter(p.data));
             }

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use benches::median;
 use bpf_builder::asm::Asm;
 use bpf_builder::handle::Map;
 use bpf_builder::helpers::Helper;
@@ -188,11 +189,6 @@ fn best(v: &[f64]) -> f64 {
     v.iter().copied().fold(0.0, f64::max)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     if let Ok(id) = std::env::var(READER_ENV) {
         our_reader_process(id.parse().expect("a map id"));
@@ -256,8 +252,8 @@ fn main() {
         for (what, o, l) in [
             (
                 "median",
-                median(ours_rates.clone()),
-                median(c_rates.clone()),
+                median(&mut ours_rates.clone()),
+                median(&mut c_rates.clone()),
             ),
             ("best", best(&ours_rates), best(&c_rates)),
         ] {

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+use benches::median;
 use examples::tools;
 
 const SYSCOUNT_BT: &str = "tracepoint:raw_syscalls:sys_enter { @[pid, comm] = count(); }";
@@ -144,11 +145,6 @@ fn bpftrace(program: &str) -> Command {
     c
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--run-tool") {
@@ -210,7 +206,12 @@ fn main() {
             ra.push(sa.rss_kib as f64 / 1024.0);
             rb.push(sb.rss_kib as f64 / 1024.0);
         }
-        let (ta, tb, ra, rb) = (median(ta), median(tb), median(ra), median(rb));
+        let (ta, tb, ra, rb) = (
+            median(&mut ta),
+            median(&mut tb),
+            median(&mut ra),
+            median(&mut rb),
+        );
         println!(
             "{name:<10} {ta:>10.1} {tb:>14.1} {:>9} {ra:>10.1} {rb:>14.1} {:>9}",
             format!("1/{:.0}", tb / ta),

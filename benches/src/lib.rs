@@ -68,3 +68,23 @@ pub fn small_object(i: u32) -> Object {
     .expect("valid program");
     o
 }
+
+/// The median of `v` (the upper of the two middle values when their
+/// number is even); sorts `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The median over `rounds` runs of `f`, each handling `items` items
+/// (packets, say), in nanoseconds per item.
+pub fn ns_per_item(rounds: usize, items: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_nanos() as f64 / items as f64
+        })
+        .collect();
+    median(&mut v)
+}
