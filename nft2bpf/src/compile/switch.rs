@@ -16,12 +16,13 @@
 use bpf_builder::asm::Asm;
 use bpf_builder::ctx::{TcxAction, XdpAction};
 use bpf_builder::helpers::Helper;
-use bpf_builder::insn::{JmpOp, Reg, Size};
+use bpf_builder::insn::{Reg, Size};
 use bpf_builder::map::{ExistingMap, MapSpec};
 use bpf_builder::object::{MapId, Object, ProgId, ProgramType};
 use pktmatch::Span;
 
 use super::Attach;
+use super::actions::array_lookup;
 use crate::error::Error;
 
 /// The generation map: one `u32`, the slot every hook runs (0 or 1).
@@ -81,13 +82,7 @@ pub fn build_switch(attach: Attach, generation: Option<ExistingMap>) -> Result<S
     let mut a = Asm::new();
     let empty = a.new_label();
     a.mov64(Reg::R6, Reg::R1);
-    a.st(Size::W, Reg::R10, -4, 0);
-    a.ld_map_fd(Reg::R1, gen_map);
-    a.mov64(Reg::R2, Reg::R10);
-    a.add64(Reg::R2, -4);
-    a.call(Helper::MapLookupElem);
-    // A one-entry array always has entry 0; the verifier wants the check.
-    a.jmp(JmpOp::Eq, Reg::R0, 0, empty);
+    array_lookup(&mut a, gen_map, 0, empty);
     a.ldx(Size::W, Reg::R3, Reg::R0, 0);
     a.mov64(Reg::R1, Reg::R6);
     a.ld_map_fd(Reg::R2, slots);
