@@ -38,7 +38,7 @@
 //! Run: `cargo bench -p benches --bench nft2bpf` (part 1's load times
 //! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone,
 //! `-- classifiers` part 6 (`-- classifiers-only`: without the plain
-//! chains).
+//! chains), `-- per-packet` part 3.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -791,6 +791,10 @@ fn main() {
         if load {
             classifiers();
         }
+        return;
+    }
+    if std::env::args().any(|a| a == "per-packet") {
+        per_packet();
         return;
     }
     compile_times(load);

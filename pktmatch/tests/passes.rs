@@ -525,14 +525,31 @@ fn exact_a_test_that_rejects_when_short_stays() {
 }
 
 #[test]
-fn exact_no_threading_over_a_short_read() {
-    // libpcap's meaning would skip the second EtherType test (the first
-    // one decided it); here the first test's false edge is also where a
-    // short read goes, so the second test runs as written.
+fn exact_a_repeated_test_fails_again_on_a_short_read() {
+    // The first EtherType test's false edge is also where a short read
+    // goes. The second test repeats it: on that edge it finds the type
+    // unequal, or reads past the packet again and goes by its own short
+    // edge, which is its false edge too. Either way it goes to b2; so
+    // does the first test, whatever it finds. Only b2 is left.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? b2 : b1 short false\n\
+             b1: eq v0, v1 ? accept : b2 short false\n\
+             b2: eq v3, v4 ? accept : reject short false\n",
+        ),
+        &exact_ir("b0", "b0: eq v3, v4 ? accept : reject short false\n"),
+    );
+}
+
+#[test]
+fn exact_a_repeated_test_keeps_a_short_read_that_goes_elsewhere() {
+    // The same, but the second test's short read accepts: a packet too
+    // short for the EtherType is accepted by it, so it stays.
     let text = exact_ir(
         "b0",
         "b0: eq v0, v1 ? b2 : b1 short false\n\
-         b1: eq v0, v1 ? accept : b2 short false\n\
+         b1: eq v0, v1 ? accept : b2 short true\n\
          b2: eq v3, v4 ? accept : reject short false\n",
     );
     assert_pass(&text, &text);
@@ -571,19 +588,111 @@ fn exact_an_action_stays_though_its_edges_meet() {
 }
 
 #[test]
-fn exact_threading_stops_at_an_action() {
-    // The second EtherType test repeats the first, but facts do not flow
-    // through an action block (threading follows libpcap's, which has
-    // none): the test stays, which costs a few instructions and never
-    // changes a verdict.
-    let text = exact_ir(
-        "b0",
-        "b0: eq v0, v1 ? b1 : reject short false\n\
-         b1: act 0 ? b2 : reject\n\
-         b2: eq v0, v1 ? b3 : reject short false\n\
-         b3: eq v3, v4 ? accept : reject short false\n",
+fn exact_knowledge_flows_through_an_action() {
+    // The second EtherType test repeats the first: an action never
+    // writes the packet, so the first test's outcome still holds after
+    // it and the repeat goes. The action stays.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? b1 : reject short false\n\
+             b1: act 0 ? b2 : reject\n\
+             b2: eq v0, v1 ? b3 : reject short false\n\
+             b3: eq v3, v4 ? accept : reject short false\n",
+        ),
+        &exact_ir(
+            "b0",
+            "b0: eq v0, v1 ? b1 : reject short false\n\
+             b1: act 0 ? b2 : reject\n\
+             b2: eq v3, v4 ? accept : reject short false\n",
+        ),
     );
-    assert_pass(&text, &text);
+}
+
+/// Three rules over a protocol number held in a variable (as nft2bpf
+/// holds `meta l4proto`): `tcp dport 80` gives verdict 2, `tcp dport
+/// 443` verdict 3, `udp` verdict 4.
+const THREE_RULES: &str = "\
+b0: let var0 = v3 ? b1 : reject short false
+b1: eq v16, v4 ? b2 : b3
+b2: eq v7, v8 ? verdict2 : b3 short false
+b3: eq v16, v4 ? b4 : b5
+b4: eq v7, v9 ? verdict3 : b5 short false
+b5: eq v16, v5 ? verdict4 : reject
+";
+
+#[test]
+fn exact_a_failed_guard_skips_every_rule_that_needs_it() {
+    // Not TCP: the first rule's guard goes straight to the UDP rule.
+    // TCP with another port: the second rule's guard is known and goes,
+    // and its port test's failure knows the packet is not UDP. The
+    // port tests' false edges are where a short read goes: they tell
+    // nothing about the port.
+    assert_pass(
+        &exact_ir("b0", THREE_RULES),
+        &exact_ir(
+            "b0",
+            "b0: let var0 = v3 ? b1 : reject short false\n\
+             b1: eq v16, v4 ? b2 : b4\n\
+             b2: eq v7, v8 ? verdict2 : b3 short false\n\
+             b3: eq v7, v9 ? verdict3 : reject short false\n\
+             b4: eq v16, v5 ? verdict4 : reject\n",
+        ),
+    );
+}
+
+#[test]
+fn exact_a_later_assignment_keeps_a_variables_tests() {
+    // The same rules, but the variable is assigned again after the
+    // first rule: what the first rule found says nothing about the
+    // second's guard, which stays on both edges. What the second rule's
+    // own guard found still holds at the third.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: let var0 = v3 ? b1 : reject short false\n\
+             b1: eq v16, v4 ? b2 : b3\n\
+             b2: eq v7, v8 ? verdict2 : b3 short false\n\
+             b3: let var0 = v15 ? b4 : reject short false\n\
+             b4: eq v16, v4 ? b5 : b6\n\
+             b5: eq v7, v9 ? verdict3 : b6 short false\n\
+             b6: eq v16, v5 ? verdict4 : reject\n",
+        ),
+        &exact_ir(
+            "b0",
+            "b0: let var0 = v3 ? b1 : reject short false\n\
+             b1: eq v16, v4 ? b2 : b3\n\
+             b2: eq v7, v8 ? verdict2 : b3 short false\n\
+             b3: let var0 = v15 ? b4 : reject short false\n\
+             b4: eq v16, v4 ? b5 : b6\n\
+             b5: eq v7, v9 ? verdict3 : reject short false\n\
+             b6: eq v16, v5 ? verdict4 : reject\n",
+        ),
+    );
+}
+
+#[test]
+fn exact_a_range_decides_the_tests_outside_it() {
+    // `dport >= 1000` then `dport > 5000`, the port read on edges no
+    // short read takes (it goes to verdict 5). Past 5000, `dport == 80`
+    // cannot hold and `dport > 1024` must: verdict 4 at once. Under
+    // 1000, `dport == 80` is tested, and when it fails `dport > 1024`
+    // cannot hold.
+    assert_pass(
+        &exact_ir(
+            "b0",
+            "b0: ge v7, v12 ? b1 : b2 short verdict5\n\
+             b1: gt v7, v13 ? b2 : verdict2 short verdict5\n\
+             b2: eq v7, v8 ? verdict3 : b3 short verdict5\n\
+             b3: gt v7, v12 ? verdict4 : reject short verdict5\n",
+        ),
+        &exact_ir(
+            "b0",
+            "b0: ge v7, v12 ? b1 : b2 short verdict5\n\
+             b1: gt v7, v13 ? verdict4 : verdict2 short verdict5\n\
+             b2: eq v7, v8 ? verdict3 : reject short verdict5\n",
+        ),
+    );
 }
 
 #[test]

@@ -368,6 +368,8 @@ pub enum Cond {
     /// edge when the action fails: a rule's counter always goes on, a
     /// rate limit over its rate or a used-up quota does not. Optimisation
     /// never drops or moves an action, even when both its edges meet.
+    /// An action never writes the packet or the filter's variables: what
+    /// the tests before it found still holds after it.
     Act {
         /// The front end's action number.
         action: u32,

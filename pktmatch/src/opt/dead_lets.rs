@@ -8,7 +8,7 @@ use super::jumps::can_reject;
 use crate::ir::{Cond, Ir, Val, ValNode};
 
 /// The variables `v` reads, as a bit set.
-fn reads(ir: &Ir, v: Val) -> u64 {
+pub(super) fn reads(ir: &Ir, v: Val) -> u64 {
     match ir.node(v) {
         ValNode::Var(n) => 1u64.checked_shl(n).unwrap_or(0),
         ValNode::Load { off: Some(o), .. } | ValNode::Neg(o) => reads(ir, o),

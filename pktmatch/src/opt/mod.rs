@@ -22,11 +22,12 @@
 //! All of that is libpcap's meaning ([`Semantics::Libpcap`]). With
 //! [`Semantics::Exact`] a short read goes where each block says, which
 //! libpcap's threading and pull-ups do not respect; only the passes that
-//! keep every verdict on every packet run: `dead_lets`, `decided` (tests
-//! of constants, tests that go one way whatever they find), `merge` and
-//! `compact`.
+//! keep every verdict on every packet run: `dead_lets`, `known` (tests
+//! the path before them decides, threaded only through edges no short
+//! read takes), `decided` (tests of constants, tests that go one way
+//! whatever they find), `merge` and `compact`.
 //!
-//! One pass a module: `dead_lets` (unread assignments), `jumps` and
+//! One pass a module: `dead_lets` (unread assignments), `known`, `jumps` and
 //! `pullup` (the branch loop), `compact` (dead blocks), `merge`,
 //! `decided` and `root`; this module holds the driver, [`optimize`], and
 //! the state the passes share.
@@ -36,6 +37,7 @@ mod compact;
 mod dead_lets;
 mod decided;
 mod jumps;
+mod known;
 mod merge;
 mod pullup;
 mod root;
@@ -50,6 +52,7 @@ use compact::compact;
 use dead_lets::drop_dead_lets;
 use decided::skip_decided;
 use jumps::{Passes, branch_loop};
+use known::thread_known_tests;
 use merge::{BlockKey, merge_duplicates};
 use root::{keep_root_loads, skip_trivial_root};
 
@@ -93,6 +96,11 @@ pub fn optimize(ir: &mut Ir) {
 /// The passes that keep every verdict whatever a short read means.
 fn optimize_exact(ir: &mut Ir) {
     drop_dead_lets(ir);
+    for _ in 0..known::ROUNDS {
+        if !thread_known_tests(ir) {
+            break;
+        }
+    }
     skip_decided(ir);
     let mut s = Scratch::default();
     merge_duplicates(ir, &mut s);
