@@ -8,7 +8,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{Compiled, assert_none, chain, hex, ports, runs_of_shapes, v4, v6};
+use common::{
+    Compiled, assert_none, chain, hex, ports, prefix_runs, runs_of_shapes, v4, v4_prefix, v6,
+};
 use nft2bpf::compile::program::Mode;
 use nft2bpf::compile::{Attach, Device, LowerOptions, MIN_RUN};
 use testbed::firewall_frames;
@@ -151,6 +153,51 @@ fn runs_of_one_shape_decide_and_count_as_the_chain_does() {
         .filter(|f| !matches!(f.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8])))
         .collect();
     assert_none(compare(&text, Attach::TcxIngress, &untagged, 3));
+}
+
+/// Runs for tries (`common::prefix_runs`: nested IPv4 and IPv6
+/// prefixes, a shorter one first and a longer one first, overlapping
+/// port ranges, exact fields with them, mixed verdicts) decide and
+/// count as the chain does: the first matching rule, not the longest
+/// prefix; at XDP and at tcx ingress.
+#[test]
+fn runs_of_prefixes_and_ranges_decide_and_count_as_the_chain_does() {
+    let frames = frames();
+    let rules = prefix_runs(3000);
+    let text = chain(&rules, "accept");
+    assert_none(compare(&text, Attach::Xdp, &frames, 10));
+    let untagged: Vec<Vec<u8>> = frames
+        .into_iter()
+        .filter(|f| !matches!(f.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8])))
+        .collect();
+    assert_none(compare(&text, Attach::TcxIngress, &untagged, 3));
+}
+
+/// In a trie the longest prefix holding a key is found, but the first
+/// rule decides: a shorter prefix before a longer one wins for the
+/// longer one's addresses; after it, only for the others. The rules'
+/// verdicts alternate, so a classifier that took the longest match's
+/// own rule would give the other fate.
+#[test]
+fn a_shorter_prefix_first_decides_for_the_longer_ones() {
+    let lens = [8, 16, 24, 32, 28, 20, 12, 8];
+    let mut rules = Vec::new();
+    for a in v4() {
+        for (i, &l) in lens.iter().enumerate() {
+            let v = ["accept", "drop"][i % 2];
+            rules.push(format!("ip saddr {} counter {v}", v4_prefix(&a, l)));
+        }
+        // The same the other way round: the longest first.
+        for (i, &l) in lens.iter().rev().enumerate() {
+            let v = ["drop", "accept"][i % 2];
+            rules.push(format!("ip daddr {} counter {v}", v4_prefix(&a, l)));
+        }
+    }
+    let (saddr, daddr): (Vec<String>, Vec<String>) =
+        rules.into_iter().partition(|r| r.starts_with("ip saddr"));
+    let text = chain(&[saddr, daddr].concat(), "accept");
+    let frames = frames();
+    assert_none(compare(&text, Attach::Xdp, &frames, 2));
 }
 
 /// A run in a regular chain jumped to from two places (lowered once for

@@ -663,7 +663,7 @@ pub(crate) fn split_words(v: u128, widths: &[u32]) -> Vec<u32> {
 }
 
 /// The lowest `bits` bits set.
-fn ones(bits: u32) -> u128 {
+pub(super) fn ones(bits: u32) -> u128 {
     if bits >= 128 {
         u128::MAX
     } else {
