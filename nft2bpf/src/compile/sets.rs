@@ -247,12 +247,13 @@ impl SetMap {
                 .find(|(k, _)| k.as_slice() == key)
                 .map(|e| e.1),
             SetKind::Lpm => {
+                let key_len = u32::from_ne_bytes(key.get(..4)?.try_into().ok()?);
                 let data = key.get(4..)?;
                 self.entries
                     .iter()
                     .filter(|(k, _)| {
                         let len = u32::from_ne_bytes(k[..4].try_into().expect("4 bytes"));
-                        same_prefix(&k[4..], data, len)
+                        len <= key_len && same_prefix(&k[4..], data, len)
                     })
                     .max_by_key(|(k, _)| u32::from_ne_bytes(k[..4].try_into().expect("4 bytes")))
                     .map(|e| e.1)
@@ -405,5 +406,8 @@ mod tests {
         assert_eq!(m.lookup(&key(32, [10, 1, 2, 3])), Some(2));
         assert_eq!(m.lookup(&key(32, [10, 9, 2, 3])), Some(1));
         assert_eq!(m.lookup(&key(32, [11, 1, 2, 3])), None);
+        // A key's length bounds the entries it finds.
+        assert_eq!(m.lookup(&key(16, [10, 1, 2, 3])), Some(1));
+        assert_eq!(m.lookup(&key(7, [10, 1, 2, 3])), None);
     }
 }

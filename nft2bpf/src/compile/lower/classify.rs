@@ -33,17 +33,19 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use pktmatch::ir::{BinOp, CmpOp, Cond, Edge, EntityRef, Key, KeyPart, VarNo};
+use pktmatch::Span;
+use pktmatch::ir::{BinOp, CmpOp, Cond, Edge, EntityRef, Key, KeyPart, Val, VarNo};
 
 use super::cfg::Short;
 use super::sets::layout_of;
-use super::test::ones;
+use super::test::{Part, ones};
 use super::{ChainCtx, Lower, pktinfo};
+use crate::check::fields::{Base, Load};
 use crate::check::tree::{
     CmpOp as NftOp, Counter, ElemKey, RuleId, Selector, Source, Stmt, Test, Verdict,
 };
 use crate::compile::actions::Action;
-use crate::compile::sets::{SetKind, SetMap, element_keys, same_prefix};
+use crate::compile::sets::{PartLayout, SetKind, SetMap, element_keys, same_prefix};
 use crate::compile::{Decision, Outcome};
 use crate::error::Error;
 
@@ -97,6 +99,10 @@ struct Classified {
     /// The counter statement's index and its initial values.
     counter: Option<(usize, Counter)>,
     accept: bool,
+    /// The ranged match is a prefix of whole bytes that nft reads alone
+    /// (`ip saddr 10.0.0.0/8` reads one byte): it matches a frame that
+    /// ends inside the field, after the prefix.
+    short: bool,
 }
 
 /// A piece of a chain's rules: one rule, or a run lowered as a classifier.
@@ -129,6 +135,7 @@ fn classified(stmts: &[Stmt]) -> Option<Classified> {
     let mut fields = Vec::with_capacity(matches.len());
     let mut values = Vec::with_capacity(matches.len());
     let mut ranged = None;
+    let mut short = false;
     for (i, s) in matches.iter().enumerate() {
         let Stmt::Match(m) = s else { return None };
         let [Selector { source, mask, .. }] = m.key.parts.as_slice() else {
@@ -154,6 +161,17 @@ fn classified(stmts: &[Stmt]) -> Option<Classified> {
             } if mask.is_none() && low <= high => ElemKey::Range(low, high),
             _ => return None,
         };
+        if let Test::Prefix { len, .. } = m.test
+            && reads_prefix_alone(source, len)
+        {
+            // Frames cut inside the field take a second trie, whose key
+            // is the bytes there are: words of an IP header only.
+            let whole_words = bits.is_multiple_of(32);
+            if !whole_words || source.load().is_none_or(|l| l.base != Base::Network) {
+                return None;
+            }
+            short = true;
+        }
         if let ElemKey::Range(..) = value {
             if ranged.is_some() {
                 return None;
@@ -177,7 +195,17 @@ fn classified(stmts: &[Stmt]) -> Option<Classified> {
         values,
         counter,
         accept,
+        short,
     })
+}
+
+/// Whether nft reads only the bytes of a prefix of `len` bits of
+/// `source` (the lowering's `prefix_as_cmp`): a prefix of whole bytes of
+/// a field of whole bytes.
+fn reads_prefix_alone(source: &Source, len: u32) -> bool {
+    source
+        .load()
+        .is_some_and(|l| l.shift == 0 && l.bits.is_multiple_of(8) && len.is_multiple_of(8))
 }
 
 impl Lower<'_> {
@@ -243,13 +271,14 @@ impl Lower<'_> {
         next: Edge,
         ctx: ChainCtx,
     ) -> Result<Option<Edge>, Error> {
-        if self.classifiers.len() >= MAX_CLASSIFIERS {
-            return Ok(None);
-        }
         let rules: Vec<Classified> = run
             .iter()
             .map(|&r| classified(&self.rs.rules[r].stmts).expect("a rule of a run"))
             .collect();
+        let short = rules.iter().any(|c| c.short);
+        if self.classifier_maps + 1 + usize::from(short) > MAX_CLASSIFIERS {
+            return Ok(None);
+        }
         let first = &self.rs.rules[run[0]];
         let span = first.span;
         let mut parts = Vec::new();
@@ -295,36 +324,22 @@ impl Lower<'_> {
                 return Ok(None);
             }
         }
-        // The first rule of each key decides; the rest are dead.
-        let mut first_of: HashSet<Vec<u8>> = HashSet::new();
+        // Each rule's keys, in the rules' order.
         let mut entries = Vec::new();
         for (i, c) in rules.iter().enumerate() {
             for bytes in element_keys(kind, &layout, &key_of(c)) {
-                if first_of.insert(bytes.clone()) {
-                    entries.push((bytes, i as u32));
-                }
+                entries.push((bytes, i as u32));
             }
         }
-        if kind == SetKind::Lpm {
-            entries = first_matches(entries);
-        }
-        for (_, value) in &mut entries {
-            let accept = rules[*value as usize].accept;
-            *value = (*value << 1) | u32::from(accept);
-        }
-        self.sets.maps.push(SetMap {
-            set: None,
-            kind,
-            layout,
-            verdicts: Vec::new(),
-            data_bytes,
-            max_entries: (entries.len() as u32).max(1),
-            entries,
-            stateful: false,
-            timeouts: Vec::new(),
+        let short_map = short.then(|| {
+            let cut: Vec<_> = entries
+                .iter()
+                .filter(|(_, i)| rules[*i as usize].short)
+                .cloned()
+                .collect();
+            self.classifier_map(&rules, kind, &layout, data_bytes, cut)
         });
-        let map = self.sets.maps.len() - 1;
-        self.sets.in_program.insert(map);
+        let map = self.classifier_map(&rules, kind, &layout, data_bytes, entries);
 
         // Built backwards: the verdict, the counter, the lookup, the guards.
         // The decisions name the classifier, whose lookup names the rule.
@@ -363,26 +378,145 @@ impl Lower<'_> {
             };
             hit = self.act(action, hit, hit, span);
         }
+        let length = (kind == SetKind::Lpm).then_some(8 * data_bytes);
+        let block = self.classifier_lookup(map, length, &words, hit, next, span);
+        let Some(short_map) = short_map else {
+            return Ok(Some(self.guard(&parts, block, next, span)));
+        };
+        // Frames whose ranged field is cut short: its guards fail to the
+        // second trie's lookups, once the other fields are read.
+        let (field, exact) = parts.split_last().expect("a trie's key has its field");
+        let load = ranged
+            .and_then(|at| rules[0].shape.fields[at].0.load())
+            .expect("a prefix nft reads alone is a load");
+        let field_words = field_words(field);
+        let exact_words = &words[..words.len() - field_words];
+        let cut = self.cut_lookups(short_map, exact_words, load, hit, next, span);
+        let block = self.guard(std::slice::from_ref(field), block, cut, span);
+        Ok(Some(self.guard(exact, block, next, span)))
+    }
+
+    /// A classifier's map of `entries` (keys, and the index of the first
+    /// rule of each): in a trie, each entry names the first rule of the
+    /// entries holding it ([`first_matches`]); the value is the index
+    /// shifted left by one, the rule's verdict in the low bit.
+    fn classifier_map(
+        &mut self,
+        rules: &[Classified],
+        kind: SetKind,
+        layout: &[PartLayout],
+        data_bytes: u32,
+        mut entries: Vec<(Vec<u8>, u32)>,
+    ) -> usize {
+        match kind {
+            SetKind::Lpm => entries = first_matches(entries),
+            SetKind::Hash => {
+                // The first rule of each key decides; the rest are dead.
+                let mut seen: HashSet<Vec<u8>> = HashSet::new();
+                entries.retain(|(key, _)| seen.insert(key.clone()));
+            }
+        }
+        for (_, value) in &mut entries {
+            let accept = rules[*value as usize].accept;
+            *value = (*value << 1) | u32::from(accept);
+        }
+        self.sets.maps.push(SetMap {
+            set: None,
+            kind,
+            layout: layout.to_vec(),
+            verdicts: Vec::new(),
+            data_bytes,
+            max_entries: (entries.len() as u32).max(1),
+            entries,
+            stateful: false,
+            timeouts: Vec::new(),
+        });
+        self.classifier_maps += 1;
+        let map = self.sets.maps.len() - 1;
+        self.sets.in_program.insert(map);
+        map
+    }
+
+    /// The lookup of `words` in classifier map `map` (after the key's
+    /// prefix `length` in a trie), its value in [`pktinfo::var::CLASSIFIED`]:
+    /// `hit` when found, else `miss`.
+    fn classifier_lookup(
+        &mut self,
+        map: usize,
+        length: Option<u32>,
+        words: &[Val],
+        hit: Edge,
+        miss: Edge,
+        span: Span,
+    ) -> Edge {
         let mut key = Key::default();
-        if kind == SetKind::Lpm {
-            let full = self.k(8 * data_bytes);
-            key.parts.push(KeyPart::host(full, 4));
+        if let Some(length) = length {
+            let length = self.k(length);
+            key.parts.push(KeyPart::host(length, 4));
         }
         key.parts
             .extend(words.iter().map(|&w| KeyPart::network(w, 4)));
         let cond = Cond::Lookup {
             key: self.ir.key(key),
             action: self.action(Action::Lookup { map: map as u32 }),
-            result: Some(VarNo::new(var as usize)).into(),
+            result: Some(VarNo::new(pktinfo::var::CLASSIFIED as usize)).into(),
         };
-        let block = self.cfg.test(cond, hit, next, Short::False, span);
-        Ok(Some(self.guard(&parts, block, next, span)))
+        self.cfg.test(cond, hit, miss, Short::False, span)
+    }
+
+    /// For a frame that ends inside the trie's field (`load`, words of
+    /// an IP header) after its first byte: the lookup, in `map` (the
+    /// rules of prefixes nft reads alone), of the `exact_words` then the
+    /// bytes there are, zeros after them, the key's length ending with
+    /// them; the longest first, each after a guard of its last byte.
+    fn cut_lookups(
+        &mut self,
+        map: usize,
+        exact_words: &[Val],
+        load: Load,
+        hit: Edge,
+        miss: Edge,
+        span: Span,
+    ) -> Edge {
+        let from = Some(self.var(pktinfo::var::NH));
+        let lead_bits = 32 * exact_words.len() as u32;
+        let mut e = miss;
+        for there in 1..load.len {
+            let mut words = exact_words.to_vec();
+            for at in (0..load.len).step_by(4) {
+                let word = match there.saturating_sub(at).min(4) {
+                    0 => self.k(0),
+                    4 => self.bytes(from, load.offset + at, 4),
+                    n => {
+                        let bytes = self.bytes(from, load.offset + at, n);
+                        let by = self.k(8 * (4 - n));
+                        self.bin(BinOp::Shl, bytes, by)
+                    }
+                };
+                words.push(word);
+            }
+            let lookup =
+                self.classifier_lookup(map, Some(lead_bits + 8 * there), &words, hit, miss, span);
+            // The last byte fits: they all do.
+            let last = self.ir.load(from, load.offset + there - 1, 1);
+            let cond = self.cmp_cond(last, CmpOp::Ge, 0);
+            e = self.cfg.test(cond, lookup, e, Short::False, span);
+        }
+        e
+    }
+}
+
+/// The words of a part of a key.
+fn field_words(p: &Part) -> usize {
+    match p {
+        Part::Words { words, .. } => words.len(),
+        _ => 0,
     }
 }
 
 /// A trie's entries (key: prefix length in host order, then the data;
-/// value: a rule's index, each key once with its first rule) with each
-/// value made the least of its own and those of the entries whose
+/// value: a rule's index; in the rules' order), each key once, with
+/// each value made the least of its own and those of the entries whose
 /// prefix holds its own (shorter or equal, and agreeing on its length):
 /// the rule that decides a key whose longest match is that entry.
 ///
@@ -392,7 +526,9 @@ impl Lower<'_> {
 /// value, gives every entry's in one pass after the sort.
 fn first_matches(mut entries: Vec<(Vec<u8>, u32)>) -> Vec<(Vec<u8>, u32)> {
     let len_of = |key: &[u8]| u32::from_ne_bytes(key[..4].try_into().expect("a prefix length"));
+    // Stable: a key's first rule stays first, and is kept.
     entries.sort_by(|a, b| (&a.0[4..], len_of(&a.0)).cmp(&(&b.0[4..], len_of(&b.0))));
+    entries.dedup_by(|later, first| later.0 == first.0);
     // Indexes into `entries` of the entries holding the current one.
     let mut holders: Vec<usize> = Vec::new();
     for i in 0..entries.len() {
@@ -432,6 +568,7 @@ mod tests {
             (key([10, 2, 0, 0], 16), 5),
             (key([0, 0, 0, 0], 0), 6),
             (key([10, 1, 3, 0], 24), 7),
+            (key([10, 0, 0, 0], 8), 8),
         ];
         let mut got = first_matches(entries);
         got.sort();

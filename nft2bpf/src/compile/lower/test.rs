@@ -386,7 +386,7 @@ impl Lower<'_> {
     }
 
     /// 1 to 4 bytes at `from + k`, big-endian.
-    fn bytes(&mut self, from: Option<Val>, k: u32, n: u32) -> Val {
+    pub(super) fn bytes(&mut self, from: Option<Val>, k: u32, n: u32) -> Val {
         match n {
             1 | 2 | 4 => self.ir.load(from, k, n as u8),
             3 => {
