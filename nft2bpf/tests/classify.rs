@@ -200,6 +200,52 @@ fn a_shorter_prefix_first_decides_for_the_longer_ones() {
     assert_none(compare(&text, Attach::Xdp, &frames, 2));
 }
 
+/// nft reads only a prefix's bytes when it ends on a byte boundary, so
+/// `ip saddr 10.0.0.0/8` matches a frame that ends inside the address,
+/// after its first byte: frames cut after each byte of an IPv4 source
+/// and an IPv6 destination address meet runs of their prefixes (and
+/// prefixes not of whole bytes, which read the whole field) as they
+/// meet the chain.
+#[test]
+fn frames_cut_inside_the_field_match_prefixes_as_nft_reads_them() {
+    let a4 = "10.1.2.3";
+    let a6 = "2001:db8:1:2:3:4:5:6";
+    let lens4 = [24, 8, 20, 16, 32, 12, 8, 28];
+    let lens6 = [64, 16, 48, 128, 32, 40, 8, 56, 44];
+    let verdict = |i: usize| ["drop", "accept"][i % 2];
+    let mut rules: Vec<String> = lens4
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| format!("ip saddr {} counter {}", v4_prefix(a4, l), verdict(i)))
+        .collect();
+    rules.extend(lens6.iter().enumerate().map(|(i, &l)| {
+        let p = common::v6_prefix(a6, l);
+        format!("ip6 daddr {p} counter {}", verdict(i))
+    }));
+    let text = chain(&rules, "accept");
+    let mac = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let mut frames = Vec::new();
+    for src in [a4, "10.1.3.3", "10.200.2.3", "11.1.2.3"] {
+        let ip = testbed::frame::Ipv4::new(src.parse().unwrap(), "192.0.2.1".parse().unwrap(), 17);
+        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x0800, &ip.build(&[0; 8]));
+        // Source address at 26..30: cut after none to all of its bytes.
+        frames.extend((26..=30).map(|end| f[..end].to_vec()));
+    }
+    for dst in [a6, "2001:db8:1:2:ff::1", "2001:db8:1:ff::1", "2001:db9::1"] {
+        let ip = testbed::frame::ipv6(
+            "2001:db8::99".parse().unwrap(),
+            dst.parse().unwrap(),
+            59,
+            64,
+            &[0; 8],
+        );
+        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x86dd, &ip);
+        // Destination address at 38..54.
+        frames.extend((38..=54).map(|end| f[..end].to_vec()));
+    }
+    assert_none(compare(&text, Attach::Xdp, &frames, 2));
+}
+
 /// A run in a regular chain jumped to from two places (lowered once for
 /// each: the second copy counts into the same slots), in the first of
 /// two base chains (an accept goes on to the second, whose policy
