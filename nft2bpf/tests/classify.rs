@@ -223,26 +223,10 @@ fn frames_cut_inside_the_field_match_prefixes_as_nft_reads_them() {
         format!("ip6 daddr {p} counter {}", verdict(i))
     }));
     let text = chain(&rules, "accept");
-    let mac = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-    let mut frames = Vec::new();
-    for src in [a4, "10.1.3.3", "10.200.2.3", "11.1.2.3"] {
-        let ip = testbed::frame::Ipv4::new(src.parse().unwrap(), "192.0.2.1".parse().unwrap(), 17);
-        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x0800, &ip.build(&[0; 8]));
-        // Source address at 26..30: cut after none to all of its bytes.
-        frames.extend((26..=30).map(|end| f[..end].to_vec()));
-    }
-    for dst in [a6, "2001:db8:1:2:ff::1", "2001:db8:1:ff::1", "2001:db9::1"] {
-        let ip = testbed::frame::ipv6(
-            "2001:db8::99".parse().unwrap(),
-            dst.parse().unwrap(),
-            59,
-            64,
-            &[0; 8],
-        );
-        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x86dd, &ip);
-        // Destination address at 38..54.
-        frames.extend((38..=54).map(|end| f[..end].to_vec()));
-    }
+    let frames = common::cut_address_frames(
+        &[a4, "10.1.3.3", "10.200.2.3", "11.1.2.3"],
+        &[a6, "2001:db8:1:2:ff::1", "2001:db8:1:ff::1", "2001:db9::1"],
+    );
     assert_none(compare(&text, Attach::Xdp, &frames, 2));
 }
 

@@ -314,6 +314,31 @@ pub fn v6_prefix(a: &str, len: u32) -> String {
     format!("{}/{len}", std::net::Ipv6Addr::from(bits))
 }
 
+/// Frames cut inside an address: for each IPv4 address of `v4`, a UDP
+/// frame from it cut after none to all of its source address's bytes;
+/// for each IPv6 address of `v6`, a frame to it cut after none to all
+/// of its destination address's bytes (nft reads only a byte prefix's
+/// bytes: such frames may match it).
+pub fn cut_address_frames(v4: &[&str], v6: &[&str]) -> Vec<Vec<u8>> {
+    let mac = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let mut frames = Vec::new();
+    for src in v4 {
+        let src = src.parse().expect("an IPv4 address");
+        let ip = testbed::frame::Ipv4::new(src, "192.0.2.1".parse().unwrap(), 17);
+        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x0800, &ip.build(&[0; 8]));
+        // The source address is bytes 26..30.
+        frames.extend((26..=30).map(|end| f[..end].to_vec()));
+    }
+    for dst in v6 {
+        let dst = dst.parse().expect("an IPv6 address");
+        let ip = testbed::frame::ipv6("2001:db8::99".parse().unwrap(), dst, 59, 64, &[0; 8]);
+        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x86dd, &ip);
+        // The destination address is bytes 38..54.
+        frames.extend((38..=54).map(|end| f[..end].to_vec()));
+    }
+    frames
+}
+
 /// About `n` rules in runs for the classifiers' tries (one field a
 /// prefix or range, the others equalities) of varying length, with the
 /// corpus's addresses and ports: each address's prefixes of several
