@@ -142,17 +142,22 @@ fn compare(text: &str, attach: Attach, frames: &[Vec<u8>], min_classifiers: usiz
 /// id`), short frames; at XDP and at tcx ingress.
 #[test]
 fn runs_of_one_shape_decide_and_count_as_the_chain_does() {
+    let text = chain(&runs_of_shapes(3000), "accept");
+    at_xdp_and_tcx(&text);
+}
+
+/// [`compare`] of `text` on [`frames`] at XDP (at least 10 classifiers)
+/// and at tcx ingress (at least 3): the same rules (the plain chain
+/// takes several programs), untagged frames (a test run hands tc the
+/// tag in the data).
+fn at_xdp_and_tcx(text: &str) {
     let frames = frames();
-    let rules = runs_of_shapes(3000);
-    let text = chain(&rules, "accept");
-    assert_none(compare(&text, Attach::Xdp, &frames, 10));
-    // tcx: the same rules (the plain chain takes several programs),
-    // untagged frames (a test run hands tc the tag in the data).
+    assert_none(compare(text, Attach::Xdp, &frames, 10));
     let untagged: Vec<Vec<u8>> = frames
         .into_iter()
         .filter(|f| !matches!(f.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8])))
         .collect();
-    assert_none(compare(&text, Attach::TcxIngress, &untagged, 3));
+    assert_none(compare(text, Attach::TcxIngress, &untagged, 3));
 }
 
 /// Runs for tries (`common::prefix_runs`: nested IPv4 and IPv6
@@ -162,15 +167,7 @@ fn runs_of_one_shape_decide_and_count_as_the_chain_does() {
 /// prefix; at XDP and at tcx ingress.
 #[test]
 fn runs_of_prefixes_and_ranges_decide_and_count_as_the_chain_does() {
-    let frames = frames();
-    let rules = prefix_runs(3000);
-    let text = chain(&rules, "accept");
-    assert_none(compare(&text, Attach::Xdp, &frames, 10));
-    let untagged: Vec<Vec<u8>> = frames
-        .into_iter()
-        .filter(|f| !matches!(f.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8])))
-        .collect();
-    assert_none(compare(&text, Attach::TcxIngress, &untagged, 3));
+    at_xdp_and_tcx(&chain(&prefix_runs(3000), "accept"));
 }
 
 /// In a trie the longest prefix holding a key is found, but the first

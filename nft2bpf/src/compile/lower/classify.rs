@@ -24,11 +24,13 @@
 //! every field can be read and equals its constants, so a field that
 //! cannot be read (a short packet, no transport header) fails every
 //! rule of the run, and the fields are read once, before the lookup,
-//! with the guards of a set's lookup. One difference: nft reads only
-//! the bytes of a prefix that ends on a byte boundary (`ip saddr
-//! 10.0.0.0/8` reads one byte), so a frame that ends inside the field
-//! may match it in nft, never in a trie classifier, which reads the
-//! whole field.
+//! with the guards of a set's lookup. But nft reads only the bytes of a
+//! prefix that ends on a byte boundary (`ip saddr 10.0.0.0/8` reads one
+//! byte), so such a rule matches a frame that ends inside the field,
+//! after the prefix: a trie with such rules has a second trie of their
+//! entries, looked up with the bytes the frame has when the field's
+//! guard fails ([`Lower::cut_lookups`]; IP addresses only, other byte
+//! prefixes nft reads alone stay rules).
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -56,11 +58,11 @@ use crate::error::Error;
 /// part 6: 23-24 ns against 16-19 ns), and much less than a thousand.
 pub const MIN_RUN: usize = 8;
 
-/// The most classifiers a hook's programs have; later runs (lowered
-/// first) take them, earlier ones stay rules. Each is a map, and a
-/// deployed hook pins at most 64 maps of sets and classifiers together
-/// (`deploy`'s `SET_MEMBERS`, the maps one program may use): half are
-/// left to the sets.
+/// The most classifier maps a hook's programs have (a trie for byte
+/// prefixes of addresses has two); later runs (lowered first) take
+/// them, earlier ones stay rules. A deployed hook pins at most 64 maps
+/// of sets and classifiers together (`deploy`'s `SET_MEMBERS`, the maps
+/// one program may use): half are left to the sets.
 pub const MAX_CLASSIFIERS: usize = 32;
 
 /// What a rule of a run reads and does, apart from its constants.
