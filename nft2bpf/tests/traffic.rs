@@ -147,6 +147,24 @@ fn xdp_and_tcx_decide_and_count_as_nft_does() {
     assert_none(diffs);
 }
 
+/// Runs of prefixes and ranges as tries (`common::prefix_runs`), their
+/// maps filled as a hook's are, on real traffic in XDP and tcx, with
+/// frames cut inside the addresses: fates and counters as nft's.
+#[test]
+fn trie_classifiers_decide_and_count_as_nft_does() {
+    if !NftBed::available("comparing trie classifiers with nft on real traffic") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let (v4, v6) = (common::v4(), common::v6());
+    let v4: Vec<&str> = v4.iter().map(String::as_str).take(4).collect();
+    let v6: Vec<&str> = v6.iter().map(String::as_str).take(4).collect();
+    let mut frames = firewall_frames(4);
+    frames.extend(common::cut_address_frames(&v4, &v6));
+    let text = common::chain(&common::prefix_runs(2_500), "accept");
+    assert_none(compare(&mut bed, &text, "prefix runs", &frames));
+}
+
 /// A UDP frame with `payload` bytes of payload.
 fn udp(payload: usize) -> Vec<u8> {
     testbed::udp4_frame(
