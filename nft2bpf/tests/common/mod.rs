@@ -344,8 +344,9 @@ pub fn cut_address_frames(v4: &[&str], v6: &[&str]) -> Vec<Vec<u8>> {
 /// corpus's addresses and ports: each address's prefixes of several
 /// lengths, nested, a shorter one before a longer one and after it;
 /// overlapping port ranges; single values among them; mixed verdicts;
-/// IPv4 and IPv6; exact fields before and after the ranged one; rules
-/// of other shapes between the runs. A chain's rules for [`chain`].
+/// IPv4 and IPv6; exact fields before and after the ranged one; ranges
+/// of fields shifted in their word (`ip dscp`, `ip6 dscp`); rules of
+/// other shapes between the runs. A chain's rules for [`chain`].
 pub fn prefix_runs(n: usize) -> Vec<String> {
     let (v4, v6, ports) = (v4(), v6(), ports());
     let mut rules = Vec::new();
@@ -375,13 +376,20 @@ pub fn prefix_runs(n: usize) -> Vec<String> {
                 "accept"
             };
             let q = ports[i % ports.len()];
-            rules.push(match k % 6 {
+            // Fields shifted in their word: IPv4's and IPv6's DSCP.
+            let dscp = (i % 64, (i % 64 + j % 9).min(63));
+            rules.push(match k % 8 {
                 0 => format!("ip saddr {} counter {verdict}", v4_prefix(a4, l4)),
                 1 => format!("ip6 daddr {} counter {verdict}", v6_prefix(a6, l6)),
                 2 => format!("tcp dport {range} counter {verdict}"),
                 3 => format!("ip daddr {a4} udp dport {range} counter {verdict}"),
                 4 => format!("tcp sport {q} ip saddr {} {verdict}", v4_prefix(a4, l4)),
-                _ => format!("udp sport {range} ip6 saddr {a6} counter {verdict}"),
+                5 => format!("udp sport {range} ip6 saddr {a6} counter {verdict}"),
+                6 => format!(
+                    "ip protocol tcp ip dscp {}-{} counter {verdict}",
+                    dscp.0, dscp.1
+                ),
+                _ => format!("ip6 dscp {}-{} counter {verdict}", dscp.0, dscp.1),
             });
         }
         // Between runs: rules of other shapes that mostly go on.
