@@ -156,11 +156,7 @@ fn trie_classifiers_decide_and_count_as_nft_does() {
         return;
     }
     let mut bed = NftBed::new().expect("an nft test bed");
-    let (v4, v6) = (common::v4(), common::v6());
-    let v4: Vec<&str> = v4.iter().map(String::as_str).take(4).collect();
-    let v6: Vec<&str> = v6.iter().map(String::as_str).take(4).collect();
-    let mut frames = firewall_frames(4);
-    frames.extend(common::cut_address_frames(&v4, &v6));
+    let frames = common::frames_with_cut_addresses(4);
     let text = common::chain(&common::prefix_runs(2_500), "accept");
     assert_none(compare(&mut bed, &text, "prefix runs", &frames));
 }

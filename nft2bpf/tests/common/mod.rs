@@ -339,6 +339,17 @@ pub fn cut_address_frames(v4: &[&str], v6: &[&str]) -> Vec<Vec<u8>> {
     frames
 }
 
+/// The corpus's frames for `seed` and [`cut_address_frames`] of four of
+/// its IPv4 and IPv6 addresses (those [`prefix_runs`] tests first).
+pub fn frames_with_cut_addresses(seed: u64) -> Vec<Vec<u8>> {
+    let (v4, v6) = (v4(), v6());
+    let v4: Vec<&str> = v4.iter().map(String::as_str).take(4).collect();
+    let v6: Vec<&str> = v6.iter().map(String::as_str).take(4).collect();
+    let mut frames = testbed::firewall_frames(seed);
+    frames.extend(cut_address_frames(&v4, &v6));
+    frames
+}
+
 /// About `n` rules in runs for the classifiers' tries (one field a
 /// prefix or range, the others equalities) of varying length, with the
 /// corpus's addresses and ports: each address's prefixes of several
