@@ -27,7 +27,9 @@
 //!    classifiers, where its programs still fit): ns per packet for a
 //!    frame of the first rule, of the last, and of none (both programs'
 //!    verdicts checked first), and the time to be ready: ours (check,
-//!    lower, build, the map's contents) and the kernel's load.
+//!    lower, build, the map's contents) and the kernel's load. The same
+//!    for tries: rules `ip saddr NET/24`, and `ip saddr A tcp dport
+//!    LOW-HIGH` (a range of 41 ports, seven prefixes or fewer).
 //!
 //! When a program does not load (the verifier's limits), the row says
 //! why and a bisection finds the largest size that loads.
@@ -875,10 +877,61 @@ impl Ready {
     }
 }
 
-/// Part 6: classifiers against the plain chain of the same rules.
+/// Part 6: classifiers against the plain chain of the same rules: hash
+/// classifiers (exact fields), then tries (a prefix, a range).
 fn classifiers() {
+    let hash = |i: usize| {
+        let (a, p, drop) = classified_rule(i);
+        (
+            format!("ip saddr {a} tcp dport {p} counter {}", verdict(drop)),
+            tcp_frame(a, p),
+            drop,
+        )
+    };
+    classifier_rows(
+        "N rules `ip saddr A tcp dport P counter drop|accept`",
+        &hash,
+    );
+    // Tries: a /24 per rule; an address and a port range per rule.
+    let prefix = |i: usize| {
+        let net = Ipv4Addr::from(0x0a00_0000u32 + ((i as u32) << 8));
+        let drop = i.is_multiple_of(2);
+        let rule = format!("ip saddr {net}/24 counter {}", verdict(drop));
+        let host = Ipv4Addr::from(u32::from(net) + 9);
+        (rule, tcp_frame(host, 80), drop)
+    };
+    classifier_rows("N rules `ip saddr NET/24 counter drop|accept`", &prefix);
+    let range = |i: usize| {
+        let (a, _, drop) = classified_rule(i);
+        let low = 1 + (i % 1000) as u16 * 60;
+        let rule = format!(
+            "ip saddr {a} tcp dport {low}-{} counter {}",
+            low + 40,
+            verdict(drop)
+        );
+        (rule, tcp_frame(a, low + 17), drop)
+    };
+    classifier_rows(
+        "N rules `ip saddr A tcp dport LOW-HIGH counter drop|accept`",
+        &range,
+    );
+}
+
+/// `drop` or `accept`.
+fn verdict(drop: bool) -> &'static str {
+    if drop { "drop" } else { "accept" }
+}
+
+/// A rule of a part 6 row set: its text, a frame it decides, and
+/// whether it drops.
+type ClassifiedRule<'a> = &'a dyn Fn(usize) -> (String, Vec<u8>, bool);
+
+/// Part 6's rows for rules `rule(0..N)`, with classifiers and as a plain
+/// chain: ns per packet for a frame of the first rule, of the last,
+/// and of none; the time to be ready.
+fn classifier_rows(what: &str, rule: ClassifiedRule) {
     println!(
-        "\n6. classifiers: N rules `ip saddr A tcp dport P counter drop|accept`, with classifiers \
+        "\n6. classifiers: {what}, with classifiers \
          and as a plain chain (ours without them); ns per packet (BPF_PROG_TEST_RUN, median of \
          {ROUNDS}); ready = check + lower + build + map contents (ours) and BPF_PROG_LOAD (kernel):"
     );
@@ -898,22 +951,10 @@ fn classifiers() {
         "kernel ms"
     );
     for n in [10usize, 1000, 10_000, 100_000] {
-        let rules: Vec<String> = (0..n)
-            .map(|i| {
-                let (a, p, drop) = classified_rule(i);
-                format!(
-                    "ip saddr {a} tcp dport {p} counter {}",
-                    if drop { "drop" } else { "accept" }
-                )
-            })
-            .collect();
+        let rules: Vec<String> = (0..n).map(|i| rule(i).0).collect();
         let text = ruleset(&rules);
-        let (first, last) = (classified_rule(0), classified_rule(n - 1));
-        let frames = [
-            tcp_frame(first.0, first.1),
-            tcp_frame(last.0, last.1),
-            tcp_frame(Ipv4Addr::new(192, 0, 2, 1), 80),
-        ];
+        let (first, last) = (rule(0), rule(n - 1));
+        let frames = [first.1, last.1, tcp_frame(Ipv4Addr::new(192, 0, 2, 1), 80)];
         let want = |drop: bool| {
             if drop {
                 XdpAction::Drop.value()

@@ -8,7 +8,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{Compiled, assert_none, chain, hex, ports, runs_of_shapes, v4, v6};
+use common::{
+    Compiled, assert_none, chain, hex, ports, prefix_runs, runs_of_shapes, v4, v4_prefix, v6,
+};
 use nft2bpf::compile::program::Mode;
 use nft2bpf::compile::{Attach, Device, LowerOptions, MIN_RUN};
 use testbed::firewall_frames;
@@ -140,17 +142,89 @@ fn compare(text: &str, attach: Attach, frames: &[Vec<u8>], min_classifiers: usiz
 /// id`), short frames; at XDP and at tcx ingress.
 #[test]
 fn runs_of_one_shape_decide_and_count_as_the_chain_does() {
+    let text = chain(&runs_of_shapes(3000), "accept");
+    at_xdp_and_tcx(&text);
+}
+
+/// [`compare`] of `text` on [`frames`] at XDP (at least 10 classifiers)
+/// and at tcx ingress (at least 3): the same rules (the plain chain
+/// takes several programs), untagged frames (a test run hands tc the
+/// tag in the data).
+fn at_xdp_and_tcx(text: &str) {
     let frames = frames();
-    let rules = runs_of_shapes(3000);
-    let text = chain(&rules, "accept");
-    assert_none(compare(&text, Attach::Xdp, &frames, 10));
-    // tcx: the same rules (the plain chain takes several programs),
-    // untagged frames (a test run hands tc the tag in the data).
+    assert_none(compare(text, Attach::Xdp, &frames, 10));
     let untagged: Vec<Vec<u8>> = frames
         .into_iter()
         .filter(|f| !matches!(f.get(12..14), Some([0x81, 0x00] | [0x88, 0xa8])))
         .collect();
-    assert_none(compare(&text, Attach::TcxIngress, &untagged, 3));
+    assert_none(compare(text, Attach::TcxIngress, &untagged, 3));
+}
+
+/// Runs for tries (`common::prefix_runs`: nested IPv4 and IPv6
+/// prefixes, a shorter one first and a longer one first, overlapping
+/// port ranges, exact fields with them, mixed verdicts) decide and
+/// count as the chain does: the first matching rule, not the longest
+/// prefix; at XDP and at tcx ingress.
+#[test]
+fn runs_of_prefixes_and_ranges_decide_and_count_as_the_chain_does() {
+    at_xdp_and_tcx(&chain(&prefix_runs(3000), "accept"));
+}
+
+/// In a trie the longest prefix holding a key is found, but the first
+/// rule decides: a shorter prefix before a longer one wins for the
+/// longer one's addresses; after it, only for the others. The rules'
+/// verdicts alternate, so a classifier that took the longest match's
+/// own rule would give the other fate.
+#[test]
+fn a_shorter_prefix_first_decides_for_the_longer_ones() {
+    let lens = [8, 16, 24, 32, 28, 20, 12, 8];
+    let mut rules = Vec::new();
+    for a in v4() {
+        for (i, &l) in lens.iter().enumerate() {
+            let v = ["accept", "drop"][i % 2];
+            rules.push(format!("ip saddr {} counter {v}", v4_prefix(&a, l)));
+        }
+        // The same the other way round: the longest first.
+        for (i, &l) in lens.iter().rev().enumerate() {
+            let v = ["drop", "accept"][i % 2];
+            rules.push(format!("ip daddr {} counter {v}", v4_prefix(&a, l)));
+        }
+    }
+    let (saddr, daddr): (Vec<String>, Vec<String>) =
+        rules.into_iter().partition(|r| r.starts_with("ip saddr"));
+    let text = chain(&[saddr, daddr].concat(), "accept");
+    let frames = frames();
+    assert_none(compare(&text, Attach::Xdp, &frames, 2));
+}
+
+/// nft reads only a prefix's bytes when it ends on a byte boundary, so
+/// `ip saddr 10.0.0.0/8` matches a frame that ends inside the address,
+/// after its first byte: frames cut after each byte of an IPv4 source
+/// and an IPv6 destination address meet runs of their prefixes (and
+/// prefixes not of whole bytes, which read the whole field) as they
+/// meet the chain.
+#[test]
+fn frames_cut_inside_the_field_match_prefixes_as_nft_reads_them() {
+    let a4 = "10.1.2.3";
+    let a6 = "2001:db8:1:2:3:4:5:6";
+    let lens4 = [24, 8, 20, 16, 32, 12, 8, 28];
+    let lens6 = [64, 16, 48, 128, 32, 40, 8, 56, 44];
+    let verdict = |i: usize| ["drop", "accept"][i % 2];
+    let mut rules: Vec<String> = lens4
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| format!("ip saddr {} counter {}", v4_prefix(a4, l), verdict(i)))
+        .collect();
+    rules.extend(lens6.iter().enumerate().map(|(i, &l)| {
+        let p = common::v6_prefix(a6, l);
+        format!("ip6 daddr {p} counter {}", verdict(i))
+    }));
+    let text = chain(&rules, "accept");
+    let frames = common::cut_address_frames(
+        &[a4, "10.1.3.3", "10.200.2.3", "11.1.2.3"],
+        &[a6, "2001:db8:1:2:ff::1", "2001:db8:1:ff::1", "2001:db9::1"],
+    );
+    assert_none(compare(&text, Attach::Xdp, &frames, 2));
 }
 
 /// A run in a regular chain jumped to from two places (lowered once for

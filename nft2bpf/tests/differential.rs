@@ -251,6 +251,33 @@ fn ten_thousand_rules_in_runs_of_shapes_decide_and_count_as_nft_does() {
     assert_none(compare(&mut bed, &text, "runs of shapes", &frames));
 }
 
+/// 2,500 rules in runs for tries (`common::prefix_runs`: nested IPv4 and
+/// IPv6 prefixes in both orders, overlapping port ranges, exact fields
+/// with them, mixed verdicts), every run long enough a classifier (with
+/// more, the first runs stay rules and decide most frames), with frames
+/// cut inside the addresses they test: every frame's fate and every
+/// counter as nft's.
+#[test]
+fn runs_of_prefixes_and_ranges_decide_and_count_as_nft_does() {
+    if !NftBed::available("comparing trie classifiers with nft") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = common::frames_with_cut_addresses(17);
+    let rules = common::prefix_runs(2_500);
+    let text = chain(&rules, "accept");
+    let ours = ours(&bed, &text);
+    let tries = ours
+        .lowered
+        .set_maps
+        .iter()
+        .filter(|m| m.set.is_none() && m.kind == nft2bpf::compile::sets::SetKind::Lpm)
+        .count();
+    assert!(tries >= 10, "{tries} tries");
+    drop(ours);
+    assert_none(compare(&mut bed, &text, "prefix runs", &frames));
+}
+
 /// Rule `i` of the shapes `ten_thousand_rules...` mixes in.
 fn other_shape(i: usize) -> String {
     let (a, b) = ((i >> 8) & 0xff, i & 0xff);

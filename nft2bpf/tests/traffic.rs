@@ -147,6 +147,20 @@ fn xdp_and_tcx_decide_and_count_as_nft_does() {
     assert_none(diffs);
 }
 
+/// Runs of prefixes and ranges as tries (`common::prefix_runs`), their
+/// maps filled as a hook's are, on real traffic in XDP and tcx, with
+/// frames cut inside the addresses: fates and counters as nft's.
+#[test]
+fn trie_classifiers_decide_and_count_as_nft_does() {
+    if !NftBed::available("comparing trie classifiers with nft on real traffic") {
+        return;
+    }
+    let mut bed = NftBed::new().expect("an nft test bed");
+    let frames = common::frames_with_cut_addresses(4);
+    let text = common::chain(&common::prefix_runs(2_500), "accept");
+    assert_none(compare(&mut bed, &text, "prefix runs", &frames));
+}
+
 /// A UDP frame with `payload` bytes of payload.
 fn udp(payload: usize) -> Vec<u8> {
     testbed::udp4_frame(

@@ -1,5 +1,6 @@
-//! Maps inside the interpreter: arrays and hashes with the kernel's update
-//! rules and error numbers, one CPU (per-CPU maps hold one value).
+//! Maps inside the interpreter: arrays, hashes and LPM tries with the
+//! kernel's update rules and error numbers, one CPU (per-CPU maps hold
+//! one value).
 
 use std::collections::HashMap;
 
@@ -33,6 +34,11 @@ pub enum InterpMapKind {
     RedirectArray,
     /// Redirect targets by key (devmap hash).
     RedirectHash,
+    /// Longest-prefix match: a key is a `u32` prefix length in host
+    /// order, then the data; a lookup finds the entry of the longest
+    /// prefix (no longer than the key's) that the key's data starts with,
+    /// and nothing for a key longer than the data.
+    LpmTrie,
 }
 
 /// Why a map operation failed, with the kernel's errno.
@@ -50,6 +56,9 @@ pub enum MapOpError {
     /// The map is full or the index is past the end (E2BIG).
     #[error("the map is full or the index is out of range (E2BIG)")]
     Full,
+    /// An LPM trie is full (ENOSPC).
+    #[error("the trie is full (ENOSPC)")]
+    NoSpace,
     /// Bad flags, or deleting from an array (EINVAL).
     #[error("invalid flags or operation (EINVAL)")]
     Invalid,
@@ -63,6 +72,7 @@ impl MapOpError {
             MapOpError::Exists => 17,
             MapOpError::NotFound => 2,
             MapOpError::Full => 7,
+            MapOpError::NoSpace => 28,
         }
     }
 }
@@ -121,6 +131,9 @@ impl InterpMap {
         if four && key_size != 4 {
             return bad("arrays and redirect maps have 4-byte keys");
         }
+        if kind == InterpMapKind::LpmTrie && !(5..=4 + 256).contains(&key_size) {
+            return bad("LPM trie keys are a u32 prefix length and 1 to 256 data bytes");
+        }
         if u64::from(value_size) * u64::from(max_entries) > MAX_BYTES {
             return bad("larger than the interpreter allocates (256 MiB)");
         }
@@ -172,6 +185,7 @@ impl InterpMap {
             MapType::LruHash | MapType::LruPerCpuHash => InterpMapKind::LruHash,
             MapType::DevMap | MapType::CpuMap => InterpMapKind::RedirectArray,
             MapType::DevMapHash => InterpMapKind::RedirectHash,
+            MapType::LpmTrie => InterpMapKind::LpmTrie,
             other => {
                 return Err(InterpMapError::Unsupported(spec.name.clone(), other.name()));
             }
@@ -243,7 +257,8 @@ impl InterpMap {
         Some(elem)
     }
 
-    /// The element holding `key`, without marking use.
+    /// The element holding `key`, without marking use (in a trie, the
+    /// longest prefix that holds it).
     fn peek(&self, key: &[u8]) -> Option<u32> {
         if key.len() != self.key_size as usize {
             return None;
@@ -252,7 +267,36 @@ impl InterpMap {
             let i = u32::from_le_bytes(key.try_into().ok()?);
             return (i < self.max_entries && self.present[i as usize]).then_some(i);
         }
+        if self.kind == InterpMapKind::LpmTrie {
+            // A key longer than the data finds nothing, as in the kernel.
+            let len = u32::from_ne_bytes(key[..4].try_into().ok()?);
+            if len > self.max_prefix() {
+                return None;
+            }
+            return (0..=len)
+                .rev()
+                .find_map(|l| self.index.get(&lpm_masked(key, l)).copied());
+        }
         self.index.get(key).copied()
+    }
+
+    /// An LPM trie's longest prefix: the data's bits.
+    fn max_prefix(&self) -> u32 {
+        8 * (self.key_size - 4)
+    }
+
+    /// `key` as the map stores it: in an LPM trie, the prefix's bits (the
+    /// rest cleared, so that two keys of one prefix are one entry); a
+    /// prefix longer than the data is EINVAL, as in the kernel.
+    fn stored_key(&self, key: &[u8]) -> Result<Vec<u8>, MapOpError> {
+        if self.kind != InterpMapKind::LpmTrie {
+            return Ok(key.to_vec());
+        }
+        let len = u32::from_ne_bytes(key[..4].try_into().map_err(|_| MapOpError::Size)?);
+        if len > self.max_prefix() {
+            return Err(MapOpError::Invalid);
+        }
+        Ok(lpm_masked(key, len))
     }
 
     /// The value bytes of element `elem`.
@@ -305,6 +349,7 @@ impl InterpMap {
             self.elem_mut(i).copy_from_slice(value);
             return Ok(());
         }
+        let key = &self.stored_key(key)?[..];
         if let Some(slot) = self.index.get(key).copied() {
             if flags == update::NOEXIST {
                 return Err(MapOpError::Exists);
@@ -317,10 +362,11 @@ impl InterpMap {
             return Err(MapOpError::NotFound);
         }
         if self.index.len() >= self.max_entries as usize {
-            if self.kind != InterpMapKind::LruHash {
-                return Err(MapOpError::Full);
+            match self.kind {
+                InterpMapKind::LruHash => self.evict(),
+                InterpMapKind::LpmTrie => return Err(MapOpError::NoSpace),
+                _ => return Err(MapOpError::Full),
             }
-            self.evict();
         }
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -380,7 +426,10 @@ impl InterpMap {
                 self.present[i as usize] = false;
                 Ok(())
             }
-            _ => self.remove(key),
+            _ => {
+                let key = self.stored_key(key)?;
+                self.remove(&key)
+            }
         }
     }
 
@@ -398,7 +447,8 @@ impl InterpMap {
         self.len() == 0
     }
 
-    /// All entries `(key, value)`, arrays by index, hashes in no order.
+    /// All entries `(key, value)`, arrays by index, hashes and tries in no
+    /// order (a trie's keys with the bits past their prefix cleared).
     pub fn entries(&self) -> Vec<(Vec<u8>, &[u8])> {
         if self.is_indexed() {
             (0..self.max_entries)
@@ -412,6 +462,18 @@ impl InterpMap {
                 .collect()
         }
     }
+}
+
+/// `key` (an LPM trie's: prefix length, data) with prefix length `len`
+/// and the data's bits past it cleared.
+fn lpm_masked(key: &[u8], len: u32) -> Vec<u8> {
+    let mut out = key.to_vec();
+    out[..4].copy_from_slice(&len.to_ne_bytes());
+    for (i, b) in out[4..].iter_mut().enumerate() {
+        let kept = len.saturating_sub(8 * i as u32).min(8);
+        *b &= !(0xffu16 >> kept) as u8;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@
 //! kfuncs or indirect calls), bpf-to-bpf calls (8 frames of 512 bytes),
 //! the contexts of XDP, tc and socket filters with the kernel's access
 //! rules, legacy `ld_abs`/`ld_ind` loads, and the helpers
-//! `bpf_map_lookup_elem`/`update`/`delete` (array, hash, LRU hash and
+//! `bpf_map_lookup_elem`/`update`/`delete` (array, hash, LRU hash, LPM trie and
 //! redirect maps, one CPU), `bpf_ktime_get_ns`, `bpf_get_prandom_u32`,
 //! `bpf_get_smp_processor_id`, `bpf_skb_load_bytes`, `bpf_xdp_load_bytes`,
 //! `bpf_loop`, `bpf_redirect` and `bpf_redirect_map`.

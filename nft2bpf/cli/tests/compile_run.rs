@@ -186,27 +186,62 @@ fn run_names_the_rule_a_classifier_found() {
         .collect();
     // The same key again, the other verdict: never decides.
     rules.push("ip saddr 10.0.0.3 tcp dport 22 counter drop".into());
-    let fw = format!(
-        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"eth9\" \
-         priority 0; policy accept;\n\t\tether type arp drop\n\t\t{}\n\t}}\n}}\n",
-        rules.join("\n\t\t")
-    );
-    let fw = dir.file("fw.nft", fw.as_bytes());
+    rules.insert(0, "ether type arp drop".into());
     let frames = vec![
         tcp([10, 0, 0, 3], 22),
         tcp([10, 0, 0, 12], 22),
         tcp([10, 0, 0, 12], 23),
     ];
-    let cap = capture_of(&dir, frames);
     let want = "1: accept (t/c rule 3: ip saddr 10.0.0.3 tcp dport 22 counter accept)\n\
                 2: drop (t/c rule 12: ip saddr 10.0.0.12 tcp dport 22 counter drop)\n\
                 3: accept (t/c policy)\n";
+    run_in_both_engines(&dir, &rules, frames, want);
+}
+
+/// `run -r` of `frames` through a chain of `rules` (on eth9, policy
+/// accept) prints `want`, in the kernel and in the interpreter.
+fn run_in_both_engines(dir: &Scratch, rules: &[impl AsRef<str>], frames: Vec<Vec<u8>>, want: &str) {
+    let rules: Vec<&str> = rules.iter().map(AsRef::as_ref).collect();
+    let fw = format!(
+        "table netdev t {{\n\tchain c {{\n\t\ttype filter hook ingress device \"eth9\" \
+         priority 0; policy accept;\n\t\t{}\n\t}}\n}}\n",
+        rules.join("\n\t\t")
+    );
+    let fw = dir.file("fw.nft", fw.as_bytes());
+    let cap = capture_of(dir, frames);
     for extra in [None, Some("--interpreter")] {
         let mut args = vec!["run", "-r", &cap, &fw];
         args.extend(extra);
         let text = String::from_utf8(ok(&args)).unwrap();
         assert_eq!(text, want, "{extra:?}");
     }
+}
+
+/// A run of prefix rules is one trie lookup: `run` names the first rule
+/// that matches (a /8 before a /32 of the same address), not the
+/// longest prefix, in the kernel and in the interpreter.
+#[test]
+fn run_names_the_first_rule_a_trie_classifier_found() {
+    let dir = Scratch::new("trie");
+    let rules = [
+        "ip saddr 192.168.0.0/16 counter accept",
+        "ip saddr 10.0.0.0/8 counter drop",
+        "ip saddr 10.0.0.1 counter accept",
+        "ip saddr 1.0.0.0/8 counter drop",
+        "ip saddr 10.0.0.0/24 counter accept",
+        "ip saddr 172.16.0.0/12 counter drop",
+        "ip saddr 10.0.0.12 counter accept",
+        "ip saddr 11.0.0.0/8 counter accept",
+    ];
+    let frames = vec![
+        tcp([10, 0, 0, 1], 22),
+        tcp([11, 0, 0, 12], 22),
+        tcp([12, 0, 0, 12], 23),
+    ];
+    let want = "1: drop (t/c rule 1: ip saddr 10.0.0.0/8 counter drop)\n\
+                2: accept (t/c rule 7: ip saddr 11.0.0.0/8 counter accept)\n\
+                3: accept (t/c policy)\n";
+    run_in_both_engines(&dir, &rules, frames, want);
 }
 
 #[test]

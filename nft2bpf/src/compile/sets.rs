@@ -90,8 +90,10 @@ impl PartLayout {
 /// The map keys of an element whose key parts are `key` (one per part
 /// of `layout`): one key for a hash map (each part's exact value; a
 /// range's low end, as hash sets have no ranges); for an LPM trie, one
-/// key per prefix of the one part's range ([`prefixes`]), each led by
-/// its prefix length in host order. Lowering writes a set's first
+/// key per prefix of the last part's range ([`prefixes`]) after the
+/// other parts' exact values (a set's trie has one part; a
+/// classifier's, its exact fields first), each led by its prefix length
+/// in host order. Lowering writes a set's first
 /// elements with it and `nft2bpf::deploy::sets` the elements added to a
 /// running program's map: the same bytes either way.
 pub fn element_keys(kind: SetKind, layout: &[PartLayout], key: &[ElemKey]) -> Vec<Vec<u8>> {
@@ -104,14 +106,24 @@ pub fn element_keys(kind: SetKind, layout: &[PartLayout], key: &[ElemKey]) -> Ve
             vec![bytes]
         }
         SetKind::Lpm => {
-            let (Some(part), Some(k)) = (layout.first(), key.first()) else {
+            let (Some((part, exact_parts)), Some((k, exact))) =
+                (layout.split_last(), key.split_last())
+            else {
                 return Vec::new();
             };
+            // Leading parts (a classifier's exact fields) whole: every
+            // bit of their words is in the prefix.
+            let mut lead = Vec::new();
+            for (k, p) in exact.iter().zip(exact_parts) {
+                lead.extend(p.bytes(k.bounds().0));
+            }
+            let lead_bits = 8 * lead.len() as u32;
             let (low, high) = k.bounds();
             prefixes(low, high, part.bits)
                 .into_iter()
                 .map(|(v, len)| {
-                    let mut bytes = (part.pad() + len).to_ne_bytes().to_vec();
+                    let mut bytes = (lead_bits + part.pad() + len).to_ne_bytes().to_vec();
+                    bytes.extend_from_slice(&lead);
                     bytes.extend(part.bytes(v));
                     bytes
                 })
@@ -235,12 +247,13 @@ impl SetMap {
                 .find(|(k, _)| k.as_slice() == key)
                 .map(|e| e.1),
             SetKind::Lpm => {
+                let key_len = u32::from_ne_bytes(key.get(..4)?.try_into().ok()?);
                 let data = key.get(4..)?;
                 self.entries
                     .iter()
                     .filter(|(k, _)| {
                         let len = u32::from_ne_bytes(k[..4].try_into().expect("4 bytes"));
-                        same_prefix(&k[4..], data, len)
+                        len <= key_len && same_prefix(&k[4..], data, len)
                     })
                     .max_by_key(|(k, _)| u32::from_ne_bytes(k[..4].try_into().expect("4 bytes")))
                     .map(|e| e.1)
@@ -250,7 +263,7 @@ impl SetMap {
 }
 
 /// Whether `a` and `b` agree on their first `bits` bits.
-fn same_prefix(a: &[u8], b: &[u8], bits: u32) -> bool {
+pub(crate) fn same_prefix(a: &[u8], b: &[u8], bits: u32) -> bool {
     let whole = (bits / 8) as usize;
     if a.len() < whole || b.len() < whole || a[..whole] != b[..whole] {
         return false;
@@ -393,5 +406,8 @@ mod tests {
         assert_eq!(m.lookup(&key(32, [10, 1, 2, 3])), Some(2));
         assert_eq!(m.lookup(&key(32, [10, 9, 2, 3])), Some(1));
         assert_eq!(m.lookup(&key(32, [11, 1, 2, 3])), None);
+        // A key's length bounds the entries it finds.
+        assert_eq!(m.lookup(&key(16, [10, 1, 2, 3])), Some(1));
+        assert_eq!(m.lookup(&key(7, [10, 1, 2, 3])), None);
     }
 }

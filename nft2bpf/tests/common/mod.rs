@@ -300,6 +300,116 @@ pub fn ports() -> Vec<u16> {
         .collect()
 }
 
+/// The prefix of `len` bits of the IPv4 address `a`, as nft writes it.
+pub fn v4_prefix(a: &str, len: u32) -> String {
+    let addr: std::net::Ipv4Addr = a.parse().expect("an IPv4 address");
+    let bits = u32::from(addr) & u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    format!("{}/{len}", std::net::Ipv4Addr::from(bits))
+}
+
+/// The prefix of `len` bits of the IPv6 address `a`, as nft writes it.
+pub fn v6_prefix(a: &str, len: u32) -> String {
+    let addr: std::net::Ipv6Addr = a.parse().expect("an IPv6 address");
+    let bits = u128::from(addr) & u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    format!("{}/{len}", std::net::Ipv6Addr::from(bits))
+}
+
+/// Frames cut inside an address: for each IPv4 address of `v4`, a UDP
+/// frame from it cut after none to all of its source address's bytes;
+/// for each IPv6 address of `v6`, a frame to it cut after none to all
+/// of its destination address's bytes (nft reads only a byte prefix's
+/// bytes: such frames may match it).
+pub fn cut_address_frames(v4: &[&str], v6: &[&str]) -> Vec<Vec<u8>> {
+    let mac = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let mut frames = Vec::new();
+    for src in v4 {
+        let src = src.parse().expect("an IPv4 address");
+        let ip = testbed::frame::Ipv4::new(src, "192.0.2.1".parse().unwrap(), 17);
+        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x0800, &ip.build(&[0; 8]));
+        // The source address is bytes 26..30.
+        frames.extend((26..=30).map(|end| f[..end].to_vec()));
+    }
+    for dst in v6 {
+        let dst = dst.parse().expect("an IPv6 address");
+        let ip = testbed::frame::ipv6("2001:db8::99".parse().unwrap(), dst, 59, 64, &[0; 8]);
+        let f = testbed::frame::ethernet_frame(mac.0, mac.1, 0x86dd, &ip);
+        // The destination address is bytes 38..54.
+        frames.extend((38..=54).map(|end| f[..end].to_vec()));
+    }
+    frames
+}
+
+/// The corpus's frames for `seed` and [`cut_address_frames`] of four of
+/// its IPv4 and IPv6 addresses (those [`prefix_runs`] tests first).
+pub fn frames_with_cut_addresses(seed: u64) -> Vec<Vec<u8>> {
+    let (v4, v6) = (v4(), v6());
+    let v4: Vec<&str> = v4.iter().map(String::as_str).take(4).collect();
+    let v6: Vec<&str> = v6.iter().map(String::as_str).take(4).collect();
+    let mut frames = testbed::firewall_frames(seed);
+    frames.extend(cut_address_frames(&v4, &v6));
+    frames
+}
+
+/// About `n` rules in runs for the classifiers' tries (one field a
+/// prefix or range, the others equalities) of varying length, with the
+/// corpus's addresses and ports: each address's prefixes of several
+/// lengths, nested, a shorter one before a longer one and after it;
+/// overlapping port ranges; single values among them; mixed verdicts;
+/// IPv4 and IPv6; exact fields before and after the ranged one; ranges
+/// of fields shifted in their word (`ip dscp`, `ip6 dscp`); rules of
+/// other shapes between the runs. A chain's rules for [`chain`].
+pub fn prefix_runs(n: usize) -> Vec<String> {
+    let (v4, v6, ports) = (v4(), v6(), ports());
+    let mut rules = Vec::new();
+    let mut k = 0usize;
+    while rules.len() < n {
+        // Run lengths of 1 to 250: some too short to fold.
+        let len = 1 + (k * 53) % 250;
+        for j in 0..len {
+            let i = k * 1000 + j;
+            // Each address three times in a row, with lengths in an
+            // order that puts shorter ones first and later.
+            let a4 = &v4[(j / 3 + k) % v4.len()];
+            let a6 = &v6[(j / 3 + k) % v6.len()];
+            let l4 = [8, 24, 16, 32, 12, 28, 20][(j + k) % 7];
+            let l6 = [32, 64, 48, 128, 16, 56, 100][(j + k) % 7];
+            let p = u32::from(ports[(j / 2 + k) % ports.len()]);
+            // Ranges about the port: around it, up to it, from it, it.
+            let range = match (j + k) % 4 {
+                0 => format!("{}-{}", p.saturating_sub(100), (p + 100).min(65535)),
+                1 => format!("0-{p}"),
+                2 => format!("{p}-65535"),
+                _ => format!("{p}"),
+            };
+            let verdict = if (i + k).is_multiple_of(3) {
+                "drop"
+            } else {
+                "accept"
+            };
+            let q = ports[i % ports.len()];
+            // Fields shifted in their word: IPv4's and IPv6's DSCP.
+            let dscp = (i % 64, (i % 64 + j % 9).min(63));
+            rules.push(match k % 8 {
+                0 => format!("ip saddr {} counter {verdict}", v4_prefix(a4, l4)),
+                1 => format!("ip6 daddr {} counter {verdict}", v6_prefix(a6, l6)),
+                2 => format!("tcp dport {range} counter {verdict}"),
+                3 => format!("ip daddr {a4} udp dport {range} counter {verdict}"),
+                4 => format!("tcp sport {q} ip saddr {} {verdict}", v4_prefix(a4, l4)),
+                5 => format!("udp sport {range} ip6 saddr {a6} counter {verdict}"),
+                6 => format!(
+                    "ip protocol tcp ip dscp {}-{} counter {verdict}",
+                    dscp.0, dscp.1
+                ),
+                _ => format!("ip6 dscp {}-{} counter {verdict}", dscp.0, dscp.1),
+            });
+        }
+        // Between runs: rules of other shapes that mostly go on.
+        rules.push(format!("ip daddr 10.{}.0.0/16 counter", k % 256));
+        k += 1;
+    }
+    rules
+}
+
 /// About `n` rules in runs of one shape (the classifiers' input) of
 /// varying length, with the corpus's addresses and ports so that frames
 /// hit them, duplicate keys with other verdicts, and rules of other

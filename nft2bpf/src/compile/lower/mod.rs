@@ -104,6 +104,9 @@ pub(super) struct Lower<'r> {
     use_classifiers: bool,
     /// The classifiers' rules, by number.
     classifiers: Vec<Vec<crate::check::tree::RuleId>>,
+    /// The maps the classifiers look up (a trie's second map, for frames
+    /// cut inside its field, counted).
+    classifier_maps: usize,
 }
 
 /// How rules are lowered.
@@ -166,6 +169,7 @@ pub fn lower_with(
         pcap_names: None,
         use_classifiers: options.classifiers,
         classifiers: Vec::new(),
+        classifier_maps: 0,
     };
     if l.uses_pkttype && attach == Attach::Xdp && l.device_mac.is_none() {
         return Err(Error::new(

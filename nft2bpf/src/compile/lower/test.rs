@@ -386,7 +386,7 @@ impl Lower<'_> {
     }
 
     /// 1 to 4 bytes at `from + k`, big-endian.
-    fn bytes(&mut self, from: Option<Val>, k: u32, n: u32) -> Val {
+    pub(super) fn bytes(&mut self, from: Option<Val>, k: u32, n: u32) -> Val {
         match n {
             1 | 2 | 4 => self.ir.load(from, k, n as u8),
             3 => {
@@ -663,7 +663,7 @@ pub(crate) fn split_words(v: u128, widths: &[u32]) -> Vec<u32> {
 }
 
 /// The lowest `bits` bits set.
-fn ones(bits: u32) -> u128 {
+pub(super) fn ones(bits: u32) -> u128 {
     if bits >= 128 {
         u128::MAX
     } else {
