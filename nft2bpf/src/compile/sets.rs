@@ -56,12 +56,12 @@ pub struct PartLayout {
 }
 
 impl PartLayout {
-    /// The part's bytes in a key: its words in network order.
-    fn bytes(&self, v: u128) -> Vec<u8> {
-        crate::compile::lower::split_words(v << self.shift, &self.widths)
-            .into_iter()
-            .flat_map(u32::to_be_bytes)
-            .collect()
+    /// Appends the part's bytes in a key to `out`: its words in network
+    /// order.
+    fn write_bytes(&self, v: u128, out: &mut Vec<u8>) {
+        for word in crate::compile::lower::words_of(v << self.shift, &self.widths) {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
     }
 
     /// The value the part's bytes hold (the inverse of `bytes`).
@@ -97,9 +97,9 @@ impl PartLayout {
 pub fn element_keys(kind: SetKind, layout: &[PartLayout], key: &[ElemKey]) -> Vec<Vec<u8>> {
     match kind {
         SetKind::Hash => {
-            let mut bytes = Vec::new();
+            let mut bytes = Vec::with_capacity(layout.iter().map(PartLayout::key_bytes).sum());
             for (k, part) in key.iter().zip(layout) {
-                bytes.extend(part.bytes(k.bounds().0));
+                part.write_bytes(k.bounds().0, &mut bytes);
             }
             vec![bytes]
         }
@@ -111,8 +111,9 @@ pub fn element_keys(kind: SetKind, layout: &[PartLayout], key: &[ElemKey]) -> Ve
             prefixes(low, high, part.bits)
                 .into_iter()
                 .map(|(v, len)| {
-                    let mut bytes = (part.pad() + len).to_ne_bytes().to_vec();
-                    bytes.extend(part.bytes(v));
+                    let mut bytes = Vec::with_capacity(4 + part.key_bytes());
+                    bytes.extend_from_slice(&(part.pad() + len).to_ne_bytes());
+                    part.write_bytes(v, &mut bytes);
                     bytes
                 })
                 .collect()

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::check::live::verdict_text;
-use crate::check::tree::{Counter, Hook, Policy, Quota, QuotaSpec, RuleId, Ruleset, Stmt};
+use crate::check::tree::{Counter, ElemKey, Hook, Policy, Quota, QuotaSpec, RuleId, Ruleset, Stmt};
 use crate::compile::sets::{PartLayout, SetKind};
 use crate::compile::{CounterSlot, Lowered, QuotaSlot};
 use crate::syntax::ast;
@@ -105,7 +105,7 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
     let mut elements: Vec<std::ops::Range<usize>> = Vec::with_capacity(s.elements.len());
     for e in &s.elements {
         let start = text.len();
-        write!(text, "{:?}", e.key).expect("writing to a String");
+        write_key_debug(&mut text, &e.key);
         if let Some(v) = e.verdict {
             write!(text, " : {}", verdict_text(v, &chain_name)).expect("writing to a String");
         }
@@ -132,6 +132,49 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
         s.size,
         elements.len(),
     )
+}
+
+/// Appends `key` as `{:?}` writes it (`[Value(1), Range(2, 3)]`), the
+/// form declarations were first written with, without the formatting
+/// machinery (a million elements' keys are written at each load).
+fn write_key_debug(text: &mut String, key: &[ElemKey]) {
+    text.push('[');
+    for (i, k) in key.iter().enumerate() {
+        if i > 0 {
+            text.push_str(", ");
+        }
+        match *k {
+            ElemKey::Value(v) => {
+                text.push_str("Value(");
+                write_decimal(text, v);
+            }
+            ElemKey::Range(low, high) => {
+                text.push_str("Range(");
+                write_decimal(text, low);
+                text.push_str(", ");
+                write_decimal(text, high);
+            }
+        }
+        text.push(')');
+    }
+    text.push(']');
+}
+
+/// Appends `v` in decimal.
+fn write_decimal(text: &mut String, mut v: u128) {
+    let mut digits = [0u8; 39];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        text.push(char::from(d));
+    }
 }
 
 /// FNV-1a's 64-bit offset basis.
@@ -1014,6 +1057,22 @@ mod tests {
                 chain other {{ counter; }}
                 chain c {{ type filter hook ingress device \"eth0\" priority 0; {rules} }}; }}"
         )
+    }
+
+    #[test]
+    fn keys_are_written_as_debug_writes_them() {
+        let keys = [
+            vec![ElemKey::Value(0)],
+            vec![ElemKey::Value(167_772_161)],
+            vec![ElemKey::Value(u128::MAX), ElemKey::Range(0, 9)],
+            vec![ElemKey::Range(10, u128::from(u64::MAX) + 1)],
+            vec![ElemKey::Value(1), ElemKey::Value(22), ElemKey::Range(1, 2)],
+        ];
+        for key in keys {
+            let mut text = String::new();
+            write_key_debug(&mut text, &key);
+            assert_eq!(text, format!("{key:?}"));
+        }
     }
 
     #[test]

@@ -192,9 +192,14 @@ impl Lower<'_> {
             Some(&m) => m,
             None => {
                 let entries = entries(s, &layout, kind, &verdicts);
-                let shared = (layout.clone(), kind, entries.clone());
-                match self.sets.anonymous.get(&shared) {
-                    Some(&m) if s.name.is_none() => m,
+                // Only anonymous sets share maps: a named set's entries
+                // (a million, maybe) are neither copied nor hashed.
+                let shared = s
+                    .name
+                    .is_none()
+                    .then(|| (layout.clone(), kind, entries.clone()));
+                match shared.as_ref().and_then(|c| self.sets.anonymous.get(c)) {
+                    Some(&m) => m,
                     _ => {
                         let max_entries = match (&s.name, s.size) {
                             (None, _) => (2 * entries.len() as u32).max(MIN_SET_ENTRIES),
@@ -213,11 +218,10 @@ impl Lower<'_> {
                             timeouts: Vec::new(),
                         });
                         let m = self.sets.maps.len() - 1;
-                        if s.name.is_some() {
-                            self.sets.named.insert((set, layout), m);
-                        } else {
-                            self.sets.anonymous.insert(shared, m);
-                        }
+                        match shared {
+                            Some(contents) => self.sets.anonymous.insert(contents, m),
+                            None => self.sets.named.insert((set, layout), m),
+                        };
                         m
                     }
                 }
