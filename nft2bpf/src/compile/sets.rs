@@ -95,28 +95,38 @@ impl PartLayout {
 /// elements with it and `nft2bpf::deploy::sets` the elements added to a
 /// running program's map: the same bytes either way.
 pub fn element_keys(kind: SetKind, layout: &[PartLayout], key: &[ElemKey]) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    each_element_key(kind, layout, key, |k| keys.push(k));
+    keys
+}
+
+/// [`element_keys`] given one by one to `each`, without the list (a
+/// set of a million elements is a million lists fewer).
+pub fn each_element_key(
+    kind: SetKind,
+    layout: &[PartLayout],
+    key: &[ElemKey],
+    mut each: impl FnMut(Vec<u8>),
+) {
     match kind {
         SetKind::Hash => {
             let mut bytes = Vec::with_capacity(layout.iter().map(PartLayout::key_bytes).sum());
             for (k, part) in key.iter().zip(layout) {
                 part.write_bytes(k.bounds().0, &mut bytes);
             }
-            vec![bytes]
+            each(bytes);
         }
         SetKind::Lpm => {
             let (Some(part), Some(k)) = (layout.first(), key.first()) else {
-                return Vec::new();
+                return;
             };
             let (low, high) = k.bounds();
-            prefixes(low, high, part.bits)
-                .into_iter()
-                .map(|(v, len)| {
-                    let mut bytes = Vec::with_capacity(4 + part.key_bytes());
-                    bytes.extend_from_slice(&(part.pad() + len).to_ne_bytes());
-                    part.write_bytes(v, &mut bytes);
-                    bytes
-                })
-                .collect()
+            for (v, len) in prefixes(low, high, part.bits) {
+                let mut bytes = Vec::with_capacity(4 + part.key_bytes());
+                bytes.extend_from_slice(&(part.pad() + len).to_ne_bytes());
+                part.write_bytes(v, &mut bytes);
+                each(bytes);
+            }
         }
     }
 }

@@ -160,21 +160,35 @@ fn write_key_debug(text: &mut String, key: &[ElemKey]) {
     text.push(']');
 }
 
-/// Appends `v` in decimal.
-fn write_decimal(text: &mut String, mut v: u128) {
+/// Appends `v` in decimal (in 64-bit steps while it fits: most keys
+/// are addresses and ports).
+fn write_decimal(text: &mut String, v: u128) {
     let mut digits = [0u8; 39];
     let mut at = digits.len();
-    loop {
+    let mut push = |d: u8| {
         at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
+        digits[at] = b'0' + d;
+    };
+    match u64::try_from(v) {
+        Ok(mut small) => loop {
+            push((small % 10) as u8);
+            small /= 10;
+            if small == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut big = v;
+            loop {
+                push((big % 10) as u8);
+                big /= 10;
+                if big == 0 {
+                    break;
+                }
+            }
         }
     }
-    for &d in &digits[at..] {
-        text.push(char::from(d));
-    }
+    text.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// FNV-1a's 64-bit offset basis.
