@@ -165,13 +165,10 @@ fn write_key_debug(text: &mut String, key: &[ElemKey]) {
 fn write_decimal(text: &mut String, v: u128) {
     let mut digits = [0u8; 39];
     let mut at = digits.len();
-    let mut push = |d: u8| {
-        at -= 1;
-        digits[at] = b'0' + d;
-    };
     match u64::try_from(v) {
         Ok(mut small) => loop {
-            push((small % 10) as u8);
+            at -= 1;
+            digits[at] = b'0' + (small % 10) as u8;
             small /= 10;
             if small == 0 {
                 break;
@@ -180,7 +177,8 @@ fn write_decimal(text: &mut String, v: u128) {
         Err(_) => {
             let mut big = v;
             loop {
-                push((big % 10) as u8);
+                at -= 1;
+                digits[at] = b'0' + (big % 10) as u8;
                 big /= 10;
                 if big == 0 {
                     break;
@@ -188,7 +186,7 @@ fn write_decimal(text: &mut String, v: u128) {
             }
         }
     }
-    text.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    text.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// FNV-1a's 64-bit offset basis.
