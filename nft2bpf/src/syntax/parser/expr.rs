@@ -506,11 +506,11 @@ impl Parser<'_> {
             if self.eat_word("comment").is_some() {
                 let c = self.quoted("comment")?;
                 span = span.to(c.span);
-                comment = Some(c);
+                comment = Some(Box::new(c));
             } else if self.eat_word("timeout").is_some() {
                 let t = self.time("timeout")?;
                 span = span.to(t.span);
-                timeout = Some(t);
+                timeout = Some(Box::new(t));
             } else {
                 break;
             }
@@ -526,7 +526,7 @@ impl Parser<'_> {
                 }
             };
             span = span.to(d.span);
-            data = Some(d);
+            data = Some(Box::new(d));
         }
         Ok((
             SetElem {
