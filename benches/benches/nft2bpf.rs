@@ -715,12 +715,21 @@ fn deployed_sets() {
          (medians of 21 adds), and the same file loaded again (a reload that keeps the set's map):"
     );
     println!(
-        "(load ms: wall time; user/sys: the CPU time of the loading thread in our code and in \
-         the kernel on its behalf, the map's inserts and the verifier)"
+        "(read and load ms: wall time; cpu: the reading thread's CPU time; user/sys: the \
+         loading thread's CPU time in our code and in the kernel on its behalf: the map's \
+         creation and inserts, the verifier, and page faults)"
     );
     println!(
-        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
-        "M", "read ms", "load ms", "user ms", "sys ms", "us per elem", "add elem us", "reload ms"
+        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
+        "M",
+        "read ms",
+        "read cpu",
+        "load ms",
+        "user ms",
+        "sys ms",
+        "us per elem",
+        "add elem us",
+        "reload ms"
     );
     let ns = testbed::Netns::new().expect("a namespace");
     let _pair = ns.veth_pair(DEVICE, "veth1").expect("a veth pair");
@@ -747,10 +756,13 @@ fn deployed_sets() {
         let root =
             std::path::PathBuf::from(format!("/sys/fs/bpf/nft2bpf-bench-{}", std::process::id()));
         let row = ns
-            .run(|| -> Result<(f64, f64, ThreadCpu, f64, f64), String> {
+            .run(|| -> Result<(f64, f64, f64, ThreadCpu, f64, f64), String> {
+                let cpu = ThreadCpu::now().map_err(|e| e.to_string())?;
                 let t = Instant::now();
                 let src = nft2bpf::deploy::Source::read(&file).map_err(|e| e.to_string())?;
                 let read = t.elapsed().as_secs_f64();
+                let read_cpu = ThreadCpu::now().map_err(|e| e.to_string())?.since(cpu);
+                let read_cpu = (read_cpu.user + read_cpu.system).as_secs_f64();
                 let mut opts = nft2bpf::deploy::LoadOptions::new();
                 opts.pin_root = root.clone();
                 let cpu = ThreadCpu::now().map_err(|e| e.to_string())?;
@@ -775,13 +787,14 @@ fn deployed_sets() {
                     return Err("the reload did not keep the set".into());
                 }
                 nft2bpf::deploy::unload(&root).map_err(|e| e.to_string())?;
-                Ok((read, load, load_cpu, median(&mut adds), reload))
+                Ok((read, read_cpu, load, load_cpu, median(&mut adds), reload))
             })
             .expect("runs in the namespace");
         match row {
-            Ok((read, load, load_cpu, add, reload)) => println!(
-                "{m:>9} {:>9} {:>9} {:>9} {:>9} {:>12.3} {:>12.1} {:>10}",
+            Ok((read, read_cpu, load, load_cpu, add, reload)) => println!(
+                "{m:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12.3} {:>12.1} {:>10}",
                 ms(read),
+                ms(read_cpu),
                 ms(load),
                 ms(load_cpu.user.as_secs_f64()),
                 ms(load_cpu.system.as_secs_f64()),
