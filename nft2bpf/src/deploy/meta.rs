@@ -4,7 +4,7 @@
 //! takes to change them while the program runs. Written as JSON into the unit's `meta`
 //! map at load; `list`, `log` and the next load read it back.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde_json::{Value, json};
 
@@ -100,17 +100,18 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
         .map(|k| format!("{}/{}", k.ty.name(), k.bits))
         .collect();
     // Each element's text, in one buffer (a million sets' elements
-    // would otherwise be a million allocations), sorted.
-    let mut text = String::new();
+    // would otherwise be a million allocations), sorted (as bytes: the
+    // order of the texts).
+    let mut text: Vec<u8> = Vec::new();
     let mut elements: Vec<std::ops::Range<usize>> = Vec::with_capacity(s.elements.len());
     for e in &s.elements {
         let start = text.len();
         write_key_debug(&mut text, &e.key);
         if let Some(v) = e.verdict {
-            write!(text, " : {}", verdict_text(v, &chain_name)).expect("writing to a String");
+            write!(text, " : {}", verdict_text(v, &chain_name)).expect("writing to a Vec");
         }
         if let Some(ms) = e.timeout {
-            write!(text, " timeout {ms}").expect("writing to a String");
+            write!(text, " timeout {ms}").expect("writing to a Vec");
         }
         elements.push(start..text.len());
     }
@@ -118,9 +119,9 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
     // The elements as a count and a digest: the description is read at
     // every set command, and a million elements written out would make
     // each one read and parse megabytes.
-    let digest = elements.iter().fold(FNV_OFFSET, |h, e| {
-        fnv1a(fnv1a(h, text[e.clone()].as_bytes()), b"\n")
-    });
+    let digest = elements
+        .iter()
+        .fold(FNV_OFFSET, |h, e| fnv1a(fnv1a(h, &text[e.clone()]), b"\n"));
     format!(
         "type {}; map {}; interval {}; constant {}; timeouts {}; timeout {:?}; size {:?}; elements {} {digest:016x}",
         key.join(" . "),
@@ -137,32 +138,32 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
 /// Appends `key` as `{:?}` writes it (`[Value(1), Range(2, 3)]`), the
 /// form declarations were first written with, without the formatting
 /// machinery (a million elements' keys are written at each load).
-fn write_key_debug(text: &mut String, key: &[ElemKey]) {
-    text.push('[');
+fn write_key_debug(text: &mut Vec<u8>, key: &[ElemKey]) {
+    text.push(b'[');
     for (i, k) in key.iter().enumerate() {
         if i > 0 {
-            text.push_str(", ");
+            text.extend_from_slice(b", ");
         }
         match *k {
             ElemKey::Value(v) => {
-                text.push_str("Value(");
+                text.extend_from_slice(b"Value(");
                 write_decimal(text, v);
             }
             ElemKey::Range(low, high) => {
-                text.push_str("Range(");
+                text.extend_from_slice(b"Range(");
                 write_decimal(text, low);
-                text.push_str(", ");
+                text.extend_from_slice(b", ");
                 write_decimal(text, high);
             }
         }
-        text.push(')');
+        text.push(b')');
     }
-    text.push(']');
+    text.push(b']');
 }
 
 /// Appends `v` in decimal (in 64-bit steps while it fits: most keys
 /// are addresses and ports).
-fn write_decimal(text: &mut String, v: u128) {
+fn write_decimal(text: &mut Vec<u8>, v: u128) {
     let mut digits = [0u8; 39];
     let mut at = digits.len();
     match u64::try_from(v) {
@@ -186,7 +187,7 @@ fn write_decimal(text: &mut String, v: u128) {
             }
         }
     }
-    text.extend(digits[at..].iter().map(|&d| char::from(d)));
+    text.extend_from_slice(&digits[at..]);
 }
 
 /// FNV-1a's 64-bit offset basis.
@@ -1081,9 +1082,9 @@ mod tests {
             vec![ElemKey::Value(1), ElemKey::Value(22), ElemKey::Range(1, 2)],
         ];
         for key in keys {
-            let mut text = String::new();
+            let mut text = Vec::new();
             write_key_debug(&mut text, &key);
-            assert_eq!(text, format!("{key:?}"));
+            assert_eq!(String::from_utf8(text).unwrap(), format!("{key:?}"));
         }
     }
 
