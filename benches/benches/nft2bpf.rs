@@ -18,9 +18,8 @@
 //! 4. whether both programs load at 5,000 rules of part 3's shapes;
 //! 5. named sets of 10 to 1,000,000 elements deployed on a veth (issue
 //!    13): reading and checking the file, loading it (lowering, building,
-//!    filling the map, the verifier, attaching; wall time, and the CPU
-//!    time split into ours, in user space, and the kernel's), and one
-//!    element added to the running set, as `nft2bpf add element` adds it.
+//!    filling the map, the verifier, attaching), and one element added
+//!    to the running set, as `nft2bpf add element` adds it.
 //!
 //! 6. classifiers (issue 13): 10 to 100,000 rules `ip saddr A tcp dport
 //!    P counter drop|accept`, lowered with runs folded into a map lookup
@@ -37,10 +36,14 @@
 //! the ratios are printed beside them.
 //!
 //! Run: `cargo bench -p benches --bench nft2bpf` (part 1's load times
-//! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone
-//! (`-- deployed-sets 100000`: one size of it),
+//! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone,
 //! `-- classifiers` part 6 (`-- classifiers-only`: without the plain
 //! chains).
+//!
+//! Part 5 gives the read's and the load's wall time and their threads'
+//! CPU time, the load's split into ours (user) and the kernel's
+//! (system: the map's creation and inserts, the verifier, page faults);
+//! `-- deployed-sets M` runs the size M alone (for a profiler).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
