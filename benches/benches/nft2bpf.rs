@@ -32,6 +32,11 @@
 //! When a program does not load (the verifier's limits), the row says
 //! why and a bisection finds the largest size that loads.
 //!
+//! Part 5 gives the read's and the load's wall time and their threads'
+//! CPU time, the load's split into ours (user) and the kernel's
+//! (system: the map's creation and inserts, the verifier, page faults);
+//! `-- deployed-sets M` runs the size M alone (for a profiler).
+//!
 //! Nothing here asserts a time: the anchors run in the same process and
 //! the ratios are printed beside them.
 //!
@@ -39,11 +44,6 @@
 //! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone,
 //! `-- classifiers` part 6 (`-- classifiers-only`: without the plain
 //! chains).
-//!
-//! Part 5 gives the read's and the load's wall time and their threads'
-//! CPU time, the load's split into ours (user) and the kernel's
-//! (system: the map's creation and inserts, the verifier, page faults);
-//! `-- deployed-sets M` runs the size M alone (for a profiler).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
