@@ -34,6 +34,11 @@
 //! When a program does not load (the verifier's limits), the row says
 //! why and a bisection finds the largest size that loads.
 //!
+//! Part 5 gives the read's and the load's wall time and their threads'
+//! CPU time, the load's split into ours (user) and the kernel's
+//! (system: the map's creation and inserts, the verifier, page faults);
+//! `-- deployed-sets M` runs the size M alone (for a profiler).
+//!
 //! Nothing here asserts a time: the anchors run in the same process and
 //! the ratios are printed beside them.
 //!
@@ -52,6 +57,7 @@ use bpf_builder::insn::{AluOp, Endian, JmpOp, Reg, Size};
 use bpf_builder::load::Loaded;
 use bpf_builder::object::{Object, ProgramType};
 use bpf_builder::run::TestRun;
+use bpf_builder::sys::clock::ThreadCpu;
 use nft2bpf::SourceMap;
 use nft2bpf::compile::program::{Mode, Program, ProgramOptions, build};
 use nft2bpf::compile::{Attach, Device, LowerOptions, Lowered, Outcome};
@@ -714,14 +720,35 @@ fn deployed_sets() {
          (medians of 21 adds), and the same file loaded again (a reload that keeps the set's map):"
     );
     println!(
-        "{:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
-        "M", "read ms", "load ms", "us per elem", "add elem us", "reload ms"
+        "(read and load ms: wall time; cpu: the reading thread's CPU time; user/sys: the \
+         loading thread's CPU time in our code and in the kernel on its behalf: the map's \
+         creation and inserts, the verifier, and page faults)"
+    );
+    println!(
+        "{:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>10}",
+        "M",
+        "read ms",
+        "read cpu",
+        "load ms",
+        "user ms",
+        "sys ms",
+        "us per elem",
+        "add elem us",
+        "reload ms"
     );
     let ns = testbed::Netns::new().expect("a namespace");
     let _pair = ns.veth_pair(DEVICE, "veth1").expect("a veth pair");
     let dir = std::env::temp_dir().join(format!("nft2bpf-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory");
+    // `-- deployed-sets 100000`: that size alone (for a profiler).
+    let only: Option<usize> = std::env::args()
+        .skip_while(|a| a != "deployed-sets")
+        .nth(1)
+        .and_then(|a| a.parse().ok());
     for m in [10, 1000, 100_000, 1_000_000] {
+        if only.is_some_and(|o| o != m) {
+            continue;
+        }
         let hosts: Vec<String> = (0..m)
             .map(|k| Ipv4Addr::from(0x0a00_0001u32 + 2 * k as u32).to_string())
             .collect();
@@ -734,15 +761,20 @@ fn deployed_sets() {
         let root =
             std::path::PathBuf::from(format!("/sys/fs/bpf/nft2bpf-bench-{}", std::process::id()));
         let row = ns
-            .run(|| -> Result<(f64, f64, f64, f64), String> {
+            .run(|| -> Result<(f64, f64, f64, ThreadCpu, f64, f64), String> {
+                let cpu = ThreadCpu::now().map_err(|e| e.to_string())?;
                 let t = Instant::now();
                 let src = nft2bpf::deploy::Source::read(&file).map_err(|e| e.to_string())?;
                 let read = t.elapsed().as_secs_f64();
+                let read_cpu = ThreadCpu::now().map_err(|e| e.to_string())?.since(cpu);
+                let read_cpu = (read_cpu.user + read_cpu.system).as_secs_f64();
                 let mut opts = nft2bpf::deploy::LoadOptions::new();
                 opts.pin_root = root.clone();
+                let cpu = ThreadCpu::now().map_err(|e| e.to_string())?;
                 let t = Instant::now();
                 nft2bpf::deploy::load(&src, &opts).map_err(|e| e.to_string())?;
                 let load = t.elapsed().as_secs_f64();
+                let load_cpu = ThreadCpu::now().map_err(|e| e.to_string())?.since(cpu);
                 let mut adds = Vec::new();
                 for k in 0..21u32 {
                     let cmd = format!(
@@ -760,14 +792,17 @@ fn deployed_sets() {
                     return Err("the reload did not keep the set".into());
                 }
                 nft2bpf::deploy::unload(&root).map_err(|e| e.to_string())?;
-                Ok((read, load, median(&mut adds), reload))
+                Ok((read, read_cpu, load, load_cpu, median(&mut adds), reload))
             })
             .expect("runs in the namespace");
         match row {
-            Ok((read, load, add, reload)) => println!(
-                "{m:>9} {:>9} {:>9} {:>12.3} {:>12.1} {:>10}",
+            Ok((read, read_cpu, load, load_cpu, add, reload)) => println!(
+                "{m:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12.3} {:>12.1} {:>10}",
                 ms(read),
+                ms(read_cpu),
                 ms(load),
+                ms(load_cpu.user.as_secs_f64()),
+                ms(load_cpu.system.as_secs_f64()),
                 (read + load) * 1e6 / m as f64,
                 add * 1e6,
                 ms(reload)

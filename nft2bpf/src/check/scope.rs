@@ -153,7 +153,7 @@ impl Scopes {
                             let (d, hd, sd) = self.expand(d)?;
                             h = h.max(hd);
                             s += sd;
-                            Some(d)
+                            Some(Box::new(d))
                         }
                         None => None,
                     };

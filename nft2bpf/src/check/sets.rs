@@ -194,7 +194,7 @@ impl Checker {
         };
         let mut out = Vec::with_capacity(elems.len());
         for el in elems {
-            let data = el.data.as_ref().or(inherited);
+            let data = el.data.as_deref().or(inherited);
             if let ExprKind::Set(_) = el.key.kind {
                 out.extend(self.elements_with(&el.key, set, anonymous, names, data)?);
                 continue;

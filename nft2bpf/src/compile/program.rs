@@ -438,7 +438,7 @@ impl Program {
         ifindex: &dyn Fn(&str) -> Option<u32>,
     ) -> Result<Vec<(MapId, Vec<u8>, InitValue)>, Error> {
         let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(l.set_maps.iter().map(|s| s.entries.len()).sum());
         let now = if l.set_maps.iter().any(|s| s.stateful) {
             bpf_builder::sys::clock::monotonic_ns().map_err(|e| err(&e))?
         } else {

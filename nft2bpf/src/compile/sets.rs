@@ -56,15 +56,15 @@ pub struct PartLayout {
 }
 
 impl PartLayout {
-    /// The part's bytes in a key: its words in network order.
-    fn bytes(&self, v: u128) -> Vec<u8> {
-        crate::compile::lower::split_words(v << self.shift, &self.widths)
-            .into_iter()
-            .flat_map(u32::to_be_bytes)
-            .collect()
+    /// Appends the part's bytes in a key to `out`: its words in network
+    /// order.
+    fn write_bytes(&self, v: u128, out: &mut Vec<u8>) {
+        for word in crate::compile::lower::words_of(v << self.shift, &self.widths) {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
     }
 
-    /// The value the part's bytes hold (the inverse of `bytes`).
+    /// The value the part's bytes hold (the inverse of `write_bytes`).
     fn value(&self, bytes: &[u8]) -> u128 {
         let mut v = 0u128;
         for (w, c) in self.widths.iter().zip(bytes.chunks(4)) {
@@ -97,37 +97,48 @@ impl PartLayout {
 /// elements with it and `nft2bpf::deploy::sets` the elements added to a
 /// running program's map: the same bytes either way.
 pub fn element_keys(kind: SetKind, layout: &[PartLayout], key: &[ElemKey]) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    each_element_key(kind, layout, key, |k| keys.push(k));
+    keys
+}
+
+/// [`element_keys`] given one by one to `each`, without the list (a
+/// set of a million elements is a million lists fewer).
+pub fn each_element_key(
+    kind: SetKind,
+    layout: &[PartLayout],
+    key: &[ElemKey],
+    mut each: impl FnMut(Vec<u8>),
+) {
     match kind {
         SetKind::Hash => {
-            let mut bytes = Vec::new();
+            let mut bytes = Vec::with_capacity(layout.iter().map(PartLayout::key_bytes).sum());
             for (k, part) in key.iter().zip(layout) {
-                bytes.extend(part.bytes(k.bounds().0));
+                part.write_bytes(k.bounds().0, &mut bytes);
             }
-            vec![bytes]
+            each(bytes);
         }
         SetKind::Lpm => {
             let (Some((part, exact_parts)), Some((k, exact))) =
                 (layout.split_last(), key.split_last())
             else {
-                return Vec::new();
+                return;
             };
             // Leading parts (a classifier's exact fields) whole: every
             // bit of their words is in the prefix.
             let mut lead = Vec::new();
             for (k, p) in exact.iter().zip(exact_parts) {
-                lead.extend(p.bytes(k.bounds().0));
+                p.write_bytes(k.bounds().0, &mut lead);
             }
             let lead_bits = 8 * lead.len() as u32;
             let (low, high) = k.bounds();
-            prefixes(low, high, part.bits)
-                .into_iter()
-                .map(|(v, len)| {
-                    let mut bytes = (lead_bits + part.pad() + len).to_ne_bytes().to_vec();
-                    bytes.extend_from_slice(&lead);
-                    bytes.extend(part.bytes(v));
-                    bytes
-                })
-                .collect()
+            for (v, len) in prefixes(low, high, part.bits) {
+                let mut bytes = Vec::with_capacity(4 + lead.len() + part.key_bytes());
+                bytes.extend_from_slice(&(lead_bits + part.pad() + len).to_ne_bytes());
+                bytes.extend_from_slice(&lead);
+                part.write_bytes(v, &mut bytes);
+                each(bytes);
+            }
         }
     }
 }

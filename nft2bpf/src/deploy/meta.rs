@@ -4,12 +4,12 @@
 //! takes to change them while the program runs. Written as JSON into the unit's `meta`
 //! map at load; `list`, `log` and the next load read it back.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde_json::{Value, json};
 
 use crate::check::live::verdict_text;
-use crate::check::tree::{Counter, Hook, Policy, Quota, QuotaSpec, RuleId, Ruleset, Stmt};
+use crate::check::tree::{Counter, ElemKey, Hook, Policy, Quota, QuotaSpec, RuleId, Ruleset, Stmt};
 use crate::compile::sets::{PartLayout, SetKind};
 use crate::compile::{CounterSlot, Lowered, QuotaSlot};
 use crate::syntax::ast;
@@ -100,17 +100,18 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
         .map(|k| format!("{}/{}", k.ty.name(), k.bits))
         .collect();
     // Each element's text, in one buffer (a million sets' elements
-    // would otherwise be a million allocations), sorted.
-    let mut text = String::new();
+    // would otherwise be a million allocations), sorted (as bytes: the
+    // order of the texts).
+    let mut text: Vec<u8> = Vec::new();
     let mut elements: Vec<std::ops::Range<usize>> = Vec::with_capacity(s.elements.len());
     for e in &s.elements {
         let start = text.len();
-        write!(text, "{:?}", e.key).expect("writing to a String");
+        write_key_debug(&mut text, &e.key);
         if let Some(v) = e.verdict {
-            write!(text, " : {}", verdict_text(v, &chain_name)).expect("writing to a String");
+            write!(text, " : {}", verdict_text(v, &chain_name)).expect("writing to a Vec");
         }
         if let Some(ms) = e.timeout {
-            write!(text, " timeout {ms}").expect("writing to a String");
+            write!(text, " timeout {ms}").expect("writing to a Vec");
         }
         elements.push(start..text.len());
     }
@@ -118,9 +119,9 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
     // The elements as a count and a digest: the description is read at
     // every set command, and a million elements written out would make
     // each one read and parse megabytes.
-    let digest = elements.iter().fold(FNV_OFFSET, |h, e| {
-        fnv1a(fnv1a(h, text[e.clone()].as_bytes()), b"\n")
-    });
+    let digest = elements
+        .iter()
+        .fold(FNV_OFFSET, |h, e| fnv1a(fnv1a(h, &text[e.clone()]), b"\n"));
     format!(
         "type {}; map {}; interval {}; constant {}; timeouts {}; timeout {:?}; size {:?}; elements {} {digest:016x}",
         key.join(" . "),
@@ -132,6 +133,61 @@ pub fn set_declaration(rs: &Ruleset, set: crate::check::tree::SetId) -> String {
         s.size,
         elements.len(),
     )
+}
+
+/// Appends `key` as `{:?}` writes it (`[Value(1), Range(2, 3)]`), the
+/// form declarations were first written with, without the formatting
+/// machinery (a million elements' keys are written at each load).
+fn write_key_debug(text: &mut Vec<u8>, key: &[ElemKey]) {
+    text.push(b'[');
+    for (i, k) in key.iter().enumerate() {
+        if i > 0 {
+            text.extend_from_slice(b", ");
+        }
+        match *k {
+            ElemKey::Value(v) => {
+                text.extend_from_slice(b"Value(");
+                write_decimal(text, v);
+            }
+            ElemKey::Range(low, high) => {
+                text.extend_from_slice(b"Range(");
+                write_decimal(text, low);
+                text.extend_from_slice(b", ");
+                write_decimal(text, high);
+            }
+        }
+        text.push(b')');
+    }
+    text.push(b']');
+}
+
+/// Appends `v` in decimal (in 64-bit steps while it fits: most keys
+/// are addresses and ports).
+fn write_decimal(text: &mut Vec<u8>, v: u128) {
+    let mut digits = [0u8; 39];
+    let mut at = digits.len();
+    match u64::try_from(v) {
+        Ok(mut small) => loop {
+            at -= 1;
+            digits[at] = b'0' + (small % 10) as u8;
+            small /= 10;
+            if small == 0 {
+                break;
+            }
+        },
+        Err(_) => {
+            let mut big = v;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (big % 10) as u8;
+                big /= 10;
+                if big == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    text.extend_from_slice(&digits[at..]);
 }
 
 /// FNV-1a's 64-bit offset basis.
@@ -1014,6 +1070,22 @@ mod tests {
                 chain other {{ counter; }}
                 chain c {{ type filter hook ingress device \"eth0\" priority 0; {rules} }}; }}"
         )
+    }
+
+    #[test]
+    fn keys_are_written_as_debug_writes_them() {
+        let keys = [
+            vec![ElemKey::Value(0)],
+            vec![ElemKey::Value(167_772_161)],
+            vec![ElemKey::Value(u128::MAX), ElemKey::Range(0, 9)],
+            vec![ElemKey::Range(10, u128::from(u64::MAX) + 1)],
+            vec![ElemKey::Value(1), ElemKey::Value(22), ElemKey::Range(1, 2)],
+        ];
+        for key in keys {
+            let mut text = Vec::new();
+            write_key_debug(&mut text, &key);
+            assert_eq!(String::from_utf8(text).unwrap(), format!("{key:?}"));
+        }
     }
 
     #[test]

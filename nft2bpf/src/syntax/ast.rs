@@ -758,12 +758,13 @@ pub struct SetElem {
     /// The key: a value, range, prefix, concatenation, variable or (a set
     /// inside a set) a nested set, which nft flattens.
     pub key: Expr,
-    /// `: DATA` in a map.
-    pub data: Option<Expr>,
+    /// `: DATA` in a map. (This and the other rare parts are boxed: a set
+    /// of a million elements is a million of these.)
+    pub data: Option<Box<Expr>>,
     /// `comment "..."` after the element.
-    pub comment: Option<Str>,
+    pub comment: Option<Box<Str>>,
     /// `timeout T` after the element: its own timeout.
-    pub timeout: Option<Ident>,
+    pub timeout: Option<Box<Ident>>,
     /// The whole element.
     pub span: Span,
 }

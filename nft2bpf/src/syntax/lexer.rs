@@ -63,16 +63,18 @@ pub fn tokenize(text: &str, base: usize) -> Result<Vec<Token>, Error> {
             }
             _ => {}
         }
-        let (tok, len) = longest(&text[at..]).ok_or_else(|| {
-            let ch = text[at..].chars().next().unwrap_or(' ');
-            Error::new(
-                format!(
-                    "syntax error, unexpected character '{}'",
-                    ch.escape_default()
-                ),
-                span(at, at + ch.len_utf8()),
-            )
-        })?;
+        let (tok, len) = plain(&text[at..])
+            .or_else(|| longest(&text[at..]))
+            .ok_or_else(|| {
+                let ch = text[at..].chars().next().unwrap_or(' ');
+                Error::new(
+                    format!(
+                        "syntax error, unexpected character '{}'",
+                        ch.escape_default()
+                    ),
+                    span(at, at + ch.len_utf8()),
+                )
+            })?;
         toks.push(Token {
             tok,
             span: span(at, at + len),
@@ -84,6 +86,45 @@ pub fn tokenize(text: &str, base: usize) -> Result<Vec<Token>, Error> {
         span: span(text.len(), text.len()),
     });
     Ok(toks)
+}
+
+/// The token at the start of `s` when it is one of the few a large set
+/// is made of (a `,`, a brace, a decimal number, an IPv4 address) and no
+/// other rule could read a longer one there: what [`longest`] finds,
+/// without trying every rule.
+fn plain(s: &str) -> Option<(Tok, usize)> {
+    let b = s.as_bytes();
+    let tok = match *b.first()? {
+        b',' => Tok::Comma,
+        b'{' => Tok::LBrace,
+        b'}' => Tok::RBrace,
+        b'0'..=b'9' => return plain_number_or_ipv4(s),
+        _ => return None,
+    };
+    Some((tok, 1))
+}
+
+/// [`plain`] of a decimal number or an IPv4 address: digits and dots up
+/// to a byte that neither an address (hex digits, `:`, `.`), a time
+/// string, a hex number nor a word (letters) could go on with.
+fn plain_number_or_ipv4(s: &str) -> Option<(Tok, usize)> {
+    let b = s.as_bytes();
+    let len = b
+        .iter()
+        .take_while(|c| c.is_ascii_digit() || **c == b'.')
+        .count();
+    let next = b.get(len).copied().unwrap_or(b' ');
+    if len > MAX_ADDR_LEN || next.is_ascii_alphanumeric() || next == b':' || next == b'_' {
+        return None;
+    }
+    let text = &s[..len];
+    if !text.contains('.') {
+        return Some((number(text), len));
+    }
+    // The whole run is the longest address there can be; a run that is
+    // no address is left to `longest` (a shorter address inside it).
+    let addr = text.parse::<Ipv4Addr>().ok()?;
+    Some((Tok::Addr(AddrLit::Ipv4(addr)), len))
 }
 
 /// The longest token at the start of `s` and its length, by nft's rules
@@ -380,6 +421,34 @@ mod tests {
             toks("99999999999999999999"),
             vec![word("99999999999999999999"), Tok::Eof]
         );
+    }
+
+    /// The short way reads what the longest-match rules read, wherever it
+    /// reads anything: at every offset of element forms and of texts
+    /// that look like them (time strings, hex, MACs, IPv6, long runs).
+    #[test]
+    fn plain_tokens_are_the_longest_tokens() {
+        let texts = [
+            "{ 10.0.0.1, 10.0.0.2 }",
+            "10.0.0.0/8,10.0.0.1-10.0.0.9 . 22-80",
+            "1.2.3.4.5 1.2.3 256.1.1.1 01.2.3.4 1. 1..2 .1 0.0.0.0",
+            "10.0.0.1a 10.0.0.1:80 10.0.0.1_ 10.0.0.1/ 10.0.0.1- 10.0.0.1é",
+            "22 0x16 0X1f 10s 1h30m 1ms 8021q 8021ad 8021 1e3 1_000 22: 22:accept",
+            "99999999999999999999 18446744073709551615 18446744073709551616",
+            "::ffff:1.2.3.4 1:2::3 00:11:22:33:44:55 12:34 fe80::1.2.3.4",
+            "123456789012345678901234567890123456789012345678.1 1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16",
+        ];
+        let mut checked = 0;
+        for text in texts {
+            for (at, _) in text.char_indices() {
+                let s = &text[at..];
+                if let Some(short) = plain(s) {
+                    assert_eq!(Some(short), longest(s), "at {at} of {text:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
     }
 
     #[test]

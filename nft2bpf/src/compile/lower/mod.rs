@@ -25,7 +25,7 @@ mod rule;
 mod sets;
 mod test;
 
-pub(crate) use test::split_words;
+pub(crate) use test::words_of;
 
 use std::collections::HashMap;
 

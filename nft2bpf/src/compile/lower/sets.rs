@@ -13,7 +13,7 @@ use super::test::Part;
 use crate::check::tree::{ElemKey, SetId, Verdict};
 use crate::compile::actions::Action;
 use crate::compile::sets::{
-    MIN_SET_ENTRIES, NAMED_SET_ENTRIES, PartLayout, SetKind, SetMap, element_keys,
+    MIN_SET_ENTRIES, NAMED_SET_ENTRIES, PartLayout, SetKind, SetMap, each_element_key,
 };
 use crate::error::Error;
 
@@ -95,10 +95,10 @@ impl Lower<'_> {
                 let mut entries = Vec::new();
                 let mut timeouts = Vec::new();
                 for e in &s.elements {
-                    for key in element_keys(SetKind::Hash, &layout, &e.key) {
+                    each_element_key(SetKind::Hash, &layout, &e.key, |key| {
                         entries.push((key, 1));
                         timeouts.push(e.timeout.or(s.state.timeout));
-                    }
+                    });
                 }
                 let max_entries = match s.size {
                     Some(size) => size,
@@ -192,9 +192,14 @@ impl Lower<'_> {
             Some(&m) => m,
             None => {
                 let entries = entries(s, &layout, kind, &verdicts);
-                let shared = (layout.clone(), kind, entries.clone());
-                match self.sets.anonymous.get(&shared) {
-                    Some(&m) if s.name.is_none() => m,
+                // Only anonymous sets share maps: a named set's entries
+                // (a million, maybe) are neither copied nor hashed.
+                let shared = s
+                    .name
+                    .is_none()
+                    .then(|| (layout.clone(), kind, entries.clone()));
+                match shared.as_ref().and_then(|c| self.sets.anonymous.get(c)) {
+                    Some(&m) => m,
                     _ => {
                         let max_entries = match (&s.name, s.size) {
                             (None, _) => (2 * entries.len() as u32).max(MIN_SET_ENTRIES),
@@ -213,11 +218,10 @@ impl Lower<'_> {
                             timeouts: Vec::new(),
                         });
                         let m = self.sets.maps.len() - 1;
-                        if s.name.is_some() {
-                            self.sets.named.insert((set, layout), m);
-                        } else {
-                            self.sets.anonymous.insert(shared, m);
-                        }
+                        match shared {
+                            Some(contents) => self.sets.anonymous.insert(contents, m),
+                            None => self.sets.named.insert((set, layout), m),
+                        };
                         m
                     }
                 }
@@ -267,7 +271,7 @@ pub(super) fn layout_of(parts: &[Part]) -> Option<(Layout, Vec<pktmatch::ir::Val
     Some((layout, words))
 }
 
-/// The map entries of a set's elements: [`element_keys`] of each, with
+/// The map entries of a set's elements: [`each_element_key`] of each, with
 /// the element's value (its verdict's index in `verdicts`; 1 in a set).
 fn entries(
     s: &crate::check::tree::Set,
@@ -275,15 +279,13 @@ fn entries(
     kind: SetKind,
     verdicts: &[Verdict],
 ) -> Vec<(Vec<u8>, u32)> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(s.elements.len());
     for e in &s.elements {
         let value = match e.verdict {
             Some(v) => verdicts.iter().position(|x| *x == v).unwrap_or(0) as u32,
             None => 1,
         };
-        for key in element_keys(kind, layout, &e.key) {
-            out.push((key, value));
-        }
+        each_element_key(kind, layout, &e.key, |key| out.push((key, value)));
     }
     out
 }

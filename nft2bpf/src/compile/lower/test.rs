@@ -652,14 +652,16 @@ fn chunks(len: u32) -> Vec<u32> {
 
 /// `v` cut into words of `widths` bits, most significant first.
 pub(crate) fn split_words(v: u128, widths: &[u32]) -> Vec<u32> {
+    words_of(v, widths).collect()
+}
+
+/// [`split_words`] without the list: the words one by one.
+pub(crate) fn words_of(v: u128, widths: &[u32]) -> impl Iterator<Item = u32> + '_ {
     let mut rest: u32 = widths.iter().sum();
-    widths
-        .iter()
-        .map(|&w| {
-            rest -= w;
-            ((v >> rest) & ones(w)) as u32
-        })
-        .collect()
+    widths.iter().map(move |&w| {
+        rest -= w;
+        ((v >> rest) & ones(w)) as u32
+    })
 }
 
 /// The lowest `bits` bits set.

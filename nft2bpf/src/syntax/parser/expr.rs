@@ -488,9 +488,11 @@ impl Parser<'_> {
     /// One element: a nested set, or a key with an optional comment and
     /// an optional `: DATA`.
     fn set_elem(&mut self) -> Result<(SetElem, usize), Error> {
-        let (key, mut h) = match *self.tok() {
-            Tok::LBrace => self.set_expr()?,
-            _ => {
+        let lone = self.lone_value();
+        let (key, mut h) = match (lone, self.tok()) {
+            (Some(key), _) => (key, 1),
+            (None, Tok::LBrace) => self.set_expr()?,
+            (None, _) => {
                 let outer = std::mem::replace(&mut self.in_element_key, true);
                 let key = self.value_concat();
                 self.in_element_key = outer;
@@ -504,11 +506,11 @@ impl Parser<'_> {
             if self.eat_word("comment").is_some() {
                 let c = self.quoted("comment")?;
                 span = span.to(c.span);
-                comment = Some(c);
+                comment = Some(Box::new(c));
             } else if self.eat_word("timeout").is_some() {
                 let t = self.time("timeout")?;
                 span = span.to(t.span);
-                timeout = Some(t);
+                timeout = Some(Box::new(t));
             } else {
                 break;
             }
@@ -524,7 +526,7 @@ impl Parser<'_> {
                 }
             };
             span = span.to(d.span);
-            data = Some(d);
+            data = Some(Box::new(d));
         }
         Ok((
             SetElem {
@@ -536,6 +538,22 @@ impl Parser<'_> {
             },
             h + 1,
         ))
+    }
+
+    /// A number or an address standing alone before what ends a key (a
+    /// `,`, `}`, newline or `:`), taken as `value_concat` would take it:
+    /// the short way for the million plain elements of a large set.
+    fn lone_value(&mut self) -> Option<Expr> {
+        let kind = match self.tok() {
+            Tok::Number(n) => ExprKind::Number(*n),
+            Tok::Addr(a) => ExprKind::Addr(*a),
+            _ => return None,
+        };
+        let ends = matches!(
+            self.peek_nth(1).tok,
+            Tok::Comma | Tok::RBrace | Tok::Newline | Tok::Colon
+        );
+        ends.then(|| Expr::new(kind, self.bump().span))
     }
 
     /// A verdict, if one comes next.
@@ -565,5 +583,63 @@ impl Parser<'_> {
         };
         let span = self.bump().span;
         Ok(Some(Verdict { kind, span }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SourceMap;
+    use crate::syntax::include::MemLoader;
+    use crate::syntax::lexer::tokenize;
+
+    /// `f` run by a parser over the tokens of `text`, which starts at
+    /// `base`.
+    fn with_parser<T>(text: &str, base: usize, f: impl FnOnce(&mut Parser) -> T) -> T {
+        let mut map = SourceMap::new();
+        let mut loader = MemLoader::new();
+        let mut p = Parser {
+            map: &mut map,
+            loader: &mut loader,
+            frames: vec![super::super::Frame {
+                toks: tokenize(text, base).expect("tokens"),
+                pos: 0,
+                identity: None,
+                path: None,
+            }],
+            nesting: 0,
+            in_element_key: true,
+        };
+        f(&mut p)
+    }
+
+    /// An element's key is what the general rules read, whether the
+    /// short way for a lone number or address takes it or not.
+    #[test]
+    fn a_lone_value_is_the_key_value_concat_reads() {
+        for key in [
+            "10.0.0.1",
+            "22",
+            "0x16",
+            "fe80::1",
+            "00:11:22:33:44:55",
+            "10.0.0.0/8",
+            "22-80",
+            "10.0.0.1 . 22",
+            "1 << 2",
+            "1 | 2",
+            "ssh",
+            "\"eth0\"",
+        ] {
+            let general = with_parser(key, 2, |p| p.value_concat().expect("a value").0);
+            for end in ["}", ", 1 }", " : accept }", "\n}"] {
+                let set = format!("{{ {key}{end}");
+                let (set, _) = with_parser(&set, 0, |p| p.set_expr().expect("a set"));
+                let ExprKind::Set(elems) = set.kind else {
+                    panic!("{set:?}")
+                };
+                assert_eq!(elems[0].key, general, "{key}{end}");
+            }
+        }
     }
 }
