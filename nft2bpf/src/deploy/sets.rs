@@ -211,6 +211,9 @@ struct Copy {
     name: String,
     set: SetMeta,
     meta: Meta,
+    /// The pinned map: the array of maps holding `map`.
+    pinned: Map,
+    /// The map holding the set's elements.
     map: Map,
 }
 
@@ -260,21 +263,23 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
             .iter()
             .filter(|s| &s.table == table && &s.name == name)
         {
-            let map = progs
+            let pinned = progs
                 .unit(unit)?
                 .map(&s.member)
                 .map_err(DeployError::io(format!("opening {}/{}", c.key, s.member)))?;
-            if map.name() == super::PLACEHOLDER {
+            if pinned.name() == super::PLACEHOLDER {
                 return Err(DeployError::Other(format!(
                     "{}: set `{name}` is described but not pinned; reload the ruleset",
                     c.key
                 )));
             }
+            let copy_name = format!("{}/{}", c.key, s.member);
             copies.push(Copy {
-                name: format!("{}/{}", c.key, s.member),
+                map: super::swap::contents(&copy_name, &pinned)?,
+                name: copy_name,
                 set: s.clone(),
                 meta: meta.clone(),
-                map,
+                pinned,
             });
         }
     }
