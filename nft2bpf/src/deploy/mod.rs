@@ -93,6 +93,7 @@
 //! [`unload`] detaches and removes everything, the pin root included
 //! (members leave their dispatchers, whose other members run on).
 
+pub mod batch;
 pub mod carry;
 mod meta;
 mod pins;

@@ -206,19 +206,20 @@ pub fn encode(
 }
 
 /// One program's copy of the set.
-struct Copy {
+pub(super) struct Copy {
     /// `HOOK-DEVICE/setN`.
-    name: String,
-    set: SetMeta,
-    meta: Meta,
-    /// The pinned map: the array of maps holding `map`.
-    pinned: Map,
+    pub(super) name: String,
+    pub(super) set: SetMeta,
+    pub(super) meta: Meta,
+    /// The pinned map: the array of maps holding `map` (or, pinned by an
+    /// earlier build, `map` itself).
+    pub(super) pinned: Map,
     /// The map holding the set's elements.
-    map: Map,
+    pub(super) map: Map,
 }
 
 /// A change to one map: the key, the value written, the value it had.
-enum Op {
+pub(super) enum Op {
     Insert(Vec<u8>, Vec<u8>),
     Remove(Vec<u8>, Vec<u8>),
     /// An element of a set with timeouts, added again with a timeout: its
@@ -250,53 +251,8 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     let members = roots.members.lock()?;
     let progs = roots.progs.lock()?;
     let scan = state::scan(&links, &members, &progs)?;
-    let (table, name) = (&cmd.table.name.name, &cmd.set.name);
-    let mut copies = Vec::new();
-    let mut table_known = false;
-    for c in &scan.current {
-        let (Some(meta), Some(unit)) = (&c.meta, &c.unit) else {
-            continue;
-        };
-        table_known |= meta.tables.iter().any(|t| &t.name == table);
-        for s in meta
-            .sets
-            .iter()
-            .filter(|s| &s.table == table && &s.name == name)
-        {
-            let pinned = progs
-                .unit(unit)?
-                .map(&s.member)
-                .map_err(DeployError::io(format!("opening {}/{}", c.key, s.member)))?;
-            if pinned.name() == super::PLACEHOLDER {
-                return Err(DeployError::Other(format!(
-                    "{}: set `{name}` is described but not pinned; reload the ruleset",
-                    c.key
-                )));
-            }
-            let copy_name = format!("{}/{}", c.key, s.member);
-            copies.push(Copy {
-                map: super::swap::contents(&copy_name, &pinned)?,
-                name: copy_name,
-                set: s.clone(),
-                meta: meta.clone(),
-                pinned,
-            });
-        }
-    }
-    if !table_known {
-        return Err(parsed.fail(Error::new(
-            format!("table `{table}` does not exist in the running ruleset"),
-            cmd.table.name.span,
-        )));
-    }
-    let Some(first) = copies.first() else {
-        return Err(parsed.fail(Error::new(
-            format!(
-                "set `{name}` has no map in the running programs of table netdev {table}: it does not exist, no rule looks it up, or its elements are compare chains (ranges in a concatenation); it changes only with a reload"
-            ),
-            cmd.set.span,
-        )));
-    };
+    let copies = copies(&scan, &progs, cmd, &|e| parsed.fail(e))?;
+    let first = &copies[0];
     let now = bpf_builder::sys::clock::monotonic_ns()
         .map_err(|e| DeployError::Other(format!("reading the clock: {e}")))?;
     if cmd.verb == SetVerb::List {
@@ -367,6 +323,64 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     })
 }
 
+/// The running programs' copies of the set `cmd` names (at least one),
+/// their maps opened; `fail` renders an error in the command.
+pub(super) fn copies(
+    scan: &state::Scanned,
+    progs: &bpf_builder::pins::Locked<'_>,
+    cmd: &SetCommand,
+    fail: &dyn Fn(Error) -> DeployError,
+) -> Result<Vec<Copy>, DeployError> {
+    let (table, name) = (&cmd.table.name.name, &cmd.set.name);
+    let mut copies = Vec::new();
+    let mut table_known = false;
+    for c in &scan.current {
+        let (Some(meta), Some(unit)) = (&c.meta, &c.unit) else {
+            continue;
+        };
+        table_known |= meta.tables.iter().any(|t| &t.name == table);
+        for s in meta
+            .sets
+            .iter()
+            .filter(|s| &s.table == table && &s.name == name)
+        {
+            let pinned = progs
+                .unit(unit)?
+                .map(&s.member)
+                .map_err(DeployError::io(format!("opening {}/{}", c.key, s.member)))?;
+            if pinned.name() == super::PLACEHOLDER {
+                return Err(DeployError::Other(format!(
+                    "{}: set `{name}` is described but not pinned; reload the ruleset",
+                    c.key
+                )));
+            }
+            let copy_name = format!("{}/{}", c.key, s.member);
+            copies.push(Copy {
+                map: super::swap::contents(&copy_name, &pinned)?,
+                name: copy_name,
+                set: s.clone(),
+                meta: meta.clone(),
+                pinned,
+            });
+        }
+    }
+    if !table_known {
+        return Err(fail(Error::new(
+            format!("table `{table}` does not exist in the running ruleset"),
+            cmd.table.name.span,
+        )));
+    }
+    if copies.is_empty() {
+        return Err(fail(Error::new(
+            format!(
+                "set `{name}` has no map in the running programs of table netdev {table}: it does not exist, no rule looks it up, or its elements are compare chains (ranges in a concatenation); it changes only with a reload"
+            ),
+            cmd.set.span,
+        )));
+    }
+    Ok(copies)
+}
+
 /// Undoes `done`, last first.
 fn undo(done: &[(&Map, &Op)]) {
     for (map, op) in done.iter().rev() {
@@ -380,7 +394,7 @@ fn undo(done: &[(&Map, &Op)]) {
 /// A copy's entries and their values; in a set with state, the
 /// elements that have not expired at `now` (an expired one is absent,
 /// as in nft).
-fn read(copy: &Copy, now: u64) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
+pub(super) fn read(copy: &Copy, now: u64) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
     read_entries(&copy.name, &copy.set, &copy.map, now)
 }
 
@@ -437,7 +451,7 @@ fn value_bytes(set: &SetMeta, e: &Encoded, now: u64) -> Vec<u8> {
 }
 
 /// The error of a set with no room left.
-fn full_error(set: &SetMeta, span: Span) -> Error {
+pub(super) fn full_error(set: &SetMeta, span: Span) -> Error {
     let message = match set.size {
         Some(size) => format!(
             "set `{}` is full: its size is {size} (Too many open files in system)",
@@ -484,7 +498,7 @@ fn bounds(set: &SetMeta, key: &[u8]) -> Option<(u128, u128)> {
 /// entries, `count` of them; or, when `count` is `None`, only those
 /// under the keys of `encoded`, and the kernel refuses inserts into a
 /// full map).
-fn plan(
+pub(super) fn plan(
     cmd: &SetCommand,
     copy: &Copy,
     current: &HashMap<Vec<u8>, Vec<u8>>,

@@ -64,6 +64,6 @@ pub(super) fn new_contents(set: &SetMeta, like: &Map) -> Result<Map, DeployError
 pub(super) fn swap(name: &str, pinned: &Map, new: &Map) -> Result<(), DeployError> {
     let fd = new.as_fd().as_raw_fd() as u32;
     pinned
-        .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), UpdateFlags::Exist)
+        .update(&0u32.to_ne_bytes(), &fd.to_ne_bytes(), UpdateFlags::Any)
         .map_err(|e| DeployError::Other(format!("swapping {name}: {e}")))
 }
