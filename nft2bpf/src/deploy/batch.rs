@@ -5,9 +5,9 @@
 //! changes nothing. Then each set the file touches gets a new map
 //! holding what the set holds once the commands have run in order (its
 //! elements read from the running map, the commands applied to them),
-//! put in the slot the program reads the set's map from
-//! ([`super::swap`]) with one update: a packet sees the whole old set or
-//! the whole new one, never a set half changed (as `flush set` then
+//! put with one update in the slot the program reads the set's map
+//! from ([`SetMap::swappable_spec`]): a packet sees the whole old set
+//! or the whole new one, never a set half changed (as `flush set` then
 //! `add element` one by one, in place, let it see an empty set).
 //!
 //! Single commands ([`super::sets::run`]) change the running map in
@@ -19,6 +19,8 @@
 //! once the swap has returned (the kernel returns from it once no
 //! program runs with the old map); an element the packet path refreshed
 //! (its expiry, its limit's tokens) in that window keeps the state read.
+//!
+//! [`SetMap::swappable_spec`]: crate::compile::sets::SetMap::swappable_spec
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -42,6 +44,15 @@ pub struct Applied {
     pub sets: Vec<String>,
     /// The maps swapped (`HOOK-DEVICE/setN`).
     pub maps: Vec<String>,
+}
+
+/// One copy of a set, with what it holds once the commands have run.
+struct Planned {
+    copy: Copy,
+    /// The elements read from the running map before the commands ran.
+    read: HashSet<Vec<u8>>,
+    /// The entries the new map gets.
+    contents: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 /// One copy of a set, with the map that replaces it.
@@ -92,7 +103,7 @@ pub fn apply(pin_root: &Path, file: &str, text: &str) -> Result<Applied, DeployE
         }
     }
     // Every set's new contents are worked out before any map is made.
-    let mut planned: Vec<(Copy, HashSet<Vec<u8>>, HashMap<Vec<u8>, Vec<u8>>)> = Vec::new();
+    let mut planned = Vec::new();
     for (_, list) in &sets {
         for copy in copies(&scan, &progs, list[0], &|e| fail(e, &map))? {
             if !swap::is_swappable(&copy.pinned) {
@@ -102,18 +113,27 @@ pub fn apply(pin_root: &Path, file: &str, text: &str) -> Result<Applied, DeployE
                 )));
             }
             let mut contents = read(&copy, now)?;
-            let read_keys = contents.keys().cloned().collect();
+            let read = contents.keys().cloned().collect();
             for cmd in list {
                 run_on(cmd, &copy, &mut contents, now)
                     .map_err(|e| DeployError::Ruleset(e.render(&map)))?;
             }
-            planned.push((copy, read_keys, contents));
+            planned.push(Planned {
+                copy,
+                read,
+                contents,
+            });
         }
     }
     // The new maps, filled; dropped (freed) on a failure, as none is in
     // use yet.
     let mut swaps = Vec::new();
-    for (copy, read, contents) in planned {
+    for Planned {
+        copy,
+        read,
+        contents,
+    } in planned
+    {
         let new = swap::new_contents(&copy.set, &copy.map)?;
         write_all(&new, &contents)
             .map_err(|e| DeployError::Other(format!("filling a new map for {}: {e}", copy.name)))?;
@@ -199,4 +219,40 @@ fn carry_added(s: &Swap, now: u64) -> Result<(), DeployError> {
         let _ = s.new.update(&k, &v, UpdateFlags::NoExist);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<SetCommand>, String> {
+        let mut map = SourceMap::new();
+        let file = map.add("f.nft", None, text, None);
+        crate::syntax::parse_set_commands(&mut map, file).map_err(|e| e.render(&map))
+    }
+
+    #[test]
+    fn a_file_of_commands_is_split_at_lines_and_semicolons() {
+        let cmds = parse(
+            "# replace s\nflush set netdev t s; add element t s { 1,\n  2 }\n\n\
+             delete element t u { 3 } # trailing\ncreate element t s { 4 }",
+        )
+        .unwrap();
+        let verbs: Vec<_> = cmds.iter().map(|c| (c.verb, c.set.name.as_str())).collect();
+        assert_eq!(
+            verbs,
+            [
+                (SetVerb::Flush, "s"),
+                (SetVerb::Add, "s"),
+                (SetVerb::Delete, "u"),
+                (SetVerb::Create, "s"),
+            ]
+        );
+        assert!(parse("").unwrap().is_empty());
+        // Two commands on a line need a `;`; an error names its line.
+        let e = parse("flush set t s add element t s { 1 }").unwrap_err();
+        assert!(e.contains("f.nft:1:15"), "{e}");
+        let e = parse("flush set t s\nflush set t s\nadd element t s 1\n").unwrap_err();
+        assert!(e.contains("f.nft:3:17"), "{e}");
+    }
 }

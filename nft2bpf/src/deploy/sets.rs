@@ -3,7 +3,12 @@
 //! command-line syntax ([`crate::syntax::parse_set_command`]). A change
 //! takes effect on the next packet: the programs look their sets up in
 //! BPF maps, pinned in their units (members `set0`..`set63`, described in
-//! [`SetMeta`]), and nothing is reloaded.
+//! [`SetMeta`]; each the array of maps whose slot 0 holds the set's
+//! map, [`SetMap::swappable_spec`]), and nothing is reloaded. A command
+//! changes the map in place, element by element; [`super::batch::apply`]
+//! runs a file of them as one transaction, swapping each set whole.
+//!
+//! [`SetMap::swappable_spec`]: crate::compile::sets::SetMap::swappable_spec
 //!
 //! Each program (each hook and device) has its own copy of a set, and a
 //! set looked up with fields of different alignments has a map per
