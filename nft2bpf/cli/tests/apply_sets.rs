@@ -83,16 +83,7 @@ fn set_map_id(bed: &Bed, name: &str) -> u32 {
 fn stream_during(bed: &Bed, port: u16, change: impl FnOnce()) -> (usize, usize) {
     let marker = Marker::new().unwrap();
     let (a, b) = (&bed.pair.a, &bed.pair.b);
-    let frame = testbed::udp4_frame(
-        a.mac,
-        b.mac,
-        [10, 0, 0, 1].into(),
-        [10, 0, 0, 2].into(),
-        1000,
-        port,
-        marker.as_bytes(),
-    )
-    .unwrap();
+    let frame = bed.frame(port, &marker);
     let mut rx = b.socket().unwrap();
     rx.set_incoming_only(true).unwrap();
     rx.set_receive_buffer(64 << 20).unwrap();

@@ -27,9 +27,9 @@ use std::path::Path;
 
 use bpf_builder::handle::{Map, UpdateFlags};
 use bpf_builder::map::MapType;
+use bpf_builder::pins::Locked;
 
 use super::DeployError;
-use super::pins::open_roots;
 use super::sets::{Copy, Op, copies, encode, plan, read};
 use super::state;
 use super::swap;
@@ -80,32 +80,38 @@ pub fn apply(pin_root: &Path, file: &str, text: &str) -> Result<Applied, DeployE
             &map,
         ));
     }
-    let Some(mut roots) = open_roots(pin_root, false)? else {
-        return Err(DeployError::Other(format!(
-            "no ruleset is loaded under {}",
-            pin_root.display()
-        )));
-    };
-    let _outer = roots.outer.lock()?;
-    let links = roots.links.lock()?;
-    let members = roots.members.lock()?;
-    let progs = roots.progs.lock()?;
-    let scan = state::scan(&links, &members, &progs)?;
-    let now = bpf_builder::sys::clock::monotonic_ns()
-        .map_err(|e| DeployError::Other(format!("reading the clock: {e}")))?;
-    // The sets the file touches, in its order, with their commands.
+    super::sets::with_running(pin_root, |scan, progs, now| {
+        let (sets, planned) = plan_all(&cmds, &map, scan, progs, now)?;
+        let swaps = swap_all(planned, now)?;
+        Ok(Applied {
+            sets,
+            maps: swaps.iter().map(|s| s.copy.name.clone()).collect(),
+        })
+    })
+}
+
+/// The sets `cmds` (of the file `map` holds) touch (`TABLE SET`, in the
+/// file's order), and what each running copy of them holds once the
+/// commands have run: worked out for all before any map is made.
+fn plan_all(
+    cmds: &[SetCommand],
+    map: &SourceMap,
+    scan: &state::Scanned,
+    progs: &Locked<'_>,
+    now: u64,
+) -> Result<(Vec<String>, Vec<Planned>), DeployError> {
     let mut sets: Vec<(String, Vec<&SetCommand>)> = Vec::new();
-    for cmd in &cmds {
+    for cmd in cmds {
         let name = format!("{} {}", cmd.table.name.name, cmd.set.name);
         match sets.iter_mut().find(|(n, _)| *n == name) {
             Some((_, list)) => list.push(cmd),
             None => sets.push((name, vec![cmd])),
         }
     }
-    // Every set's new contents are worked out before any map is made.
     let mut planned = Vec::new();
     for (_, list) in &sets {
-        for copy in copies(&scan, &progs, list[0], &|e| fail(e, &map))? {
+        let fail = |e: Error| DeployError::Ruleset(e.render(map));
+        for copy in copies(scan, progs, list[0], &fail)? {
             if !swap::is_swappable(&copy.pinned) {
                 return Err(DeployError::Other(format!(
                     "{}: loaded by an earlier nft2bpf, whose sets cannot be swapped; load the ruleset again",
@@ -116,7 +122,7 @@ pub fn apply(pin_root: &Path, file: &str, text: &str) -> Result<Applied, DeployE
             let read = contents.keys().cloned().collect();
             for cmd in list {
                 run_on(cmd, &copy, &mut contents, now)
-                    .map_err(|e| DeployError::Ruleset(e.render(&map)))?;
+                    .map_err(|e| DeployError::Ruleset(e.render(map)))?;
             }
             planned.push(Planned {
                 copy,
@@ -125,8 +131,12 @@ pub fn apply(pin_root: &Path, file: &str, text: &str) -> Result<Applied, DeployE
             });
         }
     }
-    // The new maps, filled; dropped (freed) on a failure, as none is in
-    // use yet.
+    Ok((sets.into_iter().map(|(n, _)| n).collect(), planned))
+}
+
+/// Makes and fills the new maps, then swaps each in: all, or (a swap
+/// failing) none. A new map not swapped in is freed when dropped.
+fn swap_all(planned: Vec<Planned>, now: u64) -> Result<Vec<Swap>, DeployError> {
     let mut swaps = Vec::new();
     for Planned {
         copy,
@@ -151,10 +161,7 @@ pub fn apply(pin_root: &Path, file: &str, text: &str) -> Result<Applied, DeployE
     for s in swaps.iter().filter(|s| s.copy.set.stateful) {
         carry_added(s, now)?;
     }
-    Ok(Applied {
-        sets: sets.into_iter().map(|(n, _)| n).collect(),
-        maps: swaps.iter().map(|s| s.copy.name.clone()).collect(),
-    })
+    Ok(swaps)
 }
 
 /// Runs `cmd` on `contents`, the entries of `copy`'s set: as

@@ -245,6 +245,18 @@ fn first_u32(v: &[u8]) -> u32 {
 pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     let parsed = Parsed::new(text)?;
     let cmd = &parsed.cmd;
+    with_running(pin_root, |scan, progs, now| {
+        let copies = copies(scan, progs, cmd, &|e| parsed.fail(e))?;
+        change(&parsed, &copies, now)
+    })
+}
+
+/// Runs `f` on the ruleset running under `pin_root`, its pin roots
+/// locked: with the units found, the program units' root, and the time.
+pub(super) fn with_running<T>(
+    pin_root: &Path,
+    f: impl FnOnce(&state::Scanned, &bpf_builder::pins::Locked<'_>, u64) -> Result<T, DeployError>,
+) -> Result<T, DeployError> {
     let Some(mut roots) = open_roots(pin_root, false)? else {
         return Err(DeployError::Other(format!(
             "no ruleset is loaded under {}",
@@ -256,17 +268,22 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     let members = roots.members.lock()?;
     let progs = roots.progs.lock()?;
     let scan = state::scan(&links, &members, &progs)?;
-    let copies = copies(&scan, &progs, cmd, &|e| parsed.fail(e))?;
-    let first = &copies[0];
     let now = bpf_builder::sys::clock::monotonic_ns()
         .map_err(|e| DeployError::Other(format!("reading the clock: {e}")))?;
+    f(&scan, &progs, now)
+}
+
+/// Runs the command `parsed` on `copies`, the running copies of its set.
+fn change(parsed: &Parsed, copies: &[Copy], now: u64) -> Result<Done, DeployError> {
+    let cmd = &parsed.cmd;
+    let first = &copies[0];
     if cmd.verb == SetVerb::List {
         let entries = read(first, now)?;
         return Ok(Done::Listing(listing(&first.set, &entries, now)));
     }
     // Every copy's changes are worked out before any is made.
     let mut plans = Vec::new();
-    for copy in &copies {
+    for copy in copies {
         let ops = match &cmd.elements {
             None => read(copy, now)?
                 .into_iter()
