@@ -174,7 +174,7 @@ fn a_set_replaced_by_apply_never_misses_a_packet() {
     );
     assert_eq!(bed.send(&[5, 7, 9]), vec![7]);
 
-    // Several commands on several sets, with `;` and stdin's `-`: each
+    // Several commands on several sets, some between `;`: each
     // set ends as the commands leave it, in order.
     let batch = bed.file(
         "more.nft",
@@ -315,4 +315,59 @@ fn apply_keeps_timeouts() {
     assert_eq!(bed.send(&[5, 6, 7, 9]), vec![9]);
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(bed.send(&[5, 6, 7, 9]), vec![5, 6, 9]);
+}
+
+/// A set the packet path adds to (`add @seen`), replaced whole from
+/// standard input (`apply -`) while frames that add an element cross:
+/// the element is in the new set (read before the swap, or carried over
+/// after it), and frames after the swap add theirs to the new map.
+#[test]
+fn a_dynamic_set_swapped_keeps_what_packets_add() {
+    let Some(bed) = Bed::new("replacing a set that packets add to") else {
+        return;
+    };
+    let text = "table netdev t {
+	set seen {
+		type inet_service
+		flags dynamic
+	}
+	chain c {
+		type filter hook ingress device \"nfb\" priority 0; policy accept;
+		udp dport @seen drop
+		udp dport 40-49 add @seen { udp dport } accept
+	}
+}
+";
+    let file = bed.file("dyn.nft", text);
+    ok(&bed, &format!("load {}", file.display()));
+    assert_eq!(bed.send(&[40]), vec![40]);
+    // Port 41 streams while the set is replaced: the first frame adds 41,
+    // the rest are dropped by it (in the old set or the new).
+    let (sent, came) = stream_during(&bed, 41, || {
+        let mut c = bed.cmd(&["apply", "-"]);
+        c.stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            b"flush set t seen\nadd element t seen { 100 }\n",
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    assert!(sent > 100, "{sent} frames sent");
+    let listing = ok(&bed, "list set t seen");
+    // 40 went with the flush; 41 was added by the stream (before the
+    // swap, the flush took it too, and the stream added it again).
+    assert!(listing.contains("elements = { 41, 100 }"), "{listing}");
+    assert!(came >= 1, "{came}");
+    // After the swap the packet path adds to the new map.
+    assert_eq!(bed.send(&[42, 42, 100]), vec![42]);
+    let listing = ok(&bed, "list set t seen");
+    assert!(listing.contains("elements = { 41, 42, 100 }"), "{listing}");
 }
