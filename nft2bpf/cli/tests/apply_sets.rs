@@ -43,11 +43,16 @@ const RULESET: &str = "table netdev t {
 	set other {
 		type inet_service
 	}
+	set nets {
+		type ipv4_addr
+		flags interval
+	}
 	chain c {
 		type filter hook ingress device \"nfb\" priority 0; policy accept;
 		udp dport @blocked drop
 		udp dport @small drop
 		udp dport @other drop
+		ip saddr @nets drop
 	}
 }
 ";
@@ -184,6 +189,37 @@ fn a_set_replaced_by_apply_never_misses_a_packet() {
     );
     ok(&bed, &format!("apply {}", batch.display()));
     assert_eq!(bed.send(&[5, 20, 21, 30, 40]), vec![5, 20]);
+
+    // An interval set (an LPM trie): the frames come from 10.0.0.1.
+    let batch = bed.file(
+        "nets.nft",
+        "add element t nets { 10.0.0.0/24, 10.1.0.0-10.1.0.9 }
+",
+    );
+    ok(&bed, &format!("apply {}", batch.display()));
+    assert_eq!(bed.send(&[5]), Vec::<u16>::new());
+    let batch = bed.file(
+        "nets.nft",
+        "flush set t nets
+add element t nets { 10.0.1.0/24 }
+add element t nets { 10.0.1.7 }
+",
+    );
+    let err = fails(&bed, &format!("apply {}", batch.display()));
+    assert!(
+        err.contains("nets.nft:3:22: error: conflicting intervals specified"),
+        "{err}"
+    );
+    assert_eq!(bed.send(&[5]), Vec::<u16>::new());
+    let batch = bed.file(
+        "nets.nft",
+        "flush set t nets; add element t nets { 10.0.1.0/24 }
+",
+    );
+    ok(&bed, &format!("apply {}", batch.display()));
+    assert_eq!(bed.send(&[5]), vec![5]);
+    let listing = ok(&bed, "list set t nets");
+    assert!(listing.contains("elements = { 10.0.1.0/24 }"), "{listing}");
     ok(&bed, "unload");
 }
 
