@@ -19,7 +19,10 @@
 //! 5. named sets of 10 to 1,000,000 elements deployed on a veth (issue
 //!    13): reading and checking the file, loading it (lowering, building,
 //!    filling the map, the verifier, attaching), and one element added
-//!    to the running set, as `nft2bpf add element` adds it.
+//!    to the running set, as `nft2bpf add element` adds it; first (5b)
+//!    the per-packet cost of reading a deployed set's map from its array
+//!    of maps (what lets `nft2bpf apply` swap the set whole), against the
+//!    map named directly.
 //!
 //! 6. classifiers (issue 13): 10 to 100,000 rules `ip saddr A tcp dport
 //!    P counter drop|accept`, lowered with runs folded into a map lookup
@@ -43,7 +46,8 @@
 //! the ratios are printed beside them.
 //!
 //! Run: `cargo bench -p benches --bench nft2bpf` (part 1's load times
-//! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone,
+//! and parts 3 to 6 need CAP_BPF); `-- deployed-sets` runs part 5 alone
+//! (`-- set-swap-cost`: only 5b, the array of maps' per-packet cost),
 //! `-- classifiers` part 6 (`-- classifiers-only`: without the plain
 //! chains), `-- per-packet` part 3.
 
@@ -713,6 +717,74 @@ fn load_both(n: usize) {
     );
 }
 
+/// Part 5's per-packet cost of a deployed set: the program reads the
+/// set's map from slot 0 of an array of maps (so that `nft2bpf apply`
+/// can swap it), against the same program naming the map directly;
+/// BPF_PROG_TEST_RUN of the hook program on a frame in the set and one
+/// not in it, interleaved.
+fn swappable_set_cost() {
+    println!(
+        "\n5b. ns per packet of `ip saddr @s counter drop` (M addresses), BPF_PROG_TEST_RUN repeat \
+         {REPEAT}, median of {ROUNDS}: the set's map named directly, and read from its array of \
+         maps (deployed):"
+    );
+    println!(
+        "{:>9} {:<6} {:>10} {:>10} {:>7}",
+        "M", "frame", "direct ns", "swap ns", "ratio"
+    );
+    for m in [10u32, 100_000] {
+        let hosts: Vec<String> = (0..m)
+            .map(|k| Ipv4Addr::from(0x0a00_0001u32 + 2 * k).to_string())
+            .collect();
+        let text = format!(
+            "table netdev t {{\n\tset s {{ type ipv4_addr; elements = {{ {} }} }}\n\tchain c {{\n\t\ttype filter hook ingress device \"{DEVICE}\" priority 0; policy accept;\n\t\tip saddr @s counter drop\n\t}}\n}}\n",
+            hosts.join(", ")
+        );
+        let mut map = SourceMap::new();
+        let file = map.add("bench.nft", None, text.as_str(), None);
+        let ruleset =
+            nft2bpf::check_ruleset(&mut map, file, &mut MemLoader::new()).expect("checks");
+        let device = Device::named(DEVICE).with_mac(MAC);
+        let lowered = nft2bpf::compile::lower(&ruleset, Attach::Xdp, &device).expect("lowers");
+        let loaded: Vec<(Program, Loaded)> = [false, true]
+            .into_iter()
+            .map(|swappable| {
+                let opts = ProgramOptions::new(Mode::Hook).swappable_sets(swappable);
+                let p = build(&lowered, &opts).expect("builds");
+                let l = p
+                    .with_entries(&lowered, &|_| None)
+                    .expect("entries")
+                    .load()
+                    .expect("loads");
+                (p, l)
+            })
+            .collect();
+        let progs: Vec<_> = loaded.iter().map(|(p, l)| l.program(p.prog)).collect();
+        let hit = tcp_frame(Ipv4Addr::from(0x0a00_0001u32 + 2 * (m / 2)), 80);
+        let miss = tcp_frame(Ipv4Addr::from(0x0a00_0002u32), 80);
+        for (name, frame, want) in [
+            ("in", &hit, XdpAction::Drop),
+            ("not in", &miss, XdpAction::Pass),
+        ] {
+            for p in &progs {
+                let got = p.test_run(&TestRun::new(frame)).expect("runs").retval as i32;
+                assert_eq!(got, want.value(), "M {m}, a frame {name} the set");
+            }
+            let run = TestRun::new(frame).repeat(REPEAT);
+            let (mut direct, mut swap) = (Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                direct.push(progs[0].test_run(&run).expect("runs").duration_ns as f64);
+                swap.push(progs[1].test_run(&run).expect("runs").duration_ns as f64);
+            }
+            let (d, s) = (median(&mut direct), median(&mut swap));
+            println!(
+                "{m:>9} {name:<6} {d:>10.1} {s:>10.1} {:>7.2}",
+                s / d.max(1.0)
+            );
+        }
+    }
+}
+
 /// Part 5: a named set of `m` addresses, deployed and changed live.
 fn deployed_sets() {
     println!(
@@ -820,7 +892,15 @@ fn main() {
     // alone.
     if std::env::args().any(|a| a == "deployed-sets") {
         if load {
+            swappable_set_cost();
             deployed_sets();
+        }
+        return;
+    }
+    // `-- set-swap-cost`: part 5b alone.
+    if std::env::args().any(|a| a == "set-swap-cost") {
+        if load {
+            swappable_set_cost();
         }
         return;
     }
@@ -838,6 +918,7 @@ fn main() {
     per_packet();
     if load {
         load_both(5000);
+        swappable_set_cost();
         deployed_sets();
         classifiers();
     }

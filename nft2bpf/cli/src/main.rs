@@ -3,6 +3,7 @@
 //! they outlive the command). One module per command; the work is the
 //! library's (`nft2bpf::deploy`).
 
+mod apply;
 mod check;
 mod common;
 mod compile;
@@ -58,6 +59,12 @@ enum Command {
     /// `flush set [netdev] TABLE SET`: remove every element of a set of
     /// the loaded ruleset, in place.
     Flush(sets::Args),
+    /// Apply a file of set commands (`add element`, `create element`,
+    /// `delete element`, `flush set`; `-` for stdin) as one transaction:
+    /// all are checked first (an error changes nothing), then each set
+    /// touched is replaced whole, at once: a packet sees the old set or
+    /// the new one.
+    Apply(apply::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +80,7 @@ fn main() -> ExitCode {
         Command::Create(a) => sets::run("create", &a),
         Command::Delete(a) => sets::run("delete", &a),
         Command::Flush(a) => sets::run("flush", &a),
+        Command::Apply(a) => apply::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

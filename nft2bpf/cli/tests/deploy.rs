@@ -412,16 +412,7 @@ fn tcx_hooks_load_filter_and_unload() {
     rx.set_incoming_only(true).unwrap();
     let tx = a.socket().unwrap();
     for port in [7u16, 8, 9] {
-        let frame = testbed::udp4_frame(
-            a.mac,
-            b.mac,
-            [10, 0, 0, 1].into(),
-            [10, 0, 0, 2].into(),
-            1000,
-            port,
-            marker.as_bytes(),
-        )
-        .unwrap();
+        let frame = bed.frame(port, &marker);
         match tx.send(&frame) {
             Ok(()) => {}
             Err(e) => assert_eq!((port, e.raw_os_error()), (7, Some(105)), "{e}"),

@@ -18,7 +18,7 @@ use bpf_builder::asm::{Asm, Label};
 use bpf_builder::handle::{Map, MapError};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, AtomicOp, JmpOp, Reg::*, Size};
-use bpf_builder::map::{ExistingMap, MapSpec};
+use bpf_builder::map::{ExistingMap, InitValue, MapSpec};
 use bpf_builder::object::{FuncId, MapId, Object};
 use pktmatch::codegen::{ActionEnd, var_slot};
 use pktmatch::{Error, Span, Target};
@@ -143,6 +143,10 @@ pub struct ActionOptions {
     pub len_var: u32,
     /// The log ring buffer's size (a power of two, at least a page).
     pub log_ring_bytes: u32,
+    /// Each set's map is the map in slot 0 of a one-entry array of maps
+    /// ([`SetMap::swappable_spec`]), which the code reads first: a
+    /// deployed program's sets can then be replaced whole, at once.
+    pub swappable_sets: bool,
 }
 
 impl ActionOptions {
@@ -152,7 +156,14 @@ impl ActionOptions {
             target,
             len_var,
             log_ring_bytes: DEFAULT_LOG_RING_BYTES,
+            swappable_sets: false,
         }
+    }
+
+    /// Sets [`ActionOptions::swappable_sets`].
+    pub fn swappable_sets(mut self, swappable: bool) -> Self {
+        self.swappable_sets = swappable;
+        self
     }
 
     /// Sets [`ActionOptions::log_ring_bytes`].
@@ -173,8 +184,16 @@ pub struct ActionMaps {
     pub limits: Option<MapId>,
     /// The log's ring buffer and drop counter.
     pub log: Option<LogMaps>,
-    /// The sets' maps, by map number.
+    /// The sets' maps, by map number: the map the program names (with
+    /// [`ActionOptions::swappable_sets`], the array of maps holding the
+    /// set's map).
     pub sets: Vec<MapId>,
+    /// With [`ActionOptions::swappable_sets`], the map made for each set
+    /// and put in its array's slot 0 (none for an array of maps that
+    /// exists already: it holds its map).
+    pub set_contents: Vec<Option<MapId>>,
+    /// Whether the sets' maps are in arrays of maps.
+    pub swappable_sets: bool,
     /// Whether each set's map holds [`ElemValue`](super::dynset::ElemValue)s.
     pub stateful: Vec<bool>,
 }
@@ -205,7 +224,47 @@ pub(super) fn array_lookup(a: &mut Asm, map: MapId, slot: u32, null: Label) {
 /// Looks the key at stack offset `key` up in `map` into r0; jumps to
 /// `null` if absent. Clobbers r0-r5.
 pub(super) fn lookup_key_at(a: &mut Asm, map: MapId, key: i16, null: Label) {
-    a.ld_map_fd(R1, map);
+    lookup_set_key(a, SetMapRef::direct(map), key, null);
+}
+
+/// The map a set's code names: the set's map, or the array of maps
+/// whose slot 0 holds it ([`ActionOptions::swappable_sets`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetMapRef {
+    /// The map the program names.
+    pub map: MapId,
+    /// `map` is a one-entry array of maps holding the set's map.
+    pub swappable: bool,
+}
+
+impl SetMapRef {
+    /// A map named directly.
+    pub fn direct(map: MapId) -> SetMapRef {
+        SetMapRef {
+            map,
+            swappable: false,
+        }
+    }
+
+    /// Puts the set's map in r1; jumps to `null` when an array of maps
+    /// holds none (never, once deployed). Clobbers r0-r5 and
+    /// [`KEY_SLOT`].
+    pub(super) fn load_r1(&self, a: &mut Asm, null: Label) {
+        if self.swappable {
+            // The inner map of the moment: a swap in between is seen by
+            // the next packet.
+            array_lookup(a, self.map, 0, null);
+            a.mov64(R1, R0);
+        } else {
+            a.ld_map_fd(R1, self.map);
+        }
+    }
+}
+
+/// Looks the key at stack offset `key` up in the set map `set` into r0;
+/// jumps to `null` if absent. Clobbers r0-r5 and [`KEY_SLOT`].
+pub(super) fn lookup_set_key(a: &mut Asm, set: SetMapRef, key: i16, null: Label) {
+    set.load_r1(a, null);
     a.mov64(R2, R10);
     a.add64(R2, i32::from(key));
     a.call(Helper::MapLookupElem);
@@ -316,12 +375,24 @@ pub fn add_actions_reusing(
         let drops = object.add_map(drops).map_err(object_err)?;
         maps.log = Some(LogMaps { ring, drops });
     }
+    maps.swappable_sets = opts.swappable_sets;
     for (i, set) in sets.iter().enumerate() {
-        let id = match existing.get(i).cloned().flatten() {
-            Some(map) => object.add_existing_map(set.spec(i), map),
-            None => object.add_map(set.spec(i)),
+        let spec = if opts.swappable_sets {
+            set.swappable_spec(i)
+        } else {
+            set.spec(i)
+        };
+        let (id, contents) = match existing.get(i).cloned().flatten() {
+            Some(map) => (object.add_existing_map(spec, map), None),
+            None if opts.swappable_sets => {
+                let inner = object.add_map(set.inner_spec(i)).map_err(object_err)?;
+                let outer = spec.with_entry(0u32.to_ne_bytes(), InitValue::Map(inner));
+                (object.add_map(outer), Some(inner))
+            }
+            None => (object.add_map(spec), None),
         };
         maps.sets.push(id.map_err(object_err)?);
+        maps.set_contents.push(contents);
         maps.stateful.push(set.stateful);
     }
     let buckets = actions
@@ -392,6 +463,14 @@ fn quotas_map(actions: &[Action]) -> Result<Option<MapSpec>, Error> {
 }
 
 impl ActionCode {
+    /// Set map `map`'s reference, for code.
+    fn set_ref(&self, map: u32) -> Option<SetMapRef> {
+        Some(SetMapRef {
+            map: *self.maps.sets.get(map as usize)?,
+            swappable: self.maps.swappable_sets,
+        })
+    }
+
     /// The maps the code uses.
     pub fn maps(&self) -> ActionMaps {
         self.maps.clone()
@@ -445,7 +524,7 @@ impl ActionCode {
                 ..
             } => {
                 let code = super::dynset::DynSetCode {
-                    map: *self.maps.sets.get(map as usize).ok_or_else(missing)?,
+                    set: self.set_ref(map).ok_or_else(missing)?,
                     update,
                     timeout_ms,
                     bucket: self.buckets[action as usize],
@@ -456,15 +535,15 @@ impl ActionCode {
                 ActionEnd::MayFail
             }
             Action::LookupElement { map, limits } => {
-                let map = *self.maps.sets.get(map as usize).ok_or_else(missing)?;
+                let set = self.set_ref(map).ok_or_else(missing)?;
                 let elem_limit = if limits { self.elem_limit } else { None };
-                super::dynset::emit_lookup(a, map, fail, elem_limit, self.len_slot);
+                super::dynset::emit_lookup(a, set, fail, elem_limit, self.len_slot);
                 ActionEnd::MayFail
             }
             Action::Lookup { map } => {
-                let map = *self.maps.sets.get(map as usize).ok_or_else(missing)?;
+                let set = self.set_ref(map).ok_or_else(missing)?;
                 // The key a `Cond::Lookup` wrote.
-                lookup_key_at(a, map, pktmatch::codegen::KEY_SLOT, fail);
+                lookup_set_key(a, set, pktmatch::codegen::KEY_SLOT, fail);
                 ActionEnd::MayFail
             }
         })

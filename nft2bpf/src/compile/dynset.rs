@@ -51,9 +51,10 @@ use bpf_builder::btf::{Btf, Member, Type};
 use bpf_builder::helpers::Helper;
 use bpf_builder::insn::{AluOp, JmpOp, Reg::*, Size};
 use bpf_builder::map::MapSpec;
-use bpf_builder::object::{FuncId, MapId};
+use bpf_builder::object::FuncId;
 use pktmatch::codegen::{CALLER_SLOT, KEY_SLOT};
 
+use super::actions::SetMapRef;
 use super::limit::{Bucket, Cost};
 
 /// Offset of the `u32` a plain set's value is (1 in a set).
@@ -302,7 +303,7 @@ pub fn elem_limit_function() -> Asm {
 #[derive(Debug, Clone, Copy)]
 pub struct DynSetCode {
     /// The set's map.
-    pub map: MapId,
+    pub set: SetMapRef,
     /// `update`: a found element's timeout restarts.
     pub update: bool,
     /// The timeout of new elements (and of refreshed ones), in
@@ -324,14 +325,14 @@ pub struct DynSetCode {
 /// r0-r5 and `CALLER_SLOT`.
 pub fn emit_lookup(
     a: &mut Asm,
-    map: MapId,
+    set: SetMapRef,
     fail: Label,
     elem_limit: Option<FuncId>,
     len_slot: i16,
 ) {
     a.call(Helper::KtimeGetNs);
     a.stx(Size::DW, R10, CALLER_SLOT, R0);
-    super::actions::lookup_key_at(a, map, KEY_SLOT, fail);
+    super::actions::lookup_set_key(a, set, KEY_SLOT, fail);
     let live = a.new_label();
     a.ldx(Size::DW, R1, R0, EXPIRES);
     a.jmp(JmpOp::Eq, R1, 0, live);
@@ -356,7 +357,8 @@ impl DynSetCode {
         let timeout_ns = self.timeout_ms.saturating_mul(1_000_000);
         a.call(Helper::KtimeGetNs);
         a.stx(Size::DW, R10, CALLER_SLOT, R0);
-        a.ld_map_fd(R1, self.map);
+        // An array of maps holding no map: the set is full.
+        self.set.load_r1(a, fail);
         a.mov64(R2, R10);
         a.add64(R2, i32::from(KEY_SLOT));
         a.call(Helper::MapLookupElem);
@@ -407,7 +409,7 @@ impl DynSetCode {
             a.stx(Size::DW, R10, v + at, R1);
         }
         a.st(Size::DW, R10, v + FLAGS, flags as i32);
-        a.ld_map_fd(R1, self.map);
+        self.set.load_r1(a, fail);
         a.mov64(R2, R10);
         a.add64(R2, i32::from(KEY_SLOT));
         a.mov64(R3, R10);
@@ -415,7 +417,7 @@ impl DynSetCode {
         a.mov64(R4, 0);
         a.call(Helper::MapUpdateElem);
         a.jmp(JmpOp::Ne, R0, 0, fail);
-        a.ld_map_fd(R1, self.map);
+        self.set.load_r1(a, fail);
         a.mov64(R2, R10);
         a.add64(R2, i32::from(KEY_SLOT));
         a.call(Helper::MapLookupElem);

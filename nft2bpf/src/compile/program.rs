@@ -63,6 +63,10 @@ pub struct ProgramOptions<'s> {
     /// they keep their contents, so [`Program::entries`] writes none
     /// into them.
     pub existing_sets: &'s [Option<ExistingMap>],
+    /// Each set's map in a one-entry array of maps, so that a deployed
+    /// set can be replaced whole at once
+    /// ([`ActionOptions::swappable_sets`]).
+    pub swappable_sets: bool,
 }
 
 impl<'s> ProgramOptions<'s> {
@@ -74,7 +78,14 @@ impl<'s> ProgramOptions<'s> {
             log_ring_bytes: super::actions::DEFAULT_LOG_RING_BYTES,
             source: None,
             existing_sets: &[],
+            swappable_sets: false,
         }
+    }
+
+    /// Sets [`ProgramOptions::swappable_sets`].
+    pub fn swappable_sets(mut self, swappable: bool) -> ProgramOptions<'s> {
+        self.swappable_sets = swappable;
+        self
     }
 
     /// Sets [`ProgramOptions::existing_sets`].
@@ -140,7 +151,9 @@ pub fn build(l: &Lowered, opts: &ProgramOptions<'_>) -> Result<Program, Error> {
     let target = l.attach.target();
     let internal = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
     let mut object = Object::new();
-    let aopts = ActionOptions::new(target, super::LEN_VAR).log_ring_bytes(opts.log_ring_bytes);
+    let aopts = ActionOptions::new(target, super::LEN_VAR)
+        .log_ring_bytes(opts.log_ring_bytes)
+        .swappable_sets(opts.swappable_sets);
     let (maps, code) = add_actions_reusing(
         &mut object,
         &l.actions,
@@ -444,11 +457,16 @@ impl Program {
         } else {
             0
         };
-        for (set, id) in l.set_maps.iter().zip(&self.maps.sets) {
+        for (n, (set, id)) in l.set_maps.iter().zip(&self.maps.sets).enumerate() {
             // A map used again keeps what it holds.
             if self.object.existing_map(*id).is_some() {
                 continue;
             }
+            // In an array of maps, the elements go in the map it holds.
+            let id = match self.maps.set_contents.get(n).copied().flatten() {
+                Some(inner) => inner,
+                None => *id,
+            };
             for (i, (key, value)) in set.entries.iter().enumerate() {
                 let bytes = if set.stateful {
                     let timeout = set.timeouts.get(i).copied().flatten();
@@ -456,7 +474,7 @@ impl Program {
                 } else {
                     value.to_ne_bytes().to_vec()
                 };
-                out.push((*id, key.clone(), InitValue::Bytes(bytes)));
+                out.push((id, key.clone(), InitValue::Bytes(bytes)));
             }
         }
         if let Some(id) = self.progs {

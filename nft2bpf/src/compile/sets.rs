@@ -240,6 +240,22 @@ impl SetMap {
         }
     }
 
+    /// In a deployed program, the one-entry array of maps the program
+    /// finds the set's map in (slot 0), named as the set's map: user
+    /// space replaces the whole set at once by putting another map of
+    /// the same shape in the slot (`nft2bpf::deploy::sets::apply`).
+    pub fn swappable_spec(&self, index: usize) -> MapSpec {
+        MapSpec::array_of_maps(SetMap::map_name(index), 1, self.inner_spec(index))
+    }
+
+    /// The map [`SetMap::swappable_spec`] holds: [`SetMap::spec`], named
+    /// `nft_set` and the number and `_in`.
+    pub fn inner_spec(&self, index: usize) -> MapSpec {
+        let mut spec = self.spec(index);
+        spec.name = format!("{}_in", SetMap::map_name(index));
+        spec
+    }
+
     /// The key's length in bytes, as the map has it.
     pub fn key_bytes(&self) -> u32 {
         match self.kind {

@@ -93,11 +93,13 @@
 //! [`unload`] detaches and removes everything, the pin root included
 //! (members leave their dispatchers, whose other members run on).
 
+pub mod batch;
 pub mod carry;
 mod meta;
 mod pins;
 pub mod sets;
 mod state;
+mod swap;
 mod switch;
 
 use std::path::{Path, PathBuf};
@@ -372,7 +374,7 @@ pub fn compile(
     mode: Mode,
 ) -> Result<Compiled, DeployError> {
     let lowered = lower_for(src, ruleset, attach, device)?;
-    build_for(src, lowered, mode, &[])
+    build_for(src, lowered, mode, &[], false)
 }
 
 /// Lowers the program of `ruleset` (checked from `src`) for `attach` on
@@ -391,16 +393,19 @@ pub fn lower_for(
 
 /// Builds the program `lowered` (the second half of [`compile`]), with
 /// the sets' maps `existing_sets` gives (by map number) used instead of
-/// new ones ([`ProgramOptions::existing_sets`]).
+/// new ones ([`ProgramOptions::existing_sets`]); `swappable_sets` for a
+/// program that is deployed ([`ProgramOptions::swappable_sets`]).
 pub fn build_for(
     src: &Source,
     lowered: Lowered,
     mode: Mode,
     existing_sets: &[Option<bpf_builder::map::ExistingMap>],
+    swappable_sets: bool,
 ) -> Result<Compiled, DeployError> {
     let opts = ProgramOptions::new(mode)
         .source(&src.map)
-        .existing_sets(existing_sets);
+        .existing_sets(existing_sets)
+        .swappable_sets(swappable_sets);
     let program = build(&lowered, &opts).map_err(|e| DeployError::Compile {
         target: target_name(lowered.attach, &lowered.device.name),
         message: src.render(e),

@@ -502,7 +502,7 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
                 report.sets_reset.push(r.clone());
             }
         }
-        let compiled = build_for(src, pl.lowered, Mode::Hook, &plan.existing)?;
+        let compiled = build_for(src, pl.lowered, Mode::Hook, &plan.existing, true)?;
         let loaded = if pl.shared {
             None
         } else {
@@ -543,7 +543,11 @@ fn load_in_root(src: &Source, opts: &LoadOptions) -> Result<Report, DeployError>
     // copy, before the switch.
     for p in &prepared {
         for (i, old) in &p.fill {
-            let new = p.loaded().map(p.compiled.program.maps.sets[*i]);
+            let maps = &p.compiled.program.maps;
+            let new = match maps.set_contents.get(*i).copied().flatten() {
+                Some(inner) => p.loaded().map(inner),
+                None => p.loaded().map(maps.sets[*i]),
+            };
             fill_from(new, old).map_err(|e| {
                 DeployError::Other(format!(
                     "{}: filling set map nft_set{i} from the running one: {e}",
@@ -1033,8 +1037,16 @@ fn plan_sets(
             }
         }
         match found {
-            Some((true, map)) => plan.existing[i] = Some(ExistingMap::Handle(map)),
-            Some((false, map)) => plan.fill.push((i, map)),
+            // The array of maps is used again: it holds the live set.
+            Some((true, map)) if super::swap::is_swappable(&map) => {
+                plan.existing[i] = Some(ExistingMap::Handle(map))
+            }
+            // A map of an earlier build (not in an array of maps), or
+            // another program's: copied.
+            Some((_, map)) => {
+                let name = format!("{target}/{}", new.member);
+                plan.fill.push((i, super::swap::contents(&name, &map)?));
+            }
             None => {
                 plan.reset.push(format!(
                     "set netdev {name}: its map on {target} is of another shape (the rules look \

@@ -3,7 +3,12 @@
 //! command-line syntax ([`crate::syntax::parse_set_command`]). A change
 //! takes effect on the next packet: the programs look their sets up in
 //! BPF maps, pinned in their units (members `set0`..`set63`, described in
-//! [`SetMeta`]), and nothing is reloaded.
+//! [`SetMeta`]; each the array of maps whose slot 0 holds the set's
+//! map, [`SetMap::swappable_spec`]), and nothing is reloaded. A command
+//! changes the map in place, element by element; [`super::batch::apply`]
+//! runs a file of them as one transaction, swapping each set whole.
+//!
+//! [`SetMap::swappable_spec`]: crate::compile::sets::SetMap::swappable_spec
 //!
 //! Each program (each hook and device) has its own copy of a set, and a
 //! set looked up with fields of different alignments has a map per
@@ -206,16 +211,20 @@ pub fn encode(
 }
 
 /// One program's copy of the set.
-struct Copy {
+pub(super) struct Copy {
     /// `HOOK-DEVICE/setN`.
-    name: String,
-    set: SetMeta,
-    meta: Meta,
-    map: Map,
+    pub(super) name: String,
+    pub(super) set: SetMeta,
+    pub(super) meta: Meta,
+    /// The pinned map: the array of maps holding `map` (or, pinned by an
+    /// earlier build, `map` itself).
+    pub(super) pinned: Map,
+    /// The map holding the set's elements.
+    pub(super) map: Map,
 }
 
 /// A change to one map: the key, the value written, the value it had.
-enum Op {
+pub(super) enum Op {
     Insert(Vec<u8>, Vec<u8>),
     Remove(Vec<u8>, Vec<u8>),
     /// An element of a set with timeouts, added again with a timeout: its
@@ -236,6 +245,18 @@ fn first_u32(v: &[u8]) -> u32 {
 pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     let parsed = Parsed::new(text)?;
     let cmd = &parsed.cmd;
+    with_running(pin_root, |scan, progs, now| {
+        let copies = copies(scan, progs, cmd, &|e| parsed.fail(e))?;
+        change(&parsed, &copies, now)
+    })
+}
+
+/// Runs `f` on the ruleset running under `pin_root`, its pin roots
+/// locked: with the units found, the program units' root, and the time.
+pub(super) fn with_running<T>(
+    pin_root: &Path,
+    f: impl FnOnce(&state::Scanned, &bpf_builder::pins::Locked<'_>, u64) -> Result<T, DeployError>,
+) -> Result<T, DeployError> {
     let Some(mut roots) = open_roots(pin_root, false)? else {
         return Err(DeployError::Other(format!(
             "no ruleset is loaded under {}",
@@ -247,60 +268,22 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     let members = roots.members.lock()?;
     let progs = roots.progs.lock()?;
     let scan = state::scan(&links, &members, &progs)?;
-    let (table, name) = (&cmd.table.name.name, &cmd.set.name);
-    let mut copies = Vec::new();
-    let mut table_known = false;
-    for c in &scan.current {
-        let (Some(meta), Some(unit)) = (&c.meta, &c.unit) else {
-            continue;
-        };
-        table_known |= meta.tables.iter().any(|t| &t.name == table);
-        for s in meta
-            .sets
-            .iter()
-            .filter(|s| &s.table == table && &s.name == name)
-        {
-            let map = progs
-                .unit(unit)?
-                .map(&s.member)
-                .map_err(DeployError::io(format!("opening {}/{}", c.key, s.member)))?;
-            if map.name() == super::PLACEHOLDER {
-                return Err(DeployError::Other(format!(
-                    "{}: set `{name}` is described but not pinned; reload the ruleset",
-                    c.key
-                )));
-            }
-            copies.push(Copy {
-                name: format!("{}/{}", c.key, s.member),
-                set: s.clone(),
-                meta: meta.clone(),
-                map,
-            });
-        }
-    }
-    if !table_known {
-        return Err(parsed.fail(Error::new(
-            format!("table `{table}` does not exist in the running ruleset"),
-            cmd.table.name.span,
-        )));
-    }
-    let Some(first) = copies.first() else {
-        return Err(parsed.fail(Error::new(
-            format!(
-                "set `{name}` has no map in the running programs of table netdev {table}: it does not exist, no rule looks it up, or its elements are compare chains (ranges in a concatenation); it changes only with a reload"
-            ),
-            cmd.set.span,
-        )));
-    };
     let now = bpf_builder::sys::clock::monotonic_ns()
         .map_err(|e| DeployError::Other(format!("reading the clock: {e}")))?;
+    f(&scan, &progs, now)
+}
+
+/// Runs the command `parsed` on `copies`, the running copies of its set.
+fn change(parsed: &Parsed, copies: &[Copy], now: u64) -> Result<Done, DeployError> {
+    let cmd = &parsed.cmd;
+    let first = &copies[0];
     if cmd.verb == SetVerb::List {
         let entries = read(first, now)?;
         return Ok(Done::Listing(listing(&first.set, &entries, now)));
     }
     // Every copy's changes are worked out before any is made.
     let mut plans = Vec::new();
-    for copy in &copies {
+    for copy in copies {
         let ops = match &cmd.elements {
             None => read(copy, now)?
                 .into_iter()
@@ -362,6 +345,64 @@ pub fn run(pin_root: &Path, text: &str) -> Result<Done, DeployError> {
     })
 }
 
+/// The running programs' copies of the set `cmd` names (at least one),
+/// their maps opened; `fail` renders an error in the command.
+pub(super) fn copies(
+    scan: &state::Scanned,
+    progs: &bpf_builder::pins::Locked<'_>,
+    cmd: &SetCommand,
+    fail: &dyn Fn(Error) -> DeployError,
+) -> Result<Vec<Copy>, DeployError> {
+    let (table, name) = (&cmd.table.name.name, &cmd.set.name);
+    let mut copies = Vec::new();
+    let mut table_known = false;
+    for c in &scan.current {
+        let (Some(meta), Some(unit)) = (&c.meta, &c.unit) else {
+            continue;
+        };
+        table_known |= meta.tables.iter().any(|t| &t.name == table);
+        for s in meta
+            .sets
+            .iter()
+            .filter(|s| &s.table == table && &s.name == name)
+        {
+            let pinned = progs
+                .unit(unit)?
+                .map(&s.member)
+                .map_err(DeployError::io(format!("opening {}/{}", c.key, s.member)))?;
+            if pinned.name() == super::PLACEHOLDER {
+                return Err(DeployError::Other(format!(
+                    "{}: set `{name}` is described but not pinned; reload the ruleset",
+                    c.key
+                )));
+            }
+            let copy_name = format!("{}/{}", c.key, s.member);
+            copies.push(Copy {
+                map: super::swap::contents(&copy_name, &pinned)?,
+                name: copy_name,
+                set: s.clone(),
+                meta: meta.clone(),
+                pinned,
+            });
+        }
+    }
+    if !table_known {
+        return Err(fail(Error::new(
+            format!("table `{table}` does not exist in the running ruleset"),
+            cmd.table.name.span,
+        )));
+    }
+    if copies.is_empty() {
+        return Err(fail(Error::new(
+            format!(
+                "set `{name}` has no map in the running programs of table netdev {table}: it does not exist, no rule looks it up, or its elements are compare chains (ranges in a concatenation); it changes only with a reload"
+            ),
+            cmd.set.span,
+        )));
+    }
+    Ok(copies)
+}
+
 /// Undoes `done`, last first.
 fn undo(done: &[(&Map, &Op)]) {
     for (map, op) in done.iter().rev() {
@@ -375,7 +416,7 @@ fn undo(done: &[(&Map, &Op)]) {
 /// A copy's entries and their values; in a set with state, the
 /// elements that have not expired at `now` (an expired one is absent,
 /// as in nft).
-fn read(copy: &Copy, now: u64) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
+pub(super) fn read(copy: &Copy, now: u64) -> Result<HashMap<Vec<u8>, Vec<u8>>, DeployError> {
     read_entries(&copy.name, &copy.set, &copy.map, now)
 }
 
@@ -432,7 +473,7 @@ fn value_bytes(set: &SetMeta, e: &Encoded, now: u64) -> Vec<u8> {
 }
 
 /// The error of a set with no room left.
-fn full_error(set: &SetMeta, span: Span) -> Error {
+pub(super) fn full_error(set: &SetMeta, span: Span) -> Error {
     let message = match set.size {
         Some(size) => format!(
             "set `{}` is full: its size is {size} (Too many open files in system)",
@@ -479,7 +520,7 @@ fn bounds(set: &SetMeta, key: &[u8]) -> Option<(u128, u128)> {
 /// entries, `count` of them; or, when `count` is `None`, only those
 /// under the keys of `encoded`, and the kernel refuses inserts into a
 /// full map).
-fn plan(
+pub(super) fn plan(
     cmd: &SetCommand,
     copy: &Copy,
     current: &HashMap<Vec<u8>, Vec<u8>>,

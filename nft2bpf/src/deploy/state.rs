@@ -291,6 +291,7 @@ pub fn running(pin_root: &Path) -> Result<Vec<Running>, DeployError> {
     let scan = scan(&links, &members, &progs)?;
     let mut out = Vec::new();
     for c in scan.current {
+        let key = c.key.clone();
         let unit = c.unit.as_ref().and_then(|n| progs.unit(n).ok());
         let link_id = c.link.as_ref().and_then(|l| l.id().ok());
         out.push(Running {
@@ -307,8 +308,12 @@ pub fn running(pin_root: &Path) -> Result<Vec<Running>, DeployError> {
                 (Some(u), Some(meta)) => meta
                     .sets
                     .iter()
-                    .filter_map(|s| Some((s.clone(), pinned_map(u, &s.member)?)))
-                    .collect(),
+                    .filter_map(|s| {
+                        let pinned = pinned_map(u, &s.member)?;
+                        let name = format!("{key}/{}", s.member);
+                        Some(super::swap::contents(&name, &pinned).map(|m| (s.clone(), m)))
+                    })
+                    .collect::<Result<_, _>>()?,
                 _ => Vec::new(),
             },
             meta: c.meta,

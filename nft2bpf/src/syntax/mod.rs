@@ -14,4 +14,4 @@ pub mod print;
 pub mod token;
 
 pub use include::{FsLoader, Loader, MemLoader};
-pub use parser::{parse, parse_set_command};
+pub use parser::{parse, parse_set_command, parse_set_commands};

@@ -86,26 +86,28 @@ impl Bed {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// A UDP frame from `nfa` (10.0.0.1) to `nfb` (10.0.0.2) port `port`,
+    /// carrying `marker`.
+    pub fn frame(&self, port: u16, marker: &Marker) -> Vec<u8> {
+        let (a, b) = (&self.pair.a, &self.pair.b);
+        testbed::udp4_frame(
+            a.mac,
+            b.mac,
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            1000,
+            port,
+            marker.as_bytes(),
+        )
+        .unwrap()
+    }
+
     /// Sends UDP frames to these ports from `nfa` to `nfb`: the ports of
     /// those that arrived.
     pub fn send(&self, ports: &[u16]) -> Vec<u16> {
         let marker = Marker::new().unwrap();
         let (a, b) = (&self.pair.a, &self.pair.b);
-        let frames: Vec<Vec<u8>> = ports
-            .iter()
-            .map(|&p| {
-                testbed::udp4_frame(
-                    a.mac,
-                    b.mac,
-                    [10, 0, 0, 1].into(),
-                    [10, 0, 0, 2].into(),
-                    1000,
-                    p,
-                    marker.as_bytes(),
-                )
-                .unwrap()
-            })
-            .collect();
+        let frames: Vec<Vec<u8>> = ports.iter().map(|&p| self.frame(p, &marker)).collect();
         let got =
             testbed::send_and_collect(a, b, &frames, &marker, Duration::from_millis(600)).unwrap();
         got.iter()

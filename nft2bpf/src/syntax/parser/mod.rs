@@ -69,6 +69,25 @@ pub fn parse_set_command(
     map: &mut SourceMap,
     file: FileId,
 ) -> Result<crate::syntax::ast::SetCommand, Error> {
+    parse_commands(map, file, |p| p.set_command())
+}
+
+/// Parses the file `file` of `map` as commands on sets of a running
+/// ruleset, one a line or between `;` (comments and empty lines
+/// allowed), as `nft -f` reads a file of them. Nothing is included.
+pub fn parse_set_commands(
+    map: &mut SourceMap,
+    file: FileId,
+) -> Result<Vec<crate::syntax::ast::SetCommand>, Error> {
+    parse_commands(map, file, |p| p.set_commands())
+}
+
+/// Runs `parse` over the tokens of `file`, which includes nothing.
+fn parse_commands<T>(
+    map: &mut SourceMap,
+    file: FileId,
+    parse: impl for<'p> FnOnce(&mut Parser<'p>) -> Result<T, Error>,
+) -> Result<T, Error> {
     let f = map.file(file);
     let toks = tokenize(&f.text, f.start)?;
     let mut loader = crate::syntax::MemLoader::new();
@@ -84,7 +103,7 @@ pub fn parse_set_command(
         nesting: 0,
         in_element_key: false,
     };
-    p.set_command()
+    parse(&mut p)
 }
 
 /// The tokens of one file, and how far the parser has read them.

@@ -76,6 +76,31 @@ impl Parser<'_> {
     /// One [`SetCommand`], alone in the text.
     pub(super) fn set_command(&mut self) -> Result<SetCommand, Error> {
         self.skip_separators();
+        let cmd = self.one_set_command()?;
+        self.skip_separators();
+        if *self.tok() != Tok::Eof {
+            return Err(self.unexpected("the end of the command"));
+        }
+        Ok(cmd)
+    }
+
+    /// [`SetCommand`]s, each ended by a newline, `;` or the end.
+    pub(super) fn set_commands(&mut self) -> Result<Vec<SetCommand>, Error> {
+        let mut out = Vec::new();
+        loop {
+            self.skip_separators();
+            if *self.tok() == Tok::Eof {
+                return Ok(out);
+            }
+            out.push(self.one_set_command()?);
+            if !matches!(self.tok(), Tok::Newline | Tok::Semi | Tok::Eof) {
+                return Err(self.unexpected("`;` or the end of the line"));
+            }
+        }
+    }
+
+    /// A [`SetCommand`], up to its end.
+    fn one_set_command(&mut self) -> Result<SetCommand, Error> {
         let start = self.peek().span;
         let verbs = "`add element`, `create element`, `delete element`, `flush set` or `list set`";
         let verb_word = self.word().unwrap_or_default().to_string();
@@ -117,10 +142,6 @@ impl Parser<'_> {
         } else {
             None
         };
-        self.skip_separators();
-        if *self.tok() != Tok::Eof {
-            return Err(self.unexpected("the end of the command"));
-        }
         Ok(SetCommand {
             verb,
             table,
