@@ -13,7 +13,7 @@ use crate::insn::{AluOp, AtomicOp, JmpOp, Reg, Size};
 /// Where pointers would live in the kernel's address space: comparisons of
 /// two pointers into the same region compare `BASE + offset`, so that
 /// offsets below the region's start order as addresses do.
-const BASE: u64 = 0xffff_8880_0000_0000;
+pub(crate) const BASE: u64 = 0xffff_8880_0000_0000;
 
 /// What the interpreter records of a redirect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -686,7 +686,7 @@ fn check_atomic_base(base: Val) -> Result<(), Fault> {
 
 /// `v` sign-extended from its low `bits` bits.
 #[inline(always)]
-fn sign_extend(v: u64, bits: u8) -> u64 {
+pub(crate) fn sign_extend(v: u64, bits: u8) -> u64 {
     match bits {
         8 => v as u8 as i8 as i64 as u64,
         16 => v as u16 as i16 as i64 as u64,
@@ -840,7 +840,7 @@ fn outcomes(op: JmpOp) -> (u8, bool) {
 /// 32-bit values do, and flipping the sign bit turns a signed comparison
 /// into an unsigned one.
 #[inline(always)]
-fn cond(op: JmpOp, wide: bool, a: u64, b: u64) -> bool {
+pub(crate) fn cond(op: JmpOp, wide: bool, a: u64, b: u64) -> bool {
     let (jumps, signed) = outcomes(op);
     let shift = if wide { 0 } else { 32 };
     let flip = if signed { 1 << 63 } else { 0 };

@@ -165,7 +165,7 @@ pub(crate) struct Machine {
 
 /// `at` when `[at, at + size)` lies in `[lo, hi)`.
 #[inline(always)]
-fn span(at: u64, size: usize, lo: usize, hi: usize) -> Option<usize> {
+pub(crate) fn span(at: u64, size: usize, lo: usize, hi: usize) -> Option<usize> {
     let end = at.checked_add(size as u64)?;
     (at >= lo as u64 && end <= hi as u64).then_some(at as usize)
 }
@@ -207,7 +207,7 @@ pub(crate) fn read_le(bytes: &[u8]) -> u64 {
 /// Writes the low `bytes.len()` bytes of `v`, little-endian (the access
 /// sizes without a copy of variable length).
 #[inline(always)]
-fn write_le(bytes: &mut [u8], v: u64) {
+pub(crate) fn write_le(bytes: &mut [u8], v: u64) {
     match bytes.len() {
         1 => bytes[0] = v as u8,
         2 => bytes.copy_from_slice(&(v as u16).to_le_bytes()),
@@ -249,16 +249,21 @@ impl Machine {
         };
         self.regs[10] = Self::frame_pointer(0);
         self.frames.clear();
-        // Other frames are cleared when entered.
+        self.clear_frame0();
+        self.executed = 0;
+        // BPF_MAX_LOOPS: the kernel's may_goto budget.
+        self.may_goto_budget = 8 * 1024 * 1024;
+    }
+
+    /// Clears what the last run wrote of frame 0's stack (other frames
+    /// are cleared when entered).
+    pub(crate) fn clear_frame0(&mut self) {
         let dirty = self.stack_dirty_from;
         if dirty < FRAME_SIZE {
             self.stack[dirty..FRAME_SIZE].fill(0);
             self.slot_kinds[dirty / 8..FRAME_SIZE / 8].fill(Kind::Scalar);
             self.stack_dirty_from = FRAME_SIZE;
         }
-        self.executed = 0;
-        // BPF_MAX_LOOPS: the kernel's may_goto budget.
-        self.may_goto_budget = 8 * 1024 * 1024;
     }
 
     /// r10 of frame `depth`.

@@ -46,8 +46,10 @@ mod ctx;
 mod decode;
 mod error;
 mod exec;
+mod fast;
 mod machine;
 mod maps;
+mod typed;
 
 use std::time::Instant;
 
@@ -62,7 +64,8 @@ use crate::reloc::Reloc;
 use ctx::ProgKind;
 use decode::Op;
 use exec::{Env, Exec};
-use machine::{Context, Machine};
+use machine::{Context, FRAME_SIZE, Machine};
+use typed::FastOp;
 
 /// Default budget of executed instructions per run.
 pub const DEFAULT_INSN_LIMIT: u64 = 1_000_000;
@@ -108,6 +111,8 @@ pub enum InterpBuildError {
 #[derive(Debug)]
 pub struct Interp {
     ops: Vec<Op>,
+    /// The pre-checked form, when the program types cleanly as XDP.
+    fast: Option<Vec<FastOp>>,
     maps: Vec<(i32, InterpMap)>,
     machine: Machine,
     env: Env,
@@ -118,8 +123,10 @@ impl Interp {
     /// An interpreter for `insns`, decoded once here. Map references
     /// (`ld_imm64` with a map fd or index) need [`Interp::with_map`].
     pub fn new(insns: &[Insn]) -> Interp {
+        let ops = decode::decode_program(insns);
         Interp {
-            ops: decode::decode_program(insns),
+            fast: typed::translate(&ops),
+            ops,
             maps: Vec::new(),
             machine: Machine::new(),
             env: Env {
@@ -219,17 +226,50 @@ impl Interp {
         meta: &[u8],
         ctx: XdpCtx,
     ) -> Result<u64, InterpError> {
+        check_xdp_meta(meta)?;
+        if let Some(r0) = self.run_fast(packet, meta, ctx) {
+            return Ok(r0);
+        }
         self.prepare_xdp(packet, meta, ctx)?;
         self.run_machine()
     }
 
+    /// Whether [`Interp::run_xdp_retval`] runs the program in its
+    /// pre-checked form: at decode time, every instruction of it typed
+    /// cleanly (registers' kinds known, no calls, maps or stores outside
+    /// the stack), so that a run needs no tags and no copy of the packet.
+    /// A run that would fault is run again by the checked interpreter,
+    /// which reports the fault: results and errors are the same.
+    pub fn prechecked(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// An XDP run in the pre-checked form over the caller's bytes: r0,
+    /// or `None` when there is no such form or the run would fault.
+    fn run_fast(&mut self, packet: &[u8], meta: &[u8], ctx: XdpCtx) -> Option<u64> {
+        let ops = self.fast.as_deref()?;
+        let m = &mut self.machine;
+        m.clear_frame0();
+        let layout = fast::Layout {
+            meta,
+            packet,
+            meta_start: XDP_HEADROOM - meta.len(),
+            data_start: XDP_HEADROOM,
+            data_end: XDP_HEADROOM + packet.len(),
+        };
+        let stack = fast::Stack {
+            bytes: &mut m.stack[..FRAME_SIZE],
+            dirty_from: &mut m.stack_dirty_from,
+        };
+        let (r0, executed) = fast::run(ops, &layout, &ctx, stack, self.limit)?;
+        m.executed = executed;
+        self.env.redirect = None;
+        Some(r0)
+    }
+
     /// Lays out the packet buffer and context of an XDP run.
     fn prepare_xdp(&mut self, packet: &[u8], meta: &[u8], ctx: XdpCtx) -> Result<(), InterpError> {
-        if !meta.len().is_multiple_of(4) || meta.len() > XDP_MAX_META {
-            return Err(InterpError::input(
-                "XDP metadata must be a multiple of 4 bytes, at most 32",
-            ));
-        }
+        check_xdp_meta(meta)?;
         let m = &mut self.machine;
         // The headroom before the metadata is outside every region a
         // program can reach: what an earlier run left there stays.
@@ -334,4 +374,14 @@ impl Interp {
             },
         })
     }
+}
+
+/// Refuses XDP metadata the kernel would not allow.
+fn check_xdp_meta(meta: &[u8]) -> Result<(), InterpError> {
+    if !meta.len().is_multiple_of(4) || meta.len() > XDP_MAX_META {
+        return Err(InterpError::input(
+            "XDP metadata must be a multiple of 4 bytes, at most 32",
+        ));
+    }
+    Ok(())
 }

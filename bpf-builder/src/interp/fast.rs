@@ -1,0 +1,204 @@
+//! Runs the pre-checked form ([`super::typed`]) of an XDP program over the
+//! caller's packet and metadata, in place (the form never writes them):
+//! untagged registers, a bounds check on each memory access. A run that
+//! would fault (an access out of bounds, the instruction budget used up)
+//! is abandoned: `None`, for the checked interpreter to run it again.
+
+use super::ctx::{CtxRead, XdpCtx, xdp_read};
+use super::decode::Swap;
+use super::exec::{alu32, alu64, cond, sign_extend};
+use super::machine::{FRAME_SIZE, read_le, span, write_le};
+use super::typed::{Arg, FastOp};
+use crate::insn::Reg;
+
+/// Where the regions of an XDP run lie in the checked interpreter's
+/// packet buffer: pointers hold these offsets, so that they compare and
+/// subtract as the checked run's do.
+pub(crate) struct Layout<'a> {
+    pub(crate) meta: &'a [u8],
+    pub(crate) packet: &'a [u8],
+    pub(crate) meta_start: usize,
+    pub(crate) data_start: usize,
+    pub(crate) data_end: usize,
+}
+
+/// The frame-0 stack of the machine and the lowest offset written since
+/// it was last cleared (as [`super::machine::Machine`] keeps them).
+pub(crate) struct Stack<'a> {
+    pub(crate) bytes: &'a mut [u8],
+    pub(crate) dirty_from: &'a mut usize,
+}
+
+/// Runs `ops` from the start: r0 at the exit and the instructions
+/// executed, or `None` when the checked run would fault.
+pub(crate) fn run(
+    ops: &[FastOp],
+    at: &Layout<'_>,
+    ctx: &XdpCtx,
+    stack: Stack<'_>,
+    limit: u64,
+) -> Option<(u64, u64)> {
+    let Stack {
+        bytes: stack,
+        dirty_from,
+    } = stack;
+    let mut regs = [0u64; 11];
+    regs[Reg::R10 as usize] = FRAME_SIZE as u64;
+    let arg = |regs: &[u64; 11], a: Arg| match a {
+        Arg::Reg(r) => regs[r as usize],
+        Arg::Imm(i) => i,
+    };
+    let extend = |v: u64, sx: bool, size: u8| if sx { sign_extend(v, size * 8) } else { v };
+    let mut pc = 0usize;
+    let mut executed = 0u64;
+    loop {
+        if executed >= limit {
+            return None;
+        }
+        executed += 1;
+        match ops[pc] {
+            FastOp::Mov { dst, src } => regs[dst as usize] = arg(&regs, src),
+            FastOp::Mov32 { dst, src } => regs[dst as usize] = regs[src as usize] & 0xffff_ffff,
+            FastOp::Alu64 { op, dst, src } => {
+                regs[dst as usize] = alu64(op, regs[dst as usize], arg(&regs, src));
+            }
+            FastOp::Alu32 { op, dst, src } => {
+                let b = arg(&regs, src) as u32;
+                regs[dst as usize] = u64::from(alu32(op, regs[dst as usize] as u32, b));
+            }
+            FastOp::Neg { wide, dst } => {
+                let a = regs[dst as usize];
+                regs[dst as usize] = if wide {
+                    a.wrapping_neg()
+                } else {
+                    u64::from((a as u32).wrapping_neg())
+                };
+            }
+            FastOp::MovSx {
+                wide,
+                dst,
+                src,
+                bits,
+            } => {
+                let r = sign_extend(regs[src as usize], bits);
+                regs[dst as usize] = if wide { r } else { r & 0xffff_ffff };
+            }
+            FastOp::End { swap, dst, bits } => {
+                let a = regs[dst as usize];
+                regs[dst as usize] = match (swap, bits) {
+                    (Swap::ToLe, 16) => a & 0xffff,
+                    (Swap::ToLe, 32) => a & 0xffff_ffff,
+                    (Swap::ToLe, _) => a,
+                    (Swap::Reverse, 16) => u64::from((a as u16).swap_bytes()),
+                    (Swap::Reverse, 32) => u64::from((a as u32).swap_bytes()),
+                    (Swap::Reverse, _) => a.swap_bytes(),
+                };
+            }
+            FastOp::LdImm64 { dst, value } => {
+                regs[dst as usize] = value;
+                pc += 2;
+                continue;
+            }
+            FastOp::LoadPkt {
+                size,
+                sx,
+                dst,
+                src,
+                off,
+            } => {
+                let n = usize::from(size);
+                let i = span(
+                    address(regs[src as usize], off),
+                    n,
+                    at.data_start,
+                    at.data_end,
+                )?;
+                let v = read_le(&at.packet[i - at.data_start..][..n]);
+                regs[dst as usize] = extend(v, sx, size);
+            }
+            FastOp::LoadMeta {
+                size,
+                sx,
+                dst,
+                src,
+                off,
+            } => {
+                let n = usize::from(size);
+                let i = span(
+                    address(regs[src as usize], off),
+                    n,
+                    at.meta_start,
+                    at.data_start,
+                )?;
+                let v = read_le(&at.meta[i - at.meta_start..][..n]);
+                regs[dst as usize] = extend(v, sx, size);
+            }
+            FastOp::LoadStack {
+                size,
+                sx,
+                dst,
+                src,
+                off,
+            } => {
+                let n = usize::from(size);
+                let i = span(address(regs[src as usize], off), n, 0, FRAME_SIZE)?;
+                regs[dst as usize] = extend(read_le(&stack[i..i + n]), sx, size);
+            }
+            FastOp::CtxData { dst } => regs[dst as usize] = at.data_start as u64,
+            FastOp::CtxDataEnd { dst } => regs[dst as usize] = at.data_end as u64,
+            FastOp::CtxDataMeta { dst } => regs[dst as usize] = at.meta_start as u64,
+            FastOp::CtxField { dst, off } => match xdp_read(ctx, off.into(), 4) {
+                Ok(CtxRead::Scalar(v)) => regs[dst as usize] = v,
+                _ => return None,
+            },
+            FastOp::StoreStack {
+                size,
+                dst,
+                off,
+                src,
+            } => {
+                let n = usize::from(size);
+                let i = span(address(regs[dst as usize], off), n, 0, FRAME_SIZE)?;
+                *dirty_from = (*dirty_from).min(i);
+                write_le(&mut stack[i..i + n], arg(&regs, src));
+            }
+            FastOp::Ja { target } => {
+                pc = target;
+                continue;
+            }
+            FastOp::Jcond {
+                op,
+                wide,
+                dst,
+                src,
+                target,
+            } => {
+                if cond(op, wide, regs[dst as usize], arg(&regs, src)) {
+                    pc = target;
+                    continue;
+                }
+            }
+            FastOp::JcondPkt {
+                op,
+                dst,
+                src,
+                target,
+            } => {
+                let base = |v: u64| super::exec::BASE.wrapping_add(v);
+                if cond(op, true, base(regs[dst as usize]), base(regs[src as usize])) {
+                    pc = target;
+                    continue;
+                }
+            }
+            FastOp::Exit => return Some((regs[0], executed)),
+            FastOp::Unreached => return None,
+        }
+        pc += 1;
+    }
+}
+
+/// `base + off` as the checked run computes an access's offset.
+#[inline(always)]
+fn address(base: u64, off: i16) -> u64 {
+    base.wrapping_add(i64::from(off) as u64)
+}
