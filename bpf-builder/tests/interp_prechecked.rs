@@ -199,6 +199,20 @@ fn a_clean_loop_stops_at_the_budget_at_the_same_instruction() {
     // 1 + 2 * 49 instructions, then pc 1; the 101st would be pc 2.
     assert_eq!(e.pc, Some(2), "{e}");
     assert!(e.to_string().contains("budget of 100"), "{e}");
+    // 2,001 instructions fit a budget of 2,100: the run that cannot
+    // prove it stays within it (it counts loops by the program's length)
+    // is run again checked.
+    interp.set_insn_limit(2_100);
+    assert_eq!(
+        interp.run_xdp_retval(&[0; 14], &[], XdpCtx::test_run()),
+        Ok(1000)
+    );
+    interp.set_insn_limit(2_000);
+    assert!(
+        interp
+            .run_xdp_retval(&[0; 14], &[], XdpCtx::test_run())
+            .is_err()
+    );
     interp.set_insn_limit(10_000);
     assert_eq!(
         interp.run_xdp_retval(&[0; 14], &[], XdpCtx::test_run()),

@@ -8,7 +8,7 @@ use super::ctx::{CtxRead, XdpCtx, xdp_read};
 use super::decode::Swap;
 use super::exec::{alu32, alu64, cond, sign_extend};
 use super::machine::{FRAME_SIZE, read_le, span, write_le};
-use super::typed::{Arg, FastOp};
+use super::typed::{Arg, FastOp, Jump, Prechecked};
 use crate::insn::Reg;
 
 /// Where the regions of an XDP run lie in the checked interpreter's
@@ -29,15 +29,38 @@ pub(crate) struct Stack<'a> {
     pub(crate) dirty_from: &'a mut usize,
 }
 
-/// Runs `ops` from the start: r0 at the exit and the instructions
-/// executed, or `None` when the checked run would fault.
+/// Runs `form` from the start: r0 at the exit, or `None` when the checked
+/// run would fault.
 pub(crate) fn run(
-    ops: &[FastOp],
+    form: &Prechecked,
     at: &Layout<'_>,
     ctx: &XdpCtx,
     stack: Stack<'_>,
     limit: u64,
-) -> Option<(u64, u64)> {
+) -> Option<u64> {
+    let len = form.ops.len() as u64;
+    if len <= limit {
+        run_with::<false>(&form.ops, at, ctx, stack, limit - len)
+    } else {
+        run_with::<true>(&form.ops, at, ctx, stack, limit)
+    }
+}
+
+/// [`run`] with `budget` instructions. When `COUNT`, each executed
+/// instruction is counted against it, as the checked run counts. Else
+/// the budget is what the program's length leaves, and each backward
+/// jump taken uses up the program's length: between two backward jumps
+/// a run executes each instruction at most once, so a run that goes on
+/// stays within the checked run's budget (one that would not is
+/// abandoned, maybe early: the checked run then decides).
+#[inline(always)]
+fn run_with<const COUNT: bool>(
+    ops: &[FastOp],
+    at: &Layout<'_>,
+    ctx: &XdpCtx,
+    stack: Stack<'_>,
+    mut budget: u64,
+) -> Option<u64> {
     let Stack {
         bytes: stack,
         dirty_from,
@@ -49,16 +72,51 @@ pub(crate) fn run(
         Arg::Imm(i) => i,
     };
     let extend = |v: u64, sx: bool, size: u8| if sx { sign_extend(v, size * 8) } else { v };
+    let len = ops.len() as u64;
     let mut pc = 0usize;
-    let mut executed = 0u64;
+    // Continues at `target`, using up the budget of a backward jump.
+    macro_rules! goto {
+        ($target:expr) => {{
+            let target: usize = $target;
+            if !COUNT && target <= pc {
+                budget = budget.checked_sub(len)?;
+            }
+            pc = target;
+            continue;
+        }};
+    }
+    // Jumps to the target when the prepared operands satisfy `holds`.
+    macro_rules! jump {
+        ($j:expr, $holds:expr) => {{
+            let j: Jump = $j;
+            let holds: fn(u64, u64) -> bool = $holds;
+            let x = regs[j.dst as usize].wrapping_add(j.bias) & j.mask;
+            let y = arg(&regs, j.src).wrapping_add(j.bias) & j.mask;
+            if holds(x, y) {
+                goto!(j.target);
+            }
+        }};
+    }
     loop {
-        if executed >= limit {
-            return None;
+        if COUNT {
+            budget = budget.checked_sub(1)?;
         }
-        executed += 1;
         match ops[pc] {
-            FastOp::Mov { dst, src } => regs[dst as usize] = arg(&regs, src),
+            FastOp::MovImm { dst, imm } => regs[dst as usize] = imm,
+            FastOp::Mov { dst, src } => regs[dst as usize] = regs[src as usize],
             FastOp::Mov32 { dst, src } => regs[dst as usize] = regs[src as usize] & 0xffff_ffff,
+            FastOp::AddImm64 { dst, imm } => {
+                regs[dst as usize] = regs[dst as usize].wrapping_add(imm);
+            }
+            FastOp::Add64 { dst, src } => {
+                regs[dst as usize] = regs[dst as usize].wrapping_add(regs[src as usize]);
+            }
+            FastOp::Sub64 { dst, src } => {
+                regs[dst as usize] = regs[dst as usize].wrapping_sub(arg(&regs, src));
+            }
+            FastOp::And32 { dst, src } => {
+                regs[dst as usize] &= arg(&regs, src) & 0xffff_ffff;
+            }
             FastOp::Alu64 { op, dst, src } => {
                 regs[dst as usize] = alu64(op, regs[dst as usize], arg(&regs, src));
             }
@@ -98,6 +156,18 @@ pub(crate) fn run(
                 regs[dst as usize] = value;
                 pc += 2;
                 continue;
+            }
+            FastOp::LoadPkt1 { dst, src, off } => {
+                let [b] = packet_bytes(at, regs[src as usize], off)?;
+                regs[dst as usize] = u64::from(b);
+            }
+            FastOp::LoadPkt2 { dst, src, off } => {
+                let b = packet_bytes(at, regs[src as usize], off)?;
+                regs[dst as usize] = u64::from(u16::from_le_bytes(b));
+            }
+            FastOp::LoadPkt4 { dst, src, off } => {
+                let b = packet_bytes(at, regs[src as usize], off)?;
+                regs[dst as usize] = u64::from(u32::from_le_bytes(b));
             }
             FastOp::LoadPkt {
                 size,
@@ -162,10 +232,40 @@ pub(crate) fn run(
                 *dirty_from = (*dirty_from).min(i);
                 write_le(&mut stack[i..i + n], arg(&regs, src));
             }
-            FastOp::Ja { target } => {
-                pc = target;
-                continue;
+            FastOp::Ja { target } => goto!(target),
+            FastOp::JEqImm32 { dst, imm, target } => {
+                if regs[dst as usize] as u32 == imm {
+                    goto!(target);
+                }
             }
+            FastOp::JNeImm32 { dst, imm, target } => {
+                if regs[dst as usize] as u32 != imm {
+                    goto!(target);
+                }
+            }
+            FastOp::JLtImm64 { dst, imm, target } => {
+                if regs[dst as usize] < imm {
+                    goto!(target);
+                }
+            }
+            FastOp::JGtReg64 {
+                dst,
+                src,
+                bias,
+                target,
+            } => {
+                let x = regs[dst as usize].wrapping_add(bias);
+                if x > regs[src as usize].wrapping_add(bias) {
+                    goto!(target);
+                }
+            }
+            FastOp::JEq(j) => jump!(j, |x, y| x == y),
+            FastOp::JNe(j) => jump!(j, |x, y| x != y),
+            FastOp::JGt(j) => jump!(j, |x, y| x > y),
+            FastOp::JGe(j) => jump!(j, |x, y| x >= y),
+            FastOp::JLt(j) => jump!(j, |x, y| x < y),
+            FastOp::JLe(j) => jump!(j, |x, y| x <= y),
+            FastOp::JSet(j) => jump!(j, |x, y| x & y != 0),
             FastOp::Jcond {
                 op,
                 wide,
@@ -174,8 +274,7 @@ pub(crate) fn run(
                 target,
             } => {
                 if cond(op, wide, regs[dst as usize], arg(&regs, src)) {
-                    pc = target;
-                    continue;
+                    goto!(target);
                 }
             }
             FastOp::JcondPkt {
@@ -186,15 +285,24 @@ pub(crate) fn run(
             } => {
                 let base = |v: u64| super::exec::BASE.wrapping_add(v);
                 if cond(op, true, base(regs[dst as usize]), base(regs[src as usize])) {
-                    pc = target;
-                    continue;
+                    goto!(target);
                 }
             }
-            FastOp::Exit => return Some((regs[0], executed)),
+            FastOp::Exit => return Some(regs[0]),
             FastOp::Unreached => return None,
         }
         pc += 1;
     }
+}
+
+/// The `N` packet bytes at `base + off`, or `None` when any is outside
+/// the packet (the checked run's fault).
+#[inline(always)]
+fn packet_bytes<const N: usize>(at: &Layout<'_>, base: u64, off: i16) -> Option<[u8; N]> {
+    // Wraps to a huge index below the packet's start.
+    let i = usize::try_from(address(base, off).wrapping_sub(at.data_start as u64)).ok()?;
+    let bytes = at.packet.get(i..i.wrapping_add(N))?;
+    bytes.try_into().ok()
 }
 
 /// `base + off` as the checked run computes an access's offset.

@@ -65,7 +65,7 @@ use ctx::ProgKind;
 use decode::Op;
 use exec::{Env, Exec};
 use machine::{Context, FRAME_SIZE, Machine};
-use typed::FastOp;
+use typed::Prechecked;
 
 /// Default budget of executed instructions per run.
 pub const DEFAULT_INSN_LIMIT: u64 = 1_000_000;
@@ -112,7 +112,7 @@ pub enum InterpBuildError {
 pub struct Interp {
     ops: Vec<Op>,
     /// The pre-checked form, when the program types cleanly as XDP.
-    fast: Option<Vec<FastOp>>,
+    fast: Option<Prechecked>,
     maps: Vec<(i32, InterpMap)>,
     machine: Machine,
     env: Env,
@@ -247,7 +247,7 @@ impl Interp {
     /// An XDP run in the pre-checked form over the caller's bytes: r0,
     /// or `None` when there is no such form or the run would fault.
     fn run_fast(&mut self, packet: &[u8], meta: &[u8], ctx: XdpCtx) -> Option<u64> {
-        let ops = self.fast.as_deref()?;
+        let form = self.fast.as_ref()?;
         let m = &mut self.machine;
         m.clear_frame0();
         let layout = fast::Layout {
@@ -261,8 +261,8 @@ impl Interp {
             bytes: &mut m.stack[..FRAME_SIZE],
             dirty_from: &mut m.stack_dirty_from,
         };
-        let (r0, executed) = fast::run(ops, &layout, &ctx, stack, self.limit)?;
-        m.executed = executed;
+        // `m.executed` is left alone: only full results report it.
+        let r0 = fast::run(form, &layout, &ctx, stack, self.limit)?;
         self.env.redirect = None;
         Some(r0)
     }

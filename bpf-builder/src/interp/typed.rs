@@ -14,6 +14,7 @@
 
 use super::ctx::{CtxRead, XdpCtx, xdp_read};
 use super::decode::{Op, Src, Swap};
+use super::exec::BASE;
 use crate::insn::{AluOp, JmpOp, Reg, Size};
 
 /// What a register holds before an instruction, for every path to it.
@@ -62,21 +63,48 @@ pub(crate) enum Arg {
 }
 
 /// One instruction of the pre-checked form. Registers are untagged: a
-/// pointer is its offset, as in [`super::machine::Val`].
+/// pointer is its offset, as in [`super::machine::Val`]. The common
+/// operations of filters have their own variants (one dispatch each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FastOp {
-    /// `dst = src` (64-bit, or an immediate already widened).
+    /// `dst = imm` (already widened).
+    MovImm {
+        dst: Reg,
+        imm: u64,
+    },
+    /// `dst = src` (64-bit).
     Mov {
         dst: Reg,
-        src: Arg,
+        src: Reg,
     },
     /// `dst = (u32)src`.
     Mov32 {
         dst: Reg,
         src: Reg,
     },
-    /// `dst op= src` on 64 bits (numbers, or a pointer moved or two
-    /// pointers subtracted: the same arithmetic on offsets).
+    /// `dst += imm` on 64 bits (a number, or a pointer moved: the same
+    /// arithmetic on offsets).
+    AddImm64 {
+        dst: Reg,
+        imm: u64,
+    },
+    /// `dst += src` on 64 bits.
+    Add64 {
+        dst: Reg,
+        src: Reg,
+    },
+    /// `dst -= src` on 64 bits (numbers, a pointer moved, or the distance
+    /// between two pointers).
+    Sub64 {
+        dst: Reg,
+        src: Arg,
+    },
+    /// `dst &= src` on 32 bits.
+    And32 {
+        dst: Reg,
+        src: Arg,
+    },
+    /// `dst op= src` on 64 bits, any other operation.
     Alu64 {
         op: AluOp,
         dst: Reg,
@@ -108,7 +136,23 @@ pub(crate) enum FastOp {
         dst: Reg,
         value: u64,
     },
-    /// A number from the packet data.
+    /// A byte, a half word or a word from the packet data.
+    LoadPkt1 {
+        dst: Reg,
+        src: Reg,
+        off: i16,
+    },
+    LoadPkt2 {
+        dst: Reg,
+        src: Reg,
+        off: i16,
+    },
+    LoadPkt4 {
+        dst: Reg,
+        src: Reg,
+        off: i16,
+    },
+    /// A number from the packet data, any size.
     LoadPkt {
         size: u8,
         sx: bool,
@@ -156,7 +200,41 @@ pub(crate) enum FastOp {
     Ja {
         target: usize,
     },
-    /// A comparison of numbers at the operation's width.
+    /// `if (u32)dst == imm goto target` (protocol tests).
+    JEqImm32 {
+        dst: Reg,
+        imm: u32,
+        target: usize,
+    },
+    /// `if (u32)dst != imm goto target`.
+    JNeImm32 {
+        dst: Reg,
+        imm: u32,
+        target: usize,
+    },
+    /// `if dst < imm goto target` (length tests).
+    JLtImm64 {
+        dst: Reg,
+        imm: u64,
+        target: usize,
+    },
+    /// `if dst + bias > src + bias goto target` (bounds checks: `bias`
+    /// makes packet pointers kernel addresses).
+    JGtReg64 {
+        dst: Reg,
+        src: Reg,
+        bias: u64,
+        target: usize,
+    },
+    /// The unsigned conditional jumps, on prepared operands.
+    JEq(Jump),
+    JNe(Jump),
+    JGt(Jump),
+    JGe(Jump),
+    JLt(Jump),
+    JLe(Jump),
+    JSet(Jump),
+    /// Any comparison of numbers at the operation's width.
     Jcond {
         op: JmpOp,
         wide: bool,
@@ -164,7 +242,7 @@ pub(crate) enum FastOp {
         src: Arg,
         target: usize,
     },
-    /// A comparison of two packet pointers (as kernel addresses).
+    /// Any comparison of two packet pointers (as kernel addresses).
     JcondPkt {
         op: JmpOp,
         dst: Reg,
@@ -177,9 +255,94 @@ pub(crate) enum FastOp {
     Unreached,
 }
 
+/// An unsigned conditional jump: it compares `(dst + bias) & mask` with
+/// `(src + bias) & mask` (the low 32 bits of numbers for a 32-bit
+/// comparison; packet pointers as the kernel addresses the checked run
+/// compares).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Jump {
+    pub(crate) dst: Reg,
+    pub(crate) src: Arg,
+    pub(crate) mask: u64,
+    pub(crate) bias: u64,
+    pub(crate) target: usize,
+}
+
+/// The typed form of a conditional jump (`pointers`: of two packet
+/// pointers, `wide`).
+fn jump(op: JmpOp, wide: bool, pointers: bool, dst: Reg, src: Arg, target: usize) -> FastOp {
+    let j = Jump {
+        dst,
+        src,
+        mask: if wide { u64::MAX } else { 0xffff_ffff },
+        bias: if pointers { BASE } else { 0 },
+        target,
+    };
+    match (op, src) {
+        (JmpOp::Eq, Arg::Imm(imm)) if !wide => FastOp::JEqImm32 {
+            dst,
+            imm: imm as u32,
+            target,
+        },
+        (JmpOp::Ne, Arg::Imm(imm)) if !wide => FastOp::JNeImm32 {
+            dst,
+            imm: imm as u32,
+            target,
+        },
+        (JmpOp::Lt, Arg::Imm(imm)) if wide && !pointers => FastOp::JLtImm64 { dst, imm, target },
+        (JmpOp::Gt, Arg::Reg(src)) if wide => FastOp::JGtReg64 {
+            dst,
+            src,
+            bias: j.bias,
+            target,
+        },
+        (JmpOp::Eq, _) => FastOp::JEq(j),
+        (JmpOp::Ne, _) => FastOp::JNe(j),
+        (JmpOp::Gt, _) => FastOp::JGt(j),
+        (JmpOp::Ge, _) => FastOp::JGe(j),
+        (JmpOp::Lt, _) => FastOp::JLt(j),
+        (JmpOp::Le, _) => FastOp::JLe(j),
+        (JmpOp::Set, _) => FastOp::JSet(j),
+        (_, Arg::Reg(src)) if pointers => FastOp::JcondPkt {
+            op,
+            dst,
+            src,
+            target,
+        },
+        _ => FastOp::Jcond {
+            op,
+            wide,
+            dst,
+            src,
+            target,
+        },
+    }
+}
+
+/// The typed form of `dst op= src` on numbers (or offsets).
+fn alu(op: AluOp, wide: bool, dst: Reg, src: Arg) -> FastOp {
+    match (op, wide) {
+        (AluOp::Add, true) => match src {
+            Arg::Imm(imm) => FastOp::AddImm64 { dst, imm },
+            Arg::Reg(src) => FastOp::Add64 { dst, src },
+        },
+        (AluOp::Sub, true) => FastOp::Sub64 { dst, src },
+        (AluOp::And, false) => FastOp::And32 { dst, src },
+        (_, true) => FastOp::Alu64 { op, dst, src },
+        (_, false) => FastOp::Alu32 { op, dst, src },
+    }
+}
+
+/// A program in its pre-checked form.
+#[derive(Debug)]
+pub(crate) struct Prechecked {
+    /// One operation per instruction slot.
+    pub(crate) ops: Vec<FastOp>,
+}
+
 /// The pre-checked form of `ops` when the whole program types cleanly
 /// as an XDP program, else `None` (it then always runs checked).
-pub(crate) fn translate(ops: &[Op]) -> Option<Vec<FastOp>> {
+pub(crate) fn translate(ops: &[Op]) -> Option<Prechecked> {
     if ops.is_empty() {
         return None;
     }
@@ -207,14 +370,16 @@ pub(crate) fn translate(ops: &[Op]) -> Option<Vec<FastOp>> {
             }
         }
     }
-    ops.iter()
+    let ops = ops
+        .iter()
         .zip(&states)
         .enumerate()
         .map(|(pc, (op, state))| match state {
             None => Some(FastOp::Unreached),
             Some(state) => type_op(*op, pc, state).map(|(fast, _, _)| fast),
         })
-        .collect()
+        .collect::<Option<Vec<FastOp>>>()?;
+    Some(Prechecked { ops })
 }
 
 /// The typed form of `op` at `pc` in `state`, the state after it and
@@ -233,33 +398,28 @@ fn type_op(op: Op, pc: usize, state: &State) -> Option<(FastOp, State, [Option<u
             let (src, b) = arg(src);
             let a = ty(dst);
             let (fast, t) = match (op, wide) {
-                (AluOp::Mov, true) if !matches!(b, Ty::Uninit | Ty::Mixed) => {
-                    (FastOp::Mov { dst, src }, b)
-                }
-                (AluOp::Mov, false) if b == Ty::Scalar => match src {
-                    Arg::Reg(src) => (FastOp::Mov32 { dst, src }, b),
+                (AluOp::Mov, _) => match src {
                     // A 32-bit immediate is already zero-extended.
-                    Arg::Imm(_) => (FastOp::Mov { dst, src }, b),
+                    Arg::Imm(imm) => (FastOp::MovImm { dst, imm }, Ty::Scalar),
+                    Arg::Reg(src) if wide && !matches!(b, Ty::Uninit | Ty::Mixed) => {
+                        (FastOp::Mov { dst, src }, b)
+                    }
+                    Arg::Reg(src) if !wide && b == Ty::Scalar => {
+                        (FastOp::Mov32 { dst, src }, Ty::Scalar)
+                    }
+                    Arg::Reg(_) => return None,
                 },
-                (AluOp::Mov, _) => return None,
-                _ if a == Ty::Scalar && b == Ty::Scalar => {
-                    let fast = if wide {
-                        FastOp::Alu64 { op, dst, src }
-                    } else {
-                        FastOp::Alu32 { op, dst, src }
-                    };
-                    (fast, Ty::Scalar)
-                }
+                _ if a == Ty::Scalar && b == Ty::Scalar => (alu(op, wide, dst, src), Ty::Scalar),
                 (AluOp::Add | AluOp::Sub, true) if a.movable() && b == Ty::Scalar => {
-                    (FastOp::Alu64 { op, dst, src }, a)
+                    (alu(op, wide, dst, src), a)
                 }
                 (AluOp::Add, true) if a == Ty::Scalar && b.movable() => {
-                    (FastOp::Alu64 { op, dst, src }, b)
+                    (alu(op, wide, dst, src), b)
                 }
                 (AluOp::Sub, true)
                     if (a.packet() && b.packet()) || (a == Ty::Stack && b == Ty::Stack) =>
                 {
-                    (FastOp::Alu64 { op, dst, src }, Ty::Scalar)
+                    (alu(op, wide, dst, src), Ty::Scalar)
                 }
                 _ => return None,
             };
@@ -310,16 +470,21 @@ fn type_op(op: Op, pc: usize, state: &State) -> Option<(FastOp, State, [Option<u
                         CtxRead::Scalar(_) => (FastOp::CtxField { dst, off }, Ty::Scalar),
                     }
                 }
-                Ty::Pkt => (
-                    FastOp::LoadPkt {
-                        size: n,
-                        sx,
-                        dst,
-                        src,
-                        off,
-                    },
-                    Ty::Scalar,
-                ),
+                Ty::Pkt => {
+                    let fast = match (n, sx) {
+                        (1, false) => FastOp::LoadPkt1 { dst, src, off },
+                        (2, false) => FastOp::LoadPkt2 { dst, src, off },
+                        (4, false) => FastOp::LoadPkt4 { dst, src, off },
+                        _ => FastOp::LoadPkt {
+                            size: n,
+                            sx,
+                            dst,
+                            src,
+                            off,
+                        },
+                    };
+                    (fast, Ty::Scalar)
+                }
                 Ty::Meta => (
                     FastOp::LoadMeta {
                         size: n,
@@ -373,19 +538,10 @@ fn type_op(op: Op, pc: usize, state: &State) -> Option<(FastOp, State, [Option<u
             let (src, b) = arg(src);
             let a = ty(dst);
             let fast = match src {
-                _ if a == Ty::Scalar && b == Ty::Scalar => FastOp::Jcond {
-                    op,
-                    wide,
-                    dst,
-                    src,
-                    target,
-                },
-                Arg::Reg(src) if wide && a.packet() && b.packet() => FastOp::JcondPkt {
-                    op,
-                    dst,
-                    src,
-                    target,
-                },
+                _ if a == Ty::Scalar && b == Ty::Scalar => jump(op, wide, false, dst, src, target),
+                Arg::Reg(_) if wide && a.packet() && b.packet() => {
+                    jump(op, wide, true, dst, src, target)
+                }
                 _ => return None,
             };
             return Some((fast, after, [Some(pc + 1), Some(target)]));
