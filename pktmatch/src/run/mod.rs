@@ -105,7 +105,7 @@ pub struct Runner {
     batch: Option<ProgId>,
     max_read: Option<u64>,
     engine: Engine,
-    /// The interpreter's and single test runs' input, reused.
+    /// Single test runs' input, reused.
     scratch: Vec<u8>,
     interp_fallbacks: u64,
     ir_fallbacks: u64,
@@ -245,13 +245,12 @@ impl Runner {
         // The frame as it is, unless shorter than an Ethernet header
         // (then padded, as a test run pads it).
         let meta = input_meta(p);
+        let mut padded = [0; MIN_FRAME];
         let frame = if want >= MIN_FRAME {
             &p.data[..want]
         } else {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&p.data[..want]);
-            self.scratch.resize(MIN_FRAME, 0);
-            &self.scratch
+            padded[..want].copy_from_slice(&p.data[..want]);
+            &padded
         };
         let retval = self
             .interp
