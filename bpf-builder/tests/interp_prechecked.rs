@@ -105,6 +105,31 @@ fn plausible(rng: &mut Rng) -> Insn {
     }
 }
 
+/// A pair filters are made of: a packet load and a test of the loaded
+/// value, or a packet pointer moved and its bounds check; the jump may go
+/// backward (onto or before the pair's second instruction).
+fn pair(rng: &mut Rng) -> [Insn; 2] {
+    const SIZES: [Size; 3] = [Size::B, Size::H, Size::W];
+    let jump = rng.below(7) as i16 - 3;
+    if rng.below(2) == 0 {
+        let dst = if rng.below(4) == 0 { R8 } else { R0 };
+        let test = if rng.below(2) == 0 {
+            JmpOp::Eq
+        } else {
+            JmpOp::Ne
+        };
+        [
+            Insn::ldx(SIZES[rng.below(3) as usize], dst, R8, rng.below(40) as i16),
+            Insn::jmp32(test, dst, rng.pick(&[0, 8, 0x0008, 0x45, 6, -1]), jump),
+        ]
+    } else {
+        [
+            Insn::alu64(AluOp::Add, R8, rng.below(30) as i32 - 2),
+            Insn::jmp(JmpOp::Gt, R8, R3, jump),
+        ]
+    }
+}
+
 #[test]
 fn random_clean_programs_give_what_the_checked_run_gives() {
     let mut rng = Rng::new(0x0bad_f00d_1234_5678);
@@ -112,7 +137,13 @@ fn random_clean_programs_give_what_the_checked_run_gives() {
     for _ in 0..4_000 {
         let mut prog = prologue();
         let len = 1 + rng.below(20) as usize;
-        prog.extend((0..len).map(|_| plausible(&mut rng)));
+        for _ in 0..len {
+            if rng.below(4) == 0 {
+                prog.extend(pair(&mut rng));
+            } else {
+                prog.push(plausible(&mut rng));
+            }
+        }
         prog.push(Insn::exit());
         let inputs: Vec<(Vec<u8>, Vec<u8>)> = (0..4)
             .map(|_| {
@@ -269,4 +300,43 @@ fn the_stack_a_run_wrote_is_clear_for_the_next() {
     let run = |i: &mut Interp, b: u8| i.run_xdp_retval(&[b; 14], &[], XdpCtx::test_run());
     assert_eq!(run(&mut interp, 1), Ok(0x55));
     assert_eq!(run(&mut interp, 0), Ok(0));
+}
+
+#[test]
+fn a_fused_pair_jumping_onto_its_own_test_meets_the_budget() {
+    // Each second instruction (4, then 2) jumps to itself while its
+    // test holds.
+    let progs = [
+        (
+            4,
+            vec![
+                Insn::ldx(Size::W, R2, R1, 0),
+                Insn::ldx(Size::W, R3, R1, 4),
+                Insn::mov64(R8, R2),
+                Insn::alu64(AluOp::Add, R8, 100),
+                Insn::jmp(JmpOp::Gt, R8, R3, -1),
+                Insn::mov64(R0, 1),
+                Insn::exit(),
+            ],
+        ),
+        (
+            2,
+            vec![
+                Insn::ldx(Size::W, R2, R1, 0),
+                Insn::ldx(Size::B, R0, R2, 0),
+                Insn::jmp32(JmpOp::Eq, R0, 0, -1),
+                Insn::exit(),
+            ],
+        ),
+    ];
+    for (looping, prog) in progs {
+        let mut interp = Interp::new(&prog);
+        assert!(interp.prechecked());
+        interp.set_insn_limit(1_000);
+        let e = interp
+            .run_xdp_retval(&[0; 14], &[], XdpCtx::test_run())
+            .unwrap_err();
+        assert_eq!(e.pc, Some(looping), "{e}");
+        assert!(e.to_string().contains("budget of 1000"), "{e}");
+    }
 }

@@ -31,6 +31,14 @@ pub(crate) struct Stack<'a> {
 
 /// Runs `form` from the start: r0 at the exit, or `None` when the checked
 /// run would fault.
+///
+/// The budget of executed instructions is not counted one by one: the
+/// run starts with the budget less the program's length, and each
+/// backward jump taken uses up the program's length again. Between two
+/// backward jumps a run executes each instruction at most once, so a run
+/// that goes on stays within the checked run's budget; one that cannot
+/// show it is abandoned (maybe early: the checked run then decides), and
+/// a program longer than the budget always runs checked.
 pub(crate) fn run(
     form: &Prechecked,
     at: &Layout<'_>,
@@ -38,29 +46,9 @@ pub(crate) fn run(
     stack: Stack<'_>,
     limit: u64,
 ) -> Option<u64> {
-    let len = form.ops.len() as u64;
-    if len <= limit {
-        run_with::<false>(&form.ops, at, ctx, stack, limit - len)
-    } else {
-        run_with::<true>(&form.ops, at, ctx, stack, limit)
-    }
-}
-
-/// [`run`] with `budget` instructions. When `COUNT`, each executed
-/// instruction is counted against it, as the checked run counts. Else
-/// the budget is what the program's length leaves, and each backward
-/// jump taken uses up the program's length: between two backward jumps
-/// a run executes each instruction at most once, so a run that goes on
-/// stays within the checked run's budget (one that would not is
-/// abandoned, maybe early: the checked run then decides).
-#[inline(always)]
-fn run_with<const COUNT: bool>(
-    ops: &[FastOp],
-    at: &Layout<'_>,
-    ctx: &XdpCtx,
-    stack: Stack<'_>,
-    mut budget: u64,
-) -> Option<u64> {
+    let ops = &form.ops[..];
+    let len = ops.len() as u64;
+    let mut budget = limit.checked_sub(len)?;
     let Stack {
         bytes: stack,
         dirty_from,
@@ -72,13 +60,16 @@ fn run_with<const COUNT: bool>(
         Arg::Imm(i) => i,
     };
     let extend = |v: u64, sx: bool, size: u8| if sx { sign_extend(v, size * 8) } else { v };
-    let len = ops.len() as u64;
     let mut pc = 0usize;
-    // Continues at `target`, using up the budget of a backward jump.
+    // Continues at `target`, from the instruction at `from` (`pc`, or the
+    // second of a fused pair), using up the budget of a backward jump.
     macro_rules! goto {
-        ($target:expr) => {{
+        ($target:expr) => {
+            goto!($target, pc)
+        };
+        ($target:expr, $from:expr) => {{
             let target: usize = $target;
-            if !COUNT && target <= pc {
+            if target <= $from {
                 budget = budget.checked_sub(len)?;
             }
             pc = target;
@@ -98,9 +89,6 @@ fn run_with<const COUNT: bool>(
         }};
     }
     loop {
-        if COUNT {
-            budget = budget.checked_sub(1)?;
-        }
         match ops[pc] {
             FastOp::MovImm { dst, imm } => regs[dst as usize] = imm,
             FastOp::Mov { dst, src } => regs[dst as usize] = regs[src as usize],
@@ -168,6 +156,56 @@ fn run_with<const COUNT: bool>(
             FastOp::LoadPkt4 { dst, src, off } => {
                 let b = packet_bytes(at, regs[src as usize], off)?;
                 regs[dst as usize] = u64::from(u32::from_le_bytes(b));
+            }
+            FastOp::LoadPkt1Test(t) => {
+                let [b] = packet_bytes(at, regs[t.src as usize], t.off)?;
+                regs[t.dst as usize] = u64::from(b);
+                if (u32::from(b) == t.imm) != t.ne {
+                    goto!(t.target, pc + 1);
+                }
+                pc += 2;
+                continue;
+            }
+            FastOp::LoadPkt2Test(t) => {
+                let b = packet_bytes(at, regs[t.src as usize], t.off)?;
+                let v = u16::from_le_bytes(b);
+                regs[t.dst as usize] = u64::from(v);
+                if (u32::from(v) == t.imm) != t.ne {
+                    goto!(t.target, pc + 1);
+                }
+                pc += 2;
+                continue;
+            }
+            FastOp::LoadPkt4Test(t) => {
+                let b = packet_bytes(at, regs[t.src as usize], t.off)?;
+                let v = u32::from_le_bytes(b);
+                regs[t.dst as usize] = u64::from(v);
+                if (v == t.imm) != t.ne {
+                    goto!(t.target, pc + 1);
+                }
+                pc += 2;
+                continue;
+            }
+            FastOp::LoadMeta4 { dst, src, off } => {
+                let i = address(regs[src as usize], off).wrapping_sub(at.meta_start as u64);
+                let i = usize::try_from(i).ok()?;
+                let b: [u8; 4] = at.meta.get(i..i.wrapping_add(4))?.try_into().ok()?;
+                regs[dst as usize] = u64::from(u32::from_le_bytes(b));
+            }
+            FastOp::AddImmJGt {
+                dst,
+                imm,
+                src,
+                bias,
+                target,
+            } => {
+                let x = regs[dst as usize].wrapping_add(imm);
+                regs[dst as usize] = x;
+                if x.wrapping_add(bias) > regs[src as usize].wrapping_add(bias) {
+                    goto!(target, pc + 1);
+                }
+                pc += 2;
+                continue;
             }
             FastOp::LoadPkt {
                 size,

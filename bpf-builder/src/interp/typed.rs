@@ -160,6 +160,26 @@ pub(crate) enum FastOp {
         src: Reg,
         off: i16,
     },
+    /// A load of 1, 2 or 4 packet bytes into `dst` fused with the test of
+    /// the next instruction: `if (u32)dst == imm` (`!=` when `ne`).
+    LoadPkt1Test(LoadTest),
+    LoadPkt2Test(LoadTest),
+    LoadPkt4Test(LoadTest),
+    /// `dst += imm` fused with the next instruction's bounds check
+    /// `if dst + bias > src + bias goto target`.
+    AddImmJGt {
+        dst: Reg,
+        imm: u64,
+        src: Reg,
+        bias: u64,
+        target: usize,
+    },
+    /// A word from the metadata.
+    LoadMeta4 {
+        dst: Reg,
+        src: Reg,
+        off: i16,
+    },
     /// A number from the metadata.
     LoadMeta {
         size: u8,
@@ -253,6 +273,74 @@ pub(crate) enum FastOp {
     Exit,
     /// No path reaches it.
     Unreached,
+}
+
+/// A packet load and the test of the loaded value that follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LoadTest {
+    pub(crate) dst: Reg,
+    pub(crate) src: Reg,
+    pub(crate) off: i16,
+    pub(crate) imm: u32,
+    pub(crate) ne: bool,
+    pub(crate) target: usize,
+}
+
+/// Fuses the pairs of instructions filters are made of (a load and a
+/// test of what it loaded, a pointer moved and its bounds check) into
+/// the first of them, one dispatch for both. The second stays as it is
+/// for the jumps that land on it.
+fn fuse(ops: &mut [FastOp]) {
+    for pc in 1..ops.len() {
+        let fused = match (ops[pc - 1], ops[pc]) {
+            (
+                FastOp::LoadPkt1 { dst, src, off }
+                | FastOp::LoadPkt2 { dst, src, off }
+                | FastOp::LoadPkt4 { dst, src, off },
+                FastOp::JEqImm32 {
+                    dst: d,
+                    imm,
+                    target,
+                }
+                | FastOp::JNeImm32 {
+                    dst: d,
+                    imm,
+                    target,
+                },
+            ) if d == dst => {
+                let t = LoadTest {
+                    dst,
+                    src,
+                    off,
+                    imm,
+                    ne: matches!(ops[pc], FastOp::JNeImm32 { .. }),
+                    target,
+                };
+                match ops[pc - 1] {
+                    FastOp::LoadPkt1 { .. } => FastOp::LoadPkt1Test(t),
+                    FastOp::LoadPkt2 { .. } => FastOp::LoadPkt2Test(t),
+                    _ => FastOp::LoadPkt4Test(t),
+                }
+            }
+            (
+                FastOp::AddImm64 { dst, imm },
+                FastOp::JGtReg64 {
+                    dst: d,
+                    src,
+                    bias,
+                    target,
+                },
+            ) if d == dst => FastOp::AddImmJGt {
+                dst,
+                imm,
+                src,
+                bias,
+                target,
+            },
+            _ => continue,
+        };
+        ops[pc - 1] = fused;
+    }
 }
 
 /// An unsigned conditional jump: it compares `(dst + bias) & mask` with
@@ -379,6 +467,8 @@ pub(crate) fn translate(ops: &[Op]) -> Option<Prechecked> {
             Some(state) => type_op(*op, pc, state).map(|(fast, _, _)| fast),
         })
         .collect::<Option<Vec<FastOp>>>()?;
+    let mut ops = ops;
+    fuse(&mut ops);
     Some(Prechecked { ops })
 }
 
@@ -485,6 +575,7 @@ fn type_op(op: Op, pc: usize, state: &State) -> Option<(FastOp, State, [Option<u
                     };
                     (fast, Ty::Scalar)
                 }
+                Ty::Meta if n == 4 && !sx => (FastOp::LoadMeta4 { dst, src, off }, Ty::Scalar),
                 Ty::Meta => (
                     FastOp::LoadMeta {
                         size: n,
