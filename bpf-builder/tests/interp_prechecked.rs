@@ -340,3 +340,21 @@ fn a_fused_pair_jumping_onto_its_own_test_meets_the_budget() {
         assert!(e.to_string().contains("budget of 1000"), "{e}");
     }
 }
+
+#[test]
+fn a_constant_program_returns_its_constant_within_the_budget() {
+    let prog = [Insn::mov64(R2, 9), Insn::mov32(R0, 7), Insn::exit()];
+    let mut interp = Interp::new(&prog);
+    assert!(interp.prechecked());
+    assert_eq!(
+        interp.run_xdp_retval(&[0; 14], &[], XdpCtx::test_run()),
+        Ok(7)
+    );
+    // Three instructions do not fit a budget of two: the exit is the
+    // third.
+    interp.set_insn_limit(2);
+    let e = interp
+        .run_xdp_retval(&[0; 14], &[], XdpCtx::test_run())
+        .unwrap_err();
+    assert_eq!(e.pc, Some(2), "{e}");
+}

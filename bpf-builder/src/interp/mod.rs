@@ -230,6 +230,18 @@ impl Interp {
         if let Some(r0) = self.run_fast(packet, meta, ctx) {
             return Ok(r0);
         }
+        self.run_xdp_checked(packet, meta, ctx)
+    }
+
+    /// [`Interp::run_xdp_retval`] by the checked interpreter (out of line:
+    /// the pre-checked run stays small).
+    #[inline(never)]
+    fn run_xdp_checked(
+        &mut self,
+        packet: &[u8],
+        meta: &[u8],
+        ctx: XdpCtx,
+    ) -> Result<u64, InterpError> {
         self.prepare_xdp(packet, meta, ctx)?;
         self.run_machine()
     }
@@ -248,6 +260,11 @@ impl Interp {
     /// or `None` when there is no such form or the run would fault.
     fn run_fast(&mut self, packet: &[u8], meta: &[u8], ctx: XdpCtx) -> Option<u64> {
         let form = self.fast.as_ref()?;
+        if let Some(r0) = form.constant {
+            // Nothing to run: within any budget of its length.
+            self.env.redirect = None;
+            return (form.ops.len() as u64 <= self.limit).then_some(r0);
+        }
         let m = &mut self.machine;
         m.clear_frame0();
         let layout = fast::Layout {

@@ -275,6 +275,21 @@ pub(crate) enum FastOp {
     Unreached,
 }
 
+/// r0 at the exit when the program is moves of immediates from its first
+/// instruction to its exit.
+fn constant(ops: &[FastOp]) -> Option<u64> {
+    let mut r0 = None;
+    for op in ops {
+        match *op {
+            FastOp::MovImm { dst: Reg::R0, imm } => r0 = Some(imm),
+            FastOp::MovImm { .. } => {}
+            FastOp::Exit => return r0,
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// A packet load and the test of the loaded value that follows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct LoadTest {
@@ -426,6 +441,9 @@ fn alu(op: AluOp, wide: bool, dst: Reg, src: Arg) -> FastOp {
 pub(crate) struct Prechecked {
     /// One operation per instruction slot.
     pub(crate) ops: Vec<FastOp>,
+    /// What the program returns when that is all it does: moves of
+    /// immediates from its start to its exit (the empty filter).
+    pub(crate) constant: Option<u64>,
 }
 
 /// The pre-checked form of `ops` when the whole program types cleanly
@@ -467,9 +485,10 @@ pub(crate) fn translate(ops: &[Op]) -> Option<Prechecked> {
             Some(state) => type_op(*op, pc, state).map(|(fast, _, _)| fast),
         })
         .collect::<Option<Vec<FastOp>>>()?;
+    let constant = constant(&ops);
     let mut ops = ops;
     fuse(&mut ops);
-    Some(Prechecked { ops })
+    Some(Prechecked { ops, constant })
 }
 
 /// The typed form of `op` at `pc` in `state`, the state after it and

@@ -221,23 +221,8 @@ impl Runner {
             self.ir_fallbacks += 1;
             return Ok(self.ir.run(p.data, p.wire_len, &|_| None));
         }
-        if let Some(loaded) = &self.loaded
-            && want <= LINEAR_LIMIT
-        {
-            input(&mut self.scratch, p, want);
-            let ctx = xdp_md(META, self.scratch.len());
-            let out = loaded
-                .program(self.program)
-                // Only the verdict is wanted: no copy of the packet or the
-                // context back out.
-                .test_run(
-                    &TestRun::new(&self.scratch)
-                        .ctx_in(&ctx)
-                        .data_out_capacity(0)
-                        .ctx_out_capacity(0),
-                )
-                .map_err(|e| RunError::Run(e.to_string()))?;
-            return Ok(Verdict(out.retval));
+        if self.loaded.is_some() && want <= LINEAR_LIMIT {
+            return self.kernel_verdict(p, want);
         }
         if self.loaded.is_some() {
             self.interp_fallbacks += 1;
@@ -257,6 +242,27 @@ impl Runner {
             .run_xdp_retval(frame, &meta, XdpCtx::test_run())
             .map_err(|e| RunError::Run(e.to_string()))?;
         Ok(Verdict(retval as u32))
+    }
+
+    /// The verdict of one test run on the first `want` bytes of `p` (out
+    /// of line: the interpreter's path stays small).
+    #[inline(never)]
+    fn kernel_verdict(&mut self, p: Frame<'_>, want: usize) -> Result<Verdict, RunError> {
+        let loaded = self.loaded.as_ref().expect("the kernel engine");
+        input(&mut self.scratch, p, want);
+        let ctx = xdp_md(META, self.scratch.len());
+        let out = loaded
+            .program(self.program)
+            // Only the verdict is wanted: no copy of the packet or the
+            // context back out.
+            .test_run(
+                &TestRun::new(&self.scratch)
+                    .ctx_in(&ctx)
+                    .data_out_capacity(0)
+                    .ctx_out_capacity(0),
+            )
+            .map_err(|e| RunError::Run(e.to_string()))?;
+        Ok(Verdict(out.retval))
     }
 
     /// Whether the filter matches each of `packets`, in order: the
