@@ -266,6 +266,17 @@ impl Machine {
         }
     }
 
+    /// [`Machine::clear_frame0`] for a program that never spills a
+    /// pointer (a pre-checked one): its slots always hold plain bytes,
+    /// only the bytes need clearing.
+    pub(crate) fn clear_frame0_bytes(&mut self) {
+        let dirty = self.stack_dirty_from;
+        if dirty < FRAME_SIZE {
+            self.stack[dirty..FRAME_SIZE].fill(0);
+            self.stack_dirty_from = FRAME_SIZE;
+        }
+    }
+
     /// r10 of frame `depth`.
     pub(crate) fn frame_pointer(depth: usize) -> Val {
         Val {

@@ -266,7 +266,7 @@ impl Interp {
             return (form.ops.len() as u64 <= self.limit).then_some(r0);
         }
         let m = &mut self.machine;
-        m.clear_frame0();
+        m.clear_frame0_bytes();
         let layout = fast::Layout {
             meta,
             packet,
