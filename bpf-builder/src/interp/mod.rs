@@ -266,7 +266,9 @@ impl Interp {
             return (form.ops.len() as u64 <= self.limit).then_some(r0);
         }
         let m = &mut self.machine;
-        m.clear_frame0_bytes();
+        if form.reads_stack {
+            m.clear_frame0_bytes();
+        }
         let layout = fast::Layout {
             meta,
             packet,

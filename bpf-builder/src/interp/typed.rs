@@ -444,6 +444,9 @@ pub(crate) struct Prechecked {
     /// What the program returns when that is all it does: moves of
     /// immediates from its start to its exit (the empty filter).
     pub(crate) constant: Option<u64>,
+    /// Whether any instruction loads from the stack (else what earlier
+    /// runs left there cannot matter to a run).
+    pub(crate) reads_stack: bool,
 }
 
 /// The pre-checked form of `ops` when the whole program types cleanly
@@ -486,9 +489,14 @@ pub(crate) fn translate(ops: &[Op]) -> Option<Prechecked> {
         })
         .collect::<Option<Vec<FastOp>>>()?;
     let constant = constant(&ops);
+    let reads_stack = ops.iter().any(|op| matches!(op, FastOp::LoadStack { .. }));
     let mut ops = ops;
     fuse(&mut ops);
-    Some(Prechecked { ops, constant })
+    Some(Prechecked {
+        ops,
+        constant,
+        reads_stack,
+    })
 }
 
 /// The typed form of `op` at `pc` in `state`, the state after it and
