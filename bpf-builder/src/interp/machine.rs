@@ -208,12 +208,15 @@ pub(crate) fn read_le(bytes: &[u8]) -> u64 {
 /// sizes without a copy of variable length).
 #[inline(always)]
 pub(crate) fn write_le(bytes: &mut [u8], v: u64) {
+    // Constant ranges, so that each size is one store (a length from
+    // the match alone left a call to memcpy).
+    let le = v.to_le_bytes();
     match bytes.len() {
-        1 => bytes[0] = v as u8,
-        2 => bytes.copy_from_slice(&(v as u16).to_le_bytes()),
-        4 => bytes.copy_from_slice(&(v as u32).to_le_bytes()),
-        8 => bytes.copy_from_slice(&v.to_le_bytes()),
-        n => bytes.copy_from_slice(&v.to_le_bytes()[..n]),
+        1 => bytes[0] = le[0],
+        2 => bytes[..2].copy_from_slice(&le[..2]),
+        4 => bytes[..4].copy_from_slice(&le[..4]),
+        8 => bytes[..8].copy_from_slice(&le),
+        n => bytes.copy_from_slice(&le[..n]),
     }
 }
 
