@@ -207,6 +207,29 @@ pub(crate) fn run(
                 pc += 2;
                 continue;
             }
+            FastOp::MovAddImmJGt {
+                dst,
+                from,
+                imm,
+                src,
+                bias,
+                target,
+            } => {
+                let x = regs[from as usize].wrapping_add(imm);
+                regs[dst as usize] = x;
+                if x.wrapping_add(bias) > regs[src as usize].wrapping_add(bias) {
+                    goto!(target, pc + 2);
+                }
+                pc += 3;
+                continue;
+            }
+            FastOp::CtxPointers { data, end, meta } => {
+                regs[data as usize] = at.data_start as u64;
+                regs[end as usize] = at.data_end as u64;
+                regs[meta as usize] = at.meta_start as u64;
+                pc += 3;
+                continue;
+            }
             FastOp::LoadPkt {
                 size,
                 sx,

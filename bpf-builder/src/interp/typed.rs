@@ -174,6 +174,23 @@ pub(crate) enum FastOp {
         bias: u64,
         target: usize,
     },
+    /// `dst = from` and the [`FastOp::AddImmJGt`] of the next two
+    /// instructions.
+    MovAddImmJGt {
+        dst: Reg,
+        from: Reg,
+        imm: u64,
+        src: Reg,
+        bias: u64,
+        target: usize,
+    },
+    /// `data = ctx->data; end = ctx->data_end; meta = ctx->data_meta`, in
+    /// this order (three instructions).
+    CtxPointers {
+        data: Reg,
+        end: Reg,
+        meta: Reg,
+    },
     /// A word from the metadata.
     LoadMeta4 {
         dst: Reg,
@@ -306,7 +323,9 @@ pub(crate) struct LoadTest {
 /// the first of them, one dispatch for both. The second stays as it is
 /// for the jumps that land on it.
 fn fuse(ops: &mut [FastOp]) {
-    for pc in 1..ops.len() {
+    // From the end, so that a fused pair can take the instruction before
+    // it too (a copy of the pointer it then moves and checks).
+    for pc in (1..ops.len()).rev() {
         let fused = match (ops[pc - 1], ops[pc]) {
             (
                 FastOp::LoadPkt1 { dst, src, off }
@@ -352,9 +371,37 @@ fn fuse(ops: &mut [FastOp]) {
                 bias,
                 target,
             },
+            (
+                FastOp::Mov { dst, src: from },
+                FastOp::AddImmJGt {
+                    dst: d,
+                    imm,
+                    src,
+                    bias,
+                    target,
+                },
+            ) if d == dst => FastOp::MovAddImmJGt {
+                dst,
+                from,
+                imm,
+                src,
+                bias,
+                target,
+            },
             _ => continue,
         };
         ops[pc - 1] = fused;
+    }
+    // The context's three packet pointers, read one after the other.
+    for pc in 2..ops.len() {
+        if let (
+            FastOp::CtxData { dst: data },
+            FastOp::CtxDataEnd { dst: end },
+            FastOp::CtxDataMeta { dst: meta },
+        ) = (ops[pc - 2], ops[pc - 1], ops[pc])
+        {
+            ops[pc - 2] = FastOp::CtxPointers { data, end, meta };
+        }
     }
 }
 
