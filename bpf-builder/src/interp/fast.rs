@@ -282,6 +282,12 @@ pub(crate) fn run(
                 Ok(CtxRead::Scalar(v)) => regs[dst as usize] = v,
                 _ => return None,
             },
+            FastOp::StoreStack4 { dst, off, src } => {
+                let i = span(address(regs[dst as usize], off), 4, 0, FRAME_SIZE)?;
+                *dirty_from = (*dirty_from).min(i);
+                let word = (regs[src as usize] as u32).to_le_bytes();
+                stack.get_mut(i..i + 4)?.copy_from_slice(&word);
+            }
             FastOp::StoreStack {
                 size,
                 dst,

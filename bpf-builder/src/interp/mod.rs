@@ -10,6 +10,15 @@
 //! verifier would have refused such programs; the interpreter finds them
 //! when they run (it does not re-implement the verifier).
 //!
+//! An XDP program whose registers' kinds a pass at decode time can tell
+//! before every instruction, and which has no effect before its exit but
+//! on its stack (no calls, maps, packet stores: a generated filter), also
+//! gets a pre-checked form: [`Interp::run_xdp_retval`] runs it on untagged
+//! registers over the caller's bytes, checking only the bounds of each
+//! access, and hands a run that would fault to the checked interpreter,
+//! which runs it again from the start and reports the fault. Values and
+//! errors are the same either way ([`Interp::prechecked`]).
+//!
 //! ```
 //! use bpf_builder::ctx::{XdpAction, xdp_md};
 //! use bpf_builder::insn::{Insn, JmpOp, Reg::*, Size};

@@ -227,6 +227,12 @@ pub(crate) enum FastOp {
         dst: Reg,
         off: i16,
     },
+    /// A word of a register into the stack (what filters store).
+    StoreStack4 {
+        dst: Reg,
+        off: i16,
+        src: Reg,
+    },
     /// A number into the stack.
     StoreStack {
         size: u8,
@@ -685,11 +691,14 @@ fn type_op(op: Op, pc: usize, state: &State) -> Option<(FastOp, State, [Option<u
             if ty(dst) != Ty::Stack || v != Ty::Scalar {
                 return None;
             }
-            FastOp::StoreStack {
-                size: size_bytes(size),
-                dst,
-                off,
-                src,
+            match (size, src) {
+                (Size::W, Arg::Reg(src)) => FastOp::StoreStack4 { dst, off, src },
+                _ => FastOp::StoreStack {
+                    size: size_bytes(size),
+                    dst,
+                    off,
+                    src,
+                },
             }
         }
         Op::Ja { target } => return Some((FastOp::Ja { target }, after, [Some(target), None])),
