@@ -105,29 +105,51 @@ fn plausible(rng: &mut Rng) -> Insn {
     }
 }
 
-/// A pair filters are made of: a packet load and a test of the loaded
-/// value, or a packet pointer moved and its bounds check; the jump may go
-/// backward (onto or before the pair's second instruction).
-fn pair(rng: &mut Rng) -> [Insn; 2] {
+/// A run of instructions filters are made of: a packet load and a test
+/// of the loaded value, a packet pointer (or a copy) moved and its bounds
+/// check, a copy of a pointer less another checked against a length; the
+/// jump may go backward (onto or before the run's last instruction).
+fn pair(rng: &mut Rng) -> Vec<Insn> {
     const SIZES: [Size; 3] = [Size::B, Size::H, Size::W];
     let jump = rng.below(7) as i16 - 3;
-    if rng.below(2) == 0 {
-        let dst = if rng.below(4) == 0 { R8 } else { R0 };
-        let test = if rng.below(2) == 0 {
-            JmpOp::Eq
-        } else {
-            JmpOp::Ne
-        };
-        [
-            Insn::ldx(SIZES[rng.below(3) as usize], dst, R8, rng.below(40) as i16),
-            Insn::jmp32(test, dst, rng.pick(&[0, 8, 0x0008, 0x45, 6, -1]), jump),
-        ]
-    } else {
-        [
+    match rng.below(4) {
+        0 => {
+            // r5 stays a number: the distance between two packet pointers
+            // (or 0, when the copy less itself).
+            let sub = if rng.below(3) == 0 { R5 } else { R2 };
+            vec![
+                Insn::mov64(R5, R8),
+                Insn::alu64(AluOp::Sub, R5, sub),
+                Insn::jmp(JmpOp::Gt, R5, num_reg(rng), jump),
+            ]
+        }
+        1 => vec![
+            Insn::mov64(R4, R8),
+            Insn::alu64(AluOp::Add, R4, rng.below(30) as i32 - 2),
+            Insn::jmp(JmpOp::Gt, R4, R3, jump),
+        ],
+        2 => {
+            let dst = if rng.below(4) == 0 { R8 } else { R0 };
+            let test = if rng.below(2) == 0 {
+                JmpOp::Eq
+            } else {
+                JmpOp::Ne
+            };
+            vec![
+                Insn::ldx(SIZES[rng.below(3) as usize], dst, R8, rng.below(40) as i16),
+                Insn::jmp32(test, dst, rng.pick(&[0, 8, 0x0008, 0x45, 6, -1]), jump),
+            ]
+        }
+        _ => vec![
             Insn::alu64(AluOp::Add, R8, rng.below(30) as i32 - 2),
             Insn::jmp(JmpOp::Gt, R8, R3, jump),
-        ]
+        ],
     }
+}
+
+/// One of the registers the generated programs keep numbers in.
+fn num_reg(rng: &mut Rng) -> Reg {
+    [R0, R6, R7, R9][rng.below(4) as usize]
 }
 
 #[test]

@@ -223,6 +223,39 @@ pub(crate) fn run(
                 pc += 3;
                 continue;
             }
+            FastOp::SubJGt {
+                dst,
+                sub,
+                src,
+                bias,
+                target,
+            } => {
+                let x = regs[dst as usize].wrapping_sub(regs[sub as usize]);
+                regs[dst as usize] = x;
+                if x.wrapping_add(bias) > regs[src as usize].wrapping_add(bias) {
+                    goto!(target, pc + 1);
+                }
+                pc += 2;
+                continue;
+            }
+            FastOp::MovSubJGt {
+                dst,
+                from,
+                sub,
+                src,
+                bias,
+                target,
+            } => {
+                // In order: `sub` may be `dst`.
+                regs[dst as usize] = regs[from as usize];
+                let x = regs[dst as usize].wrapping_sub(regs[sub as usize]);
+                regs[dst as usize] = x;
+                if x.wrapping_add(bias) > regs[src as usize].wrapping_add(bias) {
+                    goto!(target, pc + 2);
+                }
+                pc += 3;
+                continue;
+            }
             FastOp::CtxPointers { data, end, meta } => {
                 regs[data as usize] = at.data_start as u64;
                 regs[end as usize] = at.data_end as u64;
@@ -356,6 +389,7 @@ pub(crate) fn run(
                 }
             }
             FastOp::Exit => return Some(regs[0]),
+            FastOp::ExitImm { imm } => return Some(imm),
             FastOp::Unreached => return None,
         }
         pc += 1;

@@ -184,6 +184,30 @@ pub(crate) enum FastOp {
         bias: u64,
         target: usize,
     },
+    /// `dst -= sub` fused with the next instruction's check
+    /// `if dst + bias > src + bias goto target` (a variable offset
+    /// against the captured length).
+    SubJGt {
+        dst: Reg,
+        sub: Reg,
+        src: Reg,
+        bias: u64,
+        target: usize,
+    },
+    /// `dst = from` and the [`FastOp::SubJGt`] of the next two
+    /// instructions.
+    MovSubJGt {
+        dst: Reg,
+        from: Reg,
+        sub: Reg,
+        src: Reg,
+        bias: u64,
+        target: usize,
+    },
+    /// `r0 = imm` and the final exit.
+    ExitImm {
+        imm: u64,
+    },
     /// `data = ctx->data; end = ctx->data_end; meta = ctx->data_meta`, in
     /// this order (three instructions).
     CtxPointers {
@@ -377,6 +401,42 @@ fn fuse(ops: &mut [FastOp]) {
                 bias,
                 target,
             },
+            (
+                FastOp::Sub64 {
+                    dst,
+                    src: Arg::Reg(sub),
+                },
+                FastOp::JGtReg64 {
+                    dst: d,
+                    src,
+                    bias,
+                    target,
+                },
+            ) if d == dst => FastOp::SubJGt {
+                dst,
+                sub,
+                src,
+                bias,
+                target,
+            },
+            (
+                FastOp::Mov { dst, src: from },
+                FastOp::SubJGt {
+                    dst: d,
+                    sub,
+                    src,
+                    bias,
+                    target,
+                },
+            ) if d == dst => FastOp::MovSubJGt {
+                dst,
+                from,
+                sub,
+                src,
+                bias,
+                target,
+            },
+            (FastOp::MovImm { dst: Reg::R0, imm }, FastOp::Exit) => FastOp::ExitImm { imm },
             (
                 FastOp::Mov { dst, src: from },
                 FastOp::AddImmJGt {
