@@ -222,12 +222,7 @@ impl Exec<'_> {
             Op::Alu { op, wide, dst, src } => self.alu(op, wide, dst, src)?,
             Op::Neg { wide, dst } => {
                 let a = self.m.scalar(dst, "negation")?;
-                let r = if wide {
-                    a.wrapping_neg()
-                } else {
-                    u64::from((a as u32).wrapping_neg())
-                };
-                self.m.set(dst, Val::scalar(r))?;
+                self.m.set(dst, Val::scalar(neg(wide, a)))?;
             }
             Op::MovSx {
                 wide,
@@ -236,21 +231,11 @@ impl Exec<'_> {
                 bits,
             } => {
                 let a = self.m.scalar(src, "sign-extending move")?;
-                let r = sign_extend(a, bits);
-                let r = if wide { r } else { r & 0xffff_ffff };
-                self.m.set(dst, Val::scalar(r))?;
+                self.m.set(dst, Val::scalar(mov_sx(wide, a, bits)))?;
             }
             Op::End { swap, dst, bits } => {
                 let a = self.m.scalar(dst, "byte swap")?;
-                let r = match (swap, bits) {
-                    (Swap::ToLe, 16) => a & 0xffff,
-                    (Swap::ToLe, 32) => a & 0xffff_ffff,
-                    (Swap::ToLe, _) => a,
-                    (Swap::Reverse, 16) => u64::from((a as u16).swap_bytes()),
-                    (Swap::Reverse, 32) => u64::from((a as u32).swap_bytes()),
-                    (Swap::Reverse, _) => a.swap_bytes(),
-                };
-                self.m.set(dst, Val::scalar(r))?;
+                self.m.set(dst, Val::scalar(byte_swap(swap, bits, a)))?;
             }
             Op::LdImm64 { dst, value } => {
                 self.m.set(dst, Val::scalar(value))?;
@@ -681,6 +666,37 @@ fn check_atomic_base(base: Val) -> Result<(), Fault> {
             }
             other => other.name(),
         })),
+    }
+}
+
+/// `-a` on 64 bits (`wide`) or the low 32.
+#[inline(always)]
+pub(crate) fn neg(wide: bool, a: u64) -> u64 {
+    if wide {
+        a.wrapping_neg()
+    } else {
+        u64::from((a as u32).wrapping_neg())
+    }
+}
+
+/// A sign-extending move of `a`'s low `bits` bits, to 64 bits (`wide`)
+/// or 32.
+#[inline(always)]
+pub(crate) fn mov_sx(wide: bool, a: u64, bits: u8) -> u64 {
+    let r = sign_extend(a, bits);
+    if wide { r } else { r & 0xffff_ffff }
+}
+
+/// The byte order conversion `swap` of `a`'s low `bits` bits.
+#[inline(always)]
+pub(crate) fn byte_swap(swap: Swap, bits: u8, a: u64) -> u64 {
+    match (swap, bits) {
+        (Swap::ToLe, 16) => a & 0xffff,
+        (Swap::ToLe, 32) => a & 0xffff_ffff,
+        (Swap::ToLe, _) => a,
+        (Swap::Reverse, 16) => u64::from((a as u16).swap_bytes()),
+        (Swap::Reverse, 32) => u64::from((a as u32).swap_bytes()),
+        (Swap::Reverse, _) => a.swap_bytes(),
     }
 }
 

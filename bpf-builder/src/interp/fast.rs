@@ -5,8 +5,7 @@
 //! is abandoned: `None`, for the checked interpreter to run it again.
 
 use super::ctx::{CtxRead, XdpCtx, xdp_read};
-use super::decode::Swap;
-use super::exec::{alu32, alu64, cond, sign_extend};
+use super::exec::{alu32, alu64, byte_swap, cond, mov_sx, neg, sign_extend};
 use super::machine::{FRAME_SIZE, read_le, span, write_le};
 use super::typed::{Arg, FastOp, Jump, Prechecked};
 use crate::insn::Reg;
@@ -112,33 +111,15 @@ pub(crate) fn run(
                 let b = arg(&regs, src) as u32;
                 regs[dst as usize] = u64::from(alu32(op, regs[dst as usize] as u32, b));
             }
-            FastOp::Neg { wide, dst } => {
-                let a = regs[dst as usize];
-                regs[dst as usize] = if wide {
-                    a.wrapping_neg()
-                } else {
-                    u64::from((a as u32).wrapping_neg())
-                };
-            }
+            FastOp::Neg { wide, dst } => regs[dst as usize] = neg(wide, regs[dst as usize]),
             FastOp::MovSx {
                 wide,
                 dst,
                 src,
                 bits,
-            } => {
-                let r = sign_extend(regs[src as usize], bits);
-                regs[dst as usize] = if wide { r } else { r & 0xffff_ffff };
-            }
+            } => regs[dst as usize] = mov_sx(wide, regs[src as usize], bits),
             FastOp::End { swap, dst, bits } => {
-                let a = regs[dst as usize];
-                regs[dst as usize] = match (swap, bits) {
-                    (Swap::ToLe, 16) => a & 0xffff,
-                    (Swap::ToLe, 32) => a & 0xffff_ffff,
-                    (Swap::ToLe, _) => a,
-                    (Swap::Reverse, 16) => u64::from((a as u16).swap_bytes()),
-                    (Swap::Reverse, 32) => u64::from((a as u32).swap_bytes()),
-                    (Swap::Reverse, _) => a.swap_bytes(),
-                };
+                regs[dst as usize] = byte_swap(swap, bits, regs[dst as usize]);
             }
             FastOp::LdImm64 { dst, value } => {
                 regs[dst as usize] = value;
