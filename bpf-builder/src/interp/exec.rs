@@ -13,7 +13,7 @@ use crate::insn::{AluOp, AtomicOp, JmpOp, Reg, Size};
 /// Where pointers would live in the kernel's address space: comparisons of
 /// two pointers into the same region compare `BASE + offset`, so that
 /// offsets below the region's start order as addresses do.
-const BASE: u64 = 0xffff_8880_0000_0000;
+pub(crate) const BASE: u64 = 0xffff_8880_0000_0000;
 
 /// What the interpreter records of a redirect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,12 +222,7 @@ impl Exec<'_> {
             Op::Alu { op, wide, dst, src } => self.alu(op, wide, dst, src)?,
             Op::Neg { wide, dst } => {
                 let a = self.m.scalar(dst, "negation")?;
-                let r = if wide {
-                    a.wrapping_neg()
-                } else {
-                    u64::from((a as u32).wrapping_neg())
-                };
-                self.m.set(dst, Val::scalar(r))?;
+                self.m.set(dst, Val::scalar(neg(wide, a)))?;
             }
             Op::MovSx {
                 wide,
@@ -236,21 +231,11 @@ impl Exec<'_> {
                 bits,
             } => {
                 let a = self.m.scalar(src, "sign-extending move")?;
-                let r = sign_extend(a, bits);
-                let r = if wide { r } else { r & 0xffff_ffff };
-                self.m.set(dst, Val::scalar(r))?;
+                self.m.set(dst, Val::scalar(mov_sx(wide, a, bits)))?;
             }
             Op::End { swap, dst, bits } => {
                 let a = self.m.scalar(dst, "byte swap")?;
-                let r = match (swap, bits) {
-                    (Swap::ToLe, 16) => a & 0xffff,
-                    (Swap::ToLe, 32) => a & 0xffff_ffff,
-                    (Swap::ToLe, _) => a,
-                    (Swap::Reverse, 16) => u64::from((a as u16).swap_bytes()),
-                    (Swap::Reverse, 32) => u64::from((a as u32).swap_bytes()),
-                    (Swap::Reverse, _) => a.swap_bytes(),
-                };
-                self.m.set(dst, Val::scalar(r))?;
+                self.m.set(dst, Val::scalar(byte_swap(swap, bits, a)))?;
             }
             Op::LdImm64 { dst, value } => {
                 self.m.set(dst, Val::scalar(value))?;
@@ -684,9 +669,40 @@ fn check_atomic_base(base: Val) -> Result<(), Fault> {
     }
 }
 
+/// `-a` on 64 bits (`wide`) or the low 32.
+#[inline(always)]
+pub(crate) fn neg(wide: bool, a: u64) -> u64 {
+    if wide {
+        a.wrapping_neg()
+    } else {
+        u64::from((a as u32).wrapping_neg())
+    }
+}
+
+/// A sign-extending move of `a`'s low `bits` bits, to 64 bits (`wide`)
+/// or 32.
+#[inline(always)]
+pub(crate) fn mov_sx(wide: bool, a: u64, bits: u8) -> u64 {
+    let r = sign_extend(a, bits);
+    if wide { r } else { r & 0xffff_ffff }
+}
+
+/// The byte order conversion `swap` of `a`'s low `bits` bits.
+#[inline(always)]
+pub(crate) fn byte_swap(swap: Swap, bits: u8, a: u64) -> u64 {
+    match (swap, bits) {
+        (Swap::ToLe, 16) => a & 0xffff,
+        (Swap::ToLe, 32) => a & 0xffff_ffff,
+        (Swap::ToLe, _) => a,
+        (Swap::Reverse, 16) => u64::from((a as u16).swap_bytes()),
+        (Swap::Reverse, 32) => u64::from((a as u32).swap_bytes()),
+        (Swap::Reverse, _) => a.swap_bytes(),
+    }
+}
+
 /// `v` sign-extended from its low `bits` bits.
 #[inline(always)]
-fn sign_extend(v: u64, bits: u8) -> u64 {
+pub(crate) fn sign_extend(v: u64, bits: u8) -> u64 {
     match bits {
         8 => v as u8 as i8 as i64 as u64,
         16 => v as u16 as i16 as i64 as u64,
@@ -840,7 +856,7 @@ fn outcomes(op: JmpOp) -> (u8, bool) {
 /// 32-bit values do, and flipping the sign bit turns a signed comparison
 /// into an unsigned one.
 #[inline(always)]
-fn cond(op: JmpOp, wide: bool, a: u64, b: u64) -> bool {
+pub(crate) fn cond(op: JmpOp, wide: bool, a: u64, b: u64) -> bool {
     let (jumps, signed) = outcomes(op);
     let shift = if wide { 0 } else { 32 };
     let flip = if signed { 1 << 63 } else { 0 };

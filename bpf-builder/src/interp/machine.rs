@@ -165,7 +165,7 @@ pub(crate) struct Machine {
 
 /// `at` when `[at, at + size)` lies in `[lo, hi)`.
 #[inline(always)]
-fn span(at: u64, size: usize, lo: usize, hi: usize) -> Option<usize> {
+pub(crate) fn span(at: u64, size: usize, lo: usize, hi: usize) -> Option<usize> {
     let end = at.checked_add(size as u64)?;
     (at >= lo as u64 && end <= hi as u64).then_some(at as usize)
 }
@@ -207,13 +207,16 @@ pub(crate) fn read_le(bytes: &[u8]) -> u64 {
 /// Writes the low `bytes.len()` bytes of `v`, little-endian (the access
 /// sizes without a copy of variable length).
 #[inline(always)]
-fn write_le(bytes: &mut [u8], v: u64) {
+pub(crate) fn write_le(bytes: &mut [u8], v: u64) {
+    // Constant ranges, so that each size is one store (a length from
+    // the match alone left a call to memcpy).
+    let le = v.to_le_bytes();
     match bytes.len() {
-        1 => bytes[0] = v as u8,
-        2 => bytes.copy_from_slice(&(v as u16).to_le_bytes()),
-        4 => bytes.copy_from_slice(&(v as u32).to_le_bytes()),
-        8 => bytes.copy_from_slice(&v.to_le_bytes()),
-        n => bytes.copy_from_slice(&v.to_le_bytes()[..n]),
+        1 => bytes[0] = le[0],
+        2 => bytes[..2].copy_from_slice(&le[..2]),
+        4 => bytes[..4].copy_from_slice(&le[..4]),
+        8 => bytes[..8].copy_from_slice(&le),
+        n => bytes.copy_from_slice(&le[..n]),
     }
 }
 
@@ -249,16 +252,32 @@ impl Machine {
         };
         self.regs[10] = Self::frame_pointer(0);
         self.frames.clear();
-        // Other frames are cleared when entered.
+        self.clear_frame0();
+        self.executed = 0;
+        // BPF_MAX_LOOPS: the kernel's may_goto budget.
+        self.may_goto_budget = 8 * 1024 * 1024;
+    }
+
+    /// Clears what the last run wrote of frame 0's stack (other frames
+    /// are cleared when entered).
+    pub(crate) fn clear_frame0(&mut self) {
         let dirty = self.stack_dirty_from;
         if dirty < FRAME_SIZE {
             self.stack[dirty..FRAME_SIZE].fill(0);
             self.slot_kinds[dirty / 8..FRAME_SIZE / 8].fill(Kind::Scalar);
             self.stack_dirty_from = FRAME_SIZE;
         }
-        self.executed = 0;
-        // BPF_MAX_LOOPS: the kernel's may_goto budget.
-        self.may_goto_budget = 8 * 1024 * 1024;
+    }
+
+    /// [`Machine::clear_frame0`] for a program that never spills a
+    /// pointer (a pre-checked one): its slots always hold plain bytes,
+    /// only the bytes need clearing.
+    pub(crate) fn clear_frame0_bytes(&mut self) {
+        let dirty = self.stack_dirty_from;
+        if dirty < FRAME_SIZE {
+            self.stack[dirty..FRAME_SIZE].fill(0);
+            self.stack_dirty_from = FRAME_SIZE;
+        }
     }
 
     /// r10 of frame `depth`.

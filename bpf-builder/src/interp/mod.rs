@@ -10,6 +10,15 @@
 //! verifier would have refused such programs; the interpreter finds them
 //! when they run (it does not re-implement the verifier).
 //!
+//! An XDP program whose registers' kinds a pass at decode time can tell
+//! before every instruction, and which has no effect before its exit but
+//! on its stack (no calls, maps, packet stores: a generated filter), also
+//! gets a pre-checked form: [`Interp::run_xdp_retval`] runs it on untagged
+//! registers over the caller's bytes, checking only the bounds of each
+//! access, and hands a run that would fault to the checked interpreter,
+//! which runs it again from the start and reports the fault. Values and
+//! errors are the same either way ([`Interp::prechecked`]).
+//!
 //! ```
 //! use bpf_builder::ctx::{XdpAction, xdp_md};
 //! use bpf_builder::insn::{Insn, JmpOp, Reg::*, Size};
@@ -46,8 +55,10 @@ mod ctx;
 mod decode;
 mod error;
 mod exec;
+mod fast;
 mod machine;
 mod maps;
+mod typed;
 
 use std::time::Instant;
 
@@ -62,7 +73,8 @@ use crate::reloc::Reloc;
 use ctx::ProgKind;
 use decode::Op;
 use exec::{Env, Exec};
-use machine::{Context, Machine};
+use machine::{Context, FRAME_SIZE, Machine};
+use typed::Prechecked;
 
 /// Default budget of executed instructions per run.
 pub const DEFAULT_INSN_LIMIT: u64 = 1_000_000;
@@ -108,6 +120,8 @@ pub enum InterpBuildError {
 #[derive(Debug)]
 pub struct Interp {
     ops: Vec<Op>,
+    /// The pre-checked form, when the program types cleanly as XDP.
+    fast: Option<Prechecked>,
     maps: Vec<(i32, InterpMap)>,
     machine: Machine,
     env: Env,
@@ -118,8 +132,10 @@ impl Interp {
     /// An interpreter for `insns`, decoded once here. Map references
     /// (`ld_imm64` with a map fd or index) need [`Interp::with_map`].
     pub fn new(insns: &[Insn]) -> Interp {
+        let ops = decode::decode_program(insns);
         Interp {
-            ops: decode::decode_program(insns),
+            fast: typed::translate(&ops),
+            ops,
             maps: Vec::new(),
             machine: Machine::new(),
             env: Env {
@@ -219,17 +235,69 @@ impl Interp {
         meta: &[u8],
         ctx: XdpCtx,
     ) -> Result<u64, InterpError> {
+        check_xdp_meta(meta)?;
+        if let Some(r0) = self.run_fast(packet, meta, ctx) {
+            return Ok(r0);
+        }
+        self.run_xdp_checked(packet, meta, ctx)
+    }
+
+    /// [`Interp::run_xdp_retval`] by the checked interpreter (out of line:
+    /// the pre-checked run stays small).
+    #[inline(never)]
+    fn run_xdp_checked(
+        &mut self,
+        packet: &[u8],
+        meta: &[u8],
+        ctx: XdpCtx,
+    ) -> Result<u64, InterpError> {
         self.prepare_xdp(packet, meta, ctx)?;
         self.run_machine()
     }
 
+    /// Whether [`Interp::run_xdp_retval`] runs the program in its
+    /// pre-checked form: at decode time, every instruction of it typed
+    /// cleanly (registers' kinds known, no calls, maps or stores outside
+    /// the stack), so that a run needs no tags and no copy of the packet.
+    /// A run that would fault is run again by the checked interpreter,
+    /// which reports the fault: results and errors are the same.
+    pub fn prechecked(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// An XDP run in the pre-checked form over the caller's bytes: r0,
+    /// or `None` when there is no such form or the run would fault.
+    fn run_fast(&mut self, packet: &[u8], meta: &[u8], ctx: XdpCtx) -> Option<u64> {
+        let form = self.fast.as_ref()?;
+        if let Some(r0) = form.constant {
+            // Nothing to run: within any budget of its length.
+            self.env.redirect = None;
+            return (form.ops.len() as u64 <= self.limit).then_some(r0);
+        }
+        let m = &mut self.machine;
+        if form.reads_stack {
+            m.clear_frame0_bytes();
+        }
+        let layout = fast::Layout {
+            meta,
+            packet,
+            meta_start: XDP_HEADROOM - meta.len(),
+            data_start: XDP_HEADROOM,
+            data_end: XDP_HEADROOM + packet.len(),
+        };
+        let stack = fast::Stack {
+            bytes: &mut m.stack[..FRAME_SIZE],
+            dirty_from: &mut m.stack_dirty_from,
+        };
+        // `m.executed` is left alone: only full results report it.
+        let r0 = fast::run(form, &layout, &ctx, stack, self.limit)?;
+        self.env.redirect = None;
+        Some(r0)
+    }
+
     /// Lays out the packet buffer and context of an XDP run.
     fn prepare_xdp(&mut self, packet: &[u8], meta: &[u8], ctx: XdpCtx) -> Result<(), InterpError> {
-        if !meta.len().is_multiple_of(4) || meta.len() > XDP_MAX_META {
-            return Err(InterpError::input(
-                "XDP metadata must be a multiple of 4 bytes, at most 32",
-            ));
-        }
+        check_xdp_meta(meta)?;
         let m = &mut self.machine;
         // The headroom before the metadata is outside every region a
         // program can reach: what an earlier run left there stays.
@@ -334,4 +402,14 @@ impl Interp {
             },
         })
     }
+}
+
+/// Refuses XDP metadata the kernel would not allow.
+fn check_xdp_meta(meta: &[u8]) -> Result<(), InterpError> {
+    if !meta.len().is_multiple_of(4) || meta.len() > XDP_MAX_META {
+        return Err(InterpError::input(
+            "XDP metadata must be a multiple of 4 bytes, at most 32",
+        ));
+    }
+    Ok(())
 }

@@ -105,7 +105,7 @@ pub struct Runner {
     batch: Option<ProgId>,
     max_read: Option<u64>,
     engine: Engine,
-    /// The interpreter's and single test runs' input, reused.
+    /// Single test runs' input, reused.
     scratch: Vec<u8>,
     interp_fallbacks: u64,
     ir_fallbacks: u64,
@@ -221,23 +221,8 @@ impl Runner {
             self.ir_fallbacks += 1;
             return Ok(self.ir.run(p.data, p.wire_len, &|_| None));
         }
-        if let Some(loaded) = &self.loaded
-            && want <= LINEAR_LIMIT
-        {
-            input(&mut self.scratch, p, want);
-            let ctx = xdp_md(META, self.scratch.len());
-            let out = loaded
-                .program(self.program)
-                // Only the verdict is wanted: no copy of the packet or the
-                // context back out.
-                .test_run(
-                    &TestRun::new(&self.scratch)
-                        .ctx_in(&ctx)
-                        .data_out_capacity(0)
-                        .ctx_out_capacity(0),
-                )
-                .map_err(|e| RunError::Run(e.to_string()))?;
-            return Ok(Verdict(out.retval));
+        if self.loaded.is_some() && want <= LINEAR_LIMIT {
+            return self.kernel_verdict(p, want);
         }
         if self.loaded.is_some() {
             self.interp_fallbacks += 1;
@@ -245,19 +230,39 @@ impl Runner {
         // The frame as it is, unless shorter than an Ethernet header
         // (then padded, as a test run pads it).
         let meta = input_meta(p);
+        let mut padded = [0; MIN_FRAME];
         let frame = if want >= MIN_FRAME {
             &p.data[..want]
         } else {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&p.data[..want]);
-            self.scratch.resize(MIN_FRAME, 0);
-            &self.scratch
+            padded[..want].copy_from_slice(&p.data[..want]);
+            &padded
         };
         let retval = self
             .interp
             .run_xdp_retval(frame, &meta, XdpCtx::test_run())
             .map_err(|e| RunError::Run(e.to_string()))?;
         Ok(Verdict(retval as u32))
+    }
+
+    /// The verdict of one test run on the first `want` bytes of `p` (out
+    /// of line: the interpreter's path stays small).
+    #[inline(never)]
+    fn kernel_verdict(&mut self, p: Frame<'_>, want: usize) -> Result<Verdict, RunError> {
+        let loaded = self.loaded.as_ref().expect("the kernel engine");
+        input(&mut self.scratch, p, want);
+        let ctx = xdp_md(META, self.scratch.len());
+        let out = loaded
+            .program(self.program)
+            // Only the verdict is wanted: no copy of the packet or the
+            // context back out.
+            .test_run(
+                &TestRun::new(&self.scratch)
+                    .ctx_in(&ctx)
+                    .data_out_capacity(0)
+                    .ctx_out_capacity(0),
+            )
+            .map_err(|e| RunError::Run(e.to_string()))?;
+        Ok(Verdict(out.retval))
     }
 
     /// Whether the filter matches each of `packets`, in order: the
