@@ -251,15 +251,9 @@ pub(crate) fn run(
                 src,
                 off,
             } => {
-                let n = usize::from(size);
-                let i = span(
-                    address(regs[src as usize], off),
-                    n,
-                    at.data_start,
-                    at.data_end,
-                )?;
-                let v = read_le(&at.packet[i - at.data_start..][..n]);
-                regs[dst as usize] = extend(v, sx, size);
+                let addr = address(regs[src as usize], off);
+                let region = (at.packet, at.data_start, at.data_end);
+                regs[dst as usize] = extend(load(region, addr, size)?, sx, size);
             }
             FastOp::LoadMeta {
                 size,
@@ -268,15 +262,9 @@ pub(crate) fn run(
                 src,
                 off,
             } => {
-                let n = usize::from(size);
-                let i = span(
-                    address(regs[src as usize], off),
-                    n,
-                    at.meta_start,
-                    at.data_start,
-                )?;
-                let v = read_le(&at.meta[i - at.meta_start..][..n]);
-                regs[dst as usize] = extend(v, sx, size);
+                let addr = address(regs[src as usize], off);
+                let region = (at.meta, at.meta_start, at.data_start);
+                regs[dst as usize] = extend(load(region, addr, size)?, sx, size);
             }
             FastOp::LoadStack {
                 size,
@@ -285,9 +273,9 @@ pub(crate) fn run(
                 src,
                 off,
             } => {
-                let n = usize::from(size);
-                let i = span(address(regs[src as usize], off), n, 0, FRAME_SIZE)?;
-                regs[dst as usize] = extend(read_le(&stack[i..i + n]), sx, size);
+                let addr = address(regs[src as usize], off);
+                let region = (&stack[..], 0, FRAME_SIZE);
+                regs[dst as usize] = extend(load(region, addr, size)?, sx, size);
             }
             FastOp::CtxData { dst } => regs[dst as usize] = at.data_start as u64,
             FastOp::CtxDataEnd { dst } => regs[dst as usize] = at.data_end as u64,
@@ -385,6 +373,16 @@ fn packet_bytes<const N: usize>(at: &Layout<'_>, base: u64, off: i16) -> Option<
     let i = usize::try_from(address(base, off).wrapping_sub(at.data_start as u64)).ok()?;
     let bytes = at.packet.get(i..i.wrapping_add(N))?;
     bytes.try_into().ok()
+}
+
+/// The `size` bytes at `addr` of a region (its bytes, and the offsets
+/// where it starts and ends), little endian, or `None` when any is
+/// outside it (the checked run's fault).
+#[inline(always)]
+fn load((bytes, start, end): (&[u8], usize, usize), addr: u64, size: u8) -> Option<u64> {
+    let n = usize::from(size);
+    let i = span(addr, n, start, end)?;
+    Some(read_le(&bytes[i - start..][..n]))
 }
 
 /// `base + off` as the checked run computes an access's offset.
