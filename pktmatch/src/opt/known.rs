@@ -144,8 +144,7 @@ pub(super) fn thread_known_tests(ir: &mut Ir) -> bool {
             continue;
         }
         if let Incoming::One(p, side) = incoming[x] {
-            own[x] = edge_fact(ir, fallible, p, side)
-                .filter(|f| (reads(ir, f.a) | reads(ir, f.b)) & assigned_after[p] == 0);
+            own[x] = edge_fact(ir, fallible, assigned_after[p], p, side);
         }
         nearest[x] = if own[x].is_some() {
             Some(x)
@@ -172,8 +171,7 @@ pub(super) fn thread_known_tests(ir: &mut Ir) -> bool {
             let Some(e) = edge(&block, side) else {
                 continue;
             };
-            let mine = edge_fact(ir, fallible, x, side)
-                .filter(|f| (reads(ir, f.a) | reads(ir, f.b)) & assigned_after[x] == 0);
+            let mine = edge_fact(ir, fallible, assigned_after[x], x, side);
             facts.extend(mine);
             let to = thread(ir, e, &facts);
             if mine.is_some() {
@@ -214,13 +212,7 @@ fn decide(ir: &Ir, b: &Block, facts: &[Fact]) -> Option<bool> {
     let read = facts
         .iter()
         .any(|f| f.sure && f.a == a && (f.b == bv || ir.const_of(bv).is_some()));
-    let allowed = |o: bool| {
-        read || match b.short {
-            OnShort::True => o,
-            OnShort::False => !o,
-            OnShort::Reject | OnShort::To(_) => false,
-        }
-    };
+    let allowed = |o: bool| read || short_takes(b, o);
     if let Some(f) = facts.iter().find(|f| f.a == a && f.op == op && f.b == bv) {
         return Some(f.holds).filter(|&o| allowed(o));
     }
@@ -262,24 +254,23 @@ fn decide(ir: &Ir, b: &Block, facts: &[Fact]) -> Option<bool> {
 }
 
 /// What taking `side` of block `p` tells the blocks after it: its
-/// test's outcome, sure unless a short read may take the same edge.
-/// Facts on variables assigned after `p` are dropped by the caller.
-fn edge_fact(ir: &Ir, fallible: u64, p: usize, side: Side) -> Option<Fact> {
+/// test's outcome, sure unless a short read may take the same edge;
+/// none for a test of a variable in `assigned_after` (the variables
+/// assigned after `p`: a later test reads another value).
+fn edge_fact(ir: &Ir, fallible: u64, assigned_after: u64, p: usize, side: Side) -> Option<Fact> {
     let b = &ir.blocks[p];
     let Cond::Cmp { a, op, b: bv, .. } = b.cond else {
         return None;
     };
+    if (reads(ir, a) | reads(ir, bv)) & assigned_after != 0 {
+        return None;
+    }
     let holds = match side {
         Side::True => true,
         Side::False => false,
         Side::Short => return None,
     };
-    let short_here = match b.short {
-        OnShort::True => holds,
-        OnShort::False => !holds,
-        OnShort::Reject | OnShort::To(_) => false,
-    };
-    let sure = !short_here || !(may_fail(ir, fallible, a) || may_fail(ir, fallible, bv));
+    let sure = !short_takes(b, holds) || !(may_fail(ir, fallible, a) || may_fail(ir, fallible, bv));
     Some(Fact {
         a,
         op,
@@ -287,6 +278,16 @@ fn edge_fact(ir: &Ir, fallible: u64, p: usize, side: Side) -> Option<Fact> {
         holds,
         sure,
     })
+}
+
+/// Whether a short read in block `b` takes the edge of outcome `o` (its
+/// true edge for `true`).
+fn short_takes(b: &Block, o: bool) -> bool {
+    match b.short {
+        OnShort::True => o,
+        OnShort::False => !o,
+        OnShort::Reject | OnShort::To(_) => false,
+    }
 }
 
 /// Whether reading `v` may take the short edge: a load, a division,
