@@ -344,6 +344,23 @@ impl Map {
         }))
     }
 
+    /// The map a map of maps holds at `key`, or `None` when it holds
+    /// none there. User space reads the inner map's kernel id where a
+    /// program sees the map; this opens the map by that id.
+    pub fn inner(&self, key: &[u8]) -> io::Result<Option<Map>> {
+        let Some(value) = self.lookup(key).map_err(io::Error::other)? else {
+            return Ok(None);
+        };
+        let id = value
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes)
+            .ok_or_else(|| io::Error::other("a map of maps' value is a 4-byte map id"))?;
+        sys::map_get_fd_by_id(KernelMapId::new(id))
+            .and_then(Map::from_fd)
+            .map(Some)
+    }
+
     /// The values of `key` on every possible CPU.
     pub fn lookup_per_cpu(&self, key: &[u8]) -> Result<Option<Vec<Vec<u8>>>, MapError> {
         let slot = self.slot();

@@ -129,6 +129,18 @@ fn map_of_maps_with_initial_inner_map() {
         .test_run(&TestRun::new(&[0u8; 64]))
         .unwrap();
     assert_eq!(out.retval, 42);
+    // From user space: slot 1 holds the inner map, slot 0 none.
+    let outer = loaded.map(outer);
+    let held = outer
+        .inner(&1u32.to_ne_bytes())
+        .unwrap()
+        .expect("slot 1 holds a map");
+    assert_eq!(held.name(), "inner0");
+    assert_eq!(
+        held.lookup(&0u32.to_ne_bytes()).unwrap(),
+        Some(42u32.to_ne_bytes().to_vec())
+    );
+    assert!(outer.inner(&0u32.to_ne_bytes()).unwrap().is_none());
 }
 
 #[test]

@@ -86,13 +86,5 @@ fn first_inner(map: &Map) -> std::io::Result<Option<Map>> {
     let Some(key) = map.keys().next() else {
         return Ok(None);
     };
-    let lookup = |key: Vec<u8>| map.lookup(&key).map_err(std::io::Error::other);
-    let key = key.map_err(std::io::Error::other)?;
-    let Some(value) = lookup(key)? else {
-        return Ok(None);
-    };
-    // User space reads the inner map's kernel id where programs see a map.
-    let id = u32::from_ne_bytes(value[..4].try_into().expect("4-byte value"));
-    let fd = sys::map_get_fd_by_id(crate::kernel_id::KernelMapId::new(id))?;
-    Map::from_fd(fd).map(Some)
+    map.inner(&key.map_err(std::io::Error::other)?)
 }

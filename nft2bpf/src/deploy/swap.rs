@@ -7,7 +7,6 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use bpf_builder::handle::{Map, UpdateFlags};
-use bpf_builder::kernel_id::KernelMapId;
 use bpf_builder::map::{MapSpec, MapType};
 use bpf_builder::object::Object;
 
@@ -28,16 +27,10 @@ pub(super) fn contents(name: &str, pinned: &Map) -> Result<Map, DeployError> {
             .try_clone()
             .map_err(DeployError::io(format!("opening {name}")));
     }
-    let slot = pinned
-        .lookup(&0u32.to_ne_bytes())
-        .map_err(|e| DeployError::Other(format!("reading {name}: {e}")))?;
-    // From user space, a map of maps' value is the inner map's kernel id.
-    let id = slot
-        .and_then(|v| Some(u32::from_ne_bytes(v.get(..4)?.try_into().ok()?)))
-        .ok_or_else(|| DeployError::Other(format!("{name}: holds no set map")))?;
-    bpf_builder::sys::bpf::map_get_fd_by_id(KernelMapId::new(id))
-        .and_then(Map::from_fd)
-        .map_err(DeployError::io(format!("opening the set map of {name}")))
+    pinned
+        .inner(&0u32.to_ne_bytes())
+        .map_err(DeployError::io(format!("opening the set map of {name}")))?
+        .ok_or_else(|| DeployError::Other(format!("{name}: holds no set map")))
 }
 
 /// A new, empty map of the shape of `like` (the set `set`'s map), that
