@@ -564,6 +564,39 @@ impl Map {
         Ok(TypedMap::new(self))
     }
 
+    /// Creates or replaces every entry of `entries` (keys and values as
+    /// bytes), in order: the byte-level [`TypedMap::insert_batch`], one
+    /// `BPF_MAP_UPDATE_BATCH` per chunk of entries where the kernel has
+    /// batch updates for the map type, one update per entry elsewhere.
+    /// Returns how many were written. On failure, [`MapError::Entry`]
+    /// names the entry that failed; those before it were written, none
+    /// after.
+    pub fn update_all<'e>(
+        &self,
+        entries: impl IntoIterator<Item = (&'e [u8], &'e [u8])>,
+    ) -> Result<usize, MapError> {
+        let mut writer = self.writer();
+        for (key, value) in entries {
+            writer
+                .push(key, value)
+                .map_err(|e| self.entry_error("update all", e))?;
+        }
+        writer
+            .finish()
+            .map_err(|e| self.entry_error("update all", e))
+    }
+
+    /// The error of entry writes `op` that stopped at `e`.
+    pub(crate) fn entry_error(&self, op: &'static str, e: crate::entries::EntryError) -> MapError {
+        MapError::Entry {
+            map: self.name.clone(),
+            op,
+            index: e.index,
+            key: e.key,
+            source: e.source,
+        }
+    }
+
     /// A writer of many entries to this map, batched where the kernel
     /// has batch updates for its type.
     pub(crate) fn writer(&self) -> EntryWriter<&sys::MapFd> {

@@ -102,13 +102,7 @@ impl<'m, K: Pod, V: Pod> TypedMap<'m, K, V> {
     ) -> Result<usize, MapError> {
         let (mut key, mut value) = (vec![0u8; K::SIZE], vec![0u8; V::SIZE]);
         let mut writer = self.map.writer();
-        let entry_error = |e: crate::entries::EntryError| MapError::Entry {
-            map: self.map.name().to_string(),
-            op: "insert batch",
-            index: e.index,
-            key: e.key,
-            source: e.source,
-        };
+        let entry_error = |e| self.map.entry_error("insert batch", e);
         for (k, v) in entries {
             k.write(&mut key);
             v.write(&mut value);

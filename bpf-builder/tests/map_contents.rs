@@ -357,6 +357,54 @@ fn a_refused_entry_is_named_and_those_before_it_are_written() {
 }
 
 #[test]
+fn entries_of_bytes_are_written_as_typed_ones_are() {
+    if !require_bpf() {
+        return;
+    }
+    let mut o = Object::new();
+    let small = o.add_map(MapSpec::hash("small", 4, 4, 10)).unwrap();
+    let devs = o
+        .add_map(MapSpec::new("devs", MapType::DevMapHash, 4, 4, 8))
+        .unwrap();
+    let loaded = o.load().unwrap();
+    let entries = |ks: &[(u32, u32)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+        ks.iter()
+            .map(|(k, v)| (k.to_ne_bytes().to_vec(), v.to_ne_bytes().to_vec()))
+            .collect()
+    };
+
+    // Batched: all of them, then the hash full at the eleventh.
+    let m = loaded.map(small);
+    let first: Vec<(u32, u32)> = (100..108u32).map(|k| (k, k + 1)).collect();
+    let written = m
+        .update_all(entries(&first).iter().map(|(k, v)| (&k[..], &v[..])))
+        .unwrap();
+    assert_eq!(written, 8);
+    let typed = m.typed::<u32, u32>().unwrap();
+    assert_eq!(typed.get(&103).unwrap(), Some(104));
+    let more: Vec<(u32, u32)> = (200..210u32).map(|k| (k, k)).collect();
+    let e = m
+        .update_all(entries(&more).iter().map(|(k, v)| (&k[..], &v[..])))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("map `small`: update all failed at entry 2 (key ca 00 00 00)"),
+        "{e}"
+    );
+    assert_stopped_at(m, e, 2, &202u32.to_ne_bytes(), libc::E2BIG);
+    assert_eq!(m.iter().count(), 10);
+
+    // One by one: a devmap entry without a device.
+    let m = loaded.map(devs);
+    let devices = entries(&[(0, 1), (1, 1), (2, 0), (3, 1)]);
+    let e = m
+        .update_all(devices.iter().map(|(k, v)| (&k[..], &v[..])))
+        .unwrap_err();
+    assert_stopped_at(m, e, 2, &2u32.to_ne_bytes(), libc::EINVAL);
+    assert_eq!(m.keys().count(), 2);
+}
+
+#[test]
 fn a_refused_initial_entry_names_its_map_and_key() {
     if !require_bpf() {
         return;

@@ -26,7 +26,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use bpf_builder::handle::{Map, UpdateFlags};
-use bpf_builder::map::MapType;
 use bpf_builder::pins::Locked;
 
 use super::DeployError;
@@ -145,7 +144,7 @@ fn swap_all(planned: Vec<Planned>, now: u64) -> Result<Vec<Swap>, DeployError> {
     } in planned
     {
         let new = swap::new_contents(&copy.set, &copy.map)?;
-        write_all(&new, &contents)
+        new.update_all(contents.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             .map_err(|e| DeployError::Other(format!("filling a new map for {}: {e}", copy.name)))?;
         swaps.push(Swap { copy, read, new });
     }
@@ -185,30 +184,6 @@ fn run_on(
             Op::Insert(k, v) | Op::Refresh(k, v, _) => contents.insert(k, v),
             Op::Remove(k, _) => contents.remove(&k),
         };
-    }
-    Ok(())
-}
-
-/// Writes `entries` into the empty map `map`: in one batch where the map
-/// takes batches.
-fn write_all(
-    map: &Map,
-    entries: &HashMap<Vec<u8>, Vec<u8>>,
-) -> Result<(), bpf_builder::handle::MapError> {
-    let batches =
-        MapType::from_kernel_type(map.kernel_type()).is_some_and(MapType::has_batch_update);
-    if batches && entries.len() > 1 {
-        let (mut keys, mut values) = (Vec::new(), Vec::new());
-        for (k, v) in entries {
-            keys.extend_from_slice(k);
-            values.extend_from_slice(v);
-        }
-        if map.update_batch(&keys, &values)? as usize == entries.len() {
-            return Ok(());
-        }
-    }
-    for (k, v) in entries {
-        map.update(k, v, UpdateFlags::Any)?;
     }
     Ok(())
 }
