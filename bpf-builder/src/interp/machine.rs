@@ -263,10 +263,9 @@ impl Machine {
     pub(crate) fn clear_frame0(&mut self) {
         let dirty = self.stack_dirty_from;
         if dirty < FRAME_SIZE {
-            self.stack[dirty..FRAME_SIZE].fill(0);
             self.slot_kinds[dirty / 8..FRAME_SIZE / 8].fill(Kind::Scalar);
-            self.stack_dirty_from = FRAME_SIZE;
         }
+        self.clear_frame0_bytes();
     }
 
     /// [`Machine::clear_frame0`] for a program that never spills a
