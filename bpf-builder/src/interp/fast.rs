@@ -54,12 +54,22 @@ pub(crate) fn run(
     } = stack;
     let mut regs = [0u64; 11];
     regs[Reg::R10 as usize] = FRAME_SIZE as u64;
+    let entry = &form.entry;
+    for (reg, offset) in [
+        (entry.data, at.data_start),
+        (entry.data_end, at.data_end),
+        (entry.data_meta, at.meta_start),
+    ] {
+        if let Some(r) = reg {
+            regs[r as usize] = offset as u64;
+        }
+    }
     let arg = |regs: &[u64; 11], a: Arg| match a {
         Arg::Reg(r) => regs[r as usize],
         Arg::Imm(i) => i,
     };
     let extend = |v: u64, sx: bool, size: u8| if sx { sign_extend(v, size * 8) } else { v };
-    let mut pc = 0usize;
+    let mut pc = entry.start;
     // Continues at `target`, from the instruction at `from` (`pc`, or the
     // second of a fused pair), using up the budget of a backward jump.
     macro_rules! goto {

@@ -229,6 +229,7 @@ impl Interp {
 
     /// [`Interp::run_xdp`] when only the return value is wanted: nothing
     /// is copied out and nothing allocated (a filter run per packet).
+    #[inline]
     pub fn run_xdp_retval(
         &mut self,
         packet: &[u8],

@@ -554,6 +554,9 @@ fn alu(op: AluOp, wide: bool, dst: Reg, src: Arg) -> FastOp {
 pub(crate) struct Prechecked {
     /// One operation per instruction slot.
     pub(crate) ops: Vec<FastOp>,
+    /// The pointers its first instructions load, loaded by a run's
+    /// set-up instead.
+    pub(crate) entry: EntryLoads,
     /// What the program returns when that is all it does: moves of
     /// immediates from its start to its exit (the empty filter).
     pub(crate) constant: Option<u64>,
@@ -603,13 +606,51 @@ pub(crate) fn translate(ops: &[Op]) -> Option<Prechecked> {
         .collect::<Option<Vec<FastOp>>>()?;
     let constant = constant(&ops);
     let reads_stack = ops.iter().any(|op| matches!(op, FastOp::LoadStack { .. }));
+    let entry = entry_loads(&ops);
     let mut ops = ops;
     fuse(&mut ops);
     Some(Prechecked {
         ops,
+        entry,
         constant,
         reads_stack,
     })
+}
+
+/// The context's packet pointers that a program's first instructions
+/// load into registers (what every filter starts with): a run's set-up
+/// loads them, and the run starts after those instructions. They stay in
+/// the program: a jump that lands on one runs it again, as it should.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct EntryLoads {
+    pub(crate) data: Option<Reg>,
+    pub(crate) data_end: Option<Reg>,
+    pub(crate) data_meta: Option<Reg>,
+    /// The first instruction after them.
+    pub(crate) start: usize,
+}
+
+/// The leading loads of `ops` that [`EntryLoads`] can take: each of a
+/// different pointer into a different register (so that the order the
+/// set-up loads them in cannot matter).
+fn entry_loads(ops: &[FastOp]) -> EntryLoads {
+    let mut entry = EntryLoads::default();
+    let mut written = Vec::new();
+    for (pc, op) in ops.iter().enumerate() {
+        let (slot, dst) = match *op {
+            FastOp::CtxData { dst } => (&mut entry.data, dst),
+            FastOp::CtxDataEnd { dst } => (&mut entry.data_end, dst),
+            FastOp::CtxDataMeta { dst } => (&mut entry.data_meta, dst),
+            _ => break,
+        };
+        if slot.is_some() || written.contains(&dst) {
+            break;
+        }
+        *slot = Some(dst);
+        written.push(dst);
+        entry.start = pc + 1;
+    }
+    entry
 }
 
 /// The typed form of `op` at `pc` in `state`, the state after it and
