@@ -4,16 +4,20 @@
 //! run the same XDP program, compiled in the test-run mode: it
 //! reads `{caplen, wirelen}` from the metadata area in front of the frame,
 //! so `len` is the wire length and frames shorter than the 14 bytes the
-//! kernel insists on are padded without changing the verdict.
+//! kernel insists on are padded without changing the verdict. A frame
+//! captured whole has nothing to say in metadata (its `len` is its
+//! length): the interpreter runs it through the program as `attach`
+//! loads it, which skips the metadata's instructions.
 //! [`Runner::matches_all`] runs the kernel's packets in batches (see
 //! [`batch`]).
 
 pub mod batch;
 pub mod compiled;
 
+use bpf_builder::asm::Code;
 use bpf_builder::ctx::XdpMd;
 use bpf_builder::insn::Insn;
-use bpf_builder::interp::{Interp, XdpCtx};
+use bpf_builder::interp::{Interp, InterpError, XdpCtx};
 use bpf_builder::load::{LoadError, Loaded};
 use bpf_builder::object::{Object, ProgId};
 use bpf_builder::pod::Pod;
@@ -95,7 +99,14 @@ pub struct Runner {
     object: Object,
     /// The filter program, in the test-run mode.
     program: ProgId,
+    /// The interpreter of `program`.
     interp: Interp,
+    /// The interpreter of the filter as `attach` loads it (no test-run
+    /// metadata), for frames captured whole: `len` is then the frame's
+    /// length, so the metadata area and the captured-length checks that
+    /// `program` needs are instructions a packet need not run. `None`
+    /// with the compiled engine (it never interprets).
+    whole: Option<Interp>,
     /// The compiled engine, when in use.
     compiled: Option<Compiled>,
     loaded: Option<Loaded>,
@@ -115,18 +126,7 @@ impl Runner {
     /// Generates the test-run programs for `ir` (whose source text is
     /// `source`, for annotations) and prepares the engine.
     pub fn new(ir: Ir, source: &str, engine: Engine) -> Result<Runner, RunError> {
-        let eopts = EmitOptions::new(Target::Xdp).test_run_meta(true);
-        // The program returns the verdict's number.
-        let code = crate::emit_program(
-            &ir,
-            &eopts,
-            source,
-            |a, v| {
-                a.mov32(bpf_builder::insn::Reg::R0, v.0 as i32);
-                a.exit();
-            },
-            crate::codegen::no_actions,
-        )?;
+        let code = filter_program(&ir, source, true)?;
         let mut object = Object::new();
         let program = object
             .add_program("pcap_filter", crate::program_type(Target::Xdp), code)
@@ -153,11 +153,17 @@ impl Runner {
                 },
             },
         };
+        // The compiled engine never falls back to the interpreter.
+        let whole = match engine {
+            Engine::Compiled => None,
+            _ => Some(whole_frames(&ir, source)?),
+        };
         Ok(Runner {
             ir,
             object,
             program,
             interp,
+            whole,
             compiled,
             loaded,
             batch,
@@ -216,6 +222,20 @@ impl Runner {
         if let Some(c) = &self.compiled {
             return Ok(c.verdict(p.data, p.wire_len));
         }
+        // The interpreter's common case on its shortest path: a frame
+        // captured whole, no kernel engine to take it.
+        if let (Some(whole), None) = (&mut self.whole, &self.loaded)
+            && whole_frame(p)
+        {
+            return whole_verdict(whole, p);
+        }
+        self.other_verdict(p)
+    }
+
+    /// [`Runner::verdict`] by the kernel, the interpreter of the test-run
+    /// program or the IR (out of line: the common path stays small).
+    #[inline(never)]
+    fn other_verdict(&mut self, p: Frame<'_>) -> Result<Verdict, RunError> {
         let want = self.want(p);
         if want > MAX_VAR_OFF as usize {
             self.ir_fallbacks += 1;
@@ -227,8 +247,13 @@ impl Runner {
         if self.loaded.is_some() {
             self.interp_fallbacks += 1;
         }
-        // The frame as it is, unless shorter than an Ethernet header
-        // (then padded, as a test run pads it).
+        if let Some(whole) = &mut self.whole
+            && whole_frame(p)
+        {
+            return whole_verdict(whole, p);
+        }
+        // The frame as it is, unless shorter than an Ethernet header (then
+        // padded, as a test run pads it).
         let meta = input_meta(p);
         let mut padded = [0; MIN_FRAME];
         let frame = if want >= MIN_FRAME {
@@ -237,11 +262,7 @@ impl Runner {
             padded[..want].copy_from_slice(&p.data[..want]);
             &padded
         };
-        let retval = self
-            .interp
-            .run_xdp_retval(frame, &meta, XdpCtx::test_run())
-            .map_err(|e| RunError::Run(e.to_string()))?;
-        Ok(Verdict(retval as u32))
+        interp_result(self.interp.run_xdp_retval(frame, &meta, XdpCtx::test_run()))
     }
 
     /// The verdict of one test run on the first `want` bytes of `p` (out
@@ -331,6 +352,63 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// Whether the program as `attach` loads it decides `p` as the test-run
+/// program would: captured whole (its `len` is its length), at least as
+/// long as a test run takes, and short enough that every offset the
+/// filter reads is within generated code's reach.
+fn whole_frame(p: Frame<'_>) -> bool {
+    let len = p.data.len();
+    len == p.wire_len as usize && (MIN_FRAME..=MAX_VAR_OFF as usize).contains(&len)
+}
+
+/// The verdict of `whole` (the interpreter of the program as `attach`
+/// loads it) on `p`, a [`whole_frame`]. Always inlined: out of line,
+/// the call and the copy of its result cost 16 instructions a packet,
+/// an eighth of a short filter's.
+#[inline(always)]
+fn whole_verdict(whole: &mut Interp, p: Frame<'_>) -> Result<Verdict, RunError> {
+    interp_result(whole.run_xdp_retval(p.data, &[], XdpCtx::test_run()))
+}
+
+/// An interpreter run's return value as a verdict.
+fn interp_result(run: Result<u64, InterpError>) -> Result<Verdict, RunError> {
+    match run {
+        Ok(retval) => Ok(Verdict(retval as u32)),
+        Err(e) => Err(RunError::Run(e.to_string())),
+    }
+}
+
+/// The filter as an XDP program returning its verdict's number: in the
+/// test-run mode (`{caplen, wirelen}` read from the metadata area) when
+/// `test_run`, else as `attach` loads it.
+fn filter_program(ir: &Ir, source: &str, test_run: bool) -> Result<Code, RunError> {
+    let eopts = EmitOptions::new(Target::Xdp).test_run_meta(test_run);
+    Ok(crate::emit_program(
+        ir,
+        &eopts,
+        source,
+        |a, v| {
+            a.mov32(bpf_builder::insn::Reg::R0, v.0 as i32);
+            a.exit();
+        },
+        crate::codegen::no_actions,
+    )?)
+}
+
+/// The interpreter of the filter as `attach` loads it, for frames
+/// captured whole.
+fn whole_frames(ir: &Ir, source: &str) -> Result<Interp, RunError> {
+    let mut object = Object::new();
+    let prog = object
+        .add_program(
+            "pcap_filter",
+            crate::program_type(Target::Xdp),
+            filter_program(ir, source, false)?,
+        )
+        .map_err(crate::internal)?;
+    Ok(Interp::new(&instructions(&object, prog)))
 }
 
 /// The laid-out instructions of `prog` (functions and wide loads
