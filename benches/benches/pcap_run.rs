@@ -21,8 +21,9 @@
 //!    the rounds' ratios (target: at most 2).
 //!
 //! Run: `cargo bench -p benches --bench pcap_run` (as root for the
-//! kernel engine); `-- in-process` runs part 3 alone. The `pcap2bpf` binary is built by `cargo build
-//! --release -p pcap2bpf-cli`; without tcpdump, part 2 is skipped.
+//! kernel engine); `-- in-process` runs part 3 alone. The `pcap2bpf`
+//! binary is built by `cargo build --release -p pcap2bpf-cli`; without
+//! tcpdump, part 2 is skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -541,6 +542,7 @@ fn in_process(cap: &Path) {
                 t.push(ns_per_item(1, n, pass));
             }
         }
+        // Where the interpreter's and libpcap's passes are, as printed.
         let (interp_at, libpcap_at) = (3, 5);
         let mut ratios: Vec<f64> = times[interp_at]
             .iter()
@@ -573,8 +575,8 @@ fn main() {
         cap.display()
     );
     // `-- in-process` runs part 3 alone (the interpreter's figures).
-    let whole = std::env::args().all(|a| a != "in-process");
-    let has_tcpdump = whole
+    let all_parts = std::env::args().all(|a| a != "in-process");
+    let has_tcpdump = all_parts
         && Command::new("tcpdump")
             .arg("--version")
             .stdout(Stdio::null())
@@ -584,7 +586,7 @@ fn main() {
     if has_tcpdump {
         let bin = pcap2bpf_binary();
         against_tcpdump(&bin, &cap);
-    } else if whole {
+    } else if all_parts {
         println!("\n2. skipped: tcpdump is not installed");
     }
     in_process(&cap);
