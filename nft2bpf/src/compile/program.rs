@@ -282,25 +282,12 @@ fn keep_decided(a: &mut Asm, map: MapId) {
     a.bind(done);
 }
 
-/// Writes `entries` (all of `map`) in one batch when they are bytes and
-/// the map takes batches; whether it did (else they are written one by
-/// one, which also reports an entry the kernel refuses).
-fn write_batch(map: &bpf_builder::handle::Map, entries: &[(MapId, Vec<u8>, InitValue)]) -> bool {
-    let batches = bpf_builder::map::MapType::from_kernel_type(map.kernel_type())
-        .is_some_and(bpf_builder::map::MapType::has_batch_update);
-    if !batches || map.is_per_cpu() || entries.len() < 2 {
-        return false;
+/// An entry's key and value when the value is bytes.
+fn entry_bytes((_, key, value): &(MapId, Vec<u8>, InitValue)) -> Option<(&[u8], &[u8])> {
+    match value {
+        InitValue::Bytes(bytes) => Some((key, bytes)),
+        _ => None,
     }
-    let (mut keys, mut values) = (Vec::new(), Vec::new());
-    for (_, key, value) in entries {
-        let InitValue::Bytes(bytes) = value else {
-            return false;
-        };
-        keys.extend_from_slice(key);
-        values.extend_from_slice(bytes);
-    }
-    map.update_batch(&keys, &values)
-        .is_ok_and(|n| n as usize == entries.len())
 }
 
 /// `bpf_tail_call(ctx, progs, n)`, the context from where the prologue
@@ -387,11 +374,14 @@ impl Program {
         let err = |e: &dyn std::fmt::Display| Error::new(e.to_string(), Span::default());
         self.initialize_counters(loaded, l, ruleset)?;
         let entries = self.entries(l, ifindex)?;
-        // A map's entries come together: one batch each where the map
-        // takes batches (a classifier of 100,000 rules fills in one call).
+        // A map's entries come together.
         for same in entries.chunk_by(|a, b| a.0 == b.0) {
             let map = loaded.map(same[0].0);
-            if write_batch(map, same) {
+            // Bytes in batches where the map takes them (a classifier of
+            // 100,000 rules fills in one call).
+            if same.iter().all(|e| entry_bytes(e).is_some()) {
+                map.update_all(same.iter().filter_map(entry_bytes))
+                    .map_err(|e| err(&e))?;
                 continue;
             }
             for (_, key, value) in same {
