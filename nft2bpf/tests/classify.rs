@@ -197,6 +197,41 @@ fn a_shorter_prefix_first_decides_for_the_longer_ones() {
     assert_none(compare(&text, Attach::Xdp, &frames, 2));
 }
 
+/// A run of `vlan id` rules folds: the checker puts `meta iiftype ether`
+/// before `vlan` fields, a value the compiler knows, which leaves the
+/// key. It decides and counts as the chain does on the corpus's tagged
+/// frames. The same ids behind another device type (`meta iiftype
+/// loopback`), before them, make a run whose rules never match, in the
+/// classifier as in the chain.
+#[test]
+fn a_run_of_vlan_ids_folds_and_decides_as_the_chain_does() {
+    let frames = frames();
+    // The ids of the corpus's 802.1Q frames, and three no frame carries.
+    let mut ids: Vec<u16> = frames
+        .iter()
+        .filter(|f| f.get(12..14) == Some(&[0x81, 0x00]))
+        .filter_map(|f| Some(u16::from_be_bytes(f.get(14..16)?.try_into().ok()?) & 0xfff))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.extend([4001, 4002, 4003]);
+    assert!(ids.len() > MIN_RUN, "{ids:?}");
+    let verdict = |i: usize| ["drop", "accept"][i % 2];
+    // First, so that a classifier that let them match would drop what
+    // the chain's later rules decide.
+    let mut rules: Vec<String> = ids
+        .iter()
+        .map(|id| format!("meta iiftype loopback vlan id {id} counter drop"))
+        .collect();
+    rules.extend(
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| format!("vlan id {id} counter {}", verdict(i))),
+    );
+    let text = chain(&rules, "accept");
+    assert_none(compare(&text, Attach::Xdp, &frames, 2));
+}
+
 /// nft reads only a prefix's bytes when it ends on a byte boundary, so
 /// `ip saddr 10.0.0.0/8` matches a frame that ends inside the address,
 /// after its first byte: frames cut after each byte of an IPv4 source

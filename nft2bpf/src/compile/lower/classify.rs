@@ -6,6 +6,11 @@
 //! `tcp dport 1000-2000`) and the others for equality becomes one
 //! lookup in an LPM trie keyed by the exact fields, then that field.
 //!
+//! Fields the compiler knows (`meta iiftype`, which the checker puts
+//! before `ether` and `vlan` fields) are no part of the key: a rule
+//! whose constant is their value always passes them, and a rule with
+//! another constant never matches, so it has no entry.
+//!
 //! The map's value for a key is the index in the run of the FIRST rule
 //! with that key (later rules with the same key can never decide: nft
 //! stops at the first), shifted left by one, with the rule's verdict in
@@ -289,9 +294,29 @@ impl Lower<'_> {
                 parts.extend(self.key_parts(&m.key, m.span)?);
             }
         }
-        // A trie's key: the exact fields, then the ranged one.
+        // Fields the compiler knows leave the key (see the module docs).
+        let known: Vec<Option<u128>> = parts
+            .iter()
+            .map(|p| match p {
+                Part::Known(v) => Some(*v),
+                Part::Words { .. } => None,
+            })
+            .collect();
+        let matches_known = |c: &Classified| {
+            known
+                .iter()
+                .zip(&c.values)
+                .all(|(k, v)| k.is_none_or(|k| *v == ElemKey::Value(k)))
+        };
         let ranged = rules.iter().find_map(|c| c.shape.ranged);
-        let kind = match ranged {
+        if ranged.is_some_and(|at| known[at].is_some()) {
+            return Ok(None);
+        }
+        parts.retain(|p| matches!(p, Part::Words { .. }));
+        // The ranged field's place among the fields that stay.
+        let ranged_part = ranged.map(|at| known[..at].iter().filter(|k| k.is_none()).count());
+        // A trie's key: the exact fields, then the ranged one.
+        let kind = match ranged_part {
             Some(at) => {
                 let part = parts.remove(at);
                 parts.push(part);
@@ -300,13 +325,22 @@ impl Lower<'_> {
             None => SetKind::Hash,
         };
         let key_of = |c: &Classified| -> Vec<ElemKey> {
-            let mut key = c.values.clone();
-            if let Some(at) = ranged {
+            let mut key: Vec<ElemKey> = c
+                .values
+                .iter()
+                .zip(&known)
+                .filter(|(_, k)| k.is_none())
+                .map(|(v, _)| *v)
+                .collect();
+            if let Some(at) = ranged_part {
                 let v = key.remove(at);
                 key.push(v);
             }
             key
         };
+        if parts.is_empty() {
+            return Ok(None);
+        }
         let Some((layout, words)) = layout_of(&parts) else {
             return Ok(None);
         };
@@ -328,7 +362,7 @@ impl Lower<'_> {
         }
         // Each rule's keys, in the rules' order.
         let mut entries = Vec::new();
-        for (i, c) in rules.iter().enumerate() {
+        for (i, c) in rules.iter().enumerate().filter(|(_, c)| matches_known(c)) {
             for bytes in element_keys(kind, &layout, &key_of(c)) {
                 entries.push((bytes, i as u32));
             }
