@@ -32,7 +32,9 @@
 //!    verdicts checked first), and the time to be ready: ours (check,
 //!    lower, build, the map's contents) and the kernel's load. The same
 //!    for tries: rules `ip saddr NET/24`, and `ip saddr A tcp dport
-//!    LOW-HIGH` (a range of 41 ports, seven prefixes or fewer).
+//!    LOW-HIGH` (a range of 41 ports, seven prefixes or fewer); and for
+//!    a hash's rules with one prefix rule last (a hash and a rule, not
+//!    one trie).
 //!
 //! When a program does not load (the verifier's limits), the row says
 //! why and a bisection finds the largest size that loads.
@@ -996,7 +998,7 @@ impl Ready {
 /// Part 6: classifiers against the plain chain of the same rules: hash
 /// classifiers (exact fields), then tries (a prefix, a range).
 fn classifiers() {
-    let hash = |i: usize| {
+    let hash = |i: usize, _: usize| {
         let (a, p, drop) = classified_rule(i);
         (
             format!("ip saddr {a} tcp dport {p} counter {}", verdict(drop)),
@@ -1009,7 +1011,7 @@ fn classifiers() {
         &hash,
     );
     // Tries: a /24 per rule; an address and a port range per rule.
-    let prefix = |i: usize| {
+    let prefix = |i: usize, _: usize| {
         let net = Ipv4Addr::from(0x0a00_0000u32 + ((i as u32) << 8));
         let drop = i.is_multiple_of(2);
         let rule = format!("ip saddr {net}/24 counter {}", verdict(drop));
@@ -1017,7 +1019,7 @@ fn classifiers() {
         (rule, tcp_frame(host, 80), drop)
     };
     classifier_rows("N rules `ip saddr NET/24 counter drop|accept`", &prefix);
-    let range = |i: usize| {
+    let range = |i: usize, _: usize| {
         let (a, _, drop) = classified_rule(i);
         let low = 1 + (i % 1000) as u16 * 60;
         let rule = format!(
@@ -1031,6 +1033,20 @@ fn classifiers() {
         "N rules `ip saddr A tcp dport LOW-HIGH counter drop|accept`",
         &range,
     );
+    // A hash's rules and one prefix rule last: a hash lookup and a rule,
+    // where a trie of the whole run would cost about twice a packet.
+    let tail = |i: usize, n: usize| {
+        if i + 1 < n {
+            return hash(i, n);
+        }
+        let net = Ipv4Addr::new(198, 51, 100, 0);
+        let rule = format!("ip saddr {net}/24 tcp dport 80 counter drop");
+        (rule, tcp_frame(Ipv4Addr::new(198, 51, 100, 7), 80), true)
+    };
+    classifier_rows(
+        "N-1 rules `ip saddr A tcp dport P counter drop|accept`, then `ip saddr NET/24 tcp dport 80 counter drop`",
+        &tail,
+    );
 }
 
 /// `drop` or `accept`.
@@ -1038,9 +1054,9 @@ fn verdict(drop: bool) -> &'static str {
     if drop { "drop" } else { "accept" }
 }
 
-/// A rule of a part 6 row set: its text, a frame it decides, and
-/// whether it drops.
-type ClassifiedRule<'a> = &'a dyn Fn(usize) -> (String, Vec<u8>, bool);
+/// Rule `i` of `n` of a part 6 row set: its text, a frame it decides,
+/// and whether it drops.
+type ClassifiedRule<'a> = &'a dyn Fn(usize, usize) -> (String, Vec<u8>, bool);
 
 /// Part 6's rows for rules `rule(0..N)`, with classifiers and as a plain
 /// chain: ns per packet for a frame of the first rule, of the last,
@@ -1067,9 +1083,9 @@ fn classifier_rows(what: &str, rule: ClassifiedRule) {
         "kernel ms"
     );
     for n in [10usize, 1000, 10_000, 100_000] {
-        let rules: Vec<String> = (0..n).map(|i| rule(i).0).collect();
+        let rules: Vec<String> = (0..n).map(|i| rule(i, n).0).collect();
         let text = ruleset(&rules);
-        let (first, last) = (rule(0), rule(n - 1));
+        let (first, last) = (rule(0, n), rule(n - 1, n));
         let frames = [first.1, last.1, tcp_frame(Ipv4Addr::new(192, 0, 2, 1), 80)];
         let want = |drop: bool| {
             if drop {

@@ -12,6 +12,7 @@ use common::{
     Compiled, assert_none, chain, hex, ports, prefix_runs, runs_of_shapes, v4, v4_prefix, v6,
 };
 use nft2bpf::compile::program::Mode;
+use nft2bpf::compile::sets::SetKind;
 use nft2bpf::compile::{Attach, Device, LowerOptions, MIN_RUN};
 use testbed::firewall_frames;
 
@@ -230,6 +231,66 @@ fn a_run_of_vlan_ids_folds_and_decides_as_the_chain_does() {
     );
     let text = chain(&rules, "accept");
     assert_none(compare(&text, Attach::Xdp, &frames, 2));
+}
+
+/// A long run of exact rules followed by a few prefix rules stays a
+/// hash lookup (a trie costs about twice as much a packet), the prefix
+/// rules left as rules; a trie takes the run when the exact rules are
+/// too few to be a run, or when it holds [`MIN_RUN`] rules more. Each
+/// decides and counts as the chain does.
+#[test]
+fn a_trie_takes_a_run_only_for_enough_more_rules_than_a_hash() {
+    let addrs = v4();
+    let verdict = |i: usize| ["drop", "accept"][i % 2];
+    let exact = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let (a, p) = (&addrs[i % addrs.len()], [22, 80, 443][i / addrs.len() % 3]);
+                format!("ip saddr {a} tcp dport {p} counter {}", verdict(i))
+            })
+            .collect()
+    };
+    let prefixes = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let net = v4_prefix(&addrs[i % addrs.len()], [24, 16, 8][i % 3]);
+                format!("ip saddr {net} tcp dport 80 counter {}", verdict(i + 1))
+            })
+            .collect()
+    };
+    let between = vec!["udp sport 7 counter drop".to_string()];
+    let rules = [
+        exact(40),
+        prefixes(2), // a hash of 40, then 2 rules
+        between.clone(),
+        exact(5),
+        prefixes(4), // one trie of 9
+        between,
+        exact(10),
+        prefixes(MIN_RUN), // one trie of 18
+    ]
+    .concat();
+    let text = chain(&rules, "accept");
+    let (classified, _) = both(&text, Attach::Xdp);
+    let mut runs: Vec<usize> = classified
+        .lowered
+        .classifiers
+        .iter()
+        .map(Vec::len)
+        .collect();
+    runs.sort_unstable();
+    assert_eq!(runs, [9, 18, 40]);
+    // The run of 40 is the one hash (a trie of byte prefixes has a
+    // second map, for frames cut inside the address).
+    let hashes: Vec<usize> = classified
+        .lowered
+        .set_maps
+        .iter()
+        .filter(|m| m.set.is_none() && m.kind == SetKind::Hash)
+        .map(|m| m.entries.len())
+        .collect();
+    assert_eq!(hashes, [40]);
+    assert_none(compare(&text, Attach::Xdp, &frames(), 3));
 }
 
 /// nft reads only a prefix's bytes when it ends on a byte boundary, so
