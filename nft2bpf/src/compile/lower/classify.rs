@@ -219,7 +219,9 @@ impl Lower<'_> {
     /// `rules` cut into pieces: runs of at least [`MIN_RUN`] rules of one
     /// shape (when classifiers are on), and single rules. A run for a
     /// trie (rules with ranges, and rules of equalities on the same
-    /// fields among them) is taken when longer than the hash run there.
+    /// fields among them) is taken when longer than the hash run there
+    /// and either that hash run is too short or the trie holds
+    /// [`MIN_RUN`] rules more.
     pub(super) fn pieces(&self, rules: &[RuleId]) -> Vec<Piece> {
         let shapes: Vec<Option<Shape>> = rules
             .iter()
