@@ -117,6 +117,9 @@ pub(crate) fn run(
             FastOp::Alu64 { op, dst, src } => {
                 regs[dst as usize] = alu64(op, regs[dst as usize], arg(&regs, src));
             }
+            FastOp::Lsh32Imm { dst, shift } => {
+                regs[dst as usize] = u64::from((regs[dst as usize] as u32) << shift);
+            }
             FastOp::Alu32 { op, dst, src } => {
                 let b = arg(&regs, src) as u32;
                 regs[dst as usize] = u64::from(alu32(op, regs[dst as usize] as u32, b));
@@ -319,6 +322,11 @@ pub(crate) fn run(
             }
             FastOp::JNeImm32 { dst, imm, target } => {
                 if regs[dst as usize] as u32 != imm {
+                    goto!(target);
+                }
+            }
+            FastOp::JSetImm32 { dst, imm, target } => {
+                if regs[dst as usize] as u32 & imm != 0 {
                     goto!(target);
                 }
             }

@@ -110,6 +110,11 @@ pub(crate) enum FastOp {
         dst: Reg,
         src: Arg,
     },
+    /// `dst = (u32)dst << shift` (a header length in words made bytes).
+    Lsh32Imm {
+        dst: Reg,
+        shift: u32,
+    },
     /// `dst op= src` on 32 bits (numbers).
     Alu32 {
         op: AluOp,
@@ -275,6 +280,12 @@ pub(crate) enum FastOp {
     },
     /// `if (u32)dst != imm goto target`.
     JNeImm32 {
+        dst: Reg,
+        imm: u32,
+        target: usize,
+    },
+    /// `if (u32)dst & imm goto target` (flag and fragment tests).
+    JSetImm32 {
         dst: Reg,
         imm: u32,
         target: usize,
@@ -505,6 +516,11 @@ fn jump(op: JmpOp, wide: bool, pointers: bool, dst: Reg, src: Arg, target: usize
             imm: imm as u32,
             target,
         },
+        (JmpOp::Set, Arg::Imm(imm)) if !wide => FastOp::JSetImm32 {
+            dst,
+            imm: imm as u32,
+            target,
+        },
         (JmpOp::Lt, Arg::Imm(imm)) if wide && !pointers => FastOp::JLtImm64 { dst, imm, target },
         (JmpOp::Gt, Arg::Reg(src)) if wide => FastOp::JGtReg64 {
             dst,
@@ -544,6 +560,11 @@ fn alu(op: AluOp, wide: bool, dst: Reg, src: Arg) -> FastOp {
         },
         (AluOp::Sub, true) => FastOp::Sub64 { dst, src },
         (AluOp::And, false) => FastOp::And32 { dst, src },
+        (AluOp::Lsh, false) if let Arg::Imm(imm) = src => FastOp::Lsh32Imm {
+            dst,
+            // As the checked run shifts.
+            shift: imm as u32 & 31,
+        },
         (_, true) => FastOp::Alu64 { op, dst, src },
         (_, false) => FastOp::Alu32 { op, dst, src },
     }
