@@ -644,8 +644,11 @@ pub(crate) fn translate(ops: &[Op]) -> Option<Prechecked> {
 /// the program: a jump that lands on one runs it again, as it should.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct EntryLoads {
+    /// The register that gets `ctx->data`, if one does.
     pub(crate) data: Option<Reg>,
+    /// The register that gets `ctx->data_end`.
     pub(crate) data_end: Option<Reg>,
+    /// The register that gets `ctx->data_meta`.
     pub(crate) data_meta: Option<Reg>,
     /// The first instruction after them.
     pub(crate) start: usize,

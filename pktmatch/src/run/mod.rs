@@ -366,7 +366,7 @@ fn whole_frame(p: Frame<'_>) -> bool {
 /// The verdict of `whole` (the interpreter of the program as `attach`
 /// loads it) on `p`, a [`whole_frame`]. Always inlined: out of line,
 /// the call and the copy of its result cost 16 instructions a packet,
-/// an eighth of a short filter's.
+/// a sixth of the empty filter's whole cost.
 #[inline(always)]
 fn whole_verdict(whole: &mut Interp, p: Frame<'_>) -> Result<Verdict, RunError> {
     interp_result(whole.run_xdp_retval(p.data, &[], XdpCtx::test_run()))
