@@ -250,13 +250,6 @@ pub(crate) fn run(
                 pc += 3;
                 continue;
             }
-            FastOp::CtxPointers { data, end, meta } => {
-                regs[data as usize] = at.data_start as u64;
-                regs[end as usize] = at.data_end as u64;
-                regs[meta as usize] = at.meta_start as u64;
-                pc += 3;
-                continue;
-            }
             FastOp::LoadPkt {
                 size,
                 sx,

@@ -213,13 +213,6 @@ pub(crate) enum FastOp {
     ExitImm {
         imm: u64,
     },
-    /// `data = ctx->data; end = ctx->data_end; meta = ctx->data_meta`, in
-    /// this order (three instructions).
-    CtxPointers {
-        data: Reg,
-        end: Reg,
-        meta: Reg,
-    },
     /// A word from the metadata.
     LoadMeta4 {
         dst: Reg,
@@ -468,17 +461,6 @@ fn fuse(ops: &mut [FastOp]) {
             _ => continue,
         };
         ops[pc - 1] = fused;
-    }
-    // The context's three packet pointers, read one after the other.
-    for pc in 2..ops.len() {
-        if let (
-            FastOp::CtxData { dst: data },
-            FastOp::CtxDataEnd { dst: end },
-            FastOp::CtxDataMeta { dst: meta },
-        ) = (ops[pc - 2], ops[pc - 1], ops[pc])
-        {
-            ops[pc - 2] = FastOp::CtxPointers { data, end, meta };
-        }
     }
 }
 
